@@ -1,0 +1,67 @@
+"""Errors, warnings and the device context shared by every layer."""
+from __future__ import annotations
+
+
+class SparseTrainError(Exception):
+    """Base class of every error sparsetrain raises on purpose."""
+
+
+class DataFormatError(SparseTrainError, ValueError):
+    """Malformed input data; the message names the file and line."""
+
+
+class ConfigError(SparseTrainError, ValueError):
+    """An invalid configuration; the message names the key path."""
+
+
+class StorageTypeError(SparseTrainError, TypeError):
+    """An unknown storage type, or a storage fallback in strict mode."""
+
+
+class ShapeError(SparseTrainError, ValueError):
+    """Shapes that cannot work together; the message names the node or argument."""
+
+
+class StorageFallbackWarning(UserWarning):
+    """An operator had no kernel for its input storage types and ran densely."""
+
+
+class Context:
+    """A device context. Only the CPU exists; ``ctx`` arguments are accepted and ignored."""
+
+    __slots__ = ("device_type", "device_id")
+
+    def __init__(self, device_type: str = "cpu", device_id: int = 0):
+        self.device_type = device_type
+        self.device_id = device_id
+
+    def __repr__(self) -> str:
+        return f"{self.device_type}({self.device_id})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Context) and (self.device_type, self.device_id) == (
+            other.device_type,
+            other.device_id,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.device_type, self.device_id))
+
+
+def cpu(device_id: int = 0) -> Context:
+    return Context("cpu", device_id)
+
+
+def current_context() -> Context:
+    return cpu()
+
+
+STYPES = ("default", "csr", "row_sparse")
+
+
+def check_stype(stype: str) -> str:
+    if stype not in STYPES:
+        raise StorageTypeError(
+            f"unknown storage type {stype!r}; expected one of 'default', 'csr', 'row_sparse'"
+        )
+    return stype

@@ -1,0 +1,65 @@
+"""Batches, data descriptors and the iterator protocol shared by every data iterator."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+
+class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
+    """Name and shape of one input, as MXNet's ``DataDesc`` (dtype and layout are extra fields)."""
+
+    def __new__(cls, name, shape, dtype=np.float32, layout="NCHW"):
+        ret = super().__new__(cls, name, tuple(shape))
+        ret.dtype = np.dtype(dtype)
+        ret.layout = layout
+        return ret
+
+    def __repr__(self) -> str:
+        return f"DataDesc[{self.name},{self.shape},{self.dtype},{self.layout}]"
+
+
+class DataBatch:
+    """One mini-batch: lists of arrays for ``data`` and ``label``, and how many rows are padding."""
+
+    __slots__ = ("data", "label", "pad", "index", "provide_data", "provide_label")
+
+    def __init__(self, data, label=None, pad=0, index=None, provide_data=None, provide_label=None):
+        self.data = list(data)
+        self.label = list(label) if label is not None else None
+        self.pad = pad
+        self.index = index
+        self.provide_data = provide_data
+        self.provide_label = provide_label
+
+    def __repr__(self) -> str:
+        shapes = [d.shape for d in self.data]
+        lshapes = [lb.shape for lb in self.label] if self.label else None
+        return f"DataBatch: data shapes: {shapes} label shapes: {lshapes} pad: {self.pad}"
+
+
+class DataIter:
+    """Iterator protocol: ``reset()``, ``next()`` raising ``StopIteration``, ``provide_data/label``."""
+
+    def __init__(self, batch_size: int = 0):
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> DataBatch:
+        return self.next()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def next(self) -> DataBatch:
+        raise NotImplementedError
+
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        raise NotImplementedError
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        raise NotImplementedError

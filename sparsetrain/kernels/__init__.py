@@ -1,0 +1,1 @@
+"""Plain numba kernels over numpy arrays, each with a numpy reference its tests compare against."""

@@ -1,0 +1,56 @@
+"""``sparsetrain.nd``: the storage types, their constructors, and every operator as a function.
+
+The operator functions run through the same registry as symbols (``sparsetrain.ops``).
+"""
+from __future__ import annotations
+
+import difflib
+import types
+
+from .ndarray import sparse as _sparse_constructors
+from .ndarray import *  # noqa: F401,F403
+from .ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray  # noqa: F401
+from .ops import all_ops as _all_ops
+from .ops.imperative import invoke as _invoke
+
+
+def _make_function(op):
+    def fn(*args, out=None, name=None, **kwargs):
+        inputs = list(args)
+        params = {}
+        for k, v in kwargs.items():
+            if k in op.input_names and not op.variadic:
+                pos = op.input_names.index(k)
+                while len(inputs) <= pos:
+                    inputs.append(None)
+                inputs[pos] = v
+            elif k in op.params:
+                params[k] = v
+            else:
+                allowed = list(op.input_names) + list(op.params)
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"{op.name}: unknown argument {k!r}{hint}; allowed: {', '.join(allowed)}")
+        if not op.variadic and (len(inputs) != len(op.input_names) or any(x is None for x in inputs)):
+            raise TypeError(f"{op.name} needs inputs {', '.join(op.input_names)}")
+        outs = _invoke(op.name, inputs, params, out=out)
+        return outs[0] if len(outs) == 1 else outs
+
+    fn.__name__ = op.name
+    fn.__doc__ = op.doc or f"The {op.name} operator."
+    return fn
+
+
+sparse = types.SimpleNamespace(
+    csr_matrix=_sparse_constructors.csr_matrix,
+    row_sparse_array=_sparse_constructors.row_sparse_array,
+    zeros=_sparse_constructors.zeros,
+    array=_sparse_constructors.array,
+    CSRNDArray=CSRNDArray,
+    RowSparseNDArray=RowSparseNDArray,
+)
+for _name, _op in _all_ops().items():
+    if not _op.hidden:
+        _fn = _make_function(_op)
+        globals()[_name] = _fn
+        setattr(sparse, _name, _fn)

@@ -1,0 +1,27 @@
+"""Storage types: dense ``NDArray``, ``CSRNDArray`` and ``RowSparseNDArray``."""
+from . import sparse
+from .ndarray import (
+    DEFAULT_DTYPE,
+    INDEX_DTYPE,
+    BaseArray,
+    CSRNDArray,
+    NDArray,
+    RowSparseNDArray,
+    arange,
+    array,
+    cast_storage,
+    concat,
+    empty,
+    full,
+    ones,
+    ones_like,
+    waitall,
+    zeros,
+    zeros_like,
+)
+
+__all__ = [
+    "BaseArray", "NDArray", "CSRNDArray", "RowSparseNDArray", "sparse", "array", "zeros", "ones",
+    "full", "empty", "arange", "cast_storage", "zeros_like", "ones_like", "concat", "waitall",
+    "DEFAULT_DTYPE", "INDEX_DTYPE",
+]

@@ -1,0 +1,18 @@
+"""The operator registry and the operator families registered in it."""
+from . import broadcast, dot, elemwise, misc, output, reduce  # noqa: F401  (registration)
+from .imperative import invoke
+from .registry import (
+    Dispatch,
+    GradientContext,
+    Op,
+    all_ops,
+    exists,
+    get,
+    infer_storage,
+    register,
+    set_strict_stypes,
+    strict_stypes,
+)
+
+__all__ = ["Op", "Dispatch", "GradientContext", "register", "get", "exists", "all_ops", "infer_storage",
+           "invoke", "set_strict_stypes", "strict_stypes"]

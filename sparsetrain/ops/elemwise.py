@@ -1,0 +1,221 @@
+"""Element-wise operators: binary (same shape), unary, and with a scalar."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index
+from .registry import Op, merge_shape, register
+
+D, CSR, RSP = "default", "csr", "row_sparse"
+
+
+def same_shape(in_shapes, out_shapes, params, name="elementwise"):
+    shape = None
+    for s in list(in_shapes) + list(out_shapes):
+        shape = merge_shape(shape, s, name)
+    return [shape] * len(in_shapes), [shape] * len(out_shapes)
+
+
+# -- sparse kernels of the binary family ------------------------------------------------------
+
+def _csr_from_scipy(m, dtype) -> CSRNDArray:
+    m = sp.csr_matrix(m)
+    m.sort_indices()
+    return CSRNDArray(m.data.astype(dtype, copy=False), _as_index(m.indices), _as_index(m.indptr), m.shape)
+
+
+def _rsp_union(a: RowSparseNDArray, b: RowSparseNDArray, sign: float) -> RowSparseNDArray:
+    rows = np.union1d(a._indices, b._indices)
+    data = np.zeros((len(rows),) + a.shape[1:], dtype=a.dtype)
+    data[np.searchsorted(rows, a._indices)] += a._data
+    data[np.searchsorted(rows, b._indices)] += sign * b._data
+    return RowSparseNDArray(data, _as_index(rows), a.shape)
+
+
+def _scatter_into_dense(dense: np.ndarray, sparse, sign: float) -> NDArray:
+    out = np.array(dense, copy=True)
+    if sparse.stype == CSR:
+        rows = np.repeat(np.arange(sparse.shape[0]), np.diff(sparse._indptr))
+        np.add.at(out, (rows, sparse._indices), sign * sparse._data)
+    else:
+        out[sparse._indices] += sign * sparse._data
+    return NDArray(out)
+
+
+def _add_kernels(sign):
+    return {
+        (CSR, CSR): ((CSR,), lambda x, p: [_csr_from_scipy(x[0].asscipy() + sign * x[1].asscipy(), x[0].dtype)]),
+        (RSP, RSP): ((RSP,), lambda x, p: [_rsp_union(x[0], x[1], sign)]),
+        (D, CSR): ((D,), lambda x, p: [_scatter_into_dense(x[0]._data, x[1], sign)]),
+        (D, RSP): ((D,), lambda x, p: [_scatter_into_dense(x[0]._data, x[1], sign)]),
+        (CSR, D): ((D,), lambda x, p: [_scatter_into_dense(sign * x[1]._data, x[0], 1.0)]),
+        (RSP, D): ((D,), lambda x, p: [_scatter_into_dense(sign * x[1]._data, x[0], 1.0)]),
+    }
+
+
+def _csr_mul_dense(csr: CSRNDArray, dense: np.ndarray) -> CSRNDArray:
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr._indptr))
+    values = csr._data * np.broadcast_to(dense, csr.shape)[rows, csr._indices]
+    return CSRNDArray(values.astype(csr.dtype, copy=False), csr._indices.copy(), csr._indptr.copy(), csr.shape)
+
+
+def _rsp_mul_rsp(a: RowSparseNDArray, b: RowSparseNDArray) -> RowSparseNDArray:
+    rows, ia, ib = np.intersect1d(a._indices, b._indices, assume_unique=True, return_indices=True)
+    return RowSparseNDArray(a._data[ia] * b._data[ib], _as_index(rows), a.shape)
+
+
+def _rsp_mul_dense(a: RowSparseNDArray, dense: np.ndarray) -> RowSparseNDArray:
+    return RowSparseNDArray(a._data * np.broadcast_to(dense, a.shape)[a._indices], a._indices.copy(), a.shape)
+
+
+_MUL_KERNELS = {
+    (CSR, CSR): ((CSR,), lambda x, p: [_csr_from_scipy(x[0].asscipy().multiply(x[1].asscipy()), x[0].dtype)]),
+    (RSP, RSP): ((RSP,), lambda x, p: [_rsp_mul_rsp(x[0], x[1])]),
+    (CSR, D): ((CSR,), lambda x, p: [_csr_mul_dense(x[0], x[1]._data)]),
+    (D, CSR): ((CSR,), lambda x, p: [_csr_mul_dense(x[1], x[0]._data)]),
+    (RSP, D): ((RSP,), lambda x, p: [_rsp_mul_dense(x[0], x[1]._data)]),
+    (D, RSP): ((RSP,), lambda x, p: [_rsp_mul_dense(x[1], x[0]._data)]),
+}
+
+
+def _grad_add(g):
+    return [g.og, g.og]
+
+
+def _grad_sub(g):
+    return [g.og, g.apply("negative", g.og)]
+
+
+def _grad_mul(g):
+    a, b = g.inputs
+    return [g.apply("elemwise_mul", g.og, b), g.apply("elemwise_mul", g.og, a)]
+
+
+def _grad_div(g):
+    ga, gb = g.apply("_backward_elemwise_div", g.og, *g.inputs)
+    return [ga, gb]
+
+
+def _binary(name, dense, kernels, gradient, doc):
+    register(Op(name=name, input_names=("lhs", "rhs"), dense=dense, kernels=kernels,
+                infer_shape=lambda i, o, p, n=name: same_shape(i, o, p, n), gradient=gradient, doc=doc))
+
+
+_binary("elemwise_add", lambda x, p: [x[0] + x[1]], _add_kernels(1.0), _grad_add,
+        "a + b; csr+csr->csr, rsp+rsp->rsp, dense with sparse -> dense, csr+rsp falls back")
+_binary("elemwise_sub", lambda x, p: [x[0] - x[1]], _add_kernels(-1.0), _grad_sub,
+        "a - b; stype rules as elemwise_add")
+_binary("elemwise_mul", lambda x, p: [x[0] * x[1]], _MUL_KERNELS, _grad_mul,
+        "a * b; csr*csr->csr, rsp*rsp->rsp, csr*dense->csr, rsp*dense->rsp")
+_binary("elemwise_div", lambda x, p: [x[0] / x[1]], {}, _grad_div, "a / b (dense)")
+
+register(Op(
+    name="_backward_elemwise_div", input_names=("ograd", "lhs", "rhs"), hidden=True, num_outputs=2,
+    dense=lambda x, p: [x[0] / x[2], -x[0] * x[1] / (x[2] * x[2])],
+    infer_shape=lambda i, o, p: same_shape(i, o, p, "elemwise_div backward"),
+))
+
+
+# -- unary ---------------------------------------------------------------------------------------
+
+def _sparse_unary(fn):
+    def csr(x, p):
+        a = x[0]
+        return [CSRNDArray(fn(a._data, p).astype(a.dtype, copy=False), a._indices.copy(), a._indptr.copy(), a.shape)]
+
+    def rsp(x, p):
+        a = x[0]
+        return [RowSparseNDArray(fn(a._data, p).astype(a.dtype, copy=False), a._indices.copy(), a.shape)]
+
+    return {(CSR,): ((CSR,), csr), (RSP,): ((RSP,), rsp)}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# name -> (f, derivative from (x, y), f(0) == 0)
+UNARY = {
+    "negative": (np.negative, None, True),
+    "abs": (np.abs, lambda x, y: np.sign(x), True),
+    "sign": (np.sign, lambda x, y: np.zeros_like(x), True),
+    "square": (np.square, lambda x, y: 2 * x, True),
+    "sqrt": (np.sqrt, lambda x, y: 0.5 / y, True),
+    "relu": (lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype), True),
+    "_copy": (np.copy, None, True),
+    "tanh": (np.tanh, lambda x, y: 1 - y * y, True),
+    "log1p": (np.log1p, lambda x, y: 1 / (1 + x), True),
+    "expm1": (np.expm1, lambda x, y: y + 1, True),
+    "log": (np.log, lambda x, y: 1 / x, False),
+    "exp": (np.exp, lambda x, y: y, False),
+    "sigmoid": (_sigmoid, lambda x, y: y * (1 - y), False),
+}
+
+
+def _unary_gradient(name, deriv):
+    if name == "negative":
+        return lambda g: [g.apply("negative", g.og)]
+    if name == "_copy":
+        return lambda g: [g.og]
+    return lambda g: [g.apply("_backward_unary", g.og, g.inputs[0], g.outputs[0], fn=name)]
+
+
+def _with_errstate(f):
+    def run(x, p):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [f(x[0])]
+
+    return run
+
+
+for _name, (_f, _deriv, _zero_preserving) in UNARY.items():
+    register(Op(
+        name=_name, input_names=("data",), dense=_with_errstate(_f),
+        kernels=_sparse_unary(lambda d, p, f=_f: f(d)) if _zero_preserving else {},
+        infer_shape=lambda i, o, p: same_shape(i, o, p, "unary"),
+        gradient=_unary_gradient(_name, _deriv),
+        doc=("keeps the input's stype" if _zero_preserving else "sparse input falls back to dense"),
+    ))
+
+
+def _backward_unary(x, p):
+    og, data, out = x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return [og * UNARY[p["fn"]][1](data, out)]
+
+
+register(Op(
+    name="_backward_unary", input_names=("ograd", "data", "output"), params={"fn": None}, hidden=True,
+    dense=_backward_unary, infer_shape=lambda i, o, p: same_shape(i, o, p, "unary backward"),
+))
+
+
+# -- with a scalar -----------------------------------------------------------------------------
+
+def _scalar_op(name, f, sparse_ok, gradient):
+    kernels = _sparse_unary(lambda d, p: f(d, p["scalar"], p["reverse"])) if sparse_ok else {}
+    register(Op(
+        name=name, input_names=("data",), params={"scalar": 0.0, "reverse": False},
+        dense=lambda x, p: [np.asarray(f(x[0], p["scalar"], p["reverse"]), dtype=x[0].dtype)],
+        kernels=kernels, storage=lambda s, p: s if (sparse_ok and not p["reverse"]) else ("no-kernel",),
+        infer_shape=lambda i, o, p: same_shape(i, o, p, name), gradient=gradient, hidden=True,
+    ))
+
+
+def _rdiv_grad(g):
+    return [g.apply("_backward_rdiv_scalar", g.og, g.inputs[0], scalar=g.params["scalar"])]
+
+
+_scalar_op("_plus_scalar", lambda x, s, r: x + s, False, lambda g: [g.og])
+_scalar_op("_minus_scalar", lambda x, s, r: (s - x) if r else (x - s), False,
+           lambda g: [g.apply("negative", g.og) if g.params["reverse"] else g.og])
+_scalar_op("_mul_scalar", lambda x, s, r: x * s, True,
+           lambda g: [g.apply("_mul_scalar", g.og, scalar=g.params["scalar"])])
+_scalar_op("_div_scalar", lambda x, s, r: (s / x) if r else (x / s), True,
+           lambda g: _rdiv_grad(g) if g.params["reverse"] else [g.apply("_div_scalar", g.og, scalar=g.params["scalar"])])
+register(Op(
+    name="_backward_rdiv_scalar", input_names=("ograd", "data"), params={"scalar": 0.0}, hidden=True,
+    dense=lambda x, p: [-x[0] * p["scalar"] / (x[1] * x[1])],
+    infer_shape=lambda i, o, p: same_shape(i, o, p, "rdiv backward"),
+))

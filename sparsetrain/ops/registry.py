@@ -1,0 +1,182 @@
+"""The operator registry: one ``Op`` record per operator, read by every pass.
+
+As in MXNet/NNVM, an operator is a bundle of named attributes:
+
+- ``infer_shape(in_shapes, out_shapes, params)`` -> ``(in_shapes, out_shapes)``: fills what it can
+  (forward and backward); unknown shapes are ``None``, unknown dimensions ``0``.
+- ``storage(in_stypes, params)`` -> key into ``kernels`` (default: the tuple of input stypes).
+- ``kernels[key] = (out_stypes, fn)``: a kernel for that stype combination, ``fn(inputs, params)``
+  over sparsetrain arrays returning a list of arrays.
+- ``dense(inputs, params)``: the dense kernel over numpy arrays, returning a list of numpy arrays.
+  It serves all-dense inputs and every storage fallback.
+- ``gradient(g)``: builds the backward graph through ``g.apply(op_name, *inputs, **params)``; see
+  ``GradientContext``.
+
+Passes (shape and storage-type inference, the executor, ``nd.*``) know nothing else about an op.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..base import ShapeError, StorageFallbackWarning, StorageTypeError
+
+Shape = tuple[int, ...] | None
+
+DISPATCH_DENSE = "dense"
+DISPATCH_SPARSE = "sparse"
+DISPATCH_FALLBACK = "fallback"
+
+
+@dataclass
+class Op:
+    name: str
+    input_names: tuple[str, ...]
+    dense: Callable
+    infer_shape: Callable
+    params: dict[str, Any] = field(default_factory=dict)
+    kernels: dict = field(default_factory=dict)
+    storage: Callable | None = None
+    gradient: Callable | None = None
+    num_outputs: int = 1
+    variadic: bool = False
+    is_loss: bool = False
+    hidden: bool = False
+    doc: str = ""
+
+    def output_names(self) -> list[str]:
+        return ["output"] if self.num_outputs == 1 else [f"output{i}" for i in range(self.num_outputs)]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What storage-type inference decided for one node."""
+
+    out_stypes: tuple[str, ...]
+    mode: str
+    kernel: Callable | None  # None: run ``op.dense`` (dense inputs or fallback)
+
+
+_REGISTRY: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    if op.name in _REGISTRY:
+        raise ValueError(f"operator {op.name!r} registered twice")
+    _REGISTRY[op.name] = op
+    return op
+
+
+def get(name: str) -> Op:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown operator {name!r}{hint}") from None
+
+
+def exists(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def all_ops() -> dict[str, Op]:
+    return dict(_REGISTRY)
+
+
+def infer_storage(op: Op, in_stypes, params) -> Dispatch:
+    """Output stypes and dispatch mode of ``op`` for these input stypes (one source of truth)."""
+    in_stypes = tuple(in_stypes)
+    key = op.storage(in_stypes, params) if op.storage else in_stypes
+    if key in op.kernels:
+        out_stypes, fn = op.kernels[key]
+        sparse = any(s != "default" for s in in_stypes + tuple(out_stypes))
+        return Dispatch(tuple(out_stypes), DISPATCH_SPARSE if sparse else DISPATCH_DENSE, fn)
+    if all(s == "default" for s in in_stypes):
+        return Dispatch(("default",) * op.num_outputs, DISPATCH_DENSE, None)
+    return Dispatch(("default",) * op.num_outputs, DISPATCH_FALLBACK, None)
+
+
+# -- storage fallback policy ------------------------------------------------------------------
+
+_strict = False
+_warned: set = set()
+
+
+def set_strict_stypes(flag: bool) -> bool:
+    """Make every storage fallback an error (``StorageTypeError``); returns the previous setting."""
+    global _strict
+    previous, _strict = _strict, bool(flag)
+    return previous
+
+
+def strict_stypes() -> bool:
+    return _strict
+
+
+def fallback_message(op_name: str, node_name: str | None, in_stypes, out_stypes) -> str:
+    where = f"node {node_name!r} ({op_name})" if node_name else f"operator {op_name}"
+    return (
+        f"storage fallback at {where}: no kernel for input stypes ({', '.join(in_stypes)}); "
+        f"inputs converted to dense, output stypes ({', '.join(out_stypes)})"
+    )
+
+
+def report_fallback(key, op_name: str, node_name: str | None, in_stypes, out_stypes, strict: bool | None = None):
+    """Raise in strict mode; otherwise warn once per ``key`` (a graph node + stype combination)."""
+    message = fallback_message(op_name, node_name, in_stypes, out_stypes)
+    if _strict if strict is None else strict:
+        raise StorageTypeError(message + " (strict storage types)")
+    if os.environ.get("SPARSETRAIN_STORAGE_FALLBACK_LOG_VERBOSE", "1") == "0":
+        return
+    key = (key, tuple(in_stypes), tuple(out_stypes))
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(message, StorageFallbackWarning, stacklevel=4)
+
+
+# -- shape helpers shared by the op families ---------------------------------------------------
+
+def merge_shape(a: Shape, b: Shape, what: str) -> Shape:
+    """Unify two partially known shapes (``None`` or dims of 0 are unknown)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if len(a) != len(b):
+        raise ShapeError(f"{what}: shapes {a} and {b} are incompatible")
+    out = []
+    for x, y in zip(a, b):
+        if x and y and x != y:
+            raise ShapeError(f"{what}: shapes {a} and {b} are incompatible")
+        out.append(x or y)
+    return tuple(out)
+
+
+def known(shape: Shape) -> bool:
+    return shape is not None and all(d > 0 for d in shape)
+
+
+class GradientContext:
+    """What an op's ``gradient`` sees: its input/output handles, head gradients and params.
+
+    ``apply(op_name, *inputs, **params)`` adds a node to the backward graph and returns a handle
+    (or a list of handles for multi-output ops). The symbol layer supplies the implementation.
+    """
+
+    def __init__(self, inputs, outputs, out_grads, params, apply, name):
+        self.inputs = inputs
+        self.outputs = outputs
+        self.out_grads = out_grads
+        self.params = params
+        self.apply = apply
+        self.name = name
+
+    @property
+    def og(self):
+        return self.out_grads[0]

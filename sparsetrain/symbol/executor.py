@@ -1,0 +1,215 @@
+"""The executor: runs a ``Plan`` as a flat list of kernel calls over preallocated slots."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from ..base import ShapeError, StorageTypeError
+from ..ndarray.ndarray import BaseArray, NDArray, cast_storage, zeros
+from ..ops.imperative import run_kernel
+from ..ops.registry import DISPATCH_FALLBACK, fallback_message, strict_stypes
+from .graph import BindError, Plan, build_plan, grad_stype
+
+log = logging.getLogger("sparsetrain.stypes")
+
+GRAD_REQS = ("write", "add", "null")
+
+
+def verbose_stypes_enabled() -> bool:
+    for var in ("SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING", "MXNET_INFER_STORAGE_TYPE_VERBOSE_LOGGING"):
+        if os.environ.get(var, "0") not in ("", "0"):
+            return True
+    return False
+
+
+def _emit_verbose_log(plan: Plan):
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    for line in plan.log_lines():
+        log.info(line)
+
+
+def _normalize_grad_req(grad_req, names):
+    if isinstance(grad_req, str):
+        reqs = {n: grad_req for n in names}
+    elif isinstance(grad_req, (list, tuple)):
+        reqs = dict(zip(names, grad_req))
+    else:
+        reqs = {n: grad_req.get(n, "null") for n in names}
+    for n, r in reqs.items():
+        if r not in GRAD_REQS:
+            raise BindError(f"grad_req for {n!r} is {r!r}; expected one of {', '.join(GRAD_REQS)}")
+    return reqs
+
+
+class Executor:
+    """Bound symbol: ``arg_dict``, ``grad_dict``, ``outputs``, ``forward()``, ``backward()``."""
+
+    def __init__(self, plan: Plan, arg_arrays: dict, grad_arrays: dict, grad_req: dict, strict=None):
+        self._plan = plan
+        self.arg_dict = arg_arrays
+        self.grad_dict = grad_arrays
+        self.aux_dict = {}
+        self._grad_req = grad_req
+        self._strict = strict_stypes() if strict is None else strict
+        self._slot = {}
+        self._values: list = []
+        for node in plan.args:
+            self._slot[(node.uid, 0)] = len(self._values)
+            self._values.append(arg_arrays[node.name])
+        self._head_slots = []
+        for head in plan.head_grads.values():
+            self._slot[(head.uid, 0)] = len(self._values)
+            self._head_slots.append(len(self._values))
+            self._values.append(None)
+        self._forward_steps = self._compile([n for n in plan.forward if n.op is not None])
+        self._backward_steps = self._compile([n for n in plan.backward if n.op is not None])
+        self._output_slots = [self._slot[(n.uid, i)] for n, i in plan.symbol._outputs]
+        self._grad_targets = [(self._slot[(e[0].uid, e[1])], grad_arrays[name], grad_req[name])
+                              for name, e in plan.grad_entries.items() if grad_req.get(name, "null") != "null"]
+        self._train_forward_done = False
+        self.outputs = []
+
+    def _compile(self, nodes):
+        steps = []
+        for node in nodes:
+            d = self._plan.dispatch[node.uid]
+            if d.mode == DISPATCH_FALLBACK and self._strict:
+                raise StorageTypeError(fallback_message(
+                    node.op.name, node.name, [self._plan.stypes[(c.uid, i)] for c, i in node.inputs],
+                    d.out_stypes) + " (strict storage types)")
+            ins = [self._slot[(c.uid, i)] for c, i in node.inputs]
+            outs = []
+            for i in range(node.op.num_outputs):
+                self._slot[(node.uid, i)] = len(self._values)
+                outs.append(len(self._values))
+                self._values.append(None)
+            steps.append((node, node.op, d, node.params, ins, outs))
+        return steps
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def simple_bind(cls, sym, grad_req="write", type_dict=None, stype_dict=None, strict_stypes=None,
+                    verbose_stypes=None, shapes=None):
+        names = sym.list_arguments()
+        reqs = _normalize_grad_req(grad_req, names)
+        plan = build_plan(sym, shapes or {}, stype_dict or {}, reqs)
+        type_dict = type_dict or {}
+        args, grads = {}, {}
+        for node in plan.args:
+            shape = plan.shapes[(node.uid, 0)]
+            dtype = type_dict.get(node.name, node.attrs.get("dtype", "float32"))
+            stype = plan.stypes[(node.uid, 0)]
+            args[node.name] = zeros(shape, dtype=dtype, stype=stype)
+            if reqs[node.name] != "null":
+                grads[node.name] = zeros(shape, dtype=dtype, stype=grad_stype(stype))
+        if verbose_stypes or (verbose_stypes is None and verbose_stypes_enabled()):
+            _emit_verbose_log(plan)
+        return cls(plan, args, grads, reqs, strict_stypes)
+
+    @classmethod
+    def bind(cls, sym, args, args_grad=None, grad_req="write"):
+        names = sym.list_arguments()
+        if isinstance(args, (list, tuple)):
+            args = dict(zip(names, args))
+        missing = [n for n in names if n not in args]
+        if missing:
+            raise BindError(f"bind: no array given for argument(s) {missing}")
+        reqs = _normalize_grad_req(grad_req, names)
+        if args_grad is None:
+            reqs = {n: "null" for n in names}
+            args_grad = {}
+        elif isinstance(args_grad, (list, tuple)):
+            args_grad = dict(zip(names, args_grad))
+        reqs = {n: (r if n in args_grad else "null") for n, r in reqs.items()}
+        plan = build_plan(sym, {n: a.shape for n, a in args.items() if n in names},
+                          {n: a.stype for n, a in args.items() if n in names}, reqs)
+        if verbose_stypes_enabled():
+            _emit_verbose_log(plan)
+        return cls(plan, {n: args[n] for n in names}, {n: args_grad[n] for n in names if n in args_grad}, reqs)
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @property
+    def arg_arrays(self):
+        return [self.arg_dict[n.name] for n in self._plan.args]
+
+    @property
+    def grad_arrays(self):
+        return [self.grad_dict.get(n.name) for n in self._plan.args]
+
+    def set_input(self, name: str, value: BaseArray):
+        """Point argument ``name`` at ``value`` without copying (same shape and stype required)."""
+        current = self.arg_dict[name]
+        if value.shape != current.shape or value.stype != current.stype:
+            raise ShapeError(
+                f"argument {name!r} is bound as {current.stype} {current.shape}, got {value.stype} {value.shape}"
+            )
+        self.arg_dict[name] = value
+        self._values[self._slot[(self._plan.args[self._arg_pos(name)].uid, 0)]] = value
+
+    def _arg_pos(self, name):
+        for i, n in enumerate(self._plan.args):
+            if n.name == name:
+                return i
+        raise KeyError(name)
+
+    # -- running ----------------------------------------------------------------------------------
+    def forward(self, is_train=False, **kwargs):
+        for name, value in kwargs.items():
+            if name not in self.arg_dict:
+                raise BindError(f"forward: unknown argument {name!r}")
+            self.arg_dict[name][:] = value
+        values = self._values
+        for node, op, d, params, ins, outs in self._forward_steps:
+            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name)
+            for slot, r in zip(outs, res):
+                values[slot] = r
+        self._train_forward_done = bool(is_train)
+        self.outputs = [values[i] for i in self._output_slots]
+        return self.outputs
+
+    def backward(self, out_grads=None, is_train=True):
+        if not self._train_forward_done:
+            raise RuntimeError("backward() needs a forward(is_train=True) first")
+        values = self._values
+        if self._head_slots:
+            if out_grads is None:
+                out_grads = [None] * len(self._head_slots)
+            elif isinstance(out_grads, BaseArray):
+                out_grads = [out_grads]
+            heads = list(self._plan.head_grads.items())
+            for slot, ((uid, i), _), g in zip(self._head_slots, heads, out_grads):
+                shape = self._plan.shapes[(uid, i)]
+                values[slot] = g if g is not None else NDArray(np.ones(shape, dtype=np.float32))
+        for node, op, d, params, ins, outs in self._backward_steps:
+            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name)
+            for slot, r in zip(outs, res):
+                values[slot] = r
+        for slot, target, req in self._grad_targets:
+            _store_grad(target, values[slot], req)
+
+    def debug_str(self) -> str:
+        return "\n".join(self._plan.log_lines())
+
+
+def _store_grad(target: BaseArray, value: BaseArray, req: str):
+    if value.stype != target.stype:
+        value = cast_storage(value, target.stype)
+    if req == "add":
+        target[:] = target + value
+        return
+    if target.stype == "default":
+        np.copyto(target._data, value._data, casting="unsafe")
+    elif target.stype == "row_sparse":
+        target._data = value._data if value._data.dtype == target.dtype else value._data.astype(target.dtype)
+        target._indices = value._indices
+    else:
+        target[:] = value

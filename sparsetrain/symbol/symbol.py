@@ -1,0 +1,374 @@
+"""Symbols: immutable DAGs of variables and operator nodes, composed through the op registry."""
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import numbers
+
+from ..base import ShapeError, SparseTrainError, check_stype
+from ..ops import registry
+
+_uid = itertools.count()
+
+
+class Node:
+    """One graph node: a variable (``op is None``) or an operator applied to input entries."""
+
+    __slots__ = ("op", "name", "inputs", "params", "attrs", "uid")
+
+    def __init__(self, op, name, inputs=(), params=None, attrs=None):
+        self.op = op
+        self.name = name
+        self.inputs = tuple(inputs)  # (Node, output index) entries
+        self.params = params or {}
+        self.attrs = attrs or {}
+        self.uid = next(_uid)
+
+    @property
+    def is_variable(self) -> bool:
+        return self.op is None
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.op is None else self.op.num_outputs
+
+    def output_name(self, i: int) -> str:
+        if self.op is None:
+            return self.name
+        return f"{self.name}_output" if self.op.num_outputs == 1 else f"{self.name}_output{i}"
+
+
+class NameManager:
+    """Automatic names with a counter per op: ``elemwise_add0``, ``negative0``, ``elemwise_add1``."""
+
+    def __init__(self):
+        self.counters: dict[str, int] = {}
+
+    def get(self, name, hint):
+        if name is not None:
+            return name
+        hint = hint.lower()
+        n = self.counters.get(hint, 0)
+        self.counters[hint] = n + 1
+        return f"{hint}{n}"
+
+
+_names = NameManager()
+
+
+def topo_order(entries) -> list[Node]:
+    """Nodes reachable from ``entries`` in depth-first post-order (inputs before users)."""
+    order, seen = [], set()
+    for root, _ in entries:
+        if root.uid in seen:
+            continue
+        stack = [(root, iter(root.inputs))]
+        seen.add(root.uid)
+        while stack:
+            node, it = stack[-1]
+            for child, _ in it:
+                if child.uid not in seen:
+                    seen.add(child.uid)
+                    stack.append((child, iter(child.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+class Symbol:
+    """A list of output entries of a graph; immutable, composed with op functions."""
+
+    __slots__ = ("_outputs",)
+
+    def __init__(self, outputs):
+        self._outputs = tuple(outputs)
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def name(self):
+        if len(self._outputs) != 1:
+            return None
+        return self._outputs[0][0].name
+
+    def __repr__(self) -> str:
+        if len(self._outputs) == 1:
+            return f"<Symbol {self.name}>"
+        return f"<Symbol group [{', '.join(n.name for n, _ in self._outputs)}]>"
+
+    def _nodes(self) -> list[Node]:
+        return topo_order(self._outputs)
+
+    def list_arguments(self) -> list[str]:
+        return [n.name for n in self._nodes() if n.is_variable]
+
+    def list_inputs(self) -> list[str]:
+        return self.list_arguments()
+
+    def list_outputs(self) -> list[str]:
+        return [n.output_name(i) for n, i in self._outputs]
+
+    def list_auxiliary_states(self) -> list[str]:
+        return []
+
+    def attr(self, key):
+        node = self._outputs[0][0]
+        return node.attrs.get(key, node.params.get(key))
+
+    def list_attr(self) -> dict:
+        node = self._outputs[0][0]
+        return {k: str(v) for k, v in {**node.params, **node.attrs}.items()}
+
+    def attr_dict(self) -> dict:
+        return {n.name: {k: str(v) for k, v in {**n.params, **n.attrs}.items()} for n in self._nodes()}
+
+    def get_internals(self) -> "Symbol":
+        return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
+
+    def get_children(self):
+        node = self._outputs[0][0]
+        return Symbol(node.inputs) if node.inputs else None
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            names = self.list_outputs()
+            if index not in names:
+                raise KeyError(f"no output named {index!r}; outputs are {names}")
+            index = names.index(index)
+        return Symbol([self._outputs[index]])
+
+    def __iter__(self):
+        return (Symbol([e]) for e in self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    # -- composition through operators -------------------------------------------------------
+    def _binary(self, other, op, scalar_op, reverse=False):
+        if isinstance(other, numbers.Number):
+            return _apply(scalar_op, [self], {"scalar": float(other), "reverse": reverse})
+        if not isinstance(other, Symbol):
+            return NotImplemented
+        lhs, rhs = (other, self) if reverse else (self, other)
+        return _apply("elemwise_" + op, [lhs, rhs], {})
+
+    def __add__(self, o):
+        return self._binary(o, "add", "_plus_scalar")
+
+    def __radd__(self, o):
+        return self._binary(o, "add", "_plus_scalar", True)
+
+    def __sub__(self, o):
+        return self._binary(o, "sub", "_minus_scalar")
+
+    def __rsub__(self, o):
+        return self._binary(o, "sub", "_minus_scalar", True)
+
+    def __mul__(self, o):
+        return self._binary(o, "mul", "_mul_scalar")
+
+    def __rmul__(self, o):
+        return self._binary(o, "mul", "_mul_scalar", True)
+
+    def __truediv__(self, o):
+        return self._binary(o, "div", "_div_scalar")
+
+    def __rtruediv__(self, o):
+        return self._binary(o, "div", "_div_scalar", True)
+
+    def __neg__(self):
+        return _apply("negative", [self], {})
+
+    # -- inference ------------------------------------------------------------------------------
+    def infer_shape_partial(self, *args, **kwargs):
+        from .graph import infer_graph_shapes
+
+        shapes = _positional(self, args, kwargs, "shape")
+        return infer_graph_shapes(self, shapes, complete=False)
+
+    def infer_shape(self, *args, **kwargs):
+        """``(arg_shapes, out_shapes, aux_shapes)``; ``(None, None, None)`` if some shape stays unknown."""
+        from .graph import infer_graph_shapes
+
+        shapes = _positional(self, args, kwargs, "shape")
+        arg_shapes, out_shapes, aux = infer_graph_shapes(self, shapes, complete=False)
+        if not all(s is not None and all(s) for s in arg_shapes + out_shapes):
+            return None, None, None
+        return arg_shapes, out_shapes, aux
+
+    def infer_storage_type(self, *args, **kwargs):
+        from .graph import infer_graph_stypes
+
+        stypes = _positional(self, args, kwargs, "stype")
+        return infer_graph_stypes(self, stypes)
+
+    # -- binding ------------------------------------------------------------------------------
+    def simple_bind(self, ctx=None, grad_req="write", type_dict=None, stype_dict=None,
+                    strict_stypes=None, verbose_stypes=None, **shapes):
+        from .executor import Executor
+
+        return Executor.simple_bind(self, grad_req=grad_req, type_dict=type_dict, stype_dict=stype_dict,
+                                    strict_stypes=strict_stypes, verbose_stypes=verbose_stypes, shapes=shapes)
+
+    def bind(self, ctx=None, args=None, args_grad=None, grad_req="write", aux_states=None, **kwargs):
+        from .executor import Executor
+
+        return Executor.bind(self, args=args, args_grad=args_grad, grad_req=grad_req)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def tojson(self) -> str:
+        nodes = self._nodes()
+        index = {n.uid: i for i, n in enumerate(nodes)}
+        out = []
+        for n in nodes:
+            entry = {"op": "null" if n.op is None else n.op.name, "name": n.name,
+                     "inputs": [[index[c.uid], i] for c, i in n.inputs]}
+            if n.params:
+                entry["params"] = {k: _jsonable(v) for k, v in n.params.items()}
+            if n.attrs:
+                entry["attrs"] = {k: _jsonable(v) for k, v in n.attrs.items()}
+            out.append(entry)
+        heads = [[index[n.uid], i] for n, i in self._outputs]
+        return json.dumps({"nodes": out, "heads": heads, "format": "sparsetrain-symbol-1"}, indent=2)
+
+    def save(self, fname: str) -> None:
+        with open(fname, "w") as f:
+            f.write(self.tojson())
+
+
+def _jsonable(v):
+    if hasattr(v, "dumps"):
+        return {"__initializer__": json.loads(v.dumps())}
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def _from_json_value(key, v):
+    if isinstance(v, dict) and "__initializer__" in v:
+        from .. import initializer
+
+        return initializer.load_spec(v["__initializer__"])
+    if isinstance(v, list) and key in ("shape", "begin", "end", "axis"):
+        return tuple(v)
+    return v
+
+
+def load_json(json_str: str) -> Symbol:
+    try:
+        doc = json.loads(json_str)
+        nodes = []
+        for entry in doc["nodes"]:
+            op = None if entry["op"] == "null" else registry.get(entry["op"])
+            inputs = [(nodes[i], j) for i, j in entry["inputs"]]
+            params = {k: _from_json_value(k, v) for k, v in entry.get("params", {}).items()}
+            attrs = {k: _from_json_value(k, v) for k, v in entry.get("attrs", {}).items()}
+            nodes.append(Node(op, entry["name"], inputs, params, attrs))
+        return Symbol([(nodes[i], j) for i, j in doc["heads"]])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise SparseTrainError(f"not a sparsetrain symbol JSON document: {e}") from None
+
+
+def load(fname: str) -> Symbol:
+    with open(fname) as f:
+        return load_json(f.read())
+
+
+def _positional(sym, args, kwargs, what):
+    if args:
+        names = sym.list_arguments()
+        if len(args) > len(names):
+            raise ShapeError(f"{len(args)} positional {what}s given for {len(names)} arguments")
+        kwargs = {**dict(zip(names, args)), **kwargs}
+    return kwargs
+
+
+# -- constructors ---------------------------------------------------------------------------------
+
+def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None, stype=None, **kwargs):
+    """A placeholder for an array: ``stype`` ('default', 'csr', 'row_sparse'), ``shape``, ``init``."""
+    if not isinstance(name, str):
+        raise TypeError("Variable name must be a string")
+    attrs = dict(attr or {})
+    if shape is not None:
+        attrs["shape"] = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
+    if stype is not None:
+        attrs["stype"] = check_stype(stype)
+    if dtype is not None:
+        import numpy as np
+
+        attrs["dtype"] = np.dtype(dtype).name
+    if init is not None:
+        if isinstance(init, str):
+            from .. import initializer
+
+            init = initializer.create(init)
+        attrs["init"] = init
+    if lr_mult is not None:
+        attrs["lr_mult"] = float(lr_mult)
+    if wd_mult is not None:
+        attrs["wd_mult"] = float(wd_mult)
+    attrs.update(kwargs)
+    return Symbol([(Node(None, name, attrs=attrs), 0)])
+
+
+var = Variable
+
+
+def Group(symbols) -> Symbol:
+    return Symbol([e for s in symbols for e in s._outputs])
+
+
+def _apply(op_name, inputs, params, name=None, attrs=None) -> Symbol:
+    op = registry.get(op_name)
+    entries = []
+    for s in inputs:
+        if len(s._outputs) != 1:
+            raise SparseTrainError(f"{op_name}: an input is a group of {len(s._outputs)} outputs; pick one")
+        entries.append(s._outputs[0])
+    node = Node(op, _names.get(name, op.name), entries, {**op.params, **params}, attrs)
+    return Symbol([(node, i) for i in range(op.num_outputs)])
+
+
+def make_op_function(op):
+    """The ``sym.<op>`` function: inputs by position or by name, params by keyword."""
+
+    def fn(*args, name=None, attr=None, **kwargs):
+        inputs = list(args)
+        params = {}
+        named = {}
+        for k, v in kwargs.items():
+            if k in op.input_names and not op.variadic:
+                named[k] = v
+            elif k in op.params:
+                params[k] = v
+            else:
+                allowed = list(op.input_names) + list(op.params)
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"{op.name}: unknown argument {k!r}{hint}; allowed: {', '.join(allowed)}")
+        for s in inputs:
+            if not isinstance(s, Symbol):
+                raise TypeError(f"{op.name}: inputs must be Symbols, got {type(s).__name__}")
+        if not op.variadic:
+            if len(inputs) > len(op.input_names):
+                raise TypeError(f"{op.name} takes {len(op.input_names)} inputs, got {len(inputs)}")
+            node_name = _names.get(name, op.name)
+            slots = list(inputs) + [None] * (len(op.input_names) - len(inputs))
+            for i, input_name in enumerate(op.input_names):
+                if input_name in named:
+                    if slots[i] is not None:
+                        raise TypeError(f"{op.name}: input {input_name!r} given twice")
+                    slots[i] = named[input_name]
+                if slots[i] is None:  # MXNet creates the missing argument, e.g. ``softmax_label``
+                    slots[i] = Variable(f"{node_name}_{input_name}")
+            return _apply(op.name, slots, params, node_name, attr)
+        if not inputs:
+            raise TypeError(f"{op.name} needs at least one input")
+        return _apply(op.name, inputs, params, name, attr)
+
+    fn.__name__ = op.name
+    fn.__doc__ = op.doc or f"The {op.name} operator."
+    return fn
