@@ -65,3 +65,12 @@ def check_stype(stype: str) -> str:
             f"unknown storage type {stype!r}; expected one of 'default', 'csr', 'row_sparse'"
         )
     return stype
+
+
+class NonFiniteError(SparseTrainError, FloatingPointError):
+    """The loss or a prediction became NaN/inf; ``epoch`` and ``batch`` say where (0-based)."""
+
+    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch

@@ -27,3 +27,15 @@ def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", **kwargs):
     from .ndarray import NDArray
 
     return NDArray(_rng.normal(loc, scale, size=shape).astype(dtype))
+
+
+def get_state() -> dict:
+    """The full random state (sparsetrain's generator and numpy's global one), for checkpoints."""
+    return {"generator": _rng.bit_generator.state, "numpy": np.random.get_state()}
+
+
+def set_state(state: dict) -> None:
+    global _rng
+    _rng = np.random.default_rng()
+    _rng.bit_generator.state = state["generator"]
+    np.random.set_state(state["numpy"])

@@ -58,9 +58,10 @@ class Executor:
         self._grad_req = grad_req
         self._strict = strict_stypes() if strict is None else strict
         self._slot = {}
+        self._arg_slot = {}
         self._values: list = []
         for node in plan.args:
-            self._slot[(node.uid, 0)] = len(self._values)
+            self._slot[(node.uid, 0)] = self._arg_slot[node.name] = len(self._values)
             self._values.append(arg_arrays[node.name])
         self._head_slots = []
         for head in plan.head_grads.values():
@@ -153,13 +154,7 @@ class Executor:
                 f"argument {name!r} is bound as {current.stype} {current.shape}, got {value.stype} {value.shape}"
             )
         self.arg_dict[name] = value
-        self._values[self._slot[(self._plan.args[self._arg_pos(name)].uid, 0)]] = value
-
-    def _arg_pos(self, name):
-        for i, n in enumerate(self._plan.args):
-            if n.name == name:
-                return i
-        raise KeyError(name)
+        self._values[self._arg_slot[name]] = value
 
     # -- running ----------------------------------------------------------------------------------
     def forward(self, is_train=False, **kwargs):

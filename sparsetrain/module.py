@@ -1,0 +1,548 @@
+"""``Module``: binds a symbol to data shapes, owns parameters and optimizer, and trains.
+
+Follows MXNet 1.x's ``mx.mod.Module`` (single device). Executors are created once per batch
+size and share the parameter arrays, so a short last batch costs one extra bind, not a copy.
+"""
+from __future__ import annotations
+
+import io as _io
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import initializer as init_mod
+from . import metric as metric_mod
+from . import optimizer as opt_mod
+from .base import NonFiniteError, ShapeError, SparseTrainError
+from .io.base import DataDesc
+from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
+from .symbol import Symbol, load as load_symbol
+
+log = logging.getLogger("sparsetrain.module")
+
+
+class ModuleStateError(SparseTrainError, RuntimeError):
+    """A Module method was called before the step it depends on (bind, init_params, init_optimizer)."""
+
+
+@dataclass
+class EpochStats:
+    samples: int
+    batches: int
+    seconds: float
+    data_seconds: float
+    engine: str = "graph"
+
+
+def _as_descs(shapes) -> list[DataDesc]:
+    out = []
+    for s in shapes or []:
+        out.append(s if isinstance(s, DataDesc) else DataDesc(s[0], s[1]))
+    return out
+
+
+def _write_atomic(path: str, payload: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> None:
+    """Write parameters atomically (npz); row-sparse and csr arrays stay sparse."""
+    arrays = {}
+    for prefix, params in (("arg", arg_params), ("aux", aux_params or {})):
+        for name, arr in params.items():
+            key = f"{prefix}:{name}"
+            arrays[key + ":stype"] = np.array(arr.stype)
+            arrays[key + ":shape"] = np.array(arr.shape, dtype=np.int64)
+            arrays[key + ":data"] = arr._data
+            if arr.stype != "default":
+                arrays[key + ":indices"] = arr._indices
+            if arr.stype == "csr":
+                arrays[key + ":indptr"] = arr._indptr
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    _write_atomic(path, buf.getvalue())
+
+
+def load_params(path: str) -> tuple[dict, dict]:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SparseTrainError(f"{path}: not a sparsetrain parameter file ({e})") from None
+    out = {"arg": {}, "aux": {}}
+    with z:
+        for key in z.files:
+            if not key.endswith(":stype"):
+                continue
+            prefix, name, _ = key.split(":")
+            base = f"{prefix}:{name}"
+            stype, shape, data = str(z[key]), tuple(int(s) for s in z[base + ":shape"]), z[base + ":data"]
+            if stype == "default":
+                arr = NDArray(np.array(data))
+            elif stype == "row_sparse":
+                arr = RowSparseNDArray(np.array(data), np.array(z[base + ":indices"]), shape)
+            else:
+                arr = CSRNDArray(np.array(data), np.array(z[base + ":indices"]), np.array(z[base + ":indptr"]), shape)
+            out[prefix][name] = arr
+    return out["arg"], out["aux"]
+
+
+class Module:
+    """Train and run a symbol (MXNet's ``mx.mod.Module`` on one CPU)."""
+
+    def __init__(self, symbol: Symbol, data_names=("data",), label_names=("softmax_label",), context=None,
+                 fixed_param_names=None, logger=None, work_load_list=None, state_names=None):
+        args = symbol.list_arguments()
+        data_names = list(data_names or [])
+        label_names = [n for n in (label_names or []) if n in args]
+        for n in data_names:
+            if n not in args:
+                raise ValueError(f"data name {n!r} is not an argument of the symbol; arguments are {args}")
+        self._symbol = symbol
+        self._data_names = data_names
+        self._label_names = label_names
+        self._fixed = set(fixed_param_names or [])
+        self._param_names = [a for a in args if a not in data_names and a not in label_names]
+        self._execs: dict[int, object] = {}
+        self._exec = None
+        self._arg_params = None
+        self._aux_params = None
+        self._preload_opt_states = None
+        self.binded = False
+        self.for_training = False
+        self.params_initialized = False
+        self.optimizer_initialized = False
+        self._optimizer = None
+        self._updater = None
+        self._data_shapes: list[DataDesc] = []
+        self._label_shapes: list[DataDesc] = []
+        self._engine_choice = ("graph", "not decided until training starts")
+
+    # -- description ----------------------------------------------------------------------------
+    @property
+    def symbol(self) -> Symbol:
+        return self._symbol
+
+    @property
+    def data_names(self):
+        return list(self._data_names)
+
+    @property
+    def label_names(self):
+        return list(self._label_names)
+
+    @property
+    def output_names(self):
+        return self._symbol.list_outputs()
+
+    @property
+    def data_shapes(self):
+        return list(self._data_shapes)
+
+    @property
+    def label_shapes(self):
+        return list(self._label_shapes)
+
+    @property
+    def output_shapes(self):
+        self._require("binded")
+        plan = self._exec.plan
+        return [(name, plan.shapes[(n.uid, i)]) for name, (n, i) in zip(self.output_names, self._symbol._outputs)]
+
+    @property
+    def engine_choice(self) -> tuple[str, str]:
+        """``(engine, reason)`` of the last ``run_epoch`` (or of ``choose_engine``)."""
+        return self._engine_choice
+
+    def _require(self, *flags):
+        steps = {"binded": "bind()", "params_initialized": "init_params()",
+                 "optimizer_initialized": "init_optimizer()"}
+        for flag in flags:
+            if not getattr(self, flag):
+                raise ModuleStateError(f"call {steps[flag]} first")
+
+    # -- binding ---------------------------------------------------------------------------------
+    def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
+             force_rebind=False, shared_module=None, grad_req="write"):
+        if self.binded and not force_rebind:
+            log.warning("Module is already bound; ignoring bind() (pass force_rebind=True to rebind)")
+            return
+        self._data_shapes = _as_descs(data_shapes)
+        self._label_shapes = _as_descs(label_shapes) if self._label_names else []
+        given = [d.name for d in self._data_shapes]
+        if sorted(given) != sorted(self._data_names):
+            raise ShapeError(f"bind: data_shapes name {given}, but the module's data_names are {self._data_names}")
+        self.for_training = for_training
+        self._grad_req = {}
+        for name in self._symbol.list_arguments():
+            if name in self._param_names and name not in self._fixed and for_training:
+                self._grad_req[name] = grad_req if isinstance(grad_req, str) else grad_req.get(name, "write")
+            elif name in self._data_names and inputs_need_grad:
+                self._grad_req[name] = "write"
+            else:
+                self._grad_req[name] = "null"
+        self._execs = {}
+        self._exec = self._bind_for(self._data_shapes, self._label_shapes)
+        self.binded = True
+        if self._arg_params is not None and self.params_initialized:
+            self._copy_params_into_exec()
+
+    def _bind_for(self, data_shapes, label_shapes):
+        shapes = {d.name: d.shape for d in data_shapes}
+        shapes.update({d.name: d.shape for d in label_shapes})
+        types = {d.name: d.dtype for d in data_shapes + label_shapes if getattr(d, "dtype", None) is not None}
+        from .symbol.graph import BindError
+
+        try:
+            ex = self._symbol.simple_bind(grad_req=self._grad_req, type_dict=types, **shapes)
+        except BindError:
+            raise
+        except ShapeError as e:
+            raise ShapeError(f"bind: the data/label shapes {shapes} contradict the symbol: {e}") from None
+        if self._execs:  # share parameters with the first executor
+            first = next(iter(self._execs.values()))
+            for name in self._param_names:
+                ex.set_input(name, first.arg_dict[name])
+        batch = data_shapes[0].shape[0] if data_shapes and data_shapes[0].shape else 0
+        self._execs[batch] = ex
+        return ex
+
+    def _exec_for_batch(self, batch):
+        n = batch.data[0].shape[0]
+        ex = self._execs.get(n)
+        if ex is None:
+            data = [DataDesc(d.name, (n,) + tuple(d.shape[1:]), getattr(d, "dtype", np.float32))
+                    for d in self._data_shapes]
+            label = [DataDesc(d.name, (n,) + tuple(d.shape[1:]), getattr(d, "dtype", np.float32))
+                     for d in self._label_shapes]
+            ex = self._bind_for(data, label)
+        return ex
+
+    # -- parameters --------------------------------------------------------------------------------
+    def init_params(self, initializer=None, arg_params=None, aux_params=None, allow_missing=False,
+                    force_init=False, allow_extra=False):
+        self._require("binded")
+        if self.params_initialized and not force_init:
+            log.warning("Parameters already initialized; ignoring init_params() (force_init=True re-initializes)")
+            return
+        initializer = init_mod.Uniform(0.01) if initializer is None else initializer
+        if isinstance(initializer, (str, dict)):
+            initializer = init_mod.create(initializer)
+        arg_params = arg_params if arg_params is not None else self._arg_params
+        if arg_params and not allow_extra:
+            extra = [k for k in arg_params if k not in self._param_names and k not in self._data_names
+                     and k not in self._label_names]
+            if extra:
+                raise ValueError(f"init_params: arg_params has unknown parameter(s) {extra}; "
+                                 f"the module's parameters are {self._param_names} (allow_extra=True ignores them)")
+        attrs = {n.name: n.attrs for n in self._exec.plan.args}
+        for name in self._param_names:
+            arr = self._exec.arg_dict[name]
+            if arg_params and name in arg_params:
+                _assign_param(name, arr, arg_params[name])
+            elif arg_params and not allow_missing:
+                raise ValueError(f"init_params: {name!r} is missing from arg_params (allow_missing=True initializes it)")
+            else:
+                initializer(init_mod.InitDesc(name, attrs.get(name, {})), arr)
+        self.params_initialized = True
+        self._arg_params = None
+
+    def _copy_params_into_exec(self):
+        for name in self._param_names:
+            if name in self._arg_params:
+                _assign_param(name, self._exec.arg_dict[name], self._arg_params[name])
+
+    def get_params(self):
+        self._require("binded", "params_initialized")
+        return ({n: self._exec.arg_dict[n].copy() for n in self._param_names}, {})
+
+    def set_params(self, arg_params, aux_params=None, allow_missing=False, force_init=True, allow_extra=False):
+        self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                         allow_missing=allow_missing, force_init=force_init, allow_extra=allow_extra)
+
+    def save_params(self, fname):
+        arg, aux = self.get_params()
+        save_params(fname, arg, aux)
+
+    def load_params(self, fname):
+        arg, aux = load_params(fname)
+        self.set_params(arg, aux)
+
+    # -- optimizer -----------------------------------------------------------------------------
+    def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
+                       force_init=False):
+        self._require("binded", "params_initialized")
+        if self.optimizer_initialized and not force_init:
+            log.warning("optimizer already initialized; ignoring init_optimizer()")
+            return
+        if kvstore not in (None, "local", "device") and not hasattr(kvstore, "push"):
+            raise ValueError(f"kvstore {kvstore!r} needs the distributed extra (see sparsetrain.dist); "
+                             "use 'local' on one machine")
+        batch_size = self._data_shapes[0].shape[0] if self._data_shapes else 1
+        idx2name = dict(enumerate(self._param_names))
+        if isinstance(optimizer, str):
+            params = dict(optimizer_params or {})
+            params.setdefault("rescale_grad", 1.0 / batch_size)
+            optimizer = opt_mod.create(optimizer, **params)
+        self._optimizer = optimizer
+        if hasattr(optimizer, "idx2name") and not optimizer.idx2name:
+            optimizer.idx2name = idx2name
+        self._updater = opt_mod.get_updater(optimizer)
+        self.optimizer_initialized = True
+        if self._preload_opt_states is not None:
+            self._updater.set_states(self._preload_opt_states)
+            self._preload_opt_states = None
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    def save_optimizer_states(self, fname):
+        self._require("optimizer_initialized")
+        _write_atomic(fname, self._updater.get_states())
+
+    def load_optimizer_states(self, fname):
+        self._require("optimizer_initialized")
+        with open(fname, "rb") as f:
+            self._updater.set_states(f.read())
+
+    # -- computation ---------------------------------------------------------------------------
+    def forward(self, data_batch, is_train=None):
+        self._require("binded", "params_initialized")
+        is_train = self.for_training if is_train is None else is_train
+        ex = self._exec_for_batch(data_batch)
+        self._exec = ex
+        _feed(ex, self._data_names, data_batch.data, "data")
+        if self._label_names and data_batch.label:
+            _feed(ex, self._label_names, data_batch.label, "label")
+        ex.forward(is_train=is_train)
+
+    def backward(self, out_grads=None):
+        self._require("binded", "params_initialized")
+        self._exec.backward(out_grads)
+
+    def update(self):
+        self._require("binded", "params_initialized", "optimizer_initialized")
+        grads = self._exec.grad_dict
+        args = self._exec.arg_dict
+        updater = self._updater
+        for i, name in enumerate(self._param_names):
+            g = grads.get(name)
+            if g is not None:
+                updater(i, g, args[name])
+
+    def get_outputs(self, merge_multi_context=True):
+        self._require("binded")
+        return list(self._exec.outputs)
+
+    def get_input_grads(self, merge_multi_context=True):
+        return [self._exec.grad_dict[n] for n in self._data_names]
+
+    def update_metric(self, eval_metric, labels, pre_sliced=False):
+        eval_metric.update(labels, self._exec.outputs)
+
+    # -- loops ----------------------------------------------------------------------------------
+    def choose_engine(self, engine="auto", train_data=None):
+        """Which engine ``run_epoch`` will use, and why: ``(name, reason)``."""
+        if engine == "graph":
+            self._engine_choice = ("graph", "requested")
+            return self._engine_choice
+        from .engines.compiled import match_module
+
+        match = match_module(self, train_data)
+        if match.ok:
+            self._engine_choice = ("compiled", match.reason)
+        elif engine == "compiled":
+            raise SparseTrainError(f"engine 'compiled' cannot run this model: {match.reason}")
+        else:
+            self._engine_choice = ("graph", match.reason)
+        return self._engine_choice
+
+    def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0) -> EpochStats:
+        """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch."""
+        self._require("binded", "params_initialized", "optimizer_initialized")
+        name, _ = self.choose_engine(engine, train_data)
+        if name == "compiled":
+            from .engines.compiled import run_epoch as compiled_epoch
+
+            return compiled_epoch(self, train_data, eval_metric, batch_end_callback=batch_end_callback, epoch=epoch)
+        train_data.reset()
+        samples = batches = 0
+        data_seconds = 0.0
+        start = time.perf_counter()
+        it = iter(train_data)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                data_seconds += time.perf_counter() - t0
+                break
+            data_seconds += time.perf_counter() - t0
+            self.forward(batch, is_train=True)
+            outputs = self._exec.outputs
+            for out in outputs:
+                if not np.isfinite(out._data).all():
+                    raise NonFiniteError(
+                        f"the loss became non-finite at epoch {epoch} batch {batches} "
+                        f"(output {out.shape} contains NaN/inf); lower the learning rate or clip gradients",
+                        epoch=epoch, batch=batches)
+            eval_metric.update(batch.label, outputs)
+            self._exec.backward()
+            self.update()
+            n = batch.data[0].shape[0] - (batch.pad or 0)
+            samples += n
+            batches += 1
+            if batch_end_callback is not None:
+                batch_end_callback(samples)
+        return EpochStats(samples, batches, time.perf_counter() - start, data_seconds, "graph")
+
+    def fit(self, train_data, eval_data=None, eval_metric="acc", epoch_end_callback=None,
+            batch_end_callback=None, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
+            eval_end_callback=None, eval_batch_end_callback=None, initializer=None, arg_params=None,
+            aux_params=None, allow_missing=False, force_rebind=False, force_init=False, begin_epoch=0,
+            num_epoch=None, validation_metric=None, monitor=None, engine="auto"):
+        if num_epoch is None:
+            raise ValueError("fit() needs num_epoch")
+        self.bind(train_data.provide_data, train_data.provide_label, for_training=True, force_rebind=force_rebind)
+        self.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
+                         allow_missing=allow_missing, force_init=force_init)
+        self.init_optimizer(kvstore=kvstore, optimizer=optimizer, optimizer_params=optimizer_params)
+        metric = eval_metric if isinstance(eval_metric, metric_mod.EvalMetric) else metric_mod.create(eval_metric)
+        validation_metric = validation_metric or metric
+        for epoch in range(begin_epoch, num_epoch):
+            metric.reset()
+            callback = None
+            if batch_end_callback is not None:
+                callbacks = batch_end_callback if isinstance(batch_end_callback, list) else [batch_end_callback]
+
+                def callback(samples, _cbs=callbacks, _epoch=epoch):
+                    for cb in _cbs:
+                        cb(BatchEndParam(_epoch, samples, metric))
+            stats = self.run_epoch(train_data, metric, engine=engine, batch_end_callback=callback, epoch=epoch)
+            for name, value in metric.get_name_value():
+                log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
+            log.info("Epoch[%d] Time cost=%.3f", epoch, stats.seconds)
+            if epoch_end_callback is not None:
+                arg, aux = self.get_params()
+                for cb in epoch_end_callback if isinstance(epoch_end_callback, list) else [epoch_end_callback]:
+                    cb(epoch, self._symbol, arg, aux)
+            if eval_data is not None:
+                for name, value in self.score(eval_data, validation_metric, epoch=epoch):
+                    log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
+
+    def score(self, eval_data, eval_metric, num_batch=None, batch_end_callback=None, score_end_callback=None,
+              reset=True, epoch=0, sparse_row_id_fn=None):
+        self._require("binded", "params_initialized")
+        metric = eval_metric if isinstance(eval_metric, metric_mod.EvalMetric) else metric_mod.create(eval_metric)
+        if reset:
+            eval_data.reset()
+        metric.reset()
+        for i, batch in enumerate(eval_data):
+            if num_batch is not None and i == num_batch:
+                break
+            self.forward(batch, is_train=False)
+            outputs = self._exec.outputs
+            if batch.pad:
+                keep = batch.data[0].shape[0] - batch.pad
+                outputs = [NDArray(o._data[:keep]) for o in outputs]
+                labels = [NDArray(lb._data[:keep]) for lb in batch.label]
+            else:
+                labels = batch.label
+            metric.update(labels, outputs)
+        return metric.get_name_value()
+
+    def iter_predict(self, eval_data, num_batch=None, reset=True):
+        self._require("binded", "params_initialized")
+        if reset:
+            eval_data.reset()
+        for i, batch in enumerate(eval_data):
+            if num_batch is not None and i == num_batch:
+                break
+            self.forward(batch, is_train=False)
+            keep = batch.data[0].shape[0] - (batch.pad or 0)
+            yield [NDArray(o._data[:keep].copy()) for o in self._exec.outputs], i, batch
+
+    def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True, always_output_list=False):
+        outs = [o for o, _, _ in self.iter_predict(eval_data, num_batch, reset)]
+        if not outs:
+            return []
+        if not merge_batches:
+            return outs
+        merged = [NDArray(np.concatenate([o[k]._data for o in outs])) for k in range(len(outs[0]))]
+        return merged if (always_output_list or len(merged) > 1) else merged[0]
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self, prefix, epoch, save_optimizer_states=False):
+        """Write ``prefix-symbol.json``, ``prefix-%04d.params`` (and ``.states``), each atomically."""
+        _write_atomic(f"{prefix}-symbol.json", self._symbol.tojson().encode())
+        self.save_params(f"{prefix}-{epoch:04d}.params")
+        if save_optimizer_states:
+            self.save_optimizer_states(f"{prefix}-{epoch:04d}.states")
+
+    @staticmethod
+    def load(prefix, epoch, load_optimizer_states=False, **kwargs) -> "Module":
+        sym = load_symbol(f"{prefix}-symbol.json")
+        mod = Module(sym, **kwargs)
+        mod._arg_params, mod._aux_params = load_params(f"{prefix}-{epoch:04d}.params")
+        mod.params_initialized = False
+        if load_optimizer_states:
+            with open(f"{prefix}-{epoch:04d}.states", "rb") as f:
+                mod._preload_opt_states = f.read()
+        return mod
+
+
+class BatchEndParam:
+    """What a ``batch_end_callback`` receives (MXNet's ``BatchEndParam``)."""
+
+    __slots__ = ("epoch", "nbatch", "eval_metric", "locals")
+
+    def __init__(self, epoch, nbatch, eval_metric):
+        self.epoch = epoch
+        self.nbatch = nbatch
+        self.eval_metric = eval_metric
+        self.locals = None
+
+
+def _assign_param(name, target: BaseArray, value: BaseArray):
+    if tuple(value.shape) != tuple(target.shape):
+        raise ShapeError(f"parameter {name!r}: cannot load shape {tuple(value.shape)} into {tuple(target.shape)}")
+    if target.stype == "row_sparse" and value.stype == "row_sparse":
+        target._data = np.array(value._data, dtype=target.dtype)
+        target._indices = np.array(value._indices)
+    else:
+        target[:] = value if value.stype == target.stype else cast_storage(value, target.stype)
+
+
+def _feed(ex, names, arrays, what):
+    if len(arrays) != len(names):
+        raise ShapeError(f"forward: the batch has {len(arrays)} {what} array(s) for {what} names {names}")
+    for name, value in zip(names, arrays):
+        current = ex.arg_dict[name]
+        if not isinstance(value, BaseArray):
+            value = NDArray(np.asarray(value, dtype=current.dtype))
+        if value.stype == current.stype and value.shape == current.shape and value.dtype == current.dtype:
+            ex.set_input(name, value)
+        elif value.size == current.size and value.stype == "default" == current.stype:
+            ex.set_input(name, NDArray(value._data.reshape(current.shape).astype(current.dtype, copy=False)))
+        else:
+            try:
+                current[:] = value
+            except ShapeError:
+                raise ShapeError(
+                    f"forward: {what} {name!r} has shape {tuple(value.shape)} but the module was bound with "
+                    f"{tuple(current.shape)}") from None
