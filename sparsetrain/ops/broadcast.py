@@ -26,6 +26,8 @@ def sum_to_shape(x: np.ndarray, shape) -> np.ndarray:
     shape = tuple(shape)
     if x.shape == shape:
         return x
+    if x.ndim == len(shape) + 1 and x.shape[1:] == shape:  # the common bias case: sum over the batch
+        return x.sum(axis=0)
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
     return x.sum(axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
@@ -50,12 +52,18 @@ _FUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divid
 
 
 def _gradient(kind):
+    def reduce_like(g, grad, like):
+        out_shape, like_shape = g.shape(g.outputs[0]), g.shape(like)
+        if out_shape is not None and out_shape == like_shape:  # not broadcast: nothing to sum
+            return grad
+        return g.apply("_reduce_like", grad, like)
+
     def grad(g):
         a, b = g.inputs
         if kind == "add":
-            return [g.apply("_reduce_like", g.og, a), g.apply("_reduce_like", g.og, b)]
+            return [reduce_like(g, g.og, a), reduce_like(g, g.og, b)]
         if kind == "sub":
-            return [g.apply("_reduce_like", g.og, a), g.apply("_reduce_like", g.apply("negative", g.og), b)]
+            return [reduce_like(g, g.og, a), reduce_like(g, g.apply("negative", g.og), b)]
         ga, gb = g.apply("_backward_broadcast_" + kind, g.og, a, b)
         return [ga, gb]
 

@@ -34,11 +34,14 @@ def _regression_infer(name):
 def _regression_backward(kind):
     def f(x, p):
         out, label = x
-        diff = out - label.reshape(out.shape).astype(out.dtype, copy=False)
+        diff = out - label.reshape(out.shape)
         if kind == "mae":
             diff = np.sign(diff)
         num_output = out.size // out.shape[0] if out.ndim and out.shape[0] else 1
-        return [(p["grad_scale"] / num_output) * diff]
+        scale = p["grad_scale"] / num_output
+        if scale != 1.0:
+            diff *= scale
+        return [diff if diff.dtype == out.dtype else diff.astype(out.dtype)]
 
     return f
 

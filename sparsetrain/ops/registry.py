@@ -169,13 +169,18 @@ class GradientContext:
     (or a list of handles for multi-output ops). The symbol layer supplies the implementation.
     """
 
-    def __init__(self, inputs, outputs, out_grads, params, apply, name):
+    def __init__(self, inputs, outputs, out_grads, params, apply, name, shape_of=None):
         self.inputs = inputs
         self.outputs = outputs
         self.out_grads = out_grads
         self.params = params
         self.apply = apply
         self.name = name
+        self._shape_of = shape_of
+
+    def shape(self, entry):
+        """The inferred shape of a forward entry (``None`` when unknown)."""
+        return self._shape_of(entry) if self._shape_of else None
 
     @property
     def og(self):

@@ -114,7 +114,7 @@ def grad_stype(arg_stype: str) -> str:
     return "row_sparse" if arg_stype == "row_sparse" else "default"
 
 
-def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict):
+def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict, shapes: dict | None = None):
     """Append the backward graph; returns ``(grad_entries, backward_nodes)``.
 
     ``grad_entries[arg_name]`` is the entry holding that argument's total gradient.
@@ -124,6 +124,11 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict):
     for n in nodes:
         needs[n.uid] = (n.name in needs_grad_args) if n.is_variable else any(needs[c.uid] for c, _ in n.inputs)
     created: list[Node] = []
+    shapes = shapes or {}
+
+    def shape_of(entry):
+        node, i = entry
+        return shapes.get((node.uid, i))
 
     def apply(op_name, *inputs, **params):
         op = registry.get(op_name)
@@ -150,7 +155,7 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict):
             raise SparseTrainError(f"operator {node.op.name} (node {node.name!r}) has no gradient")
         ogs = [total(g) if g else None for g in ogs]
         ctx = GradientContext(list(node.inputs), [(node, i) for i in range(node.op.num_outputs)], ogs,
-                              node.params, apply, node.name)
+                              node.params, apply, node.name, shape_of)
         for (child, ci), g in zip(node.inputs, node.op.gradient(ctx)):
             if g is not None and needs[child.uid]:
                 pending.setdefault((child.uid, ci), []).append(g)
@@ -242,7 +247,7 @@ def build_plan(sym: Symbol, shapes: dict, stypes: dict | None = None, grad_req: 
             head_grads[(n.uid, i)] = head
             shape_of[(head.uid, 0)] = shape_of.get((n.uid, i))
     needs = {name for name, req in grad_req.items() if req != "null"}
-    grad_entries, backward = build_backward(list(sym._outputs), nodes, needs, head_grads)
+    grad_entries, backward = build_backward(list(sym._outputs), nodes, needs, head_grads, shape_of)
     dispatch = {}
     for node in nodes:
         if node.op is not None:
