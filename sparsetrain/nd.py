@@ -14,10 +14,22 @@ from .ops import all_ops as _all_ops
 from .ops.imperative import invoke as _invoke
 
 
+def _split_positional(op, args):
+    """As MXNet's generated functions: inputs first, then the op's parameters in order."""
+    if op.variadic:
+        return list(args), {}
+    n = len(op.input_names)
+    extra = args[n:]
+    names = list(op.params)
+    if len(extra) > len(names):
+        raise TypeError(f"{op.name} takes inputs {', '.join(op.input_names)} and parameters "
+                        f"{', '.join(names) or '(none)'}; got {len(args)} positional arguments")
+    return list(args[:n]), dict(zip(names, extra))
+
+
 def _make_function(op):
     def fn(*args, out=None, name=None, **kwargs):
-        inputs = list(args)
-        params = {}
+        inputs, params = _split_positional(op, args)
         for k, v in kwargs.items():
             if k in op.input_names and not op.variadic:
                 pos = op.input_names.index(k)
@@ -25,6 +37,8 @@ def _make_function(op):
                     inputs.append(None)
                 inputs[pos] = v
             elif k in op.params:
+                if k in params:
+                    raise TypeError(f"{op.name}: argument {k!r} given twice")
                 params[k] = v
             else:
                 allowed = list(op.input_names) + list(op.params)

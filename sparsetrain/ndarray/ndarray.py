@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-from ..base import ShapeError, check_stype, cpu
+from ..base import ShapeError, StorageTypeError, check_stype, cpu
 
 DEFAULT_DTYPE = np.float32
 INDEX_DTYPE = np.int64
@@ -147,11 +147,14 @@ class BaseArray:
         return bool(self.asscalar())
 
     # -- shared assignment ------------------------------------------------------------
-    def _check_full_slice(self, key):
+    def reshape(self, *shape, **kwargs):
+        raise StorageTypeError(
+            f"reshape is not supported for {self.stype} arrays (as in MXNet); use .tostype('default') first"
+        )
+
+    def _check_full_slice(self, key, what="assignment to the whole array (x[:] = y)"):
         if not (isinstance(key, slice) and key == slice(None)):
-            raise IndexError(
-                f"{type(self).__name__} only supports assignment to the whole array (x[:] = y)"
-            )
+            raise IndexError(f"{type(self).__name__} only supports {what}")
 
     def _value_as(self, value, stype):
         """``value`` (array of any stype, numpy, or scalar) converted to this array's shape and ``stype``."""
@@ -198,11 +201,14 @@ class NDArray(BaseArray):
         return NDArray(self._data.astype(dtype, copy=copy))
 
     def reshape(self, *shape, **kwargs):
-        shape = kwargs.get("shape", shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+        """A reshaped view; as in MXNet, ``0`` copies the input's dimension and ``-1`` is inferred."""
+        shape = kwargs.get("shape", shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape)
+        shape = _shape_tuple(shape) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
+        target = tuple(self.shape[i] if d == 0 and i < self.ndim else d for i, d in enumerate(shape))
         try:
-            return NDArray(self._data.reshape(tuple(shape)))
+            return NDArray(self._data.reshape(target))
         except ValueError:
-            raise ShapeError(f"cannot reshape an array of shape {self.shape} to {tuple(shape)}") from None
+            raise ShapeError(f"cannot reshape an array of shape {self.shape} to {shape}") from None
 
     @property
     def T(self):
@@ -364,7 +370,7 @@ class RowSparseNDArray(BaseArray):
         self._indices = src._indices.copy()
 
     def __getitem__(self, key):
-        self._check_full_slice(key)
+        self._check_full_slice(key, "the whole array x[:] as an index")
         return self
 
     def __repr__(self) -> str:
@@ -408,7 +414,9 @@ def cast_storage(x: BaseArray, stype: str):
 # -- constructors --------------------------------------------------------------------------
 
 def _dtype(dtype, default=DEFAULT_DTYPE):
-    return np.dtype(default if dtype is None else dtype)
+    if dtype is None:
+        dtype = DEFAULT_DTYPE if default is None else default
+    return np.dtype(dtype)
 
 
 def array(source, ctx=None, dtype=None):

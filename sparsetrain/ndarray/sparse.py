@@ -24,6 +24,13 @@ def _values(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def _source_dtype(source, values: np.ndarray):
+    """MXNet's rule: keep the float dtype of an array source; lists and ints give float32."""
+    if isinstance(source, (np.ndarray, BaseArray)) and values.dtype.kind == "f":
+        return values.dtype
+    return None
+
+
 def csr_matrix(arg1, shape=None, ctx=None, dtype=None) -> CSRNDArray:
     """A ``CSRNDArray`` from ``(data, indices, indptr)``, a scipy matrix, a dense array or a shape.
 
@@ -33,7 +40,7 @@ def csr_matrix(arg1, shape=None, ctx=None, dtype=None) -> CSRNDArray:
     if isinstance(arg1, tuple) and len(arg1) == 3:
         data, indices, indptr = arg1
         data_np = data.asnumpy() if isinstance(data, BaseArray) else np.asarray(data)
-        dt = _dtype(dtype, data_np.dtype if data_np.dtype.kind == "f" else None)
+        dt = _dtype(dtype, _source_dtype(data, data_np))
         data_np = np.ascontiguousarray(data_np, dtype=dt)
         indices, indptr = _as_index(_values(indices, INDEX_DTYPE)), _as_index(_values(indptr, INDEX_DTYPE))
         if shape is None:
@@ -67,7 +74,7 @@ def row_sparse_array(arg1, shape=None, ctx=None, dtype=None) -> RowSparseNDArray
     if isinstance(arg1, tuple) and len(arg1) == 2 and not all(isinstance(s, (int, np.integer)) for s in arg1):
         data, indices = arg1
         data_np = data.asnumpy() if isinstance(data, BaseArray) else np.asarray(data)
-        data_np = np.ascontiguousarray(data_np, dtype=_dtype(dtype, data_np.dtype if data_np.dtype.kind == "f" else None))
+        data_np = np.ascontiguousarray(data_np, dtype=_dtype(dtype, _source_dtype(data, data_np)))
         indices = _as_index(_values(indices, INDEX_DTYPE))
         if shape is None:
             shape = (int(indices.max()) + 1 if len(indices) else 0,) + data_np.shape[1:]

@@ -193,12 +193,14 @@ register(Op(
 
 # -- with a scalar -----------------------------------------------------------------------------
 
-def _scalar_op(name, f, sparse_ok, gradient):
+def _scalar_op(name, f, sparse_ok, gradient, commutative=False):
+    """``sparse_ok``: f(0, s) == 0, so sparse inputs keep their stype (``s * x`` too when commutative)."""
     kernels = _sparse_unary(lambda d, p: f(d, p["scalar"], p["reverse"])) if sparse_ok else {}
     register(Op(
         name=name, input_names=("data",), params={"scalar": 0.0, "reverse": False},
         dense=lambda x, p: [np.asarray(f(x[0], p["scalar"], p["reverse"]), dtype=x[0].dtype)],
-        kernels=kernels, storage=lambda s, p: s if (sparse_ok and not p["reverse"]) else ("no-kernel",),
+        kernels=kernels,
+        storage=lambda s, p: s if (sparse_ok and (commutative or not p["reverse"])) else ("no-kernel",),
         infer_shape=lambda i, o, p: same_shape(i, o, p, name), gradient=gradient, hidden=True,
     ))
 
@@ -211,7 +213,7 @@ _scalar_op("_plus_scalar", lambda x, s, r: x + s, False, lambda g: [g.og])
 _scalar_op("_minus_scalar", lambda x, s, r: (s - x) if r else (x - s), False,
            lambda g: [g.apply("negative", g.og) if g.params["reverse"] else g.og])
 _scalar_op("_mul_scalar", lambda x, s, r: x * s, True,
-           lambda g: [g.apply("_mul_scalar", g.og, scalar=g.params["scalar"])])
+           lambda g: [g.apply("_mul_scalar", g.og, scalar=g.params["scalar"])], commutative=True)
 _scalar_op("_div_scalar", lambda x, s, r: (s / x) if r else (x / s), True,
            lambda g: _rdiv_grad(g) if g.params["reverse"] else [g.apply("_div_scalar", g.og, scalar=g.params["scalar"])])
 register(Op(

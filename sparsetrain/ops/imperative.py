@@ -6,13 +6,16 @@ from ..ndarray.ndarray import BaseArray, NDArray, cast_storage
 from .registry import DISPATCH_FALLBACK, get, infer_storage, report_fallback
 
 
-def run_kernel(op, dispatch, inputs, params, node_key=None, node_name=None):
-    """Run ``op`` as decided by ``dispatch``; dense kernels see numpy, sparse kernels see arrays."""
+def run_kernel(op, dispatch, inputs, params, node_key=None, node_name=None, strict=None):
+    """Run ``op`` as decided by ``dispatch``; dense kernels see numpy, sparse kernels see arrays.
+
+    ``strict`` (default: the global setting) makes a fallback an error.
+    """
     if dispatch.kernel is not None:
         return dispatch.kernel(inputs, params)
     if dispatch.mode == DISPATCH_FALLBACK:
         report_fallback(node_key if node_key is not None else op.name, op.name, node_name,
-                        [x.stype for x in inputs], dispatch.out_stypes)
+                        [x.stype for x in inputs], dispatch.out_stypes, strict=strict)
         arrays = [x._data if x.stype == "default" else x.asnumpy() for x in inputs]
         outs = [NDArray(o) for o in op.dense(arrays, params)]
         return [o if s == "default" else cast_storage(o, s) for o, s in zip(outs, dispatch.out_stypes)]

@@ -100,8 +100,8 @@ def _softmax_backward(x, p):
     scale = p["grad_scale"]
     if p["normalization"] == "batch":
         scale = scale / out.shape[0]
-    elif p["normalization"] == "valid":
-        scale = scale / max(int(valid.sum()), 1)
+    elif p["normalization"] == "valid":  # MXNet counts labels != ignore_label even without use_ignore
+        scale = scale / max(int(np.sum(lab != int(p["ignore_label"]))), 1)
     return [(scale * grad).reshape(out.shape).astype(out.dtype, copy=False)]
 
 

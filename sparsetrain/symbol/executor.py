@@ -164,7 +164,7 @@ class Executor:
             self.arg_dict[name][:] = value
         values = self._values
         for node, op, d, params, ins, outs in self._forward_steps:
-            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name)
+            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name, self._strict)
             for slot, r in zip(outs, res):
                 values[slot] = r
         self._train_forward_done = bool(is_train)
@@ -181,11 +181,17 @@ class Executor:
             elif isinstance(out_grads, BaseArray):
                 out_grads = [out_grads]
             heads = list(self._plan.head_grads.items())
-            for slot, ((uid, i), _), g in zip(self._head_slots, heads, out_grads):
-                shape = self._plan.shapes[(uid, i)]
-                values[slot] = g if g is not None else NDArray(np.ones(shape, dtype=np.float32))
+            for slot, ((uid, i), head), g in zip(self._head_slots, heads, out_grads):
+                shape = tuple(self._plan.shapes[(uid, i)])
+                if g is None:  # ones in the output's dtype, so float64 graphs stay float64
+                    g = NDArray(np.ones(shape, dtype=values[self._slot[(uid, i)]].dtype))
+                elif tuple(g.shape) != shape:
+                    raise ShapeError(f"backward: out_grad for {head.name[len('_head_grad_'):]!r} has shape "
+                                     f"{tuple(g.shape)}, the output has shape {shape}")
+                # backward kernels were chosen for the planned head-gradient stype
+                values[slot] = cast_storage(g, self._plan.stypes[(head.uid, 0)])
         for node, op, d, params, ins, outs in self._backward_steps:
-            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name)
+            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name, self._strict)
             for slot, r in zip(outs, res):
                 values[slot] = r
         for slot, target, req in self._grad_targets:

@@ -336,13 +336,19 @@ def make_op_function(op):
     """The ``sym.<op>`` function: inputs by position or by name, params by keyword."""
 
     def fn(*args, name=None, attr=None, **kwargs):
-        inputs = list(args)
-        params = {}
+        n = len(args) if op.variadic else len(op.input_names)
+        inputs = list(args[:n])
+        if len(args) > n + len(op.params):
+            raise TypeError(f"{op.name} takes inputs {', '.join(op.input_names)} and parameters "
+                            f"{', '.join(op.params) or '(none)'}; got {len(args)} positional arguments")
+        params = dict(zip(op.params, args[n:]))  # MXNet order: inputs, then parameters
         named = {}
         for k, v in kwargs.items():
             if k in op.input_names and not op.variadic:
                 named[k] = v
             elif k in op.params:
+                if k in params:
+                    raise TypeError(f"{op.name}: argument {k!r} given twice")
                 params[k] = v
             else:
                 allowed = list(op.input_names) + list(op.params)

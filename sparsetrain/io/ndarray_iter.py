@@ -1,0 +1,365 @@
+"""``NDArrayIter``: mini-batches over in-memory dense or CSR arrays, as MXNet's ``mx.io.NDArrayIter``.
+
+Unlike MXNet, CSR inputs support every ``last_batch_handle`` mode and ``shuffle``.
+
+How an epoch is laid out: ``reset()`` fixes the epoch's sample order (a permutation from
+``sparsetrain.random.generator()`` when ``shuffle``, else ``0..n-1``) and, when shuffling,
+gathers every source into that order once (dense rows or CSR rows — MXNet also keeps shuffled
+copies). Batches are then contiguous windows of those arrays: views for dense data, and for CSR
+views of ``data``/``indices`` with an ``indptr`` row from a table built at ``reset()``, so a
+batch costs a few microseconds whatever its size. Only the padded last batch (``pad``) and the
+carried-over first batch (``roll_over``) are gathered row by row.
+"""
+from __future__ import annotations
+
+import numbers
+from collections import OrderedDict
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..base import ShapeError
+from ..ndarray.ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray, array
+from ..ndarray.sparse import csr_matrix
+from .base import DataBatch, DataDesc, DataIter
+
+__all__ = ["NDArrayIter", "csr_take_rows"]
+
+_LAST_BATCH_MODES = ("pad", "discard", "roll_over")
+
+
+def csr_take_rows(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, rows: np.ndarray):
+    """Rows ``rows`` (any order, repeats allowed) of the CSR matrix ``(data, indices, indptr)``.
+
+    Returns new ``(data, indices, indptr)`` buffers; ``indptr`` is int64 starting at 0.
+    Vectorised: O(len(rows) + nnz of the taken rows).
+    """
+    rows = np.asarray(rows, dtype=INDEX_DTYPE)
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    out_indptr = np.empty(len(rows) + 1, dtype=INDEX_DTYPE)
+    out_indptr[0] = 0
+    np.cumsum(lengths, out=out_indptr[1:])
+    nnz = int(out_indptr[-1])
+    # element e of output row r comes from position starts[r] + (e - out_indptr[r])
+    positions = np.repeat(starts - out_indptr[:-1], lengths)
+    positions += np.arange(nnz, dtype=INDEX_DTYPE)
+    return data[positions], indices[positions], out_indptr
+
+
+# Per-batch construction without the public constructors' argument normalisation (a batch of
+# size 1 must cost a few microseconds). Used only while the classes have exactly these slots;
+# otherwise the ordinary constructors run.
+_CSR_SLOTS = ("_data", "_indices", "_indptr", "_shape")
+_BATCH_SLOTS = ("data", "label", "pad", "index", "provide_data", "provide_label")
+_FAST_CSR = tuple(s for s in CSRNDArray.__slots__ if s != "__weakref__") == _CSR_SLOTS
+_FAST_BATCH = tuple(DataBatch.__slots__) == _BATCH_SLOTS
+
+
+def _csr_view(values, indices, indptr, shape, _new=object.__new__, _cls=CSRNDArray):
+    """A ``CSRNDArray`` over existing buffers (``shape`` already a tuple of ints)."""
+    if not _FAST_CSR:
+        return CSRNDArray(values, indices, indptr, shape)
+    out = _new(_cls)
+    out._data = values
+    out._indices = indices
+    out._indptr = indptr
+    out._shape = shape
+    return out
+
+
+def _batch(data: list, label: list, pad: int, _new=object.__new__, _cls=DataBatch) -> DataBatch:
+    """A ``DataBatch`` owning the lists ``data`` and ``label``."""
+    if not _FAST_BATCH:
+        return DataBatch(data, label, pad=pad)
+    out = _new(_cls)
+    out.data = data
+    out.label = label
+    out.pad = pad
+    out.index = None
+    out.provide_data = None
+    out.provide_label = None
+    return out
+
+
+def _as_source(value, name: str) -> BaseArray:
+    """``value`` as a dense ``NDArray`` or a ``CSRNDArray`` with at least one dimension."""
+    if isinstance(value, (NDArray, CSRNDArray)):
+        out = value
+    elif isinstance(value, RowSparseNDArray):
+        raise TypeError(
+            f"NDArrayIter input {name!r} is row_sparse; convert it with .tostype('csr') or .tostype('default')"
+        )
+    elif sp.issparse(value):
+        out = csr_matrix(value)
+    else:
+        try:
+            out = array(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"NDArrayIter input {name!r} of type {type(value).__name__} is not an array "
+                f"(expected NDArray, CSRNDArray, numpy or scipy.sparse): {e}"
+            ) from None
+    if out.ndim == 0:
+        raise ShapeError(f"NDArrayIter input {name!r} is a scalar; it needs a first (batch) axis")
+    return out
+
+
+def _init_data(data, allow_empty: bool, default_name: str) -> list[tuple[str, BaseArray]]:
+    """MXNet's canonical form: a sorted list of ``(name, array)``.
+
+    A single array is named ``default_name``; a list of n > 1 arrays ``_0_<default_name>`` ...;
+    a dict keeps its keys.
+    """
+    if data is None:
+        if not allow_empty:
+            raise ValueError("NDArrayIter needs data")
+        return []
+    if isinstance(data, (BaseArray, np.ndarray)) or sp.issparse(data):
+        data = [data]
+    if isinstance(data, (list, tuple)):
+        if not data and not allow_empty:
+            raise ValueError("NDArrayIter needs at least one data array")
+        if len(data) == 1:
+            data = OrderedDict([(default_name, data[0])])
+        else:
+            data = OrderedDict((f"_{i}_{default_name}", d) for i, d in enumerate(data))
+    if not isinstance(data, dict):
+        raise TypeError(
+            "NDArrayIter data/label must be an array (NDArray, CSRNDArray, numpy, scipy.sparse), "
+            f"a list of arrays or a dict of name -> array; got {type(data).__name__}"
+        )
+    if not data and not allow_empty:
+        raise ValueError("NDArrayIter needs at least one data array")
+    return sorted((str(k), _as_source(v, str(k))) for k, v in data.items())
+
+
+class _Source:
+    """One input (data or label) and its arrays for the current epoch."""
+
+    __slots__ = ("name", "orig", "is_csr", "values", "indices", "indptr", "windows", "lo", "hi",
+                 "row_shape", "ncols", "batch_shape")
+
+    def __init__(self, name: str, orig: BaseArray):
+        self.name = name
+        self.orig = orig
+        self.is_csr = isinstance(orig, CSRNDArray)
+        self.row_shape = tuple(orig.shape[1:])
+        self.ncols = orig.shape[1] if self.is_csr else None
+        self.batch_shape = None
+
+    def arrange(self, order, start: int, n_windows: int, batch_size: int) -> None:
+        """Lay the epoch out: rows in ``order`` (None: as stored), windows from ``start``."""
+        o = self.orig
+        if not self.is_csr:
+            self.values = o._data if order is None else o._data[order]
+            return
+        self.batch_shape = (int(batch_size), int(self.ncols))
+        if order is None:
+            self.values, self.indices, self.indptr = o._data, o._indices, o._indptr
+        else:
+            self.values, self.indices, self.indptr = csr_take_rows(o._data, o._indices, o._indptr, order)
+        firsts = start + batch_size * np.arange(n_windows, dtype=INDEX_DTYPE)
+        self.lo = self.indptr[firsts]
+        self.hi = self.indptr[firsts + batch_size]
+        # row j: the rebased indptr of window j, so a batch needs no arithmetic
+        self.windows = self.indptr[firsts[:, None] + np.arange(batch_size + 1, dtype=INDEX_DTYPE)] - self.lo[:, None]
+
+    def window(self, j: int, pos: int, batch_size: int) -> BaseArray:
+        if not self.is_csr:
+            return NDArray(self.values[pos : pos + batch_size])
+        lo, hi = self.lo.item(j), self.hi.item(j)
+        return _csr_view(self.values[lo:hi], self.indices[lo:hi], self.windows[j], self.batch_shape)
+
+    def gather(self, ids: np.ndarray) -> BaseArray:
+        """Rows ``ids`` of the original array (used for the padded and carried-over batches)."""
+        o = self.orig
+        if not self.is_csr:
+            return NDArray(o._data[ids])
+        values, indices, indptr = csr_take_rows(o._data, o._indices, o._indptr, ids)
+        return CSRNDArray(values, indices, indptr, (len(ids), self.ncols))
+
+
+class NDArrayIter(DataIter):
+    """Iterate over mini-batches of in-memory arrays, as MXNet's ``NDArrayIter``.
+
+    Parameters
+    ----------
+    data, label : array, list of arrays, or dict of name -> array
+        Each array is a dense ``NDArray``, numpy array, ``CSRNDArray`` or scipy sparse matrix
+        (converted to ``CSRNDArray``); numpy input becomes float32 (as ``nd.array``). All arrays
+        must have the same number of rows (the first axis). Names: a single array is called
+        ``data_name`` / ``label_name``; a list of n > 1 arrays ``_0_<name>``, ``_1_<name>``...;
+        a dict keeps its keys. Sources are ordered by name, as MXNet.
+    batch_size : int > 0
+    shuffle : bool
+        Draw a new sample order from ``sparsetrain.random.generator()`` at every ``reset()``
+        (the constructor resets once). Shuffling keeps one reordered copy of every source.
+    last_batch_handle : 'pad' | 'discard' | 'roll_over'
+        What to do with the last ``n % batch_size`` samples of an epoch:
+        ``pad`` yields a full last batch completed with samples from the start of the epoch's
+        order, and ``DataBatch.pad`` says how many rows are such padding (0 for other batches);
+        ``discard`` drops them; ``roll_over`` keeps them and serves them at the start of the next
+        epoch (after ``reset()``), completed by that epoch's first samples, so every sample is
+        seen once per epoch across epoch boundaries. Unlike MXNet, the carried-over batch
+        reports ``pad = 0``: none of its rows are duplicates. ``hard_reset()`` drops the carry.
+    data_name, label_name : str
+    layout : str
+        Accepted for compatibility; the batch axis must be the first ('N' first).
+
+    Batches are ``DataBatch(data=[...], label=[...], pad=...)`` with arrays in the order of
+    ``provide_data`` / ``provide_label``; dense batches are views of the iterator's arrays, CSR
+    batches share their buffers. ``self.data`` / ``self.label`` are the ``(name, array)`` lists
+    of the inputs as given (converted), never reordered.
+    """
+
+    def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
+                 data_name="data", label_name="softmax_label", layout="NCHW"):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"NDArrayIter batch_size must be an integer, got {batch_size!r}")
+        if batch_size <= 0:
+            raise ValueError(f"NDArrayIter batch_size must be positive, got {batch_size}")
+        if last_batch_handle not in _LAST_BATCH_MODES:
+            raise ValueError(
+                f"NDArrayIter last_batch_handle must be one of {', '.join(_LAST_BATCH_MODES)}; "
+                f"got {last_batch_handle!r}"
+            )
+        if layout.find("N") != 0:
+            raise ValueError(f"NDArrayIter supports layouts with the batch axis first ('N...'), got {layout!r}")
+        super().__init__(int(batch_size))
+        self.data = _init_data(data, allow_empty=False, default_name=data_name)
+        self.label = _init_data(label, allow_empty=True, default_name=label_name)
+        first_name, first = self.data[0]
+        self.num_data = int(first.shape[0])
+        for kind, items in (("data", self.data), ("label", self.label)):
+            for name, arr in items:
+                if arr.shape[0] != self.num_data:
+                    raise ShapeError(
+                        f"NDArrayIter: {kind} {name!r} has {arr.shape[0]} rows but data {first_name!r} "
+                        f"has {self.num_data}; every data and label array needs one row per sample"
+                    )
+        self.shuffle = bool(shuffle)
+        self.last_batch_handle = last_batch_handle
+        self.layout = layout
+        self._sources = [_Source(n, a) for n, a in self.data + self.label]
+        self._n_data = len(self.data)
+        self._carry = np.zeros(0, dtype=INDEX_DTYPE)
+        self._current = None
+        self.reset()
+
+    # -- descriptors --------------------------------------------------------------------------
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        """Name, batch shape and dtype of each data array."""
+        return [DataDesc(n, (self.batch_size,) + tuple(a.shape[1:]), a.dtype, self.layout) for n, a in self.data]
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        """Name, batch shape and dtype of each label array."""
+        return [DataDesc(n, (self.batch_size,) + tuple(a.shape[1:]), a.dtype, self.layout) for n, a in self.label]
+
+    # -- epochs -------------------------------------------------------------------------------
+    def hard_reset(self) -> None:
+        """Start a fresh epoch, dropping samples carried over by ``roll_over``."""
+        self._carry = np.zeros(0, dtype=INDEX_DTYPE)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new epoch (reshuffling when ``shuffle``).
+
+        With ``roll_over``, samples left over by a completed epoch open this one. Calling
+        ``reset()`` again before finishing the epoch lays it out anew with the same carry.
+        """
+        n, bs = self.num_data, self.batch_size
+        order = self._rng_permutation(n) if self.shuffle else None
+        ids = order if order is not None else np.arange(n, dtype=INDEX_DTYPE)
+        first_ids = last_ids = None
+        start, pad = 0, 0
+        pending = np.zeros(0, dtype=INDEX_DTYPE)
+        carry = self._carry if self.last_batch_handle == "roll_over" else pending
+        if len(carry):
+            need = bs - len(carry)
+            if n >= need:
+                first_ids = np.concatenate([carry, ids[:need]])
+                start = need
+            else:
+                start = n
+                pending = np.concatenate([carry, ids])
+        n_windows = (n - start) // bs
+        tail = start + n_windows * bs
+        if tail < n:
+            if self.last_batch_handle == "pad":
+                pad = bs - (n - tail)
+                last_ids = np.concatenate([ids[tail:], np.resize(ids, pad)])
+            elif self.last_batch_handle == "roll_over":
+                pending = ids[tail:].copy()
+        for src in self._sources:
+            src.arrange(order, start, n_windows, bs)
+        self._start = start
+        self._n_windows = n_windows
+        self._first = self._make_batch(first_ids, 0) if first_ids is not None else None
+        self._last = self._make_batch(last_ids, pad) if last_ids is not None else None
+        self._num_batches = n_windows + (first_ids is not None) + (last_ids is not None)
+        self._pending_carry = pending
+        self._next_batch = 0
+        self._current = None
+
+    @staticmethod
+    def _rng_permutation(n: int) -> np.ndarray:
+        from ..random import generator
+
+        return generator().permutation(n).astype(INDEX_DTYPE, copy=False)
+
+    def _make_batch(self, ids: np.ndarray, pad: int) -> DataBatch:
+        arrays = [src.gather(ids) for src in self._sources]
+        return _batch(arrays[: self._n_data], arrays[self._n_data :], pad)
+
+    # -- iteration ----------------------------------------------------------------------------
+    def next(self) -> DataBatch:
+        b = self._next_batch
+        if b >= self._num_batches:
+            if b == self._num_batches:
+                # the epoch is complete: what did not fit is owed to the next one
+                self._carry = self._pending_carry
+                self._next_batch = b + 1
+            raise StopIteration
+        self._next_batch = b + 1
+        if b == 0 and self._first is not None:
+            batch = self._first
+        elif b == self._num_batches - 1 and self._last is not None:
+            batch = self._last
+        else:
+            j = b - (self._first is not None)
+            bs = self.batch_size
+            pos = self._start + j * bs
+            arrays = [src.window(j, pos, bs) for src in self._sources]
+            nd = self._n_data
+            batch = _batch(arrays[:nd], arrays[nd:], 0)
+        self._current = batch
+        return batch
+
+    def iter_next(self) -> bool:
+        """Advance to the next batch (read it with ``getdata``/``getlabel``/``getpad``); False at the end."""
+        try:
+            self.next()
+        except StopIteration:
+            return False
+        return True
+
+    def _require_current(self) -> DataBatch:
+        if self._current is None:
+            raise RuntimeError("NDArrayIter: no current batch; call next() or iter_next() first")
+        return self._current
+
+    def getdata(self) -> list:
+        return self._require_current().data
+
+    def getlabel(self) -> list:
+        return self._require_current().label
+
+    def getpad(self) -> int:
+        """Padding rows in the current batch (non-zero only for the last batch with ``pad``)."""
+        return self._require_current().pad
+
+    def getindex(self):
+        return None
