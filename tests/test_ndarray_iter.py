@@ -267,3 +267,26 @@ def test_seed_tutorial_iterator():
         np.testing.assert_array_equal(batch.label[0].asnumpy(), lab[k: k + 1])
         n += 1
     assert n == 1000
+
+
+@pytest.mark.parametrize("mode", ["pad", "discard", "roll_over"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_epoch_rows_matches_iteration(mode, shuffle):
+    """The compiled engine's whole-epoch schedule is exactly what iterating yields, epoch after epoch."""
+    import sparsetrain as st
+
+    x = np.arange(30, dtype=np.float32).reshape(10, 3)
+    st.random.seed(1)
+    it = st.io.NDArrayIter(x, np.arange(10), batch_size=4, shuffle=shuffle, last_batch_handle=mode)
+    iterated = []
+    for _ in range(3):
+        it.reset()
+        iterated.append(np.concatenate([b.label[0].asnumpy() for b in it]).astype(int))
+    st.random.seed(1)
+    it = st.io.NDArrayIter(x, np.arange(10), batch_size=4, shuffle=shuffle, last_batch_handle=mode)
+    for epoch in range(3):
+        it.reset()
+        order, batch_ptr, pad = it.epoch_rows()
+        np.testing.assert_array_equal(order, iterated[epoch])
+        assert batch_ptr[-1] == len(order) and np.all(np.diff(batch_ptr) == 4)
+        assert pad == (2 if mode == "pad" else 0)

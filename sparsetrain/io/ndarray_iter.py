@@ -303,6 +303,7 @@ class NDArrayIter(DataIter):
         self._pending_carry = pending
         self._next_batch = 0
         self._current = None
+        self._layout = (first_ids, ids, start, n_windows, last_ids, pad)
 
     @staticmethod
     def _rng_permutation(n: int) -> np.ndarray:
@@ -337,6 +338,29 @@ class NDArrayIter(DataIter):
             batch = _batch(arrays[:nd], arrays[nd:], 0)
         self._current = batch
         return batch
+
+    def epoch_rows(self):
+        """This epoch as ``(order, batch_ptr, pad)`` over the rows of the original arrays, consumed.
+
+        ``order[batch_ptr[b]:batch_ptr[b+1]]`` are the rows of batch ``b``, exactly the batches
+        iteration would yield (``pad`` rows of padding in the last one). The epoch then counts as
+        iterated, so ``roll_over`` carries the same samples as a full pass would. Used by the
+        compiled engine, which runs whole epochs in one kernel.
+        """
+        first_ids, ids, start, n_windows, last_ids, pad = self._layout
+        parts = [] if first_ids is None else [first_ids]
+        parts.append(ids[start : start + n_windows * self.batch_size])
+        if last_ids is not None:
+            parts.append(last_ids)
+        order = np.ascontiguousarray(np.concatenate(parts), dtype=INDEX_DTYPE)
+        batch_ptr = np.arange(self._num_batches + 1, dtype=INDEX_DTYPE) * self.batch_size
+        self._next_batch = self._num_batches
+        self._current = None
+        try:
+            self.next()
+        except StopIteration:
+            pass
+        return order, batch_ptr, (pad if last_ids is not None else 0)
 
     def iter_next(self) -> bool:
         """Advance to the next batch (read it with ``getdata``/``getlabel``/``getpad``); False at the end."""
