@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io as _io
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -18,6 +16,7 @@ from . import initializer as init_mod
 from . import metric as metric_mod
 from . import optimizer as opt_mod
 from .base import NonFiniteError, ShapeError, SparseTrainError
+from .fileio import write_atomic
 from .io.base import DataDesc
 from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
 from .symbol import Symbol, load as load_symbol
@@ -45,21 +44,6 @@ def _as_descs(shapes) -> list[DataDesc]:
     return out
 
 
-def _write_atomic(path: str, payload: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> None:
     """Write parameters atomically (npz); row-sparse and csr arrays stay sparse."""
     arrays = {}
@@ -75,7 +59,7 @@ def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> 
                 arrays[key + ":indptr"] = arr._indptr
     buf = _io.BytesIO()
     np.savez(buf, **arrays)
-    _write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def load_params(path: str) -> tuple[dict, dict]:
@@ -313,7 +297,7 @@ class Module:
 
     def save_optimizer_states(self, fname):
         self._require("optimizer_initialized")
-        _write_atomic(fname, self._updater.get_states())
+        write_atomic(fname, self._updater.get_states())
 
     def load_optimizer_states(self, fname):
         self._require("optimizer_initialized")
@@ -426,13 +410,7 @@ class Module:
         validation_metric = validation_metric or metric
         for epoch in range(begin_epoch, num_epoch):
             metric.reset()
-            callback = None
-            if batch_end_callback is not None:
-                callbacks = batch_end_callback if isinstance(batch_end_callback, list) else [batch_end_callback]
-
-                def callback(samples, _cbs=callbacks, _epoch=epoch):
-                    for cb in _cbs:
-                        cb(BatchEndParam(_epoch, samples, metric))
+            callback = _batch_callback(batch_end_callback, epoch, metric)
             stats = self.run_epoch(train_data, metric, engine=engine, batch_end_callback=callback, epoch=epoch)
             for name, value in metric.get_name_value():
                 log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
@@ -489,7 +467,7 @@ class Module:
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False):
         """Write ``prefix-symbol.json``, ``prefix-%04d.params`` (and ``.states``), each atomically."""
-        _write_atomic(f"{prefix}-symbol.json", self._symbol.tojson().encode())
+        write_atomic(f"{prefix}-symbol.json", self._symbol.tojson().encode())
         self.save_params(f"{prefix}-{epoch:04d}.params")
         if save_optimizer_states:
             self.save_optimizer_states(f"{prefix}-{epoch:04d}.states")
@@ -516,6 +494,19 @@ class BatchEndParam:
         self.nbatch = nbatch
         self.eval_metric = eval_metric
         self.locals = None
+
+
+def _batch_callback(batch_end_callback, epoch, metric):
+    """``run_epoch``'s progress callback, calling MXNet-style callbacks with a ``BatchEndParam``."""
+    if batch_end_callback is None:
+        return None
+    callbacks = batch_end_callback if isinstance(batch_end_callback, list) else [batch_end_callback]
+
+    def callback(samples):
+        for cb in callbacks:
+            cb(BatchEndParam(epoch, samples, metric))
+
+    return callback
 
 
 def _assign_param(name, target: BaseArray, value: BaseArray):

@@ -1,0 +1,529 @@
+"""``sparsetrain``: the command line (click + rich). Thin: parse, call the library, render.
+
+Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train.target``);
+2 usage or configuration error. Errors are one line on stderr, never a traceback
+(``SPARSETRAIN_DEBUG=1`` re-raises them for debugging).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+class _Main(click.Group):
+    """A group whose errors are one ``error: ...`` line on stderr, with the documented exit codes."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name="sparsetrain", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # click >= 8.2: bare group invocation
+            click.echo(e.ctx.get_help(), err=True)
+            rv = EXIT_USAGE
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx is not None else "sparsetrain"
+            _error(f"{e.format_message()} (see '{cmd} --help')")
+            rv = EXIT_USAGE
+        except click.Abort:
+            _error("interrupted")
+            rv = 130
+        except click.ClickException as e:
+            _error(e.format_message())
+            rv = e.exit_code
+        except KeyboardInterrupt:
+            _error("interrupted")
+            rv = 130
+        rv = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(rv)
+        return rv
+
+
+def _error(message: str) -> None:
+    text = " ".join(str(message).split("\n")).strip()
+    click.echo(f"error: {text}", err=True)
+
+
+def _run(fn, *args, **kwargs) -> int:
+    """Call the library; turn its errors into one line and an exit code."""
+    if os.environ.get("SPARSETRAIN_DEBUG"):
+        return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except click.ClickException:
+        raise
+    except BrokenPipeError:  # `sparsetrain predict ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except ConfigError as e:
+        _error(e)
+        return EXIT_USAGE
+    except (DataFormatError, NonFiniteError, SparseTrainError) as e:
+        _error(e)
+        return EXIT_RUNTIME
+    except FileNotFoundError as e:
+        _error(f"{e.filename}: file not found")
+        return EXIT_RUNTIME
+    except OSError as e:
+        _error(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        return EXIT_RUNTIME
+    except MemoryError:
+        _error("out of memory; try data.cache: stream or a smaller batch_size")
+        return EXIT_RUNTIME
+    except Exception as e:  # a bug: still one line, but say how to get the traceback
+        _error(f"internal error: {type(e).__name__}: {e} (run with SPARSETRAIN_DEBUG=1 for the traceback)")
+        return EXIT_RUNTIME
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _stderr_console(quiet: bool) -> Console:
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+# -- fit ------------------------------------------------------------------------------------------------
+
+class _FitReporter:
+    """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.err = _stderr_console(quiet)
+        self.show_bar = not quiet and self.err.is_terminal
+        self.wants_batches = self.show_bar
+        self._last_draw = 0.0
+        self.progress = None
+        self.task = None
+        self.metrics: list[str] = []
+
+    def _bar(self, description: str, total):
+        if not self.show_bar:
+            return
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                 TimeRemainingColumn(), console=self.err, transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total, rate="")
+        self._t0 = time.perf_counter()
+
+    def _stop(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def run_start(self, info):
+        self.metrics = info["metrics"]
+        if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
+            click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
+        self.err.print(f"engine {info['engine']}: {info['engine_reason']}")
+
+    def generate_start(self, path, rows):
+        self.err.print(f"generating {rows} rows into {path}")
+        self._bar("gen-data", rows)
+
+    def generate_progress(self, rows_done, *_):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=rows_done)
+
+    def generate_end(self, result):
+        self._stop()
+        self.err.print(_describe_generated(result))
+
+    def stypes(self, lines):
+        for line in lines:  # asked for explicitly: printed even with --quiet
+            click.echo(line, err=True)
+
+    def epoch_start(self, epoch, total):
+        self._bar(f"epoch {epoch}", total)
+
+    def batch_end(self, samples):
+        now = time.perf_counter()
+        if self.progress is not None and now - self._last_draw > 0.05:
+            self._last_draw = now
+            elapsed = max(now - self._t0, 1e-9)
+            self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s")
+
+    def epoch_end(self, record):
+        self._stop()
+        parts = [f"epoch {record['epoch']}"]
+        parts += [f"{k} {_fmt(v)}" for k, v in record.items()
+                  if k not in ("epoch", "samples", "seconds", "data_seconds", "engine")]
+        rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
+        parts.append(f"samples/s {rate:,.0f}")
+        parts.append(f"time {record['seconds']:.3f}s")
+        click.echo("  ".join(parts))
+
+    def note(self, text):
+        self.err.print(text)
+
+    def close(self):
+        self._stop()
+
+
+def _final_table(result, targets: dict) -> Table:
+    table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
+                  caption=f"run directory: {result.output_dir}")
+    table.add_column("metric")
+    table.add_column("final", justify="right")
+    table.add_column("best", justify="right")
+    table.add_column("target", justify="right")
+    from .config import LOWER_IS_BETTER
+
+    final = result.final
+    for key, value in final.items():
+        if key in ("epoch", "samples", "seconds", "data_seconds", "engine"):
+            continue
+        base = key[len("eval_"):] if key.startswith("eval_") else key
+        values = [r[key] for r in result.history if key in r]
+        best = min(values) if base.lower() in LOWER_IS_BETTER else max(values)
+        target = ""
+        if key in targets:
+            missed = any(m.startswith(f"target {key} ") for m in result.missed_targets)
+            relation = "<" if base.lower() in LOWER_IS_BETTER else ">="
+            target = f"{relation} {targets[key]:g} " + ("[red]missed[/red]" if missed else "[green]met[/green]")
+        table.add_row(key, _fmt(value), _fmt(best), target)
+    seconds = sum(r["seconds"] for r in result.history)
+    samples = sum(r["samples"] for r in result.history)
+    table.add_row("time", f"{seconds:.3f}s", "", "")
+    table.add_row("samples/s", f"{samples / seconds:,.0f}" if seconds > 0 else "-", "", "")
+    return table
+
+
+def _load(config_path, overrides):
+    from .config import load_config
+
+    return load_config(config_path, list(overrides))
+
+
+def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet, strict_stypes):
+    from . import trainer
+
+    overrides = list(overrides)
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    if strict_stypes:
+        overrides.append("train.strict_stypes=true")
+    cfg = _load(config_path, overrides)
+    if engine is not None:
+        cfg.train.engine = engine
+    # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
+    verbose = verbose_stypes and not _env_verbose()
+    reporter = _FitReporter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            result = trainer.train(cfg, output_dir=output, resume=resume, engine=engine,
+                                   verbose_stypes=verbose, reporter=reporter)
+    finally:
+        reporter.close()
+    if not quiet:
+        Console(highlight=False).print(_final_table(result, cfg.train.target))
+    if result.missed_targets:
+        _error("; ".join(result.missed_targets))
+        return EXIT_RUNTIME
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings (e.g. a storage fallback, once per node) as one ``warning:`` line on stderr."""
+    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+
+def _env_verbose() -> bool:
+    return os.environ.get("SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING", "0") not in ("", "0")
+
+
+# -- infer-stypes --------------------------------------------------------------------------------------
+
+def _shape(shape) -> str:
+    from .symbol.graph import _fmt_shape
+
+    return _fmt_shape(tuple(shape) if shape is not None else None)
+
+
+def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
+    cfg = _load(config_path, overrides)
+    plan, rows, grads = cfg.describe(batch_size=batch_size, backward=backward)
+    out = Console(highlight=False, soft_wrap=True)
+    if fmt == "json":
+        doc = {"nodes": [_json_row(r) for r in rows]}
+        if backward:
+            doc["gradients"] = grads
+        click.echo(json.dumps(doc, indent=2))
+    elif fmt == "log":
+        for row in rows:
+            click.echo(f"node {row['index']} {row['op']}: {row['dispatch']}")
+            for k, e in enumerate(row["inputs"]):
+                click.echo(f"    input {k}: {e['stype']} {_shape(e['shape'])}")
+            for k, e in enumerate(row["outputs"]):
+                click.echo(f"    output {k}: {e['stype']} {_shape(e['shape'])}")
+            if row["hint"]:
+                click.echo(f"    fallback: {row['hint']}")
+        for g in grads:
+            click.echo(f"gradient {g['argument']}: {g['stype']} {_shape(g['shape'])}")
+    elif fmt == "dot":
+        click.echo(_dot(plan, rows, backward))
+    else:
+        table = Table(title=f"{cfg.name}: storage types (batch size {batch_size or cfg.data.batch_size})")
+        for col in ("#", "node", "op", "dispatch", "inputs", "outputs"):
+            table.add_column(col)
+        for row in rows:
+            ins = "\n".join(f"{e['name'].removesuffix('_output')}: {e['stype']} {_shape(e['shape'])}"
+                            for e in row["inputs"])
+            outs = "\n".join(f"{e['stype']} {_shape(e['shape'])}" for e in row["outputs"])
+            dispatch = row["dispatch"]
+            if dispatch == "fallback":
+                dispatch = f"[bold red]FALLBACK[/bold red]\n{row['hint']}"
+            name = f"[dim]{row['name']}[/dim]" if row["backward"] else row["name"]
+            table.add_row(str(row["index"]), name, row["op"], dispatch, ins, outs)
+        out.print(table)
+        for g in grads:
+            out.print(f"gradient of {g['argument']}: {g['stype']} {_shape(g['shape'])}")
+        fallbacks = [r for r in rows if r["dispatch"] == "fallback"]
+        if fallbacks:
+            out.print(f"[bold red]{len(fallbacks)} fallback node(s)[/bold red]: "
+                      + "; ".join(f"{r['name']}: {r['hint']}" for r in fallbacks))
+    return 0
+
+
+def _json_row(row) -> dict:
+    return {"index": row["index"], "name": row["name"], "op": row["op"], "dispatch": row["dispatch"],
+            "backward": row["backward"], "fallback": row["dispatch"] == "fallback", "hint": row["hint"],
+            "inputs": [{"name": e["name"], "stype": e["stype"], "shape": list(e["shape"] or ())}
+                       for e in row["inputs"]],
+            "outputs": [{"stype": e["stype"], "shape": list(e["shape"] or ())} for e in row["outputs"]]}
+
+
+def _dot(plan, rows, backward) -> str:
+    lines = ["digraph sparsetrain {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    by_uid = {n.uid: n for n in plan.forward + plan.backward}
+    for heads in plan.head_grads.values():
+        by_uid[heads.uid] = heads
+    shown = {r["name"] for r in rows}
+    for node in plan.forward + (plan.backward if backward else []):
+        uid = f"n{node.uid}"
+        if node.op is None:
+            lines.append(f'  {uid} [label="{node.name}\\n{plan.stypes[(node.uid, 0)]}", shape=ellipse];')
+            continue
+        if node.name not in shown:
+            continue
+        d = plan.dispatch[node.uid].mode
+        style = {"fallback": 'style=filled, fillcolor="#ff9999", color=red, penwidth=2',
+                 "sparse": 'style=filled, fillcolor="#cce5ff"', "dense": 'style=filled, fillcolor="#eeeeee"'}[d]
+        label = f"{node.name}\\n{node.op.name}\\n{d}"
+        lines.append(f'  {uid} [label="{label}", shape=box, {style}];')
+        for child, i in node.inputs:
+            if child.op is not None or child.uid in {n.uid for n in plan.forward}:
+                edge = f"{plan.stypes[(child.uid, i)]} {_shape(plan.shapes.get((child.uid, i)))}"
+                attrs = ', style=dashed' if node.attrs.get("backward") else ""
+                lines.append(f'  n{child.uid} -> {uid} [label="{edge}"{attrs}];')
+            elif child.uid not in {n.uid for n in plan.forward}:
+                lines.append(f'  n{child.uid} [label="{child.name}", shape=plaintext];')
+                lines.append(f'  n{child.uid} -> {uid} [label="{plan.stypes[(child.uid, i)]}", style=dashed];')
+    for row in rows:
+        if row["hint"]:
+            lines.append(f'  // fallback at {row["name"]}: {row["hint"]}')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# -- gen-data --------------------------------------------------------------------------------------------
+
+def _describe_generated(result) -> str:
+    size = result.bytes
+    unit = next(u for u, lim in (("B", 2**10), ("KiB", 2**20), ("MiB", 2**30), ("GiB", float("inf"))) if size < lim)
+    scaled = size / {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    text = (f"wrote {result.path}: {result.rows} rows, {result.features} features, {result.nnz} non-zeros, "
+            f"{scaled:.1f} {unit}")
+    if getattr(result, "weights_path", None):
+        text += f"; true weights in {result.weights_path}"
+    return text
+
+
+def _gen_data(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, seed, zero_based,
+              out, quiet):
+    from .io import synthetic
+
+    if (density is None) == (nnz_per_row is None):
+        raise click.UsageError("give exactly one of --density and --nnz-per-row")
+    err = _stderr_console(quiet)
+    progress = None
+    task_id = None
+    if not quiet and err.is_terminal:
+        progress = Progress(TextColumn("gen-data"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True)
+        progress.start()
+        task_id = progress.add_task("rows", total=rows)
+    try:
+        result = synthetic.generate_libsvm(
+            out, rows, features, density=density, nnz_per_row=nnz_per_row, task=task, classes=classes,
+            target=target, noise=noise, columns=columns, zipf_a=zipf_a, seed=seed, zero_based=zero_based,
+            progress=(lambda done, *_: progress.update(task_id, completed=done)) if progress else None)
+    finally:
+        if progress is not None:
+            progress.stop()
+    click.echo(_describe_generated(result))
+    return 0
+
+
+# -- predict / evaluate ------------------------------------------------------------------------------------
+
+def _predict(model_path, data_path, out):
+    import numpy as np
+
+    from .trainer import load_trained
+
+    model = load_trained(model_path)
+    preds = model.predict(data_path)
+    fmt = "%.6g"
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        np.savetxt(out, preds, fmt=fmt, delimiter=",")
+        click.echo(f"wrote {len(preds)} predictions to {out}", err=True)
+    else:
+        np.savetxt(sys.stdout, preds, fmt=fmt, delimiter=",")
+    return 0
+
+
+def _evaluate(model_path, data_path, metrics, as_json):
+    from .trainer import load_trained
+
+    model = load_trained(model_path)
+    values = model.evaluate(data_path, list(metrics) or None)
+    if as_json:
+        click.echo(json.dumps(values))
+    else:
+        for name, value in values.items():
+            click.echo(f"{name} {value:.6g}")
+    return 0
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+_SET_HELP = ("Override a config key, e.g. --set optimizer.learning_rate=0.1 or --set model.ops[1].op=dot; "
+             "the value is parsed as YAML. Repeatable.")
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name=None, version=__import__("sparsetrain").__version__, prog_name="sparsetrain")
+def main():
+    """Train sparse linear models (and small sparse graphs) from a YAML config.
+
+    \b
+      sparsetrain fit configs/linreg.yaml          train the seed model to MSE < 1
+      sparsetrain infer-stypes configs/linreg.yaml show each node's storage types
+      sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
+    """
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (overrides train.epochs).")
+@click.option("--output", type=click.Path(file_okay=False), help="Run directory for metrics.jsonl, config.yaml and "
+              "checkpoints (default: the config's `output`, else runs/<config name>/).")
+@click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in the run directory; "
+              "the final parameters equal those of an uninterrupted run.")
+@click.option("--verbose-stypes", is_flag=True, help="Log every node's storage types and dispatch when binding "
+              "(also SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1).")
+@click.option("--strict-stypes", is_flag=True, help="Fail instead of falling back to dense kernels.")
+@click.option("--engine", type=click.Choice(["auto", "compiled", "graph"]), help="Execution engine (overrides "
+              "train.engine): compiled whole-epoch kernels for linear models, the general graph interpreter, or "
+              "auto.")
+@click.option("--seed", type=int, help="Random seed (overrides train.seed).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, engine line or final table; only the "
+              "per-epoch lines, errors, and what was asked for (--verbose-stypes, resume notice).")
+def fit(config, overrides, epochs, output, resume, verbose_stypes, strict_stypes, engine, seed, quiet):
+    """Train the model in CONFIG; exit 1 if train.target is missed or the loss becomes NaN/inf."""
+    sys.exit(_run(_fit, config, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet,
+                  strict_stypes))
+
+
+@main.command("infer-stypes")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "log", "json", "dot"]), default="table",
+              show_default=True, help="table (rich), log (the verbose binding log), json (one object per node) or "
+              "dot (Graphviz; fallback nodes in red).")
+@click.option("--backward", is_flag=True, help="Include the gradient nodes and each parameter's gradient stype.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size for the shapes (default: "
+              "data.batch_size).")
+def infer_stypes(config, overrides, fmt, backward, batch_size):
+    """Infer every node's shapes, storage types and dispatch (sparse, dense or fallback) without data."""
+    sys.exit(_run(_infer_stypes, config, overrides, fmt, backward, batch_size))
+
+
+@main.command("gen-data")
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Number of rows.")
+@click.option("--features", type=click.IntRange(min=1), required=True, help="Number of features (columns).")
+@click.option("--density", type=click.FloatRange(min=0, max=1, min_open=True), help="Fraction of non-zeros per "
+              "row (or give --nnz-per-row).")
+@click.option("--nnz-per-row", type=click.IntRange(min=1), help="Non-zeros per row, instead of --density.")
+@click.option("--task", type=click.Choice(["regression", "binary", "multiclass"]), default="regression",
+              show_default=True, help="Label type.")
+@click.option("--classes", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Number of classes for --task multiclass.")
+@click.option("--target", type=click.Choice(["arange", "random"]), default="arange", show_default=True,
+              help="True weights: arange is the seed's y = X·[1..D]; random draws them.")
+@click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Standard deviation of Gaussian label noise.")
+@click.option("--columns", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True,
+              help="How non-zeros spread over the columns.")
+@click.option("--zipf-a", type=click.FloatRange(min=1, min_open=True), default=1.2, show_default=True,
+              help="Zipf exponent for --columns zipf.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--zero-based/--one-based", default=True, show_default=True, help="Index base of the features.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="LibSVM file to write; the true "
+              "weights are written beside it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def gen_data(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, seed, zero_based,
+             out, quiet):
+    """Write synthetic LibSVM data (the seed's y = X·[1..D]) in chunks, with its true weights."""
+    sys.exit(_run(_gen_data, rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a,
+                  seed, zero_based, out, quiet))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Write predictions here (default: stdout): one per "
+              "line, or one CSV row of class probabilities per line.")
+def predict(model, data, out):
+    """Predict DATA (LibSVM) with MODEL: a run directory, a config (its run directory) or a checkpoint prefix."""
+    sys.exit(_run(_predict, model, data, out))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--metric", "metrics", multiple=True, help="Metric to compute (repeatable; default: the run's "
+              "train.metrics).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+def evaluate(model, data, metrics, as_json):
+    """Score MODEL (run directory, config or checkpoint prefix) on DATA (LibSVM) and print the metrics."""
+    sys.exit(_run(_evaluate, model, data, metrics, as_json))
+
+
+if __name__ == "__main__":
+    main()

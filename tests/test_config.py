@@ -1,0 +1,174 @@
+"""The YAML config: schema, overrides, graph validation, path resolution and the generated reference."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import yaml
+
+from sparsetrain.base import ConfigError
+from sparsetrain.config import (
+    Config,
+    apply_override,
+    config_from_dict,
+    load_config,
+    markdown_reference,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = ROOT / "configs" / "linreg.yaml"
+
+
+def _doc():
+    return yaml.safe_load(LINREG.read_text())
+
+
+def test_linreg_loads_with_seed_values():
+    cfg = load_config(str(LINREG))
+    assert isinstance(cfg, Config)
+    assert cfg.num_features == 100
+    assert cfg.data.batch_size == 1 and cfg.data.last_batch == "discard"
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.learning_rate == 0.05 and cfg.optimizer.momentum == 0.9
+    assert cfg.optimizer.optimizer_params(cfg.data.batch_size)["rescale_grad"] == 1.0
+    assert cfg.train.target == {"mse": 1.0} and cfg.metrics == ["mse"]
+    assert cfg.train_files() == [str(ROOT / "data" / "linreg.libsvm")]
+
+
+def test_symbol_is_built_through_public_api_and_weight_gradient_is_row_sparse():
+    cfg = load_config(str(LINREG))
+    sym = cfg.build_symbol()
+    assert sorted(sym.list_arguments()) == ["bias", "data", "label", "weight"]
+    plan, rows, grads = cfg.describe(batch_size=32, backward=True)
+    by_arg = {g["argument"]: g for g in grads}
+    assert by_arg["weight"]["stype"] == "row_sparse" and by_arg["weight"]["shape"] == [100, 1]
+    assert by_arg["bias"]["stype"] == "default"
+    dot = next(r for r in rows if r["name"] == "dot")
+    assert dot["dispatch"] == "sparse" and [e["stype"] for e in dot["inputs"]] == ["csr", "row_sparse"]
+    assert dot["inputs"][0]["shape"] == (32, 100)
+
+
+BAD = [
+    (["model.ops[1].inputs[0]=wieght"], "model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean 'weight'?)"),
+    (["model.ops.0.inputs.1=wieght"], "model.ops[0].inputs[1]: unknown symbol 'wieght'"),
+    (["model.ops[0].op=sparse.dto"], "model.ops[0].op: unknown operator 'sparse.dto' (did you mean 'dot'?)"),
+    (["data.batchsize=3"], "data.batchsize: unknown key (did you mean 'batch_size'?)"),
+    (["data.batch_size=abc"], "data.batch_size:"),
+    (["data.batch_size=0"], "data.batch_size:"),
+    (["model.variables.weight.shape=[50, 1]"], "model.ops[0] (dot, dot): "),
+    (["model.variables.weight.stype=rsp"], "model.variables.weight.stype:"),
+    (["model.ops[0].inputs=[data, pred]"], "model.ops[0]: cycle: dot -> pred -> dot"),
+    (["model.ops[0].params.transpose_x=true"], "model.ops[0].params.transpose_x: unknown parameter of dot"),
+    (["model.ops[0].inputs=[data]"], "model.ops[0].inputs: dot takes 2 input(s)"),
+    (["model.variables.extra={}"], "model.variables.extra: declared but not used"),
+    (["model.loss.op=dot"], "model.loss.op: 'dot' is not a loss operator"),
+    (["model.loss.data=pred2"], "model.loss.data: unknown symbol 'pred2' (did you mean 'pred'?)"),
+    (["model.ops[1].name=dot"], "model.ops[1].name: 'dot' is already defined at model.ops[0]"),
+    (["optimizer.momentm=0.9"], "optimizer.momentm: not a parameter of sgd (did you mean 'momentum'?)"),
+    (["optimizer.name=adagard"], "optimizer.name: unknown optimizer 'adagard' (did you mean 'adagrad'?)"),
+    (["optimizer.lr_scheduler={facto: {step: 10}}"], "optimizer.lr_scheduler.facto: unknown scheduler"),
+    (["train.target.mae=1"], "train.target.mae: not a reported metric"),
+    (["train.metrics=[mse, nonsense_metric]"], "train.metrics[1]:"),
+    (["train.kvstore=dist"], "train.kvstore:"),
+    (["data.zero_based=maybe"], "data.zero_based: must be auto, true or false"),
+    (["data.train=null"], "data: give `train`"),
+    (["data.cache=stream", "data.shuffle=true"], "data.shuffle: shuffling needs the data in memory"),
+    (["model.variables.weight.init={normal: {sigmaa: 1}}"], "model.variables.weight.init:"),
+    (["foo=1"], "foo: unknown key"),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", BAD, ids=[b[1].split(":")[0] for b in BAD])
+def test_bad_configs_name_the_key_path(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(str(LINREG), overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  train: x\n  batch_size: [1\nmodel: {}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        load_config(str(bad))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_overrides_parse_yaml_values_and_list_indices():
+    doc = {"a": {"b": [{"c": 1}, {"c": 2}]}, "x": 1}
+    apply_override(doc, "a.b[1].c=3.5")
+    apply_override(doc, "a.b.0.c=[1, 2]")
+    apply_override(doc, "x=true")
+    apply_override(doc, "new.key=hello")
+    apply_override(doc, "a.b[2]={c: 9}")
+    assert doc == {"a": {"b": [{"c": [1, 2]}, {"c": 3.5}, {"c": 9}]}, "x": True, "new": {"key": "hello"}}
+    for bad in ("nokey", "a.b[7].c=1", "a.b[x]=1", "x.y=1"):
+        with pytest.raises(ConfigError, match="--set"):
+            apply_override(doc, bad)
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypatch):
+    sub = tmp_path / "cfg"
+    (sub / "d").mkdir(parents=True)
+    (sub / "d" / "a.libsvm").write_text("1 0:1\n")
+    (sub / "d" / "b.libsvm").write_text("2 1:1\n")
+    doc = _doc()
+    doc["data"]["train"] = "d/*.libsvm"
+    doc["data"]["eval"] = "d/a.libsvm"
+    doc["output"] = "out"
+    path = sub / "x.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(str(path))
+    assert cfg.train_files() == [str(sub / "d" / "a.libsvm"), str(sub / "d" / "b.libsvm")]
+    assert cfg.eval_files() == [str(sub / "d" / "a.libsvm")]
+    assert cfg.output_dir() == str(sub / "out")
+    doc["data"]["train"] = "d/missing.libsvm"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"data.train\[0\]: file not found"):
+        load_config(str(path), check_files=True)
+
+
+def test_num_features_is_inferred_from_declared_shapes():
+    doc = _doc()
+    del doc["data"]["num_features"]
+    cfg = config_from_dict(doc, source=str(LINREG))
+    assert cfg.num_features == 100
+    del doc["model"]["variables"]["weight"]["shape"]
+    with pytest.raises(ConfigError, match="data.num_features: required"):
+        config_from_dict(doc, source=str(LINREG))
+
+
+def test_resolved_yaml_round_trips_from_anywhere(tmp_path):
+    cfg = load_config(str(LINREG), ["optimizer.wd=0.001"])
+    again = config_from_dict(yaml.safe_load(cfg.to_yaml()), source=str(tmp_path / "config.yaml"))
+    assert again.model == cfg.model and again.optimizer == cfg.optimizer
+    assert again.train_files() == cfg.train_files()  # saved absolute
+    assert again.metrics == ["mse"] and again.num_features == 100 and again.optimizer.wd == 0.001
+
+
+def test_every_shipped_config_validates():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(str(path))
+        cfg.plan()
+
+
+def test_markdown_reference_covers_schema_and_docs_are_current():
+    text = markdown_reference()
+    for key in ("batch_size", "last_batch", "zero_based", "cache", "stype", "learning_rate", "rescale_grad",
+                "epochs", "target", "kvstore", "engine", "nnz_per_row"):
+        assert f"`{key}`" in text
+    generated = ROOT / "docs" / "README-config.md"
+    assert generated.read_text() == text + "\n", "run: python -m sparsetrain.config --markdown > docs/README-config.md"
+
+
+def test_override_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "mine.libsvm").write_text("1 0:1\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(str(LINREG), ["data.train=mine.libsvm", "output=out"])
+    assert cfg.train_files() == [str(tmp_path / "mine.libsvm")]
+    assert cfg.output_dir() == str(tmp_path / "out")
