@@ -306,9 +306,10 @@ class Module:
 
     # -- computation ---------------------------------------------------------------------------
     def forward(self, data_batch, is_train=None):
-        self._require("binded", "params_initialized")
+        if not self.params_initialized:  # checked per step: keep the common path to one test
+            self._require("binded", "params_initialized")
         is_train = self.for_training if is_train is None else is_train
-        ex = self._exec_for_batch(data_batch)
+        ex = self._execs.get(data_batch.data[0].shape[0]) or self._exec_for_batch(data_batch)
         self._exec = ex
         _feed(ex, self._data_names, data_batch.data, "data")
         if self._label_names and data_batch.label:
@@ -316,7 +317,8 @@ class Module:
         ex.forward(is_train=is_train)
 
     def backward(self, out_grads=None):
-        self._require("binded", "params_initialized")
+        if not self.params_initialized:
+            self._require("binded", "params_initialized")
         self._exec.backward(out_grads)
 
     def update(self):
@@ -527,7 +529,8 @@ def _feed(ex, names, arrays, what):
         if not isinstance(value, BaseArray):
             value = NDArray(np.asarray(value, dtype=current.dtype))
         if value.stype == current.stype and value.shape == current.shape and value.dtype == current.dtype:
-            ex.set_input(name, value)
+            ex.arg_dict[name] = value  # what Executor.set_input does, minus the checks just made
+            ex._values[ex._arg_slot[name]] = value
         elif value.size == current.size and value.stype == "default" == current.stype:
             ex.set_input(name, NDArray(value._data.reshape(current.shape).astype(current.dtype, copy=False)))
         else:

@@ -6,20 +6,33 @@ from ..ndarray.ndarray import BaseArray, NDArray, cast_storage
 from .registry import DISPATCH_FALLBACK, get, infer_storage, report_fallback
 
 
-def run_kernel(op, dispatch, inputs, params, node_key=None, node_name=None, strict=None):
-    """Run ``op`` as decided by ``dispatch``; dense kernels see numpy, sparse kernels see arrays.
+def make_runner(op, dispatch, params, node_key=None, node_name=None, strict=None):
+    """A function ``inputs -> outputs`` running ``op`` as ``dispatch`` decided (built once per node).
 
-    ``strict`` (default: the global setting) makes a fallback an error.
+    Dense kernels see numpy arrays, sparse kernels see sparsetrain arrays. On a fallback the
+    inputs go dense and the outputs are converted to the planned stypes; ``strict`` (default: the
+    global setting) makes a fallback an error.
     """
-    if dispatch.kernel is not None:
-        return dispatch.kernel(inputs, params)
-    if dispatch.mode == DISPATCH_FALLBACK:
-        report_fallback(node_key if node_key is not None else op.name, op.name, node_name,
-                        [x.stype for x in inputs], dispatch.out_stypes, strict=strict)
+    kernel, dense = dispatch.kernel, op.dense
+    if kernel is not None:
+        return lambda inputs: kernel(inputs, params)
+    if dispatch.mode != DISPATCH_FALLBACK:
+        return lambda inputs: [NDArray(o) for o in dense([x._data for x in inputs], params)]
+    key = node_key if node_key is not None else op.name
+    out_stypes = dispatch.out_stypes
+
+    def fallback(inputs):
+        report_fallback(key, op.name, node_name, [x.stype for x in inputs], out_stypes, strict=strict)
         arrays = [x._data if x.stype == "default" else x.asnumpy() for x in inputs]
-        outs = [NDArray(o) for o in op.dense(arrays, params)]
-        return [o if s == "default" else cast_storage(o, s) for o, s in zip(outs, dispatch.out_stypes)]
-    return [NDArray(o) for o in op.dense([x._data for x in inputs], params)]
+        outs = [NDArray(o) for o in dense(arrays, params)]
+        return [o if s == "default" else cast_storage(o, s) for o, s in zip(outs, out_stypes)]
+
+    return fallback
+
+
+def run_kernel(op, dispatch, inputs, params, node_key=None, node_name=None, strict=None):
+    """Run ``op`` on ``inputs`` as ``dispatch`` decided (see ``make_runner``)."""
+    return make_runner(op, dispatch, params, node_key, node_name, strict)(inputs)
 
 
 def invoke(op_name: str, inputs, params, out=None):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..base import ShapeError, StorageTypeError
 from ..ndarray.ndarray import BaseArray, NDArray, cast_storage, zeros
-from ..ops.imperative import run_kernel
+from ..ops.imperative import make_runner
 from ..ops.registry import DISPATCH_FALLBACK, fallback_message, strict_stypes
 from .graph import BindError, Plan, build_plan, grad_stype
 
@@ -90,7 +90,8 @@ class Executor:
                 self._slot[(node.uid, i)] = len(self._values)
                 outs.append(len(self._values))
                 self._values.append(None)
-            steps.append((node, node.op, d, node.params, ins, outs))
+            runner = make_runner(node.op, d, node.params, node.uid, node.name, self._strict)
+            steps.append((runner, ins, outs))
         return steps
 
     # -- construction ---------------------------------------------------------------------------
@@ -163,10 +164,7 @@ class Executor:
                 raise BindError(f"forward: unknown argument {name!r}")
             self.arg_dict[name][:] = value
         values = self._values
-        for node, op, d, params, ins, outs in self._forward_steps:
-            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name, self._strict)
-            for slot, r in zip(outs, res):
-                values[slot] = r
+        _run_steps(self._forward_steps, values)
         self._train_forward_done = bool(is_train)
         self.outputs = [values[i] for i in self._output_slots]
         return self.outputs
@@ -190,15 +188,22 @@ class Executor:
                                      f"{tuple(g.shape)}, the output has shape {shape}")
                 # backward kernels were chosen for the planned head-gradient stype
                 values[slot] = cast_storage(g, self._plan.stypes[(head.uid, 0)])
-        for node, op, d, params, ins, outs in self._backward_steps:
-            res = run_kernel(op, d, [values[i] for i in ins], params, node.uid, node.name, self._strict)
-            for slot, r in zip(outs, res):
-                values[slot] = r
+        _run_steps(self._backward_steps, values)
         for slot, target, req in self._grad_targets:
             _store_grad(target, values[slot], req)
 
     def debug_str(self) -> str:
         return "\n".join(self._plan.log_lines())
+
+
+def _run_steps(steps, values):
+    for runner, ins, outs in steps:
+        res = runner([values[i] for i in ins])
+        if len(outs) == 1:
+            values[outs[0]] = res[0]
+        else:
+            for slot, r in zip(outs, res):
+                values[slot] = r
 
 
 def _store_grad(target: BaseArray, value: BaseArray, req: str):
