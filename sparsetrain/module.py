@@ -342,14 +342,16 @@ class Module:
         eval_metric.update(labels, self._exec.outputs)
 
     # -- loops ----------------------------------------------------------------------------------
-    def choose_engine(self, engine="auto", train_data=None):
+    def choose_engine(self, engine="auto", train_data=None, eval_metric=None):
         """Which engine ``run_epoch`` will use, and why: ``(name, reason)``."""
         if engine == "graph":
             self._engine_choice = ("graph", "requested")
             return self._engine_choice
+        if engine not in ("auto", "compiled"):
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'graph', got {engine!r}")
         from .engines.compiled import match_module
 
-        match = match_module(self, train_data)
+        match = match_module(self, train_data, eval_metric)
         if match.ok:
             self._engine_choice = ("compiled", match.reason)
         elif engine == "compiled":
@@ -361,7 +363,7 @@ class Module:
     def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0) -> EpochStats:
         """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch."""
         self._require("binded", "params_initialized", "optimizer_initialized")
-        name, _ = self.choose_engine(engine, train_data)
+        name, _ = self.choose_engine(engine, train_data, eval_metric)
         if name == "compiled":
             from .engines.compiled import run_epoch as compiled_epoch
 
