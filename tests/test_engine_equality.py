@@ -1,0 +1,142 @@
+"""Compiled engine == graph engine: parameters and per-epoch metrics, over the supported matrix."""
+import itertools
+
+import numpy as np
+import pytest
+
+import sparsetrain as st
+
+OUTPUTS = {
+    "LinearRegressionOutput": ("regression", "mse"),
+    "MAERegressionOutput": ("regression", "mae"),
+    "LogisticRegressionOutput": ("binary", "accuracy"),
+    "SoftmaxOutput": ("multiclass", "ce"),
+}
+OPTIMIZERS = {
+    "sgd": {"learning_rate": 0.05},
+    "sgd_mom": {"learning_rate": 0.02, "momentum": 0.9, "wd": 1e-3, "clip_gradient": 5.0},
+    "adagrad": {"learning_rate": 0.1, "wd": 1e-4},
+    "adam": {"learning_rate": 0.01},
+    "ftrl": {"learning_rate": 0.1, "lamda1": 0.001},
+}
+
+
+def _data(task, rows=37, features=20, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = st.test_utils.rand_ndarray((rows, features), "csr", 0.2)
+    dense = x.asnumpy()
+    w = rng.normal(size=(features, classes if task == "multiclass" else 1))
+    score = dense @ w
+    if task == "regression":
+        y = score[:, 0]
+    elif task == "binary":
+        y = (score[:, 0] > np.median(score[:, 0])).astype(np.float32)
+    else:
+        y = score.argmax(axis=1).astype(np.float32)
+    return x, y.astype(np.float32)
+
+
+def _train(engine, output, opt, batch_size, last_batch, shuffle, bias=True, epochs=3):
+    task, metric_name = OUTPUTS[output]
+    st.random.seed(11)
+    x, y = _data(task)
+    k = 3 if output == "SoftmaxOutput" else 1
+    it = st.io.NDArrayIter(x, y, batch_size, shuffle=shuffle, last_batch_handle=last_batch, label_name="label")
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, k))
+    pred = st.sym.sparse.dot(data, weight)
+    if bias:
+        pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(k,)))
+    loss = getattr(st.sym, output)(data=pred, label=st.sym.Variable("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.1))
+    name = "sgd" if opt.startswith("sgd") else opt
+    mod.init_optimizer(optimizer=name, optimizer_params=dict(OPTIMIZERS[opt]))
+    metric = st.metric.create(metric_name)
+    history = []
+    for epoch in range(epochs):
+        metric.reset()
+        mod.run_epoch(it, metric, engine=engine, epoch=epoch)
+        history.append(metric.get()[1])
+    assert mod.engine_choice[0] == engine, mod.engine_choice
+    return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}, history
+
+
+CASES = list(itertools.product(OUTPUTS, OPTIMIZERS, [1, 4], ["pad", "discard", "roll_over"]))
+
+
+@pytest.mark.parametrize("output,opt,batch_size,last_batch", CASES)
+def test_compiled_equals_graph(output, opt, batch_size, last_batch):
+    shuffle = batch_size == 4  # half the matrix reshuffles every epoch
+    graph_params, graph_hist = _train("graph", output, opt, batch_size, last_batch, shuffle)
+    comp_params, comp_hist = _train("compiled", output, opt, batch_size, last_batch, shuffle)
+    np.testing.assert_allclose(comp_hist, graph_hist, rtol=1e-4, atol=1e-6)
+    for name in graph_params:
+        np.testing.assert_allclose(comp_params[name], graph_params[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_compiled_equals_graph_without_bias_batch_32():
+    g, gh = _train("graph", "LinearRegressionOutput", "adam", 32, "pad", True, bias=False)
+    c, ch = _train("compiled", "LinearRegressionOutput", "adam", 32, "pad", True, bias=False)
+    np.testing.assert_allclose(ch, gh, rtol=1e-4)
+    np.testing.assert_allclose(c["weight"], g["weight"], rtol=1e-4, atol=1e-6)
+
+
+def _module_for(symbol, stypes_weight="row_sparse"):
+    x = st.test_utils.rand_ndarray((8, 20), "csr", 0.3)
+    it = st.io.NDArrayIter(x, np.zeros(8, np.float32), 2, label_name="label")
+    mod = st.mod.Module(symbol, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.1))
+    mod.init_optimizer(optimizer="sgd")
+    return mod, it
+
+
+def test_matcher_rejects_graph_with_log_and_says_why():
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1))
+    pred = st.sym.log(st.sym.sparse.dot(data, weight))
+    loss = st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label"))
+    mod, it = _module_for(loss)
+    engine, reason = mod.choose_engine("auto", it)
+    assert engine == "graph" and "log" in reason
+    with pytest.raises(st.SparseTrainError, match="log"):
+        mod.choose_engine("compiled", it)
+
+
+def test_matcher_rejects_dense_weight_and_says_why():
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", shape=(20, 1))
+    loss = st.sym.LinearRegressionOutput(data=st.sym.dot(data, weight), label=st.sym.Variable("label"))
+    mod, it = _module_for(loss)
+    engine, reason = mod.choose_engine("auto", it)
+    assert engine == "graph" and "row_sparse" in reason
+
+
+def test_matcher_accepts_two_dots_summed():
+    a = st.sym.Variable("data", stype="csr")
+    w1 = st.sym.Variable("w1_weight", stype="row_sparse", shape=(20, 1))
+    w2 = st.sym.Variable("w2_weight", stype="row_sparse", shape=(20, 1))
+    pred = st.sym.elemwise_add(st.sym.sparse.dot(a, w1), st.sym.sparse.dot(a, w2))
+    loss = st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label"))
+    mod, it = _module_for(loss)
+    assert mod.choose_engine("auto", it)[0] == "compiled"
+
+
+def test_compiled_engine_stops_on_nan_with_epoch_and_batch():
+    st.random.seed(0)
+    x, y = _data("regression")
+    y[5] = np.nan
+    it = st.io.NDArrayIter(x, y, 1, label_name="label")
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1))
+    loss = st.sym.LinearRegressionOutput(data=st.sym.sparse.dot(data, weight), label=st.sym.Variable("label"))
+    for engine in ("graph", "compiled"):
+        mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.initializer.Normal(0.1))
+        mod.init_optimizer(optimizer="sgd")
+        with pytest.raises(st.base.NonFiniteError) as err:
+            mod.run_epoch(it, st.metric.create("mse"), engine=engine, epoch=2)
+        assert err.value.epoch == 2 and err.value.batch is not None
