@@ -14,7 +14,7 @@ from any working directory. Paths given on the command line (``--output``, and p
 command-line arguments.
 
 The schema below is the single source of defaults; ``python -m sparsetrain.config --markdown``
-prints the reference in ``docs/README-config.md`` from it.
+prints the reference that the README's "Configuration reference" section holds.
 """
 from __future__ import annotations
 
@@ -884,14 +884,13 @@ def markdown_reference() -> str:
     sections = [("data", DataConfig), ("data.generate", GenerateConfig), ("model", ModelConfig),
                 ("model.variables.<name>", VariableConfig), ("model.ops[i]", OpConfig), ("model.loss", LossConfig),
                 ("optimizer", OptimizerConfig), ("train", TrainConfig)]
-    lines = ["# Configuration reference", "",
-             "Generated from `sparsetrain/config.py` by `python -m sparsetrain.config --markdown`; do not edit.",
+    lines = ["Generated from `sparsetrain/config.py` by `python -m tools.update_readme`; do not edit here.",
              "", _rst_to_md((__doc__ or "").split("\n\n")[1]), "", _rst_to_md((__doc__ or "").split("\n\n")[2]), "",
              "Top level: `data`, `model`, `optimizer`, `train`, `output` (run directory; default "
              "`runs/<config name>/`). Unknown keys are errors everywhere except `optimizer`, whose extra keys "
              "are passed to the optimizer and checked by it.", ""]
     for title, model in sections:
-        lines += [f"## `{title}`", "", _rst_to_md(model.__doc__ or ""), "", "| key | type | default | meaning |",
+        lines += [f"### `{title}`", "", _rst_to_md(model.__doc__ or ""), "", "| key | type | default | meaning |",
                   "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             typ = _DOC_TYPES.get((model.__name__, name)) or _simple_type(field.annotation)
