@@ -1,0 +1,302 @@
+"""``LibSVMIter``: mini-batches streamed from a LibSVM file, as MXNet's ``mx.io.LibSVMIter``.
+
+The file is parsed chunk by chunk by :class:`~sparsetrain.io.libsvm.LibSVMReader` (on worker
+threads, ahead of the consumer), so memory stays bounded whatever the file size. Batches are
+CSR data (``CSRNDArray`` of shape ``(batch_size, num_features)``) and dense labels.
+
+Differences from MXNet, all on purpose:
+- works when the file (or the part) is smaller than one batch, and for any batch size;
+- ``round_batch=False`` gives a short last batch instead of one padded with stale rows;
+- ``last_batch_handle`` ('pad', 'discard' or 'roll_over', as ``NDArrayIter``) may replace
+  ``round_batch``;
+- ``reset()`` always restarts from the first row (MXNet continues after the rows that padded
+  the previous epoch's last batch);
+- ``zero_based`` ('auto' by default, as scikit-learn) instead of always zero-based indices;
+- with ``label_libsvm``, labels are dense, ``(batch_size,) + label_shape``, and the label file
+  is split into the same rows as the data file when ``num_parts > 1``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from ..base import DataFormatError, ShapeError
+from ..ndarray import CSRNDArray, NDArray
+from .base import DataBatch, DataDesc, DataIter
+from .libsvm import DEFAULT_CHUNK_SIZE, LibSVMBlock, LibSVMReader
+
+__all__ = ["LibSVMIter"]
+
+_LAST_BATCH = ("pad", "discard", "roll_over")
+
+
+class _Rows:
+    """CSR rows with dense labels: the unit batches are cut from."""
+
+    __slots__ = ("data", "indices", "indptr", "labels")
+
+    def __init__(self, data, indices, indptr, labels):
+        self.data, self.indices, self.indptr, self.labels = data, indices, indptr, labels
+
+    @property
+    def n(self) -> int:
+        return len(self.indptr) - 1
+
+    def slice(self, r0: int, r1: int) -> "_Rows":
+        lo, hi = self.indptr[r0], self.indptr[r1]
+        return _Rows(self.data[lo:hi], self.indices[lo:hi], self.indptr[r0 : r1 + 1] - lo, self.labels[r0:r1])
+
+    def copy(self) -> "_Rows":
+        return _Rows(self.data.copy(), self.indices.copy(), self.indptr.copy(), self.labels.copy())
+
+    @staticmethod
+    def concat(parts: list["_Rows"]) -> "_Rows":
+        if len(parts) == 1:
+            return parts[0]
+        indptr = np.empty(sum(p.n for p in parts) + 1, np.int64)
+        indptr[0] = 0
+        r = 0
+        off = 0
+        for p in parts:
+            indptr[r + 1 : r + p.n + 1] = p.indptr[1:] + off
+            r += p.n
+            off += int(p.indptr[-1])
+        return _Rows(
+            np.concatenate([p.data for p in parts]),
+            np.concatenate([p.indices for p in parts]),
+            indptr,
+            np.concatenate([p.labels for p in parts]),
+        )
+
+
+def _densify(block: LibSVMBlock, width: int, dtype) -> np.ndarray:
+    """The rows of a label-file block as a dense (rows, width) array."""
+    out = np.zeros((block.num_rows, width), dtype=dtype)
+    rows = np.repeat(np.arange(block.num_rows), np.diff(block.indptr))
+    out[rows, block.indices] = block.data
+    return out
+
+
+class LibSVMIter(DataIter):
+    """Iterate over a LibSVM file in mini-batches of CSR data and dense labels.
+
+    data_libsvm: the LibSVM file (``.gz``/``.bz2`` read transparently).
+    data_shape: ``(num_features,)``; a feature index that does not fit is an error.
+    label_libsvm: optional LibSVM file whose feature vectors are the labels (its own label
+        column is ignored); it must have as many rows as ``data_libsvm``.
+    label_shape: shape of one row's label; with ``label_libsvm=None`` each data row must carry
+        ``prod(label_shape)`` comma-separated labels (one, by default).
+    batch_size: rows per batch.
+    round_batch: True pads the last batch with rows from the start of the file (or part),
+        cycling if needed, and reports their count in ``DataBatch.pad``; False gives a short
+        last batch.
+    num_parts, part_index: read only part ``part_index`` of ``num_parts`` byte ranges of the
+        file, aligned to line starts; the parts together hold every row exactly once.
+    zero_based: True, False or "auto" (as scikit-learn, decided for the whole file).
+    last_batch_handle: 'pad', 'discard' or 'roll_over' (leftover rows start the next epoch),
+        overriding ``round_batch``.
+    chunk_size: bytes parsed at a time; memory use is a few times this.
+    """
+
+    def __init__(
+        self,
+        data_libsvm,
+        data_shape,
+        label_libsvm=None,
+        label_shape=(1,),
+        batch_size: int = 1,
+        round_batch: bool = True,
+        num_parts: int = 1,
+        part_index: int = 0,
+        data_name: str = "data",
+        label_name: str = "softmax_label",
+        dtype="float32",
+        zero_based="auto",
+        *,
+        last_batch_handle: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        workers: int | None = None,
+    ):
+        super().__init__(batch_size)
+        if isinstance(data_shape, (int, np.integer)):
+            data_shape = (int(data_shape),)
+        data_shape = tuple(int(s) for s in data_shape)
+        if len(data_shape) != 1 or data_shape[0] < 1:
+            raise ShapeError(f"data_shape must be (num_features,), got {data_shape}")
+        if isinstance(label_shape, (int, np.integer)):
+            label_shape = (int(label_shape),)
+        label_shape = tuple(int(s) for s in label_shape)
+        if not label_shape or min(label_shape) < 1:
+            raise ShapeError(f"label_shape must be a non-empty shape of positive sizes, got {label_shape}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if last_batch_handle is None:
+            self._last = "pad" if round_batch else "short"
+        elif last_batch_handle in _LAST_BATCH:
+            self._last = last_batch_handle
+        else:
+            raise ValueError(f"last_batch_handle must be one of {', '.join(_LAST_BATCH)}, got {last_batch_handle!r}")
+        self.data_libsvm = data_libsvm
+        self.label_libsvm = label_libsvm
+        self.data_shape = data_shape
+        self.label_shape = label_shape
+        self.batch_size = int(batch_size)
+        self.round_batch = round_batch
+        self.num_parts = int(num_parts)
+        self.part_index = int(part_index)
+        self.data_name = data_name
+        self.label_name = label_name
+        self.dtype = np.dtype(dtype)
+        self._label_width = int(np.prod(label_shape))
+        self._provide_data = [DataDesc(data_name, (self.batch_size,) + data_shape, self.dtype)]
+        self._provide_label = [DataDesc(label_name, self._label_batch_shape(self.batch_size), self.dtype)]
+        self._data_reader = LibSVMReader(
+            data_libsvm, num_features=data_shape[0], zero_based=zero_based, dtype=self.dtype,
+            num_labels=None if label_libsvm is not None else self._label_width,
+            chunk_size=chunk_size, num_parts=num_parts, part_index=part_index, workers=workers,
+        )
+        self._label_zero_based = zero_based
+        self._label_reader: LibSVMReader | None = None
+        self._chunk_size = chunk_size
+        self._workers = workers
+        self._head: _Rows | None = None  # the part's first rows, for padding
+        self._carry: _Rows | None = None  # roll_over leftovers
+        self._stream = None
+        self._queue: list[_Rows] = []  # rows to batch before pulling more from the file
+        self._cur: _Rows | None = None  # the rows being batched, from ``_pos`` on
+        self._pos = 0
+        self._seen_rows = 0
+        self._exhausted = False
+        self.reset()
+
+    # -- descriptors -----------------------------------------------------------------------
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        return self._provide_data
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        return self._provide_label
+
+    def _label_batch_shape(self, n: int) -> tuple:
+        return (n,) if self.label_shape == (1,) else (n,) + self.label_shape
+
+    # -- streaming -------------------------------------------------------------------------
+    def _row_stream(self):
+        """Yield ``_Rows`` in file order (one per parsed chunk), labels already dense."""
+        if self.label_libsvm is None:
+            for block in self._data_reader:
+                labels = block.labels.astype(self.dtype, copy=False).reshape(block.num_rows, self._label_width)
+                yield _Rows(block.data, block.indices, block.indptr, labels)
+            return
+        if self._label_reader is None:
+            self._label_reader = LibSVMReader(
+                self.label_libsvm, num_features=self._label_width, zero_based=self._label_zero_based,
+                dtype=self.dtype, chunk_size=self._chunk_size, workers=self._workers,
+                start_row=self._data_reader.rows_before() if self.num_parts > 1 else 0,
+            )
+        last_part = self.part_index == self.num_parts - 1
+        with contextlib.closing(iter(self._label_reader)) as label_blocks:
+            buffered: list[np.ndarray] = []
+            have = 0
+            for block in self._data_reader:
+                while have < block.num_rows:
+                    lb = next(label_blocks, None)
+                    if lb is None:
+                        raise DataFormatError(
+                            f"{os.fspath(self.label_libsvm)}: has fewer rows than {os.fspath(self.data_libsvm)}"
+                        )
+                    dense = _densify(lb, self._label_width, self.dtype)
+                    buffered.append(dense)
+                    have += len(dense)
+                stacked = np.concatenate(buffered) if len(buffered) > 1 else buffered[0]
+                labels, rest = stacked[: block.num_rows], stacked[block.num_rows :]
+                buffered, have = ([rest] if len(rest) else []), len(rest)
+                yield _Rows(block.data, block.indices, block.indptr, labels)
+            if last_part and (have or next(label_blocks, None) is not None):
+                raise DataFormatError(
+                    f"{os.fspath(self.label_libsvm)}: has more rows than {os.fspath(self.data_libsvm)}"
+                )
+
+    def _pull(self) -> _Rows | None:
+        """The next parsed rows of the file, remembering the part's first rows for padding."""
+        if self._exhausted:
+            return None
+        rows = next(self._stream, None)
+        if rows is None:
+            self._exhausted = True
+            if self._seen_rows == 0 and self.num_parts == 1:
+                raise DataFormatError(f"{os.fspath(self.data_libsvm)}: no data rows (the file is empty or only has comments)")
+            return None
+        if self._seen_rows < self.batch_size:  # (re)build the head from this pass's first rows
+            take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
+            self._head = take if self._seen_rows == 0 else _Rows.concat([self._head, take])
+        self._seen_rows += rows.n
+        return rows
+
+    def _current(self) -> bool:
+        """Make ``_cur`` a block with rows left at ``_pos``; False at the end of the epoch."""
+        while self._cur is None or self._pos >= self._cur.n:
+            rows = self._queue.pop(0) if self._queue else self._pull()
+            if rows is None:
+                self._cur = None
+                return False
+            self._cur, self._pos = rows, 0
+        return True
+
+    def reset(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = self._row_stream()
+        self._queue = [self._carry] if self._carry is not None else []
+        self._carry = None
+        self._cur = None
+        self._pos = 0
+        self._seen_rows = 0
+        self._exhausted = False
+
+    def _batch(self, data, indices, indptr, labels, pad: int) -> DataBatch:
+        n = len(indptr) - 1
+        # the arrays already have the CSR dtypes (values in dtype, int64 indices): wrap them
+        x = CSRNDArray(data, indices, indptr, (n, self.data_shape[0]))
+        y = NDArray(np.array(labels, dtype=self.dtype).reshape(self._label_batch_shape(n)))
+        return DataBatch([x], [y], pad, None, self._provide_data, self._provide_label)
+
+    def next(self) -> DataBatch:
+        cur, r0, bs = self._cur, self._pos, self.batch_size
+        if cur is not None and r0 + bs <= cur.n:  # the common case: a batch within one block
+            r1 = r0 + bs
+            self._pos = r1
+            ip = cur.indptr
+            lo, hi = ip[r0], ip[r1]
+            return self._batch(cur.data[lo:hi], cur.indices[lo:hi], ip[r0 : r1 + 1] - lo, cur.labels[r0:r1], 0)
+        need = self.batch_size
+        parts: list[_Rows] = []
+        while need and self._current():
+            k = min(need, self._cur.n - self._pos)
+            parts.append(self._cur.slice(self._pos, self._pos + k))
+            self._pos += k
+            need -= k
+        pad = 0
+        if need:
+            if need == self.batch_size or self._last == "discard":
+                raise StopIteration
+            if self._last == "roll_over":
+                self._carry = _Rows.concat(parts).copy()
+                raise StopIteration
+            if self._last == "pad":
+                head = self._head
+                reps = -(-need // head.n)
+                filler = _Rows.concat([head] * reps) if reps > 1 else head
+                parts.append(filler.slice(0, need))
+                pad = need
+        batch = _Rows.concat(parts)
+        return self._batch(batch.data, batch.indices, batch.indptr, batch.labels, pad)
+
+    def __del__(self):
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
