@@ -29,15 +29,16 @@ Every rule exists in two shapes that share one scalar step function (``*_step``)
   included (MXNet's ``lazy_update=True``). The cost is O(len(rows)), never O(weight rows).
 
 Public kernels take C-contiguous arrays of any rank (rows are the first axis); the ``*_rows_2d``
-cores take 2-D arrays of any layout and are what the fused epoch kernels
-(``sparsetrain.engines.compiled.kernels``) call, through :func:`apply_rows` / :func:`apply_flat`.
+cores take 2-D arrays of any layout. The fused epoch kernels (``sparsetrain.engines.compiled.kernels``)
+reach the same step functions through :func:`apply_rows` / :func:`apply_flat` (gradient rows) and
+:func:`apply_outer_rows` (a single sample's gradient, never materialised).
 Arithmetic runs in float64 and is stored back in the arrays' dtype (float32 or float64).
 
 ``optim_reference`` holds a plain-numpy version of every formula for the tests.
 
-Note on numba's on-disk cache: a cached kernel is invalidated when *its own* source file changes,
-not when a kernel it calls changes; after editing this file during development, clear the
-``__pycache__`` ``*.nbi``/``*.nbc`` files of ``engines/compiled`` too.
+numba invalidates a cached kernel only when its own source file changes; the fused loops that
+call these kernels therefore drop their cache index when this file is newer
+(``engines.compiled.kernels._drop_stale_cache``).
 """
 from __future__ import annotations
 
@@ -356,9 +357,10 @@ def ftrl_update_rows(weight, z, n, rows, grad_rows, lr, wd, lamda1, beta, rescal
 def apply_rows(kind, weight, s1, s2, rows, grad_rows, lr, wd, t, hyper):
     """Lazy update of ``weight[rows]`` (2-D, any layout) by optimizer ``kind``.
 
-    ``s1``/``s2`` are the state arrays (momentum; history; mean, var; z, n) shaped like ``weight``,
-    or any array of the same type where the optimizer has fewer states. ``lr`` is the scheduled
-    learning rate (Adam's bias correction is applied here from the update count ``t`` ≥ 1).
+    ``grad_rows[i]`` is the gradient of row ``rows[i]``. ``s1``/``s2`` are the state arrays
+    (momentum; history; mean, var; z, n) shaped like ``weight``, or any array of the same type
+    where the optimizer has fewer states. ``lr`` is the scheduled learning rate (Adam's bias
+    correction is applied here from the update count ``t`` ≥ 1); ``hyper`` from :func:`make_hyper`.
     """
     rescale = hyper[H_RESCALE]
     clip = hyper[H_CLIP]
@@ -394,3 +396,133 @@ def apply_flat(kind, weight, s1, s2, grad, lr, wd, t, hyper):
                   clip)
     elif kind == KIND_FTRL:
         ftrl_flat(weight, s1, s2, grad, lr, wd, hyper[H_LAMDA1], hyper[H_BETA], rescale, clip)
+
+
+# -- one sample's gradient, never materialised: row rows[p] gets coef[p] * g_row ----------------
+
+@njit(cache=True)
+def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip_gradient):
+    if weight.shape[1] == 1:  # the common single-output case, without the inner loop
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = rows[p]
+            weight[r, 0] = sgd_step(weight[r, 0], coef[p] * g, lr, wd, rescale_grad, clip_gradient)
+        return
+    for p in range(lo, hi):
+        r = rows[p]
+        v = coef[p]
+        for j in range(weight.shape[1]):
+            weight[r, j] = sgd_step(weight[r, j], v * g_row[j], lr, wd, rescale_grad, clip_gradient)
+
+
+@njit(cache=True)
+def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum, rescale_grad, clip_gradient):
+    if weight.shape[1] == 1:
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = rows[p]
+            w, m = sgd_mom_step(weight[r, 0], mom[r, 0], coef[p] * g, lr, wd, momentum, rescale_grad, clip_gradient)
+            weight[r, 0] = w
+            mom[r, 0] = m
+        return
+    for p in range(lo, hi):
+        r = rows[p]
+        v = coef[p]
+        for j in range(weight.shape[1]):
+            w, m = sgd_mom_step(weight[r, j], mom[r, j], v * g_row[j], lr, wd, momentum, rescale_grad,
+                                clip_gradient)
+            weight[r, j] = w
+            mom[r, j] = m
+
+
+@njit(cache=True)
+def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, rescale_grad, clip_gradient):
+    if weight.shape[1] == 1:
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = rows[p]
+            w, h = adagrad_step(weight[r, 0], history[r, 0], coef[p] * g, lr, wd, eps, rescale_grad, clip_gradient)
+            weight[r, 0] = w
+            history[r, 0] = h
+        return
+    for p in range(lo, hi):
+        r = rows[p]
+        v = coef[p]
+        for j in range(weight.shape[1]):
+            w, h = adagrad_step(weight[r, j], history[r, j], v * g_row[j], lr, wd, eps, rescale_grad,
+                                clip_gradient)
+            weight[r, j] = w
+            history[r, j] = h
+
+
+@njit(cache=True)
+def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta1, beta2, eps, rescale_grad,
+                    clip_gradient):
+    if weight.shape[1] == 1:
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = rows[p]
+            w, m, v = adam_step(weight[r, 0], mean[r, 0], var[r, 0], coef[p] * g, lr_t, wd, beta1, beta2, eps,
+                                rescale_grad, clip_gradient)
+            weight[r, 0] = w
+            mean[r, 0] = m
+            var[r, 0] = v
+        return
+    for p in range(lo, hi):
+        r = rows[p]
+        v = coef[p]
+        for j in range(weight.shape[1]):
+            w, m, vv = adam_step(weight[r, j], mean[r, j], var[r, j], v * g_row[j], lr_t, wd, beta1, beta2, eps,
+                                 rescale_grad, clip_gradient)
+            weight[r, j] = w
+            mean[r, j] = m
+            var[r, j] = vv
+
+
+@njit(cache=True)
+def ftrl_outer_rows(weight, z, n, rows, coef, lo, hi, g_row, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
+    if weight.shape[1] == 1:
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = rows[p]
+            w, zz, nn = ftrl_step(weight[r, 0], z[r, 0], n[r, 0], coef[p] * g, lr, wd, lamda1, beta, rescale_grad,
+                                  clip_gradient)
+            weight[r, 0] = w
+            z[r, 0] = zz
+            n[r, 0] = nn
+        return
+    for p in range(lo, hi):
+        r = rows[p]
+        v = coef[p]
+        for j in range(weight.shape[1]):
+            w, zz, nn = ftrl_step(weight[r, j], z[r, j], n[r, j], v * g_row[j], lr, wd, lamda1, beta,
+                                  rescale_grad, clip_gradient)
+            weight[r, j] = w
+            z[r, j] = zz
+            n[r, j] = nn
+
+
+@njit(cache=True)
+def apply_outer_rows(kind, weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, t, hyper):
+    """Lazy update of rows ``rows[lo:hi]`` whose gradient is the outer product ``coef[p] * g_row``.
+
+    That is the weight gradient of one sample of ``dot(csr_row, W)``: row ``rows[p]`` gets
+    ``coef[p] * g_row[k]`` (the product taken in the arrays' dtype, as a materialised gradient
+    would hold it), without building the gradient rows. ``rows[lo:hi]`` must be distinct.
+    Arguments otherwise as :func:`apply_rows`.
+    """
+    rescale = hyper[H_RESCALE]
+    clip = hyper[H_CLIP]
+    if kind == KIND_SGD:
+        sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale, clip)
+    elif kind == KIND_SGD_MOM:
+        sgd_mom_outer_rows(weight, s1, rows, coef, lo, hi, g_row, lr, wd, hyper[H_MOMENTUM], rescale, clip)
+    elif kind == KIND_ADAGRAD:
+        adagrad_outer_rows(weight, s1, rows, coef, lo, hi, g_row, lr, wd, hyper[H_EPS], rescale, clip)
+    elif kind == KIND_ADAM:
+        lr_t = adam_bias_corrected_lr(lr, hyper[H_BETA1], hyper[H_BETA2], t)
+        adam_outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr_t, wd, hyper[H_BETA1], hyper[H_BETA2],
+                        hyper[H_EPS], rescale, clip)
+    elif kind == KIND_FTRL:
+        ftrl_outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, hyper[H_LAMDA1], hyper[H_BETA],
+                        rescale, clip)

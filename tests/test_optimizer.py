@@ -1,0 +1,448 @@
+"""Optimizers and learning-rate schedules against the plain-numpy references of their formulas."""
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+from sparsetrain import lr_scheduler as lrs
+from sparsetrain import optimizer as opt_mod
+from sparsetrain.base import StorageTypeError
+from sparsetrain.kernels import optim as K
+from sparsetrain.kernels import optim_reference as ref
+from sparsetrain.ndarray import CSRNDArray, NDArray, RowSparseNDArray
+
+D, C = 12, 3  # weight rows, row length
+
+# name, constructor kwargs, reference rule, states, kwargs the reference needs from the constructor
+OPTIMIZERS = {
+    "sgd": ("sgd", {}, 0),
+    "sgd_mom": ("sgd", {"momentum": 0.9}, 1),
+    "adagrad": ("adagrad", {"eps": 1e-7}, 1),
+    "adam": ("adam", {"beta1": 0.8, "beta2": 0.95, "epsilon": 1e-6}, 2),
+    "ftrl": ("ftrl", {"lamda1": 0.05, "beta": 0.5}, 2),
+}
+COMMON = [
+    {"learning_rate": 0.1},
+    {"learning_rate": 0.05, "wd": 0.03, "rescale_grad": 0.5, "clip_gradient": 0.3},
+]
+
+
+def ref_step(key, params, arrays, grad, lr, t):
+    """One reference update of ``arrays`` (weight, *states) with gradient ``grad`` (float64)."""
+    name, extra, _ = OPTIMIZERS[key]
+    kw = dict(wd=params.get("wd", 0.0), rescale_grad=params.get("rescale_grad", 1.0),
+              clip_gradient=params.get("clip_gradient"))
+    if key == "sgd":
+        return (ref.sgd(arrays[0], grad, lr, **kw),)
+    if key == "sgd_mom":
+        return ref.sgd_mom(arrays[0], arrays[1], grad, lr, extra["momentum"], **kw)
+    if key == "adagrad":
+        return ref.adagrad(arrays[0], arrays[1], grad, lr, eps=extra["eps"], **kw)
+    if key == "adam":
+        return ref.adam(arrays[0], arrays[1], arrays[2], grad, lr, t, beta1=extra["beta1"], beta2=extra["beta2"],
+                        eps=extra["epsilon"], **kw)
+    return ref.ftrl(arrays[0], arrays[1], arrays[2], grad, lr, lamda1=extra["lamda1"], beta=extra["beta"], **kw)
+
+
+def make_opt(key, params, **more):
+    name, extra, _ = OPTIMIZERS[key]
+    return opt_mod.create(name, **{**extra, **params, **more})
+
+
+def state_list(state):
+    if state is None:
+        return []
+    if isinstance(state, tuple):
+        return [s.asnumpy() for s in state]
+    return [state.asnumpy()]
+
+
+def full_rsp(w):
+    return RowSparseNDArray(w.copy(), np.arange(w.shape[0], dtype=np.int64), w.shape)
+
+
+@pytest.mark.parametrize("params", COMMON, ids=["plain", "wd_clip_rescale"])
+@pytest.mark.parametrize("key", list(OPTIMIZERS))
+@pytest.mark.parametrize("mode", ["dense", "rsp_rsp", "dense_rsp"])
+def test_matches_reference_over_steps(key, params, mode):
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=(D, C)).astype(np.float32)
+    weight = NDArray(w0.copy()) if mode in ("dense", "dense_rsp") else full_rsp(w0)
+    opt = make_opt(key, params)
+    updater = opt_mod.get_updater(opt)
+    arrays = [w0.astype(np.float64)] + [np.zeros((D, C))] * OPTIMIZERS[key][2]
+    for step in range(1, 7):
+        g = rng.normal(scale=2.0, size=(D, C)).astype(np.float32)
+        if mode == "dense":
+            updater(0, NDArray(g), weight)
+            arrays = list(ref_step(key, params, arrays, g, params["learning_rate"], step))
+        else:
+            rows = np.sort(rng.choice(D, size=4, replace=False)).astype(np.int64)
+            updater(0, RowSparseNDArray(g[rows].copy(), rows, (D, C)), weight)
+            arrays = ref.lazy(lambda *a: ref_step(key, params, list(a[:-1]), a[-1], params["learning_rate"], step),
+                              arrays, rows, g[rows].astype(np.float64))
+    got = [weight.asnumpy()] + state_list(updater.states[0])
+    assert len(got) == len(arrays)
+    for g_, r_ in zip(got, arrays):
+        np.testing.assert_allclose(g_, r_, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("key", list(OPTIMIZERS))
+def test_lazy_update_leaves_absent_rows_and_states_untouched(key):
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(D, C)).astype(np.float32)
+    weight = full_rsp(w0)
+    opt = make_opt(key, {"learning_rate": 0.1, "wd": 0.1})
+    updater = opt_mod.get_updater(opt)
+    # first touch every row, so that states are non-zero everywhere
+    updater(0, RowSparseNDArray(np.ones((D, C), np.float32), np.arange(D), (D, C)), weight)
+    before = [weight.asnumpy()] + state_list(updater.states[0])
+    rows = np.array([1, 4, 9], dtype=np.int64)
+    updater(0, RowSparseNDArray(rng.normal(size=(3, C)).astype(np.float32), rows, (D, C)), weight)
+    after = [weight.asnumpy()] + state_list(updater.states[0])
+    absent = np.setdiff1d(np.arange(D), rows)
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a[absent], b[absent])  # bitwise: not touched at all
+    assert not np.array_equal(after[0][rows], before[0][rows])
+    if key != "sgd":
+        assert not np.array_equal(after[1][rows], before[1][rows])
+
+
+def test_sgd_momentum_decays_absent_rows_only_without_lazy_update():
+    w0 = np.ones((D, C), np.float32)
+    rows = np.array([2], dtype=np.int64)
+    grad = RowSparseNDArray(np.ones((1, C), np.float32), rows, (D, C))
+    results = {}
+    for lazy in (True, False):
+        weight = full_rsp(w0)
+        opt = opt_mod.SGD(learning_rate=0.1, momentum=0.9, wd=0.5, lazy_update=lazy)
+        up = opt_mod.get_updater(opt)
+        up(0, grad, weight)
+        up(0, grad, weight)
+        results[lazy] = weight.asnumpy()
+    absent = np.setdiff1d(np.arange(D), rows)
+    np.testing.assert_array_equal(results[True][absent], w0[absent])
+    # standard update: absent rows see weight decay and momentum: two steps of g = 0
+    w, m = ref.sgd_mom(w0[absent], np.zeros_like(w0[absent]), 0.0, 0.1, 0.9, wd=0.5)
+    w, m = ref.sgd_mom(w, m, 0.0, 0.1, 0.9, wd=0.5)
+    np.testing.assert_allclose(results[False][absent], w, rtol=1e-6)
+    np.testing.assert_allclose(results[False][rows], results[True][rows], rtol=1e-6)
+
+
+def test_dense_weight_with_row_sparse_grad_is_lazy():
+    w0 = np.arange(D * C, dtype=np.float32).reshape(D, C)
+    weight = NDArray(w0.copy())
+    opt = opt_mod.Adam(learning_rate=0.01, wd=0.1)
+    up = opt_mod.get_updater(opt)
+    rows = np.array([0, 7], dtype=np.int64)
+    up(0, RowSparseNDArray(np.ones((2, C), np.float32), rows, (D, C)), weight)
+    changed = np.flatnonzero((weight.asnumpy() != w0).any(axis=1))
+    np.testing.assert_array_equal(changed, rows)
+    assert isinstance(up.states[0][0], NDArray) and up.states[0][0].shape == (D, C)
+
+
+def test_clip_gradient_bounds_the_rescaled_gradient():
+    weight = NDArray(np.zeros(4, np.float32))
+    opt = opt_mod.SGD(learning_rate=1.0, rescale_grad=0.5, clip_gradient=0.25)
+    opt.update(0, weight, NDArray(np.array([100.0, -100.0, 0.2, -0.3], np.float32)), None)
+    # rescaled: 50, -50, 0.1, -0.15 -> clipped to ±0.25
+    np.testing.assert_allclose(weight.asnumpy(), [-0.25, 0.25, -0.1, 0.15], rtol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [None, 0, -1.0])
+def test_clip_gradient_none_zero_negative_disable_clipping(clip):
+    weight = NDArray(np.zeros(2, np.float32))
+    opt_mod.SGD(learning_rate=1.0, clip_gradient=clip).update(0, weight, NDArray(np.array([5.0, -7.0], np.float32)), None)
+    np.testing.assert_allclose(weight.asnumpy(), [-5.0, 7.0])
+
+
+def test_adam_clips_after_adding_weight_decay_as_mxnet():
+    w = np.array([10.0], np.float32)
+    opt = opt_mod.Adam(learning_rate=0.1, wd=1.0, clip_gradient=0.5, beta1=0.5, beta2=0.5, epsilon=0.0)
+    weight = NDArray(w.copy())
+    opt.update(0, weight, NDArray(np.array([0.0], np.float32)), opt.create_state(0, weight))
+    # r = clip(0 + 1.0 * 10) = 0.5; m = 0.25, v = 0.125; lr_t = 0.1*sqrt(0.5)/0.5
+    expected = 10.0 - 0.1 * np.sqrt(0.5) / 0.5 * 0.25 / np.sqrt(0.125)
+    np.testing.assert_allclose(weight.asnumpy(), [expected], rtol=1e-6)
+
+
+def test_adam_counts_steps_per_parameter():
+    opt = opt_mod.Adam(learning_rate=0.01)
+    up = opt_mod.get_updater(opt)
+    a, b = NDArray(np.zeros(3, np.float32)), NDArray(np.zeros(3, np.float32))
+    g = NDArray(np.ones(3, np.float32))
+    for _ in range(3):
+        up(0, g, a)
+    up(1, g, b)
+    assert opt._index_update_count == {0: 3, 1: 1} and opt.num_update == 3
+    # parameter 1 took its first step: bias-corrected step size is lr * (sqrt(1-β2)/(1-β1)) * 1/(1+eps)
+    np.testing.assert_allclose(b.asnumpy(), -0.01 * np.ones(3), rtol=1e-5)
+
+
+def test_ftrl_zeroes_weights_below_l1_threshold():
+    weight = NDArray(np.array([0.3, -0.3], np.float32))
+    state = opt_mod.FTRL(lamda1=1.0).create_state(0, weight)
+    opt = opt_mod.FTRL(lamda1=1.0, learning_rate=0.1)
+    opt.update(0, weight, NDArray(np.array([0.01, -5.0], np.float32)), state)
+    w, z, n = ref.ftrl(np.array([0.3, -0.3]), 0, 0, np.array([0.01, -5.0]), 0.1, lamda1=1.0)
+    assert w[0] == 0.0 and w[1] != 0.0
+    np.testing.assert_allclose(weight.asnumpy(), w, rtol=1e-6)
+
+
+def test_multidimensional_weight_rows():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(5, 2, 3)).astype(np.float32)
+    weight = RowSparseNDArray(w0.copy(), np.arange(5), w0.shape)
+    rows = np.array([1, 3], dtype=np.int64)
+    g = rng.normal(size=(2, 2, 3)).astype(np.float32)
+    opt = opt_mod.SGD(learning_rate=0.1, momentum=0.5)
+    state = opt.create_state(0, weight)
+    opt.update(0, weight, RowSparseNDArray(g, rows, w0.shape), state)
+    expected, _ = ref.lazy(lambda w, m, gg: ref.sgd_mom(w, m, gg, 0.1, 0.5), [w0, np.zeros_like(w0)], rows, g)
+    np.testing.assert_allclose(weight.asnumpy(), expected, rtol=1e-6)
+
+
+def test_row_sparse_weight_that_is_not_full_is_made_full():
+    weight = RowSparseNDArray(np.ones((2, C), np.float32), np.array([1, 4], np.int64), (D, C))
+    opt = opt_mod.SGD(learning_rate=0.5)
+    opt.update(0, weight, RowSparseNDArray(np.ones((1, C), np.float32), np.array([4], np.int64), (D, C)), None)
+    np.testing.assert_array_equal(weight._indices, np.arange(D))
+    expected = np.zeros((D, C), np.float32)
+    expected[1] = 1.0
+    expected[4] = 0.5
+    np.testing.assert_array_equal(weight.asnumpy(), expected)
+
+
+def test_float64_weights():
+    weight = NDArray(np.ones((D, C), np.float64))
+    opt = opt_mod.AdaGrad(learning_rate=0.1)
+    up = opt_mod.get_updater(opt)
+    g = np.full((D, C), 0.5)
+    up(0, NDArray(g), weight)
+    w, _ = ref.adagrad(np.ones((D, C)), np.zeros((D, C)), g, 0.1)
+    assert weight.dtype == np.float64 and up.states[0].dtype == np.float64
+    np.testing.assert_allclose(weight.asnumpy(), w, rtol=1e-12)
+
+
+def test_non_contiguous_gradient_is_accepted():
+    weight = NDArray(np.zeros((4, 2), np.float32))
+    g = np.arange(16, dtype=np.float32).reshape(4, 4)[:, ::2]
+    opt_mod.SGD(learning_rate=1.0).update(0, weight, NDArray(g), None)
+    np.testing.assert_array_equal(weight.asnumpy(), -g)
+
+
+def test_csr_gradient_is_rejected():
+    weight = NDArray(np.zeros((2, 2), np.float32))
+    csr = CSRNDArray(np.ones(1, np.float32), np.zeros(1, np.int64), np.array([0, 1, 1], np.int64), (2, 2))
+    with pytest.raises(StorageTypeError):
+        opt_mod.SGD().update(0, weight, csr, None)
+
+
+def test_kernel_rows_over_all_rows_equals_dense_kernel():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(D, C)).astype(np.float32)
+    g = rng.normal(size=(D, C)).astype(np.float32)
+    a, ma, va = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    b, mb, vb = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    K.adam_update(a, ma, va, g, 0.01, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.5)
+    K.adam_update_rows(b, mb, vb, np.arange(D, dtype=np.int64), g, 0.01, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.5)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ma, mb)
+
+
+def test_apply_rows_dispatch_matches_named_kernels():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(D, C)).astype(np.float32)
+    g = rng.normal(size=(3, C)).astype(np.float32)
+    rows = np.array([0, 5, 6], dtype=np.int64)
+    a, za, na = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    b, zb, nb = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    K.ftrl_update_rows(a, za, na, rows, g, 0.1, 0.01, 0.02, 1.0, 1.0, -1.0)
+    K.apply_rows(K.KIND_FTRL, b, zb, nb, rows, g, 0.1, 0.01, 1, K.make_hyper(lamda1=0.02, beta=1.0))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(za, zb)
+
+
+@pytest.mark.parametrize("ncol", [1, 3])
+@pytest.mark.parametrize("kind", [K.KIND_SGD, K.KIND_SGD_MOM, K.KIND_ADAGRAD, K.KIND_ADAM, K.KIND_FTRL])
+def test_outer_rows_equal_materialised_gradient_rows(kind, ncol):
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(D, ncol)).astype(np.float32)
+    cols = np.array([2, 3, 7, 11], dtype=np.int64)
+    coef = rng.normal(size=4).astype(np.float32)
+    g_row = rng.normal(size=ncol).astype(np.float32)
+    hyper = K.make_hyper(rescale_grad=0.7, clip_gradient=0.4, momentum=0.8, eps=1e-6, beta1=0.8, beta2=0.9,
+                         lamda1=0.01, beta=1.0)
+    a, a1, a2 = w.copy(), np.full_like(w, 0.1), np.full_like(w, 0.2)
+    b, b1, b2 = w.copy(), np.full_like(w, 0.1), np.full_like(w, 0.2)
+    K.apply_outer_rows(kind, a, a1, a2, cols, coef, 1, 4, g_row, 0.05, 0.01, 3, hyper)
+    grad_rows = (coef[1:4, None] * g_row[None, :]).astype(np.float32)
+    K.apply_rows(kind, b, b1, b2, cols[1:4], grad_rows, 0.05, 0.01, 3, hyper)
+    for x, y in ((a, b), (a1, b1), (a2, b2)):
+        np.testing.assert_array_equal(x, y)
+    assert np.array_equal(a[2], w[2]) and not np.array_equal(a[3], w[3])
+
+
+# -- registry, learning rate, counting -----------------------------------------------------
+
+@pytest.mark.parametrize("name,cls", [("sgd", opt_mod.SGD), ("SGD", opt_mod.SGD), ("AdaGrad", opt_mod.AdaGrad),
+                                      ("adam", opt_mod.Adam), ("Ftrl", opt_mod.FTRL), ("FTRL", opt_mod.FTRL)])
+def test_create_is_case_insensitive(name, cls):
+    assert type(opt_mod.create(name)) is cls
+
+
+def test_create_unknown_name():
+    with pytest.raises(ValueError, match="Cannot find optimizer 'sgdd'"):
+        opt_mod.create("sgdd")
+
+
+def test_mxnet_defaults():
+    assert opt_mod.SGD().learning_rate == 0.01 and opt_mod.SGD().momentum == 0.0 and opt_mod.SGD().lazy_update
+    assert opt_mod.AdaGrad().float_stable_eps == 1e-7
+    adam = opt_mod.Adam()
+    assert (adam.learning_rate, adam.beta1, adam.beta2, adam.epsilon) == (0.001, 0.9, 0.999, 1e-8)
+    ftrl = opt_mod.FTRL()
+    assert (ftrl.learning_rate, ftrl.lamda1, ftrl.beta) == (0.1, 0.01, 1)
+    assert opt_mod.Ftrl is opt_mod.FTRL
+
+
+def test_set_learning_rate():
+    opt = opt_mod.SGD(learning_rate=0.1)
+    opt.set_learning_rate(0.2)
+    assert opt.learning_rate == 0.2
+    sched = opt_mod.SGD(lr_scheduler=lrs.FactorScheduler(step=2))
+    with pytest.raises(UserWarning):
+        sched.set_learning_rate(0.2)
+
+
+def test_learning_rate_overrides_scheduler_base_lr():
+    sched = lrs.FactorScheduler(step=10, base_lr=1.0)
+    with pytest.warns(UserWarning):
+        opt = opt_mod.SGD(learning_rate=0.3, lr_scheduler=sched)
+    assert opt.learning_rate == 0.3 and sched.base_lr == 0.3
+
+
+def test_param_idx2name_sets_wd_mult_as_mxnet():
+    opt = opt_mod.SGD(learning_rate=1.0, wd=0.5, param_idx2name={0: "fc_weight", 1: "fc_bias"})
+    assert opt._get_wd(0) == 0.5 and opt._get_wd(1) == 0.0
+    opt.set_lr_mult({"fc_weight": 2.0})
+    opt._update_count(0)
+    assert opt._get_lr(0) == 2.0
+    w, b = NDArray(np.ones(2, np.float32)), NDArray(np.ones(2, np.float32))
+    zero = NDArray(np.zeros(2, np.float32))
+    opt.update(0, w, zero, None)
+    opt.update(1, b, zero, None)
+    np.testing.assert_allclose(w.asnumpy(), 1 - 2.0 * 0.5)
+    np.testing.assert_allclose(b.asnumpy(), 1.0)
+
+
+def test_optimizer_with_factor_scheduler_uses_num_update():
+    sched = lrs.FactorScheduler(step=2, factor=0.5, base_lr=1.0)
+    opt = opt_mod.SGD(lr_scheduler=sched)
+    weight = NDArray(np.zeros(1, np.float32))
+    g = NDArray(np.ones(1, np.float32))
+    for _ in range(6):
+        opt.update(0, weight, g, None)
+    # updates 1,2 at lr 1; 3,4 at 0.5; 5,6 at 0.25
+    np.testing.assert_allclose(weight.asnumpy(), [-(1 + 1 + 0.5 + 0.5 + 0.25 + 0.25)])
+    assert opt.num_update == 6
+
+
+# -- schedulers ---------------------------------------------------------------------------
+
+def test_factor_scheduler_sequence_and_stop():
+    s = lrs.FactorScheduler(step=2, factor=0.1, stop_factor_lr=0.005, base_lr=1.0)
+    got = [s(n) for n in range(1, 9)]
+    np.testing.assert_allclose(got, [1, 1, 0.1, 0.1, 0.01, 0.01, 0.005, 0.005])
+
+
+def test_factor_scheduler_validates():
+    with pytest.raises(ValueError):
+        lrs.FactorScheduler(step=0)
+    with pytest.raises(ValueError):
+        lrs.FactorScheduler(step=1, factor=1.5)
+
+
+def test_factor_scheduler_warmup():
+    s = lrs.FactorScheduler(step=5, factor=0.5, base_lr=1.0, warmup_steps=4, warmup_begin_lr=0.2)
+    np.testing.assert_allclose([s(n) for n in range(0, 4)], [0.2, 0.4, 0.6, 0.8])
+    # as MXNet, the decay counts updates from 0, warm-up included
+    assert s(4) == 1.0 and s(5) == 1.0 and s(6) == 0.5 and s(11) == 0.25
+
+
+def test_multifactor_scheduler_sequence():
+    s = lrs.MultiFactorScheduler(step=[2, 5], factor=0.5, base_lr=1.0)
+    np.testing.assert_allclose([s(n) for n in range(1, 8)], [1, 1, 0.5, 0.5, 0.5, 0.25, 0.25])
+    with pytest.raises(ValueError):
+        lrs.MultiFactorScheduler(step=[3, 2])
+
+
+SCHEDULERS = [
+    lambda: lrs.FactorScheduler(step=3, factor=0.7, stop_factor_lr=0.1, base_lr=1.0),
+    lambda: lrs.FactorScheduler(step=1, factor=0.9, stop_factor_lr=1e-3, base_lr=1.0, warmup_steps=5,
+                                warmup_begin_lr=0.1),
+    lambda: lrs.MultiFactorScheduler(step=[4, 9, 10], factor=0.3, base_lr=0.5, warmup_steps=3),
+    lambda: lrs.PolyScheduler(max_update=20, base_lr=0.5, pwr=2, warmup_steps=2),
+    lambda: lrs.CosineScheduler(max_update=15, base_lr=0.5, final_lr=0.01),
+]
+
+
+@pytest.mark.parametrize("make", SCHEDULERS, ids=["factor", "factor_warmup", "multifactor", "poly", "cosine"])
+@pytest.mark.parametrize("counts", [(0, 0), (3, 1)], ids=["fresh", "uneven"])
+def test_scheduled_learning_rates_equal_per_step_calls(make, counts):
+    opt = opt_mod.SGD(lr_scheduler=make(), param_idx2name={0: "a_weight", 1: "b_weight"})
+    opt.set_lr_mult({1: 0.5})
+    for index, n in enumerate(counts):
+        for _ in range(n):
+            opt._count_lr_wd(index)
+    planned = opt.scheduled_learning_rates([0, 1], 30)
+    live = copy.deepcopy(opt)
+    per_step = np.array([[live._count_lr_wd(i)[0] for i in (0, 1)] for _ in range(30)])
+    np.testing.assert_array_equal(planned, per_step)
+    # planning changed nothing; advancing brings the optimizer where the per-step calls left it
+    opt.advance_update_counts([0, 1], 30)
+    assert opt._index_update_count == live._index_update_count and opt.num_update == live.num_update
+    assert opt.learning_rate == live.learning_rate
+
+
+# -- updater states ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", list(OPTIMIZERS))
+def test_updater_states_round_trip(key):
+    rng = np.random.default_rng(5)
+    grads = [RowSparseNDArray(rng.normal(size=(2, C)).astype(np.float32),
+                              np.sort(rng.choice(D, 2, replace=False)).astype(np.int64), (D, C)) for _ in range(6)]
+    w0 = rng.normal(size=(D, C)).astype(np.float32)
+    straight = full_rsp(w0)
+    up = opt_mod.get_updater(make_opt(key, {"learning_rate": 0.1}))
+    for g in grads:
+        up(0, g, straight)
+
+    resumed = full_rsp(w0)
+    up1 = opt_mod.get_updater(make_opt(key, {"learning_rate": 0.1}))
+    for g in grads[:3]:
+        up1(0, g, resumed)
+    blob = up1.get_states(dump_optimizer=True)
+    assert isinstance(blob, bytes)
+    up2 = opt_mod.get_updater(make_opt(key, {"learning_rate": 123.0}))
+    up2.set_states(blob)  # restores the optimizer (with its update counts) too
+    for g in grads[3:]:
+        up2(0, g, resumed)
+    np.testing.assert_array_equal(resumed.asnumpy(), straight.asnumpy())
+
+
+def test_set_states_refills_existing_state_objects_in_place():
+    opt = opt_mod.SGD(momentum=0.9)
+    up = opt_mod.get_updater(opt)
+    w = NDArray(np.zeros(3, np.float32))
+    up(0, NDArray(np.ones(3, np.float32)), w)
+    held = up.states[0]
+    blob = up.get_states()
+    held._data[:] = 0
+    up.set_states(blob)
+    assert up.states[0] is held
+    np.testing.assert_allclose(held.asnumpy(), -0.01)
+    assert isinstance(pickle.loads(blob)[0], np.ndarray)
