@@ -154,7 +154,7 @@ class Optimizer:
         if lr_scheduler is not None and learning_rate is not None and lr_scheduler.base_lr != learning_rate:
             warnings.warn(
                 "learning rate from ``lr_scheduler`` has been overwritten by ``learning_rate`` in optimizer.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=3,
             )
             lr_scheduler.base_lr = learning_rate
             lr_scheduler.warmup_final_lr = learning_rate

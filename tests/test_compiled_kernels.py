@@ -462,6 +462,26 @@ def test_bad_inputs_raise_clear_errors():
         runner.fit_epoch([x], y, np.arange(3), np.array([0, 3]), [NDArray(np.zeros((3, 1)))], b, up, [0, 1])
 
 
+def test_empty_schedule_changes_nothing():
+    x = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    runner = LinearEpochRunner("LinearRegressionOutput", [3], 1)
+    w, b = NDArray(np.ones((3, 1), np.float32)), NDArray(np.ones(1, np.float32))
+    up = opt_mod.get_updater(opt_mod.Adam(lr_scheduler=lrs.FactorScheduler(step=1, factor=0.5, base_lr=0.001)))
+    res = runner.fit_epoch([x], np.zeros(3, np.float32), np.arange(3), np.array([0]), [w], b, up, [0, 1])
+    assert res.ok and res.num_batches == 0 and np.isnan(res.metrics["mse"])
+    assert up.optimizer.num_update == 0 and (w.asnumpy() == 1).all()
+
+
+def test_state_of_another_dtype_is_rejected():
+    x = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    runner = LinearEpochRunner("LinearRegressionOutput", [3], 1, has_bias=False)
+    w = NDArray(np.ones((3, 1), np.float32))
+    up = opt_mod.get_updater(opt_mod.SGD(momentum=0.9))
+    up.states[0] = NDArray(np.zeros((3, 1), np.float64))
+    with pytest.raises(Exception, match="does not match its weight"):
+        runner.fit_epoch([x], np.zeros(3, np.float32), np.arange(3), np.array([0, 3]), [w], None, up, [0])
+
+
 def test_optimizer_fusable():
     assert optimizer_fusable(opt_mod.SGD(momentum=0.9), [True], [0]) == (True, "")
     ok, why = optimizer_fusable(opt_mod.SGD(momentum=0.9), [True, False], [0, 2])

@@ -83,7 +83,7 @@ def make_hyper(rescale_grad=1.0, clip_gradient=None, momentum=0.0, eps=0.0, beta
 
 # -- scalar rules ----------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def clip_value(x, bound):
     """MXNet's ``mshadow_op::clip``: ``x`` limited to ``[-bound, bound]``; NaN passes through."""
     if x > bound:
@@ -93,7 +93,7 @@ def clip_value(x, bound):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def prepare_grad(g, rescale_grad, clip_gradient):
     """``rescale_grad * g``, clipped to ``±clip_gradient`` when ``clip_gradient > 0``."""
     r = rescale_grad * g
@@ -102,18 +102,18 @@ def prepare_grad(g, rescale_grad, clip_gradient):
     return r
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sgd_step(w, g, lr, wd, rescale_grad, clip_gradient):
     return (1.0 - lr * wd) * w - lr * prepare_grad(g, rescale_grad, clip_gradient)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def sgd_mom_step(w, m, g, lr, wd, momentum, rescale_grad, clip_gradient):
     m = momentum * m - lr * wd * w - lr * prepare_grad(g, rescale_grad, clip_gradient)
     return w + m, m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def adagrad_step(w, h, g, lr, wd, eps, rescale_grad, clip_gradient):
     r = prepare_grad(g, rescale_grad, clip_gradient)
     h = h + r * r
@@ -121,7 +121,7 @@ def adagrad_step(w, h, g, lr, wd, eps, rescale_grad, clip_gradient):
     return w + (div + w * wd) * -lr, h
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def adam_step(w, m, v, g, lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradient):
     r = g * rescale_grad + w * wd
     if clip_gradient > 0.0:
@@ -131,7 +131,7 @@ def adam_step(w, m, v, g, lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradie
     return w - lr_t * m / (math.sqrt(v) + eps), m, v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def ftrl_step(w, z, n, g, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
     r = prepare_grad(g, rescale_grad, clip_gradient)
     z = z + r - (math.sqrt(n + r * r) - math.sqrt(n)) * w / lr
@@ -259,7 +259,7 @@ def ftrl_flat(weight, z, n, grad, lr, wd, lamda1, beta, rescale_grad, clip_gradi
 
 # -- public kernels: C-contiguous arrays of any rank ---------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _as_rows(a, nrows):
     """A C-contiguous array of ``nrows`` rows viewed as 2-D ``(nrows, row_size)``."""
     row_size = a.size // nrows if nrows > 0 else 0
@@ -402,12 +402,6 @@ def apply_flat(kind, weight, s1, s2, grad, lr, wd, t, hyper):
 
 @njit(cache=True)
 def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip_gradient):
-    if weight.shape[1] == 1:  # the common single-output case, without the inner loop
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = rows[p]
-            weight[r, 0] = sgd_step(weight[r, 0], coef[p] * g, lr, wd, rescale_grad, clip_gradient)
-        return
     for p in range(lo, hi):
         r = rows[p]
         v = coef[p]
@@ -417,14 +411,6 @@ def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip
 
 @njit(cache=True)
 def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum, rescale_grad, clip_gradient):
-    if weight.shape[1] == 1:
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = rows[p]
-            w, m = sgd_mom_step(weight[r, 0], mom[r, 0], coef[p] * g, lr, wd, momentum, rescale_grad, clip_gradient)
-            weight[r, 0] = w
-            mom[r, 0] = m
-        return
     for p in range(lo, hi):
         r = rows[p]
         v = coef[p]
@@ -437,14 +423,6 @@ def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum,
 
 @njit(cache=True)
 def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, rescale_grad, clip_gradient):
-    if weight.shape[1] == 1:
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = rows[p]
-            w, h = adagrad_step(weight[r, 0], history[r, 0], coef[p] * g, lr, wd, eps, rescale_grad, clip_gradient)
-            weight[r, 0] = w
-            history[r, 0] = h
-        return
     for p in range(lo, hi):
         r = rows[p]
         v = coef[p]
@@ -458,16 +436,6 @@ def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, 
 @njit(cache=True)
 def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta1, beta2, eps, rescale_grad,
                     clip_gradient):
-    if weight.shape[1] == 1:
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = rows[p]
-            w, m, v = adam_step(weight[r, 0], mean[r, 0], var[r, 0], coef[p] * g, lr_t, wd, beta1, beta2, eps,
-                                rescale_grad, clip_gradient)
-            weight[r, 0] = w
-            mean[r, 0] = m
-            var[r, 0] = v
-        return
     for p in range(lo, hi):
         r = rows[p]
         v = coef[p]
@@ -481,16 +449,6 @@ def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta
 
 @njit(cache=True)
 def ftrl_outer_rows(weight, z, n, rows, coef, lo, hi, g_row, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    if weight.shape[1] == 1:
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = rows[p]
-            w, zz, nn = ftrl_step(weight[r, 0], z[r, 0], n[r, 0], coef[p] * g, lr, wd, lamda1, beta, rescale_grad,
-                                  clip_gradient)
-            weight[r, 0] = w
-            z[r, 0] = zz
-            n[r, 0] = nn
-        return
     for p in range(lo, hi):
         r = rows[p]
         v = coef[p]
