@@ -281,10 +281,12 @@ class Module:
         if isinstance(optimizer, str):
             params = dict(optimizer_params or {})
             params.setdefault("rescale_grad", 1.0 / batch_size)
-            optimizer = opt_mod.create(optimizer, **params)
-        self._optimizer = optimizer
-        if hasattr(optimizer, "idx2name") and not optimizer.idx2name:
+            # As MXNet: with a name, the optimizer learns the parameter names, and names ending in
+            # neither ``_weight`` nor ``_gamma`` get wd_mult = 0; an optimizer object keeps its own.
+            optimizer = opt_mod.create(optimizer, param_idx2name=idx2name, **params)
+        elif hasattr(optimizer, "idx2name") and not optimizer.idx2name:
             optimizer.idx2name = idx2name
+        self._optimizer = optimizer
         self._updater = opt_mod.get_updater(optimizer)
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import ConfigError, NonFiniteError, SparseTrainError
-from .config import LOWER_IS_BETTER, Config, config_from_dict
+from .config import LOWER_IS_BETTER, Config, config_from_dict, make_optimizer
 from .fileio import write_atomic
 
 CHECKPOINT_PREFIX = os.path.join("checkpoints", "model")
@@ -331,8 +331,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         if verbose_stypes:
             reporter.stypes(cfg.plan().log_lines())
         module.init_params(initializer=cfg.initializer())
-        module.init_optimizer(kvstore="local", optimizer=cfg.optimizer.name,
-                              optimizer_params=cfg.optimizer.optimizer_params(cfg.data.batch_size))
+        # an optimizer object: the config's wd applies to every parameter, whatever its name
+        module.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
         if state is not None:
             st_random.set_state(_rng_from_json(state["rng"]))
         history = _read_metrics(output_dir, start_epoch) if state is not None else []

@@ -140,3 +140,42 @@ def test_compiled_engine_stops_on_nan_with_epoch_and_batch():
         with pytest.raises(st.base.NonFiniteError) as err:
             mod.run_epoch(it, st.metric.create("mse"), engine=engine, epoch=2)
         assert err.value.epoch == 2 and err.value.batch is not None
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_compiled_equals_graph_with_lr_schedule(batch_size):
+    def run(engine):
+        st.random.seed(5)
+        x, y = _data("regression")
+        it = st.io.NDArrayIter(x, y, batch_size, label_name="label")
+        data = st.sym.Variable("data", stype="csr")
+        weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1))
+        loss = st.sym.LinearRegressionOutput(data=st.sym.sparse.dot(data, weight), label=st.sym.Variable("label"))
+        mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.initializer.Normal(0.1))
+        sched = st.lr_scheduler.FactorScheduler(step=7, factor=0.5, base_lr=0.05)
+        mod.init_optimizer(optimizer=st.optimizer.SGD(momentum=0.5, lr_scheduler=sched))
+        for epoch in range(3):
+            mod.run_epoch(it, st.metric.create("mse"), engine=engine, epoch=epoch)
+        assert mod.engine_choice[0] == engine
+        return mod.get_params()[0]["weight"].asnumpy()
+
+    np.testing.assert_allclose(run("compiled"), run("graph"), rtol=1e-5, atol=1e-7)
+
+
+def test_module_optimizer_by_name_follows_mxnet_wd_mult():
+    data = st.sym.Variable("data", stype="csr")
+    w = st.sym.Variable("fc_weight", stype="row_sparse", shape=(20, 1))
+    b = st.sym.Variable("fc_bias", shape=(1,))
+    loss = st.sym.LinearRegressionOutput(data=st.sym.broadcast_add(st.sym.sparse.dot(data, w), b),
+                                         label=st.sym.Variable("label"))
+    x, y = _data("regression")
+    it = st.io.NDArrayIter(x, y, 4, label_name="label")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params()
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1, "wd": 0.5})
+    names = mod._param_names
+    assert mod.optimizer._get_wd(names.index("fc_weight")) == 0.5
+    assert mod.optimizer._get_wd(names.index("fc_bias")) == 0.0

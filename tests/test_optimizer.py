@@ -446,3 +446,13 @@ def test_set_states_refills_existing_state_objects_in_place():
     assert up.states[0] is held
     np.testing.assert_allclose(held.asnumpy(), -0.01)
     assert isinstance(pickle.loads(blob)[0], np.ndarray)
+
+
+def test_updater_accepts_lists_of_indices():
+    opt = opt_mod.SGD(learning_rate=1.0)
+    up = opt_mod.get_updater(opt)
+    a, b = NDArray(np.zeros(2, np.float32)), NDArray(np.zeros(2, np.float32))
+    up([0, 1], [NDArray(np.ones(2, np.float32)), NDArray(np.full(2, 2.0, np.float32))], [a, b])
+    np.testing.assert_array_equal(a.asnumpy(), [-1, -1])
+    np.testing.assert_array_equal(b.asnumpy(), [-2, -2])
+    assert set(up.states) == {0, 1} and opt.num_update == 1

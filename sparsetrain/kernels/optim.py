@@ -29,9 +29,11 @@ Every rule exists in two shapes that share one scalar step function (``*_step``)
   included (MXNet's ``lazy_update=True``). The cost is O(len(rows)), never O(weight rows).
 
 Public kernels take C-contiguous arrays of any rank (rows are the first axis); the ``*_rows_2d``
-cores take 2-D arrays of any layout. The fused epoch kernels (``sparsetrain.engines.compiled.kernels``)
-reach the same step functions through :func:`apply_rows` / :func:`apply_flat` (gradient rows) and
-:func:`apply_outer_rows` (a single sample's gradient, never materialised).
+cores take 2-D arrays of any layout. Row ids must be non-negative and in range (not checked).
+The fused epoch kernels (``sparsetrain.engines.compiled.kernels``) reach the same step functions
+through :func:`apply_rows` / :func:`apply_flat` (gradient rows), and in their one-sample loop
+through the per-optimizer ``*_outer_rows`` / ``*_flat`` loops (a single sample's gradient
+``coef[p] * g_row``, never materialised; :func:`apply_outer_rows` dispatches to them by kind).
 Arithmetic runs in float64 and is stored back in the arrays' dtype (float32 or float64).
 
 ``optim_reference`` holds a plain-numpy version of every formula for the tests.
@@ -154,10 +156,17 @@ def adam_bias_corrected_lr(lr, beta1, beta2, t):
 # -- loops over rows of 2-D arrays (any layout) ------------------------------------------------
 
 @njit(cache=True)
+def _row(r):
+    """A row id as an unsigned index: numba then skips its negative-index wrap-around check,
+    which measurably slows these random-access loops. Row ids are never negative here."""
+    return np.uint64(r)
+
+
+@njit(cache=True)
 def sgd_rows_2d(weight, rows, grad_rows, lr, wd, rescale_grad, clip_gradient):
     ncol = weight.shape[1]
     for i in range(rows.shape[0]):
-        r = rows[i]
+        r = _row(rows[i])
         for j in range(ncol):
             weight[r, j] = sgd_step(weight[r, j], grad_rows[i, j], lr, wd, rescale_grad, clip_gradient)
 
@@ -166,7 +175,7 @@ def sgd_rows_2d(weight, rows, grad_rows, lr, wd, rescale_grad, clip_gradient):
 def sgd_mom_rows_2d(weight, mom, rows, grad_rows, lr, wd, momentum, rescale_grad, clip_gradient):
     ncol = weight.shape[1]
     for i in range(rows.shape[0]):
-        r = rows[i]
+        r = _row(rows[i])
         for j in range(ncol):
             w, m = sgd_mom_step(weight[r, j], mom[r, j], grad_rows[i, j], lr, wd, momentum,
                                 rescale_grad, clip_gradient)
@@ -178,7 +187,7 @@ def sgd_mom_rows_2d(weight, mom, rows, grad_rows, lr, wd, momentum, rescale_grad
 def adagrad_rows_2d(weight, history, rows, grad_rows, lr, wd, eps, rescale_grad, clip_gradient):
     ncol = weight.shape[1]
     for i in range(rows.shape[0]):
-        r = rows[i]
+        r = _row(rows[i])
         for j in range(ncol):
             w, h = adagrad_step(weight[r, j], history[r, j], grad_rows[i, j], lr, wd, eps,
                                 rescale_grad, clip_gradient)
@@ -191,7 +200,7 @@ def adam_rows_2d(weight, mean, var, rows, grad_rows, lr_t, wd, beta1, beta2, eps
                  clip_gradient):
     ncol = weight.shape[1]
     for i in range(rows.shape[0]):
-        r = rows[i]
+        r = _row(rows[i])
         for j in range(ncol):
             w, m, v = adam_step(weight[r, j], mean[r, j], var[r, j], grad_rows[i, j], lr_t, wd,
                                 beta1, beta2, eps, rescale_grad, clip_gradient)
@@ -204,7 +213,7 @@ def adam_rows_2d(weight, mean, var, rows, grad_rows, lr_t, wd, beta1, beta2, eps
 def ftrl_rows_2d(weight, z, n, rows, grad_rows, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
     ncol = weight.shape[1]
     for i in range(rows.shape[0]):
-        r = rows[i]
+        r = _row(rows[i])
         for j in range(ncol):
             w, zz, nn = ftrl_step(weight[r, j], z[r, j], n[r, j], grad_rows[i, j], lr, wd, lamda1,
                                   beta, rescale_grad, clip_gradient)
@@ -402,8 +411,15 @@ def apply_flat(kind, weight, s1, s2, grad, lr, wd, t, hyper):
 
 @njit(cache=True)
 def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip_gradient):
+    if wd == 0.0 and clip_gradient <= 0.0 and weight.shape[1] == 1:
+        # the plain case, bit for bit sgd_step's result ((1 - lr*0) * w == w) with less work
+        g = g_row[0]
+        for p in range(lo, hi):
+            r = _row(rows[p])
+            weight[r, 0] = weight[r, 0] - lr * (rescale_grad * (coef[p] * g))
+        return
     for p in range(lo, hi):
-        r = rows[p]
+        r = _row(rows[p])
         v = coef[p]
         for j in range(weight.shape[1]):
             weight[r, j] = sgd_step(weight[r, j], v * g_row[j], lr, wd, rescale_grad, clip_gradient)
@@ -412,7 +428,7 @@ def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip
 @njit(cache=True)
 def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum, rescale_grad, clip_gradient):
     for p in range(lo, hi):
-        r = rows[p]
+        r = _row(rows[p])
         v = coef[p]
         for j in range(weight.shape[1]):
             w, m = sgd_mom_step(weight[r, j], mom[r, j], v * g_row[j], lr, wd, momentum, rescale_grad,
@@ -424,7 +440,7 @@ def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum,
 @njit(cache=True)
 def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, rescale_grad, clip_gradient):
     for p in range(lo, hi):
-        r = rows[p]
+        r = _row(rows[p])
         v = coef[p]
         for j in range(weight.shape[1]):
             w, h = adagrad_step(weight[r, j], history[r, j], v * g_row[j], lr, wd, eps, rescale_grad,
@@ -437,7 +453,7 @@ def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, 
 def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta1, beta2, eps, rescale_grad,
                     clip_gradient):
     for p in range(lo, hi):
-        r = rows[p]
+        r = _row(rows[p])
         v = coef[p]
         for j in range(weight.shape[1]):
             w, m, vv = adam_step(weight[r, j], mean[r, j], var[r, j], v * g_row[j], lr_t, wd, beta1, beta2, eps,
@@ -450,7 +466,7 @@ def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta
 @njit(cache=True)
 def ftrl_outer_rows(weight, z, n, rows, coef, lo, hi, g_row, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
     for p in range(lo, hi):
-        r = rows[p]
+        r = _row(rows[p])
         v = coef[p]
         for j in range(weight.shape[1]):
             w, zz, nn = ftrl_step(weight[r, j], z[r, j], n[r, j], v * g_row[j], lr, wd, lamda1, beta,

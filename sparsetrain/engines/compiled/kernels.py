@@ -146,7 +146,7 @@ def _csr_check(indices, indptr, num_cols, num_rows):
 
 # One definition of each element-wise formula, shared by the batch path and the single-sample path.
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _activation(output_kind, x):
     """The output layer on one element (SoftmaxOutput is handled over the row)."""
     if output_kind == OUT_LOGISTIC:
@@ -154,7 +154,7 @@ def _activation(output_kind, x):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _elem_grad(output_kind, out, label, scale):
     """``scale * (out - label)`` (``sign(out - label)`` for MAERegressionOutput)."""
     d = float(out) - float(label)
@@ -163,7 +163,7 @@ def _elem_grad(output_kind, out, label, scale):
     return scale * d
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _metric_elem(code, out, label):
     """One element's (regression metrics) or one binary sample's contribution to a metric sum."""
     if code == M_MSE or code == M_RMSE:
@@ -179,7 +179,7 @@ def _metric_elem(code, out, label):
     return -(y * math.log(p + _LOG_EPS) + (1.0 - y) * math.log(1.0 - p + _LOG_EPS))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _metric_value(code, total, n, k_out):
     """A batch's metric from its element sum: MXNet's per-batch mean (sqrt for rmse) or the sum."""
     if code == M_MSE or code == M_MAE:
@@ -189,7 +189,7 @@ def _metric_value(code, total, n, k_out):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _metric_inst(code, n):
     """``num_inst`` a batch of ``n`` samples adds: 1 for the per-batch means, ``n`` for the rest."""
     return n if (code == M_ACCURACY or code == M_LOG_LOSS) else 1
@@ -213,7 +213,7 @@ def _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 
             if k_out == 1:  # keep the running sum in a register
                 acc = zero
                 for p in range(ptr[r], ptr[r + 1]):
-                    acc += data[p] * w[ind[p], 0]
+                    acc += data[p] * w[np.uint64(ind[p]), 0]  # unsigned: no wrap-around check
                 tmp[0] = acc
             else:
                 for k in range(k_out):
@@ -298,7 +298,7 @@ def _output_grad(out, label, order, lo, n, output_kind, grad_scale, softmax_batc
 _FIB = np.uint64(11400714819323198485)  # 2**64 / golden ratio: Fibonacci hashing
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slot(c, mask, shift):
     return np.int64((np.uint64(c) * _FIB) >> shift) & mask
 
@@ -371,7 +371,9 @@ def _single_sample_run(data, ind, ptr, canonical, w, s1, s2, bias, bias_s1, bias
 
     The same formulas as the batch path of :func:`linear_epoch`, with the running values in
     registers; ``scalar`` (1 element of the weights' dtype) rounds them as the batch path's
-    buffers do, ``g_row`` holds the sample's output gradient.
+    buffers do, ``g_row`` holds the sample's output gradient, ``values`` (≥ 6 float64) is scratch.
+    On a non-finite output or metric, returns that batch's index with the metrics and updates of
+    the batches before it applied.
     """
     n_metrics = metric_codes.shape[0]
     lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
@@ -387,33 +389,58 @@ def _single_sample_run(data, ind, ptr, canonical, w, s1, s2, bias, bias_s1, bias
     zero = scalar[0]
     # Literal constants passed to other kernels make numba compile extra specialisations of them.
     one = b_end - b_end + 1
-    for b in range(b_begin, b_end):
+    # Metric sums are kept in registers (per code) and added to ``metric_sums`` when the run ends.
+    for m in range(M_LOG_LOSS + 1):
+        values[m] = 0.0
+    for m in range(n_metrics):
+        values[metric_codes[m]] = 1.0
+    want_mse = values[M_MSE] > 0.0
+    want_rmse = values[M_RMSE] > 0.0
+    want_mae = values[M_MAE] > 0.0
+    want_acc = values[M_ACCURACY] > 0.0
+    want_ll = values[M_LOG_LOSS] > 0.0
+    s_mse = 0.0
+    s_rmse = 0.0
+    s_mae = 0.0
+    s_acc = 0.0
+    s_ll = 0.0
+    status = _OK
+    b = b_begin
+    while b < b_end:
         lo = batch_ptr[b]
         r = order[lo]
         acc = zero
         for p in range(ptr[r], ptr[r + 1]):
-            acc += data[p] * w[ind[p], 0]
+            acc += data[p] * w[np.uint64(ind[p]), 0]  # unsigned: no wrap-around check
         if has_bias:
             acc = acc + bias[0]
         scalar[0] = _activation(output_kind, acc)
         out = scalar[0]
-        if not math.isfinite(out):
-            return b, b - b_begin
         y = label[r, 0]
-        for m in range(n_metrics):
-            values[m] = _metric_value(metric_codes[m], _metric_elem(metric_codes[m], out, y), one, one)
-            if not math.isfinite(values[m]):
-                return b, b - b_begin
-        for m in range(n_metrics):
-            metric_sums[m] += values[m]
-            metric_counts[m] += 1
+        # a batch of one element: the batch path's per-batch values, e.g. mse = d*d / (1*1)
+        v_mse = _metric_value(M_MSE, _metric_elem(M_MSE, out, y), 1, 1) if want_mse else 0.0
+        v_rmse = _metric_value(M_RMSE, _metric_elem(M_RMSE, out, y), 1, 1) if want_rmse else 0.0
+        v_mae = _metric_value(M_MAE, _metric_elem(M_MAE, out, y), 1, 1) if want_mae else 0.0
+        v_acc = _metric_elem(M_ACCURACY, out, y) if want_acc else 0.0
+        v_ll = _metric_elem(M_LOG_LOSS, out, y) if want_ll else 0.0
+        if not (math.isfinite(out) and math.isfinite(v_mse) and math.isfinite(v_rmse) and math.isfinite(v_mae)
+                and math.isfinite(v_acc) and math.isfinite(v_ll)):
+            status = b
+            break
+        s_mse += v_mse
+        s_rmse += v_rmse
+        s_mae += v_mae
+        s_acc += v_acc
+        s_ll += v_ll
+        b += 1
         if not train:
             continue
+        bb = b - 1  # this batch
         g_row[0] = _elem_grad(output_kind, out, y, grad_scale)
         counts[0] += 1
         lo_p = ptr[r]
         hi_p = ptr[r + 1]
-        lr = lrs[b * lr_step, 0]
+        lr = lrs[bb * lr_step, 0]
         if canonical:  # the row's columns are the gradient's rows: no need to build them
             # apply_outer_rows's dispatch, calling each optimizer's loop directly: passing the kind
             # through one more call costs ~30-40% more time per sample here.
@@ -437,7 +464,7 @@ def _single_sample_run(data, ind, ptr, canonical, w, s1, s2, bias, bias_s1, bias
             apply_rows(opt_kind, w, s1, s2, rows_buf[:nq], acc_buf[:nq], lr, wds[0], counts[0], hyper)
         if has_bias:
             counts[1] += 1
-            lr = lrs[b * lr_step, 1]
+            lr = lrs[bb * lr_step, 1]
             wd = wds[1]
             if opt_kind == KIND_SGD:
                 sgd_flat(bias, g_row, lr, wd, rescale, clip)
@@ -450,7 +477,16 @@ def _single_sample_run(data, ind, ptr, canonical, w, s1, s2, bias, bias_s1, bias
                           beta1, beta2, eps, rescale, clip)
             else:
                 ftrl_flat(bias, bias_s1, bias_s2, g_row, lr, wd, lamda1, beta, rescale, clip)
-    return _OK, b_end - b_begin
+    done = b - b_begin
+    values[M_MSE] = s_mse
+    values[M_RMSE] = s_rmse
+    values[M_MAE] = s_mae
+    values[M_ACCURACY] = s_acc
+    values[M_LOG_LOSS] = s_ll
+    for m in range(n_metrics):
+        metric_sums[m] += values[metric_codes[m]]
+        metric_counts[m] += done
+    return status, done
 
 
 @njit(cache=True)
@@ -479,7 +515,7 @@ def linear_epoch(x_data, x_indices, x_indptr, canonical, weights, states1, state
     n_terms = len(weights)
     k_out = out_buf.shape[1]
     n_metrics = metric_codes.shape[0]
-    values = np.empty(n_metrics, dtype=np.float64)
+    values = np.empty(max(n_metrics, M_LOG_LOSS + 1), dtype=np.float64)
     write_pred = predictions.shape[0] > 0
     check = train or n_metrics > 0  # a pure prediction pass reports NaN/inf outputs as they are
     scalar_path = n_terms == 1 and k_out == 1 and output_kind != OUT_SOFTMAX and check and not write_pred

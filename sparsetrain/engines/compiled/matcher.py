@@ -97,6 +97,4 @@ def match_optimizer(optimizer) -> str | None:
     name = type(optimizer).__name__
     if name not in OPTIMIZERS:
         return f"optimizer {name} has no fused kernel (supported: {', '.join(OPTIMIZERS)})"
-    if getattr(optimizer, "lr_scheduler", None) is not None:
-        return "an lr_scheduler changes the learning rate per update; the fused kernels use a fixed rate per epoch"
     return None
