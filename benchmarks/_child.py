@@ -26,7 +26,21 @@ class Unavailable(Exception):
         self.status = status
 
 
+def peak_rss_mb() -> float | None:
+    """This process's own peak RSS (``VmHWM``; reset at exec, unlike ``ru_maxrss``, which on
+    Linux starts from the parent's RSS at fork)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def emit(result: dict) -> None:
+    result.setdefault("peak_rss_mb", peak_rss_mb())
     sys.stdout.write("\n" + MARK + json.dumps(result, default=_default) + "\n")
     sys.stdout.flush()
 
@@ -46,13 +60,17 @@ def _default(o):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # run as ``-m benchmarks._child`` this module is ``__main__``; measurements raise the
+    # Unavailable of ``benchmarks._child``, a different class object
+    from benchmarks._child import Unavailable as _Unavailable
+
     modname, func = argv[0], argv[1]
     kwargs = json.loads(argv[2]) if len(argv) > 2 else {}
     try:
         mod = importlib.import_module("benchmarks." + modname)
         result = getattr(mod, func)(**kwargs)
         result.setdefault("status", "ok")
-    except Unavailable as e:
+    except (Unavailable, _Unavailable) as e:
         result = {"status": e.status, "reason": e.reason}
     except ImportError as e:
         result = {"status": "not available", "reason": f"{type(e).__name__}: {e}"}

@@ -1,7 +1,8 @@
 """Adapters from the harness to sparsetrain's own benchmark entry points.
 
 * ``parse``       -> ``benchmarks/parse.py:run(path)``        (the data issue)
-* ``train``       -> ``benchmarks/compiled_epoch.py:run(...)`` (the compiled-engine issue)
+* ``train``       -> the compiled engine's fused epoch (``LinearEpochRunner``, the kernel API
+                     ``benchmarks/compiled_epoch.py`` times) on the harness's own data file
 * ``seed_module`` -> ``benchmarks/seed_loop.py:run()``         (the seed loop on ``mod.Module``)
 * ``seed_cli``    -> ``sparsetrain fit configs/linreg.yaml --engine compiled|graph``
 
@@ -25,8 +26,6 @@ from benchmarks._child import Unavailable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SECONDS_KEYS = ("epoch_seconds", "seconds_per_epoch", "train_seconds", "seconds", "time")
-LOSS_KEYS = ("final_loss", "loss", "mse", "log_loss", "logloss")
 PARSE_SECONDS_KEYS = ("parse_seconds", "seconds", "time", "elapsed")
 MBPS_KEYS = ("mb_per_s", "mb_s", "mbps", "MB/s", "throughput_mb_s")
 
@@ -75,7 +74,7 @@ def _pending_on_missing(fn, *args, **kwargs):
 def parse(path: str, num_features: int) -> dict:
     mod = _import("benchmarks.parse", "the data issue's parse benchmark")
     size = os.path.getsize(path)
-    kw = {"path": path, "num_features": num_features, "peers": False}
+    kw = {"path": path, "num_features": num_features, "peers": False, "repeat": 1}
     res = _pending_on_missing(call_filtered, mod.run, kw)
     if isinstance(res.get("ours"), dict):
         res = dict(res["ours"], others={k: v for k, v in res.items() if k != "ours"})
@@ -90,34 +89,100 @@ def parse(path: str, num_features: int) -> dict:
     return {"parse_seconds": float(sec), "mb_per_s": float(mbps), "bytes": size, "raw": res}
 
 
+def _runner_api():
+    try:
+        from sparsetrain import optimizer as opt_mod
+        from sparsetrain.engines.compiled.kernels import LinearEpochRunner
+        from sparsetrain.ndarray import NDArray, RowSparseNDArray
+    except (ImportError, AttributeError) as e:
+        raise Unavailable(f"compiled engine kernels do not import yet: {type(e).__name__}: {e}",
+                          "pending") from e
+    return opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray
+
+
 def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
           num_features: int | None = None, **_) -> dict:
-    mod = _import("benchmarks.compiled_epoch", "the compiled-engine issue's epoch benchmark")
-    kw = {"path": path, "libsvm_path": path, "npz_path": _data.npz_path(path), "task": task,
-          "batch_size": batch_size, "lr": lr, "learning_rate": lr, "epochs": epochs,
-          "num_epochs": epochs, "num_features": num_features}
-    res = _pending_on_missing(call_filtered, mod.run, kw)
-    sec = pick(res, SECONDS_KEYS)
-    if sec is None:
-        raise ValueError(f"benchmarks/compiled_epoch.py:run returned no seconds: {res!r}")
-    if "epoch_seconds" not in res and "seconds_per_epoch" not in res:
-        sec = float(sec) / max(int(res.get("epochs", epochs)), 1)
-    loss = pick(res, LOSS_KEYS)
-    name = "mse" if task == "regression" else "log_loss"
-    if "weight" in res and "bias" in res:  # recompute on the same definition as the peers
-        data, indices, indptr, y, _shape = _data.load_arrays(path)
-        name, loss = _data.final_loss(
-            task, _data.csr_predict(data, indices, indptr, res["weight"], res["bias"]), y)
-    out = {"epoch_seconds": float(sec), "epochs": epochs,
-           "final_loss": None if loss is None else float(loss), "loss_name": name,
-           "data_seconds": pick(res, ("data_seconds", "parse_seconds", "load_seconds"))}
-    out["raw"] = {k: v for k, v in res.items() if k not in ("weight", "bias")}
-    return out
+    """One epoch of the compiled engine's fused kernel on the harness's data.
+
+    ``benchmarks/compiled_epoch.py:run`` generates its own in-memory data, so for a side-by-side
+    run on the very file the peers read this drives the same kernel API as that script
+    (``LinearEpochRunner.fit_epoch`` with SGD, ``rescale_grad = 1/batch``, lazy row-sparse
+    update, MSE accumulated per batch). Parameters start at zero like the peers'; the kernels are
+    loaded/compiled by a throw-away call on separate parameters before the timed epoch. Every row
+    is used (the last batch is short: it keeps ``rescale_grad = 1/batch`` as MXNet's pad would).
+    """
+    import numpy as np
+
+    opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray = _runner_api()
+    data, indices, indptr, y, (n, d) = _data.load_arrays(path)
+    t0 = time.perf_counter()
+    X = (data, indices.astype(np.int64), indptr.astype(np.int64))
+    yv = y.astype(np.float32)
+    prep_s = time.perf_counter() - t0
+    output = "LinearRegressionOutput" if task == "regression" else "LogisticRegressionOutput"
+    metric = "mse" if task == "regression" else "log_loss"
+
+    def params():
+        w = np.empty((d, 1), np.float32)
+        w.fill(0.0)  # touch the pages now, not inside the timed epoch
+        weight = RowSparseNDArray(w, np.arange(d, dtype=np.int64), (d, 1))
+        bias = NDArray(np.zeros(1, np.float32))
+        opt = opt_mod.create("sgd", learning_rate=lr, rescale_grad=1.0 / batch_size,
+                             momentum=0.0)
+        return w, weight, bias, opt_mod.get_updater(opt)
+
+    runner = LinearEpochRunner(output, [d], 1, has_bias=True)
+    order = np.arange(n, dtype=np.int64)
+    batch_ptr = np.append(np.arange(0, n, batch_size, dtype=np.int64), n)
+    _, w_weight, w_bias, w_upd = params()  # load / compile the kernels, untimed
+    t0 = time.perf_counter()
+    try:
+        runner.fit_epoch([X], yv, order[:batch_size], batch_ptr[:2], [w_weight], w_bias, w_upd,
+                         [0, 1], metrics=(metric,))
+    except (KeyError, ValueError):
+        metric = "mse"
+        runner.fit_epoch([X], yv, order[:batch_size], batch_ptr[:2], [w_weight], w_bias, w_upd,
+                         [0, 1], metrics=(metric,))
+    jit_s = time.perf_counter() - t0
+    del w_weight, w_bias, w_upd
+
+    w, weight, bias, updater = params()
+    times, progressive = [], []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        res = runner.fit_epoch([X], yv, order, batch_ptr, [weight], bias, updater, [0, 1],
+                               metrics=(metric,))
+        times.append(time.perf_counter() - t0)
+        progressive.append(float(res.metrics[metric]))
+    wv = weight.asnumpy().ravel()
+    bv = np.asarray(bias.asnumpy()).ravel()
+    name, loss = _data.final_loss(task, _data.csr_predict(data, indices, indptr, wv, bv), y)
+    return {"epoch_seconds": sum(times) / epochs, "train_seconds": sum(times), "epochs": epochs,
+            "data_seconds": prep_s, "rows": int(n), "final_loss": loss, "loss_name": name,
+            "progressive_" + metric: progressive[-1], "kernel_load_seconds": jit_s,
+            "via": "LinearEpochRunner.fit_epoch (as benchmarks/compiled_epoch.py)"}
 
 
 def seed_module(epochs: int = 10) -> dict:
     mod = _import("benchmarks.seed_loop", "the seed loop")
     return _pending_on_missing(mod.run, epochs=epochs)
+
+
+# runs ``sparsetrain fit`` in-process and reports that process's peak RSS (VmHWM) at exit
+_CLI_WRAPPER = """
+import atexit, sys
+def _hwm():
+    try:
+        with open('/proc/self/status') as f:
+            kb = [l.split()[1] for l in f if l.startswith('VmHWM:')][0]
+        sys.stderr.write('\\nBENCH_HWM_KB %s\\n' % kb)
+    except Exception:
+        pass
+atexit.register(_hwm)
+sys.argv[0] = 'sparsetrain'
+from sparsetrain.cli import main
+main()
+"""
 
 
 def seed_cli(engine: str = "compiled", config: str = "configs/linreg.yaml") -> dict:
@@ -133,7 +198,7 @@ def seed_cli(engine: str = "compiled", config: str = "configs/linreg.yaml") -> d
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):  # 1st: warm-up (fills numba's on-disk cache), 2nd: measured
             out = os.path.join(tmp, f"run{i}")
-            cmd = [sys.executable, "-c", "from sparsetrain.cli import main; main()", "fit", cfg,
+            cmd = [sys.executable, "-c", _CLI_WRAPPER, "fit", cfg,
                    "--engine", engine, "--output", out, "--quiet"]
             t0 = time.perf_counter()
             p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -143,8 +208,9 @@ def seed_cli(engine: str = "compiled", config: str = "configs/linreg.yaml") -> d
                                    f"{(p.stderr or p.stdout).strip()[-400:]}")
             with open(os.path.join(out, "metrics.jsonl")) as f:
                 lines = [json.loads(x) for x in f if x.strip()]
-            runs.append((wall, lines))
-    wall, lines = runs[-1]
+            hwm = [x for x in p.stderr.splitlines() if x.startswith("BENCH_HWM_KB ")]
+            runs.append((wall, lines, int(hwm[-1].split()[1]) / 1024.0 if hwm else None))
+    wall, lines, rss = runs[-1]
     train_s = sum(float(x["seconds"]) - float(x.get("data_seconds", 0.0)) for x in lines)
     samples = sum(int(x.get("samples", 0)) for x in lines)
     last = lines[-1]
@@ -154,4 +220,4 @@ def seed_cli(engine: str = "compiled", config: str = "configs/linreg.yaml") -> d
             "us_per_step": train_s / max(samples, 1) * 1e6,
             "final_loss": None if loss is None else float(loss), "loss_name": "mse",
             "data_seconds": sum(float(x.get("data_seconds", 0.0)) for x in lines),
-            "process_wall_seconds": wall, "engine": engine}
+            "process_wall_seconds": wall, "engine": engine, "peak_rss_mb": rss}
