@@ -45,6 +45,11 @@ Metrics, per batch as MXNet's metric classes compute them, then summed over batc
 The epoch value of a metric is ``sum / num_inst``. A non-finite prediction or batch metric stops
 the kernel at once, before that batch's update, and is reported with its batch index.
 
+For distributed workers, :meth:`LinearEpochRunner.batch_gradients` runs the forward, metrics and
+backward of one mini-batch without any update (:func:`linear_batch_gradients`) and returns the
+row-sparse gradients (rows sorted ascending, an LSD radix sort over the batch's distinct rows) and
+the bias gradient to push to the parameter servers.
+
 Use :class:`LinearEpochRunner` from Python: it validates inputs once, keeps the scratch
 buffers between calls, takes the optimizer's states from an :class:`~sparsetrain.optimizer.Updater`
 (shared with the graph engine, so checkpoints and engine switches see one set of states) and keeps
@@ -93,7 +98,8 @@ from ...kernels.optim import (
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
 
 __all__ = [
-    "OUTPUTS", "METRICS", "EpochResult", "LinearEpochRunner", "linear_epoch",
+    "OUTPUTS", "METRICS", "BatchGradients", "EpochResult", "LinearEpochRunner", "linear_epoch",
+    "linear_batch_gradients",
     "optimizer_fusable",
 ]
 
@@ -598,6 +604,124 @@ def _max_batch_nnz(indptr, order, batch_ptr):
     return best
 
 
+_RADIX_BITS = 11  # digits of an LSD radix sort: 2048 buckets stay in L1
+
+
+@njit(cache=True)
+def _sort_positions(keys, nq):
+    """Positions ``0..nq-1`` ordered by ``keys[:nq]`` (distinct, non-negative, < 2**31)."""
+    pos = np.empty(nq, dtype=np.int64)
+    for q in range(nq):
+        pos[q] = q
+    if nq <= 32:  # insertion sort
+        for j in range(1, nq):
+            q = pos[j]
+            key = keys[q]
+            i = j - 1
+            while i >= 0 and keys[pos[i]] > key:
+                pos[i + 1] = pos[i]
+                i -= 1
+            pos[i + 1] = q
+        return pos
+    # LSD radix sort of (key, position) pairs: O(nq) per pass, as few passes as the largest key needs
+    top = 0
+    for q in range(nq):
+        if keys[q] > top:
+            top = keys[q]
+    bits = 1
+    while (1 << bits) <= top:
+        bits += 1
+    passes = (bits + _RADIX_BITS - 1) // _RADIX_BITS
+    width = (bits + passes - 1) // passes
+    mask = (1 << width) - 1
+    k_in = keys[:nq].copy()
+    k_out = np.empty(nq, dtype=np.int64)
+    p_out = np.empty(nq, dtype=np.int64)
+    count = np.empty(mask + 2, dtype=np.int64)
+    for d in range(passes):
+        shift = d * width
+        count[:] = 0
+        for q in range(nq):
+            count[((k_in[q] >> shift) & mask) + 1] += 1
+        for c in range(1, mask + 2):
+            count[c] += count[c - 1]
+        for q in range(nq):  # stable scatter
+            c = (k_in[q] >> shift) & mask
+            j = count[c]
+            count[c] = j + 1
+            k_out[j] = k_in[q]
+            p_out[j] = pos[q]
+        k_in, k_out = k_out, k_in
+        pos, p_out = p_out, pos
+    return pos
+
+
+@njit(cache=True)
+def _sorted_grad_rows(rows_buf, acc_buf, nq):
+    """Fresh ``(rows, values)`` from the gathered ``rows_buf[:nq]``/``acc_buf[:nq]``, rows ascending."""
+    k_out = acc_buf.shape[1]
+    rows = np.empty(nq, dtype=rows_buf.dtype)
+    values = np.empty((nq, k_out), dtype=acc_buf.dtype)
+    ascending = True
+    for q in range(1, nq):
+        if rows_buf[q] < rows_buf[q - 1]:
+            ascending = False
+            break
+    if ascending:  # e.g. one sample with sorted columns: a plain copy
+        for q in range(nq):
+            rows[q] = rows_buf[q]
+            for k in range(k_out):
+                values[q, k] = acc_buf[q, k]
+    else:
+        pos = _sort_positions(rows_buf, nq)
+        for j in range(nq):
+            q = pos[j]
+            rows[j] = rows_buf[q]
+            for k in range(k_out):
+                values[j, k] = acc_buf[q, k]
+    return rows, values
+
+
+@njit(cache=True)
+def linear_batch_gradients(x_data, x_indices, x_indptr, canonical, weights, bias, has_bias, label, order, n,
+                           output_kind, grad_scale, softmax_batch_norm, metric_codes, metric_values,
+                           htable, slots_buf, rows_buf, acc_buf, out_buf, grad_buf, tmp_buf, grad_bias):
+    """Forward, metrics and backward of the one batch ``order[:n]``, nothing updated.
+
+    Returns ``(finite, rows, values)``: ``finite`` is False when an output or a batch metric is
+    NaN/inf (then nothing is back-propagated and the lists are empty); else ``rows[t]`` (int64,
+    ascending) and ``values[t]`` (``(len(rows[t]), K)``) are term ``t``'s row-sparse gradient
+    ``X_tᵀ · grad`` — freshly allocated — and ``grad_bias`` holds ``Σ_batch grad`` when
+    ``has_bias``. ``metric_values[m]``: the batch's value of metric ``m`` (as :func:`linear_epoch`
+    adds it to ``metric_sums``). Scratch as :func:`linear_epoch`'s, for a batch of ``n`` rows.
+    """
+    n_terms = len(weights)
+    k_out = out_buf.shape[1]
+    rows_out = [rows_buf[:0].copy() for _ in range(0)]
+    values_out = [acc_buf[:0].copy() for _ in range(0)]
+    _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 0, n, output_kind, out_buf, tmp_buf)
+    for i in range(n):
+        for k in range(k_out):
+            if not math.isfinite(out_buf[i, k]):
+                return False, rows_out, values_out
+    if not _batch_metrics(out_buf, label, order, 0, n, metric_codes, metric_values):
+        return False, rows_out, values_out
+    _output_grad(out_buf, label, order, 0, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
+    for t in range(n_terms):
+        nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, 0, n, grad_buf,
+                               htable, slots_buf, rows_buf, acc_buf)
+        rows, values = _sorted_grad_rows(rows_buf, acc_buf, nq)
+        rows_out.append(rows)
+        values_out.append(values)
+    if has_bias:
+        for k in range(k_out):
+            grad_bias[k] = 0
+        for i in range(n):
+            for k in range(k_out):
+                grad_bias[k] += grad_buf[i, k]
+    return True, rows_out, values_out
+
+
 def _drop_stale_cache(dispatchers, dependencies) -> None:
     """Delete the on-disk cache index of ``dispatchers`` when a module they call is newer.
 
@@ -662,6 +786,51 @@ class EpochResult:
                 out.nonfinite_batch = r.nonfinite_batch
             out.nonfinite_params.extend(p for p in r.nonfinite_params if p not in out.nonfinite_params)
         return out
+
+
+@dataclass
+class BatchGradients:
+    """What one :meth:`LinearEpochRunner.batch_gradients` call computed (nothing was updated).
+
+    ``rows[t]``: int64 row ids of weight ``t``'s gradient, ascending and unique — the columns
+    stored in term ``t``'s CSR input (explicit zeros included), the row set of the graph engine's
+    row-sparse gradient. ``values[t]``: ``(len(rows[t]), K)`` gradient rows in that order, in the
+    weights' dtype. ``bias``: the ``(K,)`` bias gradient, ``None`` when the model has no bias. These
+    are the raw gradients of ``Executor.grad_dict`` (no ``rescale_grad``, weight decay or clipping)
+    and freshly allocated: later calls do not overwrite them.
+
+    ``metric_names``/``metric_sums``/``metric_counts``: the batch's contribution to each metric's
+    ``sum_metric``/``num_inst``, as :class:`EpochResult`. ``finite`` is False when an output or a
+    metric value was NaN/inf; then nothing was back-propagated: ``rows``/``values`` are empty
+    lists, ``bias`` is ``None`` and the metric sums are unspecified (raise
+    :class:`~sparsetrain.base.NonFiniteError`).
+    """
+
+    rows: list
+    values: list
+    bias: np.ndarray | None
+    metric_names: list
+    metric_sums: np.ndarray
+    metric_counts: np.ndarray
+    num_samples: int
+    finite: bool = True
+
+    @property
+    def metrics(self) -> dict:
+        return {
+            name: (float(s / c) if c else float("nan"))
+            for name, s, c in zip(self.metric_names, self.metric_sums, self.metric_counts)
+        }
+
+    @property
+    def ok(self) -> bool:
+        return self.finite
+
+    def epoch_result(self) -> EpochResult:
+        """This batch as a one-batch :class:`EpochResult` (e.g. for :meth:`EpochResult.combine`)."""
+        return EpochResult(list(self.metric_names), self.metric_sums.copy(), self.metric_counts.copy(),
+                           1 if self.finite else 0, self.num_samples if self.finite else 0,
+                           None if self.finite else 0)
 
 
 def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices: Sequence[int]):
@@ -797,7 +966,9 @@ class LinearEpochRunner:
         self._empty2 = np.empty((0, k), self.dtype)
         self._empty1 = np.empty(0, self.dtype)
         self._no_pred = np.empty((0, k), self.dtype)
+        self._order = np.empty(0, INDEX_DTYPE)  # 0, 1, 2, ...: the rows of a batch_gradients call
         self._checked: dict = {}  # id(buffer) -> weakref, for inputs validated/converted once
+        self._metric_cache: dict = {}  # metric names -> (names, codes, per-batch flags), batch_gradients
 
     # -- input preparation -------------------------------------------------------------------
     def _remember(self, key, source, value):
@@ -813,7 +984,7 @@ class LinearEpochRunner:
             return hit[1]
         return None
 
-    def _prepare_terms(self, terms):
+    def _prepare_terms(self, terms, cache=True):
         if len(terms) != len(self.num_features):
             raise ValueError(f"expected {len(self.num_features)} CSR inputs, got {len(terms)}")
         datas, indices, indptrs, canonical, nrows = [], [], [], [], None
@@ -822,9 +993,9 @@ class LinearEpochRunner:
             if shape[1] is not None and shape[1] != self.num_features[t]:
                 raise ShapeError(f"input {t} has {shape[1]} columns, the weight has {self.num_features[t]} rows")
             # Validated (and converted, when a dtype differs) once per buffer object: inputs are
-            # treated as immutable between calls.
+            # treated as immutable between calls (with ``cache=False``: on every call).
             key = ("csr", t, id(data), id(ind), id(ptr))
-            prepared = self._recall(key, ind)
+            prepared = self._recall(key, ind) if cache else None
             if prepared is None:
                 data_c = np.ascontiguousarray(data, dtype=self.dtype)
                 ind_c = np.ascontiguousarray(ind, dtype=INDEX_DTYPE)
@@ -836,7 +1007,8 @@ class LinearEpochRunner:
                         f"input {t}: inconsistent CSR structure or a column index outside [0, {self.num_features[t]})"
                     )
                 prepared = (data_c, ind_c, ptr_c, status == 2)
-                self._remember(key, ind, prepared)
+                if cache:
+                    self._remember(key, ind, prepared)
             canonical.append(prepared[3])
             if nrows is None:
                 nrows = len(prepared[2]) - 1
@@ -847,12 +1019,12 @@ class LinearEpochRunner:
             indptrs.append(prepared[2])
         return tuple(datas), tuple(indices), tuple(indptrs), np.array(canonical, dtype=np.bool_), nrows
 
-    def _prepare_label(self, label, nrows):
+    def _prepare_label(self, label, nrows, cache=True):
         if label is None:
             return np.zeros((nrows, 1 if self.output_kind == OUT_SOFTMAX else self.num_outputs), self.dtype)
         src = label._data if isinstance(label, NDArray) else label
         key = ("label", id(src))
-        prepared = self._recall(key, src)
+        prepared = self._recall(key, src) if cache else None
         if prepared is not None:
             return prepared
         lab = np.asarray(src)
@@ -867,7 +1039,8 @@ class LinearEpochRunner:
         if self.output_kind == OUT_SOFTMAX and lab.size:
             if not np.all((lab >= 0) & (lab < self.num_outputs) & (lab == np.floor(lab))):
                 raise ShapeError(f"SoftmaxOutput labels must be class indices in [0, {self.num_outputs})")
-        self._remember(key, src, lab)
+        if cache:
+            self._remember(key, src, lab)
         return lab
 
     def _prepare_schedule(self, order, batch_ptr, nrows):
@@ -905,12 +1078,16 @@ class LinearEpochRunner:
 
     def _ensure_scratch(self, indptrs, order, batch_ptr):
         max_bs = int(np.diff(batch_ptr).max()) if batch_ptr.shape[0] > 1 else 0
+        # stored entries of the largest batch: bounds the distinct gradient rows of one term
+        need = max((int(_max_batch_nnz(ptr, order, batch_ptr)) for ptr in indptrs), default=0)
+        self._grow_scratch(max_bs, need)
+
+    def _grow_scratch(self, max_bs, need):
+        """Scratch for batches of up to ``max_bs`` rows and ``need`` stored entries per term."""
         k = self.num_outputs
         if self._out.shape[0] < max_bs:
             self._out = np.empty((max_bs, k), self.dtype)
             self._grad = np.empty((max_bs, k), self.dtype)
-        # stored entries of the largest batch: bounds the distinct gradient rows of one term
-        need = max((int(_max_batch_nnz(ptr, order, batch_ptr)) for ptr in indptrs), default=0)
         if self._acc_buf.shape[0] < need:
             self._rows_buf = np.empty(need, INDEX_DTYPE)
             self._slots_buf = np.empty(need, INDEX_DTYPE)
@@ -1020,6 +1197,50 @@ class LinearEpochRunner:
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
         """Metrics of the forward pass over the batches (nothing is updated)."""
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, False, None, None)
+
+    def batch_gradients(self, terms, label, weights, bias, metrics=("mse",)) -> BatchGradients:
+        """Forward and backward of one mini-batch, without any update: the gradients to push.
+
+        ``terms``: one CSR input per dot term whose rows are the whole batch (at least one row;
+        types as :meth:`fit_epoch`). ``label``: the batch's ``(n,)``/``(n, K)`` targets.
+        ``weights``/``bias``: as :meth:`fit_epoch` (full ``(D_t, K)`` buffers); only the rows of
+        the columns stored in the batch are read, the others may hold anything. ``metrics``: the
+        names :meth:`score` takes.
+
+        Costs O(batch entries): scratch is reused between calls, nothing of size ``D_t`` is
+        touched. Unlike :meth:`fit_epoch`, the inputs are validated (and converted when their
+        dtype differs) on every call, never cached by buffer: a data iterator may refill the same
+        buffers for the next batch. Returns a :class:`BatchGradients` whose arrays are fresh.
+        """
+        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, cache=False)
+        if nrows < 1:
+            raise ValueError("a batch needs at least one row")
+        if label is None:
+            raise ValueError("batch_gradients needs the batch's labels")
+        lab = self._prepare_label(label, nrows, cache=False)
+        w_bufs, b_buf = self._prepare_weights(weights, bias)
+        key = tuple(metrics)
+        hit = self._metric_cache.get(key)
+        if hit is None:
+            names, codes = self._metric_codes(key)
+            per_batch = np.array([c not in (M_ACCURACY, M_LOG_LOSS) for c in codes], dtype=np.bool_)
+            hit = self._metric_cache[key] = (names, codes, per_batch)
+        names, codes, per_batch = hit
+        if self._order.shape[0] < nrows:
+            self._order = np.arange(max(nrows, 2 * self._order.shape[0]), dtype=INDEX_DTYPE)
+        order = self._order[:nrows]
+        # the batch is every row: its stored entries bound a term's distinct gradient rows
+        self._grow_scratch(nrows, max(int(ptr[nrows] - ptr[0]) for ptr in indptrs))
+        values = np.zeros(len(codes), np.float64)
+        gb = np.empty(self.num_outputs, self.dtype) if self.has_bias else self._empty1
+        finite, rows, grads = linear_batch_gradients(
+            datas, indices, indptrs, canonical, w_bufs, b_buf, self.has_bias, lab, order, nrows,
+            self.output_kind, self.grad_scale, self.softmax_batch_norm, codes, values,
+            self._htable, self._slots_buf, self._rows_buf, self._acc_buf, self._out, self._grad, self._tmp, gb,
+        )
+        counts = np.where(per_batch, 1.0, float(nrows))  # num_inst: 1 for the per-batch means, else samples
+        return BatchGradients(list(rows), list(grads), gb if (finite and self.has_bias) else None,
+                              list(names), values, counts, nrows, bool(finite))
 
     def predict(self, terms, weights, bias, batch_size: int = 4096) -> np.ndarray:
         """Outputs (after the output layer) of every row, shape ``(N, K)``."""
