@@ -74,3 +74,6 @@ class NonFiniteError(SparseTrainError, FloatingPointError):
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+
+    def __reduce__(self):  # keep epoch and batch across pickling (e.g. from a Ray worker)
+        return type(self), (str(self), self.epoch, self.batch)

@@ -112,6 +112,7 @@ class Module:
         self.optimizer_initialized = False
         self._optimizer = None
         self._updater = None
+        self._kvstore = None
         self._data_shapes: list[DataDesc] = []
         self._label_shapes: list[DataDesc] = []
         self._engine_choice = ("graph", "not decided until training starts")
@@ -252,6 +253,8 @@ class Module:
 
     def get_params(self):
         self._require("binded", "params_initialized")
+        if self._kvstore is not None and self.optimizer_initialized:
+            self._pull_all()
         return ({n: self._exec.arg_dict[n].copy() for n in self._param_names}, {})
 
     def set_params(self, arg_params, aux_params=None, allow_missing=False, force_init=True, allow_extra=False):
@@ -273,10 +276,18 @@ class Module:
         if self.optimizer_initialized and not force_init:
             log.warning("optimizer already initialized; ignoring init_optimizer()")
             return
-        if kvstore not in (None, "local", "device") and not hasattr(kvstore, "push"):
-            raise ValueError(f"kvstore {kvstore!r} needs the distributed extra (see sparsetrain.dist); "
-                             "use 'local' on one machine")
+        kv = None
+        if isinstance(kvstore, str) and kvstore not in ("local", "device"):
+            from . import kvstore as kv_mod
+
+            kv = kv_mod.create(kvstore)
+        elif kvstore is not None and not isinstance(kvstore, str):
+            if not hasattr(kvstore, "push"):
+                raise ValueError(f"kvstore must be 'local', 'dist_sync', 'dist_async' or a KVStore, got {kvstore!r}")
+            kv = kvstore
         batch_size = self._data_shapes[0].shape[0] if self._data_shapes else 1
+        if kv is not None and "dist" in kv.type and "_sync" in kv.type:
+            batch_size *= kv.num_workers  # as MXNet: gradients of all workers are summed per step
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
             params = dict(optimizer_params or {})
@@ -288,6 +299,12 @@ class Module:
             optimizer.idx2name = idx2name
         self._optimizer = optimizer
         self._updater = opt_mod.get_updater(optimizer)
+        self._kvstore = kv
+        if kv is not None:  # MXNet's update_on_kvstore: the store holds the weights and the optimizer
+            args = self._exec.arg_dict
+            kv.init(list(range(len(self._param_names))), [args[n] for n in self._param_names])
+            kv.set_optimizer(optimizer)
+            self._pull_dense()
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self._updater.set_states(self._preload_opt_states)
@@ -323,10 +340,69 @@ class Module:
             self._require("binded", "params_initialized")
         self._exec.backward(out_grads)
 
+    # -- kvstore (MXNet's _update_params_on_kvstore / prepare) ----------------------------------------
+    @property
+    def kvstore(self):
+        return self._kvstore
+
+    def _pull_dense(self):
+        args = self._exec.arg_dict
+        keys = [i for i, n in enumerate(self._param_names) if args[n].stype == "default"]
+        if keys:
+            self._kvstore.pull(keys, [args[self._param_names[i]] for i in keys])
+
+    def _default_row_ids(self, batch) -> dict:
+        """Rows of each row_sparse weight a batch needs: the csr data's columns when the weight's
+        first dimension is the feature count, else every row."""
+        data = batch.data[0]
+        cols = np.unique(data._indices) if getattr(data, "stype", None) == "csr" else None
+        out = {}
+        for name in self._param_names:
+            w = self._exec.arg_dict[name]
+            if w.stype == "row_sparse":
+                use = cols is not None and w.shape[0] == data.shape[1]
+                out[name] = cols if use else np.arange(w.shape[0], dtype=np.int64)
+        return out
+
+    def prepare(self, data_batch, sparse_row_id_fn=None):
+        """Pull from the kvstore the rows of the row_sparse weights ``data_batch`` needs.
+
+        ``sparse_row_id_fn(batch) -> {param name: row ids}`` (MXNet); ``None`` pulls the csr
+        columns of the batch (see ``_default_row_ids``). A no-op without a kvstore."""
+        if self._kvstore is None:
+            return
+        wanted = (sparse_row_id_fn or self._default_row_ids)(data_batch)
+        keys, outs, ids = [], [], []
+        for name, rows in wanted.items():
+            keys.append(self._param_names.index(name))
+            outs.append(RowSparseNDArray(np.zeros((0,) + tuple(self._exec.arg_dict[name].shape[1:]), self._exec.arg_dict[name].dtype),
+                                         np.zeros(0, np.int64), self._exec.arg_dict[name].shape))
+            ids.append(rows)
+        if not keys:
+            return
+        self._kvstore.row_sparse_pull(keys, outs, row_ids=ids)
+        for name, pulled in zip(wanted, outs):
+            buf = opt_mod._weight_buffer(self._exec.arg_dict[name])  # full rows, written in place
+            buf[pulled._indices] = pulled._data
+
+    def _pull_all(self):
+        """Every row of every parameter from the kvstore into the executor (for get_params)."""
+        args = self._exec.arg_dict
+        self._pull_dense()
+        sparse = [i for i, n in enumerate(self._param_names) if args[n].stype == "row_sparse"]
+        if sparse:
+            rows = [np.arange(args[self._param_names[i]].shape[0], dtype=np.int64) for i in sparse]
+            self.prepare(None, lambda _: {self._param_names[i]: r for i, r in zip(sparse, rows)})
+
     def update(self):
         self._require("binded", "params_initialized", "optimizer_initialized")
         grads = self._exec.grad_dict
         args = self._exec.arg_dict
+        if self._kvstore is not None:
+            keys = [i for i, n in enumerate(self._param_names) if grads.get(n) is not None]
+            self._kvstore.push(keys, [grads[self._param_names[i]] for i in keys])
+            self._pull_dense()
+            return
         updater = self._updater
         for i, name in enumerate(self._param_names):
             g = grads.get(name)
@@ -365,7 +441,10 @@ class Module:
     def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0) -> EpochStats:
         """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch."""
         self._require("binded", "params_initialized", "optimizer_initialized")
-        name, _ = self.choose_engine(engine, train_data, eval_metric)
+        if self._kvstore is not None:  # the fused loops update locally; with a kvstore, the graph
+            self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
+        else:
+            name, _ = self.choose_engine(engine, train_data, eval_metric)
         if name == "compiled":
             from .engines.compiled import run_epoch as compiled_epoch
 
@@ -383,6 +462,8 @@ class Module:
                 data_seconds += time.perf_counter() - t0
                 break
             data_seconds += time.perf_counter() - t0
+            if self._kvstore is not None:
+                self.prepare(batch)
             self.forward(batch, is_train=True)
             outputs = self._exec.outputs
             for out in outputs:

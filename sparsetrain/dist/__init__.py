@@ -1,0 +1,34 @@
+"""Distributed training on Ray: parameter servers for row-sparse weights, data-parallel workers.
+
+The only part of sparsetrain that imports Ray (the optional ``sparsetrain[dist]`` extra).
+
+* :mod:`.server` — ``ParamServer`` actors, each holding a row range of every row_sparse weight
+  (dense parameters on server 0) and applying the optimizer there with the lazy row-sparse update.
+* :mod:`.kvstore` — ``DistKVStore``, the client behind ``kvstore.create('dist_sync'|'dist_async')``.
+* :mod:`.worker` — ``Worker`` actors reading ``part_index/num_parts`` of the LibSVM file.
+* :mod:`.driver` — ``train_distributed(config, workers, servers, address, max_restarts)``.
+"""
+from __future__ import annotations
+
+__all__ = ["train_distributed", "require_ray"]
+
+
+def require_ray():
+    """The ``ray`` module, or a one-line SparseTrainError telling how to install it."""
+    try:
+        import ray
+    except ImportError:
+        from ..base import SparseTrainError
+        from ..kvstore import DIST_EXTRA_HINT
+
+        raise SparseTrainError(DIST_EXTRA_HINT) from None
+    return ray
+
+
+def train_distributed(*args, **kwargs):
+    from .driver import train_distributed as run
+
+    return run(*args, **kwargs)
+
+
+train_distributed.__doc__ = "See :func:`sparsetrain.dist.driver.train_distributed`."

@@ -1,0 +1,332 @@
+"""``train_distributed``: the run driver for ``train.kvstore: dist_sync | dist_async``.
+
+The driver initializes the parameters exactly as the single-process trainer does (same seed),
+starts ``servers`` :class:`~.server.ParamServer` actors holding them, then ``workers``
+:class:`~.worker.Worker` actors, and runs epoch by epoch: every worker trains on its part of the
+file while the driver polls their progress for the display; then it combines their metrics into
+one ``metrics.jsonl`` record, gathers the sharded weights and optimizer states into the ordinary
+checkpoint files (each written atomically, ``checkpoint.json`` last — a run directory that one
+machine can resume or evaluate) and scores ``data.eval`` locally.
+
+A worker or server whose process dies fails the run with a message naming it and the last
+complete checkpoint; with ``max_restarts=K`` the driver instead tears every actor down and
+restarts from that checkpoint, up to K times.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import time
+
+from ..base import ConfigError, NonFiniteError, SparseTrainError
+from . import require_ray
+
+POLL_SECONDS = 0.2
+
+
+class ActorFailure(SparseTrainError):
+    """A worker or server actor died."""
+
+
+def _layout(module) -> dict:
+    args = module._exec.arg_dict
+    return {i: (tuple(args[n].shape), args[n].stype == "row_sparse") for i, n in enumerate(module._param_names)}
+
+
+def _combine_metrics(cfg, results):
+    from ..trainer import make_metric, metric_values
+    from .worker import _leaves
+
+    metric = make_metric(cfg.metrics)
+    for leaf_idx, leaf in enumerate(_leaves(metric)):
+        leaf.sum_metric = sum(r["metric"][leaf_idx][0] for r in results)
+        leaf.num_inst = sum(r["metric"][leaf_idx][1] for r in results)
+    return metric_values(cfg.metrics, metric)
+
+
+def _first_line(e) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def _wait_all(refs, what: list[str], poll=None):
+    """``ray.get(refs)`` in order, calling ``poll()`` every POLL_SECONDS while waiting; a dead
+    actor becomes an :class:`ActorFailure` naming it (``what[i]``), a worker's own error is re-raised."""
+    ray = require_ray()
+    from .kvstore import ServerDied
+
+    owner = {ref: i for i, ref in enumerate(refs)}
+    results = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS if poll else None)
+        for ref in done:
+            try:
+                results[owner[ref]] = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError) as e:
+                raise ActorFailure(f"{what[owner[ref]]} died ({_first_line(e)})") from None
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, ServerDied):
+                    raise ActorFailure(f"{what[owner[ref]]}: {cause}") from None
+                if isinstance(cause, Exception):
+                    raise cause from None
+                raise
+        if poll and pending:
+            poll()
+    return results
+
+
+def _to_params(module, values_by_key) -> dict:
+    import numpy as np
+
+    from ..ndarray import NDArray, RowSparseNDArray
+
+    out = {}
+    args = module._exec.arg_dict
+    for i, name in enumerate(module._param_names):
+        v = np.ascontiguousarray(values_by_key[i])
+        if args[name].stype == "row_sparse":
+            out[name] = RowSparseNDArray(v, np.arange(v.shape[0], dtype=np.int64), v.shape)
+        else:
+            out[name] = NDArray(v)
+    return out
+
+
+class _Cluster:
+    """The actors of one attempt: servers holding the parameters, workers training."""
+
+    def __init__(self, ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg, opt_states, engine,
+                 actor_cpus):
+        from ..config import make_optimizer
+        from .kvstore import DistKVStore, ServerDied, start_servers
+        from .worker import Worker
+
+        self.ray = ray
+        self.servers = start_servers(servers, workers, mode, cpus=0)
+        self.workers = []
+        self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
+        opt = make_optimizer(cfg)
+        if mode == "dist_sync" and cfg.optimizer.rescale_grad is None:
+            opt.rescale_grad = 1.0 / (cfg.data.batch_size * workers)  # gradients are summed over workers
+        try:
+            self.kv.init(list(range(len(names))), [arg[n] for n in names])
+            self.kv.set_optimizer(opt)
+            if opt_states:
+                self.kv.set_states(opt_states)
+        except ServerDied as e:
+            raise ActorFailure(str(e)) from None
+        cls = ray.remote(Worker)
+        self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
+            cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
+        self.what = [f"worker {r}" for r in range(workers)]
+        self.info = _wait_all([w.ping.remote() for w in self.workers], self.what)
+
+    def samples_done(self, epoch: int) -> int:
+        try:
+            done = self.ray.get([w.progress.remote() for w in self.workers], timeout=POLL_SECONDS)
+        except Exception:  # noqa: BLE001 - a dead or busy worker: the epoch's own result will say
+            return -1
+        return sum(s for e, s, _ in done if e == epoch)
+
+    def gather(self):
+        from .kvstore import ServerDied
+
+        try:
+            return self.kv.gather()
+        except ServerDied as e:
+            raise ActorFailure(str(e)) from None
+
+    def close(self):
+        for a in self.workers + self.servers:
+            try:
+                self.ray.kill(a)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+
+
+def train_distributed(config, output_dir: str | None = None, resume: bool = False, workers: int = 2,
+                      servers: int = 1, address: str | None = None, max_restarts: int = 0, reporter=None,
+                      engine: str | None = None, num_cpus: int | None = None,
+                      object_store_memory: int | None = None, _fault: dict | None = None):
+    """Train ``config`` with ``workers`` Ray workers and ``servers`` parameter servers.
+
+    ``address``: join that Ray cluster (``ray.init(address=...)``) instead of starting a local one
+    with ``num_cpus`` (default: this machine's cores). ``engine``: ``auto``/``compiled``/``graph``
+    for the workers' forward/backward (default ``train.engine``). ``max_restarts``: how many times
+    a dead actor is answered by restarting from the last checkpoint instead of failing.
+    ``_fault``: ``{"worker": r, "epoch": e, "batch": b[, "kill": "server"]}`` makes worker r kill
+    itself (or server 0) there, once (for tests). Returns a :class:`sparsetrain.trainer.TrainResult`.
+    """
+    from .. import random as st_random
+    from .. import trainer as T
+    from ..fileio import write_atomic
+    from ..io import LibSVMIter
+    from ..module import Module, load_params, save_params
+    from .kvstore import ensure_ray
+
+    ray = require_ray()
+    cfg = config
+    mode = cfg.train.kvstore
+    engine = engine or cfg.train.engine
+    if mode not in ("dist_sync", "dist_async"):
+        raise ConfigError(f"train.kvstore: {mode!r} is not distributed; use dist_sync or dist_async "
+                          "(or the single-process trainer)")
+    if workers < 1 or servers < 1:
+        raise ConfigError("--workers and --servers must be at least 1")
+    if max_restarts < 0:
+        raise ConfigError("--max-restarts must be at least 0")
+    reporter = reporter or T.Reporter()
+    output_dir = os.path.abspath(output_dir or cfg.output_dir())
+    os.makedirs(os.path.join(output_dir, os.path.dirname(T.CHECKPOINT_PREFIX)), exist_ok=True)
+    state = T._load_state(output_dir) if resume else None
+    if state is not None:
+        T._check_resumable(cfg, output_dir)
+    else:
+        if resume:
+            reporter.note(f"no checkpoint in {output_dir}; starting from epoch 0")
+        T._reset_run_dir(output_dir)
+    cfg_yaml = cfg.to_yaml(output_dir)
+    write_atomic(os.path.join(output_dir, T.CONFIG_FILE), cfg_yaml)
+    if cfg.data.generate is not None:
+        T.ensure_generated(cfg, reporter)
+    files = cfg.train_files()
+    if len(files) != 1:
+        raise ConfigError(f"data.train: distributed training splits one LibSVM file into parts, got {len(files)} "
+                          "files; concatenate them")
+    source = os.path.join(output_dir, T.CONFIG_FILE)
+
+    # the driver's module: initial values (same seed as one machine), checkpoints and eval
+    st_random.seed(cfg.train.seed)
+    shapes_iter = LibSVMIter(data_libsvm=files[0], data_shape=(cfg.num_features,), batch_size=cfg.data.batch_size,
+                             data_name=cfg.data_name, label_name=cfg.label_name, zero_based=cfg.data.zero_based,
+                             chunk_size=1 << 16)
+    module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
+    module.bind(shapes_iter.provide_data, shapes_iter.provide_label, for_training=True)
+    del shapes_iter
+    module.init_params(initializer=cfg.initializer())
+    initial, _ = module.get_params()
+    layout = _layout(module)
+    names = module._param_names
+    eval_files = cfg.eval_files()
+    eval_iter = T.make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
+    eval_metric = T.make_metric(cfg.metrics) if eval_iter is not None else None
+    prefix = os.path.join(output_dir, T.CHECKPOINT_PREFIX)
+
+    started = ensure_ray(address, num_cpus, object_store_memory)
+    actor_cpus = 1 if address else 0  # a local run shares the machine's cores; a cluster gets one each
+    restarts = 0
+    fault = dict(_fault) if _fault else None
+    start_epoch = int(state["epoch"]) if state is not None else 0
+    resumed_from = start_epoch if state is not None else None
+    checkpoint = f"{prefix}-{start_epoch:04d}.params" if state is not None else None
+    history: list[dict] = []
+    announced = False
+    epoch_rows = None
+    try:
+        while True:
+            # (re)start: parameters and optimizer states from the last complete checkpoint, or the initial values
+            ckpt = T._load_state(output_dir) if (state is not None or restarts) else None
+            epoch0 = int(ckpt["epoch"]) if ckpt else 0
+            if ckpt:
+                arg, _ = load_params(f"{prefix}-{epoch0:04d}.params")
+                with open(f"{prefix}-{epoch0:04d}.states", "rb") as f:
+                    opt_states = pickle.loads(f.read())
+                history = T._read_metrics(output_dir, epoch0)
+            else:
+                arg, opt_states, history = initial, {}, []
+            cluster = None
+            try:
+                cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
+                                   opt_states, engine, actor_cpus)
+                if not announced:
+                    w0 = cluster.info[0]
+                    reporter.run_start({
+                        "output_dir": output_dir, "engine": f"{w0['engine']}, {mode} ({workers} workers, "
+                        f"{servers} servers)", "engine_reason": w0["reason"],
+                        "resumed_from": resumed_from,
+                        "epochs": cfg.train.epochs, "config": cfg.source, "metrics": cfg.metrics})
+                    announced = True
+                for epoch in range(epoch0, cfg.train.epochs):
+                    record = _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint)
+                    epoch_rows = record["samples"]
+                    # gather everything before writing anything: a failure here leaves no partial checkpoint
+                    values_by_key, states_by_key = cluster.gather()
+                    arg_now = _to_params(module, values_by_key)
+                    module.set_params(arg_now)
+                    if eval_iter is not None:
+                        module.score(eval_iter, eval_metric, epoch=epoch)
+                        record.update({f"eval_{k}": v for k, v in T.metric_values(cfg.metrics, eval_metric).items()})
+                    T._append_metrics(output_dir, record)
+                    write_atomic(f"{prefix}-symbol.json", module.symbol.tojson().encode())
+                    save_params(f"{prefix}-{epoch + 1:04d}.params", arg_now, {})
+                    write_atomic(f"{prefix}-{epoch + 1:04d}.states", pickle.dumps(states_by_key))
+                    checkpoint = f"{prefix}-{epoch + 1:04d}.params"
+                    write_atomic(os.path.join(output_dir, T.STATE_FILE), json.dumps(
+                        {"epoch": epoch + 1, "prefix": T.CHECKPOINT_PREFIX,
+                         "rng": T._rng_to_json(st_random.get_state()), "kvstore": mode,
+                         "workers": workers, "servers": servers}))
+                    history.append(record)
+                    reporter.epoch_end(record)
+                break
+            except ActorFailure as e:
+                where = f"the last complete checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
+                if restarts >= max_restarts:
+                    hint = "; rerun with --resume" if checkpoint else ""
+                    hint += " or give --max-restarts N to recover automatically" if not max_restarts else ""
+                    raise ActorFailure(f"distributed run failed: {e}; {where}{hint}") from None
+                restarts += 1
+                fault = None
+                reporter.note(f"{e}; restarting from {checkpoint or 'the initial parameters'} "
+                              f"(restart {restarts} of {max_restarts})")
+                state = T._load_state(output_dir)
+            finally:
+                if cluster is not None:
+                    cluster.close()
+    finally:
+        if started:
+            ray.shutdown()
+    missed = T.target_misses(cfg.train.target, history[-1]) if history else []
+    result = T.TrainResult(output_dir, history, missed, f"{mode}", f"{workers} workers, {servers} servers",
+                           resumed_from, checkpoint)
+    result.restarts = restarts
+    return result
+
+
+def _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint) -> dict:
+    """Every worker's pass over its part; the combined ``metrics.jsonl`` record."""
+    reporter.epoch_start(epoch, epoch_rows)
+    poll = None
+    if getattr(reporter, "wants_batches", False):
+        def poll():
+            done = cluster.samples_done(epoch)
+            if done >= 0:
+                reporter.batch_end(done)
+
+    t0 = time.perf_counter()
+    inject = fault if (fault and fault.get("epoch") == epoch) else None
+    refs = [w.run_epoch.remote(epoch, inject if inject and inject.get("worker") == r else None)
+            for r, w in enumerate(cluster.workers)]
+    try:
+        results = _wait_all(refs, cluster.what, poll)
+    except NonFiniteError as e:
+        where = f"; the last good checkpoint is {checkpoint}" if checkpoint else "; no checkpoint was written"
+        raise NonFiniteError(f"{e}{where}", epoch=e.epoch, batch=e.batch) from None
+    seconds = time.perf_counter() - t0
+    values = _combine_metrics(cfg, results)
+    samples = sum(r["samples"] for r in results)
+    steps = max(1, max(r["batches"] for r in results))
+    if samples == 0:
+        raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
+                               f"workers x data.batch_size ({cfg.data.batch_size})")
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}" +
+                             (f"; the last good checkpoint is {checkpoint}" if checkpoint else ""),
+                             epoch=epoch, batch=steps - 1)
+    moved = sum(r["bytes_pushed"] + r["bytes_pulled"] for r in results)
+    return {"epoch": epoch, **values, "samples": samples, "seconds": round(seconds, 6), "data_seconds": 0.0,
+            "engine": cluster.info[0]["engine"], "kvstore": cluster.kv.type, "workers": len(cluster.workers),
+            "servers": len(cluster.servers), "bytes_per_step": int(moved / steps)}

@@ -1,0 +1,362 @@
+"""``DistKVStore``: the client side of ``kvstore.create('dist_sync' | 'dist_async')``.
+
+The store knows the servers (Ray actor handles) and the layout of every key: a row_sparse
+value is split by row range over all servers (:func:`~.server.shard_bounds`), a dense one lives on
+server 0. ``push`` sends each server only the gradient rows in its range (one call per server
+for all keys), ``row_sparse_pull`` asks each server only for the requested rows in its range.
+
+Roles: the *driver* (``role='driver'``) initializes the servers' values and optimizer; a
+*worker* store records the layout in ``init`` and leaves ``set_optimizer`` to the driver, as
+MXNet's workers other than rank 0 do. ``create('dist_sync')`` with no servers starts a local Ray
+(if none is running), ``num_servers`` servers and acts as driver and the only worker (rank 0 of 1).
+"""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from ..base import SparseTrainError, StorageTypeError
+from ..kvstore import KVStore, _keys_values, _to_numpy_full, unique_rows, write_rows
+from ..ndarray import INDEX_DTYPE, BaseArray, RowSparseNDArray
+from . import require_ray
+from .server import ParamServer, shard_bounds
+
+DEFAULT_OBJECT_STORE = 200 * 2**20
+
+
+class ServerDied(SparseTrainError):
+    """A parameter-server actor died while a worker or the driver was talking to it."""
+
+
+def _first_line(e) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def ensure_ray(address=None, num_cpus=None, object_store_memory=None) -> bool:
+    """Connect to ``address`` or start a local Ray; True when this call started/connected it."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    import logging
+    import os
+
+    # Ray's own start-up chatter (INFO lines, the token-auth notice) is not the user's concern;
+    # its warnings about dead actors are turned into one-line errors by the driver
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1,
+                 object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE, **quiet)
+    return True
+
+
+def start_servers(num_servers: int, num_workers: int, mode: str, cpus: float = 0):
+    ray = require_ray()
+    cls = ray.remote(ParamServer)
+    return [cls.options(num_cpus=cpus, max_concurrency=1000).remote(s, num_servers, num_workers, mode)
+            for s in range(num_servers)]
+
+
+def _nbytes(*arrays) -> int:
+    return int(sum(a.nbytes for a in arrays if a is not None))
+
+
+class DistKVStore(KVStore):
+    """A kvstore whose values live on :class:`~.server.ParamServer` actors."""
+
+    def __init__(self, mode: str, servers, rank: int = 0, num_workers: int = 1, role: str = "worker",
+                 owns_servers: bool = False):
+        if mode not in ("dist_sync", "dist_async"):
+            raise ValueError(f"mode must be dist_sync or dist_async, got {mode!r}")
+        if not servers:
+            raise SparseTrainError("a distributed kvstore needs at least one server")
+        self.type = mode
+        self._servers = list(servers)
+        self._rank = int(rank)
+        self._num_workers = int(num_workers)
+        self._role = role
+        self._owns = owns_servers
+        self._layout: dict = {}  # key -> (sparse, shape, bounds)
+        self._epoch = 0
+        self._step = 0
+        self.bytes_pushed = 0
+        self.bytes_pulled = 0
+
+    # -- MXNet properties ----------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def num_workers(self) -> int:
+        return self._num_workers
+
+    @property
+    def num_servers(self) -> int:
+        return len(self._servers)
+
+    @property
+    def servers(self) -> list:
+        return list(self._servers)
+
+    def _get(self, refs):
+        ray = require_ray()
+        try:
+            return ray.get(refs)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError) as e:
+            raise ServerDied(f"a parameter server died ({_first_line(e)})") from None
+
+    def _check(self, k):
+        if k not in self._layout:
+            raise SparseTrainError(f"kvstore key {k!r} was not initialized; call init({k!r}, value) first")
+
+    # -- init / optimizer ------------------------------------------------------------------------
+    def init(self, key, value):
+        refs = []
+        for k, v in zip(*_keys_values(key, value)):
+            if k in self._layout:
+                raise SparseTrainError(f"kvstore key {k!r} is already initialized")
+            sparse = getattr(v, "stype", "default") == "row_sparse"
+            shape = tuple(v.shape)
+            bounds = shard_bounds(shape[0], len(self._servers)) if sparse else None
+            self._layout[k] = (sparse, shape, bounds)
+            if self._role != "driver":
+                continue
+            full = _to_numpy_full(v)
+            if sparse:
+                for s, srv in enumerate(self._servers):
+                    lo, hi = bounds[s], bounds[s + 1]
+                    refs.append(srv.init.remote(k, full[lo:hi], int(lo), True))
+            else:
+                refs.append(self._servers[0].init.remote(k, full, 0, False))
+        self._get(refs)
+
+    def declare(self, key, shape, sparse: bool):
+        """Record the layout of a key the servers already hold (a worker joining a run)."""
+        self._layout[key] = (sparse, tuple(shape), shard_bounds(shape[0], len(self._servers)) if sparse else None)
+
+    def set_optimizer(self, optimizer):
+        if self._role != "driver":
+            return  # the driver (MXNet: rank 0) sends the optimizer once
+        blob = pickle.dumps(optimizer)
+        self._get([srv.set_optimizer.remote(blob) for srv in self._servers])
+
+    def set_states(self, states: dict):
+        """Full optimizer states ``{key: numpy state}``, split over the servers like the weights."""
+        per = [dict() for _ in self._servers]
+        for k, st in states.items():
+            self._check(k)
+            sparse, shape, bounds = self._layout[k]
+            if not sparse:
+                per[0][k] = st
+                continue
+            for s in range(len(self._servers)):
+                per[s][k] = _slice_state(st, bounds[s], bounds[s + 1])
+        self._get([srv.set_states.remote(p) for srv, p in zip(self._servers, per)])
+
+    # -- push / pull -----------------------------------------------------------------------------
+    def begin_epoch(self, epoch: int):
+        self._epoch, self._step = int(epoch), 0
+
+    def finish_epoch(self):
+        if self.type == "dist_sync":
+            self._get([srv.finish_epoch.remote(self._rank, self._epoch) for srv in self._servers])
+
+    def _split_push(self, key, value) -> list[dict]:
+        """Per server, ``{key: (local rows | None, values)}``: each server gets its row range."""
+        per = [dict() for _ in self._servers]
+        for k, v in zip(*_keys_values(key, value)):
+            self._check(k)
+            if isinstance(v, (list, tuple)):
+                from ..kvstore import _sum_values
+
+                v = _sum_values(list(v))
+            sparse, shape, bounds = self._layout[k]
+            if sparse:
+                if isinstance(v, RowSparseNDArray):
+                    rows, vals = np.asarray(v._indices, dtype=INDEX_DTYPE), v._data
+                    if len(rows) > 1 and np.any(rows[1:] <= rows[:-1]):
+                        order = np.argsort(rows, kind="stable")
+                        rows, vals = rows[order], vals[order]
+                else:  # a dense gradient of a row-sparse weight: every row
+                    vals = _to_numpy_full(v)
+                    rows = np.arange(shape[0], dtype=INDEX_DTYPE)
+                cuts = np.searchsorted(rows, bounds)
+                for s in range(len(self._servers)):
+                    a, b = cuts[s], cuts[s + 1]
+                    r, x = rows[a:b] - bounds[s], vals[a:b]
+                    per[s][k] = (r, x)
+                    self.bytes_pushed += _nbytes(r, x)
+            else:
+                x = _to_numpy_full(v) if not isinstance(v, np.ndarray) else v
+                per[0][k] = (None, x)
+                self.bytes_pushed += _nbytes(x)
+        return per
+
+    def _next_tag(self) -> tuple:
+        tag = (self._epoch, self._step)
+        self._step += 1
+        return tag
+
+    def push(self, key, value, priority=0):
+        per = self._split_push(key, value)
+        tag = self._next_tag()
+        # every server gets a call each step (maybe empty): the sync barrier counts workers per server
+        self._get([srv.push.remote(self._rank, tag, p) for srv, p in zip(self._servers, per)])
+
+    def push_pull(self, key, value, pull) -> dict:
+        """Push gradients and, in the same round trip per server, pull values after the update.
+
+        ``pull``: ``{key: sorted unique global rows, or None for the whole value}``. Returns
+        ``{key: values}`` (the requested rows in order). In ``dist_sync`` the pulled values are
+        those after the step's aggregated update; in ``dist_async``, after this worker's push.
+        """
+        per = self._split_push(key, value)
+        requests, plan = self._plan_fetch(list(pull.items()))
+        tag = self._next_tag()
+        answers = self._get([srv.push_pull.remote(self._rank, tag, p, r)
+                             for srv, p, r in zip(self._servers, per, requests)])
+        return self._assemble(plan, dict(enumerate(answers)))
+
+    def _plan_fetch(self, requests):
+        """Per-server requests ``{key: local rows | None}`` and the plan to reassemble the answers."""
+        per = [dict() for _ in self._servers]
+        plan = []
+        for k, rows in requests:
+            self._check(k)
+            sparse, shape, bounds = self._layout[k]
+            if not sparse:
+                per[0][k] = None
+                plan.append((k, None))
+                continue
+            if rows is None:
+                rows = np.arange(shape[0], dtype=INDEX_DTYPE)
+            if len(rows) and (rows[0] < 0 or rows[-1] >= shape[0]):
+                raise IndexError(f"row_sparse_pull {k!r}: row ids must be in [0, {shape[0]})")
+            cuts = np.searchsorted(rows, bounds)
+            used = []
+            for s in range(len(self._servers)):
+                a, b = cuts[s], cuts[s + 1]
+                if b > a:
+                    per[s][k] = rows[a:b] - bounds[s]
+                    self.bytes_pulled += _nbytes(per[s][k])
+                    used.append(s)
+            plan.append((k, used))
+        return per, plan
+
+    def _assemble(self, plan, answers: dict) -> dict:
+        out = {}
+        for k, used in plan:
+            if used is None:
+                out[k] = answers[0][k]
+            else:
+                shape = self._layout[k][1]
+                parts = [answers[s][k] for s in used]
+                out[k] = (np.concatenate(parts) if parts
+                          else np.zeros((0,) + tuple(shape[1:]), dtype=np.float32))
+            self.bytes_pulled += _nbytes(out[k])
+        return out
+
+    def _fetch(self, requests):
+        """``[(key, global rows or None)]`` -> ``{key: values}`` with one call per server."""
+        per, plan = self._plan_fetch(requests)
+        targets = [s for s in range(len(self._servers)) if per[s]]
+        answers = dict(zip(targets, self._get([self._servers[s].pull.remote(per[s]) for s in targets])))
+        return self._assemble(plan, answers)
+
+    def pull(self, key, out=None, priority=0, ignore_sparse=True):
+        if out is None:
+            raise ValueError("pull needs out")
+        keys, outs = _keys_values(key, out)
+        wanted = []
+        for k, o in zip(keys, outs):
+            targets = o if isinstance(o, (list, tuple)) else [o]
+            if ignore_sparse and all(isinstance(t, RowSparseNDArray) for t in targets):
+                continue
+            wanted.append((k, targets))
+        got = self._fetch([(k, None) for k, _ in wanted])
+        for k, targets in wanted:
+            for t in targets:
+                if isinstance(t, RowSparseNDArray):
+                    write_rows(t, np.arange(t.shape[0], dtype=INDEX_DTYPE), got[k])
+                elif isinstance(t, BaseArray):
+                    t._data[...] = got[k].reshape(t.shape)
+                else:
+                    raise StorageTypeError(f"pull: unsupported out {type(t).__name__}")
+
+    def row_sparse_pull(self, key, out=None, priority=0, row_ids=None):
+        if out is None or row_ids is None:
+            raise ValueError("row_sparse_pull needs out and row_ids")
+        keys, outs = _keys_values(key, out)
+        ids = row_ids if isinstance(key, (list, tuple)) else [row_ids]
+        if len(ids) != len(keys):
+            raise ValueError("row_sparse_pull: one row_ids per key")
+        rows = [unique_rows(r) for r in ids]
+        for k in keys:
+            self._check(k)
+            if not self._layout[k][0]:
+                raise StorageTypeError(f"row_sparse_pull: key {k!r} holds a dense value; use pull")
+        got = self._fetch(list(zip(keys, rows)))
+        for k, o, r in zip(keys, outs, rows):
+            for t in (o if isinstance(o, (list, tuple)) else [o]):
+                write_rows(t, r, got[k])
+
+    # -- gathering (checkpoints) -----------------------------------------------------------------
+    def gather(self) -> tuple[dict, dict]:
+        """``({key: full numpy value}, {key: full optimizer state})`` assembled from every server."""
+        states = self._get([srv.state.remote() for srv in self._servers])
+        values, opt_states = {}, {}
+        for k, (sparse, shape, bounds) in self._layout.items():
+            if not sparse:
+                values[k] = states[0]["weights"][k]
+                if k in states[0]["states"]:
+                    opt_states[k] = states[0]["states"][k]
+                continue
+            values[k] = np.concatenate([st["weights"][k] for st in states]).reshape(shape)
+            if all(k in st["states"] for st in states):
+                opt_states[k] = _concat_state([st["states"][k] for st in states])
+        return values, opt_states
+
+    def close(self):
+        if self._owns:
+            ray = require_ray()
+            for srv in self._servers:
+                ray.kill(srv)
+            self._servers = []
+
+
+def _slice_state(state, lo, hi):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_slice_state(s, lo, hi) for s in state)
+    return np.ascontiguousarray(np.asarray(state)[lo:hi])
+
+
+def _concat_state(parts):
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], tuple):
+        return tuple(_concat_state([p[i] for p in parts]) for i in range(len(parts[0])))
+    return np.concatenate(parts)
+
+
+def create_dist(mode: str, servers=None, rank: int = 0, num_workers: int = 1, num_servers: int = 1,
+                address=None, role=None) -> DistKVStore:
+    """``kvstore.create('dist_sync'|'dist_async', ...)``.
+
+    With ``servers`` (actor handles): a worker's store (``role='worker'`` unless given). Without:
+    start Ray if needed and ``num_servers`` servers, and act as driver and single worker.
+    """
+    if servers is not None:
+        return DistKVStore(mode, servers, rank, num_workers, role or "worker")
+    ensure_ray(address)
+    srv = start_servers(num_servers, num_workers, mode)
+    return DistKVStore(mode, srv, rank, num_workers, role or "driver", owns_servers=True)
+
+
+__all__ = ["DistKVStore", "ServerDied", "create_dist", "ensure_ray", "start_servers"]
