@@ -89,6 +89,11 @@ def _run(fn, *args, **kwargs) -> int:
         return EXIT_RUNTIME
 
 
+# metrics.jsonl keys that are not metrics (the rest are printed per epoch and in the final table)
+_RECORD_INFO = ("epoch", "samples", "seconds", "data_seconds", "engine", "kvstore", "workers", "servers",
+                "bytes_per_step")
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -115,6 +120,7 @@ class _FitReporter:
         self.metrics: list[str] = []
 
     def _bar(self, description: str, total):
+        self._stop()
         if not self.show_bar:
             return
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -164,8 +170,7 @@ class _FitReporter:
     def epoch_end(self, record):
         self._stop()
         parts = [f"epoch {record['epoch']}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in record.items()
-                  if k not in ("epoch", "samples", "seconds", "data_seconds", "engine")]
+        parts += [f"{k} {_fmt(v)}" for k, v in record.items() if k not in _RECORD_INFO]
         rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
         parts.append(f"samples/s {rate:,.0f}")
         parts.append(f"time {record['seconds']:.3f}s")
@@ -189,7 +194,7 @@ def _final_table(result, targets: dict) -> Table:
 
     final = result.final
     for key, value in final.items():
-        if key in ("epoch", "samples", "seconds", "data_seconds", "engine"):
+        if key in _RECORD_INFO:
             continue
         base = key[len("eval_"):] if key.startswith("eval_") else key
         values = [r[key] for r in result.history if key in r]
@@ -213,7 +218,8 @@ def _load(config_path, overrides):
     return load_config(config_path, list(overrides))
 
 
-def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet, strict_stypes):
+def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet, strict_stypes,
+         workers=None, servers=None, address=None, max_restarts=None):
     from . import trainer
 
     overrides = list(overrides)
@@ -228,13 +234,29 @@ def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine,
         cfg.train.engine = engine
     # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
     verbose = verbose_stypes and not _env_verbose()
+    dist_flags = {k: v for k, v in (("--workers", workers), ("--servers", servers), ("--address", address),
+                                     ("--max-restarts", max_restarts)) if v is not None}
+    if dist_flags and cfg.train.kvstore == "local":
+        if workers is None:
+            raise ConfigError(f"{', '.join(dist_flags)} only apply to distributed training: give --workers N or "
+                              "set train.kvstore: dist_sync (or dist_async)")
+        cfg.train.kvstore = "dist_sync"
     reporter = _FitReporter(quiet)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            result = trainer.train(cfg, output_dir=output, resume=resume, engine=engine,
-                                   verbose_stypes=verbose, reporter=reporter)
+            if cfg.train.kvstore == "local":
+                result = trainer.train(cfg, output_dir=output, resume=resume, engine=engine,
+                                       verbose_stypes=verbose, reporter=reporter)
+            else:
+                from .dist import train_distributed
+
+                if verbose:
+                    reporter.stypes(cfg.plan().log_lines())
+                result = train_distributed(cfg, output_dir=output, resume=resume, engine=engine,
+                                           workers=workers or 2, servers=servers or 1, address=address,
+                                           max_restarts=max_restarts or 0, reporter=reporter)
     finally:
         reporter.close()
     if not quiet:
@@ -454,10 +476,24 @@ def main():
 @click.option("--seed", type=int, help="Random seed (overrides train.seed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, engine line or final table; only the "
               "per-epoch lines, errors, and what was asked for (--verbose-stypes, resume notice).")
-def fit(config, overrides, epochs, output, resume, verbose_stypes, strict_stypes, engine, seed, quiet):
-    """Train the model in CONFIG; exit 1 if train.target is missed or the loss becomes NaN/inf."""
+@click.option("--workers", type=click.IntRange(min=1), help="Distributed training on Ray with N data-parallel "
+              "workers (default 2 when train.kvstore is dist_sync/dist_async; with kvstore local this switches "
+              "to dist_sync). Needs the dist extra: pip install 'sparsetrain[dist]'.")
+@click.option("--servers", type=click.IntRange(min=1), help="Parameter-server actors, each holding a row range "
+              "of every row_sparse weight (default 1).")
+@click.option("--address", metavar="ADDR", help="Join an existing Ray cluster (e.g. 'auto' or 'head-node:6379') "
+              "instead of starting a local one sized to this machine.")
+@click.option("--max-restarts", type=click.IntRange(min=0), help="When a worker or server dies, restart every "
+              "actor from the last complete checkpoint up to K times instead of failing (default 0).")
+def fit(config, overrides, epochs, output, resume, verbose_stypes, strict_stypes, engine, seed, quiet, workers,
+        servers, address, max_restarts):
+    """Train the model in CONFIG; exit 1 if train.target is missed or the loss becomes NaN/inf.
+
+    With train.kvstore dist_sync/dist_async (or --workers N) the run is distributed on Ray:
+    parameter servers hold the weights, workers train on parts of the LibSVM file.
+    """
     sys.exit(_run(_fit, config, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet,
-                  strict_stypes))
+                  strict_stypes, workers, servers, address, max_restarts))
 
 
 @main.command("infer-stypes")

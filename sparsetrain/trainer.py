@@ -228,7 +228,9 @@ def _load_state(output_dir: str) -> dict | None:
 
 def _comparable(doc: dict) -> dict:
     doc = json.loads(json.dumps(doc))
-    for key in ("epochs", "engine"):  # may change on resume: engines give the same parameters
+    # may change on resume: engines give the same parameters, and a distributed run's checkpoints
+    # are ordinary ones (a dist run can be continued on one machine and vice versa)
+    for key in ("epochs", "engine", "kvstore"):
         doc.get("train", {}).pop(key, None)
     doc.pop("output", None)
     return doc
