@@ -277,11 +277,11 @@ def _kernel_parse(path, chunk_size, mode=K.AUTO_BASED, index_limit=-1, dtype=np.
     """The streaming pipeline (LibSVMReader's), raw indices."""
     limit = K.FLOAT32_LIMIT if dtype == np.float32 else math.inf
     settings = _Settings(mode, index_limit, -1, limit, np.dtype(dtype))
-    blocks = [
+    blocks = [  # a chunk of blank lines gives a row-less block (of label width 1): skip it, as LibSVMReader does
         b for b, _ in _iter_parsed(
             path, chunk_size=chunk_size, begin=0, end_hint=None, n_labels=0, num_features=None,
             settings=settings, workers=2,
-        )
+        ) if len(b.labels)
     ]
     if not blocks:
         return np.zeros((0, 1)), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)
