@@ -115,7 +115,8 @@ def seed(epochs: int = 10, seed: int = 0) -> dict:
             "history": history, "version": mx.__version__}
 
 
-def parse(path: str, num_features: int, batch_size: int = 8192) -> dict:
+def parse(path: str, num_features: int, batch_size: int = 1024) -> dict:
+    # batch x num_features must stay below 2**31 (MXNet checks a dense shape of that size)
     mx = _mx()
     size = os.path.getsize(path)
     _warm_page_cache(path)
