@@ -91,7 +91,7 @@ def _run(fn, *args, **kwargs) -> int:
 
 # metrics.jsonl keys that are not metrics (the rest are printed per epoch and in the final table)
 _RECORD_INFO = ("epoch", "samples", "seconds", "data_seconds", "engine", "kvstore", "workers", "servers",
-                "bytes_per_step")
+                "steps", "bytes", "bytes_per_step")
 
 
 def _fmt(v) -> str:

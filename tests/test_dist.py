@@ -272,3 +272,14 @@ def test_cli_fit_with_workers_writes_one_metrics_file_and_a_checkpoint(tmp_path)
     assert [r["epoch"] for r in lines] == [0, 1] and lines[0]["kvstore"] == "dist_sync"
     assert "epoch 1  mse" in res.output and "workers" not in res.output.split("epoch 1")[1]
     assert (out / "checkpoints" / "model-0002.params").exists()
+
+
+def test_joining_a_cluster_with_too_few_cpus_for_the_workers_fails_at_once(tmp_path):
+    from sparsetrain.base import SparseTrainError
+
+    cfg = load_config(LINREG, SYNC)
+    # the fixture's Ray has 2 CPUs; on a cluster (--address) each worker reserves one
+    with pytest.raises(SparseTrainError, match=r"--workers 3: the Ray cluster has 2 CPUs"):
+        train_distributed(cfg, output_dir=str(tmp_path), workers=3, servers=1, address="auto")
+    lines = (tmp_path / "metrics.jsonl")
+    assert not lines.exists() or lines.read_text() == ""

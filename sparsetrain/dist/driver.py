@@ -24,6 +24,7 @@ from ..base import ConfigError, NonFiniteError, SparseTrainError
 from . import require_ray
 
 POLL_SECONDS = 0.2
+START_SECONDS = 600  # workers load their part's first chunk and compile/load kernels when they start
 
 
 class ActorFailure(SparseTrainError):
@@ -51,17 +52,24 @@ def _first_line(e) -> str:
     return text[0][:200] if text else type(e).__name__
 
 
-def _wait_all(refs, what: list[str], poll=None):
+def _wait_all(refs, what: list[str], poll=None, deadline: float | None = None):
     """``ray.get(refs)`` in order, calling ``poll()`` every POLL_SECONDS while waiting; a dead
-    actor becomes an :class:`ActorFailure` naming it (``what[i]``), a worker's own error is re-raised."""
+    actor becomes an :class:`ActorFailure` naming it (``what[i]``), a worker's own error is re-raised.
+    ``deadline`` (seconds): an :class:`ActorFailure` when the results are not all there by then."""
     ray = require_ray()
     from .kvstore import ServerDied
 
     owner = {ref: i for i, ref in enumerate(refs)}
     results = [None] * len(refs)
     pending = list(refs)
+    give_up = time.monotonic() + deadline if deadline else None
     while pending:
-        done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS if poll else None)
+        if give_up is not None and time.monotonic() > give_up:
+            late = ", ".join(what[owner[r]] for r in pending)
+            raise ActorFailure(f"{late} did not start within {deadline:.0f} s (is the Ray cluster short of CPUs or "
+                               "memory? see `ray status`)")
+        wait = POLL_SECONDS if (poll or give_up) else None
+        done, pending = ray.wait(pending, num_returns=1, timeout=wait)
         for ref in done:
             try:
                 results[owner[ref]] = ray.get(ref)
@@ -105,24 +113,33 @@ class _Cluster:
         from .worker import Worker
 
         self.ray = ray
-        self.servers = start_servers(servers, workers, mode, cpus=0)
         self.workers = []
-        self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
-        opt = make_optimizer(cfg)
-        if mode == "dist_sync" and cfg.optimizer.rescale_grad is None:
-            opt.rescale_grad = 1.0 / (cfg.data.batch_size * workers)  # gradients are summed over workers
-        try:
-            self.kv.init(list(range(len(names))), [arg[n] for n in names])
-            self.kv.set_optimizer(opt)
-            if opt_states:
-                self.kv.set_states(opt_states)
-        except ServerDied as e:
-            raise ActorFailure(str(e)) from None
-        cls = ray.remote(Worker)
-        self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
-            cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
-        self.what = [f"worker {r}" for r in range(workers)]
-        self.info = _wait_all([w.ping.remote() for w in self.workers], self.what)
+        self.servers = start_servers(servers, workers, mode, cpus=0)
+        try:  # a failure while starting leaves no actor behind
+            self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
+            opt = make_optimizer(cfg)
+            if mode == "dist_sync" and cfg.optimizer.rescale_grad is None:
+                opt.rescale_grad = 1.0 / (cfg.data.batch_size * workers)  # gradients are summed over workers
+            try:
+                self.kv.init(list(range(len(names))), [arg[n] for n in names])
+                self.kv.set_optimizer(opt)
+                if opt_states:
+                    self.kv.set_states(opt_states)
+            except ServerDied as e:
+                raise ActorFailure(str(e)) from None
+            if actor_cpus:  # on a cluster each worker reserves a CPU: too few would leave workers waiting forever
+                have = ray.cluster_resources().get("CPU", 0)
+                if have < workers * actor_cpus:
+                    raise SparseTrainError(f"--workers {workers}: the Ray cluster has {have:g} CPUs and each worker "
+                                           "needs one; use fewer workers or add nodes")
+            cls = ray.remote(Worker)
+            self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
+                cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
+            self.what = [f"worker {r}" for r in range(workers)]
+            self.info = _wait_all([w.ping.remote() for w in self.workers], self.what, deadline=START_SECONDS)
+        except BaseException:
+            self.close()
+            raise
 
     def samples_done(self, epoch: int) -> int:
         try:
@@ -329,4 +346,4 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint) -> 
     moved = sum(r["bytes_pushed"] + r["bytes_pulled"] for r in results)
     return {"epoch": epoch, **values, "samples": samples, "seconds": round(seconds, 6), "data_seconds": 0.0,
             "engine": cluster.info[0]["engine"], "kvstore": cluster.kv.type, "workers": len(cluster.workers),
-            "servers": len(cluster.servers), "bytes_per_step": int(moved / steps)}
+            "servers": len(cluster.servers), "steps": steps, "bytes": int(moved), "bytes_per_step": int(moved / steps)}

@@ -19,17 +19,8 @@ import time
 
 import numpy as np
 
+from ..engines.compiled import _metric_leaves as _leaves  # the leaves of a composite metric
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
-
-
-def _leaves(metric):
-    children = getattr(metric, "metrics", None)
-    if children:
-        out = []
-        for c in children:
-            out.extend(_leaves(c))
-        return out
-    return [metric]
 
 
 class Worker:

@@ -744,6 +744,11 @@ _drop_stale_cache([linear_epoch, _single_sample_run], [_optim_kernels])
 
 # -- Python driver -----------------------------------------------------------------------------
 
+def _metric_means(names, sums, counts) -> dict:
+    """``{name: sum / count}`` (NaN where nothing was counted)."""
+    return {name: (float(s / c) if c else float("nan")) for name, s, c in zip(names, sums, counts)}
+
+
 @dataclass
 class EpochResult:
     """What one :meth:`LinearEpochRunner.fit_epoch` / ``score`` call did.
@@ -764,10 +769,7 @@ class EpochResult:
 
     @property
     def metrics(self) -> dict:
-        return {
-            name: (float(s / c) if c else float("nan"))
-            for name, s, c in zip(self.metric_names, self.metric_sums, self.metric_counts)
-        }
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
 
     @property
     def ok(self) -> bool:
@@ -817,10 +819,7 @@ class BatchGradients:
 
     @property
     def metrics(self) -> dict:
-        return {
-            name: (float(s / c) if c else float("nan"))
-            for name, s, c in zip(self.metric_names, self.metric_sums, self.metric_counts)
-        }
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
 
     @property
     def ok(self) -> bool:
