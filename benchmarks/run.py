@@ -592,6 +592,39 @@ def machine_line(mi: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # markdown
 
+# a section another script owns (benchmarks/dist.py): kept when --out rewrites the file
+DIST_START, DIST_END = "<!-- dist:start -->", "<!-- dist:end -->"
+
+
+def find_block(text: str, start: str = DIST_START, end: str = DIST_END) -> str | None:
+    """The ``start ... end`` block of ``text`` (markers included), or None."""
+    i = text.find(start)
+    if i < 0:
+        return None
+    j = text.find(end, i + len(start))
+    if j < 0:
+        return None
+    return text[i:j + len(end)]
+
+
+def replace_block(text: str, block: str, start: str = DIST_START, end: str = DIST_END) -> str:
+    """``text`` with its ``start ... end`` block replaced by ``block`` (which carries the
+    markers), or with ``block`` appended when there is none."""
+    block = block.strip("\n")
+    old = find_block(text, start, end)
+    if old is not None:
+        return text.replace(old, block, 1)
+    text = text.rstrip("\n")
+    return (text + "\n\n" if text else "") + block + "\n"
+
+
+def keep_blocks(new_text: str, old_text: str) -> str:
+    """``new_text`` plus the dist block of ``old_text`` (appended at the end), if it had one."""
+    block = find_block(old_text)
+    if block is None or find_block(new_text) is not None:
+        return new_text
+    return replace_block(new_text, block)
+
 
 def md_table(head: list[str], rows: list[list[str]]) -> str:
     def esc(s):
@@ -728,7 +761,8 @@ def main(argv=None) -> int:
                     help="workloads (parse seed large-b1 large-b256 logistic-b1 logistic-b256 "
                          "scaling; globs ok) and/or implementations (ours sklearn torch mxnet vw)")
     ap.add_argument("--out", metavar="FILE",
-                    help="rewrite this markdown file (e.g. benchmarks/RESULTS.md) and the plot "
+                    help="rewrite this markdown file (e.g. benchmarks/RESULTS.md; a "
+                         "benchmarks/dist.py section in it is kept) and the plot "
                          "epoch_time_vs_rows.png beside it")
     ap.add_argument("--no-setup", action="store_true",
                     help="do not create benchmarks/_work/mxnet-venv when it is missing")
@@ -822,8 +856,12 @@ def main(argv=None) -> int:
         if plot(results, png):
             meta["plot"] = os.path.relpath(png, os.path.dirname(out))
             log(f"wrote {os.path.relpath(png, ROOT)}")
-        with open(out, "w") as f:
-            f.write(render_markdown(results, meta))
+        previous = ""
+        if os.path.exists(out):
+            with open(out, encoding="utf-8") as f:
+                previous = f.read()
+        with open(out, "w", encoding="utf-8") as f:  # benchmarks/dist.py's section is kept
+            f.write(keep_blocks(render_markdown(results, meta), previous))
         log(f"wrote {os.path.relpath(out, ROOT)}")
     return 0
 

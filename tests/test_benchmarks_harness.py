@@ -142,3 +142,120 @@ def test_data_helpers(tmp_path):
     assert _data.log_loss([0.0, 0.0], [1, 0]) == pytest.approx(np.log(2))
     head = _data.head_file(str(path), str(tmp_path / "h.libsvm"), 2)
     assert open(head).read() == "1.5 0:1 3:2\n-2 1:0.5\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/dist.py and the RESULTS.md section it owns
+
+
+def test_results_md_keeps_the_dist_section(tmp_path, monkeypatch):
+    block = f"{run.DIST_START}\n## Distributed training\n\n| a | b |\n{run.DIST_END}"
+    old = "# Benchmark results\n\nold tables\n\n" + block + "\n\n## Trailer\n"
+    assert run.find_block(old) == block
+    assert run.find_block("no markers") is None
+    assert run.find_block(run.DIST_START + " unterminated") is None
+    new = run.keep_blocks("# Benchmark results\n\nnew tables\n", old)
+    assert new.endswith(block + "\n") and "new tables" in new and "old tables" not in new
+    assert run.keep_blocks("# fresh\n", "# no block\n") == "# fresh\n"
+    # replace_block replaces in place, or appends when there is no block yet
+    b2 = f"{run.DIST_START}\nnew\n{run.DIST_END}\n"
+    assert run.replace_block(old, b2) == old.replace(block, b2.strip())
+    assert run.replace_block("", b2) == b2
+    assert run.replace_block("# T\n", b2) == "# T\n\n" + b2
+
+    # run.main's --out path: the rewritten file still ends with the block
+    out = tmp_path / "RESULTS.md"
+    out.write_text(old)
+    monkeypatch.setattr(run, "WORK", str(tmp_path / "work"))
+    monkeypatch.setattr(run, "peer_status", lambda setup, log: {})
+    monkeypatch.setattr(run, "prepare_data", lambda cfg, mode, need, log: None)
+    monkeypatch.setattr(run, "plan", lambda cfg, data, warm: [])
+    monkeypatch.setattr(run, "datagen", lambda: (None, "fake"))
+    monkeypatch.setattr(run, "machine", lambda: {"cpu": "cpu", "cores": 2, "ram_gb": 8.0,
+                                                 "os": "linux", "python": "3.11"})
+    assert run.main(["--quick", "--no-setup", "--no-warmup", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmark results") and "old tables" not in text
+    assert text.rstrip("\n").endswith(block) and text.count(run.DIST_START) == 1
+
+
+def _fake_dist_results():
+    from benchmarks import dist
+
+    def row(name, kv, w, sps, ms, bps=None, mse=3.1):
+        r = {"run": name, "kvstore": kv, "workers": w, "servers": 0 if kv == "local" else 1,
+             "status": "ok", "samples_per_s": sps, "epoch_seconds": 20000 / sps,
+             "ms_per_step": ms, "first_epoch_seconds": 1.0, "call_seconds": 5.0,
+             "final_mse": mse, "engine": "compiled",
+             "data_path": dist.Run(name, kv, w).data_path()}
+        if bps:
+            r.update(bytes_per_step=bps, mb_per_epoch=bps * 78 / 1e6, mb_per_s=4.0)
+        return r
+
+    return [row("local compiled", "local", 1, 1e6, 0.25),
+            row("local stream", "local", 1, 2e5, 1.2),
+            row("dist_sync 1w", "dist_sync", 1, 3e4, 8.0, 45000),
+            row("dist_sync 2w", "dist_sync", 2, 4e4, 12.0, 90000, mse=3.6),
+            {"run": "dist_async 2w", "kvstore": "dist_async", "workers": 2, "servers": 1,
+             "status": "error", "reason": "ActorFailure: worker 1 died",
+             "data_path": "stream"}]
+
+
+def test_dist_plan_rows_and_section():
+    from benchmarks import dist
+
+    names = [r.name for r in dist.plan([1, 2], [1])]
+    assert names == ["local compiled", "local stream", "dist_sync 1w", "dist_sync 2w",
+                     "dist_async 2w"]
+    assert [r.name for r in dist.plan([2], [1, 2], local_stream=False)] == [
+        "local compiled", "dist_sync 2w, 1 servers", "dist_async 2w, 1 servers",
+        "dist_sync 2w, 2 servers", "dist_async 2w, 2 servers"]
+    doc = dist.config_doc("/x.libsvm", 10, 256, 0.25, 2, "dist_sync")
+    assert doc["train"]["kvstore"] == "dist_sync" and doc["data"]["batch_size"] == 256
+    assert "rescale_grad" not in doc["optimizer"]  # the runners' defaults (1/batch, 1/(batch x W))
+    s = dist.summarize([{"seconds": 2.0, "samples": 1000, "mse": 5.0},
+                        {"seconds": 1.0, "samples": 1024, "mse": 4.0, "bytes_per_step": 1000,
+                         "engine": "compiled"}], wall=10.0, batch_size=256, workers=2)
+    assert s["samples_per_s"] == 1024 and s["steps"] == 2 and s["mb_per_epoch"] == 0.002
+    assert s["first_epoch_seconds"] == 2.0 and s["setup_seconds"] == 7.0
+
+    results = _fake_dist_results()
+    table = dist.rows(results)
+    assert table[0][5] == "1x" and table[2][5] == "0.03x" and table[2][7] == "45,000"
+    assert table[4][-1].startswith("error: ActorFailure")
+    meta = {"date": "2026-01-01", "argv": "--quick", "ray": "2.x", "ray_where": "local",
+            "load": "0 / 0 / 0", "data": "f.libsvm", "rows": 20000, "features": 100000,
+            "nnz": 23, "mb": 5.9, "batch_size": 256, "lr": 0.25, "epochs": 2, "repeat": 1,
+            "cores": 2, "machine": {"cpu": "cpu", "cores": 2, "ram_gb": 8.0, "os": "linux",
+                                    "python": "3.11"}}
+    sec = dist.render_section(results, meta)
+    assert sec.startswith(run.DIST_START) and sec.rstrip().endswith(run.DIST_END)
+    assert "1.33x one worker" in sec and "--address" in sec and "| dist_sync 2w |" in sec
+    assert "about 6.8 ms of each distributed step" in sec
+    # the section survives a rewrite by run.py and is replaced, not duplicated, by dist.py
+    md = run.keep_blocks("# Benchmark results\n", run.replace_block("# old\n", sec))
+    assert md.count(run.DIST_START) == 1
+    assert run.replace_block(md, sec).count(run.DIST_START) == 1
+
+
+def test_dist_benchmark_runs_on_a_tiny_file(tmp_path, monkeypatch):
+    """The whole plumbing with Ray: one local row (subprocess), one dist_sync row, --out."""
+    pytest.importorskip("ray")
+    from benchmarks import dist
+    from sparsetrain.io.synthetic import generate_libsvm
+
+    path = str(tmp_path / "tiny.libsvm")
+    generate_libsvm(path, 2000, 1000, nnz_per_row=10, columns="zipf", task="regression",
+                    target="random", noise=0.0, seed=0, zero_based=True)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Benchmark results\n")
+    monkeypatch.setattr(dist, "WORK", str(tmp_path / "work"))  # the raw results JSON
+    code = dist.main(["--data", path, "--features", "1000", "--batch-size", "100", "--workers",
+                      "1", "--epochs", "1", "--no-warmup", "--no-local-stream", "--out",
+                      str(out)])
+    assert code == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmark results") and text.count(run.DIST_START) == 1
+    assert "| local compiled |" in text and "| dist_sync 1w |" in text
+    assert "error" not in text.split(run.DIST_START)[1].split("**How")[0]
+    assert len(list((tmp_path / "work").glob("dist-results-*.json"))) == 1
