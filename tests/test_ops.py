@@ -301,3 +301,12 @@ def test_sparse_dot_kernels_match_reference(n, d, k, density, keep_rows, seed):
     full = np.zeros((d, k))
     full[out_rows] = values
     np.testing.assert_allclose(full, m.asscipy().T @ g, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("num_cols", [4, 1000])  # the dense-mask path and the np.unique path
+def test_unique_columns_takes_int32_and_int64_indices(dtype, num_cols):
+    from sparsetrain.kernels.sparse_dot import unique_columns
+
+    got = unique_columns(np.array([3, 1, 3, 0], dtype=dtype), num_cols)
+    assert got.dtype == np.int64 and got.tolist() == [0, 1, 3]

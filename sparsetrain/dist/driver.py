@@ -22,6 +22,7 @@ import time
 
 from ..base import ConfigError, NonFiniteError, SparseTrainError
 from . import require_ray
+from .kvstore import _first_line
 
 POLL_SECONDS = 0.2
 START_SECONDS = 600  # workers load their part's first chunk and compile/load kernels when they start
@@ -45,11 +46,6 @@ def _combine_metrics(cfg, results):
         leaf.sum_metric = sum(r["metric"][leaf_idx][0] for r in results)
         leaf.num_inst = sum(r["metric"][leaf_idx][1] for r in results)
     return metric_values(cfg.metrics, metric)
-
-
-def _first_line(e) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
 
 
 def _wait_all(refs, what: list[str], poll=None, deadline: float | None = None):

@@ -46,7 +46,7 @@ def unique_columns(indices, num_cols):
     """Sorted unique column ids of a CSR structure (explicit zeros count)."""
     nnz = indices.shape[0]
     if nnz * 8 < num_cols:
-        return np.unique(indices)
+        return np.unique(indices).astype(np.int64)  # one return type whatever the index dtype
     seen = np.zeros(num_cols, dtype=np.bool_)
     count = 0
     for p in range(nnz):
