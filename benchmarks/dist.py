@@ -120,9 +120,9 @@ def summarize(history: list[dict], wall: float, batch_size: int, workers: int) -
     last, first = history[-1], history[0]
     sec = float(last["seconds"])
     samples = int(last["samples"])
-    # steps per worker: max batches of any worker; the records do not carry it, so with
-    # last_batch=discard and balanced parts it is samples / (batch x workers), rounded up
-    steps = max(1, math.ceil(samples / (batch_size * max(workers, 1))))
+    # steps per worker: the distributed records carry it (the most batches of any worker); for
+    # the local runs it is samples / batch, rounded up (last_batch=discard)
+    steps = int(last.get("steps") or max(1, math.ceil(samples / (batch_size * max(workers, 1)))))
     bps = last.get("bytes_per_step")
     out = {"epochs": len(history), "samples": samples, "epoch_seconds": sec,
            "first_epoch_seconds": float(first["seconds"]),
@@ -132,7 +132,7 @@ def summarize(history: list[dict], wall: float, batch_size: int, workers: int) -
            "call_seconds": wall, "setup_seconds": wall - sum(float(r["seconds"]) for r in history)}
     if bps is not None:
         out["bytes_per_step"] = int(bps)
-        out["mb_per_epoch"] = int(bps) * steps / 1e6
+        out["mb_per_epoch"] = (int(last["bytes"]) if "bytes" in last else int(bps) * steps) / 1e6
         out["mb_per_s"] = out["mb_per_epoch"] / sec if sec > 0 else None
     return out
 
@@ -377,7 +377,7 @@ def render_section(results: list[dict], meta: dict) -> str:
         "training — the parse is in *wall s*). *vs local*: samples/s / `local compiled`'s.",
         "- *ms/step*: seconds / steps per worker. *bytes/step*: `bytes_per_step` of the record "
         "(pushed + pulled by all workers in a step: row ids, gradient rows, pulled rows, the "
-        "bias); *MB/epoch* = bytes/step x steps (steps ≈ samples / (batch x workers)).",
+        "bias); *MB/epoch*: the record's `bytes`, all the traffic of the epoch.",
         "- *1st epoch s*: the first epoch, which in a fresh process also loads numba's cached "
         "kernels. *wall s*: the whole `train` / `train_distributed` call (actors, parse, "
         "checkpoints).",
