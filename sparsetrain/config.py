@@ -215,7 +215,9 @@ class TrainConfig(_Strict):
     metrics: list[str] | None = Field(None, description="Metrics reported per epoch; default from the loss "
                                       "(mse, mae, log_loss or accuracy).")
     seed: int = Field(0, description="Seeds initialization and shuffling.")
-    kvstore: Literal["local", "dist_sync", "dist_async"] = Field("local", description="Parameter store.")
+    kvstore: Literal["local", "dist_sync", "dist_async"] = Field(
+        "local", description="Parameter store: `local` trains in this process; `dist_sync` / `dist_async` "
+        "train on Ray with parameter servers and `--workers N` workers (needs `sparsetrain[dist]`).")
     engine: Literal["auto", "compiled", "graph"] = Field("auto", description="`compiled` fuses whole epochs "
                                                         "of linear models; `graph` runs any graph; `auto` "
                                                         "picks `compiled` when the model matches.")

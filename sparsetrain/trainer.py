@@ -298,8 +298,9 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     engine = engine or cfg.train.engine
     output_dir = os.path.abspath(output_dir or cfg.output_dir())
     if cfg.train.kvstore != "local":
-        raise ConfigError(f"train.kvstore: {cfg.train.kvstore} needs the distributed runner (sparsetrain.dist); "
-                          "use kvstore: local on one machine")
+        raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
+                          "sparsetrain.dist.train_distributed(config, workers=N) (what `sparsetrain fit` does), "
+                          "or use kvstore: local")
     os.makedirs(os.path.join(output_dir, os.path.dirname(CHECKPOINT_PREFIX)), exist_ok=True)
 
     state = _load_state(output_dir) if resume else None
