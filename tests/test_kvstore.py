@@ -64,3 +64,15 @@ def test_cli_dist_flags_without_workers_on_a_local_config_are_a_usage_error(tmp_
     res = CliRunner().invoke(main, ["fit", str(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml"), "--servers", "2", "--output", str(tmp_path)])
     assert res.exit_code == 2
     assert "--servers only apply to distributed training" in res.output
+
+
+def test_without_ray_distributed_training_says_how_to_install_it(tmp_path):
+    config = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
+    code = ("import sys; sys.modules['ray'] = None\n"  # as if the dist extra were not installed
+            "from sparsetrain.cli import main\n"
+            f"sys.exit(main(['fit', {config!r}, '--workers', '2', '--output', {str(tmp_path)!r}],"
+            " standalone_mode=False))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (
+        "error: distributed training needs Ray: install sparsetrain[dist] (pip install 'ray>=2.9')")
