@@ -168,7 +168,8 @@ class LocalKVStore(KVStore):
         if out is None or row_ids is None:
             raise ValueError("row_sparse_pull needs out and row_ids")
         keys, outs = _keys_values(key, out)
-        ids = row_ids if isinstance(row_ids, (list, tuple)) and isinstance(key, (list, tuple)) else [row_ids] * len(keys)
+        one_per_key = isinstance(row_ids, (list, tuple)) and isinstance(key, (list, tuple))
+        ids = row_ids if one_per_key else [row_ids] * len(keys)
         for k, o, r in zip(keys, outs, ids):
             self._check(k)
             rows = unique_rows(r)

@@ -32,6 +32,10 @@ class ActorFailure(SparseTrainError):
     """A worker or server actor died."""
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _layout(module) -> dict:
     args = module._exec.arg_dict
     return {i: (tuple(args[n].shape), args[n].stype == "row_sparse") for i, n in enumerate(module._param_names)}
@@ -257,8 +261,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                 if not announced:
                     w0 = cluster.info[0]
                     reporter.run_start({
-                        "output_dir": output_dir, "engine": f"{w0['engine']}, {mode} ({workers} workers, "
-                        f"{servers} servers)", "engine_reason": w0["reason"],
+                        "output_dir": output_dir, "engine": f"{w0['engine']}, {mode} ({_count(workers, 'worker')}, "
+                        f"{_count(servers, 'server')})", "engine_reason": w0["reason"],
                         "resumed_from": resumed_from,
                         "epochs": cfg.train.epochs, "config": cfg.source, "metrics": cfg.metrics})
                     announced = True
@@ -302,7 +306,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         if started:
             ray.shutdown()
     missed = T.target_misses(cfg.train.target, history[-1]) if history else []
-    result = T.TrainResult(output_dir, history, missed, f"{mode}", f"{workers} workers, {servers} servers",
+    result = T.TrainResult(output_dir, history, missed, f"{mode}", f"{_count(workers, 'worker')}, "
+                           f"{_count(servers, 'server')}",
                            resumed_from, checkpoint)
     result.restarts = restarts
     return result
