@@ -179,3 +179,23 @@ def test_module_optimizer_by_name_follows_mxnet_wd_mult():
     names = mod._param_names
     assert mod.optimizer._get_wd(names.index("fc_weight")) == 0.5
     assert mod.optimizer._get_wd(names.index("fc_bias")) == 0.0
+
+
+def test_multi_label_logistic_with_a_class_metric_is_left_to_the_graph_engine():
+    """K > 1 logistic outputs are independent binary outputs, not classes: no fused log_loss/accuracy."""
+    from sparsetrain.engines.compiled import match_module
+
+    X = st.test_utils.rand_ndarray((32, 20), "csr", density=0.2)
+    Y = st.nd.array((np.random.RandomState(0).rand(32, 3) > 0.5).astype(np.float32))
+    data = st.sym.var("data", stype="csr")
+    w = st.sym.var("weight", stype="row_sparse", shape=(20, 3))
+    net = st.sym.LogisticRegressionOutput(st.sym.sparse.dot(data, w), st.sym.var("label"), name="out")
+    it = st.io.NDArrayIter(X, Y, batch_size=8, label_name="label")
+    mod = st.mod.Module(net, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.init.Normal(0.1))
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1})
+    for name in ("log_loss", "accuracy"):
+        match = match_module(mod, it, st.metric.create(name))
+        assert not match.ok and "multi-label" in match.reason
+    assert match_module(mod, it, st.metric.create("mse")).ok

@@ -79,6 +79,13 @@ def match_module(mod, train_data=None, metric=None) -> Match:
         names, why = _fused_metric_names(metric)
         if names is None:
             return Match(False, why)
+        k = ex.arg_dict[match.terms[0][1]].shape[1]
+        # a K-output LogisticRegressionOutput is K independent binary outputs (multi-label); the
+        # kernel's accuracy / log_loss / ce read K > 1 as K classes, so only elementwise metrics fuse
+        class_metrics = [n for n in names if n not in ("mse", "mae", "rmse")]
+        if match.output == "logistic" and k > 1 and class_metrics:
+            return Match(False, f"metric {class_metrics[0]!r} on a {k}-output (multi-label) "
+                                "LogisticRegressionOutput has no fused implementation")
     return match
 
 
