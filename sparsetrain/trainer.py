@@ -338,6 +338,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         module.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
         if state is not None:
             st_random.set_state(_rng_from_json(state["rng"]))
+            if hasattr(train_iter, "set_roll_over_state"):  # last_batch roll_over: the rows owed to this epoch
+                train_iter.set_roll_over_state(state.get("roll_over"))
         history = _read_metrics(output_dir, start_epoch) if state is not None else []
         engine_name, reason = module.choose_engine(engine, train_iter)
         reporter.run_start({"output_dir": output_dir, "engine": engine_name, "engine_reason": reason,
@@ -376,8 +378,10 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             _append_metrics(output_dir, record)
             module.save_checkpoint(prefix, epoch + 1, save_optimizer_states=True)
             checkpoint = f"{prefix}-{epoch + 1:04d}.params"
+            carry = train_iter.roll_over_state() if hasattr(train_iter, "roll_over_state") else None
             write_atomic(os.path.join(output_dir, STATE_FILE), json.dumps(
-                {"epoch": epoch + 1, "prefix": CHECKPOINT_PREFIX, "rng": _rng_to_json(st_random.get_state())}))
+                {"epoch": epoch + 1, "prefix": CHECKPOINT_PREFIX, "rng": _rng_to_json(st_random.get_state()),
+                 "roll_over": carry}))
             history.append(record)
             reporter.epoch_end(record)
     finally:

@@ -390,3 +390,22 @@ def test_fit_fallback_warns_once_per_node_and_strict_makes_it_an_error(tmp_path)
               "--output", tmp_path / "strict")
     assert res.exit_code == 1
     assert "strict storage types" in one_error_line(res.stderr)
+
+
+@pytest.mark.parametrize("cache,engine", [("memory", "compiled"), ("memory", "graph"), ("stream", "graph")])
+def test_resume_with_roll_over_gives_the_same_parameters(tmp_path, cache, engine):
+    # 1000 rows at batch 7: each epoch leaves rows owed to the next one; shuffled when in memory
+    common = ["--set", "data.last_batch=roll_over", "--set", "data.batch_size=7", "--set", f"data.cache={cache}",
+              "--set", f"data.shuffle={str(cache == 'memory').lower()}", "--engine", engine, "-q"]
+    straight = cli("fit", LINREG, "--epochs", 3, "--output", tmp_path / "straight", *common)
+    first = cli("fit", LINREG, "--epochs", 2, "--output", tmp_path / "resumed", *common)
+    state = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
+    assert state["roll_over"], "the epoch should leave rows for the next one"
+    resumed = cli("fit", LINREG, "--epochs", 3, "--output", tmp_path / "resumed", "--resume", *common)
+    assert straight.exit_code == first.exit_code == resumed.exit_code == 1  # 3 epochs miss mse < 1
+    a, _ = load_params(tmp_path / "straight")
+    b, _ = load_params(tmp_path / "resumed")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert [r["samples"] for r in read_metrics(tmp_path / "resumed")] == \
+        [r["samples"] for r in read_metrics(tmp_path / "straight")]

@@ -246,6 +246,24 @@ class LibSVMIter(DataIter):
             self._cur, self._pos = rows, 0
         return True
 
+    def roll_over_state(self) -> dict | None:
+        """The rows ``roll_over`` carries into the next epoch (JSON-able: fewer than a batch), or
+        None; saved with a checkpoint so that a resumed run continues exactly."""
+        c = self._carry
+        if self._last != "roll_over" or c is None or not c.n:
+            return None
+        return {"data": c.data.tolist(), "indices": c.indices.tolist(), "indptr": c.indptr.tolist(),
+                "labels": c.labels.tolist()}
+
+    def set_roll_over_state(self, state: dict | None) -> None:
+        """Restore :meth:`roll_over_state` before the next :meth:`reset`."""
+        if not state:
+            self._carry = None
+            return
+        labels = np.asarray(state["labels"], dtype=self.dtype)
+        self._carry = _Rows(np.asarray(state["data"], dtype=self.dtype), np.asarray(state["indices"], np.int64),
+                            np.asarray(state["indptr"], np.int64), labels)
+
     def reset(self) -> None:
         if self._stream is not None:
             self._stream.close()

@@ -264,6 +264,22 @@ class NDArrayIter(DataIter):
         self._carry = np.zeros(0, dtype=INDEX_DTYPE)
         self.reset()
 
+    def roll_over_state(self) -> dict | None:
+        """The samples ``roll_over`` carries into the next epoch (JSON-able), or None.
+
+        Saved with a checkpoint so that a resumed run starts its next epoch as an uninterrupted
+        one would (:meth:`set_roll_over_state`)."""
+        if self.last_batch_handle != "roll_over" or not len(self._carry):
+            return None
+        return {"rows": self._carry.tolist()}
+
+    def set_roll_over_state(self, state: dict | None) -> None:
+        """Restore :meth:`roll_over_state` before the next :meth:`reset`."""
+        rows = np.asarray((state or {}).get("rows", []), dtype=INDEX_DTYPE)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.num_data):
+            raise ValueError(f"roll_over state names rows outside [0, {self.num_data})")
+        self._carry = rows
+
     def reset(self) -> None:
         """Start a new epoch (reshuffling when ``shuffle``).
 
