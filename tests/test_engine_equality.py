@@ -36,7 +36,7 @@ def _data(task, rows=37, features=20, classes=3, seed=0):
     return x, y.astype(np.float32)
 
 
-def _train(engine, output, opt, batch_size, last_batch, shuffle, bias=True, epochs=3):
+def _train(engine, output, opt, batch_size, last_batch, shuffle, bias=True, epochs=3, **loss_params):
     task, metric_name = OUTPUTS[output]
     st.random.seed(11)
     x, y = _data(task)
@@ -47,7 +47,7 @@ def _train(engine, output, opt, batch_size, last_batch, shuffle, bias=True, epoc
     pred = st.sym.sparse.dot(data, weight)
     if bias:
         pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(k,)))
-    loss = getattr(st.sym, output)(data=pred, label=st.sym.Variable("label"), name="out")
+    loss = getattr(st.sym, output)(data=pred, label=st.sym.Variable("label"), name="out", **loss_params)
     mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
     mod.bind(it.provide_data, it.provide_label)
     mod.init_params(st.initializer.Normal(0.1))
@@ -71,6 +71,18 @@ def test_compiled_equals_graph(output, opt, batch_size, last_batch):
     shuffle = batch_size == 4  # half the matrix reshuffles every epoch
     graph_params, graph_hist = _train("graph", output, opt, batch_size, last_batch, shuffle)
     comp_params, comp_hist = _train("compiled", output, opt, batch_size, last_batch, shuffle)
+    np.testing.assert_allclose(comp_hist, graph_hist, rtol=1e-4, atol=1e-6)
+    for name in graph_params:
+        np.testing.assert_allclose(comp_params[name], graph_params[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("opt,batch_size,last_batch", [("sgd_mom", 4, "pad"), ("sgd", 5, "roll_over"),
+                                                       ("sgd_mom", 1, "discard")])  # SGD: scale-sensitive
+def test_compiled_equals_graph_softmax_batch_normalization(opt, batch_size, last_batch):
+    graph_params, graph_hist = _train("graph", "SoftmaxOutput", opt, batch_size, last_batch, True,
+                                      normalization="batch")
+    comp_params, comp_hist = _train("compiled", "SoftmaxOutput", opt, batch_size, last_batch, True,
+                                    normalization="batch")
     np.testing.assert_allclose(comp_hist, graph_hist, rtol=1e-4, atol=1e-6)
     for name in graph_params:
         np.testing.assert_allclose(comp_params[name], graph_params[name], rtol=1e-4, atol=1e-5, err_msg=name)

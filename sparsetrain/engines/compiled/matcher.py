@@ -39,8 +39,8 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
         name = "a variable" if loss.op is None else loss.op.name
         return _no(f"the output is {name}, not one of {', '.join(OUTPUTS)}")
     if loss.op.name == "SoftmaxOutput" and (loss.params.get("use_ignore") or loss.params.get("multi_output")
-                                            or loss.params.get("normalization", "null") != "null"):
-        return _no("SoftmaxOutput with use_ignore, multi_output or normalization other than 'null'")
+                                            or loss.params.get("normalization", "null") not in ("null", "batch")):
+        return _no("SoftmaxOutput with use_ignore, multi_output or normalization 'valid'")
     (pred, _), (label, _) = loss.inputs
     if label.op is not None or label.name not in label_names:
         return _no("the loss label is not a label input")
