@@ -544,11 +544,7 @@ def main(argv=None) -> int:
             "epochs": args.epochs, "repeat": args.repeat, "cores": ncpu, "mode": mode}
     console.print()
     console.print(scaling_text(results, meta), soft_wrap=False)
-    os.makedirs(WORK, exist_ok=True)
-    raw = os.path.join(WORK, f"dist-results-{mode}-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    with open(raw, "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
-    log(f"raw results: {os.path.relpath(raw, ROOT)}")
+    bench.save_raw(f"dist-results-{mode}", meta, results, log)
     if args.out:
         out = os.path.abspath(args.out)
         old = ""

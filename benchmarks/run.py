@@ -589,6 +589,16 @@ def machine_line(mi: dict) -> str:
     return f"{mi['cpu']}, {mi['cores']} cores, {ram}, {mi['os']}"
 
 
+def save_raw(stem: str, meta: dict, results: list[dict], log) -> str:
+    """Every number of a run as ``benchmarks/_work/<stem>-<time>.json``; its path."""
+    os.makedirs(WORK, exist_ok=True)
+    raw = os.path.join(WORK, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(raw, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
+    log(f"raw results: {os.path.relpath(raw, ROOT)}")
+    return raw
+
+
 # ---------------------------------------------------------------------------------------------
 # markdown
 
@@ -845,11 +855,7 @@ def main(argv=None) -> int:
                         "lr_l1": LR[("logistic", 1)], "lr_l256": LR[("logistic", 256)]},
             "notes": [f"load average at the start (1/5/15 min): "
                       f"{' / '.join(f'{x:.2f}' for x in load0)}; repeats: {args.repeat}"]}
-    os.makedirs(WORK, exist_ok=True)
-    raw = os.path.join(WORK, f"results-{mode}-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    with open(raw, "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
-    log(f"raw results: {os.path.relpath(raw, ROOT)}")
+    save_raw(f"results-{mode}", meta, results, log)
     if args.out:
         out = os.path.abspath(args.out)
         png = os.path.join(os.path.dirname(out), "epoch_time_vs_rows.png")
