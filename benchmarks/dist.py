@@ -544,7 +544,7 @@ def main(argv=None) -> int:
             "epochs": args.epochs, "repeat": args.repeat, "cores": ncpu, "mode": mode}
     console.print()
     console.print(scaling_text(results, meta), soft_wrap=False)
-    bench.save_raw(f"dist-results-{mode}", meta, results, log)
+    bench.save_raw(f"dist-results-{mode}", meta, results, log, work=WORK)
     if args.out:
         out = os.path.abspath(args.out)
         old = ""

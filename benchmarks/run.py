@@ -589,10 +589,11 @@ def machine_line(mi: dict) -> str:
     return f"{mi['cpu']}, {mi['cores']} cores, {ram}, {mi['os']}"
 
 
-def save_raw(stem: str, meta: dict, results: list[dict], log) -> str:
-    """Every number of a run as ``benchmarks/_work/<stem>-<time>.json``; its path."""
-    os.makedirs(WORK, exist_ok=True)
-    raw = os.path.join(WORK, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+def save_raw(stem: str, meta: dict, results: list[dict], log, work: str | None = None) -> str:
+    """Every number of a run as ``<work>/<stem>-<time>.json`` (``benchmarks/_work``); its path."""
+    work = work or WORK
+    os.makedirs(work, exist_ok=True)
+    raw = os.path.join(work, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(raw, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
     log(f"raw results: {os.path.relpath(raw, ROOT)}")
