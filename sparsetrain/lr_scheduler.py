@@ -204,9 +204,29 @@ class MultiFactorScheduler(LRScheduler):
 
 
 class _DecayUntilMaxUpdate(LRScheduler):
-    """A schedule whose rate is a function of ``num_update`` up to ``max_update`` and then stays put."""
+    """A schedule whose rate is a function of ``num_update`` up to ``max_update`` and then stays put:
+    ``final_lr + (base_lr - final_lr) * decay(n - warmup_steps)`` after warm-up."""
 
-    max_update: int
+    def __init__(self, max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode):
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        if not isinstance(max_update, int) or max_update < 1:
+            raise ValueError("maximum number of updates must be strictly positive")
+        self.base_lr_orig = self.base_lr
+        self.max_update = max_update
+        self.final_lr = final_lr
+        self.max_steps = self.max_update - self.warmup_steps
+
+    def _decay(self, t: int) -> float:
+        """The fraction of ``base_lr - final_lr`` left ``t`` updates after warm-up (1 at 0)."""
+        raise NotImplementedError
+
+    def __call__(self, num_update):
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * self._decay(
+                num_update - self.warmup_steps)
+        return self.base_lr
 
     def advance(self, old_num_update, new_num_update) -> None:
         if new_num_update > old_num_update:
@@ -221,23 +241,11 @@ class PolyScheduler(_DecayUntilMaxUpdate):
 
     def __init__(self, max_update, base_lr=0.01, pwr=2, final_lr=0, warmup_steps=0, warmup_begin_lr=0,
                  warmup_mode="linear"):
-        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
-        if not isinstance(max_update, int) or max_update < 1:
-            raise ValueError("maximum number of updates must be strictly positive")
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.power = pwr
-        self.base_lr_orig = self.base_lr
-        self.max_update = max_update
-        self.final_lr = final_lr
-        self.max_steps = self.max_update - self.warmup_steps
 
-    def __call__(self, num_update):
-        if num_update < self.warmup_steps:
-            return self.get_warmup_lr(num_update)
-        if num_update <= self.max_update:
-            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(
-                1 - float(num_update - self.warmup_steps) / float(self.max_steps), self.power
-            )
-        return self.base_lr
+    def _decay(self, t):
+        return pow(1 - float(t) / float(self.max_steps), self.power)
 
 
 class CosineScheduler(_DecayUntilMaxUpdate):
@@ -245,21 +253,9 @@ class CosineScheduler(_DecayUntilMaxUpdate):
 
     def __init__(self, max_update, base_lr=0.01, final_lr=0, warmup_steps=0, warmup_begin_lr=0,
                  warmup_mode="linear"):
-        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
-        if not isinstance(max_update, int) or max_update < 1:
-            raise ValueError("maximum number of updates must be strictly positive")
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         if base_lr < final_lr:
             raise ValueError("Base lr has to be higher than final lr")
-        self.base_lr_orig = self.base_lr
-        self.max_update = max_update
-        self.final_lr = final_lr
-        self.max_steps = self.max_update - self.warmup_steps
 
-    def __call__(self, num_update):
-        if num_update < self.warmup_steps:
-            return self.get_warmup_lr(num_update)
-        if num_update <= self.max_update:
-            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * (
-                1 + math.cos(math.pi * (num_update - self.warmup_steps) / self.max_steps)
-            ) / 2
-        return self.base_lr
+    def _decay(self, t):
+        return (1 + math.cos(math.pi * t / self.max_steps)) / 2
