@@ -283,6 +283,16 @@ def _batch_metrics(out, label, order, lo, n, metric_codes, values):
     return True
 
 
+@njit(cache=True, inline="always")
+def _bias_grad(grad, n, out):
+    """``out = Σ_{i<n} grad[i, :]``: the bias gradient of a batch."""
+    for k in range(out.shape[0]):
+        out[k] = 0
+    for i in range(n):
+        for k in range(out.shape[0]):
+            out[k] += grad[i, k]
+
+
 @njit(cache=True)
 def _output_grad(out, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad):
     """``grad[:n]``: the output layer's gradient w.r.t. its input."""
@@ -580,11 +590,7 @@ def linear_epoch(x_data, x_indices, x_indptr, canonical, weights, states1, state
             apply_rows(opt_kind, weights[t], states1[t], states2[t], rows_buf[:nq], acc_buf[:nq],
                        lrs[bb * lr_step, t], wds[t], counts[t], hyper)
         if has_bias:
-            for k in range(k_out):
-                gb_buf[k] = 0
-            for i in range(n):
-                for k in range(k_out):
-                    gb_buf[k] += grad_buf[i, k]
+            _bias_grad(grad_buf, n, gb_buf)
             counts[n_terms] += 1
             apply_flat(opt_kind, bias, bias_s1, bias_s2, gb_buf, lrs[bb * lr_step, n_terms], wds[n_terms],
                        counts[n_terms], hyper)
@@ -714,11 +720,7 @@ def linear_batch_gradients(x_data, x_indices, x_indptr, canonical, weights, bias
         rows_out.append(rows)
         values_out.append(values)
     if has_bias:
-        for k in range(k_out):
-            grad_bias[k] = 0
-        for i in range(n):
-            for k in range(k_out):
-                grad_bias[k] += grad_buf[i, k]
+        _bias_grad(grad_buf, n, grad_bias)
     return True, rows_out, values_out
 
 
