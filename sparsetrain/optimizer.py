@@ -223,26 +223,21 @@ class Optimizer:
 
     def set_lr_mult(self, args_lr_mult):
         """Per-parameter learning-rate multipliers, by name or index (symbol ``__lr_mult__`` attributes first)."""
-        self.lr_mult = {}
-        if self.sym_info:
-            attr, arg_names = self.sym_info
-            for name in arg_names:
-                if name in attr and "__lr_mult__" in attr[name]:
-                    self.lr_mult[name] = float(attr[name]["__lr_mult__"])
+        self.lr_mult = self._symbol_mults("__lr_mult__")
         self.lr_mult.update(args_lr_mult)
 
     def set_wd_mult(self, args_wd_mult):
         """Per-parameter weight-decay multipliers (0 for names not ending in ``_weight``/``_gamma``)."""
-        self.wd_mult = {}
-        for n in self.idx2name.values():
-            if not (n.endswith("_weight") or n.endswith("_gamma")):
-                self.wd_mult[n] = 0.0
-        if self.sym_info:
-            attr, arg_names = self.sym_info
-            for name in arg_names:
-                if name in attr and "__wd_mult__" in attr[name]:
-                    self.wd_mult[name] = float(attr[name]["__wd_mult__"])
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not (n.endswith("_weight") or n.endswith("_gamma"))}
+        self.wd_mult.update(self._symbol_mults("__wd_mult__"))
         self.wd_mult.update(args_wd_mult)
+
+    def _symbol_mults(self, key: str) -> dict:
+        """``{argument name: float(attr[key])}`` from the symbol's attributes (``sym_info``)."""
+        if not self.sym_info:
+            return {}
+        attr, arg_names = self.sym_info
+        return {name: float(attr[name][key]) for name in arg_names if name in attr and key in attr[name]}
 
     def _update_count(self, index):
         count = self._index_update_count.get(index, self.begin_num_update) + 1
