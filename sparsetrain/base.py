@@ -56,6 +56,14 @@ def current_context() -> Context:
     return cpu()
 
 
+def did_you_mean(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``name``, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 STYPES = ("default", "csr", "row_sparse")
 
 

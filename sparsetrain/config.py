@@ -18,7 +18,6 @@ prints the reference that the README's "Configuration reference" section holds.
 """
 from __future__ import annotations
 
-import difflib
 import glob as _glob
 import os
 import re
@@ -28,7 +27,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from .base import ConfigError, ShapeError, SparseTrainError
+from .base import ConfigError, ShapeError, SparseTrainError, did_you_mean
 
 # Metrics where a smaller value is better; ``train.target`` means "final value below the target" for
 # these and "final value at least the target" for every other metric (accuracy, auc, ...).
@@ -49,11 +48,6 @@ _NAME_RULE_SUFFIXES = ("weight", "bias", "gamma", "beta", "moving_mean", "moving
 
 LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorScheduler", "poly": "PolyScheduler",
                  "cosine": "CosineScheduler"}
-
-
-def _did_you_mean(name, choices) -> str:
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _as_list(v):
@@ -528,7 +522,7 @@ def _format_validation_error(e: ValidationError, doc: dict) -> str:
     kind = first["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        hint = _did_you_mean(loc[-1], allowed)
+        hint = did_you_mean(loc[-1], allowed)
         msg = f"unknown key{hint}; allowed: {', '.join(allowed)}" if allowed else f"unknown key{hint}"
     elif kind == "missing":
         msg = "required key is missing"
@@ -592,7 +586,7 @@ def _check_op(name: str, path: str, want_loss: bool):
     op = ops.get(_canonical_op(name))
     if op is None or op.hidden:
         choices = _public_ops()
-        hint = _did_you_mean(_canonical_op(name), choices)
+        hint = did_you_mean(_canonical_op(name), choices)
         raise ConfigError(f"{path}: unknown operator {name!r}{hint}")
     if want_loss and not op.is_loss:
         losses = [n for n, o in ops.items() if o.is_loss]
@@ -605,7 +599,7 @@ def _check_op(name: str, path: str, want_loss: bool):
 def _check_params(op, params: dict, path: str):
     for key in params:
         if key not in op.params:
-            hint = _did_you_mean(key, op.params)
+            hint = did_you_mean(key, op.params)
             allowed = ", ".join(op.params) or "none"
             raise ConfigError(f"{path}.{key}: unknown parameter of {op.name}{hint}; allowed: {allowed}")
 
@@ -639,20 +633,20 @@ def _validate_graph(cfg: Config) -> None:
                               f"({', '.join(op.input_names)}), got {len(spec.inputs)}")
         for k, x in enumerate(spec.inputs):
             if x not in defined:
-                raise ConfigError(f"{where}.inputs[{k}]: unknown symbol {x!r}{_did_you_mean(x, defined)}")
+                raise ConfigError(f"{where}.inputs[{k}]: unknown symbol {x!r}{did_you_mean(x, defined)}")
             if x == spec.name:
                 raise ConfigError(f"{where}.inputs[{k}]: op {spec.name!r} uses its own output")
         _check_params(op, spec.params, f"{where}.params")
     loss_op = _check_op(m.loss.op, "model.loss.op", want_loss=True)
     _check_params(loss_op, m.loss.params, "model.loss.params")
     if m.loss.data not in defined:
-        raise ConfigError(f"model.loss.data: unknown symbol {m.loss.data!r}{_did_you_mean(m.loss.data, defined)}")
+        raise ConfigError(f"model.loss.data: unknown symbol {m.loss.data!r}{did_you_mean(m.loss.data, defined)}")
     if m.loss.label not in m.variables:
         raise ConfigError(f"model.loss.label: {m.loss.label!r} is not a variable"
-                          f"{_did_you_mean(m.loss.label, m.variables)}; declare it under model.variables")
+                          f"{did_you_mean(m.loss.label, m.variables)}; declare it under model.variables")
     if cfg.data.input not in m.variables:
         raise ConfigError(f"data.input: {cfg.data.input!r} is not a model variable"
-                          f"{_did_you_mean(cfg.data.input, m.variables)}")
+                          f"{did_you_mean(cfg.data.input, m.variables)}")
     _op_order(cfg)  # raises on cycles
     used = {x for spec in m.ops for x in spec.inputs} | {m.loss.data, m.loss.label}
     for name in m.variables:
@@ -721,7 +715,7 @@ def _validate_training(cfg: Config) -> None:
     known = cfg.metrics + [f"eval_{m}" for m in cfg.metrics]
     for key in cfg.train.target:
         if key not in known:
-            raise ConfigError(f"train.target.{key}: not a reported metric{_did_you_mean(key, known)}; "
+            raise ConfigError(f"train.target.{key}: not a reported metric{did_you_mean(key, known)}; "
                               f"reported: {', '.join(known)}")
         if key.startswith("eval_") and not cfg.data.eval:
             raise ConfigError(f"train.target.{key}: needs data.eval")
@@ -746,7 +740,7 @@ def make_optimizer(cfg: Config):
     cls = registry.get(cfg.optimizer.name.lower())
     if cls is None and registry:
         raise ConfigError(f"optimizer.name: unknown optimizer {cfg.optimizer.name!r}"
-                          f"{_did_you_mean(cfg.optimizer.name.lower(), registry)}; allowed: {', '.join(registry)}")
+                          f"{did_you_mean(cfg.optimizer.name.lower(), registry)}; allowed: {', '.join(registry)}")
     if cls is not None:
         accepted = set()
         for klass in cls.__mro__:
@@ -756,7 +750,7 @@ def make_optimizer(cfg: Config):
         for key in cfg.optimizer.optimizer_params(cfg.data.batch_size):
             if key not in accepted:
                 raise ConfigError(f"optimizer.{key}: not a parameter of {cfg.optimizer.name}"
-                                  f"{_did_you_mean(key, accepted)}")
+                                  f"{did_you_mean(key, accepted)}")
     return opt_mod.create(cfg.optimizer.name, **cfg.optimizer.optimizer_params(cfg.data.batch_size))
 
 
@@ -768,7 +762,7 @@ def make_lr_scheduler(spec: dict, base_lr: float):
     (kind, params), = spec.items()
     cls_name = LR_SCHEDULERS.get(kind)
     if cls_name is None:
-        raise ConfigError(f"optimizer.lr_scheduler.{kind}: unknown scheduler{_did_you_mean(kind, LR_SCHEDULERS)}; "
+        raise ConfigError(f"optimizer.lr_scheduler.{kind}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
                           f"allowed: {', '.join(LR_SCHEDULERS)}")
     try:
         return getattr(lr_scheduler, cls_name)(**{"base_lr": base_lr, **(params or {})})

@@ -4,9 +4,9 @@ The operator functions run through the same registry as symbols (``sparsetrain.o
 """
 from __future__ import annotations
 
-import difflib
 import types
 
+from .base import did_you_mean
 from .ndarray import sparse as _sparse_constructors
 from .ndarray import *  # noqa: F401,F403
 from .ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray  # noqa: F401
@@ -42,9 +42,7 @@ def _make_function(op):
                 params[k] = v
             else:
                 allowed = list(op.input_names) + list(op.params)
-                close = difflib.get_close_matches(k, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise TypeError(f"{op.name}: unknown argument {k!r}{hint}; allowed: {', '.join(allowed)}")
+                raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
         if not op.variadic and (len(inputs) != len(op.input_names) or any(x is None for x in inputs)):
             raise TypeError(f"{op.name} needs inputs {', '.join(op.input_names)}")
         outs = _invoke(op.name, inputs, params, out=out)

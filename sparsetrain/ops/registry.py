@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..base import ShapeError, StorageFallbackWarning, StorageTypeError
+from ..base import ShapeError, StorageFallbackWarning, StorageTypeError, did_you_mean
 
 Shape = tuple[int, ...] | None
 
@@ -73,11 +73,7 @@ def get(name: str) -> Op:
     try:
         return _REGISTRY[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise KeyError(f"unknown operator {name!r}{hint}") from None
+        raise KeyError(f"unknown operator {name!r}{did_you_mean(name, _REGISTRY)}") from None
 
 
 def exists(name: str) -> bool:

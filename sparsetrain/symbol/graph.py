@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..base import ShapeError, SparseTrainError, check_stype
+from ..base import ShapeError, SparseTrainError, check_stype, did_you_mean
 from ..ops import registry
 from ..ops.registry import GradientContext, infer_storage, merge_shape
 from .symbol import Node, Symbol, topo_order
@@ -24,11 +24,7 @@ def _check_names(sym: Symbol, given: dict, what: str):
     args = sym.list_arguments()
     for name in given:
         if name not in args:
-            import difflib
-
-            close = difflib.get_close_matches(name, args, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise BindError(f"unknown argument {name!r} in {what}{hint}; the symbol's arguments are {args}")
+            raise BindError(f"unknown argument {name!r} in {what}{did_you_mean(name, args)}; the symbol's arguments are {args}")
 
 
 def _declared_shape(node: Node, given: dict):

@@ -1,12 +1,11 @@
 """Symbols: immutable DAGs of variables and operator nodes, composed through the op registry."""
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import numbers
 
-from ..base import ShapeError, SparseTrainError, check_stype
+from ..base import ShapeError, SparseTrainError, check_stype, did_you_mean
 from ..ops import registry
 
 _uid = itertools.count()
@@ -352,9 +351,7 @@ def make_op_function(op):
                 params[k] = v
             else:
                 allowed = list(op.input_names) + list(op.params)
-                close = difflib.get_close_matches(k, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise TypeError(f"{op.name}: unknown argument {k!r}{hint}; allowed: {', '.join(allowed)}")
+                raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
         for s in inputs:
             if not isinstance(s, Symbol):
                 raise TypeError(f"{op.name}: inputs must be Symbols, got {type(s).__name__}")
