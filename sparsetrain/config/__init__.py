@@ -1,0 +1,44 @@
+"""The YAML run configuration: typed schema, ``--set`` overrides, graph validation, symbol building.
+
+``load_config(path, overrides)`` reads a file with ``yaml.safe_load``, applies ``a.b.c=value``
+overrides (values parsed as YAML), validates everything that can be checked without data — keys,
+types, operator names, inputs, cycles, shapes (by running shape and storage-type inference) —
+and returns a :class:`Config`. Every problem is a :class:`sparsetrain.ConfigError` whose message
+starts with the key path, e.g. ``model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean
+'weight'?)``.
+
+Paths written inside a config file (``data.train``, ``data.eval``, ``data.generate.path``,
+``output``) are resolved against the directory that holds the config file, so a config works
+from any working directory. Paths given on the command line (``--output``, and path values of
+``--set data.train=...`` and friends) are relative to the working directory, as usual for
+command-line arguments.
+
+The package, one job per module: ``schema`` (the pydantic models, the single source of defaults),
+``load`` (YAML, ``--set`` overrides), ``errors`` (one-line error text), ``validate`` (checks beyond
+the schema), ``graph`` (op order, symbol, shape/stype plan), ``factories`` (optimizer, scheduler),
+``reference`` (the README's reference: ``python -m sparsetrain.config --markdown``).
+"""
+from .factories import LR_SCHEDULERS, make_lr_scheduler, make_optimizer, optimizer_params
+from .graph import fallback_hint
+from .load import apply_override, config_from_dict, load_config
+from .reference import markdown_reference
+from .schema import (
+    DEFAULT_METRICS,
+    LOWER_IS_BETTER,
+    Config,
+    DataConfig,
+    GenerateConfig,
+    LossConfig,
+    ModelConfig,
+    OpConfig,
+    OptimizerConfig,
+    TrainConfig,
+    VariableConfig,
+)
+
+__all__ = [
+    "Config", "DataConfig", "GenerateConfig", "LossConfig", "ModelConfig", "OpConfig", "OptimizerConfig",
+    "TrainConfig", "VariableConfig", "DEFAULT_METRICS", "LOWER_IS_BETTER", "LR_SCHEDULERS", "apply_override",
+    "config_from_dict", "fallback_hint", "load_config", "make_lr_scheduler", "make_optimizer", "markdown_reference",
+    "optimizer_params",
+]

@@ -1,0 +1,153 @@
+"""The model section as a graph: dependency order, the ``Symbol`` it builds, and its shape/stype plan.
+
+Functions take a validated :class:`~sparsetrain.config.schema.Config`; every failure is a
+``ConfigError`` naming the ``model...`` key path of the node at fault.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+
+from ..base import ConfigError, ShapeError, SparseTrainError
+from .errors import message
+
+
+def canonical_op(name: str) -> str:
+    """The registry name of an operator (``sparse.dot`` and ``dot`` are the same)."""
+    return name[len("sparse."):] if name.startswith("sparse.") else name
+
+
+def op_params(params: dict) -> dict:
+    """Operator parameters as the symbol API takes them (YAML lists become tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def op_order(cfg) -> list[int]:
+    """Indices of ``model.ops`` in dependency order; raises ``ConfigError`` on a cycle."""
+    ops = cfg.model.ops
+    index = {spec.name: i for i, spec in enumerate(ops)}
+    state: dict[int, int] = {}
+    order: list[int] = []
+
+    def visit(i, trail):
+        if state.get(i) == 2:
+            return
+        if state.get(i) == 1:
+            cycle = trail[trail.index(i):] + [i]
+            names = " -> ".join(ops[j].name for j in cycle)
+            raise ConfigError(f"model.ops[{cycle[0]}]: cycle: {names}")
+        state[i] = 1
+        for x in ops[i].inputs:
+            if x in index:
+                visit(index[x], trail + [i])
+        state[i] = 2
+        order.append(i)
+
+    for i in range(len(ops)):
+        visit(i, [])
+    return order
+
+
+def make_initializer(spec, path: str):
+    """The initializer ``spec`` names (``zero``, ``{normal: {sigma: 0.01}}``, ...); errors name ``path``."""
+    from .. import initializer as init_mod
+
+    try:
+        return init_mod.create(spec)
+    except (ValueError, TypeError, KeyError, SparseTrainError) as e:
+        raise ConfigError(f"{path}: {message(e)}") from None
+
+
+def build_symbol(cfg):
+    """The model as a ``Symbol``, built through the public ``sparsetrain.sym`` API."""
+    from .. import symbol as sym
+
+    m = cfg.model
+    handles = {}
+    for name, v in m.variables.items():
+        init = None if v.init is None else make_initializer(v.init, f"model.variables.{name}.init")
+        handles[name] = sym.Variable(name, stype=v.stype, shape=tuple(v.shape) if v.shape else None,
+                                     init=init, dtype=v.dtype)
+    for i in op_order(cfg):
+        spec = m.ops[i]
+        fn = getattr(sym, canonical_op(spec.op))
+        try:
+            handles[spec.name] = fn(*[handles[x] for x in spec.inputs], name=spec.name, **op_params(spec.params))
+        except (TypeError, ValueError, SparseTrainError) as e:
+            raise ConfigError(f"model.ops[{i}]: {message(e)}") from None
+    loss = m.loss
+    try:
+        return getattr(sym, canonical_op(loss.op))(handles[loss.data], handles[loss.label], name=loss.name,
+                                                   **op_params(loss.params))
+    except (TypeError, ValueError, SparseTrainError) as e:
+        raise ConfigError(f"model.loss: {message(e)}") from None
+
+
+def plan(cfg, batch_size: int | None = None, for_training: bool = True):
+    """Shape + storage-type inference of the whole graph (forward and backward), without data."""
+    from ..symbol import build_plan
+
+    symbol = build_symbol(cfg)
+    b = batch_size or cfg.data.batch_size
+    shapes = {cfg.data_name: (b, cfg.num_features), cfg.label_name: (b,)}
+    grad_req = {n: ("write" if for_training and n in cfg.param_names else "null") for n in symbol.list_arguments()}
+    try:
+        return build_plan(symbol, shapes, {}, grad_req)
+    except (ShapeError, SparseTrainError) as e:
+        raise ConfigError(locate_shape_error(cfg, message(e))) from None
+
+
+def describe(cfg, batch_size: int | None = None, backward: bool = False):
+    """What ``infer-stypes`` prints: ``(plan, rows, gradients)`` (see ``Config.describe``)."""
+    the_plan = plan(cfg, batch_size=batch_size, for_training=True)
+    params = {n.name: n.params for n in the_plan.forward + the_plan.backward if n.op is not None}
+    variables = {n.name for n in the_plan.args}
+    rows = the_plan.describe(with_backward=backward)
+    for row in rows:
+        row["hint"] = (fallback_hint(row["op"], params.get(row["name"], {}), row["inputs"], variables)
+                       if row["dispatch"] == "fallback" else None)
+    grads = []
+    if backward:
+        for arg, (node, i) in the_plan.grad_entries.items():
+            grads.append({"argument": arg, "stype": the_plan.stypes[(node.uid, i)],
+                          "shape": list(the_plan.shapes.get((node.uid, i)) or ()),
+                          "node": node.name if node.op is not None else None})
+    return the_plan, rows, grads
+
+
+def fallback_hint(op_name: str, params: dict, inputs: list[dict], variables=()) -> str:
+    """For a fallback node: the fewest input stype changes that give it a kernel (from the registry),
+    preferring inputs that are ``variables`` (their stype is declared in the config) and sparse kernels."""
+    from ..ops import registry
+
+    op = registry.get(op_name)
+    current = [e["stype"] for e in inputs]
+    best = None
+    for combo in itertools.product(("default", "csr", "row_sparse"), repeat=len(current)):
+        changes = [k for k, (a, b) in enumerate(zip(current, combo)) if a != b]
+        if not changes:
+            continue
+        d = registry.infer_storage(op, combo, params)
+        if d.mode == "fallback":
+            continue
+        declared = all(inputs[k].get("name") in variables for k in changes)
+        key = (len(changes), not declared, d.mode != "sparse")
+        if best is None or key < best[0]:
+            best = (key, changes, combo, d.mode)
+    if best is None:
+        return f"{op_name} has no kernel for ({', '.join(current)})"
+    _, changes, combo, mode = best
+    parts = [f"input {k} ({inputs[k].get('name', k)}) from {current[k]} to {combo[k]}" for k in changes]
+    return f"change {' and '.join(parts)} to use a {mode} kernel"
+
+
+def locate_shape_error(cfg, text: str) -> str:
+    """A shape/stype inference error re-addressed to the config key of the node it names."""
+    for i, spec in enumerate(cfg.model.ops):
+        if f"node {spec.name!r}" in text:
+            text = re.sub(rf"^node {re.escape(repr(spec.name))} \([^)]*\): ", "", text)
+            return f"model.ops[{i}] ({spec.name}, {canonical_op(spec.op)}): {text}"
+    if f"node {cfg.model.loss.name!r}" in text:
+        text = re.sub(rf"^node {re.escape(repr(cfg.model.loss.name))} \([^)]*\): ", "", text)
+        return f"model.loss ({cfg.model.loss.name}): {text}"
+    return f"model: {text}"

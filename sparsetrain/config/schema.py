@@ -1,0 +1,309 @@
+"""The config schema: one pydantic model per section, the single source of every default.
+
+The CLI (``gen-data``'s options), the README's reference (``reference.py``) and the validators
+all read these models; nothing else writes a default or a range down again.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import os
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from ..base import ConfigError
+from . import factories, graph
+
+# Metrics where a smaller value is better; ``train.target`` means "final value below the target" for
+# these and "final value at least the target" for every other metric (accuracy, auc, ...).
+LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "logloss", "ce", "cross-entropy", "nll_loss",
+                             "loss"})
+
+# Metrics chosen when ``train.metrics`` is not given, by loss operator.
+DEFAULT_METRICS = {
+    "LinearRegressionOutput": ["mse"],
+    "MAERegressionOutput": ["mae"],
+    "LogisticRegressionOutput": ["log_loss"],
+    "SoftmaxOutput": ["accuracy"],
+}
+
+def _as_list(v):
+    if v is None or isinstance(v, list):
+        return v
+    if isinstance(v, (str, os.PathLike)):
+        return [os.fspath(v)]
+    return v
+
+
+def _zero_based(v):
+    if isinstance(v, str) and v.lower() in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[v.lower()]
+    if isinstance(v, bool) or v == "auto":
+        return v
+    raise ValueError("must be auto, true or false")
+
+
+PathList = Annotated[list[str] | None, BeforeValidator(_as_list)]
+ZeroBased = Annotated[Literal["auto"] | bool, BeforeValidator(_zero_based)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GenerateConfig(_Strict):
+    """Synthetic data written by ``sparsetrain gen-data`` before training (regenerated when options change)."""
+
+    path: str = Field(description="LibSVM file to write (the true weights go beside it).")
+    rows: int = Field(gt=0, description="Number of rows.")
+    features: int = Field(gt=0, description="Number of features (columns).")
+    density: float | None = Field(None, gt=0, le=1, description="Fraction of non-zeros per row "
+                                  "(give this or `nnz_per_row`).")
+    nnz_per_row: int | None = Field(None, gt=0, description="Non-zeros per row (instead of `density`).")
+    task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type.")
+    classes: int = Field(2, ge=2, description="Number of classes for `multiclass`.")
+    target: Literal["arange", "random"] = Field("arange", description="True weights: `arange` is the seed's "
+                                                "[1..D]; `random` draws them.")
+    noise: float = Field(0.0, ge=0, description="Standard deviation of Gaussian label noise.")
+    columns: Literal["uniform", "zipf"] = Field("uniform", description="Column distribution of the non-zeros.")
+    zipf_a: float = Field(1.2, gt=1, description="Zipf exponent for `columns: zipf`.")
+    seed: int = Field(0, description="Random seed of the generator.")
+    zero_based: bool = Field(True, description="Write zero-based feature indices.")
+
+    @model_validator(mode="after")
+    def _one_sparsity(self):
+        if (self.density is None) == (self.nnz_per_row is None):
+            raise ValueError("give exactly one of density and nnz_per_row")
+        return self
+
+    def generator_kwargs(self) -> dict:
+        return self.model_dump(exclude={"path"})
+
+
+class DataConfig(_Strict):
+    """Where the data comes from and how it is batched."""
+
+    train: PathList = Field(None, description="Training LibSVM file(s): a path, a list of paths or a glob "
+                            "(`.gz`/`.bz2` read transparently). Give this or `generate`.")
+    generate: GenerateConfig | None = Field(None, description="Generate the training data (gen-data options "
+                                            "plus `path`) instead of reading `train`.")
+    eval: PathList = Field(None, description="Evaluation LibSVM file(s), scored after every epoch.")
+    num_features: int | None = Field(None, gt=0, description="Number of features; defaults to "
+                                     "`generate.features`, else to what the model's declared shapes imply.")
+    zero_based: ZeroBased = Field("auto", description="Feature indices start at 0 (`true`), 1 (`false`), or "
+                                  "decide from the file (`auto`, as scikit-learn).")
+    cache: Literal["auto", "memory", "stream"] = Field("auto", description="`memory` parses the file once and "
+                                                      "keeps it; `stream` re-reads it every epoch in bounded "
+                                                      "memory; `auto` keeps it when it fits `memory_budget_mb` (always when "
+                                                      "`shuffle` is on).")
+    memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
+                                    "estimated from the file size.")
+    batch_size: int = Field(32, gt=0, description="Rows per batch.")
+    last_batch: Literal["pad", "discard", "roll_over"] = Field("pad", description="What to do with a short "
+                                                                "last batch, as MXNet's `last_batch_handle`.")
+    shuffle: bool = Field(False, description="Shuffle rows every epoch (needs the data in memory).")
+    input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.train is None and self.generate is None:
+            raise ValueError("give `train` (LibSVM files) or `generate` (synthetic data)")
+        if self.train is not None and self.generate is not None:
+            raise ValueError("give either `train` or `generate`, not both")
+        return self
+
+
+class VariableConfig(_Strict):
+    """One model variable (input, label or parameter)."""
+
+    stype: Literal["default", "csr", "row_sparse"] = Field("default", description="Storage type.")
+    shape: list[Annotated[int, Field(gt=0)]] | None = Field(None, description="Shape; data and label shapes "
+                                                             "come from the data.")
+    init: str | dict[str, Any] | None = Field(None, description="Initializer for a parameter, e.g. `zero` or "
+                                              "`{normal: {sigma: 0.01}}`; overrides `model.init`.")
+    dtype: Literal["float32", "float64"] | None = Field(None, description="Element type (float32 by default).")
+
+
+class OpConfig(_Strict):
+    """One operator node."""
+
+    name: str = Field(description="Node name; later ops and the loss refer to it.")
+    op: str = Field(description="Registry operator name (`sparse.dot` and `dot` are the same).")
+    inputs: list[str] = Field(description="Variable or op names, in the operator's input order.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Operator parameters, e.g. "
+                                   "`{transpose_a: true}`.")
+
+
+class LossConfig(_Strict):
+    """The output layer."""
+
+    name: str = Field("output", description="Node name of the loss.")
+    op: str = Field(description="`LinearRegressionOutput`, `LogisticRegressionOutput`, "
+                    "`MAERegressionOutput` or `SoftmaxOutput`.")
+    data: str = Field(description="The op (or variable) whose output is the prediction.")
+    label: str = Field("label", description="The label variable.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Loss parameters, e.g. `{grad_scale: 1}`.")
+
+
+class ModelConfig(_Strict):
+    """The symbol graph."""
+
+    variables: dict[str, VariableConfig] = Field(description="Variables by name.")
+    ops: list[OpConfig] = Field(description="Operator nodes (any order; cycles are rejected).")
+    loss: LossConfig = Field(description="The loss / output layer.")
+    init: str | dict[str, Any] = Field(default_factory=lambda: {"uniform": {"scale": 0.01}},
+                                       description="Initializer of parameters without their own `init` "
+                                       "(MXNet Module's default); names ending in `bias` start at zero.")
+
+
+class OptimizerConfig(BaseModel):
+    """The optimizer; keys besides these are passed on to it and checked by it (e.g. `beta1`, `lamda1`)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("sgd", description="`sgd`, `adagrad`, `adam`, `ftrl`, ...")
+    learning_rate: float | None = Field(None, gt=0, description="Learning rate; default the optimizer's own "
+                                        "(sgd 0.01, adagrad 0.01, adam 0.001, ftrl 0.1).")
+    momentum: float | None = Field(None, ge=0, lt=1, description="Momentum (SGD).")
+    wd: float = Field(0.0, ge=0, description="Weight decay.")
+    clip_gradient: float | None = Field(None, gt=0, description="Clip each gradient element to ±this.")
+    rescale_grad: float | None = Field(None, gt=0, description="Gradient scale; default 1/batch_size.")
+    lr_scheduler: dict[str, dict[str, Any]] | None = Field(None, description="e.g. `{factor: {step: 1000, "
+                                                           "factor: 0.9}}` (factor, multifactor, poly, cosine).")
+
+    def optimizer_params(self, batch_size: int) -> dict:
+        """Keyword arguments of the optimizer (``rescale_grad`` defaults to 1/batch_size)."""
+        return factories.optimizer_params(self, batch_size)
+
+
+class TrainConfig(_Strict):
+    """The training loop."""
+
+    epochs: int = Field(10, gt=0, description="Number of epochs.")
+    metrics: list[str] | None = Field(None, description="Metrics reported per epoch; default from the loss "
+                                      "(mse, mae, log_loss or accuracy).")
+    seed: int = Field(0, description="Seeds initialization and shuffling.")
+    kvstore: Literal["local", "dist_sync", "dist_async"] = Field(
+        "local", description="Parameter store: `local` trains in this process; `dist_sync` / `dist_async` "
+        "train on Ray with parameter servers and `--workers N` workers (needs `sparsetrain[dist]`).")
+    engine: Literal["auto", "compiled", "graph"] = Field("auto", description="`compiled` fuses whole epochs "
+                                                        "of linear models; `graph` runs any graph; `auto` "
+                                                        "picks `compiled` when the model matches.")
+    target: dict[str, float] = Field(default_factory=dict, description="Final metric values to reach, e.g. "
+                                     "`{mse: 1.0}` (below it for error metrics, at least it for accuracy/auc); "
+                                     "`eval_<metric>` targets the eval set. A miss makes `fit` exit 1.")
+    strict_stypes: bool = Field(False, description="Make every storage fallback an error.")
+
+
+class Config(_Strict):
+    """A whole run: data, model, optimizer, training and output."""
+
+    data: DataConfig
+    model: ModelConfig
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: str | None = Field(None, description="Run directory; default `runs/<config name>/`.")
+
+    # set by load_config; not part of the schema
+    _source: str | None = None
+    _base_dir: str = "."
+    _num_features: int | None = None
+
+    # -- derived values ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return os.path.splitext(os.path.basename(self._source))[0] if self._source else "run"
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @property
+    def num_features(self) -> int:
+        return self._num_features
+
+    @property
+    def data_name(self) -> str:
+        return self.data.input
+
+    @property
+    def label_name(self) -> str:
+        return self.model.loss.label
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.train.metrics or DEFAULT_METRICS.get(graph.canonical_op(self.model.loss.op), ["mse"]))
+
+    @property
+    def param_names(self) -> list[str]:
+        return [n for n in self.model.variables if n not in (self.data_name, self.label_name)]
+
+    def resolve(self, path: str) -> str:
+        """A path from this config, made absolute against the config file's directory."""
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self._base_dir, path))
+
+    def train_files(self) -> list[str]:
+        if self.data.generate is not None:
+            return [self.resolve(self.data.generate.path)]
+        return expand_paths(self, self.data.train, "data.train")
+
+    def eval_files(self) -> list[str]:
+        return expand_paths(self, self.data.eval, "data.eval") if self.data.eval else []
+
+    def output_dir(self) -> str:
+        return self.resolve(self.output) if self.output else os.path.join("runs", self.name)
+
+    # -- graph (built in graph.py) -----------------------------------------------------------------
+    def build_symbol(self):
+        """The model as a ``Symbol``, built through the public ``sparsetrain.sym`` API."""
+        return graph.build_symbol(self)
+
+    def initializer(self):
+        """The initializer of parameters without their own ``init`` (``model.init``)."""
+        return graph.make_initializer(self.model.init, "model.init")
+
+    def plan(self, batch_size: int | None = None, for_training: bool = True):
+        """Shape + storage-type inference of the whole graph (forward and backward), without data."""
+        return graph.plan(self, batch_size=batch_size, for_training=for_training)
+
+    def describe(self, batch_size: int | None = None, backward: bool = False):
+        """What ``infer-stypes`` prints: ``(plan, rows, gradients)``.
+
+        ``rows`` are ``Plan.describe`` records plus ``hint`` (for fallback nodes: which input stype
+        to change to get a kernel); ``gradients`` lists each parameter's gradient stype and shape.
+        """
+        return graph.describe(self, batch_size=batch_size, backward=backward)
+
+    def to_yaml(self, output_dir: str | None = None) -> str:
+        """The resolved config (defaults filled in, paths absolute) as YAML."""
+        doc = self.model_dump(mode="json")
+        if doc["data"]["generate"] is not None:
+            doc["data"]["generate"]["path"] = self.resolve(doc["data"]["generate"]["path"])
+        if doc["data"]["train"] is not None:
+            doc["data"]["train"] = self.train_files()
+        if doc["data"]["eval"] is not None:
+            doc["data"]["eval"] = self.eval_files()
+        doc["data"]["num_features"] = self._num_features
+        doc["train"]["metrics"] = self.metrics
+        doc["output"] = os.path.abspath(output_dir or self.output_dir())
+        return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+def expand_paths(cfg: Config, paths, key: str) -> list[str]:
+    """Config paths made absolute, globs expanded; a missing file is a ``ConfigError`` naming ``key[k]``."""
+    out = []
+    for k, p in enumerate(paths):
+        full = cfg.resolve(p)
+        if _glob.has_magic(full):
+            matches = sorted(_glob.glob(full))
+            if not matches:
+                raise ConfigError(f"{key}[{k}]: no file matches {p!r} (resolved to {full})")
+            out.extend(matches)
+        else:
+            if not os.path.exists(full):
+                raise ConfigError(f"{key}[{k}]: file not found: {p!r} (resolved against the config's directory "
+                                  f"to {full})")
+            out.append(full)
+    return out
+

@@ -1,0 +1,168 @@
+"""Checks that need more than the schema: the graph (operators, inputs, cycles, reachability), metrics
+and targets, the optimizer, and the number of features. Each failure is a ``ConfigError`` naming the key."""
+from __future__ import annotations
+
+from ..base import ConfigError, ShapeError, SparseTrainError, did_you_mean
+from . import factories
+from .errors import message
+from .graph import build_symbol, canonical_op, locate_shape_error, op_order
+
+# Parameter names the initializer knows without a per-variable ``init`` (MXNet's naming rule).
+_NAME_RULE_SUFFIXES = ("weight", "bias", "gamma", "beta", "moving_mean", "moving_var", "moving_inv_var",
+                       "moving_avg")
+
+
+def _public_ops() -> list[str]:
+    from ..ops import all_ops
+
+    return [n for n, op in all_ops().items() if not op.hidden]
+
+
+def _check_op(name: str, path: str, want_loss: bool):
+    from ..ops import all_ops
+
+    ops = all_ops()
+    op = ops.get(canonical_op(name))
+    if op is None or op.hidden:
+        choices = _public_ops()
+        hint = did_you_mean(canonical_op(name), choices)
+        raise ConfigError(f"{path}: unknown operator {name!r}{hint}")
+    if want_loss and not op.is_loss:
+        losses = [n for n, o in ops.items() if o.is_loss]
+        raise ConfigError(f"{path}: {name!r} is not a loss operator; use one of {', '.join(losses)}")
+    if not want_loss and op.is_loss:
+        raise ConfigError(f"{path}: {name!r} is a loss operator; declare it under model.loss")
+    return op
+
+
+def _check_params(op, params: dict, path: str):
+    for key in params:
+        if key not in op.params:
+            hint = did_you_mean(key, op.params)
+            allowed = ", ".join(op.params) or "none"
+            raise ConfigError(f"{path}.{key}: unknown parameter of {op.name}{hint}; allowed: {allowed}")
+
+
+def validate_graph(cfg) -> None:
+    """Names, operators, inputs, parameters, cycles, unused variables and ops that do not feed the loss."""
+    m = cfg.model
+    if not m.variables:
+        raise ConfigError("model.variables: declare at least the data input, the label and one parameter")
+    defined: dict[str, str] = {}
+    for name in m.variables:
+        defined[name] = f"model.variables.{name}"
+    for i, spec in enumerate(m.ops):
+        where = f"model.ops[{i}]"
+        if spec.name in defined:
+            raise ConfigError(f"{where}.name: {spec.name!r} is already defined at {defined[spec.name]}")
+        defined[spec.name] = where
+    if m.loss.name in defined:
+        raise ConfigError(f"model.loss.name: {m.loss.name!r} is already defined at {defined[m.loss.name]}")
+    for i, spec in enumerate(m.ops):
+        where = f"model.ops[{i}]"
+        op = _check_op(spec.op, f"{where}.op", want_loss=False)
+        if op.variadic:
+            if not spec.inputs:
+                raise ConfigError(f"{where}.inputs: {op.name} needs at least one input")
+        elif len(spec.inputs) != len(op.input_names):
+            raise ConfigError(f"{where}.inputs: {op.name} takes {len(op.input_names)} input(s) "
+                              f"({', '.join(op.input_names)}), got {len(spec.inputs)}")
+        for k, x in enumerate(spec.inputs):
+            if x not in defined:
+                raise ConfigError(f"{where}.inputs[{k}]: unknown symbol {x!r}{did_you_mean(x, defined)}")
+            if x == spec.name:
+                raise ConfigError(f"{where}.inputs[{k}]: op {spec.name!r} uses its own output")
+        _check_params(op, spec.params, f"{where}.params")
+    loss_op = _check_op(m.loss.op, "model.loss.op", want_loss=True)
+    _check_params(loss_op, m.loss.params, "model.loss.params")
+    if m.loss.data not in defined:
+        raise ConfigError(f"model.loss.data: unknown symbol {m.loss.data!r}{did_you_mean(m.loss.data, defined)}")
+    if m.loss.label not in m.variables:
+        raise ConfigError(f"model.loss.label: {m.loss.label!r} is not a variable"
+                          f"{did_you_mean(m.loss.label, m.variables)}; declare it under model.variables")
+    if cfg.data.input not in m.variables:
+        raise ConfigError(f"data.input: {cfg.data.input!r} is not a model variable"
+                          f"{did_you_mean(cfg.data.input, m.variables)}")
+    op_order(cfg)  # raises on cycles
+    used = {x for spec in m.ops for x in spec.inputs} | {m.loss.data, m.loss.label}
+    for name in m.variables:
+        if name not in used:
+            raise ConfigError(f"model.variables.{name}: declared but not used by any op or the loss")
+    for name, v in m.variables.items():
+        if name in (cfg.data.input, m.loss.label):
+            continue
+        if v.init is None and not name.endswith(_NAME_RULE_SUFFIXES):
+            raise ConfigError(f"model.variables.{name}: give it an init, or a name ending in 'weight' (gets "
+                              f"model.init) or 'bias' (starts at zero)")
+    reachable = _reachable(cfg)
+    for i, spec in enumerate(m.ops):
+        if spec.name not in reachable:
+            raise ConfigError(f"model.ops[{i}]: {spec.name!r} does not feed the loss (model.loss.data is "
+                              f"{m.loss.data!r})")
+
+
+def _reachable(cfg) -> set:
+    by_name = {spec.name: spec for spec in cfg.model.ops}
+    seen, stack = set(), [cfg.model.loss.data]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in by_name:
+            stack.extend(by_name[n].inputs)
+    return seen
+
+
+def validate_training(cfg) -> None:
+    """Metrics, targets, cache/shuffle, the optimizer and the initializer (built once to check them)."""
+    from .. import metric as metric_mod
+
+    for k, name in enumerate(cfg.metrics):
+        try:
+            metric_mod.create(name)
+        except (ValueError, KeyError, TypeError, SparseTrainError) as e:
+            raise ConfigError(f"train.metrics[{k}]: {message(e)}") from None
+    known = cfg.metrics + [f"eval_{m}" for m in cfg.metrics]
+    for key in cfg.train.target:
+        if key not in known:
+            raise ConfigError(f"train.target.{key}: not a reported metric{did_you_mean(key, known)}; "
+                              f"reported: {', '.join(known)}")
+        if key.startswith("eval_") and not cfg.data.eval:
+            raise ConfigError(f"train.target.{key}: needs data.eval")
+    if cfg.data.cache == "stream" and cfg.data.shuffle:
+        raise ConfigError("data.shuffle: shuffling needs the data in memory; set data.cache to memory or auto")
+    try:
+        factories.make_optimizer(cfg)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError, SparseTrainError) as e:
+        raise ConfigError(f"optimizer: {message(e)}") from None
+    cfg.initializer()
+
+
+def resolve_num_features(cfg) -> int:
+    """``data.num_features``, else ``data.generate.features``, else what the declared shapes imply."""
+    if cfg.data.num_features is not None:
+        if cfg.data.generate is not None and cfg.data.generate.features != cfg.data.num_features:
+            raise ConfigError(f"data.num_features: {cfg.data.num_features} but data.generate.features is "
+                              f"{cfg.data.generate.features}")
+        return cfg.data.num_features
+    if cfg.data.generate is not None:
+        return cfg.data.generate.features
+    from ..symbol import build_plan
+
+    symbol = build_symbol(cfg)
+    b = cfg.data.batch_size
+    try:
+        plan = build_plan(symbol, {cfg.data_name: (b, 0), cfg.label_name: (b,)}, {}, {}, require_shapes=False)
+    except (ShapeError, SparseTrainError) as e:
+        raise ConfigError(locate_shape_error(cfg, message(e))) from None
+    for node in plan.args:
+        if node.name == cfg.data_name:
+            shape = plan.shapes.get((node.uid, 0))
+            if shape and len(shape) == 2 and shape[1]:
+                return int(shape[1])
+    raise ConfigError("data.num_features: required (the model's declared shapes do not determine it)")
+
+
