@@ -74,6 +74,8 @@ BAD = [
     (["data.cache=stream", "data.shuffle=true"], "data.shuffle: shuffling needs the data in memory"),
     (["model.variables.weight.init={normal: {sigmaa: 1}}"], "model.variables.weight.init:"),
     (["foo=1"], "foo: unknown key"),
+    (["model.variables.weight.stypo=csr"], "model.variables.weight.stypo: unknown key (did you mean 'stype'?); "
+                                           "allowed: stype, shape, init, dtype"),
 ]
 
 
