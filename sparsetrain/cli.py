@@ -18,6 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
+from .cli_schema import cli_text, options_from_schema
+from .io.synthetic_options import SyntheticOptions, check_options
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -383,12 +385,14 @@ def _describe_generated(result) -> str:
     return text
 
 
-def _gen_data(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, seed, zero_based,
-              out, quiet):
+def _gen_data(options, out, quiet):
     from .io import synthetic
 
-    if (density is None) == (nnz_per_row is None):
-        raise click.UsageError("give exactly one of --density and --nnz-per-row")
+    try:
+        options = check_options(**options).generator_kwargs()
+    except ConfigError as e:
+        raise click.UsageError(cli_text(str(e), SyntheticOptions)) from None
+    rows = options["rows"]
     err = _stderr_console(quiet)
     progress = None
     task_id = None
@@ -399,9 +403,7 @@ def _gen_data(rows, features, density, nnz_per_row, task, classes, target, noise
         task_id = progress.add_task("rows", total=rows)
     try:
         result = synthetic.generate_libsvm(
-            out, rows, features, density=density, nnz_per_row=nnz_per_row, task=task, classes=classes,
-            target=target, noise=noise, columns=columns, zipf_a=zipf_a, seed=seed, zero_based=zero_based,
-            progress=(lambda done, *_: progress.update(task_id, completed=done)) if progress else None)
+            out, **options, progress=(lambda done, *_: progress.update(task_id, completed=done)) if progress else None)
     finally:
         if progress is not None:
             progress.stop()
@@ -511,33 +513,13 @@ def infer_stypes(config, overrides, fmt, backward, batch_size):
 
 
 @main.command("gen-data")
-@click.option("--rows", type=click.IntRange(min=1), required=True, help="Number of rows.")
-@click.option("--features", type=click.IntRange(min=1), required=True, help="Number of features (columns).")
-@click.option("--density", type=click.FloatRange(min=0, max=1, min_open=True), help="Fraction of non-zeros per "
-              "row (or give --nnz-per-row).")
-@click.option("--nnz-per-row", type=click.IntRange(min=1), help="Non-zeros per row, instead of --density.")
-@click.option("--task", type=click.Choice(["regression", "binary", "multiclass"]), default="regression",
-              show_default=True, help="Label type.")
-@click.option("--classes", type=click.IntRange(min=2), default=2, show_default=True,
-              help="Number of classes for --task multiclass.")
-@click.option("--target", type=click.Choice(["arange", "random"]), default="arange", show_default=True,
-              help="True weights: arange is the seed's y = X·[1..D]; random draws them.")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Standard deviation of Gaussian label noise.")
-@click.option("--columns", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True,
-              help="How non-zeros spread over the columns.")
-@click.option("--zipf-a", type=click.FloatRange(min=1, min_open=True), default=1.2, show_default=True,
-              help="Zipf exponent for --columns zipf.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--zero-based/--one-based", default=True, show_default=True, help="Index base of the features.")
+@options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="LibSVM file to write; the true "
               "weights are written beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def gen_data(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, seed, zero_based,
-             out, quiet):
+def gen_data(out, quiet, **options):
     """Write synthetic LibSVM data (the seed's y = X·[1..D]) in chunks, with its true weights."""
-    sys.exit(_run(_gen_data, rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a,
-                  seed, zero_based, out, quiet))
+    sys.exit(_run(_gen_data, options, out, quiet))
 
 
 @main.command()

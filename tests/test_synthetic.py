@@ -170,10 +170,10 @@ def test_memory_does_not_grow_with_rows(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({}, "exactly one of density and nnz_per_row"),
+        ({}, "exactly one of `density` and `nnz_per_row`"),
         ({"density": 0.1, "nnz_per_row": 3}, "exactly one"),
         ({"density": 1.5}, "density"),
-        ({"nnz_per_row": 11}, "exceeds features"),
+        ({"nnz_per_row": 11}, "exceeds `features`"),
         ({"nnz_per_row": 2, "task": "ranking"}, "task"),
         ({"nnz_per_row": 2, "task": "multiclass", "classes": 1}, "classes"),
         ({"nnz_per_row": 2, "target": "ones"}, "target"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 
 from ..base import ConfigError, did_you_mean
-from .errors import message
+from ..validation import message
 
 LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorScheduler", "poly": "PolyScheduler",
                  "cosine": "CosineScheduler"}

@@ -9,7 +9,7 @@ import itertools
 import re
 
 from ..base import ConfigError, ShapeError, SparseTrainError
-from .errors import message
+from ..validation import message
 
 
 def canonical_op(name: str) -> str:

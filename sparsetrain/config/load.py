@@ -7,7 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..base import ConfigError
-from .errors import format_validation_error, join_path
+from ..validation import format_validation_error, join_path
 from .schema import Config
 from .validate import resolve_num_features, validate_graph, validate_training
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..base import ConfigError
+from ..io.synthetic_options import SyntheticOptions
 from . import factories, graph
 
 # Metrics where a smaller value is better; ``train.target`` means "final value below the target" for
@@ -52,33 +53,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class GenerateConfig(_Strict):
+class GenerateConfig(SyntheticOptions):
     """Synthetic data written by ``sparsetrain gen-data`` before training (regenerated when options change)."""
 
     path: str = Field(description="LibSVM file to write (the true weights go beside it).")
-    rows: int = Field(gt=0, description="Number of rows.")
-    features: int = Field(gt=0, description="Number of features (columns).")
-    density: float | None = Field(None, gt=0, le=1, description="Fraction of non-zeros per row "
-                                  "(give this or `nnz_per_row`).")
-    nnz_per_row: int | None = Field(None, gt=0, description="Non-zeros per row (instead of `density`).")
-    task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type.")
-    classes: int = Field(2, ge=2, description="Number of classes for `multiclass`.")
-    target: Literal["arange", "random"] = Field("arange", description="True weights: `arange` is the seed's "
-                                                "[1..D]; `random` draws them.")
-    noise: float = Field(0.0, ge=0, description="Standard deviation of Gaussian label noise.")
-    columns: Literal["uniform", "zipf"] = Field("uniform", description="Column distribution of the non-zeros.")
-    zipf_a: float = Field(1.2, gt=1, description="Zipf exponent for `columns: zipf`.")
-    seed: int = Field(0, description="Random seed of the generator.")
-    zero_based: bool = Field(True, description="Write zero-based feature indices.")
-
-    @model_validator(mode="after")
-    def _one_sparsity(self):
-        if (self.density is None) == (self.nnz_per_row is None):
-            raise ValueError("give exactly one of density and nnz_per_row")
-        return self
-
-    def generator_kwargs(self) -> dict:
-        return self.model_dump(exclude={"path"})
 
 
 class DataConfig(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..base import ConfigError, ShapeError, SparseTrainError, did_you_mean
 from . import factories
-from .errors import message
+from ..validation import message
 from .graph import build_symbol, canonical_op, locate_shape_error, op_order
 
 # Parameter names the initializer knows without a per-variable ``init`` (MXNet's naming rule).

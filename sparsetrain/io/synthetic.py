@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _libsvm_kernels as K
+from .synthetic_options import check_options
 
 __all__ = ["BLOCK_ROWS", "SyntheticResult", "generate_libsvm", "weights_path_for"]
 
@@ -49,7 +50,6 @@ BLOCK_ROWS = 8192
 #: Values are ``k / 10**VALUE_DECIMALS`` with ``k`` uniform in ``[1, 10**VALUE_DECIMALS]``.
 VALUE_DECIMALS = 6
 _PILOT_ROWS = 20_000
-_TASKS = ("regression", "binary", "multiclass")
 
 
 @dataclass
@@ -71,36 +71,11 @@ def weights_path_for(path) -> str:
     return os.fspath(path) + ".weights.npy"
 
 
-def _check(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, chunk_rows, dtype):
-    def positive_int(name, v):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-    positive_int("rows", rows)
-    positive_int("features", features)
-    positive_int("chunk_rows", chunk_rows)
-    if (density is None) == (nnz_per_row is None):
-        raise ValueError("give exactly one of density and nnz_per_row")
-    if density is not None and not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1], got {density!r}")
-    if nnz_per_row is not None:
-        positive_int("nnz_per_row", nnz_per_row)
-        if nnz_per_row > features:
-            raise ValueError(f"nnz_per_row={nnz_per_row} exceeds features={features}")
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of {', '.join(_TASKS)}, got {task!r}")
-    if task == "multiclass":
-        positive_int("classes", classes)
-        if classes < 2:
-            raise ValueError(f"classes must be at least 2, got {classes}")
-    if target not in ("arange", "random"):
-        raise ValueError(f"target must be 'arange' or 'random', got {target!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    if columns not in ("uniform", "zipf"):
-        raise ValueError(f"columns must be 'uniform' or 'zipf', got {columns!r}")
-    if columns == "zipf" and not zipf_a > 1:
-        raise ValueError(f"zipf_a must be > 1, got {zipf_a!r}")
+def _check(chunk_rows, dtype, **options):
+    """The options checked against their one schema (:mod:`.synthetic_options`), then this function's own."""
+    check_options(**options)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
@@ -234,7 +209,9 @@ def generate_libsvm(
     ``progress(rows_done)`` is called as rows are written. A path ending in ``.gz`` or
     ``.bz2`` is compressed. Both files are written to temporary names and renamed into place.
     """
-    dt = _check(rows, features, density, nnz_per_row, task, classes, target, noise, columns, zipf_a, chunk_rows, dtype)
+    dt = _check(chunk_rows, dtype, rows=rows, features=features, density=density, nnz_per_row=nnz_per_row, task=task,
+                classes=classes, target=target, noise=noise, columns=columns, zipf_a=zipf_a, seed=seed,
+                zero_based=zero_based)
     path = os.fspath(path)
     sampler = _RowSampler(features, density, nnz_per_row, columns, zipf_a)
     weights = _true_weights(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), task, target,

@@ -1,12 +1,17 @@
-"""Error text: pydantic validation errors as one line that starts with the config key path."""
+"""Validation at the boundary, shared by every layer (config, gen-data options, ...).
+
+Pydantic errors as one line that starts with the key path, and the machine's memory for the size
+checks that turn an absurd size into an error naming the key instead of a ``MemoryError``.
+"""
 from __future__ import annotations
 
+import os
 import re
 import typing
 
 from pydantic import BaseModel, ValidationError
 
-from ..base import did_you_mean
+from .base import did_you_mean
 
 # pydantic inserts the member type of a union into an error's location; these are not config keys
 _UNION_TAGS = {"str", "int", "float", "bool", "list[str]", "dict[str,any]", "none", "literal['auto']",
@@ -30,14 +35,16 @@ def message(e: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(e).__name__
 
 
-def format_validation_error(e: ValidationError, root: type[BaseModel]) -> str:
-    """One line for a pydantic error of ``root.model_validate``: the key path, what is wrong, the value."""
+def format_validation_error(e: ValidationError, root: type[BaseModel], prefix=()) -> str:
+    """One line for a pydantic error of ``root.model_validate``: the key path, what is wrong, the value.
+
+    ``prefix`` is the key path of ``root`` itself (e.g. ``["data", "generate"]``)."""
     errors = e.errors(include_url=False)
     # prefer the most specific error (the longest location) of the first field that failed
     first = errors[0]
     loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.lower().replace(" ", "") in _UNION_TAGS
                                                                       or p.startswith("function-")))]
-    path = join_path(loc) or "config"
+    path = join_path([*prefix, *loc])
     kind = first["type"]
     if kind == "extra_forbidden":
         allowed = allowed_keys(root, loc[:-1])
@@ -53,7 +60,7 @@ def format_validation_error(e: ValidationError, root: type[BaseModel]) -> str:
             msg += f" (got {_short(first['input'])})"
     more = len({tuple(x["loc"]) for x in errors}) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
-    return f"{path}: {msg}{suffix}"
+    return f"{path}: {msg}{suffix}" if path else f"{msg}{suffix}"
 
 
 def _short(value, limit: int = 80) -> str:
@@ -86,3 +93,27 @@ def _model_in(ann):
         if found is not None:
             return found
     return None
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, or ``None`` where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def human_bytes(n: float) -> str:
+    """``7.3 TiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def check_fits_memory(nbytes: float, what: str) -> None:
+    """Raise ``ValueError`` when ``nbytes`` (for ``what``) exceed this machine's RAM."""
+    ram = physical_memory()
+    if ram is not None and nbytes > ram:
+        raise ValueError(f"{what} need {human_bytes(nbytes)}, more than this machine's memory ({human_bytes(ram)})")

@@ -1,0 +1,99 @@
+"""gen-data's options: one schema (io/synthetic_options.py) behind the CLI, ``data.generate`` and the library."""
+from __future__ import annotations
+
+import inspect
+import pathlib
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from sparsetrain.base import ConfigError
+from sparsetrain.cli import main
+from sparsetrain.cli_schema import option_name
+from sparsetrain.config import GenerateConfig, load_config
+from sparsetrain.io.synthetic import generate_libsvm
+from sparsetrain.io.synthetic_options import SyntheticOptions, check_options
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = ROOT / "configs" / "linreg.yaml"
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, ["gen-data", *map(str, args)], catch_exceptions=False)
+
+
+def _error_line(res) -> str:
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    return lines[0]
+
+
+def test_cli_options_are_the_schema_fields_with_its_defaults_and_help():
+    params = {p.name: p for p in main.commands["gen-data"].params}
+    for name, field in SyntheticOptions.model_fields.items():
+        p = params[name]
+        assert option_name(name) in p.opts
+        assert p.required == field.is_required()
+        if not field.is_required():
+            assert p.default == field.default
+        assert p.help  # every option explains itself
+    assert isinstance(params["task"].type, click.Choice) and list(params["task"].type.choices) == [
+        "regression", "binary", "multiclass"]
+    assert params["classes"].type.min == 2 and params["density"].type.max == 1
+    assert params["zero_based"].secondary_opts == ["--one-based"]
+
+
+def test_library_signature_defaults_are_the_schema_defaults():
+    sig = inspect.signature(generate_libsvm).parameters
+    for name, field in SyntheticOptions.model_fields.items():
+        if not field.is_required():
+            assert sig[name].default == field.default, name
+
+
+def test_config_generate_section_is_the_same_schema():
+    assert issubclass(GenerateConfig, SyntheticOptions)
+    assert set(GenerateConfig.model_fields) == set(SyntheticOptions.model_fields) | {"path"}
+
+
+def test_nnz_per_row_above_features_is_a_usage_error():
+    res = _cli("--rows", 10, "--nnz-per-row", 20, "--features", 10, "--out", "unused.libsvm")
+    assert res.exit_code == 2
+    assert "--nnz-per-row (20) exceeds --features (10)" in _error_line(res)
+
+
+def test_absurd_feature_count_names_the_option_not_memory_error(tmp_path):
+    res = _cli("--rows", 10, "--features", 10**12, "--density", 0.1, "--out", tmp_path / "x.libsvm")
+    assert res.exit_code == 2
+    line = _error_line(res)
+    assert "--features (1000000000000)" in line and "memory" in line
+    assert not (tmp_path / "x.libsvm").exists()
+    with pytest.raises(ConfigError, match=r"`features` \(1000000000000\)"):
+        generate_libsvm(str(tmp_path / "y.libsvm"), 10, 10**12, density=0.1)
+
+
+def test_one_of_density_and_nnz_per_row_names_the_options():
+    res = _cli("--rows", 10, "--features", 5, "--out", "unused.libsvm")
+    assert res.exit_code == 2
+    assert "give exactly one of --density and --nnz-per-row" in _error_line(res)
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("data.generate.nnz_per_row=20", "data.generate: `nnz_per_row` (20) exceeds `features` (10)"),
+    ("data.generate.rows=true", "data.generate.rows: must be an integer, not a boolean"),
+    ("data.generate.seed=-1", "data.generate.seed:"),
+])
+def test_config_generate_section_reports_the_same_checks(override, expected):
+    base = ["data.train=null", "data.num_features=null", "data.generate={path: g.libsvm, rows: 5, features: 10, "
+            "nnz_per_row: 2}", "model.variables.weight.shape=[10, 1]"]
+    load_config(str(LINREG), base)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(LINREG), base + [override])
+    assert expected in str(info.value)
+
+
+def test_check_options_rejects_booleans_and_negative_seeds():
+    with pytest.raises(ConfigError, match="rows: must be an integer"):
+        check_options(rows=True, features=3, density=0.5)
+    with pytest.raises(ConfigError, match="seed"):
+        check_options(rows=3, features=3, density=0.5, seed=-1)
