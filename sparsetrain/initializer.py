@@ -37,7 +37,7 @@ from .base import StorageTypeError
 
 __all__ = [
     "InitDesc", "Initializer", "Normal", "Uniform", "Xavier", "Zero", "One", "Constant", "Mixed",
-    "register", "create", "load_spec",
+    "register", "create", "load_spec", "DEFAULT",
 ]
 
 _REGISTRY: dict[str, type] = {}
@@ -364,6 +364,11 @@ def _build(name: str, kwargs: dict) -> Initializer:
         return klass(**kwargs)
     except TypeError as e:
         raise ValueError(f"bad arguments {kwargs!r} for initializer {name!r}: {e}") from None
+
+
+#: What ``Module.init_params()`` and the config's ``model.init`` use when no initializer is given
+#: (MXNet Module's default).
+DEFAULT = {"uniform": {"scale": 0.01}}
 
 
 def create(spec, **kwargs) -> Initializer:

@@ -224,7 +224,7 @@ class Module:
         if self.params_initialized and not force_init:
             log.warning("Parameters already initialized; ignoring init_params() (force_init=True re-initializes)")
             return
-        initializer = init_mod.Uniform(0.01) if initializer is None else initializer
+        initializer = init_mod.create(init_mod.DEFAULT) if initializer is None else initializer
         if isinstance(initializer, (str, dict)):
             initializer = init_mod.create(initializer)
         arg_params = arg_params if arg_params is not None else self._arg_params
@@ -286,12 +286,12 @@ class Module:
                 raise ValueError(f"kvstore must be 'local', 'dist_sync', 'dist_async' or a KVStore, got {kvstore!r}")
             kv = kvstore
         batch_size = self._data_shapes[0].shape[0] if self._data_shapes else 1
-        if kv is not None and "dist" in kv.type and "_sync" in kv.type:
-            batch_size *= kv.num_workers  # as MXNet: gradients of all workers are summed per step
+        # as MXNet: a synchronous store sums the gradients of all workers per step
+        sync_workers = kv.num_workers if kv is not None and "dist" in kv.type and "_sync" in kv.type else 1
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
             params = dict(optimizer_params or {})
-            params.setdefault("rescale_grad", 1.0 / batch_size)
+            params.setdefault("rescale_grad", opt_mod.default_rescale_grad(batch_size, sync_workers))
             # As MXNet: with a name, the optimizer learns the parameter names, and names ending in
             # neither ``_weight`` nor ``_gamma`` get wd_mult = 0; an optimizer object keeps its own.
             optimizer = opt_mod.create(optimizer, param_idx2name=idx2name, **params)

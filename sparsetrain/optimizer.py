@@ -40,7 +40,14 @@ from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "Adam", "FTRL", "Ftrl", "Updater", "get_updater", "create", "register",
+    "default_rescale_grad",
 ]
+
+
+def default_rescale_grad(batch_size: int, sync_workers: int = 1) -> float:
+    """MXNet's default gradient scale: one over the examples summed into one update (a batch on
+    each of ``sync_workers`` workers whose gradients a synchronous store adds up)."""
+    return 1.0 / (batch_size * sync_workers)
 
 
 # -- storage helpers -------------------------------------------------------------------------

@@ -176,3 +176,40 @@ def test_override_paths_are_relative_to_the_working_directory(tmp_path, monkeypa
     cfg = load_config(str(LINREG), ["data.train=mine.libsvm", "output=out"])
     assert cfg.train_files() == [str(tmp_path / "mine.libsvm")]
     assert cfg.output_dir() == str(tmp_path / "out")
+
+
+ADAM_FACTOR = "optimizer={name: adam, lr_scheduler: {factor: {step: 10, factor: 0.5}}}"
+
+
+@pytest.mark.parametrize("extra,rate", [([], 0.001), (["optimizer.learning_rate=0.005"], 0.005),
+                                        (["optimizer.lr_scheduler.factor.base_lr=0.02"], 0.02)])
+def test_scheduler_starts_from_the_optimizers_own_rate_without_warning(extra, rate):
+    import warnings
+
+    from sparsetrain.config import make_optimizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt = make_optimizer(load_config(str(LINREG), [ADAM_FACTOR, *extra]))
+    assert opt.lr == rate and opt.lr_scheduler.base_lr == rate
+
+
+def test_fit_with_adam_and_a_scheduler_does_not_warn_about_an_overwritten_rate(tmp_path):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    res = CliRunner().invoke(main, ["fit", str(LINREG), "--set", ADAM_FACTOR, "--set", "train.target={}",
+                                    "--epochs", "1", "-q", "--output", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.stderr
+    assert "overwritten" not in res.stderr
+
+
+def test_rescale_grad_defaults_to_one_over_the_examples_per_update():
+    from sparsetrain.config import make_optimizer
+
+    cfg = load_config(str(LINREG), ["data.batch_size=8"])
+    assert make_optimizer(cfg).rescale_grad == 1 / 8
+    assert make_optimizer(cfg, sync_workers=4).rescale_grad == 1 / 32
+    cfg = load_config(str(LINREG), ["data.batch_size=8", "optimizer.rescale_grad=0.5"])
+    assert make_optimizer(cfg, sync_workers=4).rescale_grad == 0.5

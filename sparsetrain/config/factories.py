@@ -10,35 +10,56 @@ LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorSchedul
                  "cosine": "CosineScheduler"}
 
 
-def optimizer_params(opt, batch_size: int) -> dict:
-    """Keyword arguments of the optimizer section ``opt`` (``rescale_grad`` defaults to 1/batch_size)."""
+def optimizer_class(name: str):
+    """The registered optimizer class ``name`` (case-insensitive); ``ConfigError`` naming ``optimizer.name``."""
+    from .. import optimizer as opt_mod
+
+    registry = opt_mod.Optimizer.opt_registry
+    cls = registry.get(name.lower())
+    if cls is None:
+        raise ConfigError(f"optimizer.name: unknown optimizer {name!r}{did_you_mean(name.lower(), registry)}; "
+                          f"allowed: {', '.join(registry)}")
+    return cls
+
+
+def optimizer_params(opt, batch_size: int, sync_workers: int = 1) -> dict:
+    """Keyword arguments of the optimizer section ``opt``.
+
+    ``rescale_grad`` defaults to :func:`~sparsetrain.optimizer.default_rescale_grad`. With an
+    ``lr_scheduler``, the optimizer and its scheduler start from one rate: ``learning_rate`` if
+    given, else the scheduler's ``base_lr`` if given, else the optimizer's own default.
+    """
+    from ..optimizer import default_rescale_grad
+
     params = {k: v for k, v in opt.model_dump(exclude={"name", "lr_scheduler"}).items() if v is not None}
-    params.setdefault("rescale_grad", 1.0 / batch_size)
+    params.setdefault("rescale_grad", default_rescale_grad(batch_size, sync_workers))
     if opt.lr_scheduler:
-        params["lr_scheduler"] = make_lr_scheduler(opt.lr_scheduler, opt.learning_rate or 0.01)
+        given = next(iter(opt.lr_scheduler.values()), None) or {}
+        base_lr = given.get("base_lr") if isinstance(given, dict) else None
+        lr = opt.learning_rate if opt.learning_rate is not None else base_lr
+        if lr is None:
+            lr = optimizer_class(opt.name)().lr
+        params["lr_scheduler"] = make_lr_scheduler(opt.lr_scheduler, lr)
+        params["learning_rate"] = lr
     return params
 
 
-def make_optimizer(cfg):
-    """The optimizer object the config describes (``rescale_grad`` defaults to 1/batch_size)."""
+def make_optimizer(cfg, sync_workers: int = 1):
+    """The optimizer object the config describes, for ``sync_workers`` workers summing their gradients."""
     from .. import optimizer as opt_mod
 
-    registry = getattr(getattr(opt_mod, "Optimizer", None), "opt_registry", {})
-    cls = registry.get(cfg.optimizer.name.lower())
-    if cls is None and registry:
-        raise ConfigError(f"optimizer.name: unknown optimizer {cfg.optimizer.name!r}"
-                          f"{did_you_mean(cfg.optimizer.name.lower(), registry)}; allowed: {', '.join(registry)}")
-    if cls is not None:
-        accepted = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is not None:
-                accepted |= {p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")}
-        for key in cfg.optimizer.optimizer_params(cfg.data.batch_size):
-            if key not in accepted:
-                raise ConfigError(f"optimizer.{key}: not a parameter of {cfg.optimizer.name}"
-                                  f"{did_you_mean(key, accepted)}")
-    return opt_mod.create(cfg.optimizer.name, **cfg.optimizer.optimizer_params(cfg.data.batch_size))
+    cls = optimizer_class(cfg.optimizer.name)
+    accepted = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            accepted |= {p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")}
+    params = cfg.optimizer.optimizer_params(cfg.data.batch_size, sync_workers)
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(f"optimizer.{key}: not a parameter of {cfg.optimizer.name}"
+                              f"{did_you_mean(key, accepted)}")
+    return opt_mod.create(cfg.optimizer.name, **params)
 
 
 def make_lr_scheduler(spec: dict, base_lr: float):

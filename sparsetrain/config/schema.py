@@ -5,6 +5,7 @@ all read these models; nothing else writes a default or a range down again.
 """
 from __future__ import annotations
 
+import copy
 import glob as _glob
 import os
 from typing import Annotated, Any, Literal
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .. import initializer
 from ..base import ConfigError
 from ..io.synthetic_options import SyntheticOptions
 from . import factories, graph
@@ -130,7 +132,7 @@ class ModelConfig(_Strict):
     variables: dict[str, VariableConfig] = Field(description="Variables by name.")
     ops: list[OpConfig] = Field(description="Operator nodes (any order; cycles are rejected).")
     loss: LossConfig = Field(description="The loss / output layer.")
-    init: str | dict[str, Any] = Field(default_factory=lambda: {"uniform": {"scale": 0.01}},
+    init: str | dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(initializer.DEFAULT),
                                        description="Initializer of parameters without their own `init` "
                                        "(MXNet Module's default); names ending in `bias` start at zero.")
 
@@ -150,9 +152,9 @@ class OptimizerConfig(BaseModel):
     lr_scheduler: dict[str, dict[str, Any]] | None = Field(None, description="e.g. `{factor: {step: 1000, "
                                                            "factor: 0.9}}` (factor, multifactor, poly, cosine).")
 
-    def optimizer_params(self, batch_size: int) -> dict:
-        """Keyword arguments of the optimizer (``rescale_grad`` defaults to 1/batch_size)."""
-        return factories.optimizer_params(self, batch_size)
+    def optimizer_params(self, batch_size: int, sync_workers: int = 1) -> dict:
+        """Keyword arguments of the optimizer (see :func:`~sparsetrain.config.factories.optimizer_params`)."""
+        return factories.optimizer_params(self, batch_size, sync_workers)
 
 
 class TrainConfig(_Strict):

@@ -117,9 +117,7 @@ class _Cluster:
         self.servers = start_servers(servers, workers, mode, cpus=0)
         try:  # a failure while starting leaves no actor behind
             self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
-            opt = make_optimizer(cfg)
-            if mode == "dist_sync" and cfg.optimizer.rescale_grad is None:
-                opt.rescale_grad = 1.0 / (cfg.data.batch_size * workers)  # gradients are summed over workers
+            opt = make_optimizer(cfg, sync_workers=workers if mode == "dist_sync" else 1)
             try:
                 self.kv.init(list(range(len(names))), [arg[n] for n in names])
                 self.kv.set_optimizer(opt)
