@@ -192,19 +192,17 @@ def _final_table(result, targets: dict) -> Table:
     table.add_column("final", justify="right")
     table.add_column("best", justify="right")
     table.add_column("target", justify="right")
-    from .config import LOWER_IS_BETTER
+    from . import metric
 
     final = result.final
     for key, value in final.items():
         if key in _RECORD_INFO:
             continue
-        base = key[len("eval_"):] if key.startswith("eval_") else key
-        values = [r[key] for r in result.history if key in r]
-        best = min(values) if base.lower() in LOWER_IS_BETTER else max(values)
+        best = metric.best(key, [r[key] for r in result.history if key in r])
         target = ""
         if key in targets:
             missed = any(m.startswith(f"target {key} ") for m in result.missed_targets)
-            relation = "<" if base.lower() in LOWER_IS_BETTER else ">="
+            relation = metric.target_relation(key)
             target = f"{relation} {targets[key]:g} " + ("[red]missed[/red]" if missed else "[green]met[/green]")
         table.add_row(key, _fmt(value), _fmt(best), target)
     seconds = sum(r["seconds"] for r in result.history)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import ConfigError, NonFiniteError, SparseTrainError
-from .config import LOWER_IS_BETTER, Config, config_from_dict, make_optimizer
+from .config import Config, config_from_dict, make_optimizer
 from .fileio import write_atomic
 
 CHECKPOINT_PREFIX = os.path.join("checkpoints", "model")
@@ -201,13 +201,13 @@ def metric_values(names: list[str], metric) -> dict:
 
 def target_misses(targets: dict, final: dict) -> list[str]:
     """Messages for every ``train.target`` the final epoch record misses."""
+    from . import metric as metric_mod
+
     missed = []
     for key, want in targets.items():
         got = final.get(key)
-        base = key[len("eval_"):] if key.startswith("eval_") else key
-        lower = base.lower() in LOWER_IS_BETTER
-        if got is None or not math.isfinite(got) or (got >= want if lower else got < want):
-            relation = "<" if lower else ">="
+        if not metric_mod.target_met(key, got, want):
+            relation = metric_mod.target_relation(key)
             missed.append(f"target {key} {relation} {want:g} missed: final {key} is {got:.6g}" if got is not None
                           else f"target {key} missed: no value")
     return missed
@@ -431,13 +431,21 @@ class TrainedModel:
         return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
+        from . import metric as metric_mod
+
         it = self._iter(path)
         names = list(metrics or self.metrics)
         try:
             metric = make_metric(names)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"metric: {e}") from None
-        self._module(it).score(it, metric)
+        mod = self._module(it)
+        shape = mod.output_shapes[0][1]
+        for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
+            why = metric_mod.not_applicable(n, self.loss_op, int(shape[-1]) if len(shape) > 1 else 1)
+            if why:
+                raise ConfigError(f"metric: {why}")
+        mod.score(it, metric)
         return metric_values(names, metric)
 
 
@@ -445,7 +453,8 @@ def load_trained(path: str) -> TrainedModel:
     """A run directory, a config file (its run directory) or a checkpoint prefix (``dir/model``)."""
     import yaml
 
-    from .config import DEFAULT_METRICS, load_config
+    from .config import load_config
+    from .metric import default_metrics
 
     if os.path.isfile(path) and path.endswith((".yaml", ".yml")):
         cfg = load_config(path)
@@ -489,7 +498,7 @@ def load_trained(path: str) -> TrainedModel:
     if not shape or not shape[1]:
         raise SparseTrainError(f"{prefix}-symbol.json: the model does not determine the number of features")
     loss_op = head.op.name if head.op is not None else ""
-    return TrainedModel(prefix, m, data, label, int(shape[1]), "auto", DEFAULT_METRICS.get(loss_op, ["mse"]),
+    return TrainedModel(prefix, m, data, label, int(shape[1]), "auto", default_metrics(loss_op),
                         256, loss_op)
 
 

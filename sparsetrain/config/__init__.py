@@ -23,8 +23,6 @@ from .graph import fallback_hint
 from .load import apply_override, config_from_dict, load_config
 from .reference import markdown_reference
 from .schema import (
-    DEFAULT_METRICS,
-    LOWER_IS_BETTER,
     Config,
     DataConfig,
     GenerateConfig,
@@ -38,7 +36,7 @@ from .schema import (
 
 __all__ = [
     "Config", "DataConfig", "GenerateConfig", "LossConfig", "ModelConfig", "OpConfig", "OptimizerConfig",
-    "TrainConfig", "VariableConfig", "DEFAULT_METRICS", "LOWER_IS_BETTER", "LR_SCHEDULERS", "apply_override",
+    "TrainConfig", "VariableConfig", "LR_SCHEDULERS", "apply_override",
     "config_from_dict", "fallback_hint", "load_config", "make_lr_scheduler", "make_optimizer", "markdown_reference",
     "optimizer_params",
 ]

@@ -18,18 +18,6 @@ from ..base import ConfigError
 from ..io.synthetic_options import SyntheticOptions
 from . import factories, graph
 
-# Metrics where a smaller value is better; ``train.target`` means "final value below the target" for
-# these and "final value at least the target" for every other metric (accuracy, auc, ...).
-LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "logloss", "ce", "cross-entropy", "nll_loss",
-                             "loss"})
-
-# Metrics chosen when ``train.metrics`` is not given, by loss operator.
-DEFAULT_METRICS = {
-    "LinearRegressionOutput": ["mse"],
-    "MAERegressionOutput": ["mae"],
-    "LogisticRegressionOutput": ["log_loss"],
-    "SoftmaxOutput": ["accuracy"],
-}
 
 def _as_list(v):
     if v is None or isinstance(v, list):
@@ -213,7 +201,9 @@ class Config(_Strict):
 
     @property
     def metrics(self) -> list[str]:
-        return list(self.train.metrics or DEFAULT_METRICS.get(graph.canonical_op(self.model.loss.op), ["mse"]))
+        from ..metric import default_metrics  # the loss operator's registration names them
+
+        return list(self.train.metrics or default_metrics(graph.canonical_op(self.model.loss.op)))
 
     @property
     def param_names(self) -> list[str]:

@@ -123,8 +123,11 @@ def validate_training(cfg) -> None:
     for k, name in enumerate(cfg.metrics):
         try:
             metric_mod.create(name)
+            why = metric_mod.not_applicable(name, canonical_op(cfg.model.loss.op))
         except (ValueError, KeyError, TypeError, SparseTrainError) as e:
             raise ConfigError(f"train.metrics[{k}]: {message(e)}") from None
+        if why:
+            raise ConfigError(f"train.metrics[{k}]: {why}")
     known = cfg.metrics + [f"eval_{m}" for m in cfg.metrics]
     for key in cfg.train.target:
         if key not in known:

@@ -46,15 +46,15 @@ def _regression_backward(kind):
     return f
 
 
-_REGRESSION = {
-    "LinearRegressionOutput": (lambda x: x.copy(), "linear"),
-    "MAERegressionOutput": (lambda x: x.copy(), "mae"),
-    "LogisticRegressionOutput": (_sigmoid, "logistic"),
+_REGRESSION = {  # forward, gradient kind, the metrics reported by default
+    "LinearRegressionOutput": (lambda x: x.copy(), "linear", ("mse",)),
+    "MAERegressionOutput": (lambda x: x.copy(), "mae", ("mae",)),
+    "LogisticRegressionOutput": (_sigmoid, "logistic", ("log_loss",)),
 }
 
-for _name, (_f, _kind) in _REGRESSION.items():
+for _name, (_f, _kind, _metrics) in _REGRESSION.items():
     register(Op(
-        name=_name, input_names=("data", "label"), params={"grad_scale": 1.0}, is_loss=True,
+        name=_name, input_names=("data", "label"), params={"grad_scale": 1.0}, is_loss=True, default_metrics=_metrics,
         dense=lambda x, p, f=_f: [np.asarray(f(x[0]), dtype=x[0].dtype)],
         infer_shape=_regression_infer(_name),
         gradient=lambda g, n=_name: [g.apply("_backward_" + n, g.outputs[0], g.inputs[1], grad_scale=g.params["grad_scale"]), None],
@@ -109,6 +109,7 @@ _SOFTMAX_PARAMS = {"grad_scale": 1.0, "ignore_label": -1.0, "use_ignore": False,
                    "multi_output": False, "preserve_shape": False}
 register(Op(
     name="SoftmaxOutput", input_names=("data", "label"), params=dict(_SOFTMAX_PARAMS), is_loss=True,
+    default_metrics=("accuracy",),
     dense=lambda x, p: [softmax(x[0]).astype(x[0].dtype, copy=False)],
     infer_shape=_softmax_infer,
     gradient=lambda g: [g.apply("_backward_SoftmaxOutput", g.outputs[0], g.inputs[1], **g.params), None],

@@ -11,6 +11,8 @@ As in MXNet/NNVM, an operator is a bundle of named attributes:
   It serves all-dense inputs and every storage fallback.
 - ``gradient(g)``: builds the backward graph through ``g.apply(op_name, *inputs, **params)``; see
   ``GradientContext``.
+- ``default_metrics`` (loss operators): the metrics a run reports when it names none (names from
+  :mod:`sparsetrain.metric`'s catalogue).
 
 Passes (shape and storage-type inference, the executor, ``nd.*``) know nothing else about an op.
 """
@@ -43,6 +45,7 @@ class Op:
     num_outputs: int = 1
     variadic: bool = False
     is_loss: bool = False
+    default_metrics: tuple[str, ...] = ()
     hidden: bool = False
     doc: str = ""
 

@@ -12,14 +12,12 @@ import time
 import numpy as np
 
 from ...base import NonFiniteError
-from .kernels import METRICS, LinearEpochRunner, optimizer_fusable
+from ...metric import info_of
+from .kernels import FUSED_METRICS, LinearEpochRunner, optimizer_fusable
 from .matcher import Match, match_optimizer, match_symbol
 
 # Rows handed to the kernel per call: bounds the progress-report interval, not the speed.
 CHUNK_ROWS = 65536
-
-_METRIC_CLASSES = {"MSE": "mse", "RMSE": "rmse", "MAE": "mae", "Accuracy": "accuracy",
-                   "CrossEntropy": "ce", "LogLoss": "log_loss"}
 
 
 def _metric_leaves(metric):
@@ -33,10 +31,11 @@ def _fused_metric_names(metric):
     """Kernel metric names for ``metric`` (a metric or composite), or the reason there are none."""
     names = []
     for leaf in _metric_leaves(metric):
-        name = _METRIC_CLASSES.get(type(leaf).__name__)
-        if name is None or name not in METRICS:
+        record = info_of(leaf)
+        if record is None or record.fused not in FUSED_METRICS:
             return None, f"metric {getattr(leaf, 'name', type(leaf).__name__)!r} has no fused implementation"
-        if name == "accuracy" and getattr(leaf, "axis", 1) != 1:
+        name = record.name
+        if record.fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
             return None, "accuracy with axis != 1"
         names.append(name)
     return names, ""

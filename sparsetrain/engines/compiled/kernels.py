@@ -67,6 +67,8 @@ import numpy as np
 from numba import njit
 
 from ...base import ShapeError, StorageTypeError
+from ...metric import catalogue
+from ...metric import info as metric_info
 from ...kernels import optim as _optim_kernels
 from ...kernels.optim import (
     H_BETA,
@@ -98,7 +100,7 @@ from ...kernels.optim import (
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
 
 __all__ = [
-    "OUTPUTS", "METRICS", "BatchGradients", "EpochResult", "LinearEpochRunner", "linear_epoch",
+    "OUTPUTS", "FUSED_METRICS", "BatchGradients", "EpochResult", "LinearEpochRunner", "linear_epoch",
     "linear_batch_gradients",
     "optimizer_fusable",
 ]
@@ -119,10 +121,8 @@ M_RMSE = 2
 M_MAE = 3
 M_ACCURACY = 4
 M_LOG_LOSS = 5
-METRICS = {
-    "mse": M_MSE, "rmse": M_RMSE, "mae": M_MAE, "accuracy": M_ACCURACY, "acc": M_ACCURACY,
-    "log_loss": M_LOG_LOSS, "ce": M_LOG_LOSS, "cross-entropy": M_LOG_LOSS,
-}
+# The kernel's metric formulas by id; a metric's catalogue record (``MetricInfo.fused``) names its id.
+FUSED_METRICS = {"mse": M_MSE, "rmse": M_RMSE, "mae": M_MAE, "accuracy": M_ACCURACY, "log_loss": M_LOG_LOSS}
 _LOG_EPS = 1e-12
 
 # kernel status codes
@@ -1103,9 +1103,10 @@ class LinearEpochRunner:
         names = list(metrics)
         codes = []
         for name in names:
-            code = METRICS.get(str(name).lower())
+            code = FUSED_METRICS.get(metric_info(name).fused)
             if code is None:
-                raise ValueError(f"metric {name!r} has no fused implementation; expected one of {', '.join(METRICS)}")
+                fused = [r.name for r in catalogue() if r.fused in FUSED_METRICS]
+                raise ValueError(f"metric {name!r} has no fused implementation; expected one of {', '.join(fused)}")
             if code == M_LOG_LOSS and self.output_kind not in (OUT_LOGISTIC, OUT_SOFTMAX):
                 raise ValueError(f"metric {name!r} needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
             if code == M_ACCURACY and self.output_kind != OUT_SOFTMAX and self.num_outputs != 1:
