@@ -8,14 +8,14 @@ from __future__ import annotations
 import io as _io
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import initializer as init_mod
 from . import metric as metric_mod
 from . import optimizer as opt_mod
-from .base import NonFiniteError, ShapeError, SparseTrainError
+from .base import ShapeError, SparseTrainError
+from .engines.base import EpochStats, check_metric, check_outputs
 from .fileio import write_atomic
 from .io.base import DataDesc
 from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
@@ -26,15 +26,6 @@ log = logging.getLogger("sparsetrain.module")
 
 class ModuleStateError(SparseTrainError, RuntimeError):
     """A Module method was called before the step it depends on (bind, init_params, init_optimizer)."""
-
-
-@dataclass
-class EpochStats:
-    samples: int
-    batches: int
-    seconds: float
-    data_seconds: float
-    engine: str = "graph"
 
 
 def _as_descs(shapes) -> list[DataDesc]:
@@ -466,13 +457,9 @@ class Module:
                 self.prepare(batch)
             self.forward(batch, is_train=True)
             outputs = self._exec.outputs
-            for out in outputs:
-                if not np.isfinite(out._data).all():
-                    raise NonFiniteError(
-                        f"the loss became non-finite at epoch {epoch} batch {batches} "
-                        f"(output {out.shape} contains NaN/inf); lower the learning rate or clip gradients",
-                        epoch=epoch, batch=batches)
+            check_outputs(outputs, epoch, batches)  # what the compiled engine checks, batch by batch
             eval_metric.update(batch.label, outputs)
+            check_metric(eval_metric, epoch, batches)
             self._exec.backward()
             self.update()
             n = batch.data[0].shape[0] - (batch.pad or 0)

@@ -43,10 +43,10 @@ def _layout(module) -> dict:
 
 def _combine_metrics(cfg, results):
     from ..trainer import make_metric, metric_values
-    from .worker import _leaves
+    from ..engines.base import metric_leaves
 
     metric = make_metric(cfg.metrics)
-    for leaf_idx, leaf in enumerate(_leaves(metric)):
+    for leaf_idx, leaf in enumerate(metric_leaves(metric)):
         leaf.sum_metric = sum(r["metric"][leaf_idx][0] for r in results)
         leaf.num_inst = sum(r["metric"][leaf_idx][1] for r in results)
     return metric_values(cfg.metrics, metric)

@@ -14,12 +14,13 @@ exactly; ``progress()`` may be called while an epoch runs (the actor has two thr
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
 import numpy as np
 
-from ..engines.compiled import _metric_leaves as _leaves  # the leaves of a composite metric
+from ..engines.base import batch_not_finite, metric_leaves
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 
 
@@ -128,6 +129,8 @@ class Worker:
         if not all(np.isfinite(out._data).all() for out in outputs):
             return [], [], False
         self.metric.update(batch.label, outputs)
+        if not all(math.isfinite(leaf.sum_metric) for leaf in metric_leaves(self.metric)):
+            return [], [], False  # as the compiled kernels and Module.run_epoch: a metric overflow stops too
         mod.backward()
         grads = mod._exec.grad_dict
         keys = [k for k, n in enumerate(self.names) if grads.get(n) is not None]
@@ -143,7 +146,7 @@ class Worker:
                                         metrics=self.fused_metrics)
         if not g.finite:
             return [], [], False
-        for leaf, s, c in zip(_leaves(self.metric), g.metric_sums, g.metric_counts):
+        for leaf, s, c in zip(metric_leaves(self.metric), g.metric_sums, g.metric_counts):
             leaf.sum_metric += float(s)
             leaf.num_inst += int(c)
         keys, values = [], []
@@ -158,8 +161,6 @@ class Worker:
     # -- one epoch --------------------------------------------------------------------------------
     def run_epoch(self, epoch: int, fault: dict | None = None) -> dict:
         """One pass over this worker's part; ``fault`` (tests) kills this process or a server."""
-        from ..base import NonFiniteError
-
         kv, metric = self.kv, self.metric
         kv.begin_epoch(epoch)
         pushed0, pulled0 = kv.bytes_pushed, kv.bytes_pulled
@@ -177,9 +178,7 @@ class Worker:
                 self._inject(fault)
             keys, grads, finite = self._gradients(batch)
             if not finite:
-                raise NonFiniteError(f"worker {self.rank}: the loss became non-finite at epoch {epoch} "
-                                     f"batch {batches}; lower the learning rate or clip gradients",
-                                     epoch=epoch, batch=batches)
+                raise batch_not_finite(epoch, batches, who=f"worker {self.rank}: ")
             following = next(self.iter, None)
             request = self._request(following) if following is not None else {}
             self._write(request, kv.push_pull(keys, grads, request))
@@ -190,7 +189,7 @@ class Worker:
         kv.finish_epoch()
         return {"rank": self.rank, "samples": samples, "batches": batches,
                 "seconds": time.perf_counter() - start,
-                "metric": [(float(m.sum_metric), int(m.num_inst)) for m in _leaves(metric)],
+                "metric": [(float(m.sum_metric), int(m.num_inst)) for m in metric_leaves(metric)],
                 "bytes_pushed": kv.bytes_pushed - pushed0, "bytes_pulled": kv.bytes_pulled - pulled0}
 
     def _inject(self, fault: dict) -> None:

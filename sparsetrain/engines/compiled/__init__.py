@@ -13,6 +13,7 @@ import numpy as np
 
 from ...base import NonFiniteError
 from ...metric import info_of
+from ..base import EpochStats, batch_not_finite, metric_leaves
 from .kernels import FUSED_METRICS, LinearEpochRunner, optimizer_fusable
 from .matcher import Match, match_optimizer, match_symbol
 
@@ -20,17 +21,10 @@ from .matcher import Match, match_optimizer, match_symbol
 CHUNK_ROWS = 65536
 
 
-def _metric_leaves(metric):
-    children = getattr(metric, "metrics", None)
-    if children is not None and type(metric).__name__ == "CompositeEvalMetric":
-        return [leaf for child in children for leaf in _metric_leaves(child)]
-    return [metric]
-
-
 def _fused_metric_names(metric):
     """Kernel metric names for ``metric`` (a metric or composite), or the reason there are none."""
     names = []
-    for leaf in _metric_leaves(metric):
+    for leaf in metric_leaves(metric):
         record = info_of(leaf)
         if record is None or record.fused not in FUSED_METRICS:
             return None, f"metric {getattr(leaf, 'name', type(leaf).__name__)!r} has no fused implementation"
@@ -107,8 +101,6 @@ def _runner(mod, match: Match) -> LinearEpochRunner:
 
 def run_epoch(mod, train_data, metric, batch_end_callback=None, epoch=0):
     """One training epoch of ``mod`` over ``train_data`` (an iterator with ``epoch_rows``)."""
-    from ...module import EpochStats
-
     match = match_module(mod, train_data, metric)
     if not match.ok:
         raise ValueError(f"the compiled engine cannot run this module: {match.reason}")
@@ -140,10 +132,7 @@ def run_epoch(mod, train_data, metric, batch_end_callback=None, epoch=0):
                                mod._updater, indices, metrics=names, check_params=(b1 == num_batches))
         results.append(res)
         if res.nonfinite_batch is not None:
-            batch = b0 + res.nonfinite_batch
-            raise NonFiniteError(
-                f"the loss became non-finite at epoch {epoch} batch {batch}; "
-                "lower the learning rate or clip gradients", epoch=epoch, batch=batch)
+            raise batch_not_finite(epoch, b0 + res.nonfinite_batch)
         if res.nonfinite_params:
             bad = [mod._param_names[i] for i in res.nonfinite_params]
             raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
@@ -151,7 +140,7 @@ def run_epoch(mod, train_data, metric, batch_end_callback=None, epoch=0):
         done = hi - (pad if b1 == num_batches else 0)
         if batch_end_callback is not None:
             batch_end_callback(done)
-    for leaf, s, c in zip(_metric_leaves(metric), sum(r.metric_sums for r in results),
+    for leaf, s, c in zip(metric_leaves(metric), sum(r.metric_sums for r in results),
                           sum(r.metric_counts for r in results)):
         leaf.sum_metric += float(s)
         leaf.num_inst += int(c)

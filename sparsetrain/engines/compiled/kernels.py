@@ -171,17 +171,21 @@ def _elem_grad(output_kind, out, label, scale):
 
 @njit(cache=True, inline="always")
 def _metric_elem(code, out, label):
-    """One element's (regression metrics) or one binary sample's contribution to a metric sum."""
+    """One element's (regression metrics) or one binary sample's contribution to a metric sum.
+
+    In float64 whatever the weights' dtype, as the metric classes compute (numba's ``float()``
+    keeps float32: a float32 ``d * d`` overflows where the graph engine's metric does not).
+    """
     if code == M_MSE or code == M_RMSE:
-        d = float(label) - float(out)
+        d = np.float64(label) - np.float64(out)
         return d * d
     if code == M_MAE:
-        return abs(float(label) - float(out))
+        return abs(np.float64(label) - np.float64(out))
     if code == M_ACCURACY:
         pred_class = 1.0 if out > 0.5 else 0.0
         return 1.0 if pred_class == label else 0.0
-    y = float(label)
-    p = float(out)
+    y = np.float64(label)
+    p = np.float64(out)
     return -(y * math.log(p + _LOG_EPS) + (1.0 - y) * math.log(1.0 - p + _LOG_EPS))
 
 
@@ -271,7 +275,7 @@ def _batch_metrics(out, label, order, lo, n, metric_codes, values):
                     total += 1.0
         elif k_out > 1 and code == M_LOG_LOSS:
             for i in range(n):
-                total -= math.log(float(out[i, int(label[order[lo + i], 0])]) + _LOG_EPS)
+                total -= math.log(np.float64(out[i, int(label[order[lo + i], 0])]) + _LOG_EPS)
         else:
             for i in range(n):
                 r = order[lo + i]
