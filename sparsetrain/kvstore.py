@@ -21,7 +21,8 @@ __all__ = ["KVStore", "LocalKVStore", "create", "DIST_EXTRA_HINT"]
 DIST_EXTRA_HINT = "distributed training needs Ray: install sparsetrain[dist] (pip install 'ray>=2.9')"
 
 
-def _keys_values(key, value):
+def keys_values(key, value):
+    """``(keys, values)`` as two equally long lists, from one key and value or two lists."""
     if isinstance(key, (list, tuple)):
         if not isinstance(value, (list, tuple)) or len(value) != len(key):
             raise ValueError("a list of keys needs a list of values of the same length")
@@ -29,7 +30,7 @@ def _keys_values(key, value):
     return [key], [value]
 
 
-def _to_numpy_full(value) -> np.ndarray:
+def to_numpy_full(value) -> np.ndarray:
     """The dense contents of ``value`` (row-sparse arrays are densified)."""
     if isinstance(value, np.ndarray):
         return np.array(value)
@@ -42,7 +43,7 @@ def _to_numpy_full(value) -> np.ndarray:
     raise StorageTypeError(f"kvstore values must be dense or row_sparse, got {getattr(value, 'stype', type(value))}")
 
 
-def _sum_values(values):
+def sum_values(values):
     """Sum of a list of pushed values: row-sparse if all are, else dense."""
     if len(values) == 1:
         return values[0]
@@ -52,7 +53,7 @@ def _sum_values(values):
         for v in values:
             data[np.searchsorted(rows, v._indices)] += v._data
         return RowSparseNDArray(data, rows, values[0].shape)
-    return NDArray(sum(_to_numpy_full(v) for v in values))
+    return NDArray(sum(to_numpy_full(v) for v in values))
 
 
 def unique_rows(row_ids) -> np.ndarray:
@@ -126,21 +127,21 @@ class LocalKVStore(KVStore):
         return self._index.setdefault(k, len(self._index) + 1_000_000)
 
     def init(self, key, value):
-        for k, v in zip(*_keys_values(key, value)):
+        for k, v in zip(*keys_values(key, value)):
             if k in self._store:
                 raise SparseTrainError(f"kvstore key {k!r} is already initialized")
             stype = getattr(v, "stype", "default")
             self._stype[k] = stype
-            full = _to_numpy_full(v)
+            full = to_numpy_full(v)
             if stype == "row_sparse":
                 self._store[k] = RowSparseNDArray(full, np.arange(full.shape[0], dtype=INDEX_DTYPE), full.shape)
             else:
                 self._store[k] = NDArray(full)
 
     def push(self, key, value, priority=0):
-        for k, v in zip(*_keys_values(key, value)):
+        for k, v in zip(*keys_values(key, value)):
             self._check(k)
-            merged = _sum_values(list(v) if isinstance(v, (list, tuple)) else [v])
+            merged = sum_values(list(v) if isinstance(v, (list, tuple)) else [v])
             if self._updater is not None:
                 self._updater(self._update_index(k), merged, self._store[k])
             else:
@@ -148,12 +149,12 @@ class LocalKVStore(KVStore):
                 if isinstance(merged, RowSparseNDArray):
                     stored._data[merged._indices] = merged._data
                 else:
-                    stored._data[...] = _to_numpy_full(merged)
+                    stored._data[...] = to_numpy_full(merged)
 
     def pull(self, key, out=None, priority=0, ignore_sparse=True):
         if out is None:
             raise ValueError("pull needs out")
-        for k, o in zip(*_keys_values(key, out)):
+        for k, o in zip(*keys_values(key, out)):
             self._check(k)
             for target in (o if isinstance(o, (list, tuple)) else [o]):
                 src = self._store[k]._data
@@ -167,7 +168,7 @@ class LocalKVStore(KVStore):
     def row_sparse_pull(self, key, out=None, priority=0, row_ids=None):
         if out is None or row_ids is None:
             raise ValueError("row_sparse_pull needs out and row_ids")
-        keys, outs = _keys_values(key, out)
+        keys, outs = keys_values(key, out)
         one_per_key = isinstance(row_ids, (list, tuple)) and isinstance(key, (list, tuple))
         ids = row_ids if one_per_key else [row_ids] * len(keys)
         for k, o, r in zip(keys, outs, ids):

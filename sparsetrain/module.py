@@ -15,7 +15,8 @@ from . import initializer as init_mod
 from . import metric as metric_mod
 from . import optimizer as opt_mod
 from .base import ShapeError, SparseTrainError
-from .engines.base import EpochStats, check_metric, check_outputs
+from . import engines
+from .engines.base import EpochStats, ModuleView, check_metric, check_outputs
 from .fileio import write_atomic
 from .io.base import DataDesc
 from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
@@ -107,6 +108,7 @@ class Module:
         self._data_shapes: list[DataDesc] = []
         self._label_shapes: list[DataDesc] = []
         self._engine_choice = ("graph", "not decided until training starts")
+        self._engine_state: dict = {}  # engines keep prepared objects here (ModuleView.engine_state)
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -143,6 +145,18 @@ class Module:
     def engine_choice(self) -> tuple[str, str]:
         """``(engine, reason)`` of the last ``run_epoch`` (or of ``choose_engine``)."""
         return self._engine_choice
+
+    def view(self) -> ModuleView:
+        """What an engine needs of this bound module (names, shared arrays, stypes, optimizer)."""
+        self._require("binded")
+        ex = self._exec
+        plan = ex.plan
+        grads = ex.grad_dict
+        return ModuleView(
+            self._symbol, tuple(self._data_names), tuple(self._label_names), tuple(self._param_names),
+            ex.arg_dict, {n.name: plan.stypes[(n.uid, 0)] for n in plan.args},
+            {n: (grads[n].stype if grads.get(n) is not None else None) for n in self._param_names},
+            grads, self._optimizer, self._updater, self._engine_state)
 
     def _require(self, *flags):
         steps = {"binded": "bind()", "params_initialized": "init_params()",
@@ -418,9 +432,7 @@ class Module:
             return self._engine_choice
         if engine not in ("auto", "compiled"):
             raise ValueError(f"engine must be 'auto', 'compiled' or 'graph', got {engine!r}")
-        from .engines.compiled import match_module
-
-        match = match_module(self, train_data, eval_metric)
+        match = engines.get("compiled").match(self.view(), train_data, eval_metric)
         if match.ok:
             self._engine_choice = ("compiled", match.reason)
         elif engine == "compiled":
@@ -436,10 +448,9 @@ class Module:
             self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
         else:
             name, _ = self.choose_engine(engine, train_data, eval_metric)
-        if name == "compiled":
-            from .engines.compiled import run_epoch as compiled_epoch
-
-            return compiled_epoch(self, train_data, eval_metric, batch_end_callback=batch_end_callback, epoch=epoch)
+        if name != "graph":
+            return engines.get(name).run_epoch(self.view(), train_data, eval_metric,
+                                               batch_end_callback=batch_end_callback, epoch=epoch)
         train_data.reset()
         samples = batches = 0
         data_seconds = 0.0

@@ -37,8 +37,9 @@ def _count(n: int, what: str) -> str:
 
 
 def _layout(module) -> dict:
-    args = module._exec.arg_dict
-    return {i: (tuple(args[n].shape), args[n].stype == "row_sparse") for i, n in enumerate(module._param_names)}
+    view = module.view()
+    return {i: (tuple(view.arrays[n].shape), view.arrays[n].stype == "row_sparse")
+            for i, n in enumerate(view.param_names)}
 
 
 def _combine_metrics(cfg, results):
@@ -93,8 +94,9 @@ def _to_params(module, values_by_key) -> dict:
     from ..ndarray import NDArray, RowSparseNDArray
 
     out = {}
-    args = module._exec.arg_dict
-    for i, name in enumerate(module._param_names):
+    view = module.view()
+    args = view.arrays
+    for i, name in enumerate(view.param_names):
         v = np.ascontiguousarray(values_by_key[i])
         if args[name].stype == "row_sparse":
             out[name] = RowSparseNDArray(v, np.arange(v.shape[0], dtype=np.int64), v.shape)
@@ -224,7 +226,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     module.init_params(initializer=cfg.initializer())
     initial, _ = module.get_params()
     layout = _layout(module)
-    names = module._param_names
+    names = list(module.view().param_names)
     eval_files = cfg.eval_files()
     eval_iter = T.make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
     eval_metric = T.make_metric(cfg.metrics) if eval_iter is not None else None

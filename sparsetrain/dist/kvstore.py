@@ -17,7 +17,7 @@ import pickle
 import numpy as np
 
 from ..base import SparseTrainError, StorageTypeError
-from ..kvstore import KVStore, _keys_values, _to_numpy_full, unique_rows, write_rows
+from ..kvstore import KVStore, keys_values, sum_values, to_numpy_full, unique_rows, write_rows
 from ..ndarray import INDEX_DTYPE, BaseArray, RowSparseNDArray
 from . import require_ray
 from .server import ParamServer, shard_bounds
@@ -117,7 +117,7 @@ class DistKVStore(KVStore):
     # -- init / optimizer ------------------------------------------------------------------------
     def init(self, key, value):
         refs = []
-        for k, v in zip(*_keys_values(key, value)):
+        for k, v in zip(*keys_values(key, value)):
             if k in self._layout:
                 raise SparseTrainError(f"kvstore key {k!r} is already initialized")
             sparse = getattr(v, "stype", "default") == "row_sparse"
@@ -126,7 +126,7 @@ class DistKVStore(KVStore):
             self._layout[k] = (sparse, shape, bounds)
             if self._role != "driver":
                 continue
-            full = _to_numpy_full(v)
+            full = to_numpy_full(v)
             if sparse:
                 for s, srv in enumerate(self._servers):
                     lo, hi = bounds[s], bounds[s + 1]
@@ -169,12 +169,10 @@ class DistKVStore(KVStore):
     def _split_push(self, key, value) -> list[dict]:
         """Per server, ``{key: (local rows | None, values)}``: each server gets its row range."""
         per = [dict() for _ in self._servers]
-        for k, v in zip(*_keys_values(key, value)):
+        for k, v in zip(*keys_values(key, value)):
             self._check(k)
             if isinstance(v, (list, tuple)):
-                from ..kvstore import _sum_values
-
-                v = _sum_values(list(v))
+                v = sum_values(list(v))
             sparse, shape, bounds = self._layout[k]
             if sparse:
                 if isinstance(v, RowSparseNDArray):
@@ -183,7 +181,7 @@ class DistKVStore(KVStore):
                         order = np.argsort(rows, kind="stable")
                         rows, vals = rows[order], vals[order]
                 else:  # a dense gradient of a row-sparse weight: every row
-                    vals = _to_numpy_full(v)
+                    vals = to_numpy_full(v)
                     rows = np.arange(shape[0], dtype=INDEX_DTYPE)
                 cuts = np.searchsorted(rows, bounds)
                 for s in range(len(self._servers)):
@@ -192,7 +190,7 @@ class DistKVStore(KVStore):
                     per[s][k] = (r, x)
                     self.bytes_pushed += _nbytes(r, x)
             else:
-                x = _to_numpy_full(v) if not isinstance(v, np.ndarray) else v
+                x = to_numpy_full(v) if not isinstance(v, np.ndarray) else v
                 per[0][k] = (None, x)
                 self.bytes_pushed += _nbytes(x)
         return per
@@ -271,7 +269,7 @@ class DistKVStore(KVStore):
     def pull(self, key, out=None, priority=0, ignore_sparse=True):
         if out is None:
             raise ValueError("pull needs out")
-        keys, outs = _keys_values(key, out)
+        keys, outs = keys_values(key, out)
         wanted = []
         for k, o in zip(keys, outs):
             targets = o if isinstance(o, (list, tuple)) else [o]
@@ -291,7 +289,7 @@ class DistKVStore(KVStore):
     def row_sparse_pull(self, key, out=None, priority=0, row_ids=None):
         if out is None or row_ids is None:
             raise ValueError("row_sparse_pull needs out and row_ids")
-        keys, outs = _keys_values(key, out)
+        keys, outs = keys_values(key, out)
         ids = row_ids if isinstance(key, (list, tuple)) else [row_ids]
         if len(ids) != len(keys):
             raise ValueError("row_sparse_pull: one row_ids per key")

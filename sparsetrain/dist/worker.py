@@ -45,8 +45,9 @@ class Worker:
         self.module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
         self.module.bind(self.iter.provide_data, self.iter.provide_label, for_training=True)
         self.module.init_params(initializer=cfg.initializer())  # every value is pulled before use
-        self.names = list(self.module._param_names)
-        self.args = self.module._exec.arg_dict
+        view = self.module.view()
+        self.names = list(view.param_names)
+        self.args = view.arrays
         self.kv = DistKVStore(mode, servers, rank, num_workers, role="worker")
         for key, (shape, sparse) in layout.items():
             self.kv.declare(key, shape, sparse)
@@ -55,15 +56,16 @@ class Worker:
         self._progress = (-1, 0, 0)  # epoch, samples, batches
 
     def _choose_engine(self, engine: str) -> None:
-        from ..engines.compiled import _fused_metric_names, _runner, match_module
+        from ..engines import compiled
 
         self.runner = None
-        match = match_module(self.module, None, self.metric)
-        names, why = _fused_metric_names(self.metric)
+        view = self.module.view()
+        match = compiled.match(view, None, self.metric)
+        names, why = compiled.fused_metric_names(self.metric)
         if engine == "graph":
             self.engine, self.engine_reason = "graph", "asked for"
         elif match.ok and names is not None:
-            self.runner, self.match, self.fused_metrics = _runner(self.module, match), match, names
+            self.runner, self.match, self.fused_metrics = compiled.prepare(view, match), match, names
             self.engine, self.engine_reason = "compiled", match.reason
         elif engine == "compiled":
             from ..base import ConfigError
@@ -75,12 +77,7 @@ class Worker:
         # the rows of each row_sparse weight a batch needs: the columns of the csr input it multiplies
         terms = self.match.terms if self.runner is not None else []
         if not terms:
-            from ..engines.compiled.matcher import match_symbol
-
-            plan = self.module._exec.plan
-            stypes = {n.name: plan.stypes[(n.uid, 0)] for n in plan.args}
-            found = match_symbol(self.module.symbol, self.module.data_names, self.module.label_names,
-                                 self.names, stypes)
+            found = compiled.match_view(view)
             terms = found.terms if found.ok else []
         self.row_source = {w: x for x, w in terms}
 
@@ -132,7 +129,7 @@ class Worker:
         if not all(math.isfinite(leaf.sum_metric) for leaf in metric_leaves(self.metric)):
             return [], [], False  # as the compiled kernels and Module.run_epoch: a metric overflow stops too
         mod.backward()
-        grads = mod._exec.grad_dict
+        grads = mod.view().grads
         keys = [k for k, n in enumerate(self.names) if grads.get(n) is not None]
         return keys, [grads[self.names[k]] for k in keys], True
 

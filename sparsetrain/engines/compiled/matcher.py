@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OUTPUTS = {"LinearRegressionOutput": "linear", "LogisticRegressionOutput": "logistic",
-           "MAERegressionOutput": "mae", "SoftmaxOutput": "softmax"}
+from .kernels import OUTPUTS  # the output layers the kernels implement
+
 OPTIMIZERS = ("SGD", "AdaGrad", "Adam", "FTRL")
 
 
@@ -18,7 +18,7 @@ OPTIMIZERS = ("SGD", "AdaGrad", "Adam", "FTRL")
 class Match:
     ok: bool
     reason: str
-    output: str = ""  # linear | logistic | mae | softmax
+    output: str = ""  # the output layer (loss operator) name, one of OUTPUTS
     terms: list = field(default_factory=list)  # [(data name, weight name)]
     bias: str | None = None
     label: str | None = None
@@ -87,7 +87,7 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
     extra = [p for p in param_names if p not in used]
     if extra:
         return _no(f"parameters {extra} are outside the linear pattern")
-    out = OUTPUTS[loss.op.name]
+    out = loss.op.name
     desc = " + ".join(f"dot({x}, {w})" for x, w in terms) + (f" + {bias}" if bias else "")
     return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
 
