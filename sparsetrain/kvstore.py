@@ -197,7 +197,7 @@ class LocalKVStore(KVStore):
         if self._updater is None:
             raise SparseTrainError("no optimizer set on the kvstore")
         with open(fname, "rb") as f:
-            self._updater.set_states(f.read())
+            self._updater.set_states(f.read(), source=fname)
 
 
 def create(name="local", **kwargs) -> KVStore:

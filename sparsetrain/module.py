@@ -312,7 +312,7 @@ class Module:
             self._pull_dense()
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
-            self._updater.set_states(self._preload_opt_states)
+            self._updater.set_states(*self._preload_opt_states)
             self._preload_opt_states = None
 
     @property
@@ -324,9 +324,10 @@ class Module:
         write_atomic(fname, self._updater.get_states())
 
     def load_optimizer_states(self, fname):
+        """Restore states written by :meth:`save_optimizer_states` (data only: never unpickled)."""
         self._require("optimizer_initialized")
         with open(fname, "rb") as f:
-            self._updater.set_states(f.read())
+            self._updater.set_states(f.read(), source=fname)
 
     # -- computation ---------------------------------------------------------------------------
     def forward(self, data_batch, is_train=None):
@@ -387,7 +388,7 @@ class Module:
             return
         self._kvstore.row_sparse_pull(keys, outs, row_ids=ids)
         for name, pulled in zip(wanted, outs):
-            buf = opt_mod._weight_buffer(self._exec.arg_dict[name])  # full rows, written in place
+            buf = opt_mod.weight_buffer(self._exec.arg_dict[name])  # full rows, written in place
             buf[pulled._indices] = pulled._data
 
     def _pull_all(self):
@@ -564,8 +565,13 @@ class Module:
         mod._arg_params, mod._aux_params = load_params(f"{prefix}-{epoch:04d}.params")
         mod.params_initialized = False
         if load_optimizer_states:
-            with open(f"{prefix}-{epoch:04d}.states", "rb") as f:
-                mod._preload_opt_states = f.read()
+            from .optimizer_states import loads
+
+            path = f"{prefix}-{epoch:04d}.states"
+            with open(path, "rb") as f:
+                blob = f.read()
+            loads(blob, path)  # refuse a pickled or corrupt file now, before any training
+            mod._preload_opt_states = (blob, path)
         return mod
 
 

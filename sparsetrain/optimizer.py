@@ -28,7 +28,6 @@ nor in ``_gamma`` get ``wd_mult = 0`` unless ``set_wd_mult`` says otherwise.
 """
 from __future__ import annotations
 
-import pickle
 import warnings
 
 import numpy as np
@@ -40,7 +39,7 @@ from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "Adam", "FTRL", "Ftrl", "Updater", "get_updater", "create", "register",
-    "default_rescale_grad",
+    "default_rescale_grad", "weight_buffer", "state_buffer", "state_to_numpy", "state_from_numpy",
 ]
 
 
@@ -60,8 +59,9 @@ def _make_full(weight: RowSparseNDArray) -> None:
     weight._indices = np.arange(weight.shape[0], dtype=INDEX_DTYPE)
 
 
-def _weight_buffer(weight) -> np.ndarray:
-    """The dense numpy buffer behind ``weight`` that an update writes into."""
+def weight_buffer(weight) -> np.ndarray:
+    """The dense numpy buffer behind ``weight`` that an update writes into (in place); a
+    row-sparse weight missing rows is made full first (absent rows are zeros)."""
     if type(weight) is NDArray:
         return weight._data
     if isinstance(weight, RowSparseNDArray):
@@ -95,8 +95,9 @@ def _grad_parts(grad):
     )
 
 
-def _state_buffer(state) -> np.ndarray:
-    return state._data if type(state) is NDArray else _weight_buffer(state)
+def state_buffer(state) -> np.ndarray:
+    """The numpy buffer of one state array (an ``NDArray`` or a full row-sparse array), written in place."""
+    return state._data if type(state) is NDArray else weight_buffer(state)
 
 
 def _densify(shape, rows, values) -> np.ndarray:
@@ -106,11 +107,11 @@ def _densify(shape, rows, values) -> np.ndarray:
 
 
 def _zeros_like_weight(weight) -> NDArray:
-    return NDArray(np.zeros(weight.shape, dtype=_weight_buffer(weight).dtype))
+    return NDArray(np.zeros(weight.shape, dtype=weight_buffer(weight).dtype))
 
 
 def _check_layout(weight, grad_values) -> None:
-    w = _weight_buffer(weight)
+    w = weight_buffer(weight)
     if not w.flags.c_contiguous:
         raise StorageTypeError("optimizer updates need a C-contiguous weight buffer")
     if grad_values.dtype.kind != "f" or w.dtype.kind != "f":
@@ -414,7 +415,7 @@ class SGD(Optimizer):
 
     def update(self, index, weight, grad, state):
         lr, wd = self._count_lr_wd(index)
-        w = _weight_buffer(weight)
+        w = weight_buffer(weight)
         rows, values = _grad_parts(grad)
         if rows is not None and not self.lazy_update:
             rows, values = None, _densify(w.shape, rows, values)
@@ -428,7 +429,7 @@ class SGD(Optimizer):
                     else:
                         K.sgd_update_rows(w, rows, values, lr, wd, self.rescale_grad, clip)
                 else:
-                    mom = _state_buffer(state)
+                    mom = state_buffer(state)
                     if rows is None:
                         K.sgd_mom_update(w, mom, values, lr, wd, momentum, self.rescale_grad, clip)
                     else:
@@ -452,7 +453,7 @@ def _retry_values(weight, values):
     if not values.flags.c_contiguous:
         return np.ascontiguousarray(values)
     raise SparseTrainError(
-        f"optimizer kernels cannot take a weight of dtype {_weight_buffer(weight).dtype} "
+        f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
         f"with a gradient of dtype {values.dtype} and shape {values.shape}"
     )
 
@@ -478,8 +479,8 @@ class AdaGrad(Optimizer):
 
     def update(self, index, weight, grad, state):
         lr, wd = self._count_lr_wd(index)
-        w = _weight_buffer(weight)
-        hist = _state_buffer(state)
+        w = weight_buffer(weight)
+        hist = state_buffer(state)
         rows, values = _grad_parts(grad)
         clip = _clip_arg(self)
         while True:
@@ -527,8 +528,8 @@ class Adam(Optimizer):
         lr, wd = self._count_lr_wd(index)
         t = self._index_update_count[index]
         lr_t = K.adam_bias_corrected_lr(lr, self.beta1, self.beta2, t)
-        w = _weight_buffer(weight)
-        mean, var = _state_buffer(state[0]), _state_buffer(state[1])
+        w = weight_buffer(weight)
+        mean, var = state_buffer(state[0]), state_buffer(state[1])
         rows, values = _grad_parts(grad)
         if rows is not None and not self.lazy_update:
             rows, values = None, _densify(w.shape, rows, values)
@@ -578,8 +579,8 @@ class FTRL(Optimizer):
 
     def update(self, index, weight, grad, state):
         lr, wd = self._count_lr_wd(index)
-        w = _weight_buffer(weight)
-        z, n = _state_buffer(state[0]), _state_buffer(state[1])
+        w = weight_buffer(weight)
+        z, n = state_buffer(state[0]), state_buffer(state[1])
         rows, values = _grad_parts(grad)
         clip = _clip_arg(self)
         while True:
@@ -602,21 +603,23 @@ Ftrl = FTRL
 
 # -- Updater -----------------------------------------------------------------------------------
 
-def _state_to_numpy(state):
+def state_to_numpy(state):
+    """A state (``None``, an array or a tuple of them) as numpy arrays of the same structure."""
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
-        return tuple(_state_to_numpy(s) for s in state)
+        return tuple(state_to_numpy(s) for s in state)
     if isinstance(state, BaseArray):
         return state.asnumpy()
     return np.array(state)
 
 
-def _state_from_numpy(state):
+def state_from_numpy(state):
+    """The inverse of :func:`state_to_numpy`: ``NDArray`` states from numpy arrays."""
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(_state_from_numpy(s) for s in state)
+        return tuple(state_from_numpy(s) for s in state)
     return NDArray(np.ascontiguousarray(state))
 
 
@@ -624,8 +627,9 @@ class Updater:
     """Applies an optimizer to parameters by index and keeps their states (MXNet's ``Updater``).
 
     ``updater(index, grad, weight)`` — note MXNet's argument order — creates the state of
-    ``index`` on first use. ``get_states()``/``set_states()`` round-trip the states (and
-    optionally the optimizer) through pickled bytes, for ``save_optimizer_states``.
+    ``index`` on first use. ``get_states()``/``set_states()`` round-trip the states, the update
+    counts (and optionally the optimizer's settings) through data-only bytes, for
+    ``save_optimizer_states``.
     """
 
     def __init__(self, optimizer: Optimizer):
@@ -653,23 +657,33 @@ class Updater:
         return state
 
     def get_states(self, dump_optimizer=False) -> bytes:
-        """Pickled states (as numpy arrays), with the optimizer when ``dump_optimizer``."""
-        states = {k: _state_to_numpy(v) for k, v in self.states.items()}
-        payload = (states, self.optimizer) if dump_optimizer else states
-        return pickle.dumps(payload)
+        """The states as data-only bytes (:mod:`sparsetrain.optimizer_states`): the arrays, the
+        optimizer's update counts and scheduler position, and with ``dump_optimizer`` its settings."""
+        from . import optimizer_states as F
 
-    def set_states(self, states: bytes) -> None:
-        """Restore what :meth:`get_states` returned; existing state objects are refilled in place."""
-        loaded = pickle.loads(states)
-        if isinstance(loaded, tuple) and len(loaded) == 2:
-            loaded, self.optimizer = loaded
-        if not isinstance(loaded, dict):
-            raise SparseTrainError("optimizer states must be a pickled dict of index -> state")
+        states = {k: state_to_numpy(v) for k, v in self.states.items()}
+        return F.dumps(states, F.optimizer_progress(self.optimizer),
+                       F.optimizer_config(self.optimizer) if dump_optimizer else None)
+
+    def set_states(self, states: bytes, source: str = "optimizer states") -> None:
+        """Restore what :meth:`get_states` returned; existing state objects are refilled in place.
+
+        The update counts and the scheduler's position are restored too (exact resume); an
+        optimizer saved with ``dump_optimizer`` replaces this one. ``source`` names the file in
+        errors. Never unpickles: an old pickled file raises :class:`~sparsetrain.base.DataFormatError`.
+        """
+        from . import optimizer_states as F
+
+        loaded, progress, config = F.loads(states, source)
+        if config is not None:
+            self.optimizer = F.optimizer_from_config(config, self.optimizer, source)
+        if progress is not None:
+            F.restore_progress(self.optimizer, progress, source)
         for index, value in loaded.items():
             current = self.states.get(index, _MISSING)
             if current is not _MISSING and _refill(current, value):
                 continue
-            self.states[index] = _state_from_numpy(value)
+            self.states[index] = state_from_numpy(value)
         self.states_synced = dict.fromkeys(self.states, False)
 
 
@@ -680,7 +694,7 @@ def _refill(current, value) -> bool:
     if isinstance(current, tuple):
         return (isinstance(value, tuple) and len(value) == len(current)
                 and all(_refill(c, v) for c, v in zip(current, value)))
-    buf = _state_buffer(current)
+    buf = state_buffer(current)
     if buf.shape != np.shape(value):
         return False
     buf[...] = value

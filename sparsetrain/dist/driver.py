@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import time
 
 from ..base import ConfigError, NonFiniteError, SparseTrainError
+from .. import optimizer_states
 from . import require_ray
 from .kvstore import _first_line
 
@@ -250,7 +250,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
             if ckpt:
                 arg, _ = load_params(f"{prefix}-{epoch0:04d}.params")
                 with open(f"{prefix}-{epoch0:04d}.states", "rb") as f:
-                    opt_states = pickle.loads(f.read())
+                    opt_states = optimizer_states.loads(f.read(), f"{prefix}-{epoch0:04d}.states")[0]
                 history = T._read_metrics(output_dir, epoch0)
             else:
                 arg, opt_states, history = initial, {}, []
@@ -279,7 +279,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     T._append_metrics(output_dir, record)
                     write_atomic(f"{prefix}-symbol.json", module.symbol.tojson().encode())
                     save_params(f"{prefix}-{epoch + 1:04d}.params", arg_now, {})
-                    write_atomic(f"{prefix}-{epoch + 1:04d}.states", pickle.dumps(states_by_key))
+                    write_atomic(f"{prefix}-{epoch + 1:04d}.states", optimizer_states.dumps(states_by_key))
                     checkpoint = f"{prefix}-{epoch + 1:04d}.params"
                     write_atomic(os.path.join(output_dir, T.STATE_FILE), json.dumps(
                         {"epoch": epoch + 1, "prefix": T.CHECKPOINT_PREFIX,

@@ -71,7 +71,7 @@ class ParamServer:
 
     def set_states(self, states: dict) -> None:
         """Optimizer states of this shard, ``{key: numpy state (or tuple / None)}``."""
-        from ..optimizer import _state_from_numpy
+        from ..optimizer import state_from_numpy
 
         def writable(v):  # arrays arriving through Ray's object store are read-only views
             if v is None:
@@ -79,7 +79,7 @@ class ParamServer:
             return tuple(writable(x) for x in v) if isinstance(v, tuple) else np.array(v, copy=True)
 
         for key, value in states.items():
-            self.updater.states[key] = _state_from_numpy(writable(value))
+            self.updater.states[key] = state_from_numpy(writable(value))
 
     def keys(self) -> list:
         return list(self.weights)
@@ -150,11 +150,11 @@ class ParamServer:
 
     def state(self) -> dict:
         """Weights, offsets and optimizer states of this shard (for checkpoints)."""
-        from ..optimizer import _state_to_numpy
+        from ..optimizer import state_to_numpy
 
         states = {}
         if self.updater is not None:
-            states = {k: _state_to_numpy(v) for k, v in self.updater.states.items()}
+            states = {k: state_to_numpy(v) for k, v in self.updater.states.items()}
         return {"weights": {k: w._data.copy() for k, w in self.weights.items()},
                 "offsets": dict(self.offsets), "sparse": dict(self.sparse), "states": states,
                 "updates": self.updates}

@@ -106,10 +106,10 @@ class Worker:
         return request
 
     def _write(self, request: dict, values: dict) -> None:
-        from ..optimizer import _weight_buffer
+        from ..optimizer import weight_buffer
 
         for key, got in values.items():
-            buf = _weight_buffer(self.args[self.names[key]])
+            buf = weight_buffer(self.args[self.names[key]])
             rows = request[key]
             if rows is None:
                 buf[...] = got.reshape(buf.shape)

@@ -878,11 +878,9 @@ def _csr_parts(x):
 
 def _dense_buffer(x, what):
     if isinstance(x, RowSparseNDArray):
-        if x._data.shape[0] != x.shape[0]:
-            from ...optimizer import _make_full
+        from ...optimizer import weight_buffer
 
-            _make_full(x)
-        return x._data
+        return weight_buffer(x)  # made full first when rows are missing
     if isinstance(x, NDArray):
         return x._data
     if isinstance(x, np.ndarray):
@@ -894,14 +892,14 @@ def _dense_buffer(x, what):
 
 def _state_arrays(state, weight_buf, empty):
     """(s1, s2) numpy buffers of an optimizer state, shaped like the weight (``empty`` if absent)."""
-    from ...optimizer import _state_buffer
+    from ...optimizer import state_buffer
 
     if state is None:
         return empty, empty
     parts = state if isinstance(state, tuple) else (state,)
     bufs = []
     for part in parts:
-        buf = _state_buffer(part)
+        buf = state_buffer(part)
         if buf.size != weight_buf.size or buf.dtype != weight_buf.dtype or not buf.flags.c_contiguous:
             raise StorageTypeError(
                 f"optimizer state of shape {buf.shape} and dtype {buf.dtype} does not match its weight "
