@@ -32,7 +32,7 @@ def gpu(device_id: int = 0):
 _LAZY = {
     "mod": "module", "module": "module", "io": "io", "metric": "metric", "optimizer": "optimizer",
     "initializer": "initializer", "init": "initializer", "lr_scheduler": "lr_scheduler",
-    "kvstore": "kvstore", "config": "config", "engines": "engines",
+    "kvstore": "kvstore", "kv": "kvstore", "config": "config", "engines": "engines",
 }
 
 

@@ -56,6 +56,9 @@ def current_context() -> Context:
     return cpu()
 
 
+Context.default_ctx = cpu()  # MXNet's class-level default context (always the CPU here)
+
+
 def did_you_mean(name, choices) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to ``name``, or ``""`` when none is close."""
     import difflib

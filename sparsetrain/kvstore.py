@@ -15,8 +15,9 @@ import numpy as np
 
 from .base import SparseTrainError, StorageTypeError
 from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
+from .ndarray.sparse import sum_rows
 
-__all__ = ["KVStore", "LocalKVStore", "create", "DIST_EXTRA_HINT"]
+__all__ = ["KVStore", "LocalKVStore", "create", "sum_values", "DIST_EXTRA_HINT"]
 
 DIST_EXTRA_HINT = "distributed training needs Ray: install sparsetrain[dist] (pip install 'ray>=2.9')"
 
@@ -48,10 +49,7 @@ def sum_values(values):
     if len(values) == 1:
         return values[0]
     if all(isinstance(v, RowSparseNDArray) for v in values):
-        rows = np.unique(np.concatenate([v._indices for v in values]).astype(INDEX_DTYPE))
-        data = np.zeros((len(rows),) + tuple(values[0].shape[1:]), dtype=values[0]._data.dtype)
-        for v in values:
-            data[np.searchsorted(rows, v._indices)] += v._data
+        rows, data = sum_rows([(v._indices, v._data) for v in values])
         return RowSparseNDArray(data, rows, values[0].shape)
     return NDArray(sum(to_numpy_full(v) for v in values))
 
@@ -115,6 +113,7 @@ class LocalKVStore(KVStore):
         self._store: dict = {}
         self._stype: dict = {}
         self._updater = None
+        self._raw_keys = False  # True: the updater gets keys as given (_set_updater)
         self._index: dict = {}
 
     def _check(self, k):
@@ -143,7 +142,7 @@ class LocalKVStore(KVStore):
             self._check(k)
             merged = sum_values(list(v) if isinstance(v, (list, tuple)) else [v])
             if self._updater is not None:
-                self._updater(self._update_index(k), merged, self._store[k])
+                self._updater(k if self._raw_keys else self._update_index(k), merged, self._store[k])
             else:
                 stored = self._store[k]
                 if isinstance(merged, RowSparseNDArray):
@@ -166,24 +165,37 @@ class LocalKVStore(KVStore):
                     target._data[...] = src
 
     def row_sparse_pull(self, key, out=None, priority=0, row_ids=None):
+        """Give each row_sparse ``out`` exactly the stored rows ``row_ids`` (any order, repeats
+        allowed). As MXNet: one ``row_ids`` per key for a list of keys, and one per output
+        array (or one shared by all) when a key has a list of outputs."""
         if out is None or row_ids is None:
             raise ValueError("row_sparse_pull needs out and row_ids")
         keys, outs = keys_values(key, out)
-        one_per_key = isinstance(row_ids, (list, tuple)) and isinstance(key, (list, tuple))
-        ids = row_ids if one_per_key else [row_ids] * len(keys)
-        for k, o, r in zip(keys, outs, ids):
+        per_key = isinstance(key, (list, tuple)) and isinstance(row_ids, (list, tuple))
+        for k, o, r in zip(keys, outs, row_ids if per_key else [row_ids] * len(keys)):
             self._check(k)
-            rows = unique_rows(r)
+            targets = list(o) if isinstance(o, (list, tuple)) else [o]
+            ids = list(r) if isinstance(r, (list, tuple)) else [r] * len(targets)
+            if len(ids) != len(targets):
+                raise ValueError(f"row_sparse_pull {k!r}: {len(ids)} row_ids for {len(targets)} outputs")
             src = self._store[k]._data
-            if len(rows) and (rows[0] < 0 or rows[-1] >= src.shape[0]):
-                raise IndexError(f"row_sparse_pull {k!r}: row ids must be in [0, {src.shape[0]})")
-            for target in (o if isinstance(o, (list, tuple)) else [o]):
+            for target, rid in zip(targets, ids):
+                rows = unique_rows(rid)
+                if len(rows) and (rows[0] < 0 or rows[-1] >= src.shape[0]):
+                    raise IndexError(f"row_sparse_pull {k!r}: row ids must be in [0, {src.shape[0]})")
                 write_rows(target, rows, src[rows])
+
+    def _set_updater(self, updater):
+        """MXNet's hook: ``updater(key, merged_push, stored)`` replaces the optimizer on push;
+        ``key`` is passed as the caller gave it (int or str)."""
+        self._updater = updater
+        self._raw_keys = True
 
     def set_optimizer(self, optimizer):
         from .optimizer import get_updater
 
         self._updater = get_updater(optimizer)
+        self._raw_keys = False
 
     # states, as Module.save_optimizer_states
     def save_optimizer_states(self, fname, dump_optimizer=False):

@@ -95,7 +95,7 @@ class Module:
         self._param_names = [a for a in args if a not in data_names and a not in label_names]
         self._execs: dict[int, object] = {}
         self._exec = None
-        self._arg_params = None
+        self._pending_params = None
         self._aux_params = None
         self._preload_opt_states = None
         self.binded = False
@@ -188,7 +188,7 @@ class Module:
         self._execs = {}
         self._exec = self._bind_for(self._data_shapes, self._label_shapes)
         self.binded = True
-        if self._arg_params is not None and self.params_initialized:
+        if self._pending_params is not None and self.params_initialized:
             self._copy_params_into_exec()
 
     def _bind_for(self, data_shapes, label_shapes):
@@ -223,6 +223,14 @@ class Module:
         return ex
 
     # -- parameters --------------------------------------------------------------------------------
+    @property
+    def _arg_params(self):
+        """MXNet's attribute: the bound parameter arrays once initialized (live, not copies);
+        before that, the parameters waiting to be copied in at bind (``load``/``set_params``)."""
+        if self.params_initialized and self._exec is not None:
+            return {n: self._exec.arg_dict[n] for n in self._param_names}
+        return self._pending_params
+
     def init_params(self, initializer=None, arg_params=None, aux_params=None, allow_missing=False,
                     force_init=False, allow_extra=False):
         self._require("binded")
@@ -232,7 +240,7 @@ class Module:
         initializer = init_mod.create(init_mod.DEFAULT) if initializer is None else initializer
         if isinstance(initializer, (str, dict)):
             initializer = init_mod.create(initializer)
-        arg_params = arg_params if arg_params is not None else self._arg_params
+        arg_params = arg_params if arg_params is not None else self._pending_params
         if arg_params and not allow_extra:
             extra = [k for k in arg_params if k not in self._param_names and k not in self._data_names
                      and k not in self._label_names]
@@ -249,12 +257,12 @@ class Module:
             else:
                 initializer(init_mod.InitDesc(name, attrs.get(name, {})), arr)
         self.params_initialized = True
-        self._arg_params = None
+        self._pending_params = None
 
     def _copy_params_into_exec(self):
         for name in self._param_names:
-            if name in self._arg_params:
-                _assign_param(name, self._exec.arg_dict[name], self._arg_params[name])
+            if name in self._pending_params:
+                _assign_param(name, self._exec.arg_dict[name], self._pending_params[name])
 
     def get_params(self):
         self._require("binded", "params_initialized")
@@ -562,7 +570,7 @@ class Module:
     def load(prefix, epoch, load_optimizer_states=False, **kwargs) -> "Module":
         sym = load_symbol(f"{prefix}-symbol.json")
         mod = Module(sym, **kwargs)
-        mod._arg_params, mod._aux_params = load_params(f"{prefix}-{epoch:04d}.params")
+        mod._pending_params, mod._aux_params = load_params(f"{prefix}-{epoch:04d}.params")
         mod.params_initialized = False
         if load_optimizer_states:
             from .optimizer_states import loads

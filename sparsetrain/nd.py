@@ -4,46 +4,21 @@ The operator functions run through the same registry as symbols (``sparsetrain.o
 """
 from __future__ import annotations
 
-import types
-
-from .base import did_you_mean
+from . import random  # noqa: F401  (``nd.random.uniform(..., out=)``, as MXNet)
 from .ndarray import sparse as _sparse_constructors
 from .ndarray import *  # noqa: F401,F403
 from .ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray  # noqa: F401
-from .ops import all_ops as _all_ops
+from .ndarray.ndarray import apply_binary as _apply_binary
+from .ndarray.serialize import load, save  # noqa: F401
 from .ops.imperative import invoke as _invoke
-
-
-def _split_positional(op, args):
-    """As MXNet's generated functions: inputs first, then the op's parameters in order."""
-    if op.variadic:
-        return list(args), {}
-    n = len(op.input_names)
-    extra = args[n:]
-    names = list(op.params)
-    if len(extra) > len(names):
-        raise TypeError(f"{op.name} takes inputs {', '.join(op.input_names)} and parameters "
-                        f"{', '.join(names) or '(none)'}; got {len(args)} positional arguments")
-    return list(args[:n]), dict(zip(names, extra))
+from .ops.namespaces import fill_namespaces as _fill_namespaces
+from .ops.signature import parse_call as _parse_call
 
 
 def _make_function(op):
     def fn(*args, out=None, name=None, **kwargs):
-        inputs, params = _split_positional(op, args)
-        for k, v in kwargs.items():
-            if k in op.input_names and not op.variadic:
-                pos = op.input_names.index(k)
-                while len(inputs) <= pos:
-                    inputs.append(None)
-                inputs[pos] = v
-            elif k in op.params:
-                if k in params:
-                    raise TypeError(f"{op.name}: argument {k!r} given twice")
-                params[k] = v
-            else:
-                allowed = list(op.input_names) + list(op.params)
-                raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
-        if not op.variadic and (len(inputs) != len(op.input_names) or any(x is None for x in inputs)):
+        inputs, params = _parse_call(op, args, kwargs)
+        if not inputs or any(x is None for x in inputs):
             raise TypeError(f"{op.name} needs inputs {', '.join(op.input_names)}")
         outs = _invoke(op.name, inputs, params, out=out)
         return outs[0] if len(outs) == 1 else outs
@@ -53,16 +28,23 @@ def _make_function(op):
     return fn
 
 
-sparse = types.SimpleNamespace(
-    csr_matrix=_sparse_constructors.csr_matrix,
-    row_sparse_array=_sparse_constructors.row_sparse_array,
-    zeros=_sparse_constructors.zeros,
-    array=_sparse_constructors.array,
-    CSRNDArray=CSRNDArray,
-    RowSparseNDArray=RowSparseNDArray,
-)
-for _name, _op in _all_ops().items():
-    if not _op.hidden:
-        _fn = _make_function(_op)
-        globals()[_name] = _fn
-        setattr(sparse, _name, _fn)
+def _binary_function(kind, name):
+    def fn(lhs, rhs):
+        return _apply_binary(lhs, rhs, kind)
+
+    fn.__name__ = name
+    fn.__doc__ = (f"``lhs {name} rhs`` for arrays of any storage type or scalars: the same-shape, "
+                  "broadcasting or scalar operator, as MXNet's ``nd.{name}``.")
+    return fn
+
+
+sparse, _internal, contrib = _fill_namespaces(globals(), _make_function)
+for _kind, _name in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("div", "divide"),
+                     ("pow", "power"), ("eq", "equal"), ("ne", "not_equal"), ("gt", "greater"),
+                     ("ge", "greater_equal"), ("lt", "lesser"), ("le", "lesser_equal")):
+    globals()[_name] = _binary_function(_kind, _name)
+    setattr(sparse, _name, globals()[_name])
+for _name in ("csr_matrix", "row_sparse_array", "zeros", "empty", "array"):
+    setattr(sparse, _name, getattr(_sparse_constructors, _name))
+sparse.CSRNDArray, sparse.RowSparseNDArray = CSRNDArray, RowSparseNDArray
+sparse.BaseSparseNDArray = _sparse_constructors.BaseSparseNDArray

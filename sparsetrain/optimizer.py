@@ -107,7 +107,8 @@ def _densify(shape, rows, values) -> np.ndarray:
 
 
 def _zeros_like_weight(weight) -> NDArray:
-    return NDArray(np.zeros(weight.shape, dtype=weight_buffer(weight).dtype))
+    dtype = weight.dtype if getattr(weight, "stype", None) == "csr" else weight_buffer(weight).dtype
+    return NDArray(np.zeros(weight.shape, dtype=dtype))
 
 
 def _check_layout(weight, grad_values) -> None:
@@ -302,6 +303,12 @@ class Optimizer:
         raise NotImplementedError()
 
     def update_multi_precision(self, index, weight, grad, state):
+        if "csr" in (getattr(weight, "stype", None), getattr(grad, "stype", None)):
+            # MXNet's storage fallback: update a dense copy, then store it in the weight's stype
+            dense = weight.tostype("default").copy()
+            self.update(index, dense, grad.tostype("default"), state)
+            weight[:] = dense
+            return
         self.update(index, weight, grad, state)
 
     def _is_lazy(self) -> bool:

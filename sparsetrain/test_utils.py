@@ -55,3 +55,39 @@ def assert_almost_equal(a, b, rtol=1e-5, atol=1e-7):
     a = a.asnumpy() if hasattr(a, "asnumpy") else np.asarray(a)
     b = b.asnumpy() if hasattr(b, "asnumpy") else np.asarray(b)
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def default_context():
+    """The context MXNet's tests run in (always the CPU here)."""
+    from .base import cpu
+
+    return cpu()
+
+
+def rand_shape_2d(dim0=10, dim1=10):
+    """A random 2-D shape with each dimension in ``[1, dim]``, as ``mxnet.test_utils``."""
+    rng = generator()
+    return int(rng.integers(1, dim0 + 1)), int(rng.integers(1, dim1 + 1))
+
+
+def rand_shape_3d(dim0=10, dim1=10, dim2=10):
+    rng = generator()
+    return tuple(int(rng.integers(1, d + 1)) for d in (dim0, dim1, dim2))
+
+
+def rand_shape_nd(num_dim, dim=10):
+    rng = generator()
+    return tuple(int(x) for x in rng.integers(1, dim + 1, size=num_dim))
+
+
+def same(a, b) -> bool:
+    """Exact equality of two arrays (any storage type, numpy or sparsetrain)."""
+    a = a.asnumpy() if hasattr(a, "asnumpy") else np.asarray(a)
+    b = b.asnumpy() if hasattr(b, "asnumpy") else np.asarray(b)
+    return bool(np.array_equal(a, b))
+
+
+def almost_equal(a, b, rtol=1e-5, atol=1e-7) -> bool:
+    a = a.asnumpy() if hasattr(a, "asnumpy") else np.asarray(a)
+    b = b.asnumpy() if hasattr(b, "asnumpy") else np.asarray(b)
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol))

@@ -361,3 +361,75 @@ def test_backward_needs_a_training_forward():
     ex.forward()
     with pytest.raises(RuntimeError, match="forward"):
         ex.backward()
+
+
+# -- operators added for MXNet fidelity (issue 20) ------------------------------------------------
+
+@pytest.mark.parametrize("op, x", [("_plus_scalar", A), ("_minus_scalar", A), ("_rminus_scalar", A),
+                                   ("_mul_scalar", A), ("_div_scalar", A), ("_rdiv_scalar", NZ),
+                                   ("_power_scalar", POS), ("_rpower_scalar", A)])
+@pytest.mark.parametrize("stype", [D, CSR, RSP])
+def test_scalar_family(op, x, stype):
+    sym = getattr(mx.sym._internal, op)(mx.sym.var("x0", stype=stype), scalar=1.5)
+    check_gradients(sym, {"x0": (x, stype)}, ["x0"], rtol=1e-5)
+
+
+def test_scalar_symbol_operators():
+    x = mx.sym.var("x0")
+    sym = (2 - x) * 3 + (x ** 2) / 4 - 1 / (x + 5) + 2 ** x
+    check_gradients(sym, {"x0": (A, D)}, ["x0"], rtol=1e-5)
+
+
+def test_broadcast_power():
+    _run("broadcast_power", [D, D], [POS, _matrix((1, 5), 7)], rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["broadcast_equal", "broadcast_greater", "broadcast_lesser_equal"])
+def test_comparisons_have_zero_gradient(op):
+    ex = _run(op, [D, D], [NZ, POS])  # no ties: the finite differences are 0 too
+    assert not ex.grad_dict["x0"].asnumpy().any()
+
+
+def test_broadcast_to():
+    _run("broadcast_to", [D], [_matrix((4, 1), 8)], params={"shape": (4, 3)})
+
+
+@pytest.mark.parametrize("params", [{}, {"ord": 1}, {"axis": 1}, {"axis": 0, "keepdims": True}])
+def test_norm(params):
+    _run("norm", [D], [NZ], params=params, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stype", [D, RSP])
+@pytest.mark.parametrize("params", [{"axis": 1, "keepdims": True}, {"axis": 0}, {"axis": 1}])
+def test_square_sum(stype, params):
+    sym = mx.sym._internal._square_sum(mx.sym.var("x0", stype=stype), **params)
+    check_gradients(sym, {"x0": (A, stype)}, ["x0"], rtol=1e-5)
+
+
+def test_sum_exclude_and_slice_step_and_reshape():
+    _run("sum", [D], [A], params={"axis": 1, "exclude": True})
+    _run("mean", [D], [A], params={"axis": 0, "exclude": True, "keepdims": True})
+    _run("slice", [D], [A], params={"begin": (0, 4), "end": (4, 0), "step": (2, -2)})
+    _run("Reshape", [D], [A], params={"shape": (-1, 2)})
+
+
+def test_concat_and_slice_axis():
+    sym = mx.sym.Concat(mx.sym.var("x0"), mx.sym.var("x1"), dim=1)
+    check_gradients(sym, {"x0": (A, D), "x1": (WT, D)}, ["x0", "x1"])
+    _run("slice_axis", [D], [A], params={"axis": 1, "begin": 1, "end": -1})
+
+
+@pytest.mark.parametrize("stype", [D, CSR])
+def test_fully_connected(stype):
+    sym = mx.sym.FullyConnected(mx.sym.var("x0", stype=stype), mx.sym.var("w"), mx.sym.var("b"), num_hidden=3)
+    check_gradients(sym, {"x0": (A, stype), "w": (_matrix((3, 5), 9), D), "b": (_matrix((3,), 10), D)},
+                    ["w", "b"] if stype == CSR else ["x0", "w", "b"])
+
+
+def test_sparse_embedding_and_retain():
+    idx = np.array([[0, 3], [3, 1]], dtype=np.float64)
+    sym = mx.sym.contrib.SparseEmbedding(mx.sym.var("d"), mx.sym.var("w", stype=RSP), input_dim=5, output_dim=3)
+    ex = check_gradients(sym, {"d": (idx, D), "w": (_matrix((5, 3), 11), RSP)}, ["w"])
+    assert sorted(ex.grad_dict["w"].indices.asnumpy().tolist()) == [0, 1, 3]
+    sym = mx.sym._sparse_retain(mx.sym.var("x0", stype=RSP), mx.sym.var("i"))
+    check_gradients(sym, {"x0": (A, RSP), "i": (np.array([0.0, 2.0]), D)}, ["x0"])

@@ -20,23 +20,12 @@ import pickle
 import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
+from ..ndarray.sparse import sum_rows
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
     """Row boundaries ``b`` with server ``s`` holding rows ``[b[s], b[s+1])``."""
     return np.array([s * num_rows // num_servers for s in range(num_servers + 1)], dtype=np.int64)
-
-
-def _sum_rows(parts):
-    """Sum ``[(rows, values), ...]`` (rows sorted unique within a part), in the order given."""
-    if len(parts) == 1:
-        return parts[0]
-    rows = np.concatenate([p[0] for p in parts])
-    vals = np.concatenate([p[1] for p in parts])
-    uniq, inv = np.unique(rows, return_inverse=True)
-    out = np.zeros((len(uniq),) + vals.shape[1:], dtype=vals.dtype)
-    np.add.at(out, inv, vals)
-    return uniq, out
 
 
 class ParamServer:
@@ -92,7 +81,7 @@ class ParamServer:
             parts = [p[key] for p in pushes if key in p]
             weight = self.weights[key]
             if parts[0][0] is not None:  # row-sparse: (local rows, values)
-                rows, vals = _sum_rows([(np.asarray(r, dtype=INDEX_DTYPE), np.asarray(v)) for r, v in parts])
+                rows, vals = sum_rows([(np.asarray(r, dtype=INDEX_DTYPE), np.asarray(v)) for r, v in parts])
                 grad = RowSparseNDArray(np.ascontiguousarray(vals), np.asarray(rows, dtype=INDEX_DTYPE),
                                         weight.shape)
             else:

@@ -39,10 +39,16 @@ class DataBatch:
 
 
 class DataIter:
-    """Iterator protocol: ``reset()``, ``next()`` raising ``StopIteration``, ``provide_data/label``."""
+    """Iterator protocol: ``reset()``, ``next()`` raising ``StopIteration``, ``provide_data/label``.
+
+    MXNet's pull-style protocol too: ``iter_next()`` advances, then ``getdata()``, ``getlabel()``,
+    ``getpad()`` read the current batch (the one ``next()`` returned last). Subclasses set
+    ``self._current_batch`` to each batch they return (``None`` after ``reset()``).
+    """
 
     def __init__(self, batch_size: int = 0):
         self.batch_size = batch_size
+        self._current_batch = None
 
     def __iter__(self):
         return self
@@ -63,3 +69,29 @@ class DataIter:
     @property
     def provide_label(self) -> list[DataDesc]:
         raise NotImplementedError
+
+    def iter_next(self) -> bool:
+        """Advance to the next batch; False at the end of the epoch."""
+        try:
+            self.next()
+        except StopIteration:
+            return False
+        return True
+
+    def _require_current(self) -> DataBatch:
+        if self._current_batch is None:
+            raise RuntimeError(f"{type(self).__name__}: no current batch; call next() or iter_next() first")
+        return self._current_batch
+
+    def getdata(self) -> list:
+        return self._require_current().data
+
+    def getlabel(self) -> list:
+        return self._require_current().label
+
+    def getpad(self) -> int:
+        """Padding rows in the current batch (non-zero only for a padded last batch)."""
+        return self._require_current().pad
+
+    def getindex(self):
+        return None

@@ -274,13 +274,15 @@ class LibSVMIter(DataIter):
         self._pos = 0
         self._seen_rows = 0
         self._exhausted = False
+        self._current_batch = None
 
     def _batch(self, data, indices, indptr, labels, pad: int) -> DataBatch:
         n = len(indptr) - 1
         # the arrays already have the CSR dtypes (values in dtype, int64 indices): wrap them
         x = CSRNDArray(data, indices, indptr, (n, self.data_shape[0]))
         y = NDArray(np.array(labels, dtype=self.dtype).reshape(self._label_batch_shape(n)))
-        return DataBatch([x], [y], pad, None, self._provide_data, self._provide_label)
+        self._current_batch = DataBatch([x], [y], pad, None, self._provide_data, self._provide_label)
+        return self._current_batch
 
     def next(self) -> DataBatch:
         cur, r0, bs = self._cur, self._pos, self.batch_size

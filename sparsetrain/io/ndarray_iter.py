@@ -84,12 +84,12 @@ def _batch(data: list, label: list, pad: int, _new=object.__new__, _cls=DataBatc
 
 def _as_source(value, name: str) -> BaseArray:
     """``value`` as a dense ``NDArray`` or a ``CSRNDArray`` with at least one dimension."""
-    if isinstance(value, (NDArray, CSRNDArray)):
-        out = value
-    elif isinstance(value, RowSparseNDArray):
+    if isinstance(value, RowSparseNDArray):
         raise TypeError(
             f"NDArrayIter input {name!r} is row_sparse; convert it with .tostype('csr') or .tostype('default')"
         )
+    elif isinstance(value, NDArray):  # dense or csr
+        out = value
     elif sp.issparse(value):
         out = csr_matrix(value)
     else:
@@ -210,7 +210,8 @@ class NDArrayIter(DataIter):
     Batches are ``DataBatch(data=[...], label=[...], pad=...)`` with arrays in the order of
     ``provide_data`` / ``provide_label``; dense batches are views of the iterator's arrays, CSR
     batches share their buffers. ``self.data`` / ``self.label`` are the ``(name, array)`` lists
-    of the inputs as given (converted), never reordered.
+    of the inputs as given (converted), never reordered; ``self.idx`` is the current epoch's
+    sample order (``arange`` without shuffle).
     """
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
@@ -244,7 +245,7 @@ class NDArrayIter(DataIter):
         self._sources = [_Source(n, a) for n, a in self.data + self.label]
         self._n_data = len(self.data)
         self._carry = np.zeros(0, dtype=INDEX_DTYPE)
-        self._current = None
+        self._current_batch = None
         self.reset()
 
     # -- descriptors --------------------------------------------------------------------------
@@ -318,8 +319,9 @@ class NDArrayIter(DataIter):
         self._num_batches = n_windows + (first_ids is not None) + (last_ids is not None)
         self._pending_carry = pending
         self._next_batch = 0
-        self._current = None
+        self._current_batch = None
         self._layout = (first_ids, ids, start, n_windows, last_ids, pad)
+        self.idx = ids  # MXNet's attribute: this epoch's sample order (row ids of the inputs)
 
     @staticmethod
     def _rng_permutation(n: int) -> np.ndarray:
@@ -352,7 +354,7 @@ class NDArrayIter(DataIter):
             arrays = [src.window(j, pos, bs) for src in self._sources]
             nd = self._n_data
             batch = _batch(arrays[:nd], arrays[nd:], 0)
-        self._current = batch
+        self._current_batch = batch
         return batch
 
     def epoch_rows(self):
@@ -371,35 +373,9 @@ class NDArrayIter(DataIter):
         order = np.ascontiguousarray(np.concatenate(parts), dtype=INDEX_DTYPE)
         batch_ptr = np.arange(self._num_batches + 1, dtype=INDEX_DTYPE) * self.batch_size
         self._next_batch = self._num_batches
-        self._current = None
+        self._current_batch = None
         try:
             self.next()
         except StopIteration:
             pass
         return order, batch_ptr, (pad if last_ids is not None else 0)
-
-    def iter_next(self) -> bool:
-        """Advance to the next batch (read it with ``getdata``/``getlabel``/``getpad``); False at the end."""
-        try:
-            self.next()
-        except StopIteration:
-            return False
-        return True
-
-    def _require_current(self) -> DataBatch:
-        if self._current is None:
-            raise RuntimeError("NDArrayIter: no current batch; call next() or iter_next() first")
-        return self._current
-
-    def getdata(self) -> list:
-        return self._require_current().data
-
-    def getlabel(self) -> list:
-        return self._require_current().label
-
-    def getpad(self) -> int:
-        """Padding rows in the current batch (non-zero only for the last batch with ``pad``)."""
-        return self._require_current().pad
-
-    def getindex(self):
-        return None

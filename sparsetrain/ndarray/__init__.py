@@ -4,6 +4,7 @@ from .ndarray import (
     DEFAULT_DTYPE,
     INDEX_DTYPE,
     BaseArray,
+    BaseSparseNDArray,
     CSRNDArray,
     NDArray,
     RowSparseNDArray,
@@ -21,7 +22,7 @@ from .ndarray import (
 )
 
 __all__ = [
-    "BaseArray", "NDArray", "CSRNDArray", "RowSparseNDArray", "sparse", "array", "zeros", "ones",
+    "BaseArray", "BaseSparseNDArray", "NDArray", "CSRNDArray", "RowSparseNDArray", "sparse", "array", "zeros", "ones",
     "full", "empty", "arange", "cast_storage", "zeros_like", "ones_like", "concat", "waitall",
     "DEFAULT_DTYPE", "INDEX_DTYPE",
 ]

@@ -74,44 +74,59 @@ class BaseArray:
     def wait_to_read(self):
         return None
 
-    # -- arithmetic through the operator registry ---------------------------------------
-    def _binary(self, other, op, scalar_op, reverse=False):
-        from ..ops.imperative import invoke
+    def __array__(self, dtype=None, copy=None):
+        """numpy interop (``np.asarray(x)``, ``np.all(csr)``): the dense values."""
+        out = self.asnumpy()
+        return out if dtype is None else out.astype(dtype, copy=False)
 
-        if isinstance(other, numbers.Number) or (isinstance(other, np.ndarray) and other.ndim == 0):
-            return invoke(scalar_op, [self], {"scalar": float(other), "reverse": reverse})[0]
-        if isinstance(other, np.ndarray):
-            other = array(other, dtype=self.dtype)
-        if not isinstance(other, BaseArray):
-            return NotImplemented
-        lhs, rhs = (other, self) if reverse else (self, other)
-        if lhs.shape == rhs.shape:
-            return invoke("elemwise_" + op, [lhs, rhs], {})[0]
-        return invoke("broadcast_" + op, [lhs, rhs], {})[0]
-
+    # -- arithmetic and comparisons through the operator registry (see ``apply_binary``) --
     def __add__(self, o):
-        return self._binary(o, "add", "_plus_scalar")
+        return apply_binary(self, o, "add")
 
     def __radd__(self, o):
-        return self._binary(o, "add", "_plus_scalar", reverse=True)
+        return apply_binary(o, self, "add")
 
     def __sub__(self, o):
-        return self._binary(o, "sub", "_minus_scalar")
+        return apply_binary(self, o, "sub")
 
     def __rsub__(self, o):
-        return self._binary(o, "sub", "_minus_scalar", reverse=True)
+        return apply_binary(o, self, "sub")
 
     def __mul__(self, o):
-        return self._binary(o, "mul", "_mul_scalar")
+        return apply_binary(self, o, "mul")
 
     def __rmul__(self, o):
-        return self._binary(o, "mul", "_mul_scalar", reverse=True)
+        return apply_binary(o, self, "mul")
 
     def __truediv__(self, o):
-        return self._binary(o, "div", "_div_scalar")
+        return apply_binary(self, o, "div")
 
     def __rtruediv__(self, o):
-        return self._binary(o, "div", "_div_scalar", reverse=True)
+        return apply_binary(o, self, "div")
+
+    def __pow__(self, o):
+        return apply_binary(self, o, "pow")
+
+    def __rpow__(self, o):
+        return apply_binary(o, self, "pow")
+
+    def __eq__(self, o):
+        return apply_binary(self, o, "eq")
+
+    def __ne__(self, o):
+        return apply_binary(self, o, "ne")
+
+    def __gt__(self, o):
+        return apply_binary(self, o, "gt")
+
+    def __ge__(self, o):
+        return apply_binary(self, o, "ge")
+
+    def __lt__(self, o):
+        return apply_binary(self, o, "lt")
+
+    def __le__(self, o):
+        return apply_binary(self, o, "le")
 
     def __neg__(self):
         from ..ops.imperative import invoke
@@ -133,11 +148,6 @@ class BaseArray:
     def __itruediv__(self, o):
         self[:] = self / o
         return self
-
-    def __eq__(self, other):
-        if isinstance(other, BaseArray):
-            other = other.asnumpy()
-        return array(self.asnumpy() == other)
 
     __hash__ = object.__hash__
 
@@ -222,7 +232,7 @@ class NDArray(BaseArray):
 
     def __setitem__(self, key, value):
         if isinstance(key, slice) and key == slice(None):
-            if isinstance(value, NDArray):
+            if isinstance(value, NDArray) and value.stype == "default":
                 if value.shape != self.shape:
                     raise ShapeError(
                         f"cannot assign an array of shape {value.shape} to an array of shape {self.shape}"
@@ -248,10 +258,46 @@ class NDArray(BaseArray):
         return float(self.asscalar())
 
 
-class CSRNDArray(BaseArray):
+class BaseSparseNDArray(NDArray):
+    """What the sparse storage types share; as in MXNet they are ``NDArray`` subclasses.
+
+    Dense-only operations (``reshape``, element indexing) raise; ``check_format`` validates the
+    buffers (MXNet's ``MXNDArraySyncCheckFormat``).
+    """
+
+    __slots__ = ()
+
+    reshape = BaseArray.reshape
+
+    @property
+    def handle(self):
+        return self
+
+    def __float__(self):
+        return float(self.asscalar())
+
+    def check_format(self, full_check=True):
+        """Raise ``SparseFormatError`` when the buffers do not describe a valid array of ``shape``.
+
+        ``full_check=False`` checks only the buffer sizes (O(1)); ``True`` also checks the index
+        values (sorted, unique, in range; O(nnz)).
+        """
+        problem = self._format_problem(bool(full_check))
+        if problem:
+            raise SparseFormatError(f"invalid {self.stype} array of shape {self.shape}: {problem}")
+
+    def __repr__(self) -> str:
+        return f"\n<{type(self).__name__} {_shape_str(self.shape)} @{self.context}>"
+
+
+class SparseFormatError(ShapeError):
+    """A sparse array whose buffers are inconsistent (``check_format``)."""
+
+
+class CSRNDArray(BaseSparseNDArray):
     """A 2-D compressed-sparse-row array (storage type ``csr``), compatible with scipy's layout."""
 
-    __slots__ = ("_data", "_indices", "_indptr", "_shape", "__weakref__")
+    __slots__ = ("_indices", "_indptr", "_shape")
     stype = "csr"
 
     def __init__(self, data, indices, indptr, shape):
@@ -296,17 +342,58 @@ class CSRNDArray(BaseArray):
         return CSRNDArray(self._data.astype(dtype, copy=copy), self._indices, self._indptr, self._shape)
 
     def __getitem__(self, key):
-        if isinstance(key, int):
-            key = slice(key, key + 1)
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise IndexError("CSRNDArray supports row slices x[a:b] only")
-        start, stop, _ = key.indices(self._shape[0])
+        """Rows: ``x[i]`` (a 1-row CSRNDArray, ``-n <= i < n``) or ``x[a:b]`` (continuous, clipped)."""
+        n = self._shape[0]
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + n if key < 0 else int(key)
+            if not 0 <= i < n:
+                raise IndexError(f"row {key} is out of range for a CSRNDArray with {n} rows")
+            key = slice(i, i + 1)
+        elif isinstance(key, tuple):
+            raise ValueError("multi-dimensional indexing is not supported for CSRNDArray")
+        elif not isinstance(key, slice):
+            raise ValueError(f"CSRNDArray supports x[i] and x[a:b] only, got {key!r}")
+        if key.step is not None:
+            raise ValueError("CSRNDArray only supports continuous slicing on axis 0")
+        start, stop, _ = key.indices(n)
         stop = max(stop, start)
         lo, hi = self._indptr[start], self._indptr[stop]
         return CSRNDArray(
             self._data[lo:hi], self._indices[lo:hi], self._indptr[start : stop + 1] - lo,
             (stop - start, self._shape[1]),
         )
+
+    def __iter__(self):
+        for i in range(self._shape[0]):
+            yield self[i]
+
+    @property
+    def T(self):
+        """The transpose, as a CSRNDArray."""
+        m = self.asscipy().T.tocsr()
+        m.sort_indices()
+        return CSRNDArray(m.data.astype(self.dtype, copy=False), _as_index(m.indices), _as_index(m.indptr), m.shape)
+
+    def _format_problem(self, full: bool) -> str:
+        rows, cols = self._shape
+        indptr, indices = self._indptr, self._indices
+        if self._data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+            return "data, indices and indptr must be 1-D"
+        if len(indptr) != rows + 1:
+            return f"indptr has {len(indptr)} entries, expected {rows + 1}"
+        if len(indices) != len(self._data):
+            return f"{len(indices)} indices for {len(self._data)} values"
+        if not full:
+            return ""
+        if indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+            return "indptr must start at 0, be non-decreasing and end at nnz"
+        if len(indices) and (indices.min() < 0 or indices.max() >= cols):
+            return f"column indices must be in [0, {cols})"
+        starts = np.zeros(len(indices), dtype=bool)
+        starts[indptr[:-1][np.diff(indptr) > 0]] = True
+        if len(indices) > 1 and np.any((np.diff(indices) <= 0) & ~starts[1:]):
+            return "column indices must be sorted and unique within each row"
+        return ""
 
     def __setitem__(self, key, value):
         self._check_full_slice(key)
@@ -317,14 +404,12 @@ class CSRNDArray(BaseArray):
         self._indices = src._indices.copy()
         self._indptr = src._indptr.copy()
 
-    def __repr__(self) -> str:
-        return f"\n<CSRNDArray {_shape_str(self.shape)} @{self.context}>"
 
 
-class RowSparseNDArray(BaseArray):
+class RowSparseNDArray(BaseSparseNDArray):
     """Rows ``indices`` (sorted, unique, int64) of an array; ``data`` has shape ``(len(indices),) + shape[1:]``."""
 
-    __slots__ = ("_data", "_indices", "_shape", "__weakref__")
+    __slots__ = ("_indices", "_shape")
     stype = "row_sparse"
 
     def __init__(self, data, indices, shape):
@@ -373,8 +458,69 @@ class RowSparseNDArray(BaseArray):
         self._check_full_slice(key, "the whole array x[:] as an index")
         return self
 
-    def __repr__(self) -> str:
-        return f"\n<RowSparseNDArray {_shape_str(self.shape)} @{self.context}>"
+    def __iter__(self):
+        raise TypeError("RowSparseNDArray is not iterable (as in MXNet); use .tostype('default')")
+
+    @property
+    def T(self):
+        return NDArray(self.asnumpy().T)
+
+    def _format_problem(self, full: bool) -> str:
+        if self._indices.ndim != 1 or self._data.shape != (len(self._indices),) + self._shape[1:]:
+            return f"data of shape {self._data.shape} does not fit {len(self._indices)} indices and shape {self._shape}"
+        if not full or not len(self._indices):
+            return ""
+        if self._indices[0] < 0 or self._indices[-1] >= self._shape[0]:
+            return f"row indices must be in [0, {self._shape[0]})"
+        if np.any(np.diff(self._indices) <= 0):
+            return "row indices must be sorted and unique"
+        return ""
+
+
+
+# -- binary operators: MXNet's ``_ufunc_helper`` ------------------------------------------------
+
+# kind -> (op for two arrays of one shape, op that broadcasts, op(x, scalar), op(scalar, x))
+BINARY_OPS = {
+    "add": ("elemwise_add", "broadcast_add", "_plus_scalar", "_plus_scalar"),
+    "sub": ("elemwise_sub", "broadcast_sub", "_minus_scalar", "_rminus_scalar"),
+    "mul": ("elemwise_mul", "broadcast_mul", "_mul_scalar", "_mul_scalar"),
+    "div": ("elemwise_div", "broadcast_div", "_div_scalar", "_rdiv_scalar"),
+    "pow": ("broadcast_power", "broadcast_power", "_power_scalar", "_rpower_scalar"),
+    "eq": ("broadcast_equal", "broadcast_equal", "_equal_scalar", "_equal_scalar"),
+    "ne": ("broadcast_not_equal", "broadcast_not_equal", "_not_equal_scalar", "_not_equal_scalar"),
+    "gt": ("broadcast_greater", "broadcast_greater", "_greater_scalar", "_lesser_scalar"),
+    "ge": ("broadcast_greater_equal", "broadcast_greater_equal", "_greater_equal_scalar", "_lesser_equal_scalar"),
+    "lt": ("broadcast_lesser", "broadcast_lesser", "_lesser_scalar", "_greater_scalar"),
+    "le": ("broadcast_lesser_equal", "broadcast_lesser_equal", "_lesser_equal_scalar", "_greater_equal_scalar"),
+}
+_PY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+       "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "eq": lambda a, b: float(a == b),
+       "ne": lambda a, b: float(a != b), "gt": lambda a, b: float(a > b), "ge": lambda a, b: float(a >= b),
+       "lt": lambda a, b: float(a < b), "le": lambda a, b: float(a <= b)}
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, numbers.Number) or (isinstance(x, np.ndarray) and x.ndim == 0)
+
+
+def apply_binary(lhs, rhs, kind: str):
+    """``lhs <kind> rhs`` for arrays and scalars: the scalar op when one side is a number, the
+    same-shape op for equal shapes, else the broadcasting op (``nd.add``, ``x + y``, ``x == 1``...)."""
+    from ..ops.imperative import invoke
+
+    same, broadcast, scalar, rscalar = BINARY_OPS[kind]
+    if _is_scalar(lhs) and _is_scalar(rhs):
+        return _PY[kind](lhs, rhs)
+    if _is_scalar(rhs) and isinstance(lhs, BaseArray):
+        return invoke(scalar, [lhs], {"scalar": float(rhs)})[0]
+    if _is_scalar(lhs) and isinstance(rhs, BaseArray):
+        return invoke(rscalar, [rhs], {"scalar": float(lhs)})[0]
+    like = lhs if isinstance(lhs, BaseArray) else rhs
+    lhs, rhs = (array(x, dtype=like.dtype) if isinstance(x, np.ndarray) else x for x in (lhs, rhs))
+    if not (isinstance(lhs, BaseArray) and isinstance(rhs, BaseArray)):
+        return NotImplemented
+    return invoke(same if lhs.shape == rhs.shape else broadcast, [lhs, rhs], {})[0]
 
 
 # -- storage conversion --------------------------------------------------------------------
@@ -382,8 +528,10 @@ class RowSparseNDArray(BaseArray):
 def _dense_to_csr(x: np.ndarray) -> CSRNDArray:
     if x.ndim != 2:
         raise ShapeError(f"csr storage needs a 2-D array, got shape {x.shape}")
-    m = sp.csr_matrix(x)
-    return CSRNDArray(m.data.astype(x.dtype, copy=False), _as_index(m.indices), _as_index(m.indptr), x.shape)
+    rows, cols = np.nonzero(x)  # row-major: columns sorted within each row; any dtype
+    indptr = np.zeros(x.shape[0] + 1, dtype=INDEX_DTYPE)
+    np.cumsum(np.bincount(rows, minlength=x.shape[0]), out=indptr[1:])
+    return CSRNDArray(np.ascontiguousarray(x[rows, cols]), _as_index(cols), indptr, x.shape)
 
 
 def _dense_to_rsp(x: np.ndarray) -> RowSparseNDArray:

@@ -1,6 +1,7 @@
 """The operator registry and the operator families registered in it."""
-from . import broadcast, dot, elemwise, misc, output, reduce  # noqa: F401  (registration)
+from . import broadcast, dot, elemwise, layout, misc, nn, output, reduce  # noqa: F401  (registration)
 from .imperative import invoke
+from .signature import parse_call
 from .registry import (
     Dispatch,
     GradientContext,
@@ -15,4 +16,4 @@ from .registry import (
 )
 
 __all__ = ["Op", "Dispatch", "GradientContext", "register", "get", "exists", "all_ops", "infer_storage",
-           "invoke", "set_strict_stypes", "strict_stypes"]
+           "invoke", "parse_call", "set_strict_stypes", "strict_stypes"]

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..base import ShapeError
 from ..ndarray.ndarray import CSRNDArray
+from .elemwise import COMPARISONS
 from .registry import Op, merge_shape, register
 
 D, CSR = "default", "csr"
@@ -105,3 +106,71 @@ register(Op(name="_reduce_like", input_names=("data", "like"), hidden=True,
             dense=lambda x, p: [sum_to_shape(x[0], x[1].shape)],
             infer_shape=lambda i, o, p: (i, [i[1]]),
             doc="sum data over the axes along which `like` was broadcast"))
+
+
+# -- power and comparisons (numpy broadcasting; sparse inputs fall back, as in MXNet) -----------
+
+def _backward_power(x, p):
+    og, a, b = x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.power(a, b)
+        ga = og * b * np.power(a, b - 1)
+        gb = og * out * np.log(np.where(a > 0, a, 1))
+    return [sum_to_shape(ga, a.shape).astype(a.dtype, copy=False), sum_to_shape(gb, b.shape).astype(b.dtype, copy=False)]
+
+
+def _power_gradient(g):
+    ga, gb = g.apply("_backward_broadcast_power", g.og, *g.inputs)
+    return [ga, gb]
+
+
+register(Op(
+    name="broadcast_power", input_names=("lhs", "rhs"),
+    dense=lambda x, p: [np.power(x[0], x[1]).astype(np.result_type(x[0], x[1]), copy=False)],
+    infer_shape=lambda i, o, p: _broadcast_shape(i, o, p, "broadcast_power"),
+    gradient=_power_gradient, doc="lhs ** rhs with numpy broadcasting",
+))
+register(Op(name="_backward_broadcast_power", input_names=("ograd", "lhs", "rhs"), num_outputs=2, hidden=True,
+            dense=_backward_power, infer_shape=_pass_shapes))
+
+def _zero_gradients(g):
+    return [g.apply("zeros_like", x) for x in g.inputs]
+
+
+for _kind, _f in COMPARISONS.items():
+    _name = "broadcast_" + _kind
+    register(Op(
+        name=_name, input_names=("lhs", "rhs"),
+        dense=lambda x, p, f=_f: [f(x[0], x[1]).astype(np.result_type(x[0], x[1]), copy=False)],
+        infer_shape=lambda i, o, p, n=_name: _broadcast_shape(i, o, p, n),
+        gradient=_zero_gradients, doc=f"lhs {_kind} rhs as 1/0 (numpy broadcasting)",
+    ))
+
+
+# -- broadcast_to ----------------------------------------------------------------------------
+
+def _target_shape(data, shape):
+    """MXNet's rule: a 0 in ``shape`` keeps that dimension of ``data``; others must be 1 in ``data``."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(data):
+        raise ShapeError(f"broadcast_to: shape {shape} has {len(shape)} dimensions, the input {data} has {len(data)}")
+    out = tuple(d if s == 0 else s for d, s in zip(data, shape))
+    for d, s in zip(data, out):
+        if d != s and d != 1:
+            raise ShapeError(f"broadcast_to: cannot broadcast shape {data} to {shape}")
+    return out
+
+
+def _broadcast_to_infer(i, o, p):
+    if i[0] is None or not all(i[0]):
+        return i, o
+    return i, [merge_shape(o[0], _target_shape(i[0], p["shape"]), "broadcast_to")]
+
+
+register(Op(
+    name="broadcast_to", input_names=("data",), params={"shape": ()},
+    dense=lambda x, p: [np.ascontiguousarray(np.broadcast_to(x[0], _target_shape(x[0].shape, p["shape"])))],
+    infer_shape=_broadcast_to_infer,
+    gradient=lambda g: [g.apply("_reduce_like", g.og, g.inputs[0])],
+    doc="repeat size-1 dimensions up to shape (0 keeps a dimension)",
+))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import ShapeError
+from ..base import ShapeError, check_stype
 from ..kernels.sparse_dot import csr_dense_dot, csr_rsp_dot, csr_t_dense_dot_rsp
 from ..ndarray.ndarray import NDArray, RowSparseNDArray
 from .registry import Op, merge_shape, register
@@ -94,9 +94,12 @@ def _gradient(g):
 
 
 register(Op(
-    name="dot", input_names=("lhs", "rhs"), params={"transpose_a": False, "transpose_b": False},
+    name="dot", input_names=("lhs", "rhs"),
+    params={"transpose_a": False, "transpose_b": False, "forward_stype": None},
     dense=_dense_dot, infer_shape=_infer_shape, kernels=_KERNELS,
+    forced_stypes=lambda p: (check_stype(p["forward_stype"]),) if p["forward_stype"] else None,
     storage=lambda s, p: (s[0], s[1], bool(p["transpose_a"]), bool(p["transpose_b"])),
     gradient=_gradient,
-    doc="d,d->d; csr,d->d; csr,rsp->d; csrᵀ,d->rsp; anything else falls back to dense",
+    doc="d,d->d; csr,d->d; csr,rsp->d; csrᵀ,d->rsp; anything else falls back to dense; "
+        "forward_stype= sets the output stype",
 ))

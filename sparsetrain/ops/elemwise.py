@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index
+from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index, zeros
+from ..ndarray.sparse import sum_rows
 from .registry import Op, merge_shape, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
@@ -26,11 +27,8 @@ def _csr_from_scipy(m, dtype) -> CSRNDArray:
 
 
 def _rsp_union(a: RowSparseNDArray, b: RowSparseNDArray, sign: float) -> RowSparseNDArray:
-    rows = np.union1d(a._indices, b._indices)
-    data = np.zeros((len(rows),) + a.shape[1:], dtype=a.dtype)
-    data[np.searchsorted(rows, a._indices)] += a._data
-    data[np.searchsorted(rows, b._indices)] += sign * b._data
-    return RowSparseNDArray(data, _as_index(rows), a.shape)
+    rows, data = sum_rows([(a._indices, a._data), (b._indices, b._data if sign == 1.0 else sign * b._data)])
+    return RowSparseNDArray(data.astype(a.dtype, copy=False), rows, a.shape)
 
 
 def _scatter_into_dense(dense: np.ndarray, sparse, sign: float) -> NDArray:
@@ -131,7 +129,8 @@ def _sparse_unary(fn):
     return {(CSR,): ((CSR,), csr), (RSP,): ((RSP,), rsp)}
 
 
-def _sigmoid(x):
+def sigmoid(x):
+    """The logistic function (``sigmoid`` and ``LogisticRegressionOutput`` share it)."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -149,7 +148,7 @@ UNARY = {
     "expm1": (np.expm1, lambda x, y: y + 1, True),
     "log": (np.log, lambda x, y: 1 / x, False),
     "exp": (np.exp, lambda x, y: y, False),
-    "sigmoid": (_sigmoid, lambda x, y: y * (1 - y), False),
+    "sigmoid": (sigmoid, lambda x, y: y * (1 - y), False),
 }
 
 
@@ -192,32 +191,117 @@ register(Op(
 
 
 # -- with a scalar -----------------------------------------------------------------------------
+#
+# MXNet's storage rules for ``op(x, scalar)`` on a sparse ``x``:
+# - KEEP: f(0, s) == 0 for every s (``_mul_scalar``, ``_div_scalar``): the output keeps x's stype.
+# - ZERO: the output keeps x's stype when f(0, s) == 0 for this s (``x + 0``, ``rsp == 1``), else it
+#   is dense, computed directly (no fallback: MXNet's "dense result" scalar ops).
+# - DENSE: no sparse kernel (``_rdiv_scalar``, ``_power_scalar``): storage fallback.
+KEEP, ZERO, DENSE = "keep", "zero", "dense"
 
-def _scalar_op(name, f, sparse_ok, gradient, commutative=False):
-    """``sparse_ok``: f(0, s) == 0, so sparse inputs keep their stype (``s * x`` too when commutative)."""
-    kernels = _sparse_unary(lambda d, p: f(d, p["scalar"], p["reverse"])) if sparse_ok else {}
+
+def _scalar_storage(f, rule):
+    def storage(in_stypes, p):
+        if in_stypes[0] == D or rule == DENSE:
+            return tuple(in_stypes)
+        if rule == KEEP:
+            return in_stypes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zero_kept = f(np.zeros(1), float(p["scalar"]))[0] == 0
+        return in_stypes if zero_kept else "dense_result"
+
+    return storage
+
+
+def _scalar_dense_result(f):
+    def kernel(x, p):
+        a = x[0].asnumpy()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [NDArray(np.asarray(f(a, float(p["scalar"])), dtype=a.dtype))]
+
+    return kernel
+
+
+def _scalar_op(name, f, rule, gradient, doc):
+    """Register ``name(data, scalar=)``: ``f(x, s)`` elementwise, with MXNet's stype ``rule``."""
+    kernels = {}
+    if rule != DENSE:
+        kernels = _sparse_unary(lambda d, p: f(d, float(p["scalar"])))
+        if rule == ZERO:
+            kernels["dense_result"] = ((D,), _scalar_dense_result(f))
+
+    def dense(x, p):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [np.asarray(f(x[0], float(p["scalar"])), dtype=x[0].dtype)]
+
     register(Op(
-        name=name, input_names=("data",), params={"scalar": 0.0, "reverse": False},
-        dense=lambda x, p: [np.asarray(f(x[0], p["scalar"], p["reverse"]), dtype=x[0].dtype)],
-        kernels=kernels,
-        storage=lambda s, p: s if (sparse_ok and (commutative or not p["reverse"])) else ("no-kernel",),
-        infer_shape=lambda i, o, p: same_shape(i, o, p, name), gradient=gradient, hidden=True,
+        name=name, input_names=("data",), params={"scalar": 0.0}, dense=dense, kernels=kernels,
+        storage=_scalar_storage(f, rule), infer_shape=lambda i, o, p: same_shape(i, o, p, name),
+        gradient=gradient, hidden=True, doc=doc,
     ))
 
 
-def _rdiv_grad(g):
-    return [g.apply("_backward_rdiv_scalar", g.og, g.inputs[0], scalar=g.params["scalar"])]
+def _scaled(g, name):
+    return [g.apply(name, g.og, scalar=g.params["scalar"])]
 
 
-_scalar_op("_plus_scalar", lambda x, s, r: x + s, False, lambda g: [g.og])
-_scalar_op("_minus_scalar", lambda x, s, r: (s - x) if r else (x - s), False,
-           lambda g: [g.apply("negative", g.og) if g.params["reverse"] else g.og])
-_scalar_op("_mul_scalar", lambda x, s, r: x * s, True,
-           lambda g: [g.apply("_mul_scalar", g.og, scalar=g.params["scalar"])], commutative=True)
-_scalar_op("_div_scalar", lambda x, s, r: (s / x) if r else (x / s), True,
-           lambda g: _rdiv_grad(g) if g.params["reverse"] else [g.apply("_div_scalar", g.og, scalar=g.params["scalar"])])
+def _scalar_backward(fn):
+    return lambda g: [g.apply("_backward_scalar", g.og, g.inputs[0], g.outputs[0], fn=fn, scalar=g.params["scalar"])]
+
+
+def _zero_gradient(g):
+    return [g.apply("zeros_like", g.inputs[0])]
+
+
+# name -> derivative d f(x, s) / dx from (x, y = f(x, s), s)
+_SCALAR_DERIVATIVES = {
+    "_rdiv_scalar": lambda x, y, s: -y / x,
+    "_power_scalar": lambda x, y, s: s * np.power(x, s - 1),
+    "_rpower_scalar": lambda x, y, s: y * np.log(s),
+}
+
+_scalar_op("_plus_scalar", lambda x, s: x + s, ZERO, lambda g: [g.og], "x + scalar")
+_scalar_op("_minus_scalar", lambda x, s: x - s, ZERO, lambda g: [g.og], "x - scalar")
+_scalar_op("_rminus_scalar", lambda x, s: s - x, ZERO, lambda g: [g.apply("negative", g.og)], "scalar - x")
+_scalar_op("_mul_scalar", lambda x, s: x * s, KEEP, lambda g: _scaled(g, "_mul_scalar"), "x * scalar")
+_scalar_op("_div_scalar", lambda x, s: x / s, KEEP, lambda g: _scaled(g, "_div_scalar"), "x / scalar")
+_scalar_op("_rdiv_scalar", lambda x, s: s / x, DENSE, _scalar_backward("_rdiv_scalar"), "scalar / x")
+_scalar_op("_power_scalar", lambda x, s: np.power(x, s), DENSE, _scalar_backward("_power_scalar"), "x ** scalar")
+_scalar_op("_rpower_scalar", lambda x, s: np.power(s, x), DENSE, _scalar_backward("_rpower_scalar"), "scalar ** x")
+COMPARISONS = {
+    "equal": np.equal, "not_equal": np.not_equal, "greater": np.greater,
+    "greater_equal": np.greater_equal, "lesser": np.less, "lesser_equal": np.less_equal,
+}
+for _cmp, _f in COMPARISONS.items():
+    _scalar_op(f"_{_cmp}_scalar", _f, ZERO, _zero_gradient, f"x {_cmp} scalar as 1/0 in x's dtype")
+
+
+def _backward_scalar(x, p):
+    og, data, out = x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return [og * _SCALAR_DERIVATIVES[p["fn"]](data, out, float(p["scalar"]))]
+
+
 register(Op(
-    name="_backward_rdiv_scalar", input_names=("ograd", "data"), params={"scalar": 0.0}, hidden=True,
-    dense=lambda x, p: [-x[0] * p["scalar"] / (x[1] * x[1])],
-    infer_shape=lambda i, o, p: same_shape(i, o, p, "rdiv backward"),
+    name="_backward_scalar", input_names=("ograd", "data", "output"), params={"fn": None, "scalar": 0.0},
+    hidden=True, dense=_backward_scalar, infer_shape=lambda i, o, p: same_shape(i, o, p, "scalar backward"),
+))
+
+
+# -- zeros_like / ones_like -------------------------------------------------------------------
+
+def _zeros_like(x, p):
+    return [zeros(x[0].shape, dtype=x[0].dtype, stype=x[0].stype)]
+
+
+register(Op(
+    name="zeros_like", input_names=("data",), dense=lambda x, p: [np.zeros_like(x[0])],
+    kernels={(CSR,): ((CSR,), _zeros_like), (RSP,): ((RSP,), _zeros_like)},
+    infer_shape=lambda i, o, p: same_shape(i, o, p, "zeros_like"), gradient=_zero_gradient,
+    doc="zeros of the input's shape, dtype and stype",
+))
+register(Op(
+    name="ones_like", input_names=("data",), dense=lambda x, p: [np.ones_like(x[0])],
+    infer_shape=lambda i, o, p: same_shape(i, o, p, "ones_like"), gradient=_zero_gradient,
+    doc="ones of the input's shape (dense)",
 ))

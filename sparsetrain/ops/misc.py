@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import ShapeError, check_stype
-from ..ndarray.ndarray import RowSparseNDArray, _as_index, cast_storage
-from .elemwise import _rsp_union, same_shape
+from ..ndarray.ndarray import NDArray, RowSparseNDArray, _as_index, cast_storage
+from ..ndarray.sparse import sum_rows
+from .elemwise import same_shape
 from .registry import Op, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
@@ -15,10 +16,10 @@ STYPES = (D, CSR, RSP)
 # -- add_n -----------------------------------------------------------------------------------
 
 def _add_n_rsp(x, p):
-    acc = x[0]
-    for a in x[1:]:
-        acc = _rsp_union(acc, a, 1.0)
-    return [acc if len(x) > 1 else acc.copy()]
+    if len(x) == 1:
+        return [x[0].copy()]
+    rows, data = sum_rows([(a._indices, a._data) for a in x])
+    return [RowSparseNDArray(data.astype(x[0].dtype, copy=False), rows, x[0].shape)]
 
 
 register(Op(
@@ -52,28 +53,42 @@ register(Op(
 # -- slice ----------------------------------------------------------------------------------
 
 def _norm_slice(shape, p):
+    """Python slices for ``begin``/``end``/``step`` (``None`` entries and missing axes: the whole axis)."""
     begin, end = tuple(p["begin"]), tuple(p["end"])
-    if len(begin) != len(end) or len(begin) > len(shape):
-        raise ShapeError(f"slice: begin {begin} and end {end} do not fit shape {shape}")
+    step = tuple(p.get("step") or ())
+    if len(begin) != len(end) or len(begin) > len(shape) or len(step) > len(begin):
+        raise ShapeError(f"slice: begin {begin}, end {end} and step {step} do not fit shape {shape}")
     out = []
     for d, size in enumerate(shape):
-        b = begin[d] if d < len(begin) and begin[d] is not None else 0
-        e = end[d] if d < len(end) and end[d] is not None else size
-        b, e = (b + size if b < 0 else b), (e + size if e < 0 else e)
-        if not 0 <= b < e <= size:
-            raise ShapeError(f"slice: [{begin}, {end}) is out of range for shape {shape}")
-        out.append(slice(b, e))
+        b = begin[d] if d < len(begin) else None
+        e = end[d] if d < len(end) else None
+        st = step[d] if d < len(step) and step[d] is not None else 1
+        if st == 0:
+            raise ShapeError("slice: step cannot be 0")
+        b = None if b is None else (b + size if b < 0 else b)
+        e = None if e is None else (e + size if e < 0 else e)
+        if st > 0:
+            b, e = (0 if b is None else b), (size if e is None else e)
+            ok = 0 <= b < e <= size
+        else:
+            b, e = (size - 1 if b is None else b), (-1 if e is None else e)
+            ok = -1 <= e < b < size
+        if not ok:
+            raise ShapeError(f"slice: begin {begin}, end {end}, step {step} is out of range for shape {shape}")
+        out.append(slice(b, e if e >= 0 else None, st))
     return tuple(out)
 
 
 def _slice_infer(i, o, p):
     if i[0] is None or not all(i[0]):
         return i, o
-    return i, [tuple(s.stop - s.start for s in _norm_slice(i[0], p))]
+    return i, [tuple(len(range(*s.indices(n))) for s, n in zip(_norm_slice(i[0], p), i[0]))]
 
 
 def _slice_rows_only(p):
-    return all(b is None for b in tuple(p["begin"])[1:]) and all(e is None for e in tuple(p["end"])[1:])
+    steps = tuple(p.get("step") or ())
+    return (all(b is None for b in tuple(p["begin"])[1:]) and all(e is None for e in tuple(p["end"])[1:])
+            and all(st in (None, 1) for st in steps))
 
 
 def _slice_csr(x, p):
@@ -88,22 +103,24 @@ def _backward_slice(x, p):
     return [g]
 
 
+_SLICE_PARAMS = {"begin": (), "end": (), "step": ()}
 register(Op(
-    name="slice", input_names=("data",), params={"begin": (), "end": ()},
+    name="slice", input_names=("data",), params=dict(_SLICE_PARAMS),
     dense=lambda x, p: [np.ascontiguousarray(x[0][_norm_slice(x[0].shape, p)])],
     kernels={"csr_rows": ((CSR,), _slice_csr)},
     storage=lambda s, p: "csr_rows" if s[0] == CSR and _slice_rows_only(p) else tuple(s),
     infer_shape=_slice_infer,
-    gradient=lambda g: [g.apply("_backward_slice", g.og, g.inputs[0], begin=g.params["begin"], end=g.params["end"])],
-    doc="rows of a csr -> csr",
+    gradient=lambda g: [g.apply("_backward_slice", g.og, g.inputs[0], begin=g.params["begin"],
+                                end=g.params["end"], step=g.params["step"])],
+    doc="data[begin:end:step] per axis; rows of a csr (step 1) -> csr",
 ))
-register(Op(name="_backward_slice", input_names=("ograd", "data"), params={"begin": (), "end": ()}, hidden=True,
+register(Op(name="_backward_slice", input_names=("ograd", "data"), params=dict(_SLICE_PARAMS), hidden=True,
             dense=_backward_slice, infer_shape=lambda i, o, p: (i, [i[1]])))
 
 
 # -- Embedding ------------------------------------------------------------------------------
 
-def _embedding_infer(i, o, p):
+def embedding_infer(i, o, p):
     data, weight = i
     w = (int(p["input_dim"]), int(p["output_dim"]))
     if weight is not None and tuple(weight) != w and all(weight):
@@ -112,10 +129,26 @@ def _embedding_infer(i, o, p):
     return [data, w], [out]
 
 
-def _embedding_dense(x, p):
+def embedding_dense(x, p):
     data, weight = x
     idx = np.clip(data.astype(np.int64), 0, weight.shape[0] - 1)
     return [weight[idx]]
+
+
+def _embedding_rsp_weight(x, p):
+    """Rows of a row_sparse weight; rows it does not hold are zeros."""
+    data, weight = x
+    idx = np.clip(data._data.astype(np.int64), 0, weight.shape[0] - 1)
+    pos = np.searchsorted(weight._indices, idx)
+    pos = np.minimum(pos, max(len(weight._indices) - 1, 0))
+    present = (weight._indices[pos] == idx) if len(weight._indices) else np.zeros(idx.shape, dtype=bool)
+    out = np.zeros(idx.shape + weight.shape[1:], dtype=weight.dtype)
+    if len(weight._indices):
+        out[present] = weight._data[pos[present]]
+    return [NDArray(out)]
+
+
+EMBEDDING_RSP_WEIGHT = {(D, RSP): ((D,), _embedding_rsp_weight)}
 
 
 def _embedding_grad(x, p):
@@ -133,24 +166,77 @@ def _backward_embedding_rsp(x, p):
     return [RowSparseNDArray(values, _as_index(rows), (int(p["input_dim"]), int(p["output_dim"])))]
 
 
-def _backward_embedding_dense(x, p):
+def _backwardembedding_dense(x, p):
     rows, values = _embedding_grad(x, p)
     out = np.zeros((int(p["input_dim"]), int(p["output_dim"])), dtype=x[0].dtype)
     out[rows] = values
     return [out]
 
 
-_EMB_PARAMS = {"input_dim": 0, "output_dim": 0, "sparse_grad": False}
+EMBEDDING_PARAMS = {"input_dim": 0, "output_dim": 0, "sparse_grad": False}
 register(Op(
-    name="Embedding", input_names=("data", "weight"), params=dict(_EMB_PARAMS),
-    dense=_embedding_dense, infer_shape=_embedding_infer,
+    name="Embedding", input_names=("data", "weight"), params=dict(EMBEDDING_PARAMS),
+    dense=embedding_dense, infer_shape=embedding_infer, kernels=dict(EMBEDDING_RSP_WEIGHT),
     gradient=lambda g: [None, g.apply("_backward_Embedding", g.og, g.inputs[0], **g.params)],
     doc="rows of weight selected by integer data; sparse_grad=True gives a row_sparse weight gradient",
 ))
 register(Op(
-    name="_backward_Embedding", input_names=("ograd", "data"), params=dict(_EMB_PARAMS), hidden=True,
-    dense=_backward_embedding_dense,
+    name="_backward_Embedding", input_names=("ograd", "data"), params=dict(EMBEDDING_PARAMS), hidden=True,
+    dense=_backwardembedding_dense,
     kernels={"rsp": ((RSP,), _backward_embedding_rsp)},
     storage=lambda s, p: "rsp" if p["sparse_grad"] and s[0] == D else tuple(s),
     infer_shape=lambda i, o, p: (i, [(int(p["input_dim"]), int(p["output_dim"]))]),
 ))
+
+
+# -- sparse utilities: retain, getnnz ----------------------------------------------------------
+
+def _retain(x, p):
+    data, indices = x
+    keep = np.isin(data._indices, indices.asnumpy().astype(np.int64))
+    return [RowSparseNDArray(data._data[keep], data._indices[keep].copy(), data.shape)]
+
+
+register(Op(
+    name="_sparse_retain", input_names=("data", "indices"),
+    dense=lambda x, p: [np.where(np.isin(np.arange(x[0].shape[0]), x[1].astype(np.int64)).reshape(
+        (-1,) + (1,) * (x[0].ndim - 1)), x[0], 0).astype(x[0].dtype)],
+    kernels={(RSP, D): ((RSP,), _retain)},
+    infer_shape=lambda i, o, p: (i, [i[0]]),
+    gradient=lambda g: [g.apply("_sparse_retain", g.og, g.inputs[1]), None],
+    doc="the rows of a row_sparse array listed in indices (row_sparse -> row_sparse)",
+))
+
+
+def _getnnz(x, p):
+    a = x[0]
+    axis = p["axis"]
+    if axis is None:
+        counts = np.array([a.nnz], dtype=np.int64)
+    elif axis in (1, -1):
+        counts = np.diff(a._indptr).astype(np.int64)
+    elif axis == 0:
+        counts = np.bincount(a._indices, minlength=a.shape[1]).astype(np.int64)
+    else:
+        raise ShapeError(f"getnnz: axis must be None, 0 or 1, got {axis!r}")
+    return [NDArray(counts)]
+
+
+def _getnnz_infer(i, o, p):
+    if i[0] is None:
+        return i, o
+    axis = p["axis"]
+    return i, [(1,) if axis is None else (i[0][1] if axis == 0 else i[0][0],)]
+
+
+register(Op(
+    name="getnnz", input_names=("data",), params={"axis": None},
+    dense=lambda x, p: [np.asarray(_getnnz_dense(x[0], p["axis"]), dtype=np.int64)],
+    kernels={(CSR,): ((D,), _getnnz)}, infer_shape=_getnnz_infer,
+    doc="number of stored values of a csr array (int64), in total or per row (axis=1) / column (axis=0)",
+))
+
+
+def _getnnz_dense(a, axis):
+    nz = a != 0
+    return np.array([nz.sum()]) if axis is None else nz.sum(axis=axis)

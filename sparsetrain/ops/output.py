@@ -10,11 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import ShapeError
+from .elemwise import sigmoid
 from .registry import Op, merge_shape, register
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _regression_infer(name):
@@ -49,7 +46,7 @@ def _regression_backward(kind):
 _REGRESSION = {  # forward, gradient kind, the metrics reported by default
     "LinearRegressionOutput": (lambda x: x.copy(), "linear", ("mse",)),
     "MAERegressionOutput": (lambda x: x.copy(), "mae", ("mae",)),
-    "LogisticRegressionOutput": (_sigmoid, "logistic", ("log_loss",)),
+    "LogisticRegressionOutput": (sigmoid, "logistic", ("log_loss",)),
 }
 
 for _name, (_f, _kind, _metrics) in _REGRESSION.items():
@@ -73,18 +70,23 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _softmax_infer(i, o, p):
+    """The label holds class ids (the output's shape without the last axis) or, with the output's
+    own shape, a probability per class (as in MXNet)."""
     data, label = i
     data = merge_shape(data, o[0], "SoftmaxOutput")
     if data is not None and label is None:
         label = tuple(data[:-1])
     elif data is not None and label is not None and all(data) and all(label):
-        if int(np.prod(label)) != int(np.prod(data[:-1])):
+        if tuple(label) != tuple(data) and int(np.prod(label)) != int(np.prod(data[:-1])):
             raise ShapeError(f"SoftmaxOutput: label shape {label} does not fit the output shape {data}")
     return [data, label], [data]
 
 
 def _softmax_backward(x, p):
     out, label = x
+    if label.shape == out.shape and out.ndim > 1:  # probability labels: out - label
+        scale = p["grad_scale"] / (out.shape[0] if p["normalization"] in ("batch", "valid") else 1)
+        return [(scale * (out - label)).astype(out.dtype, copy=False)]
     k = out.shape[-1]
     probs = out.reshape(-1, k)
     lab = label.reshape(-1).astype(np.int64)
@@ -113,7 +115,7 @@ register(Op(
     dense=lambda x, p: [softmax(x[0]).astype(x[0].dtype, copy=False)],
     infer_shape=_softmax_infer,
     gradient=lambda g: [g.apply("_backward_SoftmaxOutput", g.outputs[0], g.inputs[1], **g.params), None],
-    doc="softmax over the last axis; label holds class ids",
+    doc="softmax over the last axis; label holds class ids, or probabilities of the output's shape",
 ))
 register(Op(
     name="_backward_SoftmaxOutput", input_names=("output", "label"), params=dict(_SOFTMAX_PARAMS), hidden=True,

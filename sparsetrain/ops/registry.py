@@ -48,6 +48,8 @@ class Op:
     default_metrics: tuple[str, ...] = ()
     hidden: bool = False
     doc: str = ""
+    # params -> output stypes every dispatch must produce, or None (dot's ``forward_stype``)
+    forced_stypes: Callable | None = None
 
     def output_names(self) -> list[str]:
         return ["output"] if self.num_outputs == 1 else [f"output{i}" for i in range(self.num_outputs)]
@@ -91,13 +93,28 @@ def infer_storage(op: Op, in_stypes, params) -> Dispatch:
     """Output stypes and dispatch mode of ``op`` for these input stypes (one source of truth)."""
     in_stypes = tuple(in_stypes)
     key = op.storage(in_stypes, params) if op.storage else in_stypes
+    forced = tuple(op.forced_stypes(params) or ()) if op.forced_stypes else ()
     if key in op.kernels:
         out_stypes, fn = op.kernels[key]
+        if forced and forced != tuple(out_stypes):
+            out_stypes, fn = forced, _cast_outputs(fn, forced)
         sparse = any(s != "default" for s in in_stypes + tuple(out_stypes))
         return Dispatch(tuple(out_stypes), DISPATCH_SPARSE if sparse else DISPATCH_DENSE, fn)
     if all(s == "default" for s in in_stypes):
+        if forced and any(s != "default" for s in forced):
+            return Dispatch(forced, DISPATCH_SPARSE, _cast_outputs(_dense_kernel(op), forced))
         return Dispatch(("default",) * op.num_outputs, DISPATCH_DENSE, None)
-    return Dispatch(("default",) * op.num_outputs, DISPATCH_FALLBACK, None)
+    return Dispatch(forced or ("default",) * op.num_outputs, DISPATCH_FALLBACK, None)
+
+
+def _cast_outputs(fn, stypes):
+    return lambda inputs, params: [o.tostype(s) for o, s in zip(fn(inputs, params), stypes)]
+
+
+def _dense_kernel(op):
+    from ..ndarray.ndarray import NDArray
+
+    return lambda inputs, params: [NDArray(o) for o in op.dense([x._data for x in inputs], params)]
 
 
 # -- storage fallback policy ------------------------------------------------------------------

@@ -74,7 +74,11 @@ class Executor:
         self._grad_targets = [(self._slot[(e[0].uid, e[1])], grad_arrays[name], grad_req[name])
                               for name, e in plan.grad_entries.items() if grad_req.get(name, "null") != "null"]
         self._train_forward_done = False
-        self.outputs = []
+        # as MXNet, outputs exist (zeros of the planned shape and stype) before the first forward
+        dtype = next((a.dtype for a in arg_arrays.values()), np.float32)
+        self.outputs = [zeros(plan.shapes[(n.uid, i)], dtype=dtype, stype=plan.stypes[(n.uid, i)])
+                        if _known_shape(plan.shapes.get((n.uid, i))) else None
+                        for n, i in plan.symbol._outputs]
 
     def _compile(self, nodes):
         steps = []
@@ -194,6 +198,10 @@ class Executor:
 
     def debug_str(self) -> str:
         return "\n".join(self._plan.log_lines())
+
+
+def _known_shape(shape) -> bool:
+    return shape is not None and all(d > 0 for d in shape)
 
 
 def _run_steps(steps, values):

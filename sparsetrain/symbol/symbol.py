@@ -5,8 +5,10 @@ import itertools
 import json
 import numbers
 
-from ..base import ShapeError, SparseTrainError, check_stype, did_you_mean
+from ..base import ShapeError, SparseTrainError, check_stype
+from ..ndarray.ndarray import BINARY_OPS
 from ..ops import registry
+from ..ops.signature import parse_call
 
 _uid = itertools.count()
 
@@ -144,41 +146,54 @@ class Symbol:
     def __len__(self) -> int:
         return len(self._outputs)
 
-    # -- composition through operators -------------------------------------------------------
-    def _binary(self, other, op, scalar_op, reverse=False):
-        if isinstance(other, numbers.Number):
-            return _apply(scalar_op, [self], {"scalar": float(other), "reverse": reverse})
-        if not isinstance(other, Symbol):
+    # -- composition through operators (the same table as NDArray's operators) ----------------
+    def _binary(self, lhs, rhs, kind):
+        same, broadcast, scalar, rscalar = BINARY_OPS[kind]
+        if isinstance(rhs, numbers.Number):
+            return _apply(scalar, [lhs], {"scalar": float(rhs)})
+        if isinstance(lhs, numbers.Number):
+            return _apply(rscalar, [rhs], {"scalar": float(lhs)})
+        if not (isinstance(lhs, Symbol) and isinstance(rhs, Symbol)):
             return NotImplemented
-        lhs, rhs = (other, self) if reverse else (self, other)
-        return _apply("elemwise_" + op, [lhs, rhs], {})
+        return _apply(same, [lhs, rhs], {})
 
     def __add__(self, o):
-        return self._binary(o, "add", "_plus_scalar")
+        return self._binary(self, o, "add")
 
     def __radd__(self, o):
-        return self._binary(o, "add", "_plus_scalar", True)
+        return self._binary(o, self, "add")
 
     def __sub__(self, o):
-        return self._binary(o, "sub", "_minus_scalar")
+        return self._binary(self, o, "sub")
 
     def __rsub__(self, o):
-        return self._binary(o, "sub", "_minus_scalar", True)
+        return self._binary(o, self, "sub")
 
     def __mul__(self, o):
-        return self._binary(o, "mul", "_mul_scalar")
+        return self._binary(self, o, "mul")
 
     def __rmul__(self, o):
-        return self._binary(o, "mul", "_mul_scalar", True)
+        return self._binary(o, self, "mul")
 
     def __truediv__(self, o):
-        return self._binary(o, "div", "_div_scalar")
+        return self._binary(self, o, "div")
 
     def __rtruediv__(self, o):
-        return self._binary(o, "div", "_div_scalar", True)
+        return self._binary(o, self, "div")
+
+    def __pow__(self, o):
+        return self._binary(self, o, "pow")
+
+    def __rpow__(self, o):
+        return self._binary(o, self, "pow")
 
     def __neg__(self):
         return _apply("negative", [self], {})
+
+    def reshape(self, *shape, **kwargs):
+        """``sym.Reshape(self, shape=...)``."""
+        shape = kwargs.pop("shape", shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+        return _apply("Reshape", [self], {"shape": tuple(shape)}, kwargs.pop("name", None))
 
     # -- inference ------------------------------------------------------------------------------
     def infer_shape_partial(self, *args, **kwargs):
@@ -332,45 +347,23 @@ def _apply(op_name, inputs, params, name=None, attrs=None) -> Symbol:
 
 
 def make_op_function(op):
-    """The ``sym.<op>`` function: inputs by position or by name, params by keyword."""
+    """The ``sym.<op>`` function: inputs by position or by name, params by keyword (``out`` is
+    accepted and ignored, as MXNet's generated symbol functions do)."""
 
-    def fn(*args, name=None, attr=None, **kwargs):
-        n = len(args) if op.variadic else len(op.input_names)
-        inputs = list(args[:n])
-        if len(args) > n + len(op.params):
-            raise TypeError(f"{op.name} takes inputs {', '.join(op.input_names)} and parameters "
-                            f"{', '.join(op.params) or '(none)'}; got {len(args)} positional arguments")
-        params = dict(zip(op.params, args[n:]))  # MXNet order: inputs, then parameters
-        named = {}
-        for k, v in kwargs.items():
-            if k in op.input_names and not op.variadic:
-                named[k] = v
-            elif k in op.params:
-                if k in params:
-                    raise TypeError(f"{op.name}: argument {k!r} given twice")
-                params[k] = v
-            else:
-                allowed = list(op.input_names) + list(op.params)
-                raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+    def fn(*args, name=None, attr=None, out=None, **kwargs):
+        inputs, params = parse_call(op, args, kwargs)
         for s in inputs:
-            if not isinstance(s, Symbol):
+            if s is not None and not isinstance(s, Symbol):
                 raise TypeError(f"{op.name}: inputs must be Symbols, got {type(s).__name__}")
-        if not op.variadic:
-            if len(inputs) > len(op.input_names):
-                raise TypeError(f"{op.name} takes {len(op.input_names)} inputs, got {len(inputs)}")
-            node_name = _names.get(name, op.name)
-            slots = list(inputs) + [None] * (len(op.input_names) - len(inputs))
-            for i, input_name in enumerate(op.input_names):
-                if input_name in named:
-                    if slots[i] is not None:
-                        raise TypeError(f"{op.name}: input {input_name!r} given twice")
-                    slots[i] = named[input_name]
-                if slots[i] is None:  # MXNet creates the missing argument, e.g. ``softmax_label``
-                    slots[i] = Variable(f"{node_name}_{input_name}")
-            return _apply(op.name, slots, params, node_name, attr)
-        if not inputs:
-            raise TypeError(f"{op.name} needs at least one input")
-        return _apply(op.name, inputs, params, name, attr)
+        if op.variadic:
+            if not inputs:
+                raise TypeError(f"{op.name} needs at least one input")
+            return _apply(op.name, inputs, params, name, attr)
+        node_name = _names.get(name, op.name)
+        for i, input_name in enumerate(op.input_names):
+            if inputs[i] is None:  # MXNet creates the missing argument, e.g. ``softmax_label``
+                inputs[i] = Variable(f"{node_name}_{input_name}")
+        return _apply(op.name, inputs, params, node_name, attr)
 
     fn.__name__ = op.name
     fn.__doc__ = op.doc or f"The {op.name} operator."

@@ -881,7 +881,7 @@ def _dense_buffer(x, what):
         from ...optimizer import weight_buffer
 
         return weight_buffer(x)  # made full first when rows are missing
-    if isinstance(x, NDArray):
+    if isinstance(x, NDArray) and x.stype == "default":
         return x._data
     if isinstance(x, np.ndarray):
         return x
@@ -1025,7 +1025,7 @@ class LinearEpochRunner:
     def _prepare_label(self, label, nrows, cache=True):
         if label is None:
             return np.zeros((nrows, 1 if self.output_kind == OUT_SOFTMAX else self.num_outputs), self.dtype)
-        src = label._data if isinstance(label, NDArray) else label
+        src = label._data if isinstance(label, NDArray) and label.stype == "default" else label
         key = ("label", id(src))
         prepared = self._recall(key, src) if cache else None
         if prepared is not None:

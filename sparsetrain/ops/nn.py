@@ -1,0 +1,96 @@
+"""Layers of MXNet's sparse models: ``FullyConnected`` (dense or csr data) and ``SparseEmbedding``."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import ShapeError
+from ..kernels.sparse_dot import csr_dense_dot
+from ..ndarray.ndarray import NDArray
+from .misc import EMBEDDING_PARAMS, EMBEDDING_RSP_WEIGHT, embedding_dense, embedding_infer
+from .registry import Op, register
+
+D, CSR, RSP = "default", "csr", "row_sparse"
+
+
+# -- FullyConnected: out = data · weightᵀ + bias ---------------------------------------------------
+
+def _fc_infer(i, o, p):
+    data, weight, bias = i
+    k = int(p["num_hidden"])
+    if k <= 0:
+        raise ShapeError(f"FullyConnected: num_hidden must be positive, got {p['num_hidden']!r}")
+    if data is None or not all(data):
+        return [data, weight or (k, 0), bias or (k,)], o
+    n_in = int(np.prod(data[1:], dtype=np.int64)) if p["flatten"] else data[-1]
+    want_w = (k, n_in)
+    if weight is not None and all(weight) and tuple(weight) != want_w:
+        raise ShapeError(f"FullyConnected: weight shape {weight} does not fit data {data} (expected {want_w})")
+    out = (data[0], k) if p["flatten"] else tuple(data[:-1]) + (k,)
+    return [data, want_w, (k,)], [out]
+
+
+def _flat(a, p):
+    return a.reshape(a.shape[0], -1) if p["flatten"] else a.reshape(-1, a.shape[-1])
+
+
+def _fc_dense(x, p):
+    data, weight, bias = x
+    out = _flat(data, p) @ weight.T
+    if not p["no_bias"]:
+        out = out + bias
+    shape = (data.shape[0], weight.shape[0]) if p["flatten"] else data.shape[:-1] + (weight.shape[0],)
+    return [out.astype(data.dtype, copy=False).reshape(shape)]
+
+
+def _fc_csr(x, p):
+    data, weight, bias = x
+    out = csr_dense_dot(data._data, data._indices, data._indptr, np.ascontiguousarray(weight._data.T))
+    if not p["no_bias"]:
+        out += bias._data
+    return [NDArray(out)]
+
+
+def _backward_fc(x, p):
+    og, data, weight = x
+    flat = _flat(data, p)
+    og2 = og.reshape(flat.shape[0], -1)
+    return [(og2 @ weight).reshape(data.shape), og2.T @ flat, og2.sum(axis=0)]
+
+
+def _backward_fc_csr(x, p):
+    og, data, weight = x
+    og2 = og._data
+    gw = np.asarray((data.asscipy().T @ og2).T, dtype=weight.dtype)
+    return [NDArray(og2 @ weight._data), NDArray(gw), NDArray(og2.sum(axis=0))]
+
+
+def _fc_gradient(g):
+    gd, gw, gb = g.apply("_backward_FullyConnected", g.og, g.inputs[0], g.inputs[1], **g.params)
+    return [gd, gw, None if g.params["no_bias"] else gb]
+
+
+_FC_PARAMS = {"num_hidden": 0, "no_bias": False, "flatten": True}
+register(Op(
+    name="FullyConnected", input_names=("data", "weight", "bias"), params=dict(_FC_PARAMS),
+    dense=_fc_dense, infer_shape=_fc_infer,
+    kernels={(CSR, D, D): ((D,), _fc_csr)},
+    gradient=_fc_gradient,
+    doc="data · weightᵀ + bias; csr data with dense weight -> dense (sparse kernel); "
+        "no_bias=True ignores the bias input",
+))
+register(Op(
+    name="_backward_FullyConnected", input_names=("ograd", "data", "weight"), params=dict(_FC_PARAMS),
+    hidden=True, num_outputs=3, dense=_backward_fc,
+    kernels={(D, CSR, D): ((D, D, D), _backward_fc_csr)},
+    infer_shape=lambda i, o, p: (i, [i[1], i[2], (i[2][0],) if i[2] else None]),
+))
+
+
+# -- SparseEmbedding: Embedding with a row_sparse weight gradient -------------------------------
+
+register(Op(
+    name="SparseEmbedding", input_names=("data", "weight"), params=dict(EMBEDDING_PARAMS, sparse_grad=True),
+    dense=embedding_dense, infer_shape=embedding_infer, kernels=dict(EMBEDDING_RSP_WEIGHT),
+    gradient=lambda g: [None, g.apply("_backward_Embedding", g.og, g.inputs[0], **{**g.params, "sparse_grad": True})],
+    doc="rows of weight selected by integer data; the weight gradient is row_sparse",
+))
