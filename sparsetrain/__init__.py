@@ -19,6 +19,7 @@ from .base import (
 from .ops import set_strict_stypes
 
 sym = symbol
+MXNetError = SparseTrainError  # MXNet's base error class, for ``except mx.MXNetError``
 
 __version__ = "0.1.0"
 

@@ -284,6 +284,14 @@ class LibSVMIter(DataIter):
         self._current_batch = DataBatch([x], [y], pad, None, self._provide_data, self._provide_label)
         return self._current_batch
 
+    def getdata(self):
+        """The current batch's data array (MXNet's ``LibSVMIter`` returns the array, not a list)."""
+        return self._require_current().data[0]
+
+    def getlabel(self):
+        """The current batch's label array."""
+        return self._require_current().label[0]
+
     def next(self) -> DataBatch:
         cur, r0, bs = self._cur, self._pos, self.batch_size
         if cur is not None and r0 + bs <= cur.n:  # the common case: a batch within one block

@@ -149,6 +149,13 @@ UNARY = {
     "log": (np.log, lambda x, y: 1 / x, False),
     "exp": (np.exp, lambda x, y: y, False),
     "sigmoid": (sigmoid, lambda x, y: y * (1 - y), False),
+    # rounding: zero gradient almost everywhere (as MXNet)
+    "round": (lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5), lambda x, y: np.zeros_like(x), True),  # n.5 -> n+1
+    "rint": (lambda x: np.ceil(x - 0.5), lambda x, y: np.zeros_like(x), True),  # n.5 -> n (MXNet's rint)
+    "ceil": (np.ceil, lambda x, y: np.zeros_like(x), True),
+    "floor": (np.floor, lambda x, y: np.zeros_like(x), True),
+    "trunc": (np.trunc, lambda x, y: np.zeros_like(x), True),
+    "fix": (np.fix, lambda x, y: np.zeros_like(x), True),
 }
 
 

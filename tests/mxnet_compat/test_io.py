@@ -38,15 +38,17 @@ def test_pull_protocol_iter_next_getdata_getlabel(tmp_path, make):
     with pytest.raises(RuntimeError):
         it.getdata()
     assert it.iter_next()
-    first_data, first_label = it.getdata(), it.getlabel()
-    assert first_data[0].stype == "csr" and first_data[0].shape == (2, 4)
-    np.testing.assert_array_equal(first_data[0].asnumpy(), [[1, 0, 3, 0], [0, 2, 0, 0]])
-    np.testing.assert_array_equal(first_label[0].asnumpy().ravel(), [1, 0])
+    # NDArrayIter returns lists, LibSVMIter (MXNet's C++ MXDataIter) the arrays themselves
+    first = (lambda x: x) if make == "libsvm" else (lambda x: x[0])
+    data, label = first(it.getdata()), first(it.getlabel())
+    assert data.stype == "csr" and data.shape == (2, 4)
+    np.testing.assert_array_equal(data.asnumpy(), [[1, 0, 3, 0], [0, 2, 0, 0]])
+    np.testing.assert_array_equal(label.asnumpy().ravel(), [1, 0])
     assert it.getpad() == 0
     assert it.iter_next()
     assert it.getpad() == 1  # the last batch is padded
-    np.testing.assert_array_equal(it.getdata()[0].asnumpy()[0], [0, 0, 0, 4])
+    np.testing.assert_array_equal(first(it.getdata()).asnumpy()[0], [0, 0, 0, 4])
     assert not it.iter_next()
     it.reset()
     batch = it.next()
-    assert it.getdata() is batch.data  # next() makes its batch current, as MXNet
+    assert first(it.getdata()) is batch.data[0]  # next() makes its batch current, as MXNet

@@ -471,3 +471,18 @@ def test_sparse_embedding_with_row_sparse_weight():
     for fn in (mx.nd.contrib.SparseEmbedding, mx.nd.Embedding):
         out = fn(idx, weight, input_dim=5, output_dim=2)
         np.testing.assert_array_equal(out.asnumpy(), weight.asnumpy()[idx.asnumpy().astype(int)])
+
+
+@pytest.mark.parametrize("stype", ("default",) + STYPES)
+def test_rounding_ops_follow_mxnet_and_keep_stype(stype):
+    x = mx.nd.array([[-1.5, 1.5, -1.9], [1.9, 2.1, 0.0], [2.5, -2.5, 0.4]]).tostype(stype)
+    want = {
+        "round": [[-2, 2, -2], [2, 2, 0], [3, -3, 0]],  # n.5 away from zero
+        "rint": [[-2, 1, -2], [2, 2, 0], [2, -3, 0]],  # n.5 -> n
+        "ceil": np.ceil(x.asnumpy()), "floor": np.floor(x.asnumpy()),
+        "trunc": np.trunc(x.asnumpy()), "fix": np.fix(x.asnumpy()),
+    }
+    for name, expected in want.items():
+        out = getattr(mx.nd, name)(x)
+        assert out.stype == stype
+        np.testing.assert_array_equal(out.asnumpy(), expected)
