@@ -39,14 +39,15 @@ class _Main(click.Group):
             cmd = e.ctx.command_path if e.ctx is not None else "sparsetrain"
             _error(f"{e.format_message()} (see '{cmd} --help')")
             rv = EXIT_USAGE
-        except click.Abort:
-            _error("interrupted")
+        except click.Abort as e:  # click's answer to Ctrl-C; a run's interruption says where to resume from
+            cause = str(e.__cause__ or "")
+            _error(f"interrupted; {cause}" if cause else "interrupted")
             rv = 130
         except click.ClickException as e:
             _error(e.format_message())
             rv = e.exit_code
-        except KeyboardInterrupt:
-            _error("interrupted")
+        except KeyboardInterrupt as e:  # a run says where to resume from
+            _error(f"interrupted; {e}" if str(e) else "interrupted")
             rv = 130
         rv = rv if isinstance(rv, int) else 0
         if standalone_mode:
@@ -83,6 +84,13 @@ def _run(fn, *args, **kwargs) -> int:
     except OSError as e:
         _error(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
         return EXIT_RUNTIME
+    except SystemError as e:
+        from .trainer import is_interrupt
+
+        if is_interrupt(e):  # Ctrl-C inside a numba kernel call surfaces as a SystemError
+            raise KeyboardInterrupt from None
+        _error(f"internal error: {type(e).__name__}: {e} (run with SPARSETRAIN_DEBUG=1 for the traceback)")
+        return EXIT_RUNTIME
     except MemoryError:
         _error("out of memory; try data.cache: stream or a smaller batch_size")
         return EXIT_RUNTIME
@@ -91,9 +99,6 @@ def _run(fn, *args, **kwargs) -> int:
         return EXIT_RUNTIME
 
 
-# metrics.jsonl keys that are not metrics (the rest are printed per epoch and in the final table)
-_RECORD_INFO = ("epoch", "samples", "seconds", "data_seconds", "engine", "kvstore", "workers", "servers",
-                "steps", "bytes", "bytes_per_step")
 
 
 def _fmt(v) -> str:
@@ -139,6 +144,8 @@ class _FitReporter:
 
     def run_start(self, info):
         self.metrics = info["metrics"]
+        if info.get("output_note"):  # said even with --quiet: the run is not where it would have been
+            click.echo(info["output_note"], err=True)
         if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
             click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
         self.err.print(f"engine {info['engine']}: {info['engine_reason']}")
@@ -170,9 +177,11 @@ class _FitReporter:
             self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s")
 
     def epoch_end(self, record):
+        from .trainer import record_metrics
+
         self._stop()
         parts = [f"epoch {record['epoch']}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in record.items() if k not in _RECORD_INFO]
+        parts += [f"{k} {_fmt(v)}" for k, v in record_metrics(record).items()]
         rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
         parts.append(f"samples/s {rate:,.0f}")
         parts.append(f"time {record['seconds']:.3f}s")
@@ -185,26 +194,22 @@ class _FitReporter:
         self._stop()
 
 
-def _final_table(result, targets: dict) -> Table:
+def _final_table(result) -> Table:
+    from .trainer import record_metrics
+
     table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
                   caption=f"run directory: {result.output_dir}")
     table.add_column("metric")
     table.add_column("final", justify="right")
     table.add_column("best", justify="right")
     table.add_column("target", justify="right")
-    from . import metric
-
-    final = result.final
-    for key, value in final.items():
-        if key in _RECORD_INFO:
-            continue
-        best = metric.best(key, [r[key] for r in result.history if key in r])
+    best, targets = result.best, result.target_status()
+    for key, value in record_metrics(result.final).items():
         target = ""
         if key in targets:
-            missed = any(m.startswith(f"target {key} ") for m in result.missed_targets)
-            relation = metric.target_relation(key)
-            target = f"{relation} {targets[key]:g} " + ("[red]missed[/red]" if missed else "[green]met[/green]")
-        table.add_row(key, _fmt(value), _fmt(best), target)
+            relation, want, met = targets[key]
+            target = f"{relation} {want:g} " + ("[green]met[/green]" if met else "[red]missed[/red]")
+        table.add_row(key, _fmt(value), _fmt(best[key]), target)
     seconds = sum(r["seconds"] for r in result.history)
     samples = sum(r["samples"] for r in result.history)
     table.add_row("time", f"{seconds:.3f}s", "", "")
@@ -218,8 +223,8 @@ def _load(config_path, overrides):
     return load_config(config_path, list(overrides))
 
 
-def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet, strict_stypes,
-         workers=None, servers=None, address=None, max_restarts=None):
+def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
+         strict_stypes, workers=None, servers=None, address=None, max_restarts=None):
     from . import trainer
 
     overrides = list(overrides)
@@ -232,35 +237,19 @@ def _fit(config_path, overrides, epochs, output, resume, verbose_stypes, engine,
     cfg = _load(config_path, overrides)
     if engine is not None:
         cfg.train.engine = engine
-    # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
-    verbose = verbose_stypes and not _env_verbose()
-    dist_flags = {k: v for k, v in (("--workers", workers), ("--servers", servers), ("--address", address),
-                                     ("--max-restarts", max_restarts)) if v is not None}
-    if dist_flags and cfg.train.kvstore == "local":
-        if workers is None:
-            raise ConfigError(f"{', '.join(dist_flags)} only apply to distributed training: give --workers N or "
-                              "set train.kvstore: dist_sync (or dist_async)")
-        cfg.train.kvstore = "dist_sync"
     reporter = _FitReporter(quiet)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            if cfg.train.kvstore == "local":
-                result = trainer.train(cfg, output_dir=output, resume=resume, engine=engine,
-                                       verbose_stypes=verbose, reporter=reporter)
-            else:
-                from .dist import train_distributed
-
-                if verbose:
-                    reporter.stypes(cfg.plan().log_lines())
-                result = train_distributed(cfg, output_dir=output, resume=resume, engine=engine,
-                                           workers=workers or 2, servers=servers or 1, address=address,
-                                           max_restarts=max_restarts or 0, reporter=reporter)
+            # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
+            result = trainer.fit(cfg, output_dir=output, resume=resume, overwrite=overwrite, engine=engine,
+                                 verbose_stypes=verbose_stypes and not _env_verbose(), reporter=reporter,
+                                 workers=workers, servers=servers, address=address, max_restarts=max_restarts)
     finally:
         reporter.close()
     if not quiet:
-        Console(highlight=False).print(_final_table(result, cfg.train.target))
+        Console(highlight=False).print(_final_table(result))
     if result.missed_targets:
         _error("; ".join(result.missed_targets))
         return EXIT_RUNTIME
@@ -278,13 +267,9 @@ def _env_verbose() -> bool:
 
 # -- infer-stypes --------------------------------------------------------------------------------------
 
-def _shape(shape) -> str:
-    from .symbol.graph import _fmt_shape
-
-    return _fmt_shape(tuple(shape) if shape is not None else None)
-
-
 def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
+    from .symbol.graph import format_log, format_shape
+
     cfg = _load(config_path, overrides)
     plan, rows, grads = cfg.describe(batch_size=batch_size, backward=backward)
     out = Console(highlight=False, soft_wrap=True)
@@ -294,26 +279,18 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
             doc["gradients"] = grads
         click.echo(json.dumps(doc, indent=2))
     elif fmt == "log":
-        for row in rows:
-            click.echo(f"node {row['index']} {row['op']}: {row['dispatch']}")
-            for k, e in enumerate(row["inputs"]):
-                click.echo(f"    input {k}: {e['stype']} {_shape(e['shape'])}")
-            for k, e in enumerate(row["outputs"]):
-                click.echo(f"    output {k}: {e['stype']} {_shape(e['shape'])}")
-            if row["hint"]:
-                click.echo(f"    fallback: {row['hint']}")
-        for g in grads:
-            click.echo(f"gradient {g['argument']}: {g['stype']} {_shape(g['shape'])}")
+        for line in format_log(rows, grads):
+            click.echo(line)
     elif fmt == "dot":
-        click.echo(_dot(plan, rows, backward))
+        click.echo(plan.to_dot(backward, {r["name"]: r["hint"] for r in rows if r["hint"]}))
     else:
         table = Table(title=f"{cfg.name}: storage types (batch size {batch_size or cfg.data.batch_size})")
         for col in ("#", "node", "op", "dispatch", "inputs", "outputs"):
             table.add_column(col)
         for row in rows:
-            ins = "\n".join(f"{e['name'].removesuffix('_output')}: {e['stype']} {_shape(e['shape'])}"
+            ins = "\n".join(f"{e['name'].removesuffix('_output')}: {e['stype']} {format_shape(e['shape'])}"
                             for e in row["inputs"])
-            outs = "\n".join(f"{e['stype']} {_shape(e['shape'])}" for e in row["outputs"])
+            outs = "\n".join(f"{e['stype']} {format_shape(e['shape'])}" for e in row["outputs"])
             dispatch = row["dispatch"]
             if dispatch == "fallback":
                 dispatch = f"[bold red]FALLBACK[/bold red]\n{row['hint']}"
@@ -321,7 +298,7 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
             table.add_row(str(row["index"]), name, row["op"], dispatch, ins, outs)
         out.print(table)
         for g in grads:
-            out.print(f"gradient of {g['argument']}: {g['stype']} {_shape(g['shape'])}")
+            out.print(f"gradient of {g['argument']}: {g['stype']} {format_shape(g['shape'])}")
         fallbacks = [r for r in rows if r["dispatch"] == "fallback"]
         if fallbacks:
             out.print(f"[bold red]{len(fallbacks)} fallback node(s)[/bold red]: "
@@ -335,39 +312,6 @@ def _json_row(row) -> dict:
             "inputs": [{"name": e["name"], "stype": e["stype"], "shape": list(e["shape"] or ())}
                        for e in row["inputs"]],
             "outputs": [{"stype": e["stype"], "shape": list(e["shape"] or ())} for e in row["outputs"]]}
-
-
-def _dot(plan, rows, backward) -> str:
-    lines = ["digraph sparsetrain {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-    by_uid = {n.uid: n for n in plan.forward + plan.backward}
-    for heads in plan.head_grads.values():
-        by_uid[heads.uid] = heads
-    shown = {r["name"] for r in rows}
-    for node in plan.forward + (plan.backward if backward else []):
-        uid = f"n{node.uid}"
-        if node.op is None:
-            lines.append(f'  {uid} [label="{node.name}\\n{plan.stypes[(node.uid, 0)]}", shape=ellipse];')
-            continue
-        if node.name not in shown:
-            continue
-        d = plan.dispatch[node.uid].mode
-        style = {"fallback": 'style=filled, fillcolor="#ff9999", color=red, penwidth=2',
-                 "sparse": 'style=filled, fillcolor="#cce5ff"', "dense": 'style=filled, fillcolor="#eeeeee"'}[d]
-        label = f"{node.name}\\n{node.op.name}\\n{d}"
-        lines.append(f'  {uid} [label="{label}", shape=box, {style}];')
-        for child, i in node.inputs:
-            if child.op is not None or child.uid in {n.uid for n in plan.forward}:
-                edge = f"{plan.stypes[(child.uid, i)]} {_shape(plan.shapes.get((child.uid, i)))}"
-                attrs = ', style=dashed' if node.attrs.get("backward") else ""
-                lines.append(f'  n{child.uid} -> {uid} [label="{edge}"{attrs}];')
-            elif child.uid not in {n.uid for n in plan.forward}:
-                lines.append(f'  n{child.uid} [label="{child.name}", shape=plaintext];')
-                lines.append(f'  n{child.uid} -> {uid} [label="{plan.stypes[(child.uid, i)]}", style=dashed];')
-    for row in rows:
-        if row["hint"]:
-            lines.append(f'  // fallback at {row["name"]}: {row["hint"]}')
-    lines.append("}")
-    return "\n".join(lines)
 
 
 # -- gen-data --------------------------------------------------------------------------------------------
@@ -466,7 +410,9 @@ def main():
 @click.option("--output", type=click.Path(file_okay=False), help="Run directory for metrics.jsonl, config.yaml and "
               "checkpoints (default: the config's `output`, else runs/<config name>/).")
 @click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in the run directory; "
-              "the final parameters equal those of an uninterrupted run.")
+              "the final parameters equal those of an uninterrupted run. Without a checkpoint: exit 2.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --output (without it, fitting into a directory "
+              "that holds a run is refused; with the default runs/<name>/ the new run goes to runs/<name>-2/, ...).")
 @click.option("--verbose-stypes", is_flag=True, help="Log every node's storage types and dispatch when binding "
               "(also SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1).")
 @click.option("--strict-stypes", is_flag=True, help="Fail instead of falling back to dense kernels.")
@@ -485,14 +431,14 @@ def main():
               "instead of starting a local one sized to this machine.")
 @click.option("--max-restarts", type=click.IntRange(min=0), help="When a worker or server dies, restart every "
               "actor from the last complete checkpoint up to K times instead of failing (default 0).")
-def fit(config, overrides, epochs, output, resume, verbose_stypes, strict_stypes, engine, seed, quiet, workers,
-        servers, address, max_restarts):
+def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, strict_stypes, engine, seed, quiet,
+        workers, servers, address, max_restarts):
     """Train the model in CONFIG; exit 1 if train.target is missed or the loss becomes NaN/inf.
 
     With train.kvstore dist_sync/dist_async (or --workers N) the run is distributed on Ray:
     parameter servers hold the weights, workers train on parts of the LibSVM file.
     """
-    sys.exit(_run(_fit, config, overrides, epochs, output, resume, verbose_stypes, engine, seed, quiet,
+    sys.exit(_run(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
                   strict_stypes, workers, servers, address, max_restarts))
 
 

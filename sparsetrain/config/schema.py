@@ -162,6 +162,8 @@ class TrainConfig(_Strict):
                                      "`{mse: 1.0}` (below it for error metrics, at least it for accuracy/auc); "
                                      "`eval_<metric>` targets the eval set. A miss makes `fit` exit 1.")
     strict_stypes: bool = Field(False, description="Make every storage fallback an error.")
+    keep_checkpoints: int | None = Field(2, ge=1, description="How many of the latest epochs' checkpoints "
+                                         "the run directory keeps (`null` keeps every one).")
 
 
 class Config(_Strict):

@@ -14,12 +14,10 @@ restarts from that checkpoint, up to K times.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 
-from ..base import ConfigError, NonFiniteError, SparseTrainError
+from ..base import ConfigError, SparseTrainError
 from .. import optimizer_states
 from . import require_ray
 from .kvstore import _first_line
@@ -167,21 +165,22 @@ class _Cluster:
 def train_distributed(config, output_dir: str | None = None, resume: bool = False, workers: int = 2,
                       servers: int = 1, address: str | None = None, max_restarts: int = 0, reporter=None,
                       engine: str | None = None, num_cpus: int | None = None,
-                      object_store_memory: int | None = None, _fault: dict | None = None):
+                      object_store_memory: int | None = None, overwrite: bool = False, _fault: dict | None = None):
     """Train ``config`` with ``workers`` Ray workers and ``servers`` parameter servers.
 
     ``address``: join that Ray cluster (``ray.init(address=...)``) instead of starting a local one
     with ``num_cpus`` (default: this machine's cores). ``engine``: ``auto``/``compiled``/``graph``
     for the workers' forward/backward (default ``train.engine``). ``max_restarts``: how many times
     a dead actor is answered by restarting from the last checkpoint instead of failing.
+    ``output_dir``, ``resume``, ``overwrite``: the run directory, as :func:`sparsetrain.trainer.train`.
     ``_fault``: ``{"worker": r, "epoch": e, "batch": b[, "kill": "server"]}`` makes worker r kill
     itself (or server 0) there, once (for tests). Returns a :class:`sparsetrain.trainer.TrainResult`.
     """
     from .. import random as st_random
-    from .. import trainer as T
-    from ..fileio import write_atomic
     from ..io import LibSVMIter
-    from ..module import Module, load_params, save_params
+    from ..module import Module, load_params
+    from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, make_iter, run_epochs,
+                           run_info, target_misses)
     from .kvstore import ensure_ray
 
     ray = require_ray()
@@ -195,127 +194,128 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         raise ConfigError("--workers and --servers must be at least 1")
     if max_restarts < 0:
         raise ConfigError("--max-restarts must be at least 0")
-    reporter = reporter or T.Reporter()
-    output_dir = os.path.abspath(output_dir or cfg.output_dir())
-    os.makedirs(os.path.join(output_dir, os.path.dirname(T.CHECKPOINT_PREFIX)), exist_ok=True)
-    state = T._load_state(output_dir) if resume else None
-    if state is not None:
-        T._check_resumable(cfg, output_dir)
-    else:
-        if resume:
-            reporter.note(f"no checkpoint in {output_dir}; starting from epoch 0")
-        T._reset_run_dir(output_dir)
-    cfg_yaml = cfg.to_yaml(output_dir)
-    write_atomic(os.path.join(output_dir, T.CONFIG_FILE), cfg_yaml)
-    if cfg.data.generate is not None:
-        T.ensure_generated(cfg, reporter)
-    files = cfg.train_files()
-    if len(files) != 1:
-        raise ConfigError(f"data.train: distributed training splits one LibSVM file into parts, got {len(files)} "
-                          "files; concatenate them")
-    source = os.path.join(output_dir, T.CONFIG_FILE)
+    reporter = reporter or Reporter()
+    with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run:
+        if cfg.data.generate is not None:
+            ensure_generated(cfg, reporter)
+        files = cfg.train_files()
+        if len(files) != 1:
+            raise ConfigError(f"data.train: distributed training splits one LibSVM file into parts, got {len(files)} "
+                              "files; concatenate them")
 
-    # the driver's module: initial values (same seed as one machine), checkpoints and eval
-    st_random.seed(cfg.train.seed)
-    shapes_iter = LibSVMIter(data_libsvm=files[0], data_shape=(cfg.num_features,), batch_size=cfg.data.batch_size,
-                             data_name=cfg.data_name, label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                             chunk_size=1 << 16)
-    module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
-    module.bind(shapes_iter.provide_data, shapes_iter.provide_label, for_training=True)
-    del shapes_iter
-    module.init_params(initializer=cfg.initializer())
-    initial, _ = module.get_params()
-    layout = _layout(module)
-    names = list(module.view().param_names)
-    eval_files = cfg.eval_files()
-    eval_iter = T.make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
-    eval_metric = T.make_metric(cfg.metrics) if eval_iter is not None else None
-    prefix = os.path.join(output_dir, T.CHECKPOINT_PREFIX)
+        # the driver's module: initial values (same seed as one machine), checkpoints and eval
+        st_random.seed(cfg.train.seed)
+        shapes_iter = LibSVMIter(data_libsvm=files[0], data_shape=(cfg.num_features,),
+                                 batch_size=cfg.data.batch_size, data_name=cfg.data_name, label_name=cfg.label_name,
+                                 zero_based=cfg.data.zero_based, chunk_size=1 << 16)
+        module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
+        module.bind(shapes_iter.provide_data, shapes_iter.provide_label, for_training=True)
+        del shapes_iter
+        module.init_params(initializer=cfg.initializer())
+        initial, _ = module.get_params()
+        layout = _layout(module)
+        names = list(module.view().param_names)
+        eval_files = cfg.eval_files()
+        eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
+        cfg_yaml = cfg.to_yaml(run.path)
+        run.begin(cfg_yaml)  # the workers read the config from the run directory
+        source = os.path.join(run.path, CONFIG_FILE)
 
-    started = ensure_ray(address, num_cpus, object_store_memory)
-    actor_cpus = 1 if address else 0  # a local run shares the machine's cores; a cluster gets one each
-    restarts = 0
-    fault = dict(_fault) if _fault else None
-    start_epoch = int(state["epoch"]) if state is not None else 0
-    resumed_from = start_epoch if state is not None else None
-    checkpoint = f"{prefix}-{start_epoch:04d}.params" if state is not None else None
-    history: list[dict] = []
-    announced = False
-    epoch_rows = None
-    try:
-        while True:
-            # (re)start: parameters and optimizer states from the last complete checkpoint, or the initial values
-            ckpt = T._load_state(output_dir) if (state is not None or restarts) else None
-            epoch0 = int(ckpt["epoch"]) if ckpt else 0
-            if ckpt:
-                arg, _ = load_params(f"{prefix}-{epoch0:04d}.params")
-                with open(f"{prefix}-{epoch0:04d}.states", "rb") as f:
-                    opt_states = optimizer_states.loads(f.read(), f"{prefix}-{epoch0:04d}.states")[0]
-                history = T._read_metrics(output_dir, epoch0)
-            else:
-                arg, opt_states, history = initial, {}, []
-            cluster = None
-            try:
-                cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
-                                   opt_states, engine, actor_cpus)
-                if not announced:
-                    w0 = cluster.info[0]
-                    reporter.run_start({
-                        "output_dir": output_dir, "engine": f"{w0['engine']}, {mode} ({_count(workers, 'worker')}, "
-                        f"{_count(servers, 'server')})", "engine_reason": w0["reason"],
-                        "resumed_from": resumed_from,
-                        "epochs": cfg.train.epochs, "config": cfg.source, "metrics": cfg.metrics})
-                    announced = True
-                for epoch in range(epoch0, cfg.train.epochs):
-                    record = _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint)
-                    epoch_rows = record["samples"]
-                    # gather everything before writing anything: a failure here leaves no partial checkpoint
-                    values_by_key, states_by_key = cluster.gather()
-                    arg_now = _to_params(module, values_by_key)
-                    module.set_params(arg_now)
-                    if eval_iter is not None:
-                        module.score(eval_iter, eval_metric, epoch=epoch)
-                        record.update({f"eval_{k}": v for k, v in T.metric_values(cfg.metrics, eval_metric).items()})
-                    T._append_metrics(output_dir, record)
-                    write_atomic(f"{prefix}-symbol.json", module.symbol.tojson().encode())
-                    save_params(f"{prefix}-{epoch + 1:04d}.params", arg_now, {})
-                    write_atomic(f"{prefix}-{epoch + 1:04d}.states", optimizer_states.dumps(states_by_key))
-                    checkpoint = f"{prefix}-{epoch + 1:04d}.params"
-                    write_atomic(os.path.join(output_dir, T.STATE_FILE), json.dumps(
-                        {"epoch": epoch + 1, "prefix": T.CHECKPOINT_PREFIX,
-                         "rng": T._rng_to_json(st_random.get_state()), "kvstore": mode,
-                         "workers": workers, "servers": servers}))
-                    history.append(record)
-                    reporter.epoch_end(record)
-                break
-            except ActorFailure as e:
-                where = f"the last complete checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
-                if restarts >= max_restarts:
-                    hint = "; rerun with --resume" if checkpoint else ""
-                    hint += " or give --max-restarts N to recover automatically" if not max_restarts else ""
-                    raise ActorFailure(f"distributed run failed: {e}; {where}{hint}") from None
-                restarts += 1
-                fault = None
-                reporter.note(f"{e}; restarting from {checkpoint or 'the initial parameters'} "
-                              f"(restart {restarts} of {max_restarts})")
-                state = T._load_state(output_dir)
-            finally:
-                if cluster is not None:
-                    cluster.close()
-    finally:
-        if started:
-            ray.shutdown()
-    missed = T.target_misses(cfg.train.target, history[-1]) if history else []
-    result = T.TrainResult(output_dir, history, missed, f"{mode}", f"{_count(workers, 'worker')}, "
-                           f"{_count(servers, 'server')}",
-                           resumed_from, checkpoint)
-    result.restarts = restarts
-    return result
+        started = ensure_ray(address, num_cpus, object_store_memory)
+        actor_cpus = 1 if address else 0  # a local run shares the machine's cores; a cluster gets one each
+        restarts = 0
+        fault = dict(_fault) if _fault else None
+        resumed_from = run.start_epoch if run.state is not None else None
+        history: list[dict] = []
+        announced = False
+        try:
+            while True:
+                # (re)start: parameters and optimizer states from the last complete checkpoint, or the initial values
+                if run.state is not None:
+                    epoch0 = run.start_epoch
+                    arg, _ = load_params(run.params_path(epoch0))
+                    with open(run.states_path(epoch0), "rb") as f:
+                        opt_states = optimizer_states.loads(f.read(), run.states_path(epoch0))[0]
+                    history = run.read_metrics(epoch0)
+                else:
+                    arg, opt_states, history = initial, {}, []
+                cluster = None
+                try:
+                    cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
+                                       opt_states, engine, actor_cpus)
+                    if not announced:
+                        w0 = cluster.info[0]
+                        engine_line = (f"{w0['engine']}, {mode} ({_count(workers, 'worker')}, "
+                                       f"{_count(servers, 'server')})")
+                        info = run_info(cfg, run, engine_line, w0["reason"])
+                        reporter.run_start({**info, "resumed_from": resumed_from})
+                        announced = True
+                    run_epochs(cfg, run, _ClusterEpochs(cluster, cfg, module, fault), reporter, history, eval_iter)
+                    break
+                except ActorFailure as e:
+                    where = (f"the last complete checkpoint is {run.checkpoint}" if run.checkpoint
+                             else "no checkpoint was written")
+                    if restarts >= max_restarts:
+                        hint = "; rerun with --resume" if run.checkpoint else ""
+                        hint += " or give --max-restarts N to recover automatically" if not max_restarts else ""
+                        raise ActorFailure(f"distributed run failed: {e}; {where}{hint}") from None
+                    restarts += 1
+                    fault = None
+                    reporter.note(f"{e}; restarting from {run.checkpoint or 'the initial parameters'} "
+                                  f"(restart {restarts} of {max_restarts})")
+                    run.reload()
+                finally:
+                    if cluster is not None:
+                        cluster.close()
+        finally:
+            if started:
+                ray.shutdown()
+    missed = target_misses(cfg.train.target, history[-1]) if history else []
+    return TrainResult(run.path, history, missed, f"{mode}", f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
+                       resumed_from, run.checkpoint, dict(cfg.train.target), restarts)
 
 
-def _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint) -> dict:
+class _ClusterEpochs:
+    """The epoch executor of a distributed run (see :mod:`sparsetrain.trainer.loop`): every worker
+    trains on its part; the driver gathers the sharded weights and optimizer states into ``module``."""
+
+    def __init__(self, cluster: _Cluster, cfg, module, fault):
+        self.cluster = cluster
+        self.cfg = cfg
+        self.module = module
+        self.fault = fault
+        self.epoch_rows = None
+        self.batches = 0
+        self.batch_rows = f"workers x data.batch_size ({len(cluster.workers)} x {cfg.data.batch_size})"
+        self._params = self._states = None
+
+    def run_epoch(self, epoch: int, reporter) -> dict:
+        record = _run_epoch(self.cluster, self.cfg, epoch, self.fault, reporter)
+        self.epoch_rows, self.batches = record["samples"], record["steps"]
+        # gather everything before writing anything: a failure here leaves no partial checkpoint
+        values_by_key, self._states = self.cluster.gather()
+        self._params = _to_params(self.module, values_by_key)
+        self.module.set_params(self._params)
+        return record
+
+    def save(self, prefix: str, epoch: int) -> None:
+        from ..fileio import write_atomic
+        from ..module import save_params
+
+        write_atomic(f"{prefix}-symbol.json", self.module.symbol.tojson().encode())
+        save_params(f"{prefix}-{epoch:04d}.params", self._params, {})
+        write_atomic(f"{prefix}-{epoch:04d}.states", optimizer_states.dumps(self._states))
+
+    def checkpoint_fields(self) -> dict:
+        from .. import random as st_random
+        from ..trainer.rundir import checkpoint_state
+
+        return checkpoint_state(st_random.get_state(), kvstore=self.cluster.kv.type, workers=len(self.cluster.workers),
+                                servers=len(self.cluster.servers))
+
+
+def _run_epoch(cluster, cfg, epoch, fault, reporter) -> dict:
     """Every worker's pass over its part; the combined ``metrics.jsonl`` record."""
-    reporter.epoch_start(epoch, epoch_rows)
     poll = None
     if getattr(reporter, "wants_batches", False):
         def poll():
@@ -327,23 +327,11 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter, epoch_rows, checkpoint) -> 
     inject = fault if (fault and fault.get("epoch") == epoch) else None
     refs = [w.run_epoch.remote(epoch, inject if inject and inject.get("worker") == r else None)
             for r, w in enumerate(cluster.workers)]
-    try:
-        results = _wait_all(refs, cluster.what, poll)
-    except NonFiniteError as e:
-        where = f"; the last good checkpoint is {checkpoint}" if checkpoint else "; no checkpoint was written"
-        raise NonFiniteError(f"{e}{where}", epoch=e.epoch, batch=e.batch) from None
+    results = _wait_all(refs, cluster.what, poll)
     seconds = time.perf_counter() - t0
     values = _combine_metrics(cfg, results)
     samples = sum(r["samples"] for r in results)
     steps = max(1, max(r["batches"] for r in results))
-    if samples == 0:
-        raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
-                               f"workers x data.batch_size ({cfg.data.batch_size})")
-    bad = [k for k, v in values.items() if not math.isfinite(v)]
-    if bad:
-        raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}" +
-                             (f"; the last good checkpoint is {checkpoint}" if checkpoint else ""),
-                             epoch=epoch, batch=steps - 1)
     moved = sum(r["bytes_pushed"] + r["bytes_pulled"] for r in results)
     return {"epoch": epoch, **values, "samples": samples, "seconds": round(seconds, 6), "data_seconds": 0.0,
             "engine": cluster.info[0]["engine"], "kvstore": cluster.kv.type, "workers": len(cluster.workers),

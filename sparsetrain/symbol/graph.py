@@ -198,20 +198,64 @@ class Plan:
         return rows
 
     def log_lines(self, with_backward=True) -> list[str]:
-        lines = []
-        for row in self.describe(with_backward):
-            lines.append(f"node {row['index']} {row['op']}: {row['dispatch']}")
-            for k, e in enumerate(row["inputs"]):
-                lines.append(f"    input {k}: {e['stype']} {_fmt_shape(e['shape'])}")
-            for k, e in enumerate(row["outputs"]):
-                lines.append(f"    output {k}: {e['stype']} {_fmt_shape(e['shape'])}")
-        return lines
+        """The verbose storage-type log (MXNet's ``MXNET_INFER_STORAGE_TYPE_VERBOSE_LOGGING``)."""
+        return format_log(self.describe(with_backward))
+
+    def to_dot(self, with_backward: bool = False, hints: dict | None = None) -> str:
+        """The graph in Graphviz: op boxes coloured by dispatch (fallbacks red), edges labelled with
+        stype and shape. ``hints``: ``{node name: how to avoid its fallback}``, written as comments."""
+        lines = ["digraph sparsetrain {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        forward = {n.uid for n in self.forward}
+        shown = {r["name"] for r in self.describe(with_backward)}
+        for node in self.forward + (self.backward if with_backward else []):
+            uid = f"n{node.uid}"
+            if node.op is None:
+                lines.append(f'  {uid} [label="{node.name}\\n{self.stypes[(node.uid, 0)]}", shape=ellipse];')
+                continue
+            if node.name not in shown:
+                continue
+            d = self.dispatch[node.uid].mode
+            style = {"fallback": 'style=filled, fillcolor="#ff9999", color=red, penwidth=2',
+                     "sparse": 'style=filled, fillcolor="#cce5ff"', "dense": 'style=filled, fillcolor="#eeeeee"'}[d]
+            lines.append(f'  {uid} [label="{node.name}\\n{node.op.name}\\n{d}", shape=box, {style}];')
+            for child, i in node.inputs:
+                if child.op is not None or child.uid in forward:
+                    edge = f"{self.stypes[(child.uid, i)]} {format_shape(self.shapes.get((child.uid, i)))}"
+                    attrs = ", style=dashed" if node.attrs.get("backward") else ""
+                    lines.append(f'  n{child.uid} -> {uid} [label="{edge}"{attrs}];')
+                else:
+                    lines.append(f'  n{child.uid} [label="{child.name}", shape=plaintext];')
+                    lines.append(f'  n{child.uid} -> {uid} [label="{self.stypes[(child.uid, i)]}", style=dashed];')
+        for name, hint in (hints or {}).items():
+            if hint and name in shown:
+                lines.append(f"  // fallback at {name}: {hint}")
+        lines.append("}")
+        return "\n".join(lines)
 
 
-def _fmt_shape(shape) -> str:
+def format_shape(shape) -> str:
+    """``(32, 100)``; unknown dimensions as ``?``."""
     if shape is None:
         return "(?)"
+    shape = tuple(shape)
     return "(" + ", ".join(str(d) if d else "?" for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def format_log(rows: list[dict], gradients: list[dict] = ()) -> list[str]:
+    """The verbose log of ``Plan.describe`` rows: per node its dispatch, input and output stypes and
+    shapes (and ``fallback: <hint>`` when a row carries a ``hint``), then each gradient's stype."""
+    lines = []
+    for row in rows:
+        lines.append(f"node {row['index']} {row['op']}: {row['dispatch']}")
+        for k, e in enumerate(row["inputs"]):
+            lines.append(f"    input {k}: {e['stype']} {format_shape(e['shape'])}")
+        for k, e in enumerate(row["outputs"]):
+            lines.append(f"    output {k}: {e['stype']} {format_shape(e['shape'])}")
+        if row.get("hint"):
+            lines.append(f"    fallback: {row['hint']}")
+    for g in gradients:
+        lines.append(f"gradient {g['argument']}: {g['stype']} {format_shape(g['shape'])}")
+    return lines
 
 
 def build_plan(sym: Symbol, shapes: dict, stypes: dict | None = None, grad_req: dict | None = None,

@@ -1,0 +1,26 @@
+"""Training runs behind ``sparsetrain fit`` / ``predict`` / ``evaluate``, usable from Python too.
+
+``fit(config)`` trains in this process or on Ray; ``load_trained(run)`` predicts and evaluates.
+One job per module:
+
+* :mod:`.rundir` -- the run directory: where a run goes, its lock, ``config.yaml``,
+  ``metrics.jsonl``, checkpoints, ``checkpoint.json`` and the checks before resuming;
+* :mod:`.loop` -- the one epoch loop (``run_epochs``), the single-process run (``train``) and
+  ``fit``; the distributed driver (:mod:`sparsetrain.dist.driver`) plugs its cluster into the loop;
+* :mod:`.data` -- the training data as iterators (memory or stream, generated when asked);
+* :mod:`.metrics` -- metric objects, epoch records, targets, bests;
+* :mod:`.reporter` -- the progress events a front end (the CLI) renders;
+* :mod:`.predict` -- trained models: predict and evaluate.
+"""
+from .data import cache_mode, ensure_generated, make_iter
+from .loop import LocalEpochs, RunInterrupted, TrainResult, fit, is_interrupt, run_epochs, run_info, train
+from .metrics import RECORD_FIELDS, best_values, make_metric, metric_values, record_metrics, target_misses
+from .predict import TrainedModel, load_trained
+from .reporter import Reporter
+from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE, RunDir, RunDirectoryLocked
+
+__all__ = ["fit", "train", "TrainResult", "Reporter", "RunInterrupted", "is_interrupt", "load_trained", "TrainedModel", "make_iter",
+           "cache_mode", "ensure_generated", "target_misses", "make_metric", "metric_values",
+           "record_metrics", "best_values", "RECORD_FIELDS", "run_epochs", "run_info",
+           "LocalEpochs", "RunDir", "RunDirectoryLocked", "CHECKPOINT_PREFIX", "CONFIG_FILE", "METRICS_FILE",
+           "STATE_FILE"]

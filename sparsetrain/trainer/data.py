@@ -1,0 +1,102 @@
+"""The training data of a config: generated when asked, kept in memory or streamed, as iterators."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..base import ConfigError
+from ..config import Config
+from ..fileio import write_atomic
+
+# Parsed CSR bytes per byte of LibSVM text (float32 value + int64 index ≈ 12 bytes per ~10-byte
+# "idx:val " token), and the extra factor for compressed files.
+_CSR_BYTES_PER_TEXT_BYTE = 1.3
+_COMPRESSION_FACTOR = {".gz": 4.0, ".bz2": 5.0}
+
+
+def _estimated_csr_bytes(paths: list[str]) -> float:
+    total = 0.0
+    for p in paths:
+        ext = os.path.splitext(p)[1].lower()
+        total += os.path.getsize(p) * _CSR_BYTES_PER_TEXT_BYTE * _COMPRESSION_FACTOR.get(ext, 1.0)
+    return total
+
+
+def cache_mode(cfg: Config, paths: list[str]) -> str:
+    """``memory`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits the budget)."""
+    mode = cfg.data.cache
+    if mode == "auto":
+        fits = _estimated_csr_bytes(paths) <= cfg.data.memory_budget_mb * 2**20
+        mode = "memory" if fits or cfg.data.shuffle else "stream"
+    if mode == "stream" and len(paths) > 1:
+        raise ConfigError(f"data.cache: streaming reads one file, got {len(paths)}; "
+                          "set data.cache: memory or concatenate the files")
+    return mode
+
+
+def ensure_generated(cfg: Config, reporter) -> None:
+    """Write ``data.generate`` data unless the file exists with the same options."""
+    from ..io import synthetic
+
+    gen = cfg.data.generate
+    path = cfg.resolve(gen.path)
+    meta_path = path + ".gen.json"
+    wanted = gen.generator_kwargs()
+    if os.path.exists(path) and os.path.exists(meta_path):
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                if json.load(f) == wanted:
+                    reporter.note(f"using generated data {path}")
+                    return
+        except (OSError, ValueError):
+            pass
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    reporter.generate_start(path, gen.rows)
+    result = synthetic.generate_libsvm(path, progress=reporter.generate_progress, **wanted)
+    reporter.generate_end(result)
+    write_atomic(meta_path, json.dumps(wanted, sort_keys=True))
+
+
+def _load_memory(cfg: Config, paths: list[str]):
+    import scipy.sparse as sp
+
+    from .. import io as st_io
+    from ..ndarray.sparse import csr_matrix
+
+    parts, labels = [], []
+    for p in paths:
+        X, y = st_io.load_libsvm(p, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
+                                 dtype=_data_dtype(cfg))
+        parts.append(X)
+        labels.append(np.asarray(y))
+    if len(parts) == 1:
+        return parts[0], labels[0]
+    X = sp.vstack([x.asscipy() for x in parts], format="csr")
+    return csr_matrix(X, dtype=_data_dtype(cfg)), np.concatenate(labels)
+
+
+def _data_dtype(cfg: Config) -> str:
+    v = cfg.model.variables.get(cfg.data_name)
+    return (v.dtype if v is not None and v.dtype else "float32")
+
+
+def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None):
+    """A data iterator over LibSVM ``paths`` as the config describes; ``(iter, rows or None)``."""
+    from .. import io as st_io
+
+    batch_size = batch_size or cfg.data.batch_size
+    mode = cache_mode(cfg, paths)
+    last_batch = cfg.data.last_batch if for_training else "pad"
+    if mode == "memory":
+        X, y = _load_memory(cfg, paths)
+        it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
+                               last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name)
+        rows = X.shape[0]
+        return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
+    it = st_io.LibSVMIter(data_libsvm=paths[0], data_shape=(cfg.num_features,), batch_size=batch_size,
+                          round_batch=last_batch != "discard", data_name=cfg.data_name,
+                          label_name=cfg.label_name, zero_based=cfg.data.zero_based,
+                          last_batch_handle=last_batch)
+    return it, None

@@ -1,0 +1,247 @@
+"""The one epoch loop, the single-process run, and ``fit`` (which picks single-process or Ray).
+
+``run_epochs`` is the loop every run goes through: per epoch it asks an *epoch executor* to
+train (this process's :class:`LocalEpochs`, or the distributed driver's cluster), stops at once on
+a non-finite loss or metric, scores ``data.eval``, appends the ``metrics.jsonl`` record and writes
+the checkpoint through the :class:`~.rundir.RunDir`. An executor has:
+
+* ``module``: a bound Module holding the parameters after each epoch (scored on ``data.eval``);
+* ``run_epoch(epoch, reporter) -> record``: one pass over the training data; the record holds
+  ``epoch``, the train metrics, ``samples``, ``seconds``, ``data_seconds``, ``engine`` (and
+  whatever else the executor reports); ``batches``: how many batches (steps) that pass had;
+* ``epoch_rows``: rows per epoch if known (for the progress bar), ``batch_rows``: what a batch
+  needs, for the "no batches" message;
+* ``save(prefix, epoch)``: write the checkpoint files; ``checkpoint_fields()``: the rest of
+  ``checkpoint.json`` (:func:`~.rundir.checkpoint_state`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..base import ConfigError, NonFiniteError, SparseTrainError
+from ..config import Config, make_optimizer
+from .data import ensure_generated, make_iter
+from .metrics import best_values, make_metric, metric_values, record_metrics, target_misses
+from .reporter import Reporter
+from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says where to resume from."""
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    history: list[dict]
+    missed_targets: list[str] = field(default_factory=list)
+    engine: str = "graph"
+    engine_reason: str = ""
+    resumed_from: int | None = None
+    checkpoint: str | None = None
+    targets: dict = field(default_factory=dict)
+    restarts: int = 0
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def ok(self) -> bool:
+        return not self.missed_targets
+
+    @property
+    def best(self) -> dict:
+        """``{metric key: best value over the epochs}``, each in its metric's direction."""
+        return best_values(self.history)
+
+    def target_status(self) -> dict:
+        """``{target key: (relation, wanted value, met)}`` for every ``train.target``."""
+        from ..metric import target_relation
+
+        missed = {m.split(" ")[1] for m in self.missed_targets}
+        return {k: (target_relation(k), want, k not in missed) for k, want in self.targets.items()}
+
+
+def _last_good(run: RunDir) -> str:
+    return (f"; the last good checkpoint is {run.checkpoint}" if run.checkpoint else "; no checkpoint was written")
+
+
+def is_interrupt(e: BaseException) -> bool:
+    """A Ctrl-C that surfaced as another exception (numba's dispatcher turns it into a SystemError)."""
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: list[dict],
+               eval_iter=None) -> list[dict]:
+    """Epochs ``run.start_epoch .. train.epochs - 1`` (see the module docstring); returns ``history``."""
+    eval_metric = make_metric(cfg.metrics) if eval_iter is not None else None
+    try:
+        for epoch in range(run.start_epoch, cfg.train.epochs):
+            reporter.epoch_start(epoch, executor.epoch_rows)
+            try:
+                record = executor.run_epoch(epoch, reporter)
+            except NonFiniteError as e:
+                raise NonFiniteError(f"{e}{_last_good(run)}", epoch=e.epoch, batch=e.batch) from None
+            if record["samples"] == 0:
+                raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
+                                       f"{executor.batch_rows}")
+            bad = [k for k, v in record_metrics(record).items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}"
+                                     + (_last_good(run) if run.checkpoint else ""),
+                                     epoch=epoch, batch=executor.batches - 1)
+            if eval_metric is not None:
+                executor.module.score(eval_iter, eval_metric, epoch=epoch)
+                record.update({f"eval_{k}": v for k, v in metric_values(cfg.metrics, eval_metric).items()})
+            run.append_metrics(record)
+            run.write_checkpoint(epoch + 1, executor.save, executor.checkpoint_fields())
+            history.append(record)
+            reporter.epoch_end(record)
+    except RunInterrupted:
+        raise
+    except (KeyboardInterrupt, SystemError) as e:
+        if not is_interrupt(e):
+            raise
+        hint = (f"the last complete checkpoint is {run.checkpoint}; continue with --resume" if run.checkpoint
+                else "no checkpoint was written")
+        raise RunInterrupted(hint) from None
+    return history
+
+
+def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
+    """What ``Reporter.run_start`` receives."""
+    return {"output_dir": run.path, "engine": engine, "engine_reason": reason,
+            "resumed_from": run.start_epoch if run.state is not None else None, "epochs": cfg.train.epochs,
+            "config": cfg.source, "metrics": cfg.metrics, "output_note": run.note}
+
+
+class LocalEpochs:
+    """The epoch executor of a single-process run: ``Module.run_epoch`` on either engine."""
+
+    def __init__(self, cfg: Config, module, train_iter, engine: str, epoch_rows: int | None):
+        self.module = module
+        self.train_iter = train_iter
+        self.engine = engine
+        self.epoch_rows = epoch_rows
+        self.batches = 0
+        self.names = cfg.metrics
+        self.metric = make_metric(cfg.metrics)
+        self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
+
+    def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
+        self.metric.reset()
+        stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
+                                      batch_end_callback=reporter.batch_end if reporter.wants_batches else None)
+        self.epoch_rows = stats.samples
+        self.batches = stats.batches
+        return {"epoch": epoch, **metric_values(self.names, self.metric), "samples": stats.samples,
+                "seconds": round(stats.seconds, 6), "data_seconds": round(stats.data_seconds, 6),
+                "engine": self.module.engine_choice[0]}
+
+    def save(self, prefix: str, epoch: int) -> None:
+        self.module.save_checkpoint(prefix, epoch, save_optimizer_states=True)
+
+    def checkpoint_fields(self) -> dict:
+        from .. import random as st_random
+
+        carry = self.train_iter.roll_over_state() if hasattr(self.train_iter, "roll_over_state") else None
+        return checkpoint_state(st_random.get_state(), roll_over=carry)
+
+
+def train(config: Config, output_dir: str | None = None, resume: bool = False, engine: str | None = None,
+          verbose_stypes: bool = False, reporter: Reporter | None = None, overwrite: bool = False) -> TrainResult:
+    """Train the model ``config`` describes in this process (``train.kvstore: local``).
+
+    The run directory (see :mod:`.rundir`): ``output_dir``, else the config's ``output``, else
+    ``runs/<config name>/`` (or the next free ``-K`` one). ``resume`` continues its last complete
+    checkpoint and ends with the same parameters as an uninterrupted run; ``overwrite`` replaces a
+    run that is there.
+    """
+    from .. import random as st_random
+    from ..module import Module
+    from ..ops import set_strict_stypes
+
+    cfg = config
+    reporter = reporter or Reporter()
+    engine = engine or cfg.train.engine
+    if cfg.train.kvstore != "local":
+        raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
+                          "sparsetrain.trainer.fit(config, workers=N) (what `sparsetrain fit` does), "
+                          "or use kvstore: local")
+    with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run:
+        if cfg.data.generate is not None:
+            ensure_generated(cfg, reporter)
+        st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
+        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True)
+        eval_files = cfg.eval_files()
+        eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
+        names = {"data_names": [cfg.data_name], "label_names": [cfg.label_name]}
+        if run.state is not None:
+            symbol = cfg.build_symbol()
+            checked_params(run.checkpoint, [a for a in symbol.list_arguments() if a not in names["data_names"]
+                                            + names["label_names"]])
+            module = Module.load(run.prefix, run.start_epoch, load_optimizer_states=True, **names)
+        else:
+            module = Module(cfg.build_symbol(), **names)
+        previous_strict = set_strict_stypes(cfg.train.strict_stypes)
+        try:
+            module.bind(train_iter.provide_data, train_iter.provide_label, for_training=True)
+            if verbose_stypes:
+                reporter.stypes(cfg.plan().log_lines())
+            module.init_params(initializer=cfg.initializer())
+            # an optimizer object: the config's wd applies to every parameter, whatever its name
+            module.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
+            history = []
+            if run.state is not None:
+                st_random.set_state(rng_from_json(run.state["rng"]))
+                if hasattr(train_iter, "set_roll_over_state"):  # last_batch roll_over: the rows owed to this epoch
+                    train_iter.set_roll_over_state(run.state.get("roll_over"))
+                history = run.read_metrics(run.start_epoch)
+            run.begin(cfg.to_yaml(run.path))
+            engine_name, reason = module.choose_engine(engine, train_iter)
+            reporter.run_start(run_info(cfg, run, engine_name, reason))
+            executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
+            run_epochs(cfg, run, executor, reporter, history, eval_iter)
+        finally:
+            set_strict_stypes(previous_strict)
+    engine_name, reason = module.engine_choice
+    missed = target_misses(cfg.train.target, history[-1]) if history else []
+    return TrainResult(run.path, history, missed, engine_name, reason,
+                       run.start_epoch if run.state is not None else None, run.checkpoint, dict(cfg.train.target))
+
+
+def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, overwrite: bool = False,
+        engine: str | None = None, verbose_stypes: bool = False, reporter: Reporter | None = None,
+        workers: int | None = None, servers: int | None = None, address: str | None = None,
+        max_restarts: int | None = None) -> TrainResult:
+    """Train ``config``: in this process, or on Ray when ``train.kvstore`` is ``dist_sync``/``dist_async``
+    or ``workers`` is given (with ``kvstore: local``, ``workers`` switches to ``dist_sync``).
+
+    ``servers``, ``address``, ``max_restarts``: see :func:`sparsetrain.dist.train_distributed`.
+    Other arguments as :func:`train`.
+    """
+    cfg = config
+    reporter = reporter or Reporter()
+    dist_flags = [k for k, v in (("--workers", workers), ("--servers", servers), ("--address", address),
+                                 ("--max-restarts", max_restarts)) if v is not None]
+    if dist_flags and cfg.train.kvstore == "local":
+        if workers is None:
+            raise ConfigError(f"{', '.join(dist_flags)} only apply to distributed training: give --workers N or "
+                              "set train.kvstore: dist_sync (or dist_async)")
+        cfg.train.kvstore = "dist_sync"
+    if cfg.train.kvstore == "local":
+        return train(cfg, output_dir=output_dir, resume=resume, engine=engine, verbose_stypes=verbose_stypes,
+                     reporter=reporter, overwrite=overwrite)
+    from ..dist import train_distributed
+
+    if verbose_stypes:
+        reporter.stypes(cfg.plan().log_lines())
+    return train_distributed(cfg, output_dir=output_dir, resume=resume, overwrite=overwrite, engine=engine,
+                             workers=workers or 2, servers=servers or 1, address=address,
+                             max_restarts=max_restarts or 0, reporter=reporter)

@@ -1,0 +1,133 @@
+"""Trained models: load a run directory, config or checkpoint, and predict or evaluate LibSVM data."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..base import ConfigError, SparseTrainError
+from ..config import config_from_dict
+from .metrics import make_metric, metric_values
+from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_state
+
+
+@dataclass
+class TrainedModel:
+    """A checkpoint with what is needed to feed it: input names, number of features, index base."""
+
+    prefix: str
+    epoch: int
+    data_name: str
+    label_name: str
+    num_features: int
+    zero_based: object = "auto"
+    metrics: list[str] = field(default_factory=list)
+    batch_size: int = 256
+    loss_op: str = ""
+
+    @property
+    def params_path(self) -> str:
+        return f"{self.prefix}-{self.epoch:04d}.params"
+
+    def _module(self, data_iter):
+        from ..base import ShapeError
+        from ..module import Module
+        from ..symbol import load as load_symbol
+
+        sym = load_symbol(f"{self.prefix}-symbol.json")
+        mod = Module(sym, data_names=[self.data_name], label_names=[self.label_name])
+        names = [a for a in sym.list_arguments() if a not in (self.data_name, self.label_name)]
+        arg, aux = checked_params(self.params_path, names)
+        mod.bind(data_iter.provide_data, data_iter.provide_label, for_training=False)
+        try:
+            mod.set_params(arg, aux, allow_extra=True)
+        except ShapeError as e:
+            raise SparseTrainError(f"{self.params_path}: {e}") from None
+        return mod
+
+    def _iter(self, path: str):
+        from .. import io as st_io
+
+        X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
+        return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
+                                 last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
+
+    def predict(self, path: str) -> np.ndarray:
+        """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
+        it = self._iter(path)
+        out = self._module(it).predict(it)
+        arr = out.asnumpy() if hasattr(out, "asnumpy") else np.zeros((0, 1))
+        return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
+
+    def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
+        from .. import metric as metric_mod
+
+        it = self._iter(path)
+        names = list(metrics or self.metrics)
+        try:
+            metric = make_metric(names)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"metric: {e}") from None
+        mod = self._module(it)
+        shape = mod.output_shapes[0][1]
+        for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
+            why = metric_mod.not_applicable(n, self.loss_op, int(shape[-1]) if len(shape) > 1 else 1)
+            if why:
+                raise ConfigError(f"metric: {why}")
+        mod.score(it, metric)
+        return metric_values(names, metric)
+
+
+def load_trained(path: str) -> TrainedModel:
+    """A run directory, a config file (its latest run directory) or a checkpoint prefix (``dir/model``)."""
+    import yaml
+
+    from ..config import load_config
+    from ..metric import default_metrics
+
+    if os.path.isfile(path) and path.endswith((".yaml", ".yml")):
+        path = latest_default_run(load_config(path))
+        if not os.path.isdir(path):
+            raise SparseTrainError(f"{path}: no run directory for this config; run `sparsetrain fit` first")
+    if os.path.isdir(path):
+        state = load_state(path)
+        if state is None:
+            raise SparseTrainError(f"{path}: no complete checkpoint ({STATE_FILE} missing)")
+        with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+        cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
+        return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), int(state["epoch"]),
+                            cfg.data_name, cfg.label_name, cfg.num_features, cfg.data.zero_based, cfg.metrics,
+                            max(cfg.data.batch_size, 256), cfg.model.loss.op)
+    prefix = path
+    m = None
+    if path.endswith(".params"):
+        prefix, _, num = path[: -len(".params")].rpartition("-")
+        m = int(num) if num.isdigit() else None
+    if not os.path.exists(f"{prefix}-symbol.json"):
+        raise SparseTrainError(f"{path}: not a run directory, config or checkpoint prefix "
+                               f"({prefix}-symbol.json not found)")
+    if m is None:
+        epochs = sorted(int(p.rsplit("-", 1)[1][:-len(".params")])
+                        for p in glob.glob(f"{glob.escape(prefix)}-*.params"))
+        if not epochs:
+            raise SparseTrainError(f"{prefix}: no {prefix}-NNNN.params checkpoint found")
+        m = epochs[-1]
+    from ..symbol import load as load_symbol
+
+    sym = load_symbol(f"{prefix}-symbol.json")
+    head = sym._outputs[0][0]
+    label = head.inputs[1][0].name if head.op is not None and head.op.is_loss else "label"
+    args = {n.name: n for n in sym._nodes() if n.is_variable}
+    data = next((n for n, v in args.items() if v.attrs.get("stype") == "csr"), None)
+    if data is None:
+        raise SparseTrainError(f"{prefix}-symbol.json: no csr input variable to feed")
+    arg_shapes, _, _ = sym.infer_shape_partial(**{data: (1, 0)})
+    shape = dict(zip(sym.list_arguments(), arg_shapes)).get(data)
+    if not shape or not shape[1]:
+        raise SparseTrainError(f"{prefix}-symbol.json: the model does not determine the number of features")
+    loss_op = head.op.name if head.op is not None else ""
+    return TrainedModel(prefix, m, data, label, int(shape[1]), "auto", default_metrics(loss_op),
+                        256, loss_op)

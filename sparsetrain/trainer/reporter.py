@@ -1,0 +1,31 @@
+"""The progress protocol between the run loop and whoever shows it (the CLI renders it)."""
+from __future__ import annotations
+
+
+class Reporter:
+    """Receives progress events from ``fit``/``train``; the CLI renders them, the default ignores them.
+
+    ``batch_end`` is only called when ``wants_batches`` is true (a per-batch call costs time).
+    """
+
+    wants_batches = False
+
+    def run_start(self, info: dict) -> None:
+        """``info``: ``output_dir``, ``engine``, ``engine_reason``, ``resumed_from`` (epoch or None),
+        ``epochs``, ``config``, ``metrics`` and ``output_note`` (why the run went to ``output_dir``, or None)."""
+
+    def generate_start(self, path: str, rows: int) -> None: ...
+
+    def generate_progress(self, rows_done: int, *_) -> None: ...
+
+    def generate_end(self, result) -> None: ...
+
+    def stypes(self, lines: list[str]) -> None: ...
+
+    def epoch_start(self, epoch: int, total_samples: int | None) -> None: ...
+
+    def batch_end(self, samples_done: int) -> None: ...
+
+    def epoch_end(self, record: dict) -> None: ...
+
+    def note(self, text: str) -> None: ...

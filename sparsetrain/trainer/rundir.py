@@ -1,0 +1,406 @@
+"""The run directory: one run's files, where it goes, its lock, its checkpoints and how it resumes.
+
+::
+
+    <run>/config.yaml          the resolved config (defaults filled in, paths absolute)
+    <run>/metrics.jsonl        one JSON object per epoch
+    <run>/checkpoints/model-symbol.json, model-NNNN.params, model-NNNN.states
+    <run>/checkpoint.json      the last complete checkpoint: epoch, random state, rows owed, cluster
+    <run>/.lock                the pid of the process using the directory (while it runs)
+
+Rules: one process per run directory (an exclusive ``flock`` on ``.lock``; the kernel drops it when
+the holder dies, so a stale lock never blocks). A directory that holds a run is never cleared by
+surprise: a new run there needs ``overwrite``; ``resume`` continues it. With the default naming
+(no ``--output``, no ``output:`` key) a new run goes to ``runs/<name>-2/``, ``-3/``, ... instead.
+Every file is written atomically; ``checkpoint.json`` is written after the files it points to, so
+a run killed at any moment resumes from a complete checkpoint. ``train.keep_checkpoints`` bounds
+how many epochs' checkpoint files are kept.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import glob
+import json
+import os
+import re
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..base import ConfigError, SparseTrainError
+from ..fileio import write_atomic
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+STATE_FILE = "checkpoint.json"
+LOCK_FILE = ".lock"
+CHECKPOINT_PREFIX = os.path.join("checkpoints", "model")
+_TMP_PREFIX = ".tmp-"  # fileio.write_atomic's temporary files
+_CHECKPOINT_RE = re.compile(r"model-(\d+)\.(params|states)$")
+
+
+class RunDirectoryLocked(SparseTrainError):
+    """Another live process is using the run directory."""
+
+
+@contextmanager
+def writing(path: str):
+    """Turn a failed write (disk full, permissions) into one line naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise SparseTrainError(f"{path}: cannot write ({reason})") from None
+
+
+def holds_run(path: str) -> bool:
+    """True when ``path`` has the files of a finished or partial run."""
+    if any(os.path.exists(os.path.join(path, n)) for n in (CONFIG_FILE, METRICS_FILE, STATE_FILE)):
+        return True
+    return bool(_checkpoint_files(path))
+
+
+def _checkpoint_files(path: str) -> dict[str, int]:
+    """``{file: epoch}`` of the ``model-NNNN.params/.states`` files of a run directory."""
+    found = {}
+    for p in glob.glob(os.path.join(glob.escape(path), CHECKPOINT_PREFIX + "-*")):
+        m = _CHECKPOINT_RE.search(p)
+        if m:
+            found[p] = int(m.group(1))
+    return found
+
+
+# -- the lock -------------------------------------------------------------------------------------------
+
+def _lock(path: str) -> int | None:
+    """An exclusive lock on ``path/.lock`` (the file holds our pid); None when another process has it."""
+    lock_path = os.path.join(path, LOCK_FILE)
+    while True:
+        with writing(lock_path):
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return None
+            raise
+        try:  # the holder may have removed the file between our open and our lock: lock the new one
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(os.path.join(path, LOCK_FILE), encoding="utf-8") as f:
+            pid = f.read().strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
+
+
+# -- the directory ----------------------------------------------------------------------------------------
+
+class RunDir:
+    """A locked run directory. Make one with :meth:`open`; ``close()`` (or ``with``) releases it."""
+
+    def __init__(self, path: str, lock_fd: int, *, fresh: bool, note: str | None = None, keep: int | None = 2):
+        self.path = path
+        self.prefix = os.path.join(path, CHECKPOINT_PREFIX)
+        self.note = note  # why the run went here (default naming), for the header
+        self.fresh = fresh
+        self.keep = keep
+        self.state: dict | None = None  # checkpoint.json when resuming (or restarting)
+        self.checkpoint: str | None = None  # the .params file of the last complete checkpoint
+        self._lock_fd = lock_fd
+
+    # life cycle ------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, cfg, output_dir: str | None = None, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
+        """Choose, lock and check the run directory of ``cfg``.
+
+        ``output_dir`` (else the config's ``output``, else ``runs/<config name>/``). A directory that
+        holds a run needs ``resume`` or ``overwrite`` (a ``ConfigError`` naming both and
+        ``--output``), except under the default naming, where a new run takes the next free
+        ``runs/<name>-K/`` (and ``resume`` the latest one). Leftover temporary files are removed.
+        """
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the run or replace it")
+        keep = cfg.train.keep_checkpoints
+        explicit = output_dir is not None or cfg.output is not None
+        base = os.path.abspath(output_dir or cfg.output_dir())
+        if explicit or overwrite:
+            path, note = base, None
+        elif resume:
+            path, note = _latest_run(base), None
+        else:
+            return cls._open_next_free(base, keep)
+        os.makedirs(path, exist_ok=True)
+        fd = _lock(path)
+        if fd is None:
+            raise RunDirectoryLocked(f"{path}: another sparsetrain run ({_holder(path)}) is using this run "
+                                     "directory; wait for it or choose another --output")
+        run = cls(path, fd, fresh=not resume, note=note, keep=keep)
+        try:
+            run._remove_temporaries()
+            if resume:
+                run.state = run._resume_state()
+                run.checkpoint = run.params_path(run.start_epoch)
+                run.check_resumable(cfg)
+            elif not overwrite and holds_run(path):
+                raise ConfigError(f"{path} already holds a run: continue it with --resume, replace it with "
+                                  "--overwrite, or choose another directory with --output")
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    @classmethod
+    def _open_next_free(cls, base: str, keep) -> "RunDir":
+        k = 1
+        while True:
+            path = base if k == 1 else f"{base}-{k}"
+            k += 1
+            if holds_run(path):
+                continue
+            os.makedirs(path, exist_ok=True)
+            fd = _lock(path)
+            if fd is None:
+                continue
+            if holds_run(path):  # another run finished here between our look and our lock
+                _unlock(path, fd)
+                continue
+            note = None if path == base else f"{base} holds an earlier run; this run goes to {path}"
+            run = cls(path, fd, fresh=True, note=note, keep=keep)
+            run._remove_temporaries()
+            return run
+
+    def close(self) -> None:
+        """Release the lock (and remove the lock file)."""
+        if self._lock_fd is not None:
+            _unlock(self.path, self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def begin(self, config_yaml: str) -> None:
+        """Write ``config.yaml``; a fresh run first removes an earlier run's files (``overwrite``).
+
+        Called once the data is loaded and the model built, so a run that fails before that leaves
+        the directory as it was."""
+        if self.fresh:
+            for p in list(_checkpoint_files(self.path)) + [os.path.join(self.path, n) for n in (STATE_FILE, METRICS_FILE)]:
+                if os.path.exists(p):
+                    os.unlink(p)
+        os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
+        path = os.path.join(self.path, CONFIG_FILE)
+        with writing(path):
+            write_atomic(path, config_yaml)
+
+    # resume ------------------------------------------------------------------------------------------------
+    def _resume_state(self) -> dict:
+        state = load_state(self.path)
+        if state is None:
+            found = sorted(_checkpoint_files(self.path))
+            if found:
+                raise SparseTrainError(
+                    f"--resume: {os.path.join(self.path, STATE_FILE)} is missing although {found[-1]} exists; "
+                    "the run directory is incomplete: restore the file, or start over with --overwrite")
+            raise ConfigError(f"--resume: {self.path} has no checkpoint to resume from; "
+                              "start the run without --resume")
+        params = self.params_path(int(state["epoch"]))
+        if not os.path.exists(params):
+            raise SparseTrainError(f"--resume: {os.path.join(self.path, STATE_FILE)} names {params}, which is "
+                                   "missing; restore it, or start over with --overwrite")
+        return state
+
+    def check_resumable(self, cfg) -> None:
+        """A ``ConfigError`` when ``cfg`` differs from the run's saved config (beyond what may change)."""
+        import yaml
+
+        path = os.path.join(self.path, CONFIG_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            saved = _comparable(yaml.safe_load(f) or {})
+        now = _comparable(yaml.safe_load(cfg.to_yaml()))
+        for section in ("data", "model", "optimizer", "train"):
+            a, b = saved.get(section), now.get(section)
+            if a != b:
+                keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
+                raise ConfigError(f"--resume: {section}.{keys[0] if keys else ''} differs from the run's {path}; "
+                                  "resume with the same config (only train.epochs may change)")
+
+    @property
+    def start_epoch(self) -> int:
+        return int(self.state["epoch"]) if self.state else 0
+
+    # files ---------------------------------------------------------------------------------------------------
+    def params_path(self, epoch: int) -> str:
+        return f"{self.prefix}-{epoch:04d}.params"
+
+    def states_path(self, epoch: int) -> str:
+        return f"{self.prefix}-{epoch:04d}.states"
+
+    def read_metrics(self, upto: int) -> list[dict]:
+        """The records of epochs before ``upto``; later ones (written after the checkpoint) are dropped."""
+        path = os.path.join(self.path, METRICS_FILE)
+        if not os.path.exists(path):
+            return []
+        kept = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    break  # a line cut short by a kill
+                if rec.get("epoch", upto) < upto:
+                    kept.append(rec)
+        with writing(path):
+            write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept
+
+    def append_metrics(self, record: dict) -> None:
+        path = os.path.join(self.path, METRICS_FILE)
+        with writing(path), open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_checkpoint(self, epoch: int, save, state: dict) -> str:
+        """``save(prefix, epoch)`` writes the checkpoint files; then ``checkpoint.json`` (``state`` plus
+        ``epoch`` and ``prefix``), then older checkpoints beyond ``keep`` are removed. Returns the
+        ``.params`` path."""
+        with writing(self.params_path(epoch)):
+            save(self.prefix, epoch)
+        path = os.path.join(self.path, STATE_FILE)
+        with writing(path):
+            write_atomic(path, json.dumps({"epoch": epoch, "prefix": CHECKPOINT_PREFIX, **state}))
+        self.checkpoint = self.params_path(epoch)
+        self._prune(epoch)
+        return self.checkpoint
+
+    def reload(self) -> None:
+        """Take ``checkpoint.json`` as it is now (a restart continues from the last complete checkpoint)."""
+        self.state = load_state(self.path)
+        self.checkpoint = self.params_path(self.start_epoch) if self.state else None
+
+    def _prune(self, latest: int) -> None:
+        if not self.keep:
+            return
+        keep = set(range(latest - self.keep + 1, latest + 1))
+        for p, epoch in _checkpoint_files(self.path).items():
+            if epoch not in keep:
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files of a killed writer (ours: we hold the lock)."""
+        for d in (self.path, os.path.dirname(self.prefix)):
+            for p in glob.glob(os.path.join(glob.escape(d), _TMP_PREFIX + "*")):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
+
+def _unlock(path: str, fd: int) -> None:
+    try:
+        os.unlink(os.path.join(path, LOCK_FILE))  # before unlocking: a waiter then locks a fresh file
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _latest_run(base: str) -> str:
+    """The most recent run of the default naming: ``base``, ``base-2``, ... (the highest that holds a run)."""
+    pattern = re.compile(re.escape(os.path.basename(base)) + r"-(\d+)$")
+    numbered = []
+    for p in glob.glob(glob.escape(base) + "-*"):
+        m = pattern.match(os.path.basename(p))
+        if m and holds_run(p):
+            numbered.append((int(m.group(1)), p))
+    return max(numbered)[1] if numbered else base
+
+
+def latest_default_run(cfg) -> str:
+    """The run directory ``predict``/``evaluate CONFIG`` read: the config's output, else its latest run."""
+    base = os.path.abspath(cfg.output_dir())
+    return base if cfg.output is not None else _latest_run(base)
+
+
+def checked_params(path: str, param_names: list[str]) -> tuple[dict, dict]:
+    """The parameters of a checkpoint file, every one of ``param_names`` present and finite; otherwise
+    one ``SparseTrainError`` naming the file (a damaged file too: see ``module.load_params``)."""
+    from ..module import load_params
+
+    if not os.path.exists(path):
+        raise SparseTrainError(f"{path}: checkpoint file not found")
+    arg, aux = load_params(path)
+    missing = [n for n in param_names if n not in arg]
+    if missing:
+        raise SparseTrainError(f"{path}: parameter {missing[0]!r} is missing from the checkpoint")
+    for name, value in arg.items():
+        values = value.asnumpy() if value.stype == "default" else value.data.asnumpy()
+        if not np.isfinite(values).all():
+            raise SparseTrainError(f"{path}: parameter {name!r} holds NaN or infinite values; "
+                                   "predictions from it would be NaN")
+    return arg, aux
+
+
+def load_state(path: str) -> dict | None:
+    """``checkpoint.json`` of a run directory, or None when there is none."""
+    state_path = os.path.join(path, STATE_FILE)
+    if not os.path.exists(state_path):
+        return None
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            doc = json.load(f)
+        int(doc["epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SparseTrainError(f"{state_path}: unreadable checkpoint state ({e}); remove it to start over") from None
+    return doc
+
+
+def _comparable(doc: dict) -> dict:
+    doc = json.loads(json.dumps(doc))
+    # may change on resume: engines give the same parameters, and a distributed run's checkpoints
+    # are ordinary ones (a dist run can be continued on one machine and vice versa); how many
+    # checkpoints are kept does not change the result
+    for key in ("epochs", "engine", "kvstore", "keep_checkpoints"):
+        doc.get("train", {}).pop(key, None)
+    doc.pop("output", None)
+    return doc
+
+
+# -- checkpoint.json fields -------------------------------------------------------------------------------------
+
+def rng_to_json(state: dict) -> dict:
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    return {"generator": state["generator"],
+            "numpy": [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def rng_from_json(doc: dict) -> dict:
+    name, keys, pos, has_gauss, cached = doc["numpy"]
+    return {"generator": doc["generator"], "numpy": (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)}
+
+
+def checkpoint_state(rng: dict, *, roll_over=None, kvstore: str = "local", workers: int = 1,
+                     servers: int = 0) -> dict:
+    """The fields of ``checkpoint.json`` besides ``epoch``/``prefix``, the same for every kind of run."""
+    return {"rng": rng_to_json(rng), "roll_over": roll_over, "kvstore": kvstore, "workers": workers,
+            "servers": servers}

@@ -1,0 +1,155 @@
+"""Tampered checkpoints: predict/evaluate on a damaged or inconsistent .params file is one clean line."""
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+from test_cli import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = str(ROOT / "configs" / "linreg.yaml")
+DATA = ROOT / "data" / "linreg.libsvm"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    assert cli("fit", LINREG, "--output", out, "--epochs", 2, "-q", "--set", "data.batch_size=50").exit_code == 1
+    return out
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def params_file(run_dir) -> pathlib.Path:
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    return run_dir / f"{state['prefix']}-{state['epoch']:04d}.params"
+
+
+def rewrite(path, change):
+    """Load the npz entries, let ``change(entries)`` edit them, write them back."""
+    with np.load(path) as z:
+        entries = {k: z[k] for k in z.files}
+    change(entries)
+    buf = io.BytesIO()
+    np.savez(buf, **entries)
+    path.write_bytes(buf.getvalue())
+
+
+def assert_clean_failure(run_dir, path):
+    for cmd in ("predict", "evaluate"):
+        res = cli(cmd, run_dir, DATA)
+        assert res.exit_code == 1, (cmd, res.stdout, res.stderr)
+        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and str(path) in lines[0], res.stderr
+        assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+        assert res.stdout == ""
+
+
+def _reorder(e):
+    e["arg:weight:indices"] = e["arg:weight:indices"][::-1].copy()
+
+
+def _duplicate(e):
+    idx = e["arg:weight:indices"].copy()
+    idx[1] = idx[0]
+    e["arg:weight:indices"] = idx
+
+
+def _out_of_range(e):
+    idx = e["arg:weight:indices"].copy()
+    idx[-1] = 100  # the weight has 100 rows
+    e["arg:weight:indices"] = idx
+
+
+def _negative(e):
+    idx = e["arg:weight:indices"].copy()
+    idx[0] = -1
+    e["arg:weight:indices"] = idx
+
+
+def _missing_bias(e):
+    for k in [k for k in e if k.startswith("arg:bias:")]:
+        del e[k]
+
+
+def _nan_weight(e):
+    w = e["arg:weight:data"].copy()
+    w[3] = np.nan
+    e["arg:weight:data"] = w
+
+
+def _short_data(e):
+    e["arg:weight:data"] = e["arg:weight:data"][:-1]
+
+
+def _bad_stype(e):
+    e["arg:weight:stype"] = np.array("diagonal")
+
+
+TAMPER = {"rows out of order": _reorder, "duplicate rows": _duplicate, "row id out of range": _out_of_range,
+          "negative row id": _negative, "bias missing": _missing_bias, "NaN weight": _nan_weight,
+          "fewer values than rows": _short_data, "unknown stype": _bad_stype}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPER))
+def test_an_inconsistent_params_file_is_refused(run, how):
+    path = params_file(run)
+    rewrite(path, TAMPER[how])
+    assert_clean_failure(run, path)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.1, 0.5, 0.99])
+def test_a_truncated_or_empty_params_file_is_refused(run, keep):
+    path = params_file(run)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:int(len(raw) * keep)])
+    assert_clean_failure(run, path)
+
+
+def test_a_bit_flip_in_the_weights_fails_the_zip_crc(run):
+    path = params_file(run)
+    raw = bytearray(path.read_bytes())
+    with np.load(path) as z:
+        weights = z["arg:weight:data"].tobytes()
+    at = bytes(raw).find(weights)
+    assert at > 0
+    raw[at + len(weights) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    assert_clean_failure(run, path)
+
+
+def test_an_untampered_run_still_predicts(run):
+    assert cli("predict", run, DATA).exit_code == 0
+
+
+@pytest.mark.slow
+def test_every_single_byte_flip_and_truncation_is_clean_or_harmless(trained, tmp_path):
+    """Deep: flip each byte (one bit) and cut at every 7th length; the answer is the untampered one or one
+    clean error line naming the file."""
+    clean = cli("predict", trained, DATA).stdout
+    path = params_file(trained)
+    raw = path.read_bytes()
+    variants = [raw[:n] for n in range(0, len(raw), 7)]
+    for i in range(len(raw)):
+        flipped = bytearray(raw)
+        flipped[i] ^= 0x04
+        variants.append(bytes(flipped))
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    target = params_file(run)
+    for content in variants:
+        target.write_bytes(content)
+        res = cli("predict", run, DATA)
+        if res.exit_code == 0:
+            assert res.stdout == clean
+        else:
+            assert res.exit_code == 1 and "internal error" not in res.stderr and str(target) in res.stderr

@@ -1,0 +1,259 @@
+"""Run directories: never destroyed by surprise, one run at a time, clean resume, disk full, Ctrl-C."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_cli import cli, one_error_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = str(ROOT / "configs" / "linreg.yaml")
+DATA = ROOT / "data" / "linreg.libsvm"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+FAST = ["--epochs", "2", "-q", "--set", "data.batch_size=100"]
+
+
+def snapshot(run_dir) -> dict:
+    """Every file of a run directory with its content hash."""
+    root = pathlib.Path(run_dir)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def state(run_dir) -> dict:
+    return json.loads((pathlib.Path(run_dir) / "checkpoint.json").read_text())
+
+
+@pytest.fixture
+def finished(tmp_path):
+    out = tmp_path / "done"
+    assert cli("fit", LINREG, "--output", out, *FAST).exit_code == 1  # 2 epochs miss mse < 1
+    return out
+
+
+# -- never destroyed by surprise ---------------------------------------------------------------------
+
+def test_fit_into_a_directory_holding_a_run_is_refused_and_leaves_it_untouched(finished):
+    before = snapshot(finished)
+    res = cli("fit", LINREG, "--output", finished, *FAST)
+    assert res.exit_code == 2
+    line = one_error_line(res.stderr)
+    assert "--resume" in line and "--overwrite" in line and "--output" in line
+    assert snapshot(finished) == before
+
+
+def test_overwrite_replaces_the_run(finished):
+    res = cli("fit", LINREG, "--output", finished, "--overwrite", *FAST[:2], "--epochs", "1", "-q")
+    assert res.exit_code == 1, res.stderr
+    assert state(finished)["epoch"] == 1
+    assert [json.loads(x)["epoch"] for x in (finished / "metrics.jsonl").read_text().splitlines()] == [0]
+    assert not (finished / "checkpoints" / "model-0002.params").exists()
+
+
+def test_default_naming_takes_the_next_free_directory_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = cli("fit", LINREG, *FAST)
+    assert (tmp_path / "runs" / "linreg" / "checkpoint.json").exists(), first.stderr
+    before = snapshot(tmp_path / "runs" / "linreg")
+    second = cli("fit", LINREG, *FAST)
+    assert f"{tmp_path / 'runs' / 'linreg'} holds an earlier run; this run goes to " \
+           f"{tmp_path / 'runs' / 'linreg-2'}" in second.stderr
+    assert state(tmp_path / "runs" / "linreg-2")["epoch"] == 2
+    assert cli("fit", LINREG, *FAST).exit_code == 1 and (tmp_path / "runs" / "linreg-3" / "checkpoint.json").exists()
+    assert snapshot(tmp_path / "runs" / "linreg") == before
+    # the config names its latest run; --resume continues it
+    res = cli("fit", LINREG, "--resume", "--epochs", "3", "-q", "--set", "data.batch_size=100")
+    assert "resuming from epoch 2" in res.stderr and state(tmp_path / "runs" / "linreg-3")["epoch"] == 3
+    ev = cli("evaluate", LINREG, DATA, "--json")
+    assert ev.exit_code == 0, ev.stderr
+
+
+def test_a_failed_run_next_to_a_finished_one_leaves_it_evaluable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("fit", LINREG, *FAST).exit_code == 1
+    done = tmp_path / "runs" / "linreg"
+    before = snapshot(done)
+    bad = tmp_path / "bad.libsvm"
+    bad.write_text("1 0:1\n2 1:x\n")
+    res = cli("fit", LINREG, *FAST, "--set", f"data.train={bad}")
+    assert res.exit_code == 1 and "bad.libsvm:2" in one_error_line(res.stderr)
+    assert snapshot(done) == before
+    assert cli("evaluate", done, DATA).exit_code == 0
+    # an explicit --overwrite that fails on its data leaves the old run in place as well
+    res = cli("fit", LINREG, *FAST, "--set", f"data.train={bad}", "--output", done, "--overwrite")
+    assert res.exit_code == 1 and snapshot(done) == before
+
+
+def test_keep_checkpoints_keeps_the_latest_n(tmp_path):
+    def kept(out):
+        return sorted(p.name for p in (out / "checkpoints").glob("model-0*"))
+
+    cli("fit", LINREG, "--output", tmp_path / "a", "--epochs", 4, "-q", "--set", "data.batch_size=100")
+    assert kept(tmp_path / "a") == ["model-0003.params", "model-0003.states", "model-0004.params", "model-0004.states"]
+    cli("fit", LINREG, "--output", tmp_path / "b", "--epochs", 3, "-q", "--set", "data.batch_size=100",
+        "--set", "train.keep_checkpoints=null")
+    assert len(kept(tmp_path / "b")) == 6
+    res = cli("fit", LINREG, "--output", tmp_path / "c", "-q", "--set", "train.keep_checkpoints=0")
+    assert res.exit_code == 2 and "train.keep_checkpoints" in one_error_line(res.stderr)
+
+
+# -- resume ----------------------------------------------------------------------------------------------
+
+def test_resume_without_a_checkpoint_exits_2(tmp_path):
+    res = cli("fit", LINREG, "--output", tmp_path / "empty", "--resume", *FAST)
+    assert res.exit_code == 2
+    assert "no checkpoint to resume from" in one_error_line(res.stderr)
+    assert not (tmp_path / "empty" / "metrics.jsonl").exists()
+
+
+def test_resume_with_checkpoint_json_missing_is_refused_and_keeps_the_checkpoints(finished):
+    (finished / "checkpoint.json").unlink()
+    before = snapshot(finished)
+    res = cli("fit", LINREG, "--output", finished, "--resume", *FAST)
+    assert res.exit_code == 1
+    assert "checkpoint.json is missing" in one_error_line(res.stderr)
+    assert snapshot(finished) == before
+
+
+def test_resume_removes_temporary_files_of_a_killed_writer(finished):
+    for d in (finished, finished / "checkpoints"):
+        (d / ".tmp-abc123").write_bytes(b"half a checkpoint")
+    res = cli("fit", LINREG, "--output", finished, "--resume", "--epochs", 3, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code in (0, 1), res.stderr
+    assert not list(finished.rglob(".tmp-*"))
+    assert state(finished)["epoch"] == 3
+
+
+def test_checkpoint_json_has_the_same_fields_for_every_kind_of_run(finished):
+    assert set(state(finished)) == {"epoch", "prefix", "rng", "roll_over", "kvstore", "workers", "servers"}
+    assert state(finished)["kvstore"] == "local"
+
+
+# -- one run per directory ---------------------------------------------------------------------------------
+
+def test_a_run_directory_in_use_is_refused_naming_the_holder(tmp_path):
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import RunDir
+
+    out = tmp_path / "busy"
+    with RunDir.open(load_config(LINREG), str(out)):
+        p = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--output", str(out), *FAST],
+                           capture_output=True, text=True, env=ENV, timeout=120)
+        assert p.returncode == 1
+        assert f"another sparsetrain run (pid {os.getpid()}) is using this run directory" in one_error_line(p.stderr)
+        res = cli("fit", LINREG, "--output", out, "--resume", *FAST)  # a --resume is refused the same way
+        assert res.exit_code == 1 and f"pid {os.getpid()}" in res.stderr
+    assert not (out / ".lock").exists()  # released
+    assert cli("fit", LINREG, "--output", out, *FAST).exit_code == 1
+
+
+def test_a_stale_lock_of_a_dead_process_does_not_block(tmp_path):
+    out = tmp_path / "stale"
+    out.mkdir()
+    (out / ".lock").write_text("999999999\n")  # a pid file no process holds a lock on
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 1 and "target mse" in res.stderr  # it trained
+    assert state(out)["epoch"] == 2
+
+
+def test_two_concurrent_runs_on_one_directory_do_not_interleave(tmp_path):
+    out = tmp_path / "shared"
+    args = [sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--output", str(out), "--epochs", "3", "-q",
+            "--engine", "graph", "--set", "data.batch_size=10"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    trained = [r for r in results if r[2] == 1 and "target mse" in r[1]]
+    refused = [r for r in results if r not in trained]
+    assert len(trained) == 1 and len(refused) == 1, results
+    # started together: the second sees the lock; started after the first ended: it sees a finished run
+    assert "is using this run directory" in refused[0][1] or "already holds a run" in refused[0][1]
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2]
+
+
+# -- disk full ---------------------------------------------------------------------------------------------
+
+def _disk_full_at(monkeypatch, suffix):
+    real = os.replace
+
+    def replace(src, dst, *a, **kw):
+        if str(dst).endswith(suffix):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_disk_full_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "full"
+    _disk_full_at(monkeypatch, "model-0003.params")
+    res = cli("fit", LINREG, "--output", out, "--epochs", 4, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code == 1
+    line = one_error_line(res.stderr)
+    assert "model-0003.params: cannot write (no space left on device)" in line
+    assert state(out)["epoch"] == 2 and not list(out.rglob(".tmp-*"))
+    monkeypatch.undo()
+    assert cli("evaluate", out, DATA).exit_code == 0
+    res = cli("fit", LINREG, "--output", out, "--resume", "--epochs", 4, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code in (0, 1) and state(out)["epoch"] == 4
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_disk_full_from_the_first_write_names_the_file(tmp_path, monkeypatch):
+    _disk_full_at(monkeypatch, "config.yaml")
+    res = cli("fit", LINREG, "--output", tmp_path / "full", *FAST)
+    assert res.exit_code == 1
+    assert "config.yaml: cannot write (no space left on device)" in one_error_line(res.stderr)
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------------
+
+def test_ctrl_c_inside_a_numba_call_is_an_interruption_with_a_resume_hint(tmp_path, monkeypatch):
+    from sparsetrain.module import Module
+
+    real = Module.run_epoch
+
+    def interrupted(self, data, metric, engine="auto", batch_end_callback=None, epoch=0):
+        if epoch == 1:  # what numba's dispatcher makes of a KeyboardInterrupt raised inside it
+            raise SystemError("CPUDispatcher(<function kernel>) returned a result with an exception set") \
+                from KeyboardInterrupt()
+        return real(self, data, metric, engine=engine, batch_end_callback=batch_end_callback, epoch=epoch)
+
+    monkeypatch.setattr(Module, "run_epoch", interrupted)
+    res = cli("fit", LINREG, "--output", tmp_path / "r", *FAST)
+    assert res.exit_code == 130
+    line = one_error_line(res.stderr)
+    assert line.startswith("error: interrupted; the last complete checkpoint is ")
+    assert "model-0001.params" in line and "--resume" in line
+
+
+def test_sigint_during_a_streamed_graph_epoch_exits_130(tmp_path):
+    data = tmp_path / "d.libsvm"
+    assert cli("gen-data", "--rows", 20000, "--features", 100, "--density", 0.05, "--out", data, "-q").exit_code == 0
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--output", str(out), "-q",
+                             "--engine", "graph", "--epochs", "50", "--set", f"data.train={data}",
+                             "--set", "data.cache=stream", "--set", "data.batch_size=4",
+                             "--set", "optimizer={name: ftrl, learning_rate: 0.1}"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / "checkpoint.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = one_error_line(err)
+    assert line.startswith("error: interrupted") and "--resume" in line and "internal error" not in err
+    assert not (out / ".lock").exists()
