@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def _diverge(engine, lr=2.0, epochs=6, batch_size=1):
     """The seed model (linreg.yaml) with a learning rate that makes it diverge; the NonFiniteError."""
     from sparsetrain import trainer
-    from sparsetrain.config import load_config
+    from sparsetrain.config import load_config, make_optimizer
 
     cfg = load_config(str(ROOT / "configs" / "linreg.yaml"),
                       [f"optimizer.learning_rate={lr}", f"data.batch_size={batch_size}"])
@@ -25,7 +25,7 @@ def _diverge(engine, lr=2.0, epochs=6, batch_size=1):
     mod = st.module.Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
     mod.bind(it.provide_data, it.provide_label, for_training=True)
     mod.init_params(initializer=cfg.initializer())
-    mod.init_optimizer(kvstore="local", optimizer=trainer.make_optimizer(cfg))
+    mod.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
     metric = trainer.make_metric(["mse"])
     for epoch in range(epochs):
         metric.reset()
