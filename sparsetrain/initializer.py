@@ -37,7 +37,7 @@ from .base import StorageTypeError
 
 __all__ = [
     "InitDesc", "Initializer", "Normal", "Uniform", "Xavier", "Zero", "One", "Constant", "Mixed",
-    "register", "create", "load_spec", "DEFAULT",
+    "register", "create", "load_spec", "DEFAULT", "NAME_RULE_SUFFIXES", "PARAMETER_STYPES",
 ]
 
 _REGISTRY: dict[str, type] = {}
@@ -84,6 +84,10 @@ _NAME_RULES = (
     ("moving_inv_var", "_init_zero"),
     ("moving_avg", "_init_zero"),
 )
+#: Parameter name endings that have a rule without a per-variable initializer.
+NAME_RULE_SUFFIXES = tuple(suffix for suffix, _ in _NAME_RULES)
+#: Storage types a parameter can have (initializers and optimizers write it in place; csr cannot be).
+PARAMETER_STYPES = ("default", "row_sparse")
 
 
 def _variable_init(desc):
@@ -137,6 +141,22 @@ class Initializer:
                 getattr(self, method)(desc, arr)
                 return
         self._init_default(desc, arr)
+
+    def check(self, name, shape, by_name: bool = True) -> None:
+        """Raise ``ValueError`` where filling parameter ``name`` of ``shape`` would, without allocating it.
+
+        ``by_name=False`` for a per-variable initializer, which always applies its weight rule."""
+        name = str(name)
+        if by_name:
+            rule = next((method for suffix, method in _NAME_RULES if name.endswith(suffix)), None)
+            if rule is None and type(self)._init_default is Initializer._init_default:
+                self._init_default(name, None)  # raises: no rule for this name
+            if rule != "_init_weight":
+                return
+        self._check_weight(name, tuple(shape))
+
+    def _check_weight(self, name, shape) -> None:
+        """What ``_init_weight`` would reject for ``shape`` (nothing, unless a subclass says so)."""
 
     # -- rules ----------------------------------------------------------------------------------
     def _init_weight(self, name, arr) -> None:
@@ -237,13 +257,16 @@ class Xavier(Initializer):
         self.factor_type = factor_type
         self.magnitude = float(magnitude)
 
-    def _init_weight(self, name, arr):
-        shape = arr.shape
+    def _check_weight(self, name, shape):
         if len(shape) < 2:
             raise ValueError(
                 f"Xavier initializer cannot be applied to vector {str(name)!r} of shape {shape}; "
                 "it needs at least 2 dimensions"
             )
+
+    def _init_weight(self, name, arr):
+        shape = arr.shape
+        self._check_weight(name, shape)
         hw_scale = float(np.prod(shape[2:])) if len(shape) > 2 else 1.0
         fan_in, fan_out = shape[1] * hw_scale, shape[0] * hw_scale
         factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
@@ -292,16 +315,24 @@ class Constant(Initializer):
         super().__init__(value=value)
         self.value = value
 
-    def _init_weight(self, name, arr):
-        value = np.asarray(self.value, dtype=np.float64)
+    def _check_weight(self, name, shape):
+        self._values(name, shape)
+
+    def _values(self, name, shape):
         try:
-            values = np.broadcast_to(value, arr.shape)
+            value = np.asarray(self.value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Constant initializer: value {self.value!r} is not a number or a list of numbers") from None
+        try:
+            return np.broadcast_to(value, shape)
         except ValueError:
             raise ValueError(
                 f"Constant initializer: value of shape {value.shape} does not broadcast to "
-                f"parameter {str(name)!r} of shape {arr.shape}"
+                f"parameter {str(name)!r} of shape {tuple(shape)}"
             ) from None
-        _fill(arr, values)
+
+    def _init_weight(self, name, arr):
+        _fill(arr, self._values(name, arr.shape))
 
 
 @register
@@ -332,11 +363,16 @@ class Mixed(Initializer):
         return f"Mixed({self._patterns!r}, {[init for _, init in self.map]!r})"
 
     def __call__(self, desc, arr) -> None:
+        self._pick(desc)(desc, arr)
+
+    def check(self, name, shape, by_name: bool = True) -> None:
+        self._pick(name).check(name, shape, by_name)
+
+    def _pick(self, desc) -> Initializer:
         name = str(desc)
         for prog, init in self.map:
             if prog.match(name):
-                init(desc, arr)
-                return
+                return init
         raise ValueError(
             f"Mixed initializer: parameter {name!r} matches none of the patterns {self._patterns}; "
             "add a '.*' pattern at the end with a default initializer"

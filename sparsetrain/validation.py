@@ -18,14 +18,21 @@ _UNION_TAGS = {"str", "int", "float", "bool", "list[str]", "dict[str,any]", "non
                "function-before[_as_list(), nullable[list[str]]]", "nullable[list[str]]"}
 
 
-def join_path(parts) -> str:
-    """``['model', 'ops', 1, 'inputs']`` -> ``model.ops[1].inputs``."""
-    out = ""
+_PLAIN_KEY = re.compile(r"[\w<>-]+")
+
+
+def join_path(parts, base: str = "") -> str:
+    """``['model', 'ops', 1, 'inputs']`` -> ``model.ops[1].inputs``; odd keys quoted (``data[' x']``).
+
+    ``base`` is a path already joined, which ``parts`` extend."""
+    out = base
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
+        elif isinstance(p, str) and _PLAIN_KEY.fullmatch(p):
+            out += ("." if out else "") + p
         else:
-            out += ("." if out else "") + str(p)
+            out += f"[{p!r}]"
     return out
 
 
@@ -113,7 +120,7 @@ def human_bytes(n: float) -> str:
 
 
 def check_fits_memory(nbytes: float, what: str) -> None:
-    """Raise ``ValueError`` when ``nbytes`` (for ``what``) exceed this machine's RAM."""
+    """Raise ``ValueError`` naming ``what`` when ``nbytes`` exceed this machine's RAM."""
     ram = physical_memory()
     if ram is not None and nbytes > ram:
-        raise ValueError(f"{what} need {human_bytes(nbytes)}, more than this machine's memory ({human_bytes(ram)})")
+        raise ValueError(f"{what}: {human_bytes(nbytes)} is more than this machine's memory ({human_bytes(ram)})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 
 from ..base import ConfigError, did_you_mean
-from ..validation import message
+from ..validation import join_path, message
 
 LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorScheduler", "poly": "PolyScheduler",
                  "cosine": "CosineScheduler"}
@@ -57,7 +57,7 @@ def make_optimizer(cfg, sync_workers: int = 1):
     params = cfg.optimizer.optimizer_params(cfg.data.batch_size, sync_workers)
     for key in params:
         if key not in accepted:
-            raise ConfigError(f"optimizer.{key}: not a parameter of {cfg.optimizer.name}"
+            raise ConfigError(f"{join_path(['optimizer', key])}: not a parameter of {cfg.optimizer.name}"
                               f"{did_you_mean(key, accepted)}")
     return opt_mod.create(cfg.optimizer.name, **params)
 
@@ -71,9 +71,9 @@ def make_lr_scheduler(spec: dict, base_lr: float):
     (kind, params), = spec.items()
     cls_name = LR_SCHEDULERS.get(kind)
     if cls_name is None:
-        raise ConfigError(f"optimizer.lr_scheduler.{kind}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
+        raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
                           f"allowed: {', '.join(LR_SCHEDULERS)}")
     try:
         return getattr(lr_scheduler, cls_name)(**{"base_lr": base_lr, **(params or {})})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"optimizer.lr_scheduler.{kind}: {message(e)}") from None
+        raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: {message(e)}") from None

@@ -9,7 +9,7 @@ import itertools
 import re
 
 from ..base import ConfigError, ShapeError, SparseTrainError
-from ..validation import message
+from ..validation import join_path, message
 
 
 def canonical_op(name: str) -> str:
@@ -23,28 +23,39 @@ def op_params(params: dict) -> dict:
 
 
 def op_order(cfg) -> list[int]:
-    """Indices of ``model.ops`` in dependency order; raises ``ConfigError`` on a cycle."""
+    """Indices of ``model.ops`` in dependency order; raises ``ConfigError`` on a cycle.
+
+    An explicit stack, not recursion: a long chain listed in reverse is as fine as any other order."""
     ops = cfg.model.ops
     index = {spec.name: i for i, spec in enumerate(ops)}
-    state: dict[int, int] = {}
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
     order: list[int] = []
-
-    def visit(i, trail):
-        if state.get(i) == 2:
-            return
-        if state.get(i) == 1:
-            cycle = trail[trail.index(i):] + [i]
-            names = " -> ".join(ops[j].name for j in cycle)
-            raise ConfigError(f"model.ops[{cycle[0]}]: cycle: {names}")
-        state[i] = 1
-        for x in ops[i].inputs:
-            if x in index:
-                visit(index[x], trail + [i])
-        state[i] = 2
-        order.append(i)
-
-    for i in range(len(ops)):
-        visit(i, [])
+    for root in range(len(ops)):
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(ops[root].inputs))]
+        while stack:
+            i, inputs = stack[-1]
+            for x in inputs:
+                j = index.get(x)
+                if j is None or state.get(j) == 2:
+                    continue
+                if state.get(j) == 1:
+                    trail = [k for k, _ in stack]
+                    cycle = trail[trail.index(j):] + [j]
+                    names = [ops[k].name for k in cycle]
+                    if len(names) > 10:  # one readable line, however long the cycle
+                        names = names[:4] + [f"... ({len(names) - 8} more)"] + names[-4:]
+                    names = " -> ".join(names)
+                    raise ConfigError(f"model.ops[{cycle[0]}]: cycle: {names}")
+                state[j] = 1
+                stack.append((j, iter(ops[j].inputs)))
+                break
+            else:
+                stack.pop()
+                state[i] = 2
+                order.append(i)
     return order
 
 
@@ -65,7 +76,7 @@ def build_symbol(cfg):
     m = cfg.model
     handles = {}
     for name, v in m.variables.items():
-        init = None if v.init is None else make_initializer(v.init, f"model.variables.{name}.init")
+        init = None if v.init is None else make_initializer(v.init, join_path(["model", "variables", name, "init"]))
         handles[name] = sym.Variable(name, stype=v.stype, shape=tuple(v.shape) if v.shape else None,
                                      init=init, dtype=v.dtype)
     for i in op_order(cfg):

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
 from .schema import Config
-from .validate import resolve_num_features, validate_graph, validate_training
+from .validate import resolve_num_features, validate_graph, validate_parameters, validate_training
+from .yaml_doc import parse_yaml
 
 
 def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config:
@@ -20,7 +21,7 @@ def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or e})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = parse_yaml(text, path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -69,7 +70,8 @@ def config_from_dict(doc: dict, source: str | None = None, check_files: bool = F
     validate_graph(cfg)
     validate_training(cfg)
     cfg._num_features = resolve_num_features(cfg)
-    cfg.plan()  # shape and storage-type inference: impossible shapes fail here, before any work
+    plan = cfg.plan()  # shape and storage-type inference: impossible shapes fail here, before any work
+    validate_parameters(cfg, plan)
     if check_files:
         cfg.train_files() if cfg.data.generate is None else None
         cfg.eval_files()
@@ -82,7 +84,7 @@ def apply_override(doc: dict, item: str) -> None:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optimizer.learning_rate=0.1")
     key, _, raw = item.partition("=")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw, "--set", join_path(_split_key(key.strip(), item))) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     parts = _split_key(key.strip(), item)

@@ -11,7 +11,7 @@ import os
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .. import initializer
 from ..base import ConfigError
@@ -72,6 +72,13 @@ class DataConfig(_Strict):
                                                                 "last batch, as MXNet's `last_batch_handle`.")
     shuffle: bool = Field(False, description="Shuffle rows every epoch (needs the data in memory).")
     input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
+
+    @field_validator("train")
+    @classmethod
+    def _some_files(cls, v):
+        if v is not None and not v:
+            raise ValueError("give at least one file (or a glob)")
+        return v
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -151,7 +158,7 @@ class TrainConfig(_Strict):
     epochs: int = Field(10, gt=0, description="Number of epochs.")
     metrics: list[str] | None = Field(None, description="Metrics reported per epoch; default from the loss "
                                       "(mse, mae, log_loss or accuracy).")
-    seed: int = Field(0, description="Seeds initialization and shuffling.")
+    seed: int = Field(0, ge=0, description="Seeds initialization and shuffling.")
     kvstore: Literal["local", "dist_sync", "dist_async"] = Field(
         "local", description="Parameter store: `local` trains in this process; `dist_sync` / `dist_async` "
         "train on Ray with parameter servers and `--workers N` workers (needs `sparsetrain[dist]`).")

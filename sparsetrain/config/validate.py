@@ -1,17 +1,15 @@
-"""Checks that need more than the schema: the graph (operators, inputs, cycles, reachability), metrics
-and targets, the optimizer, and the number of features. Each failure is a ``ConfigError`` naming the key."""
+"""Checks that need more than the schema: the graph (operators, inputs, parameters, cycles,
+reachability), metrics and targets, the optimizer, the number of features, and each parameter's
+storage type, size and initializer. Each failure is a ``ConfigError`` naming the key."""
 from __future__ import annotations
 
 import warnings
 
 from ..base import ConfigError, ShapeError, SparseTrainError, did_you_mean
+from ..initializer import NAME_RULE_SUFFIXES, PARAMETER_STYPES
+from ..validation import check_fits_memory, join_path, message
 from . import factories
-from ..validation import message
-from .graph import build_symbol, canonical_op, locate_shape_error, op_order
-
-# Parameter names the initializer knows without a per-variable ``init`` (MXNet's naming rule).
-_NAME_RULE_SUFFIXES = ("weight", "bias", "gamma", "beta", "moving_mean", "moving_var", "moving_inv_var",
-                       "moving_avg")
+from .graph import build_symbol, canonical_op, locate_shape_error, make_initializer, op_order
 
 
 def _public_ops() -> list[str]:
@@ -38,11 +36,32 @@ def _check_op(name: str, path: str, want_loss: bool):
 
 
 def _check_params(op, params: dict, path: str):
-    for key in params:
+    for key, value in params.items():
         if key not in op.params:
             hint = did_you_mean(key, op.params)
             allowed = ", ".join(op.params) or "none"
-            raise ConfigError(f"{path}.{key}: unknown parameter of {op.name}{hint}; allowed: {allowed}")
+            raise ConfigError(f"{join_path([key], path)}: unknown parameter of {op.name}{hint}; allowed: {allowed}")
+        want = _wrong_type(op.params[key], value)
+        if want:
+            raise ConfigError(f"{join_path([key], path)}: {op.name}'s {key} must be {want} (got {value!r})")
+
+
+def _wrong_type(default, value) -> str | None:
+    """What ``value`` should be, judged by the type of the parameter's registered default; ``None`` if fine."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if number and float(value).is_integer() else "an integer"
+    if isinstance(default, float):
+        return None if number else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string (quote it, e.g. 'null')"
+    if isinstance(default, tuple):
+        return None if isinstance(value, (list, tuple)) else "a list"
+    return None
 
 
 def validate_graph(cfg) -> None:
@@ -52,7 +71,7 @@ def validate_graph(cfg) -> None:
         raise ConfigError("model.variables: declare at least the data input, the label and one parameter")
     defined: dict[str, str] = {}
     for name in m.variables:
-        defined[name] = f"model.variables.{name}"
+        defined[name] = join_path(["model", "variables", name])
     for i, spec in enumerate(m.ops):
         where = f"model.ops[{i}]"
         if spec.name in defined:
@@ -89,13 +108,17 @@ def validate_graph(cfg) -> None:
     used = {x for spec in m.ops for x in spec.inputs} | {m.loss.data, m.loss.label}
     for name in m.variables:
         if name not in used:
-            raise ConfigError(f"model.variables.{name}: declared but not used by any op or the loss")
+            raise ConfigError(f"{join_path(['model', 'variables', name])}: declared but not used by any op or the loss")
     for name, v in m.variables.items():
         if name in (cfg.data.input, m.loss.label):
             continue
-        if v.init is None and not name.endswith(_NAME_RULE_SUFFIXES):
-            raise ConfigError(f"model.variables.{name}: give it an init, or a name ending in 'weight' (gets "
+        if v.init is None and not name.endswith(NAME_RULE_SUFFIXES):
+            raise ConfigError(f"{join_path(['model', 'variables', name])}: give it an init, or a name ending in 'weight' (gets "
                               f"model.init) or 'bias' (starts at zero)")
+    for name, v in m.variables.items():
+        if name not in (cfg.data.input, m.loss.label) and v.stype not in PARAMETER_STYPES:
+            raise ConfigError(f"{join_path(['model', 'variables', name, 'stype'])}: a parameter cannot be {v.stype!r} (initializers and "
+                              f"optimizers write it in place); use {' or '.join(map(repr, PARAMETER_STYPES))}")
     reachable = _reachable(cfg)
     for i, spec in enumerate(m.ops):
         if spec.name not in reachable:
@@ -131,10 +154,10 @@ def validate_training(cfg) -> None:
     known = cfg.metrics + [f"eval_{m}" for m in cfg.metrics]
     for key in cfg.train.target:
         if key not in known:
-            raise ConfigError(f"train.target.{key}: not a reported metric{did_you_mean(key, known)}; "
+            raise ConfigError(f"{join_path(['train', 'target', key])}: not a reported metric{did_you_mean(key, known)}; "
                               f"reported: {', '.join(known)}")
         if key.startswith("eval_") and not cfg.data.eval:
-            raise ConfigError(f"train.target.{key}: needs data.eval")
+            raise ConfigError(f"{join_path(['train', 'target', key])}: needs data.eval")
     if cfg.data.cache == "stream" and cfg.data.shuffle:
         raise ConfigError("data.shuffle: shuffling needs the data in memory; set data.cache to memory or auto")
     try:
@@ -173,3 +196,36 @@ def resolve_num_features(cfg) -> int:
     raise ConfigError("data.num_features: required (the model's declared shapes do not determine it)")
 
 
+
+
+def validate_parameters(cfg, plan) -> None:
+    """Each parameter's shape (from shape inference) against the machine's memory and its initializer."""
+    itemsize = {"float32": 4, "float64": 8}
+    shapes = {node.name: plan.shapes.get((node.uid, 0)) for node in plan.args}
+    global_init = None
+    for name in cfg.param_names:
+        shape, v = shapes.get(name), cfg.model.variables[name]
+        if not shape:
+            continue
+        dtype = v.dtype or "float32"
+        try:
+            check_fits_memory(_prod(shape) * itemsize[dtype], f"shape {list(shape)} ({dtype})")
+        except ValueError as e:
+            raise ConfigError(f"{join_path(['model', 'variables', name])}: {e}") from None
+        if v.init is not None:
+            path, by_name = join_path(["model", "variables", name, "init"]), False
+            init = make_initializer(v.init, path)
+        else:
+            path, by_name = "model.init", True
+            init = global_init = global_init or cfg.initializer()
+        try:
+            init.check(name, shape, by_name=by_name)
+        except (ValueError, TypeError, SparseTrainError) as e:
+            raise ConfigError(f"{path}: {message(e)}") from None
+
+
+def _prod(shape) -> int:
+    out = 1
+    for n in shape:
+        out *= int(n)
+    return out
