@@ -1,11 +1,13 @@
 """The YAML run configuration: typed schema, ``--set`` overrides, graph validation, symbol building.
 
-``load_config(path, overrides)`` reads a file with ``yaml.safe_load``, applies ``a.b.c=value``
+``load_config(path, overrides)`` reads a file with YAML's safe loader, applies ``a.b.c=value``
 overrides (values parsed as YAML), validates everything that can be checked without data — keys,
-types, operator names, inputs, cycles, shapes (by running shape and storage-type inference) —
-and returns a :class:`Config`. Every problem is a :class:`sparsetrain.ConfigError` whose message
-starts with the key path, e.g. ``model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean
-'weight'?)``.
+types, operator names and parameters, inputs, cycles, shapes (by running shape and storage-type
+inference), each parameter's initializer and size against the machine's memory — and returns a
+:class:`Config`. Every problem is a :class:`sparsetrain.ConfigError` whose message starts with the
+key path, e.g. ``model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean 'weight'?)``.
+Anchors, aliases and ``<<`` merge keys work; a key given twice in one mapping, and a document that
+expands past a million nodes through aliases, are errors naming the file and line.
 
 Paths written inside a config file (``data.train``, ``data.eval``, ``data.generate.path``,
 ``output``) are resolved against the directory that holds the config file, so a config works
