@@ -6,7 +6,7 @@ import types
 from .registry import all_ops
 
 # MXNet's second names for some operators
-ALIASES = {"reshape": "Reshape", "concat": "Concat", "retain": "_sparse_retain"}
+ALIASES = {"reshape": "Reshape", "concat": "Concat", "retain": "_sparse_retain", "crop": "slice"}
 CONTRIB = ("SparseEmbedding", "getnnz")
 
 

@@ -336,6 +336,22 @@ def test_dot_forward_stype(forward_stype, lhs_stype, transpose_a):
         mx.nd.dot(lhs, rhs, transpose_a=transpose_a, forward_stype="dense")
 
 
+def test_dot_stype_rules():
+    csr = mx.nd.array([[1, 0, 2], [0, 0, 3]]).tostype("csr")
+    dense = mx.nd.array(np.arange(6, dtype=np.float32).reshape(3, 2))
+    left = mx.nd.array(np.arange(4, dtype=np.float32).reshape(2, 2))
+    cases = [
+        (mx.nd.dot(csr, dense), "default", csr.asnumpy() @ dense.asnumpy()),
+        (mx.nd.dot(csr, dense.tostype("row_sparse")), "default", csr.asnumpy() @ dense.asnumpy()),
+        (mx.nd.dot(csr, left, transpose_a=True), "row_sparse", csr.asnumpy().T @ left.asnumpy()),
+        (mx.nd.dot(left, csr), "default", left.asnumpy() @ csr.asnumpy()),  # fallback (README: differences)
+        (mx.nd.dot(left, csr, forward_stype="csr"), "csr", left.asnumpy() @ csr.asnumpy()),
+    ]
+    for out, stype, want in cases:
+        assert out.stype == stype
+        np.testing.assert_allclose(out.asnumpy(), want)
+
+
 def test_out_argument_on_nd_functions():
     a, b = mx.nd.array([[1, 2]]), mx.nd.array([[3, 4]])
     out = mx.nd.zeros((1, 2))

@@ -122,3 +122,60 @@ def test_factorization_machine_graph_stypes():
     xd, vd, wd = csr.asnumpy(), ex.arg_dict["v"].asnumpy(), ex.arg_dict["w1_weight"].asnumpy()
     want = xd @ wd + 0.5 * ((xd @ vd) ** 2).sum(1, keepdims=True) - 0.5 * (xd ** 2) @ (vd ** 2).sum(1, keepdims=True)
     np.testing.assert_allclose(ex.outputs[0].asnumpy(), want, rtol=1e-4, atol=1e-5)
+
+
+# -- mx.test_utils' symbol checks, used as MXNet's sparse operator tests use them -----------------
+
+from sparsetrain.test_utils import (  # noqa: E402
+    check_numeric_gradient, check_symbolic_backward, check_symbolic_forward, rand_ndarray, rand_sparse_ndarray,
+)
+
+
+@pytest.mark.parametrize("lhs_stype, rhs_stype", [("default", "default"), ("default", "row_sparse"),
+                                                  ("row_sparse", "default"), ("row_sparse", "row_sparse")])
+def test_elemwise_add_forward_backward_and_numeric_gradient(lhs_stype, rhs_stype):
+    shape = (3, 4)
+    lhs, rhs = mx.sym.var("lhs", stype=lhs_stype), mx.sym.var("rhs", stype=rhs_stype)
+    location = {"lhs": rand_ndarray(shape, lhs_stype, density=0.5), "rhs": rand_ndarray(shape, rhs_stype, density=0.5)}
+    out_np = location["lhs"].asnumpy() + location["rhs"].asnumpy()
+    test = mx.sym.sparse.elemwise_add(lhs, rhs)
+    check_symbolic_forward(test, location, [out_np])
+    check_numeric_gradient(test, location)
+    grad_stypes = {n: "row_sparse" for n, s in (("lhs", lhs_stype), ("rhs", rhs_stype)) if s == "row_sparse"}
+    check_symbolic_backward(test, location, [out_np], [out_np, out_np], grad_stypes=grad_stypes)
+    with pytest.raises(AssertionError):
+        check_symbolic_forward(test, location, [out_np + 1])
+
+
+@pytest.mark.parametrize("trans_lhs", [False, True])
+@pytest.mark.parametrize("rhs_stype", ["default", "row_sparse"])
+def test_sparse_dot_symbolic_checks(trans_lhs, rhs_stype):
+    lhs_nd = rand_ndarray((6, 5), "csr", density=0.4)
+    rhs_nd = rand_ndarray((6 if trans_lhs else 5, 3), rhs_stype, density=0.6)
+    out_np = (lhs_nd.asnumpy().T if trans_lhs else lhs_nd.asnumpy()) @ rhs_nd.asnumpy()
+    out = mx.sym.sparse.dot(mx.sym.var("lhs", stype="csr"), mx.sym.var("rhs", stype=rhs_stype), transpose_a=trans_lhs)
+    location = {"lhs": lhs_nd, "rhs": rhs_nd}
+    check_symbolic_forward(out, location, [out_np], rtol=1e-3, atol=1e-4)
+    expected = (lhs_nd.asnumpy() if trans_lhs else lhs_nd.asnumpy().T) @ out_np
+    check_symbolic_backward(out, location, [out_np], {"rhs": expected}, grad_req={"lhs": "null", "rhs": "write"},
+                            rtol=1e-3, atol=1e-4)
+
+
+def test_sparse_retain_numeric_gradient_and_crop():
+    rsp, (values, indices) = rand_sparse_ndarray((5, 3), "row_sparse", density=0.6)
+    assert np.array_equal(rsp.indices.asnumpy(), indices)
+    idx = mx.nd.array([0, 3], dtype="int64")
+    sym = mx.sym.sparse.retain(data=mx.sym.var("data"), indices=mx.sym.var("indices"))
+    check_numeric_gradient(sym, [rsp, idx], grad_nodes=["data"], grad_stype_dict={"data": "row_sparse"})
+    csr, (indptr, _, _) = rand_sparse_ndarray((6, 4), "csr", density=0.5)
+    assert np.array_equal(csr.indptr.asnumpy(), indptr)
+    assert mx.test_utils.same(mx.nd.crop(csr, begin=(1,), end=(4,)).asnumpy(), csr.asnumpy()[1:4])
+
+
+def test_symbolic_checks_fail_on_wrong_expectations():
+    x = mx.sym.var("x")
+    location = {"x": mx.nd.array([[1.0, 2.0]])}
+    check_numeric_gradient(mx.sym.square(x), location)
+    check_symbolic_backward(mx.sym.square(x), location, [mx.nd.ones((1, 2))], {"x": [[2.0, 4.0]]})
+    with pytest.raises(AssertionError):
+        check_symbolic_backward(mx.sym.square(x), location, [mx.nd.ones((1, 2))], {"x": [[1.0, 1.0]]})
