@@ -92,7 +92,7 @@ def parse(path: str, num_features: int) -> dict:
 def _runner_api():
     try:
         from sparsetrain import optimizer as opt_mod
-        from sparsetrain.engines.compiled.kernels import LinearEpochRunner
+        from sparsetrain.engines.compiled import LinearEpochRunner
         from sparsetrain.ndarray import NDArray, RowSparseNDArray
     except (ImportError, AttributeError) as e:
         raise Unavailable(f"compiled engine kernels do not import yet: {type(e).__name__}: {e}",

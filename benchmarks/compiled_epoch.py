@@ -8,7 +8,7 @@ Generates, in memory, ``rows`` × ``features`` CSR data with ~``nnz`` entries pe
 follow a Zipf-like law (P(column rank r) ∝ 1/r, ranks shuffled over the column ids), values in
 [0, 1) and ``y = X·w* + noise``; then trains ``LinearRegressionOutput`` (SGD unless ``--optimizer``,
 ``rescale_grad = 1/batch``, ``last_batch: discard``) through
-:class:`~sparsetrain.engines.compiled.kernels.LinearEpochRunner` (lazy row-sparse updates, MSE
+:class:`~sparsetrain.engines.compiled.runner.LinearEpochRunner` (lazy row-sparse updates, MSE
 metric accumulated per batch as in training) and reports seconds per epoch — the best of
 ``epochs`` epochs, after one untimed call that loads/compiles the kernels. With ``--sklearn`` it
 also times scikit-learn's ``SGDRegressor`` (one ``partial_fit`` pass = one batch-1 epoch) on the
@@ -48,7 +48,7 @@ def make_data(rows: int, features: int, nnz: int, seed: int = 0):
 def _ours(X, y, features, batch_size, lr, momentum, optimizer):
     """A function running one fused epoch, returning (seconds, training MSE); kernels loaded."""
     from sparsetrain import optimizer as opt_mod
-    from sparsetrain.engines.compiled.kernels import LinearEpochRunner
+    from sparsetrain.engines.compiled import LinearEpochRunner
     from sparsetrain.ndarray import NDArray, RowSparseNDArray
 
     rows = len(X[2]) - 1

@@ -20,7 +20,7 @@ from test_compiled_kernels import make_labels, random_csr
 import sparsetrain as st
 from sparsetrain import optimizer as opt_mod
 from sparsetrain.engines.compiled import kernels as K
-from sparsetrain.engines.compiled.kernels import BatchGradients, EpochResult, LinearEpochRunner
+from sparsetrain.engines.compiled.runner import BatchGradients, EpochResult, LinearEpochRunner
 from sparsetrain.ndarray import CSRNDArray, NDArray, RowSparseNDArray
 
 DIMS = [30, 12]

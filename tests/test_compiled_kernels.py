@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from sparsetrain import lr_scheduler as lrs
 from sparsetrain import optimizer as opt_mod
-from sparsetrain.engines.compiled.kernels import EpochResult, LinearEpochRunner, optimizer_fusable
+from sparsetrain.engines.compiled.runner import EpochResult, LinearEpochRunner, optimizer_fusable
 from sparsetrain.kernels import optim_reference as ref
 from sparsetrain.ndarray import NDArray, RowSparseNDArray
 

@@ -7,7 +7,7 @@ parameters. In ``dist_sync`` the pull returns after every worker's gradient for 
 applied, so all workers see the same parameters at every step.
 
 The forward/backward of a batch runs either on the compiled engine — the fused linear-family
-kernel :meth:`~sparsetrain.engines.compiled.kernels.LinearEpochRunner.batch_gradients`, when
+kernel :meth:`~sparsetrain.engines.compiled.runner.LinearEpochRunner.batch_gradients`, when
 the model matches its pattern — or on the graph engine (``Module.forward``/``backward``).
 Metrics are returned as ``(sum_metric, num_inst)`` per metric so that the driver combines them
 exactly; ``progress()`` may be called while an epoch runs (the actor has two threads).

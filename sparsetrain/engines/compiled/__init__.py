@@ -2,7 +2,7 @@
 
 An engine of :mod:`sparsetrain.engines`: ``match(view, train_data, metric)`` decides whether a
 bound Module (seen through its :class:`~sparsetrain.engines.base.ModuleView`) can run here and
-says why not; ``run_epoch(view, ...)`` runs one epoch through :class:`~.kernels.LinearEpochRunner`,
+says why not; ``run_epoch(view, ...)`` runs one epoch through :class:`~.runner.LinearEpochRunner`,
 sharing the Module's parameter arrays and optimizer states with the graph engine, so engines can
 be switched between epochs and checkpoints see one set of states. ``prepare(view, match)`` and
 ``fused_metric_names(metric)`` serve callers that drive the runner themselves (distributed
@@ -17,7 +17,7 @@ from ...metric import info_of
 from ..base import EpochStats, ModuleView, batch_not_finite, metric_leaves
 from .kernels import FUSED_METRICS
 from .matcher import Match, match_optimizer, match_symbol
-from .kernels import LinearEpochRunner, optimizer_fusable
+from .runner import LinearEpochRunner, optimizer_fusable
 
 # Rows handed to the kernel per call: bounds the progress-report interval, not the speed.
 CHUNK_ROWS = 65536

@@ -1,0 +1,556 @@
+"""The compiled engine's Python driver: :class:`LinearEpochRunner` and its result types.
+
+It validates inputs (once per buffer), sizes the scratch buffers, gathers the optimizer's states,
+learning rates and update counts from an :class:`~sparsetrain.optimizer.Updater`, calls the numba
+kernels of :mod:`.kernels` with their named-tuple arguments, and advances the optimizer's counts.
+See :mod:`.kernels` for the model, the formulas and the metrics.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ...base import ShapeError, StorageTypeError
+from ...metric import catalogue
+from ...metric import info as metric_info
+from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
+from .kernels import (
+    FUSED_METRICS,
+    M_ACCURACY,
+    M_LOG_LOSS,
+    OUT_LOGISTIC,
+    OUT_SOFTMAX,
+    OUTPUTS,
+    STATUS_OK,
+    Batches,
+    Metrics,
+    Model,
+    Scratch,
+    Update,
+    csr_check,
+    linear_batch_gradients,
+    linear_epoch,
+    max_batch_nnz,
+)
+
+__all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusable"]
+
+
+def _metric_means(names, sums, counts) -> dict:
+    """``{name: sum / count}`` (NaN where nothing was counted)."""
+    return {name: (float(s / c) if c else float("nan")) for name, s, c in zip(names, sums, counts)}
+
+
+@dataclass
+class EpochResult:
+    """What one :meth:`LinearEpochRunner.fit_epoch` / ``score`` call did.
+
+    ``metrics`` maps each requested metric name to ``sum / num_inst`` over the batches run;
+    ``nonfinite_batch`` is the index (in ``batch_ptr``) of the batch whose prediction or loss was
+    NaN/inf — training stopped there, before applying it; ``nonfinite_params`` names parameters
+    (by optimizer index) that hold NaN/inf after the last batch.
+    """
+
+    metric_names: list
+    metric_sums: np.ndarray
+    metric_counts: np.ndarray
+    num_batches: int
+    num_samples: int
+    nonfinite_batch: int | None = None
+    nonfinite_params: list = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict:
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
+
+    @property
+    def ok(self) -> bool:
+        return self.nonfinite_batch is None and not self.nonfinite_params
+
+    @classmethod
+    def combine(cls, results: Sequence["EpochResult"]) -> "EpochResult":
+        """One result for consecutive calls over parts of an epoch (e.g. streamed chunks)."""
+        first = results[0]
+        out = cls(list(first.metric_names), sum(r.metric_sums for r in results),
+                  sum(r.metric_counts for r in results), 0, 0)
+        for r in results:
+            out.num_batches += r.num_batches
+            out.num_samples += r.num_samples
+            if r.nonfinite_batch is not None and out.nonfinite_batch is None:
+                out.nonfinite_batch = r.nonfinite_batch
+            out.nonfinite_params.extend(p for p in r.nonfinite_params if p not in out.nonfinite_params)
+        return out
+
+
+@dataclass
+class BatchGradients:
+    """What one :meth:`LinearEpochRunner.batch_gradients` call computed (nothing was updated).
+
+    ``rows[t]``: int64 row ids of weight ``t``'s gradient, ascending and unique — the columns
+    stored in term ``t``'s CSR input (explicit zeros included), the row set of the graph engine's
+    row-sparse gradient. ``values[t]``: ``(len(rows[t]), K)`` gradient rows in that order, in the
+    weights' dtype. ``bias``: the ``(K,)`` bias gradient, ``None`` when the model has no bias. These
+    are the raw gradients of ``Executor.grad_dict`` (no ``rescale_grad``, weight decay or clipping)
+    and freshly allocated: later calls do not overwrite them.
+
+    ``metric_names``/``metric_sums``/``metric_counts``: the batch's contribution to each metric's
+    ``sum_metric``/``num_inst``, as :class:`EpochResult`. ``finite`` is False when an output or a
+    metric value was NaN/inf; then nothing was back-propagated: ``rows``/``values`` are empty
+    lists, ``bias`` is ``None`` and the metric sums are unspecified (raise
+    :class:`~sparsetrain.base.NonFiniteError`).
+    """
+
+    rows: list
+    values: list
+    bias: np.ndarray | None
+    metric_names: list
+    metric_sums: np.ndarray
+    metric_counts: np.ndarray
+    num_samples: int
+    finite: bool = True
+
+    @property
+    def metrics(self) -> dict:
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
+
+    @property
+    def ok(self) -> bool:
+        return self.finite
+
+    def epoch_result(self) -> EpochResult:
+        """This batch as a one-batch :class:`EpochResult` (e.g. for :meth:`EpochResult.combine`)."""
+        return EpochResult(list(self.metric_names), self.metric_sums.copy(), self.metric_counts.copy(),
+                           1 if self.finite else 0, self.num_samples if self.finite else 0,
+                           None if self.finite else 0)
+
+
+def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices: Sequence[int]):
+    """``(True, "")`` if the fused kernel reproduces ``optimizer.update`` for the dot-term weights.
+
+    ``grad_row_sparse[t]``: whether the graph engine hands weight ``t`` (optimizer index
+    ``weight_indices[t]``) a row-sparse gradient. The fused kernel updates only the rows a batch
+    touches; that equals the graph engine's update when the gradient is row-sparse and the
+    optimizer lazy, or when a zero gradient leaves a row untouched anyway
+    (:meth:`~sparsetrain.optimizer.Optimizer.lazy_equals_dense`). The bias gets a dense update in
+    both engines and needs no check.
+    """
+    from ...optimizer import SGD, AdaGrad, Adam, FTRL
+
+    if type(optimizer) not in (SGD, AdaGrad, Adam, FTRL):
+        return False, f"optimizer {type(optimizer).__name__} has no fused kernel"
+    lazy = getattr(optimizer, "lazy_update", True)
+    for rsp, index in zip(grad_row_sparse, weight_indices):
+        if rsp and lazy:
+            continue
+        if not optimizer.lazy_equals_dense(index):
+            why = "lazy_update=False" if rsp else "its gradient is dense (declare the weight row_sparse)"
+            return False, (f"{type(optimizer).__name__} updates every row of parameter {index} "
+                           f"because {why}; the fused kernel updates only the batch's rows")
+    return True, ""
+
+
+def _csr_parts(x):
+    if isinstance(x, CSRNDArray):
+        return x._data, x._indices, x._indptr, x.shape
+    if hasattr(x, "indptr") and hasattr(x, "tocsr"):  # scipy sparse
+        x = x.tocsr()
+        return x.data, x.indices, x.indptr, x.shape
+    if isinstance(x, tuple) and len(x) in (3, 4):
+        data, indices, indptr = x[:3]
+        shape = x[3] if len(x) == 4 else (len(indptr) - 1, None)
+        return np.asarray(data), np.asarray(indices), np.asarray(indptr), shape
+    raise StorageTypeError(f"expected a CSR input (CSRNDArray, scipy csr or (data, indices, indptr)), got {type(x).__name__}")
+
+
+def _dense_buffer(x, what):
+    if isinstance(x, RowSparseNDArray):
+        from ...optimizer import weight_buffer
+
+        return weight_buffer(x)  # made full first when rows are missing
+    if isinstance(x, NDArray) and x.stype == "default":
+        return x._data
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, BaseArray):
+        raise StorageTypeError(f"{what} must be dense or row_sparse, got {x.stype}")
+    raise TypeError(f"{what} must be an array, got {type(x).__name__}")
+
+
+def _state_arrays(state, weight_buf, empty):
+    """(s1, s2) numpy buffers of an optimizer state, shaped like the weight (``empty`` if absent)."""
+    from ...optimizer import state_buffer
+
+    if state is None:
+        return empty, empty
+    parts = state if isinstance(state, tuple) else (state,)
+    bufs = []
+    for part in parts:
+        buf = state_buffer(part)
+        if buf.size != weight_buf.size or buf.dtype != weight_buf.dtype or not buf.flags.c_contiguous:
+            raise StorageTypeError(
+                f"optimizer state of shape {buf.shape} and dtype {buf.dtype} does not match its weight "
+                f"{weight_buf.shape} {weight_buf.dtype} (a C-contiguous array of the same size and dtype is needed)"
+            )
+        bufs.append(buf.reshape(weight_buf.shape))  # a view: updates land in the state itself
+    return bufs[0], (bufs[1] if len(bufs) > 1 else empty)
+
+
+class LinearEpochRunner:
+    """Runs fused epochs of ``Σ_t dot(X_t, W_t) [+ b]`` into one output layer.
+
+    Parameters
+    ----------
+    output : str
+        ``LinearRegressionOutput``, ``MAERegressionOutput``, ``LogisticRegressionOutput`` or
+        ``SoftmaxOutput``.
+    num_features : sequence of int
+        ``D_t`` of each dot term (rows of ``W_t``).
+    num_outputs : int
+        ``K``, the columns of every ``W_t`` (classes for ``SoftmaxOutput``).
+    has_bias : bool
+        Whether a ``(K,)`` bias is added.
+    grad_scale : float
+        The output layer's ``grad_scale``.
+    normalization : 'null' | 'batch' | 'valid'
+        ``SoftmaxOutput``'s gradient normalisation (no ``ignore_label``, so 'valid' = 'batch').
+    dtype : float32 | float64
+        The dtype of weights, inputs and labels (inputs of another dtype are converted once).
+
+    Input buffers (CSR arrays, labels) are validated — and converted when their dtype differs —
+    once per buffer object, and treated as immutable afterwards. A runner owns scratch buffers
+    sized by the largest batch seen; use one runner per thread.
+    """
+
+    def __init__(self, output: str, num_features: Sequence[int], num_outputs: int, *, has_bias: bool = True,
+                 grad_scale: float = 1.0, normalization: str = "null", dtype=np.float32):
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output layer {output!r}; expected one of {', '.join(OUTPUTS)}")
+        if normalization not in ("null", "batch", "valid"):
+            raise ValueError(f"normalization must be 'null', 'batch' or 'valid', got {normalization!r}")
+        if len(num_features) < 1:
+            raise ValueError("at least one dot term is needed")
+        self.output = output
+        self.output_kind = OUTPUTS[output]
+        self.num_features = [int(d) for d in num_features]
+        if any(d < 1 or d >= 1 << 31 for d in self.num_features):
+            raise ShapeError(f"every dot term needs 1 to 2**31-1 weight rows, got {self.num_features}")
+        self.num_outputs = int(num_outputs)
+        if output == "SoftmaxOutput" and self.num_outputs < 2:
+            raise ShapeError("SoftmaxOutput needs at least 2 classes")
+        self.has_bias = bool(has_bias)
+        self.grad_scale = float(grad_scale)
+        self.softmax_batch_norm = normalization != "null"
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        k = self.num_outputs
+        self._htable = np.full(0, -1, INDEX_DTYPE)
+        self._slots_buf = np.empty(0, INDEX_DTYPE)
+        self._rows_buf = np.empty(0, INDEX_DTYPE)
+        self._acc_buf = np.empty((0, k), self.dtype)
+        self._out = np.empty((0, k), self.dtype)
+        self._grad = np.empty((0, k), self.dtype)
+        self._tmp = np.empty(k, self.dtype)
+        self._gb = np.empty(k, self.dtype)
+        self._empty2 = np.empty((0, k), self.dtype)
+        self._empty1 = np.empty(0, self.dtype)
+        self._no_pred = np.empty((0, k), self.dtype)
+        self._order = np.empty(0, INDEX_DTYPE)  # 0, 1, 2, ...: the rows of a batch_gradients call
+        self._one_batch = np.zeros(2, INDEX_DTYPE)
+        self._checked: dict = {}  # id(buffer) -> weakref, for inputs validated/converted once
+        self._metric_cache: dict = {}  # metric names -> (names, codes, per-batch flags), batch_gradients
+
+    # -- input preparation -------------------------------------------------------------------
+    def _remember(self, key, source, value):
+        try:
+            ref = weakref.ref(source, lambda _, key=key, cache=self._checked: cache.pop(key, None))
+        except TypeError:
+            return
+        self._checked[key] = (ref, value)
+
+    def _recall(self, key, source):
+        hit = self._checked.get(key)
+        if hit is not None and hit[0]() is source:
+            return hit[1]
+        return None
+
+    def _prepare_terms(self, terms, cache=True):
+        if len(terms) != len(self.num_features):
+            raise ValueError(f"expected {len(self.num_features)} CSR inputs, got {len(terms)}")
+        datas, indices, indptrs, canonical, nrows = [], [], [], [], None
+        for t, x in enumerate(terms):
+            data, ind, ptr, shape = _csr_parts(x)
+            if shape[1] is not None and shape[1] != self.num_features[t]:
+                raise ShapeError(f"input {t} has {shape[1]} columns, the weight has {self.num_features[t]} rows")
+            # Validated (and converted, when a dtype differs) once per buffer object: inputs are
+            # treated as immutable between calls (with ``cache=False``: on every call).
+            key = ("csr", t, id(data), id(ind), id(ptr))
+            prepared = self._recall(key, ind) if cache else None
+            if prepared is None:
+                data_c = np.ascontiguousarray(data, dtype=self.dtype)
+                ind_c = np.ascontiguousarray(ind, dtype=INDEX_DTYPE)
+                ptr_c = np.ascontiguousarray(ptr, dtype=INDEX_DTYPE)
+                n = len(ptr_c) - 1
+                status = csr_check(ind_c, ptr_c, self.num_features[t], n) if len(data_c) == len(ind_c) else 0
+                if status == 0:
+                    raise ShapeError(
+                        f"input {t}: inconsistent CSR structure or a column index outside [0, {self.num_features[t]})"
+                    )
+                prepared = (data_c, ind_c, ptr_c, status == 2)
+                if cache:
+                    self._remember(key, ind, prepared)
+            canonical.append(prepared[3])
+            if nrows is None:
+                nrows = len(prepared[2]) - 1
+            elif len(prepared[2]) - 1 != nrows:
+                raise ShapeError("all CSR inputs must have the same number of rows")
+            datas.append(prepared[0])
+            indices.append(prepared[1])
+            indptrs.append(prepared[2])
+        return tuple(datas), tuple(indices), tuple(indptrs), np.array(canonical, dtype=np.bool_), nrows
+
+    def _prepare_label(self, label, nrows, cache=True):
+        if label is None:
+            return np.zeros((nrows, 1 if self.output_kind == OUT_SOFTMAX else self.num_outputs), self.dtype)
+        src = label._data if isinstance(label, NDArray) and label.stype == "default" else label
+        key = ("label", id(src))
+        prepared = self._recall(key, src) if cache else None
+        if prepared is not None:
+            return prepared
+        lab = np.asarray(src)
+        if lab.ndim == 1:
+            lab = lab.reshape(-1, 1)
+        want = 1 if self.output_kind == OUT_SOFTMAX else self.num_outputs
+        if lab.ndim != 2 or lab.shape[1] != want or lab.shape[0] != nrows:
+            raise ShapeError(
+                f"label of shape {np.shape(src)} does not fit {nrows} rows and {self.output} with K={self.num_outputs}"
+            )
+        lab = np.ascontiguousarray(lab, dtype=self.dtype)
+        if self.output_kind == OUT_SOFTMAX and lab.size:
+            if not np.all((lab >= 0) & (lab < self.num_outputs) & (lab == np.floor(lab))):
+                raise ShapeError(f"SoftmaxOutput labels must be class indices in [0, {self.num_outputs})")
+        if cache:
+            self._remember(key, src, lab)
+        return lab
+
+    def _prepare_schedule(self, order, batch_ptr, nrows):
+        order = np.ascontiguousarray(order, dtype=INDEX_DTYPE)
+        batch_ptr = np.ascontiguousarray(batch_ptr, dtype=INDEX_DTYPE)
+        if batch_ptr.ndim != 1 or batch_ptr.shape[0] < 1:
+            raise ValueError("batch_ptr must be a 1-D array of at least one boundary")
+        if batch_ptr[0] < 0 or batch_ptr[-1] > order.shape[0] or np.any(np.diff(batch_ptr) <= 0):
+            raise ValueError("batch_ptr must be increasing boundaries within order (no empty batch)")
+        used = order[batch_ptr[0]:batch_ptr[-1]]
+        if used.size and (used.min() < 0 or used.max() >= nrows):
+            raise ValueError(f"order holds row ids outside [0, {nrows})")
+        return order, batch_ptr
+
+    def _prepare_weights(self, weights, bias):
+        if len(weights) != len(self.num_features):
+            raise ValueError(f"expected {len(self.num_features)} weights, got {len(weights)}")
+        bufs = []
+        for t, w in enumerate(weights):
+            buf = _dense_buffer(w, f"weight {t}")
+            if buf.shape != (self.num_features[t], self.num_outputs):
+                raise ShapeError(f"weight {t} has shape {buf.shape}, expected {(self.num_features[t], self.num_outputs)}")
+            if buf.dtype != self.dtype or not buf.flags.c_contiguous:
+                raise StorageTypeError(f"weight {t} must be a C-contiguous {self.dtype} array, got {buf.dtype}")
+            bufs.append(buf)
+        if self.has_bias:
+            if bias is None:
+                raise ValueError("this model has a bias; pass it")
+            b = _dense_buffer(bias, "bias")
+            if b.shape != (self.num_outputs,) or b.dtype != self.dtype or not b.flags.c_contiguous:
+                raise ShapeError(f"bias must be a C-contiguous {self.dtype} array of shape ({self.num_outputs},)")
+        else:
+            b = self._empty1
+        return tuple(bufs), b
+
+    def _ensure_scratch(self, indptrs, order, batch_ptr):
+        max_bs = int(np.diff(batch_ptr).max()) if batch_ptr.shape[0] > 1 else 0
+        # stored entries of the largest batch: bounds the distinct gradient rows of one term
+        need = max((int(max_batch_nnz(ptr, order, batch_ptr)) for ptr in indptrs), default=0)
+        self._grow_scratch(max_bs, need)
+
+    def _grow_scratch(self, max_bs, need):
+        """Scratch for batches of up to ``max_bs`` rows and ``need`` stored entries per term."""
+        k = self.num_outputs
+        if self._out.shape[0] < max_bs:
+            self._out = np.empty((max_bs, k), self.dtype)
+            self._grad = np.empty((max_bs, k), self.dtype)
+        if self._acc_buf.shape[0] < need:
+            self._rows_buf = np.empty(need, INDEX_DTYPE)
+            self._slots_buf = np.empty(need, INDEX_DTYPE)
+            self._acc_buf = np.empty((need, k), self.dtype)
+        size = 16
+        while size < 2 * need:
+            size *= 2
+        if self._htable.shape[0] < size:
+            self._htable = np.full(size, -1, INDEX_DTYPE)
+
+    def _metric_codes(self, metrics):
+        names = list(metrics)
+        codes = []
+        for name in names:
+            code = FUSED_METRICS.get(metric_info(name).fused)
+            if code is None:
+                fused = [r.name for r in catalogue() if r.fused in FUSED_METRICS]
+                raise ValueError(f"metric {name!r} has no fused implementation; expected one of {', '.join(fused)}")
+            if code == M_LOG_LOSS and self.output_kind not in (OUT_LOGISTIC, OUT_SOFTMAX):
+                raise ValueError(f"metric {name!r} needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
+            if code == M_ACCURACY and self.output_kind != OUT_SOFTMAX and self.num_outputs != 1:
+                raise ValueError(f"metric {name!r} with {self.output} needs a single output")
+            codes.append(code)
+        return names, np.asarray(codes, dtype=np.int64)
+
+    def _model(self, weights, states1, states2, bias, bias_s1, bias_s2):
+        return Model(weights, states1, states2, bias, bias_s1, bias_s2, self.has_bias, self.output_kind,
+                     self.grad_scale, self.softmax_batch_norm)
+
+    def _scratch(self):
+        return Scratch(self._htable, self._slots_buf, self._rows_buf, self._acc_buf, self._out, self._grad,
+                       self._tmp, self._gb)
+
+    def _batch_ptr(self, nrows):
+        """``[0, nrows]``: one batch of every row (reused between calls)."""
+        self._one_batch[1] = nrows
+        return self._one_batch
+
+    # -- running -----------------------------------------------------------------------------
+    def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
+             predictions=None, check_params=True):
+        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms)
+        lab = self._prepare_label(label, nrows)
+        order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
+        w_bufs, b_buf = self._prepare_weights(weights, bias)
+        names, codes = self._metric_codes(metrics)
+        self._ensure_scratch(indptrs, order, batch_ptr)
+        n_batches = batch_ptr.shape[0] - 1
+        n_params = len(w_bufs) + (1 if self.has_bias else 0)
+        sums = np.zeros(len(codes), np.float64)
+        counts_m = np.zeros(len(codes), np.float64)
+
+        empty2, empty1 = self._empty2, self._empty1
+        if train:
+            if updater is None:
+                raise ValueError("training needs an Updater (optimizer and states)")
+            opt = updater.optimizer
+            if param_indices is None or len(param_indices) != n_params:
+                raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
+            param_indices = list(param_indices)
+            kind, hyper = opt.fused_spec()
+            objs = list(weights) + ([bias] if self.has_bias else [])
+            s1s, s2s = [], []
+            for p, index in enumerate(param_indices):
+                state = updater.states.get(index)
+                if index not in updater.states:
+                    state = opt.create_state_multi_precision(index, objs[p])
+                    updater.states[index] = state
+                    updater.states_synced[index] = True
+                buf = w_bufs[p] if p < len(w_bufs) else b_buf
+                s1, s2 = _state_arrays(state, buf, empty2 if p < len(w_bufs) else empty1)
+                s1s.append(s1)
+                s2s.append(s2)
+            lrs = opt.scheduled_learning_rates(param_indices, n_batches, compact=True)
+            wds = np.array([opt._get_wd(i) for i in param_indices], dtype=np.float64)
+            counts = np.array([opt._index_update_count.get(i, opt.begin_num_update) for i in param_indices],
+                              dtype=np.int64)
+        else:
+            kind, hyper = 0, np.zeros(8, np.float64)
+            s1s = [empty2] * len(w_bufs) + ([empty1] if self.has_bias else [])
+            s2s = list(s1s)
+            lrs = np.zeros((n_batches, n_params), np.float64)
+            wds = np.zeros(n_params, np.float64)
+            counts = np.zeros(n_params, np.int64)
+        nt = len(w_bufs)
+        bias_s1 = s1s[nt] if self.has_bias else empty1
+        bias_s2 = s2s[nt] if self.has_bias else empty1
+        pred = self._no_pred if predictions is None else predictions
+        status, samples = linear_epoch(
+            Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
+            self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
+            Update(train, kind, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m), self._scratch(), pred)
+        done = n_batches if status == STATUS_OK else int(status)
+        result = EpochResult(names, sums, counts_m, done, int(samples),
+                             None if status == STATUS_OK else int(status))
+        if train:
+            opt.advance_update_counts(param_indices, done)
+            if check_params:
+                bufs = list(w_bufs) + ([b_buf] if self.has_bias else [])
+                result.nonfinite_params = [param_indices[p] for p, buf in enumerate(bufs)
+                                           if not np.isfinite(buf).all()]
+        return result
+
+    def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
+                  metrics=("mse",), check_params=True) -> EpochResult:
+        """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
+
+        ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
+        indptr)``). ``label``: ``(N,)``/``(N, K)`` targets, class indices for ``SoftmaxOutput``.
+        ``weights``: ``(D_t, K)`` arrays (``NDArray``, full ``RowSparseNDArray`` or numpy);
+        ``bias``: ``(K,)`` or ``None``. ``updater``: the :class:`~sparsetrain.optimizer.Updater`
+        whose optimizer and states to use; ``param_indices``: its indices of the weights, then
+        the bias. ``check_params`` scans the parameters for NaN/inf after the run (O(size)).
+        """
+        return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
+                         param_indices, check_params=check_params)
+
+    def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
+        """Metrics of the forward pass over the batches (nothing is updated)."""
+        return self._run(terms, label, order, batch_ptr, weights, bias, metrics, False, None, None)
+
+    def batch_gradients(self, terms, label, weights, bias, metrics=("mse",)) -> BatchGradients:
+        """Forward and backward of one mini-batch, without any update: the gradients to push.
+
+        ``terms``: one CSR input per dot term whose rows are the whole batch (at least one row;
+        types as :meth:`fit_epoch`). ``label``: the batch's ``(n,)``/``(n, K)`` targets.
+        ``weights``/``bias``: as :meth:`fit_epoch` (full ``(D_t, K)`` buffers); only the rows of
+        the columns stored in the batch are read, the others may hold anything. ``metrics``: the
+        names :meth:`score` takes.
+
+        Costs O(batch entries): scratch is reused between calls, nothing of size ``D_t`` is
+        touched. Unlike :meth:`fit_epoch`, the inputs are validated (and converted when their
+        dtype differs) on every call, never cached by buffer: a data iterator may refill the same
+        buffers for the next batch. Returns a :class:`BatchGradients` whose arrays are fresh.
+        """
+        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, cache=False)
+        if nrows < 1:
+            raise ValueError("a batch needs at least one row")
+        if label is None:
+            raise ValueError("batch_gradients needs the batch's labels")
+        lab = self._prepare_label(label, nrows, cache=False)
+        w_bufs, b_buf = self._prepare_weights(weights, bias)
+        key = tuple(metrics)
+        hit = self._metric_cache.get(key)
+        if hit is None:
+            names, codes = self._metric_codes(key)
+            per_batch = np.array([c not in (M_ACCURACY, M_LOG_LOSS) for c in codes], dtype=np.bool_)
+            hit = self._metric_cache[key] = (names, codes, per_batch)
+        names, codes, per_batch = hit
+        if self._order.shape[0] < nrows:
+            self._order = np.arange(max(nrows, 2 * self._order.shape[0]), dtype=INDEX_DTYPE)
+        order = self._order[:nrows]
+        # the batch is every row: its stored entries bound a term's distinct gradient rows
+        self._grow_scratch(nrows, max(int(ptr[nrows] - ptr[0]) for ptr in indptrs))
+        values = np.zeros(len(codes), np.float64)
+        gb = np.empty(self.num_outputs, self.dtype) if self.has_bias else self._empty1
+        empty2, empty1 = self._empty2, self._empty1
+        states = (empty2,) * len(w_bufs)
+        finite, rows, grads = linear_batch_gradients(
+            Batches(datas, indices, indptrs, canonical, lab, order, self._batch_ptr(nrows)),
+            self._model(w_bufs, states, states, b_buf, empty1, empty1), codes, values, self._scratch(), gb)
+        counts = np.where(per_batch, 1.0, float(nrows))  # num_inst: 1 for the per-batch means, else samples
+        return BatchGradients(list(rows), list(grads), gb if (finite and self.has_bias) else None,
+                              list(names), values, counts, nrows, bool(finite))
+
+    def predict(self, terms, weights, bias, batch_size: int = 4096) -> np.ndarray:
+        """Outputs (after the output layer) of every row, shape ``(N, K)``."""
+        nrows = self._prepare_terms(terms)[-1]
+        order = np.arange(nrows, dtype=INDEX_DTYPE)
+        batch_ptr = np.append(np.arange(0, nrows, batch_size, dtype=INDEX_DTYPE), nrows)
+        out = np.empty((nrows, self.num_outputs), self.dtype)
+        self._run(terms, None, order, batch_ptr, weights, bias, (), False, None, None, predictions=out)
+        return out
