@@ -9,7 +9,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sparsetrain"
 
-# Crossings that other work of issue 14 removes (the run loop's, the ndarray and symbol layers'); this list may only shrink: delete an entry when its crossing is gone.
+# Crossings that other work of issue 14 removes (the run loop's, the ndarray and symbol layers');
+# this list may only shrink: delete an entry when its crossing is gone.
 KNOWN = {
     ("sparsetrain/cli.py", "sparsetrain.symbol.graph", "_fmt_shape"),
     *(("sparsetrain/dist/driver.py", "sparsetrain.trainer", name) for name in (
