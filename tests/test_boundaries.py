@@ -9,12 +9,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sparsetrain"
 
-# Crossings that other work of issue 14 removes (the run loop's, the ndarray and symbol layers');
-# this list may only shrink: delete an entry when its crossing is gone.
+# Crossings that other work of issue 14 removes (the ndarray layer's); this list may only shrink:
+# delete an entry when its crossing is gone.
 KNOWN = {
-    ("sparsetrain/cli.py", "sparsetrain.symbol.graph", "_fmt_shape"),
-    *(("sparsetrain/dist/driver.py", "sparsetrain.trainer", name) for name in (
-        "_append_metrics", "_check_resumable", "_load_state", "_read_metrics", "_reset_run_dir", "_rng_to_json")),
     ("sparsetrain/ops/elemwise.py", "sparsetrain.ndarray.ndarray", "_as_index"),
     ("sparsetrain/ops/misc.py", "sparsetrain.ndarray.ndarray", "_as_index"),
 }
