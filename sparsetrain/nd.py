@@ -48,3 +48,4 @@ for _name in ("csr_matrix", "row_sparse_array", "zeros", "empty", "array"):
     setattr(sparse, _name, getattr(_sparse_constructors, _name))
 sparse.CSRNDArray, sparse.RowSparseNDArray = CSRNDArray, RowSparseNDArray
 sparse.BaseSparseNDArray = _sparse_constructors.BaseSparseNDArray
+sparse.SparseFormatError = _sparse_constructors.SparseFormatError  # what check_format raises

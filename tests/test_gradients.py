@@ -426,6 +426,13 @@ def test_fully_connected(stype):
                     ["w", "b"] if stype == CSR else ["x0", "w", "b"])
 
 
+def test_fully_connected_without_bias_has_no_bias_argument():
+    sym = mx.sym.FullyConnected(mx.sym.var("x0", stype=CSR), num_hidden=3, no_bias=True, name="fc")
+    assert sym.list_arguments() == ["x0", "fc_weight"]
+    check_gradients(sym, {"x0": (A, CSR), "fc_weight": (_matrix((3, 5), 9), D)}, ["fc_weight"])
+    assert mx.sym.FullyConnected(mx.sym.var("d"), num_hidden=2, name="f").list_arguments() == ["d", "f_weight", "f_bias"]
+
+
 def test_sparse_embedding_and_retain():
     idx = np.array([[0, 3], [3, 1]], dtype=np.float64)
     sym = mx.sym.contrib.SparseEmbedding(mx.sym.var("d"), mx.sym.var("w", stype=RSP), input_dim=5, output_dim=3)

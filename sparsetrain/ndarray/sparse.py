@@ -13,6 +13,7 @@ from .ndarray import (
     CSRNDArray,
     NDArray,
     RowSparseNDArray,
+    SparseFormatError,  # noqa: F401  (nd.sparse.SparseFormatError)
     _as_index,
     _shape_tuple,
     cast_storage,

@@ -15,18 +15,20 @@ D, CSR, RSP = "default", "csr", "row_sparse"
 # -- FullyConnected: out = data · weightᵀ + bias ---------------------------------------------------
 
 def _fc_infer(i, o, p):
-    data, weight, bias = i
+    data, weight = i[0], i[1]
+    has_bias = len(i) > 2
+    bias = i[2] if has_bias else None
     k = int(p["num_hidden"])
     if k <= 0:
         raise ShapeError(f"FullyConnected: num_hidden must be positive, got {p['num_hidden']!r}")
     if data is None or not all(data):
-        return [data, weight or (k, 0), bias or (k,)], o
+        return [data, weight or (k, 0)] + ([bias or (k,)] if has_bias else []), o
     n_in = int(np.prod(data[1:], dtype=np.int64)) if p["flatten"] else data[-1]
     want_w = (k, n_in)
     if weight is not None and all(weight) and tuple(weight) != want_w:
         raise ShapeError(f"FullyConnected: weight shape {weight} does not fit data {data} (expected {want_w})")
     out = (data[0], k) if p["flatten"] else tuple(data[:-1]) + (k,)
-    return [data, want_w, (k,)], [out]
+    return [data, want_w] + ([(k,)] if has_bias else []), [out]
 
 
 def _flat(a, p):
@@ -34,19 +36,19 @@ def _flat(a, p):
 
 
 def _fc_dense(x, p):
-    data, weight, bias = x
+    data, weight = x[0], x[1]
     out = _flat(data, p) @ weight.T
-    if not p["no_bias"]:
-        out = out + bias
+    if len(x) > 2:
+        out = out + x[2]
     shape = (data.shape[0], weight.shape[0]) if p["flatten"] else data.shape[:-1] + (weight.shape[0],)
     return [out.astype(data.dtype, copy=False).reshape(shape)]
 
 
 def _fc_csr(x, p):
-    data, weight, bias = x
+    data, weight = x[0], x[1]
     out = csr_dense_dot(data._data, data._indices, data._indptr, np.ascontiguousarray(weight._data.T))
-    if not p["no_bias"]:
-        out += bias._data
+    if len(x) > 2:
+        out += x[2]._data
     return [NDArray(out)]
 
 
@@ -66,17 +68,17 @@ def _backward_fc_csr(x, p):
 
 def _fc_gradient(g):
     gd, gw, gb = g.apply("_backward_FullyConnected", g.og, g.inputs[0], g.inputs[1], **g.params)
-    return [gd, gw, None if g.params["no_bias"] else gb]
+    return [gd, gw, gb][: len(g.inputs)]
 
 
 _FC_PARAMS = {"num_hidden": 0, "no_bias": False, "flatten": True}
 register(Op(
     name="FullyConnected", input_names=("data", "weight", "bias"), params=dict(_FC_PARAMS),
     dense=_fc_dense, infer_shape=_fc_infer,
-    kernels={(CSR, D, D): ((D,), _fc_csr)},
+    kernels={(CSR, D, D): ((D,), _fc_csr), (CSR, D): ((D,), _fc_csr)},
+    omitted_inputs=lambda p: ("bias",) if p["no_bias"] else (),
     gradient=_fc_gradient,
-    doc="data · weightᵀ + bias; csr data with dense weight -> dense (sparse kernel); "
-        "no_bias=True ignores the bias input",
+    doc="data · weightᵀ + bias (no bias input with no_bias=True); csr data with dense weight -> dense",
 ))
 register(Op(
     name="_backward_FullyConnected", input_names=("ograd", "data", "weight"), params=dict(_FC_PARAMS),

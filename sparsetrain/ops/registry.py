@@ -50,6 +50,15 @@ class Op:
     doc: str = ""
     # params -> output stypes every dispatch must produce, or None (dot's ``forward_stype``)
     forced_stypes: Callable | None = None
+    # params -> input names a call leaves out (FullyConnected's ``bias`` with ``no_bias=True``)
+    omitted_inputs: Callable | None = None
+
+    def inputs_for(self, params) -> tuple[str, ...]:
+        """The input names of a call with these params (all of ``input_names`` unless omitted)."""
+        if self.omitted_inputs is None:
+            return self.input_names
+        omitted = set(self.omitted_inputs({**self.params, **params}))
+        return tuple(n for n in self.input_names if n not in omitted)
 
     def output_names(self) -> list[str]:
         return ["output"] if self.num_outputs == 1 else [f"output{i}" for i in range(self.num_outputs)]

@@ -8,8 +8,9 @@ def parse_call(op, args, kwargs) -> tuple[list, dict]:
     """``(inputs, params)`` of a call ``op(*args, **kwargs)``.
 
     Inputs come first by position, then the op's parameters in declaration order; either may also
-    be given by keyword. For a fixed-arity op, ``inputs`` has one slot per input name, ``None``
-    where the caller gave nothing (the symbol layer creates a variable there, ``nd`` refuses).
+    be given by keyword. For a fixed-arity op, ``inputs`` has one slot per input the params use
+    (``op.inputs_for``), ``None`` where the caller gave nothing (the symbol layer creates a
+    variable there, ``nd`` refuses).
     """
     n = len(args) if op.variadic else len(op.input_names)
     inputs, extra = list(args[:n]), args[n:]
@@ -33,4 +34,10 @@ def parse_call(op, args, kwargs) -> tuple[list, dict]:
         else:
             allowed = list(op.input_names) + list(op.params)
             raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+    if not op.variadic:
+        kept = op.inputs_for(params)
+        for name, x in zip(op.input_names, inputs):
+            if name not in kept and x is not None:
+                raise TypeError(f"{op.name}: input {name!r} is not used with these parameters")
+        inputs = [x for name, x in zip(op.input_names, inputs) if name in kept]
     return inputs, params

@@ -360,7 +360,7 @@ def make_op_function(op):
                 raise TypeError(f"{op.name} needs at least one input")
             return _apply(op.name, inputs, params, name, attr)
         node_name = _names.get(name, op.name)
-        for i, input_name in enumerate(op.input_names):
+        for i, input_name in enumerate(op.inputs_for(params)):
             if inputs[i] is None:  # MXNet creates the missing argument, e.g. ``softmax_label``
                 inputs[i] = Variable(f"{node_name}_{input_name}")
         return _apply(op.name, inputs, params, node_name, attr)

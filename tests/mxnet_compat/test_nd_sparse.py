@@ -100,7 +100,7 @@ def test_check_format_accepts_valid_and_rejects_broken_buffers():
     ]
     for x in broken:
         x.check_format(full_check=False)  # sizes are right: the O(1) check passes
-        with pytest.raises(ValueError):
+        with pytest.raises(mx.nd.sparse.SparseFormatError):
             x.check_format()
     wrong_size = mx.nd.sparse.CSRNDArray(np.ones(2, np.float32), np.array([0, 1]), np.array([0, 2]), (2, 3))
     with pytest.raises(ValueError):
@@ -475,8 +475,10 @@ def test_fully_connected_csr_equals_dense():
     out = mx.nd.FullyConnected(data, weight, bias, num_hidden=4)
     assert out.stype == "default"
     np.testing.assert_allclose(out.asnumpy(), data.asnumpy() @ weight.asnumpy().T + bias.asnumpy(), rtol=1e-5)
-    no_bias = mx.nd.FullyConnected(data, weight, bias, num_hidden=4, no_bias=True)
+    no_bias = mx.nd.FullyConnected(data, weight, num_hidden=4, no_bias=True)
     np.testing.assert_allclose(no_bias.asnumpy(), data.asnumpy() @ weight.asnumpy().T, rtol=1e-5)
+    with pytest.raises(TypeError, match="bias"):
+        mx.nd.FullyConnected(data, weight, bias, num_hidden=4, no_bias=True)
     with pytest.raises(ValueError):
         mx.nd.FullyConnected(data, weight, bias, num_hidden=5)
 
