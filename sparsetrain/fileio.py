@@ -26,7 +26,9 @@ def write_atomic(path: str, payload: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # name the file being written, not the temp
+            raise OSError(e.errno, e.strerror, path) from None
         raise

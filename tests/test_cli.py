@@ -191,9 +191,11 @@ def test_kill_and_resume_gives_the_same_parameters(tmp_path):
     proc.wait()
     stopped_at = json.loads(state_file.read_text())["epoch"]
     assert 1 <= stopped_at < epochs
+    assert (killed / ".lock").read_text().strip() == str(proc.pid)  # a stale lock: its holder is dead
     resumed = cli("fit", LINREG, "--output", killed, "--resume", *common)
     assert resumed.exit_code in (0, 1), resumed.stderr
     assert f"resuming from epoch {stopped_at}" in resumed.stderr
+    assert not (killed / ".lock").exists() and not list(killed.rglob(".tmp-*"))
     straight = cli("fit", LINREG, "--output", tmp_path / "straight", *common)
     assert straight.exit_code == resumed.exit_code
     a, ea = load_params(killed)

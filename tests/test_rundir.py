@@ -183,24 +183,30 @@ def test_two_concurrent_runs_on_one_directory_do_not_interleave(tmp_path):
 
 # -- disk full ---------------------------------------------------------------------------------------------
 
-def _disk_full_at(monkeypatch, suffix):
+def _disk_full_at(monkeypatch, suffix, nth=1):
+    """The disk is full when the file ending in ``suffix`` is written the ``nth`` time (its temp file
+    cannot be committed)."""
     real = os.replace
+    seen = []
 
     def replace(src, dst, *a, **kw):
         if str(dst).endswith(suffix):
-            raise OSError(errno.ENOSPC, "No space left on device")
+            seen.append(dst)
+            if len(seen) >= nth:
+                raise OSError(errno.ENOSPC, "No space left on device", src)
         return real(src, dst, *a, **kw)
 
     monkeypatch.setattr(os, "replace", replace)
 
 
-def test_disk_full_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("full_at,nth", [("model-0003.params", 1), ("model-0003.states", 1), ("checkpoint.json", 3)])
+def test_disk_full_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, full_at, nth):
     out = tmp_path / "full"
-    _disk_full_at(monkeypatch, "model-0003.params")
+    _disk_full_at(monkeypatch, full_at, nth)
     res = cli("fit", LINREG, "--output", out, "--epochs", 4, "-q", "--set", "data.batch_size=100")
     assert res.exit_code == 1
     line = one_error_line(res.stderr)
-    assert "model-0003.params: cannot write (no space left on device)" in line
+    assert f"{full_at}: cannot write (no space left on device)" in line
     assert state(out)["epoch"] == 2 and not list(out.rglob(".tmp-*"))
     monkeypatch.undo()
     assert cli("evaluate", out, DATA).exit_code == 0

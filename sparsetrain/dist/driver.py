@@ -2,11 +2,13 @@
 
 The driver initializes the parameters exactly as the single-process trainer does (same seed),
 starts ``servers`` :class:`~.server.ParamServer` actors holding them, then ``workers``
-:class:`~.worker.Worker` actors, and runs epoch by epoch: every worker trains on its part of the
-file while the driver polls their progress for the display; then it combines their metrics into
-one ``metrics.jsonl`` record, gathers the sharded weights and optimizer states into the ordinary
-checkpoint files (each written atomically, ``checkpoint.json`` last — a run directory that one
-machine can resume or evaluate) and scores ``data.eval`` locally.
+:class:`~.worker.Worker` actors, and hands the trainer's one epoch loop
+(:func:`sparsetrain.trainer.run_epochs`) an epoch executor, ``_ClusterEpochs``: every worker
+trains on its part of the file while the driver polls their progress for the display; then it
+combines their metrics into one ``metrics.jsonl`` record and gathers the sharded weights and
+optimizer states into the driver's module. The loop does the rest as for one machine: NaN stop,
+``data.eval`` scored locally, the ordinary checkpoint files and ``checkpoint.json`` through the
+run directory (a run that one machine can resume or evaluate).
 
 A worker or server whose process dies fails the run with a message naming it and the last
 complete checkpoint; with ``max_restarts=K`` the driver instead tears every actor down and
@@ -271,7 +273,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
             if started:
                 ray.shutdown()
     missed = target_misses(cfg.train.target, history[-1]) if history else []
-    return TrainResult(run.path, history, missed, f"{mode}", f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
+    return TrainResult(run.path, history, missed, mode, f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
                        resumed_from, run.checkpoint, dict(cfg.train.target), restarts)
 
 

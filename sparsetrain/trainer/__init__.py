@@ -19,7 +19,8 @@ from .predict import TrainedModel, load_trained
 from .reporter import Reporter
 from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE, RunDir, RunDirectoryLocked
 
-__all__ = ["fit", "train", "TrainResult", "Reporter", "RunInterrupted", "is_interrupt", "load_trained", "TrainedModel", "make_iter",
+__all__ = ["fit", "train", "TrainResult", "Reporter", "RunInterrupted", "is_interrupt", "load_trained", "TrainedModel",
+           "make_iter",
            "cache_mode", "ensure_generated", "target_misses", "make_metric", "metric_values",
            "record_metrics", "best_values", "RECORD_FIELDS", "run_epochs", "run_info",
            "LocalEpochs", "RunDir", "RunDirectoryLocked", "CHECKPOINT_PREFIX", "CONFIG_FILE", "METRICS_FILE",

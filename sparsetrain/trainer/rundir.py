@@ -51,6 +51,9 @@ def writing(path: str):
         yield
     except OSError as e:
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        named = e.filename2 or e.filename  # the file that failed, unless it is a temporary one
+        if named and not os.path.basename(str(named)).startswith(_TMP_PREFIX):
+            path = str(named)
         raise SparseTrainError(f"{path}: cannot write ({reason})") from None
 
 
@@ -200,7 +203,8 @@ class RunDir:
         Called once the data is loaded and the model built, so a run that fails before that leaves
         the directory as it was."""
         if self.fresh:
-            for p in list(_checkpoint_files(self.path)) + [os.path.join(self.path, n) for n in (STATE_FILE, METRICS_FILE)]:
+            earlier = [os.path.join(self.path, n) for n in (STATE_FILE, METRICS_FILE)]
+            for p in list(_checkpoint_files(self.path)) + earlier:
                 if os.path.exists(p):
                     os.unlink(p)
         os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
