@@ -22,6 +22,14 @@ class ShapeError(SparseTrainError, ValueError):
     """Shapes that cannot work together; the message names the node or argument."""
 
 
+class OutputError(SparseTrainError, OSError):
+    """A file could not be written (missing directory, disk full, no permission). An OSError
+    with the cause's ``errno``; ``filename`` is the path the caller asked for."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
 class StorageFallbackWarning(UserWarning):
     """An operator had no kernel for its input storage types and ran densely."""
 

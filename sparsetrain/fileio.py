@@ -1,8 +1,23 @@
-"""Atomic file writes: a reader (or a killed run) never sees a half-written file."""
+"""Atomic file writes: a reader (or a killed run) never sees a half-written file.
+
+:func:`open_atomic` is the one writer: the content goes to a temporary file in the target's
+directory (compressed when the name ends in ``.gz`` or ``.bz2``), which is renamed into place
+only when the ``with`` block ends without an error; on any error it is removed. Failures are
+:class:`~sparsetrain.base.OutputError` naming the path asked for (never the temporary name):
+a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload.
+"""
 from __future__ import annotations
 
+import bz2
+import contextlib
+import errno
+import gzip
 import os
 import tempfile
+
+from .base import OutputError
+
+__all__ = ["open_atomic", "write_atomic"]
 
 
 def _umask() -> int:
@@ -14,21 +29,61 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def write_atomic(path: str, payload: bytes | str) -> None:
-    """Write ``payload`` to ``path`` through a temp file in the same directory and ``os.replace``."""
+def _output_error(e: OSError, path: str) -> OutputError:
+    reason = e.strerror or str(e)
+    return OutputError(e.errno, f"cannot write ({reason})", path)
+
+
+@contextlib.contextmanager
+def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: bool = False):
+    """Open ``path`` for writing bytes, atomically (see the module docstring).
+
+    compress: a name ending in ``.gz`` (gzip level 6) or ``.bz2`` is compressed.
+    make_dirs: create missing directories; otherwise a missing directory is an error.
+    fsync: flush the data to the disk before the rename (durable across a power cut).
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    if make_dirs:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise _output_error(e, path) from None
+    elif not os.path.isdir(directory):
+        raise OutputError(errno.ENOENT, f"cannot write: the directory {directory} does not exist", path)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; these are ordinary outputs
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)[:80]}.", dir=directory)
+    except OSError as e:
+        raise _output_error(e, path) from None
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; these are ordinary outputs
+            with os.fdopen(fd, "wb") as raw:
+                if compress and path.endswith(".gz"):
+                    with gzip.GzipFile(filename=os.path.basename(path)[:-3], mode="wb", compresslevel=6,
+                                       fileobj=raw, mtime=0) as f:
+                        yield f
+                elif compress and path.endswith(".bz2"):
+                    with bz2.BZ2File(raw, "wb") as f:
+                        yield f
+                else:
+                    yield raw
+                raw.flush()
+                if fsync:
+                    os.fsync(raw.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            if isinstance(e, OutputError):
+                raise
+            raise _output_error(e, path) from e
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename in (None, tmp):  # name the file being written, not the temp
-            raise OSError(e.errno, e.strerror, path) from None
         raise
+
+
+def write_atomic(path: str, payload: bytes | str) -> None:
+    """Write ``payload`` to ``path`` through a temp file in the same directory and ``os.replace``,
+    synced to the disk; missing directories are created."""
+    with open_atomic(path, compress=False, make_dirs=True, fsync=True) as f:
+        f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from sparsetrain.base import DataFormatError
 from sparsetrain.io import LibSVMReader, dump_libsvm, load_libsvm
 from sparsetrain.io import _libsvm_kernels as K
-from sparsetrain.io.libsvm import _iter_parsed, _part_range, _Settings
+from sparsetrain.io import _decimal_kernels as D
+from sparsetrain.io.chunks import DEFAULT_MAX_LINE_BYTES, ChunkSource
+from sparsetrain.io.libsvm_parse import Settings, iter_parsed
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 load_svmlight_file = sklearn_datasets.load_svmlight_file
@@ -276,10 +278,10 @@ _text = st.lists(_line(), min_size=0, max_size=12).map(lambda ls: "\n".join(ls).
 def _kernel_parse(path, chunk_size, mode=K.AUTO_BASED, index_limit=-1, dtype=np.float64):
     """The streaming pipeline (LibSVMReader's), raw indices."""
     limit = K.FLOAT32_LIMIT if dtype == np.float32 else math.inf
-    settings = _Settings(mode, index_limit, -1, limit, np.dtype(dtype))
+    settings = Settings(mode, index_limit, -1, limit, DEFAULT_MAX_LINE_BYTES, np.dtype(dtype))
     blocks = [  # a chunk of blank lines gives a row-less block (of label width 1): skip it, as LibSVMReader does
-        b for b, _ in _iter_parsed(
-            path, chunk_size=chunk_size, begin=0, end_hint=None, n_labels=0, num_features=None,
+        b for b, _ in iter_parsed(
+            ChunkSource(path, chunk_size), begin=0, end_hint=None, n_labels=0, num_features=None,
             settings=settings, workers=2,
         ) if len(b.labels)
     ]
@@ -410,7 +412,7 @@ def test_exact_conversion_of_hard_numbers():
              "0." + "0" * 30 + "123456789", "123456789012345678901234567890e-10"]
     for tok in toks:
         buf = np.frombuffer(tok.encode(), np.uint8)
-        v, end, status = K._parse_float(buf, 0, len(buf))
+        v, end, status = D.parse_float(buf, 0, len(buf))
         assert end == len(buf)
         if status == 0:
             assert v == float(tok) and math.copysign(1, v) == math.copysign(1, float(tok)), tok
@@ -457,7 +459,7 @@ def test_part_ranges_are_line_aligned_and_cover_the_file(tmp_path):
     path = write(tmp_path, content)
     starts = {0} | {i + 1 for i, c in enumerate(content) if c == 10}
     for num_parts in range(1, 40):
-        begins = [_part_range(path, num_parts, k)[0] for k in range(num_parts)]
+        begins = [ChunkSource(path).part_range(num_parts, k)[0] for k in range(num_parts)]
         assert all(b in starts or b == len(content) for b in begins)
         assert begins == sorted(begins)
 

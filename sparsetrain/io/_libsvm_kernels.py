@@ -1,22 +1,20 @@
-"""Compiled kernels that parse and format LibSVM text held in byte buffers, and a pure-Python
-reference parser with the same contract that the tests compare the kernels against.
+"""Compiled kernels that parse LibSVM text held in byte buffers, and a pure-Python reference
+parser with the same contract that the tests compare the kernels against.
 
 Grammar (one line): ``label[,label...] [qid:N] idx:val idx:val ... [# comment]``. Tokens are
 separated by runs of space, tab, CR, VT or FF; ``#`` ends the line's data; blank and comment-only
-lines are skipped. Numbers follow ``[+-]digits[.digits][(e|E)[+-]digits]`` (as Python's
-``float`` minus underscores); ``nan``/``inf``/``infinity`` are recognised so that they can be
-reported as non-finite. Indices are ``[+-]digits``.
+lines are skipped. Labels and values are decimal numbers (see ``_decimal_kernels``); indices and
+the qid are ``[+-]digits``.
 
 :func:`parse_chunk` never raises: it stops at the first malformed token and reports an error
 code with the token's byte span, and the caller builds the message (file, line, token).
 Numbers are converted exactly (correctly rounded to binary64, then cast to the output dtype,
-as scikit-learn does): plain decimals of up to 15 digits by Clinger's fast path, others of up
-to 18 significant digits by the Eisel-Lemire algorithm; the rare rest (longer mantissas) is
-listed as *slow* tokens for the caller to convert with Python's ``float``. So results equal
-scikit-learn's bit for bit.
+as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
+tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
+for bit.
 
-The writers (:func:`format_rows_strings`, :func:`format_rows_fixed`) and the byte-scanning
-helpers used by the chunk reader live here too.
+The byte-scanning helpers the chunk reader (``chunks.py``) uses live here too: they know the
+grammar's newlines and comments.
 """
 from __future__ import annotations
 
@@ -25,7 +23,8 @@ import re
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import leading_zeros
+
+from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
 
 # Error codes reported by parse_chunk and parse_reference.
 OK = 0
@@ -45,6 +44,7 @@ E_QID = 13  # qid value is not an integer
 E_LABEL_RANGE = 14  # label beyond the output dtype's range (it would become inf)
 E_VALUE_RANGE = 15  # value beyond the output dtype's range
 E_NO_NEWLINE = 16  # the buffer does not end with a newline (a caller's error)
+E_LINE_TOO_LONG = 17  # a line longer than max_line bytes (aux: max_line)
 
 #: |x| from which a double rounds to float32 infinity (FLT_MAX plus half an ulp).
 FLOAT32_LIMIT = 3.4028235677973366e38
@@ -77,118 +77,10 @@ ONE_BASED = 0
 ZERO_BASED = 1
 AUTO_BASED = 2
 
-_MAX_EXACT_MANTISSA = 1 << 53
-# Indexing with an unsigned integer spares numba's negative-index wraparound (~30% faster).
-_U = np.uint64
 # byte classes: 1 whitespace within a line, 2 newline or '#' (end of a line's data), 0 other
 _CLASS = np.zeros(256, dtype=np.uint8)
 _CLASS[[32, 9, 13, 11, 12]] = 1
 _CLASS[[10, 35]] = 2
-_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
-
-
-# ---------------------------------------------------------------------------------------
-# Exact decimal -> binary64 conversion for mantissas the Clinger fast path cannot take
-# (more than 53 bits or a large exponent): the Eisel-Lemire algorithm, as in fast_float
-# (Lemire, "Number Parsing at a Gigabyte per Second", 2021). The table holds 128-bit
-# approximations of 5**q for q in [-342, 308], computed exactly here with Python integers.
-
-_EL_MIN_Q = -342
-_EL_MAX_Q = 308
-
-
-def _powers_of_five_128():
-    table = []
-    for q in range(_EL_MIN_Q, 0):
-        power5 = 5**-q
-        z = power5.bit_length() if power5 & (power5 - 1) else power5.bit_length() - 1
-        if q >= -27:
-            c = 2 ** (z + 127) // power5 + 1
-        else:
-            c = 2 ** (2 * z + 128) // power5 + 1
-            while c >= 1 << 128:
-                c //= 2
-        table.append(c)
-    for q in range(0, _EL_MAX_Q + 1):
-        power5 = 5**q
-        while power5 < 1 << 127:
-            power5 *= 2
-        while power5 >= 1 << 128:
-            power5 //= 2
-        table.append(power5)
-    out = np.empty(2 * len(table), dtype=np.uint64)
-    for i, c in enumerate(table):
-        out[2 * i] = c >> 64
-        out[2 * i + 1] = c & ((1 << 64) - 1)
-    return out
-
-
-_POW5_128 = _powers_of_five_128()
-_M32 = np.uint64(0xFFFFFFFF)
-_ONES64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_PRECISION_MASK = np.uint64(0xFFFFFFFFFFFFFFFF >> 55)
-
-
-@njit(cache=True, nogil=True)
-def _mul128(a, b):
-    """(high, low) 64-bit halves of the 128-bit product of uint64 ``a`` and ``b``."""
-    a_lo = a & _M32
-    a_hi = a >> np.uint64(32)
-    b_lo = b & _M32
-    b_hi = b >> np.uint64(32)
-    p0 = a_lo * b_lo
-    p1 = a_lo * b_hi
-    p2 = a_hi * b_lo
-    p3 = a_hi * b_hi
-    mid = (p0 >> np.uint64(32)) + (p1 & _M32) + (p2 & _M32)
-    low = (p0 & _M32) | (mid << np.uint64(32))
-    high = p3 + (p1 >> np.uint64(32)) + (p2 >> np.uint64(32)) + (mid >> np.uint64(32))
-    return high, low
-
-
-@njit(cache=True, nogil=True)
-def _eisel_lemire(mant, q):
-    """(value, ok): the correctly rounded double nearest to ``mant * 10**q`` (mant > 0,
-    int64). ``ok`` is False in the rare cases the 128-bit product cannot decide."""
-    if q < _EL_MIN_Q:
-        return 0.0, True
-    if q > _EL_MAX_Q:
-        return math.inf, True
-    w = np.uint64(mant)
-    lz = np.int64(leading_zeros(w))
-    w = w << np.uint64(lz)
-    index = 2 * (q - _EL_MIN_Q)
-    high, low = _mul128(w, _POW5_128[index])
-    if (high & _PRECISION_MASK) == _PRECISION_MASK:
-        high2, _ = _mul128(w, _POW5_128[index + 1])
-        low = low + high2
-        if high2 > low:
-            high = high + np.uint64(1)
-    if low == _ONES64 and (q < -27 or q > 55):
-        return 0.0, False
-    upperbit = np.int64(high >> np.uint64(63))
-    shift = np.uint64(upperbit + 9)
-    mantissa = high >> shift
-    power2 = (((152170 + 65536) * q) >> 16) + 63 + upperbit - lz + 1023
-    if power2 <= 0:
-        if -power2 + 1 >= 64:
-            return 0.0, True
-        mantissa = mantissa >> np.uint64(-power2 + 1)
-        mantissa = mantissa + (mantissa & np.uint64(1))
-        mantissa = mantissa >> np.uint64(1)
-        return math.ldexp(float(mantissa), -1074), True
-    if low <= np.uint64(1) and -4 <= q <= 23 and (mantissa & np.uint64(3)) == np.uint64(1):
-        if (mantissa << shift) == high:
-            mantissa = mantissa & ~np.uint64(1)
-    mantissa = mantissa + (mantissa & np.uint64(1))
-    mantissa = mantissa >> np.uint64(1)
-    if mantissa >= np.uint64(1 << 53):
-        mantissa = np.uint64(1 << 52)
-        power2 += 1
-    if power2 >= 0x7FF:
-        return math.inf, True
-    mantissa = mantissa | np.uint64(1 << 52)
-    return math.ldexp(float(mantissa), power2 - 1075), True
 
 
 @njit(cache=True, nogil=True)
@@ -208,151 +100,6 @@ def _token_end(buf, p, n):
         p += 1
     return p
 
-
-@njit(cache=True, nogil=True)
-def _match_lower(buf, p, n, word):
-    m = len(word)
-    if p + m > n:
-        return False
-    for i in range(m):
-        if (buf[p + i] | 32) != word[i]:
-            return False
-    return True
-
-
-_W_NAN = np.frombuffer(b"nan", dtype=np.uint8).copy()
-_W_INF = np.frombuffer(b"inf", dtype=np.uint8).copy()
-_W_INFINITY = np.frombuffer(b"infinity", dtype=np.uint8).copy()
-
-
-@njit(cache=True, nogil=True)
-def _parse_float(buf, p, n):
-    """Parse a number at ``p``; returns (value, end, status).
-
-    status 0: exact value; 1: valid syntax, convert ``buf[p:end]`` with Python's float;
-    2: not a number (``end`` is where parsing stopped); 3: a nan/inf literal ending at ``end``.
-    """
-    neg = False
-    if p < n:
-        c = buf[p]
-        if c == 45:
-            neg = True
-            p += 1
-        elif c == 43:
-            p += 1
-    p0 = p
-    mant = 0
-    nd = 0
-    exp10 = 0
-    any_digit = False
-    inexact = False
-    while p < n:
-        d = np.int64(buf[p]) - 48
-        if d < 0 or d > 9:
-            break
-        any_digit = True
-        if nd < 18:
-            if mant != 0 or d != 0:
-                mant = mant * 10 + d
-                nd += 1
-        else:
-            exp10 += 1
-            if d != 0:
-                inexact = True
-        p += 1
-    if p < n and buf[p] == 46:
-        p += 1
-        while p < n:
-            d = np.int64(buf[p]) - 48
-            if d < 0 or d > 9:
-                break
-            any_digit = True
-            if nd < 18:
-                if mant != 0 or d != 0:
-                    mant = mant * 10 + d
-                    nd += 1
-                exp10 -= 1
-            elif d != 0:
-                inexact = True
-            p += 1
-    if not any_digit:
-        if p != p0:  # a lone "." (also ".inf")
-            return 0.0, p, 2
-        if _match_lower(buf, p, n, _W_NAN):
-            return 0.0, p + 3, 3
-        if _match_lower(buf, p, n, _W_INFINITY):
-            return 0.0, p + 8, 3
-        if _match_lower(buf, p, n, _W_INF):
-            return 0.0, p + 3, 3
-        return 0.0, p, 2
-    if p < n and (buf[p] | 32) == 101:  # 'e' or 'E'
-        q = p + 1
-        eneg = False
-        if q < n and (buf[q] == 45 or buf[q] == 43):
-            eneg = buf[q] == 45
-            q += 1
-        e = 0
-        edig = False
-        while q < n:
-            d = np.int64(buf[q]) - 48
-            if d < 0 or d > 9:
-                break
-            edig = True
-            if e < 100000:
-                e = e * 10 + d
-            q += 1
-        if not edig:
-            return 0.0, q, 2
-        exp10 += -e if eneg else e
-        p = q
-    if inexact:
-        return 0.0, p, 1
-    if mant == 0:
-        return (-0.0 if neg else 0.0), p, 0
-    if mant <= _MAX_EXACT_MANTISSA and -22 <= exp10 <= 22:
-        v = float(mant)
-        if exp10 >= 0:
-            v = v * _POW10[exp10]
-        else:
-            v = v / _POW10[-exp10]
-        return (-v if neg else v), p, 0
-    v, ok = _eisel_lemire(mant, exp10)
-    if not ok:
-        return 0.0, p, 1
-    if v == math.inf:
-        return 0.0, p, 3  # overflows binary64, like Python's float() giving inf
-    return (-v if neg else v), p, 0
-
-
-@njit(cache=True, nogil=True)
-def _parse_int(buf, p, n):
-    """Parse ``[+-]digits`` at ``p``; returns (value, end, status): 0 ok, 2 no digits, 4 overflow."""
-    neg = False
-    if p < n:
-        c = buf[p]
-        if c == 45:
-            neg = True
-            p += 1
-        elif c == 43:
-            p += 1
-    v = 0
-    nd = 0
-    any_digit = False
-    while p < n:
-        d = np.int64(buf[p]) - 48
-        if d < 0 or d > 9:
-            break
-        any_digit = True
-        if v != 0 or d != 0:
-            nd += 1
-            if nd <= 18:
-                v = v * 10 + d
-        p += 1
-    if not any_digit:
-        return 0, p, 2
-    if nd > 18:
-        return 0, p, 4
-    return (-v if neg else v), p, 0
 
 
 @njit(cache=True, nogil=True)
@@ -450,8 +197,8 @@ def first_row_label_count(buf):
 
 @njit(cache=True, nogil=True)
 def parse_chunk(
-    buf, n_labels, zero_based, index_limit, boundary_index, value_limit, nnz_base, data, indices, row_ends,
-    labels, slow,
+    buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data, indices,
+    row_ends, labels, slow,
 ):
     """Parse the lines in ``buf`` (np.uint8, ending with b'\\n') into caller-allocated CSR arrays.
 
@@ -461,6 +208,7 @@ def parse_chunk(
     boundary_index: record the span of the first raw index equal to it (-1: none).
     value_limit: labels and values must be smaller in magnitude (FLOAT32_LIMIT for float32
     output, inf for float64).
+    max_line: a line may hold at most this many bytes before its newline (E_LINE_TOO_LONG).
     data, indices: room for every entry (no more than the colons, nor than a quarter of the
     bytes); row_ends: room for every row (no more than the newlines), receives
     ``nnz_base + entries up to the row's end``, i.e. ``indptr[1:]``; labels: float64, room for
@@ -501,94 +249,121 @@ def parse_chunk(
     bound_start = -1
     bound_end = -1
     p = 0
+    line_start = 0
     while p < n:
         c = buf[_U(p)]
         if _CLASS[c] == 1:
             p += 1
             continue
         if c == 10:
+            if p - line_start > max_line:
+                _fail(info, E_LINE_TOO_LONG, line_start, p, max_line, rows, nslow)
+                return info
             lines += 1
             p += 1
+            line_start = p
             continue
         if c == 35:
             while buf[_U(p)] != 10:
                 p += 1
             continue
-        # ---- a data row; its label token starts at p
+        # ---- a data row: labels, an optional qid, features. Every number, label or feature
+        # value, is read at one place, the top of this loop: the common ``digits[.digits]``
+        # inline (a call to a helper would halve the speed; so would a sign here, ~5%), anything
+        # else by parse_float, which also classifies the errors.
         lab_start = p
         if rows == 0:
             info[I_LAB_START] = lab_start
             info[I_LAB_END] = _token_end(buf, p, n)
-        k = 0
-        while True:
-            # common labels ("1", "-1", "0.25") inline; the rest through _parse_float
-            q = p
-            neg = buf[_U(q)] == 45
-            if neg:
-                q += 1
-            ds = q
-            mant = 0
-            d = np.int64(buf[_U(q)]) - 48
-            while 0 <= d <= 9:
-                mant = mant * 10 + d
-                q += 1
-                d = np.int64(buf[_U(q)]) - 48
-            ndig = q - ds
-            nfrac = 0
-            if buf[_U(q)] == 46:
-                q += 1
-                fs = q
-                d = np.int64(buf[_U(q)]) - 48
-                while 0 <= d <= 9:
-                    mant = mant * 10 + d
-                    q += 1
-                    d = np.int64(buf[_U(q)]) - 48
-                nfrac = q - fs
-                ndig += nfrac
-            t = buf[_U(q)]
-            if 0 < ndig <= 15 and (_CLASS[t] != 0 or t == 44):
-                v = float(mant) / _POW10[nfrac]
-                if neg:
-                    v = -v
-                st = 0
-            else:
-                v, q, st = _parse_float(buf, p, n)
-                t = buf[_U(q)]
-            if st == 2 or not (_CLASS[t] != 0 or t == 44):
-                _fail(info, E_LABEL, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
-                return info
-            if st == 3:
-                _fail(info, E_LABEL_NONFINITE, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
-                return info
-            if abs(v) >= value_limit:
-                _fail(info, E_LABEL_RANGE, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
-                return info
-            if k < nl:
-                labels[rows * nl + k] = v
-            if st == 1:
-                # position -1: a surplus label, only checked for finiteness
-                if nslow < slow_cap:
-                    slow[nslow, 0] = SLOW_LABEL
-                    slow[nslow, 1] = rows * nl + k if k < nl else -1
-                    slow[nslow, 2] = p
-                    slow[nslow, 3] = q
-                nslow += 1
-            k += 1
-            if t == 44:
-                p = q + 1
-                continue
-            p = q
-            break
-        if k != nl:
-            _fail(info, E_LABEL_COUNT, lab_start, p, k, rows, nslow)
-            return info
-        # ---- features. The common form, ``digits:digits[.digits]``, is parsed inline (calls
-        # to helper functions are not inlined by numba and would halve the speed); anything
-        # else goes through the general helpers, which also classify the errors.
+        k = 0  # labels read
+        label = True  # reading labels, then feature values
         row_start = nnz
         prev = -1
-        first = True
+        idx = 0
         while True:
+            vs = p
+            r = p
+            ds = r
+            mant = 0
+            d = np.int64(buf[_U(r)]) - 48
+            while 0 <= d <= 9:
+                mant = mant * 10 + d
+                r += 1
+                d = np.int64(buf[_U(r)]) - 48
+            ndig = r - ds
+            nfrac = 0
+            if buf[_U(r)] == 46:
+                r += 1
+                fs = r
+                d = np.int64(buf[_U(r)]) - 48
+                while 0 <= d <= 9:
+                    mant = mant * 10 + d
+                    r += 1
+                    d = np.int64(buf[_U(r)]) - 48
+                nfrac = r - fs
+                ndig += nfrac
+            t = buf[_U(r)]
+            if 0 < ndig <= 15 and (_CLASS[t] != 0 or (label and t == 44)):
+                # below 10**15: exact (Clinger's fast path) and within any value_limit
+                v = float(mant) / POW10[nfrac]
+            else:
+                v, r, st = parse_float(buf, vs, n)
+                t = buf[_U(r)]
+                if st == NOT_A_NUMBER or not (_CLASS[t] != 0 or (label and t == 44)):
+                    if label:
+                        _fail(info, E_LABEL, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
+                    else:
+                        _fail(info, E_VALUE, vs, _token_end(buf, vs, n), 0, rows, nslow)
+                    return info
+                if st == NONFINITE or abs(v) >= value_limit:
+                    if label:
+                        code = E_LABEL_NONFINITE if st == NONFINITE else E_LABEL_RANGE
+                        _fail(info, code, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
+                    else:
+                        code = E_VALUE_NONFINITE if st == NONFINITE else E_VALUE_RANGE
+                        _fail(info, code, vs, r, 0, rows, nslow)
+                    return info
+                if st == SLOW:
+                    if nslow < slow_cap:
+                        if label:  # position -1: a surplus label, only checked for finiteness
+                            slow[nslow, 0] = SLOW_LABEL
+                            slow[nslow, 1] = rows * nl + k if k < nl else -1
+                        else:
+                            slow[nslow, 0] = SLOW_VALUE
+                            slow[nslow, 1] = nnz
+                        slow[nslow, 2] = vs
+                        slow[nslow, 3] = r
+                    nslow += 1
+            p = r
+            if label:
+                if k < nl:
+                    labels[rows * nl + k] = v
+                k += 1
+                if t == 44:
+                    p += 1
+                    continue
+                if k != nl:
+                    _fail(info, E_LABEL_COUNT, lab_start, p, k, rows, nslow)
+                    return info
+                label = False
+                # an optional "qid:N" after the labels
+                c = buf[_U(p)]
+                while _CLASS[c] == 1:
+                    p += 1
+                    c = buf[_U(p)]
+                if c == 113 and buf[_U(p + 1)] == 105 and buf[_U(p + 2)] == 100 and buf[_U(p + 3)] == 58:
+                    _, q, st = parse_int(buf, p + 4, n)
+                    if st != 0 or _CLASS[buf[_U(q)]] == 0:
+                        _fail(info, E_QID, p + 4, _token_end(buf, p, n), 0, rows, nslow)
+                        return info
+                    p = q
+            else:
+                indices[nnz] = idx
+                data[nnz] = v
+                nnz += 1
+                prev = idx
+            # ---- the end of the line, or the next feature's index: ``digits`` inline, the
+            # rest through parse_int
             c = buf[_U(p)]
             while _CLASS[c] == 1:
                 p += 1
@@ -596,16 +371,6 @@ def parse_chunk(
             if c == 10 or c == 35:
                 break
             tok = p
-            if first:
-                first = False
-                if c == 113 and buf[_U(p + 1)] == 105 and buf[_U(p + 2)] == 100 and buf[_U(p + 3)] == 58:
-                    _, q, st = _parse_int(buf, p + 4, n)  # "qid:N"
-                    if st != 0 or _CLASS[buf[_U(q)]] == 0:
-                        _fail(info, E_QID, p + 4, _token_end(buf, p, n), 0, rows, nslow)
-                        return info
-                    p = q
-                    continue
-            # index
             idx = 0
             d = np.int64(c) - 48
             while 0 <= d <= 9:
@@ -614,7 +379,7 @@ def parse_chunk(
                 d = np.int64(buf[_U(p)]) - 48
             q = p
             if buf[_U(q)] != 58 or q == tok or q - tok > 18:
-                idx, q, st = _parse_int(buf, tok, n)
+                idx, q, st = parse_int(buf, tok, n)
                 if st != 0 or buf[_U(q)] != 58:
                     e = _token_end(buf, tok, n)
                     colon = -1
@@ -643,53 +408,7 @@ def parse_chunk(
             if idx == boundary_index and bound_start < 0:
                 bound_start = tok
                 bound_end = q
-            # value
-            vs = q + 1
-            r = vs
-            mant = 0
-            d = np.int64(buf[_U(r)]) - 48
-            while 0 <= d <= 9:
-                mant = mant * 10 + d
-                r += 1
-                d = np.int64(buf[_U(r)]) - 48
-            ndig = r - vs
-            nfrac = 0
-            if buf[_U(r)] == 46:
-                r += 1
-                fs = r
-                d = np.int64(buf[_U(r)]) - 48
-                while 0 <= d <= 9:
-                    mant = mant * 10 + d
-                    r += 1
-                    d = np.int64(buf[_U(r)]) - 48
-                nfrac = r - fs
-                ndig += nfrac
-            if 0 < ndig <= 15 and _CLASS[buf[_U(r)]] != 0:
-                # below 10**15: exact (Clinger's fast path) and within any value_limit
-                v = float(mant) / _POW10[nfrac]
-            else:
-                v, r, st = _parse_float(buf, vs, n)
-                if st == 2 or _CLASS[buf[_U(r)]] == 0:
-                    _fail(info, E_VALUE, vs, _token_end(buf, vs, n), 0, rows, nslow)
-                    return info
-                if st == 3:
-                    _fail(info, E_VALUE_NONFINITE, vs, r, 0, rows, nslow)
-                    return info
-                if abs(v) >= value_limit:
-                    _fail(info, E_VALUE_RANGE, vs, r, 0, rows, nslow)
-                    return info
-                if st == 1:
-                    if nslow < slow_cap:
-                        slow[nslow, 0] = SLOW_VALUE
-                        slow[nslow, 1] = nnz
-                        slow[nslow, 2] = vs
-                        slow[nslow, 3] = r
-                    nslow += 1
-            indices[nnz] = idx
-            data[nnz] = v
-            nnz += 1
-            prev = idx
-            p = r
+            p = q + 1  # the value
         if nnz > row_start:  # indices ascend within a row
             if indices[row_start] < min_idx:
                 min_idx = indices[row_start]
@@ -769,143 +488,6 @@ def count_rows(buf, limit):
 
 
 # ---------------------------------------------------------------------------------------
-# Formatting kernels (writers).
-
-
-@njit(cache=True, nogil=True)
-def _str_len(strs, i):
-    w = strs.shape[1]
-    for j in range(w):
-        if strs[i, j] == 0:
-            return j
-    return w
-
-
-@njit(cache=True, nogil=True)
-def _int_len(v):
-    if v < 0:
-        return 1 + _int_len(-v)
-    k = 1
-    while v >= 10:
-        v //= 10
-        k += 1
-    return k
-
-
-@njit(cache=True, nogil=True)
-def _write_int(out, o, v):
-    if v < 0:
-        out[o] = 45
-        o += 1
-        v = -v
-    k = _int_len(v)
-    for j in range(k - 1, -1, -1):
-        out[o + j] = 48 + v % 10
-        v //= 10
-    return o + k
-
-
-@njit(cache=True, nogil=True)
-def _fixed_len(q, decimals, scale):
-    ip = q // scale
-    fp = q % scale
-    k = _int_len(ip)
-    if fp != 0:
-        nd = decimals
-        while fp % 10 == 0:
-            fp //= 10
-            nd -= 1
-        k += 1 + nd
-    return k
-
-
-@njit(cache=True, nogil=True)
-def _write_fixed(out, o, q, decimals, scale):
-    # q / 10**decimals in positional notation without trailing zeros ("0.25", "1")
-    ip = q // scale
-    fp = q % scale
-    o = _write_int(out, o, ip)
-    if fp != 0:
-        nd = decimals
-        while fp % 10 == 0:
-            fp //= 10
-            nd -= 1
-        out[o] = 46
-        o += 1
-        for j in range(nd - 1, -1, -1):
-            out[o + j] = 48 + fp % 10
-            fp //= 10
-        o += nd
-    return o
-
-
-@njit(cache=True, nogil=True)
-def format_rows_strings(label_strs, n_label_cols, indptr, indices, value_strs, index_offset):
-    """LibSVM text for CSR rows whose labels and values are given as NUL-padded byte strings.
-
-    label_strs: (rows * n_label_cols, w) uint8; value_strs: (nnz, w) uint8.
-    """
-    rows = len(indptr) - 1
-    size = 0
-    for r in range(rows):
-        for k in range(n_label_cols):
-            size += _str_len(label_strs, r * n_label_cols + k) + 1  # ',' or ' ' / '\n'
-        for j in range(indptr[r], indptr[r + 1]):
-            size += _int_len(indices[j] + index_offset) + 1 + _str_len(value_strs, j) + 1
-    out = np.empty(size, np.uint8)
-    o = 0
-    for r in range(rows):
-        for k in range(n_label_cols):
-            i = r * n_label_cols + k
-            m = _str_len(label_strs, i)
-            out[o : o + m] = label_strs[i, :m]
-            o += m
-            if k + 1 < n_label_cols:
-                out[o] = 44
-                o += 1
-        for j in range(indptr[r], indptr[r + 1]):
-            out[o] = 32
-            o = _write_int(out, o + 1, indices[j] + index_offset)
-            out[o] = 58
-            o += 1
-            m = _str_len(value_strs, j)
-            out[o : o + m] = value_strs[j, :m]
-            o += m
-        out[o] = 10
-        o += 1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def format_rows_fixed(label_strs, indptr, indices, numerators, decimals, index_offset):
-    """LibSVM text for CSR rows whose values are ``numerators / 10**decimals`` (written without
-    trailing zeros) and whose labels are NUL-padded byte strings (one per row)."""
-    rows = len(indptr) - 1
-    scale = 1
-    for _ in range(decimals):
-        scale *= 10
-    size = 0
-    for r in range(rows):
-        size += _str_len(label_strs, r) + 1
-        for j in range(indptr[r], indptr[r + 1]):
-            size += _int_len(indices[j] + index_offset) + 2 + _fixed_len(numerators[j], decimals, scale)
-    out = np.empty(size, np.uint8)
-    o = 0
-    for r in range(rows):
-        m = _str_len(label_strs, r)
-        out[o : o + m] = label_strs[r, :m]
-        o += m
-        for j in range(indptr[r], indptr[r + 1]):
-            out[o] = 32
-            o = _write_int(out, o + 1, indices[j] + index_offset)
-            out[o] = 58
-            o = _write_fixed(out, o + 1, numerators[j], decimals, scale)
-        out[o] = 10
-        o += 1
-    return out
-
-
-# ---------------------------------------------------------------------------------------
 # Pure-Python reference parser: same contract as parse_chunk, line by line with regexes.
 
 _FLOAT_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -932,6 +514,23 @@ def _ref_float(tok: bytes):
     return v, (0 if math.isfinite(v) else 3)
 
 
+_LABEL_CODES = (E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
+_VALUE_CODES = (E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
+
+
+def _ref_number(tok: bytes, value_limit, codes, lineno, report: bytes) -> float:
+    """The number ``tok``; raises ReferenceError_ with ``codes`` (not a number, non-finite,
+    out of range) reporting the token ``report``."""
+    v, st = _ref_float(tok)
+    if st == 2:
+        raise ReferenceError_(codes[0], lineno, report)
+    if st == 3:
+        raise ReferenceError_(codes[1], lineno, report)
+    if abs(v) >= value_limit:
+        raise ReferenceError_(codes[2], lineno, report)
+    return v
+
+
 def parse_reference(text: bytes, n_labels=0, zero_based=AUTO_BASED, index_limit=-1, value_limit=math.inf):
     """Parse ``text`` the slow, obvious way. Returns a dict with ``labels`` (rows, n_labels)
     float64, ``indptr``, ``indices`` (raw), ``data`` float64, ``min``, ``max``, ``n_labels``;
@@ -949,14 +548,7 @@ def parse_reference(text: bytes, n_labels=0, zero_based=AUTO_BASED, index_limit=
             nl = len(pieces)
         row_labels = []
         for piece in pieces:
-            v, st = _ref_float(piece)
-            if st == 2:
-                raise ReferenceError_(E_LABEL, lineno, lab_tok)
-            if st == 3:
-                raise ReferenceError_(E_LABEL_NONFINITE, lineno, lab_tok)
-            if abs(v) >= value_limit:
-                raise ReferenceError_(E_LABEL_RANGE, lineno, lab_tok)
-            row_labels.append(v)
+            row_labels.append(_ref_number(piece, value_limit, _LABEL_CODES, lineno, lab_tok))
         if len(pieces) != nl:
             raise ReferenceError_(E_LABEL_COUNT, lineno, lab_tok, len(pieces))
         labels.append(row_labels)
@@ -982,15 +574,8 @@ def parse_reference(text: bytes, n_labels=0, zero_based=AUTO_BASED, index_limit=
                 raise ReferenceError_(E_INDEX_ORDER, lineno, idx_s, prev)
             if 0 <= index_limit <= idx:
                 raise ReferenceError_(E_INDEX_RANGE, lineno, idx_s, index_limit)
-            v, st = _ref_float(val_s)
-            if st == 2:
-                raise ReferenceError_(E_VALUE, lineno, val_s)
-            if st == 3:
-                raise ReferenceError_(E_VALUE_NONFINITE, lineno, val_s)
-            if abs(v) >= value_limit:
-                raise ReferenceError_(E_VALUE_RANGE, lineno, val_s)
             indices.append(idx)
-            data.append(v)
+            data.append(_ref_number(val_s, value_limit, _VALUE_CODES, lineno, val_s))
             prev = idx
         indptr.append(len(indices))
     ind = np.array(indices, dtype=np.int64)

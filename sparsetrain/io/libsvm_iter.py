@@ -25,7 +25,7 @@ import numpy as np
 from ..base import DataFormatError, ShapeError
 from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
-from .libsvm import DEFAULT_CHUNK_SIZE, LibSVMBlock, LibSVMReader
+from .libsvm import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 
 __all__ = ["LibSVMIter"]
 
@@ -98,6 +98,7 @@ class LibSVMIter(DataIter):
     last_batch_handle: 'pad', 'discard' or 'roll_over' (leftover rows start the next epoch),
         overriding ``round_batch``.
     chunk_size: bytes parsed at a time; memory use is a few times this.
+    max_line_bytes: a longer line is an error naming it (a bound on the memory one line takes).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class LibSVMIter(DataIter):
         last_batch_handle: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         workers: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ):
         super().__init__(batch_size)
         if isinstance(data_shape, (int, np.integer)):
@@ -156,11 +158,13 @@ class LibSVMIter(DataIter):
             data_libsvm, num_features=data_shape[0], zero_based=zero_based, dtype=self.dtype,
             num_labels=None if label_libsvm is not None else self._label_width,
             chunk_size=chunk_size, num_parts=num_parts, part_index=part_index, workers=workers,
+            max_line_bytes=max_line_bytes,
         )
         self._label_zero_based = zero_based
         self._label_reader: LibSVMReader | None = None
         self._chunk_size = chunk_size
         self._workers = workers
+        self._max_line_bytes = max_line_bytes
         self._head: _Rows | None = None  # the part's first rows, for padding
         self._carry: _Rows | None = None  # roll_over leftovers
         self._stream = None
@@ -195,6 +199,7 @@ class LibSVMIter(DataIter):
             self._label_reader = LibSVMReader(
                 self.label_libsvm, num_features=self._label_width, zero_based=self._label_zero_based,
                 dtype=self.dtype, chunk_size=self._chunk_size, workers=self._workers,
+                max_line_bytes=self._max_line_bytes,
                 start_row=self._data_reader.rows_before() if self.num_parts > 1 else 0,
             )
         last_part = self.part_index == self.num_parts - 1

@@ -30,17 +30,15 @@ on ``chunk_rows`` either.
 """
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _libsvm_kernels as K
+from ..fileio import open_atomic
+from ._libsvm_format import format_rows_fixed
 from .synthetic_options import check_options
 
 __all__ = ["BLOCK_ROWS", "SyntheticResult", "generate_libsvm", "weights_path_for"]
@@ -169,20 +167,6 @@ def _scores(indptr, cols, numerators, weights):
     return X @ weights
 
 
-def _open_write(tmp, path):
-    name = os.fspath(path)
-    if name.endswith(".gz"):
-        return gzip.open(tmp, "wb", compresslevel=6)
-    if name.endswith(".bz2"):
-        return bz2.open(tmp, "wb")
-    return open(tmp, "wb")
-
-
-def _tmp_name(path) -> str:
-    d, base = os.path.split(os.path.abspath(os.fspath(path)))
-    return os.path.join(d, f".{base}.tmp-{os.getpid()}-{threading.get_ident()}")
-
-
 def generate_libsvm(
     path,
     rows: int,
@@ -207,7 +191,9 @@ def generate_libsvm(
 
     Exactly one of ``density`` (fraction of non-zeros per row) and ``nnz_per_row`` is given.
     ``progress(rows_done)`` is called as rows are written. A path ending in ``.gz`` or
-    ``.bz2`` is compressed. Both files are written to temporary names and renamed into place.
+    ``.bz2`` is compressed. Both files are written to temporary names and renamed into place
+    (``fileio.open_atomic``): a missing directory or a full disk is an ``OutputError`` naming
+    the path, and no partial file is left.
     """
     dt = _check(chunk_rows, dtype, rows=rows, features=features, density=density, nnz_per_row=nnz_per_row, task=task,
                 classes=classes, target=target, noise=noise, columns=columns, zipf_a=zipf_a, seed=seed,
@@ -222,43 +208,34 @@ def generate_libsvm(
         threshold = float(np.median(_scores(*sampler.sample(pilot_rng, _PILOT_ROWS), weights)))
     offset = 0 if zero_based else 1
     wpath = weights_path_for(path)
-    tmp, wtmp = _tmp_name(path), _tmp_name(wpath)
     nnz = 0
-    try:
-        with _open_write(tmp, path) as f:
-            pending, pending_rows, done = [], 0, 0
-            for block, r0 in enumerate(range(0, rows, BLOCK_ROWS)):
-                n = min(BLOCK_ROWS, rows - r0)
-                rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, block)))
-                indptr, cols, numerators = sampler.sample(rng, n)
-                score = _scores(indptr, cols, numerators, weights)
-                if task == "regression":
-                    labels = (score + noise * rng.standard_normal(n)).astype(dt).astype("S")
-                elif task == "binary":
-                    labels = ((score + noise * rng.standard_normal(n)) > threshold).astype(np.int64).astype("S")
-                else:
-                    noisy = score + noise * rng.standard_normal(score.shape) if noise else score
-                    labels = np.argmax(noisy, axis=1).astype(np.int64).astype("S")
-                label_bytes = np.ascontiguousarray(labels).view(np.uint8).reshape(n, labels.dtype.itemsize)
-                pending.append(K.format_rows_fixed(label_bytes, indptr, cols, numerators, VALUE_DECIMALS, offset))
-                pending_rows += n
-                nnz += len(cols)
-                if pending_rows >= chunk_rows or r0 + n == rows:
-                    for text in pending:
-                        f.write(memoryview(text))
-                    done += pending_rows
-                    pending, pending_rows = [], 0
-                    if progress is not None:
-                        progress(done)
-        with open(wtmp, "wb") as wf:
-            np.save(wf, weights)
-        os.replace(tmp, path)
-        os.replace(wtmp, wpath)
-    except BaseException:
-        for p in (tmp, wtmp):
-            if os.path.exists(p):
-                os.unlink(p)
-        raise
+    # both files appear together, or neither: the weights are renamed into place first
+    with open_atomic(path) as f, open_atomic(wpath) as wf:
+        pending, pending_rows, done = [], 0, 0
+        for block, r0 in enumerate(range(0, rows, BLOCK_ROWS)):
+            n = min(BLOCK_ROWS, rows - r0)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, block)))
+            indptr, cols, numerators = sampler.sample(rng, n)
+            score = _scores(indptr, cols, numerators, weights)
+            if task == "regression":
+                labels = (score + noise * rng.standard_normal(n)).astype(dt).astype("S")
+            elif task == "binary":
+                labels = ((score + noise * rng.standard_normal(n)) > threshold).astype(np.int64).astype("S")
+            else:
+                noisy = score + noise * rng.standard_normal(score.shape) if noise else score
+                labels = np.argmax(noisy, axis=1).astype(np.int64).astype("S")
+            label_bytes = np.ascontiguousarray(labels).view(np.uint8).reshape(n, labels.dtype.itemsize)
+            pending.append(format_rows_fixed(label_bytes, indptr, cols, numerators, VALUE_DECIMALS, offset))
+            pending_rows += n
+            nnz += len(cols)
+            if pending_rows >= chunk_rows or r0 + n == rows:
+                for text in pending:
+                    f.write(memoryview(text))
+                done += pending_rows
+                pending, pending_rows = [], 0
+                if progress is not None:
+                    progress(done)
+        np.save(wf, weights)
     return SyntheticResult(
         path=path, rows=int(rows), features=int(features), nnz=int(nnz), bytes=os.path.getsize(path),
         weights_path=wpath, task=task, threshold=threshold,

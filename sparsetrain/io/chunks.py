@@ -1,0 +1,379 @@
+"""The bytes of a data file as chunks of whole lines, in bounded memory.
+
+:class:`ChunkSource` is what every reader of line-based data files builds on (the LibSVM
+parser today; streaming and a disk cache later):
+
+- opening: gzip and bzip2 content is decompressed transparently (recognised by its first
+  bytes, whatever the file name); a pipe of plain text works for one pass. Corrupt or
+  truncated compressed data is a :class:`~sparsetrain.base.DataFormatError` naming the file
+  (and the line where the data stops), not a decompressor's exception;
+- chunks: :meth:`ChunkSource.chunks` yields ``(buf, offset)``, np.uint8 buffers of about
+  ``chunk_size`` bytes that end with a newline (one is added after a last line that lacks it,
+  which parsers use as a sentinel). A plain file is memory-mapped and the chunks are views of
+  the page cache; other sources are read into chunk buffers. A line longer than a chunk makes
+  a larger chunk, up to ``max_line_bytes``: a longer line is an error with file:line, so that
+  ``/dev/zero`` or a small ``.gz`` holding one huge line cannot exhaust memory;
+- parts: :meth:`ChunkSource.part_range` splits the (decompressed) content into ``num_parts``
+  byte ranges aligned to line starts, which together hold every line exactly once;
+- positions: newlines and data rows before an offset, and the offset of the n-th data row.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import mmap
+import os
+import stat
+import zlib
+
+import numpy as np
+
+from ..base import DataFormatError
+from . import _libsvm_kernels as K
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "ChunkSource", "open_data"]
+
+#: Bytes read (and parsed) at a time.
+DEFAULT_CHUNK_SIZE = 16 << 20
+#: The longest line accepted, in bytes (a bound on the memory one line can take).
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BZ2_MAGIC = b"BZh"
+_SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
+
+
+def open_data(path):
+    """Open ``path`` for binary reading, decompressing gzip or bzip2 content transparently
+    (recognised by its magic bytes, whatever the file name). An uncompressed pipe works too.
+    Read errors of compressed data are raised as they come; :class:`ChunkSource` turns them
+    into :class:`DataFormatError`."""
+    raw = open(path, "rb", buffering=0)
+    try:
+        if not raw.seekable():  # a pipe: look at the first bytes without consuming them
+            f = io.BufferedReader(raw)
+            if f.peek(3)[:2] == _GZIP_MAGIC or f.peek(3)[:3] == _BZ2_MAGIC:
+                raise ValueError(f"{os.fspath(path)}: compressed data from a pipe is not supported; "
+                                 "pipe it through zcat/bzcat or give the file")
+            return f
+        head = raw.read(3)
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    if head[:2] == _GZIP_MAGIC:
+        raw.close()
+        return gzip.open(path, "rb")
+    if head == _BZ2_MAGIC:
+        raw.close()
+        return bz2.open(path, "rb")
+    return raw
+
+
+def _compression(f) -> str | None:
+    if isinstance(f, gzip.GzipFile):
+        return "gzip"
+    if isinstance(f, bz2.BZ2File):
+        return "bzip2"
+    return None
+
+
+def _is_decompression_error(e: BaseException) -> bool:
+    """A decompressor's complaint about its input (EOFError: truncated; BadGzipFile, zlib.error,
+    bz2's OSError without errno: corrupt), as opposed to an I/O error of the disk."""
+    return isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)) or (isinstance(e, OSError) and e.errno is None)
+
+
+class _Reader:
+    """An open data file whose reads raise DataFormatError for corrupt compressed data; the
+    message names the file and the line where the readable data stops."""
+
+    def __init__(self, path, max_line_bytes: int):
+        self.path = os.fspath(path)
+        self.f = open_data(path)
+        self.compression = _compression(self.f)
+        self.max_line_bytes = max_line_bytes
+        self.lines_read = 0  # newlines in the bytes handed out so far (counted on demand)
+
+    def close(self) -> None:
+        self.f.close()
+
+    def mappable(self) -> bool:
+        """A plain regular file (not compressed, not a pipe or device) can be memory-mapped."""
+        return self.compression is None and stat.S_ISREG(os.fstat(self.f.fileno()).st_mode)
+
+    def _failed(self, e: BaseException, after_line: int | None = None) -> DataFormatError:
+        after = f" after line {after_line}" if after_line else ""
+        reason = str(e) or type(e).__name__
+        return DataFormatError(f"{self.path}: corrupt or truncated {self.compression} data{after} ({reason})")
+
+    def readinto_full(self, mv, lines_before=None) -> int:
+        """Fill ``mv`` unless the data ends first; returns the bytes read. ``lines_before()``
+        counts the complete lines before these bytes, for the message if the compressed data
+        turns out corrupt."""
+        total, n = 0, len(mv)
+        try:
+            while total < n:
+                got = self.f.readinto(mv[total:])
+                if not got:
+                    break
+                total += got
+        except Exception as e:
+            if self.compression is None or not _is_decompression_error(e):
+                raise
+            raise self._failed(e, lines_before() if lines_before else None) from None
+        return total
+
+    def seek(self, offset: int) -> None:
+        try:
+            self.f.seek(offset)  # a compressed stream decompresses up to offset
+        except Exception as e:
+            if self.compression is None or not _is_decompression_error(e):
+                raise
+            raise self._failed(e, None) from None
+
+
+class ChunkSource:
+    """The (decompressed) bytes of the data file ``path``, read as chunks of whole lines.
+
+    Nothing is opened until a method needs it; each :meth:`chunks` call reads the file again
+    (a pipe can be read once).
+    """
+
+    def __init__(self, path, chunk_size: int = DEFAULT_CHUNK_SIZE, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if (isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, (int, np.integer))
+                or max_line_bytes < 1):
+            raise ValueError(f"max_line_bytes must be a positive integer, got {max_line_bytes!r}")
+        self.path = path
+        self.chunk_size = int(chunk_size)
+        self.max_line_bytes = int(max_line_bytes)
+        self._size: int | None = None
+
+    @property
+    def name(self) -> str:
+        return os.fspath(self.path)
+
+    def _open(self) -> _Reader:
+        return _Reader(self.path, self.max_line_bytes)
+
+    def is_regular_file(self) -> bool:
+        return stat.S_ISREG(os.stat(self.path).st_mode)
+
+    def mappable(self) -> bool:
+        """Whether the chunks are views of a memory map (a plain, uncompressed regular file).
+        Never opens a pipe."""
+        if not self.is_regular_file():
+            return False
+        r = self._open()
+        try:
+            return r.mappable()
+        finally:
+            r.close()
+
+    # -- sizes and ranges ------------------------------------------------------------------
+    def size(self) -> int:
+        """Size in bytes of the (decompressed) content."""
+        if self._size is None:
+            r = self._open()
+            try:
+                if r.mappable():
+                    self._size = os.fstat(r.f.fileno()).st_size
+                else:
+                    buf = memoryview(bytearray(1 << 20))
+                    total = 0
+                    while got := r.readinto_full(buf):
+                        total += got
+                    self._size = total
+            finally:
+                r.close()
+        return self._size
+
+    def line_start_at_or_after(self, x: int) -> int:
+        """The first offset >= ``x`` where a line starts (``size()`` if none)."""
+        size = self.size()
+        if x <= 0:
+            return 0
+        if x >= size:
+            return size
+        r = self._open()
+        try:
+            r.seek(x - 1)
+            pos = x - 1
+            block = np.empty(1 << 16, np.uint8)
+            while True:
+                got = r.readinto_full(memoryview(block))
+                if not got:
+                    return size
+                j = K.first_newline(block[:got], 0)
+                if j >= 0:
+                    return pos + j + 1
+                pos += got
+        finally:
+            r.close()
+
+    def part_range(self, num_parts: int, part_index: int) -> tuple[int, int | None]:
+        """(begin, end_hint) of part ``part_index``: it holds the lines that start in
+        ``[s, e)`` with ``s = size * part_index // num_parts`` and ``e`` likewise, so that the
+        parts together hold every line exactly once. ``end_hint`` is None for the last part."""
+        if num_parts == 1:
+            return 0, None
+        size = self.size()
+        s = size * part_index // num_parts
+        e = size * (part_index + 1) // num_parts
+        begin = self.line_start_at_or_after(s)
+        if part_index == num_parts - 1:
+            return begin, None
+        if begin >= e:
+            return begin, begin  # no line starts in [s, e)
+        return begin, e
+
+    # -- chunks ----------------------------------------------------------------------------
+    def chunks(self, begin: int = 0, end_hint: int | None = None):
+        """Yield ``(buf, offset)``: np.uint8 buffers of whole lines from ``begin`` on, each
+        ending with a newline. With ``end_hint`` the chunks stop after the line that holds
+        byte ``end_hint - 1``. Raises DataFormatError for a line longer than
+        ``max_line_bytes`` (only where it does not fit in a chunk: parsers check the rest)
+        and for corrupt compressed data."""
+        if end_hint is not None and end_hint <= begin:
+            return
+        r = self._open()
+        try:
+            if r.mappable():
+                yield from self._mapped_chunks(r, begin, end_hint)
+            else:
+                yield from self._read_chunks(r, begin, end_hint)
+        finally:
+            r.close()
+
+    def _line_too_long(self, line: int) -> DataFormatError:
+        return DataFormatError(f"{self.name}:{line}: line is longer than max_line_bytes={self.max_line_bytes}")
+
+    def _chunk_end(self, arr, pos: int, stop: int) -> int:
+        """Where the chunk of ``arr`` that starts at line start ``pos`` ends: after the last
+        newline within ``chunk_size`` bytes, or after the line that does not fit."""
+        target = pos + self.chunk_size
+        if target >= stop:
+            return stop
+        j = K.last_newline(arr[pos:target])
+        if j >= 0:
+            return pos + j + 1
+        limit = min(stop, pos + self.max_line_bytes + 1)  # a line longer than a chunk
+        j = K.first_newline(arr[:limit], target)
+        if j < 0 and limit < stop:
+            raise self._line_too_long(K.count_newlines(arr[:pos]) + 1)
+        return stop if j < 0 else j + 1
+
+    def _mapped_chunks(self, r: _Reader, begin: int, end_hint: int | None):
+        """Views of a memory map of a plain file, no copies. (A copy-on-write mapping, so that
+        the views are ordinary writable arrays for the kernels; nothing writes to them.)"""
+        size = os.fstat(r.f.fileno()).st_size
+        if begin >= size:
+            return
+        mm = mmap.mmap(r.f.fileno(), 0, access=mmap.ACCESS_COPY)
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        try:
+            stop = size
+            if end_hint is not None and end_hint < size:
+                j = K.first_newline(arr, end_hint - 1)
+                stop = size if j < 0 else j + 1
+            pos = begin
+            while pos < stop:
+                end = self._chunk_end(arr, pos, stop)
+                piece = arr[pos:end]
+                if piece[-1] != 10:  # the last line lacks its newline: add one to a copy
+                    if end - pos > self.max_line_bytes:
+                        raise self._line_too_long(K.count_newlines(arr[:pos]) + 1)
+                    piece = np.append(piece, np.uint8(10))
+                yield piece, pos
+                pos = end
+        finally:
+            del arr
+            try:
+                mm.close()
+            except BufferError:
+                pass  # a chunk is still referenced (an abandoned parse); the map goes with it
+
+    def _read_chunks(self, r: _Reader, begin: int, end_hint: int | None):
+        """Chunks read into buffers (compressed data, pipes, devices). A buffer holds the
+        previous read's unfinished line (``carry``) and is grown for a long line up to
+        ``max_line_bytes``."""
+        if begin:
+            r.seek(begin)
+        base = begin
+        carry = None
+        lines = 0  # newlines handed out, for the messages of a long line or corrupt data
+        while True:
+            clen = 0 if carry is None else len(carry)
+            cap = max(self.chunk_size, min(2 * clen, self.max_line_bytes + 1))
+            buf = np.empty(cap + 1, np.uint8)  # + room for a final newline
+            if clen:
+                buf[:clen] = carry
+            n = clen + r.readinto_full(memoryview(buf)[clen:cap],
+                                       lambda: self._line_at(begin, lines + K.count_newlines(buf[:clen])))
+            eof = n < cap
+            if end_hint is not None and base + n >= end_hint:
+                j = K.first_newline(buf[:n], max(0, end_hint - 1 - base))
+                if j >= 0:
+                    yield buf[: j + 1], base
+                    return
+            j = K.last_newline(buf[:n])
+            if j < 0 and n > self.max_line_bytes:
+                raise self._line_too_long(self._line_at(begin, lines) + 1)
+            if eof:
+                if n:
+                    if buf[n - 1] != 10:
+                        buf[n] = 10
+                        n += 1
+                    yield buf[:n], base
+                return
+            if j < 0:
+                carry = buf[:n]
+                continue
+            lines += K.count_newlines(buf[: j + 1])
+            yield buf[: j + 1], base
+            carry = buf[j + 1 : n]
+            base += j + 1
+
+    def _line_at(self, begin: int, lines_in_range: int) -> int:
+        """Lines of the file before the range starting at ``begin``, plus ``lines_in_range``."""
+        return lines_in_range if begin == 0 else self.newlines_before(begin) + lines_in_range
+
+    # -- positions -------------------------------------------------------------------------
+    def _scan(self):
+        return ChunkSource(self.path, _SCAN_CHUNK, self.max_line_bytes).chunks()
+
+    def newlines_before(self, offset: int) -> int:
+        """Newlines in the first ``offset`` bytes of the (decompressed) content."""
+        count = 0
+        for buf, _ in self._scan():
+            if offset <= 0:
+                break
+            take = buf[: min(len(buf), offset)]
+            count += K.count_newlines(take)
+            offset -= len(take)
+        return count
+
+    def rows_before(self, offset: int) -> int:
+        """Data rows in the first ``offset`` bytes (``offset`` is a line start)."""
+        rows = 0
+        for buf, base in self._scan():
+            if base >= offset:
+                break
+            n, _ = K.count_rows(buf[: offset - base], -1)
+            rows += n
+        return rows
+
+    def offset_of_row(self, row: int) -> int | None:
+        """Byte offset just past the ``row``-th data row's line (None if there are fewer)."""
+        if row <= 0:
+            return 0
+        remaining = row
+        for buf, base in self._scan():
+            n, end = K.count_rows(buf, remaining)
+            remaining -= n
+            if remaining == 0:
+                return base + end
+        return None

@@ -1,0 +1,486 @@
+"""The LibSVM parse pipeline: chunks of a :class:`~sparsetrain.io.chunks.ChunkSource` parsed
+by the compiled kernel (``_libsvm_kernels.parse_chunk``) on a pool of threads (the kernel
+releases the GIL), checked and turned into messages on the calling thread.
+
+- :func:`iter_parsed` streams :class:`LibSVMBlock` s in file order, parsing a few chunks
+  ahead of the consumer, so memory stays bounded by a few chunks plus their parsed output;
+- :func:`load_arrays` parses a whole file into one set of CSR arrays. A plain file is
+  memory-mapped and every chunk's newlines and colons are counted first (a fast pass), so
+  that the chunks are parsed in parallel straight into the final arrays: no concatenation,
+  no second copy of the output. Other sources are streamed and concatenated.
+
+Malformed input raises :class:`sparsetrain.base.DataFormatError` naming the file, the line and
+the offending token, e.g. ``data/x.libsvm:1832: feature index 'abc' is not an integer``.
+The public API (``load_libsvm``, ``LibSVMReader``) is in ``libsvm.py``.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ..base import DataFormatError
+from . import _libsvm_kernels as K
+from .chunks import ChunkSource
+
+__all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
+
+_SLOW_TABLE_ROWS = 64
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_PID = 0
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of parser threads, grown on demand (and made anew in a forked
+    child, whose copy of the parent's pool has no threads)."""
+    global _POOL, _POOL_SIZE, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE < workers or _POOL_PID != os.getpid():
+            # a smaller pool may still be serving another reader: leave it to finish
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparsetrain-libsvm")
+            _POOL_SIZE = workers
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+# ------------------------------------------------------------------------------------------
+# Parsing: chunks on worker threads, then checks and messages on the calling thread
+
+
+@dataclass
+class LibSVMBlock:
+    """Rows parsed from one chunk.
+
+    ``data``, ``indices`` (int64 column ids, zero-based) and ``indptr`` (int64, starting at 0)
+    are CSR arrays; ``labels`` is float64 of shape (rows, labels per row).
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    labels: np.ndarray
+    num_features: int | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def to_csr(self, num_features: int | None = None):
+        """The rows as a ``CSRNDArray`` (wrapping the arrays without copying)."""
+        from ..ndarray.sparse import csr_matrix
+
+        d = num_features or self.num_features
+        if d is None:
+            d = int(self.indices.max()) + 1 if len(self.indices) else 1
+        return csr_matrix((self.data, self.indices, self.indptr), shape=(self.num_rows, d), dtype=self.data.dtype)
+
+
+class _Job:
+    """One chunk: its bytes, where its output goes and, once parsed, the kernel's report."""
+
+    __slots__ = (
+        "buf", "lines_before", "n_labels", "nnz_base", "data", "indices", "indptr", "row_ends", "labels",
+        "info", "slow",
+    )
+
+    def __init__(self, buf, lines_before, n_labels):
+        self.buf = buf
+        self.lines_before = lines_before  # newlines between the part's start and this chunk
+        self.n_labels = n_labels
+        self.nnz_base = 0
+        self.indptr = None
+
+    @property
+    def rows(self) -> int:
+        return int(self.info[K.I_ROWS])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.info[K.I_NNZ])
+
+
+@dataclass
+class Settings:
+    """How the kernels check a stream (see parse_chunk)."""
+
+    mode: int
+    index_limit: int
+    boundary: int
+    value_limit: float
+    max_line: int
+    dtype: np.dtype
+
+
+def _run_kernel(job: _Job, s: Settings) -> _Job:
+    """Parse ``job.buf`` into the job's arrays; runs on a worker thread (the kernel releases
+    the GIL)."""
+    slow = np.empty((_SLOW_TABLE_ROWS, 4), np.int64)
+    args = (job.buf, job.n_labels, s.mode, s.index_limit, s.boundary, s.value_limit, s.max_line, job.nnz_base,
+            job.data, job.indices, job.row_ends, job.labels)
+    info = K.parse_chunk(*args, slow)
+    if info[K.I_NSLOW] > len(slow):
+        slow = np.empty((int(info[K.I_NSLOW]), 4), np.int64)
+        info = K.parse_chunk(*args, slow)
+    job.info, job.slow = info, slow
+    return job
+
+
+def _parse_into_own_arrays(job: _Job, s: Settings) -> _Job:
+    """Streaming: allocate room by upper bounds that need no counting pass (an entry takes at
+    least 4 bytes, a row at least 2 per label), parse, then give the unused room back
+    (realloc shrinks in place). Untouched pages of the large allocations never become
+    resident, so memory use follows the actual output."""
+    n = len(job.buf)
+    job.data = np.empty(n // 4 + 1, s.dtype)
+    job.indices = np.empty(n // 4 + 1, np.int64)
+    indptr = np.empty(n // 2 + 2, np.int64)
+    indptr[0] = 0
+    job.row_ends = indptr[1:]
+    job.labels = np.empty(n // 2 + 1, np.float64)
+    _run_kernel(job, s)
+    job.row_ends = None  # a view: drop it before resizing its base
+    if job.info[K.I_ERR] == K.OK:
+        job.data.resize(job.nnz, refcheck=False)
+        job.indices.resize(job.nnz, refcheck=False)
+        indptr.resize(job.rows + 1, refcheck=False)
+        job.labels.resize(job.rows * job.n_labels, refcheck=False)
+    job.indptr = indptr
+    return job
+
+
+def _token_text(buf, start: int, end: int) -> str:
+    text = bytes(buf[start:end]).decode("ascii", "backslashreplace")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
+# messages by error code: {q} is the quoted token, {aux} the kernel's extra number
+_MESSAGES = {
+    K.E_LABEL_NONFINITE: "label {q} is not finite",
+    K.E_MISSING_COLON: "feature {q} has no ':' between index and value",
+    K.E_INDEX_NEGATIVE: "feature index {q} is negative",
+    K.E_INDEX_ZERO: "feature index {q} is 0 in a one-based file (zero_based=False)",
+    K.E_INDEX_ORDER: "feature index {q} is not greater than the previous index {aux} "
+                     "(indices must be strictly ascending)",
+    K.E_INDEX_OVERFLOW: "feature index {q} is too large",
+    K.E_VALUE: "feature value {q} is not a number",
+    K.E_VALUE_NONFINITE: "feature value {q} is not finite",
+    K.E_QID: "qid {q} is not an integer",
+    K.E_LABEL_RANGE: "label {q} is too large for {dtype}",
+    K.E_VALUE_RANGE: "feature value {q} is too large for {dtype}",
+    K.E_LINE_TOO_LONG: "line is longer than max_line_bytes={aux}",
+}
+
+
+def _message(code: int, tok: str, aux: int, ctx: "_ParseContext") -> str:
+    q = f"'{tok}'"
+    if code == K.E_LABEL:
+        hint = " (is the label missing?)" if ":" in tok else ""
+        return f"label {q} is not a number{hint}"
+    if code == K.E_LABEL_COUNT:
+        return f"expected {_plural(ctx.n_labels, 'label')} per row (as on the first row), found {aux} in {q}"
+    if code == K.E_INDEX_NOT_INT:
+        return f"feature index {q} is not an integer" if tok else "feature index is empty"
+    if code == K.E_INDEX_RANGE:
+        base = " with one-based indices" if ctx.mode != K.ZERO_BASED else ""
+        return f"feature index {q} is out of range for num_features={ctx.num_features}{base}"
+    return _MESSAGES.get(code, "malformed token {q} (error {code})").format(q=q, aux=aux, dtype=ctx.dtype, code=code)
+
+
+class _ParseContext:
+    """What the messages need to know, and the line bookkeeping of one stream."""
+
+    def __init__(self, source: ChunkSource, num_features, mode, n_labels, part_begin, dtype):
+        self.source = source
+        self.path = source.name
+        self.dtype = np.dtype(dtype).name
+        self.num_features = num_features
+        self.mode = mode
+        self.n_labels = n_labels
+        self.part_begin = part_begin
+        self._lines_before_part = 0 if part_begin == 0 else None
+
+    def lines_before_part(self) -> int:
+        if self._lines_before_part is None:
+            self._lines_before_part = self.source.newlines_before(self.part_begin)
+        return self._lines_before_part
+
+    def line_of(self, job: _Job, pos: int) -> int:
+        return self.lines_before_part() + job.lines_before + K.count_newlines(job.buf[:pos]) + 1
+
+    def error(self, job: _Job, code, start, end, aux) -> DataFormatError:
+        msg = _message(code, _token_text(job.buf, start, end), aux, self)
+        return DataFormatError(f"{self.path}:{self.line_of(job, start)}: {msg}")
+
+
+def _label_token_span(buf, start):
+    # a slow label number starts inside the label token; report the whole token
+    s = start
+    while s > 0 and buf[s - 1] not in (32, 9, 13, 11, 12, 10):
+        s -= 1
+    e = start
+    while e < len(buf) and K._CLASS[buf[e]] == 0:
+        e += 1
+    return s, e
+
+
+def _check(job: _Job, ctx: _ParseContext, s: Settings) -> None:
+    """Convert the numbers the kernel left to Python, and raise the chunk's first error."""
+    info, buf = job.info, job.buf
+    errors = []  # (byte position, code, start, end, aux); the earliest one is raised
+    for kind, pos, start, end in job.slow[: int(info[K.I_NSLOW])]:
+        v = float(bytes(buf[start:end]))
+        label = kind == K.SLOW_LABEL
+        if not math.isfinite(v) or abs(v) >= s.value_limit:
+            if not math.isfinite(v):
+                code = K.E_LABEL_NONFINITE if label else K.E_VALUE_NONFINITE
+            else:
+                code = K.E_LABEL_RANGE if label else K.E_VALUE_RANGE
+            start, end = _label_token_span(buf, int(start)) if label else (int(start), int(end))
+            errors.append((start, code, start, end, 0))
+            break
+        if label:
+            if pos >= 0:
+                job.labels[pos] = v
+        else:
+            job.data[pos] = v
+    code = int(info[K.I_ERR])
+    if code == K.E_NO_NEWLINE:
+        raise AssertionError("parse_chunk needs a buffer that ends with a newline")
+    if code != K.OK:
+        start = int(info[K.I_ERR_START])
+        errors.append((start, code, start, int(info[K.I_ERR_END]), int(info[K.I_ERR_AUX])))
+    if errors:
+        _, code, start, end, aux = min(errors)
+        raise ctx.error(job, code, start, end, aux)
+
+
+@dataclass
+class BlockMeta:
+    """Per-chunk facts the callers need besides the arrays."""
+
+    min_index: int
+    max_index: int
+    boundary: tuple | None  # (line, token) of the first raw index equal to the boundary
+
+
+def _meta(job: _Job, ctx: _ParseContext, want_boundary: bool) -> BlockMeta:
+    """The chunk's index range and, if ``want_boundary``, where its boundary index is."""
+    info = job.info
+    bound = None
+    if want_boundary and info[K.I_BOUND_START] >= 0:
+        s, e = int(info[K.I_BOUND_START]), int(info[K.I_BOUND_END])
+        bound = (ctx.line_of(job, s), _token_text(job.buf, s, e))
+    return BlockMeta(int(info[K.I_MIN]), int(info[K.I_MAX]), bound)
+
+
+def iter_parsed(
+    source: ChunkSource,
+    *,
+    begin: int,
+    end_hint: int | None,
+    n_labels: int,
+    num_features: int | None,
+    settings: Settings,
+    workers: int,
+) -> Iterator[tuple[LibSVMBlock, BlockMeta]]:
+    """Parse the lines of ``[begin, end)`` chunk by chunk; yields blocks in file order with
+    raw (unshifted) indices. Up to ``workers + 1`` chunks are parsed ahead of the consumer.
+    ``n_labels`` 0 takes the count from the first data row. An error of the source (corrupt
+    compressed data, a line too long) is raised after the blocks before it."""
+    pool = _executor(workers)
+    ctx = _ParseContext(source, num_features, settings.mode, n_labels, begin, settings.dtype)
+    chunks = source.chunks(begin, end_hint)
+    pending: collections.deque = collections.deque()
+    lines_before = 0
+    boundary_seen = False
+    source_error = None
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) <= workers:
+                try:
+                    buf, _ = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except DataFormatError as e:  # raised in file order, after the chunks before it
+                    source_error = e
+                    exhausted = True
+                    break
+                if not ctx.n_labels:
+                    ctx.n_labels = K.first_row_label_count(buf)
+                job = _Job(buf, 0, ctx.n_labels or 1)
+                pending.append(pool.submit(_parse_into_own_arrays, job, settings))
+            if not pending:
+                if source_error is not None:
+                    raise source_error
+                return
+            job = pending.popleft().result()
+            job.lines_before = lines_before  # the previous chunks parsed whole: exact counts
+            _check(job, ctx, settings)
+            lines_before += int(job.info[K.I_LINES])
+            meta = _meta(job, ctx, want_boundary=not boundary_seen)
+            boundary_seen = boundary_seen or meta.boundary is not None
+            block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(job.rows, job.n_labels))
+            job.buf = None  # done with the bytes
+            yield block, meta
+    finally:
+        for fut in pending:
+            fut.cancel()
+        chunks.close()
+
+
+def settings_for(mode: int, num_features: int | None, dtype, max_line_bytes: int) -> Settings:
+    """Kernel settings: raw indices allowed below ``index_limit``; ``boundary`` is the raw
+    index valid only if an "auto" file turns out one-based."""
+    value_limit = K.FLOAT32_LIMIT if dtype == np.float32 else math.inf
+    if num_features is None:
+        limit, boundary = -1, -1
+    elif mode == K.ZERO_BASED:
+        limit, boundary = num_features, -1
+    elif mode == K.ONE_BASED:
+        limit, boundary = num_features + 1, -1
+    else:
+        limit, boundary = num_features + 1, num_features
+    return Settings(mode, limit, boundary, value_limit, max_line_bytes, np.dtype(dtype))
+
+
+def range_error(path, line, token, num_features) -> DataFormatError:
+    return DataFormatError(
+        f"{os.fspath(path)}:{line}: feature index '{token}' is out of range for "
+        f"num_features={num_features} (the file has index 0, so it is zero-based)"
+    )
+
+
+def load_arrays(source: ChunkSource, num_features: int | None, settings: Settings, workers: int):
+    """The whole file as ``(data, indices, indptr, labels, metas)`` with raw (unshifted)
+    indices and 2-D labels, or None when it has no data rows."""
+    if source.mappable():
+        return _load_mapped(source, num_features, settings, workers)
+    return _load_streamed(source, num_features, settings, workers)
+
+
+def _load_streamed(source: ChunkSource, num_features, settings, workers):
+    """Parse chunk by chunk into separate arrays, then concatenate them."""
+    blocks, metas = [], []
+    for block, meta in iter_parsed(
+        source, begin=0, end_hint=None, n_labels=0, num_features=num_features, settings=settings, workers=workers,
+    ):
+        if block.num_rows:
+            blocks.append(block)
+            metas.append(meta)
+    if not blocks:
+        return None
+    if len(blocks) == 1:
+        b = blocks[0]
+        return b.data, b.indices, b.indptr, b.labels, metas
+    data = np.concatenate([b.data for b in blocks])
+    indices = np.concatenate([b.indices for b in blocks])
+    labels = np.concatenate([b.labels for b in blocks])
+    indptr = np.empty(sum(b.num_rows for b in blocks) + 1, np.int64)
+    indptr[0] = 0
+    r = off = 0
+    for b in blocks:
+        np.add(b.indptr[1:], off, out=indptr[r + 1 : r + b.num_rows + 1])
+        r += b.num_rows
+        off += b.nnz
+    return data, indices, indptr, labels, metas
+
+
+def _load_mapped(source: ChunkSource, num_features, settings, workers):
+    """Two parallel passes over a memory-mapped file: count each chunk's newlines and colons,
+    which bound its rows and entries, then parse every chunk straight into its slice of the
+    output arrays. Slices a chunk did not fill (comments, blank lines, ``qid``) are closed up
+    at the end."""
+    pool = _executor(workers)
+    jobs: list[_Job] = []
+    futures = []
+    bufs = []
+    try:
+        bufs = [buf for buf, _ in source.chunks()]  # views of the mapped file
+        if not bufs:
+            return None
+        counts = list(pool.map(K.count_newlines_colons, bufs))
+        n_labels = 0
+        for buf in bufs:
+            n_labels = K.first_row_label_count(buf)
+            if n_labels:
+                break
+        if not n_labels:
+            return None
+        newlines_total = sum(c[0] for c in counts)
+        colons_total = sum(c[1] for c in counts)
+        data = np.empty(colons_total, settings.dtype)
+        indices = np.empty(colons_total, np.int64)
+        indptr = np.empty(newlines_total + 1, np.int64)
+        indptr[0] = 0
+        labels = np.empty(newlines_total * n_labels, np.float64)
+        ctx = _ParseContext(source, num_features, settings.mode, n_labels, 0, settings.dtype)
+        row_off = nnz_off = 0
+        for buf, (newlines, colons) in zip(bufs, counts):
+            job = _Job(buf, row_off, n_labels)  # lines before == rows room before: both newlines
+            job.nnz_base = nnz_off
+            job.data = data[nnz_off : nnz_off + colons]
+            job.indices = indices[nnz_off : nnz_off + colons]
+            job.row_ends = indptr[1 + row_off : 1 + row_off + newlines]
+            job.labels = labels[row_off * n_labels : (row_off + newlines) * n_labels]
+            jobs.append(job)
+            row_off += newlines
+            nnz_off += colons
+        futures = [pool.submit(_run_kernel, job, settings) for job in jobs]
+        metas = []
+        boundary_seen = False
+        for fut in futures:
+            job = fut.result()
+            _check(job, ctx, settings)
+            metas.append(_meta(job, ctx, want_boundary=not boundary_seen))
+            boundary_seen = boundary_seen or metas[-1].boundary is not None
+        rows = sum(j.rows for j in jobs)
+        nnz = sum(j.nnz for j in jobs)
+        if rows == 0:
+            return None
+        # close up what the counts over-reserved, moving each chunk down to its final place
+        row_off = nnz_off = 0
+        row_room = nnz_room = 0
+        for job, (newlines, colons) in zip(jobs, counts):
+            r, z = job.rows, job.nnz
+            if row_room != row_off or nnz_room != nnz_off:
+                data[nnz_off : nnz_off + z] = data[nnz_room : nnz_room + z]
+                indices[nnz_off : nnz_off + z] = indices[nnz_room : nnz_room + z]
+                indptr[1 + row_off : 1 + row_off + r] = indptr[1 + row_room : 1 + row_room + r] - (nnz_room - nnz_off)
+                labels[row_off * n_labels : (row_off + r) * n_labels] = labels[row_room * n_labels : (row_room + r) * n_labels]
+            row_off += r
+            nnz_off += z
+            row_room += newlines
+            nnz_room += colons
+            job.buf = job.data = job.indices = job.row_ends = job.labels = None
+        for a, n in ((data, nnz), (indices, nnz), (indptr, rows + 1), (labels, rows * n_labels)):
+            a.resize(n, refcheck=False)  # shrinks in place
+        return data, indices, indptr, labels.reshape(rows, n_labels), metas
+    finally:
+        for fut in futures:
+            fut.cancel()
+        bufs.clear()  # the last views of the map: it is unmapped with them
+        jobs.clear()
