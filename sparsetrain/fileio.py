@@ -34,6 +34,31 @@ def _output_error(e: OSError, path: str) -> OutputError:
     return OutputError(e.errno, f"cannot write ({reason})", path)
 
 
+class _Output:
+    """The file :func:`open_atomic` yields: a write that fails is an OutputError naming the path."""
+
+    def __init__(self, f, path: str):
+        self._f = f
+        self._path = path
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            raise _output_error(e, self._path) from e
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _compressor(raw, path: str, compress: bool):
+    if compress and path.endswith(".gz"):
+        return gzip.GzipFile(filename=os.path.basename(path)[:-3], mode="wb", compresslevel=6, fileobj=raw, mtime=0)
+    if compress and path.endswith(".bz2"):
+        return bz2.BZ2File(raw, "wb")
+    return raw
+
+
 @contextlib.contextmanager
 def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: bool = False):
     """Open ``path`` for writing bytes, atomically (see the module docstring).
@@ -58,23 +83,33 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
     try:
         try:
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; these are ordinary outputs
-            with os.fdopen(fd, "wb") as raw:
-                if compress and path.endswith(".gz"):
-                    with gzip.GzipFile(filename=os.path.basename(path)[:-3], mode="wb", compresslevel=6,
-                                       fileobj=raw, mtime=0) as f:
-                        yield f
-                elif compress and path.endswith(".bz2"):
-                    with bz2.BZ2File(raw, "wb") as f:
-                        yield f
-                else:
-                    yield raw
-                raw.flush()
-                if fsync:
-                    os.fsync(raw.fileno())
+        except OSError as e:
+            os.close(fd)
+            raise _output_error(e, path) from e
+        raw = os.fdopen(fd, "wb")
+        try:
+            f = _compressor(raw, path, compress)  # (gzip writes its header here)
+        except OSError as e:
+            raw.close()
+            raise _output_error(e, path) from e
+        try:
+            yield _Output(f, path)
+        except BaseException:
+            for h in (f, raw):
+                with contextlib.suppress(Exception):
+                    h.close()
+            raise
+        try:
+            if f is not raw:
+                f.close()  # a compressor writes its end; the raw file stays open
+            raw.flush()
+            if fsync:
+                os.fsync(raw.fileno())
+            raw.close()
             os.replace(tmp, path)
         except OSError as e:
-            if isinstance(e, OutputError):
-                raise
+            with contextlib.suppress(Exception):
+                raw.close()
             raise _output_error(e, path) from e
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

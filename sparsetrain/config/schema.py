@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .. import initializer
 from ..base import ConfigError
+from ..io.chunks import DEFAULT_MAX_LINE_BYTES
 from ..io.synthetic_options import SyntheticOptions
 from . import factories, graph
 
@@ -67,6 +68,9 @@ class DataConfig(_Strict):
                                                       "`shuffle` is on).")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")
+    max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, gt=0, description="The longest line a data file may have, "
+                                "in bytes; a longer one is an error naming its line (bounds the memory one line "
+                                "can take).")
     batch_size: int = Field(32, gt=0, description="Rows per batch.")
     last_batch: Literal["pad", "discard", "roll_over"] = Field("pad", description="What to do with a short "
                                                                 "last batch, as MXNet's `last_batch_handle`.")

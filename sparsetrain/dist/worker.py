@@ -41,7 +41,7 @@ class Worker:
         self.iter = LibSVMIter(data_libsvm=cfg.train_files()[0], data_shape=(cfg.num_features,),
                                batch_size=cfg.data.batch_size, num_parts=num_workers, part_index=rank,
                                data_name=cfg.data_name, label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                               last_batch_handle=cfg.data.last_batch)
+                               last_batch_handle=cfg.data.last_batch, max_line_bytes=cfg.data.max_line_bytes)
         self.module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
         self.module.bind(self.iter.provide_data, self.iter.provide_label, for_training=True)
         self.module.init_params(initializer=cfg.initializer())  # every value is pulled before use

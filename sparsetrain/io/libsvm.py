@@ -185,7 +185,7 @@ class LibSVMReader:
             raise FileNotFoundError(f"no such file: {os.fspath(path)}")
         if not os.path.isfile(path):
             # it is read once per iteration (and once more to decide zero_based="auto")
-            raise ValueError(f"{os.fspath(path)}: streaming needs a regular file, not a pipe")
+            raise DataFormatError(f"{os.fspath(path)}: streaming needs a regular file, not a pipe or device")
         if start_row and num_parts != 1:
             raise ValueError("start_row needs num_parts == 1")
         self.num_parts = int(num_parts)

@@ -273,6 +273,11 @@ def _check(job: _Job, ctx: _ParseContext, s: Settings) -> None:
         errors.append((start, code, start, int(info[K.I_ERR_END]), int(info[K.I_ERR_AUX])))
     if errors:
         _, code, start, end, aux = min(errors)
+        # a token error on a line that is too long anyway: the length is the news
+        line_start = buf[:start].tobytes().rfind(b"\n") + 1
+        line_end = K.first_newline(buf, start)
+        if line_end - line_start > s.max_line:
+            code, start, end, aux = K.E_LINE_TOO_LONG, line_start, line_end, s.max_line
         raise ctx.error(job, code, start, end, aux)
 
 

@@ -209,8 +209,7 @@ def generate_libsvm(
     offset = 0 if zero_based else 1
     wpath = weights_path_for(path)
     nnz = 0
-    # both files appear together, or neither: the weights are renamed into place first
-    with open_atomic(path) as f, open_atomic(wpath) as wf:
+    with open_atomic(path) as f:
         pending, pending_rows, done = [], 0, 0
         for block, r0 in enumerate(range(0, rows, BLOCK_ROWS)):
             n = min(BLOCK_ROWS, rows - r0)
@@ -235,7 +234,12 @@ def generate_libsvm(
                 pending, pending_rows = [], 0
                 if progress is not None:
                     progress(done)
-        np.save(wf, weights)
+    try:
+        with open_atomic(wpath) as wf:
+            np.save(wf, weights)
+    except BaseException:  # the data without its weights would be a partial result
+        os.unlink(path)
+        raise
     return SyntheticResult(
         path=path, rows=int(rows), features=int(features), nnz=int(nnz), bytes=os.path.getsize(path),
         weights_path=wpath, task=task, threshold=threshold,

@@ -68,7 +68,7 @@ def _load_memory(cfg: Config, paths: list[str]):
     parts, labels = [], []
     for p in paths:
         X, y = st_io.load_libsvm(p, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
-                                 dtype=_data_dtype(cfg))
+                                 dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
         parts.append(X)
         labels.append(np.asarray(y))
     if len(parts) == 1:
@@ -98,5 +98,5 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     it = st_io.LibSVMIter(data_libsvm=paths[0], data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                          last_batch_handle=last_batch)
+                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes)
     return it, None

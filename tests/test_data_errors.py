@@ -1,0 +1,255 @@
+"""Bad data files and failed writes are clean errors (issue 21): one line naming the file (and
+the line where there is one), a typed error for Python callers, exit 1 from the CLI.
+
+- corrupt or truncated ``.gz``/``.bz2`` input is a DataFormatError, not EOFError/zlib.error;
+- a line longer than ``max_line_bytes`` is an error with file:line, so that ``/dev/zero`` or a
+  small ``.gz`` holding one huge line cannot take all the memory;
+- writing into a missing directory, or onto a full disk, is an OutputError naming the path
+  asked for (not a temporary file), and leaves no partial file.
+"""
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import io
+import os
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from sparsetrain.base import DataFormatError, OutputError
+from sparsetrain.cli import main
+from sparsetrain.fileio import open_atomic, write_atomic
+from sparsetrain.io import LibSVMIter, LibSVMReader, dump_libsvm, load_libsvm
+from sparsetrain.io.synthetic import generate_libsvm
+
+LINREG = os.path.join(os.path.dirname(__file__), "..", "configs", "linreg.yaml")
+TEXT = b"".join(b"%d 1:%d.5 7:2\n" % (i % 5, i) for i in range(20_000))
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def _gz(text=TEXT):
+    return gzip.compress(text, mtime=0)
+
+
+CORRUPT = {
+    "truncated.gz": lambda: _gz()[: len(_gz()) // 2],
+    "two-bytes.gz": lambda: b"\x1f\x8b",
+    "header-only.gz": lambda: _gz()[:10],
+    "bad-deflate.gz": lambda: _gz()[:20] + bytes(b ^ 0x5A for b in _gz()[20:60]) + _gz()[60:],
+    "bad-crc.gz": lambda: _gz()[:-8] + bytes([_gz()[-8] ^ 1]) + _gz()[-7:],
+    "trailing-garbage.gz": lambda: _gz() + b"\x1f\x8bnot gzip",
+    "truncated.bz2": lambda: bz2.compress(TEXT)[:400],
+    "bad-stream.bz2": lambda: b"BZh9" + b"\x00" * 64,
+}
+READERS = {
+    "load_libsvm": lambda p: load_libsvm(p),
+    "LibSVMReader": lambda p: list(LibSVMReader(p, zero_based=True)),
+    "LibSVMIter": lambda p: list(LibSVMIter(p, (8,), batch_size=64)),
+    "parts": lambda p: list(LibSVMReader(p, zero_based=True, num_parts=2, part_index=1)),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+@pytest.mark.parametrize("name", sorted(CORRUPT))
+def test_corrupt_compressed_data_is_a_data_error_naming_the_file(tmp_path, name, reader):
+    path = tmp_path / name
+    path.write_bytes(CORRUPT[name]())
+    kind = "gzip" if name.endswith(".gz") else "bzip2"
+    with pytest.raises(DataFormatError, match=re.escape(str(path)) + f".*corrupt or truncated {kind} data"):
+        READERS[reader](str(path))
+
+
+def test_corrupt_data_after_good_lines_names_the_last_good_line(tmp_path):
+    path = tmp_path / "late.gz"
+    path.write_bytes(_gz()[: len(_gz()) * 3 // 4])
+    with pytest.raises(DataFormatError, match=r"late\.gz: corrupt or truncated gzip data after line \d+ "):
+        load_libsvm(str(path), chunk_size=4096)
+
+
+def test_a_parse_error_before_the_corruption_is_reported_first(tmp_path):
+    path = tmp_path / "both.gz"
+    text = b"1 1:1\n2 x:1\n" + TEXT
+    path.write_bytes(gzip.compress(text)[:-200])
+    with pytest.raises(DataFormatError, match=r"both\.gz:2: feature index 'x'"):
+        load_libsvm(str(path), chunk_size=1024)
+
+
+@pytest.mark.parametrize("name", ["truncated.gz", "bad-crc.gz", "truncated.bz2"])
+def test_cli_reports_corrupt_compressed_data_in_one_line(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(CORRUPT[name]())
+    res = _cli("fit", LINREG, "--set", f"data.train={path}", "--output", tmp_path / "r", "--quiet")
+    assert res.exit_code == 1
+    assert str(path) in _one_error_line(res.stderr)
+
+
+# ------------------------------------------------------------------------------------------
+# Unbounded lines
+
+
+def _long_line_file(tmp_path, name, line_no=3, length=5000, compress=False):
+    lines = [b"1 1:1 2:2"] * (line_no - 1) + [b"2 " + b" ".join(b"%d:1" % i for i in range(1, length // 5))]
+    lines += [b"3 3:1"] * 4
+    text = b"\n".join(lines) + b"\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if compress else text)
+    return str(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("chunk_size", [64, 1 << 20])  # the line does not fit a chunk / fits one
+@pytest.mark.parametrize("reader", ["load_libsvm", "LibSVMReader", "LibSVMIter"])
+def test_a_line_longer_than_max_line_bytes_is_an_error_with_its_line(tmp_path, compress, chunk_size, reader):
+    path = _long_line_file(tmp_path, "long.libsvm.gz" if compress else "long.libsvm", compress=compress)
+    kw = {"max_line_bytes": 1000, "chunk_size": chunk_size}
+    run = {
+        "load_libsvm": lambda: load_libsvm(path, **kw),
+        "LibSVMReader": lambda: list(LibSVMReader(path, zero_based=False, **kw)),
+        "LibSVMIter": lambda: list(LibSVMIter(path, (2000,), batch_size=2, **kw)),
+    }[reader]
+    with pytest.raises(DataFormatError, match=re.escape(path) + r":3: line is longer than max_line_bytes=1000"):
+        run()
+    kw["max_line_bytes"] = 10_000  # the same file under a larger bound
+    run()
+
+
+def test_the_line_bound_holds_for_a_last_line_without_newline(tmp_path):
+    path = tmp_path / "tail.libsvm"
+    path.write_bytes(b"1 1:1\n2 " + b"3:1 " * 300)
+    with pytest.raises(DataFormatError, match=r"tail\.libsvm:2: line is longer"):
+        load_libsvm(str(path), max_line_bytes=500, chunk_size=64)
+
+
+def test_dev_zero_stops_at_the_line_bound():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    with pytest.raises(DataFormatError, match=r"^/dev/zero:1: line is longer than max_line_bytes=65536$"):
+        load_libsvm("/dev/zero", max_line_bytes=1 << 16)
+
+
+def test_a_small_gzip_of_one_huge_line_stops_at_the_bound(tmp_path):
+    path = tmp_path / "bomb.libsvm.gz"
+    with gzip.open(path, "wb") as f:  # 64 MB of one line in ~64 KB
+        f.write(b"1 ")
+        block = b"0" * (1 << 20)
+        for _ in range(64):
+            f.write(block)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(DataFormatError, match=r"bomb\.libsvm\.gz:1: line is longer than max_line_bytes=1048576"):
+        load_libsvm(str(path), max_line_bytes=1 << 20)
+
+
+def test_max_line_bytes_is_checked():
+    with pytest.raises(ValueError, match="max_line_bytes"):
+        load_libsvm("/dev/null", max_line_bytes=0)
+
+
+def test_cli_data_max_line_bytes(tmp_path):
+    path = _long_line_file(tmp_path, "long.libsvm", line_no=2, length=3000)
+    res = _cli("fit", LINREG, "--set", f"data.train={path}", "--set", "data.max_line_bytes=1000",
+               "--output", tmp_path / "r", "--quiet")
+    assert res.exit_code == 1
+    assert _one_error_line(res.stderr) == f"error: {path}:2: line is longer than max_line_bytes=1000"
+
+
+def test_streaming_a_device_is_a_data_error():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    with pytest.raises(DataFormatError, match="/dev/zero: streaming needs a regular file"):
+        LibSVMReader("/dev/zero")
+
+
+# ------------------------------------------------------------------------------------------
+# Writing: a missing directory, a full disk
+
+
+class _FullDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left."""
+
+    room = 2000
+
+    def write(self, b):
+        if self.tell() + len(memoryview(b)) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(b)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    real = os.fdopen
+
+    def fdopen(fd, mode="r", *args, **kw):
+        return _FullDisk(fd, "w") if "w" in mode else real(fd, mode, *args, **kw)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def _writers(path):
+    X = sp.random(500, 50, density=0.2, format="csr", random_state=0)
+    return {
+        "dump_libsvm": lambda: dump_libsvm(X, np.arange(500), path),
+        "generate_libsvm": lambda: generate_libsvm(path, 500, 50, density=0.2),
+        "write_atomic": lambda: write_atomic(path, b"x" * 5000),
+    }
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".bz2"])
+@pytest.mark.parametrize("writer", ["dump_libsvm", "generate_libsvm"])
+def test_writing_into_a_missing_directory_names_the_directory(tmp_path, writer, suffix):
+    path = tmp_path / "missing" / f"x.libsvm{suffix}"
+    with pytest.raises(OutputError, match=re.escape(f"{path}: cannot write: the directory {path.parent} does not exist")):
+        _writers(str(path))[writer]()
+    assert not path.parent.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("writer", ["dump_libsvm", "generate_libsvm", "write_atomic"])
+def test_a_full_disk_names_the_path_and_leaves_no_partial_file(tmp_path, full_disk, writer, suffix):
+    path = tmp_path / f"x.libsvm{suffix}"
+    with pytest.raises(OutputError) as e:
+        _writers(str(path))[writer]()
+    assert str(e.value) == f"{path}: cannot write (No space left on device)"
+    assert e.value.errno == errno.ENOSPC and isinstance(e.value, OSError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
+    path = tmp_path / "keep.txt"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with open_atomic(str(path)) as f:
+            f.write(b"new")
+            raise RuntimeError("stop")
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_gen_data_into_a_missing_directory_is_one_line(tmp_path):
+    out = tmp_path / "nope" / "x.libsvm"
+    res = _cli("gen-data", "--rows", 10, "--features", 5, "--density", 0.5, "--out", out)
+    assert res.exit_code == 1
+    line = _one_error_line(res.stderr)
+    assert line == f"error: {out}: cannot write: the directory {out.parent} does not exist"
+
+
+def test_gen_data_on_a_full_disk_is_one_line(tmp_path, full_disk):
+    out = tmp_path / "x.libsvm"
+    res = _cli("gen-data", "--rows", 2000, "--features", 50, "--density", 0.2, "--out", out)
+    assert res.exit_code == 1
+    assert _one_error_line(res.stderr) == f"error: {out}: cannot write (No space left on device)"
+    assert os.listdir(tmp_path) == []
