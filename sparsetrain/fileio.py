@@ -30,7 +30,7 @@ _UMASK = _umask()
 
 
 def _output_error(e: OSError, path: str) -> OutputError:
-    reason = e.strerror or str(e)
+    reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
     return OutputError(e.errno, f"cannot write ({reason})", path)
 
 

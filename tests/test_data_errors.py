@@ -223,7 +223,7 @@ def test_a_full_disk_names_the_path_and_leaves_no_partial_file(tmp_path, full_di
     path = tmp_path / f"x.libsvm{suffix}"
     with pytest.raises(OutputError) as e:
         _writers(str(path))[writer]()
-    assert str(e.value) == f"{path}: cannot write (No space left on device)"
+    assert str(e.value) == f"{path}: cannot write (no space left on device)"
     assert e.value.errno == errno.ENOSPC and isinstance(e.value, OSError)
     assert os.listdir(tmp_path) == []
 
@@ -251,5 +251,5 @@ def test_gen_data_on_a_full_disk_is_one_line(tmp_path, full_disk):
     out = tmp_path / "x.libsvm"
     res = _cli("gen-data", "--rows", 2000, "--features", 50, "--density", 0.2, "--out", out)
     assert res.exit_code == 1
-    assert _one_error_line(res.stderr) == f"error: {out}: cannot write (No space left on device)"
+    assert _one_error_line(res.stderr) == f"error: {out}: cannot write (no space left on device)"
     assert os.listdir(tmp_path) == []

@@ -153,55 +153,53 @@ _W_INFINITY = np.frombuffer(b"infinity", dtype=np.uint8).copy()
 
 
 @njit(cache=True, nogil=True)
+def _sign(buf, p, n):
+    """(negative, position after an optional ``+``/``-`` at ``p``)."""
+    if p < n:
+        if buf[p] == 45:
+            return True, p + 1
+        if buf[p] == 43:
+            return False, p + 1
+    return False, p
+
+
+@njit(cache=True, nogil=True)
 def parse_float(buf, p, n):
     """Parse a number at ``p``; returns (value, end, status).
 
     status 0: exact value; 1: valid syntax, convert ``buf[p:end]`` with Python's float;
     2: not a number (``end`` is where parsing stopped); 3: a nan/inf literal ending at ``end``.
     """
-    neg = False
-    if p < n:
-        c = buf[p]
-        if c == 45:
-            neg = True
-            p += 1
-        elif c == 43:
-            p += 1
+    neg, p = _sign(buf, p, n)
     p0 = p
     mant = 0
     nd = 0
     exp10 = 0
     any_digit = False
     inexact = False
+    frac = False  # past the decimal point
     while p < n:
-        d = np.int64(buf[p]) - 48
+        c = buf[p]
+        if c == 46 and not frac:
+            frac = True
+            p += 1
+            continue
+        d = np.int64(c) - 48
         if d < 0 or d > 9:
             break
         any_digit = True
-        if nd < 18:
+        if nd < 18:  # up to 18 significant digits in the mantissa
             if mant != 0 or d != 0:
                 mant = mant * 10 + d
                 nd += 1
-        else:
-            exp10 += 1
+            if frac:
+                exp10 -= 1
+        else:  # the rest only scales (integer part) or makes the value inexact
+            if not frac:
+                exp10 += 1
             if d != 0:
                 inexact = True
         p += 1
-    if p < n and buf[p] == 46:
-        p += 1
-        while p < n:
-            d = np.int64(buf[p]) - 48
-            if d < 0 or d > 9:
-                break
-            any_digit = True
-            if nd < 18:
-                if mant != 0 or d != 0:
-                    mant = mant * 10 + d
-                    nd += 1
-                exp10 -= 1
-            elif d != 0:
-                inexact = True
-            p += 1
     if not any_digit:
         if p != p0:  # a lone "." (also ".inf")
             return 0.0, p, 2
@@ -254,14 +252,7 @@ def parse_float(buf, p, n):
 @njit(cache=True, nogil=True)
 def parse_int(buf, p, n):
     """Parse ``[+-]digits`` at ``p``; returns (value, end, status): 0 ok, 2 no digits, 4 overflow."""
-    neg = False
-    if p < n:
-        c = buf[p]
-        if c == 45:
-            neg = True
-            p += 1
-        elif c == 43:
-            p += 1
+    neg, p = _sign(buf, p, n)
     v = 0
     nd = 0
     any_digit = False
