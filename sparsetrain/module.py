@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io as _io
 import logging
+import struct
 import time
 import zipfile
 import zlib
@@ -56,6 +57,11 @@ def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> 
     write_atomic(path, buf.getvalue())
 
 
+# what numpy/zipfile raise on a damaged .npz (a flipped bit may even name an unknown compression method)
+_DAMAGED = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+            struct.error)
+
+
 def load_params(path: str) -> tuple[dict, dict]:
     """Read a parameter file written by :func:`save_params`.
 
@@ -66,7 +72,7 @@ def load_params(path: str) -> tuple[dict, dict]:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except _DAMAGED as e:
         raise SparseTrainError(f"{path}: not a sparsetrain parameter file ({e or type(e).__name__})") from None
     out = {"arg": {}, "aux": {}}
     try:
@@ -81,7 +87,7 @@ def load_params(path: str) -> tuple[dict, dict]:
                 parts = {k: np.array(z[f"{base}:{k}"]) for k in ("indices", "indptr") if f"{base}:{k}" in z.files}
                 out[prefix][name] = _checked_array(name, str(z[key]), z[base + ":shape"], np.array(z[base + ":data"]),
                                                    **parts)
-    except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, TypeError, IndexError) + _DAMAGED as e:
         raise SparseTrainError(f"{path}: damaged parameter file ({e or type(e).__name__})") from None
     return out["arg"], out["aux"]
 

@@ -127,6 +127,16 @@ def test_a_bit_flip_in_the_weights_fails_the_zip_crc(run):
     assert_clean_failure(run, path)
 
 
+def test_an_unknown_compression_method_is_refused(run):
+    path = params_file(run)
+    raw = bytearray(path.read_bytes())
+    central = bytes(raw).find(b"PK\x01\x02")  # the first central-directory entry
+    assert central > 0
+    raw[central + 10] = 99  # its compression method (zipfile: NotImplementedError)
+    path.write_bytes(bytes(raw))
+    assert_clean_failure(run, path)
+
+
 def test_an_untampered_run_still_predicts(run):
     assert cli("predict", run, DATA).exit_code == 0
 
