@@ -93,7 +93,30 @@ class LRScheduler:
         return f"{type(self).__name__}(base_lr={self.base_lr})"
 
 
-class FactorScheduler(LRScheduler):
+class _StepDecay(LRScheduler):
+    """A stateful schedule that multiplies ``base_lr`` as ``num_update`` passes its steps (MXNet's
+    factor schedules): one call catches up any number of steps; ``_decayed_rates`` gives the rates
+    after warm-up for non-decreasing ``num_update`` values without changing the state."""
+
+    def _decayed_rates(self, nu: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def advance(self, old_num_update, new_num_update) -> None:
+        if new_num_update > old_num_update:
+            self(int(new_num_update))  # the decay loop catches up in one call
+
+    def learning_rates(self, num_updates) -> np.ndarray:
+        nu = np.asarray(num_updates, dtype=np.int64)
+        out = np.empty(nu.shape[0], dtype=np.float64)
+        warm, warm_rates = self._warmup_mask(nu)
+        out[warm] = warm_rates
+        rest = nu[~warm]
+        if rest.size:
+            out[~warm] = self._decayed_rates(rest)
+        return out
+
+
+class FactorScheduler(_StepDecay):
     """Multiply the rate by ``factor`` every ``step`` updates: ``base_lr * factor**floor((n-1)/step)``.
 
     The rate never goes below ``stop_factor_lr``.
@@ -125,32 +148,20 @@ class FactorScheduler(LRScheduler):
             _log.debug("Update[%d]: change learning rate to %0.5e", num_update, self.base_lr)
         return self.base_lr
 
-    def advance(self, old_num_update, new_num_update) -> None:
-        if new_num_update > old_num_update:
-            self(int(new_num_update))  # the while-loop catches up in one call
-
-    def learning_rates(self, num_updates) -> np.ndarray:
-        nu = np.asarray(num_updates, dtype=np.int64)
-        out = np.empty(nu.shape[0], dtype=np.float64)
-        warm, warm_rates = self._warmup_mask(nu)
-        out[warm] = warm_rates
-        rest = nu[~warm]
-        if rest.size:
-            # number of decays the while-loop would perform for each num_update
-            k = np.maximum(0, -((self.count - rest) // self.step) - 1)
-            table = [self.base_lr]
-            kmax = int(k.max())
-            while len(table) <= kmax:
-                nxt = self._decay(table[-1])
-                if nxt == table[-1]:  # clamped at stop_factor_lr, or factor == 1: constant from here
-                    break
-                table.append(nxt)
-            table = np.asarray(table, dtype=np.float64)
-            out[~warm] = table[np.minimum(k, len(table) - 1)]
-        return out
+    def _decayed_rates(self, nu: np.ndarray) -> np.ndarray:
+        # number of decays the while-loop would perform for each num_update
+        k = np.maximum(0, -((self.count - nu) // self.step) - 1)
+        table = [self.base_lr]
+        kmax = int(k.max())
+        while len(table) <= kmax:
+            nxt = self._decay(table[-1])
+            if nxt == table[-1]:  # clamped at stop_factor_lr, or factor == 1: constant from here
+                break
+            table.append(nxt)
+        return np.asarray(table, dtype=np.float64)[np.minimum(k, len(table) - 1)]
 
 
-class MultiFactorScheduler(LRScheduler):
+class MultiFactorScheduler(_StepDecay):
     """Multiply the rate by ``factor`` each time ``num_update`` passes one of the increasing ``step`` values."""
 
     def __init__(self, step, factor=1, base_lr=0.01, warmup_steps=0, warmup_begin_lr=0,
@@ -183,24 +194,13 @@ class MultiFactorScheduler(LRScheduler):
                 return self.base_lr
         return self.base_lr
 
-    def advance(self, old_num_update, new_num_update) -> None:
-        if new_num_update > old_num_update:
-            self(int(new_num_update))
-
-    def learning_rates(self, num_updates) -> np.ndarray:
-        nu = np.asarray(num_updates, dtype=np.int64)
-        out = np.empty(nu.shape[0], dtype=np.float64)
-        warm, warm_rates = self._warmup_mask(nu)
-        out[warm] = warm_rates
-        rest = nu[~warm]
-        if rest.size:
-            remaining = np.asarray(self.step[self.cur_step_ind:], dtype=np.int64)
-            k = np.searchsorted(remaining, rest, side="left")  # steps strictly below num_update
-            table = [self.base_lr]
-            for _ in range(len(remaining)):
-                table.append(table[-1] * self.factor)
-            out[~warm] = np.asarray(table, dtype=np.float64)[k]
-        return out
+    def _decayed_rates(self, nu: np.ndarray) -> np.ndarray:
+        remaining = np.asarray(self.step[self.cur_step_ind:], dtype=np.int64)
+        k = np.searchsorted(remaining, nu, side="left")  # steps strictly below num_update
+        table = [self.base_lr]
+        for _ in range(len(remaining)):
+            table.append(table[-1] * self.factor)
+        return np.asarray(table, dtype=np.float64)[k]
 
 
 class _DecayUntilMaxUpdate(LRScheduler):

@@ -1,8 +1,12 @@
 """Optimizers with lazy row-sparse updates, following ``mxnet.optimizer`` (MXNet 1.x).
 
 ``SGD``, ``AdaGrad``, ``Adam`` and ``FTRL`` (alias ``Ftrl``) keep MXNet's names, defaults and
-formulas; the arithmetic lives once, in the numba kernels of :mod:`sparsetrain.kernels.optim`,
-which the fused epoch loops of the compiled engine call too.
+formulas; the arithmetic lives once, in the rules table of :mod:`sparsetrain.kernels.optim`
+(one record per rule: its scalar step, states, hyper-parameters and numpy reference), which the
+fused epoch loops of the compiled engine run too. A class names its rule (``rule_name``) and keeps
+the hyper-parameters as attributes of the names the rule lists; the one :meth:`Optimizer.update`
+does the rest. A new optimizer = a step in ``kernels/optim.py``, its record in ``RULES``, its
+reference in ``kernels/optim_reference.py``, and a registered class here.
 
 How ``update(index, weight, grad, state)`` treats storage types (weight and states are updated
 in place, because the executor holds these objects):
