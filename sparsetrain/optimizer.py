@@ -1,12 +1,9 @@
 """Optimizers with lazy row-sparse updates, following ``mxnet.optimizer`` (MXNet 1.x).
 
 ``SGD``, ``AdaGrad``, ``Adam`` and ``FTRL`` (alias ``Ftrl``) keep MXNet's names, defaults and
-formulas; the arithmetic lives once, in the rules table of :mod:`sparsetrain.kernels.optim`
-(one record per rule: its scalar step, states, hyper-parameters and numpy reference), which the
-fused epoch loops of the compiled engine run too. A class names its rule (``rule_name``) and keeps
-the hyper-parameters as attributes of the names the rule lists; the one :meth:`Optimizer.update`
-does the rest. A new optimizer = a step in ``kernels/optim.py``, its record in ``RULES``, its
-reference in ``kernels/optim_reference.py``, and a registered class here.
+formulas; the arithmetic lives once, in the scalar step functions of :mod:`sparsetrain.kernels.optim`
+(with their numpy references in :mod:`sparsetrain.kernels.optim_reference`), which the fused
+epoch loops of the compiled engine call too.
 
 How ``update(index, weight, grad, state)`` treats storage types (weight and states are updated
 in place, because the executor holds these objects):
@@ -104,41 +101,6 @@ def state_buffer(state) -> np.ndarray:
     return state._data if type(state) is NDArray else weight_buffer(state)
 
 
-def state_parts(state) -> tuple:
-    """The state arrays of one parameter as a tuple: ``()`` for ``None``, one for a single array."""
-    if state is None:
-        return ()
-    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
-
-
-_EMPTY = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # by dtype.char: "no such state"
-
-
-def _state_buffers(rule, state, w: np.ndarray):
-    """``(s1, s2)`` for the kernels: the state buffers of ``rule``, an empty array where it has fewer."""
-    empty = _EMPTY.get(w.dtype.char)
-    if empty is None:
-        empty = np.empty(0, w.dtype)
-    n = len(rule.states)
-    # the common layouts first (this runs per parameter and step)
-    if n == 0 and state is None:
-        return empty, empty
-    if n == 1 and type(state) is NDArray and state._data.size == w.size:
-        return state._data, empty
-    if (n == 2 and type(state) is tuple and len(state) == 2 and type(state[0]) is NDArray
-            and type(state[1]) is NDArray and state[0]._data.size == w.size == state[1]._data.size):
-        return state[0]._data, state[1]._data
-    parts = state_parts(state)
-    if len(parts) != n:
-        raise StorageTypeError(f"the {rule.name} rule keeps {n} state arrays {rule.states}, got {len(parts)}")
-    bufs = [state_buffer(p) for p in parts]
-    for buf in bufs:
-        if buf.size != w.size:
-            raise StorageTypeError(f"optimizer state of shape {buf.shape} does not match its weight {w.shape}")
-    bufs += [empty] * (2 - len(bufs))
-    return bufs[0], bufs[1]
-
-
 def _densify(shape, rows, values) -> np.ndarray:
     dense = np.zeros(shape, dtype=values.dtype)
     dense[rows] = values
@@ -158,17 +120,6 @@ def _check_layout(weight, grad_values) -> None:
         raise StorageTypeError(
             f"optimizer updates need floating-point weight and gradient, got {w.dtype} and {grad_values.dtype}"
         )
-
-
-def _retry_values(weight, values):
-    """After a numba typing error: a contiguous copy of a strided gradient, or a clear error."""
-    _check_layout(weight, values)
-    if not values.flags.c_contiguous:
-        return np.ascontiguousarray(values)
-    raise SparseTrainError(
-        f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
-        f"with a gradient of dtype {values.dtype} and shape {values.shape}"
-    )
 
 
 # -- base class --------------------------------------------------------------------------------
@@ -309,7 +260,7 @@ class Optimizer:
         count = self._index_update_count.get(index, self.begin_num_update) + 1
         self._index_update_count[index] = count
         if count > self.num_update:
-            self.__dict__["num_update"] = count  # past __setattr__: the hot path
+            self.num_update = count
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
             return lr * self._lr_mult_of(index), self._get_wd(index)
@@ -340,76 +291,17 @@ class Optimizer:
             wd *= self.wd_mult.get(self.idx2name[index], 1.0)
         return wd
 
-    # -- the update rule ---------------------------------------------------------------------
-    #: Name of this optimizer's rule in :data:`sparsetrain.kernels.optim.RULES` (``None``: none).
-    rule_name: str | None = None
-
-    @property
-    def rule(self) -> K.Rule:
-        """The update rule (:class:`sparsetrain.kernels.optim.Rule`) every engine applies."""
-        if self.rule_name is None:
-            raise NotImplementedError(f"{type(self).__name__} has no update rule: set rule_name to one of "
-                                      f"{', '.join(K.RULES)} (or add a rule to sparsetrain.kernels.optim.RULES)")
-        return K.rule(self.rule_name)
-
-    def hyper(self) -> tuple:
-        """The rule's packed hyper-parameters: ``rescale_grad``, ``clip_gradient``, then the
-        attributes of this optimizer named by ``rule.hyper``."""
-        rule = self.rule
-        return rule.pack(self.rescale_grad, self.clip_gradient, *(getattr(self, name) for name in rule.hyper))
-
-    def _rule_and_hyper(self):
-        """``(rule, hyper())``, kept until an attribute changes (``update`` runs per parameter and step)."""
-        packed = self.__dict__.get("_packed")
-        if packed is None:
-            packed = self.__dict__["_packed"] = (self.rule, self.hyper())
-        return packed
-
-    def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        if name != "num_update":  # the one attribute set per update; it is no hyper-parameter
-            self.__dict__.pop("_packed", None)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_packed", None)  # holds numba functions: rebuilt on first use
-        return state
-
     # -- states and updates ------------------------------------------------------------------
     def create_state(self, index, weight):
-        """The states of one weight, zeros shaped like it: ``None`` (no state), one ``NDArray``, or a tuple."""
-        if self.rule_name is None:
-            return None
-        states = tuple(_zeros_like_weight(weight) for _ in self.rule.states)
-        if not states:
-            return None
-        return states[0] if len(states) == 1 else states
+        """The auxiliary state of one weight (``None`` when the optimizer keeps none)."""
+        return None
 
     def create_state_multi_precision(self, index, weight):
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
-        """Update ``weight`` (and ``state``) in place from ``grad`` by this optimizer's rule.
-
-        A row-sparse ``grad`` updates only its rows when the optimizer is lazy (module doc).
-        """
-        rule, h = self._rule_and_hyper()
-        lr, wd = self._count_lr_wd(index)
-        t = self._index_update_count[index]
-        w = weight_buffer(weight)
-        s1, s2 = _state_buffers(rule, state, w)
-        rows, values = _grad_parts(grad)
-        if rows is not None and not self._is_lazy():
-            rows, values = None, _densify(w.shape, rows, values)
-        while True:
-            try:
-                if rows is None:
-                    rule.update_dense(w, s1, s2, values, lr, wd, t, h)
-                else:
-                    rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
-                return
-            except TypingError:
-                values = _retry_values(weight, values)
+        """Update ``weight`` (and ``state``) in place from ``grad``."""
+        raise NotImplementedError()
 
     def update_multi_precision(self, index, weight, grad, state):
         if "csr" in (getattr(weight, "stype", None), getattr(grad, "stype", None)):
@@ -424,6 +316,13 @@ class Optimizer:
         return True
 
     # -- hooks for fused (compiled) epoch loops ----------------------------------------------
+    def fused_spec(self):
+        """``(kind, hyper)`` for :func:`sparsetrain.kernels.optim.apply_rows` / ``apply_flat``.
+
+        Raises ``NotImplementedError`` when the optimizer cannot run inside a fused kernel.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no fused kernel")
+
     def lazy_equals_dense(self, index) -> bool:
         """Whether a lazy row update equals the dense update for parameter ``index``.
 
@@ -483,6 +382,16 @@ register = Optimizer.register
 create = Optimizer.create_optimizer
 
 
+def _hyper(opt, **kw) -> np.ndarray:
+    clip = opt.clip_gradient if opt.clip_gradient else None
+    return K.make_hyper(rescale_grad=opt.rescale_grad, clip_gradient=clip, **kw)
+
+
+def _clip_arg(opt) -> float:
+    c = opt.clip_gradient
+    return float(c) if c else -1.0
+
+
 # -- SGD ---------------------------------------------------------------------------------------
 
 @register
@@ -494,8 +403,7 @@ class SGD(Optimizer):
     Parameters
     ----------
     momentum : float
-        Momentum; the state exists only when it is non-zero (a negative value keeps the state
-        but updates with momentum 0, as MXNet).
+        Momentum; the state exists only when it is non-zero.
     lazy_update : bool
         With a row-sparse gradient, update only its rows (default), else every row.
     """
@@ -505,19 +413,57 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.lazy_update = lazy_update
 
-    @property
-    def rule_name(self):
-        return "sgd_mom" if self.momentum != 0.0 else "sgd"
-
-    def hyper(self):
-        extra = (max(self.momentum, 0.0),) if self.momentum != 0.0 else ()
-        return self.rule.pack(self.rescale_grad, self.clip_gradient, *extra)
+    def create_state(self, index, weight):
+        if self.momentum != 0.0:
+            return _zeros_like_weight(weight)
+        return None
 
     def _is_lazy(self):
         return self.lazy_update
 
+    def update(self, index, weight, grad, state):
+        lr, wd = self._count_lr_wd(index)
+        w = weight_buffer(weight)
+        rows, values = _grad_parts(grad)
+        if rows is not None and not self.lazy_update:
+            rows, values = None, _densify(w.shape, rows, values)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        clip = _clip_arg(self)
+        while True:
+            try:
+                if state is None:
+                    if rows is None:
+                        K.sgd_update(w, values, lr, wd, self.rescale_grad, clip)
+                    else:
+                        K.sgd_update_rows(w, rows, values, lr, wd, self.rescale_grad, clip)
+                else:
+                    mom = state_buffer(state)
+                    if rows is None:
+                        K.sgd_mom_update(w, mom, values, lr, wd, momentum, self.rescale_grad, clip)
+                    else:
+                        K.sgd_mom_update_rows(w, mom, rows, values, lr, wd, momentum, self.rescale_grad, clip)
+                return
+            except TypingError:
+                values = _retry_values(weight, values)
+
+    def fused_spec(self):
+        if self.momentum != 0.0:
+            return K.KIND_SGD_MOM, _hyper(self, momentum=self.momentum if self.momentum > 0 else 0.0)
+        return K.KIND_SGD, _hyper(self)
+
     def lazy_equals_dense(self, index):
         return self.momentum == 0.0 and self._get_wd(index) == 0.0
+
+
+def _retry_values(weight, values):
+    """After a numba typing error: a contiguous copy of a strided gradient, or a clear error."""
+    _check_layout(weight, values)
+    if not values.flags.c_contiguous:
+        return np.ascontiguousarray(values)
+    raise SparseTrainError(
+        f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
+        f"with a gradient of dtype {values.dtype} and shape {values.shape}"
+    )
 
 
 # -- AdaGrad -----------------------------------------------------------------------------------
@@ -532,11 +478,32 @@ class AdaGrad(Optimizer):
         Added to the history under the square root (MXNet's ``float_stable_eps``), default 1e-7.
     """
 
-    rule_name = "adagrad"
-
     def __init__(self, eps=1e-7, **kwargs):
         super().__init__(**kwargs)
         self.float_stable_eps = eps
+
+    def create_state(self, index, weight):
+        return _zeros_like_weight(weight)  # history
+
+    def update(self, index, weight, grad, state):
+        lr, wd = self._count_lr_wd(index)
+        w = weight_buffer(weight)
+        hist = state_buffer(state)
+        rows, values = _grad_parts(grad)
+        clip = _clip_arg(self)
+        while True:
+            try:
+                if rows is None:
+                    K.adagrad_update(w, hist, values, lr, wd, self.float_stable_eps, self.rescale_grad, clip)
+                else:
+                    K.adagrad_update_rows(w, hist, rows, values, lr, wd, self.float_stable_eps,
+                                          self.rescale_grad, clip)
+                return
+            except TypingError:
+                values = _retry_values(weight, values)
+
+    def fused_spec(self):
+        return K.KIND_ADAGRAD, _hyper(self, eps=self.float_stable_eps)
 
     def lazy_equals_dense(self, index):
         return self._get_wd(index) == 0.0
@@ -552,8 +519,6 @@ class Adam(Optimizer):
     ``m = β1 m + (1-β1) r; v = β2 v + (1-β2) r²; w -= lr_t * m / (sqrt(v) + eps)``.
     """
 
-    rule_name = "adam"
-
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy_update=True, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1 = beta1
@@ -561,8 +526,36 @@ class Adam(Optimizer):
         self.epsilon = epsilon
         self.lazy_update = lazy_update
 
+    def create_state(self, index, weight):
+        return (_zeros_like_weight(weight), _zeros_like_weight(weight))  # mean, variance
+
     def _is_lazy(self):
         return self.lazy_update
+
+    def update(self, index, weight, grad, state):
+        lr, wd = self._count_lr_wd(index)
+        t = self._index_update_count[index]
+        lr_t = K.adam_bias_corrected_lr(lr, self.beta1, self.beta2, t)
+        w = weight_buffer(weight)
+        mean, var = state_buffer(state[0]), state_buffer(state[1])
+        rows, values = _grad_parts(grad)
+        if rows is not None and not self.lazy_update:
+            rows, values = None, _densify(w.shape, rows, values)
+        clip = _clip_arg(self)
+        while True:
+            try:
+                if rows is None:
+                    K.adam_update(w, mean, var, values, lr_t, wd, self.beta1, self.beta2, self.epsilon,
+                                  self.rescale_grad, clip)
+                else:
+                    K.adam_update_rows(w, mean, var, rows, values, lr_t, wd, self.beta1, self.beta2,
+                                       self.epsilon, self.rescale_grad, clip)
+                return
+            except TypingError:
+                values = _retry_values(weight, values)
+
+    def fused_spec(self):
+        return K.KIND_ADAM, _hyper(self, eps=self.epsilon, beta1=self.beta1, beta2=self.beta2)
 
 
 # -- FTRL --------------------------------------------------------------------------------------
@@ -584,12 +577,33 @@ class FTRL(Optimizer):
         Per-coordinate learning-rate parameter, default 1.
     """
 
-    rule_name = "ftrl"
-
     def __init__(self, lamda1=0.01, learning_rate=0.1, beta=1, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.lamda1 = lamda1
         self.beta = beta
+
+    def create_state(self, index, weight):
+        return (_zeros_like_weight(weight), _zeros_like_weight(weight))  # z, n
+
+    def update(self, index, weight, grad, state):
+        lr, wd = self._count_lr_wd(index)
+        w = weight_buffer(weight)
+        z, n = state_buffer(state[0]), state_buffer(state[1])
+        rows, values = _grad_parts(grad)
+        clip = _clip_arg(self)
+        while True:
+            try:
+                if rows is None:
+                    K.ftrl_update(w, z, n, values, lr, wd, self.lamda1, self.beta, self.rescale_grad, clip)
+                else:
+                    K.ftrl_update_rows(w, z, n, rows, values, lr, wd, self.lamda1, self.beta,
+                                       self.rescale_grad, clip)
+                return
+            except TypingError:
+                values = _retry_values(weight, values)
+
+    def fused_spec(self):
+        return K.KIND_FTRL, _hyper(self, lamda1=self.lamda1, beta=self.beta)
 
 
 Ftrl = FTRL

@@ -21,10 +21,9 @@ update), then back-propagates: ``grad_W_t = X_tᵀ · grad`` restricted to the r
 column occurs in the batch's CSR structure — explicit zeros included, exactly the row set of the
 graph engine's row-sparse gradient — and ``grad_b = Σ_batch grad``; then the optimizer's *lazy*
 update on those rows of ``W_t`` and the dense update of ``b``, with the update rules of
-:mod:`sparsetrain.kernels.optim` that the :mod:`sparsetrain.optimizer` classes run too: the kernels
-take the optimizer rule's loops (``rule.rows_2d``/``rule.flat``, and for one-sample batches with
-K = 1 ``rule.outer_rows``, which does not materialise the gradient) and its rate as arguments
-(:class:`Update`), so numba compiles one specialisation per rule, with the step inlined.
+:mod:`sparsetrain.kernels.optim` that the :mod:`sparsetrain.optimizer` classes run too
+(``apply_rows``/``apply_flat``; for one-sample batches with K = 1, the ``*_outer_rows`` loops over
+the same step functions, without materialising the gradient).
 
 The distinct gradient rows of a batch are found with a small open-addressing table sized by the
 largest batch (it stays in cache); no scratch grows with the number of features.
@@ -66,6 +65,33 @@ import numpy as np
 from numba import njit
 
 from ...kernels import optim as optim_kernels
+from ...kernels.optim import (
+    H_BETA,
+    H_BETA1,
+    H_BETA2,
+    H_CLIP,
+    H_EPS,
+    H_LAMDA1,
+    H_MOMENTUM,
+    H_RESCALE,
+    KIND_ADAGRAD,
+    KIND_ADAM,
+    KIND_SGD,
+    KIND_SGD_MOM,
+    adagrad_flat,
+    adagrad_outer_rows,
+    adam_bias_corrected_lr,
+    adam_flat,
+    adam_outer_rows,
+    apply_flat,
+    apply_rows,
+    ftrl_flat,
+    ftrl_outer_rows,
+    sgd_flat,
+    sgd_mom_flat,
+    sgd_mom_outer_rows,
+    sgd_outer_rows,
+)
 from .numba_cache import drop_stale_cache
 
 __all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "linear_epoch",
@@ -112,11 +138,9 @@ their optimizer states (shaped like the weight, or empty when unused); ``bias`` 
 states ``bias_s1``/``bias_s2``; ``has_bias``; the output layer: ``output_kind`` (an ``OUT_*``
 code), its ``grad_scale`` and, for SoftmaxOutput, ``softmax_batch_norm`` (divide by the batch)."""
 
-Update = namedtuple("Update", "train flat rows outer rate hyper lrs wds counts")
-Update.__doc__ = """The optimizer step. ``train``: False runs forward and metrics only. ``flat``/``rows``/``outer``,
-``rate``, ``hyper``: the optimizer rule's loops bound to its step (``rule.flat``, ``rule.rows_2d``,
-``rule.outer_rows``), its rate and its packed hyper-parameters (``Optimizer.hyper()``; numba compiles
-one specialisation of the kernels per rule); ``lrs[b, p]``: the learning rate of
+Update = namedtuple("Update", "train kind hyper lrs wds counts")
+Update.__doc__ = """The optimizer step. ``train``: False runs forward and metrics only. ``kind``/``hyper``: the
+rule and its hyper-parameters (``Optimizer.fused_spec()``); ``lrs[b, p]``: the learning rate of
 batch ``b`` for parameter ``p`` (weights in term order, then the bias; one row when the rates do
 not change), ``wds[p]`` its weight decay, ``counts[p]`` its update count (incremented per batch)."""
 
@@ -397,12 +421,20 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
-    train, opt_flat, opt_rows, opt_outer, rate, hyper, lrs, wds, counts = update
+    train, opt_kind, hyper, lrs, wds, counts = update
     metric_codes, metric_sums, metric_counts = metrics
     scalar, g_row, grad_buf = scratch.tmp, scratch.gb, scratch.grad
     htable, slots_buf, rows_buf, acc_buf = scratch.htable, scratch.slots, scratch.rows, scratch.acc
     n_metrics = metric_codes.shape[0]
     lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
+    rescale = hyper[H_RESCALE]
+    clip = hyper[H_CLIP]
+    momentum = hyper[H_MOMENTUM]
+    eps = hyper[H_EPS]
+    beta1 = hyper[H_BETA1]
+    beta2 = hyper[H_BETA2]
+    lamda1 = hyper[H_LAMDA1]
+    beta = hyper[H_BETA]
     scalar[0] = 0
     zero = scalar[0]
     # Literal constants passed to other kernels make numba compile extra specialisations of them.
@@ -460,15 +492,41 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
         hi_p = ptr[r + 1]
         lr = lrs[bb * lr_step, 0]
         if canonical:  # the row's columns are the gradient's rows: no need to build them
-            opt_outer(w, s1, s2, ind, data, lo_p, hi_p, g_row, rate(lr, counts[0], hyper), wds[0], hyper)
+            # apply_outer_rows's dispatch, calling each optimizer's loop directly: passing the kind
+            # through one more call costs ~30-40% more time per sample here.
+            wd = wds[0]
+            if opt_kind == KIND_SGD:
+                sgd_outer_rows(w, ind, data, lo_p, hi_p, g_row, lr, wd, rescale, clip)
+            elif opt_kind == KIND_SGD_MOM:
+                sgd_mom_outer_rows(w, s1, ind, data, lo_p, hi_p, g_row, lr, wd, momentum, rescale, clip)
+            elif opt_kind == KIND_ADAGRAD:
+                adagrad_outer_rows(w, s1, ind, data, lo_p, hi_p, g_row, lr, wd, eps, rescale, clip)
+            elif opt_kind == KIND_ADAM:
+                adam_outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row,
+                                adam_bias_corrected_lr(lr, beta1, beta2, counts[0]), wd, beta1, beta2, eps, rescale,
+                                clip)
+            else:
+                ftrl_outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row, lr, wd, lamda1, beta, rescale, clip)
         else:
             grad_buf[0, 0] = g_row[0]
             nq = _gather_grad_rows(data, ind, ptr, canonical, order, lo, one, grad_buf, htable, slots_buf, rows_buf,
                                    acc_buf)
-            opt_rows(w, s1, s2, rows_buf[:nq], acc_buf[:nq], rate(lr, counts[0], hyper), wds[0], hyper)
+            apply_rows(opt_kind, w, s1, s2, rows_buf[:nq], acc_buf[:nq], lr, wds[0], counts[0], hyper)
         if has_bias:
             counts[1] += 1
-            opt_flat(bias, bias_s1, bias_s2, g_row, rate(lrs[bb * lr_step, 1], counts[1], hyper), wds[1], hyper)
+            lr = lrs[bb * lr_step, 1]
+            wd = wds[1]
+            if opt_kind == KIND_SGD:
+                sgd_flat(bias, g_row, lr, wd, rescale, clip)
+            elif opt_kind == KIND_SGD_MOM:
+                sgd_mom_flat(bias, bias_s1, g_row, lr, wd, momentum, rescale, clip)
+            elif opt_kind == KIND_ADAGRAD:
+                adagrad_flat(bias, bias_s1, g_row, lr, wd, eps, rescale, clip)
+            elif opt_kind == KIND_ADAM:
+                adam_flat(bias, bias_s1, bias_s2, g_row, adam_bias_corrected_lr(lr, beta1, beta2, counts[1]), wd,
+                          beta1, beta2, eps, rescale, clip)
+            else:
+                ftrl_flat(bias, bias_s1, bias_s2, g_row, lr, wd, lamda1, beta, rescale, clip)
     done = b - b_begin
     values[M_MSE] = s_mse
     values[M_RMSE] = s_rmse
@@ -496,7 +554,7 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
     weights, states1, states2 = model.weights, model.states1, model.states2
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm
-    train, opt_flat, opt_rows, opt_outer, rate, hyper, lrs, wds, counts = update
+    train, opt_kind, hyper, lrs, wds, counts = update
     metric_codes, metric_sums, metric_counts = metrics
     htable, slots_buf, rows_buf, acc_buf, out_buf, grad_buf, tmp_buf, gb_buf = scratch
     n_terms = len(weights)
@@ -554,13 +612,13 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
             nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, lo, n, grad_buf,
                                    htable, slots_buf, rows_buf, acc_buf)
             counts[t] += 1
-            opt_rows(weights[t], states1[t], states2[t], rows_buf[:nq], acc_buf[:nq],
-                     rate(lrs[bb * lr_step, t], counts[t], hyper), wds[t], hyper)
+            apply_rows(opt_kind, weights[t], states1[t], states2[t], rows_buf[:nq], acc_buf[:nq],
+                       lrs[bb * lr_step, t], wds[t], counts[t], hyper)
         if has_bias:
             _bias_grad(grad_buf, n, gb_buf)
             counts[n_terms] += 1
-            opt_flat(bias, bias_s1, bias_s2, gb_buf, rate(lrs[bb * lr_step, n_terms], counts[n_terms], hyper),
-                     wds[n_terms], hyper)
+            apply_flat(opt_kind, bias, bias_s1, bias_s2, gb_buf, lrs[bb * lr_step, n_terms], wds[n_terms],
+                       counts[n_terms], hyper)
     return STATUS_OK, samples
 
 

@@ -2,8 +2,8 @@
 
 The pattern: ``sum_k dot(X_k, W_k) [+ bias]`` into one of the four output layers, where each
 ``X_k`` is a csr data input, each ``W_k`` a row_sparse parameter of shape ``(D_k, K)``, ``bias`` a
-dense parameter of ``K`` elements, and the optimizer one with an update rule
-(``kernels.optim.RULES``). Anything else runs on the graph engine; ``reason`` says why.
+dense parameter of ``K`` elements, and the optimizer one the fused kernels implement. Anything
+else runs on the graph engine; ``reason`` says why.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .kernels import OUTPUTS  # the output layers the kernels implement
 
+OPTIMIZERS = ("SGD", "AdaGrad", "Adam", "FTRL")
 
 
 @dataclass
@@ -93,12 +94,7 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
 
 def match_optimizer(optimizer) -> str | None:
     """None when the fused kernels implement ``optimizer``; otherwise the reason they don't."""
-    from ...kernels.optim import RULES
-    from ...optimizer import Optimizer
-
     name = type(optimizer).__name__
-    if getattr(optimizer, "rule_name", None) not in RULES:
-        return f"optimizer {name} has no update rule the fused kernel can run (rules: {', '.join(RULES)})"
-    if type(optimizer).update is not Optimizer.update:
-        return f"optimizer {name} overrides update(); the fused kernel runs only its rule"
+    if name not in OPTIMIZERS:
+        return f"optimizer {name} has no fused kernel (supported: {', '.join(OPTIMIZERS)})"
     return None

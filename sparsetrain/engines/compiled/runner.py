@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 
 from ...base import ShapeError, StorageTypeError
-from ...kernels.optim import RULES
 from ...metric import catalogue
 from ...metric import info as metric_info
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
@@ -138,11 +137,10 @@ def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices
     (:meth:`~sparsetrain.optimizer.Optimizer.lazy_equals_dense`). The bias gets a dense update in
     both engines and needs no check.
     """
-    from .matcher import match_optimizer
+    from ...optimizer import SGD, AdaGrad, Adam, FTRL
 
-    why = match_optimizer(optimizer)
-    if why:
-        return False, why
+    if type(optimizer) not in (SGD, AdaGrad, Adam, FTRL):
+        return False, f"optimizer {type(optimizer).__name__} has no fused kernel"
     lazy = getattr(optimizer, "lazy_update", True)
     for rsp, index in zip(grad_row_sparse, weight_indices):
         if rsp and lazy:
@@ -443,7 +441,7 @@ class LinearEpochRunner:
             if param_indices is None or len(param_indices) != n_params:
                 raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
             param_indices = list(param_indices)
-            rule, hyper = opt.rule, opt.hyper()
+            kind, hyper = opt.fused_spec()
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
             for p, index in enumerate(param_indices):
@@ -461,7 +459,7 @@ class LinearEpochRunner:
             counts = np.array([opt._index_update_count.get(i, opt.begin_num_update) for i in param_indices],
                               dtype=np.int64)
         else:
-            rule, hyper = RULES["sgd"], RULES["sgd"].pack(1.0, None)  # not applied: train is False
+            kind, hyper = 0, np.zeros(8, np.float64)
             s1s = [empty2] * len(w_bufs) + ([empty1] if self.has_bias else [])
             s2s = list(s1s)
             lrs = np.zeros((n_batches, n_params), np.float64)
@@ -474,7 +472,7 @@ class LinearEpochRunner:
         status, samples = linear_epoch(
             Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
             self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
-            Update(train, rule.flat, rule.rows_2d, rule.outer_rows, rule.rate, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m), self._scratch(), pred)
+            Update(train, kind, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m), self._scratch(), pred)
         done = n_batches if status == STATUS_OK else int(status)
         result = EpochResult(names, sums, counts_m, done, int(samples),
                              None if status == STATUS_OK else int(status))
