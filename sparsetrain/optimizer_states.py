@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -190,6 +192,7 @@ def loads(blob: bytes, source: str = "optimizer states"):
                 states[index] = parts if entry.get("tuple") else parts[0]
     except DataFormatError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, struct.error, KeyError, ValueError, TypeError, OSError, EOFError,
+            OverflowError, NotImplementedError, IndexError) as e:
         raise DataFormatError(f"{source}: corrupt optimizer-state file ({type(e).__name__}: {e})") from None
     return states, meta.get("progress"), meta.get("optimizer")

@@ -181,6 +181,23 @@ def test_truncated_states_file_is_a_clean_error(tmp_path):
         fit(out, "adam", "none", "compiled", 2, resume=True)
 
 
+def test_every_bit_flipped_states_file_is_a_clean_error_or_loads(tmp_path):
+    # A flipped byte anywhere in a .states file: either it still loads (a flip inside an array's
+    # values) or it is one DataFormatError naming the file -- never zlib/struct/... internals.
+    from sparsetrain import optimizer_states
+
+    out = tmp_path / "run"
+    fit(out, "adam", "none", "compiled", 1)
+    blob = (out / "checkpoints" / "model-0001.states").read_bytes()
+    for pos in range(0, len(blob), max(1, len(blob) // 400)):
+        damaged = bytearray(blob)
+        damaged[pos] ^= 0xFF
+        try:
+            optimizer_states.loads(bytes(damaged), source="model-0001.states")
+        except DataFormatError as e:
+            assert str(e).startswith("model-0001.states"), str(e)
+
+
 # -- a real kill -9 --------------------------------------------------------------------------------
 
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
