@@ -13,9 +13,17 @@ import contextlib
 import errno
 import gzip
 import os
+import struct
 import tempfile
+import zipfile
+import zlib
 
 from .base import OutputError
+
+# What numpy/zipfile raise on a damaged .npz (a flipped bit may even name an unknown compression
+# method): the readers of .params and .states files turn these into one line naming the file.
+DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
+                      zlib.error, struct.error)
 
 __all__ = ["open_atomic", "write_atomic"]
 

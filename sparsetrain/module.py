@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io as _io
 import logging
-import struct
 import time
-import zipfile
-import zlib
 
 import numpy as np
 
@@ -20,7 +17,7 @@ from . import optimizer as opt_mod
 from .base import ShapeError, SparseTrainError
 from . import engines
 from .engines.base import EpochStats, ModuleView, check_metric, check_outputs
-from .fileio import write_atomic
+from .fileio import DAMAGED_NPZ_ERRORS, write_atomic
 from .io.base import DataDesc
 from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
 from .symbol import Symbol, load as load_symbol
@@ -57,9 +54,6 @@ def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> 
     write_atomic(path, buf.getvalue())
 
 
-# what numpy/zipfile raise on a damaged .npz (a flipped bit may even name an unknown compression method)
-_DAMAGED = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile, zlib.error,
-            struct.error)
 
 
 def load_params(path: str) -> tuple[dict, dict]:
@@ -72,7 +66,7 @@ def load_params(path: str) -> tuple[dict, dict]:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except _DAMAGED as e:
+    except DAMAGED_NPZ_ERRORS as e:
         raise SparseTrainError(f"{path}: not a sparsetrain parameter file ({e or type(e).__name__})") from None
     out = {"arg": {}, "aux": {}}
     try:
@@ -87,7 +81,7 @@ def load_params(path: str) -> tuple[dict, dict]:
                 parts = {k: np.array(z[f"{base}:{k}"]) for k in ("indices", "indptr") if f"{base}:{k}" in z.files}
                 out[prefix][name] = _checked_array(name, str(z[key]), z[base + ":shape"], np.array(z[base + ":data"]),
                                                    **parts)
-    except (KeyError, TypeError, IndexError) + _DAMAGED as e:
+    except (KeyError, TypeError, IndexError) + DAMAGED_NPZ_ERRORS as e:
         raise SparseTrainError(f"{path}: damaged parameter file ({e or type(e).__name__})") from None
     return out["arg"], out["aux"]
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import io
 import json
-import struct
-import zipfile
-import zlib
 
 import numpy as np
 
 from .base import DataFormatError
+from .fileio import DAMAGED_NPZ_ERRORS
 
 FORMAT = "sparsetrain-optimizer-states"
 VERSION = 1
@@ -192,7 +190,6 @@ def loads(blob: bytes, source: str = "optimizer states"):
                 states[index] = parts if entry.get("tuple") else parts[0]
     except DataFormatError:
         raise
-    except (zipfile.BadZipFile, zlib.error, struct.error, KeyError, ValueError, TypeError, OSError, EOFError,
-            OverflowError, NotImplementedError, IndexError) as e:
+    except (KeyError, TypeError, IndexError) + DAMAGED_NPZ_ERRORS as e:
         raise DataFormatError(f"{source}: corrupt optimizer-state file ({type(e).__name__}: {e})") from None
     return states, meta.get("progress"), meta.get("optimizer")
