@@ -8,7 +8,7 @@ from . import random  # noqa: F401  (``nd.random.uniform(..., out=)``, as MXNet)
 from .ndarray import sparse as _sparse_constructors
 from .ndarray import *  # noqa: F401,F403
 from .ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray  # noqa: F401
-from .ndarray.ndarray import apply_binary as _apply_binary
+from .ndarray.arith import apply_binary as _apply_binary
 from .ndarray.serialize import load, save  # noqa: F401
 from .ops.imperative import invoke as _invoke
 from .ops.namespaces import fill_namespaces as _fill_namespaces

@@ -6,7 +6,7 @@ import json
 import numbers
 
 from ..base import ShapeError, SparseTrainError, check_stype
-from ..ndarray.ndarray import BINARY_OPS
+from ..ndarray.arith import BINARY_OPS
 from ..ops import registry
 from ..ops.signature import parse_call
 
