@@ -477,7 +477,6 @@ class RowSparseNDArray(BaseSparseNDArray):
         return ""
 
 
-
 # -- storage conversion --------------------------------------------------------------------
 
 def _dense_to_csr(x: np.ndarray) -> CSRNDArray:
