@@ -26,6 +26,7 @@ from .load import apply_override, config_from_dict, load_config
 from .reference import markdown_reference
 from .schema import (
     Config,
+    CSVConfig,
     DataConfig,
     GenerateConfig,
     LossConfig,
@@ -37,7 +38,7 @@ from .schema import (
 )
 
 __all__ = [
-    "Config", "DataConfig", "GenerateConfig", "LossConfig", "ModelConfig", "OpConfig", "OptimizerConfig",
+    "Config", "CSVConfig", "DataConfig", "GenerateConfig", "LossConfig", "ModelConfig", "OpConfig", "OptimizerConfig",
     "TrainConfig", "VariableConfig", "LR_SCHEDULERS", "apply_override",
     "config_from_dict", "fallback_hint", "load_config", "make_lr_scheduler", "make_optimizer", "markdown_reference",
     "optimizer_params",

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
 from .schema import Config
-from .validate import resolve_num_features, validate_graph, validate_parameters, validate_training
+from .validate import resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
 from .yaml_doc import parse_yaml
 
 
@@ -44,7 +44,7 @@ def _absolutize_override_paths(doc: dict, item: str) -> None:
         return
 
     def fix(v):
-        if isinstance(v, str) and v and not os.path.isabs(os.path.expanduser(v)):
+        if isinstance(v, str) and v and v != "-" and not os.path.isabs(os.path.expanduser(v)):
             return os.path.abspath(v)
         return v
 
@@ -69,6 +69,7 @@ def config_from_dict(doc: dict, source: str | None = None, check_files: bool = F
     cfg._base_dir = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
     validate_graph(cfg)
     validate_training(cfg)
+    validate_data(cfg)
     cfg._num_features = resolve_num_features(cfg)
     plan = cfg.plan()  # shape and storage-type inference: impossible shapes fail here, before any work
     validate_parameters(cfg, plan)
@@ -84,7 +85,10 @@ def apply_override(doc: dict, item: str) -> None:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optimizer.learning_rate=0.1")
     key, _, raw = item.partition("=")
     try:
-        value = parse_yaml(raw, "--set", join_path(_split_key(key.strip(), item))) if raw.strip() else None
+        if raw.strip() == "-":  # stdin (YAML would read a list holding null)
+            value = "-"
+        else:
+            value = parse_yaml(raw, "--set", join_path(_split_key(key.strip(), item))) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     parts = _split_key(key.strip(), item)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import yaml
 
 from .schema import (
+    CSVConfig,
     DataConfig,
     GenerateConfig,
     LossConfig,
@@ -33,6 +34,8 @@ def _default_text(field) -> str:
 _DOC_TYPES = {
     ("DataConfig", "train"): "path, list of paths or glob", ("DataConfig", "eval"): "path, list of paths or glob",
     ("DataConfig", "zero_based"): "auto \\| true \\| false", ("DataConfig", "generate"): "mapping (`data.generate`)",
+    ("DataConfig", "csv"): "mapping (`data.csv`)", ("DataConfig", "log1p"): "bool or list of columns",
+    ("DataConfig", "crosses"): "list of pairs",
     ("ModelConfig", "variables"): "mapping name → variable", ("ModelConfig", "ops"): "list of op mappings",
     ("ModelConfig", "loss"): "mapping (`model.loss`)",
 }
@@ -40,7 +43,8 @@ _DOC_TYPES = {
 
 def markdown_reference() -> str:
     """The config reference (one table per section), generated from the schema."""
-    sections = [("data", DataConfig), ("data.generate", GenerateConfig), ("model", ModelConfig),
+    sections = [("data", DataConfig), ("data.csv", CSVConfig), ("data.generate", GenerateConfig),
+                ("model", ModelConfig),
                 ("model.variables.<name>", VariableConfig), ("model.ops[i]", OpConfig), ("model.loss", LossConfig),
                 ("optimizer", OptimizerConfig), ("train", TrainConfig)]
     # the package docstring's second and third paragraphs say how paths and overrides resolve

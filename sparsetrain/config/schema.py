@@ -50,11 +50,22 @@ class GenerateConfig(SyntheticOptions):
     path: str = Field(description="LibSVM file to write (the true weights go beside it).")
 
 
+class CSVConfig(_Strict):
+    """How a CSV/TSV file is split into fields (as Python's `csv` module reads it)."""
+
+    delimiter: str | None = Field(None, description="Field separator, one character; default tab for `.tsv` "
+                                  "files, else comma.")
+    quote: str = Field('"', description="Quote character (`\"\"` inside a quoted field is one quote).")
+    header: bool = Field(False, description="The first line holds the column names (and is no data).")
+    columns: list[str] | None = Field(None, description="Column names in file order (instead of a header).")
+
+
 class DataConfig(_Strict):
     """Where the data comes from and how it is batched."""
 
-    train: PathList = Field(None, description="Training LibSVM file(s): a path, a list of paths or a glob "
-                            "(`.gz`/`.bz2` read transparently). Give this or `generate`.")
+    train: PathList = Field(None, description="Training data file(s): a path, a list of paths or a glob "
+                            "(`.gz`/`.bz2` read transparently), or `-` for stdin (read once: `cache: "
+                            "stream`, one epoch). Give this or `generate`.")
     generate: GenerateConfig | None = Field(None, description="Generate the training data (gen-data options "
                                             "plus `path`) instead of reading `train`.")
     eval: PathList = Field(None, description="Evaluation LibSVM file(s), scored after every epoch.")
@@ -76,6 +87,25 @@ class DataConfig(_Strict):
                                                                 "last batch, as MXNet's `last_batch_handle`.")
     shuffle: bool = Field(False, description="Shuffle rows every epoch (needs the data in memory).")
     input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
+    format: Literal["auto", "libsvm", "csv", "vw"] = Field("auto", description="File format; `auto` decides "
+                                                            "from the file name: `.csv`/`.tsv` → csv, `.vw` → "
+                                                            "vw, else libsvm (`.gz`/`.bz2` suffixes ignored).")
+    csv: CSVConfig = Field(default_factory=CSVConfig, description="CSV/TSV field splitting.")
+    label: str | None = Field(None, description="CSV/TSV: the label column (default the first column).")
+    numeric: list[str] = Field(default_factory=list, description="CSV/TSV: numeric columns, one feature "
+                               "each (id `2**hash_bits + k` for the k-th); empty or 0 is no entry.")
+    log1p: bool | list[str] = Field(False, description="CSV/TSV: numeric columns (or `true`: all) that "
+                                    "become `sign(x)·log(1+|x|)`.")
+    categorical: list[str] = Field(default_factory=list, description="CSV/TSV: string columns hashed "
+                                   "into `2**hash_bits` buckets (key `column=value`, value 1).")
+    crosses: list[list[str]] = Field(default_factory=list, description="Hashed pairwise crosses: CSV/TSV "
+                                     "categorical column pairs (key `a=va^b=vb`), or Vowpal Wabbit namespace "
+                                     "pairs (as `vw -q ab`).")
+    hash_bits: int = Field(18, ge=1, le=31, description="CSV/TSV and VW: hashed features fall in "
+                           "`2**hash_bits` buckets (MurmurHash3, seed 0; see the README).")
+    keep_feature_names: bool = Field(False, description="CSV/TSV and VW: save `feature_names.json` (hashed "
+                                     "id → the names that hash to it) in the run directory (one more pass "
+                                     "over the training data, in Python).")
 
     @field_validator("train")
     @classmethod
@@ -91,6 +121,17 @@ class DataConfig(_Strict):
         if self.train is not None and self.generate is not None:
             raise ValueError("give either `train` or `generate`, not both")
         return self
+
+    def format_of(self, path: str) -> str:
+        """``libsvm``, ``csv`` or ``vw``: ``format``, or what the file name says."""
+        if self.format != "auto":
+            return self.format
+        name = path.lower()
+        for ext in (".gz", ".bz2"):
+            name = name.removesuffix(ext)
+        if name.endswith((".csv", ".tsv")):
+            return "csv"
+        return "vw" if name.endswith(".vw") else "libsvm"
 
 
 class VariableConfig(_Strict):
@@ -227,6 +268,21 @@ class Config(_Strict):
         path = os.path.expanduser(path)
         return path if os.path.isabs(path) else os.path.normpath(os.path.join(self._base_dir, path))
 
+    def data_format(self) -> str:
+        """The training data's format (``libsvm``, ``csv`` or ``vw``)."""
+        if self.data.generate is not None:
+            return self.data.format_of(self.data.generate.path)
+        return self.data.format_of(self.data.train[0])
+
+    def csv_schema(self):
+        """The ``data.*`` CSV/TSV keys as an ``io.csv_reader.CSVSchema``."""
+        from ..io.csv_reader import CSVSchema
+
+        d = self.data
+        return CSVSchema(columns=d.csv.columns, label=d.label, numeric=d.numeric, categorical=d.categorical,
+                         crosses=d.crosses, hash_bits=d.hash_bits, log1p=d.log1p, delimiter=d.csv.delimiter,
+                         quote=d.csv.quote, header=d.csv.header, key="data")
+
     def train_files(self) -> list[str]:
         if self.data.generate is not None:
             return [self.resolve(self.data.generate.path)]
@@ -277,6 +333,9 @@ def expand_paths(cfg: Config, paths, key: str) -> list[str]:
     """Config paths made absolute, globs expanded; a missing file is a ``ConfigError`` naming ``key[k]``."""
     out = []
     for k, p in enumerate(paths):
+        if p == "-":  # stdin
+            out.append(p)
+            continue
         full = cfg.resolve(p)
         if _glob.has_magic(full):
             matches = sorted(_glob.glob(full))

@@ -171,8 +171,74 @@ def validate_training(cfg) -> None:
     cfg.initializer()
 
 
+_HASHED_KEYS = ("label", "numeric", "log1p", "categorical", "hash_bits", "keep_feature_names")
+
+
+def validate_data(cfg) -> None:
+    """The data format's keys (CSV schema, hashing) and stdin's limits."""
+    d = cfg.data
+    fmt = cfg.data_format()
+    if fmt == "libsvm":
+        for key in _HASHED_KEYS + ("crosses",):
+            if key in d.model_fields_set:
+                how = "data.format: libsvm" if d.format == "libsvm" else "from the file name; stdin has none"
+                if d.format == "auto" and d.train != ["-"]:
+                    how = "from the file name"
+                raise ConfigError(f"data.{key}: only for csv or vw data (the data is read as libsvm, {how}); "
+                                  "set data.format: csv or vw")
+    elif fmt == "csv":
+        cfg.csv_schema().check()
+        if d.csv.columns is None and not d.csv.header:
+            raise ConfigError("data.csv: give `columns` (the names in file order) or `header: true`")
+        if d.csv.columns is not None:
+            cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")
+    elif fmt == "vw":
+        for key in ("label", "numeric", "log1p", "categorical"):
+            if key in d.model_fields_set:
+                raise ConfigError(f"data.{key}: only for csv data (Vowpal Wabbit lines name their features)")
+        for i, pair in enumerate(d.crosses):
+            if len(pair) != 2:
+                raise ConfigError(f"data.crosses[{i}]: a cross is a pair of namespaces, got {pair}")
+    if fmt != "libsvm" and cfg.train.kvstore != "local":
+        raise ConfigError(f"train.kvstore: {cfg.train.kvstore} reads LibSVM data only; the data is {fmt}")
+    stdin = d.train is not None and "-" in d.train
+    if stdin:
+        if d.train != ["-"]:
+            raise ConfigError("data.train: '-' (stdin) cannot be combined with files")
+        if d.cache not in ("auto", "stream"):
+            raise ConfigError(f"data.cache: {d.cache}: stdin is read once as a stream (data.cache: stream); "
+                              "there is no disk cache yet: save the stream to a file to keep it")
+        if cfg.train.epochs != 1:
+            raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') is read once; set 1, or save "
+                              "the stream to a file")
+        if d.shuffle:
+            raise ConfigError("data.shuffle: stdin ('-') is read once as a stream and cannot be shuffled")
+        if fmt == "libsvm" and d.zero_based == "auto":
+            raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
+    if d.eval is not None and "-" in d.eval:
+        raise ConfigError("data.eval: '-' (stdin) is only for data.train")
+
+
+def hashed_num_features(cfg) -> int | None:
+    """The feature count the hashed formats imply (None for LibSVM)."""
+    fmt = cfg.data_format()
+    if fmt == "csv":
+        return (1 << cfg.data.hash_bits) + len(cfg.data.numeric)
+    if fmt == "vw":
+        return 1 << cfg.data.hash_bits
+    return None
+
+
 def resolve_num_features(cfg) -> int:
-    """``data.num_features``, else ``data.generate.features``, else what the declared shapes imply."""
+    """``data.num_features``, else ``data.generate.features``, else what the declared shapes imply
+    (CSV/TSV: ``2**hash_bits + len(numeric)``; Vowpal Wabbit: ``2**hash_bits``)."""
+    hashed = hashed_num_features(cfg)
+    if hashed is not None:
+        if cfg.data.num_features is not None and cfg.data.num_features != hashed:
+            what = "2**hash_bits + len(numeric)" if cfg.data_format() == "csv" else "2**hash_bits"
+            raise ConfigError(f"data.num_features: {cfg.data.num_features} but the {cfg.data_format()} data has "
+                              f"{what} = {hashed} features")
+        return hashed
     if cfg.data.num_features is not None:
         if cfg.data.generate is not None and cfg.data.generate.features != cfg.data.num_features:
             raise ConfigError(f"data.num_features: {cfg.data.num_features} but data.generate.features is "

@@ -149,6 +149,7 @@ class LibSVMReader:
         starts (the parts together hold every line exactly once) and read one of them.
     num_labels: labels per row; None takes the count from the first row (and enforces it).
     start_row: skip this many data rows first (only with ``num_parts == 1``).
+    path ``-`` reads stdin, once (``zero_based`` True or False, one part).
     zero_based: True, False or "auto"; "auto" decides for the whole file as scikit-learn does,
         which costs one extra pass over a one-based file (stopping early at the first index 0
         of a zero-based one). Pass True or False to avoid it.
@@ -181,9 +182,16 @@ class LibSVMReader:
         self.chunk_size = self.source.chunk_size
         if num_parts < 1 or not 0 <= part_index < num_parts:
             raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
-        if not os.path.exists(path):
+        self._stdin = os.fspath(path) == "-"
+        if self._stdin:  # read once, as it comes
+            if self._mode == K.AUTO_BASED:
+                raise ValueError("zero_based='auto' reads the file twice; give True or False to read stdin ('-')")
+            if num_parts != 1 or start_row:
+                raise ValueError("stdin ('-') is read whole: num_parts and start_row do not apply")
+            self.source = ChunkSource("/dev/stdin", chunk_size, max_line_bytes)
+        elif not os.path.exists(path):
             raise FileNotFoundError(f"no such file: {os.fspath(path)}")
-        if not os.path.isfile(path):
+        elif not os.path.isfile(path):
             # it is read once per iteration (and once more to decide zero_based="auto")
             raise DataFormatError(f"{os.fspath(path)}: streaming needs a regular file, not a pipe or device")
         if start_row and num_parts != 1:
@@ -239,6 +247,10 @@ class LibSVMReader:
         return not any_index
 
     def __iter__(self) -> Iterator[LibSVMBlock]:
+        if self._stdin:
+            if getattr(self, "_stdin_read", False):
+                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+            self._stdin_read = True
         zero_based = self.zero_based
         mode = K.ZERO_BASED if zero_based else K.ONE_BASED
         begin, end_hint = self.byte_range()

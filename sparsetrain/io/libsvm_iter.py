@@ -99,6 +99,9 @@ class LibSVMIter(DataIter):
         overriding ``round_batch``.
     chunk_size: bytes parsed at a time; memory use is a few times this.
     max_line_bytes: a longer line is an error naming it (a bound on the memory one line takes).
+    reader: iterate this instead of a ``LibSVMReader`` of ``data_libsvm``: anything yielding
+        ``LibSVMBlock`` s with one label per row (``CSVReader``, ``VWReader``, a stdin reader);
+        ``data_libsvm`` then only names it in messages.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class LibSVMIter(DataIter):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         workers: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        reader=None,
     ):
         super().__init__(batch_size)
         if isinstance(data_shape, (int, np.integer)):
@@ -154,7 +158,9 @@ class LibSVMIter(DataIter):
         self._label_width = int(np.prod(label_shape))
         self._provide_data = [DataDesc(data_name, (self.batch_size,) + data_shape, self.dtype)]
         self._provide_label = [DataDesc(label_name, self._label_batch_shape(self.batch_size), self.dtype)]
-        self._data_reader = LibSVMReader(
+        if reader is not None and label_libsvm is not None:
+            raise ValueError("label_libsvm needs the data in a LibSVM file, not a reader")
+        self._data_reader = reader if reader is not None else LibSVMReader(
             data_libsvm, num_features=data_shape[0], zero_based=zero_based, dtype=self.dtype,
             num_labels=None if label_libsvm is not None else self._label_width,
             chunk_size=chunk_size, num_parts=num_parts, part_index=part_index, workers=workers,

@@ -10,25 +10,30 @@ from ..base import ConfigError
 from ..config import Config
 from ..fileio import write_atomic
 
-# Parsed CSR bytes per byte of LibSVM text (float32 value + int64 index ≈ 12 bytes per ~10-byte
-# "idx:val " token), and the extra factor for compressed files.
-_CSR_BYTES_PER_TEXT_BYTE = 1.3
+# Parsed CSR bytes per byte of text (float32 value + int64 index ≈ 12 bytes per ~10-byte LibSVM
+# "idx:val " token; a ~6-byte hashed CSV/VW field makes an entry too), and the extra factor for
+# compressed files.
+_CSR_BYTES_PER_TEXT_BYTE = {"libsvm": 1.3, "csv": 2.0, "vw": 2.0}
 _COMPRESSION_FACTOR = {".gz": 4.0, ".bz2": 5.0}
 
 
-def _estimated_csr_bytes(paths: list[str]) -> float:
+def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
     total = 0.0
     for p in paths:
         ext = os.path.splitext(p)[1].lower()
-        total += os.path.getsize(p) * _CSR_BYTES_PER_TEXT_BYTE * _COMPRESSION_FACTOR.get(ext, 1.0)
+        total += (os.path.getsize(p) * _CSR_BYTES_PER_TEXT_BYTE[cfg.data.format_of(p)]
+                  * _COMPRESSION_FACTOR.get(ext, 1.0))
     return total
 
 
 def cache_mode(cfg: Config, paths: list[str]) -> str:
-    """``memory`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits the budget)."""
+    """``memory`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits the
+    budget; stdin, ``-``, is always a stream)."""
+    if paths == ["-"]:
+        return "stream"
     mode = cfg.data.cache
     if mode == "auto":
-        fits = _estimated_csr_bytes(paths) <= cfg.data.memory_budget_mb * 2**20
+        fits = _estimated_csr_bytes(cfg, paths) <= cfg.data.memory_budget_mb * 2**20
         mode = "memory" if fits or cfg.data.shuffle else "stream"
     if mode == "stream" and len(paths) > 1:
         raise ConfigError(f"data.cache: streaming reads one file, got {len(paths)}; "
@@ -59,16 +64,51 @@ def ensure_generated(cfg: Config, reporter) -> None:
     write_atomic(meta_path, json.dumps(wanted, sort_keys=True))
 
 
+def reader_for(cfg: Config, path: str):
+    """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes."""
+    from .. import io as st_io
+
+    fmt, dtype = cfg.data.format_of(path), _data_dtype(cfg)
+    if fmt == "csv":
+        from ..io.csv_reader import CSVReader
+
+        return CSVReader(path, cfg.csv_schema(), dtype, max_line_bytes=cfg.data.max_line_bytes)
+    if fmt == "vw":
+        from ..io.vw_reader import VWReader
+
+        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
+                        max_line_bytes=cfg.data.max_line_bytes)
+    return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
+                              num_labels=1, max_line_bytes=cfg.data.max_line_bytes)
+
+
+def load_file(cfg: Config, path: str):
+    """One data file, whole, as ``(CSRNDArray, labels)``."""
+    from .. import io as st_io
+
+    fmt = cfg.data.format_of(path)
+    if fmt == "csv":
+        from ..io.csv_reader import load_csv
+
+        return load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+    if fmt == "vw":
+        from ..io.vw_reader import load_vw
+
+        X, y, _ = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
+                          max_line_bytes=cfg.data.max_line_bytes)
+        return X, y
+    return st_io.load_libsvm(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
+                             dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+
+
 def _load_memory(cfg: Config, paths: list[str]):
     import scipy.sparse as sp
 
-    from .. import io as st_io
     from ..ndarray.sparse import csr_matrix
 
     parts, labels = [], []
     for p in paths:
-        X, y = st_io.load_libsvm(p, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
-                                 dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+        X, y = load_file(cfg, p)
         parts.append(X)
         labels.append(np.asarray(y))
     if len(parts) == 1:
@@ -83,7 +123,8 @@ def _data_dtype(cfg: Config) -> str:
 
 
 def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None):
-    """A data iterator over LibSVM ``paths`` as the config describes; ``(iter, rows or None)``."""
+    """A data iterator over ``paths`` (LibSVM, CSV/TSV or Vowpal Wabbit; ``-`` is stdin) as the
+    config describes; ``(iter, rows or None)``."""
     from .. import io as st_io
 
     batch_size = batch_size or cfg.data.batch_size
@@ -95,8 +136,11 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name)
         rows = X.shape[0]
         return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
+    reader = None
+    if paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
+        reader = reader_for(cfg, paths[0])
     it = st_io.LibSVMIter(data_libsvm=paths[0], data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes)
+                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader)
     return it, None

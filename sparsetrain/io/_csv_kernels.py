@@ -1,0 +1,346 @@
+"""Compiled kernel that parses CSV/TSV text into hashed CSR rows, and its pure-Python reference.
+
+A line is split into fields as Python's ``csv`` module does with its defaults (``doublequote``,
+no ``skipinitialspace``, ``strict=False``): a field that starts with the quote character runs to
+the next lone quote (``""`` inside is one quote) and whatever follows it up to the delimiter is
+appended; a quote elsewhere is an ordinary character. A line ends at ``\\n`` (a ``\\r`` before it
+is dropped), so a quoted field cannot hold a newline (an unterminated quote is an error). Blank
+lines are skipped. Each column has a role (``ROLE_*``):
+
+- the label column: a decimal number (see ``_decimal_kernels``), required;
+- a numeric column: a decimal number, feature id ``hash_size + k`` (``k``: its place in the list
+  of numeric columns), ``log1p`` optionally applied (``sign(x) * log(1 + |x|)``); an empty field
+  or a value 0 is no entry;
+- a categorical column: a non-empty field ``v`` of column ``c`` is the feature
+  ``murmurhash3_32("c=v") & (hash_size - 1)`` with value 1 (hashed from the bytes, see
+  ``_hash_kernels``); an empty field is no entry;
+- a cross of two categorical columns ``a``, ``b``: the feature ``"a=va^b=vb"`` hashed likewise,
+  present when both fields are non-empty.
+
+Missing trailing fields are empty; more fields than columns is an error. Within a row the ids
+are sorted and colliding hashed features are summed (as scikit-learn's ``FeatureHasher``).
+
+:func:`parse_csv_chunk` never raises: it stops at the first malformed line with an error code
+and a byte span; the caller writes the message (file, line, column, value). Numbers with more
+than 18 significant digits are listed as *slow* for the caller to convert with Python's float.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+from numba import njit
+
+from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
+from ._hash_kernels import mm_feed, mm_finish
+
+ROLE_SKIP = 0
+ROLE_LABEL = 1
+ROLE_NUMERIC = 2
+ROLE_CATEGORICAL = 3
+
+OK = 0
+E_QUOTE = 1  # unterminated quoted field (span: the field to the line's end)
+E_FIELDS = 2  # more fields than columns (aux: the number of columns)
+E_LABEL_MISSING = 3
+E_LABEL = 4  # label is not a number (span: the raw field)
+E_LABEL_NONFINITE = 5
+E_VALUE = 6  # numeric field is not a number (aux: column)
+E_VALUE_NONFINITE = 7
+E_LINE_TOO_LONG = 8  # aux: max_line
+E_LABEL_RANGE = 9
+E_VALUE_RANGE = 10
+E_NO_NEWLINE = 11
+
+# info slots
+I_ROWS = 0
+I_NNZ = 1
+I_LINES = 2
+I_ERR = 3
+I_ERR_START = 4
+I_ERR_END = 5
+I_ERR_AUX = 6
+I_NSLOW = 7
+N_INFO = 8
+
+SLOW_LABEL = 0
+SLOW_VALUE = 1
+
+
+@njit(cache=True, nogil=True)
+def _strip(buf, s, e):
+    while s < e and (buf[s] == 32 or buf[s] == 9):
+        s += 1
+    while e > s and (buf[e - 1] == 32 or buf[e - 1] == 9):
+        e -= 1
+    return s, e
+
+
+@njit(cache=True, nogil=True)
+def _signed_log1p(v):
+    return math.log1p(v) if v >= 0 else -math.log1p(-v)
+
+
+@njit(cache=True, nogil=True)
+def _hash_field(states, c, scratch, s, e):
+    h, cr, nc, ln = mm_feed(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
+                            scratch, s, e)
+    return h, cr, nc, ln
+
+
+@njit(cache=True, nogil=True)
+def _sort_merge(indices, data, a, b):
+    """Sort ``indices[a:b]`` (with ``data``) and sum repeated ids; returns the new end."""
+    for i in range(a + 1, b):
+        k = indices[i]
+        v = data[i]
+        j = i - 1
+        while j >= a and indices[j] > k:
+            indices[j + 1] = indices[j]
+            data[j + 1] = data[j]
+            j -= 1
+        indices[j + 1] = k
+        data[j + 1] = v
+    if b - a < 2:
+        return b
+    w = a
+    for i in range(a + 1, b):
+        if indices[i] == indices[w]:
+            data[w] += data[i]
+        else:
+            w += 1
+            indices[w] = indices[i]
+            data[w] = data[i]
+    return w + 1
+
+
+@njit(cache=True, nogil=True)
+def _fail(info, code, start, end, aux, rows, nslow):
+    info[I_ROWS] = rows
+    info[I_NSLOW] = nslow
+    info[I_ERR] = code
+    info[I_ERR_START] = start
+    info[I_ERR_END] = end
+    info[I_ERR_AUX] = aux
+
+
+@njit(cache=True, nogil=True)
+def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles, label_col, num_cols, log1p,
+                    cat_cols, prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits,
+                    scratch, data, indices, row_ends, labels, nnz_base, slow):
+    """Parse the lines of ``buf`` (np.uint8 ending with a newline) into caller-allocated arrays.
+
+    roles: ROLE_* per column; label_col: the label's column; num_cols: the numeric columns in
+    feature order (with ``log1p`` flags); cat_cols: the categorical columns; prefix_states:
+    (columns, 4) murmur states after ``name=`` (``_hash_kernels``); crosses: column pairs
+    ``cross_a[i]``, ``cross_b[i]`` and the bytes ``^b=`` between the two values in
+    ``cross_mid[cross_mid_off[i]:cross_mid_off[i + 1]]``. scratch: room for one line.
+    data/indices: room for rows * (numeric + categorical + crosses) entries; row_ends: room for
+    the rows (``indptr[1:]``, offset by ``nnz_base``); labels: room for the rows. slow:
+    (k, 4) table of (kind, position, raw field start, end) numbers for the caller to convert.
+    skip_first: the first line is a header. Returns ``info`` (I_* slots).
+    """
+    n = len(buf)
+    info = np.zeros(N_INFO, np.int64)
+    if n == 0:
+        return info
+    if buf[n - 1] != 10:
+        info[I_ERR] = E_NO_NEWLINE
+        return info
+    ncols = len(roles)
+    hash_size = np.int64(1) << hash_bits
+    mask = hash_size - 1
+    fs = np.empty(ncols, np.int64)  # field spans in scratch (unquoted)
+    fe = np.empty(ncols, np.int64)
+    rs = np.empty(ncols, np.int64)  # raw spans in buf (for messages)
+    re_ = np.empty(ncols, np.int64)
+    slow_cap = slow.shape[0]
+    nslow = 0
+    rows = 0
+    nnz = 0
+    lines = 0
+    p = 0
+    if skip_first:
+        while buf[p] != 10:
+            p += 1
+        p += 1
+        lines = 1
+    while p < n:
+        line_start = p
+        e = p
+        while buf[e] != 10:
+            e += 1
+        if e - line_start > max_line:
+            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
+            return info
+        le = e
+        if le > p and buf[le - 1] == 13:
+            le -= 1
+        if le == p:  # blank line
+            p = e + 1
+            lines += 1
+            continue
+        for c in range(ncols):
+            fs[c] = 0
+            fe[c] = 0
+        col = 0
+        q = p
+        s = 0
+        while True:
+            if col >= ncols:
+                _fail(info, E_FIELDS, line_start, le, ncols, rows, nslow)
+                return info
+            start = s
+            raw = q
+            if q < le and buf[q] == quote:
+                q += 1
+                closed = False
+                while q < le:
+                    ch = buf[q]
+                    if ch == quote:
+                        if q + 1 < le and buf[q + 1] == quote:
+                            scratch[s] = quote
+                            s += 1
+                            q += 2
+                            continue
+                        q += 1
+                        closed = True
+                        break
+                    scratch[s] = ch
+                    s += 1
+                    q += 1
+                if not closed:
+                    _fail(info, E_QUOTE, raw, le, col, rows, nslow)
+                    return info
+            while q < le and buf[q] != delim:
+                scratch[s] = buf[q]
+                s += 1
+                q += 1
+            fs[col] = start
+            fe[col] = s
+            rs[col] = raw
+            re_[col] = q
+            col += 1
+            if q < le:
+                q += 1
+                continue
+            break
+        # ---- the label
+        ls, lend = _strip(scratch, fs[label_col], fe[label_col])
+        if ls == lend:
+            _fail(info, E_LABEL_MISSING, line_start, le, label_col, rows, nslow)
+            return info
+        v, r, st = parse_float(scratch, ls, lend)
+        if st == NOT_A_NUMBER or r != lend:
+            _fail(info, E_LABEL, rs[label_col], re_[label_col], label_col, rows, nslow)
+            return info
+        if st == NONFINITE or abs(v) >= value_limit:
+            code = E_LABEL_NONFINITE if st == NONFINITE else E_LABEL_RANGE
+            _fail(info, code, rs[label_col], re_[label_col], label_col, rows, nslow)
+            return info
+        if st == SLOW:
+            if nslow < slow_cap:
+                slow[nslow, 0] = SLOW_LABEL
+                slow[nslow, 1] = rows
+                slow[nslow, 2] = rs[label_col]
+                slow[nslow, 3] = re_[label_col]
+            nslow += 1
+        labels[rows] = v
+        # ---- hashed features: categorical columns and crosses, then sorted
+        row_start = nnz
+        for i in range(len(cat_cols)):
+            c = cat_cols[i]
+            if fe[c] > fs[c]:
+                h, cr, nc, ln = _hash_field(prefix_states, c, scratch, fs[c], fe[c])
+                indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+                data[nnz] = 1.0
+                nnz += 1
+        for i in range(len(cross_a)):
+            a = cross_a[i]
+            b = cross_b[i]
+            if fe[a] > fs[a] and fe[b] > fs[b]:
+                h, cr, nc, ln = _hash_field(prefix_states, a, scratch, fs[a], fe[a])
+                h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
+                h, cr, nc, ln = mm_feed(h, cr, nc, ln, scratch, fs[b], fe[b])
+                indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+                data[nnz] = 1.0
+                nnz += 1
+        nnz = _sort_merge(indices, data, row_start, nnz)
+        # ---- numeric columns, after every hashed id
+        for k in range(len(num_cols)):
+            c = num_cols[k]
+            vs, ve = _strip(scratch, fs[c], fe[c])
+            if vs == ve:
+                continue
+            v, r, st = parse_float(scratch, vs, ve)
+            if st == NOT_A_NUMBER or r != ve:
+                _fail(info, E_VALUE, rs[c], re_[c], c, rows, nslow)
+                return info
+            if st == NONFINITE or abs(v) >= value_limit:
+                code = E_VALUE_NONFINITE if st == NONFINITE else E_VALUE_RANGE
+                _fail(info, code, rs[c], re_[c], c, rows, nslow)
+                return info
+            if st == SLOW:
+                if nslow < slow_cap:
+                    slow[nslow, 0] = SLOW_VALUE
+                    slow[nslow, 1] = nnz
+                    slow[nslow, 2] = rs[c]
+                    slow[nslow, 3] = re_[c]
+                nslow += 1
+                v = 1.0  # replaced by the caller (and never dropped as a zero)
+            if v == 0.0:
+                continue
+            if log1p[k]:
+                v = _signed_log1p(v)
+            indices[nnz] = hash_size + k
+            data[nnz] = v
+            nnz += 1
+        row_ends[rows] = nnz_base + nnz
+        rows += 1
+        lines += 1
+        p = e + 1
+    info[I_ROWS] = rows
+    info[I_NNZ] = nnz
+    info[I_LINES] = lines
+    info[I_NSLOW] = nslow
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# Pure-Python reference: Python's csv module, hashlib-free hashing via hashing.murmurhash3_32
+
+
+def parse_reference(text: str, columns, label, numeric, categorical, crosses, hash_bits, log1p=(),
+                    delimiter=",", header=False):
+    """Rows of ``text`` as ``(labels, rows)``, each row a dict id -> value (a dict, no order),
+    using ``csv.reader`` for the fields and :func:`hashing.murmurhash3_32` for the ids."""
+    from .hashing import murmurhash3_32
+
+    size = 1 << hash_bits
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    labels, rows = [], []
+    for i, fields in enumerate(reader):
+        if header and i == 0:
+            continue
+        if not fields:
+            continue
+        vals = dict(zip(columns, fields))
+        labels.append(float(vals[label]))
+        row: dict[int, float] = {}
+        for c in categorical:
+            if vals.get(c, ""):
+                j = murmurhash3_32(f"{c}={vals[c]}") % size
+                row[j] = row.get(j, 0.0) + 1.0
+        for a, b in crosses:
+            if vals.get(a, "") and vals.get(b, ""):
+                j = murmurhash3_32(f"{a}={vals[a]}^{b}={vals[b]}") % size
+                row[j] = row.get(j, 0.0) + 1.0
+        for k, c in enumerate(numeric):
+            t = vals.get(c, "").strip(" \t")
+            if t and float(t) != 0:
+                x = float(t)
+                row[size + k] = math.copysign(math.log1p(abs(x)), x) if c in log1p else x
+        rows.append(row)
+    return labels, rows

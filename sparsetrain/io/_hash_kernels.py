@@ -1,0 +1,108 @@
+"""MurmurHash3 x86 32-bit (Austin Appleby's ``MurmurHash3_x86_32``) as compiled kernels.
+
+The hash is fed in pieces (``mm_feed``) so that a key such as ``column=value`` is hashed
+straight from the bytes it is made of, without building it: a state is ``(h, carry, ncarry,
+length)`` (the running hash, up to three pending bytes, how many, the bytes fed so far),
+:func:`mm_start` makes one, :func:`mm_feed` adds bytes, :func:`mm_finish` gives the hash.
+:func:`murmurhash3_32` hashes one byte range. Results equal scikit-learn's
+``sklearn.utils.murmurhash3_32(key, seed, positive=True)`` (``tests/test_hashing.py``).
+Everything is computed in uint64 and masked to 32 bits.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_M = np.uint64(0xFFFFFFFF)
+_C1 = np.uint64(0xCC9E2D51)
+_C2 = np.uint64(0x1B873593)
+_N = np.uint64(0xE6546B64)
+_F1 = np.uint64(0x85EBCA6B)
+_F2 = np.uint64(0xC2B2AE35)
+_U5 = np.uint64(5)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rotl(x, r):
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix_k(k):
+    k = (k * _C1) & _M
+    k = _rotl(k, 15)
+    return (k * _C2) & _M
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix_h(h, k):
+    h ^= _mix_k(k)
+    h = _rotl(h, 13)
+    return (h * _U5 + _N) & _M
+
+
+@njit(cache=True, nogil=True)
+def mm_start(seed):
+    """The state before any byte: ``(h, carry, ncarry, length)``."""
+    return np.uint64(seed) & _M, np.uint64(0), 0, 0
+
+
+@njit(cache=True, nogil=True)
+def mm_feed(h, carry, ncarry, length, buf, start, end):
+    """The state after feeding ``buf[start:end]``."""
+    h = np.uint64(h)
+    carry = np.uint64(carry)
+    p = start
+    # complete a pending block first
+    while ncarry != 0 and p < end:
+        carry |= np.uint64(buf[p]) << np.uint64(8 * ncarry)
+        ncarry += 1
+        p += 1
+        if ncarry == 4:
+            h = _mix_h(h, carry)
+            carry = np.uint64(0)
+            ncarry = 0
+    while p + 4 <= end:
+        k = (np.uint64(buf[p]) | (np.uint64(buf[p + 1]) << np.uint64(8)) | (np.uint64(buf[p + 2]) << np.uint64(16))
+             | (np.uint64(buf[p + 3]) << np.uint64(24)))
+        h = _mix_h(h, k)
+        p += 4
+    while p < end:
+        carry |= np.uint64(buf[p]) << np.uint64(8 * ncarry)
+        ncarry += 1
+        p += 1
+    return h, carry, ncarry, length + (end - start)
+
+
+@njit(cache=True, nogil=True)
+def mm_finish(h, carry, ncarry, length):
+    """The 32-bit hash (as an int64 in [0, 2**32)) of the bytes fed."""
+    h = np.uint64(h)
+    carry = np.uint64(carry)
+    if ncarry != 0:
+        h ^= _mix_k(carry)
+    h ^= np.uint64(length) & _M
+    h ^= h >> np.uint64(16)
+    h = (h * _F1) & _M
+    h ^= h >> np.uint64(13)
+    h = (h * _F2) & _M
+    h ^= h >> np.uint64(16)
+    return np.int64(h)
+
+
+@njit(cache=True, nogil=True)
+def murmurhash3_32(buf, start, end, seed):
+    """MurmurHash3 x86 32-bit of ``buf[start:end]`` (uint8), unsigned, as an int64."""
+    h, c, n, ln = mm_start(seed)
+    h, c, n, ln = mm_feed(h, c, n, ln, buf, start, end)
+    return mm_finish(h, c, n, ln)
+
+
+@njit(cache=True, nogil=True)
+def hash_many(buf, offsets, seed, mask):
+    """``murmurhash3_32(buf[offsets[i]:offsets[i+1]]) & mask`` for every i."""
+    n = len(offsets) - 1
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = murmurhash3_32(buf, offsets[i], offsets[i + 1], seed) & mask
+    return out

@@ -1,0 +1,416 @@
+"""Compiled kernel that parses Vowpal Wabbit text lines into hashed CSR rows, and its
+pure-Python reference.
+
+Grammar (one line; blank lines are skipped)::
+
+    label [importance] [tag]|namespace[:scale] feature[:value] ... |namespace2 ...
+
+- before the first ``|``: the label (a number), an optional importance weight (a number >= 0,
+  default 1) and an optional tag (any other token, e.g. ``'row17``; ignored);
+- ``|`` directly followed by a name starts that namespace (``|user``); a ``|`` followed by
+  whitespace starts the default namespace (no name); ``:scale`` multiplies its values;
+- a feature is ``name`` (value 1) or ``name:value``; a value 0 is no entry;
+- the feature ``f`` in namespace ``ns`` is hashed as ``ns^f`` (``f`` alone in the default
+  namespace): ``murmurhash3_32(key) & (2**hash_bits - 1)``, value ``value * scale``;
+- crosses (``vw -q``): for each pair of namespaces ``(a, b)``, every feature of ``a`` times
+  every feature of ``b`` (distinct pairs only when ``a == b``), key ``a^fa^b^fb``, value the
+  product.
+
+Within a row ids are sorted and collisions summed. :func:`parse_vw_chunk` never raises; it
+stops at the first malformed line with an error code and a byte span. Numbers with more than
+18 significant digits make it report ``I_SLOW``: the caller then parses that chunk with
+:func:`parse_reference` (Python's float), which gives exactly the same rows otherwise.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+from numba import njit
+
+from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
+from ._hash_kernels import mm_feed, mm_finish, mm_start
+from ._csv_kernels import _sort_merge
+
+OK = 0
+E_NO_BAR = 1  # a line without '|'
+E_LABEL = 2  # label missing or not a number (span: the header)
+E_IMPORTANCE = 3  # importance not a number >= 0
+E_HEADER = 4  # more than label, importance, tag before the first '|'
+E_VALUE = 5  # feature value not a number (span: the token)
+E_SCALE = 6  # namespace scale not a number
+E_NONFINITE = 7  # a nan/inf or out-of-range number (span: the token)
+E_LINE_TOO_LONG = 8
+E_ROOM = 9  # the output arrays are full: parse again with more room (I_ROOM says how much)
+E_NO_NEWLINE = 10
+
+I_ROWS = 0
+I_NNZ = 1
+I_LINES = 2
+I_ERR = 3
+I_ERR_START = 4
+I_ERR_END = 5
+I_ERR_AUX = 6
+I_SLOW = 7
+I_ROOM = 8
+N_INFO = 9
+
+_SEED = 0
+_CARET = np.frombuffer(b"^", np.uint8).copy()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _space(c):
+    return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
+
+
+@njit(cache=True, nogil=True)
+def _fail(info, code, start, end, aux, rows):
+    info[I_ROWS] = rows
+    info[I_ERR] = code
+    info[I_ERR_START] = start
+    info[I_ERR_END] = end
+    info[I_ERR_AUX] = aux
+
+
+@njit(cache=True, nogil=True)
+def _number(buf, s, e, limit):
+    """(value, status): status 0 ok, 1 slow, 2 not a number, 3 not finite / out of range."""
+    if s == e:
+        return 0.0, 2
+    v, r, st = parse_float(buf, s, e)
+    if st == NOT_A_NUMBER or r != e:
+        return 0.0, 2
+    if st == NONFINITE or abs(v) >= limit:
+        return 0.0, 3
+    if st == SLOW:
+        return 0.0, 1
+    return v, 0
+
+
+@njit(cache=True, nogil=True)
+def _ns_id(buf, s, e, names, offs):
+    """The index of namespace ``buf[s:e]`` in the cross namespace list, or -1."""
+    for i in range(len(offs) - 1):
+        a, b = offs[i], offs[i + 1]
+        if b - a == e - s:
+            same = True
+            for j in range(b - a):
+                if names[a + j] != buf[s + j]:
+                    same = False
+                    break
+            if same:
+                return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _key_state(buf, ns_s, ns_e, nm_s, nm_e):
+    h, c, n, ln = mm_start(_SEED)
+    if ns_e > ns_s:
+        h, c, n, ln = mm_feed(h, c, n, ln, buf, ns_s, ns_e)
+        h, c, n, ln = mm_feed(h, c, n, ln, _CARET, 0, 1)
+    return mm_feed(h, c, n, ln, buf, nm_s, nm_e)
+
+
+@njit(cache=True, nogil=True)
+def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_offs, cross_a, cross_b,
+                   data, indices, row_ends, labels, weights):
+    """Parse the lines of ``buf`` (np.uint8 ending with a newline). cross_names/cross_offs: the
+    crossed namespaces' names (bytes, offsets); cross_a/cross_b: pairs of their indices.
+    data/indices: room for entries (E_ROOM when they do not suffice: ``info[I_ROOM]`` is the
+    room needed so far); row_ends (``indptr[1:]``), labels, weights: room for the rows."""
+    n = len(buf)
+    info = np.zeros(N_INFO, np.int64)
+    if n == 0:
+        return info
+    if buf[n - 1] != 10:
+        info[I_ERR] = E_NO_NEWLINE
+        return info
+    mask = (np.int64(1) << hash_bits) - 1
+    cap = len(indices)
+    room = max(16, n // 2 + 2)
+    f_ns_s = np.empty(room, np.int64)
+    f_ns_e = np.empty(room, np.int64)
+    f_nm_s = np.empty(room, np.int64)
+    f_nm_e = np.empty(room, np.int64)
+    f_val = np.empty(room, np.float64)
+    f_nsid = np.empty(room, np.int64)
+    rows = 0
+    nnz = 0
+    lines = 0
+    need = 0
+    slow = 0
+    p = 0
+    while p < n:
+        line_start = p
+        e = p
+        while buf[e] != 10:
+            e += 1
+        if e - line_start > max_line:
+            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows)
+            return info
+        q = p
+        while q < e and _space(buf[q]):
+            q += 1
+        if q == e:
+            lines += 1
+            p = e + 1
+            continue
+        bar = q
+        while bar < e and buf[bar] != 124:
+            bar += 1
+        if bar == e:
+            _fail(info, E_NO_BAR, line_start, e, 0, rows)
+            return info
+        # ---- header: label [importance] [tag]
+        ntok = 0
+        tagged = False
+        label = 0.0
+        weight = 1.0
+        t = q
+        while t < bar:
+            while t < bar and _space(buf[t]):
+                t += 1
+            if t >= bar:
+                break
+            ts = t
+            while t < bar and not _space(buf[t]):
+                t += 1
+            if ntok == 0:
+                v, st = _number(buf, ts, t, value_limit)
+                if st == 2:
+                    _fail(info, E_LABEL, ts, t, 0, rows)
+                    return info
+                if st == 3:
+                    _fail(info, E_NONFINITE, ts, t, 0, rows)
+                    return info
+                slow += st == 1
+                label = v
+            elif ntok == 1:
+                if buf[ts] == 39:
+                    tagged = True
+                else:
+                    v, st = _number(buf, ts, t, value_limit)
+                    if st == 3:
+                        _fail(info, E_NONFINITE, ts, t, 0, rows)
+                        return info
+                    if st == 2:
+                        tagged = True  # not a number: the tag
+                    elif v < 0:
+                        _fail(info, E_IMPORTANCE, ts, t, 0, rows)
+                        return info
+                    else:
+                        slow += st == 1
+                        weight = v
+            elif ntok >= 3 or tagged:
+                _fail(info, E_HEADER, q, bar, 0, rows)
+                return info
+            ntok += 1
+        if ntok == 0:
+            _fail(info, E_LABEL, q, bar, 0, rows)
+            return info
+        # ---- namespaces and features
+        nf = 0
+        t = bar
+        ns_s = 0
+        ns_e = 0
+        scale = 1.0
+        nsid = -1
+        while t < e:
+            c = buf[t]
+            if c == 124:  # a namespace
+                t += 1
+                ns_s = t
+                while t < e and not _space(buf[t]) and buf[t] != 58 and buf[t] != 124:
+                    t += 1
+                ns_e = t
+                scale = 1.0
+                if t < e and buf[t] == 58:
+                    t += 1
+                    ss = t
+                    while t < e and not _space(buf[t]) and buf[t] != 124:
+                        t += 1
+                    v, st = _number(buf, ss, t, value_limit)
+                    if st == 2:
+                        _fail(info, E_SCALE, ss, t, 0, rows)
+                        return info
+                    if st == 3:
+                        _fail(info, E_NONFINITE, ss, t, 0, rows)
+                        return info
+                    slow += st == 1
+                    scale = v
+                nsid = _ns_id(buf, ns_s, ns_e, cross_names, cross_offs)
+                continue
+            if _space(c):
+                t += 1
+                continue
+            fs = t
+            colon = -1
+            while t < e and not _space(buf[t]) and buf[t] != 124:
+                if buf[t] == 58 and colon < 0:
+                    colon = t
+                t += 1
+            v = 1.0
+            nm_e = t
+            if colon >= 0:
+                nm_e = colon
+                v, st = _number(buf, colon + 1, t, value_limit)
+                if st == 2:
+                    _fail(info, E_VALUE, fs, t, 0, rows)
+                    return info
+                if st == 3:
+                    _fail(info, E_NONFINITE, fs, t, 0, rows)
+                    return info
+                slow += st == 1
+            v *= scale
+            if v == 0.0 or nm_e == fs:
+                continue
+            f_ns_s[nf] = ns_s
+            f_ns_e[nf] = ns_e
+            f_nm_s[nf] = fs
+            f_nm_e[nf] = nm_e
+            f_val[nf] = v
+            f_nsid[nf] = nsid
+            nf += 1
+        # ---- entries: features, then crosses
+        count = nf
+        for k in range(len(cross_a)):
+            na = 0
+            nb = 0
+            for i in range(nf):
+                na += f_nsid[i] == cross_a[k]
+                nb += f_nsid[i] == cross_b[k]
+            count += na * (na - 1) // 2 if cross_a[k] == cross_b[k] else na * nb
+        need += count
+        if nnz + count > cap or need > cap:
+            info[I_ROOM] = need
+            _fail(info, E_ROOM, line_start, e, 0, rows)
+            info[I_ROOM] = need + (n - e) // 2  # and a guess for the rest
+            return info
+        row_start = nnz
+        for i in range(nf):
+            h, cr, nc, ln = _key_state(buf, f_ns_s[i], f_ns_e[i], f_nm_s[i], f_nm_e[i])
+            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+            data[nnz] = f_val[i]
+            nnz += 1
+        for k in range(len(cross_a)):
+            for i in range(nf):
+                if f_nsid[i] != cross_a[k]:
+                    continue
+                h0, c0, n0, l0 = _key_state(buf, f_ns_s[i], f_ns_e[i], f_nm_s[i], f_nm_e[i])
+                h0, c0, n0, l0 = mm_feed(h0, c0, n0, l0, _CARET, 0, 1)
+                j0 = i + 1 if cross_a[k] == cross_b[k] else 0
+                for j in range(j0, nf):
+                    if f_nsid[j] != cross_b[k]:
+                        continue
+                    h, cr, nc, ln = h0, c0, n0, l0
+                    if f_ns_e[j] > f_ns_s[j]:
+                        h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_ns_s[j], f_ns_e[j])
+                        h, cr, nc, ln = mm_feed(h, cr, nc, ln, _CARET, 0, 1)
+                    h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_nm_s[j], f_nm_e[j])
+                    indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+                    data[nnz] = f_val[i] * f_val[j]
+                    nnz += 1
+        nnz = _sort_merge(indices, data, row_start, nnz)
+        labels[rows] = label
+        weights[rows] = weight
+        row_ends[rows] = nnz
+        rows += 1
+        lines += 1
+        p = e + 1
+    info[I_ROWS] = rows
+    info[I_NNZ] = nnz
+    info[I_LINES] = lines
+    info[I_SLOW] = slow
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# Pure-Python reference (also the exact path for chunks with very long numbers)
+
+_NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
+class VWReferenceError(Exception):
+    """(line index, message) of a malformed line."""
+
+    def __init__(self, line, message):
+        super().__init__(line, message)
+        self.line, self.message = line, message
+
+
+def _ref_number(tok: str, what: str, lineno: int, limit: float) -> float:
+    if not _NUM_RE.match(tok):
+        raise VWReferenceError(lineno, f"{what} {tok!r} is not a number")
+    v = float(tok)
+    if not math.isfinite(v) or abs(v) >= limit:
+        raise VWReferenceError(lineno, f"{what} {tok!r} is not finite or out of range")
+    return v
+
+
+def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf):
+    """``(labels, weights, rows)`` of Vowpal Wabbit ``text``, each row a dict id -> value, the
+    slow obvious way (str.split, Python floats, :func:`hashing.murmurhash3_32`)."""
+    from .hashing import murmurhash3_32
+
+    mask = (1 << hash_bits) - 1
+    labels, weights, rows = [], [], []
+    for lineno, line in enumerate(text.split("\n")):
+        if not line.strip(" \t\r\x0b\x0c"):
+            continue
+        if "|" not in line:
+            raise VWReferenceError(lineno, "no '|' (a line is: label [importance] [tag]|namespace features...)")
+        head, _, rest = line.partition("|")
+        toks = head.split()
+        if not toks:
+            raise VWReferenceError(lineno, "label is missing")
+        label = _ref_number(toks[0], "label", lineno, value_limit)
+        weight = 1.0
+        extra = toks[1:]
+        if len(extra) > 2:
+            raise VWReferenceError(lineno, "more than label, importance and tag before '|'")
+        if extra:
+            t1 = extra[0]
+            if re.fullmatch(r"[+-]?(nan|inf|infinity)", t1, re.IGNORECASE):
+                raise VWReferenceError(lineno, f"importance {t1!r} is not finite or out of range")
+            if not t1.startswith("'") and _NUM_RE.match(t1):
+                weight = _ref_number(t1, "importance", lineno, value_limit)
+                if weight < 0:
+                    raise VWReferenceError(lineno, f"importance {t1!r} is negative")
+            elif len(extra) > 1:
+                raise VWReferenceError(lineno, "more than label, importance and tag before '|'")
+        feats = []  # (namespace, name, value)
+        for seg in ("|" + rest).split("|")[1:]:
+            seg = seg.rstrip("\r")
+            ws = re.search(r"[ \t\r\x0b\x0c]", seg)
+            ns_tok, body = (seg[: ws.start()], seg[ws.start():]) if ws else (seg, "")
+            ns, _, sc = ns_tok.partition(":")
+            scale = _ref_number(sc, "namespace scale", lineno, value_limit) if ":" in ns_tok else 1.0
+            for tok in body.split():
+                name, colon, val = tok.partition(":")
+                v = _ref_number(val, "feature value", lineno, value_limit) if colon else 1.0
+                v *= scale
+                if v != 0 and name:
+                    feats.append((ns, name, v))
+        row: dict[int, float] = {}
+
+        def add(key, v):
+            j = murmurhash3_32(key) & mask
+            row[j] = row.get(j, 0.0) + v
+
+        keys = [(ns, (f"{ns}^{name}" if ns else name), v) for ns, name, v in feats]
+        for _, key, v in keys:
+            add(key, v)
+        for a, b in crosses:
+            for i, (nsa, ka, va) in enumerate(keys):
+                if nsa != a:
+                    continue
+                for j, (nsb, kb, vb) in enumerate(keys):
+                    if nsb == b and (a != b or j > i):
+                        add(f"{ka}^{kb}", va * vb)
+        labels.append(label)
+        weights.append(weight)
+        rows.append(row)
+    return labels, weights, rows

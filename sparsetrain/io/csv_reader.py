@@ -1,0 +1,326 @@
+"""Read CSV/TSV files with a schema into hashed CSR rows: the public API.
+
+:class:`CSVSchema` says what each column is (the label, numeric columns, categorical columns
+hashed into ``2**hash_bits`` buckets, hashed crosses; see ``_csv_kernels`` for the grammar and
+the feature ids). :class:`CSVReader` streams a file, or one of ``num_parts`` byte-range parts,
+as :class:`~sparsetrain.io.libsvm_parse.LibSVMBlock` s (ordinary CSR rows: every iterator and
+engine takes them); :func:`load_csv` reads a whole file into a ``CSRNDArray`` and labels.
+Compression, parts and the line bound come from ``chunks.ChunkSource``; the compiled kernel
+runs on the parser threads. Malformed input is a ``DataFormatError`` naming file:line, e.g.
+``clicks.tsv:12: column 'i3': 'abc' is not a number``.
+
+The feature space has ``num_features = 2**hash_bits + len(numeric)`` columns: hashed ids in
+``[0, 2**hash_bits)`` (``hashing.feature_id("c=v", hash_bits)``), numeric column ``k`` at
+``2**hash_bits + k``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..base import ConfigError, DataFormatError
+from . import _csv_kernels as CK
+from . import _hash_kernels as HK
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
+from .hashing import HASH_SEED
+from .libsvm_parse import LibSVMBlock, default_workers
+from .text_pipeline import TextJob, concat_blocks, finite_limit, iter_jobs, job_block, line_of, token_text
+
+__all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
+
+_SLOW_ROWS = 64
+
+
+@dataclass
+class CSVSchema:
+    """What the columns of a CSV/TSV file are.
+
+    columns: the names in file order; None reads them from the header line (``header=True``).
+    label: the label column (default: the first column).
+    numeric: value columns, one feature each; ``log1p``: those of them (or True: all) that
+        become ``sign(x) * log(1 + |x|)``.
+    categorical: string columns hashed into ``2**hash_bits`` buckets (key ``column=value``).
+    crosses: pairs of categorical columns hashed as ``a=va^b=vb``.
+    delimiter: one character (None: tab for ``.tsv`` files, else comma); quote: one character.
+    header: the first line holds the column names (and is no data).
+    Columns not named in label/numeric/categorical are ignored.
+    """
+
+    columns: Sequence[str] | None = None
+    label: str | None = None
+    numeric: Sequence[str] = ()
+    categorical: Sequence[str] = ()
+    crosses: Sequence[Sequence[str]] = ()
+    hash_bits: int = 18
+    log1p: bool | Sequence[str] = ()
+    delimiter: str | None = None
+    quote: str = '"'
+    header: bool = False
+    key: str = field(default="data", repr=False)  # the config key path named in errors
+
+    @property
+    def hash_size(self) -> int:
+        return 1 << self.hash_bits
+
+    @property
+    def num_features(self) -> int:
+        return self.hash_size + len(self.numeric)
+
+    def delimiter_for(self, path) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        name = os.fspath(path).lower()
+        for ext in (".gz", ".bz2"):
+            name = name.removesuffix(ext)
+        return "\t" if name.endswith(".tsv") else ","
+
+    def check(self) -> None:
+        """Raise ConfigError (naming ``key.*``) for an inconsistent schema (columns not needed)."""
+        k = self.key
+        if not isinstance(self.hash_bits, int) or not 1 <= self.hash_bits <= 31:
+            raise ConfigError(f"{k}.hash_bits: must be an integer in [1, 31], got {self.hash_bits!r}")
+        for name, ch in (("csv.delimiter", self.delimiter), ("csv.quote", self.quote)):
+            if ch is not None and (len(ch) != 1 or len(ch.encode("utf-8")) != 1 or ch in "\r\n"):
+                raise ConfigError(f"{k}.{name}: must be one ASCII character other than a newline, got {ch!r}")
+        if self.delimiter is not None and self.delimiter == self.quote:
+            raise ConfigError(f"{k}.csv.quote: the same character as csv.delimiter ({self.quote!r})")
+        seen = {}
+        for role, names in (("numeric", self.numeric), ("categorical", self.categorical)):
+            for n in names:
+                if n in seen:
+                    raise ConfigError(f"{k}.{role}: column {n!r} is already in {k}.{seen[n]}")
+                if n == self.label:
+                    raise ConfigError(f"{k}.{role}: column {n!r} is the label")
+                seen[n] = role
+        for i, pair in enumerate(self.crosses):
+            if len(pair) != 2:
+                raise ConfigError(f"{k}.crosses[{i}]: a cross is a pair of columns, got {list(pair)}")
+            for n in pair:
+                if seen.get(n) != "categorical":
+                    raise ConfigError(f"{k}.crosses[{i}]: {n!r} is not one of {k}.categorical")
+        if not isinstance(self.log1p, bool):
+            for n in self.log1p:
+                if n not in self.numeric:
+                    raise ConfigError(f"{k}.log1p: {n!r} is not one of {k}.numeric")
+
+    def check_columns(self, columns: Sequence[str], where: str) -> None:
+        """Every named column exists in ``columns`` (from ``where``: the config or a header)."""
+        from ..base import did_you_mean
+
+        k = self.key
+        if len(set(columns)) != len(columns):
+            dup = next(c for c in columns if list(columns).count(c) > 1)
+            raise ConfigError(f"{k}.csv.columns: column {dup!r} appears twice ({where})")
+        names = [("label", self.label)] if self.label is not None else []
+        names += [("numeric", n) for n in self.numeric] + [("categorical", n) for n in self.categorical]
+        for role, n in names:
+            if n not in columns:
+                hint = did_you_mean(n, columns) or f" (columns: {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})"
+                raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
+
+
+def read_header(path, delimiter: str, quote: str = '"') -> list[str]:
+    """The column names on the first line of ``path`` (as the ``csv`` module splits it)."""
+    with open_data(path) as f:
+        line = f.readline(DEFAULT_MAX_LINE_BYTES)
+    text = line.decode("utf-8", "replace")
+    fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote), [])
+    if not fields or not any(fields):
+        raise DataFormatError(f"{os.fspath(path)}:1: the header line is empty")
+    return fields
+
+
+class _Plan:
+    """The schema compiled for the kernel, for one file (column order known)."""
+
+    def __init__(self, schema: CSVSchema, columns: list[str], delimiter: str):
+        self.columns = columns
+        self.delimiter = delimiter
+        index = {c: i for i, c in enumerate(columns)}
+        ncols = len(columns)
+        self.roles = np.zeros(ncols, np.int8)
+        self.label_col = index[schema.label] if schema.label is not None else 0
+        self.roles[self.label_col] = CK.ROLE_LABEL
+        self.num_cols = np.array([index[c] for c in schema.numeric], np.int64)
+        self.roles[self.num_cols] = CK.ROLE_NUMERIC
+        logs = set(schema.numeric) if schema.log1p is True else set(schema.log1p or ())
+        self.log1p = np.array([c in logs for c in schema.numeric], np.bool_)
+        self.cat_cols = np.array([index[c] for c in schema.categorical], np.int64)
+        self.roles[self.cat_cols] = CK.ROLE_CATEGORICAL
+        self.prefix_states = np.zeros((ncols, 4), np.int64)
+        for c in self.cat_cols:
+            key = np.frombuffer(f"{columns[c]}=".encode("utf-8"), np.uint8)
+            h, cr, nc, ln = HK.mm_start(HASH_SEED)
+            self.prefix_states[c] = HK.mm_feed(h, cr, nc, ln, key, 0, len(key))
+        self.cross_a = np.array([index[a] for a, _ in schema.crosses], np.int64)
+        self.cross_b = np.array([index[b] for _, b in schema.crosses], np.int64)
+        mids = [f"^{b}=".encode("utf-8") for _, b in schema.crosses]
+        self.cross_mid = np.frombuffer(b"".join(mids) or b"\0", np.uint8)
+        self.cross_mid_off = np.zeros(len(mids) + 1, np.int64)
+        np.cumsum([len(m) for m in mids], out=self.cross_mid_off[1:])
+        self.per_row = len(self.num_cols) + len(self.cat_cols) + len(self.cross_a)
+
+
+class CSVReader:
+    """Stream a CSV/TSV file (or one byte-range part of it) as :class:`LibSVMBlock` s of hashed rows.
+
+    schema: a :class:`CSVSchema`; num_parts / part_index: as ``LibSVMReader`` (the parts hold
+    every line exactly once; the header line is no data). Each iteration reads the file again,
+    except for a pipe (``path`` ``-`` reads stdin, once). Labels are float64 (rows, 1).
+    """
+
+    def __init__(self, path, schema: CSVSchema, dtype="float32", *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 num_parts: int = 1, part_index: int = 0, workers: int | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+        schema.check()
+        self.schema = schema
+        self.path = "/dev/stdin" if os.fspath(path) == "-" else path
+        self.display = "<stdin>" if os.fspath(path) == "-" else os.fspath(path)
+        self.dtype = np.dtype(dtype)
+        self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
+        if num_parts < 1 or not 0 <= part_index < num_parts:
+            raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        self.workers = workers or default_workers()
+        self._plan: _Plan | None = None
+        self._stdin_read = False
+
+    @property
+    def num_features(self) -> int:
+        return self.schema.num_features
+
+    def plan(self) -> _Plan:
+        if self._plan is None:
+            s = self.schema
+            delim = s.delimiter_for(self.display)
+            if s.columns is not None:
+                columns = list(s.columns)
+                s.check_columns(columns, f"{s.key}.csv.columns")
+            elif s.header:
+                if self.path == "/dev/stdin":
+                    raise ConfigError(f"{s.key}.csv.columns: reading stdin needs the column names in the config")
+                columns = read_header(self.path, delim, s.quote)
+                s.check_columns(columns, f"the header of {self.display}")
+            else:
+                raise ConfigError(f"{s.key}.csv: give `columns` (the names in file order) or `header: true`")
+            self._plan = _Plan(s, columns, delim)
+        return self._plan
+
+    def _run(self, job: TextJob) -> TextJob:
+        plan, s = self.plan(), self.schema
+        buf = job.buf
+        rows = int(_count_newlines(buf))
+        job.data = np.empty(rows * plan.per_row, self.dtype)
+        job.indices = np.empty(rows * plan.per_row, np.int64)
+        indptr = np.zeros(rows + 1, np.int64)
+        job.labels = np.empty(rows, np.float64)
+        scratch = np.empty(len(buf) + 1, np.uint8)
+        skip = bool(job.first and s.header and s.columns is None) or bool(job.first and s.header)
+        args = (buf, ord(plan.delimiter), ord(s.quote), skip, self.source.max_line_bytes, finite_limit(self.dtype),
+                plan.roles, plan.label_col, plan.num_cols, plan.log1p, plan.cat_cols, plan.prefix_states,
+                plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, s.hash_bits, scratch,
+                job.data, job.indices, indptr[1:], job.labels, 0)
+        slow = np.empty((_SLOW_ROWS, 4), np.int64)
+        info = CK.parse_csv_chunk(*args, slow)
+        if info[CK.I_NSLOW] > len(slow):
+            slow = np.empty((int(info[CK.I_NSLOW]), 4), np.int64)
+            info = CK.parse_csv_chunk(*args, slow)
+        job.info, job.slow = info, slow
+        job.lines = int(info[CK.I_LINES])
+        if info[CK.I_ERR] == CK.OK:
+            n, z = int(info[CK.I_ROWS]), int(info[CK.I_NNZ])
+            job.data.resize(z, refcheck=False)
+            job.indices.resize(z, refcheck=False)
+            indptr.resize(n + 1, refcheck=False)
+            job.labels.resize(n, refcheck=False)
+        job.indptr = indptr
+        return job
+
+    def _check(self, job: TextJob, begin: int, cache: dict) -> None:
+        info, buf, plan = job.info, job.buf, self.plan()
+        for kind, pos, start, end in job.slow[: int(info[CK.I_NSLOW])]:
+            raw = _unquote(token_text(buf, int(start), int(end), 10**6), plan.delimiter, self.schema.quote)
+            v = float(raw)
+            if not math.isfinite(v) or abs(v) >= finite_limit(self.dtype):
+                line = line_of(self.source, begin, job, int(start), cache)
+                raise DataFormatError(f"{self.display}:{line}: value {raw!r} is out of range for {self.dtype.name}")
+            if kind == CK.SLOW_LABEL:
+                job.labels[pos] = v
+            else:
+                k = int(job.indices[pos]) - self.schema.hash_size
+                job.data[pos] = math.copysign(math.log1p(abs(v)), v) if plan.log1p[k] else v
+        code = int(info[CK.I_ERR])
+        if code == CK.OK:
+            return
+        start, end, aux = int(info[CK.I_ERR_START]), int(info[CK.I_ERR_END]), int(info[CK.I_ERR_AUX])
+        line = line_of(self.source, begin, job, start, cache)
+        raise DataFormatError(f"{self.display}:{line}: {self._message(code, buf, start, end, aux)}")
+
+    def _message(self, code, buf, start, end, aux) -> str:
+        cols = self.plan().columns
+        tok = token_text(buf, start, end)
+        if code == CK.E_QUOTE:
+            return f"column {cols[aux]!r}: unterminated quoted field {tok!r} (a quoted field cannot span lines)"
+        if code == CK.E_FIELDS:
+            return f"more than the {aux} columns of the schema ({', '.join(cols[:6])}{', ...' if len(cols) > 6 else ''})"
+        if code == CK.E_LABEL_MISSING:
+            return f"label column {cols[aux]!r} is empty or missing"
+        if code == CK.E_LABEL:
+            return f"label column {cols[aux]!r}: {tok!r} is not a number"
+        if code in (CK.E_LABEL_NONFINITE, CK.E_VALUE_NONFINITE):
+            return f"column {cols[aux]!r}: {tok!r} is not finite"
+        if code in (CK.E_LABEL_RANGE, CK.E_VALUE_RANGE):
+            return f"column {cols[aux]!r}: {tok!r} is too large for {self.dtype.name}"
+        if code == CK.E_VALUE:
+            return f"column {cols[aux]!r}: {tok!r} is not a number"
+        if code == CK.E_LINE_TOO_LONG:
+            return f"line is longer than max_line_bytes={aux}"
+        return f"malformed line (error {code})"
+
+    def byte_range(self):
+        if self.num_parts == 1:
+            return 0, None
+        return self.source.part_range(self.num_parts, self.part_index)
+
+    def __iter__(self) -> Iterator[LibSVMBlock]:
+        if self.path == "/dev/stdin":
+            if self._stdin_read:
+                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+            self._stdin_read = True
+        self.plan()
+        begin, end_hint = self.byte_range()
+        cache: dict = {}
+        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
+            self._check(job, begin, cache)
+            job.buf = None
+            if len(job.indptr) > 1:
+                yield job_block(job, self.num_features)
+
+
+def _count_newlines(buf) -> int:
+    from . import _libsvm_kernels as LK
+
+    return LK.count_newlines(buf)
+
+
+def _unquote(raw: str, delimiter: str, quote: str) -> str:
+    return next(csv.reader([raw], delimiter=delimiter, quotechar=quote), [""])[0].strip(" \t")
+
+
+def load_csv(path, schema: CSVSchema, dtype="float32", **kwargs):
+    """The whole file as ``(CSRNDArray, labels)`` (labels a float array of the ``dtype``)."""
+    from ..ndarray.sparse import csr_matrix
+
+    reader = CSVReader(path, schema, dtype, **kwargs)
+    blocks = list(reader)
+    if not blocks:
+        raise DataFormatError(f"{reader.display}: no data rows")
+    data, indices, indptr, labels, _ = concat_blocks(blocks, reader.num_features)
+    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
+    return X, labels.astype(dtype)

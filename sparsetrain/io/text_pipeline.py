@@ -1,0 +1,120 @@
+"""The chunk pipeline of the hashed text formats (CSV/TSV, Vowpal Wabbit): chunks of a
+:class:`~sparsetrain.io.chunks.ChunkSource` parsed by a format's compiled kernel on the
+parser threads, handed back in file order with their line numbers.
+
+A format supplies ``run(job)`` (on a worker thread: allocate the job's output arrays and call
+its kernel, which releases the GIL) and checks each returned job on the calling thread. Up to
+``workers + 1`` chunks are parsed ahead of the consumer, so memory stays bounded by a few
+chunks and their output, as for LibSVM (``libsvm_parse.iter_parsed``).
+"""
+from __future__ import annotations
+
+import collections
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..base import DataFormatError
+from . import _libsvm_kernels as LK
+from .chunks import ChunkSource
+from .libsvm_parse import LibSVMBlock, _executor
+
+__all__ = ["TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "slow_float"]
+
+
+class TextJob:
+    """One chunk: its bytes, whether it starts the file, and once parsed the arrays and ``info``."""
+
+    def __init__(self, buf, first: bool):
+        self.buf = buf
+        self.first = first  # the chunk starts at byte 0 of the file (a header line is there)
+        self.lines_before = 0  # newlines of the pass before this chunk
+        self.data = self.indices = self.indptr = self.labels = self.weights = None
+        self.info = None
+        self.slow = None
+
+
+def iter_jobs(source: ChunkSource, begin: int, end_hint: int | None, run: Callable[[TextJob], TextJob],
+              workers: int) -> Iterator[TextJob]:
+    """Parsed jobs of the lines in ``[begin, end)`` in file order, ``lines_before`` set from the
+    ``lines`` the previous jobs report (``job.lines``). An error of the source (corrupt
+    compressed data, a line too long) is raised after the jobs before it."""
+    pool = _executor(workers)
+    chunks = source.chunks(begin, end_hint)
+    pending: collections.deque = collections.deque()
+    lines_before = 0
+    source_error = None
+    first = begin == 0
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) <= workers:
+                try:
+                    buf, _ = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except DataFormatError as e:
+                    source_error = e
+                    exhausted = True
+                    break
+                pending.append(pool.submit(run, TextJob(buf, first)))
+                first = False
+            if not pending:
+                if source_error is not None:
+                    raise source_error
+                return
+            job = pending.popleft().result()
+            job.lines_before = lines_before
+            yield job
+            lines_before += job.lines
+    finally:
+        for fut in pending:
+            fut.cancel()
+        chunks.close()
+
+
+def line_of(source: ChunkSource, begin: int, job: TextJob, pos: int, cache: dict) -> int:
+    """The 1-based line number of byte ``pos`` of ``job.buf`` in the file (the pass started at ``begin``)."""
+    if "before" not in cache:
+        cache["before"] = 0 if begin == 0 else source.newlines_before(begin)
+    return cache["before"] + job.lines_before + LK.count_newlines(job.buf[:pos]) + 1
+
+
+def token_text(buf, start: int, end: int, limit: int = 60) -> str:
+    text = bytes(buf[start:end]).decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def slow_float(raw: str) -> float:
+    """Python's float of a number the kernel left to the caller (more than 18 digits)."""
+    return float(raw)
+
+
+def job_block(job: TextJob, num_features: int) -> LibSVMBlock:
+    """The job's rows as a block (labels as (rows, 1); ``weights`` as an attribute when set)."""
+    block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(-1, 1), num_features)
+    block.weights = job.weights
+    return block
+
+
+def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
+    """One ``(data, indices, indptr, labels, weights)`` of several blocks (weights None if none has them)."""
+    data = np.concatenate([b.data for b in blocks]) if blocks else np.zeros(0, np.float32)
+    indices = np.concatenate([b.indices for b in blocks]) if blocks else np.zeros(0, np.int64)
+    labels = np.concatenate([b.labels[:, 0] for b in blocks]) if blocks else np.zeros(0)
+    indptr = np.zeros(sum(b.num_rows for b in blocks) + 1, np.int64)
+    r = off = 0
+    for b in blocks:
+        np.add(b.indptr[1:], off, out=indptr[r + 1 : r + b.num_rows + 1])
+        r += b.num_rows
+        off += b.nnz
+    weights = None
+    if any(getattr(b, "weights", None) is not None for b in blocks):
+        weights = np.concatenate([b.weights if b.weights is not None else np.ones(b.num_rows) for b in blocks])
+    return data, indices, indptr, labels, weights
+
+
+def finite_limit(dtype) -> float:
+    return LK.FLOAT32_LIMIT if np.dtype(dtype) == np.float32 else math.inf

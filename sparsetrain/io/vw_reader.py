@@ -1,0 +1,168 @@
+"""Read Vowpal Wabbit text files into hashed CSR rows, labels and importance weights.
+
+:class:`VWReader` streams a file (or one byte-range part of it; ``-`` reads stdin once) as
+:class:`~sparsetrain.io.libsvm_parse.LibSVMBlock` s whose ``weights`` attribute holds each
+row's importance (1 when absent); :func:`load_vw` reads a whole file. The grammar and the
+hashed keys (``ns^feature``, crosses ``a^fa^b^fb``) are in ``_vw_kernels``; the feature space
+is ``2**hash_bits`` columns. Malformed lines are a ``DataFormatError`` naming file:line.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..base import ConfigError, DataFormatError
+from . import _vw_kernels as VK
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource
+from .libsvm_parse import LibSVMBlock, default_workers
+from .text_pipeline import TextJob, concat_blocks, finite_limit, iter_jobs, job_block, line_of, token_text
+
+__all__ = ["VWReader", "load_vw"]
+
+_MESSAGES = {
+    VK.E_NO_BAR: "no '|' in the line (expected: label [importance] [tag]|namespace feature[:value] ...)",
+    VK.E_LABEL: "label {q} is not a number",
+    VK.E_IMPORTANCE: "importance weight {q} is not a number >= 0",
+    VK.E_HEADER: "more than label, importance and tag before the first '|': {q}",
+    VK.E_VALUE: "feature {q}: the value after ':' is not a number",
+    VK.E_SCALE: "namespace scale {q} is not a number",
+    VK.E_NONFINITE: "{q} is not finite (or too large for {dtype})",
+    VK.E_LINE_TOO_LONG: "line is longer than max_line_bytes={aux}",
+}
+
+
+class VWReader:
+    """Stream a Vowpal Wabbit text file as blocks of hashed rows (see the module docstring).
+
+    hash_bits: features fall in ``2**hash_bits`` columns; crosses: pairs of namespace names
+    (``[["a", "b"]]`` is ``vw -q ab`` with namespaces named ``a`` and ``b``).
+    """
+
+    def __init__(self, path, hash_bits: int = 18, *, crosses: Sequence[Sequence[str]] = (), dtype="float32",
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, num_parts: int = 1, part_index: int = 0,
+                 workers: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+        if isinstance(hash_bits, bool) or not isinstance(hash_bits, int) or not 1 <= hash_bits <= 31:
+            raise ConfigError(f"data.hash_bits: must be an integer in [1, 31], got {hash_bits!r}")
+        names: list[str] = []
+        pairs = []
+        for i, pair in enumerate(crosses):
+            if len(pair) != 2:
+                raise ConfigError(f"data.crosses[{i}]: a cross is a pair of namespaces, got {list(pair)}")
+            ids = []
+            for ns in pair:
+                if ns not in names:
+                    names.append(ns)
+                ids.append(names.index(ns))
+            pairs.append(ids)
+        self.crosses = [tuple(p) for p in crosses]
+        raw = [n.encode("utf-8") for n in names]
+        self._names = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
+        self._offs = np.zeros(len(raw) + 1, np.int64)
+        np.cumsum([len(r) for r in raw], out=self._offs[1:])
+        self._a = np.array([p[0] for p in pairs], np.int64)
+        self._b = np.array([p[1] for p in pairs], np.int64)
+        self.hash_bits = hash_bits
+        self.stdin = os.fspath(path) == "-"
+        self.path = "/dev/stdin" if self.stdin else path
+        self.display = "<stdin>" if self.stdin else os.fspath(path)
+        self.dtype = np.dtype(dtype)
+        self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
+        if num_parts < 1 or not 0 <= part_index < num_parts:
+            raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        self.workers = workers or default_workers()
+        self._read = False
+
+    @property
+    def num_features(self) -> int:
+        return 1 << self.hash_bits
+
+    def _run(self, job: TextJob) -> TextJob:
+        buf = job.buf
+        rows = int(_newlines(buf))
+        room = len(buf) // 2 + 1
+        indptr = np.zeros(rows + 1, np.int64)
+        job.labels = np.empty(rows, np.float64)
+        job.weights = np.empty(rows, np.float64)
+        while True:
+            job.data = np.empty(room, self.dtype)
+            job.indices = np.empty(room, np.int64)
+            info = VK.parse_vw_chunk(buf, self.hash_bits, self.source.max_line_bytes, finite_limit(self.dtype),
+                                     self._names, self._offs, self._a, self._b, job.data, job.indices,
+                                     indptr[1:], job.labels, job.weights)
+            if info[VK.I_ERR] != VK.E_ROOM:
+                break
+            room = max(2 * room, int(info[VK.I_ROOM]))
+        job.info = info
+        job.lines = int(info[VK.I_LINES])
+        if info[VK.I_ERR] == VK.OK and info[VK.I_SLOW]:
+            self._run_reference(job, indptr)
+        elif info[VK.I_ERR] == VK.OK:
+            n, z = int(info[VK.I_ROWS]), int(info[VK.I_NNZ])
+            job.data.resize(z, refcheck=False)
+            job.indices.resize(z, refcheck=False)
+            indptr.resize(n + 1, refcheck=False)
+            job.labels.resize(n, refcheck=False)
+            job.weights.resize(n, refcheck=False)
+            job.indptr = indptr
+        return job
+
+    def _run_reference(self, job: TextJob, indptr) -> None:
+        """A chunk with numbers of more than 18 digits: parsed again in Python, exactly."""
+        text = bytes(job.buf).decode("utf-8", "surrogateescape")
+        labels, weights, rows = VK.parse_reference(text, self.hash_bits, self.crosses, finite_limit(self.dtype))
+        keys = [sorted(r) for r in rows]
+        job.indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([len(k) for k in keys], out=job.indptr[1:])
+        job.indices = np.array([j for k in keys for j in k], np.int64)
+        job.data = np.array([r[j] for r, k in zip(rows, keys) for j in k], self.dtype)
+        job.labels = np.array(labels, np.float64)
+        job.weights = np.array(weights, np.float64)
+
+    def _check(self, job: TextJob, begin: int, cache: dict) -> None:
+        info = job.info
+        code = int(info[VK.I_ERR])
+        if code == VK.OK:
+            return
+        if code == VK.E_NO_NEWLINE:
+            raise AssertionError("parse_vw_chunk needs a buffer that ends with a newline")
+        start, end, aux = int(info[VK.I_ERR_START]), int(info[VK.I_ERR_END]), int(info[VK.I_ERR_AUX])
+        q = repr(token_text(job.buf, start, end))
+        msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=q, aux=aux, dtype=self.dtype.name,
+                                                                          code=code)
+        raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
+
+    def __iter__(self) -> Iterator[LibSVMBlock]:
+        if self.stdin:
+            if self._read:
+                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+            self._read = True
+        begin, end_hint = (0, None) if self.num_parts == 1 else self.source.part_range(self.num_parts,
+                                                                                      self.part_index)
+        cache: dict = {}
+        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
+            self._check(job, begin, cache)
+            job.buf = None
+            if len(job.indptr) > 1:
+                yield job_block(job, self.num_features)
+
+
+def _newlines(buf) -> int:
+    from . import _libsvm_kernels as LK
+
+    return LK.count_newlines(buf)
+
+
+def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
+    """The whole file as ``(CSRNDArray, labels, importance weights)``."""
+    from ..ndarray.sparse import csr_matrix
+
+    reader = VWReader(path, hash_bits, crosses=crosses, dtype=dtype, **kwargs)
+    blocks = list(reader)
+    if not blocks:
+        raise DataFormatError(f"{reader.display}: no data rows")
+    data, indices, indptr, labels, weights = concat_blocks(blocks, reader.num_features)
+    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
+    return X, labels.astype(dtype), weights.astype(dtype)

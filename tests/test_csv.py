@@ -1,0 +1,187 @@
+"""CSV/TSV with a schema: the compiled chunk parser against a reference built on Python's csv
+module (hypothesis tables with quoting, empty fields, unicode, CRLF), errors with file:line,
+parts, compression and training from CSV."""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparsetrain.base import ConfigError, DataFormatError
+from sparsetrain.io import _csv_kernels as CK
+from sparsetrain.io.csv_reader import CSVReader, CSVSchema, load_csv
+from sparsetrain.io.hashing import feature_id
+
+sk_murmur = pytest.importorskip("sklearn.utils").murmurhash3_32
+
+COLUMNS = ["y", "n1", "c1", "n2", "c2", "skip"]
+
+
+def _schema(bits=6, **kw):
+    base = dict(columns=COLUMNS, label="y", numeric=["n1", "n2"], categorical=["c1", "c2"], crosses=[["c1", "c2"]],
+                hash_bits=bits, log1p=["n2"])
+    base.update(kw)
+    return CSVSchema(**base)
+
+
+def _dense(X):
+    return X.asscipy().toarray()
+
+
+def _reference_dense(text, schema, delimiter=","):
+    labels, rows = CK.parse_reference(text, schema.columns, schema.label, schema.numeric, schema.categorical,
+                                      schema.crosses, schema.hash_bits, schema.log1p, delimiter, schema.header)
+    out = np.zeros((len(rows), schema.num_features))
+    for i, r in enumerate(rows):
+        for j, v in r.items():
+            out[i, j] = v
+    return np.array(labels), out
+
+
+_cell_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=6)
+_number = st.one_of(st.integers(-1000, 10**6).map(str), st.floats(-1e6, 1e6, allow_nan=False).map(repr),
+                    st.just(""), st.just("0"), st.just(" 2 "))
+
+
+@st.composite
+def _table(draw):
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        row = [str(draw(st.integers(0, 1))), draw(_number), draw(_cell_text), draw(_number), draw(_cell_text),
+               draw(_cell_text)]
+        cut = draw(st.integers(2, 6))  # trailing fields may be missing
+        rows.append(row[:cut] if draw(st.integers(0, 4)) == 0 else row)
+    return rows
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_table(), st.sampled_from([",", "\t", ";"]), st.sampled_from(["\n", "\r\n"]),
+       st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]), st.booleans(), st.integers(1, 64))
+def test_kernel_equals_csv_module_reference(tmp_path_factory, rows, delim, newline, quoting, header, chunk):
+    out = io.StringIO(newline="")
+    w = csv.writer(out, delimiter=delim, lineterminator=newline, quoting=quoting)
+    if header:
+        w.writerow(COLUMNS)
+    w.writerows(rows)
+    text = out.getvalue()
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_bytes(text.encode("utf-8"))
+    schema = _schema(delimiter=delim, header=header, columns=None if header else COLUMNS)
+    ref_schema = _schema(delimiter=delim, header=header)
+    y_ref, X_ref = _reference_dense(text, ref_schema, delim)
+    X, y = load_csv(path, schema, dtype="float64", chunk_size=chunk)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(_dense(X), X_ref, rtol=1e-15, atol=0)
+    assert _sorted_rows(X.asscipy())
+
+
+def _sorted_rows(X):
+    ip, ind = X.indptr, X.indices
+    return all(np.all(np.diff(ind[ip[i]:ip[i + 1]]) > 0) for i in range(len(ip) - 1))
+
+
+def test_ids_are_scikit_learn_murmurhash_of_column_equals_value(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text('y,n1,c1,n2,c2,skip\n1,3,"x,""y",,é☃,zz\n', encoding="utf-8")
+    X, y = load_csv(p, _schema(bits=20, header=True, columns=None))
+    size = 2**20
+    want = {sk_murmur('c1=x,"y', 0, positive=True) % size: 1.0, sk_murmur("c2=é☃", 0, positive=True) % size: 1.0,
+            sk_murmur('c1=x,"y^c2=é☃', 0, positive=True) % size: 1.0, size + 0: 3.0}
+    got = dict(zip(X.asscipy().indices.tolist(), X.asscipy().data.tolist()))
+    assert got == want and y.tolist() == [1.0]
+    assert feature_id("c2=é☃", 20) in got
+
+
+def test_feature_space_is_hash_buckets_then_numeric_columns():
+    s = _schema(bits=4)
+    assert s.num_features == 16 + 2
+
+
+def test_log1p_is_signed(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("1,,,-3,,\n1,,,4,,\n")
+    X, _ = load_csv(p, _schema(), dtype="float64")
+    np.testing.assert_allclose(X.asscipy().data, [-math.log1p(3), math.log1p(4)])
+
+
+def test_long_numbers_are_converted_as_python_float(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text('0.12345678901234567890123,"1.0000000000000000000001",,,,\n')
+    X, y = load_csv(p, _schema(), dtype="float64")
+    assert y[0] == float("0.12345678901234567890123") and X.asscipy().data.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("1,2,a,3,b,c\n1,2,a,3,b,c,extra\n", 2, "more than the 6 columns"),
+    ("1,2,a\nx,2,a\n", 2, "label column 'y': 'x' is not a number"),
+    ("1,2,a\n,2,a\n", 2, "label column 'y' is empty"),
+    ("1,2,a\n\n1,abc,a\n", 3, "column 'n1': 'abc' is not a number"),
+    ("1,2,a\n1,nan,a\n", 2, "column 'n1': 'nan' is not finite"),
+    ('1,2,"a\n1,2,a\n', 1, "unterminated quoted field"),
+    ("1,2,a\r\n1,2,a\r\n1,1e999,a\r\n", 3, "not finite"),
+])
+def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
+    p = tmp_path / "bad.csv"
+    p.write_text(text, newline="")
+    with pytest.raises(DataFormatError) as e:
+        load_csv(p, _schema())
+    assert f"bad.csv:{line}:" in str(e.value) and words in str(e.value)
+
+
+def test_error_line_counts_across_chunks_and_parts(tmp_path):
+    lines = [f"1,{i},a,,," for i in range(500)]
+    lines[321] = "1,zzz,a,,,"
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"bad.csv:322: column 'n1': 'zzz'"):
+        load_csv(p, _schema(), chunk_size=100)
+    blocks = []
+    with pytest.raises(DataFormatError, match=r"bad.csv:322:"):
+        for part in range(3):
+            blocks += list(CSVReader(p, _schema(), num_parts=3, part_index=part, chunk_size=64))
+
+
+def test_parts_hold_every_row_once_and_compressed_files_read_the_same(tmp_path):
+    text = "".join(f"{i % 2},{i},v{i % 7},{i % 3},w{i % 5},\n" for i in range(1000))
+    p = tmp_path / "a.csv"
+    p.write_text(text)
+    X, y = load_csv(p, _schema())
+    rows = []
+    for part in range(4):
+        for b in CSVReader(p, _schema(), num_parts=4, part_index=part, chunk_size=300):
+            rows.append(b.to_csr(X.shape[1]).asscipy().toarray())
+    np.testing.assert_array_equal(np.vstack(rows), _dense(X))
+    for opener, ext in ((gzip.open, ".gz"), (bz2.open, ".bz2")):
+        q = tmp_path / ("a.csv" + ext)
+        with opener(q, "wt") as f:
+            f.write(text)
+        Xc, yc = load_csv(q, _schema(), chunk_size=500)
+        np.testing.assert_array_equal(_dense(Xc), _dense(X))
+        np.testing.assert_array_equal(yc, y)
+
+
+def test_tsv_files_default_to_tab_and_header_names_are_checked(tmp_path):
+    p = tmp_path / "a.tsv"
+    p.write_text("y\tn1\tc1\n1\t2\tq\n")
+    X, y = load_csv(p, CSVSchema(header=True, label="y", numeric=["n1"], categorical=["c1"], hash_bits=3))
+    assert y.tolist() == [1.0] and X.shape == (1, 9)
+    with pytest.raises(ConfigError, match=r"data.categorical: no column 'c1x' in the header of .*did you mean 'c1'"):
+        load_csv(p, CSVSchema(header=True, label="y", categorical=["c1x"], hash_bits=3))
+    with pytest.raises(ConfigError, match=r"data.numeric: no column 'zz' in the header of .*\(columns: y, n1, c1\)"):
+        load_csv(p, CSVSchema(header=True, label="y", numeric=["zz"], hash_bits=3))
+
+
+def test_schema_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"data.crosses\[0\]: 'n1' is not one of data.categorical"):
+        _schema(crosses=[["n1", "c1"]]).check()
+    with pytest.raises(ConfigError, match=r"data.log1p: 'c1' is not one of data.numeric"):
+        _schema(log1p=["c1"]).check()
+    with pytest.raises(ConfigError, match=r"data.categorical: column 'n1' is already in data.numeric"):
+        _schema(categorical=["n1"]).check()

@@ -1,0 +1,38 @@
+"""Feature hashing: our MurmurHash3 x86 32-bit kernel against scikit-learn's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsetrain.io import _hash_kernels as HK
+from sparsetrain.io.hashing import HASH_SEED, feature_id, hash_strings, murmurhash3_32
+
+sk_murmur = pytest.importorskip("sklearn.utils").murmurhash3_32
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.integers(0, 2**32 - 1), st.integers(1, 31))
+def test_hash_equals_scikit_learn_on_random_unicode(s, seed, bits):
+    assert murmurhash3_32(s, seed) == sk_murmur(s, seed, positive=True)
+    if seed == HASH_SEED:
+        assert feature_id(s, bits) == sk_murmur(s, HASH_SEED, positive=True) % 2**bits
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=20), st.integers(1, 31))
+def test_hash_many_equals_one_by_one(keys, bits):
+    got = hash_strings(keys, bits)
+    assert got.tolist() == [sk_murmur(k, 0, positive=True) % 2**bits for k in keys]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=30), st.lists(st.integers(0, 30), max_size=4))
+def test_feeding_in_pieces_equals_hashing_the_whole(data, cuts):
+    buf = np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)
+    bounds = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
+    state = HK.mm_start(7)
+    for a, b in zip(bounds, bounds[1:]):
+        state = HK.mm_feed(*state, buf, a, b)
+    assert HK.mm_finish(*state) == sk_murmur(data, 7, positive=True)

@@ -1,0 +1,138 @@
+"""The ``data.*`` keys of the hashed formats (CSV/TSV, Vowpal Wabbit) and stdin, end to end:
+config checks, training from CSV in memory and streamed, from stdin in a real subprocess."""
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from sparsetrain.base import ConfigError, DataFormatError
+from sparsetrain.config import config_from_dict
+from sparsetrain.trainer import make_iter, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+BITS = 8
+
+
+def _write_tsv(path, rows=600, seed=0):
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(rows):
+        c1, c2, n = rng.choice("abcdef"), rng.choice("xyz"), rng.random() * 3
+        y = int(rng.random() < (0.85 if c1 in "abc" else 0.15))
+        lines.append(f"{y}\t{n:.3f}\t{c1}\t{c2}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _doc(train, **data):
+    d = {"train": train, "csv": {"columns": ["y", "n", "c1", "c2"]}, "label": "y", "numeric": ["n"],
+         "categorical": ["c1", "c2"], "crosses": [["c1", "c2"]], "hash_bits": BITS, "batch_size": 1}
+    d.update(data)
+    return {
+        "data": d,
+        "model": {"variables": {"data": {"stype": "csr"}, "label": {},
+                                "weight": {"stype": "row_sparse", "shape": [2**BITS + 1, 1], "init": "zero"},
+                                "bias": {"shape": [1]}},
+                  "ops": [{"name": "dot", "op": "sparse.dot", "inputs": ["data", "weight"]},
+                          {"name": "pred", "op": "broadcast_add", "inputs": ["dot", "bias"]}],
+                  "loss": {"name": "out", "op": "LogisticRegressionOutput", "data": "pred", "label": "label"}},
+        "optimizer": {"name": "adagrad", "learning_rate": 0.1},
+        "train": {"epochs": 1, "metrics": ["log_loss"]},
+    }
+
+
+def _cfg(tmp_path, doc):
+    return config_from_dict(doc, source=str(tmp_path / "c.yaml"))
+
+
+def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
+    _write_tsv(tmp_path / "d.tsv")
+    cfg = _cfg(tmp_path, _doc("d.tsv"))
+    assert cfg.data_format() == "csv" and cfg.num_features == 2**BITS + 1
+    doc = _doc("d.tsv", num_features=10)
+    with pytest.raises(ConfigError, match=r"data.num_features: 10 but the csv data has 2\*\*hash_bits \+ "
+                                          r"len\(numeric\) = 257"):
+        _cfg(tmp_path, doc)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"train": "d.libsvm"}, "data.label: only for csv or vw data"),
+    ({"csv": {}}, "data.csv: give `columns`"),
+    ({"crosses": [["c1", "n"]]}, r"data.crosses\[0\]: 'n' is not one of data.categorical"),
+    ({"categorical": ["c1", "c2", "c9"]}, "data.categorical: no column 'c9' in data.csv.columns"),
+    ({"hash_bits": 40}, "data.hash_bits"),
+    ({"train": "-", "format": "csv", "cache": "memory"}, "data.cache: memory: stdin is read once"),
+    ({"train": "-", "format": "csv", "shuffle": True}, "data.shuffle"),
+])
+def test_config_errors_name_the_key(tmp_path, change, words):
+    _write_tsv(tmp_path / "d.tsv")
+    (tmp_path / "d.libsvm").write_text("1 1:1\n")
+    with pytest.raises(ConfigError, match=words):
+        _cfg(tmp_path, _doc(**{"train": "d.tsv", **change}))
+
+
+def test_stdin_is_one_epoch_and_libsvm_stdin_needs_zero_based(tmp_path):
+    doc = _doc("-", format="csv")
+    doc["train"]["epochs"] = 3
+    with pytest.raises(ConfigError, match=r"train.epochs: 3: stdin \('-'\) is read once"):
+        _cfg(tmp_path, doc)
+    doc = _doc("-", format="libsvm")
+    for k in ("csv", "label", "numeric", "categorical", "crosses", "hash_bits"):
+        del doc["data"][k]
+    doc["data"]["num_features"] = 10
+    doc["model"]["variables"]["weight"]["shape"] = [10, 1]
+    with pytest.raises(ConfigError, match="data.zero_based: auto reads the file twice"):
+        _cfg(tmp_path, doc)
+
+
+def test_memory_and_stream_iterators_give_the_same_batches(tmp_path):
+    _write_tsv(tmp_path / "d.tsv", rows=100)
+    batches = []
+    for cache in ("memory", "stream"):
+        cfg = _cfg(tmp_path, _doc("d.tsv", cache=cache, batch_size=16))
+        it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
+        batches.append([(b.data[0].asscipy().toarray(), b.label[0].asnumpy()) for b in it])
+    assert len(batches[0]) == len(batches[1]) == 7
+    for (xa, ya), (xb, yb) in zip(*batches):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_training_from_csv_learns(tmp_path):
+    _write_tsv(tmp_path / "d.tsv", rows=3000)
+    doc = _doc("d.tsv")
+    doc["train"]["epochs"] = 2
+    result = train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
+    assert result.final["log_loss"] < 0.5  # the planted rule's entropy is 0.42; a constant model has 0.69
+
+
+def test_fit_reads_stdin_once_in_a_subprocess(tmp_path):
+    _write_tsv(tmp_path / "d.tsv", rows=300)
+    doc = _doc("-", format="csv", csv={"columns": ["y", "n", "c1", "c2"], "delimiter": "\t"})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
+    with open(tmp_path / "d.tsv", "rb") as f:
+        proc = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", str(tmp_path / "c.yaml"), "-q",
+                               "--output", str(tmp_path / "run")], stdin=f, capture_output=True, text=True,
+                              env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 0" in proc.stdout and "log_loss" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", str(tmp_path / "c.yaml"), "-q",
+                          "--output", str(tmp_path / "run2")], input="1\t2\ta\tb\nx\t1\ta\tb\n",
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert bad.returncode == 1 and "error: <stdin>:2: label column 'y': 'x' is not a number" in bad.stderr
+
+
+def test_a_stream_is_read_once(tmp_path):
+    from sparsetrain.io.csv_reader import CSVReader, CSVSchema
+
+    r = CSVReader("-", CSVSchema(columns=["y"]))
+    r._stdin_read = True
+    with pytest.raises(DataFormatError, match="<stdin>: a stream can be read once"):
+        list(r)

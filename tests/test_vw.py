@@ -1,0 +1,115 @@
+"""Vowpal Wabbit text format: the compiled parser against the hand-written reference
+(namespaces, scales, importance, tags, crosses), the hashed keys, errors with file:line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparsetrain.base import DataFormatError
+from sparsetrain.io import _vw_kernels as VK
+from sparsetrain.io.vw_reader import VWReader, load_vw
+
+sk_murmur = pytest.importorskip("sklearn.utils").murmurhash3_32
+
+_name = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Cc"), blacklist_characters="|: \t\r\n\x0b\x0c"),
+                min_size=1, max_size=5)
+_value = st.one_of(st.integers(-5, 5).map(str), st.floats(-100, 100, allow_nan=False).map(repr), st.just("0.5"))
+
+
+@st.composite
+def _line(draw):
+    head = [draw(st.sampled_from(["1", "-1", "0", "0.25", "3e2"]))]
+    kind = draw(st.integers(0, 3))
+    if kind >= 1:
+        head.append(draw(st.sampled_from(["2", "0.5", "0", "1"])))
+    if kind >= 2:
+        head.append(draw(st.sampled_from(["'t1", "tag", "'x"])))
+    text = " ".join(head)
+    for _ in range(draw(st.integers(1, 3))):
+        ns = draw(st.sampled_from(["", "a", "b", "user"]))
+        if ns and draw(st.integers(0, 4)) == 0:
+            ns += ":" + draw(st.sampled_from(["2", "0.5", "-1"]))
+        text += draw(st.sampled_from(["|", " |"])) + ns
+        for _ in range(draw(st.integers(0, 4))):
+            f = draw(_name)
+            if draw(st.booleans()):
+                f += ":" + draw(_value)
+            text += draw(st.sampled_from([" ", "\t", "  "])) + f
+    return text
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_line(), min_size=1, max_size=8), st.sampled_from(["\n", "\r\n"]), st.integers(1, 64),
+       st.sampled_from([[], [["a", "b"]], [["a", "a"], ["user", "b"]]]))
+def test_kernel_equals_reference(tmp_path_factory, lines, newline, chunk, crosses):
+    text = newline.join(lines) + newline
+    path = tmp_path_factory.mktemp("vw") / "t.vw"
+    path.write_bytes(text.encode("utf-8"))
+    labels, weights, rows = VK.parse_reference(text.replace("\r\n", "\n"), 8, crosses)
+    X, y, w = load_vw(path, 8, crosses=crosses, dtype="float64", chunk_size=chunk)
+    ref = np.zeros((len(rows), 256))
+    for i, r in enumerate(rows):
+        for j, v in r.items():
+            ref[i, j] = v
+    np.testing.assert_allclose(X.asscipy().toarray(), ref, rtol=1e-12, atol=1e-12)
+    assert y.tolist() == labels and w.tolist() == weights
+
+
+def test_keys_are_namespace_caret_feature_and_crosses_join_them(tmp_path):
+    p = tmp_path / "a.vw"
+    p.write_text("1 3 'r1|u alice city:2 |i:0.5 book\n")
+    X, y, w = load_vw(p, 20, crosses=[["u", "i"]], dtype="float64")
+    h = lambda s: sk_murmur(s, 0, positive=True) % 2**20  # noqa: E731
+    want = {h("u^alice"): 1.0, h("u^city"): 2.0, h("i^book"): 0.5,
+            h("u^alice^i^book"): 0.5, h("u^city^i^book"): 1.0}
+    S = X.asscipy()
+    assert dict(zip(S.indices.tolist(), S.data.tolist())) == want
+    assert y.tolist() == [1.0] and w.tolist() == [3.0]
+    p.write_text("0 | plain\n")
+    assert load_vw(p, 20)[0].asscipy().indices.tolist() == [h("plain")]
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("1 |a x\nno bar here\n", 2, "no '|'"),
+    ("1 |a x\n\nabc |a x\n", 3, "label 'abc' is not a number"),
+    ("1 -2 |a x\n", 1, "importance weight '-2'"),
+    ("1 2 tag extra |a x\n", 1, "more than label, importance and tag"),
+    ("1 |a x:y\n", 1, "feature 'x:y'"),
+    ("1 |a:q x\n", 1, "namespace scale 'q'"),
+    ("1 |a x:nan\n", 1, "not finite"),
+    ("|a x\n", 1, "label"),
+])
+def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
+    p = tmp_path / "bad.vw"
+    p.write_text(text)
+    with pytest.raises(DataFormatError) as e:
+        load_vw(p, 10)
+    assert f"bad.vw:{line}:" in str(e.value) and words in str(e.value)
+
+
+def test_long_numbers_take_the_exact_path(tmp_path):
+    p = tmp_path / "a.vw"
+    p.write_text("0.12345678901234567890123 |a x:1.00000000000000000000001\n")
+    X, y, _ = load_vw(p, 10, dtype="float64")
+    assert y[0] == float("0.12345678901234567890123") and X.asscipy().data.tolist() == [1.0]
+
+
+def test_many_crosses_grow_the_output(tmp_path):
+    feats = " ".join(f"f{i}" for i in range(60))
+    p = tmp_path / "a.vw"
+    p.write_text(f"1 |a {feats} |b {feats}\n" * 3)
+    X, _, _ = load_vw(p, 24, crosses=[["a", "b"]], chunk_size=64)
+    _, _, rows = VK.parse_reference(p.read_text(), 24, [["a", "b"]])
+    assert X.shape == (3, 2**24) and X.asscipy().getnnz(axis=1).tolist() == [len(r) for r in rows]
+    assert len(rows[0]) > 3700  # 120 features + 3600 crosses, less a collision or two
+
+
+def test_parts_hold_every_row_once(tmp_path):
+    p = tmp_path / "a.vw"
+    p.write_text("".join(f"{i % 2} |a x{i % 13} |b y{i % 7}:{i}\n" for i in range(400)))
+    X, y, _ = load_vw(p, 12)
+    got = [b.to_csr(X.shape[1]).asscipy().toarray() for k in range(3)
+           for b in VWReader(p, 12, num_parts=3, part_index=k, chunk_size=100)]
+    np.testing.assert_array_equal(np.vstack(got), X.asscipy().toarray())
