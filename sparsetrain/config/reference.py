@@ -25,7 +25,10 @@ def _default_text(field) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
-        return "`" + yaml.safe_dump(field.default_factory(), default_flow_style=True).strip() + "`"
+        value = field.default_factory()
+        if hasattr(value, "model_dump"):  # a section: its keys have their own table
+            return "see below"
+        return "`" + yaml.safe_dump(value, default_flow_style=True).strip() + "`"
     value = field.default
     return "`null`" if value is None else "`" + yaml.safe_dump(value, default_flow_style=True).strip().removesuffix(
         "\n...") + "`"
