@@ -31,7 +31,8 @@ from numba import njit
 
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_finish, mm_start
-from ._csv_kernels import _sort_merge
+from . import _csv_kernels as CK
+from ._csv_kernels import _fail, _sort_merge
 
 OK = 0
 E_NO_BAR = 1  # a line without '|'
@@ -45,16 +46,12 @@ E_LINE_TOO_LONG = 8
 E_ROOM = 9  # the output arrays are full: parse again with more room (I_ROOM says how much)
 E_NO_NEWLINE = 10
 
-I_ROWS = 0
-I_NNZ = 1
-I_LINES = 2
-I_ERR = 3
-I_ERR_START = 4
-I_ERR_END = 5
-I_ERR_AUX = 6
-I_SLOW = 7
-I_ROOM = 8
-N_INFO = 9
+# info slots: those of the CSV kernel, plus the room needed after E_ROOM
+I_ROWS, I_NNZ, I_LINES, I_ERR, I_ERR_START, I_ERR_END, I_ERR_AUX = (CK.I_ROWS, CK.I_NNZ, CK.I_LINES, CK.I_ERR,
+                                                                    CK.I_ERR_START, CK.I_ERR_END, CK.I_ERR_AUX)
+I_SLOW = CK.I_NSLOW  # numbers of more than 18 digits seen
+I_ROOM = CK.N_INFO
+N_INFO = CK.N_INFO + 1
 
 _SEED = 0
 _CARET = np.frombuffer(b"^", np.uint8).copy()
@@ -63,15 +60,6 @@ _CARET = np.frombuffer(b"^", np.uint8).copy()
 @njit(cache=True, nogil=True, inline="always")
 def _space(c):
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
-
-
-@njit(cache=True, nogil=True)
-def _fail(info, code, start, end, aux, rows):
-    info[I_ROWS] = rows
-    info[I_ERR] = code
-    info[I_ERR_START] = start
-    info[I_ERR_END] = end
-    info[I_ERR_AUX] = aux
 
 
 @njit(cache=True, nogil=True)
@@ -149,7 +137,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         while buf[e] != 10:
             e += 1
         if e - line_start > max_line:
-            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows)
+            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
             return info
         q = p
         while q < e and _space(buf[q]):
@@ -162,7 +150,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         while bar < e and buf[bar] != 124:
             bar += 1
         if bar == e:
-            _fail(info, E_NO_BAR, line_start, e, 0, rows)
+            _fail(info, E_NO_BAR, line_start, e, 0, rows, slow)
             return info
         # ---- header: label [importance] [tag]
         ntok = 0
@@ -181,10 +169,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             if ntok == 0:
                 v, st = _number(buf, ts, t, value_limit)
                 if st == 2:
-                    _fail(info, E_LABEL, ts, t, 0, rows)
+                    _fail(info, E_LABEL, ts, t, 0, rows, slow)
                     return info
                 if st == 3:
-                    _fail(info, E_NONFINITE, ts, t, 0, rows)
+                    _fail(info, E_NONFINITE, ts, t, 0, rows, slow)
                     return info
                 slow += st == 1
                 label = v
@@ -194,22 +182,22 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 else:
                     v, st = _number(buf, ts, t, value_limit)
                     if st == 3:
-                        _fail(info, E_NONFINITE, ts, t, 0, rows)
+                        _fail(info, E_NONFINITE, ts, t, 0, rows, slow)
                         return info
                     if st == 2:
                         tagged = True  # not a number: the tag
                     elif v < 0:
-                        _fail(info, E_IMPORTANCE, ts, t, 0, rows)
+                        _fail(info, E_IMPORTANCE, ts, t, 0, rows, slow)
                         return info
                     else:
                         slow += st == 1
                         weight = v
             elif ntok >= 3 or tagged:
-                _fail(info, E_HEADER, q, bar, 0, rows)
+                _fail(info, E_HEADER, q, bar, 0, rows, slow)
                 return info
             ntok += 1
         if ntok == 0:
-            _fail(info, E_LABEL, q, bar, 0, rows)
+            _fail(info, E_LABEL, q, bar, 0, rows, slow)
             return info
         # ---- namespaces and features
         nf = 0
@@ -234,10 +222,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                         t += 1
                     v, st = _number(buf, ss, t, value_limit)
                     if st == 2:
-                        _fail(info, E_SCALE, ss, t, 0, rows)
+                        _fail(info, E_SCALE, ss, t, 0, rows, slow)
                         return info
                     if st == 3:
-                        _fail(info, E_NONFINITE, ss, t, 0, rows)
+                        _fail(info, E_NONFINITE, ss, t, 0, rows, slow)
                         return info
                     slow += st == 1
                     scale = v
@@ -258,10 +246,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 nm_e = colon
                 v, st = _number(buf, colon + 1, t, value_limit)
                 if st == 2:
-                    _fail(info, E_VALUE, fs, t, 0, rows)
+                    _fail(info, E_VALUE, fs, t, 0, rows, slow)
                     return info
                 if st == 3:
-                    _fail(info, E_NONFINITE, fs, t, 0, rows)
+                    _fail(info, E_NONFINITE, fs, t, 0, rows, slow)
                     return info
                 slow += st == 1
             v *= scale
@@ -286,7 +274,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         need += count
         if nnz + count > cap or need > cap:
             info[I_ROOM] = need
-            _fail(info, E_ROOM, line_start, e, 0, rows)
+            _fail(info, E_ROOM, line_start, e, 0, rows, slow)
             info[I_ROOM] = need + (n - e) // 2  # and a guess for the rest
             return info
         row_start = nnz

@@ -30,7 +30,7 @@ from . import _hash_kernels as HK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
 from .hashing import HASH_SEED
 from .libsvm_parse import LibSVMBlock, default_workers
-from .text_pipeline import TextJob, concat_blocks, finite_limit, iter_jobs, job_block, line_of, token_text
+from .text_pipeline import TextJob, finite_limit, iter_jobs, job_block, line_of, load_blocks, token_text
 
 __all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
 
@@ -315,12 +315,5 @@ def _unquote(raw: str, delimiter: str, quote: str) -> str:
 
 def load_csv(path, schema: CSVSchema, dtype="float32", **kwargs):
     """The whole file as ``(CSRNDArray, labels)`` (labels a float array of the ``dtype``)."""
-    from ..ndarray.sparse import csr_matrix
-
-    reader = CSVReader(path, schema, dtype, **kwargs)
-    blocks = list(reader)
-    if not blocks:
-        raise DataFormatError(f"{reader.display}: no data rows")
-    data, indices, indptr, labels, _ = concat_blocks(blocks, reader.num_features)
-    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
-    return X, labels.astype(dtype)
+    X, y, _ = load_blocks(CSVReader(path, schema, dtype, **kwargs), dtype)
+    return X, y

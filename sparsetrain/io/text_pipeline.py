@@ -20,7 +20,7 @@ from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock, _executor
 
-__all__ = ["TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "slow_float"]
+__all__ = ["TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
 
 class TextJob:
@@ -87,11 +87,6 @@ def token_text(buf, start: int, end: int, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def slow_float(raw: str) -> float:
-    """Python's float of a number the kernel left to the caller (more than 18 digits)."""
-    return float(raw)
-
-
 def job_block(job: TextJob, num_features: int) -> LibSVMBlock:
     """The job's rows as a block (labels as (rows, 1); ``weights`` as an attribute when set)."""
     block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(-1, 1), num_features)
@@ -114,6 +109,18 @@ def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
     if any(getattr(b, "weights", None) is not None for b in blocks):
         weights = np.concatenate([b.weights if b.weights is not None else np.ones(b.num_rows) for b in blocks])
     return data, indices, indptr, labels, weights
+
+
+def load_blocks(reader, dtype):
+    """All blocks of ``reader`` as ``(CSRNDArray, labels, weights or None)``; no rows is an error."""
+    from ..ndarray.sparse import csr_matrix
+
+    blocks = list(reader)
+    if not blocks:
+        raise DataFormatError(f"{reader.display}: no data rows")
+    data, indices, indptr, labels, weights = concat_blocks(blocks, reader.num_features)
+    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
+    return X, labels.astype(dtype), weights
 
 
 def finite_limit(dtype) -> float:

@@ -17,7 +17,7 @@ from ..base import ConfigError, DataFormatError
 from . import _vw_kernels as VK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource
 from .libsvm_parse import LibSVMBlock, default_workers
-from .text_pipeline import TextJob, concat_blocks, finite_limit, iter_jobs, job_block, line_of, token_text
+from .text_pipeline import TextJob, finite_limit, iter_jobs, job_block, line_of, load_blocks, token_text
 
 __all__ = ["VWReader", "load_vw"]
 
@@ -157,12 +157,5 @@ def _newlines(buf) -> int:
 
 def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
     """The whole file as ``(CSRNDArray, labels, importance weights)``."""
-    from ..ndarray.sparse import csr_matrix
-
-    reader = VWReader(path, hash_bits, crosses=crosses, dtype=dtype, **kwargs)
-    blocks = list(reader)
-    if not blocks:
-        raise DataFormatError(f"{reader.display}: no data rows")
-    data, indices, indptr, labels, weights = concat_blocks(blocks, reader.num_features)
-    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
-    return X, labels.astype(dtype), weights.astype(dtype)
+    X, y, w = load_blocks(VWReader(path, hash_bits, crosses=crosses, dtype=dtype, **kwargs), dtype)
+    return X, y, w.astype(dtype)
