@@ -317,11 +317,16 @@ def _json_row(row) -> dict:
 # -- gen-data --------------------------------------------------------------------------------------------
 
 def _describe_generated(result) -> str:
-    size = result.bytes
-    unit = next(u for u, lim in (("B", 2**10), ("KiB", 2**20), ("MiB", 2**30), ("GiB", float("inf"))) if size < lim)
-    scaled = size / {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    from .validation import human_bytes
+
+    if result.format == "csv":
+        text = (f"wrote {result.path}: {result.rows} rows, {result.numeric} numeric + {result.categorical} "
+                f"categorical columns, {human_bytes(result.bytes)}; planted model in {result.weights_path}")
+        if result.planted_log_loss is not None:
+            text += f" (its log-loss on these rows: {result.planted_log_loss:.4f})"
+        return text
     text = (f"wrote {result.path}: {result.rows} rows, {result.features} features, {result.nnz} non-zeros, "
-            f"{scaled:.1f} {unit}")
+            f"{human_bytes(result.bytes)}")
     if getattr(result, "weights_path", None):
         text += f"; true weights in {result.weights_path}"
     return text
@@ -344,7 +349,7 @@ def _gen_data(options, out, quiet):
         progress.start()
         task_id = progress.add_task("rows", total=rows)
     try:
-        result = synthetic.generate_libsvm(
+        result = synthetic.generate(
             out, **options, progress=(lambda done, *_: progress.update(task_id, completed=done)) if progress else None)
     finally:
         if progress is not None:
@@ -458,17 +463,23 @@ def infer_stypes(config, overrides, fmt, backward, batch_size):
 
 @main.command("gen-data")
 @options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="LibSVM file to write; the true "
-              "weights are written beside it.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write; the true "
+              "weights (libsvm) or the planted model (csv) are written beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def gen_data(out, quiet, **options):
-    """Write synthetic LibSVM data (the seed's y = X·[1..D]) in chunks, with its true weights."""
+    """Write synthetic data in chunks: LibSVM (the seed's y = X·[1..D]) with its true weights, or
+    (--format csv) a Criteo-like TSV with a planted logistic model.
+
+    \b
+      sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
+      sparsetrain gen-data --format csv --rows 100000 --task binary --cardinality zipf --out clicks.tsv
+    """
     sys.exit(_run(_gen_data, options, out, quiet))
 
 
 @main.command()
 @click.argument("model", type=click.Path())
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--out", type=click.Path(dir_okay=False), help="Write predictions here (default: stdout): one per "
               "line, or one CSV row of class probabilities per line.")
 def predict(model, data, out):

@@ -5,6 +5,7 @@ import inspect
 import pathlib
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -44,11 +45,50 @@ def test_cli_options_are_the_schema_fields_with_its_defaults_and_help():
     assert params["zero_based"].secondary_opts == ["--one-based"]
 
 
-def test_library_signature_defaults_are_the_schema_defaults():
+def test_library_takes_its_option_defaults_from_the_schema(tmp_path):
+    # generate_libsvm writes no option default down: its signature names none of the schema's fields
+    # besides the two it requires, and calling it without them is calling it with the schema defaults
     sig = inspect.signature(generate_libsvm).parameters
-    for name, field in SyntheticOptions.model_fields.items():
-        if not field.is_required():
-            assert sig[name].default == field.default, name
+    assert not set(sig) & (set(SyntheticOptions.model_fields) - {"rows", "features"})
+    generate_libsvm(tmp_path / "a.libsvm", 50, 20, nnz_per_row=3)
+    defaults = {k: f.default for k, f in SyntheticOptions.model_fields.items()
+                if not f.is_required() and k not in ("features", "density", "nnz_per_row")}
+    generate_libsvm(tmp_path / "b.libsvm", 50, 20, nnz_per_row=3, **defaults)
+    assert (tmp_path / "a.libsvm").read_bytes() == (tmp_path / "b.libsvm").read_bytes()
+    with pytest.raises(ConfigError, match="nnz_perrow"):
+        generate_libsvm(tmp_path / "c.libsvm", 50, 20, nnz_perrow=3)
+
+
+def test_gen_data_csv_writes_a_criteo_like_tsv_that_load_csv_reads(tmp_path):
+    from sparsetrain.io.csv_reader import CSVSchema, load_csv
+    from sparsetrain.io.synthetic_csv import column_names
+
+    out = tmp_path / "clicks.tsv"
+    res = _cli("--format", "csv", "--rows", 300, "--numeric", 3, "--categorical", 4, "--cardinality", "zipf",
+               "--task", "binary", "--seed", 4, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "300 rows, 3 numeric + 4 categorical columns" in res.output and "log-loss on these rows" in res.output
+    lines = out.read_text().splitlines()
+    assert lines[0].split("\t") == column_names(3, 4) == ["label", "i1", "i2", "i3", "c1", "c2", "c3", "c4"]
+    assert len(lines) == 301 and all(len(ln.split("\t")) == 8 for ln in lines)
+    X, y = load_csv(out, CSVSchema(header=True, label="label", numeric=["i1", "i2", "i3"],
+                                   categorical=["c1", "c2", "c3", "c4"], hash_bits=10))
+    assert X.shape == (300, 1027) and set(np.unique(y)) == {0.0, 1.0}
+    again = tmp_path / "again.tsv"
+    _cli("--format", "csv", "--rows", 300, "--numeric", 3, "--categorical", 4, "--cardinality", "zipf",
+         "--task", "binary", "--seed", 4, "--out", again)
+    assert again.read_bytes() == out.read_bytes()
+    assert (tmp_path / "clicks.tsv.model.npz").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--features", 5], "--features: not for csv data"),
+    (["--task", "multiclass"], "--task multiclass: csv data is binary or regression"),
+    (["--numeric", 0, "--categorical", 0], "at least one --numeric or --categorical column"),
+])
+def test_gen_data_csv_usage_errors(tmp_path, args, words):
+    res = _cli("--format", "csv", "--rows", 10, *args, "--out", tmp_path / "x.tsv")
+    assert res.exit_code == 2 and words in _error_line(res)
 
 
 def test_config_generate_section_is_the_same_schema():

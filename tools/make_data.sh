@@ -27,4 +27,12 @@ head -n 2500 "$tmp/multiclass.libsvm" > data/multiclass.libsvm
 tail -n 500 "$tmp/multiclass.libsvm" > data/multiclass_eval.libsvm
 cp "$tmp/multiclass.libsvm.weights.npy" data/multiclass.weights.npy
 
+# Criteo-like clicks: a TSV with a header, label + 13 integer + 26 categorical columns (zipf values over
+# 100 per column), planted logistic model -> 5000 train + 500 eval rows (configs/criteo_like.yaml)
+st gen-data --format csv --rows 5500 --task binary --numeric 13 --categorical 26 --cardinality zipf \
+    --vocabulary 100 --seed 3 --quiet --out "$tmp/criteo_like.tsv"
+head -n 5001 "$tmp/criteo_like.tsv" > data/criteo_like.tsv
+{ head -n 1 "$tmp/criteo_like.tsv"; tail -n 500 "$tmp/criteo_like.tsv"; } > data/criteo_like_eval.tsv
+cp "$tmp/criteo_like.tsv.model.npz" data/criteo_like.model.npz
+
 ls -l data/

@@ -41,7 +41,7 @@ from ..fileio import open_atomic
 from ._libsvm_format import format_rows_fixed
 from .synthetic_options import check_options
 
-__all__ = ["BLOCK_ROWS", "SyntheticResult", "generate_libsvm", "weights_path_for"]
+__all__ = ["BLOCK_ROWS", "SyntheticResult", "generate", "generate_libsvm", "weights_path_for"]
 
 #: Rows drawn from one random stream.
 BLOCK_ROWS = 8192
@@ -52,16 +52,20 @@ _PILOT_ROWS = 20_000
 
 @dataclass
 class SyntheticResult:
-    """What :func:`generate_libsvm` wrote."""
+    """What :func:`generate_libsvm` (or ``generate_csv``) wrote."""
 
     path: str
     rows: int
-    features: int
-    nnz: int
+    features: int | None  # libsvm columns (None for csv)
+    nnz: int  # libsvm non-zeros; csv non-empty fields besides the label
     bytes: int  # size of the data file
-    weights_path: str
+    weights_path: str  # the true weights (libsvm) or the planted model (csv)
     task: str = "regression"
     threshold: float | None = None  # binary labels: 1 when the score exceeds it
+    format: str = "libsvm"
+    numeric: int = 0  # csv columns
+    categorical: int = 0
+    planted_log_loss: float | None = None  # csv binary: the planted model's log-loss on the rows written
 
 
 def weights_path_for(path) -> str:
@@ -70,14 +74,15 @@ def weights_path_for(path) -> str:
 
 
 def _check(chunk_rows, dtype, **options):
-    """The options checked against their one schema (:mod:`.synthetic_options`), then this function's own."""
-    check_options(**options)
+    """The options checked against their one schema (:mod:`.synthetic_options`), then this
+    function's own; returns ``(options, dtype)``."""
+    opts = check_options(**options)
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
+    return opts, dt
 
 
 class _RowSampler:
@@ -167,37 +172,42 @@ def _scores(indptr, cols, numerators, weights):
     return X @ weights
 
 
+def generate(path, *, progress: Callable[[int], None] | None = None, **options):
+    """Write synthetic data of ``options["format"]`` (libsvm by default) to ``path``: see
+    :func:`generate_libsvm` and :func:`~sparsetrain.io.synthetic_csv.generate_csv`."""
+    if options.get("format", "libsvm") == "csv":
+        from .synthetic_csv import generate_csv
+
+        return generate_csv(path, progress=progress, **options)
+    return generate_libsvm(path, progress=progress, **options)
+
+
 def generate_libsvm(
     path,
     rows: int,
     features: int,
     *,
-    density: float | None = None,
-    nnz_per_row: int | None = None,
-    task: str = "regression",
-    classes: int = 2,
-    target: str = "arange",
-    noise: float = 0.0,
-    columns: str = "uniform",
-    zipf_a: float = 1.2,
-    seed: int = 0,
-    zero_based: bool = True,
     chunk_rows: int = 100_000,
     dtype="float32",
     progress: Callable[[int], None] | None = None,
+    **options,
 ) -> SyntheticResult:
     """Write ``rows`` synthetic LibSVM rows over ``features`` columns to ``path`` (see the
     module docstring for the distributions), and the true weights to ``<path>.weights.npy``.
 
-    Exactly one of ``density`` (fraction of non-zeros per row) and ``nnz_per_row`` is given.
-    ``progress(rows_done)`` is called as rows are written. A path ending in ``.gz`` or
-    ``.bz2`` is compressed. Both files are written to temporary names and renamed into place
-    (``fileio.open_atomic``): a missing directory or a full disk is an ``OutputError`` naming
-    the path, and no partial file is left.
+    ``options`` are the fields of :class:`~sparsetrain.io.synthetic_options.SyntheticOptions`
+    (their defaults and ranges are there): exactly one of ``density`` (fraction of non-zeros per
+    row) and ``nnz_per_row``; ``task``, ``classes``, ``target``, ``noise``, ``columns``,
+    ``zipf_a``, ``seed``, ``zero_based``. ``progress(rows_done)`` is called as rows are written.
+    A path ending in ``.gz`` or ``.bz2`` is compressed. Both files are written to temporary
+    names and renamed into place (``fileio.open_atomic``): a missing directory or a full disk
+    is an ``OutputError`` naming the path, and no partial file is left.
     """
-    dt = _check(chunk_rows, dtype, rows=rows, features=features, density=density, nnz_per_row=nnz_per_row, task=task,
-                classes=classes, target=target, noise=noise, columns=columns, zipf_a=zipf_a, seed=seed,
-                zero_based=zero_based)
+    o, dt = _check(chunk_rows, dtype, rows=rows, features=features, **options)
+    if o.format != "libsvm":
+        raise ValueError(f"generate_libsvm writes libsvm data, got format={o.format!r} (use generate)")
+    density, nnz_per_row, task, classes, target = o.density, o.nnz_per_row, o.task, o.classes, o.target
+    noise, columns, zipf_a, seed, zero_based = o.noise, o.columns, o.zipf_a, o.seed, o.zero_based
     path = os.fspath(path)
     sampler = _RowSampler(features, density, nnz_per_row, columns, zipf_a)
     weights = _true_weights(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), task, target,

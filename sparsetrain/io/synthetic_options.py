@@ -1,8 +1,8 @@
 """The options of synthetic data (``gen-data``): one schema for their defaults, ranges and meaning.
 
 ``sparsetrain gen-data``'s command-line options are generated from :class:`SyntheticOptions`,
-``data.generate`` in a config extends it with ``path``, and :func:`~sparsetrain.io.synthetic.generate_libsvm`
-checks its arguments with :func:`check_options`: nothing else writes a default or a range down.
+``data.generate`` in a config extends it with ``path``, and :func:`~sparsetrain.io.synthetic.generate`
+(``generate_libsvm``, ``synthetic_csv.generate_csv``) checks its arguments with :func:`check_options`: nothing else writes a default or a range down.
 """
 from __future__ import annotations
 
@@ -25,15 +25,21 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 
 # bytes per element of the true weights, held whole while the rows are streamed
 _WEIGHT_BYTES = 8
+#: The options only the csv format reads (and only it; the rest are libsvm's, shared: rows, task, noise, seed, zipf_a).
+CSV_ONLY = ("numeric", "categorical", "cardinality", "vocabulary", "missing")
+LIBSVM_ONLY = ("features", "density", "nnz_per_row", "classes", "target", "columns", "zero_based")
 
 
 class SyntheticOptions(BaseModel):
-    """Synthetic LibSVM data: the seed's ``y = X · [1..D]`` and friends."""
+    """Synthetic data: LibSVM (the seed's ``y = X · [1..D]`` and friends) or a Criteo-like TSV."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    format: Literal["libsvm", "csv"] = Field("libsvm", description="`libsvm` rows, or a Criteo-like TSV "
+                                             "(label, `numeric` integer and `categorical` string columns, "
+                                             "a header line) with a planted logistic model.")
     rows: Int = Field(gt=0, description="Number of rows.")
-    features: Int = Field(gt=0, description="Number of features (columns).")
+    features: Int | None = Field(None, gt=0, description="libsvm: number of features (columns); required.")
     density: float | None = Field(None, gt=0, le=1, description="Fraction of non-zeros per row "
                                   "(give this or `nnz_per_row`).")
     nnz_per_row: Int | None = Field(None, gt=0, description="Non-zeros per row (instead of `density`).")
@@ -46,9 +52,27 @@ class SyntheticOptions(BaseModel):
     zipf_a: float = Field(1.2, gt=1, description="Zipf exponent when `columns` is zipf.")
     seed: Int = Field(0, ge=0, description="Random seed of the generator.")
     zero_based: bool = Field(True, description="Write zero-based feature indices.")
+    numeric: Int = Field(13, ge=0, description="csv: integer-count columns `i1`, `i2`, ... (empty when missing).")
+    categorical: Int = Field(26, ge=0, description="csv: string columns `c1`, `c2`, ... (8 hex digits).")
+    cardinality: Literal["uniform", "zipf"] = Field("uniform", description="csv: distribution of the values "
+                                                    "of a categorical column over its `vocabulary` (zipf: "
+                                                    "exponent `zipf_a`).")
+    vocabulary: Int = Field(1000, gt=0, description="csv: distinct values per categorical column.")
+    missing: float = Field(0.1, ge=0, lt=1, description="csv: fraction of empty numeric and categorical fields.")
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.format == "csv":
+            given = [f"`{k}`" for k in ("features", "density", "nnz_per_row") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: not for csv data (use `numeric`, `categorical`)")
+            if self.task == "multiclass":
+                raise ValueError("`task` multiclass: csv data is binary or regression")
+            if self.numeric + self.categorical == 0:
+                raise ValueError("csv data needs at least one `numeric` or `categorical` column")
+            return self
+        if self.features is None:
+            raise ValueError("`features` is required for libsvm data")
         if (self.density is None) == (self.nnz_per_row is None):
             raise ValueError("give exactly one of `density` and `nnz_per_row`")
         if self.nnz_per_row is not None and self.nnz_per_row > self.features:
@@ -59,7 +83,7 @@ class SyntheticOptions(BaseModel):
         return self
 
     def generator_kwargs(self) -> dict:
-        """Keyword arguments of :func:`~sparsetrain.io.synthetic.generate_libsvm` (besides ``path``)."""
+        """Keyword arguments of :func:`~sparsetrain.io.synthetic.generate` (besides ``path``)."""
         return self.model_dump(include=set(SyntheticOptions.model_fields))
 
 

@@ -59,7 +59,7 @@ def ensure_generated(cfg: Config, reporter) -> None:
             pass
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     reporter.generate_start(path, gen.rows)
-    result = synthetic.generate_libsvm(path, progress=reporter.generate_progress, **wanted)
+    result = synthetic.generate(path, progress=reporter.generate_progress, **wanted)
     reporter.generate_end(result)
     write_atomic(meta_path, json.dumps(wanted, sort_keys=True))
 
@@ -78,6 +78,8 @@ def reader_for(cfg: Config, path: str):
 
         return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
                         max_line_bytes=cfg.data.max_line_bytes)
+    if path == "-" and cfg.data.zero_based == "auto":
+        raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
                               num_labels=1, max_line_bytes=cfg.data.max_line_bytes)
 
@@ -96,6 +98,13 @@ def load_file(cfg: Config, path: str):
 
         X, y, _ = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
                           max_line_bytes=cfg.data.max_line_bytes)
+        return X, y
+    if path == "-":
+        from ..io.text_pipeline import load_blocks
+
+        reader = reader_for(cfg, path)
+        reader.display = "<stdin>"
+        X, y, _ = load_blocks(reader, _data_dtype(cfg))
         return X, y
     return st_io.load_libsvm(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                              dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)

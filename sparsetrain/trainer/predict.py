@@ -26,6 +26,7 @@ class TrainedModel:
     metrics: list[str] = field(default_factory=list)
     batch_size: int = 256
     loss_op: str = ""
+    config: object = None  # the run's Config when loaded from a run directory: the data format and schema
 
     @property
     def params_path(self) -> str:
@@ -50,7 +51,12 @@ class TrainedModel:
     def _iter(self, path: str):
         from .. import io as st_io
 
-        X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
+        if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
+            from .data import load_file
+
+            X, y = load_file(self.config, path)
+        else:
+            X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
         return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
                                  last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
 
@@ -100,7 +106,7 @@ def load_trained(path: str) -> TrainedModel:
         cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
         return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), int(state["epoch"]),
                             cfg.data_name, cfg.label_name, cfg.num_features, cfg.data.zero_based, cfg.metrics,
-                            max(cfg.data.batch_size, 256), cfg.model.loss.op)
+                            max(cfg.data.batch_size, 256), cfg.model.loss.op, cfg)
     prefix = path
     m = None
     if path.endswith(".params"):
