@@ -136,3 +136,12 @@ def test_a_stream_is_read_once(tmp_path):
     r._stdin_read = True
     with pytest.raises(DataFormatError, match="<stdin>: a stream can be read once"):
         list(r)
+
+
+def test_a_dumped_libsvm_config_reloads(tmp_path):
+    # every key of a dumped config is "set": only values other than the defaults count as given
+    from sparsetrain.config import load_config
+
+    cfg = load_config(str(ROOT / "configs" / "logreg.yaml"))
+    doc = yaml.safe_load(cfg.to_yaml(str(tmp_path / "run")))
+    assert config_from_dict(doc, source=str(tmp_path / "c.yaml")).data_format() == "libsvm"

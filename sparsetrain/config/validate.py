@@ -178,9 +178,12 @@ def validate_data(cfg) -> None:
     """The data format's keys (CSV schema, hashing) and stdin's limits."""
     d = cfg.data
     fmt = cfg.data_format()
+    # a key set to something else than its default (a dumped and reloaded config sets every key)
+    given = {k for k in _HASHED_KEYS + ("crosses",) if getattr(d, k) != type(d).model_fields[k].get_default(
+        call_default_factory=True)}
     if fmt == "libsvm":
         for key in _HASHED_KEYS + ("crosses",):
-            if key in d.model_fields_set:
+            if key in given:
                 how = "data.format: libsvm" if d.format == "libsvm" else "from the file name; stdin has none"
                 if d.format == "auto" and d.train != ["-"]:
                     how = "from the file name"
@@ -194,7 +197,7 @@ def validate_data(cfg) -> None:
             cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")
     elif fmt == "vw":
         for key in ("label", "numeric", "log1p", "categorical"):
-            if key in d.model_fields_set:
+            if key in given:
                 raise ConfigError(f"data.{key}: only for csv data (Vowpal Wabbit lines name their features)")
         for i, pair in enumerate(d.crosses):
             if len(pair) != 2:
