@@ -145,3 +145,45 @@ def test_a_dumped_libsvm_config_reloads(tmp_path):
     cfg = load_config(str(ROOT / "configs" / "logreg.yaml"))
     doc = yaml.safe_load(cfg.to_yaml(str(tmp_path / "run")))
     assert config_from_dict(doc, source=str(tmp_path / "c.yaml")).data_format() == "libsvm"
+
+
+def test_keep_feature_names_writes_the_id_to_names_map(tmp_path):
+    import json
+
+    from sparsetrain.io.feature_names import feature_names_doc, read_feature_names, vw_feature_keys
+    from sparsetrain.io.hashing import feature_id
+
+    _write_tsv(tmp_path / "d.tsv", rows=200)
+    doc = _doc("d.tsv", keep_feature_names=True)
+    result = train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
+    names = read_feature_names(tmp_path / "run" / "feature_names.json")
+    assert names[feature_id("c1=a", BITS)] == ["c1=a"] or "c1=a" in names[feature_id("c1=a", BITS)]
+    assert "c1=b^c2=z" in names[feature_id("c1=b^c2=z", BITS)]
+    assert names[2**BITS] == ["n"]
+    keys = {k for v in names.values() for k in v}
+    assert len(keys) == 6 + 3 + 18 + 1 and result.final
+    # collisions are listed: 4 keys in 2 buckets
+    d = feature_names_doc(["a", "b", "c", "d"], 1, 2)
+    assert d["collisions"] == sorted(int(k) for k, v in d["names"].items() if len(v) > 1) and d["collisions"]
+    assert json.loads(json.dumps(d)) == d
+    (tmp_path / "a.vw").write_text("1 |u x y:2 |i z\n0 | w\n")
+    assert vw_feature_keys(tmp_path / "a.vw", [["u", "i"]]) == {"u^x", "u^y", "i^z", "w", "u^x^i^z", "u^y^i^z"}
+
+
+def test_vw_training_refuses_importance_weights_it_cannot_apply(tmp_path):
+    (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 2 |u a\n")
+    doc = _doc("d.vw", crosses=[["u", "u"]])
+    for k in ("csv", "label", "numeric", "categorical"):
+        del doc["data"][k]
+    doc["model"]["variables"]["weight"]["shape"] = [2**BITS, 1]
+    for cache in ("memory", "stream"):
+        doc["data"]["cache"] = cache
+        cfg = _cfg(tmp_path, doc)
+        assert cfg.data_format() == "vw" and cfg.num_features == 2**BITS
+        with pytest.raises(DataFormatError, match=r"d.vw: data row 3 has importance weight 2; training with "
+                                                  "importance weights is not supported yet"):
+            it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
+            list(it)
+    (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 1 'tag|u a\n")
+    result = train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
+    assert result.final["log_loss"] > 0

@@ -216,6 +216,8 @@ def validate_data(cfg) -> None:
                               "the stream to a file")
         if d.shuffle:
             raise ConfigError("data.shuffle: stdin ('-') is read once as a stream and cannot be shuffled")
+        if d.keep_feature_names:
+            raise ConfigError("data.keep_feature_names: needs a second pass over the data; stdin ('-') is read once")
         if fmt == "libsvm" and d.zero_based == "auto":
             raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     if d.eval is not None and "-" in d.eval:

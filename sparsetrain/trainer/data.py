@@ -76,12 +76,41 @@ def reader_for(cfg: Config, path: str):
     if fmt == "vw":
         from ..io.vw_reader import VWReader
 
-        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
-                        max_line_bytes=cfg.data.max_line_bytes)
+        return _UnitImportance(VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
+                                        max_line_bytes=cfg.data.max_line_bytes), path)
     if path == "-" and cfg.data.zero_based == "auto":
         raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
                               num_labels=1, max_line_bytes=cfg.data.max_line_bytes)
+
+
+def unit_importance(path: str, weights, rows_before: int) -> None:
+    """Refuse Vowpal Wabbit importance weights other than 1: neither engine scales a row's gradient
+    by a weight yet, and silently ignoring them would train a different model."""
+    if weights is None:
+        return
+    bad = np.flatnonzero(weights != 1)
+    if len(bad):
+        from ..base import DataFormatError
+
+        where = "<stdin>" if path == "-" else path
+        raise DataFormatError(f"{where}: data row {rows_before + int(bad[0]) + 1} has importance weight "
+                              f"{weights[bad[0]]:g}; training with importance weights is not supported yet "
+                              "(io.vw_reader.load_vw returns them); remove them or set them to 1")
+
+
+class _UnitImportance:
+    """A VW reader whose blocks must have importance 1 (see :func:`unit_importance`)."""
+
+    def __init__(self, reader, path):
+        self.reader, self.path = reader, path
+
+    def __iter__(self):
+        rows = 0
+        for block in self.reader:
+            unit_importance(self.path, block.weights, rows)
+            rows += block.num_rows
+            yield block
 
 
 def load_file(cfg: Config, path: str):
@@ -96,8 +125,9 @@ def load_file(cfg: Config, path: str):
     if fmt == "vw":
         from ..io.vw_reader import load_vw
 
-        X, y, _ = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
+        X, y, w = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
                           max_line_bytes=cfg.data.max_line_bytes)
+        unit_importance(path, w, 0)
         return X, y
     if path == "-":
         from ..io.text_pipeline import load_blocks
@@ -153,3 +183,25 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                           last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader)
     return it, None
+
+
+FEATURE_NAMES_FILE = "feature_names.json"
+
+
+def write_feature_names(cfg: Config, run_dir: str) -> str:
+    """``data.keep_feature_names``: the hashed id -> names map of the training files, as
+    ``<run_dir>/feature_names.json`` (format: ``io/feature_names.py``)."""
+    from ..io import feature_names as fn
+
+    keys: set[str] = set()
+    for path in cfg.train_files():
+        if cfg.data.format_of(path) == "csv":
+            plan = reader_for(cfg, path).plan()
+            keys |= fn.csv_feature_keys(path, cfg.csv_schema(), plan.columns, plan.delimiter)
+        else:
+            keys |= fn.vw_feature_keys(path, cfg.data.crosses)
+    numeric = cfg.data.numeric if cfg.data_format() == "csv" else ()
+    doc = fn.feature_names_doc(keys, cfg.data.hash_bits, cfg.num_features, numeric)
+    out = os.path.join(run_dir, FEATURE_NAMES_FILE)
+    write_atomic(out, json.dumps(doc, ensure_ascii=False))
+    return out

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..base import ConfigError, NonFiniteError, SparseTrainError
 from ..config import Config, make_optimizer
-from .data import ensure_generated, make_iter
+from .data import ensure_generated, make_iter, write_feature_names
 from .metrics import best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
 from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
@@ -179,6 +179,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
         train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True)
+        if cfg.data.keep_feature_names:
+            reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()
         eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
         names = {"data_names": [cfg.data_name], "label_names": [cfg.label_name]}
