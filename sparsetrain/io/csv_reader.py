@@ -221,7 +221,7 @@ class CSVReader:
         indptr = np.zeros(rows + 1, np.int64)
         job.labels = np.empty(rows, np.float64)
         scratch = np.empty(len(buf) + 1, np.uint8)
-        skip = bool(job.first and s.header and s.columns is None) or bool(job.first and s.header)
+        skip = bool(job.first and s.header)  # the header line (names from it or from csv.columns)
         args = (buf, ord(plan.delimiter), ord(s.quote), skip, self.source.max_line_bytes, finite_limit(self.dtype),
                 plan.roles, plan.label_col, plan.num_cols, plan.log1p, plan.cat_cols, plan.prefix_states,
                 plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, s.hash_bits, scratch,
