@@ -187,3 +187,22 @@ def test_vw_training_refuses_importance_weights_it_cannot_apply(tmp_path):
     (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 1 'tag|u a\n")
     result = train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
     assert result.final["log_loss"] > 0
+
+
+def test_predict_reads_a_csv_with_header_from_stdin(tmp_path):
+    # the run's config names no delimiter (the .tsv suffix said tab) and no columns (the header did):
+    # from a pipe the header line is consumed and sniffed, from a redirected file it is re-read
+    _write_tsv(tmp_path / "d.tsv", rows=200)
+    body = (tmp_path / "d.tsv").read_text()
+    (tmp_path / "h.tsv").write_text("y\tn\tc1\tc2\n" + body)
+    doc = _doc("h.tsv", csv={"header": True})
+    train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
+    cmd = [sys.executable, "-m", "sparsetrain.cli", "predict", str(tmp_path / "run")]
+    want = subprocess.run(cmd + [str(tmp_path / "h.tsv")], capture_output=True, text=True, env=ENV, timeout=300)
+    piped = subprocess.run(cmd + ["-"], input=(tmp_path / "h.tsv").read_text(), capture_output=True, text=True,
+                           env=ENV, timeout=300)
+    with open(tmp_path / "h.tsv") as f:
+        redirected = subprocess.run(cmd + ["-"], stdin=f, capture_output=True, text=True, env=ENV, timeout=300)
+    assert want.returncode == 0, want.stderr
+    assert len(want.stdout.splitlines()) == 200
+    assert piped.stdout == want.stdout and redirected.stdout == want.stdout, (piped.stderr, redirected.stderr)

@@ -123,9 +123,14 @@ class DataConfig(_Strict):
         return self
 
     def format_of(self, path: str) -> str:
-        """``libsvm``, ``csv`` or ``vw``: ``format``, or what the file name says."""
+        """``libsvm``, ``csv`` or ``vw``: ``format``, or what the file name says (stdin, ``-``:
+        what the training file's name says, e.g. for ``predict RUN -``)."""
         if self.format != "auto":
             return self.format
+        if path == "-":
+            src = self.generate.path if self.generate is not None else next(
+                (p for p in self.train or () if p != "-"), None)
+            return self.format_of(src) if src is not None else "libsvm"
         name = path.lower()
         for ext in (".gz", ".bz2"):
             name = name.removesuffix(ext)

@@ -19,6 +19,7 @@ import csv
 import io
 import math
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -125,15 +126,22 @@ class CSVSchema:
                 raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
 
 
-def read_header(path, delimiter: str, quote: str = '"') -> list[str]:
-    """The column names on the first line of ``path`` (as the ``csv`` module splits it)."""
+def _header_fields(text: str, delimiter: str, quote: str, sniff: bool, where: str):
+    if sniff and "\t" in text and "," not in text:
+        delimiter = "\t"
+    fields = next(csv.reader(io.StringIO(text.rstrip("\r\n"), newline=""), delimiter=delimiter, quotechar=quote), [])
+    if not fields or not any(fields):
+        raise DataFormatError(f"{where}:1: the header line is empty")
+    return fields, delimiter
+
+
+def read_header(path, delimiter: str, quote: str = '"', sniff: bool = False) -> tuple[list[str], str]:
+    """The column names on the first line of ``path`` (as the ``csv`` module splits it), and the
+    delimiter (``sniff``: tab when the line has tabs and no comma)."""
     with open_data(path) as f:
         line = f.readline(DEFAULT_MAX_LINE_BYTES)
-    text = line.decode("utf-8", "replace")
-    fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote), [])
-    if not fields or not any(fields):
-        raise DataFormatError(f"{os.fspath(path)}:1: the header line is empty")
-    return fields
+    where = "<stdin>" if os.fspath(path) == "/dev/stdin" else os.fspath(path)
+    return _header_fields(line.decode("utf-8", "replace"), delimiter, quote, sniff, where)
 
 
 class _Plan:
@@ -190,6 +198,7 @@ class CSVReader:
         self.workers = workers or default_workers()
         self._plan: _Plan | None = None
         self._stdin_read = False
+        self._header_consumed = False
 
     @property
     def num_features(self) -> int:
@@ -203,14 +212,32 @@ class CSVReader:
                 columns = list(s.columns)
                 s.check_columns(columns, f"{s.key}.csv.columns")
             elif s.header:
-                if self.path == "/dev/stdin":
-                    raise ConfigError(f"{s.key}.csv.columns: reading stdin needs the column names in the config")
-                columns = read_header(self.path, delim, s.quote)
+                # stdin has no name to tell a TSV: a header line with tabs and no comma is one
+                sniff = self.path == "/dev/stdin" and s.delimiter is None
+                if self.path == "/dev/stdin" and not stat.S_ISREG(os.stat(self.path).st_mode):
+                    columns, delim = self._consume_pipe_header(delim, sniff)
+                else:
+                    columns, delim = read_header(self.path, delim, s.quote, sniff)
                 s.check_columns(columns, f"the header of {self.display}")
             else:
                 raise ConfigError(f"{s.key}.csv: give `columns` (the names in file order) or `header: true`")
             self._plan = _Plan(s, columns, delim)
         return self._plan
+
+    def _consume_pipe_header(self, delim: str, sniff: bool) -> tuple[list[str], str]:
+        """The header line of a pipe, read byte by byte so that the chunks start on the next line."""
+        fd = os.open(self.path, os.O_RDONLY)
+        line = bytearray()
+        try:
+            while len(line) <= self.source.max_line_bytes:
+                b = os.read(fd, 1)
+                if not b or b == b"\n":
+                    break
+                line += b
+        finally:
+            os.close(fd)
+        self._header_consumed = True
+        return _header_fields(line.decode("utf-8", "replace"), delim, self.schema.quote, sniff, self.display)
 
     def _run(self, job: TextJob) -> TextJob:
         plan, s = self.plan(), self.schema
@@ -221,7 +248,8 @@ class CSVReader:
         indptr = np.zeros(rows + 1, np.int64)
         job.labels = np.empty(rows, np.float64)
         scratch = np.empty(len(buf) + 1, np.uint8)
-        skip = bool(job.first and s.header)  # the header line (names from it or from csv.columns)
+        # the header line (names from it or from csv.columns), unless already read from a pipe
+        skip = bool(job.first and s.header and not self._header_consumed)
         args = (buf, ord(plan.delimiter), ord(s.quote), skip, self.source.max_line_bytes, finite_limit(self.dtype),
                 plan.roles, plan.label_col, plan.num_cols, plan.log1p, plan.cat_cols, plan.prefix_states,
                 plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, s.hash_bits, scratch,
