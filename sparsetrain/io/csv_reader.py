@@ -21,7 +21,7 @@ import math
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,8 @@ from . import _csv_kernels as CK
 from . import _hash_kernels as HK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
 from .hashing import HASH_SEED
-from .libsvm_parse import LibSVMBlock, default_workers
-from .text_pipeline import TextJob, finite_limit, iter_jobs, job_block, line_of, load_blocks, token_text
+from .libsvm_parse import default_workers
+from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
 
 __all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
 
@@ -175,7 +175,7 @@ class _Plan:
         self.per_row = len(self.num_cols) + len(self.cat_cols) + len(self.cross_a)
 
 
-class CSVReader:
+class CSVReader(HashedTextReader):
     """Stream a CSV/TSV file (or one byte-range part of it) as :class:`LibSVMBlock` s of hashed rows.
 
     schema: a :class:`CSVSchema`; num_parts / part_index: as ``LibSVMReader`` (the parts hold
@@ -188,8 +188,7 @@ class CSVReader:
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
         schema.check()
         self.schema = schema
-        self.path = "/dev/stdin" if os.fspath(path) == "-" else path
-        self.display = "<stdin>" if os.fspath(path) == "-" else os.fspath(path)
+        self._set_path(path)
         self.dtype = np.dtype(dtype)
         self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
         if num_parts < 1 or not 0 <= part_index < num_parts:
@@ -197,7 +196,6 @@ class CSVReader:
         self.num_parts, self.part_index = int(num_parts), int(part_index)
         self.workers = workers or default_workers()
         self._plan: _Plan | None = None
-        self._stdin_read = False
         self._header_consumed = False
 
     @property
@@ -242,7 +240,7 @@ class CSVReader:
     def _run(self, job: TextJob) -> TextJob:
         plan, s = self.plan(), self.schema
         buf = job.buf
-        rows = int(_count_newlines(buf))
+        rows = int(count_newlines(buf))
         job.data = np.empty(rows * plan.per_row, self.dtype)
         job.indices = np.empty(rows * plan.per_row, np.int64)
         indptr = np.zeros(rows + 1, np.int64)
@@ -311,30 +309,8 @@ class CSVReader:
             return f"line is longer than max_line_bytes={aux}"
         return f"malformed line (error {code})"
 
-    def byte_range(self):
-        if self.num_parts == 1:
-            return 0, None
-        return self.source.part_range(self.num_parts, self.part_index)
-
-    def __iter__(self) -> Iterator[LibSVMBlock]:
-        if self.path == "/dev/stdin":
-            if self._stdin_read:
-                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
-            self._stdin_read = True
+    def _prepare(self) -> None:
         self.plan()
-        begin, end_hint = self.byte_range()
-        cache: dict = {}
-        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
-            self._check(job, begin, cache)
-            job.buf = None
-            if len(job.indptr) > 1:
-                yield job_block(job, self.num_features)
-
-
-def _count_newlines(buf) -> int:
-    from . import _libsvm_kernels as LK
-
-    return LK.count_newlines(buf)
 
 
 def _unquote(raw: str, delimiter: str, quote: str) -> str:

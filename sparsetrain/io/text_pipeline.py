@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -20,7 +21,7 @@ from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock, _executor
 
-__all__ = ["TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
+__all__ = ["HashedTextReader", "TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
 
 class TextJob:
@@ -73,6 +74,47 @@ def iter_jobs(source: ChunkSource, begin: int, end_hint: int | None, run: Callab
         for fut in pending:
             fut.cancel()
         chunks.close()
+
+
+class HashedTextReader:
+    """What the CSV/TSV and Vowpal Wabbit readers share: the path (``-``: stdin, read once), the
+    byte range of a part, and iterating the parsed chunks as blocks. A subclass sets ``source``
+    (a ``ChunkSource``), ``num_parts``, ``part_index``, ``workers`` and ``num_features``, and
+    implements ``_run(job)`` (worker thread) and ``_check(job, begin, cache)`` (raises the
+    chunk's first error); ``_prepare()`` runs before a pass."""
+
+    def _set_path(self, path) -> None:
+        self.stdin = os.fspath(path) == "-"
+        self.path = "/dev/stdin" if self.stdin else path
+        self.display = "<stdin>" if self.stdin else os.fspath(path)
+        self._stdin_read = False
+
+    def _prepare(self) -> None:
+        pass
+
+    def byte_range(self) -> tuple[int, int | None]:
+        if self.num_parts == 1:
+            return 0, None
+        return self.source.part_range(self.num_parts, self.part_index)
+
+    def __iter__(self) -> Iterator[LibSVMBlock]:
+        if self.stdin:
+            if self._stdin_read:
+                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+            self._stdin_read = True
+        self._prepare()
+        begin, end_hint = self.byte_range()
+        cache: dict = {}
+        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
+            self._check(job, begin, cache)
+            job.buf = None
+            if len(job.indptr) > 1:
+                yield job_block(job, self.num_features)
+
+
+def count_newlines(buf) -> int:
+    """Newlines in ``buf``: a bound on the rows of a chunk."""
+    return LK.count_newlines(buf)
 
 
 def line_of(source: ChunkSource, begin: int, job: TextJob, pos: int, cache: dict) -> int:

@@ -8,16 +8,15 @@ is ``2**hash_bits`` columns. Malformed lines are a ``DataFormatError`` naming fi
 """
 from __future__ import annotations
 
-import os
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..base import ConfigError, DataFormatError
 from . import _vw_kernels as VK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource
-from .libsvm_parse import LibSVMBlock, default_workers
-from .text_pipeline import TextJob, finite_limit, iter_jobs, job_block, line_of, load_blocks, token_text
+from .libsvm_parse import default_workers
+from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
 
 __all__ = ["VWReader", "load_vw"]
 
@@ -33,7 +32,7 @@ _MESSAGES = {
 }
 
 
-class VWReader:
+class VWReader(HashedTextReader):
     """Stream a Vowpal Wabbit text file as blocks of hashed rows (see the module docstring).
 
     hash_bits: features fall in ``2**hash_bits`` columns; crosses: pairs of namespace names
@@ -64,16 +63,13 @@ class VWReader:
         self._a = np.array([p[0] for p in pairs], np.int64)
         self._b = np.array([p[1] for p in pairs], np.int64)
         self.hash_bits = hash_bits
-        self.stdin = os.fspath(path) == "-"
-        self.path = "/dev/stdin" if self.stdin else path
-        self.display = "<stdin>" if self.stdin else os.fspath(path)
+        self._set_path(path)
         self.dtype = np.dtype(dtype)
         self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
         if num_parts < 1 or not 0 <= part_index < num_parts:
             raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
         self.num_parts, self.part_index = int(num_parts), int(part_index)
         self.workers = workers or default_workers()
-        self._read = False
 
     @property
     def num_features(self) -> int:
@@ -81,7 +77,7 @@ class VWReader:
 
     def _run(self, job: TextJob) -> TextJob:
         buf = job.buf
-        rows = int(_newlines(buf))
+        rows = int(count_newlines(buf))
         room = len(buf) // 2 + 1
         indptr = np.zeros(rows + 1, np.int64)
         job.labels = np.empty(rows, np.float64)
@@ -133,27 +129,6 @@ class VWReader:
         msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=q, aux=aux, dtype=self.dtype.name,
                                                                           code=code)
         raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
-
-    def __iter__(self) -> Iterator[LibSVMBlock]:
-        if self.stdin:
-            if self._read:
-                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
-            self._read = True
-        begin, end_hint = (0, None) if self.num_parts == 1 else self.source.part_range(self.num_parts,
-                                                                                      self.part_index)
-        cache: dict = {}
-        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
-            self._check(job, begin, cache)
-            job.buf = None
-            if len(job.indptr) > 1:
-                yield job_block(job, self.num_features)
-
-
-def _newlines(buf) -> int:
-    from . import _libsvm_kernels as LK
-
-    return LK.count_newlines(buf)
-
 
 def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
     """The whole file as ``(CSRNDArray, labels, importance weights)``."""
