@@ -76,6 +76,12 @@ class DataConfig(_Strict):
                                                                 "last batch, as MXNet's `last_batch_handle`.")
     shuffle: bool = Field(False, description="Shuffle rows every epoch (needs the data in memory).")
     input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
+    label_values: list[float] | None = Field(None, min_length=2, max_length=2, description="A binary model's two "
+                                             "label values `[negative, positive]`, mapped to 0 and 1; default: the "
+                                             "two values of the training data, the larger one → 1 (so `{0, 1}`, "
+                                             "`{-1, +1}` and `{1, 2}` all work). A third value is an error.")
+    label_base: Literal[0, 1] = Field(0, description="A softmax model's first class id: `0` (ids 0..K-1) or `1` "
+                                      "(ids 1..K, mapped to 0..K-1).")
 
     @field_validator("train")
     @classmethod

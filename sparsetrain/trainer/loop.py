@@ -178,7 +178,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
-        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True)
+        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note)
         eval_files = cfg.eval_files()
         eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
         names = {"data_names": [cfg.data_name], "label_names": [cfg.label_name]}

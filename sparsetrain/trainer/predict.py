@@ -26,6 +26,8 @@ class TrainedModel:
     metrics: list[str] = field(default_factory=list)
     batch_size: int = 256
     loss_op: str = ""
+    label_values: list | None = None  # a binary model's data.label_values (None: from the data scored)
+    label_base: int = 0
 
     @property
     def params_path(self) -> str:
@@ -47,12 +49,31 @@ class TrainedModel:
             raise SparseTrainError(f"{self.params_path}: {e}") from None
         return mod
 
-    def _iter(self, path: str):
+    def _iter(self, path: str, with_labels: bool = False):
+        """The rows of ``path``; ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`)."""
         from .. import io as st_io
+        from .. import labels
 
         X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
+        task = labels.task_of(self.loss_op)
+        if with_labels and task != "regression":
+            values = self.label_values
+            if task == "binary" and values is None:
+                found = labels.BinaryValues()
+                found.add(np.asarray(y))
+                values = found.values(path)
+            mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
+            y = mapping.apply(np.asarray(y), labels.libsvm_locator(path))
         return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
                                  last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
+
+    def _classes(self) -> int | None:
+        from ..symbol import load as load_symbol
+
+        sym = load_symbol(f"{self.prefix}-symbol.json")
+        _, out_shapes, _ = sym.infer_shape_partial(**{self.data_name: (1, self.num_features)})
+        shape = out_shapes[0] if out_shapes else None
+        return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
 
     def predict(self, path: str) -> np.ndarray:
         """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
@@ -64,7 +85,7 @@ class TrainedModel:
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
 
-        it = self._iter(path)
+        it = self._iter(path, with_labels=True)
         names = list(metrics or self.metrics)
         try:
             metric = make_metric(names)
@@ -100,7 +121,8 @@ def load_trained(path: str) -> TrainedModel:
         cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
         return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), int(state["epoch"]),
                             cfg.data_name, cfg.label_name, cfg.num_features, cfg.data.zero_based, cfg.metrics,
-                            max(cfg.data.batch_size, 256), cfg.model.loss.op)
+                            max(cfg.data.batch_size, 256), cfg.model.loss.op, cfg.data.label_values,
+                            cfg.data.label_base)
     prefix = path
     m = None
     if path.endswith(".params"):
