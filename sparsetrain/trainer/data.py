@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .. import labels as labels_mod
-from ..base import ConfigError
+from ..base import ConfigError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
 
@@ -73,8 +73,10 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note):
         parts.append(X)
         labels.append(np.asarray(y))
     if for_training:
-        _resolve_binary_values(cfg, labels, note)
+        _resolve_binary_values(cfg, labels)
     mapping = label_map(cfg)
+    if for_training:
+        _say_mapping(mapping, note)
     labels = [mapping.apply(y, _locator(cfg, p)) for p, y in zip(paths, labels)]
     if len(parts) == 1:
         return parts[0], labels[0]
@@ -91,7 +93,7 @@ def num_classes(cfg: Config) -> int | None:
     symbol = cfg.build_symbol()
     try:
         _, out_shapes, _ = symbol.infer_shape_partial(**{cfg.data_name: (1, cfg.num_features)})
-    except Exception:  # noqa: BLE001 - the config was validated; an odd graph just skips the range check
+    except (SparseTrainError, ValueError):  # the config was validated; an odd graph just skips the range check
         return None
     shape = out_shapes[0] if out_shapes else None
     return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
@@ -109,7 +111,7 @@ def label_map(cfg: Config) -> labels_mod.LabelMap:
     return labels_mod.label_map(task, cfg.data.label_values, cfg.data.label_base, classes)
 
 
-def _resolve_binary_values(cfg: Config, label_arrays, note) -> None:
+def _resolve_binary_values(cfg: Config, label_arrays) -> None:
     """Fix a binary model's ``data.label_values`` from the training labels (arrays or chunks), once."""
     if labels_mod.task_of(cfg.model.loss.op) != "binary" or cfg.data.label_values is not None:
         return
@@ -119,7 +121,10 @@ def _resolve_binary_values(cfg: Config, label_arrays, note) -> None:
         if found.done:
             break
     cfg.data.label_values = list(found.values("data.train"))
-    text = label_map(cfg).note()
+
+
+def _say_mapping(mapping, note) -> None:
+    text = mapping.note()
     if text and note is not None:
         note(text)
 
@@ -138,8 +143,10 @@ def label_transform(cfg: Config, path: str, *, for_training: bool = True, note=N
     """The ``label_transform`` of a ``LibSVMIter`` over ``path`` (a training file fixes a binary
     model's label values first, reading it until two values are seen)."""
     if for_training:
-        _resolve_binary_values(cfg, _stream_labels(cfg, path), note)
+        _resolve_binary_values(cfg, _stream_labels(cfg, path))
     mapping = label_map(cfg)
+    if for_training:
+        _say_mapping(mapping, note)
     if mapping.task == "regression":
         return None
     return lambda y, locate: mapping.apply(y, locate)
