@@ -143,34 +143,29 @@ def expand(doc: dict) -> dict:
     return doc
 
 
+def _checked(given, kind: type, key: str, what: str):
+    if given is not None and not isinstance(given, kind):
+        raise ConfigError(f"{key}: must be {what} (got {given!r})")
+    return given
+
+
 def _merge_mapping(base: dict, given, key: str) -> dict:
-    if given is None:
-        return base
-    if not isinstance(given, dict):
-        raise ConfigError(f"{key}: must be a mapping (got {given!r})")
-    return {**base, **given}
+    return {**base, **_checked(given, dict, key, "a mapping")} if given is not None else base
 
 
 def _merge_variables(base: dict, given) -> dict:
-    if given is None:
-        return base
-    if not isinstance(given, dict):
-        raise ConfigError(f"model.variables: must be a mapping of name -> variable (got {given!r})")
     out = dict(base)
-    for name, spec in given.items():
-        out[name] = _merge_mapping(base[name], spec, join_path(["model", "variables", name])) if (
-            name in base and spec is not None) else (spec if spec is not None else {})
+    for name, spec in (_checked(given, dict, "model.variables", "a mapping of name -> variable") or {}).items():
+        key = join_path(["model", "variables", name])
+        out[name] = _merge_mapping(base.get(name, {}), spec, key)
     return out
 
 
 def _merge_ops(base: list, given) -> list:
-    if given is None:
-        return base
-    if not isinstance(given, list):
-        raise ConfigError(f"model.ops: must be a list of op mappings (got {given!r})")
+    """The preset's ops with a given op of the same name replacing it; other given ops are added."""
     out = list(base)
     index = {op["name"]: i for i, op in enumerate(base)}
-    for spec in given:
+    for spec in _checked(given, list, "model.ops", "a list of op mappings") or []:
         name = spec.get("name") if isinstance(spec, dict) else None
         if name in index:
             out[index[name]] = spec
