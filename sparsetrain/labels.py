@@ -101,6 +101,8 @@ class LabelMap:
                 return y
             return is_pos.astype(y.dtype)
         if self.task == "multiclass":
+            if y.ndim == 2 and y.shape[1] > 1:  # a probability per class (SoftmaxOutput's other label form)
+                return y
             ids = y - self.base if self.base else y
             bad = ids != np.floor(ids)
             bad |= ids < 0
