@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
+from .cli_init import init_command
 from .cli_schema import cli_text, options_from_schema
 from .io.synthetic_options import SyntheticOptions, check_options
 
@@ -402,6 +403,7 @@ def main():
     """Train sparse linear models (and small sparse graphs) from a YAML config.
 
     \b
+      sparsetrain init data/binary.libsvm --task binary --out my.yaml   write a config for your data
       sparsetrain fit configs/linreg.yaml          train the seed model to MSE < 1
       sparsetrain infer-stypes configs/linreg.yaml show each node's storage types
       sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
@@ -496,6 +498,9 @@ def predict(model, data, out):
 def evaluate(model, data, metrics, as_json):
     """Score MODEL (run directory, config or checkpoint prefix) on DATA (LibSVM) and print the metrics."""
     sys.exit(_run(_evaluate, model, data, metrics, as_json))
+
+
+main.add_command(init_command)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy
 
 from .base import did_you_mean
+from .labels import binary_domain_error, class_domain_error
 from .ndarray.ndarray import NDArray
 
 __all__ = [
@@ -347,14 +348,19 @@ class Accuracy(EvalMetric):
             lab, prd = _np(label), _np(pred)
             if prd.ndim >= 2 and prd.shape[self.axis] > 1:
                 predicted = prd.argmax(axis=self.axis).ravel()
+                classes = prd.shape[self.axis]
             else:
                 predicted = (prd > 0.5).ravel()
+                classes = 2
             lab = lab.ravel()
             if lab.size != predicted.size:
                 raise ValueError(
                     f"Accuracy: {lab.size} labels for {predicted.size} predictions "
                     f"(label shape {_np(label).shape}, prediction shape {prd.shape})"
                 )
+            why = class_domain_error("accuracy", lab, classes)
+            if why:
+                raise ValueError(why)
             self.sum_metric += int(numpy.count_nonzero(predicted == lab.astype(numpy.int64)))
             self.num_inst += lab.size
 
@@ -378,15 +384,14 @@ class CrossEntropy(EvalMetric):
             if lab.size != n:
                 raise ValueError(f"CrossEntropy: {lab.size} labels for {n} predictions (shape {prd.shape})")
             cls = lab.astype(numpy.int64)
-            if prd.ndim == 1 or (prd.ndim == 2 and prd.shape[1] == 1):
+            classes = 2 if prd.ndim == 1 or (prd.ndim == 2 and prd.shape[1] == 1) else prd.shape[1]
+            why = class_domain_error("cross-entropy", lab, classes)
+            if why:
+                raise ValueError(why)
+            if classes == 2 and (prd.ndim == 1 or prd.shape[1] == 1):
                 p1 = prd.reshape(-1).astype(numpy.float64)
                 prob = numpy.where(cls == 1, p1, 1.0 - p1)
             else:
-                if cls.size and (cls.min() < 0 or cls.max() >= prd.shape[1]):
-                    raise ValueError(
-                        f"CrossEntropy: label values must be class indices in [0, {prd.shape[1]}), "
-                        f"got {cls.min()}..{cls.max()}"
-                    )
                 prob = prd[numpy.arange(n), cls].astype(numpy.float64)
             self.sum_metric += float(-numpy.log(prob + self.eps).sum())
             self.num_inst += n
@@ -412,6 +417,9 @@ class LogLoss(EvalMetric):
             p = numpy.clip(_positive_prob(_np(pred), "LogLoss").astype(numpy.float64), self.eps, 1.0 - self.eps)
             if lab.size != p.size:
                 raise ValueError(f"LogLoss: {lab.size} labels for {p.size} predictions")
+            why = binary_domain_error("log_loss", lab)
+            if why:
+                raise ValueError(why)
             self.sum_metric += float(-(lab * numpy.log(p) + (1.0 - lab) * numpy.log1p(-p)).sum())
             self.num_inst += lab.size
 
@@ -460,9 +468,9 @@ class AUC(EvalMetric):
             score = numpy.array(_positive_prob(_np(pred), "AUC"), dtype=numpy.float64)
             if lab.size != score.size:
                 raise ValueError(f"AUC: {lab.size} labels for {score.size} predictions")
-            bad = (lab != 0) & (lab != 1)
-            if bad.any():
-                raise ValueError(f"AUC needs binary 0/1 labels, got {lab[bad][0]!r}")
+            why = binary_domain_error("auc", lab)
+            if why:
+                raise ValueError(why)
             self._labels.append(lab)
             self._scores.append(score)
             self.num_inst += lab.size

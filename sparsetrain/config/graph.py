@@ -97,6 +97,7 @@ def build_symbol(cfg):
 def plan(cfg, batch_size: int | None = None, for_training: bool = True):
     """Shape + storage-type inference of the whole graph (forward and backward), without data."""
     from ..symbol import build_plan
+    from ..symbol.graph import BindError
 
     symbol = build_symbol(cfg)
     b = batch_size or cfg.data.batch_size
@@ -105,7 +106,24 @@ def plan(cfg, batch_size: int | None = None, for_training: bool = True):
     try:
         return build_plan(symbol, shapes, {}, grad_req)
     except (ShapeError, SparseTrainError) as e:
+        if isinstance(e, BindError):
+            _missing_shape(cfg, symbol, shapes, grad_req)
         raise ConfigError(locate_shape_error(cfg, message(e))) from None
+
+
+def _missing_shape(cfg, symbol, shapes, grad_req) -> None:
+    """A variable whose shape inference cannot find, as a ``ConfigError`` on its ``shape`` key."""
+    from ..symbol import build_plan
+
+    partial = build_plan(symbol, shapes, {}, grad_req, require_shapes=False)
+    for node in partial.args:
+        shape = partial.shapes.get((node.uid, 0))
+        if not shape or not all(shape):
+            uses = [f"{spec.name} ({canonical_op(spec.op)})" for spec in cfg.model.ops if node.name in spec.inputs]
+            used = f"; it feeds {', '.join(uses)}" if uses else ""
+            raise ConfigError(f"{join_path(['model', 'variables', node.name, 'shape'])}: required: the graph does not "
+                              f"determine it{used} (e.g. shape: [{cfg.num_features}, 1] for a weight multiplied "
+                              f"with the {cfg.num_features}-feature data)")
 
 
 def describe(cfg, batch_size: int | None = None, backward: bool = False):

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
+from .presets import expand as expand_preset
 from .schema import Config
 from .validate import resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
 from .yaml_doc import parse_yaml
@@ -61,6 +62,7 @@ def _absolutize_override_paths(doc: dict, item: str) -> None:
 
 def config_from_dict(doc: dict, source: str | None = None, check_files: bool = False) -> Config:
     """Validate a parsed config document; ``source`` (the file it came from) anchors relative paths."""
+    doc = expand_preset(doc)
     try:
         cfg = Config.model_validate(doc)
     except ValidationError as e:

@@ -106,6 +106,12 @@ class DataConfig(_Strict):
     keep_feature_names: bool = Field(False, description="CSV/TSV and VW: save `feature_names.json` (hashed "
                                      "id → the names that hash to it) in the run directory (one more pass "
                                      "over the training data, in Python).")
+    label_values: list[float] | None = Field(None, min_length=2, max_length=2, description="A binary model's two "
+                                             "label values `[negative, positive]`, mapped to 0 and 1; default: the "
+                                             "two values of the training data, the larger one → 1 (so `{0, 1}`, "
+                                             "`{-1, +1}` and `{1, 2}` all work). A third value is an error.")
+    label_base: Literal[0, 1] = Field(0, description="A softmax model's first class id: `0` (ids 0..K-1) or `1` "
+                                      "(ids 1..K, mapped to 0..K-1).")
 
     @field_validator("train")
     @classmethod
@@ -171,12 +177,34 @@ class LossConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Loss parameters, e.g. `{grad_scale: 1}`.")
 
 
-class ModelConfig(_Strict):
-    """The symbol graph."""
+PRESETS = ("linear", "logistic", "softmax", "fm", "wide_deep")
 
-    variables: dict[str, VariableConfig] = Field(description="Variables by name.")
-    ops: list[OpConfig] = Field(description="Operator nodes (any order; cycles are rejected).")
-    loss: LossConfig = Field(description="The loss / output layer.")
+
+class PresetOptions(_Strict):
+    """A model preset and its options (``config/presets.py`` expands them into ``variables``, ``ops``
+    and ``loss``; the weights are sized by ``data.num_features``)."""
+
+    preset: Literal[PRESETS] | None = Field(None, description="A ready-made model: `linear` (regression), "
+                                            "`logistic` (binary), `softmax` (`classes` classes), `fm` (a "
+                                            "factorization machine with `k` factors, binary) or `wide_deep` (a "
+                                            "linear part plus an embedding MLP of `hidden` widths, binary). "
+                                            "`variables`, `ops` and `loss` given beside it extend or replace its "
+                                            "parts by name; `infer-stypes` shows the expanded graph.")
+    classes: int | None = Field(None, ge=2, description="Number of classes of the `softmax` preset.")
+    k: int = Field(8, gt=0, description="Factors per feature of the `fm` preset.")
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [8], min_length=1,
+                                                      description="Layer widths of the `wide_deep` preset's deep "
+                                                      "part (the first is the embedding width).")
+
+
+class ModelConfig(PresetOptions):
+    """The symbol graph: `variables`, `ops` and `loss`, or a `preset` (which may be extended by them)."""
+
+    variables: dict[str, VariableConfig] = Field(description="Variables by name (the label variable may be left "
+                                                 "out: it is declared for you). Not needed with a `preset`.")
+    ops: list[OpConfig] = Field(description="Operator nodes (any order; cycles are rejected). Not needed with a "
+                                "`preset`.")
+    loss: LossConfig = Field(description="The loss / output layer. Not needed with a `preset`.")
     init: str | dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(initializer.DEFAULT),
                                        description="Initializer of parameters without their own `init` "
                                        "(MXNet Module's default); names ending in `bias` start at zero.")
@@ -330,6 +358,8 @@ class Config(_Strict):
         if doc["data"]["eval"] is not None:
             doc["data"]["eval"] = self.eval_files()
         doc["data"]["num_features"] = self._num_features
+        for key in PresetOptions.model_fields:  # a preset is expanded into the graph written here
+            doc["model"].pop(key, None)
         doc["train"]["metrics"] = self.metrics
         doc["output"] = os.path.abspath(output_dir or self.output_dir())
         return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)

@@ -82,18 +82,19 @@ def validate_graph(cfg) -> None:
     for i, spec in enumerate(m.ops):
         where = f"model.ops[{i}]"
         op = _check_op(spec.op, f"{where}.op", want_loss=False)
+        _check_params(op, spec.params, f"{where}.params")  # before the inputs: params may omit one (no_bias)
         if op.variadic:
             if not spec.inputs:
                 raise ConfigError(f"{where}.inputs: {op.name} needs at least one input")
-        elif len(spec.inputs) != len(op.input_names):
-            raise ConfigError(f"{where}.inputs: {op.name} takes {len(op.input_names)} input(s) "
-                              f"({', '.join(op.input_names)}), got {len(spec.inputs)}")
+        elif len(spec.inputs) != len(op.inputs_for(spec.params)):
+            names = op.inputs_for(spec.params)
+            raise ConfigError(f"{where}.inputs: {op.name} takes {len(names)} input(s) "
+                              f"({', '.join(names)}), got {len(spec.inputs)}")
         for k, x in enumerate(spec.inputs):
             if x not in defined:
                 raise ConfigError(f"{where}.inputs[{k}]: unknown symbol {x!r}{did_you_mean(x, defined)}")
             if x == spec.name:
                 raise ConfigError(f"{where}.inputs[{k}]: op {spec.name!r} uses its own output")
-        _check_params(op, spec.params, f"{where}.params")
     loss_op = _check_op(m.loss.op, "model.loss.op", want_loss=True)
     _check_params(loss_op, m.loss.params, "model.loss.params")
     if m.loss.data not in defined:

@@ -181,8 +181,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     from .. import random as st_random
     from ..io import LibSVMIter
     from ..module import Module, load_params
-    from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, make_iter, run_epochs,
-                           run_info, target_misses)
+    from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, label_transform, make_iter,
+                           run_epochs, run_info, target_misses)
     from .kvstore import ensure_ray
 
     ray = require_ray()
@@ -207,6 +207,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
 
         # the driver's module: initial values (same seed as one machine), checkpoints and eval
         st_random.seed(cfg.train.seed)
+        label_transform(cfg, files[0], note=reporter.note)  # fixes a binary model's label values for everyone
         shapes_iter = LibSVMIter(data_libsvm=files[0], data_shape=(cfg.num_features,),
                                  batch_size=cfg.data.batch_size, data_name=cfg.data_name, label_name=cfg.label_name,
                                  zero_based=cfg.data.zero_based, chunk_size=1 << 16)

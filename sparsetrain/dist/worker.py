@@ -32,7 +32,7 @@ class Worker:
         from ..config import config_from_dict
         from ..io import LibSVMIter
         from ..module import Module
-        from ..trainer import make_metric
+        from ..trainer import label_transform, make_metric
         from .kvstore import DistKVStore
 
         cfg = config_from_dict(yaml.safe_load(config_yaml), source=source)
@@ -41,7 +41,8 @@ class Worker:
         self.iter = LibSVMIter(data_libsvm=cfg.train_files()[0], data_shape=(cfg.num_features,),
                                batch_size=cfg.data.batch_size, num_parts=num_workers, part_index=rank,
                                data_name=cfg.data_name, label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                               last_batch_handle=cfg.data.last_batch, max_line_bytes=cfg.data.max_line_bytes)
+                               last_batch_handle=cfg.data.last_batch, max_line_bytes=cfg.data.max_line_bytes,
+                               label_transform=label_transform(cfg, cfg.train_files()[0], for_training=False))
         self.module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
         self.module.bind(self.iter.provide_data, self.iter.provide_label, for_training=True)
         self.module.init_params(initializer=cfg.initializer())  # every value is pulled before use

@@ -366,6 +366,11 @@ class ChunkSource:
             rows += n
         return rows
 
+    def line_of_row(self, row: int) -> int | None:
+        """The 1-based line number of the ``row``-th data row (0-based; None if there are fewer)."""
+        end = self.offset_of_row(row + 1)
+        return None if end is None else self.newlines_before(end - 1) + 1
+
     def offset_of_row(self, row: int) -> int | None:
         """Byte offset just past the ``row``-th data row's line (None if there are fewer)."""
         if row <= 0:

@@ -309,6 +309,10 @@ class CSVReader(HashedTextReader):
             return f"line is longer than max_line_bytes={aux}"
         return f"malformed line (error {code})"
 
+    @property
+    def _header_lines(self) -> int:
+        return 1 if self.schema.header else 0
+
     def _prepare(self) -> None:
         self.plan()
 

@@ -18,6 +18,7 @@ Differences from MXNet, all on purpose:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import numpy as np
@@ -98,6 +99,9 @@ class LibSVMIter(DataIter):
     last_batch_handle: 'pad', 'discard' or 'roll_over' (leftover rows start the next epoch),
         overriding ``round_batch``.
     chunk_size: bytes parsed at a time; memory use is a few times this.
+    label_transform: ``f(labels, locate) -> labels`` applied to each parsed chunk's labels (a
+        ``(rows, labels per row)`` array) before batching, e.g. a binary model's label mapping;
+        ``locate(i)`` is ``"file:line"`` of the chunk's row ``i``, for its error messages.
     max_line_bytes: a longer line is an error naming it (a bound on the memory one line takes).
     reader: iterate this instead of a ``LibSVMReader`` of ``data_libsvm``: anything yielding
         ``LibSVMBlock`` s with one label per row (``CSVReader``, ``VWReader``, a stdin reader);
@@ -124,6 +128,7 @@ class LibSVMIter(DataIter):
         workers: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         reader=None,
+        label_transform=None,
     ):
         super().__init__(batch_size)
         if isinstance(data_shape, (int, np.integer)):
@@ -167,6 +172,7 @@ class LibSVMIter(DataIter):
             max_line_bytes=max_line_bytes,
         )
         self._label_zero_based = zero_based
+        self._label_transform = label_transform
         self._label_reader: LibSVMReader | None = None
         self._chunk_size = chunk_size
         self._workers = workers
@@ -197,8 +203,12 @@ class LibSVMIter(DataIter):
     def _row_stream(self):
         """Yield ``_Rows`` in file order (one per parsed chunk), labels already dense."""
         if self.label_libsvm is None:
+            done = 0  # rows of this part read so far
             for block in self._data_reader:
                 labels = block.labels.astype(self.dtype, copy=False).reshape(block.num_rows, self._label_width)
+                if self._label_transform is not None:
+                    labels = self._label_transform(labels, functools.partial(self._locate, done))
+                done += block.num_rows
                 yield _Rows(block.data, block.indices, block.indptr, labels)
             return
         if self._label_reader is None:
@@ -230,6 +240,14 @@ class LibSVMIter(DataIter):
                 raise DataFormatError(
                     f"{os.fspath(self.label_libsvm)}: has more rows than {os.fspath(self.data_libsvm)}"
                 )
+
+    def _locate(self, first: int, i: int) -> str:
+        """``"file:line"`` of row ``first + i`` of this reader's part (only computed for an error)."""
+        reader = self._data_reader
+        row = reader.rows_before() + first + i
+        # a reader of another format knows its own lines (a CSV header, stdin)
+        line = reader.line_of_row(row) if hasattr(reader, "line_of_row") else reader.source.line_of_row(row)
+        return f"{self.data_libsvm} (row {row + 1})" if line is None else f"{self.data_libsvm}:{line}"
 
     def _pull(self) -> _Rows | None:
         """The next parsed rows of the file, remembering the part's first rows for padding."""

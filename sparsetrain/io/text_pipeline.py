@@ -92,6 +92,17 @@ class HashedTextReader:
     def _prepare(self) -> None:
         pass
 
+    _header_lines = 0  # lines before the first data row that count as rows for ``ChunkSource`` (a CSV header)
+
+    def rows_before(self) -> int:
+        """Data rows of the file before this reader's part."""
+        begin, _ = self.byte_range()
+        return 0 if begin == 0 else self.source.rows_before(begin) - self._header_lines
+
+    def line_of_row(self, row: int) -> int | None:
+        """The 1-based line of data row ``row`` (0-based) of the file; None for stdin or past the end."""
+        return None if self.stdin else self.source.line_of_row(row + self._header_lines)
+
     def byte_range(self) -> tuple[int, int | None]:
         if self.num_parts == 1:
             return 0, None

@@ -12,7 +12,7 @@ One job per module:
 * :mod:`.reporter` -- the progress events a front end (the CLI) renders;
 * :mod:`.predict` -- trained models: predict and evaluate.
 """
-from .data import cache_mode, ensure_generated, make_iter
+from .data import cache_mode, ensure_generated, label_map, label_transform, make_iter
 from .loop import LocalEpochs, RunInterrupted, TrainResult, fit, is_interrupt, run_epochs, run_info, train
 from .metrics import RECORD_FIELDS, best_values, make_metric, metric_values, record_metrics, target_misses
 from .predict import TrainedModel, load_trained
@@ -20,7 +20,7 @@ from .reporter import Reporter
 from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE, RunDir, RunDirectoryLocked
 
 __all__ = ["fit", "train", "TrainResult", "Reporter", "RunInterrupted", "is_interrupt", "load_trained", "TrainedModel",
-           "make_iter",
+           "make_iter", "label_map", "label_transform",
            "cache_mode", "ensure_generated", "target_misses", "make_metric", "metric_values",
            "record_metrics", "best_values", "RECORD_FIELDS", "run_epochs", "run_info",
            "LocalEpochs", "RunDir", "RunDirectoryLocked", "CHECKPOINT_PREFIX", "CONFIG_FILE", "METRICS_FILE",

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from ..base import ConfigError
+from .. import labels as labels_mod
+from ..base import ConfigError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
 
@@ -140,7 +141,7 @@ def load_file(cfg: Config, path: str):
                              dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
 
 
-def _load_memory(cfg: Config, paths: list[str]):
+def _load_memory(cfg: Config, paths: list[str], for_training: bool, note):
     import scipy.sparse as sp
 
     from ..ndarray.sparse import csr_matrix
@@ -150,10 +151,96 @@ def _load_memory(cfg: Config, paths: list[str]):
         X, y = load_file(cfg, p)
         parts.append(X)
         labels.append(np.asarray(y))
+    if for_training:
+        _resolve_binary_values(cfg, labels)
+    mapping = label_map(cfg)
+    if for_training:
+        _say_mapping(mapping, note)
+    labels = [mapping.apply(y, row_locator(cfg, p)) for p, y in zip(paths, labels)]
     if len(parts) == 1:
         return parts[0], labels[0]
     X = sp.vstack([x.asscipy() for x in parts], format="csr")
     return csr_matrix(X, dtype=_data_dtype(cfg)), np.concatenate(labels)
+
+
+def row_locator(cfg: Config, path: str):
+    """``row -> "file:line"`` of a data file's rows (a CSV header line is no row; stdin: the row)."""
+    if path == "-":
+        return lambda row: f"<stdin> (row {row + 1})"
+    locate = labels_mod.libsvm_locator(path, cfg.data.max_line_bytes)
+    if cfg.data.format_of(path) == "csv" and cfg.data.csv.header:
+        return lambda row: locate(row + 1)
+    return locate
+
+
+def num_classes(cfg: Config) -> int | None:
+    """The number of output columns of the config's model (K of a softmax model); ``None`` if unknown."""
+    symbol = cfg.build_symbol()
+    try:
+        _, out_shapes, _ = symbol.infer_shape_partial(**{cfg.data_name: (1, cfg.num_features)})
+    except (SparseTrainError, ValueError):  # the config was validated; an odd graph just skips the range check
+        return None
+    shape = out_shapes[0] if out_shapes else None
+    return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
+
+
+def label_map(cfg: Config) -> labels_mod.LabelMap:
+    """How the config's model reads label values (see :mod:`sparsetrain.labels`): a binary model's
+    ``data.label_values`` (resolved from the training data by :func:`make_iter`), a softmax model's
+    ``data.label_base`` and number of classes."""
+    task = labels_mod.task_of(cfg.model.loss.op)
+    if task == "binary" and cfg.data.label_values is None:
+        raise ConfigError("data.label_values: not known yet; build the training iterator first (it reads them "
+                          "from the training data)")
+    classes = num_classes(cfg) if task == "multiclass" else None
+    return labels_mod.label_map(task, cfg.data.label_values, cfg.data.label_base, classes)
+
+
+def _resolve_binary_values(cfg: Config, label_arrays) -> None:
+    """Fix a binary model's ``data.label_values`` from the training labels (arrays or chunks), once."""
+    if labels_mod.task_of(cfg.model.loss.op) != "binary" or cfg.data.label_values is not None:
+        return
+    found = labels_mod.BinaryValues()
+    for y in label_arrays:
+        found.add(y)
+        if found.done:
+            break
+    cfg.data.label_values = list(found.values("data.train"))
+
+
+def _say_mapping(mapping, note) -> None:
+    text = mapping.note()
+    if text and note is not None:
+        note(text)
+
+
+def _stream_labels(cfg: Config, path: str):
+    """The training labels of a streamed file, chunk by chunk (read until two values are seen)."""
+    from ..io import LibSVMReader
+
+    if path == "-":
+        raise ConfigError("data.label_values: stdin ('-') is read once, so a binary model cannot look at its "
+                          "labels first: give the two label values, e.g. data.label_values: [0, 1]")
+    if cfg.data.format_of(path) != "libsvm":
+        reader = reader_for(cfg, path)
+    else:
+        reader = LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
+                              max_line_bytes=cfg.data.max_line_bytes, chunk_size=1 << 20)
+    for block in reader:
+        yield block.labels
+
+
+def label_transform(cfg: Config, path: str, *, for_training: bool = True, note=None):
+    """The ``label_transform`` of a ``LibSVMIter`` over ``path`` (a training file fixes a binary
+    model's label values first, reading it until two values are seen)."""
+    if for_training:
+        _resolve_binary_values(cfg, _stream_labels(cfg, path))
+    mapping = label_map(cfg)
+    if for_training:
+        _say_mapping(mapping, note)
+    if mapping.task == "regression":
+        return None
+    return lambda y, locate: mapping.apply(y, locate)
 
 
 def _data_dtype(cfg: Config) -> str:
@@ -161,16 +248,21 @@ def _data_dtype(cfg: Config) -> str:
     return (v.dtype if v is not None and v.dtype else "float32")
 
 
-def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None):
-    """A data iterator over ``paths`` (LibSVM, CSV/TSV or Vowpal Wabbit; ``-`` is stdin) as the
-    config describes; ``(iter, rows or None)``."""
+def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None, note=None):
+    """A data iterator over ``paths`` (LibSVM, CSV/TSV or Vowpal Wabbit; ``-`` is stdin) as the config
+    describes; ``(iter, rows or None)``.
+
+    Labels are mapped as :mod:`sparsetrain.labels` says; the training iterator (``for_training``)
+    fixes a binary model's ``data.label_values`` from its data when the config does not give them
+    and reports the mapping through ``note(text)`` (once); an eval iterator uses the same mapping.
+    """
     from .. import io as st_io
 
     batch_size = batch_size or cfg.data.batch_size
     mode = cache_mode(cfg, paths)
     last_batch = cfg.data.last_batch if for_training else "pad"
     if mode == "memory":
-        X, y = _load_memory(cfg, paths)
+        X, y = _load_memory(cfg, paths, for_training, note)
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name)
         rows = X.shape[0]
@@ -181,7 +273,8 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     it = st_io.LibSVMIter(data_libsvm=paths[0], data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader)
+                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
+                          label_transform=label_transform(cfg, paths[0], for_training=for_training, note=note))
     return it, None
 
 

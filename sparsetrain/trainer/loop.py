@@ -178,7 +178,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
-        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True)
+        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note)
         if cfg.data.keep_feature_names:
             reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()

@@ -26,6 +26,8 @@ class TrainedModel:
     metrics: list[str] = field(default_factory=list)
     batch_size: int = 256
     loss_op: str = ""
+    label_values: list | None = None  # a binary model's data.label_values (None: from the data scored)
+    label_base: int = 0
     config: object = None  # the run's Config when loaded from a run directory: the data format and schema
 
     @property
@@ -48,17 +50,38 @@ class TrainedModel:
             raise SparseTrainError(f"{self.params_path}: {e}") from None
         return mod
 
-    def _iter(self, path: str):
+    def _iter(self, path: str, with_labels: bool = False):
+        """The rows of ``path``; ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`)."""
         from .. import io as st_io
+        from .. import labels
 
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
-            from .data import load_file
+            from .data import load_file, row_locator
 
             X, y = load_file(self.config, path)
+            locate = row_locator(self.config, path)
         else:
             X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
+            locate = labels.libsvm_locator(path)
+        task = labels.task_of(self.loss_op)
+        if with_labels and task != "regression":
+            values = self.label_values
+            if task == "binary" and values is None:
+                found = labels.BinaryValues()
+                found.add(np.asarray(y))
+                values = found.values(path)
+            mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
+            y = mapping.apply(np.asarray(y), locate)
         return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
                                  last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
+
+    def _classes(self) -> int | None:
+        from ..symbol import load as load_symbol
+
+        sym = load_symbol(f"{self.prefix}-symbol.json")
+        _, out_shapes, _ = sym.infer_shape_partial(**{self.data_name: (1, self.num_features)})
+        shape = out_shapes[0] if out_shapes else None
+        return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
 
     def predict(self, path: str) -> np.ndarray:
         """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
@@ -70,7 +93,7 @@ class TrainedModel:
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
 
-        it = self._iter(path)
+        it = self._iter(path, with_labels=True)
         names = list(metrics or self.metrics)
         try:
             metric = make_metric(names)
@@ -106,7 +129,8 @@ def load_trained(path: str) -> TrainedModel:
         cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
         return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), int(state["epoch"]),
                             cfg.data_name, cfg.label_name, cfg.num_features, cfg.data.zero_based, cfg.metrics,
-                            max(cfg.data.batch_size, 256), cfg.model.loss.op, cfg)
+                            max(cfg.data.batch_size, 256), cfg.model.loss.op, cfg.data.label_values,
+                            cfg.data.label_base, cfg)
     prefix = path
     m = None
     if path.endswith(".params"):

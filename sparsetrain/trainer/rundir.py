@@ -239,6 +239,9 @@ class RunDir:
         with open(path, encoding="utf-8") as f:
             saved = _comparable(yaml.safe_load(f) or {})
         now = _comparable(yaml.safe_load(cfg.to_yaml()))
+        if (now.get("data") or {}).get("label_values") is None:  # read from the same training data again
+            for doc in (saved, now):
+                (doc.get("data") or {}).pop("label_values", None)
         for section in ("data", "model", "optimizer", "train"):
             a, b = saved.get(section), now.get(section)
             if a != b:

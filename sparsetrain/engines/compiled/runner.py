@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ...base import ShapeError, StorageTypeError
+from ...labels import binary_domain_error
 from ...metric import catalogue
 from ...metric import info as metric_info
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
@@ -406,6 +407,17 @@ class LinearEpochRunner:
             codes.append(code)
         return names, np.asarray(codes, dtype=np.int64)
 
+    def _check_label_domain(self, names, codes, lab):
+        """log_loss and accuracy of a single-output model read labels as 0/1: refuse others, as the
+        graph engine's metrics do (softmax class ids are checked by ``_prepare_label``)."""
+        if self.output_kind == OUT_SOFTMAX:
+            return
+        for name, code in zip(names, codes):
+            if code in (M_LOG_LOSS, M_ACCURACY):
+                why = binary_domain_error(name, lab)
+                if why:
+                    raise ValueError(why)
+
     def _model(self, weights, states1, states2, bias, bias_s1, bias_s2):
         return Model(weights, states1, states2, bias, bias_s1, bias_s2, self.has_bias, self.output_kind,
                      self.grad_scale, self.softmax_batch_norm)
@@ -427,6 +439,7 @@ class LinearEpochRunner:
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
+        self._check_label_domain(names, codes, lab)
         self._ensure_scratch(indptrs, order, batch_ptr)
         n_batches = batch_ptr.shape[0] - 1
         n_params = len(w_bufs) + (1 if self.has_bias else 0)
@@ -530,6 +543,7 @@ class LinearEpochRunner:
             per_batch = np.array([c not in (M_ACCURACY, M_LOG_LOSS) for c in codes], dtype=np.bool_)
             hit = self._metric_cache[key] = (names, codes, per_batch)
         names, codes, per_batch = hit
+        self._check_label_domain(names, codes, lab)
         if self._order.shape[0] < nrows:
             self._order = np.arange(max(nrows, 2 * self._order.shape[0]), dtype=INDEX_DTYPE)
         order = self._order[:nrows]

@@ -1,0 +1,37 @@
+"""``sparsetrain init``: write a starter config for a data file (the work is in ``config/starter.py``).
+
+Only click is imported here; the library is imported when the command runs.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("init")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--task", required=True, metavar="TASK",
+              help="binary (two label values; the larger is the positive class), regression, or multiclass "
+                   "(class ids 0..K-1 or 1..K).")
+@click.option("--preset", metavar="PRESET", help="The model: linear, logistic, softmax, fm or wide_deep "
+              "(default: logistic for binary, linear for regression, softmax for multiclass).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The config file to write.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def init_command(data, task, preset, out, force):
+    """Look at DATA (format, rows, features, index base, label values) and write a commented config
+    that `sparsetrain fit` runs as is."""
+    from .cli import _run
+
+    sys.exit(_run(_init, data, task, preset, out, force))
+
+
+def _init(data, task, preset, out, force) -> int:
+    from .config.starter import write_starter_config
+
+    command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
+                       + ["--out", out])
+    _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command)
+    click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
+               f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
+    return 0

@@ -1,0 +1,174 @@
+"""Model presets: ``model.preset`` expanded into ``variables``, ``ops`` and ``loss`` before validation.
+
+A preset writes the graph a user would otherwise write by hand (the configs in ``configs/``):
+the data input is a CSR variable, weights that a ``sparse.dot`` reads are ``row_sparse`` (lazy
+updates of the rows a batch touches), every weight is sized by ``data.num_features`` (or
+``data.generate.features``, or ``2^data.hash_bits``). ``variables``, ``ops`` and ``loss`` given
+beside the preset extend it: a variable of the same name has its given keys replaced (e.g.
+``weight: {init: zero}``), an op of the same name is replaced and other ops are added, and the
+keys of ``loss`` replace the preset's (``loss: {op: LinearRegressionOutput}`` makes an ``fm``
+a regression model). The expanded document is what the run directory's ``config.yaml`` holds.
+
+Independently of presets, the loss's label variable need not be declared: it is added as
+``{}`` (its shape comes from the data).
+
+To add a preset: a name in ``schema.PRESETS`` (and its options in ``schema.PresetOptions``), a
+builder here returning ``(variables, ops, loss)``, and a test in ``tests/test_presets.py`` that
+compares it with a hand-written graph.
+"""
+from __future__ import annotations
+
+import copy
+
+from pydantic import ValidationError
+
+from ..base import ConfigError
+from ..validation import format_validation_error, join_path
+from .schema import PresetOptions
+
+# Which options each preset reads (others given beside it are an error).
+_OPTIONS = {"linear": (), "logistic": (), "softmax": ("classes",), "fm": ("k",), "wide_deep": ("hidden",)}
+
+
+def _linear(d: int, k: int, loss_op: str):
+    variables = {"data": {"stype": "csr"}, "label": {}, "weight": {"stype": "row_sparse", "shape": [d, k]},
+                 "bias": {"shape": [k]}}
+    ops = [{"name": "dot", "op": "sparse.dot", "inputs": ["data", "weight"]},
+           {"name": "pred", "op": "broadcast_add", "inputs": ["dot", "bias"]}]
+    return variables, ops, {"op": loss_op, "data": "pred", "label": "label"}
+
+
+def _fm(d: int, opts: PresetOptions):
+    """b + X·w + Σ_f ((X·V)_f² − (X²·V²)_f): Rendle's factorization machine with the ½ folded into V
+    (V = V_rendle / √2), as configs/fm.yaml."""
+    variables = {"data": {"stype": "csr"}, "label": {},
+                 "linear_weight": {"stype": "row_sparse", "shape": [d, 1]},
+                 "factors": {"stype": "row_sparse", "shape": [d, opts.k], "init": {"normal": {"sigma": 0.01}}},
+                 "bias": {"shape": [1]}}
+    ops = [{"name": "linear", "op": "sparse.dot", "inputs": ["data", "linear_weight"]},
+           {"name": "xv", "op": "sparse.dot", "inputs": ["data", "factors"]},
+           {"name": "xv_sq", "op": "square", "inputs": ["xv"]},
+           {"name": "x_sq", "op": "square", "inputs": ["data"]},
+           {"name": "v_sq", "op": "square", "inputs": ["factors"]},
+           {"name": "x2v2", "op": "sparse.dot", "inputs": ["x_sq", "v_sq"]},
+           {"name": "pair", "op": "elemwise_sub", "inputs": ["xv_sq", "x2v2"]},
+           {"name": "pairwise", "op": "sum", "inputs": ["pair"], "params": {"axis": 1, "keepdims": True}},
+           {"name": "sum", "op": "elemwise_add", "inputs": ["linear", "pairwise"]},
+           {"name": "pred", "op": "broadcast_add", "inputs": ["sum", "bias"]}]
+    return variables, ops, {"op": "LogisticRegressionOutput", "data": "pred", "label": "label"}
+
+
+def _wide_deep(d: int, opts: PresetOptions):
+    """X·w + relu(...relu(X·E)·H_1...)·p + b, as configs/wide.yaml for ``hidden: [8]``."""
+    widths = list(opts.hidden)
+    variables = {"data": {"stype": "csr"}, "label": {},
+                 "wide_weight": {"stype": "row_sparse", "shape": [d, 1]},
+                 "embed_weight": {"stype": "row_sparse", "shape": [d, widths[0]]}}
+    ops = [{"name": "wide", "op": "sparse.dot", "inputs": ["data", "wide_weight"]},
+           {"name": "embed", "op": "sparse.dot", "inputs": ["data", "embed_weight"]},
+           {"name": "hidden", "op": "relu", "inputs": ["embed"]}]
+    last = "hidden"
+    for i, (a, b) in enumerate(zip(widths, widths[1:]), start=1):
+        variables[f"layer{i}_weight"] = {"shape": [a, b]}
+        ops += [{"name": f"layer{i}", "op": "dot", "inputs": [last, f"layer{i}_weight"]},
+                {"name": f"hidden{i}", "op": "relu", "inputs": [f"layer{i}"]}]
+        last = f"hidden{i}"
+    variables["proj_weight"] = {"shape": [widths[-1], 1]}
+    variables["bias"] = {"shape": [1]}
+    ops += [{"name": "deep", "op": "dot", "inputs": [last, "proj_weight"]},
+            {"name": "sum", "op": "elemwise_add", "inputs": ["wide", "deep"]},
+            {"name": "pred", "op": "broadcast_add", "inputs": ["sum", "bias"]}]
+    return variables, ops, {"op": "LogisticRegressionOutput", "data": "pred", "label": "label"}
+
+
+def _build(name: str, d: int, opts: PresetOptions):
+    if name == "linear":
+        return _linear(d, 1, "LinearRegressionOutput")
+    if name == "logistic":
+        return _linear(d, 1, "LogisticRegressionOutput")
+    if name == "softmax":
+        return _linear(d, opts.classes, "SoftmaxOutput")
+    if name == "fm":
+        return _fm(d, opts)
+    return _wide_deep(d, opts)
+
+
+def _num_features(doc: dict) -> int:
+    data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
+    for key, value in (("data.num_features", data.get("num_features")), ("data.generate.features", gen.get("features"))):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}: must be a positive integer (got {value!r})")
+            return value
+    bits = data.get("hash_bits")
+    if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 32:
+        return 2 ** bits
+    raise ConfigError("data.num_features: required by model.preset (it sizes the weights); give the number of "
+                      "features (`sparsetrain init DATA` writes it)")
+
+
+def expand(doc: dict) -> dict:
+    """The config document with ``model.preset`` expanded and the loss's label variable declared
+    (a new document; ``doc`` is not changed). Errors are ``ConfigError`` naming the ``model...`` key."""
+    model = doc.get("model")
+    if not isinstance(model, dict):
+        return doc
+    doc = copy.deepcopy(doc)
+    model = doc["model"]
+    given = {k: model.pop(k) for k in list(model) if k in PresetOptions.model_fields}
+    try:
+        opts = PresetOptions.model_validate(given)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, PresetOptions, ["model"])) from None
+    name = opts.preset
+    for key in given:
+        if key != "preset" and (name is None or key not in _OPTIONS[name]):
+            users = [p for p, keys in _OPTIONS.items() if key in keys]
+            raise ConfigError(f"{join_path(['model', key])}: only read by the {' / '.join(users)} preset"
+                              + (f", not {name}" if name else "; set model.preset"))
+    if name == "softmax" and opts.classes is None:
+        raise ConfigError("model.classes: the softmax preset needs the number of classes (2 or more)")
+    if name is not None:
+        variables, ops, loss = _build(name, _num_features(doc), opts)
+        model["variables"] = _merge_variables(variables, model.get("variables"))
+        model["ops"] = _merge_ops(ops, model.get("ops"))
+        model["loss"] = _merge_mapping(loss, model.get("loss"), "model.loss")
+    loss = model.get("loss")
+    variables = model.get("variables")
+    if isinstance(loss, dict) and isinstance(variables, dict):
+        label = loss.get("label", "label")
+        if isinstance(label, str) and label not in variables:
+            variables[label] = {}
+    return doc
+
+
+def _checked(given, kind: type, key: str, what: str):
+    if given is not None and not isinstance(given, kind):
+        raise ConfigError(f"{key}: must be {what} (got {given!r})")
+    return given
+
+
+def _merge_mapping(base: dict, given, key: str) -> dict:
+    return {**base, **_checked(given, dict, key, "a mapping")} if given is not None else base
+
+
+def _merge_variables(base: dict, given) -> dict:
+    out = dict(base)
+    for name, spec in (_checked(given, dict, "model.variables", "a mapping of name -> variable") or {}).items():
+        key = join_path(["model", "variables", name])
+        out[name] = _merge_mapping(base.get(name, {}), spec, key)
+    return out
+
+
+def _merge_ops(base: list, given) -> list:
+    """The preset's ops with a given op of the same name replacing it; other given ops are added."""
+    out = list(base)
+    index = {op["name"]: i for i, op in enumerate(base)}
+    for spec in _checked(given, list, "model.ops", "a list of op mappings") or []:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if name in index:
+            out[index[name]] = spec
+        else:
+            out.append(spec)
+    return out

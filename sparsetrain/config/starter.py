@@ -1,0 +1,219 @@
+"""``sparsetrain init``: look at a data file and write a commented config that ``fit`` runs as is.
+
+:func:`sniff` reads the data once (format, rows, feature count, index base, label values);
+:func:`starter_config` turns that into YAML text for a task (``binary``, ``regression`` or
+``multiclass``) and a model preset (default: ``logistic``, ``linear``, ``softmax``);
+:func:`write_starter_config` checks the pair, writes the file atomically (never over an existing
+one unless ``force``) and loads it back through :func:`~sparsetrain.config.load_config`, so a
+config it writes is one ``fit`` accepts.
+
+The label rules are :mod:`sparsetrain.labels`' (a binary task takes two values, the larger → 1;
+a multiclass task takes class ids 0..K-1 or 1..K); the file records what was found
+(``data.label_values``, ``data.label_base``), so a different file read later is held to it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..base import ConfigError, DataFormatError
+
+TASKS = ("binary", "regression", "multiclass")
+#: The preset each task starts from, and the presets each task may use.
+DEFAULT_PRESET = {"binary": "logistic", "regression": "linear", "multiclass": "softmax"}
+TASK_PRESETS = {"binary": ("logistic", "fm", "wide_deep"), "regression": ("linear", "fm", "wide_deep"),
+                "multiclass": ("softmax",)}
+_METRICS = {"binary": ["log_loss", "accuracy"], "regression": ["mse"], "multiclass": ["accuracy", "cross-entropy"]}
+_OPTIMIZER = {"binary": ("adagrad", 0.1), "regression": ("adagrad", 0.5), "multiclass": ("adagrad", 0.1)}
+_TARGET_EXAMPLE = {"binary": "eval_accuracy: 0.9", "regression": "eval_mse: 1.0", "multiclass": "eval_accuracy: 0.8"}
+_MAX_SHOWN_LABELS = 10
+
+
+@dataclass
+class DataSummary:
+    """What :func:`sniff` found in a data file."""
+
+    path: str
+    format: str
+    rows: int
+    num_features: int
+    zero_based: bool
+    nnz: int
+    labels: list[float] = field(default_factory=list)  # the distinct label values, sorted (at most a few hundred)
+    distinct_labels: int = 0
+    label_min: float = 0.0
+    label_max: float = 0.0
+
+    @property
+    def integer_labels(self) -> bool:
+        return all(float(v).is_integer() for v in self.labels)
+
+
+def data_format(path: str) -> str:
+    """``libsvm``, ``csv`` or ``vw`` from the file name (``.csv``/``.tsv``, ``.vw``; else LibSVM)."""
+    name = path.lower()
+    for ext in (".gz", ".bz2"):
+        name = name.removesuffix(ext)
+    if name.endswith((".csv", ".tsv")):
+        return "csv"
+    if name.endswith(".vw"):
+        return "vw"
+    return "libsvm"
+
+
+def sniff(path: str) -> DataSummary:
+    """Read ``path`` once: rows, features (largest index + 1), the index base (zero-based when an index
+    0 occurs, as scikit-learn decides), the label values. ``DataFormatError`` for unreadable data."""
+    from ..io import load_libsvm
+
+    fmt = data_format(path)
+    if fmt != "libsvm":
+        raise DataFormatError(f"{path}: init reads LibSVM data; {fmt.upper()} files are not supported by this "
+                              "version")
+    X, y = load_libsvm(path, zero_based=True)  # raw indices: the base is decided below
+    indices = X.indices.asnumpy()
+    zero_based = bool(indices.size == 0 or int(indices.min()) == 0)
+    top = int(indices.max()) if indices.size else 0
+    num_features = max(top + 1 if zero_based else top, 1)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataFormatError(f"{path}: rows carry {y.shape[1]} labels each; init writes single-label configs")
+    values = np.unique(y)
+    return DataSummary(path, fmt, int(X.shape[0]), num_features, zero_based, int(indices.size),
+                       [float(v) for v in values[:256]], int(values.size),
+                       float(values[0]) if values.size else 0.0, float(values[-1]) if values.size else 0.0)
+
+
+def _num(v: float):
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def _labels_text(s: DataSummary) -> str:
+    if s.distinct_labels > _MAX_SHOWN_LABELS:
+        return f"{s.label_min:.6g}..{s.label_max:.6g} ({s.distinct_labels} distinct values)"
+    return "{" + ", ".join(f"{_num(v):.6g}" if isinstance(_num(v), float) else str(_num(v)) for v in s.labels) + "}"
+
+
+def _check_task(s: DataSummary, task: str) -> dict:
+    """The label keys the task needs, or a ``ConfigError`` when the labels do not fit it."""
+    if task == "binary":
+        if s.distinct_labels > 2:
+            raise ConfigError(f"--task binary: {s.path} has more than two label values ({_labels_text(s)}); use "
+                              "--task multiclass or regression")
+        if s.distinct_labels == 2:
+            return {"label_values": [_num(v) for v in s.labels]}
+        return {}
+    if task == "multiclass":
+        if not s.integer_labels or (s.labels and s.labels[0] < 0):
+            raise ConfigError(f"--task multiclass: {s.path} has labels {_labels_text(s)}, not class ids 0..K-1 "
+                              "or 1..K")
+        lo, hi = int(s.labels[0]), int(s.labels[-1])
+        base = 0 if lo == 0 else 1
+        if lo > 1:
+            raise ConfigError(f"--task multiclass: {s.path}'s class ids start at {lo}; they must start at 0 or 1")
+        classes = hi - base + 1
+        if classes < 2:
+            raise ConfigError(f"--task multiclass: {s.path} has a single class {_labels_text(s)}")
+        return {"label_base": base, "classes": classes}
+    return {}
+
+
+def starter_config(s: DataSummary, task: str, preset: str | None, out: str, command: str = "") -> str:
+    """The commented YAML text of a config for the data ``s`` and ``task`` (``out``: where it will be
+    written; the data path is made relative to it)."""
+    if task not in TASKS:
+        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
+    preset = preset or DEFAULT_PRESET[task]
+    if preset not in TASK_PRESETS[task]:
+        raise ConfigError(f"--preset: {preset} does not fit --task {task}; use {' or '.join(TASK_PRESETS[task])}")
+    keys = _check_task(s, task)
+    train = _data_path(s.path, out)
+    opt, lr = _OPTIMIZER[task]
+    base = "zero-based" if s.zero_based else "one-based"
+    lines = [
+        f"# Written by `{command or 'sparsetrain init'}`.",
+        f"# Data: {s.format}, {s.rows} rows, {s.num_features} features ({base} indices), {s.nnz} non-zeros, "
+        f"labels {_labels_text(s)}.",
+        f"# Train it: sparsetrain fit {out}",
+        f"# See the model's graph: sparsetrain infer-stypes {out}",
+        "data:",
+        _line(f"  train: {_yaml(train)}", "a relative path is read from this file's directory"),
+        _line("  eval: null", "a held-out file scored after every epoch"),
+        _line(f"  num_features: {s.num_features}", "largest feature index + 1; eval/predict data must fit it"),
+        _line(f"  zero_based: {'true' if s.zero_based else 'false'}",
+              f"feature indices start at {0 if s.zero_based else 1}"),
+    ]
+    if "label_values" in keys:
+        neg, pos = keys["label_values"]
+        lines.append(_line(f"  label_values: [{neg}, {pos}]", f"binary labels: {neg} → 0, {pos} → 1 (the larger "
+                           "is the positive class)"))
+    if keys.get("label_base"):
+        lines.append(_line("  label_base: 1", "class ids 1..K in the file (trained as 0..K-1)"))
+    lines += [
+        "  batch_size: 32",
+        _line("  shuffle: true", "needs the data in memory (data.cache: auto keeps what fits)"),
+        "model:",
+        _line(f"  preset: {preset}", "linear | logistic | softmax | fm | wide_deep; variables/ops/loss extend it"),
+    ]
+    if preset == "softmax":
+        lines.append(_line(f"  classes: {keys['classes']}", "class ids found in the data"))
+    if preset == "fm":
+        lines.append(_line("  k: 8", "factors per feature"))
+    if preset == "wide_deep":
+        lines.append(_line("  hidden: [8]", "widths of the deep part (the first is the embedding)"))
+    if task == "regression" and preset in ("fm", "wide_deep"):
+        lines.append(_line("  loss: {op: LinearRegressionOutput}", "the preset's output, made a regression"))
+    lines += [
+        "optimizer:",
+        f"  name: {opt}",
+        f"  learning_rate: {lr}",
+        "train:",
+        "  epochs: 10",
+        f"  metrics: [{', '.join(_METRICS[task])}]",
+        "  seed: 0",
+        _line(f"  # target: {{{_TARGET_EXAMPLE[task]}}}", "final values to reach; a miss makes fit exit 1"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _line(text: str, comment: str) -> str:
+    return f"{text.ljust(34)} # {comment}"
+
+
+def _data_path(data: str, out: str) -> str:
+    """``data`` relative to the config's directory when they share more than the root, else absolute."""
+    data, where = os.path.abspath(data), os.path.dirname(os.path.abspath(out))
+    try:
+        shared = os.path.commonpath([data, where])
+    except ValueError:  # different drives
+        return data
+    return os.path.relpath(data, where) if shared != os.path.dirname(shared) else data
+
+
+def _yaml(value: str) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
+def write_starter_config(data: str, task: str, out: str, preset: str | None = None, force: bool = False,
+                         command: str = "") -> tuple[str, DataSummary]:
+    """Sniff ``data``, write the config to ``out`` (atomically; an existing file only with ``force``) and
+    check that it loads. Returns ``(text, summary)``."""
+    from ..fileio import write_atomic
+    from .load import load_config
+
+    if os.path.exists(out) and not force:
+        raise ConfigError(f"--out: {out} exists; pass --force to replace it")
+    if os.path.isdir(out):
+        raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
+    if task not in TASKS:
+        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
+    summary = sniff(data)
+    text = starter_config(summary, task, preset, out, command)
+    write_atomic(out, text)
+    load_config(out)  # what fit does first: a config init writes is one fit accepts
+    return text, summary

@@ -1,0 +1,122 @@
+"""``sparsetrain init``: the config it writes for every shipped data file trains as is; what it sniffs
+(index base, feature count, label values) and what it refuses."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sparsetrain.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+TASK_OF = {"binary": "binary", "multiclass": "multiclass", "linreg": "regression"}
+
+
+def _task(path: pathlib.Path) -> str:
+    return TASK_OF[path.name.split(".")[0].removesuffix("_eval")]
+
+
+def _init(*args):
+    return CliRunner().invoke(main, ["init", *map(str, args)])
+
+
+def _fit(config, out, epochs=3):
+    result = CliRunner().invoke(main, ["fit", str(config), "--epochs", str(epochs), "--output", str(out), "-q"])
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] if (
+        out / "metrics.jsonl").exists() else []
+    return result, records
+
+
+SHIPPED = sorted(p for p in DATA.glob("*.libsvm"))
+
+
+def test_every_shipped_data_file_is_covered():
+    assert {p.name for p in SHIPPED} >= {"binary.libsvm", "binary_eval.libsvm", "linreg.libsvm", "multiclass.libsvm",
+                                         "multiclass_eval.libsvm"}
+
+
+@pytest.mark.parametrize("data", SHIPPED, ids=lambda p: p.name)
+def test_init_writes_a_config_that_trains(tmp_path, data):
+    config = tmp_path / "cfg" / "model.yaml"
+    result = _init(data, "--task", _task(data), "--out", config)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {config}" in result.output
+    doc = yaml.safe_load(config.read_text())
+    assert os.path.samefile(config.parent / doc["data"]["train"], data) if not os.path.isabs(doc["data"]["train"]) \
+        else os.path.samefile(doc["data"]["train"], data)
+    fit, records = _fit(config, tmp_path / "run")
+    assert fit.exit_code == 0, fit.output
+    metric = {"binary": "log_loss", "multiclass": "cross-entropy", "regression": "mse"}[_task(data)]
+    assert records[-1][metric] < records[0][metric]
+
+
+def test_init_sniffs_base_features_and_labels(tmp_path):
+    # one-based indices up to 7, labels -1/+1
+    data = tmp_path / "pm.svm"
+    data.write_text("# a comment\n-1 1:0.5 3:1\n+1 2:1 7:0.25\n-1 7:1\n1 4:2\n")
+    result = _init(data, "--task", "binary", "--out", tmp_path / "pm.yaml")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "pm.yaml").read_text()
+    doc = yaml.safe_load(text)
+    assert doc["data"]["zero_based"] is False and doc["data"]["num_features"] == 7
+    assert doc["data"]["label_values"] == [-1, 1]
+    assert doc["model"] == {"preset": "logistic"}
+    assert "# Data: libsvm, 4 rows, 7 features (one-based indices)" in text
+    fit, records = _fit(tmp_path / "pm.yaml", tmp_path / "run", epochs=1)
+    assert fit.exit_code == 0, fit.output
+    # class ids 1..3: label_base 1, three classes
+    multi = tmp_path / "m.svm"
+    multi.write_text("1 0:1\n2 1:1\n3 2:1\n2 0:0.5\n")
+    assert _init(multi, "--task", "multiclass", "--out", tmp_path / "m.yaml").exit_code == 0
+    doc = yaml.safe_load((tmp_path / "m.yaml").read_text())
+    assert doc["data"]["label_base"] == 1 and doc["model"] == {"preset": "softmax", "classes": 3}
+    assert doc["data"]["zero_based"] is True and doc["data"]["num_features"] == 3
+
+
+@pytest.mark.parametrize("preset", ["fm", "wide_deep"])
+def test_init_with_a_preset(tmp_path, preset):
+    config = tmp_path / "p.yaml"
+    assert _init(DATA / "binary.libsvm", "--task", "binary", "--preset", preset, "--out", config).exit_code == 0
+    assert yaml.safe_load(config.read_text())["model"]["preset"] == preset
+    fit, records = _fit(config, tmp_path / "run", epochs=1)
+    assert fit.exit_code == 0, fit.output
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    config = tmp_path / "model.yaml"
+    config.write_text("mine\n")
+    result = _init(DATA / "binary.libsvm", "--task", "binary", "--out", config)
+    assert result.exit_code == 2 and "--force" in result.output
+    assert config.read_text() == "mine\n"
+    assert _init(DATA / "binary.libsvm", "--task", "binary", "--out", config, "--force").exit_code == 0
+    assert "preset: logistic" in config.read_text()
+    assert sorted(os.listdir(tmp_path)) == ["model.yaml"]  # written through a temp file, none left behind
+
+
+@pytest.mark.parametrize("args, message", [
+    (["linreg.libsvm", "--task", "binary"], "--task binary: "),
+    (["binary.libsvm", "--task", "multiclass", "--preset", "fm"], "--preset: fm does not fit --task multiclass"),
+    (["linreg.libsvm", "--task", "multiclass"], "--task multiclass: "),
+    (["binary.libsvm", "--task", "ranking"], "--task: must be one of binary, regression, multiclass"),
+])
+def test_init_usage_errors(tmp_path, args, message):
+    result = _init(DATA / args[0], *args[1:], "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 2
+    assert f"error: {message}" in result.output
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_init_as_a_subprocess(tmp_path):
+    config = tmp_path / "model.yaml"
+    proc = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "init", str(DATA / "multiclass.libsvm"),
+                           "--task", "multiclass", "--out", str(config)], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(config.read_text())["model"] == {"preset": "softmax", "classes": 5}
