@@ -115,7 +115,7 @@ def test_training_from_csv_learns(tmp_path):
 
 def test_fit_reads_stdin_once_in_a_subprocess(tmp_path):
     _write_tsv(tmp_path / "d.tsv", rows=300)
-    doc = _doc("-", format="csv", csv={"columns": ["y", "n", "c1", "c2"], "delimiter": "\t"})
+    doc = _doc("-", format="csv", csv={"columns": ["y", "n", "c1", "c2"], "delimiter": "\t"}, label_values=[0, 1])
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
     with open(tmp_path / "d.tsv", "rb") as f:
         proc = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", str(tmp_path / "c.yaml"), "-q",
