@@ -297,6 +297,11 @@ class Optimizer:
         return None
 
     def create_state_multi_precision(self, index, weight):
+        """As MXNet: with ``multi_precision`` a float16 weight gets a float32 master copy, and the
+        state is ``(master, create_state(index, master))``."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (master, self.create_state(index, master))
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
@@ -304,6 +309,12 @@ class Optimizer:
         raise NotImplementedError()
 
     def update_multi_precision(self, index, weight, grad, state):
+        if self.multi_precision and weight.dtype == np.float16:
+            # update the float32 master copy, then store it back in float16 (MXNet's wrapper)
+            master, inner = state
+            self.update(index, master, grad.astype(np.float32), inner)
+            weight[:] = master.astype(np.float16)
+            return
         if "csr" in (getattr(weight, "stype", None), getattr(grad, "stype", None)):
             # MXNet's storage fallback: update a dense copy, then store it in the weight's stype
             dense = weight.tostype("default").copy()

@@ -149,7 +149,8 @@ def compare_ndarray_tuple(t1, t2, rtol=None, atol=None):
         for s1, s2 in zip(t1, t2):
             compare_ndarray_tuple(s1, s2, rtol, atol)
     else:
-        assert_almost_equal(t1.asnumpy(), t2.asnumpy(), rtol=rtol or 1e-5, atol=atol or 1e-7)
+        tols = {k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None}
+        assert_almost_equal(t1.asnumpy(), t2.asnumpy(), **tols)
 
 
 def compare_optimizer(opt1, opt2, shape, dtype, w_stype="default", g_stype="default",
