@@ -149,7 +149,7 @@ class _FitReporter:
             click.echo(info["output_note"], err=True)
         if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
             click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
-        self.err.print(f"engine {info['engine']}: {info['engine_reason']}")
+        self.err.print(f"engine {info['engine']} ({info['engine_reason']})")
 
     def generate_start(self, path, rows):
         self.err.print(f"generating {rows} rows into {path}")

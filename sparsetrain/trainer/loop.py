@@ -203,10 +203,12 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                 if hasattr(train_iter, "set_roll_over_state"):  # last_batch roll_over: the rows owed to this epoch
                     train_iter.set_roll_over_state(run.state.get("roll_over"))
                 history = run.read_metrics(run.start_epoch)
-            run.begin(cfg.to_yaml(run.path))
-            engine_name, reason = module.choose_engine(engine, train_iter)
-            reporter.run_start(run_info(cfg, run, engine_name, reason))
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
+            # the engine that will really run (it depends on the metrics too); an engine asked for by
+            # name that cannot run the model is refused here, before the run directory is touched
+            engine_name, reason = module.choose_engine(engine, train_iter, executor.metric)
+            run.begin(cfg.to_yaml(run.path))
+            reporter.run_start(run_info(cfg, run, engine_name, reason))
             run_epochs(cfg, run, executor, reporter, history, eval_iter)
         finally:
             set_strict_stypes(previous_strict)

@@ -115,6 +115,8 @@ M_ACCURACY = 4
 M_LOG_LOSS = 5
 # The kernel's metric formulas by id; a metric's catalogue record (``MetricInfo.fused``) names its id.
 FUSED_METRICS = {"mse": M_MSE, "rmse": M_RMSE, "mae": M_MAE, "accuracy": M_ACCURACY, "log_loss": M_LOG_LOSS}
+# Fused metrics computed from every score of the epoch, not from per-batch sums (none yet).
+EPOCH_METRICS = frozenset()
 _LOG_EPS = 1e-12
 
 # kernel status codes
