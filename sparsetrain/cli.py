@@ -13,14 +13,13 @@ import time
 import warnings
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
 from .cli_init import init_command
-from .cli_schema import cli_text, options_from_schema
-from .io.synthetic_options import SyntheticOptions, check_options
+
+# What this module imports at the top is what every command (``--help`` included) pays for: click, the
+# error types and the commands' light modules. rich, the schema-generated options and the library load
+# inside the commands that use them (tests/test_import_hygiene.py).
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -108,7 +107,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _stderr_console(quiet: bool) -> Console:
+def _stderr_console(quiet: bool):
+    from rich.console import Console
+
     return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
 
 
@@ -131,6 +132,9 @@ class _FitReporter:
         self._stop()
         if not self.show_bar:
             return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                                  TimeRemainingColumn(), console=self.err, transient=True)
@@ -195,7 +199,9 @@ class _FitReporter:
         self._stop()
 
 
-def _final_table(result) -> Table:
+def _final_table(result):
+    from rich.table import Table
+
     from .trainer import record_metrics
 
     table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
@@ -250,6 +256,8 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
     finally:
         reporter.close()
     if not quiet:
+        from rich.console import Console
+
         Console(highlight=False).print(_final_table(result))
     if result.missed_targets:
         _error("; ".join(result.missed_targets))
@@ -269,6 +277,9 @@ def _env_verbose() -> bool:
 # -- infer-stypes --------------------------------------------------------------------------------------
 
 def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
+    from rich.console import Console
+    from rich.table import Table
+
     from .symbol.graph import format_log, format_shape
 
     cfg = _load(config_path, overrides)
@@ -329,7 +340,9 @@ def _describe_generated(result) -> str:
 
 
 def _gen_data(options, out, quiet):
+    from .cli_schema import cli_text
     from .io import synthetic
+    from .io.synthetic_options import SyntheticOptions, check_options
 
     try:
         options = check_options(**options).generator_kwargs()
@@ -340,6 +353,8 @@ def _gen_data(options, out, quiet):
     progress = None
     task_id = None
     if not quiet and err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         progress = Progress(TextColumn("gen-data"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True)
         progress.start()
@@ -458,8 +473,34 @@ def infer_stypes(config, overrides, fmt, backward, batch_size):
     sys.exit(_run(_infer_stypes, config, overrides, fmt, backward, batch_size))
 
 
-@main.command("gen-data")
-@options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})
+def _synthetic_options(command):
+    """gen-data's options, generated from the schema (:class:`~.io.synthetic_options.SyntheticOptions`)."""
+    from .cli_schema import options_from_schema
+    from .io.synthetic_options import SyntheticOptions
+
+    def holder():
+        pass
+
+    options = options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})(holder)
+    command.params[:0] = reversed(options.__click_params__)  # click's order: the decorators' top first
+
+
+class _LazyOptionsCommand(click.Command):
+    """A command whose options are added on first use (its help, its parsing), not when ``sparsetrain``
+    starts: ``add_options(command)`` is a decorator adding them (it imports what they are made from)."""
+
+    def __init__(self, *args, add_options=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_options = add_options
+
+    def get_params(self, ctx):
+        if self._add_options is not None:
+            add, self._add_options = self._add_options, None
+            add(self)
+        return super().get_params(ctx)
+
+
+@main.command("gen-data", cls=_LazyOptionsCommand, add_options=_synthetic_options)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="LibSVM file to write; the true "
               "weights are written beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
