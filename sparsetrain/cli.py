@@ -6,9 +6,11 @@ Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 
@@ -115,6 +117,61 @@ def _stderr_console(quiet: bool):
 
 # -- fit ------------------------------------------------------------------------------------------------
 
+COMPILING = "compiling kernels (one time)…"
+BUSY_AFTER = 1.0  # seconds before a slow step (loading a file) shows its status line
+
+
+class StatusLine:
+    """One status line on stderr for slow steps before or between epochs: a rich spinner on a terminal,
+    otherwise a plain line (each text once). Steps nest (a compilation while a file loads): the
+    innermost is shown. Thread-safe: numba reports compilations from whichever thread compiles."""
+
+    def __init__(self, console, spinner: bool):
+        self.console = console
+        self.spinner = spinner
+        self._texts: list[str] = []
+        self._status = None
+        self._printed: set[str] = set()
+        self._lock = threading.RLock()
+
+    def push(self, text: str) -> None:
+        with self._lock:
+            self._texts.append(text)
+            self._show()
+
+    def pop(self, text: str) -> None:
+        with self._lock:
+            if text in self._texts:
+                del self._texts[len(self._texts) - 1 - self._texts[::-1].index(text)]
+            self._show()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._texts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+            self._show()
+
+    def _show(self) -> None:
+        if not self._texts:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            return
+        text = self._texts[-1]
+        if not self.spinner:
+            if text not in self._printed:
+                self._printed.add(text)
+                self.console.print(text)
+        elif self._status is None:
+            self._status = self.console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
 
@@ -127,6 +184,8 @@ class _FitReporter:
         self.progress = None
         self.task = None
         self.metrics: list[str] = []
+        self.status = StatusLine(self.err, self.show_bar)
+        self._paused = None  # the progress bar hidden while a status line shows
 
     def _bar(self, description: str, total):
         self._stop()
@@ -143,9 +202,34 @@ class _FitReporter:
         self._t0 = time.perf_counter()
 
     def _stop(self):
+        self._paused = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    @contextlib.contextmanager
+    def busy(self, text):
+        """``text`` as a status line when the step lasts more than :data:`BUSY_AFTER` seconds."""
+        timer = threading.Timer(BUSY_AFTER, self.status.push, (text,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            self.status.pop(text)
+
+    def compile_start(self):
+        if self.progress is not None:  # one live display at a time: the bar comes back afterwards
+            self.progress.stop()
+            self._paused, self.progress = self.progress, None
+        self.status.push(COMPILING)
+
+    def compile_end(self, seconds):
+        self.status.pop(COMPILING)
+        if self._paused is not None and not self.status.active:
+            self.progress, self._paused = self._paused, None
+            self.progress.start()
 
     def run_start(self, info):
         self.metrics = info["metrics"]
@@ -190,6 +274,8 @@ class _FitReporter:
         rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
         parts.append(f"samples/s {rate:,.0f}")
         parts.append(f"time {record['seconds']:.3f}s")
+        if record.get("compile_seconds"):
+            parts.append(f"compile {record['compile_seconds']:.1f}s")
         click.echo("  ".join(parts))
 
     def note(self, text):
@@ -197,6 +283,7 @@ class _FitReporter:
 
     def close(self):
         self._stop()
+        self.status.clear()
 
 
 def _final_table(result):
@@ -221,6 +308,9 @@ def _final_table(result):
     samples = sum(r["samples"] for r in result.history)
     table.add_row("time", f"{seconds:.3f}s", "", "")
     table.add_row("samples/s", f"{samples / seconds:,.0f}" if seconds > 0 else "-", "", "")
+    compiled = sum(r.get("compile_seconds", 0.0) for r in result.history)
+    if compiled:
+        table.add_row("compile (one time)", f"{compiled:.1f}s", "", "")
     return table
 
 
