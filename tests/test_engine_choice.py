@@ -78,6 +78,16 @@ def test_a_fused_model_says_and_runs_compiled(tmp_path):
     assert {r["engine"] for r in records(tmp_path / "r")} == {"compiled"}
 
 
+def test_auc_keeps_a_linear_model_compiled_and_the_header_says_so(tmp_path):
+    res = cli("fit", logreg_config(tmp_path, metrics=["auc", "log_loss"]), "--output", tmp_path / "r",
+              "--epochs", 2)
+    assert res.exit_code == 0, res.output
+    assert header(res).startswith("engine compiled (LogisticRegressionOutput(")
+    rows = records(tmp_path / "r")
+    assert {r["engine"] for r in rows} == {"compiled"}
+    assert all(0.5 < r["auc"] <= 1 and 0.5 < r["eval_auc"] <= 1 for r in rows)
+
+
 def _linear_module():
     data = st.sym.Variable("data", stype="csr")
     weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1))

@@ -15,7 +15,7 @@ import time
 from ...base import NonFiniteError
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
-from .kernels import EPOCH_METRICS, FUSED_METRICS
+from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
 from .matcher import Match, match_optimizer, match_symbol
 from .runner import LinearEpochRunner, optimizer_fusable
 
@@ -100,6 +100,10 @@ def match(view: ModuleView, train_data=None, metric=None) -> Match:
                         and record.fused in ("accuracy", "log_loss", "auc")):
                     items.append(Unsupported("metric", record.name, f"on a {k}-output (multi-label) "
                                              "LogisticRegressionOutput has no fused form"))
+                elif record is not None and record.fused == "auc" and found.output != "LogisticRegressionOutput" \
+                        and not (found.output == "SoftmaxOutput" and k == 2):
+                    items.append(Unsupported("metric", record.name, f"needs a binary output, not {found.output} "
+                                             f"with {k} outputs"))
     if items:
         return Match(False, describe_unsupported(items), unsupported=items)
     return found
@@ -147,6 +151,9 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=(b1 == num_batches))
         for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
+            if info_of(leaf).fused in EPOCH_METRICS:  # auc: the metric's own update, on the kernel's scores
+                leaf.update([res.labels], [res.scores])
+                continue
             leaf.sum_metric += float(s)
             leaf.num_inst += int(c)
         if res.nonfinite_batch is not None:
