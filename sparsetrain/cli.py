@@ -217,6 +217,7 @@ class _FitReporter:
             yield
         finally:
             timer.cancel()
+            timer.join()  # a status shown just now is taken down, not left behind
             self.status.pop(text)
 
     def compile_start(self):
