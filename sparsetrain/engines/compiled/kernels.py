@@ -86,7 +86,8 @@ from ...kernels.optim import (
     sgd_mom_outer_rows,
     sgd_outer_rows,
 )
-from ...kernels.metrics import (
+from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the engine's other modules
+    FUSED_METRICS,
     M_ACCURACY,
     M_AUC,
     M_LOG_LOSS,
@@ -101,7 +102,7 @@ from ...kernels.metrics import (
 )
 from .numba_cache import drop_stale_cache
 
-__all__ = ["OUTPUTS", "Batches", "Model", "Update", "Metrics", "Scratch", "linear_epoch",
+__all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "linear_epoch",
            "linear_batch_gradients"]
 
 OUT_LINEAR = 0
