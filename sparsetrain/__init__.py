@@ -2,9 +2,6 @@
 
 ``import sparsetrain as mx`` runs MXNet 1.x sparse tutorials almost unchanged.
 """
-from . import base, ndarray, ops, random, test_utils
-from . import nd
-from . import symbol
 from .base import (
     ConfigError,
     Context,
@@ -16,9 +13,7 @@ from .base import (
     cpu,
     current_context,
 )
-from .ops import set_strict_stypes
 
-sym = symbol
 MXNetError = SparseTrainError  # MXNet's base error class, for ``except mx.MXNetError``
 
 __version__ = "0.1.0"
@@ -28,9 +23,12 @@ def gpu(device_id: int = 0):
     raise SparseTrainError("sparsetrain runs on the CPU only; use sparsetrain.cpu()")
 
 
-# Submodules above the symbol layer load on first use (``sparsetrain.mod``, ``sparsetrain.io``, ...),
-# which keeps ``import sparsetrain`` and the CLI's start-up fast.
+# Every submodule loads on first use (``sparsetrain.nd``, ``sparsetrain.sym``, ``sparsetrain.mod``, ...):
+# ``import sparsetrain`` and the CLI's start-up (``sparsetrain --help``) import neither numba nor scipy
+# nor the operator registry until something needs them (tests/test_import_hygiene.py checks it).
 _LAZY = {
+    "ndarray": "ndarray", "nd": "nd", "ops": "ops", "random": "random", "test_utils": "test_utils",
+    "symbol": "symbol", "sym": "symbol",
     "mod": "module", "module": "module", "io": "io", "metric": "metric", "optimizer": "optimizer",
     "initializer": "initializer", "init": "initializer", "lr_scheduler": "lr_scheduler",
     "kvstore": "kvstore", "kv": "kvstore", "config": "config", "engines": "engines",
@@ -38,6 +36,10 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name == "set_strict_stypes":
+        from .ops import set_strict_stypes
+
+        return set_strict_stypes
     if name in _LAZY:
         import importlib
 

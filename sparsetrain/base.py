@@ -6,6 +6,9 @@ class SparseTrainError(Exception):
     """Base class of every error sparsetrain raises on purpose."""
 
 
+MXNetError = SparseTrainError  # MXNet's name for it (``mx.base.MXNetError``, ``mx.MXNetError``)
+
+
 class DataFormatError(SparseTrainError, ValueError):
     """Malformed input data; the message names the file and line."""
 
@@ -14,8 +17,16 @@ class ConfigError(SparseTrainError, ValueError):
     """An invalid configuration; the message names the key path."""
 
 
+class ArgumentError(SparseTrainError, TypeError):
+    """An operator called with an argument it does not take, or one given twice (MXNet: MXNetError)."""
+
+
 class StorageTypeError(SparseTrainError, TypeError):
     """An unknown storage type, or a storage fallback in strict mode."""
+
+
+class UnknownStorageTypeError(StorageTypeError, ValueError):
+    """A storage type name that does not exist (MXNet raises ValueError for it)."""
 
 
 class ShapeError(SparseTrainError, ValueError):
@@ -80,7 +91,7 @@ STYPES = ("default", "csr", "row_sparse")
 
 def check_stype(stype: str) -> str:
     if stype not in STYPES:
-        raise StorageTypeError(
+        raise UnknownStorageTypeError(
             f"unknown storage type {stype!r}; expected one of 'default', 'csr', 'row_sparse'"
         )
     return stype

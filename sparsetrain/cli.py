@@ -6,21 +6,22 @@ Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
 from .cli_init import init_command
-from .cli_schema import cli_text, options_from_schema
-from .io.synthetic_options import SyntheticOptions, check_options
+
+# What this module imports at the top is what every command (``--help`` included) pays for: click, the
+# error types and the commands' light modules. rich, the schema-generated options and the library load
+# inside the commands that use them (tests/test_import_hygiene.py).
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -108,11 +109,68 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _stderr_console(quiet: bool) -> Console:
+def _stderr_console(quiet: bool):
+    from rich.console import Console
+
     return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
 
 
 # -- fit ------------------------------------------------------------------------------------------------
+
+COMPILING = "compiling kernels (one time)…"
+BUSY_AFTER = 1.0  # seconds before a slow step (loading a file) shows its status line
+
+
+class StatusLine:
+    """One status line on stderr for slow steps before or between epochs: a rich spinner on a terminal,
+    otherwise a plain line (each text once). Steps nest (a compilation while a file loads): the
+    innermost is shown. Thread-safe: numba reports compilations from whichever thread compiles."""
+
+    def __init__(self, console, spinner: bool):
+        self.console = console
+        self.spinner = spinner
+        self._texts: list[str] = []
+        self._status = None
+        self._printed: set[str] = set()
+        self._lock = threading.RLock()
+
+    def push(self, text: str) -> None:
+        with self._lock:
+            self._texts.append(text)
+            self._show()
+
+    def pop(self, text: str) -> None:
+        with self._lock:
+            if text in self._texts:
+                del self._texts[len(self._texts) - 1 - self._texts[::-1].index(text)]
+            self._show()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._texts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+            self._show()
+
+    def _show(self) -> None:
+        if not self._texts:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            return
+        text = self._texts[-1]
+        if not self.spinner:
+            if text not in self._printed:
+                self._printed.add(text)
+                self.console.print(text)
+        elif self._status is None:
+            self._status = self.console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
 
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
@@ -126,11 +184,16 @@ class _FitReporter:
         self.progress = None
         self.task = None
         self.metrics: list[str] = []
+        self.status = StatusLine(self.err, self.show_bar)
+        self._paused = None  # the progress bar hidden while a status line shows
 
     def _bar(self, description: str, total):
         self._stop()
         if not self.show_bar:
             return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                                  TimeRemainingColumn(), console=self.err, transient=True)
@@ -139,9 +202,35 @@ class _FitReporter:
         self._t0 = time.perf_counter()
 
     def _stop(self):
+        self._paused = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    @contextlib.contextmanager
+    def busy(self, text):
+        """``text`` as a status line when the step lasts more than :data:`BUSY_AFTER` seconds."""
+        timer = threading.Timer(BUSY_AFTER, self.status.push, (text,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()  # a status shown just now is taken down, not left behind
+            self.status.pop(text)
+
+    def compile_start(self):
+        if self.progress is not None:  # one live display at a time: the bar comes back afterwards
+            self.progress.stop()
+            self._paused, self.progress = self.progress, None
+        self.status.push(COMPILING)
+
+    def compile_end(self, seconds):
+        self.status.pop(COMPILING)
+        if self._paused is not None and not self.status.active:
+            self.progress, self._paused = self._paused, None
+            self.progress.start()
 
     def run_start(self, info):
         self.metrics = info["metrics"]
@@ -149,7 +238,7 @@ class _FitReporter:
             click.echo(info["output_note"], err=True)
         if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
             click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
-        self.err.print(f"engine {info['engine']}: {info['engine_reason']}")
+        self.err.print(f"engine {info['engine']} ({info['engine_reason']})")
 
     def generate_start(self, path, rows):
         self.err.print(f"generating {rows} rows into {path}")
@@ -186,6 +275,8 @@ class _FitReporter:
         rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
         parts.append(f"samples/s {rate:,.0f}")
         parts.append(f"time {record['seconds']:.3f}s")
+        if record.get("compile_seconds"):
+            parts.append(f"compile {record['compile_seconds']:.1f}s")
         click.echo("  ".join(parts))
 
     def note(self, text):
@@ -193,9 +284,12 @@ class _FitReporter:
 
     def close(self):
         self._stop()
+        self.status.clear()
 
 
-def _final_table(result) -> Table:
+def _final_table(result):
+    from rich.table import Table
+
     from .trainer import record_metrics
 
     table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
@@ -215,6 +309,9 @@ def _final_table(result) -> Table:
     samples = sum(r["samples"] for r in result.history)
     table.add_row("time", f"{seconds:.3f}s", "", "")
     table.add_row("samples/s", f"{samples / seconds:,.0f}" if seconds > 0 else "-", "", "")
+    compiled = sum(r.get("compile_seconds", 0.0) for r in result.history)
+    if compiled:
+        table.add_row("compile (one time)", f"{compiled:.1f}s", "", "")
     return table
 
 
@@ -250,6 +347,8 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
     finally:
         reporter.close()
     if not quiet:
+        from rich.console import Console
+
         Console(highlight=False).print(_final_table(result))
     if result.missed_targets:
         _error("; ".join(result.missed_targets))
@@ -269,6 +368,9 @@ def _env_verbose() -> bool:
 # -- infer-stypes --------------------------------------------------------------------------------------
 
 def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
+    from rich.console import Console
+    from rich.table import Table
+
     from .symbol.graph import format_log, format_shape
 
     cfg = _load(config_path, overrides)
@@ -334,7 +436,9 @@ def _describe_generated(result) -> str:
 
 
 def _gen_data(options, out, quiet):
+    from .cli_schema import cli_text
     from .io import synthetic
+    from .io.synthetic_options import SyntheticOptions, check_options
 
     try:
         options = check_options(**options).generator_kwargs()
@@ -345,6 +449,8 @@ def _gen_data(options, out, quiet):
     progress = None
     task_id = None
     if not quiet and err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         progress = Progress(TextColumn("gen-data"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True)
         progress.start()
@@ -463,8 +569,34 @@ def infer_stypes(config, overrides, fmt, backward, batch_size):
     sys.exit(_run(_infer_stypes, config, overrides, fmt, backward, batch_size))
 
 
-@main.command("gen-data")
-@options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})
+def _synthetic_options(command):
+    """gen-data's options, generated from the schema (:class:`~.io.synthetic_options.SyntheticOptions`)."""
+    from .cli_schema import options_from_schema
+    from .io.synthetic_options import SyntheticOptions
+
+    def holder():
+        pass
+
+    options = options_from_schema(SyntheticOptions, flags={"zero_based": "--zero-based/--one-based"})(holder)
+    command.params[:0] = reversed(options.__click_params__)  # click's order: the decorators' top first
+
+
+class _LazyOptionsCommand(click.Command):
+    """A command whose options are added on first use (its help, its parsing), not when ``sparsetrain``
+    starts: ``add_options(command)`` is a decorator adding them (it imports what they are made from)."""
+
+    def __init__(self, *args, add_options=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_options = add_options
+
+    def get_params(self, ctx):
+        if self._add_options is not None:
+            add, self._add_options = self._add_options, None
+            add(self)
+        return super().get_params(ctx)
+
+
+@main.command("gen-data", cls=_LazyOptionsCommand, add_options=_synthetic_options)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write; the true "
               "weights (libsvm) or the planted model (csv) are written beside it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

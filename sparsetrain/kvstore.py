@@ -107,9 +107,8 @@ class KVStore:
 class LocalKVStore(KVStore):
     """In-process store (``create('local')``)."""
 
-    type = "local"
-
-    def __init__(self):
+    def __init__(self, name="local"):
+        self.type = name  # the name it was created with, as MXNet reports it
         self._store: dict = {}
         self._stype: dict = {}
         self._updater = None
@@ -225,7 +224,7 @@ def create(name="local", **kwargs) -> KVStore:
     if name in ("local", "device", "local_allreduce_cpu", "local_update_cpu"):
         if kwargs:
             raise TypeError(f"create('local') takes no options, got {sorted(kwargs)}")
-        return LocalKVStore()
+        return LocalKVStore(name)
     if name in ("dist_sync", "dist_async", "dist_device_sync", "dist"):
         try:
             import ray  # noqa: F401

@@ -52,7 +52,7 @@ class MetricInfo:
     direction of ``train.target`` and of "best"; ``outputs``: the loss operators whose predictions
     it can score; ``binary``: it needs a binary prediction ((n,), (n, 1) or (n, 2)); ``fused``:
     the compiled engine's kernel formula for it (a key of
-    ``engines.compiled.kernels.FUSED_METRICS``), ``None`` when only the graph engine computes it.
+    ``sparsetrain.kernels.metrics.FUSED_METRICS``), ``None`` when only the graph engine computes it.
     """
 
     name: str
@@ -444,7 +444,7 @@ def roc_auc(labels: numpy.ndarray, scores: numpy.ndarray) -> float:
     return (pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-@_entry("auc", outputs=BINARY, binary=True)
+@_entry("auc", outputs=BINARY, binary=True, fused="auc")
 class AUC(EvalMetric):
     """Binary ROC AUC over every sample seen since ``reset()`` (ties count half, as
     scikit-learn's ``roc_auc_score``); ``nan`` until both classes have been seen.

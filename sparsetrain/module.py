@@ -478,19 +478,11 @@ class Module:
 
     # -- loops ----------------------------------------------------------------------------------
     def choose_engine(self, engine="auto", train_data=None, eval_metric=None):
-        """Which engine ``run_epoch`` will use, and why: ``(name, reason)``."""
-        if engine == "graph":
-            self._engine_choice = ("graph", "requested")
-            return self._engine_choice
-        if engine not in ("auto", "compiled"):
-            raise ValueError(f"engine must be 'auto', 'compiled' or 'graph', got {engine!r}")
-        match = engines.get("compiled").match(self.view(), train_data, eval_metric)
-        if match.ok:
-            self._engine_choice = ("compiled", match.reason)
-        elif engine == "compiled":
-            raise SparseTrainError(f"engine 'compiled' cannot run this model: {match.reason}")
-        else:
-            self._engine_choice = ("graph", match.reason)
+        """Which engine ``run_epoch`` will use with this data and metric, and why: ``(name, reason)``
+        (see :func:`sparsetrain.engines.choose`; an engine asked for by name that cannot run the
+        model raises :class:`~sparsetrain.base.ConfigError` naming the op, metric or optimizer)."""
+        name, reason, _ = engines.choose(engine, self.view(), train_data, eval_metric)
+        self._engine_choice = (name, reason)
         return self._engine_choice
 
     def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0) -> EpochStats:

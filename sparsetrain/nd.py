@@ -11,6 +11,7 @@ from .ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray  # noqa: F
 from .ndarray.arith import apply_binary as _apply_binary
 from .ndarray.serialize import load, save  # noqa: F401
 from .ops.imperative import invoke as _invoke
+from .ops.namespaces import FLUENT as _FLUENT
 from .ops.namespaces import fill_namespaces as _fill_namespaces
 from .ops.signature import parse_call as _parse_call
 
@@ -38,7 +39,35 @@ def _binary_function(kind, name):
     return fn
 
 
+def _fluent_method(fn):
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = fn.__name__
+    method.__doc__ = fn.__doc__
+    return method
+
+
+def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
+    """``lhs`` broadcast to ``rhs``'s shape, or only along ``lhs_axes`` to the sizes of ``rhs_axes``."""
+    if (lhs_axes is None) != (rhs_axes is None):
+        raise TypeError("broadcast_like: give both lhs_axes and rhs_axes, or neither")
+    shape = list(rhs.shape)
+    if lhs_axes is not None:
+        lhs_axes, rhs_axes = tuple(lhs_axes), tuple(rhs_axes)
+        if len(lhs_axes) != len(rhs_axes):
+            raise TypeError(f"broadcast_like: lhs_axes {lhs_axes} and rhs_axes {rhs_axes} differ in length")
+        shape = list(lhs.shape)
+        for la, ra in zip(lhs_axes, rhs_axes):
+            shape[la] = rhs.shape[ra]
+    return broadcast_to(lhs, shape=tuple(shape))  # noqa: F821  (filled in from the registry)
+
+
 sparse, _internal, contrib = _fill_namespaces(globals(), _make_function)
+sparse.broadcast_like = broadcast_like
+for _name in _FLUENT:
+    setattr(BaseArray, _name, _fluent_method(globals()[_name]))
+BaseArray.broadcast_like = _fluent_method(broadcast_like)
 for _kind, _name in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("div", "divide"),
                      ("pow", "power"), ("eq", "equal"), ("ne", "not_equal"), ("gt", "greater"),
                      ("ge", "greater_equal"), ("lt", "lesser"), ("le", "lesser_equal")):

@@ -146,7 +146,7 @@ class Optimizer:
     begin_num_update : int
         Update count to start from.
     multi_precision : bool
-        Accepted for compatibility; float16 master copies are not implemented (no effect).
+        A float16 weight is updated through a float32 master copy kept in its state (MXNet's rule).
     param_dict : dict, optional
         ``index -> object`` with ``lr_mult``/``wd_mult`` attributes (Gluon-style parameters).
     """
@@ -296,7 +296,16 @@ class Optimizer:
         """The auxiliary state of one weight (``None`` when the optimizer keeps none)."""
         return None
 
+    # where the float32 master copy sits in a multi-precision state (MXNet: first; SGD: last)
+    _master_first = True
+
     def create_state_multi_precision(self, index, weight):
+        """As MXNet: with ``multi_precision`` a float16 weight gets a float32 master copy, and the
+        state is ``(master, create_state(index, master))`` (SGD: the other way round)."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            state = (master, self.create_state(index, master))
+            return state if self._master_first else state[::-1]
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
@@ -304,6 +313,12 @@ class Optimizer:
         raise NotImplementedError()
 
     def update_multi_precision(self, index, weight, grad, state):
+        if self.multi_precision and weight.dtype == np.float16:
+            # update the float32 master copy, then store it back in float16 (MXNet's wrapper)
+            master, inner = state if self._master_first else state[::-1]
+            self.update(index, master, grad.astype(np.float32), inner)
+            weight[:] = master.astype(np.float16)
+            return
         if "csr" in (getattr(weight, "stype", None), getattr(grad, "stype", None)):
             # MXNet's storage fallback: update a dense copy, then store it in the weight's stype
             dense = weight.tostype("default").copy()
@@ -407,6 +422,8 @@ class SGD(Optimizer):
     lazy_update : bool
         With a row-sparse gradient, update only its rows (default), else every row.
     """
+
+    _master_first = False
 
     def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
         super().__init__(**kwargs)

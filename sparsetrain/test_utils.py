@@ -43,20 +43,34 @@ def rand_ndarray(shape, stype="default", density=None, dtype=None, distribution=
 
 
 def _powerlaw_csr(shape, density, dtype, rng):
-    """Row ``i`` gets about twice the non-zeros of row ``i-1`` until the budget is spent (MXNet's rule)."""
+    """MXNet's power-law rows: every row starts with column 0, then row ``i`` fills its first
+    ``2**(i+1)`` columns (a whole row once that reaches the width), in row order, until
+    ``int(rows * cols * density)`` values are placed; values are in (1.001, 3.001)."""
     n, m = shape
-    budget = int(round(density * n * m))
-    dense = np.zeros(shape, dtype=dtype)
-    per_row = 1
+    budget = int(n * m * density)
+    counts = np.zeros(n, dtype=np.int64)
+    first = min(n, budget)
+    counts[:first] = 1
+    budget -= first
+    col_max = 2
     for i in range(n):
-        take = min(per_row, m, budget)
-        if take <= 0:
+        if budget <= 0:
             break
-        cols = rng.choice(m, size=take, replace=False)
-        dense[i, cols] = rng.uniform(0.0, 1.0, size=take)
-        budget -= take
-        per_row *= 2
-    return csr_matrix(dense)
+        limit = min(m, col_max)
+        if limit == m and budget > limit:
+            budget -= limit - counts[i]
+            counts[i] = limit
+            continue
+        extra = min(limit - counts[i], budget)
+        counts[i] += extra
+        budget -= extra
+        col_max *= 2
+    if budget > 0:
+        raise ValueError(f"a power-law csr cannot hold density {density} in shape {shape}")
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = np.concatenate([np.arange(c) for c in counts]) if n else np.zeros(0)
+    data = 1 + rng.uniform(0.001, 2, size=int(indptr[-1]))
+    return csr_matrix((data.astype(dtype), indices.astype(np.int64), indptr), shape=shape)
 
 
 def assert_almost_equal(a, b, rtol=1e-5, atol=1e-7):

@@ -7,6 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sparsetrain import labels
 from sparsetrain.base import DataFormatError
@@ -167,3 +169,27 @@ def test_both_engines_refuse_minus_one_labels_for_log_loss(engine):
     mod.init_optimizer(optimizer="sgd")
     with pytest.raises(ValueError, match="log_loss needs labels 0 or 1, got -1"):
         mod.run_epoch(it, metric.create("log_loss"), engine=engine)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=st.lists(st.sampled_from([-2, -1, 0, 1, 2, 7, 100]), min_size=2, max_size=2, unique=True),
+       picks=st.lists(st.integers(0, 1), min_size=1, max_size=40))
+def test_binary_mapping_matches_scikit_learns_label_binarizer(pair, picks):
+    from sklearn.preprocessing import LabelBinarizer
+
+    y = np.array([pair[i] for i in picks], dtype=np.float32)
+    found = labels.BinaryValues()
+    for chunk in np.array_split(y, 3):
+        found.add(chunk)
+    if len(set(picks)) == 1 and y[0] not in (0, 1, -1):
+        with pytest.raises(DataFormatError, match="a binary model needs two label values"):
+            found.values("y")
+        return
+    mapping = labels.label_map("binary", found.values("y"))
+    got = mapping.apply(y, lambda r: f"f:{r + 1}")
+    if len(set(picks)) == 2:
+        want = LabelBinarizer().fit(y).transform(y).ravel()
+        np.testing.assert_array_equal(got, want)
+    third = np.append(y, 99.0)
+    with pytest.raises(DataFormatError, match=rf"^f:{len(y) + 1}: label 99 is a third value"):
+        mapping.apply(third, lambda r: f"f:{r + 1}")

@@ -95,7 +95,7 @@ def test_each_loss_operator_names_its_default_metrics_once():
 
 
 def test_fused_ids_are_kernel_formulas():
-    from sparsetrain.engines.compiled.kernels import FUSED_METRICS
+    from sparsetrain.kernels.metrics import FUSED_METRICS
 
     assert {r.fused for r in metric.catalogue() if r.fused} == set(FUSED_METRICS)
 

@@ -29,6 +29,7 @@ _METRICS = {"binary": ["log_loss", "accuracy"], "regression": ["mse"], "multicla
 _OPTIMIZER = {"binary": ("adagrad", 0.1), "regression": ("adagrad", 0.5), "multiclass": ("adagrad", 0.1)}
 _TARGET_EXAMPLE = {"binary": "eval_accuracy: 0.9", "regression": "eval_mse: 1.0", "multiclass": "eval_accuracy: 0.8"}
 _MAX_SHOWN_LABELS = 10
+_MAX_DISTINCT = 1000  # label values told apart by sniff (more only matter to a regression)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class DataSummary:
     num_features: int
     zero_based: bool
     nnz: int
-    labels: list[float] = field(default_factory=list)  # the distinct label values, sorted (at most a few hundred)
+    labels: list[float] = field(default_factory=list)  # the distinct label values, sorted (at most _MAX_DISTINCT)
     distinct_labels: int = 0
     label_min: float = 0.0
     label_max: float = 0.0
@@ -64,26 +65,37 @@ def data_format(path: str) -> str:
 
 
 def sniff(path: str) -> DataSummary:
-    """Read ``path`` once: rows, features (largest index + 1), the index base (zero-based when an index
-    0 occurs, as scikit-learn decides), the label values. ``DataFormatError`` for unreadable data."""
-    from ..io import load_libsvm
+    """Read ``path`` once, chunk by chunk (bounded memory): rows, features (largest index + 1), the index
+    base (zero-based when an index 0 occurs, as scikit-learn decides), the label values (up to
+    ``_MAX_DISTINCT`` distinct ones are told apart). ``DataFormatError`` for unreadable data."""
+    from ..io import LibSVMReader
 
     fmt = data_format(path)
     if fmt != "libsvm":
         raise DataFormatError(f"{path}: init reads LibSVM data; {fmt.upper()} files are not supported by this "
                               "version")
-    X, y = load_libsvm(path, zero_based=True)  # raw indices: the base is decided below
-    indices = X.indices.asnumpy()
-    zero_based = bool(indices.size == 0 or int(indices.min()) == 0)
-    top = int(indices.max()) if indices.size else 0
-    num_features = max(top + 1 if zero_based else top, 1)
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise DataFormatError(f"{path}: rows carry {y.shape[1]} labels each; init writes single-label configs")
-    values = np.unique(y)
-    return DataSummary(path, fmt, int(X.shape[0]), num_features, zero_based, int(indices.size),
-                       [float(v) for v in values[:256]], int(values.size),
-                       float(values[0]) if values.size else 0.0, float(values[-1]) if values.size else 0.0)
+    rows = nnz = 0
+    lo, hi = None, -1
+    values: set = set()
+    label_min, label_max = np.inf, -np.inf
+    for block in LibSVMReader(path, zero_based=True, num_labels=1):  # raw indices: the base is decided below
+        rows += block.num_rows
+        nnz += block.nnz
+        if block.nnz:
+            lo = int(block.indices.min()) if lo is None else min(lo, int(block.indices.min()))
+            hi = max(hi, int(block.indices.max()))
+        y = block.labels.ravel()
+        if y.size:
+            label_min, label_max = min(label_min, float(y.min())), max(label_max, float(y.max()))
+            if len(values) <= _MAX_DISTINCT:
+                values.update(np.unique(y).tolist())
+    if rows == 0:
+        raise DataFormatError(f"{path}: no data rows (the file is empty or only has comments)")
+    zero_based = lo is None or lo == 0
+    num_features = max(hi + 1 if zero_based else hi, 1)
+    ordered = sorted(values)
+    return DataSummary(path, fmt, rows, num_features, zero_based, nnz, [float(v) for v in ordered[:_MAX_DISTINCT]],
+                       len(ordered), float(label_min), float(label_max))
 
 
 def _num(v: float):
@@ -92,7 +104,8 @@ def _num(v: float):
 
 def _labels_text(s: DataSummary) -> str:
     if s.distinct_labels > _MAX_SHOWN_LABELS:
-        return f"{s.label_min:.6g}..{s.label_max:.6g} ({s.distinct_labels} distinct values)"
+        many = f"more than {_MAX_DISTINCT}" if s.distinct_labels > _MAX_DISTINCT else str(s.distinct_labels)
+        return f"{s.label_min:.6g}..{s.label_max:.6g} ({many} distinct values)"
     return "{" + ", ".join(f"{_num(v):.6g}" if isinstance(_num(v), float) else str(_num(v)) for v in s.labels) + "}"
 
 

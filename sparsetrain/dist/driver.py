@@ -248,8 +248,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                                        opt_states, engine, actor_cpus)
                     if not announced:
                         w0 = cluster.info[0]
-                        engine_line = (f"{w0['engine']}, {mode} ({_count(workers, 'worker')}, "
-                                       f"{_count(servers, 'server')})")
+                        engine_line = (f"{w0['engine']}, {mode}, {_count(workers, 'worker')}, "
+                                       f"{_count(servers, 'server')}")
                         info = run_info(cfg, run, engine_line, w0["reason"])
                         reporter.run_start({**info, "resumed_from": resumed_from})
                         announced = True

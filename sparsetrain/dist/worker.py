@@ -62,7 +62,7 @@ class Worker:
         self.runner = None
         view = self.module.view()
         match = compiled.match(view, None, self.metric)
-        names, why = compiled.fused_metric_names(self.metric)
+        names, why = compiled.fused_metric_names(self.metric, per_batch=True)
         if engine == "graph":
             self.engine, self.engine_reason = "graph", "asked for"
         elif match.ok and names is not None:

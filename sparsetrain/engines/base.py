@@ -23,6 +23,25 @@ import numpy as np
 from ..base import NonFiniteError
 
 
+@dataclass(frozen=True)
+class Unsupported:
+    """One thing that keeps a model off an engine: ``kind`` is ``op``, ``metric``, ``optimizer``,
+    ``output``, ``data`` or ``graph`` (the shape of the graph itself); ``name`` the operator, metric or
+    optimizer (or node/argument) it is about; ``why`` the rest of the sentence."""
+
+    kind: str
+    name: str
+    why: str = "has no fused form"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} {self.why}" if self.name else self.why
+
+
+def describe_unsupported(items) -> str:
+    """The one line a header or an error shows for ``items`` (a list of :class:`Unsupported`)."""
+    return "; ".join(str(item) for item in items)
+
+
 @dataclass
 class EpochStats:
     """What one training epoch did (returned by every engine's ``run_epoch``)."""

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-from ..base import ShapeError, StorageTypeError, check_stype, cpu
+from ..base import Context, ShapeError, StorageTypeError, check_stype, cpu
 
 DEFAULT_DTYPE = np.float32
 INDEX_DTYPE = np.int64
@@ -34,9 +34,11 @@ class BaseArray:
     # -- description -------------------------------------------------------------------
     @property
     def context(self):
-        return cpu()
+        """The context given at creation (``ctx=``, ``copyto(ctx)``); computation is on the CPU."""
+        return getattr(self, "_ctx", None) or cpu()
 
     ctx = context
+    _num_aux = 0  # MXNet's count of auxiliary buffers (csr: indptr and indices; row_sparse: indices)
 
     @property
     def dtype(self):
@@ -58,13 +60,19 @@ class BaseArray:
         return cast_storage(self, stype)
 
     def as_in_context(self, ctx):
-        return self
+        return self if ctx == self.context else placed(self.copy(), ctx)
 
     def copyto(self, other):
         if isinstance(other, BaseArray):
             other[:] = self
             return other
-        return self.copy()
+        return placed(self.copy(), other)
+
+    def astype(self, dtype, copy=True):
+        """This array in ``dtype``: a new array, or this one when ``copy=False`` and the dtype is already ``dtype``."""
+        if not copy and np.dtype(dtype) == self.dtype:
+            return self
+        return placed(self._astype(np.dtype(dtype)), getattr(self, "_ctx", None))
 
     def asscalar(self):
         if self.size != 1:
@@ -187,7 +195,7 @@ class BaseArray:
 class NDArray(BaseArray):
     """A dense array (storage type ``default``)."""
 
-    __slots__ = ("_data", "__weakref__")
+    __slots__ = ("_data", "_ctx", "__weakref__")
     stype = "default"
 
     def __init__(self, data: np.ndarray):
@@ -207,8 +215,8 @@ class NDArray(BaseArray):
     def copy(self):
         return NDArray(self._data.copy())
 
-    def astype(self, dtype, copy=True):
-        return NDArray(self._data.astype(dtype, copy=copy))
+    def _astype(self, dtype):
+        return NDArray(self._data.astype(dtype))
 
     def reshape(self, *shape, **kwargs):
         """A reshaped view; as in MXNet, ``0`` copies the input's dimension and ``-1`` is inferred."""
@@ -298,6 +306,7 @@ class CSRNDArray(BaseSparseNDArray):
     """A 2-D compressed-sparse-row array (storage type ``csr``), compatible with scipy's layout."""
 
     __slots__ = ("_indices", "_indptr", "_shape")
+    _num_aux = 2
     stype = "csr"
 
     def __init__(self, data, indices, indptr, shape):
@@ -338,8 +347,8 @@ class CSRNDArray(BaseSparseNDArray):
     def copy(self):
         return CSRNDArray(self._data.copy(), self._indices.copy(), self._indptr.copy(), self._shape)
 
-    def astype(self, dtype, copy=True):
-        return CSRNDArray(self._data.astype(dtype, copy=copy), self._indices, self._indptr, self._shape)
+    def _astype(self, dtype):
+        return CSRNDArray(self._data.astype(dtype), self._indices.copy(), self._indptr.copy(), self._shape)
 
     def __getitem__(self, key):
         """Rows: ``x[i]`` (a 1-row CSRNDArray, ``-n <= i < n``) or ``x[a:b]`` (continuous, clipped)."""
@@ -410,6 +419,7 @@ class RowSparseNDArray(BaseSparseNDArray):
     """Rows ``indices`` (sorted, unique, int64) of an array; ``data`` has shape ``(len(indices),) + shape[1:]``."""
 
     __slots__ = ("_indices", "_shape")
+    _num_aux = 1
     stype = "row_sparse"
 
     def __init__(self, data, indices, shape):
@@ -437,8 +447,8 @@ class RowSparseNDArray(BaseSparseNDArray):
     def copy(self):
         return RowSparseNDArray(self._data.copy(), self._indices.copy(), self._shape)
 
-    def astype(self, dtype, copy=True):
-        return RowSparseNDArray(self._data.astype(dtype, copy=copy), self._indices, self._shape)
+    def _astype(self, dtype):
+        return RowSparseNDArray(self._data.astype(dtype), self._indices.copy(), self._shape)
 
     def retain(self, indices):
         """The rows of ``indices`` that are present, as a new row-sparse array."""
@@ -521,8 +531,21 @@ def _dtype(dtype, default=DEFAULT_DTYPE):
     return np.dtype(dtype)
 
 
+def placed(arr, ctx):
+    """``arr``, recorded as created on ``ctx`` (MXNet's ``.context``); ``None`` keeps the default."""
+    if ctx is not None:
+        if not isinstance(ctx, Context):
+            raise TypeError(f"ctx must be a Context such as mx.cpu(), got {ctx!r}")
+        arr._ctx = ctx
+    return arr
+
+
 def array(source, ctx=None, dtype=None):
     """A dense array from a list, numpy array, scipy matrix or another array (float32 unless ``dtype``)."""
+    return placed(_array(source, dtype), ctx)
+
+
+def _array(source, dtype):
     if isinstance(source, BaseArray):
         if source.stype != "default":
             return source.astype(_dtype(dtype, source.dtype))
@@ -539,6 +562,10 @@ def _shape_tuple(shape):
 
 
 def zeros(shape, ctx=None, dtype=None, stype="default"):
+    return placed(_zeros(shape, dtype, stype), ctx)
+
+
+def _zeros(shape, dtype=None, stype="default"):
     check_stype(stype)
     shape = _shape_tuple(shape)
     dt = _dtype(dtype)
@@ -553,11 +580,11 @@ def zeros(shape, ctx=None, dtype=None, stype="default"):
 
 def ones(shape, ctx=None, dtype=None, stype="default"):
     out = NDArray(np.ones(_shape_tuple(shape), dtype=_dtype(dtype)))
-    return cast_storage(out, check_stype(stype))
+    return placed(cast_storage(out, check_stype(stype)), ctx)
 
 
 def full(shape, val, ctx=None, dtype=None):
-    return NDArray(np.full(_shape_tuple(shape), val, dtype=_dtype(dtype)))
+    return placed(NDArray(np.full(_shape_tuple(shape), val, dtype=_dtype(dtype))), ctx)
 
 
 def empty(shape, ctx=None, dtype=None, stype="default"):

@@ -17,6 +17,7 @@ from .ndarray import (
     _as_index,
     _shape_tuple,
     cast_storage,
+    placed,
     zeros as _zeros,
 )
 
@@ -64,6 +65,10 @@ def csr_matrix(arg1, shape=None, ctx=None, dtype=None) -> CSRNDArray:
     contradicting the source, or one that cannot be inferred (no indices), raises ``ShapeError``
     (a ``ValueError``). Buffers that already have the right dtypes are wrapped without copying.
     """
+    return placed(_csr_matrix(arg1, shape, dtype), ctx)
+
+
+def _csr_matrix(arg1, shape, dtype) -> CSRNDArray:
     if isinstance(arg1, tuple) and len(arg1) == 2 and isinstance(arg1[1], tuple) and len(arg1[1]) == 2:
         data, (row, col) = arg1[0], arg1[1]
         dt = _source_dtype(data, dtype)
@@ -118,6 +123,10 @@ def _csr_from_buffers(data, indices, indptr, shape=None, dtype=None) -> CSRNDArr
 def row_sparse_array(arg1, shape=None, ctx=None, dtype=None) -> RowSparseNDArray:
     """A ``RowSparseNDArray`` from ``(data, indices)``, a dense array, another row-sparse array, or
     a shape. Dtype and shape rules as :func:`csr_matrix`; unsorted indices are sorted."""
+    return placed(_row_sparse_array(arg1, shape, dtype), ctx)
+
+
+def _row_sparse_array(arg1, shape, dtype) -> RowSparseNDArray:
     if _is_shape(arg1):
         _check_shape(arg1, shape)
         return _zeros(arg1, dtype=dtype, stype="row_sparse")
@@ -160,17 +169,17 @@ def _rsp_from_buffers(data, indices, shape=None, dtype=None) -> RowSparseNDArray
 
 def zeros(stype, shape, ctx=None, dtype=None):
     """Zeros of ``shape`` in storage ``stype`` (MXNet's argument order: the stype first)."""
-    return _zeros(shape, dtype=dtype, stype=stype)
+    return _zeros(shape, ctx=ctx, dtype=dtype, stype=stype)
 
 
 def empty(stype, shape, ctx=None, dtype=None):
-    return _zeros(shape, dtype=dtype, stype=stype)
+    return _zeros(shape, ctx=ctx, dtype=dtype, stype=stype)
 
 
 def array(source, ctx=None, dtype=None):
     if isinstance(source, RowSparseNDArray):
-        return row_sparse_array(source, dtype=dtype)
-    return csr_matrix(source, dtype=dtype)
+        return row_sparse_array(source, ctx=ctx, dtype=dtype)
+    return csr_matrix(source, ctx=ctx, dtype=dtype)
 
 
 def sum_rows(parts):

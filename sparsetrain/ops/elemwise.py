@@ -295,6 +295,34 @@ register(Op(
 ))
 
 
+# -- clip: sparse inputs keep their stype when a_min <= 0 <= a_max (clip(0) == 0) --------------
+
+def _clip_storage(in_stypes, p):
+    if in_stypes[0] == D:
+        return tuple(in_stypes)
+    return in_stypes if float(p["a_min"]) <= 0 <= float(p["a_max"]) else "dense_result"
+
+
+def _clip(a, p):
+    return np.clip(a, float(p["a_min"]), float(p["a_max"]))
+
+
+_CLIP_KERNELS = _sparse_unary(_clip)
+_CLIP_KERNELS["dense_result"] = ((D,), lambda x, p: [NDArray(_clip(x[0].asnumpy(), p).astype(x[0].dtype))])
+register(Op(
+    name="clip", input_names=("data",), params={"a_min": 0.0, "a_max": 0.0},
+    dense=lambda x, p: [_clip(x[0], p).astype(x[0].dtype, copy=False)], kernels=_CLIP_KERNELS,
+    storage=_clip_storage, infer_shape=lambda i, o, p: same_shape(i, o, p, "clip"),
+    gradient=lambda g: [g.apply("_backward_clip", g.og, g.inputs[0], **g.params)],
+    doc="values limited to [a_min, a_max]; a sparse input keeps its stype when a_min <= 0 <= a_max",
+))
+register(Op(
+    name="_backward_clip", input_names=("ograd", "data"), params={"a_min": 0.0, "a_max": 0.0}, hidden=True,
+    dense=lambda x, p: [x[0] * ((x[1] >= float(p["a_min"])) & (x[1] <= float(p["a_max"])))],
+    infer_shape=lambda i, o, p: same_shape(i, o, p, "clip backward"),
+))
+
+
 # -- zeros_like / ones_like -------------------------------------------------------------------
 
 def _zeros_like(x, p):

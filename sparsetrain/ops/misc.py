@@ -52,10 +52,15 @@ register(Op(
 
 # -- slice ----------------------------------------------------------------------------------
 
+def _axes_tuple(v):
+    """A ``begin``/``end``/``step`` value as a tuple (MXNet reads a single number as a 1-tuple)."""
+    return (v,) if v is None or isinstance(v, (int, np.integer)) else tuple(v)
+
+
 def _norm_slice(shape, p):
     """Python slices for ``begin``/``end``/``step`` (``None`` entries and missing axes: the whole axis)."""
-    begin, end = tuple(p["begin"]), tuple(p["end"])
-    step = tuple(p.get("step") or ())
+    begin, end = _axes_tuple(p["begin"]), _axes_tuple(p["end"])
+    step = _axes_tuple(p.get("step") or ())
     if len(begin) != len(end) or len(begin) > len(shape) or len(step) > len(begin):
         raise ShapeError(f"slice: begin {begin}, end {end} and step {step} do not fit shape {shape}")
     out = []
@@ -86,8 +91,8 @@ def _slice_infer(i, o, p):
 
 
 def _slice_rows_only(p):
-    steps = tuple(p.get("step") or ())
-    return (all(b is None for b in tuple(p["begin"])[1:]) and all(e is None for e in tuple(p["end"])[1:])
+    steps = _axes_tuple(p.get("step") or ())
+    return (all(b is None for b in _axes_tuple(p["begin"])[1:]) and all(e is None for e in _axes_tuple(p["end"])[1:])
             and all(st in (None, 1) for st in steps))
 
 

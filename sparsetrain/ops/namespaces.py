@@ -8,6 +8,10 @@ from .registry import all_ops
 # MXNet's second names for some operators
 ALIASES = {"reshape": "Reshape", "concat": "Concat", "retain": "_sparse_retain", "crop": "slice"}
 CONTRIB = ("SparseEmbedding", "getnnz")
+# operators MXNet's NDArray also has as methods (``x.sum(axis=0)`` is ``nd.sum(x, axis=0)``)
+FLUENT = ("zeros_like", "ones_like", "slice", "slice_axis", "abs", "sign", "sum", "mean", "norm",
+          "round", "rint", "fix", "floor", "ceil", "trunc", "exp", "expm1", "log", "log1p", "sqrt",
+          "square", "relu", "sigmoid", "tanh", "broadcast_to", "clip")
 
 
 def fill_namespaces(module_globals: dict, make_function):

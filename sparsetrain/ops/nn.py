@@ -21,14 +21,16 @@ def _fc_infer(i, o, p):
     k = int(p["num_hidden"])
     if k <= 0:
         raise ShapeError(f"FullyConnected: num_hidden must be positive, got {p['num_hidden']!r}")
+    # MXNet takes the bias as (num_hidden,) or (num_hidden, 1)
+    want_b = tuple(bias) if bias is not None and tuple(bias) == (k, 1) else (k,)
     if data is None or not all(data):
-        return [data, weight or (k, 0)] + ([bias or (k,)] if has_bias else []), o
+        return [data, weight or (k, 0)] + ([bias or want_b] if has_bias else []), o
     n_in = int(np.prod(data[1:], dtype=np.int64)) if p["flatten"] else data[-1]
     want_w = (k, n_in)
     if weight is not None and all(weight) and tuple(weight) != want_w:
         raise ShapeError(f"FullyConnected: weight shape {weight} does not fit data {data} (expected {want_w})")
     out = (data[0], k) if p["flatten"] else tuple(data[:-1]) + (k,)
-    return [data, want_w] + ([(k,)] if has_bias else []), [out]
+    return [data, want_w] + ([want_b] if has_bias else []), [out]
 
 
 def _flat(a, p):
@@ -39,7 +41,7 @@ def _fc_dense(x, p):
     data, weight = x[0], x[1]
     out = _flat(data, p) @ weight.T
     if len(x) > 2:
-        out = out + x[2]
+        out = out + x[2].reshape(-1)
     shape = (data.shape[0], weight.shape[0]) if p["flatten"] else data.shape[:-1] + (weight.shape[0],)
     return [out.astype(data.dtype, copy=False).reshape(shape)]
 
@@ -48,7 +50,7 @@ def _fc_csr(x, p):
     data, weight = x[0], x[1]
     out = csr_dense_dot(data._data, data._indices, data._indptr, np.ascontiguousarray(weight._data.T))
     if len(x) > 2:
-        out += x[2]._data
+        out += x[2]._data.reshape(-1)
     return [NDArray(out)]
 
 
@@ -68,6 +70,8 @@ def _backward_fc_csr(x, p):
 
 def _fc_gradient(g):
     gd, gw, gb = g.apply("_backward_FullyConnected", g.og, g.inputs[0], g.inputs[1], **g.params)
+    if len(g.inputs) > 2 and len(g.shape(g.inputs[2]) or ()) == 2:  # a (num_hidden, 1) bias
+        gb = g.apply("_reshape_like", gb, g.inputs[2])
     return [gd, gw, gb][: len(g.inputs)]
 
 

@@ -1,7 +1,7 @@
 """MXNet's calling convention for generated operator functions, shared by ``nd.*`` and ``sym.*``."""
 from __future__ import annotations
 
-from ..base import did_you_mean
+from ..base import ArgumentError, did_you_mean
 
 
 def parse_call(op, args, kwargs) -> tuple[list, dict]:
@@ -25,15 +25,15 @@ def parse_call(op, args, kwargs) -> tuple[list, dict]:
         if k in op.input_names and not op.variadic:
             pos = op.input_names.index(k)
             if inputs[pos] is not None:
-                raise TypeError(f"{op.name}: input {k!r} given twice")
+                raise ArgumentError(f"{op.name}: input {k!r} given twice")
             inputs[pos] = v
         elif k in op.params:
             if k in params:
-                raise TypeError(f"{op.name}: argument {k!r} given twice")
+                raise ArgumentError(f"{op.name}: argument {k!r} given twice")
             params[k] = v
         else:
             allowed = list(op.input_names) + list(op.params)
-            raise TypeError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+            raise ArgumentError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
     if not op.variadic:
         kept = op.inputs_for(params)
         for name, x in zip(op.input_names, inputs):

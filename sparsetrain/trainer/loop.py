@@ -78,12 +78,20 @@ def is_interrupt(e: BaseException) -> bool:
 
 
 def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: list[dict],
-               eval_iter=None) -> list[dict]:
-    """Epochs ``run.start_epoch .. train.epochs - 1`` (see the module docstring); returns ``history``."""
+               eval_iter=None, compile_watch=None) -> list[dict]:
+    """Epochs ``run.start_epoch .. train.epochs - 1`` (see the module docstring); returns ``history``.
+
+    ``compile_watch``: a :class:`~sparsetrain.engines.compiled.numba_cache.CompileWatch` entered for
+    the run; time numba spends compiling is then taken out of an epoch's ``seconds`` (so samples/s
+    is the training speed) and reported as ``compile_seconds``: the compilation since the previous
+    record (the first record includes what compiled while the data loaded).
+    """
     eval_metric = make_metric(cfg.metrics) if eval_iter is not None else None
+    compiled = 0.0
     try:
         for epoch in range(run.start_epoch, cfg.train.epochs):
             reporter.epoch_start(epoch, executor.epoch_rows)
+            before = compile_watch.seconds if compile_watch is not None else 0.0
             try:
                 record = executor.run_epoch(epoch, reporter)
             except NonFiniteError as e:
@@ -96,9 +104,15 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
                 raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}"
                                      + (_last_good(run) if run.checkpoint else ""),
                                      epoch=epoch, batch=executor.batches - 1)
+            if compile_watch is not None:
+                during = compile_watch.seconds - before
+                record["seconds"] = round(max(record["seconds"] - during, 0.0), 6)
             if eval_metric is not None:
                 executor.module.score(eval_iter, eval_metric, epoch=epoch)
                 record.update({f"eval_{k}": v for k, v in metric_values(cfg.metrics, eval_metric).items()})
+            if compile_watch is not None:
+                record["compile_seconds"] = round(compile_watch.seconds - compiled, 6)
+                compiled = compile_watch.seconds
             run.append_metrics(record)
             run.write_checkpoint(epoch + 1, executor.save, executor.checkpoint_fields())
             history.append(record)
@@ -164,6 +178,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     run that is there.
     """
     from .. import random as st_random
+    from ..engines.compiled.numba_cache import CompileWatch
     from ..module import Module
     from ..ops import set_strict_stypes
 
@@ -174,15 +189,18 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
                           "sparsetrain.trainer.fit(config, workers=N) (what `sparsetrain fit` does), "
                           "or use kvstore: local")
-    with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run:
+    with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run, \
+            CompileWatch(reporter.compile_start, reporter.compile_end) as compile_watch:
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
-        train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note)
+        with reporter.busy(f"loading {', '.join(cfg.train_files())}"):
+            train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note)
         if cfg.data.keep_feature_names:
             reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()
-        eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
+        with reporter.busy(f"loading {', '.join(eval_files)}"):
+            eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
         names = {"data_names": [cfg.data_name], "label_names": [cfg.label_name]}
         if run.state is not None:
             symbol = cfg.build_symbol()
@@ -205,11 +223,13 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                 if hasattr(train_iter, "set_roll_over_state"):  # last_batch roll_over: the rows owed to this epoch
                     train_iter.set_roll_over_state(run.state.get("roll_over"))
                 history = run.read_metrics(run.start_epoch)
-            run.begin(cfg.to_yaml(run.path))
-            engine_name, reason = module.choose_engine(engine, train_iter)
-            reporter.run_start(run_info(cfg, run, engine_name, reason))
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
-            run_epochs(cfg, run, executor, reporter, history, eval_iter)
+            # the engine that will really run (it depends on the metrics too); an engine asked for by
+            # name that cannot run the model is refused here, before the run directory is touched
+            engine_name, reason = module.choose_engine(engine, train_iter, executor.metric)
+            run.begin(cfg.to_yaml(run.path))
+            reporter.run_start(run_info(cfg, run, engine_name, reason))
+            run_epochs(cfg, run, executor, reporter, history, eval_iter, compile_watch)
         finally:
             set_strict_stypes(previous_strict)
     engine_name, reason = module.engine_choice

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 # Keys of a ``metrics.jsonl`` record that are not metric values (the rest are, e.g. ``mse``, ``eval_mse``).
-RECORD_FIELDS = ("epoch", "samples", "seconds", "data_seconds", "engine", "kvstore", "workers", "servers",
+RECORD_FIELDS = ("epoch", "samples", "seconds", "data_seconds", "compile_seconds", "engine", "kvstore", "workers", "servers",
                  "steps", "bytes", "bytes_per_step")
 
 

@@ -1,6 +1,8 @@
 """The progress protocol between the run loop and whoever shows it (the CLI renders it)."""
 from __future__ import annotations
 
+import contextlib
+
 
 class Reporter:
     """Receives progress events from ``fit``/``train``; the CLI renders them, the default ignores them.
@@ -29,3 +31,14 @@ class Reporter:
     def epoch_end(self, record: dict) -> None: ...
 
     def note(self, text: str) -> None: ...
+
+    def busy(self, text: str):
+        """A context manager around something that may take a while before the first epoch (loading a
+        file): a front end shows ``text`` as a status line when it lasts more than about a second."""
+        return contextlib.nullcontext()
+
+    def compile_start(self) -> None:
+        """numba began compiling kernels (they were not in its on-disk cache)."""
+
+    def compile_end(self, seconds: float) -> None:
+        """That compilation ended after ``seconds``."""

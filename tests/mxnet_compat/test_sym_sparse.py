@@ -179,3 +179,20 @@ def test_symbolic_checks_fail_on_wrong_expectations():
     check_symbolic_backward(mx.sym.square(x), location, [mx.nd.ones((1, 2))], {"x": [[2.0, 4.0]]})
     with pytest.raises(AssertionError):
         check_symbolic_backward(mx.sym.square(x), location, [mx.nd.ones((1, 2))], {"x": [[1.0, 1.0]]})
+
+
+def test_fully_connected_takes_a_column_bias():
+    # MXNet accepts the bias as (num_hidden,) or (num_hidden, 1); the gradient has the bias's shape
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(2, 3)), rng.normal(size=(2, 1))
+    net = mx.sym.FullyConnected(mx.sym.Variable("x"), mx.sym.Variable("w"), mx.sym.Variable("b"), num_hidden=2)
+    args = {"x": mx.nd.array(x), "w": mx.nd.array(w), "b": mx.nd.array(b)}
+    grads = {k: mx.nd.zeros(v.shape) for k, v in args.items()}
+    exe = net.bind(mx.cpu(), args=args, args_grad=grads)
+    exe.forward(is_train=True)
+    np.testing.assert_allclose(exe.outputs[0].asnumpy(), x @ w.T + b.T, rtol=1e-5)
+    exe.backward([mx.nd.ones((4, 2))])
+    assert grads["b"].shape == (2, 1)
+    np.testing.assert_allclose(grads["b"].asnumpy(), np.full((2, 1), 4.0))
+    out = mx.nd.FullyConnected(mx.nd.array(x), mx.nd.array(w), mx.nd.array(b), num_hidden=2)
+    np.testing.assert_allclose(out.asnumpy(), x @ w.T + b.T, rtol=1e-5)

@@ -14,8 +14,8 @@ import time
 
 from ...base import NonFiniteError
 from ...metric import info_of
-from ..base import EpochStats, ModuleView, batch_not_finite, metric_leaves
-from .kernels import FUSED_METRICS
+from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
+from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
 from .matcher import Match, match_optimizer, match_symbol
 from .runner import LinearEpochRunner, optimizer_fusable
 
@@ -23,29 +23,42 @@ from .runner import LinearEpochRunner, optimizer_fusable
 CHUNK_ROWS = 65536
 
 
-def fused_metric_names(metric):
-    """``(names, "")``: the catalogue names of ``metric``'s leaves (a metric or composite), all with a
-    fused kernel formula; or ``(None, reason)``."""
-    names = []
+def unsupported_metrics(metric, per_batch: bool = False) -> list:
+    """What in ``metric`` (a metric or composite) the fused kernels cannot compute: a list of
+    :class:`~..base.Unsupported`, empty when every leaf has a fused formula. ``per_batch``: for
+    :meth:`LinearEpochRunner.batch_gradients` (distributed workers), which reports metric sums of
+    one batch — ``auc`` needs every score of the epoch and is not fused there."""
+    items = []
     for leaf in metric_leaves(metric):
         record = info_of(leaf)
+        name = record.name if record is not None else getattr(leaf, "name", type(leaf).__name__)
         if record is None or record.fused not in FUSED_METRICS:
-            return None, f"metric {getattr(leaf, 'name', type(leaf).__name__)!r} has no fused implementation"
-        if record.fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
-            return None, "accuracy with axis != 1"
-        names.append(record.name)
-    return names, ""
+            items.append(Unsupported("metric", name))
+        elif record.fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
+            items.append(Unsupported("metric", name, "with axis != 1 has no fused form"))
+        elif per_batch and record.fused in EPOCH_METRICS:
+            items.append(Unsupported("metric", name, "has no fused form on a distributed worker"))
+    return items
 
 
-def _iterator_reason(train_data, match: Match) -> str | None:
+def fused_metric_names(metric, per_batch: bool = False):
+    """``(names, "")``: the catalogue names of ``metric``'s leaves (a metric or composite), all with a
+    fused kernel formula; or ``(None, reason)`` (see :func:`unsupported_metrics`)."""
+    items = unsupported_metrics(metric, per_batch)
+    if items:
+        return None, describe_unsupported(items)
+    return [info_of(leaf).name for leaf in metric_leaves(metric)], ""
+
+
+def _iterator_reason(train_data, match: Match) -> Unsupported | None:
     if train_data is None:
         return None
     if not hasattr(train_data, "epoch_rows"):
-        return f"the data iterator {type(train_data).__name__} cannot hand over whole epochs (use NDArrayIter)"
+        return Unsupported("data", type(train_data).__name__, "cannot hand over whole epochs (use NDArrayIter)")
     names = dict(getattr(train_data, "data", []))
     for x, _ in match.terms:
         if x not in names or names[x].stype != "csr":
-            return f"the iterator does not hold data {x!r} as csr"
+            return Unsupported("data", x, "is not held as csr by the iterator")
     return None
 
 
@@ -55,32 +68,44 @@ def match_view(view: ModuleView) -> Match:
 
 
 def match(view: ModuleView, train_data=None, metric=None) -> Match:
-    """Whether the bound model (with its optimizer) can train on the compiled engine, and why."""
+    """Whether the bound model (with its optimizer, data and metric) can train on the compiled engine.
+
+    When it cannot, ``unsupported`` lists every op, output, optimizer, metric or data property in
+    the way (the graph's first, then the optimizer's and the metrics'), and ``reason`` says them in
+    one line.
+    """
     found = match_view(view)
-    if not found.ok:
-        return found
+    items = list(found.unsupported)
     if view.optimizer is not None:
-        why = match_optimizer(view.optimizer)
-        if why is None:
+        item = match_optimizer(view.optimizer)
+        if item is None and found.ok:
             rsp = [view.grad_stypes.get(w) == "row_sparse" for _, w in found.terms]
             ok, why = optimizer_fusable(view.optimizer, rsp, [view.index(w) for _, w in found.terms])
-            why = None if ok else why
-        if why:
-            return Match(False, why)
-    why = _iterator_reason(train_data, found)
-    if why:
-        return Match(False, why)
+            item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
+        if item is not None:
+            items.append(item)
+    if found.ok:
+        item = _iterator_reason(train_data, found)
+        if item is not None:
+            items.append(item)
     if metric is not None:
-        names, why = fused_metric_names(metric)
-        if names is None:
-            return Match(False, why)
-        k = view.arrays[found.terms[0][1]].shape[1]
-        # a K-output LogisticRegressionOutput is K independent binary outputs (multi-label); the
-        # kernel's accuracy / log_loss / ce read K > 1 as K classes, so only elementwise metrics fuse
-        per_class = [leaf.name for leaf in metric_leaves(metric) if info_of(leaf).fused in ("accuracy", "log_loss")]
-        if found.output == "LogisticRegressionOutput" and k > 1 and per_class:
-            return Match(False, f"metric {per_class[0]!r} on a {k}-output (multi-label) "
-                                "LogisticRegressionOutput has no fused implementation")
+        items.extend(unsupported_metrics(metric))
+        if found.ok:
+            k = view.arrays[found.terms[0][1]].shape[1]
+            # a K-output LogisticRegressionOutput is K independent binary outputs (multi-label); the
+            # kernel's accuracy / log_loss / ce / auc read K > 1 as K classes: only elementwise metrics fuse
+            for leaf in metric_leaves(metric):
+                record = info_of(leaf)
+                if (found.output == "LogisticRegressionOutput" and k > 1 and record is not None
+                        and record.fused in ("accuracy", "log_loss", "auc")):
+                    items.append(Unsupported("metric", record.name, f"on a {k}-output (multi-label) "
+                                             "LogisticRegressionOutput has no fused form"))
+                elif record is not None and record.fused == "auc" and found.output != "LogisticRegressionOutput" \
+                        and not (found.output == "SoftmaxOutput" and k == 2):
+                    items.append(Unsupported("metric", record.name, f"needs a binary output, not {found.output} "
+                                             f"with {k} outputs"))
+    if items:
+        return Match(False, describe_unsupported(items), unsupported=items)
     return found
 
 
@@ -126,6 +151,9 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=(b1 == num_batches))
         for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
+            if info_of(leaf).fused in EPOCH_METRICS:  # auc: the metric's own update, on the kernel's scores
+                leaf.update([res.labels], [res.scores])
+                continue
             leaf.sum_metric += float(s)
             leaf.num_inst += int(c)
         if res.nonfinite_batch is not None:
@@ -139,4 +167,5 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
 
 
-__all__ = ["match", "match_view", "prepare", "run_epoch", "fused_metric_names", "Match", "LinearEpochRunner"]
+__all__ = ["match", "match_view", "prepare", "run_epoch", "fused_metric_names", "unsupported_metrics", "Match",
+           "LinearEpochRunner"]

@@ -32,17 +32,11 @@ The caller decides the epoch: ``order`` (int64 row ids; repeated ids for ``pad``
 ``roll_over``) and ``batch_ptr`` (batch boundaries into ``order``). Batching logic therefore stays
 in the data iterators.
 
-Metrics, per batch as MXNet's metric classes compute them, then summed over batches:
+Metrics are accumulated on the forward output, per batch as MXNet's metric classes compute them,
+by the kernels of :mod:`sparsetrain.kernels.metrics` (the formulas; ``auc`` collects each sample's
+score for the metric's own update).
 
-* ``mse`` / ``mae``: mean squared / absolute error over the batch's elements (``num_inst`` += 1);
-  ``rmse``: the square root of the batch's mean squared error (``num_inst`` += 1).
-* ``accuracy``: correct samples (``num_inst`` += samples); binary (K = 1): ``out > 0.5`` against
-  the label, K > 1: ``argmax(out)`` against the class index.
-* ``log_loss`` / ``ce``: ``Σ -log(p_true + 1e-12)`` (``num_inst`` += samples): K > 1,
-  ``p_true = out[label]``; K = 1 (binary), ``-(y log(p + 1e-12) + (1-y) log(1 - p + 1e-12))``,
-  which is the same for labels in {0, 1}.
-
-The epoch value of a metric is ``sum / num_inst``. A non-finite prediction or batch metric stops
+The epoch value of a metric is ``sum / num_inst`` (``auc``'s: from the collected scores). A non-finite prediction or batch metric stops
 the kernel at once, before that batch's update, and is reported with its batch index.
 
 For distributed workers, :meth:`LinearEpochRunner.batch_gradients` runs the forward, metrics and
@@ -92,6 +86,20 @@ from ...kernels.optim import (
     sgd_mom_outer_rows,
     sgd_outer_rows,
 )
+from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the engine's other modules
+    FUSED_METRICS,
+    M_ACCURACY,
+    M_AUC,
+    M_LOG_LOSS,
+    M_MAE,
+    M_MSE,
+    M_RMSE,
+    NUM_CODES,
+    batch_metrics,
+    metric_elem,
+    metric_inst,
+    metric_value,
+)
 from .numba_cache import drop_stale_cache
 
 __all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "linear_epoch",
@@ -107,15 +115,6 @@ OUTPUTS = {
     "LogisticRegressionOutput": OUT_LOGISTIC,
     "SoftmaxOutput": OUT_SOFTMAX,
 }
-
-M_MSE = 1
-M_RMSE = 2
-M_MAE = 3
-M_ACCURACY = 4
-M_LOG_LOSS = 5
-# The kernel's metric formulas by id; a metric's catalogue record (``MetricInfo.fused``) names its id.
-FUSED_METRICS = {"mse": M_MSE, "rmse": M_RMSE, "mae": M_MAE, "accuracy": M_ACCURACY, "log_loss": M_LOG_LOSS}
-_LOG_EPS = 1e-12
 
 # kernel status codes
 STATUS_OK = -1
@@ -144,8 +143,9 @@ rule and its hyper-parameters (``Optimizer.fused_spec()``); ``lrs[b, p]``: the l
 batch ``b`` for parameter ``p`` (weights in term order, then the bias; one row when the rates do
 not change), ``wds[p]`` its weight decay, ``counts[p]`` its update count (incremented per batch)."""
 
-Metrics = namedtuple("Metrics", "codes sums counts")
-Metrics.__doc__ = """``codes``: int64 ``M_*`` codes; ``sums``/``counts`` (float64): each metric's ``sum_metric`` and
+Metrics = namedtuple("Metrics", "codes sums counts scores")
+Metrics.__doc__ = """``codes``: int64 ``M_*`` codes (:mod:`sparsetrain.kernels.metrics`); ``scores`` (float64): with an
+epoch metric (``auc``), each sample's score by its position in ``order`` (else empty); ``sums``/``counts`` (float64): each metric's ``sum_metric`` and
 ``num_inst``, accumulated."""
 
 Scratch = namedtuple("Scratch", "htable slots rows acc out grad tmp gb")
@@ -191,42 +191,6 @@ def _elem_grad(output_kind, out, label, scale):
     if output_kind == OUT_MAE:
         d = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
     return scale * d
-
-
-@njit(cache=True, inline="always")
-def _metric_elem(code, out, label):
-    """One element's (regression metrics) or one binary sample's contribution to a metric sum.
-
-    In float64 whatever the weights' dtype, as the metric classes compute (numba's ``float()``
-    keeps float32: a float32 ``d * d`` overflows where the graph engine's metric does not).
-    """
-    if code == M_MSE or code == M_RMSE:
-        d = np.float64(label) - np.float64(out)
-        return d * d
-    if code == M_MAE:
-        return abs(np.float64(label) - np.float64(out))
-    if code == M_ACCURACY:
-        pred_class = 1.0 if out > 0.5 else 0.0
-        return 1.0 if pred_class == label else 0.0
-    y = np.float64(label)
-    p = np.float64(out)
-    return -(y * math.log(p + _LOG_EPS) + (1.0 - y) * math.log(1.0 - p + _LOG_EPS))
-
-
-@njit(cache=True, inline="always")
-def _metric_value(code, total, n, k_out):
-    """A batch's metric from its element sum: MXNet's per-batch mean (sqrt for rmse) or the sum."""
-    if code == M_MSE or code == M_MAE:
-        return total / (n * k_out)
-    if code == M_RMSE:
-        return math.sqrt(total / (n * k_out))
-    return total
-
-
-@njit(cache=True, inline="always")
-def _metric_inst(code, n):
-    """``num_inst`` a batch of ``n`` samples adds: 1 for the per-batch means, ``n`` for the rest."""
-    return n if (code == M_ACCURACY or code == M_LOG_LOSS) else 1
 
 
 @njit(cache=True)
@@ -280,35 +244,6 @@ def _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 
         elif output_kind == OUT_LOGISTIC:
             for k in range(k_out):
                 out[i, k] = _activation(output_kind, out[i, k])
-
-
-@njit(cache=True)
-def _batch_metrics(out, label, order, lo, n, metric_codes, values):
-    """Per-batch metric contributions into ``values[m]``; returns False if any is non-finite."""
-    k_out = out.shape[1]
-    for m in range(metric_codes.shape[0]):
-        code = metric_codes[m]
-        total = 0.0
-        if k_out > 1 and code == M_ACCURACY:
-            for i in range(n):
-                best = 0
-                for k in range(1, k_out):
-                    if out[i, k] > out[i, best]:
-                        best = k
-                if best == int(label[order[lo + i], 0]):
-                    total += 1.0
-        elif k_out > 1 and code == M_LOG_LOSS:
-            for i in range(n):
-                total -= math.log(np.float64(out[i, int(label[order[lo + i], 0])]) + _LOG_EPS)
-        else:
-            for i in range(n):
-                r = order[lo + i]
-                for k in range(k_out):
-                    total += _metric_elem(code, out[i, k], label[r, k])
-        values[m] = _metric_value(code, total, n, k_out)
-        if not math.isfinite(values[m]):
-            return False
-    return True
 
 
 @njit(cache=True, inline="always")
@@ -422,7 +357,7 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
     train, opt_kind, hyper, lrs, wds, counts = update
-    metric_codes, metric_sums, metric_counts = metrics
+    metric_codes, metric_sums, metric_counts, scores = metrics
     scalar, g_row, grad_buf = scratch.tmp, scratch.gb, scratch.grad
     htable, slots_buf, rows_buf, acc_buf = scratch.htable, scratch.slots, scratch.rows, scratch.acc
     n_metrics = metric_codes.shape[0]
@@ -440,7 +375,7 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     # Literal constants passed to other kernels make numba compile extra specialisations of them.
     one = b_end - b_end + 1
     # Metric sums are kept in registers (per code) and added to ``metric_sums`` when the run ends.
-    for m in range(M_LOG_LOSS + 1):
+    for m in range(NUM_CODES):
         values[m] = 0.0
     for m in range(n_metrics):
         values[metric_codes[m]] = 1.0
@@ -449,6 +384,7 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     want_mae = values[M_MAE] > 0.0
     want_acc = values[M_ACCURACY] > 0.0
     want_ll = values[M_LOG_LOSS] > 0.0
+    want_auc = values[M_AUC] > 0.0
     s_mse = 0.0
     s_rmse = 0.0
     s_mae = 0.0
@@ -468,15 +404,17 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
         out = scalar[0]
         y = label[r, 0]
         # a batch of one element: the batch path's per-batch values, e.g. mse = d*d / (1*1)
-        v_mse = _metric_value(M_MSE, _metric_elem(M_MSE, out, y), 1, 1) if want_mse else 0.0
-        v_rmse = _metric_value(M_RMSE, _metric_elem(M_RMSE, out, y), 1, 1) if want_rmse else 0.0
-        v_mae = _metric_value(M_MAE, _metric_elem(M_MAE, out, y), 1, 1) if want_mae else 0.0
-        v_acc = _metric_elem(M_ACCURACY, out, y) if want_acc else 0.0
-        v_ll = _metric_elem(M_LOG_LOSS, out, y) if want_ll else 0.0
+        v_mse = metric_value(M_MSE, metric_elem(M_MSE, out, y), 1, 1) if want_mse else 0.0
+        v_rmse = metric_value(M_RMSE, metric_elem(M_RMSE, out, y), 1, 1) if want_rmse else 0.0
+        v_mae = metric_value(M_MAE, metric_elem(M_MAE, out, y), 1, 1) if want_mae else 0.0
+        v_acc = metric_elem(M_ACCURACY, out, y) if want_acc else 0.0
+        v_ll = metric_elem(M_LOG_LOSS, out, y) if want_ll else 0.0
         if not (math.isfinite(out) and math.isfinite(v_mse) and math.isfinite(v_rmse) and math.isfinite(v_mae)
                 and math.isfinite(v_acc) and math.isfinite(v_ll)):
             status = b
             break
+        if want_auc:
+            scores[lo] = out
         s_mse += v_mse
         s_rmse += v_rmse
         s_mae += v_mae
@@ -533,9 +471,10 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     values[M_MAE] = s_mae
     values[M_ACCURACY] = s_acc
     values[M_LOG_LOSS] = s_ll
+    values[M_AUC] = 0.0
     for m in range(n_metrics):
         metric_sums[m] += values[metric_codes[m]]
-        metric_counts[m] += done
+        metric_counts[m] += metric_inst(metric_codes[m], one) * done
     return status, done
 
 
@@ -555,12 +494,12 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm
     train, opt_kind, hyper, lrs, wds, counts = update
-    metric_codes, metric_sums, metric_counts = metrics
+    metric_codes, metric_sums, metric_counts, scores = metrics
     htable, slots_buf, rows_buf, acc_buf, out_buf, grad_buf, tmp_buf, gb_buf = scratch
     n_terms = len(weights)
     k_out = out_buf.shape[1]
     n_metrics = metric_codes.shape[0]
-    values = np.empty(max(n_metrics, M_LOG_LOSS + 1), dtype=np.float64)
+    values = np.empty(max(n_metrics, NUM_CODES), dtype=np.float64)
     write_pred = predictions.shape[0] > 0
     check = train or n_metrics > 0  # a pure prediction pass reports NaN/inf outputs as they are
     scalar_path = n_terms == 1 and k_out == 1 and output_kind != OUT_SOFTMAX and check and not write_pred
@@ -591,12 +530,12 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
                     if not math.isfinite(out_buf[i, k]):
                         finite = False
             if finite:
-                finite = _batch_metrics(out_buf, label, order, lo, n, metric_codes, values)
+                finite = batch_metrics(out_buf, label, order, lo, n, metric_codes, values, scores)
             if not finite:
                 return b, samples
         for m in range(n_metrics):
             metric_sums[m] += values[m]
-            metric_counts[m] += _metric_inst(metric_codes[m], n)
+            metric_counts[m] += metric_inst(metric_codes[m], n)
         if write_pred:
             for i in range(n):
                 for k in range(k_out):
@@ -739,7 +678,7 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
         for k in range(k_out):
             if not math.isfinite(out_buf[i, k]):
                 return False, rows_out, values_out
-    if not _batch_metrics(out_buf, label, order, 0, n, metric_codes, metric_values):
+    if not batch_metrics(out_buf, label, order, 0, n, metric_codes, metric_values, metric_values[:0]):
         return False, rows_out, values_out
     _output_grad(out_buf, label, order, 0, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
     for t in range(n_terms):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..base import Unsupported
 from .kernels import OUTPUTS  # the output layers the kernels implement
 
 OPTIMIZERS = ("SGD", "AdaGrad", "Adam", "FTRL")
@@ -23,27 +24,34 @@ class Match:
     bias: str | None = None
     label: str | None = None
     loss_params: dict = field(default_factory=dict)
+    unsupported: list = field(default_factory=list)  # [Unsupported]: what keeps the model off the engine
 
 
-def _no(reason: str) -> Match:
-    return Match(False, reason)
+def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
+    item = Unsupported(kind, name, why)
+    return Match(False, str(item), unsupported=[item])
+
+
+_PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
 def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> Match:
     """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types."""
     outputs = symbol._outputs
     if len(outputs) != 1:
-        return _no(f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
+        return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
     loss, _ = outputs[0]
     if loss.op is None or loss.op.name not in OUTPUTS:
-        name = "a variable" if loss.op is None else loss.op.name
-        return _no(f"the output is {name}, not one of {', '.join(OUTPUTS)}")
+        if loss.op is None:
+            return _no("graph", "", f"the output is the variable {loss.name!r}, not a loss layer")
+        return _no("output", loss.op.name, f"has no fused form (fused outputs: {', '.join(OUTPUTS)})")
     if loss.op.name == "SoftmaxOutput" and (loss.params.get("use_ignore") or loss.params.get("multi_output")
                                             or loss.params.get("normalization", "null") not in ("null", "batch")):
-        return _no("SoftmaxOutput with use_ignore, multi_output or normalization 'valid'")
+        return _no("output", "SoftmaxOutput", "with use_ignore, multi_output or normalization 'valid' has no "
+                   "fused form")
     (pred, _), (label, _) = loss.inputs
     if label.op is not None or label.name not in label_names:
-        return _no("the loss label is not a label input")
+        return _no("graph", "", "the loss label is not a label input")
     bias = None
     if pred.op is not None and pred.op.name == "broadcast_add":
         (lhs, _), (rhs, _) = pred.inputs
@@ -52,49 +60,49 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
         elif lhs.op is None and lhs.name in param_names:
             pred, bias = rhs, lhs.name
         else:
-            return _no("broadcast_add does not add a bias parameter")
+            return _no("op", "broadcast_add", f"has a fused form only to add a bias parameter ({_PATTERN})")
         if stypes.get(bias, "default") != "default":
-            return _no(f"bias {bias!r} is not dense")
+            return _no("graph", "", f"bias {bias!r} is not dense")
     terms = []
     stack = [pred]
     while stack:
         node = stack.pop()
         if node.op is None:
-            return _no(f"{node.name!r} is summed into the prediction directly; expected dot(data, weight) terms")
+            return _no("graph", "", f"{node.name!r} is summed into the prediction directly; expected dot(data, "
+                       "weight) terms")
         if node.op.name in ("elemwise_add", "add_n"):
             stack.extend(child for child, _ in reversed(node.inputs))
             continue
         if node.op.name != "dot":
-            return _no(f"operator {node.op.name} (node {node.name!r}) is outside the linear pattern "
-                       "sum(dot(csr, row_sparse)) [+ bias]")
+            return _no("op", node.op.name, f"has no fused form (node {node.name!r}; {_PATTERN})")
         if node.params.get("transpose_a") or node.params.get("transpose_b"):
-            return _no(f"dot node {node.name!r} transposes an input")
+            return _no("op", "dot", f"with a transposed input has no fused form (node {node.name!r})")
         (x, _), (w, _) = node.inputs
         if x.op is not None or x.name not in data_names or stypes.get(x.name) != "csr":
-            return _no(f"dot node {node.name!r}: the left input must be a csr data input")
+            return _no("op", "dot", f"has a fused form for a csr data input on the left only (node {node.name!r})")
         if w.op is not None or w.name not in param_names:
-            return _no(f"dot node {node.name!r}: the right input must be a weight parameter")
+            return _no("op", "dot", f"has a fused form for a weight parameter on the right only (node {node.name!r})")
         if stypes.get(w.name) != "row_sparse":
-            return _no(f"weight {w.name!r} is {stypes.get(w.name, 'default')}; the compiled engine makes lazy "
-                       "row-sparse updates, declare it stype: row_sparse")
+            return _no("graph", "", f"weight {w.name!r} is {stypes.get(w.name, 'default')}; the compiled engine "
+                       "makes lazy row-sparse updates, declare it stype: row_sparse")
         terms.append((x.name, w.name))
     if not terms:
-        return _no("no dot(data, weight) term")
+        return _no("graph", "", "no dot(data, weight) term")
     weights = [w for _, w in terms]
     if len(set(weights)) != len(weights):
-        return _no("a weight appears in more than one dot")
+        return _no("graph", "", "a weight appears in more than one dot")
     used = set(weights) | ({bias} if bias else set())
     extra = [p for p in param_names if p not in used]
     if extra:
-        return _no(f"parameters {extra} are outside the linear pattern")
+        return _no("graph", "", f"parameters {extra} are outside the linear pattern")
     out = loss.op.name
     desc = " + ".join(f"dot({x}, {w})" for x, w in terms) + (f" + {bias}" if bias else "")
     return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
 
 
-def match_optimizer(optimizer) -> str | None:
-    """None when the fused kernels implement ``optimizer``; otherwise the reason they don't."""
+def match_optimizer(optimizer) -> Unsupported | None:
+    """None when the fused kernels implement ``optimizer``; otherwise what they lack."""
     name = type(optimizer).__name__
     if name not in OPTIMIZERS:
-        return f"optimizer {name} has no fused kernel (supported: {', '.join(OPTIMIZERS)})"
+        return Unsupported("optimizer", name, f"has no fused form (fused: {', '.join(OPTIMIZERS)})")
     return None

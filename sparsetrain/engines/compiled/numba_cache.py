@@ -1,4 +1,5 @@
-"""numba's on-disk kernel cache, kept honest across edits of the kernels a cached kernel calls.
+"""numba's on-disk kernel cache: kept honest across edits of the kernels a cached kernel calls, and
+watched, so a run can say when it compiles (a cache miss) and how long that took.
 
 numba (``cache=True``) keys a cached kernel on its own source file's timestamp only. The fused
 epoch kernels call the optimizer's step functions in :mod:`sparsetrain.kernels.optim`; after an
@@ -10,6 +11,8 @@ and any failure (a numba version without it) leaves the cache alone.
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 
 def drop_stale_cache(dispatchers, dependencies) -> None:
@@ -27,3 +30,66 @@ def drop_stale_cache(dispatchers, dependencies) -> None:
                 os.remove(index)
     except (AttributeError, OSError, ValueError):
         pass
+
+
+class CompileWatch:
+    """Notices numba compiling (a kernel missing from the on-disk cache) while it is entered.
+
+    ``with CompileWatch(on_start, on_end) as watch:`` calls ``on_start()`` when a compilation
+    begins and ``on_end(seconds)`` when it ends (``seconds``: that compilation, nested ones
+    included; the callbacks see only the outermost), and ``watch.seconds`` adds up the wall time
+    spent compiling. A kernel loaded from the cache is not a compilation and is not counted. It
+    listens to numba's ``numba:compile`` event, which numba fires from whichever thread compiles.
+    """
+
+    def __init__(self, on_start=None, on_end=None):
+        self.on_start = on_start
+        self.on_end = on_end
+        self.seconds = 0.0
+        self.compilations = 0
+        self._depth = 0
+        self._began = 0.0
+        self._lock = threading.Lock()
+        self._listener = None
+
+    def _started(self) -> None:
+        with self._lock:
+            self._depth += 1
+            outermost = self._depth == 1
+            if outermost:
+                self._began = time.perf_counter()
+        if outermost and self.on_start is not None:
+            self.on_start()
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            outermost = self._depth == 0
+            if outermost:
+                took = time.perf_counter() - self._began
+                self.seconds += took
+                self.compilations += 1
+        if outermost and self.on_end is not None:
+            self.on_end(took)
+
+    def __enter__(self) -> "CompileWatch":
+        from numba.core import event
+
+        watch = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev):
+                watch._started()
+
+            def on_end(self, ev):
+                watch._ended()
+
+        self._listener = _Listener()
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from numba.core import event
+
+        event.unregister("numba:compile", self._listener)
+        self._listener = None

@@ -17,11 +17,10 @@ from ...base import ShapeError, StorageTypeError
 from ...labels import binary_domain_error
 from ...metric import catalogue
 from ...metric import info as metric_info
+from ...metric import roc_auc
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
+from ...kernels.metrics import FUSED_METRICS, M_ACCURACY, M_AUC, M_LOG_LOSS
 from .kernels import (
-    FUSED_METRICS,
-    M_ACCURACY,
-    M_LOG_LOSS,
     OUT_LOGISTIC,
     OUT_SOFTMAX,
     OUTPUTS,
@@ -40,9 +39,16 @@ from .kernels import (
 __all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusable"]
 
 
-def _metric_means(names, sums, counts) -> dict:
-    """``{name: sum / count}`` (NaN where nothing was counted)."""
-    return {name: (float(s / c) if c else float("nan")) for name, s, c in zip(names, sums, counts)}
+def _metric_means(names, sums, counts, labels=None, scores=None) -> dict:
+    """``{name: sum / count}`` (NaN where nothing was counted); an epoch metric (``auc``) from the
+    collected ``labels`` and ``scores``."""
+    out = {}
+    for name, s, c in zip(names, sums, counts):
+        if FUSED_METRICS.get(metric_info(name).fused) == M_AUC:
+            out[name] = roc_auc(labels, scores) if labels is not None and labels.size else float("nan")
+        else:
+            out[name] = float(s / c) if c else float("nan")
+    return out
 
 
 @dataclass
@@ -62,10 +68,12 @@ class EpochResult:
     num_samples: int
     nonfinite_batch: int | None = None
     nonfinite_params: list = field(default_factory=list)
+    labels: np.ndarray | None = None  # with an epoch metric (auc): the label and score of every sample run
+    scores: np.ndarray | None = None
 
     @property
     def metrics(self) -> dict:
-        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts, self.labels, self.scores)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +91,9 @@ class EpochResult:
             if r.nonfinite_batch is not None and out.nonfinite_batch is None:
                 out.nonfinite_batch = r.nonfinite_batch
             out.nonfinite_params.extend(p for p in r.nonfinite_params if p not in out.nonfinite_params)
+        if first.scores is not None:
+            out.labels = np.concatenate([r.labels for r in results])
+            out.scores = np.concatenate([r.scores for r in results])
         return out
 
 
@@ -404,6 +415,10 @@ class LinearEpochRunner:
                 raise ValueError(f"metric {name!r} needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
             if code == M_ACCURACY and self.output_kind != OUT_SOFTMAX and self.num_outputs != 1:
                 raise ValueError(f"metric {name!r} with {self.output} needs a single output")
+            if code == M_AUC and not ((self.output_kind == OUT_LOGISTIC and self.num_outputs == 1)
+                                      or (self.output_kind == OUT_SOFTMAX and self.num_outputs == 2)):
+                raise ValueError(f"metric {name!r} needs a binary output (LogisticRegressionOutput with one "
+                                 "output or a two-class SoftmaxOutput)")
             codes.append(code)
         return names, np.asarray(codes, dtype=np.int64)
 
@@ -445,6 +460,7 @@ class LinearEpochRunner:
         n_params = len(w_bufs) + (1 if self.has_bias else 0)
         sums = np.zeros(len(codes), np.float64)
         counts_m = np.zeros(len(codes), np.float64)
+        scores = np.empty(order.shape[0] if M_AUC in codes else 0, np.float64)
 
         empty2, empty1 = self._empty2, self._empty1
         if train:
@@ -485,10 +501,13 @@ class LinearEpochRunner:
         status, samples = linear_epoch(
             Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
             self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
-            Update(train, kind, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m), self._scratch(), pred)
+            Update(train, kind, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
         done = n_batches if status == STATUS_OK else int(status)
         result = EpochResult(names, sums, counts_m, done, int(samples),
                              None if status == STATUS_OK else int(status))
+        if scores.shape[0]:  # the positions of the batches that ran
+            ran = slice(int(batch_ptr[0]), int(batch_ptr[done]))
+            result.labels, result.scores = lab[order[ran], 0].astype(np.float64), scores[ran].copy()
         if train:
             opt.advance_update_counts(param_indices, done)
             if check_params:
@@ -540,6 +559,8 @@ class LinearEpochRunner:
         hit = self._metric_cache.get(key)
         if hit is None:
             names, codes = self._metric_codes(key)
+            if M_AUC in codes:
+                raise ValueError("metric 'auc' needs every score of the epoch; batch_gradients reports one batch")
             per_batch = np.array([c not in (M_ACCURACY, M_LOG_LOSS) for c in codes], dtype=np.bool_)
             hit = self._metric_cache[key] = (names, codes, per_batch)
         names, codes, per_batch = hit

@@ -1,0 +1,124 @@
+"""Which engine a run uses, and that the header says so: ``auto`` names what kept a model off the
+compiled engine, ``--engine compiled`` on a model it cannot run is refused (exit 2) before anything
+is written."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import sparsetrain as st
+from sparsetrain.cli import main
+from sparsetrain.engines import choose
+from sparsetrain.engines.base import Unsupported
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (pathlib.Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def logreg_config(tmp_path, *, extra_op=None, metrics=None) -> pathlib.Path:
+    """configs/logreg.yaml written to ``tmp_path`` (data paths made absolute), optionally with
+    ``extra_op`` applied to the dot product before the bias is added."""
+    cfg = yaml.safe_load((CONFIGS / "logreg.yaml").read_text())
+    for key in ("train", "eval"):
+        cfg["data"][key] = str((CONFIGS / cfg["data"][key]).resolve())
+    if extra_op:
+        cfg["model"]["ops"] = [{"name": "dot", "op": "sparse.dot", "inputs": ["data", "weight"]},
+                               {"name": "act", "op": extra_op, "inputs": ["dot"]},
+                               {"name": "pred", "op": "broadcast_add", "inputs": ["act", "bias"]}]
+    if metrics:
+        cfg["train"]["metrics"] = metrics
+    cfg["train"]["target"] = {}
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def header(res) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("engine ")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def test_a_model_with_an_unfused_op_says_which_op_and_runs_graph(tmp_path):
+    res = cli("fit", logreg_config(tmp_path, extra_op="tanh"), "--output", tmp_path / "r", "--epochs", 1)
+    assert res.exit_code == 0, res.output
+    assert header(res).startswith("engine graph (compiled engine: op 'tanh' has no fused form")
+    assert {r["engine"] for r in records(tmp_path / "r")} == {"graph"}
+    assert "1 epochs, engine graph" in res.stdout
+
+
+def test_engine_compiled_on_a_model_it_cannot_run_exits_2_naming_the_op_before_anything(tmp_path):
+    out = tmp_path / "r"
+    res = cli("fit", logreg_config(tmp_path, extra_op="tanh"), "--output", out, "--engine", "compiled")
+    assert res.exit_code == 2
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "op 'tanh'" in errors[0] and "Traceback" not in res.stderr, res.stderr
+    assert not any(ln.startswith("engine ") for ln in res.stderr.splitlines())  # no header before the refusal
+    assert "epoch" not in res.stdout
+    assert not (out / "config.yaml").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_a_fused_model_says_and_runs_compiled(tmp_path):
+    res = cli("fit", logreg_config(tmp_path), "--output", tmp_path / "r", "--epochs", 1)
+    assert res.exit_code == 0, res.output
+    assert header(res).startswith("engine compiled (LogisticRegressionOutput(")
+    assert {r["engine"] for r in records(tmp_path / "r")} == {"compiled"}
+
+
+def test_auc_keeps_a_linear_model_compiled_and_the_header_says_so(tmp_path):
+    res = cli("fit", logreg_config(tmp_path, metrics=["auc", "log_loss"]), "--output", tmp_path / "r",
+              "--epochs", 2)
+    assert res.exit_code == 0, res.output
+    assert header(res).startswith("engine compiled (LogisticRegressionOutput(")
+    rows = records(tmp_path / "r")
+    assert {r["engine"] for r in rows} == {"compiled"}
+    assert all(0.5 < r["auc"] <= 1 and 0.5 < r["eval_auc"] <= 1 for r in rows)
+
+
+def _linear_module():
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1))
+    loss = st.sym.LogisticRegressionOutput(data=st.sym.sparse.dot(data, weight), label=st.sym.Variable("label"))
+    x = st.nd.sparse.csr_matrix(np.eye(8, 20, dtype=np.float32))
+    it = st.io.NDArrayIter(x, np.zeros(8, np.float32), 2, label_name="label")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Zero())
+    mod.init_optimizer(optimizer="sgd")
+    return mod, it
+
+
+def test_choose_lists_every_unsupported_metric_and_refuses_by_name():
+    mod, it = _linear_module()
+    custom = st.metric.CustomMetric(lambda label, pred: 0.0, name="zero")
+    metric = st.metric.CompositeEvalMetric(["mse", custom])
+    name, reason, items = choose("auto", mod.view(), it, metric)
+    assert name == "graph" and items == [Unsupported("metric", "zero")]
+    assert reason == "compiled engine: metric 'zero' has no fused form"
+    with pytest.raises(st.ConfigError, match="engine 'compiled' cannot run this model: metric 'zero'"):
+        mod.choose_engine("compiled", it, metric)
+    assert choose("auto", mod.view(), it, st.metric.create("mse"))[0] == "compiled"
+    assert choose("graph", mod.view(), it, st.metric.create("mse"))[:2] == ("graph", "requested")
+
+
+def test_choose_names_an_optimizer_without_fused_form():
+    class Heavy(st.optimizer.SGD):  # a user's optimizer: the fused kernels do not know its update
+        pass
+
+    mod, it = _linear_module()
+    mod.init_optimizer(optimizer=Heavy(), force_init=True)
+    name, reason, items = choose("auto", mod.view(), it, st.metric.create("mse"))
+    assert name == "graph" and [(i.kind, i.name) for i in items] == [("optimizer", "Heavy")], reason

@@ -1,0 +1,57 @@
+"""Start-up stays light: ``sparsetrain --help`` (and ``import sparsetrain``) import neither numba, scipy,
+ray nor rich's tables and progress bars, so a command starts fast; the library loads on first use."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HEAVY = ("numba", "scipy", "ray", "rich.table", "rich.progress", "sparsetrain.ops", "sparsetrain.ndarray")
+
+PROBE = """
+import json, sys
+{body}
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def loaded_after(body: str) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    code = PROBE.format(body=body, heavy=HEAVY)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+CLI_HELP = """
+import contextlib, io
+from sparsetrain.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        main([{args}])
+    except SystemExit:
+        pass
+assert "Usage" in out.getvalue(), out.getvalue()
+"""
+
+
+@pytest.mark.parametrize("args", ["'--help'", "'fit', '--help'", "'evaluate', '--help'", "'--version'"])
+def test_help_imports_nothing_heavy(args):
+    assert loaded_after(CLI_HELP.format(args=args) if "version" not in args else
+                        "from sparsetrain.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass"
+                        ) == []
+
+
+def test_import_sparsetrain_and_its_cli_import_nothing_heavy():
+    assert loaded_after("import sparsetrain, sparsetrain.cli") == []
+
+
+def test_the_library_still_loads_on_first_use():
+    loaded = loaded_after("import sparsetrain as mx\nx = mx.nd.array([1.0, 2.0])\nassert mx.sym.Variable('a') is not None"
+                          "\nassert callable(mx.set_strict_stypes) and mx.MXNetError is mx.SparseTrainError")
+    assert "sparsetrain.ops" in loaded and "sparsetrain.ndarray" in loaded

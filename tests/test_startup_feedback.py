@@ -1,0 +1,104 @@
+"""Start-up feedback: numba compilations are noticed (CompileWatch), reported apart from training
+(``compile_seconds``; an epoch's ``seconds`` and samples/s exclude them), and slow steps show a status
+line (a spinner on a terminal, a plain line otherwise)."""
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+
+import numpy as np
+from click.testing import CliRunner
+from numba import njit
+from rich.console import Console
+
+from sparsetrain.cli import COMPILING, StatusLine, main
+from sparsetrain.engines.compiled.numba_cache import CompileWatch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = ROOT / "configs" / "linreg.yaml"
+
+
+def fresh_kernel():
+    """A kernel numba has never compiled (no disk cache): calling it compiles it."""
+    @njit(cache=False)
+    def inner(x):
+        return x + 1.0
+
+    @njit(cache=False)
+    def outer(x):
+        return inner(x) * 2.0
+
+    return outer
+
+
+def test_compile_watch_sees_a_compilation_once_with_its_time():
+    events = []
+    kernel = fresh_kernel()
+    with CompileWatch(lambda: events.append("start"), lambda s: events.append(s)) as watch:
+        assert kernel(1.0) == 4.0
+        assert kernel(2.0) == 6.0  # compiled already: nothing more
+    assert events[0] == "start" and len(events) == 2  # the nested compilation of `inner` is inside `outer`'s
+    assert events[1] > 0 and watch.seconds == events[1] and watch.compilations == 1
+    kernel(np.float32(1.0))  # after the watch: not seen
+    assert watch.compilations == 1
+
+
+def test_compile_seconds_come_out_of_the_epoch_time(tmp_path):
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import Reporter, RunDir, run_epochs
+
+    class Executor:  # an epoch that compiles a kernel and says it took 100 s in all
+        module = None
+        epoch_rows = 10
+        batches = 1
+        batch_rows = "1"
+
+        def run_epoch(self, epoch, reporter):
+            fresh_kernel()(1.0)
+            return {"epoch": epoch, "mse": 1.0, "samples": 10, "seconds": 100.0, "data_seconds": 0.0}
+
+        def save(self, prefix, epoch):
+            pathlib.Path(f"{prefix}-{epoch:04d}.params").write_bytes(b"")
+
+        def checkpoint_fields(self):
+            return {}
+
+    cfg = load_config(str(LINREG), ["train.epochs=1"])
+    with RunDir.open(cfg, str(tmp_path / "r")) as run, CompileWatch() as watch:
+        run.begin(cfg.to_yaml(run.path))
+        history = run_epochs(cfg, run, Executor(), Reporter(), [], compile_watch=watch)
+    (record,) = history
+    assert record["compile_seconds"] == round(watch.seconds, 6) > 0
+    assert record["seconds"] == round(100.0 - watch.seconds, 6)
+
+
+def test_fit_records_compile_seconds_and_says_it(tmp_path):
+    res = CliRunner().invoke(main, ["fit", str(LINREG), "--output", str(tmp_path / "r"), "--epochs", "2"],
+                             catch_exceptions=False)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["compile_seconds"] >= 0 for r in records) and len(records) == 2
+    compiled = sum(r["compile_seconds"] for r in records)
+    assert ("compile (one time)" in res.stdout) == (compiled > 0)
+
+
+def test_status_line_without_a_terminal_prints_each_step_once_innermost_first():
+    out = io.StringIO()
+    status = StatusLine(Console(file=out, force_terminal=False), spinner=False)
+    status.push("loading data.libsvm")
+    status.push(COMPILING)
+    status.pop(COMPILING)
+    status.push(COMPILING)  # a second compilation in the same run: not repeated
+    status.pop(COMPILING)
+    status.pop("loading data.libsvm")
+    assert not status.active
+    assert out.getvalue().splitlines() == ["loading data.libsvm", COMPILING]
+
+
+def test_status_line_on_a_terminal_is_a_spinner_that_goes_away():
+    out = io.StringIO()
+    status = StatusLine(Console(file=out, force_terminal=True), spinner=True)
+    status.push(COMPILING)
+    assert status.active
+    status.pop(COMPILING)
+    assert not status.active
