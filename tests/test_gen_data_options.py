@@ -31,7 +31,8 @@ def _error_line(res) -> str:
 
 
 def test_cli_options_are_the_schema_fields_with_its_defaults_and_help():
-    params = {p.name: p for p in main.commands["gen-data"].params}
+    cmd = main.commands["gen-data"]  # its options are added on first use (lazy imports): ask for them
+    params = {p.name: p for p in cmd.get_params(click.Context(cmd))}
     for name, field in SyntheticOptions.model_fields.items():
         p = params[name]
         assert option_name(name) in p.opts
