@@ -440,3 +440,49 @@ def test_sparse_embedding_and_retain():
     assert sorted(ex.grad_dict["w"].indices.asnumpy().tolist()) == [0, 1, 3]
     sym = mx.sym._sparse_retain(mx.sym.var("x0", stype=RSP), mx.sym.var("i"))
     check_gradients(sym, {"x0": (A, RSP), "i": (np.array([0.0, 2.0]), D)}, ["x0"])
+
+
+# -- a factorization machine: V's gradient stays row-sparse (no storage fallback) ------------------
+
+def _fm_symbol():
+    data = mx.sym.var("data", stype=CSR)
+    w = mx.sym.var("w", stype=RSP)
+    v = mx.sym.var("v", stype=RSP)
+    pairs = mx.sym.elemwise_sub(mx.sym.square(mx.sym.dot(data, v)),
+                                mx.sym.dot(mx.sym.square(data), mx.sym.square(v)))
+    return mx.sym.elemwise_add(mx.sym.dot(data, w), mx.sym.sum(pairs, axis=1, keepdims=True))
+
+
+def test_factorization_machine_gradients_are_row_sparse_without_fallback():
+    from sparsetrain.ops.registry import set_strict_stypes
+
+    x = _explicit_zero_batch()
+    previous = set_strict_stypes(True)  # any storage fallback raises
+    try:
+        ex = check_gradients(_fm_symbol(), {"data": (x.asnumpy(), CSR), "w": (_matrix((8, 1), 13), RSP),
+                                            "v": (_matrix((8, 3), 14), RSP)}, ["w", "v"])
+    finally:
+        set_strict_stypes(previous)
+    g = ex.grad_dict["v"]
+    assert g.stype == RSP
+    np.testing.assert_array_equal(g.indices.asnumpy(), [0, 5])  # the columns the batch stores (dense input: no explicit zero)
+
+
+def test_backward_unary_of_a_row_sparse_head_gradient_keeps_its_rows():
+    # square(v) of a row-sparse v: the head gradient's rows, with f'(v) read from v's stored rows
+    rows = np.array([1, 4])
+    og = nd.sparse.row_sparse_array((np.array([[1.0, 2.0], [3.0, -1.0]]), rows), shape=(6, 2), dtype=F64)
+    v = nd.sparse.row_sparse_array((np.array([[0.5, 1.0], [2.0, 3.0]]), np.array([1, 2])), shape=(6, 2), dtype=F64)
+    out = nd._internal._backward_unary(og, v, nd.square(v), fn="square")
+    assert out.stype == RSP
+    np.testing.assert_array_equal(out.indices.asnumpy(), rows)
+    np.testing.assert_allclose(out.asnumpy(), og.asnumpy() * 2 * v.asnumpy())
+
+
+def test_add_n_of_dense_and_row_sparse_is_a_sparse_kernel():
+    from sparsetrain.ops.registry import get, infer_storage
+
+    assert infer_storage(get("add_n"), (D, RSP, D), {}).mode == "sparse"
+    a = np.arange(12.0).reshape(6, 2)
+    r = nd.sparse.row_sparse_array((np.array([[1.0, 1.0], [2.0, 2.0]]), np.array([0, 5])), shape=(6, 2))
+    np.testing.assert_allclose(nd.add_n(nd.array(a), r, nd.array(a)).asnumpy(), 2 * a + r.asnumpy())

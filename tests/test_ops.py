@@ -122,7 +122,7 @@ for name, f in (("sum", np.sum), ("mean", np.mean)):
 # add_n
 for stypes, out, disp in [
     ((RSP, RSP, RSP), RSP, SPARSE), ((RSP, RSP), RSP, SPARSE), ((D, D, D), D, DENSE),
-    ((RSP, D, RSP), D, FALLBACK), ((CSR, CSR), D, FALLBACK),
+    ((RSP, D, RSP), D, SPARSE), ((CSR, CSR), D, FALLBACK),
 ]:
     CASES.append(Case("add_n", stypes, [A, B, C][: len(stypes)], lambda *xs: np.sum(xs, axis=0), out, disp))
 

@@ -191,9 +191,33 @@ def _backward_unary(x, p):
         return [og * UNARY[p["fn"]][1](data, out)]
 
 
+def rows_of(a, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (sorted unique) of a dense or row_sparse array, zeros where a row is not stored."""
+    if a.stype == D:
+        return a._data[rows]
+    out = np.zeros((len(rows),) + a.shape[1:], a.dtype)
+    if len(a._indices):
+        pos = np.minimum(np.searchsorted(a._indices, rows), len(a._indices) - 1)
+        hit = a._indices[pos] == rows
+        out[hit] = a._data[pos[hit]]
+    return out
+
+
+def _backward_unary_rsp(x, p):
+    """``ograd * f'(data)`` on ograd's rows: a row_sparse head gradient stays row_sparse (the rows it
+    does not store are zero, whatever ``f'`` is there), so a row-sparse weight's gradient through
+    ``square(weight)`` keeps its lazy update."""
+    og, data, out = x
+    rows = og._indices
+    value = _backward_unary([og._data, rows_of(data, rows), rows_of(out, rows)], p)[0]
+    return [RowSparseNDArray(value.astype(og.dtype, copy=False), rows.copy(), og.shape)]
+
+
 register(Op(
     name="_backward_unary", input_names=("ograd", "data", "output"), params={"fn": None}, hidden=True,
     dense=_backward_unary, infer_shape=lambda i, o, p: same_shape(i, o, p, "unary backward"),
+    kernels={"rsp_ograd": ((RSP,), _backward_unary_rsp)},
+    storage=lambda s, p: "rsp_ograd" if s[0] == RSP and s[1] in (D, RSP) and s[2] in (D, RSP) else tuple(s),
 ))
 
 

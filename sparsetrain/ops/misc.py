@@ -22,14 +22,32 @@ def _add_n_rsp(x, p):
     return [RowSparseNDArray(data.astype(x[0].dtype, copy=False), rows, x[0].shape)]
 
 
+def _add_n_dense_rsp(x, p):
+    """Dense and row_sparse summands: the dense sum, then each row_sparse one added on its rows."""
+    dense = [a._data for a in x if a.stype == D]
+    out = np.sum(np.stack(dense), axis=0) if len(dense) > 1 else dense[0].copy()
+    for a in x:
+        if a.stype == RSP:
+            out[a._indices] += a._data
+    return [NDArray(out)]
+
+
+def _add_n_storage(s, p):
+    if all(t == RSP for t in s):
+        return "all_rsp"
+    if all(t in (D, RSP) for t in s) and RSP in s:
+        return "dense_rsp"
+    return tuple(s)
+
+
 register(Op(
     name="add_n", input_names=("args",), variadic=True,
     dense=lambda x, p: [np.sum(np.stack(x), axis=0)] if len(x) > 1 else [x[0].copy()],
-    kernels={"all_rsp": ((RSP,), _add_n_rsp)},
-    storage=lambda s, p: "all_rsp" if all(t == RSP for t in s) else tuple(s),
+    kernels={"all_rsp": ((RSP,), _add_n_rsp), "dense_rsp": ((D,), _add_n_dense_rsp)},
+    storage=_add_n_storage,
     infer_shape=lambda i, o, p: same_shape(i, o, p, "add_n"),
     gradient=lambda g: [g.og] * len(g.inputs),
-    doc="all row_sparse -> row_sparse; otherwise dense",
+    doc="all row_sparse -> row_sparse; dense with row_sparse -> dense (sparse kernel); otherwise dense",
 ))
 
 
