@@ -3,7 +3,8 @@
 ``SGD``, ``AdaGrad``, ``Adam`` and ``FTRL`` (alias ``Ftrl``) keep MXNet's names, defaults and
 formulas; the arithmetic lives once, in the scalar step functions of :mod:`sparsetrain.kernels.optim`
 (with their numpy references in :mod:`sparsetrain.kernels.optim_reference`), which the fused
-epoch loops of the compiled engine call too.
+epoch loops of the compiled engine call too. Each optimizer names its rule (``rule_name``, a key of
+:data:`sparsetrain.kernels.optim.RULES`); the one :meth:`Optimizer.update` applies it.
 
 How ``update(index, weight, grad, state)`` treats storage types (weight and states are updated
 in place, because the executor holds these objects):
@@ -34,9 +35,17 @@ import warnings
 import numpy as np
 from numba.core.errors import TypingError
 
-from .base import SparseTrainError, StorageTypeError
 from .kernels import optim as K
-from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
+from .optimizer_buffers import (
+    densify,
+    grad_parts,
+    retry_gradient,
+    rule_state_buffers,
+    state_buffer,
+    weight_buffer,
+    zeros_like_weight,
+)
+from .updater import Updater, get_updater, state_from_numpy, state_to_numpy
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "Adam", "FTRL", "Ftrl", "Updater", "get_updater", "create", "register",
@@ -48,78 +57,6 @@ def default_rescale_grad(batch_size: int, sync_workers: int = 1) -> float:
     """MXNet's default gradient scale: one over the examples summed into one update (a batch on
     each of ``sync_workers`` workers whose gradients a synchronous store adds up)."""
     return 1.0 / (batch_size * sync_workers)
-
-
-# -- storage helpers -------------------------------------------------------------------------
-
-def _make_full(weight: RowSparseNDArray) -> None:
-    """Give a row-sparse weight every row (absent rows become zeros), in place."""
-    full = np.zeros(weight.shape, dtype=weight._data.dtype)
-    full[weight._indices] = weight._data
-    weight._data = full
-    weight._indices = np.arange(weight.shape[0], dtype=INDEX_DTYPE)
-
-
-def weight_buffer(weight) -> np.ndarray:
-    """The dense numpy buffer behind ``weight`` that an update writes into (in place); a
-    row-sparse weight missing rows is made full first (absent rows are zeros)."""
-    if type(weight) is NDArray:
-        return weight._data
-    if isinstance(weight, RowSparseNDArray):
-        if weight._data.shape[0] != weight._shape[0]:
-            _make_full(weight)
-        return weight._data
-    if isinstance(weight, np.ndarray):
-        return weight
-    if isinstance(weight, BaseArray) and weight.stype == "default":
-        return weight._data
-    raise StorageTypeError(
-        f"cannot update a weight of storage type {getattr(weight, 'stype', type(weight).__name__)!r}; "
-        "expected 'default' or 'row_sparse'"
-    )
-
-
-def _grad_parts(grad):
-    """``(rows, values)`` of a row-sparse gradient, or ``(None, values)`` of a dense one."""
-    cls = type(grad)
-    if cls is RowSparseNDArray:
-        return grad._indices, grad._data
-    if cls is NDArray:
-        return None, grad._data
-    if isinstance(grad, np.ndarray):
-        return None, grad
-    if isinstance(grad, BaseArray) and grad.stype in ("default", "row_sparse"):
-        return (grad._indices if grad.stype == "row_sparse" else None), grad._data
-    raise StorageTypeError(
-        f"cannot apply a gradient of storage type {getattr(grad, 'stype', type(grad).__name__)!r}; "
-        "expected 'default' or 'row_sparse'"
-    )
-
-
-def state_buffer(state) -> np.ndarray:
-    """The numpy buffer of one state array (an ``NDArray`` or a full row-sparse array), written in place."""
-    return state._data if type(state) is NDArray else weight_buffer(state)
-
-
-def _densify(shape, rows, values) -> np.ndarray:
-    dense = np.zeros(shape, dtype=values.dtype)
-    dense[rows] = values
-    return dense
-
-
-def _zeros_like_weight(weight) -> NDArray:
-    dtype = weight.dtype if getattr(weight, "stype", None) == "csr" else weight_buffer(weight).dtype
-    return NDArray(np.zeros(weight.shape, dtype=dtype))
-
-
-def _check_layout(weight, grad_values) -> None:
-    w = weight_buffer(weight)
-    if not w.flags.c_contiguous:
-        raise StorageTypeError("optimizer updates need a C-contiguous weight buffer")
-    if grad_values.dtype.kind != "f" or w.dtype.kind != "f":
-        raise StorageTypeError(
-            f"optimizer updates need floating-point weight and gradient, got {w.dtype} and {grad_values.dtype}"
-        )
 
 
 # -- base class --------------------------------------------------------------------------------
@@ -260,7 +197,7 @@ class Optimizer:
         count = self._index_update_count.get(index, self.begin_num_update) + 1
         self._index_update_count[index] = count
         if count > self.num_update:
-            self.num_update = count
+            self.__dict__["num_update"] = count  # past __setattr__: the hot path
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
             return lr * self._lr_mult_of(index), self._get_wd(index)
@@ -291,10 +228,50 @@ class Optimizer:
             wd *= self.wd_mult.get(self.idx2name[index], 1.0)
         return wd
 
+    # -- the update rule ---------------------------------------------------------------------
+    #: Name of this optimizer's rule in :data:`sparsetrain.kernels.optim.RULES` (``None``: none).
+    rule_name: str | None = None
+
+    @property
+    def rule(self) -> K.Rule:
+        """The update rule (:class:`sparsetrain.kernels.optim.Rule`) every engine applies."""
+        if self.rule_name is None:
+            raise NotImplementedError(f"{type(self).__name__} has no update rule: set rule_name to one of "
+                                      f"{', '.join(K.RULES)} (or add a rule to sparsetrain.kernels.optim.RULES)")
+        return K.rule(self.rule_name)
+
+    def hyper(self) -> tuple:
+        """The rule's packed hyper-parameters: ``rescale_grad``, ``clip_gradient``, then the
+        attributes of this optimizer named by ``rule.hyper``."""
+        rule = self.rule
+        return rule.pack(self.rescale_grad, self.clip_gradient, *(getattr(self, name) for name in rule.hyper))
+
+    def _rule_and_hyper(self):
+        """``(rule, hyper())``, kept until an attribute changes (``update`` runs per parameter and step)."""
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            packed = self.__dict__["_packed"] = (self.rule, self.hyper())
+        return packed
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name != "num_update":  # the one attribute set per update; it is no hyper-parameter
+            self.__dict__.pop("_packed", None)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_packed", None)  # holds numba functions: rebuilt on first use
+        return state
+
     # -- states and updates ------------------------------------------------------------------
     def create_state(self, index, weight):
-        """The auxiliary state of one weight (``None`` when the optimizer keeps none)."""
-        return None
+        """The states of one weight, zeros shaped like it: ``None`` (no state), one ``NDArray``, or a tuple."""
+        if self.rule_name is None:
+            return None
+        states = tuple(zeros_like_weight(weight) for _ in self.rule.states)
+        if not states:
+            return None
+        return states[0] if len(states) == 1 else states
 
     # where the float32 master copy sits in a multi-precision state (MXNet: first; SGD: last)
     _master_first = True
@@ -309,8 +286,27 @@ class Optimizer:
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
-        """Update ``weight`` (and ``state``) in place from ``grad``."""
-        raise NotImplementedError()
+        """Update ``weight`` (and ``state``) in place from ``grad`` by this optimizer's rule.
+
+        A row-sparse ``grad`` updates only its rows when the optimizer is lazy (module doc).
+        """
+        rule, h = self._rule_and_hyper()
+        lr, wd = self._count_lr_wd(index)
+        t = self._index_update_count[index]
+        w = weight_buffer(weight)
+        s1, s2 = rule_state_buffers(rule, state, w)
+        rows, values = grad_parts(grad)
+        if rows is not None and not self._is_lazy():
+            rows, values = None, densify(w.shape, rows, values)
+        while True:
+            try:
+                if rows is None:
+                    rule.update_dense(w, s1, s2, values, lr, wd, t, h)
+                else:
+                    rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
+                return
+            except TypingError:
+                values = retry_gradient(weight, values)
 
     def update_multi_precision(self, index, weight, grad, state):
         if self.multi_precision and weight.dtype == np.float16:
@@ -331,13 +327,6 @@ class Optimizer:
         return True
 
     # -- hooks for fused (compiled) epoch loops ----------------------------------------------
-    def fused_spec(self):
-        """``(kind, hyper)`` for :func:`sparsetrain.kernels.optim.apply_rows` / ``apply_flat``.
-
-        Raises ``NotImplementedError`` when the optimizer cannot run inside a fused kernel.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no fused kernel")
-
     def lazy_equals_dense(self, index) -> bool:
         """Whether a lazy row update equals the dense update for parameter ``index``.
 
@@ -345,6 +334,14 @@ class Optimizer:
         update to the gradient's rows changes nothing.
         """
         return False
+
+    def weight_decays(self, indices) -> np.ndarray:
+        """The weight decay of each parameter of ``indices`` (float64), multipliers included."""
+        return np.array([self._get_wd(i) for i in indices], dtype=np.float64)
+
+    def update_counts(self, indices) -> np.ndarray:
+        """How many updates each parameter of ``indices`` has had (int64; Adam's ``t`` before its next step)."""
+        return np.array([self._index_update_count.get(i, self.begin_num_update) for i in indices], dtype=np.int64)
 
     def scheduled_learning_rates(self, indices, num_steps, compact=False) -> np.ndarray:
         """Learning rates of the next ``num_steps`` rounds of updates of ``indices`` (in that order).
@@ -360,7 +357,7 @@ class Optimizer:
             mults = [self._lr_mult_of(i) for i in indices] if (self.lr_mult or self.param_dict or self.idx2name) \
                 else [1.0] * len(indices)
             return np.array([[self.lr * m for m in mults]], dtype=np.float64)
-        counts = np.array([self._index_update_count.get(i, self.begin_num_update) for i in indices], np.int64)
+        counts = self.update_counts(indices)
         steps = np.arange(1, num_steps + 1, dtype=np.int64)[:, None]
         running = np.maximum.accumulate(counts)[None, :] + steps  # max over params updated so far this round
         if len(indices):
@@ -397,16 +394,6 @@ register = Optimizer.register
 create = Optimizer.create_optimizer
 
 
-def _hyper(opt, **kw) -> np.ndarray:
-    clip = opt.clip_gradient if opt.clip_gradient else None
-    return K.make_hyper(rescale_grad=opt.rescale_grad, clip_gradient=clip, **kw)
-
-
-def _clip_arg(opt) -> float:
-    c = opt.clip_gradient
-    return float(c) if c else -1.0
-
-
 # -- SGD ---------------------------------------------------------------------------------------
 
 @register
@@ -418,7 +405,8 @@ class SGD(Optimizer):
     Parameters
     ----------
     momentum : float
-        Momentum; the state exists only when it is non-zero.
+        Momentum; the state exists only when it is non-zero (a negative value keeps the state
+        but updates with momentum 0, as MXNet).
     lazy_update : bool
         With a row-sparse gradient, update only its rows (default), else every row.
     """
@@ -430,57 +418,19 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.lazy_update = lazy_update
 
-    def create_state(self, index, weight):
-        if self.momentum != 0.0:
-            return _zeros_like_weight(weight)
-        return None
+    @property
+    def rule_name(self):
+        return "sgd_mom" if self.momentum != 0.0 else "sgd"
+
+    def hyper(self):
+        extra = (max(self.momentum, 0.0),) if self.momentum != 0.0 else ()
+        return self.rule.pack(self.rescale_grad, self.clip_gradient, *extra)
 
     def _is_lazy(self):
         return self.lazy_update
 
-    def update(self, index, weight, grad, state):
-        lr, wd = self._count_lr_wd(index)
-        w = weight_buffer(weight)
-        rows, values = _grad_parts(grad)
-        if rows is not None and not self.lazy_update:
-            rows, values = None, _densify(w.shape, rows, values)
-        momentum = self.momentum if self.momentum > 0 else 0.0
-        clip = _clip_arg(self)
-        while True:
-            try:
-                if state is None:
-                    if rows is None:
-                        K.sgd_update(w, values, lr, wd, self.rescale_grad, clip)
-                    else:
-                        K.sgd_update_rows(w, rows, values, lr, wd, self.rescale_grad, clip)
-                else:
-                    mom = state_buffer(state)
-                    if rows is None:
-                        K.sgd_mom_update(w, mom, values, lr, wd, momentum, self.rescale_grad, clip)
-                    else:
-                        K.sgd_mom_update_rows(w, mom, rows, values, lr, wd, momentum, self.rescale_grad, clip)
-                return
-            except TypingError:
-                values = _retry_values(weight, values)
-
-    def fused_spec(self):
-        if self.momentum != 0.0:
-            return K.KIND_SGD_MOM, _hyper(self, momentum=self.momentum if self.momentum > 0 else 0.0)
-        return K.KIND_SGD, _hyper(self)
-
     def lazy_equals_dense(self, index):
         return self.momentum == 0.0 and self._get_wd(index) == 0.0
-
-
-def _retry_values(weight, values):
-    """After a numba typing error: a contiguous copy of a strided gradient, or a clear error."""
-    _check_layout(weight, values)
-    if not values.flags.c_contiguous:
-        return np.ascontiguousarray(values)
-    raise SparseTrainError(
-        f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
-        f"with a gradient of dtype {values.dtype} and shape {values.shape}"
-    )
 
 
 # -- AdaGrad -----------------------------------------------------------------------------------
@@ -495,32 +445,11 @@ class AdaGrad(Optimizer):
         Added to the history under the square root (MXNet's ``float_stable_eps``), default 1e-7.
     """
 
+    rule_name = "adagrad"
+
     def __init__(self, eps=1e-7, **kwargs):
         super().__init__(**kwargs)
         self.float_stable_eps = eps
-
-    def create_state(self, index, weight):
-        return _zeros_like_weight(weight)  # history
-
-    def update(self, index, weight, grad, state):
-        lr, wd = self._count_lr_wd(index)
-        w = weight_buffer(weight)
-        hist = state_buffer(state)
-        rows, values = _grad_parts(grad)
-        clip = _clip_arg(self)
-        while True:
-            try:
-                if rows is None:
-                    K.adagrad_update(w, hist, values, lr, wd, self.float_stable_eps, self.rescale_grad, clip)
-                else:
-                    K.adagrad_update_rows(w, hist, rows, values, lr, wd, self.float_stable_eps,
-                                          self.rescale_grad, clip)
-                return
-            except TypingError:
-                values = _retry_values(weight, values)
-
-    def fused_spec(self):
-        return K.KIND_ADAGRAD, _hyper(self, eps=self.float_stable_eps)
 
     def lazy_equals_dense(self, index):
         return self._get_wd(index) == 0.0
@@ -536,6 +465,8 @@ class Adam(Optimizer):
     ``m = β1 m + (1-β1) r; v = β2 v + (1-β2) r²; w -= lr_t * m / (sqrt(v) + eps)``.
     """
 
+    rule_name = "adam"
+
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy_update=True, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1 = beta1
@@ -543,36 +474,8 @@ class Adam(Optimizer):
         self.epsilon = epsilon
         self.lazy_update = lazy_update
 
-    def create_state(self, index, weight):
-        return (_zeros_like_weight(weight), _zeros_like_weight(weight))  # mean, variance
-
     def _is_lazy(self):
         return self.lazy_update
-
-    def update(self, index, weight, grad, state):
-        lr, wd = self._count_lr_wd(index)
-        t = self._index_update_count[index]
-        lr_t = K.adam_bias_corrected_lr(lr, self.beta1, self.beta2, t)
-        w = weight_buffer(weight)
-        mean, var = state_buffer(state[0]), state_buffer(state[1])
-        rows, values = _grad_parts(grad)
-        if rows is not None and not self.lazy_update:
-            rows, values = None, _densify(w.shape, rows, values)
-        clip = _clip_arg(self)
-        while True:
-            try:
-                if rows is None:
-                    K.adam_update(w, mean, var, values, lr_t, wd, self.beta1, self.beta2, self.epsilon,
-                                  self.rescale_grad, clip)
-                else:
-                    K.adam_update_rows(w, mean, var, rows, values, lr_t, wd, self.beta1, self.beta2,
-                                       self.epsilon, self.rescale_grad, clip)
-                return
-            except TypingError:
-                values = _retry_values(weight, values)
-
-    def fused_spec(self):
-        return K.KIND_ADAM, _hyper(self, eps=self.epsilon, beta1=self.beta1, beta2=self.beta2)
 
 
 # -- FTRL --------------------------------------------------------------------------------------
@@ -594,141 +497,12 @@ class FTRL(Optimizer):
         Per-coordinate learning-rate parameter, default 1.
     """
 
+    rule_name = "ftrl"
+
     def __init__(self, lamda1=0.01, learning_rate=0.1, beta=1, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.lamda1 = lamda1
         self.beta = beta
 
-    def create_state(self, index, weight):
-        return (_zeros_like_weight(weight), _zeros_like_weight(weight))  # z, n
-
-    def update(self, index, weight, grad, state):
-        lr, wd = self._count_lr_wd(index)
-        w = weight_buffer(weight)
-        z, n = state_buffer(state[0]), state_buffer(state[1])
-        rows, values = _grad_parts(grad)
-        clip = _clip_arg(self)
-        while True:
-            try:
-                if rows is None:
-                    K.ftrl_update(w, z, n, values, lr, wd, self.lamda1, self.beta, self.rescale_grad, clip)
-                else:
-                    K.ftrl_update_rows(w, z, n, rows, values, lr, wd, self.lamda1, self.beta,
-                                       self.rescale_grad, clip)
-                return
-            except TypingError:
-                values = _retry_values(weight, values)
-
-    def fused_spec(self):
-        return K.KIND_FTRL, _hyper(self, lamda1=self.lamda1, beta=self.beta)
-
 
 Ftrl = FTRL
-
-
-# -- Updater -----------------------------------------------------------------------------------
-
-def state_to_numpy(state):
-    """A state (``None``, an array or a tuple of them) as numpy arrays of the same structure."""
-    if state is None:
-        return None
-    if isinstance(state, (tuple, list)):
-        return tuple(state_to_numpy(s) for s in state)
-    if isinstance(state, BaseArray):
-        return state.asnumpy()
-    return np.array(state)
-
-
-def state_from_numpy(state):
-    """The inverse of :func:`state_to_numpy`: ``NDArray`` states from numpy arrays."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(state_from_numpy(s) for s in state)
-    return NDArray(np.ascontiguousarray(state))
-
-
-class Updater:
-    """Applies an optimizer to parameters by index and keeps their states (MXNet's ``Updater``).
-
-    ``updater(index, grad, weight)`` — note MXNet's argument order — creates the state of
-    ``index`` on first use. ``get_states()``/``set_states()`` round-trip the states, the update
-    counts (and optionally the optimizer's settings) through data-only bytes, for
-    ``save_optimizer_states``.
-    """
-
-    def __init__(self, optimizer: Optimizer):
-        self.optimizer = optimizer
-        self.states: dict = {}
-        self.states_synced: dict = {}
-
-    def __call__(self, index, grad, weight):
-        if isinstance(index, (list, tuple)):
-            for i, g, w in zip(index, grad, weight):
-                self._one(i, g, w)
-        else:
-            self._one(index, grad, weight)
-
-    def _one(self, index, grad, weight):
-        state = self.states.get(index, _MISSING)
-        if state is _MISSING:
-            state = self.optimizer.create_state_multi_precision(index, weight)
-            self.states[index] = state
-            self.states_synced[index] = True
-        self.optimizer.update_multi_precision(index, weight, grad, state)
-
-    def sync_state_context(self, state, context):
-        """States live on the CPU only; returned unchanged."""
-        return state
-
-    def get_states(self, dump_optimizer=False) -> bytes:
-        """The states as data-only bytes (:mod:`sparsetrain.optimizer_states`): the arrays, the
-        optimizer's update counts and scheduler position, and with ``dump_optimizer`` its settings."""
-        from . import optimizer_states as F
-
-        states = {k: state_to_numpy(v) for k, v in self.states.items()}
-        return F.dumps(states, F.optimizer_progress(self.optimizer),
-                       F.optimizer_config(self.optimizer) if dump_optimizer else None)
-
-    def set_states(self, states: bytes, source: str = "optimizer states") -> None:
-        """Restore what :meth:`get_states` returned; existing state objects are refilled in place.
-
-        The update counts and the scheduler's position are restored too (exact resume); an
-        optimizer saved with ``dump_optimizer`` replaces this one. ``source`` names the file in
-        errors. Never unpickles: an old pickled file raises :class:`~sparsetrain.base.DataFormatError`.
-        """
-        from . import optimizer_states as F
-
-        loaded, progress, config = F.loads(states, source)
-        if config is not None:
-            self.optimizer = F.optimizer_from_config(config, self.optimizer, source)
-        if progress is not None:
-            F.restore_progress(self.optimizer, progress, source)
-        for index, value in loaded.items():
-            current = self.states.get(index, _MISSING)
-            if current is not _MISSING and _refill(current, value):
-                continue
-            self.states[index] = state_from_numpy(value)
-        self.states_synced = dict.fromkeys(self.states, False)
-
-
-def _refill(current, value) -> bool:
-    """Copy ``value`` into the existing state objects (so holders of them see it); False if shapes differ."""
-    if current is None or value is None:
-        return current is None and value is None
-    if isinstance(current, tuple):
-        return (isinstance(value, tuple) and len(value) == len(current)
-                and all(_refill(c, v) for c, v in zip(current, value)))
-    buf = state_buffer(current)
-    if buf.shape != np.shape(value):
-        return False
-    buf[...] = value
-    return True
-
-
-_MISSING = object()
-
-
-def get_updater(optimizer: Optimizer) -> Updater:
-    """An :class:`Updater` for ``optimizer``."""
-    return Updater(optimizer)

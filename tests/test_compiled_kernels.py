@@ -494,10 +494,16 @@ def test_optimizer_fusable():
     assert optimizer_fusable(opt_mod.FTRL(), [True], [0]) == (True, "")
     assert not optimizer_fusable(opt_mod.SGD(lazy_update=False, momentum=0.5), [True], [0])[0]
 
-    class Custom(opt_mod.SGD):
+    class Inherits(opt_mod.SGD):  # the same rule: fusable
         pass
 
-    assert not optimizer_fusable(Custom(), [True], [0])[0]
+    class Custom(opt_mod.SGD):
+        def update(self, index, weight, grad, state):
+            super().update(index, weight, grad, state)
+
+    assert optimizer_fusable(Inherits(), [True], [0]) == (True, "")
+    ok, why = optimizer_fusable(Custom(), [True], [0])
+    assert not ok and "overrides update()" in why
 
 
 def test_epoch_result_combine():

@@ -8,9 +8,12 @@ import pickle
 import numpy as np
 import pytest
 
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from sparsetrain import lr_scheduler as lrs
 from sparsetrain import optimizer as opt_mod
-from sparsetrain.base import DataFormatError, StorageTypeError
+from sparsetrain.base import DataFormatError, SparseTrainError, StorageTypeError
 from sparsetrain.kernels import optim as K
 from sparsetrain.kernels import optim_reference as ref
 from sparsetrain.ndarray import CSRNDArray, NDArray, RowSparseNDArray
@@ -246,45 +249,153 @@ def test_kernel_rows_over_all_rows_equals_dense_kernel():
     rng = np.random.default_rng(2)
     w = rng.normal(size=(D, C)).astype(np.float32)
     g = rng.normal(size=(D, C)).astype(np.float32)
+    rule = K.RULES["adam"]
+    h = rule.pack(1.0, 0.5, 0.9, 0.999, 1e-8)
     a, ma, va = w.copy(), np.zeros_like(w), np.zeros_like(w)
     b, mb, vb = w.copy(), np.zeros_like(w), np.zeros_like(w)
-    K.adam_update(a, ma, va, g, 0.01, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.5)
-    K.adam_update_rows(b, mb, vb, np.arange(D, dtype=np.int64), g, 0.01, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.5)
+    rule.update_dense(a, ma, va, g, 0.01, 0.1, 3, h)
+    rule.update_rows(b, mb, vb, np.arange(D, dtype=np.int64), g, 0.01, 0.1, 3, h)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ma, mb)
 
 
-def test_apply_rows_dispatch_matches_named_kernels():
-    rng = np.random.default_rng(4)
-    w = rng.normal(size=(D, C)).astype(np.float32)
-    g = rng.normal(size=(3, C)).astype(np.float32)
-    rows = np.array([0, 5, 6], dtype=np.int64)
-    a, za, na = w.copy(), np.zeros_like(w), np.zeros_like(w)
-    b, zb, nb = w.copy(), np.zeros_like(w), np.zeros_like(w)
-    K.ftrl_update_rows(a, za, na, rows, g, 0.1, 0.01, 0.02, 1.0, 1.0, -1.0)
-    K.apply_rows(K.KIND_FTRL, b, zb, nb, rows, g, 0.1, 0.01, 1, K.make_hyper(lamda1=0.02, beta=1.0))
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(za, zb)
+HYPER = {"sgd": (), "sgd_mom": (0.8,), "adagrad": (1e-6,), "adam": (0.8, 0.9, 1e-6), "ftrl": (0.01, 1.0)}
 
 
-@pytest.mark.parametrize("ncol", [1, 3])
-@pytest.mark.parametrize("kind", [K.KIND_SGD, K.KIND_SGD_MOM, K.KIND_ADAGRAD, K.KIND_ADAM, K.KIND_FTRL])
-def test_outer_rows_equal_materialised_gradient_rows(kind, ncol):
+def rule_arrays(rule, w, fill=(0.1, 0.2)):
+    """The weight and its states for ``rule`` (empty where the rule has fewer)."""
+    states = [np.full_like(w, fill[i]) for i in range(len(rule.states))]
+    return [w.copy()] + states + [np.empty((0,) + w.shape[1:], w.dtype)] * (2 - len(states))
+
+
+def test_rules_table_covers_every_optimizer_and_hyper_name():
+    assert set(K.RULES) == set(HYPER)
+    for name, rule in K.RULES.items():
+        assert rule.name == name and len(rule.hyper) == len(HYPER[name]) and len(rule.states) <= 2
+    for opt, want in [(opt_mod.SGD(), "sgd"), (opt_mod.SGD(momentum=0.5), "sgd_mom"), (opt_mod.AdaGrad(), "adagrad"),
+                      (opt_mod.Adam(), "adam"), (opt_mod.FTRL(), "ftrl")]:
+        assert opt.rule is K.RULES[want]
+        assert len(opt.hyper()) == 2 + len(K.RULES[want].hyper)
+
+
+@pytest.mark.parametrize("name", list(HYPER))
+@pytest.mark.parametrize("clip", [None, 0.4])
+def test_every_loop_of_every_rule_matches_its_reference(name, clip):
+    """flat, rows_2d, outer_rows and the entry points against the rule record's numpy reference."""
+    rule = K.RULES[name]
     rng = np.random.default_rng(6)
-    w = rng.normal(size=(D, ncol)).astype(np.float32)
-    cols = np.array([2, 3, 7, 11], dtype=np.int64)
-    coef = rng.normal(size=4).astype(np.float32)
-    g_row = rng.normal(size=ncol).astype(np.float32)
-    hyper = K.make_hyper(rescale_grad=0.7, clip_gradient=0.4, momentum=0.8, eps=1e-6, beta1=0.8, beta2=0.9,
-                         lamda1=0.01, beta=1.0)
-    a, a1, a2 = w.copy(), np.full_like(w, 0.1), np.full_like(w, 0.2)
-    b, b1, b2 = w.copy(), np.full_like(w, 0.1), np.full_like(w, 0.2)
-    K.apply_outer_rows(kind, a, a1, a2, cols, coef, 1, 4, g_row, 0.05, 0.01, 3, hyper)
-    grad_rows = (coef[1:4, None] * g_row[None, :]).astype(np.float32)
-    K.apply_rows(kind, b, b1, b2, cols[1:4], grad_rows, 0.05, 0.01, 3, hyper)
-    for x, y in ((a, b), (a1, b1), (a2, b2)):
+    w = rng.normal(size=(D, C)).astype(np.float64)
+    h = rule.pack(0.7, clip, *HYPER[name])
+    lr, wd, t = 0.05, 0.01, 3
+    lr_t = rule.rate(lr, t, h)
+    rows = np.array([0, 5, 6, 11], dtype=np.int64)
+    g = rng.normal(scale=2.0, size=(len(rows), C))
+    ref_arrays = rule.reference(w[rows], [np.full((len(rows), C), f) for f in (0.1, 0.2)][:len(rule.states)],
+                                g, lr, wd, t, h)
+    want = [x.copy() for x in rule_arrays(rule, w)[:1 + len(rule.states)]]
+    for a, r in zip(want, ref_arrays):
+        a[rows] = r
+    # the lazy row update (entry point and loop), untouched rows unchanged
+    for run in (lambda a: rule.update_rows(*a, rows, g, lr, wd, t, h),
+                lambda a: rule.rows_2d(*a, rows, g, lr_t, wd, h)):
+        arrays = rule_arrays(rule, w)
+        run(arrays)
+        for got, exp in zip(arrays, want):
+            np.testing.assert_allclose(got, exp, rtol=1e-12, atol=1e-12)
+    # the one-sample outer-product loop: row rows[p] gets coef[p] * g_row
+    coef, g_row = rng.normal(size=len(rows)), rng.normal(size=C)
+    a, b = rule_arrays(rule, w), rule_arrays(rule, w)
+    rule.outer_rows(*a, rows, coef, 1, 4, g_row, lr_t, wd, h)
+    rule.rows_2d(*b, rows[1:4], coef[1:4, None] * g_row[None, :], lr_t, wd, h)
+    for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    assert np.array_equal(a[2], w[2]) and not np.array_equal(a[3], w[3])
+    # dense: flat over 1-D arrays and the entry point over any rank
+    gd = rng.normal(size=(D, C))
+    exp = rule.reference(w, [np.full((D, C), f) for f in (0.1, 0.2)][:len(rule.states)], gd, lr, wd, t, h)
+    a, b = rule_arrays(rule, w), rule_arrays(rule, w)
+    rule.update_dense(*a, gd, lr, wd, t, h)
+    rule.flat(*[x.reshape(-1) for x in b], gd.reshape(-1), lr_t, wd, h)
+    for x, y, e in zip(a, b, exp):
+        np.testing.assert_allclose(x, e, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(x, y)
+
+
+def test_unknown_rule_raises_instead_of_running_another():
+    """An optimizer naming a rule that does not exist must fail, never update by another rule."""
+
+    class Bogus(opt_mod.SGD):
+        rule_name = "bogus"
+
+    opt = Bogus(learning_rate=0.1)
+    w = NDArray(np.ones((D, C), np.float32))
+    with pytest.raises(SparseTrainError, match="unknown optimizer rule 'bogus'"):
+        opt.update(0, w, NDArray(np.ones((D, C), np.float32)), None)
+    np.testing.assert_array_equal(w.asnumpy(), 1.0)
+    with pytest.raises(SparseTrainError, match="unknown optimizer rule"):
+        K.rule("adamw")
+
+
+def test_unknown_rule_is_refused_by_the_fused_kernel():
+    """Before the rules table a bad kind ran FTRL (a bare ``else``) or updated nothing."""
+    from sparsetrain.engines.compiled.runner import LinearEpochRunner
+
+    class Bogus(opt_mod.SGD):
+        rule_name = "bogus"
+
+    runner = LinearEpochRunner("LinearRegressionOutput", [4], 1, has_bias=False, dtype=np.float64)
+    x = CSRNDArray(np.ones(2), np.array([0, 1], np.int64), np.array([0, 1, 2], np.int64), (2, 4))
+    w = np.ones((4, 1))
+    up = opt_mod.get_updater(Bogus(learning_rate=0.1))
+    with pytest.raises(SparseTrainError, match="unknown optimizer rule 'bogus'"):
+        runner.fit_epoch([x], np.zeros(2), np.arange(2), np.array([0, 1, 2]), [w], None, up, [0])
+    np.testing.assert_array_equal(w, 1.0)
+
+
+def test_optimizer_without_a_rule_cannot_update():
+    """A subclass that names no rule and does not override ``update`` fails loudly (no default rule)."""
+
+    class NoRule(opt_mod.Optimizer):
+        pass
+
+    w = NDArray(np.ones((D, C), np.float32))
+    with pytest.raises(NotImplementedError, match="NoRule has no update rule"):
+        NoRule().update(0, w, NDArray(np.ones((D, C), np.float32)), None)
+    np.testing.assert_array_equal(w.asnumpy(), 1.0)
+
+
+# A range for every hyper-parameter name a rule declares (a new rule's new name needs one here).
+HYPER_RANGES = {"momentum": (0.0, 0.99), "float_stable_eps": (1e-8, 1e-3), "beta1": (0.0, 0.99),
+                "beta2": (0.0, 0.999), "epsilon": (1e-8, 1e-3), "lamda1": (0.0, 1.0), "beta": (0.1, 2.0)}
+
+
+def test_every_rule_has_a_reference_and_ranges():
+    for name, rule in K.RULES.items():
+        assert callable(rule.reference), name
+        assert all(h in HYPER_RANGES for h in rule.hyper), (name, rule.hyper)
+
+
+@pytest.mark.parametrize("name", list(K.RULES))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_step_matches_its_numpy_reference(name, data):
+    """Each rule's scalar step (as every loop inlines it) against the rule record's numpy reference."""
+    rule = K.RULES[name]
+    f = lambda lo, hi: st.floats(lo, hi, allow_nan=False, allow_infinity=False)  # noqa: E731
+    w, g = data.draw(f(-10, 10)), data.draw(f(-100, 100))
+    states = [data.draw(f(0, 10)) for _ in rule.states]  # non-negative suits every state (histories, n)
+    lr, wd, t = data.draw(f(1e-4, 1.0)), data.draw(st.one_of(st.just(0.0), f(0, 0.1))), data.draw(st.integers(1, 1000))
+    clip = data.draw(st.one_of(st.none(), f(0.01, 10)))
+    h = rule.pack(data.draw(f(0.01, 2.0)), clip, *(data.draw(f(*HYPER_RANGES[n])) for n in rule.hyper))
+    padded = states + [0.0] * (2 - len(states))
+    got = rule.step(w, padded[0], padded[1], g, rule.rate(lr, t, h), wd, h)
+    want = rule.reference(np.array([w]), [np.array([s]) for s in states], np.array([g]), lr, wd, t, h)
+    if name == "ftrl":  # its weight jumps at |z| = lamda1: stay clear of rounding across it
+        assume(abs(abs(float(want[1][0])) - h[2]) > 1e-9)
+    assert len(want) == 1 + len(rule.states)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(x, y[0], rtol=1e-9, atol=1e-12)
+    for unused in got[len(want):]:  # a state the rule does not keep comes back unchanged
+        assert unused == 0.0
 
 
 # -- registry, learning rate, counting -----------------------------------------------------

@@ -20,72 +20,74 @@ which each expression is evaluated. With ``g`` the raw gradient:
 * FTRL:           ``z += prep(g) - (sqrt(n + prep(g)²) - sqrt(n)) * w / lr;  n += prep(g)²;
   w = (sign(z)*λ1 - z) / ((β + sqrt(n))/lr + wd) * (|z| > λ1)``
 
-Every rule exists in two shapes that share one scalar step function (``*_step``):
+**One record per rule** (:data:`RULES`, a :class:`Rule` each): its scalar *step*, its *rate* (the
+learning rate the step uses, from the scheduled rate and the update count ``t``: Adam's bias
+correction, the scheduled rate itself for the others), the names of its states (each shaped like
+the weight), the names of its own hyper-parameters and its plain-numpy reference
+(:mod:`.optim_reference`). :func:`rule` looks one up and raises for an unknown name.
 
-* a dense update ``<name>_update(weight, [states...], grad, ...)`` over whole arrays, and
-* a lazy row update ``<name>_update_rows(weight, [states...], rows, grad_rows, ...)``:
-  ``rows`` are sorted unique int64 row ids, ``grad_rows`` holds one gradient row per id, and only
-  those rows of the weight *and of every state* are touched — weight decay and momentum
-  included (MXNet's ``lazy_update=True``). The cost is O(len(rows)), never O(weight rows).
+Every step has one signature, on scalars::
 
-Public kernels take C-contiguous arrays of any rank (rows are the first axis); the ``*_rows_2d``
-cores take 2-D arrays of any layout. Row ids must be non-negative and in range (not checked).
-The fused epoch kernels (``sparsetrain.engines.compiled.kernels``) reach the same step functions
-through :func:`apply_rows` / :func:`apply_flat` (gradient rows), and in their one-sample loop
-through the per-optimizer ``*_outer_rows`` / ``*_flat`` loops (a single sample's gradient
-``coef[p] * g_row``, never materialised; :func:`apply_outer_rows` dispatches to them by kind).
-Arithmetic runs in float64 and is stored back in the arrays' dtype (float32 or float64).
+    w, s1, s2 = step(w, s1, s2, g, lr, wd, h)
 
-``optim_reference`` holds a plain-numpy version of every formula for the tests.
+the weight, up to two states (a rule with fewer ignores the others and returns them unchanged),
+the raw gradient, the rate, the weight decay and the packed hyper-parameters ``h`` — a tuple of
+floats ``(rescale_grad, clip_gradient, *the rule's own)`` (:meth:`Rule.pack`; ``clip_gradient``
+≤ 0 means "no clip"). Steps are plain ``@njit`` functions marked ``inline="always"``: a loop that
+calls one as a *global* gets the formula inlined.
 
-numba invalidates a cached kernel only when its own source file changes; the fused loops that
-call these kernels therefore drop their cache index when this file is newer
-(``engines.compiled.kernels._drop_stale_cache``).
+Each loop shape is written once, calling ``step`` (and ``rate``) as globals, and bound to each
+rule by :meth:`Rule.bind`: a copy of the loop with the rule's functions as its globals, jitted and
+cached on disk per rule. Binding instead of passing the step as an argument keeps the step
+inlined and the call free of dispatch; an earlier version that passed the rule's loops into the
+compiled engine's kernels as arguments made the batch-1 SGD epoch ~1.5× slower. Every rule's
+record holds its bound loops:
+
+* ``rule.flat(weight, s1, s2, grad, lr, wd, h)`` — a dense update of 1-D arrays;
+* ``rule.rows_2d(weight, s1, s2, rows, grad_rows, lr, wd, h)`` — the lazy update of ``rows`` of a
+  2-D weight (any layout): ``grad_rows[i]`` is the gradient of row ``rows[i]`` (sorted unique int64
+  ids), and only those rows of the weight *and of every state* are touched — weight decay and
+  momentum included (MXNet's ``lazy_update=True``), in O(len(rows));
+* ``rule.outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, h)`` — the compiled
+  engine's one-sample loop: row ``rows[p]`` gets the gradient ``coef[p] * g_row`` (taken in the
+  arrays' dtype), never materialised;
+* ``rule.update_dense(weight, s1, s2, grad, lr, wd, t, h)`` / ``rule.update_rows(weight, s1, s2,
+  rows, grad_rows, lr, wd, t, h)`` — the entry points over C-contiguous arrays of any rank (rows
+  are the first axis) that :meth:`sparsetrain.optimizer.Optimizer.update` calls; they apply the
+  rule's rate to the scheduled ``lr`` and the update count ``t``.
+
+An absent state is an empty array (size 0) of the weight's dtype. In the loops ``lr`` is already
+the rate the step uses (``rule.rate(lr, t, h)``). Arithmetic runs in float64 and is stored back in
+the arrays' dtype (float32 or float64). Row ids must be non-negative and in range (not checked).
+
+numba invalidates a cached kernel only when its own source file changes; the fused loops of the
+compiled engine that inline these steps therefore drop their cache index when this file is newer
+(``engines.compiled.numba_cache.drop_stale_cache``).
 """
 from __future__ import annotations
 
 import math
+import types
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from numba import njit
 
-# Optimizer kinds understood by apply_rows / apply_flat (and the fused epoch kernels).
-KIND_SGD = 0
-KIND_SGD_MOM = 1
-KIND_ADAGRAD = 2
-KIND_ADAM = 3
-KIND_FTRL = 4
+from ..base import SparseTrainError, did_you_mean
+from . import optim_reference as _ref
 
-# Layout of the float64 ``hyper`` vector passed to apply_rows / apply_flat.
+__all__ = ["Rule", "RULES", "rule", "clip_value", "prepare_grad", "adam_bias_corrected_lr", "sgd_step",
+           "sgd_mom_step", "adagrad_step", "adam_step", "ftrl_step", "H_RESCALE", "H_CLIP"]
+
+# Positions in the packed hyper-parameter tuple ``h`` that every rule shares; a rule's own follow.
 H_RESCALE = 0
 H_CLIP = 1
-H_MOMENTUM = 2
-H_EPS = 3
-H_BETA1 = 4
-H_BETA2 = 5
-H_LAMDA1 = 6
-H_BETA = 7
-NUM_HYPER = 8
-
-
-def make_hyper(rescale_grad=1.0, clip_gradient=None, momentum=0.0, eps=0.0, beta1=0.0, beta2=0.0,
-               lamda1=0.0, beta=0.0) -> np.ndarray:
-    """The ``hyper`` vector for :func:`apply_rows` / :func:`apply_flat` (``clip_gradient=None`` → no clip)."""
-    h = np.zeros(NUM_HYPER, dtype=np.float64)
-    h[H_RESCALE] = rescale_grad
-    h[H_CLIP] = -1.0 if clip_gradient is None else clip_gradient
-    h[H_MOMENTUM] = momentum
-    h[H_EPS] = eps
-    h[H_BETA1] = beta1
-    h[H_BETA2] = beta2
-    h[H_LAMDA1] = lamda1
-    h[H_BETA] = beta
-    return h
 
 
 # -- scalar rules ----------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def clip_value(x, bound):
     """MXNet's ``mshadow_op::clip``: ``x`` limited to ``[-bound, bound]``; NaN passes through."""
     if x > bound:
@@ -95,7 +97,7 @@ def clip_value(x, bound):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def prepare_grad(g, rescale_grad, clip_gradient):
     """``rescale_grad * g``, clipped to ``±clip_gradient`` when ``clip_gradient > 0``."""
     r = rescale_grad * g
@@ -104,44 +106,58 @@ def prepare_grad(g, rescale_grad, clip_gradient):
     return r
 
 
-@njit(cache=True)
-def sgd_step(w, g, lr, wd, rescale_grad, clip_gradient):
-    return (1.0 - lr * wd) * w - lr * prepare_grad(g, rescale_grad, clip_gradient)
+@njit(cache=True, inline="always")
+def sgd_step(w, s1, s2, g, lr, wd, h):
+    """``h = (rescale_grad, clip_gradient)``; no state."""
+    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    if wd == 0.0:  # bit for bit the general form ((1 - lr*0) * w == w), with less work
+        return w - lr * r, s1, s2
+    return (1.0 - lr * wd) * w - lr * r, s1, s2
 
 
-@njit(cache=True)
-def sgd_mom_step(w, m, g, lr, wd, momentum, rescale_grad, clip_gradient):
-    m = momentum * m - lr * wd * w - lr * prepare_grad(g, rescale_grad, clip_gradient)
-    return w + m, m
+@njit(cache=True, inline="always")
+def sgd_mom_step(w, mom, s2, g, lr, wd, h):
+    """``h = (rescale_grad, clip_gradient, momentum)``; state: momentum."""
+    m = h[2] * mom - lr * wd * w - lr * prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    return w + m, m, s2
 
 
-@njit(cache=True)
-def adagrad_step(w, h, g, lr, wd, eps, rescale_grad, clip_gradient):
-    r = prepare_grad(g, rescale_grad, clip_gradient)
-    h = h + r * r
-    div = r / math.sqrt(h + eps)
-    return w + (div + w * wd) * -lr, h
+@njit(cache=True, inline="always")
+def adagrad_step(w, hist, s2, g, lr, wd, h):
+    """``h = (rescale_grad, clip_gradient, eps)``; state: history."""
+    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    hist = hist + r * r
+    div = r / math.sqrt(hist + h[2])
+    return w + (div + w * wd) * -lr, hist, s2
 
 
-@njit(cache=True)
-def adam_step(w, m, v, g, lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradient):
-    r = g * rescale_grad + w * wd
-    if clip_gradient > 0.0:
-        r = clip_value(r, clip_gradient)
+@njit(cache=True, inline="always")
+def adam_step(w, m, v, g, lr_t, wd, h):
+    """``h = (rescale_grad, clip_gradient, beta1, beta2, epsilon)``; states: mean, var.
+
+    ``lr_t`` is the bias-corrected rate (:func:`adam_rate`).
+    """
+    beta1 = h[2]
+    beta2 = h[3]
+    r = g * h[H_RESCALE] + w * wd
+    if h[H_CLIP] > 0.0:
+        r = clip_value(r, h[H_CLIP])
     m = beta1 * m + (1.0 - beta1) * r
     v = beta2 * v + (1.0 - beta2) * r * r
-    return w - lr_t * m / (math.sqrt(v) + eps), m, v
+    return w - lr_t * m / (math.sqrt(v) + h[4]), m, v
 
 
-@njit(cache=True)
-def ftrl_step(w, z, n, g, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    r = prepare_grad(g, rescale_grad, clip_gradient)
+@njit(cache=True, inline="always")
+def ftrl_step(w, z, n, g, lr, wd, h):
+    """``h = (rescale_grad, clip_gradient, lamda1, beta)``; states: z, n."""
+    lamda1 = h[2]
+    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
     z = z + r - (math.sqrt(n + r * r) - math.sqrt(n)) * w / lr
     n = n + r * r
     # mshadow's sign: sign(0) = sign(NaN) = 0; the indicator multiplies (so NaN stays NaN).
     sign_z = 1.0 if z > 0.0 else (-1.0 if z < 0.0 else 0.0)
     keep = 1.0 if abs(z) > lamda1 else 0.0
-    w = (sign_z * lamda1 - z) / ((beta + math.sqrt(n)) / lr + wd) * keep
+    w = (sign_z * lamda1 - z) / ((h[3] + math.sqrt(n)) / lr + wd) * keep
     return w, z, n
 
 
@@ -153,7 +169,19 @@ def adam_bias_corrected_lr(lr, beta1, beta2, t):
     return lr * (math.sqrt(coef2) / coef1)
 
 
-# -- loops over rows of 2-D arrays (any layout) ------------------------------------------------
+@njit(cache=True, inline="always")
+def scheduled_rate(lr, t, h):
+    """The scheduled rate as it is (every rule but Adam)."""
+    return lr
+
+
+@njit(cache=True, inline="always")
+def adam_rate(lr, t, h):
+    """Adam's bias-corrected rate at update count ``t`` ≥ 1."""
+    return adam_bias_corrected_lr(lr, h[2], h[3], t)
+
+
+# -- the loops, each written once; ``step``, ``rate``, ``n_states``, ``flat``, ``rows_2d`` are bound per rule --
 
 @njit(cache=True)
 def _row(r):
@@ -162,111 +190,71 @@ def _row(r):
     return np.uint64(r)
 
 
-@njit(cache=True)
-def sgd_rows_2d(weight, rows, grad_rows, lr, wd, rescale_grad, clip_gradient):
-    ncol = weight.shape[1]
-    for i in range(rows.shape[0]):
-        r = _row(rows[i])
-        for j in range(ncol):
-            weight[r, j] = sgd_step(weight[r, j], grad_rows[i, j], lr, wd, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def sgd_mom_rows_2d(weight, mom, rows, grad_rows, lr, wd, momentum, rescale_grad, clip_gradient):
-    ncol = weight.shape[1]
-    for i in range(rows.shape[0]):
-        r = _row(rows[i])
-        for j in range(ncol):
-            w, m = sgd_mom_step(weight[r, j], mom[r, j], grad_rows[i, j], lr, wd, momentum,
-                                rescale_grad, clip_gradient)
-            weight[r, j] = w
-            mom[r, j] = m
-
-
-@njit(cache=True)
-def adagrad_rows_2d(weight, history, rows, grad_rows, lr, wd, eps, rescale_grad, clip_gradient):
-    ncol = weight.shape[1]
-    for i in range(rows.shape[0]):
-        r = _row(rows[i])
-        for j in range(ncol):
-            w, h = adagrad_step(weight[r, j], history[r, j], grad_rows[i, j], lr, wd, eps,
-                                rescale_grad, clip_gradient)
-            weight[r, j] = w
-            history[r, j] = h
-
-
-@njit(cache=True)
-def adam_rows_2d(weight, mean, var, rows, grad_rows, lr_t, wd, beta1, beta2, eps, rescale_grad,
-                 clip_gradient):
-    ncol = weight.shape[1]
-    for i in range(rows.shape[0]):
-        r = _row(rows[i])
-        for j in range(ncol):
-            w, m, v = adam_step(weight[r, j], mean[r, j], var[r, j], grad_rows[i, j], lr_t, wd,
-                                beta1, beta2, eps, rescale_grad, clip_gradient)
-            weight[r, j] = w
-            mean[r, j] = m
-            var[r, j] = v
-
-
-@njit(cache=True)
-def ftrl_rows_2d(weight, z, n, rows, grad_rows, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    ncol = weight.shape[1]
-    for i in range(rows.shape[0]):
-        r = _row(rows[i])
-        for j in range(ncol):
-            w, zz, nn = ftrl_step(weight[r, j], z[r, j], n[r, j], grad_rows[i, j], lr, wd, lamda1,
-                                  beta, rescale_grad, clip_gradient)
-            weight[r, j] = w
-            z[r, j] = zz
-            n[r, j] = nn
-
-
-# -- loops over flat (1-D) arrays ---------------------------------------------------------------
-
-@njit(cache=True)
-def sgd_flat(weight, grad, lr, wd, rescale_grad, clip_gradient):
+def _flat(weight, s1, s2, grad, lr, wd, h):
+    """Dense update of a 1-D ``weight`` (states: 1-D like it, or empty when the rule has fewer)."""
     for i in range(weight.shape[0]):
-        weight[i] = sgd_step(weight[i], grad[i], lr, wd, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def sgd_mom_flat(weight, mom, grad, lr, wd, momentum, rescale_grad, clip_gradient):
-    for i in range(weight.shape[0]):
-        w, m = sgd_mom_step(weight[i], mom[i], grad[i], lr, wd, momentum, rescale_grad, clip_gradient)
+        a = s1[i] if n_states > 0 else 0.0  # noqa: F821 (bound per rule)
+        b = s2[i] if n_states > 1 else 0.0  # noqa: F821
+        w, a, b = step(weight[i], a, b, grad[i], lr, wd, h)  # noqa: F821
         weight[i] = w
-        mom[i] = m
+        if n_states > 0:  # noqa: F821
+            s1[i] = a
+        if n_states > 1:  # noqa: F821
+            s2[i] = b
 
 
-@njit(cache=True)
-def adagrad_flat(weight, history, grad, lr, wd, eps, rescale_grad, clip_gradient):
-    for i in range(weight.shape[0]):
-        w, h = adagrad_step(weight[i], history[i], grad[i], lr, wd, eps, rescale_grad, clip_gradient)
-        weight[i] = w
-        history[i] = h
+def _rows_2d(weight, s1, s2, rows, grad_rows, lr, wd, h):
+    """Lazy update of ``weight[rows]`` (2-D, any layout); ``grad_rows[i]`` is row ``rows[i]``'s gradient."""
+    ncol = weight.shape[1]
+    for i in range(rows.shape[0]):
+        r = _row(rows[i])
+        for j in range(ncol):
+            a = s1[r, j] if n_states > 0 else 0.0  # noqa: F821
+            b = s2[r, j] if n_states > 1 else 0.0  # noqa: F821
+            w, a, b = step(weight[r, j], a, b, grad_rows[i, j], lr, wd, h)  # noqa: F821
+            weight[r, j] = w
+            if n_states > 0:  # noqa: F821
+                s1[r, j] = a
+            if n_states > 1:  # noqa: F821
+                s2[r, j] = b
 
 
-@njit(cache=True)
-def adam_flat(weight, mean, var, grad, lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradient):
-    for i in range(weight.shape[0]):
-        w, m, v = adam_step(weight[i], mean[i], var[i], grad[i], lr_t, wd, beta1, beta2, eps,
-                            rescale_grad, clip_gradient)
-        weight[i] = w
-        mean[i] = m
-        var[i] = v
+def _outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, h):
+    """Lazy update of rows ``rows[lo:hi]`` whose gradient is the outer product ``coef[p] * g_row``.
+
+    That is the weight gradient of one sample of ``dot(csr_row, W)``: row ``rows[p]`` gets
+    ``coef[p] * g_row[k]`` (the product taken in the arrays' dtype, as a materialised gradient
+    would hold it), without building the gradient rows. ``rows[lo:hi]`` must be distinct.
+    """
+    ncol = weight.shape[1]
+    if ncol == 1:  # one output: the loop the batch-1 linear models spend their time in
+        g0 = g_row[0]
+        for p in range(lo, hi):
+            r = _row(rows[p])
+            a = s1[r, 0] if n_states > 0 else 0.0  # noqa: F821
+            b = s2[r, 0] if n_states > 1 else 0.0  # noqa: F821
+            w, a, b = step(weight[r, 0], a, b, coef[p] * g0, lr, wd, h)  # noqa: F821
+            weight[r, 0] = w
+            if n_states > 0:  # noqa: F821
+                s1[r, 0] = a
+            if n_states > 1:  # noqa: F821
+                s2[r, 0] = b
+        return
+    for p in range(lo, hi):
+        r = _row(rows[p])
+        v = coef[p]
+        for j in range(ncol):
+            a = s1[r, j] if n_states > 0 else 0.0  # noqa: F821
+            b = s2[r, j] if n_states > 1 else 0.0  # noqa: F821
+            w, a, b = step(weight[r, j], a, b, v * g_row[j], lr, wd, h)  # noqa: F821
+            weight[r, j] = w
+            if n_states > 0:  # noqa: F821
+                s1[r, j] = a
+            if n_states > 1:  # noqa: F821
+                s2[r, j] = b
 
 
-@njit(cache=True)
-def ftrl_flat(weight, z, n, grad, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    for i in range(weight.shape[0]):
-        w, zz, nn = ftrl_step(weight[i], z[i], n[i], grad[i], lr, wd, lamda1, beta, rescale_grad,
-                              clip_gradient)
-        weight[i] = w
-        z[i] = zz
-        n[i] = nn
-
-
-# -- public kernels: C-contiguous arrays of any rank ---------------------------------------------
+# -- entry points: C-contiguous arrays of any rank -------------------------------------------------
 
 @njit(cache=True)
 def _as_rows(a, nrows):
@@ -275,228 +263,99 @@ def _as_rows(a, nrows):
     return a.reshape((nrows, row_size))
 
 
-@njit(cache=True)
-def sgd_update(weight, grad, lr, wd, rescale_grad, clip_gradient):
-    """Dense SGD without momentum, in place: ``w = (1 - lr*wd)*w - lr*prep(g)``."""
-    sgd_flat(weight.reshape(weight.size), grad.reshape(grad.size), lr, wd, rescale_grad, clip_gradient)
+def _update_dense(weight, s1, s2, grad, lr, wd, t, h):
+    """Dense update of ``weight`` (and its states) in place; ``lr`` the scheduled rate, ``t`` the update count."""
+    flat(weight.reshape(weight.size), s1.reshape(s1.size), s2.reshape(s2.size), grad.reshape(grad.size),  # noqa: F821
+         rate(lr, t, h), wd, h)  # noqa: F821
 
 
-@njit(cache=True)
-def sgd_update_rows(weight, rows, grad_rows, lr, wd, rescale_grad, clip_gradient):
-    """Lazy SGD without momentum on ``weight[rows]`` only."""
-    if rows.shape[0] == 0:
-        return
-    sgd_rows_2d(_as_rows(weight, weight.shape[0]), rows, _as_rows(grad_rows, rows.shape[0]), lr, wd,
-                rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def sgd_mom_update(weight, mom, grad, lr, wd, momentum, rescale_grad, clip_gradient):
-    """Dense SGD with momentum, in place: ``m = μm - lr*wd*w - lr*prep(g); w += m``."""
-    sgd_mom_flat(weight.reshape(weight.size), mom.reshape(mom.size), grad.reshape(grad.size), lr, wd,
-                 momentum, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def sgd_mom_update_rows(weight, mom, rows, grad_rows, lr, wd, momentum, rescale_grad, clip_gradient):
-    """Lazy SGD with momentum: ``weight[rows]`` and ``mom[rows]`` only."""
+def _update_rows(weight, s1, s2, rows, grad_rows, lr, wd, t, h):
+    """Lazy update of ``weight[rows]`` and the same rows of its states; ``grad_rows[i]`` is row ``rows[i]``'s."""
     if rows.shape[0] == 0:
         return
     d = weight.shape[0]
-    sgd_mom_rows_2d(_as_rows(weight, d), _as_rows(mom, d), rows, _as_rows(grad_rows, rows.shape[0]),
-                    lr, wd, momentum, rescale_grad, clip_gradient)
+    rows_2d(_as_rows(weight, d), _as_rows(s1, d), _as_rows(s2, d), rows,  # noqa: F821
+            _as_rows(grad_rows, rows.shape[0]), rate(lr, t, h), wd, h)  # noqa: F821
 
 
-@njit(cache=True)
-def adagrad_update(weight, history, grad, lr, wd, eps, rescale_grad, clip_gradient):
-    """Dense AdaGrad, in place: ``h += prep(g)²; w += (prep(g)/sqrt(h+eps) + wd*w) * -lr``."""
-    adagrad_flat(weight.reshape(weight.size), history.reshape(history.size), grad.reshape(grad.size),
-                 lr, wd, eps, rescale_grad, clip_gradient)
+# -- the rules table -----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Rule:
+    """One optimizer update rule (module doc).
 
-@njit(cache=True)
-def adagrad_update_rows(weight, history, rows, grad_rows, lr, wd, eps, rescale_grad, clip_gradient):
-    """Lazy AdaGrad: ``weight[rows]`` and ``history[rows]`` only."""
-    if rows.shape[0] == 0:
-        return
-    d = weight.shape[0]
-    adagrad_rows_2d(_as_rows(weight, d), _as_rows(history, d), rows,
-                    _as_rows(grad_rows, rows.shape[0]), lr, wd, eps, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def adam_update(weight, mean, var, grad, lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradient):
-    """Dense Adam step with the bias-corrected rate ``lr_t`` (see :func:`adam_bias_corrected_lr`)."""
-    adam_flat(weight.reshape(weight.size), mean.reshape(mean.size), var.reshape(var.size),
-              grad.reshape(grad.size), lr_t, wd, beta1, beta2, eps, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def adam_update_rows(weight, mean, var, rows, grad_rows, lr_t, wd, beta1, beta2, eps, rescale_grad,
-                     clip_gradient):
-    """Lazy Adam: ``weight[rows]``, ``mean[rows]`` and ``var[rows]`` only."""
-    if rows.shape[0] == 0:
-        return
-    d = weight.shape[0]
-    adam_rows_2d(_as_rows(weight, d), _as_rows(mean, d), _as_rows(var, d), rows,
-                 _as_rows(grad_rows, rows.shape[0]), lr_t, wd, beta1, beta2, eps, rescale_grad,
-                 clip_gradient)
-
-
-@njit(cache=True)
-def ftrl_update(weight, z, n, grad, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    """Dense FTRL-proximal (MXNet's ``ftrl_update``), in place on ``weight``, ``z`` and ``n``."""
-    ftrl_flat(weight.reshape(weight.size), z.reshape(z.size), n.reshape(n.size), grad.reshape(grad.size),
-              lr, wd, lamda1, beta, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def ftrl_update_rows(weight, z, n, rows, grad_rows, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    """Lazy FTRL: ``weight[rows]``, ``z[rows]`` and ``n[rows]`` only."""
-    if rows.shape[0] == 0:
-        return
-    d = weight.shape[0]
-    ftrl_rows_2d(_as_rows(weight, d), _as_rows(z, d), _as_rows(n, d), rows,
-                 _as_rows(grad_rows, rows.shape[0]), lr, wd, lamda1, beta, rescale_grad, clip_gradient)
-
-
-# -- dispatch by kind (for fused loops) ----------------------------------------------------------
-
-@njit(cache=True)
-def apply_rows(kind, weight, s1, s2, rows, grad_rows, lr, wd, t, hyper):
-    """Lazy update of ``weight[rows]`` (2-D, any layout) by optimizer ``kind``.
-
-    ``grad_rows[i]`` is the gradient of row ``rows[i]``. ``s1``/``s2`` are the state arrays
-    (momentum; history; mean, var; z, n) shaped like ``weight``, or any array of the same type
-    where the optimizer has fewer states. ``lr`` is the scheduled learning rate (Adam's bias
-    correction is applied here from the update count ``t`` ≥ 1); ``hyper`` from :func:`make_hyper`.
+    ``step``/``rate``: its njit scalar functions. ``states``: names of its state arrays, each
+    shaped like the weight (at most two). ``hyper``: names of its own hyper-parameters, packed
+    after ``rescale_grad`` and ``clip_gradient`` into ``h`` (the optimizer attributes of those
+    names, see :meth:`sparsetrain.optimizer.Optimizer.hyper`). ``reference``: the plain-numpy
+    step, ``reference(w, states, g, lr, wd, t, h) -> (w, *states)`` in float64 (``lr`` the
+    scheduled rate: the reference applies the rate itself).
     """
-    rescale = hyper[H_RESCALE]
-    clip = hyper[H_CLIP]
-    if kind == KIND_SGD:
-        sgd_rows_2d(weight, rows, grad_rows, lr, wd, rescale, clip)
-    elif kind == KIND_SGD_MOM:
-        sgd_mom_rows_2d(weight, s1, rows, grad_rows, lr, wd, hyper[H_MOMENTUM], rescale, clip)
-    elif kind == KIND_ADAGRAD:
-        adagrad_rows_2d(weight, s1, rows, grad_rows, lr, wd, hyper[H_EPS], rescale, clip)
-    elif kind == KIND_ADAM:
-        lr_t = adam_bias_corrected_lr(lr, hyper[H_BETA1], hyper[H_BETA2], t)
-        adam_rows_2d(weight, s1, s2, rows, grad_rows, lr_t, wd, hyper[H_BETA1], hyper[H_BETA2],
-                     hyper[H_EPS], rescale, clip)
-    elif kind == KIND_FTRL:
-        ftrl_rows_2d(weight, s1, s2, rows, grad_rows, lr, wd, hyper[H_LAMDA1], hyper[H_BETA], rescale,
-                     clip)
+
+    name: str
+    step: Callable
+    rate: Callable
+    states: tuple
+    hyper: tuple
+    reference: Callable
+    # the loops and entry points bound to this rule's step (module doc)
+    flat: Callable = field(init=False, repr=False, compare=False)
+    rows_2d: Callable = field(init=False, repr=False, compare=False)
+    outer_rows: Callable = field(init=False, repr=False, compare=False)
+    update_dense: Callable = field(init=False, repr=False, compare=False)
+    update_rows: Callable = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if len(self.states) > 2:
+            raise SparseTrainError(f"rule {self.name!r}: the loops carry at most two states, got {self.states}")
+        for name, template in (("flat", _flat), ("rows_2d", _rows_2d), ("outer_rows", _outer_rows),
+                               ("update_dense", _update_dense), ("update_rows", _update_rows)):
+            object.__setattr__(self, name, self.bind(template))
+
+    def globals(self) -> dict:
+        """The names a loop bound to this rule sees: ``step``, ``rate``, ``n_states`` and the loops bound so far."""
+        names = {"step": self.step, "rate": self.rate, "n_states": len(self.states)}
+        for loop in ("flat", "rows_2d", "outer_rows", "update_dense", "update_rows"):
+            if loop in self.__dict__:
+                names[loop] = self.__dict__[loop]
+        return names
+
+    def bind(self, template, **names):
+        """``template`` (a plain Python function) jitted with this rule's :meth:`globals` (and ``names``).
+
+        A copy of the function over the same code, with its own globals and qualified name
+        (``<qualname>__<rule>``, hence its own on-disk cache file). The rule's functions are then
+        ordinary global calls, which numba inlines and caches: write a loop once, calling
+        ``step(w, s1, s2, g, lr, wd, h)``, and bind it to every rule.
+        """
+        fn = types.FunctionType(template.__code__, dict(template.__globals__, **self.globals(), **names),
+                                template.__name__, template.__defaults__, template.__closure__)
+        fn.__qualname__ = f"{template.__qualname__}__{self.name}"
+        fn.__doc__ = template.__doc__
+        fn.__module__ = template.__module__
+        return njit(cache=True)(fn)
+
+    def pack(self, rescale_grad, clip_gradient, *values) -> tuple:
+        """``h`` for this rule: floats; ``clip_gradient`` None/0/negative → -1 (no clip)."""
+        if len(values) != len(self.hyper):
+            raise SparseTrainError(f"rule {self.name!r} takes hyper-parameters {self.hyper}, got {len(values)} values")
+        clip = float(clip_gradient) if clip_gradient else -1.0
+        return (float(rescale_grad), clip, *(float(v) for v in values))
 
 
-@njit(cache=True)
-def apply_flat(kind, weight, s1, s2, grad, lr, wd, t, hyper):
-    """Dense update of a 1-D ``weight`` by optimizer ``kind`` (see :func:`apply_rows`)."""
-    rescale = hyper[H_RESCALE]
-    clip = hyper[H_CLIP]
-    if kind == KIND_SGD:
-        sgd_flat(weight, grad, lr, wd, rescale, clip)
-    elif kind == KIND_SGD_MOM:
-        sgd_mom_flat(weight, s1, grad, lr, wd, hyper[H_MOMENTUM], rescale, clip)
-    elif kind == KIND_ADAGRAD:
-        adagrad_flat(weight, s1, grad, lr, wd, hyper[H_EPS], rescale, clip)
-    elif kind == KIND_ADAM:
-        lr_t = adam_bias_corrected_lr(lr, hyper[H_BETA1], hyper[H_BETA2], t)
-        adam_flat(weight, s1, s2, grad, lr_t, wd, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], rescale,
-                  clip)
-    elif kind == KIND_FTRL:
-        ftrl_flat(weight, s1, s2, grad, lr, wd, hyper[H_LAMDA1], hyper[H_BETA], rescale, clip)
+RULES = {r.name: r for r in (
+    Rule("sgd", sgd_step, scheduled_rate, (), (), _ref.sgd_rule),
+    Rule("sgd_mom", sgd_mom_step, scheduled_rate, ("momentum",), ("momentum",), _ref.sgd_mom_rule),
+    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule),
+    Rule("adam", adam_step, adam_rate, ("mean", "var"), ("beta1", "beta2", "epsilon"), _ref.adam_rule),
+    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule),
+)}
 
 
-# -- one sample's gradient, never materialised: row rows[p] gets coef[p] * g_row ----------------
-
-@njit(cache=True)
-def sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale_grad, clip_gradient):
-    if wd == 0.0 and clip_gradient <= 0.0 and weight.shape[1] == 1:
-        # the plain case, bit for bit sgd_step's result ((1 - lr*0) * w == w) with less work
-        g = g_row[0]
-        for p in range(lo, hi):
-            r = _row(rows[p])
-            weight[r, 0] = weight[r, 0] - lr * (rescale_grad * (coef[p] * g))
-        return
-    for p in range(lo, hi):
-        r = _row(rows[p])
-        v = coef[p]
-        for j in range(weight.shape[1]):
-            weight[r, j] = sgd_step(weight[r, j], v * g_row[j], lr, wd, rescale_grad, clip_gradient)
-
-
-@njit(cache=True)
-def sgd_mom_outer_rows(weight, mom, rows, coef, lo, hi, g_row, lr, wd, momentum, rescale_grad, clip_gradient):
-    for p in range(lo, hi):
-        r = _row(rows[p])
-        v = coef[p]
-        for j in range(weight.shape[1]):
-            w, m = sgd_mom_step(weight[r, j], mom[r, j], v * g_row[j], lr, wd, momentum, rescale_grad,
-                                clip_gradient)
-            weight[r, j] = w
-            mom[r, j] = m
-
-
-@njit(cache=True)
-def adagrad_outer_rows(weight, history, rows, coef, lo, hi, g_row, lr, wd, eps, rescale_grad, clip_gradient):
-    for p in range(lo, hi):
-        r = _row(rows[p])
-        v = coef[p]
-        for j in range(weight.shape[1]):
-            w, h = adagrad_step(weight[r, j], history[r, j], v * g_row[j], lr, wd, eps, rescale_grad,
-                                clip_gradient)
-            weight[r, j] = w
-            history[r, j] = h
-
-
-@njit(cache=True)
-def adam_outer_rows(weight, mean, var, rows, coef, lo, hi, g_row, lr_t, wd, beta1, beta2, eps, rescale_grad,
-                    clip_gradient):
-    for p in range(lo, hi):
-        r = _row(rows[p])
-        v = coef[p]
-        for j in range(weight.shape[1]):
-            w, m, vv = adam_step(weight[r, j], mean[r, j], var[r, j], v * g_row[j], lr_t, wd, beta1, beta2, eps,
-                                 rescale_grad, clip_gradient)
-            weight[r, j] = w
-            mean[r, j] = m
-            var[r, j] = vv
-
-
-@njit(cache=True)
-def ftrl_outer_rows(weight, z, n, rows, coef, lo, hi, g_row, lr, wd, lamda1, beta, rescale_grad, clip_gradient):
-    for p in range(lo, hi):
-        r = _row(rows[p])
-        v = coef[p]
-        for j in range(weight.shape[1]):
-            w, zz, nn = ftrl_step(weight[r, j], z[r, j], n[r, j], v * g_row[j], lr, wd, lamda1, beta,
-                                  rescale_grad, clip_gradient)
-            weight[r, j] = w
-            z[r, j] = zz
-            n[r, j] = nn
-
-
-@njit(cache=True)
-def apply_outer_rows(kind, weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, t, hyper):
-    """Lazy update of rows ``rows[lo:hi]`` whose gradient is the outer product ``coef[p] * g_row``.
-
-    That is the weight gradient of one sample of ``dot(csr_row, W)``: row ``rows[p]`` gets
-    ``coef[p] * g_row[k]`` (the product taken in the arrays' dtype, as a materialised gradient
-    would hold it), without building the gradient rows. ``rows[lo:hi]`` must be distinct.
-    Arguments otherwise as :func:`apply_rows`.
-    """
-    rescale = hyper[H_RESCALE]
-    clip = hyper[H_CLIP]
-    if kind == KIND_SGD:
-        sgd_outer_rows(weight, rows, coef, lo, hi, g_row, lr, wd, rescale, clip)
-    elif kind == KIND_SGD_MOM:
-        sgd_mom_outer_rows(weight, s1, rows, coef, lo, hi, g_row, lr, wd, hyper[H_MOMENTUM], rescale, clip)
-    elif kind == KIND_ADAGRAD:
-        adagrad_outer_rows(weight, s1, rows, coef, lo, hi, g_row, lr, wd, hyper[H_EPS], rescale, clip)
-    elif kind == KIND_ADAM:
-        lr_t = adam_bias_corrected_lr(lr, hyper[H_BETA1], hyper[H_BETA2], t)
-        adam_outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr_t, wd, hyper[H_BETA1], hyper[H_BETA2],
-                        hyper[H_EPS], rescale, clip)
-    elif kind == KIND_FTRL:
-        ftrl_outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, hyper[H_LAMDA1], hyper[H_BETA],
-                        rescale, clip)
+def rule(name: str) -> Rule:
+    """The rule called ``name``; an unknown name raises (nothing falls through to another rule)."""
+    try:
+        return RULES[name]
+    except (KeyError, TypeError):
+        raise SparseTrainError(f"unknown optimizer rule {name!r}{did_you_mean(str(name), RULES)}; "
+                               f"known rules: {', '.join(RULES)}") from None

@@ -73,3 +73,30 @@ def lazy(rule, arrays, rows, grad_rows, *args, **kwargs):
     for a, r in zip(out, res):
         a[rows] = r
     return out
+
+
+# -- the rules table's references: one signature, ``(w, states, g, lr, wd, t, h) -> (w, *states)`` ---
+# ``h`` is the kernels' packed tuple ``(rescale_grad, clip_gradient (≤ 0: none), *the rule's own)``.
+
+def _common(h):
+    return dict(rescale_grad=h[0], clip_gradient=h[1] if h[1] > 0 else None)
+
+
+def sgd_rule(w, states, g, lr, wd, t, h):
+    return (sgd(w, g, lr, wd=wd, **_common(h)),)
+
+
+def sgd_mom_rule(w, states, g, lr, wd, t, h):
+    return sgd_mom(w, states[0], g, lr, h[2], wd=wd, **_common(h))
+
+
+def adagrad_rule(w, states, g, lr, wd, t, h):
+    return adagrad(w, states[0], g, lr, eps=h[2], wd=wd, **_common(h))
+
+
+def adam_rule(w, states, g, lr, wd, t, h):
+    return adam(w, states[0], states[1], g, lr, t, beta1=h[2], beta2=h[3], eps=h[4], wd=wd, **_common(h))
+
+
+def ftrl_rule(w, states, g, lr, wd, t, h):
+    return ftrl(w, states[0], states[1], g, lr, lamda1=h[2], beta=h[3], wd=wd, **_common(h))

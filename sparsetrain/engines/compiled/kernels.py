@@ -22,8 +22,11 @@ column occurs in the batch's CSR structure — explicit zeros included, exactly 
 graph engine's row-sparse gradient — and ``grad_b = Σ_batch grad``; then the optimizer's *lazy*
 update on those rows of ``W_t`` and the dense update of ``b``, with the update rules of
 :mod:`sparsetrain.kernels.optim` that the :mod:`sparsetrain.optimizer` classes run too
-(``apply_rows``/``apply_flat``; for one-sample batches with K = 1, the ``*_outer_rows`` loops over
-the same step functions, without materialising the gradient).
+(the rule's ``rows_2d``/``flat`` loops; for one-sample batches with K = 1, its ``outer_rows`` loop,
+which does not materialise the gradient). The epoch kernels are written once, calling the rule's
+loops by name, and bound to every rule of :data:`~sparsetrain.kernels.optim.RULES`
+(:meth:`~sparsetrain.kernels.optim.Rule.bind`): :data:`EPOCH_KERNELS` holds one compiled
+``linear_epoch`` per rule, with that rule's step inlined — no dispatch on the optimizer inside.
 
 The distinct gradient rows of a batch are found with a small open-addressing table sized by the
 largest batch (it stays in cache); no scratch grows with the number of features.
@@ -58,34 +61,9 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from ...kernels import metrics as metric_kernels
 from ...kernels import optim as optim_kernels
-from ...kernels.optim import (
-    H_BETA,
-    H_BETA1,
-    H_BETA2,
-    H_CLIP,
-    H_EPS,
-    H_LAMDA1,
-    H_MOMENTUM,
-    H_RESCALE,
-    KIND_ADAGRAD,
-    KIND_ADAM,
-    KIND_SGD,
-    KIND_SGD_MOM,
-    adagrad_flat,
-    adagrad_outer_rows,
-    adam_bias_corrected_lr,
-    adam_flat,
-    adam_outer_rows,
-    apply_flat,
-    apply_rows,
-    ftrl_flat,
-    ftrl_outer_rows,
-    sgd_flat,
-    sgd_mom_flat,
-    sgd_mom_outer_rows,
-    sgd_outer_rows,
-)
+from ...kernels.optim import RULES
 from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the engine's other modules
     FUSED_METRICS,
     M_ACCURACY,
@@ -102,7 +80,7 @@ from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the en
 )
 from .numba_cache import drop_stale_cache
 
-__all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "linear_epoch",
+__all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "EPOCH_KERNELS",
            "linear_batch_gradients"]
 
 OUT_LINEAR = 0
@@ -137,9 +115,9 @@ their optimizer states (shaped like the weight, or empty when unused); ``bias`` 
 states ``bias_s1``/``bias_s2``; ``has_bias``; the output layer: ``output_kind`` (an ``OUT_*``
 code), its ``grad_scale`` and, for SoftmaxOutput, ``softmax_batch_norm`` (divide by the batch)."""
 
-Update = namedtuple("Update", "train kind hyper lrs wds counts")
-Update.__doc__ = """The optimizer step. ``train``: False runs forward and metrics only. ``kind``/``hyper``: the
-rule and its hyper-parameters (``Optimizer.fused_spec()``); ``lrs[b, p]``: the learning rate of
+Update = namedtuple("Update", "train hyper lrs wds counts")
+Update.__doc__ = """The optimizer step. ``train``: False runs forward and metrics only. ``hyper``: the packed
+hyper-parameters of the rule the kernel is bound to (``Optimizer.hyper()``); ``lrs[b, p]``: the learning rate of
 batch ``b`` for parameter ``p`` (weights in term order, then the bias; one row when the rates do
 not change), ``wds[p]`` its weight decay, ``counts[p]`` its update count (incremented per batch)."""
 
@@ -341,11 +319,10 @@ def _gather_grad_rows(data, ind, ptr, canonical, order, lo, n, grad, htable, slo
     return nq
 
 
-@njit(cache=True)
 def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end, values):
     """Batches ``b_begin..b_end-1`` of one sample each, one dot term, K = 1: ``(status, samples)``.
 
-    The same formulas as the batch path of :func:`linear_epoch`, with the running values in
+    The same formulas as the batch path of :func:`_linear_epoch`, with the running values in
     registers; ``scratch.tmp`` (1 element of the weights' dtype) rounds them as the batch path's
     buffers do, ``scratch.gb`` holds the sample's output gradient, ``values`` (≥ 6 float64) is
     scratch. On a non-finite output or metric, returns that batch's index with the metrics and
@@ -356,20 +333,12 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
-    train, opt_kind, hyper, lrs, wds, counts = update
+    train, hyper, lrs, wds, counts = update
     metric_codes, metric_sums, metric_counts, scores = metrics
     scalar, g_row, grad_buf = scratch.tmp, scratch.gb, scratch.grad
     htable, slots_buf, rows_buf, acc_buf = scratch.htable, scratch.slots, scratch.rows, scratch.acc
     n_metrics = metric_codes.shape[0]
     lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
-    rescale = hyper[H_RESCALE]
-    clip = hyper[H_CLIP]
-    momentum = hyper[H_MOMENTUM]
-    eps = hyper[H_EPS]
-    beta1 = hyper[H_BETA1]
-    beta2 = hyper[H_BETA2]
-    lamda1 = hyper[H_LAMDA1]
-    beta = hyper[H_BETA]
     scalar[0] = 0
     zero = scalar[0]
     # Literal constants passed to other kernels make numba compile extra specialisations of them.
@@ -430,41 +399,15 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
         hi_p = ptr[r + 1]
         lr = lrs[bb * lr_step, 0]
         if canonical:  # the row's columns are the gradient's rows: no need to build them
-            # apply_outer_rows's dispatch, calling each optimizer's loop directly: passing the kind
-            # through one more call costs ~30-40% more time per sample here.
-            wd = wds[0]
-            if opt_kind == KIND_SGD:
-                sgd_outer_rows(w, ind, data, lo_p, hi_p, g_row, lr, wd, rescale, clip)
-            elif opt_kind == KIND_SGD_MOM:
-                sgd_mom_outer_rows(w, s1, ind, data, lo_p, hi_p, g_row, lr, wd, momentum, rescale, clip)
-            elif opt_kind == KIND_ADAGRAD:
-                adagrad_outer_rows(w, s1, ind, data, lo_p, hi_p, g_row, lr, wd, eps, rescale, clip)
-            elif opt_kind == KIND_ADAM:
-                adam_outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row,
-                                adam_bias_corrected_lr(lr, beta1, beta2, counts[0]), wd, beta1, beta2, eps, rescale,
-                                clip)
-            else:
-                ftrl_outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row, lr, wd, lamda1, beta, rescale, clip)
+            outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row, rate(lr, counts[0], hyper), wds[0], hyper)  # noqa: F821
         else:
             grad_buf[0, 0] = g_row[0]
             nq = _gather_grad_rows(data, ind, ptr, canonical, order, lo, one, grad_buf, htable, slots_buf, rows_buf,
                                    acc_buf)
-            apply_rows(opt_kind, w, s1, s2, rows_buf[:nq], acc_buf[:nq], lr, wds[0], counts[0], hyper)
+            rows_2d(w, s1, s2, rows_buf[:nq], acc_buf[:nq], rate(lr, counts[0], hyper), wds[0], hyper)  # noqa: F821
         if has_bias:
             counts[1] += 1
-            lr = lrs[bb * lr_step, 1]
-            wd = wds[1]
-            if opt_kind == KIND_SGD:
-                sgd_flat(bias, g_row, lr, wd, rescale, clip)
-            elif opt_kind == KIND_SGD_MOM:
-                sgd_mom_flat(bias, bias_s1, g_row, lr, wd, momentum, rescale, clip)
-            elif opt_kind == KIND_ADAGRAD:
-                adagrad_flat(bias, bias_s1, g_row, lr, wd, eps, rescale, clip)
-            elif opt_kind == KIND_ADAM:
-                adam_flat(bias, bias_s1, bias_s2, g_row, adam_bias_corrected_lr(lr, beta1, beta2, counts[1]), wd,
-                          beta1, beta2, eps, rescale, clip)
-            else:
-                ftrl_flat(bias, bias_s1, bias_s2, g_row, lr, wd, lamda1, beta, rescale, clip)
+            flat(bias, bias_s1, bias_s2, g_row, rate(lrs[bb * lr_step, 1], counts[1], hyper), wds[1], hyper)  # noqa: F821
     done = b - b_begin
     values[M_MSE] = s_mse
     values[M_RMSE] = s_rmse
@@ -478,8 +421,7 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     return status, done
 
 
-@njit(cache=True)
-def linear_epoch(batches, model, update, metrics, scratch, predictions):
+def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     """Run the batches of ``batches``; returns ``(status, samples_done)``.
 
     ``status`` is -1 when every batch ran, else the index of the batch whose prediction or metric
@@ -493,7 +435,7 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
     weights, states1, states2 = model.weights, model.states1, model.states2
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm
-    train, opt_kind, hyper, lrs, wds, counts = update
+    train, hyper, lrs, wds, counts = update
     metric_codes, metric_sums, metric_counts, scores = metrics
     htable, slots_buf, rows_buf, acc_buf, out_buf, grad_buf, tmp_buf, gb_buf = scratch
     n_terms = len(weights)
@@ -551,13 +493,13 @@ def linear_epoch(batches, model, update, metrics, scratch, predictions):
             nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, lo, n, grad_buf,
                                    htable, slots_buf, rows_buf, acc_buf)
             counts[t] += 1
-            apply_rows(opt_kind, weights[t], states1[t], states2[t], rows_buf[:nq], acc_buf[:nq],
-                       lrs[bb * lr_step, t], wds[t], counts[t], hyper)
+            rows_2d(weights[t], states1[t], states2[t], rows_buf[:nq], acc_buf[:nq],  # noqa: F821
+                    rate(lrs[bb * lr_step, t], counts[t], hyper), wds[t], hyper)  # noqa: F821
         if has_bias:
             _bias_grad(grad_buf, n, gb_buf)
             counts[n_terms] += 1
-            apply_flat(opt_kind, bias, bias_s1, bias_s2, gb_buf, lrs[bb * lr_step, n_terms], wds[n_terms],
-                       counts[n_terms], hyper)
+            flat(bias, bias_s1, bias_s2, gb_buf, rate(lrs[bb * lr_step, n_terms], counts[n_terms], hyper),  # noqa: F821
+                 wds[n_terms], hyper)
     return STATUS_OK, samples
 
 
@@ -661,7 +603,7 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
     ascending) and ``values[t]`` (``(len(rows[t]), K)``) are term ``t``'s row-sparse gradient
     ``X_tᵀ · grad`` — freshly allocated — and ``grad_bias`` holds ``Σ_batch grad`` when
     ``model.has_bias``. ``metric_values[m]``: the batch's value of metric ``m`` (as
-    :func:`linear_epoch` adds it to ``metrics.sums``). ``scratch`` as :func:`linear_epoch`'s, for
+    :func:`_linear_epoch` adds it to ``metrics.sums``). ``scratch`` as :func:`_linear_epoch`'s, for
     a batch of ``n`` rows; ``model``'s optimizer states are not read.
     """
     x_data, x_indices, x_indptr, canonical, label, order, batch_ptr = batches
@@ -692,5 +634,15 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
     return True, rows_out, values_out
 
 
-# numba invalidates a cached kernel when its own file changes, not when a kernel it calls does
-drop_stale_cache([linear_epoch, _single_sample_run], [optim_kernels])
+def _bind_epoch(rule):
+    """``(linear_epoch, its single-sample loop)`` bound to ``rule``'s loops (compiled on first call)."""
+    single = rule.bind(_single_sample_run)
+    return rule.bind(_linear_epoch, _single_sample_run=single), single
+
+
+_BOUND = {name: _bind_epoch(rule) for name, rule in RULES.items()}
+#: ``linear_epoch`` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).
+EPOCH_KERNELS = {name: pair[0] for name, pair in _BOUND.items()}
+
+# numba invalidates a cached kernel when its own file changes, not when a kernel it inlines does
+drop_stale_cache([k for pair in _BOUND.values() for k in pair], [optim_kernels, metric_kernels])

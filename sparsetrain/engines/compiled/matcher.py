@@ -2,8 +2,8 @@
 
 The pattern: ``sum_k dot(X_k, W_k) [+ bias]`` into one of the four output layers, where each
 ``X_k`` is a csr data input, each ``W_k`` a row_sparse parameter of shape ``(D_k, K)``, ``bias`` a
-dense parameter of ``K`` elements, and the optimizer one the fused kernels implement. Anything
-else runs on the graph engine; ``reason`` says why.
+dense parameter of ``K`` elements, and the optimizer one with an update rule
+(``kernels.optim.RULES``). Anything else runs on the graph engine; ``reason`` says why.
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from ..base import Unsupported
 from .kernels import OUTPUTS  # the output layers the kernels implement
-
-OPTIMIZERS = ("SGD", "AdaGrad", "Adam", "FTRL")
 
 
 @dataclass
@@ -101,8 +99,15 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
 
 
 def match_optimizer(optimizer) -> Unsupported | None:
-    """None when the fused kernels implement ``optimizer``; otherwise what they lack."""
+    """None when the fused kernels implement ``optimizer`` (it names a rule of
+    ``kernels.optim.RULES`` and keeps the base class's update); otherwise what they lack."""
+    from ...kernels.optim import RULES
+    from ...optimizer import Optimizer
+
     name = type(optimizer).__name__
-    if name not in OPTIMIZERS:
-        return Unsupported("optimizer", name, f"has no fused form (fused: {', '.join(OPTIMIZERS)})")
+    if getattr(optimizer, "rule_name", None) not in RULES:
+        return Unsupported("optimizer", name, f"has no update rule the fused kernel can run (rules: {', '.join(RULES)})")
+    for method in ("update", "update_multi_precision"):
+        if getattr(type(optimizer), method, None) is not getattr(Optimizer, method):
+            return Unsupported("optimizer", name, f"overrides {method}(); the fused kernel runs only its rule")
     return None

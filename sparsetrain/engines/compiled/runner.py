@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ...base import ShapeError, StorageTypeError
+from ...base import ShapeError, SparseTrainError, StorageTypeError
+from ...kernels.optim import RULES
 from ...labels import binary_domain_error
 from ...metric import catalogue
 from ...metric import info as metric_info
@@ -30,13 +31,15 @@ from .kernels import (
     Model,
     Scratch,
     Update,
+    EPOCH_KERNELS,
     csr_check,
     linear_batch_gradients,
-    linear_epoch,
     max_batch_nnz,
 )
 
 __all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusable"]
+
+_SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs
 
 
 def _metric_means(names, sums, counts, labels=None, scores=None) -> dict:
@@ -149,10 +152,11 @@ def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices
     (:meth:`~sparsetrain.optimizer.Optimizer.lazy_equals_dense`). The bias gets a dense update in
     both engines and needs no check.
     """
-    from ...optimizer import SGD, AdaGrad, Adam, FTRL
+    from .matcher import match_optimizer
 
-    if type(optimizer) not in (SGD, AdaGrad, Adam, FTRL):
-        return False, f"optimizer {type(optimizer).__name__} has no fused kernel"
+    why = match_optimizer(optimizer)
+    if why:
+        return False, str(why)
     lazy = getattr(optimizer, "lazy_update", True)
     for rsp, index in zip(grad_row_sparse, weight_indices):
         if rsp and lazy:
@@ -470,7 +474,7 @@ class LinearEpochRunner:
             if param_indices is None or len(param_indices) != n_params:
                 raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
             param_indices = list(param_indices)
-            kind, hyper = opt.fused_spec()
+            rule, hyper = opt.rule, opt.hyper()
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
             for p, index in enumerate(param_indices):
@@ -484,11 +488,10 @@ class LinearEpochRunner:
                 s1s.append(s1)
                 s2s.append(s2)
             lrs = opt.scheduled_learning_rates(param_indices, n_batches, compact=True)
-            wds = np.array([opt._get_wd(i) for i in param_indices], dtype=np.float64)
-            counts = np.array([opt._index_update_count.get(i, opt.begin_num_update) for i in param_indices],
-                              dtype=np.int64)
+            wds = opt.weight_decays(param_indices)
+            counts = opt.update_counts(param_indices)
         else:
-            kind, hyper = 0, np.zeros(8, np.float64)
+            rule, hyper = _SCORE_RULE, _SCORE_RULE.pack(1.0, None)  # not applied: train is False
             s1s = [empty2] * len(w_bufs) + ([empty1] if self.has_bias else [])
             s2s = list(s1s)
             lrs = np.zeros((n_batches, n_params), np.float64)
@@ -498,10 +501,13 @@ class LinearEpochRunner:
         bias_s1 = s1s[nt] if self.has_bias else empty1
         bias_s2 = s2s[nt] if self.has_bias else empty1
         pred = self._no_pred if predictions is None else predictions
-        status, samples = linear_epoch(
+        epoch_kernel = EPOCH_KERNELS.get(rule.name)
+        if epoch_kernel is None:
+            raise SparseTrainError(f"optimizer rule {rule.name!r} has no fused epoch kernel")
+        status, samples = epoch_kernel(
             Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
             self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
-            Update(train, kind, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
+            Update(train, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
         done = n_batches if status == STATUS_OK else int(status)
         result = EpochResult(names, sums, counts_m, done, int(samples),
                              None if status == STATUS_OK else int(status))
