@@ -193,15 +193,15 @@ class Optimizer:
             self.num_update = count
 
     def _count_lr_wd(self, index):
-        """``_update_count(index)`` then ``(_get_lr(index), _get_wd(index))``, in one cheap call."""
+        """``_update_count(index)``, then ``(_get_lr(index), _get_wd(index), the new count)`` in one cheap call."""
         count = self._index_update_count.get(index, self.begin_num_update) + 1
         self._index_update_count[index] = count
         if count > self.num_update:
             self.__dict__["num_update"] = count  # past __setattr__: the hot path
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
-            return lr * self._lr_mult_of(index), self._get_wd(index)
-        return lr, self.wd
+            return lr * self._lr_mult_of(index), self._get_wd(index), count
+        return lr, self.wd, count
 
     def _lr_mult_of(self, index) -> float:
         if index in self.param_dict:
@@ -247,10 +247,10 @@ class Optimizer:
         return rule.pack(self.rescale_grad, self.clip_gradient, *(getattr(self, name) for name in rule.hyper))
 
     def _rule_and_hyper(self):
-        """``(rule, hyper())``, kept until an attribute changes (``update`` runs per parameter and step)."""
+        """``(rule, hyper(), lazy)``, kept until an attribute changes (``update`` runs per parameter and step)."""
         packed = self.__dict__.get("_packed")
         if packed is None:
-            packed = self.__dict__["_packed"] = (self.rule, self.hyper())
+            packed = self.__dict__["_packed"] = (self.rule, self.hyper(), self._is_lazy())
         return packed
 
     def __setattr__(self, name, value):
@@ -290,23 +290,25 @@ class Optimizer:
 
         A row-sparse ``grad`` updates only its rows when the optimizer is lazy (module doc).
         """
-        rule, h = self._rule_and_hyper()
-        lr, wd = self._count_lr_wd(index)
-        t = self._index_update_count[index]
+        rule, h, lazy = self.__dict__.get("_packed") or self._rule_and_hyper()
+        lr, wd, t = self._count_lr_wd(index)
         w = weight_buffer(weight)
         s1, s2 = rule_state_buffers(rule, state, w)
         rows, values = grad_parts(grad)
-        if rows is not None and not self._is_lazy():
+        if rows is not None and not lazy:
             rows, values = None, densify(w.shape, rows, values)
-        while True:
+        try:
+            if rows is None:
+                rule.update_dense(w, s1, s2, values, lr, wd, t, h)
+            else:
+                rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
+        except TypingError:  # a strided gradient: a contiguous copy; else a clear error
+            values = retry_gradient(weight, values)
             try:
-                if rows is None:
-                    rule.update_dense(w, s1, s2, values, lr, wd, t, h)
-                else:
-                    rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
-                return
+                _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
             except TypingError:
-                values = retry_gradient(weight, values)
+                retry_gradient(weight, values)  # raises: the copy did not help
+                raise
 
     def update_multi_precision(self, index, weight, grad, state):
         if self.multi_precision and weight.dtype == np.float16:
@@ -392,6 +394,13 @@ class Optimizer:
 
 register = Optimizer.register
 create = Optimizer.create_optimizer
+
+
+def _apply(rule, w, s1, s2, rows, values, lr, wd, t, h):
+    if rows is None:
+        rule.update_dense(w, s1, s2, values, lr, wd, t, h)
+    else:
+        rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
 
 
 # -- SGD ---------------------------------------------------------------------------------------

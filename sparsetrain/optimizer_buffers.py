@@ -79,18 +79,21 @@ _EMPTY = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # by dtyp
 
 def rule_state_buffers(rule, state, w: np.ndarray):
     """``(s1, s2)`` for the kernels: the state buffers of ``rule``, an empty array where it has fewer."""
-    empty = _EMPTY.get(w.dtype.char)
-    if empty is None:
-        empty = np.empty(0, w.dtype)
     n = len(rule.states)
+    empty = _EMPTY.get(w.dtype.char) if n < 2 else None
     # the common layouts first (this runs per parameter and step)
-    if n == 0 and state is None:
-        return empty, empty
-    if n == 1 and type(state) is NDArray and state._data.size == w.size:
-        return state._data, empty
-    if (n == 2 and type(state) is tuple and len(state) == 2 and type(state[0]) is NDArray
+    cls = type(state)
+    if cls is NDArray:
+        if n == 1 and state._data.size == w.size and empty is not None:
+            return state._data, empty
+    elif state is None:
+        if n == 0 and empty is not None:
+            return empty, empty
+    elif (n == 2 and cls is tuple and len(state) == 2 and type(state[0]) is NDArray
             and type(state[1]) is NDArray and state[0]._data.size == w.size == state[1]._data.size):
         return state[0]._data, state[1]._data
+    if empty is None:
+        empty = np.empty(0, w.dtype)
     parts = state_parts(state)
     if len(parts) != n:
         raise StorageTypeError(f"the {rule.name} rule keeps {n} state arrays {rule.states}, got {len(parts)}")
