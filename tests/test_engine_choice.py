@@ -115,10 +115,21 @@ def test_choose_lists_every_unsupported_metric_and_refuses_by_name():
 
 
 def test_choose_names_an_optimizer_without_fused_form():
-    class Heavy(st.optimizer.SGD):  # a user's optimizer: the fused kernels do not know its update
-        pass
+    class Heavy(st.optimizer.SGD):  # a user's own update: the fused kernels cannot run it
+        def update(self, index, weight, grad, state):
+            super().update(index, weight, grad, state)
 
     mod, it = _linear_module()
     mod.init_optimizer(optimizer=Heavy(), force_init=True)
     name, reason, items = choose("auto", mod.view(), it, st.metric.create("mse"))
     assert name == "graph" and [(i.kind, i.name) for i in items] == [("optimizer", "Heavy")], reason
+    assert "overrides update()" in reason
+
+
+def test_choose_compiles_a_subclass_that_keeps_its_rule():
+    class Renamed(st.optimizer.SGD):  # same rule, same update: the fused kernel runs it exactly
+        pass
+
+    mod, it = _linear_module()
+    mod.init_optimizer(optimizer=Renamed(), force_init=True)
+    assert choose("auto", mod.view(), it, st.metric.create("mse"))[0] == "compiled"
