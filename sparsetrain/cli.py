@@ -467,28 +467,45 @@ def _gen_data(options, out, quiet):
 
 # -- predict / evaluate ------------------------------------------------------------------------------------
 
-def _predict(model_path, data_path, out):
-    import numpy as np
-
+def _predict(model_path, data_path, out, fmt, epoch, last):
     from .trainer import load_trained
+    from .trainer.predictions import format_for, write_predictions
 
-    model = load_trained(model_path)
-    preds = model.predict(data_path)
-    fmt = "%.6g"
-    if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        np.savetxt(out, preds, fmt=fmt, delimiter=",")
-        click.echo(f"wrote {len(preds)} predictions to {out}", err=True)
-    else:
-        np.savetxt(sys.stdout, preds, fmt=fmt, delimiter=",")
+    model = load_trained(model_path, epoch=epoch, last=last)
+    fmt = format_for(out, fmt)
+    with _data_file(data_path) as path:
+        cols = model.predict_columns(path)
+    write_predictions(cols, out, fmt)
+    if out and out != "-":
+        click.echo(f"wrote {len(next(iter(cols.values())))} predictions to {out}", err=True)
     return 0
 
 
-def _evaluate(model_path, data_path, metrics, as_json):
+def _data_file(path):
+    """``path``, or for ``-`` a temporary file holding stdin (removed afterwards)."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    if path != "-":
+        return contextlib.nullcontext(path)
+
+    @contextlib.contextmanager
+    def spooled():
+        with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=".libsvm") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f)
+            f.flush()
+            yield f.name
+
+    return spooled()
+
+
+def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     from .trainer import load_trained
 
-    model = load_trained(model_path)
-    values = model.evaluate(data_path, list(metrics) or None)
+    model = load_trained(model_path, epoch=epoch, last=last)
+    with _data_file(data_path) as path:
+        values = model.evaluate(path, list(metrics) or None)
     if as_json:
         click.echo(json.dumps(values))
     else:
@@ -611,25 +628,40 @@ def gen_data(out, quiet, **options):
     sys.exit(_run(_gen_data, options, out, quiet))
 
 
-@main.command()
-@click.argument("model", type=click.Path())
-@click.argument("data", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--out", type=click.Path(dir_okay=False), help="Write predictions here (default: stdout): one per "
-              "line, or one CSV row of class probabilities per line.")
-def predict(model, data, out):
-    """Predict DATA (LibSVM) with MODEL: a run directory, a config (its run directory) or a checkpoint prefix."""
-    sys.exit(_run(_predict, model, data, out))
+_EPOCH_HELP = ("Use checkpoint N of a run directory (model-000N.params, written after N epochs; default: the "
+               "best epoch marked in checkpoint.json, else the last).")
+_LAST_HELP = "Use the run's last checkpoint instead of its best one."
+_DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
 @main.command()
 @click.argument("model", type=click.Path())
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=_DATA)
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the predictions here "
+              "(default or '-': stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy"]), help="Output format (default: from "
+              "--out's extension, else csv): a header row, then row, label, and prediction (regression) or "
+              "probability and class (classifiers; one probability per class for softmax).")
+@click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
+@click.option("--last", is_flag=True, help=_LAST_HELP)
+def predict(model, data, out, fmt, epoch, last):
+    """Predict DATA (LibSVM; '-' reads stdin) with MODEL: a run directory, a config (its run
+    directory) or a checkpoint prefix."""
+    sys.exit(_run(_predict, model, data, out, fmt, epoch, last))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("data", type=_DATA)
 @click.option("--metric", "metrics", multiple=True, help="Metric to compute (repeatable; default: the run's "
               "train.metrics).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
-def evaluate(model, data, metrics, as_json):
-    """Score MODEL (run directory, config or checkpoint prefix) on DATA (LibSVM) and print the metrics."""
-    sys.exit(_run(_evaluate, model, data, metrics, as_json))
+@click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
+@click.option("--last", is_flag=True, help=_LAST_HELP)
+def evaluate(model, data, metrics, as_json, epoch, last):
+    """Score MODEL (run directory, config or checkpoint prefix) on DATA (LibSVM; '-' reads stdin) and
+    print the metrics."""
+    sys.exit(_run(_evaluate, model, data, metrics, as_json, epoch, last))
 
 
 main.add_command(init_command)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sparsetrain import metric as st_metric
 from sparsetrain.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -251,18 +252,30 @@ def test_every_small_config_trains_to_its_target(tmp_path, name):
     cfg = yaml.safe_load((CONFIGS / name).read_text())
     assert cfg["train"].get("target"), f"{name} has no target"
     if cfg["data"].get("eval"):
-        # evaluate on the eval file reproduces the last epoch's eval metrics (per-sample metrics)
+        # evaluate on the eval file reproduces the eval metrics of the best epoch (by the first eval
+        # metric, marked in checkpoint.json) by default, and of the last epoch with --last
         eval_file = (CONFIGS / cfg["data"]["eval"]).resolve()
-        ev = cli("evaluate", tmp_path / "r", eval_file, "--json")
-        last = read_metrics(tmp_path / "r")[-1]
-        for k, v in json.loads(ev.stdout).items():
-            assert v == pytest.approx(last[f"eval_{k}"], rel=1e-5)
-        preds = np.loadtxt(cli("predict", tmp_path / "r", eval_file).stdout.splitlines(), delimiter=",")
+        records = read_metrics(tmp_path / "r")
+        best = json.loads((tmp_path / "r" / "checkpoint.json").read_text())["best"]
+        assert best["metric"] == f"eval_{cfg['train']['metrics'][0]}"
+        assert best["value"] == st_metric.best(best["metric"], [r[best["metric"]] for r in records])
+        for flags, record in (((), records[best["epoch"] - 1]), (("--last",), records[-1])):
+            ev = cli("evaluate", tmp_path / "r", eval_file, "--json", *flags)
+            for k, v in json.loads(ev.stdout).items():
+                assert v == pytest.approx(record[f"eval_{k}"], rel=1e-5)
+        lines = cli("predict", tmp_path / "r", eval_file).stdout.splitlines()
+        header = lines[0].split(",")
+        preds = np.loadtxt(lines[1:], delimiter=",")
         if cfg["model"]["loss"]["op"] == "SoftmaxOutput":
-            assert preds.shape == (500, 5)
-            np.testing.assert_allclose(preds.sum(axis=1), 1.0, rtol=1e-4)
+            assert header == ["row", "label"] + [f"probability_{k}" for k in range(5)] + ["class"]
+            assert preds.shape == (500, 8)
+            np.testing.assert_allclose(preds[:, 2:7].sum(axis=1), 1.0, rtol=1e-4)
+            np.testing.assert_array_equal(preds[:, 7], preds[:, 2:7].argmax(axis=1))
         else:
-            assert preds.shape == (500,) and ((preds >= 0) & (preds <= 1)).all()
+            assert header == ["row", "label", "probability", "class"]
+            assert preds.shape == (500, 4) and ((preds[:, 2] >= 0) & (preds[:, 2] <= 1)).all()
+            np.testing.assert_array_equal(preds[:, 3], preds[:, 2] > 0.5)
+        np.testing.assert_array_equal(preds[:, 0], np.arange(500))
 
 
 def test_large_config_validates_without_generating():
@@ -342,12 +355,15 @@ def test_gen_data_usage_errors_exit_2(tmp_path):
 def test_predict_and_evaluate_from_run_dir_and_prefix(tmp_path, linreg_run):
     out, _ = linreg_run
     data = ROOT / "data" / "linreg.libsvm"
-    pred_file = tmp_path / "p.txt"
+    pred_file = tmp_path / "p.csv"
     res = cli("predict", out, data, "--out", pred_file)
     assert res.exit_code == 0, res.stderr
-    preds = np.loadtxt(pred_file)
+    assert pred_file.read_text().splitlines()[0] == "row,label,prediction"
+    table = np.loadtxt(pred_file, delimiter=",", skiprows=1)
+    preds = table[:, 2]
     assert preds.shape == (1000,)
     labels = np.array([float(line.split()[0]) for line in data.read_text().splitlines()])
+    np.testing.assert_allclose(table[:, 1], labels, rtol=1e-6)
     assert np.mean((preds - labels) ** 2) < 1.0
     ev = cli("evaluate", out, data, "--json")
     assert ev.exit_code == 0, ev.stderr
@@ -357,7 +373,7 @@ def test_predict_and_evaluate_from_run_dir_and_prefix(tmp_path, linreg_run):
     by_prefix = invoke("evaluate", out / "checkpoints" / "model", data, "--metric", "mae")
     assert by_prefix.exit_code == 0 and by_prefix.output.startswith("mae ")
     stdout_preds = invoke("predict", out / "checkpoints" / "model-0010.params", data)
-    np.testing.assert_allclose(np.loadtxt(stdout_preds.output.splitlines()), preds, rtol=1e-5)
+    np.testing.assert_allclose(np.loadtxt(stdout_preds.output.splitlines()[1:], delimiter=",")[:, 2], preds, rtol=1e-5)
 
 
 def test_evaluate_unknown_metric_is_a_usage_error(linreg_run):

@@ -230,6 +230,17 @@ class OptimizerConfig(BaseModel):
         return factories.optimizer_params(self, batch_size, sync_workers)
 
 
+class EarlyStoppingConfig(_Strict):
+    """Stop when a metric has not improved for `patience` epochs; the best epoch is kept."""
+
+    metric: str | None = Field(None, description="The metric key to watch, as in `metrics.jsonl` "
+                               "(`eval_log_loss`, `mse`, `progressive_auc`, ...); its direction comes from the "
+                               "metric catalogue. Default: `eval_<first metric>` with `data.eval`, else the first "
+                               "training metric.")
+    patience: int = Field(2, ge=1, description="Epochs without improvement before training stops.")
+    min_delta: float = Field(0.0, ge=0, description="The least change that counts as an improvement.")
+
+
 class TrainConfig(_Strict):
     """The training loop."""
 
@@ -248,7 +259,15 @@ class TrainConfig(_Strict):
                                      "`eval_<metric>` targets the eval set. A miss makes `fit` exit 1.")
     strict_stypes: bool = Field(False, description="Make every storage fallback an error.")
     keep_checkpoints: int | None = Field(2, ge=1, description="How many of the latest epochs' checkpoints "
-                                         "the run directory keeps (`null` keeps every one).")
+                                         "the run directory keeps (`null` keeps every one); the best epoch's "
+                                         "is kept besides these.")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="e.g. `{metric: eval_log_loss, "
+                                                       "patience: 2, min_delta: 0}`: stop when the metric has not "
+                                                       "improved for `patience` epochs.")
+    progressive: bool = Field(False, description="Add `progressive_<metric>`: each training row scored "
+                              "before it is trained on (Vowpal Wabbit's progressive validation).")
+    plot: bool = Field(False, description="Write `metrics.png` (every metric per epoch) into the run "
+                       "directory after each epoch (needs matplotlib: `sparsetrain[plot]`).")
 
 
 class Config(_Strict):
@@ -291,6 +310,30 @@ class Config(_Strict):
         from ..metric import default_metrics  # the loss operator's registration names them
 
         return list(self.train.metrics or default_metrics(graph.canonical_op(self.model.loss.op)))
+
+    @property
+    def metric_keys(self) -> list[str]:
+        """Every metric key an epoch record holds: ``<metric>``, ``progressive_<metric>`` (with
+        ``train.progressive``) and ``eval_<metric>`` (with ``data.eval``)."""
+        names = self.metrics
+        keys = list(names)
+        if self.train.progressive:
+            keys += [f"progressive_{m}" for m in names]
+        if self.data.eval:
+            keys += [f"eval_{m}" for m in names]
+        return keys
+
+    @property
+    def best_metric(self) -> str | None:
+        """The record key that picks the best epoch: ``train.early_stopping.metric`` (default
+        ``eval_<first metric>`` with ``data.eval``, else the first metric); without early stopping,
+        ``eval_<first metric>`` when there is ``data.eval``, else ``None`` (the last epoch is the best)."""
+        stop = self.train.early_stopping
+        if stop is not None and stop.metric:
+            return stop.metric
+        if self.data.eval:
+            return f"eval_{self.metrics[0]}"
+        return self.metrics[0] if stop is not None else None
 
     @property
     def param_names(self) -> list[str]:

@@ -152,13 +152,15 @@ def validate_training(cfg) -> None:
             raise ConfigError(f"train.metrics[{k}]: {message(e)}") from None
         if why:
             raise ConfigError(f"train.metrics[{k}]: {why}")
-    known = cfg.metrics + [f"eval_{m}" for m in cfg.metrics]
+    known = _known_keys(cfg)
     for key in cfg.train.target:
-        if key not in known:
-            raise ConfigError(f"{join_path(['train', 'target', key])}: not a reported metric{did_you_mean(key, known)}; "
-                              f"reported: {', '.join(known)}")
-        if key.startswith("eval_") and not cfg.data.eval:
-            raise ConfigError(f"{join_path(['train', 'target', key])}: needs data.eval")
+        _check_metric_key(cfg, key, known, join_path(['train', 'target', key]))
+    stop = cfg.train.early_stopping
+    if stop is not None and stop.metric is not None:
+        _check_metric_key(cfg, stop.metric, known, "train.early_stopping.metric", show_value=True)
+    if cfg.train.progressive and cfg.train.kvstore != "local":
+        raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
+                          f"{cfg.train.kvstore}); turn it off for distributed training")
     if cfg.data.cache == "stream" and cfg.data.shuffle:
         raise ConfigError("data.shuffle: shuffling needs the data in memory; set data.cache to memory or auto")
     try:
@@ -233,6 +235,24 @@ def hashed_num_features(cfg) -> int | None:
     if fmt == "vw":
         return 1 << cfg.data.hash_bits
     return None
+
+
+def _known_keys(cfg) -> list[str]:
+    """The metric keys a record may hold (``eval_`` ones even without ``data.eval``: they get their own error)."""
+    keys = list(cfg.metrics)
+    if cfg.train.progressive:
+        keys += [f"progressive_{m}" for m in cfg.metrics]
+    return keys + [f"eval_{m}" for m in cfg.metrics]
+
+
+def _check_metric_key(cfg, key: str, known: list[str], path: str, show_value: bool = False) -> None:
+    where = f"{path}: {key!r}" if show_value else path
+    if key not in known:
+        if key.startswith("progressive_") and key[len("progressive_"):] in cfg.metrics:
+            raise ConfigError(f"{where}: needs train.progressive: true")
+        raise ConfigError(f"{where}: not a reported metric{did_you_mean(key, known)}; reported: {', '.join(known)}")
+    if key.startswith("eval_") and not cfg.data.eval:
+        raise ConfigError(f"{where}: needs data.eval (evaluation data scored after every epoch)")
 
 
 def resolve_num_features(cfg) -> int:

@@ -275,7 +275,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                 ray.shutdown()
     missed = target_misses(cfg.train.target, history[-1]) if history else []
     return TrainResult(run.path, history, missed, mode, f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
-                       resumed_from, run.checkpoint, dict(cfg.train.target), restarts)
+                       resumed_from, run.checkpoint, dict(cfg.train.target), restarts,
+                       best_epoch=run.best.epoch if run.best else None, stopped_early=bool(run.best and run.best.stop))
 
 
 class _ClusterEpochs:

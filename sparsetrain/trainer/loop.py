@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from ..base import ConfigError, NonFiniteError, SparseTrainError
 from ..config import Config, make_optimizer
 from .data import ensure_generated, make_iter, write_feature_names
-from .metrics import best_values, make_metric, metric_values, record_metrics, target_misses
+from .metrics import BestEpoch, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
+from .plot import write_plot
 from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
 
 
@@ -42,6 +43,8 @@ class TrainResult:
     checkpoint: str | None = None
     targets: dict = field(default_factory=dict)
     restarts: int = 0
+    best_epoch: int | None = None  # checkpoint number of the best epoch (checkpoint.json's ``best``)
+    stopped_early: bool = False
 
     @property
     def final(self) -> dict:
@@ -88,6 +91,13 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
     """
     eval_metric = make_metric(cfg.metrics) if eval_iter is not None else None
     compiled = 0.0
+    best = BestEpoch.from_config(cfg)
+    for record in history:  # a resumed run decides as the uninterrupted one would have
+        best.update(record)
+    run.best = best
+    if best.stop:
+        reporter.note(_stopped_note(best, history))
+        return history
     try:
         for epoch in range(run.start_epoch, cfg.train.epochs):
             reporter.epoch_start(epoch, executor.epoch_rows)
@@ -113,10 +123,16 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
             if compile_watch is not None:
                 record["compile_seconds"] = round(compile_watch.seconds - compiled, 6)
                 compiled = compile_watch.seconds
+            best.update(record)
             run.append_metrics(record)
-            run.write_checkpoint(epoch + 1, executor.save, executor.checkpoint_fields())
+            run.write_checkpoint(epoch + 1, executor.save, {**executor.checkpoint_fields(), **best.state()})
             history.append(record)
             reporter.epoch_end(record)
+            if cfg.train.plot:
+                write_plot(run.path, history, best.epoch)
+            if best.stop:
+                reporter.note(_stopped_note(best, history))
+                break
     except RunInterrupted:
         raise
     except (KeyboardInterrupt, SystemError) as e:
@@ -126,6 +142,12 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
                 else "no checkpoint was written")
         raise RunInterrupted(hint) from None
     return history
+
+
+def _stopped_note(best: BestEpoch, history: list[dict]) -> str:
+    return (f"early stopping after epoch {history[-1]['epoch']}: {best.key} has not improved by more than "
+            f"{best.min_delta:g} for {best.patience} epochs; the best is epoch {best.epoch - 1} "
+            f"({best.key} {best.value:.6g}, checkpoint {best.epoch})")
 
 
 def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
@@ -235,7 +257,9 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     engine_name, reason = module.engine_choice
     missed = target_misses(cfg.train.target, history[-1]) if history else []
     return TrainResult(run.path, history, missed, engine_name, reason,
-                       run.start_epoch if run.state is not None else None, run.checkpoint, dict(cfg.train.target))
+                       run.start_epoch if run.state is not None else None, run.checkpoint, dict(cfg.train.target),
+                       best_epoch=run.best.epoch if run.best else None,
+                       stopped_early=bool(run.best and run.best.stop))
 
 
 def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, overwrite: bool = False,

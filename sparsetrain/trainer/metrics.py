@@ -43,3 +43,59 @@ def target_misses(targets: dict, final: dict) -> list[str]:
             missed.append(f"target {key} {relation} {want:g} missed: final {key} is {got:.6g}" if got is not None
                           else f"target {key} missed: no value")
     return missed
+
+
+class BestEpoch:
+    """The best epoch so far by one metric key, and early stopping (``train.early_stopping``).
+
+    ``key``: the record key that picks the best epoch (``Config.best_metric``; ``None``: the last
+    epoch is the best and nothing stops). Epochs are checkpoint numbers: the record of ``epoch e``
+    is checkpoint ``e + 1``. Fed every record in order (also the ones read back on resume), so a
+    resumed run decides exactly as an uninterrupted one.
+    """
+
+    def __init__(self, key: str | None, patience: int | None = None, min_delta: float = 0.0):
+        from .. import metric as metric_mod
+
+        self.key = key
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.lower = metric_mod.lower_is_better(key) if key else True
+        self.epoch: int | None = None  # checkpoint number of the best epoch
+        self.value: float | None = None
+        self.stale = 0  # epochs since the last improvement
+
+    @classmethod
+    def from_config(cls, cfg) -> "BestEpoch":
+        stop = cfg.train.early_stopping
+        return cls(cfg.best_metric, stop.patience if stop else None, stop.min_delta if stop else 0.0)
+
+    def update(self, record: dict) -> None:
+        import math
+
+        checkpoint = int(record["epoch"]) + 1
+        if self.key is None:
+            self.epoch = checkpoint
+            return
+        value = record.get(self.key)
+        finite = value is not None and math.isfinite(value)
+        if finite and (self.value is None or self._improves(value)):
+            self.epoch, self.value, self.stale = checkpoint, float(value), 0
+        else:
+            self.stale += 1
+
+    def _improves(self, value: float) -> bool:
+        if self.lower:
+            return value < self.value - self.min_delta
+        return value > self.value + self.min_delta
+
+    @property
+    def stop(self) -> bool:
+        """Early stopping says stop: ``patience`` epochs without an improvement."""
+        return self.patience is not None and self.stale >= self.patience
+
+    def state(self) -> dict:
+        """The ``best`` field of ``checkpoint.json`` (empty until an epoch was seen)."""
+        if self.epoch is None:
+            return {}
+        return {"best": {"epoch": self.epoch, "metric": self.key, "value": self.value}}

@@ -50,8 +50,11 @@ class TrainedModel:
             raise SparseTrainError(f"{self.params_path}: {e}") from None
         return mod
 
-    def _iter(self, path: str, with_labels: bool = False):
-        """The rows of ``path``; ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`)."""
+    def read(self, path: str, with_labels: bool = False):
+        """``(X, labels, ids or None)`` of a data file. The one place a reader is chosen: a format
+        with an id column (CSV) returns its values as ``ids``; LibSVM rows are numbered.
+        ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`); otherwise
+        as in the file."""
         from .. import io as st_io
         from .. import labels
 
@@ -63,15 +66,23 @@ class TrainedModel:
         else:
             X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
             locate = labels.libsvm_locator(path)
+        y = np.asarray(y)
         task = labels.task_of(self.loss_op)
         if with_labels and task != "regression":
             values = self.label_values
             if task == "binary" and values is None:
                 found = labels.BinaryValues()
-                found.add(np.asarray(y))
+                found.add(y)
                 values = found.values(path)
             mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
-            y = mapping.apply(np.asarray(y), locate)
+            y = mapping.apply(y, locate)
+        return X, y, None
+
+    def _iter(self, path: str, with_labels: bool = False, data=None):
+        """The rows of ``path`` (or of ``data``, what :meth:`read` returned) as an iterator."""
+        from .. import io as st_io
+
+        X, y, _ = data if data is not None else self.read(path, with_labels)
         return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
                                  last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
 
@@ -83,12 +94,22 @@ class TrainedModel:
         shape = out_shapes[0] if out_shapes else None
         return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
 
+    def _outputs(self, it) -> np.ndarray:
+        out = self._module(it).predict(it)
+        return out.asnumpy() if hasattr(out, "asnumpy") else np.zeros((0, 1))
+
     def predict(self, path: str) -> np.ndarray:
         """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
-        it = self._iter(path)
-        out = self._module(it).predict(it)
-        arr = out.asnumpy() if hasattr(out, "asnumpy") else np.zeros((0, 1))
+        arr = self._outputs(self._iter(path))
         return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
+
+    def predict_columns(self, path: str, id_name: str = "row") -> dict:
+        """``predict``'s table for a data file: ``{column: values}`` (see :mod:`.predictions`)."""
+        from .predictions import prediction_columns
+
+        data = self.read(path)
+        outputs = self._outputs(self._iter(path, data=data))
+        return prediction_columns(self.loss_op, outputs, data[1], data[2], id_name)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
@@ -109,8 +130,37 @@ class TrainedModel:
         return metric_values(names, metric)
 
 
-def load_trained(path: str) -> TrainedModel:
-    """A run directory, a config file (its latest run directory) or a checkpoint prefix (``dir/model``)."""
+def run_checkpoint(path: str, state: dict, epoch: int | None = None, last: bool = False) -> int:
+    """Which checkpoint of the run directory ``path`` to use: ``epoch`` (a checkpoint number:
+    ``model-NNNN.params``, written after that many epochs), the last one (``last``), else the best
+    one marked in ``checkpoint.json`` (the last one when none is marked)."""
+    if epoch is not None and last:
+        raise ConfigError("--epoch and --last exclude each other")
+    prefix = os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX))
+    if epoch is None:
+        best = state.get("best") or {}
+        return int(state["epoch"]) if last or "epoch" not in best else int(best["epoch"])
+    if not os.path.exists(f"{prefix}-{epoch:04d}.params"):
+        kept = _epochs(prefix)
+        raise ConfigError(f"--epoch {epoch}: {path} has no checkpoint of epoch {epoch}; it keeps "
+                          f"{', '.join(map(str, kept)) or 'none'} (train.keep_checkpoints)")
+    return epoch
+
+
+def _epochs(prefix: str) -> list[int]:
+    found = []
+    for p in glob.glob(f"{glob.escape(prefix)}-*.params"):
+        num = p[: -len(".params")].rsplit("-", 1)[1]
+        if num.isdigit():
+            found.append(int(num))
+    return sorted(found)
+
+
+def load_trained(path: str, epoch: int | None = None, last: bool = False) -> TrainedModel:
+    """A run directory, a config file (its latest run directory) or a checkpoint prefix (``dir/model``).
+
+    From a run directory: the best checkpoint marked in ``checkpoint.json`` (the last one when none
+    is marked), the last one with ``last``, or checkpoint ``epoch`` (see :func:`run_checkpoint`)."""
     import yaml
 
     from ..config import load_config
@@ -127,37 +177,51 @@ def load_trained(path: str) -> TrainedModel:
         with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
             doc = yaml.safe_load(f)
         cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
-        return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), int(state["epoch"]),
+        chosen = run_checkpoint(path, state, epoch, last)
+        return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), chosen,
                             cfg.data_name, cfg.label_name, cfg.num_features, cfg.data.zero_based, cfg.metrics,
                             max(cfg.data.batch_size, 256), cfg.model.loss.op, cfg.data.label_values,
                             cfg.data.label_base, cfg)
     prefix = path
-    m = None
+    m = epoch
     if path.endswith(".params"):
         prefix, _, num = path[: -len(".params")].rpartition("-")
-        m = int(num) if num.isdigit() else None
+        m = int(num) if num.isdigit() else m
     if not os.path.exists(f"{prefix}-symbol.json"):
         raise SparseTrainError(f"{path}: not a run directory, config or checkpoint prefix "
                                f"({prefix}-symbol.json not found)")
     if m is None:
-        epochs = sorted(int(p.rsplit("-", 1)[1][:-len(".params")])
-                        for p in glob.glob(f"{glob.escape(prefix)}-*.params"))
+        epochs = _epochs(prefix)
         if not epochs:
             raise SparseTrainError(f"{prefix}: no {prefix}-NNNN.params checkpoint found")
         m = epochs[-1]
     from ..symbol import load as load_symbol
 
     sym = load_symbol(f"{prefix}-symbol.json")
-    head = sym._outputs[0][0]
-    label = head.inputs[1][0].name if head.op is not None and head.op.is_loss else "label"
-    args = {n.name: n for n in sym._nodes() if n.is_variable}
-    data = next((n for n, v in args.items() if v.attrs.get("stype") == "csr"), None)
+    loss_op, label = _loss_head(sym)
+    attrs = sym.attr_dict()
+    data = next((n for n in sym.list_arguments() if attrs.get(n, {}).get("stype") == "csr"), None)
     if data is None:
         raise SparseTrainError(f"{prefix}-symbol.json: no csr input variable to feed")
     arg_shapes, _, _ = sym.infer_shape_partial(**{data: (1, 0)})
     shape = dict(zip(sym.list_arguments(), arg_shapes)).get(data)
     if not shape or not shape[1]:
         raise SparseTrainError(f"{prefix}-symbol.json: the model does not determine the number of features")
-    loss_op = head.op.name if head.op is not None else ""
     return TrainedModel(prefix, m, data, label, int(shape[1]), "auto", default_metrics(loss_op),
                         256, loss_op)
+
+
+def _loss_head(sym) -> tuple[str, str]:
+    """``(operator name, label variable)`` of the symbol's output node, read from its public JSON
+    (``op`` is ``""`` and the label ``"label"`` when the output is not a loss layer)."""
+    import json
+
+    from ..ops import registry
+
+    doc = json.loads(sym.tojson())
+    nodes = doc["nodes"]
+    head = nodes[doc["heads"][0][0]]
+    op = head["op"] if head["op"] != "null" else ""
+    if op and registry.exists(op) and registry.get(op).is_loss and len(head["inputs"]) > 1:
+        return op, nodes[head["inputs"][1][0]]["name"]
+    return op, "label"

@@ -5,7 +5,10 @@
     <run>/config.yaml          the resolved config (defaults filled in, paths absolute)
     <run>/metrics.jsonl        one JSON object per epoch
     <run>/checkpoints/model-symbol.json, model-NNNN.params, model-NNNN.states
-    <run>/checkpoint.json      the last complete checkpoint: epoch, random state, rows owed, cluster
+    <run>/checkpoint.json      the last complete checkpoint: epoch, random state, rows owed, cluster,
+                               and ``best``: the best epoch's checkpoint ({epoch, metric, value})
+    <run>/metrics.png          the metrics per epoch (``train.plot`` / ``fit --plot``)
+    <run>/feature_names.json   feature index -> name(s), when the run kept a name map (read by ``export``)
     <run>/.lock                the pid of the process using the directory (while it runs)
 
 Rules: one process per run directory (an exclusive ``flock`` on ``.lock``; the kernel drops it when
@@ -14,7 +17,7 @@ surprise: a new run there needs ``overwrite``; ``resume`` continues it. With the
 (no ``--output``, no ``output:`` key) a new run goes to ``runs/<name>-2/``, ``-3/``, ... instead.
 Every file is written atomically; ``checkpoint.json`` is written after the files it points to, so
 a run killed at any moment resumes from a complete checkpoint. ``train.keep_checkpoints`` bounds
-how many epochs' checkpoint files are kept.
+how many epochs' checkpoint files are kept, besides the best epoch's.
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ from ..fileio import write_atomic
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 STATE_FILE = "checkpoint.json"
+PLOT_FILE = "metrics.png"
+FEATURE_NAMES_FILE = "feature_names.json"
 LOCK_FILE = ".lock"
 CHECKPOINT_PREFIX = os.path.join("checkpoints", "model")
 _TMP_PREFIX = ".tmp-"  # fileio.write_atomic's temporary files
@@ -122,6 +127,7 @@ class RunDir:
         self.keep = keep
         self.state: dict | None = None  # checkpoint.json when resuming (or restarting)
         self.checkpoint: str | None = None  # the .params file of the last complete checkpoint
+        self.best = None  # the run loop's metrics.BestEpoch
         self._lock_fd = lock_fd
 
     # life cycle ------------------------------------------------------------------------------------------
@@ -295,7 +301,7 @@ class RunDir:
         with writing(path):
             write_atomic(path, json.dumps({"epoch": epoch, "prefix": CHECKPOINT_PREFIX, **state}))
         self.checkpoint = self.params_path(epoch)
-        self._prune(epoch)
+        self._prune(epoch, (state.get("best") or {}).get("epoch"))
         return self.checkpoint
 
     def reload(self) -> None:
@@ -303,10 +309,10 @@ class RunDir:
         self.state = load_state(self.path)
         self.checkpoint = self.params_path(self.start_epoch) if self.state else None
 
-    def _prune(self, latest: int) -> None:
+    def _prune(self, latest: int, best: int | None = None) -> None:
         if not self.keep:
             return
-        keep = set(range(latest - self.keep + 1, latest + 1))
+        keep = set(range(latest - self.keep + 1, latest + 1)) | {best}
         for p, epoch in _checkpoint_files(self.path).items():
             if epoch not in keep:
                 try:
@@ -387,7 +393,7 @@ def _comparable(doc: dict) -> dict:
     # may change on resume: engines give the same parameters, and a distributed run's checkpoints
     # are ordinary ones (a dist run can be continued on one machine and vice versa); how many
     # checkpoints are kept does not change the result
-    for key in ("epochs", "engine", "kvstore", "keep_checkpoints"):
+    for key in ("epochs", "engine", "kvstore", "keep_checkpoints", "plot"):
         doc.get("train", {}).pop(key, None)
     doc.pop("output", None)
     return doc

@@ -1,0 +1,111 @@
+"""``predict``'s output: a table with a header, written as CSV, TSV or ``.npy``.
+
+Columns, in order:
+
+* ``row`` -- the data row (0-based, blank and comment lines not counted); a reader that knows an id
+  column (CSV input) passes its values as ``ids`` and the column is named after it instead;
+* ``label`` (``label_0``, ``label_1``, ... for multi-column labels) -- when the data has labels;
+* regression models: ``prediction`` (``prediction_0``, ... for several outputs);
+* ``LogisticRegressionOutput``: ``probability`` (of class 1) and ``class`` (1 when ``probability``
+  is above 0.5), one pair per output (``probability_k``/``class_k``) for multi-label models;
+* ``SoftmaxOutput``: ``probability_0`` ... ``probability_{K-1}`` and ``class`` (the most probable).
+"""
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+
+from ..base import ConfigError, SparseTrainError
+from ..fileio import write_atomic
+
+FORMATS = ("csv", "tsv", "npy")
+_FLOAT = "%.9g"  # float32 values round-trip
+
+
+def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | None = None, ids=None,
+                       id_name: str = "row") -> dict:
+    """``{column name: 1-D array}`` in output order (see the module docstring)."""
+    out = np.asarray(outputs)
+    if out.ndim == 1:
+        out = out.reshape(-1, 1)
+    n, k = out.shape
+    cols: dict[str, np.ndarray] = {id_name: np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)}
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.ndim == 2 and lab.shape[1] == 1:
+            lab = lab[:, 0]
+        if lab.ndim == 1:
+            cols["label"] = lab
+        else:
+            cols.update({f"label_{j}": lab[:, j] for j in range(lab.shape[1])})
+    if loss_op == "SoftmaxOutput":
+        cols.update({f"probability_{j}": out[:, j] for j in range(k)})
+        cols["class"] = out.argmax(axis=1).astype(np.int64)
+    elif loss_op == "LogisticRegressionOutput":
+        for j in range(k):
+            suffix = "" if k == 1 else f"_{j}"
+            cols[f"probability{suffix}"] = out[:, j]
+            cols[f"class{suffix}"] = (out[:, j] > 0.5).astype(np.int64)
+    else:
+        cols.update({"prediction": out[:, 0]} if k == 1 else {f"prediction_{j}": out[:, j] for j in range(k)})
+    return cols
+
+
+def _text(cols: dict, sep: str) -> str:
+    names = list(cols)
+    if any(sep in name for name in names):
+        raise SparseTrainError(f"a column name contains the separator {sep!r}: {names}")
+    buf = io.StringIO()
+    buf.write(sep.join(names) + "\n")
+    if not cols or len(next(iter(cols.values()))) == 0:
+        return buf.getvalue()
+    fmts = [("%d" if np.issubdtype(np.asarray(v).dtype, np.integer) else
+             "%s" if not np.issubdtype(np.asarray(v).dtype, np.number) else _FLOAT) for v in cols.values()]
+    table = np.empty((len(next(iter(cols.values()))), len(cols)), dtype=object)
+    for j, v in enumerate(cols.values()):
+        table[:, j] = np.asarray(v)
+    np.savetxt(buf, table, fmt=fmts, delimiter=sep)
+    return buf.getvalue()
+
+
+def _npy(cols: dict) -> bytes:
+    """A structured array: one named field per column (``np.load(f)['probability_1']``)."""
+    n = len(next(iter(cols.values()))) if cols else 0
+    dtype = [(name, np.asarray(v).dtype if np.asarray(v).dtype.kind in "iufb" else "U64") for name, v in cols.items()]
+    arr = np.empty(n, dtype=dtype)
+    for name, v in cols.items():
+        arr[name] = v
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def format_for(out: str | None, fmt: str | None) -> str:
+    """``fmt``, else from ``out``'s extension (``.tsv``, ``.npy``), else ``csv``."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        return fmt
+    if out and out != "-":
+        for f in FORMATS:
+            if out.lower().endswith("." + f):
+                return f
+    return "csv"
+
+
+def write_predictions(cols: dict, out: str | None, fmt: str = "csv") -> None:
+    """Write the table to ``out`` (atomically) or to stdout (``None`` or ``-``)."""
+    payload = _npy(cols) if fmt == "npy" else _text(cols, "\t" if fmt == "tsv" else ",")
+    if out is None or out == "-":
+        if isinstance(payload, bytes):
+            if sys.stdout.isatty():
+                raise ConfigError("--format npy writes binary data; give --out FILE or redirect stdout")
+            sys.stdout.buffer.write(payload)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(payload)
+            sys.stdout.flush()
+        return
+    write_atomic(out, payload)
