@@ -485,8 +485,12 @@ class Module:
         self._engine_choice = (name, reason)
         return self._engine_choice
 
-    def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0) -> EpochStats:
-        """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch."""
+    def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0,
+                  progressive=None) -> EpochStats:
+        """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch.
+
+        ``progressive``: an object whose ``update(labels, outputs)`` receives each batch's labels and
+        outputs (numpy, padding rows removed) before the batch's update (progressive validation)."""
         self._require("binded", "params_initialized", "optimizer_initialized")
         if self._kvstore is not None:  # the fused loops update locally; with a kvstore, the graph
             self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
@@ -494,7 +498,8 @@ class Module:
             name, _ = self.choose_engine(engine, train_data, eval_metric)
         if name != "graph":
             return engines.get(name).run_epoch(self.view(), train_data, eval_metric,
-                                               batch_end_callback=batch_end_callback, epoch=epoch)
+                                               batch_end_callback=batch_end_callback, epoch=epoch,
+                                               progressive=progressive)
         train_data.reset()
         samples = batches = 0
         data_seconds = 0.0
@@ -515,9 +520,11 @@ class Module:
             check_outputs(outputs, epoch, batches)  # what the compiled engine checks, batch by batch
             eval_metric.update(batch.label, outputs)
             check_metric(eval_metric, epoch, batches)
+            n = batch.data[0].shape[0] - (batch.pad or 0)
+            if progressive is not None:
+                progressive.update(batch.label[0].asnumpy()[:n], outputs[0].asnumpy()[:n])
             self._exec.backward()
             self.update()
-            n = batch.data[0].shape[0] - (batch.pad or 0)
             samples += n
             batches += 1
             if batch_end_callback is not None:

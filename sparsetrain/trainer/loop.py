@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..base import ConfigError, NonFiniteError, SparseTrainError
 from ..config import Config, make_optimizer
 from .data import ensure_generated, make_iter, write_feature_names
-from .metrics import BestEpoch, best_values, make_metric, metric_values, record_metrics, target_misses
+from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
 from .plot import write_plot
 from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
@@ -168,15 +168,20 @@ class LocalEpochs:
         self.batches = 0
         self.names = cfg.metrics
         self.metric = make_metric(cfg.metrics)
+        self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
         self.metric.reset()
+        if self.progressive is not None:
+            self.progressive.reset()
         stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
-                                      batch_end_callback=reporter.batch_end if reporter.wants_batches else None)
+                                      batch_end_callback=reporter.batch_end if reporter.wants_batches else None,
+                                      progressive=self.progressive)
         self.epoch_rows = stats.samples
         self.batches = stats.batches
-        return {"epoch": epoch, **metric_values(self.names, self.metric), "samples": stats.samples,
+        progressive = self.progressive.values() if self.progressive is not None else {}
+        return {"epoch": epoch, **metric_values(self.names, self.metric), **progressive, "samples": stats.samples,
                 "seconds": round(stats.seconds, 6), "data_seconds": round(stats.data_seconds, 6),
                 "engine": self.module.engine_choice[0]}
 

@@ -99,3 +99,35 @@ class BestEpoch:
         if self.epoch is None:
             return {}
         return {"best": {"epoch": self.epoch, "metric": self.key, "value": self.value}}
+
+
+class Progressive:
+    """Progressive validation (``train.progressive``): every training row's label and its output
+    from *before* the update of its batch, each row once (padding excluded); ``values()`` scores them
+    all as one batch, so ``progressive_mse`` is the mean over rows (not over batches). Memory: one
+    label and one output per row of the epoch (what ``auc`` keeps anyway)."""
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        self.reset()
+
+    def reset(self) -> None:
+        self._labels: list = []
+        self._outputs: list = []
+
+    def update(self, labels, outputs) -> None:
+        import numpy as np
+
+        self._labels.append(np.array(labels, copy=True))
+        self._outputs.append(np.array(outputs, copy=True))
+
+    def values(self) -> dict:
+        """``{progressive_<metric>: value}`` over the rows seen since ``reset()``."""
+        import numpy as np
+
+        from ..ndarray import NDArray
+
+        metric = make_metric(self.names)
+        if self._labels:
+            metric.update([NDArray(np.concatenate(self._labels))], [NDArray(np.concatenate(self._outputs))])
+        return {f"progressive_{k}": v for k, v in metric_values(self.names, metric).items()}

@@ -21,7 +21,6 @@ from ..base import ConfigError, SparseTrainError
 from ..fileio import write_atomic
 
 FORMATS = ("csv", "tsv", "npy")
-_FLOAT = "%.9g"  # float32 values round-trip
 
 
 def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | None = None, ids=None,
@@ -54,20 +53,13 @@ def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | N
 
 
 def _text(cols: dict, sep: str) -> str:
+    """A header line, then one line per row; numbers in their shortest exact form (float32 outputs
+    and labels read back to the same float32)."""
     names = list(cols)
     if any(sep in name for name in names):
         raise SparseTrainError(f"a column name contains the separator {sep!r}: {names}")
-    buf = io.StringIO()
-    buf.write(sep.join(names) + "\n")
-    if not cols or len(next(iter(cols.values()))) == 0:
-        return buf.getvalue()
-    fmts = [("%d" if np.issubdtype(np.asarray(v).dtype, np.integer) else
-             "%s" if not np.issubdtype(np.asarray(v).dtype, np.number) else _FLOAT) for v in cols.values()]
-    table = np.empty((len(next(iter(cols.values()))), len(cols)), dtype=object)
-    for j, v in enumerate(cols.values()):
-        table[:, j] = np.asarray(v)
-    np.savetxt(buf, table, fmt=fmts, delimiter=sep)
-    return buf.getvalue()
+    texts = [np.asarray(v).astype(str) for v in cols.values()]
+    return "".join([sep.join(names) + "\n"] + [sep.join(row) + "\n" for row in zip(*texts)])
 
 
 def _npy(cols: dict) -> bytes:

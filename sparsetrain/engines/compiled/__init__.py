@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from ...base import NonFiniteError
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
@@ -124,8 +126,9 @@ def prepare(view: ModuleView, found: Match) -> LinearEpochRunner:
     return runner
 
 
-def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0) -> EpochStats:
-    """One training epoch over ``train_data`` (an iterator with ``epoch_rows``)."""
+def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None) -> EpochStats:
+    """One training epoch over ``train_data`` (an iterator with ``epoch_rows``); ``progressive``: as
+    :meth:`sparsetrain.module.Module.run_epoch` (the kernel writes each batch's outputs before its update)."""
     found = match(view, train_data, metric)
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
@@ -145,11 +148,17 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
     num_batches = len(batch_ptr) - 1
     leaves = metric_leaves(metric)
+    labels = label.asnumpy() if progressive is not None else None
     for b0 in range(0, num_batches, per_call):
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
+        outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
-                               view.updater, indices, metrics=names, check_params=(b1 == num_batches))
+                               view.updater, indices, metrics=names, check_params=(b1 == num_batches),
+                               predictions=outputs)
+        if progressive is not None and res.nonfinite_batch is None:
+            real = (hi - lo) - (pad if b1 == num_batches else 0)
+            progressive.update(labels[order[lo:lo + real]], outputs[:real])
         for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
             if info_of(leaf).fused in EPOCH_METRICS:  # auc: the metric's own update, on the kernel's scores
                 leaf.update([res.labels], [res.scores])

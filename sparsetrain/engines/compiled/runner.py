@@ -523,7 +523,7 @@ class LinearEpochRunner:
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
-                  metrics=("mse",), check_params=True) -> EpochResult:
+                  metrics=("mse",), check_params=True, predictions=None) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -532,9 +532,11 @@ class LinearEpochRunner:
         ``bias``: ``(K,)`` or ``None``. ``updater``: the :class:`~sparsetrain.optimizer.Updater`
         whose optimizer and states to use; ``param_indices``: its indices of the weights, then
         the bias. ``check_params`` scans the parameters for NaN/inf after the run (O(size)).
+        ``predictions``: a ``(len(order), K)`` array that receives each row's output before its
+        batch's update (by position in ``order``); the batch-1 fast path is not taken then.
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
-                         param_indices, check_params=check_params)
+                         param_indices, predictions=predictions, check_params=check_params)
 
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
         """Metrics of the forward pass over the batches (nothing is updated)."""

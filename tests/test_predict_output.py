@@ -1,0 +1,67 @@
+"""predict's table: columns for each loss, csv/tsv/npy, stdin and stdout."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from click.testing import CliRunner
+
+from sparsetrain.cli import main
+from sparsetrain.trainer.predictions import prediction_columns
+from test_cli import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = str(ROOT / "configs" / "linreg.yaml")
+DATA = ROOT / "data" / "linreg.libsvm"
+
+
+@pytest.mark.parametrize("loss,outputs,labels,expected", [
+    ("LinearRegressionOutput", [[1.5], [2.5]], [1.0, 3.0],
+     {"row": [0, 1], "label": [1.0, 3.0], "prediction": [1.5, 2.5]}),
+    ("MAERegressionOutput", [1.5, 2.5], None, {"row": [0, 1], "prediction": [1.5, 2.5]}),
+    ("LogisticRegressionOutput", [[0.2], [0.7]], [0.0, 1.0],
+     {"row": [0, 1], "label": [0.0, 1.0], "probability": [0.2, 0.7], "class": [0, 1]}),
+    ("LogisticRegressionOutput", [[0.2, 0.9], [0.7, 0.4]], [[0, 1], [1, 0]],
+     {"row": [0, 1], "label_0": [0, 1], "label_1": [1, 0], "probability_0": [0.2, 0.7], "class_0": [0, 1],
+      "probability_1": [0.9, 0.4], "class_1": [1, 0]}),
+    ("SoftmaxOutput", [[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], [1.0, 2.0],
+     {"row": [0, 1], "label": [1.0, 2.0], "probability_0": [0.1, 0.5], "probability_1": [0.6, 0.2],
+      "probability_2": [0.3, 0.3], "class": [1, 0]}),
+])
+def test_columns_for_each_loss(loss, outputs, labels, expected):
+    cols = prediction_columns(loss, np.array(outputs), None if labels is None else np.array(labels))
+    assert list(cols) == list(expected)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(cols[name], values, err_msg=name)
+
+
+def test_an_id_column_replaces_the_row_number():
+    cols = prediction_columns("LinearRegressionOutput", np.array([1.0, 2.0]), None, ids=["a7", "b9"], id_name="id")
+    assert list(cols) == ["id", "prediction"] and list(cols["id"]) == ["a7", "b9"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "run"
+    assert cli("fit", LINREG, "--output", out, "-q", "--epochs", "2", "--set", "train.target={}").exit_code == 0
+    return out
+
+
+def test_csv_tsv_npy_and_stdin_agree(run, tmp_path):
+    csv = cli("predict", run, DATA)
+    assert csv.exit_code == 0, csv.stderr
+    lines = csv.stdout.splitlines()
+    assert lines[0] == "row,label,prediction" and len(lines) == 1001
+    table = np.loadtxt(lines[1:], delimiter=",")
+    tsv = cli("predict", run, DATA, "--out", tmp_path / "p.tsv")  # format from the extension
+    assert (tmp_path / "p.tsv").read_text() == csv.stdout.replace(",", "\t")
+    assert "wrote 1000 predictions" in tsv.stderr
+    cli("predict", run, DATA, "--format", "npy", "--out", tmp_path / "p.bin")
+    arr = np.load(tmp_path / "p.bin", allow_pickle=False)
+    assert arr.dtype.names == ("row", "label", "prediction")
+    np.testing.assert_array_equal(arr["prediction"], table[:, 2].astype(np.float32))  # exact in text too
+    np.testing.assert_array_equal(arr["row"], np.arange(1000))
+    piped = CliRunner().invoke(main, ["predict", str(run), "-", "--out", "-"], input=DATA.read_bytes())
+    assert piped.exit_code == 0 and piped.stdout == csv.stdout
