@@ -322,7 +322,8 @@ def _load(config_path, overrides):
 
 
 def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
-         strict_stypes, workers=None, servers=None, address=None, max_restarts=None):
+         strict_stypes, workers=None, servers=None, address=None, max_restarts=None, init_from=None,
+         init_states=False, plot=False):
     from . import trainer
 
     overrides = list(overrides)
@@ -332,6 +333,8 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
         overrides.append(f"train.seed={seed}")
     if strict_stypes:
         overrides.append("train.strict_stypes=true")
+    if plot:
+        overrides.append("train.plot=true")
     cfg = _load(config_path, overrides)
     if engine is not None:
         cfg.train.engine = engine
@@ -343,7 +346,8 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
             # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
             result = trainer.fit(cfg, output_dir=output, resume=resume, overwrite=overwrite, engine=engine,
                                  verbose_stypes=verbose_stypes and not _env_verbose(), reporter=reporter,
-                                 workers=workers, servers=servers, address=address, max_restarts=max_restarts)
+                                 workers=workers, servers=servers, address=address, max_restarts=max_restarts,
+                                 init_from=init_from, init_states=init_states)
     finally:
         reporter.close()
     if not quiet:
@@ -561,15 +565,22 @@ def main():
               "instead of starting a local one sized to this machine.")
 @click.option("--max-restarts", type=click.IntRange(min=0), help="When a worker or server dies, restart every "
               "actor from the last complete checkpoint up to K times instead of failing (default 0).")
+@click.option("--init-from", type=click.Path(exists=True), metavar="RUN|PARAMS", help="Start from trained "
+              "parameters: a run directory (its best checkpoint) or a model-NNNN.params file; shapes and stypes "
+              "must match the model. Optimizer states start fresh unless --init-states.")
+@click.option("--init-states", is_flag=True, help="With --init-from: also take the optimizer states and update "
+              "counts saved beside the parameters (the .states file), to continue training exactly.")
+@click.option("--plot", is_flag=True, help="Write metrics.png into the run directory after every epoch (same as "
+              "--set train.plot=true; needs matplotlib: pip install 'sparsetrain[plot]').")
 def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, strict_stypes, engine, seed, quiet,
-        workers, servers, address, max_restarts):
+        workers, servers, address, max_restarts, init_from, init_states, plot):
     """Train the model in CONFIG; exit 1 if train.target is missed or the loss becomes NaN/inf.
 
     With train.kvstore dist_sync/dist_async (or --workers N) the run is distributed on Ray:
     parameter servers hold the weights, workers train on parts of the LibSVM file.
     """
     sys.exit(_run(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
-                  strict_stypes, workers, servers, address, max_restarts))
+                  strict_stypes, workers, servers, address, max_restarts, init_from, init_states, plot))
 
 
 @main.command("infer-stypes")

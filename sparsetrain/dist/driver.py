@@ -167,14 +167,15 @@ class _Cluster:
 def train_distributed(config, output_dir: str | None = None, resume: bool = False, workers: int = 2,
                       servers: int = 1, address: str | None = None, max_restarts: int = 0, reporter=None,
                       engine: str | None = None, num_cpus: int | None = None,
-                      object_store_memory: int | None = None, overwrite: bool = False, _fault: dict | None = None):
+                      object_store_memory: int | None = None, overwrite: bool = False, init_from: str | None = None,
+                      init_states: bool = False, _fault: dict | None = None):
     """Train ``config`` with ``workers`` Ray workers and ``servers`` parameter servers.
 
     ``address``: join that Ray cluster (``ray.init(address=...)``) instead of starting a local one
     with ``num_cpus`` (default: this machine's cores). ``engine``: ``auto``/``compiled``/``graph``
     for the workers' forward/backward (default ``train.engine``). ``max_restarts``: how many times
     a dead actor is answered by restarting from the last checkpoint instead of failing.
-    ``output_dir``, ``resume``, ``overwrite``: the run directory, as :func:`sparsetrain.trainer.train`.
+    ``output_dir``, ``resume``, ``overwrite``, ``init_from``, ``init_states``: as :func:`sparsetrain.trainer.train`.
     ``_fault``: ``{"worker": r, "epoch": e, "batch": b[, "kill": "server"]}`` makes worker r kill
     itself (or server 0) there, once (for tests). Returns a :class:`sparsetrain.trainer.TrainResult`.
     """
@@ -183,6 +184,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     from ..module import Module, load_params
     from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, label_transform, make_iter,
                            run_epochs, run_info, target_misses)
+    from ..trainer.loop import check_init_from
+    from ..trainer.warmstart import warm_start
     from .kvstore import ensure_ray
 
     ray = require_ray()
@@ -197,6 +200,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     if max_restarts < 0:
         raise ConfigError("--max-restarts must be at least 0")
     reporter = reporter or Reporter()
+    check_init_from(resume, init_from, init_states)
     with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run:
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
@@ -215,6 +219,12 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         module.bind(shapes_iter.provide_data, shapes_iter.provide_label, for_training=True)
         del shapes_iter
         module.init_params(initializer=cfg.initializer())
+        initial_states = {}
+        if init_from and run.state is None:
+            states_path = warm_start(module, init_from, init_states)[1]
+            if states_path:
+                with open(states_path, "rb") as f:
+                    initial_states = optimizer_states.loads(f.read(), states_path)[0]
         initial, _ = module.get_params()
         layout = _layout(module)
         names = list(module.view().param_names)
@@ -241,7 +251,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                         opt_states = optimizer_states.loads(f.read(), run.states_path(epoch0))[0]
                     history = run.read_metrics(epoch0)
                 else:
-                    arg, opt_states, history = initial, {}, []
+                    arg, opt_states, history = initial, initial_states, []
                 cluster = None
                 try:
                     cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,

@@ -26,6 +26,7 @@ from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_va
 from .reporter import Reporter
 from .plot import write_plot
 from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
+from .warmstart import warm_start
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -150,6 +151,14 @@ def _stopped_note(best: BestEpoch, history: list[dict]) -> str:
             f"({best.key} {best.value:.6g}, checkpoint {best.epoch})")
 
 
+def check_init_from(resume: bool, init_from: str | None, init_states: bool) -> None:
+    if init_states and not init_from:
+        raise ConfigError("--init-states needs --init-from RUN|PARAMS")
+    if init_from and resume:
+        raise ConfigError("--init-from starts a new run from trained parameters, --resume continues this run: "
+                          "give one of them")
+
+
 def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
     """What ``Reporter.run_start`` receives."""
     return {"output_dir": run.path, "engine": engine, "engine_reason": reason,
@@ -196,13 +205,16 @@ class LocalEpochs:
 
 
 def train(config: Config, output_dir: str | None = None, resume: bool = False, engine: str | None = None,
-          verbose_stypes: bool = False, reporter: Reporter | None = None, overwrite: bool = False) -> TrainResult:
+          verbose_stypes: bool = False, reporter: Reporter | None = None, overwrite: bool = False,
+          init_from: str | None = None, init_states: bool = False) -> TrainResult:
     """Train the model ``config`` describes in this process (``train.kvstore: local``).
 
     The run directory (see :mod:`.rundir`): ``output_dir``, else the config's ``output``, else
     ``runs/<config name>/`` (or the next free ``-K`` one). ``resume`` continues its last complete
     checkpoint and ends with the same parameters as an uninterrupted run; ``overwrite`` replaces a
-    run that is there.
+    run that is there. ``init_from`` (a run directory or a ``.params`` file) starts a new run from
+    trained parameters, with their optimizer states and update counts when ``init_states``
+    (see :mod:`.warmstart`).
     """
     from .. import random as st_random
     from ..engines.compiled.numba_cache import CompileWatch
@@ -212,6 +224,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     cfg = config
     reporter = reporter or Reporter()
     engine = engine or cfg.train.engine
+    check_init_from(resume, init_from, init_states)
     if cfg.train.kvstore != "local":
         raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
                           "sparsetrain.trainer.fit(config, workers=N) (what `sparsetrain fit` does), "
@@ -242,8 +255,11 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             if verbose_stypes:
                 reporter.stypes(cfg.plan().log_lines())
             module.init_params(initializer=cfg.initializer())
+            states = warm_start(module, init_from, init_states)[1] if init_from else None
             # an optimizer object: the config's wd applies to every parameter, whatever its name
             module.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
+            if states:
+                module.load_optimizer_states(states)
             history = []
             if run.state is not None:
                 st_random.set_state(rng_from_json(run.state["rng"]))
@@ -270,7 +286,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
 def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, overwrite: bool = False,
         engine: str | None = None, verbose_stypes: bool = False, reporter: Reporter | None = None,
         workers: int | None = None, servers: int | None = None, address: str | None = None,
-        max_restarts: int | None = None) -> TrainResult:
+        max_restarts: int | None = None, init_from: str | None = None, init_states: bool = False) -> TrainResult:
     """Train ``config``: in this process, or on Ray when ``train.kvstore`` is ``dist_sync``/``dist_async``
     or ``workers`` is given (with ``kvstore: local``, ``workers`` switches to ``dist_sync``).
 
@@ -288,11 +304,12 @@ def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, 
         cfg.train.kvstore = "dist_sync"
     if cfg.train.kvstore == "local":
         return train(cfg, output_dir=output_dir, resume=resume, engine=engine, verbose_stypes=verbose_stypes,
-                     reporter=reporter, overwrite=overwrite)
+                     reporter=reporter, overwrite=overwrite, init_from=init_from, init_states=init_states)
     from ..dist import train_distributed
 
     if verbose_stypes:
         reporter.stypes(cfg.plan().log_lines())
     return train_distributed(cfg, output_dir=output_dir, resume=resume, overwrite=overwrite, engine=engine,
                              workers=workers or 2, servers=servers or 1, address=address,
-                             max_restarts=max_restarts or 0, reporter=reporter)
+                             max_restarts=max_restarts or 0, reporter=reporter, init_from=init_from,
+                             init_states=init_states)

@@ -1,0 +1,89 @@
+"""Warm start: ``fit --init-from RUN|PARAMS [--init-states]`` continues exactly (4 epochs + 6 warm
+started with states = 10 straight) and a shape or stype mismatch is one line naming the variable."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from sparsetrain.config import load_config
+from sparsetrain.trainer import fit
+from test_cli import cli, one_error_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = str(ROOT / "configs" / "linreg.yaml")
+# Adam with a schedule: the states (moments) and the update counts (bias correction, the schedule's
+# position) both matter for an exact continuation
+ADAM = ["optimizer.name=adam", "optimizer.momentum=null", "optimizer.learning_rate=0.05",
+        "optimizer.lr_scheduler={factor: {step: 700, factor: 0.7}}", "train.target={}", "data.batch_size=4"]
+
+
+def params(run, epoch) -> dict:
+    with np.load(pathlib.Path(run) / "checkpoints" / f"model-{epoch:04d}.params", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def mse(run) -> list[float]:
+    return [json.loads(x)["mse"] for x in (pathlib.Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "graph"])
+def test_four_epochs_then_six_warm_started_with_states_equal_ten(tmp_path, engine):
+    straight, first, second = tmp_path / "straight", tmp_path / "first", tmp_path / "second"
+    fit(load_config(LINREG, ADAM + ["train.epochs=10", f"train.engine={engine}"]), output_dir=str(straight))
+    fit(load_config(LINREG, ADAM + ["train.epochs=4", f"train.engine={engine}"]), output_dir=str(first))
+    fit(load_config(LINREG, ADAM + ["train.epochs=6", f"train.engine={engine}"]), output_dir=str(second),
+        init_from=str(first), init_states=True)
+    a, b = params(straight, 10), params(second, 6)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert mse(first) + mse(second) == mse(straight)
+
+
+def test_without_states_the_optimizer_starts_fresh_from_the_trained_parameters(tmp_path):
+    first, warm = tmp_path / "first", tmp_path / "warm"
+    fit(load_config(LINREG, ADAM + ["train.epochs=4"]), output_dir=str(first))
+    params_file = first / "checkpoints" / "model-0004.params"
+    res = cli("fit", LINREG, "--output", warm, "-q", "--epochs", "1", "--init-from", params_file,
+              *[x for o in ADAM for x in ("--set", o)])
+    assert res.exit_code == 0, res.stderr
+    fresh = tmp_path / "fresh"
+    fit(load_config(LINREG, ADAM + ["train.epochs=1"]), output_dir=str(fresh))
+    assert mse(warm)[0] < mse(first)[-1] < mse(fresh)[0]  # it goes on from where the first run ended
+    straight5 = tmp_path / "five"
+    fit(load_config(LINREG, ADAM + ["train.epochs=5"]), output_dir=str(straight5))
+    a, b = params(warm, 1), params(straight5, 5)
+    assert any(not np.array_equal(a[k], b[k]) for k in a)  # fresh moments and counts: not the straight run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("warm") / "run"
+    fit(load_config(LINREG, ["train.epochs=1", "train.target={}", "data.batch_size=100"]), output_dir=str(out))
+    return out
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["data.num_features=120", "model.variables.weight.shape=[120, 1]"],
+     "parameter 'weight' has shape (100, 1), the model's is (120, 1)"),
+    (["model.variables.weight.stype=default"], "parameter 'weight' is row_sparse, the model's is default"),
+])
+def test_a_mismatch_is_one_line_naming_the_variable(tmp_path, trained, overrides, message):
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--init-from", trained, "--set", "train.target={}",
+              *[x for o in overrides for x in ("--set", o)])
+    assert res.exit_code == 2
+    line = one_error_line(res.stderr)
+    assert message in line and "--init-from" in line
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_init_flags_misused_are_usage_errors(tmp_path, trained):
+    assert "--init-states needs --init-from" in one_error_line(
+        cli("fit", LINREG, "--output", tmp_path / "a", "--init-states").stderr)
+    res = cli("fit", LINREG, "--output", trained, "--resume", "--init-from", trained)
+    assert res.exit_code == 2 and "give one of them" in one_error_line(res.stderr)
+    res = cli("fit", LINREG, "--output", tmp_path / "b", "--init-from", LINREG)
+    assert res.exit_code == 2 and "expected a run directory or a .params file" in one_error_line(res.stderr)
