@@ -17,7 +17,9 @@ import warnings
 import click
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
+from .cli_export import export as export_command
 from .cli_init import init_command
+from .cli_plot import plot as plot_command
 
 # What this module imports at the top is what every command (``--help`` included) pays for: click, the
 # error types and the commands' light modules. rich, the schema-generated options and the library load
@@ -676,6 +678,8 @@ def evaluate(model, data, metrics, as_json, epoch, last):
 
 
 main.add_command(init_command)
+main.add_command(export_command)
+main.add_command(plot_command)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
             history.append(record)
             reporter.epoch_end(record)
             if cfg.train.plot:
-                write_plot(run.path, history, best.epoch)
+                write_plot(run.path, history, best.epoch if best.key else None)
             if best.stop:
                 reporter.note(_stopped_note(best, history))
                 break

@@ -1,0 +1,44 @@
+"""``sparsetrain export RUN``: the trained weights, readably (see :mod:`sparsetrain.trainer.export`)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _export(run, fmt, out, top, epoch, last):
+    import os
+
+    from .trainer import load_trained
+    from .trainer.export import export_model, write_export
+
+    model = load_trained(run, epoch=epoch, last=last)
+    run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
+    doc = export_model(model, run_path, top)
+    text = write_export(doc, out, fmt)
+    if out and out != "-":
+        rows = sum(len(p.get("rows", p.get("values", []))) for p in doc["parameters"].values())
+        click.echo(f"wrote {len(doc['parameters'])} parameters ({rows} rows) of {model.params_path} to {out}",
+                   err=True)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True,
+              help="json: one document with the model config and every parameter's non-zero rows; csv: one line "
+              "per value (parameter, index, feature, output, value) after '#' comment lines with the config.")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default or '-': stdout).")
+@click.option("--top", type=click.IntRange(min=1), help="Only the K rows of largest magnitude (L2 norm) of each "
+              "weight matrix; biases are always written whole.")
+@click.option("--epoch", type=click.IntRange(min=1), help="Checkpoint N of the run (default: the best epoch).")
+@click.option("--last", is_flag=True, help="The run's last checkpoint instead of its best one.")
+def export(run, fmt, out, top, epoch, last):
+    """Write the trained weights of RUN (a run directory, config or checkpoint prefix) readably: the
+    non-zero rows of every parameter with their feature index (and name, when the run kept
+    feature_names.json), the biases, and the model's expanded config."""
+    from .cli import _run
+
+    sys.exit(_run(_export, run, fmt, out, top, epoch, last))

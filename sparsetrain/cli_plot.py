@@ -1,0 +1,45 @@
+"""``sparsetrain plot RUN``: every metric per epoch into a PNG (see :mod:`sparsetrain.trainer.plot`)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _plot(run, out):
+    import json
+    import os
+
+    from .base import SparseTrainError
+    from .trainer.plot import plot_metrics
+    from .trainer.rundir import METRICS_FILE, load_state
+
+    if not os.path.isdir(run):
+        raise SparseTrainError(f"{run}: not a run directory")
+    path = os.path.join(run, METRICS_FILE)
+    if not os.path.exists(path):
+        raise SparseTrainError(f"{path}: no metrics to plot (has the run finished an epoch?)")
+    history = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                history.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by a kill
+    state = load_state(run) or {}
+    best = (state.get("best") or {}).get("epoch") if (state.get("best") or {}).get("metric") else None
+    out = out or os.path.join(run, "metrics.png")
+    plot_metrics(history, out, best, title=os.path.basename(os.path.abspath(run)))
+    click.echo(f"wrote {out}", err=True)
+    return 0
+
+
+@click.command("plot")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG file to write (default: RUN/metrics.png).")
+def plot(run, out):
+    """Draw every metric of RUN per epoch (train, progressive and eval curves; the best epoch
+    marked) into a PNG. Needs matplotlib: pip install 'sparsetrain[plot]'."""
+    from .cli import _run
+
+    sys.exit(_run(_plot, run, out))

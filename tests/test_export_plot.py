@@ -1,0 +1,123 @@
+"""export round-trips (the weights read back equal the checkpoint), --top, feature names; plot and
+fit --plot write a PNG that decodes; shell completion generates."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sparsetrain.module import load_params
+from sparsetrain.trainer.export import read_export
+from test_cli import cli, one_error_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LOGREG = str(ROOT / "configs" / "logreg.yaml")
+SOFTMAX = str(ROOT / "configs" / "softmax.yaml")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def checkpoint(run, epoch) -> dict:
+    arg, _ = load_params(str(pathlib.Path(run) / "checkpoints" / f"model-{epoch:04d}.params"))
+    return {k: v.asnumpy() for k, v in arg.items()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    out = {}
+    for name, config in (("logreg", LOGREG), ("softmax", SOFTMAX)):
+        res = cli("fit", config, "--output", root / name, "-q", "--epochs", "3", "--plot",
+                  "--set", "train.target={}", "--set", "train.early_stopping={patience: 5}")
+        assert res.exit_code == 0, res.stderr
+        out[name] = root / name
+    return out
+
+
+@pytest.mark.parametrize("name", ["logreg", "softmax"])
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_round_trips_to_the_checkpoint(runs, tmp_path, name, fmt):
+    run = runs[name]
+    path = tmp_path / f"w.{fmt}"
+    res = cli("export", run, "--format", fmt, "--out", path, "--last")
+    assert res.exit_code == 0, res.stderr
+    want = checkpoint(run, 3)
+    got = read_export(str(path))
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_export_json_has_config_rows_and_the_best_epoch(runs):
+    run = runs["softmax"]
+    doc = json.loads(cli("export", run).stdout)
+    best = json.loads((run / "checkpoint.json").read_text())["best"]["epoch"]
+    assert doc["epoch"] == best and doc["checkpoint"].endswith(f"model-{best:04d}.params")
+    assert doc["model"]["loss"]["op"] == "SoftmaxOutput"
+    weight = doc["parameters"]["weight"]
+    assert weight["stype"] == "row_sparse" and len(weight["shape"]) == 2
+    assert all(any(v != 0 for v in r["values"]) for r in weight["rows"])  # non-zero rows only
+    assert [r["index"] for r in weight["rows"]] == sorted(r["index"] for r in weight["rows"])
+    assert len(doc["parameters"]["bias"]["values"]) == weight["shape"][1]
+
+
+def test_export_top_k_by_magnitude_with_feature_names(runs, tmp_path):
+    run = runs["logreg"]
+    (run / "feature_names.json").write_text(json.dumps({"3": "age", "7": ["c1=a", "c2=b"]}))
+    try:
+        full = json.loads(cli("export", run).stdout)["parameters"]["weight"]["rows"]
+        top = json.loads(cli("export", run, "--top", "5").stdout)["parameters"]["weight"]["rows"]
+    finally:
+        (run / "feature_names.json").unlink()
+    norms = sorted((abs(r["values"][0]) for r in full), reverse=True)
+    assert [abs(r["values"][0]) for r in top] == norms[:5]
+    named = {r["index"]: r.get("feature") for r in full}
+    assert named[3] == "age" and named[7] == "c1=a|c2=b" and named.get(4) is None
+    assert "feature" not in next(r for r in full if r["index"] not in (3, 7))
+
+
+def test_export_of_a_damaged_name_map_is_one_line(runs, tmp_path):
+    run = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(runs["logreg"], run)
+    (run / "feature_names.json").write_text("{not json")
+    res = cli("export", run)
+    assert res.exit_code == 1 and "feature_names.json: unreadable feature name map" in one_error_line(res.stderr)
+
+
+def test_fit_plot_and_plot_write_a_png_that_decodes(runs, tmp_path):
+    import matplotlib.image
+
+    png = runs["logreg"] / "metrics.png"
+    assert png.stat().st_size > 5000
+    img = matplotlib.image.imread(str(png))
+    assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 300
+    out = tmp_path / "m.png"
+    res = cli("plot", runs["softmax"], "--out", out)
+    assert res.exit_code == 0, res.stderr
+    assert out.stat().st_size > 5000 and matplotlib.image.imread(str(out)).ndim == 3
+    assert not list(runs["logreg"].glob(".tmp-*"))  # written atomically
+
+
+def test_plot_without_matplotlib_is_one_line(runs, tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from sparsetrain.cli import main; "
+            f"main(['plot', {str(runs['logreg'])!r}, '--out', {str(tmp_path / 'x.png')!r}])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "error: plotting needs matplotlib: pip install 'sparsetrain[plot]'"
+
+
+def test_bash_completion_script_generates():
+    res = subprocess.run(["sparsetrain"], capture_output=True, text=True,
+                         env={**ENV, "_SPARSETRAIN_COMPLETE": "bash_source"})
+    assert res.returncode == 0, res.stderr
+    assert "_sparsetrain_completion" in res.stdout and "complete " in res.stdout
+    words = subprocess.run(["sparsetrain"], capture_output=True, text=True,
+                           env={**ENV, "_SPARSETRAIN_COMPLETE": "bash_complete", "COMP_WORDS": "sparsetrain ex",
+                                "COMP_CWORD": "1"})
+    assert "export" in words.stdout
