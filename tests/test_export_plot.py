@@ -110,6 +110,11 @@ def test_plot_without_matplotlib_is_one_line(runs, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert res.returncode == 1
     assert res.stderr.strip() == "error: plotting needs matplotlib: pip install 'sparsetrain[plot]'"
+    code = ("import sys; sys.modules['matplotlib'] = None; from sparsetrain.cli import main; "
+            f"main(['fit', {LOGREG!r}, '--output', {str(tmp_path / 'run')!r}, '--plot'])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert res.returncode == 1 and "needs matplotlib" in res.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
 def test_bash_completion_script_generates():

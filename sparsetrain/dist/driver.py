@@ -195,6 +195,9 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     if mode not in ("dist_sync", "dist_async"):
         raise ConfigError(f"train.kvstore: {mode!r} is not distributed; use dist_sync or dist_async "
                           "(or the single-process trainer)")
+    if cfg.train.progressive:
+        raise ConfigError("train.progressive: progressive validation runs with kvstore local only; turn it off "
+                          "for distributed training")
     if workers < 1 or servers < 1:
         raise ConfigError("--workers and --servers must be at least 1")
     if max_restarts < 0:

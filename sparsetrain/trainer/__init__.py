@@ -8,9 +8,13 @@ One job per module:
 * :mod:`.loop` -- the one epoch loop (``run_epochs``), the single-process run (``train``) and
   ``fit``; the distributed driver (:mod:`sparsetrain.dist.driver`) plugs its cluster into the loop;
 * :mod:`.data` -- the training data as iterators (memory or stream, generated when asked);
-* :mod:`.metrics` -- metric objects, epoch records, targets, bests;
+* :mod:`.metrics` -- metric objects, epoch records, targets, bests, the best epoch and early
+  stopping (``BestEpoch``), progressive validation (``Progressive``);
 * :mod:`.reporter` -- the progress events a front end (the CLI) renders;
-* :mod:`.predict` -- trained models: predict and evaluate.
+* :mod:`.predict` -- trained models: which checkpoint (best, last, ``--epoch``), predict and evaluate;
+  :mod:`.predictions` -- predict's table (columns per loss; csv, tsv, npy);
+* :mod:`.warmstart` -- ``--init-from``: a new run from trained parameters (and optimizer states);
+* :mod:`.export` -- the weights readably (``sparsetrain export``); :mod:`.plot` -- ``metrics.png``.
 """
 from .data import cache_mode, ensure_generated, label_map, label_transform, make_iter
 from .loop import LocalEpochs, RunInterrupted, TrainResult, fit, is_interrupt, run_epochs, run_info, train

@@ -24,7 +24,7 @@ from ..config import Config, make_optimizer
 from .data import ensure_generated, make_iter, write_feature_names
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
-from .plot import write_plot
+from .plot import require_matplotlib, write_plot
 from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
 from .warmstart import warm_start
 
@@ -225,6 +225,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     reporter = reporter or Reporter()
     engine = engine or cfg.train.engine
     check_init_from(resume, init_from, init_states)
+    if cfg.train.plot:
+        require_matplotlib()  # before the run directory is touched
     if cfg.train.kvstore != "local":
         raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
                           "sparsetrain.trainer.fit(config, workers=N) (what `sparsetrain fit` does), "
@@ -295,6 +297,8 @@ def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, 
     """
     cfg = config
     reporter = reporter or Reporter()
+    if cfg.train.plot:
+        require_matplotlib()  # before the run directory is touched
     dist_flags = [k for k, v in (("--workers", workers), ("--servers", servers), ("--address", address),
                                  ("--max-restarts", max_restarts)) if v is not None]
     if dist_flags and cfg.train.kvstore == "local":

@@ -16,6 +16,11 @@ from .rundir import PLOT_FILE, writing
 _PREFIXES = ("eval_", "progressive_")
 
 
+def require_matplotlib() -> None:
+    """A ``SparseTrainError`` saying how to install matplotlib when it is missing."""
+    _pyplot()
+
+
 def _pyplot():
     try:
         import matplotlib
