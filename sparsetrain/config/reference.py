@@ -11,6 +11,7 @@ import yaml
 from .schema import (
     CSVConfig,
     DataConfig,
+    EarlyStoppingConfig,
     GenerateConfig,
     LossConfig,
     ModelConfig,
@@ -41,6 +42,7 @@ _DOC_TYPES = {
     ("DataConfig", "crosses"): "list of pairs",
     ("ModelConfig", "variables"): "mapping name → variable", ("ModelConfig", "ops"): "list of op mappings",
     ("ModelConfig", "loss"): "mapping (`model.loss`)",
+    ("TrainConfig", "early_stopping"): "mapping (`train.early_stopping`) \\| null",
 }
 
 
@@ -49,7 +51,8 @@ def markdown_reference() -> str:
     sections = [("data", DataConfig), ("data.csv", CSVConfig), ("data.generate", GenerateConfig),
                 ("model", ModelConfig),
                 ("model.variables.<name>", VariableConfig), ("model.ops[i]", OpConfig), ("model.loss", LossConfig),
-                ("optimizer", OptimizerConfig), ("train", TrainConfig)]
+                ("optimizer", OptimizerConfig), ("train", TrainConfig),
+                ("train.early_stopping", EarlyStoppingConfig)]
     # the package docstring's second and third paragraphs say how paths and overrides resolve
     paragraphs = (sys.modules[__package__].__doc__ or "").split("\n\n")
     lines = ["Generated from `sparsetrain/config/schema.py` by `python -m tools.update_readme`; do not edit here.",
