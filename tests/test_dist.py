@@ -283,3 +283,29 @@ def test_joining_a_cluster_with_too_few_cpus_for_the_workers_fails_at_once(tmp_p
         train_distributed(cfg, output_dir=str(tmp_path), workers=3, servers=1, address="auto")
     lines = (tmp_path / "metrics.jsonl")
     assert not lines.exists() or lines.read_text() == ""
+
+
+def test_early_stopping_and_the_best_epoch_on_a_distributed_run(tmp_path):
+    """The loop is the one of a single process: an eval set with negated labels gets worse as the model
+    learns, so epoch 0 is the best, training stops after one more epoch and checkpoint 1 is kept."""
+    from sparsetrain import io as st_io
+
+    X, y = st_io.load_libsvm(LINREG.replace("configs/linreg.yaml", "data/linreg.libsvm"))
+    st_io.dump_libsvm(X, -np.asarray(y), str(tmp_path / "neg.libsvm"), zero_based=False)
+    cfg = load_config(LINREG, SYNC[:-2] + ["train.epochs=5", SYNC[-1], f"data.eval={tmp_path / 'neg.libsvm'}",
+                                           "train.keep_checkpoints=1", "train.target={}",
+                                           "train.early_stopping={metric: eval_mse, patience: 1}"])
+    result = train_distributed(cfg, output_dir=str(tmp_path / "run"), workers=2, servers=1)
+    assert [r["epoch"] for r in result.history] == [0, 1] and result.stopped_early
+    assert result.history[1]["eval_mse"] > result.history[0]["eval_mse"]
+    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert state["best"] == {"epoch": 1, "metric": "eval_mse", "value": result.history[0]["eval_mse"]}
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.params")) == [
+        "model-0001.params", "model-0002.params"]
+
+
+def test_a_distributed_run_warm_starts_from_a_trained_run(sync_run, tmp_path):
+    cfg, clean = sync_run
+    one = load_config(LINREG, SYNC[:-2] + ["train.epochs=1", SYNC[-1]])
+    warm = train_distributed(one, output_dir=str(tmp_path), workers=2, servers=2, init_from=clean.output_dir)
+    assert warm.history[0]["mse"] < clean.history[-1]["mse"] < clean.history[0]["mse"]
