@@ -497,9 +497,9 @@ class Module:
         else:
             name, _ = self.choose_engine(engine, train_data, eval_metric)
         if name != "graph":
+            extra = {"progressive": progressive} if progressive is not None else {}
             return engines.get(name).run_epoch(self.view(), train_data, eval_metric,
-                                               batch_end_callback=batch_end_callback, epoch=epoch,
-                                               progressive=progressive)
+                                               batch_end_callback=batch_end_callback, epoch=epoch, **extra)
         train_data.reset()
         samples = batches = 0
         data_seconds = 0.0

@@ -184,9 +184,10 @@ class LocalEpochs:
         self.metric.reset()
         if self.progressive is not None:
             self.progressive.reset()
+        extra = {"progressive": self.progressive} if self.progressive is not None else {}
         stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
                                       batch_end_callback=reporter.batch_end if reporter.wants_batches else None,
-                                      progressive=self.progressive)
+                                      **extra)
         self.epoch_rows = stats.samples
         self.batches = stats.batches
         progressive = self.progressive.values() if self.progressive is not None else {}
