@@ -134,7 +134,7 @@ def test_resume_removes_temporary_files_of_a_killed_writer(finished):
 
 
 def test_checkpoint_json_has_the_same_fields_for_every_kind_of_run(finished):
-    assert set(state(finished)) == {"epoch", "prefix", "rng", "roll_over", "kvstore", "workers", "servers"}
+    assert set(state(finished)) == {"epoch", "prefix", "rng", "roll_over", "kvstore", "workers", "servers", "best"}
     assert state(finished)["kvstore"] == "local"
 
 
