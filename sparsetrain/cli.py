@@ -479,7 +479,7 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 
     model = load_trained(model_path, epoch=epoch, last=last)
     fmt = format_for(out, fmt)
-    with _data_file(data_path) as path:
+    with _data_file(data_path, model) as path:
         cols = model.predict_columns(path)
     write_predictions(cols, out, fmt)
     if out and out != "-":
@@ -487,13 +487,14 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
     return 0
 
 
-def _data_file(path):
-    """``path``, or for ``-`` a temporary file holding stdin (removed afterwards)."""
+def _data_file(path, model):
+    """``path``; for ``-`` and a model without its run's config (a checkpoint prefix, read as LibSVM),
+    a temporary file holding stdin (removed afterwards). A run's model reads stdin in its data format."""
     import contextlib
     import shutil
     import tempfile
 
-    if path != "-":
+    if path != "-" or model.config is not None:
         return contextlib.nullcontext(path)
 
     @contextlib.contextmanager
@@ -510,7 +511,7 @@ def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     from .trainer import load_trained
 
     model = load_trained(model_path, epoch=epoch, last=last)
-    with _data_file(data_path) as path:
+    with _data_file(data_path, model) as path:
         values = model.evaluate(path, list(metrics) or None)
     if as_json:
         click.echo(json.dumps(values))

@@ -67,7 +67,8 @@ def test_export_json_has_config_rows_and_the_best_epoch(runs):
 
 def test_export_top_k_by_magnitude_with_feature_names(runs, tmp_path):
     run = runs["logreg"]
-    (run / "feature_names.json").write_text(json.dumps({"3": "age", "7": ["c1=a", "c2=b"]}))
+    (run / "feature_names.json").write_text(json.dumps({"format": "sparsetrain-feature-names/1", "names": {
+        "3": ["age"], "7": ["c1=a", "c2=b"]}}))
     try:
         full = json.loads(cli("export", run).stdout)["parameters"]["weight"]["rows"]
         top = json.loads(cli("export", run, "--top", "5").stdout)["parameters"]["weight"]["rows"]

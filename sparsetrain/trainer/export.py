@@ -2,9 +2,9 @@
 with their feature index (and name, where the run kept a name map), the biases, and the model's
 expanded config; as JSON or CSV, optionally only the ``top`` rows by magnitude.
 
-The name map is ``<run>/feature_names.json`` (:data:`~.rundir.FEATURE_NAMES_FILE`), written by
-readers that hash or name features: ``{"<feature index>": "name" or ["name", ...]}`` (a hashed
-bucket may hold several names). It labels the rows of every parameter with one row per feature
+The name map is ``<run>/feature_names.json`` (``data.keep_feature_names``; its format is
+:mod:`sparsetrain.io.feature_names`'s: ``names`` maps a feature index to the names hashed to it).
+It labels the rows of every parameter with one row per feature
 (first dimension ``num_features``).
 
 JSON: ``{"checkpoint", "epoch", "num_features", "model", "parameters": {name: {"shape", "stype",
@@ -25,23 +25,23 @@ import numpy as np
 
 from ..base import ConfigError, DataFormatError
 from ..fileio import write_atomic
-from .rundir import CONFIG_FILE, FEATURE_NAMES_FILE
+from .data import FEATURE_NAMES_FILE
+from .rundir import CONFIG_FILE
 
 FORMATS = ("json", "csv")
 
 
 def read_feature_names(run_path: str) -> dict[int, list[str]]:
-    """``{feature index: [names]}`` from ``<run>/feature_names.json``; empty when there is none."""
+    """``{feature index: [names]}`` from ``<run>/feature_names.json`` (format:
+    :mod:`sparsetrain.io.feature_names`); empty when there is none."""
+    from ..io.feature_names import read_feature_names as read_names
+
     path = os.path.join(run_path, FEATURE_NAMES_FILE)
     if not os.path.exists(path):
         return {}
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        if not isinstance(doc, dict):
-            raise ValueError("expected an object {feature index: name or [names]}")
-        return {int(k): [v] if isinstance(v, str) else [str(x) for x in v] for k, v in doc.items()}
-    except (OSError, ValueError, TypeError) as e:
+        return {int(k): [str(x) for x in v] for k, v in read_names(path).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise DataFormatError(f"{path}: unreadable feature name map ({e})") from None
 
 

@@ -38,7 +38,6 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 STATE_FILE = "checkpoint.json"
 PLOT_FILE = "metrics.png"
-FEATURE_NAMES_FILE = "feature_names.json"
 LOCK_FILE = ".lock"
 CHECKPOINT_PREFIX = os.path.join("checkpoints", "model")
 _TMP_PREFIX = ".tmp-"  # fileio.write_atomic's temporary files
