@@ -204,5 +204,5 @@ def test_predict_reads_a_csv_with_header_from_stdin(tmp_path):
     with open(tmp_path / "h.tsv") as f:
         redirected = subprocess.run(cmd + ["-"], stdin=f, capture_output=True, text=True, env=ENV, timeout=300)
     assert want.returncode == 0, want.stderr
-    assert len(want.stdout.splitlines()) == 200
+    assert len(want.stdout.splitlines()) == 201  # the header row, then 200 predictions
     assert piped.stdout == want.stdout and redirected.stdout == want.stdout, (piped.stderr, redirected.stderr)
