@@ -477,11 +477,11 @@ class Module:
         eval_metric.update(labels, self._exec.outputs)
 
     # -- loops ----------------------------------------------------------------------------------
-    def choose_engine(self, engine="auto", train_data=None, eval_metric=None):
+    def choose_engine(self, engine="auto", train_data=None, eval_metric=None, progressive=False):
         """Which engine ``run_epoch`` will use with this data and metric, and why: ``(name, reason)``
         (see :func:`sparsetrain.engines.choose`; an engine asked for by name that cannot run the
         model raises :class:`~sparsetrain.base.ConfigError` naming the op, metric or optimizer)."""
-        name, reason, _ = engines.choose(engine, self.view(), train_data, eval_metric)
+        name, reason, _ = engines.choose(engine, self.view(), train_data, eval_metric, progressive)
         self._engine_choice = (name, reason)
         return self._engine_choice
 
@@ -495,7 +495,7 @@ class Module:
         if self._kvstore is not None:  # the fused loops update locally; with a kvstore, the graph
             self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
         else:
-            name, _ = self.choose_engine(engine, train_data, eval_metric)
+            name, _ = self.choose_engine(engine, train_data, eval_metric, progressive is not None)
         if name != "graph":
             extra = {"progressive": progressive} if progressive is not None else {}
             return engines.get(name).run_epoch(self.view(), train_data, eval_metric,

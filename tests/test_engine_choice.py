@@ -53,19 +53,19 @@ def header(res) -> str:
 
 
 def test_a_model_with_an_unfused_op_says_which_op_and_runs_graph(tmp_path):
-    res = cli("fit", logreg_config(tmp_path, extra_op="tanh"), "--output", tmp_path / "r", "--epochs", 1)
+    res = cli("fit", logreg_config(tmp_path, extra_op="sign"), "--output", tmp_path / "r", "--epochs", 1)
     assert res.exit_code == 0, res.output
-    assert header(res).startswith("engine graph (compiled engine: op 'tanh' has no fused form")
+    assert header(res).startswith("engine graph (compiled engine: op 'sign' has no fused form")
     assert {r["engine"] for r in records(tmp_path / "r")} == {"graph"}
     assert "1 epochs, engine graph" in res.stdout
 
 
 def test_engine_compiled_on_a_model_it_cannot_run_exits_2_naming_the_op_before_anything(tmp_path):
     out = tmp_path / "r"
-    res = cli("fit", logreg_config(tmp_path, extra_op="tanh"), "--output", out, "--engine", "compiled")
+    res = cli("fit", logreg_config(tmp_path, extra_op="sign"), "--output", out, "--engine", "compiled")
     assert res.exit_code == 2
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "op 'tanh'" in errors[0] and "Traceback" not in res.stderr, res.stderr
+    assert len(errors) == 1 and "op 'sign'" in errors[0] and "Traceback" not in res.stderr, res.stderr
     assert not any(ln.startswith("engine ") for ln in res.stderr.splitlines())  # no header before the refusal
     assert "epoch" not in res.stdout
     assert not (out / "config.yaml").exists() and not (out / "metrics.jsonl").exists()

@@ -32,13 +32,14 @@ def get(name: str):
     return importlib.import_module(path)
 
 
-def choose(requested: str, view, train_data=None, metric=None) -> tuple[str, str, list]:
+def choose(requested: str, view, train_data=None, metric=None, progressive: bool = False) -> tuple[str, str, list]:
     """The engine that will train this bound model: ``(name, reason, unsupported)``.
 
     ``requested``: ``auto`` (the first engine of ``ENGINES`` whose ``match`` accepts the model, else
     the graph interpreter), ``graph``, or an engine's name. ``reason``: what the engine runs, or, on
     the graph engine, what kept the model off the compiled engine in one line; ``unsupported``:
-    those things as a list of :class:`~.base.Unsupported`. An engine asked for by name that cannot
+    those things as a list of :class:`~.base.Unsupported`. ``progressive``: the run asks for
+    progressive metrics (``train.progressive``). An engine asked for by name that cannot
     run the model is a :class:`~sparsetrain.base.ConfigError` naming them.
     """
     if requested == "graph":
@@ -48,7 +49,7 @@ def choose(requested: str, view, train_data=None, metric=None) -> tuple[str, str
                           f"{did_you_mean(requested, ['auto', 'graph', *ENGINES])}")
     first = None
     for name in ([requested] if requested != "auto" else list(ENGINES)):
-        found = get(name).match(view, train_data, metric)
+        found = get(name).match(view, train_data, metric, progressive)
         if found.ok:
             return name, found.reason, []
         first = first or (name, list(found.unsupported) or [found.reason])

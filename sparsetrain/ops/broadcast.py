@@ -5,8 +5,8 @@ import numpy as np
 
 from ..base import ShapeError
 from ..ndarray.ndarray import CSRNDArray
-from .elemwise import COMPARISONS
-from .registry import Op, merge_shape, register
+from .elemwise import BINARY_FUSED, COMPARISONS
+from .registry import FusedForm, Op, merge_shape, register
 
 D, CSR = "default", "csr"
 
@@ -80,6 +80,7 @@ for _kind, _f in _FUNCS.items():
         infer_shape=lambda i, o, p, n=_name: _broadcast_shape(i, o, p, n),
         gradient=_gradient(_kind),
         doc="numpy broadcasting" + ("; csr with a dense row/column vector -> csr" if _kind in ("mul", "div") else ""),
+        fused=FusedForm("broadcast", *BINARY_FUSED[_kind]),
     ))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from ..base import ShapeError, check_stype
 from ..kernels.sparse_dot import csr_dense_dot, csr_rsp_dot, csr_t_dense_dot_rsp
 from ..ndarray.ndarray import NDArray, RowSparseNDArray
-from .registry import Op, merge_shape, register
+from .registry import FusedForm, Op, merge_shape, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
 
@@ -100,6 +100,8 @@ register(Op(
     forced_stypes=lambda p: (check_stype(p["forward_stype"]),) if p["forward_stype"] else None,
     storage=lambda s, p: (s[0], s[1], bool(p["transpose_a"]), bool(p["transpose_b"])),
     gradient=_gradient,
+    fused=FusedForm("dot", check=lambda p: ("a transposed input" if p["transpose_a"] or p["transpose_b"]
+                                            else "forward_stype" if p["forward_stype"] else None)),
     doc="d,d->d; csr,d->d; csr,rsp->d; csrᵀ,d->rsp; anything else falls back to dense; "
         "forward_stype= sets the output stype",
 ))

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index, zeros
 from ..ndarray.sparse import sum_rows
-from .registry import Op, merge_shape, register
+from .registry import FusedForm, Op, merge_shape, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
 
@@ -95,18 +95,30 @@ def _grad_div(g):
     return [ga, gb]
 
 
-def _binary(name, dense, kernels, gradient, doc):
+def _binary(name, dense, kernels, gradient, doc, fused=None):
     register(Op(name=name, input_names=("lhs", "rhs"), dense=dense, kernels=kernels,
-                infer_shape=lambda i, o, p, n=name: same_shape(i, o, p, n), gradient=gradient, doc=doc))
+                infer_shape=lambda i, o, p, n=name: same_shape(i, o, p, n), gradient=gradient, doc=doc,
+                fused=fused))
 
+
+# forward and partial derivatives (by a, by b) of the element-wise binary ops, for the compiled
+# engine; broadcast_* (ops/broadcast.py) read the same table
+BINARY_FUSED = {
+    "add": ("a + b", ("1.0", "1.0")),
+    "sub": ("a - b", ("1.0", "-1.0")),
+    "mul": ("a * b", ("b", "a")),
+    "div": ("a / b", ("1.0 / b", "-y / b")),
+}
 
 _binary("elemwise_add", lambda x, p: [x[0] + x[1]], _add_kernels(1.0), _grad_add,
-        "a + b; csr+csr->csr, rsp+rsp->rsp, dense with sparse -> dense, csr+rsp falls back")
+        "a + b; csr+csr->csr, rsp+rsp->rsp, dense with sparse -> dense, csr+rsp falls back",
+        FusedForm("binary", *BINARY_FUSED["add"]))
 _binary("elemwise_sub", lambda x, p: [x[0] - x[1]], _add_kernels(-1.0), _grad_sub,
-        "a - b; stype rules as elemwise_add")
+        "a - b; stype rules as elemwise_add", FusedForm("binary", *BINARY_FUSED["sub"]))
 _binary("elemwise_mul", lambda x, p: [x[0] * x[1]], _MUL_KERNELS, _grad_mul,
-        "a * b; csr*csr->csr, rsp*rsp->rsp, csr*dense->csr, rsp*dense->rsp")
-_binary("elemwise_div", lambda x, p: [x[0] / x[1]], {}, _grad_div, "a / b (dense)")
+        "a * b; csr*csr->csr, rsp*rsp->rsp, csr*dense->csr, rsp*dense->rsp", FusedForm("binary", *BINARY_FUSED["mul"]))
+_binary("elemwise_div", lambda x, p: [x[0] / x[1]], {}, _grad_div, "a / b (dense)",
+        FusedForm("binary", *BINARY_FUSED["div"]))
 
 register(Op(
     name="_backward_elemwise_div", input_names=("ograd", "lhs", "rhs"), hidden=True, num_outputs=2,
@@ -158,6 +170,21 @@ UNARY = {
     "fix": (np.fix, lambda x, y: np.zeros_like(x), True),
 }
 
+# the compiled engine's form of a unary op: f(a) and its derivative from a and y = f(a), as numba
+# expressions (the numpy formulas above, element by element)
+UNARY_FUSED = {
+    "negative": ("-a", "-1.0"),
+    "abs": ("abs(a)", "(1.0 if a > 0 else (-1.0 if a < 0 else 0.0))"),
+    "square": ("a * a", "2.0 * a"),
+    "sqrt": ("math.sqrt(a)", "0.5 / y"),
+    "relu": ("(a if a > 0 else 0.0 * a)", "(1.0 if a > 0 else 0.0)"),
+    "_copy": ("a", "1.0"),
+    "tanh": ("math.tanh(a)", "1.0 - y * y"),
+    "sigmoid": ("1.0 / (1.0 + math.exp(-a))", "y * (1.0 - y)"),
+    "exp": ("math.exp(a)", "y"),
+    "log": ("math.log(a)", "1.0 / a"),
+}
+
 
 def _unary_gradient(name, deriv):
     if name == "negative":
@@ -182,6 +209,7 @@ for _name, (_f, _deriv, _zero_preserving) in UNARY.items():
         infer_shape=lambda i, o, p: same_shape(i, o, p, "unary"),
         gradient=_unary_gradient(_name, _deriv),
         doc=("keeps the input's stype" if _zero_preserving else "sparse input falls back to dense"),
+        fused=FusedForm("unary", UNARY_FUSED[_name][0], (UNARY_FUSED[_name][1],)) if _name in UNARY_FUSED else None,
     ))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..base import ShapeError
 from .elemwise import sigmoid
-from .registry import Op, merge_shape, register
+from .registry import FusedForm, Op, merge_shape, register
 
 
 def _regression_infer(name):
@@ -55,7 +55,7 @@ for _name, (_f, _kind, _metrics) in _REGRESSION.items():
         dense=lambda x, p, f=_f: [np.asarray(f(x[0]), dtype=x[0].dtype)],
         infer_shape=_regression_infer(_name),
         gradient=lambda g, n=_name: [g.apply("_backward_" + n, g.outputs[0], g.inputs[1], grad_scale=g.params["grad_scale"]), None],
-        doc="regression output layer",
+        doc="regression output layer", fused=FusedForm("output", _name),
     ))
     register(Op(
         name="_backward_" + _name, input_names=("output", "label"), params={"grad_scale": 1.0}, hidden=True,
@@ -107,6 +107,12 @@ def _softmax_backward(x, p):
     return [(scale * grad).reshape(out.shape).astype(out.dtype, copy=False)]
 
 
+def _softmax_fused_check(p):
+    if p["use_ignore"] or p["multi_output"] or p["preserve_shape"] or p["normalization"] == "valid":
+        return "use_ignore, multi_output, preserve_shape or normalization 'valid'"
+    return None
+
+
 _SOFTMAX_PARAMS = {"grad_scale": 1.0, "ignore_label": -1.0, "use_ignore": False, "normalization": "null",
                    "multi_output": False, "preserve_shape": False}
 register(Op(
@@ -116,6 +122,7 @@ register(Op(
     infer_shape=_softmax_infer,
     gradient=lambda g: [g.apply("_backward_SoftmaxOutput", g.outputs[0], g.inputs[1], **g.params), None],
     doc="softmax over the last axis; label holds class ids, or probabilities of the output's shape",
+    fused=FusedForm("output", "SoftmaxOutput", check=_softmax_fused_check),
 ))
 register(Op(
     name="_backward_SoftmaxOutput", input_names=("output", "label"), params=dict(_SOFTMAX_PARAMS), hidden=True,

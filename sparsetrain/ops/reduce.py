@@ -5,7 +5,7 @@ import numpy as np
 
 from ..base import ShapeError
 from ..ndarray.ndarray import NDArray, RowSparseNDArray
-from .registry import Op, register
+from .registry import FusedForm, Op, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
 
@@ -78,11 +78,21 @@ def _backward_sum(x, p):
     return [np.ascontiguousarray(g)]
 
 
+def _fused_check(p):
+    """The compiled engine reduces a batch's rows over their feature axis only."""
+    axis = p.get("axis")
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    if p.get("exclude") or axes not in ((1,), (-1,)):
+        return f"axis={axis!r}{' with exclude' if p.get('exclude') else ''} (only axis=1 is fused)"
+    return None
+
+
 for _name, _mean in (("sum", False), ("mean", True)):
     register(Op(
         name=_name, input_names=("data",), params={"axis": None, "keepdims": False, "exclude": False},
         dense=_dense(_mean), kernels={(CSR,): ((D,), _csr(_mean))}, infer_shape=_infer,
         gradient=_gradient(_mean), doc="csr -> default",
+        fused=FusedForm("reduce", _name, check=_fused_check),
     ))
 
 register(Op(name="_backward_sum", input_names=("ograd", "data"), hidden=True,

@@ -13,6 +13,9 @@ As in MXNet/NNVM, an operator is a bundle of named attributes:
   ``GradientContext``.
 - ``default_metrics`` (loss operators): the metrics a run reports when it names none (names from
   :mod:`sparsetrain.metric`'s catalogue).
+- ``fused`` (a :class:`FusedForm`): how the compiled engine's plan compiler
+  (``engines/compiled/plan.py``) generates this op's forward and backward inside one numba
+  function; ``None``: a graph using the op runs on the graph engine.
 
 Passes (shape and storage-type inference, the executor, ``nd.*``) know nothing else about an op.
 """
@@ -30,6 +33,27 @@ Shape = tuple[int, ...] | None
 DISPATCH_DENSE = "dense"
 DISPATCH_SPARSE = "sparse"
 DISPATCH_FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class FusedForm:
+    """An op's fused form: what the plan compiler needs to generate its forward and backward.
+
+    ``kind`` names the loop the compiler lowers it to: ``unary`` and ``binary`` (element-wise,
+    same shapes), ``broadcast`` (element-wise with broadcasting), ``dot``, ``reduce`` (over the
+    feature axis) or ``output`` (a loss layer). ``forward`` is a numba expression of the inputs
+    ``a`` (and ``b``); ``partials`` the derivative by each input, an expression of ``a``, ``b``
+    and the output ``y`` (``reduce``: ``forward`` is ``sum`` or ``mean``). ``check(params)``
+    returns why these params cannot be fused, or ``None``.
+    """
+
+    kind: str
+    forward: str = ""
+    partials: tuple = ()
+    check: Callable | None = None
+
+    def refuses(self, params) -> str | None:
+        return self.check(params) if self.check else None
 
 
 @dataclass
@@ -52,6 +76,8 @@ class Op:
     forced_stypes: Callable | None = None
     # params -> input names a call leaves out (FullyConnected's ``bias`` with ``no_bias=True``)
     omitted_inputs: Callable | None = None
+    # how the compiled engine fuses the op (None: graph engine only); see FusedForm
+    fused: FusedForm | None = None
 
     def inputs_for(self, params) -> tuple[str, ...]:
         """The input names of a call with these params (all of ``input_names`` unless omitted)."""

@@ -272,7 +272,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
             # the engine that will really run (it depends on the metrics too); an engine asked for by
             # name that cannot run the model is refused here, before the run directory is touched
-            engine_name, reason = module.choose_engine(engine, train_iter, executor.metric)
+            engine_name, reason = module.choose_engine(engine, train_iter, executor.metric,
+                                                       executor.progressive is not None)
             run.begin(cfg.to_yaml(run.path))
             reporter.run_start(run_info(cfg, run, engine_name, reason))
             run_epochs(cfg, run, executor, reporter, history, eval_iter, compile_watch)

@@ -1,4 +1,8 @@
-"""The compiled engine: whole epochs of the linear family in fused numba kernels.
+"""The compiled engine: whole epochs in fused numba kernels.
+
+The linear family runs on the hand-fused kernels of :mod:`.kernels` (matched by :mod:`.matcher`);
+any other graph whose ops, loss, metrics and optimizer all have fused forms runs as a generated
+plan (:mod:`.plan`, :mod:`.plan_runner`). :func:`why_not_fused` names what keeps a model off.
 
 An engine of :mod:`sparsetrain.engines`: ``match(view, train_data, metric)`` decides whether a
 bound Module (seen through its :class:`~sparsetrain.engines.base.ModuleView`) can run here and
@@ -18,7 +22,9 @@ from ...base import NonFiniteError
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
 from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
+from . import plan_runner
 from .matcher import Match, match_optimizer, match_symbol
+from .plan import NotFused, lower
 from .runner import LinearEpochRunner, optimizer_fusable
 
 # Rows handed to the kernel per call: bounds the progress-report interval, not the speed.
@@ -69,13 +75,70 @@ def match_view(view: ModuleView) -> Match:
     return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
 
 
-def match(view: ModuleView, train_data=None, metric=None) -> Match:
+def match(view: ModuleView, train_data=None, metric=None, progressive: bool = False) -> Match:
     """Whether the bound model (with its optimizer, data and metric) can train on the compiled engine.
 
-    When it cannot, ``unsupported`` lists every op, output, optimizer, metric or data property in
-    the way (the graph's first, then the optimizer's and the metrics'), and ``reason`` says them in
-    one line.
+    The linear family's hand kernels first, then a generated plan. When neither can, ``unsupported``
+    lists every op, output, optimizer, metric or data property in the way — the linear kernels'
+    list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
     """
+    found = match_linear(view, train_data, metric)
+    if found.ok or match_view(view).ok:
+        return found
+    found = match_plan(view, train_data, metric)
+    if found.ok and progressive:
+        item = Unsupported("option", "train.progressive", "is not computed by generated plans")
+        return Match(False, describe_unsupported([item]), unsupported=[item])
+    return found
+
+
+def why_not_fused(view: ModuleView, train_data=None, metric=None, progressive: bool = False) -> str:
+    """``""`` when the compiled engine can train this model; else one line naming what stops it."""
+    found = match(view, train_data, metric, progressive)
+    return "" if found.ok else found.reason
+
+
+def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
+    """Whether a generated plan can train the bound model (see :mod:`.plan`), and why not."""
+    cached = view.engine_state.get("plan_spec")
+    if cached is None:
+        try:
+            spec = lower(view)
+        except NotFused as e:
+            spec = str(e)
+        cached = view.engine_state["plan_spec"] = spec
+    if isinstance(cached, str):
+        item = Unsupported("op" if cached.startswith("op ") else "graph", "", cached)
+        return Match(False, cached, unsupported=[item])
+    spec = cached
+    items = []
+    if view.optimizer is not None:
+        item = match_optimizer(view.optimizer)
+        if item is None:
+            sparse = [p.name for p in spec.params if p.row_sparse]
+            ok, why = optimizer_fusable(view.optimizer, [view.grad_stypes.get(w) == "row_sparse" for w in sparse],
+                                        [view.index(w) for w in sparse])
+            item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
+        if item is not None:
+            items.append(item)
+    if train_data is not None:
+        if not hasattr(train_data, "epoch_rows"):
+            items.append(Unsupported("data", type(train_data).__name__, "cannot hand over whole epochs (use NDArrayIter)"))
+        else:
+            source = dict(getattr(train_data, "data", [])).get(spec.data)
+            if source is None or source.stype != "csr":
+                items.append(Unsupported("data", spec.data, "is not held as csr by the iterator"))
+    if metric is not None:
+        items.extend(plan_runner.unsupported_plan_metrics(metric, spec.output, spec.out_width))
+    if items:
+        return Match(False, describe_unsupported(items), unsupported=items)
+    params = ", ".join(p.name for p in spec.params)
+    return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output,
+                 label=spec.label, loss_params=spec.loss_params, plan=spec)
+
+
+def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
+    """Whether the linear family's hand kernels can train the bound model, and why not."""
     found = match_view(view)
     items = list(found.unsupported)
     if view.optimizer is not None:
@@ -126,12 +189,27 @@ def prepare(view: ModuleView, found: Match) -> LinearEpochRunner:
     return runner
 
 
+def prepare_plan(view: ModuleView, found: Match) -> plan_runner.PlanRunner:
+    """The loaded plan of ``found`` (a successful plan :func:`match`), kept in ``view.engine_state``."""
+    cached = view.engine_state.get("plan")
+    if cached is None or cached.spec is not found.plan:
+        cached = view.engine_state["plan"] = plan_runner.PlanRunner(found.plan)
+    return cached
+
+
 def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None) -> EpochStats:
     """One training epoch over ``train_data`` (an iterator with ``epoch_rows``); ``progressive``: as
     :meth:`sparsetrain.module.Module.run_epoch` (the kernel writes each batch's outputs before its update)."""
-    found = match(view, train_data, metric)
+    found = match(view, train_data, metric, progressive is not None)
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
+    if found.plan is not None:
+        if progressive is not None:  # match() refuses this pairing; run_epoch called directly must too
+            raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
+                             "progressive metrics")
+        names, _ = fused_metric_names(metric)
+        return plan_runner.run_epoch(view, prepare_plan(view, found), names, train_data, metric,
+                                     batch_end_callback, epoch)
     runner = prepare(view, found)
     names, _ = fused_metric_names(metric)
     start = time.perf_counter()
@@ -176,5 +254,5 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
 
 
-__all__ = ["match", "match_view", "prepare", "run_epoch", "fused_metric_names", "unsupported_metrics", "Match",
+__all__ = ["match", "match_linear", "match_plan", "why_not_fused", "prepare_plan", "match_view", "prepare", "run_epoch", "fused_metric_names", "unsupported_metrics", "Match",
            "LinearEpochRunner"]

@@ -23,6 +23,7 @@ class Match:
     label: str | None = None
     loss_params: dict = field(default_factory=dict)
     unsupported: list = field(default_factory=list)  # [Unsupported]: what keeps the model off the engine
+    plan: object = None  # a generated plan's PlanSpec (engines/compiled/plan.py) when not the linear family
 
 
 def _no(kind: str, name: str, why: str = "has no fused form") -> Match:

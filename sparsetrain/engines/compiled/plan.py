@@ -1,0 +1,502 @@
+"""The plan compiler: a bound graph whose ops all have a fused form becomes one numba function.
+
+:func:`lower` walks the forward graph of a bound Module (seen through its
+:class:`~sparsetrain.engines.base.ModuleView`) and reads each op's ``fused`` attribute
+(:class:`~sparsetrain.ops.registry.FusedForm`, registered in the op's own file); :func:`generate`
+writes the Python source of one ``@njit(cache=True)`` function that trains many batches per call:
+forward, output layer, metrics, backward, and the optimizer's update — lazy on the rows a batch
+touches for a row-sparse parameter — through :func:`sparsetrain.kernels.optim.apply_rows`, the
+rules every engine uses. :mod:`.plan_runner` caches the source on disk and runs it.
+
+Every value of the graph is one of three things, decided by what it depends on:
+
+* a **csr expression**: the csr data input, or a zero-preserving unary op of one (``square(X)``);
+  an expression of the stored entry ``xd[p]``, sharing the input's structure;
+* a **parameter expression**: a parameter, or a unary op of one (``square(V)``); an expression
+  of the element ``P[r, j]``, with its derivative by that element;
+* an **activation**: a ``(batch rows, width)`` buffer (``dot`` of a csr or activation with a
+  parameter expression, element-wise and broadcast ops, ``sum``/``mean`` over axis 1).
+
+A row-sparse parameter reached through ``dot(csr expression, ...)`` gets its gradient on the
+batch's columns only (the rows of the graph engine's row-sparse gradient) and a lazy update;
+a dense parameter a dense gradient and a dense update, as on the graph engine.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from ...ops.registry import infer_storage
+from ...symbol.symbol import topo_order
+
+# bump when the generated code changes in a way its source text does not show
+FORMAT = 1
+
+
+class NotFused(Exception):
+    """Why a graph has no fused plan (one line, naming the op, metric or optimizer)."""
+
+
+@dataclass
+class Param:
+    name: str
+    rows: int
+    cols: int
+    row_sparse: bool  # reached through dot(csr, .): gradient on the batch's columns, lazy update
+
+
+@dataclass
+class Value:
+    kind: str  # "csr", "param" or "act"
+    expr: str = ""  # csr: of xd[p]; param: of {r}, {j}
+    deriv: str = "1.0"  # param: d expr / d P[r, j]
+    param: int = -1  # param: index into PlanSpec.params
+    width: int = 1  # act: columns; param: columns
+    rows: int = 1  # param: rows
+    buf: str = ""  # act: buffer name
+
+
+@dataclass
+class PlanSpec:
+    """What :func:`generate` needs: the parameters (optimizer order), the lowered code, the output."""
+
+    params: list
+    forward: list = field(default_factory=list)  # code lines, inside the batch loop
+    backward: list = field(default_factory=list)  # blocks of code lines, in forward order
+    acts: list = field(default_factory=list)  # (buffer name, width)
+    pred: str = ""
+    out_width: int = 1
+    output: str = ""
+    dtype: str = "float32"
+    data: str = ""
+    label: str = ""
+    loss_params: dict = field(default_factory=dict)
+
+
+_TOKEN = re.compile(r"\b([aby])\b")
+
+
+def fill(template: str, **values) -> str:
+    """``template`` with the variables ``a``, ``b``, ``y`` replaced by ``values`` (parenthesised)."""
+    return _TOKEN.sub(lambda m: f"({values[m.group(1)]})" if m.group(1) in values else m.group(1), template)
+
+
+def _param_at(v: Value, r: str, j: str) -> tuple[str, str]:
+    return v.expr.replace("{r}", r).replace("{j}", j), v.deriv.replace("{r}", r).replace("{j}", j)
+
+
+def _act_at(v: Value, i: str, j: str) -> str:
+    return f"{v.buf}[{i}, {j if v.width > 1 else '0'}]"
+
+
+class _Lowering:
+    def __init__(self, view, shapes: dict, dtype: str):
+        self.view = view
+        self.shapes = shapes
+        self.spec = PlanSpec(params=[], dtype=dtype)
+        self.values: dict = {}
+        self.param_index: dict = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def act(self, node, width: int) -> Value:
+        name = f"a{len(self.spec.acts)}"
+        self.spec.acts.append((name, width))
+        return Value("act", width=width, buf=name)
+
+    def width_of(self, node) -> int:
+        shape = self.shapes.get(node.uid)
+        if shape is None or len(shape) not in (1, 2) or shape[0] != BATCH:
+            raise NotFused(f"node {node.name!r} ({node.op.name}) has shape {shape}; fused values are "
+                           "(batch,) or (batch, width)")
+        return shape[1] if len(shape) == 2 else 1
+
+    def param_value(self, name: str) -> Value:
+        if name not in self.param_index:
+            array = self.view.arrays[name]
+            shape = array.shape
+            if len(shape) not in (1, 2):
+                raise NotFused(f"parameter {name!r} has {len(shape)} dimensions (1 or 2 are fused)")
+            rows, cols = (1, shape[0]) if len(shape) == 1 else shape
+            stype = self.view.arg_stypes.get(name, "default")
+            self.param_index[name] = len(self.spec.params)
+            self.spec.params.append(Param(name, rows, cols, stype == "row_sparse"))
+        t = self.param_index[name]
+        p = self.spec.params[t]
+        return Value("param", expr=f"p{t}[{{r}}, {{j}}]", param=t, width=p.cols, rows=p.rows)
+
+    # -- the walk --------------------------------------------------------------------------
+    def variable(self, node) -> Value:
+        view = self.view
+        if node.name in view.data_names:
+            if view.arg_stypes.get(node.name) != "csr":
+                raise NotFused(f"data input {node.name!r} is {view.arg_stypes.get(node.name)}; fused plans read csr")
+            if self.spec.data and self.spec.data != node.name:
+                raise NotFused("more than one data input")
+            self.spec.data = node.name
+            return Value("csr", expr="xd[p]")
+        if node.name in view.label_names:
+            return Value("label")
+        if node.name in view.param_names:
+            if view.grad_stypes.get(node.name) is None:
+                raise NotFused(f"parameter {node.name!r} is not trained (fixed parameters are not fused)")
+            return self.param_value(node.name)
+        raise NotFused(f"variable {node.name!r} is neither data, label nor a parameter")
+
+    def node(self, node) -> Value:
+        op = node.op
+        form = op.fused
+        if form is None:
+            raise NotFused(f"op {op.name!r} has no fused form (node {node.name!r})")
+        why = form.refuses({**op.params, **node.params})
+        if why:
+            raise NotFused(f"op {op.name!r} with {why} has no fused form (node {node.name!r})")
+        ins = [self.values[(c.uid, i)] for c, i in node.inputs]
+        lower = getattr(self, "lower_" + form.kind)
+        return lower(node, form, ins)
+
+    def lower_unary(self, node, form, ins):
+        (x,) = ins
+        grad = form.partials[0]
+        if x.kind == "csr":
+            if infer_storage(node.op, ("csr",), node.params).out_stypes[0] != "csr":
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}) of csr data is dense (f(0) != 0)")
+            return Value("csr", expr=fill(form.forward, a=x.expr))
+        if x.kind == "param":
+            y = fill(form.forward, a=x.expr)
+            return Value("param", expr=y, deriv=f"{fill(grad, a=x.expr, y=y)} * {x.deriv}", param=x.param,
+                         width=x.width, rows=x.rows)
+        out = self.act(node, x.width)
+        ai, oi = _act_at(x, "i", "j"), _act_at(out, "i", "j")
+        self.loop(self.spec.forward, out.width, [f"{oi} = {fill(form.forward, a=ai)}"])
+        block = []
+        self.loop(block, out.width, [f"{_grad(x, 'i', 'j')} += g{out.buf[1:]}[i, j] * {fill(grad, a=ai, y=oi)}"])
+        self.spec.backward.append(block)
+        return out
+
+    def lower_binary(self, node, form, ins):
+        a, b = ins
+        if a.kind != "act" or b.kind != "act" or a.width != b.width:
+            raise NotFused(f"operator {node.op.name} (node {node.name!r}) of {a.kind} and {b.kind} values")
+        return self.lower_broadcast(node, form, ins)
+
+    def lower_broadcast(self, node, form, ins):
+        width = self.width_of(node)
+        for v in ins:
+            if v.kind == "csr" or v.kind == "label":
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}) of csr data")
+            if v.kind == "param" and (v.rows != 1 or v.width not in (1, width)
+                                      or self.spec.params[v.param].row_sparse):
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}): parameter of shape "
+                               f"({v.rows}, {v.width}) against a batch of width {width}")
+            if v.kind == "act" and v.width not in (1, width):
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}): widths {v.width} and {width}")
+        if all(v.kind == "param" for v in ins):
+            raise NotFused(f"operator {node.op.name} (node {node.name!r}) of parameters only")
+        out = self.act(node, width)
+        at = [_act_at(v, "i", "j") if v.kind == "act" else _param_at(v, "0", "j" if v.width > 1 else "0")[0]
+              for v in ins]
+        oi = _act_at(out, "i", "j")
+        self.loop(self.spec.forward, width, [f"{oi} = {fill(form.forward, a=at[0], b=at[1])}"])
+        block = []
+        body = []
+        for v, partial in zip(ins, form.partials):
+            d = fill(partial, a=at[0], b=at[1], y=oi)
+            if v.kind == "act":
+                body.append(f"{_grad(v, 'i', 'j')} += g{out.buf[1:]}[i, j] * {d}")
+            else:
+                jj = "j" if v.width > 1 else "0"
+                deriv = _param_at(v, "0", jj)[1]
+                body.append(f"gp{v.param}[0, {jj}] += g{out.buf[1:]}[i, j] * {d} * {deriv}")
+        self.loop(block, width, body)
+        self.spec.backward.append(block)
+        return out
+
+    def lower_dot(self, node, form, ins):
+        a, w = ins
+        if w.kind != "param":
+            raise NotFused(f"dot node {node.name!r}: the right input must be a parameter (or a unary op of one)")
+        out = self.act(node, w.width)
+        g = f"g{out.buf[1:]}"
+        wv, wd = _param_at(w, "c", "j")
+        if a.kind == "csr":
+            if w.rows != self.view.arrays[self.spec.data].shape[1]:
+                raise NotFused(f"dot node {node.name!r}: weight rows {w.rows} != data columns")
+            self.spec.forward += [
+                "for i in range(n):",
+                "    r = order[lo + i]",
+                f"    for j in range({w.width}):",
+                f"        {out.buf}[i, j] = zero",
+                "    for p in range(xp[r], xp[r + 1]):",
+                "        c = np.uint64(xi[p])",
+                f"        xv = {a.expr}",
+                f"        for j in range({w.width}):",
+                f"            {out.buf}[i, j] += xv * {wv}",
+            ]
+            gslot = "slot[c]" if self.spec.params[w.param].row_sparse else "c"
+            self.spec.backward.append([
+                "for i in range(n):",
+                "    r = order[lo + i]",
+                "    for p in range(xp[r], xp[r + 1]):",
+                "        c = np.uint64(xi[p])",
+                f"        xv = {a.expr}",
+                f"        s = {gslot}",
+                f"        for j in range({w.width}):",
+                f"            gp{w.param}[s, j] += xv * {g}[i, j] * {wd}",
+            ])
+            return out
+        if a.kind != "act" or a.width != w.rows:
+            raise NotFused(f"dot node {node.name!r}: a {a.kind} value of width {a.width} times a "
+                           f"({w.rows}, {w.width}) parameter")
+        if self.spec.params[w.param].row_sparse:
+            raise NotFused(f"dot node {node.name!r}: a row_sparse weight under a dense input")
+        self.spec.forward += [
+            "for i in range(n):",
+            f"    for j in range({w.width}):",
+            "        acc = zero",
+            f"        for c in range({w.rows}):",
+            f"            acc += {_act_at(a, 'i', 'c')} * {wv}",
+            f"        {out.buf}[i, j] = acc",
+        ]
+        self.spec.backward.append([
+            "for i in range(n):",
+            f"    for c in range({w.rows}):",
+            "        acc = zero",
+            f"        for j in range({w.width}):",
+            f"            acc += {g}[i, j] * {wv}",
+            f"            gp{w.param}[c, j] += {_act_at(a, 'i', 'c')} * {g}[i, j] * {wd}",
+            f"        {_grad(a, 'i', 'c')} += acc",
+        ])
+        return out
+
+    def lower_reduce(self, node, form, ins):
+        (x,) = ins
+        if x.kind != "act":
+            raise NotFused(f"operator {node.op.name} (node {node.name!r}) of a {x.kind} value")
+        out = self.act(node, 1)
+        scale = f" * {1.0 / x.width!r}" if form.forward == "mean" else ""
+        self.spec.forward += [
+            "for i in range(n):",
+            "    acc = zero",
+            f"    for j in range({x.width}):",
+            f"        acc += {_act_at(x, 'i', 'j')}",
+            f"    {out.buf}[i, 0] = acc{scale}",
+        ]
+        self.spec.backward.append([
+            "for i in range(n):",
+            f"    for j in range({x.width}):",
+            f"        {_grad(x, 'i', 'j')} += g{out.buf[1:]}[i, 0]{scale}",
+        ])
+        return out
+
+    def lower_output(self, node, form, ins):
+        raise NotFused(f"loss {node.op.name} (node {node.name!r}) inside the graph")
+
+    @staticmethod
+    def loop(lines, width, body):
+        lines += ["for i in range(n):", f"    for j in range({width}):"] + [f"        {s}" for s in body]
+
+
+def _grad(v: Value, i: str, j: str) -> str:
+    return f"g{v.buf[1:]}[{i}, {j if v.width > 1 else '0'}]"
+
+
+# a batch size no shape of a model's parameters is likely to share: tells batch axes apart
+BATCH = 7919
+
+
+def lower(view) -> PlanSpec:
+    """The plan of ``view``'s graph, or :class:`NotFused` naming what has no fused form."""
+    symbol = view.symbol
+    outputs = symbol._outputs
+    if len(outputs) != 1:
+        raise NotFused(f"the model has {len(outputs)} outputs; a fused plan trains one loss")
+    loss, _ = outputs[0]
+    if loss.op is None or loss.op.fused is None or loss.op.fused.kind != "output":
+        raise NotFused(f"the output {loss.name!r} is not one of the four output layers")
+    why = loss.op.fused.refuses({**loss.op.params, **loss.params})
+    if why:
+        raise NotFused(f"{loss.op.name}: {why} is not fused")
+    shapes = batch_shapes(view)
+    params = [view.arrays[p] for p in view.param_names]
+    dtypes = {str(a.dtype) for a in params}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in ("float32", "float64"):
+        raise NotFused(f"parameters of dtypes {sorted(dtypes)} (one of float32, float64 is fused)")
+    low = _Lowering(view, shapes, next(iter(dtypes)))
+    for node in topo_order([outputs[0][0].inputs[0]]):
+        if node.op is None:
+            low.values[(node.uid, 0)] = low.variable(node)
+        else:
+            if node.op.num_outputs != 1:
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}) has several outputs")
+            low.values[(node.uid, 0)] = low.node(node)
+    (pred_node, pi), (label_node, _) = loss.inputs
+    pred = low.values[(pred_node.uid, pi)]
+    if pred.kind != "act":
+        raise NotFused(f"the prediction {pred_node.name!r} is a {pred.kind} value, not a batch of outputs")
+    if label_node.op is not None or label_node.name not in view.label_names:
+        raise NotFused("the loss label is not a label input")
+    unused = [p for p in view.param_names if p not in low.param_index]
+    if unused:
+        raise NotFused(f"parameters {unused} do not reach the loss")
+    spec = low.spec
+    spec.pred, spec.out_width, spec.output = pred.buf, pred.width, loss.op.name
+    spec.label, spec.loss_params = label_node.name, dict(loss.params)
+    if spec.output == "SoftmaxOutput" and spec.out_width < 2:
+        raise NotFused("SoftmaxOutput needs at least 2 classes")
+    return spec
+
+
+def batch_shapes(view) -> dict:
+    """Forward shapes by node uid with the data's batch axis set to :data:`BATCH`."""
+    from ...symbol.graph import infer_graph_shapes
+
+    given = {}
+    for name in view.data_names:
+        given[name] = (BATCH,) + tuple(view.arrays[name].shape[1:])
+    for name in view.label_names:
+        given[name] = (BATCH,) + tuple(view.arrays[name].shape[1:])
+    for name in view.param_names:
+        given[name] = tuple(view.arrays[name].shape)
+    return node_shapes(view.symbol, given, infer_graph_shapes)
+
+
+def node_shapes(symbol, given, infer) -> dict:
+    """uid -> the shape of the node's first output (by running the shape pass on ``given``)."""
+    internals = symbol.get_internals()
+    _, out_shapes, _ = infer(internals, given)
+    return {node.uid: shape for (node, _), shape in zip(internals._outputs, out_shapes)}
+
+
+# -- code generation ----------------------------------------------------------------------------
+
+_OUTPUT_FORWARD = {
+    "LinearRegressionOutput": "aout[i, j] = {x}",
+    "MAERegressionOutput": "aout[i, j] = {x}",
+    "LogisticRegressionOutput": "aout[i, j] = 1.0 / (1.0 + math.exp(-float({x})))",
+}
+
+
+def generate(spec: PlanSpec) -> str:
+    """The source of a module defining ``plan_epoch`` (see :mod:`.plan_runner` for its arguments)."""
+    dt = f"np.{spec.dtype}"
+    np_ = len(spec.params)
+    args = ["xd", "xi", "xp", "label", "order", "batch_ptr"]
+    for t in range(np_):
+        args += [f"p{t}", f"s1_{t}", f"s2_{t}", f"rows{t}"]
+    args += ["scores", "train", "kind", "hyper", "lrs", "wds", "counts", "codes", "msums", "mcounts", "slot", "out_kind",
+             "grad_scale", "softmax_norm"]
+    sparse = [t for t, p in enumerate(spec.params) if p.row_sparse]
+    lines = [
+        f"# generated by sparsetrain.engines.compiled.plan (format {FORMAT}); do not edit",
+        "import math",
+        "import numpy as np",
+        "from numba import njit",
+        "from sparsetrain.engines.compiled.plan_kernels import apply_rows, batch_metrics, metric_inst, output_grad",
+        "",
+        "",
+        "@njit(cache=True)",
+        f"def plan_epoch({', '.join(args)}):",
+        "    n_batches = batch_ptr.shape[0] - 1",
+        "    maxb = 1",
+        "    maxnnz = 1",
+        "    for b in range(n_batches):",
+        "        nb = batch_ptr[b + 1] - batch_ptr[b]",
+        "        maxb = max(maxb, nb)",
+        "        t = 0",
+        "        for q in range(batch_ptr[b], batch_ptr[b + 1]):",
+        "            t += xp[order[q] + 1] - xp[order[q]]",
+        "        maxnnz = max(maxnnz, t)",
+        f"    zero = {dt}(0)",
+        f"    aout = np.empty((maxb, {spec.out_width}), {dt})",
+    ]
+    for name, width in spec.acts:
+        lines.append(f"    {name} = np.zeros((maxb, {width}), {dt})")
+        lines.append(f"    g{name[1:]} = np.zeros((maxb, {width}), {dt})")
+    for t, p in enumerate(spec.params):
+        size = "maxnnz" if p.row_sparse else p.rows
+        lines.append(f"    gp{t} = np.zeros(({size}, {p.cols}), {dt})")
+    lines += [
+        "    touched = np.empty(maxnnz, np.int64)",
+        "    values = np.zeros(max(codes.shape[0], 8), np.float64)",
+        "    lr_step = 1 if lrs.shape[0] > 1 else 0",
+        "    samples = 0",
+        "    for b in range(n_batches):",
+        "        lo = batch_ptr[b]",
+        "        n = batch_ptr[b + 1] - lo",
+    ]
+    body = list(spec.forward)
+    body += _output_forward(spec)
+    body += [
+        "finite = True",
+        "for i in range(n):",
+        f"    for j in range({spec.out_width}):",
+        "        if not math.isfinite(aout[i, j]):",
+        "            finite = False",
+        "if finite:",
+        "    finite = batch_metrics(aout, label, order, lo, n, codes, values, scores)",
+        "if not finite:",
+        "    return b, samples",
+        "for m in range(codes.shape[0]):",
+        "    msums[m] += values[m]",
+        "    mcounts[m] += metric_inst(codes[m], n)",
+        "samples += n",
+        "if not train:",
+        "    continue",
+    ]
+    pred_g = "g" + spec.pred[1:]
+    for name, width in spec.acts:
+        if name != spec.pred:
+            body += [f"g{name[1:]}[:n] = zero"]
+    body += [f"output_grad(aout, label, order, lo, n, out_kind, grad_scale, softmax_norm, {pred_g})"]
+    if sparse:
+        body += [
+            "nq = 0",
+            "for i in range(n):",
+            "    r = order[lo + i]",
+            "    for p in range(xp[r], xp[r + 1]):",
+            "        c = xi[p]",
+            "        if slot[c] < 0:",
+            "            slot[c] = nq",
+            "            touched[nq] = c",
+            "            nq += 1",
+        ]
+        body += [f"gp{t}[:nq] = zero" for t in sparse]
+    body += [f"gp{t}[:] = zero" for t, p in enumerate(spec.params) if not p.row_sparse]
+    for block in reversed(spec.backward):
+        body += block
+    for t, p in enumerate(spec.params):
+        rows, grad = ("touched[:nq]", f"gp{t}[:nq]") if p.row_sparse else (f"rows{t}", f"gp{t}")
+        body += [
+            f"counts[{t}] += 1",
+            f"apply_rows(kind, p{t}, s1_{t}, s2_{t}, {rows}, {grad}, lrs[b * lr_step, {t}], wds[{t}], counts[{t}], hyper)",
+        ]
+    if sparse:
+        body += ["for q in range(nq):", "    slot[touched[q]] = -1"]
+    lines += ["        " + s for s in body]
+    lines += ["    return -1, samples", ""]
+    return "\n".join(lines)
+
+
+def _output_forward(spec: PlanSpec) -> list:
+    x = f"{spec.pred}[i, j]"
+    if spec.output == "SoftmaxOutput":
+        k = spec.out_width
+        return [
+            "for i in range(n):",
+            f"    m = float({spec.pred}[i, 0])",
+            f"    for j in range(1, {k}):",
+            f"        m = max(m, float({spec.pred}[i, j]))",
+            "    s = 0.0",
+            f"    for j in range({k}):",
+            f"        s += math.exp(float({spec.pred}[i, j]) - m)",
+            f"    for j in range({k}):",
+            f"        aout[i, j] = math.exp(float({spec.pred}[i, j]) - m) / s",
+        ]
+    return ["for i in range(n):", f"    for j in range({spec.out_width}):",
+            "        " + _OUTPUT_FORWARD[spec.output].format(x=x)]
+
+
+def plan_key(source: str) -> str:
+    """The cache key of a generated plan: its source (graph structure, stypes, dtypes, widths)."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:20]

@@ -1,0 +1,231 @@
+"""Runs generated plans (:mod:`.plan`): the source cache on disk, loading, and one training epoch.
+
+The generated source is written once to the plan cache — ``$SPARSETRAIN_PLAN_CACHE``, else
+``$NUMBA_CACHE_DIR/sparsetrain-plans``, else ``~/.cache/sparsetrain/plans`` — as
+``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output
+layer); numba caches its machine code beside it (``cache=True``), so a second run of the same
+model compiles nothing. The optimizer rule, its hyper-parameters, learning rates, metrics and the
+loss parameters are arguments, not part of the key.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import weakref
+
+import numpy as np
+
+from ...base import NonFiniteError, ShapeError
+from ...fileio import write_atomic
+from ...kernels import optim as optim_kernels
+from ...ndarray import INDEX_DTYPE
+from ...optimizer import weight_buffer
+from ..base import EpochStats, batch_not_finite, metric_leaves
+from ...kernels import metrics as metric_kernels
+from ...metric import info_of
+from ..base import Unsupported
+from . import kernels as compiled_kernels
+from . import plan_kernels
+from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
+from .numba_cache import drop_stale_cache
+from .plan import PlanSpec, generate, plan_key
+from .runner import EpochResult, _state_arrays
+
+# Rows handed to the generated function per call: bounds the progress-report interval.
+CHUNK_ROWS = 65536
+
+# the metrics a plan accumulates per batch (kernels.batch_metrics), by catalogue ``fused`` id
+PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss")
+
+_loaded: dict = {}  # key -> plan_epoch
+
+
+def cache_dir() -> str:
+    """Where generated plans (and numba's code for them) are kept."""
+    explicit = os.environ.get("SPARSETRAIN_PLAN_CACHE")
+    if explicit:
+        return explicit
+    numba_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if numba_dir:
+        return os.path.join(numba_dir, "sparsetrain-plans")
+    return os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans")
+
+
+def load(spec: PlanSpec):
+    """The compiled ``plan_epoch`` of ``spec`` (source written to the cache when new)."""
+    source = generate(spec)
+    key = plan_key(source)
+    fn = _loaded.get(key)
+    if fn is not None:
+        return fn
+    path = os.path.join(cache_dir(), f"plan_{key}.py")
+    if not os.path.exists(path):
+        write_atomic(path, source)  # never rewritten: numba's cache is keyed on the file's timestamp
+    name = f"sparsetrain_plan_{key}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    fn = module.plan_epoch
+    drop_stale_cache([fn], [optim_kernels, metric_kernels, compiled_kernels, plan_kernels])
+    _loaded[key] = fn
+    return fn
+
+
+class PlanRunner:
+    """A loaded plan with the buffers it keeps between epochs (inputs converted once per buffer)."""
+
+    def __init__(self, spec: PlanSpec):
+        self.spec = spec
+        self.fn = load(spec)
+        self.dtype = np.dtype(spec.dtype)
+        self.output_kind = OUTPUTS[spec.output]
+        params = spec.loss_params
+        self.grad_scale = float(params.get("grad_scale", 1.0))
+        self.softmax_norm = params.get("normalization", "null") != "null"
+        self._slot = np.full(0, -1, INDEX_DTYPE)
+        self._converted: dict = {}
+        self._empty = np.empty((0, 0), self.dtype)
+        self._no_rows = np.empty(0, INDEX_DTYPE)
+        self._no_scores = np.empty(0, np.float64)  # no epoch metric (auc) runs in a plan
+
+    def _once(self, key, source, make):
+        hit = self._converted.get(key)
+        if hit is not None and hit[0]() is source:
+            return hit[1]
+        value = make()
+        self._converted[key] = (weakref.ref(source), value)
+        return value
+
+    def _csr(self, x):
+        def make():
+            return (np.ascontiguousarray(x._data, dtype=self.dtype), np.ascontiguousarray(x._indices, INDEX_DTYPE),
+                    np.ascontiguousarray(x._indptr, INDEX_DTYPE))
+        return self._once(("csr", id(x._data), id(x._indices)), x._indices, make)
+
+    def _label(self, y, nrows):
+        src = y._data if hasattr(y, "_data") else np.asarray(y)
+
+        def make():
+            lab = np.asarray(src).reshape(nrows, -1)
+            want = 1 if self.output_kind == OUT_SOFTMAX else self.spec.out_width
+            if lab.shape[1] != want:
+                raise ShapeError(f"label of shape {np.shape(src)} does not fit {self.spec.output} "
+                                 f"with {self.spec.out_width} outputs")
+            lab = np.ascontiguousarray(lab, dtype=self.dtype)
+            if self.output_kind == OUT_SOFTMAX and lab.size and not np.all(
+                    (lab >= 0) & (lab < self.spec.out_width) & (lab == np.floor(lab))):
+                raise ShapeError(f"SoftmaxOutput labels must be class indices in [0, {self.spec.out_width})")
+            return lab
+        return self._once(("label", id(src)), src, make)
+
+    def _params(self, view):
+        """Per parameter: the 2-D weight buffer, its two state buffers, its dense-update rows."""
+        updater, opt = view.updater, view.optimizer
+        out = []
+        for p in self.spec.params:
+            weight = view.arrays[p.name]
+            buf = weight_buffer(weight).reshape(p.rows, p.cols)
+            index = view.index(p.name)
+            if index not in updater.states:
+                updater.states[index] = opt.create_state_multi_precision(index, weight)
+                updater.states_synced[index] = True
+            s1, s2 = _state_arrays(updater.states[index], buf, self._empty)
+            rows = self._no_rows if p.row_sparse else np.arange(p.rows, dtype=INDEX_DTYPE)
+            out.append((buf, s1, s2, rows))
+        return out
+
+    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True) -> EpochResult:
+        """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`)."""
+        xd, xi, xp = self._csr(data)
+        lab = self._label(label, len(xp) - 1)
+        num_features = view.arrays[self.spec.data].shape[1]
+        if self._slot.shape[0] != num_features:
+            self._slot = np.full(num_features, -1, INDEX_DTYPE)
+        opt = view.optimizer
+        indices = [view.index(p.name) for p in self.spec.params]
+        kind, hyper = opt.fused_spec()
+        n_batches = len(batch_ptr) - 1
+        lrs = opt.scheduled_learning_rates(indices, n_batches, compact=True)
+        wds = np.array([opt._get_wd(i) for i in indices], dtype=np.float64)
+        counts = np.array([opt._index_update_count.get(i, opt.begin_num_update) for i in indices], dtype=np.int64)
+        sums = np.zeros(len(codes), np.float64)
+        nums = np.zeros(len(codes), np.float64)
+        args = [xd, xi, xp, lab, np.ascontiguousarray(order, INDEX_DTYPE), np.ascontiguousarray(batch_ptr, INDEX_DTYPE)]
+        bufs = self._params(view)
+        for buf, s1, s2, rows in bufs:
+            args += [buf, s1, s2, rows]
+        args += [self._no_scores, True, kind, hyper, lrs, wds, counts, codes, sums, nums, self._slot, self.output_kind,
+                 self.grad_scale, self.softmax_norm]
+        status, samples = self.fn(*args)
+        done = n_batches if status < 0 else int(status)
+        result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
+        opt.advance_update_counts(indices, done)
+        if check_params:
+            result.nonfinite_params = [i for i, (buf, *_) in zip(indices, bufs) if not np.isfinite(buf).all()]
+        return result
+
+
+def unsupported_plan_metrics(metric, output: str, k: int) -> list:
+    """What in ``metric`` a plan with this output layer (``k`` outputs) cannot accumulate."""
+    items = []
+    for leaf in metric_leaves(metric):
+        record = info_of(leaf)
+        name = record.name if record is not None else getattr(leaf, "name", type(leaf).__name__)
+        fused = record.fused if record is not None else None
+        if fused not in PLAN_METRICS or (fused == "accuracy" and getattr(leaf, "axis", 1) != 1):
+            items.append(Unsupported("metric", name, "has no fused form in generated plans"))
+        elif output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss"):
+            items.append(Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput "
+                                     "has no fused form"))
+        elif fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
+            items.append(Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)"))
+        elif fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
+            items.append(Unsupported("metric", name, f"with {output} needs a single output"))
+    return items
+
+
+def metric_codes(names) -> np.ndarray:
+    from ...metric import info as metric_info
+
+    return np.asarray([FUSED_METRICS[metric_info(n).fused] for n in names], dtype=np.int64)
+
+
+def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_batches: int) -> None:
+    """Add a call's metric sums to the metric ``leaves``; raise where a batch or a parameter went
+    non-finite (``first_batch``: the call's first batch in the epoch)."""
+    for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
+        leaf.sum_metric += float(s)
+        leaf.num_inst += int(c)
+    if res.nonfinite_batch is not None:
+        raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
+    if res.nonfinite_params:
+        bad = [view.param_names[i] for i in res.nonfinite_params]
+        raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
+                             batch=num_batches - 1)
+
+
+def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0) -> EpochStats:
+    """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``."""
+    start = time.perf_counter()
+    train_data.reset()
+    order, batch_ptr, pad = train_data.epoch_rows()
+    data_seconds = time.perf_counter() - start
+    data = dict(train_data.data)[runner.spec.data]
+    label = dict(train_data.label)[runner.spec.label]
+    codes = metric_codes(names)
+    leaves = metric_leaves(metric)
+    batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
+    per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
+    num_batches = len(batch_ptr) - 1
+    for b0 in range(0, num_batches, per_call):
+        b1 = min(num_batches, b0 + per_call)
+        lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
+        res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
+                         check_params=(b1 == num_batches))
+        account(view, leaves, res, epoch, b0, num_batches)
+        if batch_end_callback is not None:
+            batch_end_callback(hi - (pad if b1 == num_batches else 0))
+    return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")

@@ -1,0 +1,251 @@
+"""Generated plans (engines/compiled/plan.py) == the graph engine, in float64.
+
+Every model here is outside the linear family, so the compiled engine runs it as a generated
+plan. The optimizer, batch size, last-batch mode and metrics are arguments of a plan, not part of
+its cache key: the fixed cases share a handful of generated functions (cached on disk). The
+property test draws random graphs from the fused op set; its deep variant is ``slow``.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st_
+
+import sparsetrain as st
+from sparsetrain.base import SparseTrainError
+from sparsetrain.ops.elemwise import UNARY, UNARY_FUSED
+from test_engine_equality import OPTIMIZERS  # the optimizer settings both engine tests use
+
+F64 = "float64"
+ROWS, FEATURES = 23, 12
+METRIC = {"LinearRegressionOutput": "mse", "MAERegressionOutput": "mae",
+          "LogisticRegressionOutput": "log_loss", "SoftmaxOutput": "ce"}
+
+
+def _var(name, **kw):
+    return st.sym.Variable(name, dtype=F64, **kw)
+
+
+def _data(output, classes, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = rng.uniform(0.1, 1.0, size=(ROWS, FEATURES)) * (rng.random((ROWS, FEATURES)) < 0.3)
+    dense[3] = 0.0  # an empty row
+    x = st.nd.array(dense, dtype=np.float64).tostype("csr")
+    score = dense @ rng.normal(size=(FEATURES, classes))
+    if output == "SoftmaxOutput":
+        y = score.argmax(axis=1)
+    elif output == "LogisticRegressionOutput":
+        y = score[:, 0] > np.median(score[:, 0])
+    else:
+        y = score[:, 0]
+    return x, y.astype(np.float64)
+
+
+def fm(k=4):
+    """A factorization machine: X·w + b + Σ_f ((X·V)_f² − (X²·V²)_f)."""
+    data = _var("data", stype="csr")
+    w = _var("w_weight", stype="row_sparse", shape=(FEATURES, 1))
+    v = _var("v_weight", stype="row_sparse", shape=(FEATURES, k))
+    pairs = st.sym.elemwise_sub(st.sym.square(st.sym.dot(data, v)),
+                                st.sym.dot(st.sym.square(data), st.sym.square(v)))
+    pred = st.sym.elemwise_add(st.sym.dot(data, w), st.sym.sum(pairs, axis=1, keepdims=True))
+    return st.sym.broadcast_add(pred, _var("bias", shape=(1,)))
+
+
+def wide_deep(classes=1):
+    """configs/wide.yaml's model: X·w + relu(X·E)·p + b (K outputs)."""
+    data = _var("data", stype="csr")
+    wide = st.sym.dot(data, _var("wide_weight", stype="row_sparse", shape=(FEATURES, classes)))
+    hidden = st.sym.relu(st.sym.dot(data, _var("embed_weight", stype="row_sparse", shape=(FEATURES, 3))))
+    deep = st.sym.dot(hidden, _var("proj_weight", shape=(3, classes)))
+    return st.sym.broadcast_add(st.sym.elemwise_add(wide, deep), _var("bias", shape=(classes,)))
+
+
+def train(pred, output, engine, opt="adagrad", batch_size=4, last_batch="pad", epochs=2, classes=1,
+          metrics=None):
+    st.random.seed(3)
+    x, y = _data(output, classes)
+    it = st.io.NDArrayIter(x, y, batch_size, shuffle=batch_size > 1, last_batch_handle=last_batch,
+                           label_name="label")
+    loss = getattr(st.sym, output)(data=pred, label=_var("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.3))
+    name = "sgd" if opt.startswith("sgd") else opt
+    mod.init_optimizer(optimizer=name, optimizer_params=dict(OPTIMIZERS[opt]))
+    metric = st.metric.create(metrics or [METRIC[output]])
+    history = []
+    for epoch in range(epochs):
+        metric.reset()
+        mod.run_epoch(it, metric, engine=engine, epoch=epoch)
+        history.append([v for _, v in metric.get_name_value()])
+    choice = mod.engine_choice
+    assert choice[0] == engine, choice
+    if engine == "compiled":
+        assert choice[1].startswith("generated plan"), choice
+    params = {k: v.asnumpy() for k, v in mod.get_params()[0].items()}
+    assert all(v.dtype == np.float64 for v in params.values())
+    return params, history
+
+
+def assert_same(make, output, **kw):
+    graph_params, graph_hist = train(make(), output, "graph", **kw)
+    plan_params, plan_hist = train(make(), output, "compiled", **kw)
+    np.testing.assert_allclose(plan_hist, graph_hist, rtol=1e-9, atol=1e-12)
+    for name in graph_params:
+        np.testing.assert_allclose(plan_params[name], graph_params[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("opt,batch_size,last_batch", [
+    ("sgd", 1, "pad"), ("sgd_mom", 4, "pad"), ("adagrad", 5, "roll_over"), ("adam", 6, "discard"), ("ftrl", 4, "pad"),
+])
+def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
+    assert_same(fm, "LogisticRegressionOutput", opt=opt, batch_size=batch_size, last_batch=last_batch,
+                metrics=["log_loss", "accuracy", "mse"])
+
+
+@pytest.mark.parametrize("output,classes,opt", [("LinearRegressionOutput", 1, "sgd_mom"), ("MAERegressionOutput", 1, "adam"),
+                                                ("LogisticRegressionOutput", 1, "ftrl"), ("SoftmaxOutput", 3, "adagrad")])
+def test_wide_deep_plan_equals_graph_for_every_output(output, classes, opt):
+    assert_same(lambda: wide_deep(classes), output, opt=opt, classes=classes)
+
+
+def test_a_dense_table_gets_dense_updates_as_on_the_graph_engine():
+    # dot(csr, dense W): a dense gradient, every row updated (momentum and wd move untouched rows)
+    def make():
+        data = _var("data", stype="csr")
+        return st.sym.broadcast_add(st.sym.dot(data, _var("w_weight", shape=(FEATURES, 1))), _var("bias", shape=(1,)))
+    assert_same(make, "LinearRegressionOutput", opt="sgd_mom", batch_size=4)
+
+
+# -- random graphs from the fused op set ----------------------------------------------------------
+
+UNARIES = ["negative", "square", "abs", "relu", "sigmoid", "tanh"]
+
+
+@st_.composite
+def graphs(draw):
+    """A random model: dots of the csr data with row-sparse tables, then unary, element-wise,
+    broadcast, dense-dot and reduce steps, ending in the output's width. Returns (build, output, classes)."""
+    output = draw(st_.sampled_from(list(METRIC)))
+    classes = 3 if output == "SoftmaxOutput" else 1
+    width = draw(st_.integers(1, 3))
+    steps = draw(st_.lists(st_.tuples(st_.sampled_from(["unary", "binary", "broadcast", "dense_dot", "sqrt"]),
+                                      st_.sampled_from(UNARIES), st_.sampled_from(["add", "sub", "mul"]),
+                                      st_.integers(0, 10)), min_size=1, max_size=4))
+    square_table = draw(st_.booleans())
+    end = draw(st_.sampled_from(["sum", "mean", "dot"])) if classes == 1 else "dot"
+
+    def build():
+        data = _var("data", stype="csr")
+        table = _var("t0_weight", stype="row_sparse", shape=(FEATURES, width))
+        acts = [(st.sym.dot(data, table), width)]
+        if square_table:
+            acts.append((st.sym.dot(st.sym.square(data), st.sym.square(table)), width))
+        for n, (kind, unary, binary, pick) in enumerate(steps):
+            x, w = acts[pick % len(acts)]
+            if kind == "unary":
+                acts.append((getattr(st.sym, unary)(x), w))
+            elif kind == "sqrt":
+                acts.append((st.sym.sqrt(st.sym.sigmoid(x)), w))
+            elif kind == "binary":
+                same = [a for a in acts if a[1] == w]
+                other = same[(pick // 2) % len(same)][0]
+                acts.append((getattr(st.sym, "elemwise_" + binary)(x, other), w))
+            elif kind == "broadcast":
+                p = _var(f"b{n}_weight", shape=(w,) if pick % 2 else (1, w))
+                acts.append((getattr(st.sym, "broadcast_" + binary)(x, p), w))
+            else:
+                acts.append((st.sym.dot(x, _var(f"d{n}_weight", shape=(w, 2))), 2))
+        x, w = acts[-1]
+        if end == "dot":
+            return st.sym.dot(x, _var("head_weight", shape=(w, classes)))
+        return getattr(st.sym, end)(x, axis=1, keepdims=True)
+
+    return build, output, classes
+
+
+def _check_random_graph(case, opt, batch_size):
+    build, output, classes = case
+    assert_same(build, output, opt=opt, batch_size=batch_size, classes=classes)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(graphs(), st_.sampled_from(list(OPTIMIZERS)), st_.sampled_from([1, 3, 8]))
+def test_random_graphs_plan_equals_graph(case, opt, batch_size):
+    _check_random_graph(case, opt, batch_size)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(graphs(), st_.sampled_from(list(OPTIMIZERS)), st_.sampled_from([1, 2, 3, 8, 32]))
+def test_random_graphs_plan_equals_graph_deep(case, opt, batch_size):
+    _check_random_graph(case, opt, batch_size)
+
+
+# -- what is not fused: one clear line -----------------------------------------------------------
+
+def _module(pred, output="LinearRegressionOutput"):
+    x, y = _data(output, 1)
+    it = st.io.NDArrayIter(x, y, 4, label_name="label")
+    loss = getattr(st.sym, output)(data=pred, label=_var("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.3))
+    mod.init_optimizer(optimizer="sgd")
+    return mod, it
+
+
+@pytest.mark.parametrize("make,named", [
+    (lambda d, t: st.sym.sum(st.sym.log1p(st.sym.square(st.sym.dot(d, t))), axis=1, keepdims=True), "log1p"),
+    (lambda d, t: st.sym.sum(st.sym.sign(st.sym.dot(d, t)), axis=1, keepdims=True), "sign"),
+    (lambda d, t: st.sym.sum(st.sym.dot(d, t, transpose_b=False, forward_stype="row_sparse"), axis=1,
+                             keepdims=True), "forward_stype"),
+    (lambda d, t: st.sym.sum(st.sym.dot(st.sym.exp(d), t), axis=1, keepdims=True), "exp"),
+])
+def test_unfused_models_name_what_stops_them(make, named):
+    from sparsetrain.engines import compiled
+
+    pred = make(_var("data", stype="csr"), _var("t_weight", stype="row_sparse", shape=(FEATURES, 2)))
+    mod, it = _module(pred)
+    reason = compiled.why_not_fused(mod.view(), it, st.metric.create("mse"))
+    assert named in reason and "\n" not in reason
+    with pytest.raises(SparseTrainError, match=named):
+        mod.choose_engine("compiled", it, st.metric.create("mse"))
+    assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "graph"
+
+
+def test_reductions_fuse_over_the_feature_axis_only():
+    from sparsetrain.ops import registry
+
+    form = registry.get("mean").fused
+    assert form.refuses({"axis": 1}) is None and form.refuses({"axis": (-1,)}) is None
+    assert "axis=0" in form.refuses({"axis": 0}) and "exclude" in form.refuses({"axis": 1, "exclude": True})
+
+
+def test_a_metric_without_a_fused_form_keeps_a_plan_off():
+    from sparsetrain.engines import compiled
+
+    mod, it = _module(fm(), "LogisticRegressionOutput")
+    assert compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", "accuracy"])) == ""
+    reason = compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", "auc"]))
+    assert "'auc'" in reason and "\n" not in reason
+
+
+# -- the fused forms agree with the registry's numpy formulas --------------------------------------
+
+@pytest.mark.parametrize("name", sorted(UNARY_FUSED))
+def test_unary_fused_forms_match_the_numpy_formulas(name):
+    forward, partial = UNARY_FUSED[name]
+    f, deriv, _ = UNARY.get(name, (None, None, None))
+    if name == "negative":
+        deriv = lambda x, y: -np.ones_like(x)  # noqa: E731
+    if name == "_copy":
+        deriv = lambda x, y: np.ones_like(x)  # noqa: E731
+    xs = np.array([-1.7, -0.3, 0.0, 0.4, 2.5]) if name not in ("sqrt", "log") else np.array([0.2, 1.0, 3.5])
+    for x in xs:
+        y = eval(forward, {"math": math, "abs": abs}, {"a": x})  # noqa: S307 (our own table)
+        assert y == pytest.approx(float(f(np.array([x]))[0]), rel=1e-12, abs=1e-15)
+        d = eval(partial, {"math": math}, {"a": x, "y": y})  # noqa: S307
+        assert d == pytest.approx(float(deriv(np.array([x]), np.array([y]))[0]), rel=1e-12, abs=1e-15)
