@@ -377,14 +377,16 @@ _OUTPUT_FORWARD = {
 }
 
 
-def generate(spec: PlanSpec) -> str:
-    """The source of a module defining ``plan_epoch`` (see :mod:`.plan_runner` for its arguments)."""
+def generate(spec: PlanSpec, rule: str) -> str:
+    """The source of a module defining ``plan_epoch`` for the optimizer rule ``rule`` (a key of
+    :data:`sparsetrain.kernels.optim.RULES`: its ``update_rows`` is bound in, as the linear kernels bind
+    theirs); see :mod:`.plan_runner` for the arguments."""
     dt = f"np.{spec.dtype}"
     np_ = len(spec.params)
     args = ["xd", "xi", "xp", "label", "order", "batch_ptr"]
     for t in range(np_):
         args += [f"p{t}", f"s1_{t}", f"s2_{t}", f"rows{t}"]
-    args += ["scores", "train", "kind", "hyper", "lrs", "wds", "counts", "codes", "msums", "mcounts", "slot", "out_kind",
+    args += ["scores", "train", "hyper", "lrs", "wds", "counts", "codes", "msums", "mcounts", "slot", "out_kind",
              "grad_scale", "softmax_norm"]
     sparse = [t for t, p in enumerate(spec.params) if p.row_sparse]
     lines = [
@@ -392,8 +394,9 @@ def generate(spec: PlanSpec) -> str:
         "import math",
         "import numpy as np",
         "from numba import njit",
-        "from sparsetrain.engines.compiled.plan_kernels import apply_rows, batch_metrics, metric_inst, output_grad",
+        "from sparsetrain.engines.compiled.plan_kernels import RULES, batch_metrics, metric_inst, output_grad",
         "",
+        f"update_rows = RULES[{rule!r}].update_rows",
         "",
         "@njit(cache=True)",
         f"def plan_epoch({', '.join(args)}):",
@@ -469,7 +472,7 @@ def generate(spec: PlanSpec) -> str:
         rows, grad = ("touched[:nq]", f"gp{t}[:nq]") if p.row_sparse else (f"rows{t}", f"gp{t}")
         body += [
             f"counts[{t}] += 1",
-            f"apply_rows(kind, p{t}, s1_{t}, s2_{t}, {rows}, {grad}, lrs[b * lr_step, {t}], wds[{t}], counts[{t}], hyper)",
+            f"update_rows(p{t}, s1_{t}, s2_{t}, {rows}, {grad}, lrs[b * lr_step, {t}], wds[{t}], counts[{t}], hyper)",
         ]
     if sparse:
         body += ["for q in range(nq):", "    slot[touched[q]] = -1"]

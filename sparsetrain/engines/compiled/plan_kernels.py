@@ -3,7 +3,7 @@ this package, in the plan cache): the optimizer rules, the metrics and the outpu
 from __future__ import annotations
 
 from ...kernels.metrics import batch_metrics, metric_inst
-from ...kernels.optim import apply_rows
+from ...kernels.optim import RULES
 from .kernels import _output_grad as output_grad
 
-__all__ = ["apply_rows", "batch_metrics", "metric_inst", "output_grad"]
+__all__ = ["RULES", "batch_metrics", "metric_inst", "output_grad"]

@@ -21,7 +21,7 @@ from ...base import NonFiniteError, ShapeError
 from ...fileio import write_atomic
 from ...kernels import optim as optim_kernels
 from ...ndarray import INDEX_DTYPE
-from ...optimizer import weight_buffer
+from ...optimizer_buffers import weight_buffer
 from ..base import EpochStats, batch_not_finite, metric_leaves
 from ...kernels import metrics as metric_kernels
 from ...metric import info_of
@@ -53,9 +53,9 @@ def cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans")
 
 
-def load(spec: PlanSpec):
-    """The compiled ``plan_epoch`` of ``spec`` (source written to the cache when new)."""
-    source = generate(spec)
+def load(spec: PlanSpec, rule: str):
+    """The compiled ``plan_epoch`` of ``spec`` with optimizer rule ``rule`` (source cached when new)."""
+    source = generate(spec, rule)
     key = plan_key(source)
     fn = _loaded.get(key)
     if fn is not None:
@@ -79,7 +79,7 @@ class PlanRunner:
 
     def __init__(self, spec: PlanSpec):
         self.spec = spec
-        self.fn = load(spec)
+        self._fns: dict = {}  # optimizer rule name -> plan_epoch
         self.dtype = np.dtype(spec.dtype)
         self.output_kind = OUTPUTS[spec.output]
         params = spec.loss_params
@@ -146,20 +146,23 @@ class PlanRunner:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer
         indices = [view.index(p.name) for p in self.spec.params]
-        kind, hyper = opt.fused_spec()
+        rule, hyper = opt.rule, opt.hyper()
+        fn = self._fns.get(rule.name)
+        if fn is None:
+            fn = self._fns[rule.name] = load(self.spec, rule.name)
         n_batches = len(batch_ptr) - 1
         lrs = opt.scheduled_learning_rates(indices, n_batches, compact=True)
-        wds = np.array([opt._get_wd(i) for i in indices], dtype=np.float64)
-        counts = np.array([opt._index_update_count.get(i, opt.begin_num_update) for i in indices], dtype=np.int64)
+        wds = opt.weight_decays(indices)
+        counts = opt.update_counts(indices)
         sums = np.zeros(len(codes), np.float64)
         nums = np.zeros(len(codes), np.float64)
         args = [xd, xi, xp, lab, np.ascontiguousarray(order, INDEX_DTYPE), np.ascontiguousarray(batch_ptr, INDEX_DTYPE)]
         bufs = self._params(view)
         for buf, s1, s2, rows in bufs:
             args += [buf, s1, s2, rows]
-        args += [self._no_scores, True, kind, hyper, lrs, wds, counts, codes, sums, nums, self._slot, self.output_kind,
+        args += [self._no_scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, self.output_kind,
                  self.grad_scale, self.softmax_norm]
-        status, samples = self.fn(*args)
+        status, samples = fn(*args)
         done = n_batches if status < 0 else int(status)
         result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
         opt.advance_update_counts(indices, done)
