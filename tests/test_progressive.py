@@ -76,3 +76,22 @@ def test_progressive_metric_is_the_online_loss(tmp_path, engine, batch, logistic
     assert [r[f"progressive_{metric}"] for r in written] == got
     if batch == 2:  # the padded last batch re-scores row 0 in the training metric, not in the progressive one
         assert result.history[0][metric] != pytest.approx(got[0], rel=1e-6)
+
+
+def test_a_generated_plan_leaves_progressive_runs_to_the_graph_engine_and_says_so(tmp_path):
+    # generated plans (FM, wide) do not compute progressive metrics: auto picks the graph engine
+    # and names the option; --engine compiled refuses before the run starts
+    fm = str(ROOT / "configs" / "fm.yaml")
+    cfg = load_config(fm, ["train.epochs=1", "train.progressive=true", "train.target={}"])
+    result = fit(cfg, output_dir=str(tmp_path / "auto"))
+    assert result.engine == "graph"
+    assert all(f"progressive_{m}" in result.history[0] for m in cfg.train.metrics)
+    cfg = load_config(fm, ["train.epochs=1", "train.progressive=false", "train.target={}"])
+    assert fit(cfg, output_dir=str(tmp_path / "plain")).engine == "compiled"
+    from sparsetrain.base import ConfigError
+    cfg = load_config(fm, ["train.epochs=1", "train.progressive=true", "train.target={}",
+                           "train.engine=compiled"])
+    with pytest.raises(ConfigError, match="train.progressive"):
+        fit(cfg, output_dir=str(tmp_path / "forced"))
+    assert not (tmp_path / "forced" / "config.yaml").exists()
+    assert not (tmp_path / "forced" / "metrics.jsonl").exists()
