@@ -2,24 +2,24 @@
 
 Follows MXNet 1.x's ``mx.mod.Module`` (single device). Executors are created once per batch
 size and share the parameter arrays, so a short last batch costs one extra bind, not a copy.
+The loops over data (``fit``, ``run_epoch``, ``score``, ``predict``) are in
+:mod:`sparsetrain.base_module`, the ``.params`` file format in :mod:`sparsetrain.params_file`.
 """
 from __future__ import annotations
 
-import io as _io
 import logging
-import time
 
 import numpy as np
 
 from . import initializer as init_mod
-from . import metric as metric_mod
 from . import optimizer as opt_mod
 from .base import ShapeError, SparseTrainError
-from . import engines
-from .engines.base import EpochStats, ModuleView, check_metric, check_outputs
-from .fileio import DAMAGED_NPZ_ERRORS, write_atomic
+from .base_module import BaseModule, BatchEndParam  # noqa: F401 (BatchEndParam: MXNet's place for it)
+from .engines.base import ModuleView
+from .fileio import write_atomic
 from .io.base import DataDesc
-from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray, cast_storage
+from .ndarray.ndarray import BaseArray, NDArray, RowSparseNDArray, cast_storage
+from .params_file import load_params, save_params
 from .symbol import Symbol, load as load_symbol
 
 log = logging.getLogger("sparsetrain.module")
@@ -36,91 +36,7 @@ def _as_descs(shapes) -> list[DataDesc]:
     return out
 
 
-def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> None:
-    """Write parameters atomically (npz); row-sparse and csr arrays stay sparse."""
-    arrays = {}
-    for prefix, params in (("arg", arg_params), ("aux", aux_params or {})):
-        for name, arr in params.items():
-            key = f"{prefix}:{name}"
-            arrays[key + ":stype"] = np.array(arr.stype)
-            arrays[key + ":shape"] = np.array(arr.shape, dtype=np.int64)
-            arrays[key + ":data"] = arr._data
-            if arr.stype != "default":
-                arrays[key + ":indices"] = arr._indices
-            if arr.stype == "csr":
-                arrays[key + ":indptr"] = arr._indptr
-    buf = _io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
-
-
-
-
-def load_params(path: str) -> tuple[dict, dict]:
-    """Read a parameter file written by :func:`save_params`.
-
-    A file that is not one (truncated, empty, damaged, or with sparse row/column ids out of
-    order, repeated or out of range) raises one ``SparseTrainError`` naming the file; nothing is
-    read by position from an inconsistent file. No file content is ever unpickled."""
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except DAMAGED_NPZ_ERRORS as e:
-        raise SparseTrainError(f"{path}: not a sparsetrain parameter file ({e or type(e).__name__})") from None
-    out = {"arg": {}, "aux": {}}
-    try:
-        with z:
-            for key in z.files:
-                if not key.endswith(":stype"):
-                    continue
-                prefix, name, _ = key.split(":")
-                if prefix not in out:
-                    raise ValueError(f"unknown entry {key!r}")
-                base = f"{prefix}:{name}"
-                parts = {k: np.array(z[f"{base}:{k}"]) for k in ("indices", "indptr") if f"{base}:{k}" in z.files}
-                out[prefix][name] = _checked_array(name, str(z[key]), z[base + ":shape"], np.array(z[base + ":data"]),
-                                                   **parts)
-    except (KeyError, TypeError, IndexError) + DAMAGED_NPZ_ERRORS as e:
-        raise SparseTrainError(f"{path}: damaged parameter file ({e or type(e).__name__})") from None
-    return out["arg"], out["aux"]
-
-
-def _checked_array(name, stype, shape, data, indices=None, indptr=None) -> BaseArray:
-    """The array one ``save_params`` entry holds, after checking that its parts agree."""
-    shape = tuple(int(s) for s in np.atleast_1d(shape))
-    if any(s < 0 for s in shape) or data.dtype.kind not in "fiu":
-        raise ValueError(f"parameter {name!r}: bad shape {shape} or dtype {data.dtype}")
-    if stype == "default":
-        if data.shape != shape:
-            raise ValueError(f"parameter {name!r}: {data.shape} values for shape {shape}")
-        return NDArray(data)
-    if indices is None or indices.ndim != 1 or indices.dtype.kind not in "iu":
-        raise ValueError(f"parameter {name!r}: missing or bad indices")
-    if stype == "row_sparse":
-        if data.shape != (len(indices),) + shape[1:]:
-            raise ValueError(f"parameter {name!r}: {data.shape} values for {len(indices)} rows of shape {shape}")
-        _check_ids(name, "row", indices, shape[0])
-        return RowSparseNDArray(data, indices, shape)
-    if stype == "csr":
-        if (len(shape) != 2 or indptr is None or indptr.shape != (shape[0] + 1,) or data.shape != indices.shape
-                or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0)):
-            raise ValueError(f"parameter {name!r}: inconsistent csr indptr/indices/data")
-        ascending = np.diff(indices) > 0
-        starts = indptr[1:-1]
-        ascending[starts[(starts > 0) & (starts < len(indices))] - 1] = True  # a new row may start lower
-        if len(indices) and (indices.min() < 0 or indices.max() >= shape[1] or not ascending.all()):
-            raise ValueError(f"parameter {name!r}: column ids must be sorted, unique and in [0, {shape[1]}) per row")
-        return CSRNDArray(data, indices, indptr, shape)
-    raise ValueError(f"parameter {name!r}: unknown storage type {stype!r}")
-
-
-def _check_ids(name, what, ids, bound) -> None:
-    if len(ids) and (ids[0] < 0 or ids[-1] >= bound or np.any(np.diff(ids) <= 0)):
-        raise ValueError(f"parameter {name!r}: {what} ids must be sorted, unique and in [0, {bound})")
-
-
-class Module:
+class Module(BaseModule):
     """Train and run a symbol (MXNet's ``mx.mod.Module`` on one CPU)."""
 
     def __init__(self, symbol: Symbol, data_names=("data",), label_names=("softmax_label",), context=None,
@@ -476,130 +392,6 @@ class Module:
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         eval_metric.update(labels, self._exec.outputs)
 
-    # -- loops ----------------------------------------------------------------------------------
-    def choose_engine(self, engine="auto", train_data=None, eval_metric=None, progressive=False):
-        """Which engine ``run_epoch`` will use with this data and metric, and why: ``(name, reason)``
-        (see :func:`sparsetrain.engines.choose`; an engine asked for by name that cannot run the
-        model raises :class:`~sparsetrain.base.ConfigError` naming the op, metric or optimizer)."""
-        name, reason, _ = engines.choose(engine, self.view(), train_data, eval_metric, progressive)
-        self._engine_choice = (name, reason)
-        return self._engine_choice
-
-    def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0,
-                  progressive=None) -> EpochStats:
-        """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch.
-
-        ``progressive``: an object whose ``update(labels, outputs)`` receives each batch's labels and
-        outputs (numpy, padding rows removed) before the batch's update (progressive validation)."""
-        self._require("binded", "params_initialized", "optimizer_initialized")
-        if self._kvstore is not None:  # the fused loops update locally; with a kvstore, the graph
-            self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
-        else:
-            name, _ = self.choose_engine(engine, train_data, eval_metric, progressive is not None)
-        if name != "graph":
-            extra = {"progressive": progressive} if progressive is not None else {}
-            return engines.get(name).run_epoch(self.view(), train_data, eval_metric,
-                                               batch_end_callback=batch_end_callback, epoch=epoch, **extra)
-        train_data.reset()
-        samples = batches = 0
-        data_seconds = 0.0
-        start = time.perf_counter()
-        it = iter(train_data)
-        while True:
-            t0 = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                data_seconds += time.perf_counter() - t0
-                break
-            data_seconds += time.perf_counter() - t0
-            if self._kvstore is not None:
-                self.prepare(batch)
-            self.forward(batch, is_train=True)
-            outputs = self._exec.outputs
-            check_outputs(outputs, epoch, batches)  # what the compiled engine checks, batch by batch
-            eval_metric.update(batch.label, outputs)
-            check_metric(eval_metric, epoch, batches)
-            n = batch.data[0].shape[0] - (batch.pad or 0)
-            if progressive is not None:
-                progressive.update(batch.label[0].asnumpy()[:n], outputs[0].asnumpy()[:n])
-            self._exec.backward()
-            self.update()
-            samples += n
-            batches += 1
-            if batch_end_callback is not None:
-                batch_end_callback(samples)
-        return EpochStats(samples, batches, time.perf_counter() - start, data_seconds, "graph")
-
-    def fit(self, train_data, eval_data=None, eval_metric="acc", epoch_end_callback=None,
-            batch_end_callback=None, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
-            eval_end_callback=None, eval_batch_end_callback=None, initializer=None, arg_params=None,
-            aux_params=None, allow_missing=False, force_rebind=False, force_init=False, begin_epoch=0,
-            num_epoch=None, validation_metric=None, monitor=None, engine="auto"):
-        if num_epoch is None:
-            raise ValueError("fit() needs num_epoch")
-        self.bind(train_data.provide_data, train_data.provide_label, for_training=True, force_rebind=force_rebind)
-        self.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
-                         allow_missing=allow_missing, force_init=force_init)
-        self.init_optimizer(kvstore=kvstore, optimizer=optimizer, optimizer_params=optimizer_params)
-        metric = eval_metric if isinstance(eval_metric, metric_mod.EvalMetric) else metric_mod.create(eval_metric)
-        validation_metric = validation_metric or metric
-        for epoch in range(begin_epoch, num_epoch):
-            metric.reset()
-            callback = _batch_callback(batch_end_callback, epoch, metric)
-            stats = self.run_epoch(train_data, metric, engine=engine, batch_end_callback=callback, epoch=epoch)
-            for name, value in metric.get_name_value():
-                log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
-            log.info("Epoch[%d] Time cost=%.3f", epoch, stats.seconds)
-            if epoch_end_callback is not None:
-                arg, aux = self.get_params()
-                for cb in epoch_end_callback if isinstance(epoch_end_callback, list) else [epoch_end_callback]:
-                    cb(epoch, self._symbol, arg, aux)
-            if eval_data is not None:
-                for name, value in self.score(eval_data, validation_metric, epoch=epoch):
-                    log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
-
-    def score(self, eval_data, eval_metric, num_batch=None, batch_end_callback=None, score_end_callback=None,
-              reset=True, epoch=0, sparse_row_id_fn=None):
-        self._require("binded", "params_initialized")
-        metric = eval_metric if isinstance(eval_metric, metric_mod.EvalMetric) else metric_mod.create(eval_metric)
-        if reset:
-            eval_data.reset()
-        metric.reset()
-        for i, batch in enumerate(eval_data):
-            if num_batch is not None and i == num_batch:
-                break
-            self.forward(batch, is_train=False)
-            outputs = self._exec.outputs
-            if batch.pad:
-                keep = batch.data[0].shape[0] - batch.pad
-                outputs = [NDArray(o._data[:keep]) for o in outputs]
-                labels = [NDArray(lb._data[:keep]) for lb in batch.label]
-            else:
-                labels = batch.label
-            metric.update(labels, outputs)
-        return metric.get_name_value()
-
-    def iter_predict(self, eval_data, num_batch=None, reset=True):
-        self._require("binded", "params_initialized")
-        if reset:
-            eval_data.reset()
-        for i, batch in enumerate(eval_data):
-            if num_batch is not None and i == num_batch:
-                break
-            self.forward(batch, is_train=False)
-            keep = batch.data[0].shape[0] - (batch.pad or 0)
-            yield [NDArray(o._data[:keep].copy()) for o in self._exec.outputs], i, batch
-
-    def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True, always_output_list=False):
-        outs = [o for o, _, _ in self.iter_predict(eval_data, num_batch, reset)]
-        if not outs:
-            return []
-        if not merge_batches:
-            return outs
-        merged = [NDArray(np.concatenate([o[k]._data for o in outs])) for k in range(len(outs[0]))]
-        return merged if (always_output_list or len(merged) > 1) else merged[0]
-
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False):
         """Write ``prefix-symbol.json``, ``prefix-%04d.params`` (and ``.states``), each atomically."""
@@ -623,31 +415,6 @@ class Module:
             loads(blob, path)  # refuse a pickled or corrupt file now, before any training
             mod._preload_opt_states = (blob, path)
         return mod
-
-
-class BatchEndParam:
-    """What a ``batch_end_callback`` receives (MXNet's ``BatchEndParam``)."""
-
-    __slots__ = ("epoch", "nbatch", "eval_metric", "locals")
-
-    def __init__(self, epoch, nbatch, eval_metric):
-        self.epoch = epoch
-        self.nbatch = nbatch
-        self.eval_metric = eval_metric
-        self.locals = None
-
-
-def _batch_callback(batch_end_callback, epoch, metric):
-    """``run_epoch``'s progress callback, calling MXNet-style callbacks with a ``BatchEndParam``."""
-    if batch_end_callback is None:
-        return None
-    callbacks = batch_end_callback if isinstance(batch_end_callback, list) else [batch_end_callback]
-
-    def callback(samples):
-        for cb in callbacks:
-            cb(BatchEndParam(epoch, samples, metric))
-
-    return callback
 
 
 def _assign_param(name, target: BaseArray, value: BaseArray):
