@@ -10,14 +10,14 @@ import contextlib
 import json
 import os
 import sys
-import threading
-import time
 import warnings
 
 import click
 
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
 from .cli_export import export as export_command
+from .cli_fit_display import (  # fit's rendering (StatusLine, COMPILING: also for tests)
+    COMPILING, StatusLine, _describe_generated, _final_table, _FitReporter, _stderr_console)
 from .cli_init import init_command
 from .cli_plot import plot as plot_command
 
@@ -101,220 +101,6 @@ def _run(fn, *args, **kwargs) -> int:
     except Exception as e:  # a bug: still one line, but say how to get the traceback
         _error(f"internal error: {type(e).__name__}: {e} (run with SPARSETRAIN_DEBUG=1 for the traceback)")
         return EXIT_RUNTIME
-
-
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _stderr_console(quiet: bool):
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
-
-
-# -- fit ------------------------------------------------------------------------------------------------
-
-COMPILING = "compiling kernels (one time)…"
-BUSY_AFTER = 1.0  # seconds before a slow step (loading a file) shows its status line
-
-
-class StatusLine:
-    """One status line on stderr for slow steps before or between epochs: a rich spinner on a terminal,
-    otherwise a plain line (each text once). Steps nest (a compilation while a file loads): the
-    innermost is shown. Thread-safe: numba reports compilations from whichever thread compiles."""
-
-    def __init__(self, console, spinner: bool):
-        self.console = console
-        self.spinner = spinner
-        self._texts: list[str] = []
-        self._status = None
-        self._printed: set[str] = set()
-        self._lock = threading.RLock()
-
-    def push(self, text: str) -> None:
-        with self._lock:
-            self._texts.append(text)
-            self._show()
-
-    def pop(self, text: str) -> None:
-        with self._lock:
-            if text in self._texts:
-                del self._texts[len(self._texts) - 1 - self._texts[::-1].index(text)]
-            self._show()
-
-    @property
-    def active(self) -> bool:
-        return bool(self._texts)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._texts.clear()
-            self._show()
-
-    def _show(self) -> None:
-        if not self._texts:
-            if self._status is not None:
-                self._status.stop()
-                self._status = None
-            return
-        text = self._texts[-1]
-        if not self.spinner:
-            if text not in self._printed:
-                self._printed.add(text)
-                self.console.print(text)
-        elif self._status is None:
-            self._status = self.console.status(text)
-            self._status.start()
-        else:
-            self._status.update(text)
-
-
-class _FitReporter:
-    """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.err = _stderr_console(quiet)
-        self.show_bar = not quiet and self.err.is_terminal
-        self.wants_batches = self.show_bar
-        self._last_draw = 0.0
-        self.progress = None
-        self.task = None
-        self.metrics: list[str] = []
-        self.status = StatusLine(self.err, self.show_bar)
-        self._paused = None  # the progress bar hidden while a status line shows
-
-    def _bar(self, description: str, total):
-        self._stop()
-        if not self.show_bar:
-            return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                 TimeRemainingColumn(), console=self.err, transient=True)
-        self.progress.start()
-        self.task = self.progress.add_task(description, total=total, rate="")
-        self._t0 = time.perf_counter()
-
-    def _stop(self):
-        self._paused = None
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-    @contextlib.contextmanager
-    def busy(self, text):
-        """``text`` as a status line when the step lasts more than :data:`BUSY_AFTER` seconds."""
-        timer = threading.Timer(BUSY_AFTER, self.status.push, (text,))
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
-            timer.join()  # a status shown just now is taken down, not left behind
-            self.status.pop(text)
-
-    def compile_start(self):
-        if self.progress is not None:  # one live display at a time: the bar comes back afterwards
-            self.progress.stop()
-            self._paused, self.progress = self.progress, None
-        self.status.push(COMPILING)
-
-    def compile_end(self, seconds):
-        self.status.pop(COMPILING)
-        if self._paused is not None and not self.status.active:
-            self.progress, self._paused = self._paused, None
-            self.progress.start()
-
-    def run_start(self, info):
-        self.metrics = info["metrics"]
-        if info.get("output_note"):  # said even with --quiet: the run is not where it would have been
-            click.echo(info["output_note"], err=True)
-        if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
-            click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
-        self.err.print(f"engine {info['engine']} ({info['engine_reason']})")
-
-    def generate_start(self, path, rows):
-        self.err.print(f"generating {rows} rows into {path}")
-        self._bar("gen-data", rows)
-
-    def generate_progress(self, rows_done, *_):
-        if self.progress is not None:
-            self.progress.update(self.task, completed=rows_done)
-
-    def generate_end(self, result):
-        self._stop()
-        self.err.print(_describe_generated(result))
-
-    def stypes(self, lines):
-        for line in lines:  # asked for explicitly: printed even with --quiet
-            click.echo(line, err=True)
-
-    def epoch_start(self, epoch, total):
-        self._bar(f"epoch {epoch}", total)
-
-    def batch_end(self, samples):
-        now = time.perf_counter()
-        if self.progress is not None and now - self._last_draw > 0.05:
-            self._last_draw = now
-            elapsed = max(now - self._t0, 1e-9)
-            self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s")
-
-    def epoch_end(self, record):
-        from .trainer import record_metrics
-
-        self._stop()
-        parts = [f"epoch {record['epoch']}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in record_metrics(record).items()]
-        rate = record["samples"] / record["seconds"] if record["seconds"] > 0 else float("inf")
-        parts.append(f"samples/s {rate:,.0f}")
-        parts.append(f"time {record['seconds']:.3f}s")
-        if record.get("compile_seconds"):
-            parts.append(f"compile {record['compile_seconds']:.1f}s")
-        click.echo("  ".join(parts))
-
-    def note(self, text):
-        self.err.print(text)
-
-    def close(self):
-        self._stop()
-        self.status.clear()
-
-
-def _final_table(result):
-    from rich.table import Table
-
-    from .trainer import record_metrics
-
-    table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
-                  caption=f"run directory: {result.output_dir}")
-    table.add_column("metric")
-    table.add_column("final", justify="right")
-    table.add_column("best", justify="right")
-    table.add_column("target", justify="right")
-    best, targets = result.best, result.target_status()
-    for key, value in record_metrics(result.final).items():
-        target = ""
-        if key in targets:
-            relation, want, met = targets[key]
-            target = f"{relation} {want:g} " + ("[green]met[/green]" if met else "[red]missed[/red]")
-        table.add_row(key, _fmt(value), _fmt(best[key]), target)
-    seconds = sum(r["seconds"] for r in result.history)
-    samples = sum(r["samples"] for r in result.history)
-    table.add_row("time", f"{seconds:.3f}s", "", "")
-    table.add_row("samples/s", f"{samples / seconds:,.0f}" if seconds > 0 else "-", "", "")
-    compiled = sum(r.get("compile_seconds", 0.0) for r in result.history)
-    if compiled:
-        table.add_row("compile (one time)", f"{compiled:.1f}s", "", "")
-    return table
 
 
 def _load(config_path, overrides):
@@ -424,22 +210,6 @@ def _json_row(row) -> dict:
 
 
 # -- gen-data --------------------------------------------------------------------------------------------
-
-def _describe_generated(result) -> str:
-    from .validation import human_bytes
-
-    if result.format == "csv":
-        text = (f"wrote {result.path}: {result.rows} rows, {result.numeric} numeric + {result.categorical} "
-                f"categorical columns, {human_bytes(result.bytes)}; planted model in {result.weights_path}")
-        if result.planted_log_loss is not None:
-            text += f" (its log-loss on these rows: {result.planted_log_loss:.4f})"
-        return text
-    text = (f"wrote {result.path}: {result.rows} rows, {result.features} features, {result.nnz} non-zeros, "
-            f"{human_bytes(result.bytes)}")
-    if getattr(result, "weights_path", None):
-        text += f"; true weights in {result.weights_path}"
-    return text
-
 
 def _gen_data(options, out, quiet):
     from .cli_schema import cli_text
