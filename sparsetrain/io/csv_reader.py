@@ -28,9 +28,8 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
-from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, open_data
 from .hashing import HASH_SEED
-from .libsvm_parse import default_workers
 from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
 
 __all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
@@ -188,13 +187,7 @@ class CSVReader(HashedTextReader):
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
         schema.check()
         self.schema = schema
-        self._set_path(path)
-        self.dtype = np.dtype(dtype)
-        self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
-        if num_parts < 1 or not 0 <= part_index < num_parts:
-            raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
-        self.num_parts, self.part_index = int(num_parts), int(part_index)
-        self.workers = workers or default_workers()
+        self._open(path, dtype, chunk_size, max_line_bytes, num_parts, part_index, workers)
         self._plan: _Plan | None = None
         self._header_consumed = False
 

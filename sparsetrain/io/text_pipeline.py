@@ -19,7 +19,7 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
-from .libsvm_parse import LibSVMBlock, _executor
+from .libsvm_parse import LibSVMBlock, _executor, default_workers
 
 __all__ = ["HashedTextReader", "TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
@@ -78,16 +78,22 @@ def iter_jobs(source: ChunkSource, begin: int, end_hint: int | None, run: Callab
 
 class HashedTextReader:
     """What the CSV/TSV and Vowpal Wabbit readers share: the path (``-``: stdin, read once), the
-    byte range of a part, and iterating the parsed chunks as blocks. A subclass sets ``source``
-    (a ``ChunkSource``), ``num_parts``, ``part_index``, ``workers`` and ``num_features``, and
-    implements ``_run(job)`` (worker thread) and ``_check(job, begin, cache)`` (raises the
+    byte range of a part, and iterating the parsed chunks as blocks. A subclass calls ``_open``
+    (path, dtype, chunk source, part, workers), sets ``num_features``, and implements ``_run(job)`` (worker thread) and ``_check(job, begin, cache)`` (raises the
     chunk's first error); ``_prepare()`` runs before a pass."""
 
-    def _set_path(self, path) -> None:
+    def _open(self, path, dtype, chunk_size: int, max_line_bytes: int, num_parts: int, part_index: int,
+              workers: int | None) -> None:
         self.stdin = os.fspath(path) == "-"
         self.path = "/dev/stdin" if self.stdin else path
         self.display = "<stdin>" if self.stdin else os.fspath(path)
         self._stdin_read = False
+        self.dtype = np.dtype(dtype)
+        self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
+        if num_parts < 1 or not 0 <= part_index < num_parts:
+            raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        self.workers = workers or default_workers()
 
     def _prepare(self) -> None:
         pass

@@ -14,8 +14,7 @@ import numpy as np
 
 from ..base import ConfigError, DataFormatError
 from . import _vw_kernels as VK
-from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource
-from .libsvm_parse import default_workers
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
 from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
 
 __all__ = ["VWReader", "load_vw"]
@@ -63,13 +62,7 @@ class VWReader(HashedTextReader):
         self._a = np.array([p[0] for p in pairs], np.int64)
         self._b = np.array([p[1] for p in pairs], np.int64)
         self.hash_bits = hash_bits
-        self._set_path(path)
-        self.dtype = np.dtype(dtype)
-        self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
-        if num_parts < 1 or not 0 <= part_index < num_parts:
-            raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
-        self.num_parts, self.part_index = int(num_parts), int(part_index)
-        self.workers = workers or default_workers()
+        self._open(path, dtype, chunk_size, max_line_bytes, num_parts, part_index, workers)
 
     @property
     def num_features(self) -> int:
