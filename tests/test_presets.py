@@ -138,7 +138,8 @@ def test_the_label_variable_need_not_be_declared():
      "model.hidden: only read by the wide_deep preset; set model.preset"),
     ({"preset": "logstic"}, {}, "model.preset: Input should be 'linear', 'logistic'"),
     ({"preset": "fm", "k": 0}, {}, "model.k: Input should be greater than 0"),
-    ({"preset": "logistic"}, {"num_features": None}, "data.num_features: required by model.preset"),
+    ({"preset": "logistic"}, {"num_features": None, "train": "-", "eval": None},
+     "data.num_features: required by model.preset"),
     ({"preset": "logistic", "variables": {"weight": {"shape": [10, 1]}}}, {},
      "model.ops[0] (dot, dot): "),
 ])

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
 from .presets import expand as expand_preset
-from .schema import Config
-from .validate import resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
+from .schema import Config, DataConfig
+from .validate import count_num_features, resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
 from .yaml_doc import parse_yaml
 
 
@@ -62,13 +62,16 @@ def _absolutize_override_paths(doc: dict, item: str) -> None:
 
 def config_from_dict(doc: dict, source: str | None = None, check_files: bool = False) -> Config:
     """Validate a parsed config document; ``source`` (the file it came from) anchors relative paths."""
+    base_dir = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+    doc, notes = _count_features_for_preset(doc, base_dir)
     doc = expand_preset(doc)
     try:
         cfg = Config.model_validate(doc)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, Config)) from None
     cfg._source = source
-    cfg._base_dir = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+    cfg._base_dir = base_dir
+    cfg._notes = notes
     validate_graph(cfg)
     validate_training(cfg)
     validate_data(cfg)
@@ -79,6 +82,23 @@ def config_from_dict(doc: dict, source: str | None = None, check_files: bool = F
         cfg.train_files() if cfg.data.generate is None else None
         cfg.eval_files()
     return cfg
+
+
+def _count_features_for_preset(doc: dict, base_dir: str) -> tuple[dict, list[str]]:
+    """A preset sizes its weights by ``data.num_features``: when LibSVM training data leaves it out,
+    count it from the files first (a new document with it filled in, and the run-log line)."""
+    model, data = doc.get("model"), doc.get("data")
+    if not (isinstance(model, dict) and model.get("preset") and isinstance(data, dict)):
+        return doc, []
+    try:
+        parsed = DataConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, DataConfig, ["data"])) from None
+    counted = count_num_features(parsed, base_dir)
+    if counted is None:
+        return doc, []
+    n, note = counted
+    return {**doc, "data": {**data, "num_features": n}}, [note]
 
 
 def apply_override(doc: dict, item: str) -> None:

@@ -70,7 +70,8 @@ class DataConfig(_Strict):
                                             "plus `path`) instead of reading `train`.")
     eval: PathList = Field(None, description="Evaluation LibSVM file(s), scored after every epoch.")
     num_features: int | None = Field(None, gt=0, description="Number of features; defaults to "
-                                     "`generate.features`, else to what the model's declared shapes imply.")
+                                     "`generate.features`, else to what the model's declared shapes imply, else "
+                                     "(LibSVM) to the training files' largest index + 1 (one pass, said in the log).")
     zero_based: ZeroBased = Field("auto", description="Feature indices start at 0 (`true`), 1 (`false`), or "
                                   "decide from the file (`auto`, as scikit-learn).")
     cache: Literal["auto", "memory", "stream"] = Field("auto", description="`memory` parses the file once and "
@@ -283,6 +284,7 @@ class Config(_Strict):
     _source: str | None = None
     _base_dir: str = "."
     _num_features: int | None = None
+    _notes: list = []  # run-log lines about values decided while loading (e.g. num_features read from the data)
 
     # -- derived values ---------------------------------------------------------------------------
     @property
@@ -296,6 +298,12 @@ class Config(_Strict):
     @property
     def num_features(self) -> int:
         return self._num_features
+
+    @property
+    def notes(self) -> list[str]:
+        """Run-log lines about values decided while loading the config (e.g. ``num_features`` read
+        from the training data)."""
+        return list(self._notes)
 
     @property
     def data_name(self) -> str:
@@ -341,8 +349,7 @@ class Config(_Strict):
 
     def resolve(self, path: str) -> str:
         """A path from this config, made absolute against the config file's directory."""
-        path = os.path.expanduser(path)
-        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self._base_dir, path))
+        return resolve_path(self._base_dir, path)
 
     def data_format(self) -> str:
         """The training data's format (``libsvm``, ``csv`` or ``vw``)."""
@@ -362,10 +369,10 @@ class Config(_Strict):
     def train_files(self) -> list[str]:
         if self.data.generate is not None:
             return [self.resolve(self.data.generate.path)]
-        return expand_paths(self, self.data.train, "data.train")
+        return expand_paths(self._base_dir, self.data.train, "data.train")
 
     def eval_files(self) -> list[str]:
-        return expand_paths(self, self.data.eval, "data.eval") if self.data.eval else []
+        return expand_paths(self._base_dir, self.data.eval, "data.eval") if self.data.eval else []
 
     def output_dir(self) -> str:
         return self.resolve(self.output) if self.output else os.path.join("runs", self.name)
@@ -407,14 +414,21 @@ class Config(_Strict):
         doc["output"] = os.path.abspath(output_dir or self.output_dir())
         return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
-def expand_paths(cfg: Config, paths, key: str) -> list[str]:
-    """Config paths made absolute, globs expanded; a missing file is a ``ConfigError`` naming ``key[k]``."""
+def resolve_path(base_dir: str, path: str) -> str:
+    """A path from a config, made absolute against the config file's directory ``base_dir``."""
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
+
+
+def expand_paths(base_dir: str, paths, key: str) -> list[str]:
+    """Config paths made absolute against ``base_dir``, globs expanded; a missing file is a
+    ``ConfigError`` naming ``key[k]``."""
     out = []
     for k, p in enumerate(paths):
         if p == "-":  # stdin
             out.append(p)
             continue
-        full = cfg.resolve(p)
+        full = resolve_path(base_dir, p)
         if _glob.has_magic(full):
             matches = sorted(_glob.glob(full))
             if not matches:

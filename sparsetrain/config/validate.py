@@ -3,6 +3,7 @@ reachability), metrics and targets, the optimizer, the number of features, and e
 storage type, size and initializer. Each failure is a ``ConfigError`` naming the key."""
 from __future__ import annotations
 
+import os
 import warnings
 
 from ..base import ConfigError, ShapeError, SparseTrainError, did_you_mean
@@ -285,7 +286,30 @@ def resolve_num_features(cfg) -> int:
             shape = plan.shapes.get((node.uid, 0))
             if shape and len(shape) == 2 and shape[1]:
                 return int(shape[1])
-    raise ConfigError("data.num_features: required (the model's declared shapes do not determine it)")
+    counted = count_num_features(cfg.data, cfg._base_dir)
+    if counted is None:
+        raise ConfigError("data.num_features: required (the model's declared shapes do not determine it)")
+    n, note = counted
+    cfg._notes.append(note)
+    return n
+
+
+def count_num_features(data, base_dir: str) -> tuple[int, str] | None:
+    """For LibSVM training files and no ``data.num_features``: the files' largest feature index + 1
+    (one streamed pass) and the run-log line that says so; ``None`` when the data does not tell
+    (generated or hashed data, or a stream that can only be read once)."""
+    if data.num_features is not None or data.generate is not None or not data.train:
+        return None
+    if data.format_of(data.train[0]) != "libsvm" or "-" in data.train:
+        return None
+    from ..io.libsvm import libsvm_num_features
+    from .schema import expand_paths
+
+    files = expand_paths(base_dir, data.train, "data.train")
+    n = libsvm_num_features(files, data.zero_based, max_line_bytes=data.max_line_bytes)
+    where = os.path.basename(files[0]) + (f" and {len(files) - 1} more" if len(files) > 1 else "")
+    return n, (f"data.num_features: {n}, read from the training data ({where}: largest feature index + 1); "
+               "set it to fix it")
 
 
 

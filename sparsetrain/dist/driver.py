@@ -205,6 +205,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     reporter = reporter or Reporter()
     check_init_from(resume, init_from, init_states)
     with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run:
+        for text in cfg.notes:
+            reporter.note(text)
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         files = cfg.train_files()

@@ -37,6 +37,7 @@ __all__ = [
     "LibSVMBlock",
     "LibSVMReader",
     "dump_libsvm",
+    "libsvm_num_features",
     "load_libsvm",
     "open_libsvm",
 ]
@@ -132,6 +133,18 @@ def load_libsvm(
     X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, num_features), dtype=dtype)
     y = labels[:, 0] if labels.shape[1] == 1 else labels
     return X, np.ascontiguousarray(y, dtype=dtype)
+
+
+def libsvm_num_features(paths, zero_based="auto", *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> int:
+    """The number of features of LibSVM files: their largest column id + 1 (ids zero-based as
+    ``zero_based`` decides, per file as :func:`load_libsvm` does; at least 1), from one streamed
+    pass over each file in bounded memory. Malformed input raises ``DataFormatError``."""
+    largest = -1
+    for path in paths:
+        for block in LibSVMReader(path, zero_based=zero_based, max_line_bytes=max_line_bytes):
+            if block.nnz:
+                largest = max(largest, int(block.indices.max()))
+    return largest + 1 if largest >= 0 else 1
 
 
 # ------------------------------------------------------------------------------------------

@@ -234,6 +234,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                           "or use kvstore: local")
     with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run, \
             CompileWatch(reporter.compile_start, reporter.compile_end) as compile_watch:
+        for text in cfg.notes:
+            reporter.note(text)
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
