@@ -141,6 +141,8 @@ def test_num_features_is_inferred_from_declared_shapes():
     cfg = config_from_dict(doc, source=str(LINREG))
     assert cfg.num_features == 100
     del doc["model"]["variables"]["weight"]["shape"]
+    doc["data"].update(train="-", eval=None, zero_based=True)  # a stream cannot be counted first
+    doc["train"]["epochs"] = 1
     with pytest.raises(ConfigError, match="data.num_features: required"):
         config_from_dict(doc, source=str(LINREG))
 
