@@ -120,6 +120,21 @@ def restore_progress(opt, progress: dict, source: str) -> None:
         opt.lr_scheduler = _restore_scheduler(opt.lr_scheduler, progress["lr_scheduler"], source)
 
 
+def merge_progress(parts) -> dict | None:
+    """One progress record for an optimizer split over several copies that each update some
+    indices (the shards of parameter servers): the furthest copy's counters and scheduler, and
+    each index's largest update count. ``None`` entries (no optimizer) are skipped."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    furthest = max(parts, key=lambda p: p["num_update"])
+    counts: dict = {}
+    for p in parts:
+        for index, n in _unplain(p["index_update_count"]).items():
+            counts[index] = max(counts.get(index, 0), n)
+    return {**furthest, "index_update_count": _plain(counts)}
+
+
 def optimizer_config(opt) -> dict:
     """The optimizer's registered name and plain attributes (what ``dump_optimizer`` saves)."""
     return {"class": type(opt).__name__, "attrs": _plain_attrs(opt, skip=("lr_scheduler",)),

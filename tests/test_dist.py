@@ -148,7 +148,7 @@ def test_row_sparse_pull_returns_exactly_the_rows_and_push_touches_only_pushed_r
         dense = mx.nd.zeros((2,))
         kv.pull(4, out=dense)
         np.testing.assert_array_equal(dense.asnumpy(), [1, 1])
-        values, states = kv.gather()
+        values, states, _ = kv.gather()
         np.testing.assert_array_equal(values[3], after)
         assert states[3].shape == (10, 2) and not states[3][untouched].any()
     finally:
@@ -204,6 +204,26 @@ def test_resume_a_distributed_run_continues_from_its_checkpoint(sync_run, tmp_pa
     result = train_distributed(cfg, output_dir=str(tmp_path), workers=2, servers=2, resume=True)
     assert result.resumed_from == 1 and [r["epoch"] for r in result.history] == [0, 1]
     assert result.history[-1]["mse"] == pytest.approx(clean.history[-1]["mse"], rel=1e-5)
+
+
+def test_resume_restores_the_servers_update_counts_and_scheduler(tmp_path):
+    """Adam's bias correction and the scheduler depend on the step count: a resumed run must
+    continue them, not restart them (the servers' progress is saved in the .states file)."""
+    from sparsetrain import optimizer_states
+
+    adam = ["optimizer={name: adam, learning_rate: 0.05, lr_scheduler: {factor: {step: 20, factor: 0.5}}}"]
+    base = ["train.kvstore=dist_sync", "data.batch_size=50"] + adam
+    clean = train_distributed(load_config(LINREG, base + ["train.epochs=2"]), output_dir=str(tmp_path / "clean"),
+                              workers=1, servers=2)
+    train_distributed(load_config(LINREG, base + ["train.epochs=1"]), output_dir=str(tmp_path / "r"),
+                      workers=1, servers=2)
+    states = (tmp_path / "r" / "checkpoints" / "model-0001.states").read_bytes()
+    progress = optimizer_states.loads(states)[1]
+    assert progress["num_update"] == clean.history[0]["steps"] and progress["lr_scheduler"] is not None
+    resumed = train_distributed(load_config(LINREG, base + ["train.epochs=2"]), output_dir=str(tmp_path / "r"),
+                                workers=1, servers=2, resume=True)
+    assert resumed.resumed_from == 1
+    assert resumed.history[-1]["mse"] == pytest.approx(clean.history[-1]["mse"], rel=1e-6)
 
 
 def test_a_distributed_run_can_be_continued_on_one_machine(tmp_path):

@@ -109,7 +109,7 @@ class _Cluster:
     """The actors of one attempt: servers holding the parameters, workers training."""
 
     def __init__(self, ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg, opt_states, engine,
-                 actor_cpus):
+                 actor_cpus, opt_progress=None):
         from ..config import make_optimizer
         from .kvstore import DistKVStore, ServerDied, start_servers
         from .worker import Worker
@@ -123,8 +123,8 @@ class _Cluster:
             try:
                 self.kv.init(list(range(len(names))), [arg[n] for n in names])
                 self.kv.set_optimizer(opt)
-                if opt_states:
-                    self.kv.set_states(opt_states)
+                if opt_states or opt_progress:
+                    self.kv.set_states(opt_states or {}, opt_progress)
             except ServerDied as e:
                 raise ActorFailure(str(e)) from None
             if actor_cpus:  # on a cluster each worker reserves a CPU: too few would leave workers waiting forever
@@ -224,12 +224,12 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         module.bind(shapes_iter.provide_data, shapes_iter.provide_label, for_training=True)
         del shapes_iter
         module.init_params(initializer=cfg.initializer())
-        initial_states = {}
+        initial_states, initial_progress = {}, None
         if init_from and run.state is None:
             states_path = warm_start(module, init_from, init_states)[1]
             if states_path:
                 with open(states_path, "rb") as f:
-                    initial_states = optimizer_states.loads(f.read(), states_path)[0]
+                    initial_states, initial_progress, _ = optimizer_states.loads(f.read(), states_path)
         initial, _ = module.get_params()
         layout = _layout(module)
         names = list(module.view().param_names)
@@ -253,14 +253,14 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     epoch0 = run.start_epoch
                     arg, _ = load_params(run.params_path(epoch0))
                     with open(run.states_path(epoch0), "rb") as f:
-                        opt_states = optimizer_states.loads(f.read(), run.states_path(epoch0))[0]
+                        opt_states, opt_progress, _ = optimizer_states.loads(f.read(), run.states_path(epoch0))
                     history = run.read_metrics(epoch0)
                 else:
-                    arg, opt_states, history = initial, initial_states, []
+                    arg, opt_states, opt_progress, history = initial, initial_states, initial_progress, []
                 cluster = None
                 try:
                     cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
-                                       opt_states, engine, actor_cpus)
+                                       opt_states, engine, actor_cpus, opt_progress)
                     if not announced:
                         w0 = cluster.info[0]
                         engine_line = (f"{w0['engine']}, {mode}, {_count(workers, 'worker')}, "
@@ -306,13 +306,13 @@ class _ClusterEpochs:
         self.epoch_rows = None
         self.batches = 0
         self.batch_rows = f"workers x data.batch_size ({len(cluster.workers)} x {cfg.data.batch_size})"
-        self._params = self._states = None
+        self._params = self._states = self._progress = None
 
     def run_epoch(self, epoch: int, reporter) -> dict:
         record = _run_epoch(self.cluster, self.cfg, epoch, self.fault, reporter)
         self.epoch_rows, self.batches = record["samples"], record["steps"]
         # gather everything before writing anything: a failure here leaves no partial checkpoint
-        values_by_key, self._states = self.cluster.gather()
+        values_by_key, self._states, self._progress = self.cluster.gather()
         self._params = _to_params(self.module, values_by_key)
         self.module.set_params(self._params)
         return record
@@ -323,7 +323,7 @@ class _ClusterEpochs:
 
         write_atomic(f"{prefix}-symbol.json", self.module.symbol.tojson().encode())
         save_params(f"{prefix}-{epoch:04d}.params", self._params, {})
-        write_atomic(f"{prefix}-{epoch:04d}.states", optimizer_states.dumps(self._states))
+        write_atomic(f"{prefix}-{epoch:04d}.states", optimizer_states.dumps(self._states, self._progress))
 
     def checkpoint_fields(self) -> dict:
         from .. import random as st_random

@@ -19,6 +19,7 @@ import numpy as np
 from ..base import SparseTrainError, StorageTypeError
 from ..kvstore import KVStore, keys_values, sum_values, to_numpy_full, unique_rows, write_rows
 from ..ndarray import INDEX_DTYPE, BaseArray, RowSparseNDArray
+from ..optimizer_states import merge_progress
 from . import require_ray
 from .server import ParamServer, shard_bounds
 
@@ -145,8 +146,9 @@ class DistKVStore(KVStore):
         blob = pickle.dumps(optimizer)
         self._get([srv.set_optimizer.remote(blob) for srv in self._servers])
 
-    def set_states(self, states: dict):
-        """Full optimizer states ``{key: numpy state}``, split over the servers like the weights."""
+    def set_states(self, states: dict, progress: dict | None = None):
+        """Full optimizer states ``{key: numpy state}``, split over the servers like the weights, and
+        the optimizer's progress (update counts, scheduler position), the same on every server."""
         per = [dict() for _ in self._servers]
         for k, st in states.items():
             self._check(k)
@@ -156,7 +158,7 @@ class DistKVStore(KVStore):
                 continue
             for s in range(len(self._servers)):
                 per[s][k] = _slice_state(st, bounds[s], bounds[s + 1])
-        self._get([srv.set_states.remote(p) for srv, p in zip(self._servers, per)])
+        self._get([srv.set_states.remote(p, progress) for srv, p in zip(self._servers, per)])
 
     # -- push / pull -----------------------------------------------------------------------------
     def begin_epoch(self, epoch: int):
@@ -304,8 +306,9 @@ class DistKVStore(KVStore):
                 write_rows(t, r, got[k])
 
     # -- gathering (checkpoints) -----------------------------------------------------------------
-    def gather(self) -> tuple[dict, dict]:
-        """``({key: full numpy value}, {key: full optimizer state})`` assembled from every server."""
+    def gather(self) -> tuple[dict, dict, dict | None]:
+        """``({key: full numpy value}, {key: full optimizer state}, optimizer progress)`` assembled
+        from every server (progress: ``optimizer_states.merge_progress`` of the servers')."""
         states = self._get([srv.state.remote() for srv in self._servers])
         values, opt_states = {}, {}
         for k, (sparse, shape, bounds) in self._layout.items():
@@ -317,7 +320,7 @@ class DistKVStore(KVStore):
             values[k] = np.concatenate([st["weights"][k] for st in states]).reshape(shape)
             if all(k in st["states"] for st in states):
                 opt_states[k] = _concat_state([st["states"][k] for st in states])
-        return values, opt_states
+        return values, opt_states, merge_progress([st["progress"] for st in states])
 
     def close(self):
         if self._owns:

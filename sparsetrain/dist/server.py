@@ -58,9 +58,14 @@ class ParamServer:
 
         self.updater = get_updater(pickle.loads(blob))
 
-    def set_states(self, states: dict) -> None:
-        """Optimizer states of this shard, ``{key: numpy state (or tuple / None)}``."""
+    def set_states(self, states: dict, progress: dict | None = None) -> None:
+        """Optimizer states of this shard, ``{key: numpy state (or tuple / None)}``, and the
+        optimizer's update counts and scheduler position (``optimizer_states.optimizer_progress``)."""
         from ..optimizer import state_from_numpy
+        from ..optimizer_states import restore_progress
+
+        if progress is not None:
+            restore_progress(self.updater.optimizer, progress, "optimizer states")
 
         def writable(v):  # arrays arriving through Ray's object store are read-only views
             if v is None:
@@ -138,12 +143,14 @@ class ParamServer:
         return out
 
     def state(self) -> dict:
-        """Weights, offsets and optimizer states of this shard (for checkpoints)."""
+        """Weights, offsets, optimizer states and progress of this shard (for checkpoints)."""
         from ..optimizer import state_to_numpy
+        from ..optimizer_states import optimizer_progress
 
-        states = {}
+        states, progress = {}, None
         if self.updater is not None:
             states = {k: state_to_numpy(v) for k, v in self.updater.states.items()}
+            progress = optimizer_progress(self.updater.optimizer)
         return {"weights": {k: w._data.copy() for k, w in self.weights.items()},
                 "offsets": dict(self.offsets), "sparse": dict(self.sparse), "states": states,
-                "updates": self.updates}
+                "progress": progress, "updates": self.updates}
