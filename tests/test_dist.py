@@ -197,32 +197,23 @@ def test_compiled_and_graph_workers_train_the_same_model(sync_run, tmp_path):
     assert [r["mse"] for r in graph.history] == pytest.approx([r["mse"] for r in compiled.history], rel=1e-4)
 
 
-def test_resume_a_distributed_run_continues_from_its_checkpoint(sync_run, tmp_path):
-    cfg, clean = sync_run
-    first = load_config(LINREG, SYNC[:-2] + ["train.epochs=1", SYNC[-1]])
-    train_distributed(first, output_dir=str(tmp_path), workers=2, servers=2)
-    result = train_distributed(cfg, output_dir=str(tmp_path), workers=2, servers=2, resume=True)
-    assert result.resumed_from == 1 and [r["epoch"] for r in result.history] == [0, 1]
-    assert result.history[-1]["mse"] == pytest.approx(clean.history[-1]["mse"], rel=1e-5)
-
-
-def test_resume_restores_the_servers_update_counts_and_scheduler(tmp_path):
-    """Adam's bias correction and the scheduler depend on the step count: a resumed run must
-    continue them, not restart them (the servers' progress is saved in the .states file)."""
+def test_resume_a_distributed_run_continues_exactly_from_its_checkpoint(tmp_path):
+    """Weights, optimizer states, and the servers' step counts: Adam's bias correction and the
+    scheduler depend on them, so a resumed run continues them (they are saved in the .states file)."""
     from sparsetrain import optimizer_states
 
     adam = ["optimizer={name: adam, learning_rate: 0.05, lr_scheduler: {factor: {step: 20, factor: 0.5}}}"]
     base = ["train.kvstore=dist_sync", "data.batch_size=50"] + adam
     clean = train_distributed(load_config(LINREG, base + ["train.epochs=2"]), output_dir=str(tmp_path / "clean"),
-                              workers=1, servers=2)
+                              workers=2, servers=2)
     train_distributed(load_config(LINREG, base + ["train.epochs=1"]), output_dir=str(tmp_path / "r"),
-                      workers=1, servers=2)
+                      workers=2, servers=2)
     states = (tmp_path / "r" / "checkpoints" / "model-0001.states").read_bytes()
     progress = optimizer_states.loads(states)[1]
     assert progress["num_update"] == clean.history[0]["steps"] and progress["lr_scheduler"] is not None
     resumed = train_distributed(load_config(LINREG, base + ["train.epochs=2"]), output_dir=str(tmp_path / "r"),
-                                workers=1, servers=2, resume=True)
-    assert resumed.resumed_from == 1
+                                workers=2, servers=2, resume=True)
+    assert resumed.resumed_from == 1 and [r["epoch"] for r in resumed.history] == [0, 1]
     assert resumed.history[-1]["mse"] == pytest.approx(clean.history[-1]["mse"], rel=1e-6)
 
 
