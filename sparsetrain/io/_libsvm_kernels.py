@@ -13,8 +13,9 @@ as scikit-learn does); the rare ones with more than 18 significant digits are li
 tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
 for bit.
 
-The byte-scanning helpers the chunk reader (``chunks.py``) uses live here too: they know the
-grammar's newlines and comments.
+The error recording, the ``info`` slots every parser shares and the grammar-free newline scans
+of the chunk reader (``chunks.py``) come from ``_scan_kernels`` (the newline scans are re-exported
+here); :func:`count_rows`, which knows the grammar's comments, lives here.
 """
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ import numpy as np
 from numba import njit
 
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
+from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
+    I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
+    first_newline, is_space, last_newline, record_error,
+)
 
-# Error codes reported by parse_chunk and parse_reference.
-OK = 0
+# Error codes reported by parse_chunk and parse_reference (OK = 0: none).
 E_LABEL = 1  # label is not a number
 E_LABEL_NONFINITE = 2  # label is nan/inf
 E_LABEL_COUNT = 3  # wrong number of comma-separated labels (aux: number found)
@@ -49,23 +53,16 @@ E_LINE_TOO_LONG = 17  # a line longer than max_line bytes (aux: max_line)
 #: |x| from which a double rounds to float32 infinity (FLT_MAX plus half an ulp).
 FLOAT32_LIMIT = 3.4028235677973366e38
 
-# Slots of the int64 ``info`` vector returned by parse_chunk.
-I_ROWS = 0  # data rows parsed
-I_NNZ = 1  # stored entries parsed
-I_LINES = 2  # newline characters consumed
-I_MIN = 3  # smallest raw feature index (INDEX_NONE_MIN when there is none)
-I_MAX = 4  # largest raw feature index (-1 when there is none)
-I_NLABELS = 5  # labels per row
-I_LAB_START = 6  # byte span of the first row's label token (-1 when no rows)
-I_LAB_END = 7
-I_ERR = 8  # error code (OK when none)
-I_ERR_START = 9  # byte span of the offending token
-I_ERR_END = 10
-I_ERR_AUX = 11
-I_BOUND_START = 12  # byte span of the first index equal to ``boundary_index`` (-1 when none)
-I_BOUND_END = 13
-I_NSLOW = 14  # rows used in the ``slow`` table
-N_INFO = 15
+# Slots of the int64 ``info`` vector returned by parse_chunk: the parsers' common ones
+# (``_scan_kernels``: I_ROWS, I_NNZ, I_LINES, I_ERR, I_ERR_START, I_ERR_END, I_ERR_AUX, I_NSLOW), then
+I_MIN = N_COMMON  # smallest raw feature index (INDEX_NONE_MIN when there is none)
+I_MAX = N_COMMON + 1  # largest raw feature index (-1 when there is none)
+I_NLABELS = N_COMMON + 2  # labels per row
+I_LAB_START = N_COMMON + 3  # byte span of the first row's label token (-1 when no rows)
+I_LAB_END = N_COMMON + 4
+I_BOUND_START = N_COMMON + 5  # byte span of the first index equal to ``boundary_index`` (-1 when none)
+I_BOUND_END = N_COMMON + 6
+N_INFO = N_COMMON + 7
 
 INDEX_NONE_MIN = np.iinfo(np.int64).max
 _NO_LIMIT = np.iinfo(np.int64).max
@@ -84,11 +81,6 @@ _CLASS[[10, 35]] = 2
 
 
 @njit(cache=True, nogil=True)
-def _is_space(c):
-    return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
-
-
-@njit(cache=True, nogil=True)
 def _is_term(c):
     # ends a token: whitespace, newline or the start of a comment
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12 or c == 10 or c == 35
@@ -101,7 +93,6 @@ def _token_end(buf, p, n):
     return p
 
 
-
 @njit(cache=True, nogil=True)
 def _count_labels(buf, p, n):
     e = _token_end(buf, p, n)
@@ -110,16 +101,6 @@ def _count_labels(buf, p, n):
         if buf[i] == 44:
             k += 1
     return k
-
-
-@njit(cache=True, nogil=True)
-def _fail(info, code, start, end, aux, rows, nslow):
-    info[I_ROWS] = rows
-    info[I_NSLOW] = nslow
-    info[I_ERR] = code
-    info[I_ERR_START] = start
-    info[I_ERR_END] = end
-    info[I_ERR_AUX] = aux
 
 
 _L7F = np.uint64(0x7F7F7F7F7F7F7F7F)
@@ -182,7 +163,7 @@ def count_newlines_colons(buf):
 def first_row_label_count(buf):
     """Comma-separated labels on the first data row of ``buf`` (0 when it has no data row)."""
     n = len(buf)
-    p = 0
+    p = np.int64(0)  # not the literal 0: numba would compile _count_labels for Literal[int](0) too
     while p < n:
         c = buf[p]
         if _CLASS[c] == 1 or c == 10:
@@ -248,7 +229,9 @@ def parse_chunk(
     max_idx = -1
     bound_start = -1
     bound_end = -1
-    p = 0
+    # np.int64(0), not the literal 0: numba types a call before it unifies a variable's definitions,
+    # and would compile parse_float, parse_int and _token_end once more for a Literal[int](0) position
+    p = np.int64(0)
     line_start = 0
     while p < n:
         c = buf[_U(p)]
@@ -257,7 +240,7 @@ def parse_chunk(
             continue
         if c == 10:
             if p - line_start > max_line:
-                _fail(info, E_LINE_TOO_LONG, line_start, p, max_line, rows, nslow)
+                record_error(info, E_LINE_TOO_LONG, line_start, p, max_line, rows, nslow)
                 return info
             lines += 1
             p += 1
@@ -311,17 +294,17 @@ def parse_chunk(
                 t = buf[_U(r)]
                 if st == NOT_A_NUMBER or not (_CLASS[t] != 0 or (label and t == 44)):
                     if label:
-                        _fail(info, E_LABEL, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
+                        record_error(info, E_LABEL, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
                     else:
-                        _fail(info, E_VALUE, vs, _token_end(buf, vs, n), 0, rows, nslow)
+                        record_error(info, E_VALUE, vs, _token_end(buf, vs, n), 0, rows, nslow)
                     return info
                 if st == NONFINITE or abs(v) >= value_limit:
                     if label:
                         code = E_LABEL_NONFINITE if st == NONFINITE else E_LABEL_RANGE
-                        _fail(info, code, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
+                        record_error(info, code, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
                     else:
                         code = E_VALUE_NONFINITE if st == NONFINITE else E_VALUE_RANGE
-                        _fail(info, code, vs, r, 0, rows, nslow)
+                        record_error(info, code, vs, r, 0, rows, nslow)
                     return info
                 if st == SLOW:
                     if nslow < slow_cap:
@@ -343,7 +326,7 @@ def parse_chunk(
                     p += 1
                     continue
                 if k != nl:
-                    _fail(info, E_LABEL_COUNT, lab_start, p, k, rows, nslow)
+                    record_error(info, E_LABEL_COUNT, lab_start, p, k, rows, nslow)
                     return info
                 label = False
                 # an optional "qid:N" after the labels
@@ -354,7 +337,7 @@ def parse_chunk(
                 if c == 113 and buf[_U(p + 1)] == 105 and buf[_U(p + 2)] == 100 and buf[_U(p + 3)] == 58:
                     _, q, st = parse_int(buf, p + 4, n)
                     if st != 0 or _CLASS[buf[_U(q)]] == 0:
-                        _fail(info, E_QID, p + 4, _token_end(buf, p, n), 0, rows, nslow)
+                        record_error(info, E_QID, p + 4, _token_end(buf, p, n), 0, rows, nslow)
                         return info
                     p = q
             else:
@@ -388,11 +371,11 @@ def parse_chunk(
                             colon = j
                             break
                     if colon < 0:
-                        _fail(info, E_MISSING_COLON, tok, e, 0, rows, nslow)
+                        record_error(info, E_MISSING_COLON, tok, e, 0, rows, nslow)
                     elif st == 4 and q == colon:
-                        _fail(info, E_INDEX_OVERFLOW, tok, colon, 0, rows, nslow)
+                        record_error(info, E_INDEX_OVERFLOW, tok, colon, 0, rows, nslow)
                     else:
-                        _fail(info, E_INDEX_NOT_INT, tok, colon, 0, rows, nslow)
+                        record_error(info, E_INDEX_NOT_INT, tok, colon, 0, rows, nslow)
                     return info
             if idx <= prev or idx < lo or idx >= hi:
                 if idx < 0:
@@ -403,7 +386,7 @@ def parse_chunk(
                     code = E_INDEX_ORDER
                 else:
                     code = E_INDEX_RANGE
-                _fail(info, code, tok, q, prev if code == E_INDEX_ORDER else index_limit, rows, nslow)
+                record_error(info, code, tok, q, prev if code == E_INDEX_ORDER else index_limit, rows, nslow)
                 return info
             if idx == boundary_index and bound_start < 0:
                 bound_start = tok
@@ -429,34 +412,7 @@ def parse_chunk(
 
 
 # ---------------------------------------------------------------------------------------
-# Small scanning helpers used by the chunk reader.
-
-
-@njit(cache=True, nogil=True)
-def last_newline(buf):
-    """Index of the last b'\\n' in ``buf`` or -1."""
-    for i in range(len(buf) - 1, -1, -1):
-        if buf[i] == 10:
-            return i
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def first_newline(buf, start):
-    """Index of the first b'\\n' at or after ``start`` or -1."""
-    for i in range(start, len(buf)):
-        if buf[i] == 10:
-            return i
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def count_newlines(buf):
-    c = 0
-    for i in range(len(buf)):
-        if buf[i] == 10:
-            c += 1
-    return c
+# Row counting for the chunk reader (it knows the grammar's comments).
 
 
 @njit(cache=True, nogil=True)
@@ -477,7 +433,7 @@ def count_rows(buf, limit):
                 while p < n and buf[p] != 10:
                     p += 1
                 break
-            if not _is_space(c):
+            if not is_space(c):
                 content = True
             p += 1
         if content:
