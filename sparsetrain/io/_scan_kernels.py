@@ -7,12 +7,12 @@ offending byte span and an auxiliary value, the slow numbers listed), and its ow
 them. At the first malformed token it calls :func:`record_error` and returns; the Python caller
 builds the message (file, line, token).
 
-:func:`record_error` is compiled once, with a fixed signature, and loaded from numba's cache in
-every later process. An error code is a module constant, which numba types as a *literal*: a
-helper compiled on demand would be compiled again for every distinct ``(code, aux)`` combination
-at its call sites (about twenty times for the LibSVM kernel), each a full numba pipeline on a
-cold cache. With the signature given, every call site converts its literals to ``int64`` and
-links the one compiled function.
+:func:`record_error` is never compiled on its own: it is inlined into the calling kernel before
+type inference (``inline="always"``), a few stores per call site. An error code is a module
+constant, which numba types as a *literal*, so an ordinary helper would be compiled once for
+every distinct ``(code, aux)`` combination at its call sites — about twenty full numba pipelines
+for the LibSVM kernel on a cold cache. (A fixed signature would avoid that too, but numba then
+compiles or loads it when the module is imported.)
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ N_COMMON = 8
 OK = 0
 
 
-@njit("void(int64[::1], int64, int64, int64, int64, int64, int64)", cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def record_error(info, code, start, end, aux, rows, nslow):
     """Record error ``code`` at ``buf[start:end]`` (with ``aux``) and the rows/slow numbers so far."""
     info[I_ROWS] = rows
