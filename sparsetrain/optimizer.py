@@ -33,9 +33,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from numba.core.errors import TypingError
 
-from .kernels import optim as K
 from .optimizer_buffers import (
     densify,
     grad_parts,
@@ -233,8 +231,10 @@ class Optimizer:
     rule_name: str | None = None
 
     @property
-    def rule(self) -> K.Rule:
+    def rule(self):
         """The update rule (:class:`sparsetrain.kernels.optim.Rule`) every engine applies."""
+        from .kernels import optim as K  # numba loads with the first rule, not with the optimizer classes
+
         if self.rule_name is None:
             raise NotImplementedError(f"{type(self).__name__} has no update rule: set rule_name to one of "
                                       f"{', '.join(K.RULES)} (or add a rule to sparsetrain.kernels.optim.RULES)")
@@ -290,6 +290,8 @@ class Optimizer:
 
         A row-sparse ``grad`` updates only its rows when the optimizer is lazy (module doc).
         """
+        from numba.core.errors import TypingError  # loaded with the rule already
+
         rule, h, lazy = self.__dict__.get("_packed") or self._rule_and_hyper()
         lr, wd, t = self._count_lr_wd(index)
         w = weight_buffer(weight)

@@ -51,7 +51,28 @@ def test_import_sparsetrain_and_its_cli_import_nothing_heavy():
     assert loaded_after("import sparsetrain, sparsetrain.cli") == []
 
 
+def test_the_io_package_loads_its_parts_on_first_use():
+    # the config schema imports io.base and io.synthetic_options; neither may pull in the parsers' kernels
+    assert loaded_after("import sparsetrain.io, sparsetrain.io.base, sparsetrain.io.synthetic_options") == []
+    assert "numba" in loaded_after("from sparsetrain.io import load_libsvm")
+
+
+# Validating a config builds and checks its graph (the operator registry) but runs no kernel: no numba,
+# no scipy. (A CSV data section still loads the CSV reader's kernels: its schema lives with the reader.)
+@pytest.mark.parametrize("config", ["linreg.yaml", "fm.yaml", "wide.yaml"])
+def test_config_validation_imports_neither_numba_nor_scipy(config):
+    loaded = loaded_after(f"from sparsetrain.config import load_config\nload_config({str(ROOT / 'configs' / config)!r})")
+    assert "numba" not in loaded and "scipy" not in loaded, loaded
+
+
 def test_the_library_still_loads_on_first_use():
     loaded = loaded_after("import sparsetrain as mx\nx = mx.nd.array([1.0, 2.0])\nassert mx.sym.Variable('a') is not None"
                           "\nassert callable(mx.set_strict_stypes) and mx.MXNetError is mx.SparseTrainError")
     assert "sparsetrain.ops" in loaded and "sparsetrain.ndarray" in loaded
+    assert "scipy" not in loaded and "numba" not in loaded  # a dense array and a graph need neither
+
+
+def test_sparse_kernels_load_on_first_use():
+    loaded = loaded_after("import sparsetrain as mx\nx = mx.nd.sparse.csr_matrix(([1.0], [0], [0, 1]), shape=(1, 2))"
+                          "\nw = mx.nd.ones((2, 1))\ny = mx.nd.sparse.dot(x, w)\nassert y.asnumpy()[0, 0] == 1.0")
+    assert "numba" in loaded

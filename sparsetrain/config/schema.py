@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .. import initializer
 from ..base import ConfigError
-from ..io.chunks import DEFAULT_MAX_LINE_BYTES
+from ..io.base import DEFAULT_MAX_LINE_BYTES
 from ..io.synthetic_options import SyntheticOptions
 from . import factories, graph
 

@@ -5,6 +5,13 @@ from collections import namedtuple
 
 import numpy as np
 
+# The text readers' limits (chunks.py reads by them; the config schema's defaults are these, and it
+# imports them from here, a module without numba).
+#: Bytes read (and parsed) at a time.
+DEFAULT_CHUNK_SIZE = 16 << 20
+#: The longest line accepted, in bytes (a bound on the memory one line can take).
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+
 
 class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
     """Name and shape of one input, as MXNet's ``DataDesc`` (dtype and layout are extra fields)."""

@@ -31,13 +31,10 @@ import numpy as np
 
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
+from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "ChunkSource", "open_data"]
 
-#: Bytes read (and parsed) at a time.
-DEFAULT_CHUNK_SIZE = 16 << 20
-#: The longest line accepted, in bytes (a bound on the memory one line can take).
-DEFAULT_MAX_LINE_BYTES = 256 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"

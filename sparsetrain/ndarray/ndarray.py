@@ -7,9 +7,9 @@ Arithmetic goes through the operator registry (``sparsetrain.ops``), like the ``
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..base import Context, ShapeError, StorageTypeError, check_stype, cpu
 
@@ -335,7 +335,9 @@ class CSRNDArray(BaseSparseNDArray):
     def nnz(self) -> int:
         return int(self._indptr[-1])
 
-    def asscipy(self) -> sp.csr_matrix:
+    def asscipy(self):
+        import scipy.sparse as sp
+
         return sp.csr_matrix((self._data, self._indices, self._indptr), shape=self._shape)
 
     def asnumpy(self) -> np.ndarray:
@@ -504,6 +506,13 @@ def placed(arr, ctx):
     return arr
 
 
+def is_scipy_sparse(x) -> bool:
+    """``scipy.sparse.issparse(x)``, without importing scipy: unless it is loaded already, nothing is a
+    scipy matrix (``import sparsetrain`` and the CLI's start-up stay free of scipy)."""
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and sp.issparse(x)
+
+
 def array(source, ctx=None, dtype=None):
     """A dense array from a list, numpy array, scipy matrix or another array (float32 unless ``dtype``)."""
     return placed(_array(source, dtype), ctx)
@@ -514,7 +523,7 @@ def _array(source, dtype):
         if source.stype != "default":
             return source.astype(_dtype(dtype, source.dtype))
         return NDArray(np.array(source._data, dtype=_dtype(dtype, source.dtype)))
-    if sp.issparse(source):
+    if is_scipy_sparse(source):
         from .sparse import csr_matrix
 
         return csr_matrix(source, dtype=dtype)

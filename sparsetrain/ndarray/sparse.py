@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..base import ShapeError
 from .ndarray import (
@@ -17,6 +16,7 @@ from .ndarray import (
     _as_index,
     _shape_tuple,
     cast_storage,
+    is_scipy_sparse,
     placed,
     zeros as _zeros,
 )
@@ -31,7 +31,7 @@ def _source_dtype(source, dtype):
     """MXNet's rule: an explicit ``dtype``, else the dtype of an array source, else float32."""
     if dtype is not None:
         return np.dtype(dtype)
-    if isinstance(source, (np.ndarray, BaseArray)) or sp.issparse(source):
+    if isinstance(source, (np.ndarray, BaseArray)) or is_scipy_sparse(source):
         return np.dtype(source.dtype)
     return np.dtype(DEFAULT_DTYPE)
 
@@ -51,6 +51,8 @@ def _is_shape(arg) -> bool:
 
 
 def _from_scipy(m, dtype) -> CSRNDArray:
+    import scipy.sparse as sp
+
     m = sp.csr_matrix(m)
     m = m.sorted_indices() if not m.has_sorted_indices else m
     m.sum_duplicates()
@@ -73,6 +75,8 @@ def _csr_matrix(arg1, shape, dtype) -> CSRNDArray:
         data, (row, col) = arg1[0], arg1[1]
         dt = _source_dtype(data, dtype)
         data, row, col = (a.asnumpy() if isinstance(a, BaseArray) else np.asarray(a) for a in (data, row, col))
+        import scipy.sparse as sp
+
         try:
             coo = sp.coo_matrix((data, (row, col)), shape=None if shape is None else _shape_tuple(shape))
         except ValueError as e:
@@ -93,7 +97,7 @@ def _csr_matrix(arg1, shape, dtype) -> CSRNDArray:
     if isinstance(arg1, CSRNDArray):
         _check_shape(arg1.shape, shape)
         return _copy_as(arg1, _source_dtype(arg1, dtype))
-    if sp.issparse(arg1):
+    if is_scipy_sparse(arg1):
         _check_shape(arg1.shape, shape)
         return _from_scipy(arg1, _source_dtype(arg1, dtype))
     dense = np.asarray(arg1.asnumpy() if isinstance(arg1, BaseArray) else arg1, dtype=_source_dtype(arg1, dtype))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import ShapeError, check_stype
-from ..kernels.sparse_dot import csr_dense_dot, csr_rsp_dot, csr_t_dense_dot_rsp
 from ..ndarray.ndarray import NDArray, RowSparseNDArray
 from .registry import FusedForm, Op, merge_shape, register
 
@@ -56,17 +55,26 @@ def _infer_shape(in_shapes, out_shapes, p):
     return [new_a, new_b], [(m, n)]
 
 
+# The numba kernels load on the first sparse dot, not with the operator registry (building and checking a
+# graph, as config validation does, needs no numba).
+
 def _csr_dense(x, p):
+    from ..kernels.sparse_dot import csr_dense_dot
+
     a, w = x
     return [NDArray(csr_dense_dot(a._data, a._indices, a._indptr, np.ascontiguousarray(w._data)))]
 
 
 def _csr_rsp(x, p):
+    from ..kernels.sparse_dot import csr_rsp_dot
+
     a, w = x
     return [NDArray(csr_rsp_dot(a._data, a._indices, a._indptr, w._data, w._indices, w.shape[0]))]
 
 
 def _csr_t_dense(x, p):
+    from ..kernels.sparse_dot import csr_t_dense_dot_rsp
+
     a, g = x
     rows, values = csr_t_dense_dot_rsp(a._data, a._indices, a._indptr, np.ascontiguousarray(g._data), a.shape[1])
     return [RowSparseNDArray(values, rows, (a.shape[1], g.shape[1]))]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index, zeros
 from ..ndarray.sparse import sum_rows
@@ -21,6 +20,8 @@ def same_shape(in_shapes, out_shapes, params, name="elementwise"):
 # -- sparse kernels of the binary family ------------------------------------------------------
 
 def _csr_from_scipy(m, dtype) -> CSRNDArray:
+    import scipy.sparse as sp
+
     m = sp.csr_matrix(m)
     m.sort_indices()
     return CSRNDArray(m.data.astype(dtype, copy=False), _as_index(m.indices), _as_index(m.indptr), m.shape)

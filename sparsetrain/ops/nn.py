@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import ShapeError
-from ..kernels.sparse_dot import csr_dense_dot
 from ..ndarray.ndarray import NDArray
 from .misc import EMBEDDING_PARAMS, EMBEDDING_RSP_WEIGHT, embedding_dense, embedding_infer
 from .registry import Op, register
@@ -48,6 +47,8 @@ def _fc_dense(x, p):
 
 def _fc_csr(x, p):
     data, weight = x[0], x[1]
+    from ..kernels.sparse_dot import csr_dense_dot  # numba loads on the first call, not with the registry
+
     out = csr_dense_dot(data._data, data._indices, data._indptr, np.ascontiguousarray(weight._data.T))
     if len(x) > 2:
         out += x[2]._data.reshape(-1)
