@@ -254,6 +254,17 @@ def assert_same(runner, updater, weights, bias, reference, results, indices, rto
 
 
 # -- the matrix --------------------------------------------------------------------------------
+# Every rule binds its own epoch kernel, compiled per dtype and per number of dot terms (about ten
+# CPU seconds each on a cold numba cache). The float64 matrix runs every rule; where the rule is
+# not what a test is about (float32 rounding, two dot terms) the default run keeps the rules below and
+# the others run with ``-m slow``. Each rule's step in float32 is checked against its reference by
+# tests/test_optimizer.py.
+
+
+def rules_for(*default):
+    """``OPTIMIZERS``' keys as parameters, those not in ``default`` marked slow."""
+    return [k if k in default else pytest.param(k, marks=pytest.mark.slow) for k in OPTIMIZERS]
+
 
 @pytest.mark.parametrize("mode", ["pad", "discard", "roll_over"])
 @pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "nobias"])
@@ -265,7 +276,7 @@ def test_fused_epochs_match_numpy_loop_float64(output, key, batch_size, has_bias
     assert_same(*out, rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.parametrize("key", list(OPTIMIZERS))
+@pytest.mark.parametrize("key", rules_for("sgd", "adam"))  # no state; two states and a rate of its own
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_fused_epochs_match_numpy_loop_float32(output, key):
     out = run_both(output, key, 3, True, "pad", np.float32)
@@ -273,7 +284,7 @@ def test_fused_epochs_match_numpy_loop_float32(output, key):
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
-@pytest.mark.parametrize("key", list(OPTIMIZERS))
+@pytest.mark.parametrize("key", rules_for("sgd_mom"))  # a state per term
 def test_two_dot_terms(key, batch_size):
     out = run_both("LinearRegressionOutput", key, batch_size, True, "roll_over", np.float64, n_terms=2)
     assert_same(*out, rtol=1e-9, atol=1e-11)
@@ -374,6 +385,34 @@ def test_score_and_predict(output):
     np.testing.assert_allclose(runner.predict(terms, weights, bias, batch_size=5),
                                reference.forward(np.arange(N_ROWS)), rtol=1e-10)
     np.testing.assert_array_equal(weights[0].asnumpy(), w0[0])  # untouched
+
+
+def test_scoring_after_training_runs_the_trained_rule_kernel(monkeypatch):
+    """A forward pass after training reuses the kernel training compiled (no second epoch kernel for a
+    first run with eval data), with the same metrics as a fresh runner's forward pass."""
+    from sparsetrain.engines.compiled import runner as runner_mod
+
+    called = []
+
+    def spy(name, kernel):
+        def run(*args):
+            called.append(name)
+            return kernel(*args)
+        return run
+
+    monkeypatch.setattr(runner_mod, "EPOCH_KERNELS", {n: spy(n, k) for n, k in runner_mod.EPOCH_KERNELS.items()})
+    rng, terms, label, w0, b0, name, opt_kw, k = build("LinearRegressionOutput", "adam", 3, True, np.float32)
+    weights, bias = [NDArray(w0[0].copy())], NDArray(b0.copy())
+    updater = opt_mod.get_updater(opt_mod.create(name, **opt_kw))
+    runner = LinearEpochRunner("LinearRegressionOutput", [w0[0].shape[0]], k)
+    order, bp = schedules(N_ROWS, 3, "pad", 1, rng)[0]
+    runner.fit_epoch(terms, label, order, bp, weights, bias, updater, [0, 1], ("mse",))
+    after = runner.score(terms, label, order, bp, weights, bias, ("mse", "mae"))
+    fresh = LinearEpochRunner("LinearRegressionOutput", [w0[0].shape[0]], k).score(
+        terms, label, order, bp, weights, bias, ("mse", "mae"))
+    assert called == ["adam", "adam", "sgd"]
+    np.testing.assert_array_equal(after.metric_sums, fresh.metric_sums)
+    np.testing.assert_array_equal(after.metric_counts, fresh.metric_counts)
 
 
 # -- non-finite detection --------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .kernels import (
 
 __all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusable"]
 
-_SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs
+_SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs before any training
 
 
 def _metric_means(names, sums, counts, labels=None, scores=None) -> dict:
@@ -274,6 +274,8 @@ class LinearEpochRunner:
         self._empty2 = np.empty((0, k), self.dtype)
         self._empty1 = np.empty(0, self.dtype)
         self._no_pred = np.empty((0, k), self.dtype)
+        # the rule of the last training pass: scoring reuses its kernel (already compiled) instead of sgd's
+        self._trained_rule = None
         self._order = np.empty(0, INDEX_DTYPE)  # 0, 1, 2, ...: the rows of a batch_gradients call
         self._one_batch = np.zeros(2, INDEX_DTYPE)
         self._checked: dict = {}  # id(buffer) -> weakref, for inputs validated/converted once
@@ -475,6 +477,7 @@ class LinearEpochRunner:
                 raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
             param_indices = list(param_indices)
             rule, hyper = opt.rule, opt.hyper()
+            self._trained_rule = rule
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
             for p, index in enumerate(param_indices):
@@ -491,7 +494,9 @@ class LinearEpochRunner:
             wds = opt.weight_decays(param_indices)
             counts = opt.update_counts(param_indices)
         else:
-            rule, hyper = _SCORE_RULE, _SCORE_RULE.pack(1.0, None)  # not applied: train is False
+            # not applied (train is False); the hyper-parameters' count keeps the kernel's signature
+            rule = self._trained_rule or _SCORE_RULE
+            hyper = rule.pack(1.0, None, *(0.0 for _ in rule.hyper))
             s1s = [empty2] * len(w_bufs) + ([empty1] if self.has_bias else [])
             s2s = list(s1s)
             lrs = np.zeros((n_batches, n_params), np.float64)
