@@ -603,3 +603,47 @@ def test_loading_works_in_a_forked_child(tmp_path):
         child.join(timeout=10)
         if child.is_alive():
             child.kill()
+
+
+COMPILE_PROBE = """
+import collections, json, sys
+from numba.core import event
+seen = collections.defaultdict(list)
+class Listener(event.Listener):
+    def on_start(self, ev):
+        pass
+    def on_end(self, ev):
+        d = ev.data["dispatcher"]
+        seen[d.py_func.__module__ + "." + d.py_func.__qualname__].append(str(ev.data["args"]))
+event.register("numba:compile", Listener())
+from sparsetrain.base import DataFormatError
+from sparsetrain.io import load_libsvm
+load_libsvm(sys.argv[1])
+try:
+    load_libsvm(sys.argv[2])
+except DataFormatError:
+    pass
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.slow  # a cold compile of the parser in a child process (~10 CPU s)
+def test_a_cold_parse_compiles_each_kernel_once(tmp_path):
+    """On an empty numba cache every parser kernel compiles once: no second specialisation for a literal
+    argument (an error code, a position starting at 0), and the error recorder is inlined, not compiled."""
+    import json
+    import subprocess
+    import sys
+
+    good = write(tmp_path, EDGE_CASES["basic"], "good.libsvm")
+    bad = write(tmp_path, b"1 1:2\n1 3:x\n", "bad.libsvm")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    p = subprocess.run([sys.executable, "-c", COMPILE_PROBE, good, bad], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    assert any(name.endswith("parse_chunk") for name in seen)
+    ours = {name: sigs for name, sigs in seen.items() if name.startswith("sparsetrain.")}
+    assert all(len(sigs) == 1 for sigs in ours.values()), {n: s for n, s in ours.items() if len(s) > 1}
+    assert not any("Literal" in s for sigs in ours.values() for s in sigs)
+    assert not any("record_error" in name for name in ours)

@@ -1,0 +1,97 @@
+"""Start-up cost of the CLI: ``sparsetrain --help``, a warm ``fit``, and a first-ever ``fit`` (empty
+numba and plan caches), each in a fresh process, wall and CPU seconds (median of the runs).
+
+    python -m benchmarks.startup                        # this tree: help x5, warm fit x5, cold fit x2
+    python -m benchmarks.startup --baseline /path/tree  # and another checkout, runs interleaved A/B
+    python -m benchmarks.startup --cold 0 --repeat 3    # skip the (slow) cold runs
+
+With ``--baseline`` each measurement alternates between the two trees (same load for both) and a
+ratio column says baseline / ours. The load average is printed with the numbers: on a shared
+machine wall time is only comparable within one run; CPU seconds are steadier. Targets (issue 15):
+first-ever fit of configs/linreg.yaml < 10 s wall, warm < 1.5 s wall. Nothing here is a test.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_once(tree: str, args: list[str], env_extra: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``python -m sparsetrain.cli args`` importing ``tree``."""
+    env = {k: v for k, v in os.environ.items() if k != "SPARSETRAIN_PLAN_CACHE"}  # plans: under NUMBA_CACHE_DIR
+    env.update(PYTHONPATH=tree, **env_extra)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "sparsetrain.cli", *args], cwd=tree, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        sys.exit(f"{tree}: sparsetrain {' '.join(args)} failed (exit {p.returncode}):\n{p.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(trees: dict, name: str, args_of, repeat: int, cold: bool, work: str) -> dict:
+    """``{tree label: [(wall, cpu), ...]}``, the trees' runs interleaved."""
+    out = {label: [] for label in trees}
+    for i in range(repeat):
+        for label, tree in trees.items():
+            env = {"NUMBA_CACHE_DIR": os.path.join(work, f"numba-{label}")}
+            if cold:  # a fresh numba cache (and plan cache beside it) every time
+                shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)
+            out[label].append(run_once(tree, args_of(label, i), env))
+        print(f"  {name} {i + 1}/{repeat}  load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs of --help and of the warm fit")
+    ap.add_argument("--cold", type=int, default=2, help="runs of the first-ever fit (0: skip)")
+    ap.add_argument("--baseline", help="another checkout of sparsetrain to compare with")
+    ap.add_argument("--config", default="configs/linreg.yaml")
+    a = ap.parse_args(argv)
+    trees = {"ours": ROOT}
+    if a.baseline:
+        trees["baseline"] = os.path.abspath(a.baseline)
+    work = tempfile.mkdtemp(prefix="st-startup-")
+
+    def fit_args(label, i):
+        return ["fit", a.config, "-q", "--overwrite", "--output", os.path.join(work, f"run-{label}")]
+
+    load0 = os.getloadavg()
+    rows = []
+    rows.append(("sparsetrain --help", measure(trees, "help", lambda label, i: ["--help"], a.repeat, False, work)))
+    measure(trees, "warm-up", fit_args, 1, False, work)  # fills the caches the warm runs load
+    rows.append((f"warm fit {a.config} -q", measure(trees, "warm fit", fit_args, a.repeat, False, work)))
+    if a.cold:
+        rows.append((f"first-ever fit {a.config} -q", measure(trees, "cold fit", fit_args, a.cold, True, work)))
+    load1 = os.getloadavg()
+    shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nload average before {load0[0]:.2f}, after {load1[0]:.2f} ({os.cpu_count()} CPUs); median of n runs\n")
+    head = "| command | n | " + " | ".join(f"{t} wall s | {t} CPU s" for t in trees)
+    head += " | wall ratio (baseline / ours) | CPU ratio |" if a.baseline else " |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name, res in rows:
+        med = {t: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for t, r in res.items()}
+        line = f"| {name} | {len(res['ours'])} | " + " | ".join(f"{med[t][0]:.2f} | {med[t][1]:.2f}" for t in trees)
+        if a.baseline:
+            line += f" | {med['baseline'][0] / med['ours'][0]:.2f}× | {med['baseline'][1] / med['ours'][1]:.2f}× |"
+        else:
+            line += " |"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
