@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_once(tree: str, args: list[str], env_extra: dict) -> tuple[float, float]:
     """(wall, CPU) seconds of ``python -m sparsetrain.cli args`` importing ``tree``."""
-    env = {k: v for k, v in os.environ.items() if k != "SPARSETRAIN_PLAN_CACHE"}  # plans: under NUMBA_CACHE_DIR
+    # plans go under NUMBA_CACHE_DIR; bytecode is cached as on a user's machine (.pyc files written)
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARSETRAIN_PLAN_CACHE", "PYTHONDONTWRITEBYTECODE")}
     env.update(PYTHONPATH=tree, **env_extra)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()

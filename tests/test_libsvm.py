@@ -647,3 +647,27 @@ def test_a_cold_parse_compiles_each_kernel_once(tmp_path):
     assert all(len(sigs) == 1 for sigs in ours.values()), {n: s for n, s in ours.items() if len(s) > 1}
     assert not any("Literal" in s for sigs in ours.values() for s in sigs)
     assert not any("record_error" in name for name in ours)
+
+
+def test_eisel_lemire_table_is_the_128_bit_powers_of_five():
+    """The table built at import (with shifts) against its definition: ⌈2**k / 5**-q⌉ truncated to 128 bits
+    for q < 0 (as fast_float), 5**q scaled by a power of two into [2**127, 2**128) for q >= 0."""
+    table = D._POW5_128
+    for q in (-342, -300, -28, -27, -1, 0, 1, 27, 28, 100, 308):
+        i = 2 * (q - D._EL_MIN_Q)
+        got = (int(table[i]) << 64) | int(table[i + 1])
+        assert 1 << 127 <= got < 1 << 128, q
+        if q >= 0:
+            power5 = 5**q
+            while power5 < 1 << 127:
+                power5 *= 2
+            while power5 >= 1 << 128:
+                power5 //= 2
+            assert got == power5, q
+        else:
+            power5 = 5**-q
+            z = power5.bit_length() if power5 & (power5 - 1) else power5.bit_length() - 1
+            c = 2 ** (z + 127) // power5 + 1 if q >= -27 else 2 ** (2 * z + 128) // power5 + 1
+            while c >= 1 << 128:
+                c //= 2
+            assert got == c, q

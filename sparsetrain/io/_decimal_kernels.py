@@ -50,16 +50,12 @@ def _powers_of_five_128():
             c = 2 ** (z + 127) // power5 + 1
         else:
             c = 2 ** (2 * z + 128) // power5 + 1
-            while c >= 1 << 128:
-                c //= 2
+            c >>= max(0, c.bit_length() - 128)  # halved until below 2**128
         table.append(c)
     for q in range(0, _EL_MAX_Q + 1):
         power5 = 5**q
-        while power5 < 1 << 127:
-            power5 *= 2
-        while power5 >= 1 << 128:
-            power5 //= 2
-        table.append(power5)
+        shift = 128 - power5.bit_length()  # scaled by a power of two into [2**127, 2**128)
+        table.append(power5 << shift if shift >= 0 else power5 >> -shift)
     out = np.empty(2 * len(table), dtype=np.uint64)
     for i, c in enumerate(table):
         out[2 * i] = c >> 64
