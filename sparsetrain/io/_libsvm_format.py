@@ -118,7 +118,7 @@ def format_rows_fixed(label_strs, indptr, indices, numerators, decimals, index_o
     """LibSVM text for CSR rows whose values are ``numerators / 10**decimals`` (written without
     trailing zeros) and whose labels are NUL-padded byte strings (one per row)."""
     rows = len(indptr) - 1
-    scale = 1
+    scale = np.int64(1)  # not the literal 1: numba would compile _fixed_len/_write_fixed for Literal[int](1) too
     for _ in range(decimals):
         scale *= 10
     size = 0

@@ -615,16 +615,17 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
     k_out = out_buf.shape[1]
     rows_out = [rows_buf[:0].copy() for _ in range(0)]
     values_out = [acc_buf[:0].copy() for _ in range(0)]
-    _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 0, n, output_kind, out_buf, tmp_buf)
+    lo = np.int64(0)  # not the literal 0: numba would compile each kernel below once more for Literal[int](0)
+    _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, lo, n, output_kind, out_buf, tmp_buf)
     for i in range(n):
         for k in range(k_out):
             if not math.isfinite(out_buf[i, k]):
                 return False, rows_out, values_out
-    if not batch_metrics(out_buf, label, order, 0, n, metric_codes, metric_values, metric_values[:0]):
+    if not batch_metrics(out_buf, label, order, lo, n, metric_codes, metric_values, metric_values[:0]):
         return False, rows_out, values_out
-    _output_grad(out_buf, label, order, 0, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
+    _output_grad(out_buf, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
     for t in range(n_terms):
-        nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, 0, n, grad_buf,
+        nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, lo, n, grad_buf,
                                htable, slots_buf, rows_buf, acc_buf)
         rows, values = _sorted_grad_rows(rows_buf, acc_buf, nq)
         rows_out.append(rows)
