@@ -1,6 +1,7 @@
-"""The LibSVM parse pipeline: chunks of a :class:`~sparsetrain.io.chunks.ChunkSource` parsed
-by the compiled kernel (``_libsvm_kernels.parse_chunk``) on a pool of threads (the kernel
-releases the GIL), checked and turned into messages on the calling thread.
+"""LibSVM parsing: chunks of a :class:`~sparsetrain.io.chunks.ChunkSource` parsed by the
+compiled kernel (``_libsvm_kernels.parse_chunk``) on the parser threads of the one chunk
+pipeline (:mod:`~sparsetrain.io.pipeline`), checked and turned into messages on the calling
+thread.
 
 - :func:`iter_parsed` streams :class:`LibSVMBlock` s in file order, parsing a few chunks
   ahead of the consumer, so memory stays bounded by a few chunks plus their parsed output;
@@ -15,11 +16,9 @@ The public API (``load_libsvm``, ``LibSVMReader``) is in ``libsvm.py``.
 """
 from __future__ import annotations
 
-import collections
+import functools
 import math
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -28,85 +27,25 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .chunks import ChunkSource
+from .pipeline import ChunkJob, ParsedChunk, default_workers, executor, parse_chunks
 
 __all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
 
 _SLOW_TABLE_ROWS = 64
 
 
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+LibSVMBlock = ParsedChunk  # the rows of one chunk (the name the LibSVM API has always used)
 
 
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-_POOL_PID = 0
+class _Job(ChunkJob):
+    """One LibSVM chunk: where its output goes and, once parsed, the kernel's report."""
 
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of parser threads, grown on demand (and made anew in a forked
-    child, whose copy of the parent's pool has no threads)."""
-    global _POOL, _POOL_SIZE, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < workers or _POOL_PID != os.getpid():
-            # a smaller pool may still be serving another reader: leave it to finish
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparsetrain-libsvm")
-            _POOL_SIZE = workers
-            _POOL_PID = os.getpid()
-        return _POOL
-
-
-# ------------------------------------------------------------------------------------------
-# Parsing: chunks on worker threads, then checks and messages on the calling thread
-
-
-@dataclass
-class LibSVMBlock:
-    """Rows parsed from one chunk.
-
-    ``data``, ``indices`` (int64 column ids, zero-based) and ``indptr`` (int64, starting at 0)
-    are CSR arrays; ``labels`` is float64 of shape (rows, labels per row).
-    """
-
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    labels: np.ndarray
-    num_features: int | None = None
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indptr[-1])
-
-    def to_csr(self, num_features: int | None = None):
-        """The rows as a ``CSRNDArray`` (wrapping the arrays without copying)."""
-        from ..ndarray.sparse import csr_matrix
-
-        d = num_features or self.num_features
-        if d is None:
-            d = int(self.indices.max()) + 1 if len(self.indices) else 1
-        return csr_matrix((self.data, self.indices, self.indptr), shape=(self.num_rows, d), dtype=self.data.dtype)
-
-
-class _Job:
-    """One chunk: its bytes, where its output goes and, once parsed, the kernel's report."""
-
-    __slots__ = (
-        "buf", "lines_before", "n_labels", "nnz_base", "data", "indices", "indptr", "row_ends", "labels",
-        "info", "slow",
-    )
-
-    def __init__(self, buf, lines_before, n_labels):
-        self.buf = buf
+    def __init__(self, buf, lines_before, n_labels, offset: int = 0):
+        super().__init__(buf, offset)
         self.lines_before = lines_before  # newlines between the part's start and this chunk
         self.n_labels = n_labels
         self.nnz_base = 0
-        self.indptr = None
+        self.row_ends = None
 
     @property
     def rows(self) -> int:
@@ -140,6 +79,7 @@ def _run_kernel(job: _Job, s: Settings) -> _Job:
         slow = np.empty((int(info[K.I_NSLOW]), 4), np.int64)
         info = K.parse_chunk(*args, slow)
     job.info, job.slow = info, slow
+    job.lines = int(info[K.I_LINES])
     return job
 
 
@@ -314,47 +254,23 @@ def iter_parsed(
     raw (unshifted) indices. Up to ``workers + 1`` chunks are parsed ahead of the consumer.
     ``n_labels`` 0 takes the count from the first data row. An error of the source (corrupt
     compressed data, a line too long) is raised after the blocks before it."""
-    pool = _executor(workers)
     ctx = _ParseContext(source, num_features, settings.mode, n_labels, begin, settings.dtype)
-    chunks = source.chunks(begin, end_hint)
-    pending: collections.deque = collections.deque()
-    lines_before = 0
+
+    def make_job(buf, offset, first):
+        if not ctx.n_labels:
+            ctx.n_labels = K.first_row_label_count(buf)
+        return _Job(buf, 0, ctx.n_labels or 1, offset)
+
     boundary_seen = False
-    source_error = None
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) <= workers:
-                try:
-                    buf, _ = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                except DataFormatError as e:  # raised in file order, after the chunks before it
-                    source_error = e
-                    exhausted = True
-                    break
-                if not ctx.n_labels:
-                    ctx.n_labels = K.first_row_label_count(buf)
-                job = _Job(buf, 0, ctx.n_labels or 1)
-                pending.append(pool.submit(_parse_into_own_arrays, job, settings))
-            if not pending:
-                if source_error is not None:
-                    raise source_error
-                return
-            job = pending.popleft().result()
-            job.lines_before = lines_before  # the previous chunks parsed whole: exact counts
-            _check(job, ctx, settings)
-            lines_before += int(job.info[K.I_LINES])
-            meta = _meta(job, ctx, want_boundary=not boundary_seen)
-            boundary_seen = boundary_seen or meta.boundary is not None
-            block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(job.rows, job.n_labels))
-            job.buf = None  # done with the bytes
-            yield block, meta
-    finally:
-        for fut in pending:
-            fut.cancel()
-        chunks.close()
+    run = functools.partial(_parse_into_own_arrays, s=settings)
+    for job in parse_chunks(source, begin, end_hint, run, workers, make_job):
+        _check(job, ctx, settings)
+        meta = _meta(job, ctx, want_boundary=not boundary_seen)
+        boundary_seen = boundary_seen or meta.boundary is not None
+        block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(job.rows, job.n_labels),
+                            offset=job.offset, end=job.end)
+        job.buf = None  # done with the bytes
+        yield block, meta
 
 
 def settings_for(mode: int, num_features: int | None, dtype, max_line_bytes: int) -> Settings:
@@ -419,7 +335,7 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
     which bound its rows and entries, then parse every chunk straight into its slice of the
     output arrays. Slices a chunk did not fill (comments, blank lines, ``qid``) are closed up
     at the end."""
-    pool = _executor(workers)
+    pool = executor(workers)
     jobs: list[_Job] = []
     futures = []
     bufs = []

@@ -1,79 +1,26 @@
-"""The chunk pipeline of the hashed text formats (CSV/TSV, Vowpal Wabbit): chunks of a
-:class:`~sparsetrain.io.chunks.ChunkSource` parsed by a format's compiled kernel on the
-parser threads, handed back in file order with their line numbers.
-
-A format supplies ``run(job)`` (on a worker thread: allocate the job's output arrays and call
-its kernel, which releases the GIL) and checks each returned job on the calling thread. Up to
-``workers + 1`` chunks are parsed ahead of the consumer, so memory stays bounded by a few
-chunks and their output, as for LibSVM (``libsvm_parse.iter_parsed``).
+"""What the hashed text formats (CSV/TSV, Vowpal Wabbit) share on top of the one chunk
+pipeline (:func:`~sparsetrain.io.pipeline.parse_chunks`, which LibSVM uses too): the reader
+base class (path or stdin, parts, iterating parsed chunks as blocks), line numbers and token
+text for messages, and concatenating blocks into one CSR matrix.
 """
 from __future__ import annotations
 
-import collections
 import math
 import os
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
-from .libsvm_parse import LibSVMBlock, _executor, default_workers
+from .libsvm_parse import LibSVMBlock
+from .pipeline import ChunkJob, default_workers, parse_chunks
 
-__all__ = ["HashedTextReader", "TextJob", "iter_jobs", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
-
-
-class TextJob:
-    """One chunk: its bytes, whether it starts the file, and once parsed the arrays and ``info``."""
-
-    def __init__(self, buf, first: bool):
-        self.buf = buf
-        self.first = first  # the chunk starts at byte 0 of the file (a header line is there)
-        self.lines_before = 0  # newlines of the pass before this chunk
-        self.data = self.indices = self.indptr = self.labels = self.weights = None
-        self.info = None
-        self.slow = None
+__all__ = ["HashedTextReader", "TextJob", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
 
-def iter_jobs(source: ChunkSource, begin: int, end_hint: int | None, run: Callable[[TextJob], TextJob],
-              workers: int) -> Iterator[TextJob]:
-    """Parsed jobs of the lines in ``[begin, end)`` in file order, ``lines_before`` set from the
-    ``lines`` the previous jobs report (``job.lines``). An error of the source (corrupt
-    compressed data, a line too long) is raised after the jobs before it."""
-    pool = _executor(workers)
-    chunks = source.chunks(begin, end_hint)
-    pending: collections.deque = collections.deque()
-    lines_before = 0
-    source_error = None
-    first = begin == 0
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) <= workers:
-                try:
-                    buf, _ = next(chunks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                except DataFormatError as e:
-                    source_error = e
-                    exhausted = True
-                    break
-                pending.append(pool.submit(run, TextJob(buf, first)))
-                first = False
-            if not pending:
-                if source_error is not None:
-                    raise source_error
-                return
-            job = pending.popleft().result()
-            job.lines_before = lines_before
-            yield job
-            lines_before += job.lines
-    finally:
-        for fut in pending:
-            fut.cancel()
-        chunks.close()
+TextJob = ChunkJob  # one chunk of a hashed text file (``job.first``: it starts the file, a header is there)
 
 
 class HashedTextReader:
@@ -122,7 +69,7 @@ class HashedTextReader:
         self._prepare()
         begin, end_hint = self.byte_range()
         cache: dict = {}
-        for job in iter_jobs(self.source, begin, end_hint, self._run, self.workers):
+        for job in parse_chunks(self.source, begin, end_hint, self._run, self.workers):
             self._check(job, begin, cache)
             job.buf = None
             if len(job.indptr) > 1:
@@ -147,10 +94,9 @@ def token_text(buf, start: int, end: int, limit: int = 60) -> str:
 
 
 def job_block(job: TextJob, num_features: int) -> LibSVMBlock:
-    """The job's rows as a block (labels as (rows, 1); ``weights`` as an attribute when set)."""
-    block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(-1, 1), num_features)
-    block.weights = job.weights
-    return block
+    """The job's rows as a block (labels as (rows, 1); ``weights`` when the format has them)."""
+    return LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(-1, 1), num_features,
+                       weights=job.weights, offset=job.offset, end=job.end)
 
 
 def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
@@ -165,7 +111,7 @@ def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
         r += b.num_rows
         off += b.nnz
     weights = None
-    if any(getattr(b, "weights", None) is not None for b in blocks):
+    if any(b.weights is not None for b in blocks):
         weights = np.concatenate([b.weights if b.weights is not None else np.ones(b.num_rows) for b in blocks])
     return data, indices, indptr, labels, weights
 

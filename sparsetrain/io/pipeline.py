@@ -1,0 +1,147 @@
+"""The one chunk pipeline of every text format (LibSVM, CSV/TSV, Vowpal Wabbit).
+
+A :class:`~sparsetrain.io.chunks.ChunkSource` cuts a file (or a byte-range part of it) into
+chunks of whole lines; :func:`parse_chunks` hands each chunk to a format's compiled kernel on a
+process-wide pool of parser threads (the kernels release the GIL, so parsing runs beside
+training) and gives the parsed jobs back in file order, with their byte range and the lines
+before them. Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
+chunks and their output, whatever the file size.
+
+A format supplies ``run(job)`` (worker thread: allocate the job's arrays, call its kernel, set
+``job.lines``) and checks each returned job on the calling thread (file:line messages). The
+parsed rows travel on as :class:`ParsedChunk` s: CSR arrays, labels, optional per-row weights
+and the chunk's byte range (what a streamed epoch's progress bar counts).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..base import DataFormatError
+from .chunks import ChunkSource
+
+__all__ = ["ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks"]
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_PID = 0
+
+
+def executor(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of parser threads, grown on demand (and made anew in a forked
+    child, whose copy of the parent's pool has no threads)."""
+    global _POOL, _POOL_SIZE, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE < workers or _POOL_PID != os.getpid():
+            # a smaller pool may still be serving another reader: leave it to finish
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparsetrain-parse")
+            _POOL_SIZE = workers
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+@dataclass
+class ParsedChunk:
+    """Rows parsed from one chunk of a file.
+
+    ``data``, ``indices`` (int64 column ids, zero-based) and ``indptr`` (int64, starting at 0)
+    are CSR arrays; ``labels`` is float64 of shape (rows, labels per row); ``weights`` the
+    per-row sample weights of formats that have them (Vowpal Wabbit's importance), else None.
+    ``offset``/``end``: the chunk's bytes in the (decompressed) file.
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    labels: np.ndarray
+    num_features: int | None = None
+    weights: np.ndarray | None = None
+    offset: int = 0
+    end: int = 0
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def to_csr(self, num_features: int | None = None):
+        """The rows as a ``CSRNDArray`` (wrapping the arrays without copying)."""
+        from ..ndarray.sparse import csr_matrix
+
+        d = num_features or self.num_features
+        if d is None:
+            d = int(self.indices.max()) + 1 if len(self.indices) else 1
+        return csr_matrix((self.data, self.indices, self.indptr), shape=(self.num_rows, d), dtype=self.data.dtype)
+
+
+class ChunkJob:
+    """One chunk on its way through the pipeline: its bytes and where they are in the file, and
+    once parsed the format's output arrays, its kernel's report (``info``) and ``lines`` (the
+    newlines it consumed, for the line numbers of the chunks after it)."""
+
+    def __init__(self, buf, offset: int = 0, first: bool = False):
+        self.buf = buf
+        self.offset = offset  # byte offset of buf[0] in the (decompressed) file
+        self.end = offset + len(buf)
+        self.first = first  # the chunk starts at byte 0 of the file (a header line is there)
+        self.lines_before = 0  # newlines between the pass's start and this chunk
+        self.lines = 0
+        self.data = self.indices = self.indptr = self.labels = self.weights = None
+        self.info = None
+        self.slow = None
+
+
+def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Callable[[ChunkJob], ChunkJob],
+                 workers: int, make_job: Callable[..., ChunkJob] = ChunkJob) -> Iterator[ChunkJob]:
+    """Parsed jobs of the lines in ``[begin, end)`` in file order, ``lines_before`` set from the
+    ``lines`` of the jobs before. ``make_job(buf, offset, first)`` builds a job on the calling
+    thread (in file order), ``run(job)`` parses it on a worker thread. An error of the source
+    (corrupt compressed data, a line too long) is raised after the jobs before it."""
+    pool = executor(workers)
+    chunks = source.chunks(begin, end_hint)
+    pending: collections.deque = collections.deque()
+    lines_before = 0
+    source_error = None
+    first = begin == 0
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) <= workers:
+                try:
+                    buf, offset = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except DataFormatError as e:  # raised in file order, after the chunks before it
+                    source_error = e
+                    exhausted = True
+                    break
+                pending.append(pool.submit(run, make_job(buf, offset, first)))
+                first = False
+            if not pending:
+                if source_error is not None:
+                    raise source_error
+                return
+            job = pending.popleft().result()
+            job.lines_before = lines_before  # the previous chunks parsed whole: exact counts
+            yield job
+            lines_before += job.lines
+    finally:
+        for fut in pending:
+            fut.cancel()
+        chunks.close()

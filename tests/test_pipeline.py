@@ -1,0 +1,77 @@
+"""The one chunk pipeline (io/pipeline.py): every format's chunks come back in file order, with
+the byte range they cover (what a streamed epoch's progress counts) and their rows."""
+import gzip
+
+import numpy as np
+import pytest
+
+from sparsetrain.io import LibSVMReader
+from sparsetrain.io.csv_reader import CSVReader, CSVSchema
+from sparsetrain.io.vw_reader import VWReader
+
+
+def _libsvm(tmp_path, rows=200):
+    lines = [f"{i % 3} {i % 7 + 1}:{i} {i % 11 + 8}:0.5" for i in range(rows)]
+    path = tmp_path / "x.libsvm"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _readers(tmp_path):
+    p = _libsvm(tmp_path)
+    c = tmp_path / "x.csv"
+    c.write_text("".join(f"{i % 2},{i},c{i % 5}\n" for i in range(200)))
+    v = tmp_path / "x.vw"
+    v.write_text("".join(f"{i % 2} 2 |a f{i % 9}:{i} g\n" for i in range(200)))
+    schema = CSVSchema(columns=["y", "n", "c"], label="y", numeric=["n"], categorical=["c"], hash_bits=6)
+    return {
+        "libsvm": (p, lambda **kw: LibSVMReader(p, num_features=20, zero_based=False, **kw)),
+        "csv": (c, lambda **kw: CSVReader(c, schema, **kw)),
+        "vw": (v, lambda **kw: VWReader(v, 8, **kw)),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["libsvm", "csv", "vw"])
+def test_chunks_tile_the_file_in_order_with_their_byte_ranges(tmp_path, fmt):
+    path, make = _readers(tmp_path)[fmt]
+    size = path.stat().st_size
+    blocks = list(make(chunk_size=300))
+    assert len(blocks) > 5
+    assert blocks[0].offset == 0 and blocks[-1].end == size
+    for a, b in zip(blocks, blocks[1:]):
+        assert a.end == b.offset
+    whole = list(make(chunk_size=1 << 20))
+    assert len(whole) == 1 and whole[0].end == size
+    assert sum(b.num_rows for b in blocks) == whole[0].num_rows == 200
+    np.testing.assert_array_equal(np.concatenate([b.labels[:, 0] for b in blocks]), whole[0].labels[:, 0])
+    np.testing.assert_array_equal(np.concatenate([b.indices for b in blocks]), whole[0].indices)
+
+
+@pytest.mark.parametrize("fmt", ["libsvm", "csv", "vw"])
+def test_parts_have_byte_ranges_inside_their_part(tmp_path, fmt):
+    path, make = _readers(tmp_path)[fmt]
+    ends = []
+    rows = 0
+    for k in range(3):
+        blocks = list(make(chunk_size=200, num_parts=3, part_index=k))
+        rows += sum(b.num_rows for b in blocks)
+        ends.append((blocks[0].offset, blocks[-1].end))
+    assert rows == 200
+    assert ends[0][0] == 0 and ends[0][1] == ends[1][0] and ends[1][1] == ends[2][0]
+    assert ends[2][1] == path.stat().st_size
+
+
+def test_weights_travel_with_the_rows(tmp_path):
+    _, make = _readers(tmp_path)["vw"]
+    blocks = list(make(chunk_size=300))
+    assert all(b.weights is not None and len(b.weights) == b.num_rows for b in blocks)
+    assert np.all(np.concatenate([b.weights for b in blocks]) == 2)
+
+
+def test_compressed_offsets_count_decompressed_bytes(tmp_path):
+    p = _libsvm(tmp_path)
+    raw = p.read_bytes()
+    gz = tmp_path / "x.libsvm.gz"
+    gz.write_bytes(gzip.compress(raw))
+    blocks = list(LibSVMReader(gz, num_features=20, zero_based=False, chunk_size=256))
+    assert blocks[-1].end == len(raw) and blocks[0].offset == 0
