@@ -166,6 +166,10 @@ class _FitReporter:
     def epoch_start(self, epoch, total):
         self._bar(f"epoch {epoch}", total)
 
+    def epoch_total(self, total):
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+
     def batch_end(self, samples):
         now = time.perf_counter()
         if self.progress is not None and now - self._last_draw > 0.05:

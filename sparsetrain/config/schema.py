@@ -76,7 +76,8 @@ class DataConfig(_Strict):
                                   "decide from the file (`auto`, as scikit-learn).")
     cache: Literal["auto", "memory", "stream"] = Field("auto", description="`memory` parses the file once and "
                                                       "keeps it; `stream` re-reads it every epoch in bounded "
-                                                      "memory; `auto` keeps it when it fits `memory_budget_mb` (always when "
+                                                      "memory (on the compiled engine too: the next chunks parse "
+                                                      "while one trains, same batches and parameters as in memory); `auto` keeps it when it fits `memory_budget_mb` (always when "
                                                       "`shuffle` is on).")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")

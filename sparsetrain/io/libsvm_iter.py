@@ -28,18 +28,36 @@ from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
 from .libsvm import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 
-__all__ = ["LibSVMIter"]
+__all__ = ["EpochPiece", "LibSVMIter"]
 
 _LAST_BATCH = ("pad", "discard", "roll_over")
+
+
+class EpochPiece:
+    """A run of whole batches of a streamed epoch, in the form of ``NDArrayIter.epoch_rows``:
+    ``data``/``label`` as ``[(name, array)]``, and ``order[batch_ptr[b]:batch_ptr[b+1]]`` the rows
+    of batch ``b``; ``pad`` rows of padding end the last batch."""
+
+    __slots__ = ("data", "label", "order", "batch_ptr", "pad")
+
+    def __init__(self, data, label, order, batch_ptr, pad):
+        self.data, self.label, self.order, self.batch_ptr, self.pad = data, label, order, batch_ptr, pad
+
+    def reset(self) -> None:
+        pass
+
+    def epoch_rows(self):
+        return self.order, self.batch_ptr, self.pad
 
 
 class _Rows:
     """CSR rows with dense labels: the unit batches are cut from."""
 
-    __slots__ = ("data", "indices", "indptr", "labels")
+    __slots__ = ("data", "indices", "indptr", "labels", "end")
 
-    def __init__(self, data, indices, indptr, labels):
+    def __init__(self, data, indices, indptr, labels, end: int = 0):
         self.data, self.indices, self.indptr, self.labels = data, indices, indptr, labels
+        self.end = end  # byte offset in the file just past these rows' chunk (0: not from the file)
 
     @property
     def n(self) -> int:
@@ -174,6 +192,8 @@ class LibSVMIter(DataIter):
         self._label_zero_based = zero_based
         self._label_transform = label_transform
         self._label_reader: LibSVMReader | None = None
+        self._byte_total: int | None = None
+        self._byte_begin = 0
         self._chunk_size = chunk_size
         self._workers = workers
         self._max_line_bytes = max_line_bytes
@@ -184,6 +204,7 @@ class LibSVMIter(DataIter):
         self._cur: _Rows | None = None  # the rows being batched, from ``_pos`` on
         self._pos = 0
         self._seen_rows = 0
+        self._bytes_done = 0
         self._exhausted = False
         self.reset()
 
@@ -209,7 +230,7 @@ class LibSVMIter(DataIter):
                 if self._label_transform is not None:
                     labels = self._label_transform(labels, functools.partial(self._locate, done))
                 done += block.num_rows
-                yield _Rows(block.data, block.indices, block.indptr, labels)
+                yield _Rows(block.data, block.indices, block.indptr, labels, block.end)
             return
         if self._label_reader is None:
             self._label_reader = LibSVMReader(
@@ -235,7 +256,7 @@ class LibSVMIter(DataIter):
                 stacked = np.concatenate(buffered) if len(buffered) > 1 else buffered[0]
                 labels, rest = stacked[: block.num_rows], stacked[block.num_rows :]
                 buffered, have = ([rest] if len(rest) else []), len(rest)
-                yield _Rows(block.data, block.indices, block.indptr, labels)
+                yield _Rows(block.data, block.indices, block.indptr, labels, block.end)
             if last_part and (have or next(label_blocks, None) is not None):
                 raise DataFormatError(
                     f"{os.fspath(self.label_libsvm)}: has more rows than {os.fspath(self.data_libsvm)}"
@@ -263,6 +284,7 @@ class LibSVMIter(DataIter):
             take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
             self._head = take if self._seen_rows == 0 else _Rows.concat([self._head, take])
         self._seen_rows += rows.n
+        self._bytes_done = max(self._bytes_done, rows.end)
         return rows
 
     def _current(self) -> bool:
@@ -302,6 +324,7 @@ class LibSVMIter(DataIter):
         self._cur = None
         self._pos = 0
         self._seen_rows = 0
+        self._bytes_done = 0
         self._exhausted = False
         self._current_batch = None
 
@@ -344,13 +367,78 @@ class LibSVMIter(DataIter):
                 self._carry = _Rows.concat(parts).copy()
                 raise StopIteration
             if self._last == "pad":
-                head = self._head
-                reps = -(-need // head.n)
-                filler = _Rows.concat([head] * reps) if reps > 1 else head
-                parts.append(filler.slice(0, need))
+                parts.append(self._padding(need))
                 pad = need
         batch = _Rows.concat(parts)
         return self._batch(batch.data, batch.indices, batch.indptr, batch.labels, pad)
+
+    def _padding(self, need: int) -> _Rows:
+        """``need`` rows from the start of the pass (cycling), to pad the last batch."""
+        head = self._head
+        reps = -(-need // head.n)
+        filler = _Rows.concat([head] * reps) if reps > 1 else head
+        return filler.slice(0, need)
+
+    # -- whole runs of batches, for the compiled engine --------------------------------------
+    def byte_progress(self) -> tuple[int, int | None]:
+        """``(bytes read, bytes of this pass)`` of the data file in this epoch, for a progress bar
+        before the epoch's rows are known; the total is None where knowing it would take a pass
+        over the data (compressed files, stdin, readers without a byte range)."""
+        reader = self._data_reader
+        if self._byte_total is None:
+            source = getattr(reader, "source", None)
+            if source is None or not hasattr(reader, "byte_range") or not source.mappable():
+                return self._bytes_done, None
+            begin, end = reader.byte_range()
+            self._byte_begin = begin
+            self._byte_total = (source.size() if end is None else min(end, source.size())) - begin
+        return max(0, min(self._bytes_done - self._byte_begin, self._byte_total)), self._byte_total
+
+    def epoch_pieces(self):
+        """This epoch (from the last :meth:`reset`) as :class:`EpochPiece` s: runs of whole batches
+        over the rows of one parsed chunk (or, where a batch spans chunks, a copy of its rows),
+        exactly the batches :meth:`next` would give — padding, ``discard``, ``roll_over`` and a
+        short last batch included — consumed as iteration would consume them."""
+        bs = self.batch_size
+        pending: list[_Rows] = []  # rows of a batch that spans chunks (fewer than bs)
+        have = 0
+        while True:
+            rows = self._queue.pop(0) if self._queue else self._pull()
+            if rows is None:
+                break
+            pos = 0
+            if have:
+                pos = min(bs - have, rows.n)
+                pending.append(rows.slice(0, pos))
+                have += pos
+                if have < bs:
+                    continue
+                yield self._piece(_Rows.concat(pending), 1, 0)
+                pending, have = [], 0
+            full = (rows.n - pos) // bs
+            if full:
+                yield self._piece(rows, full, 0, pos)
+            rest = rows.n - pos - full * bs
+            if rest:
+                pending, have = [rows.slice(rows.n - rest, rows.n)], rest
+        self._cur, self._pos, self._current_batch = None, 0, None
+        if not have or self._last == "discard":
+            return
+        left = _Rows.concat(pending)
+        if self._last == "roll_over":
+            self._carry = left.copy()
+        elif self._last == "pad":
+            yield self._piece(_Rows.concat([left, self._padding(bs - have)]), 1, bs - have)
+        else:  # a short last batch
+            yield self._piece(left, 1, 0, size=have)
+
+    def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
+        size = size or self.batch_size
+        order = np.arange(first, first + batches * size, dtype=np.int64)
+        batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
+        x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
+        y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))
+        return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad)
 
     def __del__(self):
         stream = getattr(self, "_stream", None)

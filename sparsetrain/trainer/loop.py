@@ -16,6 +16,7 @@ the checkpoint through the :class:`~.rundir.RunDir`. An executor has:
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -166,6 +167,15 @@ def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
             "config": cfg.source, "metrics": cfg.metrics, "output_note": run.note}
 
 
+def _estimate_total(reporter: Reporter, train_iter, samples: int) -> None:
+    """``batch_end`` of a streamed epoch whose rows are not known yet: the total estimated from the
+    share of the file's bytes read so far."""
+    done, total = train_iter.byte_progress()
+    if total and done:
+        reporter.epoch_total(max(samples, round(samples * total / done)))
+    reporter.batch_end(samples)
+
+
 class LocalEpochs:
     """The epoch executor of a single-process run: ``Module.run_epoch`` on either engine."""
 
@@ -185,9 +195,11 @@ class LocalEpochs:
         if self.progressive is not None:
             self.progressive.reset()
         extra = {"progressive": self.progressive} if self.progressive is not None else {}
+        callback = reporter.batch_end if reporter.wants_batches else None
+        if callback is not None and self.epoch_rows is None and hasattr(self.train_iter, "byte_progress"):
+            callback = functools.partial(_estimate_total, reporter, self.train_iter)
         stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
-                                      batch_end_callback=reporter.batch_end if reporter.wants_batches else None,
-                                      **extra)
+                                      batch_end_callback=callback, **extra)
         self.epoch_rows = stats.samples
         self.batches = stats.batches
         progressive = self.progressive.values() if self.progressive is not None else {}

@@ -28,6 +28,9 @@ class Reporter:
 
     def batch_end(self, samples_done: int) -> None: ...
 
+    def epoch_total(self, total_samples: int) -> None:
+        """The epoch's samples, estimated while it runs (a streamed first epoch: from the bytes read)."""
+
     def epoch_end(self, record: dict) -> None: ...
 
     def note(self, text: str) -> None: ...

@@ -14,6 +14,7 @@ workers push ``LinearEpochRunner.batch_gradients``).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -22,7 +23,7 @@ from ...base import NonFiniteError
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
 from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
-from . import plan_runner
+from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
 from .runner import LinearEpochRunner, optimizer_fusable
@@ -58,18 +59,6 @@ def fused_metric_names(metric, per_batch: bool = False):
     return [info_of(leaf).name for leaf in metric_leaves(metric)], ""
 
 
-def _iterator_reason(train_data, match: Match) -> Unsupported | None:
-    if train_data is None:
-        return None
-    if not hasattr(train_data, "epoch_rows"):
-        return Unsupported("data", type(train_data).__name__, "cannot hand over whole epochs (use NDArrayIter)")
-    names = dict(getattr(train_data, "data", []))
-    for x, _ in match.terms:
-        if x not in names or names[x].stype != "csr":
-            return Unsupported("data", x, "is not held as csr by the iterator")
-    return None
-
-
 def match_view(view: ModuleView) -> Match:
     """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside)."""
     return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
@@ -83,12 +72,13 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
     list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
     """
     found = match_linear(view, train_data, metric)
-    if found.ok or match_view(view).ok:
-        return found
-    found = match_plan(view, train_data, metric)
-    if found.ok and progressive:
-        item = Unsupported("option", "train.progressive", "is not computed by generated plans")
-        return Match(False, describe_unsupported([item]), unsupported=[item])
+    if not (found.ok or match_view(view).ok):
+        found = match_plan(view, train_data, metric)
+        if found.ok and progressive:
+            item = Unsupported("option", "train.progressive", "is not computed by generated plans")
+            return Match(False, describe_unsupported([item]), unsupported=[item])
+    if found.ok and stream.streams(train_data):
+        found = dataclasses.replace(found, reason=f"{found.reason}; {stream.HEADER}")
     return found
 
 
@@ -121,13 +111,9 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
             item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
         if item is not None:
             items.append(item)
-    if train_data is not None:
-        if not hasattr(train_data, "epoch_rows"):
-            items.append(Unsupported("data", type(train_data).__name__, "cannot hand over whole epochs (use NDArrayIter)"))
-        else:
-            source = dict(getattr(train_data, "data", [])).get(spec.data)
-            if source is None or source.stype != "csr":
-                items.append(Unsupported("data", spec.data, "is not held as csr by the iterator"))
+    item = stream.iterator_unsupported(train_data, [spec.data])
+    if item is not None:
+        items.append(item)
     if metric is not None:
         items.extend(plan_runner.unsupported_plan_metrics(metric, spec.output, spec.out_width))
     if items:
@@ -150,7 +136,7 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
         if item is not None:
             items.append(item)
     if found.ok:
-        item = _iterator_reason(train_data, found)
+        item = stream.iterator_unsupported(train_data, [x for x, _ in found.terms])
         if item is not None:
             items.append(item)
     if metric is not None:
@@ -203,13 +189,23 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     found = match(view, train_data, metric, progressive is not None)
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
+    if stream.streams(train_data):
+        return stream.run_epoch(train_data, lambda piece, callback, last: run_found(
+            view, found, piece, metric, callback, epoch, progressive, check_params=last), batch_end_callback, epoch)
+    return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive)
+
+
+def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_callback=None, epoch=0,
+              progressive=None, check_params=True) -> EpochStats:
+    """One epoch of an in-memory ``train_data`` (or a streamed epoch's piece) on the kernels ``found``
+    (a successful :func:`match`); ``check_params``: scan the parameters for NaN/inf at the end."""
     if found.plan is not None:
         if progressive is not None:  # match() refuses this pairing; run_epoch called directly must too
             raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
                              "progressive metrics")
         names, _ = fused_metric_names(metric)
         return plan_runner.run_epoch(view, prepare_plan(view, found), names, train_data, metric,
-                                     batch_end_callback, epoch)
+                                     batch_end_callback, epoch, check_params)
     runner = prepare(view, found)
     names, _ = fused_metric_names(metric)
     start = time.perf_counter()
@@ -232,7 +228,7 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
-                               view.updater, indices, metrics=names, check_params=(b1 == num_batches),
+                               view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
                                predictions=outputs)
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)

@@ -74,6 +74,9 @@ def load(spec: PlanSpec, rule: str):
     return fn
 
 
+_CONVERTED_KEPT = 8  # input buffers remembered as converted (the value may hold the buffer itself)
+
+
 class PlanRunner:
     """A loaded plan with the buffers it keeps between epochs (inputs converted once per buffer)."""
 
@@ -96,6 +99,8 @@ class PlanRunner:
         if hit is not None and hit[0]() is source:
             return hit[1]
         value = make()
+        if len(self._converted) >= _CONVERTED_KEPT:  # a streamed epoch brings new buffers every chunk
+            self._converted.pop(next(iter(self._converted)))
         self._converted[key] = (weakref.ref(source), value)
         return value
 
@@ -210,8 +215,10 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
                              batch=num_batches - 1)
 
 
-def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0) -> EpochStats:
-    """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``."""
+def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0,
+              check_params=True) -> EpochStats:
+    """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``; ``check_params``:
+    scan the parameters for NaN/inf at the end (a streamed epoch does so after its last piece)."""
     start = time.perf_counter()
     train_data.reset()
     order, batch_ptr, pad = train_data.epoch_rows()
@@ -227,7 +234,7 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
-                         check_params=(b1 == num_batches))
+                         check_params=check_params and b1 == num_batches)
         account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

@@ -287,6 +287,8 @@ class LinearEpochRunner:
             ref = weakref.ref(source, lambda _, key=key, cache=self._checked: cache.pop(key, None))
         except TypeError:
             return
+        if len(self._checked) >= 16:  # a streamed epoch brings new buffers every chunk; ``value`` may hold them
+            self._checked.pop(next(iter(self._checked)), None)
         self._checked[key] = (ref, value)
 
     def _recall(self, key, source):

@@ -1,0 +1,208 @@
+"""Streamed epochs on the compiled engine (engines/compiled/stream.py): the same batches give the
+same parameters as in memory, across chunk boundaries, for every last-batch mode, with parts,
+compressed files and generated plans; the graph engine iterating the same stream is the reference.
+
+Chunks are tiny (a few rows each, some smaller than a batch) so that batches span chunks."""
+import gzip
+
+import numpy as np
+import pytest
+
+import sparsetrain as st
+from sparsetrain.base import NonFiniteError
+
+ROWS, FEATURES = 53, 12
+
+
+def _write(tmp_path, rows=ROWS, seed=0, compress=False):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(rows):
+        cols = np.sort(rng.choice(FEATURES, size=int(rng.integers(0, 5)), replace=False))
+        feats = " ".join(f"{c + 1}:{rng.uniform(0.1, 1):.3f}" for c in cols)
+        lines.append(f"{rng.integers(0, 2)} {feats}".strip())
+    text = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / ("d.libsvm.gz" if compress else "d.libsvm")
+    path.write_bytes(gzip.compress(text) if compress else text)
+    return path
+
+
+def _model(kind, dtype="float32"):
+    data = st.sym.Variable("data", stype="csr", dtype=dtype)
+    w = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1), dtype=dtype)
+    pred = st.sym.broadcast_add(st.sym.sparse.dot(data, w), st.sym.Variable("bias", shape=(1,), dtype=dtype))
+    if kind == "plan":  # not the linear family: a generated plan
+        v = st.sym.Variable("v_weight", stype="row_sparse", shape=(FEATURES, 2), dtype=dtype)
+        pred = st.sym.elemwise_add(pred, st.sym.sum(st.sym.square(st.sym.dot(data, v)), axis=1, keepdims=True))
+    return st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label", dtype=dtype), name="out")
+
+
+def _train(it, engine, kind="linear", epochs=3, dtype="float32", metrics=("log_loss", "auc")):
+    st.random.seed(5)
+    mod = st.mod.Module(_model(kind, dtype), data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.1))
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+    metric = st.metric.create(list(metrics) if kind == "linear" else ["log_loss"])
+    history, samples = [], []
+    for epoch in range(epochs):
+        metric.reset()
+        stats = mod.run_epoch(it, metric, engine=engine, epoch=epoch)
+        history.append([v for _, v in metric.get_name_value()])
+        samples.append(stats.samples)
+    assert mod.engine_choice[0] == engine, mod.engine_choice
+    return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}, history, samples
+
+
+def _stream(path, bs, last, chunk=40, **kw):
+    handle = None if last == "short" else last
+    return st.io.LibSVMIter(path, (FEATURES,), batch_size=bs, label_name="label", zero_based=False,
+                            round_batch=last != "short", last_batch_handle=handle, chunk_size=chunk, **kw)
+
+
+def _memory(path, bs, last, dtype="float32"):
+    X, y = st.io.load_libsvm(path, num_features=FEATURES, zero_based=False, dtype=dtype)
+    return st.io.NDArrayIter(X, y, bs, last_batch_handle=last, label_name="label")
+
+
+def _assert_equal(a, b, exact=True):
+    pa, ha, sa = a
+    pb, hb, sb = b
+    assert sa == sb
+    if exact:  # metric sums are added per call: the grouping differs, the parameters may not
+        np.testing.assert_allclose(ha, hb, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(ha, hb, rtol=1e-5, atol=1e-6)
+    for name in pa:
+        if exact:
+            np.testing.assert_array_equal(pa[name], pb[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(pa[name], pb[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("bs", [1, 4, 7, 60])
+@pytest.mark.parametrize("last", ["pad", "discard", "roll_over"])
+def test_streamed_equals_in_memory_bit_for_bit(tmp_path, bs, last):
+    path = _write(tmp_path)
+    if bs > ROWS and last == "discard":
+        pytest.skip("no batch at all")
+    streamed = _train(_stream(path, bs, last), "compiled")
+    _assert_equal(streamed, _train(_memory(path, bs, last), "compiled"))
+
+
+@pytest.mark.parametrize("bs,last", [(4, "short"), (7, "roll_over"), (1, "pad"), (5, "pad")])
+def test_streamed_compiled_equals_streamed_graph(tmp_path, bs, last):
+    path = _write(tmp_path)
+    _assert_equal(_train(_stream(path, bs, last), "compiled"), _train(_stream(path, bs, last), "graph"), exact=False)
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_parts_and_compressed_files_stream_as_the_graph_engine_iterates(tmp_path, part):
+    path = _write(tmp_path, compress=part == 1)
+    make = lambda: _stream(path, 4, "roll_over", num_parts=3, part_index=part)  # noqa: E731
+    _assert_equal(_train(make(), "compiled"), _train(make(), "graph"), exact=False)
+
+
+@pytest.mark.parametrize("bs,last", [(3, "pad"), (5, "roll_over")])
+def test_generated_plans_stream(tmp_path, bs, last):
+    path = _write(tmp_path)
+    streamed = _train(_stream(path, bs, last, dtype="float64"), "compiled", kind="plan", dtype="float64")
+    in_memory = _train(_memory(path, bs, last, dtype="float64"), "compiled", kind="plan", dtype="float64")
+    _assert_equal(streamed, in_memory)
+    _assert_equal(streamed, _train(_stream(path, bs, last, dtype="float64"), "graph", kind="plan", dtype="float64"),
+                  exact=False)
+
+
+def test_streamed_epoch_counts_and_progress(tmp_path):
+    path = _write(tmp_path)
+    it = _stream(path, 4, "pad")
+    mod = st.mod.Module(_model("linear"), data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params()
+    mod.init_optimizer()
+    seen = []
+    stats = mod.run_epoch(it, st.metric.create("log_loss"), engine="compiled", batch_end_callback=seen.append)
+    assert stats.samples == ROWS and stats.batches == -(-ROWS // 4) and stats.engine == "compiled"
+    assert seen == sorted(seen) and seen[-1] == ROWS
+    done, total = it.byte_progress()
+    assert total == path.stat().st_size and done == total
+
+
+def _diverge(it, engine):
+    data = st.sym.Variable("data", stype="csr")
+    w = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1))
+    loss = st.sym.LinearRegressionOutput(data=st.sym.sparse.dot(data, w), label=st.sym.Variable("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params()
+    mod.init_optimizer(optimizer_params={"learning_rate": 1e18})
+    with pytest.raises(NonFiniteError) as err:
+        for epoch in range(3):
+            mod.run_epoch(it, st.metric.create("mse"), engine=engine, epoch=epoch)
+    return err.value
+
+
+def test_a_diverging_batch_is_counted_from_the_epoch_start(tmp_path):
+    path = _write(tmp_path)
+    err = _diverge(_stream(path, 2, "pad", chunk=30), "compiled")
+    ref = _diverge(_stream(path, 2, "pad", chunk=30), "graph")
+    assert (err.epoch, err.batch) == (ref.epoch, ref.batch) and err.batch > 0
+    assert f"batch {ref.batch}" in str(err)
+
+
+def _config(path, *extra):
+    import pathlib
+
+    from sparsetrain.config import load_config
+
+    linreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
+    return load_config(linreg, [
+        f"data.train={path}", "data.eval=null", f"data.num_features={FEATURES}", "data.zero_based=false",
+        "data.cache=stream", "data.batch_size=4", "data.last_batch=roll_over", "data.shuffle=false",
+        f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}",
+        "optimizer={name: sgd, learning_rate: 0.1}", "train.metrics=[mse]", "train.target={}", *extra])
+
+
+def test_fit_streams_on_the_compiled_engine_with_an_estimated_total(tmp_path):
+    from sparsetrain.trainer import Reporter, fit
+
+    class Seen(Reporter):
+        wants_batches = True
+
+        def __init__(self):
+            self.totals, self.starts, self.info = [], [], None
+
+        def run_start(self, info):
+            self.info = info
+
+        def epoch_start(self, epoch, total):
+            self.starts.append(total)
+
+        def epoch_total(self, total):
+            self.totals.append(total)
+
+    seen = Seen()
+    result = fit(_config(_write(tmp_path), "train.epochs=2"), output_dir=str(tmp_path / "run"), reporter=seen)
+    assert [r["engine"] for r in result.history] == ["compiled", "compiled"]
+    assert "streamed" in seen.info["engine_reason"]
+    assert seen.starts[0] is None and seen.totals[-1] == result.history[0]["samples"] == 52  # 1 row rolls over
+    assert seen.starts[1] == result.history[0]["samples"]
+
+
+def test_a_malformed_line_mid_stream_names_file_line_and_keeps_the_last_checkpoint(tmp_path):
+    import json
+
+    from sparsetrain.base import DataFormatError
+    from sparsetrain.trainer import fit
+
+    path = _write(tmp_path, rows=400)
+    out = tmp_path / "run"
+    fit(_config(path, "train.epochs=1"), output_dir=str(out))
+    before = (out / "checkpoint.json").read_text()
+    lines = path.read_text().splitlines()
+    lines[300] = "1 3:0.5 x:1"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=rf"{path}:301: feature index 'x' is not an integer"):
+        fit(_config(path, "train.epochs=3"), output_dir=str(out), resume=True)
+    assert (out / "checkpoint.json").read_text() == before
+    assert json.loads(before)["epoch"] == 1
