@@ -206,3 +206,43 @@ def test_a_malformed_line_mid_stream_names_file_line_and_keeps_the_last_checkpoi
         fit(_config(path, "train.epochs=3"), output_dir=str(out), resume=True)
     assert (out / "checkpoint.json").read_text() == before
     assert json.loads(before)["epoch"] == 1
+
+
+def test_several_files_stream_one_after_the_other_as_in_memory(tmp_path):
+    from sparsetrain.trainer import fit
+
+    parts = []
+    for k in range(3):
+        (tmp_path / f"p{k}").mkdir()
+        parts.append(_write(tmp_path / f"p{k}", rows=9 + 4 * k, seed=k, compress=k == 1))
+    glob = f"[{', '.join(str(p) for p in parts)}]"
+    runs = {}
+    for cache in ("stream", "memory"):
+        cfg = _config(parts[0], "train.epochs=2", f"data.train={glob}", f"data.cache={cache}")
+        result = fit(cfg, output_dir=str(tmp_path / cache))
+        assert [r["engine"] for r in result.history] == ["compiled", "compiled"]
+        runs[cache] = result
+    assert [r["samples"] for r in runs["stream"].history] == [r["samples"] for r in runs["memory"].history]
+    np.testing.assert_allclose([r["mse"] for r in runs["stream"].history],
+                               [r["mse"] for r in runs["memory"].history], rtol=1e-6)
+
+
+def test_a_bad_label_in_the_second_file_names_that_file(tmp_path):
+    from sparsetrain.base import DataFormatError
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import fit
+    import pathlib
+
+    a = _write(tmp_path)
+    (tmp_path / "b").mkdir()
+    b = _write(tmp_path / "b", rows=20, seed=1)
+    lines = b.read_text().splitlines()
+    lines[6] = "7 1:0.5"
+    b.write_text("\n".join(lines) + "\n")
+    logreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "logreg.yaml")
+    cfg = load_config(logreg, [f"data.train=[{a}, {b}]", "data.eval=null", f"data.num_features={FEATURES}",
+                               "data.zero_based=false", "data.cache=stream", "data.label_values=[0, 1]",
+                               "data.batch_size=4", "data.shuffle=false", "train.epochs=1", "train.target={}",
+                               f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"])
+    with pytest.raises(DataFormatError, match=rf"{b}:7"):
+        fit(cfg, output_dir=str(tmp_path / "run"))

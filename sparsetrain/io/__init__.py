@@ -8,12 +8,12 @@ import importlib
 _LAZY = {
     "DataDesc": "base", "DataBatch": "base", "DataIter": "base",
     "LibSVMReader": "libsvm", "LibSVMBlock": "libsvm", "load_libsvm": "libsvm", "dump_libsvm": "libsvm",
-    "LibSVMIter": "libsvm_iter",
+    "LibSVMIter": "libsvm_iter", "ChainedReader": "libsvm_iter",
     "NDArrayIter": "ndarray_iter",  # owned by the core iterator work (sparsetrain/io/ndarray_iter.py)
 }
 
 __all__ = [
-    "DataDesc", "DataBatch", "DataIter", "NDArrayIter", "LibSVMIter", "LibSVMReader", "LibSVMBlock",
+    "DataDesc", "DataBatch", "DataIter", "NDArrayIter", "LibSVMIter", "ChainedReader", "LibSVMReader", "LibSVMBlock",
     "load_libsvm", "dump_libsvm", "synthetic",
 ]
 

@@ -28,9 +28,43 @@ from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
 from .libsvm import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 
-__all__ = ["EpochPiece", "LibSVMIter"]
+__all__ = ["ChainedReader", "EpochPiece", "LibSVMIter"]
 
 _LAST_BATCH = ("pad", "discard", "roll_over")
+
+
+class ChainedReader:
+    """The blocks of several readers (one per file: ``LibSVMReader``, ``CSVReader``, ``VWReader``)
+    one file after the other, as one stream; ``locate(row)`` is ``"file:line"`` of a row of the
+    current pass (for the label checks' messages)."""
+
+    def __init__(self, readers, names):
+        self.readers = list(readers)
+        self.names = [os.fspath(n) for n in names]
+        self.num_features = getattr(self.readers[0], "num_features", None)
+        self._starts: list[int] = []  # first row of each file begun in this pass
+
+    def __iter__(self):
+        self._starts = []
+        rows = 0
+        for reader in self.readers:
+            self._starts.append(rows)
+            for block in reader:
+                rows += block.num_rows
+                yield block
+
+    def rows_before(self) -> int:
+        return 0
+
+    def locate(self, row: int) -> str:
+        k = max(i for i, start in enumerate(self._starts) if start <= row)
+        reader, local = self.readers[k], row - self._starts[k]
+        if hasattr(reader, "line_of_row"):
+            line = reader.line_of_row(local)
+        else:
+            source = getattr(reader, "source", None)
+            line = source.line_of_row(local) if source is not None else None
+        return f"{self.names[k]} (row {local + 1})" if line is None else f"{self.names[k]}:{line}"
 
 
 class EpochPiece:
@@ -265,6 +299,8 @@ class LibSVMIter(DataIter):
     def _locate(self, first: int, i: int) -> str:
         """``"file:line"`` of row ``first + i`` of this reader's part (only computed for an error)."""
         reader = self._data_reader
+        if isinstance(reader, ChainedReader):
+            return reader.locate(first + i)
         row = reader.rows_before() + first + i
         # a reader of another format knows its own lines (a CSV header, stdin)
         line = reader.line_of_row(row) if hasattr(reader, "line_of_row") else reader.source.line_of_row(row)

@@ -36,9 +36,8 @@ def cache_mode(cfg: Config, paths: list[str]) -> str:
     if mode == "auto":
         fits = _estimated_csr_bytes(cfg, paths) <= cfg.data.memory_budget_mb * 2**20
         mode = "memory" if fits or cfg.data.shuffle else "stream"
-    if mode == "stream" and len(paths) > 1:
-        raise ConfigError(f"data.cache: streaming reads one file, got {len(paths)}; "
-                          "set data.cache: memory or concatenate the files")
+    if mode == "stream" and "-" in paths and len(paths) > 1:
+        raise ConfigError("data.train: stdin ('-') is read alone, not with other files")
     return mode
 
 
@@ -268,9 +267,13 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
         rows = X.shape[0]
         return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
     reader = None
-    if paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
+    if len(paths) > 1:  # one stream, file after file
+        if for_training:
+            _resolve_binary_values(cfg, (y for p in paths for y in _stream_labels(cfg, p)))
+        reader = st_io.ChainedReader([reader_for(cfg, p) for p in paths], paths)
+    elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
         reader = reader_for(cfg, paths[0])
-    it = st_io.LibSVMIter(data_libsvm=paths[0], data_shape=(cfg.num_features,), batch_size=batch_size,
+    it = st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths), data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                           last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,

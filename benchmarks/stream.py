@@ -1,0 +1,149 @@
+"""Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
+
+    python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 2]
+    python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
+
+Speed: one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
+``generate_libsvm`` as ``benchmarks.run`` makes it; zipf columns, 23 nnz/row); a linear regression
+(row-sparse weight, plain SGD as ``benchmarks.run``, ``rescale_grad = 1/batch``, ``last_batch: discard``)
+trained one epoch at a time through ``Module.run_epoch(engine="compiled")`` from an ``NDArrayIter``
+over the parsed file (parsed once, not timed) and from a ``LibSVMIter`` over the file (parsed every
+epoch, timed: that is the point), alternating A/B after one untimed warm-up epoch of each. Prints
+samples/s of both and the ratio streamed / in-memory (target ≥ 0.8) with the machine's load.
+
+Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
+process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
+and momentum, float32). The target: peak ≤ model + 300 MB, and the same for both sizes.
+Nothing here is a test: no timing is asserted anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
+
+
+def _file(rows: int, features: int, nnz: int = 23) -> str:
+    from sparsetrain.io.synthetic import generate_libsvm
+
+    path = os.path.join(WORK, f"reg_full_{rows}x{features}.libsvm")
+    if not os.path.exists(path):
+        os.makedirs(WORK, exist_ok=True)
+        generate_libsvm(path, rows=rows, features=features, nnz_per_row=nnz, columns="zipf", zipf_a=1.2,
+                        task="regression", target="random", noise=0.1, seed=0)
+    return path
+
+
+def _module(it, features: int, batch: int):
+    import sparsetrain as st
+
+    data = st.sym.Variable("data", stype="csr")
+    w = st.sym.Variable("weight", stype="row_sparse", shape=(features, 1), init=st.initializer.Zero())
+    pred = st.sym.broadcast_add(st.sym.sparse.dot(data, w), st.sym.Variable("bias", shape=(1,)))
+    loss = st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params()
+    lr = 0.05 if batch == 1 else 0.25
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": lr,
+                                                          "rescale_grad": 1.0 / batch})
+    return mod
+
+
+def _epoch(mod, it) -> tuple[float, int, str]:
+    import sparsetrain as st
+
+    stats = mod.run_epoch(it, st.metric.create("mse"), engine="compiled")
+    return stats.seconds, stats.samples, mod.engine_choice[1]
+
+
+def speed(args) -> None:
+    import sparsetrain as st
+
+    path = args.file or _file(args.rows, args.features)
+    X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
+    print(f"file {path}: {os.path.getsize(path) / 2**20:.0f} MiB, {X.shape[0]} rows; load {os.getloadavg()}")
+    for batch in args.batch_sizes:
+        memory = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
+        streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
+                                    zero_based=True, last_batch_handle="discard",
+                                    **({"chunk_size": int(args.chunk_mb * 2**20)} if args.chunk_mb else {}))
+        mods = {"memory": _module(memory, args.features, batch), "stream": _module(streamed, args.features, batch)}
+        iters = {"memory": memory, "stream": streamed}
+        for name in mods:  # warm-up: kernels loaded, page cache warm
+            _epoch(mods[name], iters[name])
+        times = {"memory": [], "stream": []}
+        for _ in range(args.repeat):
+            for name in ("memory", "stream"):
+                seconds, samples, reason = _epoch(mods[name], iters[name])
+                times[name].append(samples / seconds)
+        m, s = max(times["memory"]), max(times["stream"])
+        print(f"batch {batch:>4}: in memory {m:>12,.0f} samples/s   streamed {s:>12,.0f} samples/s   "
+              f"ratio {s / m:.2f} (target >= 0.8)   load {os.getloadavg()[0]:.1f}")
+        print(f"            streamed engine: {reason}")
+
+
+def _child(path: str, features: int) -> None:
+    import sparsetrain as st
+
+    it = st.io.LibSVMIter(path, (features,), batch_size=256, label_name="label", zero_based=True,
+                          last_batch_handle="discard")
+    mod = _module(it, features, 256)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seconds, samples, _ = _epoch(mod, it)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{before * 1024} {peak * 1024} {samples} {seconds}")
+
+
+def rss(args) -> None:
+    from sparsetrain.io.synthetic import generate_libsvm
+
+    features = args.features
+    model = features * 4  # the float32 weight (plain SGD keeps no state)
+    paths = list(args.rss_files or [])
+    for gb in ([] if paths else args.rss_gb):
+        rows = int(gb * 2**30 / 300)  # ~300 bytes per 23-entry row
+        paths.append(os.path.join(WORK, f"stream_rss_{rows}x{features}.libsvm"))
+        if not os.path.exists(paths[-1]):
+            os.makedirs(WORK, exist_ok=True)
+            generate_libsvm(paths[-1], rows=rows, features=features, nnz_per_row=23, columns="zipf", zipf_a=1.2,
+                            task="regression", target="random", noise=0.1, seed=0)
+    for path in paths:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.stream", "--child", path, "--features", str(features)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        before, peak, samples, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+        print(f"{os.path.getsize(path) / 2**30:.2f} GiB file, {samples} rows in {seconds:.1f}s: peak RSS "
+              f"{peak / 2**20:.0f} MiB (before the epoch {before / 2**20:.0f} MiB), model {model / 2**20:.0f} MiB, "
+              f"peak - model {(peak - model) / 2**20:.0f} MiB (target <= 300)   load {os.getloadavg()[0]:.1f}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=int, default=500_000)
+    p.add_argument("--features", type=int, default=1_000_000)
+    p.add_argument("--file", help="an existing zero-based LibSVM file of --features columns instead")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
+    p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--rss", action="store_true")
+    p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
+    p.add_argument("--rss-files", nargs="+", help="existing zero-based LibSVM files instead of generated ones")
+    p.add_argument("--child")
+    args = p.parse_args(argv)
+    if args.child:
+        _child(args.child, args.features)
+    elif args.rss:
+        rss(args)
+    else:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()
