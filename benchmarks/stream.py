@@ -74,7 +74,7 @@ def speed(args) -> None:
         memory = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
         streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
                                     zero_based=True, last_batch_handle="discard",
-                                    **({"chunk_size": int(args.chunk_mb * 2**20)} if args.chunk_mb else {}))
+                                    **_chunk(args.chunk_mb))
         mods = {"memory": _module(memory, args.features, batch), "stream": _module(streamed, args.features, batch)}
         iters = {"memory": memory, "stream": streamed}
         for name in mods:  # warm-up: kernels loaded, page cache warm
@@ -90,10 +90,15 @@ def speed(args) -> None:
         print(f"            streamed engine: {reason}")
 
 
-def _child(path: str, features: int) -> None:
+def _chunk(chunk_mb) -> dict:
+    return {"chunk_size": int(chunk_mb * 2**20)} if chunk_mb else {}
+
+
+def _child(path: str, features: int, chunk_mb) -> None:
     import sparsetrain as st
 
     it = st.io.LibSVMIter(path, (features,), batch_size=256, label_name="label", zero_based=True,
+                          **_chunk(chunk_mb),
                           last_batch_handle="discard")
     mod = _module(it, features, 256)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -116,7 +121,8 @@ def rss(args) -> None:
             generate_libsvm(paths[-1], rows=rows, features=features, nnz_per_row=23, columns="zipf", zipf_a=1.2,
                             task="regression", target="random", noise=0.1, seed=0)
     for path in paths:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.stream", "--child", path, "--features", str(features)],
+        out = subprocess.run([sys.executable, "-m", "benchmarks.stream", "--child", path, "--features", str(features)]
+                             + (["--chunk-mb", str(args.chunk_mb)] if args.chunk_mb else []),
                              capture_output=True, text=True, check=True).stdout.split()
         before, peak, samples, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
         print(f"{os.path.getsize(path) / 2**30:.2f} GiB file, {samples} rows in {seconds:.1f}s: peak RSS "
@@ -138,7 +144,7 @@ def main(argv=None) -> None:
     p.add_argument("--child")
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child, args.features)
+        _child(args.child, args.features, args.chunk_mb)
     elif args.rss:
         rss(args)
     else:

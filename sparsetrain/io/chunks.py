@@ -20,6 +20,7 @@ parser today; streaming and a disk cache later):
 from __future__ import annotations
 
 import bz2
+import collections
 import gzip
 import io
 import mmap
@@ -33,8 +34,11 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "ChunkSource", "open_data"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "STREAM_CHUNK_SIZE", "ChunkSource", "open_data"]
 
+#: Bytes per chunk of a streaming iterator: small enough that the chunks in flight (parsed ahead,
+#: and the pieces built from them) stay a small, fixed share of memory whatever the file size.
+STREAM_CHUNK_SIZE = 2 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"
@@ -228,18 +232,20 @@ class ChunkSource:
         return begin, e
 
     # -- chunks ----------------------------------------------------------------------------
-    def chunks(self, begin: int = 0, end_hint: int | None = None):
+    def chunks(self, begin: int = 0, end_hint: int | None = None, release_after: int = 0):
         """Yield ``(buf, offset)``: np.uint8 buffers of whole lines from ``begin`` on, each
         ending with a newline. With ``end_hint`` the chunks stop after the line that holds
         byte ``end_hint - 1``. Raises DataFormatError for a line longer than
         ``max_line_bytes`` (only where it does not fit in a chunk: parsers check the rest)
-        and for corrupt compressed data."""
+        and for corrupt compressed data. ``release_after`` > 0 (a streaming reader that is done
+        with a chunk once ``release_after`` more were handed out): the pages of a memory-mapped
+        file's older chunks leave the process, so its resident memory does not grow with the file."""
         if end_hint is not None and end_hint <= begin:
             return
         r = self._open()
         try:
             if r.mappable():
-                yield from self._mapped_chunks(r, begin, end_hint)
+                yield from self._mapped_chunks(r, begin, end_hint, release_after)
             else:
                 yield from self._read_chunks(r, begin, end_hint)
         finally:
@@ -263,9 +269,10 @@ class ChunkSource:
             raise self._line_too_long(K.count_newlines(arr[:pos]) + 1)
         return stop if j < 0 else j + 1
 
-    def _mapped_chunks(self, r: _Reader, begin: int, end_hint: int | None):
+    def _mapped_chunks(self, r: _Reader, begin: int, end_hint: int | None, release_after: int = 0):
         """Views of a memory map of a plain file, no copies. (A copy-on-write mapping, so that
-        the views are ordinary writable arrays for the kernels; nothing writes to them.)"""
+        the views are ordinary writable arrays for the kernels; nothing writes to them, so a
+        released page that were read again would come back from the file unchanged.)"""
         size = os.fstat(r.f.fileno()).st_size
         if begin >= size:
             return
@@ -277,6 +284,8 @@ class ChunkSource:
                 j = K.first_newline(arr, end_hint - 1)
                 stop = size if j < 0 else j + 1
             pos = begin
+            starts: collections.deque = collections.deque()
+            released = begin - begin % mmap.PAGESIZE
             while pos < stop:
                 end = self._chunk_end(arr, pos, stop)
                 piece = arr[pos:end]
@@ -285,6 +294,13 @@ class ChunkSource:
                         raise self._line_too_long(K.count_newlines(arr[:pos]) + 1)
                     piece = np.append(piece, np.uint8(10))
                 yield piece, pos
+                starts.append(pos)
+                if release_after and len(starts) > release_after:
+                    starts.popleft()  # that chunk is parsed and checked: its pages can go
+                    upto = starts[0] - starts[0] % mmap.PAGESIZE
+                    if upto > released:
+                        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                        released = upto
                 pos = end
         finally:
             del arr

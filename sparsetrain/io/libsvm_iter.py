@@ -26,7 +26,8 @@ import numpy as np
 from ..base import DataFormatError, ShapeError
 from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
-from .libsvm import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
+from .chunks import STREAM_CHUNK_SIZE
+from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 
 __all__ = ["ChainedReader", "EpochPiece", "LibSVMIter"]
 
@@ -176,7 +177,7 @@ class LibSVMIter(DataIter):
         zero_based="auto",
         *,
         last_batch_handle: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = STREAM_CHUNK_SIZE,
         workers: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         reader=None,

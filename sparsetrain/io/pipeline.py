@@ -113,7 +113,8 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     thread (in file order), ``run(job)`` parses it on a worker thread. An error of the source
     (corrupt compressed data, a line too long) is raised after the jobs before it."""
     pool = executor(workers)
-    chunks = source.chunks(begin, end_hint)
+    # a chunk is done with once the consumer asks past it: in flight are at most workers + 1 more
+    chunks = source.chunks(begin, end_hint, release_after=workers + 3)
     pending: collections.deque = collections.deque()
     lines_before = 0
     source_error = None
