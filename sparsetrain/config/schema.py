@@ -74,11 +74,13 @@ class DataConfig(_Strict):
                                      "(LibSVM) to the training files' largest index + 1 (one pass, said in the log).")
     zero_based: ZeroBased = Field("auto", description="Feature indices start at 0 (`true`), 1 (`false`), or "
                                   "decide from the file (`auto`, as scikit-learn).")
-    cache: Literal["auto", "memory", "stream"] = Field("auto", description="`memory` parses the file once and "
-                                                      "keeps it; `stream` re-reads it every epoch in bounded "
-                                                      "memory (on the compiled engine too: the next chunks parse "
-                                                      "while one trains, same batches and parameters as in memory); `auto` keeps it when it fits `memory_budget_mb` (always when "
-                                                      "`shuffle` is on).")
+    cache: Literal["auto", "memory", "stream", "disk"] = Field(
+        "auto", description="`memory` parses the file once and keeps it; `stream` re-reads it every epoch in "
+        "bounded memory (on the compiled engine too: the next chunks parse while one trains, same batches and "
+        "parameters as in memory); `disk` parses it once into a binary cache under `$SPARSETRAIN_CACHE_DIR` "
+        "(default `~/.cache/sparsetrain`; rebuilt when the file or the parse options change) and memory-maps "
+        "it, in this run and later ones; `auto` keeps it in memory when it fits `memory_budget_mb`, else uses "
+        "`disk` for several epochs or `shuffle`, else `stream`.")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, gt=0, description="The longest line a data file may have, "

@@ -163,7 +163,7 @@ def validate_training(cfg) -> None:
         raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
                           f"{cfg.train.kvstore}); turn it off for distributed training")
     if cfg.data.cache == "stream" and cfg.data.shuffle:
-        raise ConfigError("data.shuffle: shuffling needs the data in memory; set data.cache to memory or auto")
+        raise ConfigError("data.shuffle: shuffling needs the data in memory or on disk; set data.cache to memory, disk or auto")
     try:
         with warnings.catch_warnings():  # built here only to check it: its warnings come when training builds it
             warnings.simplefilter("ignore")
@@ -214,7 +214,7 @@ def validate_data(cfg) -> None:
             raise ConfigError("data.train: '-' (stdin) cannot be combined with files")
         if d.cache not in ("auto", "stream"):
             raise ConfigError(f"data.cache: {d.cache}: stdin is read once as a stream (data.cache: stream); "
-                              "there is no disk cache yet: save the stream to a file to keep it")
+                              "save the stream to a file to cache it")
         if cfg.train.epochs != 1:
             raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') is read once; set 1, or save "
                               "the stream to a file")

@@ -28,14 +28,15 @@ def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
 
 
 def cache_mode(cfg: Config, paths: list[str]) -> str:
-    """``memory`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits the
-    budget; stdin, ``-``, is always a stream)."""
+    """``memory``, ``disk`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits
+    the budget in memory, else caches it on disk for several epochs or shuffling, else streams it;
+    stdin, ``-``, is always a stream)."""
     if paths == ["-"]:
         return "stream"
     mode = cfg.data.cache
-    if mode == "auto":
+    if mode == "auto":  # too big for the budget: a disk cache pays back from the second epoch (or to shuffle)
         fits = _estimated_csr_bytes(cfg, paths) <= cfg.data.memory_budget_mb * 2**20
-        mode = "memory" if fits or cfg.data.shuffle else "stream"
+        mode = "memory" if fits else "disk" if cfg.data.shuffle or cfg.train.epochs > 1 else "stream"
     if mode == "stream" and "-" in paths and len(paths) > 1:
         raise ConfigError("data.train: stdin ('-') is read alone, not with other files")
     return mode
@@ -113,10 +114,33 @@ class _UnitImportance:
             yield block
 
 
-def load_file(cfg: Config, path: str):
-    """One data file, whole, as ``(CSRNDArray, labels)``."""
+def _load_disk_cached(cfg: Config, path: str):
+    """One data file as ``(CSRNDArray, labels)`` memory-mapped from its disk cache (``data.cache: disk``)."""
+    import dataclasses
+
+    from ..io.disk_cache import load_cached
+    from ..ndarray import CSRNDArray
+
+    fmt, dtype = cfg.data.format_of(path), _data_dtype(cfg)
+    options = {"format": fmt, "dtype": dtype, "num_features": cfg.num_features}
+    if fmt == "libsvm":
+        options["zero_based"] = cfg.data.zero_based
+    elif fmt == "csv":
+        options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
+    else:
+        options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
+    data, indices, indptr, labels = load_cached(path, options, lambda: iter(reader_for(cfg, path)), dtype,
+                                                cfg.num_features)
+    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
+    return X, np.asarray(labels, dtype=dtype)
+
+
+def load_file(cfg: Config, path: str, cached: bool = False):
+    """One data file, whole, as ``(CSRNDArray, labels)``; ``cached``: through the disk cache."""
     from .. import io as st_io
 
+    if cached and path != "-":
+        return _load_disk_cached(cfg, path)
     fmt = cfg.data.format_of(path)
     if fmt == "csv":
         from ..io.csv_reader import load_csv
@@ -140,14 +164,14 @@ def load_file(cfg: Config, path: str):
                              dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
 
 
-def _load_memory(cfg: Config, paths: list[str], for_training: bool, note):
+def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False):
     import scipy.sparse as sp
 
     from ..ndarray.sparse import csr_matrix
 
     parts, labels = [], []
     for p in paths:
-        X, y = load_file(cfg, p)
+        X, y = load_file(cfg, p, cached)
         parts.append(X)
         labels.append(np.asarray(y))
     if for_training:
@@ -260,8 +284,8 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     batch_size = batch_size or cfg.data.batch_size
     mode = cache_mode(cfg, paths)
     last_batch = cfg.data.last_batch if for_training else "pad"
-    if mode == "memory":
-        X, y = _load_memory(cfg, paths, for_training, note)
+    if mode in ("memory", "disk"):
+        X, y = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name)
         rows = X.shape[0]

@@ -1,0 +1,142 @@
+"""``data.cache: disk``: a text data file parsed once into binary CSR files, memory-mapped after.
+
+The cache of a file lives in ``$SPARSETRAIN_CACHE_DIR`` (default ``~/.cache/sparsetrain``), in a
+directory named by a hash of its key: the file's absolute path, size and modification time (ns)
+and the parse options (format, ``zero_based``, ``num_features``, dtype, hashing options...). It
+holds ``data.bin``, ``indices.bin``, ``indptr.bin``, ``labels.bin`` (raw little-endian arrays) and
+``manifest.json`` (the key, each array's dtype, length and CRC-32). It is built by streaming the
+file's parsed chunks to disk (memory stays bounded by a few chunks), in a temporary directory
+renamed into place once complete, so a crash or a full disk never leaves a cache that looks
+valid. A cache whose manifest does not match the key, whose files have the wrong size, or whose
+checksums fail is rebuilt, never read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+import zlib
+
+import numpy as np
+
+__all__ = ["CACHE_ENV", "cache_dir", "cache_path", "load_cached"]
+
+CACHE_ENV = "SPARSETRAIN_CACHE_DIR"
+_VERSION = 1
+_ARRAYS = ("data", "indices", "indptr", "labels")
+
+
+def cache_dir() -> str:
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain")
+
+
+def _key(path, options: dict) -> dict:
+    st = os.stat(path)
+    return {"version": _VERSION, "path": os.path.abspath(os.fspath(path)), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "options": options}
+
+
+def cache_path(path, options: dict) -> str:
+    """The cache directory of ``path`` parsed with ``options`` (a JSON-able dict)."""
+    text = json.dumps(_key(path, options), sort_keys=True)
+    return os.path.join(cache_dir(), "csr-" + hashlib.sha256(text.encode()).hexdigest()[:32])
+
+
+def _crc(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _read(where: str, key: dict):
+    """The cached arrays (memory-mapped), or None when the cache is missing, stale or damaged."""
+    try:
+        with open(os.path.join(where, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        if manifest.get("key") != key:
+            return None
+        out = {}
+        for name in _ARRAYS:
+            info = manifest["arrays"][name]
+            file = os.path.join(where, f"{name}.bin")
+            dtype = np.dtype(info["dtype"])
+            if os.path.getsize(file) != info["length"] * dtype.itemsize or _crc(file) != info["crc32"]:
+                return None
+            out[name] = (np.memmap(file, dtype=dtype, mode="r", shape=(info["length"],)) if info["length"]
+                         else np.zeros(0, dtype))
+        return out, manifest["num_features"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
+    """Stream ``blocks`` to a temporary directory beside ``where``, then rename it into place."""
+    parent = os.path.dirname(where)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        files = {name: open(os.path.join(tmp, f"{name}.bin"), "wb") for name in _ARRAYS}
+        crcs = dict.fromkeys(_ARRAYS, 0)
+        lengths = dict.fromkeys(_ARRAYS, 0)
+
+        def put(name, arr):
+            raw = np.ascontiguousarray(arr).tobytes()
+            files[name].write(raw)
+            crcs[name] = zlib.crc32(raw, crcs[name])
+            lengths[name] += len(arr)
+
+        try:
+            put("indptr", np.zeros(1, np.int64))
+            nnz = 0
+            for block in blocks:
+                put("data", np.asarray(block.data, dtype))
+                put("indices", np.asarray(block.indices, np.int64))
+                put("indptr", np.asarray(block.indptr[1:], np.int64) + nnz)
+                put("labels", np.asarray(block.labels, np.float64).reshape(block.num_rows, -1)[:, 0])
+                nnz += block.nnz
+        finally:
+            for f in files.values():
+                f.close()
+        arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name == "labels"
+                                           else np.int64).str, "length": lengths[name], "crc32": crcs[name]}
+                  for name in _ARRAYS}
+        with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump({"key": key, "arrays": arrays, "num_features": num_features}, f)
+        if os.path.exists(where):
+            shutil.rmtree(where, ignore_errors=True)
+        os.replace(tmp, where)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_cached(path, options: dict, read_blocks, dtype, num_features):
+    """``(data, indices, indptr, labels)`` of ``path``: memory-mapped from its cache, built first
+    when missing, stale or damaged. ``read_blocks()`` iterates the file's parsed chunks (blocks with
+    ``data``, ``indices``, ``indptr``, ``labels``). When the cache cannot be written (full disk,
+    no permission) a one-line warning says so and the blocks are kept in memory instead."""
+    key = _key(path, options)
+    where = cache_path(path, options)
+    found = _read(where, key)
+    if found is not None:
+        arrays, _ = found
+        return tuple(arrays[name] for name in _ARRAYS)
+    try:
+        _write(where, key, read_blocks(), dtype, num_features)
+    except OSError as e:
+        warnings.warn(f"data.cache: disk: cannot write the cache of {os.fspath(path)} under {cache_dir()} "
+                      f"({e.strerror or e}); keeping the data in memory this run", stacklevel=2)
+        from .text_pipeline import concat_blocks
+
+        data, indices, indptr, labels, _ = concat_blocks(list(read_blocks()), num_features)
+        return np.asarray(data, dtype), indices, indptr, labels
+    found = _read(where, key)
+    if found is None:
+        raise OSError(f"{where}: the cache just written does not read back")
+    arrays, _ = found
+    return tuple(arrays[name] for name in _ARRAYS)
