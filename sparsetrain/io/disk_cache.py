@@ -67,7 +67,8 @@ def _read(where: str, key: dict):
             dtype = np.dtype(info["dtype"])
             if os.path.getsize(file) != info["length"] * dtype.itemsize or _crc(file) != info["crc32"]:
                 return None
-            out[name] = (np.memmap(file, dtype=dtype, mode="r", shape=(info["length"],)) if info["length"]
+            # copy-on-write: writable arrays (the kernels take the same array types as in memory); nothing writes
+            out[name] = (np.memmap(file, dtype=dtype, mode="c", shape=(info["length"],)) if info["length"]
                          else np.zeros(0, dtype))
         return out, manifest["num_features"]
     except (OSError, ValueError, KeyError, TypeError):
