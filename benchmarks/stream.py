@@ -3,13 +3,15 @@
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 2]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
-Speed: one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
+Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
 ``generate_libsvm`` as ``benchmarks.run`` makes it; zipf columns, 23 nnz/row); a linear regression
 (row-sparse weight, plain SGD as ``benchmarks.run``, ``rescale_grad = 1/batch``, ``last_batch: discard``)
 trained one epoch at a time through ``Module.run_epoch(engine="compiled")`` from an ``NDArrayIter``
 over the parsed file (parsed once, not timed) and from a ``LibSVMIter`` over the file (parsed every
-epoch, timed: that is the point), alternating A/B after one untimed warm-up epoch of each. Prints
-samples/s of both and the ratio streamed / in-memory (target ≥ 0.8) with the machine's load.
+epoch, timed: that is the point) and from an ``NDArrayIter`` over the file's disk cache
+(``io/disk_cache.py``, memory-mapped; built on the first run), in turn after one untimed warm-up
+epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 0.8) and disk /
+in-memory (target ≥ 0.9) with the machine's load.
 
 Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
 process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
@@ -70,24 +72,37 @@ def speed(args) -> None:
     path = args.file or _file(args.rows, args.features)
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
     print(f"file {path}: {os.path.getsize(path) / 2**20:.0f} MiB, {X.shape[0]} rows; load {os.getloadavg()}")
+    os.environ.setdefault("SPARSETRAIN_CACHE_DIR", os.path.join(WORK, "cache"))
+    from sparsetrain.io.disk_cache import load_cached
+    from sparsetrain.ndarray import CSRNDArray
+
+    t0 = time.perf_counter()
+    data, indices, indptr, labels = load_cached(
+        path, {"format": "libsvm", "zero_based": True, "num_features": args.features, "dtype": "float32"},
+        lambda: iter(st.io.LibSVMReader(path, num_features=args.features, zero_based=True, num_labels=1)),
+        "float32", args.features)
+    print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
+    Xd, yd = CSRNDArray(data, indices, indptr, X.shape), labels.astype(np.float32)
     for batch in args.batch_sizes:
         memory = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
+        disk = st.io.NDArrayIter(Xd, yd, batch, last_batch_handle="discard", label_name="label")
         streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
                                     zero_based=True, last_batch_handle="discard",
                                     **_chunk(args.chunk_mb))
-        mods = {"memory": _module(memory, args.features, batch), "stream": _module(streamed, args.features, batch)}
-        iters = {"memory": memory, "stream": streamed}
+        iters = {"memory": memory, "stream": streamed, "disk": disk}
+        mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
             _epoch(mods[name], iters[name])
-        times = {"memory": [], "stream": []}
+        times = {name: [] for name in iters}
+        reasons = {}
         for _ in range(args.repeat):
-            for name in ("memory", "stream"):
-                seconds, samples, reason = _epoch(mods[name], iters[name])
+            for name in iters:
+                seconds, samples, reasons[name] = _epoch(mods[name], iters[name])
                 times[name].append(samples / seconds)
-        m, s = max(times["memory"]), max(times["stream"])
-        print(f"batch {batch:>4}: in memory {m:>12,.0f} samples/s   streamed {s:>12,.0f} samples/s   "
-              f"ratio {s / m:.2f} (target >= 0.8)   load {os.getloadavg()[0]:.1f}")
-        print(f"            streamed engine: {reason}")
+        m, s, d = (max(times[name]) for name in ("memory", "stream", "disk"))
+        print(f"batch {batch:>4}: in memory {m:>11,.0f}/s  streamed {s:>11,.0f}/s  ratio {s / m:.2f} (target >= 0.8)"
+              f"  disk cache {d:>11,.0f}/s  ratio {d / m:.2f} (target >= 0.9)  load {os.getloadavg()[0]:.1f}")
+        print(f"            streamed engine: {reasons['stream']}")
 
 
 def _chunk(chunk_mb) -> dict:
