@@ -36,11 +36,13 @@ class BaseModule:
         return self._engine_choice
 
     def run_epoch(self, train_data, eval_metric, engine="auto", batch_end_callback=None, epoch=0,
-                  progressive=None) -> EpochStats:
+                  progressive=None, threads: int = 1, deterministic: bool = False) -> EpochStats:
         """One pass over ``train_data`` (reset first): forward, metric, backward, update per batch.
 
         ``progressive``: an object whose ``update(labels, outputs)`` receives each batch's labels and
-        outputs (numpy, padding rows removed) before the batch's update (progressive validation)."""
+        outputs (numpy, padding rows removed) before the batch's update (progressive validation).
+        ``threads``: threads training on the compiled engine (Hogwild, or ``deterministic``; see
+        :mod:`sparsetrain.engines.compiled.threads`); the graph engine runs one."""
         self._require("binded", "params_initialized", "optimizer_initialized")
         if self._kvstore is not None:  # the fused loops update locally; with a kvstore, the graph
             self._engine_choice = name, _ = ("graph", "a kvstore holds the parameters")
@@ -48,6 +50,8 @@ class BaseModule:
             name, _ = self.choose_engine(engine, train_data, eval_metric, progressive is not None)
         if name != "graph":
             extra = {"progressive": progressive} if progressive is not None else {}
+            if threads > 1:
+                extra.update(threads=threads, deterministic=deterministic)
             return engines.get(name).run_epoch(self.view(), train_data, eval_metric,
                                                batch_end_callback=batch_end_callback, epoch=epoch, **extra)
         train_data.reset()

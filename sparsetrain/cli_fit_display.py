@@ -146,6 +146,8 @@ class _FitReporter:
         if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
             click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})", err=True)
         self.err.print(f"engine {info['engine']} ({info['engine_reason']})")
+        if info.get("threads"):
+            self.err.print(f"threads {info['threads']}")
 
     def generate_start(self, path, rows):
         self.err.print(f"generating {rows} rows into {path}")

@@ -40,6 +40,20 @@ PathList = Annotated[list[str] | None, BeforeValidator(_as_list)]
 ZeroBased = Annotated[Literal["auto"] | bool, BeforeValidator(_zero_based)]
 
 
+def _threads(v):
+    """``auto`` or a whole number of threads ≥ 1 (``"2"`` from ``--set`` included)."""
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError("must be auto or a whole number of threads >= 1")
+    return v
+
+
+Threads = Annotated[Literal["auto"] | int, BeforeValidator(_threads)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -272,6 +286,13 @@ class TrainConfig(_Strict):
                               "before it is trained on (Vowpal Wabbit's progressive validation).")
     plot: bool = Field(False, description="Write `metrics.png` (every metric per epoch) into the run "
                        "directory after each epoch (needs matplotlib: `sparsetrain[plot]`).")
+    threads: Threads = Field("auto", description="Threads that train one model on the compiled engine "
+                             "(Hogwild: lock-free updates, each thread on its share of every block of "
+                             "batches); `auto` = the cores this process may use. The graph engine and "
+                             "distributed workers run one thread.")
+    deterministic: bool = Field(False, description="With `threads` > 1: the same parameters on every run "
+                                "for a given thread count (each thread trains a private copy of the rows it "
+                                "touches over its share of a block; the copies are merged in thread order).")
 
 
 class Config(_Strict):

@@ -335,7 +335,7 @@ class Rule:
         fn.__qualname__ = f"{template.__qualname__}__{self.name}"
         fn.__doc__ = template.__doc__
         fn.__module__ = template.__module__
-        return njit(cache=True)(fn)
+        return njit(cache=True, nogil=True)(fn)  # nogil: train.threads runs kernels in parallel threads
 
     def pack(self, rescale_grad, clip_gradient, *values) -> tuple:
         """``h`` for this rule: floats; ``clip_gradient`` None/0/negative → -1 (no clip)."""

@@ -162,7 +162,11 @@ def check_init_from(resume: bool, init_from: str | None, init_states: bool) -> N
 
 def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
     """What ``Reporter.run_start`` receives."""
-    return {"output_dir": run.path, "engine": engine, "engine_reason": reason,
+    from ..engines.compiled.threads import describe_threads, resolve_threads
+
+    threads = describe_threads(resolve_threads(cfg.train.threads), cfg.train.deterministic, engine,
+                               distributed=cfg.train.kvstore != "local")
+    return {"output_dir": run.path, "engine": engine, "engine_reason": reason, "threads": threads,
             "resumed_from": run.start_epoch if run.state is not None else None, "epochs": cfg.train.epochs,
             "config": cfg.source, "metrics": cfg.metrics, "output_note": run.note}
 
@@ -189,6 +193,9 @@ class LocalEpochs:
         self.metric = make_metric(cfg.metrics)
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
+        from ..engines.compiled.threads import resolve_threads
+
+        self.threads = {"threads": resolve_threads(cfg.train.threads), "deterministic": cfg.train.deterministic}
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
         self.metric.reset()
@@ -199,7 +206,7 @@ class LocalEpochs:
         if callback is not None and self.epoch_rows is None and hasattr(self.train_iter, "byte_progress"):
             callback = functools.partial(_estimate_total, reporter, self.train_iter)
         stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
-                                      batch_end_callback=callback, **extra)
+                                      batch_end_callback=callback, **self.threads, **extra)
         self.epoch_rows = stats.samples
         self.batches = stats.batches
         progressive = self.progressive.values() if self.progressive is not None else {}

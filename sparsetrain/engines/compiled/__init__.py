@@ -27,6 +27,7 @@ from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
 from .runner import LinearEpochRunner, optimizer_fusable
+from .threads import team_for
 
 # Rows handed to the kernel per call: bounds the progress-report interval, not the speed.
 CHUNK_ROWS = 65536
@@ -183,29 +184,34 @@ def prepare_plan(view: ModuleView, found: Match) -> plan_runner.PlanRunner:
     return cached
 
 
-def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None) -> EpochStats:
+def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None,
+              threads: int = 1, deterministic: bool = False) -> EpochStats:
     """One training epoch over ``train_data`` (an iterator with ``epoch_rows``); ``progressive``: as
-    :meth:`sparsetrain.module.Module.run_epoch` (the kernel writes each batch's outputs before its update)."""
+    :meth:`sparsetrain.module.Module.run_epoch` (the kernel writes each batch's outputs before its update);
+    ``threads``/``deterministic``: ``train.threads``/``train.deterministic`` (see :mod:`.threads`)."""
+    team = team_for(view, threads, deterministic)
     found = match(view, train_data, metric, progressive is not None)
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
     if stream.streams(train_data):
         return stream.run_epoch(train_data, lambda piece, callback, last: run_found(
-            view, found, piece, metric, callback, epoch, progressive, check_params=last), batch_end_callback, epoch)
-    return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive)
+            view, found, piece, metric, callback, epoch, progressive, check_params=last, team=team),
+            batch_end_callback, epoch)
+    return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 
 def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_callback=None, epoch=0,
-              progressive=None, check_params=True) -> EpochStats:
+              progressive=None, check_params=True, team=None) -> EpochStats:
     """One epoch of an in-memory ``train_data`` (or a streamed epoch's piece) on the kernels ``found``
-    (a successful :func:`match`); ``check_params``: scan the parameters for NaN/inf at the end."""
+    (a successful :func:`match`); ``check_params``: scan the parameters for NaN/inf at the end; ``team``:
+    a :class:`~.threads.ThreadTeam` (``train.threads``) or None."""
     if found.plan is not None:
         if progressive is not None:  # match() refuses this pairing; run_epoch called directly must too
             raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
                              "progressive metrics")
         names, _ = fused_metric_names(metric)
         return plan_runner.run_epoch(view, prepare_plan(view, found), names, train_data, metric,
-                                     batch_end_callback, epoch, check_params)
+                                     batch_end_callback, epoch, check_params, parallel=team)
     runner = prepare(view, found)
     names, _ = fused_metric_names(metric)
     start = time.perf_counter()
@@ -229,7 +235,7 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
         outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
-                               predictions=outputs)
+                               predictions=outputs, parallel=team)
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)
             progressive.update(labels[order[lo:lo + real]], outputs[:real])

@@ -30,7 +30,7 @@ from . import kernels as compiled_kernels
 from . import plan_kernels
 from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from .numba_cache import drop_stale_cache
-from .plan import PlanSpec, generate, plan_key
+from .plan import PlanSpec, generate, plan_args, plan_key
 from .runner import EpochResult, _state_arrays
 
 # Rows handed to the generated function per call: bounds the progress-report interval.
@@ -142,8 +142,9 @@ class PlanRunner:
             out.append((buf, s1, s2, rows))
         return out
 
-    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True) -> EpochResult:
-        """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`)."""
+    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None) -> EpochResult:
+        """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`);
+        ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
         xd, xi, xp = self._csr(data)
         lab = self._label(label, len(xp) - 1)
         num_features = view.arrays[self.spec.data].shape[1]
@@ -167,7 +168,7 @@ class PlanRunner:
             args += [buf, s1, s2, rows]
         args += [self._no_scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, self.output_kind,
                  self.grad_scale, self.softmax_norm]
-        status, samples = fn(*args)
+        status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs)))
         done = n_batches if status < 0 else int(status)
         result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
         opt.advance_update_counts(indices, done)
@@ -216,9 +217,10 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
 
 
 def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0,
-              check_params=True) -> EpochStats:
+              check_params=True, parallel=None) -> EpochStats:
     """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``; ``check_params``:
-    scan the parameters for NaN/inf at the end (a streamed epoch does so after its last piece)."""
+    scan the parameters for NaN/inf at the end (a streamed epoch does so after its last piece);
+    ``parallel``: see :meth:`PlanRunner.fit`."""
     start = time.perf_counter()
     train_data.reset()
     order, batch_ptr, pad = train_data.epoch_rows()
@@ -234,7 +236,7 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
-                         check_params=check_params and b1 == num_batches)
+                         check_params=check_params and b1 == num_batches, parallel=parallel)
         account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

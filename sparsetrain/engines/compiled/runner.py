@@ -456,7 +456,7 @@ class LinearEpochRunner:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
-             predictions=None, check_params=True):
+             predictions=None, check_params=True, parallel=None):
         datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms)
         lab = self._prepare_label(label, nrows)
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
@@ -511,10 +511,11 @@ class LinearEpochRunner:
         epoch_kernel = EPOCH_KERNELS.get(rule.name)
         if epoch_kernel is None:
             raise SparseTrainError(f"optimizer rule {rule.name!r} has no fused epoch kernel")
-        status, samples = epoch_kernel(
-            Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
-            self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
-            Update(train, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
+        args = (Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
+                self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
+                Update(train, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
+        # train.threads: a ThreadTeam (threads.py) splits the batches among threads
+        status, samples = epoch_kernel(*args) if parallel is None else parallel.run_linear(epoch_kernel, *args)
         done = n_batches if status == STATUS_OK else int(status)
         result = EpochResult(names, sums, counts_m, done, int(samples),
                              None if status == STATUS_OK else int(status))
@@ -530,7 +531,7 @@ class LinearEpochRunner:
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
-                  metrics=("mse",), check_params=True, predictions=None) -> EpochResult:
+                  metrics=("mse",), check_params=True, predictions=None, parallel=None) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -540,10 +541,11 @@ class LinearEpochRunner:
         whose optimizer and states to use; ``param_indices``: its indices of the weights, then
         the bias. ``check_params`` scans the parameters for NaN/inf after the run (O(size)).
         ``predictions``: a ``(len(order), K)`` array that receives each row's output before its
-        batch's update (by position in ``order``); the batch-1 fast path is not taken then.
+        batch's update (by position in ``order``); the batch-1 fast path is not taken then. ``parallel``:
+        a :class:`~.threads.ThreadTeam` that trains the batches in several threads (``train.threads``).
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
-                         param_indices, predictions=predictions, check_params=check_params)
+                         param_indices, predictions=predictions, check_params=check_params, parallel=parallel)
 
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
         """Metrics of the forward pass over the batches (nothing is updated)."""

@@ -1,0 +1,282 @@
+"""Several threads training one model on the compiled engine (``train.threads``, ``train.deterministic``).
+
+The runners hand every call of an epoch kernel (a block of consecutive batches, up to
+``CHUNK_ROWS`` rows) to a :class:`ThreadTeam`, which splits the block's batches into ``N``
+contiguous shares of about equal rows and runs the kernel on each share in its own thread; the
+kernels are compiled ``nogil=True``, so the threads run in parallel. Each thread has its own
+scratch buffers, metric sums and optimizer update counts (share ``j`` counts on from the batches
+before it in the block); metric sums are added in thread order, samples once.
+
+* **Hogwild** (default): every thread updates the shared parameters and optimizer states in
+  place, without locks. A row two threads update at the same moment may lose one of the two
+  updates, rarely for sparse data (the bias is the row every sample touches). Results vary from
+  run to run.
+* **deterministic**: thread 0 updates the parameters in place; thread ``j > 0`` trains on a private
+  copy of the rows its share touches. After the block, each row becomes its value before the block
+  plus the mean change of the threads that touched it (:mod:`.thread_kernels`), merged in thread
+  order: the same parameters on every run for a given ``N``.
+
+One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
+result bit for bit.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# deterministic: rows each thread trains on its private copy between two merges
+ROUND_ROWS = 1024
+
+__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for"]
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads) -> int:
+    """``train.threads`` as a number: ``auto`` is :func:`available_cores`."""
+    return available_cores() if threads == "auto" else int(threads)
+
+
+def describe_threads(threads: int, deterministic: bool, engine: str, distributed: bool = False) -> str:
+    """The run header's threads line: what really runs."""
+    if distributed:
+        return "1 per worker (train.threads applies to training in one process)" if threads > 1 else "1 per worker"
+    if threads > 1 and engine != "compiled":
+        return f"1 (the {engine} engine runs one thread; train.threads: {threads} applies to the compiled engine)"
+    if threads == 1:
+        return "1"
+    mode = "deterministic (private rows, merged in thread order)" if deterministic else "Hogwild (lock-free)"
+    return f"{threads}, {mode}"
+
+
+def team_for(view, threads: int, deterministic: bool):
+    """The :class:`ThreadTeam` of ``view``'s module (kept in its ``engine_state``); None for one thread."""
+    if threads <= 1:
+        return None
+    team = view.engine_state.get("threads")
+    if team is None or (team.threads, team.deterministic) != (threads, deterministic):
+        if team is not None:
+            team.close()
+        team = view.engine_state["threads"] = ThreadTeam(threads, deterministic)
+    return team
+
+
+def _shares(batch_ptr, threads: int) -> list:
+    """``[(b0, b1), ...]``: at most ``threads`` non-empty contiguous batch ranges of about equal rows."""
+    n = batch_ptr.shape[0] - 1
+    lo, hi = int(batch_ptr[0]), int(batch_ptr[-1])
+    cuts = [0]
+    for j in range(1, threads):
+        b = int(np.searchsorted(batch_ptr, lo + (hi - lo) * j / threads, side="left"))
+        cuts.append(min(max(b, cuts[-1]), n))
+    cuts.append(n)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+class _Group:
+    """Parameter arrays (a weight and its states, as 2-D) whose touched rows are one CSR input's
+    columns (``indices``/``indptr``), or every row (``indices`` None)."""
+
+    def __init__(self, arrays, indices=None, indptr=None):
+        self.arrays = [a.reshape(a.shape[0] if a.ndim > 1 else 1, -1) for a in arrays if a.size]
+        self.originals = [a for a in arrays if a.size]
+        self.indices, self.indptr = indices, indptr
+
+
+class ThreadTeam:
+    """``threads`` threads (the caller's and ``threads - 1`` pool threads) sharing epoch kernels."""
+
+    def __init__(self, threads: int, deterministic: bool = False):
+        self.threads = int(threads)
+        self.deterministic = bool(deterministic)
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="sparsetrain-train")
+        self._scratch: dict = {}  # (thread, key) -> arrays reused between calls
+        self._marks: dict = {}  # rows -> int64 array of -1 (deterministic)
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+    def _buffer(self, j, key, like, fill=None):
+        """Thread ``j``'s own array shaped like ``like`` (kept between calls)."""
+        buf = self._scratch.get((j, key))
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = np.empty_like(like) if fill is None else np.full_like(like, fill)
+            self._scratch[(j, key)] = buf
+        return buf
+
+    def _run(self, shares, call):
+        """``call(j, b0, b1)`` for every share, share 0 on this thread; the results in share order."""
+        futures = [self._pool.submit(call, j, b0, b1) for j, (b0, b1) in enumerate(shares) if j > 0]
+        first = call(0, *shares[0])
+        return [first] + [f.result() for f in futures]
+
+    def _rounds(self, batch_ptr) -> list:
+        """``[(r0, r1), ...]``: the block's batches as rounds (one, or rounds of about
+        ``ROUND_ROWS`` rows per thread when deterministic: the copies are merged after each)."""
+        n = batch_ptr.shape[0] - 1
+        if not self.deterministic:
+            return [(0, n)]
+        cuts = [0]
+        while cuts[-1] < n:
+            b = cuts[-1]
+            e = int(np.searchsorted(batch_ptr, batch_ptr[b] + ROUND_ROWS * self.threads, side="left"))
+            cuts.append(min(max(e, b + 1), n))
+        return list(zip(cuts, cuts[1:]))
+
+    def _execute(self, groups, order, batch_ptr, call):
+        """Every round of the block in threads: ``(status, samples)``, ``status`` the block index of
+        the first batch whose output or metric was non-finite (the rounds after it do not run), else -1."""
+        samples = 0
+        for r0, r1 in self._rounds(batch_ptr):
+            shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
+            if len(shares) < 2:
+                results = [call(0, r0, r1)]
+            else:
+                results = self._merged(groups, order, batch_ptr, shares, call)
+            samples += sum(int(done) for _, done in results)
+            for (b0, _), (status, _) in zip(shares, results):
+                if status >= 0:
+                    return b0 + int(status), samples
+        return -1, samples
+
+    # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
+    def run_linear(self, kernel, batches, model, update, metrics, scratch, pred):
+        """``kernel(batches, model, update, metrics, scratch, pred)`` over the block, in threads."""
+        groups = []
+        if self.deterministic:
+            groups = [_Group((model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
+                             batches.indptr[t]) for t in range(len(model.weights))]
+            if model.has_bias:
+                groups.append(_Group((model.bias, model.bias_s1, model.bias_s2)))
+        sums = [np.zeros_like(metrics.sums) for _ in range(self.threads)]
+        counts = [np.zeros_like(metrics.counts) for _ in range(self.threads)]
+
+        def call(j, b0, b1):
+            mine = model
+            if j > 0 and self.deterministic:
+                nt = len(model.weights)
+                trios = [self._privates(j, t, groups[t], (model.weights[t], model.states1[t], model.states2[t]))
+                         for t in range(nt)]
+                bias = (model.bias, model.bias_s1, model.bias_s2)
+                if model.has_bias:
+                    bias = self._privates(j, nt, groups[nt], bias)
+                mine = model._replace(weights=tuple(x[0] for x in trios), states1=tuple(x[1] for x in trios),
+                                      states2=tuple(x[2] for x in trios), bias=bias[0], bias_s1=bias[1],
+                                      bias_s2=bias[2])
+            own = scratch if j == 0 else type(scratch)(*(
+                self._buffer(j, ("scratch", i), a, -1 if i == 0 else None) for i, a in enumerate(scratch)))
+            lrs = update.lrs[b0:b1] if update.lrs.shape[0] > 1 else update.lrs
+            return kernel(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
+                          update._replace(lrs=lrs, counts=update.counts + b0),
+                          metrics._replace(sums=sums[j], counts=counts[j]), own, pred)
+
+        result = self._execute(groups, batches.order, batches.batch_ptr, call)
+        for s, c in zip(sums, counts):  # in thread order: the same sums on every run
+            metrics.sums[:] += s
+            metrics.counts[:] += c
+        return result
+
+    # -- generated plans (plan_runner.PlanRunner) ---------------------------------------------
+    def run_plan(self, fn, args: list, names: list):
+        """``fn(*args)`` (a generated ``plan_epoch``; ``names``: its argument names) over the block, in threads."""
+        at = {name: i for i, name in enumerate(names)}
+        batch_ptr = args[at["batch_ptr"]]
+        n_params = sum(1 for name in names if name.startswith("rows"))
+        groups = []
+        if self.deterministic:
+            for t in range(n_params):
+                arrays = [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")]
+                sparse = args[at[f"rows{t}"]].shape[0] == 0  # a row-sparse parameter: its batch's columns
+                groups.append(_Group(arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(arrays))
+        msums = [np.zeros_like(args[at["msums"]]) for _ in range(self.threads)]
+        mcounts = [np.zeros_like(args[at["mcounts"]]) for _ in range(self.threads)]
+        lrs, counts = args[at["lrs"]], args[at["counts"]]
+
+        def call(j, b0, b1):
+            mine = list(args)
+            mine[at["batch_ptr"]] = batch_ptr[b0:b1 + 1]
+            mine[at["lrs"]] = lrs[b0:b1] if lrs.shape[0] > 1 else lrs
+            mine[at["counts"]] = counts + b0
+            mine[at["msums"]], mine[at["mcounts"]] = msums[j], mcounts[j]
+            if j > 0:
+                mine[at["slot"]] = self._buffer(j, "slot", args[at["slot"]], -1)
+                for t, group in enumerate(groups):  # deterministic: this thread's private rows
+                    trio = self._privates(j, t, group, [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")])
+                    for p, arr in zip(("p", "s1_", "s2_"), trio):
+                        mine[at[f"{p}{t}"]] = arr
+            return fn(*mine)
+
+        result = self._execute(groups, args[at["order"]], batch_ptr, call)
+        for s, c in zip(msums, mcounts):
+            args[at["msums"]][:] += s
+            args[at["mcounts"]][:] += c
+        return result
+
+    # -- deterministic: private rows and the ordered merge ---------------------------------------
+    def _mark(self, rows: int):
+        mark = self._marks.get(rows)
+        if mark is None:
+            mark = self._marks[rows] = np.full(rows, -1, np.int64)
+        return mark
+
+    def _private(self, j, g, a, group):
+        """Thread ``j``'s private copy of array ``a`` of parameter group ``g`` (its original shape)."""
+        return self._buffer(j, ("private", g, a), group.originals[a])
+
+    def _privates(self, j, g, group, trio):
+        """``trio`` (a weight and its two states; empty ones stay) with thread ``j``'s private copies."""
+        mine = iter(self._private(j, g, a, group) for a in range(len(group.originals)))
+        return tuple(next(mine) if arr.size else arr for arr in trio)
+
+    def _merged(self, groups, order, batch_ptr, shares, call):
+        """Run ``call`` for every share; with ``groups`` (deterministic), on private rows, then merge."""
+        if not groups:
+            return self._run(shares, call)
+        from .thread_kernels import add_changes, apply_changes, copy_rows, gather_rows, touched_rows, union_rows
+
+        plans = []
+        for g, group in enumerate(groups):
+            nrows = group.arrays[0].shape[0]
+            mark = self._mark(nrows)
+            if group.indices is None:
+                every = np.arange(nrows, dtype=np.int64)
+                touched = [every for _ in shares]
+            else:
+                touched = []
+                for j, (b0, b1) in enumerate(shares):
+                    out = self._buffer(j, ("touched", g), mark)
+                    n = touched_rows(group.indices, group.indptr, order, batch_ptr[b0], batch_ptr[b1], mark, out)
+                    touched.append(out[:n])
+            union = np.empty(sum(t.shape[0] for t in touched), np.int64)
+            union = union[:union_rows(np.concatenate(touched), mark, union)]
+            mark[union] = -1
+            olds = []
+            for a, arr in enumerate(group.arrays):
+                old = np.empty((union.shape[0], arr.shape[1]), np.float64)
+                gather_rows(arr, union, old)
+                olds.append(old)
+                for j in range(1, len(shares)):  # private copies start from the block's values
+                    copy_rows(arr, self._private(j, g, a, group).reshape(arr.shape), touched[j])
+            plans.append((touched, union, olds))
+        results = self._run(shares, call)
+        for g, group in enumerate(groups):
+            touched, union, olds = plans[g]
+            mark = self._mark(group.arrays[0].shape[0])
+            union_rows(union, mark, np.empty_like(union))  # mark[r]: r's position in union
+            for a, arr in enumerate(group.arrays):
+                acc = np.zeros_like(olds[a])
+                cnt = np.zeros(union.shape[0], np.float64)
+                for j in range(len(shares)):  # in thread order: the same sums on every run
+                    mine = arr if j == 0 else self._private(j, g, a, group).reshape(arr.shape)
+                    add_changes(mine, touched[j], mark, olds[a], acc, cnt)
+                apply_changes(arr, union, olds[a], acc, cnt, a > 0)  # weights: the sum; states: the mean
+            mark[union] = -1
+        return results

@@ -1,0 +1,218 @@
+"""train.threads / train.deterministic: several threads training one model on the compiled engine."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import sparsetrain as st
+from sparsetrain.base import ConfigError
+from sparsetrain.engines.compiled import thread_kernels as tk
+from sparsetrain.engines.compiled.threads import ROUND_ROWS, _shares, describe_threads
+
+ROWS, FEATURES = 6000, 400  # more rows than one deterministic round of two threads: several merges
+OPTIMIZERS = {
+    "sgd": {"learning_rate": 0.1},
+    "sgd_mom": {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4},
+    "adagrad": {"learning_rate": 0.2},
+    "adam": {"learning_rate": 0.02},
+    "ftrl": {"learning_rate": 0.2, "lamda1": 1e-4},
+}
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    nnz_per_row = 8
+    cols = np.minimum(rng.zipf(1.3, size=(ROWS, nnz_per_row)) - 1, FEATURES - 1)
+    x = sp.csr_matrix((np.ones(ROWS * nnz_per_row, np.float32), cols.ravel(),
+                       np.arange(0, ROWS * nnz_per_row + 1, nnz_per_row)), shape=(ROWS, FEATURES))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    w = rng.normal(size=FEATURES)
+    y = (x @ w + rng.normal(scale=0.5, size=ROWS) > 0).astype(np.float32)
+    return st.nd.sparse.csr_matrix((x.data, x.indices, x.indptr), shape=x.shape), y
+
+
+def _symbol(model):
+    data = st.sym.Variable("data", stype="csr")
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1))
+    pred = st.sym.sparse.dot(data, weight)
+    if model == "fm":  # a generated plan: pred + Σ_f ((X·V)_f² − (X²·V²)_f)
+        v = st.sym.Variable("factor_weight", stype="row_sparse", shape=(FEATURES, 4))
+        pair = st.sym.elemwise_sub(st.sym.square(st.sym.sparse.dot(data, v)),
+                                   st.sym.sparse.dot(st.sym.square(data), st.sym.square(v)))
+        pred = st.sym.elemwise_add(pred, st.sym.sum(pair, axis=1, keepdims=True))
+    pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(1,)))
+    return st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label"), name="out")
+
+
+def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=False, epochs=2, metric="log_loss"):
+    st.random.seed(3)
+    x, y = _data()
+    it = st.io.NDArrayIter(x, y, batch_size, shuffle=True, last_batch_handle="pad", label_name="label")
+    mod = st.mod.Module(_symbol(model), data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.01))
+    name = "sgd" if opt.startswith("sgd") else opt
+    mod.init_optimizer(optimizer=name, optimizer_params=dict(OPTIMIZERS[opt], rescale_grad=1.0 / batch_size))
+    m = st.metric.create(metric)
+    stats = []
+    for epoch in range(epochs):
+        m.reset()
+        stats.append(mod.run_epoch(it, m, engine="compiled", epoch=epoch, threads=threads,
+                                   deterministic=deterministic))
+    params = {k: v.asnumpy() for k, v in mod.get_params()[0].items()}
+    return params, m, stats, mod
+
+
+@pytest.mark.parametrize("model,opt,batch_size", [
+    ("linear", "sgd", 1), ("linear", "adagrad", 32), ("linear", "adam", 256), ("linear", "ftrl", 1),
+    ("linear", "sgd_mom", 32), ("fm", "sgd", 1), ("fm", "adam", 32)])
+def test_deterministic_runs_are_bit_identical(model, opt, batch_size):
+    first, m1, _, _ = _train(model, opt, batch_size, threads=2, deterministic=True)
+    second, m2, _, _ = _train(model, opt, batch_size, threads=2, deterministic=True)
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+    assert m1.get() == m2.get()
+    one, _, _, _ = _train(model, opt, batch_size, threads=1)
+    assert any(not np.array_equal(first[n], one[n]) for n in one)  # two threads did run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["linear", "fm"])
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("batch_size", [1, 256])
+def test_deterministic_every_rule(model, opt, batch_size):
+    first = _train(model, opt, batch_size, threads=2, deterministic=True)[0]
+    second = _train(model, opt, batch_size, threads=2, deterministic=True)[0]
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+
+
+@pytest.mark.parametrize("model,opt,batch_size", [("linear", "sgd", 1), ("linear", "adam", 32),
+                                                  ("fm", "adagrad", 32), ("linear", "ftrl", 256)])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_two_threads_reach_the_loss_of_one(model, opt, batch_size, deterministic):
+    _, one, stats1, _ = _train(model, opt, batch_size, threads=1, epochs=3)
+    _, two, stats2, _ = _train(model, opt, batch_size, threads=2, deterministic=deterministic, epochs=3)
+    loss1, loss2 = one.get()[1], two.get()[1]
+    assert np.isfinite(loss2)
+    # Hogwild loses an update now and then; deterministic merges rounds of private rows (README)
+    assert abs(loss2 - loss1) <= (0.10 if deterministic else 0.05) * loss1, (loss1, loss2)
+    # samples and metric instances counted once, whatever the threads
+    assert [s.samples for s in stats2] == [s.samples for s in stats1] == [ROWS] * 3
+    assert two.num_inst == one.num_inst
+
+
+@pytest.mark.parametrize("model", ["linear", "fm"])
+def test_one_thread_is_todays_result(model):
+    params, m, _, _ = _train(model, "adagrad", 32, threads=1)
+    st.random.seed(3)
+    x, y = _data()
+    it = st.io.NDArrayIter(x, y, 32, shuffle=True, last_batch_handle="pad", label_name="label")
+    mod = st.mod.Module(_symbol(model), data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.01))
+    mod.init_optimizer(optimizer="adagrad", optimizer_params=dict(OPTIMIZERS["adagrad"], rescale_grad=1 / 32))
+    metric = st.metric.create("log_loss")
+    for epoch in range(2):  # no threads argument: the engine as it ran before train.threads
+        metric.reset()
+        mod.run_epoch(it, metric, engine="compiled", epoch=epoch)
+    for name, value in mod.get_params()[0].items():
+        assert np.array_equal(value.asnumpy(), params[name]), name
+    assert metric.get() == m.get()
+    assert "threads" not in mod.view().engine_state
+
+
+def test_auc_and_progressive_with_threads():
+    from sparsetrain.trainer.metrics import Progressive
+
+    _, m1, _, _ = _train("linear", "sgd", 32, threads=1, metric="auc")
+    _, m2, _, _ = _train("linear", "sgd", 32, threads=2, metric="auc")
+    assert abs(m1.get()[1] - m2.get()[1]) < 0.02
+    st.random.seed(3)
+    x, y = _data()
+    it = st.io.NDArrayIter(x, y, 32, label_name="label")
+    mod = st.mod.Module(_symbol("linear"), data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Zero())
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.0})
+    progressive = Progressive(["log_loss"])
+    mod.run_epoch(it, st.metric.create("log_loss"), engine="compiled", progressive=progressive, threads=2)
+    assert progressive.values()["progressive_log_loss"] == pytest.approx(np.log(2), rel=1e-6)  # every row once
+
+
+def test_shares_split_rows_evenly_and_cover_the_block():
+    ptr = np.array([0, 32, 64, 96, 128, 160, 170])
+    assert _shares(ptr, 2) == [(0, 3), (3, 6)]
+    assert _shares(ptr[:2], 2) == [(0, 1)]  # one batch: one share
+    assert _shares(np.arange(0, 11), 3) == [(0, 4), (4, 7), (7, 10)]
+    assert ROUND_ROWS >= 1
+
+
+def test_merge_kernels_match_the_numpy_reference():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        old = rng.normal(size=(50, 3)).astype(dtype)
+        touched = [np.unique(rng.integers(0, 50, size=n)) for n in (20, 30, 5)]
+        finals = [old.copy() for _ in touched]
+        for f, rows in zip(finals, touched):
+            f[rows] += rng.normal(size=(rows.size, 3)).astype(dtype)
+        for mean in (False, True):
+            arr = finals[0].copy()  # thread 0 works in place
+            mark = np.full(50, -1, np.int64)
+            union = np.empty(sum(t.size for t in touched), np.int64)
+            union = union[:tk.union_rows(np.concatenate(touched), mark, union)]
+            before = np.empty((union.size, 3))
+            tk.gather_rows(old, union, before)
+            acc, cnt = np.zeros_like(before), np.zeros(union.size)
+            for j, rows in enumerate(touched):
+                tk.add_changes(arr if j == 0 else finals[j], rows, mark, before, acc, cnt)
+            tk.apply_changes(arr, union, before, acc, cnt, mean)
+            want = tk.merge_reference(old, finals, touched, mean)
+            np.testing.assert_allclose(arr, want, rtol=1e-6)
+            only0 = np.setdiff1d(touched[0], np.concatenate(touched[1:]))
+            assert np.array_equal(arr[only0], finals[0][only0])  # one thread's rows: exactly as it left them
+
+
+def test_touched_rows_are_the_distinct_columns():
+    x = sp.random(40, 30, density=0.2, format="csr", random_state=1)
+    order = np.random.default_rng(1).permutation(40).astype(np.int64)
+    mark = np.full(30, -1, np.int64)
+    out = np.empty(30, np.int64)
+    n = tk.touched_rows(x.indices.astype(np.int64), x.indptr.astype(np.int64), order, 5, 25, mark, out)
+    assert sorted(out[:n]) == sorted(set(x[order[5:25]].indices))
+    assert (mark == -1).all()
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", 1.5, True])
+def test_bad_thread_counts_name_the_key(value):
+    from sparsetrain.config.load import load_config
+
+    with pytest.raises(ConfigError, match=r"^train\.threads: must be auto or a whole number of threads >= 1"):
+        load_config("configs/linreg.yaml", overrides=[f"train.threads={value}"])
+
+
+def test_header_says_what_runs():
+    assert describe_threads(2, False, "compiled") == "2, Hogwild (lock-free)"
+    assert describe_threads(2, True, "compiled").startswith("2, deterministic")
+    assert describe_threads(1, False, "compiled") == "1"
+    assert "graph engine runs one thread" in describe_threads(2, False, "graph")
+    assert describe_threads(2, False, "compiled, dist_sync", distributed=True).startswith("1 per worker")
+
+
+def test_cli_fit_with_threads(tmp_path):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    args = ["fit", "configs/logreg.yaml", "--output", str(tmp_path / "run"), "--set", "train.epochs=1",
+            "--set", "train.threads=2", "--set", "train.deterministic=true"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "threads 2, deterministic" in result.output
+    result = CliRunner().invoke(main, args[:-4] + ["--output", str(tmp_path / "graph"), "--set", "train.engine=graph",
+                                                   "--set", "train.threads=2"])
+    assert result.exit_code == 0, result.output
+    assert "threads 1 (the graph engine runs one thread" in result.output
+    bad = CliRunner().invoke(main, args[:-2] + ["--set", "train.threads=0"])
+    assert bad.exit_code == 2
+    assert "train.threads" in bad.output
