@@ -8,7 +8,7 @@ from sparsetrain.base import ConfigError
 from sparsetrain.engines.compiled import thread_kernels as tk
 from sparsetrain.engines.compiled.threads import ROUND_ROWS, _shares, describe_threads
 
-ROWS, FEATURES = 6000, 400  # more rows than one deterministic round of two threads: several merges
+ROWS, FEATURES = 6000, 400
 OPTIMIZERS = {
     "sgd": {"learning_rate": 0.1},
     "sgd_mom": {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4},
@@ -66,7 +66,10 @@ def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=Fa
 @pytest.mark.parametrize("model,opt,batch_size", [
     ("linear", "sgd", 1), ("linear", "adagrad", 32), ("linear", "adam", 256), ("linear", "ftrl", 1),
     ("linear", "sgd_mom", 32), ("fm", "sgd", 1), ("fm", "adam", 32)])
-def test_deterministic_runs_are_bit_identical(model, opt, batch_size):
+def test_deterministic_runs_are_bit_identical(model, opt, batch_size, monkeypatch):
+    from sparsetrain.engines.compiled import threads
+
+    monkeypatch.setattr(threads, "ROUND_ROWS", 512)  # many rounds, many merges
     first, m1, _, _ = _train(model, opt, batch_size, threads=2, deterministic=True)
     second, m2, _, _ = _train(model, opt, batch_size, threads=2, deterministic=True)
     for name in first:
@@ -216,3 +219,16 @@ def test_cli_fit_with_threads(tmp_path):
     bad = CliRunner().invoke(main, args[:-2] + ["--set", "train.threads=0"])
     assert bad.exit_code == 2
     assert "train.threads" in bad.output
+
+
+def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
+    from sparsetrain.engines.compiled.threads import available_cores, resolve_threads
+
+    monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
+    assert resolve_threads("auto") == available_cores() >= 1
+    assert resolve_threads(3) == 3
+    monkeypatch.setenv("SPARSETRAIN_THREADS", "2")
+    assert resolve_threads("auto") == 2
+    monkeypatch.setenv("SPARSETRAIN_THREADS", "0")
+    with pytest.raises(ConfigError, match="SPARSETRAIN_THREADS"):
+        resolve_threads("auto")

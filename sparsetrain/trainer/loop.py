@@ -195,7 +195,8 @@ class LocalEpochs:
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
         from ..engines.compiled.threads import resolve_threads
 
-        self.threads = {"threads": resolve_threads(cfg.train.threads), "deterministic": cfg.train.deterministic}
+        threads = resolve_threads(cfg.train.threads)
+        self.threads = {"threads": threads, "deterministic": cfg.train.deterministic} if threads > 1 else {}
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
         self.metric.reset()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 # deterministic: rows each thread trains on its private copy between two merges
-ROUND_ROWS = 1024
+ROUND_ROWS = 8192
 
 __all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for"]
 
@@ -41,8 +41,18 @@ def available_cores() -> int:
 
 
 def resolve_threads(threads) -> int:
-    """``train.threads`` as a number: ``auto`` is :func:`available_cores`."""
-    return available_cores() if threads == "auto" else int(threads)
+    """``train.threads`` as a number: ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else
+    :func:`available_cores`."""
+    if threads != "auto":
+        return int(threads)
+    env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            from ...base import ConfigError
+
+            raise ConfigError(f"SPARSETRAIN_THREADS must be a whole number of threads >= 1, got {env!r}")
+        return int(env)
+    return available_cores()
 
 
 def describe_threads(threads: int, deterministic: bool, engine: str, distributed: bool = False) -> str:
