@@ -1,19 +1,20 @@
 """Several threads training one model on the compiled engine (``train.threads``, ``train.deterministic``).
 
 The runners hand every call of an epoch kernel (a block of consecutive batches, up to
-``CHUNK_ROWS`` rows) to a :class:`ThreadTeam`, which splits the block's batches into ``N``
-contiguous shares of about equal rows and runs the kernel on each share in its own thread; the
-kernels are compiled ``nogil=True``, so the threads run in parallel. Each thread has its own
-scratch buffers, metric sums and optimizer update counts (share ``j`` counts on from the batches
-before it in the block); metric sums are added in thread order, samples once.
+``CHUNK_ROWS`` rows) to a :class:`ThreadTeam`, which runs the kernel on contiguous ranges of the
+block's batches in ``N`` threads at once: the kernels are compiled ``nogil=True``. Each thread has
+its own scratch buffers and metric sums; a range's optimizer update counts go on from the batches
+before it in the block (Adam's bias correction sees the step a single thread would); samples and
+metric instances are counted once.
 
-* **Hogwild** (default): every thread updates the shared parameters and optimizer states in
-  place, without locks. A row two threads update at the same moment may lose one of the two
-  updates, rarely for sparse data (the bias is the row every sample touches). Results vary from
-  run to run.
-* **deterministic**: thread 0 updates the parameters in place; thread ``j > 0`` trains on a private
-  copy of the rows its share touches. After the block, each row becomes its value before the block
-  plus the mean change of the threads that touched it (:mod:`.thread_kernels`), merged in thread
+* **Hogwild** (default): the block is cut into ``N × PIECES_PER_THREAD`` pieces that the threads
+  take in turn, each updating the shared parameters and optimizer states in place, without locks.
+  Two threads updating one row at the same moment may lose one of the two updates — rare for
+  sparse data, except for rows nearly every sample touches (the bias). Results vary from run to run.
+* **deterministic**: the block is cut into rounds of about ``ROUND_ROWS`` rows per thread and each
+  round into ``N`` fixed shares; thread 0 trains in place, thread ``j > 0`` on a private copy of
+  the rows its share touches. After the round every touched row of a weight gets the sum of the
+  threads' changes, of an optimizer state their mean (:mod:`.thread_kernels`), added in thread
   order: the same parameters on every run for a given ``N``.
 
 One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
@@ -21,6 +22,7 @@ result bit for bit.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +30,9 @@ import numpy as np
 
 # deterministic: rows each thread trains on its private copy between two merges
 ROUND_ROWS = 8192
+# Hogwild: pieces of a block per thread, taken in turn (small enough to balance a busy machine's
+# cores, large enough that a kernel call's overhead does not show)
+PIECES_PER_THREAD = 8
 
 __all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for"]
 
@@ -141,16 +146,36 @@ class ThreadTeam:
             cuts.append(min(max(e, b + 1), n))
         return list(zip(cuts, cuts[1:]))
 
+    def _pulled(self, pieces, call):
+        """Hogwild: each thread takes the next piece until none is left (a thread that gets less CPU
+        on a busy machine does fewer); the results in piece order."""
+        taken = itertools.count()  # next() is atomic under the GIL
+        results = [None] * len(pieces)
+
+        def work(j):
+            for i in iter(lambda: next(taken), None):
+                if i >= len(pieces):
+                    return
+                results[i] = call(j, *pieces[i])
+
+        futures = [self._pool.submit(work, j) for j in range(1, self.threads)]
+        work(0)
+        for f in futures:
+            f.result()
+        return results
+
     def _execute(self, groups, order, batch_ptr, call):
         """Every round of the block in threads: ``(status, samples)``, ``status`` the block index of
         the first batch whose output or metric was non-finite (the rounds after it do not run), else -1."""
         samples = 0
         for r0, r1 in self._rounds(batch_ptr):
-            shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
-            if len(shares) < 2:
-                results = [call(0, r0, r1)]
+            if not self.deterministic:
+                shares = _shares(batch_ptr, self.threads * PIECES_PER_THREAD)
+                results = self._pulled(shares, call)
             else:
-                results = self._merged(groups, order, batch_ptr, shares, call)
+                shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
+                results = [call(0, r0, r1)] if len(shares) < 2 else self._merged(groups, order, batch_ptr, shares,
+                                                                                call)
             samples += sum(int(done) for _, done in results)
             for (b0, _), (status, _) in zip(shares, results):
                 if status >= 0:
