@@ -232,3 +232,16 @@ def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
     monkeypatch.setenv("SPARSETRAIN_THREADS", "0")
     with pytest.raises(ConfigError, match="SPARSETRAIN_THREADS"):
         resolve_threads("auto")
+
+
+def test_kernels_release_the_gil():
+    from sparsetrain.engines.compiled import plan_runner
+    from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS
+    from sparsetrain.kernels.optim import RULES
+
+    for name, kernel in EPOCH_KERNELS.items():
+        assert kernel.targetoptions.get("nogil"), name
+        assert RULES[name].update_rows.targetoptions.get("nogil"), name
+    _, _, _, mod = _train("fm", "sgd", 32, threads=2, epochs=1)
+    fn = plan_runner.load(mod.view().engine_state["plan"].spec, "sgd")
+    assert fn.targetoptions.get("nogil")

@@ -114,7 +114,7 @@ class ThreadTeam:
         self.deterministic = bool(deterministic)
         self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="sparsetrain-train")
         self._scratch: dict = {}  # (thread, key) -> arrays reused between calls
-        self._marks: dict = {}  # rows -> int64 array of -1 (deterministic)
+        self._marks: dict = {}  # parameter group -> int64 array of -1 (deterministic)
 
     def close(self):
         self._pool.shutdown(wait=True)
@@ -256,10 +256,11 @@ class ThreadTeam:
         return result
 
     # -- deterministic: private rows and the ordered merge ---------------------------------------
-    def _mark(self, rows: int):
-        mark = self._marks.get(rows)
-        if mark is None:
-            mark = self._marks[rows] = np.full(rows, -1, np.int64)
+    def _mark(self, g: int, rows: int):
+        """Parameter group ``g``'s int64 array of -1, one per row (its rows' positions during a merge)."""
+        mark = self._marks.get(g)
+        if mark is None or mark.shape[0] != rows:
+            mark = self._marks[g] = np.full(rows, -1, np.int64)
         return mark
 
     def _private(self, j, g, a, group):
@@ -271,47 +272,66 @@ class ThreadTeam:
         mine = iter(self._private(j, g, a, group) for a in range(len(group.originals)))
         return tuple(next(mine) if arr.size else arr for arr in trio)
 
+    def _each(self, tasks):
+        """Run the callables ``tasks`` in the team's threads (each touches its own arrays)."""
+        self._pulled([(i,) for i in range(len(tasks))], lambda j, i: tasks[i]())
+
     def _merged(self, groups, order, batch_ptr, shares, call):
         """Run ``call`` for every share; with ``groups`` (deterministic), on private rows, then merge."""
         if not groups:
             return self._run(shares, call)
         from .thread_kernels import add_changes, apply_changes, copy_rows, gather_rows, touched_rows, union_rows
 
-        plans = []
+        n = len(shares)
+        touched = [[None] * n for _ in groups]
+        marks = [self._mark(g, group.arrays[0].shape[0]) for g, group in enumerate(groups)]
+        for j in range(n):  # made here, not in the tasks: the dict of buffers is not shared by threads
+            for g in range(len(groups)):
+                self._buffer(j, ("mark", g), marks[g], -1)
+                self._buffer(j, ("touched", g), marks[g])
+
+        def touch(g, j):
+            group = groups[g]
+            mark = self._buffer(j, ("mark", g), marks[g], -1)  # this thread's: all -1 again after
+            out = self._buffer(j, ("touched", g), mark)
+            b0, b1 = shares[j]
+            k = touched_rows(group.indices, group.indptr, order, batch_ptr[b0], batch_ptr[b1], mark, out)
+            touched[g][j] = out[:k]
+
+        tasks = []
         for g, group in enumerate(groups):
-            nrows = group.arrays[0].shape[0]
-            mark = self._mark(nrows)
-            if group.indices is None:
-                every = np.arange(nrows, dtype=np.int64)
-                touched = [every for _ in shares]
+            if group.indices is None:  # a dense parameter: every row
+                touched[g] = [np.arange(group.arrays[0].shape[0], dtype=np.int64)] * n
             else:
-                touched = []
-                for j, (b0, b1) in enumerate(shares):
-                    out = self._buffer(j, ("touched", g), mark)
-                    n = touched_rows(group.indices, group.indptr, order, batch_ptr[b0], batch_ptr[b1], mark, out)
-                    touched.append(out[:n])
-            union = np.empty(sum(t.shape[0] for t in touched), np.int64)
-            union = union[:union_rows(np.concatenate(touched), mark, union)]
-            mark[union] = -1
-            olds = []
-            for a, arr in enumerate(group.arrays):
-                old = np.empty((union.shape[0], arr.shape[1]), np.float64)
-                gather_rows(arr, union, old)
-                olds.append(old)
-                for j in range(1, len(shares)):  # private copies start from the block's values
-                    copy_rows(arr, self._private(j, g, a, group).reshape(arr.shape), touched[j])
-            plans.append((touched, union, olds))
+                tasks += [lambda g=g, j=j: touch(g, j) for j in range(n)]
+        self._each(tasks)
+        unions, olds = [], {}
+        for g in range(len(groups)):
+            rows = np.concatenate(touched[g])
+            union = np.empty(rows.shape[0], np.int64)
+            unions.append(union[:union_rows(rows, marks[g], union)])  # marks[g][r]: r's position, until the merge
+
+        def save(g, a):
+            arr = groups[g].arrays[a]
+            old = olds[(g, a)] = np.empty((unions[g].shape[0], arr.shape[1]), np.float64)
+            gather_rows(arr, unions[g], old)
+            for j in range(1, n):  # private copies start from the round's values
+                copy_rows(arr, self._private(j, g, a, groups[g]).reshape(arr.shape), touched[g][j])
+
+        def merge(g, a):
+            arr = groups[g].arrays[a]
+            old = olds[(g, a)]
+            acc = np.zeros_like(old)
+            cnt = np.zeros(old.shape[0], np.float64)
+            for j in range(n):  # in thread order: the same sums on every run
+                mine = arr if j == 0 else self._private(j, g, a, groups[g]).reshape(arr.shape)
+                add_changes(mine, touched[g][j], marks[g], old, acc, cnt)
+            apply_changes(arr, unions[g], old, acc, cnt, a > 0)  # weights: the sum; states: the mean
+
+        pairs = [(g, a) for g, group in enumerate(groups) for a in range(len(group.arrays))]
+        self._each([lambda g=g, a=a: save(g, a) for g, a in pairs])
         results = self._run(shares, call)
-        for g, group in enumerate(groups):
-            touched, union, olds = plans[g]
-            mark = self._mark(group.arrays[0].shape[0])
-            union_rows(union, mark, np.empty_like(union))  # mark[r]: r's position in union
-            for a, arr in enumerate(group.arrays):
-                acc = np.zeros_like(olds[a])
-                cnt = np.zeros(union.shape[0], np.float64)
-                for j in range(len(shares)):  # in thread order: the same sums on every run
-                    mine = arr if j == 0 else self._private(j, g, a, group).reshape(arr.shape)
-                    add_changes(mine, touched[j], mark, olds[a], acc, cnt)
-                apply_changes(arr, union, olds[a], acc, cnt, a > 0)  # weights: the sum; states: the mean
+        self._each([lambda g=g, a=a: merge(g, a) for g, a in pairs])
+        for union, mark in zip(unions, marks):
             mark[union] = -1
         return results
