@@ -18,20 +18,23 @@ import click
               "(default: logistic for binary, linear for regression, softmax for multiclass).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The config file to write.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def init_command(data, task, preset, out, force):
-    """Look at DATA (format, rows, features, index base, label values) and write a commented config
-    that `sparsetrain fit` runs as is."""
+@click.option("--label", metavar="COLUMN", help="CSV/TSV: the label column (default: a header name such as "
+              "label, click or target, else the first column).")
+def init_command(data, task, preset, out, force, label):
+    """Look at DATA (LibSVM: rows, features, index base, label values; CSV/TSV: also the delimiter,
+    header, label column and numeric vs categorical columns; Vowpal Wabbit: the namespaces) and
+    write a commented config that `sparsetrain fit` runs as is."""
     from .cli import _run
 
-    sys.exit(_run(_init, data, task, preset, out, force))
+    sys.exit(_run(_init, data, task, preset, out, force, label))
 
 
-def _init(data, task, preset, out, force) -> int:
+def _init(data, task, preset, out, force, label) -> int:
     from .config.starter import write_starter_config
 
     command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
-                       + ["--out", out])
-    _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command)
+                       + (["--label", label] if label else []) + ["--out", out])
+    _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command, label=label)
     click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
                f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
     return 0

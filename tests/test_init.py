@@ -16,7 +16,7 @@ from sparsetrain.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-TASK_OF = {"binary": "binary", "multiclass": "multiclass", "linreg": "regression"}
+TASK_OF = {"binary": "binary", "multiclass": "multiclass", "linreg": "regression", "criteo_like": "binary"}
 
 
 def _task(path: pathlib.Path) -> str:
@@ -34,12 +34,15 @@ def _fit(config, out, epochs=3):
     return result, records
 
 
-SHIPPED = sorted(p for p in DATA.glob("*.libsvm"))
+DATA_SUFFIXES = (".libsvm", ".tsv", ".csv", ".vw")
+SHIPPED = sorted(p for p in DATA.iterdir() if p.name.endswith(DATA_SUFFIXES))
 
 
 def test_every_shipped_data_file_is_covered():
     assert {p.name for p in SHIPPED} >= {"binary.libsvm", "binary_eval.libsvm", "linreg.libsvm", "multiclass.libsvm",
-                                         "multiclass_eval.libsvm"}
+                                         "multiclass_eval.libsvm", "criteo_like.tsv", "criteo_like_eval.tsv"}
+    # the rest of data/ is the generators' true weights, not data
+    assert all(p.suffix in (".npy", ".npz") for p in DATA.iterdir() if p not in SHIPPED)
 
 
 @pytest.mark.parametrize("data", SHIPPED, ids=lambda p: p.name)
@@ -120,3 +123,53 @@ def test_init_as_a_subprocess(tmp_path):
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load(config.read_text())["model"] == {"preset": "softmax", "classes": 5}
+
+
+def test_init_sniffs_a_csv_without_header_and_with_a_label_column_by_name(tmp_path):
+    rows = ["3.5,red,12,x y,1", "0.25,blue,,z,0", '1,"green, light",7,,1', "2,red,900,x y,0"] * 30
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    config = tmp_path / "model.yaml"
+    result = _init(tmp_path / "d.csv", "--task", "binary", "--out", config)
+    assert result.exit_code == 2 and "the label column 'label' holds '3.5'" not in result.output
+    assert "--task binary: " in result.output  # first column: four values, not a binary label
+    result = _init(tmp_path / "d.csv", "--task", "binary", "--label", "col4", "--out", config)
+    assert result.exit_code == 0, result.output
+    data = yaml.safe_load(config.read_text())["data"]
+    assert data["format"] == "csv" and data["csv"] == {"delimiter": ",", "header": False,
+                                                       "columns": ["label", "col1", "col2", "col3", "col4"]}
+    assert (data["label"], data["numeric"], data["categorical"]) == ("col4", ["label", "col2"], ["col1", "col3"])
+    assert data["log1p"] == ["col2"] and data["label_values"] == [0, 1]
+    fit, records = _fit(config, tmp_path / "run", epochs=2)
+    assert fit.exit_code == 0, fit.output
+
+
+def test_init_sniffs_vw_namespaces_labels_and_importance(tmp_path):
+    lines = []
+    for i in range(300):
+        y = 1 if i % 3 else -1
+        lines.append(f"{y}{' 2' if i % 10 == 0 else ''} 'r{i}|user u{i % 7} age:{i % 5} |item it{i % 11}\n")
+    (tmp_path / "d.vw").write_text("".join(lines))
+    config = tmp_path / "model.yaml"
+    result = _init(tmp_path / "d.vw", "--task", "binary", "--out", config)
+    assert result.exit_code == 0, result.output
+    text = config.read_text()
+    assert "# Data: vw, 300 rows, namespaces user, item, 30 rows with importance weights" in text
+    assert "# crosses: [[user, item]]" in text
+    data = yaml.safe_load(text)["data"]
+    assert data["format"] == "vw" and data["hash_bits"] == 18 and data["label_values"] == [-1, 1]
+    assert "num_features" not in data
+    fit, records = _fit(config, tmp_path / "run", epochs=3)
+    assert fit.exit_code == 0, fit.output
+    assert records[-1]["log_loss"] < records[0]["log_loss"]
+
+
+def test_init_refuses_csv_it_cannot_read(tmp_path):
+    (tmp_path / "ragged.csv").write_text("1,a\n0,b,c\n1\n")
+    result = _init(tmp_path / "ragged.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1 and "cannot tell the delimiter" in result.output
+    (tmp_path / "d.csv").write_text("y,n\nyes,1\nno,2\n")
+    result = _init(tmp_path / "d.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1 and "holds 'yes', not a number" in result.output
+    result = _init(tmp_path / "d.csv", "--task", "binary", "--label", "z", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 2 and "--label: no column 'z'" in result.output
+    assert not (tmp_path / "x.yaml").exists()

@@ -3,8 +3,8 @@
 A preset writes the graph a user would otherwise write by hand (the configs in ``configs/``):
 the data input is a CSR variable, weights that a ``sparse.dot`` reads are ``row_sparse`` (lazy
 updates of the rows a batch touches), every weight is sized by ``data.num_features`` (or
-``data.generate.features``, or ``2^data.hash_bits``). ``variables``, ``ops`` and ``loss`` given
-beside the preset extend it: a variable of the same name has its given keys replaced (e.g.
+``data.generate.features``, or ``2^data.hash_bits`` plus a CSV file's ``data.numeric`` columns).
+``variables``, ``ops`` and ``loss`` given beside the preset extend it: a variable of the same name has its given keys replaced (e.g.
 ``weight: {init: zero}``), an op of the same name is replaced and other ops are added, and the
 keys of ``loss`` replace the preset's (``loss: {op: LinearRegressionOutput}`` makes an ``fm``
 a regression model). The expanded document is what the run directory's ``config.yaml`` holds.
@@ -103,7 +103,8 @@ def _num_features(doc: dict) -> int:
             return value
     bits = data.get("hash_bits")
     if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 32:
-        return 2 ** bits
+        numeric = data.get("numeric")  # CSV/TSV only (validate_data refuses it for other formats)
+        return 2 ** bits + (len(numeric) if isinstance(numeric, list) else 0)
     raise ConfigError("data.num_features: required by model.preset (it sizes the weights); give the number of "
                       "features (`sparsetrain init DATA` writes it)")
 

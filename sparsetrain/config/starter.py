@@ -1,6 +1,8 @@
 """``sparsetrain init``: look at a data file and write a commented config that ``fit`` runs as is.
 
-:func:`sniff` reads the data once (format, rows, feature count, index base, label values);
+:func:`sniff` reads the data once (format, rows, feature count, index base, label values; for
+CSV/TSV the delimiter, header, label column and column types from the first lines, for Vowpal
+Wabbit the namespaces — :mod:`.sniff_text`);
 :func:`starter_config` turns that into YAML text for a task (``binary``, ``regression`` or
 ``multiclass``) and a model preset (default: ``logistic``, ``linear``, ``softmax``);
 :func:`write_starter_config` checks the pair, writes the file atomically (never over an existing
@@ -46,6 +48,10 @@ class DataSummary:
     distinct_labels: int = 0
     label_min: float = 0.0
     label_max: float = 0.0
+    csv: object = None  # CSV/TSV: the sniffed :class:`~.sniff_text.CSVLayout`
+    namespaces: list[str] = field(default_factory=list)  # Vowpal Wabbit: the named namespaces seen
+    hash_bits: int | None = None  # CSV/TSV and VW: the buckets chosen for hashed features
+    weighted_rows: int = 0  # Vowpal Wabbit: rows with an importance weight other than 1
 
     @property
     def integer_labels(self) -> bool:
@@ -64,38 +70,78 @@ def data_format(path: str) -> str:
     return "libsvm"
 
 
-def sniff(path: str) -> DataSummary:
-    """Read ``path`` once, chunk by chunk (bounded memory): rows, features (largest index + 1), the index
-    base (zero-based when an index 0 occurs, as scikit-learn decides), the label values (up to
-    ``_MAX_DISTINCT`` distinct ones are told apart). ``DataFormatError`` for unreadable data."""
-    from ..io import LibSVMReader
+class _Labels:
+    """The label values of a file, block by block (up to ``_MAX_DISTINCT`` distinct ones told apart)."""
 
+    def __init__(self):
+        self.values: set = set()
+        self.lo, self.hi = np.inf, -np.inf
+
+    def add(self, y) -> None:
+        if y.size:
+            self.lo, self.hi = min(self.lo, float(y.min())), max(self.hi, float(y.max()))
+            if len(self.values) <= _MAX_DISTINCT:
+                self.values.update(np.unique(y).tolist())
+
+    def fill(self, s: DataSummary) -> DataSummary:
+        ordered = sorted(self.values)
+        s.labels, s.distinct_labels = [float(v) for v in ordered[:_MAX_DISTINCT]], len(ordered)
+        s.label_min, s.label_max = float(self.lo), float(self.hi)
+        return s
+
+
+def sniff(path: str, label: str | None = None) -> DataSummary:
+    """Read ``path`` once, chunk by chunk (bounded memory): rows, features, the label values (up to
+    ``_MAX_DISTINCT`` distinct ones are told apart). LibSVM: features = largest index + 1 and the
+    index base (zero-based when an index 0 occurs, as scikit-learn decides). CSV/TSV and Vowpal Wabbit:
+    the layout from the first lines (:mod:`.sniff_text`; ``label``: the CSV label column by name),
+    then the whole file through the compiled reader with it. ``DataFormatError`` for unreadable data."""
     fmt = data_format(path)
     if fmt != "libsvm":
-        raise DataFormatError(f"{path}: init reads LibSVM data; {fmt.upper()} files are not supported by this "
-                              "version")
+        return _sniff_hashed(path, fmt, label)
+    from ..io import LibSVMReader
+
+    if label is not None:
+        raise ConfigError("--label: names a CSV/TSV column; a LibSVM label is the first token of each line")
     rows = nnz = 0
     lo, hi = None, -1
-    values: set = set()
-    label_min, label_max = np.inf, -np.inf
+    labels = _Labels()
     for block in LibSVMReader(path, zero_based=True, num_labels=1):  # raw indices: the base is decided below
         rows += block.num_rows
         nnz += block.nnz
         if block.nnz:
             lo = int(block.indices.min()) if lo is None else min(lo, int(block.indices.min()))
             hi = max(hi, int(block.indices.max()))
-        y = block.labels.ravel()
-        if y.size:
-            label_min, label_max = min(label_min, float(y.min())), max(label_max, float(y.max()))
-            if len(values) <= _MAX_DISTINCT:
-                values.update(np.unique(y).tolist())
+        labels.add(block.labels.ravel())
     if rows == 0:
         raise DataFormatError(f"{path}: no data rows (the file is empty or only has comments)")
     zero_based = lo is None or lo == 0
     num_features = max(hi + 1 if zero_based else hi, 1)
-    ordered = sorted(values)
-    return DataSummary(path, fmt, rows, num_features, zero_based, nnz, [float(v) for v in ordered[:_MAX_DISTINCT]],
-                       len(ordered), float(label_min), float(label_max))
+    return labels.fill(DataSummary(path, fmt, rows, num_features, zero_based, nnz))
+
+
+def _sniff_hashed(path: str, fmt: str, label: str | None) -> DataSummary:
+    from . import sniff_text
+
+    layout, namespaces = None, []
+    if fmt == "csv":
+        layout = sniff_text.sniff_csv(path, label)
+        bits = layout.hash_bits
+    else:
+        if label is not None:
+            raise ConfigError("--label: names a CSV/TSV column; a Vowpal Wabbit label is the first token of each line")
+        namespaces = sniff_text.sniff_vw_namespaces(path)
+        bits = sniff_text.DEFAULT_HASH_BITS
+    rows, nnz, blocks, weighted = sniff_text.hashed_summary(path, fmt, layout, bits)
+    if rows == 0:
+        raise DataFormatError(f"{path}: no data rows")
+    labels = _Labels()
+    for y in blocks:
+        labels.add(y)
+    num_features = (1 << bits) + (len(layout.numeric) if layout is not None else 0)
+    s = DataSummary(path, fmt, rows, num_features, True, nnz, csv=layout, namespaces=namespaces, hash_bits=bits,
+                    weighted_rows=weighted)
+    return labels.fill(s)
 
 
 def _num(v: float):
@@ -144,20 +190,23 @@ def starter_config(s: DataSummary, task: str, preset: str | None, out: str, comm
     keys = _check_task(s, task)
     train = _data_path(s.path, out)
     opt, lr = _OPTIMIZER[task]
-    base = "zero-based" if s.zero_based else "one-based"
     lines = [
         f"# Written by `{command or 'sparsetrain init'}`.",
-        f"# Data: {s.format}, {s.rows} rows, {s.num_features} features ({base} indices), {s.nnz} non-zeros, "
-        f"labels {_labels_text(s)}.",
+        f"# Data: {_data_text(s)}, {s.nnz} non-zeros, labels {_labels_text(s)}.",
         f"# Train it: sparsetrain fit {out}",
         f"# See the model's graph: sparsetrain infer-stypes {out}",
         "data:",
         _line(f"  train: {_yaml(train)}", "a relative path is read from this file's directory"),
         _line("  eval: null", "a held-out file scored after every epoch"),
-        _line(f"  num_features: {s.num_features}", "largest feature index + 1; eval/predict data must fit it"),
-        _line(f"  zero_based: {'true' if s.zero_based else 'false'}",
-              f"feature indices start at {0 if s.zero_based else 1}"),
     ]
+    if s.format == "libsvm":
+        lines += [
+            _line(f"  num_features: {s.num_features}", "largest feature index + 1; eval/predict data must fit it"),
+            _line(f"  zero_based: {'true' if s.zero_based else 'false'}",
+                  f"feature indices start at {0 if s.zero_based else 1}"),
+        ]
+    else:
+        lines += _hashed_lines(s)
     if "label_values" in keys:
         neg, pos = keys["label_values"]
         lines.append(_line(f"  label_values: [{neg}, {pos}]", f"binary labels: {neg} → 0, {pos} → 1 (the larger "
@@ -192,7 +241,63 @@ def starter_config(s: DataSummary, task: str, preset: str | None, out: str, comm
     return "\n".join(lines)
 
 
+def _data_text(s: DataSummary) -> str:
+    if s.format == "libsvm":
+        base = "zero-based" if s.zero_based else "one-based"
+        return f"libsvm, {s.rows} rows, {s.num_features} features ({base} indices)"
+    if s.format == "csv":
+        from .sniff_text import display_delimiter
+
+        c = s.csv
+        return (f"csv ({display_delimiter(c.delimiter)}-separated, {'a header line' if c.header else 'no header'}), "
+                f"{s.rows} rows, {len(c.numeric)} numeric + {len(c.categorical)} categorical columns")
+    weighted = f", {s.weighted_rows} rows with importance weights" if s.weighted_rows else ""
+    return f"vw, {s.rows} rows, namespaces {', '.join(s.namespaces) or '(default only)'}{weighted}"
+
+
+def _flow(names) -> str:
+    return "[" + ", ".join(_yaml(n) for n in names) + "]"
+
+
+def _hashed_lines(s: DataSummary) -> list[str]:
+    """The ``data`` keys of a CSV/TSV or Vowpal Wabbit file (hashing instead of ``num_features``)."""
+    lines = [_line(f"  format: {s.format}", "csv: CSV/TSV with the columns below; vw: Vowpal Wabbit text")]
+    if s.format == "csv":
+        c = s.csv
+        if c.header:
+            lines.append(_line(f"  csv: {{delimiter: {_yaml(c.delimiter)}, header: true}}", "names from line 1"))
+        else:
+            lines.append(_line(f"  csv: {{delimiter: {_yaml(c.delimiter)}, header: false,",
+                               "no header line: the columns in file order"))
+            lines.append(f"        columns: {_flow(c.columns)}}}")
+        lines.append(_line(f"  label: {_yaml(c.label)}", "a number per row"))
+        lines.append(_line(f"  numeric: {_flow(c.numeric)}", "one feature each (the value)"))
+        if c.log1p:
+            lines.append(_line(f"  log1p: {_flow(c.log1p)}", "counts (integers >= 0 up to 100 and more): "
+                               "sign(x)·log(1+|x|)"))
+        lines.append(_line(f"  categorical: {_flow(c.categorical)}", "strings hashed into 2**hash_bits buckets"))
+        if c.ignored:
+            lines.append(f"  # not used (empty in the first rows): {', '.join(c.ignored)}")
+        if len(c.categorical) >= 2:
+            a, b = c.categorical[:2]
+            lines.append(_line(f"  # crosses: [[{_yaml(a)}, {_yaml(b)}]]", "hashed pairwise crosses of categorical "
+                               "columns"))
+        lines.append(_line(f"  hash_bits: {c.hash_bits}", f"{c.distinct} distinct categorical values in the first "
+                           f"rows; num_features = 2**{c.hash_bits} + {len(c.numeric)}"))
+    else:
+        if len(s.namespaces) >= 2:
+            a, b = s.namespaces[:2]
+            lines.append(_line(f"  # crosses: [[{_yaml(a)}, {_yaml(b)}]]", f"as vw -q: every feature of {a} "
+                               f"times every feature of {b}"))
+        lines.append(_line(f"  hash_bits: {s.hash_bits}", f"as vw -b {s.hash_bits}: num_features = 2**{s.hash_bits}"))
+    return lines
+
+
 def _line(text: str, comment: str) -> str:
+    """``text`` with ``comment`` at column 35, or on the line above when ``text`` is long."""
+    if len(text) > 60:
+        indent = text[: len(text) - len(text.lstrip())]
+        return f"{indent}# {comment}\n{text}"
     return f"{text.ljust(34)} # {comment}"
 
 
@@ -213,9 +318,10 @@ def _yaml(value: str) -> str:
 
 
 def write_starter_config(data: str, task: str, out: str, preset: str | None = None, force: bool = False,
-                         command: str = "") -> tuple[str, DataSummary]:
+                         command: str = "", label: str | None = None) -> tuple[str, DataSummary]:
     """Sniff ``data``, write the config to ``out`` (atomically; an existing file only with ``force``) and
-    check that it loads. Returns ``(text, summary)``."""
+    check that it loads. ``label``: a CSV/TSV file's label column (default: sniffed). Returns
+    ``(text, summary)``."""
     from ..fileio import write_atomic
     from .load import load_config
 
@@ -225,7 +331,7 @@ def write_starter_config(data: str, task: str, out: str, preset: str | None = No
         raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
     if task not in TASKS:
         raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
-    summary = sniff(data)
+    summary = sniff(data, label)
     text = starter_config(summary, task, preset, out, command)
     write_atomic(out, text)
     load_config(out)  # what fit does first: a config init writes is one fit accepts

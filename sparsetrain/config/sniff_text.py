@@ -1,0 +1,194 @@
+"""What ``sparsetrain init`` reads from the first lines of a CSV/TSV or Vowpal Wabbit file.
+
+:func:`sniff_csv` looks at a sample (the first :data:`SAMPLE_BYTES`, whole lines) and decides the
+delimiter (the one among tab, comma, semicolon and ``|`` that splits every line into the same
+number of fields, more than one; the file name's default on a tie), the header (the first line
+has no number where the label column has numbers below), the label column (a header name such as
+``label``/``click``/``target``, else the first column), and each other column's type: numeric when
+every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
+(integers >= 0 reaching 100) get ``log1p``. :func:`sniff_vw_namespaces` lists the named namespaces
+of a Vowpal Wabbit sample. Fields are split by Python's ``csv`` module, as the CSV reader does.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..base import DataFormatError
+
+SAMPLE_BYTES = 1 << 20
+SAMPLE_LINES = 2000
+DELIMITERS = ("\t", ",", ";", "|")
+_SHOWN = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'"}
+LABEL_NAMES = ("label", "labels", "click", "clicked", "clicks", "is_click", "target", "y", "class", "outcome")
+DEFAULT_HASH_BITS = 18
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*\Z")
+
+
+@dataclass
+class CSVLayout:
+    """The ``data.*`` CSV keys :func:`sniff_csv` decided."""
+
+    delimiter: str
+    header: bool
+    columns: list[str]
+    label: str
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    log1p: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # columns empty in the whole sample
+    hash_bits: int = DEFAULT_HASH_BITS
+    distinct: int = 0  # distinct categorical values in the sample
+
+    def schema(self):
+        """The layout as an ``io.csv_reader.CSVSchema``."""
+        from ..io.csv_reader import CSVSchema
+
+        return CSVSchema(columns=None if self.header else self.columns, label=self.label, numeric=self.numeric,
+                         categorical=self.categorical, hash_bits=self.hash_bits, log1p=self.log1p,
+                         delimiter=self.delimiter, header=self.header, key="data")
+
+
+def read_sample(path: str) -> list[str]:
+    """The first whole lines of ``path`` (at most :data:`SAMPLE_LINES`, about :data:`SAMPLE_BYTES`;
+    ``.gz``/``.bz2`` decompressed), blank lines dropped."""
+    from ..io.chunks import open_data
+
+    with open_data(path) as f:
+        raw = f.read(SAMPLE_BYTES)
+        more = bool(f.read(1))
+    text = raw.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if more and len(lines) > 1:
+        lines = lines[:-1]  # a partial last line
+    lines = [ln.rstrip("\r") for ln in lines if ln.strip()]
+    if not lines:
+        raise DataFormatError(f"{path}: no data rows (the file is empty)")
+    return lines[:SAMPLE_LINES]
+
+
+def _is_number(value: str) -> bool:
+    return bool(_NUMBER.match(value))
+
+
+def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO("\n".join(lines) + "\n", newline=""), delimiter=delimiter, quotechar='"'))
+
+
+def _default_delimiter(path: str) -> str:
+    name = path.lower()
+    for ext in (".gz", ".bz2"):
+        name = name.removesuffix(ext)
+    return "\t" if name.endswith(".tsv") else ","
+
+
+def _pick_delimiter(path: str, lines: list[str]) -> tuple[str, list[list[str]]]:
+    default = _default_delimiter(path)
+    best = None
+    for d in sorted(DELIMITERS, key=lambda d: d != default):  # the name's default wins a tie
+        rows = _split(lines, d)
+        widths = {len(r) for r in rows}
+        if len(widths) == 1 and next(iter(widths)) > 1 and (best is None or len(rows[0]) > len(best[1][0])):
+            best = (d, rows)
+    if best is None:
+        raise DataFormatError(f"{path}: cannot tell the delimiter: none of "
+                              f"{', '.join(_SHOWN[d] for d in DELIMITERS)} splits the first {len(lines)} lines into "
+                              "the same number of fields (give data.csv.delimiter and columns by hand)")
+    return best
+
+
+def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
+    """The CSV layout of ``path`` from its first lines (see the module docstring); ``label``: the
+    label column's name (header files) or ``None`` to decide. ``DataFormatError`` when no
+    layout fits."""
+    lines = read_sample(path)
+    delimiter, rows = _pick_delimiter(path, lines)
+    width = len(rows[0])
+    first = rows[0]
+    body = rows[1:]
+    numeric_below = [bool(body) and all(_is_number(r[i]) for r in body if r[i].strip())
+                     and any(r[i].strip() for r in body) for i in range(width)]
+    header = (len(set(first)) == width and all(f.strip() and not _is_number(f) for f in first)
+              and any(numeric_below))
+    if header:
+        columns = [f.strip() for f in first]
+    else:
+        columns = ["label"] + [f"col{i}" for i in range(1, width)]
+        body = rows
+    if label is None:
+        lower = [c.lower() for c in columns]
+        label = next((columns[lower.index(n)] for n in LABEL_NAMES if n in lower), columns[0])
+    elif label not in columns:
+        from ..base import ConfigError, did_you_mean
+
+        raise ConfigError(f"--label: no column {label!r} in {path}{did_you_mean(label, columns)}")
+    li = columns.index(label)
+    bad = next((r[li] for r in body if not _is_number(r[li])), None)
+    if bad is not None:
+        raise DataFormatError(f"{path}: the label column {label!r} holds {bad!r}, not a number (labels are numbers; "
+                              "pick another column with --label)")
+    layout = CSVLayout(delimiter, header, columns, label)
+    values: set = set()
+    for i, name in enumerate(columns):
+        if i == li:
+            continue
+        seen = [r[i].strip() for r in body if r[i].strip()]
+        if not seen:
+            layout.ignored.append(name)
+        elif all(_is_number(v) for v in seen):
+            layout.numeric.append(name)
+            nums = [float(v) for v in seen]
+            if all(v >= 0 and v.is_integer() for v in nums) and max(nums) >= 100:
+                layout.log1p.append(name)
+        else:
+            layout.categorical.append(name)
+            values.update((i, v) for v in seen)
+    layout.distinct = len(values)
+    # about 4 buckets per distinct value seen (more values come after the sample), at least 2**18
+    layout.hash_bits = min(24, max(DEFAULT_HASH_BITS, math.ceil(math.log2(max(1, 4 * len(values))))))
+    return layout
+
+
+def sniff_vw_namespaces(path: str) -> list[str]:
+    """The named namespaces of the first lines of a Vowpal Wabbit file, in order of appearance."""
+    names: list[str] = []
+    for line in read_sample(path):
+        for seg in line.split("|")[1:]:
+            name = re.split(r"[\s:]", seg, maxsplit=1)[0]
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def hashed_summary(path: str, fmt: str, layout: CSVLayout | None, hash_bits: int):
+    """Read the whole file with the compiled reader of its format: ``(rows, nnz, label blocks,
+    importance-weighted rows)``; errors are the reader's (file:line)."""
+    if fmt == "csv":
+        from ..io.csv_reader import CSVReader
+
+        reader = CSVReader(path, layout.schema())
+    else:
+        from ..io.vw_reader import VWReader
+
+        reader = VWReader(path, hash_bits)
+    rows = nnz = weighted = 0
+    labels = []
+    for block in reader:
+        rows += block.num_rows
+        nnz += block.nnz
+        labels.append(block.labels.ravel())
+        w = getattr(block, "weights", None)
+        if w is not None:
+            weighted += int((w != 1).sum())
+    return rows, nnz, labels, weighted
+
+
+def display_delimiter(d: str) -> str:
+    return _SHOWN[d]
+
+
+__all__ = ["CSVLayout", "sniff_csv", "sniff_vw_namespaces", "hashed_summary", "read_sample",
+           "display_delimiter", "SAMPLE_BYTES", "SAMPLE_LINES"]
