@@ -117,6 +117,31 @@ def _sort_merge(indices, data, a, b):
 
 
 @njit(cache=True, nogil=True)
+def _sort_count(indices, data, a, b):
+    """Sort ``indices[a:b]`` (entries of value 1) and merge repeated ids into one entry whose value is
+    their count; returns the new end. Only the ids move: cheaper than :func:`_sort_merge`."""
+    for i in range(a + 1, b):
+        k = indices[i]
+        j = i - 1
+        while j >= a and indices[j] > k:
+            indices[j + 1] = indices[j]
+            j -= 1
+        indices[j + 1] = k
+    if b == a:
+        return b
+    w = a
+    data[w] = 1.0
+    for i in range(a + 1, b):
+        if indices[i] == indices[w]:
+            data[w] += 1.0
+        else:
+            w += 1
+            indices[w] = indices[i]
+            data[w] = 1.0
+    return w + 1
+
+
+@njit(cache=True, nogil=True)
 def _fail(info, code, start, end, aux, rows, nslow):
     info[I_ROWS] = rows
     info[I_NSLOW] = nslow
@@ -124,6 +149,167 @@ def _fail(info, code, start, end, aux, rows, nslow):
     info[I_ERR_START] = start
     info[I_ERR_END] = end
     info[I_ERR_AUX] = aux
+
+
+@njit(cache=True, nogil=True)
+def _split_plain(buf, p, delim, quote, fs, fe, ncols):
+    """Split the line at ``buf[p:]`` into the field spans ``fs``/``fe`` (in ``buf``) when no field
+    starts with a quote: ``(newline index, status)``, status 0 ok, 1 a field starts with a quote
+    (split it again with :func:`_split_quoted`), 2 more fields than columns. Missing trailing
+    fields are empty; a ``\\r`` before the newline is dropped."""
+    col = 0
+    q = p
+    while True:
+        if buf[q] == quote:
+            return q, 1
+        start = q
+        c = buf[q]
+        while c != delim and c != 10:
+            q += 1
+            c = buf[q]
+        if col >= ncols:
+            while buf[q] != 10:
+                q += 1
+            return q, 2
+        fs[col] = start
+        fe[col] = q
+        col += 1
+        if c == 10:
+            break
+        q += 1
+    if q > p and buf[q - 1] == 13:
+        fe[col - 1] -= 1
+    for c in range(col, ncols):
+        fs[c] = 0
+        fe[c] = 0
+    return q, 0
+
+
+@njit(cache=True, nogil=True)
+def _split_quoted(buf, p, le, delim, quote, scratch, fs, fe, rs, re_, ncols):
+    """Split ``buf[p:le]`` as the ``csv`` module does, unquoting into ``scratch``: the field spans
+    ``fs``/``fe`` (in ``scratch``) and ``rs``/``re_`` (raw, in ``buf``). Returns ``(code, start,
+    aux)``: OK, or E_FIELDS / E_QUOTE with the error's start and aux."""
+    for c in range(ncols):
+        fs[c] = 0
+        fe[c] = 0
+    col = 0
+    q = p
+    s = 0
+    while True:
+        if col >= ncols:
+            return E_FIELDS, p, ncols
+        start = s
+        raw = q
+        if q < le and buf[q] == quote:
+            q += 1
+            closed = False
+            while q < le:
+                ch = buf[q]
+                if ch == quote:
+                    if q + 1 < le and buf[q + 1] == quote:
+                        scratch[s] = quote
+                        s += 1
+                        q += 2
+                        continue
+                    q += 1
+                    closed = True
+                    break
+                scratch[s] = ch
+                s += 1
+                q += 1
+            if not closed:
+                return E_QUOTE, raw, col
+        while q < le and buf[q] != delim:
+            scratch[s] = buf[q]
+            s += 1
+            q += 1
+        fs[col] = start
+        fe[col] = s
+        rs[col] = raw
+        re_[col] = q
+        col += 1
+        if q < le:
+            q += 1
+            continue
+        return OK, 0, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _field_number(src, s, e, value_limit, raw_s, raw_e, slow_kind, slow_pos, slow, nslow, e_bad, e_nonfinite,
+                  e_range):
+    """``(value, code, nslow)`` of the number ``src[s:e]``: code OK or ``e_bad``/``e_nonfinite``/
+    ``e_range``; a number too long for the fast parser is listed in ``slow`` as ``(slow_kind,
+    slow_pos, raw_s, raw_e)`` and its value is 1 (replaced by the caller, never dropped as a 0)."""
+    v, r, st = parse_float(src, s, e)
+    if st == NOT_A_NUMBER or r != e:
+        return v, e_bad, nslow
+    if st == NONFINITE:
+        return v, e_nonfinite, nslow
+    if abs(v) >= value_limit:
+        return v, e_range, nslow
+    if st == SLOW:
+        if nslow < slow.shape[0]:
+            slow[nslow, 0] = slow_kind
+            slow[nslow, 1] = slow_pos
+            slow[nslow, 2] = raw_s
+            slow[nslow, 3] = raw_e
+        return 1.0, OK, nslow + 1
+    return v, OK, nslow
+
+
+@njit(cache=True, nogil=True)
+def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
+              prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
+              nnz, slow, nslow):
+    """The label and entries of one split row (fields ``src[fs[c]:fe[c]]``, raw spans ``rs``/``re_``
+    in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``."""
+    mask = hash_size - 1
+    # ---- the label
+    ls, lend = _strip(src, fs[label_col], fe[label_col])
+    if ls == lend:
+        return E_LABEL_MISSING, line_start, le, label_col, nnz, nslow
+    v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL, rows,
+                                   slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
+    if code != OK:
+        return code, rs[label_col], re_[label_col], label_col, nnz, nslow
+    labels[rows] = v
+    # ---- hashed features (value 1): categorical columns and crosses, then sorted and counted
+    row_start = nnz
+    for i in range(len(cat_cols)):
+        c = cat_cols[i]
+        if fe[c] > fs[c]:
+            h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
+            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+            nnz += 1
+    for i in range(len(cross_a)):
+        a = cross_a[i]
+        b = cross_b[i]
+        if fe[a] > fs[a] and fe[b] > fs[b]:
+            h, cr, nc, ln = _hash_field(prefix_states, a, src, fs[a], fe[a])
+            h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
+            h, cr, nc, ln = mm_feed(h, cr, nc, ln, src, fs[b], fe[b])
+            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+            nnz += 1
+    nnz = _sort_count(indices, data, row_start, nnz)
+    # ---- numeric columns, after every hashed id
+    for k in range(len(num_cols)):
+        c = num_cols[k]
+        vs, ve = _strip(src, fs[c], fe[c])
+        if vs == ve:
+            continue
+        v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow, nslow,
+                                       E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
+        if code != OK:
+            return code, rs[c], re_[c], c, nnz, nslow
+        if v == 0.0:
+            continue
+        if log1p[k]:
+            v = _signed_log1p(v)
+        indices[nnz] = hash_size + k
+        data[nnz] = v
+        nnz += 1
+    return OK, 0, 0, 0, nnz, nslow
 
 
 @njit(cache=True, nogil=True)
@@ -141,6 +327,9 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     the rows (``indptr[1:]``, offset by ``nnz_base``); labels: room for the rows. slow:
     (k, 4) table of (kind, position, raw field start, end) numbers for the caller to convert.
     skip_first: the first line is a header. Returns ``info`` (I_* slots).
+
+    A line in which no field starts with a quote is split in place (its fields are spans of
+    ``buf``); one with a quoted field is unquoted into ``scratch`` first.
     """
     n = len(buf)
     info = np.zeros(N_INFO, np.int64)
@@ -151,12 +340,10 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         return info
     ncols = len(roles)
     hash_size = np.int64(1) << hash_bits
-    mask = hash_size - 1
-    fs = np.empty(ncols, np.int64)  # field spans in scratch (unquoted)
+    fs = np.empty(ncols, np.int64)  # field spans (in buf, or in scratch for a quoted line)
     fe = np.empty(ncols, np.int64)
     rs = np.empty(ncols, np.int64)  # raw spans in buf (for messages)
     re_ = np.empty(ncols, np.int64)
-    slow_cap = slow.shape[0]
     nslow = 0
     rows = 0
     nnz = 0
@@ -169,9 +356,10 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         lines = 1
     while p < n:
         line_start = p
-        e = p
-        while buf[e] != 10:
-            e += 1
+        e, status = _split_plain(buf, p, delim, quote, fs, fe, ncols)
+        if status == 1:
+            while buf[e] != 10:
+                e += 1
         if e - line_start > max_line:
             _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
             return info
@@ -182,121 +370,25 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             p = e + 1
             lines += 1
             continue
-        for c in range(ncols):
-            fs[c] = 0
-            fe[c] = 0
-        col = 0
-        q = p
-        s = 0
-        while True:
-            if col >= ncols:
-                _fail(info, E_FIELDS, line_start, le, ncols, rows, nslow)
-                return info
-            start = s
-            raw = q
-            if q < le and buf[q] == quote:
-                q += 1
-                closed = False
-                while q < le:
-                    ch = buf[q]
-                    if ch == quote:
-                        if q + 1 < le and buf[q + 1] == quote:
-                            scratch[s] = quote
-                            s += 1
-                            q += 2
-                            continue
-                        q += 1
-                        closed = True
-                        break
-                    scratch[s] = ch
-                    s += 1
-                    q += 1
-                if not closed:
-                    _fail(info, E_QUOTE, raw, le, col, rows, nslow)
-                    return info
-            while q < le and buf[q] != delim:
-                scratch[s] = buf[q]
-                s += 1
-                q += 1
-            fs[col] = start
-            fe[col] = s
-            rs[col] = raw
-            re_[col] = q
-            col += 1
-            if q < le:
-                q += 1
-                continue
-            break
-        # ---- the label
-        ls, lend = _strip(scratch, fs[label_col], fe[label_col])
-        if ls == lend:
-            _fail(info, E_LABEL_MISSING, line_start, le, label_col, rows, nslow)
+        if status == 2:
+            _fail(info, E_FIELDS, line_start, le, ncols, rows, nslow)
             return info
-        v, r, st = parse_float(scratch, ls, lend)
-        if st == NOT_A_NUMBER or r != lend:
-            _fail(info, E_LABEL, rs[label_col], re_[label_col], label_col, rows, nslow)
+        if status == 0:
+            code, es, ee, aux, nnz, nslow = _emit_row(
+                buf, fs, fe, fs, fe, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
+                prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
+                nnz, slow, nslow)
+        else:
+            code, es, aux = _split_quoted(buf, p, le, delim, quote, scratch, fs, fe, rs, re_, ncols)
+            ee = le
+            if code == OK:
+                code, es, ee, aux, nnz, nslow = _emit_row(
+                    scratch, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
+                    prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels,
+                    rows, nnz, slow, nslow)
+        if code != OK:
+            _fail(info, code, es, ee, aux, rows, nslow)
             return info
-        if st == NONFINITE or abs(v) >= value_limit:
-            code = E_LABEL_NONFINITE if st == NONFINITE else E_LABEL_RANGE
-            _fail(info, code, rs[label_col], re_[label_col], label_col, rows, nslow)
-            return info
-        if st == SLOW:
-            if nslow < slow_cap:
-                slow[nslow, 0] = SLOW_LABEL
-                slow[nslow, 1] = rows
-                slow[nslow, 2] = rs[label_col]
-                slow[nslow, 3] = re_[label_col]
-            nslow += 1
-        labels[rows] = v
-        # ---- hashed features: categorical columns and crosses, then sorted
-        row_start = nnz
-        for i in range(len(cat_cols)):
-            c = cat_cols[i]
-            if fe[c] > fs[c]:
-                h, cr, nc, ln = _hash_field(prefix_states, c, scratch, fs[c], fe[c])
-                indices[nnz] = mm_finish(h, cr, nc, ln) & mask
-                data[nnz] = 1.0
-                nnz += 1
-        for i in range(len(cross_a)):
-            a = cross_a[i]
-            b = cross_b[i]
-            if fe[a] > fs[a] and fe[b] > fs[b]:
-                h, cr, nc, ln = _hash_field(prefix_states, a, scratch, fs[a], fe[a])
-                h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
-                h, cr, nc, ln = mm_feed(h, cr, nc, ln, scratch, fs[b], fe[b])
-                indices[nnz] = mm_finish(h, cr, nc, ln) & mask
-                data[nnz] = 1.0
-                nnz += 1
-        nnz = _sort_merge(indices, data, row_start, nnz)
-        # ---- numeric columns, after every hashed id
-        for k in range(len(num_cols)):
-            c = num_cols[k]
-            vs, ve = _strip(scratch, fs[c], fe[c])
-            if vs == ve:
-                continue
-            v, r, st = parse_float(scratch, vs, ve)
-            if st == NOT_A_NUMBER or r != ve:
-                _fail(info, E_VALUE, rs[c], re_[c], c, rows, nslow)
-                return info
-            if st == NONFINITE or abs(v) >= value_limit:
-                code = E_VALUE_NONFINITE if st == NONFINITE else E_VALUE_RANGE
-                _fail(info, code, rs[c], re_[c], c, rows, nslow)
-                return info
-            if st == SLOW:
-                if nslow < slow_cap:
-                    slow[nslow, 0] = SLOW_VALUE
-                    slow[nslow, 1] = nnz
-                    slow[nslow, 2] = rs[c]
-                    slow[nslow, 3] = re_[c]
-                nslow += 1
-                v = 1.0  # replaced by the caller (and never dropped as a zero)
-            if v == 0.0:
-                continue
-            if log1p[k]:
-                v = _signed_log1p(v)
-            indices[nnz] = hash_size + k
-            data[nnz] = v
-            nnz += 1
         row_ends[rows] = nnz_base + nnz
         rows += 1
         lines += 1
