@@ -147,13 +147,13 @@ def test_init_sniffs_vw_namespaces_labels_and_importance(tmp_path):
     lines = []
     for i in range(300):
         y = 1 if i % 3 else -1
-        lines.append(f"{y}{' 2' if i % 10 == 0 else ''} 'r{i}|user u{i % 7} age:{i % 5} |item it{i % 11}\n")
+        lines.append(f"{y} 'r{i}|user u{i % 7} age:{i % 5} |item it{i % 11}\n")
     (tmp_path / "d.vw").write_text("".join(lines))
     config = tmp_path / "model.yaml"
     result = _init(tmp_path / "d.vw", "--task", "binary", "--out", config)
     assert result.exit_code == 0, result.output
     text = config.read_text()
-    assert "# Data: vw, 300 rows, namespaces user, item, 30 rows with importance weights" in text
+    assert "# Data: vw, 300 rows, namespaces user, item, " in text
     assert "# crosses: [[user, item]]" in text
     data = yaml.safe_load(text)["data"]
     assert data["format"] == "vw" and data["hash_bits"] == 18 and data["label_values"] == [-1, 1]
@@ -161,6 +161,9 @@ def test_init_sniffs_vw_namespaces_labels_and_importance(tmp_path):
     fit, records = _fit(config, tmp_path / "run", epochs=3)
     assert fit.exit_code == 0, fit.output
     assert records[-1]["log_loss"] < records[0]["log_loss"]
+    (tmp_path / "w.vw").write_text("1 2 |user a\n-1 |user b\n1 0.5 't|user c\n")
+    assert _init(tmp_path / "w.vw", "--task", "binary", "--out", tmp_path / "w.yaml").exit_code == 0
+    assert "# Data: vw, 3 rows, namespaces user, 2 rows with importance weights" in (tmp_path / "w.yaml").read_text()
 
 
 def test_init_refuses_csv_it_cannot_read(tmp_path):
