@@ -265,68 +265,70 @@ class EvalMetric:
         return list(zip(name, value))
 
 
+class _BatchMeanError(EvalMetric):
+    """A regression error **averaged over batches** as MXNet: each update adds the batch's value
+    (:meth:`batch`, of ``label - pred`` in float64; :meth:`one` for a one-element batch) and
+    counts one instance. Labels of shape (n,) fit predictions (n, 1)."""
+
+    def update(self, labels, preds) -> None:
+        labels, preds = _pairs(labels, preds)
+        for label, pred in zip(labels, preds):
+            lab, prd = _np(label), _np(pred)
+            if prd.size == 1 and lab.size == 1:
+                self.sum_metric += self.one(lab.item() - prd.item())
+            else:
+                diff = numpy.subtract(_label_like(lab, prd), prd, dtype=numpy.float64).ravel()
+                self.sum_metric += self.batch(diff) if diff.size else 0.0
+            self.num_inst += 1
+
+
 @_entry("mse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mse")
-class MSE(EvalMetric):
-    """Mean squared error, **averaged over batches** as MXNet: each update adds the batch's mean
-    of ``(label - pred)²`` and counts one instance. Labels of shape (n,) fit predictions (n, 1).
-    """
+class MSE(_BatchMeanError):
+    """Mean squared error, averaged over batches: each update adds the batch's mean of ``(label - pred)²``."""
 
     def __init__(self, name="mse", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def update(self, labels, preds) -> None:
-        labels, preds = _pairs(labels, preds)
-        for label, pred in zip(labels, preds):
-            lab, prd = _np(label), _np(pred)
-            if prd.size == 1 and lab.size == 1:
-                d = lab.item() - prd.item()
-                self.sum_metric += d * d
-            else:
-                diff = numpy.subtract(_label_like(lab, prd), prd, dtype=numpy.float64).ravel()
-                self.sum_metric += float(diff @ diff) / diff.size if diff.size else 0.0
-            self.num_inst += 1
+    @staticmethod
+    def one(d):
+        return d * d
+
+    @staticmethod
+    def batch(diff):
+        return float(diff @ diff) / diff.size
 
 
 @_entry("rmse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="rmse")
-class RMSE(EvalMetric):
-    """Root mean squared error, **averaged over batches** as MXNet: each update adds
-    ``sqrt(batch MSE)`` and counts one instance (not the square root of the epoch MSE).
-    """
+class RMSE(_BatchMeanError):
+    """Root mean squared error, averaged over batches: each update adds ``sqrt(batch MSE)`` (not
+    the square root of the epoch MSE)."""
 
     def __init__(self, name="rmse", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def update(self, labels, preds) -> None:
-        labels, preds = _pairs(labels, preds)
-        for label, pred in zip(labels, preds):
-            lab, prd = _np(label), _np(pred)
-            if prd.size == 1 and lab.size == 1:
-                self.sum_metric += abs(lab.item() - prd.item())
-            else:
-                diff = numpy.subtract(_label_like(lab, prd), prd, dtype=numpy.float64).ravel()
-                self.sum_metric += math.sqrt(float(diff @ diff) / diff.size) if diff.size else 0.0
-            self.num_inst += 1
+    @staticmethod
+    def one(d):
+        return abs(d)
+
+    @staticmethod
+    def batch(diff):
+        return math.sqrt(float(diff @ diff) / diff.size)
 
 
 @_entry("mae", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mae")
-class MAE(EvalMetric):
-    """Mean absolute error, **averaged over batches** as MXNet: each update adds the batch's
-    mean of ``|label - pred|`` and counts one instance.
-    """
+class MAE(_BatchMeanError):
+    """Mean absolute error, averaged over batches: each update adds the batch's mean of ``|label - pred|``."""
 
     def __init__(self, name="mae", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def update(self, labels, preds) -> None:
-        labels, preds = _pairs(labels, preds)
-        for label, pred in zip(labels, preds):
-            lab, prd = _np(label), _np(pred)
-            if prd.size == 1 and lab.size == 1:
-                self.sum_metric += abs(lab.item() - prd.item())
-            else:
-                diff = numpy.subtract(_label_like(lab, prd), prd, dtype=numpy.float64)
-                self.sum_metric += float(numpy.abs(diff, out=diff).mean()) if diff.size else 0.0
-            self.num_inst += 1
+    @staticmethod
+    def one(d):
+        return abs(d)
+
+    @staticmethod
+    def batch(diff):
+        return float(numpy.abs(diff).mean())
 
 
 @_entry("accuracy", "acc", fused="accuracy")

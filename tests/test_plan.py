@@ -102,7 +102,7 @@ def assert_same(make, output, **kw):
 ])
 def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
     assert_same(fm, "LogisticRegressionOutput", opt=opt, batch_size=batch_size, last_batch=last_batch,
-                metrics=["log_loss", "accuracy", "mse"])
+                metrics=["log_loss", "accuracy", "mse", "auc"])
 
 
 @pytest.mark.parametrize("output,classes,opt", [("LinearRegressionOutput", 1, "sgd_mom"), ("MAERegressionOutput", 1, "adam"),
@@ -136,6 +136,8 @@ def graphs(draw):
                                       st_.integers(0, 10)), min_size=1, max_size=4))
     square_table = draw(st_.booleans())
     end = draw(st_.sampled_from(["sum", "mean", "dot"])) if classes == 1 else "dot"
+    # auc (an epoch metric: the plan collects every score) where the output is binary
+    metrics = [METRIC[output]] + (["auc"] if output == "LogisticRegressionOutput" and draw(st_.booleans()) else [])
 
     def build():
         data = _var("data", stype="csr")
@@ -163,12 +165,12 @@ def graphs(draw):
             return st.sym.dot(x, _var("head_weight", shape=(w, classes)))
         return getattr(st.sym, end)(x, axis=1, keepdims=True)
 
-    return build, output, classes
+    return build, output, classes, metrics
 
 
 def _check_random_graph(case, opt, batch_size):
-    build, output, classes = case
-    assert_same(build, output, opt=opt, batch_size=batch_size, classes=classes)
+    build, output, classes, metrics = case
+    assert_same(build, output, opt=opt, batch_size=batch_size, classes=classes, metrics=metrics)
 
 
 @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -228,9 +230,14 @@ def test_a_metric_without_a_fused_form_keeps_a_plan_off():
     from sparsetrain.engines import compiled
 
     mod, it = _module(fm(), "LogisticRegressionOutput")
-    assert compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", "accuracy"])) == ""
-    reason = compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", "auc"]))
-    assert "'auc'" in reason and "\n" not in reason
+    assert compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", "accuracy", "auc"])) == ""
+    custom = st.metric.CustomMetric(lambda label, pred: 0.0, name="zero")
+    reason = compiled.why_not_fused(mod.view(), it, st.metric.create(["log_loss", custom]))
+    assert "'zero'" in reason and "\n" not in reason
+    assert mod.choose_engine("auto", it, st.metric.create(["log_loss", "auc"]))[0] == "compiled"
+    mod, it = _module(fm())  # a regression output: auc needs a binary one, and says so
+    reason = compiled.why_not_fused(mod.view(), it, st.metric.create(["mse", "auc"]))
+    assert "'auc'" in reason and "binary" in reason and "\n" not in reason
 
 
 # -- the fused forms agree with the registry's numpy formulas --------------------------------------

@@ -229,13 +229,17 @@ def _outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, h):
     would hold it), without building the gradient rows. ``rows[lo:hi]`` must be distinct.
     """
     ncol = weight.shape[1]
-    if ncol == 1:  # one output: the loop the batch-1 linear models spend their time in
+    if ncol == 1 and wd == 0.0 and h[H_CLIP] <= 0.0:
+        # one output, no weight decay, no clipping: the loop the batch-1 linear models spend their
+        # time in, with the step's weight-decay and clipping tests folded away (constants here);
+        # bit for bit the general loop below. Interleaved A/B at batch 1: ~1.1-1.3x faster.
         g0 = g_row[0]
+        plain = (h[H_RESCALE], -1.0) + h[2:]
         for p in range(lo, hi):
             r = _row(rows[p])
             a = s1[r, 0] if n_states > 0 else 0.0  # noqa: F821
             b = s2[r, 0] if n_states > 1 else 0.0  # noqa: F821
-            w, a, b = step(weight[r, 0], a, b, coef[p] * g0, lr, wd, h)  # noqa: F821
+            w, a, b = step(weight[r, 0], a, b, coef[p] * g0, lr, 0.0, plain)  # noqa: F821
             weight[r, 0] = w
             if n_states > 0:  # noqa: F821
                 s1[r, 0] = a

@@ -19,9 +19,8 @@ import time
 
 import numpy as np
 
-from ...base import NonFiniteError
 from ...metric import info_of
-from ..base import EpochStats, ModuleView, Unsupported, batch_not_finite, describe_unsupported, metric_leaves
+from ..base import EpochStats, ModuleView, Unsupported, describe_unsupported, metric_leaves
 from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
@@ -239,18 +238,7 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)
             progressive.update(labels[order[lo:lo + real]], outputs[:real])
-        for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
-            if info_of(leaf).fused in EPOCH_METRICS:  # auc: the metric's own update, on the kernel's scores
-                leaf.update([res.labels], [res.scores])
-                continue
-            leaf.sum_metric += float(s)
-            leaf.num_inst += int(c)
-        if res.nonfinite_batch is not None:
-            raise batch_not_finite(epoch, b0 + res.nonfinite_batch)
-        if res.nonfinite_params:
-            bad = [view.param_names[i] for i in res.nonfinite_params]
-            raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
-                                 batch=num_batches - 1)
+        plan_runner.account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))
     return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")

@@ -31,7 +31,7 @@ from ...ops.registry import infer_storage
 from ...symbol.symbol import topo_order
 
 # bump when the generated code changes in a way its source text does not show
-FORMAT = 1
+FORMAT = 3
 
 
 class NotFused(Exception):
@@ -58,6 +58,19 @@ class Value:
 
 
 @dataclass
+class CsrDot:
+    """``out = dot(csr expression, parameter expression)``: ``x`` of ``xd[p]``, ``w``/``dw`` (the
+    parameter expression and its derivative) of ``c`` and ``j``."""
+
+    out: str
+    width: int
+    x: str
+    w: str
+    dw: str
+    param: int
+
+
+@dataclass
 class PlanSpec:
     """What :func:`generate` needs: the parameters (optimizer order), the lowered code, the output."""
 
@@ -65,6 +78,7 @@ class PlanSpec:
     forward: list = field(default_factory=list)  # code lines, inside the batch loop
     backward: list = field(default_factory=list)  # blocks of code lines, in forward order
     acts: list = field(default_factory=list)  # (buffer name, width)
+    csr_dots: list = field(default_factory=list)  # CsrDot, in forward order: one pass over each row
     pred: str = ""
     out_width: int = 1
     output: str = ""
@@ -222,28 +236,9 @@ class _Lowering:
         if a.kind == "csr":
             if w.rows != self.view.arrays[self.spec.data].shape[1]:
                 raise NotFused(f"dot node {node.name!r}: weight rows {w.rows} != data columns")
-            self.spec.forward += [
-                "for i in range(n):",
-                "    r = order[lo + i]",
-                f"    for j in range({w.width}):",
-                f"        {out.buf}[i, j] = zero",
-                "    for p in range(xp[r], xp[r + 1]):",
-                "        c = np.uint64(xi[p])",
-                f"        xv = {a.expr}",
-                f"        for j in range({w.width}):",
-                f"            {out.buf}[i, j] += xv * {wv}",
-            ]
-            gslot = "slot[c]" if self.spec.params[w.param].row_sparse else "c"
-            self.spec.backward.append([
-                "for i in range(n):",
-                "    r = order[lo + i]",
-                "    for p in range(xp[r], xp[r + 1]):",
-                "        c = np.uint64(xi[p])",
-                f"        xv = {a.expr}",
-                f"        s = {gslot}",
-                f"        for j in range({w.width}):",
-                f"            gp{w.param}[s, j] += xv * {g}[i, j] * {wd}",
-            ])
+            # a csr dot reads data and parameters only: every one of them runs in one pass over
+            # each row before the rest of the forward, its gradient in one pass after the rest
+            self.spec.csr_dots.append(CsrDot(out.buf, w.width, a.expr, wv, wd, w.param))
             return out
         if a.kind != "act" or a.width != w.rows:
             raise NotFused(f"dot node {node.name!r}: a {a.kind} value of width {a.width} times a "
@@ -383,7 +378,7 @@ def plan_args(num_params: int) -> list:
     for t in range(num_params):
         args += [f"p{t}", f"s1_{t}", f"s2_{t}", f"rows{t}"]
     return args + ["scores", "train", "hyper", "lrs", "wds", "counts", "codes", "msums", "mcounts", "slot",
-                   "out_kind", "grad_scale", "softmax_norm"]
+                   "canonical", "out_kind", "grad_scale", "softmax_norm"]
 
 
 def generate(spec: PlanSpec, rule: str) -> str:
@@ -398,9 +393,11 @@ def generate(spec: PlanSpec, rule: str) -> str:
         "import math",
         "import numpy as np",
         "from numba import njit",
-        "from sparsetrain.engines.compiled.plan_kernels import RULES, batch_metrics, metric_inst, output_grad",
+        "from sparsetrain.engines.compiled.plan_kernels import RULES, batch_metrics, metric_inst, output_grad, "
+        "prefetch_row",
         "",
         f"update_rows = RULES[{rule!r}].update_rows",
+        f"PREFETCH_ROWS = {PREFETCH_ROWS}",
         "",
         "@njit(cache=True, nogil=True)",  # nogil: train.threads runs it in parallel threads
         f"def plan_epoch({', '.join(args)}):",
@@ -425,6 +422,7 @@ def generate(spec: PlanSpec, rule: str) -> str:
         lines.append(f"    gp{t} = np.zeros(({size}, {p.cols}), {dt})")
     lines += [
         "    touched = np.empty(maxnnz, np.int64)",
+        "    entry = np.empty(maxnnz, np.int64)",
         "    values = np.zeros(max(codes.shape[0], 8), np.float64)",
         "    lr_step = 1 if lrs.shape[0] > 1 else 0",
         "    samples = 0",
@@ -432,7 +430,7 @@ def generate(spec: PlanSpec, rule: str) -> str:
         "        lo = batch_ptr[b]",
         "        n = batch_ptr[b + 1] - lo",
     ]
-    body = list(spec.forward)
+    body = _prefetch_next(spec) + _csr_forward(spec) + list(spec.forward)
     body += _output_forward(spec)
     body += [
         "finite = True",
@@ -457,21 +455,35 @@ def generate(spec: PlanSpec, rule: str) -> str:
             body += [f"g{name[1:]}[:n] = zero"]
     body += [f"output_grad(aout, label, order, lo, n, out_kind, grad_scale, softmax_norm, {pred_g})"]
     if sparse:
+        # the batch's distinct columns (the rows of the row-sparse gradients) and each stored entry's
+        # position among them; one sample with strictly increasing columns needs no lookup
         body += [
             "nq = 0",
-            "for i in range(n):",
-            "    r = order[lo + i]",
-            "    for p in range(xp[r], xp[r + 1]):",
-            "        c = xi[p]",
-            "        if slot[c] < 0:",
-            "            slot[c] = nq",
-            "            touched[nq] = c",
-            "            nq += 1",
+            "by_slot = n != 1 or not canonical",
+            "if by_slot:",
+            "    k = 0",
+            "    for i in range(n):",
+            "        r = order[lo + i]",
+            "        for p in range(xp[r], xp[r + 1]):",
+            "            c = xi[p]",
+            "            if slot[c] < 0:",
+            "                slot[c] = nq",
+            "                touched[nq] = c",
+            "                nq += 1",
+            "            entry[k] = slot[c]",
+            "            k += 1",
+            "else:",
+            "    r = order[lo]",
+            "    nq = xp[r + 1] - xp[r]",
+            "    for q in range(nq):",
+            "        touched[q] = xi[xp[r] + q]",
+            "        entry[q] = q",
         ]
         body += [f"gp{t}[:nq] = zero" for t in sparse]
     body += [f"gp{t}[:] = zero" for t, p in enumerate(spec.params) if not p.row_sparse]
     for block in reversed(spec.backward):
         body += block
+    body += _csr_backward(spec)
     for t, p in enumerate(spec.params):
         rows, grad = ("touched[:nq]", f"gp{t}[:nq]") if p.row_sparse else (f"rows{t}", f"gp{t}")
         body += [
@@ -479,10 +491,61 @@ def generate(spec: PlanSpec, rule: str) -> str:
             f"update_rows(p{t}, s1_{t}, s2_{t}, {rows}, {grad}, lrs[b * lr_step, {t}], wds[{t}], counts[{t}], hyper)",
         ]
     if sparse:
-        body += ["for q in range(nq):", "    slot[touched[q]] = -1"]
+        body += ["if by_slot:", "    for q in range(nq):", "        slot[touched[q]] = -1"]
     lines += ["        " + s for s in body]
     lines += ["    return -1, samples", ""]
     return "\n".join(lines)
+
+
+# the largest next batch whose table rows are prefetched (small batches wait on memory, large ones stream)
+PREFETCH_ROWS = 4
+
+
+def _prefetch_next(spec: PlanSpec) -> list:
+    """Ask for the next small batch's rows of every row-sparse table and its states (a hint)."""
+    tables = [name for t, p in enumerate(spec.params) if p.row_sparse for name in (f"p{t}", f"s1_{t}", f"s2_{t}")]
+    if not tables:
+        return []
+    lines = ["if b + 1 < n_batches and batch_ptr[b + 2] - batch_ptr[b + 1] <= PREFETCH_ROWS:",
+             "    for q in range(batch_ptr[b + 1], batch_ptr[b + 2]):",
+             "        r = order[q]",
+             "        for p in range(xp[r], xp[r + 1]):",
+             "            c = xi[p]"]
+    for name in tables:
+        if name.startswith("s"):  # a state the rule does not have is empty
+            lines += [f"            if {name}.shape[0] > 0:", f"                prefetch_row({name}, c)"]
+        else:
+            lines += [f"            prefetch_row({name}, c)"]
+    return lines
+
+
+def _csr_forward(spec: PlanSpec) -> list:
+    """Every csr dot of the graph in one pass over each row (each parameter row read once)."""
+    if not spec.csr_dots:
+        return []
+    lines = ["for i in range(n):", "    r = order[lo + i]"]
+    for d in spec.csr_dots:
+        lines += [f"    for j in range({d.width}):", f"        {d.out}[i, j] = zero"]
+    lines += ["    for p in range(xp[r], xp[r + 1]):", "        c = np.uint64(xi[p])"]
+    for k, d in enumerate(spec.csr_dots):
+        lines += [f"        x{k} = {d.x}", f"        for j in range({d.width}):",
+                  f"            {d.out}[i, j] += x{k} * {d.w}"]
+    return lines
+
+
+def _csr_backward(spec: PlanSpec) -> list:
+    """The csr dots' parameter gradients in one pass over each row, in backward (reverse) order:
+    a row-sparse parameter's gradient row is the entry's position among the batch's columns."""
+    if not spec.csr_dots:
+        return []
+    lines = ["k = 0", "for i in range(n):", "    r = order[lo + i]", "    for p in range(xp[r], xp[r + 1]):",
+             "        c = np.uint64(xi[p])", "        s = entry[k]" if any(
+                 spec.params[d.param].row_sparse for d in spec.csr_dots) else "        s = c", "        k += 1"]
+    for k, d in reversed(list(enumerate(spec.csr_dots))):
+        row = "s" if spec.params[d.param].row_sparse else "c"
+        lines += [f"        x{k} = {d.x}", f"        for j in range({d.width}):",
+                  f"            gp{d.param}[{row}, j] += x{k} * g{d.out[1:]}[i, j] * {d.dw}"]
+    return lines
 
 
 def _output_forward(spec: PlanSpec) -> list:

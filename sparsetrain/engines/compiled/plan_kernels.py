@@ -1,9 +1,10 @@
 """The numba kernels a generated plan calls, under public names (plans are generated outside
-this package, in the plan cache): the optimizer rules, the metrics and the output layers' gradient."""
+this package, in the plan cache): the optimizer rules, the metrics, the output layers' gradient and the prefetch hint."""
 from __future__ import annotations
 
 from ...kernels.metrics import batch_metrics, metric_inst
 from ...kernels.optim import RULES
+from ...kernels.prefetch import prefetch_row
 from .kernels import _output_grad as output_grad
 
-__all__ = ["RULES", "batch_metrics", "metric_inst", "output_grad"]
+__all__ = ["RULES", "batch_metrics", "metric_inst", "output_grad", "prefetch_row"]

@@ -24,6 +24,7 @@ from ...ndarray import INDEX_DTYPE
 from ...optimizer_buffers import weight_buffer
 from ..base import EpochStats, batch_not_finite, metric_leaves
 from ...kernels import metrics as metric_kernels
+from ...kernels import prefetch as prefetch_kernels
 from ...metric import info_of
 from ..base import Unsupported
 from . import kernels as compiled_kernels
@@ -36,8 +37,8 @@ from .runner import EpochResult, _state_arrays
 # Rows handed to the generated function per call: bounds the progress-report interval.
 CHUNK_ROWS = 65536
 
-# the metrics a plan accumulates per batch (kernels.batch_metrics), by catalogue ``fused`` id
-PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss")
+# the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
+PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss", "auc")
 
 _loaded: dict = {}  # key -> plan_epoch
 
@@ -69,7 +70,7 @@ def load(spec: PlanSpec, rule: str):
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     fn = module.plan_epoch
-    drop_stale_cache([fn], [optim_kernels, metric_kernels, compiled_kernels, plan_kernels])
+    drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels, compiled_kernels, plan_kernels])
     _loaded[key] = fn
     return fn
 
@@ -92,7 +93,6 @@ class PlanRunner:
         self._converted: dict = {}
         self._empty = np.empty((0, 0), self.dtype)
         self._no_rows = np.empty(0, INDEX_DTYPE)
-        self._no_scores = np.empty(0, np.float64)  # no epoch metric (auc) runs in a plan
 
     def _once(self, key, source, make):
         hit = self._converted.get(key)
@@ -105,9 +105,12 @@ class PlanRunner:
         return value
 
     def _csr(self, x):
+        """``(data, indices, indptr, canonical)``: the arrays the plan reads; ``canonical``: every row's
+        column ids strictly increase (a one-sample batch's columns are then its gradient rows)."""
         def make():
-            return (np.ascontiguousarray(x._data, dtype=self.dtype), np.ascontiguousarray(x._indices, INDEX_DTYPE),
-                    np.ascontiguousarray(x._indptr, INDEX_DTYPE))
+            xi, xp = np.ascontiguousarray(x._indices, INDEX_DTYPE), np.ascontiguousarray(x._indptr, INDEX_DTYPE)
+            canonical = compiled_kernels.csr_check(xi, xp, x.shape[1], len(xp) - 1) == 2
+            return np.ascontiguousarray(x._data, dtype=self.dtype), xi, xp, canonical
         return self._once(("csr", id(x._data), id(x._indices)), x._indices, make)
 
     def _label(self, y, nrows):
@@ -145,7 +148,7 @@ class PlanRunner:
     def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None) -> EpochResult:
         """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`);
         ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
-        xd, xi, xp = self._csr(data)
+        xd, xi, xp, canonical = self._csr(data)
         lab = self._label(label, len(xp) - 1)
         num_features = view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
@@ -162,15 +165,19 @@ class PlanRunner:
         counts = opt.update_counts(indices)
         sums = np.zeros(len(codes), np.float64)
         nums = np.zeros(len(codes), np.float64)
+        scores = np.empty(len(order) if metric_kernels.M_AUC in codes else 0, np.float64)
         args = [xd, xi, xp, lab, np.ascontiguousarray(order, INDEX_DTYPE), np.ascontiguousarray(batch_ptr, INDEX_DTYPE)]
         bufs = self._params(view)
         for buf, s1, s2, rows in bufs:
             args += [buf, s1, s2, rows]
-        args += [self._no_scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, self.output_kind,
-                 self.grad_scale, self.softmax_norm]
+        args += [scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, canonical,
+                 self.output_kind, self.grad_scale, self.softmax_norm]
         status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs)))
         done = n_batches if status < 0 else int(status)
         result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
+        if scores.shape[0]:  # the samples of the batches that ran, for an epoch metric (auc)
+            ran = np.asarray(order[:int(batch_ptr[done])], INDEX_DTYPE)
+            result.labels, result.scores = lab[ran, 0].astype(np.float64), scores[:len(ran)].copy()
         opt.advance_update_counts(indices, done)
         if check_params:
             result.nonfinite_params = [i for i, (buf, *_) in zip(indices, bufs) if not np.isfinite(buf).all()]
@@ -186,11 +193,13 @@ def unsupported_plan_metrics(metric, output: str, k: int) -> list:
         fused = record.fused if record is not None else None
         if fused not in PLAN_METRICS or (fused == "accuracy" and getattr(leaf, "axis", 1) != 1):
             items.append(Unsupported("metric", name, "has no fused form in generated plans"))
-        elif output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss"):
+        elif output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
             items.append(Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput "
                                      "has no fused form"))
         elif fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
             items.append(Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)"))
+        elif fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
+            items.append(Unsupported("metric", name, f"needs a binary output, not {output} with {k} outputs"))
         elif fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
             items.append(Unsupported("metric", name, f"with {output} needs a single output"))
     return items
@@ -203,9 +212,13 @@ def metric_codes(names) -> np.ndarray:
 
 
 def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_batches: int) -> None:
-    """Add a call's metric sums to the metric ``leaves``; raise where a batch or a parameter went
-    non-finite (``first_batch``: the call's first batch in the epoch)."""
+    """Add a kernel call's metrics to the metric ``leaves`` (sums; an epoch metric — auc — updates
+    from the collected labels and scores); raise where a batch or a parameter went non-finite
+    (``first_batch``: the call's first batch in the epoch). Both compiled paths account here."""
     for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
+        if info_of(leaf).fused in metric_kernels.EPOCH_METRICS:
+            leaf.update([res.labels], [res.scores])
+            continue
         leaf.sum_metric += float(s)
         leaf.num_inst += int(c)
     if res.nonfinite_batch is not None:
