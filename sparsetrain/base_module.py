@@ -16,6 +16,7 @@ import numpy as np
 from . import engines
 from . import metric as metric_mod
 from .engines.base import EpochStats, check_metric, check_outputs
+from .metric import update_metric
 from .ndarray.ndarray import NDArray
 
 __all__ = ["BaseModule", "BatchEndParam"]
@@ -72,12 +73,14 @@ class BaseModule:
             self.forward(batch, is_train=True)
             outputs = self._exec.outputs
             check_outputs(outputs, epoch, batches)  # what the compiled engine checks, batch by batch
-            eval_metric.update(batch.label, outputs)
+            weight = self._sample_weight
+            update_metric(eval_metric, batch.label, outputs, weight)
             check_metric(eval_metric, epoch, batches)
             n = batch.data[0].shape[0] - (batch.pad or 0)
             if progressive is not None:
-                progressive.update(batch.label[0].asnumpy()[:n], outputs[0].asnumpy()[:n])
-            self._exec.backward()
+                progressive.update(batch.label[0].asnumpy()[:n], outputs[0].asnumpy()[:n],
+                                   None if weight is None else weight[:n])
+            self._exec.backward(sample_weight=weight)
             self.update()
             samples += n
             batches += 1
@@ -125,13 +128,15 @@ class BaseModule:
                 break
             self.forward(batch, is_train=False)
             outputs = self._exec.outputs
+            weight = self._sample_weight
             if batch.pad:
                 keep = batch.data[0].shape[0] - batch.pad
                 outputs = [NDArray(o._data[:keep]) for o in outputs]
                 labels = [NDArray(lb._data[:keep]) for lb in batch.label]
+                weight = None if weight is None else weight[:keep]
             else:
                 labels = batch.label
-            metric.update(labels, outputs)
+            update_metric(metric, labels, outputs, weight)
         return metric.get_name_value()
 
     def iter_predict(self, eval_data, num_batch=None, reset=True):

@@ -16,6 +16,14 @@ What ``num_inst`` counts differs, as in MXNet:
   them in ``get()``.
 
 ``update`` runs once per batch and is written to be cheap at batch size 1.
+
+**Sample weights** (``update(labels, preds, sample_weight=w)``, one weight >= 0 per row, e.g. Vowpal
+Wabbit importance weights; :func:`update_metric` passes them only when there are any): a row of
+weight ``w`` counts as ``w`` rows. The sample-counting metrics add ``sum(w_i * value_i)`` and
+``num_inst += sum(w_i)`` (a weighted mean over the epoch, as VW's average loss); ``MSE``/``RMSE``/
+``MAE`` take the batch's weighted mean ``sum(w_i * err_i) / sum(w_i)`` (a batch of total weight 0
+counts nothing); ``AUC`` counts a (positive, negative) pair with weight ``w_p * w_n``
+(scikit-learn's ``roc_auc_score(..., sample_weight=w)``). ``CustomMetric`` refuses weights.
 """
 from __future__ import annotations
 
@@ -32,7 +40,7 @@ __all__ = [
     "EvalMetric", "MSE", "RMSE", "MAE", "Accuracy", "CrossEntropy", "LogLoss", "AUC",
     "CompositeEvalMetric", "CustomMetric", "np", "register", "create",
     "MetricInfo", "info", "info_of", "catalogue", "lower_is_better", "best", "target_met", "target_relation",
-    "not_applicable", "default_metrics",
+    "not_applicable", "default_metrics", "update_metric",
 ]
 
 # The loss output layers (operator names) a metric can be asked for, by the kind of prediction they make.
@@ -191,6 +199,39 @@ def _pairs(labels, preds):
     return labels, preds
 
 
+def update_metric(metric, labels, preds, sample_weight=None) -> None:
+    """``metric.update(labels, preds)``, with ``sample_weight=`` only when there are weights (so
+    metrics written without that argument keep working on unweighted data)."""
+    if sample_weight is None:
+        metric.update(labels, preds)
+    else:
+        metric.update(labels, preds, sample_weight=sample_weight)
+
+
+def _row_weights(sample_weight, rows: int, metric: str):
+    """``sample_weight`` as float64 (rows,), or ``None``."""
+    if sample_weight is None:
+        return None
+    w = numpy.asarray(_np(sample_weight), dtype=numpy.float64).ravel()
+    if w.size != rows:
+        raise ValueError(f"{metric}: {w.size} sample weights for {rows} rows")
+    return w
+
+
+def _weighted_error(metric: str, lab, prd, w, kind: str):
+    """``(batch value, counted)`` of a regression metric with row weights ``w``: the weighted mean
+    over rows of each row's mean error (squared for mse/rmse, absolute for mae)."""
+    diff = numpy.subtract(_label_like(lab, prd), prd, dtype=numpy.float64)
+    rows = diff.shape[0] if diff.ndim else 1
+    w = _row_weights(w, rows, metric)
+    per_row = (numpy.abs(diff) if kind == "mae" else diff * diff).reshape(rows, -1).mean(axis=1)
+    total = float(w.sum())
+    if total == 0.0:
+        return 0.0, 0
+    value = float(w @ per_row) / total
+    return (math.sqrt(value) if kind == "rmse" else value), 1
+
+
 def _label_like(label: numpy.ndarray, pred: numpy.ndarray) -> numpy.ndarray:
     """A regression label reshaped to its prediction's shape ((n,) and (n, 1) both fit (n, 1))."""
     if label.shape == pred.shape:
@@ -245,7 +286,9 @@ class EvalMetric:
         labels = [label[n] for n in self.label_names] if self.label_names is not None else list(label.values())
         self.update(labels, preds)
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
+        """Add a batch: lists of label and prediction arrays; ``sample_weight``: one weight per row
+        (see the module docstring)."""
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -270,10 +313,16 @@ class _BatchMeanError(EvalMetric):
     (:meth:`batch`, of ``label - pred`` in float64; :meth:`one` for a one-element batch) and
     counts one instance. Labels of shape (n,) fit predictions (n, 1)."""
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         labels, preds = _pairs(labels, preds)
         for label, pred in zip(labels, preds):
             lab, prd = _np(label), _np(pred)
+            if sample_weight is not None:  # the batch's weighted mean (see the module docstring)
+                kind = type(self).__name__
+                value, counted = _weighted_error(kind, lab, prd, sample_weight, kind.lower())
+                self.sum_metric += value
+                self.num_inst += counted
+                continue
             if prd.size == 1 and lab.size == 1:
                 self.sum_metric += self.one(lab.item() - prd.item())
             else:
@@ -344,7 +393,7 @@ class Accuracy(EvalMetric):
         super().__init__(name, axis=axis, output_names=output_names, label_names=label_names)
         self.axis = axis
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         labels, preds = _pairs(labels, preds)
         for label, pred in zip(labels, preds):
             lab, prd = _np(label), _np(pred)
@@ -363,8 +412,14 @@ class Accuracy(EvalMetric):
             why = class_domain_error("accuracy", lab, classes)
             if why:
                 raise ValueError(why)
-            self.sum_metric += int(numpy.count_nonzero(predicted == lab.astype(numpy.int64)))
-            self.num_inst += lab.size
+            right = predicted == lab.astype(numpy.int64)
+            w = _row_weights(sample_weight, lab.size, "Accuracy")
+            if w is None:
+                self.sum_metric += int(numpy.count_nonzero(right))
+                self.num_inst += lab.size
+            else:
+                self.sum_metric += float(w @ right)
+                self.num_inst += float(w.sum())
 
 
 @_entry("cross-entropy", "ce", "cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS,
@@ -378,7 +433,7 @@ class CrossEntropy(EvalMetric):
         super().__init__(name, eps=eps, output_names=output_names, label_names=label_names)
         self.eps = eps
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         labels, preds = _pairs(labels, preds)
         for label, pred in zip(labels, preds):
             lab, prd = _np(label).ravel(), _np(pred)
@@ -395,8 +450,10 @@ class CrossEntropy(EvalMetric):
                 prob = numpy.where(cls == 1, p1, 1.0 - p1)
             else:
                 prob = prd[numpy.arange(n), cls].astype(numpy.float64)
-            self.sum_metric += float(-numpy.log(prob + self.eps).sum())
-            self.num_inst += n
+            loss = -numpy.log(prob + self.eps)
+            w = _row_weights(sample_weight, n, "CrossEntropy")
+            self.sum_metric += float(loss.sum() if w is None else w @ loss)
+            self.num_inst += n if w is None else float(w.sum())
 
 
 @_entry("log_loss", "binary_cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS, binary=True,
@@ -412,7 +469,7 @@ class LogLoss(EvalMetric):
         super().__init__(name, eps=eps, output_names=output_names, label_names=label_names)
         self.eps = eps
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         labels, preds = _pairs(labels, preds)
         for label, pred in zip(labels, preds):
             lab = _np(label).ravel().astype(numpy.float64)
@@ -422,16 +479,21 @@ class LogLoss(EvalMetric):
             why = binary_domain_error("log_loss", lab)
             if why:
                 raise ValueError(why)
-            self.sum_metric += float(-(lab * numpy.log(p) + (1.0 - lab) * numpy.log1p(-p)).sum())
-            self.num_inst += lab.size
+            loss = -(lab * numpy.log(p) + (1.0 - lab) * numpy.log1p(-p))
+            w = _row_weights(sample_weight, lab.size, "LogLoss")
+            self.sum_metric += float(loss.sum() if w is None else w @ loss)
+            self.num_inst += lab.size if w is None else float(w.sum())
 
 
-def roc_auc(labels: numpy.ndarray, scores: numpy.ndarray) -> float:
+def roc_auc(labels: numpy.ndarray, scores: numpy.ndarray, sample_weight=None) -> float:
     """Binary ROC AUC with tied scores counted half (the Mann-Whitney U statistic; equal to
-    scikit-learn's ``roc_auc_score``). ``nan`` when only one class is present.
+    scikit-learn's ``roc_auc_score``). ``nan`` when only one class is present (or has weight 0).
+    ``sample_weight``: a (positive, negative) pair counts ``w_p * w_n``.
     """
     labels = numpy.asarray(labels).ravel() != 0
     scores = numpy.asarray(scores, dtype=numpy.float64).ravel()
+    if sample_weight is not None:
+        return _weighted_roc_auc(labels, scores, numpy.asarray(sample_weight, dtype=numpy.float64).ravel())
     n_pos = int(numpy.count_nonzero(labels))
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -444,6 +506,19 @@ def roc_auc(labels: numpy.ndarray, scores: numpy.ndarray) -> float:
     ranks = numpy.repeat((starts + ends + 1) / 2.0, ends - starts)
     pos_rank_sum = float(ranks[labels[order]].sum())
     return (pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def _weighted_roc_auc(labels, scores, w) -> float:
+    order = numpy.argsort(scores, kind="mergesort")
+    s, pos, w = scores[order], labels[order], w[order]
+    wp, wn = numpy.where(pos, w, 0.0), numpy.where(pos, 0.0, w)
+    total_p, total_n = float(wp.sum()), float(wn.sum())
+    if total_p == 0.0 or total_n == 0.0:
+        return float("nan")
+    starts = numpy.flatnonzero(numpy.r_[True, s[1:] != s[:-1]])
+    group_p, group_n = numpy.add.reduceat(wp, starts), numpy.add.reduceat(wn, starts)
+    below_n = numpy.cumsum(group_n) - group_n  # negative weight of strictly lower scores
+    return float(group_p @ (below_n + 0.5 * group_n)) / (total_p * total_n)
 
 
 @_entry("auc", outputs=BINARY, binary=True, fused="auc")
@@ -462,8 +537,9 @@ class AUC(EvalMetric):
         super().reset()
         self._labels: list[numpy.ndarray] = []
         self._scores: list[numpy.ndarray] = []
+        self._weights: list[numpy.ndarray] | None = None  # None while every update is unweighted
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         labels, preds = _pairs(labels, preds)
         for label, pred in zip(labels, preds):
             lab = numpy.array(_np(label), dtype=numpy.float64).ravel()
@@ -473,6 +549,11 @@ class AUC(EvalMetric):
             why = binary_domain_error("auc", lab)
             if why:
                 raise ValueError(why)
+            w = _row_weights(sample_weight, lab.size, "AUC")
+            if w is not None and self._weights is None:
+                self._weights = [numpy.ones(x.size) for x in self._labels]
+            if self._weights is not None:
+                self._weights.append(numpy.ones(lab.size) if w is None else w.copy())
             self._labels.append(lab)
             self._scores.append(score)
             self.num_inst += lab.size
@@ -480,7 +561,8 @@ class AUC(EvalMetric):
     def get(self):
         if self.num_inst == 0:
             return (self.name, float("nan"))
-        return (self.name, roc_auc(numpy.concatenate(self._labels), numpy.concatenate(self._scores)))
+        weights = numpy.concatenate(self._weights) if self._weights is not None else None
+        return (self.name, roc_auc(numpy.concatenate(self._labels), numpy.concatenate(self._scores), weights))
 
 
 @_entry("composite")
@@ -504,9 +586,9 @@ class CompositeEvalMetric(EvalMetric):
         for metric in self.metrics:
             metric.update_dict(labels, preds)
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
         for metric in self.metrics:
-            metric.update(labels, preds)
+            update_metric(metric, labels, preds, sample_weight)
 
     def reset(self) -> None:
         for metric in getattr(self, "metrics", []):
@@ -545,7 +627,9 @@ class CustomMetric(EvalMetric):
         self._feval = feval
         self._allow_extra_outputs = allow_extra_outputs
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels, preds, sample_weight=None) -> None:
+        if sample_weight is not None:
+            raise ValueError(f"custom metric {self.name!r} does not take sample weights (importance weights)")
         if not isinstance(labels, (list, tuple)):
             labels = [labels]
         if not isinstance(preds, (list, tuple)):

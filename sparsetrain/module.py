@@ -18,6 +18,7 @@ from .base_module import BaseModule, BatchEndParam  # noqa: F401 (BatchEndParam:
 from .engines.base import ModuleView
 from .fileio import write_atomic
 from .io.base import DataDesc
+from .metric import update_metric
 from .ndarray.ndarray import BaseArray, NDArray, RowSparseNDArray, cast_storage
 from .params_file import load_params, save_params
 from .symbol import Symbol, load as load_symbol
@@ -54,6 +55,7 @@ class Module(BaseModule):
         self._param_names = [a for a in args if a not in data_names and a not in label_names]
         self._execs: dict[int, object] = {}
         self._exec = None
+        self._sample_weight = None  # the last forward batch's DataBatch.sample_weight
         self._pending_params = None
         self._aux_params = None
         self._preload_opt_states = None
@@ -306,12 +308,15 @@ class Module(BaseModule):
         _feed(ex, self._data_names, data_batch.data, "data")
         if self._label_names and data_batch.label:
             _feed(ex, self._label_names, data_batch.label, "label")
+        # the batch's importance weights, used by backward and update_metric (DataBatch.sample_weight)
+        self._sample_weight = getattr(data_batch, "sample_weight", None)
         ex.forward(is_train=is_train)
 
     def backward(self, out_grads=None):
+        """Gradients of the last forward batch; its ``sample_weight`` (if any) scales each row's loss gradient."""
         if not self.params_initialized:
             self._require("binded", "params_initialized")
-        self._exec.backward(out_grads)
+        self._exec.backward(out_grads, sample_weight=self._sample_weight)
 
     # -- kvstore (MXNet's _update_params_on_kvstore / prepare) ----------------------------------------
     @property
@@ -390,7 +395,8 @@ class Module(BaseModule):
         return [self._exec.grad_dict[n] for n in self._data_names]
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
-        eval_metric.update(labels, self._exec.outputs)
+        """Add the last forward batch to ``eval_metric`` (weighted by its ``sample_weight``, if any)."""
+        update_metric(eval_metric, labels, self._exec.outputs, self._sample_weight)
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False):

@@ -170,23 +170,22 @@ def test_keep_feature_names_writes_the_id_to_names_map(tmp_path):
     assert vw_feature_keys(tmp_path / "a.vw", [["u", "i"]]) == {"u^x", "u^y", "i^z", "w", "u^x^i^z", "u^y^i^z"}
 
 
-def test_vw_training_refuses_importance_weights_it_cannot_apply(tmp_path):
-    (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 2 |u a\n")
+def test_vw_training_with_importance_and_tags_in_memory_and_streamed(tmp_path):
+    # importance weights themselves: tests/test_sample_weight.py
+    (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 2 |u a\n1 1 'tag|u a\n")
     doc = _doc("d.vw", crosses=[["u", "u"]])
     for k in ("csv", "label", "numeric", "categorical"):
         del doc["data"][k]
     doc["model"]["variables"]["weight"]["shape"] = [2**BITS, 1]
+    losses = []
     for cache in ("memory", "stream"):
         doc["data"]["cache"] = cache
         cfg = _cfg(tmp_path, doc)
         assert cfg.data_format() == "vw" and cfg.num_features == 2**BITS
-        with pytest.raises(DataFormatError, match=r"d.vw: data row 3 has importance weight 2; training with "
-                                                  "importance weights is not supported yet"):
-            it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
-            list(it)
-    (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 1 'tag|u a\n")
-    result = train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
-    assert result.final["log_loss"] > 0
+        it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
+        assert [float(b.sample_weight[0]) for b in it] == [1, 1, 2, 1]
+        losses.append(train(cfg, output_dir=str(tmp_path / f"run-{cache}")).final["log_loss"])
+    assert losses[0] > 0 and losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 def test_predict_reads_a_csv_with_header_from_stdin(tmp_path):

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from ..engines.base import batch_not_finite, metric_leaves
+from ..metric import update_metric
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 
 
@@ -118,15 +119,17 @@ class Worker:
                 buf[rows] = got
 
     def _gradients(self, batch):
-        """``(keys, gradients, finite)`` of one batch; updates the metric."""
-        if self.runner is not None:
+        """``(keys, gradients, finite)`` of one batch; updates the metric. A batch with importance
+        weights runs on the graph engine (the fused kernels do not apply them)."""
+        weight = getattr(batch, "sample_weight", None)
+        if self.runner is not None and weight is None:
             return self._compiled_gradients(batch)
         mod = self.module
         mod.forward(batch, is_train=True)
         outputs = mod.get_outputs()
         if not all(np.isfinite(out._data).all() for out in outputs):
             return [], [], False
-        self.metric.update(batch.label, outputs)
+        update_metric(self.metric, batch.label, outputs, weight)
         if not all(math.isfinite(leaf.sum_metric) for leaf in metric_leaves(self.metric)):
             return [], [], False  # as the compiled kernels and Module.run_epoch: a metric overflow stops too
         mod.backward()

@@ -27,17 +27,24 @@ class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
 
 
 class DataBatch:
-    """One mini-batch: lists of arrays for ``data`` and ``label``, and how many rows are padding."""
+    """One mini-batch: lists of arrays for ``data`` and ``label``, and how many rows are padding.
 
-    __slots__ = ("data", "label", "pad", "index", "provide_data", "provide_label")
+    ``sample_weight``: ``None`` (every row counts once) or a float64 numpy array with one
+    importance weight per row: a row's loss gradient and its share of the loss metrics are
+    multiplied by it (weight 2 counts as the row twice; see ``Module.backward``).
+    """
 
-    def __init__(self, data, label=None, pad=0, index=None, provide_data=None, provide_label=None):
+    __slots__ = ("data", "label", "pad", "index", "provide_data", "provide_label", "sample_weight")
+
+    def __init__(self, data, label=None, pad=0, index=None, provide_data=None, provide_label=None,
+                 sample_weight=None):
         self.data = list(data)
         self.label = list(label) if label is not None else None
         self.pad = pad
         self.index = index
         self.provide_data = provide_data
         self.provide_label = provide_label
+        self.sample_weight = sample_weight
 
     def __repr__(self) -> str:
         shapes = [d.shape for d in self.data]

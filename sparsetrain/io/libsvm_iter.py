@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ..base import DataFormatError, ShapeError
+from ..base import DataFormatError, ShapeError, SparseTrainError
 from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
 from .chunks import STREAM_CHUNK_SIZE
@@ -86,13 +86,14 @@ class EpochPiece:
 
 
 class _Rows:
-    """CSR rows with dense labels: the unit batches are cut from."""
+    """CSR rows with dense labels (and importance weights, or None): the unit batches are cut from."""
 
-    __slots__ = ("data", "indices", "indptr", "labels", "end")
+    __slots__ = ("data", "indices", "indptr", "labels", "end", "weights")
 
-    def __init__(self, data, indices, indptr, labels, end: int = 0):
+    def __init__(self, data, indices, indptr, labels, end: int = 0, weights=None):
         self.data, self.indices, self.indptr, self.labels = data, indices, indptr, labels
         self.end = end  # byte offset in the file just past these rows' chunk (0: not from the file)
+        self.weights = weights  # importance weights (VW), None when every row counts once
 
     @property
     def n(self) -> int:
@@ -100,10 +101,13 @@ class _Rows:
 
     def slice(self, r0: int, r1: int) -> "_Rows":
         lo, hi = self.indptr[r0], self.indptr[r1]
-        return _Rows(self.data[lo:hi], self.indices[lo:hi], self.indptr[r0 : r1 + 1] - lo, self.labels[r0:r1])
+        w = None if self.weights is None else self.weights[r0:r1]
+        return _Rows(self.data[lo:hi], self.indices[lo:hi], self.indptr[r0 : r1 + 1] - lo, self.labels[r0:r1],
+                     weights=w)
 
     def copy(self) -> "_Rows":
-        return _Rows(self.data.copy(), self.indices.copy(), self.indptr.copy(), self.labels.copy())
+        w = None if self.weights is None else self.weights.copy()
+        return _Rows(self.data.copy(), self.indices.copy(), self.indptr.copy(), self.labels.copy(), weights=w)
 
     @staticmethod
     def concat(parts: list["_Rows"]) -> "_Rows":
@@ -122,6 +126,8 @@ class _Rows:
             np.concatenate([p.indices for p in parts]),
             indptr,
             np.concatenate([p.labels for p in parts]),
+            weights=None if all(p.weights is None for p in parts) else
+            np.concatenate([np.ones(p.n) if p.weights is None else p.weights for p in parts]),
         )
 
 
@@ -265,7 +271,10 @@ class LibSVMIter(DataIter):
                 if self._label_transform is not None:
                     labels = self._label_transform(labels, functools.partial(self._locate, done))
                 done += block.num_rows
-                yield _Rows(block.data, block.indices, block.indptr, labels, block.end)
+                weights = getattr(block, "weights", None)  # VW importance: None when all are 1
+                if weights is not None and np.all(weights == 1.0):
+                    weights = None
+                yield _Rows(block.data, block.indices, block.indptr, labels, block.end, weights)
             return
         if self._label_reader is None:
             self._label_reader = LibSVMReader(
@@ -341,7 +350,7 @@ class LibSVMIter(DataIter):
         if self._last != "roll_over" or c is None or not c.n:
             return None
         return {"data": c.data.tolist(), "indices": c.indices.tolist(), "indptr": c.indptr.tolist(),
-                "labels": c.labels.tolist()}
+                "labels": c.labels.tolist(), "weights": None if c.weights is None else c.weights.tolist()}
 
     def set_roll_over_state(self, state: dict | None) -> None:
         """Restore :meth:`roll_over_state` before the next :meth:`reset`."""
@@ -350,7 +359,8 @@ class LibSVMIter(DataIter):
             return
         labels = np.asarray(state["labels"], dtype=self.dtype)
         self._carry = _Rows(np.asarray(state["data"], dtype=self.dtype), np.asarray(state["indices"], np.int64),
-                            np.asarray(state["indptr"], np.int64), labels)
+                            np.asarray(state["indptr"], np.int64), labels,
+                            weights=None if state.get("weights") is None else np.asarray(state["weights"], np.float64))
 
     def reset(self) -> None:
         if self._stream is not None:
@@ -365,12 +375,12 @@ class LibSVMIter(DataIter):
         self._exhausted = False
         self._current_batch = None
 
-    def _batch(self, data, indices, indptr, labels, pad: int) -> DataBatch:
+    def _batch(self, data, indices, indptr, labels, pad: int, weights=None) -> DataBatch:
         n = len(indptr) - 1
         # the arrays already have the CSR dtypes (values in dtype, int64 indices): wrap them
         x = CSRNDArray(data, indices, indptr, (n, self.data_shape[0]))
         y = NDArray(np.array(labels, dtype=self.dtype).reshape(self._label_batch_shape(n)))
-        self._current_batch = DataBatch([x], [y], pad, None, self._provide_data, self._provide_label)
+        self._current_batch = DataBatch([x], [y], pad, None, self._provide_data, self._provide_label, weights)
         return self._current_batch
 
     def getdata(self):
@@ -388,7 +398,8 @@ class LibSVMIter(DataIter):
             self._pos = r1
             ip = cur.indptr
             lo, hi = ip[r0], ip[r1]
-            return self._batch(cur.data[lo:hi], cur.indices[lo:hi], ip[r0 : r1 + 1] - lo, cur.labels[r0:r1], 0)
+            w = None if cur.weights is None else cur.weights[r0:r1]
+            return self._batch(cur.data[lo:hi], cur.indices[lo:hi], ip[r0 : r1 + 1] - lo, cur.labels[r0:r1], 0, w)
         need = self.batch_size
         parts: list[_Rows] = []
         while need and self._current():
@@ -407,7 +418,7 @@ class LibSVMIter(DataIter):
                 parts.append(self._padding(need))
                 pad = need
         batch = _Rows.concat(parts)
-        return self._batch(batch.data, batch.indices, batch.indptr, batch.labels, pad)
+        return self._batch(batch.data, batch.indices, batch.indptr, batch.labels, pad, batch.weights)
 
     def _padding(self, need: int) -> _Rows:
         """``need`` rows from the start of the pass (cycling), to pad the last batch."""
@@ -470,6 +481,9 @@ class LibSVMIter(DataIter):
             yield self._piece(left, 1, 0, size=have)
 
     def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
+        if rows.weights is not None:
+            raise SparseTrainError(f"{self.data_libsvm}: rows with importance weights cannot be streamed to the "
+                                   "compiled engine (its kernels do not apply them); set train.engine: graph")
         size = size or self.batch_size
         order = np.arange(first, first + batches * size, dtype=np.int64)
         batch_ptr = np.arange(batches + 1, dtype=np.int64) * size

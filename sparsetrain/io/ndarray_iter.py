@@ -51,7 +51,7 @@ def csr_take_rows(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, row
 # size 1 must cost a few microseconds). Used only while the classes have exactly these slots;
 # otherwise the ordinary constructors run.
 _CSR_SLOTS = ("_data", "_indices", "_indptr", "_shape")
-_BATCH_SLOTS = ("data", "label", "pad", "index", "provide_data", "provide_label")
+_BATCH_SLOTS = ("data", "label", "pad", "index", "provide_data", "provide_label", "sample_weight")
 _FAST_CSR = tuple(s for s in CSRNDArray.__slots__ if s != "__weakref__") == _CSR_SLOTS
 _FAST_BATCH = tuple(DataBatch.__slots__) == _BATCH_SLOTS
 
@@ -68,10 +68,10 @@ def _csr_view(values, indices, indptr, shape, _new=object.__new__, _cls=CSRNDArr
     return out
 
 
-def _batch(data: list, label: list, pad: int, _new=object.__new__, _cls=DataBatch) -> DataBatch:
+def _batch(data: list, label: list, pad: int, sample_weight=None, _new=object.__new__, _cls=DataBatch) -> DataBatch:
     """A ``DataBatch`` owning the lists ``data`` and ``label``."""
     if not _FAST_BATCH:
-        return DataBatch(data, label, pad=pad)
+        return DataBatch(data, label, pad=pad, sample_weight=sample_weight)
     out = _new(_cls)
     out.data = data
     out.label = label
@@ -79,6 +79,7 @@ def _batch(data: list, label: list, pad: int, _new=object.__new__, _cls=DataBatc
     out.index = None
     out.provide_data = None
     out.provide_label = None
+    out.sample_weight = sample_weight
     return out
 
 
@@ -180,6 +181,19 @@ class _Source:
         return CSRNDArray(values, indices, indptr, (len(ids), self.ncols))
 
 
+def _init_sample_weight(weight, rows: int):
+    """``sample_weight`` as a float64 numpy array of ``rows`` values >= 0 (``None`` stays ``None``)."""
+    if weight is None:
+        return None
+    w = np.array(weight.asnumpy() if isinstance(weight, BaseArray) else weight, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != rows:
+        raise ShapeError(f"NDArrayIter: sample_weight has shape {w.shape}, expected ({rows},): one weight per sample")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
+        raise ValueError(f"NDArrayIter: sample_weight[{bad}] is {float(w[bad])!r}; weights must be finite and >= 0")
+    return w
+
+
 class NDArrayIter(DataIter):
     """Iterate over mini-batches of in-memory arrays, as MXNet's ``NDArrayIter``.
 
@@ -204,6 +218,10 @@ class NDArrayIter(DataIter):
         seen once per epoch across epoch boundaries. Unlike MXNet, the carried-over batch
         reports ``pad = 0``: none of its rows are duplicates. ``hard_reset()`` drops the carry.
     data_name, label_name : str
+    sample_weight : 1-D array of floats >= 0, optional
+        One importance weight per sample, served as each batch's ``DataBatch.sample_weight``
+        (float64, in the batch's row order): ``Module`` scales each row's loss gradient and its
+        share of the loss metrics by it. ``None``: every sample counts once.
     layout : str
         Accepted for compatibility; the batch axis must be the first ('N' first).
 
@@ -215,7 +233,7 @@ class NDArrayIter(DataIter):
     """
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
-                 data_name="data", label_name="softmax_label", layout="NCHW"):
+                 data_name="data", label_name="softmax_label", layout="NCHW", sample_weight=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise TypeError(f"NDArrayIter batch_size must be an integer, got {batch_size!r}")
         if batch_size <= 0:
@@ -242,8 +260,12 @@ class NDArrayIter(DataIter):
         self.shuffle = bool(shuffle)
         self.last_batch_handle = last_batch_handle
         self.layout = layout
+        self.sample_weight = _init_sample_weight(sample_weight, self.num_data)
         self._sources = [_Source(n, a) for n, a in self.data + self.label]
+        if self.sample_weight is not None:
+            self._sources.append(_Source("sample_weight", NDArray(self.sample_weight)))
         self._n_data = len(self.data)
+        self._n_label_end = len(self.data) + len(self.label)
         self._carry = np.zeros(0, dtype=INDEX_DTYPE)
         self._current_batch = None
         self.reset()
@@ -331,7 +353,12 @@ class NDArrayIter(DataIter):
 
     def _make_batch(self, ids: np.ndarray, pad: int) -> DataBatch:
         arrays = [src.gather(ids) for src in self._sources]
-        return _batch(arrays[: self._n_data], arrays[self._n_data :], pad)
+        return self._split(arrays, pad)
+
+    def _split(self, arrays: list, pad: int) -> DataBatch:
+        nd, nl = self._n_data, self._n_label_end
+        weight = arrays[nl]._data if len(arrays) > nl else None
+        return _batch(arrays[:nd], arrays[nd:nl], pad, weight)
 
     # -- iteration ----------------------------------------------------------------------------
     def next(self) -> DataBatch:
@@ -352,8 +379,7 @@ class NDArrayIter(DataIter):
             bs = self.batch_size
             pos = self._start + j * bs
             arrays = [src.window(j, pos, bs) for src in self._sources]
-            nd = self._n_data
-            batch = _batch(arrays[:nd], arrays[nd:], 0)
+            batch = self._split(arrays, 0)
         self._current_batch = batch
         return batch
 

@@ -1,5 +1,8 @@
 """Loss output layers: forward is a prediction, backward ignores the head gradient (MXNet semantics).
 
+A sample weight ``w`` (``Executor.backward(sample_weight=...)``) multiplies each row's gradient
+below by ``w[row]`` (the backward ops are ``row_gradient``); the normalisations are unchanged.
+
 Regression layers: gradient ``grad_scale / num_output * (out - label)`` (``sign(out - label)`` for
 MAE), with ``num_output = out.size / out.shape[0]`` and the label reshaped to the output's shape.
 ``SoftmaxOutput``: softmax over the last axis; gradient ``grad_scale * (out - one_hot(label))``,
@@ -59,7 +62,7 @@ for _name, (_f, _kind, _metrics) in _REGRESSION.items():
     ))
     register(Op(
         name="_backward_" + _name, input_names=("output", "label"), params={"grad_scale": 1.0}, hidden=True,
-        dense=_regression_backward(_kind), infer_shape=lambda i, o, p: (i, [i[0]]),
+        dense=_regression_backward(_kind), infer_shape=lambda i, o, p: (i, [i[0]]), row_gradient=True,
     ))
 
 
@@ -126,5 +129,5 @@ register(Op(
 ))
 register(Op(
     name="_backward_SoftmaxOutput", input_names=("output", "label"), params=dict(_SOFTMAX_PARAMS), hidden=True,
-    dense=_softmax_backward, infer_shape=lambda i, o, p: (i, [i[0]]),
+    dense=_softmax_backward, infer_shape=lambda i, o, p: (i, [i[0]]), row_gradient=True,
 ))

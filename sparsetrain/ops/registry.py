@@ -78,6 +78,9 @@ class Op:
     omitted_inputs: Callable | None = None
     # how the compiled engine fuses the op (None: graph engine only); see FusedForm
     fused: FusedForm | None = None
+    # a loss's backward whose output row i is the gradient of sample i's loss alone: the executor
+    # multiplies row i by the batch's sample weight i (``Executor.backward(sample_weight=...)``)
+    row_gradient: bool = False
 
     def inputs_for(self, params) -> tuple[str, ...]:
         """The input names of a call with these params (all of ``input_names`` unless omitted)."""

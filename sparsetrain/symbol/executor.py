@@ -69,7 +69,12 @@ class Executor:
             self._head_slots.append(len(self._values))
             self._values.append(None)
         self._forward_steps = self._compile([n for n in plan.forward if n.op is not None])
-        self._backward_steps = self._compile([n for n in plan.backward if n.op is not None])
+        backward_nodes = [n for n in plan.backward if n.op is not None]
+        self._backward_steps = self._compile(backward_nodes)
+        # the same steps with each loss gradient scaled by the sample weights (see backward)
+        self._sample_weight = None
+        self._weighted_steps = [(_row_weighted(runner, self) if node.op.row_gradient else runner, ins, outs)
+                                for node, (runner, ins, outs) in zip(backward_nodes, self._backward_steps)]
         self._output_slots = [self._slot[(n.uid, i)] for n, i in plan.symbol._outputs]
         self._grad_targets = [(self._slot[(e[0].uid, e[1])], grad_arrays[name], grad_req[name])
                               for name, e in plan.grad_entries.items() if grad_req.get(name, "null") != "null"]
@@ -173,7 +178,10 @@ class Executor:
         self.outputs = [values[i] for i in self._output_slots]
         return self.outputs
 
-    def backward(self, out_grads=None, is_train=True):
+    def backward(self, out_grads=None, is_train=True, sample_weight=None):
+        """Gradients of the last ``forward(is_train=True)``. ``sample_weight``: ``None`` or one
+        weight per row of the batch; each loss output's row-``i`` gradient is multiplied by weight
+        ``i`` (the loss ops' ``row_gradient``), so weight 2 gives the gradient of the row twice."""
         if not self._train_forward_done:
             raise RuntimeError("backward() needs a forward(is_train=True) first")
         values = self._values
@@ -192,7 +200,14 @@ class Executor:
                                      f"{tuple(g.shape)}, the output has shape {shape}")
                 # backward kernels were chosen for the planned head-gradient stype
                 values[slot] = cast_storage(g, self._plan.stypes[(head.uid, 0)])
-        _run_steps(self._backward_steps, values)
+        if sample_weight is None:
+            _run_steps(self._backward_steps, values)
+        else:
+            self._sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            try:
+                _run_steps(self._weighted_steps, values)
+            finally:
+                self._sample_weight = None
         for slot, target, req in self._grad_targets:
             _store_grad(target, values[slot], req)
 
@@ -202,6 +217,21 @@ class Executor:
 
 def _known_shape(shape) -> bool:
     return shape is not None and all(d > 0 for d in shape)
+
+
+def _row_weighted(runner, executor):
+    """``runner`` (a loss's backward) with output rows scaled by ``executor._sample_weight``."""
+    def run(inputs):
+        w = executor._sample_weight
+        out = []
+        for g in runner(inputs):
+            x = g._data if g.stype == "default" else g.asnumpy()
+            if x.shape[0] != w.shape[0]:
+                raise ShapeError(f"backward: {w.shape[0]} sample weights for a batch of {x.shape[0]} rows")
+            out.append(NDArray((x * w.reshape((-1,) + (1,) * (x.ndim - 1))).astype(x.dtype, copy=False)))
+        return out
+
+    return run
 
 
 def _run_steps(steps, values):

@@ -77,45 +77,31 @@ def reader_for(cfg: Config, path: str):
     if fmt == "vw":
         from ..io.vw_reader import VWReader
 
-        return _UnitImportance(VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
-                                        max_line_bytes=cfg.data.max_line_bytes), path)
+        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
+                        max_line_bytes=cfg.data.max_line_bytes)
     if path == "-" and cfg.data.zero_based == "auto":
         raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
                               num_labels=1, max_line_bytes=cfg.data.max_line_bytes)
 
 
-def unit_importance(path: str, weights, rows_before: int) -> None:
-    """Refuse Vowpal Wabbit importance weights other than 1: neither engine scales a row's gradient
-    by a weight yet, and silently ignoring them would train a different model."""
-    if weights is None:
-        return
-    bad = np.flatnonzero(weights != 1)
-    if len(bad):
-        from ..base import DataFormatError
-
-        where = "<stdin>" if path == "-" else path
-        raise DataFormatError(f"{where}: data row {rows_before + int(bad[0]) + 1} has importance weight "
-                              f"{weights[bad[0]]:g}; training with importance weights is not supported yet "
-                              "(io.vw_reader.load_vw returns them); remove them or set them to 1")
+def _unit_is_none(weights):
+    """Importance weights that are all 1 (or absent) as ``None``: the unweighted fast path."""
+    return None if weights is None or np.all(weights == 1.0) else np.asarray(weights, np.float64)
 
 
-class _UnitImportance:
-    """A VW reader whose blocks must have importance 1 (see :func:`unit_importance`)."""
-
-    def __init__(self, reader, path):
-        self.reader, self.path = reader, path
-
-    def __iter__(self):
-        rows = 0
-        for block in self.reader:
-            unit_importance(self.path, block.weights, rows)
-            rows += block.num_rows
-            yield block
+def _unweighted_blocks(reader, path: str):
+    """The blocks of ``reader``; the disk cache keeps no importance weights, so a file with some is refused."""
+    for block in reader:
+        w = getattr(block, "weights", None)
+        if w is not None and np.any(w != 1.0):
+            raise ConfigError(f"data.cache: disk keeps no importance weights and {path} has some; "
+                              "use data.cache: memory or stream")
+        yield block
 
 
 def _load_disk_cached(cfg: Config, path: str):
-    """One data file as ``(CSRNDArray, labels)`` memory-mapped from its disk cache (``data.cache: disk``)."""
+    """One data file as ``(CSRNDArray, labels, None)`` memory-mapped from its disk cache (``data.cache: disk``)."""
     import dataclasses
 
     from ..io.disk_cache import load_cached
@@ -129,14 +115,15 @@ def _load_disk_cached(cfg: Config, path: str):
         options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
-    data, indices, indptr, labels = load_cached(path, options, lambda: iter(reader_for(cfg, path)), dtype,
-                                                cfg.num_features)
+    data, indices, indptr, labels = load_cached(path, options, lambda: _unweighted_blocks(reader_for(cfg, path), path),
+                                                dtype, cfg.num_features)
     X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
-    return X, np.asarray(labels, dtype=dtype)
+    return X, np.asarray(labels, dtype=dtype), None
 
 
 def load_file(cfg: Config, path: str, cached: bool = False):
-    """One data file, whole, as ``(CSRNDArray, labels)``; ``cached``: through the disk cache."""
+    """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
+    Vowpal Wabbit file's, ``None`` when every row has weight 1); ``cached``: through the disk cache."""
     from .. import io as st_io
 
     if cached and path != "-":
@@ -145,23 +132,24 @@ def load_file(cfg: Config, path: str, cached: bool = False):
     if fmt == "csv":
         from ..io.csv_reader import load_csv
 
-        return load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+        X, y = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+        return X, y, None
     if fmt == "vw":
         from ..io.vw_reader import load_vw
 
         X, y, w = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
                           max_line_bytes=cfg.data.max_line_bytes)
-        unit_importance(path, w, 0)
-        return X, y
+        return X, y, _unit_is_none(w)
     if path == "-":
         from ..io.text_pipeline import load_blocks
 
         reader = reader_for(cfg, path)
         reader.display = "<stdin>"
-        X, y, _ = load_blocks(reader, _data_dtype(cfg))
-        return X, y
-    return st_io.load_libsvm(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
+        X, y, w = load_blocks(reader, _data_dtype(cfg))
+        return X, y, _unit_is_none(w)
+    X, y = st_io.load_libsvm(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                              dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+    return X, y, None
 
 
 def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False):
@@ -169,21 +157,25 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
 
     from ..ndarray.sparse import csr_matrix
 
-    parts, labels = [], []
+    parts, labels, weights = [], [], []
     for p in paths:
-        X, y = load_file(cfg, p, cached)
+        X, y, w = load_file(cfg, p, cached)
         parts.append(X)
         labels.append(np.asarray(y))
+        weights.append(w)
     if for_training:
         _resolve_binary_values(cfg, labels)
     mapping = label_map(cfg)
     if for_training:
         _say_mapping(mapping, note)
     labels = [mapping.apply(y, row_locator(cfg, p)) for p, y in zip(paths, labels)]
+    weight = None
+    if any(w is not None for w in weights):
+        weight = np.concatenate([np.ones(len(y)) if w is None else w for y, w in zip(labels, weights)])
     if len(parts) == 1:
-        return parts[0], labels[0]
+        return parts[0], labels[0], weight
     X = sp.vstack([x.asscipy() for x in parts], format="csr")
-    return csr_matrix(X, dtype=_data_dtype(cfg)), np.concatenate(labels)
+    return csr_matrix(X, dtype=_data_dtype(cfg)), np.concatenate(labels), weight
 
 
 def row_locator(cfg: Config, path: str):
@@ -285,9 +277,10 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     mode = cache_mode(cfg, paths)
     last_batch = cfg.data.last_batch if for_training else "pad"
     if mode in ("memory", "disk"):
-        X, y = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
+        X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
-                               last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name)
+                               last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name,
+                               sample_weight=weight)
         rows = X.shape[0]
         return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
     reader = None

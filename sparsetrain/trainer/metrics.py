@@ -114,12 +114,14 @@ class Progressive:
     def reset(self) -> None:
         self._labels: list = []
         self._outputs: list = []
+        self._weights: list = []  # per update: the rows' importance weights, or None
 
-    def update(self, labels, outputs) -> None:
+    def update(self, labels, outputs, weights=None) -> None:
         import numpy as np
 
         self._labels.append(np.array(labels, copy=True))
         self._outputs.append(np.array(outputs, copy=True))
+        self._weights.append(None if weights is None else np.array(weights, np.float64))
 
     def values(self) -> dict:
         """``{progressive_<metric>: value}`` over the rows seen since ``reset()``."""
@@ -127,7 +129,14 @@ class Progressive:
 
         from ..ndarray import NDArray
 
+        from ..metric import update_metric
+
         metric = make_metric(self.names)
         if self._labels:
-            metric.update([NDArray(np.concatenate(self._labels))], [NDArray(np.concatenate(self._outputs))])
+            weights = None
+            if any(w is not None for w in self._weights):
+                weights = np.concatenate([np.ones(len(y)) if w is None else w
+                                          for y, w in zip(self._labels, self._weights)])
+            update_metric(metric, [NDArray(np.concatenate(self._labels))], [NDArray(np.concatenate(self._outputs))],
+                          weights)
         return {f"progressive_{k}": v for k, v in metric_values(self.names, metric).items()}

@@ -51,8 +51,9 @@ class TrainedModel:
         return mod
 
     def read(self, path: str, with_labels: bool = False):
-        """``(X, labels, ids or None)`` of a data file. The one place a reader is chosen: a format
-        with an id column (CSV) returns its values as ``ids``; LibSVM rows are numbered.
+        """``(X, labels, ids or None, importance weights or None)`` of a data file. The one place a
+        reader is chosen: a format with an id column (CSV) returns its values as ``ids``; LibSVM rows
+        are numbered; a Vowpal Wabbit file's importance weights weight ``evaluate``'s metrics.
         ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`); otherwise
         as in the file."""
         from .. import io as st_io
@@ -61,11 +62,11 @@ class TrainedModel:
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
-            X, y = load_file(self.config, path)
+            X, y, weights = load_file(self.config, path)
             locate = row_locator(self.config, path)
         else:
             X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
-            locate = labels.libsvm_locator(path)
+            locate, weights = labels.libsvm_locator(path), None
         y = np.asarray(y)
         task = labels.task_of(self.loss_op)
         if with_labels and task != "regression":
@@ -76,15 +77,16 @@ class TrainedModel:
                 values = found.values(path)
             mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
             y = mapping.apply(y, locate)
-        return X, y, None
+        return X, y, None, weights
 
     def _iter(self, path: str, with_labels: bool = False, data=None):
         """The rows of ``path`` (or of ``data``, what :meth:`read` returned) as an iterator."""
         from .. import io as st_io
 
-        X, y, _ = data if data is not None else self.read(path, with_labels)
+        X, y, _, weights = data if data is not None else self.read(path, with_labels)
         return st_io.NDArrayIter(X, y, batch_size=min(self.batch_size, max(1, X.shape[0])), shuffle=False,
-                                 last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name)
+                                 last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name,
+                                 sample_weight=weights)
 
     def _classes(self) -> int | None:
         from ..symbol import load as load_symbol
