@@ -147,13 +147,13 @@ def test_init_sniffs_vw_namespaces_labels_and_importance(tmp_path):
     lines = []
     for i in range(300):
         y = 1 if i % 3 else -1
-        lines.append(f"{y} 'r{i}|user u{i % 7} age:{i % 5} |item it{i % 11}\n")
+        lines.append(f"{y}{' 2' if i % 10 == 0 else ''} 'r{i}|user u{i % 7} age:{i % 5} |item it{i % 11}\n")
     (tmp_path / "d.vw").write_text("".join(lines))
     config = tmp_path / "model.yaml"
     result = _init(tmp_path / "d.vw", "--task", "binary", "--out", config)
     assert result.exit_code == 0, result.output
     text = config.read_text()
-    assert "# Data: vw, 300 rows, namespaces user, item, " in text
+    assert "# Data: vw, 300 rows, namespaces user, item, 30 rows with importance weights" in text
     assert "# crosses: [[user, item]]" in text
     data = yaml.safe_load(text)["data"]
     assert data["format"] == "vw" and data["hash_bits"] == 18 and data["label_values"] == [-1, 1]
