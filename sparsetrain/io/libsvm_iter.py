@@ -480,8 +480,15 @@ class LibSVMIter(DataIter):
         else:  # a short last batch
             yield self._piece(left, 1, 0, size=have)
 
+    @property
+    def importance_weighted(self) -> bool:
+        """Whether rows may carry importance weights (a Vowpal Wabbit reader): the compiled engine, whose
+        kernels do not apply them, leaves such an iterator to the graph engine."""
+        reader = self._data_reader
+        return any(getattr(r, "importance_weights", False) for r in getattr(reader, "readers", [reader]))
+
     def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
-        if rows.weights is not None:
+        if rows.weights is not None:  # importance_weighted keeps these off the compiled engine
             raise SparseTrainError(f"{self.data_libsvm}: rows with importance weights cannot be streamed to the "
                                    "compiled engine (its kernels do not apply them); set train.engine: graph")
         size = size or self.batch_size

@@ -38,6 +38,8 @@ class VWReader(HashedTextReader):
     (``[["a", "b"]]`` is ``vw -q ab`` with namespaces named ``a`` and ``b``).
     """
 
+    importance_weights = True  # blocks carry ``weights`` (see LibSVMIter.importance_weighted)
+
     def __init__(self, path, hash_bits: int = 18, *, crosses: Sequence[Sequence[str]] = (), dtype="float32",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, num_parts: int = 1, part_index: int = 0,
                  workers: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):

@@ -71,7 +71,7 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
     lists every op, output, optimizer, metric or data property in the way — the linear kernels'
     list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
     """
-    if getattr(train_data, "sample_weight", None) is not None:
+    if getattr(train_data, "sample_weight", None) is not None or getattr(train_data, "importance_weighted", False):
         item = Unsupported("data", "sample_weight", "(importance weights) is not applied by the fused kernels")
         return Match(False, describe_unsupported([item]), unsupported=[item])
     found = match_linear(view, train_data, metric)
