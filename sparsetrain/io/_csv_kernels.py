@@ -35,6 +35,8 @@ from numba import njit
 
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_finish
+from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
+                            I_ROWS, N_COMMON, record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -54,16 +56,8 @@ E_LABEL_RANGE = 9
 E_VALUE_RANGE = 10
 E_NO_NEWLINE = 11
 
-# info slots
-I_ROWS = 0
-I_NNZ = 1
-I_LINES = 2
-I_ERR = 3
-I_ERR_START = 4
-I_ERR_END = 5
-I_ERR_AUX = 6
-I_NSLOW = 7
-N_INFO = 8
+# info slots: the parsers' common ones (``_scan_kernels``)
+N_INFO = N_COMMON
 
 SLOW_LABEL = 0
 SLOW_VALUE = 1
@@ -139,16 +133,6 @@ def _sort_count(indices, data, a, b):
             indices[w] = indices[i]
             data[w] = 1.0
     return w + 1
-
-
-@njit(cache=True, nogil=True)
-def _fail(info, code, start, end, aux, rows, nslow):
-    info[I_ROWS] = rows
-    info[I_NSLOW] = nslow
-    info[I_ERR] = code
-    info[I_ERR_START] = start
-    info[I_ERR_END] = end
-    info[I_ERR_AUX] = aux
 
 
 @njit(cache=True, nogil=True)
@@ -361,7 +345,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             while buf[e] != 10:
                 e += 1
         if e - line_start > max_line:
-            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
+            record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
             return info
         le = e
         if le > p and buf[le - 1] == 13:
@@ -371,7 +355,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             lines += 1
             continue
         if status == 2:
-            _fail(info, E_FIELDS, line_start, le, ncols, rows, nslow)
+            record_error(info, E_FIELDS, line_start, le, ncols, rows, nslow)
             return info
         if status == 0:
             code, es, ee, aux, nnz, nslow = _emit_row(
@@ -387,7 +371,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
                     prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels,
                     rows, nnz, slow, nslow)
         if code != OK:
-            _fail(info, code, es, ee, aux, rows, nslow)
+            record_error(info, code, es, ee, aux, rows, nslow)
             return info
         row_ends[rows] = nnz_base + nnz
         rows += 1

@@ -32,7 +32,8 @@ from numba import njit
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_finish, mm_start
 from . import _csv_kernels as CK
-from ._csv_kernels import _fail, _sort_merge
+from ._csv_kernels import _sort_merge
+from ._scan_kernels import is_space, record_error
 
 OK = 0
 E_NO_BAR = 1  # a line without '|'
@@ -55,11 +56,6 @@ N_INFO = CK.N_INFO + 1
 
 _SEED = 0
 _CARET = np.frombuffer(b"^", np.uint8).copy()
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _space(c):
-    return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
 
 
 @njit(cache=True, nogil=True)
@@ -137,10 +133,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         while buf[e] != 10:
             e += 1
         if e - line_start > max_line:
-            _fail(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
+            record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
             return info
         q = p
-        while q < e and _space(buf[q]):
+        while q < e and is_space(buf[q]):
             q += 1
         if q == e:
             lines += 1
@@ -150,7 +146,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         while bar < e and buf[bar] != 124:
             bar += 1
         if bar == e:
-            _fail(info, E_NO_BAR, line_start, e, 0, rows, slow)
+            record_error(info, E_NO_BAR, line_start, e, 0, rows, slow)
             return info
         # ---- header: label [importance] [tag]
         ntok = 0
@@ -159,20 +155,20 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         weight = 1.0
         t = q
         while t < bar:
-            while t < bar and _space(buf[t]):
+            while t < bar and is_space(buf[t]):
                 t += 1
             if t >= bar:
                 break
             ts = t
-            while t < bar and not _space(buf[t]):
+            while t < bar and not is_space(buf[t]):
                 t += 1
             if ntok == 0:
                 v, st = _number(buf, ts, t, value_limit)
                 if st == 2:
-                    _fail(info, E_LABEL, ts, t, 0, rows, slow)
+                    record_error(info, E_LABEL, ts, t, 0, rows, slow)
                     return info
                 if st == 3:
-                    _fail(info, E_NONFINITE, ts, t, 0, rows, slow)
+                    record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
                     return info
                 slow += st == 1
                 label = v
@@ -182,22 +178,22 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 else:
                     v, st = _number(buf, ts, t, value_limit)
                     if st == 3:
-                        _fail(info, E_NONFINITE, ts, t, 0, rows, slow)
+                        record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
                         return info
                     if st == 2:
                         tagged = True  # not a number: the tag
                     elif v < 0:
-                        _fail(info, E_IMPORTANCE, ts, t, 0, rows, slow)
+                        record_error(info, E_IMPORTANCE, ts, t, 0, rows, slow)
                         return info
                     else:
                         slow += st == 1
                         weight = v
             elif ntok >= 3 or tagged:
-                _fail(info, E_HEADER, q, bar, 0, rows, slow)
+                record_error(info, E_HEADER, q, bar, 0, rows, slow)
                 return info
             ntok += 1
         if ntok == 0:
-            _fail(info, E_LABEL, q, bar, 0, rows, slow)
+            record_error(info, E_LABEL, q, bar, 0, rows, slow)
             return info
         # ---- namespaces and features
         nf = 0
@@ -211,32 +207,32 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             if c == 124:  # a namespace
                 t += 1
                 ns_s = t
-                while t < e and not _space(buf[t]) and buf[t] != 58 and buf[t] != 124:
+                while t < e and not is_space(buf[t]) and buf[t] != 58 and buf[t] != 124:
                     t += 1
                 ns_e = t
                 scale = 1.0
                 if t < e and buf[t] == 58:
                     t += 1
                     ss = t
-                    while t < e and not _space(buf[t]) and buf[t] != 124:
+                    while t < e and not is_space(buf[t]) and buf[t] != 124:
                         t += 1
                     v, st = _number(buf, ss, t, value_limit)
                     if st == 2:
-                        _fail(info, E_SCALE, ss, t, 0, rows, slow)
+                        record_error(info, E_SCALE, ss, t, 0, rows, slow)
                         return info
                     if st == 3:
-                        _fail(info, E_NONFINITE, ss, t, 0, rows, slow)
+                        record_error(info, E_NONFINITE, ss, t, 0, rows, slow)
                         return info
                     slow += st == 1
                     scale = v
                 nsid = _ns_id(buf, ns_s, ns_e, cross_names, cross_offs)
                 continue
-            if _space(c):
+            if is_space(c):
                 t += 1
                 continue
             fs = t
             colon = -1
-            while t < e and not _space(buf[t]) and buf[t] != 124:
+            while t < e and not is_space(buf[t]) and buf[t] != 124:
                 if buf[t] == 58 and colon < 0:
                     colon = t
                 t += 1
@@ -246,10 +242,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 nm_e = colon
                 v, st = _number(buf, colon + 1, t, value_limit)
                 if st == 2:
-                    _fail(info, E_VALUE, fs, t, 0, rows, slow)
+                    record_error(info, E_VALUE, fs, t, 0, rows, slow)
                     return info
                 if st == 3:
-                    _fail(info, E_NONFINITE, fs, t, 0, rows, slow)
+                    record_error(info, E_NONFINITE, fs, t, 0, rows, slow)
                     return info
                 slow += st == 1
             v *= scale
@@ -274,7 +270,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         need += count
         if nnz + count > cap or need > cap:
             info[I_ROOM] = need
-            _fail(info, E_ROOM, line_start, e, 0, rows, slow)
+            record_error(info, E_ROOM, line_start, e, 0, rows, slow)
             info[I_ROOM] = need + (n - e) // 2  # and a guess for the rest
             return info
         row_start = nnz
