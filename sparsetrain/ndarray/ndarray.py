@@ -277,6 +277,19 @@ class BaseSparseNDArray(NDArray):
 
     reshape = BaseArray.reshape
 
+    # every sparse stype has ``_shape`` and ``_indices`` slots (csr: column ids; row_sparse: row ids)
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def data(self) -> NDArray:
+        return NDArray(self._data)
+
+    @property
+    def indices(self) -> NDArray:
+        return NDArray(self._indices)
+
     @property
     def handle(self):
         return self
@@ -314,18 +327,6 @@ class CSRNDArray(BaseSparseNDArray):
         self._indices = indices
         self._indptr = indptr
         self._shape = tuple(int(s) for s in shape)
-
-    @property
-    def shape(self):
-        return self._shape
-
-    @property
-    def data(self) -> NDArray:
-        return NDArray(self._data)
-
-    @property
-    def indices(self) -> NDArray:
-        return NDArray(self._indices)
 
     @property
     def indptr(self) -> NDArray:
@@ -428,18 +429,6 @@ class RowSparseNDArray(BaseSparseNDArray):
         self._data = data
         self._indices = indices
         self._shape = tuple(int(s) for s in shape)
-
-    @property
-    def shape(self):
-        return self._shape
-
-    @property
-    def data(self) -> NDArray:
-        return NDArray(self._data)
-
-    @property
-    def indices(self) -> NDArray:
-        return NDArray(self._indices)
 
     def asnumpy(self) -> np.ndarray:
         out = np.zeros(self._shape, dtype=self.dtype)
