@@ -28,11 +28,8 @@ counts nothing); ``AUC`` counts a (positive, negative) pair with weight ``w_p * 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy
 
-from .base import did_you_mean
 from .labels import binary_domain_error, class_domain_error
 from .ndarray.ndarray import NDArray
 
@@ -43,135 +40,24 @@ __all__ = [
     "not_applicable", "default_metrics", "update_metric",
 ]
 
-# The loss output layers (operator names) a metric can be asked for, by the kind of prediction they make.
-REGRESSION = frozenset({"LinearRegressionOutput", "MAERegressionOutput"})
-BINARY = frozenset({"LogisticRegressionOutput"})
-MULTICLASS = frozenset({"SoftmaxOutput"})
-ANY_OUTPUT = REGRESSION | BINARY | MULTICLASS
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """The one record of a metric: every other table (config defaults, target directions, the
-    compiled engine's fused metrics, the CLI's "best" column) is read from these.
-
-    ``name``: the canonical name (the metric's default ``name``); ``aliases``: every other name
-    :func:`create` accepts (all lower-case, the class name included); ``lower_is_better``: the
-    direction of ``train.target`` and of "best"; ``outputs``: the loss operators whose predictions
-    it can score; ``binary``: it needs a binary prediction ((n,), (n, 1) or (n, 2)); ``fused``:
-    the compiled engine's kernel formula for it (a key of
-    ``sparsetrain.kernels.metrics.FUSED_METRICS``), ``None`` when only the graph engine computes it.
-    """
-
-    name: str
-    klass: type
-    aliases: tuple[str, ...] = ()
-    lower_is_better: bool = False
-    outputs: frozenset = ANY_OUTPUT
-    binary: bool = False
-    fused: str | None = None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return (self.name, *self.aliases)
-
-
-_REGISTRY: dict[str, MetricInfo] = {}  # every lower-cased name and alias -> its record
-_BY_CLASS: dict[type, MetricInfo] = {}
-
-
-def register(klass, *aliases, name=None, lower_is_better=False, outputs=ANY_OUTPUT, binary=False, fused=None):
-    """Make ``klass`` available to :func:`create` under ``name`` (default: its lower-cased class
-    name), its lower-cased class name and ``aliases``, with the facts of :class:`MetricInfo`.
-    """
-    canonical = (name or klass.__name__).lower()
-    names = dict.fromkeys(n.lower() for n in (canonical, klass.__name__, *aliases))
-    record = MetricInfo(canonical, klass, tuple(n for n in names if n != canonical), bool(lower_is_better),
-                        frozenset(outputs), bool(binary), fused)
-    for n in names:
-        known = _REGISTRY.get(n)
-        if known is not None and known.klass is not klass:
-            raise ValueError(f"metric name {n!r} is already taken by {known.klass.__name__}")
-        _REGISTRY[n] = record
-    _BY_CLASS[klass] = record
-    return klass
-
-
-def _entry(name, *aliases, **facts):
-    def deco(klass):
-        return register(klass, *aliases, name=name, **facts)
-
-    return deco
-
-
-def catalogue() -> list[MetricInfo]:
-    """Every registered metric's record, once each."""
-    return list(dict.fromkeys(_REGISTRY.values()))
-
-
-def info(name: str) -> MetricInfo:
-    """The record of the metric called ``name`` (any alias, case-insensitive). ``ValueError`` when unknown."""
-    key = str(name).lower()
-    record = _REGISTRY.get(key)
-    if record is None:
-        raise ValueError(f"unknown metric {name!r}{did_you_mean(key, _REGISTRY)}; known: {', '.join(sorted(_REGISTRY))}")
-    return record
-
-
-def info_of(metric) -> MetricInfo | None:
-    """The record of a metric instance's class (``None`` for classes never registered)."""
-    return _BY_CLASS.get(type(metric))
-
-
-def lower_is_better(name: str) -> bool:
-    """The metric's direction. ``name`` may carry the ``eval_`` prefix of ``metrics.jsonl`` keys and
-    ``train.target`` (as may the ``name`` of :func:`best`, :func:`target_met`, :func:`target_relation`)."""
-    key = str(name)
-    if key.lower() not in _REGISTRY and key.lower().startswith("eval_"):
-        key = key[len("eval_"):]
-    return info(key).lower_is_better
-
-
-def best(name: str, values):
-    """The best of ``values`` (e.g. one metric's value per epoch) in the metric's direction;
-    non-finite values are skipped (``nan`` when there is no finite one)."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return float("nan")
-    return min(finite) if lower_is_better(name) else max(finite)
-
-
-def target_relation(name: str) -> str:
-    """How ``train.target`` compares the final value with the target: ``<`` or ``>=``."""
-    return "<" if lower_is_better(name) else ">="
-
-
-def target_met(name: str, value, target: float) -> bool:
-    """Whether a final ``value`` of metric ``name`` reaches ``target`` (below it for metrics where
-    lower is better, at least it for the others); a missing or non-finite value never does."""
-    if value is None or not math.isfinite(value):
-        return False
-    return value < target if lower_is_better(name) else value >= target
-
-
-def not_applicable(name: str, loss_op: str, num_outputs: int | None = None) -> str | None:
-    """Why metric ``name`` cannot score the predictions of the loss operator ``loss_op`` with
-    ``num_outputs`` columns (``None``: unknown), or ``None`` when it can."""
-    record = info(name)
-    if loss_op in ANY_OUTPUT and loss_op not in record.outputs:
-        allowed = ", ".join(sorted(record.outputs))
-        return f"metric {name!r} does not apply to a {loss_op} model (it scores {allowed})"
-    if record.binary and num_outputs is not None and num_outputs > 2:
-        return f"metric {name!r} needs a binary prediction; this {loss_op} model has {num_outputs} outputs"
-    return None
-
-
-def default_metrics(loss_op: str) -> list[str]:
-    """The metrics reported when none are asked for: the loss operator's ``default_metrics``."""
-    from .ops import registry
-
-    op = registry.get(loss_op) if registry.exists(loss_op) else None
-    return list(op.default_metrics) if op is not None and op.default_metrics else ["mse"]
+from .metric_catalogue import (  # noqa: F401  (re-exported: mx.metric's registry API)
+    ANY_OUTPUT,
+    BINARY,
+    MULTICLASS,
+    REGRESSION,
+    MetricInfo,
+    best,
+    catalogue,
+    default_metrics,
+    entry,
+    info,
+    info_of,
+    lower_is_better,
+    not_applicable,
+    register,
+    target_met,
+    target_relation,
+)
 
 
 def _np(x) -> numpy.ndarray:
@@ -331,7 +217,7 @@ class _BatchMeanError(EvalMetric):
             self.num_inst += 1
 
 
-@_entry("mse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mse")
+@entry("mse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mse")
 class MSE(_BatchMeanError):
     """Mean squared error, averaged over batches: each update adds the batch's mean of ``(label - pred)²``."""
 
@@ -347,7 +233,7 @@ class MSE(_BatchMeanError):
         return float(diff @ diff) / diff.size
 
 
-@_entry("rmse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="rmse")
+@entry("rmse", lower_is_better=True, outputs=REGRESSION | BINARY, fused="rmse")
 class RMSE(_BatchMeanError):
     """Root mean squared error, averaged over batches: each update adds ``sqrt(batch MSE)`` (not
     the square root of the epoch MSE)."""
@@ -364,7 +250,7 @@ class RMSE(_BatchMeanError):
         return math.sqrt(float(diff @ diff) / diff.size)
 
 
-@_entry("mae", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mae")
+@entry("mae", lower_is_better=True, outputs=REGRESSION | BINARY, fused="mae")
 class MAE(_BatchMeanError):
     """Mean absolute error, averaged over batches: each update adds the batch's mean of ``|label - pred|``."""
 
@@ -380,7 +266,7 @@ class MAE(_BatchMeanError):
         return float(numpy.abs(diff).mean())
 
 
-@_entry("accuracy", "acc", fused="accuracy")
+@entry("accuracy", "acc", fused="accuracy")
 class Accuracy(EvalMetric):
     """Fraction of correctly classified samples (counts samples).
 
@@ -422,7 +308,7 @@ class Accuracy(EvalMetric):
                 self.num_inst += float(w.sum())
 
 
-@_entry("cross-entropy", "ce", "cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS,
+@entry("cross-entropy", "ce", "cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS,
         fused="log_loss")
 class CrossEntropy(EvalMetric):
     """Mean of ``-log(p[label] + eps)`` over samples, for softmax outputs (n, k) and class-index
@@ -456,7 +342,7 @@ class CrossEntropy(EvalMetric):
             self.num_inst += n if w is None else float(w.sum())
 
 
-@_entry("log_loss", "binary_cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS, binary=True,
+@entry("log_loss", "binary_cross_entropy", lower_is_better=True, outputs=BINARY | MULTICLASS, binary=True,
         fused="log_loss")
 class LogLoss(EvalMetric):
     """Binary log loss for a sigmoid output: mean over samples of
@@ -521,7 +407,7 @@ def _weighted_roc_auc(labels, scores, w) -> float:
     return float(group_p @ (below_n + 0.5 * group_n)) / (total_p * total_n)
 
 
-@_entry("auc", outputs=BINARY, binary=True, fused="auc")
+@entry("auc", outputs=BINARY, binary=True, fused="auc")
 class AUC(EvalMetric):
     """Binary ROC AUC over every sample seen since ``reset()`` (ties count half, as
     scikit-learn's ``roc_auc_score``); ``nan`` until both classes have been seen.
@@ -565,7 +451,7 @@ class AUC(EvalMetric):
         return (self.name, roc_auc(numpy.concatenate(self._labels), numpy.concatenate(self._scores), weights))
 
 
-@_entry("composite")
+@entry("composite")
 class CompositeEvalMetric(EvalMetric):
     """Several metrics updated together; ``get()`` returns ``([names], [values])``."""
 

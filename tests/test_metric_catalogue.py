@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sparsetrain import metric
+from sparsetrain import metric, metric_catalogue
 from sparsetrain.ops import all_ops
 from sparsetrain.trainer import target_misses
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ALL_NAMES = sorted(metric._REGISTRY)
+ALL_NAMES = metric_catalogue.names()
 SCORED = [r for r in metric.catalogue() if r.klass is not metric.CompositeEvalMetric]
 
 
