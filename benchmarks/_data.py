@@ -13,6 +13,19 @@ import time
 import numpy as np
 
 
+def add_workload_options(parser, *, batch_sizes, epochs: int, lr: float, optimizer: str) -> None:
+    """The options of a training benchmark on a generated file: its size (``--rows``, ``--features``,
+    ``--nnz`` per row; 500k × 1M × 23 by default, the large workload) and the schedule (``--batch-sizes``,
+    ``--epochs``, ``--lr``, ``--optimizer``), with the benchmark's defaults."""
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--features", type=int, default=1_000_000)
+    parser.add_argument("--nnz", type=int, default=23)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(batch_sizes))
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--optimizer", default=optimizer, choices=["sgd", "adagrad", "adam", "ftrl"])
+
+
 def npz_path(libsvm_path: str) -> str:
     return str(libsvm_path) + ".npz"
 

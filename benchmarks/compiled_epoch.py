@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from ._data import add_workload_options
+
 
 def make_data(rows: int, features: int, nnz: int, seed: int = 0):
     """(data float32, indices int64, indptr int64, y float32, w_true) of a Zipf-column CSR matrix."""
@@ -136,14 +138,8 @@ def run(rows: int = 500_000, features: int = 1_000_000, nnz: int = 23, batch_siz
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=500_000)
-    p.add_argument("--features", type=int, default=1_000_000)
-    p.add_argument("--nnz", type=int, default=23)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 256])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=0.02)
+    add_workload_options(p, batch_sizes=(1, 256), epochs=3, lr=0.02, optimizer="sgd")
     p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adagrad", "adam", "ftrl"])
     p.add_argument("--sklearn", action="store_true", help="also time scikit-learn's SGDRegressor (batch 1)")
     args = p.parse_args(argv)
     res = run(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.lr, args.momentum,

@@ -6,7 +6,7 @@
 
 Generates (once, with ``sparsetrain gen-data --task binary --columns zipf --target random``) a
 ``rows`` × ``features`` LibSVM file under ``benchmarks/_work/``, loads it, and trains a logistic
-regression (``--model fm``: a factorization machine, k = 8, a generated plan) per batch size with
+regression (the ``logistic`` preset; ``--model fm``: the ``fm`` preset, k = 8, a generated plan) per batch size with
 ``threads: 1``, ``threads: N`` (Hogwild) and ``threads: N, deterministic: true`` — each its own
 model from the same initial parameters, on the same batches (no shuffle). Epochs are interleaved
 (epoch e of every variant, then epoch e + 1, ...) so that the shared machine's load hits them
@@ -25,6 +25,8 @@ import sys
 import time
 
 import numpy as np
+
+from ._data import add_workload_options
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
 
@@ -54,17 +56,12 @@ def load(path: str, features: int):
 
 
 def symbol(model: str, features: int):
-    import sparsetrain as st
+    """The ``logistic`` or ``fm`` (k = 8) preset's graph, as ``model.preset`` builds it."""
+    from sparsetrain.config import config_from_dict
 
-    data = st.sym.Variable("data", stype="csr")
-    pred = st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(features, 1)))
-    if model == "fm":
-        v = st.sym.Variable("factor_weight", stype="row_sparse", shape=(features, 8))
-        pair = st.sym.elemwise_sub(st.sym.square(st.sym.sparse.dot(data, v)),
-                                   st.sym.sparse.dot(st.sym.square(data), st.sym.square(v)))
-        pred = st.sym.elemwise_add(pred, st.sym.sum(pair, axis=1, keepdims=True))
-    pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(1,)))
-    return st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label"), name="out")
+    preset = {"preset": "logistic"} if model == "linear" else {"preset": "fm", "k": 8}
+    doc = {"data": {"train": "unused.libsvm", "num_features": features}, "model": preset}
+    return config_from_dict(doc).build_symbol()
 
 
 class Variant:
@@ -140,14 +137,8 @@ def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=500_000)
-    p.add_argument("--features", type=int, default=1_000_000)
-    p.add_argument("--nnz", type=int, default=23)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
-    p.add_argument("--epochs", type=int, default=4)
+    add_workload_options(p, batch_sizes=(256, 1), epochs=4, lr=0.05, optimizer="adagrad")
     p.add_argument("--model", default="linear", choices=["linear", "fm"])
-    p.add_argument("--optimizer", default="adagrad", choices=["sgd", "adagrad", "adam", "ftrl"])
-    p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the whole result as JSON too")
     args = p.parse_args(argv)

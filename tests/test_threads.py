@@ -31,7 +31,7 @@ def _data(seed=0):
     return st.nd.sparse.csr_matrix((x.data, x.indices, x.indptr), shape=x.shape), y
 
 
-def _symbol(model):
+def _symbol(model, bias=True):
     data = st.sym.Variable("data", stype="csr")
     weight = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1))
     pred = st.sym.sparse.dot(data, weight)
@@ -40,19 +40,22 @@ def _symbol(model):
         pair = st.sym.elemwise_sub(st.sym.square(st.sym.sparse.dot(data, v)),
                                    st.sym.sparse.dot(st.sym.square(data), st.sym.square(v)))
         pred = st.sym.elemwise_add(pred, st.sym.sum(pair, axis=1, keepdims=True))
-    pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(1,)))
+    if bias:
+        pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(1,)))
     return st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label"), name="out")
 
 
-def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=False, epochs=2, metric="log_loss"):
+def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=False, epochs=2, metric="log_loss",
+           data=None, bias=True, shuffle=True, **params):
     st.random.seed(3)
-    x, y = _data()
-    it = st.io.NDArrayIter(x, y, batch_size, shuffle=True, last_batch_handle="pad", label_name="label")
-    mod = st.mod.Module(_symbol(model), data_names=["data"], label_names=["label"])
+    x, y = _data() if data is None else data
+    it = st.io.NDArrayIter(x, y, batch_size, shuffle=shuffle, last_batch_handle="pad", label_name="label")
+    mod = st.mod.Module(_symbol(model, bias), data_names=["data"], label_names=["label"])
     mod.bind(it.provide_data, it.provide_label)
     mod.init_params(st.initializer.Normal(0.01))
     name = "sgd" if opt.startswith("sgd") else opt
-    mod.init_optimizer(optimizer=name, optimizer_params=dict(OPTIMIZERS[opt], rescale_grad=1.0 / batch_size))
+    mod.init_optimizer(optimizer=name, optimizer_params=dict(OPTIMIZERS[opt], rescale_grad=1.0 / batch_size,
+                                                             **params))
     m = st.metric.create(metric)
     stats = []
     for epoch in range(epochs):
@@ -105,6 +108,43 @@ def test_two_threads_reach_the_loss_of_one(model, opt, batch_size, deterministic
     assert two.num_inst == one.num_inst
 
 
+@pytest.mark.parametrize("model,opt,batch_size", [("linear", "adagrad", 1), ("linear", "adam", 8),
+                                                  ("fm", "sgd_mom", 8), ("fm", "ftrl", 1)])
+def test_deterministic_is_one_thread_when_the_shares_touch_other_rows(model, opt, batch_size, monkeypatch):
+    """The semantics: each share trains from the round's parameters and its changes all land. When the
+    two shares of a round touch disjoint rows (no bias), that is one thread's training exactly."""
+    from sparsetrain.engines.compiled import threads
+
+    monkeypatch.setattr(threads, "ROUND_ROWS", ROWS)  # one round: the first half of the rows, the second half
+    x, y = _data()
+    xs = sp.csr_matrix((x.data.asnumpy(), x.indices.asnumpy(), x.indptr.asnumpy()), shape=x.shape)
+    half = np.arange(ROWS) >= ROWS // 2
+    cols = xs.indices % (FEATURES // 2) + np.repeat(half, np.diff(xs.indptr)) * (FEATURES // 2)
+    xs = sp.csr_matrix((xs.data, cols, xs.indptr), shape=xs.shape)
+    xs.sum_duplicates()
+    data = (st.nd.sparse.csr_matrix((xs.data, xs.indices, xs.indptr), shape=xs.shape), y)
+    one = _train(model, opt, batch_size, data=data, bias=False, shuffle=False, epochs=1)[0]
+    two = _train(model, opt, batch_size, threads=2, deterministic=True, data=data, bias=False, shuffle=False,
+                 epochs=1)[0]
+    for name in one:
+        assert np.array_equal(one[name], two[name]), name
+
+
+@pytest.mark.parametrize("model", ["linear", "fm"])
+def test_deterministic_adds_every_threads_adagrad_history(model, monkeypatch):
+    """AdaGrad's history is a sum of squared gradients: with lr 0 (the same gradients on any schedule)
+    two deterministic threads must end with one thread's history — not the mean of the threads' changes."""
+    from sparsetrain.engines.compiled import threads
+
+    monkeypatch.setattr(threads, "ROUND_ROWS", 512)
+    _, _, _, one = _train(model, "adagrad", 8, learning_rate=0.0, epochs=1)
+    _, _, _, two = _train(model, "adagrad", 8, threads=2, deterministic=True, learning_rate=0.0, epochs=1)
+    histories = one.view().updater.states
+    assert histories
+    for index, history in histories.items():  # AdaGrad: one state, the history
+        np.testing.assert_allclose(two.view().updater.states[index].asnumpy(), history.asnumpy(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("model", ["linear", "fm"])
 def test_one_thread_is_todays_result(model):
     params, m, _, _ = _train(model, "adagrad", 32, threads=1)
@@ -155,35 +195,49 @@ def test_merge_kernels_match_the_numpy_reference():
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         old = rng.normal(size=(50, 3)).astype(dtype)
-        touched = [np.unique(rng.integers(0, 50, size=n)) for n in (20, 30, 5)]
+        touched = [rng.permutation(np.unique(rng.integers(0, 50, size=n))) for n in (20, 30, 5)]
         finals = [old.copy() for _ in touched]
         for f, rows in zip(finals, touched):
             f[rows] += rng.normal(size=(rows.size, 3)).astype(dtype)
         for mean in (False, True):
             arr = finals[0].copy()  # thread 0 works in place
+            rows = np.concatenate(touched)
+            owner = np.repeat(np.arange(3), [t.size for t in touched])
             mark = np.full(50, -1, np.int64)
-            union = np.empty(sum(t.size for t in touched), np.int64)
-            union = union[:tk.union_rows(np.concatenate(touched), mark, union)]
-            before = np.empty((union.size, 3))
-            tk.gather_rows(old, union, before)
-            acc, cnt = np.zeros_like(before), np.zeros(union.size)
-            for j, rows in enumerate(touched):
-                tk.add_changes(arr if j == 0 else finals[j], rows, mark, before, acc, cnt)
-            tk.apply_changes(arr, union, before, acc, cnt, mean)
+            shared, cnt = np.empty(rows.size, np.int64), np.empty(rows.size)
+            k = tk.split_shared(rows, owner, mark, shared, cnt)
+            shared, cnt = shared[:k], cnt[:k]
+            counts = np.bincount(rows, minlength=50)
+            assert sorted(shared) == list(np.flatnonzero(counts > 1))
+            assert np.array_equal(cnt, counts[shared])
+            before = np.empty((shared.size, 3))
+            tk.gather_rows(old, shared, before)
+            for j, mine in enumerate(touched):  # a thread that did not touch a shared row holds its old value
+                other = np.setdiff1d(shared, mine)
+                (arr if j == 0 else finals[j])[other] = old[other]
+            acc = np.zeros_like(before)
+            for j in range(3):
+                tk.add_changes(arr if j == 0 else finals[j], shared, before, acc)
+            tk.apply_changes(arr, shared, before, acc, cnt, mean)
+            for j in (1, 2):
+                tk.copy_owned(finals[j], arr, touched[j], mark, j)
             want = tk.merge_reference(old, finals, touched, mean)
             np.testing.assert_allclose(arr, want, rtol=1e-6)
-            only0 = np.setdiff1d(touched[0], np.concatenate(touched[1:]))
-            assert np.array_equal(arr[only0], finals[0][only0])  # one thread's rows: exactly as it left them
+            for j, mine in enumerate(touched):  # one thread's rows: exactly as it left them
+                only = mine[counts[mine] == 1]
+                assert np.array_equal(arr[only], finals[j][only])
+            untouched = counts == 0
+            assert np.array_equal(arr[untouched], old[untouched])
 
 
 def test_touched_rows_are_the_distinct_columns():
     x = sp.random(40, 30, density=0.2, format="csr", random_state=1)
     order = np.random.default_rng(1).permutation(40).astype(np.int64)
-    mark = np.full(30, -1, np.int64)
+    seen = np.zeros(30, np.uint8)
     out = np.empty(30, np.int64)
-    n = tk.touched_rows(x.indices.astype(np.int64), x.indptr.astype(np.int64), order, 5, 25, mark, out)
+    n = tk.touched_rows(x.indices.astype(np.int64), x.indptr.astype(np.int64), order, 5, 25, seen, out)
     assert sorted(out[:n]) == sorted(set(x[order[5:25]].indices))
-    assert (mark == -1).all()
+    assert not seen.any()
 
 
 @pytest.mark.parametrize("value", [0, -1, "many", 1.5, True])

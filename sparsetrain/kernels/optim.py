@@ -291,7 +291,9 @@ class Rule:
     """One optimizer update rule (module doc).
 
     ``step``/``rate``: its njit scalar functions. ``states``: names of its state arrays, each
-    shaped like the weight (at most two). ``hyper``: names of its own hyper-parameters, packed
+    shaped like the weight (at most two); ``sums``: those of them that add a term per update (AdaGrad's
+    history, FTRL's ``z`` and ``n``; the others are running averages) — ``train.deterministic`` adds the
+    threads' changes of these and averages the others' (:mod:`sparsetrain.engines.compiled.threads`). ``hyper``: names of its own hyper-parameters, packed
     after ``rescale_grad`` and ``clip_gradient`` into ``h`` (the optimizer attributes of those
     names, see :meth:`sparsetrain.optimizer.Optimizer.hyper`). ``reference``: the plain-numpy
     step, ``reference(w, states, g, lr, wd, t, h) -> (w, *states)`` in float64 (``lr`` the
@@ -304,6 +306,7 @@ class Rule:
     states: tuple
     hyper: tuple
     reference: Callable
+    sums: tuple = ()
     # the loops and entry points bound to this rule's step (module doc)
     flat: Callable = field(init=False, repr=False, compare=False)
     rows_2d: Callable = field(init=False, repr=False, compare=False)
@@ -314,6 +317,8 @@ class Rule:
     def __post_init__(self):
         if len(self.states) > 2:
             raise SparseTrainError(f"rule {self.name!r}: the loops carry at most two states, got {self.states}")
+        if not set(self.sums) <= set(self.states):
+            raise SparseTrainError(f"rule {self.name!r}: sums {self.sums} must name states of {self.states}")
         for name, template in (("flat", _flat), ("rows_2d", _rows_2d), ("outer_rows", _outer_rows),
                                ("update_dense", _update_dense), ("update_rows", _update_rows)):
             object.__setattr__(self, name, self.bind(template))
@@ -352,9 +357,9 @@ class Rule:
 RULES = {r.name: r for r in (
     Rule("sgd", sgd_step, scheduled_rate, (), (), _ref.sgd_rule),
     Rule("sgd_mom", sgd_mom_step, scheduled_rate, ("momentum",), ("momentum",), _ref.sgd_mom_rule),
-    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule),
+    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule, sums=("history",)),
     Rule("adam", adam_step, adam_rate, ("mean", "var"), ("beta1", "beta2", "epsilon"), _ref.adam_rule),
-    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule),
+    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule, sums=("z", "n")),
 )}
 
 

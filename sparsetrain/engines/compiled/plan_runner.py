@@ -172,7 +172,7 @@ class PlanRunner:
             args += [buf, s1, s2, rows]
         args += [scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, canonical,
                  self.output_kind, self.grad_scale, self.softmax_norm]
-        status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs)))
+        status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs)), rule)
         done = n_batches if status < 0 else int(status)
         result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
         if scores.shape[0]:  # the samples of the batches that ran, for an epoch metric (auc)

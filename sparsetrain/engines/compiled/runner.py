@@ -515,7 +515,7 @@ class LinearEpochRunner:
                 self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
                 Update(train, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
         # train.threads: a ThreadTeam (threads.py) splits the batches among threads
-        status, samples = epoch_kernel(*args) if parallel is None else parallel.run_linear(epoch_kernel, *args)
+        status, samples = epoch_kernel(*args) if parallel is None else parallel.run_linear(epoch_kernel, *args, rule)
         done = n_batches if status == STATUS_OK else int(status)
         result = EpochResult(names, sums, counts_m, done, int(samples),
                              None if status == STATUS_OK else int(status))

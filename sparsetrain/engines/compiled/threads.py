@@ -12,10 +12,12 @@ metric instances are counted once.
   Two threads updating one row at the same moment may lose one of the two updates — rare for
   sparse data, except for rows nearly every sample touches (the bias). Results vary from run to run.
 * **deterministic**: the block is cut into rounds of about ``ROUND_ROWS`` rows per thread and each
-  round into ``N`` fixed shares; thread 0 trains in place, thread ``j > 0`` on a private copy of
-  the rows its share touches. After the round every touched row of a weight gets the sum of the
-  threads' changes, of an optimizer state their mean (:mod:`.thread_kernels`), added in thread
-  order: the same parameters on every run for a given ``N``.
+  round into ``N`` fixed shares, each trained from the round's parameters: thread 0 in place,
+  thread ``j > 0`` on a private copy of the rows its share touches. After the round a row one
+  share touched is copied back as that share left it; a row several shares touched gets the sum
+  of their changes (a weight, a state the rule sums: ``Rule.sums``) or their mean (a running
+  average), added in thread order (:mod:`.thread_kernels`): the same parameters on every run for
+  a given ``N``, and one thread's when the shares touch disjoint rows.
 
 One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
 result bit for bit.
@@ -97,12 +99,15 @@ def _shares(batch_ptr, threads: int) -> list:
 
 
 class _Group:
-    """Parameter arrays (a weight and its states, as 2-D) whose touched rows are one CSR input's
-    columns (``indices``/``indptr``), or every row (``indices`` None)."""
+    """A weight and its optimizer states (``rule``'s; absent ones empty), as 2-D arrays, whose touched
+    rows are one CSR input's columns (``indices``/``indptr``), or every row (``indices`` None).
+    ``means[a]``: array ``a``'s merged change is the threads' mean (a running average), else their sum."""
 
-    def __init__(self, arrays, indices=None, indptr=None):
-        self.arrays = [a.reshape(a.shape[0] if a.ndim > 1 else 1, -1) for a in arrays if a.size]
-        self.originals = [a for a in arrays if a.size]
+    def __init__(self, rule, arrays, indices=None, indptr=None):
+        kept = [(a, i == 0 or rule.states[i - 1] not in rule.sums) for i, a in enumerate(arrays) if a.size]
+        self.arrays = [a.reshape(a.shape[0] if a.ndim > 1 else 1, -1) for a, _ in kept]
+        self.originals = [a for a, _ in kept]
+        self.means = [i > 0 and mean for i, (_, mean) in enumerate(kept)]
         self.indices, self.indptr = indices, indptr
 
 
@@ -183,14 +188,15 @@ class ThreadTeam:
         return -1, samples
 
     # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
-    def run_linear(self, kernel, batches, model, update, metrics, scratch, pred):
-        """``kernel(batches, model, update, metrics, scratch, pred)`` over the block, in threads."""
+    def run_linear(self, kernel, batches, model, update, metrics, scratch, pred, rule):
+        """``kernel(batches, model, update, metrics, scratch, pred)`` over the block, in threads
+        (``rule``: the optimizer rule the kernel is bound to)."""
         groups = []
         if self.deterministic:
-            groups = [_Group((model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
+            groups = [_Group(rule, (model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
                              batches.indptr[t]) for t in range(len(model.weights))]
             if model.has_bias:
-                groups.append(_Group((model.bias, model.bias_s1, model.bias_s2)))
+                groups.append(_Group(rule, (model.bias, model.bias_s1, model.bias_s2)))
         sums = [np.zeros_like(metrics.sums) for _ in range(self.threads)]
         counts = [np.zeros_like(metrics.counts) for _ in range(self.threads)]
 
@@ -220,8 +226,9 @@ class ThreadTeam:
         return result
 
     # -- generated plans (plan_runner.PlanRunner) ---------------------------------------------
-    def run_plan(self, fn, args: list, names: list):
-        """``fn(*args)`` (a generated ``plan_epoch``; ``names``: its argument names) over the block, in threads."""
+    def run_plan(self, fn, args: list, names: list, rule):
+        """``fn(*args)`` (a generated ``plan_epoch`` bound to the optimizer rule ``rule``; ``names``: its
+        argument names) over the block, in threads."""
         at = {name: i for i, name in enumerate(names)}
         batch_ptr = args[at["batch_ptr"]]
         n_params = sum(1 for name in names if name.startswith("rows"))
@@ -230,7 +237,7 @@ class ThreadTeam:
             for t in range(n_params):
                 arrays = [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")]
                 sparse = args[at[f"rows{t}"]].shape[0] == 0  # a row-sparse parameter: its batch's columns
-                groups.append(_Group(arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(arrays))
+                groups.append(_Group(rule, arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(rule, arrays))
         msums = [np.zeros_like(args[at["msums"]]) for _ in range(self.threads)]
         mcounts = [np.zeros_like(args[at["mcounts"]]) for _ in range(self.threads)]
         lrs, counts = args[at["lrs"]], args[at["counts"]]
@@ -277,25 +284,28 @@ class ThreadTeam:
         self._pulled([(i,) for i in range(len(tasks))], lambda j, i: tasks[i]())
 
     def _merged(self, groups, order, batch_ptr, shares, call):
-        """Run ``call`` for every share; with ``groups`` (deterministic), on private rows, then merge."""
+        """Run ``call`` for every share; with ``groups`` (deterministic), thread ``j > 0`` on its
+        private copy of the rows its share touches, then merge (:mod:`.thread_kernels`)."""
         if not groups:
             return self._run(shares, call)
-        from .thread_kernels import add_changes, apply_changes, copy_rows, gather_rows, touched_rows, union_rows
+        from .thread_kernels import (add_changes, apply_changes, copy_owned, copy_rows, gather_rows, put_rows,
+                                     split_shared, touched_rows)
 
         n = len(shares)
         touched = [[None] * n for _ in groups]
         marks = [self._mark(g, group.arrays[0].shape[0]) for g, group in enumerate(groups)]
+        seen = [np.broadcast_to(np.uint8(0), mark.shape) for mark in marks]  # the shape of a byte per row
         for j in range(n):  # made here, not in the tasks: the dict of buffers is not shared by threads
             for g in range(len(groups)):
-                self._buffer(j, ("mark", g), marks[g], -1)
+                self._buffer(j, ("seen", g), seen[g], 0)
                 self._buffer(j, ("touched", g), marks[g])
 
         def touch(g, j):
             group = groups[g]
-            mark = self._buffer(j, ("mark", g), marks[g], -1)  # this thread's: all -1 again after
-            out = self._buffer(j, ("touched", g), mark)
+            mine = self._buffer(j, ("seen", g), seen[g], 0)  # this thread's: all 0 again after
+            out = self._buffer(j, ("touched", g), marks[g])
             b0, b1 = shares[j]
-            k = touched_rows(group.indices, group.indptr, order, batch_ptr[b0], batch_ptr[b1], mark, out)
+            k = touched_rows(group.indices, group.indptr, order, batch_ptr[b0], batch_ptr[b1], mine, out)
             touched[g][j] = out[:k]
 
         tasks = []
@@ -305,33 +315,47 @@ class ThreadTeam:
             else:
                 tasks += [lambda g=g, j=j: touch(g, j) for j in range(n)]
         self._each(tasks)
-        unions, olds = [], {}
-        for g in range(len(groups)):
-            rows = np.concatenate(touched[g])
-            union = np.empty(rows.shape[0], np.int64)
-            unions.append(union[:union_rows(rows, marks[g], union)])  # marks[g][r]: r's position, until the merge
+        everyone = [np.concatenate(touched[g]) for g in range(len(groups))]
+        try:
+            shared, counts = [], []
+            for g, rows in enumerate(everyone):  # marks[g][r]: the thread owning r, or r's place in shared
+                owner = np.repeat(np.arange(n, dtype=np.int64), [t.shape[0] for t in touched[g]])
+                out, cnt = np.empty(rows.shape[0], np.int64), np.empty(rows.shape[0], np.float64)
+                k = split_shared(rows, owner, marks[g], out, cnt)
+                shared.append(out[:k])
+                counts.append(cnt[:k])
+            olds = {}
 
-        def save(g, a):
-            arr = groups[g].arrays[a]
-            old = olds[(g, a)] = np.empty((unions[g].shape[0], arr.shape[1]), np.float64)
-            gather_rows(arr, unions[g], old)
-            for j in range(1, n):  # private copies start from the round's values
+            def save(g, a):
+                arr = groups[g].arrays[a]
+                old = olds[(g, a)] = np.empty((shared[g].shape[0], arr.shape[1]), np.float64)
+                gather_rows(arr, shared[g], old)
+
+            def copy_in(g, a, j):  # a private copy starts from the round's values (shared rows: put after)
+                arr = groups[g].arrays[a]
                 copy_rows(arr, self._private(j, g, a, groups[g]).reshape(arr.shape), touched[g][j])
 
-        def merge(g, a):
-            arr = groups[g].arrays[a]
-            old = olds[(g, a)]
-            acc = np.zeros_like(old)
-            cnt = np.zeros(old.shape[0], np.float64)
-            for j in range(n):  # in thread order: the same sums on every run
-                mine = arr if j == 0 else self._private(j, g, a, groups[g]).reshape(arr.shape)
-                add_changes(mine, touched[g][j], marks[g], old, acc, cnt)
-            apply_changes(arr, unions[g], old, acc, cnt, a > 0)  # weights: the sum; states: the mean
+            def merge(g, a):
+                arr = groups[g].arrays[a]
+                old = olds[(g, a)]
+                acc = np.zeros_like(old)
+                privates = [arr] + [self._private(j, g, a, groups[g]).reshape(arr.shape) for j in range(1, n)]
+                for j in range(n):  # in thread order: the same sums on every run
+                    add_changes(privates[j], shared[g], old, acc)
+                apply_changes(arr, shared[g], old, acc, counts[g], groups[g].means[a])
+                for j in range(1, n):  # the rows only thread j touched: as it left them
+                    copy_owned(privates[j], arr, touched[g][j], marks[g], j)
 
-        pairs = [(g, a) for g, group in enumerate(groups) for a in range(len(group.arrays))]
-        self._each([lambda g=g, a=a: save(g, a) for g, a in pairs])
-        results = self._run(shares, call)
-        self._each([lambda g=g, a=a: merge(g, a) for g, a in pairs])
-        for union, mark in zip(unions, marks):
-            mark[union] = -1
+            pairs = [(g, a) for g, group in enumerate(groups) for a in range(len(group.arrays))]
+            self._each([lambda g=g, a=a: save(g, a) for g, a in pairs]
+                       + [lambda g=g, a=a, j=j: copy_in(g, a, j) for g, a in pairs for j in range(1, n)])
+            for g, a in pairs:  # every copy holds the round's values of every shared row
+                for j in range(1, n):
+                    arr = groups[g].arrays[a]
+                    put_rows(olds[(g, a)], self._private(j, g, a, groups[g]).reshape(arr.shape), shared[g])
+            results = self._run(shares, call)
+            self._each([lambda g=g, a=a: merge(g, a) for g, a in pairs])
+        finally:
+            for rows, mark in zip(everyone, marks):
+                mark[rows] = -1
         return results
