@@ -2,7 +2,7 @@
 
     python -m benchmarks.threads [--rows 500000] [--features 1000000] [--nnz 23]
                                  [--batch-sizes 256 1] [--epochs 4] [--model linear|fm]
-                                 [--optimizer adagrad] [--lr 0.05] [--threads 2]
+                                 [--optimizer adagrad] [--lr 0.05] [--threads 2] [--drop-head K]
 
 Generates (once, with ``sparsetrain gen-data --task binary --columns zipf --target random``) a
 ``rows`` × ``features`` LibSVM file under ``benchmarks/_work/``, loads it, and trains a logistic
@@ -14,6 +14,11 @@ alike. Prints, per batch size: seconds per epoch (best), samples/s, the final ep
 log-loss, and each variant's ratios against one thread — speed (best epoch, and the median of the
 per-epoch pairs) and the loss difference — with ``uptime``'s load before and after. Not a test:
 nothing here asserts on time.
+
+``--drop-head K`` is a diagnostic: the same data without its ``K`` most frequent columns. With
+zipf columns every sample updates the first rows of the weight table (and the bias), so at batch 1
+two threads write the same cache lines for every sample; the head-less run shows what those lines
+cost the threads.
 """
 from __future__ import annotations
 
@@ -94,15 +99,30 @@ class Variant:
         return f"threads_{self.threads}" + ("_deterministic" if self.deterministic else "")
 
 
+def without_head(x, columns: int):
+    """``x`` without the entries of its ``columns`` most frequent columns (the rows of the weight table
+    nearly every sample updates: the threads' contended cache lines)."""
+    import sparsetrain as st
+
+    counts = np.bincount(x.indices.asnumpy(), minlength=x.shape[1])
+    head = np.zeros(x.shape[1], bool)
+    head[np.argsort(counts, kind="stable")[::-1][:columns]] = True
+    keep = ~head[x.indices.asnumpy()]
+    indptr = np.concatenate([[0], np.cumsum(keep)])[x.indptr.asnumpy()]
+    return st.nd.sparse.csr_matrix((x.data.asnumpy()[keep], x.indices.asnumpy()[keep], indptr), shape=x.shape)
+
+
 def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4, model="linear",
-        optimizer="adagrad", lr=0.05, threads=2) -> dict:
+        optimizer="adagrad", lr=0.05, threads=2, drop_head=0) -> dict:
     from sparsetrain.engines.compiled.threads import available_cores
 
-    result = {"rows": rows, "features": features, "nnz_per_row": nnz, "model": model,
+    result = {"rows": rows, "features": features, "nnz_per_row": nnz, "model": model, "drop_head": drop_head,
               "optimizer": f"{optimizer}(lr={lr})", "cores": available_cores(), "load_before": load_average(),
               "batch": {}}
     path = data_file(rows, features, nnz)
     x, y = load(path, features)
+    if drop_head:
+        x = without_head(x, drop_head)
     for bs in batch_sizes:
         variants = [Variant(x, y, model, features, bs, t, d, optimizer, lr)
                     for t, d in ((1, False), (threads, False), (threads, True))]
@@ -140,13 +160,16 @@ def main(argv=None):
     add_workload_options(p, batch_sizes=(256, 1), epochs=4, lr=0.05, optimizer="adagrad")
     p.add_argument("--model", default="linear", choices=["linear", "fm"])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--drop-head", type=int, default=0, metavar="K",
+                   help="diagnostic: train without the K most frequent columns (the rows every thread updates)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON too")
     args = p.parse_args(argv)
     res = run(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.model, args.optimizer,
-              args.lr, args.threads)
+              args.lr, args.threads, args.drop_head)
     if args.json:
         print(json.dumps(res, indent=2))
-    print(f"{res['rows']} x {res['features']}, {res['nnz_per_row']} nnz/row, {res['model']}, {res['optimizer']}, "
+    head = f" without the {res['drop_head']} most frequent columns" if res["drop_head"] else ""
+    print(f"{res['rows']} x {res['features']}, {res['nnz_per_row']} nnz/row{head}, {res['model']}, {res['optimizer']}, "
           f"{res['cores']} cores; {res['load_before']} (before), {res['load_after']} (after)")
     for bs, entry in res["batch"].items():
         for name, v in entry.items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["touched_rows", "split_shared", "copy_rows", "copy_owned", "gather_rows", "put_rows", "add_changes",
+__all__ = ["touched_rows", "split_shared", "copy_rows", "copy_owned", "gather_rows", "add_changes",
            "apply_changes", "merge_reference"]
 
 
@@ -89,15 +89,6 @@ def add_changes(arr, shared, old, acc):
         r = shared[q]
         for k in range(arr.shape[1]):
             acc[q, k] += float(arr[r, k]) - old[q, k]
-
-
-@njit(cache=True, nogil=True)
-def put_rows(old, dst, rows):
-    """``dst[rows[i]] = old[i]``."""
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        for k in range(dst.shape[1]):
-            dst[r, k] = old[i, k]
 
 
 @njit(cache=True, nogil=True)

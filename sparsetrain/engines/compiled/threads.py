@@ -288,8 +288,8 @@ class ThreadTeam:
         private copy of the rows its share touches, then merge (:mod:`.thread_kernels`)."""
         if not groups:
             return self._run(shares, call)
-        from .thread_kernels import (add_changes, apply_changes, copy_owned, copy_rows, gather_rows, put_rows,
-                                     split_shared, touched_rows)
+        from .thread_kernels import (add_changes, apply_changes, copy_owned, copy_rows, gather_rows, split_shared,
+                                     touched_rows)
 
         n = len(shares)
         touched = [[None] * n for _ in groups]
@@ -331,9 +331,11 @@ class ThreadTeam:
                 old = olds[(g, a)] = np.empty((shared[g].shape[0], arr.shape[1]), np.float64)
                 gather_rows(arr, shared[g], old)
 
-            def copy_in(g, a, j):  # a private copy starts from the round's values (shared rows: put after)
+            def copy_in(g, a, j):  # a private copy starts from the round's values, of every shared row too
                 arr = groups[g].arrays[a]
-                copy_rows(arr, self._private(j, g, a, groups[g]).reshape(arr.shape), touched[g][j])
+                mine = self._private(j, g, a, groups[g]).reshape(arr.shape)
+                copy_rows(arr, mine, touched[g][j])
+                copy_rows(arr, mine, shared[g])  # (a share that did not touch one then adds no change)
 
             def merge(g, a):
                 arr = groups[g].arrays[a]
@@ -349,10 +351,6 @@ class ThreadTeam:
             pairs = [(g, a) for g, group in enumerate(groups) for a in range(len(group.arrays))]
             self._each([lambda g=g, a=a: save(g, a) for g, a in pairs]
                        + [lambda g=g, a=a, j=j: copy_in(g, a, j) for g, a in pairs for j in range(1, n)])
-            for g, a in pairs:  # every copy holds the round's values of every shared row
-                for j in range(1, n):
-                    arr = groups[g].arrays[a]
-                    put_rows(olds[(g, a)], self._private(j, g, a, groups[g]).reshape(arr.shape), shared[g])
             results = self._run(shares, call)
             self._each([lambda g=g, a=a: merge(g, a) for g, a in pairs])
         finally:
