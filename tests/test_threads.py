@@ -31,12 +31,12 @@ def _data(seed=0):
     return st.nd.sparse.csr_matrix((x.data, x.indices, x.indptr), shape=x.shape), y
 
 
-def _symbol(model, bias=True):
+def _symbol(model, bias=True, features=FEATURES):
     data = st.sym.Variable("data", stype="csr")
-    weight = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1))
+    weight = st.sym.Variable("weight", stype="row_sparse", shape=(features, 1))
     pred = st.sym.sparse.dot(data, weight)
     if model == "fm":  # a generated plan: pred + Σ_f ((X·V)_f² − (X²·V²)_f)
-        v = st.sym.Variable("factor_weight", stype="row_sparse", shape=(FEATURES, 4))
+        v = st.sym.Variable("factor_weight", stype="row_sparse", shape=(features, 4))
         pair = st.sym.elemwise_sub(st.sym.square(st.sym.sparse.dot(data, v)),
                                    st.sym.sparse.dot(st.sym.square(data), st.sym.square(v)))
         pred = st.sym.elemwise_add(pred, st.sym.sum(pair, axis=1, keepdims=True))
@@ -50,7 +50,7 @@ def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=Fa
     st.random.seed(3)
     x, y = _data() if data is None else data
     it = st.io.NDArrayIter(x, y, batch_size, shuffle=shuffle, last_batch_handle="pad", label_name="label")
-    mod = st.mod.Module(_symbol(model, bias), data_names=["data"], label_names=["label"])
+    mod = st.mod.Module(_symbol(model, bias, x.shape[1]), data_names=["data"], label_names=["label"])
     mod.bind(it.provide_data, it.provide_label)
     mod.init_params(st.initializer.Normal(0.01))
     name = "sgd" if opt.startswith("sgd") else opt
@@ -128,6 +128,26 @@ def test_deterministic_is_one_thread_when_the_shares_touch_other_rows(model, opt
                  epochs=1)[0]
     for name in one:
         assert np.array_equal(one[name], two[name]), name
+
+
+@pytest.mark.parametrize("model,batch_size", [("linear", 1), ("linear", 32), ("fm", 8)])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_every_batch_is_applied_once_with_its_own_scale(model, batch_size, deterministic):
+    """N threads train the schedule of one: every batch once, each update one whole batch's gradient
+    scaled by rescale_grad = 1/batch_size. AdaGrad with lr 0 (the same gradients on any schedule) on
+    rows that each touch their own columns: the histories are one thread's exactly, Hogwild included
+    (no two batches share a row, so no update can be lost)."""
+    rows = 2048
+    x = sp.csr_matrix((np.linspace(0.5, 1.5, 2 * rows).astype(np.float32), np.arange(2 * rows),
+                       np.arange(0, 2 * rows + 1, 2)), shape=(rows, 2 * rows))
+    y = (np.arange(rows) % 3 == 0).astype(np.float32)
+    data = (st.nd.sparse.csr_matrix((x.data, x.indices, x.indptr), shape=x.shape), y)
+    kw = dict(data=data, bias=False, learning_rate=0.0, epochs=1)
+    _, m1, _, one = _train(model, "adagrad", batch_size, **kw)
+    _, m2, _, two = _train(model, "adagrad", batch_size, threads=2, deterministic=deterministic, **kw)
+    for index, history in one.view().updater.states.items():
+        assert np.array_equal(two.view().updater.states[index].asnumpy(), history.asnumpy()), index
+    assert m2.num_inst == m1.num_inst
 
 
 @pytest.mark.parametrize("model", ["linear", "fm"])
