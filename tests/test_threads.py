@@ -87,8 +87,10 @@ def test_deterministic_runs_are_bit_identical(model, opt, batch_size, monkeypatc
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 @pytest.mark.parametrize("batch_size", [1, 256])
 def test_deterministic_every_rule(model, opt, batch_size):
-    first = _train(model, opt, batch_size, threads=2, deterministic=True)[0]
-    second = _train(model, opt, batch_size, threads=2, deterministic=True)[0]
+    # one-sample steps at the batch-32 rates make the FM with momentum diverge, one thread too
+    lr = OPTIMIZERS[opt]["learning_rate"] * (0.2 if batch_size == 1 else 1.0)
+    first = _train(model, opt, batch_size, threads=2, deterministic=True, learning_rate=lr)[0]
+    second = _train(model, opt, batch_size, threads=2, deterministic=True, learning_rate=lr)[0]
     for name in first:
         assert np.array_equal(first[name], second[name]), name
 
