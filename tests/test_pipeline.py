@@ -75,3 +75,41 @@ def test_compressed_offsets_count_decompressed_bytes(tmp_path):
     gz.write_bytes(gzip.compress(raw))
     blocks = list(LibSVMReader(gz, num_features=20, zero_based=False, chunk_size=256))
     assert blocks[-1].end == len(raw) and blocks[0].offset == 0
+
+
+def test_buffer_pool_hands_out_arrays_again_only_when_nothing_refers_to_them():
+    from sparsetrain.io.pipeline import BufferPool
+
+    pool = BufferPool(limit=2)
+    spec = ((100, np.float32), (50, np.int64))
+    a, b = pool.take(spec)
+    assert a.dtype == np.float32 and len(a) >= 100 and b.dtype == np.int64 and len(b) >= 50
+    view = a[:10]  # a block's view keeps the whole set in use
+    del a, b
+    c, d = pool.take(spec)
+    assert not np.shares_memory(c, view)
+    del c, d
+    del view
+    e, f = pool.take(spec)  # the first set (or the second) is free again: no new set beyond the limit
+    assert len(pool._sets) == 2
+    del e, f
+    big = pool.take(((1000, np.float32), (50, np.int64)))  # a free set too small is replaced
+    assert len(big[0]) >= 1000 and len(pool._sets) == 2
+
+
+def test_blocks_kept_by_a_consumer_are_never_overwritten_by_later_chunks(tmp_path):
+    """The reader parses into arrays of earlier chunks only when nothing refers to them: blocks
+    kept (list(reader)) hold what was parsed into them, equal to a whole-file load."""
+    from sparsetrain.io import load_libsvm
+
+    path = _libsvm(tmp_path, rows=3000)
+    reader = LibSVMReader(path, num_features=20, zero_based=False, chunk_size=512)
+    for _ in range(2):  # the second pass runs with a warm pool
+        kept = list(reader)
+        assert len(kept) > 20
+        X, y = load_libsvm(path, num_features=20, zero_based=False)
+        assert np.array_equal(np.concatenate([b.indices for b in kept]), X.indices)
+        assert np.array_equal(np.concatenate([b.data for b in kept]), X.data)
+        assert np.array_equal(np.concatenate([b.labels[:, 0] for b in kept]), y)
+        streamed = [(b.data.copy(), b.indices.copy()) for b in reader]  # one at a time: the pool recycles
+        assert all(np.array_equal(d, k.data) and np.array_equal(i, k.indices) for (d, i), k in zip(streamed, kept))

@@ -246,3 +246,15 @@ def test_a_bad_label_in_the_second_file_names_that_file(tmp_path):
                                f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"])
     with pytest.raises(DataFormatError, match=rf"{b}:7"):
         fit(cfg, output_dir=str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("kind", ["linear", "plan"])
+def test_the_engine_keeps_no_streamed_chunk_alive(tmp_path, kind):
+    """A streamed epoch's memory is a few chunks: the kernels do not remember a piece's buffers
+    (they would keep their chunks alive), so the reader parses into the same few arrays again."""
+    path = _write(tmp_path, rows=600)
+    dtype = "float64" if kind == "plan" else "float32"
+    it = _stream(path, 1, "pad", dtype=dtype)  # every piece is a view of a chunk's arrays
+    _train(it, "compiled", kind=kind, epochs=2, dtype=dtype, metrics=("log_loss",))
+    sets = len(it._data_reader._pool._sets)  # the most ever in use at once (up to the pool's limit, 16)
+    assert sets <= 10, sets  # 120 chunks a pass: parsed ahead, queued and training

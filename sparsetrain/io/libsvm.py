@@ -30,6 +30,7 @@ from . import _libsvm_kernels as K
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
 from .libsvm_dump import dump_libsvm
 from .libsvm_parse import LibSVMBlock, default_workers, iter_parsed, load_arrays, range_error, settings_for
+from .pipeline import BufferPool
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -214,6 +215,7 @@ class LibSVMReader:
         self.start_row = int(start_row)
         self.workers = workers or default_workers()
         self._range: tuple[int, int | None] | None = None
+        self._pool = BufferPool()  # each pass parses into the arrays of chunks no longer in use
 
     @property
     def zero_based(self) -> bool:
@@ -269,7 +271,7 @@ class LibSVMReader:
         begin, end_hint = self.byte_range()
         for block, _ in iter_parsed(
             self.source, begin=begin, end_hint=end_hint, n_labels=self.num_labels or 0,
-            num_features=self.num_features, settings=self._settings(mode), workers=self.workers,
+            num_features=self.num_features, settings=self._settings(mode), workers=self.workers, pool=self._pool,
         ):
             if not zero_based:
                 block.indices -= 1

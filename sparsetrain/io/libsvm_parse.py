@@ -27,7 +27,7 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .chunks import ChunkSource
-from .pipeline import ChunkJob, ParsedChunk, default_workers, executor, parse_chunks
+from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks
 
 __all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
 
@@ -83,25 +83,22 @@ def _run_kernel(job: _Job, s: Settings) -> _Job:
     return job
 
 
-def _parse_into_own_arrays(job: _Job, s: Settings) -> _Job:
-    """Streaming: allocate room by upper bounds that need no counting pass (an entry takes at
-    least 4 bytes, a row at least 2 per label), parse, then give the unused room back
-    (realloc shrinks in place). Untouched pages of the large allocations never become
-    resident, so memory use follows the actual output."""
+def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = None) -> _Job:
+    """Streaming: room by upper bounds that need no counting pass (an entry takes at least 4
+    bytes, a row at least 2 per label), from ``pool`` (arrays an earlier chunk used, already
+    resident) or fresh; the job's arrays are views of the rows and entries parsed. Untouched
+    pages of fresh allocations never become resident, so memory use follows the output."""
     n = len(job.buf)
-    job.data = np.empty(n // 4 + 1, s.dtype)
-    job.indices = np.empty(n // 4 + 1, np.int64)
-    indptr = np.empty(n // 2 + 2, np.int64)
+    spec = ((n // 4 + 1, s.dtype), (n // 4 + 1, np.int64), (n // 2 + 2, np.int64), (n // 2 + 1, np.float64))
+    data, indices, indptr, labels = pool.take(spec) if pool is not None else [np.empty(k, dt) for k, dt in spec]
     indptr[0] = 0
-    job.row_ends = indptr[1:]
-    job.labels = np.empty(n // 2 + 1, np.float64)
+    job.data, job.indices, job.row_ends, job.labels = data, indices, indptr[1:], labels
     _run_kernel(job, s)
-    job.row_ends = None  # a view: drop it before resizing its base
+    job.row_ends = None
     if job.info[K.I_ERR] == K.OK:
-        job.data.resize(job.nnz, refcheck=False)
-        job.indices.resize(job.nnz, refcheck=False)
-        indptr.resize(job.rows + 1, refcheck=False)
-        job.labels.resize(job.rows * job.n_labels, refcheck=False)
+        job.data, job.indices = data[: job.nnz], indices[: job.nnz]
+        indptr = indptr[: job.rows + 1]
+        job.labels = labels[: job.rows * job.n_labels]
     job.indptr = indptr
     return job
 
@@ -249,11 +246,13 @@ def iter_parsed(
     num_features: int | None,
     settings: Settings,
     workers: int,
+    pool: BufferPool | None = None,
 ) -> Iterator[tuple[LibSVMBlock, BlockMeta]]:
     """Parse the lines of ``[begin, end)`` chunk by chunk; yields blocks in file order with
     raw (unshifted) indices. Up to ``workers + 1`` chunks are parsed ahead of the consumer.
     ``n_labels`` 0 takes the count from the first data row. An error of the source (corrupt
-    compressed data, a line too long) is raised after the blocks before it."""
+    compressed data, a line too long) is raised after the blocks before it. ``pool``: where the
+    blocks' arrays come from (see :class:`~.pipeline.BufferPool`); fresh arrays without one."""
     ctx = _ParseContext(source, num_features, settings.mode, n_labels, begin, settings.dtype)
 
     def make_job(buf, offset, first):
@@ -262,7 +261,7 @@ def iter_parsed(
         return _Job(buf, 0, ctx.n_labels or 1, offset)
 
     boundary_seen = False
-    run = functools.partial(_parse_into_own_arrays, s=settings)
+    run = functools.partial(_parse_into_own_arrays, s=settings, pool=pool)
     for job in parse_chunks(source, begin, end_hint, run, workers, make_job):
         _check(job, ctx, settings)
         meta = _meta(job, ctx, want_boundary=not boundary_seen)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks"]
 
 
 def default_workers() -> int:
@@ -50,6 +51,55 @@ def executor(workers: int) -> ThreadPoolExecutor:
             _POOL_SIZE = workers
             _POOL_PID = os.getpid()
         return _POOL
+
+
+def _refcount(arrays: tuple, i: int) -> int:
+    return sys.getrefcount(arrays[i])
+
+
+#: What :func:`_refcount` says of an array that only its set (a tuple) refers to.
+_REFS_WHEN_FREE = _refcount((np.empty(1),), 0)
+
+
+class BufferPool:
+    """Output arrays of parsed chunks, used again once nothing outside the pool refers to them.
+
+    Streaming parses the whole file again every epoch; fresh arrays for every chunk cost a page
+    fault per 4 KiB of output (the OS zeroes each new page), a large share of the parse time.
+    A set of arrays is handed out again only when no array, view or batch made from it is alive
+    anywhere (its reference counts say so), so a consumer that keeps its blocks (a whole-file
+    load, a user holding a batch) is never affected: the pool then allocates new arrays. At most
+    ``limit`` sets are kept; the pool is thread-safe.
+    """
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self._sets: list[tuple] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _free(arrays: tuple) -> bool:
+        return all(_refcount(arrays, i) == _REFS_WHEN_FREE for i in range(len(arrays)))
+
+    def take(self, spec) -> tuple:
+        """Arrays of at least ``n`` elements of ``dtype`` for each ``(n, dtype)`` of ``spec``
+        (their contents are whatever a previous chunk left there), as a list: holding it marks
+        them in use."""
+        spec = [(int(n), np.dtype(dt)) for n, dt in spec]
+        with self._lock:
+            spare = None  # a free set too small for this chunk: replaced by the new one
+            for k, arrays in enumerate(self._sets):
+                if not self._free(arrays):
+                    continue
+                if all(len(a) >= n and a.dtype == dt for a, (n, dt) in zip(arrays, spec)):
+                    return list(arrays)
+                spare = k
+            arrays = tuple(np.empty(n, dt) for n, dt in spec)
+            if spare is not None:
+                self._sets[spare] = arrays
+            elif len(self._sets) < self.limit:
+                self._sets.append(arrays)
+            return list(arrays)
 
 
 @dataclass

@@ -197,23 +197,24 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
     if stream.streams(train_data):
         return stream.run_epoch(train_data, lambda piece, callback, last: run_found(
-            view, found, piece, metric, callback, epoch, progressive, check_params=last, team=team),
+            view, found, piece, metric, callback, epoch, progressive, check_params=last, team=team, remember=False),
             batch_end_callback, epoch)
     return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 
 def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_callback=None, epoch=0,
-              progressive=None, check_params=True, team=None) -> EpochStats:
+              progressive=None, check_params=True, team=None, remember=True) -> EpochStats:
     """One epoch of an in-memory ``train_data`` (or a streamed epoch's piece) on the kernels ``found``
     (a successful :func:`match`); ``check_params``: scan the parameters for NaN/inf at the end; ``team``:
-    a :class:`~.threads.ThreadTeam` (``train.threads``) or None."""
+    a :class:`~.threads.ThreadTeam` (``train.threads``) or None; ``remember=False``: the data is seen once
+    (a streamed piece), the kernels keep no reference to it."""
     if found.plan is not None:
         if progressive is not None:  # match() refuses this pairing; run_epoch called directly must too
             raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
                              "progressive metrics")
         names, _ = fused_metric_names(metric)
         return plan_runner.run_epoch(view, prepare_plan(view, found), names, train_data, metric,
-                                     batch_end_callback, epoch, check_params, parallel=team)
+                                     batch_end_callback, epoch, check_params, parallel=team, remember=remember)
     runner = prepare(view, found)
     names, _ = fused_metric_names(metric)
     start = time.perf_counter()
@@ -237,7 +238,7 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
         outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
-                               predictions=outputs, parallel=team)
+                               predictions=outputs, parallel=team, remember=remember)
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)
             progressive.update(labels[order[lo:lo + real]], outputs[:real])

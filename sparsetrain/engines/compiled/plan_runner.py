@@ -94,7 +94,9 @@ class PlanRunner:
         self._empty = np.empty((0, 0), self.dtype)
         self._no_rows = np.empty(0, INDEX_DTYPE)
 
-    def _once(self, key, source, make):
+    def _once(self, key, source, make, remember=True):
+        if not remember:  # an input seen once (a streamed chunk): nothing keeps it alive
+            return make()
         hit = self._converted.get(key)
         if hit is not None and hit[0]() is source:
             return hit[1]
@@ -104,16 +106,16 @@ class PlanRunner:
         self._converted[key] = (weakref.ref(source), value)
         return value
 
-    def _csr(self, x):
+    def _csr(self, x, remember=True):
         """``(data, indices, indptr, canonical)``: the arrays the plan reads; ``canonical``: every row's
         column ids strictly increase (a one-sample batch's columns are then its gradient rows)."""
         def make():
             xi, xp = np.ascontiguousarray(x._indices, INDEX_DTYPE), np.ascontiguousarray(x._indptr, INDEX_DTYPE)
             canonical = compiled_kernels.csr_check(xi, xp, x.shape[1], len(xp) - 1) == 2
             return np.ascontiguousarray(x._data, dtype=self.dtype), xi, xp, canonical
-        return self._once(("csr", id(x._data), id(x._indices)), x._indices, make)
+        return self._once(("csr", id(x._data), id(x._indices)), x._indices, make, remember)
 
-    def _label(self, y, nrows):
+    def _label(self, y, nrows, remember=True):
         src = y._data if hasattr(y, "_data") else np.asarray(y)
 
         def make():
@@ -127,7 +129,7 @@ class PlanRunner:
                     (lab >= 0) & (lab < self.spec.out_width) & (lab == np.floor(lab))):
                 raise ShapeError(f"SoftmaxOutput labels must be class indices in [0, {self.spec.out_width})")
             return lab
-        return self._once(("label", id(src)), src, make)
+        return self._once(("label", id(src)), src, make, remember)
 
     def _params(self, view):
         """Per parameter: the 2-D weight buffer, its two state buffers, its dense-update rows."""
@@ -145,11 +147,12 @@ class PlanRunner:
             out.append((buf, s1, s2, rows))
         return out
 
-    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None) -> EpochResult:
-        """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`);
-        ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
-        xd, xi, xp, canonical = self._csr(data)
-        lab = self._label(label, len(xp) - 1)
+    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None,
+            remember=True) -> EpochResult:
+        """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`, also for
+        ``remember``); ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
+        xd, xi, xp, canonical = self._csr(data, remember)
+        lab = self._label(label, len(xp) - 1, remember)
         num_features = view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
@@ -230,10 +233,10 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
 
 
 def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0,
-              check_params=True, parallel=None) -> EpochStats:
+              check_params=True, parallel=None, remember=True) -> EpochStats:
     """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``; ``check_params``:
     scan the parameters for NaN/inf at the end (a streamed epoch does so after its last piece);
-    ``parallel``: see :meth:`PlanRunner.fit`."""
+    ``parallel``, ``remember``: see :meth:`PlanRunner.fit`."""
     start = time.perf_counter()
     train_data.reset()
     order, batch_ptr, pad = train_data.epoch_rows()
@@ -249,7 +252,7 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
-                         check_params=check_params and b1 == num_batches, parallel=parallel)
+                         check_params=check_params and b1 == num_batches, parallel=parallel, remember=remember)
         account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

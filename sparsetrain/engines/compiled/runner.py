@@ -456,9 +456,9 @@ class LinearEpochRunner:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
-             predictions=None, check_params=True, parallel=None):
-        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms)
-        lab = self._prepare_label(label, nrows)
+             predictions=None, check_params=True, parallel=None, remember=True):
+        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember)
+        lab = self._prepare_label(label, nrows, remember)
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
@@ -531,7 +531,7 @@ class LinearEpochRunner:
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
-                  metrics=("mse",), check_params=True, predictions=None, parallel=None) -> EpochResult:
+                  metrics=("mse",), check_params=True, predictions=None, parallel=None, remember=True) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -543,9 +543,12 @@ class LinearEpochRunner:
         ``predictions``: a ``(len(order), K)`` array that receives each row's output before its
         batch's update (by position in ``order``); the batch-1 fast path is not taken then. ``parallel``:
         a :class:`~.threads.ThreadTeam` that trains the batches in several threads (``train.threads``).
+        ``remember=False``: inputs seen once (a streamed chunk) are not remembered as validated, so
+        nothing here keeps them alive.
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
-                         param_indices, predictions=predictions, check_params=check_params, parallel=parallel)
+                         param_indices, predictions=predictions, check_params=check_params, parallel=parallel,
+                         remember=remember)
 
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
         """Metrics of the forward pass over the batches (nothing is updated)."""
