@@ -11,7 +11,12 @@ over the parsed file (parsed once, not timed) and from a ``LibSVMIter`` over the
 epoch, timed: that is the point) and from an ``NDArrayIter`` over the file's disk cache
 (``io/disk_cache.py``, memory-mapped; built on the first run), in turn after one untimed warm-up
 epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 0.8) and disk /
-in-memory (target ≥ 0.9) with the machine's load.
+in-memory (target ≥ 0.9) with the machine's load, and each epoch's CPU seconds (all threads).
+
+Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
+chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
+the parse CPU plus the in-memory epoch's CPU, so its time is at least the larger of the training
+alone and (parse CPU + training CPU) / cores; the bound on the ratio is printed beside it.
 
 Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
 process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
@@ -66,6 +71,26 @@ def _epoch(mod, it) -> tuple[float, int, str]:
     return stats.seconds, stats.samples, mod.engine_choice[1]
 
 
+def _parse_speed(path, features, chunk_mb, repeat) -> float:
+    """Best CPU seconds of reading the file through the streaming reader (printed with MB/s)."""
+    import sparsetrain as st
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
+
+    size = os.path.getsize(path)
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeat + 1):  # the first pass warms the page cache
+        reader = st.io.LibSVMReader(path, num_features=features, zero_based=True, num_labels=1,
+                                    chunk_size=int(chunk_mb * 2**20) if chunk_mb else STREAM_CHUNK_SIZE)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _block in reader:
+            pass
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    print(f"parse alone ({reader.workers} parser threads): {best_wall:.3f}s wall = {size / best_wall / 1e6:,.0f} MB/s, "
+          f"{best_cpu:.3f}s CPU = {size / best_cpu / 1e6:,.0f} MB/s per core   load {os.getloadavg()[0]:.1f}")
+    return best_cpu
+
+
 def speed(args) -> None:
     import sparsetrain as st
 
@@ -82,6 +107,8 @@ def speed(args) -> None:
         lambda: iter(st.io.LibSVMReader(path, num_features=args.features, zero_based=True, num_labels=1)),
         "float32", args.features)
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
+    parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat)
+    cores = len(os.sched_getaffinity(0))
     Xd, yd = CSRNDArray(data, indices, indptr, X.shape), labels.astype(np.float32)
     for batch in args.batch_sizes:
         memory = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
@@ -94,14 +121,21 @@ def speed(args) -> None:
         for name in mods:  # warm-up: kernels loaded, page cache warm
             _epoch(mods[name], iters[name])
         times = {name: [] for name in iters}
+        cpu = {name: [] for name in iters}
         reasons = {}
         for _ in range(args.repeat):
-            for name in iters:
+            for name in iters:  # interleaved: a burst of load hits every kind alike
+                c0 = time.process_time()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name])
+                cpu[name].append(time.process_time() - c0)
                 times[name].append(samples / seconds)
         m, s, d = (max(times[name]) for name in ("memory", "stream", "disk"))
+        mc, sc, dc = (min(cpu[name]) for name in ("memory", "stream", "disk"))
+        bound = mc / max(mc, (parse_cpu + mc) / cores)  # CPU seconds: the load inflates wall times, not these
         print(f"batch {batch:>4}: in memory {m:>11,.0f}/s  streamed {s:>11,.0f}/s  ratio {s / m:.2f} (target >= 0.8)"
               f"  disk cache {d:>11,.0f}/s  ratio {d / m:.2f} (target >= 0.9)  load {os.getloadavg()[0]:.1f}")
+        print(f"            CPU s/epoch: in memory {mc:.3f}, streamed {sc:.3f}, disk {dc:.3f}; on {cores} cores the "
+              f"streamed ratio is at most {bound:.2f} (parse CPU + training CPU over the cores)")
         print(f"            streamed engine: {reasons['stream']}")
 
 
@@ -152,7 +186,7 @@ def main(argv=None) -> None:
     p.add_argument("--file", help="an existing zero-based LibSVM file of --features columns instead")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
     p.add_argument("--rss-files", nargs="+", help="existing zero-based LibSVM files instead of generated ones")

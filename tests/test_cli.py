@@ -410,11 +410,15 @@ def test_fit_fallback_warns_once_per_node_and_strict_makes_it_an_error(tmp_path)
     assert "strict storage types" in one_error_line(res.stderr)
 
 
-@pytest.mark.parametrize("cache,engine", [("memory", "compiled"), ("memory", "graph"), ("stream", "graph")])
+@pytest.mark.parametrize("cache,engine", [("memory", "compiled"), ("memory", "graph"), ("stream", "graph"),
+                                          ("stream", "compiled")])
 def test_resume_with_roll_over_gives_the_same_parameters(tmp_path, cache, engine):
-    # 1000 rows at batch 7: each epoch leaves rows owed to the next one; shuffled when in memory
+    # 1000 rows at batch 7: each epoch leaves rows owed to the next one; shuffled (a stream within windows)
+    shuffle = ["--set", "data.shuffle=true"] if cache == "memory" or engine == "compiled" else []
+    if cache == "stream" and shuffle:
+        shuffle += ["--set", "data.shuffle_window=300"]
     common = ["--set", "data.last_batch=roll_over", "--set", "data.batch_size=7", "--set", f"data.cache={cache}",
-              "--set", f"data.shuffle={str(cache == 'memory').lower()}", "--engine", engine, "-q"]
+              *shuffle, "--engine", engine, "-q"]
     straight = cli("fit", LINREG, "--epochs", 3, "--output", tmp_path / "straight", *common)
     first = cli("fit", LINREG, "--epochs", 2, "--output", tmp_path / "resumed", *common)
     state = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())

@@ -71,7 +71,10 @@ BAD = [
     (["train.kvstore=dist"], "train.kvstore:"),
     (["data.zero_based=maybe"], "data.zero_based: must be auto, true or false"),
     (["data.train=null"], "data: give `train`"),
-    (["data.cache=stream", "data.shuffle=true"], "data.shuffle: shuffling needs the data in memory"),
+    (["data.cache=stream", "data.shuffle=true"], "data.shuffle: a stream is shuffled within data.shuffle_window rows"),
+    (["data.cache=stream", "data.shuffle=true", "data.shuffle_window=1"], "data.shuffle: a stream is shuffled"),
+    (["data.cache=stream", "data.shuffle_window=1000"], "data.shuffle_window: 1000 shuffles only with data.shuffle"),
+    (["data.shuffle_window=-1"], "data.shuffle_window:"),
     (["model.variables.weight.init={normal: {sigmaa: 1}}"], "model.variables.weight.init:"),
     (["foo=1"], "foo: unknown key"),
     (["model.variables.weight.stypo=csr"], "model.variables.weight.stypo: unknown key (did you mean 'stype'?); "

@@ -252,3 +252,88 @@ def test_reset_in_the_middle_of_the_first_epoch(tmp_path):
     it.reset()
     labels = np.concatenate([lab for _, lab, _ in epoch(it)]).astype(int).tolist()
     assert labels == list(range(30)) + [0, 1]
+
+
+def _order(it):
+    """The label (= row number) of every row of an epoch, in the order batches give them."""
+    it.reset()
+    return np.concatenate([b.label[0].asnumpy()[: len(b.label[0].asnumpy()) - b.pad] for b in it]).astype(int)
+
+
+def _piece_order(it):
+    """The same, from the pieces a streamed epoch on the compiled engine trains."""
+    import sparsetrain.random as st_random  # noqa: F401
+
+    it.reset()
+    out = []
+    for piece in it.epoch_pieces():
+        y = dict(piece.label)["softmax_label"].asnumpy()
+        end = len(piece.order) - piece.pad
+        out.append(y[piece.order[:end]])
+    return np.concatenate(out).astype(int)
+
+
+@pytest.mark.parametrize("window,chunk_size", [(10, 64), (64, 1 << 20), (200, 100), (1000, 8)])
+def test_shuffle_window_gives_every_row_once_in_a_new_order_each_epoch(tmp_path, window, chunk_size):
+    import sparsetrain.random as st_random
+
+    path, dense = rows_file(tmp_path, 137)
+    st_random.seed(4)
+    it = LibSVMIter(path, (50,), batch_size=3, round_batch=False, chunk_size=chunk_size, zero_based=True,
+                    shuffle_window=window)
+    orders = [_order(it) for _ in range(3)]
+    for order in orders:
+        assert sorted(order) == list(range(137))  # every row exactly once
+        w = min(window, 137)
+        for start in range(0, 137, w):  # rows stay in their window: memory holds one window
+            assert sorted(order[start : start + w]) == list(range(start, min(start + w, 137)))
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    assert not np.array_equal(orders[0], np.arange(137))
+    st_random.seed(4)  # deterministic per seed
+    again = LibSVMIter(path, (50,), batch_size=3, round_batch=False, chunk_size=chunk_size, zero_based=True,
+                       shuffle_window=window)
+    assert all(np.array_equal(_order(again), o) for o in orders)
+    st_random.seed(5)
+    other = LibSVMIter(path, (50,), batch_size=3, round_batch=False, chunk_size=chunk_size, zero_based=True,
+                       shuffle_window=window)
+    assert not np.array_equal(_order(other), orders[0])
+    # the rows keep their features, and the compiled engine's pieces hold the same order
+    st_random.seed(4)
+    it = LibSVMIter(path, (50,), batch_size=3, round_batch=False, chunk_size=chunk_size, zero_based=True,
+                    shuffle_window=window)
+    it.reset()
+    for b in it:
+        x, y = b.data[0].asnumpy(), b.label[0].asnumpy().astype(int)
+        np.testing.assert_array_equal(x, dense[y])
+    st_random.seed(4)
+    pieces = LibSVMIter(path, (50,), batch_size=3, round_batch=False, chunk_size=chunk_size, zero_based=True,
+                        shuffle_window=window)
+    assert all(np.array_equal(_piece_order(pieces), o) for o in orders)
+
+
+@pytest.mark.parametrize("window", [0, 1])
+def test_shuffle_window_of_one_row_keeps_the_file_order(tmp_path, window):
+    import sparsetrain.random as st_random
+
+    path, _ = rows_file(tmp_path, 50)
+    before = st_random.generator().bit_generator.state
+    it = LibSVMIter(path, (50,), batch_size=4, round_batch=False, chunk_size=64, zero_based=True,
+                    shuffle_window=window)
+    assert np.array_equal(_order(it), np.arange(50))
+    assert st_random.generator().bit_generator.state == before  # no draw: other random streams unchanged
+
+
+def test_shuffle_window_with_roll_over_owes_rows_to_the_next_epoch(tmp_path):
+    import sparsetrain.random as st_random
+
+    path, _ = rows_file(tmp_path, 50)
+    st_random.seed(1)
+    it = LibSVMIter(path, (50,), batch_size=7, chunk_size=64, zero_based=True, shuffle_window=16,
+                    last_batch_handle="roll_over")
+    first = _order(it)
+    assert len(first) == 49 and len(it.roll_over_state()["labels"]) == 1  # one row owed to the next epoch
+    seen = np.concatenate([first] + [_order(it) for _ in range(6)])  # 350 rows: 50 batches, nothing owed
+    assert it.roll_over_state() is None
+    assert np.array_equal(np.bincount(seen, minlength=50), np.full(50, 7))
+    with pytest.raises(ValueError, match="shuffle_window must be a non-negative integer"):
+        LibSVMIter(path, (50,), shuffle_window=-3)

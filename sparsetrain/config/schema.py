@@ -103,7 +103,14 @@ class DataConfig(_Strict):
     batch_size: int = Field(32, gt=0, description="Rows per batch.")
     last_batch: Literal["pad", "discard", "roll_over"] = Field("pad", description="What to do with a short "
                                                                 "last batch, as MXNet's `last_batch_handle`.")
-    shuffle: bool = Field(False, description="Shuffle rows every epoch (needs the data in memory).")
+    shuffle: bool = Field(False, description="Shuffle rows every epoch: all of them in memory or on disk; a "
+                          "stream (`cache: stream`, stdin) within windows of `shuffle_window` rows.")
+    shuffle_window: int = Field(0, ge=0, description="With `shuffle` on a stream: rows are shuffled within "
+                                "consecutive windows of this many rows, anew every epoch (the first window's "
+                                "rows in a random order, then the next window's...; deterministic for a "
+                                "`train.seed`), so memory holds about one window and a row moves less than a "
+                                "window; 0: a stream is not shuffled. Data in memory or on disk is shuffled "
+                                "whole.")
     input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
     format: Literal["auto", "libsvm", "csv", "vw"] = Field("auto", description="File format; `auto` decides "
                                                             "from the file name: `.csv`/`.tsv` → csv, `.vw` → "

@@ -162,8 +162,11 @@ def validate_training(cfg) -> None:
     if cfg.train.progressive and cfg.train.kvstore != "local":
         raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
                           f"{cfg.train.kvstore}); turn it off for distributed training")
-    if cfg.data.cache == "stream" and cfg.data.shuffle:
-        raise ConfigError("data.shuffle: shuffling needs the data in memory or on disk; set data.cache to memory, disk or auto")
+    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and (cfg.data.cache == "stream" or cfg.data.train == ["-"]):
+        raise ConfigError("data.shuffle: a stream is shuffled within data.shuffle_window rows (memory holds one "
+                          "window): set data.shuffle_window (e.g. 100000), or data.cache to memory, disk or auto")
+    if cfg.data.shuffle_window and not cfg.data.shuffle:
+        raise ConfigError(f"data.shuffle_window: {cfg.data.shuffle_window} shuffles only with data.shuffle: true")
     try:
         with warnings.catch_warnings():  # built here only to check it: its warnings come when training builds it
             warnings.simplefilter("ignore")
@@ -218,8 +221,6 @@ def validate_data(cfg) -> None:
         if cfg.train.epochs != 1:
             raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') is read once; set 1, or save "
                               "the stream to a file")
-        if d.shuffle:
-            raise ConfigError("data.shuffle: stdin ('-') is read once as a stream and cannot be shuffled")
         if d.keep_feature_names:
             raise ConfigError("data.keep_feature_names: needs a second pass over the data; stdin ('-') is read once")
         if fmt == "libsvm" and d.zero_based == "auto":

@@ -13,7 +13,8 @@ Differences from MXNet, all on purpose:
   the previous epoch's last batch);
 - ``zero_based`` ('auto' by default, as scikit-learn) instead of always zero-based indices;
 - with ``label_libsvm``, labels are dense, ``(batch_size,) + label_shape``, and the label file
-  is split into the same rows as the data file when ``num_parts > 1``.
+  is split into the same rows as the data file when ``num_parts > 1``;
+- ``shuffle_window`` shuffles a stream in bounded memory (rows within consecutive windows).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
 from .chunks import STREAM_CHUNK_SIZE
 from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
+from .ndarray_iter import csr_take_rows
 
 __all__ = ["ChainedReader", "EpochPiece", "LibSVMIter"]
 
@@ -109,6 +111,12 @@ class _Rows:
         w = None if self.weights is None else self.weights.copy()
         return _Rows(self.data.copy(), self.indices.copy(), self.indptr.copy(), self.labels.copy(), weights=w)
 
+    def take(self, rows: np.ndarray) -> "_Rows":
+        """These rows in the order ``rows`` (a copy)."""
+        data, indices, indptr = csr_take_rows(self.data, self.indices, self.indptr, rows)
+        w = None if self.weights is None else self.weights[rows]
+        return _Rows(data, indices, indptr, self.labels[rows], self.end, w)
+
     @staticmethod
     def concat(parts: list["_Rows"]) -> "_Rows":
         if len(parts) == 1:
@@ -158,6 +166,12 @@ class LibSVMIter(DataIter):
     last_batch_handle: 'pad', 'discard' or 'roll_over' (leftover rows start the next epoch),
         overriding ``round_batch``.
     chunk_size: bytes parsed at a time; memory use is a few times this.
+    shuffle_window: 0 or 1 reads the rows in file order; ``W`` > 1 shuffles them within
+        consecutive windows of ``W`` rows, anew every epoch (rows ``0..W-1`` of the pass in a random
+        order, then rows ``W..2W-1``, ...), so memory holds about one window: a row moves at most
+        ``W - 1`` places. The order is drawn from ``sparsetrain.random`` at each :meth:`reset`
+        (deterministic after ``sparsetrain.random.seed``). Rows rolled over from the previous epoch
+        open the epoch unshuffled, as in ``NDArrayIter``.
     label_transform: ``f(labels, locate) -> labels`` applied to each parsed chunk's labels (a
         ``(rows, labels per row)`` array) before batching, e.g. a binary model's label mapping;
         ``locate(i)`` is ``"file:line"`` of the chunk's row ``i``, for its error messages.
@@ -188,6 +202,7 @@ class LibSVMIter(DataIter):
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         reader=None,
         label_transform=None,
+        shuffle_window: int = 0,
     ):
         super().__init__(batch_size)
         if isinstance(data_shape, (int, np.integer)):
@@ -202,6 +217,9 @@ class LibSVMIter(DataIter):
             raise ShapeError(f"label_shape must be a non-empty shape of positive sizes, got {label_shape}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(shuffle_window, bool) or not isinstance(shuffle_window, (int, np.integer)) or shuffle_window < 0:
+            raise ValueError(f"shuffle_window must be a non-negative integer, got {shuffle_window!r}")
+        self.shuffle_window = int(shuffle_window)
         if last_batch_handle is None:
             self._last = "pad" if round_batch else "short"
         elif last_batch_handle in _LAST_BATCH:
@@ -306,6 +324,36 @@ class LibSVMIter(DataIter):
                     f"{os.fspath(self.label_libsvm)}: has more rows than {os.fspath(self.data_libsvm)}"
                 )
 
+    def _windows(self, stream, rng):
+        """The rows of ``stream`` in consecutive windows of ``shuffle_window`` rows, each shuffled."""
+        w = self.shuffle_window
+        parts: list[_Rows] = []
+        have = 0
+        try:
+            for rows in stream:
+                pos = 0
+                while pos < rows.n:
+                    k = min(w - have, rows.n - pos)
+                    part = rows if k == rows.n else rows.slice(pos, pos + k)
+                    part.end = rows.end
+                    parts.append(part)
+                    have += k
+                    pos += k
+                    if have == w:
+                        yield self._shuffled(parts, rng)
+                        parts, have = [], 0
+            if have:
+                yield self._shuffled(parts, rng)
+        finally:
+            stream.close()
+
+    @staticmethod
+    def _shuffled(parts: list[_Rows], rng) -> _Rows:
+        window = _Rows.concat(parts)
+        out = window.take(rng.permutation(window.n).astype(np.int64, copy=False))
+        out.end = parts[-1].end
+        return out
+
     def _locate(self, first: int, i: int) -> str:
         """``"file:line"`` of row ``first + i`` of this reader's part (only computed for an error)."""
         reader = self._data_reader
@@ -366,6 +414,13 @@ class LibSVMIter(DataIter):
         if self._stream is not None:
             self._stream.close()
         self._stream = self._row_stream()
+        if self.shuffle_window > 1:
+            from ..random import generator
+
+            # this epoch's order: its own generator, seeded from sparsetrain's here (the pieces of an
+            # epoch are cut on another thread, which must not draw from a stream others use)
+            rng = np.random.default_rng(int(generator().integers(2**63)))
+            self._stream = self._windows(self._stream, rng)
         self._queue = [self._carry] if self._carry is not None else []
         self._carry = None
         self._cur = None

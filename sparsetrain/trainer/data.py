@@ -294,7 +294,8 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                           last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
-                          label_transform=label_transform(cfg, paths[0], for_training=for_training, note=note))
+                          label_transform=label_transform(cfg, paths[0], for_training=for_training, note=note),
+                          shuffle_window=cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0)
     return it, None
 
 
