@@ -3,6 +3,7 @@ same parameters as in memory, across chunk boundaries, for every last-batch mode
 compressed files and generated plans; the graph engine iterating the same stream is the reference.
 
 Chunks are tiny (a few rows each, some smaller than a batch) so that batches span chunks."""
+import bz2
 import gzip
 
 import numpy as np
@@ -15,6 +16,7 @@ ROWS, FEATURES = 53, 12
 
 
 def _write(tmp_path, rows=ROWS, seed=0, compress=False):
+    """A LibSVM file of ``rows`` random rows; ``compress``: True or "gz" (gzip), "bz2"."""
     rng = np.random.default_rng(seed)
     lines = []
     for i in range(rows):
@@ -22,8 +24,9 @@ def _write(tmp_path, rows=ROWS, seed=0, compress=False):
         feats = " ".join(f"{c + 1}:{rng.uniform(0.1, 1):.3f}" for c in cols)
         lines.append(f"{rng.integers(0, 2)} {feats}".strip())
     text = ("\n".join(lines) + "\n").encode()
-    path = tmp_path / ("d.libsvm.gz" if compress else "d.libsvm")
-    path.write_bytes(gzip.compress(text) if compress else text)
+    kind = "gz" if compress is True else compress
+    path = tmp_path / (f"d.libsvm.{kind}" if kind else "d.libsvm")
+    path.write_bytes({"gz": gzip.compress, "bz2": bz2.compress}[kind](text) if kind else text)
     return path
 
 
@@ -271,3 +274,63 @@ def test_a_shuffled_stream_trains_as_the_graph_engine_iterates_it(tmp_path, bs, 
     _assert_equal(shuffled, _train(make(), "graph", metrics=("log_loss",)), exact=False)
     with pytest.raises(AssertionError):  # and the order did change what was learnt
         _assert_equal(shuffled, _train(_stream(path, bs, last), "compiled", metrics=("log_loss",)), exact=False)
+
+
+def test_every_streamed_format_reads_the_stream_chunk_size(tmp_path):
+    """One source of truth for a stream's chunk size (io.chunks.STREAM_CHUNK_SIZE): LibSVM files
+    read one after the other, Vowpal Wabbit and CSV streams, not the whole-file loads' larger chunks."""
+    import pathlib
+
+    from sparsetrain.config import load_config
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
+    from sparsetrain.trainer.data import make_iter
+
+    linreg = pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml"
+    a, b = _write(tmp_path), _write(tmp_path / "..", seed=1)
+    (tmp_path / "d.vw").write_text("1 |a x y\n0 |a z\n")
+    (tmp_path / "d.csv").write_text("1,a\n0,b\n")
+    cases = {"libsvm files": [f"data.train=[{a}, {b}]", "data.zero_based=false"],
+             "vw": [f"data.train={tmp_path / 'd.vw'}", "data.hash_bits=6"],
+             "csv": [f"data.train={tmp_path / 'd.csv'}", "data.hash_bits=6", "data.categorical=[c]",
+                     "data.csv.columns=[y, c]"]}
+    for name, sets in cases.items():
+        cfg = load_config(str(linreg), sets + ["data.cache=stream", "data.num_features=" +
+                                               ("12" if name == "libsvm files" else "64"),
+                                               "model.variables.weight.shape=[" +
+                                               ("12" if name == "libsvm files" else "64") + ", 1]"])
+        it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
+        reader = it._data_reader
+        readers = getattr(reader, "readers", [reader])
+        assert [r.source.chunk_size for r in readers] == [STREAM_CHUNK_SIZE] * len(readers), name
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2"])
+@pytest.mark.parametrize("bs,last", [(7, "roll_over"), (4, "pad")])
+def test_compressed_files_stream_bit_identical_to_in_memory(tmp_path, kind, bs, last):
+    path = _write(tmp_path, compress=kind)
+    _assert_equal(_train(_stream(path, bs, last), "compiled"), _train(_memory(path, bs, last), "compiled"))
+
+
+def test_a_malformed_line_chunks_into_the_stream_stops_there_with_the_last_checkpoint(tmp_path):
+    """A bad line in the third chunk of a streamed epoch (its first chunks already trained): the error
+    names file:line counted across the chunks, and the last complete checkpoint is untouched."""
+    import json
+
+    from sparsetrain.base import DataFormatError
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
+    from sparsetrain.trainer import fit
+
+    path = tmp_path / "big.libsvm"
+    lines = [f"{i % 2} {i % 11 + 1}:0.5 12:0.25" for i in range(480_000)]
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 2.5 * STREAM_CHUNK_SIZE
+    out = tmp_path / "run"
+    fit(_config(path, "train.epochs=1"), output_dir=str(out))
+    before = (out / "checkpoint.json").read_text()
+    bad = 470_000  # past two chunks
+    lines[bad] = "1 3:0.5 x:1"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=rf"{path}:{bad + 1}: feature index 'x' is not an integer"):
+        fit(_config(path, "train.epochs=3"), output_dir=str(out), resume=True)
+    assert (out / "checkpoint.json").read_text() == before
+    assert json.loads(before)["epoch"] == 1

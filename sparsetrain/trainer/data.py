@@ -65,24 +65,28 @@ def ensure_generated(cfg: Config, reporter) -> None:
     write_atomic(meta_path, json.dumps(wanted, sort_keys=True))
 
 
-def reader_for(cfg: Config, path: str):
-    """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes."""
+def reader_for(cfg: Config, path: str, *, streaming: bool = False):
+    """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes;
+    ``streaming``: for a pass in bounded memory (a streamed epoch, building the disk cache), in the
+    chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file."""
     from .. import io as st_io
+    from ..io.chunks import DEFAULT_CHUNK_SIZE, STREAM_CHUNK_SIZE
 
     fmt, dtype = cfg.data.format_of(path), _data_dtype(cfg)
+    chunk_size = STREAM_CHUNK_SIZE if streaming else DEFAULT_CHUNK_SIZE
     if fmt == "csv":
         from ..io.csv_reader import CSVReader
 
-        return CSVReader(path, cfg.csv_schema(), dtype, max_line_bytes=cfg.data.max_line_bytes)
+        return CSVReader(path, cfg.csv_schema(), dtype, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes)
     if fmt == "vw":
         from ..io.vw_reader import VWReader
 
-        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype,
+        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype, chunk_size=chunk_size,
                         max_line_bytes=cfg.data.max_line_bytes)
     if path == "-" and cfg.data.zero_based == "auto":
         raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
-                              num_labels=1, max_line_bytes=cfg.data.max_line_bytes)
+                              num_labels=1, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes)
 
 
 def _unit_is_none(weights):
@@ -115,7 +119,8 @@ def _load_disk_cached(cfg: Config, path: str):
         options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
-    data, indices, indptr, labels = load_cached(path, options, lambda: _unweighted_blocks(reader_for(cfg, path), path),
+    data, indices, indptr, labels = load_cached(path, options,
+                                                lambda: _unweighted_blocks(reader_for(cfg, path, streaming=True), path),
                                                 dtype, cfg.num_features)
     X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
     return X, np.asarray(labels, dtype=dtype), None
@@ -287,9 +292,9 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     if len(paths) > 1:  # one stream, file after file
         if for_training:
             _resolve_binary_values(cfg, (y for p in paths for y in _stream_labels(cfg, p)))
-        reader = st_io.ChainedReader([reader_for(cfg, p) for p in paths], paths)
+        reader = st_io.ChainedReader([reader_for(cfg, p, streaming=True) for p in paths], paths)
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
-        reader = reader_for(cfg, paths[0])
+        reader = reader_for(cfg, paths[0], streaming=True)
     it = st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths), data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
