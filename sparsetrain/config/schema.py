@@ -40,18 +40,21 @@ PathList = Annotated[list[str] | None, BeforeValidator(_as_list)]
 ZeroBased = Annotated[Literal["auto"] | bool, BeforeValidator(_zero_based)]
 
 
-def _threads(v):
-    """``auto`` or a whole number of threads ≥ 1 (``"2"`` from ``--set`` included)."""
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return "auto"
-    if isinstance(v, str) and v.strip().isdigit():
-        v = int(v.strip())
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError("must be auto or a whole number of threads >= 1")
-    return v
+def _auto_or_count(what: str):
+    """A validator of ``auto`` or a whole number of ``what`` ≥ 1 (``"2"`` from ``--set`` included)."""
+    def check(v):
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v.strip())
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"must be auto or a whole number of {what} >= 1")
+        return v
+    return check
 
 
-Threads = Annotated[Literal["auto"] | int, BeforeValidator(_threads)]
+Threads = Annotated[Literal["auto"] | int, BeforeValidator(_auto_or_count("threads"))]
+SyncEvery = Annotated[Literal["auto"] | int, BeforeValidator(_auto_or_count("batches"))]
 
 
 class _Strict(BaseModel):
@@ -297,6 +300,14 @@ class TrainConfig(_Strict):
                              "(Hogwild: lock-free updates, each thread on its share of every block of "
                              "batches); `auto` = the cores this process may use. The graph engine and "
                              "distributed workers run one thread.")
+    sync_every: SyncEvery = Field("auto", description="Distributed workers: batches trained locally per "
+                                  "block between two exchanges with the parameter servers (pull the block's "
+                                  "rows, push their change); `auto` = about 65536 rows per block.")
+    max_staleness: int = Field(4, ge=0, description="`dist_async`: how many blocks a worker may run ahead of "
+                               "the slowest worker (0: none, the workers go block by block together).")
+    push_dtype: Literal["float32", "float16"] = Field("float32", description="Distributed workers: the type "
+                                                      "of the pushed changes on the wire (`float16` halves "
+                                                      "the bytes, rounding each change).")
     deterministic: bool = Field(False, description="With `threads` > 1: the same parameters on every run "
                                 "for a given thread count (each thread trains a private copy of the rows it "
                                 "touches over its share of a block; the copies are merged in thread order).")

@@ -15,6 +15,11 @@ __all__ = ["train_distributed", "require_ray"]
 
 def require_ray():
     """The ``ray`` module, or a one-line SparseTrainError telling how to install it."""
+    import os
+
+    # joining a cluster (--address) that answers but is no Ray head retries once a second, 20 times by
+    # default: a few are enough to fail within seconds
+    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
     try:
         import ray
     except ImportError:

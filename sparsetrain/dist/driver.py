@@ -191,6 +191,10 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     ray = require_ray()
     cfg = config
     mode = cfg.train.kvstore
+    if address:
+        from .kvstore import check_address
+
+        check_address(address)  # before anything is written: an unreachable cluster fails at once
     engine = engine or cfg.train.engine
     if mode not in ("dist_sync", "dist_async"):
         raise ConfigError(f"train.kvstore: {mode!r} is not distributed; use dist_sync or dist_async "
@@ -263,8 +267,10 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                                        opt_states, engine, actor_cpus, opt_progress)
                     if not announced:
                         w0 = cluster.info[0]
+                        staleness = f", max_staleness {cfg.train.max_staleness}" if mode == "dist_async" else ""
                         engine_line = (f"{w0['engine']}, {mode}, {_count(workers, 'worker')}, "
-                                       f"{_count(servers, 'server')}")
+                                       f"{_count(servers, 'server')}, sync_every {w0['sync_every']} batches"
+                                       f"{staleness}")
                         info = run_info(cfg, run, engine_line, w0["reason"])
                         reporter.run_start({**info, "resumed_from": resumed_from})
                         announced = True

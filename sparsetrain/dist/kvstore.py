@@ -12,11 +12,12 @@ MXNet's workers other than rank 0 do. ``create('dist_sync')`` with no servers st
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
 
 import numpy as np
 
-from ..base import SparseTrainError, StorageTypeError
+from ..base import ConfigError, SparseTrainError, StorageTypeError
 from ..kvstore import KVStore, keys_values, sum_values, to_numpy_full, unique_rows, write_rows
 from ..ndarray import INDEX_DTYPE, BaseArray, RowSparseNDArray
 from ..optimizer_states import merge_progress
@@ -48,11 +49,55 @@ def ensure_ray(address=None, num_cpus=None, object_store_memory=None) -> bool:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     logging.getLogger("ray").setLevel(logging.ERROR)
     if address:
-        ray.init(address=address, **quiet)
+        check_address(address)
+        try:
+            with _quiet_stderr():  # Ray's C++ client logs every failed attempt there
+                ray.init(address=address, **quiet)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+            raise SparseTrainError(f"--address {address}: cannot join the Ray cluster ({_first_line(e)})") from None
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1,
                  object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE, **quiet)
     return True
+
+
+#: How long ``--address host:port`` may take to accept a connection.
+CONNECT_SECONDS = 5.0
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null for the duration (native libraries write there directly)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_address(address: str) -> None:
+    """A one-line :class:`SparseTrainError` at once when ``host:port`` does not accept a connection
+    (``ray.init`` would retry for minutes); ``auto``, ``local`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected host:port (e.g. head-node:6379), auto or ray://...")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__).lower()
+        raise SparseTrainError(f"--address {address}: cannot reach a Ray cluster there ({why}); start one with "
+                               "`ray start --head` or check the host and port") from None
 
 
 def start_servers(num_servers: int, num_workers: int, mode: str, cpus: float = 0):
@@ -64,6 +109,14 @@ def start_servers(num_servers: int, num_workers: int, mode: str, cpus: float = 0
 
 def _nbytes(*arrays) -> int:
     return int(sum(a.nbytes for a in arrays if a is not None))
+
+
+#: A push payload up to this size travels inside the call (Ray's own inline limit is 100 KiB).
+INLINE_BYTES = 64 * 1024
+
+
+def _payload_bytes(per_key: dict) -> int:
+    return sum(_nbytes(r, d, *s) for r, d, s in per_key.values())
 
 
 class DistKVStore(KVStore):
@@ -305,6 +358,104 @@ class DistKVStore(KVStore):
             for t in (o if isinstance(o, (list, tuple)) else [o]):
                 write_rows(t, r, got[k])
 
+    # -- blocks (bulk pull / push; see server.push_block) ------------------------------------------
+    def _split(self, key, rows):
+        """``[(server, local rows, a, b)]``: the part ``rows[a:b]`` of sorted global ``rows`` on each server."""
+        bounds = self._layout[key][2]
+        cuts = np.searchsorted(rows, bounds)
+        return [(s, rows[cuts[s]:cuts[s + 1]] - bounds[s], int(cuts[s]), int(cuts[s + 1]))
+                for s in range(len(self._servers)) if cuts[s + 1] > cuts[s]]
+
+    def _block_requests(self, rows: dict) -> list[dict]:
+        """Per server ``{key: local rows | None}`` for ``rows`` (``{key: sorted global rows | None}``)."""
+        per = [dict() for _ in self._servers]
+        for k, r in rows.items():
+            self._check(k)
+            sparse, shape, _ = self._layout[k]
+            if not sparse:
+                per[0][k] = None
+                continue
+            if r is None:
+                r = np.arange(shape[0], dtype=INDEX_DTYPE)
+            parts = self._split(k, r)
+            for s, local, _, _ in parts:
+                per[s][k] = local
+                self.bytes_pulled += _nbytes(local)
+            if not parts:  # no rows: an empty answer (with the right number of states) from server 0
+                per[0][k] = r[:0]
+        return per
+
+    def pull_block(self, rows: dict) -> "PendingBlock":
+        """Ask every server for the values and optimizer states of ``rows`` (``{key: sorted unique global
+        rows | None for all}``) and the optimizer's progress, without waiting: one call per server."""
+        per = self._block_requests(rows)
+        return PendingBlock([srv.pull_block.remote(p, s == 0, self._rank, self._epoch) for s, (srv, p) in
+                             enumerate(zip(self._servers, per))], rows)
+
+    def push_block(self, block: int, changes: dict, steps: int, rows: dict | None = None,
+                   staleness: int | None = None, dtype=None) -> "PendingBlock":
+        """Push a block's ``changes`` (``{key: (sorted global rows | None, change of the values, (change
+        of each optimizer state, ...))}``, from ``steps`` batches) to every server, one call and one
+        object-store buffer per server; ``rows``: the next block's rows, returned after the round
+        (``dist_sync``); ``staleness``: ``train.max_staleness`` (``dist_async``: the result arrives when
+        this worker may start its next block). ``dtype``: the values' type on the wire (float16)."""
+        ray = require_ray()
+        per = [dict() for _ in self._servers]
+        for k, (r, dv, ds) in changes.items():
+            if dtype is not None:
+                dv, ds = dv.astype(dtype), tuple(d.astype(dtype) for d in ds)
+            if r is None:
+                per[0][k] = (None, dv, ds)
+                self.bytes_pushed += _nbytes(dv, *ds)
+                continue
+            for s, local, a, b in self._split(k, r):
+                per[s][k] = (local, dv[a:b], tuple(d[a:b] for d in ds))
+                self.bytes_pushed += _nbytes(local, dv[a:b], *[d[a:b] for d in ds])
+        asks = self._block_requests(rows) if rows is not None else [None] * len(self._servers)
+        if rows is not None:
+            asks = [a if (a or s == 0) else None for s, a in enumerate(asks)]
+        tag = (self._epoch, int(block))
+        # a large payload goes through the object store once (the server reads its arrays without a copy)
+        payload = [ray.put(p) if _payload_bytes(p) > INLINE_BYTES else p for p in per]
+        refs = [srv.push_block.remote(self._rank, tag, p, int(steps), a, staleness if s == 0 else None)
+                for s, (srv, p, a) in enumerate(zip(self._servers, payload, asks))]
+        return PendingBlock(refs, rows)
+
+    def receive(self, pending: "PendingBlock"):
+        """Wait for ``pending``; for a pull (or a push that asked for rows): ``({key: (values, (state
+        values, ...))}, progress, included)`` assembled in global row order — ``included[s]``: how many of
+        this worker's blocks of the epoch server ``s``'s values include —, else ``(None, None, None)``."""
+        answers = self._get(pending.refs)
+        if pending.rows is None:
+            return None, None, None
+        out = {}
+        for k, r in pending.rows.items():
+            sparse = self._layout[k][0]
+            if not sparse:
+                out[k] = answers[0][0][k]
+            else:
+                parts = [answers[s][0][k] for s in range(len(self._servers))
+                         if answers[s] is not None and k in answers[s][0]]
+                if len(parts) == 1:
+                    out[k] = parts[0]
+                else:
+                    out[k] = (np.concatenate([v for v, _ in parts]),
+                              tuple(np.concatenate([p[1][i] for p in parts]) for i in range(len(parts[0][1]))))
+            self.bytes_pulled += _nbytes(out[k][0], *out[k][1])
+        return out, answers[0][1], [a[2] if a is not None else None for a in answers]
+
+    def owners(self, key, rows) -> np.ndarray:
+        """The server holding each of ``rows`` (global ids) of ``key``; ``rows=None``: a dense value (server 0)."""
+        self._check(key)
+        sparse, _, bounds = self._layout[key]
+        if rows is None or not sparse:
+            return np.zeros(1 if rows is None else len(rows), dtype=np.int64)
+        return np.searchsorted(bounds, rows, side="right") - 1
+
+    def finish_blocks(self):
+        """This worker is done with the epoch's blocks (the others stop waiting for it)."""
+        self._get([srv.finish_epoch.remote(self._rank, self._epoch) for srv in self._servers])
+
     # -- gathering (checkpoints) -----------------------------------------------------------------
     def gather(self) -> tuple[dict, dict, dict | None]:
         """``({key: full numpy value}, {key: full optimizer state}, optimizer progress)`` assembled
@@ -328,6 +479,16 @@ class DistKVStore(KVStore):
             for srv in self._servers:
                 ray.kill(srv)
             self._servers = []
+
+
+class PendingBlock:
+    """Calls in flight to every server (see :meth:`DistKVStore.pull_block` / ``push_block``) and the
+    global rows they answer for (None: nothing to assemble)."""
+
+    __slots__ = ("refs", "rows")
+
+    def __init__(self, refs, rows):
+        self.refs, self.rows = refs, rows
 
 
 def _slice_state(state, lo, hi):

@@ -11,6 +11,14 @@ has pushed that step; the gradients are then summed in rank order (deterministic
 once, and all the waiting pushes return. A worker that has run out of batches calls
 ``finish_epoch`` so the others do not wait for it. ``dist_async``: every push is applied when it
 arrives.
+
+Blocks (what ``fit`` workers use, see :mod:`.worker`): a worker pulls the weights *and optimizer
+states* of the rows a block of batches needs (:meth:`ParamServer.pull_block`), trains the block
+locally with the one optimizer implementation (the compiled engine's kernels), and pushes the
+change of those rows (:meth:`ParamServer.push_block`). ``dist_sync`` waits for every worker's
+block of the round and adds the per-row **mean** of their changes (:func:`combine_deltas`: rows
+that one worker touched get its whole change); ``dist_async`` adds each change when it arrives,
+and server 0 keeps the block clock of the bounded staleness (``train.max_staleness``).
 """
 from __future__ import annotations
 
@@ -21,11 +29,47 @@ import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
+from ..optimizer_buffers import state_buffer, state_parts
+
+
+def combine_deltas(parts):
+    """The change a round of blocks makes to one key: ``parts`` is ``[(rows | None, delta), ...]``
+    in worker order (rows sorted and unique; ``None``: a dense value). Returns ``(rows | None, mean)``:
+    per row, the sum of the changes of the workers that touched it (added in worker order) divided
+    by how many did — model averaging restricted to the rows each block touched."""
+    if len(parts) == 1:
+        return parts[0]
+    if parts[0][0] is None:
+        total = np.array(parts[0][1], copy=True)
+        for _, d in parts[1:]:
+            total += d
+        return None, total / np.asarray(len(parts), dtype=total.dtype)
+    rows, total = sum_rows(parts)
+    _, count = sum_rows([(r, np.ones(len(r), dtype=total.dtype)) for r, _ in parts])
+    return rows, total / count.reshape((-1,) + (1,) * (total.ndim - 1))
+
+
+def optimizer_state_buffers(updater, key, weight) -> tuple:
+    """The numpy arrays of parameter ``key``'s optimizer states in ``updater`` (none without one),
+    made as the optimizer makes them at a first update when missing."""
+    if updater is None:
+        return ()
+    if key not in updater.states:
+        updater.states[key] = updater.optimizer.create_state_multi_precision(key, weight)
+        updater.states_synced[key] = True
+    return tuple(state_buffer(p) for p in state_parts(updater.states[key]))
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
     """Row boundaries ``b`` with server ``s`` holding rows ``[b[s], b[s+1])``."""
     return np.array([s * num_rows // num_servers for s in range(num_servers + 1)], dtype=np.int64)
+
+
+class _BlockPush:
+    __slots__ = ("deltas", "steps")
+
+    def __init__(self, deltas: dict, steps: int):
+        self.deltas, self.steps = deltas, steps
 
 
 class ParamServer:
@@ -44,6 +88,8 @@ class ParamServer:
         self._events: dict = {}
         self._finished: dict = {}  # epoch -> set of ranks done with it
         self.updates = 0
+        self._applied: dict = {}  # (epoch, rank) -> blocks of that worker applied
+        self._tick = None  # an asyncio.Condition, made on the actor's event loop
 
     def ping(self) -> int:
         return self.index
@@ -119,7 +165,11 @@ class ParamServer:
             return
         expected = self.num_workers - len(self._finished.get(tag[0], ()))
         if len(pending) >= expected:
-            self._apply([pending[r] for r in sorted(pending)])
+            pushes = [pending[r] for r in sorted(pending)]
+            if isinstance(pushes[0], _BlockPush):
+                self._apply_blocks(pushes)
+            else:
+                self._apply(pushes)
             del self._pending[tag]
             self._events.pop(tag).set()
 
@@ -132,6 +182,121 @@ class ParamServer:
         self._finished.setdefault(epoch, set()).add(rank)
         for tag in sorted(t for t in self._pending if t[0] == epoch):
             self._complete(tag)
+        await self._notify()
+
+    # -- blocks -----------------------------------------------------------------------------------
+    def _state_buffers(self, key) -> tuple:
+        return optimizer_state_buffers(self.updater, key, self.weights[key])
+
+    def pull_block(self, request: dict, progress: bool = False, rank: int = 0, epoch: int = 0):
+        """``{key: local rows or None (all)}`` -> ``({key: (values, (state values, ...))}, progress, n)``:
+        the weights and optimizer states of those rows, (when asked) the optimizer's update counts and
+        scheduler position (:func:`~sparsetrain.optimizer_states.optimizer_progress`), and how many blocks
+        of worker ``rank`` in ``epoch`` the values include."""
+        return self._read(request, progress, rank, epoch)
+
+    def _read(self, request: dict, progress: bool, rank: int, epoch: int):
+        from ..optimizer_states import optimizer_progress
+
+        out = {}
+        for key, rows in request.items():
+            w = self.weights[key]._data
+            bufs = self._state_buffers(key)
+            if rows is None:
+                out[key] = (w.copy(), tuple(b.copy() for b in bufs))
+            else:
+                r = np.asarray(rows, dtype=INDEX_DTYPE)
+                out[key] = (w[r], tuple(b.reshape(w.shape)[r] for b in bufs))
+        told = optimizer_progress(self.updater.optimizer) if progress and self.updater is not None else None
+        return out, told, self._applied.get((epoch, rank), 0)
+
+    def _add(self, key, rows, delta, states, replace_states: bool) -> None:
+        """Add ``delta`` to the values of ``rows`` (None: all) and ``states`` to their optimizer states (or,
+        ``replace_states``, write them)."""
+        w = self.weights[key]._data
+        bufs = self._state_buffers(key)
+        if rows is None:
+            w += delta.reshape(w.shape)
+            for b, d in zip(bufs, states):
+                if replace_states:
+                    b[...] = d.reshape(b.shape)
+                else:
+                    b += d.reshape(b.shape)
+            return
+        w[rows] += delta
+        for b, d in zip(bufs, states):
+            if replace_states:
+                b.reshape(w.shape)[rows] = d
+            else:
+                b.reshape(w.shape)[rows] += d
+
+    def _apply_blocks(self, pushes: list) -> None:
+        """A round of blocks (in worker order): per key the :func:`combine_deltas` of the values and of
+        each optimizer state, then the update counts advanced by the round's longest block. One
+        ``dist_async`` push: its value changes added, its optimizer states written (the last writer's
+        states win, as in lock-free Hogwild; adding the changes of decaying states such as momentum
+        from blocks that started from the same state would count their decay twice)."""
+        replace = self.mode == "dist_async"
+        for key in sorted({k for p in pushes for k in p.deltas}, key=repr):
+            parts = [p.deltas[key] for p in pushes if key in p.deltas]
+            rows, delta = combine_deltas([(r, d) for r, d, _ in parts])
+            states = [combine_deltas([(r, s[i]) for r, _, s in parts])[1] for i in range(len(parts[0][2]))]
+            self._add(key, rows, delta, states, replace)
+        if self.updater is not None:
+            self.updater.optimizer.advance_update_counts(list(self.weights), max(p.steps for p in pushes))
+        self.updates += 1
+
+    def _received(self, deltas: dict) -> dict:
+        """Pushed changes in the weights' dtype (a ``train.push_dtype: float16`` push arrives as float16)."""
+        out = {}
+        for key, (rows, delta, states) in deltas.items():
+            dtype = self.weights[key]._data.dtype
+            rows = None if rows is None else np.asarray(rows, dtype=INDEX_DTYPE)
+            out[key] = (rows, np.asarray(delta, dtype=dtype), tuple(np.asarray(s, dtype=dtype) for s in states))
+        return out
+
+    async def push_block(self, rank: int, tag: tuple, deltas: dict, steps: int, request: dict | None = None,
+                         staleness: int | None = None):
+        """Worker ``rank``'s block ``tag = (epoch, block)``: ``deltas`` ``{key: (local rows | None, change
+        of the values, (change of each optimizer state, ...))}`` over ``steps`` batches.
+
+        ``dist_sync``: returns when every worker still in the epoch has pushed its block of the round
+        and their mean change is applied, with :meth:`pull_block` of ``request`` (the next block's rows,
+        read after the round). ``dist_async``: applied at once; with ``staleness`` (server 0) returns
+        when worker ``rank`` may start its next block: when no worker still in the epoch has pushed
+        fewer than ``tag[1] + 1 - staleness`` blocks."""
+        push = _BlockPush(self._received(deltas), int(steps))  # dist_async: states as values (see _apply_blocks)
+        epoch = tag[0]
+        if self.mode == "dist_async":
+            self._apply_blocks([push])
+        else:
+            self._pending.setdefault(tag, {})[rank] = push
+            event = self._events.setdefault(tag, asyncio.Event())
+            self._complete(tag)
+            await event.wait()
+        if self._applied and min(e for e, _ in self._applied) < epoch:
+            self._applied = {k: v for k, v in self._applied.items() if k[0] >= epoch}
+        self._applied[(epoch, rank)] = tag[1] + 1
+        await self._notify()
+        if staleness is not None:
+            await self._notify(lambda: self._may_start(rank, epoch, tag[1] + 1, staleness))
+        return self._read(request, True, rank, epoch) if request is not None else None
+
+    def _may_start(self, rank: int, epoch: int, done: int, staleness: int) -> bool:
+        """Whether worker ``rank``, with ``done`` blocks applied, may start its next block: no worker
+        still in the epoch has fewer than ``done - staleness`` blocks applied."""
+        gone = self._finished.get(epoch, set())
+        others = [self._applied.get((epoch, r), 0) for r in range(self.num_workers) if r != rank and r not in gone]
+        return not others or done - min(others) <= staleness
+
+    async def _notify(self, until=None) -> None:
+        """Wake every waiter; with ``until``: then wait until ``until()`` holds (checked at each wake-up)."""
+        if self._tick is None:
+            self._tick = asyncio.Condition()
+        async with self._tick:
+            self._tick.notify_all()
+            if until is not None:
+                await self._tick.wait_for(until)
 
     # -- reads ----------------------------------------------------------------------------------
     def pull(self, request: dict) -> dict:

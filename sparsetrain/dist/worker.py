@@ -1,28 +1,34 @@
 """``Worker``: trains on part ``rank`` of ``num_workers`` of the LibSVM file (a Ray actor).
 
-Per step, one round trip per server: the gradients of this batch are pushed and, in the same
-call (:meth:`~.kvstore.DistKVStore.push_pull`), the rows the *next* batch needs are pulled —
-only the ``row_sparse`` rows whose columns occur in that batch, plus the (small) dense
-parameters. In ``dist_sync`` the pull returns after every worker's gradient for the step was
-applied, so all workers see the same parameters at every step.
+The worker trains in **blocks** of ``train.sync_every`` batches (:mod:`.blocks`): before a block
+it has the weights and optimizer states of every row the block touches (one call per server),
+trains the block locally — :meth:`sparsetrain.module.Module.run_epoch` over the block's batches,
+so the compiled engine's fused epoch kernels or generated plan (or the graph engine) run exactly
+as in a single process, with the configured optimizer — and pushes what the block changed in
+those rows (values and optimizer states) with the number of batches it trained.
 
-The forward/backward of a batch runs either on the compiled engine — the fused linear-family
-kernel :meth:`~sparsetrain.engines.compiled.runner.LinearEpochRunner.batch_gradients`, when
-the model matches its pattern — or on the graph engine (``Module.forward``/``backward``).
+* ``dist_sync``: the push waits for the round (every worker's block), the servers add the per-row
+  mean of the workers' changes, and the same call returns the next block's rows read after it.
+  With one worker this is single-process training; with N, each round is N blocks trained from the
+  same parameters and averaged row by row (``server.combine_deltas``).
+* ``dist_async``: the next block's rows are pulled while this block trains; the servers add each
+  change when it arrives. What this worker pulled before its own last push gets that push's change
+  added locally (``blocks.with_changes``), so only the other workers' updates are stale, by at most
+  ``train.max_staleness`` blocks: server 0 holds a worker that would get further ahead of the slowest.
+
 Metrics are returned as ``(sum_metric, num_inst)`` per metric so that the driver combines them
 exactly; ``progress()`` may be called while an epoch runs (the actor has two threads).
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 
 import numpy as np
 
+from ..base import NonFiniteError
 from ..engines.base import batch_not_finite, metric_leaves
-from ..metric import update_metric
-from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
+from . import blocks as blk
 
 
 class Worker:
@@ -30,7 +36,7 @@ class Worker:
                  layout: dict, engine: str = "auto"):
         import yaml
 
-        from ..config import config_from_dict
+        from ..config import config_from_dict, make_optimizer
         from ..io import LibSVMIter
         from ..module import Module
         from ..trainer import label_transform, make_metric
@@ -47,12 +53,19 @@ class Worker:
         self.module = Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
         self.module.bind(self.iter.provide_data, self.iter.provide_label, for_training=True)
         self.module.init_params(initializer=cfg.initializer())  # every value is pulled before use
+        # the optimizer of one process: it runs here, on the block's batches; the servers keep its states
+        self.module.init_optimizer(optimizer=make_optimizer(cfg))
         view = self.module.view()
         self.names = list(view.param_names)
-        self.args = view.arrays
         self.kv = DistKVStore(mode, servers, rank, num_workers, role="worker")
         for key, (shape, sparse) in layout.items():
             self.kv.declare(key, shape, sparse)
+        self.keys = {key: (self.names[key], shape, sparse) for key, (shape, sparse) in layout.items()}
+        self.table = blk.LocalRows(view.arrays, view.updater, self.keys)
+        self.sync_every = blk.batches_per_block(cfg.train.sync_every, cfg.data.batch_size, cfg.train_files()[0],
+                                                num_workers)
+        self.staleness = cfg.train.max_staleness if mode == "dist_async" else None
+        self.push_dtype = np.float16 if cfg.train.push_dtype == "float16" else None
         self.metric = make_metric(cfg.metrics)
         self._choose_engine(engine)
         self._progress = (-1, 0, 0)  # epoch, samples, batches
@@ -60,109 +73,46 @@ class Worker:
     def _choose_engine(self, engine: str) -> None:
         from ..engines import compiled
 
-        self.runner = None
         view = self.module.view()
-        match = compiled.match_linear(view, None, self.metric)  # workers push the linear kernels' gradients
-        names, why = compiled.fused_metric_names(self.metric, per_batch=True)
-        if engine == "graph":
-            self.engine, self.engine_reason = "graph", "asked for"
-        elif match.ok and names is not None:
-            self.runner, self.match, self.fused_metrics = compiled.prepare(view, match), match, names
-            self.engine, self.engine_reason = "compiled", match.reason
-        elif engine == "compiled":
-            from ..base import ConfigError
-
-            raise ConfigError(f"train.engine: the compiled engine cannot run this model on a worker: "
-                              f"{match.reason if not match.ok else why}")
+        self.engine, self.engine_reason = self.module.choose_engine(engine, None, self.metric)
+        # the csr input whose columns are the rows a block needs, per row_sparse weight
+        sources = {}
+        if self.engine == "compiled":
+            found = compiled.match(view, None, self.metric)
+            if found.plan is not None:
+                sources = {p.name: found.plan.data for p in found.plan.params if p.row_sparse}
+            else:
+                sources = {w: x for x, w in found.terms}
         else:
-            self.engine, self.engine_reason = "graph", match.reason if not match.ok else why
-        # the rows of each row_sparse weight a batch needs: the columns of the csr input it multiplies
-        terms = self.match.terms if self.runner is not None else []
-        if not terms:
             found = compiled.match_view(view)
-            terms = found.terms if found.ok else []
-        self.row_source = {w: x for x, w in terms}
+            sources = {w: x for x, w in found.terms} if found.ok else {}
+        self.sources = sources
 
     def ping(self) -> dict:
-        return {"rank": self.rank, "engine": self.engine, "reason": self.engine_reason, "pid": os.getpid()}
+        return {"rank": self.rank, "engine": self.engine, "reason": self.engine_reason, "pid": os.getpid(),
+                "sync_every": self.sync_every}
 
     def progress(self) -> tuple:
         return self._progress
 
-    # -- one step ---------------------------------------------------------------------------------
-    def _request(self, batch) -> dict:
-        """``{key: rows}`` to pull for ``batch``: its csr columns for each row_sparse weight
-        (every row when the weight is not multiplied by a csr input), ``None`` (all) for dense ones."""
-        inputs = dict(zip(self.module.data_names, batch.data))
-        request = {}
-        for key, name in enumerate(self.names):
-            w = self.args[name]
-            if w.stype != "row_sparse":
-                request[key] = None
-                continue
-            x = inputs.get(self.row_source.get(name))
-            if x is not None and x.stype == "csr":
-                request[key] = np.unique(x._indices).astype(INDEX_DTYPE, copy=False)
-            else:
-                request[key] = np.arange(w.shape[0], dtype=INDEX_DTYPE)
-        return request
-
-    def _write(self, request: dict, values: dict) -> None:
-        from ..optimizer import weight_buffer
-
-        for key, got in values.items():
-            buf = weight_buffer(self.args[self.names[key]])
-            rows = request[key]
-            if rows is None:
-                buf[...] = got.reshape(buf.shape)
-            else:
-                buf[rows] = got
-
-    def _gradients(self, batch):
-        """``(keys, gradients, finite)`` of one batch; updates the metric. A batch with importance
-        weights runs on the graph engine (the fused kernels do not apply them)."""
-        weight = getattr(batch, "sample_weight", None)
-        if self.runner is not None and weight is None:
-            return self._compiled_gradients(batch)
-        mod = self.module
-        mod.forward(batch, is_train=True)
-        outputs = mod.get_outputs()
-        if not all(np.isfinite(out._data).all() for out in outputs):
-            return [], [], False
-        update_metric(self.metric, batch.label, outputs, weight)
-        if not all(math.isfinite(leaf.sum_metric) for leaf in metric_leaves(self.metric)):
-            return [], [], False  # as the compiled kernels and Module.run_epoch: a metric overflow stops too
-        mod.backward()
-        grads = mod.view().grads
-        keys = [k for k, n in enumerate(self.names) if grads.get(n) is not None]
-        return keys, [grads[self.names[k]] for k in keys], True
-
-    def _compiled_gradients(self, batch):
-        match = self.match
-        inputs = dict(zip(self.module.data_names, batch.data))
-        labels = dict(zip(self.module.label_names, batch.label))
-        weights = [self.args[w] for _, w in match.terms]
-        bias = self.args[match.bias] if match.bias else None
-        g = self.runner.batch_gradients([inputs[x] for x, _ in match.terms], labels[match.label], weights, bias,
-                                        metrics=self.fused_metrics)
-        if not g.finite:
-            return [], [], False
-        for leaf, s, c in zip(metric_leaves(self.metric), g.metric_sums, g.metric_counts):
-            leaf.sum_metric += float(s)
-            leaf.num_inst += int(c)
-        keys, values = [], []
-        for (_, w), rows, vals in zip(match.terms, g.rows, g.values):
-            keys.append(self.names.index(w))
-            values.append(RowSparseNDArray(vals, rows, self.args[w].shape))
-        if match.bias:
-            keys.append(self.names.index(match.bias))
-            values.append(NDArray(g.bias))
-        return keys, values, True
+    # -- one block --------------------------------------------------------------------------------
+    def _train(self, block, epoch: int, batches_before: int) -> int:
+        """Train ``block`` locally (its segments in order); the batches it ran."""
+        done = 0
+        for seg in block:
+            try:
+                self.module.run_epoch(seg, self.metric, engine=self.engine, epoch=epoch)
+            except NonFiniteError as e:
+                batch = batches_before + done + (e.batch or 0)
+                raise batch_not_finite(epoch, batch, who=f"worker {self.rank}: ") from None
+            done += seg.batches
+        return done
 
     # -- one epoch --------------------------------------------------------------------------------
     def run_epoch(self, epoch: int, fault: dict | None = None) -> dict:
-        """One pass over this worker's part; ``fault`` (tests) kills this process or a server."""
-        kv, metric = self.kv, self.metric
+        """One pass over this worker's part, block by block; ``fault`` (tests) kills this process or a
+        server after the pull of the block holding batch ``fault["batch"]``."""
+        kv, metric, sync = self.kv, self.metric, self.kv.type == "dist_sync"
         kv.begin_epoch(epoch)
         pushed0, pulled0 = kv.bytes_pushed, kv.bytes_pulled
         metric.reset()
@@ -170,26 +120,49 @@ class Worker:
         samples = batches = 0
         self._progress = (epoch, 0, 0)
         start = time.perf_counter()
-        batch = next(self.iter, None)
-        if batch is not None:  # the first batch's rows (later ones come back with each push)
-            request = self._request(batch)
-            self._write(request, kv._fetch(list(request.items())))
-        while batch is not None:
-            if fault and fault.get("batch") == batches:
+        waited = 0.0
+        stream = blk.ahead(blk.blocks(self.iter.epoch_pieces(), self.sync_every))
+        block = next(stream, None)
+        rows = blk.rows_needed(block, self.keys, self.sources) if block is not None else None
+        pending = kv.pull_block(rows) if block is not None else None
+        pushed, previous = None, {}
+        k = 0
+        while block is not None:
+            t0 = time.perf_counter()
+            if pushed is not None:
+                kv.receive(pushed)  # dist_async: the servers have it, and this worker may go on
+            got, progress, included = kv.receive(pending)
+            waited += time.perf_counter() - t0
+            if previous:  # dist_async: a server that answered before it applied this worker's last block
+                stale = np.array([n is not None and n < k for n in included])
+                got = blk.with_changes(rows, got, previous, lambda key, r: stale[kv.owners(key, r)])
+            self.table.load(rows, got, progress)
+            following = next(stream, None)
+            next_rows = blk.rows_needed(following, self.keys, self.sources) if following is not None else None
+            if not sync and following is not None:
+                pending = kv.pull_block(next_rows)  # fetched while this block trains
+            steps = sum(seg.batches for seg in block)
+            if fault and batches <= fault.get("batch", -1) < batches + steps:
                 self._inject(fault)
-            keys, grads, finite = self._gradients(batch)
-            if not finite:
-                raise batch_not_finite(epoch, batches, who=f"worker {self.rank}: ")
-            following = next(self.iter, None)
-            request = self._request(following) if following is not None else {}
-            self._write(request, kv.push_pull(keys, grads, request))
-            samples += batch.data[0].shape[0] - (batch.pad or 0)
-            batches += 1
+            self._train(block, epoch, batches)
+            changes = self.table.changes(state_values=not sync)
+            if sync:
+                pending = kv.push_block(k, changes, steps, rows=next_rows, dtype=self.push_dtype)
+                if following is None:
+                    kv.receive(pending)
+            else:
+                pushed = kv.push_block(k, changes, steps, staleness=self.staleness, dtype=self.push_dtype)
+                previous = changes
+            samples += sum(seg.samples for seg in block)
+            batches += steps
             self._progress = (epoch, samples, batches)
-            batch = following
-        kv.finish_epoch()
-        return {"rank": self.rank, "samples": samples, "batches": batches,
-                "seconds": time.perf_counter() - start,
+            block, rows = following, next_rows
+            k += 1
+        if pushed is not None:
+            kv.receive(pushed)
+        kv.finish_blocks()
+        return {"rank": self.rank, "samples": samples, "batches": batches, "blocks": k,
+                "seconds": time.perf_counter() - start, "wait_seconds": waited,
                 "metric": [(float(m.sum_metric), int(m.num_inst)) for m in metric_leaves(metric)],
                 "bytes_pushed": kv.bytes_pushed - pushed0, "bytes_pulled": kv.bytes_pulled - pulled0}
 

@@ -391,8 +391,8 @@ def _comparable(doc: dict) -> dict:
     doc = json.loads(json.dumps(doc))
     # may change on resume: engines give the same parameters, and a distributed run's checkpoints
     # are ordinary ones (a dist run can be continued on one machine and vice versa); how many
-    # checkpoints are kept does not change the result
-    for key in ("epochs", "engine", "kvstore", "keep_checkpoints", "plot"):
+    # checkpoints are kept does not change the result; nor how distributed workers exchange their updates
+    for key in ("epochs", "engine", "kvstore", "keep_checkpoints", "plot", "sync_every", "max_staleness", "push_dtype"):
         doc.get("train", {}).pop(key, None)
     doc.pop("output", None)
     return doc

@@ -1,0 +1,127 @@
+"""The pieces of distributed block training that need no Ray: blocks cut from a streamed epoch,
+the rows a block needs, the local row table, how the servers combine a round of blocks."""
+import pathlib
+
+import numpy as np
+import pytest
+
+from sparsetrain.dist import blocks as blk
+from sparsetrain.dist.server import combine_deltas
+from sparsetrain.io import LibSVMIter
+
+LINREG_DATA = str(pathlib.Path(__file__).resolve().parents[1] / "data" / "linreg.libsvm")
+
+
+def _iter(batch_size, last="discard", parts=1, part=0, chunk=None):
+    kw = {"chunk_size": chunk} if chunk else {}
+    return LibSVMIter(LINREG_DATA, (100,), batch_size=batch_size, num_parts=parts, part_index=part,
+                      data_name="data", label_name="label", last_batch_handle=last, **kw)
+
+
+@pytest.mark.parametrize("last", ["discard", "pad", "roll_over"])
+@pytest.mark.parametrize("per_block", [1, 3, 7, 1000])
+def test_blocks_hold_exactly_the_batches_of_the_epoch_in_order(last, per_block):
+    want = []
+    it = _iter(16, last, chunk=4096)  # small chunks: batches and blocks span pieces
+    for b in it:
+        n = b.data[0].shape[0]
+        want.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
+    it = _iter(16, last, chunk=4096)
+    it.reset()
+    got = []
+    cut = list(blk.blocks(it.epoch_pieces(), per_block))
+    for block in cut:
+        for seg in block:
+            for b in seg:
+                n = b.data[0].shape[0]
+                got.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
+    assert [sum(s.batches for s in block) for block in cut[:-1]] == [per_block] * (len(cut) - 1)
+    assert len(got) == len(want)
+    for (x, y, p), (x2, y2, p2) in zip(got, want):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        assert p == p2
+
+
+def test_rows_needed_are_the_columns_of_the_block():
+    it = _iter(10)
+    it.reset()
+    block = next(blk.blocks(it.epoch_pieces(), 5))
+    keys = {0: ("weight", (100, 1), True), 1: ("bias", (1,), False), 2: ("emb", (100, 1), True)}
+    rows = blk.rows_needed(block, keys, {"weight": "data"})
+    cols = np.concatenate([b.data[0].asscipy().indices for seg in block for b in seg])
+    np.testing.assert_array_equal(rows[0], np.unique(cols))
+    assert rows[1] is None and rows[2] is None  # dense, and row_sparse not reached through the csr: whole
+
+
+def test_combine_deltas_is_the_mean_change_of_the_workers_that_touched_a_row():
+    a = (np.array([1, 4]), np.array([[2.0], [4.0]], np.float32))
+    b = (np.array([4, 7]), np.array([[8.0], [6.0]], np.float32))
+    rows, mean = combine_deltas([a, b])
+    np.testing.assert_array_equal(rows, [1, 4, 7])
+    np.testing.assert_array_equal(mean, [[2.0], [6.0], [6.0]])  # row 4: (4 + 8) / 2; rows 1 and 7: one worker
+    rows, mean = combine_deltas([(None, np.array([1.0, 3.0])), (None, np.array([3.0, 5.0]))])
+    assert rows is None and mean.tolist() == [2.0, 4.0]
+    assert combine_deltas([a])[1] is a[1]
+
+
+def test_with_changes_adds_the_own_push_only_where_a_server_answered_before_it():
+    rows = {0: np.array([2, 3, 5, 9]), 1: None}
+    got = {0: (np.zeros((4, 1), np.float32), (np.zeros((4, 1), np.float32),)),
+           1: (np.zeros(1, np.float32), (np.zeros(1, np.float32),))}
+    prev = {0: (np.array([3, 4, 9]), np.array([[1.0], [2.0], [3.0]], np.float32),
+                (np.array([[7.0], [8.0], [9.0]], np.float32),)),
+            1: (None, np.array([0.5], np.float32), (np.array([5.0], np.float32),))}
+    # rows >= 5 on a server that had applied the push already; rows < 5 and the dense value on one that had not
+    out = blk.with_changes(rows, got, prev, lambda key, r: np.ones(1, bool) if r is None else r < 5)
+    np.testing.assert_array_equal(out[0][0].ravel(), [0, 1, 0, 0])
+    np.testing.assert_array_equal(out[0][1][0].ravel(), [0, 7, 0, 0])  # optimizer states: the pushed values
+    assert out[1][0].tolist() == [0.5] and out[1][1][0].tolist() == [5.0]
+    assert got[0][0].sum() == 0  # the pulled arrays are not written (they may be read-only)
+
+
+def test_local_rows_load_then_changes_round_trip():
+    import sparsetrain as mx
+
+    w = mx.nd.zeros((10, 2)).tostype("row_sparse")
+    b = mx.nd.zeros((2,))
+    opt = mx.optimizer.SGD(learning_rate=0.1, momentum=0.9)
+    table = blk.LocalRows({"w": w, "b": b}, mx.optimizer.get_updater(opt),
+                          {0: ("w", (10, 2), True), 1: ("b", (2,), False)})
+    rows = {0: np.array([1, 6]), 1: None}
+    got = {0: (np.ones((2, 2), np.float32), (np.full((2, 2), 3.0, np.float32),)),
+           1: (np.array([1.0, 2.0], np.float32), (np.zeros(2, np.float32),))}
+    table.load(rows, got, None)
+    assert w.asnumpy()[[1, 6]].tolist() == [[1, 1], [1, 1]]
+    table.weights[0][1] += 0.25
+    table.weights[1][:] += 1.0
+    ch = table.changes()
+    np.testing.assert_array_equal(ch[0][0], [1, 6])
+    np.testing.assert_array_equal(ch[0][1], [[0.25, 0.25], [0, 0]])
+    np.testing.assert_array_equal(ch[0][2][0], np.zeros((2, 2)))
+    np.testing.assert_array_equal(ch[1][1], [1.0, 1.0])
+    assert table.changes(state_values=True)[0][2][0].tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_auto_sync_every_is_about_65536_rows_but_several_blocks_per_part(tmp_path):
+    assert blk.batches_per_block(5, 256) == 5
+    assert blk.batches_per_block("auto", 256) == 256
+    assert blk.batches_per_block("auto", 1) == blk.AUTO_BLOCK_ROWS
+    # linreg.libsvm: 1000 rows; 2 workers, batch 10 -> 50 batches each -> 8 blocks of 6
+    assert blk.estimate_rows(LINREG_DATA) == pytest.approx(1000, rel=0.05)
+    assert blk.batches_per_block("auto", 10, LINREG_DATA, 2) == 6
+    small = tmp_path / "small.libsvm"
+    small.write_text("1 1:1\n" * 3)
+    assert blk.estimate_rows(str(small)) == 3 and blk.batches_per_block("auto", 100, str(small), 4) == 1
+
+
+def test_sync_every_and_push_dtype_are_checked_config_keys():
+    from sparsetrain.base import ConfigError
+    from sparsetrain.config import load_config
+
+    cfg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
+    assert load_config(cfg, ["train.sync_every=12"]).train.sync_every == 12
+    for bad, key in [("train.sync_every=0", "train.sync_every"), ("train.max_staleness=-1", "train.max_staleness"),
+                     ("train.push_dtype=int8", "train.push_dtype")]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(cfg, [bad])
