@@ -323,13 +323,16 @@ def test_cli_fit_with_workers_writes_one_metrics_file_and_a_checkpoint(tmp_path)
     from sparsetrain.cli import main
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["fit", LINREG, "--workers", "2", "--servers", "2", "--epochs", "2", "-q",
+    res = CliRunner().invoke(main, ["fit", LINREG, "--workers", "2", "--servers", "2", "--epochs", "2",
                                     "--set", "data.batch_size=10", "--set", "optimizer.learning_rate=0.5",
                                     "--output", str(out)])
     assert res.exit_code == 1, res.output  # the 2-epoch run misses the config's target (mse < 1)
+    # the header says how the run is distributed: 50 batches per worker, at least 8 blocks -> 6 batches
+    assert "engine compiled, dist_sync, 2 workers, 2 servers, sync_every 6 batches" in res.output
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1] and lines[0]["kvstore"] == "dist_sync"
-    assert "epoch 1  mse" in res.output and "workers" not in res.output.split("epoch 1")[1]
+    epoch_line = next(x for x in res.output.splitlines() if x.startswith("epoch 1  mse"))
+    assert "workers" not in epoch_line
     assert (out / "checkpoints" / "model-0002.params").exists()
 
 
@@ -368,3 +371,24 @@ def test_a_distributed_run_warm_starts_from_a_trained_run(sync_run, tmp_path):
     one = load_config(LINREG, SYNC[:-2] + ["train.epochs=1", SYNC[-1]])
     warm = train_distributed(one, output_dir=str(tmp_path), workers=2, servers=2, init_from=clean.output_dir)
     assert warm.history[0]["mse"] < clean.history[-1]["mse"] < clean.history[0]["mse"]
+
+
+def test_an_unreachable_address_fails_at_once_with_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--workers", "2", "--address",
+                          f"127.0.0.1:{port}", "--output", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert lines == [f"error: --address 127.0.0.1:{port}: cannot reach a Ray cluster there (connection refused); "
+                     "start one with `ray start --head` or check the host and port"], res.stderr
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "run").exists()  # nothing was written
