@@ -1,4 +1,4 @@
-"""Distributed training throughput and traffic on the large workload (issue 8).
+"""Distributed training throughput, traffic and the cost model on the large workload (issues 8, 17).
 
     python -m benchmarks.dist [--quick] [--batch-size 256] [--workers 1 2] [--servers 1]
                               [--epochs 2] [--repeat N] [--address ADDR]
@@ -8,23 +8,27 @@ On the same LibSVM file (the harness's ``large`` regression workload, generated 
 ``benchmarks/_work/`` by ``benchmarks.run``'s generator and reused), in one run:
 
 * ``local compiled``: ``sparsetrain.trainer.train`` with ``kvstore: local``, the compiled engine,
-  ``data.cache: memory`` (the file is parsed once before training; the fused epochs run over
-  the rows in memory) — the single-process baseline, in its own subprocess;
-* ``local stream``: the same trainer with ``data.cache: stream`` (``LibSVMIter`` re-reads the
-  file every epoch, as the workers do; the compiled engine needs rows in memory, so this is
-  the graph engine) — the workers' data path without Ray, in its own subprocess;
-* ``dist_sync`` with each ``--workers`` count and ``dist_async`` with each count >= 2:
-  ``sparsetrain.dist.train_distributed`` (workers stream their byte range of the file with
-  ``LibSVMIter(num_parts, part_index)``, one ``push_pull`` round trip per step), in this
-  process on one Ray started once (``num_cpus`` = this machine's cores) or joined with
-  ``--address``.
+  ``data.cache: memory`` (the file is parsed once before training) — in its own subprocess;
+* ``local stream``: the same with ``data.cache: stream`` (parser chunks straight into the compiled
+  epoch, the whole file each epoch, as the workers read it) — the single-process baseline of
+  issue 17's first target, in its own subprocess;
+* ``dist_async`` and ``dist_sync`` with each ``--workers`` count: ``train_distributed`` (workers
+  stream their byte range ``LibSVMIter(num_parts, part_index)`` and train blocks of
+  ``train.sync_every`` batches on the compiled engine, pulling a block's rows before it and pushing
+  their change after it), in this process on one Ray started once (``num_cpus`` = this machine's
+  cores) or joined with ``--address``.
+
+Then ``benchmarks/cost_model.py`` is fed with the 1-worker ``dist_async`` run (compute seconds and
+bytes per block) and transport measured now (round trip, object-store bandwidth, a server's cost
+per byte); it prints its predictions beside the measured ``dist_async`` runs and a projection for
+8-128 workers on 10 and 1 Gbit/s with 1-16 servers.
 
 Every run trains ``--epochs`` epochs (default 2) from zero parameters with SGD (lr as
-``benchmarks.run`` uses for ``large-b256``, ``rescale_grad`` 1/batch, 1/(batch x workers) in
-``dist_sync``); the table reports the **last** epoch (the first one of a fresh actor process
-also loads numba's cached kernels) and the first epoch's seconds apart. Final MSE is computed
-the same way for every row: ``load_trained(run_dir).evaluate(file, ['mse'])`` over the whole
-file with the parameters after the last epoch. Nothing is asserted; see benchmarks/README.md.
+``benchmarks.run`` uses for ``large-b256``, ``rescale_grad`` 1/batch); the table reports the
+**last** epoch (the first one of a fresh actor process also loads numba's cached kernels) and the
+first epoch's seconds apart. Final MSE is computed the same way for every row:
+``load_trained(run_dir).evaluate(file, ['mse'])`` over the whole file with the parameters after
+the last epoch. Nothing is asserted; see benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -67,21 +71,20 @@ class Run:
     def data_path(self) -> str:
         if self.local:
             return ("memory (parsed once before training)" if self.cache == "memory"
-                    else "stream (LibSVMIter, whole file each epoch)")
+                    else "stream (LibSVMIter chunks into the compiled epoch, whole file each epoch)")
         return f"stream (LibSVMIter part r/{self.workers} per worker)"
 
 
 def plan(workers: list[int], servers: list[int], local_stream: bool = True) -> list[Run]:
     runs = [Run("local compiled", "local", cache="memory", engine="compiled")]
     if local_stream:
-        runs.append(Run("local stream", "local", cache="stream", engine="auto"))
+        runs.append(Run("local stream", "local", cache="stream", engine="compiled"))
     for s in servers:
         tag = "" if len(servers) == 1 else f", {s} servers"
         for w in workers:
-            runs.append(Run(f"dist_sync {w}w{tag}", "dist_sync", w, s))
+            runs.append(Run(f"dist_async {w}w{tag}", "dist_async", w, s))
         for w in workers:
-            if w >= 2:
-                runs.append(Run(f"dist_async {w}w{tag}", "dist_async", w, s))
+            runs.append(Run(f"dist_sync {w}w{tag}", "dist_sync", w, s))
     return runs
 
 
@@ -130,6 +133,9 @@ def summarize(history: list[dict], wall: float, batch_size: int, workers: int) -
            "steps": steps, "ms_per_step": sec / steps * 1e3,
            "train_mse": float(last["mse"]), "engine": last.get("engine"),
            "call_seconds": wall, "setup_seconds": wall - sum(float(r["seconds"]) for r in history)}
+    for key in ("blocks", "bytes_per_block", "worker_seconds", "wait_seconds", "sync_every"):
+        if key in last:
+            out[key] = last[key]
     if bps is not None:
         out["bytes_per_step"] = int(bps)
         out["mb_per_epoch"] = (int(last["bytes"]) if "bytes" in last else int(bps) * steps) / 1e6
@@ -244,76 +250,50 @@ def _get(results, name):
     return next((r for r in results if r["run"] == name and r.get("status") == "ok"), None)
 
 
+def targets(results: list[dict], model_check: list[dict] | None) -> list[tuple[str, str, bool | None]]:
+    """Issue 17's targets: ``(what, value, met)`` (``met`` None: not measured)."""
+    stream = _get(results, "local stream")
+    base = _get(results, "local compiled")
+    a1, a2 = _get(results, "dist_async 1w"), _get(results, "dist_async 2w")
+    out = []
+
+    def ratio(what, num, den, goal):
+        if num and den and num.get("samples_per_s") and den.get("samples_per_s"):
+            r = num["samples_per_s"] / den["samples_per_s"]
+            out.append((what, f"{r:.2f}x (target >= {goal}x)", r >= goal))
+        else:
+            out.append((what, "not measured", None))
+
+    ratio("dist_async 1 worker vs the single-process streamed compiled epoch", a1, stream, 0.5)
+    ratio("dist_async 2 workers vs 1 worker", a2, a1, 1.2)
+    ref = base or stream
+    for r in (a1, a2):
+        if r and ref and r.get("final_mse") is not None and ref.get("final_mse") is not None:
+            d = r["final_mse"] / ref["final_mse"] - 1
+            out.append((f"final mse of {r['run']} vs one process", f"{d:+.1%} (target within 2 %)", abs(d) <= 0.02))
+    for c in model_check or []:
+        out.append((f"cost model, {c['workers']} worker(s): predicted {c['predicted']:,.0f} vs measured "
+                    f"{c['measured']:,.0f} samples/s", f"{c['error']:+.0%} (target within 25 %)", abs(c["error"]) <= 0.25))
+    return out
+
+
 def scaling_text(results: list[dict], meta: dict) -> str:
     """A paragraph with this run's numbers: distributed vs local, more workers vs one."""
-    base = _get(results, "local compiled")
-    stream = _get(results, "local stream")
     dist = [r for r in results if r.get("status") == "ok" and r["kvstore"] != "local"]
     if not dist:
         return "No distributed run succeeded, so there is nothing to say about scaling."
     parts = []
-    syncs = sorted((r for r in dist if r["kvstore"] == "dist_sync"), key=lambda r: r["workers"])
-    one = next((r for r in syncs if r["workers"] == 1), None)
-    if base and one:
-        parts.append(
-            f"With one worker, `dist_sync` trains {one['samples_per_s']:,.0f} samples/s against "
-            f"{base['samples_per_s']:,.0f} for the single-process compiled engine "
-            f"({one['samples_per_s'] / base['samples_per_s']:.3g}x): a step of "
-            f"{meta['batch_size']} rows costs {one['ms_per_step']:.2f} ms on the worker, where "
-            f"the fused in-memory epoch spends {base['ms_per_step']:.3f} ms per batch.")
-    if one and stream:
-        extra = one["ms_per_step"] - stream["ms_per_step"]
-        parts.append(
-            f"The single-process streaming run (the workers' data path without Ray: "
-            f"`LibSVMIter` parse, graph-engine forward/backward, local update) needs "
-            f"{stream['ms_per_step']:.2f} ms per batch ({stream['samples_per_s']:,.0f} "
-            f"samples/s), so about {max(extra, 0):.1f} ms of each distributed step is the "
-            f"parameter-server round trip: the `push_pull` actor call, serializing the "
-            f"gradient and pulled rows, the server applying the update.")
-    many = [r for r in syncs if r["workers"] > 1]
-    if one and many:
-        m = many[-1]
-        parts.append(
-            f"`dist_sync` with {m['workers']} workers gives {m['samples_per_s']:,.0f} samples/s, "
-            f"{m['samples_per_s'] / one['samples_per_s']:.2f}x one worker (ideal "
-            f"{m['workers']}x; a step now takes {m['ms_per_step']:.2f} ms): the "
-            f"{meta['cores']} cores here are shared by the workers, the server, the driver and "
-            f"Ray's own processes, and a synchronous step waits for the slowest worker.")
-    asy = sorted((r for r in dist if r["kvstore"] == "dist_async"), key=lambda r: r["workers"])
-    if asy:
-        a = asy[-1]
-        same = next((r for r in many if r["workers"] == a["workers"]), None)
-        cmp = (f" ({a['samples_per_s'] / same['samples_per_s']:.2f}x `dist_sync` with as many "
-               f"workers)" if same else "")
-        parts.append(
-            f"`dist_async` with {a['workers']} workers: {a['samples_per_s']:,.0f} samples/s"
-            f"{cmp}; it has no barrier but the same round trip per step.")
-        if same and base and a.get("final_mse") is not None and same.get("final_mse") is not None:
-            parts.append(
-                f"Their final MSE differs by design ({a['final_mse']:.4g} async, "
-                f"{same['final_mse']:.4g} sync, {base.get('final_mse', float('nan')):.4g} one "
-                f"process): a `dist_sync` step applies the summed gradient of "
-                f"{a['workers']} batches once (1/{a['workers']} as many updates per epoch at the "
-                f"same learning rate), `dist_async` applies every worker's batch as it arrives "
-                f"(as many updates as one process, some computed from stale rows).")
-    traffic = [r for r in dist if r.get("bytes_per_step")]
-    if traffic:
-        t = max(traffic, key=lambda r: r["bytes_per_step"])
-        parts.append(
-            f"Traffic is small: {t['bytes_per_step'] / 1e3:,.0f} KB per step for all "
-            f"{t['workers']} workers together ({t['mb_per_epoch']:.0f} MB per epoch, "
-            f"{t.get('mb_per_s') or 0:.0f} MB/s at this speed), because a worker pushes only the "
-            f"gradient rows of its batch's columns and pulls only the rows its next batch "
-            f"needs.")
-        lo = min(traffic, key=lambda r: r["workers"])
-        if lo["workers"] != t["workers"]:
-            parts.append(
-                f"Per epoch the traffic is {lo['mb_per_epoch']:.1f} MB with {lo['workers']} "
-                f"worker{'s' if lo['workers'] > 1 else ''} and {t['mb_per_epoch']:.1f} MB with {t['workers']}"
-                + (": the workers split the same rows, so together they move about the same bytes."
-                   if t["mb_per_epoch"] <= 1.25 * lo["mb_per_epoch"] else
-                   " (the same column appears in the batches of several workers and is moved "
-                   "once per worker)."))
+    for what, value, met in targets(results, meta.get("cost_model", {}).get("check")):
+        mark = "—" if met is None else ("met" if met else "missed")
+        parts.append(f"{what}: {value}, {mark}.")
+    one = _get(results, "dist_async 1w")
+    if one and one.get("blocks"):
+        comm = one["wait_seconds"] / one["worker_seconds"] if one.get("worker_seconds") else None
+        parts.append(f"A worker trains blocks of {one['sync_every']} batches ({one['bytes_per_block'] / 1e6:.2f} MB "
+                     f"moved per block, pull and push)" + (f"; it waits for the servers {comm:.0%} of its epoch."
+                                                          if comm is not None else "."))
+    parts.append(f"The {meta['cores']} cores here are shared by the workers, the servers, the driver and Ray's own "
+                 "processes (load average at the start: " + meta["load"] + ").")
     return " ".join(parts)
 
 
@@ -327,7 +307,7 @@ def cluster_text(results: list[dict]) -> str:
         wire = (f" At {t['bytes_per_step'] / 1e3:,.0f} KB per step (all {t['workers']} workers, "
                 f"which is what one server's link carries), 1 Gbit/s moves a step's traffic in "
                 f"{ms1:.2f} ms and 10 Gbit/s in {ms1 / 10:.3f} ms, so on a real network the "
-                f"per-step cost is dominated by latency (one round trip per step, to every "
+                f"per-step cost is dominated by latency (a round trip per block of sync_every steps, to every "
                 f"server in parallel) and by the workers' compute, not by bandwidth; bytes/step "
                 f"grows with the distinct columns of a batch, far slower than the batch size.")
     return (
@@ -364,8 +344,7 @@ def render_section(results: list[dict], meta: dict) -> str:
         f"- Data: `{meta['data']}` ({meta['rows']:,} rows x {meta['features']:,} features, "
         + (f"~{meta['nnz']} nnz/row, zipf columns, " if meta.get("nnz") else "")
         + f"{meta['mb']:.1f} MB); batch {meta['batch_size']} "
-        f"per worker; SGD lr {meta['lr']}, rescale_grad 1/batch (1/(batch x workers) in "
-        f"`dist_sync`, whose step sums the workers' gradients); zero initial parameters; "
+        f"per worker; SGD lr {meta['lr']}, rescale_grad 1/batch; zero initial parameters; "
         f"{meta['epochs']} epoch(s) per run, the last one timed; repeats: {meta['repeat']} "
         f"(fastest kept)",
         "",
@@ -376,7 +355,7 @@ def render_section(results: list[dict], meta: dict) -> str:
         "streaming parse included; for `local compiled`, the fused epoch over rows parsed before "
         "training — the parse is in *wall s*). *vs local*: samples/s / `local compiled`'s.",
         "- *ms/step*: seconds / steps per worker. *bytes/step*: `bytes_per_step` of the record "
-        "(pushed + pulled by all workers in a step: row ids, gradient rows, pulled rows, the "
+        "(pushed + pulled by all workers per step: row ids, changed rows and optimizer states, pulled rows, the "
         "bias); *MB/epoch*: the record's `bytes`, all the traffic of the epoch.",
         "- *1st epoch s*: the first epoch, which in a fresh process also loads numba's cached "
         "kernels. *wall s*: the whole `train` / `train_distributed` call (actors, parse, "
@@ -387,6 +366,8 @@ def render_section(results: list[dict], meta: dict) -> str:
         "**How it scales here.** " + scaling_text(results, meta),
         "",
         "**What a real cluster changes.** " + cluster_text(results),
+        *(["", "**Cost model** (`benchmarks/cost_model.py`).", "", cost_model_text(meta["cost_model"])]
+          if meta.get("cost_model") else []),
         END,
     ]
     return "\n".join(lines) + "\n"
@@ -406,6 +387,42 @@ def print_table(results: list[dict], console) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # main
+
+
+def cost_model_meta(results: list[dict], servers: int, cores: int, log) -> dict:
+    """benchmarks/cost_model.py fed by this run: transport measured now, compute and bytes per block
+    from the 1-worker dist_async run; its predictions beside the measured dist_async runs."""
+    from dataclasses import asdict
+
+    from benchmarks import cost_model as cm
+
+    one = next((r for r in results if r.get("status") == "ok" and r["kvstore"] == "dist_async"
+                and r["workers"] == 1 and r["servers"] == servers and r.get("blocks")), None)
+    if one is None:
+        return {}
+    log("cost model: measuring the round trip, the object store's bandwidth and a server's cost per byte ...")
+    rtt, link, cost = cm.measure_transport(int(one["bytes_per_block"]))
+    inputs = cm.inputs_from_run(one, rtt, link, cost)
+    measured = {r["workers"]: r["samples_per_s"] for r in results if r.get("status") == "ok"
+                and r["kvstore"] == "dist_async" and r["servers"] == servers}
+    return {"inputs": asdict(inputs), "check": cm.check(inputs, measured, cores),
+            "projection": cm.projection(inputs), "cores": cores}
+
+
+def cost_model_text(model: dict) -> str:
+    from benchmarks import cost_model as cm
+
+    m = cm.Inputs(**model["inputs"])
+    lines = [f"Inputs (measured): compute {m.compute * 1e3:.2f} ms per block of {m.rows_per_block:,} rows, "
+             f"{m.bytes / 1e6:.2f} MB moved per block, actor round trip {m.rtt * 1e3:.2f} ms, object store "
+             f"{m.link / 1e9:.2f} GB/s, server {m.server_cost * 1e9:.2f} ns per byte; {model['cores']} shared cores.",
+             "", "| workers | predicted samples/s | measured samples/s | error |", "|---|---|---|---|"]
+    lines += [f"| {c['workers']} | {c['predicted']:,.0f} | {c['measured']:,.0f} | {c['error']:+.0%} |"
+              for c in model["check"]]
+    lines += ["", f"Projected `dist_async` samples/s on a cluster (one core per worker and per server, "
+              f"{cm.NETWORK_RTT * 1e3:.1f} ms network round trip added, the measured per-block compute and bytes):", "",
+              cm.projection_table(m)]
+    return "\n".join(lines)
 
 
 def _ray_version() -> str | None:
@@ -528,6 +545,7 @@ def main(argv=None) -> int:
                     f"call {res['call_seconds']:.1f} s")
             else:
                 log(f"{label}: {bench.fmt_status(res)}")
+        model_meta = cost_model_meta(results, args.servers[0], ncpu, log)
     finally:
         if started:
             ray.shutdown()
@@ -541,8 +559,11 @@ def main(argv=None) -> int:
             "rows": rows_n, "features": features,
             "nnz": None if args.data else size["nnz_per_row"],
             "mb": os.path.getsize(path) / 1e6, "batch_size": bs, "lr": lr,
-            "epochs": args.epochs, "repeat": args.repeat, "cores": ncpu, "mode": mode}
+            "epochs": args.epochs, "repeat": args.repeat, "cores": ncpu, "mode": mode,
+            "cost_model": model_meta}
     console.print()
+    if model_meta:
+        console.print(cost_model_text(model_meta), soft_wrap=False)
     console.print(scaling_text(results, meta), soft_wrap=False)
     bench.save_raw(f"dist-results-{mode}", meta, results, log, work=WORK)
     if args.out:

@@ -358,6 +358,12 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter) -> dict:
     samples = sum(r["samples"] for r in results)
     steps = max(1, max(r["batches"] for r in results))
     moved = sum(r["bytes_pushed"] + r["bytes_pulled"] for r in results)
+    blocks = sum(r["blocks"] for r in results)
     return {"epoch": epoch, **values, "samples": samples, "seconds": round(seconds, 6), "data_seconds": 0.0,
             "engine": cluster.info[0]["engine"], "kvstore": cluster.kv.type, "workers": len(cluster.workers),
-            "servers": len(cluster.servers), "steps": steps, "bytes": int(moved), "bytes_per_step": int(moved / steps)}
+            "servers": len(cluster.servers), "steps": steps, "bytes": int(moved), "bytes_per_step": int(moved / steps),
+            "sync_every": cluster.info[0]["sync_every"], "blocks": blocks,
+            "bytes_per_block": int(moved / max(blocks, 1)),
+            # per worker, on average: the epoch's seconds on the worker and the part spent waiting for servers
+            "worker_seconds": round(sum(r["seconds"] for r in results) / len(results), 6),
+            "wait_seconds": round(sum(r["wait_seconds"] for r in results) / len(results), 6)}
