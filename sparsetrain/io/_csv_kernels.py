@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
+from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import mm_feed, mm_finish
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
                             I_ROWS, N_COMMON, record_error)
@@ -77,6 +77,20 @@ def _signed_log1p(v):
     return math.log1p(v) if v >= 0 else -math.log1p(-v)
 
 
+# log1p of the small integers (counts: the usual numeric columns of click logs), by the same libm
+_LOG1P_INTS = np.array([math.log1p(k) for k in range(1024)], np.float64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _int_feature(v, log1p):
+    """The feature value of the integer ``v`` (log1p: ``sign(v) * log(1 + |v|)``)."""
+    if not log1p:
+        return float(v)
+    if -1024 < v < 1024:
+        return _LOG1P_INTS[v] if v >= 0 else -_LOG1P_INTS[-v]
+    return _signed_log1p(float(v))
+
+
 @njit(cache=True, nogil=True)
 def _hash_field(states, c, scratch, s, e):
     h, cr, nc, ln = mm_feed(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
@@ -111,18 +125,23 @@ def _sort_merge(indices, data, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _sort_count(indices, data, a, b):
+def _sort_count(indices, data, a, b, keys):
     """Sort ``indices[a:b]`` (entries of value 1) and merge repeated ids into one entry whose value is
-    their count; returns the new end. Only the ids move: cheaper than :func:`_sort_merge`."""
-    for i in range(a + 1, b):
-        k = indices[i]
-        j = i - 1
-        while j >= a and indices[j] > k:
-            indices[j + 1] = indices[j]
-            j -= 1
-        indices[j + 1] = k
-    if b == a:
+    their count; returns the new end. ``keys``: int32 scratch of at least ``b - a`` (hashed ids are
+    below ``2**31``). Each id goes straight to its rank (ids before it that are smaller, or equal
+    and earlier): a branch-free count over a row's few dozen ids, faster than an insertion sort's
+    mispredicted inner loop."""
+    n = b - a
+    if n == 0:
         return b
+    for i in range(n):
+        keys[i] = np.int32(indices[a + i])
+    for i in range(n):
+        k = keys[i]
+        r = 0
+        for j in range(n):
+            r += (keys[j] < k) | ((keys[j] == k) & (j < i))
+        indices[a + r] = np.int64(k)
     w = a
     data[w] = 1.0
     for i in range(a + 1, b):
@@ -245,7 +264,7 @@ def _field_number(src, s, e, value_limit, raw_s, raw_e, slow_kind, slow_pos, slo
 @njit(cache=True, nogil=True)
 def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
               prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
-              nnz, slow, nslow):
+              nnz, slow, nslow, keys):
     """The label and entries of one split row (fields ``src[fs[c]:fe[c]]``, raw spans ``rs``/``re_``
     in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``."""
     mask = hash_size - 1
@@ -253,11 +272,15 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     ls, lend = _strip(src, fs[label_col], fe[label_col])
     if ls == lend:
         return E_LABEL_MISSING, line_start, le, label_col, nnz, nslow
-    v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL, rows,
-                                   slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
-    if code != OK:
-        return code, rs[label_col], re_[label_col], label_col, nnz, nslow
-    labels[rows] = v
+    iv, plain = plain_int(src, ls, lend)
+    if plain:  # the common 0/1 label without the general number parser
+        labels[rows] = iv
+    else:
+        v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL, rows,
+                                       slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
+        if code != OK:
+            return code, rs[label_col], re_[label_col], label_col, nnz, nslow
+        labels[rows] = v
     # ---- hashed features (value 1): categorical columns and crosses, then sorted and counted
     row_start = nnz
     for i in range(len(cat_cols)):
@@ -275,21 +298,27 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
             h, cr, nc, ln = mm_feed(h, cr, nc, ln, src, fs[b], fe[b])
             indices[nnz] = mm_finish(h, cr, nc, ln) & mask
             nnz += 1
-    nnz = _sort_count(indices, data, row_start, nnz)
+    nnz = _sort_count(indices, data, row_start, nnz, keys)
     # ---- numeric columns, after every hashed id
     for k in range(len(num_cols)):
         c = num_cols[k]
         vs, ve = _strip(src, fs[c], fe[c])
         if vs == ve:
             continue
-        v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow, nslow,
-                                       E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
-        if code != OK:
-            return code, rs[c], re_[c], c, nnz, nslow
-        if v == 0.0:
-            continue
-        if log1p[k]:
-            v = _signed_log1p(v)
+        iv, plain = plain_int(src, vs, ve)
+        if plain:
+            if iv == 0:
+                continue
+            v = _int_feature(iv, log1p[k])
+        else:
+            v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow, nslow,
+                                           E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
+            if code != OK:
+                return code, rs[c], re_[c], c, nnz, nslow
+            if v == 0.0:
+                continue
+            if log1p[k]:
+                v = _signed_log1p(v)
         indices[nnz] = hash_size + k
         data[nnz] = v
         nnz += 1
@@ -328,6 +357,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     fe = np.empty(ncols, np.int64)
     rs = np.empty(ncols, np.int64)  # raw spans in buf (for messages)
     re_ = np.empty(ncols, np.int64)
+    keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int32)  # a row's hashed ids, to sort
     nslow = 0
     rows = 0
     nnz = 0
@@ -361,7 +391,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             code, es, ee, aux, nnz, nslow = _emit_row(
                 buf, fs, fe, fs, fe, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
                 prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
-                nnz, slow, nslow)
+                nnz, slow, nslow, keys)
         else:
             code, es, aux = _split_quoted(buf, p, le, delim, quote, scratch, fs, fe, rs, re_, ncols)
             ee = le
@@ -369,7 +399,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
                 code, es, ee, aux, nnz, nslow = _emit_row(
                     scratch, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
                     prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels,
-                    rows, nnz, slow, nslow)
+                    rows, nnz, slow, nslow, keys)
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
             return info

@@ -245,6 +245,25 @@ def parse_float(buf, p, n):
     return (-v if neg else v), p, 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def plain_int(buf, s, e):
+    """``(value, True)`` when ``buf[s:e]`` is exactly ``[-]digits`` with 1 to 15 digits (every such
+    integer is exact in binary64), else ``(0, False)``: a hot loop's common case, tried before
+    :func:`parse_float`."""
+    neg = buf[s] == 45 if s < e else False
+    p = s + 1 if neg else s
+    if p == e or e - p > 15:
+        return 0, False
+    v = 0
+    while p < e:
+        d = np.int64(buf[p]) - 48
+        if d < 0 or d > 9:
+            return 0, False
+        v = v * 10 + d
+        p += 1
+    return (-v if neg else v), True
+
+
 @njit(cache=True, nogil=True)
 def parse_int(buf, p, n):
     """Parse ``[+-]digits`` at ``p``; returns (value, end, status): 0 ok, 2 no digits, 4 overflow."""

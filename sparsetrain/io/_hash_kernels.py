@@ -47,7 +47,7 @@ def mm_start(seed):
     return np.uint64(seed) & _M, np.uint64(0), 0, 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def mm_feed(h, carry, ncarry, length, buf, start, end):
     """The state after feeding ``buf[start:end]``."""
     h = np.uint64(h)
@@ -74,7 +74,7 @@ def mm_feed(h, carry, ncarry, length, buf, start, end):
     return h, carry, ncarry, length + (end - start)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def mm_finish(h, carry, ncarry, length):
     """The 32-bit hash (as an int64 in [0, 2**32)) of the bytes fed."""
     h = np.uint64(h)
