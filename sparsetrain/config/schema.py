@@ -400,8 +400,8 @@ class Config(_Strict):
         return self.data.format_of(self.data.train[0])
 
     def csv_schema(self):
-        """The ``data.*`` CSV/TSV keys as an ``io.csv_reader.CSVSchema``."""
-        from ..io.csv_reader import CSVSchema
+        """The ``data.*`` CSV/TSV keys as an ``io.csv_schema.CSVSchema``."""
+        from ..io.csv_schema import CSVSchema
 
         d = self.data
         return CSVSchema(columns=d.csv.columns, label=d.label, numeric=d.numeric, categorical=d.categorical,

@@ -44,8 +44,8 @@ class CSVLayout:
     distinct: int = 0  # distinct categorical values in the sample
 
     def schema(self):
-        """The layout as an ``io.csv_reader.CSVSchema``."""
-        from ..io.csv_reader import CSVSchema
+        """The layout as an ``io.csv_schema.CSVSchema``."""
+        from ..io.csv_schema import CSVSchema
 
         return CSVSchema(columns=None if self.header else self.columns, label=self.label, numeric=self.numeric,
                          categorical=self.categorical, hash_bits=self.hash_bits, log1p=self.log1p,

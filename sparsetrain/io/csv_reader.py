@@ -1,6 +1,6 @@
 """Read CSV/TSV files with a schema into hashed CSR rows: the public API.
 
-:class:`CSVSchema` says what each column is (the label, numeric columns, categorical columns
+:class:`CSVSchema` (``csv_schema``, importable without the kernels) says what each column is (the label, numeric columns, categorical columns
 hashed into ``2**hash_bits`` buckets, hashed crosses; see ``_csv_kernels`` for the grammar and
 the feature ids). :class:`CSVReader` streams a file, or one of ``num_parts`` byte-range parts,
 as :class:`~sparsetrain.io.libsvm_parse.LibSVMBlock` s (ordinary CSR rows: every iterator and
@@ -20,8 +20,6 @@ import io
 import math
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -29,100 +27,13 @@ from ..base import ConfigError, DataFormatError
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, open_data
+from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
 from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
 
 __all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
 
 _SLOW_ROWS = 64
-
-
-@dataclass
-class CSVSchema:
-    """What the columns of a CSV/TSV file are.
-
-    columns: the names in file order; None reads them from the header line (``header=True``).
-    label: the label column (default: the first column).
-    numeric: value columns, one feature each; ``log1p``: those of them (or True: all) that
-        become ``sign(x) * log(1 + |x|)``.
-    categorical: string columns hashed into ``2**hash_bits`` buckets (key ``column=value``).
-    crosses: pairs of categorical columns hashed as ``a=va^b=vb``.
-    delimiter: one character (None: tab for ``.tsv`` files, else comma); quote: one character.
-    header: the first line holds the column names (and is no data).
-    Columns not named in label/numeric/categorical are ignored.
-    """
-
-    columns: Sequence[str] | None = None
-    label: str | None = None
-    numeric: Sequence[str] = ()
-    categorical: Sequence[str] = ()
-    crosses: Sequence[Sequence[str]] = ()
-    hash_bits: int = 18
-    log1p: bool | Sequence[str] = ()
-    delimiter: str | None = None
-    quote: str = '"'
-    header: bool = False
-    key: str = field(default="data", repr=False)  # the config key path named in errors
-
-    @property
-    def hash_size(self) -> int:
-        return 1 << self.hash_bits
-
-    @property
-    def num_features(self) -> int:
-        return self.hash_size + len(self.numeric)
-
-    def delimiter_for(self, path) -> str:
-        if self.delimiter is not None:
-            return self.delimiter
-        name = os.fspath(path).lower()
-        for ext in (".gz", ".bz2"):
-            name = name.removesuffix(ext)
-        return "\t" if name.endswith(".tsv") else ","
-
-    def check(self) -> None:
-        """Raise ConfigError (naming ``key.*``) for an inconsistent schema (columns not needed)."""
-        k = self.key
-        if not isinstance(self.hash_bits, int) or not 1 <= self.hash_bits <= 31:
-            raise ConfigError(f"{k}.hash_bits: must be an integer in [1, 31], got {self.hash_bits!r}")
-        for name, ch in (("csv.delimiter", self.delimiter), ("csv.quote", self.quote)):
-            if ch is not None and (len(ch) != 1 or len(ch.encode("utf-8")) != 1 or ch in "\r\n"):
-                raise ConfigError(f"{k}.{name}: must be one ASCII character other than a newline, got {ch!r}")
-        if self.delimiter is not None and self.delimiter == self.quote:
-            raise ConfigError(f"{k}.csv.quote: the same character as csv.delimiter ({self.quote!r})")
-        seen = {}
-        for role, names in (("numeric", self.numeric), ("categorical", self.categorical)):
-            for n in names:
-                if n in seen:
-                    raise ConfigError(f"{k}.{role}: column {n!r} is already in {k}.{seen[n]}")
-                if n == self.label:
-                    raise ConfigError(f"{k}.{role}: column {n!r} is the label")
-                seen[n] = role
-        for i, pair in enumerate(self.crosses):
-            if len(pair) != 2:
-                raise ConfigError(f"{k}.crosses[{i}]: a cross is a pair of columns, got {list(pair)}")
-            for n in pair:
-                if seen.get(n) != "categorical":
-                    raise ConfigError(f"{k}.crosses[{i}]: {n!r} is not one of {k}.categorical")
-        if not isinstance(self.log1p, bool):
-            for n in self.log1p:
-                if n not in self.numeric:
-                    raise ConfigError(f"{k}.log1p: {n!r} is not one of {k}.numeric")
-
-    def check_columns(self, columns: Sequence[str], where: str) -> None:
-        """Every named column exists in ``columns`` (from ``where``: the config or a header)."""
-        from ..base import did_you_mean
-
-        k = self.key
-        if len(set(columns)) != len(columns):
-            dup = next(c for c in columns if list(columns).count(c) > 1)
-            raise ConfigError(f"{k}.csv.columns: column {dup!r} appears twice ({where})")
-        names = [("label", self.label)] if self.label is not None else []
-        names += [("numeric", n) for n in self.numeric] + [("categorical", n) for n in self.categorical]
-        for role, n in names:
-            if n not in columns:
-                hint = did_you_mean(n, columns) or f" (columns: {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})"
-                raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
 
 
 def _header_fields(text: str, delimiter: str, quote: str, sniff: bool, where: str):

@@ -1,0 +1,100 @@
+"""What the columns of a CSV/TSV file are: :class:`CSVSchema`, apart from the reader so that a
+config naming CSV data validates without loading the parser's compiled kernels
+(``io/csv_reader.py`` reads files with it)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..base import ConfigError
+
+__all__ = ["CSVSchema"]
+
+
+@dataclass
+class CSVSchema:
+    """What the columns of a CSV/TSV file are.
+
+    columns: the names in file order; None reads them from the header line (``header=True``).
+    label: the label column (default: the first column).
+    numeric: value columns, one feature each; ``log1p``: those of them (or True: all) that
+        become ``sign(x) * log(1 + |x|)``.
+    categorical: string columns hashed into ``2**hash_bits`` buckets (key ``column=value``).
+    crosses: pairs of categorical columns hashed as ``a=va^b=vb``.
+    delimiter: one character (None: tab for ``.tsv`` files, else comma); quote: one character.
+    header: the first line holds the column names (and is no data).
+    Columns not named in label/numeric/categorical are ignored.
+    """
+
+    columns: Sequence[str] | None = None
+    label: str | None = None
+    numeric: Sequence[str] = ()
+    categorical: Sequence[str] = ()
+    crosses: Sequence[Sequence[str]] = ()
+    hash_bits: int = 18
+    log1p: bool | Sequence[str] = ()
+    delimiter: str | None = None
+    quote: str = '"'
+    header: bool = False
+    key: str = field(default="data", repr=False)  # the config key path named in errors
+
+    @property
+    def hash_size(self) -> int:
+        return 1 << self.hash_bits
+
+    @property
+    def num_features(self) -> int:
+        return self.hash_size + len(self.numeric)
+
+    def delimiter_for(self, path) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        name = os.fspath(path).lower()
+        for ext in (".gz", ".bz2"):
+            name = name.removesuffix(ext)
+        return "\t" if name.endswith(".tsv") else ","
+
+    def check(self) -> None:
+        """Raise ConfigError (naming ``key.*``) for an inconsistent schema (columns not needed)."""
+        k = self.key
+        if not isinstance(self.hash_bits, int) or not 1 <= self.hash_bits <= 31:
+            raise ConfigError(f"{k}.hash_bits: must be an integer in [1, 31], got {self.hash_bits!r}")
+        for name, ch in (("csv.delimiter", self.delimiter), ("csv.quote", self.quote)):
+            if ch is not None and (len(ch) != 1 or len(ch.encode("utf-8")) != 1 or ch in "\r\n"):
+                raise ConfigError(f"{k}.{name}: must be one ASCII character other than a newline, got {ch!r}")
+        if self.delimiter is not None and self.delimiter == self.quote:
+            raise ConfigError(f"{k}.csv.quote: the same character as csv.delimiter ({self.quote!r})")
+        seen = {}
+        for role, names in (("numeric", self.numeric), ("categorical", self.categorical)):
+            for n in names:
+                if n in seen:
+                    raise ConfigError(f"{k}.{role}: column {n!r} is already in {k}.{seen[n]}")
+                if n == self.label:
+                    raise ConfigError(f"{k}.{role}: column {n!r} is the label")
+                seen[n] = role
+        for i, pair in enumerate(self.crosses):
+            if len(pair) != 2:
+                raise ConfigError(f"{k}.crosses[{i}]: a cross is a pair of columns, got {list(pair)}")
+            for n in pair:
+                if seen.get(n) != "categorical":
+                    raise ConfigError(f"{k}.crosses[{i}]: {n!r} is not one of {k}.categorical")
+        if not isinstance(self.log1p, bool):
+            for n in self.log1p:
+                if n not in self.numeric:
+                    raise ConfigError(f"{k}.log1p: {n!r} is not one of {k}.numeric")
+
+    def check_columns(self, columns: Sequence[str], where: str) -> None:
+        """Every named column exists in ``columns`` (from ``where``: the config or a header)."""
+        from ..base import did_you_mean
+
+        k = self.key
+        if len(set(columns)) != len(columns):
+            dup = next(c for c in columns if list(columns).count(c) > 1)
+            raise ConfigError(f"{k}.csv.columns: column {dup!r} appears twice ({where})")
+        names = [("label", self.label)] if self.label is not None else []
+        names += [("numeric", n) for n in self.numeric] + [("categorical", n) for n in self.categorical]
+        for role, n in names:
+            if n not in columns:
+                hint = did_you_mean(n, columns) or f" (columns: {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})"
+                raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
