@@ -81,7 +81,7 @@ def ours_parse(path, bits, workers):
     from sparsetrain.io.csv_reader import load_csv
 
     t = time.perf_counter()
-    X, y = load_csv(path, _schema(bits), "float32", workers=workers)
+    X, y, _ = load_csv(path, _schema(bits), "float32", workers=workers)
     return time.perf_counter() - t, X.asscipy(), y
 
 

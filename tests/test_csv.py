@@ -76,7 +76,7 @@ def test_kernel_equals_csv_module_reference(tmp_path_factory, rows, delim, newli
     schema = _schema(delimiter=delim, header=header, columns=None if header else COLUMNS)
     ref_schema = _schema(delimiter=delim, header=header)
     y_ref, X_ref = _reference_dense(text, ref_schema, delim)
-    X, y = load_csv(path, schema, dtype="float64", chunk_size=chunk)
+    X, y, _ = load_csv(path, schema, dtype="float64", chunk_size=chunk)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_allclose(_dense(X), X_ref, rtol=1e-15, atol=0)
     assert _sorted_rows(X.asscipy())
@@ -90,7 +90,7 @@ def _sorted_rows(X):
 def test_ids_are_scikit_learn_murmurhash_of_column_equals_value(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text('y,n1,c1,n2,c2,skip\n1,3,"x,""y",,é☃,zz\n', encoding="utf-8")
-    X, y = load_csv(p, _schema(bits=20, header=True, columns=None))
+    X, y, _ = load_csv(p, _schema(bits=20, header=True, columns=None))
     size = 2**20
     want = {sk_murmur('c1=x,"y', 0, positive=True) % size: 1.0, sk_murmur("c2=é☃", 0, positive=True) % size: 1.0,
             sk_murmur('c1=x,"y^c2=é☃', 0, positive=True) % size: 1.0, size + 0: 3.0}
@@ -107,14 +107,14 @@ def test_feature_space_is_hash_buckets_then_numeric_columns():
 def test_log1p_is_signed(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text("1,,,-3,,\n1,,,4,,\n")
-    X, _ = load_csv(p, _schema(), dtype="float64")
+    X, _, _ = load_csv(p, _schema(), dtype="float64")
     np.testing.assert_allclose(X.asscipy().data, [-math.log1p(3), math.log1p(4)])
 
 
 def test_long_numbers_are_converted_as_python_float(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text('0.12345678901234567890123,"1.0000000000000000000001",,,,\n')
-    X, y = load_csv(p, _schema(), dtype="float64")
+    X, y, _ = load_csv(p, _schema(), dtype="float64")
     assert y[0] == float("0.12345678901234567890123") and X.asscipy().data.tolist() == [1.0]
 
 
@@ -152,7 +152,7 @@ def test_parts_hold_every_row_once_and_compressed_files_read_the_same(tmp_path):
     text = "".join(f"{i % 2},{i},v{i % 7},{i % 3},w{i % 5},\n" for i in range(1000))
     p = tmp_path / "a.csv"
     p.write_text(text)
-    X, y = load_csv(p, _schema())
+    X, y, _ = load_csv(p, _schema())
     rows = []
     for part in range(4):
         for b in CSVReader(p, _schema(), num_parts=4, part_index=part, chunk_size=300):
@@ -162,7 +162,7 @@ def test_parts_hold_every_row_once_and_compressed_files_read_the_same(tmp_path):
         q = tmp_path / ("a.csv" + ext)
         with opener(q, "wt") as f:
             f.write(text)
-        Xc, yc = load_csv(q, _schema(), chunk_size=500)
+        Xc, yc, _ = load_csv(q, _schema(), chunk_size=500)
         np.testing.assert_array_equal(_dense(Xc), _dense(X))
         np.testing.assert_array_equal(yc, y)
 
@@ -170,7 +170,7 @@ def test_parts_hold_every_row_once_and_compressed_files_read_the_same(tmp_path):
 def test_tsv_files_default_to_tab_and_header_names_are_checked(tmp_path):
     p = tmp_path / "a.tsv"
     p.write_text("y\tn1\tc1\n1\t2\tq\n")
-    X, y = load_csv(p, CSVSchema(header=True, label="y", numeric=["n1"], categorical=["c1"], hash_bits=3))
+    X, y, _ = load_csv(p, CSVSchema(header=True, label="y", numeric=["n1"], categorical=["c1"], hash_bits=3))
     assert y.tolist() == [1.0] and X.shape == (1, 9)
     with pytest.raises(ConfigError, match=r"data.categorical: no column 'c1x' in the header of .*did you mean 'c1'"):
         load_csv(p, CSVSchema(header=True, label="y", categorical=["c1x"], hash_bits=3))
@@ -185,3 +185,41 @@ def test_schema_errors_name_the_key():
         _schema(log1p=["c1"]).check()
     with pytest.raises(ConfigError, match=r"data.categorical: column 'n1' is already in data.numeric"):
         _schema(categorical=["n1"]).check()
+
+
+# ---- a weight column: per-row importance weights
+
+
+def test_weight_column_is_read_per_row_as_the_reference_does(tmp_path):
+    text = ('1,2,a,1.5,b,0.5\n0,,b,,a,\n1,3,"a",,,"2"\n0,1,c,4,d,0.12345678901234567890123\n'
+            "1,1,c,4,d, 0 \n")
+    p = tmp_path / "w.csv"
+    p.write_text(text)
+    schema = _schema(weight_column="skip")
+    X, y, w = load_csv(p, schema, dtype="float64", chunk_size=16)
+    labels, rows, weights = CK.parse_reference(text, COLUMNS, "y", schema.numeric, schema.categorical,
+                                               schema.crosses, schema.hash_bits, schema.log1p, ",",
+                                               weight_column="skip")
+    assert w.tolist() == weights == [0.5, 1.0, 2.0, float("0.12345678901234567890123"), 0.0]
+    assert y.tolist() == labels
+    assert len(rows) == X.shape[0]
+    # the weight column is no feature
+    np.testing.assert_array_equal(_dense(X), _dense(load_csv(p, _schema(), dtype="float64")[0]))
+    assert load_csv(p, _schema())[2] is None
+
+
+@pytest.mark.parametrize("cell", ["-1", "abc", "inf", "-1.0000000000000000000001"])
+def test_a_bad_weight_names_file_line_and_column(tmp_path, cell):
+    p = tmp_path / "w.csv"
+    p.write_text(f"1,2,a,1,b,1\n0,2,a,1,b,{cell}\n")
+    with pytest.raises(DataFormatError, match=rf"w.csv:2: weight column 'skip': '{cell}' is not a finite number >= 0"):
+        load_csv(p, _schema(weight_column="skip"))
+
+
+def test_weight_column_schema_errors():
+    with pytest.raises(ConfigError, match=r"data.weight_column: column 'y' is the label"):
+        _schema(weight_column="y").check()
+    with pytest.raises(ConfigError, match=r"data.numeric: column 'n1' is already in data.weight_column"):
+        _schema(weight_column="n1").check()
+    with pytest.raises(ConfigError, match=r"data.weight_column: no column 'skp' in data.csv.columns.*did you mean 'skip'"):
+        _schema(weight_column="skp").check_columns(COLUMNS, "data.csv.columns")

@@ -72,7 +72,7 @@ def test_gen_data_csv_writes_a_criteo_like_tsv_that_load_csv_reads(tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == column_names(3, 4) == ["label", "i1", "i2", "i3", "c1", "c2", "c3", "c4"]
     assert len(lines) == 301 and all(len(ln.split("\t")) == 8 for ln in lines)
-    X, y = load_csv(out, CSVSchema(header=True, label="label", numeric=["i1", "i2", "i3"],
+    X, y, _ = load_csv(out, CSVSchema(header=True, label="label", numeric=["i1", "i2", "i3"],
                                    categorical=["c1", "c2", "c3", "c4"], hash_bits=10))
     assert X.shape == (300, 1027) and set(np.unique(y)) == {0.0, 1.0}
     again = tmp_path / "again.tsv"

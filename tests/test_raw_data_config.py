@@ -67,6 +67,8 @@ def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
     ({"csv": {}}, "data.csv: give `columns`"),
     ({"crosses": [["c1", "n"]]}, r"data.crosses\[0\]: 'n' is not one of data.categorical"),
     ({"categorical": ["c1", "c2", "c9"]}, "data.categorical: no column 'c9' in data.csv.columns"),
+    ({"weight_column": "wt"}, "data.weight_column: no column 'wt' in data.csv.columns"),
+    ({"weight_column": "n"}, "data.numeric: column 'n' is already in data.weight_column"),
     ({"hash_bits": 40}, "data.hash_bits"),
     ({"train": "-", "format": "csv", "cache": "memory"}, "data.cache: memory: stdin is read once"),
     ({"train": "-", "format": "csv", "shuffle": True}, "data.shuffle"),

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 import sparsetrain as st
 from sparsetrain import metric as M
 from sparsetrain.config import config_from_dict
+from sparsetrain.io.csv_reader import CSVSchema, load_csv
 from sparsetrain.io.vw_reader import load_vw
 from sparsetrain.trainer import make_iter, train
 
@@ -128,13 +129,18 @@ def test_ndarray_iter_serves_weights_in_batch_order_shuffled_and_padded():
 
 BITS = 6
 VW = "1 2 |u a b\n0 |u c\n1 0.5 'r3|u a c\n0 3 |u b\n1 |u a\n"
+# the same rows as CSV: the weight in column w (empty: 1), the features as categorical columns
+CSV = "y,w,f1,f2\n1,2,a,b\n0,,c,\n1,0.5,a,c\n0,3,b,\n1,,a,\n"
+CSV_KEYS = {"data": {"train": "d.csv", "csv": {"header": True}, "label": "y", "weight_column": "w",
+                     "categorical": ["f1", "f2"]}}
 
 
-def _vw_cfg(tmp_path, cache, batch_size):
+def _vw_cfg(tmp_path, cache, batch_size, fmt="vw"):
     (tmp_path / "d.vw").write_text(VW)
+    (tmp_path / "d.csv").write_text(CSV)
     doc = {
         "data": {"train": "d.vw", "hash_bits": BITS, "batch_size": batch_size, "cache": cache,
-                 "label_values": [0, 1]},
+                 "label_values": [0, 1], **(CSV_KEYS["data"] if fmt == "csv" else {})},
         "model": {"variables": {"data": {"stype": "csr"}, "label": {},
                                 "weight": {"stype": "row_sparse", "shape": [2**BITS, 1], "init": "zero"},
                                 "bias": {"shape": [1], "init": "zero"}},
@@ -149,7 +155,11 @@ def _vw_cfg(tmp_path, cache, batch_size):
 
 def _reference_epoch2(path):
     """One full-batch weighted SGD step from zero weights, then the weighted log loss / accuracy."""
-    X, y, w = load_vw(path, BITS, dtype="float64")
+    if str(path).endswith(".csv"):
+        X, y, w = load_csv(path, CSVSchema(header=True, label="y", weight_column="w", categorical=["f1", "f2"],
+                                           hash_bits=BITS), dtype="float64")
+    else:
+        X, y, w = load_vw(path, BITS, dtype="float64")
     X = X.asnumpy()
     g = w * (0.5 - y)  # p = 0.5 everywhere at zero weights
     lr_b = 0.5 / len(y)  # rescale_grad = 1 / batch size
@@ -160,16 +170,17 @@ def _reference_epoch2(path):
     return float(w @ loss / w.sum()), float(w @ acc / w.sum())
 
 
+@pytest.mark.parametrize("fmt", ["vw", "csv"])
 @pytest.mark.parametrize("cache", ["memory", "stream"])
-def test_vw_importance_weights_train_as_the_hand_reference(tmp_path, cache):
-    cfg = _vw_cfg(tmp_path, cache, batch_size=5)
+def test_importance_weights_train_as_the_hand_reference(tmp_path, cache, fmt):
+    cfg = _vw_cfg(tmp_path, cache, batch_size=5, fmt=fmt)
     it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
     batch = next(iter(it))
     np.testing.assert_array_equal(batch.sample_weight, [2, 1, 0.5, 3, 1])
     result = train(cfg, output_dir=str(tmp_path / f"run-{cache}"))
     assert result.engine == "graph"
     assert result.history[0]["log_loss"] == pytest.approx(np.log(2))
-    loss, acc = _reference_epoch2(tmp_path / "d.vw")
+    loss, acc = _reference_epoch2(tmp_path / f"d.{fmt}")
     assert result.history[1]["log_loss"] == pytest.approx(loss, rel=1e-5)
     assert result.history[1]["accuracy"] == pytest.approx(acc, rel=1e-9)
 

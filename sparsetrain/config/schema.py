@@ -120,6 +120,9 @@ class DataConfig(_Strict):
                                                             "vw, else libsvm (`.gz`/`.bz2` suffixes ignored).")
     csv: CSVConfig = Field(default_factory=CSVConfig, description="CSV/TSV field splitting.")
     label: str | None = Field(None, description="CSV/TSV: the label column (default the first column).")
+    weight_column: str | None = Field(None, description="CSV/TSV: a column of per-row importance weights "
+                                      "(numbers >= 0; empty is 1) that scale each row's gradient and metrics, as "
+                                      "Vowpal Wabbit's importance.")
     numeric: list[str] = Field(default_factory=list, description="CSV/TSV: numeric columns, one feature "
                                "each (id `2**hash_bits + k` for the k-th); empty or 0 is no entry.")
     log1p: bool | list[str] = Field(False, description="CSV/TSV: numeric columns (or `true`: all) that "
@@ -406,7 +409,8 @@ class Config(_Strict):
         d = self.data
         return CSVSchema(columns=d.csv.columns, label=d.label, numeric=d.numeric, categorical=d.categorical,
                          crosses=d.crosses, hash_bits=d.hash_bits, log1p=d.log1p, delimiter=d.csv.delimiter,
-                         quote=d.csv.quote, header=d.csv.header, key="data")
+                         quote=d.csv.quote, header=d.csv.header, weight_column=d.weight_column,
+                         key="data")
 
     def train_files(self) -> list[str]:
         if self.data.generate is not None:

@@ -178,7 +178,7 @@ def validate_training(cfg) -> None:
     cfg.initializer()
 
 
-_HASHED_KEYS = ("label", "numeric", "log1p", "categorical", "hash_bits", "keep_feature_names")
+_HASHED_KEYS = ("label", "weight_column", "numeric", "log1p", "categorical", "hash_bits", "keep_feature_names")
 
 
 def validate_data(cfg) -> None:
@@ -203,9 +203,10 @@ def validate_data(cfg) -> None:
         if d.csv.columns is not None:
             cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")
     elif fmt == "vw":
-        for key in ("label", "numeric", "log1p", "categorical"):
+        for key in ("label", "weight_column", "numeric", "log1p", "categorical"):
             if key in given:
-                raise ConfigError(f"data.{key}: only for csv data (Vowpal Wabbit lines name their features)")
+                what = "carry their importance" if key == "weight_column" else "name their features"
+                raise ConfigError(f"data.{key}: only for csv data (Vowpal Wabbit lines {what})")
         for i, pair in enumerate(d.crosses):
             if len(pair) != 2:
                 raise ConfigError(f"data.crosses[{i}]: a cross is a pair of namespaces, got {pair}")

@@ -8,6 +8,8 @@ is dropped), so a quoted field cannot hold a newline (an unterminated quote is a
 lines are skipped. Each column has a role (``ROLE_*``):
 
 - the label column: a decimal number (see ``_decimal_kernels``), required;
+- the weight column (optional): the row's importance weight, a decimal number >= 0; an empty
+  field is weight 1 (as a Vowpal Wabbit line without one);
 - a numeric column: a decimal number, feature id ``hash_size + k`` (``k``: its place in the list
   of numeric columns), ``log1p`` optionally applied (``sign(x) * log(1 + |x|)``); an empty field
   or a value 0 is no entry;
@@ -42,6 +44,7 @@ ROLE_SKIP = 0
 ROLE_LABEL = 1
 ROLE_NUMERIC = 2
 ROLE_CATEGORICAL = 3
+ROLE_WEIGHT = 4
 
 OK = 0
 E_QUOTE = 1  # unterminated quoted field (span: the field to the line's end)
@@ -55,12 +58,15 @@ E_LINE_TOO_LONG = 8  # aux: max_line
 E_LABEL_RANGE = 9
 E_VALUE_RANGE = 10
 E_NO_NEWLINE = 11
+E_WEIGHT = 12  # the weight is not a number (aux: column)
+E_WEIGHT_NEGATIVE = 13  # or not finite, or below 0
 
 # info slots: the parsers' common ones (``_scan_kernels``)
 N_INFO = N_COMMON
 
 SLOW_LABEL = 0
 SLOW_VALUE = 1
+SLOW_WEIGHT = 2
 
 
 @njit(cache=True, nogil=True)
@@ -264,7 +270,7 @@ def _field_number(src, s, e, value_limit, raw_s, raw_e, slow_kind, slow_pos, slo
 @njit(cache=True, nogil=True)
 def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
               prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
-              nnz, slow, nslow, keys):
+              nnz, slow, nslow, keys, weight_col, weights):
     """The label and entries of one split row (fields ``src[fs[c]:fe[c]]``, raw spans ``rs``/``re_``
     in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``."""
     mask = hash_size - 1
@@ -281,6 +287,19 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         if code != OK:
             return code, rs[label_col], re_[label_col], label_col, nnz, nslow
         labels[rows] = v
+    # ---- the importance weight
+    if weight_col >= 0:
+        ws, we = _strip(src, fs[weight_col], fe[weight_col])
+        if ws == we:
+            weights[rows] = 1.0
+        else:
+            v, code, nslow = _field_number(src, ws, we, value_limit, rs[weight_col], re_[weight_col], SLOW_WEIGHT,
+                                           rows, slow, nslow, E_WEIGHT, E_WEIGHT_NEGATIVE, E_WEIGHT_NEGATIVE)
+            if code == OK and v < 0.0:
+                code = E_WEIGHT_NEGATIVE
+            if code != OK:
+                return code, rs[weight_col], re_[weight_col], weight_col, nnz, nslow
+            weights[rows] = v
     # ---- hashed features (value 1): categorical columns and crosses, then sorted and counted
     row_start = nnz
     for i in range(len(cat_cols)):
@@ -328,7 +347,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
 @njit(cache=True, nogil=True)
 def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles, label_col, num_cols, log1p,
                     cat_cols, prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits,
-                    scratch, data, indices, row_ends, labels, nnz_base, slow):
+                    scratch, data, indices, row_ends, labels, nnz_base, slow, weight_col, weights):
     """Parse the lines of ``buf`` (np.uint8 ending with a newline) into caller-allocated arrays.
 
     roles: ROLE_* per column; label_col: the label's column; num_cols: the numeric columns in
@@ -337,7 +356,8 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     ``cross_a[i]``, ``cross_b[i]`` and the bytes ``^b=`` between the two values in
     ``cross_mid[cross_mid_off[i]:cross_mid_off[i + 1]]``. scratch: room for one line.
     data/indices: room for rows * (numeric + categorical + crosses) entries; row_ends: room for
-    the rows (``indptr[1:]``, offset by ``nnz_base``); labels: room for the rows. slow:
+    the rows (``indptr[1:]``, offset by ``nnz_base``); labels: room for the rows; weight_col: the
+    weight column (-1: none) and ``weights`` room for the rows (or empty). slow:
     (k, 4) table of (kind, position, raw field start, end) numbers for the caller to convert.
     skip_first: the first line is a header. Returns ``info`` (I_* slots).
 
@@ -391,7 +411,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             code, es, ee, aux, nnz, nslow = _emit_row(
                 buf, fs, fe, fs, fe, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
                 prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
-                nnz, slow, nslow, keys)
+                nnz, slow, nslow, keys, weight_col, weights)
         else:
             code, es, aux = _split_quoted(buf, p, le, delim, quote, scratch, fs, fe, rs, re_, ncols)
             ee = le
@@ -399,7 +419,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
                 code, es, ee, aux, nnz, nslow = _emit_row(
                     scratch, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
                     prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels,
-                    rows, nnz, slow, nslow, keys)
+                    rows, nnz, slow, nslow, keys, weight_col, weights)
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
             return info
@@ -419,14 +439,15 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
 
 
 def parse_reference(text: str, columns, label, numeric, categorical, crosses, hash_bits, log1p=(),
-                    delimiter=",", header=False):
+                    delimiter=",", header=False, weight_column=None):
     """Rows of ``text`` as ``(labels, rows)``, each row a dict id -> value (a dict, no order),
-    using ``csv.reader`` for the fields and :func:`hashing.murmurhash3_32` for the ids."""
+    using ``csv.reader`` for the fields and :func:`hashing.murmurhash3_32` for the ids; with a
+    ``weight_column``, ``(labels, rows, weights)``."""
     from .hashing import murmurhash3_32
 
     size = 1 << hash_bits
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    labels, rows = [], []
+    labels, rows, weights = [], [], []
     for i, fields in enumerate(reader):
         if header and i == 0:
             continue
@@ -434,6 +455,11 @@ def parse_reference(text: str, columns, label, numeric, categorical, crosses, ha
             continue
         vals = dict(zip(columns, fields))
         labels.append(float(vals[label]))
+        if weight_column is not None:
+            w = vals.get(weight_column, "").strip(" \t")
+            weights.append(float(w) if w else 1.0)
+            if not weights[-1] >= 0 or weights[-1] == math.inf:
+                raise ValueError(f"weight {w!r}")
         row: dict[int, float] = {}
         for c in categorical:
             if vals.get(c, ""):
@@ -449,4 +475,4 @@ def parse_reference(text: str, columns, label, numeric, categorical, crosses, ha
                 x = float(t)
                 row[size + k] = math.copysign(math.log1p(abs(x)), x) if c in log1p else x
         rows.append(row)
-    return labels, rows
+    return (labels, rows) if weight_column is None else (labels, rows, weights)

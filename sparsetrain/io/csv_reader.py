@@ -82,6 +82,9 @@ class _Plan:
         self.cross_mid = np.frombuffer(b"".join(mids) or b"\0", np.uint8)
         self.cross_mid_off = np.zeros(len(mids) + 1, np.int64)
         np.cumsum([len(m) for m in mids], out=self.cross_mid_off[1:])
+        self.weight_col = index[schema.weight_column] if schema.weight_column is not None else -1
+        if self.weight_col >= 0:
+            self.roles[self.weight_col] = CK.ROLE_WEIGHT
         self.per_row = len(self.num_cols) + len(self.cat_cols) + len(self.cross_a)
 
 
@@ -90,7 +93,8 @@ class CSVReader(HashedTextReader):
 
     schema: a :class:`CSVSchema`; num_parts / part_index: as ``LibSVMReader`` (the parts hold
     every line exactly once; the header line is no data). Each iteration reads the file again,
-    except for a pipe (``path`` ``-`` reads stdin, once). Labels are float64 (rows, 1).
+    except for a pipe (``path`` ``-`` reads stdin, once). Labels are float64 (rows, 1); with a
+    ``weight_column`` the blocks carry each row's ``weights`` (float64).
     """
 
     def __init__(self, path, schema: CSVSchema, dtype="float32", *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -105,6 +109,11 @@ class CSVReader(HashedTextReader):
     @property
     def num_features(self) -> int:
         return self.schema.num_features
+
+    @property
+    def importance_weights(self) -> bool:
+        """Whether the blocks carry per-row weights (the schema has a ``weight_column``)."""
+        return self.schema.weight_column is not None
 
     def plan(self) -> _Plan:
         if self._plan is None:
@@ -149,6 +158,7 @@ class CSVReader(HashedTextReader):
         job.indices = np.empty(rows * plan.per_row, np.int64)
         indptr = np.zeros(rows + 1, np.int64)
         job.labels = np.empty(rows, np.float64)
+        job.weights = np.empty(rows if plan.weight_col >= 0 else 0, np.float64)
         scratch = np.empty(len(buf) + 1, np.uint8)
         # the header line (names from it or from csv.columns), unless already read from a pipe
         skip = bool(job.first and s.header and not self._header_consumed)
@@ -157,10 +167,10 @@ class CSVReader(HashedTextReader):
                 plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, s.hash_bits, scratch,
                 job.data, job.indices, indptr[1:], job.labels, 0)
         slow = np.empty((_SLOW_ROWS, 4), np.int64)
-        info = CK.parse_csv_chunk(*args, slow)
+        info = CK.parse_csv_chunk(*args, slow, plan.weight_col, job.weights)
         if info[CK.I_NSLOW] > len(slow):
             slow = np.empty((int(info[CK.I_NSLOW]), 4), np.int64)
-            info = CK.parse_csv_chunk(*args, slow)
+            info = CK.parse_csv_chunk(*args, slow, plan.weight_col, job.weights)
         job.info, job.slow = info, slow
         job.lines = int(info[CK.I_LINES])
         if info[CK.I_ERR] == CK.OK:
@@ -169,6 +179,10 @@ class CSVReader(HashedTextReader):
             job.indices.resize(z, refcheck=False)
             indptr.resize(n + 1, refcheck=False)
             job.labels.resize(n, refcheck=False)
+            if plan.weight_col >= 0:
+                job.weights.resize(n, refcheck=False)
+        if plan.weight_col < 0:
+            job.weights = None
         job.indptr = indptr
         return job
 
@@ -182,6 +196,12 @@ class CSVReader(HashedTextReader):
                 raise DataFormatError(f"{self.display}:{line}: value {raw!r} is out of range for {self.dtype.name}")
             if kind == CK.SLOW_LABEL:
                 job.labels[pos] = v
+            elif kind == CK.SLOW_WEIGHT:
+                if v < 0:
+                    line = line_of(self.source, begin, job, int(start), cache)
+                    raise DataFormatError(f"{self.display}:{line}: weight column {plan.columns[plan.weight_col]!r}: "
+                                          f"{raw!r} is not a finite number >= 0")
+                job.weights[pos] = v
             else:
                 k = int(job.indices[pos]) - self.schema.hash_size
                 job.data[pos] = math.copysign(math.log1p(abs(v)), v) if plan.log1p[k] else v
@@ -209,6 +229,8 @@ class CSVReader(HashedTextReader):
             return f"column {cols[aux]!r}: {tok!r} is too large for {self.dtype.name}"
         if code == CK.E_VALUE:
             return f"column {cols[aux]!r}: {tok!r} is not a number"
+        if code in (CK.E_WEIGHT, CK.E_WEIGHT_NEGATIVE):
+            return f"weight column {cols[aux]!r}: {tok!r} is not a finite number >= 0"
         if code == CK.E_LINE_TOO_LONG:
             return f"line is longer than max_line_bytes={aux}"
         return f"malformed line (error {code})"
@@ -226,6 +248,6 @@ def _unquote(raw: str, delimiter: str, quote: str) -> str:
 
 
 def load_csv(path, schema: CSVSchema, dtype="float32", **kwargs):
-    """The whole file as ``(CSRNDArray, labels)`` (labels a float array of the ``dtype``)."""
-    X, y, _ = load_blocks(CSVReader(path, schema, dtype, **kwargs), dtype)
-    return X, y
+    """The whole file as ``(CSRNDArray, labels, weights)`` (labels a float array of the ``dtype``;
+    weights float64, None without a ``weight_column``)."""
+    return load_blocks(CSVReader(path, schema, dtype, **kwargs), dtype)

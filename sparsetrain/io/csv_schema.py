@@ -24,6 +24,8 @@ class CSVSchema:
     crosses: pairs of categorical columns hashed as ``a=va^b=vb``.
     delimiter: one character (None: tab for ``.tsv`` files, else comma); quote: one character.
     header: the first line holds the column names (and is no data).
+    weight_column: a column of per-row importance weights (numbers >= 0, empty: 1), applied as
+        Vowpal Wabbit's importance (each row's gradient and metrics scaled by it).
     Columns not named in label/numeric/categorical are ignored.
     """
 
@@ -37,6 +39,7 @@ class CSVSchema:
     delimiter: str | None = None
     quote: str = '"'
     header: bool = False
+    weight_column: str | None = None
     key: str = field(default="data", repr=False)  # the config key path named in errors
 
     @property
@@ -65,7 +68,9 @@ class CSVSchema:
                 raise ConfigError(f"{k}.{name}: must be one ASCII character other than a newline, got {ch!r}")
         if self.delimiter is not None and self.delimiter == self.quote:
             raise ConfigError(f"{k}.csv.quote: the same character as csv.delimiter ({self.quote!r})")
-        seen = {}
+        seen = {} if self.weight_column is None else {self.weight_column: "weight_column"}
+        if self.weight_column is not None and self.weight_column == self.label:
+            raise ConfigError(f"{k}.weight_column: column {self.weight_column!r} is the label")
         for role, names in (("numeric", self.numeric), ("categorical", self.categorical)):
             for n in names:
                 if n in seen:
@@ -93,6 +98,8 @@ class CSVSchema:
             dup = next(c for c in columns if list(columns).count(c) > 1)
             raise ConfigError(f"{k}.csv.columns: column {dup!r} appears twice ({where})")
         names = [("label", self.label)] if self.label is not None else []
+        if self.weight_column is not None:
+            names.append(("weight_column", self.weight_column))
         names += [("numeric", n) for n in self.numeric] + [("categorical", n) for n in self.categorical]
         for role, n in names:
             if n not in columns:

@@ -128,7 +128,7 @@ def _load_disk_cached(cfg: Config, path: str):
 
 def load_file(cfg: Config, path: str, cached: bool = False):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
-    Vowpal Wabbit file's, ``None`` when every row has weight 1); ``cached``: through the disk cache."""
+    Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk cache."""
     from .. import io as st_io
 
     if cached and path != "-":
@@ -137,8 +137,8 @@ def load_file(cfg: Config, path: str, cached: bool = False):
     if fmt == "csv":
         from ..io.csv_reader import load_csv
 
-        X, y = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
-        return X, y, None
+        X, y, w = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+        return X, y, _unit_is_none(w)
     if fmt == "vw":
         from ..io.vw_reader import load_vw
 
