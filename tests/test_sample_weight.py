@@ -135,7 +135,7 @@ CSV_KEYS = {"data": {"train": "d.csv", "csv": {"header": True}, "label": "y", "w
                      "categorical": ["f1", "f2"]}}
 
 
-def _vw_cfg(tmp_path, cache, batch_size, fmt="vw"):
+def _vw_cfg(tmp_path, cache, batch_size, fmt="vw", edit=None):
     (tmp_path / "d.vw").write_text(VW)
     (tmp_path / "d.csv").write_text(CSV)
     doc = {
@@ -150,6 +150,8 @@ def _vw_cfg(tmp_path, cache, batch_size, fmt="vw"):
         "optimizer": {"name": "sgd", "learning_rate": 0.5},
         "train": {"epochs": 2, "metrics": ["log_loss", "accuracy"]},
     }
+    if edit is not None:
+        edit(doc)
     return config_from_dict(doc, source=str(tmp_path / "c.yaml"))
 
 
@@ -178,19 +180,29 @@ def test_importance_weights_train_as_the_hand_reference(tmp_path, cache, fmt):
     batch = next(iter(it))
     np.testing.assert_array_equal(batch.sample_weight, [2, 1, 0.5, 3, 1])
     result = train(cfg, output_dir=str(tmp_path / f"run-{cache}"))
-    assert result.engine == "graph"
+    assert result.engine == "compiled"  # the linear kernels apply the weights, in memory and streamed
     assert result.history[0]["log_loss"] == pytest.approx(np.log(2))
     loss, acc = _reference_epoch2(tmp_path / f"d.{fmt}")
     assert result.history[1]["log_loss"] == pytest.approx(loss, rel=1e-5)
     assert result.history[1]["accuracy"] == pytest.approx(acc, rel=1e-9)
 
 
-def test_compiled_engine_leaves_weighted_data_to_the_graph_engine(tmp_path):
-    cfg = _vw_cfg(tmp_path, "memory", batch_size=1)
-    result = train(cfg, output_dir=str(tmp_path / "run"))
+@pytest.mark.parametrize("cache", ["memory", "stream"])
+def test_weighted_data_trains_compiled_except_on_generated_plans(tmp_path, cache):
+    cfg = _vw_cfg(tmp_path, cache, batch_size=1)
+    assert train(cfg, output_dir=str(tmp_path / "run")).engine == "compiled"
+
+    def second_term(doc):  # dot + sum over a (D, 2) table: a generated plan, which applies no weights
+        m = doc["model"]
+        m["variables"]["v"] = {"stype": "row_sparse", "shape": [2**BITS, 2], "init": "zero"}
+        m["ops"] += [{"name": "xv", "op": "sparse.dot", "inputs": ["data", "v"]},
+                     {"name": "s", "op": "sum", "inputs": ["xv"], "params": {"axis": 1, "keepdims": True}},
+                     {"name": "pred2", "op": "broadcast_add", "inputs": ["pred", "s"]}]
+        m["loss"]["data"] = "pred2"
+
+    result = train(_vw_cfg(tmp_path, cache, batch_size=1, edit=second_term), output_dir=str(tmp_path / "run-fm"))
     assert result.engine == "graph" and "sample_weight" in result.engine_reason
-    (tmp_path / "d.vw").write_text(VW.replace("1 2 |", "1 |").replace("1 0.5 '", "1 '").replace("0 3 |", "0 |"))
-    assert train(cfg, output_dir=str(tmp_path / "run2")).engine == "compiled"
+    assert "generated plans" in result.engine_reason
 
 
 def test_evaluate_weights_the_metrics_of_a_vw_file_with_importance(tmp_path):
@@ -202,3 +214,79 @@ def test_evaluate_weights_the_metrics_of_a_vw_file_with_importance(tmp_path):
     loss, acc = _reference_epoch2(tmp_path / "d.vw")
     got = model.evaluate(str(tmp_path / "d.vw"), ["log_loss", "accuracy"])
     assert got["log_loss"] == pytest.approx(loss, rel=1e-5) and got["accuracy"] == pytest.approx(acc)
+
+
+# ---- the compiled engine's linear kernels apply the weights as the graph engine does
+
+WEIGHTED_OUTPUTS = {
+    "LogisticRegressionOutput": ["log_loss", "accuracy", "auc"],
+    "LinearRegressionOutput": ["mse", "rmse", "mae"],
+    "SoftmaxOutput": ["ce", "accuracy"],
+}
+
+
+def _weighted_train(engine, output, opt, batch_size, weights, epochs=2):
+    rng = np.random.default_rng(4)
+    st.random.seed(11)
+    x = st.test_utils.rand_ndarray((29, 12), "csr", 0.3)
+    score = x.asnumpy() @ rng.normal(size=(12, 3))
+    k = 3 if output == "SoftmaxOutput" else 1
+    y = {"SoftmaxOutput": score.argmax(axis=1), "LinearRegressionOutput": score[:, 0]}.get(
+        output, (score[:, 0] > np.median(score[:, 0])).astype(float))
+    it = st.io.NDArrayIter(x, y.astype(np.float32), batch_size, shuffle=batch_size > 1, label_name="label",
+                           sample_weight=weights)
+    data = st.sym.Variable("data", stype="csr")
+    pred = st.sym.broadcast_add(st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(12, k))),
+                                st.sym.Variable("bias", shape=(k,)))
+    loss = getattr(st.sym, output)(data=pred, label=st.sym.Variable("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.1))
+    mod.init_optimizer(optimizer=opt, optimizer_params={"learning_rate": 0.1})
+    metric = M.create(WEIGHTED_OUTPUTS[output])
+    history = []
+    for epoch in range(epochs):
+        metric.reset()
+        mod.run_epoch(it, metric, engine=engine, epoch=epoch)
+        history.append(dict(metric.get_name_value()))
+    assert mod.engine_choice[0] == engine, mod.engine_choice
+    return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}, history
+
+
+@pytest.mark.parametrize("output", sorted(WEIGHTED_OUTPUTS))
+@pytest.mark.parametrize("opt", ["sgd", "adagrad"])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_compiled_linear_kernels_weight_rows_as_the_graph_engine(output, opt, batch_size):
+    weights = np.random.default_rng(2).choice([0.0, 0.5, 1.0, 2.0, 3.5], size=29)
+    graph_params, graph_hist = _weighted_train("graph", output, opt, batch_size, weights)
+    comp_params, comp_hist = _weighted_train("compiled", output, opt, batch_size, weights)
+    for g, c in zip(graph_hist, comp_hist):
+        assert c.keys() == g.keys()
+        for name in g:
+            assert c[name] == pytest.approx(g[name], rel=1e-4, abs=1e-6), name
+    for name in graph_params:
+        np.testing.assert_allclose(comp_params[name], graph_params[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    # weights all 1 train exactly as no weights (the kernels' unweighted path)
+    ones, _ = _weighted_train("compiled", output, opt, batch_size, np.ones(29), epochs=1)
+    plain, _ = _weighted_train("compiled", output, opt, batch_size, None, epochs=1)
+    for name in plain:
+        np.testing.assert_allclose(ones[name], plain[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_compiled_sgd_at_batch_one_steps_weight_two_as_twice_the_gradient():
+    x = st.nd.sparse.csr_matrix(np.array([[1.0, 0.0, 2.0]]))
+    steps = []
+    for w in (None, np.array([2.0])):
+        data = st.sym.Variable("data", stype="csr")
+        pred = st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(3, 1)))
+        out = st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label"), name="out")
+        mod = st.mod.Module(out, data_names=["data"], label_names=["label"])
+        it = st.io.NDArrayIter(x, np.array([1.0]), 1, label_name="label", sample_weight=w)
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.init.Zero())
+        mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.5})
+        mod.run_epoch(it, M.create("log_loss"), engine="compiled")
+        assert mod.engine_choice[0] == "compiled"
+        steps.append(mod.get_params()[0]["weight"].asnumpy())
+    np.testing.assert_allclose(steps[0][:, 0], 0.5 * 0.5 * np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_allclose(steps[1], 2 * steps[0])

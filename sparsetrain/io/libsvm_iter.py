@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from ..base import DataFormatError, ShapeError, SparseTrainError
+from ..base import DataFormatError, ShapeError
 from ..ndarray import CSRNDArray, NDArray
 from .base import DataBatch, DataDesc, DataIter
 from .chunks import STREAM_CHUNK_SIZE
@@ -73,12 +73,14 @@ class ChainedReader:
 class EpochPiece:
     """A run of whole batches of a streamed epoch, in the form of ``NDArrayIter.epoch_rows``:
     ``data``/``label`` as ``[(name, array)]``, and ``order[batch_ptr[b]:batch_ptr[b+1]]`` the rows
-    of batch ``b``; ``pad`` rows of padding end the last batch."""
+    of batch ``b``; ``pad`` rows of padding end the last batch; ``sample_weight``: the rows' importance
+    weights (float64, by row), or None."""
 
-    __slots__ = ("data", "label", "order", "batch_ptr", "pad")
+    __slots__ = ("data", "label", "order", "batch_ptr", "pad", "sample_weight")
 
-    def __init__(self, data, label, order, batch_ptr, pad):
+    def __init__(self, data, label, order, batch_ptr, pad, sample_weight=None):
         self.data, self.label, self.order, self.batch_ptr, self.pad = data, label, order, batch_ptr, pad
+        self.sample_weight = sample_weight
 
     def reset(self) -> None:
         pass
@@ -537,21 +539,19 @@ class LibSVMIter(DataIter):
 
     @property
     def importance_weighted(self) -> bool:
-        """Whether rows may carry importance weights (a Vowpal Wabbit reader): the compiled engine, whose
-        kernels do not apply them, leaves such an iterator to the graph engine."""
+        """Whether rows may carry importance weights (a Vowpal Wabbit reader, a CSV weight column): the
+        compiled engine's generated plans, which do not apply them, leave such an iterator to the graph
+        engine (the linear kernels take each piece's ``sample_weight``)."""
         reader = self._data_reader
         return any(getattr(r, "importance_weights", False) for r in getattr(reader, "readers", [reader]))
 
     def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
-        if rows.weights is not None:  # importance_weighted keeps these off the compiled engine
-            raise SparseTrainError(f"{self.data_libsvm}: rows with importance weights cannot be streamed to the "
-                                   "compiled engine (its kernels do not apply them); set train.engine: graph")
         size = size or self.batch_size
         order = np.arange(first, first + batches * size, dtype=np.int64)
         batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
         x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
         y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))
-        return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad)
+        return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad, rows.weights)
 
     def __del__(self):
         stream = getattr(self, "_stream", None)

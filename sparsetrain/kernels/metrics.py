@@ -41,7 +41,8 @@ EPOCH_METRICS = frozenset({"auc"})
 LOG_EPS = 1e-12
 
 __all__ = ["FUSED_METRICS", "EPOCH_METRICS", "NUM_CODES", "M_MSE", "M_RMSE", "M_MAE", "M_ACCURACY", "M_LOG_LOSS",
-           "M_AUC", "metric_elem", "metric_value", "metric_inst", "batch_metrics"]
+           "M_AUC", "metric_elem", "metric_value", "metric_inst", "metric_inst_weighted", "batch_metrics",
+           "batch_metrics_weighted"]
 
 
 @njit(cache=True, inline="always")
@@ -83,6 +84,64 @@ def metric_inst(code, n):
     if code == M_AUC:
         return 0
     return n if (code == M_ACCURACY or code == M_LOG_LOSS) else 1
+
+
+@njit(cache=True, inline="always")
+def metric_inst_weighted(code, weight_sum, batches_counted):
+    """``num_inst`` of weighted samples: their weight sum for the sample counts, the batches of
+    positive total weight for the per-batch means, 0 for an epoch metric (as :mod:`sparsetrain.metric`)."""
+    if code == M_AUC:
+        return 0.0
+    return weight_sum if (code == M_ACCURACY or code == M_LOG_LOSS) else batches_counted
+
+
+@njit(cache=True)
+def batch_metrics_weighted(out, label, order, lo, n, metric_codes, values, insts, scores, sample_weight):
+    """:func:`batch_metrics` with row weights ``sample_weight[order[lo + i]]`` (as the metric classes'
+    ``update(..., sample_weight=)``): a sample count adds ``Σ w·value`` (``insts[m]``: ``Σ w``); mse /
+    mae / rmse take the batch's weighted mean of each row's mean error (``insts[m]`` 1, or 0 and
+    value 0 for a batch of total weight 0). Returns False if a value is non-finite."""
+    k_out = out.shape[1]
+    wsum = 0.0
+    for i in range(n):
+        wsum += sample_weight[order[lo + i]]
+    for m in range(metric_codes.shape[0]):
+        code = metric_codes[m]
+        total = 0.0
+        if code == M_AUC:
+            for i in range(n):
+                scores[lo + i] = out[i, k_out - 1]
+        elif k_out > 1 and code == M_ACCURACY:
+            for i in range(n):
+                best = 0
+                for k in range(1, k_out):
+                    if out[i, k] > out[i, best]:
+                        best = k
+                if best == int(label[order[lo + i], 0]):
+                    total += sample_weight[order[lo + i]]
+        elif k_out > 1 and code == M_LOG_LOSS:
+            for i in range(n):
+                r = order[lo + i]
+                total -= sample_weight[r] * math.log(np.float64(out[i, int(label[r, 0])]) + LOG_EPS)
+        else:
+            for i in range(n):
+                r = order[lo + i]
+                row = 0.0
+                for k in range(k_out):
+                    row += metric_elem(code, out[i, k], label[r, k])
+                total += sample_weight[r] * (row / k_out if code == M_MSE or code == M_RMSE or code == M_MAE
+                                             else row)
+        per_batch = code == M_MSE or code == M_RMSE or code == M_MAE
+        if per_batch and wsum == 0.0:
+            values[m] = 0.0
+        elif per_batch:
+            values[m] = math.sqrt(total / wsum) if code == M_RMSE else total / wsum
+        else:
+            values[m] = total
+        insts[m] = metric_inst_weighted(code, wsum, 1.0 if wsum > 0.0 else 0.0)
+        if not math.isfinite(values[m]):
+            return False
+    return True
 
 
 @njit(cache=True)

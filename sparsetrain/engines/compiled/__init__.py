@@ -71,10 +71,13 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
     lists every op, output, optimizer, metric or data property in the way — the linear kernels'
     list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
     """
-    if getattr(train_data, "sample_weight", None) is not None or getattr(train_data, "importance_weighted", False):
-        item = Unsupported("data", "sample_weight", "(importance weights) is not applied by the fused kernels")
-        return Match(False, describe_unsupported([item]), unsupported=[item])
     found = match_linear(view, train_data, metric)
+    weighted = getattr(train_data, "sample_weight", None) is not None or getattr(train_data, "importance_weighted",
+                                                                               False)
+    if weighted and not found.ok:  # the linear kernels apply sample weights (in memory and streamed); plans do not
+        item = Unsupported("data", "sample_weight", "(importance weights) is not applied by generated plans "
+                           "(the linear kernels apply them)")
+        return Match(False, describe_unsupported([item]), unsupported=[item])
     if not (found.ok or match_view(view).ok):
         found = match_plan(view, train_data, metric)
         if found.ok and progressive:
@@ -232,16 +235,19 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
     num_batches = len(batch_ptr) - 1
     leaves = metric_leaves(metric)
     labels = label.asnumpy() if progressive is not None else None
+    sample_weight = getattr(train_data, "sample_weight", None)
     for b0 in range(0, num_batches, per_call):
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
-                               predictions=outputs, parallel=team, remember=remember)
+                               predictions=outputs, parallel=team, remember=remember,
+                               sample_weight=sample_weight)
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)
-            progressive.update(labels[order[lo:lo + real]], outputs[:real])
+            rows = order[lo:lo + real]
+            progressive.update(labels[rows], outputs[:real], None if sample_weight is None else sample_weight[rows])
         plan_runner.account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

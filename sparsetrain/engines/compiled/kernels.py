@@ -76,8 +76,10 @@ from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the en
     M_RMSE,
     NUM_CODES,
     batch_metrics,
+    batch_metrics_weighted,
     metric_elem,
     metric_inst,
+    metric_inst_weighted,
     metric_value,
 )
 from .numba_cache import drop_stale_cache
@@ -104,11 +106,13 @@ STATUS_OK = -1
 # numba compiles a namedtuple of arrays and scalars as a struct: the kernels take five of these
 # instead of thirty-odd positional arguments, and unpack them once on entry.
 
-Batches = namedtuple("Batches", "data indices indptr canonical label order batch_ptr")
+Batches = namedtuple("Batches", "data indices indptr canonical label order batch_ptr sample_weight")
 Batches.__doc__ = """The epoch's inputs. Tuples with one entry per dot term ``t``: ``data``/``indices``/``indptr``
 (CSR over the same rows); ``canonical``: a bool array, term ``t``'s rows have strictly increasing
 column ids. ``label``: (N, K) targets, (N, 1) class ids for SoftmaxOutput. Batch ``b`` is the rows
-``order[batch_ptr[b]:batch_ptr[b + 1]]`` (int64)."""
+``order[batch_ptr[b]:batch_ptr[b + 1]]`` (int64). ``sample_weight``: float64 (N,) row weights (Vowpal
+Wabbit importance): each row's output gradient is scaled by its weight and the metrics are weighted
+(``batch_metrics_weighted``); empty: unweighted, the kernels' unchanged fast path."""
 
 Model = namedtuple("Model", "weights states1 states2 bias bias_s1 bias_s2 has_bias output_kind grad_scale "
                             "softmax_batch_norm")
@@ -331,7 +335,8 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     updates of the batches before it applied.
     """
     data, ind, ptr, canonical = batches.data[0], batches.indices[0], batches.indptr[0], batches.canonical[0]
-    label, order, batch_ptr = batches.label, batches.order, batches.batch_ptr
+    label, order, batch_ptr, sample_weight = batches.label, batches.order, batches.batch_ptr, batches.sample_weight
+    weighted = sample_weight.shape[0] > 0
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
@@ -361,6 +366,8 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     s_mae = 0.0
     s_acc = 0.0
     s_ll = 0.0
+    c_weight = 0.0  # weighted: the samples' total weight, and the samples of weight > 0
+    c_rows = 0.0
     status = STATUS_OK
     b = b_begin
     while b < b_end:
@@ -390,16 +397,29 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
             break
         if want_auc:
             scores[lo] = out
-        s_mse += v_mse
-        s_rmse += v_rmse
-        s_mae += v_mae
-        s_acc += v_acc
-        s_ll += v_ll
+        if weighted:  # a one-row batch's weighted mean is its value when its weight is > 0
+            wr = sample_weight[r]
+            counted = 1.0 if wr > 0.0 else 0.0
+            s_mse += counted * v_mse
+            s_rmse += counted * v_rmse
+            s_mae += counted * v_mae
+            s_acc += wr * v_acc
+            s_ll += wr * v_ll
+            c_weight += wr
+            c_rows += counted
+        else:
+            s_mse += v_mse
+            s_rmse += v_rmse
+            s_mae += v_mae
+            s_acc += v_acc
+            s_ll += v_ll
         b += 1
         if not train:
             continue
         bb = b - 1  # this batch
         g_row[0] = _elem_grad(output_kind, out, y, grad_scale)
+        if weighted:
+            g_row[0] = g_row[0] * sample_weight[r]
         counts[0] += 1
         lo_p = ptr[r]
         hi_p = ptr[r + 1]
@@ -423,7 +443,10 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     values[M_AUC] = 0.0
     for m in range(n_metrics):
         metric_sums[m] += values[metric_codes[m]]
-        metric_counts[m] += metric_inst(metric_codes[m], one) * done
+        if weighted:
+            metric_counts[m] += metric_inst_weighted(metric_codes[m], c_weight, c_rows)
+        else:
+            metric_counts[m] += metric_inst(metric_codes[m], one) * done
     return status, done
 
 
@@ -437,7 +460,8 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     False nothing is updated; when ``predictions`` has rows, the outputs are written there by
     position in ``order``.
     """
-    x_data, x_indices, x_indptr, canonical, label, order, batch_ptr = batches
+    x_data, x_indices, x_indptr, canonical, label, order, batch_ptr, sample_weight = batches
+    weighted = sample_weight.shape[0] > 0
     weights, states1, states2 = model.weights, model.states1, model.states2
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm
@@ -448,6 +472,7 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     k_out = out_buf.shape[1]
     n_metrics = metric_codes.shape[0]
     values = np.empty(max(n_metrics, NUM_CODES), dtype=np.float64)
+    insts = np.empty(max(n_metrics, 1), dtype=np.float64)  # weighted: each metric's num_inst of the batch
     write_pred = predictions.shape[0] > 0
     check = train or n_metrics > 0  # a pure prediction pass reports NaN/inf outputs as they are
     scalar_path = n_terms == 1 and k_out == 1 and output_kind != OUT_SOFTMAX and check and not write_pred
@@ -477,13 +502,16 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
                 for k in range(k_out):
                     if not math.isfinite(out_buf[i, k]):
                         finite = False
-            if finite:
+            if finite and weighted:
+                finite = batch_metrics_weighted(out_buf, label, order, lo, n, metric_codes, values, insts, scores,
+                                                sample_weight)
+            elif finite:
                 finite = batch_metrics(out_buf, label, order, lo, n, metric_codes, values, scores)
             if not finite:
                 return b, samples
         for m in range(n_metrics):
             metric_sums[m] += values[m]
-            metric_counts[m] += metric_inst(metric_codes[m], n)
+            metric_counts[m] += insts[m] if weighted else metric_inst(metric_codes[m], n)
         if write_pred:
             for i in range(n):
                 for k in range(k_out):
@@ -495,6 +523,11 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
 
         bb = b - 1  # this batch
         _output_grad(out_buf, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
+        if weighted:
+            for i in range(n):
+                wr = sample_weight[order[lo + i]]
+                for k in range(k_out):
+                    grad_buf[i, k] = grad_buf[i, k] * wr
         for t in range(n_terms):
             nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, lo, n, grad_buf,
                                    htable, slots_buf, rows_buf, acc_buf)
@@ -612,7 +645,7 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
     :func:`_linear_epoch` adds it to ``metrics.sums``). ``scratch`` as :func:`_linear_epoch`'s, for
     a batch of ``n`` rows; ``model``'s optimizer states are not read.
     """
-    x_data, x_indices, x_indptr, canonical, label, order, batch_ptr = batches
+    x_data, x_indices, x_indptr, canonical, label, order, batch_ptr, _ = batches
     n = batch_ptr[1]
     weights, bias, has_bias = model.weights, model.bias, model.has_bias
     output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm

@@ -25,7 +25,7 @@ from ...optimizer_buffers import weight_buffer
 from ..base import EpochStats, batch_not_finite, metric_leaves
 from ...kernels import metrics as metric_kernels
 from ...kernels import prefetch as prefetch_kernels
-from ...metric import info_of
+from ...metric import info_of, update_metric
 from ..base import Unsupported
 from . import kernels as compiled_kernels
 from . import plan_kernels
@@ -220,10 +220,10 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
     (``first_batch``: the call's first batch in the epoch). Both compiled paths account here."""
     for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
         if info_of(leaf).fused in metric_kernels.EPOCH_METRICS:
-            leaf.update([res.labels], [res.scores])
+            update_metric(leaf, [res.labels], [res.scores], res.weights)
             continue
         leaf.sum_metric += float(s)
-        leaf.num_inst += int(c)
+        leaf.num_inst += int(c) if float(c).is_integer() else float(c)  # a weight sum may be fractional
     if res.nonfinite_batch is not None:
         raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
     if res.nonfinite_params:

@@ -42,13 +42,13 @@ __all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusa
 _SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs before any training
 
 
-def _metric_means(names, sums, counts, labels=None, scores=None) -> dict:
+def _metric_means(names, sums, counts, labels=None, scores=None, weights=None) -> dict:
     """``{name: sum / count}`` (NaN where nothing was counted); an epoch metric (``auc``) from the
-    collected ``labels`` and ``scores``."""
+    collected ``labels`` and ``scores`` (and sample ``weights``)."""
     out = {}
     for name, s, c in zip(names, sums, counts):
         if FUSED_METRICS.get(metric_info(name).fused) == M_AUC:
-            out[name] = roc_auc(labels, scores) if labels is not None and labels.size else float("nan")
+            out[name] = roc_auc(labels, scores, weights) if labels is not None and labels.size else float("nan")
         else:
             out[name] = float(s / c) if c else float("nan")
     return out
@@ -73,10 +73,12 @@ class EpochResult:
     nonfinite_params: list = field(default_factory=list)
     labels: np.ndarray | None = None  # with an epoch metric (auc): the label and score of every sample run
     scores: np.ndarray | None = None
+    weights: np.ndarray | None = None  # and its sample weight (None: unweighted)
 
     @property
     def metrics(self) -> dict:
-        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts, self.labels, self.scores)
+        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts, self.labels, self.scores,
+                             self.weights)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,9 @@ class EpochResult:
         if first.scores is not None:
             out.labels = np.concatenate([r.labels for r in results])
             out.scores = np.concatenate([r.scores for r in results])
+            if any(r.weights is not None for r in results):
+                out.weights = np.concatenate([np.ones(r.labels.size) if r.weights is None else r.weights
+                                              for r in results])
         return out
 
 
@@ -273,6 +278,7 @@ class LinearEpochRunner:
         self._gb = np.empty(k, self.dtype)
         self._empty2 = np.empty((0, k), self.dtype)
         self._empty1 = np.empty(0, self.dtype)
+        self._empty_weights = np.empty(0, np.float64)  # Batches.sample_weight of unweighted data
         self._no_pred = np.empty((0, k), self.dtype)
         # the rule of the last training pass: scoring reuses its kernel (already compiled) instead of sgd's
         self._trained_rule = None
@@ -456,10 +462,15 @@ class LinearEpochRunner:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
-             predictions=None, check_params=True, parallel=None, remember=True):
+             predictions=None, check_params=True, parallel=None, remember=True, sample_weight=None):
         datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember)
         lab = self._prepare_label(label, nrows, remember)
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
+        sw = self._empty_weights
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
+            if sw.shape[0] != nrows:
+                raise ValueError(f"sample_weight has {sw.shape[0]} values for {nrows} rows")
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
         self._check_label_domain(names, codes, lab)
@@ -511,7 +522,7 @@ class LinearEpochRunner:
         epoch_kernel = EPOCH_KERNELS.get(rule.name)
         if epoch_kernel is None:
             raise SparseTrainError(f"optimizer rule {rule.name!r} has no fused epoch kernel")
-        args = (Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr),
+        args = (Batches(datas, indices, indptrs, canonical, lab, order, batch_ptr, sw),
                 self._model(w_bufs, tuple(s1s[:nt]), tuple(s2s[:nt]), b_buf, bias_s1, bias_s2),
                 Update(train, hyper, lrs, wds, counts), Metrics(codes, sums, counts_m, scores), self._scratch(), pred)
         # train.threads: a ThreadTeam (threads.py) splits the batches among threads
@@ -522,6 +533,7 @@ class LinearEpochRunner:
         if scores.shape[0]:  # the positions of the batches that ran
             ran = slice(int(batch_ptr[0]), int(batch_ptr[done]))
             result.labels, result.scores = lab[order[ran], 0].astype(np.float64), scores[ran].copy()
+            result.weights = sw[order[ran]] if sw.shape[0] else None
         if train:
             opt.advance_update_counts(param_indices, done)
             if check_params:
@@ -531,7 +543,8 @@ class LinearEpochRunner:
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
-                  metrics=("mse",), check_params=True, predictions=None, parallel=None, remember=True) -> EpochResult:
+                  metrics=("mse",), check_params=True, predictions=None, parallel=None, remember=True,
+                  sample_weight=None) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -544,15 +557,18 @@ class LinearEpochRunner:
         batch's update (by position in ``order``); the batch-1 fast path is not taken then. ``parallel``:
         a :class:`~.threads.ThreadTeam` that trains the batches in several threads (``train.threads``).
         ``remember=False``: inputs seen once (a streamed chunk) are not remembered as validated, so
-        nothing here keeps them alive.
+        nothing here keeps them alive. ``sample_weight``: one weight >= 0 per row of ``terms`` (scales
+        the row's gradient; weighted metrics), or None.
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
                          param_indices, predictions=predictions, check_params=check_params, parallel=parallel,
-                         remember=remember)
+                         remember=remember, sample_weight=sample_weight)
 
-    def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",)) -> EpochResult:
-        """Metrics of the forward pass over the batches (nothing is updated)."""
-        return self._run(terms, label, order, batch_ptr, weights, bias, metrics, False, None, None)
+    def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",),
+              sample_weight=None) -> EpochResult:
+        """Metrics of the forward pass over the batches (nothing is updated; ``sample_weight`` weights them)."""
+        return self._run(terms, label, order, batch_ptr, weights, bias, metrics, False, None, None,
+                         sample_weight=sample_weight)
 
     def batch_gradients(self, terms, label, weights, bias, metrics=("mse",)) -> BatchGradients:
         """Forward and backward of one mini-batch, without any update: the gradients to push.
@@ -595,7 +611,7 @@ class LinearEpochRunner:
         empty2, empty1 = self._empty2, self._empty1
         states = (empty2,) * len(w_bufs)
         finite, rows, grads = linear_batch_gradients(
-            Batches(datas, indices, indptrs, canonical, lab, order, self._batch_ptr(nrows)),
+            Batches(datas, indices, indptrs, canonical, lab, order, self._batch_ptr(nrows), self._empty_weights),
             self._model(w_bufs, states, states, b_buf, empty1, empty1), codes, values, self._scratch(), gb)
         counts = np.where(per_batch, 1.0, float(nrows))  # num_inst: 1 for the per-batch means, else samples
         return BatchGradients(list(rows), list(grads), gb if (finite and self.has_bias) else None,
