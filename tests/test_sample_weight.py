@@ -173,8 +173,9 @@ def _reference_epoch2(path):
 
 
 @pytest.mark.parametrize("fmt", ["vw", "csv"])
-@pytest.mark.parametrize("cache", ["memory", "stream"])
-def test_importance_weights_train_as_the_hand_reference(tmp_path, cache, fmt):
+@pytest.mark.parametrize("cache", ["memory", "stream", "disk"])
+def test_importance_weights_train_as_the_hand_reference(tmp_path, monkeypatch, cache, fmt):
+    monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))  # data.cache: disk keeps the weights
     cfg = _vw_cfg(tmp_path, cache, batch_size=5, fmt=fmt)
     it, _ = make_iter(cfg, cfg.train_files(), for_training=True)
     batch = next(iter(it))

@@ -3,7 +3,8 @@
 The cache of a file lives in ``$SPARSETRAIN_CACHE_DIR`` (default ``~/.cache/sparsetrain``), in a
 directory named by a hash of its key: the file's absolute path, size and modification time (ns)
 and the parse options (format, ``zero_based``, ``num_features``, dtype, hashing options...). It
-holds ``data.bin``, ``indices.bin``, ``indptr.bin``, ``labels.bin`` (raw little-endian arrays) and
+holds ``data.bin``, ``indices.bin``, ``indptr.bin``, ``labels.bin``, ``weights.bin`` (each row's
+importance weight: 1 for a format without them; raw little-endian arrays) and
 ``manifest.json`` (the key, each array's dtype, length and CRC-32). It is built by streaming the
 file's parsed chunks to disk (memory stays bounded by a few chunks), in a temporary directory
 renamed into place once complete, so a crash or a full disk never leaves a cache that looks
@@ -25,8 +26,8 @@ import numpy as np
 __all__ = ["CACHE_ENV", "cache_dir", "cache_path", "load_cached"]
 
 CACHE_ENV = "SPARSETRAIN_CACHE_DIR"
-_VERSION = 1
-_ARRAYS = ("data", "indices", "indptr", "labels")
+_VERSION = 2  # 2: weights.bin
+_ARRAYS = ("data", "indices", "indptr", "labels", "weights")
 
 
 def cache_dir() -> str:
@@ -99,11 +100,13 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
                 put("indices", np.asarray(block.indices, np.int64))
                 put("indptr", np.asarray(block.indptr[1:], np.int64) + nnz)
                 put("labels", np.asarray(block.labels, np.float64).reshape(block.num_rows, -1)[:, 0])
+                w = getattr(block, "weights", None)
+                put("weights", np.ones(block.num_rows) if w is None else np.asarray(w, np.float64))
                 nnz += block.nnz
         finally:
             for f in files.values():
                 f.close()
-        arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name == "labels"
+        arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name in ("labels", "weights")
                                            else np.int64).str, "length": lengths[name], "crc32": crcs[name]}
                   for name in _ARRAYS}
         with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
@@ -116,17 +119,20 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
         raise
 
 
-def load_cached(path, options: dict, read_blocks, dtype, num_features):
+def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weights: bool = False):
     """``(data, indices, indptr, labels)`` of ``path``: memory-mapped from its cache, built first
     when missing, stale or damaged. ``read_blocks()`` iterates the file's parsed chunks (blocks with
-    ``data``, ``indices``, ``indptr``, ``labels``). When the cache cannot be written (full disk,
-    no permission) a one-line warning says so and the blocks are kept in memory instead."""
+    ``data``, ``indices``, ``indptr``, ``labels``, and ``weights`` or None). ``with_weights``: also the
+    rows' importance weights (float64, 1 where a block had none), as a fifth array. When the cache
+    cannot be written (full disk, no permission) a one-line warning says so and the blocks are kept
+    in memory instead."""
+    names = _ARRAYS if with_weights else _ARRAYS[:4]
     key = _key(path, options)
     where = cache_path(path, options)
     found = _read(where, key)
     if found is not None:
         arrays, _ = found
-        return tuple(arrays[name] for name in _ARRAYS)
+        return tuple(arrays[name] for name in names)
     try:
         _write(where, key, read_blocks(), dtype, num_features)
     except OSError as e:
@@ -134,10 +140,11 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features):
                       f"({e.strerror or e}); keeping the data in memory this run", stacklevel=2)
         from .text_pipeline import concat_blocks
 
-        data, indices, indptr, labels, _ = concat_blocks(list(read_blocks()), num_features)
-        return np.asarray(data, dtype), indices, indptr, labels
+        data, indices, indptr, labels, weights = concat_blocks(list(read_blocks()), num_features)
+        weights = np.ones(len(labels)) if weights is None else weights
+        return (np.asarray(data, dtype), indices, indptr, labels, weights)[:len(names)]
     found = _read(where, key)
     if found is None:
         raise OSError(f"{where}: the cache just written does not read back")
     arrays, _ = found
-    return tuple(arrays[name] for name in _ARRAYS)
+    return tuple(arrays[name] for name in names)

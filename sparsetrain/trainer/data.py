@@ -94,18 +94,9 @@ def _unit_is_none(weights):
     return None if weights is None or np.all(weights == 1.0) else np.asarray(weights, np.float64)
 
 
-def _unweighted_blocks(reader, path: str):
-    """The blocks of ``reader``; the disk cache keeps no importance weights, so a file with some is refused."""
-    for block in reader:
-        w = getattr(block, "weights", None)
-        if w is not None and np.any(w != 1.0):
-            raise ConfigError(f"data.cache: disk keeps no importance weights and {path} has some; "
-                              "use data.cache: memory or stream")
-        yield block
-
-
 def _load_disk_cached(cfg: Config, path: str):
-    """One data file as ``(CSRNDArray, labels, None)`` memory-mapped from its disk cache (``data.cache: disk``)."""
+    """One data file as ``(CSRNDArray, labels, importance weights or None)`` memory-mapped from its disk
+    cache (``data.cache: disk``)."""
     import dataclasses
 
     from ..io.disk_cache import load_cached
@@ -119,11 +110,10 @@ def _load_disk_cached(cfg: Config, path: str):
         options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
-    data, indices, indptr, labels = load_cached(path, options,
-                                                lambda: _unweighted_blocks(reader_for(cfg, path, streaming=True), path),
-                                                dtype, cfg.num_features)
+    data, indices, indptr, labels, weights = load_cached(path, options, lambda: reader_for(cfg, path, streaming=True),
+                                                         dtype, cfg.num_features, with_weights=True)
     X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
-    return X, np.asarray(labels, dtype=dtype), None
+    return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
 def load_file(cfg: Config, path: str, cached: bool = False):
