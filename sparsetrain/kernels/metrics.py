@@ -87,6 +87,16 @@ def metric_inst(code, n):
 
 
 @njit(cache=True, inline="always")
+def _argmax(out, i, k_out):
+    """The class of row ``i``'s largest output (the first of equal ones)."""
+    best = 0
+    for k in range(1, k_out):
+        if out[i, k] > out[i, best]:
+            best = k
+    return best
+
+
+@njit(cache=True, inline="always")
 def metric_inst_weighted(code, weight_sum, batches_counted):
     """``num_inst`` of weighted samples: their weight sum for the sample counts, the batches of
     positive total weight for the per-batch means, 0 for an epoch metric (as :mod:`sparsetrain.metric`)."""
@@ -113,11 +123,7 @@ def batch_metrics_weighted(out, label, order, lo, n, metric_codes, values, insts
                 scores[lo + i] = out[i, k_out - 1]
         elif k_out > 1 and code == M_ACCURACY:
             for i in range(n):
-                best = 0
-                for k in range(1, k_out):
-                    if out[i, k] > out[i, best]:
-                        best = k
-                if best == int(label[order[lo + i], 0]):
+                if _argmax(out, i, k_out) == int(label[order[lo + i], 0]):
                     total += sample_weight[order[lo + i]]
         elif k_out > 1 and code == M_LOG_LOSS:
             for i in range(n):
@@ -158,11 +164,7 @@ def batch_metrics(out, label, order, lo, n, metric_codes, values, scores):
                 scores[lo + i] = out[i, k_out - 1]
         elif k_out > 1 and code == M_ACCURACY:
             for i in range(n):
-                best = 0
-                for k in range(1, k_out):
-                    if out[i, k] > out[i, best]:
-                        best = k
-                if best == int(label[order[lo + i], 0]):
+                if _argmax(out, i, k_out) == int(label[order[lo + i], 0]):
                     total += 1.0
         elif k_out > 1 and code == M_LOG_LOSS:
             for i in range(n):
