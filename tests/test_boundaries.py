@@ -13,7 +13,6 @@ PACKAGE = ROOT / "sparsetrain"
 # delete an entry when its crossing is gone.
 KNOWN = {
     ("sparsetrain/ops/elemwise.py", "sparsetrain.ndarray.ndarray", "_as_index"),
-    ("sparsetrain/ops/misc.py", "sparsetrain.ndarray.ndarray", "_as_index"),
 }
 
 

@@ -19,6 +19,7 @@ from test_engine_equality import OPTIMIZERS  # the optimizer settings both engin
 
 F64 = "float64"
 ROWS, FEATURES = 23, 12
+IDS, FIELDS = 9, 3  # Embedding's ids: FIELDS per row, in [0, IDS) (and a few outside, clipped)
 METRIC = {"LinearRegressionOutput": "mse", "MAERegressionOutput": "mae",
           "LogisticRegressionOutput": "log_loss", "SoftmaxOutput": "ce"}
 
@@ -27,12 +28,21 @@ def _var(name, **kw):
     return st.sym.Variable(name, dtype=F64, **kw)
 
 
-def _data(output, classes, seed=0):
+def _data(output, classes, seed=0, source="csr"):
+    """``source``: csr features, or ``ids`` — (ROWS, FIELDS) Embedding ids (``ids1``: (ROWS,))."""
     rng = np.random.default_rng(seed)
-    dense = rng.uniform(0.1, 1.0, size=(ROWS, FEATURES)) * (rng.random((ROWS, FEATURES)) < 0.3)
-    dense[3] = 0.0  # an empty row
-    x = st.nd.array(dense, dtype=np.float64).tostype("csr")
-    score = dense @ rng.normal(size=(FEATURES, classes))
+    if source == "csr":
+        dense = rng.uniform(0.1, 1.0, size=(ROWS, FEATURES)) * (rng.random((ROWS, FEATURES)) < 0.3)
+        dense[3] = 0.0  # an empty row
+        x = st.nd.array(dense, dtype=np.float64).tostype("csr")
+    else:
+        ids = rng.integers(0, IDS, size=(ROWS, FIELDS)).astype(np.float64)
+        ids[2, 0], ids[5, 1] = -2, IDS + 3  # out of range: clipped to the table, as the graph engine does
+        ids[7, 2] = 4.7  # truncated
+        dense = np.zeros((ROWS, IDS))
+        np.add.at(dense, (np.arange(ROWS)[:, None], np.clip(ids.astype(np.int64), 0, IDS - 1)), 1.0)
+        x = st.nd.array(ids[:, 0] if source == "ids1" else ids, dtype=np.float64)
+    score = dense @ rng.normal(size=(dense.shape[1], classes))
     if output == "SoftmaxOutput":
         y = score.argmax(axis=1)
     elif output == "LogisticRegressionOutput":
@@ -62,10 +72,24 @@ def wide_deep(classes=1):
     return st.sym.broadcast_add(st.sym.elemwise_add(wide, deep), _var("bias", shape=(classes,)))
 
 
+def field_fm(k=3, stype="row_sparse", op="Embedding", sparse_grad=True):
+    """A factorization machine over field ids (``FIELDS`` ids per row, one-hot features):
+    Σ_f w[id_f] + Σ_k ((Σ_f E[id_f, k])² − Σ_f E[id_f, k]²) + b, from Embedding."""
+    ids = _var("data")
+    embed = getattr(st.sym.contrib, op) if op == "SparseEmbedding" else st.sym.Embedding
+    kw = {} if op == "SparseEmbedding" else {"sparse_grad": sparse_grad}
+    e = embed(ids, _var("t_weight", stype=stype, shape=(IDS, k)), input_dim=IDS, output_dim=k, **kw)
+    linear = st.sym.sum(embed(ids, _var("w_weight", stype=stype, shape=(IDS, 1)), input_dim=IDS, output_dim=1, **kw),
+                        axis=1)
+    pairs = st.sym.elemwise_sub(st.sym.square(st.sym.sum(e, axis=1)), st.sym.sum(st.sym.square(e), axis=1))
+    pred = st.sym.elemwise_add(linear, st.sym.sum(pairs, axis=1, keepdims=True))
+    return st.sym.broadcast_add(pred, _var("bias", shape=(1,)))
+
+
 def train(pred, output, engine, opt="adagrad", batch_size=4, last_batch="pad", epochs=2, classes=1,
-          metrics=None):
+          metrics=None, source="csr"):
     st.random.seed(3)
-    x, y = _data(output, classes)
+    x, y = _data(output, classes, source=source)
     it = st.io.NDArrayIter(x, y, batch_size, shuffle=batch_size > 1, last_batch_handle=last_batch,
                            label_name="label")
     loss = getattr(st.sym, output)(data=pred, label=_var("label"), name="out")
@@ -105,6 +129,41 @@ def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
                 metrics=["log_loss", "accuracy", "mse", "auc"])
 
 
+@pytest.mark.parametrize("stype,op,sparse_grad,opt,batch_size,last_batch", [
+    ("row_sparse", "Embedding", True, "adagrad", 4, "pad"),
+    ("row_sparse", "SparseEmbedding", True, "sgd", 1, "pad"),
+    ("default", "Embedding", True, "sgd_mom", 5, "roll_over"),  # a dense table with a row_sparse gradient
+    ("default", "Embedding", False, "adam", 3, "discard"),  # a dense gradient: every row updated
+])
+def test_embedding_plan_equals_graph(stype, op, sparse_grad, opt, batch_size, last_batch):
+    assert_same(lambda: field_fm(3, stype, op, sparse_grad), "LogisticRegressionOutput", opt=opt,
+                batch_size=batch_size, last_batch=last_batch, source="ids", metrics=["log_loss", "auc"])
+
+
+def test_embedding_of_one_id_per_row_plan_equals_graph():
+    def make():  # (batch,) ids -> (batch, k) -> a dense layer: softmax over 3 classes
+        e = st.sym.Embedding(_var("data"), _var("t_weight", stype="row_sparse", shape=(IDS, 4)), input_dim=IDS,
+                             output_dim=4, sparse_grad=True)
+        return st.sym.dot(st.sym.tanh(e), _var("head_weight", shape=(4, 3)))
+    assert_same(make, "SoftmaxOutput", opt="adagrad", classes=3, source="ids1", metrics=["ce", "accuracy"])
+
+
+def test_embedding_ids_are_read_by_embedding_only():
+    from sparsetrain.engines import compiled
+
+    x, y = _data("LinearRegressionOutput", 1, source="ids")
+    it = st.io.NDArrayIter(x, y, 4, label_name="label")
+    e = st.sym.Embedding(_var("data"), _var("t_weight", shape=(IDS, 2)), input_dim=IDS, output_dim=2)
+    pred = st.sym.elemwise_add(st.sym.sum(e, axis=1), st.sym.dot(_var("data"), _var("d_weight", shape=(FIELDS, 2))))
+    loss = st.sym.LinearRegressionOutput(data=st.sym.sum(pred, axis=1, keepdims=True), label=_var("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.3))
+    mod.init_optimizer(optimizer="sgd")
+    reason = compiled.why_not_fused(mod.view(), it, st.metric.create("mse"))
+    assert "dot" in reason and "Embedding ids only" in reason and "\n" not in reason
+
+
 @pytest.mark.parametrize("output,classes,opt", [("LinearRegressionOutput", 1, "sgd_mom"), ("MAERegressionOutput", 1, "adam"),
                                                 ("LogisticRegressionOutput", 1, "ftrl"), ("SoftmaxOutput", 3, "adagrad")])
 def test_wide_deep_plan_equals_graph_for_every_output(output, classes, opt):
@@ -135,16 +194,25 @@ def graphs(draw):
                                       st_.sampled_from(UNARIES), st_.sampled_from(["add", "sub", "mul"]),
                                       st_.integers(0, 10)), min_size=1, max_size=4))
     square_table = draw(st_.booleans())
+    source = draw(st_.sampled_from(["csr", "ids"]))  # dots of csr features, or Embeddings of field ids
     end = draw(st_.sampled_from(["sum", "mean", "dot"])) if classes == 1 else "dot"
     # auc (an epoch metric: the plan collects every score) where the output is binary
     metrics = [METRIC[output]] + (["auc"] if output == "LogisticRegressionOutput" and draw(st_.booleans()) else [])
 
     def build():
-        data = _var("data", stype="csr")
-        table = _var("t0_weight", stype="row_sparse", shape=(FEATURES, width))
-        acts = [(st.sym.dot(data, table), width)]
-        if square_table:
-            acts.append((st.sym.dot(st.sym.square(data), st.sym.square(table)), width))
+        if source == "ids":  # (batch, FIELDS, width) embeddings, reduced over the fields or the width
+            table = _var("t0_weight", stype="row_sparse", shape=(IDS, width))
+            e = st.sym.Embedding(_var("data"), table, input_dim=IDS, output_dim=width, sparse_grad=True)
+            acts = [(st.sym.sum(e, axis=1), width)]
+            if square_table:
+                acts += [(st.sym.mean(st.sym.elemwise_mul(e, st.sym.tanh(e)), axis=1), width),
+                         (st.sym.sum(st.sym.square(e), axis=2), FIELDS)]
+        else:
+            data = _var("data", stype="csr")
+            table = _var("t0_weight", stype="row_sparse", shape=(FEATURES, width))
+            acts = [(st.sym.dot(data, table), width)]
+            if square_table:
+                acts.append((st.sym.dot(st.sym.square(data), st.sym.square(table)), width))
         for n, (kind, unary, binary, pick) in enumerate(steps):
             x, w = acts[pick % len(acts)]
             if kind == "unary":
@@ -165,12 +233,12 @@ def graphs(draw):
             return st.sym.dot(x, _var("head_weight", shape=(w, classes)))
         return getattr(st.sym, end)(x, axis=1, keepdims=True)
 
-    return build, output, classes, metrics
+    return build, output, classes, metrics, source
 
 
 def _check_random_graph(case, opt, batch_size):
-    build, output, classes, metrics = case
-    assert_same(build, output, opt=opt, batch_size=batch_size, classes=classes, metrics=metrics)
+    build, output, classes, metrics, source = case
+    assert_same(build, output, opt=opt, batch_size=batch_size, classes=classes, metrics=metrics, source=source)
 
 
 @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -256,3 +324,52 @@ def test_unary_fused_forms_match_the_numpy_formulas(name):
         assert y == pytest.approx(float(f(np.array([x]))[0]), rel=1e-12, abs=1e-15)
         d = eval(partial, {"math": math}, {"a": x, "y": y})  # noqa: S307
         assert d == pytest.approx(float(deriv(np.array([x]), np.array([y]))[0]), rel=1e-12, abs=1e-15)
+
+
+# -- a config with Embedding: field ids in a LibSVM file (column f holds the id of field f) ----------
+
+FIELD_FM_CONFIG = """
+data: {train: ids.libsvm, num_features: 2, zero_based: true, batch_size: 8, shuffle: false}
+model:
+  variables:
+    data:   {}
+    label:  {}
+    table:  {stype: row_sparse, shape: [50, 4], init: {normal: {sigma: 0.1}}}
+    bias:   {shape: [1]}
+  ops:
+    - {name: emb,   op: Embedding, inputs: [data, table], params: {input_dim: 50, output_dim: 4, sparse_grad: true}}
+    - {name: sq,    op: square, inputs: [emb]}
+    - {name: s1,    op: sum, inputs: [emb], params: {axis: 1}}
+    - {name: s1sq,  op: square, inputs: [s1]}
+    - {name: s2,    op: sum, inputs: [sq], params: {axis: 1}}
+    - {name: pair,  op: elemwise_sub, inputs: [s1sq, s2]}
+    - {name: pairs, op: sum, inputs: [pair], params: {axis: 1, keepdims: true}}
+    - {name: pred,  op: broadcast_add, inputs: [pairs, bias]}
+  loss: {name: out, op: LogisticRegressionOutput, data: pred, label: label}
+optimizer: {name: adagrad, learning_rate: 0.1}
+train: {epochs: 2, metrics: [log_loss, accuracy], seed: 0, threads: 1}
+"""
+
+
+def test_a_config_with_embedding_runs_compiled_and_says_so(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 200), rng.integers(30, 50, 200)
+    (tmp_path / "ids.libsvm").write_text("".join(f"{int(u % 3 == i % 3)} 0:{u} 1:{i}\n" for u, i in zip(users, items)))
+    (tmp_path / "fm.yaml").write_text(FIELD_FM_CONFIG)
+    runs, header = {}, {}
+    for engine in ("auto", "graph"):
+        res = CliRunner().invoke(main, ["fit", str(tmp_path / "fm.yaml"), "--output", str(tmp_path / engine),
+                                        "--set", f"train.engine={engine}"])
+        assert res.exit_code == 0, res.output
+        runs[engine] = [json.loads(line) for line in (tmp_path / engine / "metrics.jsonl").read_text().splitlines()]
+        header[engine] = res.output
+    assert "engine compiled (generated plan: LogisticRegressionOutput, parameters table, bias)" in header["auto"]
+    assert [r["engine"] for r in runs["auto"]] == ["compiled"] * 2
+    for got, want in zip(runs["auto"], runs["graph"]):  # float32: the same to rounding
+        assert got["log_loss"] == pytest.approx(want["log_loss"], rel=1e-5)

@@ -1,5 +1,5 @@
 """The operator registry and the operator families registered in it."""
-from . import broadcast, dot, elemwise, layout, misc, nn, output, reduce  # noqa: F401  (registration)
+from . import broadcast, dot, elemwise, embedding, layout, misc, nn, output, reduce  # noqa: F401  (registration)
 from .imperative import invoke
 from .signature import parse_call
 from .registry import (

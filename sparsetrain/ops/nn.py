@@ -1,11 +1,10 @@
-"""Layers of MXNet's sparse models: ``FullyConnected`` (dense or csr data) and ``SparseEmbedding``."""
+"""``FullyConnected`` (dense or csr data), a layer of MXNet's sparse models."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..base import ShapeError
 from ..ndarray.ndarray import NDArray
-from .misc import EMBEDDING_PARAMS, EMBEDDING_RSP_WEIGHT, embedding_dense, embedding_infer
 from .registry import Op, register
 
 D, CSR, RSP = "default", "csr", "row_sparse"
@@ -90,14 +89,4 @@ register(Op(
     hidden=True, num_outputs=3, dense=_backward_fc,
     kernels={(D, CSR, D): ((D, D, D), _backward_fc_csr)},
     infer_shape=lambda i, o, p: (i, [i[1], i[2], (i[2][0],) if i[2] else None]),
-))
-
-
-# -- SparseEmbedding: Embedding with a row_sparse weight gradient -------------------------------
-
-register(Op(
-    name="SparseEmbedding", input_names=("data", "weight"), params=dict(EMBEDDING_PARAMS, sparse_grad=True),
-    dense=embedding_dense, infer_shape=embedding_infer, kernels=dict(EMBEDDING_RSP_WEIGHT),
-    gradient=lambda g: [None, g.apply("_backward_Embedding", g.og, g.inputs[0], **{**g.params, "sparse_grad": True})],
-    doc="rows of weight selected by integer data; the weight gradient is row_sparse",
 ))

@@ -79,11 +79,11 @@ def _backward_sum(x, p):
 
 
 def _fused_check(p):
-    """The compiled engine reduces a batch's rows over their feature axis only."""
+    """The compiled engine reduces one axis after the batch's: 1 (or 2 of a (batch, fields, k) value)."""
     axis = p.get("axis")
     axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
-    if p.get("exclude") or axes not in ((1,), (-1,)):
-        return f"axis={axis!r}{' with exclude' if p.get('exclude') else ''} (only axis=1 is fused)"
+    if p.get("exclude") or axes not in ((1,), (2,), (-1,)):
+        return f"axis={axis!r}{' with exclude' if p.get('exclude') else ''} (only one axis after the batch's is fused)"
     return None
 
 

@@ -41,7 +41,8 @@ class FusedForm:
 
     ``kind`` names the loop the compiler lowers it to: ``unary`` and ``binary`` (element-wise,
     same shapes), ``broadcast`` (element-wise with broadcasting), ``dot``, ``reduce`` (over the
-    feature axis) or ``output`` (a loss layer). ``forward`` is a numba expression of the inputs
+    feature axis), ``embedding`` (rows of a table gathered by the batch's ids) or ``output`` (a
+    loss layer). ``forward`` is a numba expression of the inputs
     ``a`` (and ``b``); ``partials`` the derivative by each input, an expression of ``a``, ``b``
     and the output ``y`` (``reduce``: ``forward`` is ``sum`` or ``mean``). ``check(params)``
     returns why these params cannot be fused, or ``None``.

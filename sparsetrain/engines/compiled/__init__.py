@@ -117,7 +117,7 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
             item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
         if item is not None:
             items.append(item)
-    item = stream.iterator_unsupported(train_data, [spec.data])
+    item = stream.iterator_unsupported(train_data, [spec.data], ids=spec.ids)
     if item is not None:
         items.append(item)
     if metric is not None:

@@ -12,13 +12,18 @@ Every value of the graph is one of three things, decided by what it depends on:
 
 * a **csr expression**: the csr data input, or a zero-preserving unary op of one (``square(X)``);
   an expression of the stored entry ``xd[p]``, sharing the input's structure;
+* **ids**: a dense data input of integer ids ``(batch,)`` or ``(batch, F)``, read by ``Embedding``
+  only; the runner hands it over as the columns of a csr batch (``F`` per row, clipped to the table
+  as the graph engine clips), so a row-sparse table's gradient rows are the batch's ids;
 * a **parameter expression**: a parameter, or a unary op of one (``square(V)``); an expression
   of the element ``P[r, j]``, with its derivative by that element;
 * an **activation**: a ``(batch rows, width)`` buffer (``dot`` of a csr or activation with a
-  parameter expression, element-wise and broadcast ops, ``sum``/``mean`` over axis 1).
+  parameter expression, element-wise and broadcast ops, ``sum``/``mean`` over axis 1); an
+  ``Embedding`` of ``(batch, F)`` ids is a ``(batch, F, k)`` activation held as width ``F·k``
+  (``fields`` = F), which element-wise ops keep and ``sum``/``mean`` over axis 1 or 2 reduce.
 
-A row-sparse parameter reached through ``dot(csr expression, ...)`` gets its gradient on the
-batch's columns only (the rows of the graph engine's row-sparse gradient) and a lazy update;
+A parameter with a row-sparse gradient (reached through ``dot(csr expression, ...)`` or an
+``Embedding`` with ``sparse_grad``) gets its gradient on the batch's columns (or ids) only (the rows of the graph engine's row-sparse gradient) and a lazy update;
 a dense parameter a dense gradient and a dense update, as on the graph engine.
 """
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ...ops.registry import infer_storage
 from ...symbol.symbol import topo_order
 
 # bump when the generated code changes in a way its source text does not show
-FORMAT = 3
+FORMAT = 4
 
 
 class NotFused(Exception):
@@ -43,18 +48,19 @@ class Param:
     name: str
     rows: int
     cols: int
-    row_sparse: bool  # reached through dot(csr, .): gradient on the batch's columns, lazy update
+    row_sparse: bool  # a row_sparse gradient: on the batch's columns (or ids) only, lazy update
 
 
 @dataclass
 class Value:
-    kind: str  # "csr", "param" or "act"
+    kind: str  # "csr", "ids", "param" or "act"
     expr: str = ""  # csr: of xd[p]; param: of {r}, {j}
     deriv: str = "1.0"  # param: d expr / d P[r, j]
     param: int = -1  # param: index into PlanSpec.params
     width: int = 1  # act: columns; param: columns
     rows: int = 1  # param: rows
     buf: str = ""  # act: buffer name
+    fields: int = 0  # act: F of a (batch, F, width / F) value; ids: F of (batch, F) ids (0: (batch,))
 
 
 @dataclass
@@ -84,6 +90,8 @@ class PlanSpec:
     output: str = ""
     dtype: str = "float32"
     data: str = ""
+    ids: bool = False  # the data input is dense integer ids (Embedding's), handed over as csr columns
+    id_space: int = 0  # ids: the rows of the tables they select (ids are clipped to [0, id_space))
     label: str = ""
     loss_params: dict = field(default_factory=dict)
 
@@ -113,10 +121,10 @@ class _Lowering:
         self.param_index: dict = {}
 
     # -- helpers ---------------------------------------------------------------------------
-    def act(self, node, width: int) -> Value:
+    def act(self, node, width: int, fields: int = 0) -> Value:
         name = f"a{len(self.spec.acts)}"
         self.spec.acts.append((name, width))
-        return Value("act", width=width, buf=name)
+        return Value("act", width=width, buf=name, fields=fields)
 
     def width_of(self, node) -> int:
         shape = self.shapes.get(node.uid)
@@ -125,6 +133,13 @@ class _Lowering:
                            "(batch,) or (batch, width)")
         return shape[1] if len(shape) == 2 else 1
 
+    def layout_of(self, node) -> tuple[int, int]:
+        """``(width, fields)`` of a node's value: ``(batch, w)`` -> ``(w, 0)``, ``(batch, F, k)`` -> ``(F·k, F)``."""
+        shape = self.shapes.get(node.uid)
+        if shape is not None and len(shape) == 3 and shape[0] == BATCH:
+            return shape[1] * shape[2], shape[1]
+        return self.width_of(node), 0
+
     def param_value(self, name: str) -> Value:
         if name not in self.param_index:
             array = self.view.arrays[name]
@@ -132,7 +147,8 @@ class _Lowering:
             if len(shape) not in (1, 2):
                 raise NotFused(f"parameter {name!r} has {len(shape)} dimensions (1 or 2 are fused)")
             rows, cols = (1, shape[0]) if len(shape) == 1 else shape
-            stype = self.view.arg_stypes.get(name, "default")
+            # the gradient's stype decides, as on the graph engine: a row_sparse one updates lazily
+            stype = self.view.grad_stypes.get(name) or "default"
             self.param_index[name] = len(self.spec.params)
             self.spec.params.append(Param(name, rows, cols, stype == "row_sparse"))
         t = self.param_index[name]
@@ -143,12 +159,20 @@ class _Lowering:
     def variable(self, node) -> Value:
         view = self.view
         if node.name in view.data_names:
-            if view.arg_stypes.get(node.name) != "csr":
-                raise NotFused(f"data input {node.name!r} is {view.arg_stypes.get(node.name)}; fused plans read csr")
+            stype = view.arg_stypes.get(node.name)
+            if stype not in ("csr", "default"):
+                raise NotFused(f"data input {node.name!r} is {stype}; fused plans read csr data or dense ids")
             if self.spec.data and self.spec.data != node.name:
                 raise NotFused("more than one data input")
             self.spec.data = node.name
-            return Value("csr", expr="xd[p]")
+            if stype == "csr":
+                return Value("csr", expr="xd[p]")
+            shape = view.arrays[node.name].shape
+            if len(shape) not in (1, 2):
+                raise NotFused(f"data input {node.name!r} has {len(shape)} dimensions; fused ids are (batch,) "
+                               "or (batch, fields)")
+            self.spec.ids = True
+            return Value("ids", width=shape[1] if len(shape) == 2 else 1, fields=shape[1] if len(shape) == 2 else 0)
         if node.name in view.label_names:
             return Value("label")
         if node.name in view.param_names:
@@ -166,6 +190,9 @@ class _Lowering:
         if why:
             raise NotFused(f"op {op.name!r} with {why} has no fused form (node {node.name!r})")
         ins = [self.values[(c.uid, i)] for c, i in node.inputs]
+        if form.kind != "embedding" and any(v.kind == "ids" for v in ins):
+            raise NotFused(f"operator {op.name} (node {node.name!r}) of the dense data input "
+                           f"{self.spec.data!r}: fused plans read dense data as Embedding ids only")
         lower = getattr(self, "lower_" + form.kind)
         return lower(node, form, ins)
 
@@ -178,24 +205,31 @@ class _Lowering:
             return Value("csr", expr=fill(form.forward, a=x.expr))
         if x.kind == "param":
             y = fill(form.forward, a=x.expr)
-            return Value("param", expr=y, deriv=f"{fill(grad, a=x.expr, y=y)} * {x.deriv}", param=x.param,
+            return Value("param", expr=y, deriv=f"({fill(grad, a=x.expr, y=y)}) * {x.deriv}", param=x.param,
                          width=x.width, rows=x.rows)
-        out = self.act(node, x.width)
+        out = self.act(node, x.width, x.fields)
         ai, oi = _act_at(x, "i", "j"), _act_at(out, "i", "j")
         self.loop(self.spec.forward, out.width, [f"{oi} = {fill(form.forward, a=ai)}"])
         block = []
-        self.loop(block, out.width, [f"{_grad(x, 'i', 'j')} += g{out.buf[1:]}[i, j] * {fill(grad, a=ai, y=oi)}"])
+        self.loop(block, out.width, [f"{_grad(x, 'i', 'j')} += g{out.buf[1:]}[i, j] * ({fill(grad, a=ai, y=oi)})"])
         self.spec.backward.append(block)
         return out
 
     def lower_binary(self, node, form, ins):
         a, b = ins
-        if a.kind != "act" or b.kind != "act" or a.width != b.width:
+        if a.kind != "act" or b.kind != "act" or a.width != b.width or a.fields != b.fields:
             raise NotFused(f"operator {node.op.name} (node {node.name!r}) of {a.kind} and {b.kind} values")
+        if a.fields:  # (batch, F, k) values of one layout: element by element, as (batch, F·k)
+            return self.elementwise(node, form, ins, a.width, a.fields)
         return self.lower_broadcast(node, form, ins)
 
     def lower_broadcast(self, node, form, ins):
-        width = self.width_of(node)
+        for v in ins:
+            if v.fields:
+                raise NotFused(f"operator {node.op.name} (node {node.name!r}) of a (batch, fields, width) value")
+        return self.elementwise(node, form, ins, self.width_of(node), 0)
+
+    def elementwise(self, node, form, ins, width, fields):
         for v in ins:
             if v.kind == "csr" or v.kind == "label":
                 raise NotFused(f"operator {node.op.name} (node {node.name!r}) of csr data")
@@ -207,7 +241,7 @@ class _Lowering:
                 raise NotFused(f"operator {node.op.name} (node {node.name!r}): widths {v.width} and {width}")
         if all(v.kind == "param" for v in ins):
             raise NotFused(f"operator {node.op.name} (node {node.name!r}) of parameters only")
-        out = self.act(node, width)
+        out = self.act(node, width, fields)
         at = [_act_at(v, "i", "j") if v.kind == "act" else _param_at(v, "0", "j" if v.width > 1 else "0")[0]
               for v in ins]
         oi = _act_at(out, "i", "j")
@@ -215,7 +249,7 @@ class _Lowering:
         block = []
         body = []
         for v, partial in zip(ins, form.partials):
-            d = fill(partial, a=at[0], b=at[1], y=oi)
+            d = f"({fill(partial, a=at[0], b=at[1], y=oi)})"
             if v.kind == "act":
                 body.append(f"{_grad(v, 'i', 'j')} += g{out.buf[1:]}[i, j] * {d}")
             else:
@@ -240,7 +274,7 @@ class _Lowering:
             # each row before the rest of the forward, its gradient in one pass after the rest
             self.spec.csr_dots.append(CsrDot(out.buf, w.width, a.expr, wv, wd, w.param))
             return out
-        if a.kind != "act" or a.width != w.rows:
+        if a.kind != "act" or a.width != w.rows or a.fields:
             raise NotFused(f"dot node {node.name!r}: a {a.kind} value of width {a.width} times a "
                            f"({w.rows}, {w.width}) parameter")
         if self.spec.params[w.param].row_sparse:
@@ -268,6 +302,8 @@ class _Lowering:
         (x,) = ins
         if x.kind != "act":
             raise NotFused(f"operator {node.op.name} (node {node.name!r}) of a {x.kind} value")
+        if x.fields:
+            return self.reduce_fields(node, form, x)
         out = self.act(node, 1)
         scale = f" * {1.0 / x.width!r}" if form.forward == "mean" else ""
         self.spec.forward += [
@@ -281,6 +317,67 @@ class _Lowering:
             "for i in range(n):",
             f"    for j in range({x.width}):",
             f"        {_grad(x, 'i', 'j')} += g{out.buf[1:]}[i, 0]{scale}",
+        ])
+        return out
+
+    def reduce_fields(self, node, form, x):
+        """``sum``/``mean`` of a ``(batch, F, k)`` value over its axis 1 (the fields) or 2."""
+        axis = node.params.get("axis")
+        axis = axis[0] if isinstance(axis, (list, tuple)) else axis
+        fields, k = x.fields, x.width // x.fields
+        over_fields = axis == 1
+        width, out_fields = self.layout_of(node)
+        out = self.act(node, width, out_fields)
+        n_out, n_in = (k, fields) if over_fields else (fields, k)
+        at = "{}[i, f * {} + j]".format if over_fields else "{}[i, j * {} + f]".format
+        scale = f" * {1.0 / n_in!r}" if form.forward == "mean" else ""
+        self.spec.forward += [
+            "for i in range(n):",
+            f"    for j in range({n_out}):",
+            "        acc = zero",
+            f"        for f in range({n_in}):",
+            f"            acc += {at(x.buf, k)}",
+            f"        {_act_at(out, 'i', 'j')} = acc{scale}",
+        ]
+        self.spec.backward.append([
+            "for i in range(n):",
+            f"    for j in range({n_out}):",
+            f"        for f in range({n_in}):",
+            f"            {at('g' + x.buf[1:], k)} += {_grad(out, 'i', 'j')}{scale}",
+        ])
+        return out
+
+    def lower_embedding(self, node, form, ins):
+        ids, w = ins
+        if ids.kind != "ids":
+            raise NotFused(f"Embedding node {node.name!r}: the ids must be a dense data input, not a {ids.kind} value")
+        if w.kind != "param":
+            raise NotFused(f"Embedding node {node.name!r}: the weight must be a parameter (or a unary op of one)")
+        if self.spec.id_space and self.spec.id_space != w.rows:
+            raise NotFused(f"Embedding node {node.name!r}: tables of {self.spec.id_space} and {w.rows} rows "
+                           "select by the same ids")
+        self.spec.id_space = w.rows
+        fields = max(ids.fields, 1)
+        out = self.act(node, fields * w.width, ids.fields)
+        wv, wd = _param_at(w, "ce", "j")
+        at = f"{out.buf}[i, f * {w.width} + j]"
+        self.spec.forward += [
+            "for i in range(n):",
+            "    r = order[lo + i]",
+            f"    for f in range({fields}):",
+            "        ce = np.uint64(xi[xp[r] + f])",
+            f"        for j in range({w.width}):",
+            f"            {at} = {wv}",
+        ]
+        # a row-sparse gradient's row is the id's position among the batch's ids (entry: F per row)
+        row = f"entry[i * {fields} + f]" if self.spec.params[w.param].row_sparse else "ce"
+        self.spec.backward.append([
+            "for i in range(n):",
+            "    r = order[lo + i]",
+            f"    for f in range({fields}):",
+            "        ce = np.uint64(xi[xp[r] + f])",
+            f"        for j in range({w.width}):",
+            f"            gp{w.param}[{row}, j] += g{at[1:]} * {wd}",
         ])
         return out
 
@@ -327,7 +424,7 @@ def lower(view) -> PlanSpec:
             low.values[(node.uid, 0)] = low.node(node)
     (pred_node, pi), (label_node, _) = loss.inputs
     pred = low.values[(pred_node.uid, pi)]
-    if pred.kind != "act":
+    if pred.kind != "act" or pred.fields:
         raise NotFused(f"the prediction {pred_node.name!r} is a {pred.kind} value, not a batch of outputs")
     if label_node.op is not None or label_node.name not in view.label_names:
         raise NotFused("the loss label is not a label input")

@@ -109,11 +109,26 @@ class PlanRunner:
     def _csr(self, x, remember=True):
         """``(data, indices, indptr, canonical)``: the arrays the plan reads; ``canonical``: every row's
         column ids strictly increase (a one-sample batch's columns are then its gradient rows)."""
+        if self.spec.ids:
+            return self._once(("ids", id(x._data)), x._data, lambda: self._ids(x), remember)
+
         def make():
             xi, xp = np.ascontiguousarray(x._indices, INDEX_DTYPE), np.ascontiguousarray(x._indptr, INDEX_DTYPE)
             canonical = compiled_kernels.csr_check(xi, xp, x.shape[1], len(xp) - 1) == 2
             return np.ascontiguousarray(x._data, dtype=self.dtype), xi, xp, canonical
         return self._once(("csr", id(x._data), id(x._indices)), x._indices, make, remember)
+
+    def _ids(self, x):
+        """Embedding's ids (dense, or csr as a file holds them) as the columns of a csr batch: F per row,
+        truncated to integers and clipped to the tables' rows as the graph engine's ``Embedding`` does."""
+        ids = x.asnumpy()
+        rows = ids.shape[0]
+        ids = ids.reshape(rows, -1)
+        fields = ids.shape[1]
+        xi = np.ascontiguousarray(np.clip(ids.astype(np.int64), 0, self.spec.id_space - 1), INDEX_DTYPE).reshape(-1)
+        xp = np.arange(0, rows * fields + 1, fields, dtype=INDEX_DTYPE)
+        canonical = fields == 1 or bool(np.all(np.diff(ids.astype(np.int64), axis=1) > 0))
+        return np.ones(rows * fields, self.dtype), xi, xp, canonical
 
     def _label(self, y, nrows, remember=True):
         src = y._data if hasattr(y, "_data") else np.asarray(y)
@@ -153,7 +168,7 @@ class PlanRunner:
         ``remember``); ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
         xd, xi, xp, canonical = self._csr(data, remember)
         lab = self._label(label, len(xp) - 1, remember)
-        num_features = view.arrays[self.spec.data].shape[1]
+        num_features = self.spec.id_space if self.spec.ids else view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer

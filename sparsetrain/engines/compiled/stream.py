@@ -33,10 +33,10 @@ def streams(train_data) -> bool:
     return hasattr(train_data, "epoch_pieces")
 
 
-def iterator_unsupported(train_data, data_names) -> Unsupported | None:
+def iterator_unsupported(train_data, data_names, ids: bool = False) -> Unsupported | None:
     """What in ``train_data`` keeps a model whose data inputs are ``data_names`` off the compiled
     engine, or None: it must hand over whole epochs (``epoch_rows``) or pieces of them
-    (``epoch_pieces``), with the inputs as csr."""
+    (``epoch_pieces``), with the inputs as csr (``ids``: Embedding's ids, dense or csr)."""
     if train_data is None:
         return None
     if streams(train_data):
@@ -48,7 +48,7 @@ def iterator_unsupported(train_data, data_names) -> Unsupported | None:
                            "cannot hand over whole epochs (use NDArrayIter, LibSVMIter or data.cache: memory)")
     held = dict(getattr(train_data, "data", []))
     for x in data_names:
-        if x not in held or held[x].stype != "csr":
+        if x not in held or (held[x].stype != "csr" and not (ids and held[x].stype == "default")):
             return Unsupported("data", x, "is not held as csr by the iterator")
     return None
 
