@@ -3,6 +3,7 @@
     python -m benchmarks.compiled_epoch [--rows 500000] [--features 1000000] [--nnz 23]
                                         [--batch-sizes 1 256] [--epochs 3] [--sklearn]
                                         [--optimizer sgd|adagrad|adam|ftrl] [--lr 0.02] [--momentum 0]
+                                        [--plan]
 
 Generates, in memory, ``rows`` × ``features`` CSR data with ~``nnz`` entries per row whose columns
 follow a Zipf-like law (P(column rank r) ∝ 1/r, ranks shuffled over the column ids), values in
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -75,6 +77,48 @@ def _ours(X, y, features, batch_size, lr, momentum, optimizer):
     return epoch
 
 
+def _plan(X, y, features, batch_size, lr, momentum, optimizer):
+    """As :func:`_ours`, the same model and optimizer run as a generated plan (engines/compiled/plan.py)
+    instead of the linear hand kernels: issue 15 item 3's comparison."""
+    import sparsetrain as st
+    from sparsetrain.engines import compiled
+    from sparsetrain.engines.compiled import plan_runner
+    from sparsetrain.ndarray import CSRNDArray
+
+    data, indices, indptr = X
+    rows = len(indptr) - 1
+    x = CSRNDArray(data, indices, indptr, (rows, features))
+    it = st.io.NDArrayIter(x, y, batch_size, last_batch_handle="discard", label_name="label")
+    pred = st.sym.broadcast_add(st.sym.dot(st.sym.Variable("data", stype="csr"),
+                                           st.sym.Variable("w_weight", stype="row_sparse", shape=(features, 1))),
+                                st.sym.Variable("bias", shape=(1,)))
+    mod = st.mod.Module(st.sym.LinearRegressionOutput(pred, st.sym.Variable("label"), name="out"),
+                        data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Zero())
+    w0 = (np.random.default_rng(1).normal(scale=0.01, size=(features, 1))).astype(np.float32)
+    mod.set_params({"w_weight": st.nd.array(w0).tostype("row_sparse"), "bias": st.nd.zeros((1,))}, {})
+    extra = {"momentum": momentum} if optimizer == "sgd" else {}
+    mod.init_optimizer(optimizer=optimizer, optimizer_params=dict(learning_rate=lr, rescale_grad=1.0 / batch_size,
+                                                                  **extra))
+    view = mod.view()
+    found = compiled.match_plan(view)
+    assert found.ok, found.reason
+    runner = compiled.prepare_plan(view, found)
+    nb = rows // batch_size  # last_batch: discard
+    order = np.arange(rows, dtype=np.int64)
+    batch_ptr = np.arange(nb + 1, dtype=np.int64) * batch_size
+    codes = plan_runner.metric_codes(["mse"])
+    runner.fit(view, x, y, order[:batch_size], batch_ptr[:2], codes)  # load (compile) the plan
+
+    def epoch():
+        t0 = time.perf_counter()
+        res = runner.fit(view, x, y, order, batch_ptr, codes)
+        return time.perf_counter() - t0, float(res.metric_sums[0] / max(res.metric_counts[0], 1))
+
+    return epoch
+
+
 def _sklearn(X, y, features, lr):
     """A function running one ``SGDRegressor.partial_fit`` pass, returning (seconds, MSE after it)."""
     import scipy.sparse as sp
@@ -98,7 +142,7 @@ def _sklearn(X, y, features, lr):
 
 def run(rows: int = 500_000, features: int = 1_000_000, nnz: int = 23, batch_sizes=(1, 256), epochs: int = 3,
         lr: float = 0.02, momentum: float = 0.0, sklearn: bool = False, seed: int = 0,
-        optimizer: str = "sgd") -> dict:
+        optimizer: str = "sgd", plan: bool = False) -> dict:
     """Generate the data, time the fused epoch per batch size (and scikit-learn's if asked).
 
     The candidates' epochs are interleaved (epoch 1 of each, then epoch 2 of each, ...) so that a
@@ -117,18 +161,27 @@ def run(rows: int = 500_000, features: int = 1_000_000, nnz: int = 23, batch_siz
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "ours": {},
     }
     X = (data, indices, indptr)
-    runs = {f"batch_{bs}": _ours(X, y, features, bs, lr, momentum, optimizer) for bs in batch_sizes}
+    runs = {}
+    for bs in batch_sizes:
+        runs[f"batch_{bs}"] = _ours(X, y, features, bs, lr, momentum, optimizer)
+        if plan:
+            runs[f"plan_batch_{bs}"] = _plan(X, y, features, bs, lr, momentum, optimizer)
     if sklearn:
         runs["sklearn"] = _sklearn(X, y, features, lr)
     times = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
     mses = {k: [] for k in runs}
     for _ in range(epochs):
         for key, epoch in runs.items():
+            c0 = time.process_time()
             seconds, mse = epoch()
+            cpu[key].append(time.process_time() - c0)
             times[key].append(seconds)
             mses[key].append(mse)
+    result["load"] = os.getloadavg()[0]
     for key in runs:
-        entry = {"seconds_per_epoch": min(times[key]), "epoch_seconds": times[key], "train_mse_per_epoch": mses[key]}
+        entry = {"seconds_per_epoch": min(times[key]), "epoch_seconds": times[key], "train_mse_per_epoch": mses[key],
+                 "cpu_seconds_per_epoch": min(cpu[key]), "epoch_cpu_seconds": cpu[key]}
         if key == "sklearn":
             result["sklearn_sgdregressor_batch_1"] = entry
         else:
@@ -141,12 +194,19 @@ def main(argv=None):
     add_workload_options(p, batch_sizes=(1, 256), epochs=3, lr=0.02, optimizer="sgd")
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--sklearn", action="store_true", help="also time scikit-learn's SGDRegressor (batch 1)")
+    p.add_argument("--plan", action="store_true",
+                   help="also time the same model as a generated plan, interleaved (ours_plan / ours ratios)")
     args = p.parse_args(argv)
     res = run(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.lr, args.momentum,
-              args.sklearn, optimizer=args.optimizer)
+              args.sklearn, optimizer=args.optimizer, plan=args.plan)
     print(json.dumps(res, indent=2))
     for key, val in res["ours"].items():
-        print(f"ours {key}: {val['seconds_per_epoch']:.4f} s/epoch  (train mse {val['train_mse_per_epoch'][-1]:.4f})")
+        print(f"ours {key}: {val['seconds_per_epoch']:.4f} s/epoch, {val['cpu_seconds_per_epoch']:.4f} CPU s  "
+              f"(train mse {val['train_mse_per_epoch'][-1]:.4f})")
+    for bs in args.batch_sizes if args.plan else ():
+        hand, gen = res["ours"][f"batch_{bs}"], res["ours"][f"plan_batch_{bs}"]
+        print(f"batch {bs}: plan / hand kernels = {gen['cpu_seconds_per_epoch'] / hand['cpu_seconds_per_epoch']:.3f} "
+              f"(CPU s, best of {args.epochs} interleaved; load {res['load']:.1f})")
     if "sklearn_sgdregressor_batch_1" in res:
         sk = res["sklearn_sgdregressor_batch_1"]
         print(f"sklearn SGDRegressor batch_1: {sk['seconds_per_epoch']:.4f} s/epoch  "

@@ -561,3 +561,31 @@ def test_schedules_helper_covers_each_sample():
             assert len(seen) == (3 * N_ROWS) // bs * bs
         if mode == "pad":
             assert all(set(o) == set(range(N_ROWS)) for o, _ in epochs)
+
+
+def test_the_linear_kernels_compile_the_loop_a_run_uses():
+    # cold start: a batch-1 run compiles the single-sample loop only, a mini-batch run the batch loop only
+    from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS
+
+    import sparsetrain as st
+
+    kernel = EPOCH_KERNELS["ftrl"]  # a rule the suite's linear runs rarely use: its loops start uncompiled here
+
+    def fit(batch_size):
+        x = st.nd.array(np.eye(4, dtype=np.float32)).tostype("csr")
+        it = st.io.NDArrayIter(x, np.arange(4, dtype=np.float32), batch_size, label_name="label")
+        pred = st.sym.broadcast_add(st.sym.dot(st.sym.Variable("data", stype="csr"),
+                                               st.sym.Variable("w_weight", stype="row_sparse", shape=(4, 1))),
+                                    st.sym.Variable("bias", shape=(1,)))
+        mod = st.mod.Module(st.sym.LinearRegressionOutput(pred, st.sym.Variable("label"), name="out"),
+                            data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params()
+        mod.init_optimizer(optimizer="ftrl")
+        mod.run_epoch(it, st.metric.create("mse"), engine="compiled")
+
+    single, batch = len(kernel.single.signatures), len(kernel.batch.signatures)
+    fit(1)
+    assert len(kernel.single.signatures) == single + (single == 0) and len(kernel.batch.signatures) == batch
+    fit(2)
+    assert len(kernel.batch.signatures) == batch + (batch == 0)

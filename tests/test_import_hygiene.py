@@ -76,3 +76,15 @@ def test_sparse_kernels_load_on_first_use():
     loaded = loaded_after("import sparsetrain as mx\nx = mx.nd.sparse.csr_matrix(([1.0], [0], [0, 1]), shape=(1, 2))"
                           "\nw = mx.nd.ones((2, 1))\ny = mx.nd.sparse.dot(x, w)\nassert y.asnumpy()[0, 0] == 1.0")
     assert "numba" in loaded
+
+
+def test_reading_libsvm_into_an_iterator_imports_no_scipy_sparse():
+    # a warm `fit` of a LibSVM config: the parser (numba) and NDArrayIter, but not scipy.sparse
+    probe = ("import sys\nfrom sparsetrain.io import NDArrayIter, load_libsvm\n"
+             f"X, y = load_libsvm({str(ROOT / 'data' / 'linreg.libsvm')!r}, num_features=100, zero_based=True)\n"
+             "it = NDArrayIter(X, y, 1)\nprint(__import__('json').dumps(['scipy.sparse' in sys.modules]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [False]
+

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..fileio import open_atomic
 from ._libsvm_format import format_rows_strings
@@ -10,7 +9,9 @@ from ._libsvm_format import format_rows_strings
 __all__ = ["dump_libsvm"]
 
 
-def _as_scipy_csr(X) -> sp.csr_matrix:
+def _as_scipy_csr(X):
+    import scipy.sparse as sp  # here, not at import: reading data (io/__init__) needs no scipy
+
     from ..ndarray import BaseArray
 
     if isinstance(X, BaseArray):

@@ -13,10 +13,10 @@ carried-over first batch (``roll_over``) are gathered row by row.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections import OrderedDict
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..base import ShapeError
 from ..ndarray.ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray, array
@@ -83,6 +83,13 @@ def _batch(data: list, label: list, pad: int, sample_weight=None, _new=object.__
     return out
 
 
+def _issparse(value) -> bool:
+    """A scipy sparse matrix? Without importing scipy (a warm ``fit`` need not): one exists only
+    once ``scipy.sparse`` is imported."""
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and sp.issparse(value)
+
+
 def _as_source(value, name: str) -> BaseArray:
     """``value`` as a dense ``NDArray`` or a ``CSRNDArray`` with at least one dimension."""
     if isinstance(value, RowSparseNDArray):
@@ -91,7 +98,7 @@ def _as_source(value, name: str) -> BaseArray:
         )
     elif isinstance(value, NDArray):  # dense or csr
         out = value
-    elif sp.issparse(value):
+    elif _issparse(value):
         out = csr_matrix(value)
     else:
         try:
@@ -116,7 +123,7 @@ def _init_data(data, allow_empty: bool, default_name: str) -> list[tuple[str, Ba
         if not allow_empty:
             raise ValueError("NDArrayIter needs data")
         return []
-    if isinstance(data, (BaseArray, np.ndarray)) or sp.issparse(data):
+    if isinstance(data, (BaseArray, np.ndarray)) or _issparse(data):
         data = [data]
     if isinstance(data, (list, tuple)):
         if not data and not allow_empty:

@@ -475,25 +475,13 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     insts = np.empty(max(n_metrics, 1), dtype=np.float64)  # weighted: each metric's num_inst of the batch
     write_pred = predictions.shape[0] > 0
     check = train or n_metrics > 0  # a pure prediction pass reports NaN/inf outputs as they are
-    scalar_path = n_terms == 1 and k_out == 1 and output_kind != OUT_SOFTMAX and check and not write_pred
     n_batches = batch_ptr.shape[0] - 1
     lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
     samples = 0
-    b = n_batches - n_batches  # a run-time 0: a literal would compile _single_sample_run twice
+    b = 0
     while b < n_batches:
         lo = batch_ptr[b]
         n = batch_ptr[b + 1] - lo
-        if scalar_path and n == 1:
-            # a run of one-sample batches: the lean loop below, on this term's arrays directly
-            b_end = b + 1
-            while b_end < n_batches and batch_ptr[b_end + 1] - batch_ptr[b_end] == 1:
-                b_end += 1
-            status, done = _single_sample_run(batches, model, update, metrics, scratch, b, b_end, values)
-            samples += done
-            if status != STATUS_OK:
-                return status, samples
-            b = b_end
-            continue
         _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, lo, n, output_kind,
                        out_buf, tmp_buf)
         if check:
@@ -674,15 +662,41 @@ def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch,
     return True, rows_out, values_out
 
 
-def _bind_epoch(rule):
-    """``(linear_epoch, its single-sample loop)`` bound to ``rule``'s loops (compiled on first call)."""
-    single = rule.bind(_single_sample_run)
-    return rule.bind(_linear_epoch, _single_sample_run=single), single
+def _single_sample_epoch(batches, model, update, metrics, scratch, predictions):
+    """:func:`_linear_epoch` for batches of one sample each (see :class:`EpochKernel`)."""
+    n_batches = batches.batch_ptr.shape[0] - 1
+    values = np.empty(max(metrics.codes.shape[0], NUM_CODES), dtype=np.float64)
+    return _single_sample_run(batches, model, update, metrics, scratch, 0, n_batches, values)
 
 
-_BOUND = {name: _bind_epoch(rule) for name, rule in RULES.items()}
-#: ``linear_epoch`` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).
-EPOCH_KERNELS = {name: pair[0] for name, pair in _BOUND.items()}
+class EpochKernel:
+    """The linear family's epoch for one optimizer rule: ``kernel(batches, model, update, metrics,
+    scratch, predictions) -> (status, samples)`` as :func:`_linear_epoch`. A call whose batches all
+    hold one sample (one dot term, one output, not softmax, no predictions written) runs the lean
+    single-sample loop, any other the batch loop; each is compiled on its first use, so a model
+    compiles only the loop it trains with (issue 15's cold start: each loop alone is half the
+    compile of the two in one function)."""
+
+    def __init__(self, rule):
+        self.name = rule.name
+        run = rule.bind(_single_sample_run)
+        self.single = rule.bind(_single_sample_epoch, _single_sample_run=run)
+        self.batch = rule.bind(_linear_epoch)
+        self.compiled = (run, self.single, self.batch)
+
+    def __call__(self, batches, model, update, metrics, scratch, predictions):
+        bp = batches.batch_ptr
+        n_batches = bp.shape[0] - 1
+        if (0 < n_batches == bp[n_batches] - bp[0] and len(model.weights) == 1 and scratch.out.shape[1] == 1
+                and model.output_kind != OUT_SOFTMAX and (update.train or metrics.codes.shape[0] > 0)
+                and predictions.shape[0] == 0):
+            return self.single(batches, model, update, metrics, scratch, predictions)
+        return self.batch(batches, model, update, metrics, scratch, predictions)
+
+
+#: an :class:`EpochKernel` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).
+EPOCH_KERNELS = {name: EpochKernel(rule) for name, rule in RULES.items()}
 
 # numba invalidates a cached kernel when its own file changes, not when a kernel it inlines does
-drop_stale_cache([k for pair in _BOUND.values() for k in pair], [optim_kernels, metric_kernels, prefetch_kernels])
+drop_stale_cache([k for kernel in EPOCH_KERNELS.values() for k in kernel.compiled],
+                 [optim_kernels, metric_kernels, prefetch_kernels])
