@@ -563,13 +563,17 @@ def test_schedules_helper_covers_each_sample():
             assert all(set(o) == set(range(N_ROWS)) for o, _ in epochs)
 
 
-def test_the_linear_kernels_compile_the_loop_a_run_uses():
-    # cold start: a batch-1 run compiles the single-sample loop only, a mini-batch run the batch loop only
+def test_the_linear_kernels_run_only_the_loop_a_run_uses(monkeypatch):
+    # cold start: each loop is compiled on its first call, so a batch-1 run (the single-sample loop)
+    # must never call the batch loop, nor a mini-batch run the single-sample loop
+    import sparsetrain as st
     from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS
 
-    import sparsetrain as st
-
-    kernel = EPOCH_KERNELS["ftrl"]  # a rule the suite's linear runs rarely use: its loops start uncompiled here
+    kernel = EPOCH_KERNELS["ftrl"]
+    called = []
+    for loop in ("single", "batch"):
+        compiled = getattr(kernel, loop)
+        monkeypatch.setattr(kernel, loop, lambda *a, _c=compiled, _n=loop: called.append(_n) or _c(*a))
 
     def fit(batch_size):
         x = st.nd.array(np.eye(4, dtype=np.float32)).tostype("csr")
@@ -583,9 +587,9 @@ def test_the_linear_kernels_compile_the_loop_a_run_uses():
         mod.init_params()
         mod.init_optimizer(optimizer="ftrl")
         mod.run_epoch(it, st.metric.create("mse"), engine="compiled")
+        return mod.engine_choice
 
-    single, batch = len(kernel.single.signatures), len(kernel.batch.signatures)
-    fit(1)
-    assert len(kernel.single.signatures) == single + (single == 0) and len(kernel.batch.signatures) == batch
+    assert fit(1)[0] == "compiled" and set(called) == {"single"}
+    called.clear()
     fit(2)
-    assert len(kernel.batch.signatures) == batch + (batch == 0)
+    assert set(called) == {"batch"}
