@@ -165,8 +165,10 @@ def rows_needed(block, keys: dict, sources: dict) -> dict:
         if source is None:
             out[key] = None
             continue
-        cols = [seg.columns(source) for seg in block]
-        out[key] = np.unique(np.concatenate(cols)).astype(INDEX_DTYPE, copy=False)
+        mark = np.zeros(shape[0], dtype=bool)  # a mark per row: O(nnz + rows), not a sort of the block's nnz
+        for seg in block:
+            mark[seg.columns(source)] = True
+        out[key] = np.flatnonzero(mark).astype(INDEX_DTYPE, copy=False)
     return out
 
 
