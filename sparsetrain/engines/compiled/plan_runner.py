@@ -31,7 +31,8 @@ from . import kernels as compiled_kernels
 from . import plan_kernels
 from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from .numba_cache import drop_stale_cache
-from .plan import PlanSpec, generate, plan_args, plan_key
+from .plan import PlanSpec
+from .plan_source import generate, plan_args, plan_key
 from .runner import EpochResult, _state_arrays
 
 # Rows handed to the generated function per call: bounds the progress-report interval.
