@@ -9,8 +9,7 @@ bound Module (seen through its :class:`~sparsetrain.engines.base.ModuleView`) ca
 says why not; ``run_epoch(view, ...)`` runs one epoch through :class:`~.runner.LinearEpochRunner`,
 sharing the Module's parameter arrays and optimizer states with the graph engine, so engines can
 be switched between epochs and checkpoints see one set of states. ``prepare(view, match)`` and
-``fused_metric_names(metric)`` serve callers that drive the runner themselves (distributed
-workers push ``LinearEpochRunner.batch_gradients``).
+``fused_metric_names(metric)`` serve callers that drive the runner themselves.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, describe_unsupported, metric_leaves
-from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS
+from ...kernels.metrics import FUSED_METRICS
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
@@ -32,11 +31,9 @@ from .threads import team_for
 CHUNK_ROWS = 65536
 
 
-def unsupported_metrics(metric, per_batch: bool = False) -> list:
+def unsupported_metrics(metric) -> list:
     """What in ``metric`` (a metric or composite) the fused kernels cannot compute: a list of
-    :class:`~..base.Unsupported`, empty when every leaf has a fused formula. ``per_batch``: for
-    :meth:`LinearEpochRunner.batch_gradients` (distributed workers), which reports metric sums of
-    one batch — ``auc`` needs every score of the epoch and is not fused there."""
+    :class:`~..base.Unsupported`, empty when every leaf has a fused formula."""
     items = []
     for leaf in metric_leaves(metric):
         record = info_of(leaf)
@@ -45,15 +42,13 @@ def unsupported_metrics(metric, per_batch: bool = False) -> list:
             items.append(Unsupported("metric", name))
         elif record.fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
             items.append(Unsupported("metric", name, "with axis != 1 has no fused form"))
-        elif per_batch and record.fused in EPOCH_METRICS:
-            items.append(Unsupported("metric", name, "has no fused form on a distributed worker"))
     return items
 
 
-def fused_metric_names(metric, per_batch: bool = False):
+def fused_metric_names(metric):
     """``(names, "")``: the catalogue names of ``metric``'s leaves (a metric or composite), all with a
     fused kernel formula; or ``(None, reason)`` (see :func:`unsupported_metrics`)."""
-    items = unsupported_metrics(metric, per_batch)
+    items = unsupported_metrics(metric)
     if items:
         return None, describe_unsupported(items)
     return [info_of(leaf).name for leaf in metric_leaves(metric)], ""

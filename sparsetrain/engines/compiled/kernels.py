@@ -42,11 +42,6 @@ score for the metric's own update).
 The epoch value of a metric is ``sum / num_inst`` (``auc``'s: from the collected scores). A non-finite prediction or batch metric stops
 the kernel at once, before that batch's update, and is reported with its batch index.
 
-For distributed workers, :meth:`LinearEpochRunner.batch_gradients` runs the forward, metrics and
-backward of one mini-batch without any update (:func:`linear_batch_gradients`) and returns the
-row-sparse gradients (rows sorted ascending, an LSD radix sort over the batch's distinct rows) and
-the bias gradient to push to the parameter servers.
-
 This module holds the numba kernels only. Use :class:`~.runner.LinearEpochRunner` from Python:
 it validates inputs once, keeps the scratch buffers between calls, takes the optimizer's states
 from an :class:`~sparsetrain.optimizer.Updater` (shared with the graph engine, so checkpoints and
@@ -84,8 +79,7 @@ from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the en
 )
 from .numba_cache import drop_stale_cache
 
-__all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "EPOCH_KERNELS",
-           "linear_batch_gradients"]
+__all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "EPOCH_KERNELS"]
 
 OUT_LINEAR = 0
 OUT_MAE = 1
@@ -541,125 +535,6 @@ def max_batch_nnz(indptr, order, batch_ptr):
         if total > best:
             best = total
     return best
-
-
-_RADIX_BITS = 11  # digits of an LSD radix sort: 2048 buckets stay in L1
-
-
-@njit(cache=True)
-def _sort_positions(keys, nq):
-    """Positions ``0..nq-1`` ordered by ``keys[:nq]`` (distinct, non-negative, < 2**31)."""
-    pos = np.empty(nq, dtype=np.int64)
-    for q in range(nq):
-        pos[q] = q
-    if nq <= 32:  # insertion sort
-        for j in range(1, nq):
-            q = pos[j]
-            key = keys[q]
-            i = j - 1
-            while i >= 0 and keys[pos[i]] > key:
-                pos[i + 1] = pos[i]
-                i -= 1
-            pos[i + 1] = q
-        return pos
-    # LSD radix sort of (key, position) pairs: O(nq) per pass, as few passes as the largest key needs
-    top = 0
-    for q in range(nq):
-        if keys[q] > top:
-            top = keys[q]
-    bits = 1
-    while (1 << bits) <= top:
-        bits += 1
-    passes = (bits + _RADIX_BITS - 1) // _RADIX_BITS
-    width = (bits + passes - 1) // passes
-    mask = (1 << width) - 1
-    k_in = keys[:nq].copy()
-    k_out = np.empty(nq, dtype=np.int64)
-    p_out = np.empty(nq, dtype=np.int64)
-    count = np.empty(mask + 2, dtype=np.int64)
-    for d in range(passes):
-        shift = d * width
-        count[:] = 0
-        for q in range(nq):
-            count[((k_in[q] >> shift) & mask) + 1] += 1
-        for c in range(1, mask + 2):
-            count[c] += count[c - 1]
-        for q in range(nq):  # stable scatter
-            c = (k_in[q] >> shift) & mask
-            j = count[c]
-            count[c] = j + 1
-            k_out[j] = k_in[q]
-            p_out[j] = pos[q]
-        k_in, k_out = k_out, k_in
-        pos, p_out = p_out, pos
-    return pos
-
-
-@njit(cache=True)
-def _sorted_grad_rows(rows_buf, acc_buf, nq):
-    """Fresh ``(rows, values)`` from the gathered ``rows_buf[:nq]``/``acc_buf[:nq]``, rows ascending."""
-    k_out = acc_buf.shape[1]
-    rows = np.empty(nq, dtype=rows_buf.dtype)
-    values = np.empty((nq, k_out), dtype=acc_buf.dtype)
-    ascending = True
-    for q in range(1, nq):
-        if rows_buf[q] < rows_buf[q - 1]:
-            ascending = False
-            break
-    if ascending:  # e.g. one sample with sorted columns: a plain copy
-        for q in range(nq):
-            rows[q] = rows_buf[q]
-            for k in range(k_out):
-                values[q, k] = acc_buf[q, k]
-    else:
-        pos = _sort_positions(rows_buf, nq)
-        for j in range(nq):
-            q = pos[j]
-            rows[j] = rows_buf[q]
-            for k in range(k_out):
-                values[j, k] = acc_buf[q, k]
-    return rows, values
-
-
-@njit(cache=True)
-def linear_batch_gradients(batches, model, metric_codes, metric_values, scratch, grad_bias):
-    """Forward, metrics and backward of the one batch ``order[:n]``, ``n = batch_ptr[1]``, nothing updated.
-
-    Returns ``(finite, rows, values)``: ``finite`` is False when an output or a batch metric is
-    NaN/inf (then nothing is back-propagated and the lists are empty); else ``rows[t]`` (int64,
-    ascending) and ``values[t]`` (``(len(rows[t]), K)``) are term ``t``'s row-sparse gradient
-    ``X_tᵀ · grad`` — freshly allocated — and ``grad_bias`` holds ``Σ_batch grad`` when
-    ``model.has_bias``. ``metric_values[m]``: the batch's value of metric ``m`` (as
-    :func:`_linear_epoch` adds it to ``metrics.sums``). ``scratch`` as :func:`_linear_epoch`'s, for
-    a batch of ``n`` rows; ``model``'s optimizer states are not read.
-    """
-    x_data, x_indices, x_indptr, canonical, label, order, batch_ptr, _ = batches
-    n = batch_ptr[1]
-    weights, bias, has_bias = model.weights, model.bias, model.has_bias
-    output_kind, grad_scale, softmax_batch_norm = model.output_kind, model.grad_scale, model.softmax_batch_norm
-    htable, slots_buf, rows_buf, acc_buf, out_buf, grad_buf, tmp_buf, _ = scratch
-    n_terms = len(weights)
-    k_out = out_buf.shape[1]
-    rows_out = [rows_buf[:0].copy() for _ in range(0)]
-    values_out = [acc_buf[:0].copy() for _ in range(0)]
-    lo = np.int64(0)  # not the literal 0: numba would compile each kernel below once more for Literal[int](0)
-    _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, lo, n, output_kind, out_buf, tmp_buf)
-    for i in range(n):
-        for k in range(k_out):
-            if not math.isfinite(out_buf[i, k]):
-                return False, rows_out, values_out
-    if not batch_metrics(out_buf, label, order, lo, n, metric_codes, metric_values, metric_values[:0]):
-        return False, rows_out, values_out
-    _output_grad(out_buf, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
-    for t in range(n_terms):
-        nq = _gather_grad_rows(x_data[t], x_indices[t], x_indptr[t], canonical[t], order, lo, n, grad_buf,
-                               htable, slots_buf, rows_buf, acc_buf)
-        rows, values = _sorted_grad_rows(rows_buf, acc_buf, nq)
-        rows_out.append(rows)
-        values_out.append(values)
-    if has_bias:
-        _bias_grad(grad_buf, n, grad_bias)
-    return True, rows_out, values_out
 
 
 def _single_sample_epoch(batches, model, update, metrics, scratch, predictions):

@@ -33,11 +33,10 @@ from .kernels import (
     Update,
     EPOCH_KERNELS,
     csr_check,
-    linear_batch_gradients,
     max_batch_nnz,
 )
 
-__all__ = ["BatchGradients", "EpochResult", "LinearEpochRunner", "optimizer_fusable"]
+__all__ = ["EpochResult", "LinearEpochRunner", "optimizer_fusable"]
 
 _SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs before any training
 
@@ -103,48 +102,6 @@ class EpochResult:
                 out.weights = np.concatenate([np.ones(r.labels.size) if r.weights is None else r.weights
                                               for r in results])
         return out
-
-
-@dataclass
-class BatchGradients:
-    """What one :meth:`LinearEpochRunner.batch_gradients` call computed (nothing was updated).
-
-    ``rows[t]``: int64 row ids of weight ``t``'s gradient, ascending and unique — the columns
-    stored in term ``t``'s CSR input (explicit zeros included), the row set of the graph engine's
-    row-sparse gradient. ``values[t]``: ``(len(rows[t]), K)`` gradient rows in that order, in the
-    weights' dtype. ``bias``: the ``(K,)`` bias gradient, ``None`` when the model has no bias. These
-    are the raw gradients of ``Executor.grad_dict`` (no ``rescale_grad``, weight decay or clipping)
-    and freshly allocated: later calls do not overwrite them.
-
-    ``metric_names``/``metric_sums``/``metric_counts``: the batch's contribution to each metric's
-    ``sum_metric``/``num_inst``, as :class:`EpochResult`. ``finite`` is False when an output or a
-    metric value was NaN/inf; then nothing was back-propagated: ``rows``/``values`` are empty
-    lists, ``bias`` is ``None`` and the metric sums are unspecified (raise
-    :class:`~sparsetrain.base.NonFiniteError`).
-    """
-
-    rows: list
-    values: list
-    bias: np.ndarray | None
-    metric_names: list
-    metric_sums: np.ndarray
-    metric_counts: np.ndarray
-    num_samples: int
-    finite: bool = True
-
-    @property
-    def metrics(self) -> dict:
-        return _metric_means(self.metric_names, self.metric_sums, self.metric_counts)
-
-    @property
-    def ok(self) -> bool:
-        return self.finite
-
-    def epoch_result(self) -> EpochResult:
-        """This batch as a one-batch :class:`EpochResult` (e.g. for :meth:`EpochResult.combine`)."""
-        return EpochResult(list(self.metric_names), self.metric_sums.copy(), self.metric_counts.copy(),
-                           1 if self.finite else 0, self.num_samples if self.finite else 0,
-                           None if self.finite else 0)
 
 
 def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices: Sequence[int]):
@@ -282,10 +239,8 @@ class LinearEpochRunner:
         self._no_pred = np.empty((0, k), self.dtype)
         # the rule of the last training pass: scoring reuses its kernel (already compiled) instead of sgd's
         self._trained_rule = None
-        self._order = np.empty(0, INDEX_DTYPE)  # 0, 1, 2, ...: the rows of a batch_gradients call
         self._one_batch = np.zeros(2, INDEX_DTYPE)
         self._checked: dict = {}  # id(buffer) -> weakref, for inputs validated/converted once
-        self._metric_cache: dict = {}  # metric names -> (names, codes, per-batch flags), batch_gradients
 
     # -- input preparation -------------------------------------------------------------------
     def _remember(self, key, source, value):
@@ -569,53 +524,6 @@ class LinearEpochRunner:
         """Metrics of the forward pass over the batches (nothing is updated; ``sample_weight`` weights them)."""
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, False, None, None,
                          sample_weight=sample_weight)
-
-    def batch_gradients(self, terms, label, weights, bias, metrics=("mse",)) -> BatchGradients:
-        """Forward and backward of one mini-batch, without any update: the gradients to push.
-
-        ``terms``: one CSR input per dot term whose rows are the whole batch (at least one row;
-        types as :meth:`fit_epoch`). ``label``: the batch's ``(n,)``/``(n, K)`` targets.
-        ``weights``/``bias``: as :meth:`fit_epoch` (full ``(D_t, K)`` buffers); only the rows of
-        the columns stored in the batch are read, the others may hold anything. ``metrics``: the
-        names :meth:`score` takes.
-
-        Costs O(batch entries): scratch is reused between calls, nothing of size ``D_t`` is
-        touched. Unlike :meth:`fit_epoch`, the inputs are validated (and converted when their
-        dtype differs) on every call, never cached by buffer: a data iterator may refill the same
-        buffers for the next batch. Returns a :class:`BatchGradients` whose arrays are fresh.
-        """
-        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, cache=False)
-        if nrows < 1:
-            raise ValueError("a batch needs at least one row")
-        if label is None:
-            raise ValueError("batch_gradients needs the batch's labels")
-        lab = self._prepare_label(label, nrows, cache=False)
-        w_bufs, b_buf = self._prepare_weights(weights, bias)
-        key = tuple(metrics)
-        hit = self._metric_cache.get(key)
-        if hit is None:
-            names, codes = self._metric_codes(key)
-            if M_AUC in codes:
-                raise ValueError("metric 'auc' needs every score of the epoch; batch_gradients reports one batch")
-            per_batch = np.array([c not in (M_ACCURACY, M_LOG_LOSS) for c in codes], dtype=np.bool_)
-            hit = self._metric_cache[key] = (names, codes, per_batch)
-        names, codes, per_batch = hit
-        self._check_label_domain(names, codes, lab)
-        if self._order.shape[0] < nrows:
-            self._order = np.arange(max(nrows, 2 * self._order.shape[0]), dtype=INDEX_DTYPE)
-        order = self._order[:nrows]
-        # the batch is every row: its stored entries bound a term's distinct gradient rows
-        self._grow_scratch(nrows, max(int(ptr[nrows] - ptr[0]) for ptr in indptrs))
-        values = np.zeros(len(codes), np.float64)
-        gb = np.empty(self.num_outputs, self.dtype) if self.has_bias else self._empty1
-        empty2, empty1 = self._empty2, self._empty1
-        states = (empty2,) * len(w_bufs)
-        finite, rows, grads = linear_batch_gradients(
-            Batches(datas, indices, indptrs, canonical, lab, order, self._batch_ptr(nrows), self._empty_weights),
-            self._model(w_bufs, states, states, b_buf, empty1, empty1), codes, values, self._scratch(), gb)
-        counts = np.where(per_batch, 1.0, float(nrows))  # num_inst: 1 for the per-batch means, else samples
-        return BatchGradients(list(rows), list(grads), gb if (finite and self.has_bias) else None,
-                              list(names), values, counts, nrows, bool(finite))
 
     def predict(self, terms, weights, bias, batch_size: int = 4096) -> np.ndarray:
         """Outputs (after the output layer) of every row, shape ``(N, K)``."""
