@@ -174,13 +174,7 @@ class CSVReader(HashedTextReader):
         job.info, job.slow = info, slow
         job.lines = int(info[CK.I_LINES])
         if info[CK.I_ERR] == CK.OK:
-            n, z = int(info[CK.I_ROWS]), int(info[CK.I_NNZ])
-            job.data.resize(z, refcheck=False)
-            job.indices.resize(z, refcheck=False)
-            indptr.resize(n + 1, refcheck=False)
-            job.labels.resize(n, refcheck=False)
-            if plan.weight_col >= 0:
-                job.weights.resize(n, refcheck=False)
+            job.trim(indptr, int(info[CK.I_ROWS]), int(info[CK.I_NNZ]), weights=plan.weight_col >= 0)
         if plan.weight_col < 0:
             job.weights = None
         job.indptr = indptr

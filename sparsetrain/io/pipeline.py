@@ -155,6 +155,17 @@ class ChunkJob:
         self.info = None
         self.slow = None
 
+    def trim(self, indptr, rows: int, nnz: int, weights: bool) -> None:
+        """Cut the output arrays, allocated for the worst case, to what the kernel wrote (``rows``
+        rows, ``nnz`` entries; ``weights``: the per-row weights too) and keep ``indptr``."""
+        self.data.resize(nnz, refcheck=False)
+        self.indices.resize(nnz, refcheck=False)
+        indptr.resize(rows + 1, refcheck=False)
+        self.labels.resize(rows, refcheck=False)
+        if weights:
+            self.weights.resize(rows, refcheck=False)
+        self.indptr = indptr
+
 
 def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Callable[[ChunkJob], ChunkJob],
                  workers: int, make_job: Callable[..., ChunkJob] = ChunkJob) -> Iterator[ChunkJob]:

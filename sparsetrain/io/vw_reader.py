@@ -91,13 +91,7 @@ class VWReader(HashedTextReader):
         if info[VK.I_ERR] == VK.OK and info[VK.I_SLOW]:
             self._run_reference(job, indptr)
         elif info[VK.I_ERR] == VK.OK:
-            n, z = int(info[VK.I_ROWS]), int(info[VK.I_NNZ])
-            job.data.resize(z, refcheck=False)
-            job.indices.resize(z, refcheck=False)
-            indptr.resize(n + 1, refcheck=False)
-            job.labels.resize(n, refcheck=False)
-            job.weights.resize(n, refcheck=False)
-            job.indptr = indptr
+            job.trim(indptr, int(info[VK.I_ROWS]), int(info[VK.I_NNZ]), weights=True)
         return job
 
     def _run_reference(self, job: TextJob, indptr) -> None:
