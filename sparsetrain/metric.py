@@ -28,6 +28,7 @@ counts nothing); ``AUC`` counts a (positive, negative) pair with weight ``w_p * 
 from __future__ import annotations
 
 import math
+
 import numpy
 
 from .labels import binary_domain_error, class_domain_error
