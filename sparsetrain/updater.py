@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ndarray import BaseArray, NDArray
-from .optimizer_buffers import state_buffer
+from .optimizer_buffers import state_buffer, state_parts
 
 __all__ = ["Updater", "get_updater", "state_to_numpy", "state_from_numpy"]
 
@@ -55,12 +55,20 @@ class Updater:
             self._one(index, grad, weight)
 
     def _one(self, index, grad, weight):
+        self.optimizer.update_multi_precision(index, weight, grad, self.state(index, weight))
+
+    def state(self, index, weight):
+        """Parameter ``index``'s optimizer state, made as the optimizer makes it at a first update when missing."""
         state = self.states.get(index, _MISSING)
         if state is _MISSING:
             state = self.optimizer.create_state_multi_precision(index, weight)
             self.states[index] = state
             self.states_synced[index] = True
-        self.optimizer.update_multi_precision(index, weight, grad, state)
+        return state
+
+    def state_buffers(self, index, weight) -> tuple:
+        """The numpy arrays of parameter ``index``'s optimizer state (see :meth:`state`), written in place."""
+        return tuple(state_buffer(p) for p in state_parts(self.state(index, weight)))
 
     def sync_state_context(self, state, context):
         """States live on the CPU only; returned unchanged."""

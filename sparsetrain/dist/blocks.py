@@ -20,7 +20,6 @@ import numpy as np
 from ..io.base import DataBatch
 from ..ndarray import INDEX_DTYPE, CSRNDArray, NDArray
 from ..optimizer_buffers import weight_buffer
-from .server import optimizer_state_buffers
 
 #: ``train.sync_every: auto``: blocks of about this many rows (a few tens of milliseconds of compiled
 #: training, against a round trip of a few milliseconds) ...
@@ -185,7 +184,7 @@ class LocalRows:
         self.start: dict = {}  # key -> (values, state values) as loaded: the block's change is against these
 
     def _states(self, key) -> tuple:
-        return optimizer_state_buffers(self.updater, key, self.arrays[key])
+        return () if self.updater is None else self.updater.state_buffers(key, self.arrays[key])
 
     def load(self, rows: dict, got: dict, progress: dict | None) -> None:
         """Write the pulled ``got`` (``{key: (values, (state values, ...))}`` of ``rows``) into the

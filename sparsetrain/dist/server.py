@@ -29,7 +29,6 @@ import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
-from ..optimizer_buffers import state_buffer, state_parts
 
 
 def combine_deltas(parts):
@@ -47,17 +46,6 @@ def combine_deltas(parts):
     rows, total = sum_rows(parts)
     _, count = sum_rows([(r, np.ones(len(r), dtype=total.dtype)) for r, _ in parts])
     return rows, total / count.reshape((-1,) + (1,) * (total.ndim - 1))
-
-
-def optimizer_state_buffers(updater, key, weight) -> tuple:
-    """The numpy arrays of parameter ``key``'s optimizer states in ``updater`` (none without one),
-    made as the optimizer makes them at a first update when missing."""
-    if updater is None:
-        return ()
-    if key not in updater.states:
-        updater.states[key] = updater.optimizer.create_state_multi_precision(key, weight)
-        updater.states_synced[key] = True
-    return tuple(state_buffer(p) for p in state_parts(updater.states[key]))
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
@@ -186,7 +174,7 @@ class ParamServer:
 
     # -- blocks -----------------------------------------------------------------------------------
     def _state_buffers(self, key) -> tuple:
-        return optimizer_state_buffers(self.updater, key, self.weights[key])
+        return () if self.updater is None else self.updater.state_buffers(key, self.weights[key])
 
     def pull_block(self, request: dict, progress: bool = False, rank: int = 0, epoch: int = 0):
         """``{key: local rows or None (all)}`` -> ``({key: (values, (state values, ...))}, progress, n)``:
