@@ -268,21 +268,21 @@ def parse_chunk(
             r = p
             ds = r
             mant = 0
-            d = np.int64(buf[_U(r)]) - 48
-            while 0 <= d <= 9:
-                mant = mant * 10 + d
+            d = np.uint64(buf[_U(r)]) - np.uint64(48)
+            while d <= np.uint64(9):
+                mant = mant * 10 + np.int64(d)
                 r += 1
-                d = np.int64(buf[_U(r)]) - 48
+                d = np.uint64(buf[_U(r)]) - np.uint64(48)
             ndig = r - ds
             nfrac = 0
             if buf[_U(r)] == 46:
                 r += 1
                 fs = r
-                d = np.int64(buf[_U(r)]) - 48
-                while 0 <= d <= 9:
-                    mant = mant * 10 + d
+                d = np.uint64(buf[_U(r)]) - np.uint64(48)
+                while d <= np.uint64(9):
+                    mant = mant * 10 + np.int64(d)
                     r += 1
-                    d = np.int64(buf[_U(r)]) - 48
+                    d = np.uint64(buf[_U(r)]) - np.uint64(48)
                 nfrac = r - fs
                 ndig += nfrac
             t = buf[_U(r)]
@@ -355,11 +355,11 @@ def parse_chunk(
                 break
             tok = p
             idx = 0
-            d = np.int64(c) - 48
-            while 0 <= d <= 9:
-                idx = idx * 10 + d
+            d = np.uint64(c) - np.uint64(48)
+            while d <= np.uint64(9):
+                idx = idx * 10 + np.int64(d)
                 p += 1
-                d = np.int64(buf[_U(p)]) - 48
+                d = np.uint64(buf[_U(p)]) - np.uint64(48)
             q = p
             if buf[_U(q)] != 58 or q == tok or q - tok > 18:
                 idx, q, st = parse_int(buf, tok, n)
