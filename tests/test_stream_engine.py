@@ -334,3 +334,30 @@ def test_a_malformed_line_chunks_into_the_stream_stops_there_with_the_last_check
         fit(_config(path, "train.epochs=3"), output_dir=str(out), resume=True)
     assert (out / "checkpoint.json").read_text() == before
     assert json.loads(before)["epoch"] == 1
+
+
+@pytest.mark.parametrize("kind", ["linear", "plan"])
+def test_parsed_chunks_are_not_checked_again_by_the_engine(tmp_path, monkeypatch, kind):
+    """The parser vouches for a LibSVM chunk's rows (canonical, ids within num_features): a streamed
+    piece says so (``checked_csr``) and the kernels skip their O(nnz) CSR check; in-memory data and
+    readers that do not vouch (VW, CSV) are still checked."""
+    from sparsetrain.engines.compiled import kernels
+    from sparsetrain.io.vw_reader import VWReader
+
+    path = _write(tmp_path)
+    dtype = "float64" if kind == "plan" else "float32"
+    it = _stream(path, 4, "pad", dtype=dtype)
+    assert all(piece.checked_csr for piece in it.epoch_pieces())
+    calls = []
+    real = kernels.csr_check
+    monkeypatch.setattr(kernels, "csr_check", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr("sparsetrain.engines.compiled.runner.csr_check", kernels.csr_check)
+    streamed = _train(_stream(path, 4, "pad", dtype=dtype), "compiled", kind=kind, dtype=dtype, metrics=("log_loss",))
+    assert not calls
+    in_memory = _train(_memory(path, 4, "pad", dtype=dtype), "compiled", kind=kind, dtype=dtype, metrics=("log_loss",))
+    assert calls
+    _assert_equal(streamed, in_memory)
+    (tmp_path / "d.vw").write_text("1 |a x y\n0 |a z\n")
+    vw = st.io.LibSVMIter(tmp_path / "d.vw", (64,), batch_size=1, label_name="label",
+                          reader=VWReader(tmp_path / "d.vw", hash_bits=6))
+    assert not any(piece.checked_csr for piece in vw.epoch_pieces())

@@ -218,6 +218,13 @@ class LibSVMReader:
         self._pool = BufferPool()  # each pass parses into the arrays of chunks no longer in use
 
     @property
+    def rows_checked(self) -> bool:
+        """Whether every block's rows are canonical CSR (column ids strictly increase within a row) with
+        ids in ``[0, num_features)``: the parser refuses anything else when ``num_features`` is given, so a
+        consumer (the compiled engine) need not check the blocks again."""
+        return self.num_features is not None
+
+    @property
     def zero_based(self) -> bool:
         """Whether the file's indices are zero-based (decided on first use for "auto")."""
         if self._mode == K.AUTO_BASED:

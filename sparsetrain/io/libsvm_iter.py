@@ -59,6 +59,11 @@ class ChainedReader:
     def rows_before(self) -> int:
         return 0
 
+    @property
+    def rows_checked(self) -> bool:
+        """Whether every reader vouches for its blocks (see ``LibSVMReader.rows_checked``)."""
+        return all(getattr(r, "rows_checked", False) for r in self.readers)
+
     def locate(self, row: int) -> str:
         k = max(i for i, start in enumerate(self._starts) if start <= row)
         reader, local = self.readers[k], row - self._starts[k]
@@ -76,11 +81,12 @@ class EpochPiece:
     of batch ``b``; ``pad`` rows of padding end the last batch; ``sample_weight``: the rows' importance
     weights (float64, by row), or None."""
 
-    __slots__ = ("data", "label", "order", "batch_ptr", "pad", "sample_weight")
+    __slots__ = ("data", "label", "order", "batch_ptr", "pad", "sample_weight", "checked_csr")
 
-    def __init__(self, data, label, order, batch_ptr, pad, sample_weight=None):
+    def __init__(self, data, label, order, batch_ptr, pad, sample_weight=None, checked_csr=False):
         self.data, self.label, self.order, self.batch_ptr, self.pad = data, label, order, batch_ptr, pad
         self.sample_weight = sample_weight
+        self.checked_csr = checked_csr
 
     def reset(self) -> None:
         pass
@@ -250,6 +256,9 @@ class LibSVMIter(DataIter):
             chunk_size=chunk_size, num_parts=num_parts, part_index=part_index, workers=workers,
             max_line_bytes=max_line_bytes,
         )
+        # rows the parser vouches for (canonical, ids within data_shape) need no check in the engine
+        self._rows_checked = bool(getattr(self._data_reader, "rows_checked", False)) and (
+            self._data_reader.num_features or data_shape[0] + 1) <= data_shape[0]
         self._label_zero_based = zero_based
         self._label_transform = label_transform
         self._label_reader: LibSVMReader | None = None
@@ -551,7 +560,8 @@ class LibSVMIter(DataIter):
         batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
         x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
         y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))
-        return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad, rows.weights)
+        return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad, rows.weights,
+                          self._rows_checked)
 
     def __del__(self):
         stream = getattr(self, "_stream", None)

@@ -238,7 +238,7 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
         res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
                                view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
                                predictions=outputs, parallel=team, remember=remember,
-                               sample_weight=sample_weight)
+                               sample_weight=sample_weight, checked_csr=getattr(train_data, "checked_csr", False))
         if progressive is not None and res.nonfinite_batch is None:
             real = (hi - lo) - (pad if b1 == num_batches else 0)
             rows = order[lo:lo + real]

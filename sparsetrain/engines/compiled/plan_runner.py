@@ -107,15 +107,16 @@ class PlanRunner:
         self._converted[key] = (weakref.ref(source), value)
         return value
 
-    def _csr(self, x, remember=True):
+    def _csr(self, x, remember=True, checked=False):
         """``(data, indices, indptr, canonical)``: the arrays the plan reads; ``canonical``: every row's
-        column ids strictly increase (a one-sample batch's columns are then its gradient rows)."""
+        column ids strictly increase (a one-sample batch's columns are then its gradient rows; ``checked``:
+        the caller vouches for it, e.g. a parsed chunk)."""
         if self.spec.ids:
             return self._once(("ids", id(x._data)), x._data, lambda: self._ids(x), remember)
 
         def make():
             xi, xp = np.ascontiguousarray(x._indices, INDEX_DTYPE), np.ascontiguousarray(x._indptr, INDEX_DTYPE)
-            canonical = compiled_kernels.csr_check(xi, xp, x.shape[1], len(xp) - 1) == 2
+            canonical = checked or compiled_kernels.csr_check(xi, xp, x.shape[1], len(xp) - 1) == 2
             return np.ascontiguousarray(x._data, dtype=self.dtype), xi, xp, canonical
         return self._once(("csr", id(x._data), id(x._indices)), x._indices, make, remember)
 
@@ -164,10 +165,10 @@ class PlanRunner:
         return out
 
     def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None,
-            remember=True) -> EpochResult:
+            remember=True, checked_csr=False) -> EpochResult:
         """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`, also for
-        ``remember``); ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
-        xd, xi, xp, canonical = self._csr(data, remember)
+        ``remember`` and ``checked_csr``); ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
+        xd, xi, xp, canonical = self._csr(data, remember, checked_csr)
         lab = self._label(label, len(xp) - 1, remember)
         num_features = self.spec.id_space if self.spec.ids else view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
@@ -259,6 +260,7 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
     data_seconds = time.perf_counter() - start
     data = dict(train_data.data)[runner.spec.data]
     label = dict(train_data.label)[runner.spec.label]
+    checked = getattr(train_data, "checked_csr", False)  # a parsed chunk's rows (see EpochPiece)
     codes = metric_codes(names)
     leaves = metric_leaves(metric)
     batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
@@ -268,7 +270,8 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
-                         check_params=check_params and b1 == num_batches, parallel=parallel, remember=remember)
+                         check_params=check_params and b1 == num_batches, parallel=parallel, remember=remember,
+                         checked_csr=checked)
         account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

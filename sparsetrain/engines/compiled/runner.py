@@ -258,7 +258,7 @@ class LinearEpochRunner:
             return hit[1]
         return None
 
-    def _prepare_terms(self, terms, cache=True):
+    def _prepare_terms(self, terms, cache=True, checked=False):
         if len(terms) != len(self.num_features):
             raise ValueError(f"expected {len(self.num_features)} CSR inputs, got {len(terms)}")
         datas, indices, indptrs, canonical, nrows = [], [], [], [], None
@@ -267,7 +267,8 @@ class LinearEpochRunner:
             if shape[1] is not None and shape[1] != self.num_features[t]:
                 raise ShapeError(f"input {t} has {shape[1]} columns, the weight has {self.num_features[t]} rows")
             # Validated (and converted, when a dtype differs) once per buffer object: inputs are
-            # treated as immutable between calls (with ``cache=False``: on every call).
+            # treated as immutable between calls (with ``cache=False``: on every call; ``checked``:
+            # the caller vouches for a canonical structure within the shape, e.g. a parsed chunk).
             key = ("csr", t, id(data), id(ind), id(ptr))
             prepared = self._recall(key, ind) if cache else None
             if prepared is None:
@@ -275,7 +276,10 @@ class LinearEpochRunner:
                 ind_c = np.ascontiguousarray(ind, dtype=INDEX_DTYPE)
                 ptr_c = np.ascontiguousarray(ptr, dtype=INDEX_DTYPE)
                 n = len(ptr_c) - 1
-                status = csr_check(ind_c, ptr_c, self.num_features[t], n) if len(data_c) == len(ind_c) else 0
+                if len(data_c) != len(ind_c):
+                    status = 0
+                else:
+                    status = 2 if checked else csr_check(ind_c, ptr_c, self.num_features[t], n)
                 if status == 0:
                     raise ShapeError(
                         f"input {t}: inconsistent CSR structure or a column index outside [0, {self.num_features[t]})"
@@ -417,8 +421,9 @@ class LinearEpochRunner:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
-             predictions=None, check_params=True, parallel=None, remember=True, sample_weight=None):
-        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember)
+             predictions=None, check_params=True, parallel=None, remember=True, sample_weight=None,
+             checked_csr=False):
+        datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember, checked_csr)
         lab = self._prepare_label(label, nrows, remember)
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
         sw = self._empty_weights
@@ -499,7 +504,7 @@ class LinearEpochRunner:
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
                   metrics=("mse",), check_params=True, predictions=None, parallel=None, remember=True,
-                  sample_weight=None) -> EpochResult:
+                  sample_weight=None, checked_csr=False) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -513,11 +518,12 @@ class LinearEpochRunner:
         a :class:`~.threads.ThreadTeam` that trains the batches in several threads (``train.threads``).
         ``remember=False``: inputs seen once (a streamed chunk) are not remembered as validated, so
         nothing here keeps them alive. ``sample_weight``: one weight >= 0 per row of ``terms`` (scales
-        the row's gradient; weighted metrics), or None.
+        the row's gradient; weighted metrics), or None. ``checked_csr``: the caller vouches that ``terms``
+        are canonical CSR within their shapes (a parsed chunk), so their O(nnz) check is skipped.
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
                          param_indices, predictions=predictions, check_params=check_params, parallel=parallel,
-                         remember=remember, sample_weight=sample_weight)
+                         remember=remember, sample_weight=sample_weight, checked_csr=checked_csr)
 
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",),
               sample_weight=None) -> EpochResult:
