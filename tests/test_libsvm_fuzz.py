@@ -184,3 +184,35 @@ def test_intended_differences_are_what_the_docstring_says(tmp_path):
         assert ours[0] == "error"
         assert _intended_difference(content, ours, _sklearn(str(path), False), _sklearn(str(path), True)).startswith(why)
     assert math.isinf(float("1e400"))
+
+
+_FLOAT32_LIMIT = 3.4028235677973366e38  # |x| from which a double rounds to float32 infinity
+_VALUE_TOKENS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e-7", "-0.0", "1.5e+10", "0.1234567890123456789", "123456789012345678", "1234567890123456",
+                     ".5", "5.", "0", "-0", "0.000001", "99999999.99999999", "3.4028235e38", "1e-46"]),
+    st.builds(lambda a, b, z: f"{a}.{'0' * z}{b}", st.integers(0, 10**9), st.integers(0, 10**12), st.integers(0, 9)),
+)
+
+
+@given(values=st.lists(_VALUE_TOKENS, min_size=1, max_size=12), tail=st.sampled_from(["", "/", ":", "a", "\x2e"]),
+       where=st.integers(0, 11))
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_values_are_python_floats_rounded_to_float32(tmp_path, values, tail, where):
+    """Each value is ``float(token)`` cast to float32 (as scikit-learn reads it), whatever its digits
+    (the kernel's inline digit runs, the exact slow paths, long mantissas); a byte just outside
+    '0'..'9' ('/' and ':' border the digits in ASCII) after a value makes it malformed."""
+    path = tmp_path / "values.libsvm"
+    tokens = list(values)
+    if tail:
+        tokens[where % len(tokens)] += tail
+    path.write_text("1 " + " ".join(f"{i}:{v}" for i, v in enumerate(tokens)) + "\n")
+    expected = [float(v) for v in values]
+    if tail or any(abs(x) >= _FLOAT32_LIMIT for x in expected):
+        if tail == "\x2e" and "." not in values[where % len(values)] and "e" not in values[where % len(values)].lower():
+            return  # "5" + "." is the number "5."
+        with pytest.raises(DataFormatError, match=r"values\.libsvm:1: feature value"):
+            load_libsvm(str(path), zero_based=True, dtype="float32")
+        return
+    X, _ = load_libsvm(str(path), zero_based=True, dtype="float32")
+    np.testing.assert_array_equal(X.asscipy().toarray()[0], np.array(expected, np.float64).astype(np.float32))
