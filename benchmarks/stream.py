@@ -1,6 +1,7 @@
 """Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
 
-    python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 2]
+    python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
+                                [--chunk-mb MiB] [--workers N]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
@@ -64,14 +65,18 @@ def _module(it, features: int, batch: int):
     return mod
 
 
-def _epoch(mod, it) -> tuple[float, int, str]:
+def _epoch(mod, it, waits: list | None = None) -> tuple[float, int, str]:
+    """One epoch: (seconds, samples, the engine's reason); ``waits`` receives the seconds the
+    training thread waited for data (a streamed epoch: for the parser)."""
     import sparsetrain as st
 
     stats = mod.run_epoch(it, st.metric.create("mse"), engine="compiled")
+    if waits is not None:
+        waits.append(stats.data_seconds)
     return stats.seconds, stats.samples, mod.engine_choice[1]
 
 
-def _parse_speed(path, features, chunk_mb, repeat) -> float:
+def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
     """Best CPU seconds of reading the file through the streaming reader (printed with MB/s)."""
     import sparsetrain as st
     from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
@@ -80,7 +85,8 @@ def _parse_speed(path, features, chunk_mb, repeat) -> float:
     best_wall = best_cpu = float("inf")
     for _ in range(repeat + 1):  # the first pass warms the page cache
         reader = st.io.LibSVMReader(path, num_features=features, zero_based=True, num_labels=1,
-                                    chunk_size=int(chunk_mb * 2**20) if chunk_mb else STREAM_CHUNK_SIZE)
+                                    chunk_size=int(chunk_mb * 2**20) if chunk_mb else STREAM_CHUNK_SIZE,
+                                    workers=workers)
         t0, c0 = time.perf_counter(), time.process_time()
         for _block in reader:
             pass
@@ -107,14 +113,14 @@ def speed(args) -> None:
         lambda: iter(st.io.LibSVMReader(path, num_features=args.features, zero_based=True, num_labels=1)),
         "float32", args.features)
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
-    parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat)
+    parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
     cores = len(os.sched_getaffinity(0))
     Xd, yd = CSRNDArray(data, indices, indptr, X.shape), labels.astype(np.float32)
     for batch in args.batch_sizes:
         memory = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
         disk = st.io.NDArrayIter(Xd, yd, batch, last_batch_handle="discard", label_name="label")
         streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
-                                    zero_based=True, last_batch_handle="discard",
+                                    zero_based=True, last_batch_handle="discard", workers=args.workers,
                                     **_chunk(args.chunk_mb))
         iters = {"memory": memory, "stream": streamed, "disk": disk}
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
@@ -122,11 +128,12 @@ def speed(args) -> None:
             _epoch(mods[name], iters[name])
         times = {name: [] for name in iters}
         cpu = {name: [] for name in iters}
+        waits: list = []
         reasons = {}
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
                 c0 = time.process_time()
-                seconds, samples, reasons[name] = _epoch(mods[name], iters[name])
+                seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 cpu[name].append(time.process_time() - c0)
                 times[name].append(samples / seconds)
         m, s, d = (max(times[name]) for name in ("memory", "stream", "disk"))
@@ -136,6 +143,7 @@ def speed(args) -> None:
               f"  disk cache {d:>11,.0f}/s  ratio {d / m:.2f} (target >= 0.9)  load {os.getloadavg()[0]:.1f}")
         print(f"            CPU s/epoch: in memory {mc:.3f}, streamed {sc:.3f}, disk {dc:.3f}; on {cores} cores the "
               f"streamed ratio is at most {bound:.2f} (parse CPU + training CPU over the cores)")
+        print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         print(f"            streamed engine: {reasons['stream']}")
 
 
@@ -186,6 +194,7 @@ def main(argv=None) -> None:
     p.add_argument("--file", help="an existing zero-based LibSVM file of --features columns instead")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
+    p.add_argument("--workers", type=int, help="parser threads (default: LibSVMIter's, one per core)")
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
