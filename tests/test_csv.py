@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -223,3 +224,38 @@ def test_weight_column_schema_errors():
         _schema(weight_column="n1").check()
     with pytest.raises(ConfigError, match=r"data.weight_column: no column 'skp' in data.csv.columns.*did you mean 'skip'"):
         _schema(weight_column="skp").check_columns(COLUMNS, "data.csv.columns")
+
+
+@pytest.mark.parametrize("bits", [1, 6, 7, 20, 31])
+def test_row_sort_orders_ids_and_counts_repeats_as_numpy_does(bits):
+    rng = np.random.default_rng(bits)
+    keys, buckets = np.empty(80, np.int64), np.empty(64, np.int64)
+    for n in [0, 1, 2, 5, 27, 80]:
+        for _ in range(40):
+            ids = rng.integers(0, 2**bits, n)
+            if n > 2:  # repeats, as colliding hashes make them
+                ids[rng.integers(0, n, n // 3)] = ids[0]
+            indices, data = np.concatenate([[-7], ids, [-9]]), np.zeros(n + 2)
+            end = CK._sort_count(indices, data, 1, 1 + n, keys, buckets, max(bits - 6, 0))
+            want, counts = np.unique(ids, return_counts=True)
+            np.testing.assert_array_equal(indices[1:end], want)
+            np.testing.assert_array_equal(data[1:end], counts)
+            assert indices[0] == -7 and indices[-1] == -9
+
+
+def test_a_streamed_pass_parses_into_the_arrays_of_chunks_no_longer_held(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("".join(f"{i % 2},{i},v{i % 7},{i % 3},w{i % 5},\n" for i in range(3000)))
+    X, y, _ = load_csv(p, _schema())
+    reader = CSVReader(p, _schema(), chunk_size=4096, workers=1)
+    rows, seen, reused = [], [], 0
+    for b in reader:  # each block dropped before the next: its arrays serve a later chunk
+        rows.append(b.to_csr(X.shape[1]).asscipy().toarray())
+        owner = b.indices if b.indices.base is None else b.indices.base
+        reused += any(r() is owner for r in seen)
+        seen.append(weakref.ref(owner))
+    np.testing.assert_array_equal(np.vstack(rows), _dense(X))
+    assert len(rows) > 10 and reused > len(rows) / 2
+    held = list(CSVReader(p, _schema(), chunk_size=4096, workers=1))  # blocks kept: never shared
+    assert not any(np.shares_memory(a.indices, b.indices) for a, b in zip(held, held[1:]))
+    np.testing.assert_array_equal(np.vstack([b.to_csr(X.shape[1]).asscipy().toarray() for b in held]), _dense(X))

@@ -29,7 +29,8 @@ from . import _hash_kernels as HK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, open_data
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
-from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
+from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
+                            token_text)
 
 __all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
 
@@ -154,11 +155,11 @@ class CSVReader(HashedTextReader):
         plan, s = self.plan(), self.schema
         buf = job.buf
         rows = int(count_newlines(buf))
-        job.data = np.empty(rows * plan.per_row, self.dtype)
-        job.indices = np.empty(rows * plan.per_row, np.int64)
-        indptr = np.zeros(rows + 1, np.int64)
-        job.labels = np.empty(rows, np.float64)
-        job.weights = np.empty(rows if plan.weight_col >= 0 else 0, np.float64)
+        weighted = plan.weight_col >= 0
+        job.data, job.indices, indptr, job.labels, job.weights = self._room(
+            ((rows * plan.per_row, self.dtype), (rows * plan.per_row, np.int64), (rows + 1, np.int64),
+             (rows, np.float64), (rows if weighted else 0, np.float64)))
+        indptr[0] = 0
         scratch = np.empty(len(buf) + 1, np.uint8)
         # the header line (names from it or from csv.columns), unless already read from a pipe
         skip = bool(job.first and s.header and not self._header_consumed)
@@ -173,11 +174,12 @@ class CSVReader(HashedTextReader):
             info = CK.parse_csv_chunk(*args, slow, plan.weight_col, job.weights)
         job.info, job.slow = info, slow
         job.lines = int(info[CK.I_LINES])
-        if info[CK.I_ERR] == CK.OK:
-            job.trim(indptr, int(info[CK.I_ROWS]), int(info[CK.I_NNZ]), weights=plan.weight_col >= 0)
-        if plan.weight_col < 0:
+        if not weighted:
             job.weights = None
-        job.indptr = indptr
+        if info[CK.I_ERR] == CK.OK:
+            keep_parsed(job, indptr, int(info[CK.I_ROWS]), int(info[CK.I_NNZ]))
+        else:
+            job.indptr = indptr
         return job
 
     def _check(self, job: TextJob, begin: int, cache: dict) -> None:

@@ -15,10 +15,12 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock
-from .pipeline import ChunkJob, default_workers, parse_chunks
+from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks
 
-__all__ = ["HashedTextReader", "TextJob", "job_block", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
+__all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
+
+_ROOM_STEP = 1 << 12
 
 TextJob = ChunkJob  # one chunk of a hashed text file (``job.first``: it starts the file, a header is there)
 
@@ -41,6 +43,14 @@ class HashedTextReader:
             raise ValueError(f"need 0 <= part_index < num_parts, got part_index={part_index}, num_parts={num_parts}")
         self.num_parts, self.part_index = int(num_parts), int(part_index)
         self.workers = workers or default_workers()
+        # each pass parses into the arrays of chunks no longer in use: a streamed epoch's chunks
+        # then cost no fresh pages (a page fault per 4 KiB of output, a large share of the parse)
+        self._pool = BufferPool()
+
+    def _room(self, spec) -> list:
+        """Output arrays of at least ``n`` elements of ``dtype`` for each ``(n, dtype)`` of ``spec``,
+        ``n`` rounded up so that chunks of about the same size use the same arrays again."""
+        return self._pool.take([(-(-n // _ROOM_STEP) * _ROOM_STEP, dt) for n, dt in spec])
 
     def _prepare(self) -> None:
         pass
@@ -91,6 +101,16 @@ def line_of(source: ChunkSource, begin: int, job: TextJob, pos: int, cache: dict
 def token_text(buf, start: int, end: int, limit: int = 60) -> str:
     text = bytes(buf[start:end]).decode("utf-8", "backslashreplace")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def keep_parsed(job: TextJob, indptr, rows: int, nnz: int) -> None:
+    """The job's arrays cut (as views: they may be a pool's) to the ``rows`` rows and ``nnz`` entries
+    the kernel wrote."""
+    job.data, job.indices = job.data[:nnz], job.indices[:nnz]
+    job.indptr = indptr[: rows + 1]
+    job.labels = job.labels[:rows]
+    if job.weights is not None:
+        job.weights = job.weights[:rows]
 
 
 def job_block(job: TextJob, num_features: int) -> LibSVMBlock:

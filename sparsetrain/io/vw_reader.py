@@ -15,7 +15,8 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from . import _vw_kernels as VK
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
-from .text_pipeline import HashedTextReader, TextJob, count_newlines, finite_limit, line_of, load_blocks, token_text
+from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
+                            token_text)
 
 __all__ = ["VWReader", "load_vw"]
 
@@ -74,24 +75,23 @@ class VWReader(HashedTextReader):
         buf = job.buf
         rows = int(count_newlines(buf))
         room = len(buf) // 2 + 1
-        indptr = np.zeros(rows + 1, np.int64)
-        job.labels = np.empty(rows, np.float64)
-        job.weights = np.empty(rows, np.float64)
+        job.data, job.indices, indptr, job.labels, job.weights = self._room(
+            ((room, self.dtype), (room, np.int64), (rows + 1, np.int64), (rows, np.float64), (rows, np.float64)))
+        indptr[0] = 0
         while True:
-            job.data = np.empty(room, self.dtype)
-            job.indices = np.empty(room, np.int64)
             info = VK.parse_vw_chunk(buf, self.hash_bits, self.source.max_line_bytes, finite_limit(self.dtype),
                                      self._names, self._offs, self._a, self._b, job.data, job.indices,
                                      indptr[1:], job.labels, job.weights)
             if info[VK.I_ERR] != VK.E_ROOM:
                 break
             room = max(2 * room, int(info[VK.I_ROOM]))
+            job.data, job.indices = np.empty(room, self.dtype), np.empty(room, np.int64)
         job.info = info
         job.lines = int(info[VK.I_LINES])
         if info[VK.I_ERR] == VK.OK and info[VK.I_SLOW]:
             self._run_reference(job, indptr)
         elif info[VK.I_ERR] == VK.OK:
-            job.trim(indptr, int(info[VK.I_ROWS]), int(info[VK.I_NNZ]), weights=True)
+            keep_parsed(job, indptr, int(info[VK.I_ROWS]), int(info[VK.I_NNZ]))
         return job
 
     def _run_reference(self, job: TextJob, indptr) -> None:

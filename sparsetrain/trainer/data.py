@@ -232,7 +232,10 @@ def _stream_labels(cfg: Config, path: str):
         raise ConfigError("data.label_values: stdin ('-') is read once, so a binary model cannot look at its "
                           "labels first: give the two label values, e.g. data.label_values: [0, 1]")
     if cfg.data.format_of(path) != "libsvm":
-        reader = reader_for(cfg, path)
+        # small chunks on one parser thread: the first rows usually hold both values, and a bigger
+        # read ahead would parse tens of MB for nothing before training starts
+        reader = reader_for(cfg, path, streaming=True)
+        reader.workers = 1
     else:
         reader = LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                               max_line_bytes=cfg.data.max_line_bytes, chunk_size=1 << 20)
