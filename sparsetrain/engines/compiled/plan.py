@@ -35,7 +35,7 @@ from ...ops.registry import infer_storage
 from ...symbol.symbol import topo_order
 
 # bump when the generated code changes in a way its source text does not show
-FORMAT = 4
+FORMAT = 5
 
 
 class NotFused(Exception):
