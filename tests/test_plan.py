@@ -87,11 +87,11 @@ def field_fm(k=3, stype="row_sparse", op="Embedding", sparse_grad=True):
 
 
 def train(pred, output, engine, opt="adagrad", batch_size=4, last_batch="pad", epochs=2, classes=1,
-          metrics=None, source="csr"):
+          metrics=None, source="csr", weights=None):
     st.random.seed(3)
     x, y = _data(output, classes, source=source)
     it = st.io.NDArrayIter(x, y, batch_size, shuffle=batch_size > 1, last_batch_handle=last_batch,
-                           label_name="label")
+                           label_name="label", sample_weight=weights)
     loss = getattr(st.sym, output)(data=pred, label=_var("label"), name="out")
     mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
     mod.bind(it.provide_data, it.provide_label)
@@ -174,6 +174,43 @@ def test_embedding_ids_are_read_by_embedding_only():
                                                 ("LogisticRegressionOutput", 1, "ftrl"), ("SoftmaxOutput", 3, "adagrad")])
 def test_wide_deep_plan_equals_graph_for_every_output(output, classes, opt):
     assert_same(lambda: wide_deep(classes), output, opt=opt, classes=classes)
+
+
+# importance weights: 0 (a row that only counts in no metric), fractions and weights > 1
+WEIGHTS = np.random.default_rng(5).choice([0.0, 0.25, 1.0, 2.0, 3.5], size=ROWS)
+
+
+@pytest.mark.parametrize("make,opt,batch_size,metrics", [
+    (fm, "adagrad", 5, ["log_loss", "accuracy", "mse", "auc"]),
+    (wide_deep, "adam", 4, ["log_loss", "mae", "rmse"]),
+])
+def test_weighted_plans_equal_graph(make, opt, batch_size, metrics):
+    # the weighted variant of a plan scales each row's gradient and weights the metrics, as the graph engine
+    assert_same(make, "LogisticRegressionOutput", opt=opt, batch_size=batch_size, last_batch="roll_over",
+                metrics=metrics, weights=WEIGHTS)
+    # all weights 1 train exactly as no weights (the unweighted plan, generated without them)
+    ones, ones_hist = train(make(), "LogisticRegressionOutput", "compiled", opt=opt, batch_size=batch_size,
+                            metrics=metrics, weights=np.ones(ROWS))
+    plain, plain_hist = train(make(), "LogisticRegressionOutput", "compiled", opt=opt, batch_size=batch_size,
+                              metrics=metrics)
+    np.testing.assert_allclose(ones_hist, plain_hist, rtol=1e-12)
+    for name in plain:
+        np.testing.assert_allclose(ones[name], plain[name], rtol=1e-12, err_msg=name)
+
+
+def test_only_weighted_data_generates_the_weighted_plan():
+    from sparsetrain.engines.compiled.plan import lower
+    from sparsetrain.engines.compiled.plan_source import generate
+
+    x, y = _data("LogisticRegressionOutput", 1)
+    it = st.io.NDArrayIter(x, y, 4, label_name="label")
+    loss = st.sym.LogisticRegressionOutput(data=fm(), label=_var("label"), name="out")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Normal(0.3))
+    spec = lower(mod.view())
+    assert "sample_weight" not in generate(spec, "adagrad")
+    assert "batch_metrics_weighted(" in generate(spec, "adagrad", weighted=True)
 
 
 def test_a_dense_table_gets_dense_updates_as_on_the_graph_engine():

@@ -67,12 +67,6 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
     list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
     """
     found = match_linear(view, train_data, metric)
-    weighted = getattr(train_data, "sample_weight", None) is not None or getattr(train_data, "importance_weighted",
-                                                                               False)
-    if weighted and not found.ok:  # the linear kernels apply sample weights (in memory and streamed); plans do not
-        item = Unsupported("data", "sample_weight", "(importance weights) is not applied by generated plans "
-                           "(the linear kernels apply them)")
-        return Match(False, describe_unsupported([item]), unsupported=[item])
     if not (found.ok or match_view(view).ok):
         found = match_plan(view, train_data, metric)
         if found.ok and progressive:

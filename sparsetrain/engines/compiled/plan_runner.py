@@ -55,9 +55,10 @@ def cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans")
 
 
-def load(spec: PlanSpec, rule: str):
-    """The compiled ``plan_epoch`` of ``spec`` with optimizer rule ``rule`` (source cached when new)."""
-    source = generate(spec, rule)
+def load(spec: PlanSpec, rule: str, weighted: bool = False):
+    """The compiled ``plan_epoch`` of ``spec`` with optimizer rule ``rule`` (source cached when new);
+    ``weighted``: the variant taking per-row sample weights."""
+    source = generate(spec, rule, weighted)
     key = plan_key(source)
     fn = _loaded.get(key)
     if fn is not None:
@@ -84,7 +85,7 @@ class PlanRunner:
 
     def __init__(self, spec: PlanSpec):
         self.spec = spec
-        self._fns: dict = {}  # optimizer rule name -> plan_epoch
+        self._fns: dict = {}  # (optimizer rule name, weighted) -> plan_epoch
         self.dtype = np.dtype(spec.dtype)
         self.output_kind = OUTPUTS[spec.output]
         params = spec.loss_params
@@ -165,20 +166,28 @@ class PlanRunner:
         return out
 
     def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None,
-            remember=True, checked_csr=False) -> EpochResult:
+            remember=True, checked_csr=False, sample_weight=None) -> EpochResult:
         """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`, also for
-        ``remember`` and ``checked_csr``); ``parallel``: a :class:`~.threads.ThreadTeam` (``train.threads``)."""
+        ``remember``, ``checked_csr`` and ``sample_weight``); ``parallel``: a :class:`~.threads.ThreadTeam`
+        (``train.threads``)."""
         xd, xi, xp, canonical = self._csr(data, remember, checked_csr)
-        lab = self._label(label, len(xp) - 1, remember)
+        nrows = len(xp) - 1
+        lab = self._label(label, nrows, remember)
+        sw = None
+        if sample_weight is not None:
+            sw = np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
+            if sw.shape[0] != nrows:
+                raise ShapeError(f"sample_weight has {sw.shape[0]} values for {nrows} rows")
         num_features = self.spec.id_space if self.spec.ids else view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer
         indices = [view.index(p.name) for p in self.spec.params]
         rule, hyper = opt.rule, opt.hyper()
-        fn = self._fns.get(rule.name)
+        weighted = sw is not None
+        fn = self._fns.get((rule.name, weighted))
         if fn is None:
-            fn = self._fns[rule.name] = load(self.spec, rule.name)
+            fn = self._fns[(rule.name, weighted)] = load(self.spec, rule.name, weighted)
         n_batches = len(batch_ptr) - 1
         lrs = opt.scheduled_learning_rates(indices, n_batches, compact=True)
         wds = opt.weight_decays(indices)
@@ -191,13 +200,15 @@ class PlanRunner:
         for buf, s1, s2, rows in bufs:
             args += [buf, s1, s2, rows]
         args += [scores, True, hyper, lrs, wds, counts, codes, sums, nums, self._slot, canonical,
-                 self.output_kind, self.grad_scale, self.softmax_norm]
-        status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs)), rule)
+                 self.output_kind, self.grad_scale, self.softmax_norm] + ([sw] if weighted else [])
+        status, samples = fn(*args) if parallel is None else parallel.run_plan(fn, args, plan_args(len(bufs), weighted),
+                                                                               rule)
         done = n_batches if status < 0 else int(status)
         result = EpochResult([], sums, nums, done, int(samples), None if status < 0 else int(status))
         if scores.shape[0]:  # the samples of the batches that ran, for an epoch metric (auc)
             ran = np.asarray(order[:int(batch_ptr[done])], INDEX_DTYPE)
             result.labels, result.scores = lab[ran, 0].astype(np.float64), scores[:len(ran)].copy()
+            result.weights = sw[ran] if weighted else None
         opt.advance_update_counts(indices, done)
         if check_params:
             result.nonfinite_params = [i for i, (buf, *_) in zip(indices, bufs) if not np.isfinite(buf).all()]
@@ -266,12 +277,13 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
     batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
     per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
     num_batches = len(batch_ptr) - 1
+    sample_weight = getattr(train_data, "sample_weight", None)  # Batches.sample_weight (None: unweighted)
     for b0 in range(0, num_batches, per_call):
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
                          check_params=check_params and b1 == num_batches, parallel=parallel, remember=remember,
-                         checked_csr=checked)
+                         checked_csr=checked, sample_weight=sample_weight)
         account(view, leaves, res, epoch, b0, num_batches)
         if batch_end_callback is not None:
             batch_end_callback(hi - (pad if b1 == num_batches else 0))

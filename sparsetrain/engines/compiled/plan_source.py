@@ -16,21 +16,25 @@ _OUTPUT_FORWARD = {
 }
 
 
-def plan_args(num_params: int) -> list:
-    """The argument names of a generated ``plan_epoch`` with ``num_params`` parameters, in order."""
+def plan_args(num_params: int, weighted: bool = False) -> list:
+    """The argument names of a generated ``plan_epoch`` with ``num_params`` parameters, in order
+    (``weighted``: the variant that takes per-row sample weights)."""
     args = ["xd", "xi", "xp", "label", "order", "batch_ptr"]
     for t in range(num_params):
         args += [f"p{t}", f"s1_{t}", f"s2_{t}", f"rows{t}"]
     return args + ["scores", "train", "hyper", "lrs", "wds", "counts", "codes", "msums", "mcounts", "slot",
-                   "canonical", "out_kind", "grad_scale", "softmax_norm"]
+                   "canonical", "out_kind", "grad_scale", "softmax_norm"] + (["sample_weight"] if weighted else [])
 
 
-def generate(spec: PlanSpec, rule: str) -> str:
+def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
     """The source of a module defining ``plan_epoch`` for the optimizer rule ``rule`` (a key of
-    :data:`sparsetrain.kernels.optim.RULES`: its ``update_rows`` is bound in, as the linear kernels bind
-    theirs); see :mod:`.plan_runner` for the arguments."""
+    :data:`sparsetrain.kernels.optim.RULES`: its ``step``, ``rate`` and ``update_rows`` are bound in, as
+    the linear kernels bind theirs); see :mod:`.plan_runner` for the arguments. ``weighted``: the
+    variant taking ``sample_weight`` (float64, one per row: each row's output gradient is scaled by
+    its weight and the metrics are weighted, as the graph engine does); the unweighted plan is
+    generated without any of it."""
     dt = f"np.{spec.dtype}"
-    args = plan_args(len(spec.params))
+    args = plan_args(len(spec.params), weighted)
     sparse = [t for t, p in enumerate(spec.params) if p.row_sparse]
     n_states = len(optim_rule(rule).states)
     lines = [
@@ -38,8 +42,8 @@ def generate(spec: PlanSpec, rule: str) -> str:
         "import math",
         "import numpy as np",
         "from numba import njit",
-        "from sparsetrain.engines.compiled.plan_kernels import RULES, batch_metrics, metric_inst, output_grad, "
-        "prefetch_row",
+        "from sparsetrain.engines.compiled.plan_kernels import RULES, batch_metrics, batch_metrics_weighted, "
+        "metric_inst, output_grad, prefetch_row",
         "",
         f"update_rows = RULES[{rule!r}].update_rows",
         f"step = RULES[{rule!r}].step",
@@ -72,6 +76,7 @@ def generate(spec: PlanSpec, rule: str) -> str:
         "    entry = np.empty(maxnnz, np.int64)",
         "    values = np.zeros(max(codes.shape[0], 8), np.float64)",
         "    lr_step = 1 if lrs.shape[0] > 1 else 0",
+    ] + (["    insts = np.zeros(max(codes.shape[0], 8), np.float64)"] if weighted else []) + [
         "    samples = 0",
         "    for b in range(n_batches):",
         "        lo = batch_ptr[b]",
@@ -86,12 +91,13 @@ def generate(spec: PlanSpec, rule: str) -> str:
         "        if not math.isfinite(aout[i, j]):",
         "            finite = False",
         "if finite:",
-        "    finite = batch_metrics(aout, label, order, lo, n, codes, values, scores)",
+        "    finite = batch_metrics_weighted(aout, label, order, lo, n, codes, values, insts, scores, sample_weight)"
+        if weighted else "    finite = batch_metrics(aout, label, order, lo, n, codes, values, scores)",
         "if not finite:",
         "    return b, samples",
         "for m in range(codes.shape[0]):",
         "    msums[m] += values[m]",
-        "    mcounts[m] += metric_inst(codes[m], n)",
+        "    mcounts[m] += insts[m]" if weighted else "    mcounts[m] += metric_inst(codes[m], n)",
         "samples += n",
         "if not train:",
         "    continue",
@@ -101,6 +107,9 @@ def generate(spec: PlanSpec, rule: str) -> str:
         if name != spec.pred:
             body += [f"g{name[1:]}[:n] = zero"]
     body += [f"output_grad(aout, label, order, lo, n, out_kind, grad_scale, softmax_norm, {pred_g})"]
+    if weighted:  # each row's loss gradient scaled by its weight
+        body += ["for i in range(n):", "    wr = sample_weight[order[lo + i]]", f"    for j in range({spec.out_width}):",
+                 f"        {pred_g}[i, j] = {pred_g}[i, j] * wr"]
     if sparse:
         # the batch's distinct columns (the rows of the row-sparse gradients) and each stored entry's
         # position among them; one sample with strictly increasing columns needs no lookup
