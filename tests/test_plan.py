@@ -5,6 +5,7 @@ plan. The optimizer, batch size, last-batch mode and metrics are arguments of a 
 its cache key: the fixed cases share a handful of generated functions (cached on disk). The
 property test draws random graphs from the fused op set; its deep variant is ``slow``.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -211,6 +212,42 @@ def test_only_weighted_data_generates_the_weighted_plan():
     spec = lower(mod.view())
     assert "sample_weight" not in generate(spec, "adagrad")
     assert "batch_metrics_weighted(" in generate(spec, "adagrad", weighted=True)
+
+
+def _linear():
+    data = _var("data", stype="csr")
+    return st.sym.broadcast_add(st.sym.dot(data, _var("w_weight", stype="row_sparse", shape=(FEATURES, 1))),
+                                _var("bias", shape=(1,)))
+
+
+def test_the_compile_step_selects_the_hand_kernel_the_output_names(monkeypatch):
+    # one entry point: the output layer's fused form names the linear family's hand kernel; without that
+    # attribute the same model compiles to a generated plan, which trains it to the same parameters
+    from sparsetrain.engines import compiled
+    from sparsetrain.ops.registry import get as get_op
+
+    def run(expect):
+        st.random.seed(3)
+        x, y = _data("LinearRegressionOutput", 1)
+        it = st.io.NDArrayIter(x, y, 4, shuffle=True, label_name="label")
+        loss = st.sym.LinearRegressionOutput(data=_linear(), label=_var("label"), name="out")
+        mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.initializer.Normal(0.3))
+        mod.init_optimizer(optimizer="sgd", optimizer_params=dict(OPTIMIZERS["sgd_mom"]))
+        target = compiled.compile_model(mod.view())
+        assert target.ok and (target.plan is None) == (expect == "kernel"), target
+        for epoch in range(2):
+            mod.run_epoch(it, st.metric.create("mse"), engine="compiled", epoch=epoch)
+        assert mod.engine_choice[1].startswith("generated plan") == (expect == "plan"), mod.engine_choice
+        return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}
+
+    kernel = run("kernel")
+    op = get_op("LinearRegressionOutput")
+    monkeypatch.setattr(op, "fused", dataclasses.replace(op.fused, epoch_kernels=()))
+    plan = run("plan")
+    for name in kernel:
+        np.testing.assert_allclose(plan[name], kernel[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 def test_a_dense_table_gets_dense_updates_as_on_the_graph_engine():

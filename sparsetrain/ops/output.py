@@ -46,6 +46,9 @@ def _regression_backward(kind):
     return f
 
 
+# the compiled engine's hand kernels for Σ dot(csr, row_sparse) [+ bias] into these layers (engines/compiled)
+LINEAR_KERNEL = ("linear",)
+
 _REGRESSION = {  # forward, gradient kind, the metrics reported by default
     "LinearRegressionOutput": (lambda x: x.copy(), "linear", ("mse",)),
     "MAERegressionOutput": (lambda x: x.copy(), "mae", ("mae",)),
@@ -58,7 +61,7 @@ for _name, (_f, _kind, _metrics) in _REGRESSION.items():
         dense=lambda x, p, f=_f: [np.asarray(f(x[0]), dtype=x[0].dtype)],
         infer_shape=_regression_infer(_name),
         gradient=lambda g, n=_name: [g.apply("_backward_" + n, g.outputs[0], g.inputs[1], grad_scale=g.params["grad_scale"]), None],
-        doc="regression output layer", fused=FusedForm("output", _name),
+        doc="regression output layer", fused=FusedForm("output", _name, epoch_kernels=LINEAR_KERNEL),
     ))
     register(Op(
         name="_backward_" + _name, input_names=("output", "label"), params={"grad_scale": 1.0}, hidden=True,
@@ -125,7 +128,7 @@ register(Op(
     infer_shape=_softmax_infer,
     gradient=lambda g: [g.apply("_backward_SoftmaxOutput", g.outputs[0], g.inputs[1], **g.params), None],
     doc="softmax over the last axis; label holds class ids, or probabilities of the output's shape",
-    fused=FusedForm("output", "SoftmaxOutput", check=_softmax_fused_check),
+    fused=FusedForm("output", "SoftmaxOutput", check=_softmax_fused_check, epoch_kernels=LINEAR_KERNEL),
 ))
 register(Op(
     name="_backward_SoftmaxOutput", input_names=("output", "label"), params=dict(_SOFTMAX_PARAMS), hidden=True,

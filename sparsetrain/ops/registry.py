@@ -45,13 +45,17 @@ class FusedForm:
     loss layer). ``forward`` is a numba expression of the inputs
     ``a`` (and ``b``); ``partials`` the derivative by each input, an expression of ``a``, ``b``
     and the output ``y`` (``reduce``: ``forward`` is ``sum`` or ``mean``). ``check(params)``
-    returns why these params cannot be fused, or ``None``.
+    returns why these params cannot be fused, or ``None``. ``epoch_kernels`` (an output layer):
+    hand-fused epoch kernels for whole models ending in it (names of
+    ``sparsetrain.engines.compiled.EPOCH_KERNEL_PATTERNS``), which the compiled engine's compile step
+    tries before generating a plan.
     """
 
     kind: str
     forward: str = ""
     partials: tuple = ()
     check: Callable | None = None
+    epoch_kernels: tuple = ()
 
     def refuses(self, params) -> str | None:
         return self.check(params) if self.check else None

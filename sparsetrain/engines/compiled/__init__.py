@@ -1,15 +1,19 @@
 """The compiled engine: whole epochs in fused numba kernels.
 
-The linear family runs on the hand-fused kernels of :mod:`.kernels` (matched by :mod:`.matcher`);
-any other graph whose ops, loss, metrics and optimizer all have fused forms runs as a generated
-plan (:mod:`.plan`, :mod:`.plan_runner`). :func:`why_not_fused` names what keeps a model off.
+One compile step, :func:`compile_model`, decides what runs a bound graph: a hand-fused epoch kernel
+that the output layer's fused form names (``FusedForm.epoch_kernels`` on the op's registration;
+today the linear family ``Σ dot(csr, row_sparse) [+ bias]``, :mod:`.kernels`, its pattern in
+:mod:`.matcher`) when the graph is that kernel's pattern, else the generated plan of the graph
+(:mod:`.plan`, :mod:`.plan_runner`). Both are run through one runner interface
+(``prepare(view, found).run_epoch(...)``: :class:`LinearKernel`, :class:`~.plan_runner.PlanRunner`).
+:func:`why_not_fused` names what keeps a model off.
 
 An engine of :mod:`sparsetrain.engines`: ``match(view, train_data, metric)`` decides whether a
 bound Module (seen through its :class:`~sparsetrain.engines.base.ModuleView`) can run here and
-says why not; ``run_epoch(view, ...)`` runs one epoch through :class:`~.runner.LinearEpochRunner`,
-sharing the Module's parameter arrays and optimizer states with the graph engine, so engines can
-be switched between epochs and checkpoints see one set of states. ``prepare(view, match)`` and
-``fused_metric_names(metric)`` serve callers that drive the runner themselves.
+says why not; ``run_epoch(view, ...)`` runs one epoch, sharing the Module's parameter arrays and
+optimizer states with the graph engine, so engines can be switched between epochs and checkpoints
+see one set of states. ``prepare(view, match)`` and ``fused_metric_names(metric)`` serve callers
+that drive the runner themselves.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def fused_metric_names(metric):
     items = unsupported_metrics(metric)
     if items:
         return None, describe_unsupported(items)
-    return [info_of(leaf).name for leaf in metric_leaves(metric)], ""
+    return plan_runner.metric_names(metric), ""
 
 
 def match_view(view: ModuleView) -> Match:
@@ -59,15 +63,65 @@ def match_view(view: ModuleView) -> Match:
     return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
 
 
+# The hand-fused epoch kernels an output layer's fused form can name (``FusedForm.epoch_kernels``, on
+# the op's registration): name -> the recogniser of the model pattern the kernel implements (a
+# :class:`Match` for the bound graph). Today one: the linear family (:mod:`.matcher`, :mod:`.kernels`).
+EPOCH_KERNEL_PATTERNS = {"linear": lambda view: match_view(view)}
+
+
+def compile_model(view: ModuleView) -> Match:
+    """The compile step, the engine's one entry point: what trains the bound graph (optimizer, data and
+    metrics aside). A hand-fused epoch kernel that the loss's fused form names (``epoch_kernels``) when
+    the graph is the kernel's pattern; else the generated plan of the graph (:func:`.plan.lower`); else
+    a :class:`Match` naming what has no fused form. Kept in ``view.engine_state`` (the graph, its stypes
+    and shapes decide it)."""
+    cached = view.engine_state.get("compiled_model")
+    if cached is not None:
+        return cached
+    outputs = view.symbol._outputs
+    loss = outputs[0][0] if len(outputs) == 1 else None
+    form = loss.op.fused if loss is not None and loss.op is not None else None
+    found = None
+    for name in (form.epoch_kernels if form is not None else ()):
+        candidate = EPOCH_KERNEL_PATTERNS[name](view)
+        if candidate.ok:
+            found = candidate
+            break
+    if found is None:
+        found = _plan_target(view)
+    view.engine_state["compiled_model"] = found
+    return found
+
+
+def _plan_target(view: ModuleView) -> Match:
+    """The generated plan of the bound graph (lowered once per binding), or why there is none."""
+    spec = view.engine_state.get("plan_spec")
+    if spec is None:
+        try:
+            spec = lower(view)
+        except NotFused as e:
+            spec = str(e)
+        view.engine_state["plan_spec"] = spec
+    if isinstance(spec, str):
+        return Match(False, spec, unsupported=[Unsupported("op" if spec.startswith("op ") else "graph", "", spec)])
+    params = ", ".join(p.name for p in spec.params)
+    return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output, label=spec.label,
+                 loss_params=spec.loss_params, plan=spec)
+
+
 def match(view: ModuleView, train_data=None, metric=None, progressive: bool = False) -> Match:
     """Whether the bound model (with its optimizer, data and metric) can train on the compiled engine.
 
-    The linear family's hand kernels first, then a generated plan. When neither can, ``unsupported``
-    lists every op, output, optimizer, metric or data property in the way — the linear kernels'
-    list for a model of the linear pattern, else the plan's — and ``reason`` says them in one line.
+    :func:`compile_model` chooses what runs the graph (a hand kernel or a generated plan); then that
+    target's optimizer, data and metric checks. When it cannot run, ``unsupported`` lists every op,
+    output, optimizer, metric or data property in the way, and ``reason`` says them in one line.
     """
-    found = match_linear(view, train_data, metric)
-    if not (found.ok or match_view(view).ok):
+    target = compile_model(view)
+    if not target.ok:
+        return target
+    if target.plan is None:
+        found = match_linear(view, train_data, metric)
+    else:
         found = match_plan(view, train_data, metric)
         if found.ok and progressive:
             item = Unsupported("option", "train.progressive", "is not computed by generated plans")
@@ -84,18 +138,12 @@ def why_not_fused(view: ModuleView, train_data=None, metric=None, progressive: b
 
 
 def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
-    """Whether a generated plan can train the bound model (see :mod:`.plan`), and why not."""
-    cached = view.engine_state.get("plan_spec")
-    if cached is None:
-        try:
-            spec = lower(view)
-        except NotFused as e:
-            spec = str(e)
-        cached = view.engine_state["plan_spec"] = spec
-    if isinstance(cached, str):
-        item = Unsupported("op" if cached.startswith("op ") else "graph", "", cached)
-        return Match(False, cached, unsupported=[item])
-    spec = cached
+    """Whether a generated plan can train the bound model (see :mod:`.plan`), and why not (also for a
+    model the compile step gives a hand kernel: benchmarks compare the two)."""
+    target = _plan_target(view)
+    if not target.ok:
+        return target
+    spec = target.plan
     items = []
     if view.optimizer is not None:
         item = match_optimizer(view.optimizer)
@@ -113,9 +161,7 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
         items.extend(plan_runner.unsupported_plan_metrics(metric, spec.output, spec.out_width))
     if items:
         return Match(False, describe_unsupported(items), unsupported=items)
-    params = ", ".join(p.name for p in spec.params)
-    return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output,
-                 label=spec.label, loss_params=spec.loss_params, plan=spec)
+    return target
 
 
 def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
@@ -155,17 +201,68 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
     return found
 
 
-def prepare(view: ModuleView, found: Match) -> LinearEpochRunner:
-    """The runner for ``found`` (a successful :func:`match`), kept in ``view.engine_state``."""
+class LinearKernel:
+    """The linear family's hand kernels (:class:`~.runner.LinearEpochRunner`) behind the runner interface
+    every compile target has: ``run_epoch(view, train_data, metric, ...)`` (as :class:`~.plan_runner.PlanRunner`)."""
+
+    def __init__(self, view: ModuleView, found: Match):
+        self.found = found
+        first_w = view.arrays[found.terms[0][1]]
+        params = found.loss_params
+        self.runner = LinearEpochRunner(
+            found.output, [view.arrays[w].shape[0] for _, w in found.terms], first_w.shape[1],
+            has_bias=found.bias is not None, grad_scale=float(params.get("grad_scale", 1.0)),
+            normalization=params.get("normalization", "null"), dtype=first_w.dtype)
+
+    def run_epoch(self, view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None,
+                  check_params=True, parallel=None, remember=True) -> EpochStats:
+        """One epoch of an in-memory ``train_data`` (or a streamed piece); see :func:`run_found`."""
+        found, runner = self.found, self.runner
+        names = plan_runner.metric_names(metric)
+        start = time.perf_counter()
+        train_data.reset()
+        order, batch_ptr, pad = train_data.epoch_rows()
+        data_seconds = time.perf_counter() - start
+        sources = dict(train_data.data)
+        terms = [sources[x] for x, _ in found.terms]
+        label = dict(train_data.label).get(found.label)
+        weights = [view.arrays[w] for _, w in found.terms]
+        bias = view.arrays[found.bias] if found.bias else None
+        indices = [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
+        batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
+        per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
+        num_batches = len(batch_ptr) - 1
+        leaves = metric_leaves(metric)
+        labels = label.asnumpy() if progressive is not None else None
+        sample_weight = getattr(train_data, "sample_weight", None)
+        for b0 in range(0, num_batches, per_call):
+            b1 = min(num_batches, b0 + per_call)
+            lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
+            outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
+            res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
+                                   view.updater, indices, metrics=names,
+                                   check_params=check_params and b1 == num_batches, predictions=outputs,
+                                   parallel=parallel, remember=remember, sample_weight=sample_weight,
+                                   checked_csr=getattr(train_data, "checked_csr", False))
+            if progressive is not None and res.nonfinite_batch is None:
+                real = (hi - lo) - (pad if b1 == num_batches else 0)
+                rows = order[lo:lo + real]
+                progressive.update(labels[rows], outputs[:real], None if sample_weight is None else sample_weight[rows])
+            plan_runner.account(view, leaves, res, epoch, b0, num_batches)
+            if batch_end_callback is not None:
+                batch_end_callback(hi - (pad if b1 == num_batches else 0))
+        return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
+
+
+def prepare(view: ModuleView, found: Match):
+    """The runner of ``found`` (a successful :func:`match`: a :class:`LinearKernel` or a loaded
+    :class:`~.plan_runner.PlanRunner`, one interface), kept in ``view.engine_state``."""
+    if found.plan is not None:
+        return prepare_plan(view, found)
     cached = view.engine_state.get("compiled")
     if cached is not None and cached[0] == found.reason:
         return cached[1]
-    first_w = view.arrays[found.terms[0][1]]
-    params = found.loss_params
-    runner = LinearEpochRunner(
-        found.output, [view.arrays[w].shape[0] for _, w in found.terms], first_w.shape[1],
-        has_bias=found.bias is not None, grad_scale=float(params.get("grad_scale", 1.0)),
-        normalization=params.get("normalization", "null"), dtype=first_w.dtype)
+    runner = LinearKernel(view, found)
     view.engine_state["compiled"] = (found.reason, runner)
     return runner
 
@@ -200,48 +297,9 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
     (a successful :func:`match`); ``check_params``: scan the parameters for NaN/inf at the end; ``team``:
     a :class:`~.threads.ThreadTeam` (``train.threads``) or None; ``remember=False``: the data is seen once
     (a streamed piece), the kernels keep no reference to it."""
-    if found.plan is not None:
-        if progressive is not None:  # match() refuses this pairing; run_epoch called directly must too
-            raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
-                             "progressive metrics")
-        names, _ = fused_metric_names(metric)
-        return plan_runner.run_epoch(view, prepare_plan(view, found), names, train_data, metric,
-                                     batch_end_callback, epoch, check_params, parallel=team, remember=remember)
-    runner = prepare(view, found)
-    names, _ = fused_metric_names(metric)
-    start = time.perf_counter()
-    train_data.reset()
-    order, batch_ptr, pad = train_data.epoch_rows()
-    data_seconds = time.perf_counter() - start
-    sources = dict(train_data.data)
-    terms = [sources[x] for x, _ in found.terms]
-    label = dict(train_data.label).get(found.label)
-    weights = [view.arrays[w] for _, w in found.terms]
-    bias = view.arrays[found.bias] if found.bias else None
-    indices = [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
-    batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
-    per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
-    num_batches = len(batch_ptr) - 1
-    leaves = metric_leaves(metric)
-    labels = label.asnumpy() if progressive is not None else None
-    sample_weight = getattr(train_data, "sample_weight", None)
-    for b0 in range(0, num_batches, per_call):
-        b1 = min(num_batches, b0 + per_call)
-        lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
-        outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
-        res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
-                               view.updater, indices, metrics=names, check_params=check_params and b1 == num_batches,
-                               predictions=outputs, parallel=team, remember=remember,
-                               sample_weight=sample_weight, checked_csr=getattr(train_data, "checked_csr", False))
-        if progressive is not None and res.nonfinite_batch is None:
-            real = (hi - lo) - (pad if b1 == num_batches else 0)
-            rows = order[lo:lo + real]
-            progressive.update(labels[rows], outputs[:real], None if sample_weight is None else sample_weight[rows])
-        plan_runner.account(view, leaves, res, epoch, b0, num_batches)
-        if batch_end_callback is not None:
-            batch_end_callback(hi - (pad if b1 == num_batches else 0))
-    return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
+    return prepare(view, found).run_epoch(view, train_data, metric, batch_end_callback, epoch, progressive,
+                                          check_params=check_params, parallel=team, remember=remember)
 
 
-__all__ = ["match", "match_linear", "match_plan", "why_not_fused", "prepare_plan", "match_view", "prepare", "run_epoch", "fused_metric_names", "unsupported_metrics", "Match",
-           "LinearEpochRunner"]
+__all__ = ["compile_model", "match", "match_linear", "match_plan", "why_not_fused", "prepare_plan", "match_view", "prepare",
+           "run_epoch", "fused_metric_names", "unsupported_metrics", "Match", "LinearKernel", "LinearEpochRunner"]

@@ -1,4 +1,6 @@
-"""Recognise the linear-model family in a bound Module, so it can run as fused numba epochs.
+"""The pattern of the linear family's hand kernels (:mod:`.kernels`): the recogniser the compile step
+(:func:`sparsetrain.engines.compiled.compile_model`) calls when the output layer's fused form names the
+``linear`` epoch kernel; any other graph goes to the plan compiler.
 
 The pattern: ``sum_k dot(X_k, W_k) [+ bias]`` into one of the four output layers, where each
 ``X_k`` is a csr data input, each ``W_k`` a row_sparse parameter of shape ``(D_k, K)``, ``bias`` a

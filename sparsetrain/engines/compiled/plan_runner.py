@@ -96,6 +96,16 @@ class PlanRunner:
         self._empty = np.empty((0, 0), self.dtype)
         self._no_rows = np.empty(0, INDEX_DTYPE)
 
+    def run_epoch(self, view, train_data, metric, batch_end_callback=None, epoch=0, progressive=None,
+                  check_params=True, parallel=None, remember=True) -> EpochStats:
+        """One epoch of an in-memory ``train_data`` (or a streamed piece): the runner interface every
+        compile target has (see :func:`sparsetrain.engines.compiled.run_found`)."""
+        if progressive is not None:  # match() refuses this pairing; a direct call must too
+            raise ValueError("the compiled engine cannot run this module: generated plans do not compute "
+                             "progressive metrics")
+        return run_epoch(view, self, metric_names(metric), train_data, metric, batch_end_callback, epoch,
+                         check_params, parallel=parallel, remember=remember)
+
     def _once(self, key, source, make, remember=True):
         if not remember:  # an input seen once (a streamed chunk): nothing keeps it alive
             return make()
@@ -234,6 +244,11 @@ def unsupported_plan_metrics(metric, output: str, k: int) -> list:
         elif fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
             items.append(Unsupported("metric", name, f"with {output} needs a single output"))
     return items
+
+
+def metric_names(metric) -> list:
+    """The catalogue names of ``metric``'s leaves (a metric or composite; every one with a fused form)."""
+    return [info_of(leaf).name for leaf in metric_leaves(metric)]
 
 
 def metric_codes(names) -> np.ndarray:
