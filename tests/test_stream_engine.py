@@ -321,13 +321,14 @@ def test_a_malformed_line_chunks_into_the_stream_stops_there_with_the_last_check
     from sparsetrain.trainer import fit
 
     path = tmp_path / "big.libsvm"
-    lines = [f"{i % 2} {i % 11 + 1}:0.5 12:0.25" for i in range(480_000)]
+    count = int(2.6 * STREAM_CHUNK_SIZE / 15)  # lines of 15 to 17 bytes: more than 2.5 chunks
+    lines = [f"{i % 2} {i % 11 + 1}:0.5 12:0.25" for i in range(count)]
     path.write_text("\n".join(lines) + "\n")
     assert path.stat().st_size > 2.5 * STREAM_CHUNK_SIZE
     out = tmp_path / "run"
     fit(_config(path, "train.epochs=1"), output_dir=str(out))
     before = (out / "checkpoint.json").read_text()
-    bad = 470_000  # past two chunks
+    bad = count - 10_000  # past two chunks
     lines[bad] = "1 3:0.5 x:1"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=rf"{path}:{bad + 1}: feature index 'x' is not an integer"):
