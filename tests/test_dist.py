@@ -43,9 +43,9 @@ def _block_reference(cfg, num_workers, epochs, per_block):
     Worker r's batches are those of ``LibSVMIter(num_parts=N, part_index=r)``, cut into blocks of
     ``per_block``. Round k: every worker that has a k-th block trains it, batch after batch, with
     the configured optimizer (``rescale_grad`` 1/batch_size), starting from the round's parameters,
-    optimizer states and update counts. Then each row of the row_sparse weight moves by the mean
-    change of the workers whose block had that column (every worker's for the dense bias), the
-    momentum state likewise, and the update counts by the round's longest block."""
+    optimizer states and update counts. Then each row of the row_sparse weight moves by the sum of the workers' changes (the dense bias by their mean), the
+    momentum state by the mean change of the workers whose block had that column (every worker's for the bias), and
+    the update counts by all the round's batches."""
     from sparsetrain.config import make_optimizer
     from sparsetrain.io import LibSVMIter
     from sparsetrain.optimizer_buffers import state_buffer
@@ -98,14 +98,14 @@ def _block_reference(cfg, num_workers, epochs, per_block):
                 ds = sum(c[2][i] for c in changes)
                 div = touched[:, None] if n == "weight" else len(changes)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    params[n] = params[n] + np.where(div > 0, dw / np.maximum(div, 1), 0).astype(np.float32)
+                    params[n] = params[n] + (dw if n == "weight" else dw / div).astype(np.float32)
                     states[i] = states[i] + np.where(div > 0, ds / np.maximum(div, 1), 0).astype(np.float32)
-            count += max(len(p[k]) for p in parts if k < len(p))
+            count += sum(len(p[k]) for p in parts if k < len(p))
         history.append(metric.get()[1])
     return params, history
 
 
-def test_dist_sync_two_workers_equals_averaged_blocks_trained_in_one_process(sync_run):
+def test_dist_sync_two_workers_equals_the_round_of_blocks_trained_in_one_process(sync_run):
     cfg, result = sync_run
     want, history = _block_reference(cfg, 2, 2, cfg.train.sync_every)
     got, _ = load_params(result.checkpoint)
@@ -114,6 +114,57 @@ def test_dist_sync_two_workers_equals_averaged_blocks_trained_in_one_process(syn
     assert [r["mse"] for r in result.history] == pytest.approx(history, rel=1e-5)
     lines = [json.loads(x) for x in (pathlib.Path(result.output_dir) / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1] and lines[0]["workers"] == 2 and lines[0]["bytes_per_step"] > 0
+    assert lines[0]["worker_cpu_seconds"] > 0 and lines[0]["server_cpu_seconds"] > 0
+    # the distributed record's counters and timings are not metrics (the epoch line, the summary, the plot)
+    from sparsetrain.trainer import record_metrics
+
+    assert list(record_metrics(lines[0])) == ["mse"]
+
+
+def test_workers_that_keep_their_part_in_memory_train_as_workers_that_stream_it(sync_run, tmp_path):
+    """``sync_run`` (data.cache auto: each worker keeps its part, cut into blocks, after the first epoch) against
+    workers that parse their part again every epoch: the same parameters."""
+    cfg, kept = sync_run
+    streamed = train_distributed(load_config(LINREG, SYNC + ["data.cache=stream"]), output_dir=str(tmp_path),
+                                 workers=2, servers=2)
+    a, _ = load_params(kept.checkpoint)
+    b, _ = load_params(streamed.checkpoint)
+    for name in a:
+        np.testing.assert_array_equal(a[name].asnumpy(), b[name].asnumpy())
+    assert [r["mse"] for r in kept.history] == [r["mse"] for r in streamed.history]
+
+
+def test_float16_pushes_send_half_the_value_bytes_rounded_to_float16():
+    kv = kvstore.create("dist_async", num_servers=2)
+    try:
+        kv.init(3, mx.nd.array(np.zeros((10, 2), np.float32)).tostype("row_sparse"))
+        rows = np.array([1, 4, 8], dtype=np.int64)  # rows 1 and 4 on server 0, row 8 on server 1
+        change = np.array([[0.1, -0.2], [1 / 3, 2.0], [1e-3, -5.0]], np.float32)
+        sent = []
+        for dtype in (None, np.float16):
+            before = kv.bytes_pushed
+            kv.receive(kv.push_block(0, {3: (rows, change, ())}, 1, dtype=dtype))
+            sent.append(kv.bytes_pushed - before)
+        assert sent == [rows.nbytes + change.nbytes, rows.nbytes + change.nbytes // 2]  # int64 row ids stay
+        values, _, _ = kv.gather()
+        np.testing.assert_array_equal(values[3][rows], change + change.astype(np.float16).astype(np.float32))
+    finally:
+        kv.close()
+
+
+def test_float16_pushes_train_close_to_float32_pushes(sync_run, tmp_path):
+    cfg, full = sync_run
+    half = train_distributed(load_config(LINREG, SYNC + ["train.push_dtype=float16"]), output_dir=str(tmp_path),
+                             workers=2, servers=2)
+    a, _ = load_params(full.checkpoint)
+    b, _ = load_params(half.checkpoint)
+    for name in a:
+        want = a[name].asnumpy()
+        np.testing.assert_allclose(b[name].asnumpy(), want, rtol=0, atol=5e-3 * np.abs(want).max())
+        assert not np.array_equal(b[name].asnumpy(), want)  # the pushes were rounded
+    assert half.history[-1]["mse"] == pytest.approx(full.history[-1]["mse"], rel=0.01)
+    # the same rows pushed: the row ids' bytes are equal, the values' (and momentum's) bytes halve
+    assert half.history[-1]["bytes"] < full.history[-1]["bytes"]
 
 
 @pytest.mark.parametrize("mode", ["dist_sync", "dist_async"])
@@ -258,7 +309,8 @@ def test_resume_a_distributed_run_continues_exactly_from_its_checkpoint(tmp_path
                       workers=2, servers=2)
     states = (tmp_path / "r" / "checkpoints" / "model-0001.states").read_bytes()
     progress = optimizer_states.loads(states)[1]
-    assert progress["num_update"] == clean.history[0]["steps"] and progress["lr_scheduler"] is not None
+    # every batch of every worker counts once, as in one process (the scheduler's steps)
+    assert progress["num_update"] == clean.history[0]["batches"] and progress["lr_scheduler"] is not None
     resumed = train_distributed(load_config(LINREG, base + ["train.epochs=2"]), output_dir=str(tmp_path / "r"),
                                 workers=2, servers=2, resume=True)
     assert resumed.resumed_from == 1 and [r["epoch"] for r in resumed.history] == [0, 1]
@@ -329,6 +381,7 @@ def test_cli_fit_with_workers_writes_one_metrics_file_and_a_checkpoint(tmp_path)
     assert res.exit_code == 1, res.output  # the 2-epoch run misses the config's target (mse < 1)
     # the header says how the run is distributed: 50 batches per worker, at least 8 blocks -> 6 batches
     assert "engine compiled, dist_sync, 2 workers, 2 servers, sync_every 6 batches" in res.output
+    assert "workers' parts in memory after the first epoch" in res.output
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1] and lines[0]["kvstore"] == "dist_sync"
     epoch_line = next(x for x in res.output.splitlines() if x.startswith("epoch 1  mse"))

@@ -54,12 +54,14 @@ def test_rows_needed_are_the_columns_of_the_block():
     assert rows[1] is None and rows[2] is None  # dense, and row_sparse not reached through the csr: whole
 
 
-def test_combine_deltas_is_the_mean_change_of_the_workers_that_touched_a_row():
+def test_combine_deltas_adds_row_changes_and_averages_states_and_dense_values():
     a = (np.array([1, 4]), np.array([[2.0], [4.0]], np.float32))
     b = (np.array([4, 7]), np.array([[8.0], [6.0]], np.float32))
-    rows, mean = combine_deltas([a, b])
+    rows, total = combine_deltas([a, b])
     np.testing.assert_array_equal(rows, [1, 4, 7])
-    np.testing.assert_array_equal(mean, [[2.0], [6.0], [6.0]])  # row 4: (4 + 8) / 2; rows 1 and 7: one worker
+    np.testing.assert_array_equal(total, [[2.0], [12.0], [6.0]])  # row 4: 4 + 8; rows 1 and 7: one worker
+    rows, mean = combine_deltas([a, b], sum_rows_changes=False)
+    np.testing.assert_array_equal(mean, [[2.0], [6.0], [6.0]])  # row 4: (4 + 8) / 2 (states)
     rows, mean = combine_deltas([(None, np.array([1.0, 3.0])), (None, np.array([3.0, 5.0]))])
     assert rows is None and mean.tolist() == [2.0, 4.0]
     assert combine_deltas([a])[1] is a[1]

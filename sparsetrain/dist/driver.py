@@ -148,6 +148,11 @@ class _Cluster:
             return -1
         return sum(s for e, s, _ in done if e == epoch)
 
+    def server_cpu(self) -> float:
+        """CPU seconds the servers' processes have used, summed."""
+        return sum(_wait_all([s.cpu_seconds.remote() for s in self.servers], [f"server {i}" for i in
+                                                                            range(len(self.servers))]))
+
     def gather(self):
         from .kvstore import ServerDied
 
@@ -268,9 +273,10 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     if not announced:
                         w0 = cluster.info[0]
                         staleness = f", max_staleness {cfg.train.max_staleness}" if mode == "dist_async" else ""
+                        data = "in memory after the first epoch" if w0["data"] == "memory" else "streamed every epoch"
                         engine_line = (f"{w0['engine']}, {mode}, {_count(workers, 'worker')}, "
                                        f"{_count(servers, 'server')}, sync_every {w0['sync_every']} batches"
-                                       f"{staleness}")
+                                       f"{staleness}, workers' parts {data}")
                         info = run_info(cfg, run, engine_line, w0["reason"])
                         reporter.run_start({**info, "resumed_from": resumed_from})
                         announced = True
@@ -348,12 +354,14 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter) -> dict:
             if done >= 0:
                 reporter.batch_end(done)
 
+    server_cpu = cluster.server_cpu()
     t0 = time.perf_counter()
     inject = fault if (fault and fault.get("epoch") == epoch) else None
     refs = [w.run_epoch.remote(epoch, inject if inject and inject.get("worker") == r else None)
             for r, w in enumerate(cluster.workers)]
     results = _wait_all(refs, cluster.what, poll)
     seconds = time.perf_counter() - t0
+    server_cpu = cluster.server_cpu() - server_cpu
     values = _combine_metrics(cfg, results)
     samples = sum(r["samples"] for r in results)
     steps = max(1, max(r["batches"] for r in results))
@@ -362,8 +370,11 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter) -> dict:
     return {"epoch": epoch, **values, "samples": samples, "seconds": round(seconds, 6), "data_seconds": 0.0,
             "engine": cluster.info[0]["engine"], "kvstore": cluster.kv.type, "workers": len(cluster.workers),
             "servers": len(cluster.servers), "steps": steps, "bytes": int(moved), "bytes_per_step": int(moved / steps),
-            "sync_every": cluster.info[0]["sync_every"], "blocks": blocks,
+            "sync_every": cluster.info[0]["sync_every"], "blocks": blocks, "batches": sum(r["batches"] for r in results),
             "bytes_per_block": int(moved / max(blocks, 1)),
             # per worker, on average: the epoch's seconds on the worker and the part spent waiting for servers
             "worker_seconds": round(sum(r["seconds"] for r in results) / len(results), 6),
-            "wait_seconds": round(sum(r["wait_seconds"] for r in results) / len(results), 6)}
+            "wait_seconds": round(sum(r["wait_seconds"] for r in results) / len(results), 6),
+            # CPU seconds of the epoch: all workers' processes (training and parser threads), all servers'
+            "worker_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 6),
+            "server_cpu_seconds": round(server_cpu, 6)}

@@ -16,8 +16,8 @@ Blocks (what ``fit`` workers use, see :mod:`.worker`): a worker pulls the weight
 states* of the rows a block of batches needs (:meth:`ParamServer.pull_block`), trains the block
 locally with the one optimizer implementation (the compiled engine's kernels), and pushes the
 change of those rows (:meth:`ParamServer.push_block`). ``dist_sync`` waits for every worker's
-block of the round and adds the per-row **mean** of their changes (:func:`combine_deltas`: rows
-that one worker touched get its whole change); ``dist_async`` adds each change when it arrives,
+block of the round and applies them together (:func:`combine_deltas`: the sum of the workers' changes
+of a row-sparse row, the mean of a dense value's); ``dist_async`` adds each change when it arrives,
 and server 0 keeps the block clock of the bounded staleness (``train.max_staleness``).
 """
 from __future__ import annotations
@@ -31,11 +31,19 @@ from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
 
 
-def combine_deltas(parts):
+def combine_deltas(parts, sum_rows_changes: bool = True):
     """The change a round of blocks makes to one key: ``parts`` is ``[(rows | None, delta), ...]``
-    in worker order (rows sorted and unique; ``None``: a dense value). Returns ``(rows | None, mean)``:
-    per row, the sum of the changes of the workers that touched it (added in worker order) divided
-    by how many did — model averaging restricted to the rows each block touched."""
+    in worker order (rows sorted and unique; ``None``: a dense value). Returns ``(rows | None, change)``:
+
+    * a row-sparse key, ``sum_rows_changes``: per row, the **sum** of the changes of the workers that
+      touched it (added in worker order) — the round's blocks as if trained one after the other, to
+      first order in the step (a row is mostly touched a few times per block, so the workers' steps
+      on it add up as in one process);
+    * a row-sparse key otherwise (optimizer states): per row, the **mean** over the workers that
+      touched it (a state stays a state each worker could have reached: never a negative second moment);
+    * a dense key: the mean over all workers (model averaging: every batch of every block updates it,
+      so each worker's block has already moved it most of the way; adding them would overshoot).
+    """
     if len(parts) == 1:
         return parts[0]
     if parts[0][0] is None:
@@ -44,6 +52,8 @@ def combine_deltas(parts):
             total += d
         return None, total / np.asarray(len(parts), dtype=total.dtype)
     rows, total = sum_rows(parts)
+    if sum_rows_changes:
+        return rows, total
     _, count = sum_rows([(r, np.ones(len(r), dtype=total.dtype)) for r, _ in parts])
     return rows, total / count.reshape((-1,) + (1,) * (total.ndim - 1))
 
@@ -81,6 +91,12 @@ class ParamServer:
 
     def ping(self) -> int:
         return self.index
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds this server's process has used (all its threads)."""
+        import time
+
+        return time.process_time()
 
     def init(self, key, value: np.ndarray, offset: int, sparse: bool) -> None:
         self.weights[key] = NDArray(np.array(value, copy=True))
@@ -220,7 +236,7 @@ class ParamServer:
 
     def _apply_blocks(self, pushes: list) -> None:
         """A round of blocks (in worker order): per key the :func:`combine_deltas` of the values and of
-        each optimizer state, then the update counts advanced by the round's longest block. One
+        each optimizer state, then the update counts advanced by all the round's batches. One
         ``dist_async`` push: its value changes added, its optimizer states written (the last writer's
         states win, as in lock-free Hogwild; adding the changes of decaying states such as momentum
         from blocks that started from the same state would count their decay twice)."""
@@ -228,10 +244,11 @@ class ParamServer:
         for key in sorted({k for p in pushes for k in p.deltas}, key=repr):
             parts = [p.deltas[key] for p in pushes if key in p.deltas]
             rows, delta = combine_deltas([(r, d) for r, d, _ in parts])
-            states = [combine_deltas([(r, s[i]) for r, _, s in parts])[1] for i in range(len(parts[0][2]))]
+            states = [combine_deltas([(r, s[i]) for r, _, s in parts], sum_rows_changes=False)[1]
+                      for i in range(len(parts[0][2]))]
             self._add(key, rows, delta, states, replace)
-        if self.updater is not None:
-            self.updater.optimizer.advance_update_counts(list(self.weights), max(p.steps for p in pushes))
+        if self.updater is not None:  # every batch of the round counts once, as in one process
+            self.updater.optimizer.advance_update_counts(list(self.weights), sum(p.steps for p in pushes))
         self.updates += 1
 
     def _received(self, deltas: dict) -> dict:

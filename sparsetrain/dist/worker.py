@@ -7,10 +7,11 @@ so the compiled engine's fused epoch kernels or generated plan (or the graph eng
 as in a single process, with the configured optimizer — and pushes what the block changed in
 those rows (values and optimizer states) with the number of batches it trained.
 
-* ``dist_sync``: the push waits for the round (every worker's block), the servers add the per-row
-  mean of the workers' changes, and the same call returns the next block's rows read after it.
+* ``dist_sync``: the push waits for the round (every worker's block), the servers apply the
+  workers' changes together, and the same call returns the next block's rows read after it.
   With one worker this is single-process training; with N, each round is N blocks trained from the
-  same parameters and averaged row by row (``server.combine_deltas``).
+  same parameters, whose changes add up on row-sparse rows and are averaged on dense values
+  (``server.combine_deltas``).
 * ``dist_async``: the next block's rows are pulled while this block trains; the servers add each
   change when it arrives. What this worker pulled before its own last push gets that push's change
   added locally (``blocks.with_changes``), so only the other workers' updates are stale, by at most
@@ -64,6 +65,13 @@ class Worker:
         self.table = blk.LocalRows(view.arrays, view.updater, self.keys)
         self.sync_every = blk.batches_per_block(cfg.train.sync_every, cfg.data.batch_size, cfg.train_files()[0],
                                                 num_workers)
+        # the part in memory after the first pass (cut into blocks, with the rows each needs), or streamed
+        # every epoch (data.cache: stream / disk, a part over the memory budget, last_batch: roll_over)
+        from ..trainer import cache_mode
+
+        keep = cache_mode(cfg, cfg.train_files(), parts=num_workers) == "memory" and cfg.data.last_batch != "roll_over"
+        self.data_mode = "memory" if keep else "stream"
+        self._kept = None
         self.staleness = cfg.train.max_staleness if mode == "dist_async" else None
         self.push_dtype = np.float16 if cfg.train.push_dtype == "float16" else None
         self.metric = make_metric(cfg.metrics)
@@ -90,10 +98,30 @@ class Worker:
 
     def ping(self) -> dict:
         return {"rank": self.rank, "engine": self.engine, "reason": self.engine_reason, "pid": os.getpid(),
-                "sync_every": self.sync_every}
+                "sync_every": self.sync_every, "data": self.data_mode}
 
     def progress(self) -> tuple:
         return self._progress
+
+    def _blocks(self):
+        """This epoch's ``(block, {key: rows it needs})`` in order, cut and computed on a thread ahead of
+        training; with the part in memory, the first complete pass is kept and the later epochs reuse it."""
+        if self._kept is not None:
+            return iter(self._kept)
+        self.iter.reset()
+        cut = ((b, blk.rows_needed(b, self.keys, self.sources)) for b in blk.blocks(self.iter.epoch_pieces(),
+                                                                                     self.sync_every))
+        if self.data_mode != "memory":
+            return blk.ahead(cut)
+
+        def keep():
+            kept = []
+            for item in cut:
+                kept.append(item)
+                yield item
+            self._kept = kept  # only a whole pass: a failed epoch leaves nothing half kept
+
+        return blk.ahead(keep())
 
     # -- one block --------------------------------------------------------------------------------
     def _train(self, block, epoch: int, batches_before: int) -> int:
@@ -116,14 +144,12 @@ class Worker:
         kv.begin_epoch(epoch)
         pushed0, pulled0 = kv.bytes_pushed, kv.bytes_pulled
         metric.reset()
-        self.iter.reset()
         samples = batches = 0
         self._progress = (epoch, 0, 0)
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         waited = 0.0
-        stream = blk.ahead(blk.blocks(self.iter.epoch_pieces(), self.sync_every))
-        block = next(stream, None)
-        rows = blk.rows_needed(block, self.keys, self.sources) if block is not None else None
+        stream = self._blocks()
+        block, rows = next(stream, (None, None))
         pending = kv.pull_block(rows) if block is not None else None
         pushed, previous = None, {}
         k = 0
@@ -137,8 +163,7 @@ class Worker:
                 stale = np.array([n is not None and n < k for n in included])
                 got = blk.with_changes(rows, got, previous, lambda key, r: stale[kv.owners(key, r)])
             self.table.load(rows, got, progress)
-            following = next(stream, None)
-            next_rows = blk.rows_needed(following, self.keys, self.sources) if following is not None else None
+            following, next_rows = next(stream, (None, None))
             if not sync and following is not None:
                 pending = kv.pull_block(next_rows)  # fetched while this block trains
             steps = sum(seg.batches for seg in block)
@@ -163,6 +188,7 @@ class Worker:
         kv.finish_blocks()
         return {"rank": self.rank, "samples": samples, "batches": batches, "blocks": k,
                 "seconds": time.perf_counter() - start, "wait_seconds": waited,
+                "cpu_seconds": time.process_time() - cpu0,
                 "metric": [(float(m.sum_metric), int(m.num_inst)) for m in metric_leaves(metric)],
                 "bytes_pushed": kv.bytes_pushed - pushed0, "bytes_pulled": kv.bytes_pulled - pulled0}
 

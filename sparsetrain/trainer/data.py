@@ -27,15 +27,16 @@ def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
     return total
 
 
-def cache_mode(cfg: Config, paths: list[str]) -> str:
+def cache_mode(cfg: Config, paths: list[str], parts: int = 1) -> str:
     """``memory``, ``disk`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits
     the budget in memory, else caches it on disk for several epochs or shuffling, else streams it;
-    stdin, ``-``, is always a stream)."""
+    stdin, ``-``, is always a stream). ``parts``: a process holds one of that many parts of the files
+    (a distributed worker), so ``auto`` weighs that share against the budget."""
     if paths == ["-"]:
         return "stream"
     mode = cfg.data.cache
     if mode == "auto":  # too big for the budget: a disk cache pays back from the second epoch (or to shuffle)
-        fits = _estimated_csr_bytes(cfg, paths) <= cfg.data.memory_budget_mb * 2**20
+        fits = _estimated_csr_bytes(cfg, paths) / max(1, parts) <= cfg.data.memory_budget_mb * 2**20
         mode = "memory" if fits else "disk" if cfg.data.shuffle or cfg.train.epochs > 1 else "stream"
     if mode == "stream" and "-" in paths and len(paths) > 1:
         raise ConfigError("data.train: stdin ('-') is read alone, not with other files")
