@@ -37,6 +37,11 @@ def sync_run(tmp_path_factory):
     return cfg, train_distributed(cfg, output_dir=str(out), workers=2, servers=2)
 
 
+def _params(result) -> dict:
+    """``{name: numpy value}`` of a run's last checkpoint."""
+    return {name: v.asnumpy() for name, v in load_params(result.checkpoint)[0].items()}
+
+
 def _block_reference(cfg, num_workers, epochs, per_block):
     """What dist_sync trains, written with one process's Module (graph engine, batch by batch).
 
@@ -127,10 +132,9 @@ def test_workers_that_keep_their_part_in_memory_train_as_workers_that_stream_it(
     cfg, kept = sync_run
     streamed = train_distributed(load_config(LINREG, SYNC + ["data.cache=stream"]), output_dir=str(tmp_path),
                                  workers=2, servers=2)
-    a, _ = load_params(kept.checkpoint)
-    b, _ = load_params(streamed.checkpoint)
+    a, b = _params(kept), _params(streamed)
     for name in a:
-        np.testing.assert_array_equal(a[name].asnumpy(), b[name].asnumpy())
+        np.testing.assert_array_equal(a[name], b[name])
     assert [r["mse"] for r in kept.history] == [r["mse"] for r in streamed.history]
 
 
@@ -156,12 +160,10 @@ def test_float16_pushes_train_close_to_float32_pushes(sync_run, tmp_path):
     cfg, full = sync_run
     half = train_distributed(load_config(LINREG, SYNC + ["train.push_dtype=float16"]), output_dir=str(tmp_path),
                              workers=2, servers=2)
-    a, _ = load_params(full.checkpoint)
-    b, _ = load_params(half.checkpoint)
-    for name in a:
-        want = a[name].asnumpy()
-        np.testing.assert_allclose(b[name].asnumpy(), want, rtol=0, atol=5e-3 * np.abs(want).max())
-        assert not np.array_equal(b[name].asnumpy(), want)  # the pushes were rounded
+    a, b = _params(full), _params(half)
+    for name, want in a.items():
+        np.testing.assert_allclose(b[name], want, rtol=0, atol=5e-3 * np.abs(want).max())
+        assert not np.array_equal(b[name], want)  # the pushes were rounded
     assert half.history[-1]["mse"] == pytest.approx(full.history[-1]["mse"], rel=0.01)
     # the same rows pushed: the row ids' bytes are equal, the values' (and momentum's) bytes halve
     assert half.history[-1]["bytes"] < full.history[-1]["bytes"]
