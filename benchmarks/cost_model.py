@@ -13,11 +13,16 @@ server, in parallel), while the next block's rows were pulled during the trainin
   per block period and spends ``server_cost`` seconds per byte applying and reading rows, and its
   link carries the same bytes: ``t_s = W * bytes / S * (server_cost + 1 / link)``;
 * the machine: with ``C`` cores shared by everything (a local run), the CPU seconds of a period
-  ``W * (compute + cpu_comm) + W * bytes * server_cost`` cannot exceed ``C`` times its length.
+  cannot exceed ``C`` times its length. They are *measured*, not derived: ``worker_cpu``, the CPU
+  seconds of a worker's whole process per block in the 1-worker run (its training thread, the parser
+  threads when it streams its part, the rows a block needs, its side of the Ray calls), and
+  ``server_cpu``, the server process's per block (applying pushes, reading pulls, its side of the
+  calls): ``cpu = W * (worker_cpu + server_cpu)``. Ray's own daemons and the driver, which waits,
+  are left out (a few per cent of a core).
 
 Samples/s = ``W * rows_per_block / max(t_w, t_s, cpu / C)``. On one machine ``link`` is the
-measured copy bandwidth through Ray's object store and ``rtt`` the measured actor round trip
-(``cpu_comm`` = ``2 * rtt``: both ends of the two calls are CPU on the same cores); on a cluster
+measured copy bandwidth through Ray's object store and ``rtt`` the measured actor round trip;
+on a cluster
 ``rtt`` is the network round trip plus the call's CPU (assumption: 0.2 ms + the measured local
 call), ``link`` 10 or 1 Gbit/s, one core per worker and a core per server (no sharing). Nothing
 here is asserted; ``benchmarks/dist.py`` prints the model's prediction beside its measured 1- and
@@ -46,6 +51,8 @@ class Inputs:
     rtt: float              # seconds of an actor round trip here (call + answer, tiny payload)
     link: float             # bytes/s moved through Ray's object store here
     server_cost: float      # server seconds per byte of a block (apply a push, read a pull)
+    worker_cpu: float = 0.0  # CPU seconds of a worker's process per block (all its threads; 0: not measured)
+    server_cpu: float = 0.0  # CPU seconds of the server's process per block (0: not measured)
 
     @property
     def bytes(self) -> float:
@@ -64,7 +71,10 @@ def predict(m: Inputs, workers: int, servers: int = 1, cores: int | None = None,
     t_s = workers * m.bytes / servers * (m.server_cost + 1.0 / link)
     period = max(t_w, t_s)
     if cores:
-        cpu = workers * (m.compute + 2 * m.rtt) + workers * m.bytes * m.server_cost
+        if m.worker_cpu:
+            cpu = workers * (m.worker_cpu + m.server_cpu)
+        else:  # an older input file: the training time and both ends of two calls, the server's bytes
+            cpu = workers * (m.compute + 2 * m.rtt) + workers * m.bytes * m.server_cost
         period = max(period, cpu / cores)
     return workers * m.rows_per_block / period
 
@@ -138,7 +148,9 @@ def inputs_from_run(one: dict, rtt: float, link: float, server_cost: float) -> I
     per_block = float(one["bytes_per_block"])
     rows = int(one["samples"]) / blocks
     return Inputs(compute=compute, rows_per_block=int(rows), pull_bytes=per_block / 2, push_bytes=per_block / 2,
-                  rtt=rtt, link=link, server_cost=server_cost)
+                  rtt=rtt, link=link, server_cost=server_cost,
+                  worker_cpu=float(one.get("worker_cpu_seconds", 0.0)) / blocks,
+                  server_cpu=float(one.get("server_cpu_seconds", 0.0)) / blocks)
 
 
 def check(m: Inputs, measured: dict[int, float], cores: int) -> list[dict]:

@@ -12,14 +12,17 @@ On the same LibSVM file (the harness's ``large`` regression workload, generated 
 * ``local stream``: the same with ``data.cache: stream`` (parser chunks straight into the compiled
   epoch, the whole file each epoch, as the workers read it) — the single-process baseline of
   issue 17's first target, in its own subprocess;
-* ``dist_async`` and ``dist_sync`` with each ``--workers`` count: ``train_distributed`` (workers
-  stream their byte range ``LibSVMIter(num_parts, part_index)`` and train blocks of
-  ``train.sync_every`` batches on the compiled engine, pulling a block's rows before it and pushing
-  their change after it), in this process on one Ray started once (``num_cpus`` = this machine's
-  cores) or joined with ``--address``.
+* ``dist_async`` and ``dist_sync`` with each ``--workers`` count: ``train_distributed`` (worker r
+  reads its byte range ``LibSVMIter(num_parts, part_index)`` and trains blocks of ``train.sync_every``
+  batches on the compiled engine, pulling a block's rows before it and pushing their change after
+  it), in this process on one Ray started once (``num_cpus`` = this machine's cores) or joined with
+  ``--address``. ``--worker-cache memory`` (default): ``data.cache: memory``, each worker keeps its
+  part, cut into blocks, after the first epoch, so the timed epoch trains without parsing — compared
+  with ``local compiled``; ``--worker-cache stream``: each worker parses its part again every epoch —
+  compared with ``local stream``. 1 and 2 workers are always compared in the same mode.
 
-Then ``benchmarks/cost_model.py`` is fed with the 1-worker ``dist_async`` run (compute seconds and
-bytes per block) and transport measured now (round trip, object-store bandwidth, a server's cost
+Then ``benchmarks/cost_model.py`` is fed with the 1-worker ``dist_async`` run of the first
+``--worker-cache`` mode (compute seconds, CPU seconds of the worker and the server, and bytes per block) and transport measured now (round trip, object-store bandwidth, a server's cost
 per byte); it prints its predictions beside the measured ``dist_async`` runs and a projection for
 8-128 workers on 10 and 1 Gbit/s with 1-16 servers.
 
@@ -61,7 +64,7 @@ class Run:
     kvstore: str            # local | dist_sync | dist_async
     workers: int = 1
     servers: int = 0
-    cache: str = "stream"   # local runs: memory | stream
+    cache: str = "stream"   # data.cache: memory | stream (local runs and the workers' parts)
     engine: str = "auto"
 
     @property
@@ -72,19 +75,27 @@ class Run:
         if self.local:
             return ("memory (parsed once before training)" if self.cache == "memory"
                     else "stream (LibSVMIter chunks into the compiled epoch, whole file each epoch)")
-        return f"stream (LibSVMIter part r/{self.workers} per worker)"
+        if self.cache == "memory":
+            return f"memory (part r/{self.workers} parsed in the first epoch, kept as blocks)"
+        return f"stream (part r/{self.workers} parsed again every epoch)"
 
 
-def plan(workers: list[int], servers: list[int], local_stream: bool = True) -> list[Run]:
+def dist_name(kvstore: str, workers: int, cache: str, tag: str = "") -> str:
+    """``dist_async 2w`` (workers keep their part in memory) or ``dist_async 2w stream``."""
+    return f"{kvstore} {workers}w{'' if cache == 'memory' else ' ' + cache}{tag}"
+
+
+def plan(workers: list[int], servers: list[int], local_stream: bool = True,
+         worker_caches: tuple = ("memory",)) -> list[Run]:
     runs = [Run("local compiled", "local", cache="memory", engine="compiled")]
-    if local_stream:
+    if local_stream or "stream" in worker_caches:
         runs.append(Run("local stream", "local", cache="stream", engine="compiled"))
-    for s in servers:
-        tag = "" if len(servers) == 1 else f", {s} servers"
-        for w in workers:
-            runs.append(Run(f"dist_async {w}w{tag}", "dist_async", w, s))
-        for w in workers:
-            runs.append(Run(f"dist_sync {w}w{tag}", "dist_sync", w, s))
+    for cache in worker_caches:
+        for s in servers:
+            tag = "" if len(servers) == 1 else f", {s} servers"
+            for kv in ("dist_async", "dist_sync"):
+                for w in workers:
+                    runs.append(Run(dist_name(kv, w, cache, tag), kv, w, s, cache=cache))
     return runs
 
 
@@ -133,7 +144,8 @@ def summarize(history: list[dict], wall: float, batch_size: int, workers: int) -
            "steps": steps, "ms_per_step": sec / steps * 1e3,
            "train_mse": float(last["mse"]), "engine": last.get("engine"),
            "call_seconds": wall, "setup_seconds": wall - sum(float(r["seconds"]) for r in history)}
-    for key in ("blocks", "bytes_per_block", "worker_seconds", "wait_seconds", "sync_every"):
+    for key in ("blocks", "bytes_per_block", "worker_seconds", "wait_seconds", "sync_every", "worker_cpu_seconds",
+                "server_cpu_seconds"):
         if key in last:
             out[key] = last[key]
     if bps is not None:
@@ -164,12 +176,13 @@ def local(path: str, features: int, batch_size: int, lr: float, epochs: int, cac
 
 def distributed(path: str, features: int, batch_size: int, lr: float, epochs: int, kvstore: str,
                 workers: int, servers: int, address: str | None = None,
-                evaluate: bool = True) -> dict:
-    """One ``train_distributed`` run in this process (Ray already started or joined)."""
+                evaluate: bool = True, cache: str = "memory") -> dict:
+    """One ``train_distributed`` run in this process (Ray already started or joined); ``cache``: the
+    workers' ``data.cache`` (``memory``: each keeps its part after the first epoch)."""
     from sparsetrain.config import config_from_dict
     from sparsetrain.dist import train_distributed
 
-    cfg = config_from_dict(config_doc(path, features, batch_size, lr, epochs, kvstore))
+    cfg = config_from_dict(config_doc(path, features, batch_size, lr, epochs, kvstore, cache))
     out = tempfile.mkdtemp(prefix=f"sparsetrain-dist-{kvstore}-")
     try:
         t0 = time.perf_counter()
@@ -196,7 +209,7 @@ def measure(r: Run, kw: dict, address: str | None, timeout: float) -> dict:
         return bench.run_subprocess(cmd, bench.child_env(), timeout)
     try:
         res = distributed(**kw, kvstore=r.kvstore, workers=r.workers, servers=r.servers,
-                          address=address)
+                          address=address, cache=r.cache)
     except Exception as e:  # noqa: BLE001 - a failed run is a row, not a crash
         return _error(e)
     res["status"] = "ok"
@@ -251,26 +264,34 @@ def _get(results, name):
 
 
 def targets(results: list[dict], model_check: list[dict] | None) -> list[tuple[str, str, bool | None]]:
-    """Issue 17's targets: ``(what, value, met)`` (``met`` None: not measured)."""
-    stream = _get(results, "local stream")
+    """Issue 17's targets: ``(what, value, met)`` (``met`` None: not measured), for each data mode of the
+    workers measured, always against runs in the same mode (the workers' parts in memory against the
+    single process in memory, streamed against streamed)."""
     base = _get(results, "local compiled")
-    a1, a2 = _get(results, "dist_async 1w"), _get(results, "dist_async 2w")
     out = []
 
-    def ratio(what, num, den, goal):
+    def ratio(what, num, den, goal=None):
         if num and den and num.get("samples_per_s") and den.get("samples_per_s"):
             r = num["samples_per_s"] / den["samples_per_s"]
-            out.append((what, f"{r:.2f}x (target >= {goal}x)", r >= goal))
+            out.append((what, f"{r:.2f}x" + (f" (target >= {goal}x)" if goal else ""), None if goal is None else r >= goal))
         else:
             out.append((what, "not measured", None))
 
-    ratio("dist_async 1 worker vs the single-process streamed compiled epoch", a1, stream, 0.5)
-    ratio("dist_async 2 workers vs 1 worker", a2, a1, 1.2)
-    ref = base or stream
-    for r in (a1, a2):
-        if r and ref and r.get("final_mse") is not None and ref.get("final_mse") is not None:
-            d = r["final_mse"] / ref["final_mse"] - 1
-            out.append((f"final mse of {r['run']} vs one process", f"{d:+.1%} (target within 2 %)", abs(d) <= 0.02))
+    modes = [c for c in ("memory", "stream") if any(r.get("data_path", "").startswith(c) and r["kvstore"] != "local"
+                                                    for r in results)]
+    for cache in modes:
+        single = _get(results, "local compiled" if cache == "memory" else "local stream")
+        a1, a2 = _get(results, dist_name("dist_async", 1, cache)), _get(results, dist_name("dist_async", 2, cache))
+        s1, s2 = _get(results, dist_name("dist_sync", 1, cache)), _get(results, dist_name("dist_sync", 2, cache))
+        what = "in memory" if cache == "memory" else "streamed"
+        ratio(f"dist_async 1 worker vs the single-process compiled epoch, data {what}", a1, single, 0.5)
+        ratio(f"dist_async 2 workers vs 1 worker, parts {what}", a2, a1, 1.2)
+        ratio(f"dist_sync 2 workers vs 1 worker, parts {what}", s2, s1)
+        for r in (a1, a2, s1, s2):
+            if r and base and r.get("final_mse") is not None and base.get("final_mse") is not None:
+                d = r["final_mse"] / base["final_mse"] - 1
+                out.append((f"final mse of {r['run']} vs one process", f"{d:+.1%} (target within 2 %)",
+                            abs(d) <= 0.02))
     for c in model_check or []:
         out.append((f"cost model, {c['workers']} worker(s): predicted {c['predicted']:,.0f} vs measured "
                     f"{c['measured']:,.0f} samples/s", f"{c['error']:+.0%} (target within 25 %)", abs(c["error"]) <= 0.25))
@@ -286,7 +307,7 @@ def scaling_text(results: list[dict], meta: dict) -> str:
     for what, value, met in targets(results, meta.get("cost_model", {}).get("check")):
         mark = "—" if met is None else ("met" if met else "missed")
         parts.append(f"{what}: {value}, {mark}.")
-    one = _get(results, "dist_async 1w")
+    one = next((r for r in dist if r["kvstore"] == "dist_async" and r["workers"] == 1 and r.get("blocks")), None)
     if one and one.get("blocks"):
         comm = one["wait_seconds"] / one["worker_seconds"] if one.get("worker_seconds") else None
         parts.append(f"A worker trains blocks of {one['sync_every']} batches ({one['bytes_per_block'] / 1e6:.2f} MB "
@@ -400,11 +421,12 @@ def cost_model_meta(results: list[dict], servers: int, cores: int, log) -> dict:
                 and r["workers"] == 1 and r["servers"] == servers and r.get("blocks")), None)
     if one is None:
         return {}
+    mode = one["data_path"].split()[0]  # the check compares runs whose workers read their parts the same way
     log("cost model: measuring the round trip, the object store's bandwidth and a server's cost per byte ...")
     rtt, link, cost = cm.measure_transport(int(one["bytes_per_block"]))
     inputs = cm.inputs_from_run(one, rtt, link, cost)
     measured = {r["workers"]: r["samples_per_s"] for r in results if r.get("status") == "ok"
-                and r["kvstore"] == "dist_async" and r["servers"] == servers}
+                and r["kvstore"] == "dist_async" and r["servers"] == servers and r["data_path"].startswith(mode)}
     return {"inputs": asdict(inputs), "check": cm.check(inputs, measured, cores),
             "projection": cm.projection(inputs), "cores": cores}
 
@@ -415,7 +437,10 @@ def cost_model_text(model: dict) -> str:
     m = cm.Inputs(**model["inputs"])
     lines = [f"Inputs (measured): compute {m.compute * 1e3:.2f} ms per block of {m.rows_per_block:,} rows, "
              f"{m.bytes / 1e6:.2f} MB moved per block, actor round trip {m.rtt * 1e3:.2f} ms, object store "
-             f"{m.link / 1e9:.2f} GB/s, server {m.server_cost * 1e9:.2f} ns per byte; {model['cores']} shared cores.",
+             f"{m.link / 1e9:.2f} GB/s, server {m.server_cost * 1e9:.2f} ns per byte; CPU per block "
+             f"{m.worker_cpu * 1e3:.1f} ms in the worker's process and {m.server_cpu * 1e3:.1f} ms in the server's; "
+             f"{model['cores']} shared cores (the 2-worker prediction: max(one worker's period, "
+             f"2 x CPU per block / cores)).",
              "", "| workers | predicted samples/s | measured samples/s | error |", "|---|---|---|---|"]
     lines += [f"| {c['workers']} | {c['predicted']:,.0f} | {c['measured']:,.0f} | {c['error']:+.0%} |"
               for c in model["check"]]
@@ -456,6 +481,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="run every measurement N times and keep the fastest")
     ap.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
+    ap.add_argument("--worker-cache", nargs="+", choices=["memory", "stream"], default=["memory"],
+                    help="the workers' data.cache: memory (each keeps its part after the first epoch; "
+                         "default) and/or stream (each parses its part again every epoch); each mode runs "
+                         "every distributed row and is compared with the single process in the same mode")
     ap.add_argument("--no-local-stream", action="store_true",
                     help="skip the single-process streaming (graph engine) row")
     ap.add_argument("--no-warmup", action="store_true",
@@ -498,7 +527,8 @@ def main(argv=None) -> int:
                                                           bench.LR[("regression", 256)])
     kw = {"path": path, "features": features, "batch_size": bs, "lr": lr,
           "epochs": args.epochs, "evaluate": not args.no_eval}
-    runs = plan(sorted(set(args.workers)), sorted(set(args.servers)), not args.no_local_stream)
+    runs = plan(sorted(set(args.workers)), sorted(set(args.servers)), not args.no_local_stream,
+                tuple(dict.fromkeys(args.worker_cache)))
     timeout = TIMEOUT[mode]
 
     from sparsetrain.dist.kvstore import ensure_ray

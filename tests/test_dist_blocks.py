@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sparsetrain.dist import blocks as blk
-from sparsetrain.dist.server import combine_deltas
+from sparsetrain.dist.server import add_round
 from sparsetrain.io import LibSVMIter
 
 LINREG_DATA = str(pathlib.Path(__file__).resolve().parents[1] / "data" / "linreg.libsvm")
@@ -54,17 +54,20 @@ def test_rows_needed_are_the_columns_of_the_block():
     assert rows[1] is None and rows[2] is None  # dense, and row_sparse not reached through the csr: whole
 
 
-def test_combine_deltas_adds_row_changes_and_averages_states_and_dense_values():
+def test_a_round_adds_row_changes_and_averages_states_and_dense_values():
     a = (np.array([1, 4]), np.array([[2.0], [4.0]], np.float32))
     b = (np.array([4, 7]), np.array([[8.0], [6.0]], np.float32))
-    rows, total = combine_deltas([a, b])
-    np.testing.assert_array_equal(rows, [1, 4, 7])
-    np.testing.assert_array_equal(total, [[2.0], [12.0], [6.0]])  # row 4: 4 + 8; rows 1 and 7: one worker
-    rows, mean = combine_deltas([a, b], sum_rows_changes=False)
-    np.testing.assert_array_equal(mean, [[2.0], [6.0], [6.0]])  # row 4: (4 + 8) / 2 (states)
-    rows, mean = combine_deltas([(None, np.array([1.0, 3.0])), (None, np.array([3.0, 5.0]))])
-    assert rows is None and mean.tolist() == [2.0, 4.0]
-    assert combine_deltas([a])[1] is a[1]
+    values = np.ones((9, 1), np.float32)
+    add_round(values, [a, b])
+    np.testing.assert_array_equal(values[[1, 4, 7]], [[3.0], [13.0], [7.0]])  # row 4: 4 + 8; rows 1, 7: one worker
+    assert (np.delete(values, [1, 4, 7]) == 1).all()
+    states = np.ones((9, 1), np.float32)
+    add_round(states, [a, b], mean_rows=True)
+    np.testing.assert_array_equal(states[[1, 4, 7]], [[3.0], [7.0], [7.0]])  # row 4: (4 + 8) / 2
+    assert (np.delete(states, [1, 4, 7]) == 1).all()
+    dense = np.array([10.0, 20.0])
+    add_round(dense, [(None, np.array([1.0, 3.0])), (None, np.array([3.0, 5.0]))])
+    assert dense.tolist() == [12.0, 24.0]  # the mean change
 
 
 def test_with_changes_adds_the_own_push_only_where_a_server_answered_before_it():

@@ -16,7 +16,7 @@ Blocks (what ``fit`` workers use, see :mod:`.worker`): a worker pulls the weight
 states* of the rows a block of batches needs (:meth:`ParamServer.pull_block`), trains the block
 locally with the one optimizer implementation (the compiled engine's kernels), and pushes the
 change of those rows (:meth:`ParamServer.push_block`). ``dist_sync`` waits for every worker's
-block of the round and applies them together (:func:`combine_deltas`: the sum of the workers' changes
+block of the round and applies them together (:func:`add_round`: the sum of the workers' changes
 of a row-sparse row, the mean of a dense value's); ``dist_async`` adds each change when it arrives,
 and server 0 keeps the block clock of the bounded staleness (``train.max_staleness``).
 """
@@ -31,31 +31,38 @@ from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
 
 
-def combine_deltas(parts, sum_rows_changes: bool = True):
-    """The change a round of blocks makes to one key: ``parts`` is ``[(rows | None, delta), ...]``
-    in worker order (rows sorted and unique; ``None``: a dense value). Returns ``(rows | None, change)``:
+def add_round(target: np.ndarray, parts, mean_rows: bool = False) -> None:
+    """Add the change a round of blocks makes to one key into ``target`` (in place): ``parts`` is
+    ``[(rows | None, delta), ...]`` in worker order (rows sorted and unique; ``None``: a dense value).
 
-    * a row-sparse key, ``sum_rows_changes``: per row, the **sum** of the changes of the workers that
-      touched it (added in worker order) — the round's blocks as if trained one after the other, to
-      first order in the step (a row is mostly touched a few times per block, so the workers' steps
-      on it add up as in one process);
-    * a row-sparse key otherwise (optimizer states): per row, the **mean** over the workers that
-      touched it (a state stays a state each worker could have reached: never a negative second moment);
+    * a row-sparse key: per row, the **sum** of the changes of the workers that touched it (added in
+      worker order) — the round's blocks as if trained one after the other, to first order in the
+      step (a row is mostly touched a few times per block, so the workers' steps on it add up as in
+      one process); ``mean_rows`` (optimizer states): the **mean** over the workers that touched it
+      (a state stays a state some worker reached: never a negative second moment);
     * a dense key: the mean over all workers (model averaging: every batch of every block updates it,
       so each worker's block has already moved it most of the way; adding them would overshoot).
+
+    Rows are added in place, without sorting their union (O(rows pushed), the servers' whole cost of a round).
     """
-    if len(parts) == 1:
-        return parts[0]
     if parts[0][0] is None:
-        total = np.array(parts[0][1], copy=True)
-        for _, d in parts[1:]:
-            total += d
-        return None, total / np.asarray(len(parts), dtype=total.dtype)
-    rows, total = sum_rows(parts)
-    if sum_rows_changes:
-        return rows, total
-    _, count = sum_rows([(r, np.ones(len(r), dtype=total.dtype)) for r, _ in parts])
-    return rows, total / count.reshape((-1,) + (1,) * (total.ndim - 1))
+        total = parts[0][1]
+        if len(parts) > 1:
+            total = np.array(total, copy=True)
+            for _, d in parts[1:]:
+                total += d
+            total /= np.asarray(len(parts), dtype=total.dtype)
+        target += total.reshape(target.shape)
+        return
+    if not mean_rows or len(parts) == 1:
+        for rows, d in parts:
+            target[rows] += d
+        return
+    count = np.zeros(len(target), dtype=target.dtype)
+    for rows, _ in parts:
+        count[rows] += 1
+    for rows, d in parts:
+        target[rows] += d / count[rows].reshape((-1,) + (1,) * (d.ndim - 1))
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
@@ -214,39 +221,26 @@ class ParamServer:
         told = optimizer_progress(self.updater.optimizer) if progress and self.updater is not None else None
         return out, told, self._applied.get((epoch, rank), 0)
 
-    def _add(self, key, rows, delta, states, replace_states: bool) -> None:
-        """Add ``delta`` to the values of ``rows`` (None: all) and ``states`` to their optimizer states (or,
-        ``replace_states``, write them)."""
-        w = self.weights[key]._data
-        bufs = self._state_buffers(key)
-        if rows is None:
-            w += delta.reshape(w.shape)
-            for b, d in zip(bufs, states):
-                if replace_states:
-                    b[...] = d.reshape(b.shape)
-                else:
-                    b += d.reshape(b.shape)
-            return
-        w[rows] += delta
-        for b, d in zip(bufs, states):
-            if replace_states:
-                b.reshape(w.shape)[rows] = d
-            else:
-                b.reshape(w.shape)[rows] += d
-
     def _apply_blocks(self, pushes: list) -> None:
-        """A round of blocks (in worker order): per key the :func:`combine_deltas` of the values and of
-        each optimizer state, then the update counts advanced by all the round's batches. One
+        """A round of blocks (in worker order): per key :func:`add_round` of the values' changes and of
+        each optimizer state's, then the update counts advanced by all the round's batches. One
         ``dist_async`` push: its value changes added, its optimizer states written (the last writer's
         states win, as in lock-free Hogwild; adding the changes of decaying states such as momentum
         from blocks that started from the same state would count their decay twice)."""
-        replace = self.mode == "dist_async"
         for key in sorted({k for p in pushes for k in p.deltas}, key=repr):
             parts = [p.deltas[key] for p in pushes if key in p.deltas]
-            rows, delta = combine_deltas([(r, d) for r, d, _ in parts])
-            states = [combine_deltas([(r, s[i]) for r, _, s in parts], sum_rows_changes=False)[1]
-                      for i in range(len(parts[0][2]))]
-            self._add(key, rows, delta, states, replace)
+            w = self.weights[key]._data
+            add_round(w, [(r, d) for r, d, _ in parts])
+            for i, b in enumerate(self._state_buffers(key)):
+                b = b.reshape(w.shape)
+                if self.mode == "dist_async":  # one push: its states' values are written
+                    (rows, _, states), = parts
+                    if rows is None:
+                        b[...] = states[i].reshape(b.shape)
+                    else:
+                        b[rows] = states[i]
+                else:
+                    add_round(b, [(r, s[i]) for r, _, s in parts], mean_rows=True)
         if self.updater is not None:  # every batch of the round counts once, as in one process
             self.updater.optimizer.advance_update_counts(list(self.weights), sum(p.steps for p in pushes))
         self.updates += 1

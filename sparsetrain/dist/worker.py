@@ -11,7 +11,7 @@ those rows (values and optimizer states) with the number of batches it trained.
   workers' changes together, and the same call returns the next block's rows read after it.
   With one worker this is single-process training; with N, each round is N blocks trained from the
   same parameters, whose changes add up on row-sparse rows and are averaged on dense values
-  (``server.combine_deltas``).
+  (``server.add_round``).
 * ``dist_async``: the next block's rows are pulled while this block trains; the servers add each
   change when it arrives. What this worker pulled before its own last push gets that push's change
   added locally (``blocks.with_changes``), so only the other workers' updates are stale, by at most
