@@ -36,6 +36,7 @@ def test_blocks_hold_exactly_the_batches_of_the_epoch_in_order(last, per_block):
                 n = b.data[0].shape[0]
                 got.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
     assert [sum(s.batches for s in block) for block in cut[:-1]] == [per_block] * (len(cut) - 1)
+    assert all(seg.checked_csr for block in cut for seg in block)  # parsed rows: the engine does not check them again
     assert len(got) == len(want)
     for (x, y, p), (x2, y2, p2) in zip(got, want):
         np.testing.assert_array_equal(x, x2)

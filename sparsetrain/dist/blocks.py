@@ -77,6 +77,7 @@ class Segment:
         self.pad = piece.pad if b1 == len(ptr) - 1 else 0
         self.batches = b1 - b0
         self.samples = (hi - lo) - self.pad
+        self.checked_csr = getattr(piece, "checked_csr", False)  # the parser's rows: the engine need not check them again
 
     def reset(self) -> None:
         pass
