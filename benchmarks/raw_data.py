@@ -28,7 +28,10 @@ buckets and one quadratic interaction (the cross of ``c1`` and ``c2``):
   over a text file wants: parsed chunks train as they arrive, the parse of the next chunks on the
   parser threads overlapped with training) and ``data.cache: memory`` (the whole file parsed into
   one matrix, then the epoch); time = the whole call, after a warm-up run on a small file for
-  numba's cache; log-loss = the epoch's progressive log-loss;
+  numba's cache; log-loss = the epoch's progressive log-loss; each run also prints its epoch's
+  seconds and how long the epoch waited for parsed chunks, and a *stage* line the CPU seconds of
+  the streamed parse alone (one parser thread, blocks dropped), so parse and training CPU can be
+  told apart;
 - Vowpal Wabbit (``pip install vowpalwabbit``): the same rows converted (untimed) to VW text
   (``|a c1=..`` ``|b c2=..`` ``|c`` the other categoricals, ``|n i1:log1p(x)``...), labels ±1,
   one pass from the text file ``--loss_function logistic -b bits -q ab`` (VW's default adaptive,
@@ -181,7 +184,18 @@ def ours_train(path, bits, lr, cache="stream"):
         cfg = _train_config(path, bits, lr, tmp, cache)
         t = time.perf_counter()
         result = train(cfg, output_dir=os.path.join(tmp, "run"), reporter=Reporter())
-        return time.perf_counter() - t, result.final["log_loss"], result.engine
+        return time.perf_counter() - t, result.final["log_loss"], result.engine, result.final
+
+
+def stream_parse(path, bits):
+    """The parse of a streamed epoch alone: the file's chunks parsed on one thread, each block dropped."""
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
+    from sparsetrain.io.csv_reader import CSVReader
+
+    rows = 0
+    for block in CSVReader(path, _schema(bits, [["c1", "c2"]]), "float32", chunk_size=STREAM_CHUNK_SIZE, workers=1):
+        rows += block.num_rows
+    return rows
 
 
 def to_vw(path, out):
@@ -220,11 +234,15 @@ def bench_train(path, bits, lr):
     runs = {}
     for cache in ("stream", "memory"):
         c0 = time.process_time()
-        s, loss, engine = ours_train(path, bits, lr, cache)
-        runs[cache] = (s, time.process_time() - c0, loss, engine)
-    for cache, (s, cpu, loss, engine) in runs.items():
-        print(f"  ours ({engine}, data.cache: {cache:6s})     {s:7.2f} s wall, {cpu:6.2f} s CPU  log_loss {loss:.4f}")
-    s, cpu, loss, _ = runs["stream"]
+        s, loss, engine, record = ours_train(path, bits, lr, cache)
+        runs[cache] = (s, time.process_time() - c0, loss, engine, record)
+    for cache, (s, cpu, loss, engine, record) in runs.items():
+        print(f"  ours ({engine}, data.cache: {cache:6s})     {s:7.2f} s wall, {cpu:6.2f} s CPU  log_loss {loss:.4f}  "
+              f"(epoch {record['seconds']:.2f} s, waiting for data {record['data_seconds']:.2f} s)")
+    c0 = time.process_time()
+    stream_parse(path, bits)
+    print(f"  stage: parse + hash with the cross, streamed chunks on one thread: {time.process_time() - c0:.2f} s CPU")
+    s, cpu, loss, _, _ = runs["stream"]
     try:
         import vowpalwabbit  # noqa: F401
     except ImportError as e:
