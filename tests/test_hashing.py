@@ -36,3 +36,19 @@ def test_feeding_in_pieces_equals_hashing_the_whole(data, cuts):
     for a, b in zip(bounds, bounds[1:]):
         state = HK.mm_feed(*state, buf, a, b)
     assert HK.mm_finish(*state) == sk_murmur(data, 7, positive=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=9), st.binary(max_size=40), st.data())
+def test_feeding_by_words_equals_feeding_by_bytes(prefix, body, data):
+    """``mm_feed_words`` (4-byte loads, the CSV kernel's) gives ``mm_feed``'s state for any pending
+    bytes, span and room after it, including spans that end at the buffer's end."""
+    buf = np.frombuffer(body, np.uint8) if body else np.zeros(0, np.uint8)
+    start = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(start, len(buf)))
+    pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
+    state = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
+    by_bytes = HK.mm_feed(*state, buf, start, end)
+    by_words = HK.mm_feed_words(*state, buf, start, end)
+    assert [int(x) for x in by_words] == [int(x) for x in by_bytes]
+    assert HK.mm_finish(*by_words) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))

@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
-from ._hash_kernels import mm_feed, mm_finish
+from ._hash_kernels import mm_feed, mm_feed_words, mm_finish
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
                             I_ROWS, N_COMMON, record_error)
 
@@ -99,8 +99,8 @@ def _int_feature(v, log1p):
 
 @njit(cache=True, nogil=True)
 def _hash_field(states, c, scratch, s, e):
-    h, cr, nc, ln = mm_feed(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
-                            scratch, s, e)
+    h, cr, nc, ln = mm_feed_words(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
+                                  scratch, s, e)
     return h, cr, nc, ln
 
 
@@ -330,7 +330,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         if fe[a] > fs[a] and fe[b] > fs[b]:
             h, cr, nc, ln = _hash_field(prefix_states, a, src, fs[a], fe[a])
             h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
-            h, cr, nc, ln = mm_feed(h, cr, nc, ln, src, fs[b], fe[b])
+            h, cr, nc, ln = mm_feed_words(h, cr, nc, ln, src, fs[b], fe[b])
             indices[nnz] = mm_finish(h, cr, nc, ln) & mask
             nnz += 1
     nnz = _sort_count(indices, data, row_start, nnz, keys, buckets, sort_shift)
