@@ -564,16 +564,16 @@ def test_schedules_helper_covers_each_sample():
 
 
 def test_the_linear_kernels_run_only_the_loop_a_run_uses(monkeypatch):
-    # cold start: each loop is compiled on its first call, so a batch-1 run (the single-sample loop)
-    # must never call the batch loop, nor a mini-batch run the single-sample loop
+    # cold start: each loop is bound and compiled on its first call, so a batch-1 run (the batch-1
+    # loop) must never call the batch loop, nor a mini-batch run the batch-1 loop
     import sparsetrain as st
     from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS
 
     kernel = EPOCH_KERNELS["ftrl"]
     called = []
-    for loop in ("single", "batch"):
-        compiled = getattr(kernel, loop)
-        monkeypatch.setattr(kernel, loop, lambda *a, _c=compiled, _n=loop: called.append(_n) or _c(*a))
+    bound = kernel.loop
+    monkeypatch.setattr(kernel, "loop", lambda template: called.append(
+        "single" if template.__name__ == "_batch1_epoch" else "batch") or bound(template))
 
     def fit(batch_size):
         x = st.nd.array(np.eye(4, dtype=np.float32)).tostype("csr")
@@ -593,3 +593,48 @@ def test_the_linear_kernels_run_only_the_loop_a_run_uses(monkeypatch):
     called.clear()
     fit(2)
     assert set(called) == {"batch"}
+
+
+def _csr_check_loop(indices, indptr, num_cols, num_rows):
+    """The CSR check as a plain loop (the reference of the kernels' numpy ``csr_check``)."""
+    if len(indptr) != num_rows + 1 or indptr[0] != 0 or indptr[num_rows] > len(indices):
+        return 0
+    canonical = True
+    for i in range(num_rows):
+        if indptr[i + 1] < indptr[i]:
+            return 0
+        row = list(indices[indptr[i]:indptr[i + 1]])
+        if any(c < 0 or c >= num_cols for c in row):
+            return 0
+        canonical = canonical and all(a < b for a, b in zip(row, row[1:]))
+    return 2 if canonical else 1
+
+
+def test_csr_check_and_max_batch_nnz_against_loops():
+    # numpy versions (one numba compile fewer on a first run): every verdict of the plain loop, on
+    # random structures with empty rows, duplicates, unsorted and out-of-range ids, broken indptr
+    from sparsetrain.engines.compiled.kernels import csr_check, max_batch_nnz
+
+    rng = np.random.default_rng(5)
+    seen = set()
+    for _ in range(400):
+        rows, cols = int(rng.integers(0, 6)), int(rng.integers(1, 6))
+        lengths = rng.integers(0, 4, rows)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        indices = np.concatenate([np.sort(rng.choice(cols + 1, n, replace=n > cols + 1)) for n in lengths]
+                                 + [np.zeros(0)]).astype(np.int64) - int(rng.integers(0, 2) * rng.integers(0, 2))
+        if rng.random() < 0.3 and indices.size:
+            indices = rng.permutation(indices)
+        if rng.random() < 0.1 and rows:
+            indptr[int(rng.integers(1, rows + 1))] -= 1
+        if rng.random() < 0.1:
+            indices = np.append(indices, 7)  # trailing entries past indptr[-1]: allowed
+        want = _csr_check_loop(indices, indptr, cols, rows)
+        seen.add(want)
+        assert csr_check(indices, indptr, cols, rows) == want, (indices, indptr, cols, rows)
+        if want and rows:
+            order = rng.integers(0, rows, int(rng.integers(1, 9))).astype(np.int64)
+            cuts = np.unique(np.concatenate([[0, order.size], rng.integers(1, order.size + 1, 3)]))
+            best = max(sum(int(indptr[r + 1] - indptr[r]) for r in order[a:b]) for a, b in zip(cuts, cuts[1:]))
+            assert max_batch_nnz(indptr, order, cuts.astype(np.int64)) == best
+    assert seen == {0, 1, 2}

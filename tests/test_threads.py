@@ -312,12 +312,34 @@ def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
 
 def test_kernels_release_the_gil():
     from sparsetrain.engines.compiled import plan_runner
-    from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS
+    from sparsetrain.engines.compiled.kernels import EPOCH_KERNELS, _batch1_epoch, _linear_epoch
     from sparsetrain.kernels.optim import RULES
 
     for name, kernel in EPOCH_KERNELS.items():
-        assert all(k.targetoptions.get("nogil") for k in kernel.compiled), name
+        assert all(kernel.loop(t).targetoptions.get("nogil") for t in (_batch1_epoch, _linear_epoch)), name
         assert RULES[name].update_rows.targetoptions.get("nogil"), name
     _, _, _, mod = _train("fm", "sgd", 32, threads=2, epochs=1)
     fn = plan_runner.load(mod.view().engine_state["plan"].spec, "sgd")
     assert fn.targetoptions.get("nogil")
+
+
+def test_a_small_hogwild_block_runs_on_the_calling_thread():
+    # handing a few hundred batch-1 steps to another thread costs more than it saves: a block of fewer
+    # than 2 x MIN_PIECE_ROWS rows runs whole on thread 0; a larger one is cut into pieces of at least
+    # MIN_PIECE_ROWS rows that both threads take
+    from sparsetrain.engines.compiled.threads import MIN_PIECE_ROWS, ThreadTeam
+
+    team = ThreadTeam(2)
+    try:
+        for rows, pieces in ((2 * MIN_PIECE_ROWS - 1, 1), (4 * MIN_PIECE_ROWS, 4), (64 * MIN_PIECE_ROWS, 16)):
+            calls = []
+            batch_ptr = np.arange(rows + 1, dtype=np.int64)
+            status, samples = team._execute([], np.arange(rows), batch_ptr,
+                                            lambda j, b0, b1: calls.append((j, b0, b1)) or (-1, b1 - b0))
+            assert (status, samples) == (-1, rows) and len(calls) == pieces
+            assert sorted((b0, b1) for _, b0, b1 in calls)[0][0] == 0
+            assert all(b1 - b0 >= MIN_PIECE_ROWS for _, b0, b1 in calls)
+            if pieces == 1:
+                assert calls == [(0, 0, rows)]
+    finally:
+        team.close()

@@ -133,25 +133,6 @@ entries; ``acc`` × K), ``out``/``grad`` (largest batch × K), ``tmp``/``gb`` (K
 
 # -- numba kernels ------------------------------------------------------------------------------
 
-@njit(cache=True)
-def csr_check(indices, indptr, num_cols, num_rows):
-    """0: inconsistent structure or a column id out of range; 1: valid; 2: valid and canonical
-    (strictly increasing column ids within every row)."""
-    if indptr.shape[0] != num_rows + 1 or indptr[0] != 0 or indptr[num_rows] > indices.shape[0]:
-        return 0
-    canonical = True
-    for i in range(num_rows):
-        if indptr[i + 1] < indptr[i]:
-            return 0
-        for p in range(indptr[i], indptr[i + 1]):
-            c = indices[p]
-            if c < 0 or c >= num_cols:
-                return 0
-            if p > indptr[i] and c <= indices[p - 1]:
-                canonical = False
-    return 2 if canonical else 1
-
-
 # One definition of each element-wise formula, shared by the batch path and the single-sample path.
 
 @njit(cache=True, inline="always")
@@ -319,16 +300,18 @@ def _gather_grad_rows(data, ind, ptr, canonical, order, lo, n, grad, htable, slo
     return nq
 
 
-def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end, values):
-    """Batches ``b_begin..b_end-1`` of one sample each, one dot term, K = 1: ``(status, samples)``.
+def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
+    """:func:`_linear_epoch` for batches of one sample each, one dot term with canonical rows, K = 1,
+    no softmax, no predictions written (see :class:`EpochKernel`): ``(status, samples)``.
 
-    The same formulas as the batch path of :func:`_linear_epoch`, with the running values in
-    registers; ``scratch.tmp`` (1 element of the weights' dtype) rounds them as the batch path's
-    buffers do, ``scratch.gb`` holds the sample's output gradient, ``values`` (≥ 6 float64) is
-    scratch. On a non-finite output or metric, returns that batch's index with the metrics and
-    updates of the batches before it applied.
+    The same formulas as the batch loop, with the running values in registers; ``scratch.tmp``
+    (1 element of the weights' dtype) rounds them as the batch loop's buffers do and ``scratch.gb``
+    holds the sample's output gradient. A canonical row's columns are its gradient's rows, so the
+    update runs the rule's ``outer_rows`` over the row itself (no gradient is materialised). On a
+    non-finite output or metric, returns that batch's index with the metrics and updates of the
+    batches before it applied.
     """
-    data, ind, ptr, canonical = batches.data[0], batches.indices[0], batches.indptr[0], batches.canonical[0]
+    data, ind, ptr = batches.data[0], batches.indices[0], batches.indptr[0]
     label, order, batch_ptr, sample_weight = batches.label, batches.order, batches.batch_ptr, batches.sample_weight
     weighted = sample_weight.shape[0] > 0
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
@@ -336,25 +319,22 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     output_kind, grad_scale = model.output_kind, model.grad_scale
     train, hyper, lrs, wds, counts = update
     metric_codes, metric_sums, metric_counts, scores = metrics
-    scalar, g_row, grad_buf = scratch.tmp, scratch.gb, scratch.grad
-    htable, slots_buf, rows_buf, acc_buf = scratch.htable, scratch.slots, scratch.rows, scratch.acc
+    scalar, g_row = scratch.tmp, scratch.gb
     n_metrics = metric_codes.shape[0]
+    n_batches = batch_ptr.shape[0] - 1
     lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
     scalar[0] = 0
     zero = scalar[0]
-    # Literal constants passed to other kernels make numba compile extra specialisations of them.
-    one = b_end - b_end + 1
     # Metric sums are kept in registers (per code) and added to ``metric_sums`` when the run ends.
-    for m in range(NUM_CODES):
-        values[m] = 0.0
+    want_mse = want_rmse = want_mae = want_acc = want_ll = want_auc = False
     for m in range(n_metrics):
-        values[metric_codes[m]] = 1.0
-    want_mse = values[M_MSE] > 0.0
-    want_rmse = values[M_RMSE] > 0.0
-    want_mae = values[M_MAE] > 0.0
-    want_acc = values[M_ACCURACY] > 0.0
-    want_ll = values[M_LOG_LOSS] > 0.0
-    want_auc = values[M_AUC] > 0.0
+        code = metric_codes[m]
+        want_mse = want_mse or code == M_MSE
+        want_rmse = want_rmse or code == M_RMSE
+        want_mae = want_mae or code == M_MAE
+        want_acc = want_acc or code == M_ACCURACY
+        want_ll = want_ll or code == M_LOG_LOSS
+        want_auc = want_auc or code == M_AUC
     s_mse = 0.0
     s_rmse = 0.0
     s_mae = 0.0
@@ -363,11 +343,11 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
     c_weight = 0.0  # weighted: the samples' total weight, and the samples of weight > 0
     c_rows = 0.0
     status = STATUS_OK
-    b = b_begin
-    while b < b_end:
+    b = 0
+    while b < n_batches:
         lo = batch_ptr[b]
         r = order[lo]
-        if b + 1 < b_end:  # ask for the next sample's weight rows now (a hint: ~1.5x at batch 1 on 1M features)
+        if b + 1 < n_batches:  # ask for the next sample's weight rows now (a hint: ~1.5x at batch 1 on 1M features)
             r_next = order[batch_ptr[b + 1]]
             for p in range(ptr[r_next], ptr[r_next + 1]):
                 prefetch_row(w, ind[p])
@@ -379,7 +359,7 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
         scalar[0] = _activation(output_kind, acc)
         out = scalar[0]
         y = label[r, 0]
-        # a batch of one element: the batch path's per-batch values, e.g. mse = d*d / (1*1)
+        # a batch of one element: the batch loop's per-batch values, e.g. mse = d*d / (1*1)
         v_mse = metric_value(M_MSE, metric_elem(M_MSE, out, y), 1, 1) if want_mse else 0.0
         v_rmse = metric_value(M_RMSE, metric_elem(M_RMSE, out, y), 1, 1) if want_rmse else 0.0
         v_mae = metric_value(M_MAE, metric_elem(M_MAE, out, y), 1, 1) if want_mae else 0.0
@@ -415,32 +395,28 @@ def _single_sample_run(batches, model, update, metrics, scratch, b_begin, b_end,
         if weighted:
             g_row[0] = g_row[0] * sample_weight[r]
         counts[0] += 1
-        lo_p = ptr[r]
-        hi_p = ptr[r + 1]
-        lr = lrs[bb * lr_step, 0]
-        if canonical:  # the row's columns are the gradient's rows: no need to build them
-            outer_rows(w, s1, s2, ind, data, lo_p, hi_p, g_row, rate(lr, counts[0], hyper), wds[0], hyper)  # noqa: F821
-        else:
-            grad_buf[0, 0] = g_row[0]
-            nq = _gather_grad_rows(data, ind, ptr, canonical, order, lo, one, grad_buf, htable, slots_buf, rows_buf,
-                                   acc_buf)
-            rows_2d(w, s1, s2, rows_buf[:nq], acc_buf[:nq], rate(lr, counts[0], hyper), wds[0], hyper)  # noqa: F821
+        outer_rows(w, s1, s2, ind, data, ptr[r], ptr[r + 1], g_row, rate(lrs[bb * lr_step, 0], counts[0], hyper),  # noqa: F821
+                   wds[0], hyper)
         if has_bias:
             counts[1] += 1
             flat(bias, bias_s1, bias_s2, g_row, rate(lrs[bb * lr_step, 1], counts[1], hyper), wds[1], hyper)  # noqa: F821
-    done = b - b_begin
-    values[M_MSE] = s_mse
-    values[M_RMSE] = s_rmse
-    values[M_MAE] = s_mae
-    values[M_ACCURACY] = s_acc
-    values[M_LOG_LOSS] = s_ll
-    values[M_AUC] = 0.0
+    done = b
     for m in range(n_metrics):
-        metric_sums[m] += values[metric_codes[m]]
+        code = metric_codes[m]
+        if code == M_MSE:
+            metric_sums[m] += s_mse
+        elif code == M_RMSE:
+            metric_sums[m] += s_rmse
+        elif code == M_MAE:
+            metric_sums[m] += s_mae
+        elif code == M_ACCURACY:
+            metric_sums[m] += s_acc
+        elif code == M_LOG_LOSS:
+            metric_sums[m] += s_ll
         if weighted:
-            metric_counts[m] += metric_inst_weighted(metric_codes[m], c_weight, c_rows)
+            metric_counts[m] += metric_inst_weighted(code, c_weight, c_rows)
         else:
-            metric_counts[m] += metric_inst(metric_codes[m], one) * done
+            metric_counts[m] += metric_inst(code, 1) * done
     return status, done
 
 
@@ -524,54 +500,72 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     return STATUS_OK, samples
 
 
-@njit(cache=True)
-def max_batch_nnz(indptr, order, batch_ptr):
-    best = 0
-    for b in range(batch_ptr.shape[0] - 1):
-        total = 0
-        for i in range(batch_ptr[b], batch_ptr[b + 1]):
-            r = order[i]
-            total += indptr[r + 1] - indptr[r]
-        if total > best:
-            best = total
-    return best
+def csr_check(indices, indptr, num_cols, num_rows):
+    """0: inconsistent structure or a column id out of range; 1: valid; 2: valid and canonical
+    (strictly increasing column ids within every row). numpy, O(nnz): one numba function fewer to
+    compile on a first run."""
+    indices = np.asarray(indices)
+    indptr = np.asarray(indptr)
+    if indptr.shape[0] != num_rows + 1 or indptr[0] != 0 or indptr[num_rows] > indices.shape[0]:
+        return 0
+    if num_rows and np.any(indptr[1:] < indptr[:-1]):
+        return 0
+    nnz = int(indptr[num_rows])
+    used = indices[:nnz]
+    if nnz == 0:
+        return 2
+    if used.min() < 0 or used.max() >= num_cols:
+        return 0
+    rising = used[1:] > used[:-1]  # position p + 1 follows p within its row, or starts a row
+    starts = indptr[1:num_rows]
+    starts = starts[(starts > 0) & (starts < nnz)]
+    rising[starts - 1] = True
+    return 2 if rising.all() else 1
 
 
-def _single_sample_epoch(batches, model, update, metrics, scratch, predictions):
-    """:func:`_linear_epoch` for batches of one sample each (see :class:`EpochKernel`)."""
-    n_batches = batches.batch_ptr.shape[0] - 1
-    values = np.empty(max(metrics.codes.shape[0], NUM_CODES), dtype=np.float64)
-    return _single_sample_run(batches, model, update, metrics, scratch, 0, n_batches, values)
+def max_batch_nnz(indptr, order, batch_ptr) -> int:
+    """The most stored entries of one batch (batch ``b``: rows ``order[batch_ptr[b]:batch_ptr[b + 1]]``,
+    no batch empty), in numpy."""
+    if batch_ptr.shape[0] < 2:
+        return 0
+    rows = order[batch_ptr[0]:batch_ptr[-1]]
+    lengths = indptr[rows + 1] - indptr[rows]
+    if batch_ptr.shape[0] - 1 == rows.shape[0]:  # batches of one row
+        return int(lengths.max())
+    return int(np.add.reduceat(lengths, batch_ptr[:-1] - batch_ptr[0]).max())
 
 
 class EpochKernel:
     """The linear family's epoch for one optimizer rule: ``kernel(batches, model, update, metrics,
     scratch, predictions) -> (status, samples)`` as :func:`_linear_epoch`. A call whose batches all
-    hold one sample (one dot term, one output, not softmax, no predictions written) runs the lean
-    single-sample loop, any other the batch loop; each is compiled on its first use, so a model
-    compiles only the loop it trains with (issue 15's cold start: each loop alone is half the
-    compile of the two in one function)."""
+    hold one sample (one dot term with canonical rows, one output, not softmax, no predictions
+    written) runs the lean batch-1 loop (:func:`_batch1_epoch`), any other the batch loop. Each is
+    bound and compiled on its first use, so a model compiles only the loop it trains with (issue
+    15's cold start)."""
 
     def __init__(self, rule):
+        self.rule = rule
         self.name = rule.name
-        run = rule.bind(_single_sample_run)
-        self.single = rule.bind(_single_sample_epoch, _single_sample_run=run)
-        self.batch = rule.bind(_linear_epoch)
-        self.compiled = (run, self.single, self.batch)
+        self._loops: dict = {}
+
+    def loop(self, template):
+        """``template`` bound to this kernel's rule (once), its stale on-disk cache dropped."""
+        fn = self._loops.get(template)
+        if fn is None:
+            fn = self._loops[template] = self.rule.bind(template)
+            # numba invalidates a cached kernel when its own file changes, not when a kernel it inlines does
+            drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels])
+        return fn
 
     def __call__(self, batches, model, update, metrics, scratch, predictions):
         bp = batches.batch_ptr
         n_batches = bp.shape[0] - 1
-        if (0 < n_batches == bp[n_batches] - bp[0] and len(model.weights) == 1 and scratch.out.shape[1] == 1
-                and model.output_kind != OUT_SOFTMAX and (update.train or metrics.codes.shape[0] > 0)
-                and predictions.shape[0] == 0):
-            return self.single(batches, model, update, metrics, scratch, predictions)
-        return self.batch(batches, model, update, metrics, scratch, predictions)
+        if (0 < n_batches == bp[n_batches] - bp[0] and len(model.weights) == 1 and batches.canonical[0]
+                and scratch.out.shape[1] == 1 and model.output_kind != OUT_SOFTMAX
+                and (update.train or metrics.codes.shape[0] > 0) and predictions.shape[0] == 0):
+            return self.loop(_batch1_epoch)(batches, model, update, metrics, scratch, predictions)
+        return self.loop(_linear_epoch)(batches, model, update, metrics, scratch, predictions)
 
 
 #: an :class:`EpochKernel` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).
 EPOCH_KERNELS = {name: EpochKernel(rule) for name, rule in RULES.items()}
-
-# numba invalidates a cached kernel when its own file changes, not when a kernel it inlines does
-drop_stale_cache([k for kernel in EPOCH_KERNELS.values() for k in kernel.compiled],
-                 [optim_kernels, metric_kernels, prefetch_kernels])

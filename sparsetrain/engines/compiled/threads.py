@@ -7,7 +7,8 @@ its own scratch buffers and metric sums; a range's optimizer update counts go on
 before it in the block (Adam's bias correction sees the step a single thread would); samples and
 metric instances are counted once.
 
-* **Hogwild** (default): the block is cut into ``N × PIECES_PER_THREAD`` pieces that the threads
+* **Hogwild** (default): the block is cut into ``N × PIECES_PER_THREAD`` pieces (of at least
+  ``MIN_PIECE_ROWS`` rows; a smaller block runs on the calling thread alone) that the threads
   take in turn, each updating the shared parameters and optimizer states in place, without locks.
   Two threads updating one row at the same moment may lose one of the two updates — rare for
   sparse data, except for rows nearly every sample touches (the bias). Results vary from run to run.
@@ -35,6 +36,10 @@ ROUND_ROWS = 8192
 # Hogwild: pieces of a block per thread, taken in turn (small enough to balance a busy machine's
 # cores, large enough that a kernel call's overhead does not show)
 PIECES_PER_THREAD = 8
+# Hogwild: the fewest rows of a piece. A block of fewer than twice this runs on the calling thread
+# alone: handing a few hundred batch-1 steps (~1 ms) to another thread costs more than it saves
+# (the seed's 1,000-row epoch: 2.7 µs/step on one thread, several times that in two under load).
+MIN_PIECE_ROWS = 512
 
 __all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for"]
 
@@ -175,8 +180,9 @@ class ThreadTeam:
         samples = 0
         for r0, r1 in self._rounds(batch_ptr):
             if not self.deterministic:
-                shares = _shares(batch_ptr, self.threads * PIECES_PER_THREAD)
-                results = self._pulled(shares, call)
+                rows = int(batch_ptr[-1] - batch_ptr[0])
+                shares = _shares(batch_ptr, min(self.threads * PIECES_PER_THREAD, max(1, rows // MIN_PIECE_ROWS)))
+                results = [call(0, *shares[0])] if len(shares) < 2 else self._pulled(shares, call)
             else:
                 shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
                 results = [call(0, r0, r1)] if len(shares) < 2 else self._merged(groups, order, batch_ptr, shares,
