@@ -102,3 +102,49 @@ def test_status_line_on_a_terminal_is_a_spinner_that_goes_away():
     assert status.active
     status.pop(COMPILING)
     assert not status.active
+
+
+def test_warm_up_compiles_the_runs_engine_kernels_on_synthetic_rows():
+    # what the warm-up child runs: one compiled epoch of the config's model on rows of its shapes
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import warmup
+
+    assert warmup.warm_up(load_config(str(LINREG))) == "compiled"
+    assert warmup.warm_up(load_config(str(LINREG)), "graph") == "graph"
+
+
+def test_warm_up_starts_only_when_the_parser_is_not_compiled(monkeypatch):
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import warmup
+
+    cfg = load_config(str(LINREG))
+    assert warmup.start(cfg, "auto") is None  # the suite compiled the LibSVM parser already
+    monkeypatch.setattr(warmup, "_cached", lambda module, name: False)
+    assert warmup.start(cfg, "graph") is None
+    monkeypatch.setenv("SPARSETRAIN_WARMUP", "0")
+    assert warmup.start(cfg, "auto") is None
+
+
+def test_a_first_run_waits_for_the_warm_up_and_trains_as_without_it(tmp_path, monkeypatch):
+    # the child compiles the engine's kernels while the run parses; the run waits for it before its
+    # first epoch (counted as compile time) and trains exactly as a run without it
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import fit, warmup
+
+    started = []
+    real_start = warmup.start
+
+    def start(cfg, engine):
+        warm = real_start(cfg, engine)
+        started.append(warm)
+        return warm
+
+    cfg = load_config(str(LINREG), ["train.epochs=2"])
+    plain = fit(cfg, str(tmp_path / "plain"))
+    monkeypatch.setattr(warmup, "_cached", lambda module, name: False)
+    monkeypatch.setattr(warmup, "start", start)
+    warmed = fit(cfg, str(tmp_path / "warm"))
+    assert started[0] is not None and started[0].process.returncode == 0
+    assert not pathlib.Path(started[0].config_path).exists()
+    assert [r["mse"] for r in warmed.history] == [r["mse"] for r in plain.history]
+    assert warmed.history[0]["compile_seconds"] > 0

@@ -240,6 +240,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     from .. import random as st_random
     from ..engines.compiled.numba_cache import CompileWatch
     from ..module import Module
+    from . import warmup
     from ..ops import set_strict_stypes
 
     cfg = config
@@ -252,8 +253,10 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         raise ConfigError(f"train.kvstore: {cfg.train.kvstore} trains on Ray: call "
                           "sparsetrain.trainer.fit(config, workers=N) (what `sparsetrain fit` does), "
                           "or use kvstore: local")
+    # warm: on a first run, the engine's kernels compile in a second process while this one compiles the parser
     with RunDir.open(cfg, output_dir, resume=resume, overwrite=overwrite) as run, \
-            CompileWatch(reporter.compile_start, reporter.compile_end) as compile_watch:
+            CompileWatch(reporter.compile_start, reporter.compile_end) as compile_watch, \
+            warmup.started(cfg, engine) as warm:
         for text in cfg.notes:
             reporter.note(text)
         if cfg.data.generate is not None:
@@ -298,6 +301,9 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                                                        executor.progressive is not None)
             run.begin(cfg.to_yaml(run.path))
             reporter.run_start(run_info(cfg, run, engine_name, reason))
+            if warm is not None and engine_name == "compiled":
+                with compile_watch.counted():  # its kernels then load from numba's cache
+                    warm.wait()
             run_epochs(cfg, run, executor, reporter, history, eval_iter, compile_watch)
         finally:
             set_strict_stypes(previous_strict)

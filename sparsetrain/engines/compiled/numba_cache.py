@@ -10,6 +10,7 @@ and any failure (a numba version without it) leaves the cache alone.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -71,6 +72,16 @@ class CompileWatch:
                 self.compilations += 1
         if outermost and self.on_end is not None:
             self.on_end(took)
+
+    @contextlib.contextmanager
+    def counted(self):
+        """``with watch.counted():`` a wait for kernels compiled elsewhere (another process), seen and
+        timed as a compilation."""
+        self._started()
+        try:
+            yield
+        finally:
+            self._ended()
 
     def __enter__(self) -> "CompileWatch":
         from numba.core import event
