@@ -290,3 +290,38 @@ def test_compiled_sgd_at_batch_one_steps_weight_two_as_twice_the_gradient():
         steps.append(mod.get_params()[0]["weight"].asnumpy())
     np.testing.assert_allclose(steps[0][:, 0], 0.5 * 0.5 * np.array([1.0, 0.0, 2.0]))
     np.testing.assert_allclose(steps[1], 2 * steps[0])
+
+
+def test_both_compiled_runners_take_one_float64_weight_per_row():
+    # one check (runner.row_weights) for the hand kernels and the generated plans: a ShapeError naming the
+    # counts, and any numeric weights as float64 rows
+    from sparsetrain.engines import compiled
+    from sparsetrain.engines.compiled.runner import row_weights
+
+    assert row_weights(None, 3) is None
+    sw = row_weights(np.array([[1], [2], [3]], np.int32), 3)
+    assert sw.dtype == np.float64 and sw.shape == (3,) and sw.flags.c_contiguous
+    x = st.nd.sparse.csr_matrix(np.eye(3, dtype=np.float32))
+    y = st.nd.array(np.zeros(3, np.float32))
+    data = st.sym.Variable("data", stype="csr")
+    xw = st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(3, 1)))
+    plan_pred = st.sym.broadcast_add(xw, st.sym.sum(st.sym.sparse.dot(data, st.sym.Variable(
+        "v_weight", stype="row_sparse", shape=(3, 2))), axis=1, keepdims=True))
+    for pred, kind in ((xw, "linear"), (plan_pred, "plan")):
+        mod = st.mod.Module(st.sym.LinearRegressionOutput(pred, st.sym.Variable("label"), name="out"),
+                            data_names=["data"], label_names=["label"])
+        it = st.io.NDArrayIter(x, y, 1, label_name="label")
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.init.Zero())
+        mod.init_optimizer(optimizer="sgd")
+        view = mod.view()
+        found = compiled.match(view, it, M.create("mse"))
+        assert found.ok and (found.plan is not None) == (kind == "plan"), found.reason
+        runner = compiled.prepare(view, found)
+        order, batch_ptr = np.arange(3), np.arange(4)
+        with pytest.raises(st.base.ShapeError, match="sample_weight has 2 values for 3 rows"):
+            if kind == "plan":
+                runner.fit(view, x, y, order, batch_ptr, np.array([1], np.int64), sample_weight=np.ones(2))
+            else:
+                runner.runner.fit_epoch([x], y, order, batch_ptr, [view.arrays["weight"]], None, view.updater,
+                                        [view.index("weight")], sample_weight=np.ones(2))

@@ -18,7 +18,6 @@ that drive the runner themselves.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
@@ -28,12 +27,8 @@ from ...kernels.metrics import FUSED_METRICS
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
-from .runner import LinearEpochRunner, optimizer_fusable
+from .runner import CHUNK_ROWS, LinearEpochRunner, optimizer_fusable, run_in_chunks  # noqa: F401 (CHUNK_ROWS: read from here)
 from .threads import team_for
-
-# Rows handed to the kernel per call: bounds the progress-report interval, not the speed.
-CHUNK_ROWS = 65536
-
 
 def unsupported_metrics(metric) -> list:
     """What in ``metric`` (a metric or composite) the fused kernels cannot compute: a list of
@@ -216,42 +211,33 @@ class LinearKernel:
 
     def run_epoch(self, view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None,
                   check_params=True, parallel=None, remember=True) -> EpochStats:
-        """One epoch of an in-memory ``train_data`` (or a streamed piece); see :func:`run_found`."""
+        """One epoch of an in-memory ``train_data`` (or a streamed piece) through :func:`~.runner.run_in_chunks`;
+        see :func:`run_found`."""
         found, runner = self.found, self.runner
         names = plan_runner.metric_names(metric)
-        start = time.perf_counter()
-        train_data.reset()
-        order, batch_ptr, pad = train_data.epoch_rows()
-        data_seconds = time.perf_counter() - start
-        sources = dict(train_data.data)
-        terms = [sources[x] for x, _ in found.terms]
-        label = dict(train_data.label).get(found.label)
-        weights = [view.arrays[w] for _, w in found.terms]
-        bias = view.arrays[found.bias] if found.bias else None
         indices = [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
-        batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
-        per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
-        num_batches = len(batch_ptr) - 1
-        leaves = metric_leaves(metric)
-        labels = label.asnumpy() if progressive is not None else None
         sample_weight = getattr(train_data, "sample_weight", None)
-        for b0 in range(0, num_batches, per_call):
-            b1 = min(num_batches, b0 + per_call)
-            lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
-            outputs = None if progressive is None else np.empty((hi - lo, weights[0].shape[1]), weights[0].dtype)
-            res = runner.fit_epoch(terms, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, weights, bias,
-                                   view.updater, indices, metrics=names,
-                                   check_params=check_params and b1 == num_batches, predictions=outputs,
+        checked = getattr(train_data, "checked_csr", False)
+        labels = None
+
+        def fit_chunk(order, batch_ptr, real, last):
+            nonlocal labels
+            sources = dict(train_data.data)
+            label = dict(train_data.label).get(found.label)
+            weights = [view.arrays[w] for _, w in found.terms]
+            outputs = None if progressive is None else np.empty((len(order), weights[0].shape[1]), weights[0].dtype)
+            res = runner.fit_epoch([sources[x] for x, _ in found.terms], label, order, batch_ptr, weights,
+                                   view.arrays[found.bias] if found.bias else None, view.updater, indices,
+                                   metrics=names, check_params=check_params and last, predictions=outputs,
                                    parallel=parallel, remember=remember, sample_weight=sample_weight,
-                                   checked_csr=getattr(train_data, "checked_csr", False))
+                                   checked_csr=checked)
             if progressive is not None and res.nonfinite_batch is None:
-                real = (hi - lo) - (pad if b1 == num_batches else 0)
-                rows = order[lo:lo + real]
+                labels = label.asnumpy() if labels is None else labels
+                rows = order[:real]
                 progressive.update(labels[rows], outputs[:real], None if sample_weight is None else sample_weight[rows])
-            plan_runner.account(view, leaves, res, epoch, b0, num_batches)
-            if batch_end_callback is not None:
-                batch_end_callback(hi - (pad if b1 == num_batches else 0))
-        return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
+            return res
+
+        return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch)
 
 
 def prepare(view: ModuleView, found: Match):

@@ -12,20 +12,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
 import weakref
 
 import numpy as np
 
-from ...base import NonFiniteError, ShapeError
+from ...base import ShapeError
 from ...fileio import write_atomic
 from ...kernels import optim as optim_kernels
 from ...ndarray import INDEX_DTYPE
 from ...optimizer_buffers import weight_buffer
-from ..base import EpochStats, batch_not_finite, metric_leaves
+from ..base import EpochStats, metric_leaves
 from ...kernels import metrics as metric_kernels
 from ...kernels import prefetch as prefetch_kernels
-from ...metric import info_of, update_metric
+from ...metric import info_of
 from ..base import Unsupported
 from . import kernels as compiled_kernels
 from . import plan_kernels
@@ -33,10 +32,7 @@ from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from .numba_cache import drop_stale_cache
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
-from .runner import EpochResult, _state_arrays
-
-# Rows handed to the generated function per call: bounds the progress-report interval.
-CHUNK_ROWS = 65536
+from .runner import EpochResult, _state_arrays, account, row_weights, run_in_chunks  # noqa: F401 (account: also read from here)
 
 # the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
 PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss", "auc")
@@ -183,11 +179,7 @@ class PlanRunner:
         xd, xi, xp, canonical = self._csr(data, remember, checked_csr)
         nrows = len(xp) - 1
         lab = self._label(label, nrows, remember)
-        sw = None
-        if sample_weight is not None:
-            sw = np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
-            if sw.shape[0] != nrows:
-                raise ShapeError(f"sample_weight has {sw.shape[0]} values for {nrows} rows")
+        sw = row_weights(sample_weight, nrows)
         num_features = self.spec.id_space if self.spec.ids else view.arrays[self.spec.data].shape[1]
         if self._slot.shape[0] != num_features:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
@@ -257,49 +249,19 @@ def metric_codes(names) -> np.ndarray:
     return np.asarray([FUSED_METRICS[metric_info(n).fused] for n in names], dtype=np.int64)
 
 
-def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_batches: int) -> None:
-    """Add a kernel call's metrics to the metric ``leaves`` (sums; an epoch metric — auc — updates
-    from the collected labels and scores); raise where a batch or a parameter went non-finite
-    (``first_batch``: the call's first batch in the epoch). Both compiled paths account here."""
-    for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
-        if info_of(leaf).fused in metric_kernels.EPOCH_METRICS:
-            update_metric(leaf, [res.labels], [res.scores], res.weights)
-            continue
-        leaf.sum_metric += float(s)
-        leaf.num_inst += int(c) if float(c).is_integer() else float(c)  # a weight sum may be fractional
-    if res.nonfinite_batch is not None:
-        raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
-    if res.nonfinite_params:
-        bad = [view.param_names[i] for i in res.nonfinite_params]
-        raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
-                             batch=num_batches - 1)
-
-
 def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0,
               check_params=True, parallel=None, remember=True) -> EpochStats:
-    """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``; ``check_params``:
-    scan the parameters for NaN/inf at the end (a streamed epoch does so after its last piece);
-    ``parallel``, ``remember``: see :meth:`PlanRunner.fit`."""
-    start = time.perf_counter()
-    train_data.reset()
-    order, batch_ptr, pad = train_data.epoch_rows()
-    data_seconds = time.perf_counter() - start
-    data = dict(train_data.data)[runner.spec.data]
-    label = dict(train_data.label)[runner.spec.label]
-    checked = getattr(train_data, "checked_csr", False)  # a parsed chunk's rows (see EpochPiece)
+    """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``
+    (:func:`~.runner.run_in_chunks`); ``check_params``: scan the parameters for NaN/inf at the end (a
+    streamed epoch does so after its last piece); ``parallel``, ``remember``: see :meth:`PlanRunner.fit`."""
     codes = metric_codes(names)
-    leaves = metric_leaves(metric)
-    batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
-    per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
-    num_batches = len(batch_ptr) - 1
+    checked = getattr(train_data, "checked_csr", False)  # a parsed chunk's rows (see EpochPiece)
     sample_weight = getattr(train_data, "sample_weight", None)  # Batches.sample_weight (None: unweighted)
-    for b0 in range(0, num_batches, per_call):
-        b1 = min(num_batches, b0 + per_call)
-        lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
-        res = runner.fit(view, data, label, order[lo:hi], batch_ptr[b0:b1 + 1] - lo, codes,
-                         check_params=check_params and b1 == num_batches, parallel=parallel, remember=remember,
-                         checked_csr=checked, sample_weight=sample_weight)
-        account(view, leaves, res, epoch, b0, num_batches)
-        if batch_end_callback is not None:
-            batch_end_callback(hi - (pad if b1 == num_batches else 0))
-    return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
+
+    def fit_chunk(order, batch_ptr, real, last):
+        data = dict(train_data.data)[runner.spec.data]
+        label = dict(train_data.label)[runner.spec.label]
+        return runner.fit(view, data, label, order, batch_ptr, codes, check_params=check_params and last,
+                          parallel=parallel, remember=remember, checked_csr=checked, sample_weight=sample_weight)
+
+    return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch)

@@ -7,20 +7,22 @@ See :mod:`.kernels` for the model, the formulas and the metrics.
 """
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from ...base import ShapeError, SparseTrainError, StorageTypeError
+from ...base import NonFiniteError, ShapeError, SparseTrainError, StorageTypeError
 from ...kernels.optim import RULES
 from ...labels import binary_domain_error
 from ...metric import catalogue
 from ...metric import info as metric_info
-from ...metric import roc_auc
+from ...metric import info_of, roc_auc, update_metric
+from ..base import EpochStats, batch_not_finite, metric_leaves
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
-from ...kernels.metrics import FUSED_METRICS, M_ACCURACY, M_AUC, M_LOG_LOSS
+from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS, M_ACCURACY, M_AUC, M_LOG_LOSS
 from .kernels import (
     OUT_LOGISTIC,
     OUT_SOFTMAX,
@@ -36,9 +38,14 @@ from .kernels import (
     max_batch_nnz,
 )
 
-__all__ = ["EpochResult", "LinearEpochRunner", "optimizer_fusable"]
+__all__ = ["CHUNK_ROWS", "EpochResult", "LinearEpochRunner", "account", "optimizer_fusable", "row_weights",
+           "run_in_chunks"]
 
 _SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs before any training
+
+# Rows handed to a kernel per call (both runners: hand kernels and generated plans): bounds the
+# progress-report interval, not the speed.
+CHUNK_ROWS = 65536
 
 
 def _metric_means(names, sums, counts, labels=None, scores=None, weights=None) -> dict:
@@ -128,6 +135,64 @@ def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices
             return False, (f"{type(optimizer).__name__} updates every row of parameter {index} "
                            f"because {why}; the fused kernel updates only the batch's rows")
     return True, ""
+
+
+def row_weights(sample_weight, nrows: int):
+    """``sample_weight`` as every compiled runner takes it: float64, one per row, C-contiguous (None: unweighted).
+    Raises :class:`~sparsetrain.base.ShapeError` when the count is not one per row."""
+    if sample_weight is None:
+        return None
+    sw = np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
+    if sw.shape[0] != nrows:
+        raise ShapeError(f"sample_weight has {sw.shape[0]} values for {nrows} rows")
+    return sw
+
+
+def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_batches: int) -> None:
+    """Add a kernel call's metrics to the metric ``leaves`` (sums; an epoch metric — auc — updates
+    from the collected labels and scores); raise where a batch or a parameter went non-finite
+    (``first_batch``: the call's first batch in the epoch). Both compiled runners account here."""
+    for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
+        if info_of(leaf).fused in EPOCH_METRICS:
+            update_metric(leaf, [res.labels], [res.scores], res.weights)
+            continue
+        leaf.sum_metric += float(s)
+        leaf.num_inst += int(c) if float(c).is_integer() else float(c)  # a weight sum may be fractional
+    if res.nonfinite_batch is not None:
+        raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
+    if res.nonfinite_params:
+        bad = [view.param_names[i] for i in res.nonfinite_params]
+        raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
+                             batch=num_batches - 1)
+
+
+def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, epoch=0) -> EpochStats:
+    """One epoch of ``train_data`` (an iterator with ``epoch_rows``: in memory, or a streamed piece) through
+    a compiled runner, in calls of about :data:`CHUNK_ROWS` rows — the one epoch loop of both runners.
+
+    ``fit_chunk(order, batch_ptr, real, last) -> EpochResult`` trains one call's batches: ``order`` their
+    rows, ``batch_ptr`` their boundaries within it, ``real`` its rows that are not padding, ``last``
+    whether it is the epoch's last call. Each result's metrics go to ``metric``'s leaves
+    (:func:`account`, which raises for a non-finite batch or parameter); ``batch_end_callback`` gets the
+    rows done so far."""
+    start = time.perf_counter()
+    train_data.reset()
+    order, batch_ptr, pad = train_data.epoch_rows()
+    data_seconds = time.perf_counter() - start
+    leaves = metric_leaves(metric)
+    batch_size = int(batch_ptr[1] - batch_ptr[0]) if len(batch_ptr) > 1 else 1
+    per_call = max(1, CHUNK_ROWS // max(batch_size, 1))
+    num_batches = len(batch_ptr) - 1
+    for b0 in range(0, num_batches, per_call):
+        b1 = min(num_batches, b0 + per_call)
+        lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
+        last = b1 == num_batches
+        real = hi - (pad if last else 0)
+        res = fit_chunk(order[lo:hi], batch_ptr[b0:b1 + 1] - lo, real - lo, last)
+        account(view, leaves, res, epoch, b0, num_batches)
+        if batch_end_callback is not None:
+            batch_end_callback(real)
+    return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")
 
 
 def _csr_parts(x):
@@ -426,11 +491,8 @@ class LinearEpochRunner:
         datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember, checked_csr)
         lab = self._prepare_label(label, nrows, remember)
         order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
-        sw = self._empty_weights
-        if sample_weight is not None:
-            sw = np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(-1)
-            if sw.shape[0] != nrows:
-                raise ValueError(f"sample_weight has {sw.shape[0]} values for {nrows} rows")
+        sw = row_weights(sample_weight, nrows)
+        sw = self._empty_weights if sw is None else sw
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
         self._check_label_domain(names, codes, lab)
