@@ -4,6 +4,12 @@ numba and plan caches), each in a fresh process, wall and CPU seconds (median of
     python -m benchmarks.startup                        # this tree: help x5, warm fit x5, cold fit x2
     python -m benchmarks.startup --baseline /path/tree  # and another checkout, runs interleaved A/B
     python -m benchmarks.startup --cold 0 --repeat 3    # skip the (slow) cold runs
+    python -m benchmarks.startup --list-compiles        # every numba function a first-ever fit compiles
+
+A first-ever fit compiles the engine's kernels in a second process while it compiles the data parser
+(``sparsetrain/trainer/warmup.py``); ``--list-compiles`` turns that off (``SPARSETRAIN_WARMUP=0``) so
+that one process compiles everything, and lists each compilation with its own seconds (nested
+compilations apart) and its total.
 
 With ``--baseline`` each measurement alternates between the two trees (same load for both) and a
 ratio column says baseline / ours. The load average is printed with the numbers: on a shared
@@ -41,6 +47,49 @@ def run_once(tree: str, args: list[str], env_extra: dict) -> tuple[float, float]
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+# run in a child: a listener on numba's compile events, then ``sparsetrain fit ...``; prints the table at exit
+_LIST_COMPILES = r"""
+import atexit, sys, time
+from numba.core import event
+stack, rows = [], []
+class Listener(event.Listener):
+    def on_start(self, ev):
+        stack.append([ev.data["dispatcher"], time.perf_counter(), 0.0])
+    def on_end(self, ev):
+        d, t0, nested = stack.pop()
+        took = time.perf_counter() - t0
+        if stack:
+            stack[-1][2] += took
+        rows.append((took - nested, took, len(stack), d.py_func.__module__ + "." + d.py_func.__qualname__))
+event.register("numba:compile", Listener())
+def report():
+    print(f"{len(rows)} compilations, {sum(r[0] for r in rows):.2f} s in all", file=sys.stderr)
+    print("  own s  total s  function (indented: compiled inside the one above it)", file=sys.stderr)
+    for own, total, depth, name in sorted(rows, reverse=True):
+        print(f"{own:7.2f} {total:8.2f}  {'  ' * depth}{name}", file=sys.stderr)
+atexit.register(report)
+from sparsetrain.cli import main
+main(sys.argv[1:], prog_name="sparsetrain")
+"""
+
+
+def list_compiles(tree: str, config: str) -> None:
+    """One first-ever fit of ``config`` in one process (no warm-up child): every numba compilation."""
+    work = tempfile.mkdtemp(prefix="st-compiles-")
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARSETRAIN_PLAN_CACHE", "PYTHONDONTWRITEBYTECODE")}
+    env.update(PYTHONPATH=tree, NUMBA_CACHE_DIR=os.path.join(work, "numba"), SPARSETRAIN_WARMUP="0")
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _LIST_COMPILES, "fit", config, "-q", "--overwrite", "--output",
+                        os.path.join(work, "run")], cwd=tree, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(work, ignore_errors=True)
+    print(p.stderr, end="")
+    print(f"wall {wall:.2f} s, load average {os.getloadavg()[0]:.2f}")
+    if p.returncode != 0:
+        sys.exit(f"sparsetrain fit {config} failed (exit {p.returncode})")
+
+
 def measure(trees: dict, name: str, args_of, repeat: int, cold: bool, work: str) -> dict:
     """``{tree label: [(wall, cpu), ...]}``, the trees' runs interleaved."""
     out = {label: [] for label in trees}
@@ -60,7 +109,12 @@ def main(argv=None) -> None:
     ap.add_argument("--cold", type=int, default=2, help="runs of the first-ever fit (0: skip)")
     ap.add_argument("--baseline", help="another checkout of sparsetrain to compare with")
     ap.add_argument("--config", default="configs/linreg.yaml")
+    ap.add_argument("--list-compiles", action="store_true",
+                    help="list every numba function a first-ever fit compiles (one process), then stop")
     a = ap.parse_args(argv)
+    if a.list_compiles:
+        list_compiles(ROOT, a.config)
+        return
     trees = {"ours": ROOT}
     if a.baseline:
         trees["baseline"] = os.path.abspath(a.baseline)

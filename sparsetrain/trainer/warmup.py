@@ -36,12 +36,12 @@ _ROWS = 4  # batches of the synthetic epoch (of data.batch_size rows each)
 
 
 def _cached(module: str, name: str) -> bool:
-    """Whether numba's on-disk cache holds kernel ``module.name`` (reads a private attribute of numba's
-    dispatcher, as :func:`sparsetrain.engines.compiled.numba_cache.drop_stale_cache` does; unknown: True)."""
+    """Whether numba's on-disk cache holds kernel ``module.name`` (unknown: True)."""
+    from ..engines.compiled.numba_cache import in_disk_cache
+
     try:
-        dispatcher = getattr(importlib.import_module(module), name)
-        return os.path.exists(dispatcher._cache._cache_file._index_path)
-    except (AttributeError, ImportError, OSError):
+        return in_disk_cache(getattr(importlib.import_module(module), name))
+    except (AttributeError, ImportError):
         return True
 
 

@@ -5,7 +5,7 @@ numba (``cache=True``) keys a cached kernel on its own source file's timestamp o
 epoch kernels call the optimizer's step functions in :mod:`sparsetrain.kernels.optim`; after an
 edit there, numba would still load the old compiled epoch loop. :func:`drop_stale_cache` removes
 the cache index of such kernels when a dependency is newer. It reads a private attribute of
-numba's dispatcher (``_cache._cache_file._index_path``): this module is the one place that does,
+numba's dispatcher (``_cache._cache_file._index_path``, also behind :func:`in_disk_cache`): this module is the one place that does,
 and any failure (a numba version without it) leaves the cache alone.
 """
 from __future__ import annotations
@@ -14,6 +14,21 @@ import contextlib
 import os
 import threading
 import time
+
+
+def _index_path(dispatcher) -> str:
+    """The file of numba's on-disk cache index of ``dispatcher`` (raises AttributeError when numba has
+    no such attribute)."""
+    return dispatcher._cache._cache_file._index_path
+
+
+def in_disk_cache(dispatcher) -> bool:
+    """Whether numba's on-disk cache has an index for ``dispatcher`` (some signature of it compiled
+    before); True when that cannot be told (a numba version without the attribute)."""
+    try:
+        return os.path.exists(_index_path(dispatcher))
+    except AttributeError:
+        return True
 
 
 def drop_stale_cache(dispatchers, dependencies) -> None:
@@ -26,7 +41,7 @@ def drop_stale_cache(dispatchers, dependencies) -> None:
     try:
         newest = max(os.path.getmtime(m.__file__) for m in dependencies)
         for d in dispatchers:
-            index = d._cache._cache_file._index_path
+            index = _index_path(d)
             if os.path.exists(index) and os.path.getmtime(index) < newest:
                 os.remove(index)
     except (AttributeError, OSError, ValueError):
