@@ -20,6 +20,7 @@ from .cli_fit_display import (  # fit's rendering (StatusLine, COMPILING: also f
     COMPILING, StatusLine, _describe_generated, _final_table, _FitReporter, _stderr_console)
 from .cli_init import init_command
 from .cli_plot import plot as plot_command
+from .interrupts import handling_interrupts
 
 # What this module imports at the top is what every command (``--help`` included) pays for: click, the
 # error types and the commands' light modules. rich, the schema-generated options and the library load
@@ -109,6 +110,7 @@ def _load(config_path, overrides):
     return load_config(config_path, list(overrides))
 
 
+@handling_interrupts()  # from the start: also when this process started with SIGINT ignored
 def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
          strict_stypes, workers=None, servers=None, address=None, max_restarts=None, init_from=None,
          init_states=False, plot=False):

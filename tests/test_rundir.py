@@ -243,23 +243,73 @@ def test_ctrl_c_inside_a_numba_call_is_an_interruption_with_a_resume_hint(tmp_pa
     assert "model-0001.params" in line and "--resume" in line
 
 
-def test_sigint_during_a_streamed_graph_epoch_exits_130(tmp_path):
-    data = tmp_path / "d.libsvm"
-    assert cli("gen-data", "--rows", 20000, "--features", 100, "--density", 0.05, "--out", data, "-q").exit_code == 0
-    out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--output", str(out), "-q",
-                             "--engine", "graph", "--epochs", "50", "--set", f"data.train={data}",
-                             "--set", "data.cache=stream", "--set", "data.batch_size=4",
-                             "--set", "optimizer={name: ftrl, learning_rate: 0.1}"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _fit_process(out, *settings, ignore_sigint=False):
+    """``sparsetrain fit`` in a child process on the streamed graph path, 50 epochs; ``ignore_sigint``:
+    started as a background job of a shell without job control starts it (SIGINT ignored)."""
+    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    sets = [x for s in ("data.cache=stream", "data.batch_size=4", "optimizer={name: ftrl, learning_rate: 0.1}",
+                        *settings) for x in ("--set", s)]
+    return subprocess.Popen([sys.executable, "-m", "sparsetrain.cli", "fit", LINREG, "--output", str(out), "-q",
+                             "--engine", "graph", "--epochs", "50", *sets],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
+
+
+def _interrupt_once(proc, marker, poll: float) -> str:
+    """SIGINT to ``proc`` as soon as ``marker`` exists; its stderr once it has ended (exit 130)."""
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (out / "checkpoint.json").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, proc.communicate()
+    while time.time() < deadline and proc.poll() is None and not marker.exists():
+        time.sleep(poll)
+    assert proc.poll() is None and marker.exists(), proc.communicate()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    return err
+
+
+def test_sigint_during_a_streamed_graph_epoch_exits_130_even_when_started_with_it_ignored(tmp_path):
+    # CI ran pytest as a background job of a non-interactive shell: SIGINT ignored, inherited by the
+    # run, which then trained all 50 epochs (sparsetrain/interrupts.py). checkpoint.json exists once
+    # epoch 0 is done, and the run's handler was in place before the run directory was locked.
+    data = tmp_path / "d.libsvm"
+    assert cli("gen-data", "--rows", 20000, "--features", 100, "--density", 0.05, "--out", data, "-q").exit_code == 0
+    out = tmp_path / "r"
+    err = _interrupt_once(_fit_process(out, f"data.train={data}", ignore_sigint=True), out / "checkpoint.json", 0.05)
     line = one_error_line(err)
-    assert line.startswith("error: interrupted") and "--resume" in line and "internal error" not in err
-    assert not (out / ".lock").exists()
+    assert line.startswith("error: interrupted; the last complete checkpoint is ") and "--resume" in line
+    assert "internal error" not in err and not (out / ".lock").exists() and not list(out.rglob(".tmp-*"))
+    done = state(out)["epoch"]  # the run directory holds complete epochs only
+    assert f"model-{done:04d}.params" in line and (out / "checkpoints" / f"model-{done:04d}.params").exists()
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == list(range(done))
+
+
+def test_sigint_at_the_first_moment_of_a_run_exits_130_and_releases_the_run_directory(tmp_path):
+    # the earliest moment a run exists: its run directory's lock (data, model and kernels not ready yet)
+    out = tmp_path / "r"
+    err = _interrupt_once(_fit_process(out), out / ".lock", 0.001)
+    assert one_error_line(err).startswith("error: interrupted") and "internal error" not in err
+    assert not (out / ".lock").exists() and not (out / "checkpoint.json").exists() and not list(out.rglob(".tmp-*"))
+
+
+def test_an_interrupt_a_finalizer_drops_still_stops_the_run_after_its_epoch(tmp_path, monkeypatch):
+    from sparsetrain.module import Module
+
+    real = Module.run_epoch
+    dropped = []
+
+    class SignalledInFinalizer:
+        def __del__(self):  # Python prints and drops the KeyboardInterrupt raised here
+            signal.raise_signal(signal.SIGINT)
+
+    def run_epoch(self, *args, epoch=0, **kwargs):
+        if epoch == 1:
+            SignalledInFinalizer()
+        return real(self, *args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    monkeypatch.setattr(Module, "run_epoch", run_epoch)
+    before = signal.getsignal(signal.SIGINT)
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--epochs", 4, "-q", "--set", "data.batch_size=100")
+    assert dropped == [KeyboardInterrupt] and res.exit_code == 130, res.stderr
+    line = one_error_line(res.stderr)
+    assert line.startswith("error: interrupted; the last complete checkpoint is ") and "model-0001.params" in line
+    assert state(tmp_path / "r")["epoch"] == 1 and signal.getsignal(signal.SIGINT) == before  # put back

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..base import ConfigError, NonFiniteError, SparseTrainError
 from ..config import Config, make_optimizer
+from ..interrupts import handling_interrupts, raise_if_interrupted
 from .data import ensure_generated, make_iter, write_feature_names
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
@@ -102,12 +103,14 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
         return history
     try:
         for epoch in range(run.start_epoch, cfg.train.epochs):
+            raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt a finalizer dropped (sparsetrain/interrupts.py)
             reporter.epoch_start(epoch, executor.epoch_rows)
             before = compile_watch.seconds if compile_watch is not None else 0.0
             try:
                 record = executor.run_epoch(epoch, reporter)
             except NonFiniteError as e:
                 raise NonFiniteError(f"{e}{_last_good(run)}", epoch=e.epoch, batch=e.batch) from None
+            raise_if_interrupted()  # before this epoch's checkpoint, as if it had stopped the epoch
             if record["samples"] == 0:
                 raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
                                        f"{executor.batch_rows}")
@@ -135,6 +138,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
             if best.stop:
                 reporter.note(_stopped_note(best, history))
                 break
+        raise_if_interrupted()
     except RunInterrupted:
         raise
     except (KeyboardInterrupt, SystemError) as e:
@@ -225,6 +229,7 @@ class LocalEpochs:
         return checkpoint_state(st_random.get_state(), roll_over=carry)
 
 
+@handling_interrupts()
 def train(config: Config, output_dir: str | None = None, resume: bool = False, engine: str | None = None,
           verbose_stypes: bool = False, reporter: Reporter | None = None, overwrite: bool = False,
           init_from: str | None = None, init_states: bool = False) -> TrainResult:
@@ -315,6 +320,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                        stopped_early=bool(run.best and run.best.stop))
 
 
+@handling_interrupts()
 def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, overwrite: bool = False,
         engine: str | None = None, verbose_stypes: bool = False, reporter: Reporter | None = None,
         workers: int | None = None, servers: int | None = None, address: str | None = None,

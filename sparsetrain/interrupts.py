@@ -1,0 +1,70 @@
+"""Ctrl-C (SIGINT) during a run: it stops the run, whatever the process inherited and wherever it lands.
+
+Python turns SIGINT into ``KeyboardInterrupt`` in the main thread, and the epoch loop turns that
+into an interrupted run (exit 130, the last complete checkpoint named). Two ways the signal is
+lost without this module:
+
+* **an inherited SIG_IGN.** A command started in the background by a shell without job control
+  (``bash -c 'sparsetrain fit ... &'``, a CI script, many supervisors) starts with SIGINT ignored,
+  and Python then installs no handler: a ``kill -INT`` did nothing and the run trained to its last
+  epoch (the CI failure of ``tests/test_rundir.py``'s streamed SIGINT test: pytest ran with SIGINT
+  ignored, and its child inherited that);
+* **a finalizer.** The exception is raised in whatever Python code the main thread runs when the
+  signal is handled; inside a ``__del__``, a generator the garbage collector closes or a weakref
+  callback, Python prints "Exception ignored" and drops it.
+
+:func:`handling_interrupts` installs a handler that records the signal and raises
+``KeyboardInterrupt``; :func:`raise_if_interrupted` (the epoch loop calls it around every epoch)
+raises again an interrupt that was dropped. A handler of the caller's own (an IDE's, Jupyter's) is
+left in place.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["handling_interrupts", "raise_if_interrupted"]
+
+_depth = 0  # nesting of handling_interrupts (the CLI's and the trainer's)
+_received = False  # a SIGINT arrived since the outermost handling_interrupts began
+_previous = None  # the handler to put back
+
+
+def _on_sigint(signum, frame):
+    global _received
+    _received = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def handling_interrupts():
+    """SIGINT raises ``KeyboardInterrupt`` and is remembered (:func:`raise_if_interrupted`) inside the
+    block, even when the process started with SIGINT ignored. Outside the main thread (where Python
+    delivers no signal) and under a handler of the caller's own, nothing changes."""
+    global _depth, _received, _previous
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _depth == 0:
+        current = signal.getsignal(signal.SIGINT)
+        if current not in (signal.default_int_handler, signal.SIG_IGN):
+            yield  # someone else's handler: theirs to deliver
+            return
+        _received = False
+        _previous = signal.signal(signal.SIGINT, _on_sigint)
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            signal.signal(signal.SIGINT, _previous)
+            _received = False
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if a SIGINT arrived inside :func:`handling_interrupts` (one whose
+    exception a finalizer dropped: one that was not dropped has ended the block already)."""
+    if _received:
+        raise KeyboardInterrupt
