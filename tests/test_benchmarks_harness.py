@@ -272,27 +272,3 @@ def test_cost_model_adds_up():
     check = cm.check(m, {1: 10000 / 0.0111}, cores=2)
     assert check[0]["error"] == pytest.approx(0.0, abs=1e-9)
     assert "| 10 Gbit/s | 8 |" in cm.projection_table(m)
-
-
-def test_dist_benchmark_runs_on_a_tiny_file(tmp_path, monkeypatch):
-    """The whole plumbing with Ray: one local row (subprocess), one dist_sync row, --out."""
-    pytest.importorskip("ray")
-    from benchmarks import dist
-    from sparsetrain.io.synthetic import generate_libsvm
-
-    path = str(tmp_path / "tiny.libsvm")
-    generate_libsvm(path, 2000, 1000, nnz_per_row=10, columns="zipf", task="regression",
-                    target="random", noise=0.0, seed=0, zero_based=True)
-    out = tmp_path / "RESULTS.md"
-    out.write_text("# Benchmark results\n")
-    monkeypatch.setattr(dist, "WORK", str(tmp_path / "work"))  # the raw results JSON
-    code = dist.main(["--data", path, "--features", "1000", "--batch-size", "100", "--workers",
-                      "1", "--epochs", "1", "--no-warmup", "--no-local-stream", "--out",
-                      str(out)])
-    assert code == 0
-    text = out.read_text()
-    assert text.startswith("# Benchmark results") and text.count(run.DIST_START) == 1
-    assert "| local compiled |" in text and "| dist_sync 1w |" in text and "| dist_async 1w |" in text
-    assert "**Cost model**" in text and "| 1 Gbit/s | 128 |" in text
-    assert "error" not in text.split(run.DIST_START)[1].split("**How")[0]
-    assert len(list((tmp_path / "work").glob("dist-results-*.json"))) == 1

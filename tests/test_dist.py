@@ -447,3 +447,27 @@ def test_an_unreachable_address_fails_at_once_with_one_line(tmp_path):
                      "start one with `ray start --head` or check the host and port"], res.stderr
     assert time.monotonic() - start < 30
     assert not (tmp_path / "run").exists()  # nothing was written
+
+
+def test_dist_benchmark_runs_on_a_tiny_file(tmp_path, monkeypatch):
+    """benchmarks/dist.py's whole plumbing on this module's Ray: one local row (subprocess), one dist_sync
+    row, --out."""
+    from benchmarks import dist, run
+    from sparsetrain.io.synthetic import generate_libsvm
+
+    path = str(tmp_path / "tiny.libsvm")
+    generate_libsvm(path, 2000, 1000, nnz_per_row=10, columns="zipf", task="regression",
+                    target="random", noise=0.0, seed=0, zero_based=True)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Benchmark results\n")
+    monkeypatch.setattr(dist, "WORK", str(tmp_path / "work"))  # the raw results JSON
+    code = dist.main(["--data", path, "--features", "1000", "--batch-size", "100", "--workers",
+                      "1", "--epochs", "1", "--no-warmup", "--no-local-stream", "--out",
+                      str(out)])
+    assert code == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmark results") and text.count(run.DIST_START) == 1
+    assert "| local compiled |" in text and "| dist_sync 1w |" in text and "| dist_async 1w |" in text
+    assert "**Cost model**" in text and "| 1 Gbit/s | 128 |" in text
+    assert "error" not in text.split(run.DIST_START)[1].split("**How")[0]
+    assert len(list((tmp_path / "work").glob("dist-results-*.json"))) == 1
