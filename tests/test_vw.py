@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparsetrain.base import DataFormatError
+from sparsetrain.engines.compiled.kernels import csr_check
 from sparsetrain.io import _vw_kernels as VK
 from sparsetrain.io.vw_reader import VWReader, load_vw
 
@@ -53,8 +54,11 @@ def test_kernel_equals_reference(tmp_path_factory, lines, newline, chunk, crosse
     for i, r in enumerate(rows):
         for j, v in r.items():
             ref[i, j] = v
-    np.testing.assert_allclose(X.asscipy().toarray(), ref, rtol=1e-12, atol=1e-12)
+    S = X.asscipy()
+    np.testing.assert_allclose(S.toarray(), ref, rtol=1e-12, atol=1e-12)
     assert y.tolist() == labels and w.tolist() == weights
+    # canonical rows with ids in range: what VWReader.rows_checked promises the compiled engine
+    assert csr_check(S.indices.astype(np.int64), S.indptr.astype(np.int64), S.shape[1], S.shape[0]) == 2
 
 
 def test_keys_are_namespace_caret_feature_and_crosses_join_them(tmp_path):

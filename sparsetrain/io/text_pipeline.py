@@ -55,6 +55,14 @@ class HashedTextReader:
     def _prepare(self) -> None:
         pass
 
+    @property
+    def rows_checked(self) -> bool:
+        """Every block's rows are canonical CSR (column ids strictly increase within a row: the kernels
+        sort a row's ids and sum repeated ones; numeric columns come after every hashed id) with ids in
+        ``[0, num_features)`` (hashed ids are masked): a consumer (the compiled engine) need not check
+        the blocks again, as for ``LibSVMReader.rows_checked``."""
+        return True
+
     _header_lines = 0  # lines before the first data row that count as rows for ``ChunkSource`` (a CSV header)
 
     def rows_before(self) -> int:
