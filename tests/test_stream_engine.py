@@ -340,8 +340,8 @@ def test_a_malformed_line_chunks_into_the_stream_stops_there_with_the_last_check
 @pytest.mark.parametrize("kind", ["linear", "plan"])
 def test_parsed_chunks_are_not_checked_again_by_the_engine(tmp_path, monkeypatch, kind):
     """The parser vouches for a LibSVM chunk's rows (canonical, ids within num_features): a streamed
-    piece says so (``checked_csr``) and the kernels skip their O(nnz) CSR check; in-memory data and
-    readers that do not vouch (VW, CSV) are still checked."""
+    piece says so (``checked_csr``) and the kernels skip their O(nnz) CSR check; in-memory data is
+    still checked. The hashed formats (VW, CSV) vouch too (their kernels sort and mask the ids)."""
     from sparsetrain.engines.compiled import kernels
     from sparsetrain.io.vw_reader import VWReader
 
@@ -361,4 +361,4 @@ def test_parsed_chunks_are_not_checked_again_by_the_engine(tmp_path, monkeypatch
     (tmp_path / "d.vw").write_text("1 |a x y\n0 |a z\n")
     vw = st.io.LibSVMIter(tmp_path / "d.vw", (64,), batch_size=1, label_name="label",
                           reader=VWReader(tmp_path / "d.vw", hash_bits=6))
-    assert not any(piece.checked_csr for piece in vw.epoch_pieces())
+    assert all(piece.checked_csr for piece in vw.epoch_pieces())
