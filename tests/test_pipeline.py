@@ -113,3 +113,41 @@ def test_blocks_kept_by_a_consumer_are_never_overwritten_by_later_chunks(tmp_pat
         assert np.array_equal(np.concatenate([b.labels[:, 0] for b in kept]), y)
         streamed = [(b.data.copy(), b.indices.copy()) for b in reader]  # one at a time: the pool recycles
         assert all(np.array_equal(d, k.data) and np.array_equal(i, k.indices) for (d, i), k in zip(streamed, kept))
+
+
+def test_parses_leave_the_training_threads_their_cores():
+    """While threads train beside the parser (a streamed epoch's piece), at most the cores they leave
+    parse at once (at least one); otherwise every worker parses."""
+    import threading
+    import time
+
+    from sparsetrain.io.pipeline import CORE_SHARE
+
+    share = type(CORE_SHARE)()
+    share.cores = 2
+    lock = threading.Lock()
+    now = [0, 0]  # parses running, the most seen at once
+
+    def parse(_job):
+        with lock:
+            now[0] += 1
+            now[1] = max(now[1], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+
+    def most_at_once(workers):
+        now[:] = [0, 0]
+        threads = [threading.Thread(target=share.run, args=(parse, None, workers)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return now[1]
+
+    assert most_at_once(2) == 2
+    with share.training(1):
+        assert most_at_once(2) == 1
+        with share.training(2):  # no core left: one parse still runs
+            assert most_at_once(2) == 1
+    assert most_at_once(1) == 1

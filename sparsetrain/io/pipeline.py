@@ -4,7 +4,8 @@ A :class:`~sparsetrain.io.chunks.ChunkSource` cuts a file (or a byte-range part 
 chunks of whole lines; :func:`parse_chunks` hands each chunk to a format's compiled kernel on a
 process-wide pool of parser threads (the kernels release the GIL, so parsing runs beside
 training) and gives the parsed jobs back in file order, with their byte range and the lines
-before them. Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
+before them. While threads train beside them (``training``: a streamed epoch's piece), no more
+chunks parse at once than the cores those threads leave (``CORE_SHARE``). Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
 chunks and their output, whatever the file size.
 
 A format supplies ``run(job)`` (worker thread: allocate the job's arrays, call its kernel, set
@@ -15,6 +16,7 @@ and the chunk's byte range (what a streamed epoch's progress bar counts).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
@@ -27,7 +29,7 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "training"]
 
 
 def default_workers() -> int:
@@ -51,6 +53,59 @@ def executor(workers: int) -> ThreadPoolExecutor:
             _POOL_SIZE = workers
             _POOL_PID = os.getpid()
         return _POOL
+
+
+class _CoreShare:
+    """How many chunk parses may run at once: a reader's workers, but no more than the cores that
+    no thread is training on (and at least one). A streamed epoch trains on one thread while the
+    parser threads parse ahead; with as many parsers as cores the scheduler time-slices the
+    training thread with them (3 runnable threads on 2 cores: the trainer gets about 2/3 of a core,
+    and an epoch of the cheaper side still takes as long). While the trainer waits for data, it
+    does not count, and every worker parses."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._parsing = 0
+        self._training = 0
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def _allowed(self, workers: int) -> int:
+        return max(1, min(workers, self.cores - self._training))
+
+    def run(self, fn, job, workers: int):
+        """``fn(job)`` once a parse may start (on a parser thread)."""
+        with self._cond:
+            while self._parsing >= self._allowed(workers):
+                self._cond.wait()
+            self._parsing += 1
+        try:
+            return fn(job)
+        finally:
+            with self._cond:
+                self._parsing -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def training(self, threads: int):
+        with self._cond:
+            self._training += threads
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._training -= threads
+                self._cond.notify_all()
+
+
+#: The process's share of cores between parsing and training (``CORE_SHARE.cores``: the cores it
+#: counts; ``benchmarks/stream.py`` sets it high to compare with parsers on every core).
+CORE_SHARE = _CoreShare()
+
+
+def training(threads: int = 1):
+    """A context in which ``threads`` threads train beside the parser threads (a streamed epoch's
+    piece): while inside, as many cores fewer parse (see :class:`_CoreShare`)."""
+    return CORE_SHARE.training(threads)
 
 
 def _refcount(arrays: tuple, i: int) -> int:
@@ -193,7 +248,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     source_error = e
                     exhausted = True
                     break
-                pending.append(pool.submit(run, make_job(buf, offset, first)))
+                pending.append(pool.submit(CORE_SHARE.run, run, make_job(buf, offset, first), workers))
                 first = False
             if not pending:
                 if source_error is not None:

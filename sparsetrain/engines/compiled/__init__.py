@@ -273,7 +273,7 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     if stream.streams(train_data):
         return stream.run_epoch(train_data, lambda piece, callback, last: run_found(
             view, found, piece, metric, callback, epoch, progressive, check_params=last, team=team, remember=False),
-            batch_end_callback, epoch)
+            batch_end_callback, epoch, threads=1 if team is None else team.threads)
     return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 

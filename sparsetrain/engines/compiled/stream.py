@@ -17,6 +17,7 @@ import threading
 import time
 
 from ...base import NonFiniteError
+from ...io.pipeline import training
 from ..base import EpochStats, Unsupported
 
 __all__ = ["iterator_unsupported", "run_epoch", "streams"]
@@ -120,13 +121,14 @@ def _shifted(e: NonFiniteError, epoch: int, batches_before: int) -> NonFiniteErr
     return NonFiniteError(text, epoch=e.epoch, batch=batch)
 
 
-def run_epoch(train_data, run_piece, batch_end_callback=None, epoch: int = 0) -> EpochStats:
+def run_epoch(train_data, run_piece, batch_end_callback=None, epoch: int = 0, threads: int = 1) -> EpochStats:
     """One streamed epoch of ``train_data`` (an iterator with ``epoch_pieces``).
 
     ``run_piece(piece, batch_end_callback, last)`` trains one piece as an in-memory epoch and
     returns its :class:`~..base.EpochStats` (``last``: the epoch's last piece, after which the
     parameters are checked for NaN/inf, as after an in-memory epoch); ``batch_end_callback(samples)``
-    receives the samples done in the whole epoch so far."""
+    receives the samples done in the whole epoch so far; ``threads``: how many threads train a piece
+    (``train.threads``), the cores the parser threads leave to training while a piece trains."""
     start = time.perf_counter()
     train_data.reset()
     samples = batches = 0
@@ -143,7 +145,8 @@ def run_epoch(train_data, run_piece, batch_end_callback=None, epoch: int = 0) ->
                 def callback(n, before=samples):
                     batch_end_callback(before + n)
             try:
-                stats = run_piece(piece, callback, following is None)
+                with training(threads):  # parser threads leave the training threads their cores
+                    stats = run_piece(piece, callback, following is None)
             except NonFiniteError as e:
                 raise _shifted(e, epoch, batches) from None
             samples += stats.samples
