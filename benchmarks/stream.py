@@ -13,6 +13,8 @@ epoch, timed: that is the point) and from an ``NDArrayIter`` over the file's dis
 (``io/disk_cache.py``, memory-mapped; built on the first run), in turn after one untimed warm-up
 epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 0.8) and disk /
 in-memory (target ≥ 0.9) with the machine's load, and each epoch's CPU seconds (all threads).
+A fourth, interleaved variant streams with the parser threads on every core while a piece trains
+(``io/pipeline.py``'s ``CORE_SHARE`` off): what leaving the training thread a core of its own gives.
 
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
@@ -99,6 +101,7 @@ def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
 
 def speed(args) -> None:
     import sparsetrain as st
+    from sparsetrain.io.pipeline import CORE_SHARE
 
     path = args.file or _file(args.rows, args.features)
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
@@ -122,7 +125,9 @@ def speed(args) -> None:
         streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
                                     zero_based=True, last_batch_handle="discard", workers=args.workers,
                                     **_chunk(args.chunk_mb))
-        iters = {"memory": memory, "stream": streamed, "disk": disk}
+        # "every core": the same streamed epoch with the parser threads on every core while a piece
+        # trains (io/pipeline.py's CORE_SHARE not applied), to show what leaving the trainer its core gives
+        iters = {"memory": memory, "stream": streamed, "disk": disk, "every core": streamed}
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
             _epoch(mods[name], iters[name])
@@ -130,19 +135,24 @@ def speed(args) -> None:
         cpu = {name: [] for name in iters}
         waits: list = []
         reasons = {}
+        cores_counted = CORE_SHARE.cores
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
+                CORE_SHARE.cores = 1 << 20 if name == "every core" else cores_counted
                 c0 = time.process_time()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 cpu[name].append(time.process_time() - c0)
                 times[name].append(samples / seconds)
-        m, s, d = (max(times[name]) for name in ("memory", "stream", "disk"))
+        CORE_SHARE.cores = cores_counted
+        m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "every core"))
         mc, sc, dc = (min(cpu[name]) for name in ("memory", "stream", "disk"))
         bound = mc / max(mc, (parse_cpu + mc) / cores)  # CPU seconds: the load inflates wall times, not these
         print(f"batch {batch:>4}: in memory {m:>11,.0f}/s  streamed {s:>11,.0f}/s  ratio {s / m:.2f} (target >= 0.8)"
               f"  disk cache {d:>11,.0f}/s  ratio {d / m:.2f} (target >= 0.9)  load {os.getloadavg()[0]:.1f}")
         print(f"            CPU s/epoch: in memory {mc:.3f}, streamed {sc:.3f}, disk {dc:.3f}; on {cores} cores the "
               f"streamed ratio is at most {bound:.2f} (parse CPU + training CPU over the cores)")
+        print(f"            streamed with the parsers on every core while a piece trains: {e:>11,.0f}/s  ratio "
+              f"{e / m:.2f}")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         print(f"            streamed engine: {reasons['stream']}")
 
