@@ -132,7 +132,7 @@ def test_parses_leave_the_training_threads_their_cores():
         with lock:
             now[0] += 1
             now[1] = max(now[1], now[0])
-        time.sleep(0.05)
+        time.sleep(0.1)  # long enough for the started threads to overlap when allowed
         with lock:
             now[0] -= 1
 
