@@ -3,6 +3,7 @@
     python -m benchmarks.threads [--rows 500000] [--features 1000000] [--nnz 23]
                                  [--batch-sizes 256 1] [--epochs 4] [--model linear|fm]
                                  [--optimizer adagrad] [--lr 0.05] [--threads 2] [--drop-head K]
+    python -m benchmarks.threads --independent --batch-sizes 1
 
 Generates (once, with ``sparsetrain gen-data --task binary --columns zipf --target random``) a
 ``rows`` × ``features`` LibSVM file under ``benchmarks/_work/``, loads it, and trains a logistic
@@ -112,6 +113,39 @@ def without_head(x, columns: int):
     return st.nd.sparse.csr_matrix((x.data.asnumpy()[keep], x.indices.asnumpy()[keep], indptr), shape=x.shape)
 
 
+def independent(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(1,), epochs=4, model="linear",
+                optimizer="adagrad", lr=0.05, threads=2) -> None:
+    """Diagnostic: is the threads' limit the shared model or the machine? Interleaved per epoch: one
+    model on one thread; ``threads`` separate models (nothing shared but the read-only data), each on
+    its own thread at the same time; one model on ``threads`` threads (Hogwild). Prints the throughput
+    of each against one thread: the separate models show what the cores give when no cache line is
+    shared, Hogwild what is left of it."""
+    import threading
+
+    x, y = load(data_file(rows, features, nnz), features)
+    print(f"{rows} x {features}, {nnz} nnz/row, {model}, {optimizer}(lr={lr}); {load_average()} (before)")
+    for bs in batch_sizes:
+        one = Variant(x, y, model, features, bs, 1, False, optimizer, lr)
+        apart = [Variant(x, y, model, features, bs, 1, False, optimizer, lr) for _ in range(threads)]
+        hog = Variant(x, y, model, features, bs, threads, False, optimizer, lr)
+        for v in [one, hog] + apart:  # kernels loaded, untimed
+            v.epoch()
+        times = {"one": [], "apart": [], "hogwild": []}
+        for _ in range(epochs):
+            times["one"].append(one.epoch()[0])
+            workers = [threading.Thread(target=v.epoch) for v in apart]
+            t0 = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            times["apart"].append(time.perf_counter() - t0)
+            times["hogwild"].append(hog.epoch()[0])
+        a, p, h = (min(times[k]) for k in ("one", "apart", "hogwild"))
+        print(f"batch {bs}: one thread {a:.3f} s/epoch; {threads} separate models at once {p:.3f} s for all: "
+              f"x{threads * a / p:.2f} throughput; Hogwild on one model {h:.3f} s: x{a / h:.2f}   {load_average()}")
+
+
 def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4, model="linear",
         optimizer="adagrad", lr=0.05, threads=2, drop_head=0) -> dict:
     from sparsetrain.engines.compiled.threads import available_cores
@@ -163,7 +197,13 @@ def main(argv=None):
     p.add_argument("--drop-head", type=int, default=0, metavar="K",
                    help="diagnostic: train without the K most frequent columns (the rows every thread updates)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON too")
+    p.add_argument("--independent", action="store_true",
+                   help="diagnostic: one thread, N separate models at once, Hogwild on one model (see independent)")
     args = p.parse_args(argv)
+    if args.independent:
+        independent(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.model,
+                    args.optimizer, args.lr, args.threads)
+        return
     res = run(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.model, args.optimizer,
               args.lr, args.threads, args.drop_head)
     if args.json:
