@@ -18,9 +18,10 @@ __all__ = ["prefetch_row"]
 
 @intrinsic
 def prefetch_row(typingctx, table, row):
-    """Hint the CPU to fetch the cache line of ``table[row, 0]`` (a 2-D array, an integer row) for
-    writing; nothing is read or checked, so a row past the end (or an empty table) is harmless."""
-    if not isinstance(table, types.Array) or table.ndim != 2 or not isinstance(row, types.Integer):
+    """Hint the CPU to fetch the cache line of ``table[row, 0]`` (a 2-D array, an integer row; or
+    ``table[row]`` of a 1-D array) for writing; nothing is read or checked, so a row past the end (or
+    an empty table) is harmless."""
+    if not isinstance(table, types.Array) or table.ndim not in (1, 2) or not isinstance(row, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):

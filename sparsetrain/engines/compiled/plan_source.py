@@ -50,7 +50,10 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
         f"rate = RULES[{rule!r}].rate",
         f"PREFETCH_ROWS = {PREFETCH_ROWS}",
         "",
-        "@njit(cache=True, nogil=True)",  # nogil: train.threads runs it in parallel threads
+        # nogil: train.threads runs it in parallel threads; error_model="numpy": a division by zero gives
+        # inf/nan as on the graph engine (caught by the finite checks) and, without the check, the
+        # flat update loops of _lazy_update vectorize
+        '@njit(cache=True, nogil=True, error_model="numpy")',
         f"def plan_epoch({', '.join(args)}):",
         "    n_batches = batch_ptr.shape[0] - 1",
         "    maxb = 1",
@@ -71,6 +74,7 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
     for t, p in enumerate(spec.params):
         size = "maxnnz" if p.row_sparse else p.rows
         lines.append(f"    gp{t} = np.zeros(({size}, {p.cols}), {dt})")
+    lines += _lazy_update_buffers(spec, n_states)
     lines += [
         "    touched = np.empty(maxnnz, np.int64)",
         "    entry = np.empty(maxnnz, np.int64)",
@@ -82,7 +86,7 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
         "        lo = batch_ptr[b]",
         "        n = batch_ptr[b + 1] - lo",
     ]
-    body = _prefetch_next(spec) + _csr_forward(spec, n_states) + list(spec.forward)
+    body = _prefetch_next(spec) + _row_pass(spec, n_states) + list(spec.forward)
     body += _output_forward(spec)
     body += [
         "finite = True",
@@ -94,6 +98,7 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
         "    finite = batch_metrics_weighted(aout, label, order, lo, n, codes, values, insts, scores, sample_weight)"
         if weighted else "    finite = batch_metrics(aout, label, order, lo, n, codes, values, scores)",
         "if not finite:",
+    ] + _release_slots(spec, "    ") + [
         "    return b, samples",
         "for m in range(codes.shape[0]):",
         "    msums[m] += values[m]",
@@ -111,24 +116,9 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
         body += ["for i in range(n):", "    wr = sample_weight[order[lo + i]]", f"    for j in range({spec.out_width}):",
                  f"        {pred_g}[i, j] = {pred_g}[i, j] * wr"]
     if sparse:
-        # the batch's distinct columns (the rows of the row-sparse gradients) and each stored entry's
-        # position among them; one sample with strictly increasing columns needs no lookup
+        # a one-sample batch with strictly increasing columns: they are the gradient's rows as they are
         body += [
-            "nq = 0",
-            "by_slot = n != 1 or not canonical",
-            "if by_slot:",
-            "    k = 0",
-            "    for i in range(n):",
-            "        r = order[lo + i]",
-            "        for p in range(xp[r], xp[r + 1]):",
-            "            c = xi[p]",
-            "            if slot[c] < 0:",
-            "                slot[c] = nq",
-            "                touched[nq] = c",
-            "                nq += 1",
-            "            entry[k] = slot[c]",
-            "            k += 1",
-            "else:",
+            "if not by_slot:",
             "    r = order[lo]",
             "    nq = xp[r + 1] - xp[r]",
             "    for q in range(nq):",
@@ -146,8 +136,7 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
             body.append(f"update_rows(p{t}, s1_{t}, s2_{t}, rows{t}, gp{t}, lrs[b * lr_step, {t}], wds[{t}], "
                         f"counts[{t}], hyper)")
     body += _lazy_update(spec, n_states)
-    if sparse:
-        body += ["if by_slot:", "    for q in range(nq):", "        slot[touched[q]] = -1"]
+    body += _release_slots(spec, "")
     lines += ["        " + s for s in body]
     lines += ["    return -1, samples", ""]
     return "\n".join(lines)
@@ -179,30 +168,55 @@ def _prefetch_next(spec: PlanSpec) -> list:
 PREFETCH_AHEAD = 2
 
 
-def _csr_forward(spec: PlanSpec, n_states: int) -> list:
-    """Every csr dot of the graph in one pass over each row (each parameter row read once), asking
-    for the table rows (and a row-sparse table's optimizer states, which the update reads) of the
-    row :data:`PREFETCH_AHEAD` ahead: a large table's rows are random reads that wait on memory."""
-    if not spec.csr_dots:
+def _row_pass(spec: PlanSpec, n_states: int) -> list:
+    """The one pass over each row's stored entries before the rest of the forward: every csr dot of
+    the graph (each parameter row read once), and — when a parameter is row-sparse and the batch
+    trains — the batch's distinct columns (``touched``, the rows of the row-sparse gradients) with
+    each entry's position among them (``entry``), found by ``slot`` while the entry's table rows
+    load. It asks for the table rows (and a row-sparse table's optimizer states, which the update
+    reads) and the slots of the row :data:`PREFETCH_AHEAD` ahead: a large table's rows are random
+    reads that wait on memory."""
+    dedupe = any(p.row_sparse for p in spec.params)
+    if not spec.csr_dots and not dedupe:
         return []
-    tables = []
-    for t in dict.fromkeys(d.param for d in spec.csr_dots):
-        tables.append(f"p{t}")
-        if spec.params[t].row_sparse:
-            tables += [f"s{k}_{t}" for k in range(1, n_states + 1)]
-    lines = ["for i in range(n):", "    r = order[lo + i]",
-             f"    if i + {PREFETCH_AHEAD} < n:",
-             f"        ra = order[lo + i + {PREFETCH_AHEAD}]",
-             "        for p in range(xp[ra], xp[ra + 1]):",
-             "            ca = xi[p]"]
-    lines += [f"            prefetch_row({name}, ca)" for name in tables]
+    lines = []
+    if dedupe:  # a one-sample batch with strictly increasing columns needs no slots (see generate)
+        lines += ["nq = 0", "k = 0", "by_slot = train and (n != 1 or not canonical)"]
+    lines += ["for i in range(n):", "    r = order[lo + i]"]
+    if spec.csr_dots:
+        tables = []
+        for t in dict.fromkeys(d.param for d in spec.csr_dots):
+            tables.append(f"p{t}")
+            if spec.params[t].row_sparse:
+                tables += [f"s{k}_{t}" for k in range(1, n_states + 1)]
+        tables += ["slot"] if dedupe else []
+        lines += [f"    if i + {PREFETCH_AHEAD} < n:",
+                  f"        ra = order[lo + i + {PREFETCH_AHEAD}]",
+                  "        for p in range(xp[ra], xp[ra + 1]):",
+                  "            ca = xi[p]"]
+        lines += [f"            prefetch_row({name}, ca)" for name in tables]
     for d in spec.csr_dots:
         lines += [f"    for j in range({d.width}):", f"        {d.out}[i, j] = zero"]
     lines += ["    for p in range(xp[r], xp[r + 1]):", "        c = np.uint64(xi[p])"]
+    if dedupe:
+        lines += ["        if by_slot:",
+                  "            if slot[c] < 0:",
+                  "                slot[c] = nq",
+                  "                touched[nq] = c",
+                  "                nq += 1",
+                  "            entry[k] = slot[c]",
+                  "            k += 1"]
     for k, d in enumerate(spec.csr_dots):
         lines += [f"        x{k} = {d.x}", f"        for j in range({d.width}):",
                   f"            {d.out}[i, j] += x{k} * {d.w}"]
     return lines
+
+
+def _release_slots(spec: PlanSpec, indent: str) -> list:
+    """Set the batch's slots back to -1 (the state every call starts and ends in)."""
+    if not any(p.row_sparse for p in spec.params):
+        return []
+    return [indent + s for s in ("if by_slot:", "    for q in range(nq):", "        slot[touched[q]] = -1")]
 
 
 def _csr_backward(spec: PlanSpec) -> list:
@@ -220,25 +234,50 @@ def _csr_backward(spec: PlanSpec) -> list:
     return lines
 
 
+def _lazy_update_buffers(spec: PlanSpec, n_states: int) -> list:
+    """The scratch :func:`_lazy_update` gathers a row-sparse table's touched rows (and their states)
+    into, and the flat view of its gradient rows."""
+    lines = []
+    for t, p in enumerate(spec.params):
+        if p.row_sparse:
+            lines.append(f"    gf{t} = gp{t}.reshape(-1)")
+            pairs = [(f"wb{t}", f"p{t}")] + [(f"sb{k}_{t}", f"s{k}_{t}") for k in range(1, n_states + 1)]
+            lines += [f"    {buf} = np.empty(maxnnz * {p.cols}, {table}.dtype)" for buf, table in pairs]
+    return lines
+
+
 def _lazy_update(spec: PlanSpec, n_states: int) -> list:
-    """The lazy update of every row-sparse parameter in one pass over the batch's distinct rows:
-    the rule's scalar ``step`` (what its ``update_rows`` runs, bit for bit) on each touched row of
-    each table, widths constant (the inner loop unrolls), the tables' rows and states read once
-    while in cache."""
+    """The lazy update of every row-sparse parameter: the batch's distinct rows of each table and of
+    its states gathered into contiguous scratch in one pass, the rule's scalar ``step`` (what its
+    ``update_rows`` runs, bit for bit) over the scratch as one flat loop — no row indirection, so
+    the loop vectorizes (a rule's ``sqrt``/division several lanes at once) —, and the rows written
+    back in one pass."""
     sparse = [t for t, p in enumerate(spec.params) if p.row_sparse]
     if not sparse:
         return []
     lines = [f"lr{t} = rate(lrs[b * lr_step, {t}], counts[{t}], hyper)" for t in sparse]
-    lines += ["for q in range(nq):", "    rr = np.uint64(touched[q])"]
+    lines += [f"wd{t} = wds[{t}]" for t in sparse]
+    pairs = {t: [(f"p{t}", f"wb{t}")] + [(f"s{k}_{t}", f"sb{k}_{t}") for k in range(1, n_states + 1)]
+             for t in sparse}
+    gather, scatter = [], []
     for t in sparse:
-        s1 = f"s1_{t}[rr, j]" if n_states > 0 else "0.0"
-        s2 = f"s2_{t}[rr, j]" if n_states > 1 else "0.0"
-        lines += [f"    for j in range({spec.params[t].cols}):",
-                  f"        w, u1, u2 = step(p{t}[rr, j], {s1}, {s2}, gp{t}[q, j], lr{t}, wds[{t}], hyper)",
-                  f"        p{t}[rr, j] = w"]
-        lines += [f"        s1_{t}[rr, j] = u1"] if n_states > 0 else []
-        lines += [f"        s2_{t}[rr, j] = u2"] if n_states > 1 else []
-    return lines
+        cols = spec.params[t].cols
+        gather += [f"    for j in range({cols}):"]
+        scatter += [f"    for j in range({cols}):"]
+        for table, buf in pairs[t]:
+            gather += [f"        {buf}[q * {cols} + j] = {table}[rr, j]"]
+            scatter += [f"        {table}[rr, j] = {buf}[q * {cols} + j]"]
+    head = ["for q in range(nq):", "    rr = np.uint64(touched[q])"]
+    lines += head + gather
+    for t in sparse:
+        s1 = f"sb1_{t}[e]" if n_states > 0 else "0.0"
+        s2 = f"sb2_{t}[e]" if n_states > 1 else "0.0"
+        lines += [f"for e in range(nq * {spec.params[t].cols}):",
+                  f"    w, u1, u2 = step(wb{t}[e], {s1}, {s2}, gf{t}[e], lr{t}, wd{t}, hyper)",
+                  f"    wb{t}[e] = w"]
+        lines += [f"    sb1_{t}[e] = u1"] if n_states > 0 else []
+        lines += [f"    sb2_{t}[e] = u2"] if n_states > 1 else []
+    return lines + head + scatter
 
 
 def _output_forward(spec: PlanSpec) -> list:
