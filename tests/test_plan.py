@@ -136,6 +136,14 @@ def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
                 metrics=["log_loss", "accuracy", "mse", "auc"])
 
 
+def test_a_factorization_machine_wider_than_the_register_sums_equals_graph():
+    """k > REGISTER_WIDTH: the csr dots sum in the activation buffers instead of locals."""
+    from sparsetrain.engines.compiled.plan_source import REGISTER_WIDTH
+
+    assert_same(lambda: fm(REGISTER_WIDTH + 1), "LogisticRegressionOutput", opt="sgd", batch_size=5,
+                epochs=1)
+
+
 @pytest.mark.parametrize("stype,op,sparse_grad,opt,batch_size,last_batch", [
     ("row_sparse", "Embedding", True, "adagrad", 4, "pad"),
     pytest.param("row_sparse", "SparseEmbedding", True, "sgd", 1, "pad", marks=SLOW),  # Embedding's lowering

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from ...kernels.optim import rule as optim_rule
 from .plan import FORMAT, PlanSpec
@@ -195,8 +196,11 @@ def _row_pass(spec: PlanSpec, n_states: int) -> list:
                   "        for p in range(xp[ra], xp[ra + 1]):",
                   "            ca = xi[p]"]
         lines += [f"            prefetch_row({name}, ca)" for name in tables]
-    for d in spec.csr_dots:
-        lines += [f"    for j in range({d.width}):", f"        {d.out}[i, j] = zero"]
+    for k, d in enumerate(spec.csr_dots):
+        if d.width <= REGISTER_WIDTH:
+            lines += [f"    {_lane(k, j)} = zero" for j in range(d.width)]
+        else:
+            lines += [f"    for j in range({d.width}):", f"        {d.out}[i, j] = zero"]
     lines += ["    for p in range(xp[r], xp[r + 1]):", "        c = np.uint64(xi[p])"]
     if dedupe:
         lines += ["        if by_slot:",
@@ -207,9 +211,26 @@ def _row_pass(spec: PlanSpec, n_states: int) -> list:
                   "            entry[k] = slot[c]",
                   "            k += 1"]
     for k, d in enumerate(spec.csr_dots):
-        lines += [f"        x{k} = {d.x}", f"        for j in range({d.width}):",
-                  f"            {d.out}[i, j] += x{k} * {d.w}"]
+        lines += [f"        x{k} = {d.x}"]
+        if d.width <= REGISTER_WIDTH:
+            lines += [f"        {_lane(k, j)} += x{k} * {_J.sub(str(j), d.w)}" for j in range(d.width)]
+        else:
+            lines += [f"        for j in range({d.width}):", f"            {d.out}[i, j] += x{k} * {d.w}"]
+    for k, d in enumerate(spec.csr_dots):
+        if d.width <= REGISTER_WIDTH:
+            lines += [f"    {d.out}[i, {j}] = {_lane(k, j)}" for j in range(d.width)]
     return lines
+
+
+# a csr dot at most this wide sums each row in one local per output column (registers: the
+# activation buffers and the tables could alias, so sums kept in a buffer are stored every entry)
+REGISTER_WIDTH = 16
+_J = re.compile(r"\bj\b")
+
+
+def _lane(k: int, j: int, prefix: str = "v") -> str:
+    """The local holding column ``j`` of csr dot ``k``'s row sum (``v``) or output gradient (``u``)."""
+    return f"{prefix}{k}_{j}"
 
 
 def _release_slots(spec: PlanSpec, indent: str) -> list:
@@ -221,16 +242,26 @@ def _release_slots(spec: PlanSpec, indent: str) -> list:
 
 def _csr_backward(spec: PlanSpec) -> list:
     """The csr dots' parameter gradients in one pass over each row, in backward (reverse) order:
-    a row-sparse parameter's gradient row is the entry's position among the batch's columns."""
+    a row-sparse parameter's gradient row is the entry's position among the batch's columns; a
+    narrow dot's output gradient row is read into locals once per row."""
     if not spec.csr_dots:
         return []
-    lines = ["k = 0", "for i in range(n):", "    r = order[lo + i]", "    for p in range(xp[r], xp[r + 1]):",
-             "        c = np.uint64(xi[p])", "        s = entry[k]" if any(
-                 spec.params[d.param].row_sparse for d in spec.csr_dots) else "        s = c", "        k += 1"]
+    lines = ["k = 0", "for i in range(n):", "    r = order[lo + i]"]
+    for k, d in enumerate(spec.csr_dots):
+        if d.width <= REGISTER_WIDTH:
+            lines += [f"    {_lane(k, j, 'u')} = g{d.out[1:]}[i, {j}]" for j in range(d.width)]
+    lines += ["    for p in range(xp[r], xp[r + 1]):",
+              "        c = np.uint64(xi[p])", "        s = entry[k]" if any(
+                  spec.params[d.param].row_sparse for d in spec.csr_dots) else "        s = c", "        k += 1"]
     for k, d in reversed(list(enumerate(spec.csr_dots))):
         row = "s" if spec.params[d.param].row_sparse else "c"
-        lines += [f"        x{k} = {d.x}", f"        for j in range({d.width}):",
-                  f"            gp{d.param}[{row}, j] += x{k} * g{d.out[1:]}[i, j] * {d.dw}"]
+        lines += [f"        x{k} = {d.x}"]
+        if d.width <= REGISTER_WIDTH:
+            lines += [f"        gp{d.param}[{row}, {j}] += x{k} * {_lane(k, j, 'u')} * {_J.sub(str(j), d.dw)}"
+                      for j in range(d.width)]
+        else:
+            lines += [f"        for j in range({d.width}):",
+                      f"            gp{d.param}[{row}, j] += x{k} * g{d.out[1:]}[i, j] * {d.dw}"]
     return lines
 
 
