@@ -44,15 +44,37 @@ def test_blocks_hold_exactly_the_batches_of_the_epoch_in_order(last, per_block):
         assert p == p2
 
 
-def test_rows_needed_are_the_columns_of_the_block():
-    it = _iter(10)
+def test_a_block_needs_its_columns_and_measures_the_rows_touched_often_in_both_halves(monkeypatch):
+    monkeypatch.setattr(blk, "MIN_TOUCHES", 2)
+    it = _iter(10, chunk=4096)
     it.reset()
-    block = next(blk.blocks(it.epoch_pieces(), 5))
+    block = next(blk.blocks(it.epoch_pieces(), 41))  # halves of 20 and 21 batches, over pieces of 4096 bytes
+    first, second = blk.halves(block)
+    assert [sum(s.batches for s in h) for h in (first, second)] == [20, 21] and len(block) > 1
     keys = {0: ("weight", (100, 1), True), 1: ("bias", (1,), False), 2: ("emb", (100, 1), True)}
-    rows = blk.rows_needed(block, keys, {"weight": "data"})
-    cols = np.concatenate([b.data[0].asscipy().indices for seg in block for b in seg])
-    np.testing.assert_array_equal(rows[0], np.unique(cols))
-    assert rows[1] is None and rows[2] is None  # dense, and row_sparse not reached through the csr: whole
+    need = blk.needs(block, keys, {"weight": "data"})
+
+    def cols(half):
+        return np.concatenate([b.data[0].asscipy().indices for seg in half for b in seg])
+
+    np.testing.assert_array_equal(need.rows[0], np.unique(cols(block)))
+    c1, c2 = (np.bincount(cols(h), minlength=100)[need.rows[0]] for h in (first, second))
+    np.testing.assert_array_equal(need.measured[0], np.flatnonzero((c1 >= 2) & (c2 >= 2)))
+    assert 0 < len(need.measured[0]) < len(need.rows[0])
+    assert need.rows[1] is None and need.rows[2] is None  # dense, and row_sparse not reached through the csr: whole
+    assert need.measured[1] is None and need.measured[2] is None  # measured element by element
+
+
+def test_saturation_is_the_contraction_left_after_the_block():
+    start = np.array([0.0, 0.0, 5.0, 1.0], np.float32)
+    # rows contracted toward 10 by 0.5 per half (s = 0.25), by 0 (s = 0), moved alike by both halves (s = 1),
+    # not moved in the first half (additive: s = 1)
+    mid = np.array([5.0, 10.0, 6.0, 1.0], np.float32)
+    end = np.array([7.5, 10.0, 7.0, 3.0], np.float32)
+    np.testing.assert_allclose(blk.saturation(start, mid, end), [0.25, 0.0, 1.0, 1.0])
+    # overshoots and reversals are clipped to [0, 1]
+    np.testing.assert_allclose(blk.saturation(start[:2], np.array([1.0, 1.0], np.float32),
+                                              np.array([0.0, 3.0], np.float32)), [0.0, 1.0])
 
 
 def test_a_round_adds_row_changes_and_averages_states_and_dense_values():
@@ -71,19 +93,63 @@ def test_a_round_adds_row_changes_and_averages_states_and_dense_values():
     assert dense.tolist() == [12.0, 24.0]  # the mean change
 
 
+def test_blocks_from_the_same_values_add_up_on_additive_rows_and_average_on_saturated_ones():
+    """dist_sync: two workers' blocks from the same start. Row 1: only worker a; row 4: both, additive (not
+    measured): the sum; row 7: both, each measured s = 0 (the block brought it to where its data puts it): the
+    mean; row 8: both, s = 0.5 each: (1 + s) / 2 of the sum; a dense value measured s = 0: the mean."""
+    a = (np.array([1, 4, 7, 8]), np.array([[2.0], [4.0], [6.0], [2.0]], np.float32))
+    b = (np.array([4, 7, 8]), np.array([[8.0], [2.0], [6.0]], np.float32))
+    sat_a = (np.array([2, 3], np.int32), np.array([[0.0], [0.5]], np.float32), np.zeros((2, 1), np.float32))
+    sat_b = (np.array([1, 2], np.int32), np.array([[0.0], [0.5]], np.float32), np.zeros((2, 1), np.float32))
+    values = np.ones((9, 1), np.float32)
+    add_round(values, [a, b], saturated=[sat_a, sat_b])
+    np.testing.assert_allclose(values[[1, 4, 7, 8]], [[3.0], [13.0], [5.0], [7.0]])
+    assert (np.delete(values, [1, 4, 7, 8]) == 1).all()
+    dense = np.array([10.0], np.float32)
+    sat = (None, np.zeros(1, np.float32), dense.copy())
+    add_round(dense, [(None, np.array([4.0], np.float32)), (None, np.array([2.0], np.float32))], saturated=[sat, sat])
+    assert dense.tolist() == [13.0]
+
+
+def test_an_async_block_on_a_saturated_row_lands_where_it_would_from_the_current_value():
+    """The divergence of dist_async with stale blocks: two workers start from a bias of 0 whose optimum is 5;
+    each block brings it there (s = 0). Adding both changes put it at 10 (and the next stale blocks back at 0);
+    applied as trained from the current value it stays at 5. An additive row (not measured) gets both changes."""
+    from sparsetrain.dist.server import apply_push
+
+    bias = np.zeros(1, np.float32)
+    for _ in range(2):  # both blocks started from 0
+        apply_push(bias, None, np.array([5.0], np.float32), (None, np.zeros(1, np.float32), np.zeros(1, np.float32)))
+    assert bias.tolist() == [5.0]
+    w = np.zeros((4, 1), np.float32)
+    sat = (np.array([0], np.int32), np.array([[0.0]], np.float32), np.zeros((1, 1), np.float32))  # row 1
+    for _ in range(2):
+        apply_push(w, np.array([1, 2]), np.array([[5.0], [0.5]], np.float32), sat)
+    assert w.ravel().tolist() == [0.0, 5.0, 1.0, 0.0]
+    # half saturated (s = 0.5): half of the other block's move survives
+    w = np.full((1, 1), 3.0, np.float32)
+    apply_push(w, np.array([0]), np.array([[2.0]], np.float32),
+               (np.array([0], np.int32), np.array([[0.5]], np.float32), np.zeros((1, 1), np.float32)))
+    assert w.tolist() == [[0.5 * 3.0 + 2.0]]
+
+
 def test_with_changes_adds_the_own_push_only_where_a_server_answered_before_it():
     rows = {0: np.array([2, 3, 5, 9]), 1: None}
     got = {0: (np.zeros((4, 1), np.float32), (np.zeros((4, 1), np.float32),)),
            1: (np.zeros(1, np.float32), (np.zeros(1, np.float32),))}
     prev = {0: (np.array([3, 4, 9]), np.array([[1.0], [2.0], [3.0]], np.float32),
-                (np.array([[7.0], [8.0], [9.0]], np.float32),)),
-            1: (None, np.array([0.5], np.float32), (np.array([5.0], np.float32),))}
+                (np.array([[7.0], [8.0], [9.0]], np.float32),), None),
+            1: (None, np.array([0.5], np.float32), (np.array([5.0], np.float32),), None)}
     # rows >= 5 on a server that had applied the push already; rows < 5 and the dense value on one that had not
     out = blk.with_changes(rows, got, prev, lambda key, r: np.ones(1, bool) if r is None else r < 5)
     np.testing.assert_array_equal(out[0][0].ravel(), [0, 1, 0, 0])
     np.testing.assert_array_equal(out[0][1][0].ravel(), [0, 7, 0, 0])  # optimizer states: the pushed values
     assert out[1][0].tolist() == [0.5] and out[1][1][0].tolist() == [5.0]
     assert got[0][0].sum() == 0  # the pulled arrays are not written (they may be read-only)
+    # a saturated row is moved as the server moves it: row 3 (s = 0, started at -1): its block's end value
+    prev[0] = prev[0][:3] + ((np.array([0], np.int32), np.array([[0.0]], np.float32), np.array([[-1.0]], np.float32)),)
+    out = blk.with_changes(rows, got, prev, lambda key, r: np.ones(1, bool) if r is None else r < 5)
+    np.testing.assert_array_equal(out[0][0].ravel(), [0, 0, 0, 0])
 
 
 def test_local_rows_load_then_changes_round_trip():
@@ -97,15 +163,20 @@ def test_local_rows_load_then_changes_round_trip():
     rows = {0: np.array([1, 6]), 1: None}
     got = {0: (np.ones((2, 2), np.float32), (np.full((2, 2), 3.0, np.float32),)),
            1: (np.array([1.0, 2.0], np.float32), (np.zeros(2, np.float32),))}
-    table.load(rows, got, None)
+    table.load(rows, got, None, {0: np.array([0, 1]), 1: None})
     assert w.asnumpy()[[1, 6]].tolist() == [[1, 1], [1, 1]]
     table.weights[0][1] += 0.25
     table.weights[1][:] += 1.0
+    table.snapshot()  # the middle of the block
+    table.weights[0][1] += 0.25
     ch = table.changes()
     np.testing.assert_array_equal(ch[0][0], [1, 6])
-    np.testing.assert_array_equal(ch[0][1], [[0.25, 0.25], [0, 0]])
+    np.testing.assert_array_equal(ch[0][1], [[0.5, 0.5], [0, 0]])
     np.testing.assert_array_equal(ch[0][2][0], np.zeros((2, 2)))
     np.testing.assert_array_equal(ch[1][1], [1.0, 1.0])
+    assert ch[0][3] is None  # row 1 moved alike in both halves (additive), row 6 not at all
+    pos, s, start = ch[1][3]  # the bias: the second half did not move it
+    assert pos is None and s.tolist() == [0.0, 0.0] and start.tolist() == [1.0, 2.0]
     assert table.changes(state_values=True)[0][2][0].tolist() == [[3.0, 3.0], [3.0, 3.0]]
 
 

@@ -5,7 +5,7 @@ epoch's pieces (``LibSVMIter.epoch_pieces``: runs of whole batches over one pars
 kept as a list of :class:`Segment` s — views of the pieces, never copies — each of which is an
 in-memory epoch for :meth:`sparsetrain.module.Module.run_epoch`: the compiled engine runs it with
 the same fused epoch kernels or generated plan as a single process (``epoch_rows``), the graph
-engine iterates its batches. :func:`rows_needed` says which rows of each row-sparse weight a
+engine iterates its batches. :func:`needs` says which rows of each row-sparse weight a
 block touches (the columns of the csr input it is multiplied by), and :class:`LocalRows` moves
 pulled rows into the worker's parameter arrays and optimizer states and reads back what the
 block changed.
@@ -28,7 +28,14 @@ AUTO_BLOCK_ROWS = 65536
 #: meet often enough: one block per epoch is model averaging once per epoch)
 AUTO_MIN_BLOCKS = 8
 
-__all__ = ["AUTO_BLOCK_ROWS", "batches_per_block", "Segment", "blocks", "ahead", "rows_needed", "LocalRows", "with_changes"]
+#: A row's saturation is measured where the block's batches touched it at least this many times in each half
+#: (fewer touches: a few small steps, which add up; their half-block changes are mostly noise)
+MIN_TOUCHES = 256
+#: A measured saturation below this is pushed (above it the row's change is taken as additive)
+SATURATED_BELOW = 0.99
+
+__all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
+           "needs", "saturation", "LocalRows", "moved", "select", "with_changes"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
@@ -78,6 +85,18 @@ class Segment:
         self.batches = b1 - b0
         self.samples = (hi - lo) - self.pad
         self.checked_csr = getattr(piece, "checked_csr", False)  # the parser's rows: the engine need not check them again
+
+    def part(self, b0: int, b1: int) -> "Segment":
+        """Batches ``b0 .. b1`` of this segment (a view, like the segment itself)."""
+        out = object.__new__(Segment)
+        lo, hi = int(self.batch_ptr[b0]), int(self.batch_ptr[b1])
+        out.data, out.label, out.checked_csr = self.data, self.label, self.checked_csr
+        out.order = self.order[lo:hi]
+        out.batch_ptr = self.batch_ptr[b0:b1 + 1] - lo
+        out.pad = self.pad if b1 == self.batches else 0
+        out.batches = b1 - b0
+        out.samples = (hi - lo) - out.pad
+        return out
 
     def reset(self) -> None:
         pass
@@ -129,6 +148,22 @@ def blocks(pieces, per_block: int):
         yield block
 
 
+def halves(block) -> tuple[list, list]:
+    """A block's segments cut at its middle batch (``batches // 2``): the first half and the second."""
+    mid = sum(seg.batches for seg in block) // 2
+    first, second, seen = [], [], 0
+    for seg in block:
+        if seen + seg.batches <= mid:
+            first.append(seg)
+        elif seen >= mid:
+            second.append(seg)
+        else:
+            first.append(seg.part(0, mid - seen))
+            second.append(seg.part(mid - seen, seg.batches))
+        seen += seg.batches
+    return first, second
+
+
 def ahead(items, depth: int = 2):
     """Iterate ``items`` on a daemon thread, ``depth`` items ahead (the next blocks' data parse and
     cut while this block trains); an error arrives where it happened."""
@@ -153,23 +188,51 @@ def ahead(items, depth: int = 2):
         yield item
 
 
-def rows_needed(block, keys: dict, sources: dict) -> dict:
-    """``{key: sorted unique global rows, or None for the whole value}`` a block touches.
+class Needs:
+    """What a block needs and measures, per key: ``rows`` (sorted unique global rows, or None for the whole
+    value) and ``measured`` (positions in ``rows`` of the rows whose saturation the block measures: touched at
+    least :data:`MIN_TOUCHES` times in each half; None: every element, a value pulled whole)."""
+
+    __slots__ = ("rows", "measured")
+
+    def __init__(self, rows: dict, measured: dict):
+        self.rows, self.measured = rows, measured
+
+
+def needs(block, keys: dict, sources: dict) -> Needs:
+    """The rows of each row-sparse weight a block touches and those it measures (:class:`Needs`).
 
     ``keys``: ``{key: (name, shape, row_sparse)}``; ``sources``: ``{weight name: csr input name}``
     for the row-sparse weights that are reached through ``dot(csr, weight)`` (their gradient lives
     on the batch's columns). Any other row-sparse weight is pulled whole, dense ones always are."""
-    out = {}
+    first, second = halves(block)
+    rows, measured = {}, {}
     for key, (name, shape, sparse) in keys.items():
         source = sources.get(name) if sparse else None
         if source is None:
-            out[key] = None
+            rows[key] = measured[key] = None
             continue
-        mark = np.zeros(shape[0], dtype=bool)  # a mark per row: O(nnz + rows), not a sort of the block's nnz
-        for seg in block:
-            mark[seg.columns(source)] = True
-        out[key] = np.flatnonzero(mark).astype(INDEX_DTYPE, copy=False)
-    return out
+        # counts per row: O(nnz + rows), not a sort of the block's nnz
+        counts = [sum(np.bincount(seg.columns(source), minlength=shape[0]) for seg in half) if half else
+                  np.zeros(shape[0], dtype=np.int64) for half in (first, second)]
+        r = np.flatnonzero(counts[0] + counts[1]).astype(INDEX_DTYPE, copy=False)
+        rows[key] = r
+        measured[key] = np.flatnonzero(np.minimum(counts[0][r], counts[1][r]) >= MIN_TOUCHES)
+    return Needs(rows, measured)
+
+
+def saturation(start: np.ndarray, mid: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """How much of a perturbation of a row's starting value is left at the end of the block, estimated from
+    its trajectory: ``((end - mid) / (mid - start))**2`` per element, in [0, 1] (1: the two halves moved it
+    alike — its steps add up; 0: the second half did not move it — it reached where the block's data puts it).
+
+    For a row that each touch contracts by the same factor toward its optimum, the second half's change is
+    the first half's times the contraction of a half, exactly; a row whose first half did not move it counts
+    as additive."""
+    d1, d2 = mid - start, end - mid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(d1 != 0, d2 / d1, 1.0)
+    return np.square(np.clip(ratio, 0.0, 1.0)).astype(start.dtype, copy=False)
 
 
 class LocalRows:
@@ -183,18 +246,21 @@ class LocalRows:
         self.updater = updater
         self.rows: dict = {}
         self.start: dict = {}  # key -> (values, state values) as loaded: the block's change is against these
+        self.measured: dict | None = None
+        self.mid: dict | None = None  # key -> the measured rows' values at the middle of the block
 
     def _states(self, key) -> tuple:
         return () if self.updater is None else self.updater.state_buffers(key, self.arrays[key])
 
-    def load(self, rows: dict, got: dict, progress: dict | None) -> None:
+    def load(self, rows: dict, got: dict, progress: dict | None, measured: dict | None = None) -> None:
         """Write the pulled ``got`` (``{key: (values, (state values, ...))}`` of ``rows``) into the
-        arrays and states, and the servers' optimizer ``progress`` into the local optimizer."""
+        arrays and states, and the servers' optimizer ``progress`` into the local optimizer; ``measured``
+        (:attr:`Needs.measured`): the rows whose saturation :meth:`changes` reports."""
         from ..optimizer_states import restore_progress
 
         if progress is not None:
             restore_progress(self.updater.optimizer, progress, "the parameter servers")
-        self.rows, self.start = rows, got
+        self.rows, self.start, self.measured, self.mid = rows, got, measured, None
         for key, (values, states) in got.items():
             w, r = self.weights[key], rows[key]
             bufs = self._states(key)
@@ -207,39 +273,102 @@ class LocalRows:
                 for b, s in zip(bufs, states):
                     b.reshape(w.shape)[r] = s
 
+    def _measured_values(self, key) -> np.ndarray:
+        w, r, pos = self.weights[key], self.rows[key], self.measured[key]
+        values = self.start[key][0]
+        return w.reshape(values.shape).copy() if r is None else w[r[pos]]
+
+    def snapshot(self) -> None:
+        """Remember the measured rows' values at the middle of the block (see :func:`saturation`)."""
+        if self.measured is not None:
+            self.mid = {key: self._measured_values(key) for key in self.start}
+
+    def _saturation(self, key, change: np.ndarray):
+        """``(positions in the rows, saturation, starting values)`` of the block's saturated rows of ``key``
+        (positions None: a whole value), or None."""
+        if self.mid is None:
+            return None
+        values, pos = self.start[key][0], self.measured[key]
+        if pos is not None and not len(pos):
+            return None
+        start = values if pos is None else values[pos]
+        end = start + (change if pos is None else change[pos])
+        sat = saturation(start, self.mid[key], end)
+        if pos is None:
+            return None, sat, start
+        keep = (sat < SATURATED_BELOW).reshape(len(pos), -1).any(axis=1)
+        if not keep.any():
+            return None
+        return pos[keep].astype(np.int32), sat[keep], start[keep]
+
     def changes(self, state_values: bool = False) -> dict:
-        """``{key: (rows | None, change of the values, (change of each state, ...))}`` since :meth:`load`;
-        ``state_values``: the states' values instead of their changes."""
+        """``{key: (rows | None, change of the values, (change of each state, ...), saturated)}`` since :meth:`load`;
+        ``state_values``: the states' values instead of their changes; ``saturated``: ``(positions in the rows
+        (None: every element), saturation, starting values)`` of the rows the block measured below
+        :data:`SATURATED_BELOW` (:func:`saturation`; None: none, or no :meth:`snapshot`)."""
         out = {}
         for key, (values, states) in self.start.items():
             w, r = self.weights[key], self.rows[key]
             bufs = self._states(key)
             if r is None:
                 now = [b.reshape(s.shape) for b, s in zip(bufs, states)]
-                out[key] = (None, w.reshape(values.shape) - values,
-                            tuple(n.copy() if state_values else n - s for n, s in zip(now, states)))
+                change = w.reshape(values.shape) - values
+                out[key] = (None, change, tuple(n.copy() if state_values else n - s for n, s in zip(now, states)),
+                            self._saturation(key, change))
             else:
                 now = [b.reshape(w.shape)[r] for b in bufs]
-                out[key] = (r, w[r] - values, tuple(n if state_values else n - s for n, s in zip(now, states)))
+                change = w[r] - values
+                out[key] = (r, change, tuple(n if state_values else n - s for n, s in zip(now, states)),
+                            self._saturation(key, change))
         return out
+
+
+def moved(current: np.ndarray, change: np.ndarray, saturated) -> np.ndarray:
+    """Where a row goes when a block's ``change`` is applied to its ``current`` value (rows in order; not
+    written): ``current + change``, except at the ``saturated`` rows ``(positions | None for all, s, start)``:
+    ``s * current + (1 - s) * start + change`` — the block as if trained from ``current``, to the row's measured
+    saturation ``s``: all of ``current``'s difference from the block's start survives an additive row (s = 1),
+    none of it a row the block brought to where its data puts it (s = 0: the block's end value)."""
+    out = current + change
+    if saturated is not None:
+        pos, s, start = saturated
+        if pos is None:
+            out = s * current + (1 - s) * start + change
+        else:
+            out[pos] = s * current[pos] + (1 - s) * start + change[pos]
+    return out
+
+
+def select(saturated, idx: np.ndarray):
+    """``saturated`` (``(positions, s, start)`` into some rows, or None) restricted to the rows at sorted
+    positions ``idx`` of them, with positions into ``idx``; None when none of them is saturated."""
+    if saturated is None:
+        return None
+    pos, s, start = saturated
+    at = np.searchsorted(idx, pos)
+    ok = at < len(idx)
+    ok[ok] = idx[at[ok]] == pos[ok]
+    if not ok.any():
+        return None
+    return at[ok].astype(np.int32), s[ok], start[ok]
 
 
 def with_changes(rows: dict, got: dict, prev: dict, lacking) -> dict:
     """``got`` (values pulled for ``rows``) with this worker's last ``dist_async`` push ``prev`` (changes of
-    the values, values of the states) applied where the servers had not applied it yet when they
-    answered: ``lacking(key, prev_rows)`` says, per pushed row (``None``: a dense value), whether its
-    server's answer predates that push. So the block starts from what the servers hold after this
-    worker's own pushes."""
+    the values, values of the states, saturated rows) applied as the servers apply it (:func:`moved`) where they
+    had not applied it yet when they answered: ``lacking(key, prev_rows)`` says, per pushed row (``None``: a
+    dense value), whether its server's answer predates that push. So the block starts from what the servers
+    hold after this worker's own pushes."""
     out = {}
     for key, (values, states) in got.items():
         if key not in prev:
             out[key] = (values, states)
             continue
-        prows, dv, ds = prev[key]
+        prows, dv, ds, sat = prev[key]
         r = rows[key]
         if r is None or prows is None:  # a dense value (pulled whole every block)
             if lacking(key, None)[0]:
-                values = values + dv.reshape(values.shape)
+                values = moved(values, dv.reshape(values.shape), sat)
                 states = tuple(d.reshape(s.shape) for s, d in zip(states, ds))
             out[key] = (values, states)
             continue
@@ -252,7 +381,7 @@ def with_changes(rows: dict, got: dict, prev: dict, lacking) -> dict:
             out[key] = (values, states)
             continue
         v = np.array(values, copy=True)
-        v[at] += dv[src]
+        v[at] = moved(v[at], dv[src], select(sat, src))
         new_states = []
         for s, d in zip(states, ds):
             s = np.array(s, copy=True)

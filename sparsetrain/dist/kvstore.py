@@ -116,7 +116,7 @@ INLINE_BYTES = 64 * 1024
 
 
 def _payload_bytes(per_key: dict) -> int:
-    return sum(_nbytes(r, d, *s) for r, d, s in per_key.values())
+    return sum(_nbytes(r, d, *s, *(x or ())) for r, d, s, x in per_key.values())
 
 
 class DistKVStore(KVStore):
@@ -395,22 +395,27 @@ class DistKVStore(KVStore):
     def push_block(self, block: int, changes: dict, steps: int, rows: dict | None = None,
                    staleness: int | None = None, dtype=None) -> "PendingBlock":
         """Push a block's ``changes`` (``{key: (sorted global rows | None, change of the values, (change
-        of each optimizer state, ...))}``, from ``steps`` batches) to every server, one call and one
+        of each optimizer state, ...), saturated rows)}`` (:meth:`.blocks.LocalRows.changes`), from ``steps`` batches) to every server, one call and one
         object-store buffer per server; ``rows``: the next block's rows, returned after the round
         (``dist_sync``); ``staleness``: ``train.max_staleness`` (``dist_async``: the result arrives when
         this worker may start its next block). ``dtype``: the values' type on the wire (float16)."""
         ray = require_ray()
         per = [dict() for _ in self._servers]
-        for k, (r, dv, ds) in changes.items():
+        for k, (r, dv, ds, sat) in changes.items():
             if dtype is not None:
                 dv, ds = dv.astype(dtype), tuple(d.astype(dtype) for d in ds)
             if r is None:
-                per[0][k] = (None, dv, ds)
-                self.bytes_pushed += _nbytes(dv, *ds)
+                per[0][k] = (None, dv, ds, sat)
+                self.bytes_pushed += _nbytes(dv, *ds, *(sat or ()))
                 continue
             for s, local, a, b in self._split(k, r):
-                per[s][k] = (local, dv[a:b], tuple(d[a:b] for d in ds))
-                self.bytes_pushed += _nbytes(local, dv[a:b], *[d[a:b] for d in ds])
+                mine = None
+                if sat is not None:  # the saturated rows in this server's range, positions into its rows
+                    pos, x, start = sat
+                    lo, hi = np.searchsorted(pos, (a, b))
+                    mine = (pos[lo:hi] - a, x[lo:hi], start[lo:hi]) if hi > lo else None
+                per[s][k] = (local, dv[a:b], tuple(d[a:b] for d in ds), mine)
+                self.bytes_pushed += _nbytes(local, dv[a:b], *[d[a:b] for d in ds], *(mine or ()))
         asks = self._block_requests(rows) if rows is not None else [None] * len(self._servers)
         if rows is not None:
             asks = [a if (a or s == 0) else None for s, a in enumerate(asks)]

@@ -15,10 +15,14 @@ arrives.
 Blocks (what ``fit`` workers use, see :mod:`.worker`): a worker pulls the weights *and optimizer
 states* of the rows a block of batches needs (:meth:`ParamServer.pull_block`), trains the block
 locally with the one optimizer implementation (the compiled engine's kernels), and pushes the
-change of those rows (:meth:`ParamServer.push_block`). ``dist_sync`` waits for every worker's
-block of the round and applies them together (:func:`add_round`: the sum of the workers' changes
-of a row-sparse row, the mean of a dense value's); ``dist_async`` adds each change when it arrives,
-and server 0 keeps the block clock of the bounded staleness (``train.max_staleness``).
+change of those rows (:meth:`ParamServer.push_block`), with the saturation the block measured on
+the rows it touched most (:func:`~.blocks.saturation`). ``dist_sync`` waits for every worker's
+block of the round and applies them together (:func:`add_round`: the workers' changes of a row
+add up where its steps add, and are averaged where each block brought the row to where its data
+puts it); ``dist_async`` applies each change when it arrives as if its block had been trained from
+the row's current value (:func:`apply_push`: a stale change of a saturated row does not add to the
+other workers' changes of it), and server 0 keeps the block clock of the bounded staleness
+(``train.max_staleness``).
 """
 from __future__ import annotations
 
@@ -29,40 +33,101 @@ import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
+from .blocks import moved
 
 
-def add_round(target: np.ndarray, parts, mean_rows: bool = False) -> None:
+def add_round(target: np.ndarray, parts, mean_rows: bool = False, saturated=None) -> None:
     """Add the change a round of blocks makes to one key into ``target`` (in place): ``parts`` is
-    ``[(rows | None, delta), ...]`` in worker order (rows sorted and unique; ``None``: a dense value).
+    ``[(rows | None, delta), ...]`` in worker order (rows sorted and unique; ``None``: a dense value);
+    ``saturated``: per part, the rows the worker measured as saturated, ``(positions in its rows | None for a
+    dense value's every element, s, start)`` (:func:`~.blocks.saturation`), or None.
 
-    * a row-sparse key: per row, the **sum** of the changes of the workers that touched it (added in
-      worker order) — the round's blocks as if trained one after the other, to first order in the
-      step (a row is mostly touched a few times per block, so the workers' steps on it add up as in
-      one process); ``mean_rows`` (optimizer states): the **mean** over the workers that touched it
-      (a state stays a state some worker reached: never a negative second moment);
-    * a dense key: the mean over all workers (model averaging: every batch of every block updates it,
-      so each worker's block has already moved it most of the way; adding them would overshoot).
+    The round's blocks trained from the same values are combined as if trained one after the other: a value
+    the workers ``w = 1..k`` changed by ``d_w`` moves by ``phi(s, k) * sum(d_w)``, ``s`` the mean of their
+    measured saturations (1 where not measured), ``phi = (1 - s**k) / ((1 - s) k)``: when every block contracts
+    a row toward its optimum by ``s``, k blocks in a row move it ``(1 + s + ... + s**(k-1))`` times as far as
+    one. So the workers' changes **add up** on a row whose steps add (``s = 1``: a row mostly touched a few
+    times per block) and are **averaged** on one each block brings to where its data puts it (``s = 0``: the
+    hottest rows, a bias).
+
+    * a dense value's block that measured nothing (one batch) counts as saturated: every batch moves a dense
+      value, so the workers' changes of it are **averaged** (model averaging);
+    * ``mean_rows`` (optimizer states): the **mean** over the workers that touched a row (a state stays a
+      state some worker reached: never a negative second moment).
 
     Rows are added in place, without sorting their union (O(rows pushed), the servers' whole cost of a round).
     """
+    k = len(parts)
     if parts[0][0] is None:
         total = parts[0][1]
-        if len(parts) > 1:
+        if k > 1:
             total = np.array(total, copy=True)
             for _, d in parts[1:]:
                 total += d
-            total /= np.asarray(len(parts), dtype=total.dtype)
+            # not measured (a block of one batch): taken as saturated, which makes the mean
+            s = sum(np.zeros_like(total) if x is None else x[1].reshape(total.shape) for x in (saturated or [None] * k))
+            total *= _phi(s / k, k)
         target += total.reshape(target.shape)
         return
-    if not mean_rows or len(parts) == 1:
+    if not mean_rows or k == 1:
         for rows, d in parts:
             target[rows] += d
+        if k > 1 and saturated is not None and any(x is not None for x in saturated):
+            _contract(target, parts, saturated)
         return
     count = np.zeros(len(target), dtype=target.dtype)
     for rows, _ in parts:
         count[rows] += 1
     for rows, d in parts:
         target[rows] += d / count[rows].reshape((-1,) + (1,) * (d.ndim - 1))
+
+
+def _phi(s: np.ndarray, k) -> np.ndarray:
+    """``(1 - s**k) / ((1 - s) k)``: how far k blocks in a row move a value of saturation ``s``, per block
+    and in units of one block's move (1 at s = 1, 1/k at s = 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s < 1, (1 - s ** k) / ((1 - s) * k), 1.0).astype(s.dtype, copy=False)
+
+
+def _contract(target: np.ndarray, parts, saturated) -> None:
+    """The rows several workers changed and some measured as saturated: from the sum of the changes (already
+    added) to ``phi(s, k)`` times it (see :func:`add_round`)."""
+    hot = np.unique(np.concatenate([rows[x[0]] for (rows, _), x in zip(parts, saturated) if x is not None]))
+    shape = (len(hot),) + target.shape[1:]
+    count = np.zeros(len(hot), dtype=target.dtype)
+    s = np.zeros(shape, dtype=target.dtype)
+    total = np.zeros(shape, dtype=target.dtype)
+    for (rows, d), x in zip(parts, saturated):
+        at = np.searchsorted(rows, hot)
+        ok = at < len(rows)
+        ok[ok] = rows[at[ok]] == hot[ok]
+        sel, src = np.flatnonzero(ok), at[ok]  # the hot rows this worker changed, and where in its rows
+        count[sel] += 1
+        total[sel] += d[src]
+        mine = np.ones((len(src),) + target.shape[1:], dtype=target.dtype)  # not measured: additive
+        if x is not None:
+            pos = np.searchsorted(src, x[0])  # src is sorted (rows and hot are)
+            found = pos < len(src)
+            found[found] = src[pos[found]] == x[0][found]
+            mine[pos[found]] = x[1][found]
+        s[sel] += mine
+    several = count > 1
+    c = count[several].reshape((-1,) + (1,) * (target.ndim - 1))
+    phi = _phi(s[several] / c, c)
+    target[hot[several]] += (phi - 1) * total[several]
+
+
+def apply_push(target: np.ndarray, rows, change: np.ndarray, saturated) -> None:
+    """One ``dist_async`` block's change applied to ``target`` (in place) as :func:`~.blocks.moved` says: added,
+    and at the saturated rows measured against the value the block started from."""
+    if rows is None:
+        target[...] = moved(target.reshape(change.shape), change, saturated).reshape(target.shape)
+        return
+    if saturated is None:
+        target[rows] += change
+        return
+    current = target[rows]
+    target[rows] = moved(current, change, saturated)
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
@@ -230,17 +295,20 @@ class ParamServer:
         for key in sorted({k for p in pushes for k in p.deltas}, key=repr):
             parts = [p.deltas[key] for p in pushes if key in p.deltas]
             w = self.weights[key]._data
-            add_round(w, [(r, d) for r, d, _ in parts])
+            if self.mode == "dist_async":  # one push
+                (rows, delta, states, saturated), = parts
+                apply_push(w, rows, delta, saturated)
+            else:
+                add_round(w, [(r, d) for r, d, _, _ in parts], saturated=[x for _, _, _, x in parts])
             for i, b in enumerate(self._state_buffers(key)):
                 b = b.reshape(w.shape)
-                if self.mode == "dist_async":  # one push: its states' values are written
-                    (rows, _, states), = parts
+                if self.mode == "dist_async":  # its states' values are written
                     if rows is None:
                         b[...] = states[i].reshape(b.shape)
                     else:
                         b[rows] = states[i]
                 else:
-                    add_round(b, [(r, s[i]) for r, _, s in parts], mean_rows=True)
+                    add_round(b, [(r, s[i]) for r, _, s, _ in parts], mean_rows=True)
         if self.updater is not None:  # every batch of the round counts once, as in one process
             self.updater.optimizer.advance_update_counts(list(self.weights), sum(p.steps for p in pushes))
         self.updates += 1
@@ -248,10 +316,14 @@ class ParamServer:
     def _received(self, deltas: dict) -> dict:
         """Pushed changes in the weights' dtype (a ``train.push_dtype: float16`` push arrives as float16)."""
         out = {}
-        for key, (rows, delta, states) in deltas.items():
+        for key, (rows, delta, states, saturated) in deltas.items():
             dtype = self.weights[key]._data.dtype
             rows = None if rows is None else np.asarray(rows, dtype=INDEX_DTYPE)
-            out[key] = (rows, np.asarray(delta, dtype=dtype), tuple(np.asarray(s, dtype=dtype) for s in states))
+            if saturated is not None:
+                pos, s, start = saturated
+                saturated = (pos, np.asarray(s, dtype=dtype), np.asarray(start, dtype=dtype))
+            out[key] = (rows, np.asarray(delta, dtype=dtype), tuple(np.asarray(s, dtype=dtype) for s in states),
+                        saturated)
         return out
 
     async def push_block(self, rank: int, tag: tuple, deltas: dict, steps: int, request: dict | None = None,

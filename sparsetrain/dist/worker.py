@@ -7,14 +7,19 @@ so the compiled engine's fused epoch kernels or generated plan (or the graph eng
 as in a single process, with the configured optimizer — and pushes what the block changed in
 those rows (values and optimizer states) with the number of batches it trained.
 
+The worker notes the values of the rows its block touches most (and of the dense values) at the
+middle of the block, so that the push says how saturated each is (``blocks.saturation``: how much
+less the second half moved it than the first).
+
 * ``dist_sync``: the push waits for the round (every worker's block), the servers apply the
   workers' changes together, and the same call returns the next block's rows read after it.
   With one worker this is single-process training; with N, each round is N blocks trained from the
-  same parameters, whose changes add up on row-sparse rows and are averaged on dense values
+  same parameters, whose changes add up on additive rows and are averaged on saturated ones
   (``server.add_round``).
-* ``dist_async``: the next block's rows are pulled while this block trains; the servers add each
-  change when it arrives. What this worker pulled before its own last push gets that push's change
-  added locally (``blocks.with_changes``), so only the other workers' updates are stale, by at most
+* ``dist_async``: the next block's rows are pulled while this block trains; the servers apply each
+  change when it arrives, a saturated row's as if trained from its current value (``server.apply_push``).
+  What this worker pulled before its own last push gets that push applied locally the same way
+  (``blocks.with_changes``), so only the other workers' updates are stale, by at most
   ``train.max_staleness`` blocks: server 0 holds a worker that would get further ahead of the slowest.
 
 Metrics are returned as ``(sum_metric, num_inst)`` per metric so that the driver combines them
@@ -109,8 +114,7 @@ class Worker:
         if self._kept is not None:
             return iter(self._kept)
         self.iter.reset()
-        cut = ((b, blk.rows_needed(b, self.keys, self.sources)) for b in blk.blocks(self.iter.epoch_pieces(),
-                                                                                     self.sync_every))
+        cut = ((b, blk.needs(b, self.keys, self.sources)) for b in blk.blocks(self.iter.epoch_pieces(), self.sync_every))
         if self.data_mode != "memory":
             return blk.ahead(cut)
 
@@ -125,15 +129,20 @@ class Worker:
 
     # -- one block --------------------------------------------------------------------------------
     def _train(self, block, epoch: int, batches_before: int) -> int:
-        """Train ``block`` locally (its segments in order); the batches it ran."""
+        """Train ``block`` locally (its segments in order), the measured rows' values noted at its middle
+        (:meth:`.blocks.LocalRows.snapshot`); the batches it ran."""
         done = 0
-        for seg in block:
-            try:
-                self.module.run_epoch(seg, self.metric, engine=self.engine, epoch=epoch)
-            except NonFiniteError as e:
-                batch = batches_before + done + (e.batch or 0)
-                raise batch_not_finite(epoch, batch, who=f"worker {self.rank}: ") from None
-            done += seg.batches
+        first, second = blk.halves(block)
+        for half in (first, second):
+            if half is second and first:
+                self.table.snapshot()
+            for seg in half:
+                try:
+                    self.module.run_epoch(seg, self.metric, engine=self.engine, epoch=epoch)
+                except NonFiniteError as e:
+                    batch = batches_before + done + (e.batch or 0)
+                    raise batch_not_finite(epoch, batch, who=f"worker {self.rank}: ") from None
+                done += seg.batches
         return done
 
     # -- one epoch --------------------------------------------------------------------------------
@@ -149,8 +158,8 @@ class Worker:
         start, cpu0 = time.perf_counter(), time.process_time()
         waited = 0.0
         stream = self._blocks()
-        block, rows = next(stream, (None, None))
-        pending = kv.pull_block(rows) if block is not None else None
+        block, need = next(stream, (None, None))
+        pending = kv.pull_block(need.rows) if block is not None else None
         pushed, previous = None, {}
         k = 0
         while block is not None:
@@ -161,9 +170,10 @@ class Worker:
             waited += time.perf_counter() - t0
             if previous:  # dist_async: a server that answered before it applied this worker's last block
                 stale = np.array([n is not None and n < k for n in included])
-                got = blk.with_changes(rows, got, previous, lambda key, r: stale[kv.owners(key, r)])
-            self.table.load(rows, got, progress)
-            following, next_rows = next(stream, (None, None))
+                got = blk.with_changes(need.rows, got, previous, lambda key, r: stale[kv.owners(key, r)])
+            self.table.load(need.rows, got, progress, need.measured)
+            following, next_need = next(stream, (None, None))
+            next_rows = next_need.rows if following is not None else None
             if not sync and following is not None:
                 pending = kv.pull_block(next_rows)  # fetched while this block trains
             steps = sum(seg.batches for seg in block)
@@ -181,7 +191,7 @@ class Worker:
             samples += sum(seg.samples for seg in block)
             batches += steps
             self._progress = (epoch, samples, batches)
-            block, rows = following, next_rows
+            block, need = following, next_need
             k += 1
         if pushed is not None:
             kv.receive(pushed)
