@@ -20,7 +20,10 @@ server, in parallel), while the next block's rows were pulled during the trainin
   calls): ``cpu = W * (worker_cpu + server_cpu)``. Ray's own daemons and the driver, which waits,
   are left out (a few per cent of a core).
 
-Samples/s = ``W * rows_per_block / max(t_w, t_s, cpu / C)``. On one machine ``link`` is the
+Samples/s = ``W * rows_per_block / max(t_w, t_s, cpu / C)``. A run whose blocks are smaller (``sync_every:
+auto`` cuts a worker's part into at least 8 blocks, so 2 workers on a small file train blocks of half the
+rows) is predicted from the same measurements with its own rows and bytes per block (``Inputs.block``):
+training time per row, the worker's other CPU and the server's per byte. On one machine ``link`` is the
 measured copy bandwidth through Ray's object store and ``rtt`` the measured actor round trip;
 on a cluster
 ``rtt`` is the network round trip plus the call's CPU (assumption: 0.2 ms + the measured local
@@ -57,6 +60,18 @@ class Inputs:
     @property
     def bytes(self) -> float:
         return self.pull_bytes + self.push_bytes
+
+    def block(self, rows: int, moved: float) -> "Inputs":
+        """The inputs for blocks of ``rows`` rows moving ``moved`` bytes (a run with more workers cuts a small
+        file into smaller blocks: ``train.sync_every: auto``): the training time scales with the rows, the
+        worker's other CPU (the rows a block needs, its changes, its side of the calls) and the server's with
+        the bytes."""
+        r, b = rows / self.rows_per_block, moved / max(self.bytes, 1.0)
+        compute = self.compute * r
+        worker_cpu = compute + max(0.0, self.worker_cpu - self.compute) * b if self.worker_cpu else 0.0
+        return Inputs(compute=compute, rows_per_block=int(rows), pull_bytes=self.pull_bytes * b,
+                      push_bytes=self.push_bytes * b, rtt=self.rtt, link=self.link, server_cost=self.server_cost,
+                      worker_cpu=worker_cpu, server_cpu=self.server_cpu * b)
 
 
 def predict(m: Inputs, workers: int, servers: int = 1, cores: int | None = None,
@@ -153,11 +168,17 @@ def inputs_from_run(one: dict, rtt: float, link: float, server_cost: float) -> I
                   server_cpu=float(one.get("server_cpu_seconds", 0.0)) / blocks)
 
 
-def check(m: Inputs, measured: dict[int, float], cores: int) -> list[dict]:
-    """Predicted vs measured samples/s on this machine for each worker count measured."""
+def check(m: Inputs, measured: dict, cores: int) -> list[dict]:
+    """Predicted vs measured samples/s on this machine for each worker count measured: ``{workers: samples/s}``,
+    or ``{workers: (samples/s, rows per block, bytes per block)}`` when that run's blocks differ from ``m``'s
+    (:meth:`Inputs.block`: the rows and bytes of a block are counts, not timings)."""
     out = []
     for w, got in sorted(measured.items()):
-        want = predict(m, w, 1, cores=cores)
+        inputs = m
+        if isinstance(got, tuple):
+            got, rows, moved = got
+            inputs = m.block(rows, moved)
+        want = predict(inputs, w, 1, cores=cores)
         out.append({"workers": w, "predicted": want, "measured": got, "error": want / got - 1})
     return out
 

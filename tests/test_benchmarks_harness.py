@@ -271,4 +271,10 @@ def test_cost_model_adds_up():
     assert all(r["16 servers"] >= r["1 servers"] for r in rows)
     check = cm.check(m, {1: 10000 / 0.0111}, cores=2)
     assert check[0]["error"] == pytest.approx(0.0, abs=1e-9)
+    # blocks of half the rows moving 0.7 x the bytes: half the training, the other CPU by the bytes
+    half = measured.block(5000, 1.4e5)
+    assert (half.compute, half.worker_cpu, half.server_cpu) == pytest.approx((0.005, 0.005 + 0.005 * 0.7, 0.002 * 0.7))
+    assert half.pull_bytes + half.push_bytes == pytest.approx(1.4e5)
+    got = cm.check(measured, {2: (1e6, 5000, 1.4e5)}, cores=2)[0]
+    assert got["predicted"] == pytest.approx(cm.predict(half, 2, cores=2)) and got["measured"] == 1e6
     assert "| 10 Gbit/s | 8 |" in cm.projection_table(m)
