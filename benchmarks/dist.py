@@ -426,7 +426,8 @@ def cost_model_meta(results: list[dict], servers: int, cores: int, log) -> dict:
     rtt, link, cost = cm.measure_transport(int(one["bytes_per_block"]))
     inputs = cm.inputs_from_run(one, rtt, link, cost)
     # each run's own rows and bytes per block (counts): blocks shrink with more workers on a small file
-    measured = {r["workers"]: (r["samples_per_s"], int(r["samples"]) / max(1, int(r["blocks"])), float(r["bytes_per_block"]))
+    measured = {r["workers"]: (r["samples_per_s"], int(r["samples"]) / max(1, int(r["blocks"])),
+                               float(r["bytes_per_block"]))
                 for r in results if r.get("status") == "ok" and r["kvstore"] == "dist_async" and r["servers"] == servers
                 and r["data_path"].startswith(mode) and r.get("blocks")}
     return {"inputs": asdict(inputs), "check": cm.check(inputs, measured, cores),

@@ -109,12 +109,13 @@ class Worker:
         return self._progress
 
     def _blocks(self):
-        """This epoch's ``(block, {key: rows it needs})`` in order, cut and computed on a thread ahead of
+        """This epoch's ``(block, blocks.Needs)`` in order, cut and computed on a thread ahead of
         training; with the part in memory, the first complete pass is kept and the later epochs reuse it."""
         if self._kept is not None:
             return iter(self._kept)
         self.iter.reset()
-        cut = ((b, blk.needs(b, self.keys, self.sources)) for b in blk.blocks(self.iter.epoch_pieces(), self.sync_every))
+        cut = ((b, blk.needs(b, self.keys, self.sources))
+               for b in blk.blocks(self.iter.epoch_pieces(), self.sync_every))
         if self.data_mode != "memory":
             return blk.ahead(cut)
 
