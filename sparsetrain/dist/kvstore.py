@@ -396,9 +396,10 @@ class DistKVStore(KVStore):
                    staleness: int | None = None, dtype=None) -> "PendingBlock":
         """Push a block's ``changes`` (``{key: (sorted global rows | None, change of the values, (change
         of each optimizer state, ...), saturated rows)}``, :meth:`.blocks.LocalRows.changes`, from ``steps``
-        batches) to every server, one call and one object-store buffer per server; ``rows``: the next block's rows, returned after the round
-        (``dist_sync``); ``staleness``: ``train.max_staleness`` (``dist_async``: the result arrives when
-        this worker may start its next block). ``dtype``: the values' type on the wire (float16)."""
+        batches) to every server, one call and one object-store buffer per server; ``rows``: the next
+        block's rows, returned after the round (``dist_sync``); ``staleness``: ``train.max_staleness``
+        (``dist_async``: the result arrives when this worker may start its next block). ``dtype``: the
+        values' type on the wire (float16)."""
         ray = require_ray()
         per = [dict() for _ in self._servers]
         for k, (r, dv, ds, sat) in changes.items():
