@@ -15,7 +15,9 @@ lost without this module:
 
 :func:`handling_interrupts` installs a handler that records the signal and raises
 ``KeyboardInterrupt``; :func:`raise_if_interrupted` (the epoch loop calls it around every epoch)
-raises again an interrupt that was dropped. A handler of the caller's own (an IDE's, Jupyter's) is
+raises again an interrupt that was dropped; inside :func:`deferred` (a few steps that must happen
+together, such as taking the run directory's lock and arranging its release) the handler only
+records the signal and the block raises it at its end. A handler of the caller's own (an IDE's, Jupyter's) is
 left in place.
 """
 from __future__ import annotations
@@ -24,17 +26,19 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["handling_interrupts", "raise_if_interrupted"]
+__all__ = ["deferred", "handling_interrupts", "raise_if_interrupted"]
 
 _depth = 0  # nesting of handling_interrupts (the CLI's and the trainer's)
 _received = False  # a SIGINT arrived since the outermost handling_interrupts began
 _previous = None  # the handler to put back
+_deferring = 0  # nesting of deferred()
 
 
 def _on_sigint(signum, frame):
     global _received
     _received = True
-    raise KeyboardInterrupt
+    if not _deferring:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -61,6 +65,20 @@ def handling_interrupts():
         if _depth == 0:
             signal.signal(signal.SIGINT, _previous)
             _received = False
+
+
+@contextlib.contextmanager
+def deferred():
+    """A SIGINT inside the block does not split it: the handler of :func:`handling_interrupts` records
+    it and the block raises ``KeyboardInterrupt`` at its end (outside that handler, nothing changes)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        raise_if_interrupted()
 
 
 def raise_if_interrupted() -> None:

@@ -290,6 +290,37 @@ def test_sigint_at_the_first_moment_of_a_run_exits_130_and_releases_the_run_dire
     assert not (out / ".lock").exists() and not (out / "checkpoint.json").exists() and not list(out.rglob(".tmp-*"))
 
 
+_LOCK_INTERRUPTED = """
+import fcntl, os, signal, sys
+from sparsetrain.interrupts import handling_interrupts
+from sparsetrain.trainer import rundir
+where = sys.argv[2]
+real_flock = fcntl.flock
+def flock(fd, op):  # SIGINT between creating .lock and locking it
+    os.kill(os.getpid(), signal.SIGINT)
+    return real_flock(fd, op)
+if where == "before flock":
+    fcntl.flock = flock
+with handling_interrupts():
+    try:
+        fd = rundir._lock(sys.argv[1])
+        if where == "after the lock":  # the caller interrupted before its with/try holds the lock
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        sys.exit(130)
+sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("where", ["before flock", "after the lock"])
+def test_an_interrupt_while_taking_the_run_directory_lock_leaves_no_lock_file(tmp_path, where):
+    # the race the CLI test above can only hit by chance: the interrupt lands at a fixed point
+    proc = subprocess.run([sys.executable, "-c", _LOCK_INTERRUPTED, str(tmp_path), where], env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert not (tmp_path / ".lock").exists()
+
+
 def test_an_interrupt_a_finalizer_drops_still_stops_the_run_after_its_epoch(tmp_path, monkeypatch):
     from sparsetrain.module import Module
 

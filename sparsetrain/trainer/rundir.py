@@ -21,6 +21,7 @@ how many epochs' checkpoint files are kept, besides the best epoch's.
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
 import glob
@@ -33,6 +34,7 @@ import numpy as np
 
 from ..base import ConfigError, SparseTrainError
 from ..fileio import write_atomic
+from ..interrupts import deferred
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -81,27 +83,44 @@ def _checkpoint_files(path: str) -> dict[str, int]:
 # -- the lock -------------------------------------------------------------------------------------------
 
 def _lock(path: str) -> int | None:
-    """An exclusive lock on ``path/.lock`` (the file holds our pid); None when another process has it."""
+    """An exclusive lock on ``path/.lock`` (the file holds our pid); None when another process has it.
+
+    A Ctrl-C does not split taking the lock from arranging its release (:func:`interrupts.deferred`),
+    and a lock still held when the process exits is released then (:func:`_release_held`): an
+    interrupt that lands before the caller's ``with`` or ``try`` never leaves a ``.lock`` behind."""
     lock_path = os.path.join(path, LOCK_FILE)
-    while True:
-        with writing(lock_path):
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
+    with deferred():
+        while True:
+            with writing(lock_path):
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    return None
+                raise
+            try:  # the holder may have removed the file between our open and our lock: lock the new one
+                same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                _held[fd] = (path, os.getpid())
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
             os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                return None
-            raise
-        try:  # the holder may have removed the file between our open and our lock: lock the new one
-            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            return fd
-        os.close(fd)
+
+
+_held: dict[int, tuple[str, int]] = {}  # lock fd -> (run directory, pid of the process that took it)
+
+
+@atexit.register
+def _release_held() -> None:
+    """The locks this process still holds at exit (not a forked child's: its parent holds them)."""
+    for fd, (path, pid) in list(_held.items()):
+        if pid == os.getpid():
+            _unlock(path, fd)
 
 
 def _holder(path: str) -> str:
@@ -330,6 +349,7 @@ class RunDir:
 
 
 def _unlock(path: str, fd: int) -> None:
+    _held.pop(fd, None)
     try:
         os.unlink(os.path.join(path, LOCK_FILE))  # before unlocking: a waiter then locks a fresh file
     except OSError:
