@@ -28,20 +28,38 @@ def test_blocks_hold_exactly_the_batches_of_the_epoch_in_order(last, per_block):
         want.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
     it = _iter(16, last, chunk=4096)
     it.reset()
-    got = []
     cut = list(blk.blocks(it.epoch_pieces(), per_block))
-    for block in cut:
-        for seg in block:
-            for b in seg:
-                n = b.data[0].shape[0]
-                got.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
     assert [sum(s.batches for s in block) for block in cut[:-1]] == [per_block] * (len(cut) - 1)
-    assert all(seg.checked_csr for block in cut for seg in block)  # parsed rows: the engine does not check them again
-    assert len(got) == len(want)
-    for (x, y, p), (x2, y2, p2) in zip(got, want):
-        np.testing.assert_array_equal(x, x2)
-        np.testing.assert_array_equal(y, y2)
-        assert p == p2
+    # each block joined into one segment of copied rows (what a worker trains): the same batches
+    for blocks in (cut, [blk.join(block) for block in cut]):
+        got = []
+        for block in blocks:
+            for seg in block:
+                for b in seg:
+                    n = b.data[0].shape[0]
+                    got.append((b.data[0].asscipy().toarray(), b.label[0].asnumpy().reshape(n), b.pad))
+        assert all(seg.checked_csr for block in blocks for seg in block)  # parsed rows: not checked again
+        assert len(got) == len(want)
+        for (x, y, p), (x2, y2, p2) in zip(got, want):
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)
+            assert p == p2
+    assert all(len(blk.join(block)) == 1 for block in cut)
+
+
+def test_join_takes_a_segment_s_rows_in_its_order():
+    """A segment whose rows are not consecutive in its piece (gathered, not sliced)."""
+    it = _iter(4, chunk=4096)
+    it.reset()
+    piece = next(it.epoch_pieces())
+    piece.order = piece.order[::-1].copy()
+    block = [blk.Segment(piece, 0, 2), blk.Segment(piece, 2, 3)]
+    (joined,) = blk.join(block)
+    want = [b.data[0].asscipy().toarray() for seg in block for b in seg]
+    got = [b.data[0].asscipy().toarray() for b in joined]
+    assert joined.batches == 3 and len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_block_needs_its_columns_and_measures_the_rows_touched_often_in_both_halves(monkeypatch):

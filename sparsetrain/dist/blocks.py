@@ -35,7 +35,7 @@ MIN_TOUCHES = 256
 SATURATED_BELOW = 0.99
 
 __all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
-           "needs", "saturation", "LocalRows", "moved", "select", "with_changes"]
+           "needs", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
@@ -78,24 +78,22 @@ class Segment:
     def __init__(self, piece, b0: int, b1: int):
         ptr = piece.batch_ptr
         lo, hi = int(ptr[b0]), int(ptr[b1])
-        self.data, self.label = piece.data, piece.label
-        self.order = piece.order[lo:hi]
-        self.batch_ptr = ptr[b0:b1 + 1] - lo
-        self.pad = piece.pad if b1 == len(ptr) - 1 else 0
-        self.batches = b1 - b0
-        self.samples = (hi - lo) - self.pad
-        self.checked_csr = getattr(piece, "checked_csr", False)  # the parser's rows: the engine need not check them again
+        self._set(piece.data, piece.label, piece.order[lo:hi], ptr[b0:b1 + 1] - lo,
+                  piece.pad if b1 == len(ptr) - 1 else 0,
+                  getattr(piece, "checked_csr", False))  # the parser's rows: the engine need not check them again
+
+    def _set(self, data, label, order, batch_ptr, pad: int, checked_csr: bool) -> None:
+        self.data, self.label, self.order, self.batch_ptr, self.pad = data, label, order, batch_ptr, pad
+        self.batches = len(batch_ptr) - 1
+        self.samples = int(batch_ptr[-1] - batch_ptr[0]) - pad
+        self.checked_csr = checked_csr
 
     def part(self, b0: int, b1: int) -> "Segment":
         """Batches ``b0 .. b1`` of this segment (a view, like the segment itself)."""
         out = object.__new__(Segment)
         lo, hi = int(self.batch_ptr[b0]), int(self.batch_ptr[b1])
-        out.data, out.label, out.checked_csr = self.data, self.label, self.checked_csr
-        out.order = self.order[lo:hi]
-        out.batch_ptr = self.batch_ptr[b0:b1 + 1] - lo
-        out.pad = self.pad if b1 == self.batches else 0
-        out.batches = b1 - b0
-        out.samples = (hi - lo) - out.pad
+        out._set(self.data, self.label, self.order[lo:hi], self.batch_ptr[b0:b1 + 1] - lo,
+                 self.pad if b1 == self.batches else 0, self.checked_csr)
         return out
 
     def reset(self) -> None:
@@ -146,6 +144,43 @@ def blocks(pieces, per_block: int):
                 block, have = [], 0
     if block:
         yield block
+
+
+def join(block) -> list:
+    """``block`` (a list of :class:`Segment` s) as one segment of its rows copied in batch order: the engine then
+    trains a half-block in one call (a streamed epoch's pieces cut a block into about ten segments, each a call
+    with its own set-up and parameter check)."""
+    if len(block) < 2:
+        return list(block)
+    (name, _), = block[0].data
+    xs, ys, ptrs, seen = [], [[] for _ in block[0].label], [], 0
+    for seg in block:
+        x = dict(seg.data)[name]
+        indptr, order = x._indptr, seg.order
+        first, last = int(order[0]), int(order[-1])
+        if last - first + 1 == len(order):  # the usual case: consecutive rows
+            lo, hi = int(indptr[first]), int(indptr[last + 1])
+            xs.append((x._data[lo:hi], x._indices[lo:hi], indptr[first:last + 2] - lo))
+        else:
+            starts, lens = indptr[order], indptr[order + 1] - indptr[order]
+            ptr = np.zeros(len(order) + 1, dtype=indptr.dtype)
+            np.cumsum(lens, out=ptr[1:])
+            take = np.repeat(starts - ptr[:-1], lens) + np.arange(ptr[-1], dtype=starts.dtype)
+            xs.append((x._data[take], x._indices[take], ptr))
+        for acc, (_, y) in zip(ys, seg.label):
+            acc.append(y.asnumpy()[order])
+        ptrs.append(seg.batch_ptr[1:] - seg.batch_ptr[0] + seen)
+        seen += len(order)
+    nnz = np.cumsum([0] + [len(v) for v, _, _ in xs])
+    indptr = np.concatenate([xs[0][2][:1]] + [p[1:] + off for (_, _, p), off in zip(xs, nnz)])
+    width = dict(block[0].data)[name].shape[1]
+    data = [(name, CSRNDArray(np.concatenate([v for v, _, _ in xs]), np.concatenate([i for _, i, _ in xs]), indptr,
+                              (seen, width)))]
+    label = [(lname, NDArray(np.concatenate(acc))) for (lname, _), acc in zip(block[0].label, ys)]
+    out = object.__new__(Segment)
+    out._set(data, label, np.arange(seen, dtype=INDEX_DTYPE), np.concatenate([np.zeros(1, np.int64)] + ptrs),
+             block[-1].pad, all(seg.checked_csr for seg in block))
+    return [out]
 
 
 def halves(block) -> tuple[list, list]:
@@ -213,8 +248,8 @@ def needs(block, keys: dict, sources: dict) -> Needs:
             rows[key] = measured[key] = None
             continue
         # counts per row: O(nnz + rows), not a sort of the block's nnz
-        counts = [sum(np.bincount(seg.columns(source), minlength=shape[0]) for seg in half) if half else
-                  np.zeros(shape[0], dtype=np.int64) for half in (first, second)]
+        counts = [np.bincount(np.concatenate([seg.columns(source) for seg in half]) if half else
+                              np.zeros(0, dtype=INDEX_DTYPE), minlength=shape[0]) for half in (first, second)]
         r = np.flatnonzero(counts[0] + counts[1]).astype(INDEX_DTYPE, copy=False)
         rows[key] = r
         measured[key] = np.flatnonzero(np.minimum(counts[0][r], counts[1][r]) >= MIN_TOUCHES)
@@ -339,15 +374,22 @@ def moved(current: np.ndarray, change: np.ndarray, saturated) -> np.ndarray:
     return out
 
 
+def find_sorted(haystack: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``needles`` is in the sorted, unique ``haystack``: ``(positions, found)``, the positions
+    meaningful where ``found``."""
+    at = np.searchsorted(haystack, needles)
+    found = at < len(haystack)
+    found[found] = haystack[at[found]] == needles[found]
+    return at, found
+
+
 def select(saturated, idx: np.ndarray):
     """``saturated`` (``(positions, s, start)`` into some rows, or None) restricted to the rows at sorted
     positions ``idx`` of them, with positions into ``idx``; None when none of them is saturated."""
     if saturated is None:
         return None
     pos, s, start = saturated
-    at = np.searchsorted(idx, pos)
-    ok = at < len(idx)
-    ok[ok] = idx[at[ok]] == pos[ok]
+    at, ok = find_sorted(idx, pos)
     if not ok.any():
         return None
     return at[ok].astype(np.int32), s[ok], start[ok]
@@ -372,9 +414,7 @@ def with_changes(rows: dict, got: dict, prev: dict, lacking) -> dict:
                 states = tuple(d.reshape(s.shape) for s, d in zip(states, ds))
             out[key] = (values, states)
             continue
-        pos = np.searchsorted(r, prows)
-        hit = pos < len(r)
-        hit[hit] = r[pos[hit]] == prows[hit]
+        pos, hit = find_sorted(r, prows)
         hit &= lacking(key, prows)
         at, src = pos[hit], np.flatnonzero(hit)
         if not len(at):

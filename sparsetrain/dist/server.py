@@ -33,7 +33,7 @@ import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
-from .blocks import moved
+from .blocks import find_sorted, moved
 
 
 def add_round(target: np.ndarray, parts, mean_rows: bool = False, saturated=None) -> None:
@@ -98,17 +98,13 @@ def _contract(target: np.ndarray, parts, saturated) -> None:
     s = np.zeros(shape, dtype=target.dtype)
     total = np.zeros(shape, dtype=target.dtype)
     for (rows, d), x in zip(parts, saturated):
-        at = np.searchsorted(rows, hot)
-        ok = at < len(rows)
-        ok[ok] = rows[at[ok]] == hot[ok]
+        at, ok = find_sorted(rows, hot)
         sel, src = np.flatnonzero(ok), at[ok]  # the hot rows this worker changed, and where in its rows
         count[sel] += 1
         total[sel] += d[src]
         mine = np.ones((len(src),) + target.shape[1:], dtype=target.dtype)  # not measured: additive
         if x is not None:
-            pos = np.searchsorted(src, x[0])  # src is sorted (rows and hot are)
-            found = pos < len(src)
-            found[found] = src[pos[found]] == x[0][found]
+            pos, found = find_sorted(src, x[0])  # src is sorted (rows and hot are)
             mine[pos[found]] = x[1][found]
         s[sel] += mine
     several = count > 1
