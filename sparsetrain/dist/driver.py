@@ -375,6 +375,8 @@ def _run_epoch(cluster, cfg, epoch, fault, reporter) -> dict:
             # per worker, on average: the epoch's seconds on the worker and the part spent waiting for servers
             "worker_seconds": round(sum(r["seconds"] for r in results) / len(results), 6),
             "wait_seconds": round(sum(r["wait_seconds"] for r in results) / len(results), 6),
+            # ... and the part spent in the engine training its blocks (the rest: its side of the exchanges)
+            "train_seconds": round(sum(r["train_seconds"] for r in results) / len(results), 6),
             # CPU seconds of the epoch: all workers' processes (training and parser threads), all servers'
             "worker_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 6),
             "server_cpu_seconds": round(server_cpu, 6)}

@@ -115,6 +115,11 @@ def _nbytes(*arrays) -> int:
 INLINE_BYTES = 64 * 1024
 
 
+def _wire_rows(shard_rows: int):
+    """The dtype of a block's local row ids on the wire for a shard of ``shard_rows`` rows."""
+    return np.int32 if shard_rows <= np.iinfo(np.int32).max else INDEX_DTYPE
+
+
 def _payload_bytes(per_key: dict) -> int:
     return sum(_nbytes(r, d, *s, *(x or ())) for r, d, s, x in per_key.values())
 
@@ -360,11 +365,12 @@ class DistKVStore(KVStore):
 
     # -- blocks (bulk pull / push; see server.push_block) ------------------------------------------
     def _split(self, key, rows):
-        """``[(server, local rows, a, b)]``: the part ``rows[a:b]`` of sorted global ``rows`` on each server."""
+        """``[(server, local rows, a, b)]``: the part ``rows[a:b]`` of sorted global ``rows`` on each server, the
+        local rows as int32 where the shard allows (half the bytes of a block's row ids on the wire)."""
         bounds = self._layout[key][2]
         cuts = np.searchsorted(rows, bounds)
-        return [(s, rows[cuts[s]:cuts[s + 1]] - bounds[s], int(cuts[s]), int(cuts[s + 1]))
-                for s in range(len(self._servers)) if cuts[s + 1] > cuts[s]]
+        return [(s, (rows[cuts[s]:cuts[s + 1]] - bounds[s]).astype(_wire_rows(bounds[s + 1] - bounds[s]), copy=False),
+                 int(cuts[s]), int(cuts[s + 1])) for s in range(len(self._servers)) if cuts[s + 1] > cuts[s]]
 
     def _block_requests(self, rows: dict) -> list[dict]:
         """Per server ``{key: local rows | None}`` for ``rows`` (``{key: sorted global rows | None}``)."""
@@ -454,7 +460,7 @@ class DistKVStore(KVStore):
         """The server holding each of ``rows`` (global ids) of ``key``; ``rows=None``: a dense value (server 0)."""
         self._check(key)
         sparse, _, bounds = self._layout[key]
-        if rows is None or not sparse:
+        if rows is None or not sparse or len(self._servers) == 1:
             return np.zeros(1 if rows is None else len(rows), dtype=np.int64)
         return np.searchsorted(bounds, rows, side="right") - 1
 

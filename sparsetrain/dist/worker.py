@@ -16,7 +16,8 @@ less the second half moved it than the first).
   With one worker this is single-process training; with N, each round is N blocks trained from the
   same parameters, whose changes add up on additive rows and are averaged on saturated ones
   (``server.add_round``).
-* ``dist_async``: the next block's rows are pulled while this block trains; the servers apply each
+* ``dist_async``: the next block's rows are pulled, and the last block's push answered, while this block
+  trains (with ``train.max_staleness`` 0 the worker waits for that answer first); the servers apply each
   change when it arrives, a saturated row's as if trained from its current value (``server.apply_push``).
   What this worker pulled before its own last push gets that push applied locally the same way
   (``blocks.with_changes``), so only the other workers' updates are stale, by at most
@@ -115,7 +116,7 @@ class Worker:
             return iter(self._kept)
         self.iter.reset()
         cut = ((b, blk.needs(b, self.keys, self.sources))
-               for b in blk.blocks(self.iter.epoch_pieces(), self.sync_every))
+               for b in map(blk.join, blk.blocks(self.iter.epoch_pieces(), self.sync_every)))
         if self.data_mode != "memory":
             return blk.ahead(cut)
 
@@ -157,16 +158,20 @@ class Worker:
         samples = batches = 0
         self._progress = (epoch, 0, 0)
         start, cpu0 = time.perf_counter(), time.process_time()
-        waited = 0.0
+        waited = trained = 0.0
         stream = self._blocks()
         block, need = next(stream, (None, None))
         pending = kv.pull_block(need.rows) if block is not None else None
         pushed, previous = None, {}
+        # dist_async with max_staleness >= 1: a block's push is answered while the next block trains (one push in
+        # flight); its answer says when this worker may start the block after next, so the bound is kept
+        ahead = 1 if not sync and self.staleness else 0
         k = 0
         while block is not None:
             t0 = time.perf_counter()
-            if pushed is not None:
-                kv.receive(pushed)  # dist_async: the servers have it, and this worker may go on
+            if pushed is not None and not ahead:
+                kv.receive(pushed)  # max_staleness 0: the servers have it, and this worker may go on
+                pushed = None
             got, progress, included = kv.receive(pending)
             waited += time.perf_counter() - t0
             if previous:  # dist_async: a server that answered before it applied this worker's last block
@@ -180,14 +185,21 @@ class Worker:
             steps = sum(seg.batches for seg in block)
             if fault and batches <= fault.get("batch", -1) < batches + steps:
                 self._inject(fault)
+            t0 = time.perf_counter()
             self._train(block, epoch, batches)
+            trained += time.perf_counter() - t0
             changes = self.table.changes(state_values=not sync)
             if sync:
                 pending = kv.push_block(k, changes, steps, rows=next_rows, dtype=self.push_dtype)
                 if following is None:
                     kv.receive(pending)
             else:
-                pushed = kv.push_block(k, changes, steps, staleness=self.staleness, dtype=self.push_dtype)
+                t0 = time.perf_counter()
+                if pushed is not None:
+                    kv.receive(pushed)
+                waited += time.perf_counter() - t0
+                staleness = None if self.staleness is None else self.staleness - ahead
+                pushed = kv.push_block(k, changes, steps, staleness=staleness, dtype=self.push_dtype)
                 previous = changes
             samples += sum(seg.samples for seg in block)
             batches += steps
@@ -198,7 +210,7 @@ class Worker:
             kv.receive(pushed)
         kv.finish_blocks()
         return {"rank": self.rank, "samples": samples, "batches": batches, "blocks": k,
-                "seconds": time.perf_counter() - start, "wait_seconds": waited,
+                "seconds": time.perf_counter() - start, "wait_seconds": waited, "train_seconds": trained,
                 "cpu_seconds": time.process_time() - cpu0,
                 "metric": [(float(m.sum_metric), int(m.num_inst)) for m in metric_leaves(metric)],
                 "bytes_pushed": kv.bytes_pushed - pushed0, "bytes_pulled": kv.bytes_pulled - pulled0}
