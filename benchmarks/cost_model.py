@@ -17,8 +17,9 @@ server, in parallel), while the next block's rows were pulled during the trainin
   seconds of a worker's whole process per block in the 1-worker run (its training thread, the parser
   threads when it streams its part, the rows a block needs, its side of the Ray calls), and
   ``server_cpu``, the server process's per block (applying pushes, reading pulls, its side of the
-  calls): ``cpu = W * (worker_cpu + server_cpu)``. Ray's own daemons and the driver, which waits,
-  are left out (a few per cent of a core).
+  calls), and ``ray_cpu``, Ray's daemons' (the raylet handles every call and object-store transfer) with the
+  driver's: ``cpu = W * (worker_cpu + server_cpu + ray_cpu)``. Processes outside the run are not modelled:
+  ``benchmarks/dist.py`` reports the cores they used during each run checked.
 
 Samples/s = ``W * rows_per_block / max(t_w, t_s, cpu / C)``. A run whose blocks are smaller (``sync_every:
 auto`` cuts a worker's part into at least 8 blocks, so 2 workers on a small file train blocks of half the
@@ -56,6 +57,7 @@ class Inputs:
     server_cost: float      # server seconds per byte of a block (apply a push, read a pull)
     worker_cpu: float = 0.0  # CPU seconds of a worker's process per block (all its threads; 0: not measured)
     server_cpu: float = 0.0  # CPU seconds of the server's process per block (0: not measured)
+    ray_cpu: float = 0.0     # CPU seconds of Ray's daemons (raylet: calls, object store) and the driver per block
 
     @property
     def bytes(self) -> float:
@@ -71,10 +73,10 @@ class Inputs:
         worker_cpu = compute + max(0.0, self.worker_cpu - self.compute) * b if self.worker_cpu else 0.0
         return Inputs(compute=compute, rows_per_block=int(rows), pull_bytes=self.pull_bytes * b,
                       push_bytes=self.push_bytes * b, rtt=self.rtt, link=self.link, server_cost=self.server_cost,
-                      worker_cpu=worker_cpu, server_cpu=self.server_cpu * b)
+                      worker_cpu=worker_cpu, server_cpu=self.server_cpu * b, ray_cpu=self.ray_cpu * b)
 
 
-def predict(m: Inputs, workers: int, servers: int = 1, cores: int | None = None,
+def predict(m: Inputs, workers: int, servers: int = 1, cores: float | None = None,
             link: float | None = None, rtt: float | None = None) -> float:
     """Samples/s of ``workers`` workers and ``servers`` servers (``cores``: shared by all, else one each;
     ``link``/``rtt``: the network's instead of the measured local ones)."""
@@ -87,7 +89,7 @@ def predict(m: Inputs, workers: int, servers: int = 1, cores: int | None = None,
     period = max(t_w, t_s)
     if cores:
         if m.worker_cpu:
-            cpu = workers * (m.worker_cpu + m.server_cpu)
+            cpu = workers * (m.worker_cpu + m.server_cpu + m.ray_cpu)
         else:  # an older input file: the training time and both ends of two calls, the server's bytes
             cpu = workers * (m.compute + 2 * m.rtt) + workers * m.bytes * m.server_cost
         period = max(period, cpu / cores)
@@ -165,21 +167,25 @@ def inputs_from_run(one: dict, rtt: float, link: float, server_cost: float) -> I
     return Inputs(compute=compute, rows_per_block=int(rows), pull_bytes=per_block / 2, push_bytes=per_block / 2,
                   rtt=rtt, link=link, server_cost=server_cost,
                   worker_cpu=float(one.get("worker_cpu_seconds", 0.0)) / blocks,
-                  server_cpu=float(one.get("server_cpu_seconds", 0.0)) / blocks)
+                  server_cpu=float(one.get("server_cpu_seconds", 0.0)) / blocks,
+                  ray_cpu=float(one.get("ray_cpu_seconds", 0.0)) / blocks)
 
 
 def check(m: Inputs, measured: dict, cores: int) -> list[dict]:
     """Predicted vs measured samples/s on this machine for each worker count measured: ``{workers: samples/s}``,
-    or ``{workers: (samples/s, rows per block, bytes per block)}`` when that run's blocks differ from ``m``'s
-    (:meth:`Inputs.block`: the rows and bytes of a block are counts, not timings)."""
+    or ``{workers: (samples/s, rows per block, bytes per block[, cores others used])}`` when that run's blocks
+    differ from ``m``'s (:meth:`Inputs.block`: the rows and bytes of a block are counts, not timings); *cores
+    others used*: the CPU seconds per second that processes outside the run took during its timed epoch
+    (measured; reported beside the error, not predicted: the model is of a machine the run has to itself)."""
     out = []
     for w, got in sorted(measured.items()):
-        inputs = m
+        inputs, busy = m, 0.0
         if isinstance(got, tuple):
-            got, rows, moved = got
+            got, rows, moved, *rest = got
             inputs = m.block(rows, moved)
+            busy = float(rest[0]) if rest else 0.0
         want = predict(inputs, w, 1, cores=cores)
-        out.append({"workers": w, "predicted": want, "measured": got, "error": want / got - 1})
+        out.append({"workers": w, "predicted": want, "measured": got, "error": want / got - 1, "others": busy})
     return out
 
 

@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks import run as bench
+from sparsetrain.trainer.reporter import Reporter
 
 ROOT = bench.ROOT
 WORK = bench.WORK
@@ -144,8 +145,8 @@ def summarize(history: list[dict], wall: float, batch_size: int, workers: int) -
            "steps": steps, "ms_per_step": sec / steps * 1e3,
            "train_mse": float(last["mse"]), "engine": last.get("engine"),
            "call_seconds": wall, "setup_seconds": wall - sum(float(r["seconds"]) for r in history)}
-    for key in ("blocks", "bytes_per_block", "worker_seconds", "wait_seconds", "sync_every", "worker_cpu_seconds",
-                "server_cpu_seconds"):
+    for key in ("blocks", "bytes_per_block", "worker_seconds", "wait_seconds", "train_seconds", "sync_every",
+                "worker_cpu_seconds", "server_cpu_seconds"):
         if key in last:
             out[key] = last[key]
     if bps is not None:
@@ -174,6 +175,52 @@ def local(path: str, features: int, batch_size: int, lr: float, epochs: int, cac
     return s
 
 
+def cpu_snapshot() -> dict | None:
+    """CPU seconds so far of this process's descendants — Ray's daemons (raylet, GCS, ...) and its actors
+    (``ray::...``) when this process started Ray — of this process, and of the whole machine (busy, all cores);
+    None without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    me = psutil.Process()
+    out = {"daemons": 0.0, "actors": 0.0}
+    for p in me.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            out["actors" if p.name().startswith("ray::") else "daemons"] += t.user + t.system
+        except psutil.Error:  # ended meanwhile
+            continue
+    t = me.cpu_times()
+    out["driver"] = t.user + t.system
+    m = psutil.cpu_times()
+    out["machine"] = sum(m) - m.idle - getattr(m, "iowait", 0.0)
+    return out
+
+
+class CpuWindow(Reporter):
+    """A reporter that notes :func:`cpu_snapshot` at each epoch's start and end: ``last`` holds the last epoch's
+    CPU seconds of Ray's daemons with the driver (``ray_cpu_seconds``) and of every process that is not this run's
+    (``foreign_cpu_seconds``: other work on the machine, which the timings suffer from). The window is the epoch
+    with the driver gathering the parameters after it."""
+
+    def __init__(self):
+        self.start = None
+        self.last: dict = {}
+
+    def epoch_start(self, epoch, total_samples=None):
+        self.start = cpu_snapshot()
+
+    def epoch_end(self, record):
+        end = cpu_snapshot()
+        if self.start is None or end is None:
+            return
+        d = {k: end[k] - self.start[k] for k in end}
+        ours = d["daemons"] + d["actors"] + d["driver"]
+        self.last = {"ray_cpu_seconds": round(d["daemons"] + d["driver"], 6),
+                     "foreign_cpu_seconds": round(max(0.0, d["machine"] - ours), 6)}
+
+
 def distributed(path: str, features: int, batch_size: int, lr: float, epochs: int, kvstore: str,
                 workers: int, servers: int, address: str | None = None,
                 evaluate: bool = True, cache: str = "memory") -> dict:
@@ -185,11 +232,14 @@ def distributed(path: str, features: int, batch_size: int, lr: float, epochs: in
     cfg = config_from_dict(config_doc(path, features, batch_size, lr, epochs, kvstore, cache))
     out = tempfile.mkdtemp(prefix=f"sparsetrain-dist-{kvstore}-")
     try:
+        cpu = CpuWindow()
         t0 = time.perf_counter()
         res = train_distributed(cfg, output_dir=out, workers=workers, servers=servers,
-                                engine="auto", address=address)
+                                engine="auto", address=address, reporter=cpu)
         wall = time.perf_counter() - t0
         s = summarize(res.history, wall, batch_size, workers)
+        if not address:  # Ray's daemons are this process's children only when it started Ray
+            s.update(cpu.last)
         if evaluate:
             s["final_mse"] = final_mse(out, path)
     finally:
@@ -427,7 +477,7 @@ def cost_model_meta(results: list[dict], servers: int, cores: int, log) -> dict:
     inputs = cm.inputs_from_run(one, rtt, link, cost)
     # each run's own rows and bytes per block (counts): blocks shrink with more workers on a small file
     measured = {r["workers"]: (r["samples_per_s"], int(r["samples"]) / max(1, int(r["blocks"])),
-                               float(r["bytes_per_block"]))
+                               float(r["bytes_per_block"]), r.get("foreign_cpu_seconds", 0.0) / r["epoch_seconds"])
                 for r in results if r.get("status") == "ok" and r["kvstore"] == "dist_async" and r["servers"] == servers
                 and r["data_path"].startswith(mode) and r.get("blocks")}
     return {"inputs": asdict(inputs), "check": cm.check(inputs, measured, cores),
@@ -441,12 +491,14 @@ def cost_model_text(model: dict) -> str:
     lines = [f"Inputs (measured): compute {m.compute * 1e3:.2f} ms per block of {m.rows_per_block:,} rows, "
              f"{m.bytes / 1e6:.2f} MB moved per block, actor round trip {m.rtt * 1e3:.2f} ms, object store "
              f"{m.link / 1e9:.2f} GB/s, server {m.server_cost * 1e9:.2f} ns per byte; CPU per block "
-             f"{m.worker_cpu * 1e3:.1f} ms in the worker's process and {m.server_cpu * 1e3:.1f} ms in the server's; "
-             f"{model['cores']} shared cores (the 2-worker prediction: max(one worker's period, "
-             f"2 x CPU per block / cores)).",
-             "", "| workers | predicted samples/s | measured samples/s | error |", "|---|---|---|---|"]
-    lines += [f"| {c['workers']} | {c['predicted']:,.0f} | {c['measured']:,.0f} | {c['error']:+.0%} |"
-              for c in model["check"]]
+             f"{m.worker_cpu * 1e3:.1f} ms in the worker's process, {m.server_cpu * 1e3:.1f} ms in the server's and "
+             f"{m.ray_cpu * 1e3:.1f} ms in Ray's daemons and the driver; {model['cores']} shared cores (the 2-worker "
+             "prediction: max(one worker's period, 2 x CPU per block / cores)); the last column: the cores that "
+             "processes outside the run used during its timed epoch, which the model leaves out.",
+             "", "| workers | predicted samples/s | measured samples/s | error | cores other processes used |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {c['workers']} | {c['predicted']:,.0f} | {c['measured']:,.0f} | {c['error']:+.0%} | "
+              f"{c.get('others', 0.0):.2f} |" for c in model["check"]]
     lines += ["", f"Projected `dist_async` samples/s on a cluster (one core per worker and per server, "
               f"{cm.NETWORK_RTT * 1e3:.1f} ms network round trip added, the measured per-block compute and bytes):", "",
               cm.projection_table(m)]
