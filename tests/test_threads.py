@@ -66,9 +66,16 @@ def _train(model="linear", opt="sgd", batch_size=32, threads=1, deterministic=Fa
     return params, m, stats, mod
 
 
+# Each optimizer rule is its own generated plan for the FM (a cold compile of several seconds): the default
+# run trains the FM with AdaGrad only (two plans: with and without a bias), the linear kernels with every
+# rule; the FM with the other rules is slow (and in test_deterministic_every_rule).
+FM_SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("model,opt,batch_size", [
     ("linear", "sgd", 1), ("linear", "adagrad", 32), ("linear", "adam", 256), ("linear", "ftrl", 1),
-    ("linear", "sgd_mom", 32), ("fm", "sgd", 1), ("fm", "adam", 32)])
+    ("linear", "sgd_mom", 32), ("fm", "adagrad", 1), ("fm", "adagrad", 32),
+    pytest.param("fm", "sgd", 1, marks=FM_SLOW), pytest.param("fm", "adam", 32, marks=FM_SLOW)])
 def test_deterministic_runs_are_bit_identical(model, opt, batch_size, monkeypatch):
     from sparsetrain.engines.compiled import threads
 
@@ -110,8 +117,9 @@ def test_two_threads_reach_the_loss_of_one(model, opt, batch_size, deterministic
     assert two.num_inst == one.num_inst
 
 
-@pytest.mark.parametrize("model,opt,batch_size", [("linear", "adagrad", 1), ("linear", "adam", 8),
-                                                  ("fm", "sgd_mom", 8), ("fm", "ftrl", 1)])
+@pytest.mark.parametrize("model,opt,batch_size", [("linear", "adagrad", 1), ("linear", "adam", 8), ("fm", "adagrad", 1),
+                                                  pytest.param("fm", "sgd_mom", 8, marks=FM_SLOW),
+                                                  pytest.param("fm", "ftrl", 1, marks=FM_SLOW)])
 def test_deterministic_is_one_thread_when_the_shares_touch_other_rows(model, opt, batch_size, monkeypatch):
     """The semantics: each share trains from the round's parameters and its changes all land. When the
     two shares of a round touch disjoint rows (no bias), that is one thread's training exactly."""
@@ -318,8 +326,8 @@ def test_kernels_release_the_gil():
     for name, kernel in EPOCH_KERNELS.items():
         assert all(kernel.loop(t).targetoptions.get("nogil") for t in (_batch1_epoch, _linear_epoch)), name
         assert RULES[name].update_rows.targetoptions.get("nogil"), name
-    _, _, _, mod = _train("fm", "sgd", 32, threads=2, epochs=1)
-    fn = plan_runner.load(mod.view().engine_state["plan"].spec, "sgd")
+    _, _, _, mod = _train("fm", "adagrad", 32, threads=2, epochs=1)
+    fn = plan_runner.load(mod.view().engine_state["plan"].spec, "adagrad")
     assert fn.targetoptions.get("nogil")
 
 
