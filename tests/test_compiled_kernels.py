@@ -254,11 +254,14 @@ def assert_same(runner, updater, weights, bias, reference, results, indices, rto
 
 
 # -- the matrix --------------------------------------------------------------------------------
-# Every rule binds its own epoch kernel, compiled per dtype and per number of dot terms (about ten
-# CPU seconds each on a cold numba cache). The float64 matrix runs every rule; where the rule is
-# not what a test is about (float32 rounding, two dot terms) the default run keeps the rules below and
-# the others run with ``-m slow``. Each rule's step in float32 is checked against its reference by
-# tests/test_optimizer.py.
+# Every rule binds its own epoch kernel, compiled per dtype, per loop (batch 1 or batches) and per number
+# of dot terms (a few CPU seconds each on a cold numba cache). The float32 kernels of every rule and
+# both loops are the ones training runs, compiled by the rest of the suite anyway: the float32 matrix
+# runs every rule on both loops. The float64 matrix (tight tolerances; the schedules, the bias, the last
+# batch) runs the rules with no state and with two states and a rate of its own (sgd, adam) by default,
+# the others with ``-m slow``; each rule's step, row and dense loops are checked against its reference
+# in float64 by tests/test_optimizer.py. Where the rule is not what a test is about (two dot terms) the
+# default run keeps the rules below.
 
 
 def rules_for(*default):
@@ -269,17 +272,18 @@ def rules_for(*default):
 @pytest.mark.parametrize("mode", ["pad", "discard", "roll_over"])
 @pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("batch_size", [1, 3, 32])
-@pytest.mark.parametrize("key", list(OPTIMIZERS))
+@pytest.mark.parametrize("key", rules_for("sgd", "adam"))
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_fused_epochs_match_numpy_loop_float64(output, key, batch_size, has_bias, mode):
     out = run_both(output, key, batch_size, has_bias, mode, np.float64)
     assert_same(*out, rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.parametrize("key", rules_for("sgd", "adam"))  # no state; two states and a rate of its own
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("key", list(OPTIMIZERS))
 @pytest.mark.parametrize("output", OUTPUTS)
-def test_fused_epochs_match_numpy_loop_float32(output, key):
-    out = run_both(output, key, 3, True, "pad", np.float32)
+def test_fused_epochs_match_numpy_loop_float32(output, key, batch_size):
+    out = run_both(output, key, batch_size, True, "pad", np.float32)
     assert_same(*out, rtol=2e-4, atol=2e-5)
 
 
