@@ -122,13 +122,17 @@ def assert_same(make, output, **kw):
         np.testing.assert_allclose(plan_params[name], graph_params[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-# each optimizer is its own generated function (its update bound in): the default suite compiles two,
-# the others (the same lowering, another rule; the rules themselves are checked in test_optimizer) are slow
+# Each optimizer is its own generated function (its update bound in), each a cold compile of several
+# seconds: the default run trains each structure with one rule, or with rules another test compiles for
+# the same structure (the output layer and sparse_grad are arguments of a plan, not part of its source);
+# the other combinations (the same lowering, another rule; the rules themselves are checked in
+# test_optimizer) are slow.
 SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize("opt,batch_size,last_batch", [
-    ("sgd", 1, "pad"), pytest.param("sgd_mom", 4, "pad", marks=SLOW), ("adagrad", 5, "roll_over"),
+    # sgd at batch 1: test_a_factorization_machine_wider_than_the_register_sums_equals_graph
+    pytest.param("sgd", 1, "pad", marks=SLOW), pytest.param("sgd_mom", 4, "pad", marks=SLOW), ("adagrad", 5, "roll_over"),
     pytest.param("adam", 6, "discard", marks=SLOW), pytest.param("ftrl", 4, "pad", marks=SLOW),
 ])
 def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
@@ -136,19 +140,21 @@ def test_factorization_machine_plan_equals_graph(opt, batch_size, last_batch):
                 metrics=["log_loss", "accuracy", "mse", "auc"])
 
 
-def test_a_factorization_machine_wider_than_the_register_sums_equals_graph():
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_a_factorization_machine_wider_than_the_register_sums_equals_graph(batch_size):
     """k > REGISTER_WIDTH: the csr dots sum in the activation buffers instead of locals."""
     from sparsetrain.engines.compiled.plan_source import REGISTER_WIDTH
 
-    assert_same(lambda: fm(REGISTER_WIDTH + 1), "LogisticRegressionOutput", opt="sgd", batch_size=5,
-                epochs=1)
+    assert_same(lambda: fm(REGISTER_WIDTH + 1), "LogisticRegressionOutput", opt="sgd", batch_size=batch_size,
+                epochs=1, metrics=["log_loss", "accuracy", "mse", "auc"])
 
 
 @pytest.mark.parametrize("stype,op,sparse_grad,opt,batch_size,last_batch", [
     ("row_sparse", "Embedding", True, "adagrad", 4, "pad"),
     pytest.param("row_sparse", "SparseEmbedding", True, "sgd", 1, "pad", marks=SLOW),  # Embedding's lowering
-    ("default", "Embedding", True, "sgd_mom", 5, "roll_over"),  # a dense table with a row_sparse gradient
-    ("default", "Embedding", False, "adam", 3, "discard"),  # a dense gradient: every row updated
+    ("default", "Embedding", True, "adam", 5, "roll_over"),  # a dense table with a row_sparse gradient
+    ("default", "Embedding", False, "adam", 3, "discard"),  # a dense gradient: every row updated (the same plan)
+    pytest.param("default", "Embedding", True, "sgd_mom", 5, "roll_over", marks=SLOW),
 ])
 def test_embedding_plan_equals_graph(stype, op, sparse_grad, opt, batch_size, last_batch):
     assert_same(lambda: field_fm(3, stype, op, sparse_grad), "LogisticRegressionOutput", opt=opt,
@@ -179,8 +185,10 @@ def test_embedding_ids_are_read_by_embedding_only():
     assert "dot" in reason and "Embedding ids only" in reason and "\n" not in reason
 
 
-@pytest.mark.parametrize("output,classes,opt", [("LinearRegressionOutput", 1, "sgd_mom"), ("MAERegressionOutput", 1, "adam"),
-                                                ("LogisticRegressionOutput", 1, "ftrl"), ("SoftmaxOutput", 3, "adagrad")])
+@pytest.mark.parametrize("output,classes,opt", [
+    ("LinearRegressionOutput", 1, "sgd_mom"), ("MAERegressionOutput", 1, "sgd_mom"),  # one plan: the same forward
+    ("LogisticRegressionOutput", 1, "ftrl"), ("SoftmaxOutput", 3, "adagrad"),
+    pytest.param("MAERegressionOutput", 1, "adam", marks=SLOW)])
 def test_wide_deep_plan_equals_graph_for_every_output(output, classes, opt):
     assert_same(lambda: wide_deep(classes), output, opt=opt, classes=classes)
 
@@ -189,9 +197,10 @@ def test_wide_deep_plan_equals_graph_for_every_output(output, classes, opt):
 WEIGHTS = np.random.default_rng(5).choice([0.0, 0.25, 1.0, 2.0, 3.5], size=ROWS)
 
 
-@pytest.mark.parametrize("make,opt,batch_size,metrics", [
+@pytest.mark.parametrize("make,opt,batch_size,metrics", [  # the unweighted plans: the tests above compile them
     (fm, "adagrad", 5, ["log_loss", "accuracy", "mse", "auc"]),
-    (wide_deep, "adam", 4, ["log_loss", "mae", "rmse"]),
+    (wide_deep, "ftrl", 4, ["log_loss", "mae", "rmse"]),
+    pytest.param(wide_deep, "adam", 4, ["log_loss", "mae", "rmse"], marks=SLOW),
 ])
 def test_weighted_plans_equal_graph(make, opt, batch_size, metrics):
     # the weighted variant of a plan scales each row's gradient and weights the metrics, as the graph engine
