@@ -351,3 +351,36 @@ def test_a_small_hogwild_block_runs_on_the_calling_thread():
                 assert calls == [(0, 0, rows)]
     finally:
         team.close()
+
+
+@pytest.mark.parametrize("model,batch_size", [("linear", 1), ("fm", 8)])
+def test_hogwild_keeps_every_update_of_the_rows_every_sample_writes(model, batch_size):
+    """Hogwild trains the bias (the linear batch-1 loop: also the weight's head rows, here all 400) on
+    each thread's own copy and adds the change to the shared values after each piece: no update of
+    those rows is lost (the fm's factor rows stay shared and may lose some). AdaGrad with lr 0: their
+    histories (sums of squared gradients) are one thread's."""
+    _, _, _, one = _train(model, "adagrad", batch_size, learning_rate=0.0, epochs=1)
+    _, _, _, two = _train(model, "adagrad", batch_size, threads=2, learning_rate=0.0, epochs=1)
+    owned = [0, 1] if model == "linear" else [2]  # the weight and the bias; the fm's bias
+    for index in owned:
+        np.testing.assert_allclose(two.view().updater.states[index].asnumpy(),
+                                   one.view().updater.states[index].asnumpy(), rtol=1e-5)
+    owned = {key[1][1] for key in two.view().engine_state["threads"]._scratch if key[1][0] == "dense"}
+    assert owned == ({"bias", "head"} if model == "linear" else {("plan", 2)})  # the fm's bias: its third
+
+
+def test_head_rows_where_the_entries_are():
+    from sparsetrain.engines.compiled.threads import HEAD_ROWS, HEAD_SHARE, head_rows
+
+    rng = np.random.default_rng(0)
+    n, k = 1000, 10
+    order = np.arange(n, dtype=np.int64)
+    indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+    head = np.sort(rng.choice(HEAD_ROWS, (n, k)), axis=1).astype(np.int64)  # zipf-like: the first rows
+    spread = np.sort(rng.choice(1 << 20, (n, k)), axis=1).astype(np.int64)  # hashed: anywhere
+    assert head_rows(head.ravel(), indptr, order, 0, n, 1 << 20) == HEAD_ROWS
+    assert head_rows(head.ravel(), indptr, order, 0, n, 100) == 100  # a small table: all of it
+    assert head_rows(spread.ravel(), indptr, order, 0, n, 1 << 20) == 0
+    mixed = np.where(np.arange(n * k).reshape(n, k) % 20 == 0, head, spread)  # 5 % of entries in the head
+    assert 0.05 < HEAD_SHARE and head_rows(mixed.ravel(), indptr, order, 0, n, 1 << 20) == 0
+    assert head_rows(head.ravel(), indptr, order, 0, 0, 1 << 20) == 0  # no rows: no entries

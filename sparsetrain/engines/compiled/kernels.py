@@ -109,11 +109,14 @@ Wabbit importance): each row's output gradient is scaled by its weight and the m
 (``batch_metrics_weighted``); empty: unweighted, the kernels' unchanged fast path."""
 
 Model = namedtuple("Model", "weights states1 states2 bias bias_s1 bias_s2 has_bias output_kind grad_scale "
-                            "softmax_batch_norm")
+                            "softmax_batch_norm head head_s1 head_s2")
 Model.__doc__ = """The parameters, updated in place. ``weights``: a tuple of (D_t, K) arrays; ``states1``/``states2``:
 their optimizer states (shaped like the weight, or empty when unused); ``bias`` (K,) with its
 states ``bias_s1``/``bias_s2``; ``has_bias``; the output layer: ``output_kind`` (an ``OUT_*``
-code), its ``grad_scale`` and, for SoftmaxOutput, ``softmax_batch_norm`` (divide by the batch)."""
+code), its ``grad_scale`` and, for SoftmaxOutput, ``softmax_batch_norm`` (divide by the batch).
+``head``/``head_s1``/``head_s2``: (H, K) stand-ins for the first H rows of ``weights[0]`` and its
+states, which the batch-1 loop reads and updates instead (a Hogwild thread's own copy of the rows
+every sample touches, :mod:`.threads`); 0 rows: none (every other caller)."""
 
 Update = namedtuple("Update", "train hyper lrs wds counts")
 Update.__doc__ = """The optimizer step. ``train``: False runs forward and metrics only. ``hyper``: the packed
@@ -315,6 +318,8 @@ def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
     label, order, batch_ptr, sample_weight = batches.label, batches.order, batches.batch_ptr, batches.sample_weight
     weighted = sample_weight.shape[0] > 0
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
+    hw, hs1, hs2 = model.head, model.head_s1, model.head_s2
+    n_head = hw.shape[0]  # columns below it: the row's first entries (canonical), read and updated in ``hw``
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
     train, hyper, lrs, wds, counts = update
@@ -351,8 +356,14 @@ def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
             r_next = order[batch_ptr[b + 1]]
             for p in range(ptr[r_next], ptr[r_next + 1]):
                 prefetch_row(w, ind[p])
+        p0, p1 = ptr[r], ptr[r + 1]
+        mid = p0
+        while mid < p1 and ind[mid] < n_head:
+            mid += 1
         acc = zero
-        for p in range(ptr[r], ptr[r + 1]):
+        for p in range(p0, mid):  # in column order, as below: the same sum as from one table
+            acc += data[p] * hw[np.uint64(ind[p]), 0]
+        for p in range(mid, p1):
             acc += data[p] * w[np.uint64(ind[p]), 0]  # unsigned: no wrap-around check
         if has_bias:
             acc = acc + bias[0]
@@ -395,8 +406,10 @@ def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
         if weighted:
             g_row[0] = g_row[0] * sample_weight[r]
         counts[0] += 1
-        outer_rows(w, s1, s2, ind, data, ptr[r], ptr[r + 1], g_row, rate(lrs[bb * lr_step, 0], counts[0], hyper),  # noqa: F821
-                   wds[0], hyper)
+        lr_w = rate(lrs[bb * lr_step, 0], counts[0], hyper)  # noqa: F821
+        if mid > p0:
+            outer_rows(hw, hs1, hs2, ind, data, p0, mid, g_row, lr_w, wds[0], hyper)  # noqa: F821
+        outer_rows(w, s1, s2, ind, data, mid, p1, g_row, lr_w, wds[0], hyper)  # noqa: F821
         if has_bias:
             counts[1] += 1
             flat(bias, bias_s1, bias_s2, g_row, rate(lrs[bb * lr_step, 1], counts[1], hyper), wds[1], hyper)  # noqa: F821
@@ -557,13 +570,20 @@ class EpochKernel:
             drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels])
         return fn
 
-    def __call__(self, batches, model, update, metrics, scratch, predictions):
+    @staticmethod
+    def one_sample(batches, model, update, metrics, scratch, predictions) -> bool:
+        """Whether a call runs the batch-1 loop (the only one that reads ``model.head``)."""
         bp = batches.batch_ptr
         n_batches = bp.shape[0] - 1
-        if (0 < n_batches == bp[n_batches] - bp[0] and len(model.weights) == 1 and batches.canonical[0]
-                and scratch.out.shape[1] == 1 and model.output_kind != OUT_SOFTMAX
-                and (update.train or metrics.codes.shape[0] > 0) and predictions.shape[0] == 0):
+        return bool(0 < n_batches == bp[n_batches] - bp[0] and len(model.weights) == 1 and batches.canonical[0]
+                    and scratch.out.shape[1] == 1 and model.output_kind != OUT_SOFTMAX
+                    and (update.train or metrics.codes.shape[0] > 0) and predictions.shape[0] == 0)
+
+    def __call__(self, batches, model, update, metrics, scratch, predictions):
+        if self.one_sample(batches, model, update, metrics, scratch, predictions):
             return self.loop(_batch1_epoch)(batches, model, update, metrics, scratch, predictions)
+        if model.head.shape[0]:
+            raise ValueError("Model.head is read by the batch-1 loop only")
         return self.loop(_linear_epoch)(batches, model, update, metrics, scratch, predictions)
 
 

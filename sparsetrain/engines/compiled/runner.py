@@ -473,7 +473,7 @@ class LinearEpochRunner:
 
     def _model(self, weights, states1, states2, bias, bias_s1, bias_s2):
         return Model(weights, states1, states2, bias, bias_s1, bias_s2, self.has_bias, self.output_kind,
-                     self.grad_scale, self.softmax_batch_norm)
+                     self.grad_scale, self.softmax_batch_norm, self._empty2, self._empty2, self._empty2)
 
     def _scratch(self):
         return Scratch(self._htable, self._slots_buf, self._rows_buf, self._acc_buf, self._out, self._grad,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["touched_rows", "split_shared", "copy_rows", "copy_owned", "gather_rows", "add_changes",
+__all__ = ["entries_below", "touched_rows", "split_shared", "copy_rows", "copy_owned", "gather_rows", "add_changes",
            "apply_changes", "merge_reference"]
 
 
@@ -38,6 +38,19 @@ def touched_rows(indices, indptr, order, lo, hi, seen, out):
     for i in range(n):
         seen[out[i]] = 0
     return n
+
+
+@njit(cache=True, nogil=True)
+def entries_below(indices, indptr, order, lo, hi, limit):
+    """``(entries with a column below limit, entries)`` of the CSR rows ``order[lo:hi]``."""
+    below = 0
+    total = 0
+    for q in range(lo, hi):
+        r = order[q]
+        for p in range(indptr[r], indptr[r + 1]):
+            below += indices[p] < limit
+        total += indptr[r + 1] - indptr[r]
+    return below, total
 
 
 @njit(cache=True, nogil=True)

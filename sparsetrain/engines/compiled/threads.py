@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,8 +41,16 @@ PIECES_PER_THREAD = 8
 # alone: handing a few hundred batch-1 steps (~1 ms) to another thread costs more than it saves
 # (the seed's 1,000-row epoch: 2.7 µs/step on one thread, several times that in two under load).
 MIN_PIECE_ROWS = 512
+# Hogwild at batch 1: the weight's first HEAD_ROWS rows train on each thread's own copy (folded into
+# the shared rows after each piece, as the bias) when at least HEAD_SHARE of a block's stored entries
+# fall there (zipf columns numbered by frequency, a vocabulary sorted by counts): the rows every
+# sample writes, whose cache lines two cores would otherwise pass back and forth for every sample
+HEAD_ROWS = 4096
+HEAD_SHARE = 0.1
+# rows of a block whose entries are counted for HEAD_SHARE
+HEAD_SAMPLE_ROWS = 1024
 
-__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for"]
+__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for", "head_rows"]
 
 
 def available_cores() -> int:
@@ -91,6 +100,17 @@ def team_for(view, threads: int, deterministic: bool):
     return team
 
 
+def head_rows(indices, indptr, order, lo, hi, num_rows) -> int:
+    """How many of a weight's first rows Hogwild's threads train on their own copies, judged by the
+    CSR rows ``order[lo:hi]``: :data:`HEAD_ROWS` (at most ``num_rows``) when at least :data:`HEAD_SHARE`
+    of their entries fall there, else 0."""
+    from .thread_kernels import entries_below
+
+    rows = min(HEAD_ROWS, int(num_rows))
+    below, total = entries_below(indices, indptr, order, lo, hi, rows)
+    return rows if total and below >= HEAD_SHARE * total else 0
+
+
 def _shares(batch_ptr, threads: int) -> list:
     """``[(b0, b1), ...]``: at most ``threads`` non-empty contiguous batch ranges of about equal rows."""
     n = batch_ptr.shape[0] - 1
@@ -101,6 +121,20 @@ def _shares(batch_ptr, threads: int) -> list:
         cuts.append(min(max(b, cuts[-1]), n))
     cuts.append(n)
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _isolated(shape, dtype) -> np.ndarray:
+    """An empty C-contiguous array whose cache lines hold nothing else: two threads' small arrays
+    (a one-element bias, a scratch scalar written every sample) from separate ``np.empty`` calls can
+    share a 64-byte line, which the two cores then pass back and forth on every write."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + 2 * _LINE, np.uint8)
+    start = -raw.ctypes.data % _LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+_LINE = 128  # bytes: a cache line, or two (adjacent-line prefetch pairs them)
 
 
 class _Group:
@@ -125,15 +159,18 @@ class ThreadTeam:
         self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="sparsetrain-train")
         self._scratch: dict = {}  # (thread, key) -> arrays reused between calls
         self._marks: dict = {}  # parameter group -> int64 array of -1 (deterministic)
+        self._fold = threading.Lock()  # Hogwild: one thread at a time adds its dense parameters' changes
 
     def close(self):
         self._pool.shutdown(wait=True)
 
     def _buffer(self, j, key, like, fill=None):
-        """Thread ``j``'s own array shaped like ``like`` (kept between calls)."""
+        """Thread ``j``'s own array shaped like ``like`` (kept between calls), on cache lines of its own."""
         buf = self._scratch.get((j, key))
         if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
-            buf = np.empty_like(like) if fill is None else np.full_like(like, fill)
+            buf = _isolated(like.shape, like.dtype)
+            if fill is not None:
+                buf.fill(fill)
             self._scratch[(j, key)] = buf
         return buf
 
@@ -193,18 +230,53 @@ class ThreadTeam:
                     return b0 + int(status), samples
         return -1, samples
 
+    # -- Hogwild: the dense parameters (the bias) on each thread's own copy ------------------------
+    def _own_dense(self, j, key, arrays):
+        """Thread ``j``'s copies of a dense parameter and its states (``arrays``; empty ones stay), and
+        of their values now: a piece trains its copy, :meth:`_fold_dense` adds the change after."""
+        mine = tuple(self._buffer(j, ("dense", key, i), a) if a.size else a for i, a in enumerate(arrays))
+        start = tuple(self._buffer(j, ("dense0", key, i), a) if a.size else a for i, a in enumerate(arrays))
+        for m, s, a in zip(mine, start, arrays):
+            m[...] = a
+            s[...] = a
+        return mine, start
+
+    def _fold_dense(self, arrays, mine, start, rule):
+        """Add a piece's change of a dense parameter to the shared one (``arrays``): the weight and a
+        state the rule sums (AdaGrad's history: every update lands) get the change added; a running
+        average (momentum, Adam's moments) takes the thread's value, as the last writer's would be."""
+        with self._fold:
+            for i, (a, m, s) in enumerate(zip(arrays, mine, start)):
+                if not a.size:
+                    continue
+                if i == 0 or rule.states[i - 1] in rule.sums:
+                    a += m - s
+                else:
+                    a[...] = m
+
     # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
+    def _head(self, kernel, batches, model, update, metrics, scratch, pred) -> int:
+        """Hogwild: how many of the weight's first rows each thread trains on its own copy (0: none)."""
+        if self.deterministic or not update.train or not kernel.one_sample(batches, model, update, metrics,
+                                                                           scratch, pred):
+            return 0
+        lo = int(batches.batch_ptr[0])
+        return head_rows(batches.indices[0], batches.indptr[0], batches.order, lo,
+                         min(int(batches.batch_ptr[-1]), lo + HEAD_SAMPLE_ROWS), model.weights[0].shape[0])
+
     def run_linear(self, kernel, batches, model, update, metrics, scratch, pred, rule):
         """``kernel(batches, model, update, metrics, scratch, pred)`` over the block, in threads
-        (``rule``: the optimizer rule the kernel is bound to)."""
+        (``rule``: the optimizer rule the kernel is bound to). Hogwild: each piece trains the bias
+        and the head rows (:data:`HEAD_ROWS`) on the thread's own copy, added to the shared ones after."""
         groups = []
+        head = self._head(kernel, batches, model, update, metrics, scratch, pred)
         if self.deterministic:
             groups = [_Group(rule, (model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
                              batches.indptr[t]) for t in range(len(model.weights))]
             if model.has_bias:
                 groups.append(_Group(rule, (model.bias, model.bias_s1, model.bias_s2)))
-        sums = [np.zeros_like(metrics.sums) for _ in range(self.threads)]
-        counts = [np.zeros_like(metrics.counts) for _ in range(self.threads)]
+        sums = [self._buffer(j, "sums", metrics.sums, 0.0) for j in range(self.threads)]
+        counts = [self._buffer(j, "insts", metrics.counts, 0.0) for j in range(self.threads)]
 
         def call(j, b0, b1):
             mine = model
@@ -218,17 +290,37 @@ class ThreadTeam:
                 mine = model._replace(weights=tuple(x[0] for x in trios), states1=tuple(x[1] for x in trios),
                                       states2=tuple(x[2] for x in trios), bias=bias[0], bias_s1=bias[1],
                                       bias_s2=bias[2])
-            own = scratch if j == 0 else type(scratch)(*(
+            own = scratch if j == 0 and self.deterministic else type(scratch)(*(
                 self._buffer(j, ("scratch", i), a, -1 if i == 0 else None) for i, a in enumerate(scratch)))
             lrs = update.lrs[b0:b1] if update.lrs.shape[0] > 1 else update.lrs
-            return kernel(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
-                          update._replace(lrs=lrs, counts=update.counts + b0),
-                          metrics._replace(sums=sums[j], counts=counts[j]), own, pred)
+            step = self._buffer(j, "counts", update.counts)  # written every batch: a line of its own
+            np.add(update.counts, b0, out=step)
+            # Hogwild: the rows every sample writes (the bias, the head rows) on this thread's copies
+            owned = []
+            if not self.deterministic and model.has_bias and update.train:
+                shared = (model.bias, model.bias_s1, model.bias_s2)
+                bias, start = self._own_dense(j, "bias", shared)
+                mine = mine._replace(bias=bias[0], bias_s1=bias[1], bias_s2=bias[2])
+                owned.append((shared, bias, start))
+            if head:
+                shared = tuple(a[:head] if a.size else a for a in (model.weights[0], model.states1[0],
+                                                                    model.states2[0]))
+                rows, start = self._own_dense(j, "head", shared)
+                mine = mine._replace(head=rows[0], head_s1=rows[1], head_s2=rows[2])
+                owned.append((shared, rows, start))
+            result = kernel(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
+                            update._replace(lrs=lrs, counts=step),
+                            metrics._replace(sums=sums[j], counts=counts[j]), own, pred)
+            for shared, rows, start in owned:
+                self._fold_dense(shared, rows, start, rule)
+            return result
 
         result = self._execute(groups, batches.order, batches.batch_ptr, call)
         for s, c in zip(sums, counts):  # in thread order: the same sums on every run
             metrics.sums[:] += s
             metrics.counts[:] += c
+            s.fill(0.0)
+            c.fill(0.0)
         return result
 
     # -- generated plans (plan_runner.PlanRunner) ---------------------------------------------
@@ -244,28 +336,45 @@ class ThreadTeam:
                 arrays = [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")]
                 sparse = args[at[f"rows{t}"]].shape[0] == 0  # a row-sparse parameter: its batch's columns
                 groups.append(_Group(rule, arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(rule, arrays))
-        msums = [np.zeros_like(args[at["msums"]]) for _ in range(self.threads)]
-        mcounts = [np.zeros_like(args[at["mcounts"]]) for _ in range(self.threads)]
+        msums = [self._buffer(j, "sums", args[at["msums"]], 0.0) for j in range(self.threads)]
+        mcounts = [self._buffer(j, "insts", args[at["mcounts"]], 0.0) for j in range(self.threads)]
         lrs, counts = args[at["lrs"]], args[at["counts"]]
+        # Hogwild: the dense parameters (every sample writes them) on each thread's own copy
+        dense = [] if self.deterministic or not args[at["train"]] else [
+            t for t in range(n_params) if args[at[f"rows{t}"]].shape[0] > 0]
 
         def call(j, b0, b1):
             mine = list(args)
             mine[at["batch_ptr"]] = batch_ptr[b0:b1 + 1]
             mine[at["lrs"]] = lrs[b0:b1] if lrs.shape[0] > 1 else lrs
-            mine[at["counts"]] = counts + b0
+            mine[at["counts"]] = self._buffer(j, "counts", counts)  # written every batch: a line of its own
+            np.add(counts, b0, out=mine[at["counts"]])
             mine[at["msums"]], mine[at["mcounts"]] = msums[j], mcounts[j]
-            if j > 0:
+            if j > 0 or not self.deterministic:
                 mine[at["slot"]] = self._buffer(j, "slot", args[at["slot"]], -1)
+            if j > 0:
                 for t, group in enumerate(groups):  # deterministic: this thread's private rows
                     trio = self._privates(j, t, group, [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")])
                     for p, arr in zip(("p", "s1_", "s2_"), trio):
                         mine[at[f"{p}{t}"]] = arr
-            return fn(*mine)
+            owned = []
+            for t in dense:
+                shared = tuple(args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_"))
+                trio, start = self._own_dense(j, ("plan", t), shared)
+                for p, arr in zip(("p", "s1_", "s2_"), trio):
+                    mine[at[f"{p}{t}"]] = arr
+                owned.append((shared, trio, start))
+            result = fn(*mine)
+            for shared, trio, start in owned:
+                self._fold_dense(shared, trio, start, rule)
+            return result
 
         result = self._execute(groups, args[at["order"]], batch_ptr, call)
         for s, c in zip(msums, mcounts):
             args[at["msums"]][:] += s
             args[at["mcounts"]][:] += c
+            s.fill(0.0)
+            c.fill(0.0)
         return result
 
     # -- deterministic: private rows and the ordered merge ---------------------------------------
