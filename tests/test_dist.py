@@ -27,6 +27,9 @@ def local_ray():
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
     yield
     if started:
+        import gc
+
+        gc.collect()  # arrays still holding Ray's buffers let go of them while Ray is up (not at a later test)
         ray.shutdown()
 
 
@@ -378,8 +381,8 @@ def test_a_distributed_run_can_be_continued_on_one_machine(tmp_path):
 def test_non_finite_loss_on_a_worker_stops_the_run(tmp_path):
     from sparsetrain.base import NonFiniteError
 
-    cfg = load_config(LINREG, ["train.kvstore=dist_async", "data.batch_size=10", "train.epochs=3",
-                               "optimizer.learning_rate=1e6"])
+    cfg = load_config(LINREG, ["train.kvstore=dist_async", "data.batch_size=10", "train.epochs=1",
+                               "optimizer.learning_rate=1e6"])  # the first block's loss is already inf
     with pytest.raises(NonFiniteError, match=r"worker \d: the loss became non-finite at epoch \d batch \d+"):
         train_distributed(cfg, output_dir=str(tmp_path), workers=2, servers=1)
 
@@ -490,7 +493,10 @@ def test_an_unreachable_address_fails_at_once_with_one_line(tmp_path):
     lines = [x for x in res.stderr.splitlines() if x.strip()]
     assert lines == [f"error: --address 127.0.0.1:{port}: cannot reach a Ray cluster there (connection refused); "
                      "start one with `ray start --head` or check the host and port"], res.stderr
-    assert time.monotonic() - start < 30
+    # under 30 s on an idle machine (Ray's own retries take minutes); a loaded one stretches every second
+    import os
+
+    assert time.monotonic() - start < 30 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
     assert not (tmp_path / "run").exists()  # nothing was written
 
 

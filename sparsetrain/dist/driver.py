@@ -116,6 +116,7 @@ class _Cluster:
 
         self.ray = ray
         self.workers = []
+        self._asked = None  # (epoch, progress requests in flight): see samples_done
         self.servers = start_servers(servers, workers, mode, cpus=0)
         try:  # a failure while starting leaves no actor behind
             self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
@@ -142,10 +143,19 @@ class _Cluster:
             raise
 
     def samples_done(self, epoch: int) -> int:
+        """Samples the workers have trained in ``epoch`` (-1: not known yet). One progress request per worker is
+        in flight: a poll waits up to POLL_SECONDS for the answers and, when they are late (a loaded machine),
+        reads the same requests at the next poll instead of asking again, so late answers are never lost."""
+        if self._asked is None or self._asked[0] != epoch:
+            self._asked = (epoch, [w.progress.remote() for w in self.workers])
         try:
-            done = self.ray.get([w.progress.remote() for w in self.workers], timeout=POLL_SECONDS)
-        except Exception:  # noqa: BLE001 - a dead or busy worker: the epoch's own result will say
+            done = self.ray.get(self._asked[1], timeout=POLL_SECONDS)
+        except self.ray.exceptions.GetTimeoutError:
             return -1
+        except Exception:  # noqa: BLE001 - a dead worker: the epoch's own result will say
+            self._asked = None
+            return -1
+        self._asked = None
         return sum(s for e, s, _ in done if e == epoch)
 
     def server_cpu(self) -> float:
@@ -299,6 +309,9 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                         cluster.close()
         finally:
             if started:
+                import gc
+
+                gc.collect()  # what still holds Ray's buffers lets go of them while Ray is up
                 ray.shutdown()
     missed = target_misses(cfg.train.target, history[-1]) if history else []
     return TrainResult(run.path, history, missed, mode, f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
