@@ -161,6 +161,13 @@ def test_with_changes_adds_the_own_push_only_where_a_server_answered_before_it()
     # rows >= 5 on a server that had applied the push already; rows < 5 and the dense value on one that had not
     out = blk.with_changes(rows, got, prev, lambda key, r: np.ones(1, bool) if r is None else r < 5)
     np.testing.assert_array_equal(out[0][0].ravel(), [0, 1, 0, 0])
+    # where the pushed rows are, found ahead of time (blocks.in_order: Needs.after): the same, the hits kept as found
+    need = [(None, blk.Needs({0: prev[0][0], 1: None}, {})), (None, blk.Needs(rows, {}))]
+    after = list(blk.in_order(need))[1][1].after
+    assert list(after) == [0] and after[0][1].tolist() == [True, False, True]
+    again = blk.with_changes(rows, got, prev, lambda key, r: np.ones(1, bool) if r is None else r < 5, after)
+    np.testing.assert_array_equal(again[0][0], out[0][0])
+    assert after[0][1].tolist() == [True, False, True]
     np.testing.assert_array_equal(out[0][1][0].ravel(), [0, 7, 0, 0])  # optimizer states: the pushed values
     assert out[1][0].tolist() == [0.5] and out[1][1][0].tolist() == [5.0]
     assert got[0][0].sum() == 0  # the pulled arrays are not written (they may be read-only)

@@ -35,7 +35,7 @@ MIN_TOUCHES = 256
 SATURATED_BELOW = 0.99
 
 __all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
-           "needs", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
+           "needs", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
@@ -228,10 +228,24 @@ class Needs:
     value) and ``measured`` (positions in ``rows`` of the rows whose saturation the block measures: touched at
     least :data:`MIN_TOUCHES` times in each half; None: every element, a value pulled whole)."""
 
-    __slots__ = ("rows", "measured")
+    __slots__ = ("rows", "measured", "after")
 
     def __init__(self, rows: dict, measured: dict):
         self.rows, self.measured = rows, measured
+        self.after: dict = {}  # key -> find_sorted(rows, the previous block's rows): see in_order
+
+
+def in_order(items):
+    """``(block, Needs)`` items with each :attr:`Needs.after` set: where the previous block's rows are in this
+    block's (:func:`find_sorted`, what :func:`with_changes` needs), found here — ahead of training, or once for a
+    part kept in memory — rather than between two blocks."""
+    prev = None
+    for block, need in items:
+        if prev is not None:
+            need.after = {k: find_sorted(r, prev.rows[k]) for k, r in need.rows.items()
+                          if r is not None and prev.rows.get(k) is not None}
+        prev = need
+        yield block, need
 
 
 def needs(block, keys: dict, sources: dict) -> Needs:
@@ -395,12 +409,12 @@ def select(saturated, idx: np.ndarray):
     return at[ok].astype(np.int32), s[ok], start[ok]
 
 
-def with_changes(rows: dict, got: dict, prev: dict, lacking) -> dict:
+def with_changes(rows: dict, got: dict, prev: dict, lacking, where: dict | None = None) -> dict:
     """``got`` (values pulled for ``rows``) with this worker's last ``dist_async`` push ``prev`` (changes of
     the values, values of the states, saturated rows) applied as the servers apply it (:func:`moved`) where they
     had not applied it yet when they answered: ``lacking(key, prev_rows)`` says, per pushed row (``None``: a
     dense value), whether its server's answer predates that push. So the block starts from what the servers
-    hold after this worker's own pushes."""
+    hold after this worker's own pushes. ``where``: :attr:`Needs.after` (found when absent)."""
     out = {}
     for key, (values, states) in got.items():
         if key not in prev:
@@ -414,8 +428,8 @@ def with_changes(rows: dict, got: dict, prev: dict, lacking) -> dict:
                 states = tuple(d.reshape(s.shape) for s, d in zip(states, ds))
             out[key] = (values, states)
             continue
-        pos, hit = find_sorted(r, prows)
-        hit &= lacking(key, prows)
+        pos, hit = where[key] if where and key in where else find_sorted(r, prows)
+        hit = hit & lacking(key, prows)
         at, src = pos[hit], np.flatnonzero(hit)
         if not len(at):
             out[key] = (values, states)

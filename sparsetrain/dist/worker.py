@@ -115,8 +115,8 @@ class Worker:
         if self._kept is not None:
             return iter(self._kept)
         self.iter.reset()
-        cut = ((b, blk.needs(b, self.keys, self.sources))
-               for b in map(blk.join, blk.blocks(self.iter.epoch_pieces(), self.sync_every)))
+        cut = blk.in_order((b, blk.needs(b, self.keys, self.sources))
+                           for b in map(blk.join, blk.blocks(self.iter.epoch_pieces(), self.sync_every)))
         if self.data_mode != "memory":
             return blk.ahead(cut)
 
@@ -176,7 +176,7 @@ class Worker:
             waited += time.perf_counter() - t0
             if previous:  # dist_async: a server that answered before it applied this worker's last block
                 stale = np.array([n is not None and n < k for n in included])
-                got = blk.with_changes(need.rows, got, previous, lambda key, r: stale[kv.owners(key, r)])
+                got = blk.with_changes(need.rows, got, previous, lambda key, r: stale[kv.owners(key, r)], need.after)
             self.table.load(need.rows, got, progress, need.measured)
             following, next_need = next(stream, (None, None))
             next_rows = next_need.rows if following is not None else None
