@@ -22,9 +22,9 @@ SYNC = ["train.kvstore=dist_sync", "data.batch_size=10", "train.sync_every=6", "
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    from sparsetrain.dist.kvstore import ensure_ray
+
+    started = ensure_ray(num_cpus=2)  # as a run starts its local Ray (2 CPUs, the product's settings)
     yield
     if started:
         import gc
