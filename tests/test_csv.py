@@ -225,20 +225,23 @@ def test_weight_column_schema_errors():
 
 
 @pytest.mark.parametrize("bits", [1, 6, 7, 20, 31])
-def test_row_sort_orders_ids_and_counts_repeats_as_numpy_does(bits):
+def test_the_row_sort_orders_ids_and_sums_repeats_as_numpy_does(bits):
     rng = np.random.default_rng(bits)
-    keys, buckets = np.empty(80, np.int64), np.empty(64, np.int64)
+    keys, vals, buckets = np.empty(80, np.int64), np.empty(80), np.empty(64, np.int64)
     for n in [0, 1, 2, 5, 27, 80]:
-        for _ in range(40):
-            ids = rng.integers(0, 2**bits, n)
-            if n > 2:  # repeats, as colliding hashes make them
-                ids[rng.integers(0, n, n // 3)] = ids[0]
-            indices, data = np.concatenate([[-7], ids, [-9]]), np.zeros(n + 2)
-            end = CK._sort_count(indices, data, 1, 1 + n, keys, buckets, max(bits - 6, 0))
-            want, counts = np.unique(ids, return_counts=True)
-            np.testing.assert_array_equal(indices[1:end], want)
-            np.testing.assert_array_equal(data[1:end], counts)
-            assert indices[0] == -7 and indices[-1] == -9
+        for unit in (True, False):
+            for _ in range(20):
+                ids = rng.integers(0, 2**bits, n)
+                if n > 2:  # repeats, as colliding hashes make them
+                    ids[rng.integers(0, n, n // 3)] = ids[0]
+                v = np.ones(n) if unit else rng.integers(-3, 4, n).astype(float)
+                indices = np.concatenate([[-7], ids, [-9]])
+                data = np.concatenate([[5.0], np.full(n, np.nan) if unit else v, [6.0]])  # unit: data unread
+                end = CK.sort_row(indices, data, 1, 1 + n, keys, vals, buckets, bits, unit)
+                want, where = np.unique(ids, return_inverse=True)
+                np.testing.assert_array_equal(indices[1:end], want)
+                np.testing.assert_array_equal(data[1:end], np.bincount(where, v, len(want)))
+                assert (indices[0], indices[-1], data[0], data[-1]) == (-7, -9, 5.0, 6.0)
 
 
 def test_a_streamed_pass_parses_into_the_arrays_of_chunks_no_longer_held(tmp_path):

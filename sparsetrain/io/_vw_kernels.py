@@ -30,9 +30,9 @@ import numpy as np
 from numba import njit
 
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
-from ._hash_kernels import mm_feed, mm_finish, mm_start
+from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, mm_start
 from . import _csv_kernels as CK
-from ._csv_kernels import _sort_merge
+from ._csv_kernels import sort_row
 from ._scan_kernels import is_space, record_error
 
 OK = 0
@@ -121,6 +121,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     f_nm_e = np.empty(room, np.int64)
     f_val = np.empty(room, np.float64)
     f_nsid = np.empty(room, np.int64)
+    f_id = np.empty(room, np.int64)  # the feature's hashed id
+    keys = np.empty(cap, np.int64)  # a row's entries, to sort
+    vals = np.empty(cap, np.float64)
+    buckets = np.empty(64, np.int64)
     rows = 0
     nnz = 0
     lines = 0
@@ -202,6 +206,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         ns_e = 0
         scale = 1.0
         nsid = -1
+        nh, nc0, nn, nl = mm_start(_SEED)  # the hash state after the namespace's ``ns^``
         while t < e:
             c = buf[t]
             if c == 124:  # a namespace
@@ -226,6 +231,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     slow += st == 1
                     scale = v
                 nsid = _ns_id(buf, ns_s, ns_e, cross_names, cross_offs)
+                nh, nc0, nn, nl = mm_start(_SEED)
+                if ns_e > ns_s:
+                    nh, nc0, nn, nl = mm_feed(nh, nc0, nn, nl, buf, ns_s, ns_e)
+                    nh, nc0, nn, nl = mm_feed(nh, nc0, nn, nl, _CARET, 0, 1)
                 continue
             if is_space(c):
                 t += 1
@@ -257,6 +266,8 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             f_nm_e[nf] = nm_e
             f_val[nf] = v
             f_nsid[nf] = nsid
+            h, cr, nc, ln = mm_feed_words(nh, nc0, nn, nl, buf, fs, nm_e)
+            f_id[nf] = mm_finish(h, cr, nc, ln) & mask
             nf += 1
         # ---- entries: features, then crosses
         count = nf
@@ -275,8 +286,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             return info
         row_start = nnz
         for i in range(nf):
-            h, cr, nc, ln = _key_state(buf, f_ns_s[i], f_ns_e[i], f_nm_s[i], f_nm_e[i])
-            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+            indices[nnz] = f_id[i]
             data[nnz] = f_val[i]
             nnz += 1
         for k in range(len(cross_a)):
@@ -297,7 +307,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     indices[nnz] = mm_finish(h, cr, nc, ln) & mask
                     data[nnz] = f_val[i] * f_val[j]
                     nnz += 1
-        nnz = _sort_merge(indices, data, row_start, nnz)
+        nnz = sort_row(indices, data, row_start, nnz, keys, vals, buckets, hash_bits, False)
         labels[rows] = label
         weights[rows] = weight
         row_ends[rows] = nnz

@@ -27,12 +27,11 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .chunks import ChunkSource
-from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks
+from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks, room
 
 __all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
 
 _SLOW_TABLE_ROWS = 64
-_ROOM_STEP = 1 << 16  # a streamed chunk's output room is for its length rounded up to this
 
 
 LibSVMBlock = ParsedChunk  # the rows of one chunk (the name the LibSVM API has always used)
@@ -89,8 +88,9 @@ def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = Non
     bytes, a row at least 2 per label), from ``pool`` (arrays an earlier chunk used, already
     resident) or fresh; the job's arrays are views of the rows and entries parsed. Untouched
     pages of fresh allocations never become resident, so memory use follows the output."""
-    n = -(-len(job.buf) // _ROOM_STEP) * _ROOM_STEP  # chunks of about the same size fit the same arrays
-    spec = ((n // 4 + 1, s.dtype), (n // 4 + 1, np.int64), (n // 2 + 2, np.int64), (n // 2 + 1, np.float64))
+    n = len(job.buf)
+    spec = ((room(n // 4 + 1), s.dtype), (room(n // 4 + 1), np.int64), (room(n // 2 + 2), np.int64),
+            (room(n // 2 + 1), np.float64))
     data, indices, indptr, labels = pool.take(spec) if pool is not None else [np.empty(k, dt) for k, dt in spec]
     indptr[0] = 0
     job.data, job.indices, job.row_ends, job.labels = data, indices, indptr[1:], labels

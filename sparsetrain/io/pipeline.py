@@ -29,7 +29,7 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "training"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "room", "training"]
 
 
 def default_workers() -> int:
@@ -114,6 +114,16 @@ def _refcount(arrays: tuple, i: int) -> int:
 
 #: What :func:`_refcount` says of an array that only its set (a tuple) refers to.
 _REFS_WHEN_FREE = _refcount((np.empty(1),), 0)
+
+
+ROOM_STEP = 1 << 14  # elements: output room is rounded up to this
+
+
+def room(n: int) -> int:
+    """``n`` elements rounded up to a multiple of :data:`ROOM_STEP`: the parsers size a chunk's
+    output arrays by it, so that chunks of about the same size ask a :class:`BufferPool` for the
+    same lengths and fit the arrays an earlier chunk used."""
+    return -(-int(n) // ROOM_STEP) * ROOM_STEP
 
 
 class BufferPool:

@@ -15,12 +15,10 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock
-from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks
+from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks, room
 
 __all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
 
-
-_ROOM_STEP = 1 << 12
 
 TextJob = ChunkJob  # one chunk of a hashed text file (``job.first``: it starts the file, a header is there)
 
@@ -49,8 +47,9 @@ class HashedTextReader:
 
     def _room(self, spec) -> list:
         """Output arrays of at least ``n`` elements of ``dtype`` for each ``(n, dtype)`` of ``spec``,
-        ``n`` rounded up so that chunks of about the same size use the same arrays again."""
-        return self._pool.take([(-(-n // _ROOM_STEP) * _ROOM_STEP, dt) for n, dt in spec])
+        ``n`` rounded up (:func:`~.pipeline.room`) so that chunks of about the same size use the same
+        arrays again."""
+        return self._pool.take([(room(n), dt) for n, dt in spec])
 
     def _prepare(self) -> None:
         pass
