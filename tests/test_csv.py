@@ -117,6 +117,17 @@ def test_long_numbers_are_converted_as_python_float(tmp_path):
     assert y[0] == float("0.12345678901234567890123") and X.asscipy().data.tolist() == [1.0]
 
 
+def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
+    """The kernel's digits-only fast path and its fallbacks (spaces, signs, fractions, 16+ digits)."""
+    cells = ["", " ", "0", "-0", "007", " 12 ", "-3", "+4", "1e2", "0.0", "-0.0", "9" * 15, "9" * 16, "1" * 19,
+             "0000000000000000000005", "9" * 20, "3.", "\t8"]
+    text = "".join(f"1,{a},u,{b},v,\n" for a, b in zip(cells, cells[::-1]))
+    p = tmp_path / "a.csv"
+    p.write_text(text)
+    X, y, _ = load_csv(p, _schema(), dtype="float64")
+    np.testing.assert_array_equal(_dense(X), _reference_dense(text, _schema())[1])
+
+
 @pytest.mark.parametrize("text, line, words", [
     ("1,2,a,3,b,c\n1,2,a,3,b,c,extra\n", 2, "more than the 6 columns"),
     ("1,2,a\nx,2,a\n", 2, "label column 'y': 'x' is not a number"),

@@ -97,6 +97,19 @@ def _int_feature(v, log1p):
     return _signed_log1p(float(v))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _count_value(buf, s, e):
+    """``(value, True)`` when ``buf[s:e]`` is empty (value 0) or 1 to 15 digits, else ``(0, False)``:
+    the usual field of a numeric column of click logs (a count), with no branch on the digits."""
+    v = 0
+    bad = e - s > 15
+    for p in range(s, e):
+        d = np.int64(buf[p]) - 48
+        bad |= (d < 0) | (d > 9)
+        v = v * 10 + d
+    return v, not bad
+
+
 @njit(cache=True, nogil=True)
 def _hash_field(states, c, scratch, s, e):
     h, cr, nc, ln = mm_feed_words(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
@@ -309,45 +322,45 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
             weights[rows] = v
     # ---- hashed features (value 1): categorical columns and crosses, then sorted and counted
     row_start = nnz
+    # (an empty field is hashed too and its entry not kept: no branch per field, whose outcome
+    # varies from row to row, i.e. mispredicts)
     for i in range(len(cat_cols)):
         c = cat_cols[i]
-        if fe[c] > fs[c]:
-            h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
-            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
-            nnz += 1
+        h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
+        indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+        nnz += fe[c] > fs[c]
     for i in range(len(cross_a)):
         a = cross_a[i]
         b = cross_b[i]
-        if fe[a] > fs[a] and fe[b] > fs[b]:
-            h, cr, nc, ln = _hash_field(prefix_states, a, src, fs[a], fe[a])
-            h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
-            h, cr, nc, ln = mm_feed_words(h, cr, nc, ln, src, fs[b], fe[b])
-            indices[nnz] = mm_finish(h, cr, nc, ln) & mask
-            nnz += 1
+        h, cr, nc, ln = _hash_field(prefix_states, a, src, fs[a], fe[a])
+        h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
+        h, cr, nc, ln = mm_feed_words(h, cr, nc, ln, src, fs[b], fe[b])
+        indices[nnz] = mm_finish(h, cr, nc, ln) & mask
+        nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
     nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
-    # ---- numeric columns, after every hashed id
+    # ---- numeric columns, after every hashed id (a value 0 is written and not kept, as above)
     for k in range(len(num_cols)):
         c = num_cols[k]
-        vs, ve = _strip(src, fs[c], fe[c])
-        if vs == ve:
-            continue
-        iv, plain = plain_int(src, vs, ve)
+        iv, plain = _count_value(src, fs[c], fe[c])
         if plain:
-            if iv == 0:
-                continue
             v = _int_feature(iv, log1p[k])
         else:
-            v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow, nslow,
-                                           E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
-            if code != OK:
-                return code, rs[c], re_[c], c, nnz, nslow
-            if v == 0.0:
-                continue
-            if log1p[k]:
-                v = _signed_log1p(v)
+            vs, ve = _strip(src, fs[c], fe[c])
+            iv, plain = plain_int(src, vs, ve)
+            if vs == ve:
+                v = 0.0
+            elif plain:
+                v = _int_feature(iv, log1p[k])
+            else:
+                v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow,
+                                               nslow, E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
+                if code != OK:
+                    return code, rs[c], re_[c], c, nnz, nslow
+                if log1p[k]:
+                    v = _signed_log1p(v)
         indices[nnz] = hash_size + k
         data[nnz] = v
-        nnz += 1
+        nnz += v != 0.0
     return OK, 0, 0, 0, nnz, nslow
 
 
