@@ -56,6 +56,11 @@ N_INFO = CK.N_INFO + 1
 
 _SEED = 0
 _CARET = np.frombuffer(b"^", np.uint8).copy()
+# a byte's class in a feature token (one table load per byte instead of six compares)
+_ENDS, _COLON = 1, 2
+_CLASS = np.zeros(256, np.uint8)
+_CLASS[[32, 9, 13, 11, 12, 124]] = _ENDS  # is_space, or '|'
+_CLASS[58] = _COLON
 
 
 @njit(cache=True, nogil=True)
@@ -241,8 +246,11 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 continue
             fs = t
             colon = -1
-            while t < e and not is_space(buf[t]) and buf[t] != 124:
-                if buf[t] == 58 and colon < 0:
+            while t < e:
+                k = _CLASS[buf[t]]
+                if k == _ENDS:  # whitespace or '|'
+                    break
+                if k == _COLON and colon < 0:
                     colon = t
                 t += 1
             v = 1.0
