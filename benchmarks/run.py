@@ -603,7 +603,8 @@ def save_raw(stem: str, meta: dict, results: list[dict], log, work: str | None =
 # ---------------------------------------------------------------------------------------------
 # markdown
 
-# a section another script owns (benchmarks/dist.py): kept when --out rewrites the file
+# a section another script owns (benchmarks/dist.py): it and every section after it (the dated notes
+# of other scripts' runs) are kept when --out rewrites the file
 DIST_START, DIST_END = "<!-- dist:start -->", "<!-- dist:end -->"
 
 
@@ -630,11 +631,12 @@ def replace_block(text: str, block: str, start: str = DIST_START, end: str = DIS
 
 
 def keep_blocks(new_text: str, old_text: str) -> str:
-    """``new_text`` plus the dist block of ``old_text`` (appended at the end), if it had one."""
-    block = find_block(old_text)
-    if block is None or find_block(new_text) is not None:
+    """``new_text`` (this script's tables) followed by ``old_text`` from its dist block on: the dist
+    section and the sections after it, which other scripts' runs wrote, survive a rewrite."""
+    i = old_text.find(DIST_START)
+    if find_block(old_text) is None or find_block(new_text) is not None:
         return new_text
-    return replace_block(new_text, block)
+    return new_text.rstrip("\n") + "\n\n" + old_text[i:]
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -867,7 +869,7 @@ def main(argv=None) -> int:
         if os.path.exists(out):
             with open(out, encoding="utf-8") as f:
                 previous = f.read()
-        with open(out, "w", encoding="utf-8") as f:  # benchmarks/dist.py's section is kept
+        with open(out, "w", encoding="utf-8") as f:  # dist.py's section and those after it are kept
             f.write(keep_blocks(render_markdown(results, meta), previous))
         log(f"wrote {os.path.relpath(out, ROOT)}")
     return 0

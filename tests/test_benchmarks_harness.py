@@ -155,7 +155,8 @@ def test_results_md_keeps_the_dist_section(tmp_path, monkeypatch):
     assert run.find_block("no markers") is None
     assert run.find_block(run.DIST_START + " unterminated") is None
     new = run.keep_blocks("# Benchmark results\n\nnew tables\n", old)
-    assert new.endswith(block + "\n") and "new tables" in new and "old tables" not in new
+    # the run's own tables are replaced; the dist section and the sections after it are kept
+    assert new.endswith(block + "\n\n## Trailer\n") and "new tables" in new and "old tables" not in new
     assert run.keep_blocks("# fresh\n", "# no block\n") == "# fresh\n"
     # replace_block replaces in place, or appends when there is no block yet
     b2 = f"{run.DIST_START}\nnew\n{run.DIST_END}\n"
@@ -163,7 +164,7 @@ def test_results_md_keeps_the_dist_section(tmp_path, monkeypatch):
     assert run.replace_block("", b2) == b2
     assert run.replace_block("# T\n", b2) == "# T\n\n" + b2
 
-    # run.main's --out path: the rewritten file still ends with the block
+    # run.main's --out path: the rewritten file keeps the block and the sections after it
     out = tmp_path / "RESULTS.md"
     out.write_text(old)
     monkeypatch.setattr(run, "WORK", str(tmp_path / "work"))
@@ -176,7 +177,7 @@ def test_results_md_keeps_the_dist_section(tmp_path, monkeypatch):
     assert run.main(["--quick", "--no-setup", "--no-warmup", "--out", str(out)]) == 0
     text = out.read_text()
     assert text.startswith("# Benchmark results") and "old tables" not in text
-    assert text.rstrip("\n").endswith(block) and text.count(run.DIST_START) == 1
+    assert text.rstrip("\n").endswith(block + "\n\n## Trailer") and text.count(run.DIST_START) == 1
 
 
 def _fake_dist_results():
