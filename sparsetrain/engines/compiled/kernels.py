@@ -155,6 +155,12 @@ def _elem_grad(output_kind, out, label, scale):
     return scale * d
 
 
+# _forward_batch asks for the weight rows of the sample _AHEAD positions on in ``order`` while it
+# computes this one (prefetch_row: a hint, no result changes). Large-b256 (500k x 1M, zipf columns,
+# SGD), exploratory runs: ~0.12 -> ~0.09 s/epoch; 4, 8 and 16 within noise of each other.
+_AHEAD = 8
+
+
 @njit(cache=True)
 def _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, lo, n, output_kind,
                    out, tmp):
@@ -170,6 +176,10 @@ def _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 
         ptr = x_indptr[t]
         for i in range(n):
             r = order[lo + i]
+            if lo + i + _AHEAD < order.shape[0]:  # a sample _AHEAD on (maybe the next batch's): ask for its rows
+                r_next = order[lo + i + _AHEAD]
+                for p in range(ptr[r_next], ptr[r_next + 1]):
+                    prefetch_row(w, ind[p])
             if k_out == 1:  # keep the running sum in a register
                 acc = zero
                 for p in range(ptr[r], ptr[r + 1]):
