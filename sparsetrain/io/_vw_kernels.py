@@ -95,11 +95,18 @@ def _ns_id(buf, s, e, names, offs):
 
 
 @njit(cache=True, nogil=True)
-def _key_state(buf, ns_s, ns_e, nm_s, nm_e):
+def _ns_state(buf, ns_s, ns_e):
+    """The hash state after a feature's namespace prefix ``ns^`` (nothing for the default namespace)."""
     h, c, n, ln = mm_start(_SEED)
     if ns_e > ns_s:
         h, c, n, ln = mm_feed(h, c, n, ln, buf, ns_s, ns_e)
         h, c, n, ln = mm_feed(h, c, n, ln, _CARET, 0, 1)
+    return h, c, n, ln
+
+
+@njit(cache=True, nogil=True)
+def _key_state(buf, ns_s, ns_e, nm_s, nm_e):
+    h, c, n, ln = _ns_state(buf, ns_s, ns_e)
     return mm_feed(h, c, n, ln, buf, nm_s, nm_e)
 
 
@@ -236,10 +243,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     slow += st == 1
                     scale = v
                 nsid = _ns_id(buf, ns_s, ns_e, cross_names, cross_offs)
-                nh, nc0, nn, nl = mm_start(_SEED)
-                if ns_e > ns_s:
-                    nh, nc0, nn, nl = mm_feed(nh, nc0, nn, nl, buf, ns_s, ns_e)
-                    nh, nc0, nn, nl = mm_feed(nh, nc0, nn, nl, _CARET, 0, 1)
+                nh, nc0, nn, nl = _ns_state(buf, ns_s, ns_e)
                 continue
             if is_space(c):
                 t += 1

@@ -123,6 +123,9 @@ def _shares(batch_ptr, threads: int) -> list:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
+_LINE = 128  # bytes: a cache line, or two (adjacent-line prefetch pairs them)
+
+
 def _isolated(shape, dtype) -> np.ndarray:
     """An empty C-contiguous array whose cache lines hold nothing else: two threads' small arrays
     (a one-element bias, a scratch scalar written every sample) from separate ``np.empty`` calls can
@@ -132,9 +135,6 @@ def _isolated(shape, dtype) -> np.ndarray:
     raw = np.empty(nbytes + 2 * _LINE, np.uint8)
     start = -raw.ctypes.data % _LINE
     return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-_LINE = 128  # bytes: a cache line, or two (adjacent-line prefetch pairs them)
 
 
 class _Group:
