@@ -385,3 +385,15 @@ def test_head_rows_where_the_entries_are():
     mixed = np.where(np.arange(n * k).reshape(n, k) % 20 == 0, head, spread)  # 5 % of entries in the head
     assert 0.05 < HEAD_SHARE and head_rows(mixed.ravel(), indptr, order, 0, n, 1 << 20) == 0
     assert head_rows(head.ravel(), indptr, order, 0, 0, 1 << 20) == 0  # no rows: no entries
+
+
+def test_the_loop_is_chosen_once_per_block(monkeypatch):
+    """A threaded block's pieces all run the loop the block chose (``EpochKernel.select``): whether it
+    runs the batch-1 loop is asked once per block, not again for every piece."""
+    from sparsetrain.engines.compiled import kernels
+
+    calls = []
+    real = kernels.EpochKernel.one_sample
+    monkeypatch.setattr(kernels.EpochKernel, "one_sample", staticmethod(lambda *a: calls.append(1) or real(*a)))
+    _, _, stats, _ = _train("linear", "adagrad", 1, threads=2, epochs=1)
+    assert stats[0].samples == ROWS and len(calls) == 1  # 6,000 rows: one block, cut into 11 pieces

@@ -589,12 +589,18 @@ class EpochKernel:
                     and scratch.out.shape[1] == 1 and model.output_kind != OUT_SOFTMAX
                     and (update.train or metrics.codes.shape[0] > 0) and predictions.shape[0] == 0)
 
+    def select(self, batches, model, update, metrics, scratch, predictions):
+        """``(loop, one_sample)``: the compiled loop a call with these arguments runs (the batch-1 loop
+        when :meth:`one_sample`), which a caller running a block's pieces (``threads.ThreadTeam``) calls
+        directly, choosing once per block."""
+        one = self.one_sample(batches, model, update, metrics, scratch, predictions)
+        return self.loop(_batch1_epoch if one else _linear_epoch), one
+
     def __call__(self, batches, model, update, metrics, scratch, predictions):
-        if self.one_sample(batches, model, update, metrics, scratch, predictions):
-            return self.loop(_batch1_epoch)(batches, model, update, metrics, scratch, predictions)
-        if model.head.shape[0]:
+        loop, one = self.select(batches, model, update, metrics, scratch, predictions)
+        if not one and model.head.shape[0]:
             raise ValueError("Model.head is read by the batch-1 loop only")
-        return self.loop(_linear_epoch)(batches, model, update, metrics, scratch, predictions)
+        return loop(batches, model, update, metrics, scratch, predictions)
 
 
 #: an :class:`EpochKernel` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).

@@ -25,6 +25,7 @@ result bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -122,6 +123,9 @@ def _shares(batch_ptr, threads: int) -> list:
     cuts.append(n)
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
+
+#: a generated plan's arguments of parameter ``t``: ``p{t}`` and its optimizer states ``s1_{t}``, ``s2_{t}``
+_TRIO = ("p", "s1_", "s2_")
 
 _LINE = 128  # bytes: a cache line, or two (adjacent-line prefetch pairs them)
 
@@ -254,11 +258,21 @@ class ThreadTeam:
                 else:
                     a[...] = m
 
+    @contextlib.contextmanager
+    def _own(self, j, parts, rule):
+        """Hogwild: thread ``j``'s own copies of ``parts`` (``[(key, arrays)]``: a parameter and its states
+        that every sample writes), yielded in order for a piece to train; then each copy's change is
+        folded into the shared arrays (:meth:`_fold_dense`)."""
+        copies = [self._own_dense(j, key, arrays) for key, arrays in parts]
+        yield [mine for mine, _ in copies]
+        for (_, arrays), (mine, start) in zip(parts, copies):
+            self._fold_dense(arrays, mine, start, rule)
+
     # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
-    def _head(self, kernel, batches, model, update, metrics, scratch, pred) -> int:
-        """Hogwild: how many of the weight's first rows each thread trains on its own copy (0: none)."""
-        if self.deterministic or not update.train or not kernel.one_sample(batches, model, update, metrics,
-                                                                           scratch, pred):
+    def _head(self, one_sample, batches, model, update) -> int:
+        """Hogwild: how many of the weight's first rows each thread trains on its own copy (0: none);
+        ``one_sample``: whether the block runs the batch-1 loop (the one that reads them)."""
+        if self.deterministic or not update.train or not one_sample:
             return 0
         lo = int(batches.batch_ptr[0])
         return head_rows(batches.indices[0], batches.indptr[0], batches.order, lo,
@@ -269,7 +283,8 @@ class ThreadTeam:
         (``rule``: the optimizer rule the kernel is bound to). Hogwild: each piece trains the bias
         and the head rows (:data:`HEAD_ROWS`) on the thread's own copy, added to the shared ones after."""
         groups = []
-        head = self._head(kernel, batches, model, update, metrics, scratch, pred)
+        loop, one_sample = kernel.select(batches, model, update, metrics, scratch, pred)  # once per block
+        head = self._head(one_sample, batches, model, update)
         if self.deterministic:
             groups = [_Group(rule, (model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
                              batches.indptr[t]) for t in range(len(model.weights))]
@@ -296,24 +311,18 @@ class ThreadTeam:
             step = self._buffer(j, "counts", update.counts)  # written every batch: a line of its own
             np.add(update.counts, b0, out=step)
             # Hogwild: the rows every sample writes (the bias, the head rows) on this thread's copies
-            owned = []
+            owned = []  # (the model's fields, the shared arrays)
             if not self.deterministic and model.has_bias and update.train:
-                shared = (model.bias, model.bias_s1, model.bias_s2)
-                bias, start = self._own_dense(j, "bias", shared)
-                mine = mine._replace(bias=bias[0], bias_s1=bias[1], bias_s2=bias[2])
-                owned.append((shared, bias, start))
+                owned.append((("bias", "bias_s1", "bias_s2"), (model.bias, model.bias_s1, model.bias_s2)))
             if head:
-                shared = tuple(a[:head] if a.size else a for a in (model.weights[0], model.states1[0],
-                                                                    model.states2[0]))
-                rows, start = self._own_dense(j, "head", shared)
-                mine = mine._replace(head=rows[0], head_s1=rows[1], head_s2=rows[2])
-                owned.append((shared, rows, start))
-            result = kernel(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
-                            update._replace(lrs=lrs, counts=step),
-                            metrics._replace(sums=sums[j], counts=counts[j]), own, pred)
-            for shared, rows, start in owned:
-                self._fold_dense(shared, rows, start, rule)
-            return result
+                owned.append((("head", "head_s1", "head_s2"), tuple(a[:head] if a.size else a for a in (
+                    model.weights[0], model.states1[0], model.states2[0]))))
+            with self._own(j, [(fields[0], shared) for fields, shared in owned], rule) as copies:
+                for (fields, _), copy in zip(owned, copies):
+                    mine = mine._replace(**dict(zip(fields, copy)))
+                return loop(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
+                            update._replace(lrs=lrs, counts=step), metrics._replace(sums=sums[j], counts=counts[j]),
+                            own, pred)
 
         result = self._execute(groups, batches.order, batches.batch_ptr, call)
         for s, c in zip(sums, counts):  # in thread order: the same sums on every run
@@ -333,7 +342,7 @@ class ThreadTeam:
         groups = []
         if self.deterministic:
             for t in range(n_params):
-                arrays = [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")]
+                arrays = [args[at[f"{p}{t}"]] for p in _TRIO]
                 sparse = args[at[f"rows{t}"]].shape[0] == 0  # a row-sparse parameter: its batch's columns
                 groups.append(_Group(rule, arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(rule, arrays))
         msums = [self._buffer(j, "sums", args[at["msums"]], 0.0) for j in range(self.threads)]
@@ -354,20 +363,15 @@ class ThreadTeam:
                 mine[at["slot"]] = self._buffer(j, "slot", args[at["slot"]], -1)
             if j > 0:
                 for t, group in enumerate(groups):  # deterministic: this thread's private rows
-                    trio = self._privates(j, t, group, [args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_")])
-                    for p, arr in zip(("p", "s1_", "s2_"), trio):
+                    trio = self._privates(j, t, group, [args[at[f"{p}{t}"]] for p in _TRIO])
+                    for p, arr in zip(_TRIO, trio):
                         mine[at[f"{p}{t}"]] = arr
-            owned = []
-            for t in dense:
-                shared = tuple(args[at[f"{p}{t}"]] for p in ("p", "s1_", "s2_"))
-                trio, start = self._own_dense(j, ("plan", t), shared)
-                for p, arr in zip(("p", "s1_", "s2_"), trio):
-                    mine[at[f"{p}{t}"]] = arr
-                owned.append((shared, trio, start))
-            result = fn(*mine)
-            for shared, trio, start in owned:
-                self._fold_dense(shared, trio, start, rule)
-            return result
+            parts = [(("plan", t), tuple(args[at[f"{p}{t}"]] for p in _TRIO)) for t in dense]
+            with self._own(j, parts, rule) as copies:
+                for t, copy in zip(dense, copies):
+                    for p, arr in zip(_TRIO, copy):
+                        mine[at[f"{p}{t}"]] = arr
+                return fn(*mine)
 
         result = self._execute(groups, args[at["order"]], batch_ptr, call)
         for s, c in zip(msums, mcounts):
