@@ -13,7 +13,9 @@ model from the same initial parameters, on the same batches (no shuffle). Epochs
 (epoch e of every variant, then epoch e + 1, ...) so that the shared machine's load hits them
 alike. Prints, per batch size: seconds per epoch (best), samples/s, the final epoch's training
 log-loss, and each variant's ratios against one thread — speed (best epoch, and the median of the
-per-epoch pairs) and the loss difference — with ``uptime``'s load before and after. Not a test:
+per-epoch pairs) and the loss difference — with ``uptime``'s load before and after, and the CPU
+seconds other processes used during each variant's epochs (on 2 cores, a busy process elsewhere
+takes a core from 2 threads, from none of 1: what makes the speed-ups vary between runs). Not a test:
 nothing here asserts on time.
 
 ``--drop-head K`` is a diagnostic: the same data without its ``K`` most frequent columns. With
@@ -39,6 +41,27 @@ WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
 
 def load_average() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_clock():
+    """(busy CPU seconds of the whole machine, every core; this process's CPU seconds), or None without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    m = psutil.cpu_times()
+    guest = getattr(m, "guest", 0.0) + getattr(m, "guest_nice", 0.0)  # already counted in user and nice
+    return sum(m) - m.idle - getattr(m, "iowait", 0.0) - guest, time.process_time()
+
+
+def foreign_seconds(start) -> float | None:
+    """CPU seconds that other processes (and the hypervisor's steal) used since ``start`` (a :func:`cpu_clock`):
+    on a 2-core machine another busy process takes a core from 2 threads and from none of 1 (the machine's
+    counters tick every 10 ms: a rough figure)."""
+    end = cpu_clock()
+    if start is None or end is None:
+        return None
+    return max(0.0, (end[0] - start[0]) - (end[1] - start[1]))
 
 
 def data_file(rows: int, features: int, nnz: int) -> str:
@@ -89,11 +112,14 @@ class Variant:
         self.epochs = 0
 
     def epoch(self):
+        """(seconds, training log-loss, samples, other processes' CPU seconds meanwhile or None)."""
         self.metric.reset()
+        start = cpu_clock()
         stats = self.mod.run_epoch(self.it, self.metric, engine="compiled", epoch=self.epochs,
                                    threads=self.threads, deterministic=self.deterministic)
+        foreign = foreign_seconds(start)
         self.epochs += 1
-        return stats.seconds, self.metric.get()[1], stats.samples
+        return stats.seconds, self.metric.get()[1], stats.samples, foreign
 
     @property
     def name(self):
@@ -167,12 +193,14 @@ def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4
         fresh = [Variant(x, y, model, features, bs, v.threads, v.deterministic, optimizer, lr) for v in variants]
         times = {v.name: [] for v in fresh}
         losses = {v.name: [] for v in fresh}
+        foreign = {v.name: [] for v in fresh}
         samples = {}
         for _ in range(epochs):
             for v in fresh:  # interleaved
-                seconds, loss, n = v.epoch()
+                seconds, loss, n, other = v.epoch()
                 times[v.name].append(seconds)
                 losses[v.name].append(loss)
+                foreign[v.name].append(other)
                 samples[v.name] = n
         base = fresh[0].name
         entry = {}
@@ -183,6 +211,7 @@ def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4
                 "samples_per_second": samples[v.name] / min(times[v.name]), "loss_per_epoch": losses[v.name],
                 "speedup_best": min(times[base]) / min(times[v.name]), "speedup_median_pair": float(np.median(pairs)),
                 "final_loss_rel_diff": (losses[v.name][-1] - losses[base][-1]) / losses[base][-1],
+                "foreign_cpu_seconds": foreign[v.name],
             }
         result["batch"][f"batch_{bs}"] = entry
     result["load_after"] = load_average()
@@ -215,7 +244,14 @@ def main(argv=None):
         for name, v in entry.items():
             print(f"{bs:>9} {name:<26} {v['seconds_per_epoch']:.3f} s/epoch  {v['samples_per_second']:>11,.0f} "
                   f"samples/s  speedup x{v['speedup_best']:.2f} (median pair x{v['speedup_median_pair']:.2f})  "
-                  f"final loss {v['loss_per_epoch'][-1]:.5f} ({100 * v['final_loss_rel_diff']:+.2f} %)")
+                  f"final loss {v['loss_per_epoch'][-1]:.5f} ({100 * v['final_loss_rel_diff']:+.2f} %)"
+                  + _foreign_text(v["foreign_cpu_seconds"]))
+
+
+def _foreign_text(seconds) -> str:
+    if not seconds or seconds[0] is None:
+        return ""
+    return f"  other processes {float(np.median(seconds)):.2f} CPU s/epoch (median; max {max(seconds):.2f})"
 
 
 if __name__ == "__main__":
