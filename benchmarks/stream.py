@@ -12,7 +12,8 @@ over the parsed file (parsed once, not timed) and from a ``LibSVMIter`` over the
 epoch, timed: that is the point) and from an ``NDArrayIter`` over the file's disk cache
 (``io/disk_cache.py``, memory-mapped; built on the first run), in turn after one untimed warm-up
 epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 0.8) and disk /
-in-memory (target ≥ 0.9) with the machine's load, and each epoch's CPU seconds (all threads).
+in-memory (target ≥ 0.9) with the machine's load, each epoch's CPU seconds (all threads) and the CPU
+seconds other processes used meanwhile (a streamed epoch needs both cores).
 A fourth, interleaved variant streams with the parser threads on every core while a piece trains
 (``io/pipeline.py``'s ``CORE_SHARE`` off): what leaving the training thread a core of its own gives.
 
@@ -105,6 +106,8 @@ def speed(args) -> None:
     import sparsetrain as st
     from sparsetrain.io.pipeline import CORE_SHARE
 
+    from .threads import cpu_clock, foreign_seconds
+
     path = args.file or _file(args.rows, args.features)
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
     print(f"file {path}: {os.path.getsize(path) / 2**20:.0f} MiB, {X.shape[0]} rows; load {os.getloadavg()}")
@@ -139,12 +142,14 @@ def speed(args) -> None:
         waits: list = []
         reasons = {}
         cores_counted = CORE_SHARE.cores
+        foreign = {name: [] for name in iters}
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
                 CORE_SHARE.cores = 1 << 20 if name == "every core" else cores_counted
-                c0 = time.process_time()
+                c0, start = time.process_time(), cpu_clock()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 cpu[name].append(time.process_time() - c0)
+                foreign[name].append(foreign_seconds(start))
                 times[name].append(samples / seconds)
         CORE_SHARE.cores = cores_counted
         m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "every core"))
@@ -159,6 +164,9 @@ def speed(args) -> None:
         print(f"            streamed with the parsers on every core while a piece trains: {e:>11,.0f}/s  ratio "
               f"{e / m:.2f}")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
+        if foreign["stream"][0] is not None:
+            print("            other processes' CPU s per epoch (median, max): " + ", ".join(
+                f"{name} {np.median(f):.2f} {max(f):.2f}" for name, f in foreign.items()))
         print(f"            streamed engine: {reasons['stream']}")
 
 
