@@ -250,8 +250,23 @@ _FIB = np.uint64(11400714819323198485)  # 2**64 / golden ratio: Fibonacci hashin
 
 
 @njit(cache=True, inline="always")
-def _slot(c, mask, shift):
-    return np.int64((np.uint64(c) * _FIB) >> shift) & mask
+def _place(c, htable, mask, shift, slots, rows, acc, nq):
+    """``(q, nq)``: column ``c``'s place ``q`` among the batch's gradient rows, added (its ``acc`` row
+    zeroed) when new; ``nq`` the rows so far."""
+    h = np.int64((np.uint64(c) * _FIB) >> shift) & mask
+    # a slot holds (column << 32 | position), -1 when empty: 8 bytes, one load per probe
+    e = htable[h]
+    while e != -1 and (e >> 32) != c:
+        h = (h + 1) & mask
+        e = htable[h]
+    if e != -1:
+        return e & 0xFFFFFFFF, nq
+    htable[h] = (c << 32) | nq
+    slots[nq] = h
+    rows[nq] = c
+    for k in range(acc.shape[1]):
+        acc[nq, k] = 0
+    return nq, nq + 1
 
 
 @njit(cache=True)
@@ -281,31 +296,21 @@ def _gather_grad_rows(data, ind, ptr, canonical, order, lo, n, grad, htable, slo
         bits += 1
     shift = np.uint64(64 - bits)
     nq = 0
-    for i in range(n):
-        r = order[lo + i]
-        g0 = grad[i, 0]
-        for p in range(ptr[r], ptr[r + 1]):
-            c = ind[p]
-            h = _slot(c, mask, shift)
-            # a slot holds (column << 32 | position), -1 when empty: 8 bytes, one load per probe
-            e = htable[h]
-            while e != -1 and (e >> 32) != c:
-                h = (h + 1) & mask
-                e = htable[h]
-            if e == -1:
-                htable[h] = (c << 32) | nq
-                slots[nq] = h
-                rows[nq] = c
-                for k in range(k_out):
-                    acc[nq, k] = 0
-                q = nq
-                nq += 1
-            else:
-                q = e & 0xFFFFFFFF
-            v = data[p]
-            if k_out == 1:
-                acc[q, 0] += v * g0
-            else:
+    # one output: a loop of its own, with no K loop or K test in it. large-b256 (SGD, one thread), three
+    # interleaved pairs in one quiet command: 0.085/0.093/0.093 -> 0.083/0.087/0.087 s per epoch
+    if k_out == 1:
+        for i in range(n):
+            r = order[lo + i]
+            g0 = grad[i, 0]
+            for p in range(ptr[r], ptr[r + 1]):
+                q, nq = _place(ind[p], htable, mask, shift, slots, rows, acc, nq)
+                acc[q, 0] += data[p] * g0
+    else:
+        for i in range(n):
+            r = order[lo + i]
+            for p in range(ptr[r], ptr[r + 1]):
+                q, nq = _place(ind[p], htable, mask, shift, slots, rows, acc, nq)
+                v = data[p]
                 for k in range(k_out):
                     acc[q, k] += v * grad[i, k]
     for q in range(nq):  # empty the table again: only the slots this batch used
