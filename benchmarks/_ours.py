@@ -101,7 +101,7 @@ def _runner_api():
 
 
 def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
-          num_features: int | None = None, **_) -> dict:
+          num_features: int | None = None, threads="auto", **_) -> dict:
     """One epoch of the compiled engine's fused kernel on the harness's data.
 
     ``benchmarks/compiled_epoch.py:run`` generates its own in-memory data, so for a side-by-side
@@ -110,10 +110,17 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     update, MSE accumulated per batch). Parameters start at zero like the peers'; the kernels are
     loaded/compiled by a throw-away call on separate parameters before the timed epoch. Every row
     is used (the last batch is short: it keeps ``rescale_grad = 1/batch`` as MXNet's pad would).
+    ``threads``: as ``train.threads`` — ``"auto"`` (the product's default: one thread per core,
+    Hogwild, :mod:`sparsetrain.engines.compiled.threads`) or a number (1: the one-thread kernel).
     """
     import numpy as np
 
     opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray = _runner_api()
+    from sparsetrain.engines.compiled.runner import CHUNK_ROWS, EpochResult
+    from sparsetrain.engines.compiled.threads import ThreadTeam, resolve_threads
+
+    n_threads = resolve_threads(threads)
+    team = ThreadTeam(n_threads) if n_threads > 1 else None
     data, indices, indptr, y, (n, d) = _data.load_arrays(path)
     t0 = time.perf_counter()
     X = (data, indices.astype(np.int64), indptr.astype(np.int64))
@@ -138,29 +145,35 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     t0 = time.perf_counter()
     try:
         runner.fit_epoch([X], yv, order[:batch_size], batch_ptr[:2], [w_weight], w_bias, w_upd,
-                         [0, 1], metrics=(metric,))
+                         [0, 1], metrics=(metric,), parallel=team)
     except (KeyError, ValueError):
         metric = "mse"
         runner.fit_epoch([X], yv, order[:batch_size], batch_ptr[:2], [w_weight], w_bias, w_upd,
-                         [0, 1], metrics=(metric,))
+                         [0, 1], metrics=(metric,), parallel=team)
     jit_s = time.perf_counter() - t0
     del w_weight, w_bias, w_upd
 
     w, weight, bias, updater = params()
     times, progressive = [], []
+    # in calls of CHUNK_ROWS rows, as the engine's epoch loop (runner.run_in_chunks) makes them
+    per_call = max(1, CHUNK_ROWS // batch_size)
+    calls = [(b0, min(b0 + per_call, len(batch_ptr) - 1)) for b0 in range(0, len(batch_ptr) - 1, per_call)]
     for _ in range(epochs):
         t0 = time.perf_counter()
-        res = runner.fit_epoch([X], yv, order, batch_ptr, [weight], bias, updater, [0, 1],
-                               metrics=(metric,))
+        parts = [runner.fit_epoch([X], yv, order, batch_ptr[b0:b1 + 1], [weight], bias, updater, [0, 1],
+                                  metrics=(metric,), parallel=team, check_params=b1 == calls[-1][1])
+                 for b0, b1 in calls]
         times.append(time.perf_counter() - t0)
-        progressive.append(float(res.metrics[metric]))
+        progressive.append(float(EpochResult.combine(parts).metrics[metric]))
+    if team is not None:
+        team.close()
     wv = weight.asnumpy().ravel()
     bv = np.asarray(bias.asnumpy()).ravel()
     name, loss = _data.final_loss(task, _data.csr_predict(data, indices, indptr, wv, bv), y)
     return {"epoch_seconds": sum(times) / epochs, "train_seconds": sum(times), "epochs": epochs,
             "data_seconds": prep_s, "rows": int(n), "final_loss": loss, "loss_name": name,
             "progressive_" + metric: progressive[-1], "kernel_load_seconds": jit_s,
-            "via": "LinearEpochRunner.fit_epoch (as benchmarks/compiled_epoch.py)"}
+            "threads": n_threads, "via": "LinearEpochRunner.fit_epoch (as benchmarks/compiled_epoch.py)"}
 
 
 def seed_module(epochs: int = 10) -> dict:
