@@ -704,6 +704,15 @@ def render_markdown(results: list[dict], meta: dict) -> str:
             "excluded and shown as *data/prep s*), except `parse` (seconds to parse the whole "
             "file, MB/s = file bytes / seconds) and `seed` (µs per forward/update_metric/backward/"
             "update step over the whole loop).",
+            "- *threads*: the `ours` rows of the training workloads train as `sparsetrain fit` does "
+            "by default, `train.threads: auto` (a thread per core, here 2, Hogwild: results vary "
+            "slightly from run to run), in calls of the engine's CHUNK_ROWS rows; `ours (1 thread)` "
+            "is the one-thread kernel. PyTorch runs 2 threads (`torch.set_num_threads(2)`); "
+            "scikit-learn's `SGDRegressor`/`SGDClassifier`, VW and the MXNet loops run one.",
+            "- *seed, CLI rows*: the sum of the epochs' `seconds` in the run's `metrics.jsonl` "
+            "(perf_counter, µs; numba compilation excluded, loading the cached kernels — about "
+            "0.02 s, in epoch 0 — included), over the 10,000 steps; the run is the second of two "
+            "(the first fills numba's cache).",
             "- MXNet's `LibSVMIter` rows stream the file, so their epoch includes MXNet's parse; "
             "the `mxnet (in-memory)` row trains from CSR batches sliced in memory beforehand "
             "(MXNet's `NDArrayIter` over a large CSR slices through a dense fallback of the whole "
