@@ -369,6 +369,18 @@ def test_hogwild_keeps_every_update_of_the_rows_every_sample_writes(model, batch
     assert owned == ({"bias", "head"} if model == "linear" else {("plan", 2)})  # the fm's bias: its third
 
 
+
+def test_hogwild_shares_the_head_rows_in_place_under_plain_sgd():
+    """Under plain SGD the head rows train in place (only the bias on each thread's copy): two pieces'
+    changes of a hot row, each from the same stale copy and both added, overshoot without an adaptive
+    step (a squared loss ended +26 % above one thread that way)."""
+    from sparsetrain.kernels.optim import RULES
+
+    assert {name for name, rule in RULES.items() if rule.adaptive} == {"adagrad", "adam", "ftrl"}
+    _, _, _, two = _train("linear", "sgd", 1, threads=2, epochs=1)
+    owned = {key[1][1] for key in two.view().engine_state["threads"]._scratch if key[1][0] == "dense"}
+    assert owned == {"bias"}
+
 def test_head_rows_where_the_entries_are():
     from sparsetrain.engines.compiled.threads import HEAD_ROWS, HEAD_SHARE, head_rows
 

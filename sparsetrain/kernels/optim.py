@@ -293,7 +293,11 @@ class Rule:
     ``step``/``rate``: its njit scalar functions. ``states``: names of its state arrays, each
     shaped like the weight (at most two); ``sums``: those of them that add a term per update (AdaGrad's
     history, FTRL's ``z`` and ``n``; the others are running averages) — ``train.deterministic`` adds the
-    threads' changes of these and averages the others' (:mod:`sparsetrain.engines.compiled.threads`). ``hyper``: names of its own hyper-parameters, packed
+    threads' changes of these and averages the others' (:mod:`sparsetrain.engines.compiled.threads`).
+    ``adaptive``: its step shrinks with a coordinate's own gradient history (AdaGrad, Adam, FTRL), so
+    a row trained for a while on a stale copy overshoots little when its change is added back —
+    Hogwild trains the head rows on per-thread copies only for such rules (plain SGD on a squared loss
+    ended +26 % above one thread that way: benchmarks/RESULTS.md, session 29). ``hyper``: names of its own hyper-parameters, packed
     after ``rescale_grad`` and ``clip_gradient`` into ``h`` (the optimizer attributes of those
     names, see :meth:`sparsetrain.optimizer.Optimizer.hyper`). ``reference``: the plain-numpy
     step, ``reference(w, states, g, lr, wd, t, h) -> (w, *states)`` in float64 (``lr`` the
@@ -307,6 +311,7 @@ class Rule:
     hyper: tuple
     reference: Callable
     sums: tuple = ()
+    adaptive: bool = False
     # the loops and entry points bound to this rule's step (module doc)
     flat: Callable = field(init=False, repr=False, compare=False)
     rows_2d: Callable = field(init=False, repr=False, compare=False)
@@ -357,9 +362,10 @@ class Rule:
 RULES = {r.name: r for r in (
     Rule("sgd", sgd_step, scheduled_rate, (), (), _ref.sgd_rule),
     Rule("sgd_mom", sgd_mom_step, scheduled_rate, ("momentum",), ("momentum",), _ref.sgd_mom_rule),
-    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule, sums=("history",)),
-    Rule("adam", adam_step, adam_rate, ("mean", "var"), ("beta1", "beta2", "epsilon"), _ref.adam_rule),
-    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule, sums=("z", "n")),
+    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule, sums=("history",),
+         adaptive=True),
+    Rule("adam", adam_step, adam_rate, ("mean", "var"), ("beta1", "beta2", "epsilon"), _ref.adam_rule, adaptive=True),
+    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule, sums=("z", "n"), adaptive=True),
 )}
 
 

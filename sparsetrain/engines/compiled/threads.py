@@ -269,10 +269,12 @@ class ThreadTeam:
             self._fold_dense(arrays, mine, start, rule)
 
     # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
-    def _head(self, one_sample, batches, model, update) -> int:
+    def _head(self, one_sample, batches, model, update, rule) -> int:
         """Hogwild: how many of the weight's first rows each thread trains on its own copy (0: none);
-        ``one_sample``: whether the block runs the batch-1 loop (the one that reads them)."""
-        if self.deterministic or not update.train or not one_sample:
+        ``one_sample``: whether the block runs the batch-1 loop (the one that reads them). Only for an
+        adaptive rule (``Rule.adaptive``): two pieces' changes of a hot row, each trained from the same
+        stale copy and both added, overshoot under plain SGD."""
+        if self.deterministic or not update.train or not one_sample or not rule.adaptive:
             return 0
         lo = int(batches.batch_ptr[0])
         return head_rows(batches.indices[0], batches.indptr[0], batches.order, lo,
@@ -284,7 +286,7 @@ class ThreadTeam:
         and the head rows (:data:`HEAD_ROWS`) on the thread's own copy, added to the shared ones after."""
         groups = []
         loop, one_sample = kernel.select(batches, model, update, metrics, scratch, pred)  # once per block
-        head = self._head(one_sample, batches, model, update)
+        head = self._head(one_sample, batches, model, update, rule)
         if self.deterministic:
             groups = [_Group(rule, (model.weights[t], model.states1[t], model.states2[t]), batches.indices[t],
                              batches.indptr[t]) for t in range(len(model.weights))]
