@@ -16,6 +16,7 @@ import queue
 import threading
 
 import numpy as np
+from numba import njit
 
 from ..io.base import DataBatch
 from ..ndarray import INDEX_DTYPE, CSRNDArray, NDArray
@@ -35,7 +36,7 @@ MIN_TOUCHES = 256
 SATURATED_BELOW = 0.99
 
 __all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
-           "needs", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
+           "needs", "RowCounter", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
@@ -248,12 +249,66 @@ def in_order(items):
         yield block, need
 
 
-def needs(block, keys: dict, sources: dict) -> Needs:
+@njit(cache=True, nogil=True)
+def _count_rows(first, second, counts, seen, min_touches):
+    """The sorted distinct values of ``first`` and ``second`` (a block's halves' column ids) and the positions
+    among them of those at least ``min_touches`` times in each half: ``(rows, measured)``. ``counts`` (int32,
+    ``(n, 2)``) and ``seen`` (uint8, ``n``): all 0, left all 0 — the caller keeps them for the next block, so a
+    block costs its entries and a byte-scan of ``seen``, not fresh ``n``-long arrays."""
+    distinct = 0
+    for p in range(first.shape[0]):
+        c = first[p]
+        counts[c, 0] += 1
+        if seen[c] == 0:
+            seen[c] = 1
+            distinct += 1
+    for p in range(second.shape[0]):
+        c = second[p]
+        counts[c, 1] += 1
+        if seen[c] == 0:
+            seen[c] = 1
+            distinct += 1
+    rows = np.empty(distinct, dtype=np.int64)
+    keep = np.empty(distinct, dtype=np.int64)
+    k = 0
+    m = 0
+    for c in range(seen.shape[0]):
+        if seen[c]:
+            rows[k] = c
+            if min(counts[c, 0], counts[c, 1]) >= min_touches:
+                keep[m] = k
+                m += 1
+            seen[c] = 0
+            counts[c, 0] = 0
+            counts[c, 1] = 0
+            k += 1
+            if k == distinct:
+                break
+    return rows, keep[:m].copy()
+
+
+class RowCounter:
+    """Scratch for :func:`needs`, one per thread that computes blocks' needs (the ``n``-long count arrays of a
+    row-sparse weight, reused from block to block)."""
+
+    def __init__(self):
+        self._scratch: dict = {}
+
+    def count(self, first: np.ndarray, second: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        scratch = self._scratch.get(num_rows)
+        if scratch is None:
+            scratch = self._scratch[num_rows] = (np.zeros((num_rows, 2), np.int32), np.zeros(num_rows, np.uint8))
+        return _count_rows(first, second, scratch[0], scratch[1], MIN_TOUCHES)
+
+
+def needs(block, keys: dict, sources: dict, counter: RowCounter | None = None) -> Needs:
     """The rows of each row-sparse weight a block touches and those it measures (:class:`Needs`).
 
     ``keys``: ``{key: (name, shape, row_sparse)}``; ``sources``: ``{weight name: csr input name}``
     for the row-sparse weights that are reached through ``dot(csr, weight)`` (their gradient lives
-    on the batch's columns). Any other row-sparse weight is pulled whole, dense ones always are."""
+    on the batch's columns). Any other row-sparse weight is pulled whole, dense ones always are.
+    ``counter``: the scratch of the thread's earlier calls (a new one otherwise)."""
+    counter = counter or RowCounter()
     first, second = halves(block)
     rows, measured = {}, {}
     for key, (name, shape, sparse) in keys.items():
@@ -261,13 +316,18 @@ def needs(block, keys: dict, sources: dict) -> Needs:
         if source is None:
             rows[key] = measured[key] = None
             continue
-        # counts per row: O(nnz + rows), not a sort of the block's nnz
-        counts = [np.bincount(np.concatenate([seg.columns(source) for seg in half]) if half else
-                              np.zeros(0, dtype=INDEX_DTYPE), minlength=shape[0]) for half in (first, second)]
-        r = np.flatnonzero(counts[0] + counts[1]).astype(INDEX_DTYPE, copy=False)
-        rows[key] = r
-        measured[key] = np.flatnonzero(np.minimum(counts[0][r], counts[1][r]) >= MIN_TOUCHES)
+        cols = [_concat([seg.columns(source) for seg in half]) for half in (first, second)]
+        if cols[0].dtype != cols[1].dtype:  # an empty half
+            cols = [c.astype(INDEX_DTYPE, copy=False) for c in cols]
+        r, measured[key] = counter.count(cols[0], cols[1], shape[0])
+        rows[key] = r.astype(INDEX_DTYPE, copy=False)
     return Needs(rows, measured)
+
+
+def _concat(arrays: list) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=INDEX_DTYPE)
 
 
 def saturation(start: np.ndarray, mid: np.ndarray, end: np.ndarray) -> np.ndarray:
