@@ -115,7 +115,8 @@ class Worker:
         if self._kept is not None:
             return iter(self._kept)
         self.iter.reset()
-        cut = blk.in_order((b, blk.needs(b, self.keys, self.sources))
+        counter = blk.RowCounter()  # this pass's thread's scratch
+        cut = blk.in_order((b, blk.needs(b, self.keys, self.sources, counter))
                            for b in map(blk.join, blk.blocks(self.iter.epoch_pieces(), self.sync_every)))
         if self.data_mode != "memory":
             return blk.ahead(cut)
