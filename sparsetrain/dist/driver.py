@@ -117,8 +117,18 @@ class _Cluster:
         self.ray = ray
         self.workers = []
         self._asked = None  # (epoch, progress requests in flight): see samples_done
+        if actor_cpus:  # on a cluster each worker reserves a CPU: too few would leave workers waiting forever
+            have = ray.cluster_resources().get("CPU", 0)
+            if have < workers * actor_cpus:
+                raise SparseTrainError(f"--workers {workers}: the Ray cluster has {have:g} CPUs and each worker "
+                                       "needs one; use fewer workers or add nodes")
         self.servers = start_servers(servers, workers, mode, cpus=0)
         try:  # a failure while starting leaves no actor behind
+            # the workers' processes start (and load their part's first chunk) while the servers take the values
+            cls = ray.remote(Worker)
+            self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
+                cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
+            self.what = [f"worker {r}" for r in range(workers)]
             self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
             opt = make_optimizer(cfg, sync_workers=workers if mode == "dist_sync" else 1)
             try:
@@ -128,15 +138,6 @@ class _Cluster:
                     self.kv.set_states(opt_states or {}, opt_progress)
             except ServerDied as e:
                 raise ActorFailure(str(e)) from None
-            if actor_cpus:  # on a cluster each worker reserves a CPU: too few would leave workers waiting forever
-                have = ray.cluster_resources().get("CPU", 0)
-                if have < workers * actor_cpus:
-                    raise SparseTrainError(f"--workers {workers}: the Ray cluster has {have:g} CPUs and each worker "
-                                           "needs one; use fewer workers or add nodes")
-            cls = ray.remote(Worker)
-            self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
-                cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
-            self.what = [f"worker {r}" for r in range(workers)]
             self.info = _wait_all([w.ping.remote() for w in self.workers], self.what, deadline=START_SECONDS)
         except BaseException:
             self.close()
