@@ -360,6 +360,7 @@ def scaling_text(results: list[dict], meta: dict) -> str:
     for what, value, met in targets(results, meta.get("cost_model", {}).get("check")):
         mark = "—" if met is None else ("met" if met else "missed")
         parts.append(f"{what}: {value}, {mark}.")
+    parts += cpu_budget(results, meta["cores"])
     one = next((r for r in dist if r["kvstore"] == "dist_async" and r["workers"] == 1 and r.get("blocks")), None)
     if one and one.get("blocks"):
         comm = one["wait_seconds"] / one["worker_seconds"] if one.get("worker_seconds") else None
@@ -369,6 +370,37 @@ def scaling_text(results: list[dict], meta: dict) -> str:
     parts.append(f"The {meta['cores']} cores here are shared by the workers, the servers, the driver and Ray's own "
                  "processes (load average at the start: " + meta["load"] + ").")
     return " ".join(parts)
+
+
+def _cpu(r: dict) -> tuple[float, str] | None:
+    """CPU seconds of a distributed run's timed epoch (workers, servers, Ray's daemons with the driver) and how."""
+    keys = ("worker_cpu_seconds", "server_cpu_seconds", "ray_cpu_seconds")
+    if any(r.get(k) is None for k in keys):
+        return None
+    w, s, d = (r[k] for k in keys)
+    return w + s + d, f"workers {w:.2f}, servers {s:.2f}, Ray's daemons and the driver {d:.2f}"
+
+
+def cpu_budget(results: list[dict], cores: int) -> list[str]:
+    """Per data mode: how busy the 1-worker ``dist_async`` epoch kept the cores, and the most that 2 workers could
+    gain over it with the CPU their own epoch took: ``cores x t1 / cpu2`` (both cores busy all of the 2-worker
+    epoch), against the measured ratio."""
+    out = []
+    for cache, what in (("memory", "in memory"), ("stream", "streamed")):
+        one, two = (_get(results, dist_name("dist_async", w, cache)) for w in (1, 2))
+        if not one or not two or _cpu(one) is None or _cpu(two) is None:
+            continue
+        (c1, how1), (c2, how2) = _cpu(one), _cpu(two)
+        t1, t2 = one["epoch_seconds"], two["epoch_seconds"]
+        # the 2-worker epoch holds half the rows of each worker's part: per sample, as one worker's
+        per = two["samples"] / max(1, one["samples"])
+        out.append(f"CPU budget, dist_async, parts {what}: 1 worker's epoch took {c1:.2f} CPU s ({how1}) in "
+                   f"{t1:.3f} s, {c1 / t1:.2f} of the {cores} cores; 2 workers' took {c2:.2f} CPU s ({how2}) "
+                   f"in {t2:.3f} s: with all {cores} cores busy throughout, that CPU takes at least "
+                   f"{c2 / cores:.3f} s, about {cores * t1 * per / c2:.2f}x the 1 worker at most (measured "
+                   f"{two['samples_per_s'] / one['samples_per_s']:.2f}x; the CPU window also holds the driver "
+                   "gathering the parameters after the epoch, so the bound is approximate).")
+    return out
 
 
 def cluster_text(results: list[dict]) -> str:
