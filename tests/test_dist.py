@@ -367,15 +367,18 @@ def test_resume_a_distributed_run_continues_exactly_from_its_checkpoint(tmp_path
     assert resumed.history[-1]["mse"] == pytest.approx(clean.history[-1]["mse"], rel=1e-6)
 
 
-def test_a_distributed_run_can_be_continued_on_one_machine(tmp_path):
+def test_a_distributed_run_can_be_continued_on_one_machine(sync_run, tmp_path):
+    import shutil
+
     from sparsetrain.trainer import train
 
-    first = load_config(LINREG, SYNC[:-2] + ["train.epochs=1", SYNC[-1]])
-    train_distributed(first, output_dir=str(tmp_path), workers=2, servers=2)
-    local = load_config(LINREG, ["data.batch_size=10", "train.epochs=2", "optimizer.learning_rate=0.5"])
-    result = train(local, output_dir=str(tmp_path), resume=True)
-    assert result.resumed_from == 1 and [r["epoch"] for r in result.history] == [0, 1]
-    assert result.history[1]["mse"] < result.history[0]["mse"]
+    _, dist = sync_run
+    run = tmp_path / "run"
+    shutil.copytree(dist.output_dir, run)  # the module's 2-epoch dist_sync run, continued here
+    local = load_config(LINREG, ["data.batch_size=10", "train.epochs=3", "optimizer.learning_rate=0.5"])
+    result = train(local, output_dir=str(run), resume=True)
+    assert result.resumed_from == 2 and [r["epoch"] for r in result.history] == [0, 1, 2]
+    assert result.history[2]["mse"] < result.history[1]["mse"]
 
 
 def test_non_finite_loss_on_a_worker_stops_the_run(tmp_path):
