@@ -382,24 +382,22 @@ def _cpu(r: dict) -> tuple[float, str] | None:
 
 
 def cpu_budget(results: list[dict], cores: int) -> list[str]:
-    """Per data mode: how busy the 1-worker ``dist_async`` epoch kept the cores, and the most that 2 workers could
-    gain over it with the CPU their own epoch took: ``cores x t1 / cpu2`` (both cores busy all of the 2-worker
-    epoch), against the measured ratio."""
+    """Per data mode: the CPU seconds of the 1- and 2-worker ``dist_async`` timed epochs, by process, and how many
+    of the cores each kept busy (the 2-worker run gains over the 1-worker one only as far as the 1-worker epoch
+    left cores idle and the 2-worker one does not take more CPU for the same rows)."""
     out = []
     for cache, what in (("memory", "in memory"), ("stream", "streamed")):
-        one, two = (_get(results, dist_name("dist_async", w, cache)) for w in (1, 2))
-        if not one or not two or _cpu(one) is None or _cpu(two) is None:
+        runs = [_get(results, dist_name("dist_async", w, cache)) for w in (1, 2)]
+        if not all(runs) or any(_cpu(r) is None for r in runs):
             continue
-        (c1, how1), (c2, how2) = _cpu(one), _cpu(two)
-        t1, t2 = one["epoch_seconds"], two["epoch_seconds"]
-        # the 2-worker epoch holds half the rows of each worker's part: per sample, as one worker's
-        per = two["samples"] / max(1, one["samples"])
-        out.append(f"CPU budget, dist_async, parts {what}: 1 worker's epoch took {c1:.2f} CPU s ({how1}) in "
-                   f"{t1:.3f} s, {c1 / t1:.2f} of the {cores} cores; 2 workers' took {c2:.2f} CPU s ({how2}) "
-                   f"in {t2:.3f} s: with all {cores} cores busy throughout, that CPU takes at least "
-                   f"{c2 / cores:.3f} s, about {cores * t1 * per / c2:.2f}x the 1 worker at most (measured "
-                   f"{two['samples_per_s'] / one['samples_per_s']:.2f}x; the CPU window also holds the driver "
-                   "gathering the parameters after the epoch, so the bound is approximate).")
+        said = []
+        for label, r in zip(("1 worker", "2 workers"), runs):
+            c, how = _cpu(r)
+            said.append(f"{label} {c:.2f} CPU s ({how}) in {r['epoch_seconds']:.3f} s, "
+                        f"{c / r['epoch_seconds']:.2f} of the {cores} cores")
+        out.append(f"CPU of the dist_async epoch, parts {what}: " + "; ".join(said) + " (Ray's daemons and the driver "
+                   "are counted until the epoch's record, the parameters' gathering included, so a busy epoch can "
+                   "show more than the cores).")
     return out
 
 
