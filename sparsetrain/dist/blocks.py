@@ -36,7 +36,8 @@ MIN_TOUCHES = 256
 SATURATED_BELOW = 0.99
 
 __all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
-           "needs", "RowCounter", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select", "with_changes", "join"]
+           "needs", "RowCounter", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select",
+           "with_changes", "join"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:

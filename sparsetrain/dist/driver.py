@@ -124,7 +124,7 @@ class _Cluster:
                                        "needs one; use fewer workers or add nodes")
         self.servers = start_servers(servers, workers, mode, cpus=0)
         try:  # a failure while starting leaves no actor behind
-            # the workers' processes start (and load their part's first chunk) while the servers take the values
+            # the workers' processes start while the servers take the values
             cls = ray.remote(Worker)
             self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
                 cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
