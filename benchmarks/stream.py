@@ -16,6 +16,11 @@ in-memory (target ≥ 0.9) with the machine's load, each epoch's CPU seconds (al
 seconds other processes used meanwhile (a streamed epoch needs both cores).
 A fourth, interleaved variant streams with the parser threads on every core while a piece trains
 (``io/pipeline.py``'s ``CORE_SHARE`` off): what leaving the training thread a core of its own gives.
+Where a streamed epoch's time goes (Linux, ``/proc/self/task/*/schedstat``; median over the epochs): the
+training thread on a core, waiting for one (run queue) and asleep (waiting for parsed pieces); the
+parser threads on a core and waiting for one; the rest of the process's CPU (the piece builder); and
+the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
+in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
 
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
@@ -34,6 +39,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -79,6 +85,41 @@ def _epoch(mod, it, waits: list | None = None) -> tuple[float, int, str]:
     return stats.seconds, stats.samples, mod.engine_choice[1]
 
 
+def _schedstat() -> dict:
+    """{thread id: (seconds on a core, seconds waiting in the run queue)} of this process's threads
+    (Linux; empty elsewhere)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                run, wait, _ = f.read().split()
+        except (OSError, ValueError):
+            continue
+        out[tid] = (int(run) / 1e9, int(wait) / 1e9)
+    return out
+
+
+def _where(before: dict, after: dict, wall: float, cpu: float, machine_busy, cores: int) -> dict:
+    """One streamed epoch's time by thread (see the module's doc); ``machine_busy``: the machine's busy
+    CPU seconds meanwhile, or None."""
+    main = str(threading.get_native_id())
+    if main not in before or main not in after:
+        return {}
+    d = {tid: (after[tid][0] - r, after[tid][1] - w) for tid, (r, w) in before.items() if tid in after}
+    run, wait = d.pop(main)
+    parsers = [v for v in d.values() if v[0] > 0.001]
+    out = {"trainer on a core": run, "trainer in the run queue": wait, "trainer asleep": wall - run - wait,
+           "parsers on a core": sum(v[0] for v in parsers), "parsers in the run queue": sum(v[1] for v in parsers),
+           "rest of the process": cpu - run - sum(v[0] for v in parsers)}
+    if machine_busy is not None:
+        out["idle core-seconds"] = max(0.0, cores * wall - machine_busy)
+    return out
+
+
 def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
     """Best CPU seconds of reading the file through the streaming reader (printed with MB/s)."""
     import sparsetrain as st
@@ -104,11 +145,14 @@ def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
 
 def speed(args) -> None:
     import sparsetrain as st
+    from sparsetrain.io import pipeline
     from sparsetrain.io.pipeline import CORE_SHARE
 
     from .threads import cpu_clock, foreign_seconds
 
     path = args.file or _file(args.rows, args.features)
+    if args.ahead is not None:
+        pipeline.AHEAD = args.ahead
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
     print(f"file {path}: {os.path.getsize(path) / 2**20:.0f} MiB, {X.shape[0]} rows; load {os.getloadavg()}")
     os.environ.setdefault("SPARSETRAIN_CACHE_DIR", os.path.join(WORK, "cache"))
@@ -143,13 +187,19 @@ def speed(args) -> None:
         reasons = {}
         cores_counted = CORE_SHARE.cores
         foreign = {name: [] for name in iters}
+        where: dict = {}
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
                 CORE_SHARE.cores = 1 << 20 if name == "every core" else cores_counted
-                c0, start = time.process_time(), cpu_clock()
+                c0, start, threads0, w0 = time.process_time(), cpu_clock(), _schedstat(), time.perf_counter()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
+                wall, threads1, end = time.perf_counter() - w0, _schedstat(), cpu_clock()
                 cpu[name].append(time.process_time() - c0)
                 foreign[name].append(foreign_seconds(start))
+                if name == "stream":
+                    busy = None if start is None else end[0] - start[0]
+                    for k, v in _where(threads0, threads1, wall, cpu[name][-1], busy, cores).items():
+                        where.setdefault(k, []).append(v)
                 times[name].append(samples / seconds)
         CORE_SHARE.cores = cores_counted
         m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "every core"))
@@ -167,6 +217,9 @@ def speed(args) -> None:
         if foreign["stream"][0] is not None:
             print("            other processes' CPU s per epoch (median, max): " + ", ".join(
                 f"{name} {np.median(f):.2f} {max(f):.2f}" for name, f in foreign.items()))
+        if where:
+            print("            where a streamed epoch's time went (s, median): " + ", ".join(
+                f"{k} {np.median(v):.3f}" for k, v in where.items()))
         print(f"            streamed engine: {reasons['stream']}")
 
 
@@ -218,6 +271,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
     p.add_argument("--workers", type=int, help="parser threads (default: LibSVMIter's, one per core)")
+    p.add_argument("--ahead", type=int, help="chunks in flight beyond one per parser thread (io/pipeline.py's AHEAD)")
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])

@@ -232,6 +232,10 @@ class ChunkJob:
         self.indptr = indptr
 
 
+#: Chunks in flight beyond one per worker (each: its bytes and its parsed arrays, a few MiB).
+AHEAD = 1
+
+
 def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Callable[[ChunkJob], ChunkJob],
                  workers: int, make_job: Callable[..., ChunkJob] = ChunkJob) -> Iterator[ChunkJob]:
     """Parsed jobs of the lines in ``[begin, end)`` in file order, ``lines_before`` set from the
@@ -239,8 +243,9 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     thread (in file order), ``run(job)`` parses it on a worker thread. An error of the source
     (corrupt compressed data, a line too long) is raised after the jobs before it."""
     pool = executor(workers)
-    # a chunk is done with once the consumer asks past it: in flight are at most workers + 1 more
-    chunks = source.chunks(begin, end_hint, release_after=workers + 3)
+    ahead = workers + AHEAD  # chunks in flight (submitted, parsing or parsed) beyond the one handed out
+    # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more
+    chunks = source.chunks(begin, end_hint, release_after=ahead + 2)
     pending: collections.deque = collections.deque()
     lines_before = 0
     source_error = None
@@ -248,7 +253,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     try:
         exhausted = False
         while True:
-            while not exhausted and len(pending) <= workers:
+            while not exhausted and len(pending) < ahead:
                 try:
                     buf, offset = next(chunks)
                 except StopIteration:
