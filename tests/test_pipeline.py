@@ -151,3 +151,32 @@ def test_parses_leave_the_training_threads_their_cores():
         with share.training(2):  # no core left: one parse still runs
             assert most_at_once(2) == 1
     assert most_at_once(1) == 1
+
+
+def test_a_consumer_that_stops_early_returns_only_after_every_running_parse(tmp_path):
+    """A reader closed early (a bad line in the first chunk, an interrupted epoch) waits for the parse
+    jobs already running: none may read a memory-mapped chunk after the caller has returned (the file
+    may be rewritten or truncated by then, and reading its pages would kill the process: SIGBUS)."""
+    import threading
+    import time
+
+    from sparsetrain.io.chunks import ChunkSource
+    from sparsetrain.io.pipeline import ChunkJob, parse_chunks
+
+    path = tmp_path / "x.libsvm"
+    path.write_bytes(b"1 1:1\n" * 400)
+    lock = threading.Lock()
+    running = [0]
+
+    def run(job):
+        with lock:
+            running[0] += 1
+        time.sleep(0.05 if job.offset else 0.0)  # the later chunks are still parsing when the first is consumed
+        with lock:
+            running[0] -= 1
+        return job
+
+    jobs = parse_chunks(ChunkSource(str(path), 300), 0, None, run, 2, lambda buf, offset, first: ChunkJob(buf, offset))
+    assert next(jobs).offset == 0
+    jobs.close()
+    assert running[0] == 0

@@ -27,7 +27,7 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .chunks import ChunkSource
-from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks, room
+from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks, room, settle
 
 __all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
 
@@ -373,11 +373,14 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
         futures = [pool.submit(_run_kernel, job, settings) for job in jobs]
         metas = []
         boundary_seen = False
-        for fut in futures:
-            job = fut.result()
-            _check(job, ctx, settings)
-            metas.append(_meta(job, ctx, want_boundary=not boundary_seen))
-            boundary_seen = boundary_seen or metas[-1].boundary is not None
+        try:
+            for fut in futures:
+                job = fut.result()
+                _check(job, ctx, settings)
+                metas.append(_meta(job, ctx, want_boundary=not boundary_seen))
+                boundary_seen = boundary_seen or metas[-1].boundary is not None
+        finally:  # an error: the later chunks' jobs must not read the file after we return
+            settle(futures)
         rows = sum(j.rows for j in jobs)
         nnz = sum(j.nnz for j in jobs)
         if rows == 0:

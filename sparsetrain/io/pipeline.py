@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -29,7 +29,7 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "room", "training"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "room", "settle", "training"]
 
 
 def default_workers() -> int:
@@ -53,6 +53,15 @@ def executor(workers: int) -> ThreadPoolExecutor:
             _POOL_SIZE = workers
             _POOL_PID = os.getpid()
         return _POOL
+
+
+def settle(futures) -> None:
+    """Cancel the parse jobs of ``futures`` not started yet and wait for the running ones: a job
+    must not outlive its caller's bytes (a memory-mapped chunk whose file may be rewritten or
+    truncated once the caller has returned, which a reader of its pages would die of: SIGBUS)."""
+    for fut in futures:
+        fut.cancel()
+    wait(futures)
 
 
 class _CoreShare:
@@ -274,6 +283,5 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
             yield job
             lines_before += job.lines
     finally:
-        for fut in pending:
-            fut.cancel()
+        settle(pending)
         chunks.close()
