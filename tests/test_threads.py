@@ -409,3 +409,24 @@ def test_the_loop_is_chosen_once_per_block(monkeypatch):
     monkeypatch.setattr(kernels.EpochKernel, "one_sample", staticmethod(lambda *a: calls.append(1) or real(*a)))
     _, _, stats, _ = _train("linear", "adagrad", 1, threads=2, epochs=1)
     assert stats[0].samples == ROWS and len(calls) == 1  # 6,000 rows: one block, cut into 11 pieces
+
+
+def test_a_dense_parameter_gets_the_mean_of_concurrent_changes_under_plain_sgd():
+    """Two pieces that trained the bias from the same start: under plain SGD the shared bias gets the
+    mean of their changes (each converged within its piece: the sum lands past the optimum), under an
+    adaptive rule the sum; a summed state (AdaGrad's history) always the sum."""
+    from sparsetrain.engines.compiled.threads import ThreadTeam
+    from sparsetrain.kernels.optim import RULES
+
+    team = ThreadTeam(2)
+    try:
+        for rule, want in ((RULES["sgd"], 1.0), (RULES["adagrad"], 2.0)):
+            shared = (np.zeros(1), np.zeros(1 if rule.states else 0), np.zeros(0))
+            start = tuple(a.copy() for a in shared)
+            for _ in range(2):  # two threads' pieces, both from `start`
+                team._fold_dense(shared, tuple(a + 1.0 for a in start), start, rule)
+            assert shared[0][0] == want
+            if rule.states:
+                assert shared[1][0] == 2.0
+    finally:
+        team.close()
