@@ -110,8 +110,11 @@ def test_two_threads_reach_the_loss_of_one(model, opt, batch_size, deterministic
     _, two, stats2, _ = _train(model, opt, batch_size, threads=2, deterministic=deterministic, epochs=3)
     loss1, loss2 = one.get()[1], two.get()[1]
     assert np.isfinite(loss2)
-    # Hogwild loses an update now and then; deterministic merges rounds of private rows (README)
-    assert abs(loss2 - loss1) <= (0.10 if deterministic else 0.05) * loss1, (loss1, loss2)
+    # Hogwild loses an update now and then; deterministic merges rounds of private rows (README): under
+    # plain SGD a row both shares touched gets the mean of their changes, and on this small data (one
+    # round, nearly every row in both shares) that is about half the step for most rows
+    tolerance = 0.05 if not deterministic else 0.20 if opt == "sgd" else 0.10
+    assert abs(loss2 - loss1) <= tolerance * loss1, (loss1, loss2)
     # samples and metric instances counted once, whatever the threads
     assert [s.samples for s in stats2] == [s.samples for s in stats1] == [ROWS] * 3
     assert two.num_inst == one.num_inst
@@ -430,3 +433,18 @@ def test_a_dense_parameter_gets_the_mean_of_concurrent_changes_under_plain_sgd()
                 assert shared[1][0] == 2.0
     finally:
         team.close()
+
+
+def test_deterministic_merges_a_weight_by_the_mean_of_its_changes_under_plain_sgd():
+    """Rows several shares touched: under plain SGD the weight gets the mean of the shares' changes (a
+    hot row converges within a share at SGD's fixed step, and the sum of two shares' changes lands it
+    past its optimum: the 500k-row regression at batch 1 ended at mse 51 against one thread's 0.79),
+    under an adaptive rule their sum; a summed state the sum, a running average the mean."""
+    from sparsetrain.engines.compiled.threads import _Group
+    from sparsetrain.kernels.optim import RULES
+
+    w, one, none = np.zeros((4, 1)), np.zeros((4, 1)), np.zeros(0)
+    assert _Group(RULES["sgd"], (w, none, none)).means == [True]
+    assert _Group(RULES["sgd_mom"], (w, one, none)).means == [True, True]
+    assert _Group(RULES["adagrad"], (w, one, none)).means == [False, False]
+    assert _Group(RULES["adam"], (w, one, one)).means == [False, True, True]

@@ -5,10 +5,11 @@ A parameter array is seen as 2-D ``(rows, width)``. Each thread trains its share
 batches — thread 0 in place, the others on their own copy of the rows their share touches (the
 columns stored in its CSR rows; every row of a dense parameter). Afterwards a row one thread
 touched is exactly as that thread left it (copied back, no arithmetic), and a row several threads
-touched becomes ``old + the sum of their changes`` — for a weight and for a state that adds a term
-per update (AdaGrad's history, FTRL's ``z``/``n``: every thread's updates land, as one thread would
-have applied them) — or ``old + the mean of their changes`` for a running average (momentum,
-Adam's moments: an average of the threads' averages). The changes are added in thread order in
+touched becomes ``old + the sum of their changes`` — for a weight under an adaptive rule and for a
+state that adds a term per update (AdaGrad's history, FTRL's ``z``/``n``: every thread's updates
+land, as one thread would have applied them) — or ``old + the mean of their changes`` for a running
+average (momentum, Adam's moments: an average of the threads' averages) and for a weight under plain
+SGD (``threads._Group.means``). The changes are added in thread order in
 float64: the same result on every run. :func:`merge_reference` is the plain-numpy version the
 tests compare against.
 """

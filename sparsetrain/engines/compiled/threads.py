@@ -16,8 +16,8 @@ metric instances are counted once.
   round into ``N`` fixed shares, each trained from the round's parameters: thread 0 in place,
   thread ``j > 0`` on a private copy of the rows its share touches. After the round a row one
   share touched is copied back as that share left it; a row several shares touched gets the sum
-  of their changes (a weight, a state the rule sums: ``Rule.sums``) or their mean (a running
-  average), added in thread order (:mod:`.thread_kernels`): the same parameters on every run for
+  of their changes (a weight under an adaptive rule, a state the rule sums: ``Rule.sums``) or
+  their mean (a running average; a weight under plain SGD), added in thread order (:mod:`.thread_kernels`): the same parameters on every run for
   a given ``N``, and one thread's when the shares touch disjoint rows.
 
 One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
@@ -144,13 +144,14 @@ def _isolated(shape, dtype) -> np.ndarray:
 class _Group:
     """A weight and its optimizer states (``rule``'s; absent ones empty), as 2-D arrays, whose touched
     rows are one CSR input's columns (``indices``/``indptr``), or every row (``indices`` None).
-    ``means[a]``: array ``a``'s merged change is the threads' mean (a running average), else their sum."""
+    ``means[a]``: array ``a``'s merged change is the threads' mean (a running average; the weight under
+    a rule that is not ``Rule.adaptive``, as Hogwild's ``_fold_dense``), else their sum."""
 
     def __init__(self, rule, arrays, indices=None, indptr=None):
         kept = [(a, i == 0 or rule.states[i - 1] not in rule.sums) for i, a in enumerate(arrays) if a.size]
         self.arrays = [a.reshape(a.shape[0] if a.ndim > 1 else 1, -1) for a, _ in kept]
         self.originals = [a for a, _ in kept]
-        self.means = [i > 0 and mean for i, (_, mean) in enumerate(kept)]
+        self.means = [mean if i > 0 else not rule.adaptive for i, (_, mean) in enumerate(kept)]
         self.indices, self.indptr = indices, indptr
 
 
