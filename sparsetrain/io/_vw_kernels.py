@@ -116,12 +116,16 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     """Parse the lines of ``buf`` (np.uint8 ending with a newline). cross_names/cross_offs: the
     crossed namespaces' names (bytes, offsets); cross_a/cross_b: pairs of their indices.
     data/indices: room for entries (E_ROOM when they do not suffice: ``info[I_ROOM]`` is the
-    room needed so far); row_ends (``indptr[1:]``), labels, weights: room for the rows."""
+    room needed so far); row_ends (``indptr[1:]``), labels, weights: room for the rows.
+
+    Arrays are indexed by unsigned ints (``u(i)``), as in the CSV kernel: numba adds a wrap-around
+    check to every index of a signed int; every index here is >= 0."""
+    u = np.uint64
     n = len(buf)
     info = np.zeros(N_INFO, np.int64)
     if n == 0:
         return info
-    if buf[n - 1] != 10:
+    if buf[u(n - 1)] != 10:
         info[I_ERR] = E_NO_NEWLINE
         return info
     mask = (np.int64(1) << hash_bits) - 1
@@ -146,20 +150,20 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     while p < n:
         line_start = p
         e = p
-        while buf[e] != 10:
+        while buf[u(e)] != 10:
             e += 1
         if e - line_start > max_line:
             record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
             return info
         q = p
-        while q < e and is_space(buf[q]):
+        while q < e and is_space(buf[u(q)]):
             q += 1
         if q == e:
             lines += 1
             p = e + 1
             continue
         bar = q
-        while bar < e and buf[bar] != 124:
+        while bar < e and buf[u(bar)] != 124:
             bar += 1
         if bar == e:
             record_error(info, E_NO_BAR, line_start, e, 0, rows, slow)
@@ -171,12 +175,12 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         weight = 1.0
         t = q
         while t < bar:
-            while t < bar and is_space(buf[t]):
+            while t < bar and is_space(buf[u(t)]):
                 t += 1
             if t >= bar:
                 break
             ts = t
-            while t < bar and not is_space(buf[t]):
+            while t < bar and not is_space(buf[u(t)]):
                 t += 1
             if ntok == 0:
                 v, st = _number(buf, ts, t, value_limit)
@@ -189,7 +193,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 slow += st == 1
                 label = v
             elif ntok == 1:
-                if buf[ts] == 39:
+                if buf[u(ts)] == 39:
                     tagged = True
                 else:
                     v, st = _number(buf, ts, t, value_limit)
@@ -220,18 +224,18 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
         nsid = -1
         nh, nc0, nn, nl = mm_start(_SEED)  # the hash state after the namespace's ``ns^``
         while t < e:
-            c = buf[t]
+            c = buf[u(t)]
             if c == 124:  # a namespace
                 t += 1
                 ns_s = t
-                while t < e and not is_space(buf[t]) and buf[t] != 58 and buf[t] != 124:
+                while t < e and not is_space(buf[u(t)]) and buf[u(t)] != 58 and buf[u(t)] != 124:
                     t += 1
                 ns_e = t
                 scale = 1.0
-                if t < e and buf[t] == 58:
+                if t < e and buf[u(t)] == 58:
                     t += 1
                     ss = t
-                    while t < e and not is_space(buf[t]) and buf[t] != 124:
+                    while t < e and not is_space(buf[u(t)]) and buf[u(t)] != 124:
                         t += 1
                     v, st = _number(buf, ss, t, value_limit)
                     if st == 2:
@@ -251,7 +255,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             fs = t
             colon = -1
             while t < e:
-                k = _CLASS[buf[t]]
+                k = _CLASS[buf[u(t)]]
                 if k == _ENDS:  # whitespace or '|'
                     break
                 if k == _COLON and colon < 0:
@@ -272,14 +276,14 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             v *= scale
             if v == 0.0 or nm_e == fs:
                 continue
-            f_ns_s[nf] = ns_s
-            f_ns_e[nf] = ns_e
-            f_nm_s[nf] = fs
-            f_nm_e[nf] = nm_e
-            f_val[nf] = v
-            f_nsid[nf] = nsid
+            f_ns_s[u(nf)] = ns_s
+            f_ns_e[u(nf)] = ns_e
+            f_nm_s[u(nf)] = fs
+            f_nm_e[u(nf)] = nm_e
+            f_val[u(nf)] = v
+            f_nsid[u(nf)] = nsid
             h, cr, nc, ln = mm_feed_words(nh, nc0, nn, nl, buf, fs, nm_e)
-            f_id[nf] = mm_finish(h, cr, nc, ln) & mask
+            f_id[u(nf)] = mm_finish(h, cr, nc, ln) & mask
             nf += 1
         # ---- entries: features, then crosses
         count = nf
@@ -287,9 +291,9 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             na = 0
             nb = 0
             for i in range(nf):
-                na += f_nsid[i] == cross_a[k]
-                nb += f_nsid[i] == cross_b[k]
-            count += na * (na - 1) // 2 if cross_a[k] == cross_b[k] else na * nb
+                na += f_nsid[u(i)] == cross_a[u(k)]
+                nb += f_nsid[u(i)] == cross_b[u(k)]
+            count += na * (na - 1) // 2 if cross_a[u(k)] == cross_b[u(k)] else na * nb
         need += count
         if nnz + count > cap or need > cap:
             info[I_ROOM] = need
@@ -298,31 +302,31 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             return info
         row_start = nnz
         for i in range(nf):
-            indices[nnz] = f_id[i]
-            data[nnz] = f_val[i]
+            indices[u(nnz)] = f_id[u(i)]
+            data[u(nnz)] = f_val[u(i)]
             nnz += 1
         for k in range(len(cross_a)):
             for i in range(nf):
-                if f_nsid[i] != cross_a[k]:
+                if f_nsid[u(i)] != cross_a[u(k)]:
                     continue
-                h0, c0, n0, l0 = _key_state(buf, f_ns_s[i], f_ns_e[i], f_nm_s[i], f_nm_e[i])
+                h0, c0, n0, l0 = _key_state(buf, f_ns_s[u(i)], f_ns_e[u(i)], f_nm_s[u(i)], f_nm_e[u(i)])
                 h0, c0, n0, l0 = mm_feed(h0, c0, n0, l0, _CARET, 0, 1)
-                j0 = i + 1 if cross_a[k] == cross_b[k] else 0
+                j0 = i + 1 if cross_a[u(k)] == cross_b[u(k)] else 0
                 for j in range(j0, nf):
-                    if f_nsid[j] != cross_b[k]:
+                    if f_nsid[u(j)] != cross_b[u(k)]:
                         continue
                     h, cr, nc, ln = h0, c0, n0, l0
-                    if f_ns_e[j] > f_ns_s[j]:
-                        h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_ns_s[j], f_ns_e[j])
+                    if f_ns_e[u(j)] > f_ns_s[u(j)]:
+                        h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_ns_s[u(j)], f_ns_e[u(j)])
                         h, cr, nc, ln = mm_feed(h, cr, nc, ln, _CARET, 0, 1)
-                    h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_nm_s[j], f_nm_e[j])
-                    indices[nnz] = mm_finish(h, cr, nc, ln) & mask
-                    data[nnz] = f_val[i] * f_val[j]
+                    h, cr, nc, ln = mm_feed(h, cr, nc, ln, buf, f_nm_s[u(j)], f_nm_e[u(j)])
+                    indices[u(nnz)] = mm_finish(h, cr, nc, ln) & mask
+                    data[u(nnz)] = f_val[u(i)] * f_val[u(j)]
                     nnz += 1
         nnz = sort_row(indices, data, row_start, nnz, keys, vals, buckets, hash_bits, False)
-        labels[rows] = label
-        weights[rows] = weight
-        row_ends[rows] = nnz
+        labels[u(rows)] = label
+        weights[u(rows)] = weight
+        row_ends[u(rows)] = nnz
         rows += 1
         lines += 1
         p = e + 1
