@@ -251,24 +251,25 @@ def in_order(items):
 
 
 @njit(cache=True, nogil=True)
+def _count_half(cols, half, counts, seen):
+    """Count ``cols`` into ``counts[:, half]`` and mark them in ``seen``: how many were not marked before."""
+    new = 0
+    for p in range(cols.shape[0]):
+        c = cols[p]
+        counts[c, half] += 1
+        if seen[c] == 0:
+            seen[c] = 1
+            new += 1
+    return new
+
+
+@njit(cache=True, nogil=True)
 def _count_rows(first, second, counts, seen, min_touches):
     """The sorted distinct values of ``first`` and ``second`` (a block's halves' column ids) and the positions
     among them of those at least ``min_touches`` times in each half: ``(rows, measured)``. ``counts`` (int32,
     ``(n, 2)``) and ``seen`` (uint8, ``n``): all 0, left all 0 — the caller keeps them for the next block, so a
     block costs its entries and a byte-scan of ``seen``, not fresh ``n``-long arrays."""
-    distinct = 0
-    for p in range(first.shape[0]):
-        c = first[p]
-        counts[c, 0] += 1
-        if seen[c] == 0:
-            seen[c] = 1
-            distinct += 1
-    for p in range(second.shape[0]):
-        c = second[p]
-        counts[c, 1] += 1
-        if seen[c] == 0:
-            seen[c] = 1
-            distinct += 1
+    distinct = _count_half(first, 0, counts, seen) + _count_half(second, 1, counts, seen)
     rows = np.empty(distinct, dtype=np.int64)
     keep = np.empty(distinct, dtype=np.int64)
     k = 0
