@@ -422,6 +422,7 @@ def test_a_dense_parameter_gets_the_mean_of_concurrent_changes_under_plain_sgd()
     from sparsetrain.kernels.optim import RULES
 
     team = ThreadTeam(2)
+    team._width = 2  # as _execute sets it for a block whose pieces both threads train
     try:
         for rule, want in ((RULES["sgd"], 1.0), (RULES["adagrad"], 2.0)):
             shared = (np.zeros(1), np.zeros(1 if rule.states else 0), np.zeros(0))
@@ -448,3 +449,19 @@ def test_deterministic_merges_a_weight_by_the_mean_of_its_changes_under_plain_sg
     assert _Group(RULES["sgd_mom"], (w, one, none)).means == [True, True]
     assert _Group(RULES["adagrad"], (w, one, none)).means == [False, False]
     assert _Group(RULES["adam"], (w, one, one)).means == [False, True, True]
+
+
+@pytest.mark.parametrize("model,opt,batch_size", [("linear", "sgd", 1), ("fm", "sgd", 8)])
+def test_a_block_too_small_to_share_trains_as_one_thread(model, opt, batch_size):
+    """A block of fewer than 2 x MIN_PIECE_ROWS rows runs whole on one thread: its copies of the rows
+    every sample writes get their whole change back (no other piece ran beside it to average with)."""
+    from sparsetrain.engines.compiled.threads import MIN_PIECE_ROWS
+
+    x, y = _data()
+    rows = 2 * MIN_PIECE_ROWS - 8  # whole batches of 8 too: the last batch is not padded past the limit
+    small = x.asscipy()[:rows]
+    data = (st.nd.sparse.csr_matrix((small.data, small.indices, small.indptr), shape=small.shape), y[:rows])
+    one = _train(model, opt, batch_size, data=data, shuffle=False, epochs=1)[0]
+    two = _train(model, opt, batch_size, threads=2, data=data, shuffle=False, epochs=1)[0]
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-5, atol=1e-7, err_msg=name)

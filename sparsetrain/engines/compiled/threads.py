@@ -165,6 +165,7 @@ class ThreadTeam:
         self._scratch: dict = {}  # (thread, key) -> arrays reused between calls
         self._marks: dict = {}  # parameter group -> int64 array of -1 (deterministic)
         self._fold = threading.Lock()  # Hogwild: one thread at a time adds its dense parameters' changes
+        self._width = 1  # Hogwild: the threads training the current block's pieces at once (_fold_dense)
 
     def close(self):
         self._pool.shutdown(wait=True)
@@ -224,6 +225,7 @@ class ThreadTeam:
             if not self.deterministic:
                 rows = int(batch_ptr[-1] - batch_ptr[0])
                 shares = _shares(batch_ptr, min(self.threads * PIECES_PER_THREAD, max(1, rows // MIN_PIECE_ROWS)))
+                self._width = min(self.threads, len(shares))
                 results = [call(0, *shares[0])] if len(shares) < 2 else self._pulled(shares, call)
             else:
                 shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
@@ -250,7 +252,8 @@ class ThreadTeam:
         """Add a piece's change of a dense parameter to the shared one (``arrays``): a state the rule
         sums (AdaGrad's history: every update lands) gets the change added, and so does the weight
         under an adaptive rule (``Rule.adaptive``); under plain SGD the weight gets the change over the
-        number of threads (the mean of concurrent pieces' changes, as local SGD's model averaging):
+        number of threads training the block's pieces at once (the mean of concurrent pieces' changes,
+        as local SGD's model averaging; a block run whole on one thread gets its whole change):
         a row every sample writes (the bias) converges within a piece at SGD's fixed step, and two
         pieces' changes from the same start, both added, land it past its optimum by as much as it
         was off (large-b1 regression mse +10 to +95 % over one thread, by how the threads were
@@ -261,7 +264,7 @@ class ThreadTeam:
                 if not a.size:
                     continue
                 if i == 0 and not rule.adaptive:
-                    a += (m - s) / self.threads
+                    a += (m - s) / self._width
                 elif i == 0 or rule.states[i - 1] in rule.sums:
                     a += m - s
                 else:
