@@ -237,6 +237,22 @@ class ThreadTeam:
                     return b0 + int(status), samples
         return -1, samples
 
+    # -- each thread's metric sums ------------------------------------------------------------------
+    def _metric_sums(self, sums, counts):
+        """Each thread's own metric sums and instance counts, shaped like ``sums``/``counts``, all 0."""
+        return ([self._buffer(j, "sums", sums, 0.0) for j in range(self.threads)],
+                [self._buffer(j, "insts", counts, 0.0) for j in range(self.threads)])
+
+    @staticmethod
+    def _add_metric_sums(own_sums, own_counts, sums, counts):
+        """Add the threads' sums and counts to ``sums``/``counts`` in thread order (the same result on
+        every run) and leave theirs at 0 for the next block."""
+        for s, c in zip(own_sums, own_counts):
+            sums[:] += s
+            counts[:] += c
+            s.fill(0.0)
+            c.fill(0.0)
+
     # -- Hogwild: the dense parameters (the bias) on each thread's own copy ------------------------
     def _own_dense(self, j, key, arrays):
         """Thread ``j``'s copies of a dense parameter and its states (``arrays``; empty ones stay), and
@@ -304,8 +320,7 @@ class ThreadTeam:
                              batches.indptr[t]) for t in range(len(model.weights))]
             if model.has_bias:
                 groups.append(_Group(rule, (model.bias, model.bias_s1, model.bias_s2)))
-        sums = [self._buffer(j, "sums", metrics.sums, 0.0) for j in range(self.threads)]
-        counts = [self._buffer(j, "insts", metrics.counts, 0.0) for j in range(self.threads)]
+        sums, counts = self._metric_sums(metrics.sums, metrics.counts)
 
         def call(j, b0, b1):
             mine = model
@@ -339,11 +354,7 @@ class ThreadTeam:
                             own, pred)
 
         result = self._execute(groups, batches.order, batches.batch_ptr, call)
-        for s, c in zip(sums, counts):  # in thread order: the same sums on every run
-            metrics.sums[:] += s
-            metrics.counts[:] += c
-            s.fill(0.0)
-            c.fill(0.0)
+        self._add_metric_sums(sums, counts, metrics.sums, metrics.counts)
         return result
 
     # -- generated plans (plan_runner.PlanRunner) ---------------------------------------------
@@ -359,8 +370,7 @@ class ThreadTeam:
                 arrays = [args[at[f"{p}{t}"]] for p in _TRIO]
                 sparse = args[at[f"rows{t}"]].shape[0] == 0  # a row-sparse parameter: its batch's columns
                 groups.append(_Group(rule, arrays, args[at["xi"]], args[at["xp"]]) if sparse else _Group(rule, arrays))
-        msums = [self._buffer(j, "sums", args[at["msums"]], 0.0) for j in range(self.threads)]
-        mcounts = [self._buffer(j, "insts", args[at["mcounts"]], 0.0) for j in range(self.threads)]
+        msums, mcounts = self._metric_sums(args[at["msums"]], args[at["mcounts"]])
         lrs, counts = args[at["lrs"]], args[at["counts"]]
         # Hogwild: the dense parameters (every sample writes them) on each thread's own copy
         dense = [] if self.deterministic or not args[at["train"]] else [
@@ -388,11 +398,7 @@ class ThreadTeam:
                 return fn(*mine)
 
         result = self._execute(groups, args[at["order"]], batch_ptr, call)
-        for s, c in zip(msums, mcounts):
-            args[at["msums"]][:] += s
-            args[at["mcounts"]][:] += c
-            s.fill(0.0)
-            c.fill(0.0)
+        self._add_metric_sums(msums, mcounts, args[at["msums"]], args[at["mcounts"]])
         return result
 
     # -- deterministic: private rows and the ordered merge ---------------------------------------
