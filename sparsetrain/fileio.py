@@ -5,6 +5,12 @@ directory (compressed when the name ends in ``.gz`` or ``.bz2``), which is renam
 only when the ``with`` block ends without an error; on any error it is removed. Failures are
 :class:`~sparsetrain.base.OutputError` naming the path asked for (never the temporary name):
 a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload.
+
+A symbolic link is followed (the file it names is replaced; the link stays), and a target that
+is not a regular file — a device such as ``/dev/stdout`` or ``/dev/null``, a named pipe
+(``--out >(gzip > p.gz)``) — is written in place: renaming a file over it would replace the
+device or pipe itself (as root, ``/dev/stdout`` for every process) and the output would never
+reach its reader.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import contextlib
 import errno
 import gzip
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -76,7 +83,11 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
     fsync: flush the data to the disk before the rename (durable across a power cut).
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    if _not_a_regular_file(path):
+        with _open_in_place(path, compress) as f:
+            yield f
+        return
+    directory = os.path.dirname(os.path.realpath(path))  # a link's target is replaced, not the link
     if make_dirs:
         try:
             os.makedirs(directory, exist_ok=True)
@@ -114,7 +125,7 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
             if fsync:
                 os.fsync(raw.fileno())
             raw.close()
-            os.replace(tmp, path)
+            os.replace(tmp, os.path.realpath(path))
         except OSError as e:
             with contextlib.suppress(Exception):
                 raw.close()
@@ -123,6 +134,38 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _not_a_regular_file(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)  # (follows links)
+    except OSError:
+        return False  # nothing there yet (or unreachable: the write says why)
+
+
+@contextlib.contextmanager
+def _open_in_place(path: str, compress: bool):
+    """A device, pipe or directory at ``path``, opened for writing as it is (see the module docstring)."""
+    try:
+        raw = open(path, "wb")
+        f = _compressor(raw, path, compress)
+    except OSError as e:
+        raise _output_error(e, path) from None
+    try:
+        yield _Output(f, path)
+    except BaseException:
+        for h in (f, raw):
+            with contextlib.suppress(Exception):
+                h.close()
+        raise
+    try:
+        if f is not raw:
+            f.close()
+        raw.close()
+    except OSError as e:
+        with contextlib.suppress(Exception):
+            raw.close()
+        raise _output_error(e, path) from e
 
 
 def write_atomic(path: str, payload: bytes | str) -> None:
