@@ -53,3 +53,43 @@ def test_a_symbolic_link_stays_a_link_and_its_file_gets_the_content(tmp_path):
     link.symlink_to(target)
     write_atomic(str(link), "new\n")
     assert link.is_symlink() and target.read_text() == "new\n"
+
+
+# -- a run that stops before or between its checkpoints ------------------------------------------------------
+
+FAST = ("-q", "--epochs", 2, "--set", "data.batch_size=100")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_started_again_with_overwrite(tmp_path):
+    # what a Ctrl-C or a bad line in the first epoch leaves: config.yaml, no checkpoint. --resume said
+    # "start the run without --resume", and without it: "already holds a run: continue it with --resume"
+    out = tmp_path / "r"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "config.yaml").write_text("data: {}\n")
+    res = cli("fit", LINREG, "--output", out, "--resume", *FAST)
+    assert res.exit_code == 2
+    assert "no checkpoint to resume from (its run stopped before the first one); start it again with --overwrite" \
+        in one_error_line(res.stderr)
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 2
+    line = one_error_line(res.stderr)
+    assert "stopped before its first checkpoint: start it again with --overwrite" in line and "--resume" not in line
+    assert cli("fit", LINREG, "--output", out, "--overwrite", *FAST).exit_code == 1  # trains (target missed)
+    assert (out / "checkpoint.json").exists()
+
+
+def test_a_full_disk_mid_run_names_the_last_complete_checkpoint_and_resume(tmp_path, monkeypatch):
+    real = os.replace
+
+    def replace(src, dst, *a, **kw):
+        if str(dst).endswith("model-0002.params"):
+            raise OSError(28, "No space left on device", src)
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "r"
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 1
+    line = one_error_line(res.stderr)
+    assert line.startswith(f"error: {out}/checkpoints/model-0002.params: cannot write (no space left on device); "
+                           f"the last complete checkpoint is {out}/checkpoints/model-0001.params; continue with --resume")

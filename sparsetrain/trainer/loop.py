@@ -20,7 +20,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from ..base import ConfigError, NonFiniteError, SparseTrainError
+from ..base import ConfigError, NonFiniteError, OutputError, SparseTrainError
 from ..config import Config, make_optimizer
 from ..interrupts import handling_interrupts, raise_if_interrupted
 from .data import ensure_generated, make_iter, write_feature_names
@@ -141,6 +141,10 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
         raise_if_interrupted()
     except RunInterrupted:
         raise
+    except OutputError as e:  # a full disk: what is safe, and how to go on once there is room
+        hint = (f"; the last complete checkpoint is {run.checkpoint}; continue with --resume" if run.checkpoint
+                else "; no checkpoint was written")
+        raise OutputError(e.errno, f"{e.strerror}{hint}", e.filename) from None
     except (KeyboardInterrupt, SystemError) as e:
         if not is_interrupt(e):
             raise

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..base import ConfigError, SparseTrainError
+from ..base import ConfigError, OutputError, SparseTrainError
 from ..fileio import write_atomic
 from ..interrupts import deferred
 
@@ -60,7 +60,7 @@ def writing(path: str):
         named = e.filename2 or e.filename  # the file that failed, unless it is a temporary one
         if named and not os.path.basename(str(named)).startswith(_TMP_PREFIX):
             path = str(named)
-        raise SparseTrainError(f"{path}: cannot write ({reason})") from None
+        raise OutputError(e.errno, f"cannot write ({reason})", path) from None
 
 
 def holds_run(path: str) -> bool:
@@ -68,6 +68,10 @@ def holds_run(path: str) -> bool:
     if any(os.path.exists(os.path.join(path, n)) for n in (CONFIG_FILE, METRICS_FILE, STATE_FILE)):
         return True
     return bool(_checkpoint_files(path))
+
+
+def _has_checkpoint(path: str) -> bool:
+    return os.path.exists(os.path.join(path, STATE_FILE)) or bool(_checkpoint_files(path))
 
 
 def _checkpoint_files(path: str) -> dict[str, int]:
@@ -182,6 +186,9 @@ class RunDir:
                 run.checkpoint = run.params_path(run.start_epoch)
                 run.check_resumable(cfg)
             elif not overwrite and holds_run(path):
+                if not _has_checkpoint(path):  # --resume has nothing to continue: do not send the user there
+                    raise ConfigError(f"{path} holds a run that stopped before its first checkpoint: start it "
+                                      "again with --overwrite, or choose another directory with --output")
                 raise ConfigError(f"{path} already holds a run: continue it with --resume, replace it with "
                                   "--overwrite, or choose another directory with --output")
         except BaseException:
@@ -245,6 +252,9 @@ class RunDir:
                 raise SparseTrainError(
                     f"--resume: {os.path.join(self.path, STATE_FILE)} is missing although {found[-1]} exists; "
                     "the run directory is incomplete: restore the file, or start over with --overwrite")
+            if holds_run(self.path):  # config.yaml of a run that failed or was stopped in its first epoch
+                raise ConfigError(f"--resume: {self.path} has no checkpoint to resume from (its run stopped "
+                                  "before the first one); start it again with --overwrite")
             raise ConfigError(f"--resume: {self.path} has no checkpoint to resume from; "
                               "start the run without --resume")
         params = self.params_path(int(state["epoch"]))
