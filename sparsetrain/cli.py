@@ -45,19 +45,25 @@ class _Main(click.Group):
             _error(f"{e.format_message()} (see '{cmd} --help')")
             rv = EXIT_USAGE
         except click.Abort as e:  # click's answer to Ctrl-C; a run's interruption says where to resume from
-            cause = str(e.__cause__ or "")
-            _error(f"interrupted; {cause}" if cause else "interrupted")
-            rv = 130
+            rv = _interrupted(str(e.__cause__ or ""))
         except click.ClickException as e:
             _error(e.format_message())
             rv = e.exit_code
-        except KeyboardInterrupt as e:  # a run says where to resume from
-            _error(f"interrupted; {e}" if str(e) else "interrupted")
-            rv = 130
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; a run says where to resume from
+            rv = _interrupted(str(e))
         rv = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(rv)
         return rv
+
+
+def _interrupted(where: str) -> int:
+    """One line for a run stopped by SIGINT (exit 130) or SIGTERM (exit 143)."""
+    from .interrupts import stopped_by
+
+    what, code = stopped_by()
+    _error(f"{what}; {where}" if where else what)
+    return code
 
 
 def _error(message: str) -> None:

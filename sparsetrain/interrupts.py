@@ -19,6 +19,11 @@ raises again an interrupt that was dropped; inside :func:`deferred` (a few steps
 together, such as taking the run directory's lock and arranging its release) the handler only
 records the signal and the block raises it at its end. A handler of the caller's own (an IDE's, Jupyter's) is
 left in place.
+
+SIGTERM (what ``kill``, a batch scheduler or a container runtime sends to stop a job) is handled
+the same way when its action is still the default one, which ended the process at once with no
+word (exit 143, the lock file left behind): the run stops as after a Ctrl-C, naming the last
+complete checkpoint, and the command exits 143 (:func:`stopped_by`).
 """
 from __future__ import annotations
 
@@ -26,19 +31,30 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["deferred", "handling_interrupts", "raise_if_interrupted"]
+__all__ = ["deferred", "handling_interrupts", "raise_if_interrupted", "stopped_by"]
 
 _depth = 0  # nesting of handling_interrupts (the CLI's and the trainer's)
 _received = False  # a SIGINT arrived since the outermost handling_interrupts began
-_previous = None  # the handler to put back
+_previous = None  # the SIGINT handler to put back
+_previous_term = None  # the SIGTERM handler to put back (None: SIGTERM was left alone)
 _deferring = 0  # nesting of deferred()
+_last_signal = signal.SIGINT  # the signal behind the latest interruption (kept after the block ends)
 
 
-def _on_sigint(signum, frame):
-    global _received
+def _on_signal(signum, frame):
+    global _received, _last_signal
     _received = True
+    _last_signal = signum
     if not _deferring:
         raise KeyboardInterrupt
+
+
+def stopped_by() -> tuple[str, int]:
+    """What stopped the latest interrupted run and the exit code to end with: ``("interrupted", 130)``
+    for SIGINT, ``("terminated", 143)`` for SIGTERM."""
+    if _last_signal == signal.SIGTERM:
+        return "terminated", 128 + signal.SIGTERM
+    return "interrupted", 128 + signal.SIGINT
 
 
 @contextlib.contextmanager
@@ -46,7 +62,7 @@ def handling_interrupts():
     """SIGINT raises ``KeyboardInterrupt`` and is remembered (:func:`raise_if_interrupted`) inside the
     block, even when the process started with SIGINT ignored. Outside the main thread (where Python
     delivers no signal) and under a handler of the caller's own, nothing changes."""
-    global _depth, _received, _previous
+    global _depth, _received, _previous, _previous_term, _last_signal
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -56,7 +72,11 @@ def handling_interrupts():
             yield  # someone else's handler: theirs to deliver
             return
         _received = False
-        _previous = signal.signal(signal.SIGINT, _on_sigint)
+        _last_signal = signal.SIGINT
+        _previous = signal.signal(signal.SIGINT, _on_signal)
+        _previous_term = None
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            _previous_term = signal.signal(signal.SIGTERM, _on_signal)
     _depth += 1
     try:
         yield
@@ -64,6 +84,8 @@ def handling_interrupts():
         _depth -= 1
         if _depth == 0:
             signal.signal(signal.SIGINT, _previous)
+            if _previous_term is not None:
+                signal.signal(signal.SIGTERM, _previous_term)
             _received = False
 
 

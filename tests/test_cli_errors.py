@@ -93,3 +93,34 @@ def test_a_full_disk_mid_run_names_the_last_complete_checkpoint_and_resume(tmp_p
     line = one_error_line(res.stderr)
     assert line.startswith(f"error: {out}/checkpoints/model-0002.params: cannot write (no space left on device); "
                            f"the last complete checkpoint is {out}/checkpoints/model-0001.params; continue with --resume")
+
+
+# -- SIGTERM -------------------------------------------------------------------------------------------------
+
+def test_sigterm_stops_a_run_like_ctrl_c_naming_the_checkpoint_exit_143(tmp_path, monkeypatch):
+    # kill, a batch scheduler or a container runtime stop a job with SIGTERM: it ended the process at
+    # once, with no word, exit 143 and the lock file left behind
+    import signal
+
+    from sparsetrain.module import Module
+
+    real = Module.run_epoch
+
+    def terminated(self, data, metric, engine="auto", batch_end_callback=None, epoch=0):
+        if epoch == 1:
+            # (without a handler, SIGTERM would end pytest itself: fail instead)
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "SIGTERM is not handled"
+            signal.raise_signal(signal.SIGTERM)
+        return real(self, data, metric, engine=engine, batch_end_callback=batch_end_callback, epoch=epoch)
+
+    monkeypatch.setattr(Module, "run_epoch", terminated)
+    out = tmp_path / "r"
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 143
+    assert one_error_line(res.stderr) == (f"error: terminated; the last complete checkpoint is "
+                                         f"{out}/checkpoints/model-0001.params; continue with --resume")
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back
+    assert not (out / ".lock").exists()
+    monkeypatch.undo()
+    res = cli("fit", LINREG, "--output", out, "--resume", *FAST)
+    assert res.exit_code == 1 and "target mse" in res.stderr  # trained on to epoch 2
