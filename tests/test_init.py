@@ -173,10 +173,30 @@ def test_init_sniffs_vw_namespaces_labels_and_importance(tmp_path):
 def test_init_refuses_csv_it_cannot_read(tmp_path):
     (tmp_path / "ragged.csv").write_text("1,a\n0,b,c\n1\n")
     result = _init(tmp_path / "ragged.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1
+    assert "ragged.csv:2: 3 comma-separated fields, more than the 2 of line 1" in result.output
+    (tmp_path / "one.csv").write_text("a b\nc d\n")
+    result = _init(tmp_path / "one.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
     assert result.exit_code == 1 and "cannot tell the delimiter" in result.output
     (tmp_path / "d.csv").write_text("y,n\nyes,1\nno,2\n")
     result = _init(tmp_path / "d.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
-    assert result.exit_code == 1 and "holds 'yes', not a number" in result.output
+    assert result.exit_code == 1 and "d.csv:2: the label column 'y' holds 'yes', not a number" in result.output
+    (tmp_path / "e.csv").write_text("label,n\n1,1\n\n0,2\n,3\n")
+    result = _init(tmp_path / "e.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1 and "e.csv:5: the label column 'label' is empty" in result.output
     result = _init(tmp_path / "d.csv", "--task", "binary", "--label", "z", "--out", tmp_path / "x.yaml")
     assert result.exit_code == 2 and "--label: no column 'z'" in result.output
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_init_reads_a_csv_whose_rows_leave_out_trailing_fields(tmp_path):
+    # a missing trailing field is an absent feature (README): such rows made the delimiter sniffer give up
+    rows = ["label,num,cat,city", '1,3,"a,b",Zürich', '0,,"say ""hi""",東京', "1,5", "0,2,x,y"]
+    (tmp_path / "d.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    config = tmp_path / "model.yaml"
+    result = _init(tmp_path / "d.csv", "--task", "binary", "--out", config)
+    assert result.exit_code == 0, result.output
+    data = yaml.safe_load(config.read_text())["data"]
+    assert data["csv"] == {"delimiter": ",", "header": True}
+    assert (data["numeric"], data["categorical"]) == (["num"], ["cat", "city"])
+    assert "csv, 4 rows" in result.output

@@ -1,8 +1,9 @@
 """What ``sparsetrain init`` reads from the first lines of a CSV/TSV or Vowpal Wabbit file.
 
 :func:`sniff_csv` looks at a sample (the first :data:`SAMPLE_BYTES`, whole lines) and decides the
-delimiter (the one among tab, comma, semicolon and ``|`` that splits every line into the same
-number of fields, more than one; the file name's default on a tie), the header (the first line
+delimiter (the one among tab, comma, semicolon and ``|`` that splits the first line into the most
+fields, more than one, and no later line into more — missing trailing fields are empty; the file
+name's default on a tie; a line with more fields is an error naming it), the header (the first line
 has no number where the label column has numbers below), the label column (a header name such as
 ``label``/``click``/``target``, else the first column), and each other column's type: numeric when
 every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
@@ -12,7 +13,6 @@ of a Vowpal Wabbit sample. Fields are split by Python's ``csv`` module, as the C
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -55,6 +55,11 @@ class CSVLayout:
 def read_sample(path: str) -> list[str]:
     """The first whole lines of ``path`` (at most :data:`SAMPLE_LINES`, about :data:`SAMPLE_BYTES`;
     ``.gz``/``.bz2`` decompressed), blank lines dropped."""
+    return [text for _, text in read_numbered_sample(path)]
+
+
+def read_numbered_sample(path: str) -> list[tuple[int, str]]:
+    """:func:`read_sample`'s lines with their line numbers in the file (1-based)."""
     from ..io.chunks import open_data
 
     with open_data(path) as f:
@@ -64,10 +69,10 @@ def read_sample(path: str) -> list[str]:
     lines = text.split("\n")
     if more and len(lines) > 1:
         lines = lines[:-1]  # a partial last line
-    lines = [ln.rstrip("\r") for ln in lines if ln.strip()]
-    if not lines:
+    numbered = [(n, ln.rstrip("\r")) for n, ln in enumerate(lines, 1) if ln.strip()]
+    if not numbered:
         raise DataFormatError(f"{path}: no data rows (the file is empty)")
-    return lines[:SAMPLE_LINES]
+    return numbered[:SAMPLE_LINES]
 
 
 def _is_number(value: str) -> bool:
@@ -75,7 +80,8 @@ def _is_number(value: str) -> bool:
 
 
 def _split(lines: list[str], delimiter: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO("\n".join(lines) + "\n", newline=""), delimiter=delimiter, quotechar='"'))
+    """Each line's fields (one row per line: a quoted field cannot span lines, as in the reader)."""
+    return [next(csv.reader([ln], delimiter=delimiter, quotechar='"'), []) for ln in lines]
 
 
 def _default_delimiter(path: str) -> str:
@@ -85,30 +91,48 @@ def _default_delimiter(path: str) -> str:
     return "\t" if name.endswith(".tsv") else ","
 
 
-def _pick_delimiter(path: str, lines: list[str]) -> tuple[str, list[list[str]]]:
+def _pick_delimiter(path: str, numbered: list[tuple[int, str]]) -> tuple[str, list[list[str]]]:
+    """The delimiter and the rows it splits the lines into, each padded to the first line's width
+    (missing trailing fields are empty). A line wider than the first is a ``DataFormatError`` naming
+    it, for the delimiter that fits the most lines."""
     default = _default_delimiter(path)
-    best = None
+    lines = [text for _, text in numbered]
+    fits, wider = None, None
     for d in sorted(DELIMITERS, key=lambda d: d != default):  # the name's default wins a tie
         rows = _split(lines, d)
-        widths = {len(r) for r in rows}
-        if len(widths) == 1 and next(iter(widths)) > 1 and (best is None or len(rows[0]) > len(best[1][0])):
-            best = (d, rows)
-    if best is None:
-        raise DataFormatError(f"{path}: cannot tell the delimiter: none of "
-                              f"{', '.join(_SHOWN[d] for d in DELIMITERS)} splits the first {len(lines)} lines into "
-                              "the same number of fields (give data.csv.delimiter and columns by hand)")
-    return best
+        width = len(rows[0])
+        if width < 2:
+            continue
+        over = next(((n, len(r)) for (n, _), r in zip(numbered, rows) if len(r) > width), None)
+        if over is None:
+            if fits is None or width > len(fits[1][0]):
+                fits = (d, rows)
+        else:
+            good = sum(len(r) == width for r in rows)
+            if wider is None or good > wider[0]:
+                wider = (good, d, width, over)
+    if fits is not None:
+        d, rows = fits
+        width = len(rows[0])
+        return d, [r + [""] * (width - len(r)) for r in rows]
+    if wider is not None:
+        _, d, width, (n, k) = wider
+        raise DataFormatError(f"{path}:{n}: {k} {_SHOWN[d]}-separated fields, more than the {width} of line "
+                              f"{numbered[0][0]} (quote a field that holds the delimiter)")
+    raise DataFormatError(f"{path}: cannot tell the delimiter: none of {', '.join(_SHOWN[d] for d in DELIMITERS)} "
+                          f"splits line {numbered[0][0]} into fields (give data.csv.delimiter and columns by hand)")
 
 
 def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     """The CSV layout of ``path`` from its first lines (see the module docstring); ``label``: the
     label column's name (header files) or ``None`` to decide. ``DataFormatError`` when no
     layout fits."""
-    lines = read_sample(path)
-    delimiter, rows = _pick_delimiter(path, lines)
+    numbered = read_numbered_sample(path)
+    delimiter, rows = _pick_delimiter(path, numbered)
     width = len(rows[0])
     first = rows[0]
     body = rows[1:]
+    body_lines = [n for n, _ in numbered[1:]]
     numeric_below = [bool(body) and all(_is_number(r[i]) for r in body if r[i].strip())
                      and any(r[i].strip() for r in body) for i in range(width)]
     header = (len(set(first)) == width and all(f.strip() and not _is_number(f) for f in first)
@@ -118,6 +142,7 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     else:
         columns = ["label"] + [f"col{i}" for i in range(1, width)]
         body = rows
+        body_lines = [n for n, _ in numbered]
     if label is None:
         lower = [c.lower() for c in columns]
         label = next((columns[lower.index(n)] for n in LABEL_NAMES if n in lower), columns[0])
@@ -126,10 +151,12 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
 
         raise ConfigError(f"--label: no column {label!r} in {path}{did_you_mean(label, columns)}")
     li = columns.index(label)
-    bad = next((r[li] for r in body if not _is_number(r[li])), None)
+    bad = next(((n, r[li]) for n, r in zip(body_lines, body) if not _is_number(r[li])), None)
+    if bad is not None and not bad[1].strip():
+        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} is empty (every row needs a label)")
     if bad is not None:
-        raise DataFormatError(f"{path}: the label column {label!r} holds {bad!r}, not a number (labels are numbers; "
-                              "pick another column with --label)")
+        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number (labels "
+                              "are numbers; pick another column with --label)")
     layout = CSVLayout(delimiter, header, columns, label)
     values: set = set()
     for i, name in enumerate(columns):
@@ -190,5 +217,5 @@ def display_delimiter(d: str) -> str:
     return _SHOWN[d]
 
 
-__all__ = ["CSVLayout", "sniff_csv", "sniff_vw_namespaces", "hashed_summary", "read_sample",
+__all__ = ["CSVLayout", "sniff_csv", "sniff_vw_namespaces", "hashed_summary", "read_sample", "read_numbered_sample",
            "display_delimiter", "SAMPLE_BYTES", "SAMPLE_LINES"]
