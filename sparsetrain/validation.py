@@ -64,10 +64,19 @@ def format_validation_error(e: ValidationError, root: type[BaseModel], prefix=()
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         if "input" in first and kind not in ("model_type",) and not isinstance(first["input"], (dict, list)):
-            msg += f" (got {_short(first['input'])})"
+            msg += f" (got {_short(first['input'])}{_closest_choice(first)})"
     more = len({tuple(x["loc"]) for x in errors}) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
     return f"{path}: {msg}{suffix}" if path else f"{msg}{suffix}"
+
+
+def _closest_choice(error) -> str:
+    """``; did you mean 'x'`` for a value that is not one of a fixed set (``cache: strem``), or ``""``."""
+    expected = (error.get("ctx") or {}).get("expected")
+    if error["type"] not in ("literal_error", "enum") or not isinstance(expected, str):
+        return ""
+    hint = did_you_mean(error["input"], re.findall(r"'([^']*)'", expected))
+    return f"; {hint.strip()[1:-1]}" if hint else ""
 
 
 def _short(value, limit: int = 80) -> str:

@@ -124,3 +124,37 @@ def test_sigterm_stops_a_run_like_ctrl_c_naming_the_checkpoint_exit_143(tmp_path
     monkeypatch.undo()
     res = cli("fit", LINREG, "--output", out, "--resume", *FAST)
     assert res.exit_code == 1 and "target mse" in res.stderr  # trained on to epoch 2
+
+
+# -- typos in values ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting, message", [
+    ("data.cache=strem", "data.cache: Input should be 'auto', 'memory', 'stream' or 'disk' (got 'strem'; did you "
+                         "mean 'stream'?)"),
+    ("model.variables.weight.stype=rowsparse", "(got 'rowsparse'; did you mean 'row_sparse'?)"),
+    ("train.kvstore=dist-sync", "(got 'dist-sync'; did you mean 'dist_sync'?)"),
+    ("data.cache=zzz", "data.cache: Input should be 'auto', 'memory', 'stream' or 'disk' (got 'zzz')"),
+])
+def test_a_mistyped_choice_suggests_the_closest(setting, message):
+    res = cli("fit", LINREG, "--set", setting)
+    assert res.exit_code == 2
+    line = one_error_line(res.stderr)
+    assert line.endswith(message) if "zzz" in setting else message in line
+
+
+def test_init_refuses_an_unknown_task_or_preset_before_reading_the_data(tmp_path, monkeypatch):
+    from sparsetrain.config import starter
+
+    def no_reading(*a, **kw):
+        raise AssertionError("read the data first")
+
+    monkeypatch.setattr(starter, "sniff", no_reading)
+    data = ROOT / "data" / "binary.libsvm"
+    res = cli("init", data, "--task", "binary", "--preset", "wide", "--out", tmp_path / "x.yaml")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: --preset: unknown preset 'wide' (did you mean 'wide_deep'?); the "
+                                          "presets: linear, logistic, softmax, fm, wide_deep")
+    res = cli("init", data, "--task", "binry", "--out", tmp_path / "x.yaml")
+    assert res.exit_code == 2 and "(got 'binry'; did you mean 'binary'?)" in one_error_line(res.stderr)
+    res = cli("init", data, "--task", "binary", "--preset", "softmax", "--out", tmp_path / "x.yaml")
+    assert res.exit_code == 2 and "softmax does not fit --task binary" in one_error_line(res.stderr)

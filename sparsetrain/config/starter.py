@@ -179,14 +179,28 @@ def _check_task(s: DataSummary, task: str) -> dict:
     return {}
 
 
+def _check_task_and_preset(task: str, preset: str | None) -> str:
+    """The preset to write (the task's default for ``None``); a ``ConfigError`` for an unknown task or
+    preset, or a preset that does not fit the task."""
+    from ..base import did_you_mean
+    from .schema import PRESETS
+
+    if task not in TASKS:
+        hint = did_you_mean(task, TASKS).replace(" (", "; ").rstrip(")")
+        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r}{hint})")
+    preset = preset or DEFAULT_PRESET[task]
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; the presets: "
+                          f"{', '.join(PRESETS)}")
+    if preset not in TASK_PRESETS[task]:
+        raise ConfigError(f"--preset: {preset} does not fit --task {task}; use {' or '.join(TASK_PRESETS[task])}")
+    return preset
+
+
 def starter_config(s: DataSummary, task: str, preset: str | None, out: str, command: str = "") -> str:
     """The commented YAML text of a config for the data ``s`` and ``task`` (``out``: where it will be
     written; the data path is made relative to it)."""
-    if task not in TASKS:
-        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
-    preset = preset or DEFAULT_PRESET[task]
-    if preset not in TASK_PRESETS[task]:
-        raise ConfigError(f"--preset: {preset} does not fit --task {task}; use {' or '.join(TASK_PRESETS[task])}")
+    preset = _check_task_and_preset(task, preset)
     keys = _check_task(s, task)
     train = _data_path(s.path, out)
     opt, lr = _OPTIMIZER[task]
@@ -329,8 +343,7 @@ def write_starter_config(data: str, task: str, out: str, preset: str | None = No
         raise ConfigError(f"--out: {out} exists; pass --force to replace it")
     if os.path.isdir(out):
         raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
-    if task not in TASKS:
-        raise ConfigError(f"--task: must be one of {', '.join(TASKS)} (got {task!r})")
+    _check_task_and_preset(task, preset)  # before reading what may be a large file
     summary = sniff(data, label)
     text = starter_config(summary, task, preset, out, command)
     write_atomic(out, text)
