@@ -437,8 +437,8 @@ _DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
 @click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
 @click.option("--last", is_flag=True, help=_LAST_HELP)
 def predict(model, data, out, fmt, epoch, last):
-    """Predict DATA (LibSVM; '-' reads stdin) with MODEL: a run directory, a config (its run
-    directory) or a checkpoint prefix."""
+    """Predict DATA (in the run's data format: LibSVM, CSV/TSV or Vowpal Wabbit; '-' reads stdin) with
+    MODEL: a run directory, a config (its run directory) or a checkpoint prefix."""
     sys.exit(_run(_predict, model, data, out, fmt, epoch, last))
 
 
@@ -451,8 +451,8 @@ def predict(model, data, out, fmt, epoch, last):
 @click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
 @click.option("--last", is_flag=True, help=_LAST_HELP)
 def evaluate(model, data, metrics, as_json, epoch, last):
-    """Score MODEL (run directory, config or checkpoint prefix) on DATA (LibSVM; '-' reads stdin) and
-    print the metrics."""
+    """Score MODEL (run directory, config or checkpoint prefix) on DATA (in the run's data format:
+    LibSVM, CSV/TSV or Vowpal Wabbit; '-' reads stdin) and print the metrics."""
     sys.exit(_run(_evaluate, model, data, metrics, as_json, epoch, last))
 
 

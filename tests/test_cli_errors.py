@@ -158,3 +158,54 @@ def test_init_refuses_an_unknown_task_or_preset_before_reading_the_data(tmp_path
     assert res.exit_code == 2 and "(got 'binry'; did you mean 'binary'?)" in one_error_line(res.stderr)
     res = cli("init", data, "--task", "binary", "--preset", "softmax", "--out", tmp_path / "x.yaml")
     assert res.exit_code == 2 and "softmax does not fit --task binary" in one_error_line(res.stderr)
+
+
+# -- small things a first user meets -------------------------------------------------------------------------
+
+def test_a_missing_file_given_with_set_is_named_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = cli("fit", LINREG, "--set", "data.train=nope.libsvm")
+    assert res.exit_code == 2
+    # a --set path is relative to the working directory: not "resolved against the config's directory"
+    assert one_error_line(res.stderr) == f"error: data.train[0]: file not found: '{tmp_path / 'nope.libsvm'}'"
+
+
+def test_stdin_with_shuffle_says_how_to_shuffle_a_stream(tmp_path):
+    res = cli("fit", LINREG, "--set", "data.train=-", "--set", "data.shuffle=true", "--epochs", 1,
+              "--output", tmp_path / "r", input="1 1:1\n")
+    assert res.exit_code == 2
+    line = one_error_line(res.stderr)  # (data.cache: memory, disk or auto are refused for stdin)
+    assert "set data.shuffle_window (e.g. 100000), or data.shuffle: false" in line and "data.cache" not in line
+
+
+def test_distributed_training_of_csv_data_is_refused_before_ray_starts(tmp_path):
+    res = cli("fit", ROOT / "configs" / "criteo_like.yaml", "--workers", 2, "--output", tmp_path / "r")
+    assert res.exit_code == 2  # it started Ray and ended 15 s later with "worker 1 died (...)"
+    assert one_error_line(res.stderr).startswith("error: data.format: distributed training reads LibSVM files; "
+                                                 "this data is csv")
+    assert not (tmp_path / "r" / "config.yaml").exists()
+
+
+def test_init_from_a_run_of_another_model_is_a_usage_error_naming_the_parameter(tmp_path):
+    run = tmp_path / "linreg"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1  # trains (target missed)
+    res = cli("fit", ROOT / "configs" / "fm.yaml", "--init-from", run, "--output", tmp_path / "fm", *FAST)
+    assert res.exit_code == 2  # README: exit 2 naming the variable (it was exit 1)
+    assert "error: --init-from " in one_error_line(res.stderr)
+    assert "this model's parameter" in res.stderr and "is not in it (its parameters: weight, bias)" in res.stderr
+
+
+def test_the_feature_name_pass_closes_its_file(tmp_path):
+    import gc
+    import warnings
+
+    from sparsetrain.io.csv_schema import CSVSchema
+    from sparsetrain.io.feature_names import csv_feature_keys
+
+    (tmp_path / "d.csv").write_text("label,c\n1,a\n0,b\n")
+    schema = CSVSchema(columns=None, label="label", categorical=["c"], hash_bits=4, delimiter=",", header=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert csv_feature_keys(str(tmp_path / "d.csv"), schema, ["label", "c"], ",") == {"c=a", "c=b"}
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # fit printed "warning: unclosed file"

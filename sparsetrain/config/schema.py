@@ -482,8 +482,8 @@ def expand_paths(base_dir: str, paths, key: str) -> list[str]:
             out.extend(matches)
         else:
             if not os.path.exists(full):
-                raise ConfigError(f"{key}[{k}]: file not found: {p!r} (resolved against the config's directory "
-                                  f"to {full})")
+                where = "" if full == p else f" (resolved against the config's directory to {full})"
+                raise ConfigError(f"{key}[{k}]: file not found: {p!r}{where}")
             out.append(full)
     return out
 

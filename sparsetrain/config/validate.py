@@ -162,7 +162,10 @@ def validate_training(cfg) -> None:
     if cfg.train.progressive and cfg.train.kvstore != "local":
         raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
                           f"{cfg.train.kvstore}); turn it off for distributed training")
-    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and (cfg.data.cache == "stream" or cfg.data.train == ["-"]):
+    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.train == ["-"]:
+        raise ConfigError("data.shuffle: stdin is a stream, shuffled within data.shuffle_window rows (memory holds "
+                          "one window): set data.shuffle_window (e.g. 100000), or data.shuffle: false")
+    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.cache == "stream":
         raise ConfigError("data.shuffle: a stream is shuffled within data.shuffle_window rows (memory holds one "
                           "window): set data.shuffle_window (e.g. 100000), or data.cache to memory, disk or auto")
     if cfg.data.shuffle_window and not cfg.data.shuffle:

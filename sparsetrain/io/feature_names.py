@@ -32,8 +32,8 @@ __all__ = ["FORMAT", "csv_feature_keys", "vw_feature_keys", "feature_names_doc",
 
 
 def _text_lines(path):
-    with open_data(path) as raw:
-        yield from io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    with open_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        yield from text  # (a wrapper left to the garbage collector printed a ResourceWarning in fit)
 
 
 def csv_feature_keys(path, schema, columns, delimiter) -> set[str]:

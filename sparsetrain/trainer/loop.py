@@ -343,12 +343,16 @@ def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, 
                                  ("--max-restarts", max_restarts)) if v is not None]
     if dist_flags and cfg.train.kvstore == "local":
         if workers is None:
-            raise ConfigError(f"{', '.join(dist_flags)} only apply to distributed training: give --workers N or "
+            verb = "applies" if len(dist_flags) == 1 else "apply"
+            raise ConfigError(f"{', '.join(dist_flags)} only {verb} to distributed training: give --workers N or "
                               "set train.kvstore: dist_sync (or dist_async)")
         cfg.train.kvstore = "dist_sync"
     if cfg.train.kvstore == "local":
         return train(cfg, output_dir=output_dir, resume=resume, engine=engine, verbose_stypes=verbose_stypes,
                      reporter=reporter, overwrite=overwrite, init_from=init_from, init_states=init_states)
+    if cfg.data_format() != "libsvm":  # (the workers' byte-range parts are LibSVM parts)
+        raise ConfigError(f"data.format: distributed training reads LibSVM files; this data is {cfg.data_format()} "
+                          "(train it in one process, or convert it to LibSVM)")
     from ..dist import train_distributed
 
     if verbose_stypes:

@@ -40,7 +40,11 @@ def warm_start(module, source: str, with_states: bool = False) -> tuple[str, str
     params, states = init_files(source)
     view = module.view()
     names = list(view.param_names)
-    arg, aux = checked_params(params, names)
+    arg, aux = checked_params(params, [])  # (readable, finite); a model that does not match is a usage error:
+    for name in names:
+        if name not in arg:
+            raise ConfigError(f"--init-from {params}: this model's parameter {name!r} is not in it (its "
+                              f"parameters: {', '.join(arg)})")
     for name in arg:
         if name not in names:
             raise ConfigError(f"--init-from {params}: parameter {name!r} is not in this model "
