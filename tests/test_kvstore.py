@@ -63,7 +63,7 @@ def test_cli_dist_flags_without_workers_on_a_local_config_are_a_usage_error(tmp_
 
     res = CliRunner().invoke(main, ["fit", str(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml"), "--servers", "2", "--output", str(tmp_path)])
     assert res.exit_code == 2
-    assert "--servers only apply to distributed training" in res.output
+    assert "--servers only applies to distributed training" in res.output
 
 
 def test_without_ray_distributed_training_says_how_to_install_it(tmp_path):
