@@ -176,6 +176,11 @@ def test_stdin_with_shuffle_says_how_to_shuffle_a_stream(tmp_path):
     assert res.exit_code == 2
     line = one_error_line(res.stderr)  # (data.cache: memory, disk or auto are refused for stdin)
     assert "set data.shuffle_window (e.g. 100000), or data.shuffle: false" in line and "data.cache" not in line
+    res = cli("fit", LINREG, "--set", "data.train=-", "--set", "data.shuffle=true", "--output", tmp_path / "r",
+              input="1 1:1\n")  # (10 epochs) both settings in one go, not one after the other
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).endswith("or data.shuffle: false (and train.epochs: 1, not 10: stdin is read "
+                                               "once)")
 
 
 def test_distributed_training_of_csv_data_is_refused_before_ray_starts(tmp_path):

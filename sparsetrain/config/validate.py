@@ -163,8 +163,9 @@ def validate_training(cfg) -> None:
         raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
                           f"{cfg.train.kvstore}); turn it off for distributed training")
     if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.train == ["-"]:
+        also = f" (and train.epochs: 1, not {cfg.train.epochs}: stdin is read once)" if cfg.train.epochs != 1 else ""
         raise ConfigError("data.shuffle: stdin is a stream, shuffled within data.shuffle_window rows (memory holds "
-                          "one window): set data.shuffle_window (e.g. 100000), or data.shuffle: false")
+                          f"one window): set data.shuffle_window (e.g. 100000), or data.shuffle: false{also}")
     if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.cache == "stream":
         raise ConfigError("data.shuffle: a stream is shuffled within data.shuffle_window rows (memory holds one "
                           "window): set data.shuffle_window (e.g. 100000), or data.cache to memory, disk or auto")
