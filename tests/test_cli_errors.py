@@ -214,3 +214,52 @@ def test_the_feature_name_pass_closes_its_file(tmp_path):
         assert csv_feature_keys(str(tmp_path / "d.csv"), schema, ["label", "c"], ",") == {"c=a", "c=b"}
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # fit printed "warning: unclosed file"
+
+
+# -- predict's id column -------------------------------------------------------------------------------------
+
+def test_predict_writes_the_csv_id_column_instead_of_the_row_number(tmp_path):
+    # SPEC 11: "row number (or the CSV id column)"; a Kaggle-style file keys its rows by an id
+    rows = ["id,label,c", '"a,1",1,x', "b2,0,y", "", "  c3 ,1,x", "d4,0"]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    config = tmp_path / "m.yaml"
+    config.write_text("data: {train: d.csv, csv: {header: true}, label: label, categorical: [c], hash_bits: 4,\n"
+                      "       id_column: id, batch_size: 1}\n"
+                      "model: {preset: logistic}\noptimizer: {name: sgd, learning_rate: 0.1}\ntrain: {epochs: 1}\n")
+    assert cli("fit", config, "-q", "--output", tmp_path / "r").exit_code == 0
+    res = cli("predict", tmp_path / "r", tmp_path / "d.csv")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == "id,label,probability,class"
+    import csv
+    import io
+
+    import numpy as np
+
+    table = list(csv.reader(io.StringIO(res.stdout)))
+    assert [r[0] for r in table[1:]] == ["a,1", "b2", "  c3 ", "d4"] and {len(r) for r in table} == {4}
+    assert cli("predict", tmp_path / "r", tmp_path / "d.csv", "--out", tmp_path / "p.npy").exit_code == 0
+    assert np.load(tmp_path / "p.npy")["id"].tolist() == ["a,1", "b2", "  c3 ", "d4"]
+    res_stdin = cli("predict", tmp_path / "r", "-", input=(tmp_path / "d.csv").read_text())
+    assert res_stdin.exit_code == 0 and res_stdin.stdout == res.stdout
+    for bad, message in [("label", "data.id_column: column 'label' is the label"),
+                         ("idd", "data.id_column: no column 'idd' in the header of")]:
+        res = cli("fit", config, "-q", "--output", tmp_path / bad, "--set", f"data.id_column={bad}")
+        assert res.exit_code == 2 and message in one_error_line(res.stderr)
+    res = cli("fit", LINREG, "--set", "data.id_column=id")
+    assert res.exit_code == 2 and one_error_line(res.stderr).startswith("error: data.id_column: only for csv")
+
+
+def test_init_makes_an_id_header_column_the_id_column_not_a_feature(tmp_path):
+    rows = ["Id,click,c1,n1"] + [f"r{i},{i % 2},{'ab'[i % 3 == 0]},{i % 7}" for i in range(60)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    config = tmp_path / "m.yaml"
+    res = cli("init", tmp_path / "d.csv", "--task", "binary", "--out", config)
+    assert res.exit_code == 0, res.output
+    import yaml
+
+    data = yaml.safe_load(config.read_text())["data"]
+    assert (data["id_column"], data["label"], data["categorical"], data["numeric"]) == ("Id", "click", ["c1"], ["n1"])
+    assert cli("fit", config, "-q", "--epochs", 1, "--output", tmp_path / "r").exit_code == 0
+    res = cli("predict", tmp_path / "r", tmp_path / "d.csv")
+    assert res.stdout.splitlines()[0] == "Id,label,probability,class" and res.stdout.splitlines()[2].startswith("r1,")

@@ -123,6 +123,8 @@ class DataConfig(_Strict):
     weight_column: str | None = Field(None, description="CSV/TSV: a column of per-row importance weights "
                                       "(numbers >= 0; empty is 1) that scale each row's gradient and metrics, as "
                                       "Vowpal Wabbit's importance.")
+    id_column: str | None = Field(None, description="CSV/TSV: a column of row ids (e.g. a Kaggle `id`), no "
+                                  "feature: `predict` writes it as its first column instead of the row number.")
     numeric: list[str] = Field(default_factory=list, description="CSV/TSV: numeric columns, one feature "
                                "each (id `2**hash_bits + k` for the k-th); empty or 0 is no entry.")
     log1p: bool | list[str] = Field(False, description="CSV/TSV: numeric columns (or `true`: all) that "
@@ -410,7 +412,7 @@ class Config(_Strict):
         return CSVSchema(columns=d.csv.columns, label=d.label, numeric=d.numeric, categorical=d.categorical,
                          crosses=d.crosses, hash_bits=d.hash_bits, log1p=d.log1p, delimiter=d.csv.delimiter,
                          quote=d.csv.quote, header=d.csv.header, weight_column=d.weight_column,
-                         key="data")
+                         id_column=d.id_column, key="data")
 
     def train_files(self) -> list[str]:
         if self.data.generate is not None:

@@ -5,7 +5,8 @@ delimiter (the one among tab, comma, semicolon and ``|`` that splits the first l
 fields, more than one, and no later line into more — missing trailing fields are empty; the file
 name's default on a tie; a line with more fields is an error naming it), the header (the first line
 has no number where the label column has numbers below), the label column (a header name such as
-``label``/``click``/``target``, else the first column), and each other column's type: numeric when
+``label``/``click``/``target``, else the first column), a row id column (a header name such as
+``id``: ``predict``'s ids, no feature), and each other column's type: numeric when
 every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
 (integers >= 0 reaching 100) get ``log1p``. :func:`sniff_vw_namespaces` lists the named namespaces
 of a Vowpal Wabbit sample. Fields are split by Python's ``csv`` module, as the CSV reader does.
@@ -24,6 +25,7 @@ SAMPLE_LINES = 2000
 DELIMITERS = ("\t", ",", ";", "|")
 _SHOWN = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'"}
 LABEL_NAMES = ("label", "labels", "click", "clicked", "clicks", "is_click", "target", "y", "class", "outcome")
+ID_NAMES = ("id", "row_id", "rowid", "example_id", "record_id", "uid")  # a header name of a row id column
 DEFAULT_HASH_BITS = 18
 _NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*\Z")
 
@@ -40,6 +42,7 @@ class CSVLayout:
     categorical: list[str] = field(default_factory=list)
     log1p: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # columns empty in the whole sample
+    id_column: str | None = None  # a header column named as a row id (ID_NAMES): predict's ids, no feature
     hash_bits: int = DEFAULT_HASH_BITS
     distinct: int = 0  # distinct categorical values in the sample
 
@@ -49,7 +52,7 @@ class CSVLayout:
 
         return CSVSchema(columns=None if self.header else self.columns, label=self.label, numeric=self.numeric,
                          categorical=self.categorical, hash_bits=self.hash_bits, log1p=self.log1p,
-                         delimiter=self.delimiter, header=self.header, key="data")
+                         delimiter=self.delimiter, header=self.header, id_column=self.id_column, key="data")
 
 
 def read_sample(path: str) -> list[str]:
@@ -158,9 +161,11 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
         raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number (labels "
                               "are numbers; pick another column with --label)")
     layout = CSVLayout(delimiter, header, columns, label)
+    if header:  # a row id (a Kaggle `id`) is no feature: hashed, each value would be a feature of one row
+        layout.id_column = next((c for c in columns if c.lower() in ID_NAMES and c != label), None)
     values: set = set()
     for i, name in enumerate(columns):
-        if i == li:
+        if i == li or name == layout.id_column:
             continue
         seen = [r[i].strip() for r in body if r[i].strip()]
         if not seen:

@@ -285,6 +285,8 @@ def _hashed_lines(s: DataSummary) -> list[str]:
                                "no header line: the columns in file order"))
             lines.append(f"        columns: {_flow(c.columns)}}}")
         lines.append(_line(f"  label: {_yaml(c.label)}", "a number per row"))
+        if c.id_column is not None:
+            lines.append(_line(f"  id_column: {_yaml(c.id_column)}", "row ids, no feature: predict's first column"))
         lines.append(_line(f"  numeric: {_flow(c.numeric)}", "one feature each (the value)"))
         if c.log1p:
             lines.append(_line(f"  log1p: {_flow(c.log1p)}", "counts (integers >= 0 up to 100 and more): "

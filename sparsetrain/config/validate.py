@@ -182,7 +182,8 @@ def validate_training(cfg) -> None:
     cfg.initializer()
 
 
-_HASHED_KEYS = ("label", "weight_column", "numeric", "log1p", "categorical", "hash_bits", "keep_feature_names")
+_HASHED_KEYS = ("label", "weight_column", "id_column", "numeric", "log1p", "categorical", "hash_bits",
+                "keep_feature_names")
 
 
 def validate_data(cfg) -> None:
@@ -198,8 +199,9 @@ def validate_data(cfg) -> None:
                 how = "data.format: libsvm" if d.format == "libsvm" else "from the file name; stdin has none"
                 if d.format == "auto" and d.train != ["-"]:
                     how = "from the file name"
-                raise ConfigError(f"data.{key}: only for csv or vw data (the data is read as libsvm, {how}); "
-                                  "set data.format: csv or vw")
+                formats = "csv" if key == "id_column" else "csv or vw"
+                raise ConfigError(f"data.{key}: only for {formats} data (the data is read as libsvm, {how}); "
+                                  f"set data.format: {formats}")
     elif fmt == "csv":
         cfg.csv_schema().check()
         if d.csv.columns is None and not d.csv.header:
@@ -207,9 +209,10 @@ def validate_data(cfg) -> None:
         if d.csv.columns is not None:
             cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")
     elif fmt == "vw":
-        for key in ("label", "weight_column", "numeric", "log1p", "categorical"):
+        for key in ("label", "weight_column", "id_column", "numeric", "log1p", "categorical"):
             if key in given:
-                what = "carry their importance" if key == "weight_column" else "name their features"
+                what = {"weight_column": "carry their importance", "id_column": "carry their tag"}.get(
+                    key, "name their features")
                 raise ConfigError(f"data.{key}: only for csv data (Vowpal Wabbit lines {what})")
         for i, pair in enumerate(d.crosses):
             if len(pair) != 2:

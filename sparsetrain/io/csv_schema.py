@@ -26,6 +26,7 @@ class CSVSchema:
     header: the first line holds the column names (and is no data).
     weight_column: a column of per-row importance weights (numbers >= 0, empty: 1), applied as
         Vowpal Wabbit's importance (each row's gradient and metrics scaled by it).
+    id_column: a column of row ids, no feature: ``predict`` writes it instead of the row number.
     Columns not named in label/numeric/categorical are ignored.
     """
 
@@ -40,6 +41,7 @@ class CSVSchema:
     quote: str = '"'
     header: bool = False
     weight_column: str | None = None
+    id_column: str | None = None
     key: str = field(default="data", repr=False)  # the config key path named in errors
 
     @property
@@ -71,6 +73,11 @@ class CSVSchema:
         seen = {} if self.weight_column is None else {self.weight_column: "weight_column"}
         if self.weight_column is not None and self.weight_column == self.label:
             raise ConfigError(f"{k}.weight_column: column {self.weight_column!r} is the label")
+        if self.id_column is not None and self.id_column in (self.label, self.weight_column):
+            role = "the label" if self.id_column == self.label else "the weight_column"
+            raise ConfigError(f"{k}.id_column: column {self.id_column!r} is {role}")
+        if self.id_column is not None:
+            seen[self.id_column] = "id_column"
         for role, names in (("numeric", self.numeric), ("categorical", self.categorical)):
             for n in names:
                 if n in seen:
@@ -98,8 +105,9 @@ class CSVSchema:
             dup = next(c for c in columns if list(columns).count(c) > 1)
             raise ConfigError(f"{k}.csv.columns: column {dup!r} appears twice ({where})")
         names = [("label", self.label)] if self.label is not None else []
-        if self.weight_column is not None:
-            names.append(("weight_column", self.weight_column))
+        for role, n in (("weight_column", self.weight_column), ("id_column", self.id_column)):
+            if n is not None:
+                names.append((role, n))
         names += [("numeric", n) for n in self.numeric] + [("categorical", n) for n in self.categorical]
         for role, n in names:
             if n not in columns:

@@ -1,6 +1,7 @@
 """Trained models: load a run directory, config or checkpoint, and predict or evaluate LibSVM data."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from dataclasses import dataclass, field
@@ -50,20 +51,27 @@ class TrainedModel:
             raise SparseTrainError(f"{self.params_path}: {e}") from None
         return mod
 
-    def read(self, path: str, with_labels: bool = False):
+    def read(self, path: str, with_labels: bool = False, with_ids: bool = False):
         """``(X, labels, ids or None, importance weights or None)`` of a data file. The one place a
-        reader is chosen: a format with an id column (CSV) returns its values as ``ids``; LibSVM rows
-        are numbered; a Vowpal Wabbit file's importance weights weight ``evaluate``'s metrics.
-        ``with_labels``: labels mapped as in training (see :mod:`sparsetrain.labels`); otherwise
-        as in the file."""
+        reader is chosen: with ``with_ids``, a CSV/TSV file with a ``data.id_column`` returns its
+        values as ``ids`` (one more pass, in Python); other rows are numbered; a Vowpal Wabbit file's
+        importance weights weight ``evaluate``'s metrics. ``with_labels``: labels mapped as in
+        training (see :mod:`sparsetrain.labels`); otherwise as in the file."""
         from .. import io as st_io
         from .. import labels
 
+        ids = None
+        wants_ids = with_ids and self.config is not None and self.config.data.id_column is not None
+        if wants_ids and path == "-":  # the ids are a second pass: keep stdin in a file
+            with _stdin_copy(self.config) as copy:
+                return self.read(copy, with_labels, with_ids)
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
             X, y, weights = load_file(self.config, path)
             locate = row_locator(self.config, path)
+            if wants_ids and self.config.data.format_of(path) == "csv":
+                ids = csv_ids(self.config, path, X.shape[0])
         else:
             X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
             locate, weights = labels.libsvm_locator(path), None
@@ -77,7 +85,7 @@ class TrainedModel:
                 values = found.values(path)
             mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
             y = mapping.apply(y, locate)
-        return X, y, None, weights
+        return X, y, ids, weights
 
     def _iter(self, path: str, with_labels: bool = False, data=None):
         """The rows of ``path`` (or of ``data``, what :meth:`read` returned) as an iterator."""
@@ -109,8 +117,10 @@ class TrainedModel:
         """``predict``'s table for a data file: ``{column: values}`` (see :mod:`.predictions`)."""
         from .predictions import prediction_columns
 
-        data = self.read(path)
+        data = self.read(path, with_ids=True)
         outputs = self._outputs(self._iter(path, data=data))
+        if data[2] is not None:
+            id_name = self.config.data.id_column
         return prediction_columns(self.loss_op, outputs, data[1], data[2], id_name)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
@@ -227,3 +237,48 @@ def _loss_head(sym) -> tuple[str, str]:
     if op and registry.exists(op) and registry.get(op).is_loss and len(head["inputs"]) > 1:
         return op, nodes[head["inputs"][1][0]]["name"]
     return op, "label"
+
+
+def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
+    """The ``data.id_column`` field of every data row of a CSV/TSV file (a string array), split as
+    the reader splits lines (the ``csv`` module per line; blank lines skipped, missing fields empty);
+    ``rows``: how many data rows the reader found."""
+    import csv
+    import io
+
+    from ..base import DataFormatError
+    from ..io.chunks import open_data
+    from ..io.csv_reader import read_header
+
+    s = cfg.csv_schema()
+    delim = s.delimiter_for(path)
+    columns = list(s.columns) if s.columns is not None else read_header(path, delim, s.quote)[0]
+    k = columns.index(s.id_column)
+    ids = []
+    with open_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        lines = (ln for ln in text if ln.strip())
+        if s.header:
+            next(lines, None)
+        for ln in lines:
+            fields = next(csv.reader([ln.rstrip("\r\n")], delimiter=delim, quotechar=s.quote), [])
+            ids.append(fields[k] if k < len(fields) else "")
+    if len(ids) != rows:
+        raise DataFormatError(f"{path}: {len(ids)} rows hold an id ({s.id_column}), the reader found {rows}")
+    return np.array(ids, dtype=str)
+
+
+@contextlib.contextmanager
+def _stdin_copy(cfg):
+    """A temporary copy of stdin named like the training file (``.csv``/``.tsv``: the reader takes
+    the format and the delimiter from the name), removed afterwards."""
+    import shutil
+    import sys
+    import tempfile
+
+    names = [p for p in (cfg.data.train or []) if p != "-"] + ([cfg.data.generate.path] if cfg.data.generate else [])
+    base = names[0].lower().removesuffix(".gz").removesuffix(".bz2") if names else ""
+    suffix = os.path.splitext(base)[1] if base.endswith((".csv", ".tsv")) else ".csv"
+    with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=suffix) as f:
+        shutil.copyfileobj(sys.stdin.buffer, f)
+        f.flush()
+        yield f.name

@@ -58,14 +58,22 @@ def _text(cols: dict, sep: str) -> str:
     names = list(cols)
     if any(sep in name for name in names):
         raise SparseTrainError(f"a column name contains the separator {sep!r}: {names}")
-    texts = [np.asarray(v).astype(str) for v in cols.values()]
+    texts = [_quoted(np.asarray(v).astype(str), sep) if np.asarray(v).dtype.kind in "UO" else np.asarray(v).astype(str)
+             for v in cols.values()]
     return "".join([sep.join(names) + "\n"] + [sep.join(row) + "\n" for row in zip(*texts)])
+
+
+def _quoted(values: np.ndarray, sep: str) -> list[str]:
+    """Strings (an id column) as the ``csv`` module writes them: a field holding the separator, a
+    quote or a line break in quotes, its quotes doubled."""
+    return ['"' + v.replace('"', '""') + '"' if (sep in v or '"' in v or "\n" in v or "\r" in v) else v
+            for v in values.tolist()]
 
 
 def _npy(cols: dict) -> bytes:
     """A structured array: one named field per column (``np.load(f)['probability_1']``)."""
     n = len(next(iter(cols.values()))) if cols else 0
-    dtype = [(name, np.asarray(v).dtype if np.asarray(v).dtype.kind in "iufb" else "U64") for name, v in cols.items()]
+    dtype = [(name, np.asarray(v).dtype if np.asarray(v).dtype.kind in "iufbU" else "U64") for name, v in cols.items()]
     arr = np.empty(n, dtype=dtype)
     for name, v in cols.items():
         arr[name] = v
