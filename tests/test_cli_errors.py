@@ -263,3 +263,11 @@ def test_init_makes_an_id_header_column_the_id_column_not_a_feature(tmp_path):
     assert cli("fit", config, "-q", "--epochs", 1, "--output", tmp_path / "r").exit_code == 0
     res = cli("predict", tmp_path / "r", tmp_path / "d.csv")
     assert res.stdout.splitlines()[0] == "Id,label,probability,class" and res.stdout.splitlines()[2].startswith("r1,")
+
+
+def test_label_values_read_as_yaml_booleans_are_refused():
+    # `label_values: [no, yes]` is [False, True] to YAML, which passed as [0, 1] without a word
+    res = cli("fit", ROOT / "configs" / "logreg.yaml", "--set", "data.label_values=[no, yes]")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).startswith("error: data.label_values: [False, True]: YAML read unquoted "
+                                                 "no/yes/off/on/true/false as booleans")

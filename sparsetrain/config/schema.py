@@ -146,6 +146,15 @@ class DataConfig(_Strict):
     label_base: Literal[0, 1] = Field(0, description="A softmax model's first class id: `0` (ids 0..K-1) or `1` "
                                       "(ids 1..K, mapped to 0..K-1).")
 
+    @field_validator("label_values", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, v):
+        # YAML reads unquoted no/yes/off/on/false/true as booleans, which pydantic would take as 0 and 1
+        if isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
+            raise ValueError(f"{list(v)}: YAML read unquoted no/yes/off/on/true/false as booleans; label values "
+                             "are numbers (the label column must hold numbers)")
+        return v
+
     @field_validator("train")
     @classmethod
     def _some_files(cls, v):
