@@ -271,3 +271,17 @@ def test_label_values_read_as_yaml_booleans_are_refused():
     assert res.exit_code == 2
     assert one_error_line(res.stderr).startswith("error: data.label_values: [False, True]: YAML read unquoted "
                                                  "no/yes/off/on/true/false as booleans")
+
+
+def test_evaluate_checks_metric_names_before_reading_the_data(tmp_path, monkeypatch):
+    from sparsetrain.trainer.predict import TrainedModel
+
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+
+    def no_reading(*a, **kw):
+        raise AssertionError("read the data first")
+
+    monkeypatch.setattr(TrainedModel, "read", no_reading)
+    res = cli("evaluate", run, ROOT / "data" / "linreg.libsvm", "--metric", "msee")
+    assert res.exit_code == 2 and "unknown metric 'msee' (did you mean 'mse'?)" in one_error_line(res.stderr)

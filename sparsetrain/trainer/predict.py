@@ -126,12 +126,12 @@ class TrainedModel:
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
 
-        it = self._iter(path, with_labels=True)
         names = list(metrics or self.metrics)
-        try:
+        try:  # before reading the data: a mistyped name fails at once
             metric = make_metric(names)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"metric: {e}") from None
+        it = self._iter(path, with_labels=True)
         mod = self._module(it)
         shape = mod.output_shapes[0][1]
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
