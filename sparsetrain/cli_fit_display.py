@@ -79,6 +79,15 @@ class StatusLine:
             self._status.update(text)
 
 
+def eta_text(done: int, total, elapsed: float) -> str:
+    """The time left at the rate so far, ``H:MM:SS`` (``-:--:--`` before there is a rate or a total)."""
+    if not total or done <= 0 or elapsed <= 0:
+        return "-:--:--"
+    left = max(0.0, (total - done) * elapsed / done)
+    h, rest = divmod(int(round(left)), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
 
@@ -90,6 +99,7 @@ class _FitReporter:
         self._last_draw = 0.0
         self.progress = None
         self.task = None
+        self.total = None  # the bar's total (a streamed first epoch re-estimates it)
         self.metrics: list[str] = []
         self.status = StatusLine(self.err, self.show_bar)
         self._paused = None  # the progress bar hidden while a status line shows
@@ -98,14 +108,16 @@ class _FitReporter:
         self._stop()
         if not self.show_bar:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # the ETA is ours (eta_text): rich's drops its speed samples whenever the total changes, and a
+        # streamed first epoch re-estimates its total from the bytes read at every chunk (no ETA at all)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                 TimeRemainingColumn(), console=self.err, transient=True)
+                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                 TextColumn("eta {task.fields[eta]}"), console=self.err, transient=True)
         self.progress.start()
-        self.task = self.progress.add_task(description, total=total, rate="")
+        self.total = total
+        self.task = self.progress.add_task(description, total=total, rate="", eta=eta_text(0, total, 0.0))
         self._t0 = time.perf_counter()
 
     def _stop(self):
@@ -169,6 +181,7 @@ class _FitReporter:
         self._bar(f"epoch {epoch}", total)
 
     def epoch_total(self, total):
+        self.total = total
         if self.progress is not None:
             self.progress.update(self.task, total=total)
 
@@ -177,7 +190,8 @@ class _FitReporter:
         if self.progress is not None and now - self._last_draw > 0.05:
             self._last_draw = now
             elapsed = max(now - self._t0, 1e-9)
-            self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s")
+            self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s",
+                                 eta=eta_text(samples, self.total, elapsed))
 
     def epoch_end(self, record):
         from .trainer import record_metrics

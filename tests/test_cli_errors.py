@@ -285,3 +285,31 @@ def test_evaluate_checks_metric_names_before_reading_the_data(tmp_path, monkeypa
     monkeypatch.setattr(TrainedModel, "read", no_reading)
     res = cli("evaluate", run, ROOT / "data" / "linreg.libsvm", "--metric", "msee")
     assert res.exit_code == 2 and "unknown metric 'msee' (did you mean 'mse'?)" in one_error_line(res.stderr)
+
+
+# -- progress ----------------------------------------------------------------------------------------------
+
+def test_a_streamed_epoch_bar_keeps_an_eta_while_its_total_is_re_estimated(monkeypatch):
+    # rich drops its speed samples whenever a task's total changes: the first streamed epoch, whose
+    # total is re-estimated from the bytes read at every chunk, showed "eta -:--:--" to its end
+    import io
+    import time
+
+    from rich.console import Console
+
+    from sparsetrain import cli_fit_display as display
+
+    monkeypatch.setattr(display, "_stderr_console", lambda quiet: Console(file=io.StringIO(), force_terminal=True))
+    assert display.eta_text(0, 100, 1.0) == "-:--:--" and display.eta_text(10, None, 1.0) == "-:--:--"
+    assert display.eta_text(25, 100, 10.0) == "0:00:30" and display.eta_text(1, 7201, 1.0) == "2:00:00"
+    reporter = display._FitReporter(quiet=False)
+    try:
+        reporter.epoch_start(0, None)
+        for done, total in ((100, 1000), (200, 1100), (300, 1050)):
+            reporter.epoch_total(total)
+            time.sleep(0.06)  # (a bar is redrawn at most every 0.05 s)
+            reporter.batch_end(done)
+        eta = reporter.progress.tasks[0].fields["eta"]
+        assert eta != "-:--:--" and eta.startswith("0:00:0")
+    finally:
+        reporter.close()
