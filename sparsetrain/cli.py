@@ -51,6 +51,9 @@ class _Main(click.Group):
             rv = e.exit_code
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; a run says where to resume from
             rv = _interrupted(str(e))
+        except OSError as e:  # writing --help or --version to a full or closed stdout
+            _error(e.strerror or e)
+            rv = EXIT_RUNTIME
         rv = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(rv)

@@ -313,3 +313,15 @@ def test_a_streamed_epoch_bar_keeps_an_eta_while_its_total_is_re_estimated(monke
         assert eta != "-:--:--" and eta.startswith("0:00:0")
     finally:
         reporter.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_help_into_a_full_stdout_is_one_error_line():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "--help"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, env=env, timeout=60)
+    assert p.returncode == 1 and one_error_line(p.stderr) == "error: No space left on device"  # was a traceback
