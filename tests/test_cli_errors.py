@@ -325,3 +325,44 @@ def test_help_into_a_full_stdout_is_one_error_line():
         p = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "--help"], stdout=full, stderr=subprocess.PIPE,
                            text=True, env=env, timeout=60)
     assert p.returncode == 1 and one_error_line(p.stderr) == "error: No space left on device"  # was a traceback
+
+
+def test_a_disk_cache_write_that_fails_at_a_close_closes_every_file(tmp_path, monkeypatch):
+    # fit on a full cache directory warned and kept the data in memory, as it should, and printed
+    # "warning: unclosed file <... labels.bin>" for the files after the first whose close failed
+    import builtins
+    import gc
+    import warnings
+
+    import numpy as np
+
+    from sparsetrain.io import disk_cache
+    from sparsetrain.io import LibSVMBlock
+
+    class FullAtClose:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+            raise OSError(28, "No space left on device")
+
+    def full_open(path, mode="r", *a, **kw):
+        f = builtins.open(path, mode, *a, **kw)
+        return FullAtClose(f) if str(path).endswith("data.bin") else f
+
+    monkeypatch.setattr(disk_cache, "open", full_open, raising=False)
+    block = LibSVMBlock(np.ones(2, np.float32), np.array([0, 1]), np.array([0, 1, 2]), np.zeros((2, 1)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(OSError, match="No space left"):
+            disk_cache._write(str(tmp_path / "c" / "entry"), {}, [block], np.float32, 2)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert os.listdir(tmp_path / "c") == []  # the temporary directory is gone

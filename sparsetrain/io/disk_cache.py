@@ -13,6 +13,7 @@ checksums fail is rebuilt, never read.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -82,7 +83,7 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
-        files = {name: open(os.path.join(tmp, f"{name}.bin"), "wb") for name in _ARRAYS}
+        files = {}
         crcs = dict.fromkeys(_ARRAYS, 0)
         lengths = dict.fromkeys(_ARRAYS, 0)
 
@@ -92,7 +93,10 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
             crcs[name] = zlib.crc32(raw, crcs[name])
             lengths[name] += len(arr)
 
-        try:
+        # an ExitStack closes every file even when closing one fails (a full disk fails at the flush)
+        with contextlib.ExitStack() as stack:
+            files.update({name: stack.enter_context(open(os.path.join(tmp, f"{name}.bin"), "wb"))
+                          for name in _ARRAYS})
             put("indptr", np.zeros(1, np.int64))
             nnz = 0
             for block in blocks:
@@ -103,9 +107,6 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
                 w = getattr(block, "weights", None)
                 put("weights", np.ones(block.num_rows) if w is None else np.asarray(w, np.float64))
                 nnz += block.nnz
-        finally:
-            for f in files.values():
-                f.close()
         arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name in ("labels", "weights")
                                            else np.int64).str, "length": lengths[name], "crc32": crcs[name]}
                   for name in _ARRAYS}
