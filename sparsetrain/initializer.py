@@ -33,7 +33,7 @@ import re
 
 import numpy as np
 
-from .base import StorageTypeError
+from .base import StorageTypeError, did_you_mean
 
 __all__ = [
     "InitDesc", "Initializer", "Normal", "Uniform", "Xavier", "Zero", "One", "Constant", "Mixed",
@@ -395,7 +395,8 @@ def load_spec(obj) -> Initializer:
 def _build(name: str, kwargs: dict) -> Initializer:
     klass = _REGISTRY.get(name.lower())
     if klass is None:
-        raise ValueError(f"unknown initializer {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown initializer {name!r}{did_you_mean(name.lower(), _REGISTRY)}; known: "
+                         f"{', '.join(sorted(_REGISTRY))}")
     try:
         return klass(**kwargs)
     except TypeError as e:

@@ -134,6 +134,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_naming_the_checkpoint_exit_143(tmp_path
     ("model.variables.weight.stype=rowsparse", "(got 'rowsparse'; did you mean 'row_sparse'?)"),
     ("train.kvstore=dist-sync", "(got 'dist-sync'; did you mean 'dist_sync'?)"),
     ("data.cache=zzz", "data.cache: Input should be 'auto', 'memory', 'stream' or 'disk' (got 'zzz')"),
+    ("model.variables.weight.init=normall", "unknown initializer 'normall' (did you mean 'normal'?); known: "),
 ])
 def test_a_mistyped_choice_suggests_the_closest(setting, message):
     res = cli("fit", LINREG, "--set", setting)
