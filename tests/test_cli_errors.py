@@ -367,3 +367,13 @@ def test_a_disk_cache_write_that_fails_at_a_close_closes_every_file(tmp_path, mo
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert os.listdir(tmp_path / "c") == []  # the temporary directory is gone
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path):
+    out = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", out, *FAST).exit_code == 1
+    res = cli("fit", LINREG, "--output", out, "--resume", *FAST)
+    assert (f"resuming from epoch 2 ({out}); it has trained its 2 epochs (train.epochs): nothing to train, give "
+            "--epochs N to train on") in res.stderr
+    res = cli("fit", LINREG, "--output", out, "--resume", "-q", "--epochs", 3, "--set", "data.batch_size=100")
+    assert f"resuming from epoch 2 ({out})\n" in res.stderr and "epoch 2 " in res.stdout
