@@ -377,3 +377,16 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path):
             "--epochs N to train on") in res.stderr
     res = cli("fit", LINREG, "--output", out, "--resume", "-q", "--epochs", 3, "--set", "data.batch_size=100")
     assert f"resuming from epoch 2 ({out})\n" in res.stderr and "epoch 2 " in res.stdout
+
+
+def test_init_scales_a_linear_regression_learning_rate_to_the_labels(tmp_path):
+    # data/linreg.libsvm's labels reach 220 (std 34): AdaGrad at 0.5 ended 10 epochs at mse 1027
+    import yaml
+
+    config = tmp_path / "m.yaml"
+    assert cli("init", ROOT / "data" / "linreg.libsvm", "--task", "regression", "--out", config).exit_code == 0
+    assert yaml.safe_load(config.read_text())["optimizer"] == {"name": "adagrad", "learning_rate": 17}
+    assert "# 0.5 × the labels' standard deviation (34.3)" in config.read_text()
+    res = cli("fit", config, "-q", "--output", tmp_path / "r")
+    assert res.exit_code == 0
+    assert float(res.stdout.splitlines()[-1].split()[3]) < 5  # epoch 9's mse
