@@ -390,3 +390,16 @@ def test_init_scales_a_linear_regression_learning_rate_to_the_labels(tmp_path):
     res = cli("fit", config, "-q", "--output", tmp_path / "r")
     assert res.exit_code == 0
     assert float(res.stdout.splitlines()[-1].split()[3]) < 5  # epoch 9's mse
+
+
+def test_the_run_log_says_what_cache_auto_chose_when_the_data_is_not_kept_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    common = ("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--set", "data.batch_size=100",
+              "--set", "data.memory_budget_mb=0.001")
+    res = cli(*common, "--epochs", 2)
+    assert (f"data.cache: auto: the data takes about 24.4 KiB parsed, more than memory_budget_mb (0.001 MiB): "
+            f"parsed once into the disk cache under {tmp_path / 'cache'} and memory-mapped\n") in res.stderr
+    res = cli(*common, "--epochs", 1)
+    assert "more than memory_budget_mb (0.001 MiB): streamed (read again every epoch)" in res.stderr
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 1)
+    assert "data.cache: auto" not in res.stderr  # kept in memory: nothing to say

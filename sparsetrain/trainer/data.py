@@ -274,6 +274,14 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
 
     batch_size = batch_size or cfg.data.batch_size
     mode = cache_mode(cfg, paths)
+    if for_training and note is not None and cfg.data.cache == "auto" and mode != "memory" and paths != ["-"]:
+        from ..io.disk_cache import cache_dir
+        from ..validation import human_bytes
+
+        where = {"disk": f"parsed once into the disk cache under {cache_dir()} and memory-mapped",
+                 "stream": "streamed (read again every epoch)"}[mode]
+        note(f"data.cache: auto: the data takes about {human_bytes(_estimated_csr_bytes(cfg, paths))} parsed, more "
+             f"than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
     last_batch = cfg.data.last_batch if for_training else "pad"
     if mode in ("memory", "disk"):
         X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
