@@ -47,8 +47,8 @@ def format_validation_error(e: ValidationError, root: type[BaseModel], prefix=()
 
     ``prefix`` is the key path of ``root`` itself (e.g. ``["data", "generate"]``)."""
     errors = e.errors(include_url=False)
-    # prefer the most specific error (the longest location) of the first field that failed
-    first = errors[0]
+    # a mistyped key first: it explains the "required key is missing" that comes with it (rowz: rows)
+    first = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.lower().replace(" ", "") in _UNION_TAGS
                                                                       or p.startswith("function-")))]
     path = join_path([*prefix, *loc])

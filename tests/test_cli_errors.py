@@ -143,6 +143,12 @@ def test_a_mistyped_choice_suggests_the_closest(setting, message):
     assert line.endswith(message) if "zzz" in setting else message in line
 
 
+def test_a_mistyped_key_is_named_before_the_required_key_it_leaves_missing():
+    res = cli("fit", ROOT / "configs" / "large.yaml", "--set", "data.generate={rowz: 10, path: x.libsvm}")
+    assert res.exit_code == 2  # it said "data.generate.rows: required key is missing (and 1 more problem)"
+    assert one_error_line(res.stderr).startswith("error: data.generate.rowz: unknown key (did you mean 'rows'?)")
+
+
 def test_init_refuses_an_unknown_task_or_preset_before_reading_the_data(tmp_path, monkeypatch):
     from sparsetrain.config import starter
 
