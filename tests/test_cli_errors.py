@@ -409,3 +409,15 @@ def test_the_run_log_says_what_cache_auto_chose_when_the_data_is_not_kept_in_mem
     assert "more than memory_budget_mb (0.001 MiB): streamed (read again every epoch)" in res.stderr
     res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 1)
     assert "data.cache: auto" not in res.stderr  # kept in memory: nothing to say
+
+
+def test_string_labels_in_a_csv_say_to_map_them_to_numbers(tmp_path):
+    # two string labels (yes/no) are not read by the CSV kernel: at least say what to do
+    (tmp_path / "d.csv").write_text("label,c\nyes,a\nno,b\n")
+    config = tmp_path / "m.yaml"
+    config.write_text("data: {train: d.csv, csv: {header: true}, categorical: [c], hash_bits: 4}\n"
+                      "model: {preset: logistic}\ntrain: {epochs: 1}\n")
+    res = cli("fit", config, "--output", tmp_path / "r")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr).endswith("d.csv:2: label column 'label': 'yes' is not a number (labels are read "
+                                               "as numbers: map string labels to numbers first, e.g. 0 and 1)")

@@ -218,7 +218,8 @@ class CSVReader(HashedTextReader):
         if code == CK.E_LABEL_MISSING:
             return f"label column {cols[aux]!r} is empty or missing"
         if code == CK.E_LABEL:
-            return f"label column {cols[aux]!r}: {tok!r} is not a number"
+            return (f"label column {cols[aux]!r}: {tok!r} is not a number (labels are read as numbers: map string "
+                    "labels to numbers first, e.g. 0 and 1)")
         if code in (CK.E_LABEL_NONFINITE, CK.E_VALUE_NONFINITE):
             return f"column {cols[aux]!r}: {tok!r} is not finite"
         if code in (CK.E_LABEL_RANGE, CK.E_VALUE_RANGE):
