@@ -421,3 +421,12 @@ def test_string_labels_in_a_csv_say_to_map_them_to_numbers(tmp_path):
     assert res.exit_code == 1
     assert one_error_line(res.stderr).endswith("d.csv:2: label column 'label': 'yes' is not a number (labels are read "
                                                "as numbers: map string labels to numbers first, e.g. 0 and 1)")
+
+
+def test_evaluating_a_libsvm_model_on_a_file_named_tsv_names_the_mismatch(tmp_path):
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    res = cli("evaluate", run, ROOT / "data" / "criteo_like_eval.tsv")
+    assert res.exit_code == 2  # it said "data.csv: give `columns` (the names in file order) or `header: true`"
+    assert one_error_line(res.stderr).endswith("criteo_like_eval.tsv: read as csv data by its name, but this model "
+                                               "was trained on libsvm data; give a libsvm file")

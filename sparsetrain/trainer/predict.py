@@ -68,6 +68,11 @@ class TrainedModel:
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
+            trained, named = self.config.data_format(), self.config.data.format_of(path)
+            if named != trained:  # (data.format: auto reads a file by its name)
+                raise ConfigError(f"{path}: read as {named} data by its name, but this model was trained on {trained} "
+                                  f"data; give a {trained} file")
+
             X, y, weights = load_file(self.config, path)
             locate = row_locator(self.config, path)
             if wants_ids and self.config.data.format_of(path) == "csv":
