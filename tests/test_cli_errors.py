@@ -430,3 +430,14 @@ def test_evaluating_a_libsvm_model_on_a_file_named_tsv_names_the_mismatch(tmp_pa
     assert res.exit_code == 2  # it said "data.csv: give `columns` (the names in file order) or `header: true`"
     assert one_error_line(res.stderr).endswith("criteo_like_eval.tsv: read as csv data by its name, but this model "
                                                "was trained on libsvm data; give a libsvm file")
+
+
+def test_training_files_of_two_formats_are_named(tmp_path):
+    logreg = ROOT / "configs" / "logreg.yaml"
+    tsv = ROOT / "data" / "criteo_like_eval.tsv"
+    res = cli("fit", logreg, "--set", f"data.train=[{ROOT / 'data' / 'binary.libsvm'}, {tsv}]")
+    assert res.exit_code == 2  # it said "data.csv: give `columns` (the names in file order) or `header: true`"
+    assert one_error_line(res.stderr) == (f"error: data.train: '{tsv}' reads as csv data by its name, the training "
+                                          "data as libsvm; give files of one format (or set data.format)")
+    res = cli("fit", logreg, "--set", f"data.eval={tsv}")
+    assert res.exit_code == 2 and one_error_line(res.stderr).startswith(f"error: data.eval: '{tsv}' reads as csv")

@@ -489,7 +489,8 @@ def expand_paths(base_dir: str, paths, key: str) -> list[str]:
         if _glob.has_magic(full):
             matches = sorted(_glob.glob(full))
             if not matches:
-                raise ConfigError(f"{key}[{k}]: no file matches {p!r} (resolved to {full})")
+                where = "" if full == p else f" (resolved to {full})"
+                raise ConfigError(f"{key}[{k}]: no file matches {p!r}{where}")
             out.extend(matches)
         else:
             if not os.path.exists(full):

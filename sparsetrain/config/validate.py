@@ -190,6 +190,12 @@ def validate_data(cfg) -> None:
     """The data format's keys (CSV schema, hashing) and stdin's limits."""
     d = cfg.data
     fmt = cfg.data_format()
+    for key, paths in (("data.train", d.train), ("data.eval", d.eval)):
+        named = {p: d.format_of(p) for p in paths or () if p != "-"}
+        if len(set(named.values()) | {fmt}) > 1:  # one schema reads them all: one format
+            odd = next(p for p, f in named.items() if f != fmt)
+            raise ConfigError(f"{key}: {odd!r} reads as {named[odd]} data by its name, the training data as {fmt}; "
+                              "give files of one format (or set data.format)")
     # a key set to something else than its default (a dumped and reloaded config sets every key)
     given = {k for k in _HASHED_KEYS + ("crosses",) if getattr(d, k) != type(d).model_fields[k].get_default(
         call_default_factory=True)}
