@@ -311,10 +311,13 @@ _SET_HELP = ("Override a config key, e.g. --set optimizer.learning_rate=0.1 or -
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name=None, version=__import__("sparsetrain").__version__, prog_name="sparsetrain")
 def main():
-    """Train sparse linear models (and small sparse graphs) from a YAML config.
+    """Train sparse models (linear, logistic, softmax, factorization machines, wide & deep, or any
+    graph of sparse ops) on LibSVM, CSV/TSV or Vowpal Wabbit data, from a YAML config.
 
     \b
       sparsetrain init data/binary.libsvm --task binary --out my.yaml   write a config for your data
+      sparsetrain fit my.yaml                      train it (runs/my/: metrics, checkpoints)
+      sparsetrain predict runs/my data/binary_eval.libsvm --out preds.csv
       sparsetrain fit configs/linreg.yaml          train the seed model to MSE < 1
       sparsetrain infer-stypes configs/linreg.yaml show each node's storage types
       sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
