@@ -441,3 +441,16 @@ def test_training_files_of_two_formats_are_named(tmp_path):
                                           "data as libsvm; give files of one format (or set data.format)")
     res = cli("fit", logreg, "--set", f"data.eval={tsv}")
     assert res.exit_code == 2 and one_error_line(res.stderr).startswith(f"error: data.eval: '{tsv}' reads as csv")
+
+
+def test_an_index_out_of_range_in_a_zero_based_file_does_not_say_one_based(tmp_path):
+    from sparsetrain.base import DataFormatError
+    from sparsetrain.io import load_libsvm
+
+    (tmp_path / "wide.libsvm").write_text("1 0:1 499:2\n0 3:1\n")
+    with pytest.raises(DataFormatError) as e:  # (zero_based="auto": the file has an index 0)
+        load_libsvm(str(tmp_path / "wide.libsvm"), num_features=200)
+    assert str(e.value) == f"{tmp_path / 'wide.libsvm'}:1: feature index '499' is out of range for num_features=200"
+    (tmp_path / "one.libsvm").write_text("1 1:1 499:2\n")
+    with pytest.raises(DataFormatError, match="out of range for num_features=200 with one-based indices$"):
+        load_libsvm(str(tmp_path / "one.libsvm"), num_features=200, zero_based=False)

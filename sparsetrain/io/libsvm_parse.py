@@ -141,7 +141,7 @@ def _message(code: int, tok: str, aux: int, ctx: "_ParseContext") -> str:
     if code == K.E_INDEX_NOT_INT:
         return f"feature index {q} is not an integer" if tok else "feature index is empty"
     if code == K.E_INDEX_RANGE:
-        base = " with one-based indices" if ctx.mode != K.ZERO_BASED else ""
+        base = " with one-based indices" if ctx.mode == K.ONE_BASED else ""
         return f"feature index {q} is out of range for num_features={ctx.num_features}{base}"
     return _MESSAGES.get(code, "malformed token {q} (error {code})").format(q=q, aux=aux, dtype=ctx.dtype, code=code)
 
