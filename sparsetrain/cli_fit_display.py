@@ -88,6 +88,21 @@ def eta_text(done: int, total, elapsed: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+@contextlib.contextmanager
+def busy(status: StatusLine, text: str):
+    """``text`` on ``status`` when the block lasts more than :data:`BUSY_AFTER` seconds (a slow step:
+    loading a large file, reading one through for ``init``)."""
+    timer = threading.Timer(BUSY_AFTER, status.push, (text,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()  # a status shown just now is taken down, not left behind
+        status.pop(text)
+
+
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
 
@@ -126,18 +141,9 @@ class _FitReporter:
             self.progress.stop()
             self.progress = None
 
-    @contextlib.contextmanager
     def busy(self, text):
         """``text`` as a status line when the step lasts more than :data:`BUSY_AFTER` seconds."""
-        timer = threading.Timer(BUSY_AFTER, self.status.push, (text,))
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
-            timer.join()  # a status shown just now is taken down, not left behind
-            self.status.pop(text)
+        return busy(self.status, text)
 
     def compile_start(self):
         if self.progress is not None:  # one live display at a time: the bar comes back afterwards

@@ -30,11 +30,21 @@ def init_command(data, task, preset, out, force, label):
 
 
 def _init(data, task, preset, out, force, label) -> int:
+    import os
+
+    from .cli_fit_display import StatusLine, _stderr_console, busy
     from .config.starter import write_starter_config
 
     command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
                        + (["--label", label] if label else []) + ["--out", out])
-    _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command, label=label)
+    err = _stderr_console(False)
+    status = StatusLine(err, err.is_terminal)
+    try:  # init reads the whole file: a large one takes seconds
+        with busy(status, f"reading {data} ({os.path.getsize(data) / 2**20:,.0f} MiB)…"):
+            _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command,
+                                              label=label)
+    finally:
+        status.clear()
     click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
                f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
     return 0

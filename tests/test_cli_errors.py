@@ -454,3 +454,12 @@ def test_an_index_out_of_range_in_a_zero_based_file_does_not_say_one_based(tmp_p
     (tmp_path / "one.libsvm").write_text("1 1:1 499:2\n")
     with pytest.raises(DataFormatError, match="out of range for num_features=200 with one-based indices$"):
         load_libsvm(str(tmp_path / "one.libsvm"), num_features=200, zero_based=False)
+
+
+def test_init_shows_a_status_line_while_it_reads_a_large_file(tmp_path, monkeypatch):
+    from sparsetrain import cli_fit_display
+
+    monkeypatch.setattr(cli_fit_display, "BUSY_AFTER", 0.0)  # (a large file: reading takes over a second)
+    data = ROOT / "data" / "binary.libsvm"
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert res.exit_code == 0 and f"reading {data} (0 MiB)…" in res.stderr
