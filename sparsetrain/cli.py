@@ -260,12 +260,27 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 
     model = load_trained(model_path, epoch=epoch, last=last)
     fmt = format_for(out, fmt)
-    with _data_file(data_path, model) as path:
+    with _data_file(data_path, model) as path, _reading(path, "predicting"):
         cols = model.predict_columns(path)
     write_predictions(cols, out, fmt)
     if out and out != "-":
         click.echo(f"wrote {len(next(iter(cols.values())))} predictions to {out}", err=True)
     return 0
+
+
+@contextlib.contextmanager
+def _reading(path, what):
+    """A status line on stderr while a large file is read and scored (after a second)."""
+    from .cli_fit_display import StatusLine, _stderr_console, busy
+
+    err = _stderr_console(False)
+    status = StatusLine(err, err.is_terminal)
+    size = f" ({os.path.getsize(path) / 2**20:,.0f} MiB)" if path != "-" and os.path.isfile(path) else ""
+    try:
+        with busy(status, f"{what} {path}{size}…"):
+            yield
+    finally:
+        status.clear()
 
 
 def _data_file(path, model):
@@ -292,7 +307,7 @@ def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     from .trainer import load_trained
 
     model = load_trained(model_path, epoch=epoch, last=last)
-    with _data_file(data_path, model) as path:
+    with _data_file(data_path, model) as path, _reading(path, "scoring"):
         values = model.evaluate(path, list(metrics) or None)
     if as_json:
         click.echo(json.dumps(values))

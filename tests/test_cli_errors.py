@@ -463,3 +463,17 @@ def test_init_shows_a_status_line_while_it_reads_a_large_file(tmp_path, monkeypa
     data = ROOT / "data" / "binary.libsvm"
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "x.yaml")
     assert res.exit_code == 0 and f"reading {data} (0 MiB)…" in res.stderr
+
+
+def test_predict_from_stdin_works_for_a_run_trained_with_zero_based_auto(tmp_path):
+    # README: `predict RUN -` reads stdin; for the seed's config (zero_based: auto) it said "data.zero_based:
+    # auto reads the file twice; for stdin ('-') set true or false", which predict has no way to set
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    data = ROOT / "data" / "linreg.libsvm"
+    from_file = cli("predict", run, data)
+    from_stdin = cli("predict", run, "-", input=data.read_text())
+    assert from_stdin.exit_code == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout
+    res = cli("evaluate", run, "-", input=data.read_text())
+    assert res.exit_code == 0 and res.stdout == cli("evaluate", run, data).stdout

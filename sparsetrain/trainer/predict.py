@@ -62,7 +62,9 @@ class TrainedModel:
 
         ids = None
         wants_ids = with_ids and self.config is not None and self.config.data.id_column is not None
-        if wants_ids and path == "-":  # the ids are a second pass: keep stdin in a file
+        if path == "-" and self.config is not None and (wants_ids or _auto_base(self.config)):
+            # a second pass over the data (the ids; the index base of LibSVM under zero_based: auto, as
+            # when training): keep stdin in a file
             with _stdin_copy(self.config) as copy:
                 return self.read(copy, with_labels, with_ids)
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
@@ -272,6 +274,10 @@ def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
     return np.array(ids, dtype=str)
 
 
+def _auto_base(cfg) -> bool:
+    return cfg.data_format() == "libsvm" and cfg.data.zero_based == "auto"
+
+
 @contextlib.contextmanager
 def _stdin_copy(cfg):
     """A temporary copy of stdin named like the training file (``.csv``/``.tsv``: the reader takes
@@ -282,7 +288,9 @@ def _stdin_copy(cfg):
 
     names = [p for p in (cfg.data.train or []) if p != "-"] + ([cfg.data.generate.path] if cfg.data.generate else [])
     base = names[0].lower().removesuffix(".gz").removesuffix(".bz2") if names else ""
-    suffix = os.path.splitext(base)[1] if base.endswith((".csv", ".tsv")) else ".csv"
+    ext = os.path.splitext(base)[1]
+    suffix = ext if cfg.data.format_of(f"x{ext}") == cfg.data_format() else {"csv": ".csv", "vw": ".vw"}.get(
+        cfg.data_format(), ".libsvm")
     with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=suffix) as f:
         shutil.copyfileobj(sys.stdin.buffer, f)
         f.flush()
