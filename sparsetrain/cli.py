@@ -75,11 +75,15 @@ def _error(message: str) -> None:
 
 
 def _run(fn, *args, **kwargs) -> int:
-    """Call the library; turn its errors into one line and an exit code."""
+    """Call the library; turn its errors into one line and an exit code. SIGTERM ends every command as
+    Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file beside the
+    real name), not at once."""
     if os.environ.get("SPARSETRAIN_DEBUG"):
-        return fn(*args, **kwargs)
+        with handling_interrupts():
+            return fn(*args, **kwargs)
     try:
-        return fn(*args, **kwargs)
+        with handling_interrupts():
+            return fn(*args, **kwargs)
     except click.ClickException:
         raise
     except BrokenPipeError:  # `sparsetrain predict ... | head`: stop quietly

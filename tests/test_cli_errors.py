@@ -477,3 +477,24 @@ def test_predict_from_stdin_works_for_a_run_trained_with_zero_based_auto(tmp_pat
     assert from_stdin.stdout == from_file.stdout
     res = cli("evaluate", run, "-", input=data.read_text())
     assert res.exit_code == 0 and res.stdout == cli("evaluate", run, data).stdout
+
+
+def test_sigterm_ends_any_command_cleanly_without_a_partial_file(tmp_path, monkeypatch):
+    # gen-data killed with SIGTERM left a 130 MB '.tmp-g.libsvm.*' beside its output and said nothing
+    import signal
+
+    from sparsetrain.fileio import open_atomic
+    from sparsetrain.io import synthetic
+
+    def generate(path, **kw):
+        with open_atomic(path) as f:
+            f.write(b"1 0:1\n" * 1000)
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "SIGTERM is not handled"
+            signal.raise_signal(signal.SIGTERM)
+        raise AssertionError("not stopped")
+
+    monkeypatch.setattr(synthetic, "generate", generate)
+    res = cli("gen-data", "--rows", 10, "--features", 10, "--nnz-per-row", 2, "--out", tmp_path / "g.libsvm", "-q")
+    assert res.exit_code == 143 and one_error_line(res.stderr) == "error: terminated"
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
