@@ -163,7 +163,9 @@ class Module(BaseModule):
         except BindError:
             raise
         except ShapeError as e:
-            raise ShapeError(f"bind: the data/label shapes {shapes} contradict the symbol: {e}") from None
+            err = ShapeError(f"bind: the data/label shapes {shapes} contradict the symbol: {e}")
+            err.detail = str(e)  # (what fit tells a user about the data file)
+            raise err from None
         if self._execs:  # share parameters with the first executor
             first = next(iter(self._execs.values()))
             for name in self._param_names:

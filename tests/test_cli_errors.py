@@ -498,3 +498,13 @@ def test_sigterm_ends_any_command_cleanly_without_a_partial_file(tmp_path, monke
     assert res.exit_code == 143 and one_error_line(res.stderr) == "error: terminated"
     assert os.listdir(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_rows_with_two_labels_for_a_one_output_model_name_the_file(tmp_path):
+    (tmp_path / "ml.libsvm").write_text("1,2 3:1\n0,1 4:1\n")
+    res = cli("fit", LINREG, "--set", f"data.train={tmp_path / 'ml.libsvm'}", "--output", tmp_path / "r", *FAST)
+    assert res.exit_code == 1  # it said "bind: the data/label shapes {'data': (1, 100), 'label': (1, 2)} contradict..."
+    assert one_error_line(res.stderr) == (
+        f"error: {tmp_path / 'ml.libsvm'}: the data's batches (data (100, 100), label (100, 2)) do not fit the "
+        "model: node 'lro' (LinearRegressionOutput): LinearRegressionOutput: label shape (100, 2) does not fit the "
+        "output shape (100, 1)")

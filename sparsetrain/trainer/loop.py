@@ -20,7 +20,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from ..base import ConfigError, NonFiniteError, OutputError, SparseTrainError
+from ..base import ConfigError, DataFormatError, NonFiniteError, OutputError, ShapeError, SparseTrainError
 from ..config import Config, make_optimizer
 from ..interrupts import handling_interrupts, raise_if_interrupted
 from .data import ensure_generated, make_iter, write_feature_names
@@ -288,7 +288,12 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             module = Module(cfg.build_symbol(), **names)
         previous_strict = set_strict_stypes(cfg.train.strict_stypes)
         try:
-            module.bind(train_iter.provide_data, train_iter.provide_label, for_training=True)
+            try:
+                module.bind(train_iter.provide_data, train_iter.provide_label, for_training=True)
+            except ShapeError as e:  # e.g. two labels per row for a one-output model: a fact about the data
+                batch = ", ".join(f"{d.name} {tuple(d.shape)}" for d in train_iter.provide_data + train_iter.provide_label)
+                raise DataFormatError(f"{', '.join(cfg.train_files())}: the data's batches ({batch}) do not fit the "
+                                      f"model: {getattr(e, 'detail', e)}") from None
             if verbose_stypes:
                 reporter.stypes(cfg.plan().log_lines())
             module.init_params(initializer=cfg.initializer())
