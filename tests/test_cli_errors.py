@@ -508,3 +508,15 @@ def test_rows_with_two_labels_for_a_one_output_model_name_the_file(tmp_path):
         f"error: {tmp_path / 'ml.libsvm'}: the data's batches (data (100, 100), label (100, 2)) do not fit the "
         "model: node 'lro' (LinearRegressionOutput): LinearRegressionOutput: label shape (100, 2) does not fit the "
         "output shape (100, 1)")
+
+
+def test_a_directory_as_data_and_a_run_directory_that_cannot_be_made_are_named(tmp_path):
+    res = cli("fit", LINREG, "--set", f"data.train={tmp_path}")
+    assert res.exit_code == 2  # it said "<dir>: Is a directory", exit 1
+    assert one_error_line(res.stderr) == (f"error: data.train[0]: {tmp_path} is a directory; give its files or a "
+                                          f"glob ('{tmp_path}/*')")
+    (tmp_path / "file").write_text("x")
+    res = cli("fit", LINREG, "--output", tmp_path / "file" / "run", *FAST)
+    assert res.exit_code == 1  # it said "<path>: file not found" for /proc/x
+    assert one_error_line(res.stderr) == (f"error: {tmp_path / 'file' / 'run'}: cannot create the run directory "
+                                          "(Not a directory)")

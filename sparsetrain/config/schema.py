@@ -496,6 +496,9 @@ def expand_paths(base_dir: str, paths, key: str) -> list[str]:
             if not os.path.exists(full):
                 where = "" if full == p else f" (resolved against the config's directory to {full})"
                 raise ConfigError(f"{key}[{k}]: file not found: {p!r}{where}")
+            if os.path.isdir(full):
+                raise ConfigError(f"{key}[{k}]: {full} is a directory; give its files or a glob "
+                                  f"({os.path.join(p, '*')!r})")
             out.append(full)
     return out
 

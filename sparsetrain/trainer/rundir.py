@@ -70,6 +70,13 @@ def holds_run(path: str) -> bool:
     return bool(_checkpoint_files(path))
 
 
+def _make_run_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:  # (it said "/proc/x: file not found")
+        raise OutputError(e.errno, f"cannot create the run directory ({e.strerror})", path) from None
+
+
 def _has_checkpoint(path: str) -> bool:
     return os.path.exists(os.path.join(path, STATE_FILE)) or bool(_checkpoint_files(path))
 
@@ -173,7 +180,7 @@ class RunDir:
             path, note = _latest_run(base), None
         else:
             return cls._open_next_free(base, keep)
-        os.makedirs(path, exist_ok=True)
+        _make_run_dir(path)
         fd = _lock(path)
         if fd is None:
             raise RunDirectoryLocked(f"{path}: another sparsetrain run ({_holder(path)}) is using this run "
@@ -204,7 +211,7 @@ class RunDir:
             k += 1
             if holds_run(path):
                 continue
-            os.makedirs(path, exist_ok=True)
+            _make_run_dir(path)
             fd = _lock(path)
             if fd is None:
                 continue
