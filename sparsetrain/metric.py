@@ -267,7 +267,7 @@ class MAE(_BatchMeanError):
         return float(numpy.abs(diff).mean())
 
 
-@entry("accuracy", "acc", fused="accuracy")
+@entry("accuracy", "acc", outputs=BINARY | MULTICLASS, fused="accuracy")
 class Accuracy(EvalMetric):
     """Fraction of correctly classified samples (counts samples).
 

@@ -520,3 +520,11 @@ def test_a_directory_as_data_and_a_run_directory_that_cannot_be_made_are_named(t
     assert res.exit_code == 1  # it said "<path>: file not found" for /proc/x
     assert one_error_line(res.stderr) == (f"error: {tmp_path / 'file' / 'run'}: cannot create the run directory "
                                           "(Not a directory)")
+
+
+def test_accuracy_on_a_regression_model_is_a_usage_error_not_an_internal_one(tmp_path):
+    res = cli("fit", LINREG, "--set", "train.metrics=[accuracy]", "--set", "train.target={}", "--output", tmp_path)
+    assert res.exit_code == 2  # it trained into "internal error: ValueError: accuracy needs labels 0 or 1, got 47.9"
+    assert one_error_line(res.stderr) == ("error: train.metrics[0]: metric 'accuracy' does not apply to a "
+                                          "LinearRegressionOutput model (it scores LogisticRegressionOutput, "
+                                          "SoftmaxOutput)")
