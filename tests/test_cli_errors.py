@@ -528,3 +528,8 @@ def test_accuracy_on_a_regression_model_is_a_usage_error_not_an_internal_one(tmp
     assert one_error_line(res.stderr) == ("error: train.metrics[0]: metric 'accuracy' does not apply to a "
                                           "LinearRegressionOutput model (it scores LogisticRegressionOutput, "
                                           "SoftmaxOutput)")
+    assert cli("fit", LINREG, "--output", tmp_path / "r", *FAST).exit_code == 1
+    res = cli("evaluate", tmp_path / "r", ROOT / "data" / "linreg.libsvm", "--metric", "accuracy")
+    assert res.exit_code == 2 and one_error_line(res.stderr) == (
+        "error: metric 'accuracy' does not apply to a LinearRegressionOutput model (it scores "
+        "LogisticRegressionOutput, SoftmaxOutput)")  # (not "metric: metric 'accuracy' ...")

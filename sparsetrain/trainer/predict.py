@@ -144,7 +144,7 @@ class TrainedModel:
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
             why = metric_mod.not_applicable(n, self.loss_op, int(shape[-1]) if len(shape) > 1 else 1)
             if why:
-                raise ConfigError(f"metric: {why}")
+                raise ConfigError(why)  # ("metric 'auc' does not apply to ...": it names the metric)
         mod.score(it, metric)
         return metric_values(names, metric)
 
