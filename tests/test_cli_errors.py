@@ -533,3 +533,15 @@ def test_accuracy_on_a_regression_model_is_a_usage_error_not_an_internal_one(tmp
     assert res.exit_code == 2 and one_error_line(res.stderr) == (
         "error: metric 'accuracy' does not apply to a LinearRegressionOutput model (it scores "
         "LogisticRegressionOutput, SoftmaxOutput)")  # (not "metric: metric 'accuracy' ...")
+
+
+def test_plot_writes_the_format_its_out_extension_names(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    assert cli("plot", run, "--out", tmp_path / "m.svg").exit_code == 0
+    assert b"<svg" in (tmp_path / "m.svg").read_bytes()[:1000]  # it wrote PNG bytes under any name
+    assert cli("plot", run, "--out", tmp_path / "m.pdf").exit_code == 0
+    assert (tmp_path / "m.pdf").read_bytes().startswith(b"%PDF")
+    res = cli("plot", run, "--out", tmp_path / "m.xyz")
+    assert res.exit_code == 1 and "m.xyz: matplotlib cannot write .xyz images; use one of " in res.stderr

@@ -32,6 +32,20 @@ def _pyplot():
     return plt
 
 
+def _image_format(plt, path: str) -> str:
+    """The image format ``path``'s extension names (``png`` without one); an extension matplotlib
+    cannot write is an error naming the ones it can (a .pdf name got PNG bytes)."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if not ext:
+        return "png"
+    known = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if ext not in known:
+        raise SparseTrainError(f"{path}: matplotlib cannot write .{ext} images; use one of "
+                               f"{', '.join('.' + k for k in sorted(known))}")
+    return ext
+
+
 def _base_name(key: str) -> str:
     for prefix in _PREFIXES:
         if key.startswith(prefix):
@@ -40,10 +54,12 @@ def _base_name(key: str) -> str:
 
 
 def plot_metrics(history: list[dict], path: str, best_epoch: int | None = None, title: str | None = None) -> str:
-    """Draw every metric of ``history`` (``metrics.jsonl`` records) per epoch into ``path`` (PNG),
-    one panel per metric with its train, ``progressive_`` and ``eval_`` curves; ``best_epoch`` (a
-    checkpoint number: the record of epoch ``best_epoch - 1``) is marked. Written atomically."""
+    """Draw every metric of ``history`` (``metrics.jsonl`` records) per epoch into ``path`` (PNG, or
+    the format its extension names: ``.pdf``, ``.svg``, ...), one panel per metric with its train,
+    ``progressive_`` and ``eval_`` curves; ``best_epoch`` (a checkpoint number: the record of epoch
+    ``best_epoch - 1``) is marked. Written atomically."""
     plt = _pyplot()
+    fmt = _image_format(plt, path)
     keys = list(dict.fromkeys(k for r in history for k in record_metrics(r)))
     names = list(dict.fromkeys(_base_name(k) for k in keys))
     if not names:
@@ -67,7 +83,7 @@ def plot_metrics(history: list[dict], path: str, best_epoch: int | None = None, 
             fig.suptitle(title, fontsize="medium")
         fig.tight_layout()
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
+        fig.savefig(buf, format=fmt, dpi=100)
     finally:
         plt.close(fig)
     with writing(path):
