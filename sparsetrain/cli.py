@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -52,7 +53,7 @@ class _Main(click.Group):
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; a run says where to resume from
             rv = _interrupted(str(e))
         except OSError as e:  # writing --help or --version to a full or closed stdout
-            _error(e.strerror or e)
+            _error(f"<stdout>: {e.strerror or e}")
             rv = EXIT_RUNTIME
         rv = rv if isinstance(rv, int) else 0
         if standalone_mode:
@@ -99,8 +100,9 @@ def _run(fn, *args, **kwargs) -> int:
     except FileNotFoundError as e:
         _error(f"{e.filename}: file not found")
         return EXIT_RUNTIME
-    except OSError as e:
-        _error(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+    except OSError as e:  # (sparsetrain's own files are OutputErrors naming them: a nameless full disk is stdout)
+        name = e.filename or ("<stdout>" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "")
+        _error(f"{name}: {e.strerror or e}".lstrip(": "))
         return EXIT_RUNTIME
     except SystemError as e:
         from .trainer import is_interrupt

@@ -331,7 +331,20 @@ def test_help_into_a_full_stdout_is_one_error_line():
     with open("/dev/full", "w") as full:
         p = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "--help"], stdout=full, stderr=subprocess.PIPE,
                            text=True, env=env, timeout=60)
-    assert p.returncode == 1 and one_error_line(p.stderr) == "error: No space left on device"  # was a traceback
+    assert p.returncode == 1 and one_error_line(p.stderr) == "error: <stdout>: No space left on device"  # a traceback
+
+
+def test_a_full_stdout_is_named(tmp_path, monkeypatch):
+    from sparsetrain.trainer import predictions
+
+    def full(*a, **kw):  # what writing to a full stdout raises: an OSError without a file name
+        raise OSError(28, "No space left on device")
+
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    monkeypatch.setattr(predictions, "write_predictions", full)
+    res = cli("predict", run, ROOT / "data" / "linreg.libsvm")
+    assert res.exit_code == 1 and one_error_line(res.stderr) == "error: <stdout>: No space left on device"
 
 
 def test_a_disk_cache_write_that_fails_at_a_close_closes_every_file(tmp_path, monkeypatch):
