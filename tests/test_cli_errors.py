@@ -558,3 +558,11 @@ def test_plot_writes_the_format_its_out_extension_names(tmp_path):
     assert (tmp_path / "m.pdf").read_bytes().startswith(b"%PDF")
     res = cli("plot", run, "--out", tmp_path / "m.xyz")
     assert res.exit_code == 1 and "m.xyz: matplotlib cannot write .xyz images; use one of " in res.stderr
+
+
+def test_an_empty_config_says_what_it_needs(tmp_path):
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    res = cli("fit", tmp_path / "empty.yaml")
+    assert res.exit_code == 2  # it said "data: required key is missing (and 1 more problem)"
+    assert one_error_line(res.stderr).startswith(f"error: {tmp_path / 'empty.yaml'}: the config is empty; it needs "
+                                                 "data and model keys at least")

@@ -29,7 +29,8 @@ def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     if doc is None:
-        doc = {}
+        raise ConfigError(f"{path}: the config is empty; it needs data and model keys at least (`sparsetrain init "
+                          "DATA --task ... --out CONFIG` writes one for your data)")
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the config must be a mapping with data, model, optimizer, train keys")
     for item in overrides or ():
