@@ -566,3 +566,22 @@ def test_an_empty_config_says_what_it_needs(tmp_path):
     assert res.exit_code == 2  # it said "data: required key is missing (and 1 more problem)"
     assert one_error_line(res.stderr).startswith(f"error: {tmp_path / 'empty.yaml'}: the config is empty; it needs "
                                                  "data and model keys at least")
+
+
+def test_a_run_never_writes_its_config_yaml_over_the_config_it_runs(tmp_path, monkeypatch):
+    # `fit config.yaml --output . --overwrite` replaced the user's config.yaml (comments and all) with the
+    # run's resolved config; without --overwrite it said the directory "holds a run"
+    monkeypatch.chdir(tmp_path)
+    mine = (ROOT / "configs" / "linreg.yaml").read_text().replace("../data/", f"{ROOT}/data/") + "# my notes\n"
+    (tmp_path / "config.yaml").write_text(mine)
+    for extra in ((), ("--overwrite",)):
+        res = cli("fit", "config.yaml", "--output", ".", *FAST, *extra)
+        assert res.exit_code == 2
+        assert one_error_line(res.stderr) == (f"error: --output {tmp_path}: the run writes its config.yaml there, "
+                                              "over your config config.yaml; choose another directory with --output")
+    assert (tmp_path / "config.yaml").read_text() == mine
+    run = tmp_path / "r"
+    assert cli("fit", "config.yaml", "--output", run, *FAST).exit_code == 1
+    res = cli("fit", run / "config.yaml", "--output", run, "--resume", "-q", "--epochs", 3, "--set",
+              "data.batch_size=100")  # resuming from the run's own config.yaml is fine
+    assert "resuming from epoch 2" in res.stderr and res.exit_code in (0, 1)

@@ -70,6 +70,15 @@ def holds_run(path: str) -> bool:
     return bool(_checkpoint_files(path))
 
 
+def _not_over_the_config(cfg, path: str) -> None:
+    """A ``ConfigError`` when the run would write its ``config.yaml`` over the config file it runs
+    (``fit config.yaml --output .``: ``--overwrite`` replaced the user's file, comments and all)."""
+    source, target = getattr(cfg, "source", None), os.path.join(path, CONFIG_FILE)
+    if source and os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):
+        raise ConfigError(f"--output {path}: the run writes its config.yaml there, over your config {source}; "
+                          "choose another directory with --output")
+
+
 def _make_run_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
@@ -176,6 +185,8 @@ class RunDir:
         base = os.path.abspath(output_dir or cfg.output_dir())
         if explicit or overwrite:
             path, note = base, None
+            if not resume:  # (resuming a run from its own saved config.yaml is fine)
+                _not_over_the_config(cfg, path)
         elif resume:
             path, note = _latest_run(base), None
         else:
