@@ -585,3 +585,12 @@ def test_a_run_never_writes_its_config_yaml_over_the_config_it_runs(tmp_path, mo
     res = cli("fit", run / "config.yaml", "--output", run, "--resume", "-q", "--epochs", 3, "--set",
               "data.batch_size=100")  # resuming from the run's own config.yaml is fine
     assert "resuming from epoch 2" in res.stderr and res.exit_code in (0, 1)
+
+
+def test_a_config_yaml_that_no_run_wrote_is_not_called_a_run(tmp_path):
+    (tmp_path / "config.yaml").write_text("someone's notes\n")
+    res = cli("fit", LINREG, "--output", tmp_path, *FAST)
+    assert res.exit_code == 2 and one_error_line(res.stderr) == (
+        f"error: {tmp_path} holds a config.yaml that no run wrote (no checkpoints/ beside it): choose another "
+        "directory with --output (--overwrite would replace it)")
+    assert (tmp_path / "config.yaml").read_text() == "someone's notes\n"

@@ -204,6 +204,9 @@ class RunDir:
                 run.checkpoint = run.params_path(run.start_epoch)
                 run.check_resumable(cfg)
             elif not overwrite and holds_run(path):
+                if not os.path.isdir(os.path.dirname(run.prefix)):  # a run makes checkpoints/ before config.yaml
+                    raise ConfigError(f"{path} holds a config.yaml that no run wrote (no checkpoints/ beside it): "
+                                      "choose another directory with --output (--overwrite would replace it)")
                 if not _has_checkpoint(path):  # --resume has nothing to continue: do not send the user there
                     raise ConfigError(f"{path} holds a run that stopped before its first checkpoint: start it "
                                       "again with --overwrite, or choose another directory with --output")
