@@ -278,10 +278,11 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 def _reading(path, what):
     """A status line on stderr while a large file is read and scored (after a second)."""
     from .cli_fit_display import StatusLine, _stderr_console, busy
+    from .validation import human_bytes
 
     err = _stderr_console(False)
     status = StatusLine(err, err.is_terminal)
-    size = f" ({os.path.getsize(path) / 2**20:,.0f} MiB)" if path != "-" and os.path.isfile(path) else ""
+    size = f" ({human_bytes(os.path.getsize(path))})" if path != "-" and os.path.isfile(path) else ""
     try:
         with busy(status, f"{what} {path}{size}…"):
             yield

@@ -34,13 +34,14 @@ def _init(data, task, preset, out, force, label) -> int:
 
     from .cli_fit_display import StatusLine, _stderr_console, busy
     from .config.starter import write_starter_config
+    from .validation import human_bytes
 
     command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
                        + (["--label", label] if label else []) + ["--out", out])
     err = _stderr_console(False)
     status = StatusLine(err, err.is_terminal)
     try:  # init reads the whole file: a large one takes seconds
-        with busy(status, f"reading {data} ({os.path.getsize(data) / 2**20:,.0f} MiB)…"):
+        with busy(status, f"reading {data} ({human_bytes(os.path.getsize(data))})…"):
             _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command,
                                               label=label)
     finally:

@@ -475,7 +475,7 @@ def test_init_shows_a_status_line_while_it_reads_a_large_file(tmp_path, monkeypa
     monkeypatch.setattr(cli_fit_display, "BUSY_AFTER", 0.0)  # (a large file: reading takes over a second)
     data = ROOT / "data" / "binary.libsvm"
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "x.yaml")
-    assert res.exit_code == 0 and f"reading {data} (0 MiB)…" in res.stderr
+    assert res.exit_code == 0 and f"reading {data} (306.2 KiB)…" in res.stderr
 
 
 def test_predict_from_stdin_works_for_a_run_trained_with_zero_based_auto(tmp_path):
