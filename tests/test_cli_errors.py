@@ -521,6 +521,15 @@ def test_rows_with_two_labels_for_a_one_output_model_name_the_file(tmp_path):
         f"error: {tmp_path / 'ml.libsvm'}: the data's batches (data (100, 100), label (100, 2)) do not fit the "
         "model: node 'lro' (LinearRegressionOutput): LinearRegressionOutput: label shape (100, 2) does not fit the "
         "output shape (100, 1)")
+    run = tmp_path / "ok"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    for command in ("predict", "evaluate"):  # they said "bind: the data/label shapes {...} contradict the symbol"
+        res = cli(command, run, tmp_path / "ml.libsvm")
+        assert res.exit_code == 1 and one_error_line(res.stderr).startswith(
+            f"error: {tmp_path / 'ml.libsvm'}: its rows do not fit the model: node 'lro' (LinearRegressionOutput)")
+    res = cli("fit", LINREG, "--set", f"data.eval={tmp_path / 'ml.libsvm'}", "--output", tmp_path / "e", *FAST)
+    assert res.exit_code == 1  # it said "forward: label 'label' has shape (1, 2) but the module was bound with (1,)"
+    assert one_error_line(res.stderr) == f"error: {tmp_path / 'ml.libsvm'}: 2 labels per row, the training data 1 label"
 
 
 def test_a_directory_as_data_and_a_run_directory_that_cannot_be_made_are_named(tmp_path):

@@ -70,6 +70,11 @@ class TrainResult:
         return {k: (target_relation(k), want, k not in missed) for k, want in self.targets.items()}
 
 
+def _labels_per_row(shape) -> str:
+    k = int(shape[0]) if shape else 1
+    return f"{k} label{'s' if k != 1 else ''}"
+
+
 def _last_good(run: RunDir) -> str:
     return (f"; the last good checkpoint is {run.checkpoint}" if run.checkpoint else "; no checkpoint was written")
 
@@ -278,6 +283,11 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         eval_files = cfg.eval_files()
         with reporter.busy(f"loading {', '.join(eval_files)}"):
             eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
+        if eval_iter is not None:  # (else the first eval pass failed in the module's forward)
+            per_row = [it.provide_label[0].shape[1:] for it in (train_iter, eval_iter)]
+            if per_row[0] != per_row[1]:
+                raise DataFormatError(f"{', '.join(eval_files)}: {_labels_per_row(per_row[1])} per row, the training "
+                                      f"data {_labels_per_row(per_row[0])}")
         names = {"data_names": [cfg.data_name], "label_names": [cfg.label_name]}
         if run.state is not None:
             symbol = cfg.build_symbol()

@@ -35,8 +35,8 @@ class TrainedModel:
     def params_path(self) -> str:
         return f"{self.prefix}-{self.epoch:04d}.params"
 
-    def _module(self, data_iter):
-        from ..base import ShapeError
+    def _module(self, data_iter, path: str):
+        from ..base import DataFormatError, ShapeError
         from ..module import Module
         from ..symbol import load as load_symbol
 
@@ -44,7 +44,10 @@ class TrainedModel:
         mod = Module(sym, data_names=[self.data_name], label_names=[self.label_name])
         names = [a for a in sym.list_arguments() if a not in (self.data_name, self.label_name)]
         arg, aux = checked_params(self.params_path, names)
-        mod.bind(data_iter.provide_data, data_iter.provide_label, for_training=False)
+        try:
+            mod.bind(data_iter.provide_data, data_iter.provide_label, for_training=False)
+        except ShapeError as e:  # e.g. two labels per row for a one-output model: a fact about the file
+            raise DataFormatError(f"{path}: its rows do not fit the model: {getattr(e, 'detail', e)}") from None
         try:
             mod.set_params(arg, aux, allow_extra=True)
         except ShapeError as e:
@@ -111,13 +114,13 @@ class TrainedModel:
         shape = out_shapes[0] if out_shapes else None
         return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
 
-    def _outputs(self, it) -> np.ndarray:
-        out = self._module(it).predict(it)
+    def _outputs(self, it, path: str) -> np.ndarray:
+        out = self._module(it, path).predict(it)
         return out.asnumpy() if hasattr(out, "asnumpy") else np.zeros((0, 1))
 
     def predict(self, path: str) -> np.ndarray:
         """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
-        arr = self._outputs(self._iter(path))
+        arr = self._outputs(self._iter(path), path)
         return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
 
     def predict_columns(self, path: str, id_name: str = "row") -> dict:
@@ -125,7 +128,7 @@ class TrainedModel:
         from .predictions import prediction_columns
 
         data = self.read(path, with_ids=True)
-        outputs = self._outputs(self._iter(path, data=data))
+        outputs = self._outputs(self._iter(path, data=data), path)
         if data[2] is not None:
             id_name = self.config.data.id_column
         return prediction_columns(self.loss_op, outputs, data[1], data[2], id_name)
@@ -139,7 +142,7 @@ class TrainedModel:
         except (ValueError, TypeError) as e:
             raise ConfigError(f"metric: {e}") from None
         it = self._iter(path, with_labels=True)
-        mod = self._module(it)
+        mod = self._module(it, path)
         shape = mod.output_shapes[0][1]
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
             why = metric_mod.not_applicable(n, self.loss_op, int(shape[-1]) if len(shape) > 1 else 1)
