@@ -603,3 +603,16 @@ def test_a_config_yaml_that_no_run_wrote_is_not_called_a_run(tmp_path):
         f"error: {tmp_path} holds a config.yaml that no run wrote (no checkpoints/ beside it): choose another "
         "directory with --output (--overwrite would replace it)")
     assert (tmp_path / "config.yaml").read_text() == "someone's notes\n"
+
+
+def test_a_csv_with_a_byte_order_mark_reads_its_header_names_as_written(tmp_path):
+    # Excel writes a UTF-8 byte order mark first: 'label' was '\ufefflabel' ("no column 'label' ... did you
+    # mean '\ufefflabel'?"), and init wrote label: "\uFEFFlabel"
+    (tmp_path / "d.csv").write_bytes(b"\xef\xbb\xbflabel,num,cat\r\n1,3,a\r\n0,2,b\r\n1,1,a\r\n0,0,b\r\n")
+    config = tmp_path / "m.yaml"
+    config.write_text("data: {train: d.csv, csv: {header: true}, label: label, numeric: [num], categorical: [cat],\n"
+                      "       hash_bits: 4}\nmodel: {preset: logistic}\ntrain: {epochs: 1}\n")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r")
+    assert res.exit_code == 0, res.stderr
+    res = cli("init", tmp_path / "d.csv", "--task", "binary", "--out", tmp_path / "i.yaml")
+    assert res.exit_code == 0 and "  label: label " in (tmp_path / "i.yaml").read_text()

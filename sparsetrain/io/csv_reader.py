@@ -38,6 +38,7 @@ _SLOW_ROWS = 64
 
 
 def _header_fields(text: str, delimiter: str, quote: str, sniff: bool, where: str):
+    text = text.removeprefix("\ufeff")  # the byte order mark Excel and other Windows tools put first
     if sniff and "\t" in text and "," not in text:
         delimiter = "\t"
     fields = next(csv.reader(io.StringIO(text.rstrip("\r\n"), newline=""), delimiter=delimiter, quotechar=quote), [])
