@@ -135,6 +135,8 @@ def test_sigterm_stops_a_run_like_ctrl_c_naming_the_checkpoint_exit_143(tmp_path
     ("train.kvstore=dist-sync", "(got 'dist-sync'; did you mean 'dist_sync'?)"),
     ("data.cache=zzz", "data.cache: Input should be 'auto', 'memory', 'stream' or 'disk' (got 'zzz')"),
     ("model.variables.weight.init=normall", "unknown initializer 'normall' (did you mean 'normal'?); known: "),
+    ("optimizer={name: adam, beta1: 2}", "optimizer.beta1: must be a number in [0, 1) (got 2)"),  # (a NaN loss later)
+    ("optimizer={name: ftrl, lamda1: -1}", "optimizer.lamda1: must be a number >= 0 (got -1)"),
 ])
 def test_a_mistyped_choice_suggests_the_closest(setting, message):
     res = cli("fit", LINREG, "--set", setting)

@@ -44,6 +44,17 @@ def optimizer_params(opt, batch_size: int, sync_workers: int = 1) -> dict:
     return params
 
 
+# The optimizers' own parameters (beyond the schema's keys) that have a valid range: outside it a run
+# only diverges later (Adam with beta1: 2 stopped at a NaN loss, advising a lower learning rate).
+_PARAM_RANGES = {
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "epsilon": (lambda v: v > 0, "> 0"),
+    "lamda1": (lambda v: v >= 0, ">= 0"),
+    "beta": (lambda v: v >= 0, ">= 0"),
+}
+
+
 def make_optimizer(cfg, sync_workers: int = 1):
     """The optimizer object the config describes, for ``sync_workers`` workers summing their gradients."""
     from .. import optimizer as opt_mod
@@ -59,6 +70,10 @@ def make_optimizer(cfg, sync_workers: int = 1):
         if key not in accepted:
             raise ConfigError(f"{join_path(['optimizer', key])}: not a parameter of {cfg.optimizer.name}"
                               f"{did_you_mean(key, accepted)}")
+        ok, allowed = _PARAM_RANGES.get(key, (None, None))
+        value = params[key]
+        if ok is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and ok(value)):
+            raise ConfigError(f"{join_path(['optimizer', key])}: must be a number {allowed} (got {value!r})")
     return opt_mod.create(cfg.optimizer.name, **params)
 
 
