@@ -97,7 +97,7 @@ class DataConfig(_Strict):
         "parameters as in memory); `disk` parses it once into a binary cache under `$SPARSETRAIN_CACHE_DIR` "
         "(default `~/.cache/sparsetrain`; rebuilt when the file or the parse options change) and memory-maps "
         "it, in this run and later ones; `auto` keeps it in memory when it fits `memory_budget_mb`, else uses "
-        "`disk` for several epochs or `shuffle`, else `stream`.")
+        "`disk` for several epochs or `shuffle`, else `stream` (the run log says which when it is not `memory`).")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, gt=0, description="The longest line a data file may have, "
