@@ -301,7 +301,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             try:
                 module.bind(train_iter.provide_data, train_iter.provide_label, for_training=True)
             except ShapeError as e:  # e.g. two labels per row for a one-output model: a fact about the data
-                batch = ", ".join(f"{d.name} {tuple(d.shape)}" for d in train_iter.provide_data + train_iter.provide_label)
+                batch = ", ".join(f"{d.name} {tuple(d.shape)}"
+                                  for d in train_iter.provide_data + train_iter.provide_label)
                 raise DataFormatError(f"{', '.join(cfg.train_files())}: the data's batches ({batch}) do not fit the "
                                       f"model: {getattr(e, 'detail', e)}") from None
             if verbose_stypes:
