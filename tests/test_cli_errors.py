@@ -92,7 +92,8 @@ def test_a_full_disk_mid_run_names_the_last_complete_checkpoint_and_resume(tmp_p
     assert res.exit_code == 1
     line = one_error_line(res.stderr)
     assert line.startswith(f"error: {out}/checkpoints/model-0002.params: cannot write (no space left on device); "
-                           f"the last complete checkpoint is {out}/checkpoints/model-0001.params; continue with --resume")
+                           f"the last complete checkpoint is {out}/checkpoints/model-0001.params; continue with "
+                           "--resume")
 
 
 # -- SIGTERM -------------------------------------------------------------------------------------------------
