@@ -158,8 +158,10 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     if bad is not None and not bad[1].strip():
         raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} is empty (every row needs a label)")
     if bad is not None:
-        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number (labels "
-                              "are numbers; pick another column with --label)")
+        strings = sorted({r[li].strip() for r in body})
+        how = (f"two string labels ({', '.join(strings)}) must be mapped to numbers first, e.g. 0 and 1"
+               if len(strings) == 2 else "labels are numbers; pick another column with --label")
+        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number ({how})")
     layout = CSVLayout(delimiter, header, columns, label)
     if header:  # a row id (a Kaggle `id`) is no feature: hashed, each value would be a feature of one row
         layout.id_column = next((c for c in columns if c.lower() in ID_NAMES and c != label), None)
