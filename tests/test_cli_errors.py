@@ -619,3 +619,23 @@ def test_a_csv_with_a_byte_order_mark_reads_its_header_names_as_written(tmp_path
     assert res.exit_code == 0, res.stderr
     res = cli("init", tmp_path / "d.csv", "--task", "binary", "--out", tmp_path / "i.yaml")
     assert res.exit_code == 0 and "  label: label " in (tmp_path / "i.yaml").read_text()
+
+
+@pytest.mark.parametrize("kind", ["xz", "zip"])
+def test_data_compressed_in_a_format_not_read_is_named(tmp_path, kind):
+    import lzma
+    import zipfile
+
+    raw = (ROOT / "data" / "binary.libsvm").read_bytes()[:5000]
+    path = tmp_path / f"d.libsvm.{kind}"
+    if kind == "xz":
+        path.write_bytes(lzma.compress(raw))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("d.libsvm", raw)
+    want = f"error: {path}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress it first"
+    res = cli("fit", ROOT / "configs" / "logreg.yaml", "--set", f"data.train={path}", "--set", "data.eval=null",
+              "--set", "train.target={}", "--output", tmp_path / "r")
+    assert res.exit_code == 1 and one_error_line(res.stderr) == want  # it said "label '\xfd7zXZ...' is not a number"
+    res = cli("init", path, "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert res.exit_code == 1 and one_error_line(res.stderr).endswith(want[len("error: "):])

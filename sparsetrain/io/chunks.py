@@ -45,6 +45,17 @@ STREAM_CHUNK_SIZE = 4 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"
+# archives and compressions not read: named, instead of "label '\xfd7zXZ...' is not a number"
+_UNREAD_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip",
+                 b"7z\xbc\xaf\x27\x1c": "7z", b"\x04\x22\x4d\x18": "lz4"}
+
+
+def _refuse_unread(path, head: bytes) -> None:
+    for magic, kind in _UNREAD_MAGIC.items():
+        if head.startswith(magic):
+            name = "<stdin>" if os.fspath(path) == "/dev/stdin" else os.fspath(path)
+            raise DataFormatError(f"{name}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress "
+                                  "it first")
 _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 
 
@@ -60,16 +71,18 @@ def open_data(path):
             if f.peek(3)[:2] == _GZIP_MAGIC or f.peek(3)[:3] == _BZ2_MAGIC:
                 raise ValueError(f"{os.fspath(path)}: compressed data from a pipe is not supported; "
                                  "pipe it through zcat/bzcat or give the file")
+            _refuse_unread(path, f.peek(6)[:6])
             return f
-        head = raw.read(3)
+        head = raw.read(6)
         raw.seek(0)
+        _refuse_unread(path, head)
     except BaseException:
         raw.close()
         raise
     if head[:2] == _GZIP_MAGIC:
         raw.close()
         return gzip.open(path, "rb")
-    if head == _BZ2_MAGIC:
+    if head[:3] == _BZ2_MAGIC:
         raw.close()
         return bz2.open(path, "rb")
     return raw
