@@ -360,8 +360,8 @@ def main():
               "(also SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1).")
 @click.option("--strict-stypes", is_flag=True, help="Fail instead of falling back to dense kernels.")
 @click.option("--engine", type=click.Choice(["auto", "compiled", "graph"]), help="Execution engine (overrides "
-              "train.engine): compiled whole-epoch kernels for linear models, the general graph interpreter, or "
-              "auto.")
+              "train.engine): compiled (whole epochs as fused numba kernels: linear, logistic, softmax, FM, wide & "
+              "deep, any graph whose ops have a fused form), graph (the general interpreter), or auto.")
 @click.option("--seed", type=int, help="Random seed (overrides train.seed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, engine line or final table; only the "
               "per-epoch lines, errors, and what was asked for (--verbose-stypes, resume notice).")

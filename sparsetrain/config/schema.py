@@ -293,9 +293,11 @@ class TrainConfig(_Strict):
     kvstore: Literal["local", "dist_sync", "dist_async"] = Field(
         "local", description="Parameter store: `local` trains in this process; `dist_sync` / `dist_async` "
         "train on Ray with parameter servers and `--workers N` workers (needs `sparsetrain[dist]`).")
-    engine: Literal["auto", "compiled", "graph"] = Field("auto", description="`compiled` fuses whole epochs "
-                                                        "of linear models; `graph` runs any graph; `auto` "
-                                                        "picks `compiled` when the model matches.")
+    engine: Literal["auto", "compiled", "graph"] = Field("auto", description="`compiled` runs whole epochs "
+                                                        "as fused numba kernels (linear family, FM, wide & deep: "
+                                                        "any graph whose ops, loss, metrics and optimizer have a "
+                                                        "fused form); `graph` runs any graph; `auto` picks "
+                                                        "`compiled` when the model has a fused form.")
     target: dict[str, float] = Field(default_factory=dict, description="Final metric values to reach, e.g. "
                                      "`{mse: 1.0}` (below it for error metrics, at least it for accuracy/auc); "
                                      "`eval_<metric>` targets the eval set. A miss makes `fit` exit 1.")
