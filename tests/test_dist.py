@@ -143,6 +143,30 @@ def test_dist_sync_two_workers_equals_the_round_of_blocks_trained_in_one_process
     assert list(record_metrics(lines[0])) == ["mse"]
 
 
+def test_a_second_run_on_the_same_ray_reuses_the_actors_and_trains_the_same(sync_run, tmp_path):
+    """The module's Ray outlives the runs: a run that ended well leaves its actors idle, and the next run
+    re-initializes them (the same processes) instead of starting new ones: the same result as ``sync_run``'s."""
+    import os
+
+    from sparsetrain.dist.driver import _Idle
+
+    def idle_worker_pids():
+        idle = _Idle.of(ray)
+        workers = idle.take("workers", 1000)
+        idle.give("workers", workers)
+        return ray.get([w.__ray_call__.remote(lambda self: os.getpid()) for w in workers])
+
+    cfg, first = sync_run
+    before = idle_worker_pids()
+    assert len(before) >= 2  # sync_run's workers at least
+    again = train_distributed(cfg, output_dir=str(tmp_path), workers=2, servers=2)
+    assert sorted(idle_worker_pids()) == sorted(before)  # two of them taken, given back after the run: no new ones
+    a, b = _params(first), _params(again)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert [r["mse"] for r in again.history] == [r["mse"] for r in first.history]
+
+
 def test_workers_that_keep_their_part_in_memory_train_as_workers_that_stream_it(sync_run, tmp_path):
     """``sync_run`` (data.cache auto: each worker keeps its part, cut into blocks, after the first epoch) against
     workers that parse their part again every epoch: the same parameters."""

@@ -109,9 +109,9 @@ class _Cluster:
     """The actors of one attempt: servers holding the parameters, workers training."""
 
     def __init__(self, ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg, opt_states, engine,
-                 actor_cpus, opt_progress=None):
+                 actor_cpus, opt_progress=None, reuse=False):
         from ..config import make_optimizer
-        from .kvstore import DistKVStore, ServerDied, start_servers
+        from .kvstore import DistKVStore, ServerDied, start_server
         from .worker import Worker
 
         self.ray = ray
@@ -122,12 +122,17 @@ class _Cluster:
             if have < workers * actor_cpus:
                 raise SparseTrainError(f"--workers {workers}: the Ray cluster has {have:g} CPUs and each worker "
                                        "needs one; use fewer workers or add nodes")
-        self.servers = start_servers(servers, workers, mode, cpus=0)
+        # a local run reuses the actors of this process's earlier runs in the same Ray session (see _Idle)
+        self.idle = _Idle.of(ray) if reuse and not actor_cpus else None
+        self.servers = self._actors("servers", [(s, servers, workers, mode) for s in range(servers)],
+                                    lambda args: start_server(*args))
+        self.ok = False
         try:  # a failure while starting leaves no actor behind
             # the workers' processes start while the servers take the values
             cls = ray.remote(Worker)
-            self.workers = [cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(
-                cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)]
+            self.workers = self._actors(
+                "workers", [(cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)],
+                lambda args: cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(*args))
             self.what = [f"worker {r}" for r in range(workers)]
             self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
             opt = make_optimizer(cfg, sync_workers=workers if mode == "dist_sync" else 1)
@@ -172,12 +177,73 @@ class _Cluster:
         except ServerDied as e:
             raise ActorFailure(str(e)) from None
 
+    def _actors(self, kind: str, args: list, make) -> list:
+        """One actor per ``args``: an idle one re-initialized with them (one that died meanwhile is replaced), else
+        ``make(args)``, a new process."""
+        reused = self.idle.take(kind, len(args)) if self.idle is not None else []
+        refs = [a.reset.remote(*x) for a, x in zip(reused, args)]
+        actors = []
+        for i, x in enumerate(args):
+            if i < len(refs):
+                try:
+                    self.ray.get(refs[i])
+                    actors.append(reused[i])
+                    continue
+                except self.ray.exceptions.RayActorError:
+                    pass
+                except self.ray.exceptions.RayTaskError as e:  # the constructor's own error, as a new actor's
+                    raise (e.cause if isinstance(getattr(e, "cause", None), Exception) else e) from None
+            actors.append(make(x))
+        return actors
+
     def close(self):
+        """The actors back to the idle ones after a run that ended well; killed otherwise (a dead one is in a failed
+        attempt's cluster, and the others may be waiting in the middle of a round)."""
+        if self.ok and self.idle is not None:
+            # waited for: a worker runs its calls on two threads, in no set order, so a release still pending
+            # could run after the next run's reset
+            released = [a.release.remote() for a in self.workers + self.servers]
+            for kind, actors, refs in (("workers", self.workers, released[:len(self.workers)]),
+                                       ("servers", self.servers, released[len(self.workers):])):
+                for a, ref in zip(actors, refs):
+                    try:
+                        self.ray.get(ref)
+                    except self.ray.exceptions.RayActorError:  # died meanwhile: not kept
+                        continue
+                    self.idle.give(kind, [a])
+            return
         for a in self.workers + self.servers:
             try:
                 self.ray.kill(a)
             except Exception:  # noqa: BLE001 - already dead
                 pass
+
+
+class _Idle:
+    """The worker and server actors of this process's finished local runs, kept for its next run while the Ray
+    session lasts. A caller that started Ray itself (a notebook, a test module, the benchmark) and trains several
+    times reuses them: re-initializing an actor takes milliseconds, starting its process about a CPU second
+    (Ray's and sparsetrain's imports, the kernels loaded from numba's cache). A run that starts its own Ray
+    (the CLI) shuts it down at the end, and an actor on a cluster (``--address``) reserves a CPU: neither keeps
+    any."""
+
+    _session = None
+    _idle: dict = {}
+
+    @classmethod
+    def of(cls, ray) -> "_Idle":
+        session = ray.get_runtime_context().get_node_id()  # a new local Ray, a new node id
+        if cls._session != session:  # the actors of an earlier session are gone with it
+            cls._session, cls._idle = session, {}
+        return cls()
+
+    def take(self, kind: str, n: int) -> list:
+        idle = self._idle.setdefault(kind, [])
+        taken, idle[:] = idle[:n], idle[n:]
+        return taken
+
+    def give(self, kind: str, actors: list) -> None:
+        self._idle.setdefault(kind, []).extend(actors)
 
 
 def train_distributed(config, output_dir: str | None = None, resume: bool = False, workers: int = 2,
@@ -280,7 +346,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                 cluster = None
                 try:
                     cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
-                                       opt_states, engine, actor_cpus, opt_progress)
+                                       opt_states, engine, actor_cpus, opt_progress, reuse=not started)
                     if not announced:
                         w0 = cluster.info[0]
                         staleness = f", max_staleness {cfg.train.max_staleness}" if mode == "dist_async" else ""
@@ -292,6 +358,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                         reporter.run_start({**info, "resumed_from": resumed_from})
                         announced = True
                     run_epochs(cfg, run, _ClusterEpochs(cluster, cfg, module, fault), reporter, history, eval_iter)
+                    cluster.ok = True
                     break
                 except ActorFailure as e:
                     where = (f"the last complete checkpoint is {run.checkpoint}" if run.checkpoint

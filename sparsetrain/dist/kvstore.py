@@ -108,11 +108,15 @@ def check_address(address: str) -> None:
                                "`ray start --head` or check the host and port") from None
 
 
-def start_servers(num_servers: int, num_workers: int, mode: str, cpus: float = 0):
+def start_server(index: int, num_servers: int, num_workers: int, mode: str, cpus: float = 0):
+    """A new :class:`~.server.ParamServer` actor, server ``index`` of ``num_servers``."""
     ray = require_ray()
-    cls = ray.remote(ParamServer)
-    return [cls.options(num_cpus=cpus, max_concurrency=1000).remote(s, num_servers, num_workers, mode)
-            for s in range(num_servers)]
+    return ray.remote(ParamServer).options(num_cpus=cpus, max_concurrency=1000).remote(index, num_servers,
+                                                                                       num_workers, mode)
+
+
+def start_servers(num_servers: int, num_workers: int, mode: str, cpus: float = 0):
+    return [start_server(s, num_servers, num_workers, mode, cpus) for s in range(num_servers)]
 
 
 def _nbytes(*arrays) -> int:

@@ -160,6 +160,15 @@ class ParamServer:
     def ping(self) -> int:
         return self.index
 
+    def reset(self, *args) -> None:
+        """This actor made anew for another run (``args``: the constructor's), its process kept (driver._Idle)."""
+        self.release()
+        self.__init__(*args)
+
+    def release(self) -> None:
+        """Let go of the run's values and states: the actor waits for another run."""
+        self.__dict__.clear()
+
     def cpu_seconds(self) -> float:
         """CPU seconds this server's process has used (all its threads)."""
         import time

@@ -84,6 +84,15 @@ class Worker:
         self._choose_engine(engine)
         self._progress = (-1, 0, 0)  # epoch, samples, batches
 
+    def reset(self, *args) -> None:
+        """This actor made anew for another run (``args``: the constructor's), its process kept (driver._Idle)."""
+        self.release()
+        self.__init__(*args)
+
+    def release(self) -> None:
+        """Let go of the run's data (the part kept in memory, the module): the actor waits for another run."""
+        self.__dict__.clear()
+
     def _choose_engine(self, engine: str) -> None:
         from ..engines import compiled
 
@@ -107,7 +116,7 @@ class Worker:
                 "sync_every": self.sync_every, "data": self.data_mode}
 
     def progress(self) -> tuple:
-        return self._progress
+        return getattr(self, "_progress", (-1, 0, 0))  # (a poll may arrive after release)
 
     def _blocks(self):
         """This epoch's ``(block, blocks.Needs)`` in order, cut and computed on a thread ahead of
