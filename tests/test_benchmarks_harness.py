@@ -226,6 +226,10 @@ def test_dist_plan_rows_and_section():
     assert s["samples_per_s"] == 1024 and s["steps"] == 2 and s["mb_per_epoch"] == 0.002
     assert s["first_epoch_seconds"] == 2.0 and s["setup_seconds"] == 7.0
     assert s["blocks"] == 3 and s["wait_seconds"] == 0.5
+    # the timed epoch: the fastest after the first (the mse: the last epoch's)
+    s = dist.summarize([{"seconds": 0.1, "samples": 100, "mse": 5.0}, {"seconds": 0.5, "samples": 100, "mse": 4.0},
+                        {"seconds": 0.8, "samples": 100, "mse": 3.0}], wall=2.0, batch_size=10, workers=1)
+    assert s["timed_epoch"] == 1 and s["epoch_seconds"] == 0.5 and s["train_mse"] == 3.0
 
     results = _fake_dist_results()
     table = dist.rows(results)
