@@ -183,6 +183,11 @@ class Worker:
                 kv.receive(pushed)  # max_staleness 0: the servers have it, and this worker may go on
                 pushed = None
             got, progress, included = kv.receive(pending)
+            if previous and any(n is not None and n < k - 1 for n in included):
+                # a server read the rows before it applied an earlier push than the last one (Ray runs an async
+                # actor's calls in no set order), which the last push's changes cannot make up for: read them
+                # again, now that the server has answered that push (so the new read follows it)
+                got, progress, included = kv.receive(kv.pull_block(need.rows))
             waited += time.perf_counter() - t0
             if previous:  # dist_async: a server that answered before it applied this worker's last block
                 stale = np.array([n is not None and n < k for n in included])
