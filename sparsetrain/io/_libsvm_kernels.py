@@ -288,7 +288,7 @@ def parse_chunk(
             t = buf[_U(r)]
             if 0 < ndig <= 15 and (_CLASS[t] != 0 or (label and t == 44)):
                 # below 10**15: exact (Clinger's fast path) and within any value_limit
-                v = float(mant) / POW10[nfrac]
+                v = float(mant) / POW10[_U(nfrac)]
             else:
                 v, r, st = parse_float(buf, vs, n)
                 t = buf[_U(r)]
@@ -320,7 +320,7 @@ def parse_chunk(
             p = r
             if label:
                 if k < nl:
-                    labels[rows * nl + k] = v
+                    labels[_U(rows * nl + k)] = v
                 k += 1
                 if t == 44:
                     p += 1
@@ -341,8 +341,8 @@ def parse_chunk(
                         return info
                     p = q
             else:
-                indices[nnz] = idx
-                data[nnz] = v
+                indices[_U(nnz)] = idx
+                data[_U(nnz)] = v
                 nnz += 1
                 prev = idx
             # ---- the end of the line, or the next feature's index: ``digits`` inline, the
@@ -393,11 +393,11 @@ def parse_chunk(
                 bound_end = q
             p = q + 1  # the value
         if nnz > row_start:  # indices ascend within a row
-            if indices[row_start] < min_idx:
-                min_idx = indices[row_start]
+            if indices[_U(row_start)] < min_idx:
+                min_idx = indices[_U(row_start)]
             if prev > max_idx:
                 max_idx = prev
-        row_ends[rows] = nnz_base + nnz
+        row_ends[_U(rows)] = nnz_base + nnz
         rows += 1
         # a trailing comment and the newline are consumed at the top of the loop
     info[I_ROWS] = rows

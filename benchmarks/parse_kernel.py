@@ -1,0 +1,125 @@
+"""The LibSVM parse kernel alone, A/B against the kernel of a git revision, in one process.
+
+    python -m benchmarks.parse_kernel [--against REV] [--mb 48] [--chunk-mb 4] [--rounds 4] [--repeat 7]
+
+The first ``--mb`` MB of the streamed-epoch benchmark's file (``benchmarks.stream``: 500k × 1M,
+zipf, 23 nnz/row, float32 values) are read into memory and cut into ``--chunk-mb`` chunks ending at
+a newline; each variant's ``parse_chunk`` parses every chunk into one set of reused output arrays
+(as a streamed epoch does with its ``BufferPool``), thread CPU time, best of ``--repeat`` passes,
+in ``--rounds`` alternating rounds. ``--against REV``: the kernel modules (``_libsvm_kernels``,
+``_decimal_kernels``, ``_scan_kernels``) of git revision REV, copied into a temporary package, as
+variant B; both variants' outputs must be equal, byte for byte (checked on every chunk). Prints
+ns per row and MB/s per core for each. Nothing here is a test: no timing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULES = ("_libsvm_kernels", "_decimal_kernels", "_scan_kernels")
+
+
+def _kernel_at(rev: str):
+    """The ``_libsvm_kernels`` module of git revision ``rev`` (with its siblings), as a fresh package."""
+    tmp = tempfile.mkdtemp(prefix="parse_kernel_")
+    pkg = os.path.join(tmp, "ab_kernels")
+    os.makedirs(pkg)
+    open(os.path.join(pkg, "__init__.py"), "w").close()
+    for name in MODULES:
+        src = subprocess.run(["git", "show", f"{rev}:sparsetrain/io/{name}.py"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout
+        with open(os.path.join(pkg, name + ".py"), "w") as f:
+            f.write(src)
+    sys.path.insert(0, tmp)
+    return importlib.import_module("ab_kernels._libsvm_kernels")
+
+
+def _chunks(path: str, mb: float, chunk_mb: float) -> list[np.ndarray]:
+    with open(path, "rb") as f:
+        text = f.read(int(mb * 1e6))
+    buf = np.frombuffer(text[: text.rfind(b"\n") + 1], np.uint8)
+    out, p, step = [], 0, int(chunk_mb * (1 << 20))
+    while p < len(buf):
+        e = min(len(buf), p + step)
+        e = len(buf) if e == len(buf) else int(np.flatnonzero(buf[e - 1:] == 10)[0]) + e
+        out.append(buf[p:e].copy())
+        p = e
+    return out
+
+
+def _pass(K, chunks, out):
+    """Parse every chunk into ``out``; (thread CPU seconds, rows, a list of each chunk's output)."""
+    data, indices, row_ends, labels, slow = out
+    rows = 0
+    t = time.thread_time()
+    for buf in chunks:
+        info = K.parse_chunk(buf, 1, K.ZERO_BASED, 1_000_000, -1, K.FLOAT32_LIMIT, 1 << 20, 0, data, indices,
+                             row_ends, labels, slow)
+        rows += int(info[K.I_ROWS])
+    return time.thread_time() - t, rows
+
+
+def _digest(K, chunks, out) -> list:
+    data, indices, row_ends, labels, slow = out
+    res = []
+    for buf in chunks:
+        info = K.parse_chunk(buf, 1, K.ZERO_BASED, 1_000_000, -1, K.FLOAT32_LIMIT, 1 << 20, 0, data, indices,
+                             row_ends, labels, slow)
+        r, z = int(info[K.I_ROWS]), int(info[K.I_NNZ])
+        res.append((info[: K.N_INFO].tobytes(), data[:z].tobytes(), indices[:z].tobytes(), row_ends[:r].tobytes(),
+                    labels[:r].tobytes()))
+    return res
+
+
+def main(argv=None) -> int:
+    from sparsetrain.io import _libsvm_kernels as current
+
+    from .stream import _file
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--against", help="a git revision whose kernel is variant B")
+    ap.add_argument("--mb", type=float, default=48.0)
+    ap.add_argument("--chunk-mb", type=float, default=4.0)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args(argv)
+    chunks = _chunks(_file(500_000, 1_000_000), args.mb, args.chunk_mb)
+    size = sum(len(c) for c in chunks)
+    n = max(len(c) for c in chunks)
+    out = (np.empty(n // 4 + 1, np.float32), np.empty(n // 4 + 1, np.int64), np.empty(n // 2 + 1, np.int64),
+           np.empty(n // 2 + 1, np.float64), np.empty((64, 4), np.int64))
+    variants = {"this tree": current}
+    if args.against:
+        variants[f"at {args.against}"] = _kernel_at(args.against)
+        digests = [_digest(K, chunks, out) for K in variants.values()]
+        if digests[0] != digests[1]:
+            print("the two kernels' outputs differ", file=sys.stderr)
+            return 1
+        print("outputs equal on every chunk")
+    best = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, K in variants.items():
+            _pass(K, chunks[:1], out)  # compiled / loaded, caches warm
+            times = []
+            for _ in range(args.repeat):
+                t, rows = _pass(K, chunks, out)
+                times.append(t)
+            best[name].append(min(times))
+    print(f"{size / 1e6:.1f} MB in {len(chunks)} chunks, {rows:,} rows; load {os.getloadavg()[0]:.2f}")
+    for name, ts in best.items():
+        per_round = ", ".join(f"{t / rows * 1e9:.0f}" for t in ts)
+        print(f"{name:>16}: ns/row per round {per_round}; best {min(ts) / rows * 1e9:.0f} ns/row = "
+              f"{size / min(ts) / 1e6:,.0f} MB/s per core")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
