@@ -14,11 +14,15 @@ epoch, timed: that is the point) and from an ``NDArrayIter`` over the file's dis
 epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 0.8) and disk /
 in-memory (target ≥ 0.9) with the machine's load, each epoch's CPU seconds (all threads) and the CPU
 seconds other processes used meanwhile (a streamed epoch needs both cores).
-A fourth, interleaved variant streams with the parser threads on every core while a piece trains
-(``io/pipeline.py``'s ``CORE_SHARE`` off): what leaving the training thread a core of its own gives.
+A fourth, interleaved variant streams with only the parser threads parsing (``io/pipeline.py``'s
+``CORE_SHARE.any_thread`` off: the consumer sleeps until a parser thread has parsed its next chunk and
+the trainer sleeps until a piece is built), as before session 30: what parsing on any thread gives.
+Ratios are printed for the best epochs and as the median of the per-round ratios.
 Where a streamed epoch's time goes (Linux, ``/proc/self/task/*/schedstat``; median over the epochs): the
-training thread on a core, waiting for one (run queue) and asleep (waiting for parsed pieces); the
-parser threads on a core and waiting for one; the rest of the process's CPU (the piece builder); and
+training thread on a core (training, and parsing while it waits for a piece), waiting for one (run
+queue) and asleep (waiting for parsed pieces); the other threads that used CPU ("parsers": the parser
+threads and the piece builder, which parses its next chunk itself when no parser thread has started
+it) on a core and waiting for one; the rest of the process's CPU; and
 the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
 in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
 
@@ -175,9 +179,9 @@ def speed(args) -> None:
         streamed = st.io.LibSVMIter(path, (args.features,), batch_size=batch, label_name="label",
                                     zero_based=True, last_batch_handle="discard", workers=args.workers,
                                     **_chunk(args.chunk_mb))
-        # "every core": the same streamed epoch with the parser threads on every core while a piece
-        # trains (io/pipeline.py's CORE_SHARE not applied), to show what leaving the trainer its core gives
-        iters = {"memory": memory, "stream": streamed, "disk": disk, "every core": streamed}
+        # "parser threads only": the same streamed epoch with only the parser threads parsing (io/pipeline.py's
+        # CORE_SHARE.any_thread off), to show what the consumer and the waiting trainer parsing gives
+        iters = {"memory": memory, "stream": streamed, "disk": disk, "parser threads only": streamed}
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
             _epoch(mods[name], iters[name])
@@ -185,12 +189,11 @@ def speed(args) -> None:
         cpu = {name: [] for name in iters}
         waits: list = []
         reasons = {}
-        cores_counted = CORE_SHARE.cores
         foreign = {name: [] for name in iters}
         where: dict = {}
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
-                CORE_SHARE.cores = 1 << 20 if name == "every core" else cores_counted
+                CORE_SHARE.any_thread = name != "parser threads only"
                 c0, start, threads0, w0 = time.process_time(), cpu_clock(), _schedstat(), time.perf_counter()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 wall, threads1, end = time.perf_counter() - w0, _schedstat(), cpu_clock()
@@ -201,8 +204,9 @@ def speed(args) -> None:
                     for k, v in _where(threads0, threads1, wall, cpu[name][-1], busy, cores).items():
                         where.setdefault(k, []).append(v)
                 times[name].append(samples / seconds)
-        CORE_SHARE.cores = cores_counted
-        m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "every core"))
+        CORE_SHARE.any_thread = True
+        m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "parser threads only"))
+        med = {name: np.median(np.array(times[name]) / np.array(times["memory"])) for name in times}
         mc, sc, dc = (min(cpu[name]) for name in ("memory", "stream", "disk"))
         bound = mc / max(mc, (parse_cpu + mc) / cores)  # CPU seconds: the load inflates wall times, not these
         print(f"batch {batch:>4}: in memory {m:>11,.0f}/s  streamed {s:>11,.0f}/s  ratio {s / m:.2f} (target >= 0.8)"
@@ -211,8 +215,9 @@ def speed(args) -> None:
               f"streamed ratio is at most {bound:.2f} (parse CPU + training CPU over the cores); 0.8 needs a parse of "
               f"<= {cores * mc / 0.8 - mc:.3f} CPU s ({size / (cores * mc / 0.8 - mc) / 1e6:,.0f} MB/s per core) with "
               f"perfect overlap")
-        print(f"            streamed with the parsers on every core while a piece trains: {e:>11,.0f}/s  ratio "
-              f"{e / m:.2f}")
+        print(f"            streamed with only the parser threads parsing: {e:>11,.0f}/s  ratio {e / m:.2f}; "
+              f"median of the rounds' ratios: streamed {med['stream']:.2f}, parser threads only "
+              f"{med['parser threads only']:.2f}, disk {med['disk']:.2f}")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         if foreign["stream"][0] is not None:
             print("            other processes' CPU s per epoch (median, max): " + ", ".join(

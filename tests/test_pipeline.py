@@ -180,3 +180,42 @@ def test_a_consumer_that_stops_early_returns_only_after_every_running_parse(tmp_
     assert next(jobs).offset == 0
     jobs.close()
     assert running[0] == 0
+
+
+def test_a_parse_no_parser_thread_has_started_runs_on_the_thread_that_needs_or_waits():
+    """The consumer parses its next chunk itself rather than sleeping until a parser thread is free, and
+    a thread waiting for data (a streamed epoch's trainer) runs the oldest waiting parse: the same
+    result, on the calling thread, each parse once."""
+    import threading
+
+    from sparsetrain.io.pipeline import CORE_SHARE, _Task
+
+    share = type(CORE_SHARE)()
+    share.cores = 2
+    ran = []
+
+    def parse(job):
+        ran.append((job, threading.current_thread().name))
+        return job * 10
+
+    me = threading.current_thread().name
+    first, second = _Task(parse, 1, 2, share), _Task(parse, 2, 2, share)
+    share.submit(first)
+    share.submit(second)
+    share.help_until(lambda: bool(ran))  # a waiting trainer runs the oldest waiting parse
+    assert ran == [(1, me)]
+    assert second.result() == 20 and first.result() == 10
+    assert ran == [(1, me), (2, me)]
+    second.run_claimed()  # a parser thread's item for a parse already done: nothing runs again
+    assert len(ran) == 2
+    share.any_thread = False  # only parser threads parse: the consumer waits for one
+    third = _Task(parse, 3, 2, share)
+    share.submit(third)
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(third.result()))
+    consumer.start()  # waits: no parser thread has taken the parse yet
+    worker = threading.Thread(target=third.run_claimed, name="parser")
+    worker.start()
+    consumer.join()
+    worker.join()
+    assert got == [30] and ran[-1] == (3, "parser")

@@ -4,7 +4,9 @@ A :class:`~sparsetrain.io.chunks.ChunkSource` cuts a file (or a byte-range part 
 chunks of whole lines; :func:`parse_chunks` hands each chunk to a format's compiled kernel on a
 process-wide pool of parser threads (the kernels release the GIL, so parsing runs beside
 training) and gives the parsed jobs back in file order, with their byte range and the lines
-before them. While threads train beside them (``training``: a streamed epoch's piece), no more
+before them. A parse no parser thread has started yet runs on the thread that needs it next, or
+on a thread that waits for data (``help_until``: a streamed epoch's trainer between pieces), rather
+than that thread sleeping: fewer threads runnable at once, none idle while a parse waits. While threads train beside them (``training``: a streamed epoch's piece), no more
 chunks parse at once than the cores those threads leave (``CORE_SHARE``). Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
 chunks and their output, whatever the file size.
 
@@ -29,7 +31,8 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "parse_chunks", "room", "settle", "training"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "help_until", "parse_chunks", "room", "settle",
+           "training", "wake"]
 
 
 def default_workers() -> int:
@@ -64,35 +67,151 @@ def settle(futures) -> None:
     wait(futures)
 
 
+WAITING, RUNNING, DONE, CANCELLED = range(4)
+
+
+class _Task:
+    """One chunk's parse, run by whichever thread claims it first: a parser thread of the pool, the
+    pipeline's consumer when it needs the chunk next (instead of sleeping until a parser thread is
+    free), or a thread that would otherwise wait (:func:`help_until`: a streamed epoch's trainer
+    between pieces). A thread claims a parse only when :class:`_CoreShare` lets one more start."""
+
+    __slots__ = ("fn", "job", "workers", "share", "state", "counted", "value", "error")
+
+    def __init__(self, fn, job, workers: int, share: "_CoreShare"):
+        self.fn, self.job, self.workers, self.share = fn, job, workers, share
+        self.state = WAITING
+        self.counted = True  # among the parses CORE_SHARE limits (not a training thread's own)
+        self.value = self.error = None
+
+    def execute(self) -> None:
+        """Run the claimed parse on this thread (errors are kept for :meth:`result`)."""
+        value = error = None
+        try:
+            value = self.fn(self.job)
+        except BaseException as e:  # raised by the consumer, in file order
+            error = e
+        self.share.finish(self, value, error)
+        if error is not None and not isinstance(error, Exception):
+            raise error  # an interrupt of this thread (a trainer's Ctrl-C) is this thread's too
+
+    def run_claimed(self) -> None:
+        """A parser thread's work item: this parse, unless another thread has claimed it meanwhile."""
+        if self.share.claim(self, wait=True):
+            self.execute()
+
+    def result(self):
+        """The parsed job: run here if no thread has started it yet, else waited for."""
+        if self.share.any_thread and self.share.claim(self, wait=True):
+            self.execute()
+        self.share.wait_done(self)
+        value, error = self.value, self.error
+        self.job = self.value = self.error = None  # a parsed chunk's arrays go back to its BufferPool once used
+        if error is not None:
+            raise error
+        return value
+
+
 class _CoreShare:
     """How many chunk parses may run at once: a reader's workers, but no more than the cores that
     no thread is training on (and at least one). A streamed epoch trains on one thread while the
     parser threads parse ahead; with as many parsers as cores the scheduler time-slices the
     training thread with them (3 runnable threads on 2 cores: the trainer gets about 2/3 of a core,
     and an epoch of the cheaper side still takes as long). While the trainer waits for data, it
-    does not count, and every worker parses."""
+    does not count, and every worker parses (the trainer itself among them: :func:`help_until`).
+    The parses waiting for a thread are here too (:class:`_Task`), oldest first."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._parsing = 0
         self._training = 0
+        self._open: collections.deque = collections.deque()  # tasks submitted, maybe claimed since
+        #: whether threads other than the parser threads parse (a consumer its next chunk, a waiting
+        #: trainer the oldest waiting one); ``benchmarks/stream.py`` turns it off to compare
+        self.any_thread = True
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def _allowed(self, workers: int) -> int:
         return max(1, min(workers, self.cores - self._training))
 
     def run(self, fn, job, workers: int):
-        """``fn(job)`` once a parse may start (on a parser thread)."""
+        """``fn(job)`` once a parse may start (on this thread)."""
+        task = _Task(fn, job, workers, self)
+        self.claim(task, wait=True)
+        task.execute()
+        if task.error is not None:
+            raise task.error
+        return task.value
+
+    def submit(self, task: _Task) -> None:
         with self._cond:
-            while self._parsing >= self._allowed(workers):
+            while self._open and self._open[0].state != WAITING:
+                self._open.popleft()
+            self._open.append(task)
+            self._cond.notify_all()  # a thread in help_until may take it
+
+    def claim(self, task: _Task, wait: bool) -> bool:
+        """Claim ``task`` for this thread once a parse may start; False when another thread has
+        claimed it first (or it was cancelled), or, without ``wait``, when no parse may start now."""
+        with self._cond:
+            while task.state == WAITING:
+                if self._parsing < self._allowed(task.workers):
+                    task.state = RUNNING
+                    self._parsing += 1
+                    return True
+                if not wait:
+                    return False
                 self._cond.wait()
-            self._parsing += 1
-        try:
-            return fn(job)
-        finally:
+            return False
+
+    def help_until(self, ready: Callable[[], bool]) -> None:
+        """Until ``ready()``, run the oldest parse no thread has claimed on this thread, else sleep:
+        a training thread waiting for data. It parses on its own core, which :meth:`training` keeps
+        from the parser threads, so its parses do not count among those allowed. ``ready`` is called
+        under the share's lock; whoever makes it true calls :meth:`wake`."""
+        while True:
             with self._cond:
+                while not ready():
+                    while self._open and self._open[0].state != WAITING:
+                        self._open.popleft()
+                    if self._open and self.any_thread:
+                        task = self._open.popleft()
+                        task.state = RUNNING
+                        task.counted = False
+                        break
+                    self._cond.wait()
+                else:
+                    return
+            task.execute()
+
+    def wake(self) -> None:
+        """Wake the threads in :meth:`help_until` to check what they wait for."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def finish(self, task: _Task, value, error) -> None:
+        with self._cond:
+            task.value, task.error = value, error
+            task.state = DONE
+            if task.counted:
                 self._parsing -= 1
-                self._cond.notify_all()
+            self._cond.notify_all()
+
+    def wait_done(self, task: _Task) -> None:
+        with self._cond:
+            while task.state == WAITING or task.state == RUNNING:
+                self._cond.wait()
+
+    def cancel(self, tasks) -> None:
+        """Cancel the parses of ``tasks`` no thread has claimed and wait for the running ones."""
+        with self._cond:
+            for task in tasks:
+                if task.state == WAITING:
+                    task.state = CANCELLED
+            while any(task.state == RUNNING for task in tasks):
+                self._cond.wait()
+            for task in tasks:
+                task.job = task.value = task.error = None
 
     @contextlib.contextmanager
     def training(self, threads: int):
@@ -115,6 +234,19 @@ def training(threads: int = 1):
     """A context in which ``threads`` threads train beside the parser threads (a streamed epoch's
     piece): while inside, as many cores fewer parse (see :class:`_CoreShare`)."""
     return CORE_SHARE.training(threads)
+
+
+def help_until(ready: Callable[[], bool]) -> None:
+    """Parse waiting chunks (of any reader) on this thread until ``ready()``, else sleep: what a
+    training thread (inside :func:`training`) does instead of sleeping until data arrives (a streamed
+    epoch's trainer between pieces), on its own core. Whoever makes ``ready()`` true calls
+    :func:`wake`."""
+    CORE_SHARE.help_until(ready)
+
+
+def wake() -> None:
+    """Wake the threads in :func:`help_until`."""
+    CORE_SHARE.wake()
 
 
 def _refcount(arrays: tuple, i: int) -> int:
@@ -272,7 +404,10 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     source_error = e
                     exhausted = True
                     break
-                pending.append(pool.submit(CORE_SHARE.run, run, make_job(buf, offset, first), workers))
+                task = _Task(run, make_job(buf, offset, first), workers, CORE_SHARE)
+                CORE_SHARE.submit(task)
+                pool.submit(task.run_claimed)
+                pending.append(task)
                 first = False
             if not pending:
                 if source_error is not None:
@@ -283,5 +418,5 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
             yield job
             lines_before += job.lines
     finally:
-        settle(pending)
+        CORE_SHARE.cancel(pending)
         chunks.close()

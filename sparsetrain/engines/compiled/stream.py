@@ -17,7 +17,7 @@ import threading
 import time
 
 from ...base import NonFiniteError
-from ...io.pipeline import training
+from ...io.pipeline import help_until, training, wake
 from ..base import EpochStats, Unsupported
 
 __all__ = ["iterator_unsupported", "run_epoch", "streams"]
@@ -70,6 +70,7 @@ class _Prefetch:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
+                wake()  # the consumer may be parsing or asleep in help_until
                 return True
             except queue.Full:
                 continue
@@ -92,6 +93,7 @@ class _Prefetch:
         return self
 
     def __next__(self):
+        help_until(lambda: not self._queue.empty())  # waiting for a piece, this thread parses chunks ahead
         ok, item = self._queue.get()
         if not ok:
             self._stop.set()
@@ -133,26 +135,28 @@ def run_epoch(train_data, run_piece, batch_end_callback=None, epoch: int = 0, th
     train_data.reset()
     samples = batches = 0
     waited = 0.0
-    pieces = _Prefetch(train_data.epoch_pieces())
-    try:
-        t0 = time.perf_counter()
-        piece = next(pieces, None)
-        while piece is not None:
-            following = next(pieces, None)  # known before training: whether this piece ends the epoch
-            waited += time.perf_counter() - t0
-            callback = None
-            if batch_end_callback is not None:
-                def callback(n, before=samples):
-                    batch_end_callback(before + n)
-            try:
-                with training(threads):  # parser threads leave the training threads their cores
-                    stats = run_piece(piece, callback, following is None)
-            except NonFiniteError as e:
-                raise _shifted(e, epoch, batches) from None
-            samples += stats.samples
-            batches += stats.batches
+    # the parser threads leave the training threads their cores all epoch: between pieces this thread
+    # parses the next chunks itself (_Prefetch), so two cores have two busy threads, not three
+    with training(threads):
+        pieces = _Prefetch(train_data.epoch_pieces())
+        try:
             t0 = time.perf_counter()
-            piece = following
-    finally:
-        pieces.close()
+            piece = next(pieces, None)
+            while piece is not None:
+                following = next(pieces, None)  # known before training: whether this piece ends the epoch
+                waited += time.perf_counter() - t0
+                callback = None
+                if batch_end_callback is not None:
+                    def callback(n, before=samples):
+                        batch_end_callback(before + n)
+                try:
+                    stats = run_piece(piece, callback, following is None)
+                except NonFiniteError as e:
+                    raise _shifted(e, epoch, batches) from None
+                samples += stats.samples
+                batches += stats.batches
+                t0 = time.perf_counter()
+                piece = following
+        finally:
+            pieces.close()
     return EpochStats(samples, batches, time.perf_counter() - start, waited, "compiled")
