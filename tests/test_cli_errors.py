@@ -639,3 +639,16 @@ def test_data_compressed_in_a_format_not_read_is_named(tmp_path, kind):
     assert res.exit_code == 1 and one_error_line(res.stderr) == want  # it said "label '\xfd7zXZ...' is not a number"
     res = cli("init", path, "--task", "binary", "--out", tmp_path / "x.yaml")
     assert res.exit_code == 1 and one_error_line(res.stderr).endswith(want[len("error: "):])
+
+
+@pytest.mark.parametrize("config, setting, message", [
+    ("linreg.yaml", "data.label_values=[0, 1]", "data.label_values: only for a binary model (LogisticRegressionOutput); "
+                                                "this model's output is LinearRegressionOutput"),
+    ("softmax.yaml", "data.label_values=[0, 1]", "data.label_values: only for a binary model"),
+    ("logreg.yaml", "data.label_base=1", "data.label_base: only for a softmax model (SoftmaxOutput); this model's "
+                                         "output is LogisticRegressionOutput"),
+])
+def test_a_label_key_the_model_does_not_read_is_an_error(config, setting, message):
+    res = cli("fit", ROOT / "configs" / config, "--set", setting)
+    assert res.exit_code == 2  # it was ignored without a word
+    assert one_error_line(res.stderr).startswith(f"error: {message}")

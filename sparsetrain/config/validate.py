@@ -241,6 +241,14 @@ def validate_data(cfg) -> None:
             raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
     if d.eval is not None and "-" in d.eval:
         raise ConfigError("data.eval: '-' (stdin) is only for data.train")
+    from ..labels import task_of
+
+    op = canonical_op(cfg.model.loss.op)  # a label key this model does not read is no silent no-op
+    if d.label_values is not None and task_of(op) != "binary":
+        raise ConfigError(f"data.label_values: only for a binary model (LogisticRegressionOutput); this model's "
+                          f"output is {op}")
+    if d.label_base != 0 and task_of(op) != "multiclass":
+        raise ConfigError(f"data.label_base: only for a softmax model (SoftmaxOutput); this model's output is {op}")
 
 
 def hashed_num_features(cfg) -> int | None:
