@@ -80,10 +80,10 @@ def _run(fn, *args, **kwargs) -> int:
     Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file beside the
     real name), not at once."""
     if os.environ.get("SPARSETRAIN_DEBUG"):
-        with handling_interrupts():
+        with handling_interrupts(sigterm=True):
             return fn(*args, **kwargs)
     try:
-        with handling_interrupts():
+        with handling_interrupts(sigterm=True):
             return fn(*args, **kwargs)
     except click.ClickException:
         raise
@@ -125,7 +125,7 @@ def _load(config_path, overrides):
     return load_config(config_path, list(overrides))
 
 
-@handling_interrupts()  # from the start: also when this process started with SIGINT ignored
+@handling_interrupts(sigterm=True)  # from the start: also when this process started with SIGINT ignored
 def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
          strict_stypes, workers=None, servers=None, address=None, max_restarts=None, init_from=None,
          init_states=False, plot=False):

@@ -21,9 +21,11 @@ records the signal and the block raises it at its end. A handler of the caller's
 left in place.
 
 SIGTERM (what ``kill``, a batch scheduler or a container runtime sends to stop a job) is handled
-the same way when its action is still the default one, which ended the process at once with no
-word (exit 143, the lock file left behind): the run stops as after a Ctrl-C, naming the last
-complete checkpoint, and the command exits 143 (:func:`stopped_by`).
+the same way by the command line (``handling_interrupts(sigterm=True)``), when its action is still
+the default one, which ended the process at once with no word (exit 143, the lock file and
+temporary files left behind): the command stops as after a Ctrl-C, a run naming the last complete
+checkpoint, and exits 143 (:func:`stopped_by`). A Python program calling the library keeps
+SIGTERM's own action.
 """
 from __future__ import annotations
 
@@ -58,10 +60,11 @@ def stopped_by() -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def handling_interrupts():
+def handling_interrupts(sigterm: bool = False):
     """SIGINT raises ``KeyboardInterrupt`` and is remembered (:func:`raise_if_interrupted`) inside the
-    block, even when the process started with SIGINT ignored. Outside the main thread (where Python
-    delivers no signal) and under a handler of the caller's own, nothing changes."""
+    block, even when the process started with SIGINT ignored; with ``sigterm`` (the outermost block
+    decides), SIGTERM does too when its action is the default one. Outside the main thread (where
+    Python delivers no signal) and under a handler of the caller's own, nothing changes."""
     global _depth, _received, _previous, _previous_term, _last_signal
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -75,7 +78,7 @@ def handling_interrupts():
         _last_signal = signal.SIGINT
         _previous = signal.signal(signal.SIGINT, _on_signal)
         _previous_term = None
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        if sigterm and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             _previous_term = signal.signal(signal.SIGTERM, _on_signal)
     _depth += 1
     try:

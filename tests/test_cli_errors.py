@@ -652,3 +652,23 @@ def test_a_label_key_the_model_does_not_read_is_an_error(config, setting, messag
     res = cli("fit", ROOT / "configs" / config, "--set", setting)
     assert res.exit_code == 2  # it was ignored without a word
     assert one_error_line(res.stderr).startswith(f"error: {message}")
+
+
+def test_the_library_leaves_sigterm_to_the_python_program_that_calls_it(tmp_path, monkeypatch):
+    # only the command line turns SIGTERM into an interruption; fit() called from a program keeps its action
+    import signal
+
+    from sparsetrain.config import load_config
+    from sparsetrain.module import Module
+    from sparsetrain.trainer import fit
+
+    seen = []
+    real = Module.run_epoch
+
+    def look(self, *a, **kw):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Module, "run_epoch", look)
+    fit(load_config(LINREG, ["train.epochs=1", "data.batch_size=100"]), output_dir=str(tmp_path / "r"))
+    assert seen == [signal.SIG_DFL]
