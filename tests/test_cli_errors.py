@@ -493,6 +493,8 @@ def test_predict_from_stdin_works_for_a_run_trained_with_zero_based_auto(tmp_pat
     assert from_stdin.stdout == from_file.stdout
     res = cli("evaluate", run, "-", input=data.read_text())
     assert res.exit_code == 0 and res.stdout == cli("evaluate", run, data).stdout
+    res = cli("predict", run, "-", input="1 0:1\n0 3:x\n")  # stdin is named as such, not as its copy
+    assert res.exit_code == 1 and one_error_line(res.stderr) == "error: <stdin>:2: feature value 'x' is not a number"
 
 
 def test_sigterm_ends_any_command_cleanly_without_a_partial_file(tmp_path, monkeypatch):

@@ -62,6 +62,7 @@ class TrainedModel:
         training (see :mod:`sparsetrain.labels`); otherwise as in the file."""
         from .. import io as st_io
         from .. import labels
+        from ..base import DataFormatError
 
         ids = None
         wants_ids = with_ids and self.config is not None and self.config.data.id_column is not None
@@ -69,14 +70,17 @@ class TrainedModel:
             # a second pass over the data (the ids; the index base of LibSVM under zero_based: auto, as
             # when training): keep stdin in a file
             with _stdin_copy(self.config) as copy:
-                return self.read(copy, with_labels, with_ids)
+                try:
+                    return self.read(copy, with_labels, with_ids)
+                except DataFormatError as e:  # the copy is stdin to the user
+                    raise DataFormatError(str(e).replace(copy, "<stdin>")) from None
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
             trained, named = self.config.data_format(), self.config.data.format_of(path)
             if named != trained:  # (data.format: auto reads a file by its name)
-                raise ConfigError(f"{path}: read as {named} data by its name, but this model was trained on {trained} "
-                                  f"data; give a {trained} file")
+                raise ConfigError(f"{path}: read as {named} data by its name, but this model was trained on "
+                                  f"{trained} data; give a {trained} file")
 
             X, y, weights = load_file(self.config, path)
             locate = row_locator(self.config, path)
