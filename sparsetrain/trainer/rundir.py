@@ -204,7 +204,8 @@ class RunDir:
                 run.checkpoint = run.params_path(run.start_epoch)
                 run.check_resumable(cfg)
             elif not overwrite and holds_run(path):
-                if not os.path.isdir(os.path.dirname(run.prefix)):  # a run makes checkpoints/ before config.yaml
+                if not os.path.isdir(os.path.dirname(run.prefix)) and not any(  # a run makes checkpoints/ first
+                        os.path.exists(os.path.join(path, n)) for n in (METRICS_FILE, STATE_FILE)):
                     raise ConfigError(f"{path} holds a config.yaml that no run wrote (no checkpoints/ beside it): "
                                       "choose another directory with --output (--overwrite would replace it)")
                 if not _has_checkpoint(path):  # --resume has nothing to continue: do not send the user there
