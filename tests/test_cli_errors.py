@@ -674,3 +674,10 @@ def test_the_library_leaves_sigterm_to_the_python_program_that_calls_it(tmp_path
     monkeypatch.setattr(Module, "run_epoch", look)
     fit(load_config(LINREG, ["train.epochs=1", "data.batch_size=100"]), output_dir=str(tmp_path / "r"))
     assert seen == [signal.SIG_DFL]
+
+
+def test_a_reduction_axis_that_is_not_an_integer_is_a_config_error():
+    # found by test_config_errors' mutation test: an axis of 0.0 or {x: 1} was a TypeError in shape inference
+    res = cli("fit", ROOT / "configs" / "fm.yaml", "--set", "model.ops[7].params.axis=0.0")
+    assert res.exit_code == 2 and one_error_line(res.stderr) == (
+        "error: model.ops[7] (pairwise, sum): axis must be an integer or a list of integers (got 0.0)")

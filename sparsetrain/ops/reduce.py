@@ -14,7 +14,10 @@ def _axes(axis, ndim, exclude=False):
     """The reduced axes: ``axis`` (all when None/()), or all others when ``exclude``."""
     if axis is None or axis == ():
         return () if exclude else tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int) else axis
+    if not isinstance(axes, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise ShapeError(f"axis must be an integer or a list of integers (got {axis!r})")  # (a config's axis: 0.0)
+    axes = tuple(axes)
     axes = tuple(sorted({a % ndim for a in axes}))
     return tuple(a for a in range(ndim) if a not in axes) if exclude else axes
 
