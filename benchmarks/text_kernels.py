@@ -158,8 +158,9 @@ def phases(mb: float, repeat: int) -> None:
         p += 1
         nnz = 0
         total = 0
+        sb, sm = CK._seps_from(buf, p, delim)
         while p < len(buf):
-            e, status = CK._split_plain(buf, p, delim, quote, fs, fe, ncols)
+            e, status, sb, sm = CK._split_bits(buf, p, delim, quote, fs, fe, ncols, sb, sm)
             total += fe[ncols - 1]
             if upto >= 2:
                 start = nnz

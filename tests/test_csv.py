@@ -86,6 +86,27 @@ def test_kernel_equals_csv_module_reference(tmp_path_factory, rows, delim, newli
     assert csr_check(S.indices.astype(np.int64), S.indptr.astype(np.int64), S.shape[1], S.shape[0]) == 2
 
 
+def test_long_fields_across_64_byte_blocks_equal_the_reference(tmp_path):
+    """The field split reads separators from 64-byte blocks: fields and lines of every length around
+    and across block bounds, quoted lines among plain ones, CRLF lines, in one chunk and in many."""
+    rng = np.random.default_rng(5)
+    lines = []
+    for i in range(400):
+        cells = ["".join(rng.choice(list("abcxyz0123"), int(rng.integers(0, 90)))) for _ in range(3)]
+        row = [str(i % 2), str(int(rng.integers(0, 10**6))), cells[0], "", cells[1], cells[2]]
+        if i % 7 == 3:
+            row[2] = '"' + cells[0] + ',""q"""'
+        lines.append(",".join(row[: int(rng.integers(2, 7))]) + ("\r\n" if i % 5 == 1 else "\n"))
+    text = "".join(lines)
+    p = tmp_path / "long.csv"
+    p.write_bytes(text.encode())
+    y_ref, X_ref = _reference_dense(text, _schema(bits=12), ",")
+    for chunk in (1 << 20, 977):
+        X, y, _ = load_csv(p, _schema(bits=12), dtype="float64", chunk_size=chunk)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(_dense(X), X_ref)
+
+
 def test_ids_are_scikit_learn_murmurhash_of_column_equals_value(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text('y,n1,c1,n2,c2,skip\n1,3,"x,""y",,é☃,zz\n', encoding="utf-8")
@@ -120,7 +141,7 @@ def test_long_numbers_are_converted_as_python_float(tmp_path):
 def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
     """The kernel's digits-only fast path and its fallbacks (spaces, signs, fractions, 16+ digits)."""
     cells = ["", " ", "0", "-0", "007", " 12 ", "-3", "+4", "1e2", "0.0", "-0.0", "9" * 15, "9" * 16, "1" * 19,
-             "0000000000000000000005", "9" * 20, "3.", "\t8"]
+             "0000000000000000000005", "9" * 20, "3.", "\t8", "12345678", "99999999", "1234567", "123456789"]
     text = "".join(f"1,{a},u,{b},v,\n" for a, b in zip(cells, cells[::-1]))
     p = tmp_path / "a.csv"
     p.write_text(text)
@@ -133,6 +154,8 @@ def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
     ("1,2,a\nx,2,a\n", 2, "label column 'y': 'x' is not a number"),
     ("1,2,a\n,2,a\n", 2, "label column 'y' is empty"),
     ("1,2,a\n\n1,abc,a\n", 3, "column 'n1': 'abc' is not a number"),
+    ("1,2,a\n1,1234567:,a,,,\n", 2, "column 'n1': '1234567:' is not a number"),
+    ("1,2,a\n1,/,a,,,\n", 2, "column 'n1': '/' is not a number"),
     ("1,2,a\n1,nan,a\n", 2, "column 'n1': 'nan' is not finite"),
     ('1,2,"a\n1,2,a\n', 1, "unterminated quoted field"),
     ("1,2,a\r\n1,2,a\r\n1,1e999,a\r\n", 3, "not finite"),
