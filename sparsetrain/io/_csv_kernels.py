@@ -70,7 +70,7 @@ SLOW_VALUE = 1
 SLOW_WEIGHT = 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _strip(buf, s, e):
     while s < e and (buf[s] == 32 or buf[s] == 9):
         s += 1
