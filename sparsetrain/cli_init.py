@@ -12,7 +12,8 @@ import click
 @click.command("init")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--task", required=True, metavar="TASK",
-              help="binary (two label values; the larger is the positive class), regression, or multiclass "
+              help="binary (two label values: of numbers the larger, of CSV/TSV texts a name such as yes/click "
+                   "or else the later in sorted order, is the positive class), regression, or multiclass "
                    "(class ids 0..K-1 or 1..K).")
 @click.option("--preset", metavar="PRESET", help="The model: linear, logistic, softmax, fm or wide_deep "
               "(default: logistic for binary, linear for regression, softmax for multiclass).")

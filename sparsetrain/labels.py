@@ -8,6 +8,17 @@
   eval set use the same mapping). A third value is a ``DataFormatError`` naming file:line. A
   training set holding a single value is read with the usual pair it belongs to (0 or 1: ``{0, 1}``;
   -1: ``{-1, +1}``).
+* **text labels** (CSV/TSV only): a label field that does not read as a number is text (unquoted,
+  stripped of spaces and tabs), e.g. ``yes``/``no``, ``click``/``noclick``, ``>50K``/``<=50K``; a
+  binary model takes two such values as it takes two numbers. A label value is a number when it
+  reads as one and text otherwise, so a pair may mix them (``[0, "yes"]``: the number 0 and the
+  text ``yes``; ``1`` in the file then matches the number 1, never a text). Which value is
+  positive, when ``data.label_values`` does not say: of two numbers the larger; otherwise the one
+  named like a positive class (:data:`POSITIVE_NAMES`: yes, true, 1, pos, positive, click, ...,
+  case ignored) when exactly one is, else the later in sorted text order (``>50K`` after
+  ``<=50K``, ``spam`` after ``ham``). The CSV reader maps text pairs to 0/1 itself
+  (:class:`TextLabels`) so every later stage (memory, disk cache, stream) sees numbers; a text
+  label for a regression or softmax model is an error naming file:line.
 * **multiclass** models (``SoftmaxOutput`` with class-id labels) take class ids ``0..K-1``, or
   ``1..K`` with ``data.label_base: 1``; anything else (out of range, not an integer) is an error
   naming file:line.
@@ -24,7 +35,7 @@ is reported.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -34,6 +45,10 @@ from .base import ConfigError, DataFormatError
 #: The task of each loss operator: which label convention it reads.
 TASKS = {"LogisticRegressionOutput": "binary", "SoftmaxOutput": "multiclass",
          "LinearRegressionOutput": "regression", "MAERegressionOutput": "regression"}
+
+#: Text label values read as the positive class (lower-cased) when the other value is not one of them.
+POSITIVE_NAMES = frozenset({"1", "+1", "yes", "y", "true", "t", "pos", "positive", "click", "clicked", "clicks",
+                            "buy", "bought", "converted", "success", "spam", "fraud"})
 
 #: The pairs a single observed value is read with (the usual binary conventions).
 _SINGLE_VALUE_PAIRS = {0.0: (0.0, 1.0), 1.0: (0.0, 1.0), -1.0: (-1.0, 1.0)}
@@ -60,8 +75,99 @@ def libsvm_locator(path: str, max_line_bytes: int | None = None) -> Locator:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
     v = float(v)
     return str(int(v)) if v.is_integer() else repr(v)
+
+
+def label_value(v) -> float | str:
+    """A label value as the readers compare it: a number when it reads as a finite one, else its text
+    (stripped). ``True``/``False`` are refused by the schema before this."""
+    if isinstance(v, str):
+        text = v.strip(" \t")
+        try:
+            x = float(text)
+        except ValueError:
+            return text
+        return x if np.isfinite(x) else text
+    return float(v)
+
+
+def binary_pair(a, b) -> tuple:
+    """``(negative, positive)`` of two distinct label values seen in the data (see the module docstring)."""
+    if not isinstance(a, str) and not isinstance(b, str):
+        return (a, b) if a < b else (b, a)
+    named = [v for v in (a, b) if _fmt(v).lower() in POSITIVE_NAMES]
+    if len(named) == 1:
+        pos = named[0]
+        return (b if pos is a else a), pos
+    lo, hi = sorted((a, b), key=_fmt)
+    return lo, hi
+
+
+def third_value(value, values) -> str:
+    """The message for a label outside a binary model's two values."""
+    neg, pos = values
+    shown = repr(value) if isinstance(value, str) else _fmt(value)
+    return f"label {shown} is a third value; this binary model's labels are {_fmt(neg)} (→ 0) and {_fmt(pos)} (→ 1)"
+
+
+def shown_labels(y: np.ndarray, names: dict) -> np.ndarray:
+    """Labels as a table shows them: ``y`` itself, or with text labels (NaN, see :class:`TextLabels`;
+    ``names``: hash -> text) strings, numbers in their shortest form."""
+    flat = np.asarray(y, np.float64).reshape(len(y), -1)[:, 0]
+    text = np.isnan(flat)
+    if not text.any():
+        return y
+    hashes = flat.view(np.uint64) & np.uint64(0xFFFFFFFF)
+    return np.array([names.get(int(h), "?") if t else _fmt(v) for v, t, h in zip(flat.tolist(), text, hashes)])
+
+
+def text_label_bits(text: str) -> np.uint64:
+    """The bits of the text label ``text`` in the CSV reader's float64 labels (``csv_reader.TEXT_LABEL``)."""
+    from .io.csv_reader import TEXT_LABEL
+    from .io.hashing import murmurhash3_32
+
+    return TEXT_LABEL | np.uint64(murmurhash3_32(text))
+
+
+@dataclass(frozen=True)
+class TextLabels:
+    """What the CSV reader does with labels that are text (see the module docstring).
+
+    ``task``: the model's (``binary``, ``multiclass``, ``regression``), ``None`` (text is an error:
+    labels read as numbers) or ``"any"`` (kept as they are: rows scored without their labels);
+    ``values``: a binary model's ``(negative, positive)`` (:func:`label_value` s), ``None`` while the
+    training data is read to find them (text labels are kept, named by the reader in ``names``).
+    """
+
+    task: str | None = None
+    values: tuple | None = None
+    names: dict | None = field(default=None, compare=False)  # where a reader records hash -> text (None: its own)
+
+    @property
+    def maps(self) -> bool:
+        """The reader maps every label to 0/1 (a binary pair with a text value)."""
+        return self.task == "binary" and self.values is not None and any(isinstance(v, str) for v in self.values)
+
+    def why_not_text(self) -> str:
+        if self.task == "regression":
+            return "a regression label must be a number"
+        if self.task == "multiclass":
+            return "a softmax model's label must be a class id 0..K-1"
+        return "labels are read as numbers: map string labels to numbers first, e.g. 0 and 1"
+
+    def apply(self, y: np.ndarray, is_text: np.ndarray) -> np.ndarray:
+        """0/1 for each label of ``y`` (float64, text labels as ``TEXT_LABEL | hash``), -1 for a third value."""
+        out = np.full(y.shape, -1.0)
+        bits = y.view(np.uint64)
+        for code, v in enumerate(self.values):
+            if isinstance(v, str):
+                out[is_text & (bits == text_label_bits(v))] = code
+            else:
+                out[~is_text & (y == v)] = code
+        return out
 
 
 def _first_row(bad: np.ndarray) -> int:
@@ -82,6 +188,7 @@ class LabelMap:
     values: tuple[float, float] | None = None
     base: int = 0
     classes: int | None = None
+    shown: tuple | None = None  # a text pair's values (the reader mapped them to 0/1): for the run log
 
     def apply(self, y: np.ndarray, locate: Locator, first_row: int = 0) -> np.ndarray:
         """``y`` mapped to the model's labels; ``y[i]`` is row ``first_row + i`` of the file ``locate``
@@ -120,6 +227,11 @@ class LabelMap:
 
     def note(self) -> str | None:
         """The run-log line that says how labels are mapped (``None`` when they are used as they are)."""
+        if self.task == "binary" and self.shown is not None:
+            neg, pos = self.shown
+            return (f"labels: {_fmt(pos)} → 1, {_fmt(neg)} → 0 (text labels: a positive name such as yes, true "
+                    "or click → 1, else the later in sorted order; set data.label_values: [negative, positive] "
+                    "to choose)")
         if self.task == "binary" and self.values is not None and self.values != (0.0, 1.0):
             neg, pos = self.values
             return (f"labels: {_fmt(pos)} → 1, {_fmt(neg)} → 0 (a binary model maps the larger of its two label "
@@ -140,13 +252,21 @@ class BinaryValues:
     def done(self) -> bool:
         return len(self.seen) >= 2
 
-    def add(self, y: np.ndarray) -> None:
+    def add(self, y: np.ndarray, names: dict | None = None) -> None:
+        """Note the values of ``y`` in order of first appearance; ``names``: hash -> text of the CSV
+        reader's text labels (NaN entries of ``y``, see :class:`TextLabels`)."""
         if self.done or y.size == 0:
             return
         flat = y.ravel()
-        values, first = np.unique(flat, return_index=True)
-        for v in values[np.argsort(first)]:
-            v = float(v)
+        text = np.isnan(flat) if names is not None else np.zeros(flat.shape, bool)
+        found = []  # (first row, value)
+        if not text.all():
+            values, first = np.unique(flat[~text], return_index=True)
+            found += zip(np.flatnonzero(~text)[first].tolist(), (float(v) for v in values))
+        if text.any():
+            hashes, first = np.unique(flat[text].view(np.uint64) & np.uint64(0xFFFFFFFF), return_index=True)
+            found += zip(np.flatnonzero(text)[first].tolist(), (names[int(h)] for h in hashes))
+        for _, v in sorted(found, key=lambda f: f[0]):
             if v not in self.seen:
                 self.seen.append(v)
                 if self.done:
@@ -155,8 +275,7 @@ class BinaryValues:
     def values(self, where: str) -> tuple[float, float]:
         """``(value → 0, value → 1)``; ``where`` names the data in the error for data without labels."""
         if len(self.seen) >= 2:
-            lo, hi = sorted(self.seen[:2])
-            return lo, hi
+            return binary_pair(*self.seen[:2])
         if self.seen and self.seen[0] in _SINGLE_VALUE_PAIRS:
             return _SINGLE_VALUE_PAIRS[self.seen[0]]
         if self.seen:
@@ -167,11 +286,13 @@ class BinaryValues:
 
 def label_map(task: str, values=None, base: int = 0, classes: int | None = None) -> LabelMap:
     """A :class:`LabelMap` (``values``: a binary model's ``[value → 0, value → 1]``, e.g. from
-    ``data.label_values``)."""
+    ``data.label_values``; with a text value the CSV reader has mapped the labels to 0/1 already)."""
     if task == "binary" and values is not None:
-        neg, pos = (float(v) for v in values)
+        neg, pos = (label_value(v) for v in values)
         if neg == pos:
             raise ConfigError(f"data.label_values: the two values must differ, got {list(values)}")
+        if isinstance(neg, str) or isinstance(pos, str):
+            return LabelMap(task, (0.0, 1.0), shown=(neg, pos))
         return LabelMap(task, (neg, pos))
     return LabelMap(task, None, int(base), classes)
 

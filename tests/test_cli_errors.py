@@ -427,16 +427,19 @@ def test_the_run_log_says_what_cache_auto_chose_when_the_data_is_not_kept_in_mem
     assert "data.cache: auto" not in res.stderr  # kept in memory: nothing to say
 
 
-def test_string_labels_in_a_csv_say_to_map_them_to_numbers(tmp_path):
-    # two string labels (yes/no) are not read by the CSV kernel: at least say what to do
+def test_string_labels_in_a_csv_train_a_binary_model_and_a_third_is_an_error(tmp_path):
+    # two string labels (yes/no) are a binary model's two values (tests/test_labels.py has the rest)
     (tmp_path / "d.csv").write_text("label,c\nyes,a\nno,b\n")
     config = tmp_path / "m.yaml"
     config.write_text("data: {train: d.csv, csv: {header: true}, categorical: [c], hash_bits: 4}\n"
                       "model: {preset: logistic}\ntrain: {epochs: 1}\n")
     res = cli("fit", config, "--output", tmp_path / "r")
+    assert res.exit_code == 0 and "labels: yes → 1, no → 0" in res.stdout + res.stderr
+    (tmp_path / "d.csv").write_text("label,c\nyes,a\nno,b\nmaybe,c\n")
+    res = cli("fit", config, "--output", tmp_path / "r2")
     assert res.exit_code == 1
-    assert one_error_line(res.stderr).endswith("d.csv:2: label column 'label': 'yes' is not a number (labels are read "
-                                               "as numbers: map string labels to numbers first, e.g. 0 and 1)")
+    assert one_error_line(res.stderr).endswith("d.csv:4: label 'maybe' is a third value; this binary model's labels "
+                                               "are no (→ 0) and yes (→ 1)")
 
 
 def test_evaluating_a_libsvm_model_on_a_file_named_tsv_names_the_mismatch(tmp_path):

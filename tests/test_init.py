@@ -178,10 +178,10 @@ def test_init_refuses_csv_it_cannot_read(tmp_path):
     (tmp_path / "one.csv").write_text("a b\nc d\n")
     result = _init(tmp_path / "one.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
     assert result.exit_code == 1 and "cannot tell the delimiter" in result.output
-    (tmp_path / "d.csv").write_text("y,n\nyes,1\nno,2\n")
+    (tmp_path / "d.csv").write_text("y,n\nyes,1\nno,2\nmaybe,3\n")
     result = _init(tmp_path / "d.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
-    assert result.exit_code == 1 and "d.csv:2: the label column 'y' holds 'yes', not a number (two string labels " \
-        "(no, yes) must be mapped to numbers first, e.g. 0 and 1)" in result.output
+    assert result.exit_code == 1 and "d.csv:2: the label column 'y' holds 'yes', not a number (labels are numbers, " \
+        "or two texts for a binary model; pick another column with --label)" in result.output
     (tmp_path / "e.csv").write_text("label,n\n1,1\n\n0,2\n,3\n")
     result = _init(tmp_path / "e.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
     assert result.exit_code == 1 and "e.csv:5: the label column 'label' is empty" in result.output

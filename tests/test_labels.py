@@ -193,3 +193,122 @@ def test_binary_mapping_matches_scikit_learns_label_binarizer(pair, picks):
     third = np.append(y, 99.0)
     with pytest.raises(DataFormatError, match=rf"^f:{len(y) + 1}: label 99 is a third value"):
         mapping.apply(third, lambda r: f"f:{r + 1}")
+
+
+# -- text labels (CSV/TSV) ---------------------------------------------------------------------------------
+
+CRITEO = ROOT / "data" / "criteo_like.tsv"
+
+
+def _relabel_tsv(dst, mapping, rows=300, src=CRITEO):
+    """The first ``rows`` rows of a TSV with their labels mapped (``mapping``: old label text -> new)."""
+    head, *body = src.read_text().splitlines()[: rows + 1]
+    out = [head] + [mapping.get(line.split("\t", 1)[0], line.split("\t", 1)[0]) + "\t" + line.split("\t", 1)[1]
+                    for line in body]
+    dst.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return dst
+
+
+def _csv_config(train, eval_=None, **data):
+    doc = yaml.safe_load((ROOT / "configs" / "criteo_like.yaml").read_text())
+    doc["data"].update(train=str(train), eval=str(eval_) if eval_ else None, batch_size=16, shuffle=False, **data)
+    doc["train"].update(epochs=1, target={})
+    return config_from_dict(doc, source=str(ROOT / "configs" / "criteo_like.yaml"))
+
+
+@pytest.mark.parametrize("cache", ["memory", "stream", "disk"])
+def test_two_string_labels_train_the_same_model_as_zero_one(tmp_path, cache):
+    ref = _relabel_tsv(tmp_path / "ref.tsv", {})
+    # quoted, padded and unicode texts: "nö" → 0, "yes" → 1 (a positive name)
+    text = _relabel_tsv(tmp_path / "text.tsv", {"0": '"nö "', "1": "yes"})
+    text_eval = _relabel_tsv(tmp_path / "text_eval.tsv", {"0": "nö", "1": "yes"}, src=CRITEO.with_name(
+        "criteo_like_eval.tsv"))
+    ref_eval = _relabel_tsv(tmp_path / "ref_eval.tsv", {}, src=CRITEO.with_name("criteo_like_eval.tsv"))
+    notes = Notes()
+    a = fit(_csv_config(ref, ref_eval, cache=cache), output_dir=str(tmp_path / "a"))
+    b = fit(_csv_config(text, text_eval, cache=cache), output_dir=str(tmp_path / "b"), reporter=notes)
+    pa, pb = _params(a), _params(b)
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k])
+    assert {k: v for k, v in a.final.items() if "seconds" not in k} == {
+        k: v for k, v in b.final.items() if "seconds" not in k}
+    assert "eval_log_loss" in b.final
+    assert [n for n in notes.notes if n.startswith("labels:")] == [
+        "labels: yes → 1, nö → 0 (text labels: a positive name such as yes, true or click → 1, else the later "
+        "in sorted order; set data.label_values: [negative, positive] to choose)"]
+    saved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["data"]["label_values"] == ["nö", "yes"]
+    # predict and evaluate read the run's mapping from its config.yaml
+    model = load_trained(str(tmp_path / "b"))
+    assert model.evaluate(str(text))["log_loss"] == pytest.approx(load_trained(str(tmp_path / "a")).evaluate(
+        str(ref))["log_loss"])
+    np.testing.assert_array_equal(model.predict(str(text)), model.predict(str(ref)))  # scored without labels
+    cols = model.predict_columns(str(text))
+    assert set(cols["label"].tolist()) == {"nö", "yes"}  # predict's table shows the labels as in the file
+    with pytest.raises(DataFormatError, match=rf"^{ref}:2: label 0 is a third value; this binary model's labels are "
+                                              r"nö \(→ 0\) and yes \(→ 1\)"):
+        model.evaluate(str(ref))
+
+
+def test_text_label_values_choose_the_positive_class_and_a_third_value_names_file_and_line(tmp_path):
+    text = _relabel_tsv(tmp_path / "t.tsv", {"0": ">50K", "1": "<=50K"}, rows=60)
+    # sorted order: ">50K" after "<=50K" → 1; label_values turns it round
+    assert labels.binary_pair("<=50K", ">50K") == ("<=50K", ">50K")
+    assert labels.binary_pair("click", "noclick") == ("noclick", "click")
+    assert labels.binary_pair(0.0, "yes") == (0.0, "yes") and labels.binary_pair(2.0, -1.0) == (-1.0, 2.0)
+    cfg = _csv_config(text, label_values=[">50K", "<=50K"])
+    ref = _relabel_tsv(tmp_path / "r.tsv", {}, rows=60)
+    np.testing.assert_array_equal(_params(fit(cfg, output_dir=str(tmp_path / "a")))["weight"],
+                                  _params(fit(_csv_config(ref), output_dir=str(tmp_path / "b")))["weight"])
+    lines = text.read_text().splitlines()
+    lines[41] = "maybe" + lines[41][lines[41].index("\t"):]
+    text.write_text("\n".join(lines) + "\n")
+    for cache in ("memory", "stream", "disk"):
+        with pytest.raises(DataFormatError, match=rf"^{text}:42: label 'maybe' is a third value; this binary model's "
+                                                  r"labels are >50K \(→ 0\) and <=50K \(→ 1\)"):
+            fit(_csv_config(text, label_values=[">50K", "<=50K"], cache=cache), output_dir=str(tmp_path / cache))
+    # a number among text values is a value of its own: 1 is not 'yes'
+    lines[41] = "1" + lines[41][lines[41].index("\t"):]
+    text.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=rf"^{text}:42: label 1 is a third value"):
+        fit(_csv_config(text, label_values=[">50K", "<=50K"]), output_dir=str(tmp_path / "d"))
+
+
+def test_two_texts_of_one_hash_are_an_error_naming_both(tmp_path):
+    from sparsetrain.io.hashing import murmurhash3_32
+
+    assert murmurhash3_32("v40595") == murmurhash3_32("v114311")
+    text = _relabel_tsv(tmp_path / "t.tsv", {"0": "v40595", "1": "v114311"}, rows=40)
+    first = 2 + [line.split("\t")[0] for line in text.read_text().splitlines()[1:]].index("v114311")
+    with pytest.raises(DataFormatError, match=rf"^{text}:{first}: the labels 'v40595' and 'v114311' have the same "
+                                              r"hash \(MurmurHash3\), so they cannot be told apart"):
+        fit(_csv_config(text), output_dir=str(tmp_path / "r"))
+
+
+def test_a_text_label_for_a_regression_model_is_an_error_naming_file_and_line(tmp_path):
+    text = _relabel_tsv(tmp_path / "t.tsv", {"0": "no"}, rows=40)
+    doc = yaml.safe_load((ROOT / "configs" / "criteo_like.yaml").read_text())
+    doc["data"].update(train=str(text), eval=None)
+    doc["model"]["loss"]["op"] = "LinearRegressionOutput"
+    doc["train"].update(epochs=1, target={}, metrics=["rmse"])
+    first = 2 + [line.split("\t")[0] for line in text.read_text().splitlines()[1:]].index("no")
+    with pytest.raises(DataFormatError, match=rf"^{text}:{first}: label column 'label': 'no' is not a number \(a "
+                                              r"regression label must be a number\)"):
+        fit(config_from_dict(doc, source=str(ROOT / "configs" / "criteo_like.yaml")), output_dir=str(tmp_path / "r"))
+
+
+def test_init_writes_text_label_values_that_fit_trains_and_refuses_them_for_regression(tmp_path):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    data = _relabel_tsv(tmp_path / "d.tsv", {"0": "noclick", "1": "click"}, rows=80)
+    res = CliRunner().invoke(main, ["init", str(data), "--task", "binary", "--out", str(tmp_path / "c.yaml")])
+    assert res.exit_code == 0, res.output
+    doc = yaml.safe_load((tmp_path / "c.yaml").read_text(encoding="utf-8"))
+    assert doc["data"]["label_values"] == ["noclick", "click"]
+    res = CliRunner().invoke(main, ["fit", str(tmp_path / "c.yaml"), "--epochs", "1", "--output", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["init", str(data), "--task", "regression", "--out", str(tmp_path / "x.yaml")])
+    assert res.exit_code == 2 and "has text labels ({'click', 'noclick'}); a regression label must be a number" \
+        in res.output

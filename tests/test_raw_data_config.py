@@ -128,7 +128,8 @@ def test_fit_reads_stdin_once_in_a_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", str(tmp_path / "c.yaml"), "-q",
                           "--output", str(tmp_path / "run2")], input="1\t2\ta\tb\nx\t1\ta\tb\n",
                          capture_output=True, text=True, env=ENV, timeout=300)
-    assert bad.returncode == 1 and "error: <stdin>:2: label column 'y': 'x' is not a number" in bad.stderr
+    assert bad.returncode == 1 and ("error: <stdin>:2: label 'x' is a third value; this binary model's labels are 0 "
+                                    "(→ 0) and 1 (→ 1)") in bad.stderr
 
 
 def test_a_stream_is_read_once(tmp_path):

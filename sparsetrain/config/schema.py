@@ -139,10 +139,11 @@ class DataConfig(_Strict):
     keep_feature_names: bool = Field(False, description="CSV/TSV and VW: save `feature_names.json` (hashed "
                                      "id → the names that hash to it) in the run directory (one more pass "
                                      "over the training data, in Python).")
-    label_values: list[float] | None = Field(None, min_length=2, max_length=2, description="A binary model's two "
-                                             "label values `[negative, positive]`, mapped to 0 and 1; default: the "
-                                             "two values of the training data, the larger one → 1 (so `{0, 1}`, "
-                                             "`{-1, +1}` and `{1, 2}` all work). A third value is an error.")
+    label_values: list[float | str] | None = Field(
+        None, min_length=2, max_length=2, description="A binary model's two label values `[negative, positive]`, "
+        "mapped to 0 and 1: numbers, or (CSV/TSV) texts such as `['no', 'yes']`; default: the two values of the "
+        "training data, of two numbers the larger → 1 (so `{0, 1}`, `{-1, +1}` and `{1, 2}` all work), of texts a "
+        "positive name (yes, true, click, ...) or else the later in sorted order → 1. A third value is an error.")
     label_base: Literal[0, 1] = Field(0, description="A softmax model's first class id: `0` (ids 0..K-1) or `1` "
                                       "(ids 1..K, mapped to 0..K-1).")
 
@@ -151,8 +152,8 @@ class DataConfig(_Strict):
     def _no_yaml_booleans(cls, v):
         # YAML reads unquoted no/yes/off/on/false/true as booleans, which pydantic would take as 0 and 1
         if isinstance(v, (list, tuple)) and any(isinstance(x, bool) for x in v):
-            raise ValueError(f"{list(v)}: YAML read unquoted no/yes/off/on/true/false as booleans; label values "
-                             "are numbers (the label column must hold numbers)")
+            raise ValueError(f"{list(v)}: YAML read unquoted no/yes/off/on/true/false as booleans; quote text label "
+                             "values, e.g. ['no', 'yes']")
         return v
 
     @field_validator("train")

@@ -157,11 +157,9 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     bad = next(((n, r[li]) for n, r in zip(body_lines, body) if not _is_number(r[li])), None)
     if bad is not None and not bad[1].strip():
         raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} is empty (every row needs a label)")
-    if bad is not None:
-        strings = sorted({r[li].strip() for r in body})
-        how = (f"two string labels ({', '.join(strings)}) must be mapped to numbers first, e.g. 0 and 1"
-               if len(strings) == 2 else "labels are numbers; pick another column with --label")
-        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number ({how})")
+    if bad is not None and len({r[li].strip(" \t") for r in body}) > 2:  # two texts: a binary model's labels
+        raise DataFormatError(f"{path}:{bad[0]}: the label column {label!r} holds {bad[1]!r}, not a number (labels "
+                              "are numbers, or two texts for a binary model; pick another column with --label)")
     layout = CSVLayout(delimiter, header, columns, label)
     if header:  # a row id (a Kaggle `id`) is no feature: hashed, each value would be a feature of one row
         layout.id_column = next((c for c in columns if c.lower() in ID_NAMES and c != label), None)
@@ -199,11 +197,15 @@ def sniff_vw_namespaces(path: str) -> list[str]:
 
 def hashed_summary(path: str, fmt: str, layout: CSVLayout | None, hash_bits: int):
     """Read the whole file with the compiled reader of its format: ``(rows, nnz, label blocks,
-    importance-weighted rows)``; errors are the reader's (file:line)."""
+    importance-weighted rows)`` (a label block: ``(labels, names)``, ``names`` the CSV reader's
+    hash -> text of its text labels, see :class:`~sparsetrain.labels.TextLabels`); errors are the
+    reader's (file:line)."""
     if fmt == "csv":
         from ..io.csv_reader import CSVReader
 
-        reader = CSVReader(path, layout.schema())
+        from ..labels import TextLabels
+
+        reader = CSVReader(path, layout.schema(), labels=TextLabels("binary"))  # text labels kept, named
     else:
         from ..io.vw_reader import VWReader
 
@@ -213,7 +215,7 @@ def hashed_summary(path: str, fmt: str, layout: CSVLayout | None, hash_bits: int
     for block in reader:
         rows += block.num_rows
         nnz += block.nnz
-        labels.append(block.labels.ravel())
+        labels.append((block.labels.ravel(), getattr(reader, "label_names", None)))
         w = getattr(block, "weights", None)
         if w is not None:
             weighted += int((w != 1).sum())

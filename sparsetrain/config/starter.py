@@ -15,12 +15,14 @@ a multiclass task takes class ids 0..K-1 or 1..K); the file records what was fou
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..base import ConfigError, DataFormatError
+from ..labels import binary_pair
 
 TASKS = ("binary", "regression", "multiclass")
 #: The preset each task starts from, and the presets each task may use.
@@ -44,7 +46,8 @@ class DataSummary:
     num_features: int
     zero_based: bool
     nnz: int
-    labels: list[float] = field(default_factory=list)  # the distinct label values, sorted (at most _MAX_DISTINCT)
+    labels: list = field(default_factory=list)  # the distinct label values, sorted (at most _MAX_DISTINCT), numbers
+    texts: list[str] = field(default_factory=list)  # CSV/TSV: the distinct text labels (at most _MAX_DISTINCT)
     distinct_labels: int = 0
     label_min: float = 0.0
     label_max: float = 0.0
@@ -76,10 +79,18 @@ class _Labels:
 
     def __init__(self):
         self.values: set = set()
+        self.texts: set = set()
         self.lo, self.hi = np.inf, -np.inf
         self.n, self.sum, self.sumsq = 0, 0.0, 0.0
 
-    def add(self, y) -> None:
+    def add(self, y, names: dict | None = None) -> None:
+        """Note the labels ``y``; ``names``: a CSV reader's hash -> text of its text labels (NaN in ``y``)."""
+        if names is not None and y.size:
+            text = np.isnan(y)
+            if text.any():
+                if len(self.texts) <= _MAX_DISTINCT:
+                    self.texts.update(names[int(h)] for h in np.unique(y[text].view(np.uint64) & np.uint64(0xFFFFFFFF)))
+                y = y[~text]
         if y.size:
             self.lo, self.hi = min(self.lo, float(y.min())), max(self.hi, float(y.max()))
             y64 = np.asarray(y, np.float64)
@@ -89,7 +100,8 @@ class _Labels:
 
     def fill(self, s: DataSummary) -> DataSummary:
         ordered = sorted(self.values)
-        s.labels, s.distinct_labels = [float(v) for v in ordered[:_MAX_DISTINCT]], len(ordered)
+        s.labels, s.distinct_labels = [float(v) for v in ordered[:_MAX_DISTINCT]], len(ordered) + len(self.texts)
+        s.texts = sorted(self.texts)[:_MAX_DISTINCT]
         s.label_min, s.label_max = float(self.lo), float(self.hi)
         if self.n:
             mean = self.sum / self.n
@@ -143,8 +155,8 @@ def _sniff_hashed(path: str, fmt: str, label: str | None) -> DataSummary:
     if rows == 0:
         raise DataFormatError(f"{path}: no data rows")
     labels = _Labels()
-    for y in blocks:
-        labels.add(y)
+    for y, names in blocks:
+        labels.add(y, names)
     num_features = (1 << bits) + (len(layout.numeric) if layout is not None else 0)
     s = DataSummary(path, fmt, rows, num_features, True, nnz, csv=layout, namespaces=namespaces, hash_bits=bits,
                     weighted_rows=weighted)
@@ -159,7 +171,8 @@ def _labels_text(s: DataSummary) -> str:
     if s.distinct_labels > _MAX_SHOWN_LABELS:
         many = f"more than {_MAX_DISTINCT}" if s.distinct_labels > _MAX_DISTINCT else str(s.distinct_labels)
         return f"{s.label_min:.6g}..{s.label_max:.6g} ({many} distinct values)"
-    return "{" + ", ".join(f"{_num(v):.6g}" if isinstance(_num(v), float) else str(_num(v)) for v in s.labels) + "}"
+    return "{" + ", ".join([f"{_num(v):.6g}" if isinstance(_num(v), float) else str(_num(v)) for v in s.labels]
+                           + [repr(t) for t in s.texts]) + "}"
 
 
 def _check_task(s: DataSummary, task: str) -> dict:
@@ -169,8 +182,13 @@ def _check_task(s: DataSummary, task: str) -> dict:
             raise ConfigError(f"--task binary: {s.path} has more than two label values ({_labels_text(s)}); use "
                               "--task multiclass or regression")
         if s.distinct_labels == 2:
-            return {"label_values": [_num(v) for v in s.labels]}
+            return {"label_values": [v if isinstance(v, str) else _num(v)
+                                     for v in binary_pair(*s.labels, *s.texts)]}
         return {}
+    if s.texts:
+        raise ConfigError(f"--task {task}: {s.path} has text labels ({_labels_text(s)}); "
+                          f"{'a regression label' if task == 'regression' else 'a class id'} must be a number "
+                          "(two texts are a binary model's labels: --task binary)")
     if task == "multiclass":
         if not s.integer_labels or (s.labels and s.labels[0] < 0):
             raise ConfigError(f"--task multiclass: {s.path} has labels {_labels_text(s)}, not class ids 0..K-1 "
@@ -228,7 +246,11 @@ def starter_config(s: DataSummary, task: str, preset: str | None, out: str, comm
         ]
     else:
         lines += _hashed_lines(s)
-    if "label_values" in keys:
+    if "label_values" in keys and any(isinstance(v, str) for v in keys["label_values"]):
+        neg, pos = (json.dumps(v, ensure_ascii=False) if isinstance(v, str) else v for v in keys["label_values"])
+        lines.append(_line(f"  label_values: [{neg}, {pos}]", f"binary labels: {neg} → 0, {pos} → 1 (a name such "
+                           "as yes/click, else the later in sorted order)"))
+    elif "label_values" in keys:
         neg, pos = keys["label_values"]
         lines.append(_line(f"  label_values: [{neg}, {pos}]", f"binary labels: {neg} → 0, {pos} → 1 (the larger "
                            "is the positive class)"))
@@ -298,7 +320,7 @@ def _hashed_lines(s: DataSummary) -> list[str]:
             lines.append(_line(f"  csv: {{delimiter: {_yaml(c.delimiter)}, header: false,",
                                "no header line: the columns in file order"))
             lines.append(f"        columns: {_flow(c.columns)}}}")
-        lines.append(_line(f"  label: {_yaml(c.label)}", "a number per row"))
+        lines.append(_line(f"  label: {_yaml(c.label)}", "one of two texts per row" if s.texts else "a number per row"))
         if c.id_column is not None:
             lines.append(_line(f"  id_column: {_yaml(c.id_column)}", "row ids, no feature: predict's first column"))
         lines.append(_line(f"  numeric: {_flow(c.numeric)}", "one feature each (the value)"))

@@ -7,7 +7,11 @@ appended; a quote elsewhere is an ordinary character. A line ends at ``\\n`` (a 
 is dropped), so a quoted field cannot hold a newline (an unterminated quote is an error). Blank
 lines are skipped. Each column has a role (``ROLE_*``):
 
-- the label column: a decimal number (see ``_decimal_kernels``), required;
+- the label column: a decimal number (see ``_decimal_kernels``), required; a field that is not
+  a number is a *text label*: the label is a NaN whose low 32 bits are ``murmurhash3_32`` of the
+  (unquoted, stripped) text (``TEXT_LABEL``; a number label is never NaN), and the first row of
+  each new text in the chunk (compared by its bytes: another text of the same hash is new) is
+  listed as *slow* (``SLOW_LABEL_TEXT``) for the caller to name it;
 - the weight column (optional): the row's importance weight, a decimal number >= 0; an empty
   field is weight 1 (as a Vowpal Wabbit line without one);
 - a numeric column: a decimal number, feature id ``hash_size + k`` (``k``: its place in the list
@@ -37,7 +41,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
-from ._hash_kernels import mm_feed, mm_feed_words, mm_finish
+from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
                             I_ROWS, N_COMMON, record_error)
 
@@ -68,6 +72,12 @@ N_INFO = N_COMMON
 SLOW_LABEL = 0
 SLOW_VALUE = 1
 SLOW_WEIGHT = 2
+SLOW_LABEL_TEXT = 3  # the first row of a text label in the chunk (the row's label: TEXT_LABEL | hash)
+
+#: The bits of a text label (a quiet NaN; the low 32 bits hold the text's hash)
+TEXT_LABEL = np.uint64(0x7FF8_0001_0000_0000)
+_TEXTS_TRACKED = 8  # distinct text labels a chunk lists once; further ones are listed at every row
+_TEXT_BYTES = 64  # (as is a text label longer than this)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -347,6 +357,39 @@ def _field_number(src, s, e, value_limit, raw_s, raw_e, slow_kind, slow_pos, slo
     return v, OK, nslow
 
 
+@njit(cache=True, nogil=True)
+def _text_label(src, s, e, raw_s, raw_e, row, label_bits, texts, text_bytes, slow, nslow):
+    """Write the text label ``src[s:e]`` of ``row`` (``TEXT_LABEL | hash``); list its raw span as slow
+    unless the chunk has listed the same text (``texts``: the count, then (hash, length) per text
+    seen, its bytes in ``text_bytes``): a new text, or another text of the same hash, is named by
+    the caller. Returns nslow."""
+    h = np.int64(murmurhash3_32(src, s, e, 0))
+    label_bits[row] = TEXT_LABEL | np.uint64(h)
+    n = texts[0]
+    width = text_bytes.shape[1]
+    for t in range(n):
+        if texts[1 + 2 * t] == h and texts[2 + 2 * t] == e - s and e - s <= width:
+            same = True
+            for i in range(e - s):
+                if text_bytes[t, i] != src[s + i]:
+                    same = False
+                    break
+            if same:
+                return nslow
+    if n < text_bytes.shape[0] and e - s <= width:
+        texts[1 + 2 * n] = h
+        texts[2 + 2 * n] = e - s
+        for i in range(e - s):
+            text_bytes[n, i] = src[s + i]
+        texts[0] = n + 1
+    if nslow < slow.shape[0]:
+        slow[nslow, 0] = SLOW_LABEL_TEXT
+        slow[nslow, 1] = row
+        slow[nslow, 2] = raw_s
+        slow[nslow, 3] = raw_e
+    return nslow + 1
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
               prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
@@ -364,9 +407,12 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     else:
         v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL, rows,
                                        slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
-        if code != OK:
+        if code == E_LABEL:  # a text label: the caller writes it (``_text_label``)
+            labels[rows] = np.nan
+        elif code != OK:
             return code, rs[label_col], re_[label_col], label_col, nnz, nslow
-        labels[rows] = v
+        else:
+            labels[rows] = v
     # ---- the importance weight
     if weight_col >= 0:
         ws, we = _strip(src, fs[weight_col], fe[weight_col])
@@ -459,6 +505,9 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     re_ = np.empty(ncols, np.int64)
     keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int64)  # a row's hashed entries, to sort
     buckets = np.empty(64, np.int64)
+    label_bits = labels.view(np.uint64)
+    texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
+    text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
     nslow = 0
     rows = 0
     nnz = 0
@@ -506,6 +555,10 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
             return info
+        if labels[rows] != labels[rows]:  # NaN: a text label (a number label is never NaN)
+            ls, lend = _strip(src, fs[label_col], fe[label_col])
+            nslow = _text_label(src, ls, lend, raw_s[label_col], raw_e[label_col], rows, label_bits, texts, text_bytes,
+                                slow, nslow)
         row_ends[rows] = nnz_base + nnz
         rows += 1
         lines += 1

@@ -32,7 +32,11 @@ from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
                             token_text)
 
-__all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header"]
+__all__ = ["CSVSchema", "CSVReader", "TEXT_LABEL", "load_csv", "read_header"]
+
+#: The bits of a text label in the labels the reader yields before mapping them (a NaN; the low 32
+#: bits: the text's MurmurHash3), see :class:`~sparsetrain.labels.TextLabels`.
+TEXT_LABEL = CK.TEXT_LABEL
 
 _SLOW_ROWS = 64
 
@@ -101,9 +105,17 @@ class CSVReader(HashedTextReader):
 
     def __init__(self, path, schema: CSVSchema, dtype="float32", *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  num_parts: int = 1, part_index: int = 0, workers: int | None = None,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, labels=None):
+        from ..labels import TextLabels
+
         schema.check()
         self.schema = schema
+        self.labels = labels if labels is not None else TextLabels()
+        # hash -> text of the text labels read (and of the label values)
+        self.label_names: dict[int, str] = self.labels.names if self.labels.names is not None else {}
+        for v in self.labels.values or ():
+            if isinstance(v, str):
+                self._name_text(v, lambda: "data.label_values")
         self._open(path, dtype, chunk_size, max_line_bytes, num_parts, part_index, workers)
         self._plan: _Plan | None = None
         self._header_consumed = False
@@ -183,10 +195,58 @@ class CSVReader(HashedTextReader):
             job.indptr = indptr
         return job
 
+    def _name_text(self, text: str, where) -> None:
+        """Record the text label ``text``; two texts of one hash cannot be told apart: an error."""
+        from .hashing import murmurhash3_32
+
+        h = murmurhash3_32(text)
+        other = self.label_names.setdefault(h, text)
+        if other != text:
+            raise DataFormatError(f"{where()}: the labels {other!r} and {text!r} have the same hash (MurmurHash3), so "
+                                  "they cannot be told apart; rename one of them")
+
+    def _text_labels(self, job: TextJob, texts: dict, begin: int, cache: dict) -> None:
+        """Text labels of the chunk (``texts``: row -> (text, raw start) of the rows the kernel listed) as
+        :class:`~sparsetrain.labels.TextLabels` says: an error, kept, or every label mapped to 0/1."""
+        from .. import labels as L
+
+        spec, y = self.labels, job.labels[: int(job.info[CK.I_ROWS])]
+        where = lambda start: f"{self.display}:{line_of(self.source, begin, job, start, cache)}"  # noqa: E731
+        col = self.plan().columns[self.plan().label_col]
+        if texts and spec.task not in ("binary", "any"):
+            row = min(texts)
+            text, start = texts[row]
+            raise DataFormatError(f"{where(start)}: label column {col!r}: {text!r} is not a number "
+                                  f"({spec.why_not_text()})")
+        if spec.task != "binary" or spec.values is None:
+            return
+        if not spec.maps:
+            if texts:
+                text, start = texts[min(texts)]
+                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}")
+            return
+        is_text = np.isnan(y)
+        out = spec.apply(y, is_text)
+        bad = np.flatnonzero(out < 0)
+        if len(bad):
+            r = int(bad[0])
+            if r in texts:
+                text, start = texts[r]
+                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}")
+            line = line_of(self.source, begin, job, _row_start(job.buf, r, job.first and self.schema.header
+                                                                and not self._header_consumed), cache)
+            raise DataFormatError(f"{self.display}:{line}: {L.third_value(float(y[r]), spec.values)}")
+        y[:] = out
+
     def _check(self, job: TextJob, begin: int, cache: dict) -> None:
         info, buf, plan = job.info, job.buf, self.plan()
+        texts = {}
         for kind, pos, start, end in job.slow[: int(info[CK.I_NSLOW])]:
             raw = _unquote(token_text(buf, int(start), int(end), 10**6), plan.delimiter, self.schema.quote)
+            if kind == CK.SLOW_LABEL_TEXT:
+                texts[int(pos)] = raw, int(start)
+                self._name_text(raw, lambda: f"{self.display}:{line_of(self.source, begin, job, int(start), cache)}")
+                continue
             v = float(raw)
             if not math.isfinite(v) or abs(v) >= finite_limit(self.dtype):
                 line = line_of(self.source, begin, job, int(start), cache)
@@ -202,6 +262,8 @@ class CSVReader(HashedTextReader):
             else:
                 k = int(job.indices[pos]) - self.schema.hash_size
                 job.data[pos] = math.copysign(math.log1p(abs(v)), v) if plan.log1p[k] else v
+        if texts or self.labels.maps:
+            self._text_labels(job, texts, begin, cache)
         code = int(info[CK.I_ERR])
         if code == CK.OK:
             return
@@ -241,11 +303,25 @@ class CSVReader(HashedTextReader):
         self.plan()
 
 
+def _row_start(buf, row: int, header: bool) -> int:
+    """The byte offset in ``buf`` of data row ``row`` (blank lines are no rows, as the kernel reads)."""
+    pos, n = 0, -1
+    for i, line in enumerate(bytes(buf).split(b"\n")):
+        if not (header and i == 0) and line not in (b"", b"\r"):
+            n += 1
+            if n == row:
+                return pos
+        pos += len(line) + 1
+    return pos
+
+
 def _unquote(raw: str, delimiter: str, quote: str) -> str:
     return next(csv.reader([raw], delimiter=delimiter, quotechar=quote), [""])[0].strip(" \t")
 
 
 def load_csv(path, schema: CSVSchema, dtype="float32", **kwargs):
     """The whole file as ``(CSRNDArray, labels, weights)`` (labels a float array of the ``dtype``;
-    weights float64, None without a ``weight_column``)."""
-    return load_blocks(CSVReader(path, schema, dtype, **kwargs), dtype)
+    weights float64, None without a ``weight_column``). Text labels kept as they are (``labels=TextLabels("any")``)
+    stay float64: float32 would drop the hash they carry."""
+    reader = CSVReader(path, schema, dtype, **kwargs)
+    return load_blocks(reader, dtype, np.float64 if reader.labels.task == "any" else None)

@@ -143,8 +143,9 @@ def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
     return data, indices, indptr, labels, weights
 
 
-def load_blocks(reader, dtype):
-    """All blocks of ``reader`` as ``(CSRNDArray, labels, weights or None)``; no rows is an error."""
+def load_blocks(reader, dtype, label_dtype=None):
+    """All blocks of ``reader`` as ``(CSRNDArray, labels, weights or None)`` (labels in ``label_dtype``,
+    default ``dtype``); no rows is an error."""
     from ..ndarray.sparse import csr_matrix
 
     blocks = list(reader)
@@ -152,7 +153,7 @@ def load_blocks(reader, dtype):
         raise DataFormatError(f"{reader.display}: no data rows")
     data, indices, indptr, labels, weights = concat_blocks(blocks, reader.num_features)
     X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
-    return X, labels.astype(dtype), weights
+    return X, labels.astype(label_dtype or dtype), weights
 
 
 def finite_limit(dtype) -> float:

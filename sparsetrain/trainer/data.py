@@ -66,7 +66,15 @@ def ensure_generated(cfg: Config, reporter) -> None:
     write_atomic(meta_path, json.dumps(wanted, sort_keys=True))
 
 
-def reader_for(cfg: Config, path: str, *, streaming: bool = False):
+def text_labels(cfg: Config, task: str | None = None) -> labels_mod.TextLabels:
+    """What a CSV reader does with text labels under this config (:class:`~sparsetrain.labels.TextLabels`;
+    ``task``: ``"any"`` keeps them, for rows scored without their labels)."""
+    values = cfg.data.label_values
+    return labels_mod.TextLabels(task or labels_mod.task_of(cfg.model.loss.op),
+                                 None if values is None else tuple(labels_mod.label_value(v) for v in values))
+
+
+def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None):
     """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes;
     ``streaming``: for a pass in bounded memory (a streamed epoch, building the disk cache), in the
     chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file."""
@@ -78,7 +86,8 @@ def reader_for(cfg: Config, path: str, *, streaming: bool = False):
     if fmt == "csv":
         from ..io.csv_reader import CSVReader
 
-        return CSVReader(path, cfg.csv_schema(), dtype, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes)
+        return CSVReader(path, cfg.csv_schema(), dtype, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes,
+                         labels=labels or text_labels(cfg))
     if fmt == "vw":
         from ..io.vw_reader import VWReader
 
@@ -109,6 +118,8 @@ def _load_disk_cached(cfg: Config, path: str):
         options["zero_based"] = cfg.data.zero_based
     elif fmt == "csv":
         options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
+        if text_labels(cfg).maps:  # the cache holds the labels mapped to 0/1
+            options["label_values"] = list(text_labels(cfg).values)
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
     data, indices, indptr, labels, weights = load_cached(path, options, lambda: reader_for(cfg, path, streaming=True),
@@ -117,9 +128,10 @@ def _load_disk_cached(cfg: Config, path: str):
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
-def load_file(cfg: Config, path: str, cached: bool = False):
+def load_file(cfg: Config, path: str, cached: bool = False, labels=None):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
-    Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk cache."""
+    Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk
+    cache; ``labels``: a CSV file's :class:`~sparsetrain.labels.TextLabels` (default: the config's)."""
     from .. import io as st_io
 
     if cached and path != "-":
@@ -128,7 +140,8 @@ def load_file(cfg: Config, path: str, cached: bool = False):
     if fmt == "csv":
         from ..io.csv_reader import load_csv
 
-        X, y, w = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
+        X, y, w = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes,
+                           labels=labels or text_labels(cfg))
         return X, y, _unit_is_none(w)
     if fmt == "vw":
         from ..io.vw_reader import load_vw
@@ -151,6 +164,9 @@ def load_file(cfg: Config, path: str, cached: bool = False):
 def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False):
     from ..ndarray.sparse import csr_matrix
 
+    if for_training and any(p != "-" and cfg.data.format_of(p) == "csv" for p in paths):
+        # a CSV reader maps text labels as it reads: the two values first (usually from the first chunk)
+        _resolve_binary_values(cfg, (item for p in paths for item in _stream_labels(cfg, p)))
     parts, labels, weights = [], [], []
     for p in paths:
         X, y, w = load_file(cfg, p, cached)
@@ -158,7 +174,7 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
         labels.append(np.asarray(y))
         weights.append(w)
     if for_training:
-        _resolve_binary_values(cfg, labels)
+        _resolve_binary_values(cfg, ((y, None) for y in labels))
     mapping = label_map(cfg)
     if for_training:
         _say_mapping(mapping, note)
@@ -203,17 +219,23 @@ def label_map(cfg: Config) -> labels_mod.LabelMap:
     if task == "binary" and cfg.data.label_values is None:
         raise ConfigError("data.label_values: not known yet; build the training iterator first (it reads them "
                           "from the training data)")
+    if task == "binary" and any(isinstance(labels_mod.label_value(v), str) for v in cfg.data.label_values):
+        other = next((p for p in cfg.train_files() if cfg.data.format_of(p) != "csv"), None)
+        if other is not None:
+            raise ConfigError(f"data.label_values: {cfg.data.label_values}: text label values are read from CSV/TSV "
+                              f"data only, and {other} is {cfg.data.format_of(other)} data")
     classes = num_classes(cfg) if task == "multiclass" else None
     return labels_mod.label_map(task, cfg.data.label_values, cfg.data.label_base, classes)
 
 
 def _resolve_binary_values(cfg: Config, label_arrays) -> None:
-    """Fix a binary model's ``data.label_values`` from the training labels (arrays or chunks), once."""
+    """Fix a binary model's ``data.label_values`` from the training labels, once: ``(labels, names)``
+    pairs of arrays or chunks (``names``: a CSV reader's text labels, or None)."""
     if labels_mod.task_of(cfg.model.loss.op) != "binary" or cfg.data.label_values is not None:
         return
     found = labels_mod.BinaryValues()
-    for y in label_arrays:
-        found.add(y)
+    for y, names in label_arrays:
+        found.add(y, names)
         if found.done:
             break
     cfg.data.label_values = list(found.values("data.train"))
@@ -226,7 +248,8 @@ def _say_mapping(mapping, note) -> None:
 
 
 def _stream_labels(cfg: Config, path: str):
-    """The training labels of a streamed file, chunk by chunk (read until two values are seen)."""
+    """The training labels of a streamed file, chunk by chunk (read until two values are seen), as
+    ``(labels, names)`` (``names``: the CSV reader's hash -> text of its text labels, else None)."""
     from ..io import LibSVMReader
 
     if path == "-":
@@ -241,7 +264,7 @@ def _stream_labels(cfg: Config, path: str):
         reader = LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                               max_line_bytes=cfg.data.max_line_bytes, chunk_size=1 << 20)
     for block in reader:
-        yield block.labels
+        yield block.labels, getattr(reader, "label_names", None)
 
 
 def label_transform(cfg: Config, path: str, *, for_training: bool = True, note=None):
@@ -291,9 +314,11 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
         rows = X.shape[0]
         return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
     reader = None
-    if len(paths) > 1:  # one stream, file after file
-        if for_training:
-            _resolve_binary_values(cfg, (y for p in paths for y in _stream_labels(cfg, p)))
+    if len(paths) > 1 and for_training:  # one stream, file after file
+        _resolve_binary_values(cfg, (item for p in paths for item in _stream_labels(cfg, p)))
+    # (before the readers are made: a CSV reader maps text labels with the values)
+    transform = label_transform(cfg, paths[0], for_training=for_training, note=note)
+    if len(paths) > 1:
         reader = st_io.ChainedReader([reader_for(cfg, p, streaming=True) for p in paths], paths)
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
         reader = reader_for(cfg, paths[0], streaming=True)
@@ -301,7 +326,7 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                           last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
-                          label_transform=label_transform(cfg, paths[0], for_training=for_training, note=note),
+                          label_transform=transform,
                           shuffle_window=cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0)
     return it, None
 

@@ -10,8 +10,10 @@ import numpy as np
 
 from ..base import ConfigError, SparseTrainError
 from ..config import config_from_dict
+from ..labels import TextLabels
 from .metrics import make_metric, metric_values
 from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_state
+
 
 
 @dataclass
@@ -54,12 +56,13 @@ class TrainedModel:
             raise SparseTrainError(f"{self.params_path}: {e}") from None
         return mod
 
-    def read(self, path: str, with_labels: bool = False, with_ids: bool = False):
+    def read(self, path: str, with_labels: bool = False, with_ids: bool = False, label_names: dict | None = None):
         """``(X, labels, ids or None, importance weights or None)`` of a data file. The one place a
         reader is chosen: with ``with_ids``, a CSV/TSV file with a ``data.id_column`` returns its
         values as ``ids`` (one more pass, in Python); other rows are numbered; a Vowpal Wabbit file's
         importance weights weight ``evaluate``'s metrics. ``with_labels``: labels mapped as in
-        training (see :mod:`sparsetrain.labels`); otherwise as in the file."""
+        training (see :mod:`sparsetrain.labels`); otherwise as in the file (a CSV file's text labels as
+        NaN, named in ``label_names``: hash -> text)."""
         from .. import io as st_io
         from .. import labels
         from ..base import DataFormatError
@@ -71,7 +74,7 @@ class TrainedModel:
             # when training): keep stdin in a file
             with _stdin_copy(self.config) as copy:
                 try:
-                    return self.read(copy, with_labels, with_ids)
+                    return self.read(copy, with_labels, with_ids, label_names)
                 except DataFormatError as e:  # the copy is stdin to the user
                     raise DataFormatError(str(e).replace(copy, "<stdin>")) from None
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
@@ -82,7 +85,9 @@ class TrainedModel:
                 raise ConfigError(f"{path}: read as {named} data by its name, but this model was trained on "
                                   f"{trained} data; give a {trained} file")
 
-            X, y, weights = load_file(self.config, path)
+            # rows scored without their labels: a text label is no error
+            keep = TextLabels("any", names={} if label_names is None else label_names)
+            X, y, weights = load_file(self.config, path, labels=None if with_labels else keep)
             locate = row_locator(self.config, path)
             if wants_ids and self.config.data.format_of(path) == "csv":
                 ids = csv_ids(self.config, path, X.shape[0])
@@ -131,11 +136,14 @@ class TrainedModel:
         """``predict``'s table for a data file: ``{column: values}`` (see :mod:`.predictions`)."""
         from .predictions import prediction_columns
 
-        data = self.read(path, with_ids=True)
+        from ..labels import shown_labels
+
+        names: dict = {}
+        data = self.read(path, with_ids=True, label_names=names)
         outputs = self._outputs(self._iter(path, data=data), path)
         if data[2] is not None:
             id_name = self.config.data.id_column
-        return prediction_columns(self.loss_op, outputs, data[1], data[2], id_name)
+        return prediction_columns(self.loss_op, outputs, shown_labels(data[1], names), data[2], id_name)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
