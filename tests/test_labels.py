@@ -312,3 +312,11 @@ def test_init_writes_text_label_values_that_fit_trains_and_refuses_them_for_regr
     res = CliRunner().invoke(main, ["init", str(data), "--task", "regression", "--out", str(tmp_path / "x.yaml")])
     assert res.exit_code == 2 and "has text labels ({'click', 'noclick'}); a regression label must be a number" \
         in res.output
+
+
+def test_text_label_values_on_libsvm_data_are_a_config_error(tmp_path):
+    from sparsetrain.base import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^data.label_values: \['no', 'yes'\]: text label values are read from "
+                                          r"CSV/TSV data only, and .*binary.libsvm is libsvm data"):
+        fit(_config("logreg.yaml", BINARY, label_values=["no", "yes"]), output_dir=str(tmp_path / "r"))
