@@ -70,3 +70,15 @@ def test_csv_tsv_npy_and_stdin_agree(run, tmp_path):
                            input=DATA.read_bytes(), capture_output=True, env=env)
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.decode() == csv.stdout
+
+
+def test_an_out_extension_predict_does_not_write_is_a_usage_error(run, tmp_path):
+    res = cli("predict", run, DATA, "--out", tmp_path / "p.parquet")  # it wrote CSV under that name
+    assert res.exit_code == 2 and not (tmp_path / "p.parquet").exists()
+    assert res.stderr.strip().splitlines()[-1] == (f"error: --out {tmp_path / 'p.parquet'}: predict writes csv, tsv, "
+                                                   "npy (by the extension: .csv, .tsv, .npy; none: csv), not .parquet; "
+                                                   "or give --format")
+    res = cli("predict", run, DATA, "--out", tmp_path / "p.parquet", "--format", "tsv")  # as asked
+    assert res.exit_code == 0 and (tmp_path / "p.parquet").read_text().startswith("row\tlabel\tprediction\n")
+    assert cli("predict", run, DATA, "--out", tmp_path / "preds").exit_code == 0  # no extension: csv
+    assert (tmp_path / "preds").read_text().startswith("row,label,prediction\n")

@@ -13,6 +13,7 @@ Columns, in order:
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import numpy as np
@@ -83,15 +84,18 @@ def _npy(cols: dict) -> bytes:
 
 
 def format_for(out: str | None, fmt: str | None) -> str:
-    """``fmt``, else from ``out``'s extension (``.tsv``, ``.npy``), else ``csv``."""
+    """``fmt``, else from ``out``'s extension (``.csv``, ``.tsv``, ``.npy``; another one is an error), else ``csv``."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
         return fmt
     if out and out != "-":
-        for f in FORMATS:
-            if out.lower().endswith("." + f):
-                return f
+        ext = os.path.splitext(out)[1].lower()
+        if ext[1:] in FORMATS:
+            return ext[1:]
+        if ext:  # a name that promises another format (.parquet, .json) would hold CSV
+            raise ConfigError(f"--out {out}: predict writes {', '.join(FORMATS)} (by the extension: "
+                              f"{', '.join('.' + f for f in FORMATS)}; none: csv), not {ext}; or give --format")
     return "csv"
 
 
