@@ -180,15 +180,15 @@ def test_a_missing_file_given_with_set_is_named_as_given(tmp_path, monkeypatch):
     assert one_error_line(res.stderr) == f"error: data.train[0]: file not found: '{tmp_path / 'nope.libsvm'}'"
 
 
-def test_stdin_with_shuffle_says_how_to_shuffle_a_stream(tmp_path):
-    res = cli("fit", LINREG, "--set", "data.train=-", "--set", "data.shuffle=true", "--epochs", 1,
-              "--output", tmp_path / "r", input="1 1:1\n")
+def test_streamed_stdin_with_shuffle_says_how_to_shuffle_it(tmp_path):
+    stream = ("--set", "data.train=-", "--set", "data.shuffle=true", "--set", "data.cache=stream")
+    res = cli("fit", LINREG, *stream, "--epochs", 1, "--output", tmp_path / "r", input="1 1:1\n")
     assert res.exit_code == 2
-    line = one_error_line(res.stderr)  # (data.cache: memory, disk or auto are refused for stdin)
-    assert "set data.shuffle_window (e.g. 100000), or data.shuffle: false" in line and "data.cache" not in line
-    res = cli("fit", LINREG, "--set", "data.train=-", "--set", "data.shuffle=true", "--output", tmp_path / "r",
-              input="1 1:1\n")  # (10 epochs) both settings in one go, not one after the other
-    assert res.exit_code == 2
+    line = one_error_line(res.stderr)  # (data.cache: memory is refused for stdin: not offered)
+    assert line.endswith("set data.shuffle_window (e.g. 100000), data.cache: disk (all rows, kept in a disk cache), "
+                         "or data.shuffle: false") and "data.cache: memory" not in line
+    res = cli("fit", LINREG, *stream, "--output", tmp_path / "r", input="1 1:1\n")
+    assert res.exit_code == 2  # (10 epochs) both settings in one go, not one after the other
     assert one_error_line(res.stderr).endswith("or data.shuffle: false (and train.epochs: 1, not 10: stdin is read "
                                                "once)")
 

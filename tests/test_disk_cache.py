@@ -1,7 +1,11 @@
 """``data.cache: disk`` (io/disk_cache.py): parsed once into binary files, memory-mapped after; a cache
 that is stale (file size, mtime, parse options) or damaged (truncated, altered) is rebuilt, never read."""
+import contextlib
 import errno
+import gc
 import os
+import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -152,3 +156,98 @@ def test_fit_with_a_disk_cache_equals_memory_and_shuffles(tmp_path):
     for h in histories[1:]:
         np.testing.assert_allclose([r["mse"] for r in h], [r["mse"] for r in histories[0]], rtol=1e-6)
     assert any((tmp_path / "cache").iterdir())
+
+
+# -- stdin (data.train: "-") with data.cache: disk: read once into a cache private to the run ----------------
+
+@contextlib.contextmanager
+def _stdin_pipe(text: str):
+    """File descriptor 0 reading ``text`` from a pipe, as `cat data | sparsetrain fit ...` gives it (the
+    readers open /dev/stdin, which click's CliRunner ``input=`` does not reach)."""
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, text.encode()), os.close(w)))
+    writer.start()
+    saved = os.dup(0)
+    os.dup2(r, 0)
+    os.close(r)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        writer.join()
+
+
+def _fit(*args, stdin=None):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    linreg = pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml"
+    base = ["fit", str(linreg), "--set", "data.eval=null", "--set", f"data.num_features={FEATURES}",
+            "--set", "data.zero_based=false", "--set", "data.batch_size=4", "--set", "train.seed=3",
+            "--set", f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}",
+            "--set", "optimizer={name: sgd, learning_rate: 0.05}", "--set", "train.target={}"]
+    with contextlib.nullcontext() if stdin is None else _stdin_pipe(stdin):
+        return CliRunner().invoke(main, base + [str(a) for a in args], catch_exceptions=False)
+
+
+def _stdin_caches(tmp_path):
+    gc.collect()  # (a cache goes with its arrays)
+    cache = tmp_path / "cache"
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+@pytest.mark.parametrize("shuffle", ["false", "true"])
+def test_stdin_with_a_disk_cache_trains_epochs_as_the_file_does(tmp_path, shuffle):
+    from sparsetrain.trainer import load_trained
+    from sparsetrain.trainer.predict import checked_params
+
+    path = _write(tmp_path / "d.libsvm", rows=60)
+    common = ["--set", "data.cache=disk", "--set", f"data.shuffle={shuffle}", "--epochs", 3]
+    from_file = _fit("--set", f"data.train={path}", "--output", tmp_path / "f", *common)
+    from_stdin = _fit("--set", "data.train=-", "--output", tmp_path / "s", *common, stdin=path.read_text())
+    assert from_file.exit_code == from_stdin.exit_code == 0, from_stdin.stderr
+    assert from_stdin.stdout.count("epoch ") == 3
+    (a, _), (b, _) = (checked_params(load_trained(str(tmp_path / r)).params_path, ["weight", "bias"]) for r in "fs")
+    for name, value in a.items():
+        np.testing.assert_array_equal(b[name].asnumpy(), value.asnumpy(), err_msg=name)
+    assert [n for n in _stdin_caches(tmp_path) if not n.startswith("csr-")] == []  # the file's cache stays
+
+
+def test_stdin_auto_caches_on_disk_when_it_needs_a_second_pass(tmp_path):
+    text = _write(tmp_path / "d.libsvm", rows=20).read_text()
+    res = _fit("--set", "data.train=-", "--epochs", 2, "--output", tmp_path / "a", stdin=text)
+    assert res.exit_code == 0, res.stderr
+    assert f"data.cache: auto: stdin is parsed once into a disk cache under {tmp_path / 'cache'} (for " \
+           "train.epochs: 2; removed when the run ends)" in res.output
+    res = _fit("--set", "data.train=-", "--epochs", 1, "--output", tmp_path / "b", stdin=text)
+    assert res.exit_code == 0 and "data.cache: auto: stdin is streamed, read once" in res.output
+    res = _fit("--set", "data.train=-", "--set", "data.cache=stream", "--epochs", 2, "--output", tmp_path / "c",
+               stdin=text)
+    assert res.exit_code == 2 and "data.cache: disk (or auto) to keep it" in res.stderr
+    assert _stdin_caches(tmp_path) == []
+
+
+def test_a_malformed_line_on_stdin_is_named_and_leaves_no_cache(tmp_path):
+    good = _write(tmp_path / "d.libsvm", rows=30).read_text()
+    res = _fit("--set", "data.train=-", "--set", "data.cache=disk", "--epochs", 2, "--output", tmp_path / "r",
+               stdin=good + "1 3:x\n")
+    assert res.exit_code == 1
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("error:")] == [
+        "error: <stdin>:31: feature value 'x' is not a number"]
+    assert _stdin_caches(tmp_path) == []  # the interrupted first read left nothing a later run could read
+
+
+def test_a_killed_runs_stdin_cache_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / "cache" / f"stdin-{int(dead.stdout)}-0123abcd"
+    orphan.mkdir(parents=True)
+    (orphan / "data.bin").write_bytes(b"x")
+    text = _write(tmp_path / "d.libsvm", rows=8).read_text()
+    res = _fit("--set", "data.train=-", "--set", "data.cache=disk", "--output", tmp_path / "r", stdin=text)
+    assert res.exit_code == 0, res.stderr
+    assert not orphan.exists()

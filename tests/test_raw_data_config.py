@@ -71,7 +71,7 @@ def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
     ({"weight_column": "n"}, "data.numeric: column 'n' is already in data.weight_column"),
     ({"hash_bits": 40}, "data.hash_bits"),
     ({"train": "-", "format": "csv", "cache": "memory"}, "data.cache: memory: stdin is read once"),
-    ({"train": "-", "format": "csv", "shuffle": True}, "data.shuffle"),
+    ({"train": "-", "format": "csv", "shuffle": True, "cache": "stream"}, "data.shuffle: .* data.cache: disk"),
 ])
 def test_config_errors_name_the_key(tmp_path, change, words):
     _write_tsv(tmp_path / "d.tsv")
@@ -80,10 +80,14 @@ def test_config_errors_name_the_key(tmp_path, change, words):
         _cfg(tmp_path, _doc(**{"train": "d.tsv", **change}))
 
 
-def test_stdin_is_one_epoch_and_libsvm_stdin_needs_zero_based(tmp_path):
-    doc = _doc("-", format="csv")
+def test_streamed_stdin_is_one_epoch_and_libsvm_stdin_needs_zero_based(tmp_path):
+    doc = _doc("-", format="csv", cache="stream")
     doc["train"]["epochs"] = 3
-    with pytest.raises(ConfigError, match=r"train.epochs: 3: stdin \('-'\) is read once"):
+    with pytest.raises(ConfigError, match=r"train.epochs: 3: stdin \('-'\) streamed is read once; set 1, or "
+                                          r"data.cache: disk \(or auto\)"):
+        _cfg(tmp_path, doc)
+    for cache in ("disk", "auto"):  # kept in a disk cache for the run
+        doc["data"]["cache"] = cache
         _cfg(tmp_path, doc)
     doc = _doc("-", format="libsvm")
     for k in ("csv", "label", "numeric", "categorical", "crosses", "hash_bits"):

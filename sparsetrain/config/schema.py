@@ -81,8 +81,8 @@ class DataConfig(_Strict):
     """Where the data comes from and how it is batched."""
 
     train: PathList = Field(None, description="Training data file(s): a path, a list of paths or a glob "
-                            "(`.gz`/`.bz2` read transparently), or `-` for stdin (read once: `cache: "
-                            "stream`, one epoch). Give this or `generate`.")
+                            "(`.gz`/`.bz2` read transparently), or `-` for stdin (read once: streamed for one epoch, or "
+                            "kept with `cache: disk`; see `cache`). Give this or `generate`.")
     generate: GenerateConfig | None = Field(None, description="Generate the training data (gen-data options "
                                             "plus `path`) instead of reading `train`.")
     eval: PathList = Field(None, description="Evaluation LibSVM file(s), scored after every epoch.")
@@ -97,7 +97,10 @@ class DataConfig(_Strict):
         "parameters as in memory); `disk` parses it once into a binary cache under `$SPARSETRAIN_CACHE_DIR` "
         "(default `~/.cache/sparsetrain`; rebuilt when the file or the parse options change) and memory-maps "
         "it, in this run and later ones; `auto` keeps it in memory when it fits `memory_budget_mb`, else uses "
-        "`disk` for several epochs or `shuffle`, else `stream` (the run log says which when it is not `memory`).")
+        "`disk` for several epochs or `shuffle`, else `stream` (the run log says which when it is not `memory`). "
+        "stdin (`train: -`) is read once: `stream`, or `disk` into a cache private to the run (removed when it "
+        "ends) for several epochs, `shuffle` or a binary model's label values; `auto` is `disk` when the run "
+        "needs one of these, else `stream`; `memory` is refused.")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, gt=0, description="The longest line a data file may have, "

@@ -162,10 +162,11 @@ def validate_training(cfg) -> None:
     if cfg.train.progressive and cfg.train.kvstore != "local":
         raise ConfigError(f"train.progressive: progressive validation runs with kvstore local only (got "
                           f"{cfg.train.kvstore}); turn it off for distributed training")
-    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.train == ["-"]:
+    if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.train == ["-"] and cfg.data.cache == "stream":
         also = f" (and train.epochs: 1, not {cfg.train.epochs}: stdin is read once)" if cfg.train.epochs != 1 else ""
-        raise ConfigError("data.shuffle: stdin is a stream, shuffled within data.shuffle_window rows (memory holds "
-                          f"one window): set data.shuffle_window (e.g. 100000), or data.shuffle: false{also}")
+        raise ConfigError("data.shuffle: stdin streamed (data.cache: stream) is shuffled within data.shuffle_window "
+                          "rows (memory holds one window): set data.shuffle_window (e.g. 100000), data.cache: disk "
+                          f"(all rows, kept in a disk cache), or data.shuffle: false{also}")
     if cfg.data.shuffle and cfg.data.shuffle_window < 2 and cfg.data.cache == "stream":
         raise ConfigError("data.shuffle: a stream is shuffled within data.shuffle_window rows (memory holds one "
                           "window): set data.shuffle_window (e.g. 100000), or data.cache to memory, disk or auto")
@@ -229,12 +230,12 @@ def validate_data(cfg) -> None:
     if stdin:
         if d.train != ["-"]:
             raise ConfigError("data.train: '-' (stdin) cannot be combined with files")
-        if d.cache not in ("auto", "stream"):
-            raise ConfigError(f"data.cache: {d.cache}: stdin is read once as a stream (data.cache: stream); "
-                              "save the stream to a file to cache it")
-        if cfg.train.epochs != 1:
-            raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') is read once; set 1, or save "
-                              "the stream to a file")
+        if d.cache == "memory":
+            raise ConfigError("data.cache: memory: stdin is read once, as a stream (data.cache: stream) or into a "
+                              "disk cache kept for the run (data.cache: disk)")
+        if cfg.train.epochs != 1 and d.cache == "stream":
+            raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') streamed is read once; set 1, or "
+                              "data.cache: disk (or auto) to keep it in a disk cache for the run")
         if d.keep_feature_names:
             raise ConfigError("data.keep_feature_names: needs a second pass over the data; stdin ('-') is read once")
         if fmt == "libsvm" and d.zero_based == "auto":

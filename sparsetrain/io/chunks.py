@@ -171,7 +171,8 @@ class ChunkSource:
 
     @property
     def name(self) -> str:
-        return os.fspath(self.path)
+        """The file as messages name it (stdin, opened as ``/dev/stdin``: ``<stdin>``)."""
+        return "<stdin>" if os.fspath(self.path) == "/dev/stdin" else os.fspath(self.path)
 
     def _open(self) -> _Reader:
         return _Reader(self.path, self.max_line_bytes)

@@ -10,6 +10,14 @@ file's parsed chunks to disk (memory stays bounded by a few chunks), in a tempor
 renamed into place once complete, so a crash or a full disk never leaves a cache that looks
 valid. A cache whose manifest does not match the key, whose files have the wrong size, or whose
 checksums fail is rebuilt, never read.
+
+stdin (``data.train: "-"``) has no path, size or time to key a cache by, and the next run's stdin may
+hold other bytes: its cache (:func:`stdin_cached`) is private to the run. It is written the same way
+(a temporary directory renamed into place once complete) to ``stdin-<pid>-<random>`` under the cache
+directory, never looked up by a key, and removed when the run ends (when its arrays are released or
+the process exits); a run killed before that leaves a directory that the next stdin cache removes
+once no process of that pid lives. An interrupted read (a malformed line, Ctrl-C) removes the
+temporary directory, so no half cache remains.
 """
 from __future__ import annotations
 
@@ -17,14 +25,16 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import warnings
+import weakref
 import zlib
 
 import numpy as np
 
-__all__ = ["CACHE_ENV", "cache_dir", "cache_path", "load_cached"]
+__all__ = ["CACHE_ENV", "cache_dir", "cache_path", "load_cached", "stdin_cached"]
 
 CACHE_ENV = "SPARSETRAIN_CACHE_DIR"
 _VERSION = 2  # 2: weights.bin
@@ -149,3 +159,53 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weig
         raise OSError(f"{where}: the cache just written does not read back")
     arrays, _ = found
     return tuple(arrays[name] for name in names)
+
+
+_STDIN_PREFIX = "stdin-"
+
+
+def _remove_orphans(parent: str) -> None:
+    """Remove the stdin caches of runs that ended without removing theirs (killed: no process of that pid)."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_STDIN_PREFIX):].split("-", 1)[0]
+        if not name.startswith(_STDIN_PREFIX) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except OSError:  # alive under another user
+            pass
+
+
+def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False):
+    """stdin's parsed rows as :func:`load_cached` returns a file's, through a cache private to this run
+    (see the module doc): ``read_blocks()`` is iterated once, its blocks streamed to disk, then the
+    arrays are memory-mapped; the cache is removed when they are released or the process exits. A cache
+    that cannot be written is an error naming the directory (stdin cannot be read again to keep it
+    in memory instead)."""
+    from ..base import SparseTrainError
+
+    names = _ARRAYS if with_weights else _ARRAYS[:4]
+    parent = cache_dir()
+    _remove_orphans(parent)
+    where = os.path.join(parent, f"{_STDIN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+    key = {"version": _VERSION, "stdin": where}
+    try:
+        _write(where, key, read_blocks(), dtype, num_features)
+    except OSError as e:  # stdin is gone: no second read to keep it in memory
+        raise SparseTrainError(f"data.cache: disk: cannot write the cache of stdin under {parent} "
+                               f"({e.strerror or e}); set {CACHE_ENV} to another directory, or data.cache: "
+                               "stream (one epoch)") from None
+    found = _read(where, key)
+    if found is None:
+        shutil.rmtree(where, ignore_errors=True)
+        raise OSError(f"{where}: the cache just written does not read back")
+    arrays, _ = found
+    out = tuple(arrays[name] for name in names)
+    weakref.finalize(out[0], shutil.rmtree, where, True)  # also at exit; a mapped file outlives its name
+    return out

@@ -27,14 +27,29 @@ def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
     return total
 
 
+def stdin_second_pass(cfg: Config) -> str | None:
+    """Why a run over stdin needs its rows more than once (``None``: it does not): several epochs,
+    a shuffle of all rows, or a binary model's label values to find first."""
+    if cfg.train.epochs != 1:
+        return f"train.epochs: {cfg.train.epochs}"
+    if cfg.data.shuffle and cfg.data.shuffle_window < 2:
+        return "data.shuffle"
+    if labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None:
+        return "the binary labels to find first"
+    return None
+
+
 def cache_mode(cfg: Config, paths: list[str], parts: int = 1) -> str:
     """``memory``, ``disk`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits
     the budget in memory, else caches it on disk for several epochs or shuffling, else streams it;
-    stdin, ``-``, is always a stream). ``parts``: a process holds one of that many parts of the files
-    (a distributed worker), so ``auto`` weighs that share against the budget."""
-    if paths == ["-"]:
-        return "stream"
+    stdin, ``-``, is read once: ``disk`` or ``stream``, and ``auto`` is ``disk`` when the run needs a
+    second pass, see :func:`stdin_second_pass`). ``parts``: a process holds one of that many parts of
+    the files (a distributed worker), so ``auto`` weighs that share against the budget."""
     mode = cfg.data.cache
+    if paths == ["-"]:
+        if mode == "auto":
+            return "disk" if stdin_second_pass(cfg) else "stream"
+        return mode
     if mode == "auto":  # too big for the budget: a disk cache pays back from the second epoch (or to shuffle)
         fits = _estimated_csr_bytes(cfg, paths) / max(1, parts) <= cfg.data.memory_budget_mb * 2**20
         mode = "memory" if fits else "disk" if cfg.data.shuffle or cfg.train.epochs > 1 else "stream"
@@ -128,13 +143,28 @@ def _load_disk_cached(cfg: Config, path: str):
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
+def _load_stdin_cached(cfg: Config):
+    """stdin as ``(CSRNDArray, labels, importance weights or None)``, read once into a disk cache private
+    to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped."""
+    from ..io.disk_cache import stdin_cached
+    from ..ndarray import CSRNDArray
+
+    dtype = _data_dtype(cfg)
+    data, indices, indptr, labels, weights = stdin_cached(lambda: reader_for(cfg, "-", streaming=True), dtype,
+                                                          cfg.num_features, with_weights=True)
+    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
+    return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
+
+
 def load_file(cfg: Config, path: str, cached: bool = False, labels=None):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
     Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk
     cache; ``labels``: a CSV file's :class:`~sparsetrain.labels.TextLabels` (default: the config's)."""
     from .. import io as st_io
 
-    if cached and path != "-":
+    if cached and path == "-":
+        return _load_stdin_cached(cfg)
+    if cached:
         return _load_disk_cached(cfg, path)
     fmt = cfg.data.format_of(path)
     if fmt == "csv":
@@ -253,8 +283,9 @@ def _stream_labels(cfg: Config, path: str):
     from ..io import LibSVMReader
 
     if path == "-":
-        raise ConfigError("data.label_values: stdin ('-') is read once, so a binary model cannot look at its "
-                          "labels first: give the two label values, e.g. data.label_values: [0, 1]")
+        raise ConfigError("data.label_values: stdin ('-') is streamed once, so a binary model cannot look at its "
+                          "labels first: give the two label values, e.g. data.label_values: [0, 1], or set "
+                          "data.cache: disk (or auto) to read it once into a disk cache")
     if cfg.data.format_of(path) != "libsvm":
         # small chunks on one parser thread: the first rows usually hold both values, and a bigger
         # read ahead would parse tens of MB for nothing before training starts
@@ -297,7 +328,14 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
 
     batch_size = batch_size or cfg.data.batch_size
     mode = cache_mode(cfg, paths)
-    if for_training and note is not None and cfg.data.cache == "auto" and mode != "memory" and paths != ["-"]:
+    if for_training and note is not None and cfg.data.cache == "auto" and paths == ["-"]:
+        from ..io.disk_cache import cache_dir
+
+        why = stdin_second_pass(cfg)
+        note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for {why}; removed "
+             "when the run ends)" if mode == "disk" else
+             "data.cache: auto: stdin is streamed, read once (one epoch, no second pass; data.cache: disk keeps it)")
+    elif for_training and note is not None and cfg.data.cache == "auto" and mode != "memory":
         from ..io.disk_cache import cache_dir
         from ..validation import human_bytes
 
