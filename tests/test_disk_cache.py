@@ -251,3 +251,25 @@ def test_a_killed_runs_stdin_cache_is_removed_by_the_next(tmp_path):
     res = _fit("--set", "data.train=-", "--set", "data.cache=disk", "--output", tmp_path / "r", stdin=text)
     assert res.exit_code == 0, res.stderr
     assert not orphan.exists()
+
+
+def test_text_labels_on_stdin_are_found_in_its_disk_cache(tmp_path):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    rows = "".join(f"{'yes' if i % 3 else 'no'}\t{i % 7}\tc{i % 5}\n" for i in range(40))
+    config = tmp_path / "c.yaml"
+    config.write_text("""data: {train: "-", format: csv, csv: {columns: [y, n, c], delimiter: "\\t"}, label: y,
+       numeric: [n], categorical: [c], hash_bits: 6, cache: disk, batch_size: 4}
+model: {preset: logistic}
+optimizer: {name: sgd, learning_rate: 0.1}
+train: {epochs: 2, metrics: [log_loss], seed: 0}
+""")
+    for text, code, line in ((rows, 0, "labels: yes → 1, no → 0"),
+                             (rows + "maybe\t1\tc1\n", 1, "error: <stdin> (row 41): label 'maybe' is a third value")):
+        with _stdin_pipe(text):
+            res = CliRunner().invoke(main, ["fit", str(config), "--output", str(tmp_path / f"r{code}")],
+                                     catch_exceptions=False)
+        assert res.exit_code == code and line in res.output, res.output
+    assert _stdin_caches(tmp_path) == []

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .. import labels as labels_mod
-from ..base import ConfigError, SparseTrainError
+from ..base import ConfigError, DataFormatError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
 
@@ -150,9 +150,19 @@ def _load_stdin_cached(cfg: Config):
     from ..ndarray import CSRNDArray
 
     dtype = _data_dtype(cfg)
-    data, indices, indptr, labels, weights = stdin_cached(lambda: reader_for(cfg, "-", streaming=True), dtype,
-                                                          cfg.num_features, with_weights=True)
+    reader = reader_for(cfg, "-", streaming=True)
+    data, indices, indptr, labels, weights = stdin_cached(lambda: reader, dtype, cfg.num_features, with_weights=True)
     X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
+    names = getattr(reader, "label_names", None)
+    if names and np.isnan(labels).any():  # text labels kept as read (their pair was not known): now map them
+        _resolve_binary_values(cfg, [(labels, names)])
+        raw, labels = labels, text_labels(cfg).apply(np.asarray(labels), np.isnan(labels))
+        if (labels < 0).any():
+            row = int(np.flatnonzero(labels < 0)[0])
+            shown = labels_mod.shown_labels(raw[row:row + 1], names)
+            value = str(shown[0]) if shown.dtype.kind in "US" else float(shown[0])
+            raise DataFormatError(f"{row_locator(cfg, '-')(row)}: "
+                                  f"{labels_mod.third_value(value, text_labels(cfg).values)}")
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
