@@ -19,7 +19,9 @@ def _fmt(v) -> str:
 def _stderr_console(quiet: bool):
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    # markup off: what goes to stderr is plain text, and config paths such as
+    # ``data.label_values: [negative, positive]`` must not be read as rich's ``[style]`` tags
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, markup=False)
 
 
 # -- fit ------------------------------------------------------------------------------------------------

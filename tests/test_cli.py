@@ -431,3 +431,12 @@ def test_resume_with_roll_over_gives_the_same_parameters(tmp_path, cache, engine
         np.testing.assert_array_equal(a[k], b[k])
     assert [r["samples"] for r in read_metrics(tmp_path / "resumed")] == \
         [r["samples"] for r in read_metrics(tmp_path / "straight")]
+
+
+def test_fit_notes_print_square_brackets_as_written(capsys):
+    """A run-log note naming a config value in brackets is not taken for rich markup (the labels note's
+    ``data.label_values: [negative, positive]`` printed as ``data.label_values:  to choose``)."""
+    from sparsetrain.cli_fit_display import _FitReporter
+
+    _FitReporter(quiet=False).note("set data.label_values: [negative, positive] to choose; [bold]x[/bold]")
+    assert "set data.label_values: [negative, positive] to choose; [bold]x[/bold]" in capsys.readouterr().err
