@@ -39,12 +39,14 @@ def stdin_second_pass(cfg: Config) -> str | None:
     return None
 
 
-def cache_mode(cfg: Config, paths: list[str], parts: int = 1) -> str:
+def cache_mode(cfg: Config, paths: list[str], parts: int = 1, once: bool = False) -> str:
     """``memory``, ``disk`` or ``stream`` for these files under ``data.cache`` (``auto`` keeps what fits
     the budget in memory, else caches it on disk for several epochs or shuffling, else streams it;
     stdin, ``-``, is read once: ``disk`` or ``stream``, and ``auto`` is ``disk`` when the run needs a
     second pass, see :func:`stdin_second_pass`). ``parts``: a process holds one of that many parts of
-    the files (a distributed worker), so ``auto`` weighs that share against the budget."""
+    the files (a distributed worker), so ``auto`` weighs that share against the budget. ``once``: the
+    rows are read once, in file order (one training epoch, no shuffle), so ``auto`` streams them:
+    the parse of the next chunk overlaps training on this one, where loading them first would not."""
     mode = cfg.data.cache
     if paths == ["-"]:
         if mode == "auto":
@@ -52,7 +54,8 @@ def cache_mode(cfg: Config, paths: list[str], parts: int = 1) -> str:
         return mode
     if mode == "auto":  # too big for the budget: a disk cache pays back from the second epoch (or to shuffle)
         fits = _estimated_csr_bytes(cfg, paths) / max(1, parts) <= cfg.data.memory_budget_mb * 2**20
-        mode = "memory" if fits else "disk" if cfg.data.shuffle or cfg.train.epochs > 1 else "stream"
+        mode = "stream" if once else "memory" if fits else "disk" if cfg.data.shuffle or cfg.train.epochs > 1 \
+            else "stream"
     if mode == "stream" and "-" in paths and len(paths) > 1:
         raise ConfigError("data.train: stdin ('-') is read alone, not with other files")
     return mode
@@ -337,7 +340,8 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     from .. import io as st_io
 
     batch_size = batch_size or cfg.data.batch_size
-    mode = cache_mode(cfg, paths)
+    once = for_training and cfg.train.epochs == 1 and not cfg.data.shuffle
+    mode = cache_mode(cfg, paths, once=once)
     if for_training and note is not None and cfg.data.cache == "auto" and paths == ["-"]:
         from ..io.disk_cache import cache_dir
 
@@ -349,10 +353,14 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
         from ..io.disk_cache import cache_dir
         from ..validation import human_bytes
 
-        where = {"disk": f"parsed once into the disk cache under {cache_dir()} and memory-mapped",
-                 "stream": "streamed (read again every epoch)"}[mode]
-        note(f"data.cache: auto: the data takes about {human_bytes(_estimated_csr_bytes(cfg, paths))} parsed, more "
-             f"than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
+        if once:
+            note("data.cache: auto: one epoch in file order reads the data once: streamed, the parse of each "
+                 "chunk overlapping training on the one before (data.cache: memory loads it all first)")
+        else:
+            where = {"disk": f"parsed once into the disk cache under {cache_dir()} and memory-mapped",
+                     "stream": "streamed (read again every epoch)"}[mode]
+            note(f"data.cache: auto: the data takes about {human_bytes(_estimated_csr_bytes(cfg, paths))} parsed, "
+                 f"more than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
     last_batch = cfg.data.last_batch if for_training else "pad"
     if mode in ("memory", "disk"):
         X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
