@@ -421,10 +421,15 @@ def test_the_run_log_says_what_cache_auto_chose_when_the_data_is_not_kept_in_mem
     res = cli(*common, "--epochs", 2)
     assert (f"data.cache: auto: the data takes about 24.4 KiB parsed, more than memory_budget_mb (0.001 MiB): "
             f"parsed once into the disk cache under {tmp_path / 'cache'} and memory-mapped\n") in res.stderr
-    res = cli(*common, "--epochs", 1)
-    assert "more than memory_budget_mb (0.001 MiB): streamed (read again every epoch)" in res.stderr
-    res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 1)
+    streamed = "data.cache: auto: one epoch in file order reads the data once: streamed"
+    for budget in ("0.001", "1024"):  # read once: streamed whatever the budget (the parse overlaps training)
+        res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 1,
+                  "--set", f"data.memory_budget_mb={budget}")
+        assert streamed in res.stderr and "streamed" in res.stderr.split("engine ")[1].splitlines()[0]
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 2)
     assert "data.cache: auto" not in res.stderr  # kept in memory: nothing to say
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--overwrite", "--epochs", 1, "--set", "data.shuffle=true")
+    assert "data.cache: auto" not in res.stderr  # a shuffle of all rows: in memory
 
 
 def test_string_labels_in_a_csv_train_a_binary_model_and_a_third_is_an_error(tmp_path):
