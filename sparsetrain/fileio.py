@@ -111,25 +111,16 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
         except OSError as e:
             raw.close()
             raise _output_error(e, path) from e
-        try:
-            yield _Output(f, path)
-        except BaseException:
-            for h in (f, raw):
-                with contextlib.suppress(Exception):
-                    h.close()
-            raise
-        try:
-            if f is not raw:
-                f.close()  # a compressor writes its end; the raw file stays open
+
+        def finish():
             raw.flush()
             if fsync:
                 os.fsync(raw.fileno())
             raw.close()
             os.replace(tmp, os.path.realpath(path))
-        except OSError as e:
-            with contextlib.suppress(Exception):
-                raw.close()
-            raise _output_error(e, path) from e
+
+        with _writing(f, raw, path, finish) as out:
+            yield out
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -151,6 +142,15 @@ def _open_in_place(path: str, compress: bool):
         f = _compressor(raw, path, compress)
     except OSError as e:
         raise _output_error(e, path) from None
+    with _writing(f, raw, path, raw.close) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _writing(f, raw, path: str, finish):
+    """The ``with`` block's writes to ``f`` (a compressor over ``raw``, or ``raw`` itself): on an error in
+    it both are closed and the error goes on; after it the compressor writes its end and ``finish()``
+    completes the file (an ``OSError`` there is an ``OutputError`` naming ``path``)."""
     try:
         yield _Output(f, path)
     except BaseException:
@@ -160,8 +160,8 @@ def _open_in_place(path: str, compress: bool):
         raise
     try:
         if f is not raw:
-            f.close()
-        raw.close()
+            f.close()  # a compressor writes its end; the raw file stays open
+        finish()
     except OSError as e:
         with contextlib.suppress(Exception):
             raw.close()
