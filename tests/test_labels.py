@@ -320,3 +320,41 @@ def test_text_label_values_on_libsvm_data_are_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"^data.label_values: \['no', 'yes'\]: text label values are read from "
                                           r"CSV/TSV data only, and .*binary.libsvm is libsvm data"):
         fit(_config("logreg.yaml", BINARY, label_values=["no", "yes"]), output_dir=str(tmp_path / "r"))
+
+
+def _drop_label(src, dst, header=True):
+    """``src`` (a TSV whose first column is the label) without its label column (and without its header)."""
+    lines = [line.split("\t", 1)[1] for line in src.read_text().splitlines()]
+    dst.write_text("\n".join(lines if header else lines[1:]) + "\n", encoding="utf-8")
+    return dst
+
+
+def test_predict_scores_a_file_without_the_label_column_and_fit_and_evaluate_refuse_it(tmp_path):
+    from sparsetrain.base import ConfigError
+    from sparsetrain.io.csv_reader import load_csv
+
+    ref = _relabel_tsv(tmp_path / "ref.tsv", {}, rows=120)
+    test = _drop_label(ref, tmp_path / "test.tsv")  # a Kaggle test file: the header lacks the label
+    fit(_csv_config(ref), output_dir=str(tmp_path / "run"))
+    model = load_trained(str(tmp_path / "run"))
+    np.testing.assert_array_equal(model.predict(str(test)), model.predict(str(ref)))
+    cols, want = model.predict_columns(str(test)), model.predict_columns(str(ref))
+    assert list(cols) == [c for c in want if c != "label"]  # no labels: no label column
+    for c in cols:
+        np.testing.assert_array_equal(cols[c], want[c])
+    with pytest.raises(ConfigError, match=r"data.label: no column 'label' in the header of .*test.tsv"):
+        model.evaluate(str(test))
+    with pytest.raises(ConfigError, match=r"data.label: no column 'label' in the header of .*test.tsv"):
+        fit(_csv_config(test), output_dir=str(tmp_path / "run2"))
+    # ``csv.columns`` (no header): a first line one field short of them is the file without its label
+    cfg = _csv_config(ref)
+    names = ref.read_text().split("\n", 1)[0].split("\t")
+    schema = cfg.csv_schema()
+    schema.header, schema.columns = False, names
+    X, y, _ = load_csv(_drop_label(ref, tmp_path / "bare.tsv", header=False), schema, unlabeled=True)
+    schema.header = True
+    Xr, yr, _ = load_csv(ref, schema)
+    assert (X.asscipy() != Xr.asscipy()).nnz == 0 and np.isnan(y).all() and not np.isnan(yr).any()
+    schema.header = False
+    with pytest.raises(DataFormatError, match=r"bare.tsv:1: column 'i13'"):  # (fields shifted: an error)
+        load_csv(tmp_path / "bare.tsv", schema)

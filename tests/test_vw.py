@@ -117,3 +117,23 @@ def test_parts_hold_every_row_once(tmp_path):
     got = [b.to_csr(X.shape[1]).asscipy().toarray() for k in range(3)
            for b in VWReader(p, 12, num_parts=3, part_index=k, chunk_size=100)]
     np.testing.assert_array_equal(np.vstack(got), X.asscipy().toarray())
+
+
+def test_unlabeled_lines_are_rows_labelled_nan_only_when_asked(tmp_path):
+    p = tmp_path / "a.vw"
+    labelled = "1 'r1|u alice city:2 |i:0.5 book\n-1 2 |u bob\n"
+    p.write_text(labelled)
+    X, y, w = load_vw(p, 20, crosses=[["u", "i"]])
+    # VW scores lines without a label (``|...``, ``'tag|...``): the same rows, label NaN, weight 1
+    p.write_text("'r1|u alice city:2 |i:0.5 book\n|u bob\n")
+    for chunk in (64, 1 << 20):  # (a tiny chunk: several kernel calls)
+        Xu, yu, wu = load_vw(p, 20, crosses=[["u", "i"]], unlabeled=True, chunk_size=chunk)
+        assert (Xu.asscipy() != X.asscipy()).nnz == 0
+        assert np.isnan(yu).all() and wu.tolist() == [1.0, 1.0]
+    labels, weights, rows = VK.parse_reference(p.read_text(), 20, [["u", "i"]], unlabeled=True)
+    assert np.isnan(labels).all() and weights == [1.0, 1.0] and rows == VK.parse_reference(labelled, 20, [["u", "i"]])[2]
+    with pytest.raises(DataFormatError, match=r"a\.vw:1: label \"'r1\" is not a number"):
+        load_vw(p, 20)
+    p.write_text("'r1 extra|u alice\n")  # a tag, then more: still malformed
+    with pytest.raises(DataFormatError, match="more than label"):
+        load_vw(p, 20, unlabeled=True)

@@ -11,7 +11,8 @@ lines are skipped. Each column has a role (``ROLE_*``):
   a number is a *text label*: the label is a NaN whose low 32 bits are ``murmurhash3_32`` of the
   (unquoted, stripped) text (``TEXT_LABEL``; a number label is never NaN), and the first row of
   each new text in the chunk (compared by its bytes: another text of the same hash is new) is
-  listed as *slow* (``SLOW_LABEL_TEXT``) for the caller to name it;
+  listed as *slow* (``SLOW_LABEL_TEXT``) for the caller to name it; a file without the label
+  column (``label_col`` -1: rows ``predict`` scores) has labels NaN;
 - the weight column (optional): the row's importance weight, a decimal number >= 0; an empty
   field is weight 1 (as a Vowpal Wabbit line without one);
 - a numeric column: a decimal number, feature id ``hash_size + k`` (``k``: its place in the list
@@ -397,22 +398,25 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     """The label and entries of one split row (fields ``src[fs[c]:fe[c]]``, raw spans ``rs``/``re_``
     in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``."""
     mask = hash_size - 1
-    # ---- the label
-    ls, lend = _strip(src, fs[label_col], fe[label_col])
-    if ls == lend:
-        return E_LABEL_MISSING, line_start, le, label_col, nnz, nslow
-    iv, plain = plain_int(src, ls, lend)
-    if plain:  # the common 0/1 label without the general number parser
-        labels[rows] = iv
+    # ---- the label (label_col -1: the file has none, rows scored without labels: NaN)
+    if label_col < 0:
+        labels[rows] = np.nan
     else:
-        v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL, rows,
-                                       slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
-        if code == E_LABEL:  # a text label: the caller writes it (``_text_label``)
-            labels[rows] = np.nan
-        elif code != OK:
-            return code, rs[label_col], re_[label_col], label_col, nnz, nslow
+        ls, lend = _strip(src, fs[label_col], fe[label_col])
+        if ls == lend:
+            return E_LABEL_MISSING, line_start, le, label_col, nnz, nslow
+        iv, plain = plain_int(src, ls, lend)
+        if plain:  # the common 0/1 label without the general number parser
+            labels[rows] = iv
         else:
-            labels[rows] = v
+            v, code, nslow = _field_number(src, ls, lend, value_limit, rs[label_col], re_[label_col], SLOW_LABEL,
+                                           rows, slow, nslow, E_LABEL, E_LABEL_NONFINITE, E_LABEL_RANGE)
+            if code == E_LABEL:  # a text label: the caller writes it (``_text_label``)
+                labels[rows] = np.nan
+            elif code != OK:
+                return code, rs[label_col], re_[label_col], label_col, nnz, nslow
+            else:
+                labels[rows] = v
     # ---- the importance weight
     if weight_col >= 0:
         ws, we = _strip(src, fs[weight_col], fe[weight_col])
@@ -476,7 +480,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
                     scratch, data, indices, row_ends, labels, nnz_base, slow, weight_col, weights):
     """Parse the lines of ``buf`` (np.uint8 ending with a newline) into caller-allocated arrays.
 
-    roles: ROLE_* per column; label_col: the label's column; num_cols: the numeric columns in
+    roles: ROLE_* per column; label_col: the label's column (-1: none, labels NaN); num_cols: the numeric columns in
     feature order (with ``log1p`` flags); cat_cols: the categorical columns; prefix_states:
     (columns, 4) murmur states after ``name=`` (``_hash_kernels``); crosses: column pairs
     ``cross_a[i]``, ``cross_b[i]`` and the bytes ``^b=`` between the two values in
@@ -555,7 +559,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
             return info
-        if labels[rows] != labels[rows]:  # NaN: a text label (a number label is never NaN)
+        if labels[rows] != labels[rows] and label_col >= 0:  # NaN: a text label (a number label is never NaN)
             ls, lend = _strip(src, fs[label_col], fe[label_col])
             nslow = _text_label(src, ls, lend, raw_s[label_col], raw_e[label_col], rows, label_bits, texts, text_bytes,
                                 slow, nslow)

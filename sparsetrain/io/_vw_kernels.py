@@ -6,7 +6,9 @@ Grammar (one line; blank lines are skipped)::
     label [importance] [tag]|namespace[:scale] feature[:value] ... |namespace2 ...
 
 - before the first ``|``: the label (a number), an optional importance weight (a number >= 0,
-  default 1) and an optional tag (any other token, e.g. ``'row17``; ignored);
+  default 1) and an optional tag (any other token, e.g. ``'row17``; ignored); a line with no
+  label (``|a x``, ``'row17|a x``) is an error, or a row labelled NaN when asked (``unlabeled``:
+  rows ``predict`` scores);
 - ``|`` directly followed by a name starts that namespace (``|user``); a ``|`` followed by
   whitespace starts the default namespace (no name); ``:scale`` multiplies its values;
 - a feature is ``name`` (value 1) or ``name:value``; a value 0 is no entry;
@@ -112,11 +114,13 @@ def _key_state(buf, ns_s, ns_e, nm_s, nm_e):
 
 @njit(cache=True, nogil=True)
 def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_offs, cross_a, cross_b,
-                   data, indices, row_ends, labels, weights):
+                   data, indices, row_ends, labels, weights, unlabeled=False):
     """Parse the lines of ``buf`` (np.uint8 ending with a newline). cross_names/cross_offs: the
     crossed namespaces' names (bytes, offsets); cross_a/cross_b: pairs of their indices.
     data/indices: room for entries (E_ROOM when they do not suffice: ``info[I_ROOM]`` is the
     room needed so far); row_ends (``indptr[1:]``), labels, weights: room for the rows.
+    unlabeled: a line with no label (``|a x``, ``'tag|a x``) is a row with label NaN (rows
+    scored, as ``vw -t`` does), not an error.
 
     Arrays are indexed by unsigned ints (``u(i)``), as in the CSV kernel: numba adds a wrap-around
     check to every index of a signed int; every index here is >= 0."""
@@ -184,7 +188,11 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 t += 1
             if ntok == 0:
                 v, st = _number(buf, ts, t, value_limit)
-                if st == 2:
+                if st == 2 and unlabeled and buf[u(ts)] == 39:  # ``'tag|``: no label, a tag
+                    v, st = np.nan, 0
+                    tagged = True
+                    ntok += 1
+                elif st == 2:
                     record_error(info, E_LABEL, ts, t, 0, rows, slow)
                     return info
                 if st == 3:
@@ -212,7 +220,9 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 record_error(info, E_HEADER, q, bar, 0, rows, slow)
                 return info
             ntok += 1
-        if ntok == 0:
+        if ntok == 0 and unlabeled:
+            label = np.nan
+        elif ntok == 0:
             record_error(info, E_LABEL, q, bar, 0, rows, slow)
             return info
         # ---- namespaces and features
@@ -360,9 +370,10 @@ def _ref_number(tok: str, what: str, lineno: int, limit: float) -> float:
     return v
 
 
-def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf):
+def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf, unlabeled=False):
     """``(labels, weights, rows)`` of Vowpal Wabbit ``text``, each row a dict id -> value, the
-    slow obvious way (str.split, Python floats, :func:`hashing.murmurhash3_32`)."""
+    slow obvious way (str.split, Python floats, :func:`hashing.murmurhash3_32`); ``unlabeled``: as
+    :func:`parse_vw_chunk`."""
     from .hashing import murmurhash3_32
 
     mask = (1 << hash_bits) - 1
@@ -374,11 +385,12 @@ def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf)
             raise VWReferenceError(lineno, "no '|' (a line is: label [importance] [tag]|namespace features...)")
         head, _, rest = line.partition("|")
         toks = head.split()
-        if not toks:
+        no_label = unlabeled and (not toks or toks[0].startswith("'"))
+        if not toks and not no_label:
             raise VWReferenceError(lineno, "label is missing")
-        label = _ref_number(toks[0], "label", lineno, value_limit)
+        label = math.nan if no_label else _ref_number(toks[0], "label", lineno, value_limit)
         weight = 1.0
-        extra = toks[1:]
+        extra = toks if no_label else toks[1:]
         if len(extra) > 2:
             raise VWReferenceError(lineno, "more than label, importance and tag before '|'")
         if extra:

@@ -63,14 +63,16 @@ def read_header(path, delimiter: str, quote: str = '"', sniff: bool = False) -> 
 class _Plan:
     """The schema compiled for the kernel, for one file (column order known)."""
 
-    def __init__(self, schema: CSVSchema, columns: list[str], delimiter: str):
+    def __init__(self, schema: CSVSchema, columns: list[str], delimiter: str, labelled: bool = True):
         self.columns = columns
         self.delimiter = delimiter
         index = {c: i for i, c in enumerate(columns)}
         ncols = len(columns)
         self.roles = np.zeros(ncols, np.int8)
-        self.label_col = index[schema.label] if schema.label is not None else 0
-        self.roles[self.label_col] = CK.ROLE_LABEL
+        # -1: the file has no label column (rows scored without labels: NaN)
+        self.label_col = -1 if not labelled else index[schema.label] if schema.label is not None else 0
+        if labelled:
+            self.roles[self.label_col] = CK.ROLE_LABEL
         self.num_cols = np.array([index[c] for c in schema.numeric], np.int64)
         self.roles[self.num_cols] = CK.ROLE_NUMERIC
         logs = set(schema.numeric) if schema.log1p is True else set(schema.log1p or ())
@@ -105,11 +107,14 @@ class CSVReader(HashedTextReader):
 
     def __init__(self, path, schema: CSVSchema, dtype="float32", *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  num_parts: int = 1, part_index: int = 0, workers: int | None = None,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, labels=None):
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, labels=None, unlabeled: bool = False):
         from ..labels import TextLabels
 
         schema.check()
         self.schema = schema
+        # a file without the (named) label column is read with labels NaN (rows scored by predict):
+        # a header that lacks it, or a first data line one field short of ``columns`` (them minus the label)
+        self.unlabeled = unlabeled
         self.labels = labels if labels is not None else TextLabels()
         # hash -> text of the text labels read (and of the label values)
         self.label_names: dict[int, str] = self.labels.names if self.labels.names is not None else {}
@@ -133,9 +138,13 @@ class CSVReader(HashedTextReader):
         if self._plan is None:
             s = self.schema
             delim = s.delimiter_for(self.display)
+            labelled = True
             if s.columns is not None:
                 columns = list(s.columns)
                 s.check_columns(columns, f"{s.key}.csv.columns")
+                if self.unlabeled and s.label is not None and self._first_row_fields(delim) == len(columns) - 1:
+                    columns.remove(s.label)
+                    labelled = False
             elif s.header:
                 # stdin has no name to tell a TSV: a header line with tabs and no comma is one
                 sniff = self.path == "/dev/stdin" and s.delimiter is None
@@ -143,11 +152,28 @@ class CSVReader(HashedTextReader):
                     columns, delim = self._consume_pipe_header(delim, sniff)
                 else:
                     columns, delim = read_header(self.path, delim, s.quote, sniff)
-                s.check_columns(columns, f"the header of {self.display}")
+                labelled = not (self.unlabeled and s.label is not None and s.label not in columns)
+                s.check_columns(columns if labelled else columns + [s.label], f"the header of {self.display}")
             else:
                 raise ConfigError(f"{s.key}.csv: give `columns` (the names in file order) or `header: true`")
-            self._plan = _Plan(s, columns, delim)
+            self._plan = _Plan(s, columns, delim, labelled)
         return self._plan
+
+    def _first_row_fields(self, delim: str) -> int | None:
+        """The number of fields of the first data line of a regular file (None: a pipe, or no data line)."""
+        if self.path == "/dev/stdin" and not stat.S_ISREG(os.stat(self.path).st_mode):
+            return None
+        with open_data(self.path) as f:
+            lines = (f.readline(self.source.max_line_bytes) for _ in iter(int, 1))
+            if self.schema.header:
+                next(lines)
+            for raw in lines:
+                if not raw:
+                    return None
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if text:
+                    return len(next(csv.reader([text], delimiter=delim, quotechar=self.schema.quote)))
+        return None
 
     def _consume_pipe_header(self, delim: str, sniff: bool) -> tuple[list[str], str]:
         """The header line of a pipe, read byte by byte so that the chunks start on the next line."""
@@ -212,6 +238,8 @@ class CSVReader(HashedTextReader):
 
         spec, y = self.labels, job.labels[: int(job.info[CK.I_ROWS])]
         where = lambda start: f"{self.display}:{line_of(self.source, begin, job, start, cache)}"  # noqa: E731
+        if self.plan().label_col < 0:  # no labels: the NaNs are no text
+            return
         col = self.plan().columns[self.plan().label_col]
         if texts and spec.task not in ("binary", "any"):
             row = min(texts)

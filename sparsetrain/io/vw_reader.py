@@ -43,7 +43,8 @@ class VWReader(HashedTextReader):
 
     def __init__(self, path, hash_bits: int = 18, *, crosses: Sequence[Sequence[str]] = (), dtype="float32",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, num_parts: int = 1, part_index: int = 0,
-                 workers: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+                 workers: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, unlabeled: bool = False):
+        self.unlabeled = unlabeled  # a line without a label is a row labelled NaN (predict), not an error
         if isinstance(hash_bits, bool) or not isinstance(hash_bits, int) or not 1 <= hash_bits <= 31:
             raise ConfigError(f"data.hash_bits: must be an integer in [1, 31], got {hash_bits!r}")
         names: list[str] = []
@@ -81,7 +82,7 @@ class VWReader(HashedTextReader):
         while True:
             info = VK.parse_vw_chunk(buf, self.hash_bits, self.source.max_line_bytes, finite_limit(self.dtype),
                                      self._names, self._offs, self._a, self._b, job.data, job.indices,
-                                     indptr[1:], job.labels, job.weights)
+                                     indptr[1:], job.labels, job.weights, self.unlabeled)
             if info[VK.I_ERR] != VK.E_ROOM:
                 break
             room = max(2 * room, int(info[VK.I_ROOM]))
@@ -97,7 +98,8 @@ class VWReader(HashedTextReader):
     def _run_reference(self, job: TextJob, indptr) -> None:
         """A chunk with numbers of more than 18 digits: parsed again in Python, exactly."""
         text = bytes(job.buf).decode("utf-8", "surrogateescape")
-        labels, weights, rows = VK.parse_reference(text, self.hash_bits, self.crosses, finite_limit(self.dtype))
+        labels, weights, rows = VK.parse_reference(text, self.hash_bits, self.crosses, finite_limit(self.dtype),
+                                                   self.unlabeled)
         keys = [sorted(r) for r in rows]
         job.indptr = np.zeros(len(rows) + 1, np.int64)
         np.cumsum([len(k) for k in keys], out=job.indptr[1:])

@@ -169,10 +169,12 @@ def _load_stdin_cached(cfg: Config):
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
-def load_file(cfg: Config, path: str, cached: bool = False, labels=None):
+def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabeled: bool = False):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
     Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk
-    cache; ``labels``: a CSV file's :class:`~sparsetrain.labels.TextLabels` (default: the config's)."""
+    cache; ``labels``: a CSV file's :class:`~sparsetrain.labels.TextLabels` (default: the config's); ``unlabeled``:
+    rows without a label (a CSV file without the label column, a VW line starting with ``|``) are read with label
+    NaN (``predict``), not refused."""
     from .. import io as st_io
 
     if cached and path == "-":
@@ -184,13 +186,13 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None):
         from ..io.csv_reader import load_csv
 
         X, y, w = load_csv(path, cfg.csv_schema(), _data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes,
-                           labels=labels or text_labels(cfg))
+                           labels=labels or text_labels(cfg), unlabeled=unlabeled)
         return X, y, _unit_is_none(w)
     if fmt == "vw":
         from ..io.vw_reader import load_vw
 
         X, y, w = load_vw(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=_data_dtype(cfg),
-                          max_line_bytes=cfg.data.max_line_bytes)
+                          max_line_bytes=cfg.data.max_line_bytes, unlabeled=unlabeled)
         return X, y, _unit_is_none(w)
     if path == "-":
         from ..io.text_pipeline import load_blocks

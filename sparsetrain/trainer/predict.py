@@ -87,7 +87,8 @@ class TrainedModel:
 
             # rows scored without their labels: a text label is no error
             keep = TextLabels("any", names={} if label_names is None else label_names)
-            X, y, weights = load_file(self.config, path, labels=None if with_labels else keep)
+            X, y, weights = load_file(self.config, path, labels=None if with_labels else keep,
+                                      unlabeled=not with_labels)
             locate = row_locator(self.config, path)
             if wants_ids and self.config.data.format_of(path) == "csv":
                 ids = csv_ids(self.config, path, X.shape[0])
@@ -143,7 +144,10 @@ class TrainedModel:
         outputs = self._outputs(self._iter(path, data=data), path)
         if data[2] is not None:
             id_name = self.config.data.id_column
-        return prediction_columns(self.loss_op, outputs, shown_labels(data[1], names), data[2], id_name)
+        y = data[1]
+        unlabeled = np.isnan(y).all() and not names and len(y)  # a file without labels: no label column
+        return prediction_columns(self.loss_op, outputs, None if unlabeled else shown_labels(y, names), data[2],
+                                  id_name)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
