@@ -115,13 +115,19 @@ def third_value(value, values) -> str:
 
 def shown_labels(y: np.ndarray, names: dict) -> np.ndarray:
     """Labels as a table shows them: ``y`` itself, or with text labels (NaN, see :class:`TextLabels`;
-    ``names``: hash -> text) strings, numbers in their shortest form."""
+    ``names``: hash -> text) strings, numbers in their shortest form; a row without a label (another
+    NaN: a Vowpal Wabbit line ``|a x`` that ``predict`` scores) an empty string."""
     flat = np.asarray(y, np.float64).reshape(len(y), -1)[:, 0]
+    bits = flat.view(np.uint64)
     text = np.isnan(flat)
     if not text.any():
         return y
-    hashes = flat.view(np.uint64) & np.uint64(0xFFFFFFFF)
-    return np.array([names.get(int(h), "?") if t else _fmt(v) for v, t, h in zip(flat.tolist(), text, hashes)])
+    from .io.csv_reader import TEXT_LABEL
+
+    text &= (bits & ~np.uint64(0xFFFFFFFF)) == TEXT_LABEL
+    hashes = bits & np.uint64(0xFFFFFFFF)
+    return np.array([names.get(int(h), "?") if t else "" if v != v else _fmt(v)
+                     for v, t, h in zip(flat.tolist(), text, hashes)])
 
 
 def text_label_bits(text: str) -> np.uint64:

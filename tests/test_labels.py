@@ -358,3 +358,9 @@ def test_predict_scores_a_file_without_the_label_column_and_fit_and_evaluate_ref
     schema.header = False
     with pytest.raises(DataFormatError, match=r"bare.tsv:1: column 'i13'"):  # (fields shifted: an error)
         load_csv(tmp_path / "bare.tsv", schema)
+
+
+def test_a_row_without_a_label_shows_an_empty_label_beside_text_and_number_labels():
+    y = np.array([1.0, np.nan, labels.text_label_bits("yes").view(np.float64)])
+    assert labels.shown_labels(y, {}).tolist() == ["1", "", "?"]
+    assert labels.shown_labels(y, {int(labels.text_label_bits("yes")) & 0xFFFFFFFF: "yes"}).tolist() == ["1", "", "yes"]
