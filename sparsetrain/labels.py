@@ -208,8 +208,7 @@ class LabelMap:
             if bad.any():
                 r = _first_row(bad)
                 value = y.reshape(y.shape[0], -1)[r][bad.reshape(bad.shape[0], -1)[r]][0]
-                raise DataFormatError(f"{locate(first_row + r)}: label {_fmt(value)} is a third value; this binary "
-                                      f"model's labels are {_fmt(neg)} (→ 0) and {_fmt(pos)} (→ 1)")
+                raise DataFormatError(f"{locate(first_row + r)}: {third_value(value, self.values)}")
             if neg == 0.0 and pos == 1.0:
                 return y
             return is_pos.astype(y.dtype)

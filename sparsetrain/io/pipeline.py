@@ -145,10 +145,14 @@ class _CoreShare:
 
     def submit(self, task: _Task) -> None:
         with self._cond:
-            while self._open and self._open[0].state != WAITING:
-                self._open.popleft()
+            self._drop_claimed()
             self._open.append(task)
             self._cond.notify_all()  # a thread in help_until may take it
+
+    def _drop_claimed(self) -> None:
+        """Drop the claimed (or cancelled) tasks at the head of the open queue (under the lock)."""
+        while self._open and self._open[0].state != WAITING:
+            self._open.popleft()
 
     def claim(self, task: _Task, wait: bool) -> bool:
         """Claim ``task`` for this thread once a parse may start; False when another thread has
@@ -172,8 +176,7 @@ class _CoreShare:
         while True:
             with self._cond:
                 while not ready():
-                    while self._open and self._open[0].state != WAITING:
-                        self._open.popleft()
+                    self._drop_claimed()
                     if self._open and self.any_thread:
                         task = self._open.popleft()
                         task.state = RUNNING

@@ -136,8 +136,9 @@ def _load_disk_cached(cfg: Config, path: str):
         options["zero_based"] = cfg.data.zero_based
     elif fmt == "csv":
         options["csv"] = json.loads(json.dumps(dataclasses.asdict(cfg.csv_schema()), default=str))
-        if text_labels(cfg).maps:  # the cache holds the labels mapped to 0/1
-            options["label_values"] = list(text_labels(cfg).values)
+        spec = text_labels(cfg)
+        if spec.maps:  # the cache holds the labels mapped to 0/1
+            options["label_values"] = list(spec.values)
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
     data, indices, indptr, labels, weights = load_cached(path, options, lambda: reader_for(cfg, path, streaming=True),
@@ -159,13 +160,13 @@ def _load_stdin_cached(cfg: Config):
     names = getattr(reader, "label_names", None)
     if names and np.isnan(labels).any():  # text labels kept as read (their pair was not known): now map them
         _resolve_binary_values(cfg, [(labels, names)])
-        raw, labels = labels, text_labels(cfg).apply(np.asarray(labels), np.isnan(labels))
+        spec = text_labels(cfg)
+        raw, labels = labels, spec.apply(np.asarray(labels), np.isnan(labels))
         if (labels < 0).any():
             row = int(np.flatnonzero(labels < 0)[0])
             shown = labels_mod.shown_labels(raw[row:row + 1], names)
             value = str(shown[0]) if shown.dtype.kind in "US" else float(shown[0])
-            raise DataFormatError(f"{row_locator(cfg, '-')(row)}: "
-                                  f"{labels_mod.third_value(value, text_labels(cfg).values)}")
+            raise DataFormatError(f"{row_locator(cfg, '-')(row)}: {labels_mod.third_value(value, spec.values)}")
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
