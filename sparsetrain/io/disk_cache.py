@@ -65,8 +65,9 @@ def _crc(path: str) -> int:
     return crc
 
 
-def _read(where: str, key: dict):
-    """The cached arrays (memory-mapped), or None when the cache is missing, stale or damaged."""
+def _read(where: str, key: dict, names=_ARRAYS):
+    """The cached arrays ``names`` (memory-mapped, a tuple), or None when the cache is missing, stale or
+    damaged."""
     try:
         with open(os.path.join(where, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
@@ -82,9 +83,17 @@ def _read(where: str, key: dict):
             # copy-on-write: writable arrays (the kernels take the same array types as in memory); nothing writes
             out[name] = (np.memmap(file, dtype=dtype, mode="c", shape=(info["length"],)) if info["length"]
                          else np.zeros(0, dtype))
-        return out, manifest["num_features"]
+        return tuple(out[name] for name in names)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _read_back(where: str, key: dict, names) -> tuple:
+    """The arrays ``names`` of the cache just written at ``where``."""
+    found = _read(where, key, names)
+    if found is None:
+        raise OSError(f"{where}: the cache just written does not read back")
+    return found
 
 
 def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
@@ -140,10 +149,9 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weig
     names = _ARRAYS if with_weights else _ARRAYS[:4]
     key = _key(path, options)
     where = cache_path(path, options)
-    found = _read(where, key)
+    found = _read(where, key, names)
     if found is not None:
-        arrays, _ = found
-        return tuple(arrays[name] for name in names)
+        return found
     try:
         _write(where, key, read_blocks(), dtype, num_features)
     except OSError as e:
@@ -154,11 +162,7 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weig
         data, indices, indptr, labels, weights = concat_blocks(list(read_blocks()), num_features)
         weights = np.ones(len(labels)) if weights is None else weights
         return (np.asarray(data, dtype), indices, indptr, labels, weights)[:len(names)]
-    found = _read(where, key)
-    if found is None:
-        raise OSError(f"{where}: the cache just written does not read back")
-    arrays, _ = found
-    return tuple(arrays[name] for name in names)
+    return _read_back(where, key, names)
 
 
 _STDIN_PREFIX = "stdin-"
@@ -201,11 +205,10 @@ def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False):
         raise SparseTrainError(f"data.cache: disk: cannot write the cache of stdin under {parent} "
                                f"({e.strerror or e}); set {CACHE_ENV} to another directory, or data.cache: "
                                "stream (one epoch)") from None
-    found = _read(where, key)
-    if found is None:
+    try:
+        out = _read_back(where, key, names)
+    except OSError:
         shutil.rmtree(where, ignore_errors=True)
-        raise OSError(f"{where}: the cache just written does not read back")
-    arrays, _ = found
-    out = tuple(arrays[name] for name in names)
+        raise
     weakref.finalize(out[0], shutil.rmtree, where, True)  # also at exit; a mapped file outlives its name
     return out
