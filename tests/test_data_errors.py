@@ -253,3 +253,23 @@ def test_gen_data_on_a_full_disk_is_one_line(tmp_path, full_disk):
     assert res.exit_code == 1
     assert _one_error_line(res.stderr) == f"error: {out}: cannot write (no space left on device)"
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress])
+def test_compressed_stdin_is_a_data_error_naming_stdin(compress):
+    # stdin is opened as /dev/stdin; every message names it <stdin> (this one said /dev/stdin, as an
+    # "internal error" ValueError)
+    from sparsetrain.io.chunks import open_data
+
+    r, w = os.pipe()
+    os.write(w, compress(TEXT[:100]))
+    os.close(w)
+    saved = os.dup(0)
+    os.dup2(r, 0)
+    os.close(r)
+    try:
+        with pytest.raises(DataFormatError, match=r"^<stdin>: compressed data from a pipe is not supported"):
+            open_data("/dev/stdin")
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)

@@ -1,6 +1,7 @@
 """Batches, data descriptors and the iterator protocol shared by every data iterator."""
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
 import numpy as np
@@ -11,6 +12,18 @@ import numpy as np
 DEFAULT_CHUNK_SIZE = 16 << 20
 #: The longest line accepted, in bytes (a bound on the memory one line can take).
 DEFAULT_MAX_LINE_BYTES = 256 << 20
+
+#: What a reader opens for the data path ``-`` (stdin), and the name every message gives it.
+STDIN_PATH = "/dev/stdin"
+STDIN_NAME = "<stdin>"
+#: The error of a second pass over stdin.
+STDIN_READ_ONCE = f"{STDIN_NAME}: a stream can be read once (train for one epoch, or save it to a file)"
+
+
+def display_name(path) -> str:
+    """A data file as messages name it: stdin (``-``, opened as :data:`STDIN_PATH`) is :data:`STDIN_NAME`."""
+    path = os.fspath(path)
+    return STDIN_NAME if path in ("-", STDIN_PATH) else path
 
 
 class DataDesc(namedtuple("DataDesc", ["name", "shape"])):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
-from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
+from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, display_name
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "STREAM_CHUNK_SIZE", "ChunkSource", "open_data"]
 
@@ -53,8 +53,7 @@ _UNREAD_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x0
 def _refuse_unread(path, head: bytes) -> None:
     for magic, kind in _UNREAD_MAGIC.items():
         if head.startswith(magic):
-            name = "<stdin>" if os.fspath(path) == "/dev/stdin" else os.fspath(path)
-            raise DataFormatError(f"{name}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress "
+            raise DataFormatError(f"{display_name(path)}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress "
                                   "it first")
 _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 
@@ -69,7 +68,7 @@ def open_data(path):
         if not raw.seekable():  # a pipe: look at the first bytes without consuming them
             f = io.BufferedReader(raw)
             if f.peek(3)[:2] == _GZIP_MAGIC or f.peek(3)[:3] == _BZ2_MAGIC:
-                raise ValueError(f"{os.fspath(path)}: compressed data from a pipe is not supported; "
+                raise DataFormatError(f"{display_name(path)}: compressed data from a pipe is not supported; "
                                  "pipe it through zcat/bzcat or give the file")
             _refuse_unread(path, f.peek(6)[:6])
             return f
@@ -172,7 +171,7 @@ class ChunkSource:
     @property
     def name(self) -> str:
         """The file as messages name it (stdin, opened as ``/dev/stdin``: ``<stdin>``)."""
-        return "<stdin>" if os.fspath(self.path) == "/dev/stdin" else os.fspath(self.path)
+        return display_name(self.path)
 
     def _open(self) -> _Reader:
         return _Reader(self.path, self.max_line_bytes)

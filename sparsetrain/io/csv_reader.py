@@ -26,6 +26,7 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
+from .base import STDIN_PATH, display_name
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, open_data
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
@@ -56,8 +57,7 @@ def read_header(path, delimiter: str, quote: str = '"', sniff: bool = False) -> 
     delimiter (``sniff``: tab when the line has tabs and no comma)."""
     with open_data(path) as f:
         line = f.readline(DEFAULT_MAX_LINE_BYTES)
-    where = "<stdin>" if os.fspath(path) == "/dev/stdin" else os.fspath(path)
-    return _header_fields(line.decode("utf-8", "replace"), delimiter, quote, sniff, where)
+    return _header_fields(line.decode("utf-8", "replace"), delimiter, quote, sniff, display_name(path))
 
 
 class _Plan:
@@ -147,8 +147,8 @@ class CSVReader(HashedTextReader):
                     labelled = False
             elif s.header:
                 # stdin has no name to tell a TSV: a header line with tabs and no comma is one
-                sniff = self.path == "/dev/stdin" and s.delimiter is None
-                if self.path == "/dev/stdin" and not stat.S_ISREG(os.stat(self.path).st_mode):
+                sniff = self.path == STDIN_PATH and s.delimiter is None
+                if self.path == STDIN_PATH and not stat.S_ISREG(os.stat(self.path).st_mode):
                     columns, delim = self._consume_pipe_header(delim, sniff)
                 else:
                     columns, delim = read_header(self.path, delim, s.quote, sniff)
@@ -161,7 +161,7 @@ class CSVReader(HashedTextReader):
 
     def _first_row_fields(self, delim: str) -> int | None:
         """The number of fields of the first data line of a regular file (None: a pipe, or no data line)."""
-        if self.path == "/dev/stdin" and not stat.S_ISREG(os.stat(self.path).st_mode):
+        if self.path == STDIN_PATH and not stat.S_ISREG(os.stat(self.path).st_mode):
             return None
         with open_data(self.path) as f:
             lines = (f.readline(self.source.max_line_bytes) for _ in iter(int, 1))

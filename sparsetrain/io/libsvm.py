@@ -27,6 +27,7 @@ import numpy as np
 
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
+from .base import STDIN_PATH, STDIN_READ_ONCE
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, ChunkSource, open_data
 from .libsvm_dump import dump_libsvm
 from .libsvm_parse import LibSVMBlock, default_workers, iter_parsed, load_arrays, range_error, settings_for
@@ -202,7 +203,7 @@ class LibSVMReader:
                 raise ValueError("zero_based='auto' reads the file twice; give True or False to read stdin ('-')")
             if num_parts != 1 or start_row:
                 raise ValueError("stdin ('-') is read whole: num_parts and start_row do not apply")
-            self.source = ChunkSource("/dev/stdin", chunk_size, max_line_bytes)
+            self.source = ChunkSource(STDIN_PATH, chunk_size, max_line_bytes)
         elif not os.path.exists(path):
             raise FileNotFoundError(f"no such file: {os.fspath(path)}")
         elif not os.path.isfile(path):
@@ -216,6 +217,11 @@ class LibSVMReader:
         self.workers = workers or default_workers()
         self._range: tuple[int, int | None] | None = None
         self._pool = BufferPool()  # each pass parses into the arrays of chunks no longer in use
+
+    @property
+    def display(self) -> str:
+        """The file as messages name it (``<stdin>`` for ``-``)."""
+        return self.source.name
 
     @property
     def rows_checked(self) -> bool:
@@ -271,7 +277,7 @@ class LibSVMReader:
     def __iter__(self) -> Iterator[LibSVMBlock]:
         if self._stdin:
             if getattr(self, "_stdin_read", False):
-                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+                raise DataFormatError(STDIN_READ_ONCE)
             self._stdin_read = True
         zero_based = self.zero_based
         mode = K.ZERO_BASED if zero_based else K.ONE_BASED

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..base import DataFormatError
 from . import _libsvm_kernels as LK
+from .base import STDIN_PATH, STDIN_READ_ONCE, display_name
 from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock
 from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks, room
@@ -32,8 +33,8 @@ class HashedTextReader:
     def _open(self, path, dtype, chunk_size: int, max_line_bytes: int, num_parts: int, part_index: int,
               workers: int | None) -> None:
         self.stdin = os.fspath(path) == "-"
-        self.path = "/dev/stdin" if self.stdin else path
-        self.display = "<stdin>" if self.stdin else os.fspath(path)
+        self.path = STDIN_PATH if self.stdin else path
+        self.display = display_name(path)
         self._stdin_read = False
         self.dtype = np.dtype(dtype)
         self.source = ChunkSource(self.path, chunk_size, max_line_bytes)
@@ -81,7 +82,7 @@ class HashedTextReader:
     def __iter__(self) -> Iterator[LibSVMBlock]:
         if self.stdin:
             if self._stdin_read:
-                raise DataFormatError("<stdin>: a stream can be read once (train for one epoch, or save it to a file)")
+                raise DataFormatError(STDIN_READ_ONCE)
             self._stdin_read = True
         self._prepare()
         begin, end_hint = self.byte_range()

@@ -10,6 +10,7 @@ from .. import labels as labels_mod
 from ..base import ConfigError, DataFormatError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
+from ..io.base import STDIN_NAME
 
 # Parsed CSR bytes per byte of text (float32 value + int64 index ≈ 12 bytes per ~10-byte LibSVM
 # "idx:val " token; a ~6-byte hashed CSV/VW field makes an entry too), and the extra factor for
@@ -198,9 +199,7 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
     if path == "-":
         from ..io.text_pipeline import load_blocks
 
-        reader = reader_for(cfg, path)
-        reader.display = "<stdin>"
-        X, y, w = load_blocks(reader, _data_dtype(cfg))
+        X, y, w = load_blocks(reader_for(cfg, path), _data_dtype(cfg))
         return X, y, _unit_is_none(w)
     X, y = st_io.load_libsvm(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                              dtype=_data_dtype(cfg), max_line_bytes=cfg.data.max_line_bytes)
@@ -239,7 +238,7 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
 def row_locator(cfg: Config, path: str):
     """``row -> "file:line"`` of a data file's rows (a CSV header line is no row; stdin: the row)."""
     if path == "-":
-        return lambda row: f"<stdin> (row {row + 1})"
+        return lambda row: f"{STDIN_NAME} (row {row + 1})"
     locate = labels_mod.libsvm_locator(path, cfg.data.max_line_bytes)
     if cfg.data.format_of(path) == "csv" and cfg.data.csv.header:
         return lambda row: locate(row + 1)

@@ -66,6 +66,7 @@ class TrainedModel:
         from .. import io as st_io
         from .. import labels
         from ..base import DataFormatError
+        from ..io.base import STDIN_NAME
 
         ids = None
         wants_ids = with_ids and self.config is not None and self.config.data.id_column is not None
@@ -76,7 +77,7 @@ class TrainedModel:
                 try:
                     return self.read(copy, with_labels, with_ids, label_names)
                 except DataFormatError as e:  # the copy is stdin to the user
-                    raise DataFormatError(str(e).replace(copy, "<stdin>")) from None
+                    raise DataFormatError(str(e).replace(copy, STDIN_NAME)) from None
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
