@@ -125,7 +125,6 @@ def _load(config_path, overrides):
     return load_config(config_path, list(overrides))
 
 
-@handling_interrupts(sigterm=True)  # from the start: also when this process started with SIGINT ignored
 def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
          strict_stypes, workers=None, servers=None, address=None, max_restarts=None, init_from=None,
          init_states=False, plot=False):
