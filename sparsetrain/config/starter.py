@@ -222,10 +222,9 @@ def _check_task_and_preset(task: str, preset: str | None) -> str:
     return preset
 
 
-def starter_config(s: DataSummary, task: str, preset: str | None, out: str, command: str = "") -> str:
-    """The commented YAML text of a config for the data ``s`` and ``task`` (``out``: where it will be
-    written; the data path is made relative to it)."""
-    preset = _check_task_and_preset(task, preset)
+def starter_config(s: DataSummary, task: str, preset: str, out: str, command: str = "") -> str:
+    """The commented YAML text of a config for the data ``s``, ``task`` and ``preset`` (checked by
+    :func:`_check_task_and_preset`; ``out``: where it will be written, the data path is made relative to it)."""
     keys = _check_task(s, task)
     train = _data_path(s.path, out)
     opt, lr = _OPTIMIZER[task]
@@ -381,7 +380,7 @@ def write_starter_config(data: str, task: str, out: str, preset: str | None = No
         raise ConfigError(f"--out: {out} exists; pass --force to replace it")
     if os.path.isdir(out):
         raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
-    _check_task_and_preset(task, preset)  # before reading what may be a large file
+    preset = _check_task_and_preset(task, preset)  # before reading what may be a large file
     summary = sniff(data, label)
     text = starter_config(summary, task, preset, out, command)
     write_atomic(out, text)
