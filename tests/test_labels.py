@@ -358,6 +358,13 @@ def test_predict_scores_a_file_without_the_label_column_and_fit_and_evaluate_ref
     schema.header = False
     with pytest.raises(DataFormatError, match=r"bare.tsv:1: column 'i13'"):  # (fields shifted: an error)
         load_csv(tmp_path / "bare.tsv", schema)
+    # predict's ids come from the same columns (the label dropped before the id column)
+    from sparsetrain.trainer.predict import csv_ids
+
+    cats = [f"c{j}" for j in range(1, 26)]
+    ids = [line.split("\t")[-1] for line in ref.read_text().splitlines()[1:]]
+    cfg = _csv_config(ref, categorical=cats, crosses=[], id_column="c26", csv={"header": False, "columns": names})
+    assert csv_ids(cfg, str(tmp_path / "bare.tsv"), len(ids)).tolist() == ids
 
 
 def test_a_row_without_a_label_shows_an_empty_label_beside_text_and_number_labels():

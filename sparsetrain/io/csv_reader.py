@@ -33,7 +33,7 @@ from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
                             token_text)
 
-__all__ = ["CSVSchema", "CSVReader", "TEXT_LABEL", "load_csv", "read_header"]
+__all__ = ["CSVSchema", "CSVReader", "TEXT_LABEL", "load_csv", "read_header", "scored_columns"]
 
 #: The bits of a text label in the labels the reader yields before mapping them (a NaN; the low 32
 #: bits: the text's MurmurHash3), see :class:`~sparsetrain.labels.TextLabels`.
@@ -138,13 +138,10 @@ class CSVReader(HashedTextReader):
         if self._plan is None:
             s = self.schema
             delim = s.delimiter_for(self.display)
-            labelled = True
             if s.columns is not None:
-                columns = list(s.columns)
-                s.check_columns(columns, f"{s.key}.csv.columns")
-                if self.unlabeled and s.label is not None and self._first_row_fields(delim) == len(columns) - 1:
-                    columns.remove(s.label)
-                    labelled = False
+                s.check_columns(list(s.columns), f"{s.key}.csv.columns")
+                columns = scored_columns(s, self.path, delim, self.source.max_line_bytes) if self.unlabeled else list(
+                    s.columns)
             elif s.header:
                 # stdin has no name to tell a TSV: a header line with tabs and no comma is one
                 sniff = self.path == STDIN_PATH and s.delimiter is None
@@ -156,24 +153,8 @@ class CSVReader(HashedTextReader):
                 s.check_columns(columns if labelled else columns + [s.label], f"the header of {self.display}")
             else:
                 raise ConfigError(f"{s.key}.csv: give `columns` (the names in file order) or `header: true`")
-            self._plan = _Plan(s, columns, delim, labelled)
+            self._plan = _Plan(s, columns, delim, s.label is None or s.label in columns)
         return self._plan
-
-    def _first_row_fields(self, delim: str) -> int | None:
-        """The number of fields of the first data line of a regular file (None: a pipe, or no data line)."""
-        if self.path == STDIN_PATH and not stat.S_ISREG(os.stat(self.path).st_mode):
-            return None
-        with open_data(self.path) as f:
-            lines = (f.readline(self.source.max_line_bytes) for _ in iter(int, 1))
-            if self.schema.header:
-                next(lines)
-            for raw in lines:
-                if not raw:
-                    return None
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if text:
-                    return len(next(csv.reader([text], delimiter=delim, quotechar=self.schema.quote)))
-        return None
 
     def _consume_pipe_header(self, delim: str, sniff: bool) -> tuple[list[str], str]:
         """The header line of a pipe, read byte by byte so that the chunks start on the next line."""
@@ -329,6 +310,24 @@ class CSVReader(HashedTextReader):
 
     def _prepare(self) -> None:
         self.plan()
+
+
+def scored_columns(schema: CSVSchema, path, delimiter: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[str]:
+    """The columns of a file read under ``csv.columns`` that may lack labels (rows ``predict`` scores):
+    ``columns`` without the label when the first data line of ``path`` has one field fewer, else
+    ``columns`` (also for a pipe, which is read once)."""
+    columns = list(schema.columns)
+    if schema.label is None or (os.fspath(path) == STDIN_PATH and not stat.S_ISREG(os.stat(path).st_mode)):
+        return columns
+    with open_data(path) as f:
+        lines = iter(lambda: f.readline(max_line_bytes), b"")
+        if schema.header:
+            next(lines, None)
+        text = next((t for t in (raw.decode("utf-8", "replace").rstrip("\r\n") for raw in lines) if t), None)
+    if text is not None and len(next(csv.reader([text], delimiter=delimiter, quotechar=schema.quote))) == len(
+            columns) - 1:
+        columns.remove(schema.label)
+    return columns
 
 
 def _row_start(buf, row: int, header: bool) -> int:

@@ -275,11 +275,12 @@ def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
 
     from ..base import DataFormatError
     from ..io.chunks import open_data
-    from ..io.csv_reader import read_header
+    from ..io.csv_reader import read_header, scored_columns
 
     s = cfg.csv_schema()
     delim = s.delimiter_for(path)
-    columns = list(s.columns) if s.columns is not None else read_header(path, delim, s.quote)[0]
+    # (a file scored without its label column: csv.columns less the label, as the reader takes them)
+    columns = scored_columns(s, path, delim) if s.columns is not None else read_header(path, delim, s.quote)[0]
     k = columns.index(s.id_column)
     ids = []
     with open_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
