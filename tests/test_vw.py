@@ -83,7 +83,7 @@ def test_keys_are_namespace_caret_feature_and_crosses_join_them(tmp_path):
     ("1 |a x:y\n", 1, "feature 'x:y'"),
     ("1 |a:q x\n", 1, "namespace scale 'q'"),
     ("1 |a x:nan\n", 1, "not finite"),
-    ("|a x\n", 1, "label"),
+    ("|a x\n", 1, "the line has no label (fit and evaluate need one"),
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
     p = tmp_path / "bad.vw"

@@ -119,6 +119,8 @@ class VWReader(HashedTextReader):
         q = repr(token_text(job.buf, start, end))
         msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=q, aux=aux, dtype=self.dtype.name,
                                                                           code=code)
+        if code == VK.E_LABEL and not token_text(job.buf, start, end).strip():
+            msg = "the line has no label (fit and evaluate need one; predict scores such lines)"
         raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
 
 def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
