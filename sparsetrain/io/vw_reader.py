@@ -116,11 +116,12 @@ class VWReader(HashedTextReader):
         if code == VK.E_NO_NEWLINE:
             raise AssertionError("parse_vw_chunk needs a buffer that ends with a newline")
         start, end, aux = int(info[VK.I_ERR_START]), int(info[VK.I_ERR_END]), int(info[VK.I_ERR_AUX])
-        q = repr(token_text(job.buf, start, end))
-        msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=q, aux=aux, dtype=self.dtype.name,
-                                                                          code=code)
-        if code == VK.E_LABEL and not token_text(job.buf, start, end).strip():
+        token = token_text(job.buf, start, end)
+        if code == VK.E_LABEL and not token.strip():
             msg = "the line has no label (fit and evaluate need one; predict scores such lines)"
+        else:
+            msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=repr(token), aux=aux,
+                                                                              dtype=self.dtype.name, code=code)
         raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
 
 def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
