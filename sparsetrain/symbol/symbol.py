@@ -286,8 +286,16 @@ def load_json(json_str: str) -> Symbol:
 
 
 def load(fname: str) -> Symbol:
-    with open(fname) as f:
-        return load_json(f.read())
+    """The symbol saved in ``fname``; a damaged file is a ``SparseTrainError`` naming it."""
+    try:
+        with open(fname, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise SparseTrainError(f"{fname}: not a sparsetrain symbol JSON document ({e.reason})") from None
+    try:
+        return load_json(text)
+    except SparseTrainError as e:
+        raise SparseTrainError(f"{fname}: {e}") from None
 
 
 def _positional(sym, args, kwargs, what):

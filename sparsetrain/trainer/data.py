@@ -179,10 +179,12 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
     NaN (``predict``), not refused."""
     from .. import io as st_io
 
-    if cached and path == "-":
-        return _load_stdin_cached(cfg)
     if cached:
-        return _load_disk_cached(cfg, path)
+        X, y, w = _load_stdin_cached(cfg) if path == "-" else _load_disk_cached(cfg, path)
+        if X.shape[0] == 0:  # (as the parsers say it of a file read into memory)
+            raise DataFormatError("<stdin>: no data rows" if path == "-" else f"{path}: no data rows" + (
+                " (the file is empty or only has comments)" if cfg.data.format_of(path) == "libsvm" else ""))
+        return X, y, w
     fmt = cfg.data.format_of(path)
     if fmt == "csv":
         from ..io.csv_reader import load_csv

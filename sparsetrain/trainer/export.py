@@ -26,7 +26,7 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from ..fileio import write_atomic
 from .data import FEATURE_NAMES_FILE
-from .rundir import CONFIG_FILE
+from .rundir import load_run_config
 
 FORMATS = ("json", "csv")
 
@@ -66,18 +66,13 @@ def export_model(model, run_path: str | None = None, top: int | None = None) -> 
     """The export document (see the module docstring) of a :class:`~.predict.TrainedModel`; ``run_path``:
     its run directory (the model config and the name map come from there), ``top``: keep only the
     ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole)."""
-    import yaml
-
     from ..module import load_params
 
     if top is not None and top < 1:
         raise ConfigError(f"--top {top}: must be at least 1")
     arg, _ = load_params(model.params_path)
     names = read_feature_names(run_path) if run_path else {}
-    model_cfg = None
-    if run_path and os.path.exists(os.path.join(run_path, CONFIG_FILE)):
-        with open(os.path.join(run_path, CONFIG_FILE), encoding="utf-8") as f:
-            model_cfg = (yaml.safe_load(f) or {}).get("model")
+    model_cfg = (load_run_config(run_path) or {}).get("model") if run_path else None
     params = {}
     for name, value in arg.items():
         entry = {"shape": list(value.shape), "stype": value.stype}

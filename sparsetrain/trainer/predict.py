@@ -12,7 +12,8 @@ from ..base import ConfigError, SparseTrainError
 from ..config import config_from_dict
 from ..labels import TextLabels
 from .metrics import make_metric, metric_values
-from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_state
+from .rundir import (CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_run_config,
+                     load_state)
 
 
 
@@ -200,8 +201,6 @@ def load_trained(path: str, epoch: int | None = None, last: bool = False) -> Tra
 
     From a run directory: the best checkpoint marked in ``checkpoint.json`` (the last one when none
     is marked), the last one with ``last``, or checkpoint ``epoch`` (see :func:`run_checkpoint`)."""
-    import yaml
-
     from ..config import load_config
     from ..metric import default_metrics
 
@@ -213,8 +212,9 @@ def load_trained(path: str, epoch: int | None = None, last: bool = False) -> Tra
         state = load_state(path)
         if state is None:
             raise SparseTrainError(f"{path}: no complete checkpoint ({STATE_FILE} missing)")
-        with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+        doc = load_run_config(path)
+        if doc is None:
+            raise SparseTrainError(f"{path}: {CONFIG_FILE} is missing (the run's config, needed to read data for it)")
         cfg = config_from_dict(doc, source=os.path.join(path, CONFIG_FILE))
         chosen = run_checkpoint(path, state, epoch, last)
         return TrainedModel(os.path.join(path, state.get("prefix", CHECKPOINT_PREFIX)), chosen,

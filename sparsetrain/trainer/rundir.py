@@ -55,6 +55,8 @@ def writing(path: str):
     """Turn a failed write (disk full, permissions) into one line naming ``path``."""
     try:
         yield
+    except OutputError:  # (fileio's writers name their file and reason already)
+        raise
     except OSError as e:
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
         named = e.filename2 or e.filename  # the file that failed, unless it is a temporary one
@@ -290,10 +292,10 @@ class RunDir:
         import yaml
 
         path = os.path.join(self.path, CONFIG_FILE)
-        if not os.path.exists(path):
+        saved = load_run_config(self.path)
+        if saved is None:
             return
-        with open(path, encoding="utf-8") as f:
-            saved = _comparable(yaml.safe_load(f) or {})
+        saved = _comparable(saved)
         now = _comparable(yaml.safe_load(cfg.to_yaml()))
         if (now.get("data") or {}).get("label_values") is None:  # read from the same training data again
             for doc in (saved, now):
@@ -436,6 +438,30 @@ def load_state(path: str) -> dict | None:
         int(doc["epoch"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SparseTrainError(f"{state_path}: unreadable checkpoint state ({e}); remove it to start over") from None
+    return doc
+
+
+def load_run_config(path: str) -> dict | None:
+    """``config.yaml`` of a run directory as a document, or None when there is none; a damaged one is
+    one line naming it (and the line YAML stopped at)."""
+    import yaml
+
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return None
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{config_path}:{mark.line + 1}" if mark is not None else config_path
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SparseTrainError(f"{where}: unreadable run config (invalid YAML: {problem})") from None
+    except (OSError, ValueError) as e:  # (a UnicodeDecodeError is a ValueError)
+        raise SparseTrainError(f"{config_path}: unreadable run config ({e})") from None
+    if not isinstance(doc, dict):
+        raise SparseTrainError(f"{config_path}: unreadable run config (not a mapping of data, model, optimizer, "
+                               "train)")
     return doc
 
 

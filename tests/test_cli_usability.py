@@ -1,0 +1,105 @@
+"""The usability audit's findings (session 31): damaged run files, empty data, write failures, label
+conventions in predict's table and typos beside a preset, each through the command line (click's
+CliRunner) on small data."""
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from test_cli_errors import cli, one_error_line
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG = str(ROOT / "configs" / "linreg.yaml")
+FAST = ("-q", "--epochs", 1, "--set", "data.batch_size=100")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished linreg run (one epoch), copied by the tests that damage it."""
+    out = tmp_path_factory.mktemp("audit31") / "run"
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 1 and (out / "checkpoint.json").exists(), res.stderr  # (target missed: 1 epoch)
+    return out
+
+
+def damaged(trained, tmp_path, name: str, content: str | None) -> pathlib.Path:
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    if content is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_text(content)
+    return run
+
+
+# -- a write that fails inside an atomic write is named once ---------------------------------------------
+
+def test_a_checkpoint_write_that_fails_says_why_once(tmp_path, monkeypatch):
+    # a file-size limit or a full disk while the .params file is written: the reason was wrapped twice,
+    # 'cannot write (cannot write (File too large))'
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, prefix="", **kw):
+        if ".params" in prefix:
+            raise OSError(errno.EFBIG, "File too large")
+        return real(*a, prefix=prefix, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    out = tmp_path / "r"
+    res = cli("fit", LINREG, "--output", out, *FAST)
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == (f"error: {out}/checkpoints/model-0001.params: cannot write (File too "
+                                          "large); no checkpoint was written")
+
+
+# -- a damaged run directory is one line naming the file ---------------------------------------------------
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "resume"])
+def test_a_damaged_run_config_yaml_is_one_line_naming_it(trained, tmp_path, command):
+    # it was 'internal error: ParserError: while parsing a flow node ...'
+    run = damaged(trained, tmp_path, "config.yaml", "data: {train: [\n")
+    data = str(ROOT / "data" / "linreg.libsvm")
+    args = {"predict": ("predict", run, data), "evaluate": ("evaluate", run, data), "export": ("export", run),
+            "resume": ("fit", LINREG, "--output", run, "--resume", *FAST[:1], "--epochs", 2)}[command]
+    res = cli(*args)
+    assert res.exit_code == 1
+    line = one_error_line(res.stderr)
+    assert line.startswith(f"error: {run}/config.yaml:2: unreadable run config (invalid YAML: ") and \
+        "internal error" not in line, line
+
+
+def test_a_run_config_yaml_that_is_not_a_mapping_is_one_line(trained, tmp_path):
+    run = damaged(trained, tmp_path, "config.yaml", "3\n")
+    res = cli("predict", run, ROOT / "data" / "linreg.libsvm")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == (f"error: {run}/config.yaml: unreadable run config (not a mapping of "
+                                          "data, model, optimizer, train)")
+
+
+def test_a_damaged_symbol_file_is_named(trained, tmp_path):
+    # it said 'not a sparsetrain symbol JSON document: 'int' object is not iterable' without a file name
+    run = damaged(trained, tmp_path, "checkpoints/model-symbol.json", '{"nodes": 3}')
+    res = cli("predict", run, ROOT / "data" / "linreg.libsvm")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr).startswith(f"error: {run}/checkpoints/model-symbol.json: not a sparsetrain "
+                                                 "symbol JSON document")
+
+
+# -- empty data --------------------------------------------------------------------------------------------
+
+def test_an_empty_file_with_a_disk_cache_says_it_has_no_rows(tmp_path, monkeypatch):
+    # memory said 'no data rows'; disk said 'epoch 0 had no batches: the training data has fewer rows
+    # than data.batch_size (100) with last_batch 'pad'' (with pad, one row makes a batch)
+    monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    empty = tmp_path / "empty.libsvm"
+    empty.write_text("")
+    res = cli("fit", LINREG, "--output", tmp_path / "r", *FAST, "--set", f"data.train={empty}",
+              "--set", "data.cache=disk")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
