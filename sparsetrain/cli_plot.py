@@ -1,4 +1,4 @@
-"""``sparsetrain plot RUN``: every metric per epoch into a PNG (see :mod:`sparsetrain.trainer.plot`)."""
+"""``sparsetrain plot RUN``: every metric per epoch into an image (see :mod:`sparsetrain.trainer.plot`)."""
 from __future__ import annotations
 
 import sys
@@ -36,10 +36,12 @@ def _plot(run, out):
 
 @click.command("plot")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG file to write (default: RUN/metrics.png).")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Image file to write, in the format its extension names (.png, .pdf, .svg, ...; default: "
+                   "RUN/metrics.png).")
 def plot(run, out):
     """Draw every metric of RUN per epoch (train, progressive and eval curves; the best epoch
-    marked) into a PNG. Needs matplotlib: pip install 'sparsetrain[plot]'."""
+    marked) into an image (PNG by default). Needs matplotlib: pip install 'sparsetrain[plot]'."""
     from .cli import _run
 
     sys.exit(_run(_plot, run, out))

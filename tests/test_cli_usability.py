@@ -103,3 +103,36 @@ def test_an_empty_file_with_a_disk_cache_says_it_has_no_rows(tmp_path, monkeypat
               "--set", "data.cache=disk")
     assert res.exit_code == 1
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
+
+
+# -- label conventions in predict's table -------------------------------------------------------------------
+
+def test_predict_names_softmax_classes_as_the_file_does_with_label_base_1(tmp_path):
+    # labels 1..3 in the file (data.label_base: 1): predict wrote probability_0..2 and class 0..2, so a
+    # row labelled 1 and predicted right read 'label 1, class 0'
+    data = tmp_path / "c.libsvm"
+    data.write_text("".join(f"{k} {k - 1}:1\n" for k in (1, 2, 3) * 20))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}, num_features: 3, zero_based: true, label_base: 1, batch_size: 4}}\n"
+                      "model: {preset: softmax, classes: 3}\noptimizer: {name: sgd, learning_rate: 1.0}\n"
+                      "train: {epochs: 5, engine: graph}\n")
+    assert cli("fit", config, "-q", "--output", tmp_path / "r").exit_code == 0
+    res = cli("predict", tmp_path / "r", data)
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "row,label,probability_1,probability_2,probability_3,class"
+    assert [ln.split(",")[-1] for ln in lines[1:4]] == ["1", "2", "3"]  # (trained to fit)
+    assert [ln.split(",")[1] for ln in lines[1:4]] == ["1.0", "2.0", "3.0"]
+
+
+# -- typos -----------------------------------------------------------------------------------------------------
+
+def test_a_mistyped_variable_beside_a_preset_suggests_the_preset_s_name(tmp_path):
+    # `variables: {wieght: {init: zero}}` meant to change the preset's weight: 'declared but not used'
+    config = tmp_path / "p.yaml"
+    config.write_text("data: {train: x.libsvm, num_features: 10}\n"
+                      "model: {preset: logistic, variables: {wieght: {init: zero}}}\n")
+    res = cli("infer-stypes", config)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: model.variables.wieght: declared but not used by any op or the "
+                                          "loss (did you mean 'weight'?)")

@@ -110,7 +110,8 @@ def validate_graph(cfg) -> None:
     used = {x for spec in m.ops for x in spec.inputs} | {m.loss.data, m.loss.label}
     for name in m.variables:
         if name not in used:
-            raise ConfigError(f"{join_path(['model', 'variables', name])}: declared but not used by any op or the loss")
+            raise ConfigError(f"{join_path(['model', 'variables', name])}: declared but not used by any op or the loss"
+                              f"{did_you_mean(name, used & set(m.variables))}")
     for name, v in m.variables.items():
         if name in (cfg.data.input, m.loss.label):
             continue

@@ -149,7 +149,7 @@ class TrainedModel:
         y = data[1]
         unlabeled = np.isnan(y).all() and not names and len(y)  # a file without labels: no label column
         return prediction_columns(self.loss_op, outputs, None if unlabeled else shown_labels(y, names), data[2],
-                                  id_name)
+                                  id_name, label_base=self.label_base)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod

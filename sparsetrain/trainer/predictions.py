@@ -8,7 +8,9 @@ Columns, in order:
 * regression models: ``prediction`` (``prediction_0``, ... for several outputs);
 * ``LogisticRegressionOutput``: ``probability`` (of class 1) and ``class`` (1 when ``probability``
   is above 0.5), one pair per output (``probability_k``/``class_k``) for multi-label models;
-* ``SoftmaxOutput``: ``probability_0`` ... ``probability_{K-1}`` and ``class`` (the most probable).
+* ``SoftmaxOutput``: ``probability_0`` ... ``probability_{K-1}`` and ``class`` (the most probable),
+  numbered as the data's class ids: ``probability_1`` ... ``probability_K`` and ``class`` 1..K with
+  ``data.label_base: 1``.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ FORMATS = ("csv", "tsv", "npy")
 
 
 def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | None = None, ids=None,
-                       id_name: str = "row") -> dict:
-    """``{column name: 1-D array}`` in output order (see the module docstring)."""
+                       id_name: str = "row", label_base: int = 0) -> dict:
+    """``{column name: 1-D array}`` in output order (see the module docstring); ``label_base``: a softmax
+    model's first class id in the data."""
     out = np.asarray(outputs)
     if out.ndim == 1:
         out = out.reshape(-1, 1)
@@ -41,8 +44,8 @@ def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | N
         else:
             cols.update({f"label_{j}": lab[:, j] for j in range(lab.shape[1])})
     if loss_op == "SoftmaxOutput":
-        cols.update({f"probability_{j}": out[:, j] for j in range(k)})
-        cols["class"] = out.argmax(axis=1).astype(np.int64)
+        cols.update({f"probability_{j + label_base}": out[:, j] for j in range(k)})
+        cols["class"] = out.argmax(axis=1).astype(np.int64) + label_base
     elif loss_op == "LogisticRegressionOutput":
         for j in range(k):
             suffix = "" if k == 1 else f"_{j}"
