@@ -136,3 +136,15 @@ def test_a_mistyped_variable_beside_a_preset_suggests_the_preset_s_name(tmp_path
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == ("error: model.variables.wieght: declared but not used by any op or the "
                                           "loss (did you mean 'weight'?)")
+
+
+# -- init ------------------------------------------------------------------------------------------------------
+
+def test_init_on_a_csv_with_only_a_header_line_says_it_has_no_rows(tmp_path):
+    # it read the header as a headerless data row (text label 'label') and wrote a config that fit
+    # refused ('every label is label; a binary model needs two label values')
+    data = tmp_path / "h.csv"
+    data.write_text("label,a,b\n")
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "h.yaml")
+    assert res.exit_code == 1 and not (tmp_path / "h.yaml").exists()
+    assert one_error_line(res.stderr) == f"error: {data}: no data rows (only the header line label, a, b)"
