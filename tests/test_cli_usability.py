@@ -148,3 +148,18 @@ def test_init_on_a_csv_with_only_a_header_line_says_it_has_no_rows(tmp_path):
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "h.yaml")
     assert res.exit_code == 1 and not (tmp_path / "h.yaml").exists()
     assert one_error_line(res.stderr) == f"error: {data}: no data rows (only the header line label, a, b)"
+
+
+def test_a_header_read_as_one_column_names_the_delimiter(tmp_path):
+    # a tab-separated file named .csv (comma by default): 'no column 'label' in the header of x.csv
+    # (columns: label\ta\tb)'
+    data = tmp_path / "x.csv"
+    data.write_text("label\ta\tb\n1\tx\t2\n")
+    config = tmp_path / "x.yaml"
+    config.write_text(f"data: {{train: {data}, csv: {{header: true}}, label: label, categorical: [a], "
+                      "hash_bits: 4}\nmodel: {preset: linear}\n")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == (f"error: data.label: no column 'label' in the header of {data} (it reads "
+                                          "as one column, split by data.csv.delimiter ','; it holds tabs: set "
+                                          "data.csv.delimiter: \"\\t\")")

@@ -150,7 +150,7 @@ class CSVReader(HashedTextReader):
                 else:
                     columns, delim = read_header(self.path, delim, s.quote, sniff)
                 labelled = not (self.unlabeled and s.label is not None and s.label not in columns)
-                s.check_columns(columns if labelled else columns + [s.label], f"the header of {self.display}")
+                s.check_columns(columns if labelled else columns + [s.label], f"the header of {self.display}", delim)
             else:
                 raise ConfigError(f"{s.key}.csv: give `columns` (the names in file order) or `header: true`")
             self._plan = _Plan(s, columns, delim, s.label is None or s.label in columns)

@@ -11,6 +11,13 @@ from ..base import ConfigError
 
 __all__ = ["CSVSchema"]
 
+# A header that splits into one column holding one of these was split by the wrong delimiter.
+_OTHER_DELIMITERS = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "'|'s"}
+
+
+def _yaml_char(c: str) -> str:
+    return '"\\t"' if c == "\t" else repr(c)
+
 
 @dataclass
 class CSVSchema:
@@ -96,8 +103,9 @@ class CSVSchema:
                 if n not in self.numeric:
                     raise ConfigError(f"{k}.log1p: {n!r} is not one of {k}.numeric")
 
-    def check_columns(self, columns: Sequence[str], where: str) -> None:
-        """Every named column exists in ``columns`` (from ``where``: the config or a header)."""
+    def check_columns(self, columns: Sequence[str], where: str, delimiter: str | None = None) -> None:
+        """Every named column exists in ``columns`` (from ``where``: the config or a header split by
+        ``delimiter``)."""
         from ..base import did_you_mean
 
         k = self.key
@@ -112,4 +120,8 @@ class CSVSchema:
         for role, n in names:
             if n not in columns:
                 hint = did_you_mean(n, columns) or f" (columns: {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})"
+                other = next((d for d in _OTHER_DELIMITERS if d != delimiter and d in columns[0]), None)
+                if delimiter is not None and len(columns) == 1 and other:  # (a TSV named .csv, say)
+                    hint = (f" (it reads as one column, split by {k}.csv.delimiter {delimiter!r}; it holds "
+                            f"{_OTHER_DELIMITERS[other]}: set {k}.csv.delimiter: {_yaml_char(other)})")
                 raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
