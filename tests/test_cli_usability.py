@@ -163,3 +163,11 @@ def test_a_header_read_as_one_column_names_the_delimiter(tmp_path):
     assert one_error_line(res.stderr) == (f"error: data.label: no column 'label' in the header of {data} (it reads "
                                           "as one column, split by data.csv.delimiter ','; it holds tabs: set "
                                           "data.csv.delimiter: \"\\t\")")
+
+
+def test_a_shape_that_fails_in_the_gradient_names_the_op_s_config_key():
+    # a 1-D weight under sparse.dot: 'model: node '_backward_dot3' (dot): dot: transpose_a/transpose_b
+    # need 2-D inputs' named a node the config does not have
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "model.variables.weight.shape=[200]")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).startswith("error: model.ops[0] (dot, dot): in its gradient: ")

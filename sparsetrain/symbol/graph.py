@@ -51,7 +51,9 @@ def _run_shape_pass(nodes, shapes, backward_too=True):
             try:
                 new_in, new_out = node.op.infer_shape(ins, outs, node.params)
             except ShapeError as e:
-                raise ShapeError(f"node {node.name!r} ({node.op.name}): {e}") from None
+                forward = node.attrs.get("forward")  # a gradient node: named by the node it differentiates
+                raise ShapeError(f"node {node.name!r} ({node.op.name}): {e}" if forward is None else
+                                 f"node {forward[0]!r} ({forward[1]}): in its gradient: {e}") from None
             for (c, i), old, new in zip(node.inputs, ins, new_in):
                 if new is not None and new != old:
                     merged = merge_shape(old, tuple(new), f"input of node {node.name!r} ({node.op.name})")
@@ -126,9 +128,12 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict, shape
         node, i = entry
         return shapes.get((node.uid, i))
 
+    differentiating = [None]  # (name, op) of the forward node whose gradient apply() is building
+
     def apply(op_name, *inputs, **params):
         op = registry.get(op_name)
-        node = Node(op, f"_backward_{op_name}{len(created)}", inputs, {**op.params, **params}, {"backward": True})
+        node = Node(op, f"_backward_{op_name}{len(created)}", inputs, {**op.params, **params},
+                    {"backward": True, "forward": differentiating[0]})
         created.append(node)
         return [(node, i) for i in range(op.num_outputs)] if op.num_outputs > 1 else (node, 0)
 
@@ -149,6 +154,7 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict, shape
             continue
         if node.op.gradient is None:
             raise SparseTrainError(f"operator {node.op.name} (node {node.name!r}) has no gradient")
+        differentiating[0] = (node.name, node.op.name)
         ogs = [total(g) if g else None for g in ogs]
         ctx = GradientContext(list(node.inputs), [(node, i) for i in range(node.op.num_outputs)], ogs,
                               node.params, apply, node.name, shape_of)
