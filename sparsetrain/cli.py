@@ -227,15 +227,25 @@ def _json_row(row) -> dict:
 
 # -- gen-data --------------------------------------------------------------------------------------------
 
-def _gen_data(options, out, quiet):
+def _gen_data(options, out, quiet, given=()):
     from .cli_schema import cli_text
+    from .config.schema import format_from_name
     from .io import synthetic
-    from .io.synthetic_options import SyntheticOptions, check_options
+    from .io.synthetic_options import SyntheticOptions, check_given, check_options
 
     try:
-        options = check_options(**options).generator_kwargs()
+        checked = check_options(**options)
+        check_given(checked, given)
     except ConfigError as e:
         raise click.UsageError(cli_text(str(e), SyntheticOptions)) from None
+    options = checked.generator_kwargs()
+    read_as = format_from_name(out)
+    if read_as != options["format"] and (read_as != "libsvm" or options["format"] != "csv"):
+        # (fit, init and predict would read it as another format; a csv file of another name needs data.format)
+        raise click.UsageError(f"--out {out}: the name reads as {read_as} data (as fit, init and predict read it), "
+                               f"but --format {options['format']} writes {options['format']} rows; "
+                               + ("name it .csv or .tsv" if options["format"] == "csv" else
+                                  "name it another way or give --format csv"))
     rows = options["rows"]
     err = _stderr_console(quiet)
     progress = None
@@ -444,7 +454,12 @@ def gen_data(out, quiet, **options):
       sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
       sparsetrain gen-data --format csv --rows 100000 --task binary --cardinality zipf --out clicks.tsv
     """
-    sys.exit(_run(_gen_data, options, out, quiet))
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = {k for k in options if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
+                                                                       ParameterSource.DEFAULT_MAP)}
+    sys.exit(_run(_gen_data, options, out, quiet, given))
 
 
 _EPOCH_HELP = ("Use checkpoint N of a run directory (model-000N.params, written after N epochs; default: the "

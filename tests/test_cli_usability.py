@@ -171,3 +171,50 @@ def test_a_shape_that_fails_in_the_gradient_names_the_op_s_config_key():
     res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "model.variables.weight.shape=[200]")
     assert res.exit_code == 2
     assert one_error_line(res.stderr).startswith("error: model.ops[0] (dot, dot): in its gradient: ")
+
+
+# -- gen-data ---------------------------------------------------------------------------------------------------
+
+def test_gen_data_csv_writes_the_delimiter_its_name_is_read_with(tmp_path):
+    # `--format csv --out x.csv` wrote tabs into a file every reader splits at commas
+    for name, sep in (("x.csv", ","), ("x.tsv", "\t"), ("x.csv.gz", ",")):
+        res = cli("gen-data", "--format", "csv", "--rows", 20, "--numeric", 2, "--categorical", 3, "--out",
+                  tmp_path / name, "-q")
+        assert res.exit_code == 0, res.stderr
+        import gzip
+
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(tmp_path / name, "rt") as f:
+            lines = f.read().splitlines()
+        assert lines[0] == sep.join(["label", "i1", "i2", "c1", "c2", "c3"]), name
+        assert all(len(ln.split(sep)) == 6 for ln in lines[1:]), name
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--features", 5, "--density", 0.5, "--out", "x.tsv"),
+     "--out x.tsv: the name reads as csv data (as fit, init and predict read it), but --format libsvm writes "
+     "libsvm rows; name it another way or give --format csv"),
+    (("--format", "csv", "--out", "x.vw"),
+     "--out x.vw: the name reads as vw data (as fit, init and predict read it), but --format csv writes "
+     "csv rows; name it .csv or .tsv"),
+    (("--features", 5, "--density", 0.5, "--numeric", 3, "--out", "x.libsvm"),
+     "--numeric: only for --format csv data"),
+    (("--format", "csv", "--zero-based", "--out", "x.tsv"), "--zero-based: only for --format libsvm data"),
+    (("--features", 5, "--density", 0.5, "--classes", 3, "--out", "x.libsvm"),
+     "--classes: only for --task multiclass"),
+])
+def test_gen_data_refuses_what_it_would_not_do_as_asked(tmp_path, monkeypatch, args, message):
+    # each was written silently: LibSVM rows in a .tsv (fit then read it as CSV), a TSV in a .vw file,
+    # --numeric ignored for libsvm data, --classes ignored without --task multiclass
+    monkeypatch.chdir(tmp_path)
+    res = cli("gen-data", "--rows", 10, *args)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).startswith(f"error: {message}"), res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_generate_refuses_an_option_its_format_does_not_read():
+    res = cli("infer-stypes", LINREG, "--set", "data.generate={path: g.libsvm, rows: 10, features: 100, "
+              "density: 0.1, vocabulary: 7}")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == "error: data.generate: `vocabulary`: only for `format` csv data"

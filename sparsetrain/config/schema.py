@@ -16,8 +16,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from .. import initializer
 from ..base import ConfigError
 from ..io.base import DEFAULT_MAX_LINE_BYTES
-from ..io.synthetic_options import SyntheticOptions
+from ..io.synthetic_options import SyntheticOptions, check_given
 from . import factories, graph
+
+
+def format_from_name(path: str) -> str:
+    """What a data file's name says it holds: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``) or ``libsvm``
+    (anything else); ``.gz``/``.bz2`` looked through."""
+    name = path.lower()
+    for ext in (".gz", ".bz2"):
+        name = name.removesuffix(ext)
+    if name.endswith((".csv", ".tsv")):
+        return "csv"
+    return "vw" if name.endswith(".vw") else "libsvm"
 
 
 def _as_list(v):
@@ -65,6 +76,14 @@ class GenerateConfig(SyntheticOptions):
     """Synthetic data written by ``sparsetrain gen-data`` before training (regenerated when options change)."""
 
     path: str = Field(description="LibSVM file to write (the true weights go beside it).")
+
+    @model_validator(mode="after")
+    def _only_what_is_read(self):
+        try:
+            check_given(self, self.model_fields_set)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return self
 
 
 class CSVConfig(_Strict):
@@ -184,12 +203,7 @@ class DataConfig(_Strict):
             src = self.generate.path if self.generate is not None else next(
                 (p for p in self.train or () if p != "-"), None)
             return self.format_of(src) if src is not None else "libsvm"
-        name = path.lower()
-        for ext in (".gz", ".bz2"):
-            name = name.removesuffix(ext)
-        if name.endswith((".csv", ".tsv")):
-            return "csv"
-        return "vw" if name.endswith(".vw") else "libsvm"
+        return format_from_name(path)
 
 
 class VariableConfig(_Strict):

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..base import DataFormatError
+from ..io.csv_schema import default_delimiter
 
 SAMPLE_BYTES = 1 << 20
 SAMPLE_LINES = 2000
@@ -88,18 +89,11 @@ def _split(lines: list[str], delimiter: str) -> list[list[str]]:
     return [next(csv.reader([ln], delimiter=delimiter, quotechar='"'), []) for ln in lines]
 
 
-def _default_delimiter(path: str) -> str:
-    name = path.lower()
-    for ext in (".gz", ".bz2"):
-        name = name.removesuffix(ext)
-    return "\t" if name.endswith(".tsv") else ","
-
-
 def _pick_delimiter(path: str, numbered: list[tuple[int, str]]) -> tuple[str, list[list[str]]]:
     """The delimiter and the rows it splits the lines into, each padded to the first line's width
     (missing trailing fields are empty). A line wider than the first is a ``DataFormatError`` naming
     it, for the delimiter that fits the most lines."""
-    default = _default_delimiter(path)
+    default = default_delimiter(path)
     lines = [text for _, text in numbered]
     fits, wider = None, None
     for d in sorted(DELIMITERS, key=lambda d: d != default):  # the name's default wins a tie

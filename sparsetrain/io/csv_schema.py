@@ -9,10 +9,18 @@ from typing import Sequence
 
 from ..base import ConfigError
 
-__all__ = ["CSVSchema"]
+__all__ = ["CSVSchema", "default_delimiter"]
 
 # A header that splits into one column holding one of these was split by the wrong delimiter.
 _OTHER_DELIMITERS = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "'|'s"}
+
+
+def default_delimiter(path) -> str:
+    """The delimiter of a CSV/TSV file by its name: tab for ``.tsv`` (``.gz``/``.bz2`` looked through), else comma."""
+    name = os.fspath(path).lower()
+    for ext in (".gz", ".bz2"):
+        name = name.removesuffix(ext)
+    return "\t" if name.endswith(".tsv") else ","
 
 
 def _yaml_char(c: str) -> str:
@@ -60,12 +68,7 @@ class CSVSchema:
         return self.hash_size + len(self.numeric)
 
     def delimiter_for(self, path) -> str:
-        if self.delimiter is not None:
-            return self.delimiter
-        name = os.fspath(path).lower()
-        for ext in (".gz", ".bz2"):
-            name = name.removesuffix(ext)
-        return "\t" if name.endswith(".tsv") else ","
+        return self.delimiter if self.delimiter is not None else default_delimiter(path)
 
     def check(self) -> None:
         """Raise ConfigError (naming ``key.*``) for an inconsistent schema (columns not needed)."""

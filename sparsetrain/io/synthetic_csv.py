@@ -1,6 +1,7 @@
 """Synthetic Criteo-like TSV with a planted logistic model (``gen-data --format csv``).
 
-The file has a header line ``label, i1..iN, c1..cM`` (tab-separated) and ``rows`` rows:
+The file has a header line ``label, i1..iN, c1..cM`` and ``rows`` rows, split by the delimiter its
+name is read with (tab for ``.tsv``, else comma: ``csv_schema.default_delimiter``):
 
 - ``i<k>``: integer counts ``floor(expm1(Exponential(1.5)))`` (heavy-tailed, mostly small), empty
   with probability ``missing``;
@@ -26,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..fileio import open_atomic
+from .csv_schema import default_delimiter
 from .synthetic import BLOCK_ROWS, SyntheticResult, _check
 
 __all__ = ["generate_csv", "model_path_for", "column_names"]
@@ -103,7 +105,8 @@ def generate_csv(path, rows: int, *, chunk_rows: int = 100_000, progress: Callab
     # about a quarter of the rows positive (click data is unbalanced)
     model.bias = float(np.log(1 / 3) - np.median(s))
     values = _value_strings(o.categorical, o.vocabulary, o.seed)
-    header = "\t".join(column_names(o.numeric, o.categorical)) + "\n"
+    sep = default_delimiter(path)  # what every reader of the name splits at
+    header = sep.join(column_names(o.numeric, o.categorical)) + "\n"
     filled = 0
     loss_sum = 0.0
     with open_atomic(path) as f:
@@ -133,7 +136,7 @@ def generate_csv(path, rows: int, *, chunk_rows: int = 100_000, progress: Callab
                 text[cats[:, j] < 0] = ""
                 cols.append(text)
             filled += int(np.count_nonzero(~np.isnan(nums)) + np.count_nonzero(cats >= 0))
-            pending.append("".join("\t".join(r) + "\n" for r in zip(*cols)))
+            pending.append("".join(sep.join(r) + "\n" for r in zip(*cols)))
             if sum(map(len, pending)) >= chunk_rows * 100 or r0 + n == o.rows:
                 f.write("".join(pending).encode())
                 done = r0 + n

@@ -87,6 +87,17 @@ class SyntheticOptions(BaseModel):
         return self.model_dump(include=set(SyntheticOptions.model_fields))
 
 
+def check_given(opts: SyntheticOptions, given) -> None:
+    """A ``ConfigError`` for an option in ``given`` (the names the user set) that ``opts`` does not read:
+    one of the other format's, or `classes` without `task` multiclass (they were ignored without a word)."""
+    other, fmt = (LIBSVM_ONLY, "libsvm") if opts.format == "csv" else (CSV_ONLY, "csv")
+    wrong = next((k for k in other if k in given), None)
+    if wrong is not None:
+        raise ConfigError(f"`{wrong}`: only for `format` {fmt} data")
+    if "classes" in given and opts.task != "multiclass":
+        raise ConfigError("`classes`: only for `task` multiclass")
+
+
 def check_options(**values) -> SyntheticOptions:
     """The options validated; a ``ConfigError`` naming the option and the offending value otherwise."""
     try:
