@@ -218,3 +218,19 @@ def test_data_generate_refuses_an_option_its_format_does_not_read():
               "density: 0.1, vocabulary: 7}")
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == "error: data.generate: `vocabulary`: only for `format` csv data"
+
+
+def test_init_finds_the_header_of_a_csv_without_numbers(tmp_path):
+    # every column text (UCI's mushroom data: 'class,cap-shape,odor' then 'p,x,n'): the header was read
+    # as a data row and init said "the label column 'label' holds 'class', not a number"
+    rows = ["class,cap-shape,odor"] + [f"{'pe'[i % 2]},{'xbf'[i % 3]},{'nal'[i % 5 % 3]}" for i in range(40)]
+    data = tmp_path / "mushroom.csv"
+    data.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "m.yaml"
+    res = cli("init", data, "--task", "binary", "--out", config)
+    assert res.exit_code == 0, res.stderr
+    import yaml
+
+    doc = yaml.safe_load(config.read_text())["data"]
+    assert doc["csv"] == {"delimiter": ",", "header": True} and doc["label"] == "class"
+    assert doc["categorical"] == ["cap-shape", "odor"] and doc["label_values"] == ["e", "p"]

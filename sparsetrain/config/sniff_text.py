@@ -4,8 +4,8 @@
 delimiter (the one among tab, comma, semicolon and ``|`` that splits the first line into the most
 fields, more than one, and no later line into more — missing trailing fields are empty; the file
 name's default on a tie; a line with more fields is an error naming it), the header (the first line
-has no number where the label column has numbers below; a file of one such line is a header and no
-rows, an error), the label column (a header name such as
+has no number, distinct fields, and a column has numbers below or no field is a value of its column
+below; a file of one such line is a header and no rows, an error), the label column (a header name such as
 ``label``/``click``/``target``, else the first column), a row id column (a header name such as
 ``id``: ``predict``'s ids, no feature), and each other column's type: numeric when
 every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
@@ -133,8 +133,10 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     body_lines = [n for n, _ in numbered[1:]]
     numeric_below = [bool(body) and all(_is_number(r[i]) for r in body if r[i].strip())
                      and any(r[i].strip() for r in body) for i in range(width)]
+    # names over text columns (every value text): no name is a value of its column below
+    names_not_values = bool(body) and all(first[i].strip() not in {r[i].strip() for r in body} for i in range(width))
     header = (len(set(first)) == width and all(f.strip() and not _is_number(f) for f in first)
-              and (any(numeric_below) or not body))  # (one line of names alone: a header, no rows)
+              and (any(numeric_below) or names_not_values or not body))  # (names alone: a header, no rows)
     if header:
         columns = [f.strip() for f in first]
         if not body:
