@@ -234,3 +234,11 @@ def test_init_finds_the_header_of_a_csv_without_numbers(tmp_path):
     doc = yaml.safe_load(config.read_text())["data"]
     assert doc["csv"] == {"delimiter": ",", "header": True} and doc["label"] == "class"
     assert doc["categorical"] == ["cap-shape", "odor"] and doc["label_values"] == ["e", "p"]
+
+
+def test_a_declared_shape_the_batch_contradicts_names_the_variable_s_key():
+    # it was 'model: argument 'label': shapes (32, 2) and (32,) are incompatible'
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "model.variables.label.shape=[32,2]")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: model.variables.label.shape: shapes (32, 2) and (32,) are "
+                                          "incompatible")

@@ -179,4 +179,7 @@ def locate_shape_error(cfg, text: str) -> str:
     if f"node {cfg.model.loss.name!r}" in text:
         text = re.sub(rf"^node {re.escape(repr(cfg.model.loss.name))} \([^)]*\): ", "", text)
         return f"model.loss ({cfg.model.loss.name}): {text}"
+    argument = re.match(r"^argument '([^']*)': ", text)  # a declared shape against the batch's
+    if argument and argument[1] in cfg.model.variables:
+        return f"{join_path(['model', 'variables', argument[1], 'shape'])}: {text[argument.end():]}"
     return f"model: {text}"
