@@ -242,3 +242,25 @@ def test_a_declared_shape_the_batch_contradicts_names_the_variable_s_key():
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == ("error: model.variables.label.shape: shapes (32, 2) and (32,) are "
                                           "incompatible")
+
+
+# -- the config file itself -----------------------------------------------------------------------------------
+
+def test_a_config_that_is_not_utf8_text_is_one_line(tmp_path):
+    # it was 'internal error: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff'
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"\xff\xfe data")
+    res = cli("fit", config)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == (f"error: {config}: cannot read config (not UTF-8 text: invalid start "
+                                          "byte at byte 0)")
+
+
+def test_a_data_file_given_as_the_config_suggests_init(tmp_path):
+    # 'sparsetrain fit data/binary.libsvm' said only 'the config must be a mapping with data, model, ...'
+    res = cli("fit", ROOT / "data" / "binary.libsvm")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == (
+        f"error: {ROOT}/data/binary.libsvm: the config must be a mapping with data, model, optimizer, train keys; "
+        f"for a data file, `sparsetrain init {ROOT}/data/binary.libsvm --task binary|regression|multiclass --out "
+        "CONFIG` writes one")

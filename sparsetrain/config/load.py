@@ -16,23 +16,28 @@ from .yaml_doc import parse_yaml
 
 def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config:
     """Read, override, validate. Raises ``ConfigError`` naming the file or the key path."""
+    # (a data file given as the config, `fit data.csv`: say what writes a config for it)
+    init = "" if str(path).endswith((".yaml", ".yml")) else (
+        f"; for a data file, `sparsetrain init {path} --task binary|regression|multiclass --out CONFIG` writes one")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read config (not UTF-8 text: {e.reason} at byte {e.start}){init}") from None
     try:
         doc = parse_yaml(text, path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {problem}{init}") from None
     if doc is None:
         raise ConfigError(f"{path}: the config is empty; it needs data and model keys at least (`sparsetrain init "
                           "DATA --task ... --out CONFIG` writes one for your data)")
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: the config must be a mapping with data, model, optimizer, train keys")
+        raise ConfigError(f"{path}: the config must be a mapping with data, model, optimizer, train keys{init}")
     for item in overrides or ():
         apply_override(doc, item)
         _absolutize_override_paths(doc, item)
