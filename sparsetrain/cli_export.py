@@ -10,8 +10,10 @@ def _export(run, fmt, out, top, epoch, last):
     import os
 
     from .trainer import load_trained
-    from .trainer.export import export_model, write_export
+    from .trainer.export import FORMATS, export_model, write_export
+    from .trainer.predictions import format_for
 
+    fmt = format_for(out, fmt, FORMATS, "export")
     model = load_trained(run, epoch=epoch, last=last)
     run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
     doc = export_model(model, run_path, top)
@@ -26,10 +28,11 @@ def _export(run, fmt, out, top, epoch, last):
 
 
 @click.command("export")
-@click.argument("run", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True,
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]),
               help="json: one document with the model config and every parameter's non-zero rows; csv: one line "
-              "per value (parameter, index, feature, output, value) after '#' comment lines with the config.")
+              "per value (parameter, index, feature, output, value) after '#' comment lines with the config "
+              "(default: from --out's extension, else json).")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default or '-': stdout).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the K rows of largest magnitude (L2 norm) of each "
               "weight matrix; biases are always written whole.")

@@ -12,8 +12,12 @@ def _plot(run, out):
 
     from .base import SparseTrainError
     from .trainer.plot import plot_metrics
-    from .trainer.rundir import METRICS_FILE, load_state
+    from .trainer.rundir import METRICS_FILE, latest_default_run, load_state
 
+    if os.path.isfile(run) and run.endswith((".yaml", ".yml")):  # a config: its run directory, as predict takes
+        from .config import load_config
+
+        run = latest_default_run(load_config(run))
     if not os.path.isdir(run):
         raise SparseTrainError(f"{run}: not a run directory")
     path = os.path.join(run, METRICS_FILE)
@@ -35,13 +39,14 @@ def _plot(run, out):
 
 
 @click.command("plot")
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Image file to write, in the format its extension names (.png, .pdf, .svg, ...; default: "
                    "RUN/metrics.png).")
 def plot(run, out):
-    """Draw every metric of RUN per epoch (train, progressive and eval curves; the best epoch
-    marked) into an image (PNG by default). Needs matplotlib: pip install 'sparsetrain[plot]'."""
+    """Draw every metric of RUN (a run directory, or a config: its run directory) per epoch (train,
+    progressive and eval curves; the best epoch marked) into an image (PNG by default). Needs
+    matplotlib: pip install 'sparsetrain[plot]'."""
     from .cli import _run
 
     sys.exit(_run(_plot, run, out))

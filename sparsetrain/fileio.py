@@ -168,8 +168,9 @@ def _writing(f, raw, path: str, finish):
         raise _output_error(e, path) from e
 
 
-def write_atomic(path: str, payload: bytes | str) -> None:
+def write_atomic(path: str, payload: bytes | str, *, compress: bool = False) -> None:
     """Write ``payload`` to ``path`` through a temp file in the same directory and ``os.replace``,
-    synced to the disk; missing directories are created."""
-    with open_atomic(path, compress=False, make_dirs=True, fsync=True) as f:
+    synced to the disk; missing directories are created. ``compress``: as :func:`open_atomic` (a
+    user's output named ``.gz``/``.bz2``)."""
+    with open_atomic(path, compress=compress, make_dirs=True, fsync=True) as f:
         f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)

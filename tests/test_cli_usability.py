@@ -264,3 +264,43 @@ def test_a_data_file_given_as_the_config_suggests_init(tmp_path):
         f"error: {ROOT}/data/binary.libsvm: the config must be a mapping with data, model, optimizer, train keys; "
         f"for a data file, `sparsetrain init {ROOT}/data/binary.libsvm --task binary|regression|multiclass --out "
         "CONFIG` writes one")
+
+
+# -- export and plot --------------------------------------------------------------------------------------------
+
+def test_export_takes_its_format_from_the_out_extension(trained, tmp_path):
+    # `export RUN --out w.csv` wrote JSON into w.csv (the default format, whatever the name)
+    assert cli("export", trained, "--out", tmp_path / "w.csv").exit_code == 0
+    assert (tmp_path / "w.csv").read_text().startswith("#")
+    assert cli("export", trained, "--out", tmp_path / "w.json").exit_code == 0
+    assert (tmp_path / "w.json").read_text().startswith("{")
+    res = cli("export", trained, "--out", tmp_path / "w.parquet")
+    assert res.exit_code == 2 and not (tmp_path / "w.parquet").exists()
+    assert one_error_line(res.stderr) == (f"error: --out {tmp_path}/w.parquet: export writes json, csv (by the "
+                                          "extension: .json, .csv; none: json), not .parquet; or give --format")
+    assert cli("export", trained, "--format", "csv", "--out", tmp_path / "w.txt").exit_code == 0  # as asked
+
+
+def test_predict_out_may_be_compressed(trained, tmp_path):
+    # '--out preds.csv.gz' said 'predict writes csv, tsv, npy ..., not .gz' though every output is
+    # written through the compressing writer
+    import gzip
+
+    res = cli("predict", trained, ROOT / "data" / "linreg.libsvm", "--out", tmp_path / "p.tsv.gz")
+    assert res.exit_code == 0, res.stderr
+    with gzip.open(tmp_path / "p.tsv.gz", "rt") as f:
+        assert f.readline() == "row\tlabel\tprediction\n"
+
+
+def test_export_and_plot_take_a_checkpoint_prefix_or_a_config_as_the_others_do(trained, tmp_path):
+    # export's help says 'RUN (a run directory, config or checkpoint prefix)' but a prefix was refused
+    # as a path that does not exist; plot refused a config ('Directory 'x.yaml' is a file')
+    res = cli("export", trained / "checkpoints" / "model", "--top", 1)
+    assert res.exit_code == 0, res.stderr
+    assert '"epoch": 1' in res.stdout
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output: {trained}\n" + pathlib.Path(LINREG).read_text().replace("../data", str(ROOT / "data")))
+    pytest.importorskip("matplotlib")
+    res = cli("plot", config, "--out", tmp_path / "m.png")
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "m.png").read_bytes().startswith(b"\x89PNG")

@@ -127,7 +127,7 @@ def write_export(doc: dict, out: str | None, fmt: str) -> str:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else to_csv(doc)
     if out and out != "-":
-        write_atomic(out, text)
+        write_atomic(out, text, compress=True)
     return text
 
 

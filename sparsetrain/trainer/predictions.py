@@ -86,20 +86,23 @@ def _npy(cols: dict) -> bytes:
     return buf.getvalue()
 
 
-def format_for(out: str | None, fmt: str | None) -> str:
-    """``fmt``, else from ``out``'s extension (``.csv``, ``.tsv``, ``.npy``; another one is an error), else ``csv``."""
+def format_for(out: str | None, fmt: str | None, formats=FORMATS, command: str = "predict") -> str:
+    """``fmt``, else from ``out``'s extension (one of ``formats``, ``.gz``/``.bz2`` looked through: the
+    writer compresses; another one is an error), else the first of ``formats``; ``command`` writes them."""
     if fmt is not None:
-        if fmt not in FORMATS:
-            raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if fmt not in formats:
+            raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(formats)}")
         return fmt
     if out and out != "-":
-        ext = os.path.splitext(out)[1].lower()
-        if ext[1:] in FORMATS:
+        name = out.lower().removesuffix(".gz").removesuffix(".bz2")
+        ext = os.path.splitext(name)[1]
+        if ext[1:] in formats:
             return ext[1:]
         if ext:  # a name that promises another format (.parquet, .json) would hold CSV
-            raise ConfigError(f"--out {out}: predict writes {', '.join(FORMATS)} (by the extension: "
-                              f"{', '.join('.' + f for f in FORMATS)}; none: csv), not {ext}; or give --format")
-    return "csv"
+            raise ConfigError(f"--out {out}: {command} writes {', '.join(formats)} (by the extension: "
+                              f"{', '.join('.' + f for f in formats)}; none: {formats[0]}), not {ext}; or give "
+                              "--format")
+    return formats[0]
 
 
 def write_predictions(cols: dict, out: str | None, fmt: str = "csv") -> None:
@@ -115,4 +118,4 @@ def write_predictions(cols: dict, out: str | None, fmt: str = "csv") -> None:
             sys.stdout.write(payload)
             sys.stdout.flush()
         return
-    write_atomic(out, payload)
+    write_atomic(out, payload, compress=True)
