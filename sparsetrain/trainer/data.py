@@ -10,7 +10,7 @@ from .. import labels as labels_mod
 from ..base import ConfigError, DataFormatError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
-from ..io.base import STDIN_NAME
+from ..io.base import STDIN_NAME, display_name
 
 # Parsed CSR bytes per byte of text (float32 value + int64 index ≈ 12 bytes per ~10-byte LibSVM
 # "idx:val " token; a ~6-byte hashed CSV/VW field makes an entry too), and the extra factor for
@@ -182,8 +182,9 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
     if cached:
         X, y, w = _load_stdin_cached(cfg) if path == "-" else _load_disk_cached(cfg, path)
         if X.shape[0] == 0:  # (as the parsers say it of a file read into memory)
-            raise DataFormatError("<stdin>: no data rows" if path == "-" else f"{path}: no data rows" + (
-                " (the file is empty or only has comments)" if cfg.data.format_of(path) == "libsvm" else ""))
+            raise DataFormatError(f"{display_name(path)}: no data rows" + (
+                " (the file is empty or only has comments)" if path != "-" and cfg.data.format_of(path) == "libsvm"
+                else ""))
         return X, y, w
     fmt = cfg.data.format_of(path)
     if fmt == "csv":
