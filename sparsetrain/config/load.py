@@ -11,7 +11,7 @@ from ..validation import format_validation_error, join_path
 from .presets import expand as expand_preset
 from .schema import Config, DataConfig
 from .validate import count_num_features, resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
-from .yaml_doc import parse_yaml
+from .yaml_doc import parse_yaml, yaml_error_text
 
 
 def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config:
@@ -29,10 +29,7 @@ def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config
     try:
         doc = parse_yaml(text, path)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}{init}") from None
+        raise ConfigError(f"{yaml_error_text(e, path)}{init}") from None
     if doc is None:
         raise ConfigError(f"{path}: the config is empty; it needs data and model keys at least (`sparsetrain init "
                           "DATA --task ... --out CONFIG` writes one for your data)")

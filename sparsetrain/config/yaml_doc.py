@@ -47,6 +47,14 @@ def parse_yaml(text: str, where: str, base: str = ""):
         loader.dispose()
 
 
+def yaml_error_text(e: yaml.YAMLError, path: str) -> str:
+    """``path:line: invalid YAML: problem`` for a parse error of the file ``path``."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else path
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"{where}: invalid YAML: {problem}"
+
+
 def _check_flow_depth(text: str, where: str, base: str) -> None:
     depth = 0
     for m in _BRACKETS.finditer(text):  # brackets inside quoted strings count too: harmless at this bound

@@ -446,6 +446,8 @@ def load_run_config(path: str) -> dict | None:
     one line naming it (and the line YAML stopped at)."""
     import yaml
 
+    from ..config.yaml_doc import yaml_error_text
+
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.exists(config_path):
         return None
@@ -453,10 +455,7 @@ def load_run_config(path: str) -> dict | None:
         with open(config_path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{config_path}:{mark.line + 1}" if mark is not None else config_path
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SparseTrainError(f"{where}: unreadable run config (invalid YAML: {problem})") from None
+        raise SparseTrainError(f"{yaml_error_text(e, config_path)} (an unreadable run config)") from None
     except (OSError, ValueError) as e:  # (a UnicodeDecodeError is a ValueError)
         raise SparseTrainError(f"{config_path}: unreadable run config ({e})") from None
     if not isinstance(doc, dict):
