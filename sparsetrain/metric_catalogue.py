@@ -103,12 +103,17 @@ def info_of(metric) -> MetricInfo | None:
     return _BY_CLASS.get(type(metric))
 
 
+#: The prefixes of ``metrics.jsonl`` keys (and ``train.target``/``early_stopping`` keys) before a metric's name.
+RECORD_PREFIXES = ("eval_", "progressive_")
+
+
 def lower_is_better(name: str) -> bool:
-    """The metric's direction. ``name`` may carry the ``eval_`` prefix of ``metrics.jsonl`` keys and
-    ``train.target`` (as may the ``name`` of :func:`best`, :func:`target_met`, :func:`target_relation`)."""
+    """The metric's direction. ``name`` may carry a prefix of ``metrics.jsonl`` keys (``eval_``,
+    ``progressive_``), as may the ``name`` of :func:`best`, :func:`target_met`, :func:`target_relation`."""
     key = str(name)
-    if key.lower() not in _REGISTRY and key.lower().startswith("eval_"):
-        key = key[len("eval_"):]
+    prefix = next((p for p in RECORD_PREFIXES if key.lower().startswith(p)), None)
+    if key.lower() not in _REGISTRY and prefix is not None:
+        key = key[len(prefix):]
     return info(key).lower_is_better
 
 

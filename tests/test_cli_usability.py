@@ -304,3 +304,15 @@ def test_export_and_plot_take_a_checkpoint_prefix_or_a_config_as_the_others_do(t
     res = cli("plot", config, "--out", tmp_path / "m.png")
     assert res.exit_code == 0, res.stderr
     assert (tmp_path / "m.png").read_bytes().startswith(b"\x89PNG")
+
+
+# -- progressive metrics as targets and early-stopping keys ------------------------------------------------------
+
+@pytest.mark.parametrize("setting", ["train.target={progressive_mse: 1.0e+9}",
+                                     "train.early_stopping={metric: progressive_mse}"])
+def test_a_progressive_metric_can_be_a_target_or_the_early_stopping_key(tmp_path, setting):
+    # both were accepted by the config and ended the run in 'internal error: ValueError: unknown metric
+    # 'progressive_accuracy'' (the metric's direction knew the eval_ prefix only)
+    res = cli("fit", LINREG, "--output", tmp_path / "r", *FAST, "--set", "train.target={}",
+              "--set", "train.progressive=true", "--set", setting)
+    assert res.exit_code == 0, res.stderr

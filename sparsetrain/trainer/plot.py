@@ -10,11 +10,9 @@ import os
 
 from ..base import SparseTrainError
 from ..fileio import write_atomic
+from ..metric_catalogue import RECORD_PREFIXES as _PREFIXES
 from .metrics import record_metrics
 from .rundir import PLOT_FILE, writing
-
-_PREFIXES = ("eval_", "progressive_")
-
 
 def require_matplotlib() -> None:
     """A ``SparseTrainError`` saying how to install matplotlib when it is missing."""
