@@ -164,10 +164,12 @@ class _FitReporter:
         if info.get("output_note"):  # said even with --quiet: the run is not where it would have been
             click.echo(info["output_note"], err=True)
         if info["resumed_from"] is not None:  # said even with --quiet: it changes what the log means
-            done = info["resumed_from"] >= info["epochs"]
-            click.echo(f"resuming from epoch {info['resumed_from']} ({info['output_dir']})"
-                       + (f"; it has trained its {info['epochs']} epochs (train.epochs): nothing to train, give "
-                          "--epochs N to train on" if done else ""), err=True)
+            done, more = info["resumed_from"], info["epochs"]
+            click.echo(f"resuming from epoch {done} ({info['output_dir']})"
+                       + (f"; it has trained its {more} epochs (train.epochs): nothing to train, give "
+                          "--epochs N to train on" if done == more else
+                          f"; it has trained {done} epochs, more than train.epochs ({more}): nothing to train, "
+                          f"give --epochs N (above {done}) to train on" if done > more else ""), err=True)
         self.err.print(f"engine {info['engine']} ({info['engine_reason']})")
         if info.get("threads"):
             self.err.print(f"threads {info['threads']}")

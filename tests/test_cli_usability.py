@@ -316,3 +316,14 @@ def test_a_progressive_metric_can_be_a_target_or_the_early_stopping_key(tmp_path
     res = cli("fit", LINREG, "--output", tmp_path / "r", *FAST, "--set", "train.target={}",
               "--set", "train.progressive=true", "--set", setting)
     assert res.exit_code == 0, res.stderr
+
+
+def test_resuming_with_fewer_epochs_than_trained_says_how_many_it_has(trained, tmp_path):
+    # --epochs 1 ... then --resume --epochs 1 of a run of 2 said 'it has trained its 1 epochs'
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    res = cli("fit", LINREG, "--output", run, "--resume", "-q", "--epochs", 2, "--set", "data.batch_size=100")
+    assert res.exit_code == 1 and "target mse" in res.stderr  # (trained epoch 2; missed the seed's target)
+    res = cli("fit", LINREG, "--output", run, "--resume", "-q", "--epochs", 1, "--set", "data.batch_size=100")
+    assert (f"resuming from epoch 2 ({run}); it has trained 2 epochs, more than train.epochs (1): nothing to train, "
+            "give --epochs N (above 2) to train on") in res.stderr
