@@ -38,7 +38,7 @@ __all__ = [
     "EvalMetric", "MSE", "RMSE", "MAE", "Accuracy", "CrossEntropy", "LogLoss", "AUC",
     "CompositeEvalMetric", "CustomMetric", "np", "register", "create",
     "MetricInfo", "info", "info_of", "catalogue", "lower_is_better", "best", "target_met", "target_relation",
-    "not_applicable", "default_metrics", "update_metric",
+    "not_applicable", "unreachable", "default_metrics", "update_metric",
 ]
 
 from .metric_catalogue import (  # noqa: F401  (re-exported: mx.metric's registry API)
@@ -58,6 +58,7 @@ from .metric_catalogue import (  # noqa: F401  (re-exported: mx.metric's registr
     register,
     target_met,
     target_relation,
+    unreachable,
 )
 
 
@@ -267,7 +268,7 @@ class MAE(_BatchMeanError):
         return float(numpy.abs(diff).mean())
 
 
-@entry("accuracy", "acc", outputs=BINARY | MULTICLASS, fused="accuracy")
+@entry("accuracy", "acc", outputs=BINARY | MULTICLASS, fused="accuracy", at_most=1)
 class Accuracy(EvalMetric):
     """Fraction of correctly classified samples (counts samples).
 
@@ -408,7 +409,7 @@ def _weighted_roc_auc(labels, scores, w) -> float:
     return float(group_p @ (below_n + 0.5 * group_n)) / (total_p * total_n)
 
 
-@entry("auc", outputs=BINARY, binary=True, fused="auc")
+@entry("auc", outputs=BINARY, binary=True, fused="auc", at_most=1)
 class AUC(EvalMetric):
     """Binary ROC AUC over every sample seen since ``reset()`` (ties count half, as
     scikit-learn's ``roc_auc_score``); ``nan`` until both classes have been seen.

@@ -13,7 +13,7 @@ from .base import did_you_mean
 
 __all__ = [
     "REGRESSION", "BINARY", "MULTICLASS", "ANY_OUTPUT", "MetricInfo", "register", "entry", "catalogue",
-    "names", "info", "info_of", "lower_is_better", "best", "target_relation", "target_met",
+    "names", "info", "info_of", "lower_is_better", "best", "target_relation", "target_met", "unreachable",
     "not_applicable", "default_metrics",
 ]
 
@@ -34,7 +34,8 @@ class MetricInfo:
     direction of ``train.target`` and of "best"; ``outputs``: the loss operators whose predictions
     it can score; ``binary``: it needs a binary prediction ((n,), (n, 1) or (n, 2)); ``fused``:
     the compiled engine's kernel formula for it (a key of
-    ``sparsetrain.kernels.metrics.FUSED_METRICS``), ``None`` when only the graph engine computes it.
+    ``sparsetrain.kernels.metrics.FUSED_METRICS``), ``None`` when only the graph engine computes it;
+    ``at_most``: its largest value (every metric here is at least 0).
     """
 
     name: str
@@ -44,6 +45,7 @@ class MetricInfo:
     outputs: frozenset = ANY_OUTPUT
     binary: bool = False
     fused: str | None = None
+    at_most: float = math.inf
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -54,14 +56,15 @@ _REGISTRY: dict[str, MetricInfo] = {}  # every lower-cased name and alias -> its
 _BY_CLASS: dict[type, MetricInfo] = {}
 
 
-def register(klass, *aliases, name=None, lower_is_better=False, outputs=ANY_OUTPUT, binary=False, fused=None):
+def register(klass, *aliases, name=None, lower_is_better=False, outputs=ANY_OUTPUT, binary=False, fused=None,
+             at_most=math.inf):
     """Make ``klass`` available to :func:`create` under ``name`` (default: its lower-cased class
     name), its lower-cased class name and ``aliases``, with the facts of :class:`MetricInfo`.
     """
     canonical = (name or klass.__name__).lower()
     names = dict.fromkeys(n.lower() for n in (canonical, klass.__name__, *aliases))
     record = MetricInfo(canonical, klass, tuple(n for n in names if n != canonical), bool(lower_is_better),
-                        frozenset(outputs), bool(binary), fused)
+                        frozenset(outputs), bool(binary), fused, float(at_most))
     for n in names:
         known = _REGISTRY.get(n)
         if known is not None and known.klass is not klass:
@@ -107,14 +110,30 @@ def info_of(metric) -> MetricInfo | None:
 RECORD_PREFIXES = ("eval_", "progressive_")
 
 
-def lower_is_better(name: str) -> bool:
-    """The metric's direction. ``name`` may carry a prefix of ``metrics.jsonl`` keys (``eval_``,
-    ``progressive_``), as may the ``name`` of :func:`best`, :func:`target_met`, :func:`target_relation`."""
+def _record_info(name: str) -> MetricInfo:
+    """:func:`info` of a ``metrics.jsonl`` key: a metric's name, maybe after a prefix (``eval_``, ``progressive_``)."""
     key = str(name)
     prefix = next((p for p in RECORD_PREFIXES if key.lower().startswith(p)), None)
     if key.lower() not in _REGISTRY and prefix is not None:
         key = key[len(prefix):]
-    return info(key).lower_is_better
+    return info(key)
+
+
+def lower_is_better(name: str) -> bool:
+    """The metric's direction. ``name`` may carry a prefix of ``metrics.jsonl`` keys (``eval_``,
+    ``progressive_``), as may the ``name`` of :func:`best`, :func:`target_met`, :func:`target_relation`,
+    :func:`unreachable`."""
+    return _record_info(name).lower_is_better
+
+
+def unreachable(name: str, target: float) -> str | None:
+    """Why no final value of metric ``name`` can meet ``target`` (:func:`target_met`), or ``None``."""
+    record = _record_info(name)
+    if record.lower_is_better and target <= 0:
+        return f"the final value must be below it; {record.name} is never below 0"
+    if not record.lower_is_better and target > record.at_most:
+        return f"{record.name} is at most {record.at_most:g}"
+    return None
 
 
 def best(name: str, values):

@@ -327,3 +327,16 @@ def test_resuming_with_fewer_epochs_than_trained_says_how_many_it_has(trained, t
     res = cli("fit", LINREG, "--output", run, "--resume", "-q", "--epochs", 1, "--set", "data.batch_size=100")
     assert (f"resuming from epoch 2 ({run}); it has trained 2 epochs, more than train.epochs (1): nothing to train, "
             "give --epochs N (above 2) to train on") in res.stderr
+
+
+@pytest.mark.parametrize("target, message", [
+    ("{eval_accuracy: 90}", "train.target.eval_accuracy: 90 can never be reached (accuracy is at most 1)"),
+    ("{mse: 0}", "train.target.mse: 0 can never be reached (the final value must be below it; mse is never "
+                 "below 0)"),
+])
+def test_a_target_no_run_can_reach_is_a_config_error(target, message):
+    # 'eval_accuracy: 90' (a percentage) trained every epoch, then exit 1 'target ... missed'
+    config = ROOT / "configs" / ("logreg.yaml" if "accuracy" in target else "linreg.yaml")
+    res = cli("infer-stypes", config, "--set", f"train.target={target}")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == f"error: {message}"

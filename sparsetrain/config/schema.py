@@ -319,7 +319,9 @@ class TrainConfig(_Strict):
                                                         "`compiled` when the model has a fused form.")
     target: dict[str, float] = Field(default_factory=dict, description="Final metric values to reach, e.g. "
                                      "`{mse: 1.0}` (below it for error metrics, at least it for accuracy/auc); "
-                                     "`eval_<metric>` targets the eval set. A miss makes `fit` exit 1.")
+                                     "`eval_<metric>` targets the eval set, `progressive_<metric>` the progressive "
+                                     "metrics. A miss makes `fit` exit 1; a target no run can reach (`accuracy: "
+                                     "90`, `mse: 0`) is a config error.")
     strict_stypes: bool = Field(False, description="Make every storage fallback an error.")
     keep_checkpoints: int | None = Field(2, ge=1, description="How many of the latest epochs' checkpoints "
                                          "the run directory keeps (`null` keeps every one); the best epoch's "

@@ -155,8 +155,11 @@ def validate_training(cfg) -> None:
         if why:
             raise ConfigError(f"train.metrics[{k}]: {why}")
     known = _known_keys(cfg)
-    for key in cfg.train.target:
+    for key, value in cfg.train.target.items():
         _check_metric_key(cfg, key, known, join_path(['train', 'target', key]))
+        why = metric_mod.unreachable(key, value)
+        if why:  # (eval_accuracy: 90, a percentage, trained every epoch to miss it)
+            raise ConfigError(f"{join_path(['train', 'target', key])}: {value:g} can never be reached ({why})")
     stop = cfg.train.early_stopping
     if stop is not None and stop.metric is not None:
         _check_metric_key(cfg, stop.metric, known, "train.early_stopping.metric", show_value=True)
