@@ -340,3 +340,11 @@ def test_a_target_no_run_can_reach_is_a_config_error(target, message):
     res = cli("infer-stypes", config, "--set", f"train.target={target}")
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == f"error: {message}"
+
+
+def test_init_writes_a_yaml_name_only(tmp_path):
+    # '--out my.json' wrote YAML into a .json file
+    res = cli("init", ROOT / "data" / "binary.libsvm", "--task", "binary", "--out", tmp_path / "my.json")
+    assert res.exit_code == 2 and not (tmp_path / "my.json").exists()
+    assert one_error_line(res.stderr) == (f"error: --out: {tmp_path}/my.json: init writes a YAML config; name it "
+                                          ".yaml or .yml")

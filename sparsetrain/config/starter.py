@@ -380,6 +380,8 @@ def write_starter_config(data: str, task: str, out: str, preset: str | None = No
         raise ConfigError(f"--out: {out} exists; pass --force to replace it")
     if os.path.isdir(out):
         raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
+    if not out.lower().endswith((".yaml", ".yml")):  # (fit reads any name; a .json or .csv name would mislead)
+        raise ConfigError(f"--out: {out}: init writes a YAML config; name it .yaml or .yml")
     preset = _check_task_and_preset(task, preset)  # before reading what may be a large file
     summary = sniff(data, label)
     text = starter_config(summary, task, preset, out, command)
