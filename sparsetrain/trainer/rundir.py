@@ -427,18 +427,28 @@ def checked_params(path: str, param_names: list[str]) -> tuple[dict, dict]:
     return arg, aux
 
 
-def load_state(path: str) -> dict | None:
-    """``checkpoint.json`` of a run directory, or None when there is none."""
-    state_path = os.path.join(path, STATE_FILE)
-    if not os.path.exists(state_path):
+def _read_run_file(path: str, name: str, parse, errors: tuple, describe):
+    """``parse(file object)`` of the file ``name`` of a run directory, or None when it is not there; an
+    error in ``errors`` is one ``SparseTrainError``, ``describe(file path, error)``."""
+    file = os.path.join(path, name)
+    if not os.path.exists(file):
         return None
     try:
-        with open(state_path, encoding="utf-8") as f:
-            doc = json.load(f)
+        with open(file, encoding="utf-8") as f:
+            return parse(f)
+    except errors as e:
+        raise SparseTrainError(describe(file, e)) from None
+
+
+def load_state(path: str) -> dict | None:
+    """``checkpoint.json`` of a run directory, or None when there is none."""
+    def parse(f):
+        doc = json.load(f)
         int(doc["epoch"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SparseTrainError(f"{state_path}: unreadable checkpoint state ({e}); remove it to start over") from None
-    return doc
+        return doc
+
+    return _read_run_file(path, STATE_FILE, parse, (OSError, ValueError, KeyError, TypeError),
+                          lambda file, e: f"{file}: unreadable checkpoint state ({e}); remove it to start over")
 
 
 def load_run_config(path: str) -> dict | None:
@@ -448,19 +458,15 @@ def load_run_config(path: str) -> dict | None:
 
     from ..config.yaml_doc import yaml_error_text
 
-    config_path = os.path.join(path, CONFIG_FILE)
-    if not os.path.exists(config_path):
-        return None
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise SparseTrainError(f"{yaml_error_text(e, config_path)} (an unreadable run config)") from None
-    except (OSError, ValueError) as e:  # (a UnicodeDecodeError is a ValueError)
-        raise SparseTrainError(f"{config_path}: unreadable run config ({e})") from None
-    if not isinstance(doc, dict):
-        raise SparseTrainError(f"{config_path}: unreadable run config (not a mapping of data, model, optimizer, "
-                               "train)")
+    def describe(file, e):
+        if isinstance(e, yaml.YAMLError):
+            return f"{yaml_error_text(e, file)} (an unreadable run config)"
+        return f"{file}: unreadable run config ({e})"  # (a UnicodeDecodeError is a ValueError)
+
+    doc = _read_run_file(path, CONFIG_FILE, yaml.safe_load, (yaml.YAMLError, OSError, ValueError), describe)
+    if doc is not None and not isinstance(doc, dict):
+        raise SparseTrainError(f"{os.path.join(path, CONFIG_FILE)}: unreadable run config (not a mapping of data, "
+                               "model, optimizer, train)")
     return doc
 
 
