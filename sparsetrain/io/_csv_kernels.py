@@ -502,16 +502,34 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         info[I_ERR] = E_NO_NEWLINE
         return info
     ncols = len(roles)
-    hash_size = np.int64(1) << hash_bits
     fs = np.empty(ncols, np.int64)  # field spans (in buf, or in scratch for a quoted line)
     fe = np.empty(ncols, np.int64)
     rs = np.empty(ncols, np.int64)  # raw spans in buf (for messages)
     re_ = np.empty(ncols, np.int64)
     keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int64)  # a row's hashed entries, to sort
     buckets = np.empty(64, np.int64)
-    label_bits = labels.view(np.uint64)
     texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
     text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
+    _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
+                 prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
+                 row_ends, labels, labels.view(np.uint64), nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_,
+                 keys, buckets, texts, text_bytes)
+    return info
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
+                 prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
+                 row_ends, labels, label_bits, nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_, keys,
+                 buckets, texts, text_bytes):
+    """:func:`parse_csv_chunk`'s loop over the lines, given its scratch arrays (``fs`` ... ``text_bytes``).
+    Compiled without numba's reference counts (``_nrt=False``: it allocates nothing). With them, the
+    inlined helpers' array arguments (the row emitter's 20, the split's 3) cost an atomic add and
+    subtract each per row, which numba's pruning of reference counts leaves in this loop's branches:
+    ~60 a row, ~30 % of the kernel's CPU (A/B, same output)."""
+    n = len(buf)
+    ncols = len(fs)
+    hash_size = np.int64(1) << hash_bits
     nslow = 0
     rows = 0
     nnz = 0
@@ -532,7 +550,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             sb, sm = _seps_from(buf, e + 1, delim)
         if e - line_start > max_line:
             record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
-            return info
+            return
         le = e
         if le > p and buf[le - 1] == 13:
             le -= 1
@@ -542,7 +560,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
             continue
         if status == 2:
             record_error(info, E_FIELDS, line_start, le, ncols, rows, nslow)
-            return info
+            return
         # one call of the (inlined) row emitter for both kinds of line: its fields are spans of
         # ``buf``, or of ``scratch`` once unquoted (two inlined copies doubled the compile time)
         src, raw_s, raw_e = buf, fs, fe
@@ -558,7 +576,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
                 nnz, slow, nslow, keys, buckets, hash_bits, weight_col, weights)
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
-            return info
+            return
         if labels[rows] != labels[rows] and label_col >= 0:  # NaN: a text label (a number label is never NaN)
             ls, lend = _strip(src, fs[label_col], fe[label_col])
             nslow = _text_label(src, ls, lend, raw_s[label_col], raw_e[label_col], rows, label_bits, texts, text_bytes,
@@ -571,7 +589,6 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     info[I_NNZ] = nnz
     info[I_LINES] = lines
     info[I_NSLOW] = nslow
-    return info
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ import re
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float
+from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, mm_start
 from . import _csv_kernels as CK
-from ._csv_kernels import sort_row
+from ._csv_kernels import _next_sep, _seps_from, sort_row
 from ._scan_kernels import is_space, record_error
 
 OK = 0
@@ -66,10 +67,76 @@ _CLASS[58] = _COLON
 
 
 @njit(cache=True, nogil=True)
+def _token_bits_tail(buf, b):
+    """:func:`_token_bits` of a block that runs past the buffer's end (its bytes there count as none)."""
+    ends = np.uint64(0)
+    colons = np.uint64(0)
+    for k in range(len(buf) - b):
+        c = buf[np.uint64(b + k)]
+        ends |= np.uint64((c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)) << np.uint64(k)
+        colons |= np.uint64(c == 58) << np.uint64(k)
+    return ends, colons
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _token_bits(buf, b):
+    """Bit masks of the 64 bytes from ``b``: where a feature token ends (whitespace, ``|``, a newline)
+    and where a ``:`` is; a loop of constant length that LLVM vectorizes, as the CSV kernel's
+    ``_sep_bits`` (the last, partial block is a call, for the same reason)."""
+    if b + 64 > len(buf):
+        return _token_bits_tail(buf, b)
+    ends = np.uint64(0)
+    colons = np.uint64(0)
+    for k in range(64):
+        c = buf[np.uint64(b + k)]
+        ends |= np.uint64((c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)) << np.uint64(k)
+        colons |= np.uint64(c == 58) << np.uint64(k)
+    return ends, colons
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _plain_decimal(buf, s, e):
+    """``(value, True)`` when ``buf[s:e]`` is ``[-]digits[.digits]`` of 1 to 15 digits, else ``(0.0,
+    False)``: the usual value of a VW line (``1``, ``-1``, ``0.693147``), read inline as
+    ``mant / POW10[nfrac]`` (Clinger's fast path: exact, the value :func:`parse_float` gives)."""
+    u = np.uint64
+    neg = s < e and buf[u(s)] == 45
+    p = s + 1 if neg else s
+    mant = 0
+    r = p
+    while r < e:
+        d = u(buf[u(r)]) - u(48)
+        if d > u(9):
+            break
+        mant = mant * 10 + np.int64(d)
+        r += 1
+    ndig = r - p
+    nfrac = 0
+    if r < e and buf[u(r)] == 46:
+        r += 1
+        fs = r
+        while r < e:
+            d = u(buf[u(r)]) - u(48)
+            if d > u(9):
+                break
+            mant = mant * 10 + np.int64(d)
+            r += 1
+        nfrac = r - fs
+        ndig += nfrac
+    if r != e or ndig == 0 or ndig > 15:
+        return 0.0, False
+    v = float(mant) / POW10[u(nfrac)]
+    return (-v if neg else v), True
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _number(buf, s, e, limit):
     """(value, status): status 0 ok, 1 slow, 2 not a number, 3 not finite / out of range."""
     if s == e:
         return 0.0, 2
+    v, plain = _plain_decimal(buf, s, e)
+    if plain and abs(v) < limit:
+        return v, 0
     v, r, st = parse_float(buf, s, e)
     if st == NOT_A_NUMBER or r != e:
         return 0.0, 2
@@ -96,7 +163,7 @@ def _ns_id(buf, s, e, names, offs):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _ns_state(buf, ns_s, ns_e):
     """The hash state after a feature's namespace prefix ``ns^`` (nothing for the default namespace)."""
     h, c, n, ln = mm_start(_SEED)
@@ -104,12 +171,6 @@ def _ns_state(buf, ns_s, ns_e):
         h, c, n, ln = mm_feed(h, c, n, ln, buf, ns_s, ns_e)
         h, c, n, ln = mm_feed(h, c, n, ln, _CARET, 0, 1)
     return h, c, n, ln
-
-
-@njit(cache=True, nogil=True)
-def _key_state(buf, ns_s, ns_e, nm_s, nm_e):
-    h, c, n, ln = _ns_state(buf, ns_s, ns_e)
-    return mm_feed(h, c, n, ln, buf, nm_s, nm_e)
 
 
 @njit(cache=True, nogil=True)
@@ -132,8 +193,6 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     if buf[u(n - 1)] != 10:
         info[I_ERR] = E_NO_NEWLINE
         return info
-    mask = (np.int64(1) << hash_bits) - 1
-    cap = len(indices)
     room = max(16, n // 2 + 2)
     f_ns_s = np.empty(room, np.int64)
     f_ns_e = np.empty(room, np.int64)
@@ -142,23 +201,44 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     f_val = np.empty(room, np.float64)
     f_nsid = np.empty(room, np.int64)
     f_id = np.empty(room, np.int64)  # the feature's hashed id
-    keys = np.empty(cap, np.int64)  # a row's entries, to sort
-    vals = np.empty(cap, np.float64)
+    f_st = np.empty((room, 4), np.uint64)  # the murmur state after its key ``ns^name`` (a cross goes on from it)
+    keys = np.empty(len(indices), np.int64)  # a row's entries, to sort
+    vals = np.empty(len(indices), np.float64)
     buckets = np.empty(64, np.int64)
+    _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs, cross_a, cross_b, data, indices,
+                 row_ends, labels, weights, unlabeled, info, f_ns_s, f_ns_e, f_nm_s, f_nm_e, f_val, f_nsid, f_id, f_st,
+                 keys, vals, buckets)
+    return info
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs, cross_a, cross_b, data, indices,
+                 row_ends, labels, weights, unlabeled, info, f_ns_s, f_ns_e, f_nm_s, f_nm_e, f_val, f_nsid, f_id, f_st,
+                 keys, vals, buckets):
+    """:func:`parse_vw_chunk`'s loop over the lines, given its scratch arrays (a row's features
+    ``f_*``, the row sort's ``keys``/``vals``/``buckets``). Compiled without numba's reference counts
+    (``_nrt=False``: it allocates nothing), as the CSV kernel's loop: with them, inlined helpers' array
+    arguments cost an atomic add and subtract each per call, left in the loop's branches."""
+    u = np.uint64
+    n = len(buf)
+    mask = (np.int64(1) << hash_bits) - 1
+    cap = len(indices)
     rows = 0
     nnz = 0
     lines = 0
     need = 0
     slow = 0
     p = 0
+    nl_b, nl_m = _seps_from(buf, 0, 10)  # the newline cursor (64-byte blocks' newline bits)
+    tb = -64  # the block of the token masks
+    t_ends = np.uint64(0)
+    t_colons = np.uint64(0)
     while p < n:
         line_start = p
-        e = p
-        while buf[u(e)] != 10:
-            e += 1
+        e, nl_b, nl_m = _next_sep(buf, nl_b, nl_m, 10)
         if e - line_start > max_line:
             record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
-            return info
+            return
         q = p
         while q < e and is_space(buf[u(q)]):
             q += 1
@@ -171,7 +251,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             bar += 1
         if bar == e:
             record_error(info, E_NO_BAR, line_start, e, 0, rows, slow)
-            return info
+            return
         # ---- header: label [importance] [tag]
         ntok = 0
         tagged = False
@@ -194,10 +274,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     ntok += 1
                 elif st == 2:
                     record_error(info, E_LABEL, ts, t, 0, rows, slow)
-                    return info
+                    return
                 if st == 3:
                     record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
-                    return info
+                    return
                 slow += st == 1
                 label = v
             elif ntok == 1:
@@ -207,24 +287,24 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     v, st = _number(buf, ts, t, value_limit)
                     if st == 3:
                         record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
-                        return info
+                        return
                     if st == 2:
                         tagged = True  # not a number: the tag
                     elif v < 0:
                         record_error(info, E_IMPORTANCE, ts, t, 0, rows, slow)
-                        return info
+                        return
                     else:
                         slow += st == 1
                         weight = v
             elif ntok >= 3 or tagged:
                 record_error(info, E_HEADER, q, bar, 0, rows, slow)
-                return info
+                return
             ntok += 1
         if ntok == 0 and unlabeled:
             label = np.nan
         elif ntok == 0:
             record_error(info, E_LABEL, q, bar, 0, rows, slow)
-            return info
+            return
         # ---- namespaces and features
         nf = 0
         t = bar
@@ -250,10 +330,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                     v, st = _number(buf, ss, t, value_limit)
                     if st == 2:
                         record_error(info, E_SCALE, ss, t, 0, rows, slow)
-                        return info
+                        return
                     if st == 3:
                         record_error(info, E_NONFINITE, ss, t, 0, rows, slow)
-                        return info
+                        return
                     slow += st == 1
                     scale = v
                 nsid = _ns_id(buf, ns_s, ns_e, cross_names, cross_offs)
@@ -264,13 +344,24 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 continue
             fs = t
             colon = -1
-            while t < e:
-                k = _CLASS[buf[u(t)]]
-                if k == _ENDS:  # whitespace or '|'
-                    break
-                if k == _COLON and colon < 0:
-                    colon = t
-                t += 1
+            if t - tb >= 64:
+                tb = t - (t & 63)
+                t_ends, t_colons = _token_bits(buf, tb)
+            sh = np.uint64(t - tb)
+            ends = t_ends >> sh
+            if ends != 0:  # the token ends in this block: its end and first ':' from the masks
+                t += np.int64(trailing_zeros(ends))
+                colons = (t_colons >> sh) & ((np.uint64(1) << np.uint64(t - fs)) - np.uint64(1))
+                if colons != 0:
+                    colon = fs + np.int64(trailing_zeros(colons))
+            else:  # it runs into the next block: byte by byte
+                while t < e:
+                    k = _CLASS[buf[u(t)]]
+                    if k == _ENDS:  # whitespace or '|'
+                        break
+                    if k == _COLON and colon < 0:
+                        colon = t
+                    t += 1
             v = 1.0
             nm_e = t
             if colon >= 0:
@@ -278,10 +369,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
                 v, st = _number(buf, colon + 1, t, value_limit)
                 if st == 2:
                     record_error(info, E_VALUE, fs, t, 0, rows, slow)
-                    return info
+                    return
                 if st == 3:
                     record_error(info, E_NONFINITE, fs, t, 0, rows, slow)
-                    return info
+                    return
                 slow += st == 1
             v *= scale
             if v == 0.0 or nm_e == fs:
@@ -294,6 +385,10 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             f_nsid[u(nf)] = nsid
             h, cr, nc, ln = mm_feed_words(nh, nc0, nn, nl, buf, fs, nm_e)
             f_id[u(nf)] = mm_finish(h, cr, nc, ln) & mask
+            f_st[u(nf), 0] = h
+            f_st[u(nf), 1] = cr
+            f_st[u(nf), 2] = nc
+            f_st[u(nf), 3] = ln
             nf += 1
         # ---- entries: features, then crosses
         count = nf
@@ -309,7 +404,7 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             info[I_ROOM] = need
             record_error(info, E_ROOM, line_start, e, 0, rows, slow)
             info[I_ROOM] = need + (n - e) // 2  # and a guess for the rest
-            return info
+            return
         row_start = nnz
         for i in range(nf):
             indices[u(nnz)] = f_id[u(i)]
@@ -319,8 +414,8 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
             for i in range(nf):
                 if f_nsid[u(i)] != cross_a[u(k)]:
                     continue
-                h0, c0, n0, l0 = _key_state(buf, f_ns_s[u(i)], f_ns_e[u(i)], f_nm_s[u(i)], f_nm_e[u(i)])
-                h0, c0, n0, l0 = mm_feed(h0, c0, n0, l0, _CARET, 0, 1)
+                h0, c0, n0, l0 = mm_feed(f_st[u(i), 0], f_st[u(i), 1], np.int64(f_st[u(i), 2]),
+                                         np.int64(f_st[u(i), 3]), _CARET, 0, 1)
                 j0 = i + 1 if cross_a[u(k)] == cross_b[u(k)] else 0
                 for j in range(j0, nf):
                     if f_nsid[u(j)] != cross_b[u(k)]:
@@ -344,7 +439,6 @@ def parse_vw_chunk(buf, hash_bits, max_line, value_limit, cross_names, cross_off
     info[I_NNZ] = nnz
     info[I_LINES] = lines
     info[I_SLOW] = slow
-    return info
 
 
 # ---------------------------------------------------------------------------------------
