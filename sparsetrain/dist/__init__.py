@@ -10,7 +10,22 @@ The only part of sparsetrain that imports Ray (the optional ``sparsetrain[dist]`
 """
 from __future__ import annotations
 
-__all__ = ["train_distributed", "require_ray"]
+__all__ = ["train_distributed", "require_ray", "ReusableActor"]
+
+
+class ReusableActor:
+    """A worker's or server's actor kept for the next run of the same Ray (``driver._Idle``): ``release`` lets go
+    of the run's state, ``reset`` makes the actor anew in its process (a new process costs about a CPU second of
+    imports and kernel loading)."""
+
+    def reset(self, *args) -> None:
+        """This actor made anew for another run (``args``: the constructor's), its process kept."""
+        self.release()
+        self.__init__(*args)
+
+    def release(self) -> None:
+        """Let go of the run's data and values: the actor waits for another run."""
+        self.__dict__.clear()
 
 
 def require_ray():

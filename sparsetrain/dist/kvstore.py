@@ -438,12 +438,18 @@ class DistKVStore(KVStore):
     def receive(self, pending: "PendingBlock"):
         """Wait for ``pending``; for a pull (or a push that asked for rows): ``({key: (values, (state
         values, ...))}, progress, included)`` assembled in global row order — ``included[s]``: how many of
-        this worker's blocks of the epoch server ``s``'s values include —, else ``(None, None, None)``."""
-        answers = self._get(pending.refs)
-        if pending.rows is None:
+        this worker's blocks of the epoch server ``s``'s values include —, else ``(None, None, None)``.
+        The answer is kept: receiving it again returns it."""
+        if pending.answer is None:
+            pending.answer = self._assemble_block(self._get(pending.refs), pending.rows)
+            pending.refs = None
+        return pending.answer
+
+    def _assemble_block(self, answers: list, rows: dict | None):
+        if rows is None:
             return None, None, None
         out = {}
-        for k, r in pending.rows.items():
+        for k, r in rows.items():
             sparse = self._layout[k][0]
             if not sparse:
                 out[k] = answers[0][0][k]
@@ -496,13 +502,13 @@ class DistKVStore(KVStore):
 
 
 class PendingBlock:
-    """Calls in flight to every server (see :meth:`DistKVStore.pull_block` / ``push_block``) and the
-    global rows they answer for (None: nothing to assemble)."""
+    """Calls in flight to every server (see :meth:`DistKVStore.pull_block` / ``push_block``), the
+    global rows they answer for (None: nothing to assemble) and, once received, the answer."""
 
-    __slots__ = ("refs", "rows")
+    __slots__ = ("refs", "rows", "answer")
 
     def __init__(self, refs, rows):
-        self.refs, self.rows = refs, rows
+        self.refs, self.rows, self.answer = refs, rows, None
 
 
 def _slice_state(state, lo, hi):

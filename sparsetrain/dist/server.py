@@ -33,6 +33,7 @@ import numpy as np
 
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
+from . import ReusableActor
 from .blocks import find_sorted, moved
 
 
@@ -138,7 +139,7 @@ class _BlockPush:
         self.deltas, self.steps = deltas, steps
 
 
-class ParamServer:
+class ParamServer(ReusableActor):
     """Holds a shard of every parameter and applies the optimizer to it."""
 
     def __init__(self, index: int, num_servers: int, num_workers: int, mode: str):
@@ -159,15 +160,6 @@ class ParamServer:
 
     def ping(self) -> int:
         return self.index
-
-    def reset(self, *args) -> None:
-        """This actor made anew for another run (``args``: the constructor's), its process kept (driver._Idle)."""
-        self.release()
-        self.__init__(*args)
-
-    def release(self) -> None:
-        """Let go of the run's values and states: the actor waits for another run."""
-        self.__dict__.clear()
 
     def cpu_seconds(self) -> float:
         """CPU seconds this server's process has used (all its threads)."""
@@ -340,7 +332,8 @@ class ParamServer:
         and their mean change is applied, with :meth:`pull_block` of ``request`` (the next block's rows,
         read after the round). ``dist_async``: applied at once; with ``staleness`` (server 0) returns
         when worker ``rank`` may start its next block: when no worker still in the epoch has pushed
-        fewer than ``tag[1] + 1 - staleness`` blocks."""
+        fewer than ``tag[1] + 1 - staleness`` blocks; with ``request``, :meth:`pull_block` of it read then
+        (a later block's rows: the worker makes one call per server and block)."""
         push = _BlockPush(self._received(deltas), int(steps))  # dist_async: states as values (see _apply_blocks)
         epoch = tag[0]
         if self.mode == "dist_async":

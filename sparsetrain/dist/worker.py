@@ -16,9 +16,11 @@ less the second half moved it than the first).
   With one worker this is single-process training; with N, each round is N blocks trained from the
   same parameters, whose changes add up on additive rows and are averaged on saturated ones
   (``server.add_round``).
-* ``dist_async``: the next block's rows are pulled, and the last block's push answered, while this block
-  trains (with ``train.max_staleness`` 0 the worker waits for that answer first); the servers apply each
-  change when it arrives, a saturated row's as if trained from its current value (``server.apply_push``).
+* ``dist_async``: the next block's rows arrive, and the last block's push is answered, while this block
+  trains — one call per server and block: push k asks for the rows of block k + 2, read after the push is
+  applied (with ``train.max_staleness`` 0 the worker waits for push k's answer, which brings block k + 1's
+  rows); the servers apply each change when it arrives, a saturated row's as if trained from its current
+  value (``server.apply_push``).
   What this worker pulled before its own last push gets that push applied locally the same way
   (``blocks.with_changes``), so only the other workers' updates are stale, by at most
   ``train.max_staleness`` blocks: server 0 holds a worker that would get further ahead of the slowest.
@@ -28,17 +30,20 @@ exactly; ``progress()`` may be called while an epoch runs (the actor has two thr
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
+from collections import deque
 
 import numpy as np
 
 from ..base import NonFiniteError
 from ..engines.base import batch_not_finite, metric_leaves
+from . import ReusableActor
 from . import blocks as blk
 
 
-class Worker:
+class Worker(ReusableActor):
     def __init__(self, config_yaml: str, source: str, rank: int, num_workers: int, servers, mode: str,
                  layout: dict, engine: str = "auto"):
         import yaml
@@ -83,15 +88,6 @@ class Worker:
         self.metric = make_metric(cfg.metrics)
         self._choose_engine(engine)
         self._progress = (-1, 0, 0)  # epoch, samples, batches
-
-    def reset(self, *args) -> None:
-        """This actor made anew for another run (``args``: the constructor's), its process kept (driver._Idle)."""
-        self.release()
-        self.__init__(*args)
-
-    def release(self) -> None:
-        """Let go of the run's data (the part kept in memory, the module): the actor waits for another run."""
-        self.__dict__.clear()
 
     def _choose_engine(self, engine: str) -> None:
         from ..engines import compiled
@@ -170,19 +166,22 @@ class Worker:
         start, cpu0 = time.perf_counter(), time.process_time()
         waited = trained = 0.0
         stream = self._blocks()
-        block, need = next(stream, (None, None))
-        pending = kv.pull_block(need.rows) if block is not None else None
+        # the next blocks and, for each, the call whose answer holds its rows: a block's push asks the servers for
+        # the rows of the block ``lead + 1`` after it (one call per server and block); only the first ``lead + 1``
+        # blocks are pulled on their own. dist_sync and max_staleness 0: lead 0 (a push's answer, the round or the
+        # push applied, is the next block's start); dist_async: lead 1 (block k + 1's rows are on their way while
+        # block k trains, and push k's answer, awaited before push k + 1, brings block k + 2's)
+        lead = 1 if not sync and self.staleness else 0
+        upcoming, answers = deque(), deque()
+        for item in itertools.islice(stream, lead + 1):
+            upcoming.append(item)
+            answers.append(kv.pull_block(item[1].rows))
         pushed, previous = None, {}
-        # dist_async with max_staleness >= 1: a block's push is answered while the next block trains (one push in
-        # flight); its answer says when this worker may start the block after next, so the bound is kept
-        ahead = 1 if not sync and self.staleness else 0
         k = 0
-        while block is not None:
+        while upcoming:
+            block, need = upcoming.popleft()
             t0 = time.perf_counter()
-            if pushed is not None and not ahead:
-                kv.receive(pushed)  # max_staleness 0: the servers have it, and this worker may go on
-                pushed = None
-            got, progress, included = kv.receive(pending)
+            got, progress, included = kv.receive(answers.popleft())
             if previous and any(n is not None and n < k - 1 for n in included):
                 # a server read the rows before it applied an earlier push than the last one (Ray runs an async
                 # actor's calls in no set order), which the last push's changes cannot make up for: read them
@@ -193,10 +192,7 @@ class Worker:
                 stale = np.array([n is not None and n < k for n in included])
                 got = blk.with_changes(need.rows, got, previous, lambda key, r: stale[kv.owners(key, r)], need.after)
             self.table.load(need.rows, got, progress, need.measured)
-            following, next_need = next(stream, (None, None))
-            next_rows = next_need.rows if following is not None else None
-            if not sync and following is not None:
-                pending = kv.pull_block(next_rows)  # fetched while this block trains
+            upcoming.extend(itertools.islice(stream, lead + 1 - len(upcoming)))
             steps = sum(seg.batches for seg in block)
             if fault and batches <= fault.get("batch", -1) < batches + steps:
                 self._inject(fault)
@@ -204,22 +200,22 @@ class Worker:
             self._train(block, epoch, batches)
             trained += time.perf_counter() - t0
             changes = self.table.changes(state_values=not sync)
+            ask = upcoming[lead][1].rows if len(upcoming) > lead else None
             if sync:
-                pending = kv.push_block(k, changes, steps, rows=next_rows, dtype=self.push_dtype)
-                if following is None:
-                    kv.receive(pending)
+                pushed = kv.push_block(k, changes, steps, rows=ask, dtype=self.push_dtype)
             else:
                 t0 = time.perf_counter()
                 if pushed is not None:
-                    kv.receive(pushed)
+                    kv.receive(pushed)  # (its answer, kept, is a later block's rows)
                 waited += time.perf_counter() - t0
-                staleness = None if self.staleness is None else self.staleness - ahead
-                pushed = kv.push_block(k, changes, steps, staleness=staleness, dtype=self.push_dtype)
+                staleness = None if self.staleness is None else self.staleness - lead
+                pushed = kv.push_block(k, changes, steps, rows=ask, staleness=staleness, dtype=self.push_dtype)
                 previous = changes
+            if ask is not None:
+                answers.append(pushed)
             samples += sum(seg.samples for seg in block)
             batches += steps
             self._progress = (epoch, samples, batches)
-            block, need = following, next_need
             k += 1
         if pushed is not None:
             kv.receive(pushed)
