@@ -37,7 +37,7 @@ SATURATED_BELOW = 0.99
 
 __all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
            "needs", "RowCounter", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select",
-           "with_changes", "join"]
+           "with_changes", "join", "take_rows", "write_rows"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
@@ -346,6 +346,31 @@ def saturation(start: np.ndarray, mid: np.ndarray, end: np.ndarray) -> np.ndarra
     return np.square(np.clip(ratio, 0.0, 1.0)).astype(start.dtype, copy=False)
 
 
+@njit(cache=True, nogil=True)
+def _rows_write(dst, rows, values, add):
+    """``dst[rows[i]] = values[i]`` (``add``: ``+=``) for every ``i``: the scatter of a block's rows, one pass (numpy's
+    fancy assignment walks a ``(n, 1)`` weight element by element through its general index machinery)."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(dst.shape[1]):
+            if add:
+                dst[r, j] += values[i, j]
+            else:
+                dst[r, j] = values[i, j]
+
+
+def write_rows(dst: np.ndarray, rows: np.ndarray, values: np.ndarray, add: bool = False) -> None:
+    """Rows ``rows`` (unique) of ``dst`` set to ``values`` (``add``: increased by them), in place; any shape
+    ``(n, ...)``, ``values`` in ``dst``'s dtype."""
+    flat = dst.reshape(dst.shape[0], -1)
+    _rows_write(flat, rows, values.reshape(len(rows), flat.shape[1]), add)
+
+
+def take_rows(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``src[rows]`` (a new array): numpy's ``take``, twice as fast as fancy indexing on a ``(n, 1)`` weight."""
+    return np.take(src, rows, axis=0)
+
+
 class LocalRows:
     """The worker's local row table: its parameter arrays and optimizer states hold the pulled rows
     of the current block (other rows are stale and never read by the block's batches)."""
@@ -380,14 +405,14 @@ class LocalRows:
                 for b, s in zip(bufs, states):
                     b[...] = s.reshape(b.shape)
             else:
-                w[r] = values
+                write_rows(w, r, values)
                 for b, s in zip(bufs, states):
-                    b.reshape(w.shape)[r] = s
+                    write_rows(b.reshape(w.shape), r, s)
 
     def _measured_values(self, key) -> np.ndarray:
         w, r, pos = self.weights[key], self.rows[key], self.measured[key]
         values = self.start[key][0]
-        return w.reshape(values.shape).copy() if r is None else w[r[pos]]
+        return w.reshape(values.shape).copy() if r is None else take_rows(w, r[pos])
 
     def snapshot(self) -> None:
         """Remember the measured rows' values at the middle of the block (see :func:`saturation`)."""
@@ -427,8 +452,9 @@ class LocalRows:
                 out[key] = (None, change, tuple(n.copy() if state_values else n - s for n, s in zip(now, states)),
                             self._saturation(key, change))
             else:
-                now = [b.reshape(w.shape)[r] for b in bufs]
-                change = w[r] - values
+                now = [take_rows(b.reshape(w.shape), r) for b in bufs]
+                change = take_rows(w, r)
+                change -= values
                 out[key] = (r, change, tuple(n if state_values else n - s for n, s in zip(now, states)),
                             self._saturation(key, change))
         return out

@@ -34,7 +34,7 @@ import numpy as np
 from ..ndarray import INDEX_DTYPE, NDArray, RowSparseNDArray
 from ..ndarray.sparse import sum_rows
 from . import ReusableActor
-from .blocks import find_sorted, moved
+from .blocks import find_sorted, moved, take_rows, write_rows
 
 
 def add_round(target: np.ndarray, parts, mean_rows: bool = False, saturated=None) -> None:
@@ -72,7 +72,7 @@ def add_round(target: np.ndarray, parts, mean_rows: bool = False, saturated=None
         return
     if not mean_rows or k == 1:
         for rows, d in parts:
-            target[rows] += d
+            write_rows(target, rows, d, add=True)
         if k > 1 and saturated is not None and any(x is not None for x in saturated):
             _contract(target, parts, saturated)
         return
@@ -121,10 +121,9 @@ def apply_push(target: np.ndarray, rows, change: np.ndarray, saturated) -> None:
         target[...] = moved(target.reshape(change.shape), change, saturated).reshape(target.shape)
         return
     if saturated is None:
-        target[rows] += change
+        write_rows(target, rows, change, add=True)
         return
-    current = target[rows]
-    target[rows] = moved(current, change, saturated)
+    write_rows(target, rows, moved(take_rows(target, rows), change, saturated))
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
@@ -278,8 +277,7 @@ class ParamServer(ReusableActor):
             if rows is None:
                 out[key] = (w.copy(), tuple(b.copy() for b in bufs))
             else:
-                r = np.asarray(rows, dtype=INDEX_DTYPE)
-                out[key] = (w[r], tuple(b.reshape(w.shape)[r] for b in bufs))
+                out[key] = (take_rows(w, rows), tuple(take_rows(b.reshape(w.shape), rows) for b in bufs))
         told = optimizer_progress(self.updater.optimizer) if progress and self.updater is not None else None
         return out, told, self._applied.get((epoch, rank), 0)
 
@@ -303,7 +301,7 @@ class ParamServer(ReusableActor):
                     if rows is None:
                         b[...] = states[i].reshape(b.shape)
                     else:
-                        b[rows] = states[i]
+                        write_rows(b, rows, states[i])
                 else:
                     add_round(b, [(r, s[i]) for r, _, s, _ in parts], mean_rows=True)
         if self.updater is not None:  # every batch of the round counts once, as in one process
@@ -315,7 +313,7 @@ class ParamServer(ReusableActor):
         out = {}
         for key, (rows, delta, states, saturated) in deltas.items():
             dtype = self.weights[key]._data.dtype
-            rows = None if rows is None else np.asarray(rows, dtype=INDEX_DTYPE)
+            rows = None if rows is None else np.asarray(rows)  # int32 or int64 (kvstore._wire_rows)
             if saturated is not None:
                 pos, s, start = saturated
                 saturated = (pos, np.asarray(s, dtype=dtype), np.asarray(start, dtype=dtype))
