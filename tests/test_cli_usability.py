@@ -348,3 +348,25 @@ def test_init_writes_a_yaml_name_only(tmp_path):
     assert res.exit_code == 2 and not (tmp_path / "my.json").exists()
     assert one_error_line(res.stderr) == (f"error: --out: {tmp_path}/my.json: init writes a YAML config; name it "
                                           ".yaml or .yml")
+
+
+@pytest.mark.parametrize("header, message", [
+    ("label,a,a", "the header line names column 'a' twice (columns 2 and 3); rename one"),
+    ("label,,b", "the header line has no name for column 2; name it"),
+])
+def test_init_names_a_header_with_a_repeated_or_empty_name(tmp_path, header, message):
+    # such a header was read as a data row: "the label column 'label' holds 'label', not a number"
+    data = tmp_path / "d.csv"
+    data.write_text(f"{header}\n1,x,2\n0,y,3\n")
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "d.yaml")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == f"error: {data}:1: {message}"
+
+
+def test_init_reads_a_first_row_with_an_empty_field_as_data(tmp_path):
+    # text labels and a missing number in the first row: a data row, not a header with a nameless column
+    data = tmp_path / "d.csv"
+    data.write_text("yes,,red\nno,3,blue\nyes,5,red\nno,1,blue\n")
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "d.yaml")
+    assert res.exit_code == 0, res.stderr
+    assert "header: false" in (tmp_path / "d.yaml").read_text()

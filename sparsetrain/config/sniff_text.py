@@ -5,7 +5,8 @@ delimiter (the one among tab, comma, semicolon and ``|`` that splits the first l
 fields, more than one, and no later line into more — missing trailing fields are empty; the file
 name's default on a tie; a line with more fields is an error naming it), the header (the first line
 has no number, distinct fields, and a column has numbers below or no field is a value of its column
-below; a file of one such line is a header and no rows, an error), the label column (a header name such as
+below; a file of one such line is a header and no rows, an error; a line whose non-empty fields are
+no values of their columns below, with a name empty or repeated, is an error naming it), the label column (a header name such as
 ``label``/``click``/``target``, else the first column), a row id column (a header name such as
 ``id``: ``predict``'s ids, no feature), and each other column's type: numeric when
 every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
@@ -121,6 +122,16 @@ def _pick_delimiter(path: str, numbered: list[tuple[int, str]]) -> tuple[str, li
                           f"splits line {numbered[0][0]} into fields (give data.csv.delimiter and columns by hand)")
 
 
+def _check_names(path: str, line: int, names: list[str]) -> None:
+    """A header line's names: each given once (a ``DataFormatError`` naming the line otherwise)."""
+    for i, name in enumerate(names):
+        if not name:
+            raise DataFormatError(f"{path}:{line}: the header line has no name for column {i + 1}; name it")
+        if name in names[:i]:
+            raise DataFormatError(f"{path}:{line}: the header line names column {name!r} twice (columns "
+                                  f"{names.index(name) + 1} and {i + 1}); rename one")
+
+
 def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     """The CSV layout of ``path`` from its first lines (see the module docstring); ``label``: the
     label column's name (header files) or ``None`` to decide. ``DataFormatError`` when no
@@ -134,10 +145,13 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
     numeric_below = [bool(body) and all(_is_number(r[i]) for r in body if r[i].strip())
                      and any(r[i].strip() for r in body) for i in range(width)]
     # names over text columns (every value text): no name is a value of its column below
-    names_not_values = bool(body) and all(first[i].strip() not in {r[i].strip() for r in body} for i in range(width))
-    header = (len(set(first)) == width and all(f.strip() and not _is_number(f) for f in first)
-              and (any(numeric_below) or names_not_values or not body))  # (names alone: a header, no rows)
-    if header:
+    names_not_values = bool(body) and all(first[i].strip() not in {r[i].strip() for r in body}
+                                          for i in range(width) if first[i].strip())
+    named = len(set(first)) == width and all(f.strip() for f in first)  # (else a header only by its names)
+    header = not any(_is_number(f) for f in first) and (
+        (any(numeric_below) or names_not_values or not body) if named else names_not_values)
+    if header:  # (names alone: a header, no rows)
+        _check_names(path, numbered[0][0], [f.strip() for f in first])
         columns = [f.strip() for f in first]
         if not body:
             raise DataFormatError(f"{path}: no data rows (only the header line {', '.join(columns)})")
