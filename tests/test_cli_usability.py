@@ -370,3 +370,18 @@ def test_init_reads_a_first_row_with_an_empty_field_as_data(tmp_path):
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "d.yaml")
     assert res.exit_code == 0, res.stderr
     assert "header: false" in (tmp_path / "d.yaml").read_text()
+
+
+def test_predicting_a_file_named_libsvm_with_a_csv_model_names_the_mismatch(tmp_path):
+    # a run with data.format: csv scoring x.libsvm said "data.numeric: no column 'a' in the header of
+    # x.libsvm (columns: 0 15:0.441567 19:0.406507 ...)"
+    train = tmp_path / "t.csv"
+    train.write_text("label,a\n1,2\n0,3\n1,4\n0,5\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {train}, format: csv, csv: {{header: true}}, numeric: [a], hash_bits: 2}}\n"
+                      "model: {preset: linear}\ntrain: {epochs: 1, engine: graph}\n")
+    assert cli("fit", config, "-q", "--output", tmp_path / "r").exit_code == 0
+    res = cli("predict", tmp_path / "r", ROOT / "data" / "binary.libsvm")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == (f"error: {ROOT}/data/binary.libsvm: read as libsvm data by its name, but "
+                                          "this model was trained on csv data; give a csv file")

@@ -20,15 +20,19 @@ from ..io.synthetic_options import SyntheticOptions, check_given
 from . import factories, graph
 
 
-def format_from_name(path: str) -> str:
-    """What a data file's name says it holds: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``) or ``libsvm``
-    (anything else); ``.gz``/``.bz2`` looked through."""
+def named_format(path: str) -> str | None:
+    """The format a data file's extension names: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``), ``libsvm``
+    (``.libsvm``/``.svm``), else None; ``.gz``/``.bz2`` looked through."""
     name = path.lower()
     for ext in (".gz", ".bz2"):
         name = name.removesuffix(ext)
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    return "vw" if name.endswith(".vw") else "libsvm"
+    return next((fmt for fmt, exts in (("csv", (".csv", ".tsv")), ("vw", (".vw",)), ("libsvm", (".libsvm", ".svm")))
+                 if name.endswith(exts)), None)
+
+
+def format_from_name(path: str) -> str:
+    """What ``data.format: auto`` reads a data file as: :func:`named_format`, else ``libsvm``."""
+    return named_format(path) or "libsvm"
 
 
 def _as_list(v):

@@ -82,8 +82,12 @@ class TrainedModel:
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
+            from ..config.schema import named_format
+
+            # data.format: auto reads a file by its name; a name that says another format is a mistake anyway
             trained, named = self.config.data_format(), self.config.data.format_of(path)
-            if named != trained:  # (data.format: auto reads a file by its name)
+            named = named_format(path) or named if path != "-" else named
+            if named != trained:
                 raise ConfigError(f"{path}: read as {named} data by its name, but this model was trained on "
                                   f"{trained} data; give a {trained} file")
 
