@@ -29,6 +29,7 @@ and :func:`create` rebuild an initializer from it.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
@@ -213,13 +214,21 @@ def _rng():
     return generator()
 
 
+def _at_least(cls: str, name: str, value, low: float, strict: bool = False) -> float:
+    """``value`` as a float, finite and at least ``low`` (above it when ``strict``); else a ``ValueError``."""
+    v = float(value)
+    if not math.isfinite(v) or v < low or (strict and v == low):
+        raise ValueError(f"{cls}: {name} must be a finite number {'>' if strict else '>='} {low:g}, got {v!r}")
+    return v
+
+
 @register
 class Normal(Initializer):
     """Weights drawn from N(0, ``sigma``²)."""
 
     def __init__(self, sigma=0.01):
         super().__init__(sigma=sigma)
-        self.sigma = float(sigma)
+        self.sigma = _at_least("Normal", "sigma", sigma, 0.0)
 
     def _init_weight(self, name, arr):
         _fill(arr, _rng().normal(0.0, self.sigma, size=arr.shape))
@@ -231,7 +240,7 @@ class Uniform(Initializer):
 
     def __init__(self, scale=0.07):
         super().__init__(scale=scale)
-        self.scale = float(scale)
+        self.scale = _at_least("Uniform", "scale", scale, 0.0)
 
     def _init_weight(self, name, arr):
         _fill(arr, _rng().uniform(-self.scale, self.scale, size=arr.shape))
@@ -255,7 +264,7 @@ class Xavier(Initializer):
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         self.rnd_type = rnd_type
         self.factor_type = factor_type
-        self.magnitude = float(magnitude)
+        self.magnitude = _at_least("Xavier", "magnitude", magnitude, 0.0, strict=True)
 
     def _check_weight(self, name, shape):
         if len(shape) < 2:
@@ -312,6 +321,12 @@ class Constant(Initializer):
             value = value.tolist()
         elif isinstance(value, np.generic):
             value = value.item()
+        try:
+            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+        except (TypeError, ValueError):
+            finite = True  # (not numbers: _values says what is wrong when the weight is filled)
+        if not finite:
+            raise ValueError(f"Constant: value must be finite, got {value!r}")
         super().__init__(value=value)
         self.value = value
 

@@ -385,3 +385,17 @@ def test_predicting_a_file_named_libsvm_with_a_csv_model_names_the_mismatch(tmp_
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == (f"error: {ROOT}/data/binary.libsvm: read as libsvm data by its name, but "
                                           "this model was trained on csv data; give a csv file")
+
+
+@pytest.mark.parametrize("init, message", [
+    ("{normal: {sigma: -1}}", "Normal: sigma must be a finite number >= 0, got -1.0"),
+    ("{uniform: {scale: -1}}", "Uniform: scale must be a finite number >= 0, got -1.0"),
+    ("{xavier: {magnitude: -3}}", "Xavier: magnitude must be a finite number > 0, got -3.0"),
+    ("{constant: {value: .nan}}", "Constant: value must be finite, got nan"),
+])
+def test_an_initializer_parameter_out_of_its_range_is_a_config_error(init, message):
+    # sigma -1 and scale -1 ended fit in 'internal error: ValueError: scale < 0'; a NaN constant in 'the
+    # loss became non-finite ...; lower the learning rate'
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", f"model.variables.weight.init={init}")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == f"error: model.variables.weight.init: {message}"
