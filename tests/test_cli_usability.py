@@ -399,3 +399,11 @@ def test_an_initializer_parameter_out_of_its_range_is_a_config_error(init, messa
     res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", f"model.variables.weight.init={init}")
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == f"error: model.variables.weight.init: {message}"
+
+
+def test_csv_settings_for_data_that_is_not_csv_are_a_config_error():
+    # data.csv.header: true on a LibSVM config was ignored without a word
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "data.csv.header=true")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: data.csv: only for csv data (the data is read as libsvm, from the "
+                                          "file name); set data.format: csv")

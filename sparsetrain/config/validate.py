@@ -204,13 +204,15 @@ def validate_data(cfg) -> None:
     # a key set to something else than its default (a dumped and reloaded config sets every key)
     given = {k for k in _HASHED_KEYS + ("crosses",) if getattr(d, k) != type(d).model_fields[k].get_default(
         call_default_factory=True)}
+    if d.csv != type(d.csv)():  # (a dumped and reloaded config has the default)
+        given.add("csv")
+    how = f"data.format: {fmt}" if d.format == fmt else "from the file name; stdin has none"
+    if d.format == "auto" and d.train != ["-"]:
+        how = "from the file name"
     if fmt == "libsvm":
-        for key in _HASHED_KEYS + ("crosses",):
+        for key in _HASHED_KEYS + ("crosses", "csv"):
             if key in given:
-                how = "data.format: libsvm" if d.format == "libsvm" else "from the file name; stdin has none"
-                if d.format == "auto" and d.train != ["-"]:
-                    how = "from the file name"
-                formats = "csv" if key == "id_column" else "csv or vw"
+                formats = "csv" if key in ("id_column", "csv") else "csv or vw"
                 raise ConfigError(f"data.{key}: only for {formats} data (the data is read as libsvm, {how}); "
                                   f"set data.format: {formats}")
     elif fmt == "csv":
@@ -220,6 +222,8 @@ def validate_data(cfg) -> None:
         if d.csv.columns is not None:
             cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")
     elif fmt == "vw":
+        if "csv" in given:
+            raise ConfigError(f"data.csv: only for csv data (the data is read as vw, {how})")
         for key in ("label", "weight_column", "id_column", "numeric", "log1p", "categorical"):
             if key in given:
                 what = {"weight_column": "carry their importance", "id_column": "carry their tag"}.get(
