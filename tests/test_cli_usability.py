@@ -26,6 +26,17 @@ def trained(tmp_path_factory):
     return out
 
 
+def csv_config(tmp_path, name: str, text: str, keys: str):
+    """A CSV file ``name`` holding ``text`` and a one-epoch linear config reading it (header names, the
+    column ``label``, ``keys`` more data keys); ``(data, config)``."""
+    data = tmp_path / name
+    data.write_text(text)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}, csv: {{header: true}}, label: label, hash_bits: 4, {keys}}}\n"
+                      "model: {preset: linear}\ntrain: {epochs: 1, engine: graph}\n")
+    return data, config
+
+
 def damaged(trained, tmp_path, name: str, content: str | None) -> pathlib.Path:
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -153,11 +164,7 @@ def test_init_on_a_csv_with_only_a_header_line_says_it_has_no_rows(tmp_path):
 def test_a_header_read_as_one_column_names_the_delimiter(tmp_path):
     # a tab-separated file named .csv (comma by default): 'no column 'label' in the header of x.csv
     # (columns: label\ta\tb)'
-    data = tmp_path / "x.csv"
-    data.write_text("label\ta\tb\n1\tx\t2\n")
-    config = tmp_path / "x.yaml"
-    config.write_text(f"data: {{train: {data}, csv: {{header: true}}, label: label, categorical: [a], "
-                      "hash_bits: 4}\nmodel: {preset: linear}\n")
+    data, config = csv_config(tmp_path, "x.csv", "label\ta\tb\n1\tx\t2\n", "categorical: [a]")
     res = cli("fit", config, "-q", "--output", tmp_path / "r")
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == (f"error: data.label: no column 'label' in the header of {data} (it reads "
@@ -375,11 +382,7 @@ def test_init_reads_a_first_row_with_an_empty_field_as_data(tmp_path):
 def test_predicting_a_file_named_libsvm_with_a_csv_model_names_the_mismatch(tmp_path):
     # a run with data.format: csv scoring x.libsvm said "data.numeric: no column 'a' in the header of
     # x.libsvm (columns: 0 15:0.441567 19:0.406507 ...)"
-    train = tmp_path / "t.csv"
-    train.write_text("label,a\n1,2\n0,3\n1,4\n0,5\n")
-    config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{train: {train}, format: csv, csv: {{header: true}}, numeric: [a], hash_bits: 2}}\n"
-                      "model: {preset: linear}\ntrain: {epochs: 1, engine: graph}\n")
+    _, config = csv_config(tmp_path, "t.csv", "label,a\n1,2\n0,3\n1,4\n0,5\n", "format: csv, numeric: [a]")
     assert cli("fit", config, "-q", "--output", tmp_path / "r").exit_code == 0
     res = cli("predict", tmp_path / "r", ROOT / "data" / "binary.libsvm")
     assert res.exit_code == 2
