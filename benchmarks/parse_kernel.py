@@ -1,13 +1,14 @@
 """The LibSVM parse kernel alone, A/B against the kernel of a git revision, in one process.
 
     python -m benchmarks.parse_kernel [--against REV] [--mb 48] [--chunk-mb 4] [--rounds 4] [--repeat 7]
+                                      [--shape file|binary|negative|long|crlf]
 
 The first ``--mb`` MB of the streamed-epoch benchmark's file (``benchmarks.stream``: 500k × 1M,
 zipf, 23 nnz/row, float32 values) are read into memory and cut into ``--chunk-mb`` chunks ending at
 a newline; each variant's ``parse_chunk`` parses every chunk into one set of reused output arrays
 (as a streamed epoch does with its ``BufferPool``), thread CPU time, best of ``--repeat`` passes,
 in ``--rounds`` alternating rounds. ``--against REV``: the kernel modules (``_libsvm_kernels``,
-``_decimal_kernels``, ``_scan_kernels``) of git revision REV, copied into a temporary package, as
+``_libsvm_simd``, ``_decimal_kernels``, ``_scan_kernels``) of git revision REV, copied into a temporary package, as
 variant B; both variants' outputs must be equal, byte for byte (checked on every chunk). Prints
 ns per row and MB/s per core for each. Nothing here is a test: no timing is asserted.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = ("_libsvm_kernels", "_decimal_kernels", "_scan_kernels")
+MODULES = ("_libsvm_kernels", "_libsvm_simd", "_decimal_kernels", "_scan_kernels")
 
 
 def _kernel_at(rev: str):
@@ -34,18 +36,30 @@ def _kernel_at(rev: str):
     os.makedirs(pkg)
     open(os.path.join(pkg, "__init__.py"), "w").close()
     for name in MODULES:
-        src = subprocess.run(["git", "show", f"{rev}:sparsetrain/io/{name}.py"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
-        with open(os.path.join(pkg, name + ".py"), "w") as f:
-            f.write(src)
+        got = subprocess.run(["git", "show", f"{rev}:sparsetrain/io/{name}.py"], cwd=ROOT, capture_output=True,
+                             text=True)
+        if got.returncode == 0:  # (a module newer than REV is skipped)
+            with open(os.path.join(pkg, name + ".py"), "w") as f:
+                f.write(got.stdout)
     sys.path.insert(0, tmp)
     return importlib.import_module("ab_kernels._libsvm_kernels")
 
 
-def _chunks(path: str, mb: float, chunk_mb: float) -> list[np.ndarray]:
+# --shape: the file's text rewritten into other common shapes (each value of the file is 0.dddddd)
+SHAPES = {
+    "file": lambda t: t,
+    "binary": lambda t: re.sub(rb":[0-9.]+", b":1", t),  # idx:1
+    "negative": lambda t: t.replace(b":0.", b":-0."),  # -0.dddddd
+    "long": lambda t: re.sub(rb"(:[0-9.]+)", rb"\g<1>1234567", t),  # 15 digits
+    "crlf": lambda t: t.replace(b"\n", b"\r\n"),
+}
+
+
+def _chunks(path: str, mb: float, chunk_mb: float, shape: str = "file") -> list[np.ndarray]:
     with open(path, "rb") as f:
         text = f.read(int(mb * 1e6))
-    buf = np.frombuffer(text[: text.rfind(b"\n") + 1], np.uint8)
+    text = SHAPES[shape](text[: text.rfind(b"\n") + 1])
+    buf = np.frombuffer(text, np.uint8)
     out, p, step = [], 0, int(chunk_mb * (1 << 20))
     while p < len(buf):
         e = min(len(buf), p + step)
@@ -90,8 +104,10 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-mb", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="file",
+                    help="the text rewritten: binary values, negative ones, 15-digit ones, CRLF line ends")
     args = ap.parse_args(argv)
-    chunks = _chunks(_file(500_000, 1_000_000), args.mb, args.chunk_mb)
+    chunks = _chunks(_file(500_000, 1_000_000), args.mb, args.chunk_mb, args.shape)
     size = sum(len(c) for c in chunks)
     n = max(len(c) for c in chunks)
     out = (np.empty(n // 4 + 1, np.float32), np.empty(n // 4 + 1, np.int64), np.empty(n // 2 + 1, np.int64),
@@ -113,7 +129,7 @@ def main(argv=None) -> int:
                 t, rows = _pass(K, chunks, out)
                 times.append(t)
             best[name].append(min(times))
-    print(f"{size / 1e6:.1f} MB in {len(chunks)} chunks, {rows:,} rows; load {os.getloadavg()[0]:.2f}")
+    print(f"{size / 1e6:.1f} MB ({args.shape}) in {len(chunks)} chunks, {rows:,} rows; load {os.getloadavg()[0]:.2f}")
     for name, ts in best.items():
         per_round = ", ".join(f"{t / rows * 1e9:.0f}" for t in ts)
         print(f"{name:>16}: ns/row per round {per_round}; best {min(ts) / rows * 1e9:.0f} ns/row = "

@@ -403,6 +403,61 @@ def test_any_chunk_split_gives_the_same_result(tmp_path, rows, sizes):
         assert X.shape == X0.shape
 
 
+# Rows for the kernel's fast path (parse_chunk: pairs of at most 8 bytes, one space apart), each with
+# at most one thing it must leave to the byte loop, which has to give the same result.
+_short_num = st.one_of(
+    st.integers(0, 99_999_999).map(str),
+    st.integers(0, 7).flatmap(lambda k: st.integers(0, 10 ** min(7 - k, 7) - 1).map(
+        lambda i, k=k: f"{i}." + "".join(str((i * 7 + j) % 10) for j in range(k)))),
+    st.sampled_from(["0.5", "1", "0", "007", ".5", "5.", "0.000001", "99999999", "1.000000"]),
+)
+_odd = st.sampled_from(["-0.5", "1e5", "123456789", "0.12345678", ".", "1.2.3", "x", "", "+1", "-", "1:2",
+                        "nan", "0.5#c", "1\t", "5\r"])
+
+
+@st.composite
+def _fast_row_text(draw):
+    n = draw(st.integers(1, 20))
+    idx = sorted(draw(st.lists(st.integers(0, 99_999_999), min_size=n, max_size=n, unique=True)))
+    pairs = [f"{i}:{draw(_short_num)}" for i in idx]
+    how = draw(st.integers(0, 12))
+    k = draw(st.integers(0, n - 1))
+    if how == 0:
+        pairs[k] = pairs[k].split(":")[0] + ":" + draw(_odd)
+    elif how == 1:
+        pairs[k] = draw(st.sampled_from(["-1", "x", "", "123456789", "0.5", "00000000001"])) + ":1"
+    elif how == 2 and n > 1:
+        pairs[k], pairs[k - 1] = pairs[k - 1], pairs[k]  # not ascending (or equal)
+    sep = " " if draw(st.integers(0, 6)) else draw(st.sampled_from(["  ", "\t", " \t"]))
+    end = draw(st.sampled_from(["", "", "", " ", "\r", " # c"]))
+    return draw(st.sampled_from(["1", "-3.1353974", "0.25", "7"])) + " " + sep.join(pairs) + end
+
+
+@HYP
+@given(rows=st.lists(_fast_row_text(), min_size=1, max_size=8), dtype=st.sampled_from([np.float32, np.float64]),
+       limit=st.sampled_from([-1, 50_000_000, 100_000_000]), chunk_size=st.sampled_from([37, 1 << 20]))
+def test_fast_path_rows_match_reference_parser(tmp_path, rows, dtype, limit, chunk_size):
+    text = ("\n".join(rows) + "\n").encode()
+    path = write(tmp_path, text)
+    got = _outcome_kernel(path, chunk_size, mode=K.ZERO_BASED, index_limit=limit, dtype=dtype)
+    _assert_same_outcome(got, _outcome_reference(text, dtype=dtype, zero_based=K.ZERO_BASED, index_limit=limit))
+
+
+def test_fast_path_records_the_boundary_index_span():
+    """parse_chunk's I_BOUND_START/END: the byte span of the first index equal to boundary_index, whichever
+    of its paths reads the row."""
+    text = b"1 1:0.5 2:0.25 3:1 5:2\n2 3:1 5:0.5 7:0.125\n3 5:1 99999999:0.5\n"
+    buf = np.frombuffer(text, np.uint8)
+    out = (np.empty(16, np.float64), np.empty(16, np.int64), np.empty(8, np.int64), np.empty(8, np.float64),
+           np.empty((4, 4), np.int64))
+    for b in (5, 7, 99999999, 4):
+        info = K.parse_chunk(buf, 1, K.ZERO_BASED, -1, b, math.inf, 1 << 20, 0, *out)
+        assert info[K.I_ERR] == K.OK and info[K.I_NNZ] == 9
+        at = text.find(f" {b}:".encode())
+        want = (at + 1, at + 1 + len(str(b))) if at >= 0 else (-1, -1)
+        assert (info[K.I_BOUND_START], info[K.I_BOUND_END]) == want, b
+
+
 def test_exact_conversion_of_hard_numbers():
     rng = np.random.default_rng(0)
     toks = [repr(float(x)) for x in rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000)]

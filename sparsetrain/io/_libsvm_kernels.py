@@ -8,8 +8,10 @@ the qid are ``[+-]digits``.
 
 :func:`parse_chunk` never raises: it stops at the first malformed token and reports an error
 code with the token's byte span, and the caller builds the message (file, line, token).
-Numbers are converted exactly (correctly rounded to binary64, then cast to the output dtype,
-as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
+A row whose features are all short ``digits:digits[.digits]`` pairs takes a fast path (separators
+by 64-byte bit masks, eight pairs converted at once: ``_libsvm_simd``); other rows are read byte
+by byte. Numbers are converted exactly (correctly rounded to binary64, then cast to the output
+dtype, as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
 tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
 for bit.
 
@@ -24,11 +26,13 @@ import re
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
+from ._libsvm_simd import convert_pairs
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
     I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
-    first_newline, is_space, last_newline, record_error,
+    eq_mask64, first_newline, is_space, last_newline, load_u64, record_error,
 )
 
 # Error codes reported by parse_chunk and parse_reference (OK = 0: none).
@@ -159,6 +163,89 @@ def count_newlines_colons(buf):
     return a + c + e, b + d + f
 
 
+# ---- the fast path of parse_chunk: a row's feature pairs found by 64-byte separator masks and
+# converted eight at a time (``_libsvm_simd.convert_pairs``)
+_PAIRS = 8  # pairs converted at a time
+
+
+@njit(cache=True, nogil=True)
+def _pair_seps_tail(buf, b):
+    """:func:`_pair_seps` of a block that runs past the buffer's end (its bytes there count as none)."""
+    m = np.uint64(0)
+    for k in range(len(buf) - b):
+        c = buf[_U(b + k)]
+        m |= np.uint64((c == 32) | (c == 58) | (c == 10)) << np.uint64(k)
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pair_seps(buf, b):
+    """Bit ``k`` set where ``buf[b + k]`` is a space, a colon or a newline, for the 64 bytes from ``b``
+    (a loop of constant length, which LLVM vectorizes; the last, partial block is a call)."""
+    if b + 64 > len(buf):
+        return _pair_seps_tail(buf, b)
+    return eq_mask64(buf, b, 32, 58, 10)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_sep(buf, b, m):
+    """The next separator's index and the cursor ``(block start, its bits not yet taken)`` after it
+    (the buffer ends with a newline, so there is one)."""
+    while m == 0:
+        b += 64
+        m = _pair_seps(buf, b)
+    return b + np.int64(trailing_zeros(m)), b, m & (m - np.uint64(1))
+
+
+@njit(cache=True, nogil=True)
+def _fast_row(buf, p, sb, sm, prev, nnz, lo, hi, boundary, indices, data, words_i, words_v, len_i, len_v):
+    """parse_chunk's fast path: the features of the row from ``p`` to its newline when every one is a
+    pair ``digits:digits[.digits]`` of at most 8 bytes each, one space apart (a space or a CR before the
+    newline allowed), the indices ascending in ``[lo, hi)`` and none equal to ``boundary``. The
+    separators come from 64-byte masks (``(sb, sm)``: a block's start and its bits not yet taken), the
+    pairs' last 8 bytes go to ``words_i``/``words_v`` and their lengths to ``len_i``/``len_v``, eight
+    pairs at a time converted by :func:`convert_pairs` into ``indices``/``data`` from ``nnz``.
+    Returns ``(ok, p, sb, sm, prev, nnz)``, ``p`` at the newline; when not ``ok``, ``prev`` and ``nnz``
+    are as given and the entries stored past ``nnz`` are garbage: the byte loop reads the row."""
+    if p < sb or p >= sb + 64:
+        sb = p - (p & 63)
+        sm = _pair_seps(buf, sb)
+    sm &= ~((np.uint64(1) << np.uint64(p - sb)) - np.uint64(1))
+    start = p  # the pair's
+    k = 0  # pairs waiting for conversion
+    n0 = nnz
+    prev0 = prev
+    while True:
+        colon, sb, sm = _next_sep(buf, sb, sm)
+        t = buf[_U(colon)]
+        if t == 58:
+            end, sb, sm = _next_sep(buf, sb, sm)
+            t = buf[_U(end)]
+            if t == 58:
+                return False, p, sb, sm, prev0, n0
+            last = t == 10
+            e = end - 1 if last and buf[_U(end - 1)] == 13 else end
+            words_i[k] = load_u64(buf, colon - 8)
+            words_v[k] = load_u64(buf, e - 8)
+            len_i[k] = colon - start
+            len_v[k] = e - colon - 1
+            k += 1
+        elif t == 10 and colon == start:  # a space before the newline
+            end = colon
+            last = True
+        else:
+            return False, p, sb, sm, prev0, n0
+        if k == _PAIRS or (last and k > 0):
+            if convert_pairs(words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary) != 0:
+                return False, p, sb, sm, prev0, n0
+            nnz += k
+            prev = indices[_U(nnz - 1)]
+            k = 0
+        if last:
+            return True, end, sb, sm, prev, nnz
+        start = end + 1
+
+
 @njit(cache=True, nogil=True)
 def first_row_label_count(buf):
     """Comma-separated labels on the first data row of ``buf`` (0 when it has no data row)."""
@@ -233,6 +320,13 @@ def parse_chunk(
     # and would compile parse_float, parse_int and _token_end once more for a Literal[int](0) position
     p = np.int64(0)
     line_start = 0
+    sb = np.int64(-64)  # the fast path's separator cursor: a block's start and its bits not yet taken
+    sm = np.uint64(0)
+    words_i = np.empty(_PAIRS, np.uint64)  # the fast path's pairs waiting for conversion
+    words_v = np.empty(_PAIRS, np.uint64)
+    len_i = np.empty(_PAIRS, np.int64)
+    len_v = np.empty(_PAIRS, np.int64)
+    misses = 0  # rows the fast path left to the byte loop (it stops trying when they are many)
     while p < n:
         c = buf[_U(p)]
         if _CLASS[c] == 1:
@@ -251,9 +345,9 @@ def parse_chunk(
                 p += 1
             continue
         # ---- a data row: labels, an optional qid, features. Every number, label or feature
-        # value, is read at one place, the top of this loop: the common ``digits[.digits]``
-        # inline (a call to a helper would halve the speed; so would a sign here, ~5%), anything
-        # else by parse_float, which also classifies the errors.
+        # value, is read at one place, the top of this loop: the common ``[-]digits[.digits]``
+        # inline (a call to a helper would halve the speed), anything else by parse_float, which
+        # also classifies the errors.
         lab_start = p
         if rows == 0:
             info[I_LAB_START] = lab_start
@@ -266,6 +360,9 @@ def parse_chunk(
         while True:
             vs = p
             r = p
+            neg = buf[_U(r)] == 45
+            if neg:
+                r += 1
             ds = r
             mant = 0
             d = np.uint64(buf[_U(r)]) - np.uint64(48)
@@ -289,6 +386,8 @@ def parse_chunk(
             if 0 < ndig <= 15 and (_CLASS[t] != 0 or (label and t == 44)):
                 # below 10**15: exact (Clinger's fast path) and within any value_limit
                 v = float(mant) / POW10[_U(nfrac)]
+                if neg:
+                    v = -v
             else:
                 v, r, st = parse_float(buf, vs, n)
                 t = buf[_U(r)]
@@ -353,6 +452,22 @@ def parse_chunk(
                 c = buf[_U(p)]
             if c == 10 or c == 35:
                 break
+            # ---- a row's first feature: the fast path (_fast_row) reads the whole row when it can. Its
+            # token ends come from separator bit masks, not a branch per byte (the byte loop below
+            # mispredicts the end of about every index), and it converts eight pairs at a time; a row
+            # it cannot read (a sign, an exponent, a longer number, other whitespace, a comment, an
+            # error) is read by the byte loop from here, with the same result. When many rows of a
+            # chunk are such, it stops trying (each try costs about what reading the row does).
+            if p >= 8 and nnz == row_start and misses * 8 <= rows + 64:
+                ok, q, sb, sm, prev_f, nnz_f = _fast_row(buf, p, sb, sm, prev, nnz, lo, hi,
+                                                         boundary_index if bound_start < 0 else -1,
+                                                         indices, data, words_i, words_v, len_i, len_v)
+                if ok:
+                    p = q
+                    prev = prev_f
+                    nnz = nnz_f
+                    break
+                misses += 1
             tok = p
             idx = 0
             d = np.uint64(c) - np.uint64(48)

@@ -1,0 +1,137 @@
+"""Eight LibSVM feature pairs converted at once: :func:`convert_pairs`, a numba intrinsic in LLVM
+vector IR (``<8 x i64>``; on x86 with AVX-512 one register per quantity, with AVX2 two).
+
+``parse_chunk``'s fast path (``_libsvm_kernels._fast_row``) finds a row's pairs ``index:value`` by
+separator masks and hands over, per pair, the 8 bytes that end just before the colon and just before
+the value's end, and the two tokens' lengths. Here, for each pair at once: the tokens' bytes are
+selected from the top of their words; the value's decimal point (the first) is found and the bytes
+below it move up one; each token must then be 1 to 8 digits (SWAR check); the digits become numbers
+by Lemire's three multiplications (as ``fast_float`` parses eight digits); the value is
+``mantissa / 10**fraction_digits`` in binary64, correctly rounded (both exact below 2**53: the
+same division as the byte loop's, hence the same result), then the output dtype. The index must
+ascend from the previous one, lie in ``[lo, hi)`` and differ from ``boundary``.
+
+Nothing branches per pair: the result is a bit mask of the pairs that broke a rule (0: all stored),
+and the caller reads the row with the byte loop when it is not 0.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_LANES = 8
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_V = ir.VectorType(_I64, _LANES)
+_VD = ir.VectorType(ir.DoubleType(), _LANES)
+
+
+def _c(x: int) -> ir.Constant:
+    return ir.Constant(_V, [x if x < 1 << 63 else x - (1 << 64)] * _LANES)
+
+
+def _masked_store(b, vec, ptr, align: int, mask) -> None:
+    elem = {"i64": "i64", "float": "f32", "double": "f64"}[str(vec.type.element)]
+    fnty = ir.FunctionType(ir.VoidType(), [vec.type, ptr.type, _I32, mask.type])
+    fn = cgutils.get_or_insert_function(b.module, fnty, f"llvm.masked.store.v{_LANES}{elem}.p0")
+    b.call(fn, [vec, ptr, ir.Constant(_I32, align), mask])
+
+
+@intrinsic
+def convert_pairs(typingctx, words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary):
+    """Convert pairs ``0..k-1`` (k <= 8) of the pair arrays (``words_i``/``words_v``: uint64, the 8 bytes
+    ending just before an index's colon / a value's end, little-endian; ``len_i``/``len_v``: int64, the
+    tokens' lengths) into ``indices[nnz:nnz + k]`` (int64) and ``data[nnz:nnz + k]`` (float32 or
+    float64). Returns the int64 bit mask of the pairs that broke a rule (see the module); the stores
+    happen either way. Lanes from ``k`` on are computed from whatever the arrays hold and discarded."""
+    arrays = (words_i, words_v, len_i, len_v)
+    if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype.bitwidth == 64 for a in arrays)
+            and isinstance(indices, types.Array) and indices.dtype == types.int64
+            and isinstance(data, types.Array) and data.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder
+        arr = [context.make_array(t)(context, b, a) if isinstance(t, types.Array) else None
+               for t, a in zip(sig.args, args)]
+
+        def scalar(i):
+            return context.cast(b, args[i], sig.args[i], types.int64)
+
+        def splat(x):
+            v = b.insert_element(ir.Constant(_V, ir.Undefined), x, ir.Constant(_I32, 0))
+            zeros = ir.Constant(ir.VectorType(_I32, _LANES), [0] * _LANES)
+            return b.shuffle_vector(v, ir.Constant(_V, ir.Undefined), zeros)
+
+        def load(i):
+            return b.load(b.bitcast(arr[i].data, _V.as_pointer()), align=8)
+
+        active = b.icmp_signed("<", ir.Constant(_V, list(range(_LANES))), splat(scalar(4)))
+        w_i, w_v, n_i, n_v = (load(i) for i in range(4))
+        ones = _c(-1)
+
+        def clamp(x):  # into [1, 8]; a length outside is an error
+            x = b.select(b.icmp_signed("<", x, _c(1)), _c(1), x)
+            return b.select(b.icmp_signed(">", x, _c(8)), _c(8), x)
+
+        c_i, c_v = clamp(n_i), clamp(n_v)
+        bad = b.or_(b.icmp_signed("!=", n_i, c_i), b.icmp_signed("!=", n_v, c_v))
+        keep_i = b.shl(ones, b.sub(_c(64), b.mul(_c(8), c_i)))  # the token's bytes: the word's top ones
+        keep_v = b.shl(ones, b.sub(_c(64), b.mul(_c(8), c_v)))
+
+        def digits(w, keep):
+            """(the number, a lane mask of tokens with a byte not a digit); bytes not kept are zeros."""
+            v = b.or_(b.and_(w, keep), b.and_(_c(0x3030303030303030), b.xor(keep, ones)))
+            hi_nibbles = _c(0xF0F0F0F0F0F0F0F0)
+            t = b.or_(b.and_(v, hi_nibbles), b.lshr(b.and_(b.add(v, _c(0x0606060606060606)), hi_nibbles), _c(4)))
+            not_digits = b.icmp_unsigned("!=", t, _c(0x3333333333333333))
+            v = b.and_(v, _c(0x0F0F0F0F0F0F0F0F))
+            v = b.add(b.mul(v, _c(10)), b.lshr(v, _c(8)))
+            pairs = _c(0x000000FF000000FF)
+            v = b.add(b.mul(b.and_(v, pairs), _c(100 + (1000000 << 32))),
+                      b.mul(b.and_(b.lshr(v, _c(16)), pairs), _c(1 + (10000 << 32))))
+            return b.and_(b.lshr(v, _c(32)), _c(0xFFFFFFFF)), not_digits
+
+        idx, bad_i = digits(w_i, keep_i)
+        # the value's first '.': zero bytes of w ^ '........' (exact test, no borrow between bytes)
+        x = b.xor(w_v, _c(0x2E2E2E2E2E2E2E2E))
+        low7 = _c(0x7F7F7F7F7F7F7F7F)
+        dots = b.and_(b.xor(b.or_(b.or_(b.add(b.and_(x, low7), low7), x), low7), ones), keep_v)
+        has = b.icmp_unsigned("!=", dots, _c(0))
+        cttz = cgutils.get_or_insert_function(b.module, ir.FunctionType(_V, [_V, ir.IntType(1)]),
+                                              f"llvm.cttz.v{_LANES}i64")
+        at = b.lshr(b.call(cttz, [dots, ir.Constant(ir.IntType(1), 0)]), _c(3))
+        at = b.select(b.icmp_unsigned(">", at, _c(7)), _c(7), at)  # (no point: 8, unused)
+        below = b.sub(b.shl(_c(1), b.mul(at, _c(8))), _c(1))
+        moved = b.or_(b.and_(w_v, b.shl(b.xor(below, ones), _c(8))), b.shl(b.and_(w_v, below), _c(8)))
+        w_v = b.select(has, moved, w_v)
+        keep_v = b.select(has, b.shl(keep_v, _c(8)), keep_v)
+        nfrac = b.select(has, b.sub(_c(7), at), _c(0))
+        mant, bad_v = digits(w_v, keep_v)
+        bad = b.or_(bad, b.or_(bad_i, bad_v))
+        bad = b.or_(bad, b.icmp_unsigned("==", keep_v, _c(0)))  # "." alone
+        shift = ir.Constant(ir.VectorType(_I32, _LANES), [_LANES] + list(range(_LANES - 1)))
+        before = b.shuffle_vector(idx, splat(scalar(8)), shift)  # each lane's previous index
+        bad = b.or_(bad, b.icmp_signed("<=", idx, before))
+        bad = b.or_(bad, b.icmp_signed("<", idx, splat(scalar(9))))
+        bad = b.or_(bad, b.icmp_signed(">=", idx, splat(scalar(10))))
+        bad = b.or_(bad, b.icmp_signed("==", idx, splat(scalar(11))))
+        bad = b.and_(bad, active)
+        # 10**nfrac (nfrac < 8) from its bits, exact
+        one = ir.Constant(_VD, [1.0] * _LANES)
+        power = None
+        for bit, factor in ((1, 10.0), (2, 100.0), (4, 1e4)):
+            f = b.select(b.icmp_unsigned("!=", b.and_(nfrac, _c(bit)), _c(0)),
+                         ir.Constant(_VD, [factor] * _LANES), one)
+            power = f if power is None else b.fmul(power, f)
+        value = b.fdiv(b.uitofp(mant, _VD), power)
+        if sig.args[6].dtype == types.float32:
+            value = b.fptrunc(value, ir.VectorType(ir.FloatType(), _LANES))
+        at_nnz = scalar(7)
+        _masked_store(b, idx, b.gep(arr[5].data, [at_nnz]), 8, active)
+        _masked_store(b, value, b.gep(arr[6].data, [at_nnz]), sig.args[6].dtype.bitwidth // 8, active)
+        return b.zext(b.bitcast(bad, ir.IntType(_LANES)), _I64)
+
+    return types.int64(words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary), codegen
