@@ -275,8 +275,8 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 
     model = load_trained(model_path, epoch=epoch, last=last)
     fmt = format_for(out, fmt)
-    with _data_file(data_path, model) as path, _reading(path, "predicting"):
-        cols = model.predict_columns(path)
+    with _reading(data_path, "predicting"):
+        cols = model.predict_columns(data_path)
     write_predictions(cols, out, fmt)
     if out and out != "-":
         click.echo(f"wrote {len(next(iter(cols.values())))} predictions to {out}", err=True)
@@ -299,32 +299,12 @@ def _reading(path, what):
         status.clear()
 
 
-def _data_file(path, model):
-    """``path``; for ``-`` and a model without its run's config (a checkpoint prefix, read as LibSVM),
-    a temporary file holding stdin (removed afterwards). A run's model reads stdin in its data format."""
-    import contextlib
-    import shutil
-    import tempfile
-
-    if path != "-" or model.config is not None:
-        return contextlib.nullcontext(path)
-
-    @contextlib.contextmanager
-    def spooled():
-        with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=".libsvm") as f:
-            shutil.copyfileobj(sys.stdin.buffer, f)
-            f.flush()
-            yield f.name
-
-    return spooled()
-
-
 def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     from .trainer import load_trained
 
     model = load_trained(model_path, epoch=epoch, last=last)
-    with _data_file(data_path, model) as path, _reading(path, "scoring"):
-        values = model.evaluate(path, list(metrics) or None)
+    with _reading(data_path, "scoring"):
+        values = model.evaluate(data_path, list(metrics) or None)
     if as_json:
         click.echo(json.dumps(values))
     else:

@@ -82,3 +82,16 @@ def test_an_out_extension_predict_does_not_write_is_a_usage_error(run, tmp_path)
     assert res.exit_code == 0 and (tmp_path / "p.parquet").read_text().startswith("row\tlabel\tprediction\n")
     assert cli("predict", run, DATA, "--out", tmp_path / "preds").exit_code == 0  # no extension: csv
     assert (tmp_path / "preds").read_text().startswith("row,label,prediction\n")
+
+
+def test_a_checkpoint_prefix_names_stdin_in_its_errors(run):
+    # a model without its run's config reads stdin as LibSVM with the index base decided by reading it: through
+    # the one temporary copy a run's model uses, so an error names <stdin>, not the copy (it named
+    # /tmp/sparsetrain-stdin-....libsvm)
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    res = CliRunner().invoke(main, ["predict", str(run / "checkpoints" / "model"), "-"], input=b"1 1:1\n2 x:1\n")
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("error: <stdin>:2: "), res.stderr

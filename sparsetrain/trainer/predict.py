@@ -40,6 +40,7 @@ class TrainedModel:
 
     def _module(self, data_iter, path: str):
         from ..base import DataFormatError, ShapeError
+        from ..io.base import display_name
         from ..module import Module
         from ..symbol import load as load_symbol
 
@@ -50,7 +51,7 @@ class TrainedModel:
         try:
             mod.bind(data_iter.provide_data, data_iter.provide_label, for_training=False)
         except ShapeError as e:  # e.g. two labels per row for a one-output model: a fact about the file
-            raise DataFormatError(f"{path}: its rows do not fit the model: {getattr(e, 'detail', e)}") from None
+            raise DataFormatError(f"{display_name(path)}: its rows do not fit the model: {getattr(e, 'detail', e)}") from None
         try:
             mod.set_params(arg, aux, allow_extra=True)
         except ShapeError as e:
@@ -71,7 +72,7 @@ class TrainedModel:
 
         ids = None
         wants_ids = with_ids and self.config is not None and self.config.data.id_column is not None
-        if path == "-" and self.config is not None and (wants_ids or _auto_base(self.config)):
+        if path == "-" and (wants_ids or self._auto_base()):
             # a second pass over the data (the ids; the index base of LibSVM under zero_based: auto, as
             # when training): keep stdin in a file
             with _stdin_copy(self.config) as copy:
@@ -112,6 +113,11 @@ class TrainedModel:
             mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
             y = mapping.apply(y, locate)
         return X, y, ids, weights
+
+    def _auto_base(self) -> bool:
+        """LibSVM data (the run's format; a checkpoint prefix's) whose index base is decided by reading it."""
+        fmt = self.config.data_format() if self.config is not None else "libsvm"
+        return fmt == "libsvm" and self.zero_based == "auto"
 
     def _iter(self, path: str, with_labels: bool = False, data=None):
         """The rows of ``path`` (or of ``data``, what :meth:`read` returned) as an iterator."""
@@ -299,23 +305,23 @@ def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
     return np.array(ids, dtype=str)
 
 
-def _auto_base(cfg) -> bool:
-    return cfg.data_format() == "libsvm" and cfg.data.zero_based == "auto"
-
-
 @contextlib.contextmanager
 def _stdin_copy(cfg):
-    """A temporary copy of stdin named like the training file (``.csv``/``.tsv``: the reader takes
-    the format and the delimiter from the name), removed afterwards."""
+    """A temporary copy of stdin named like the training file of the run's config ``cfg`` (``.csv``/``.tsv``:
+    the reader takes the format and the delimiter from the name; ``None``, a checkpoint prefix's model:
+    ``.libsvm``), removed afterwards."""
     import shutil
     import sys
     import tempfile
 
-    names = [p for p in (cfg.data.train or []) if p != "-"] + ([cfg.data.generate.path] if cfg.data.generate else [])
-    base = names[0].lower().removesuffix(".gz").removesuffix(".bz2") if names else ""
-    ext = os.path.splitext(base)[1]
-    suffix = ext if cfg.data.format_of(f"x{ext}") == cfg.data_format() else {"csv": ".csv", "vw": ".vw"}.get(
-        cfg.data_format(), ".libsvm")
+    suffix = ".libsvm"
+    if cfg is not None:
+        names = [p for p in (cfg.data.train or []) if p != "-"] + ([cfg.data.generate.path] if cfg.data.generate
+                                                                    else [])
+        base = names[0].lower().removesuffix(".gz").removesuffix(".bz2") if names else ""
+        ext = os.path.splitext(base)[1]
+        suffix = ext if cfg.data.format_of(f"x{ext}") == cfg.data_format() else {"csv": ".csv", "vw": ".vw"}.get(
+            cfg.data_format(), ".libsvm")
     with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=suffix) as f:
         shutil.copyfileobj(sys.stdin.buffer, f)
         f.flush()
