@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -18,7 +17,7 @@ import click
 from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
 from .cli_export import export as export_command
 from .cli_fit_display import (  # fit's rendering (StatusLine, COMPILING: also for tests)
-    COMPILING, StatusLine, _describe_generated, _final_table, _FitReporter, _stderr_console)
+    COMPILING, StatusLine, _describe_generated, _final_table, _FitReporter, _stderr_console, reading)
 from .cli_init import init_command
 from .cli_plot import plot as plot_command
 from .interrupts import handling_interrupts
@@ -275,7 +274,7 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 
     model = load_trained(model_path, epoch=epoch, last=last)
     fmt = format_for(out, fmt)
-    with _reading(data_path, "predicting"):
+    with reading(data_path, "predicting"):
         cols = model.predict_columns(data_path)
     write_predictions(cols, out, fmt)
     if out and out != "-":
@@ -283,27 +282,11 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
     return 0
 
 
-@contextlib.contextmanager
-def _reading(path, what):
-    """A status line on stderr while a large file is read and scored (after a second)."""
-    from .cli_fit_display import StatusLine, _stderr_console, busy
-    from .validation import human_bytes
-
-    err = _stderr_console(False)
-    status = StatusLine(err, err.is_terminal)
-    size = f" ({human_bytes(os.path.getsize(path))})" if path != "-" and os.path.isfile(path) else ""
-    try:
-        with busy(status, f"{what} {path}{size}…"):
-            yield
-    finally:
-        status.clear()
-
-
 def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     from .trainer import load_trained
 
     model = load_trained(model_path, epoch=epoch, last=last)
-    with _reading(data_path, "scoring"):
+    with reading(data_path, "scoring"):
         values = model.evaluate(data_path, list(metrics) or None)
     if as_json:
         click.echo(json.dumps(values))

@@ -105,6 +105,26 @@ def busy(status: StatusLine, text: str):
         status.pop(text)
 
 
+@contextlib.contextmanager
+def reading(path, what: str):
+    """``"{what} {file} ({size})…"`` on stderr while the data file ``path`` is read through (``init``'s
+    look at it, ``predict``'s and ``evaluate``'s scoring), when that lasts more than :data:`BUSY_AFTER`
+    seconds; stdin is ``<stdin>``, without a size."""
+    import os
+
+    from .io.base import display_name
+    from .validation import human_bytes
+
+    err = _stderr_console(False)
+    status = StatusLine(err, err.is_terminal)
+    size = f" ({human_bytes(os.path.getsize(path))})" if path != "-" and os.path.isfile(path) else ""
+    try:
+        with busy(status, f"{what} {display_name(path)}{size}…"):
+            yield
+    finally:
+        status.clear()
+
+
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
 

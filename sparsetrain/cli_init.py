@@ -31,22 +31,13 @@ def init_command(data, task, preset, out, force, label):
 
 
 def _init(data, task, preset, out, force, label) -> int:
-    import os
-
-    from .cli_fit_display import StatusLine, _stderr_console, busy
+    from .cli_fit_display import reading
     from .config.starter import write_starter_config
-    from .validation import human_bytes
 
     command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
                        + (["--label", label] if label else []) + ["--out", out])
-    err = _stderr_console(False)
-    status = StatusLine(err, err.is_terminal)
-    try:  # init reads the whole file: a large one takes seconds
-        with busy(status, f"reading {data} ({human_bytes(os.path.getsize(data))})…"):
-            _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command,
-                                              label=label)
-    finally:
-        status.clear()
+    with reading(data, "reading"):  # init reads the whole file: a large one takes seconds
+        _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command, label=label)
     click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
                f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
     return 0

@@ -95,3 +95,17 @@ def test_a_checkpoint_prefix_names_stdin_in_its_errors(run):
     res = CliRunner().invoke(main, ["predict", str(run / "checkpoints" / "model"), "-"], input=b"1 1:1\n2 x:1\n")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines()[-1].startswith("error: <stdin>:2: "), res.stderr
+
+
+def test_the_status_line_names_the_data_as_init_does(run, monkeypatch):
+    # one status line for init, predict and evaluate (stdin: '<stdin>', it showed '-' or the temporary copy)
+    from click.testing import CliRunner
+
+    from sparsetrain import cli_fit_display
+    from sparsetrain.cli import main
+
+    monkeypatch.setattr(cli_fit_display, "BUSY_AFTER", 0.0)
+    res = cli("predict", run, DATA)
+    assert res.exit_code == 0 and f"predicting {DATA} (" in res.stderr
+    res = CliRunner().invoke(main, ["evaluate", str(run / "checkpoints" / "model"), "-"], input=DATA.read_bytes())
+    assert res.exit_code == 0 and "scoring <stdin>…" in res.stderr, res.stderr
