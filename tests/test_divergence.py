@@ -76,3 +76,23 @@ def test_graph_engine_stops_on_a_metric_overflow_before_the_update():
     mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.0})
     with pytest.raises(NonFiniteError, match=r"epoch 0 batch 1 \(metric mse is inf\)"):
         mod.run_epoch(it, st.metric.create("mse"), engine="graph")
+
+
+@pytest.mark.parametrize("checkpoint", [None, "runs/x/checkpoints/model-0001.params"])
+def test_a_non_finite_epoch_metric_says_what_checkpoint_is_left(checkpoint):
+    """The epoch loop's messages say the same about the checkpoint (trainer.loop.checkpoint_hint); this one
+    said nothing when no checkpoint was written, where the loss's said so."""
+    from types import SimpleNamespace
+
+    from sparsetrain.config import load_config
+    from sparsetrain.trainer import Reporter
+    from sparsetrain.trainer.loop import run_epochs
+
+    cfg = load_config(str(ROOT / "configs" / "linreg.yaml"), ["train.epochs=1", "train.target={}"])
+    run = SimpleNamespace(start_epoch=0, checkpoint=checkpoint, best=None)
+    executor = SimpleNamespace(epoch_rows=1, batches=1, run_epoch=lambda epoch, reporter: {
+        "epoch": epoch, "samples": 1, "seconds": 0.0, "mse": float("nan")})
+    with pytest.raises(NonFiniteError) as err:
+        run_epochs(cfg, run, executor, Reporter(), [])
+    left = f"the last complete checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
+    assert str(err.value) == f"metric mse became non-finite in epoch 0; {left}"

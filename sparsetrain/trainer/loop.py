@@ -75,8 +75,12 @@ def _labels_per_row(shape) -> str:
     return f"{k} label{'s' if k != 1 else ''}"
 
 
-def _last_good(run: RunDir) -> str:
-    return (f"; the last good checkpoint is {run.checkpoint}" if run.checkpoint else "; no checkpoint was written")
+def checkpoint_hint(run: RunDir, resume: bool = False) -> str:
+    """What a failed or stopped run leaves: its last complete checkpoint (``resume``: and how to go on
+    from it), or that none was written."""
+    if not run.checkpoint:
+        return "no checkpoint was written"
+    return f"the last complete checkpoint is {run.checkpoint}" + ("; continue with --resume" if resume else "")
 
 
 def is_interrupt(e: BaseException) -> bool:
@@ -114,15 +118,14 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
             try:
                 record = executor.run_epoch(epoch, reporter)
             except NonFiniteError as e:
-                raise NonFiniteError(f"{e}{_last_good(run)}", epoch=e.epoch, batch=e.batch) from None
+                raise NonFiniteError(f"{e}; {checkpoint_hint(run)}", epoch=e.epoch, batch=e.batch) from None
             raise_if_interrupted()  # before this epoch's checkpoint, as if it had stopped the epoch
             if record["samples"] == 0:
                 raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
                                        f"{executor.batch_rows}")
             bad = [k for k, v in record_metrics(record).items() if not math.isfinite(v)]
             if bad:
-                raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}"
-                                     + (_last_good(run) if run.checkpoint else ""),
+                raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}; {checkpoint_hint(run)}",
                                      epoch=epoch, batch=executor.batches - 1)
             if compile_watch is not None:
                 during = compile_watch.seconds - before
@@ -147,15 +150,11 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
     except RunInterrupted:
         raise
     except OutputError as e:  # a full disk: what is safe, and how to go on once there is room
-        hint = (f"; the last complete checkpoint is {run.checkpoint}; continue with --resume" if run.checkpoint
-                else "; no checkpoint was written")
-        raise OutputError(e.errno, f"{e.strerror}{hint}", e.filename) from None
+        raise OutputError(e.errno, f"{e.strerror}; {checkpoint_hint(run, resume=True)}", e.filename) from None
     except (KeyboardInterrupt, SystemError) as e:
         if not is_interrupt(e):
             raise
-        hint = (f"the last complete checkpoint is {run.checkpoint}; continue with --resume" if run.checkpoint
-                else "no checkpoint was written")
-        raise RunInterrupted(hint) from None
+        raise RunInterrupted(checkpoint_hint(run, resume=True)) from None
     return history
 
 
