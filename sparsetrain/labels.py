@@ -118,16 +118,29 @@ def shown_labels(y: np.ndarray, names: dict) -> np.ndarray:
     ``names``: hash -> text) strings, numbers in their shortest form; a row without a label (another
     NaN: a Vowpal Wabbit line ``|a x`` that ``predict`` scores) an empty string."""
     flat = np.asarray(y, np.float64).reshape(len(y), -1)[:, 0]
-    bits = flat.view(np.uint64)
-    text = np.isnan(flat)
-    if not text.any():
+    if not np.isnan(flat).any():
         return y
-    from .io.csv_reader import TEXT_LABEL
-
-    text &= (bits & ~np.uint64(0xFFFFFFFF)) == TEXT_LABEL
-    hashes = bits & np.uint64(0xFFFFFFFF)
+    text, hashes = text_labels_of(flat)
     return np.array([names.get(int(h), "?") if t else "" if v != v else _fmt(v)
                      for v, t, h in zip(flat.tolist(), text, hashes)])
+
+
+_HASH_BITS = np.uint64(0xFFFFFFFF)
+
+
+def text_labels_of(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(is_text, hashes)`` of float64 labels ``y`` (flattened): which are text labels (the CSV reader's
+    ``TEXT_LABEL | hash`` NaNs, see :class:`TextLabels`; another NaN, a row without a label, is none) and
+    each one's hash (the key of a reader's ``label_names``)."""
+    flat = np.asarray(y, np.float64).ravel()
+    text = np.isnan(flat)
+    if not text.any():
+        return text, np.zeros(flat.shape, np.uint64)
+    from .io.csv_reader import TEXT_LABEL
+
+    bits = flat.view(np.uint64)
+    text &= (bits & ~_HASH_BITS) == TEXT_LABEL
+    return text, bits & _HASH_BITS
 
 
 def text_label_bits(text: str) -> np.uint64:
@@ -164,15 +177,13 @@ class TextLabels:
             return "a softmax model's label must be a class id 0..K-1"
         return "labels are read as numbers: map string labels to numbers first, e.g. 0 and 1"
 
-    def apply(self, y: np.ndarray, is_text: np.ndarray) -> np.ndarray:
-        """0/1 for each label of ``y`` (float64, text labels as ``TEXT_LABEL | hash``), -1 for a third value."""
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        """0/1 for each label of ``y`` (float64, text labels as ``TEXT_LABEL | hash``), -1 for a third value
+        (a text value matches its bits, a NaN; a number value never matches a NaN)."""
         out = np.full(y.shape, -1.0)
         bits = y.view(np.uint64)
         for code, v in enumerate(self.values):
-            if isinstance(v, str):
-                out[is_text & (bits == text_label_bits(v))] = code
-            else:
-                out[~is_text & (y == v)] = code
+            out[bits == text_label_bits(v) if isinstance(v, str) else y == v] = code
         return out
 
 
@@ -263,13 +274,13 @@ class BinaryValues:
         if self.done or y.size == 0:
             return
         flat = y.ravel()
-        text = np.isnan(flat) if names is not None else np.zeros(flat.shape, bool)
+        text, hashes = text_labels_of(flat) if names is not None else (np.zeros(flat.shape, bool), None)
         found = []  # (first row, value)
         if not text.all():
             values, first = np.unique(flat[~text], return_index=True)
             found += zip(np.flatnonzero(~text)[first].tolist(), (float(v) for v in values))
         if text.any():
-            hashes, first = np.unique(flat[text].view(np.uint64) & np.uint64(0xFFFFFFFF), return_index=True)
+            hashes, first = np.unique(hashes[text], return_index=True)
             found += zip(np.flatnonzero(text)[first].tolist(), (names[int(h)] for h in hashes))
         for _, v in sorted(found, key=lambda f: f[0]):
             if v not in self.seen:

@@ -371,3 +371,19 @@ def test_a_row_without_a_label_shows_an_empty_label_beside_text_and_number_label
     y = np.array([1.0, np.nan, labels.text_label_bits("yes").view(np.float64)])
     assert labels.shown_labels(y, {}).tolist() == ["1", "", "?"]
     assert labels.shown_labels(y, {int(labels.text_label_bits("yes")) & 0xFFFFFFFF: "yes"}).tolist() == ["1", "", "yes"]
+
+
+def test_text_labels_are_told_from_a_missing_label_in_one_place():
+    # labels.text_labels_of serves BinaryValues, init's label summary, shown_labels and TextLabels.apply: a
+    # NaN that is not TEXT_LABEL | hash (a row without a label) is no text (BinaryValues looked it up as one)
+    y = np.array([labels.text_label_bits("yes"), np.float64(np.nan).view(np.uint64), np.float64(0.0).view(np.uint64),
+                  labels.text_label_bits("no")], np.uint64).view(np.float64)
+    names = {int(labels.text_label_bits(t) & np.uint64(0xFFFFFFFF)): t for t in ("yes", "no")}
+    text, hashes = labels.text_labels_of(y)
+    assert text.tolist() == [True, False, False, True]
+    assert [names[int(h)] for h in hashes[text]] == ["yes", "no"]
+    assert labels.shown_labels(y, names).tolist() == ["yes", "", "0", "no"]
+    assert labels.TextLabels("binary", ("no", "yes")).apply(y).tolist() == [1.0, -1.0, -1.0, 0.0]
+    found = labels.BinaryValues()
+    found.add(y[:3], names)  # (was a KeyError: the NaN's low bits named no text)
+    assert found.seen[0] == "yes"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base import ConfigError, DataFormatError
-from ..labels import binary_pair
+from ..labels import binary_pair, text_labels_of
 
 TASKS = ("binary", "regression", "multiclass")
 #: The preset each task starts from, and the presets each task may use.
@@ -86,10 +86,10 @@ class _Labels:
     def add(self, y, names: dict | None = None) -> None:
         """Note the labels ``y``; ``names``: a CSV reader's hash -> text of its text labels (NaN in ``y``)."""
         if names is not None and y.size:
-            text = np.isnan(y)
+            text, hashes = text_labels_of(y)
             if text.any():
                 if len(self.texts) <= _MAX_DISTINCT:
-                    self.texts.update(names[int(h)] for h in np.unique(y[text].view(np.uint64) & np.uint64(0xFFFFFFFF)))
+                    self.texts.update(names[int(h)] for h in np.unique(hashes[text]))
                 y = y[~text]
         if y.size:
             self.lo, self.hi = min(self.lo, float(y.min())), max(self.hi, float(y.max()))

@@ -234,8 +234,7 @@ class CSVReader(HashedTextReader):
                 text, start = texts[min(texts)]
                 raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}")
             return
-        is_text = np.isnan(y)
-        out = spec.apply(y, is_text)
+        out = spec.apply(y)
         bad = np.flatnonzero(out < 0)
         if len(bad):
             r = int(bad[0])

@@ -162,7 +162,7 @@ def _load_stdin_cached(cfg: Config):
     if names and np.isnan(labels).any():  # text labels kept as read (their pair was not known): now map them
         _resolve_binary_values(cfg, [(labels, names)])
         spec = text_labels(cfg)
-        raw, labels = labels, spec.apply(np.asarray(labels), np.isnan(labels))
+        raw, labels = labels, spec.apply(np.asarray(labels))
         if (labels < 0).any():
             row = int(np.flatnonzero(labels < 0)[0])
             shown = labels_mod.shown_labels(raw[row:row + 1], names)
