@@ -122,7 +122,8 @@ class _Reader:
     def _failed(self, e: BaseException, after_line: int | None = None) -> DataFormatError:
         after = f" after line {after_line}" if after_line else ""
         reason = str(e) or type(e).__name__
-        return DataFormatError(f"{self.path}: corrupt or truncated {self.compression} data{after} ({reason})")
+        return DataFormatError(f"{display_name(self.path)}: corrupt or truncated {self.compression} data{after} "
+                               f"({reason})")
 
     def readinto_full(self, mv, lines_before=None) -> int:
         """Fill ``mv`` unless the data ends first; returns the bytes read. ``lines_before()``
