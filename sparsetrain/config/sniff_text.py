@@ -71,7 +71,7 @@ def read_numbered_sample(path: str) -> list[tuple[int, str]]:
     with open_data(path) as f:
         raw = f.read(SAMPLE_BYTES)
         more = bool(f.read(1))
-    text = raw.decode("utf-8", "replace").removeprefix("\ufeff")  # (a byte order mark: Excel's CSV)
+    text = raw.decode("utf-8", "replace")  # (open_data skipped a byte order mark)
     lines = text.split("\n")
     if more and len(lines) > 1:
         lines = lines[:-1]  # a partial last line

@@ -6,7 +6,8 @@ parser today; streaming and a disk cache later):
 - opening: gzip and bzip2 content is decompressed transparently (recognised by its first
   bytes, whatever the file name); a pipe of plain text works for one pass. Corrupt or
   truncated compressed data is a :class:`~sparsetrain.base.DataFormatError` naming the file
-  (and the line where the data stops), not a decompressor's exception;
+  (and the line where the data stops), not a decompressor's exception; a UTF-8 byte order mark
+  first is skipped, for every reader and format (the chunks start after it; offsets stay the file's);
 - chunks: :meth:`ChunkSource.chunks` yields ``(buf, offset)``, np.uint8 buffers of about
   ``chunk_size`` bytes that end with a newline (one is added after a last line that lacks it,
   which parsers use as a sentinel). A plain file is memory-mapped and the chunks are views of
@@ -61,30 +62,49 @@ _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 def open_data(path):
     """Open ``path`` for binary reading, decompressing gzip or bzip2 content transparently
     (recognised by its magic bytes, whatever the file name). An uncompressed pipe works too.
-    Read errors of compressed data are raised as they come; :class:`ChunkSource` turns them
-    into :class:`DataFormatError`."""
+    A UTF-8 byte order mark first (Excel's CSV, Windows tools) is skipped: it is no part of the
+    first line. Read errors of compressed data are raised as they come; :class:`ChunkSource` turns
+    them into :class:`DataFormatError`."""
+    return _open_data(path)[0]
+
+
+#: The byte order mark Excel and other Windows tools put first in a UTF-8 text file.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _open_data(path):
+    """:func:`open_data`'s file, and the bytes of the byte order mark it skipped (0 or 3)."""
     raw = open(path, "rb", buffering=0)
     try:
-        if not raw.seekable():  # a pipe: look at the first bytes without consuming them
+        if raw.seekable():
+            head = raw.read(6)
+            raw.seek(0)
+            f = raw
+        else:  # a pipe: look at the first bytes without consuming them
             f = io.BufferedReader(raw)
-            if f.peek(3)[:2] == _GZIP_MAGIC or f.peek(3)[:3] == _BZ2_MAGIC:
+            head = f.peek(6)[:6]
+            if head[:2] == _GZIP_MAGIC or head[:3] == _BZ2_MAGIC:
                 raise DataFormatError(f"{display_name(path)}: compressed data from a pipe is not supported; "
-                                 "pipe it through zcat/bzcat or give the file")
-            _refuse_unread(path, f.peek(6)[:6])
-            return f
-        head = raw.read(6)
-        raw.seek(0)
+                                      "pipe it through zcat/bzcat or give the file")
         _refuse_unread(path, head)
     except BaseException:
         raw.close()
         raise
-    if head[:2] == _GZIP_MAGIC:
+    if head[:2] == _GZIP_MAGIC or head[:3] == _BZ2_MAGIC:
         raw.close()
-        return gzip.open(path, "rb")
-    if head[:3] == _BZ2_MAGIC:
-        raw.close()
-        return bz2.open(path, "rb")
-    return raw
+        opener = gzip.open if head[:2] == _GZIP_MAGIC else bz2.open
+        f = opener(path, "rb")
+        try:
+            head = f.peek(len(UTF8_BOM))[:len(UTF8_BOM)]
+        except Exception as e:
+            f.close()
+            if not _is_decompression_error(e):
+                raise
+            return opener(path, "rb"), 0  # corrupt: its first read says so, naming the file and line (ChunkSource)
+    skipped = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+    if skipped:
+        f.read(skipped)
+    return f, skipped
 
 
 def _compression(f) -> str | None:
@@ -107,7 +127,7 @@ class _Reader:
 
     def __init__(self, path, max_line_bytes: int):
         self.path = os.fspath(path)
-        self.f = open_data(path)
+        self.f, self.start = _open_data(path)  # start: the first byte after a byte order mark
         self.compression = _compression(self.f)
         self.max_line_bytes = max_line_bytes
         self.lines_read = 0  # newlines in the bytes handed out so far (counted on demand)
@@ -204,7 +224,7 @@ class ChunkSource:
                     total = 0
                     while got := r.readinto_full(buf):
                         total += got
-                    self._size = total
+                    self._size = r.start + total
             finally:
                 r.close()
         return self._size
@@ -300,7 +320,7 @@ class ChunkSource:
             if end_hint is not None and end_hint < size:
                 j = K.first_newline(arr, end_hint - 1)
                 stop = size if j < 0 else j + 1
-            pos = begin
+            pos = begin or r.start
             starts: collections.deque = collections.deque()
             released = begin - begin % mmap.PAGESIZE
             while pos < stop:
@@ -332,7 +352,7 @@ class ChunkSource:
         ``max_line_bytes``."""
         if begin:
             r.seek(begin)
-        base = begin
+        base = begin or r.start
         carry = None
         lines = 0  # newlines handed out, for the messages of a long line or corrupt data
         while True:
@@ -378,12 +398,10 @@ class ChunkSource:
     def newlines_before(self, offset: int) -> int:
         """Newlines in the first ``offset`` bytes of the (decompressed) content."""
         count = 0
-        for buf, _ in self._scan():
-            if offset <= 0:
+        for buf, base in self._scan():
+            if base >= offset:
                 break
-            take = buf[: min(len(buf), offset)]
-            count += K.count_newlines(take)
-            offset -= len(take)
+            count += K.count_newlines(buf[: offset - base])
         return count
 
     def rows_before(self, offset: int) -> int:

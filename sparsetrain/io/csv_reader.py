@@ -27,7 +27,7 @@ from ..base import ConfigError, DataFormatError
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
 from .base import STDIN_PATH, display_name
-from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, open_data
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, open_data
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
@@ -43,7 +43,6 @@ _SLOW_ROWS = 64
 
 
 def _header_fields(text: str, delimiter: str, quote: str, sniff: bool, where: str):
-    text = text.removeprefix("\ufeff")  # the byte order mark Excel and other Windows tools put first
     if sniff and "\t" in text and "," not in text:
         delimiter = "\t"
     fields = next(csv.reader(io.StringIO(text.rstrip("\r\n"), newline=""), delimiter=delimiter, quotechar=quote), [])
@@ -169,6 +168,7 @@ class CSVReader(HashedTextReader):
         finally:
             os.close(fd)
         self._header_consumed = True
+        line = bytes(line).removeprefix(UTF8_BOM)  # (open_data skips it; these bytes are read here)
         return _header_fields(line.decode("utf-8", "replace"), delim, self.schema.quote, sniff, self.display)
 
     def _run(self, job: TextJob) -> TextJob:
