@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .. import initializer
 from ..base import ConfigError
-from ..io.base import DEFAULT_MAX_LINE_BYTES
+from ..io.base import DEFAULT_MAX_LINE_BYTES, plain_name
 from ..io.synthetic_options import SyntheticOptions, check_given
 from . import factories, graph
 
@@ -23,9 +23,7 @@ from . import factories, graph
 def named_format(path: str) -> str | None:
     """The format a data file's extension names: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``), ``libsvm``
     (``.libsvm``/``.svm``), else None; ``.gz``/``.bz2`` looked through."""
-    name = path.lower()
-    for ext in (".gz", ".bz2"):
-        name = name.removesuffix(ext)
+    name = plain_name(path)
     return next((fmt for fmt, exts in (("csv", (".csv", ".tsv")), ("vw", (".vw",)), ("libsvm", (".libsvm", ".svm")))
                  if name.endswith(exts)), None)
 

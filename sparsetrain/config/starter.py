@@ -23,6 +23,7 @@ import numpy as np
 
 from ..base import ConfigError, DataFormatError
 from ..labels import binary_pair, text_labels_of
+from .schema import format_from_name
 
 TASKS = ("binary", "regression", "multiclass")
 #: The preset each task starts from, and the presets each task may use.
@@ -60,18 +61,6 @@ class DataSummary:
     @property
     def integer_labels(self) -> bool:
         return all(float(v).is_integer() for v in self.labels)
-
-
-def data_format(path: str) -> str:
-    """``libsvm``, ``csv`` or ``vw`` from the file name (``.csv``/``.tsv``, ``.vw``; else LibSVM)."""
-    name = path.lower()
-    for ext in (".gz", ".bz2"):
-        name = name.removesuffix(ext)
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    if name.endswith(".vw"):
-        return "vw"
-    return "libsvm"
 
 
 class _Labels:
@@ -115,7 +104,7 @@ def sniff(path: str, label: str | None = None) -> DataSummary:
     index base (zero-based when an index 0 occurs, as scikit-learn decides). CSV/TSV and Vowpal Wabbit:
     the layout from the first lines (:mod:`.sniff_text`; ``label``: the CSV label column by name),
     then the whole file through the compiled reader with it. ``DataFormatError`` for unreadable data."""
-    fmt = data_format(path)
+    fmt = format_from_name(path)
     if fmt != "libsvm":
         return _sniff_hashed(path, fmt, label)
     from ..io import LibSVMReader

@@ -20,6 +20,14 @@ STDIN_NAME = "<stdin>"
 STDIN_READ_ONCE = f"{STDIN_NAME}: a stream can be read once (train for one epoch, or save it to a file)"
 
 
+def plain_name(path) -> str:
+    """A data file's name as its format and delimiter are read from it: lower-cased, without ``.gz``/``.bz2``."""
+    name = os.fspath(path).lower()
+    for ext in (".gz", ".bz2"):
+        name = name.removesuffix(ext)
+    return name
+
+
 def display_name(path) -> str:
     """A data file as messages name it: stdin (``-``, opened as :data:`STDIN_PATH`) is :data:`STDIN_NAME`."""
     path = os.fspath(path)

@@ -3,11 +3,11 @@ config naming CSV data validates without loading the parser's compiled kernels
 (``io/csv_reader.py`` reads files with it)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..base import ConfigError
+from .base import plain_name
 
 __all__ = ["CSVSchema", "default_delimiter"]
 
@@ -17,10 +17,7 @@ _OTHER_DELIMITERS = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "'|'s"
 
 def default_delimiter(path) -> str:
     """The delimiter of a CSV/TSV file by its name: tab for ``.tsv`` (``.gz``/``.bz2`` looked through), else comma."""
-    name = os.fspath(path).lower()
-    for ext in (".gz", ".bz2"):
-        name = name.removesuffix(ext)
-    return "\t" if name.endswith(".tsv") else ","
+    return "\t" if plain_name(path).endswith(".tsv") else ","
 
 
 def _yaml_char(c: str) -> str:

@@ -314,12 +314,13 @@ def _stdin_copy(cfg):
     import sys
     import tempfile
 
+    from ..io.base import plain_name
+
     suffix = ".libsvm"
     if cfg is not None:
         names = [p for p in (cfg.data.train or []) if p != "-"] + ([cfg.data.generate.path] if cfg.data.generate
                                                                     else [])
-        base = names[0].lower().removesuffix(".gz").removesuffix(".bz2") if names else ""
-        ext = os.path.splitext(base)[1]
+        ext = os.path.splitext(plain_name(names[0]))[1] if names else ""
         suffix = ext if cfg.data.format_of(f"x{ext}") == cfg.data_format() else {"csv": ".csv", "vw": ".vw"}.get(
             cfg.data_format(), ".libsvm")
     with tempfile.NamedTemporaryFile(prefix="sparsetrain-stdin-", suffix=suffix) as f:
