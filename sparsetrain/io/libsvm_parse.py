@@ -320,14 +320,19 @@ def _load_streamed(source: ChunkSource, num_features, settings, workers):
     data = np.concatenate([b.data for b in blocks])
     indices = np.concatenate([b.indices for b in blocks])
     labels = np.concatenate([b.labels for b in blocks])
-    indptr = np.empty(sum(b.num_rows for b in blocks) + 1, np.int64)
-    indptr[0] = 0
+    return data, indices, stacked_indptr(blocks), labels, metas
+
+
+def stacked_indptr(blocks) -> np.ndarray:
+    """The row pointers of the rows of ``blocks`` one after another (each block's shifted by the
+    entries of the blocks before it)."""
+    indptr = np.zeros(sum(b.num_rows for b in blocks) + 1, np.int64)
     r = off = 0
     for b in blocks:
         np.add(b.indptr[1:], off, out=indptr[r + 1 : r + b.num_rows + 1])
         r += b.num_rows
         off += b.nnz
-    return data, indices, indptr, labels, metas
+    return indptr
 
 
 def _load_mapped(source: ChunkSource, num_features, settings, workers):

@@ -15,7 +15,7 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .base import STDIN_PATH, STDIN_READ_ONCE, display_name
 from .chunks import ChunkSource
-from .libsvm_parse import LibSVMBlock
+from .libsvm_parse import LibSVMBlock, stacked_indptr
 from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks, room
 
 __all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
@@ -132,12 +132,7 @@ def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
     data = np.concatenate([b.data for b in blocks]) if blocks else np.zeros(0, np.float32)
     indices = np.concatenate([b.indices for b in blocks]) if blocks else np.zeros(0, np.int64)
     labels = np.concatenate([b.labels[:, 0] for b in blocks]) if blocks else np.zeros(0)
-    indptr = np.zeros(sum(b.num_rows for b in blocks) + 1, np.int64)
-    r = off = 0
-    for b in blocks:
-        np.add(b.indptr[1:], off, out=indptr[r + 1 : r + b.num_rows + 1])
-        r += b.num_rows
-        off += b.nnz
+    indptr = stacked_indptr(blocks)
     weights = None
     if any(b.weights is not None for b in blocks):
         weights = np.concatenate([b.weights if b.weights is not None else np.ones(b.num_rows) for b in blocks])
