@@ -273,3 +273,48 @@ train: {epochs: 2, metrics: [log_loss], seed: 0}
                                      catch_exceptions=False)
         assert res.exit_code == code and line in res.output, res.output
     assert _stdin_caches(tmp_path) == []
+
+
+def _params(run):
+    from sparsetrain.trainer import load_trained
+    from sparsetrain.trainer.predict import checked_params
+
+    params, _ = checked_params(load_trained(str(run)).params_path, ["weight", "bias"])
+    return {k: v.asnumpy() for k, v in params.items()}
+
+
+@pytest.mark.parametrize("base", ["one", "zero"])
+def test_stdin_zero_based_auto_is_decided_from_its_disk_cache(tmp_path, base):
+    path = _write(tmp_path / "d.libsvm", rows=30)
+    text = path.read_text()
+    if base == "zero":  # the same rows zero-based (ids 0..11, id 0 among them)
+        text = "".join(" ".join([ln.split()[0]] + [f"{int(t.split(':')[0]) - 1}:{t.split(':')[1]}"
+                                                   for t in ln.split()[1:]]) + "\n" for ln in text.splitlines())
+        assert " 0:" in text
+    common = ["--set", "data.shuffle=true", "--epochs", 2]
+    from_file = _fit("--set", f"data.train={path}", "--output", tmp_path / "f", *common)
+    res = _fit("--set", "data.train=-", "--set", "data.zero_based=auto", "--output", tmp_path / "s", *common,
+               stdin=text)
+    assert from_file.exit_code == res.exit_code == 0, res.stderr
+    assert "(for train.epochs: 2; removed when the run ends)" in res.output  # auto: a disk cache
+    a, b = _params(tmp_path / "f"), _params(tmp_path / "s")
+    for name in a:
+        np.testing.assert_array_equal(b[name], a[name], err_msg=name)
+    assert all(n.startswith("csr-") for n in _stdin_caches(tmp_path))  # the stdin cache went with the run
+
+
+def test_stdin_zero_based_auto_alone_picks_the_disk_cache_and_checks_the_range(tmp_path):
+    text = _write(tmp_path / "d.libsvm", rows=10).read_text()
+    res = _fit("--set", "data.train=-", "--set", "data.zero_based=auto", "--epochs", 1, "--set", "data.shuffle=false",
+               "--output", tmp_path / "a", stdin=text)
+    assert res.exit_code == 0 and "(for data.zero_based: auto; removed when the run ends)" in res.output
+    # id 0 makes it zero-based, so id 12 (one-based, the last column) is past num_features 12
+    res = _fit("--set", "data.train=-", "--set", "data.zero_based=auto", "--output", tmp_path / "b",
+               stdin=text + "1 0:1\n")
+    assert res.exit_code == 1 and [ln for ln in res.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: <stdin> (row {1 + next(i for i, ln in enumerate(text.splitlines()) if ' 12:' in ln)}): feature "
+        "index '12' is out of range for num_features=12 (stdin has index 0, so it is zero-based)"]
+    res = _fit("--set", "data.train=-", "--set", "data.zero_based=auto", "--set", "data.cache=stream", "--epochs", 1,
+               "--output", tmp_path / "c", stdin=text)
+    assert res.exit_code == 2 and "set data.zero_based: true or false, or data.cache: disk (or auto)" in res.stderr
+    assert _stdin_caches(tmp_path) == []

@@ -94,7 +94,12 @@ def test_streamed_stdin_is_one_epoch_and_libsvm_stdin_needs_zero_based(tmp_path)
         del doc["data"][k]
     doc["data"]["num_features"] = 10
     doc["model"]["variables"]["weight"]["shape"] = [10, 1]
-    with pytest.raises(ConfigError, match="data.zero_based: auto reads the file twice"):
+    doc["data"]["cache"] = "stream"
+    with pytest.raises(ConfigError, match=r"data.zero_based: auto needs all of stdin's feature indices .* set "
+                                          r"data.zero_based: true or false, or data.cache: disk \(or auto\)"):
+        _cfg(tmp_path, doc)
+    for cache in ("disk", "auto"):  # decided from the disk cache
+        doc["data"]["cache"] = cache
         _cfg(tmp_path, doc)
 
 

@@ -121,8 +121,8 @@ class DataConfig(_Strict):
         "the parse overlaps training), else keeps it in memory when it fits `memory_budget_mb`, else uses "
         "`disk` for several epochs or `shuffle`, else `stream` (the run log says which when it is not `memory`). "
         "stdin (`train: -`) is read once: `stream`, or `disk` into a cache private to the run (removed when it "
-        "ends) for several epochs, `shuffle` or a binary model's label values; `auto` is `disk` when the run "
-        "needs one of these, else `stream`; `memory` is refused.")
+        "ends) for several epochs, `shuffle`, a binary model's label values or LibSVM's `zero_based: auto`; "
+        "`auto` is `disk` when the run needs one of these, else `stream`; `memory` is refused.")
     memory_budget_mb: float = Field(1024, gt=0, description="Budget for `cache: auto`: the parsed CSR size is "
                                     "estimated from the file size.")
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, gt=0, description="The longest line a data file may have, "

@@ -187,6 +187,11 @@ def validate_training(cfg) -> None:
     cfg.initializer()
 
 
+#: Why stdin streamed cannot have ``data.zero_based: auto`` (also said by the trainer's reader).
+STDIN_ZERO_BASED = ("data.zero_based: auto needs all of stdin's feature indices before training (index 0 "
+                    "anywhere makes it zero-based), and data.cache: stream reads it once: set data.zero_based: "
+                    "true or false, or data.cache: disk (or auto) to keep it in a disk cache for the run")
+
 _HASHED_KEYS = ("label", "weight_column", "id_column", "numeric", "log1p", "categorical", "hash_bits",
                 "keep_feature_names")
 
@@ -246,8 +251,8 @@ def validate_data(cfg) -> None:
                               "data.cache: disk (or auto) to keep it in a disk cache for the run")
         if d.keep_feature_names:
             raise ConfigError("data.keep_feature_names: needs a second pass over the data; stdin ('-') is read once")
-        if fmt == "libsvm" and d.zero_based == "auto":
-            raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
+        if fmt == "libsvm" and d.zero_based == "auto" and d.cache == "stream":
+            raise ConfigError(STDIN_ZERO_BASED)
     if d.eval is not None and "-" in d.eval:
         raise ConfigError("data.eval: '-' (stdin) is only for data.train")
     from ..labels import task_of

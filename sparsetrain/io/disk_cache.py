@@ -96,8 +96,23 @@ def _read_back(where: str, key: dict, names) -> tuple:
     return found
 
 
-def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
-    """Stream ``blocks`` to a temporary directory beside ``where``, then rename it into place."""
+def _shift_indices(file: str, shift: int) -> int:
+    """Subtract ``shift`` from the int64 ids of ``file`` in place, a slice at a time; their new CRC-32."""
+    ids = np.memmap(file, dtype=np.int64, mode="r+")
+    crc = 0
+    for start in range(0, len(ids), 1 << 20):
+        part = ids[start:start + (1 << 20)]
+        part -= shift
+        crc = zlib.crc32(part.tobytes(), crc)
+    ids.flush()
+    del ids
+    return crc
+
+
+def _write(where: str, key: dict, blocks, dtype, num_features, index_shift=None) -> None:
+    """Stream ``blocks`` to a temporary directory beside ``where``, then rename it into place;
+    ``index_shift()`` (called once the blocks are all read; it may raise to refuse them): an amount to
+    subtract from every column id first (a one-based stream read before its base was known)."""
     parent = os.path.dirname(where)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
@@ -126,6 +141,9 @@ def _write(where: str, key: dict, blocks, dtype, num_features) -> None:
                 w = getattr(block, "weights", None)
                 put("weights", np.ones(block.num_rows) if w is None else np.asarray(w, np.float64))
                 nnz += block.nnz
+        shift = index_shift() if index_shift is not None else 0
+        if shift and lengths["indices"]:
+            crcs["indices"] = _shift_indices(os.path.join(tmp, "indices.bin"), shift)
         arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name in ("labels", "weights")
                                            else np.int64).str, "length": lengths[name], "crc32": crcs[name]}
                   for name in _ARRAYS}
@@ -186,12 +204,12 @@ def _remove_orphans(parent: str) -> None:
             pass
 
 
-def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False):
+def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False, index_shift=None):
     """stdin's parsed rows as :func:`load_cached` returns a file's, through a cache private to this run
     (see the module doc): ``read_blocks()`` is iterated once, its blocks streamed to disk, then the
-    arrays are memory-mapped; the cache is removed when they are released or the process exits. A cache
-    that cannot be written is an error naming the directory (stdin cannot be read again to keep it
-    in memory instead)."""
+    arrays are memory-mapped (``index_shift``: see :func:`_write`); the cache is removed when they are
+    released or the process exits. A cache that cannot be written is an error naming the directory
+    (stdin cannot be read again to keep it in memory instead)."""
     from ..base import SparseTrainError
 
     names = _ARRAYS if with_weights else _ARRAYS[:4]
@@ -200,7 +218,7 @@ def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False):
     where = os.path.join(parent, f"{_STDIN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
     key = {"version": _VERSION, "stdin": where}
     try:
-        _write(where, key, read_blocks(), dtype, num_features)
+        _write(where, key, read_blocks(), dtype, num_features, index_shift)
     except OSError as e:  # stdin is gone: no second read to keep it in memory
         raise SparseTrainError(f"data.cache: disk: cannot write the cache of stdin under {parent} "
                                f"({e.strerror or e}); set {CACHE_ENV} to another directory, or data.cache: "

@@ -37,7 +37,14 @@ def stdin_second_pass(cfg: Config) -> str | None:
         return "data.shuffle"
     if labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None:
         return "the binary labels to find first"
+    if _index_base_unknown(cfg, "-"):
+        return "data.zero_based: auto"
     return None
+
+
+def _index_base_unknown(cfg: Config, path: str) -> bool:
+    return cfg.data.format_of(path) == "libsvm" and cfg.data.zero_based == "auto"
+
 
 
 def cache_mode(cfg: Config, paths: list[str], parts: int = 1, once: bool = False) -> str:
@@ -113,7 +120,9 @@ def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None):
         return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype, chunk_size=chunk_size,
                         max_line_bytes=cfg.data.max_line_bytes)
     if path == "-" and cfg.data.zero_based == "auto":
-        raise ConfigError("data.zero_based: auto reads the file twice; for stdin ('-') set true or false")
+        from ..config.validate import STDIN_ZERO_BASED
+
+        raise ConfigError(STDIN_ZERO_BASED)
     return st_io.LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based, dtype=dtype,
                               num_labels=1, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes)
 
@@ -148,6 +157,51 @@ def _load_disk_cached(cfg: Config, path: str):
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
+class _IndexBase:
+    """LibSVM on stdin under ``data.zero_based: auto``: the rows pass once, read as zero-based with one more
+    column allowed (the largest id of a one-based stream); once they have all passed, the base is decided
+    as for a file (:func:`~sparsetrain.io.load_libsvm`: one-based, ids shifted down by one, unless id 0
+    occurs), and a zero-based stream with id ``num_features`` is refused, naming its row."""
+
+    def __init__(self, cfg: Config):
+        self.cfg, self.num_features = cfg, cfg.num_features
+        self.smallest: int | None = None
+        self.boundary_row: int | None = None  # the first row with id num_features
+
+    def reader(self):
+        from .. import io as st_io
+        from ..io.chunks import STREAM_CHUNK_SIZE
+
+        cfg, nf = self.cfg, self.num_features
+        return st_io.LibSVMReader("-", num_features=None if nf is None else nf + 1, zero_based=True,
+                                  dtype=_data_dtype(cfg), num_labels=1, chunk_size=STREAM_CHUNK_SIZE,
+                                  max_line_bytes=cfg.data.max_line_bytes)
+
+    def watch(self, blocks):
+        """``blocks``, noting their smallest id and the first row holding id ``num_features``."""
+        rows = 0
+        for block in blocks:
+            if block.nnz:
+                ids = block.indices[:block.nnz]
+                low = int(ids.min())
+                self.smallest = low if self.smallest is None else min(self.smallest, low)
+                if self.boundary_row is None and self.num_features is not None and int(ids.max()) == self.num_features:
+                    at = int(np.flatnonzero(ids == self.num_features)[0])
+                    self.boundary_row = rows + int(np.searchsorted(block.indptr, at, side="right")) - 1
+            rows += block.num_rows
+            yield block
+
+    def shift(self) -> int:
+        """1 for a one-based stream (no id 0), else 0; a zero-based stream's id ``num_features`` is an error."""
+        if self.smallest is not None and self.smallest > 0:
+            return 1
+        if self.boundary_row is not None:
+            raise DataFormatError(f"{row_locator(self.cfg, '-')(self.boundary_row)}: feature index "
+                                  f"'{self.num_features}' is out of range for num_features={self.num_features} "
+                                  "(stdin has index 0, so it is zero-based)")
+        return 0
+
+
 def _load_stdin_cached(cfg: Config):
     """stdin as ``(CSRNDArray, labels, importance weights or None)``, read once into a disk cache private
     to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped."""
@@ -155,8 +209,15 @@ def _load_stdin_cached(cfg: Config):
     from ..ndarray import CSRNDArray
 
     dtype = _data_dtype(cfg)
-    reader = reader_for(cfg, "-", streaming=True)
-    data, indices, indptr, labels, weights = stdin_cached(lambda: reader, dtype, cfg.num_features, with_weights=True)
+    base = None
+    if _index_base_unknown(cfg, "-"):
+        base = _IndexBase(cfg)
+        reader = base.reader()
+    else:
+        reader = reader_for(cfg, "-", streaming=True)
+    data, indices, indptr, labels, weights = stdin_cached(
+        lambda: reader if base is None else base.watch(reader), dtype, cfg.num_features, with_weights=True,
+        index_shift=None if base is None else base.shift)
     X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
     names = getattr(reader, "label_names", None)
     if names and np.isnan(labels).any():  # text labels kept as read (their pair was not known): now map them
