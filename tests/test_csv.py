@@ -328,3 +328,32 @@ def test_a_byte_order_mark_is_no_part_of_the_first_line(tmp_path, header, opener
     (tmp_path / "bom.libsvm").write_bytes(b"\xef\xbb\xbf1 1:0.5\n0 x:1\n")
     with pytest.raises(DataFormatError, match=r"bom\.libsvm:2: feature index 'x'"):
         load_libsvm(str(tmp_path / "bom.libsvm"))
+
+
+@pytest.mark.parametrize("total_bytes", [None, 10, 400, 10**6])  # unknown, under, about right, far over
+def test_blocks_stack_into_the_arrays_concatenation_gives(total_bytes):
+    from sparsetrain.io.libsvm_parse import LibSVMBlock
+    from sparsetrain.io.text_pipeline import concat_blocks
+
+    rng = np.random.default_rng(5)
+    blocks, offset = [], 0
+    for k in range(7):
+        lengths = rng.integers(0, 5, size=int(rng.integers(1, 9)))
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        nnz = int(indptr[-1])
+        spare = int(rng.integers(0, 3))  # a pool's arrays are longer than the rows they hold
+        weights = rng.uniform(0, 2, len(lengths) + spare) if k in (2, 5) else None
+        blocks.append(LibSVMBlock(rng.normal(size=nnz + spare).astype(np.float32),
+                                  rng.integers(0, 50, nnz + spare), indptr, rng.normal(size=(len(lengths), 1)),
+                                  50, weights=weights, offset=offset, end=offset + 60))
+        offset += 60
+    data, indices, indptr, labels, weights = concat_blocks(iter(blocks), 50, np.dtype(np.float64),
+                                                           np.dtype(np.float32), total_bytes)
+    np.testing.assert_array_equal(data, np.concatenate([b.data[:b.nnz] for b in blocks]).astype(np.float64))
+    np.testing.assert_array_equal(indices, np.concatenate([b.indices[:b.nnz] for b in blocks]))
+    np.testing.assert_array_equal(np.diff(indptr), np.concatenate([np.diff(b.indptr) for b in blocks]))
+    assert indptr[0] == 0 and labels.dtype == np.float32 and data.dtype == np.float64
+    np.testing.assert_array_equal(labels, np.concatenate([b.labels[:, 0] for b in blocks]).astype(np.float32))
+    np.testing.assert_array_equal(weights, np.concatenate([b.weights[:b.num_rows] if b.weights is not None
+                                                           else np.ones(b.num_rows) for b in blocks]))
+    assert concat_blocks(iter(blocks[:2]), 50)[4] is None  # no block with weights: none

@@ -177,9 +177,9 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weig
                       f"({e.strerror or e}); keeping the data in memory this run", stacklevel=2)
         from .text_pipeline import concat_blocks
 
-        data, indices, indptr, labels, weights = concat_blocks(list(read_blocks()), num_features)
+        data, indices, indptr, labels, weights = concat_blocks(read_blocks(), num_features, np.dtype(dtype))
         weights = np.ones(len(labels)) if weights is None else weights
-        return (np.asarray(data, dtype), indices, indptr, labels, weights)[:len(names)]
+        return (data, indices, indptr, labels, weights)[:len(names)]
     return _read_back(where, key, names)
 
 

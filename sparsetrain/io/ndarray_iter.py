@@ -229,6 +229,10 @@ class NDArrayIter(DataIter):
         One importance weight per sample, served as each batch's ``DataBatch.sample_weight``
         (float64, in the batch's row order): ``Module`` scales each row's loss gradient and its
         share of the loss metrics by it. ``None``: every sample counts once.
+    checked_csr : bool
+        The caller vouches that every CSR input is canonical (column ids strictly increase within
+        a row) with ids inside its shape, e.g. a parser's rows: the compiled engine then does not
+        check them again (an O(nnz) scan at the first epoch).
     layout : str
         Accepted for compatibility; the batch axis must be the first ('N' first).
 
@@ -240,7 +244,7 @@ class NDArrayIter(DataIter):
     """
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
-                 data_name="data", label_name="softmax_label", layout="NCHW", sample_weight=None):
+                 data_name="data", label_name="softmax_label", layout="NCHW", sample_weight=None, checked_csr=False):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise TypeError(f"NDArrayIter batch_size must be an integer, got {batch_size!r}")
         if batch_size <= 0:
@@ -265,6 +269,7 @@ class NDArrayIter(DataIter):
                         f"has {self.num_data}; every data and label array needs one row per sample"
                     )
         self.shuffle = bool(shuffle)
+        self.checked_csr = bool(checked_csr)
         self.last_batch_handle = last_batch_handle
         self.layout = layout
         self.sample_weight = _init_sample_weight(sample_weight, self.num_data)

@@ -15,10 +15,11 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as LK
 from .base import STDIN_PATH, STDIN_READ_ONCE, display_name
 from .chunks import ChunkSource
-from .libsvm_parse import LibSVMBlock, stacked_indptr
+from .libsvm_parse import LibSVMBlock
 from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks, room
 
-__all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "concat_blocks", "load_blocks", "finite_limit"]
+__all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "BlockStack",
+           "concat_blocks", "load_blocks", "finite_limit"]
 
 
 TextJob = ChunkJob  # one chunk of a hashed text file (``job.first``: it starts the file, a header is there)
@@ -127,29 +128,94 @@ def job_block(job: TextJob, num_features: int) -> LibSVMBlock:
                        weights=job.weights, offset=job.offset, end=job.end)
 
 
-def concat_blocks(blocks: list[LibSVMBlock], num_features: int):
-    """One ``(data, indices, indptr, labels, weights)`` of several blocks (weights None if none has them)."""
-    data = np.concatenate([b.data for b in blocks]) if blocks else np.zeros(0, np.float32)
-    indices = np.concatenate([b.indices for b in blocks]) if blocks else np.zeros(0, np.int64)
-    labels = np.concatenate([b.labels[:, 0] for b in blocks]) if blocks else np.zeros(0)
-    indptr = stacked_indptr(blocks)
-    weights = None
-    if any(b.weights is not None for b in blocks):
-        weights = np.concatenate([b.weights if b.weights is not None else np.ones(b.num_rows) for b in blocks])
-    return data, indices, indptr, labels, weights
+class BlockStack:
+    """Blocks appended one by one into the arrays of one CSR matrix, each block copied once as it
+    comes: the reader's pool then parses the next chunks into the arrays of the blocks already
+    copied (no fresh pages for them, and memory holds the rows once, not the blocks and their
+    concatenation). The arrays grow as needed, to an estimate of the whole file when its size is
+    known (``total_bytes``: the bytes the blocks' ``offset``/``end`` count through), else by
+    doubling; capacity that is never written costs address space, not memory."""
+
+    def __init__(self, dtype=None, label_dtype=None, total_bytes: int | None = None):
+        self.dtype, self.label_dtype, self.total_bytes = dtype, label_dtype, total_bytes
+        self.rows = self.nnz = 0
+        self._first = None  # the first block's offset: where the counted bytes begin
+        self.data = self.indices = self.labels = self.weights = None
+        self.indptr = np.zeros(1, np.int64)
+
+    @staticmethod
+    def _grown(a, used: int, need: int, estimate: int, dtype, fill=None):
+        """``a`` if it holds ``need`` elements, else a larger array with ``a``'s first ``used`` (or ``fill``)."""
+        if a is not None and len(a) >= need:
+            return a
+        size = max(need, estimate, 2 * (0 if a is None else len(a)))
+        grown = np.empty(size, dtype)
+        if fill is not None:
+            grown[:used] = fill
+        elif used:
+            grown[:used] = a[:used]
+        return grown
+
+    def add(self, block) -> None:
+        rows, nnz = block.num_rows, block.nnz
+        r, n = self.rows, self.nnz
+        if self._first is None:
+            self._first = block.offset
+            self.data = np.empty(0, self.dtype or block.data.dtype)
+            self.indices = np.empty(0, np.int64)
+            self.labels = np.empty(0, self.label_dtype or block.labels.dtype)
+        done = block.end - self._first
+        scale = self.total_bytes / done if self.total_bytes and done > 0 and block.end <= self.total_bytes else 0
+        est_nnz, est_rows = int((n + nnz) * scale * 1.02), int((r + rows) * scale * 1.02) + 1
+        self.data = self._grown(self.data, n, n + nnz, est_nnz, self.data.dtype)
+        self.indices = self._grown(self.indices, n, n + nnz, est_nnz, np.int64)
+        self.indptr = self._grown(self.indptr, r + 1, r + rows + 1, est_rows + 1, np.int64)
+        self.labels = self._grown(self.labels, r, r + rows, est_rows, self.labels.dtype)
+        self.data[n:n + nnz] = block.data[:nnz]
+        self.indices[n:n + nnz] = block.indices[:nnz]
+        np.add(block.indptr[1:rows + 1], n, out=self.indptr[r + 1:r + rows + 1])
+        self.labels[r:r + rows] = block.labels[:rows, 0]
+        if block.weights is not None or self.weights is not None:
+            self.weights = self._grown(self.weights, r, r + rows, est_rows, np.float64,
+                                      fill=1.0 if self.weights is None else None)
+            self.weights[r:r + rows] = 1.0 if block.weights is None else block.weights[:rows]
+        self.rows, self.nnz = r + rows, n + nnz
+
+    def arrays(self):
+        """``(data, indices, indptr, labels, weights or None)`` of the blocks added (views of the arrays)."""
+        r, n = self.rows, self.nnz
+        if self._first is None:
+            return (np.zeros(0, self.dtype or np.float32), np.zeros(0, np.int64), self.indptr,
+                    np.zeros(0, self.label_dtype or np.float64), None)
+        return (self.data[:n], self.indices[:n], self.indptr[:r + 1], self.labels[:r],
+                None if self.weights is None else self.weights[:r])
+
+
+def concat_blocks(blocks, num_features: int = None, dtype=None, label_dtype=None, total_bytes=None):
+    """One ``(data, indices, indptr, labels, weights)`` of an iterable of blocks (weights None if none
+    has them; ``dtype``/``label_dtype``: of the values and labels, default the blocks'), through a
+    :class:`BlockStack`."""
+    stack = BlockStack(dtype, label_dtype, total_bytes)
+    for block in blocks:
+        stack.add(block)
+    return stack.arrays()
 
 
 def load_blocks(reader, dtype, label_dtype=None):
     """All blocks of ``reader`` as ``(CSRNDArray, labels, weights or None)`` (labels in ``label_dtype``,
-    default ``dtype``); no rows is an error."""
-    from ..ndarray.sparse import csr_matrix
+    default ``dtype``); no rows is an error. The rows are the parser's: canonical CSR within the shape
+    (``rows_checked``), so they are wrapped as they are, not checked again."""
+    from ..ndarray import CSRNDArray
 
-    blocks = list(reader)
-    if not blocks:
+    source = reader.source  # a plain file's size bounds the estimate of the arrays' lengths
+    total = os.stat(source.path).st_size if reader.num_parts == 1 and source.mappable() else None
+    data, indices, indptr, labels, weights = concat_blocks(reader, reader.num_features, np.dtype(dtype),
+                                                           np.dtype(label_dtype or dtype), total)
+    if len(indptr) == 1:
         raise DataFormatError(f"{reader.display}: no data rows")
-    data, indices, indptr, labels, weights = concat_blocks(blocks, reader.num_features)
-    X = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, reader.num_features), dtype=dtype)
-    return X, labels.astype(label_dtype or dtype), weights
+    width = reader.num_features or (int(indices.max()) + 1 if len(indices) else 1)  # (LibSVM without one)
+    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, width))
+    return X, labels, weights
 
 
 def finite_limit(dtype) -> float:

@@ -271,8 +271,6 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
 
 
 def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False):
-    from ..ndarray.sparse import csr_matrix
-
     if for_training and any(p != "-" and cfg.data.format_of(p) == "csv" for p in paths):
         # a CSV reader maps text labels as it reads: the two values first (usually from the first chunk)
         _resolve_binary_values(cfg, (item for p in paths for item in _stream_labels(cfg, p)))
@@ -293,10 +291,20 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
         weight = np.concatenate([np.ones(len(y)) if w is None else w for y, w in zip(labels, weights)])
     if len(parts) == 1:
         return parts[0], labels[0], weight
-    import scipy.sparse as sp  # only here: importing scipy costs a warm run a tenth of its time
+    return _stack_rows(parts, _data_dtype(cfg)), np.concatenate(labels), weight
 
-    X = sp.vstack([x.asscipy() for x in parts], format="csr")
-    return csr_matrix(X, dtype=_data_dtype(cfg)), np.concatenate(labels), weight
+
+def _stack_rows(parts, dtype):
+    """The rows of several parsed CSR matrices (canonical, of one width) as one, each array copied once
+    (no check: scipy's ``vstack`` would scan and convert the indices again)."""
+    from ..ndarray import CSRNDArray
+
+    sizes = [x.nnz for x in parts]
+    offsets = np.cumsum([0] + sizes[:-1])
+    data = np.concatenate([x._data[:n] for x, n in zip(parts, sizes)]).astype(dtype, copy=False)
+    indices = np.concatenate([x._indices[:n] for x, n in zip(parts, sizes)])
+    indptr = np.concatenate([np.zeros(1, np.int64)] + [x._indptr[1:] + off for x, off in zip(parts, offsets)])
+    return CSRNDArray(data, indices, indptr, (len(indptr) - 1, parts[0].shape[1]))
 
 
 def row_locator(cfg: Config, path: str):
@@ -432,7 +440,7 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
         X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name,
-                               sample_weight=weight)
+                               sample_weight=weight, checked_csr=True)  # the parsers' rows (or their disk cache)
         rows = X.shape[0]
         return it, ((rows // batch_size) * batch_size if last_batch == "discard" else rows)
     reader = None
