@@ -318,3 +318,35 @@ def test_stdin_zero_based_auto_alone_picks_the_disk_cache_and_checks_the_range(t
                "--output", tmp_path / "c", stdin=text)
     assert res.exit_code == 2 and "set data.zero_based: true or false, or data.cache: disk (or auto)" in res.stderr
     assert _stdin_caches(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt, cache", [("csv", "stream"), ("csv", "disk"), ("vw", "stream")])
+def test_feature_names_of_stdin_are_collected_as_it_is_read(tmp_path, monkeypatch, fmt, cache):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+    from sparsetrain.io import chunks
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)  # several chunks: the header is in the first only
+    if fmt == "csv":
+        text = "y\tn\tc\td\n" + "".join(f"{i % 2}\t{i % 7}\tc{i % 5}\td{i % 3}\n" for i in range(60))
+        data = ("format: csv, csv: {header: true, delimiter: \"\\t\"}, label: y, numeric: [n], "
+                "categorical: [c, d], crosses: [[c, d]]")
+    else:
+        text = "".join(f"{i % 2} |u a{i % 5} b:{i % 3} |i z{i % 4}\n" for i in range(60))
+        data = "format: vw, crosses: [[u, i]]"
+    (tmp_path / f"d.{fmt}").write_text(text)
+    runs = {}
+    for train, stdin in (("d." + fmt, None), ("'-'", text)):
+        config = tmp_path / "c.yaml"
+        config.write_text(f"data: {{train: {train}, {data}, hash_bits: 5, keep_feature_names: true, "
+                          f"label_values: [0, 1], cache: {cache}, batch_size: 4}}\n"
+                          "model: {preset: logistic}\noptimizer: {name: sgd, learning_rate: 0.1}\n"
+                          "train: {epochs: 1, metrics: [log_loss], seed: 0}\n")
+        out = tmp_path / ("s" if stdin else "f")
+        with contextlib.nullcontext() if stdin is None else _stdin_pipe(stdin):
+            res = CliRunner().invoke(main, ["fit", str(config), "--output", str(out)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert "feature names in" in res.output
+        runs[out.name] = (out / "feature_names.json").read_text()
+    assert runs["s"] == runs["f"] and ("c=c1^d=d1" if fmt == "csv" else "u^a1^i^z1") in runs["s"]

@@ -163,7 +163,8 @@ class DataConfig(_Strict):
                            "`2**hash_bits` buckets (MurmurHash3, seed 0; see the README).")
     keep_feature_names: bool = Field(False, description="CSV/TSV and VW: save `feature_names.json` (hashed "
                                      "id → the names that hash to it) in the run directory (one more pass "
-                                     "over the training data, in Python).")
+                                     "over the training files, in Python; stdin's are collected as it is "
+                                     "parsed, and written when training ends).")
     label_values: list[float | str] | None = Field(
         None, min_length=2, max_length=2, description="A binary model's two label values `[negative, positive]`, "
         "mapped to 0 and 1: numbers, or (CSV/TSV) texts such as `['no', 'yes']`; default: the two values of the "

@@ -249,8 +249,6 @@ def validate_data(cfg) -> None:
         if cfg.train.epochs != 1 and d.cache == "stream":
             raise ConfigError(f"train.epochs: {cfg.train.epochs}: stdin ('-') streamed is read once; set 1, or "
                               "data.cache: disk (or auto) to keep it in a disk cache for the run")
-        if d.keep_feature_names:
-            raise ConfigError("data.keep_feature_names: needs a second pass over the data; stdin ('-') is read once")
         if fmt == "libsvm" and d.zero_based == "auto" and d.cache == "stream":
             raise ConfigError(STDIN_ZERO_BASED)
     if d.eval is not None and "-" in d.eval:

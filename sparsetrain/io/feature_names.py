@@ -13,7 +13,8 @@ key type) to the sorted list of the keys that hash to it (``column=value``, ``a=
 ``collisions`` lists, ascending, the ids that more than one name hashes to.
 
 The names are collected in one pass over the file in Python (the ``csv`` module, or the Vowpal
-Wabbit reference parser's splitting), so it costs more than a training pass over large files.
+Wabbit reference parser's splitting), so it costs more than a training pass over large files. stdin,
+read once, has its names collected from the chunks its reader parses (:class:`KeysTap`).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from .hashing import hash_strings
 
 FORMAT = "sparsetrain-feature-names/1"
 
-__all__ = ["FORMAT", "csv_feature_keys", "vw_feature_keys", "feature_names_doc", "read_feature_names"]
+__all__ = ["FORMAT", "KeysTap", "csv_feature_keys", "vw_feature_keys", "feature_names_doc", "read_feature_names"]
 
 
 def _text_lines(path):
@@ -36,14 +37,25 @@ def _text_lines(path):
         yield from text  # (a wrapper left to the garbage collector printed a ResourceWarning in fit)
 
 
+def _buffer_lines(buf):
+    """The lines of a chunk's bytes, split and decoded as :func:`_text_lines` reads a file."""
+    with io.TextIOWrapper(io.BytesIO(bytes(buf)), encoding="utf-8", errors="replace", newline="") as text:
+        yield from text
+
+
 def csv_feature_keys(path, schema, columns, delimiter) -> set[str]:
     """The hashed keys (``column=value``, crosses ``a=va^b=vb``) of a CSV/TSV file."""
+    keys: set[str] = set()
+    _add_csv_keys(keys, _text_lines(path), schema, columns, delimiter, schema.header)
+    return keys
+
+
+def _add_csv_keys(keys: set, lines, schema, columns, delimiter, header: bool) -> None:
     index = {c: i for i, c in enumerate(columns)}
     cats = [(c, index[c]) for c in schema.categorical]
     crosses = [(a, index[a], b, index[b]) for a, b in schema.crosses]
-    keys: set[str] = set()
-    rows = csv.reader(_text_lines(path), delimiter=delimiter, quotechar=schema.quote)
-    if schema.header:
+    rows = csv.reader(lines, delimiter=delimiter, quotechar=schema.quote)
+    if header:
         next(rows, None)
     for fields in rows:
         n = len(fields)
@@ -53,13 +65,17 @@ def csv_feature_keys(path, schema, columns, delimiter) -> set[str]:
         for a, i, b, j in crosses:
             if i < n and j < n and fields[i] and fields[j]:
                 keys.add(f"{a}={fields[i]}^{b}={fields[j]}")
-    return keys
 
 
 def vw_feature_keys(path, crosses=()) -> set[str]:
     """The hashed keys (``ns^f`` or ``f``, crosses ``ka^kb``) of a Vowpal Wabbit file."""
     keys: set[str] = set()
-    for line in _text_lines(path):
+    _add_vw_keys(keys, _text_lines(path), crosses)
+    return keys
+
+
+def _add_vw_keys(keys: set, lines, crosses) -> None:
+    for line in lines:
         if "|" not in line:
             continue
         by_ns: dict[str, list[str]] = {}
@@ -79,7 +95,25 @@ def vw_feature_keys(path, crosses=()) -> set[str]:
                 for j, y in enumerate(kb):
                     if a != b or j > i:
                         keys.add(f"{x}^{y}")
-    return keys
+
+
+class KeysTap:
+    """The hashed keys of a stream read once (stdin), collected chunk by chunk as its reader parses it:
+    a CSV/VW reader's ``chunk_tap``, called with the reader, each chunk's bytes (whole lines, in file
+    order) and whether the chunk starts the stream. ``keys``: those of the chunks seen so far, as
+    :func:`csv_feature_keys` / :func:`vw_feature_keys` find them in a file."""
+
+    def __init__(self, fmt: str, schema=None, crosses=()):
+        self.fmt, self.schema, self.crosses = fmt, schema, crosses
+        self.keys: set[str] = set()
+
+    def __call__(self, reader, buf, first: bool) -> None:
+        if self.fmt == "csv":
+            plan = reader.plan()
+            _add_csv_keys(self.keys, _buffer_lines(buf), self.schema, plan.columns, plan.delimiter,
+                          self.schema.header and first)
+        else:
+            _add_vw_keys(self.keys, _buffer_lines(buf), self.crosses)
 
 
 def feature_names_doc(keys, hash_bits: int, num_features: int, numeric=()) -> dict:

@@ -64,6 +64,10 @@ class HashedTextReader:
         the blocks again, as for ``LibSVMReader.rows_checked``."""
         return True
 
+    #: ``tap(reader, chunk_bytes, first)`` for each chunk parsed without error, in file order (stdin's
+    #: feature names: ``io.feature_names.KeysTap``), or None
+    chunk_tap = None
+
     _header_lines = 0  # lines before the first data row that count as rows for ``ChunkSource`` (a CSV header)
 
     def rows_before(self) -> int:
@@ -90,6 +94,8 @@ class HashedTextReader:
         cache: dict = {}
         for job in parse_chunks(self.source, begin, end_hint, self._run, self.workers):
             self._check(job, begin, cache)
+            if self.chunk_tap is not None:
+                self.chunk_tap(self, job.buf, job.first)
             job.buf = None
             if len(job.indptr) > 1:
                 yield job_block(job, self.num_features)

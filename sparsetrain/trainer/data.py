@@ -100,10 +100,11 @@ def text_labels(cfg: Config, task: str | None = None) -> labels_mod.TextLabels:
                                  None if values is None else tuple(labels_mod.label_value(v) for v in values))
 
 
-def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None):
+def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None, names=None):
     """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes;
     ``streaming``: for a pass in bounded memory (a streamed epoch, building the disk cache), in the
-    chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file."""
+    chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file; ``names``: a
+    CSV/VW reader's ``chunk_tap`` (see :func:`stdin_names`)."""
     from .. import io as st_io
     from ..io.chunks import DEFAULT_CHUNK_SIZE, STREAM_CHUNK_SIZE
 
@@ -112,13 +113,17 @@ def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None):
     if fmt == "csv":
         from ..io.csv_reader import CSVReader
 
-        return CSVReader(path, cfg.csv_schema(), dtype, chunk_size=chunk_size, max_line_bytes=cfg.data.max_line_bytes,
-                         labels=labels or text_labels(cfg))
+        reader = CSVReader(path, cfg.csv_schema(), dtype, chunk_size=chunk_size,
+                           max_line_bytes=cfg.data.max_line_bytes, labels=labels or text_labels(cfg))
+        reader.chunk_tap = names
+        return reader
     if fmt == "vw":
         from ..io.vw_reader import VWReader
 
-        return VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype, chunk_size=chunk_size,
-                        max_line_bytes=cfg.data.max_line_bytes)
+        reader = VWReader(path, cfg.data.hash_bits, crosses=cfg.data.crosses, dtype=dtype, chunk_size=chunk_size,
+                          max_line_bytes=cfg.data.max_line_bytes)
+        reader.chunk_tap = names
+        return reader
     if path == "-" and cfg.data.zero_based == "auto":
         from ..config.validate import STDIN_ZERO_BASED
 
@@ -202,9 +207,10 @@ class _IndexBase:
         return 0
 
 
-def _load_stdin_cached(cfg: Config):
+def _load_stdin_cached(cfg: Config, names=None):
     """stdin as ``(CSRNDArray, labels, importance weights or None)``, read once into a disk cache private
-    to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped."""
+    to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped (``names``: see
+    :func:`reader_for`)."""
     from ..io.disk_cache import stdin_cached
     from ..ndarray import CSRNDArray
 
@@ -214,7 +220,7 @@ def _load_stdin_cached(cfg: Config):
         base = _IndexBase(cfg)
         reader = base.reader()
     else:
-        reader = reader_for(cfg, "-", streaming=True)
+        reader = reader_for(cfg, "-", streaming=True, names=names)
     data, indices, indptr, labels, weights = stdin_cached(
         lambda: reader if base is None else base.watch(reader), dtype, cfg.num_features, with_weights=True,
         index_shift=None if base is None else base.shift)
@@ -232,16 +238,16 @@ def _load_stdin_cached(cfg: Config):
     return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
 
 
-def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabeled: bool = False):
+def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabeled: bool = False, names=None):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
     Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk
     cache; ``labels``: a CSV file's :class:`~sparsetrain.labels.TextLabels` (default: the config's); ``unlabeled``:
     rows without a label (a CSV file without the label column, a VW line starting with ``|``) are read with label
-    NaN (``predict``), not refused."""
+    NaN (``predict``), not refused; ``names``: stdin's :func:`stdin_names`."""
     from .. import io as st_io
 
     if cached:
-        X, y, w = _load_stdin_cached(cfg) if path == "-" else _load_disk_cached(cfg, path)
+        X, y, w = _load_stdin_cached(cfg, names) if path == "-" else _load_disk_cached(cfg, path)
         if X.shape[0] == 0:  # (as the parsers say it of a file read into memory)
             raise DataFormatError(f"{display_name(path)}: no data rows" + (
                 " (the file is empty or only has comments)" if path != "-" and cfg.data.format_of(path) == "libsvm"
@@ -270,13 +276,13 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
     return X, y, None
 
 
-def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False):
+def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False, names=None):
     if for_training and any(p != "-" and cfg.data.format_of(p) == "csv" for p in paths):
         # a CSV reader maps text labels as it reads: the two values first (usually from the first chunk)
         _resolve_binary_values(cfg, (item for p in paths for item in _stream_labels(cfg, p)))
     parts, labels, weights = [], [], []
     for p in paths:
-        X, y, w = load_file(cfg, p, cached)
+        X, y, w = load_file(cfg, p, cached, names=names)
         parts.append(X)
         labels.append(np.asarray(y))
         weights.append(w)
@@ -403,9 +409,11 @@ def _data_dtype(cfg: Config) -> str:
     return (v.dtype if v is not None and v.dtype else "float32")
 
 
-def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None, note=None):
+def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None, note=None,
+              names=None):
     """A data iterator over ``paths`` (LibSVM, CSV/TSV or Vowpal Wabbit; ``-`` is stdin) as the config
-    describes; ``(iter, rows or None)``.
+    describes; ``(iter, rows or None)``; ``names``: stdin's :func:`stdin_names`, collecting the feature
+    names as stdin passes.
 
     Labels are mapped as :mod:`sparsetrain.labels` says; the training iterator (``for_training``)
     fixes a binary model's ``data.label_values`` from its data when the config does not give them
@@ -437,7 +445,7 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
                  f"more than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
     last_batch = cfg.data.last_batch if for_training else "pad"
     if mode in ("memory", "disk"):
-        X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk")
+        X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk", names=names)
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name,
                                sample_weight=weight, checked_csr=True)  # the parsers' rows (or their disk cache)
@@ -451,7 +459,7 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     if len(paths) > 1:
         reader = st_io.ChainedReader([reader_for(cfg, p, streaming=True) for p in paths], paths)
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
-        reader = reader_for(cfg, paths[0], streaming=True)
+        reader = reader_for(cfg, paths[0], streaming=True, names=names)
     it = st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths), data_shape=(cfg.num_features,), batch_size=batch_size,
                           round_batch=last_batch != "discard", data_name=cfg.data_name,
                           label_name=cfg.label_name, zero_based=cfg.data.zero_based,
@@ -464,14 +472,29 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
 FEATURE_NAMES_FILE = "feature_names.json"
 
 
-def write_feature_names(cfg: Config, run_dir: str) -> str:
+def stdin_names(cfg: Config):
+    """``data.keep_feature_names`` with stdin (``data.train: -``): an ``io.feature_names.KeysTap`` that
+    collects the names as stdin's reader parses it (stdin is read once), for :func:`make_iter` and
+    then :func:`write_feature_names`; else None."""
+    from ..io.feature_names import KeysTap
+
+    if not cfg.data.keep_feature_names or cfg.train_files() != ["-"]:
+        return None
+    fmt = cfg.data.format_of("-")
+    return KeysTap(fmt, cfg.csv_schema() if fmt == "csv" else None, cfg.data.crosses)
+
+
+def write_feature_names(cfg: Config, run_dir: str, names=None) -> str:
     """``data.keep_feature_names``: the hashed id -> names map of the training files, as
-    ``<run_dir>/feature_names.json`` (format: ``io/feature_names.py``)."""
+    ``<run_dir>/feature_names.json`` (format: ``io/feature_names.py``; stdin's names: those ``names``,
+    its :func:`stdin_names`, collected as it passed)."""
     from ..io import feature_names as fn
 
     keys: set[str] = set()
     for path in cfg.train_files():
-        if cfg.data.format_of(path) == "csv":
+        if path == "-":
+            keys |= names.keys
+        elif cfg.data.format_of(path) == "csv":
             plan = reader_for(cfg, path).plan()
             keys |= fn.csv_feature_keys(path, cfg.csv_schema(), plan.columns, plan.delimiter)
         else:

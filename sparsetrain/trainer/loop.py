@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ..base import ConfigError, DataFormatError, NonFiniteError, OutputError, ShapeError, SparseTrainError
 from ..config import Config, make_optimizer
 from ..interrupts import handling_interrupts, raise_if_interrupted
-from .data import ensure_generated, make_iter, write_feature_names
+from .data import ensure_generated, make_iter, stdin_names, write_feature_names
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
 from .plot import require_matplotlib, write_plot
@@ -276,8 +276,10 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
         with reporter.busy(f"loading {', '.join(cfg.train_files())}"):
-            train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note)
-        if cfg.data.keep_feature_names:
+            stdin_keys = stdin_names(cfg)  # stdin's feature names are collected as it is read; a file's now
+            train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note,
+                                               names=stdin_keys)
+        if cfg.data.keep_feature_names and stdin_keys is None:
             reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()
         with reporter.busy(f"loading {', '.join(eval_files)}"):
@@ -329,6 +331,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                 with compile_watch.counted():  # its kernels then load from numba's cache
                     warm.wait()
             run_epochs(cfg, run, executor, reporter, history, eval_iter, compile_watch)
+            if stdin_keys is not None:
+                reporter.note(f"feature names in {write_feature_names(cfg, run.path, stdin_keys)}")
         finally:
             set_strict_stypes(previous_strict)
     engine_name, reason = module.engine_choice
