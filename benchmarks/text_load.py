@@ -4,7 +4,8 @@
 
 Each repeat is a fresh process that imports sparsetrain (from ``PYTHONPATH``: run it against two
 trees to compare them), loads the config's first training file with ``trainer.data.load_file`` and
-reports the load's wall seconds, the process's peak RSS and its RSS before the load. One run first
+reports the load's wall seconds and CPU seconds (every thread), the process's peak RSS and its RSS
+before the load. One run first
 warms the numba cache (not counted). Prints one line per repeat, then min/median.
 """
 from __future__ import annotations
@@ -22,13 +23,15 @@ from sparsetrain.trainer import data as D
 cfg = load_config(sys.argv[1], [])
 path = cfg.train_files()[0]
 import sparsetrain.io.csv_reader, sparsetrain.io.vw_reader, sparsetrain.io.libsvm  # imports before the clock
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+usage = resource.getrusage(resource.RUSAGE_SELF)
+before, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 t = time.perf_counter()
 X, y, w = D.load_file(cfg, path)
 seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_before_mb": before, "rows": X.shape[0],
-                  "nnz": X.nnz, "sparsetrain": sys.modules["sparsetrain"].__file__}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime - cpu
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "rss_before_mb": before,
+                  "rows": X.shape[0], "nnz": X.nnz, "sparsetrain": sys.modules["sparsetrain"].__file__}))
 """
 
 
@@ -47,8 +50,10 @@ def main() -> None:
     for r in runs:
         print(json.dumps(r))
     secs = [r["seconds"] for r in runs]
+    cpus = [r["cpu_seconds"] for r in runs]
     peaks = [r["peak_rss_mb"] for r in runs]
     print(f"load s: min {min(secs):.3f} median {statistics.median(secs):.3f} max {max(secs):.3f}; "
+          f"CPU s (all threads): min {min(cpus):.3f} median {statistics.median(cpus):.3f}; "
           f"peak RSS MiB: median {statistics.median(peaks):.0f} (before the load {runs[0]['rss_before_mb']:.0f}); "
           f"{runs[0]['rows']} rows, {runs[0]['nnz']} nnz; {runs[0]['sparsetrain']}")
 
