@@ -161,11 +161,19 @@ def test_fit_with_a_disk_cache_equals_memory_and_shuffles(tmp_path):
 # -- stdin (data.train: "-") with data.cache: disk: read once into a cache private to the run ----------------
 
 @contextlib.contextmanager
-def _stdin_pipe(text: str):
+def _stdin_pipe(text: str, write=None):
     """File descriptor 0 reading ``text`` from a pipe, as `cat data | sparsetrain fit ...` gives it (the
-    readers open /dev/stdin, which click's CliRunner ``input=`` does not reach)."""
+    readers open /dev/stdin, which click's CliRunner ``input=`` does not reach); ``write(fd)``: what
+    writes the pipe instead, on its own thread."""
     r, w = os.pipe()
-    writer = threading.Thread(target=lambda: (os.write(w, text.encode()), os.close(w)))
+    write = write or (lambda fd: os.write(fd, text.encode()))
+
+    def feed():
+        with contextlib.suppress(BrokenPipeError):  # a run that stopped reading (a config error) closed it
+            write(w)
+        os.close(w)
+
+    writer = threading.Thread(target=feed)
     writer.start()
     saved = os.dup(0)
     os.dup2(r, 0)
@@ -350,3 +358,86 @@ def test_feature_names_of_stdin_are_collected_as_it_is_read(tmp_path, monkeypatc
         assert "feature names in" in res.output
         runs[out.name] = (out / "feature_names.json").read_text()
     assert runs["s"] == runs["f"] and ("c=c1^d=d1" if fmt == "csv" else "u^a1^i^z1") in runs["s"]
+
+
+@contextlib.contextmanager
+def _gated_stdin(head: str, tail: str, gate: threading.Event, waited: list):
+    """stdin from a pipe that gives ``head``, then waits for ``gate`` (at most a minute: an iterator that
+    waits for the whole stream before its first batch would hang here) before ``tail`` and the end."""
+    def write(fd):
+        os.write(fd, head.encode())
+        waited.append(gate.wait(60))
+        os.write(fd, tail.encode())
+
+    with _stdin_pipe("", write):
+        try:
+            yield
+        finally:
+            gate.set()  # (before the writer is joined)
+
+
+def _stdin_config(tmp_path, **data):
+    from sparsetrain.config import load_config
+
+    linreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
+    return load_config(linreg, ["data.train=-", "data.format=libsvm", "data.eval=null", f"data.num_features={FEATURES}",
+                                "data.zero_based=false", "data.batch_size=4", "data.cache=disk", "train.epochs=2",
+                                f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"]
+                       + [f"data.{k}={v}" for k, v in data.items()])
+
+
+def test_stdin_epoch_one_trains_while_its_disk_cache_is_written(tmp_path, monkeypatch):
+    from sparsetrain.io import chunks
+    from sparsetrain.trainer.data import make_iter
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
+    text = _write(tmp_path / "d.libsvm", rows=400).read_text()
+    cut = text.index("\n", len(text) // 2) + 1
+    gate, waited, notes = threading.Event(), [], []
+    with _gated_stdin(text[:cut], text[cut:], gate, waited):
+        it, rows = make_iter(_stdin_config(tmp_path), ["-"], for_training=True, note=notes.append)
+        it.reset()
+        first = it.next()  # before the second half of stdin is written
+        gate.set()
+        epochs = [[first] + list(it)]
+        it.reset()  # the cache is complete: epoch 2 reads it
+        epochs.append(list(it))
+    assert waited == [True] and rows is None
+    assert any(n.endswith("epoch 1 trains on the rows as they are written") for n in notes), notes
+    assert type(it._current).__name__ == "NDArrayIter"
+    X, y = st.io.load_libsvm(tmp_path / "d.libsvm", num_features=FEATURES, zero_based=False)
+    for batches in epochs:
+        assert len(batches) == 100
+        np.testing.assert_array_equal(np.concatenate([b.label[0].asnumpy() for b in batches]), y)
+        np.testing.assert_array_equal(np.vstack([b.data[0].asnumpy() for b in batches]), X.asnumpy())
+    del it, first, epochs
+    assert _stdin_caches(tmp_path) == []
+
+
+def test_an_interrupted_first_epoch_leaves_no_stdin_cache(tmp_path, monkeypatch):
+    from sparsetrain.io import chunks
+    from sparsetrain.trainer.data import make_iter
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
+    text = _write(tmp_path / "d.libsvm", rows=400).read_text()
+    with _stdin_pipe(text):
+        it, _ = make_iter(_stdin_config(tmp_path), ["-"], for_training=True)
+        it.reset()
+        for _ in range(10):
+            it.next()
+        it.reset()  # the first pass stopped before its end: the cache is not complete
+        assert not it._cache.done
+        del it
+    assert _stdin_caches(tmp_path) == []  # nor a temporary directory
+
+
+def test_what_needs_every_row_first_is_said(tmp_path):
+    from sparsetrain.trainer.data import make_iter
+
+    text = _write(tmp_path / "d.libsvm", rows=20).read_text()
+    notes = []
+    with _stdin_pipe(text):
+        it, rows = make_iter(_stdin_config(tmp_path, shuffle="true"), ["-"], for_training=True, note=notes.append)
+    assert rows == 20 and type(it).__name__ == "NDArrayIter"
+    assert notes == [f"data.cache: disk: stdin's cache under {tmp_path / 'cache'} (removed when the run ends): "
+                     "written whole before epoch 1 trains: data.shuffle draws from every row"]

@@ -12,12 +12,13 @@ valid. A cache whose manifest does not match the key, whose files have the wrong
 checksums fail is rebuilt, never read.
 
 stdin (``data.train: "-"``) has no path, size or time to key a cache by, and the next run's stdin may
-hold other bytes: its cache (:func:`stdin_cached`) is private to the run. It is written the same way
+hold other bytes: its cache (:class:`StdinCache`) is private to the run. It is written the same way
 (a temporary directory renamed into place once complete) to ``stdin-<pid>-<random>`` under the cache
 directory, never looked up by a key, and removed when the run ends (when its arrays are released or
 the process exits); a run killed before that leaves a directory that the next stdin cache removes
-once no process of that pid lives. An interrupted read (a malformed line, Ctrl-C) removes the
-temporary directory, so no half cache remains.
+once no process of that pid lives. An interrupted read (a malformed line, Ctrl-C, a first epoch
+that trains on the blocks as they are written and stops) removes the temporary directory, so no half
+cache remains.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["CACHE_ENV", "cache_dir", "cache_path", "load_cached", "stdin_cached"]
+__all__ = ["CACHE_ENV", "StdinCache", "cache_dir", "cache_path", "load_cached", "stdin_cached"]
 
 CACHE_ENV = "SPARSETRAIN_CACHE_DIR"
 _VERSION = 2  # 2: weights.bin
@@ -109,51 +110,77 @@ def _shift_indices(file: str, shift: int) -> int:
     return crc
 
 
+class _Writer:
+    """A cache written block by block into a temporary directory beside ``where``: :meth:`finish`
+    renames it into place once complete, :meth:`abort` removes it (nothing half written is ever found
+    at ``where``)."""
+
+    def __init__(self, where: str, key: dict, dtype, num_features):
+        self.where, self.key, self.dtype, self.num_features = where, key, np.dtype(dtype), num_features
+        parent = os.path.dirname(where)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+        self.crcs = dict.fromkeys(_ARRAYS, 0)
+        self.lengths = dict.fromkeys(_ARRAYS, 0)
+        self.nnz = 0
+        # an ExitStack closes every file even when closing one fails (a full disk fails at the flush)
+        self._files = contextlib.ExitStack()
+        try:
+            self.files = {name: self._files.enter_context(open(os.path.join(self.tmp, f"{name}.bin"), "wb"))
+                          for name in _ARRAYS}
+            self._put("indptr", np.zeros(1, np.int64))
+        except BaseException:
+            self.abort()
+            raise
+
+    def _put(self, name, arr) -> None:
+        raw = np.ascontiguousarray(arr).tobytes()
+        self.files[name].write(raw)
+        self.crcs[name] = zlib.crc32(raw, self.crcs[name])
+        self.lengths[name] += len(arr)
+
+    def add(self, block) -> None:
+        self._put("data", np.asarray(block.data, self.dtype))
+        self._put("indices", np.asarray(block.indices, np.int64))
+        self._put("indptr", np.asarray(block.indptr[1:], np.int64) + self.nnz)
+        self._put("labels", np.asarray(block.labels, np.float64).reshape(block.num_rows, -1)[:, 0])
+        w = getattr(block, "weights", None)
+        self._put("weights", np.ones(block.num_rows) if w is None else np.asarray(w, np.float64))
+        self.nnz += block.nnz
+
+    def finish(self, index_shift=None) -> None:
+        """Close the files, write the manifest and rename the directory into place; ``index_shift``: see
+        :func:`_write`."""
+        self._files.close()
+        shift = index_shift() if index_shift is not None else 0
+        if shift and self.lengths["indices"]:
+            self.crcs["indices"] = _shift_indices(os.path.join(self.tmp, "indices.bin"), shift)
+        arrays = {name: {"dtype": np.dtype(self.dtype if name == "data" else np.float64
+                                           if name in ("labels", "weights") else np.int64).str,
+                         "length": self.lengths[name], "crc32": self.crcs[name]} for name in _ARRAYS}
+        with open(os.path.join(self.tmp, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump({"key": self.key, "arrays": arrays, "num_features": self.num_features}, f)
+        if os.path.exists(self.where):
+            shutil.rmtree(self.where, ignore_errors=True)
+        os.replace(self.tmp, self.where)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._files.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def _write(where: str, key: dict, blocks, dtype, num_features, index_shift=None) -> None:
     """Stream ``blocks`` to a temporary directory beside ``where``, then rename it into place;
     ``index_shift()`` (called once the blocks are all read; it may raise to refuse them): an amount to
     subtract from every column id first (a one-based stream read before its base was known)."""
-    parent = os.path.dirname(where)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    writer = _Writer(where, key, dtype, num_features)
     try:
-        files = {}
-        crcs = dict.fromkeys(_ARRAYS, 0)
-        lengths = dict.fromkeys(_ARRAYS, 0)
-
-        def put(name, arr):
-            raw = np.ascontiguousarray(arr).tobytes()
-            files[name].write(raw)
-            crcs[name] = zlib.crc32(raw, crcs[name])
-            lengths[name] += len(arr)
-
-        # an ExitStack closes every file even when closing one fails (a full disk fails at the flush)
-        with contextlib.ExitStack() as stack:
-            files.update({name: stack.enter_context(open(os.path.join(tmp, f"{name}.bin"), "wb"))
-                          for name in _ARRAYS})
-            put("indptr", np.zeros(1, np.int64))
-            nnz = 0
-            for block in blocks:
-                put("data", np.asarray(block.data, dtype))
-                put("indices", np.asarray(block.indices, np.int64))
-                put("indptr", np.asarray(block.indptr[1:], np.int64) + nnz)
-                put("labels", np.asarray(block.labels, np.float64).reshape(block.num_rows, -1)[:, 0])
-                w = getattr(block, "weights", None)
-                put("weights", np.ones(block.num_rows) if w is None else np.asarray(w, np.float64))
-                nnz += block.nnz
-        shift = index_shift() if index_shift is not None else 0
-        if shift and lengths["indices"]:
-            crcs["indices"] = _shift_indices(os.path.join(tmp, "indices.bin"), shift)
-        arrays = {name: {"dtype": np.dtype(dtype if name == "data" else np.float64 if name in ("labels", "weights")
-                                           else np.int64).str, "length": lengths[name], "crc32": crcs[name]}
-                  for name in _ARRAYS}
-        with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
-            json.dump({"key": key, "arrays": arrays, "num_features": num_features}, f)
-        if os.path.exists(where):
-            shutil.rmtree(where, ignore_errors=True)
-        os.replace(tmp, where)
+        for block in blocks:
+            writer.add(block)
+        writer.finish(index_shift)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        writer.abort()
         raise
 
 
@@ -204,29 +231,65 @@ def _remove_orphans(parent: str) -> None:
             pass
 
 
-def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False, index_shift=None):
-    """stdin's parsed rows as :func:`load_cached` returns a file's, through a cache private to this run
-    (see the module doc): ``read_blocks()`` is iterated once, its blocks streamed to disk, then the
-    arrays are memory-mapped (``index_shift``: see :func:`_write`); the cache is removed when they are
-    released or the process exits. A cache that cannot be written is an error naming the directory
-    (stdin cannot be read again to keep it in memory instead)."""
-    from ..base import SparseTrainError
+class StdinCache:
+    """stdin's cache, private to the run (see the module doc), written as its parsed blocks pass:
+    :meth:`tee` yields the blocks of ``blocks`` as it writes them (a first epoch can train on them
+    meanwhile); once the last has passed, the cache is renamed into place (``done``) and :meth:`arrays`
+    memory-maps it. A pass that stops early (an error, Ctrl-C, a consumer that drops the blocks) removes
+    what was written. A cache that cannot be written is an error naming the directory (stdin cannot be
+    read again to keep it in memory instead). ``index_shift``: see :func:`_write`."""
 
-    names = _ARRAYS if with_weights else _ARRAYS[:4]
-    parent = cache_dir()
-    _remove_orphans(parent)
-    where = os.path.join(parent, f"{_STDIN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
-    key = {"version": _VERSION, "stdin": where}
-    try:
-        _write(where, key, read_blocks(), dtype, num_features, index_shift)
-    except OSError as e:  # stdin is gone: no second read to keep it in memory
-        raise SparseTrainError(f"data.cache: disk: cannot write the cache of stdin under {parent} "
-                               f"({e.strerror or e}); set {CACHE_ENV} to another directory, or data.cache: "
-                               "stream (one epoch)") from None
-    try:
-        out = _read_back(where, key, names)
-    except OSError:
-        shutil.rmtree(where, ignore_errors=True)
-        raise
-    weakref.finalize(out[0], shutil.rmtree, where, True)  # also at exit; a mapped file outlives its name
-    return out
+    def __init__(self, dtype, num_features, index_shift=None):
+        self.dtype, self.num_features, self.index_shift = dtype, num_features, index_shift
+        self.parent = cache_dir()
+        _remove_orphans(self.parent)
+        self.where = os.path.join(self.parent, f"{_STDIN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+        self.key = {"version": _VERSION, "stdin": self.where}
+        self.done = False
+        weakref.finalize(self, shutil.rmtree, self.where, True)  # also at exit; a mapped file outlives its name
+
+    def _failed(self, e: OSError):
+        from ..base import SparseTrainError
+
+        return SparseTrainError(f"data.cache: disk: cannot write the cache of stdin under {self.parent} "
+                                f"({e.strerror or e}); set {CACHE_ENV} to another directory, or data.cache: "
+                                "stream (one epoch)")
+
+    def tee(self, blocks):
+        try:
+            writer = _Writer(self.where, self.key, self.dtype, self.num_features)
+        except OSError as e:  # stdin is gone: no second read to keep it in memory
+            raise self._failed(e) from None
+        try:
+            for block in blocks:
+                writer.add(block)
+                yield block
+            writer.finish(self.index_shift)
+        except OSError as e:
+            writer.abort()
+            raise self._failed(e) from None
+        except BaseException:
+            writer.abort()
+            raise
+        self.done = True
+
+    def arrays(self, with_weights: bool = False) -> tuple:
+        """The arrays of the complete cache, memory-mapped (as :func:`load_cached` returns a file's)."""
+        names = _ARRAYS if with_weights else _ARRAYS[:4]
+        try:
+            out = _read_back(self.where, self.key, names)
+        except OSError:
+            shutil.rmtree(self.where, ignore_errors=True)
+            raise
+        weakref.finalize(out[0], shutil.rmtree, self.where, True)
+        return out
+
+
+def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False, index_shift=None):
+    """stdin's parsed rows as :func:`load_cached` returns a file's, through a :class:`StdinCache`:
+    ``read_blocks()`` is iterated once, its blocks written to disk, then the arrays are memory-mapped;
+    the cache is removed when they are released or the process exits."""
+    cache = StdinCache(dtype, num_features, index_shift)
+    for _ in cache.tee(read_blocks()):
+        pass
+    return cache.arrays(with_weights)

@@ -42,6 +42,20 @@ def stdin_second_pass(cfg: Config) -> str | None:
     return None
 
 
+def stdin_pass_first(cfg: Config) -> str | None:
+    """Why stdin's disk cache (``data.cache: disk``) is written whole before the first epoch trains;
+    ``None``: the first epoch trains on the rows as they are written (:class:`_StdinCacheEpochs`)."""
+    if cfg.data.shuffle:
+        return "data.shuffle draws from every row"
+    if labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None:
+        return "a binary model's label values are found first (data.label_values gives them)"
+    if _index_base_unknown(cfg, "-"):
+        return "data.zero_based: auto is decided from every index"
+    if cfg.data.last_batch == "roll_over":
+        return "data.last_batch: roll_over carries rows into the next epoch"
+    return None
+
+
 def _index_base_unknown(cfg: Config, path: str) -> bool:
     return cfg.data.format_of(path) == "libsvm" and cfg.data.zero_based == "auto"
 
@@ -205,6 +219,101 @@ class _IndexBase:
                                   f"'{self.num_features}' is out of range for num_features={self.num_features} "
                                   "(stdin has index 0, so it is zero-based)")
         return 0
+
+
+class _Teed:
+    """A reader whose blocks are written to a :class:`~sparsetrain.io.disk_cache.StdinCache` as they pass;
+    every other attribute is the reader's."""
+
+    def __init__(self, reader, cache):
+        self._reader, self._cache = reader, cache
+
+    def __iter__(self):
+        return self._cache.tee(iter(self._reader))
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+
+class _StdinCacheEpochs:
+    """stdin with ``data.cache: disk`` whose first epoch trains while its cache is written (nothing needs
+    every row first: :func:`stdin_pass_first`): epoch 1 streams the rows as they are parsed (a
+    ``LibSVMIter`` over stdin's reader, each block written to the cache as it passes); once the cache is
+    complete, the next :meth:`reset` turns to it, memory-mapped, through an ``NDArrayIter`` in file order,
+    as a file with ``data.cache: disk`` is read, so the same batches train. To the compiled engine it is a
+    stream throughout (``epoch_pieces``: the parsed pieces, then each epoch as one piece of the cache), so
+    the engine's choice does not change between epochs. Other attributes are the current iterator's."""
+
+    def __init__(self, first, cache, make_cached):
+        self._first, self._cache, self._make_cached = first, cache, make_cached
+        self._cached = None
+        self.batch_size = first.batch_size
+
+    @property
+    def _current(self):
+        return self._first if self._cached is None else self._cached
+
+    @property
+    def provide_data(self):
+        return self._first.provide_data
+
+    @property
+    def provide_label(self):
+        return self._first.provide_label
+
+    def reset(self) -> None:
+        if self._cached is None and self._cache.done:
+            self._cached = self._make_cached()  # (an NDArrayIter starts reset)
+        else:
+            self._current.reset()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._current.next()
+
+    def next(self):
+        return self._current.next()
+
+    def epoch_pieces(self):
+        if self._cached is None:
+            yield from self._first.epoch_pieces()
+            return
+        from ..io.libsvm_iter import EpochPiece
+
+        it = self._cached
+        order, batch_ptr, pad = it.epoch_rows()
+        yield EpochPiece(it.data, it.label, order, batch_ptr, pad, it.sample_weight, checked_csr=True)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_first", "_cached"):
+            raise AttributeError(name)
+        return getattr(self._current, name)
+
+
+def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, names):
+    """The training iterator of stdin with ``data.cache: disk`` when its first epoch trains as the cache
+    is written (see :class:`_StdinCacheEpochs`)."""
+    from .. import io as st_io
+    from ..io.disk_cache import StdinCache
+    from ..ndarray import CSRNDArray
+
+    dtype = _data_dtype(cfg)
+    transform = label_transform(cfg, "-", for_training=True, note=note)
+    cache = StdinCache(dtype, cfg.num_features)
+    first = _stream_iter(cfg, ["-"], _Teed(reader_for(cfg, "-", streaming=True, names=names), cache), transform,
+                         batch_size, last_batch, shuffle_window=0)
+
+    def make_cached():
+        data, indices, indptr, labels, weights = cache.arrays(with_weights=True)
+        X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
+        y = label_map(cfg).apply(np.asarray(labels, dtype=dtype), row_locator(cfg, "-"))
+        return st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=False, last_batch_handle=last_batch,
+                                 data_name=cfg.data_name, label_name=cfg.label_name,
+                                 sample_weight=_unit_is_none(weights), checked_csr=True)
+
+    return _StdinCacheEpochs(first, cache, make_cached)
 
 
 def _load_stdin_cached(cfg: Config, names=None):
@@ -424,13 +533,17 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     batch_size = batch_size or cfg.data.batch_size
     once = for_training and cfg.train.epochs == 1 and not cfg.data.shuffle
     mode = cache_mode(cfg, paths, once=once)
-    if for_training and note is not None and cfg.data.cache == "auto" and paths == ["-"]:
+    first = stdin_pass_first(cfg) if for_training and paths == ["-"] and mode == "disk" else None
+    if for_training and note is not None and paths == ["-"] and mode == "disk":
         from ..io.disk_cache import cache_dir
 
-        why = stdin_second_pass(cfg)
-        note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for {why}; removed "
-             "when the run ends)" if mode == "disk" else
-             "data.cache: auto: stdin is streamed, read once (one epoch, no second pass; data.cache: disk keeps it)")
+        how = ("epoch 1 trains on the rows as they are written" if first is None else
+               f"written whole before epoch 1 trains: {first}")
+        note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for "
+             f"{stdin_second_pass(cfg)}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
+             f"data.cache: disk: stdin's cache under {cache_dir()} (removed when the run ends): {how}")
+    elif for_training and note is not None and cfg.data.cache == "auto" and paths == ["-"]:
+        note("data.cache: auto: stdin is streamed, read once (one epoch, no second pass; data.cache: disk keeps it)")
     elif for_training and note is not None and cfg.data.cache == "auto" and mode != "memory":
         from ..io.disk_cache import cache_dir
         from ..validation import human_bytes
@@ -444,6 +557,8 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
             note(f"data.cache: auto: the data takes about {human_bytes(_estimated_csr_bytes(cfg, paths))} parsed, "
                  f"more than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
     last_batch = cfg.data.last_batch if for_training else "pad"
+    if for_training and paths == ["-"] and mode == "disk" and first is None:
+        return _stdin_cache_epochs(cfg, batch_size, last_batch, note, names), None
     if mode in ("memory", "disk"):
         X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk", names=names)
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
@@ -460,13 +575,20 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
         reader = st_io.ChainedReader([reader_for(cfg, p, streaming=True) for p in paths], paths)
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
         reader = reader_for(cfg, paths[0], streaming=True, names=names)
-    it = st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths), data_shape=(cfg.num_features,), batch_size=batch_size,
-                          round_batch=last_batch != "discard", data_name=cfg.data_name,
-                          label_name=cfg.label_name, zero_based=cfg.data.zero_based,
-                          last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
-                          label_transform=transform,
-                          shuffle_window=cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0)
-    return it, None
+    window = cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0
+    return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window), None
+
+
+def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: int, last_batch: str, shuffle_window):
+    """The ``LibSVMIter`` streaming ``paths`` (through ``reader``, or a LibSVM file's own)."""
+    from .. import io as st_io
+
+    return st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths),
+                            data_shape=(cfg.num_features,), batch_size=batch_size,
+                            round_batch=last_batch != "discard", data_name=cfg.data_name,
+                            label_name=cfg.label_name, zero_based=cfg.data.zero_based,
+                            last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
+                            label_transform=transform, shuffle_window=shuffle_window)
 
 
 FEATURE_NAMES_FILE = "feature_names.json"
