@@ -441,3 +441,11 @@ def test_what_needs_every_row_first_is_said(tmp_path):
     assert rows == 20 and type(it).__name__ == "NDArrayIter"
     assert notes == [f"data.cache: disk: stdin's cache under {tmp_path / 'cache'} (removed when the run ends): "
                      "written whole before epoch 1 trains: data.shuffle draws from every row"]
+
+
+@pytest.mark.parametrize("cache", ["disk", "stream"])
+def test_empty_stdin_is_named_as_stdin(tmp_path, cache):
+    res = _fit("--set", "data.train=-", "--set", f"data.cache={cache}", "--epochs", 2 if cache == "disk" else 1,
+               "--output", tmp_path / "r", stdin="")
+    assert res.exit_code == 1 and res.stderr.splitlines()[-1] == "error: <stdin>: no data rows"  # was '-: ...'
+    assert _stdin_caches(tmp_path) == []

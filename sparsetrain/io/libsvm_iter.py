@@ -26,7 +26,7 @@ import numpy as np
 
 from ..base import DataFormatError, ShapeError
 from ..ndarray import CSRNDArray, NDArray
-from .base import DataBatch, DataDesc, DataIter
+from .base import STDIN_NAME, DataBatch, DataDesc, DataIter, display_name
 from .chunks import STREAM_CHUNK_SIZE
 from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 from .ndarray_iter import csr_take_rows
@@ -383,7 +383,9 @@ class LibSVMIter(DataIter):
         if rows is None:
             self._exhausted = True
             if self._seen_rows == 0 and self.num_parts == 1:
-                raise DataFormatError(f"{os.fspath(self.data_libsvm)}: no data rows (the file is empty or only has comments)")
+                name = display_name(self.data_libsvm)  # stdin: as a stdin read into the disk cache says it
+                raise DataFormatError(f"{name}: no data rows" + ("" if name == STDIN_NAME else
+                                                                 " (the file is empty or only has comments)"))
             return None
         if self._seen_rows < self.batch_size:  # (re)build the head from this pass's first rows
             take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
