@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sys
 import warnings
@@ -288,8 +289,8 @@ def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
     model = load_trained(model_path, epoch=epoch, last=last)
     with reading(data_path, "scoring"):
         values = model.evaluate(data_path, list(metrics) or None)
-    if as_json:
-        click.echo(json.dumps(values))
+    if as_json:  # (an undefined metric, auc of one class, is null: NaN is not JSON)
+        click.echo(json.dumps({k: v if math.isfinite(v) else None for k, v in values.items()}))
     else:
         for name, value in values.items():
             click.echo(f"{name} {value:.6g}")

@@ -410,3 +410,20 @@ def test_csv_settings_for_data_that_is_not_csv_are_a_config_error():
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == ("error: data.csv: only for csv data (the data is read as libsvm, from the "
                                           "file name); set data.format: csv")
+
+
+def test_evaluate_json_writes_an_undefined_metric_as_null(tmp_path):
+    # auc of rows of one class printed {"auc": NaN}, which JSON readers other than Python's refuse
+    import json
+
+    run = tmp_path / "run"
+    (tmp_path / "t.libsvm").write_text("1 0:1\n0 1:1\n")
+    data = tmp_path / "ones.libsvm"
+    data.write_text("1 0:1\n1 1:1\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {train: t.libsvm, num_features: 2, batch_size: 2}\nmodel: {preset: logistic}\n"
+                      "train: {epochs: 1, engine: graph, metrics: [auc]}\n")
+    assert cli("fit", config, "-q", "--output", run).exit_code == 0
+    res = cli("evaluate", run, data, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in {res.stdout}")) == {"auc": None}
