@@ -7,12 +7,11 @@ import click
 
 
 def _plot(run, out):
-    import json
     import os
 
     from .base import SparseTrainError
     from .trainer.plot import plot_metrics
-    from .trainer.rundir import METRICS_FILE, latest_default_run, load_state
+    from .trainer.rundir import METRICS_FILE, latest_default_run, load_metrics, load_state
 
     if os.path.isfile(run) and run.endswith((".yaml", ".yml")):  # a config: its run directory, as predict takes
         from .config import load_config
@@ -23,13 +22,7 @@ def _plot(run, out):
     path = os.path.join(run, METRICS_FILE)
     if not os.path.exists(path):
         raise SparseTrainError(f"{path}: no metrics to plot (has the run finished an epoch?)")
-    history = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                history.append(json.loads(line))
-            except ValueError:
-                break  # a line cut short by a kill
+    history = load_metrics(path)
     state = load_state(run) or {}
     best = (state.get("best") or {}).get("epoch") if (state.get("best") or {}).get("metric") else None
     out = out or os.path.join(run, "metrics.png")

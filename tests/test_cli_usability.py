@@ -427,3 +427,21 @@ def test_evaluate_json_writes_an_undefined_metric_as_null(tmp_path):
     res = cli("evaluate", run, data, "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in {res.stdout}")) == {"auc": None}
+
+
+def test_an_undefined_eval_metric_is_null_in_metrics_jsonl_and_nan_again_on_resume(tmp_path):
+    # eval_auc of an eval set of one class was written as NaN: 'jq' and other JSON readers refuse the line
+    import json
+
+    (tmp_path / "t.libsvm").write_text("1 0:1\n0 1:1\n")
+    (tmp_path / "ones.libsvm").write_text("1 0:1\n1 1:1\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {train: t.libsvm, eval: ones.libsvm, num_features: 2, batch_size: 2}\n"
+                      "model: {preset: logistic}\ntrain: {epochs: 1, engine: graph, metrics: [auc]}\n")
+    run = tmp_path / "run"
+    assert cli("fit", config, "-q", "--output", run).exit_code == 0
+    line = (run / "metrics.jsonl").read_text().splitlines()[0]
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in {line}"))["eval_auc"] is None
+    res = cli("fit", config, "-q", "--output", run, "--resume", "--epochs", 2)  # reads the record back
+    assert res.exit_code == 0, res.stderr
+    assert "eval_auc nan" in res.stdout

@@ -26,6 +26,7 @@ import errno
 import fcntl
 import glob
 import json
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -323,23 +324,15 @@ class RunDir:
         path = os.path.join(self.path, METRICS_FILE)
         if not os.path.exists(path):
             return []
-        kept = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    break  # a line cut short by a kill
-                if rec.get("epoch", upto) < upto:
-                    kept.append(rec)
+        kept = [rec for rec in load_metrics(path) if rec.get("epoch", upto) < upto]
         with writing(path):
-            write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+            write_atomic(path, "".join(map(_metrics_line, kept)))
         return kept
 
     def append_metrics(self, record: dict) -> None:
         path = os.path.join(self.path, METRICS_FILE)
         with writing(path), open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(_metrics_line(record))
             f.flush()
             os.fsync(f.fileno())
 
@@ -425,6 +418,28 @@ def checked_params(path: str, param_names: list[str]) -> tuple[dict, dict]:
             raise SparseTrainError(f"{path}: parameter {name!r} holds NaN or infinite values; "
                                    "predictions from it would be NaN")
     return arg, aux
+
+
+def _metrics_line(record: dict) -> str:
+    """An epoch record as one line of JSON: a metric the data left undefined (``eval_auc`` of one class,
+    NaN) is ``null`` (NaN is no JSON; ``jq`` and other readers refuse it)."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                       for k, v in record.items()}) + "\n"
+
+
+def load_metrics(path: str) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file, up to a line cut short by a kill; a ``null`` metric is NaN."""
+    from .metrics import RECORD_FIELDS
+
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                break
+            records.append({k: float("nan") if v is None and k not in RECORD_FIELDS else v for k, v in rec.items()})
+    return records
 
 
 def _read_run_file(path: str, name: str, parse, errors: tuple, describe):
