@@ -445,3 +445,17 @@ def test_an_undefined_eval_metric_is_null_in_metrics_jsonl_and_nan_again_on_resu
     res = cli("fit", config, "-q", "--output", run, "--resume", "--epochs", 2)  # reads the record back
     assert res.exit_code == 0, res.stderr
     assert "eval_auc nan" in res.stdout
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("model.variables.label.stype=csr", "model.variables.label.stype: 'csr': labels are read as a dense array; "
+                                        "use 'default' (or leave stype out)"),
+    ("model.variables.data.stype=row_sparse", "model.variables.data.stype: 'row_sparse': the data is read as csr "
+                                              "rows; use 'csr' (or 'default': dense)"),
+])
+def test_a_data_or_label_stype_the_data_cannot_have_is_a_config_error(setting, message):
+    # label csr: 'binary.libsvm: the data's batches (...) do not fit the model: csr storage needs a 2-D
+    # shape'; data row_sparse trained with a dense fallback at every batch
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", setting)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == f"error: {message}"

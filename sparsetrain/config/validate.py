@@ -122,6 +122,13 @@ def validate_graph(cfg) -> None:
         if name not in (cfg.data.input, m.loss.label) and v.stype not in PARAMETER_STYPES:
             raise ConfigError(f"{join_path(['model', 'variables', name, 'stype'])}: a parameter cannot be {v.stype!r} (initializers and "
                               f"optimizers write it in place); use {' or '.join(map(repr, PARAMETER_STYPES))}")
+    label, data = m.variables[m.loss.label], m.variables[cfg.data.input]  # what the readers hand over
+    if label.stype != "default":
+        raise ConfigError(f"{join_path(['model', 'variables', m.loss.label, 'stype'])}: {label.stype!r}: labels are "
+                          "read as a dense array; use 'default' (or leave stype out)")
+    if data.stype == "row_sparse":
+        raise ConfigError(f"{join_path(['model', 'variables', cfg.data.input, 'stype'])}: 'row_sparse': the data is "
+                          "read as csr rows; use 'csr' (or 'default': dense)")
     reachable = _reachable(cfg)
     for i, spec in enumerate(m.ops):
         if spec.name not in reachable:
