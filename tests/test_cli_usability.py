@@ -459,3 +459,22 @@ def test_a_data_or_label_stype_the_data_cannot_have_is_a_config_error(setting, m
     res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", setting)
     assert res.exit_code == 2
     assert one_error_line(res.stderr) == f"error: {message}"
+
+
+@pytest.mark.parametrize("command", ["init", "fit"])
+def test_truncated_compressed_csv_is_one_line_naming_it(tmp_path, command):
+    # a .tsv.bz2 cut short: 'internal error: EOFError: Compressed file ended before the end-of-stream
+    # marker was reached' (init's sample and the CSV header read the first lines outside the chunk reader)
+    import bz2
+
+    whole = bz2.compress(("label\ta\n" + "".join(f"{i % 2}\tv{i}\n" for i in range(20000))).encode())
+    data = tmp_path / "d.tsv.bz2"
+    data.write_bytes(whole[: len(whole) // 2])
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}, csv: {{header: true}}, categorical: [a], hash_bits: 4}}\n"
+                      "model: {preset: linear}\n")
+    args = (("init", data, "--task", "regression", "--out", tmp_path / "x.yaml") if command == "init" else
+            ("fit", config, "-q", "--output", tmp_path / "r"))
+    res = cli(*args)
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr).startswith(f"error: {data}: corrupt or truncated bzip2 data (")

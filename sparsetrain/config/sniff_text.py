@@ -66,9 +66,9 @@ def read_sample(path: str) -> list[str]:
 
 def read_numbered_sample(path: str) -> list[tuple[int, str]]:
     """:func:`read_sample`'s lines with their line numbers in the file (1-based)."""
-    from ..io.chunks import open_data
+    from ..io.chunks import opened_data
 
-    with open_data(path) as f:
+    with opened_data(path) as f:
         raw = f.read(SAMPLE_BYTES)
         more = bool(f.read(1))
     text = raw.decode("utf-8", "replace")  # (open_data skipped a byte order mark)

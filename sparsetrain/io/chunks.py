@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bz2
 import collections
+import contextlib
 import gzip
 import io
 import mmap
@@ -105,6 +106,21 @@ def _open_data(path):
     if skipped:
         f.read(skipped)
     return f, skipped
+
+
+@contextlib.contextmanager
+def opened_data(path):
+    """:func:`open_data` as a ``with`` block in which a read of corrupt or truncated compressed data
+    is one :class:`DataFormatError` naming ``path`` (for the readers of a file's first lines; a
+    :class:`ChunkSource` also names the line where the readable data stops)."""
+    with open_data(path) as f:
+        try:
+            yield f
+        except Exception as e:
+            if not _is_decompression_error(e) or _compression(f) is None:
+                raise
+            raise DataFormatError(f"{display_name(path)}: corrupt or truncated {_compression(f)} data "
+                                  f"({str(e) or type(e).__name__})") from None
 
 
 def _compression(f) -> str | None:

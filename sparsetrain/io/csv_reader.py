@@ -27,7 +27,7 @@ from ..base import ConfigError, DataFormatError
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
 from .base import STDIN_PATH, display_name
-from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, open_data
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, opened_data
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
@@ -54,7 +54,7 @@ def _header_fields(text: str, delimiter: str, quote: str, sniff: bool, where: st
 def read_header(path, delimiter: str, quote: str = '"', sniff: bool = False) -> tuple[list[str], str]:
     """The column names on the first line of ``path`` (as the ``csv`` module splits it), and the
     delimiter (``sniff``: tab when the line has tabs and no comma)."""
-    with open_data(path) as f:
+    with opened_data(path) as f:
         line = f.readline(DEFAULT_MAX_LINE_BYTES)
     return _header_fields(line.decode("utf-8", "replace"), delimiter, quote, sniff, display_name(path))
 
@@ -318,7 +318,7 @@ def scored_columns(schema: CSVSchema, path, delimiter: str, max_line_bytes: int 
     columns = list(schema.columns)
     if schema.label is None or (os.fspath(path) == STDIN_PATH and not stat.S_ISREG(os.stat(path).st_mode)):
         return columns
-    with open_data(path) as f:
+    with opened_data(path) as f:
         lines = iter(lambda: f.readline(max_line_bytes), b"")
         if schema.header:
             next(lines, None)

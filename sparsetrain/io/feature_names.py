@@ -24,7 +24,7 @@ import json
 
 import numpy as np
 
-from .chunks import open_data
+from .chunks import opened_data
 from .hashing import hash_strings
 
 FORMAT = "sparsetrain-feature-names/1"
@@ -33,7 +33,7 @@ __all__ = ["FORMAT", "KeysTap", "csv_feature_keys", "vw_feature_keys", "feature_
 
 
 def _text_lines(path):
-    with open_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+    with opened_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         yield from text  # (a wrapper left to the garbage collector printed a ResourceWarning in fit)
 
 

@@ -284,7 +284,7 @@ def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
     import io
 
     from ..base import DataFormatError
-    from ..io.chunks import open_data
+    from ..io.chunks import opened_data
     from ..io.csv_reader import read_header, scored_columns
 
     s = cfg.csv_schema()
@@ -293,7 +293,7 @@ def csv_ids(cfg, path: str, rows: int) -> np.ndarray:
     columns = scored_columns(s, path, delim) if s.columns is not None else read_header(path, delim, s.quote)[0]
     k = columns.index(s.id_column)
     ids = []
-    with open_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+    with opened_data(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         lines = (ln for ln in text if ln.strip())
         if s.header:
             next(lines, None)
