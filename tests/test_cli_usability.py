@@ -478,3 +478,15 @@ def test_truncated_compressed_csv_is_one_line_naming_it(tmp_path, command):
     res = cli(*args)
     assert res.exit_code == 1
     assert one_error_line(res.stderr).startswith(f"error: {data}: corrupt or truncated bzip2 data (")
+
+
+def test_a_number_in_exponent_form_is_a_number_in_the_config(tmp_path):
+    # PyYAML reads 1e-8 (no dot) and 1.0e5 (no sign) as strings: 'optimizer.epsilon: must be a number > 0
+    # (got '1e-8')' for what YAML 1.2 and every user reads as a number
+    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "optimizer={name: adam, epsilon: 1e-8}",
+              "--set", "optimizer.learning_rate=1.0e-3", "--set", "train.target={eval_accuracy: 5e-1}")
+    assert res.exit_code == 0, res.stderr
+    from sparsetrain.config import load_config
+
+    cfg = load_config(str(ROOT / "configs" / "logreg.yaml"), ["optimizer={name: adam, epsilon: 1e-8, beta1: 9E-1}"])
+    assert cfg.optimizer.model_extra == {"epsilon": 1e-8, "beta1": 0.9}

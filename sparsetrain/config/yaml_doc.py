@@ -26,6 +26,15 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading a number in exponent form without a dot or an exponent sign (``1e-8``,
+    ``1.0e5``) as a float, as YAML 1.2 does; PyYAML's YAML 1.1 rules read it as a string."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
 def parse_yaml(text: str, where: str, base: str = ""):
     """The data of the YAML document ``text``, from the file ``where`` or, for ``where="--set"``, the value
     of an override of the key ``base``; error messages start with ``file:line: key.path`` or ``--set key.path``.
@@ -33,7 +42,7 @@ def parse_yaml(text: str, where: str, base: str = ""):
     Raises ``yaml.YAMLError`` for invalid YAML and ``ConfigError`` for a duplicate key, a recursive
     alias, a document nested too deeply or one expanding to more than ``MAX_NODES`` nodes."""
     _check_flow_depth(text, where, base)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
