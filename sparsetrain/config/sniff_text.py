@@ -6,10 +6,10 @@ fields, more than one, and no later line into more — missing trailing fields a
 name's default on a tie; a line with more fields is an error naming it), the header (the first line
 has no number, distinct fields, and a column has numbers below or no field is a value of its column
 below; a file of one such line is a header and no rows, an error; a line whose non-empty fields are
-no values of their columns below, with a name empty or repeated, is an error naming it), the label column (a header name such as
-``label``/``click``/``target``, else the first column), a row id column (a header name such as
-``id``: ``predict``'s ids, no feature), and each other column's type: numeric when
-every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
+no values of their columns below, with a name empty or repeated, is an error naming it), the label
+column (a header name such as ``label``/``click``/``target``, else the first column), a row id column
+(a header name such as ``id``: ``predict``'s ids, no feature), and each other column's type: numeric
+when every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
 (integers >= 0 reaching 100) get ``log1p``. :func:`sniff_vw_namespaces` lists the named namespaces
 of a Vowpal Wabbit sample. Fields are split by Python's ``csv`` module, as the CSV reader does.
 """
