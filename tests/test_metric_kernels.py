@@ -46,7 +46,9 @@ def test_batch_metrics_equal_the_metric_classes(name, k, seed, n):
     ref = metric.create(name)
     ref.update([label[order] if k == 1 or name in ("mse", "rmse", "mae") else label[order, 0]], [out])
     assert inst == ref.num_inst
-    np.testing.assert_allclose(value, ref.sum_metric, rtol=1e-9, atol=1e-12)
+    # (float32 predictions: the kernel's and the class's sums of logs differ in the 9th digit for some
+    # draws, e.g. log_loss at seed 3987, n 35: 1.45e-9 relative)
+    np.testing.assert_allclose(value, ref.sum_metric, rtol=1e-7, atol=1e-12)
 
 
 def test_auc_kernel_collects_the_probability_of_class_1_by_position():
