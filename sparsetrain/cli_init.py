@@ -40,4 +40,9 @@ def _init(data, task, preset, out, force, label) -> int:
         _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command, label=label)
     click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
                f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
+    if task in ("binary", "multiclass") and summary.distinct_labels == 1:  # (legal: fit maps it; but say so)
+        click.echo(f"warning: {data} has one label value {summary.label_text()}: a binary model learns from "
+                   "rows of both classes" if task == "binary" else
+                   f"warning: {data} has one class {summary.label_text()}: a multiclass model learns from rows of "
+                   "several classes", err=True)
     return 0

@@ -490,3 +490,12 @@ def test_a_number_in_exponent_form_is_a_number_in_the_config(tmp_path):
 
     cfg = load_config(str(ROOT / "configs" / "logreg.yaml"), ["optimizer={name: adam, epsilon: 1e-8, beta1: 9E-1}"])
     assert cfg.optimizer.model_extra == {"epsilon": 1e-8, "beta1": 0.9}
+
+
+def test_init_warns_when_a_classifier_s_data_has_one_label_value(tmp_path):
+    # a sample of positives only: init wrote the config and said '1 label value(s)' and nothing else
+    data = tmp_path / "pos.libsvm"
+    data.write_text("1 0:1\n1 1:1\n")
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "p.yaml")
+    assert res.exit_code == 0, res.stderr
+    assert f"warning: {data} has one label value {{1}}: a binary model learns from rows of both classes" in res.stderr

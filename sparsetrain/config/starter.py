@@ -62,6 +62,10 @@ class DataSummary:
     def integer_labels(self) -> bool:
         return all(float(v).is_integer() for v in self.labels)
 
+    def label_text(self) -> str:
+        """The label values found, as the config's comment shows them (``{0, 1}``)."""
+        return _labels_text(self)
+
 
 class _Labels:
     """The label values of a file, block by block (up to ``_MAX_DISTINCT`` distinct ones told apart)."""
