@@ -499,3 +499,21 @@ def test_init_warns_when_a_classifier_s_data_has_one_label_value(tmp_path):
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "p.yaml")
     assert res.exit_code == 0, res.stderr
     assert f"warning: {data} has one label value {{1}}: a binary model learns from rows of both classes" in res.stderr
+
+
+def test_an_export_written_compressed_reads_back(trained, tmp_path):
+    # export --out w.json.gz writes gzip; read_export opened it as text
+    from sparsetrain.trainer.export import read_export
+
+    for name in ("w.json.gz", "w.csv.bz2"):
+        assert cli("export", trained, "--out", tmp_path / name).exit_code == 0
+        assert set(read_export(str(tmp_path / name))) == {"weight", "bias"}
+
+
+def test_training_rows_that_all_weigh_nothing_are_named(tmp_path):
+    # every importance weight 0: 'metric log_loss became non-finite in epoch 0'
+    _, config = csv_config(tmp_path, "w.csv", "label,a,w\n1,2,0\n0,3,0\n", "numeric: [a], weight_column: w")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r", "--set", "data.cache=memory")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == (f"error: {tmp_path}/w.csv: every row has importance weight 0 (nothing to "
+                                          "learn from)")

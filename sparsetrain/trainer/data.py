@@ -404,6 +404,9 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
     weight = None
     if any(w is not None for w in weights):
         weight = np.concatenate([np.ones(len(y)) if w is None else w for y, w in zip(labels, weights)])
+        if for_training and not weight.any():  # (every weighted metric would be 0/0)
+            raise DataFormatError(f"{', '.join(map(display_name, paths))}: every row has importance weight 0 "
+                                  "(nothing to learn from)")
     if len(parts) == 1:
         return parts[0], labels[0], weight
     return _stack_rows(parts, _data_dtype(cfg)), np.concatenate(labels), weight

@@ -133,8 +133,10 @@ def write_export(doc: dict, out: str | None, fmt: str) -> str:
 
 def read_export(path: str) -> dict[str, np.ndarray]:
     """``{parameter: dense float32 array}`` from an exported JSON or CSV file (rows not exported are zero)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    from ..io.chunks import opened_data
+
+    with opened_data(path) as f:  # (export --out NAME.gz/.bz2 writes it compressed)
+        text = f.read().decode("utf-8")
     arrays: dict[str, np.ndarray] = {}
     if text.lstrip().startswith("{"):
         doc = json.loads(text)
