@@ -517,3 +517,12 @@ def test_training_rows_that_all_weigh_nothing_are_named(tmp_path):
     assert res.exit_code == 1
     assert one_error_line(res.stderr) == (f"error: {tmp_path}/w.csv: every row has importance weight 0 (nothing to "
                                           "learn from)")
+
+
+def test_a_storage_fallback_in_a_gradient_names_the_config_s_node(tmp_path):
+    # the warning named the internal node: "storage fallback at node '_backward__reduce_like1' (_reduce_like)"
+    res = cli("fit", ROOT / "configs" / "logreg.yaml", "-q", "--epochs", 1, "--output", tmp_path / "r",
+              "--set", "model.variables.bias.stype=row_sparse", "--set", "train.target={}")
+    assert res.exit_code == 0, res.stderr
+    assert "warning: storage fallback at the gradient of node 'pred' (broadcast_add), _reduce_like: no kernel" \
+        in res.stderr and "_backward_" not in res.stderr

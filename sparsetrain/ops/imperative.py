@@ -6,12 +6,13 @@ from ..ndarray.ndarray import BaseArray, NDArray, cast_storage
 from .registry import DISPATCH_FALLBACK, get, infer_storage, report_fallback
 
 
-def make_runner(op, dispatch, params, node_key=None, node_name=None, strict=None):
+def make_runner(op, dispatch, params, node_key=None, node_name=None, strict=None, gradient_of=None):
     """A function ``inputs -> outputs`` running ``op`` as ``dispatch`` decided (built once per node).
 
     Dense kernels see numpy arrays, sparse kernels see sparsetrain arrays. On a fallback the
     inputs go dense and the outputs are converted to the planned stypes; ``strict`` (default: the
-    global setting) makes a fallback an error.
+    global setting) makes a fallback an error; ``gradient_of``: the ``(name, op)`` a gradient node's
+    fallback is named by.
     """
     kernel, dense = dispatch.kernel, op.dense
     if kernel is not None:
@@ -22,7 +23,8 @@ def make_runner(op, dispatch, params, node_key=None, node_name=None, strict=None
     out_stypes = dispatch.out_stypes
 
     def fallback(inputs):
-        report_fallback(key, op.name, node_name, [x.stype for x in inputs], out_stypes, strict=strict)
+        report_fallback(key, op.name, node_name, [x.stype for x in inputs], out_stypes, strict=strict,
+                        gradient_of=gradient_of)
         arrays = [x._data if x.stype == "default" else x.asnumpy() for x in inputs]
         outs = [NDArray(o) for o in dense(arrays, params)]
         return [o if s == "default" else cast_storage(o, s) for o, s in zip(outs, out_stypes)]

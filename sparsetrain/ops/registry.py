@@ -177,17 +177,21 @@ def strict_stypes() -> bool:
     return _strict
 
 
-def fallback_message(op_name: str, node_name: str | None, in_stypes, out_stypes) -> str:
+def fallback_message(op_name: str, node_name: str | None, in_stypes, out_stypes, gradient_of=None) -> str:
+    """``gradient_of``: ``(name, op)`` of the node whose gradient this (internal) node computes."""
     where = f"node {node_name!r} ({op_name})" if node_name else f"operator {op_name}"
+    if gradient_of:
+        where = f"the gradient of node {gradient_of[0]!r} ({gradient_of[1]}), {op_name}"
     return (
         f"storage fallback at {where}: no kernel for input stypes ({', '.join(in_stypes)}); "
         f"inputs converted to dense, output stypes ({', '.join(out_stypes)})"
     )
 
 
-def report_fallback(key, op_name: str, node_name: str | None, in_stypes, out_stypes, strict: bool | None = None):
+def report_fallback(key, op_name: str, node_name: str | None, in_stypes, out_stypes, strict: bool | None = None,
+                    gradient_of=None):
     """Raise in strict mode; otherwise warn once per ``key`` (a graph node + stype combination)."""
-    message = fallback_message(op_name, node_name, in_stypes, out_stypes)
+    message = fallback_message(op_name, node_name, in_stypes, out_stypes, gradient_of)
     if _strict if strict is None else strict:
         raise StorageTypeError(message + " (strict storage types)")
     if os.environ.get("SPARSETRAIN_STORAGE_FALLBACK_LOG_VERBOSE", "1") == "0":

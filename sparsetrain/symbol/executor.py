@@ -89,17 +89,18 @@ class Executor:
         steps = []
         for node in nodes:
             d = self._plan.dispatch[node.uid]
+            gradient_of = node.attrs.get("forward")  # (a gradient node: named by the node it differentiates)
             if d.mode == DISPATCH_FALLBACK and self._strict:
                 raise StorageTypeError(fallback_message(
                     node.op.name, node.name, [self._plan.stypes[(c.uid, i)] for c, i in node.inputs],
-                    d.out_stypes) + " (strict storage types)")
+                    d.out_stypes, gradient_of) + " (strict storage types)")
             ins = [self._slot[(c.uid, i)] for c, i in node.inputs]
             outs = []
             for i in range(node.op.num_outputs):
                 self._slot[(node.uid, i)] = len(self._values)
                 outs.append(len(self._values))
                 self._values.append(None)
-            runner = make_runner(node.op, d, node.params, node.uid, node.name, self._strict)
+            runner = make_runner(node.op, d, node.params, node.uid, node.name, self._strict, gradient_of)
             steps.append((runner, ins, outs))
         return steps
 
