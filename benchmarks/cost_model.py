@@ -4,11 +4,12 @@
     python -m benchmarks.cost_model --from-json FILE    # the inputs saved by a benchmarks.dist run
 
 What one worker does per block (``train.sync_every`` batches, ``dist_async``): it trains the block
-(``compute`` seconds of the compiled engine), then pushes the block's change (one call to every
-server, in parallel), while the next block's rows were pulled during the training. Per block:
+(``compute`` seconds: the compiled engine and the worker's side of the exchange), then pushes the block's
+change (one call to every server, in parallel), whose answer — the rows of the block after next — is
+awaited only after the next block has trained. Per block:
 
-* worker:  ``t_w = compute + rtt + push_bytes / link`` when the pull (``rtt + pull_bytes / link``)
-  hides under ``compute``, else ``rtt + pull_bytes / link + rtt + push_bytes / link``;
+* worker:  ``t_w = max(compute, rtt + (push_bytes + pull_bytes) / link)``: the exchange hides under the
+  next block's training unless it takes longer;
 * a server, with ``W`` workers and ``S`` servers, receives and answers ``W`` blocks' bytes / ``S``
   per block period and spends ``server_cost`` seconds per byte applying and reading rows, and its
   link carries the same bytes: ``t_s = W * bytes / S * (server_cost + 1 / link)``;
@@ -82,9 +83,7 @@ def predict(m: Inputs, workers: int, servers: int = 1, cores: float | None = Non
     ``link``/``rtt``: the network's instead of the measured local ones)."""
     link = link or m.link
     rtt = m.rtt if rtt is None else rtt
-    pull = rtt + m.pull_bytes / link
-    push = rtt + m.push_bytes / link
-    t_w = max(m.compute, pull) + push
+    t_w = max(m.compute, rtt + m.bytes / link)  # one call per block, in flight while the next block trains
     t_s = workers * m.bytes / servers * (m.server_cost + 1.0 / link)
     period = max(t_w, t_s)
     if cores:

@@ -258,23 +258,24 @@ def test_cost_model_adds_up():
 
     m = cm.Inputs(compute=0.010, rows_per_block=10000, pull_bytes=1e5, push_bytes=1e5, rtt=0.001, link=1e9,
                   server_cost=1e-9)
-    # one worker: the pull hides under the compute, the push does not: 10 + 1 + 0.1 ms per block
-    assert cm.predict(m, 1) == pytest.approx(10000 / 0.0111)
+    # one worker: the block's one call (1 + 0.2 ms) is in flight while the next block trains: 10 ms per block
+    assert cm.predict(m, 1) == pytest.approx(10000 / 0.010)
+    assert cm.predict(cm.Inputs(**{**vars(m), "rtt": 0.012}), 1) == pytest.approx(10000 / 0.0122)
     # many workers on one server: the server's bytes bound it; 4 servers share them
     assert cm.predict(m, 128, 1) == pytest.approx(128 * 10000 / (128 * 2e5 * 2e-9))
     assert cm.predict(m, 128, 4) == pytest.approx(4 * cm.predict(m, 128, 1))
     # two workers on two shared cores: the CPU of both (compute, both ends of two calls, the server)
     cpu = 2 * (0.010 + 0.002) + 2 * 2e5 * 1e-9
-    assert cm.predict(m, 2, cores=2) == pytest.approx(2 * 10000 / max(0.0111, cpu / 2))
+    assert cm.predict(m, 2, cores=2) == pytest.approx(2 * 10000 / max(0.010, cpu / 2))
     # measured CPU per block (the worker's process, parser threads included, and the server's) replaces the estimate
     measured = cm.Inputs(**{**vars(m), "worker_cpu": 0.015, "server_cpu": 0.002})
-    assert cm.predict(measured, 1, cores=2) == pytest.approx(10000 / 0.0111)
+    assert cm.predict(measured, 1, cores=2) == pytest.approx(10000 / 0.010)
     assert cm.predict(measured, 2, cores=2) == pytest.approx(2 * 10000 / (2 * 0.017 / 2))
     rows = cm.projection(m)
     assert [(r["network"], r["workers"]) for r in rows][:3] == [("10 Gbit/s", 8), ("10 Gbit/s", 32),
                                                                  ("10 Gbit/s", 128)]
     assert all(r["16 servers"] >= r["1 servers"] for r in rows)
-    check = cm.check(m, {1: 10000 / 0.0111}, cores=2)
+    check = cm.check(m, {1: 10000 / 0.010}, cores=2)
     assert check[0]["error"] == pytest.approx(0.0, abs=1e-9)
     # blocks of half the rows moving 0.7 x the bytes: half the training, the other CPU by the bytes
     half = measured.block(5000, 1.4e5)

@@ -120,10 +120,13 @@ def apply_push(target: np.ndarray, rows, change: np.ndarray, saturated) -> None:
     if rows is None:
         target[...] = moved(target.reshape(change.shape), change, saturated).reshape(target.shape)
         return
-    if saturated is None:
-        write_rows(target, rows, change, add=True)
-        return
-    write_rows(target, rows, moved(take_rows(target, rows), change, saturated))
+    if saturated is not None:  # the saturated rows' values before the change (only those are read)
+        pos, s, start = saturated
+        hot = rows[pos]
+        current = take_rows(target, hot)
+    write_rows(target, rows, change, add=True)
+    if saturated is not None:
+        write_rows(target, hot, moved(current, change[pos], (None, s, start)))
 
 
 def shard_bounds(num_rows: int, num_servers: int) -> np.ndarray:
