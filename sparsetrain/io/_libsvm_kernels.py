@@ -9,7 +9,7 @@ the qid are ``[+-]digits``.
 :func:`parse_chunk` never raises: it stops at the first malformed token and reports an error
 code with the token's byte span, and the caller builds the message (file, line, token).
 A row whose features are all short ``digits:digits[.digits]`` pairs takes a fast path (separators
-by 64-byte bit masks, eight pairs converted at once: ``_libsvm_simd``); other rows are read byte
+by 64-byte bit masks, 16 pairs converted at once: ``_libsvm_simd``); other rows are read byte
 by byte. Numbers are converted exactly (correctly rounded to binary64, then cast to the output
 dtype, as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
 tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
@@ -29,7 +29,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
-from ._libsvm_simd import convert_pairs
+from ._libsvm_simd import LANES, convert_pairs
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
     I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
     eq_mask64, first_newline, is_space, last_newline, load_u64, record_error,
@@ -164,8 +164,7 @@ def count_newlines_colons(buf):
 
 
 # ---- the fast path of parse_chunk: a row's feature pairs found by 64-byte separator masks and
-# converted eight at a time (``_libsvm_simd.convert_pairs``)
-_PAIRS = 8  # pairs converted at a time
+# converted LANES at a time (``_libsvm_simd.convert_pairs``)
 
 
 @njit(cache=True, nogil=True)
@@ -203,7 +202,7 @@ def _fast_row(buf, p, sb, sm, prev, nnz, lo, hi, boundary, indices, data, words_
     pair ``digits:digits[.digits]`` of at most 8 bytes each, one space apart (a space or a CR before the
     newline allowed), the indices ascending in ``[lo, hi)`` and none equal to ``boundary``. The
     separators come from 64-byte masks (``(sb, sm)``: a block's start and its bits not yet taken), the
-    pairs' last 8 bytes go to ``words_i``/``words_v`` and their lengths to ``len_i``/``len_v``, eight
+    pairs' last 8 bytes go to ``words_i``/``words_v`` and their lengths to ``len_i``/``len_v``, LANES
     pairs at a time converted by :func:`convert_pairs` into ``indices``/``data`` from ``nnz``.
     Returns ``(ok, p, sb, sm, prev, nnz)``, ``p`` at the newline; when not ``ok``, ``prev`` and ``nnz``
     are as given and the entries stored past ``nnz`` are garbage: the byte loop reads the row."""
@@ -235,7 +234,7 @@ def _fast_row(buf, p, sb, sm, prev, nnz, lo, hi, boundary, indices, data, words_
             last = True
         else:
             return False, p, sb, sm, prev0, n0
-        if k == _PAIRS or (last and k > 0):
+        if k == LANES or (last and k > 0):
             if convert_pairs(words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary) != 0:
                 return False, p, sb, sm, prev0, n0
             nnz += k
@@ -322,10 +321,10 @@ def parse_chunk(
     line_start = 0
     sb = np.int64(-64)  # the fast path's separator cursor: a block's start and its bits not yet taken
     sm = np.uint64(0)
-    words_i = np.empty(_PAIRS, np.uint64)  # the fast path's pairs waiting for conversion
-    words_v = np.empty(_PAIRS, np.uint64)
-    len_i = np.empty(_PAIRS, np.int64)
-    len_v = np.empty(_PAIRS, np.int64)
+    words_i = np.empty(LANES, np.uint64)  # the fast path's pairs waiting for conversion
+    words_v = np.empty(LANES, np.uint64)
+    len_i = np.empty(LANES, np.int64)
+    len_v = np.empty(LANES, np.int64)
     misses = 0  # rows the fast path left to the byte loop (it stops trying when they are many)
     while p < n:
         c = buf[_U(p)]
@@ -454,7 +453,7 @@ def parse_chunk(
                 break
             # ---- a row's first feature: the fast path (_fast_row) reads the whole row when it can. Its
             # token ends come from separator bit masks, not a branch per byte (the byte loop below
-            # mispredicts the end of about every index), and it converts eight pairs at a time; a row
+            # mispredicts the end of about every index), and it converts 16 pairs at a time; a row
             # it cannot read (a sign, an exponent, a longer number, other whitespace, a comment, an
             # error) is read by the byte loop from here, with the same result. When many rows of a
             # chunk are such, it stops trying (each try costs about what reading the row does).
