@@ -27,7 +27,7 @@ import numpy as np
 from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .chunks import ChunkSource
-from .pipeline import BufferPool, ChunkJob, ParsedChunk, default_workers, executor, parse_chunks, room, settle
+from .pipeline import BufferPool, ChunkJob, ParsedChunk, cancel, default_workers, executor, parse_chunks, room, submit
 
 __all__ = ["BlockMeta", "LibSVMBlock", "Settings", "default_workers", "iter_parsed", "load_arrays", "settings_for"]
 
@@ -340,15 +340,14 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
     which bound its rows and entries, then parse every chunk straight into its slice of the
     output arrays. Slices a chunk did not fill (comments, blank lines, ``qid``) are closed up
     at the end."""
-    pool = executor(workers)
     jobs: list[_Job] = []
-    futures = []
+    tasks = []
     bufs = []
     try:
         bufs = [buf for buf, _ in source.chunks()]  # views of the mapped file
         if not bufs:
             return None
-        counts = list(pool.map(K.count_newlines_colons, bufs))
+        counts = list(executor(workers).map(K.count_newlines_colons, bufs))
         n_labels = 0
         for buf in bufs:
             n_labels = K.first_row_label_count(buf)
@@ -375,17 +374,15 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
             jobs.append(job)
             row_off += newlines
             nnz_off += colons
-        futures = [pool.submit(_run_kernel, job, settings) for job in jobs]
+        run = functools.partial(_run_kernel, s=settings)
+        tasks = [submit(run, job, workers) for job in jobs]
         metas = []
         boundary_seen = False
-        try:
-            for fut in futures:
-                job = fut.result()
-                _check(job, ctx, settings)
-                metas.append(_meta(job, ctx, want_boundary=not boundary_seen))
-                boundary_seen = boundary_seen or metas[-1].boundary is not None
-        finally:  # an error: the later chunks' jobs must not read the file after we return
-            settle(futures)
+        for task in tasks:
+            job = task.result()
+            _check(job, ctx, settings)
+            metas.append(_meta(job, ctx, want_boundary=not boundary_seen))
+            boundary_seen = boundary_seen or metas[-1].boundary is not None
         rows = sum(j.rows for j in jobs)
         nnz = sum(j.nnz for j in jobs)
         if rows == 0:
@@ -408,8 +405,7 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
         for a, n in ((data, nnz), (indices, nnz), (indptr, rows + 1), (labels, rows * n_labels)):
             a.resize(n, refcheck=False)  # shrinks in place
         return data, indices, indptr, labels.reshape(rows, n_labels), metas
-    finally:
-        for fut in futures:
-            fut.cancel()
+    finally:  # an error: the later chunks' parses must not read the file after we return
+        cancel(tasks)
         bufs.clear()  # the last views of the map: it is unmapped with them
         jobs.clear()

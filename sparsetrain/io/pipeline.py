@@ -31,8 +31,8 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "default_workers", "executor", "help_until", "parse_chunks", "room", "settle",
-           "training", "wake"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "cancel", "default_workers", "executor", "help_until", "parse_chunks",
+           "room", "submit", "training", "wake"]
 
 
 def default_workers() -> int:
@@ -56,15 +56,6 @@ def executor(workers: int) -> ThreadPoolExecutor:
             _POOL_SIZE = workers
             _POOL_PID = os.getpid()
         return _POOL
-
-
-def settle(futures) -> None:
-    """Cancel the parse jobs of ``futures`` not started yet and wait for the running ones: a job
-    must not outlive its caller's bytes (a memory-mapped chunk whose file may be rewritten or
-    truncated once the caller has returned, which a reader of its pages would die of: SIGBUS)."""
-    for fut in futures:
-        fut.cancel()
-    wait(futures)
 
 
 WAITING, RUNNING, DONE, CANCELLED = range(4)
@@ -133,15 +124,6 @@ class _CoreShare:
 
     def _allowed(self, workers: int) -> int:
         return max(1, min(workers, self.cores - self._training))
-
-    def run(self, fn, job, workers: int):
-        """``fn(job)`` once a parse may start (on this thread)."""
-        task = _Task(fn, job, workers, self)
-        self.claim(task, wait=True)
-        task.execute()
-        if task.error is not None:
-            raise task.error
-        return task.value
 
     def submit(self, task: _Task) -> None:
         with self._cond:
@@ -250,6 +232,22 @@ def help_until(ready: Callable[[], bool]) -> None:
 def wake() -> None:
     """Wake the threads in :func:`help_until`."""
     CORE_SHARE.wake()
+
+
+def submit(fn: Callable[[ChunkJob], ChunkJob], job: ChunkJob, workers: int) -> _Task:
+    """Queue the parse ``fn(job)``: a parser thread of the pool runs it, or the thread that asks for its
+    :meth:`~_Task.result` first, or a waiting trainer (see :class:`_Task`)."""
+    task = _Task(fn, job, workers, CORE_SHARE)
+    CORE_SHARE.submit(task)
+    executor(workers).submit(task.run_claimed)
+    return task
+
+
+def cancel(tasks) -> None:
+    """Cancel the parses of ``tasks`` no thread has started and wait for the running ones: a parse must
+    not outlive its caller's bytes (a memory-mapped chunk whose file may be rewritten or truncated once
+    the caller has returned, which a reader of its pages would die of: SIGBUS)."""
+    CORE_SHARE.cancel(tasks)
 
 
 def _refcount(arrays: tuple, i: int) -> int:
@@ -386,7 +384,6 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     ``lines`` of the jobs before. ``make_job(buf, offset, first)`` builds a job on the calling
     thread (in file order), ``run(job)`` parses it on a worker thread. An error of the source
     (corrupt compressed data, a line too long) is raised after the jobs before it."""
-    pool = executor(workers)
     ahead = workers + AHEAD  # chunks in flight (submitted, parsing or parsed) beyond the one handed out
     # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more
     chunks = source.chunks(begin, end_hint, release_after=ahead + 2)
@@ -407,10 +404,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     source_error = e
                     exhausted = True
                     break
-                task = _Task(run, make_job(buf, offset, first), workers, CORE_SHARE)
-                CORE_SHARE.submit(task)
-                pool.submit(task.run_claimed)
-                pending.append(task)
+                pending.append(submit(run, make_job(buf, offset, first), workers))
                 first = False
             if not pending:
                 if source_error is not None:
@@ -421,5 +415,5 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
             yield job
             lines_before += job.lines
     finally:
-        CORE_SHARE.cancel(pending)
+        cancel(pending)
         chunks.close()
