@@ -324,9 +324,12 @@ class Rule:
             raise SparseTrainError(f"rule {self.name!r}: the loops carry at most two states, got {self.states}")
         if not set(self.sums) <= set(self.states):
             raise SparseTrainError(f"rule {self.name!r}: sums {self.sums} must name states of {self.states}")
-        for name, template in (("flat", _flat), ("rows_2d", _rows_2d), ("outer_rows", _outer_rows),
-                               ("update_dense", _update_dense), ("update_rows", _update_rows)):
-            object.__setattr__(self, name, self.bind(template))
+        # the three loops allocate nothing: compiled without reference counts, which LLVM would inline into
+        # their callers' loops (each call: an atomic add and subtract per array argument)
+        for name, template, refcounts in (("flat", _flat, False), ("rows_2d", _rows_2d, False),
+                                          ("outer_rows", _outer_rows, False), ("update_dense", _update_dense, True),
+                                          ("update_rows", _update_rows, True)):
+            object.__setattr__(self, name, self.bind(template, refcounts))
 
     def globals(self) -> dict:
         """The names a loop bound to this rule sees: ``step``, ``rate``, ``n_states`` and the loops bound so far."""
@@ -336,8 +339,10 @@ class Rule:
                 names[loop] = self.__dict__[loop]
         return names
 
-    def bind(self, template, **names):
-        """``template`` (a plain Python function) jitted with this rule's :meth:`globals` (and ``names``).
+    def bind(self, template, refcounts=True, **names):
+        """``template`` (a plain Python function) jitted with this rule's :meth:`globals` (and ``names``);
+        ``refcounts=False``: compiled without numba's reference counts (a loop that allocates nothing:
+        each call it makes with arrays otherwise costs an atomic add and subtract per array).
 
         A copy of the function over the same code, with its own globals and qualified name
         (``<qualname>__<rule>``, hence its own on-disk cache file). The rule's functions are then
@@ -349,7 +354,7 @@ class Rule:
         fn.__qualname__ = f"{template.__qualname__}__{self.name}"
         fn.__doc__ = template.__doc__
         fn.__module__ = template.__module__
-        return njit(cache=True, nogil=True)(fn)  # nogil: train.threads runs kernels in parallel threads
+        return njit(cache=True, nogil=True, _nrt=refcounts)(fn)  # nogil: train.threads runs kernels in parallel threads
 
     def pack(self, rescale_grad, clip_gradient, *values) -> tuple:
         """``h`` for this rule: floats; ``clip_gradient`` None/0/negative → -1 (no clip)."""
