@@ -145,12 +145,10 @@ def phases(mb: float, repeat: int) -> None:
     from sparsetrain.io import _libsvm_kernels as LK
     from sparsetrain.io._hash_kernels import mm_feed, mm_feed_words, mm_finish
 
-    @njit(cache=False, nogil=True)
+    @njit(cache=False, nogil=True, _nrt=False)  # as the kernel's loop: no reference counts (session 31)
     def stages(buf, upto, delim, quote, ncols, cat_cols, states, cross_a, cross_b, mid, mid_off, hash_bits,
-               indices, data, keys, buckets):
+               indices, data, keys, buckets, fs, fe):
         """Stage ``upto``: 1 split, 2 + hashes, 3 + sort; returns entries (to keep the work alive)."""
-        fs = np.empty(ncols, np.int64)
-        fe = np.empty(ncols, np.int64)
         mask = (np.int64(1) << hash_bits) - 1
         p = 0
         while buf[p] != 10:
@@ -192,6 +190,7 @@ def phases(mb: float, repeat: int) -> None:
     room = max(len(b) for b in chunks)
     indices, data = np.empty(room, np.int64), np.empty(room, np.float32)
     keys, buckets = np.empty(64, np.int64), np.empty(64, np.int64)
+    fs, fe = np.empty(len(plan.roles), np.int64), np.empty(len(plan.roles), np.int64)
 
     def stage(k):
         cpu = 0.0
@@ -202,7 +201,7 @@ def phases(mb: float, repeat: int) -> None:
             else:
                 stages(buf, k, ord(plan.delimiter), ord('"'), len(plan.roles), plan.cat_cols, plan.prefix_states,
                        plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, 20, indices, data, keys,
-                       buckets)
+                       buckets, fs, fe)
             cpu += time.thread_time() - t
         return cpu
 
