@@ -16,7 +16,9 @@ and the caller reads the row with the byte loop when it is not 0.
 """
 from __future__ import annotations
 
+import llvmlite
 import llvmlite.ir as ir
+from llvmlite.binding import llvm_version_info
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -33,11 +35,19 @@ def _c(x: int) -> ir.Constant:
     return ir.Constant(_V, [x if x < 1 << 63 else x - (1 << 64)] * LANES)
 
 
+# The pointer's part of an intrinsic's name: with typed pointers (llvmlite 0.43's LLVM 14; llvmlite
+# 0.44's LLVM 15 unless its opaque_pointers_enabled) a ``<16 x i64>*`` mangles as ``p0v16i64``; with
+# opaque pointers (llvmlite 0.45+, LLVM 20) as ``p0``.
+_TYPED_POINTERS = not getattr(llvmlite, "opaque_pointers_enabled", llvm_version_info[0] >= 15)
+
+
 def _masked_store(b, vec, ptr, align: int, mask) -> None:
     elem = {"i64": "i64", "float": "f32", "double": "f64"}[str(vec.type.element)]
-    fnty = ir.FunctionType(ir.VoidType(), [vec.type, ptr.type, _I32, mask.type])
-    fn = cgutils.get_or_insert_function(b.module, fnty, f"llvm.masked.store.v{LANES}{elem}.p0")
-    b.call(fn, [vec, ptr, ir.Constant(_I32, align), mask])
+    vptr = b.bitcast(ptr, vec.type.as_pointer())
+    suffix = f"p0v{LANES}{elem}" if _TYPED_POINTERS else "p0"
+    fnty = ir.FunctionType(ir.VoidType(), [vec.type, vptr.type, _I32, mask.type])
+    fn = cgutils.get_or_insert_function(b.module, fnty, f"llvm.masked.store.v{LANES}{elem}.{suffix}")
+    b.call(fn, [vec, vptr, ir.Constant(_I32, align), mask])
 
 
 @intrinsic
