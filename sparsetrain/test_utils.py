@@ -32,7 +32,8 @@ def rand_ndarray(shape, stype="default", density=None, dtype=None, distribution=
             raise ValueError(f"csr needs a 2-D shape, got {shape}")
         if distribution == "powerlaw":
             return _powerlaw_csr(shape, density, dtype, rng)
-        m = sp.random(shape[0], shape[1], density=density, format="csr", dtype=np.float64, rng=rng)
+        # random_state= (scipy 1.10+); its rng= alias only exists from scipy 1.15 on
+        m = sp.random(shape[0], shape[1], density=density, format="csr", dtype=np.float64, random_state=rng)
         m.data = rng.uniform(0.0, 1.0, size=m.nnz)
         m.sort_indices()
         return csr_matrix(m, dtype=dtype)
