@@ -36,7 +36,8 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "
 
 
 def run_once(config: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, config], capture_output=True, text=True, check=True)
+    # -P: sparsetrain from PYTHONPATH, not from the current directory (a checkout there would win)
+    out = subprocess.run([sys.executable, "-P", "-c", CHILD, config], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
