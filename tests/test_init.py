@@ -201,3 +201,39 @@ def test_init_reads_a_csv_whose_rows_leave_out_trailing_fields(tmp_path):
     assert data["csv"] == {"delimiter": ",", "header": True}
     assert (data["numeric"], data["categorical"]) == (["num"], ["cat", "city"])
     assert "csv, 4 rows" in result.output
+
+
+def test_init_regression_learning_rates_follow_the_label_scale(tmp_path):
+    # y = X·[1..20] (std 7.6), 3 non-zeros a row: AdaGrad moves a weight by about the learning rate per
+    # update, so init writes 0.5 × the labels' std for linear and 0.5 × √(std / non-zeros per row) for fm,
+    # whose factor products diverge at the linear rate; wide_deep keeps 0.5. On the graph engine
+    # (deterministic, nothing to compile), 10 epochs: linear 0.28, wide_deep 0.055, fm 3.9 (6.6 at 0.5,
+    # the rate it had before).
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(400):
+        cols = np.sort(rng.choice(20, 3, replace=False))
+        vals = rng.uniform(0, 1, 3)
+        rows.append(f"{float(vals @ (cols + 1)):.6f} " + " ".join(f"{c}:{v:.6f}" for c, v in zip(cols, vals)))
+    data = tmp_path / "lin.libsvm"
+    data.write_text("\n".join(rows) + "\n")
+    std = float(np.std([float(r.split()[0]) for r in rows]))
+    expected = {"linear": 0.5 * std, "wide_deep": 0.5, "fm": 0.5 * (std / 3) ** 0.5}
+    mse = {}
+    for preset, lr in expected.items():
+        config = tmp_path / f"{preset}.yaml"
+        assert _init(data, "--task", "regression", "--preset", preset, "--out", config).exit_code == 0
+        assert yaml.safe_load(config.read_text())["optimizer"]["learning_rate"] == float(f"{lr:.2g}")
+        fit, records = _fit(config, tmp_path / preset, 10, "--engine", "graph")
+        assert fit.exit_code == 0, fit.output
+        mse[preset] = records[-1]["mse"]
+    assert mse["linear"] < 0.01 * std ** 2, mse
+    assert mse["wide_deep"] < 2 * mse["linear"], mse
+    assert mse["fm"] < 20 * mse["linear"], mse  # (24 × at 0.5)
+    # rows without features (a label only): no division by zero, one non-zero a row is assumed
+    (tmp_path / "labels.libsvm").write_text("1.5\n3.0\n7\n")
+    assert _init(tmp_path / "labels.libsvm", "--task", "regression", "--preset", "fm", "--out",
+                 tmp_path / "l.yaml").exit_code == 0
+    assert "learning_rate: 0.76" in (tmp_path / "l.yaml").read_text()
