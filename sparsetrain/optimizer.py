@@ -299,18 +299,13 @@ class Optimizer:
         rows, values = grad_parts(grad)
         if rows is not None and not lazy:
             rows, values = None, densify(w.shape, rows, values)
+        if not values.flags.c_contiguous:  # a strided gradient: a contiguous copy (numba 0.60 raised a bare
+            values = retry_gradient(weight, values)  # TypeError at typing for it, later versions a TypingError)
         try:
-            if rows is None:
-                rule.update_dense(w, s1, s2, values, lr, wd, t, h)
-            else:
-                rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
-        except TypingError:  # a strided gradient: a contiguous copy; else a clear error
-            values = retry_gradient(weight, values)
-            try:
-                _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
-            except TypingError:
-                retry_gradient(weight, values)  # raises: the copy did not help
-                raise
+            _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
+        except TypingError:
+            retry_gradient(weight, values)  # raises a clear error: the kernels cannot take these dtypes
+            raise
 
     def update_multi_precision(self, index, weight, grad, state):
         if self.multi_precision and weight.dtype == np.float16:

@@ -129,7 +129,8 @@ def _check_layout(weight, grad_values) -> None:
 
 
 def retry_gradient(weight, values):
-    """After a numba typing error in an update: a contiguous copy of a strided gradient, or a clear error."""
+    """A contiguous copy of a strided gradient; for a contiguous one the kernels refused (a numba typing error),
+    a clear error."""
     _check_layout(weight, values)
     if not values.flags.c_contiguous:
         return np.ascontiguousarray(values)
