@@ -95,6 +95,19 @@ def _token_bits(buf, b):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _digits(buf, r, e, mant):
+    """``(r, mant)`` after the run of decimal digits from ``buf[r]`` (before ``e``), each appended to ``mant``."""
+    u = np.uint64
+    while r < e:
+        d = u(buf[u(r)]) - u(48)
+        if d > u(9):
+            break
+        mant = mant * 10 + np.int64(d)
+        r += 1
+    return r, mant
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _plain_decimal(buf, s, e):
     """``(value, True)`` when ``buf[s:e]`` is ``[-]digits[.digits]`` of 1 to 15 digits, else ``(0.0,
     False)``: the usual value of a VW line (``1``, ``-1``, ``0.693147``), read inline as
@@ -102,25 +115,12 @@ def _plain_decimal(buf, s, e):
     u = np.uint64
     neg = s < e and buf[u(s)] == 45
     p = s + 1 if neg else s
-    mant = 0
-    r = p
-    while r < e:
-        d = u(buf[u(r)]) - u(48)
-        if d > u(9):
-            break
-        mant = mant * 10 + np.int64(d)
-        r += 1
+    r, mant = _digits(buf, p, e, 0)
     ndig = r - p
     nfrac = 0
     if r < e and buf[u(r)] == 46:
-        r += 1
-        fs = r
-        while r < e:
-            d = u(buf[u(r)]) - u(48)
-            if d > u(9):
-                break
-            mant = mant * 10 + np.int64(d)
-            r += 1
+        fs = r + 1
+        r, mant = _digits(buf, fs, e, mant)
         nfrac = r - fs
         ndig += nfrac
     if r != e or ndig == 0 or ndig > 15:
