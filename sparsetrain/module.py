@@ -269,8 +269,9 @@ class Module(BaseModule):
             params = dict(optimizer_params or {})
             params.setdefault("rescale_grad", opt_mod.default_rescale_grad(batch_size, sync_workers))
             # As MXNet: with a name, the optimizer learns the parameter names, and names ending in
-            # neither ``_weight`` nor ``_gamma`` get wd_mult = 0; an optimizer object keeps its own.
-            optimizer = opt_mod.create(optimizer, param_idx2name=idx2name, **params)
+            # neither ``_weight`` nor ``_gamma`` get wd_mult = 0, and the symbol's ``__lr_mult__`` /
+            # ``__wd_mult__`` attributes apply; an optimizer object keeps its own.
+            optimizer = opt_mod.create(optimizer, param_idx2name=idx2name, sym=self._symbol, **params)
         elif hasattr(optimizer, "idx2name") and not optimizer.idx2name:
             optimizer.idx2name = idx2name
         self._optimizer = optimizer

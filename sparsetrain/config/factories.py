@@ -74,7 +74,8 @@ def make_optimizer(cfg, sync_workers: int = 1):
         value = params[key]
         if ok is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and ok(value)):
             raise ConfigError(f"{join_path(['optimizer', key])}: must be a number {allowed} (got {value!r})")
-    return opt_mod.create(cfg.optimizer.name, **params)
+    # the graph's ``__lr_mult__`` / ``__wd_mult__`` (``model.variables.NAME.lr_mult``) by parameter name
+    return opt_mod.create(cfg.optimizer.name, sym=cfg.build_symbol(), **params)
 
 
 def make_lr_scheduler(spec: dict, base_lr: float):

@@ -218,6 +218,11 @@ class VariableConfig(_Strict):
     init: str | dict[str, Any] | None = Field(None, description="Initializer for a parameter, e.g. `zero` or "
                                               "`{normal: {sigma: 0.01}}`; overrides `model.init`.")
     dtype: Literal["float32", "float64"] | None = Field(None, description="Element type (float32 by default).")
+    lr_mult: float = Field(1.0, gt=0, allow_inf_nan=False, description="A parameter's learning-rate multiplier: it "
+                           "trains at the optimizer's learning rate × this (MXNet's `lr_mult`), e.g. small for a "
+                           "factorization machine's factors beside the larger steps its linear weights take.")
+    wd_mult: float = Field(1.0, ge=0, allow_inf_nan=False, description="A parameter's weight-decay multiplier: its "
+                           "decay is `optimizer.wd` × this (MXNet's `wd_mult`; 0: no decay).")
 
 
 class OpConfig(_Strict):

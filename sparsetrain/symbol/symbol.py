@@ -310,7 +310,9 @@ def _positional(sym, args, kwargs, what):
 # -- constructors ---------------------------------------------------------------------------------
 
 def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None, stype=None, **kwargs):
-    """A placeholder for an array: ``stype`` ('default', 'csr', 'row_sparse'), ``shape``, ``init``."""
+    """A placeholder for an array: ``stype`` ('default', 'csr', 'row_sparse'), ``shape``, ``init``;
+    ``lr_mult`` / ``wd_mult`` scale a parameter's learning rate / weight decay (the ``__lr_mult__`` /
+    ``__wd_mult__`` attributes an optimizer given the symbol reads, as MXNet's)."""
     if not isinstance(name, str):
         raise TypeError("Variable name must be a string")
     attrs = dict(attr or {})
@@ -328,10 +330,10 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
 
             init = initializer.create(init)
         attrs["init"] = init
-    if lr_mult is not None:
-        attrs["lr_mult"] = float(lr_mult)
+    if lr_mult is not None:  # MXNet's attribute names, which the optimizer reads (``sym=``)
+        attrs["__lr_mult__"] = float(lr_mult)
     if wd_mult is not None:
-        attrs["wd_mult"] = float(wd_mult)
+        attrs["__wd_mult__"] = float(wd_mult)
     attrs.update(kwargs)
     return Symbol([(Node(None, name, attrs=attrs), 0)])
 
