@@ -205,10 +205,10 @@ def test_init_reads_a_csv_whose_rows_leave_out_trailing_fields(tmp_path):
 
 def test_init_regression_learning_rates_follow_the_label_scale(tmp_path):
     # y = X·[1..20] (std 7.6), 3 non-zeros a row: AdaGrad moves a weight by about the learning rate per
-    # update, so init writes 0.5 × the labels' std for linear and 0.5 × √(std / non-zeros per row) for fm,
-    # whose factor products diverge at the linear rate; wide_deep keeps 0.5. On the graph engine
-    # (deterministic, nothing to compile), 10 epochs: linear 0.28, wide_deep 0.055, fm 3.9 (6.6 at 0.5,
-    # the rate it had before).
+    # update, so init trains linear weights and biases at 0.5 × the labels' std; fm's factors (whose
+    # products diverge at that rate) at 0.2 / non-zeros per row and wide_deep's embedding MLP at 0.5,
+    # through lr_mult. On the graph engine (deterministic, nothing to compile), 10 epochs: linear 0.28,
+    # wide_deep 0.14 (0.055 with every weight at 0.5), fm 0.26 (3.9 with one rate for all weights).
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -220,20 +220,26 @@ def test_init_regression_learning_rates_follow_the_label_scale(tmp_path):
     data = tmp_path / "lin.libsvm"
     data.write_text("\n".join(rows) + "\n")
     std = float(np.std([float(r.split()[0]) for r in rows]))
-    expected = {"linear": 0.5 * std, "wide_deep": 0.5, "fm": 0.5 * (std / 3) ** 0.5}
+    linear = float(f"{0.5 * std:.2g}")
+    expected = {"linear": (linear, {}), "wide_deep": (0.5, {"wide_weight": linear / 0.5, "bias": linear / 0.5}),
+                "fm": (linear, {"factors": 0.2 / 3 / linear})}
     mse = {}
-    for preset, lr in expected.items():
+    for preset, (lr, mults) in expected.items():
         config = tmp_path / f"{preset}.yaml"
         assert _init(data, "--task", "regression", "--preset", preset, "--out", config).exit_code == 0
-        assert yaml.safe_load(config.read_text())["optimizer"]["learning_rate"] == float(f"{lr:.2g}")
+        doc = yaml.safe_load(config.read_text())
+        assert doc["optimizer"]["learning_rate"] == lr
+        written = {name: v["lr_mult"] for name, v in doc["model"].get("variables", {}).items()}
+        assert written == {name: float(f"{m:.2g}") for name, m in mults.items()}, written
         fit, records = _fit(config, tmp_path / preset, 10, "--engine", "graph")
         assert fit.exit_code == 0, fit.output
         mse[preset] = records[-1]["mse"]
     assert mse["linear"] < 0.01 * std ** 2, mse
-    assert mse["wide_deep"] < 2 * mse["linear"], mse
-    assert mse["fm"] < 20 * mse["linear"], mse  # (24 × at 0.5)
+    assert mse["wide_deep"] < mse["linear"], mse
+    assert mse["fm"] < 2 * mse["linear"], mse  # (14 × linear with one rate for every weight)
     # rows without features (a label only): no division by zero, one non-zero a row is assumed
     (tmp_path / "labels.libsvm").write_text("1.5\n3.0\n7\n")
     assert _init(tmp_path / "labels.libsvm", "--task", "regression", "--preset", "fm", "--out",
                  tmp_path / "l.yaml").exit_code == 0
-    assert "learning_rate: 0.76" in (tmp_path / "l.yaml").read_text()
+    doc = yaml.safe_load((tmp_path / "l.yaml").read_text())
+    assert doc["optimizer"]["learning_rate"] == 1.2 and doc["model"]["variables"] == {"factors": {"lr_mult": 0.17}}

@@ -263,21 +263,12 @@ def starter_config(s: DataSummary, task: str, preset: str, out: str, command: st
     if task == "regression" and preset in ("fm", "wide_deep"):
         lines.append(_line("  loss: {op: LinearRegressionOutput}", "the preset's output, made a regression"))
     lr_line = f"  learning_rate: {lr}"
-    if task == "regression" and s.label_std > 0 and preset != "wide_deep":
-        # AdaGrad moves a weight by about the learning rate per update, whatever the error: with labels
-        # of another scale than 1 a fixed rate learns far too slowly (data/linreg.libsvm, std 34: linear
-        # mse 1027 after 10 epochs at 0.5, 0.58 at 17). fm's pairwise term sums products of two factors
-        # over a row's non-zeros: at the linear rate it diverges (1452 at 17); 0.5 × √(std / non-zeros
-        # per row) learnt on the four sets measured (mse at 0.5 -> at it, 10 epochs, 1 thread: linreg
-        # 366 -> 183, a generated CSV of 31 non-zeros a row 61 -> 0.37), though fm's linear weights would
-        # want the linear rate (one rate serves all weights). wide_deep learns as linear does at the
-        # default 0.5 (linreg 0.64; 0.67 at 2.9, 24 at 17): its dense projection scales the output.
-        per_row = max(s.nnz / s.rows, 1.0)  # (a pair needs two non-zeros; rows of none: the linear part)
-        scale = np.sqrt(s.label_std / per_row) if preset == "fm" else s.label_std
-        lr = float(f"{0.5 * scale:.2g}")
-        std = f"the labels' standard deviation ({s.label_std:.3g})"
-        lr_line = _line(f"  learning_rate: {lr:g}", f"0.5 × √({std} / {per_row:.3g} non-zeros per row)"
-                        if preset == "fm" else f"0.5 × {std}")
+    if task == "regression":
+        lr, lr_comment, mults = _regression_rates(s, preset)
+        lr_line = _line(f"  learning_rate: {lr:g}", lr_comment)
+        if mults:
+            lines.append("  variables:")
+            lines += [_line(f"    {name}: {{lr_mult: {mult:g}}}", comment) for name, mult, comment in mults]
     lines += [
         "optimizer:",
         f"  name: {opt}",
@@ -290,6 +281,40 @@ def starter_config(s: DataSummary, task: str, preset: str, out: str, command: st
         "",
     ]
     return "\n".join(lines)
+
+
+# The factors' rate of an fm regression: this over the non-zeros per row (see _regression_rates).
+FM_FACTOR_RATE = 0.2
+
+
+def _regression_rates(s: DataSummary, preset: str) -> tuple[float, str, list]:
+    """A regression's ``(learning_rate, its comment, [(variable, lr_mult, comment), ...])``.
+
+    AdaGrad moves a weight by about the learning rate per update, whatever the error: with labels of
+    another scale than 1 a fixed rate learns far too slowly (data/linreg.libsvm, std 34: linear mse 1027
+    after 10 epochs at 0.5, 0.58 at 17), so a model's linear weights and bias train at 0.5 × the labels'
+    std. The other parts have rates of their own (``lr_mult``, measured in benchmarks/RESULTS.md, 10
+    epochs, 1 thread): fm's factors diverge at the linear rate (its pairwise term sums products of two
+    factors over a row; linreg 1452 at 17 for every weight), and learn at FM_FACTOR_RATE / non-zeros per
+    row (linreg 0.61, a generated CSV 0.0034, within 2 × of linear; a planted-interaction set 0.0078,
+    linear 2.4); wide_deep's embedding MLP learns at 0.5 (its dense projection scales the output), so its
+    wide weights and bias get the multiplier (std), whatever its ``hidden`` widths.
+    """
+    if s.label_std <= 0:
+        return 0.5, "the labels are constant", []
+    rule = f"0.5 × the labels' standard deviation ({s.label_std:.3g})"
+    linear = float(f"{0.5 * s.label_std:.2g}")
+    if preset == "linear":
+        return linear, rule, []
+    if preset == "fm":
+        per_row = max(s.nnz / s.rows, 1.0)  # (a pair needs two non-zeros; rows of none: the linear part)
+        mult = float(f"{FM_FACTOR_RATE / per_row / linear:.2g}")
+        return linear, f"{rule}: linear weights and bias", [
+            ("factors", mult, f"lr_mult × learning_rate = {FM_FACTOR_RATE} / {per_row:.3g} non-zeros per row")]
+    deep = 0.5
+    mult = float(f"{linear / deep:.2g}")
+    return deep, "the embedding MLP's; the wide part's: lr_mult", [
+        (name, mult, f"lr_mult × learning_rate = {rule}") for name in ("wide_weight", "bias")]
 
 
 def _data_text(s: DataSummary) -> str:
