@@ -330,14 +330,15 @@ def test_softmax_batch_normalization_divides_by_batch():
 
 
 def test_learning_rate_schedule_per_batch():
-    rng, terms, label, w0, b0, name, opt_kw, k = build("LinearRegressionOutput", "sgd_mom", 2, True, np.float64)
+    # sgd: the float64 batch loop the matrix above compiles (a rule of its own would be one more compile)
+    rng, terms, label, w0, b0, name, opt_kw, k = build("LinearRegressionOutput", "sgd", 2, True, np.float64)
     sched = lrs.FactorScheduler(step=3, factor=0.5, base_lr=opt_kw["learning_rate"])
     opt = opt_mod.create(name, lr_scheduler=sched, **opt_kw)
     updater = opt_mod.get_updater(opt)
     weights, bias = [NDArray(w0[0].copy())], NDArray(b0.copy())
     runner = LinearEpochRunner("LinearRegressionOutput", [w0[0].shape[0]], k, dtype=np.float64)
     check = lrs.FactorScheduler(step=3, factor=0.5, base_lr=opt_kw["learning_rate"])
-    reference = Reference(terms, label, w0, b0, "LinearRegressionOutput", "sgd_mom", opt_kw, lr_of_step=check)
+    reference = Reference(terms, label, w0, b0, "LinearRegressionOutput", "sgd", opt_kw, lr_of_step=check)
     for order, bp in schedules(N_ROWS, 2, "pad", 2, rng):
         runner.fit_epoch(terms, label, order, bp, weights, bias, updater, [0, 1], ("mse",))
         reference.epoch(order, bp, ("mse",))
@@ -422,7 +423,8 @@ def test_scoring_after_training_runs_the_trained_rule_kernel(monkeypatch):
 # -- non-finite detection --------------------------------------------------------------------
 
 def test_nan_prediction_stops_before_applying_the_batch():
-    rng, terms, label, w0, b0, name, opt_kw, k = build("LinearRegressionOutput", "sgd_mom", 1, True, np.float64)
+    # sgd at batch 1: the float64 batch-1 loop the matrix above compiles
+    rng, terms, label, w0, b0, name, opt_kw, k = build("LinearRegressionOutput", "sgd", 1, True, np.float64)
     x = terms[0]
     order = np.arange(N_ROWS, dtype=np.int64)
     bp = np.arange(N_ROWS + 1, dtype=np.int64)
@@ -440,7 +442,7 @@ def test_nan_prediction_stops_before_applying_the_batch():
     res = runner.fit_epoch(terms, label, order, bp, weights, bias, updater, [0, 1], ("mse",))
     assert not res.ok and res.nonfinite_batch == row and res.num_batches == row and res.num_samples == row
     assert updater.optimizer.num_update == row
-    reference = Reference(terms, label, [w_bad], b0, "LinearRegressionOutput", "sgd_mom", opt_kw)
+    reference = Reference(terms, label, [w_bad], b0, "LinearRegressionOutput", "sgd", opt_kw)
     reference.epoch(order[:row], bp[:row + 1], ("mse",))
     np.testing.assert_allclose(weights[0].asnumpy(), reference.params[0][0], rtol=1e-12)
 

@@ -447,7 +447,7 @@ def test_fast_path_records_the_boundary_index_span():
     """parse_chunk's I_BOUND_START/END: the byte span of the first index equal to boundary_index, whichever
     of its paths reads the row."""
     text = b"1 1:0.5 2:0.25 3:1 5:2\n2 3:1 5:0.5 7:0.125\n3 5:1 99999999:0.5\n"
-    buf = np.frombuffer(text, np.uint8)
+    buf = np.frombuffer(text, np.uint8).copy()  # writable, as the readers' buffers: no read-only kernel variant
     out = (np.empty(16, np.float64), np.empty(16, np.int64), np.empty(8, np.int64), np.empty(8, np.float64),
            np.empty((4, 4), np.int64))
     for b in (5, 7, 99999999, 4):
@@ -466,7 +466,7 @@ def test_exact_conversion_of_hard_numbers():
              "2.2250738585072011e-308", "1.7976931348623157e308", "0.30000000000000004", "1" * 30,
              "0." + "0" * 30 + "123456789", "123456789012345678901234567890e-10"]
     for tok in toks:
-        buf = np.frombuffer(tok.encode(), np.uint8)
+        buf = np.frombuffer(tok.encode(), np.uint8).copy()  # writable, as the readers' buffers
         v, end, status = D.parse_float(buf, 0, len(buf))
         assert end == len(buf)
         if status == 0:
