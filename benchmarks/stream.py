@@ -164,7 +164,7 @@ def speed(args) -> None:
     from sparsetrain.ndarray import CSRNDArray
 
     t0 = time.perf_counter()
-    data, indices, indptr, labels = load_cached(
+    data, indices, indptr, labels, _ = load_cached(
         path, {"format": "libsvm", "zero_based": True, "num_features": args.features, "dtype": "float32"},
         lambda: iter(st.io.LibSVMReader(path, num_features=args.features, zero_based=True, num_labels=1)),
         "float32", args.features)

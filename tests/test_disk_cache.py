@@ -58,10 +58,11 @@ def test_parsed_once_then_memory_mapped_and_equal_to_the_parser(tmp_path):
     path = _write(tmp_path / "d.libsvm")
     reads = Reads(path)
     for _ in range(3):
-        data, indices, indptr, labels = _load(path, reads)
+        data, indices, indptr, labels, weights = _load(path, reads)
     assert reads.count == 1
     assert isinstance(data, np.memmap) and isinstance(indices, np.memmap)
     X, y = _expected(path)
+    np.testing.assert_array_equal(weights, np.ones(len(y)))  # (LibSVM rows have weight 1)
     np.testing.assert_array_equal(indptr, X.indptr)
     np.testing.assert_array_equal(indices, X.indices)
     np.testing.assert_array_equal(data, X.data)
@@ -126,10 +127,11 @@ def test_a_full_disk_warns_once_and_leaves_no_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr("builtins.open", full)
     with pytest.warns(UserWarning, match="cannot write the cache of .*No space left on device"):
-        data, indices, indptr, labels = _load(path, Reads(path))
+        data, indices, indptr, labels, weights = _load(path, Reads(path))
     monkeypatch.setattr("builtins.open", real_open)
     X, _ = _expected(path)
     np.testing.assert_array_equal(indptr, X.indptr)
+    np.testing.assert_array_equal(weights, np.ones(len(labels)))  # (as a cache read back gives them)
     cache = tmp_path / "cache"
     assert not cache.exists() or not any(cache.iterdir())
 

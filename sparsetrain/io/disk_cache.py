@@ -66,9 +66,9 @@ def _crc(path: str) -> int:
     return crc
 
 
-def _read(where: str, key: dict, names=_ARRAYS):
-    """The cached arrays ``names`` (memory-mapped, a tuple), or None when the cache is missing, stale or
-    damaged."""
+def _read(where: str, key: dict):
+    """The cached arrays (memory-mapped, a tuple in the order of ``_ARRAYS``), or None when the cache is
+    missing, stale or damaged."""
     try:
         with open(os.path.join(where, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
@@ -84,14 +84,14 @@ def _read(where: str, key: dict, names=_ARRAYS):
             # copy-on-write: writable arrays (the kernels take the same array types as in memory); nothing writes
             out[name] = (np.memmap(file, dtype=dtype, mode="c", shape=(info["length"],)) if info["length"]
                          else np.zeros(0, dtype))
-        return tuple(out[name] for name in names)
+        return tuple(out[name] for name in _ARRAYS)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _read_back(where: str, key: dict, names) -> tuple:
-    """The arrays ``names`` of the cache just written at ``where``."""
-    found = _read(where, key, names)
+def _read_back(where: str, key: dict) -> tuple:
+    """The arrays of the cache just written at ``where``."""
+    found = _read(where, key)
     if found is None:
         raise OSError(f"{where}: the cache just written does not read back")
     return found
@@ -184,17 +184,16 @@ def _write(where: str, key: dict, blocks, dtype, num_features, index_shift=None)
         raise
 
 
-def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weights: bool = False):
-    """``(data, indices, indptr, labels)`` of ``path``: memory-mapped from its cache, built first
-    when missing, stale or damaged. ``read_blocks()`` iterates the file's parsed chunks (blocks with
-    ``data``, ``indices``, ``indptr``, ``labels``, and ``weights`` or None). ``with_weights``: also the
-    rows' importance weights (float64, 1 where a block had none), as a fifth array. When the cache
+def load_cached(path, options: dict, read_blocks, dtype, num_features):
+    """``(data, indices, indptr, labels, weights)`` of ``path``: memory-mapped from its cache, built
+    first when missing, stale or damaged (``weights``: the rows' importance weights, float64, 1 where
+    a block had none). ``read_blocks()`` iterates the file's parsed chunks (blocks with ``data``,
+    ``indices``, ``indptr``, ``labels``, and ``weights`` or None). When the cache
     cannot be written (full disk, no permission) a one-line warning says so and the blocks are kept
     in memory instead."""
-    names = _ARRAYS if with_weights else _ARRAYS[:4]
     key = _key(path, options)
     where = cache_path(path, options)
-    found = _read(where, key, names)
+    found = _read(where, key)
     if found is not None:
         return found
     try:
@@ -206,8 +205,8 @@ def load_cached(path, options: dict, read_blocks, dtype, num_features, with_weig
 
         data, indices, indptr, labels, weights = concat_blocks(read_blocks(), num_features, np.dtype(dtype))
         weights = np.ones(len(labels)) if weights is None else weights
-        return (data, indices, indptr, labels, weights)[:len(names)]
-    return _read_back(where, key, names)
+        return data, indices, indptr, labels, weights
+    return _read_back(where, key)
 
 
 _STDIN_PREFIX = "stdin-"
@@ -273,11 +272,10 @@ class StdinCache:
             raise
         self.done = True
 
-    def arrays(self, with_weights: bool = False) -> tuple:
+    def arrays(self) -> tuple:
         """The arrays of the complete cache, memory-mapped (as :func:`load_cached` returns a file's)."""
-        names = _ARRAYS if with_weights else _ARRAYS[:4]
         try:
-            out = _read_back(self.where, self.key, names)
+            out = _read_back(self.where, self.key)
         except OSError:
             shutil.rmtree(self.where, ignore_errors=True)
             raise
@@ -285,11 +283,11 @@ class StdinCache:
         return out
 
 
-def stdin_cached(read_blocks, dtype, num_features, with_weights: bool = False, index_shift=None):
+def stdin_cached(read_blocks, dtype, num_features, index_shift=None):
     """stdin's parsed rows as :func:`load_cached` returns a file's, through a :class:`StdinCache`:
     ``read_blocks()`` is iterated once, its blocks written to disk, then the arrays are memory-mapped;
     the cache is removed when they are released or the process exits."""
     cache = StdinCache(dtype, num_features, index_shift)
     for _ in cache.tee(read_blocks()):
         pass
-    return cache.arrays(with_weights)
+    return cache.arrays()

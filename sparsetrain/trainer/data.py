@@ -151,13 +151,21 @@ def _unit_is_none(weights):
     return None if weights is None or np.all(weights == 1.0) else np.asarray(weights, np.float64)
 
 
+def _cached_rows(cfg: Config, data, indices, indptr, labels, weights):
+    """The arrays of a disk cache (``io/disk_cache.py``) as ``(CSRNDArray, labels, importance weights or
+    None)``, as :func:`load_file` returns a file."""
+    from ..ndarray import CSRNDArray
+
+    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
+    return X, np.asarray(labels, dtype=_data_dtype(cfg)), _unit_is_none(weights)
+
+
 def _load_disk_cached(cfg: Config, path: str):
     """One data file as ``(CSRNDArray, labels, importance weights or None)`` memory-mapped from its disk
     cache (``data.cache: disk``)."""
     import dataclasses
 
     from ..io.disk_cache import load_cached
-    from ..ndarray import CSRNDArray
 
     fmt, dtype = cfg.data.format_of(path), _data_dtype(cfg)
     options = {"format": fmt, "dtype": dtype, "num_features": cfg.num_features}
@@ -170,10 +178,8 @@ def _load_disk_cached(cfg: Config, path: str):
             options["label_values"] = list(spec.values)
     else:
         options.update(hash_bits=cfg.data.hash_bits, crosses=[list(c) for c in cfg.data.crosses])
-    data, indices, indptr, labels, weights = load_cached(path, options, lambda: reader_for(cfg, path, streaming=True),
-                                                         dtype, cfg.num_features, with_weights=True)
-    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
-    return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
+    return _cached_rows(cfg, *load_cached(path, options, lambda: reader_for(cfg, path, streaming=True), dtype,
+                                          cfg.num_features))
 
 
 class _IndexBase:
@@ -297,21 +303,17 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, nam
     is written (see :class:`_StdinCacheEpochs`)."""
     from .. import io as st_io
     from ..io.disk_cache import StdinCache
-    from ..ndarray import CSRNDArray
 
-    dtype = _data_dtype(cfg)
     transform = label_transform(cfg, "-", for_training=True, note=note)
-    cache = StdinCache(dtype, cfg.num_features)
+    cache = StdinCache(_data_dtype(cfg), cfg.num_features)
     first = _stream_iter(cfg, ["-"], _Teed(reader_for(cfg, "-", streaming=True, names=names), cache), transform,
                          batch_size, last_batch, shuffle_window=0)
 
     def make_cached():
-        data, indices, indptr, labels, weights = cache.arrays(with_weights=True)
-        X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
-        y = label_map(cfg).apply(np.asarray(labels, dtype=dtype), row_locator(cfg, "-"))
-        return st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=False, last_batch_handle=last_batch,
-                                 data_name=cfg.data_name, label_name=cfg.label_name,
-                                 sample_weight=_unit_is_none(weights), checked_csr=True)
+        X, y, weights = _cached_rows(cfg, *cache.arrays())
+        return st_io.NDArrayIter(X, label_map(cfg).apply(y, row_locator(cfg, "-")), batch_size=batch_size,
+                                 shuffle=False, last_batch_handle=last_batch, data_name=cfg.data_name,
+                                 label_name=cfg.label_name, sample_weight=weights, checked_csr=True)
 
     return _StdinCacheEpochs(first, cache, make_cached)
 
@@ -321,9 +323,7 @@ def _load_stdin_cached(cfg: Config, names=None):
     to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped (``names``: see
     :func:`reader_for`)."""
     from ..io.disk_cache import stdin_cached
-    from ..ndarray import CSRNDArray
 
-    dtype = _data_dtype(cfg)
     base = None
     if _index_base_unknown(cfg, "-"):
         base = _IndexBase(cfg)
@@ -331,9 +331,8 @@ def _load_stdin_cached(cfg: Config, names=None):
     else:
         reader = reader_for(cfg, "-", streaming=True, names=names)
     data, indices, indptr, labels, weights = stdin_cached(
-        lambda: reader if base is None else base.watch(reader), dtype, cfg.num_features, with_weights=True,
+        lambda: reader if base is None else base.watch(reader), _data_dtype(cfg), cfg.num_features,
         index_shift=None if base is None else base.shift)
-    X = CSRNDArray(data, indices, indptr, (len(indptr) - 1, cfg.num_features))
     names = getattr(reader, "label_names", None)
     if names and np.isnan(labels).any():  # text labels kept as read (their pair was not known): now map them
         _resolve_binary_values(cfg, [(labels, names)])
@@ -344,7 +343,7 @@ def _load_stdin_cached(cfg: Config, names=None):
             shown = labels_mod.shown_labels(raw[row:row + 1], names)
             value = str(shown[0]) if shown.dtype.kind in "US" else float(shown[0])
             raise DataFormatError(f"{row_locator(cfg, '-')(row)}: {labels_mod.third_value(value, spec.values)}")
-    return X, np.asarray(labels, dtype=dtype), _unit_is_none(weights)
+    return _cached_rows(cfg, data, indices, indptr, labels, weights)
 
 
 def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabeled: bool = False, names=None):
