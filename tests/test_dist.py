@@ -363,7 +363,7 @@ def test_a_dead_worker_fails_fast_and_resume_continues_exactly_from_the_last_che
     cfg, clean = adam_run
     fault = {"worker": 1, "epoch": 1, "batch": 5}
     with pytest.raises(ActorFailure, match=r"worker 1 died.*last complete checkpoint is .*model-0001\.params; "
-                                           r"rerun with --resume"):
+                                           r"continue with --resume; --max-restarts N recovers automatically$"):
         train_distributed(cfg, output_dir=str(tmp_path), workers=2, servers=2, _fault=fault)
     state = json.loads((tmp_path / "checkpoint.json").read_text())
     assert state["epoch"] == 1 and not (tmp_path / "checkpoints" / "model-0002.params").exists()

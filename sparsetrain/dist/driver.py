@@ -266,7 +266,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     from ..module import Module, load_params
     from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, label_transform, make_iter,
                            run_epochs, run_info, target_misses)
-    from ..trainer.loop import check_init_from
+    from ..trainer.loop import check_init_from, checkpoint_hint
     from ..trainer.warmstart import warm_start
     from .kvstore import ensure_ray
 
@@ -361,12 +361,10 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     cluster.ok = True
                     break
                 except ActorFailure as e:
-                    where = (f"the last complete checkpoint is {run.checkpoint}" if run.checkpoint
-                             else "no checkpoint was written")
                     if restarts >= max_restarts:
-                        hint = "; rerun with --resume" if run.checkpoint else ""
-                        hint += " or give --max-restarts N to recover automatically" if not max_restarts else ""
-                        raise ActorFailure(f"distributed run failed: {e}; {where}{hint}") from None
+                        hint = "" if max_restarts else "; --max-restarts N recovers automatically"
+                        raise ActorFailure(f"distributed run failed: {e}; {checkpoint_hint(run, resume=True)}{hint}"
+                                           ) from None
                     restarts += 1
                     fault = None
                     reporter.note(f"{e}; restarting from {run.checkpoint or 'the initial parameters'} "
