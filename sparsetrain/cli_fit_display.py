@@ -125,6 +125,21 @@ def reading(path, what: str):
         status.clear()
 
 
+def _count_column():
+    """The bar's ``done/total``: samples, or (a task with the field ``bytes``) bytes as ``1.2/3.4 MB``."""
+    from rich.progress import DownloadColumn, MofNCompleteColumn, ProgressColumn
+
+    class Count(ProgressColumn):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.bytes = MofNCompleteColumn(), DownloadColumn()
+
+        def render(self, task):
+            return (self.bytes if task.fields.get("bytes") else self.rows).render(task)
+
+    return Count()
+
+
 class _FitReporter:
     """Renders ``trainer.train`` events: a progress bar per epoch (stderr), a line per epoch (stdout)."""
 
@@ -136,7 +151,8 @@ class _FitReporter:
         self._last_draw = 0.0
         self.progress = None
         self.task = None
-        self.total = None  # the bar's total (a streamed first epoch re-estimates it)
+        self.total = None  # the bar's total: samples, or bytes in a streamed first epoch
+        self.bytes_done = None  # bytes trained on in such an epoch (its bar counts them), else None
         self.metrics: list[str] = []
         self.status = StatusLine(self.err, self.show_bar)
         self._paused = None  # the progress bar hidden while a status line shows
@@ -145,16 +161,17 @@ class _FitReporter:
         self._stop()
         if not self.show_bar:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        # the ETA is ours (eta_text): rich's drops its speed samples whenever the total changes, and a
-        # streamed first epoch re-estimates its total from the bytes read at every chunk (no ETA at all)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        # the ETA is ours (eta_text): rich's drops its speed samples whenever the total changes (a
+        # streamed first epoch's bar turns from no total to the file's bytes)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), _count_column(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                                  TextColumn("eta {task.fields[eta]}"), console=self.err, transient=True)
         self.progress.start()
-        self.total = total
-        self.task = self.progress.add_task(description, total=total, rate="", eta=eta_text(0, total, 0.0))
+        self.total, self.bytes_done = total, None
+        self.task = self.progress.add_task(description, total=total, rate="", eta=eta_text(0, total, 0.0),
+                                           bytes=False)
         self._t0 = time.perf_counter()
 
     def _stop(self):
@@ -213,18 +230,19 @@ class _FitReporter:
     def epoch_start(self, epoch, total):
         self._bar(f"epoch {epoch}", total)
 
-    def epoch_total(self, total):
-        self.total = total
+    def epoch_bytes(self, done, total):
+        self.total, self.bytes_done = total, done
         if self.progress is not None:
-            self.progress.update(self.task, total=total)
+            self.progress.update(self.task, total=total, bytes=True)
 
     def batch_end(self, samples):
         now = time.perf_counter()
         if self.progress is not None and now - self._last_draw > 0.05:
             self._last_draw = now
             elapsed = max(now - self._t0, 1e-9)
-            self.progress.update(self.task, completed=samples, rate=f"{samples / elapsed:,.0f} samples/s",
-                                 eta=eta_text(samples, self.total, elapsed))
+            done = samples if self.bytes_done is None else self.bytes_done
+            self.progress.update(self.task, completed=done, rate=f"{samples / elapsed:,.0f} samples/s",
+                                 eta=eta_text(done, self.total, elapsed))
 
     def epoch_end(self, record):
         from .trainer import record_metrics

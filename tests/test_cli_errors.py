@@ -301,9 +301,9 @@ def test_evaluate_checks_metric_names_before_reading_the_data(tmp_path, monkeypa
 
 # -- progress ----------------------------------------------------------------------------------------------
 
-def test_a_streamed_epoch_bar_keeps_an_eta_while_its_total_is_re_estimated(monkeypatch):
-    # rich drops its speed samples whenever a task's total changes: the first streamed epoch, whose
-    # total is re-estimated from the bytes read at every chunk, showed "eta -:--:--" to its end
+def test_a_streamed_epoch_bar_counts_bytes_from_the_start_with_an_eta(monkeypatch):
+    # rich drops its speed samples whenever a task's total changes (it showed "eta -:--:--" to the end of
+    # a streamed epoch), and the bar was "0/?" until the first chunk was parsed: it counts the file's bytes
     import io
     import time
 
@@ -317,11 +317,17 @@ def test_a_streamed_epoch_bar_keeps_an_eta_while_its_total_is_re_estimated(monke
     reporter = display._FitReporter(quiet=False)
     try:
         reporter.epoch_start(0, None)
-        for done, total in ((100, 1000), (200, 1100), (300, 1050)):
-            reporter.epoch_total(total)
+        reporter.epoch_bytes(0, 3_000_000)
+        task = reporter.progress.tasks[0]
+        assert task.total == 3_000_000 and "0.0/3.0 MB" in str(display._count_column().render(task))
+        for samples, done in ((100, 1_000_000), (200, 2_000_000)):
+            reporter.epoch_bytes(done, 3_000_000)
             time.sleep(0.06)  # (a bar is redrawn at most every 0.05 s)
-            reporter.batch_end(done)
-        eta = reporter.progress.tasks[0].fields["eta"]
+            reporter.batch_end(samples)
+        task = reporter.progress.tasks[0]
+        assert task.completed == 2_000_000 and "2.0/3.0 MB" in str(display._count_column().render(task))
+        assert task.fields["rate"].endswith("samples/s")
+        eta = task.fields["eta"]
         assert eta != "-:--:--" and eta.startswith("0:00:0")
     finally:
         reporter.close()

@@ -166,14 +166,14 @@ def _config(path, *extra):
         "optimizer={name: sgd, learning_rate: 0.1}", "train.metrics=[mse]", "train.target={}", *extra])
 
 
-def test_fit_streams_on_the_compiled_engine_with_an_estimated_total(tmp_path):
+def test_fit_streams_on_the_compiled_engine_its_first_epoch_counting_bytes(tmp_path):
     from sparsetrain.trainer import Reporter, fit
 
     class Seen(Reporter):
         wants_batches = True
 
         def __init__(self):
-            self.totals, self.starts, self.info = [], [], None
+            self.bytes, self.starts, self.info = [], [], None
 
         def run_start(self, info):
             self.info = info
@@ -181,15 +181,18 @@ def test_fit_streams_on_the_compiled_engine_with_an_estimated_total(tmp_path):
         def epoch_start(self, epoch, total):
             self.starts.append(total)
 
-        def epoch_total(self, total):
-            self.totals.append(total)
+        def epoch_bytes(self, done, total):
+            self.bytes.append((len(self.starts), done, total))
 
     seen = Seen()
-    result = fit(_config(_write(tmp_path), "train.epochs=2"), output_dir=str(tmp_path / "run"), reporter=seen)
+    path = _write(tmp_path)
+    result = fit(_config(path, "train.epochs=2"), output_dir=str(tmp_path / "run"), reporter=seen)
     assert [r["engine"] for r in result.history] == ["compiled", "compiled"]
     assert "streamed" in seen.info["engine_reason"]
-    assert seen.starts[0] is None and seen.totals[-1] == result.history[0]["samples"] == 52  # 1 row rolls over
-    assert seen.starts[1] == result.history[0]["samples"]
+    size = path.stat().st_size  # known before the first chunk is parsed; epoch 1 knows its rows
+    assert seen.starts[0] is None and seen.bytes[0] == (1, 0, size) and seen.bytes[-1] == (1, size, size)
+    assert [d for _, d, _ in seen.bytes] == sorted(d for _, d, _ in seen.bytes)
+    assert seen.starts[1] == result.history[0]["samples"] == 52  # 1 row rolls over
 
 
 def test_a_malformed_line_mid_stream_names_file_line_and_keeps_the_last_checkpoint(tmp_path):

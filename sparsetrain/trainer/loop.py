@@ -183,12 +183,9 @@ def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
             "config": cfg.source, "metrics": cfg.metrics, "output_note": run.note}
 
 
-def _estimate_total(reporter: Reporter, train_iter, samples: int) -> None:
-    """``batch_end`` of a streamed epoch whose rows are not known yet: the total estimated from the
-    share of the file's bytes read so far."""
-    done, total = train_iter.byte_progress()
-    if total and done:
-        reporter.epoch_total(max(samples, round(samples * total / done)))
+def _bytes_and_samples(reporter: Reporter, train_iter, samples: int) -> None:
+    """``batch_end`` of a streamed epoch whose rows are not known yet, after its bytes so far."""
+    reporter.epoch_bytes(*train_iter.byte_progress())
     reporter.batch_end(samples)
 
 
@@ -216,8 +213,11 @@ class LocalEpochs:
             self.progressive.reset()
         extra = {"progressive": self.progressive} if self.progressive is not None else {}
         callback = reporter.batch_end if reporter.wants_batches else None
-        if callback is not None and self.epoch_rows is None and hasattr(self.train_iter, "byte_progress"):
-            callback = functools.partial(_estimate_total, reporter, self.train_iter)
+        total = (self.train_iter.byte_progress()[1] if callback is not None and self.epoch_rows is None
+                 and hasattr(self.train_iter, "byte_progress") else None)
+        if total:  # (known before the first chunk is parsed: the bar has a total from the start)
+            reporter.epoch_bytes(0, total)
+            callback = functools.partial(_bytes_and_samples, reporter, self.train_iter)
         stats = self.module.run_epoch(self.train_iter, self.metric, engine=self.engine, epoch=epoch,
                                       batch_end_callback=callback, **self.threads, **extra)
         self.epoch_rows = stats.samples

@@ -28,8 +28,10 @@ class Reporter:
 
     def batch_end(self, samples_done: int) -> None: ...
 
-    def epoch_total(self, total_samples: int) -> None:
-        """The epoch's samples, estimated while it runs (a streamed first epoch: from the bytes read)."""
+    def epoch_bytes(self, done: int, total: int) -> None:
+        """A streamed epoch whose rows are not known yet (the first): ``done`` of the data file's ``total``
+        bytes trained on, known upfront; said once before the first batch (``done`` 0), then before each
+        ``batch_end``. A front end's bar counts bytes in such an epoch (its rows in the next)."""
 
     def epoch_end(self, record: dict) -> None: ...
 
