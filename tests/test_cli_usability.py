@@ -510,13 +510,24 @@ def test_an_export_written_compressed_reads_back(trained, tmp_path):
         assert set(read_export(str(tmp_path / name))) == {"weight", "bias"}
 
 
-def test_training_rows_that_all_weigh_nothing_are_named(tmp_path):
-    # every importance weight 0: 'metric log_loss became non-finite in epoch 0'
+@pytest.mark.parametrize("cache", ["memory", "disk", "stream"])
+def test_training_rows_that_all_weigh_nothing_are_named(tmp_path, cache):
+    # every importance weight 0: 'metric mse became non-finite in epoch 0' (a streamed epoch said it still)
     _, config = csv_config(tmp_path, "w.csv", "label,a,w\n1,2,0\n0,3,0\n", "numeric: [a], weight_column: w")
-    res = cli("fit", config, "-q", "--output", tmp_path / "r", "--set", "data.cache=memory")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r", "--set", f"data.cache={cache}")
     assert res.exit_code == 1
     assert one_error_line(res.stderr) == (f"error: {tmp_path}/w.csv: every row has importance weight 0 (nothing to "
                                           "learn from)")
+
+
+def test_a_streamed_vw_file_whose_weights_are_all_zero_is_named(tmp_path):
+    data = tmp_path / "w.vw"
+    data.write_text("1 0 |f a b\n0 0 |f c\n1 0 |f a\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}, hash_bits: 4, batch_size: 2, cache: stream}}\n"
+                      "model: {preset: logistic}\ntrain: {epochs: 1}\n")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r")
+    assert one_error_line(res.stderr) == f"error: {data}: every row has importance weight 0 (nothing to learn from)"
 
 
 def test_a_storage_fallback_in_a_gradient_names_the_config_s_node(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..base import DataFormatError, ShapeError
 from ..ndarray import CSRNDArray, NDArray
-from .base import STDIN_NAME, DataBatch, DataDesc, DataIter, display_name
+from .base import ALL_WEIGHTS_ZERO, STDIN_NAME, DataBatch, DataDesc, DataIter, display_name
 from .chunks import STREAM_CHUNK_SIZE
 from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
 from .ndarray_iter import csr_take_rows
@@ -187,6 +187,8 @@ class LibSVMIter(DataIter):
     reader: iterate this instead of a ``LibSVMReader`` of ``data_libsvm``: anything yielding
         ``LibSVMBlock`` s with one label per row (``CSVReader``, ``VWReader``, a stdin reader);
         ``data_libsvm`` then only names it in messages.
+    refuse_zero_weights: a pass over the whole file (one part) whose rows all have importance
+        weight 0 ends in an error naming the file (training data: nothing to learn from).
     """
 
     def __init__(
@@ -211,6 +213,7 @@ class LibSVMIter(DataIter):
         reader=None,
         label_transform=None,
         shuffle_window: int = 0,
+        refuse_zero_weights: bool = False,
     ):
         super().__init__(batch_size)
         if isinstance(data_shape, (int, np.integer)):
@@ -228,6 +231,7 @@ class LibSVMIter(DataIter):
         if isinstance(shuffle_window, bool) or not isinstance(shuffle_window, (int, np.integer)) or shuffle_window < 0:
             raise ValueError(f"shuffle_window must be a non-negative integer, got {shuffle_window!r}")
         self.shuffle_window = int(shuffle_window)
+        self.refuse_zero_weights = refuse_zero_weights
         if last_batch_handle is None:
             self._last = "pad" if round_batch else "short"
         elif last_batch_handle in _LAST_BATCH:
@@ -274,6 +278,7 @@ class LibSVMIter(DataIter):
         self._cur: _Rows | None = None  # the rows being batched, from ``_pos`` on
         self._pos = 0
         self._seen_rows = 0
+        self._weighted = False  # a row of this pass had a non-zero importance weight
         self._bytes_done = 0
         self._exhausted = False
         self.reset()
@@ -382,15 +387,18 @@ class LibSVMIter(DataIter):
         rows = next(self._stream, None)
         if rows is None:
             self._exhausted = True
+            name = display_name(self.data_libsvm)  # stdin: as a stdin read into the disk cache says it
             if self._seen_rows == 0 and self.num_parts == 1:
-                name = display_name(self.data_libsvm)  # stdin: as a stdin read into the disk cache says it
                 raise DataFormatError(f"{name}: no data rows" + ("" if name == STDIN_NAME else
                                                                  " (the file is empty or only has comments)"))
+            if self.refuse_zero_weights and not self._weighted and self.num_parts == 1:
+                raise DataFormatError(f"{name}: {ALL_WEIGHTS_ZERO}")
             return None
         if self._seen_rows < self.batch_size:  # (re)build the head from this pass's first rows
             take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
             self._head = take if self._seen_rows == 0 else _Rows.concat([self._head, take])
         self._seen_rows += rows.n
+        self._weighted = self._weighted or rows.weights is None or bool(rows.weights.any())
         self._bytes_done = max(self._bytes_done, rows.end)
         return rows
 
@@ -439,6 +447,7 @@ class LibSVMIter(DataIter):
         self._cur = None
         self._pos = 0
         self._seen_rows = 0
+        self._weighted = False
         self._bytes_done = 0
         self._exhausted = False
         self._current_batch = None

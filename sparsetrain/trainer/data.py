@@ -10,7 +10,7 @@ from .. import labels as labels_mod
 from ..base import ConfigError, DataFormatError, SparseTrainError
 from ..config import Config
 from ..fileio import write_atomic
-from ..io.base import STDIN_NAME, display_name
+from ..io.base import ALL_WEIGHTS_ZERO, STDIN_NAME, display_name
 
 # Parsed CSR bytes per byte of text (float32 value + int64 index ≈ 12 bytes per ~10-byte LibSVM
 # "idx:val " token; a ~6-byte hashed CSV/VW field makes an entry too), and the extra factor for
@@ -307,7 +307,7 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, nam
     transform = label_transform(cfg, "-", for_training=True, note=note)
     cache = StdinCache(_data_dtype(cfg), cfg.num_features)
     first = _stream_iter(cfg, ["-"], _Teed(reader_for(cfg, "-", streaming=True, names=names), cache), transform,
-                         batch_size, last_batch, shuffle_window=0)
+                         batch_size, last_batch, shuffle_window=0, for_training=True)
 
     def make_cached():
         X, y, weights = _cached_rows(cfg, *cache.arrays())
@@ -404,8 +404,7 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
     if any(w is not None for w in weights):
         weight = np.concatenate([np.ones(len(y)) if w is None else w for y, w in zip(labels, weights)])
         if for_training and not weight.any():  # (every weighted metric would be 0/0)
-            raise DataFormatError(f"{', '.join(map(display_name, paths))}: every row has importance weight 0 "
-                                  "(nothing to learn from)")
+            raise DataFormatError(f"{', '.join(map(display_name, paths))}: {ALL_WEIGHTS_ZERO}")
     if len(parts) == 1:
         return parts[0], labels[0], weight
     return _stack_rows(parts, _data_dtype(cfg)), np.concatenate(labels), weight
@@ -578,11 +577,13 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
         reader = reader_for(cfg, paths[0], streaming=True, names=names)
     window = cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0
-    return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window), None
+    return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window, for_training), None
 
 
-def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: int, last_batch: str, shuffle_window):
-    """The ``LibSVMIter`` streaming ``paths`` (through ``reader``, or a LibSVM file's own)."""
+def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: int, last_batch: str, shuffle_window,
+                 for_training: bool):
+    """The ``LibSVMIter`` streaming ``paths`` (through ``reader``, or a LibSVM file's own); training data whose
+    every row has weight 0 is refused as :func:`make_iter` refuses it in memory."""
     from .. import io as st_io
 
     return st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths),
@@ -590,7 +591,8 @@ def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: i
                             round_batch=last_batch != "discard", data_name=cfg.data_name,
                             label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                             last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
-                            label_transform=transform, shuffle_window=shuffle_window)
+                            label_transform=transform, shuffle_window=shuffle_window,
+                            refuse_zero_weights=for_training)
 
 
 FEATURE_NAMES_FILE = "feature_names.json"
