@@ -227,9 +227,10 @@ def _json_row(row) -> dict:
 
 # -- gen-data --------------------------------------------------------------------------------------------
 
-def _gen_data(options, out, quiet, given=()):
+def _gen_data(options, out, quiet, force, given=()):
     from .cli_schema import cli_text
     from .config.schema import format_from_name
+    from .fileio import refuse_to_replace
     from .io import synthetic
     from .io.synthetic_options import SyntheticOptions, check_given, check_options
 
@@ -246,6 +247,7 @@ def _gen_data(options, out, quiet, given=()):
                                f"but --format {options['format']} writes {options['format']} rows; "
                                + ("name it .csv or .tsv" if options["format"] == "csv" else
                                   "name it another way or give --format csv"))
+    refuse_to_replace(out, force)
     rows = options["rows"]
     err = _stderr_console(quiet)
     progress = None
@@ -409,8 +411,9 @@ class _LazyOptionsCommand(click.Command):
 @main.command("gen-data", cls=_LazyOptionsCommand, add_options=_synthetic_options)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write; the true "
               "weights (libsvm) or the planted model (csv) are written beside it.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def gen_data(out, quiet, **options):
+def gen_data(out, force, quiet, **options):
     """Write synthetic data in chunks: LibSVM (the seed's y = X·[1..D]) with its true weights, or
     (--format csv) a Criteo-like TSV with a planted logistic model.
 
@@ -423,7 +426,7 @@ def gen_data(out, quiet, **options):
     ctx = click.get_current_context()
     given = {k for k in options if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
                                                                        ParameterSource.DEFAULT_MAP)}
-    sys.exit(_run(_gen_data, options, out, quiet, given))
+    sys.exit(_run(_gen_data, options, out, quiet, force, given))
 
 
 _EPOCH_HELP = ("Use checkpoint N of a run directory (model-000N.params, written after N epochs; default: the "

@@ -25,7 +25,7 @@ import tempfile
 import zipfile
 import zlib
 
-from .base import OutputError
+from .base import ConfigError, OutputError
 
 # What numpy/zipfile raise on a damaged .npz (a flipped bit may even name an unknown compression
 # method): the readers of .params and .states files turn these into one line naming the file.
@@ -33,6 +33,12 @@ DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplement
                       zlib.error, struct.error)
 
 __all__ = ["open_atomic", "write_atomic"]
+
+
+def refuse_to_replace(path, force: bool) -> None:
+    """A command's ``--out`` file that exists is replaced only with ``--force`` (``init``, ``gen-data``)."""
+    if not force and os.path.exists(path):
+        raise ConfigError(f"--out: {os.fspath(path)} exists; pass --force to replace it")
 
 
 def _umask() -> int:

@@ -138,3 +138,15 @@ def test_check_options_rejects_booleans_and_negative_seeds():
         check_options(rows=True, features=3, density=0.5)
     with pytest.raises(ConfigError, match="seed"):
         check_options(rows=3, features=3, density=0.5, seed=-1)
+
+
+def test_an_existing_out_file_is_replaced_only_with_force(tmp_path):
+    # gen-data wrote over an existing --out without a word; init's --force is the same thing's flag
+    out = tmp_path / "x.libsvm"
+    out.write_text("1 0:1\n")
+    res = _cli("--rows", 5, "--features", 4, "--nnz-per-row", 2, "--out", out, "-q")
+    assert res.exit_code == 2
+    assert _error_line(res) == f"error: --out: {out} exists; pass --force to replace it"
+    assert out.read_text() == "1 0:1\n"
+    res = _cli("--rows", 5, "--features", 4, "--nnz-per-row", 2, "--out", out, "-q", "--force")
+    assert res.exit_code == 0 and len(out.read_text().splitlines()) == 5

@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The seed tutorial's data: 1000 x 100 CSR, density 0.01, y = X . [1..100]
 st gen-data --rows 1000 --features 100 --density 0.01 --target arange --seed 0 --quiet \
-    --out data/linreg.libsvm
+    --out data/linreg.libsvm --force
 
 # Binary classification: 3000 rows x 200 features, 10 non-zeros per row -> 2500 train + 500 eval
 st gen-data --rows 3000 --features 200 --nnz-per-row 10 --task binary --target random --seed 1 --quiet \

@@ -400,11 +400,10 @@ def write_starter_config(data: str, task: str, out: str, preset: str | None = No
     """Sniff ``data``, write the config to ``out`` (atomically; an existing file only with ``force``) and
     check that it loads. ``label``: a CSV/TSV file's label column (default: sniffed). Returns
     ``(text, summary)``."""
-    from ..fileio import write_atomic
+    from ..fileio import refuse_to_replace, write_atomic
     from .load import load_config
 
-    if os.path.exists(out) and not force:
-        raise ConfigError(f"--out: {out} exists; pass --force to replace it")
+    refuse_to_replace(out, force)
     if os.path.isdir(out):
         raise ConfigError(f"--out: {out} is a directory; give a file name, e.g. {os.path.join(out, 'model.yaml')}")
     if not out.lower().endswith((".yaml", ".yml")):  # (fit reads any name; a .json or .csv name would mislead)
