@@ -138,6 +138,21 @@ def test_values_that_used_to_reach_the_engine_are_config_errors(tmp_path, overri
         assert f"error: {expected}" in res.stderr
 
 
+@pytest.mark.parametrize("name,what", [
+    ("weight", "a parameter (it has an init or a name ending in 'weight' or 'bias')"),
+    ("bias", "a parameter (it has an init or a name ending in 'weight' or 'bias')"),
+    ("label", "the label (model.loss.label)"),
+])
+def test_data_input_naming_a_parameter_or_the_label_says_so_and_what_is_allowed(name, what):
+    # it said "model.variables.data: give it an init, or a name ending in 'weight' ..." (of the variable
+    # data.input no longer named)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(LINREG), [f"data.input={name}"])
+    hint = "; a CSV column of importance weights is data.weight_column" if name == "weight" else ""
+    assert _one_line(str(info.value)) == (f"data.input: {name!r} is {what}; data.input names the model variable fed "
+                                          f"with the feature rows: 'data'{hint}")
+
+
 def test_model_init_is_checked_against_the_weights_it_fills():
     overrides = ["model.variables.weight.init=null", "model.init={constant: {value: [1, 2, 3]}}"]
     with pytest.raises(ConfigError, match=r"^model.init: Constant initializer: .*'weight' of shape \(100, 1\)"):

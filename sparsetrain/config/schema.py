@@ -139,7 +139,8 @@ class DataConfig(_Strict):
                                 "`train.seed`), so memory holds about one window and a row moves less than a "
                                 "window; 0: a stream is not shuffled. Data in memory or on disk is shuffled "
                                 "whole.")
-    input: str = Field("data", description="Model variable fed with the feature rows (CSR).")
+    input: str = Field("data", description="Model variable fed with the feature rows (CSR): not the label, not a "
+                       "parameter (those have an init or a name ending in `weight`/`bias`).")
     format: Literal["auto", "libsvm", "csv", "vw"] = Field("auto", description="File format; `auto` decides "
                                                             "from the file name: `.csv`/`.tsv` → csv, `.vw` → "
                                                             "vw, else libsvm (`.gz`/`.bz2` suffixes ignored).")

@@ -106,6 +106,7 @@ def validate_graph(cfg) -> None:
     if cfg.data.input not in m.variables:
         raise ConfigError(f"data.input: {cfg.data.input!r} is not a model variable"
                           f"{did_you_mean(cfg.data.input, m.variables)}")
+    _check_data_input(cfg)
     op_order(cfg)  # raises on cycles
     used = {x for spec in m.ops for x in spec.inputs} | {m.loss.data, m.loss.label}
     for name in m.variables:
@@ -137,6 +138,22 @@ def validate_graph(cfg) -> None:
         if spec.name not in reachable:
             raise ConfigError(f"model.ops[{i}]: {spec.name!r} does not feed the loss (model.loss.data is "
                               f"{m.loss.data!r})")
+
+
+def _check_data_input(cfg) -> None:
+    """``data.input`` naming the label or a parameter while another variable can only be the input (stype
+    csr, or no init and no name rule): said of ``data.input``, not of the variable left without an init."""
+    m, name = cfg.model, cfg.data.input
+    inputs = [n for n, v in m.variables.items()
+              if n != m.loss.label and (v.stype == "csr" or (v.init is None and not n.endswith(NAME_RULE_SUFFIXES)))]
+    if name in inputs or (name != m.loss.label and not inputs):
+        return
+    what = "the label (model.loss.label)" if name == m.loss.label else "a parameter (it has an init or a name ending " \
+        "in 'weight' or 'bias')"
+    allowed = f": {' or '.join(map(repr, inputs))}" if inputs else ""
+    hint = "; a CSV column of importance weights is data.weight_column" if "weight" in name.lower() else ""
+    raise ConfigError(f"data.input: {name!r} is {what}; data.input names the model variable fed with the feature "
+                      f"rows{allowed}{hint}")
 
 
 def _reachable(cfg) -> set:
