@@ -132,7 +132,7 @@ def test_unlabeled_lines_are_rows_labelled_nan_only_when_asked(tmp_path):
         assert np.isnan(yu).all() and wu.tolist() == [1.0, 1.0]
     labels, weights, rows = VK.parse_reference(p.read_text(), 20, [["u", "i"]], unlabeled=True)
     assert np.isnan(labels).all() and weights == [1.0, 1.0] and rows == VK.parse_reference(labelled, 20, [["u", "i"]])[2]
-    with pytest.raises(DataFormatError, match=r"a\.vw:1: label \"'r1\" is not a number"):
+    with pytest.raises(DataFormatError, match=r"a\.vw:1: the line has no label \(fit"):  # (said: label "'r1" is not a number)
         load_vw(p, 20)
     p.write_text("'r1 extra|u alice\n")  # a tag, then more: still malformed
     with pytest.raises(DataFormatError, match="more than label"):

@@ -40,7 +40,7 @@ from ._scan_kernels import is_space, record_error
 
 OK = 0
 E_NO_BAR = 1  # a line without '|'
-E_LABEL = 2  # label missing or not a number (span: the header)
+E_LABEL = 2  # label not a number (span: the token)
 E_IMPORTANCE = 3  # importance not a number >= 0
 E_HEADER = 4  # more than label, importance, tag before the first '|'
 E_VALUE = 5  # feature value not a number (span: the token)
@@ -49,6 +49,7 @@ E_NONFINITE = 7  # a nan/inf or out-of-range number (span: the token)
 E_LINE_TOO_LONG = 8
 E_ROOM = 9  # the output arrays are full: parse again with more room (I_ROOM says how much)
 E_NO_NEWLINE = 10
+E_NO_LABEL = 11  # no label: the header is empty or starts with a tag (span: the header; ``unlabeled`` reads NaN)
 
 # info slots: those of the CSV kernel, plus the room needed after E_ROOM
 I_ROWS, I_NNZ, I_LINES, I_ERR, I_ERR_START, I_ERR_END, I_ERR_AUX = (CK.I_ROWS, CK.I_NNZ, CK.I_LINES, CK.I_ERR,
@@ -268,7 +269,10 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
                 t += 1
             if ntok == 0:
                 v, st = _number(buf, ts, t, value_limit)
-                if st == 2 and unlabeled and buf[u(ts)] == 39:  # ``'tag|``: no label, a tag
+                if st == 2 and buf[u(ts)] == 39:  # ``'tag|``: no label, a tag
+                    if not unlabeled:
+                        record_error(info, E_NO_LABEL, q, bar, 0, rows, slow)
+                        return
                     v, st = np.nan, 0
                     tagged = True
                     ntok += 1
@@ -303,7 +307,7 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
         if ntok == 0 and unlabeled:
             label = np.nan
         elif ntok == 0:
-            record_error(info, E_LABEL, q, bar, 0, rows, slow)
+            record_error(info, E_NO_LABEL, q, bar, 0, rows, slow)
             return
         # ---- namespaces and features
         nf = 0

@@ -23,6 +23,7 @@ __all__ = ["VWReader", "load_vw"]
 _MESSAGES = {
     VK.E_NO_BAR: "no '|' in the line (expected: label [importance] [tag]|namespace feature[:value] ...)",
     VK.E_LABEL: "label {q} is not a number",
+    VK.E_NO_LABEL: "the line has no label (fit and evaluate need one; predict scores such lines)",
     VK.E_IMPORTANCE: "importance weight {q} is not a number >= 0",
     VK.E_HEADER: "more than label, importance and tag before the first '|': {q}",
     VK.E_VALUE: "feature {q}: the value after ':' is not a number",
@@ -117,11 +118,8 @@ class VWReader(HashedTextReader):
             raise AssertionError("parse_vw_chunk needs a buffer that ends with a newline")
         start, end, aux = int(info[VK.I_ERR_START]), int(info[VK.I_ERR_END]), int(info[VK.I_ERR_AUX])
         token = token_text(job.buf, start, end)
-        if code == VK.E_LABEL and not token.strip():
-            msg = "the line has no label (fit and evaluate need one; predict scores such lines)"
-        else:
-            msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=repr(token), aux=aux,
-                                                                              dtype=self.dtype.name, code=code)
+        msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=repr(token), aux=aux,
+                                                                          dtype=self.dtype.name, code=code)
         raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
 
 def load_vw(path, hash_bits: int = 18, *, crosses=(), dtype="float32", **kwargs):
