@@ -378,7 +378,8 @@ class LibSVMIter(DataIter):
         row = reader.rows_before() + first + i
         # a reader of another format knows its own lines (a CSV header, stdin)
         line = reader.line_of_row(row) if hasattr(reader, "line_of_row") else reader.source.line_of_row(row)
-        return f"{self.data_libsvm} (row {row + 1})" if line is None else f"{self.data_libsvm}:{line}"
+        name = display_name(self.data_libsvm)  # (stdin, '-', is <stdin>)
+        return f"{name} (row {row + 1})" if line is None else f"{name}:{line}"
 
     def _pull(self) -> _Rows | None:
         """The next parsed rows of the file, remembering the part's first rows for padding."""
