@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import sparsetrain as st
+from sparsetrain.base import ConfigError, DataFormatError
 from sparsetrain.io import disk_cache
 
 FEATURES = 12
@@ -451,3 +452,52 @@ def test_empty_stdin_is_named_as_stdin(tmp_path, cache):
                "--output", tmp_path / "r", stdin="")
     assert res.exit_code == 1 and res.stderr.splitlines()[-1] == "error: <stdin>: no data rows"  # was '-: ...'
     assert _stdin_caches(tmp_path) == []
+
+
+def _binary_stdin(tmp_path, cache, labels):
+    """make_iter over stdin holding rows with ``labels`` (4 rows a 256-byte chunk), a logistic model without
+    data.label_values; ``(iterator, config)``."""
+    from sparsetrain.trainer.data import make_iter
+
+    from sparsetrain.config import load_config
+
+    text = "".join(f"{y} {1 + i % 7}:1 {9 + i % 3}:0.5\n" for i, y in enumerate(labels))
+    linreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
+    cfg = load_config(linreg, ["data.train=-", "data.format=libsvm", "data.eval=null", f"data.num_features={FEATURES}",
+                               "data.zero_based=false", "data.batch_size=4", f"data.cache={cache}",
+                               f"train.epochs={1 if cache == 'stream' else 2}", "model.loss.op=LogisticRegressionOutput",
+                               "train.metrics=[log_loss]", "train.target={}",
+                               f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"])
+    with _stdin_pipe(text):
+        return make_iter(cfg, ["-"], for_training=True)[0], cfg
+
+
+@pytest.mark.parametrize("cache", ["stream", "disk"])
+def test_stdin_binary_label_values_come_from_the_first_chunk(tmp_path, monkeypatch, cache):
+    # a binary model without data.label_values on stdin: streamed, it was a ConfigError; with a disk cache,
+    # the whole cache was written before epoch 1 trained
+    from sparsetrain.io import chunks
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
+    it, cfg = _binary_stdin(tmp_path, cache, [1, -1] * 30)
+    assert cfg.data.label_values == [-1.0, 1.0]
+    assert type(it).__name__ == ("LibSVMIter" if cache == "stream" else "_StdinCacheEpochs")
+    it.reset()
+    assert np.concatenate([b.label[0].asnumpy() for b in it]).tolist() == [1.0, 0.0] * 30
+    it, _ = _binary_stdin(tmp_path, cache, [1, -1] * 30 + [2])  # a third value later: its row
+    it.reset()
+    with pytest.raises(DataFormatError, match=r"^<stdin>(:61| \(row 61\)): label 2 is a third value"):
+        list(it)
+
+
+def test_stdin_binary_label_values_not_in_the_first_chunk(tmp_path, monkeypatch):
+    from sparsetrain.io import chunks
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
+    labels = [1] * 40 + [0] * 20
+    with pytest.raises(ConfigError, match=r"^data.label_values: <stdin> is streamed once and its first chunk "
+                                          r"\(\d+ rows\) has the label value\(s\) 1: give the two"):
+        _binary_stdin(tmp_path, "stream", labels)
+    it, cfg = _binary_stdin(tmp_path, "disk", labels)  # the disk cache is written whole first, as before
+    assert type(it).__name__ == "NDArrayIter" and cfg.data.label_values == [0.0, 1.0]
+    assert it.label[0][1].asnumpy().ravel().tolist() == [1.0] * 40 + [0.0] * 20

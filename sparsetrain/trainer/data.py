@@ -30,13 +30,14 @@ def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
 
 def stdin_second_pass(cfg: Config) -> str | None:
     """Why a run over stdin needs its rows more than once (``None``: it does not): several epochs,
-    a shuffle of all rows, or a binary model's label values to find first."""
+    a shuffle of all rows, or a binary model's label values to find (:func:`_stdin_first_chunk` takes
+    them from the first chunk when it holds both; the disk cache is there for when it does not)."""
     if cfg.train.epochs != 1:
         return f"train.epochs: {cfg.train.epochs}"
     if cfg.data.shuffle and cfg.data.shuffle_window < 2:
         return "data.shuffle"
-    if labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None:
-        return "the binary labels to find first"
+    if _binary_values_unknown(cfg):
+        return "a binary model's label values, if the first chunk does not hold both"
     if _index_base_unknown(cfg, "-"):
         return "data.zero_based: auto"
     return None
@@ -47,13 +48,68 @@ def stdin_pass_first(cfg: Config) -> str | None:
     ``None``: the first epoch trains on the rows as they are written (:class:`_StdinCacheEpochs`)."""
     if cfg.data.shuffle:
         return "data.shuffle draws from every row"
-    if labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None:
-        return "a binary model's label values are found first (data.label_values gives them)"
     if _index_base_unknown(cfg, "-"):
         return "data.zero_based: auto is decided from every index"
     if cfg.data.last_batch == "roll_over":
         return "data.last_batch: roll_over carries rows into the next epoch"
+    if _binary_values_unknown(cfg):  # (last: make_iter first looks for them in the first chunk)
+        return _VALUES_FIRST
     return None
+
+
+_VALUES_FIRST = ("a binary model's label values are found first: the first chunk does not hold two numbers "
+                 "(data.label_values gives them)")
+
+
+def _binary_values_unknown(cfg: Config) -> bool:
+    return labels_mod.task_of(cfg.model.loss.op) == "binary" and cfg.data.label_values is None
+
+
+class _FirstBlock:
+    """A reader whose first block is parsed already (stdin's, for a binary model's label values before
+    epoch 1): iterating it yields that block, then the rest; other attributes are the reader's."""
+
+    def __init__(self, reader):
+        self._reader, self._blocks = reader, iter(reader)
+        self.first = next(self._blocks, None)
+
+    def __iter__(self):
+        blocks, self._blocks = self._blocks, None
+        if blocks is None:  # a second pass: as the reader refuses it
+            yield from self._reader
+            return
+        first, self.first = self.first, None
+        if first is not None:
+            yield first
+        yield from blocks
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_reader", "_blocks", "first"):
+            raise AttributeError(name)
+        return getattr(self._reader, name)
+
+
+def _stdin_first_chunk(cfg: Config, names, streamed: bool) -> _FirstBlock:
+    """stdin's streaming reader with its first chunk parsed: a binary model's label values (the config gives
+    none) are decided from it when it holds two numbers; a later third value is an error naming its row, as
+    in a file. Otherwise they stay unknown, for the disk cache to find, or (``streamed``: nothing holds the
+    rows) a ``ConfigError`` saying what to give. (Text labels are mapped by the CSV reader as it parses,
+    ahead of this chunk: they need their values before it starts.)"""
+    reader = _FirstBlock(reader_for(cfg, "-", streaming=True, names=names))
+    if reader.first is None:
+        raise DataFormatError(f"{STDIN_NAME}: no data rows")
+    found = labels_mod.BinaryValues()
+    found.add(reader.first.labels, getattr(reader, "label_names", None))
+    text = any(isinstance(v, str) for v in found.seen)
+    if found.done and not text:
+        cfg.data.label_values = list(found.values(STDIN_NAME))
+    elif streamed:
+        shown = ", ".join(repr(v) if isinstance(v, str) else f"{v:g}" for v in found.seen)
+        raise ConfigError(f"data.label_values: {STDIN_NAME} is streamed once and its first chunk "
+                          f"({reader.first.num_rows} rows) has the label value(s) {shown}: give the two, e.g. "
+                          f"data.label_values: [{shown if text and found.done else '0, 1'}], or set data.cache: "
+                          "disk (or auto) to find them in its disk cache")
+    return reader
 
 
 def _index_base_unknown(cfg: Config, path: str) -> bool:
@@ -298,16 +354,16 @@ class _StdinCacheEpochs:
         return getattr(self._current, name)
 
 
-def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, names):
+def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, reader):
     """The training iterator of stdin with ``data.cache: disk`` when its first epoch trains as the cache
-    is written (see :class:`_StdinCacheEpochs`)."""
+    is written (see :class:`_StdinCacheEpochs`), from ``reader``: stdin's streaming reader."""
     from .. import io as st_io
     from ..io.disk_cache import StdinCache
 
     transform = label_transform(cfg, "-", for_training=True, note=note)
     cache = StdinCache(_data_dtype(cfg), cfg.num_features)
-    first = _stream_iter(cfg, ["-"], _Teed(reader_for(cfg, "-", streaming=True, names=names), cache), transform,
-                         batch_size, last_batch, shuffle_window=0, for_training=True)
+    first = _stream_iter(cfg, ["-"], _Teed(reader, cache), transform, batch_size, last_batch, shuffle_window=0,
+                         for_training=True)
 
     def make_cached():
         X, y, weights = _cached_rows(cfg, *cache.arrays())
@@ -318,17 +374,17 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, nam
     return _StdinCacheEpochs(first, cache, make_cached)
 
 
-def _load_stdin_cached(cfg: Config, names=None):
+def _load_stdin_cached(cfg: Config, names=None, reader=None):
     """stdin as ``(CSRNDArray, labels, importance weights or None)``, read once into a disk cache private
     to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped (``names``: see
-    :func:`reader_for`)."""
+    :func:`reader_for`; ``reader``: stdin's reader, if made already)."""
     from ..io.disk_cache import stdin_cached
 
     base = None
     if _index_base_unknown(cfg, "-"):
         base = _IndexBase(cfg)
         reader = base.reader()
-    else:
+    elif reader is None:
         reader = reader_for(cfg, "-", streaming=True, names=names)
     data, indices, indptr, labels, weights = stdin_cached(
         lambda: reader if base is None else base.watch(reader), _data_dtype(cfg), cfg.num_features,
@@ -384,13 +440,15 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
     return X, y, None
 
 
-def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False, names=None):
+def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached: bool = False, names=None,
+                 stdin_reader=None):
     if for_training and any(p != "-" and cfg.data.format_of(p) == "csv" for p in paths):
         # a CSV reader maps text labels as it reads: the two values first (usually from the first chunk)
         _resolve_binary_values(cfg, (item for p in paths for item in _stream_labels(cfg, p)))
     parts, labels, weights = [], [], []
     for p in paths:
-        X, y, w = load_file(cfg, p, cached, names=names)
+        X, y, w = (load_file(cfg, p, cached, names=names) if stdin_reader is None else
+                   _load_stdin_cached(cfg, names, stdin_reader))
         parts.append(X)
         labels.append(np.asarray(y))
         weights.append(w)
@@ -534,16 +592,22 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     batch_size = batch_size or cfg.data.batch_size
     once = for_training and cfg.train.epochs == 1 and not cfg.data.shuffle
     mode = cache_mode(cfg, paths, once=once)
-    first = stdin_pass_first(cfg) if for_training and paths == ["-"] and mode == "disk" else None
-    if for_training and note is not None and paths == ["-"] and mode == "disk":
+    stdin = for_training and paths == ["-"]
+    second = stdin_second_pass(cfg) if stdin else None  # (said as decided: before the first chunk is read)
+    first = stdin_pass_first(cfg) if stdin and mode == "disk" else None
+    stdin_reader = None  # stdin's reader with its first chunk parsed, for a binary model's label values
+    if first == _VALUES_FIRST or stdin and mode == "stream" and _binary_values_unknown(cfg):
+        stdin_reader = _stdin_first_chunk(cfg, names, streamed=mode == "stream")
+        first = stdin_pass_first(cfg) if mode == "disk" else None
+    if stdin and note is not None and mode == "disk":
         from ..io.disk_cache import cache_dir
 
         how = ("epoch 1 trains on the rows as they are written" if first is None else
                f"written whole before epoch 1 trains: {first}")
         note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for "
-             f"{stdin_second_pass(cfg)}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
+             f"{second}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
              f"data.cache: disk: stdin's cache under {cache_dir()} (removed when the run ends): {how}")
-    elif for_training and note is not None and cfg.data.cache == "auto" and paths == ["-"]:
+    elif stdin and note is not None and cfg.data.cache == "auto":
         note("data.cache: auto: stdin is streamed, read once (one epoch, no second pass; data.cache: disk keeps it)")
     elif for_training and note is not None and cfg.data.cache == "auto" and mode != "memory":
         from ..io.disk_cache import cache_dir
@@ -558,10 +622,12 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
             note(f"data.cache: auto: the data takes about {human_bytes(_estimated_csr_bytes(cfg, paths))} parsed, "
                  f"more than memory_budget_mb ({cfg.data.memory_budget_mb:g} MiB): {where}")
     last_batch = cfg.data.last_batch if for_training else "pad"
-    if for_training and paths == ["-"] and mode == "disk" and first is None:
-        return _stdin_cache_epochs(cfg, batch_size, last_batch, note, names), None
+    if stdin and mode == "disk" and first is None:
+        return _stdin_cache_epochs(cfg, batch_size, last_batch, note, stdin_reader or reader_for(
+            cfg, "-", streaming=True, names=names)), None
     if mode in ("memory", "disk"):
-        X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk", names=names)
+        X, y, weight = _load_memory(cfg, paths, for_training, note, cached=mode == "disk", names=names,
+                                    stdin_reader=stdin_reader)
         it = st_io.NDArrayIter(X, y, batch_size=batch_size, shuffle=cfg.data.shuffle and for_training,
                                last_batch_handle=last_batch, data_name=cfg.data_name, label_name=cfg.label_name,
                                sample_weight=weight, checked_csr=True)  # the parsers' rows (or their disk cache)
@@ -575,7 +641,7 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     if len(paths) > 1:
         reader = st_io.ChainedReader([reader_for(cfg, p, streaming=True) for p in paths], paths)
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
-        reader = reader_for(cfg, paths[0], streaming=True, names=names)
+        reader = stdin_reader or reader_for(cfg, paths[0], streaming=True, names=names)
     window = cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0
     return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window, for_training), None
 
