@@ -1,7 +1,7 @@
 """Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
 
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
-                                [--chunk-mb MiB] [--workers N]
+                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
@@ -25,6 +25,9 @@ threads and the piece builder, which parses its next chunk itself when no parser
 it) on a core and waiting for one; the rest of the process's CPU; and
 the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
 in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
+``--against REV``: the LibSVM kernel modules of git revision REV (copied as ``benchmarks.parse_kernel``
+does) parse a fifth, interleaved variant of the streamed epoch (and a second parse-alone line): a kernel
+change A/B'd inside the streamed epoch, in one process.
 
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
@@ -149,7 +152,7 @@ def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
 
 def speed(args) -> None:
     import sparsetrain as st
-    from sparsetrain.io import pipeline
+    from sparsetrain.io import libsvm_parse, pipeline
     from sparsetrain.io.pipeline import CORE_SHARE
 
     from .threads import cpu_clock, foreign_seconds
@@ -170,6 +173,17 @@ def speed(args) -> None:
         "float32", args.features)
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
     parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
+    kernel = {}  # the variant -> the kernel module its chunks parse with (--against)
+    if args.against:
+        from .parse_kernel import _kernel_at
+
+        this, other = libsvm_parse.K, _kernel_at(args.against)
+        libsvm_parse.K = other
+        print(f"at {args.against}: ", end="")
+        other_parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
+        libsvm_parse.K = this
+        kernel = {name: this for name in ("memory", "stream", "disk", "parser threads only")}
+        kernel[f"stream at {args.against}"] = other
     cores = len(os.sched_getaffinity(0))
     size = os.path.getsize(path)
     Xd, yd = CSRNDArray(data, indices, indptr, X.shape), labels.astype(np.float32)
@@ -182,8 +196,11 @@ def speed(args) -> None:
         # "parser threads only": the same streamed epoch with only the parser threads parsing (io/pipeline.py's
         # CORE_SHARE.any_thread off), to show what the consumer and the waiting trainer parsing gives
         iters = {"memory": memory, "stream": streamed, "disk": disk, "parser threads only": streamed}
+        if args.against:
+            iters[f"stream at {args.against}"] = streamed
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
+            libsvm_parse.K = kernel.get(name, libsvm_parse.K)
             _epoch(mods[name], iters[name])
         times = {name: [] for name in iters}
         cpu = {name: [] for name in iters}
@@ -194,6 +211,7 @@ def speed(args) -> None:
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
                 CORE_SHARE.any_thread = name != "parser threads only"
+                libsvm_parse.K = kernel.get(name, libsvm_parse.K)
                 c0, start, threads0, w0 = time.process_time(), cpu_clock(), _schedstat(), time.perf_counter()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 wall, threads1, end = time.perf_counter() - w0, _schedstat(), cpu_clock()
@@ -205,6 +223,7 @@ def speed(args) -> None:
                         where.setdefault(k, []).append(v)
                 times[name].append(samples / seconds)
         CORE_SHARE.any_thread = True
+        libsvm_parse.K = kernel.get("stream", libsvm_parse.K)
         m, s, d, e = (max(times[name]) for name in ("memory", "stream", "disk", "parser threads only"))
         med = {name: np.median(np.array(times[name]) / np.array(times["memory"])) for name in times}
         mc, sc, dc = (min(cpu[name]) for name in ("memory", "stream", "disk"))
@@ -218,6 +237,12 @@ def speed(args) -> None:
         print(f"            streamed with only the parser threads parsing: {e:>11,.0f}/s  ratio {e / m:.2f}; "
               f"median of the rounds' ratios: streamed {med['stream']:.2f}, parser threads only "
               f"{med['parser threads only']:.2f}, disk {med['disk']:.2f}")
+        if args.against:
+            name = f"stream at {args.against}"
+            a, ac = max(times[name]), min(cpu[name])
+            print(f"            streamed with the kernel {name[7:]}: {a:>11,.0f}/s  ratio {a / m:.2f} (median of the "
+                  f"rounds' {med[name]:.2f}), CPU s/epoch {ac:.3f} (this tree's {sc:.3f}); parse alone "
+                  f"{other_parse_cpu:.3f} CPU s (this tree's {parse_cpu:.3f})")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         if foreign["stream"][0] is not None:
             print("            other processes' CPU s per epoch (median, max): " + ", ".join(
@@ -277,6 +302,7 @@ def main(argv=None) -> None:
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
     p.add_argument("--workers", type=int, help="parser threads (default: LibSVMIter's, one per core)")
     p.add_argument("--ahead", type=int, help="chunks in flight beyond one per parser thread (io/pipeline.py's AHEAD)")
+    p.add_argument("--against", help="a git revision whose LibSVM kernel parses a fifth streamed variant")
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
