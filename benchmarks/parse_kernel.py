@@ -29,10 +29,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ("_libsvm_kernels", "_libsvm_simd", "_decimal_kernels", "_scan_kernels")
 
 
-def _kernel_at(rev: str):
-    """The ``_libsvm_kernels`` module of git revision ``rev`` (with its siblings), as a fresh package."""
+def _kernel_at(rev: str, package: str = "ab_kernels"):
+    """The ``_libsvm_kernels`` module of git revision ``rev`` (with its siblings), as a fresh package
+    named ``package`` (one per revision a process loads)."""
     tmp = tempfile.mkdtemp(prefix="parse_kernel_")
-    pkg = os.path.join(tmp, "ab_kernels")
+    pkg = os.path.join(tmp, package)
     os.makedirs(pkg)
     open(os.path.join(pkg, "__init__.py"), "w").close()
     for name in MODULES:
@@ -42,7 +43,7 @@ def _kernel_at(rev: str):
             with open(os.path.join(pkg, name + ".py"), "w") as f:
                 f.write(got.stdout)
     sys.path.insert(0, tmp)
-    return importlib.import_module("ab_kernels._libsvm_kernels")
+    return importlib.import_module(f"{package}._libsvm_kernels")
 
 
 # --shape: the file's text rewritten into other common shapes (each value of the file is 0.dddddd)

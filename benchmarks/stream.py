@@ -1,7 +1,7 @@
 """Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
 
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
-                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV]
+                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV ...]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
@@ -17,7 +17,8 @@ seconds other processes used meanwhile (a streamed epoch needs both cores).
 A fourth, interleaved variant streams with only the parser threads parsing (``io/pipeline.py``'s
 ``CORE_SHARE.any_thread`` off: the consumer sleeps until a parser thread has parsed its next chunk and
 the trainer sleeps until a piece is built), as before session 30: what parsing on any thread gives.
-Ratios are printed for the best epochs and as the median of the per-round ratios.
+Ratios are printed for the best epochs, as the median of the per-round ratios and as the median over
+the clean rounds (other processes used < ``CLEAN`` CPU s beside both epochs of the ratio).
 Where a streamed epoch's time goes (Linux, ``/proc/self/task/*/schedstat``; median over the epochs): the
 training thread on a core (training, and parsing while it waits for a piece), waiting for one (run
 queue) and asleep (waiting for parsed pieces); the other threads that used CPU ("parsers": the parser
@@ -25,9 +26,9 @@ threads and the piece builder, which parses its next chunk itself when no parser
 it) on a core and waiting for one; the rest of the process's CPU; and
 the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
 in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
-``--against REV``: the LibSVM kernel modules of git revision REV (copied as ``benchmarks.parse_kernel``
-does) parse a fifth, interleaved variant of the streamed epoch (and a second parse-alone line): a kernel
-change A/B'd inside the streamed epoch, in one process.
+``--against REV [REV ...]``: the LibSVM kernel modules of each git revision (copied as
+``benchmarks.parse_kernel`` does) parse a further interleaved variant of the streamed epoch (and a
+parse-alone line of its own): kernel changes A/B'd inside the streamed epoch, in one process.
 
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
@@ -52,6 +53,8 @@ import time
 import numpy as np
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
+#: CPU seconds other processes may use beside an epoch for its round to count as clean
+CLEAN = 0.03
 
 
 def _file(rows: int, features: int, nnz: int = 23) -> str:
@@ -174,16 +177,17 @@ def speed(args) -> None:
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
     parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
     kernel = {}  # the variant -> the kernel module its chunks parse with (--against)
+    other_parse_cpu = {}
     if args.against:
         from .parse_kernel import _kernel_at
 
-        this, other = libsvm_parse.K, _kernel_at(args.against)
-        libsvm_parse.K = other
-        print(f"at {args.against}: ", end="")
-        other_parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
-        libsvm_parse.K = this
+        this = libsvm_parse.K
         kernel = {name: this for name in ("memory", "stream", "disk", "parser threads only")}
-        kernel[f"stream at {args.against}"] = other
+        for rev in args.against:
+            libsvm_parse.K = kernel[f"stream at {rev}"] = _kernel_at(rev, f"ab_kernels_{rev}")
+            print(f"at {rev}: ", end="")
+            other_parse_cpu[rev] = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
+        libsvm_parse.K = this
     cores = len(os.sched_getaffinity(0))
     size = os.path.getsize(path)
     Xd, yd = CSRNDArray(data, indices, indptr, X.shape), labels.astype(np.float32)
@@ -196,8 +200,8 @@ def speed(args) -> None:
         # "parser threads only": the same streamed epoch with only the parser threads parsing (io/pipeline.py's
         # CORE_SHARE.any_thread off), to show what the consumer and the waiting trainer parsing gives
         iters = {"memory": memory, "stream": streamed, "disk": disk, "parser threads only": streamed}
-        if args.against:
-            iters[f"stream at {args.against}"] = streamed
+        for rev in args.against or []:
+            iters[f"stream at {rev}"] = streamed
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
             libsvm_parse.K = kernel.get(name, libsvm_parse.K)
@@ -237,14 +241,20 @@ def speed(args) -> None:
         print(f"            streamed with only the parser threads parsing: {e:>11,.0f}/s  ratio {e / m:.2f}; "
               f"median of the rounds' ratios: streamed {med['stream']:.2f}, parser threads only "
               f"{med['parser threads only']:.2f}, disk {med['disk']:.2f}")
-        if args.against:
-            name = f"stream at {args.against}"
+        for rev in args.against or []:
+            name = f"stream at {rev}"
             a, ac = max(times[name]), min(cpu[name])
-            print(f"            streamed with the kernel {name[7:]}: {a:>11,.0f}/s  ratio {a / m:.2f} (median of the "
+            print(f"            streamed with the kernel at {rev}: {a:>11,.0f}/s  ratio {a / m:.2f} (median of the "
                   f"rounds' {med[name]:.2f}), CPU s/epoch {ac:.3f} (this tree's {sc:.3f}); parse alone "
-                  f"{other_parse_cpu:.3f} CPU s (this tree's {parse_cpu:.3f})")
+                  f"{other_parse_cpu[rev]:.3f} CPU s (this tree's {parse_cpu:.3f})")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         if foreign["stream"][0] is not None:
+            # a round counts where no other process took CPU beside this variant's epoch or the in-memory one
+            clean = {name: [t / m_ for t, m_, f, fm in zip(times[name], times["memory"], foreign[name], foreign["memory"])
+                            if f < CLEAN and fm < CLEAN] for name in times if name != "memory"}
+            print(f"            median of the clean rounds' ratios (other processes < {CLEAN} CPU s in both epochs): "
+                  + ", ".join(f"{name} {np.median(r):.2f} ({len(r)} of {args.repeat})" if r else f"{name} - (0)"
+                              for name, r in clean.items()))
             print("            other processes' CPU s per epoch (median, max): " + ", ".join(
                 f"{name} {np.median(f):.2f} {max(f):.2f}" for name, f in foreign.items()))
         if where:
@@ -302,7 +312,8 @@ def main(argv=None) -> None:
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
     p.add_argument("--workers", type=int, help="parser threads (default: LibSVMIter's, one per core)")
     p.add_argument("--ahead", type=int, help="chunks in flight beyond one per parser thread (io/pipeline.py's AHEAD)")
-    p.add_argument("--against", help="a git revision whose LibSVM kernel parses a fifth streamed variant")
+    p.add_argument("--against", nargs="+", metavar="REV",
+                   help="git revisions whose LibSVM kernels parse further streamed variants (one each)")
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
