@@ -690,3 +690,31 @@ def test_config_lr_mult_trains_alike_on_both_engines(tmp_path):
 def test_a_bad_multiplier_names_its_key(tmp_path, key, value, message):
     result = _fit_linreg(tmp_path / "run", f"model.variables.{key}={value}")
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_module_multipliers_match_mxnet():
+    """Module + ``optimizer='sgd'`` with ``lr_mult`` / ``wd_mult`` on Variables: the parameters MXNet 1.9.1
+    ends with on the same script (run in benchmarks/_work/mxnet-venv; before the multipliers reached the
+    optimizer sparsetrain ended at weight [1.506, 1.418, ...], bias 0.958)."""
+    import sparsetrain as mx
+
+    rng = np.random.RandomState(0)
+    x = rng.rand(8, 5).astype(np.float32)
+    y = x @ np.arange(1, 6, dtype=np.float32)
+    w = mx.sym.Variable("fc_weight", shape=(5, 1), lr_mult=0.25, wd_mult=3.0)
+    b = mx.sym.Variable("fc_bias", shape=(1,), lr_mult=2.0)
+    net = mx.sym.LinearRegressionOutput(mx.sym.broadcast_add(mx.sym.dot(mx.sym.Variable("data"), w), b),
+                                        mx.sym.Variable("label"), name="out")
+    it = mx.io.NDArrayIter(x, y, 4, label_name="label")
+    mod = mx.mod.Module(net, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(mx.init.One())
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1, "wd": 0.05})
+    for batch in it:
+        mod.forward(batch, is_train=True)
+        mod.backward()
+        mod.update()
+    arg = mod.get_params()[0]
+    np.testing.assert_allclose(arg["fc_weight"].asnumpy().ravel(), [1.124754, 1.101888, 1.16472, 1.183351, 1.102457],
+                               atol=2e-6)
+    np.testing.assert_allclose(arg["fc_bias"].asnumpy(), [1.948864], atol=2e-6)
