@@ -217,6 +217,15 @@ def test_auto_sync_every_is_about_65536_rows_but_several_blocks_per_part(tmp_pat
     assert blk.estimate_rows(str(small)) == 3 and blk.batches_per_block("auto", 100, str(small), 4) == 1
 
 
+def test_auto_sync_every_gives_a_large_part_fewer_larger_blocks():
+    # up to AUTO_SMALL_PART rows per worker: 8 blocks; the 500k-row benchmark's part (2 workers, batch 256, 977
+    # batches): 4 blocks of 245 (not 8 of 122); 1 worker: 8 of 245 (not 8 of 244 and one of 2)
+    assert blk.auto_batches(blk.AUTO_SMALL_PART, 256) * blk.AUTO_MIN_BLOCKS * 256 == blk.AUTO_SMALL_PART
+    assert blk.auto_batches(250_000, 256) == 245 and blk.auto_batches(500_000, 256) == 245
+    assert blk.auto_batches(131_072, 256) == 128  # 4 blocks: part / 8 * 2
+    assert blk.auto_batches(10**7, 256) == 256 and blk.auto_batches(None, 256) == 256
+
+
 def test_sync_every_and_push_dtype_are_checked_config_keys():
     from sparsetrain.base import ConfigError
     from sparsetrain.config import load_config

@@ -25,9 +25,15 @@ from ..optimizer_buffers import weight_buffer
 #: ``train.sync_every: auto``: blocks of about this many rows (a few tens of milliseconds of compiled
 #: training, against a round trip of a few milliseconds) ...
 AUTO_BLOCK_ROWS = 65536
-#: ... but at least this many blocks per worker and epoch (on small files, so that the workers' changes
-#: meet often enough: one block per epoch is model averaging once per epoch)
+#: ... but a worker's part of at most :data:`AUTO_SMALL_PART` rows gets at least this many blocks per epoch (so
+#: that on small files the workers' changes meet often enough: one block per epoch is model averaging once per
+#: epoch) ...
 AUTO_MIN_BLOCKS = 8
+#: ... and a larger part blocks of ``part / AUTO_MIN_BLOCKS * part / AUTO_SMALL_PART`` rows (up to
+#: :data:`AUTO_BLOCK_ROWS`): a large part needs fewer meetings per epoch (each block is many steps) and every
+#: exchange costs calls and rows a smaller block does not halve (on the 500k-row benchmark, 2 workers: 4 blocks
+#: of 244 batches each instead of 8 of 122)
+AUTO_SMALL_PART = 65536
 
 #: A row's saturation is measured where the block's batches touched it at least this many times in each half
 #: (fewer touches: a few small steps, which add up; their half-block changes are mostly noise)
@@ -35,23 +41,36 @@ MIN_TOUCHES = 256
 #: A measured saturation below this is pushed (above it the row's change is taken as additive)
 SATURATED_BELOW = 0.99
 
-__all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "Segment", "blocks", "halves", "ahead", "Needs",
+__all__ = ["AUTO_BLOCK_ROWS", "MIN_TOUCHES", "batches_per_block", "auto_batches", "Segment", "blocks", "halves", "ahead", "Needs",
            "needs", "RowCounter", "in_order", "saturation", "LocalRows", "moved", "find_sorted", "select",
            "with_changes", "join", "take_rows", "write_rows"]
 
 
 def batches_per_block(sync_every, batch_size: int, path: str | None = None, num_workers: int = 1) -> int:
-    """``train.sync_every`` as a number of batches. ``auto``: about :data:`AUTO_BLOCK_ROWS` rows, and at
-    least :data:`AUTO_MIN_BLOCKS` blocks in a worker's part of ``path`` (rows estimated from the file
-    size and its first lines), so every worker of a run computes the same number."""
+    """``train.sync_every`` as a number of batches; ``auto``: :func:`auto_batches` for a worker's part of
+    ``path`` (rows estimated from the file size and its first lines, so every worker of a run computes the
+    same number)."""
     if sync_every != "auto":
         return int(sync_every)
+    rows = estimate_rows(path) if path else None
+    return auto_batches(None if rows is None else rows / max(1, num_workers), batch_size)
+
+
+def auto_batches(part_rows: float | None, batch_size: int) -> int:
+    """``train.sync_every: auto`` for a worker's part of ``part_rows`` rows (None: unknown): blocks of about
+    :data:`AUTO_BLOCK_ROWS` rows; a part of up to :data:`AUTO_SMALL_PART` rows cut into at least
+    :data:`AUTO_MIN_BLOCKS` blocks, a larger one into fewer (blocks of ``part / 8 * part / AUTO_SMALL_PART``
+    rows), the part's batches shared evenly among the blocks (no short block at the end)."""
     bs = max(1, int(batch_size))
     batches = -(-AUTO_BLOCK_ROWS // bs)
-    rows = estimate_rows(path) if path else None
-    if rows is not None:
-        batches = min(batches, rows // (max(1, num_workers) * bs * AUTO_MIN_BLOCKS))
-    return max(1, batches)
+    if part_rows is None:
+        return batches
+    if part_rows <= AUTO_SMALL_PART:
+        return max(1, min(batches, int(part_rows) // (bs * AUTO_MIN_BLOCKS)))
+    rows = part_rows / AUTO_MIN_BLOCKS * part_rows / AUTO_SMALL_PART
+    batches = max(1, min(batches, int(rows) // bs))
+    part_batches = -(-int(part_rows) // bs)
+    return -(-part_batches // -(-part_batches // batches))
 
 
 def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
