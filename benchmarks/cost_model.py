@@ -129,7 +129,7 @@ def measure_transport(block_bytes: int, repeat: int = 20) -> tuple[float, float,
 
     srv = start_servers(1, 1, "dist_async")[0]
     try:
-        n = max(1, block_bytes // 24)  # row id + value + momentum state per row: 8 + 4 + 4 bytes, both ways
+        n = max(1, block_bytes // 24)  # per row: its id asked (8 bytes), value + momentum state (8) both ways
         rows = np.arange(n, dtype=np.int64)
         ray.get(srv.init.remote(0, np.zeros((n, 1), np.float32), 0, True))
         ray.get(srv.set_optimizer.remote(pickle.dumps(SGD(learning_rate=0.1, momentum=0.9))))
@@ -147,10 +147,12 @@ def measure_transport(block_bytes: int, repeat: int = 20) -> tuple[float, float,
         payload = np.ones(block_bytes // 4, np.float32)
         move = best(lambda: ray.get(ray.put(payload)))
         link = payload.nbytes / max(move, 1e-9)
-        change = {0: (rows, np.full((n, 1), 1e-3, np.float32), (np.zeros((n, 1), np.float32),), None)}
-        push = best(lambda: ray.get(srv.push_block.remote(0, (0, 0), ray.put(change), 1)))
-        pull = best(lambda: ray.get(srv.pull_block.remote({0: rows}, False, 0, 0)))
-        moved = 2 * (rows.nbytes + 8 * n)
+        change = {0: (None, np.full((n, 1), 1e-3, np.float32), (np.zeros((n, 1), np.float32),), None)}
+        pull = best(lambda: ray.get(srv.pull_block.remote({0: rows}, False, 0, 0, 0)))
+        # a push carries the values of the rows its block read (no row ids): each after a read of the block
+        push = best(lambda: (ray.get(srv.pull_block.remote({0: rows}, False, 0, 0, 0)),
+                             ray.get(srv.push_block.remote(0, (0, 0), ray.put(change), 1)))) - pull
+        moved = rows.nbytes + 2 * 8 * n  # the rows asked for, their values and states both ways
         server_cost = max(0.0, push + pull - 2 * rtt - moved / link) / moved
     finally:
         ray.kill(srv)

@@ -368,13 +368,17 @@ class DistKVStore(KVStore):
                 write_rows(t, r, got[k])
 
     # -- blocks (bulk pull / push; see server.push_block) ------------------------------------------
+    def _cuts(self, key, rows):
+        """``[(server, a, b)]``: the part ``rows[a:b]`` of sorted global ``rows`` on each server (that has some)."""
+        cuts = np.searchsorted(rows, self._layout[key][2])
+        return [(s, int(cuts[s]), int(cuts[s + 1])) for s in range(len(self._servers)) if cuts[s + 1] > cuts[s]]
+
     def _split(self, key, rows):
-        """``[(server, local rows, a, b)]``: the part ``rows[a:b]`` of sorted global ``rows`` on each server, the
-        local rows as int32 where the shard allows (half the bytes of a block's row ids on the wire)."""
+        """``[(server, local rows, a, b)]``: :meth:`_cuts` with each part's rows local to its server's shard, as
+        int32 where the shard allows (half the bytes of a block's row ids on the wire)."""
         bounds = self._layout[key][2]
-        cuts = np.searchsorted(rows, bounds)
-        return [(s, (rows[cuts[s]:cuts[s + 1]] - bounds[s]).astype(_wire_rows(bounds[s + 1] - bounds[s]), copy=False),
-                 int(cuts[s]), int(cuts[s + 1])) for s in range(len(self._servers)) if cuts[s + 1] > cuts[s]]
+        return [(s, (rows[a:b] - bounds[s]).astype(_wire_rows(bounds[s + 1] - bounds[s]), copy=False), a, b)
+                for s, a, b in self._cuts(key, rows)]
 
     def _block_requests(self, rows: dict) -> list[dict]:
         """Per server ``{key: local rows | None}`` for ``rows`` (``{key: sorted global rows | None}``)."""
@@ -395,43 +399,51 @@ class DistKVStore(KVStore):
                 per[0][k] = r[:0]
         return per
 
-    def pull_block(self, rows: dict) -> "PendingBlock":
+    def pull_block(self, rows: dict, block: int) -> "PendingBlock":
         """Ask every server for the values and optimizer states of ``rows`` (``{key: sorted unique global
-        rows | None for all}``) and the optimizer's progress, without waiting: one call per server."""
+        rows | None for all}``), those of block ``block`` of the epoch, and the optimizer's progress, without
+        waiting: one call per server."""
         per = self._block_requests(rows)
-        return PendingBlock([srv.pull_block.remote(p, s == 0, self._rank, self._epoch) for s, (srv, p) in
-                             enumerate(zip(self._servers, per))], rows)
+        return PendingBlock([srv.pull_block.remote(p, s == 0, self._rank, self._epoch, int(block)) for s, (srv, p)
+                             in enumerate(zip(self._servers, per))], rows)
 
     def push_block(self, block: int, changes: dict, steps: int, rows: dict | None = None,
-                   staleness: int | None = None, dtype=None) -> "PendingBlock":
+                   staleness: int | None = None, dtype=None, rows_block: int | None = None) -> "PendingBlock":
         """Push a block's ``changes`` (``{key: (sorted global rows | None, change of the values, (change
         of each optimizer state, ...), saturated rows)}``, :meth:`.blocks.LocalRows.changes`, from ``steps``
-        batches) to every server, one call and one object-store buffer per server; ``rows``: the next
-        block's rows, returned after the round (``dist_sync``); ``staleness``: ``train.max_staleness``
-        (``dist_async``: the result arrives when this worker may start its next block). ``dtype``: the
-        values' type on the wire (float16)."""
+        batches) to every server, one call and one object-store buffer per server: the values only, in the
+        order of the rows each server read for the block (:meth:`pull_block` or an earlier push's ``rows``),
+        which are the block's rows; ``rows``: block ``rows_block``'s rows, returned after the round
+        (``dist_sync``) or once the push is applied; ``staleness``: ``train.max_staleness`` (``dist_async``: the
+        result arrives when this worker may start its next block). ``dtype``: the values' type on the wire
+        (float16)."""
         per = [dict() for _ in self._servers]
         for k, (r, dv, ds, sat) in changes.items():
             if dtype is not None:
                 dv, ds = dv.astype(dtype), tuple(d.astype(dtype) for d in ds)
+            sparse, shape, _ = self._layout[k]
+            if r is None and sparse:  # a row_sparse value pulled whole (_block_requests): all its rows, sharded
+                r = np.arange(shape[0])
+                if sat is not None and sat[0] is None:
+                    sat = (np.arange(shape[0], dtype=np.int32),) + tuple(sat[1:])
             if r is None:
                 per[0][k] = (None, dv, ds, sat)
                 self.bytes_pushed += _nbytes(dv, *ds, *(sat or ()))
                 continue
-            for s, local, a, b in self._split(k, r):
+            for s, a, b in self._cuts(k, r):
                 mine = None
                 if sat is not None:  # the saturated rows in this server's range, positions into its rows
                     pos, x, start = sat
                     lo, hi = np.searchsorted(pos, (a, b))
                     mine = (pos[lo:hi] - a, x[lo:hi], start[lo:hi]) if hi > lo else None
-                per[s][k] = (local, dv[a:b], tuple(d[a:b] for d in ds), mine)
-                self.bytes_pushed += _nbytes(local, dv[a:b], *[d[a:b] for d in ds], *(mine or ()))
+                per[s][k] = (None, dv[a:b], tuple(d[a:b] for d in ds), mine)
+                self.bytes_pushed += _nbytes(dv[a:b], *[d[a:b] for d in ds], *(mine or ()))
         asks = self._block_requests(rows) if rows is not None else [None] * len(self._servers)
         if rows is not None:
             asks = [a if (a or s == 0) else None for s, a in enumerate(asks)]
         tag = (self._epoch, int(block))
         # one buffer per server, inline or through the object store as Ray's max_direct_call_object_size says
-        refs = [srv.push_block.remote(self._rank, tag, p, int(steps), a, staleness if s == 0 else None)
+        refs = [srv.push_block.remote(self._rank, tag, p, int(steps), a, staleness if s == 0 else None, rows_block)
                 for s, (srv, p, a) in enumerate(zip(self._servers, per, asks))]
         return PendingBlock(refs, rows)
 

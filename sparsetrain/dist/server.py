@@ -158,6 +158,7 @@ class ParamServer(ReusableActor):
         self._finished: dict = {}  # epoch -> set of ranks done with it
         self.updates = 0
         self._applied: dict = {}  # (epoch, rank) -> blocks of that worker applied
+        self._sent: dict = {}  # (epoch, rank, block) -> {key: local rows} read for that block: its push's rows
         self._tick = None  # an asyncio.Condition, made on the actor's event loop
 
     def ping(self) -> int:
@@ -263,16 +264,18 @@ class ParamServer(ReusableActor):
     def _state_buffers(self, key) -> tuple:
         return () if self.updater is None else self.updater.state_buffers(key, self.weights[key])
 
-    def pull_block(self, request: dict, progress: bool = False, rank: int = 0, epoch: int = 0):
+    def pull_block(self, request: dict, progress: bool = False, rank: int = 0, epoch: int = 0, block: int = 0):
         """``{key: local rows or None (all)}`` -> ``({key: (values, (state values, ...))}, progress, n)``:
         the weights and optimizer states of those rows, (when asked) the optimizer's update counts and
         scheduler position (:func:`~sparsetrain.optimizer_states.optimizer_progress`), and how many blocks
-        of worker ``rank`` in ``epoch`` the values include."""
-        return self._read(request, progress, rank, epoch)
+        of worker ``rank`` in ``epoch`` the values include. The rows are kept as those of block ``block``'s
+        push (which then carries no row ids)."""
+        return self._read(request, progress, rank, epoch, block)
 
-    def _read(self, request: dict, progress: bool, rank: int, epoch: int):
+    def _read(self, request: dict, progress: bool, rank: int, epoch: int, block: int):
         from ..optimizer_states import optimizer_progress
 
+        self._sent[(epoch, rank, block)] = {key: rows for key, rows in request.items() if rows is not None}
         out = {}
         for key, rows in request.items():
             w = self.weights[key]._data
@@ -311,12 +314,18 @@ class ParamServer(ReusableActor):
             self.updater.optimizer.advance_update_counts(list(self.weights), sum(p.steps for p in pushes))
         self.updates += 1
 
-    def _received(self, deltas: dict) -> dict:
-        """Pushed changes in the weights' dtype (a ``train.push_dtype: float16`` push arrives as float16)."""
+    def _received(self, deltas: dict, sent: dict, tag: tuple) -> dict:
+        """Pushed changes in the weights' dtype (a ``train.push_dtype: float16`` push arrives as float16), with
+        the rows of each row-sparse key: ``sent``, those this server read for the block (:meth:`pull_block`)."""
         out = {}
-        for key, (rows, delta, states, saturated) in deltas.items():
+        for key, (_, delta, states, saturated) in deltas.items():
             dtype = self.weights[key]._data.dtype
-            rows = None if rows is None else np.asarray(rows)  # int32 or int64 (kvstore._wire_rows)
+            rows = None
+            if self.sparse[key]:
+                rows = sent.get(key)
+                if rows is None:
+                    raise ValueError(f"server {self.index}: block {tag} pushes key {key!r} without having read its "
+                                     "rows (pull_block of that block first)")
             if saturated is not None:
                 pos, s, start = saturated
                 saturated = (pos, np.asarray(s, dtype=dtype), np.asarray(start, dtype=dtype))
@@ -325,18 +334,21 @@ class ParamServer(ReusableActor):
         return out
 
     async def push_block(self, rank: int, tag: tuple, deltas: dict, steps: int, request: dict | None = None,
-                         staleness: int | None = None):
-        """Worker ``rank``'s block ``tag = (epoch, block)``: ``deltas`` ``{key: (local rows | None, change
-        of the values, (change of each optimizer state, ...))}`` over ``steps`` batches.
+                         staleness: int | None = None, request_block: int | None = None):
+        """Worker ``rank``'s block ``tag = (epoch, block)``: ``deltas`` ``{key: (None, change of the values,
+        (change of each optimizer state, ...), saturated rows)}`` over ``steps`` batches, of the rows this server
+        read for the block (in that order: the push carries no row ids).
 
         ``dist_sync``: returns when every worker still in the epoch has pushed its block of the round
         and their mean change is applied, with :meth:`pull_block` of ``request`` (the next block's rows,
         read after the round). ``dist_async``: applied at once; with ``staleness`` (server 0) returns
         when worker ``rank`` may start its next block: when no worker still in the epoch has pushed
-        fewer than ``tag[1] + 1 - staleness`` blocks; with ``request``, :meth:`pull_block` of it read then
-        (a later block's rows: the worker makes one call per server and block)."""
-        push = _BlockPush(self._received(deltas), int(steps))  # dist_async: states as values (see _apply_blocks)
+        fewer than ``tag[1] + 1 - staleness`` blocks; with ``request``, :meth:`pull_block` of it for block
+        ``request_block``, read then (a later block's rows: the worker makes one call per server and block)."""
         epoch = tag[0]
+        sent = self._sent.pop((epoch, rank, tag[1]), {})
+        # dist_async: states as values (see _apply_blocks)
+        push = _BlockPush(self._received(deltas, sent, tag), int(steps))
         if self.mode == "dist_async":
             self._apply_blocks([push])
         else:
@@ -346,11 +358,12 @@ class ParamServer(ReusableActor):
             await event.wait()
         if self._applied and min(e for e, _ in self._applied) < epoch:
             self._applied = {k: v for k, v in self._applied.items() if k[0] >= epoch}
+            self._sent = {k: v for k, v in self._sent.items() if k[0] >= epoch}  # (a failed epoch's)
         self._applied[(epoch, rank)] = tag[1] + 1
         await self._notify()
         if staleness is not None:
             await self._notify(lambda: self._may_start(rank, epoch, tag[1] + 1, staleness))
-        return self._read(request, True, rank, epoch) if request is not None else None
+        return self._read(request, True, rank, epoch, request_block) if request is not None else None
 
     def _may_start(self, rank: int, epoch: int, done: int, staleness: int) -> bool:
         """Whether worker ``rank``, with ``done`` blocks applied, may start its next block: no worker

@@ -173,9 +173,9 @@ class Worker(ReusableActor):
         # block k trains, and push k's answer, awaited before push k + 1, brings block k + 2's)
         lead = 1 if not sync and self.staleness else 0
         upcoming, answers = deque(), deque()
-        for item in itertools.islice(stream, lead + 1):
+        for b, item in enumerate(itertools.islice(stream, lead + 1)):
             upcoming.append(item)
-            answers.append(kv.pull_block(item[1].rows))
+            answers.append(kv.pull_block(item[1].rows, b))
         pushed, previous = None, {}
         k = 0
         while upcoming:
@@ -186,7 +186,7 @@ class Worker(ReusableActor):
                 # a server read the rows before it applied an earlier push than the last one (Ray runs an async
                 # actor's calls in no set order), which the last push's changes cannot make up for: read them
                 # again, now that the server has answered that push (so the new read follows it)
-                got, progress, included = kv.receive(kv.pull_block(need.rows))
+                got, progress, included = kv.receive(kv.pull_block(need.rows, k))
             waited += time.perf_counter() - t0
             if previous:  # dist_async: a server that answered before it applied this worker's last block
                 stale = np.array([n is not None and n < k for n in included])
@@ -202,14 +202,15 @@ class Worker(ReusableActor):
             changes = self.table.changes(state_values=not sync)
             ask = upcoming[lead][1].rows if len(upcoming) > lead else None
             if sync:
-                pushed = kv.push_block(k, changes, steps, rows=ask, dtype=self.push_dtype)
+                pushed = kv.push_block(k, changes, steps, rows=ask, dtype=self.push_dtype, rows_block=k + lead + 1)
             else:
                 t0 = time.perf_counter()
                 if pushed is not None:
                     kv.receive(pushed)  # (its answer, kept, is a later block's rows)
                 waited += time.perf_counter() - t0
                 staleness = None if self.staleness is None else self.staleness - lead
-                pushed = kv.push_block(k, changes, steps, rows=ask, staleness=staleness, dtype=self.push_dtype)
+                pushed = kv.push_block(k, changes, steps, rows=ask, staleness=staleness, dtype=self.push_dtype,
+                                       rows_block=k + lead + 1)
                 previous = changes
             if ask is not None:
                 answers.append(pushed)
