@@ -348,7 +348,8 @@ class TrainConfig(_Strict):
                              "distributed workers run one thread.")
     sync_every: SyncEvery = Field("auto", description="Distributed workers: batches trained locally per "
                                   "block between two exchanges with the parameter servers (pull the block's "
-                                  "rows, push their change); `auto` = about 65536 rows per block.")
+                                  "rows, push their change); `auto` = about 65536 rows per block, and 8 blocks "
+                                  "per epoch for a worker's part of up to 65536 rows (fewer, larger ones above).")
     max_staleness: int = Field(4, ge=0, description="`dist_async`: how many blocks a worker may run ahead of "
                                "the slowest worker (0: none, the workers go block by block together).")
     push_dtype: Literal["float32", "float16"] = Field("float32", description="Distributed workers: the type "
