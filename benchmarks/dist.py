@@ -471,7 +471,7 @@ def render_section(results: list[dict], meta: dict) -> str:
         "streaming parse included; for `local compiled`, the fused epoch over rows parsed before "
         "training — the parse is in *wall s*). *vs local*: samples/s / `local compiled`'s.",
         "- *ms/step*: seconds / steps per worker. *bytes/step*: `bytes_per_step` of the record "
-        "(pushed + pulled by all workers per step: row ids, changed rows and optimizer states, pulled rows, the "
+        "(pushed + pulled by all workers per step: the row ids asked for, changed rows and optimizer states, pulled rows, the "
         "bias); *MB/epoch*: the record's `bytes`, all the traffic of the epoch.",
         "- *1st epoch s*: the first epoch, which in a fresh process also loads numba's cached "
         "kernels. *wall s*: the whole `train` / `train_distributed` call (actors, parse, "
