@@ -111,7 +111,8 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     loaded/compiled by a throw-away call on separate parameters before the timed epoch. Every row
     is used (the last batch is short: it keeps ``rescale_grad = 1/batch`` as MXNet's pad would).
     ``threads``: as ``train.threads`` — ``"auto"`` (the product's default: one thread per core,
-    Hogwild, :mod:`sparsetrain.engines.compiled.threads`) or a number (1: the one-thread kernel).
+    Hogwild, :mod:`sparsetrain.engines.compiled.threads`; one thread on fewer rows than its
+    ``AUTO_MIN_ROWS``) or a number (1: the one-thread kernel).
     """
     import numpy as np
 
@@ -119,9 +120,9 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     from sparsetrain.engines.compiled.runner import CHUNK_ROWS, EpochResult
     from sparsetrain.engines.compiled.threads import ThreadTeam, resolve_threads
 
-    n_threads = resolve_threads(threads)
-    team = ThreadTeam(n_threads) if n_threads > 1 else None
     data, indices, indptr, y, (n, d) = _data.load_arrays(path)
+    n_threads = resolve_threads(threads, rows=n)  # as fit: auto is one thread on a small file
+    team = ThreadTeam(n_threads) if n_threads > 1 else None
     t0 = time.perf_counter()
     X = (data, indices.astype(np.int64), indptr.astype(np.int64))
     yv = y.astype(np.float32)

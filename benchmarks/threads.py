@@ -4,6 +4,7 @@
                                  [--batch-sizes 256 1] [--epochs 4] [--model linear|fm]
                                  [--optimizer adagrad] [--lr 0.05] [--threads 2] [--drop-head K]
     python -m benchmarks.threads --independent --batch-sizes 1
+    python -m benchmarks.threads --sweep-rows 1000 4000 16000 64000 --batch-sizes 1 32 256
 
 Generates (once, with ``sparsetrain gen-data --task binary --columns zipf --target random``) a
 ``rows`` × ``features`` LibSVM file under ``benchmarks/_work/``, loads it, and trains a logistic
@@ -17,6 +18,11 @@ per-epoch pairs) and the loss difference — with ``uptime``'s load before and a
 seconds other processes used during each variant's epochs (on 2 cores, a busy process elsewhere
 takes a core from 2 threads, from none of 1: what makes the speed-ups vary between runs). Not a test:
 nothing here asserts on time.
+
+``--sweep-rows N ...``: where Hogwild starts to pay (``train.threads: auto``'s row threshold,
+``threads.AUTO_MIN_ROWS``): one thread against N Hogwild threads on the first ``N`` rows of the
+file, per batch size, epochs interleaved (enough of them for about 2M rows per variant, at least
+``--epochs``); prints the best epoch of each, their ratio and the time two threads save per epoch.
 
 ``--drop-head K`` is a diagnostic: the same data without its ``K`` most frequent columns. With
 zipf columns every sample updates the first rows of the weight table (and the bias), so at batch 1
@@ -172,6 +178,31 @@ def independent(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(1,), epoc
               f"x{threads * a / p:.2f} throughput; Hogwild on one model {h:.3f} s: x{a / h:.2f}   {load_average()}")
 
 
+def sweep(sizes, rows=500_000, features=1_000_000, nnz=23, batch_sizes=(1, 32, 256), epochs=4, model="linear",
+          optimizer="adagrad", lr=0.05, threads=2) -> list:
+    """One thread against ``threads`` Hogwild threads on the first ``n`` rows of the file, for each
+    ``n`` of ``sizes`` and each batch size: ``[(n, batch, one's best s/epoch, Hogwild's, epochs)]``."""
+    x, y = load(data_file(rows, features, nnz), features)
+    out = []
+    for bs in batch_sizes:
+        for n in sizes:
+            xs, ys = x[:n], y[:n]
+            pair = [Variant(xs, ys, model, features, bs, t, False, optimizer, lr) for t in (1, threads)]
+            for v in pair:  # kernels loaded, untimed
+                v.epoch()
+            times = [[], []]
+            count = max(epochs, min(400, 2_000_000 // n))
+            for _ in range(count):
+                for i, v in enumerate(pair):  # interleaved
+                    times[i].append(v.epoch()[0])
+            one, hog = min(times[0]), min(times[1])
+            out.append((n, bs, one, hog, count))
+            print(f"{n:>8} rows  batch {bs:>4}  one thread {1e3 * one:8.3f} ms/epoch  {threads} threads "
+                  f"{1e3 * hog:8.3f} ms  x{one / hog:.2f}  saves {1e3 * (one - hog):+.3f} ms/epoch  "
+                  f"(best of {count})  {load_average()}", flush=True)
+    return out
+
+
 def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4, model="linear",
         optimizer="adagrad", lr=0.05, threads=2, drop_head=0) -> dict:
     from sparsetrain.engines.compiled.threads import available_cores
@@ -228,7 +259,15 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the whole result as JSON too")
     p.add_argument("--independent", action="store_true",
                    help="diagnostic: one thread, N separate models at once, Hogwild on one model (see independent)")
+    p.add_argument("--sweep-rows", type=int, nargs="+", metavar="N",
+                   help="one thread against Hogwild on the first N rows, for each N (see sweep)")
     args = p.parse_args(argv)
+    if args.sweep_rows:
+        print(f"{args.rows} x {args.features}, {args.nnz} nnz/row, {args.model}, {args.optimizer}(lr={args.lr}); "
+              f"{load_average()} (before)")
+        sweep(args.sweep_rows, args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.model,
+              args.optimizer, args.lr, args.threads)
+        return
     if args.independent:
         independent(args.rows, args.features, args.nnz, tuple(args.batch_sizes), args.epochs, args.model,
                     args.optimizer, args.lr, args.threads)

@@ -309,16 +309,68 @@ def test_cli_fit_with_threads(tmp_path):
 
 
 def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
-    from sparsetrain.engines.compiled.threads import available_cores, resolve_threads
+    from sparsetrain.engines.compiled import threads as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
-    assert resolve_threads("auto") == available_cores() >= 1
-    assert resolve_threads(3) == 3
+    assert th.resolve_threads("auto") == th.available_cores() >= 1  # rows not known: the cores
+    assert th.resolve_threads(3) == 3
     monkeypatch.setenv("SPARSETRAIN_THREADS", "2")
-    assert resolve_threads("auto") == 2
+    assert th.choose_threads("auto", rows=10) == (2, "auto: $SPARSETRAIN_THREADS")
     monkeypatch.setenv("SPARSETRAIN_THREADS", "0")
     with pytest.raises(ConfigError, match="SPARSETRAIN_THREADS"):
-        resolve_threads("auto")
+        th.resolve_threads("auto")
+
+
+def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
+    from sparsetrain.config.schema import TrainConfig
+    from sparsetrain.engines.compiled import threads as th
+
+    monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
+    monkeypatch.setattr(th, "available_cores", lambda: 4)
+    monkeypatch.setattr(th, "AUTO_MIN_ROWS", 1000)
+    assert th.choose_threads("auto", rows=999) == (1, "auto: 999 rows < 1,000")
+    assert th.choose_threads("auto", rows=999, estimated=True) == (1, "auto: about 999 rows < 1,000")
+    assert th.choose_threads("auto", rows=1000) == (4, "auto: 4 cores, 1,000 rows >= 1,000")
+    assert th.choose_threads("auto") == (4, "auto: 4 cores; the rows are not known upfront")
+    assert th.choose_threads(2, rows=10) == (2, "")  # a number is taken as it is
+    assert describe_threads(1, False, "compiled", why="auto: 999 rows < 1,000") == "1 (auto: 999 rows < 1,000)"
+    assert describe_threads(4, False, "compiled", why="auto: 4 cores, 1,000 rows >= 1,000") == (
+        "4 (auto: 4 cores, 1,000 rows >= 1,000), Hogwild (lock-free)")
+    monkeypatch.undo()  # the schema's text (the README's config reference) says the real threshold
+    assert f"fewer than {th.AUTO_MIN_ROWS:,} rows" in TrainConfig.model_fields["threads"].description
+
+
+def _fit(tmp_path, name, *sets):
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    out = tmp_path / name
+    sets = ("train.epochs=2", "train.target={}") + sets
+    result = CliRunner().invoke(main, ["fit", "configs/linreg.yaml", "--output", str(out),
+                                       *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    header = [line for line in result.output.splitlines() if line.startswith("threads ")]
+    return header, (out / "checkpoints" / "model-0002.params").read_bytes()
+
+
+def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch):
+    """README command 1's data (1,000 rows) with the default threads: one thread whatever the cores,
+    the same parameters run after run, the header says why, for data in memory, on disk or streamed;
+    a number of threads is honoured, and auto on enough rows is the cores."""
+    from sparsetrain.engines.compiled import threads as th
+
+    monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
+    monkeypatch.setattr(th, "available_cores", lambda: 2)
+    assert th.AUTO_MIN_ROWS > 1000
+    least = f"{th.AUTO_MIN_ROWS:,}"
+    first = _fit(tmp_path, "a")
+    assert first == ([f"threads 1 (auto: 1,000 rows < {least})"], _fit(tmp_path, "b")[1])
+    assert _fit(tmp_path, "disk", "data.cache=disk")[0] == [f"threads 1 (auto: 1,000 rows < {least})"]
+    assert _fit(tmp_path, "stream", "data.cache=stream")[0] == [f"threads 1 (auto: about 1,000 rows < {least})"]
+    assert _fit(tmp_path, "two", "train.threads=2")[0] == ["threads 2, Hogwild (lock-free)"]
+    monkeypatch.setattr(th, "AUTO_MIN_ROWS", 1000)
+    assert _fit(tmp_path, "cores")[0] == ["threads 2 (auto: 2 cores, 1,000 rows >= 1,000), Hogwild (lock-free)"]
 
 
 def test_kernels_release_the_gil():

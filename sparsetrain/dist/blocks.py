@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from ..io.base import DataBatch
+from ..io.chunks import estimate_rows
 from ..ndarray import INDEX_DTYPE, CSRNDArray, NDArray
 from ..optimizer_buffers import weight_buffer
 
@@ -71,25 +72,6 @@ def auto_batches(part_rows: float | None, batch_size: int) -> int:
     batches = max(1, min(batches, int(rows) // bs))
     part_batches = -(-int(part_rows) // bs)
     return -(-part_batches // -(-part_batches // batches))
-
-
-def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
-    """About how many lines ``path`` has (its size over the mean length of its first lines);
-    None for a compressed or unreadable file."""
-    import os
-
-    if path.endswith((".gz", ".bz2")):
-        return None
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(sample)
-    except OSError:
-        return None
-    lines = head.count(b"\n")
-    if size <= len(head):
-        return lines + (1 if head and not head.endswith(b"\n") else 0)
-    return int(size * max(lines, 1) / max(len(head), 1))
 
 
 class Segment:

@@ -36,7 +36,7 @@ from ..base import DataFormatError
 from . import _libsvm_kernels as K
 from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, display_name
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "STREAM_CHUNK_SIZE", "ChunkSource", "open_data"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "STREAM_CHUNK_SIZE", "ChunkSource", "open_data", "estimate_rows"]
 
 #: Bytes per chunk of a streaming iterator: small enough that the chunks in flight (parsed ahead,
 #: and the pieces built from them) stay a small, fixed share of memory whatever the file size
@@ -50,6 +50,23 @@ _BZ2_MAGIC = b"BZh"
 # archives and compressions not read: named, instead of "label '\xfd7zXZ...' is not a number"
 _UNREAD_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip",
                  b"7z\xbc\xaf\x27\x1c": "7z", b"\x04\x22\x4d\x18": "lz4"}
+
+
+def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
+    """About how many lines ``path`` has (its size over the mean length of its first lines);
+    None for a compressed (by its first bytes, as :func:`open_data` tells) or unreadable file."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(sample)
+    except OSError:
+        return None
+    if head.startswith((_GZIP_MAGIC, _BZ2_MAGIC)):
+        return None
+    lines = head.count(b"\n")
+    if size <= len(head):
+        return lines + (1 if head and not head.endswith(b"\n") else 0)
+    return int(size * max(lines, 1) / max(len(head), 1))
 
 
 def _refuse_unread(path, head: bytes) -> None:

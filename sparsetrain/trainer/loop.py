@@ -172,12 +172,15 @@ def check_init_from(resume: bool, init_from: str | None, init_states: bool) -> N
                           "give one of them")
 
 
-def run_info(cfg: Config, run: RunDir, engine: str, reason: str) -> dict:
-    """What ``Reporter.run_start`` receives."""
-    from ..engines.compiled.threads import describe_threads, resolve_threads
+def run_info(cfg: Config, run: RunDir, engine: str, reason: str, threads: tuple[int, str] | None = None) -> dict:
+    """What ``Reporter.run_start`` receives; ``threads``: the threads that train and why
+    (:attr:`LocalEpochs.threads_chosen`), else ``train.threads`` without a row count (a distributed
+    run: one thread per worker)."""
+    from ..engines.compiled.threads import choose_threads, describe_threads
 
-    threads = describe_threads(resolve_threads(cfg.train.threads), cfg.train.deterministic, engine,
-                               distributed=cfg.train.kvstore != "local")
+    count, why = threads or choose_threads(cfg.train.threads)
+    threads = describe_threads(count, cfg.train.deterministic, engine, distributed=cfg.train.kvstore != "local",
+                               why=why)
     return {"output_dir": run.path, "engine": engine, "engine_reason": reason, "threads": threads,
             "resumed_from": run.start_epoch if run.state is not None else None, "epochs": cfg.train.epochs,
             "config": cfg.source, "metrics": cfg.metrics, "output_note": run.note}
@@ -187,6 +190,21 @@ def _bytes_and_samples(reporter: Reporter, train_iter, samples: int) -> None:
     """``batch_end`` of a streamed epoch whose rows are not known yet, after its bytes so far."""
     reporter.epoch_bytes(*train_iter.byte_progress())
     reporter.batch_end(samples)
+
+
+def streamed_rows(cfg: Config) -> int | None:
+    """About how many rows a streamed epoch of the training files has (each file's size over the
+    length of its first lines, :func:`~sparsetrain.io.chunks.estimate_rows`); None when one is stdin
+    or compressed."""
+    from ..io.chunks import estimate_rows
+
+    total = 0
+    for path in cfg.train_files():
+        rows = None if path == "-" else estimate_rows(path)
+        if rows is None:
+            return None
+        total += rows
+    return total
 
 
 class LocalEpochs:
@@ -202,9 +220,11 @@ class LocalEpochs:
         self.metric = make_metric(cfg.metrics)
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
-        from ..engines.compiled.threads import resolve_threads
+        from ..engines.compiled.threads import choose_threads
 
-        threads = resolve_threads(cfg.train.threads)
+        rows, estimated = (epoch_rows, False) if epoch_rows is not None else (streamed_rows(cfg), True)
+        self.threads_chosen = choose_threads(cfg.train.threads, rows, estimated)  # (threads, why): the header's
+        threads = self.threads_chosen[0]
         self.threads = {"threads": threads, "deterministic": cfg.train.deterministic} if threads > 1 else {}
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
@@ -326,7 +346,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             engine_name, reason = module.choose_engine(engine, train_iter, executor.metric,
                                                        executor.progressive is not None)
             run.begin(cfg.to_yaml(run.path))
-            reporter.run_start(run_info(cfg, run, engine_name, reason))
+            reporter.run_start(run_info(cfg, run, engine_name, reason, executor.threads_chosen))
             if warm is not None and engine_name == "compiled":
                 with compile_watch.counted():  # its kernels then load from numba's cache
                     warm.wait()

@@ -33,6 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+# train.threads: auto: an epoch of fewer rows trains on one thread, the same result run after run.
+# benchmarks/threads.py --sweep-rows (2 cores, logistic, AdaGrad, RESULTS.md session 32): on 1,000-8,000
+# rows two Hogwild threads took 0.78-1.07x one thread's time at batch 1 and saved at most 0.56 ms per
+# epoch at batch 32/256; from 16,000 rows they were 1.22-1.64x faster at every batch size (10,000: a
+# round number between the two)
+AUTO_MIN_ROWS = 10_000
 # deterministic: rows each thread trains on its private copy between two merges
 ROUND_ROWS = 8192
 # Hogwild: pieces of a block per thread, taken in turn (small enough to balance a busy machine's
@@ -51,7 +57,8 @@ HEAD_SHARE = 0.1
 # rows of a block whose entries are counted for HEAD_SHARE
 HEAD_SAMPLE_ROWS = 1024
 
-__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "describe_threads", "team_for", "head_rows"]
+__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "choose_threads", "describe_threads", "team_for",
+           "head_rows"]
 
 
 def available_cores() -> int:
@@ -62,31 +69,51 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_threads(threads) -> int:
-    """``train.threads`` as a number: ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else
-    :func:`available_cores`."""
+def resolve_threads(threads, rows: int | None = None, estimated: bool = False) -> int:
+    """``train.threads`` as a number (:func:`choose_threads`)."""
+    return choose_threads(threads, rows, estimated)[0]
+
+
+def choose_threads(threads, rows: int | None = None, estimated: bool = False) -> tuple[int, str]:
+    """``(threads, why)``: ``train.threads`` as a number, and for ``auto`` why (the run header's words).
+
+    ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else one thread when the epoch has fewer than
+    :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's size over its first
+    lines' length), else :func:`available_cores` (``rows`` None: not known upfront, stdin or a
+    compressed stream). A number is taken as it is."""
     if threads != "auto":
-        return int(threads)
+        return int(threads), ""
     env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             from ...base import ConfigError
 
             raise ConfigError(f"SPARSETRAIN_THREADS must be a whole number of threads >= 1, got {env!r}")
-        return int(env)
-    return available_cores()
+        return int(env), "auto: $SPARSETRAIN_THREADS"
+    cores = available_cores()
+    if rows is None:
+        return cores, f"auto: {_cores(cores)}; the rows are not known upfront"
+    count = f"{'about ' if estimated else ''}{rows:,} rows"
+    if cores > 1 and rows < AUTO_MIN_ROWS:
+        return 1, f"auto: {count} < {AUTO_MIN_ROWS:,}"
+    return cores, f"auto: {_cores(cores)}, {count}" + (f" >= {AUTO_MIN_ROWS:,}" if cores > 1 else "")
 
 
-def describe_threads(threads: int, deterministic: bool, engine: str, distributed: bool = False) -> str:
-    """The run header's threads line: what really runs."""
+def _cores(n: int) -> str:
+    return f"{n} core{'s' if n != 1 else ''}"
+
+
+def describe_threads(threads: int, deterministic: bool, engine: str, distributed: bool = False, why: str = "") -> str:
+    """The run header's threads line: what really runs (``why``: :func:`choose_threads`'s reason)."""
     if distributed:
         return "1 per worker (train.threads applies to training in one process)" if threads > 1 else "1 per worker"
     if threads > 1 and engine != "compiled":
         return f"1 (the {engine} engine runs one thread; train.threads: {threads} applies to the compiled engine)"
+    said = f"{threads} ({why})" if why else f"{threads}"
     if threads == 1:
-        return "1"
+        return said
     mode = "deterministic (private rows, merged in thread order)" if deterministic else "Hogwild (lock-free)"
-    return f"{threads}, {mode}"
+    return f"{said}, {mode}"
 
 
 def team_for(view, threads: int, deterministic: bool):
