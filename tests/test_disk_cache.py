@@ -465,23 +465,23 @@ def _binary_stdin(tmp_path, cache, labels):
     linreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
     cfg = load_config(linreg, ["data.train=-", "data.format=libsvm", "data.eval=null", f"data.num_features={FEATURES}",
                                "data.zero_based=false", "data.batch_size=4", f"data.cache={cache}",
-                               f"train.epochs={1 if cache == 'stream' else 2}", "model.loss.op=LogisticRegressionOutput",
+                               f"train.epochs={2 if cache == 'disk' else 1}", "model.loss.op=LogisticRegressionOutput",
                                "train.metrics=[log_loss]", "train.target={}",
                                f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"])
     with _stdin_pipe(text):
         return make_iter(cfg, ["-"], for_training=True)[0], cfg
 
 
-@pytest.mark.parametrize("cache", ["stream", "disk"])
+@pytest.mark.parametrize("cache", ["stream", "disk", "auto"])
 def test_stdin_binary_label_values_come_from_the_first_chunk(tmp_path, monkeypatch, cache):
-    # a binary model without data.label_values on stdin: streamed, it was a ConfigError; with a disk cache,
-    # the whole cache was written before epoch 1 trained
+    # a binary model without data.label_values on stdin: streamed, it was a ConfigError; with a disk cache
+    # (auto's choice, even for one epoch) the whole cache was written before epoch 1 trained
     from sparsetrain.io import chunks
 
     monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
     it, cfg = _binary_stdin(tmp_path, cache, [1, -1] * 30)
     assert cfg.data.label_values == [-1.0, 1.0]
-    assert type(it).__name__ == ("LibSVMIter" if cache == "stream" else "_StdinCacheEpochs")
+    assert type(it).__name__ == ("_StdinCacheEpochs" if cache == "disk" else "LibSVMIter")
     it.reset()
     assert np.concatenate([b.label[0].asnumpy() for b in it]).tolist() == [1.0, 0.0] * 30
     it, _ = _binary_stdin(tmp_path, cache, [1, -1] * 30 + [2])  # a third value later: its row
@@ -498,6 +498,7 @@ def test_stdin_binary_label_values_not_in_the_first_chunk(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"^data.label_values: <stdin> is streamed once and its first chunk "
                                           r"\(\d+ rows\) has the label value\(s\) 1: give the two"):
         _binary_stdin(tmp_path, "stream", labels)
-    it, cfg = _binary_stdin(tmp_path, "disk", labels)  # the disk cache is written whole first, as before
-    assert type(it).__name__ == "NDArrayIter" and cfg.data.label_values == [0.0, 1.0]
-    assert it.label[0][1].asnumpy().ravel().tolist() == [1.0] * 40 + [0.0] * 20
+    for cache in ("disk", "auto"):  # the disk cache is written whole first, as before
+        it, cfg = _binary_stdin(tmp_path, cache, labels)
+        assert type(it).__name__ == "NDArrayIter" and cfg.data.label_values == [0.0, 1.0]
+        assert it.label[0][1].asnumpy().ravel().tolist() == [1.0] * 40 + [0.0] * 20

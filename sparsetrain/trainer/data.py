@@ -30,14 +30,14 @@ def _estimated_csr_bytes(cfg: Config, paths: list[str]) -> float:
 
 def stdin_second_pass(cfg: Config) -> str | None:
     """Why a run over stdin needs its rows more than once (``None``: it does not): several epochs,
-    a shuffle of all rows, or a binary model's label values to find (:func:`_stdin_first_chunk` takes
-    them from the first chunk when it holds both; the disk cache is there for when it does not)."""
+    a shuffle of all rows, or a binary model's label values to find (:func:`make_iter` first looks for
+    them in the first chunk, :func:`_stdin_first_chunk`)."""
     if cfg.train.epochs != 1:
         return f"train.epochs: {cfg.train.epochs}"
     if cfg.data.shuffle and cfg.data.shuffle_window < 2:
         return "data.shuffle"
     if _binary_values_unknown(cfg):
-        return "a binary model's label values, if the first chunk does not hold both"
+        return "a binary model's label values"
     if _index_base_unknown(cfg, "-"):
         return "data.zero_based: auto"
     return None
@@ -57,7 +57,7 @@ def stdin_pass_first(cfg: Config) -> str | None:
     return None
 
 
-_VALUES_FIRST = ("a binary model's label values are found first: the first chunk does not hold two numbers "
+_VALUES_FIRST = ("a binary model's label values are found in it: the first chunk does not hold two numbers "
                  "(data.label_values gives them)")
 
 
@@ -593,19 +593,18 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     once = for_training and cfg.train.epochs == 1 and not cfg.data.shuffle
     mode = cache_mode(cfg, paths, once=once)
     stdin = for_training and paths == ["-"]
-    second = stdin_second_pass(cfg) if stdin else None  # (said as decided: before the first chunk is read)
-    first = stdin_pass_first(cfg) if stdin and mode == "disk" else None
     stdin_reader = None  # stdin's reader with its first chunk parsed, for a binary model's label values
-    if first == _VALUES_FIRST or stdin and mode == "stream" and _binary_values_unknown(cfg):
-        stdin_reader = _stdin_first_chunk(cfg, names, streamed=mode == "stream")
-        first = stdin_pass_first(cfg) if mode == "disk" else None
+    if stdin and _binary_values_unknown(cfg) and (mode == "stream" or stdin_pass_first(cfg) == _VALUES_FIRST):
+        stdin_reader = _stdin_first_chunk(cfg, names, streamed=cfg.data.cache == "stream")
+        mode = cache_mode(cfg, paths, once=once)  # auto: streamed once the first chunk has settled them
+    first = stdin_pass_first(cfg) if stdin and mode == "disk" else None
     if stdin and note is not None and mode == "disk":
         from ..io.disk_cache import cache_dir
 
         how = ("epoch 1 trains on the rows as they are written" if first is None else
                f"written whole before epoch 1 trains: {first}")
         note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for "
-             f"{second}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
+             f"{stdin_second_pass(cfg)}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
              f"data.cache: disk: stdin's cache under {cache_dir()} (removed when the run ends): {how}")
     elif stdin and note is not None and cfg.data.cache == "auto":
         note("data.cache: auto: stdin is streamed, read once (one epoch, no second pass; data.cache: disk keeps it)")
