@@ -126,8 +126,10 @@ def reading(path, what: str):
 
 
 def _count_column():
-    """The bar's ``done/total``: samples, or (a task with the field ``bytes``) bytes as ``1.2/3.4 MB``."""
+    """The bar's ``done/total``: samples, or (a task with the field ``bytes``) bytes as ``1.2/3.4 MB``; nothing
+    before the first of an unknown number (not ``0/?`` while a streamed epoch's byte total is on its way)."""
     from rich.progress import DownloadColumn, MofNCompleteColumn, ProgressColumn
+    from rich.text import Text
 
     class Count(ProgressColumn):
         def __init__(self):
@@ -135,6 +137,8 @@ def _count_column():
             self.rows, self.bytes = MofNCompleteColumn(), DownloadColumn()
 
         def render(self, task):
+            if task.total is None and not task.completed:
+                return Text("")
             return (self.bytes if task.fields.get("bytes") else self.rows).render(task)
 
     return Count()
@@ -231,9 +235,12 @@ class _FitReporter:
         self._bar(f"epoch {epoch}", total)
 
     def epoch_bytes(self, done, total):
+        first = self.bytes_done is None
         self.total, self.bytes_done = total, done
         if self.progress is not None:
             self.progress.update(self.task, total=total, bytes=True)
+            if first:  # said just after epoch_start drew the bar without a total: redraw it now
+                self.progress.refresh()
 
     def batch_end(self, samples):
         now = time.perf_counter()

@@ -317,6 +317,7 @@ def test_a_streamed_epoch_bar_counts_bytes_from_the_start_with_an_eta(monkeypatc
     reporter = display._FitReporter(quiet=False)
     try:
         reporter.epoch_start(0, None)
+        assert str(display._count_column().render(reporter.progress.tasks[0])) == ""  # not "0/?"
         reporter.epoch_bytes(0, 3_000_000)
         task = reporter.progress.tasks[0]
         assert task.total == 3_000_000 and "0.0/3.0 MB" in str(display._count_column().render(task))
