@@ -35,9 +35,9 @@ import numpy as np
 
 # train.threads: auto: an epoch of fewer rows trains on one thread, the same result run after run.
 # benchmarks/threads.py --sweep-rows (2 cores, logistic, AdaGrad, RESULTS.md session 32): on 1,000-8,000
-# rows two Hogwild threads took 0.78-1.07x one thread's time at batch 1 and saved at most 0.56 ms per
-# epoch at batch 32/256; from 16,000 rows they were 1.22-1.64x faster at every batch size (10,000: a
-# round number between the two)
+# rows two Hogwild threads were 0.78-1.07x as fast as one at batch 1 and saved at most 0.56 ms per
+# epoch at batch 32/256; from 16,000 rows they were 1.12-1.64x faster at every batch size; at batch 1
+# they start to pay between 10,000 and 12,000 rows (1.03x -> 1.11x)
 AUTO_MIN_ROWS = 10_000
 # deterministic: rows each thread trains on its private copy between two merges
 ROUND_ROWS = 8192
