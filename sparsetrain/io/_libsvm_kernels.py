@@ -262,7 +262,6 @@ def first_row_label_count(buf):
     return 0
 
 
-@njit(cache=True, nogil=True)
 def parse_chunk(
     buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data, indices,
     row_ends, labels, slow,
@@ -285,12 +284,30 @@ def parse_chunk(
     exceeds ``k`` the caller must parse again with a larger table.
 
     Returns ``info`` (see the I_* slots); on a malformed token it stops there with I_ERR set.
-    The final newline is a sentinel that ends every scanning loop, so they need no bounds
-    checks; ``E_NO_NEWLINE`` reports a buffer without it. The output arrays are allocated by
-    the caller so that nothing is allocated or reference-counted inside the loop.
+    A Python function: it allocates ``info`` and the fast path's scratch arrays, and the compiled loop
+    (:func:`_parse_lines`) fills the caller's arrays, so that nothing is allocated or reference-counted
+    inside the loop.
     """
-    n = len(buf)
     info = np.zeros(N_INFO, np.int64)
+    words = np.empty((2, LANES), np.uint64)  # the fast path's pairs waiting for conversion
+    lengths = np.empty((2, LANES), np.int64)
+    _parse_lines(buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data,
+                 indices, row_ends, labels, slow, info, words[0], words[1], lengths[0], lengths[1])
+    return info
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _parse_lines(
+    buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data, indices,
+    row_ends, labels, slow, info, words_i, words_v, len_i, len_v,
+):
+    """:func:`parse_chunk`'s loop over the lines, given ``info`` (zeroed) and the fast path's scratch
+    (``words_i``/``words_v``: uint64, ``len_i``/``len_v``: int64, LANES each). Compiled without numba's
+    reference counts (``_nrt=False``: it allocates nothing), as the CSV and VW kernels' loops: with them,
+    each row's call of the fast path cost an atomic add and subtract.
+    The final newline is a sentinel that ends every scanning loop, so they need no bounds
+    checks; ``E_NO_NEWLINE`` reports a buffer without it."""
+    n = len(buf)
     info[I_MIN] = INDEX_NONE_MIN
     info[I_MAX] = -1
     info[I_LAB_START] = -1
@@ -299,10 +316,10 @@ def parse_chunk(
     info[I_BOUND_END] = -1
     info[I_NLABELS] = n_labels
     if n == 0:
-        return info
+        return
     if buf[_U(n - 1)] != 10:
         info[I_ERR] = E_NO_NEWLINE
-        return info
+        return
     nl = n_labels
     lo = 1 if zero_based == ONE_BASED else 0
     hi = index_limit if index_limit >= 0 else _NO_LIMIT
@@ -321,10 +338,6 @@ def parse_chunk(
     line_start = 0
     sb = np.int64(-64)  # the fast path's separator cursor: a block's start and its bits not yet taken
     sm = np.uint64(0)
-    words_i = np.empty(LANES, np.uint64)  # the fast path's pairs waiting for conversion
-    words_v = np.empty(LANES, np.uint64)
-    len_i = np.empty(LANES, np.int64)
-    len_v = np.empty(LANES, np.int64)
     misses = 0  # rows the fast path left to the byte loop (it stops trying when they are many)
     while p < n:
         c = buf[_U(p)]
@@ -334,7 +347,7 @@ def parse_chunk(
         if c == 10:
             if p - line_start > max_line:
                 record_error(info, E_LINE_TOO_LONG, line_start, p, max_line, rows, nslow)
-                return info
+                return
             lines += 1
             p += 1
             line_start = p
@@ -395,7 +408,7 @@ def parse_chunk(
                         record_error(info, E_LABEL, lab_start, _token_end(buf, lab_start, n), 0, rows, nslow)
                     else:
                         record_error(info, E_VALUE, vs, _token_end(buf, vs, n), 0, rows, nslow)
-                    return info
+                    return
                 if st == NONFINITE or abs(v) >= value_limit:
                     if label:
                         code = E_LABEL_NONFINITE if st == NONFINITE else E_LABEL_RANGE
@@ -403,7 +416,7 @@ def parse_chunk(
                     else:
                         code = E_VALUE_NONFINITE if st == NONFINITE else E_VALUE_RANGE
                         record_error(info, code, vs, r, 0, rows, nslow)
-                    return info
+                    return
                 if st == SLOW:
                     if nslow < slow_cap:
                         if label:  # position -1: a surplus label, only checked for finiteness
@@ -425,7 +438,7 @@ def parse_chunk(
                     continue
                 if k != nl:
                     record_error(info, E_LABEL_COUNT, lab_start, p, k, rows, nslow)
-                    return info
+                    return
                 label = False
                 # an optional "qid:N" after the labels
                 c = buf[_U(p)]
@@ -436,7 +449,7 @@ def parse_chunk(
                     _, q, st = parse_int(buf, p + 4, n)
                     if st != 0 or _CLASS[buf[_U(q)]] == 0:
                         record_error(info, E_QID, p + 4, _token_end(buf, p, n), 0, rows, nslow)
-                        return info
+                        return
                     p = q
             else:
                 indices[_U(nnz)] = idx
@@ -490,7 +503,7 @@ def parse_chunk(
                         record_error(info, E_INDEX_OVERFLOW, tok, colon, 0, rows, nslow)
                     else:
                         record_error(info, E_INDEX_NOT_INT, tok, colon, 0, rows, nslow)
-                    return info
+                    return
             if idx <= prev or idx < lo or idx >= hi:
                 if idx < 0:
                     code = E_INDEX_NEGATIVE
@@ -501,7 +514,7 @@ def parse_chunk(
                 else:
                     code = E_INDEX_RANGE
                 record_error(info, code, tok, q, prev if code == E_INDEX_ORDER else index_limit, rows, nslow)
-                return info
+                return
             if idx == boundary_index and bound_start < 0:
                 bound_start = tok
                 bound_end = q
@@ -522,7 +535,7 @@ def parse_chunk(
     info[I_BOUND_START] = bound_start
     info[I_BOUND_END] = bound_end
     info[I_NSLOW] = nslow
-    return info
+    return
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import tempfile
 __all__ = ["Warmup", "start", "started", "warm_up"]
 
 # the kernel that parses each text format: when it is in numba's cache, the parser is warm
-_PARSERS = {"libsvm": ("sparsetrain.io._libsvm_kernels", "parse_chunk"),
+_PARSERS = {"libsvm": ("sparsetrain.io._libsvm_kernels", "_parse_lines"),
             "csv": ("sparsetrain.io._csv_kernels", "parse_csv_chunk"),
             "vw": ("sparsetrain.io._vw_kernels", "parse_vw_chunk")}
 _ROWS = 4  # batches of the synthetic epoch (of data.batch_size rows each)
