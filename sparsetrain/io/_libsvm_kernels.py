@@ -372,12 +372,14 @@ def _parse_lines(
         while True:
             vs = p
             r = p
-            neg = buf[_U(r)] == 45
-            if neg:
-                r += 1
-            ds = r
+            neg = False
             mant = 0
             d = np.uint64(buf[_U(r)]) - np.uint64(48)
+            if d > np.uint64(9) and buf[_U(r)] == 45:  # a sign, looked for only where no digit is
+                neg = True
+                r += 1
+                d = np.uint64(buf[_U(r)]) - np.uint64(48)
+            ds = r
             while d <= np.uint64(9):
                 mant = mant * 10 + np.int64(d)
                 r += 1
