@@ -340,6 +340,31 @@ def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
     assert f"fewer than {th.AUTO_MIN_ROWS:,} rows" in TrainConfig.model_fields["threads"].description
 
 
+def test_a_streamed_files_rows_for_auto(tmp_path):
+    """``auto`` on a streamed file decides from its rows estimated upfront: a plain file's from its size,
+    a compressed one's counted in its first chunk when it ends there, else not known (the cores)."""
+    import bz2
+    import gzip
+
+    from sparsetrain.config.load import load_config
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
+    from sparsetrain.trainer.loop import streamed_rows
+
+    text = open("data/linreg.libsvm", "rb").read()
+    (tmp_path / "a.libsvm.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "b.libsvm.bz2").write_bytes(bz2.compress(text))
+    (tmp_path / "big.libsvm.gz").write_bytes(gzip.compress(b"1 1:1\n" * (STREAM_CHUNK_SIZE // 6 + 1)))
+
+    def rows(*paths):
+        cfg = load_config("configs/linreg.yaml", overrides=[f"data.train={[str(tmp_path / p) for p in paths]}"])
+        return streamed_rows(cfg)
+
+    (tmp_path / "c.libsvm").write_bytes(text)
+    assert rows("c.libsvm") == rows("a.libsvm.gz") == rows("b.libsvm.bz2") == 1000
+    assert rows("c.libsvm", "a.libsvm.gz") == 2000
+    assert rows("big.libsvm.gz") is None and rows("c.libsvm", "big.libsvm.gz") is None
+
+
 def _fit(tmp_path, name, *sets):
     from click.testing import CliRunner
 

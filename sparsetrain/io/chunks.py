@@ -53,15 +53,21 @@ _UNREAD_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x0
 
 
 def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
-    """About how many lines ``path`` has (its size over the mean length of its first lines);
-    None for a compressed (by its first bytes, as :func:`open_data` tells) or unreadable file."""
+    """About how many lines ``path`` has: its size over the mean length of its first lines (``sample``
+    bytes). A compressed file (known by its first bytes, as :func:`open_data` does): the lines of its
+    first :data:`STREAM_CHUNK_SIZE` bytes decompressed when the content ends there, else None (its size
+    is not known without decompressing it all). None for an unreadable file."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(sample)
-    except OSError:
-        return None
-    if head.startswith((_GZIP_MAGIC, _BZ2_MAGIC)):
+        if head.startswith((_GZIP_MAGIC, _BZ2_MAGIC)):
+            with (gzip.open if head.startswith(_GZIP_MAGIC) else bz2.open)(path, "rb") as f:
+                head = f.read(STREAM_CHUNK_SIZE + 1)
+            if len(head) > STREAM_CHUNK_SIZE:
+                return None
+            size = len(head)
+    except (OSError, EOFError, zlib.error):
         return None
     lines = head.count(b"\n")
     if size <= len(head):

@@ -194,8 +194,8 @@ def _bytes_and_samples(reporter: Reporter, train_iter, samples: int) -> None:
 
 def streamed_rows(cfg: Config) -> int | None:
     """About how many rows a streamed epoch of the training files has (each file's size over the
-    length of its first lines, :func:`~sparsetrain.io.chunks.estimate_rows`); None when one is stdin
-    or compressed."""
+    length of its first lines; a compressed file's lines when its first chunk holds them all:
+    :func:`~sparsetrain.io.chunks.estimate_rows`); None when one is stdin or a larger compressed file."""
     from ..io.chunks import estimate_rows
 
     total = 0

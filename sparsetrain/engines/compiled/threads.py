@@ -78,9 +78,9 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False) ->
     """``(threads, why)``: ``train.threads`` as a number, and for ``auto`` why (the run header's words).
 
     ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else one thread when the epoch has fewer than
-    :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's size over its first
-    lines' length), else :func:`available_cores` (``rows`` None: not known upfront, stdin or a
-    compressed stream). A number is taken as it is."""
+    :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's, from its size and its first
+    lines), else :func:`available_cores` (``rows`` None: not known upfront, stdin or a compressed
+    stream longer than its first chunk). A number is taken as it is."""
     if threads != "auto":
         return int(threads), ""
     env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
