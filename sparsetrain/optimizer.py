@@ -394,10 +394,25 @@ create = Optimizer.create_optimizer
 
 
 def _apply(rule, w, s1, s2, rows, values, lr, wd, t, h):
+    # one rank per kernel: flat arrays for a dense update, (rows, row size) for a lazy one. The entry points
+    # take any rank, but numba compiles each rank apart (a 1-D bias, a 2-D table, a 3-D weight: three)
     if rows is None:
-        rule.update_dense(w, s1, s2, values, lr, wd, t, h)
+        rule.update_dense(_as_rows(w, None), _as_rows(s1, None), _as_rows(s2, None), _as_rows(values, None), lr,
+                          wd, t, h)
     else:
-        rule.update_rows(w, s1, s2, rows, values, lr, wd, t, h)
+        d = w.shape[0]
+        rule.update_rows(_as_rows(w, d), _as_rows(s1, d), _as_rows(s2, d), rows, _as_rows(values, len(rows)), lr,
+                         wd, t, h)
+
+
+def _as_rows(a: np.ndarray, nrows):
+    """A C-contiguous ``a`` viewed as ``nrows`` rows (None: flat); any other array as it is (a view only:
+    the kernels update in place, and refuse a strided array)."""
+    if not a.flags.c_contiguous:
+        return a
+    if nrows is None:
+        return a.reshape(a.size)
+    return a.reshape(nrows, a.size // nrows if nrows else 0)
 
 
 # -- SGD ---------------------------------------------------------------------------------------
