@@ -3,29 +3,30 @@
 On a cold cache most of the default run is numba compiling, one kernel at a time in the pytest
 process, while the second core of a 2-core machine (CI's) idles. conftest.py starts this script in a
 second process when a run collects the whole default suite. It compiles, into numba's on-disk cache
-and in the order the run reaches them, what the run would otherwise compile itself: the engine
-kernels of the shipped configs (generated plans among them; ``sparsetrain.trainer.warmup.warm_up``, as
-a first ``fit``'s warm-up child does) and the CSV and Vowpal Wabbit parsers in float32 and float64.
-The run then loads them from the cache. Nothing depends on it: a kernel the run reaches first it
-compiles itself, as without this script; the run ends it when it ends. ``SPARSETRAIN_TEST_PREWARM=0``
-turns it off.
+and in the order the run reaches them, what the run would otherwise compile itself: the CSV and Vowpal
+Wabbit parsers in float32 and float64, the engine kernels of the shipped configs (generated plans among
+them; ``sparsetrain.trainer.warmup.warm_up``, as a first ``fit``'s warm-up child does), and the generated
+plans of tests/test_plan.py and tests/test_threads.py, a plan per model structure and rule, by running
+those two files here (their results are ignored: the run runs them itself). The run then loads what it
+needs from the caches. Nothing depends on this: a kernel the run reaches first it compiles itself, as
+without this script; the run ends it when it ends. ``SPARSETRAIN_TEST_PREWARM=0`` turns it off.
 
-A step that fails is printed to stderr, its first line ``step: error``, which conftest shows at the end
-of the run: the run is only slower for it.
+Usage: ``_prewarm.py DIR`` (a scratch directory, which the caller removes). A step that fails is printed
+to stderr, its first line ``step: error``, which conftest shows at the end of the run: the run is only
+slower for it.
 """
 from __future__ import annotations
 
 import pathlib
-import shutil
 import sys
-import tempfile
 import traceback
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# the order the default run reaches them (tests/ in file order): test_checkpoint_files trains linreg at
-# batch 50 (softmax's SGD-with-momentum batch loop), test_cli every shipped config (criteo_like from CSV),
-# test_csv parses float64 CSV, test_disk_cache streams Vowpal Wabbit, test_sample_weight loads it in float64
+# the shipped configs in the order the default run trains them: test_checkpoint_files trains linreg at
+# batch 50 (softmax's SGD-with-momentum batch loop), test_cli every small config
 CONFIGS = ["linreg.yaml", "softmax.yaml", "criteo_like.yaml", "fm.yaml", "logreg.yaml", "wide.yaml"]
+# test files whose generated plans (a dozen, several seconds each) this process compiles by running them
+PLAN_TESTS = ["test_plan.py", "test_threads.py"]
 
 
 def warm_config(name: str) -> None:
@@ -53,28 +54,40 @@ def parse_vw(tmp: pathlib.Path, dtype: str) -> None:
     load_vw(path, 8, crosses=[["u", "i"]], dtype=dtype)
 
 
+def run_tests(tmp: pathlib.Path, files) -> None:
+    """Run the test ``files`` in this process, results ignored (the run runs them itself): the plans they
+    compile land in numba's cache and the plan cache."""
+    import os
+
+    import pytest
+
+    os.environ["SPARSETRAIN_CACHE_DIR"] = str(tmp / "data-cache")  # not the run's disk cache
+    os.environ["SPARSETRAIN_TEST_PREWARM"] = "0"
+    os.chdir(ROOT)  # as the run: some tests name files relative to the repository
+    pytest.main(["-q", "-p", "no:cacheprovider", f"--basetemp={tmp / 'pytest'}",
+                 *(str(ROOT / "tests" / f) for f in files)])
+
+
 def steps(tmp: pathlib.Path) -> list:
-    """``(name, call)`` in the order the default run needs them."""
-    out = [(f"config {n}", lambda n=n: warm_config(n)) for n in CONFIGS[:3]]
-    out.append(("csv float32", lambda: parse_csv(tmp, "float32")))
-    out += [(f"config {n}", lambda n=n: warm_config(n)) for n in CONFIGS[3:]]
-    out += [("csv float64", lambda: parse_csv(tmp, "float64")), ("vw float32", lambda: parse_vw(tmp, "float32")),
+    """``(name, call)`` in the order the default run needs them: test_cli (the CSV parser for criteo_like,
+    the configs), test_csv (float64 CSV), test_disk_cache (Vowpal Wabbit), test_plan, test_sample_weight
+    (float64 Vowpal Wabbit), test_threads."""
+    return [("csv float32", lambda: parse_csv(tmp, "float32")),
+            *((f"config {n}", lambda n=n: warm_config(n)) for n in CONFIGS),
+            ("csv float64", lambda: parse_csv(tmp, "float64")), ("vw float32", lambda: parse_vw(tmp, "float32")),
+            ("tests " + " ".join(PLAN_TESTS), lambda: run_tests(tmp, PLAN_TESTS)),
             ("vw float64", lambda: parse_vw(tmp, "float64"))]
-    return out
 
 
-def main() -> int:
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="sparsetrain-prewarm-"))
+def main(argv=None) -> int:
+    tmp = pathlib.Path((sys.argv[1:] if argv is None else argv)[0])
     failed = 0
-    try:
-        for name, call in steps(tmp):
-            try:
-                call()
-            except Exception as e:  # noqa: BLE001 - reported, the others still run
-                failed += 1
-                print(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for name, call in steps(tmp):
+        try:
+            call()
+        except Exception as e:  # noqa: BLE001 - reported, the others still run
+            failed += 1
+            print(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
     return 1 if failed else 0
 
 

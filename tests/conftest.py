@@ -17,9 +17,10 @@ os.environ.setdefault("SPARSETRAIN_CACHE_DIR", _DISK_CACHE)
 atexit.register(shutil.rmtree, _DISK_CACHE, ignore_errors=True)
 
 # A run of the whole default suite starts tests/_prewarm.py beside it: on a cold numba cache it compiles the
-# heaviest kernels the run reaches later (the parsers, the shipped configs' engine kernels) on the second core
-# while this process works through the tests before them; the run then loads them from numba's cache. A run
-# of a few files does not (it would compile what those files never use). SPARSETRAIN_TEST_PREWARM=0: never.
+# heaviest kernels the run reaches later (the parsers, the shipped configs' engine kernels, test_plan's and
+# test_threads' generated plans) on the second core while this process works through the tests before them;
+# the run then loads them from the caches. A run of a few files does not (it would compile what those files
+# never use). SPARSETRAIN_TEST_PREWARM=0: never.
 _PREWARM_MIN_TESTS = 1000
 _prewarm = {}
 
@@ -37,13 +38,15 @@ def pytest_collection_finish(session):
     package = pathlib.Path(importlib.util.find_spec("sparsetrain").origin).parent
     env = {**os.environ, "PYTHONPATH": str(package.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = tempfile.TemporaryFile(mode="w+")
+    scratch = tempfile.mkdtemp(prefix="sparsetrain-prewarm-")
     try:
-        process = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).with_name("_prewarm.py"))],
+        process = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).with_name("_prewarm.py")), scratch],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env)
     except OSError:
         log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
         return
-    _prewarm.update(process=process, log=log)
+    _prewarm.update(process=process, log=log, scratch=scratch)
     atexit.register(_end_prewarm)
 
 
@@ -55,6 +58,7 @@ def _end_prewarm() -> str:
     if process.poll() is None:
         process.kill()
     process.wait()
+    shutil.rmtree(_prewarm.pop("scratch"), ignore_errors=True)
     log.seek(0)
     failed = log.read().strip()
     log.close()
