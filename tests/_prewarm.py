@@ -6,8 +6,9 @@ second process when a run collects the whole default suite. It compiles, into nu
 and in the order the run reaches them, what the run would otherwise compile itself: the CSV and Vowpal
 Wabbit parsers in float32 and float64, the engine kernels of the shipped configs (generated plans among
 them; ``sparsetrain.trainer.warmup.warm_up``, as a first ``fit``'s warm-up child does), and the generated
-plans of tests/test_plan.py and tests/test_threads.py, a plan per model structure and rule, by running
-those two files here (their results are ignored: the run runs them itself). The run then loads what it
+plans of tests/test_plan.py, test_sample_weight.py, test_stream_engine.py and test_threads.py, a plan
+per model structure and rule, by running those files here (their results are ignored: the run runs them
+itself). The run then loads what it
 needs from the caches. On a warm cache (the CSV parser compiled) it stops at once. Nothing depends on
 this: a kernel the run reaches first it compiles itself, as without this script; the run ends it when it
 ends. ``SPARSETRAIN_TEST_PREWARM=0`` turns it off.
@@ -26,8 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the shipped configs in the order the default run trains them: test_checkpoint_files trains linreg at
 # batch 50 (softmax's SGD-with-momentum batch loop), test_cli every small config
 CONFIGS = ["linreg.yaml", "softmax.yaml", "criteo_like.yaml", "fm.yaml", "logreg.yaml", "wide.yaml"]
-# test files whose generated plans (a dozen, several seconds each) this process compiles by running them
-PLAN_TESTS = ["test_plan.py", "test_threads.py"]
+# test files whose generated plans (~20, several seconds each) this process compiles by running them
+PLAN_TESTS = ["test_plan.py", "test_sample_weight.py", "test_stream_engine.py", "test_threads.py"]
 
 
 def warm_config(name: str) -> None:
@@ -71,13 +72,13 @@ def run_tests(tmp: pathlib.Path, files) -> None:
 
 def steps(tmp: pathlib.Path) -> list:
     """``(name, call)`` in the order the default run needs them: test_cli (the CSV parser for criteo_like,
-    the configs), test_csv (float64 CSV), test_disk_cache (Vowpal Wabbit), test_plan, test_sample_weight
-    (float64 Vowpal Wabbit), test_threads."""
+    the configs), test_csv (float64 CSV), test_disk_cache (Vowpal Wabbit), then ``PLAN_TESTS`` (float64
+    Vowpal Wabbit in test_sample_weight)."""
     return [("csv float32", lambda: parse_csv(tmp, "float32")),
             *((f"config {n}", lambda n=n: warm_config(n)) for n in CONFIGS),
             ("csv float64", lambda: parse_csv(tmp, "float64")), ("vw float32", lambda: parse_vw(tmp, "float32")),
-            ("tests " + " ".join(PLAN_TESTS), lambda: run_tests(tmp, PLAN_TESTS)),
-            ("vw float64", lambda: parse_vw(tmp, "float64"))]
+            ("vw float64", lambda: parse_vw(tmp, "float64")),
+            ("tests " + " ".join(PLAN_TESTS), lambda: run_tests(tmp, PLAN_TESTS))]
 
 
 def cold() -> bool:

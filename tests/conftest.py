@@ -17,8 +17,8 @@ os.environ.setdefault("SPARSETRAIN_CACHE_DIR", _DISK_CACHE)
 atexit.register(shutil.rmtree, _DISK_CACHE, ignore_errors=True)
 
 # A run of the whole default suite starts tests/_prewarm.py beside it: on a cold numba cache it compiles the
-# heaviest kernels the run reaches later (the parsers, the shipped configs' engine kernels, test_plan's and
-# test_threads' generated plans) on the second core while this process works through the tests before them;
+# heaviest kernels the run reaches later (the parsers, the shipped configs' engine kernels, the generated plans
+# of test_plan and three other files) on the second core while this process works through the tests before them;
 # the run then loads them from the caches. A run of a few files does not (it would compile what those files
 # never use). SPARSETRAIN_TEST_PREWARM=0: never.
 _PREWARM_MIN_TESTS = 1000
