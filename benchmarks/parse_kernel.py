@@ -15,9 +15,11 @@ ns per row and MB/s per core for each. Nothing here is a test: no timing is asse
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ def _kernel_at(rev: str, package: str = "ab_kernels"):
     """The ``_libsvm_kernels`` module of git revision ``rev`` (with its siblings), as a fresh package
     named ``package`` (one per revision a process loads)."""
     tmp = tempfile.mkdtemp(prefix="parse_kernel_")
+    atexit.register(shutil.rmtree, tmp, True)  # the copies and numba's cache of them go with the process
     pkg = os.path.join(tmp, package)
     os.makedirs(pkg)
     open(os.path.join(pkg, "__init__.py"), "w").close()
