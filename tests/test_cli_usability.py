@@ -12,6 +12,8 @@ import pytest
 
 from test_cli_errors import cli, one_error_line
 
+from sparsetrain.io.base import ALL_WEIGHTS_ZERO
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LINREG = str(ROOT / "configs" / "linreg.yaml")
 FAST = ("-q", "--epochs", 1, "--set", "data.batch_size=100")
@@ -516,8 +518,29 @@ def test_training_rows_that_all_weigh_nothing_are_named(tmp_path, cache):
     _, config = csv_config(tmp_path, "w.csv", "label,a,w\n1,2,0\n0,3,0\n", "numeric: [a], weight_column: w")
     res = cli("fit", config, "-q", "--output", tmp_path / "r", "--set", f"data.cache={cache}")
     assert res.exit_code == 1
-    assert one_error_line(res.stderr) == (f"error: {tmp_path}/w.csv: every row has importance weight 0 (nothing to "
-                                          "learn from)")
+    assert one_error_line(res.stderr) == f"error: {tmp_path}/w.csv: {ALL_WEIGHTS_ZERO}"
+
+
+@pytest.mark.parametrize("cache", ["memory", "stream"])
+def test_eval_rows_that_all_weigh_nothing_are_named(tmp_path, cache):
+    # data.eval whose every importance weight is 0: the eval metric was NaN, said nowhere
+    _, config = csv_config(tmp_path, "w.csv", "label,a,w\n1,2,1\n0,3,1\n", "numeric: [a], weight_column: w")
+    evaluated = tmp_path / "e.csv"
+    evaluated.write_text("label,a,w\n1,2,0\n0,3,0\n")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r", "--set", f"data.cache={cache}",
+              "--set", f"data.eval={evaluated}")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == f"error: {evaluated}: {ALL_WEIGHTS_ZERO}"
+
+
+def test_evaluate_of_rows_that_all_weigh_nothing_is_named(tmp_path):
+    # evaluate's metric of such a file was NaN too
+    _, config = csv_config(tmp_path, "w.csv", "label,a,w\n1,2,1\n0,3,1\n", "numeric: [a], weight_column: w")
+    evaluated = tmp_path / "e.csv"
+    evaluated.write_text("label,a,w\n1,2,0\n0,3,0\n")
+    assert cli("fit", config, "-q", "--output", tmp_path / "r").exit_code == 0
+    res = cli("evaluate", tmp_path / "r", evaluated)
+    assert res.exit_code == 1 and one_error_line(res.stderr) == f"error: {evaluated}: {ALL_WEIGHTS_ZERO}"
 
 
 def test_a_streamed_vw_file_whose_weights_are_all_zero_is_named(tmp_path):
@@ -527,7 +550,7 @@ def test_a_streamed_vw_file_whose_weights_are_all_zero_is_named(tmp_path):
     config.write_text(f"data: {{train: {data}, hash_bits: 4, batch_size: 2, cache: stream}}\n"
                       "model: {preset: logistic}\ntrain: {epochs: 1}\n")
     res = cli("fit", config, "-q", "--output", tmp_path / "r")
-    assert one_error_line(res.stderr) == f"error: {data}: every row has importance weight 0 (nothing to learn from)"
+    assert one_error_line(res.stderr) == f"error: {data}: {ALL_WEIGHTS_ZERO}"
 
 
 def test_a_storage_fallback_in_a_gradient_names_the_config_s_node(tmp_path):

@@ -18,9 +18,9 @@ STDIN_PATH = "/dev/stdin"
 STDIN_NAME = "<stdin>"
 #: The error of a second pass over stdin.
 STDIN_READ_ONCE = f"{STDIN_NAME}: a stream can be read once (train for one epoch, or save it to a file)"
-#: What training data whose every row has importance weight 0 is, after its name (every weighted metric
-#: would be 0/0): said of data read into memory and of a streamed pass alike.
-ALL_WEIGHTS_ZERO = "every row has importance weight 0 (nothing to learn from)"
+#: What training or eval data whose every row has importance weight 0 is, after its name (every weighted
+#: metric would be 0/0): said of data read into memory and of a streamed pass alike.
+ALL_WEIGHTS_ZERO = "every row has importance weight 0 (nothing to learn from or to measure)"
 
 
 def plain_name(path) -> str:

@@ -188,7 +188,7 @@ class LibSVMIter(DataIter):
         ``LibSVMBlock`` s with one label per row (``CSVReader``, ``VWReader``, a stdin reader);
         ``data_libsvm`` then only names it in messages.
     refuse_zero_weights: a pass over the whole file (one part) whose rows all have importance
-        weight 0 ends in an error naming the file (training data: nothing to learn from).
+        weight 0 ends in an error naming the file (training or eval data: nothing to learn from or to measure).
     """
 
     def __init__(

@@ -362,8 +362,7 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, rea
 
     transform = label_transform(cfg, "-", for_training=True, note=note)
     cache = StdinCache(_data_dtype(cfg), cfg.num_features)
-    first = _stream_iter(cfg, ["-"], _Teed(reader, cache), transform, batch_size, last_batch, shuffle_window=0,
-                         for_training=True)
+    first = _stream_iter(cfg, ["-"], _Teed(reader, cache), transform, batch_size, last_batch, shuffle_window=0)
 
     def make_cached():
         X, y, weights = _cached_rows(cfg, *cache.arrays())
@@ -461,7 +460,7 @@ def _load_memory(cfg: Config, paths: list[str], for_training: bool, note, cached
     weight = None
     if any(w is not None for w in weights):
         weight = np.concatenate([np.ones(len(y)) if w is None else w for y, w in zip(labels, weights)])
-        if for_training and not weight.any():  # (every weighted metric would be 0/0)
+        if not weight.any():  # (every weighted metric would be 0/0)
             raise DataFormatError(f"{', '.join(map(display_name, paths))}: {ALL_WEIGHTS_ZERO}")
     if len(parts) == 1:
         return parts[0], labels[0], weight
@@ -642,13 +641,12 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     elif paths[0] == "-" or cfg.data.format_of(paths[0]) != "libsvm":
         reader = stdin_reader or reader_for(cfg, paths[0], streaming=True, names=names)
     window = cfg.data.shuffle_window if cfg.data.shuffle and for_training else 0
-    return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window, for_training), None
+    return _stream_iter(cfg, paths, reader, transform, batch_size, last_batch, window), None
 
 
-def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: int, last_batch: str, shuffle_window,
-                 for_training: bool):
-    """The ``LibSVMIter`` streaming ``paths`` (through ``reader``, or a LibSVM file's own); training data whose
-    every row has weight 0 is refused as :func:`make_iter` refuses it in memory."""
+def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: int, last_batch: str, shuffle_window):
+    """The ``LibSVMIter`` streaming ``paths`` (through ``reader``, or a LibSVM file's own); training or eval
+    data whose every row has weight 0 is refused as :func:`make_iter` refuses it in memory."""
     from .. import io as st_io
 
     return st_io.LibSVMIter(data_libsvm=paths[0] if len(paths) == 1 else ", ".join(paths),
@@ -657,7 +655,7 @@ def _stream_iter(cfg: Config, paths: list[str], reader, transform, batch_size: i
                             label_name=cfg.label_name, zero_based=cfg.data.zero_based,
                             last_batch_handle=last_batch, max_line_bytes=cfg.data.max_line_bytes, reader=reader,
                             label_transform=transform, shuffle_window=shuffle_window,
-                            refuse_zero_weights=for_training)
+                            refuse_zero_weights=True)
 
 
 FEATURE_NAMES_FILE = "feature_names.json"

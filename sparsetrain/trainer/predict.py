@@ -102,6 +102,10 @@ class TrainedModel:
         else:
             X, y = st_io.load_libsvm(path, num_features=self.num_features, zero_based=self.zero_based)
             locate, weights = labels.libsvm_locator(path), None
+        if with_labels and weights is not None and not weights.any():  # (evaluate's metrics would be 0/0)
+            from ..io.base import ALL_WEIGHTS_ZERO, display_name
+
+            raise DataFormatError(f"{display_name(path)}: {ALL_WEIGHTS_ZERO}")
         y = np.asarray(y)
         task = labels.task_of(self.loss_op)
         if with_labels and task != "regression":
