@@ -193,6 +193,18 @@ def test_streamed_stdin_with_shuffle_says_how_to_shuffle_it(tmp_path):
                                                "once)")
 
 
+@pytest.mark.parametrize("how", [("--workers", 2), ("--set", "train.kvstore=dist_async")])
+def test_distributed_training_of_stdin_is_refused_naming_the_key(tmp_path, how):
+    # it reached the driver's binary label search: 'stdin is streamed once ... set data.cache: disk (or auto)'
+    # (advice that does not apply: the workers split a file into byte ranges); a regression model started Ray
+    res = cli("fit", LINREG, "--set", "data.train=-", "--set", "data.zero_based=true", *how, "--epochs", 1,
+              "--output", tmp_path / "r", input="1 1:1\n")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: data.train: '-' (stdin): distributed training splits a LibSVM "
+                                          "file into byte-range parts, one a worker; give a file (or train stdin "
+                                          "with train.kvstore: local)")
+
+
 def test_distributed_training_of_csv_data_is_refused_before_ray_starts(tmp_path):
     res = cli("fit", ROOT / "configs" / "criteo_like.yaml", "--workers", 2, "--output", tmp_path / "r")
     assert res.exit_code == 2  # it started Ray and ended 15 s later with "worker 1 died (...)"

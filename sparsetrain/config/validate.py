@@ -214,6 +214,9 @@ def validate_training(cfg) -> None:
     cfg.initializer()
 
 
+#: Why stdin is not trained distributed (``train.kvstore: dist_*``, or ``--workers``: checked by ``trainer.fit``).
+STDIN_DISTRIBUTED = ("data.train: '-' (stdin): distributed training splits a LibSVM file into byte-range parts, one "
+                     "a worker; give a file (or train stdin with train.kvstore: local)")
 #: Why stdin streamed cannot have ``data.zero_based: auto`` (also said by the trainer's reader).
 STDIN_ZERO_BASED = ("data.zero_based: auto needs all of stdin's feature indices before training (index 0 "
                     "anywhere makes it zero-based), and data.cache: stream reads it once: set data.zero_based: "
@@ -270,6 +273,8 @@ def validate_data(cfg) -> None:
     if stdin:
         if d.train != ["-"]:
             raise ConfigError("data.train: '-' (stdin) cannot be combined with files")
+        if cfg.train.kvstore != "local":
+            raise ConfigError(STDIN_DISTRIBUTED)
         if d.cache == "memory":
             raise ConfigError("data.cache: memory: stdin is read once, as a stream (data.cache: stream) or into a "
                               "disk cache kept for the run (data.cache: disk)")

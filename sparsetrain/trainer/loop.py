@@ -389,6 +389,10 @@ def fit(config: Config, output_dir: str | None = None, *, resume: bool = False, 
     if cfg.train.kvstore == "local":
         return train(cfg, output_dir=output_dir, resume=resume, engine=engine, verbose_stypes=verbose_stypes,
                      reporter=reporter, overwrite=overwrite, init_from=init_from, init_states=init_states)
+    if cfg.train_files() == ["-"]:  # (--workers on a local config: the config's validation did not see it)
+        from ..config.validate import STDIN_DISTRIBUTED
+
+        raise ConfigError(STDIN_DISTRIBUTED)
     if cfg.data_format() != "libsvm":  # (the workers' byte-range parts are LibSVM parts)
         raise ConfigError(f"data.format: distributed training reads LibSVM files; this data is {cfg.data_format()} "
                           "(train it in one process, or convert it to LibSVM)")
