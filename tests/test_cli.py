@@ -240,6 +240,20 @@ def test_resume_with_a_different_model_is_refused(tmp_path):
     assert "--resume: optimizer.learning_rate differs" in one_error_line(res.stderr)
 
 
+def test_a_run_saved_before_a_key_existed_resumes_with_its_default(tmp_path):
+    # a run written before model.variables.NAME.lr_mult / wd_mult existed: '--resume: model.variables differs'
+    out = tmp_path / "r"
+    assert cli("fit", LINREG, "--epochs", 1, "--output", out, "--quiet").exit_code == 1
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    for v in saved["model"]["variables"].values():
+        del v["lr_mult"], v["wd_mult"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    res = cli("fit", LINREG, "--epochs", 2, "--output", out, "--resume", "--quiet")
+    assert res.exit_code == 1 and "error: target mse < 1 missed" in res.stderr  # (trained epoch 2)
+    res = cli("fit", LINREG, "--epochs", 3, "--output", out, "--resume", "--set", "model.variables.weight.lr_mult=0.5")
+    assert res.exit_code == 2 and "--resume: model.variables differs" in one_error_line(res.stderr)
+
+
 # -- shipped configs --------------------------------------------------------------------------------
 
 SMALL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name != "large.yaml")

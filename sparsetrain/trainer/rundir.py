@@ -296,8 +296,8 @@ class RunDir:
         saved = load_run_config(self.path)
         if saved is None:
             return
-        saved = _comparable(saved)
         now = _comparable(yaml.safe_load(cfg.to_yaml()))
+        saved = _with_defaults(_comparable(saved), now)
         if (now.get("data") or {}).get("label_values") is None:  # read from the same training data again
             for doc in (saved, now):
                 (doc.get("data") or {}).pop("label_values", None)
@@ -483,6 +483,29 @@ def load_run_config(path: str) -> dict | None:
         raise SparseTrainError(f"{os.path.join(path, CONFIG_FILE)}: unreadable run config (not a mapping of data, "
                                "model, optimizer, train)")
     return doc
+
+
+def _with_defaults(saved: dict, now: dict) -> dict:
+    """``saved`` (a run's config) with the schema's default for each key ``now`` has and it lacks (a key added
+    since the run was written: it trained with that default)."""
+    from pydantic import ValidationError
+
+    from ..config.schema import Config
+
+    try:
+        filled = Config.model_validate(saved).model_dump(mode="json")
+    except ValidationError:  # (a key since removed or changed: the comparison names it)
+        return saved
+
+    def fill(a: dict, defaults: dict, b: dict) -> None:
+        for key, value in b.items():
+            if key not in a and key in defaults:
+                a[key] = defaults[key]
+            elif isinstance(a.get(key), dict) and isinstance(value, dict) and isinstance(defaults.get(key), dict):
+                fill(a[key], defaults[key], value)
+
+    fill(saved, filled, now)
+    return saved
 
 
 def _comparable(doc: dict) -> dict:
