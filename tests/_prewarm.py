@@ -83,24 +83,39 @@ def steps(tmp: pathlib.Path) -> list:
 
 def cold() -> bool:
     """Whether numba's cache lacks the CSV parser, the first step's kernel: a warm cache has it, and then
-    the run loads everything it needs from the caches and this process has nothing to do."""
-    from sparsetrain.engines.compiled.numba_cache import in_disk_cache
-    from sparsetrain.io import _csv_kernels
+    the run loads everything it needs from the caches and this process has nothing to do. Raises when
+    the parser's kernel (named in trainer.warmup, which asks the same) is not a numba kernel."""
+    import importlib
 
-    return not in_disk_cache(_csv_kernels.parse_csv_chunk)
+    from sparsetrain.engines.compiled.numba_cache import in_disk_cache
+    from sparsetrain.trainer.warmup import _PARSERS
+
+    module, name = _PARSERS["csv"]
+    kernel = getattr(importlib.import_module(module), name)
+    if not hasattr(kernel, "py_func"):  # in_disk_cache would say "cached" (it cannot tell)
+        raise TypeError(f"{module}.{name} is not a numba kernel")
+    return not in_disk_cache(kernel)
+
+
+def report(name: str, e: Exception) -> None:
+    print(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
     tmp = pathlib.Path((sys.argv[1:] if argv is None else argv)[0])
-    if not cold():
-        return 0
     failed = 0
+    try:
+        if not cold():
+            return 0
+    except Exception as e:  # noqa: BLE001 - reported; compile as on a cold cache
+        failed += 1
+        report("cache check", e)
     for name, call in steps(tmp):
         try:
             call()
         except Exception as e:  # noqa: BLE001 - reported, the others still run
             failed += 1
-            print(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            report(name, e)
     return 1 if failed else 0
 
 
