@@ -178,30 +178,29 @@ def sort_row(indices, data, a, b, keys, vals, buckets, id_bits, unit):
             data[d] = vals[u(i)]
         indices[d] = k
         buckets[t] += 1
+    # an insertion sort that merges repeated ids as it goes: ``indices[a:w]`` is the sorted, merged
+    # prefix; an entry past its end (the common case: the buckets left it in order) is appended
+    w = a + 1
+    if unit:
+        data[u(a)] = 1.0
     for i in range(a + 1, b):
         k = indices[u(i)]
         v = 1.0 if unit else data[u(i)]
-        j = i - 1
+        j = w - 1
         while j >= a and indices[u(j)] > k:
             indices[u(j + 1)] = indices[u(j)]
-            if not unit:
-                data[u(j + 1)] = data[u(j)]
+            data[u(j + 1)] = data[u(j)]
             j -= 1
-        indices[u(j + 1)] = k
-        if not unit:
-            data[u(j + 1)] = v
-    w = a
-    if unit:
-        data[u(w)] = 1.0
-    for i in range(a + 1, b):
-        v = 1.0 if unit else data[u(i)]
-        if indices[u(i)] == indices[u(w)]:
-            data[u(w)] += v
+        if j >= a and indices[u(j)] == k:  # a repeated id (rare): moved back, its value added
+            for q in range(j + 1, w):
+                indices[u(q)] = indices[u(q + 1)]
+                data[u(q)] = data[u(q + 1)]
+            data[u(j)] += v
         else:
+            indices[u(j + 1)] = k
+            data[u(j + 1)] = v
             w += 1
-            indices[u(w)] = indices[u(i)]
-            data[u(w)] = v
-    return w + 1
+    return w
 
 
 @njit(cache=True, nogil=True)
