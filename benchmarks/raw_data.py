@@ -24,10 +24,12 @@ the same entries per row and the same sorted values per row on the first 2,000 r
 buckets and one quadratic interaction (the cross of ``c1`` and ``c2``):
 
 - ours: ``sparsetrain.trainer.train`` with the config below (AdaGrad lr 0.05, the compiled
-  engine's fused epoch, ``train.threads: auto``), twice: ``data.cache: stream`` (what a single pass
-  over a text file wants: parsed chunks train as they arrive, the parse of the next chunks on the
-  parser threads overlapped with training) and ``data.cache: memory`` (the whole file parsed into
-  one matrix, then the epoch); time = the whole call, after a warm-up run on a small file for
+  engine's fused epoch, ``train.threads: auto``), three times: ``data.cache: stream`` (what a single
+  pass over a text file wants: parsed chunks train as they arrive, the parse of the next chunks on the
+  parser threads overlapped with training), the same with ``train.threads: 1`` (one training thread:
+  the parse keeps the other core while a piece trains; ``auto`` trains each piece on every core, and
+  the parse then runs only while the trainer waits) and ``data.cache: memory`` (the whole file
+  parsed into one matrix, then the epoch); time = the whole call, after a warm-up run on a small file for
   numba's cache; log-loss = the epoch's progressive log-loss; each run also prints its epoch's
   seconds and how long the epoch waited for parsed chunks, and a *stage* line the CPU seconds of
   the streamed parse alone (one parser thread, blocks dropped), so parse and training CPU can be
@@ -156,7 +158,7 @@ def bench_parse(path, bits, repeat):
     return res
 
 
-def _train_config(path, bits, lr, tmp, cache="stream", fmt="csv"):
+def _train_config(path, bits, lr, tmp, cache="stream", fmt="csv", threads="auto"):
     from sparsetrain.config import config_from_dict
 
     if fmt == "csv":
@@ -176,19 +178,19 @@ def _train_config(path, bits, lr, tmp, cache="stream", fmt="csv"):
                           {"name": "pred", "op": "broadcast_add", "inputs": ["dot", "bias"]}],
                   "loss": {"name": "out", "op": "LogisticRegressionOutput", "data": "pred", "label": "label"}},
         "optimizer": {"name": "adagrad", "learning_rate": lr},
-        "train": {"epochs": 1, "metrics": ["log_loss"], "engine": "compiled"},
+        "train": {"epochs": 1, "metrics": ["log_loss"], "engine": "compiled", "threads": threads},
         "output": tmp,
     }
     return config_from_dict(doc, source=os.path.join(tmp, "bench.yaml"))
 
 
-def ours_train(path, bits, lr, cache="stream", fmt="csv"):
+def ours_train(path, bits, lr, cache="stream", fmt="csv", threads="auto"):
     import tempfile
 
     from sparsetrain.trainer import Reporter, train
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _train_config(path, bits, lr, tmp, cache, fmt)
+        cfg = _train_config(path, bits, lr, tmp, cache, fmt, threads)
         t = time.perf_counter()
         result = train(cfg, output_dir=os.path.join(tmp, "run"), reporter=Reporter())
         return time.perf_counter() - t, result.final["log_loss"], result.engine, result.final
@@ -239,12 +241,12 @@ def bench_train(path, bits, lr):
     ours_train(small, bits, lr)  # compile into numba's cache
     _warm(path)
     runs = {}
-    for cache in ("stream", "memory"):
+    for name, cache, threads in (("stream", "stream", "auto"), ("stream, 1 thread", "stream", 1), ("memory", "memory", "auto")):
         c0 = time.process_time()
-        s, loss, engine, record = ours_train(path, bits, lr, cache)
-        runs[cache] = (s, time.process_time() - c0, loss, engine, record)
-    for cache, (s, cpu, loss, engine, record) in runs.items():
-        print(f"  ours ({engine}, data.cache: {cache:6s})     {s:7.2f} s wall, {cpu:6.2f} s CPU  log_loss {loss:.4f}  "
+        s, loss, engine, record = ours_train(path, bits, lr, cache, threads=threads)
+        runs[name] = (s, time.process_time() - c0, loss, engine, record)
+    for name, (s, cpu, loss, engine, record) in runs.items():
+        print(f"  ours ({engine}, data.cache: {name:16s}) {s:7.2f} s wall, {cpu:6.2f} s CPU  log_loss {loss:.4f}  "
               f"(epoch {record['seconds']:.2f} s, waiting for data {record['data_seconds']:.2f} s)")
     c0 = time.process_time()
     stream_parse(path, bits)
@@ -273,6 +275,9 @@ def bench_train(path, bits, lr):
     print(f"  vowpalwabbit (text, 1 pass)              {vs:7.2f} s wall, {vcpu:6.2f} s CPU  log_loss {vloss:.4f}")
     print(f"  ratio vw / ours (TSV, stream): {vs / s:.1f}x wall, {vcpu / cpu:.1f}x CPU  (issue target >= 5x); log-loss "
           f"ours/vw - 1: {100 * (loss / vloss - 1):+.1f} %  (target within 2 %)")
+    s1, cpu1, loss1, _, _ = runs["stream, 1 thread"]
+    print(f"  ratio vw / ours (TSV, stream, train.threads: 1): {vs / s1:.1f}x wall, {vcpu / cpu1:.1f}x CPU; log-loss "
+          f"ours/vw - 1: {100 * (loss1 / vloss - 1):+.1f} %")
     print(f"  ratio vw / ours (VW file, stream): {vs / ws:.1f}x wall, {vcpu / wcpu:.1f}x CPU; log-loss ours/vw - 1: "
           f"{100 * (wloss / vloss - 1):+.1f} %")
 
