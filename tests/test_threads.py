@@ -330,6 +330,7 @@ def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
     monkeypatch.setattr(th, "AUTO_MIN_ROWS", 1000)
     assert th.choose_threads("auto", rows=999) == (1, "auto: 999 rows < 1,000")
     assert th.choose_threads("auto", rows=999, estimated=True) == (1, "auto: about 999 rows < 1,000")
+    assert th.choose_threads("auto", rows=1) == (1, "auto: 1 row < 1,000")  # one row, not "1 rows"
     assert th.choose_threads("auto", rows=1000) == (4, "auto: 4 cores, 1,000 rows >= 1,000")
     assert th.choose_threads("auto") == (4, "auto: 4 cores; the rows are not known upfront")
     assert th.choose_threads(2, rows=10) == (2, "")  # a number is taken as it is

@@ -93,7 +93,7 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False) ->
     cores = available_cores()
     if rows is None:
         return cores, f"auto: {_cores(cores)}; the rows are not known upfront"
-    count = f"{'about ' if estimated else ''}{rows:,} rows"
+    count = f"{'about ' if estimated else ''}{rows:,} row{'s' if rows != 1 else ''}"
     if cores > 1 and rows < AUTO_MIN_ROWS:
         return 1, f"auto: {count} < {AUTO_MIN_ROWS:,}"
     return cores, f"auto: {_cores(cores)}, {count}" + (f" >= {AUTO_MIN_ROWS:,}" if cores > 1 else "")
