@@ -35,9 +35,10 @@ import warnings
 import numpy as np
 
 from .optimizer_buffers import (
+    contiguous_gradient,
     densify,
     grad_parts,
-    retry_gradient,
+    refuse_gradient,
     rule_state_buffers,
     state_buffer,
     weight_buffer,
@@ -300,12 +301,11 @@ class Optimizer:
         if rows is not None and not lazy:
             rows, values = None, densify(w.shape, rows, values)
         if not values.flags.c_contiguous:  # a strided gradient: a contiguous copy (numba 0.60 raised a bare
-            values = retry_gradient(weight, values)  # TypeError at typing for it, later versions a TypingError)
+            values = contiguous_gradient(weight, values)  # TypeError at typing for it, later a TypingError)
         try:
             _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
-        except TypingError:
-            retry_gradient(weight, values)  # raises a clear error: the kernels cannot take these dtypes
-            raise
+        except TypingError:  # the kernels cannot take these dtypes
+            refuse_gradient(weight, values)
 
     def update_multi_precision(self, index, weight, grad, state):
         if self.multi_precision and weight.dtype == np.float16:

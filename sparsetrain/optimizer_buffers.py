@@ -9,13 +9,15 @@ says how storage types are treated.
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 
 from .base import SparseTrainError, StorageTypeError
 from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
 
 __all__ = ["weight_buffer", "grad_parts", "state_buffer", "state_parts", "rule_state_buffers", "densify",
-           "zeros_like_weight", "retry_gradient"]
+           "zeros_like_weight", "contiguous_gradient", "refuse_gradient"]
 
 
 def _make_full(weight: RowSparseNDArray) -> None:
@@ -128,12 +130,15 @@ def _check_layout(weight, grad_values) -> None:
         )
 
 
-def retry_gradient(weight, values):
-    """A contiguous copy of a strided gradient; for a contiguous one the kernels refused (a numba typing error),
-    a clear error."""
+def contiguous_gradient(weight, values):
+    """A strided gradient as the kernels take it: a C-contiguous copy (after the layout checks)."""
     _check_layout(weight, values)
-    if not values.flags.c_contiguous:
-        return np.ascontiguousarray(values)
+    return np.ascontiguousarray(values)
+
+
+def refuse_gradient(weight, values) -> NoReturn:
+    """The clear error for a gradient the kernels refused (a numba typing error)."""
+    _check_layout(weight, values)
     raise SparseTrainError(
         f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
         f"with a gradient of dtype {values.dtype} and shape {values.shape}"
