@@ -11,7 +11,8 @@ per model structure and rule, by running those files here (their results are ign
 itself). The run then loads what it
 needs from the caches. On a warm cache (the CSV parser compiled) it stops at once. Nothing depends on
 this: a kernel the run reaches first it compiles itself, as without this script; the run ends it when it
-ends. ``SPARSETRAIN_TEST_PREWARM=0`` turns it off.
+ends (the kernel, when pytest is killed outright: :func:`end_with_parent`). ``SPARSETRAIN_TEST_PREWARM=0``
+turns it off.
 
 Usage: ``_prewarm.py DIR`` (a scratch directory, which the caller removes). A step that fails is printed
 to stderr, its first line ``step: error``, which conftest shows at the end of the run: the run is only
@@ -19,6 +20,7 @@ slower for it.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import traceback
@@ -59,8 +61,6 @@ def parse_vw(tmp: pathlib.Path, dtype: str) -> None:
 def run_tests(tmp: pathlib.Path, files) -> None:
     """Run the test ``files`` in this process, results ignored (the run runs them itself): the plans they
     compile land in numba's cache and the plan cache."""
-    import os
-
     import pytest
 
     os.environ["SPARSETRAIN_CACHE_DIR"] = str(tmp / "data-cache")  # not the run's disk cache
@@ -101,6 +101,23 @@ def report(name: str, e: Exception) -> None:
     print(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
 
 
+def end_with_parent() -> None:
+    """Have the kernel kill this process when the one that started it ends, however that ends (Linux's
+    PR_SET_PDEATHSIG): a pytest killed outright (SIGKILL, the OOM killer) cannot end it itself. Elsewhere:
+    nothing (conftest ends it when the run ends)."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the call
+        os._exit(0)
+
+
 def main(argv=None) -> int:
     tmp = pathlib.Path((sys.argv[1:] if argv is None else argv)[0])
     failed = 0
@@ -120,4 +137,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    end_with_parent()
     sys.exit(main())
