@@ -118,6 +118,18 @@ def test_an_empty_file_with_a_disk_cache_says_it_has_no_rows(tmp_path, monkeypat
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
 
 
+@pytest.mark.parametrize("cache", ["stream", "memory"])
+@pytest.mark.parametrize("text", ["", "# a comment only\n"])
+def test_a_binary_model_on_a_file_without_rows_says_so_streamed_or_not(tmp_path, cache, text):
+    # streamed, the look for a binary model's two label values said 'data.train: no labels to learn from'
+    empty = tmp_path / "empty.libsvm"
+    empty.write_text(text)
+    res = cli("fit", ROOT / "configs" / "logreg.yaml", "--output", tmp_path / "r", *FAST, "--set",
+              f"data.train={empty}", "--set", f"data.cache={cache}", "--set", "data.shuffle=false")
+    assert res.exit_code == 1
+    assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
+
+
 # -- label conventions in predict's table -------------------------------------------------------------------
 
 def test_predict_names_softmax_classes_as_the_file_does_with_label_base_1(tmp_path):

@@ -401,6 +401,12 @@ def _load_stdin_cached(cfg: Config, names=None, reader=None):
     return _cached_rows(cfg, data, indices, indptr, labels, weights)
 
 
+def _no_data_rows(cfg: Config, path: str) -> DataFormatError:
+    """The error for a data file without rows, as the parsers say it of a file read into memory."""
+    return DataFormatError(f"{display_name(path)}: no data rows" + (
+        " (the file is empty or only has comments)" if path != "-" and cfg.data.format_of(path) == "libsvm" else ""))
+
+
 def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabeled: bool = False, names=None):
     """One data file, whole, as ``(CSRNDArray, labels, importance weights or None)`` (weights: a
     Vowpal Wabbit file's or a CSV ``weight_column``, ``None`` when every row has weight 1); ``cached``: through the disk
@@ -411,10 +417,8 @@ def load_file(cfg: Config, path: str, cached: bool = False, labels=None, unlabel
 
     if cached:
         X, y, w = _load_stdin_cached(cfg, names) if path == "-" else _load_disk_cached(cfg, path)
-        if X.shape[0] == 0:  # (as the parsers say it of a file read into memory)
-            raise DataFormatError(f"{display_name(path)}: no data rows" + (
-                " (the file is empty or only has comments)" if path != "-" and cfg.data.format_of(path) == "libsvm"
-                else ""))
+        if X.shape[0] == 0:
+            raise _no_data_rows(cfg, path)
         return X, y, w
     fmt = cfg.data.format_of(path)
     if fmt == "csv":
@@ -554,8 +558,12 @@ def _stream_labels(cfg: Config, path: str):
     else:
         reader = LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
                               max_line_bytes=cfg.data.max_line_bytes, chunk_size=1 << 20)
+    rows = 0
     for block in reader:
+        rows += block.num_rows
         yield block.labels, getattr(reader, "label_names", None)
+    if not rows:  # (not 'no labels to learn from': the file has no rows)
+        raise _no_data_rows(cfg, path)
 
 
 def label_transform(cfg: Config, path: str, *, for_training: bool = True, note=None):
