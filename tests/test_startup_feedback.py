@@ -125,6 +125,30 @@ def test_warm_up_starts_only_when_the_parser_is_not_compiled(monkeypatch):
     assert warmup.start(cfg, "auto") is None
 
 
+def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_path):
+    """numba ignores a cache index written for another version of a kernel's source file (an edit of it):
+    in_disk_cache, which decides whether fit starts a warm-up child and the suite a prewarm, says so too (it
+    said 'cached' after an edit of the parser, and the first run compiled it alone)."""
+    import importlib.util
+
+    from sparsetrain.engines.compiled.numba_cache import in_disk_cache
+
+    source = tmp_path / "kern.py"
+    source.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+
+    def load():  # the module as a new process would import it (its cache is keyed on the module's name)
+        spec = importlib.util.spec_from_file_location("kern", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.f
+
+    assert not in_disk_cache(load())
+    load()(1)  # compiled and cached
+    assert in_disk_cache(load())
+    source.write_text(source.read_text() + "# edited\n")  # (numba's stamp: the file's size and time, or hash)
+    assert not in_disk_cache(load())
+
+
 def test_a_first_run_waits_for_the_warm_up_and_trains_as_without_it(tmp_path, monkeypatch):
     # the child compiles the engine's kernels while the run parses; the run waits for it before its
     # first epoch (counted as compile time) and trains exactly as a run without it

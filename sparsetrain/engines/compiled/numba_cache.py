@@ -1,17 +1,20 @@
 """numba's on-disk kernel cache: kept honest across edits of the kernels a cached kernel calls, and
 watched, so a run can say when it compiles (a cache miss) and how long that took.
 
-numba (``cache=True``) keys a cached kernel on its own source file's timestamp only. The fused
+numba (``cache=True``) keys a cached kernel on its own source file only (its timestamp and size; a
+hash of its contents in recent versions). The fused
 epoch kernels call the optimizer's step functions in :mod:`sparsetrain.kernels.optim`; after an
 edit there, numba would still load the old compiled epoch loop. :func:`drop_stale_cache` removes
 the cache index of such kernels when a dependency is newer. It reads a private attribute of
-numba's dispatcher (``_cache._cache_file._index_path``, also behind :func:`in_disk_cache`): this module is the one place that does,
+numba's dispatcher (``_cache._cache_file._index_path``, and its ``_load_index()`` behind :func:`in_disk_cache`):
+this module is the one place that does,
 and any failure (a numba version without it) leaves the cache alone.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import threading
 import time
 
@@ -23,12 +26,15 @@ def _index_path(dispatcher) -> str:
 
 
 def in_disk_cache(dispatcher) -> bool:
-    """Whether numba's on-disk cache has an index for ``dispatcher`` (some signature of it compiled
-    before); True when that cannot be told (a numba version without the attribute)."""
+    """Whether numba's on-disk cache holds ``dispatcher`` (some signature of it compiled before) for its
+    source file as it is now: an index written for an older version of the file, which numba ignores, does
+    not count. True when that cannot be told (a numba version without the attributes)."""
     try:
-        return os.path.exists(_index_path(dispatcher))
+        return bool(dispatcher._cache._cache_file._load_index())  # {} for no index or a stale one
     except AttributeError:
         return True
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError):  # a damaged index: numba compiles again
+        return False
 
 
 def drop_stale_cache(dispatchers, dependencies) -> None:
