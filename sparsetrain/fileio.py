@@ -4,7 +4,8 @@
 directory (compressed when the name ends in ``.gz`` or ``.bz2``), which is renamed into place
 only when the ``with`` block ends without an error; on any error it is removed. Failures are
 :class:`~sparsetrain.base.OutputError` naming the path asked for (never the temporary name):
-a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload.
+a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload,
+:func:`write_npz` an uncompressed ``.npz`` of arrays (checkpoints) straight into the file.
 
 A symbolic link is followed (the file it names is replaced; the link stays), and a target that
 is not a regular file — a device such as ``/dev/stdout`` or ``/dev/null``, a named pipe
@@ -25,6 +26,8 @@ import tempfile
 import zipfile
 import zlib
 
+import numpy as np
+
 from .base import ConfigError, OutputError
 
 # What numpy/zipfile raise on a damaged .npz (a flipped bit may even name an unknown compression
@@ -32,7 +35,7 @@ from .base import ConfigError, OutputError
 DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
                       zlib.error, struct.error)
 
-__all__ = ["open_atomic", "write_atomic"]
+__all__ = ["open_atomic", "write_atomic", "write_npz"]
 
 
 def refuse_to_replace(path, force: bool) -> None:
@@ -180,3 +183,11 @@ def write_atomic(path: str, payload: bytes | str, *, compress: bool = False) -> 
     user's output named ``.gz``/``.bz2``)."""
     with open_atomic(path, compress=compress, make_dirs=True, fsync=True) as f:
         f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)
+
+
+def write_npz(path: str, arrays: dict) -> None:
+    """``np.savez(path, **arrays)`` (uncompressed, each entry with its zip CRC) as :func:`write_atomic`
+    writes: atomically, synced to the disk, missing directories created. The archive goes straight into
+    the file (no copy of it in memory: a checkpoint's arrays are tens of MB)."""
+    with open_atomic(path, compress=False, make_dirs=True, fsync=True) as f:
+        np.savez(f, **arrays)

@@ -198,11 +198,9 @@ class LocalKVStore(KVStore):
 
     # states, as Module.save_optimizer_states
     def save_optimizer_states(self, fname, dump_optimizer=False):
-        from .fileio import write_atomic
-
         if self._updater is None:
             raise SparseTrainError("no optimizer set on the kvstore")
-        write_atomic(fname, self._updater.get_states(dump_optimizer))
+        self._updater.save_states(fname, dump_optimizer)
 
     def load_optimizer_states(self, fname):
         if self._updater is None:

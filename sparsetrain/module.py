@@ -228,18 +228,21 @@ class Module(BaseModule):
                 _assign_param(name, self._exec.arg_dict[name], self._pending_params[name])
 
     def get_params(self):
+        return ({n: a.copy() for n, a in self._current_params().items()}, {})
+
+    def _current_params(self) -> dict:
+        """The executor's parameter arrays themselves (not copies), the kvstore's values pulled first."""
         self._require("binded", "params_initialized")
         if self._kvstore is not None and self.optimizer_initialized:
             self._pull_all()
-        return ({n: self._exec.arg_dict[n].copy() for n in self._param_names}, {})
+        return {n: self._exec.arg_dict[n] for n in self._param_names}
 
     def set_params(self, arg_params, aux_params=None, allow_missing=False, force_init=True, allow_extra=False):
         self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
                          allow_missing=allow_missing, force_init=force_init, allow_extra=allow_extra)
 
     def save_params(self, fname):
-        arg, aux = self.get_params()
-        save_params(fname, arg, aux)
+        save_params(fname, self._current_params(), {})
 
     def load_params(self, fname):
         arg, aux = load_params(fname)
@@ -293,7 +296,7 @@ class Module(BaseModule):
 
     def save_optimizer_states(self, fname):
         self._require("optimizer_initialized")
-        write_atomic(fname, self._updater.get_states())
+        self._updater.save_states(fname)
 
     def load_optimizer_states(self, fname):
         """Restore states written by :meth:`save_optimizer_states` (data only: never unpickled)."""

@@ -22,7 +22,7 @@ import json
 import numpy as np
 
 from .base import DataFormatError
-from .fileio import DAMAGED_NPZ_ERRORS
+from .fileio import DAMAGED_NPZ_ERRORS, write_npz
 
 FORMAT = "sparsetrain-optimizer-states"
 VERSION = 1
@@ -160,6 +160,18 @@ def optimizer_from_config(config: dict, current, source: str):
 
 def dumps(states: dict, progress: dict | None = None, optimizer: dict | None = None) -> bytes:
     """The file's bytes: ``states`` maps an index to ``None``, a numpy array or a tuple of them."""
+    buf = io.BytesIO()
+    np.savez(buf, **_entries(states, progress, optimizer))
+    return buf.getvalue()
+
+
+def save(path: str, states: dict, progress: dict | None = None, optimizer: dict | None = None) -> None:
+    """The file :func:`dumps` describes, written atomically to ``path`` (no copy of it in memory)."""
+    write_npz(path, _entries(states, progress, optimizer))
+
+
+def _entries(states: dict, progress: dict | None, optimizer: dict | None) -> dict:
+    """The npz entries of the file (see the module docstring)."""
     arrays, listed = {}, []
     for i, (index, state) in enumerate(states.items()):
         if _plain(index) is _SKIP:
@@ -172,9 +184,7 @@ def dumps(states: dict, progress: dict | None = None, optimizer: dict | None = N
             arrays[f"s{i}_{j}"] = np.asarray(part)
         listed.append({"index": _plain(index), "parts": len(parts), "tuple": isinstance(state, (tuple, list))})
     meta = {"format": FORMAT, "version": VERSION, "states": listed, "progress": progress, "optimizer": optimizer}
-    buf = io.BytesIO()
-    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
-    return buf.getvalue()
+    return {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays}
 
 
 def loads(blob: bytes, source: str = "optimizer states"):

@@ -1,19 +1,21 @@
 """The ``.params`` file: a Module's parameters as data-only npz, written atomically.
 
-Row-sparse and csr arrays stay sparse. :func:`load_params` checks every entry (shape, dtype,
-sorted unique in-range ids) before building an array and never unpickles; a damaged file is one
-``SparseTrainError`` naming it. ``Module.save_params``/``load_params`` and the run directory's
-checkpoints use these two functions.
+Entries ``{arg|aux}:NAME:{stype,shape,data}`` and, for sparse arrays, ``:indices`` (row ids of a
+row-sparse array, column ids of a csr one) and ``:indptr`` (csr). Row-sparse and csr arrays stay
+sparse; ids are stored as int32 when the dimension they index fits in it, and a row-sparse array
+holding every row (a trained weight) stores no row ids at all: they are ``0 .. rows - 1``. Files
+of earlier versions (int64 ids, always present) load the same. :func:`load_params` checks every
+entry (shape, dtype, sorted unique in-range ids) before building an array and never unpickles; a
+damaged file is one ``SparseTrainError`` naming it. ``Module.save_params``/``load_params`` and the
+run directory's checkpoints use these two functions.
 """
 from __future__ import annotations
-
-import io as _io
 
 import numpy as np
 
 from .base import SparseTrainError
-from .fileio import DAMAGED_NPZ_ERRORS, write_atomic
-from .ndarray.ndarray import BaseArray, CSRNDArray, NDArray, RowSparseNDArray
+from .fileio import DAMAGED_NPZ_ERRORS, write_npz
+from .ndarray.ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
 
 __all__ = ["save_params", "load_params"]
 
@@ -27,13 +29,23 @@ def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> 
             arrays[key + ":stype"] = np.array(arr.stype)
             arrays[key + ":shape"] = np.array(arr.shape, dtype=np.int64)
             arrays[key + ":data"] = arr._data
-            if arr.stype != "default":
-                arrays[key + ":indices"] = arr._indices
+            if arr.stype == "row_sparse" and not _every_row(arr):
+                arrays[key + ":indices"] = _narrow(arr._indices, arr.shape[0])
             if arr.stype == "csr":
+                arrays[key + ":indices"] = _narrow(arr._indices, arr.shape[1])
                 arrays[key + ":indptr"] = arr._indptr
-    buf = _io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
+    write_npz(path, arrays)
+
+
+def _every_row(arr: RowSparseNDArray) -> bool:
+    """Whether the row ids (sorted and unique) are all of ``0 .. rows - 1``."""
+    ids, rows = arr._indices, arr.shape[0]
+    return len(ids) == rows and (rows == 0 or (ids[0] == 0 and ids[-1] == rows - 1))
+
+
+def _narrow(ids: np.ndarray, bound: int) -> np.ndarray:
+    """Ids below ``bound`` as int32 when it fits (half the bytes of int64)."""
+    return ids.astype(np.int32) if bound <= np.iinfo(np.int32).max + 1 else ids
 
 
 def load_params(path: str) -> tuple[dict, dict]:
@@ -75,8 +87,11 @@ def _checked_array(name, stype, shape, data, indices=None, indptr=None) -> BaseA
         if data.shape != shape:
             raise ValueError(f"parameter {name!r}: {data.shape} values for shape {shape}")
         return NDArray(data)
+    if indices is None and stype == "row_sparse":  # every row (see the module docstring)
+        indices = np.arange(shape[0] if shape else 0, dtype=INDEX_DTYPE)
     if indices is None or indices.ndim != 1 or indices.dtype.kind not in "iu":
         raise ValueError(f"parameter {name!r}: missing or bad indices")
+    indices = indices.astype(INDEX_DTYPE, copy=False)
     if stype == "row_sparse":
         if data.shape != (len(indices),) + shape[1:]:
             raise ValueError(f"parameter {name!r}: {data.shape} values for {len(indices)} rows of shape {shape}")

@@ -79,9 +79,19 @@ class Updater:
         optimizer's update counts and scheduler position, and with ``dump_optimizer`` its settings."""
         from . import optimizer_states as F
 
+        return F.dumps(*self._saved(dump_optimizer))
+
+    def save_states(self, path: str, dump_optimizer=False) -> None:
+        """What :meth:`get_states` returns, written atomically to the file ``path``."""
+        from . import optimizer_states as F
+
+        F.save(path, *self._saved(dump_optimizer))
+
+    def _saved(self, dump_optimizer: bool) -> tuple:
+        from . import optimizer_states as F
+
         states = {k: state_to_numpy(v) for k, v in self.states.items()}
-        return F.dumps(states, F.optimizer_progress(self.optimizer),
-                       F.optimizer_config(self.optimizer) if dump_optimizer else None)
+        return states, F.optimizer_progress(self.optimizer), F.optimizer_config(self.optimizer) if dump_optimizer else None
 
     def set_states(self, states: bytes, source: str = "optimizer states") -> None:
         """Restore what :meth:`get_states` returned; existing state objects are refilled in place.

@@ -54,24 +54,31 @@ def assert_clean_failure(run_dir, path):
         assert res.stdout == ""
 
 
+def _ids(e):
+    """The weight's row ids as a file of an earlier version stores them (int64, every row written out;
+    a file written now has none for a weight that holds every row)."""
+    assert "arg:weight:indices" not in e
+    return np.arange(len(e["arg:weight:data"]), dtype=np.int64)
+
+
 def _reorder(e):
-    e["arg:weight:indices"] = e["arg:weight:indices"][::-1].copy()
+    e["arg:weight:indices"] = _ids(e)[::-1].copy()
 
 
 def _duplicate(e):
-    idx = e["arg:weight:indices"].copy()
+    idx = _ids(e)
     idx[1] = idx[0]
     e["arg:weight:indices"] = idx
 
 
 def _out_of_range(e):
-    idx = e["arg:weight:indices"].copy()
+    idx = _ids(e)
     idx[-1] = 100  # the weight has 100 rows
     e["arg:weight:indices"] = idx
 
 
 def _negative(e):
-    idx = e["arg:weight:indices"].copy()
+    idx = _ids(e)
     idx[0] = -1
     e["arg:weight:indices"] = idx
 
@@ -139,6 +146,39 @@ def test_an_unknown_compression_method_is_refused(run):
 
 def test_an_untampered_run_still_predicts(run):
     assert cli("predict", run, DATA).exit_code == 0
+
+
+def test_a_params_file_of_the_earlier_format_loads_the_same(run):
+    """Before session 33 a row-sparse weight's row ids were always written, as int64: such a file
+    predicts what the file written now (no ids for a weight holding every row) predicts."""
+    path = params_file(run)
+    now = cli("predict", run, DATA)
+    assert now.exit_code == 0
+    rewrite(path, lambda e: e.update({"arg:weight:indices": _ids(e)}))
+    before = cli("predict", run, DATA)
+    assert before.exit_code == 0 and before.stdout == now.stdout
+
+
+def test_row_ids_are_stored_narrow_or_not_at_all(tmp_path):
+    from sparsetrain.ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray
+    from sparsetrain.params_file import load_params, save_params
+
+    every = RowSparseNDArray(np.arange(8, dtype=np.float32).reshape(4, 2), np.arange(4, dtype=np.int64), (4, 2))
+    some = RowSparseNDArray(np.ones((2, 2), np.float32), np.array([1, 3], np.int64), (5, 2))
+    none = RowSparseNDArray(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), (5, 2))
+    csr = CSRNDArray(np.array([1.0, 2.0], np.float32), np.array([0, 2], np.int64), np.array([0, 1, 2], np.int64), (2, 3))
+    params = {"every": every, "some": some, "none": none, "csr": csr, "b": NDArray(np.ones(3, np.float32))}
+    path = tmp_path / "x.params"
+    save_params(str(path), params)
+    with np.load(path) as z:
+        assert "arg:every:indices" not in z.files
+        assert z["arg:some:indices"].dtype == np.int32 and z["arg:csr:indices"].dtype == np.int32
+    back, _ = load_params(str(path))
+    for name, a in params.items():
+        b = back[name]
+        assert b.stype == a.stype and b.shape == a.shape and np.array_equal(b.asnumpy(), a.asnumpy()), name
+        if a.stype != "default":
+            assert b._indices.dtype == np.int64 and np.array_equal(b._indices, a._indices), name
 
 
 @pytest.mark.slow

@@ -561,6 +561,17 @@ def test_set_states_refills_existing_state_objects_in_place():
         np.testing.assert_allclose(z["s0_0"], -0.01)
 
 
+def test_save_states_writes_the_file_get_states_returns(tmp_path):
+    up = opt_mod.get_updater(opt_mod.SGD(momentum=0.9))
+    up(0, NDArray(np.ones(3, np.float32)), NDArray(np.zeros(3, np.float32)))
+    path = tmp_path / "x.states"
+    up.save_states(str(path), dump_optimizer=True)
+    with np.load(path, allow_pickle=False) as a, np.load(io.BytesIO(up.get_states(True)), allow_pickle=False) as b:
+        assert a.files == b.files
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
 def test_states_round_trip_update_counts_and_scheduler():
     """Adam's bias-correction step and a stateful schedule's position come back (exact resume)."""
     def make():

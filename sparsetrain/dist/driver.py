@@ -414,7 +414,7 @@ class _ClusterEpochs:
 
         write_atomic(f"{prefix}-symbol.json", self.module.symbol.tojson().encode())
         save_params(f"{prefix}-{epoch:04d}.params", self._params, {})
-        write_atomic(f"{prefix}-{epoch:04d}.states", optimizer_states.dumps(self._states, self._progress))
+        optimizer_states.save(f"{prefix}-{epoch:04d}.states", self._states, self._progress)
 
     def checkpoint_fields(self) -> dict:
         from .. import random as st_random
