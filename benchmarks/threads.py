@@ -5,6 +5,7 @@
                                  [--optimizer adagrad] [--lr 0.05] [--threads 2] [--drop-head K]
     python -m benchmarks.threads --independent --batch-sizes 1
     python -m benchmarks.threads --sweep-rows 1000 4000 16000 64000 --batch-sizes 1 32 256
+    python -m benchmarks.threads --streamed libsvm tsv vw --batch-sizes 1 [--caches stream disk memory]
 
 Generates (once, with ``sparsetrain gen-data --task binary --columns zipf --target random``) a
 ``rows`` × ``features`` LibSVM file under ``benchmarks/_work/``, loads it, and trains a logistic
@@ -23,6 +24,17 @@ nothing here asserts on time.
 ``threads.AUTO_MIN_ROWS``): one thread against N Hogwild threads on the first ``N`` rows of the
 file, per batch size, epochs interleaved (enough of them for about 2M rows per variant, at least
 ``--epochs``); prints the best epoch of each, their ratio and the time two threads save per epoch.
+
+``--streamed KIND ...``: one thread against N Hogwild threads where the parse may need a core
+(``train.threads: auto`` on a streamed epoch, ``threads.choose_threads``): the trainer's own iterators
+(``trainer.data.make_iter``) over a text file with ``data.cache: stream`` (parsed every epoch, beside
+training), ``disk`` (the disk cache, memory-mapped) and ``memory``, each trained by ``Module.run_epoch``
+with 1 and with N threads, each its own model; epochs interleaved (the two threads variants in turn
+first), after one untimed epoch each. KIND: ``libsvm`` (``benchmarks/stream.py``'s 500k × 1M
+regression file, the ``linear`` preset), ``tsv`` (``benchmarks/raw_data.py``'s Criteo-like 1M-row TSV,
+its logistic model with the ``c1 × c2`` cross, 2^20 buckets) or ``vw`` (that TSV as VW text); AdaGrad
+lr ``--lr``. Prints per variant the best and median epoch seconds, CPU seconds, the seconds the
+trainer waited for parsed chunks and the median per-round ratio one thread / N threads (> 1: N is faster).
 
 ``--drop-head K`` is a diagnostic: the same data without its ``K`` most frequent columns. With
 zipf columns every sample updates the first rows of the weight table (and the bias), so at batch 1
@@ -249,6 +261,87 @@ def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4
     return result
 
 
+def _streamed_config(kind: str, batch: int, cache: str, lr: float):
+    """The trainer's config of a ``--streamed`` workload (see the module's doc)."""
+    from sparsetrain.config import config_from_dict
+
+    if kind == "libsvm":
+        from .stream import _file
+
+        doc = {"data": {"train": _file(500_000, 1_000_000), "num_features": 1_000_000, "zero_based": True},
+               "model": {"preset": "linear"}, "optimizer": {"name": "adagrad", "learning_rate": lr}}
+        cfg = config_from_dict(doc, source=os.path.join(WORK, "threads_streamed.yaml"))
+    else:
+        from . import raw_data
+
+        path = raw_data.data_file(1_000_000)
+        if kind == "vw":
+            vw = os.path.splitext(path)[0] + ".vw"
+            if not os.path.exists(vw):
+                raw_data.to_vw(path, vw)
+            path = vw
+        cfg = raw_data._train_config(path, 20, lr, WORK, cache, "csv" if kind == "tsv" else "vw")
+    cfg.data.batch_size, cfg.data.cache, cfg.data.last_batch = batch, cache, "discard"
+    cfg.train.epochs = 2  # (one epoch in file order would stream whatever data.cache says: make_iter's `once`)
+    return cfg
+
+
+class StreamedVariant:
+    """One model of a ``--streamed`` workload trained with ``threads`` threads from iterator ``it``."""
+
+    def __init__(self, cfg, it, threads):
+        import sparsetrain as st
+        from sparsetrain.config import make_optimizer
+        from sparsetrain.trainer.metrics import make_metric
+
+        self.it, self.threads, self.cache = it, threads, cfg.data.cache
+        st.random.seed(0)
+        self.mod = st.mod.Module(cfg.build_symbol(), data_names=[cfg.data_name], label_names=[cfg.label_name])
+        self.mod.bind(it.provide_data, it.provide_label, for_training=True)
+        self.mod.init_params(initializer=cfg.initializer())
+        self.mod.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
+        self.metric = make_metric(cfg.metrics)
+        self.epochs = 0
+        self.runs = []  # (wall s, CPU s of this process, s waiting for parsed chunks, others' CPU s)
+
+    def epoch(self, timed: bool = True) -> None:
+        self.metric.reset()
+        start, c0 = cpu_clock(), time.process_time()
+        stats = self.mod.run_epoch(self.it, self.metric, engine="compiled", epoch=self.epochs, threads=self.threads)
+        if timed:
+            self.runs.append((stats.seconds, time.process_time() - c0, stats.data_seconds, foreign_seconds(start)))
+        self.epochs += 1
+
+
+def streamed(kinds, batch_sizes=(1,), caches=("stream", "disk", "memory"), epochs=4, lr=0.05, threads=2) -> None:
+    """One thread against ``threads`` Hogwild threads on streamed, disk-cached and in-memory epochs of
+    the ``kinds`` workloads (see the module's doc)."""
+    from sparsetrain.trainer.data import make_iter
+
+    os.environ.setdefault("SPARSETRAIN_CACHE_DIR", os.path.join(WORK, "cache"))  # as benchmarks/stream.py
+    print(f"AdaGrad lr {lr}; {epochs} timed epochs per variant; {load_average()} (before)", flush=True)
+    for kind in kinds:
+        for bs in batch_sizes:
+            for cache in caches:
+                cfg = _streamed_config(kind, bs, cache, lr)
+                it = make_iter(cfg, cfg.train_files(), for_training=True)[0]
+                pair = [StreamedVariant(cfg, it, t) for t in (1, threads)]
+                for v in pair:  # kernels loaded, the file's pages read, untimed
+                    v.epoch(timed=False)
+                for e in range(epochs):
+                    for v in pair if e % 2 == 0 else pair[::-1]:  # interleaved, each first in turn
+                        v.epoch()
+                ratio = float(np.median([a[0] / b[0] for a, b in zip(pair[0].runs, pair[1].runs)]))
+                for v in pair:
+                    wall, cpu, wait, other = (np.array([r[i] or 0.0 for r in v.runs]) for i in range(4))
+                    print(f"{kind:>6} batch {bs:>4} {cache:>6} threads {v.threads}: {wall.min():.3f} s best, "
+                          f"{np.median(wall):.3f} median ({' '.join(f'{w:.2f}' for w in wall)}); CPU "
+                          f"{np.median(cpu):.2f} s, waited {np.median(wait):.2f} s, others {np.median(other):.2f} "
+                          f"CPU s (medians)" + (f";  1 / {threads} threads: x{ratio:.2f}" if v is pair[1] else "")
+                          + f"   {load_average()}", flush=True)
+                del pair, it
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_workload_options(p, batch_sizes=(256, 1), epochs=4, lr=0.05, optimizer="adagrad")
@@ -261,7 +354,14 @@ def main(argv=None):
                    help="diagnostic: one thread, N separate models at once, Hogwild on one model (see independent)")
     p.add_argument("--sweep-rows", type=int, nargs="+", metavar="N",
                    help="one thread against Hogwild on the first N rows, for each N (see sweep)")
+    p.add_argument("--streamed", nargs="+", choices=["libsvm", "tsv", "vw"], metavar="KIND",
+                   help="one thread against N on streamed, disk-cached and in-memory epochs of text files (see streamed)")
+    p.add_argument("--caches", nargs="+", default=["stream", "disk", "memory"], choices=["stream", "disk", "memory"],
+                   help="with --streamed: the data.cache modes to compare")
     args = p.parse_args(argv)
+    if args.streamed:
+        streamed(args.streamed, tuple(args.batch_sizes), tuple(args.caches), args.epochs, args.lr, args.threads)
+        return
     if args.sweep_rows:
         print(f"{args.rows} x {args.features}, {args.nnz} nnz/row, {args.model}, {args.optimizer}(lr={args.lr}); "
               f"{load_average()} (before)")

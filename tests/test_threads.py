@@ -341,6 +341,31 @@ def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
     assert f"fewer than {th.AUTO_MIN_ROWS:,} rows" in TrainConfig.model_fields["threads"].description
 
 
+def test_auto_leaves_the_parse_its_cores_on_a_streamed_epoch(monkeypatch):
+    """A streamed epoch parses beside training: auto trains on half the cores (one of two), after the
+    small-epoch rule; a number and $SPARSETRAIN_THREADS are taken as they are."""
+    from sparsetrain.engines.compiled import threads as th
+
+    monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
+    cores = []
+    monkeypatch.setattr(th, "available_cores", lambda: cores[-1])
+    for n, expected in ((2, (1, "auto: streamed, the parse takes a core")),
+                        (3, (1, "auto: streamed, the parse takes 2 of 3 cores")),
+                        (8, (4, "auto: streamed, the parse takes 4 of 8 cores")),
+                        (1, (1, "auto: 1 core; the rows are not known upfront"))):
+        cores.append(n)
+        assert th.choose_threads("auto", streamed=True) == expected  # stdin: rows not known
+        if n > 1:
+            assert th.choose_threads("auto", rows=500_000, estimated=True, streamed=True) == expected
+    assert th.choose_threads("auto", rows=500_000, streamed=True) == (1, "auto: 1 core, 500,000 rows")
+    cores.append(8)
+    assert th.choose_threads("auto", rows=999, estimated=True, streamed=True) == (1, "auto: about 999 rows < 10,000")
+    assert th.choose_threads("auto", rows=500_000) == (8, "auto: 8 cores, 500,000 rows >= 10,000")  # in memory
+    assert th.choose_threads(2, streamed=True) == (2, "")
+    monkeypatch.setenv("SPARSETRAIN_THREADS", "2")
+    assert th.choose_threads("auto", streamed=True) == (2, "auto: $SPARSETRAIN_THREADS")
+
+
 def test_a_streamed_files_rows_for_auto(tmp_path):
     """``auto`` on a streamed file decides from its rows estimated upfront: a plain file's from its size,
     a compressed one's counted in its first chunk when it ends there, else not known (the cores)."""
@@ -366,18 +391,23 @@ def test_a_streamed_files_rows_for_auto(tmp_path):
     assert rows("big.libsvm.gz") is None and rows("c.libsvm", "big.libsvm.gz") is None
 
 
-def _fit(tmp_path, name, *sets):
+def _fit(tmp_path, name, *sets, stdin=None):
+    import contextlib
+
     from click.testing import CliRunner
+    from test_disk_cache import _stdin_pipe
 
     from sparsetrain.cli import main
 
     out = tmp_path / name
     sets = ("train.epochs=2", "train.target={}") + sets
-    result = CliRunner().invoke(main, ["fit", "configs/linreg.yaml", "--output", str(out),
-                                       *[a for s in sets for a in ("--set", s)]])
+    with contextlib.nullcontext() if stdin is None else _stdin_pipe(stdin):
+        result = CliRunner().invoke(main, ["fit", "configs/linreg.yaml", "--output", str(out),
+                                           *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
     header = [line for line in result.output.splitlines() if line.startswith("threads ")]
-    return header, (out / "checkpoints" / "model-0002.params").read_bytes()
+    last = sorted((out / "checkpoints").glob("model-*.params"))[-1]
+    return header, last.read_bytes()
 
 
 def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch):
@@ -397,6 +427,14 @@ def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch)
     assert _fit(tmp_path, "two", "train.threads=2")[0] == ["threads 2, Hogwild (lock-free)"]
     monkeypatch.setattr(th, "AUTO_MIN_ROWS", 1000)
     assert _fit(tmp_path, "cores")[0] == ["threads 2 (auto: 2 cores, 1,000 rows >= 1,000), Hogwild (lock-free)"]
+    # streamed (the file, or stdin read once): the parse keeps a core; stdin's disk cache is not streamed after epoch 1
+    streamed = "threads 1 (auto: streamed, the parse takes a core)"
+    assert _fit(tmp_path, "streamed", "data.cache=stream")[0] == [streamed]
+    text = open("data/linreg.libsvm").read()
+    stdin = ("data.train=-", "data.zero_based=true")
+    assert _fit(tmp_path, "stdin", *stdin, "train.epochs=1", stdin=text)[0] == [streamed]
+    assert _fit(tmp_path, "stdin-disk", *stdin, stdin=text)[0] == [
+        "threads 2 (auto: 2 cores; the rows are not known upfront), Hogwild (lock-free)"]
 
 
 def test_kernels_release_the_gil():

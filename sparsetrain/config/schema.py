@@ -345,7 +345,8 @@ class TrainConfig(_Strict):
     threads: Threads = Field("auto", description="Threads that train one model on the compiled engine "
                              "(Hogwild: lock-free updates, each thread on its share of every block of "
                              "batches); `auto` = the cores this process may use, one thread when an epoch "
-                             "has fewer than 10,000 rows (`$SPARSETRAIN_THREADS` when set). The graph "
+                             "has fewer than 10,000 rows, half the cores (one of two) when the epoch is "
+                             "streamed: its parse takes the rest (`$SPARSETRAIN_THREADS` when set). The graph "
                              "engine and distributed workers run one thread.")
     sync_every: SyncEvery = Field("auto", description="Distributed workers: batches trained locally per "
                                   "block between two exchanges with the parameter servers (pull the block's "

@@ -221,9 +221,12 @@ class LocalEpochs:
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
         from ..engines.compiled.threads import choose_threads
+        from ..io import LibSVMIter
 
         rows, estimated = (epoch_rows, False) if epoch_rows is not None else (streamed_rows(cfg), True)
-        self.threads_chosen = choose_threads(cfg.train.threads, rows, estimated)  # (threads, why): the header's
+        # streamed: every epoch parses the text beside training (stdin's disk cache parses only the first)
+        self.threads_chosen = choose_threads(cfg.train.threads, rows, estimated,  # (threads, why): the header's
+                                             streamed=isinstance(train_iter, LibSVMIter))
         threads = self.threads_chosen[0]
         self.threads = {"threads": threads, "deterministic": cfg.train.deterministic} if threads > 1 else {}
 

@@ -39,6 +39,12 @@ import numpy as np
 # epoch at batch 32/256; from 16,000 rows they were 1.12-1.64x faster at every batch size; at batch 1
 # they start to pay between 10,000 and 12,000 rows (1.03x -> 1.11x)
 AUTO_MIN_ROWS = 10_000
+# train.threads: auto on a streamed epoch (its text parsed again beside training, every epoch): the parse
+# takes cores too. Per row it costs about as much CPU as the training or more (RESULTS.md session 33:
+# LibSVM 500k x 1M, TSV 1M rows), so half the cores train (at least one), the parse keeps the rest: one
+# thread on 2 cores, which trained a streamed epoch as fast as two or faster at batch 1 and 256 while two
+# threads stayed faster on the same data in memory (benchmarks/threads.py --streamed)
+STREAMED_SHARE = 2
 # deterministic: rows each thread trains on its private copy between two merges
 ROUND_ROWS = 8192
 # Hogwild: pieces of a block per thread, taken in turn (small enough to balance a busy machine's
@@ -69,18 +75,20 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_threads(threads, rows: int | None = None, estimated: bool = False) -> int:
+def resolve_threads(threads, rows: int | None = None, estimated: bool = False, streamed: bool = False) -> int:
     """``train.threads`` as a number (:func:`choose_threads`)."""
-    return choose_threads(threads, rows, estimated)[0]
+    return choose_threads(threads, rows, estimated, streamed)[0]
 
 
-def choose_threads(threads, rows: int | None = None, estimated: bool = False) -> tuple[int, str]:
+def choose_threads(threads, rows: int | None = None, estimated: bool = False,
+                   streamed: bool = False) -> tuple[int, str]:
     """``(threads, why)``: ``train.threads`` as a number, and for ``auto`` why (the run header's words).
 
     ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else one thread when the epoch has fewer than
     :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's, from its size and its first
-    lines), else :func:`available_cores` (``rows`` None: not known upfront, stdin or a compressed
-    stream longer than its first chunk). A number is taken as it is."""
+    lines), else, when the epoch is ``streamed`` (its text parsed beside training), the cores the parse
+    leaves (:data:`STREAMED_SHARE`: one of two), else :func:`available_cores` (``rows`` None: not known
+    upfront, stdin or a compressed stream longer than its first chunk). A number is taken as it is."""
     if threads != "auto":
         return int(threads), ""
     env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
@@ -91,11 +99,15 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False) ->
             raise ConfigError(f"SPARSETRAIN_THREADS must be a whole number of threads >= 1, got {env!r}")
         return int(env), "auto: $SPARSETRAIN_THREADS"
     cores = available_cores()
+    count = None if rows is None else f"{'about ' if estimated else ''}{rows:,} row{'s' if rows != 1 else ''}"
+    if cores > 1 and rows is not None and rows < AUTO_MIN_ROWS:
+        return 1, f"auto: {count} < {AUTO_MIN_ROWS:,}"
+    if cores > 1 and streamed:
+        train = max(1, cores // STREAMED_SHARE)
+        parse = "a core" if cores - train == 1 else f"{cores - train} of {_cores(cores)}"
+        return train, f"auto: streamed, the parse takes {parse}"
     if rows is None:
         return cores, f"auto: {_cores(cores)}; the rows are not known upfront"
-    count = f"{'about ' if estimated else ''}{rows:,} row{'s' if rows != 1 else ''}"
-    if cores > 1 and rows < AUTO_MIN_ROWS:
-        return 1, f"auto: {count} < {AUTO_MIN_ROWS:,}"
     return cores, f"auto: {_cores(cores)}, {count}" + (f" >= {AUTO_MIN_ROWS:,}" if cores > 1 else "")
 
 
