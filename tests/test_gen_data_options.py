@@ -150,3 +150,24 @@ def test_an_existing_out_file_is_replaced_only_with_force(tmp_path):
     assert out.read_text() == "1 0:1\n"
     res = _cli("--rows", 5, "--features", 4, "--nnz-per-row", 2, "--out", out, "-q", "--force")
     assert res.exit_code == 0 and len(out.read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("generate,extra", [
+    ("{path: g.libsvm, rows: 5, features: 10, nnz_per_row: 2, target: random}",
+     ["model.variables.weight.shape=[10, 1]"]),
+    ("{path: g.libsvm, rows: 5, features: 10, nnz_per_row: 2, task: multiclass, classes: 3}",
+     ["model={preset: softmax, classes: 3}", "train.metrics=[accuracy]", "train.target={}"]),
+    ("{format: csv, path: g.tsv, rows: 5, task: binary}",
+     ["model={preset: logistic}", "train.metrics=[log_loss]", "train.target={}", "data.hash_bits=4", "data.csv={header: true}",
+      "data.categorical=[c1]"]),
+])
+def test_a_run_config_yaml_with_data_generate_loads_again(tmp_path, generate, extra):
+    # evaluate, predict and export load the run's config.yaml; it wrote every option of data.generate,
+    # the other format's too, which check_given refused: `fit configs/large.yaml` then `evaluate
+    # runs/large ...` said `data.generate: numeric: only for format csv data` (exit 2)
+    cfg = load_config(str(LINREG), ["data.train=null", "data.num_features=null", f"data.generate={generate}",
+                                    *extra])
+    written = tmp_path / "config.yaml"
+    written.write_text(cfg.to_yaml(str(tmp_path)))
+    again = load_config(str(written))
+    assert again.data.generate.model_dump(exclude={"path"}) == cfg.data.generate.model_dump(exclude={"path"})

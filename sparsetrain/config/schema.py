@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from .. import initializer
 from ..base import ConfigError
 from ..io.base import DEFAULT_MAX_LINE_BYTES, plain_name
-from ..io.synthetic_options import SyntheticOptions, check_given
+from ..io.synthetic_options import SyntheticOptions, check_given, not_read
 from . import factories, graph
 
 
@@ -493,8 +493,10 @@ class Config(_Strict):
     def to_yaml(self, output_dir: str | None = None) -> str:
         """The resolved config (defaults filled in, paths absolute) as YAML."""
         doc = self.model_dump(mode="json")
-        if doc["data"]["generate"] is not None:
+        if doc["data"]["generate"] is not None:  # what the generator reads: check_given refuses the rest
             doc["data"]["generate"]["path"] = self.resolve(doc["data"]["generate"]["path"])
+            for key in not_read(self.data.generate):
+                del doc["data"]["generate"][key]
         if doc["data"]["train"] is not None:
             doc["data"]["train"] = self.train_files()
         if doc["data"]["eval"] is not None:

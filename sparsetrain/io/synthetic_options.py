@@ -87,15 +87,23 @@ class SyntheticOptions(BaseModel):
         return self.model_dump(include=set(SyntheticOptions.model_fields))
 
 
+def not_read(opts: SyntheticOptions) -> tuple[str, ...]:
+    """The options ``opts`` does not read: the other format's, and `classes` unless `task` is multiclass."""
+    other = LIBSVM_ONLY if opts.format == "csv" else CSV_ONLY
+    if opts.task != "multiclass" and "classes" not in other:
+        other += ("classes",)
+    return other
+
+
 def check_given(opts: SyntheticOptions, given) -> None:
     """A ``ConfigError`` for an option in ``given`` (the names the user set) that ``opts`` does not read:
     one of the other format's, or `classes` without `task` multiclass (they were ignored without a word)."""
-    other, fmt = (LIBSVM_ONLY, "libsvm") if opts.format == "csv" else (CSV_ONLY, "csv")
-    wrong = next((k for k in other if k in given), None)
-    if wrong is not None:
-        raise ConfigError(f"`{wrong}`: only for `format` {fmt} data")
-    if "classes" in given and opts.task != "multiclass":
+    wrong = next((k for k in not_read(opts) if k in given), None)
+    if wrong == "classes" and opts.format != "csv":
         raise ConfigError("`classes`: only for `task` multiclass")
+    if wrong is not None:
+        fmt = "libsvm" if opts.format == "csv" else "csv"
+        raise ConfigError(f"`{wrong}`: only for `format` {fmt} data")
 
 
 def check_options(**values) -> SyntheticOptions:
