@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import signal
 import sys
 import warnings
 
@@ -31,8 +32,19 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 
+class _Stopped(Exception):
+    """A command's ``KeyboardInterrupt`` (Ctrl-C or SIGTERM), kept from click, which writes a blank line
+    before it (for a terminal's ``^C``) also when stderr is a file and the signal a SIGTERM."""
+
+
 class _Main(click.Group):
     """A group whose errors are one ``error: ...`` line on stderr, with the documented exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _Stopped(str(e)) from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -50,7 +62,7 @@ class _Main(click.Group):
         except click.ClickException as e:
             _error(e.format_message())
             rv = e.exit_code
-        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; a run says where to resume from
+        except (KeyboardInterrupt, _Stopped) as e:  # Ctrl-C or SIGTERM; a run says where to resume from
             rv = _interrupted(str(e))
         except OSError as e:  # writing --help or --version to a full or closed stdout
             _error(f"<stdout>: {e.strerror or e}")
@@ -66,6 +78,8 @@ def _interrupted(where: str) -> int:
     from .interrupts import stopped_by
 
     what, code = stopped_by()
+    if code == 128 + signal.SIGINT and sys.stderr.isatty():
+        click.echo(err=True)  # after the terminal's ^C
     _error(f"{what}; {where}" if where else what)
     return code
 
