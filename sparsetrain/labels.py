@@ -75,10 +75,15 @@ def libsvm_locator(path: str, max_line_bytes: int | None = None) -> Locator:
 
 
 def _fmt(v) -> str:
+    """A label value in its shortest form: a float32 one as the float32 it is (`44.693577`, not the
+    float64 digits `44.69357681274414` of the same number)."""
     if isinstance(v, str):
         return v
     v = float(v)
-    return str(int(v)) if v.is_integer() else repr(v)
+    if v.is_integer():
+        return str(int(v))
+    single = np.float32(v)
+    return str(single) if float(single) == v else repr(v)
 
 
 def label_value(v) -> float | str:

@@ -195,6 +195,15 @@ def test_binary_mapping_matches_scikit_learns_label_binarizer(pair, picks):
         mapping.apply(third, lambda r: f"f:{r + 1}")
 
 
+def test_a_label_is_named_as_the_file_writes_it_not_in_float64_digits():
+    # a float32 label read from '44.693577' was named 44.69357681274414 (data/linreg.libsvm on a binary model)
+    y = np.array([0, 47.902225, 44.693577], dtype=np.float32)
+    mapping = labels.label_map("binary", [0, float(y[1])])
+    with pytest.raises(DataFormatError, match=r"^f:3: label 44.693577 is a third value; this binary model's labels "
+                                              r"are 0 \(→ 0\) and 47.902225 \(→ 1\)$"):
+        mapping.apply(y, lambda r: f"f:{r + 1}")
+
+
 # -- text labels (CSV/TSV) ---------------------------------------------------------------------------------
 
 CRITEO = ROOT / "data" / "criteo_like.tsv"
