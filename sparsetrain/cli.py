@@ -260,7 +260,8 @@ def _gen_data(options, out, quiet, force, given=()):
         raise click.UsageError(f"--out {out}: the name reads as {read_as} data (as fit, init and predict read it), "
                                f"but --format {options['format']} writes {options['format']} rows; "
                                + ("name it .csv or .tsv" if options["format"] == "csv" else
-                                  "name it another way or give --format csv"))
+                                  "name it another way or give --format csv" if read_as == "csv" else
+                                  "name it another way (gen-data writes no vw data)"))
     refuse_to_replace(out, force)
     rows = options["rows"]
     err = _stderr_console(quiet)

@@ -215,6 +215,9 @@ def test_gen_data_csv_writes_the_delimiter_its_name_is_read_with(tmp_path):
     (("--features", 5, "--density", 0.5, "--out", "x.tsv"),
      "--out x.tsv: the name reads as csv data (as fit, init and predict read it), but --format libsvm writes "
      "libsvm rows; name it another way or give --format csv"),
+    (("--features", 5, "--density", 0.5, "--out", "x.vw"),  # (it said "or give --format csv", refused as well)
+     "--out x.vw: the name reads as vw data (as fit, init and predict read it), but --format libsvm writes "
+     "libsvm rows; name it another way (gen-data writes no vw data)"),
     (("--format", "csv", "--out", "x.vw"),
      "--out x.vw: the name reads as vw data (as fit, init and predict read it), but --format csv writes "
      "csv rows; name it .csv or .tsv"),
