@@ -557,3 +557,20 @@ def test_dist_benchmark_runs_on_a_tiny_file(tmp_path, monkeypatch):
     assert "**Cost model**" in text and "| 1 Gbit/s | 128 |" in text
     assert "error" not in text.split(run.DIST_START)[1].split("**How")[0]
     assert len(list((tmp_path / "work").glob("dist-results-*.json"))) == 1
+
+
+def test_the_raylets_notices_stay_off_stdout(capsys):
+    # a dead worker put Ray's "(raylet) A worker died or was killed ..." (one long line in colour) on fit's
+    # stdout, among the epoch lines, before the driver's own one-line error
+    from ray._private import worker
+
+    from sparsetrain.dist.kvstore import quiet_raylet_notices
+
+    quiet_raylet_notices()  # (ensure_ray does it, once)
+    quiet_raylet_notices()
+    worker.print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False},
+                              ignore_prefix=False)
+    worker.print_to_stdstream({"lines": ["a task's print"], "pid": 4321, "ip": "", "is_err": False},
+                              ignore_prefix=False)
+    out = capsys.readouterr().out
+    assert "A worker died" not in out and "a task's print" in out
