@@ -277,7 +277,8 @@ def _final_table(result):
 
     from .trainer import record_metrics
 
-    table = Table(title=f"{len(result.history)} epochs, engine {result.engine}",
+    n = len(result.history)
+    table = Table(title=f"{n} epoch{'' if n == 1 else 's'}, engine {result.engine}",
                   caption=f"run directory: {result.output_dir}")
     table.add_column("metric")
     table.add_column("final", justify="right")

@@ -57,7 +57,7 @@ def test_a_model_with_an_unfused_op_says_which_op_and_runs_graph(tmp_path):
     assert res.exit_code == 0, res.output
     assert header(res).startswith("engine graph (compiled engine: op 'sign' has no fused form")
     assert {r["engine"] for r in records(tmp_path / "r")} == {"graph"}
-    assert "1 epochs, engine graph" in res.stdout
+    assert "1 epoch, engine graph" in res.stdout  # (it said "1 epochs")
 
 
 def test_engine_compiled_on_a_model_it_cannot_run_exits_2_naming_the_op_before_anything(tmp_path):
