@@ -7,14 +7,16 @@ import pathlib
 import click
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from sparsetrain.base import ConfigError
 from sparsetrain.cli import main
 from sparsetrain.cli_schema import option_name
-from sparsetrain.config import GenerateConfig, load_config
+from sparsetrain.config import GenerateConfig, config_from_dict, load_config
 from sparsetrain.io.synthetic import generate_libsvm
 from sparsetrain.io.synthetic_options import SyntheticOptions, check_options
+from sparsetrain.trainer.rundir import load_run_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LINREG = ROOT / "configs" / "linreg.yaml"
@@ -171,3 +173,9 @@ def test_a_run_config_yaml_with_data_generate_loads_again(tmp_path, generate, ex
     written.write_text(cfg.to_yaml(str(tmp_path)))
     again = load_config(str(written))
     assert again.data.generate.model_dump(exclude={"path"}) == cfg.data.generate.model_dump(exclude={"path"})
+    # a run directory written by the earlier versions (every option) is read as the run trained
+    doc = yaml.safe_load(written.read_text())
+    doc["data"]["generate"] = {**cfg.data.generate.model_dump(mode="json"), **doc["data"]["generate"]}
+    written.write_text(yaml.safe_dump(doc))
+    old = config_from_dict(load_run_config(str(tmp_path)), source=str(written))
+    assert old.data.generate.model_dump(exclude={"path"}) == cfg.data.generate.model_dump(exclude={"path"})

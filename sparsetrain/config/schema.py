@@ -495,7 +495,7 @@ class Config(_Strict):
         doc = self.model_dump(mode="json")
         if doc["data"]["generate"] is not None:  # what the generator reads: check_given refuses the rest
             doc["data"]["generate"]["path"] = self.resolve(doc["data"]["generate"]["path"])
-            for key in not_read(self.data.generate):
+            for key in not_read(self.data.generate.format, self.data.generate.task):
                 del doc["data"]["generate"][key]
         if doc["data"]["train"] is not None:
             doc["data"]["train"] = self.train_files()

@@ -87,10 +87,13 @@ class SyntheticOptions(BaseModel):
         return self.model_dump(include=set(SyntheticOptions.model_fields))
 
 
-def not_read(opts: SyntheticOptions) -> tuple[str, ...]:
-    """The options ``opts`` does not read: the other format's, and `classes` unless `task` is multiclass."""
-    other = LIBSVM_ONLY if opts.format == "csv" else CSV_ONLY
-    if opts.task != "multiclass" and "classes" not in other:
+def not_read(fmt: str | None = None, task: str | None = None) -> tuple[str, ...]:
+    """The options data of format ``fmt`` for ``task`` (None: the default) does not read: the other format's,
+    and `classes` unless `task` is multiclass."""
+    fields = SyntheticOptions.model_fields
+    fmt, task = fmt or fields["format"].default, task or fields["task"].default
+    other = LIBSVM_ONLY if fmt == "csv" else CSV_ONLY
+    if task != "multiclass" and "classes" not in other:
         other += ("classes",)
     return other
 
@@ -98,7 +101,7 @@ def not_read(opts: SyntheticOptions) -> tuple[str, ...]:
 def check_given(opts: SyntheticOptions, given) -> None:
     """A ``ConfigError`` for an option in ``given`` (the names the user set) that ``opts`` does not read:
     one of the other format's, or `classes` without `task` multiclass (they were ignored without a word)."""
-    wrong = next((k for k in not_read(opts) if k in given), None)
+    wrong = next((k for k in not_read(opts.format, opts.task) if k in given), None)
     if wrong == "classes" and opts.format != "csv":
         raise ConfigError("`classes`: only for `task` multiclass")
     if wrong is not None:

@@ -482,6 +482,13 @@ def load_run_config(path: str) -> dict | None:
     if doc is not None and not isinstance(doc, dict):
         raise SparseTrainError(f"{os.path.join(path, CONFIG_FILE)}: unreadable run config (not a mapping of data, "
                                "model, optimizer, train)")
+    data = (doc or {}).get("data")
+    generate = data.get("generate") if isinstance(data, dict) else None
+    if isinstance(generate, dict):  # earlier versions wrote every gen-data option, the other format's too, which
+        from ..io.synthetic_options import not_read  # data.generate refuses: keep what the generator read
+
+        for key in not_read(generate.get("format"), generate.get("task")):
+            generate.pop(key, None)
     return doc
 
 
