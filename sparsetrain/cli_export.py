@@ -9,6 +9,7 @@ import click
 def _export(run, fmt, out, top, epoch, last):
     import os
 
+    from .cli_fit_display import reading
     from .trainer import load_trained
     from .trainer.export import FORMATS, export_model, write_export
     from .trainer.predictions import format_for
@@ -16,8 +17,9 @@ def _export(run, fmt, out, top, epoch, last):
     fmt = format_for(out, fmt, FORMATS, "export")
     model = load_trained(run, epoch=epoch, last=last)
     run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
-    doc = export_model(model, run_path, top)
-    text = write_export(doc, out, fmt)
+    with reading(model.params_path, "exporting"):  # a model of a million rows takes seconds
+        doc = export_model(model, run_path, top)
+        text = write_export(doc, out, fmt)
     if out and out != "-":
         rows = sum(len(p.get("rows", p.get("values", []))) for p in doc["parameters"].values())
         click.echo(f"wrote {len(doc['parameters'])} parameters ({rows} rows) of {model.params_path} to {out}",

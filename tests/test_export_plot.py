@@ -52,6 +52,15 @@ def test_export_round_trips_to_the_checkpoint(runs, tmp_path, name, fmt):
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
+def test_a_slow_export_shows_a_status_line(runs, tmp_path, monkeypatch):
+    # a 1M-row weight took 5-17 s with nothing on the screen
+    from sparsetrain import cli_fit_display
+
+    monkeypatch.setattr(cli_fit_display, "BUSY_AFTER", 0.0)  # (as a large model: writing takes over a second)
+    res = cli("export", runs["logreg"], "--out", tmp_path / "w.json")
+    assert res.exit_code == 0 and "exporting " in res.stderr and "model-0003.params (" in res.stderr, res.stderr
+
+
 def test_export_json_has_config_rows_and_the_best_epoch(runs):
     run = runs["softmax"]
     doc = json.loads(cli("export", run).stdout)
