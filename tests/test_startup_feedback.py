@@ -149,6 +149,41 @@ def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_p
     assert not in_disk_cache(load())
 
 
+def test_a_kernel_is_compiled_again_after_an_edit_of_a_kernel_it_calls_from_another_file(tmp_path, monkeypatch):
+    """numba's cache of ``g`` knows only g's file: after an edit of ``f`` (another file) it loads g compiled
+    with the old f, unless drop_stale_callers drops it (as the suite does for the parsers, which call the
+    number parser and the hashing in other files)."""
+    import importlib
+    import os
+    import sys
+
+    from sparsetrain.engines.compiled.numba_cache import drop_stale_callers
+
+    package = tmp_path / "stalepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    helper = package / "helper.py"
+    helper.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    (package / "user.py").write_text("from numba import njit\n\nfrom .helper import f\n\n\n"
+                                     "@njit(cache=True)\ndef g(x):\n    return f(x) * 10\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fresh_user(drop: bool):  # the modules as a new process imports them
+        for name in ("stalepkg.user", "stalepkg.helper", "stalepkg"):
+            sys.modules.pop(name, None)
+        user = importlib.import_module("stalepkg.user")
+        if drop:
+            drop_stale_callers([user])
+        return user
+
+    assert fresh_user(False).g(1) == 20  # compiled and cached
+    helper.write_text(helper.read_text().replace("x + 1", "x + 2"))
+    later = os.path.getmtime(helper) + 10  # (a file system's coarse timestamps: surely after the cache)
+    os.utime(helper, (later, later))
+    assert fresh_user(False).g(1) == 20  # numba alone: the old f
+    assert fresh_user(True).g(1) == 30
+
+
 def test_a_first_run_waits_for_the_warm_up_and_trains_as_without_it(tmp_path, monkeypatch):
     # the child compiles the engine's kernels while the run parses; the run waits for it before its
     # first epoch (counted as compile time) and trains exactly as a run without it

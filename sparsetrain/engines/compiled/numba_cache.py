@@ -54,6 +54,46 @@ def drop_stale_cache(dispatchers, dependencies) -> None:
         pass
 
 
+def drop_stale_callers(modules) -> None:
+    """:func:`drop_stale_cache` for the kernels of each module of ``modules``, against every module of its
+    package whose kernels it calls, directly or through another (found in its names: a kernel, a numba
+    intrinsic or a module imported from there). After an edit of a shared helper (the parsers' number
+    parser, the hashing), numba would otherwise load the parsers compiled with the old one."""
+    import inspect
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+    from numba.core.extending import _Intrinsic
+
+    def kernels(module) -> list:
+        return [v for v in vars(module).values() if isinstance(v, (Dispatcher, _Intrinsic))
+                and getattr(v, "__module__", None) == module.__name__]
+
+    def callees(module) -> set:
+        package, found = module.__name__.split(".")[0], set()
+        for value in vars(module).values():
+            if inspect.ismodule(value):
+                other = value
+            elif isinstance(value, (Dispatcher, _Intrinsic)):
+                other = sys.modules.get(getattr(value, "__module__", None) or "")
+            else:
+                continue
+            if other is not None and other is not module and other.__name__.split(".")[0] == package \
+                    and kernels(other):
+                found.add(other)
+        return found
+
+    for module in modules:
+        seen, todo = set(), [module]
+        while todo:
+            for other in callees(todo.pop()) - seen - {module}:
+                seen.add(other)
+                todo.append(other)
+        cached = [k for k in kernels(module) if hasattr(getattr(k, "_cache", None), "_cache_file")]
+        if seen and cached:
+            drop_stale_cache(cached, seen)
+
+
 class CompileWatch:
     """Notices numba compiling (a kernel missing from the on-disk cache) while it is entered.
 
