@@ -13,15 +13,16 @@ from .optimizer_buffers import state_buffer, state_parts
 __all__ = ["Updater", "get_updater", "state_to_numpy", "state_from_numpy"]
 
 
-def state_to_numpy(state):
-    """A state (``None``, an array or a tuple of them) as numpy arrays of the same structure."""
+def state_to_numpy(state, copy: bool = True):
+    """A state (``None``, an array or a tuple of them) as numpy arrays of the same structure;
+    ``copy=False``: a dense array's own buffer (to be written out at once, not kept)."""
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
-        return tuple(state_to_numpy(s) for s in state)
+        return tuple(state_to_numpy(s, copy) for s in state)
     if isinstance(state, BaseArray):
-        return state.asnumpy()
-    return np.array(state)
+        return state.asnumpy() if copy or state.stype != "default" else state._data
+    return np.array(state) if copy else np.asarray(state)
 
 
 def state_from_numpy(state):
@@ -90,7 +91,7 @@ class Updater:
     def _saved(self, dump_optimizer: bool) -> tuple:
         from . import optimizer_states as F
 
-        states = {k: state_to_numpy(v) for k, v in self.states.items()}
+        states = {k: state_to_numpy(v, copy=False) for k, v in self.states.items()}  # (written out at once)
         return states, F.optimizer_progress(self.optimizer), F.optimizer_config(self.optimizer) if dump_optimizer else None
 
     def set_states(self, states: bytes, source: str = "optimizer states") -> None:

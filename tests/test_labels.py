@@ -259,6 +259,23 @@ def test_two_string_labels_train_the_same_model_as_zero_one(tmp_path, cache):
         model.evaluate(str(ref))
 
 
+def test_a_second_label_value_after_the_first_chunks_is_found_by_a_streamed_run(tmp_path):
+    """A streamed file's labels are first read in small chunks (trainer/data.py LABEL_CHUNK_SIZE) until two
+    values are seen: here every label is 3 until the last 200 rows (~1.2 MB in), which have 3 and 7 (3 alone
+    has no usual pair: a search that stopped early would be an error)."""
+    head, *body = CRITEO.read_text().splitlines()
+    tail = [("7" if line.split("\t", 1)[0] == "1" else "3") + "\t" + line.split("\t", 1)[1] for line in body[-200:]]
+    body = ["3\t" + line.split("\t", 1)[1] for line in body[:-200]] + tail
+    late = tmp_path / "late.tsv"
+    late.write_text("\n".join([head] + body) + "\n")
+    a = fit(_csv_config(late, cache="stream"), output_dir=str(tmp_path / "a"))
+    b = fit(_csv_config(late, cache="stream", label_values=[3, 7]), output_dir=str(tmp_path / "b"))
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["data"]["label_values"] == [3.0, 7.0]
+    pa, pb = _params(a), _params(b)
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k])
+
+
 def test_text_label_values_choose_the_positive_class_and_a_third_value_names_file_and_line(tmp_path):
     text = _relabel_tsv(tmp_path / "t.tsv", {"0": ">50K", "1": "<=50K"}, rows=60)
     # sorted order: ">50K" after "<=50K" → 1; label_values turns it round

@@ -170,16 +170,16 @@ def text_labels(cfg: Config, task: str | None = None) -> labels_mod.TextLabels:
                                  None if values is None else tuple(labels_mod.label_value(v) for v in values))
 
 
-def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None, names=None):
+def reader_for(cfg: Config, path: str, *, streaming: bool = False, labels=None, names=None, chunk_size=None):
     """A block reader of one CSV/TSV, Vowpal Wabbit or LibSVM file (``-``: stdin) as the config describes;
     ``streaming``: for a pass in bounded memory (a streamed epoch, building the disk cache), in the
-    chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file; ``names``: a
-    CSV/VW reader's ``chunk_tap`` (see :func:`stdin_names`)."""
+    chunks of ``io.chunks.STREAM_CHUNK_SIZE``, as ``LibSVMIter`` reads a LibSVM file; ``chunk_size``:
+    other chunks; ``names``: a CSV/VW reader's ``chunk_tap`` (see :func:`stdin_names`)."""
     from .. import io as st_io
     from ..io.chunks import DEFAULT_CHUNK_SIZE, STREAM_CHUNK_SIZE
 
     fmt, dtype = cfg.data.format_of(path), _data_dtype(cfg)
-    chunk_size = STREAM_CHUNK_SIZE if streaming else DEFAULT_CHUNK_SIZE
+    chunk_size = chunk_size or (STREAM_CHUNK_SIZE if streaming else DEFAULT_CHUNK_SIZE)
     if fmt == "csv":
         from ..io.csv_reader import CSVReader
 
@@ -541,6 +541,10 @@ def _say_mapping(mapping, note) -> None:
         note(text)
 
 
+#: The chunks in which a streamed file's labels are first read (a binary model's ``data.label_values``).
+LABEL_CHUNK_SIZE = 256 << 10
+
+
 def _stream_labels(cfg: Config, path: str):
     """The training labels of a streamed file, chunk by chunk (read until two values are seen), as
     ``(labels, names)`` (``names``: the CSV reader's hash -> text of its text labels, else None)."""
@@ -550,14 +554,14 @@ def _stream_labels(cfg: Config, path: str):
         raise ConfigError("data.label_values: stdin ('-') is streamed once, so a binary model cannot look at its "
                           "labels first: give the two label values, e.g. data.label_values: [0, 1], or set "
                           "data.cache: disk (or auto) to read it once into a disk cache")
+    # small chunks on one parser thread: the first rows usually hold both values, and a streamed
+    # epoch's chunks (4 MiB, two in flight) would parse ~35k rows into fresh arrays before training starts
     if cfg.data.format_of(path) != "libsvm":
-        # small chunks on one parser thread: the first rows usually hold both values, and a bigger
-        # read ahead would parse tens of MB for nothing before training starts
-        reader = reader_for(cfg, path, streaming=True)
+        reader = reader_for(cfg, path, chunk_size=LABEL_CHUNK_SIZE)
         reader.workers = 1
     else:
         reader = LibSVMReader(path, num_features=cfg.num_features, zero_based=cfg.data.zero_based,
-                              max_line_bytes=cfg.data.max_line_bytes, chunk_size=1 << 20)
+                              max_line_bytes=cfg.data.max_line_bytes, chunk_size=LABEL_CHUNK_SIZE)
     rows = 0
     for block in reader:
         rows += block.num_rows
