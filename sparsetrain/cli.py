@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -251,8 +252,8 @@ def _gen_data(options, out, quiet, force, given=()):
     try:
         checked = check_options(**options)
         check_given(checked, given)
-    except ConfigError as e:
-        raise click.UsageError(cli_text(str(e), SyntheticOptions)) from None
+    except ConfigError as e:  # (a message led by a field's name, `noise: ...`, names the option: --noise)
+        raise click.UsageError(cli_text(re.sub(r"^(\w+):", r"`\1`:", str(e)), SyntheticOptions)) from None
     options = checked.generator_kwargs()
     read_as = format_from_name(out)
     if read_as != options["format"] and (read_as != "libsvm" or options["format"] != "csv"):

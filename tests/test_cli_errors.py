@@ -139,6 +139,9 @@ def test_sigterm_stops_a_run_like_ctrl_c_naming_the_checkpoint_exit_143(tmp_path
     ("model.variables.weight.init=normall", "unknown initializer 'normall' (did you mean 'normal'?); known: "),
     ("optimizer={name: adam, beta1: 2}", "optimizer.beta1: must be a number in [0, 1) (got 2)"),  # (a NaN loss later)
     ("optimizer={name: ftrl, lamda1: -1}", "optimizer.lamda1: must be a number >= 0 (got -1)"),
+    # (.inf trained until the loss was NaN; a target of .nan could never be met)
+    ("optimizer.learning_rate=.inf", "optimizer.learning_rate: Input should be a finite number (got inf)"),
+    ("train.target={mse: .nan}", "train.target.mse: Input should be a finite number"),
 ])
 def test_a_mistyped_choice_suggests_the_closest(setting, message):
     res = cli("fit", LINREG, "--set", setting)

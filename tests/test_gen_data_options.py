@@ -94,6 +94,16 @@ def test_gen_data_csv_usage_errors(tmp_path, args, words):
     assert res.exit_code == 2 and words in _error_line(res)
 
 
+@pytest.mark.parametrize("option", ["--noise", "--zipf-a"])
+def test_a_number_that_is_not_finite_is_a_usage_error_naming_the_option(tmp_path, option):
+    # --noise inf wrote -inf labels, which no reader takes; --zipf-a inf was an internal error
+    res = _cli("--rows", 10, "--features", 5, "--density", 0.5, "--columns", "zipf", option, "inf",
+               "--out", tmp_path / "x.libsvm")
+    assert res.exit_code == 2
+    assert _error_line(res).startswith(f"error: {option}: Input should be a finite number (got inf)")
+    assert not (tmp_path / "x.libsvm").exists()
+
+
 def test_config_generate_section_is_the_same_schema():
     assert issubclass(GenerateConfig, SyntheticOptions)
     assert set(GenerateConfig.model_fields) == set(SyntheticOptions.model_fields) | {"path"}

@@ -71,7 +71,8 @@ SyncEvery = Annotated[Literal["auto"] | int, BeforeValidator(_auto_or_count("bat
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # a number is finite everywhere (`learning_rate: .inf` trained until the loss was NaN)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class GenerateConfig(SyntheticOptions):
@@ -219,10 +220,10 @@ class VariableConfig(_Strict):
     init: str | dict[str, Any] | None = Field(None, description="Initializer for a parameter, e.g. `zero` or "
                                               "`{normal: {sigma: 0.01}}`; overrides `model.init`.")
     dtype: Literal["float32", "float64"] | None = Field(None, description="Element type (float32 by default).")
-    lr_mult: float = Field(1.0, gt=0, allow_inf_nan=False, description="A parameter's learning-rate multiplier: it "
+    lr_mult: float = Field(1.0, gt=0, description="A parameter's learning-rate multiplier: it "
                            "trains at the optimizer's learning rate × this (MXNet's `lr_mult`), e.g. small for a "
                            "factorization machine's factors beside the larger steps its linear weights take.")
-    wd_mult: float = Field(1.0, ge=0, allow_inf_nan=False, description="A parameter's weight-decay multiplier: its "
+    wd_mult: float = Field(1.0, ge=0, description="A parameter's weight-decay multiplier: its "
                            "decay is `optimizer.wd` × this (MXNet's `wd_mult`; 0: no decay).")
 
 
@@ -283,7 +284,7 @@ class ModelConfig(PresetOptions):
 class OptimizerConfig(BaseModel):
     """The optimizer; keys besides these are passed on to it and checked by it (e.g. `beta1`, `lamda1`)."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
     name: str = Field("sgd", description="`sgd`, `adagrad`, `adam`, `ftrl`, ...")
     learning_rate: float | None = Field(None, gt=0, description="Learning rate; default the optimizer's own "

@@ -33,7 +33,8 @@ LIBSVM_ONLY = ("features", "density", "nnz_per_row", "classes", "target", "colum
 class SyntheticOptions(BaseModel):
     """Synthetic data: LibSVM (the seed's ``y = X · [1..D]`` and friends) or a Criteo-like TSV."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # a number is finite (--noise inf wrote -inf labels, which no reader takes; --zipf-a inf: an internal error)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     format: Literal["libsvm", "csv"] = Field("libsvm", description="`libsvm` rows, or a Criteo-like TSV "
                                              "(label, `numeric` integer and `categorical` string columns, "
