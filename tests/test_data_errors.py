@@ -273,3 +273,30 @@ def test_compressed_stdin_is_a_data_error_naming_stdin(compress):
     finally:
         os.dup2(saved, 0)
         os.close(saved)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "vw"])
+def test_csv_and_vw_name_a_bad_line_deep_in_a_gz_and_a_truncated_gz(tmp_path, fmt):
+    # as the LibSVM readers above: a later chunk of a compressed file, bad text or bad compression
+    from sparsetrain.io.csv_reader import load_csv
+    from sparsetrain.io.csv_schema import CSVSchema
+    from sparsetrain.io.vw_reader import load_vw
+
+    if fmt == "csv":
+        lines = [f"{i % 2},{i},v{i % 7}" for i in range(20_000)]
+        lines[15_000] = "1,x12,v1"
+        schema = CSVSchema(columns=["y", "n1", "c1"], numeric=["n1"], categorical=["c1"], hash_bits=4)
+        load, words = (lambda p: load_csv(p, schema, chunk_size=4096)), "column 'n1': 'x12' is not a number"
+    else:
+        lines = [f"{1 if i % 2 else -1} |a f{i % 9}:{i % 4 + 1}" for i in range(20_000)]
+        lines[15_000] = "1 |a f1:xyz"
+        load, words = (lambda p: load_vw(p, 4, chunk_size=4096)), "feature 'f1:xyz': the value after ':' is not a number"
+    bad = tmp_path / f"bad.{fmt}.gz"
+    bad.write_bytes(_gz(("\n".join(lines) + "\n").encode()))
+    with pytest.raises(DataFormatError, match="^" + re.escape(f"{bad}:15001: {words}")):
+        load(str(bad))
+    cut = tmp_path / f"cut.{fmt}.gz"
+    whole = _gz(("\n".join(lines[:15_000]) + "\n").encode())
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    with pytest.raises(DataFormatError, match="^" + re.escape(f"{cut}: corrupt or truncated gzip data after line ")):
+        load(str(cut))
