@@ -116,6 +116,15 @@ def test_zipf_columns_are_skewed_and_uniform_ones_are_flat(tmp_path):
     assert fu.max() < 4 * fu.mean()
 
 
+def test_a_steep_zipf_law_still_fills_its_rows(tmp_path):
+    # its weights underflow to 0 past the first columns: zipf_a 1e308 was an internal error
+    # ("fewer non-zero entries in p than size") where the rows need 3 of 4 columns
+    r = generate_libsvm(str(tmp_path / "z.libsvm"), 20, 4, nnz_per_row=3, columns="zipf", zipf_a=1e308)
+    X, _ = load_libsvm(r.path, num_features=4, zero_based=True)
+    assert (np.diff(X.indptr) == 3).all()
+    assert (X.asscipy()[:, 0].toarray() != 0).all()  # the heaviest column in every row
+
+
 def test_one_based_output(tmp_path):
     a = gen(tmp_path, "zero.libsvm", seed=11)
     b = gen(tmp_path, "one.libsvm", seed=11, zero_based=False)

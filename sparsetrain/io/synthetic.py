@@ -108,7 +108,9 @@ class _RowSampler:
 
     def _zipf_probabilities(self):
         if self._zipf_p is None:
-            p = np.arange(1, self.D + 1, dtype=np.float64) ** -self.a
+            # (a steep law underflows to 0 past its first columns: a row still needs k of them, so each keeps
+            # the least positive weight; zipf_a 1e308 was an internal error, "fewer non-zero entries in p")
+            p = np.maximum(np.arange(1, self.D + 1, dtype=np.float64) ** -self.a, np.finfo(np.float64).tiny)
             self._zipf_p = p / p.sum()
         return self._zipf_p
 
