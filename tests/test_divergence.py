@@ -58,6 +58,8 @@ def test_a_metric_overflow_names_epoch_and_batch():
     with pytest.raises(NonFiniteError, match=r"epoch 3 batch 8 \(metric mse is inf\)") as err:
         check_metric(metric, 3, 8)
     assert (err.value.epoch, err.value.batch) == (3, 8)
+    # the config keys to change, as every other error names its key
+    assert str(err.value).endswith("(optimizer.learning_rate) or clip gradients (optimizer.clip_gradient)")
 
 
 def test_graph_engine_stops_on_a_metric_overflow_before_the_update():

@@ -101,7 +101,8 @@ def batch_not_finite(epoch: int, batch: int, detail: str = "", who: str = "") ->
     """
     what = f" ({detail})" if detail else ""
     return NonFiniteError(f"{who}the loss became non-finite at epoch {epoch} batch {batch}{what}; "
-                          "lower the learning rate or clip gradients", epoch=epoch, batch=batch)
+                          "lower the learning rate (optimizer.learning_rate) or clip gradients "
+                          "(optimizer.clip_gradient)", epoch=epoch, batch=batch)
 
 
 def check_outputs(outputs, epoch: int, batch: int, who: str = "") -> None:
