@@ -604,7 +604,8 @@ def test_plot_writes_the_format_its_out_extension_names(tmp_path):
     assert cli("plot", run, "--out", tmp_path / "m.pdf").exit_code == 0
     assert (tmp_path / "m.pdf").read_bytes().startswith(b"%PDF")
     res = cli("plot", run, "--out", tmp_path / "m.xyz")
-    assert res.exit_code == 1 and "m.xyz: matplotlib cannot write .xyz images; use one of " in res.stderr
+    # a usage error (exit 2), as an --out extension predict or export cannot write (it was exit 1)
+    assert res.exit_code == 2 and "m.xyz: matplotlib cannot write .xyz images; use one of " in res.stderr
 
 
 def test_an_empty_config_says_what_it_needs(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import os
 
-from ..base import SparseTrainError
+from ..base import ConfigError, SparseTrainError
 from ..fileio import write_atomic
 from ..metric_catalogue import RECORD_PREFIXES as _PREFIXES
 from .metrics import record_metrics
@@ -39,8 +39,8 @@ def _image_format(plt, path: str) -> str:
     known = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     if ext not in known:
-        raise SparseTrainError(f"{path}: matplotlib cannot write .{ext} images; use one of "
-                               f"{', '.join('.' + k for k in sorted(known))}")
+        raise ConfigError(f"{path}: matplotlib cannot write .{ext} images; use one of "  # (a usage error, exit 2,
+                          f"{', '.join('.' + k for k in sorted(known))}")  # as predict's and export's --out)
     return ext
 
 
