@@ -15,15 +15,15 @@ epoch of each. Prints samples/s and the ratios streamed / in-memory (target ≥ 
 in-memory (target ≥ 0.9) with the machine's load, each epoch's CPU seconds (all threads) and the CPU
 seconds other processes used meanwhile (a streamed epoch needs both cores).
 A fourth, interleaved variant streams with only the parser threads parsing (``io/pipeline.py``'s
-``CORE_SHARE.any_thread`` off: the consumer sleeps until a parser thread has parsed its next chunk and
-the trainer sleeps until a piece is built), as before session 30: what parsing on any thread gives.
+``CORE_SHARE.any_thread`` off: the trainer sleeps until a parser thread has parsed its next chunk), as
+before session 30: what parsing on any thread gives.
 Ratios are printed for the best epochs, as the median of the per-round ratios and as the median over
 the clean rounds (other processes used < ``CLEAN`` CPU s beside both epochs of the ratio).
 Where a streamed epoch's time goes (Linux, ``/proc/self/task/*/schedstat``; median over the epochs): the
-training thread on a core (training, and parsing while it waits for a piece), waiting for one (run
-queue) and asleep (waiting for parsed pieces); the other threads that used CPU ("parsers": the parser
-threads and the piece builder, which parses its next chunk itself when no parser thread has started
-it) on a core and waiting for one; the rest of the process's CPU; and
+training thread on a core (training, cutting the pieces, and parsing while it waits for its next
+chunk), waiting for one (run queue) and asleep (waiting for a parser thread's chunk); the other threads
+that used CPU ("parsers": the parser threads) on a core and waiting for one; the rest of the process's
+CPU; and
 the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
 in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
 ``--against REV [REV ...]``: the LibSVM kernel modules of each git revision (copied as

@@ -220,3 +220,51 @@ def test_a_parse_no_parser_thread_has_started_runs_on_the_thread_that_needs_or_w
     consumer.join()
     worker.join()
     assert got == [30] and ran[-1] == (3, "parser")
+
+
+def test_a_training_thread_waiting_for_its_chunk_parses_the_next_meanwhile():
+    """A streamed epoch's trainer (inside ``training``) whose next chunk a parser thread is still parsing
+    runs the next waiting parse on its own thread instead of sleeping; a thread outside ``training``
+    sleeps until its chunk is parsed."""
+    import threading
+
+    from sparsetrain.io.pipeline import CORE_SHARE, _Task
+
+    share = type(CORE_SHARE)()
+    share.cores = 2
+    ran, started, release = [], threading.Event(), threading.Event()
+
+    def parse(job):
+        ran.append((job, threading.current_thread().name))
+        if job == 1:  # the parser thread's parse goes on until the trainer has parsed the next chunk
+            started.set()
+            assert release.wait(10)
+        if job == 2:
+            release.set()
+        return job * 10
+
+    def run(trains):
+        ran.clear()
+        started.clear()
+        release.clear()
+        first, second = _Task(parse, 1, 2, share), _Task(parse, 2, 2, share)
+        share.submit(first)
+        share.submit(second)
+        worker = threading.Thread(target=first.run_claimed, name="parser")
+        worker.start()
+        assert started.wait(10)
+        if trains:
+            with share.training(1):
+                assert first.result() == 10
+        else:  # nothing parses the second chunk here: let the parser thread finish the first
+            release.set()
+            assert first.result() == 10
+        worker.join()
+        assert second.result() == 20
+        return ran
+
+    me = threading.current_thread().name
+    assert run(trains=True) == [(1, "parser"), (2, me)]
+    assert run(trains=False) == [(1, "parser"), (2, me)]  # parsed only when asked for, after the first
+    assert not share.trains_here()
+

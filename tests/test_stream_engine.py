@@ -153,6 +153,29 @@ def test_a_diverging_batch_is_counted_from_the_epoch_start(tmp_path):
     assert f"batch {ref.batch}" in str(err)
 
 
+def test_parameters_gone_non_finite_in_the_last_update_stop_the_streamed_epoch_as_in_memory(tmp_path):
+    """The pieces train unchecked and the parameters are scanned once after the last: an update that
+    makes them non-finite (the outputs before it finite) stops the epoch with the in-memory error."""
+    path = _write(tmp_path)
+
+    def error(it):
+        data = st.sym.Variable("data", stype="csr")
+        w = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1), init=st.initializer.Zero())
+        loss = st.sym.LinearRegressionOutput(data=st.sym.sparse.dot(data, w), label=st.sym.Variable("label"),
+                                             name="out")
+        mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params()
+        mod.init_optimizer(optimizer_params={"learning_rate": 3e38})  # one float32 update overflows
+        with pytest.raises(NonFiniteError) as err:
+            mod.run_epoch(it, st.metric.create("mse"), engine="compiled")
+        return err.value
+
+    streamed, memory = error(_stream(path, 25, "discard", chunk=30)), error(_memory(path, 25, "discard"))
+    assert "parameters ['weight'] became non-finite during epoch 0" in str(streamed)
+    assert (str(streamed), streamed.batch) == (str(memory), memory.batch)
+
+
 def _config(path, *extra):
     import pathlib
 

@@ -5,7 +5,7 @@ chunks of whole lines; :func:`parse_chunks` hands each chunk to a format's compi
 process-wide pool of parser threads (the kernels release the GIL, so parsing runs beside
 training) and gives the parsed jobs back in file order, with their byte range and the lines
 before them. A parse no parser thread has started yet runs on the thread that needs it next, or
-on a thread that waits for data (``help_until``: a streamed epoch's trainer between pieces), rather
+on a training thread that waits for its next chunk (a streamed epoch's trainer), rather
 than that thread sleeping: fewer threads runnable at once, none idle while a parse waits. While threads train beside them (``training``: a streamed epoch's piece), no more
 chunks parse at once than the cores those threads leave (``CORE_SHARE``). Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
 chunks and their output, whatever the file size.
@@ -31,8 +31,8 @@ import numpy as np
 from ..base import DataFormatError
 from .chunks import ChunkSource
 
-__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "cancel", "default_workers", "executor", "help_until", "parse_chunks",
-           "room", "submit", "training", "wake"]
+__all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "cancel", "default_workers", "executor", "parse_chunks",
+           "room", "submit", "training"]
 
 
 def default_workers() -> int:
@@ -64,8 +64,8 @@ WAITING, RUNNING, DONE, CANCELLED = range(4)
 class _Task:
     """One chunk's parse, run by whichever thread claims it first: a parser thread of the pool, the
     pipeline's consumer when it needs the chunk next (instead of sleeping until a parser thread is
-    free), or a thread that would otherwise wait (:func:`help_until`: a streamed epoch's trainer
-    between pieces). A thread claims a parse only when :class:`_CoreShare` lets one more start."""
+    free), or a training thread that would otherwise wait (:meth:`_CoreShare.help_until`: a streamed
+    epoch's trainer waiting for its next chunk). A thread claims a parse only when :class:`_CoreShare` lets one more start."""
 
     __slots__ = ("fn", "job", "workers", "share", "state", "counted", "value", "error")
 
@@ -92,8 +92,11 @@ class _Task:
             self.execute()
 
     def result(self):
-        """The parsed job: run here if no thread has started it yet, else waited for."""
-        if self.share.any_thread and self.share.claim(self, wait=True):
+        """The parsed job: run here if no thread has started it yet, else waited for (a training thread
+        parses the waiting chunks meanwhile: :meth:`_CoreShare.help_until`)."""
+        if self.share.trains_here():
+            self.share.help_until(lambda: self.state == DONE, first=self)
+        elif self.share.any_thread and self.share.claim(self, wait=True):
             self.execute()
         self.share.wait_done(self)
         value, error = self.value, self.error
@@ -109,7 +112,7 @@ class _CoreShare:
     parser threads parse ahead; with as many parsers as cores the scheduler time-slices the
     training thread with them (3 runnable threads on 2 cores: the trainer gets about 2/3 of a core,
     and an epoch of the cheaper side still takes as long). While the trainer waits for data, it
-    does not count, and every worker parses (the trainer itself among them: :func:`help_until`).
+    does not count, and every worker parses (the trainer itself among them: :meth:`help_until`).
     The parses waiting for a thread are here too (:class:`_Task`), oldest first."""
 
     def __init__(self):
@@ -117,6 +120,7 @@ class _CoreShare:
         self._parsing = 0
         self._training = 0
         self._open: collections.deque = collections.deque()  # tasks submitted, maybe claimed since
+        self._local = threading.local()  # .training: this thread is inside training()
         #: whether threads other than the parser threads parse (a consumer its next chunk, a waiting
         #: trainer the oldest waiting one); ``benchmarks/stream.py`` turns it off to compare
         self.any_thread = True
@@ -150,29 +154,34 @@ class _CoreShare:
                 self._cond.wait()
             return False
 
-    def help_until(self, ready: Callable[[], bool]) -> None:
-        """Until ``ready()``, run the oldest parse no thread has claimed on this thread, else sleep:
-        a training thread waiting for data. It parses on its own core, which :meth:`training` keeps
+    def trains_here(self) -> bool:
+        """Whether the calling thread is inside :meth:`training` (a streamed epoch's trainer)."""
+        return getattr(self._local, "training", False)
+
+    def help_until(self, ready: Callable[[], bool], first: _Task | None = None) -> None:
+        """Until ``ready()``, run ``first`` if no thread has claimed it, else the oldest parse no thread
+        has claimed, on this thread, else sleep: a training thread waiting for data (a streamed epoch's
+        trainer waiting for its next chunk). It parses on its own core, which :meth:`training` keeps
         from the parser threads, so its parses do not count among those allowed. ``ready`` is called
-        under the share's lock; whoever makes it true calls :meth:`wake`."""
+        under the share's lock; whatever makes it true notifies the share's condition (a finished
+        parse does)."""
         while True:
             with self._cond:
                 while not ready():
                     self._drop_claimed()
-                    if self._open and self.any_thread:
+                    if self.any_thread and first is not None and first.state == WAITING:
+                        task = first
+                    elif self.any_thread and self._open:
                         task = self._open.popleft()
-                        task.state = RUNNING
-                        task.counted = False
-                        break
-                    self._cond.wait()
+                    else:
+                        self._cond.wait()
+                        continue
+                    task.state = RUNNING
+                    task.counted = False
+                    break
                 else:
                     return
             task.execute()
-
-    def wake(self) -> None:
-        """Wake the threads in :meth:`help_until` to check what they wait for."""
-        with self._cond:
-            self._cond.notify_all()
 
     def finish(self, task: _Task, value, error) -> None:
         with self._cond:
@@ -202,9 +211,11 @@ class _CoreShare:
     def training(self, threads: int):
         with self._cond:
             self._training += threads
+        outer, self._local.training = self.trains_here(), True
         try:
             yield
         finally:
+            self._local.training = outer
             with self._cond:
                 self._training -= threads
                 self._cond.notify_all()
@@ -219,19 +230,6 @@ def training(threads: int = 1):
     """A context in which ``threads`` threads train beside the parser threads (a streamed epoch's
     piece): while inside, as many cores fewer parse (see :class:`_CoreShare`)."""
     return CORE_SHARE.training(threads)
-
-
-def help_until(ready: Callable[[], bool]) -> None:
-    """Parse waiting chunks (of any reader) on this thread until ``ready()``, else sleep: what a
-    training thread (inside :func:`training`) does instead of sleeping until data arrives (a streamed
-    epoch's trainer between pieces), on its own core. Whoever makes ``ready()`` true calls
-    :func:`wake`."""
-    CORE_SHARE.help_until(ready)
-
-
-def wake() -> None:
-    """Wake the threads in :func:`help_until`."""
-    CORE_SHARE.wake()
 
 
 def submit(fn: Callable[[ChunkJob], ChunkJob], job: ChunkJob, workers: int) -> _Task:

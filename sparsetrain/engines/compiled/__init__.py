@@ -27,7 +27,8 @@ from ...kernels.metrics import FUSED_METRICS
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
-from .runner import CHUNK_ROWS, LinearEpochRunner, optimizer_fusable, run_in_chunks  # noqa: F401 (CHUNK_ROWS: read from here)
+from .runner import (CHUNK_ROWS, LinearEpochRunner, nonfinite_params, optimizer_fusable,  # noqa: F401 (CHUNK_ROWS: read from here)
+                     params_not_finite, run_in_chunks)
 from .threads import team_for
 
 def unsupported_metrics(metric) -> list:
@@ -215,7 +216,7 @@ class LinearKernel:
         see :func:`run_found`."""
         found, runner = self.found, self.runner
         names = plan_runner.metric_names(metric)
-        indices = [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
+        indices = trained_indices(view, found)
         sample_weight = getattr(train_data, "sample_weight", None)
         checked = getattr(train_data, "checked_csr", False)
         labels = None
@@ -238,6 +239,14 @@ class LinearKernel:
             return res
 
         return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch)
+
+
+def trained_indices(view: ModuleView, found: Match) -> list:
+    """The optimizer indices of the parameters the kernels of ``found`` (a successful :func:`match`)
+    train: a linear kernel's weights, then its bias; a generated plan's parameters."""
+    if found.plan is not None:
+        return [view.index(p.name) for p in found.plan.params]
+    return [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
 
 
 def prepare(view: ModuleView, found: Match):
@@ -271,9 +280,16 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
     if stream.streams(train_data):
-        return stream.run_epoch(train_data, lambda piece, callback, last: run_found(
-            view, found, piece, metric, callback, epoch, progressive, check_params=last, team=team, remember=False),
-            batch_end_callback, epoch, threads=1 if team is None else team.threads)
+        # the pieces train unchecked; the trained parameters are scanned once after the last (which is
+        # known only when the stream ends: a look ahead would wait for the next chunk's parse)
+        def check(batches):
+            bad = nonfinite_params(view, trained_indices(view, found))
+            if bad:
+                raise params_not_finite(view, bad, epoch, batches - 1)
+
+        return stream.run_epoch(train_data, lambda piece, callback: run_found(
+            view, found, piece, metric, callback, epoch, progressive, check_params=False, team=team, remember=False),
+            check, batch_end_callback, epoch, threads=1 if team is None else team.threads)
     return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 

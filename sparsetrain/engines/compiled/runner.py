@@ -161,9 +161,19 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
     if res.nonfinite_batch is not None:
         raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
     if res.nonfinite_params:
-        bad = [view.param_names[i] for i in res.nonfinite_params]
-        raise NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch,
-                             batch=num_batches - 1)
+        raise params_not_finite(view, res.nonfinite_params, epoch, num_batches - 1)
+
+
+def params_not_finite(view, indices, epoch: int, batch: int) -> NonFiniteError:
+    """The error for the parameters ``indices`` (optimizer indices) found NaN/inf after ``batch``, the
+    epoch's last (the compiled runners scan the parameters they train once an epoch, at its end)."""
+    bad = [view.param_names[i] for i in indices]
+    return NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch, batch=batch)
+
+
+def nonfinite_params(view, indices) -> list:
+    """Those of the parameters ``indices`` (optimizer indices) that hold a NaN or inf."""
+    return [i for i in indices if not np.isfinite(_dense_buffer(view.arrays[view.param_names[i]], "")).all()]
 
 
 def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, epoch=0) -> EpochStats:
