@@ -391,7 +391,7 @@ def test_a_streamed_files_rows_for_auto(tmp_path):
     assert rows("big.libsvm.gz") is None and rows("c.libsvm", "big.libsvm.gz") is None
 
 
-def _fit(tmp_path, name, *sets, stdin=None):
+def _fit(tmp_path, name, *sets, stdin=None, said="threads "):
     import contextlib
 
     from click.testing import CliRunner
@@ -405,7 +405,7 @@ def _fit(tmp_path, name, *sets, stdin=None):
         result = CliRunner().invoke(main, ["fit", "configs/linreg.yaml", "--output", str(out),
                                            *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
-    header = [line for line in result.output.splitlines() if line.startswith("threads ")]
+    header = [line for line in result.output.splitlines() if line.startswith(said)]
     last = sorted((out / "checkpoints").glob("model-*.params"))[-1]
     return header, last.read_bytes()
 
@@ -418,8 +418,9 @@ def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch)
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     monkeypatch.setattr(th, "available_cores", lambda: 2)
-    assert th.AUTO_MIN_ROWS > 1000
-    least = f"{th.AUTO_MIN_ROWS:,}"
+    threshold = th.AUTO_MIN_ROWS
+    assert threshold > 1000
+    least = f"{threshold:,}"
     first = _fit(tmp_path, "a")
     assert first == ([f"threads 1 (auto: 1,000 rows < {least})"], _fit(tmp_path, "b")[1])
     assert _fit(tmp_path, "disk", "data.cache=disk")[0] == [f"threads 1 (auto: 1,000 rows < {least})"]
@@ -433,8 +434,11 @@ def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch)
     text = open("data/linreg.libsvm").read()
     stdin = ("data.train=-", "data.zero_based=true")
     assert _fit(tmp_path, "stdin", *stdin, "train.epochs=1", stdin=text)[0] == [streamed]
-    assert _fit(tmp_path, "stdin-disk", *stdin, stdin=text)[0] == [
-        "threads 2 (auto: 2 cores; the rows are not known upfront), Hogwild (lock-free)"]
+    # stdin's disk cache: its first epoch parses (streamed), the next reads the cache, the rows counted
+    assert _fit(tmp_path, "stdin-disk", *stdin, stdin=text, said=("threads ", "from epoch "))[0] == [
+        streamed, "from epoch 1: threads 2 (auto: 2 cores, 1,000 rows >= 1,000), Hogwild (lock-free)"]
+    monkeypatch.setattr(th, "AUTO_MIN_ROWS", threshold)  # 1,000 rows: one thread, as the header said
+    assert _fit(tmp_path, "stdin-small", *stdin, stdin=text, said=("threads ", "from epoch "))[0] == [streamed]
 
 
 def test_kernels_release_the_gil():

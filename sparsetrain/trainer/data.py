@@ -323,6 +323,10 @@ class _StdinCacheEpochs:
     def provide_label(self):
         return self._first.provide_label
 
+    def parses_next_epoch(self) -> bool:
+        """Whether the next epoch parses stdin (the cache is not complete yet): ``train.threads: auto``."""
+        return self._cached is None and not self._cache.done
+
     def reset(self) -> None:
         if self._cached is None and self._cache.done:
             self._cached = self._make_cached()  # (an NDArrayIter starts reset)

@@ -207,6 +207,15 @@ def streamed_rows(cfg: Config) -> int | None:
     return total
 
 
+def parses_next_epoch(train_iter) -> bool:
+    """Whether ``train_iter``'s next epoch parses its text beside training (a streamed epoch: a
+    ``LibSVMIter``'s every epoch; stdin's disk cache's first, ``parses_next_epoch``)."""
+    from ..io import LibSVMIter
+
+    parses = getattr(train_iter, "parses_next_epoch", None)
+    return parses() if parses is not None else isinstance(train_iter, LibSVMIter)
+
+
 class LocalEpochs:
     """The epoch executor of a single-process run: ``Module.run_epoch`` on either engine."""
 
@@ -221,16 +230,36 @@ class LocalEpochs:
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
         from ..engines.compiled.threads import choose_threads
-        from ..io import LibSVMIter
 
+        self._threads_given = (cfg.train.threads, cfg.train.deterministic)
         rows, estimated = (epoch_rows, False) if epoch_rows is not None else (streamed_rows(cfg), True)
-        # streamed: every epoch parses the text beside training (stdin's disk cache parses only the first)
-        self.threads_chosen = choose_threads(cfg.train.threads, rows, estimated,  # (threads, why): the header's
-                                             streamed=isinstance(train_iter, LibSVMIter))
-        threads = self.threads_chosen[0]
-        self.threads = {"threads": threads, "deterministic": cfg.train.deterministic} if threads > 1 else {}
+        # what train.threads: auto decided from: chosen again once either changes (_rechoose)
+        self._rows_known, self._parses = rows is not None, parses_next_epoch(train_iter)
+        self._use(choose_threads(cfg.train.threads, rows, estimated, self._parses))
+
+    def _use(self, chosen: tuple[int, str]) -> None:
+        self.threads_chosen = chosen  # (threads, why): the header's
+        self.threads = {"threads": chosen[0], "deterministic": self._threads_given[1]} if chosen[0] > 1 else {}
+
+    def _rechoose(self, epoch: int, reporter: Reporter) -> None:
+        """``train.threads: auto`` again before ``epoch`` when what it was decided from has changed since:
+        the rows, not known upfront (stdin), now counted; the epoch no longer parses (stdin's disk cache,
+        complete). A different count is said as the header says it."""
+        from ..engines.compiled.threads import choose_threads, describe_threads
+
+        parses = parses_next_epoch(self.train_iter)
+        if self._rows_known and parses == self._parses:
+            return
+        self._rows_known, self._parses = True, parses
+        count, why = choose_threads(self._threads_given[0], self.epoch_rows, False, parses)
+        engine = self.module.engine_choice[0]
+        if count != self.threads_chosen[0] and engine == "compiled":
+            reporter.note(f"from epoch {epoch}: threads {describe_threads(count, self._threads_given[1], engine, why=why)}")
+        self._use((count, why))
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:
+        if self.batches:  # an epoch has run: its rows are known
+            self._rechoose(epoch, reporter)
         self.metric.reset()
         if self.progressive is not None:
             self.progressive.reset()

@@ -88,7 +88,8 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False,
     :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's, from its size and its first
     lines), else, when the epoch is ``streamed`` (its text parsed beside training), the cores the parse
     leaves (:data:`STREAMED_SHARE`: one of two), else :func:`available_cores` (``rows`` None: not known
-    upfront, e.g. stdin's disk cache, whose first epoch trains as stdin is read). A number is taken as it is."""
+    upfront, stdin or a compressed stream longer than its first chunk; the trainer chooses again once an
+    epoch has counted them). A number is taken as it is."""
     if threads != "auto":
         return int(threads), ""
     env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
