@@ -420,7 +420,10 @@ def test_fit_fallback_warns_once_per_node_and_strict_makes_it_an_error(tmp_path)
     assert any("'sg'" in w for w in warnings)
     res = cli("fit", LINREG, "--set", FALLBACK_OPS, "--epochs", 1, "--engine", "graph", "-q", "--strict-stypes",
               "--output", tmp_path / "strict")
-    assert res.exit_code == 1
+    # a config error naming the op's key, as infer-stypes shows the fallback without data (it was exit 1, naming
+    # only the node)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).startswith("error: model.ops[0] (sg, sigmoid): storage fallback at node 'sg'")
     assert "strict storage types" in one_error_line(res.stderr)
 
 

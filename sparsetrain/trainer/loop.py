@@ -20,8 +20,10 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from ..base import ConfigError, DataFormatError, NonFiniteError, OutputError, ShapeError, SparseTrainError
+from ..base import (ConfigError, DataFormatError, NonFiniteError, OutputError, ShapeError, SparseTrainError,
+                    StorageTypeError)
 from ..config import Config, make_optimizer
+from ..config.graph import locate_shape_error
 from ..interrupts import handling_interrupts, raise_if_interrupted
 from .data import ensure_generated, make_iter, stdin_names, write_feature_names
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
@@ -358,6 +360,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                                   for d in train_iter.provide_data + train_iter.provide_label)
                 raise DataFormatError(f"{', '.join(cfg.train_files())}: the data's batches ({batch}) do not fit the "
                                       f"model: {getattr(e, 'detail', e)}") from None
+            except StorageTypeError as e:  # train.strict_stypes and a fallback: the config's op, as infer-stypes shows
+                raise ConfigError(locate_shape_error(cfg, str(e))) from None
             if verbose_stypes:
                 reporter.stypes(cfg.plan().log_lines())
             module.init_params(initializer=cfg.initializer())
