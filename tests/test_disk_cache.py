@@ -406,7 +406,7 @@ def test_stdin_epoch_one_trains_while_its_disk_cache_is_written(tmp_path, monkey
         it.reset()  # the cache is complete: epoch 2 reads it
         epochs.append(list(it))
     assert waited == [True] and rows is None
-    assert any(n.endswith("epoch 1 trains on the rows as they are written") for n in notes), notes
+    assert any(n.endswith("the first epoch trains on the rows as they are written") for n in notes), notes
     assert type(it._current).__name__ == "NDArrayIter"
     X, y = st.io.load_libsvm(tmp_path / "d.libsvm", num_features=FEATURES, zero_based=False)
     for batches in epochs:
@@ -443,7 +443,7 @@ def test_what_needs_every_row_first_is_said(tmp_path):
         it, rows = make_iter(_stdin_config(tmp_path, shuffle="true"), ["-"], for_training=True, note=notes.append)
     assert rows == 20 and type(it).__name__ == "NDArrayIter"
     assert notes == [f"data.cache: disk: stdin's cache under {tmp_path / 'cache'} (removed when the run ends): "
-                     "written whole before epoch 1 trains: data.shuffle draws from every row"]
+                     "written whole before the first epoch trains: data.shuffle draws from every row"]
 
 
 @pytest.mark.parametrize("cache", ["disk", "stream"])
@@ -475,7 +475,7 @@ def _binary_stdin(tmp_path, cache, labels):
 @pytest.mark.parametrize("cache", ["stream", "disk", "auto"])
 def test_stdin_binary_label_values_come_from_the_first_chunk(tmp_path, monkeypatch, cache):
     # a binary model without data.label_values on stdin: streamed, it was a ConfigError; with a disk cache
-    # (auto's choice, even for one epoch) the whole cache was written before epoch 1 trained
+    # (auto's choice, even for one epoch) the whole cache was written before the first epoch trained
     from sparsetrain.io import chunks
 
     monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)

@@ -616,8 +616,9 @@ def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: 
     if stdin and note is not None and mode == "disk":
         from ..io.disk_cache import cache_dir
 
-        how = ("epoch 1 trains on the rows as they are written" if first is None else
-               f"written whole before epoch 1 trains: {first}")
+        # "the first epoch", not "epoch 1": the epoch lines (and "from epoch 1: threads ...") count from 0
+        how = ("the first epoch trains on the rows as they are written" if first is None else
+               f"written whole before the first epoch trains: {first}")
         note(f"data.cache: auto: stdin is parsed once into a disk cache under {cache_dir()} (for "
              f"{stdin_second_pass(cfg)}; removed when the run ends); {how}" if cfg.data.cache == "auto" else
              f"data.cache: disk: stdin's cache under {cache_dir()} (removed when the run ends): {how}")
