@@ -65,7 +65,7 @@ def run_tests(tmp: pathlib.Path, files) -> None:
 
     os.environ["SPARSETRAIN_CACHE_DIR"] = str(tmp / "data-cache")  # not the run's disk cache
     os.environ["SPARSETRAIN_TEST_PREWARM"] = "0"
-    os.chdir(ROOT)  # as the run: some tests name files relative to the repository
+    os.chdir(tmp)  # the tests name the repository's files from ROOT; anything written to the cwd lands here
     pytest.main(["-q", "-p", "no:cacheprovider", f"--basetemp={tmp / 'pytest'}",
                  *(str(ROOT / "tests" / f) for f in files)])
 

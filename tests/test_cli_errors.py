@@ -571,7 +571,7 @@ def test_rows_with_two_labels_for_a_one_output_model_name_the_file(tmp_path):
 
 
 def test_a_directory_as_data_and_a_run_directory_that_cannot_be_made_are_named(tmp_path):
-    res = cli("fit", LINREG, "--set", f"data.train={tmp_path}")
+    res = cli("fit", LINREG, "--set", f"data.train={tmp_path}", "--output", tmp_path / "run")
     assert res.exit_code == 2  # it said "<dir>: Is a directory", exit 1
     assert one_error_line(res.stderr) == (f"error: data.train[0]: {tmp_path} is a directory; give its files or a "
                                           f"glob ('{tmp_path}/*')")

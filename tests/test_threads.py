@@ -1,4 +1,6 @@
 """train.threads / train.deterministic: several threads training one model on the compiled engine."""
+import pathlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -7,6 +9,9 @@ import sparsetrain as st
 from sparsetrain.base import ConfigError
 from sparsetrain.engines.compiled import thread_kernels as tk
 from sparsetrain.engines.compiled.threads import ROUND_ROWS, _shares, describe_threads
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LINREG, LOGREG = str(ROOT / "configs" / "linreg.yaml"), str(ROOT / "configs" / "logreg.yaml")
 
 ROWS, FEATURES = 6000, 400
 OPTIMIZERS = {
@@ -278,7 +283,7 @@ def test_bad_thread_counts_name_the_key(value):
     from sparsetrain.config.load import load_config
 
     with pytest.raises(ConfigError, match=r"^train\.threads: must be auto or a whole number of threads >= 1"):
-        load_config("configs/linreg.yaml", overrides=[f"train.threads={value}"])
+        load_config(LINREG, overrides=[f"train.threads={value}"])
 
 
 def test_header_says_what_runs():
@@ -294,7 +299,7 @@ def test_cli_fit_with_threads(tmp_path):
 
     from sparsetrain.cli import main
 
-    args = ["fit", "configs/logreg.yaml", "--output", str(tmp_path / "run"), "--set", "train.epochs=1",
+    args = ["fit", LOGREG, "--output", str(tmp_path / "run"), "--set", "train.epochs=1",
             "--set", "train.threads=2", "--set", "train.deterministic=true"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -376,13 +381,13 @@ def test_a_streamed_files_rows_for_auto(tmp_path):
     from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
     from sparsetrain.trainer.loop import streamed_rows
 
-    text = open("data/linreg.libsvm", "rb").read()
+    text = (ROOT / "data" / "linreg.libsvm").read_bytes()
     (tmp_path / "a.libsvm.gz").write_bytes(gzip.compress(text))
     (tmp_path / "b.libsvm.bz2").write_bytes(bz2.compress(text))
     (tmp_path / "big.libsvm.gz").write_bytes(gzip.compress(b"1 1:1\n" * (STREAM_CHUNK_SIZE // 6 + 1)))
 
     def rows(*paths):
-        cfg = load_config("configs/linreg.yaml", overrides=[f"data.train={[str(tmp_path / p) for p in paths]}"])
+        cfg = load_config(LINREG, overrides=[f"data.train={[str(tmp_path / p) for p in paths]}"])
         return streamed_rows(cfg)
 
     (tmp_path / "c.libsvm").write_bytes(text)
@@ -402,7 +407,7 @@ def _fit(tmp_path, name, *sets, stdin=None, said="threads "):
     out = tmp_path / name
     sets = ("train.epochs=2", "train.target={}") + sets
     with contextlib.nullcontext() if stdin is None else _stdin_pipe(stdin):
-        result = CliRunner().invoke(main, ["fit", "configs/linreg.yaml", "--output", str(out),
+        result = CliRunner().invoke(main, ["fit", LINREG, "--output", str(out),
                                            *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
     header = [line for line in result.output.splitlines() if line.startswith(said)]
@@ -431,7 +436,7 @@ def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch)
     # streamed (the file, or stdin read once): the parse keeps a core; stdin's disk cache is not streamed after epoch 1
     streamed = "threads 1 (auto: streamed, the parse takes a core)"
     assert _fit(tmp_path, "streamed", "data.cache=stream")[0] == [streamed]
-    text = open("data/linreg.libsvm").read()
+    text = (ROOT / "data" / "linreg.libsvm").read_text()
     stdin = ("data.train=-", "data.zero_based=true")
     assert _fit(tmp_path, "stdin", *stdin, "train.epochs=1", stdin=text)[0] == [streamed]
     # stdin's disk cache: its first epoch parses (streamed), the next reads the cache, the rows counted
