@@ -35,10 +35,10 @@ import warnings
 import numpy as np
 
 from .optimizer_buffers import (
-    contiguous_gradient,
+    KERNEL_DTYPES,
     densify,
     grad_parts,
-    refuse_gradient,
+    refuse_update,
     rule_state_buffers,
     state_buffer,
     weight_buffer,
@@ -291,21 +291,23 @@ class Optimizer:
 
         A row-sparse ``grad`` updates only its rows when the optimizer is lazy (module doc).
         """
-        from numba.core.errors import TypingError  # loaded with the rule already
-
         rule, h, lazy = self.__dict__.get("_packed") or self._rule_and_hyper()
-        lr, wd, t = self._count_lr_wd(index)
         w = weight_buffer(weight)
-        s1, s2 = rule_state_buffers(rule, state, w)
         rows, values = grad_parts(grad)
+        if w.dtype.char not in KERNEL_DTYPES or values.dtype.char not in KERNEL_DTYPES or not w.flags.c_contiguous:
+            refuse_update(self._param_name(index), w, values)
+        lr, wd, t = self._count_lr_wd(index)
+        s1, s2 = rule_state_buffers(rule, state, w)
         if rows is not None and not lazy:
             rows, values = None, densify(w.shape, rows, values)
         if not values.flags.c_contiguous:  # a strided gradient: a contiguous copy (numba 0.60 raised a bare
-            values = contiguous_gradient(weight, values)  # TypeError at typing for it, later a TypingError)
-        try:
-            _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
-        except TypingError:  # the kernels cannot take these dtypes
-            refuse_gradient(weight, values)
+            values = np.ascontiguousarray(values)  # TypeError at typing for it, later a TypingError)
+        _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
+
+    def _param_name(self, index) -> str:
+        """Parameter ``index`` as an error names it: its name when the optimizer knows it."""
+        name = self.idx2name.get(index)
+        return f"{name!r}" if name is not None else f"parameter {index!r}"
 
     def update_multi_precision(self, index, weight, grad, state):
         if self.multi_precision and weight.dtype == np.float16:

@@ -13,11 +13,11 @@ from typing import NoReturn
 
 import numpy as np
 
-from .base import SparseTrainError, StorageTypeError
+from .base import StorageTypeError
 from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
 
 __all__ = ["weight_buffer", "grad_parts", "state_buffer", "state_parts", "rule_state_buffers", "densify",
-           "zeros_like_weight", "contiguous_gradient", "refuse_gradient"]
+           "zeros_like_weight", "KERNEL_DTYPES", "refuse_update"]
 
 
 def _make_full(weight: RowSparseNDArray) -> None:
@@ -120,26 +120,17 @@ def zeros_like_weight(weight) -> NDArray:
     return NDArray(np.zeros(weight.shape, dtype=dtype))
 
 
-def _check_layout(weight, grad_values) -> None:
-    w = weight_buffer(weight)
+KERNEL_DTYPES = "fd"  # numpy dtype chars of float32 and float64: the update kernels take these, nothing else
+
+
+def refuse_update(name: str, w: np.ndarray, values: np.ndarray) -> NoReturn:
+    """The one-line error for a weight buffer ``w`` or gradient ``values`` of parameter ``name`` that the update
+    kernels do not take: a strided weight (they write in place), or an element type not in ``KERNEL_DTYPES``
+    (numba would compile an integer update, truncating an integer weight, and cannot type float16)."""
     if not w.flags.c_contiguous:
-        raise StorageTypeError("optimizer updates need a C-contiguous weight buffer")
-    if grad_values.dtype.kind != "f" or w.dtype.kind != "f":
-        raise StorageTypeError(
-            f"optimizer updates need floating-point weight and gradient, got {w.dtype} and {grad_values.dtype}"
-        )
-
-
-def contiguous_gradient(weight, values):
-    """A strided gradient as the kernels take it: a C-contiguous copy (after the layout checks)."""
-    _check_layout(weight, values)
-    return np.ascontiguousarray(values)
-
-
-def refuse_gradient(weight, values) -> NoReturn:
-    """The clear error for a gradient the kernels refused (a numba typing error)."""
-    _check_layout(weight, values)
-    raise SparseTrainError(
-        f"optimizer kernels cannot take a weight of dtype {weight_buffer(weight).dtype} "
-        f"with a gradient of dtype {values.dtype} and shape {values.shape}"
-    )
+        raise StorageTypeError(f"optimizer update of {name}: its weight's buffer is strided (a view of another "
+                               "array); updates write into a C-contiguous buffer")
+    hint = ("; a float16 weight trains through a float32 master copy with multi_precision=True"
+            if w.dtype == np.float16 else "")
+    raise StorageTypeError(f"optimizer update of {name}: the update kernels take float32 or float64 weights and "
+                           f"gradients, got weight {w.dtype}, gradient {values.dtype}{hint}")

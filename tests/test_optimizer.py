@@ -238,6 +238,27 @@ def test_non_contiguous_gradient_is_accepted():
     np.testing.assert_array_equal(weight.asnumpy(), -g)
 
 
+@pytest.mark.parametrize("weight_dtype, grad_dtype", [(np.float16, np.float16), (np.float32, np.float16),
+                                                       (np.float32, np.int64), (np.int32, np.int32),
+                                                       (np.float32, np.complex64)])
+def test_a_weight_or_gradient_the_kernels_cannot_take_is_refused_naming_the_parameter(weight_dtype, grad_dtype):
+    """Optimizer.update (the Python API; the CLI's parameters are float32/float64) refuses, before any kernel
+    compiles, what the update kernels do not take: float16 raised numba's bare NotImplementedError('float16'),
+    an integer gradient compiled an integer update (an integer weight was truncated: 1 - 0.1 -> 0)."""
+    opt = opt_mod.Adam(learning_rate=0.1, param_idx2name={0: "fm_v"})
+    weight = NDArray(np.ones((D, C), weight_dtype))
+    with pytest.raises(StorageTypeError) as e:
+        opt.update(0, weight, NDArray(np.ones((D, C), grad_dtype)), opt.create_state(0, weight))
+    assert str(e.value) == (f"optimizer update of 'fm_v': the update kernels take float32 or float64 weights and "
+                            f"gradients, got weight {np.dtype(weight_dtype)}, gradient {np.dtype(grad_dtype)}" +
+                            ("; a float16 weight trains through a float32 master copy with multi_precision=True"
+                             if weight_dtype == np.float16 else ""))
+    np.testing.assert_array_equal(weight.asnumpy(), 1)
+    strided = NDArray(np.ones((D, 2 * C), np.float32)[:, ::2])
+    with pytest.raises(StorageTypeError, match=r"^optimizer update of parameter 3: its weight's buffer is strided"):
+        opt_mod.SGD().update(3, strided, NDArray(np.ones((D, C), np.float32)), None)
+
+
 def test_csr_gradient_is_rejected():
     weight = NDArray(np.zeros((2, 2), np.float32))
     csr = CSRNDArray(np.ones(1, np.float32), np.zeros(1, np.int64), np.array([0, 1, 1], np.int64), (2, 2))
