@@ -454,9 +454,9 @@ def test_empty_stdin_is_named_as_stdin(tmp_path, cache):
     assert _stdin_caches(tmp_path) == []
 
 
-def _binary_stdin(tmp_path, cache, labels):
-    """make_iter over stdin holding rows with ``labels`` (4 rows a 256-byte chunk), a logistic model without
-    data.label_values; ``(iterator, config)``."""
+def _binary_stdin(tmp_path, cache, labels, zero_based="false"):
+    """make_iter over stdin holding rows with ``labels`` (4 rows a 256-byte chunk; one-based ids), a logistic
+    model without data.label_values; ``(iterator, config)``."""
     from sparsetrain.trainer.data import make_iter
 
     from sparsetrain.config import load_config
@@ -464,7 +464,7 @@ def _binary_stdin(tmp_path, cache, labels):
     text = "".join(f"{y} {1 + i % 7}:1 {9 + i % 3}:0.5\n" for i, y in enumerate(labels))
     linreg = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml")
     cfg = load_config(linreg, ["data.train=-", "data.format=libsvm", "data.eval=null", f"data.num_features={FEATURES}",
-                               "data.zero_based=false", "data.batch_size=4", f"data.cache={cache}",
+                               f"data.zero_based={zero_based}", "data.batch_size=4", f"data.cache={cache}",
                                f"train.epochs={2 if cache == 'disk' else 1}", "model.loss.op=LogisticRegressionOutput",
                                "train.metrics=[log_loss]", "train.target={}",
                                f"model.variables.weight={{stype: row_sparse, shape: [{FEATURES}, 1], init: zero}}"])
@@ -502,3 +502,21 @@ def test_stdin_binary_label_values_not_in_the_first_chunk(tmp_path, monkeypatch)
         it, cfg = _binary_stdin(tmp_path, cache, labels)
         assert type(it).__name__ == "NDArrayIter" and cfg.data.label_values == [0.0, 1.0]
         assert it.label[0][1].asnumpy().ravel().tolist() == [1.0] * 40 + [0.0] * 20
+
+
+def test_stdin_zero_based_auto_reads_its_own_reader_and_finds_binary_label_values_in_the_cache(tmp_path, monkeypatch):
+    """Under data.zero_based: auto stdin's index base and a binary model's label values are both found in the disk
+    cache, written whole first: make_iter parses no first chunk, so _load_stdin_cached is never given a reader
+    there (it reads through _IndexBase's; one given is refused, not ignored)."""
+    from sparsetrain.io import chunks
+    from sparsetrain.trainer import data
+
+    monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
+    for cache in ("disk", "auto"):
+        it, cfg = _binary_stdin(tmp_path, cache, [1, -1] * 30, zero_based="auto")
+        assert type(it).__name__ == "NDArrayIter" and cfg.data.label_values == [-1.0, 1.0]
+        x = it.data[0][1]
+        assert sorted(set(x.indices.asnumpy().tolist())) == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10]  # one-based ids 1..7, 9..11
+    with pytest.raises(ValueError, match="_IndexBase's own reader"):
+        data._load_stdin_cached(cfg, reader=object())  # (before stdin is read)
+

@@ -380,11 +380,17 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, rea
 def _load_stdin_cached(cfg: Config, names=None, reader=None):
     """stdin as ``(CSRNDArray, labels, importance weights or None)``, read once into a disk cache private
     to this run (``io/disk_cache.py``: removed when the run ends) and memory-mapped (``names``: see
-    :func:`reader_for`; ``reader``: stdin's reader, if made already)."""
+    :func:`reader_for`; ``reader``: stdin's reader, if made already). Under ``data.zero_based: auto`` (LibSVM)
+    stdin is read by :class:`_IndexBase`'s reader, and none can have been made before: :func:`reader_for`
+    refuses that stdin, and :func:`make_iter` parses a first chunk (:func:`_stdin_first_chunk`) only when
+    :func:`stdin_pass_first` says the label values come first, which auto's reason precedes."""
     from ..io.disk_cache import stdin_cached
 
     base = None
     if _index_base_unknown(cfg, "-"):
+        if reader is not None:
+            raise ValueError("_load_stdin_cached: stdin under data.zero_based: auto is read by _IndexBase's own "
+                             "reader, not one made before")
         base = _IndexBase(cfg)
         reader = base.reader()
     elif reader is None:
