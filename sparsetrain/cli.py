@@ -194,19 +194,22 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
     from rich.console import Console
     from rich.table import Table
 
-    from .symbol.graph import format_log, format_shape
+    from .symbol.graph import format_log, format_parameter, format_shape
 
     cfg = _load(config_path, overrides)
-    plan, rows, grads = cfg.describe(batch_size=batch_size, backward=backward)
+    plan, rows, grads, params = cfg.describe(batch_size=batch_size, backward=backward)
     out = Console(highlight=False, soft_wrap=True)
+    # the parameters with their lr_mult / wd_mult (model.variables.NAME.lr_mult) other than 1
+    named = "parameters: " + ", ".join(format_parameter(p["name"], p["lr_mult"], p["wd_mult"]) for p in params)
     if fmt == "json":
-        doc = {"nodes": [_json_row(r) for r in rows]}
+        doc = {"nodes": [_json_row(r) for r in rows], "parameters": params}
         if backward:
             doc["gradients"] = grads
         click.echo(json.dumps(doc, indent=2))
     elif fmt == "log":
         for line in format_log(rows, grads):
             click.echo(line)
+        click.echo(named)
     elif fmt == "dot":
         click.echo(plan.to_dot(backward, {r["name"]: r["hint"] for r in rows if r["hint"]}))
     else:
@@ -223,6 +226,7 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
             name = f"[dim]{row['name']}[/dim]" if row["backward"] else row["name"]
             table.add_row(str(row["index"]), name, row["op"], dispatch, ins, outs)
         out.print(table)
+        out.print(named)
         for g in grads:
             out.print(f"gradient of {g['argument']}: {g['stype']} {format_shape(g['shape'])}")
         fallbacks = [r for r in rows if r["dispatch"] == "fallback"]

@@ -338,6 +338,22 @@ def test_infer_stypes_flags_fallback_in_every_format():
             assert "fillcolor=\"#ff9999\"" in res.output
 
 
+def test_infer_stypes_names_each_parameter_with_its_multipliers():
+    # model.variables.NAME.lr_mult / wd_mult: the run's step sizes, shown nowhere in infer-stypes before
+    sets = ("--set", "model.variables.weight.lr_mult=0.25", "--set", "model.variables.bias.wd_mult=0")
+    table = invoke("infer-stypes", LINREG, *sets)
+    assert table.exit_code == 0 and "parameters: weight (lr_mult 0.25), bias (wd_mult 0)\n" in table.output
+    assert "parameters: weight, bias\n" in invoke("infer-stypes", LINREG).output
+    log = invoke("infer-stypes", LINREG, "--format", "log", *sets).output
+    assert log.endswith("parameters: weight (lr_mult 0.25), bias (wd_mult 0)\n")
+    js = json.loads(invoke("infer-stypes", LINREG, "--format", "json", *sets).output)
+    assert js["parameters"] == [
+        {"name": "weight", "stype": "row_sparse", "shape": [100, 1], "lr_mult": 0.25, "wd_mult": 1.0},
+        {"name": "bias", "stype": "default", "shape": [1], "lr_mult": 1.0, "wd_mult": 0.0}]
+    dot = invoke("infer-stypes", LINREG, "--format", "dot", *sets).output
+    assert '[label="weight (lr_mult 0.25)\\nrow_sparse", shape=ellipse]' in dot
+
+
 def test_infer_stypes_subprocess_reads_no_data(tmp_path):
     p = run("infer-stypes", LINREG, "--format", "json", "--set", f"data.train={tmp_path}/nowhere.libsvm")
     assert p.returncode == 0, p.stderr

@@ -38,7 +38,7 @@ def test_symbol_is_built_through_public_api_and_weight_gradient_is_row_sparse():
     cfg = load_config(str(LINREG))
     sym = cfg.build_symbol()
     assert sorted(sym.list_arguments()) == ["bias", "data", "label", "weight"]
-    plan, rows, grads = cfg.describe(batch_size=32, backward=True)
+    plan, rows, grads, _ = cfg.describe(batch_size=32, backward=True)
     by_arg = {g["argument"]: g for g in grads}
     assert by_arg["weight"]["stype"] == "row_sparse" and by_arg["weight"]["shape"] == [100, 1]
     assert by_arg["bias"]["stype"] == "default"

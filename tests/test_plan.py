@@ -465,11 +465,12 @@ def test_a_config_with_embedding_runs_compiled_and_says_so(tmp_path):
     runs, header = {}, {}
     for engine in ("auto", "graph"):
         res = CliRunner().invoke(main, ["fit", str(tmp_path / "fm.yaml"), "--output", str(tmp_path / engine),
-                                        "--set", f"train.engine={engine}"])
+                                        "--set", f"train.engine={engine}", "--set", "model.variables.table.lr_mult=0.5"])
         assert res.exit_code == 0, res.output
         runs[engine] = [json.loads(line) for line in (tmp_path / engine / "metrics.jsonl").read_text().splitlines()]
         header[engine] = res.output
-    assert "engine compiled (generated plan: LogisticRegressionOutput, parameters table, bias)" in header["auto"]
+    assert "engine compiled (generated plan: LogisticRegressionOutput, parameters table (lr_mult 0.5), bias)" in \
+        header["auto"]
     assert [r["engine"] for r in runs["auto"]] == ["compiled"] * 2
     for got, want in zip(runs["auto"], runs["graph"]):  # float32: the same to rounding
         assert got["log_loss"] == pytest.approx(want["log_loss"], rel=1e-5)

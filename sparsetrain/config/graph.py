@@ -134,7 +134,9 @@ def _missing_shape(cfg, symbol, shapes, grad_req) -> None:
 
 
 def describe(cfg, batch_size: int | None = None, backward: bool = False):
-    """What ``infer-stypes`` prints: ``(plan, rows, gradients)`` (see ``Config.describe``)."""
+    """What ``infer-stypes`` prints: ``(plan, rows, gradients, parameters)`` (see ``Config.describe``)."""
+    from ..symbol.graph import multipliers
+
     the_plan = plan(cfg, batch_size=batch_size, for_training=True)
     params = {n.name: n.params for n in the_plan.forward + the_plan.backward if n.op is not None}
     variables = {n.name for n in the_plan.args}
@@ -148,7 +150,12 @@ def describe(cfg, batch_size: int | None = None, backward: bool = False):
             grads.append({"argument": arg, "stype": the_plan.stypes[(node.uid, i)],
                           "shape": list(the_plan.shapes.get((node.uid, i)) or ()),
                           "node": node.name if node.op is not None else None})
-    return the_plan, rows, grads
+    names = set(cfg.param_names)
+    parameters = [{"name": n.name, "stype": the_plan.stypes[(n.uid, 0)],
+                   "shape": list(the_plan.shapes.get((n.uid, 0)) or ()), **dict(zip(("lr_mult", "wd_mult"),
+                                                                                   multipliers(n.attrs)))}
+                  for n in the_plan.args if n.name in names]
+    return the_plan, rows, grads, parameters
 
 
 def fallback_hint(op_name: str, params: dict, inputs: list[dict], variables=()) -> str:

@@ -484,10 +484,11 @@ class Config(_Strict):
         return graph.plan(self, batch_size=batch_size, for_training=for_training)
 
     def describe(self, batch_size: int | None = None, backward: bool = False):
-        """What ``infer-stypes`` prints: ``(plan, rows, gradients)``.
+        """What ``infer-stypes`` prints: ``(plan, rows, gradients, parameters)``.
 
         ``rows`` are ``Plan.describe`` records plus ``hint`` (for fallback nodes: which input stype
-        to change to get a kernel); ``gradients`` lists each parameter's gradient stype and shape.
+        to change to get a kernel); ``gradients`` lists each parameter's gradient stype and shape (with
+        ``backward``); ``parameters`` each parameter's name, stype, shape, ``lr_mult`` and ``wd_mult``.
         """
         return graph.describe(self, batch_size=batch_size, backward=backward)
 

@@ -216,7 +216,8 @@ class Plan:
         for node in self.forward + (self.backward if with_backward else []):
             uid = f"n{node.uid}"
             if node.op is None:
-                lines.append(f'  {uid} [label="{node.name}\\n{self.stypes[(node.uid, 0)]}", shape=ellipse];')
+                name = format_parameter(node.name, *multipliers(node.attrs))
+                lines.append(f'  {uid} [label="{name}\\n{self.stypes[(node.uid, 0)]}", shape=ellipse];')
                 continue
             if node.name not in shown:
                 continue
@@ -245,6 +246,20 @@ def format_shape(shape) -> str:
         return "(?)"
     shape = tuple(shape)
     return "(" + ", ".join(str(d) if d else "?" for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def multipliers(attrs: dict) -> tuple[float, float]:
+    """``(lr_mult, wd_mult)`` given on a variable whose attributes are ``attrs`` (a node's, or its entry of
+    ``Symbol.attr_dict()``): ``Variable(lr_mult=...)``, a config's ``model.variables.NAME.lr_mult``, the
+    ``__lr_mult__`` / ``__wd_mult__`` attributes an optimizer given the symbol reads; 1 where none is given."""
+    return tuple(float(attrs.get(key, 1.0)) for key in ("__lr_mult__", "__wd_mult__"))
+
+
+def format_parameter(name: str, lr_mult: float = 1.0, wd_mult: float = 1.0) -> str:
+    """A parameter as ``infer-stypes`` and fit's engine line name it, with its multipliers other than 1:
+    ``factors (lr_mult 0.1, wd_mult 0)``."""
+    shown = [f"{key} {value:g}" for key, value in (("lr_mult", lr_mult), ("wd_mult", wd_mult)) if value != 1.0]
+    return f"{name} ({', '.join(shown)})" if shown else name
 
 
 def format_log(rows: list[dict], gradients: list[dict] = ()) -> list[str]:

@@ -24,6 +24,7 @@ import numpy as np
 from ...metric import info_of
 from ..base import EpochStats, ModuleView, Unsupported, describe_unsupported, metric_leaves
 from ...kernels.metrics import FUSED_METRICS
+from ...symbol.graph import format_parameter, multipliers
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
@@ -100,7 +101,8 @@ def _plan_target(view: ModuleView) -> Match:
         view.engine_state["plan_spec"] = spec
     if isinstance(spec, str):
         return Match(False, spec, unsupported=[Unsupported("op" if spec.startswith("op ") else "graph", "", spec)])
-    params = ", ".join(p.name for p in spec.params)
+    attrs = view.symbol.attr_dict()
+    params = ", ".join(format_parameter(p.name, *multipliers(attrs.get(p.name, {}))) for p in spec.params)
     return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output, label=spec.label,
                  loss_params=spec.loss_params, plan=spec)
 
