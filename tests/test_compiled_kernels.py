@@ -257,11 +257,13 @@ def assert_same(runner, updater, weights, bias, reference, results, indices, rto
 # Every rule binds its own epoch kernel, compiled per dtype, per loop (batch 1 or batches) and per number
 # of dot terms (a few CPU seconds each on a cold numba cache). The float32 kernels of every rule and
 # both loops are the ones training runs, compiled by the rest of the suite anyway: the float32 matrix
-# runs every rule on both loops. The float64 matrix (tight tolerances; the schedules, the bias, the last
-# batch) runs the rules with no state and with two states and a rate of its own (sgd, adam) by default,
-# the others with ``-m slow``; each rule's step, row and dense loops are checked against its reference
-# in float64 by tests/test_optimizer.py. Where the rule is not what a test is about (two dot terms) the
-# default run keeps the rules below.
+# runs every rule on both loops. The loop matrix (the schedules, the bias, the last batch) runs by default
+# on kernels the suite compiles anyway: sgd in float64 (tight tolerances; the float64 tests below train
+# with it) and adam (two states and a rate of its own) in float32; the other rules and adam in float64 with
+# ``-m slow``. Each rule's step, row and dense loops are checked against its reference in float64 by
+# tests/test_optimizer.py. Two dot terms compile a kernel of their own: one rule with a state per term.
+
+TOLERANCE = {np.float64: {"rtol": 1e-9, "atol": 1e-11}, np.float32: {"rtol": 2e-4, "atol": 2e-5}}
 
 
 def rules_for(*default):
@@ -272,11 +274,12 @@ def rules_for(*default):
 @pytest.mark.parametrize("mode", ["pad", "discard", "roll_over"])
 @pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("batch_size", [1, 3, 32])
-@pytest.mark.parametrize("key", rules_for("sgd", "adam"))
+@pytest.mark.parametrize("key, dtype", [("sgd", np.float64), ("adam", np.float32)] + [
+    pytest.param(k, np.float64, marks=pytest.mark.slow) for k in OPTIMIZERS if k != "sgd"])
 @pytest.mark.parametrize("output", OUTPUTS)
-def test_fused_epochs_match_numpy_loop_float64(output, key, batch_size, has_bias, mode):
-    out = run_both(output, key, batch_size, has_bias, mode, np.float64)
-    assert_same(*out, rtol=1e-9, atol=1e-11)
+def test_fused_epochs_match_numpy_loop(output, key, dtype, batch_size, has_bias, mode):
+    out = run_both(output, key, batch_size, has_bias, mode, dtype)
+    assert_same(*out, **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -284,14 +287,24 @@ def test_fused_epochs_match_numpy_loop_float64(output, key, batch_size, has_bias
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_fused_epochs_match_numpy_loop_float32(output, key, batch_size):
     out = run_both(output, key, batch_size, True, "pad", np.float32)
-    assert_same(*out, rtol=2e-4, atol=2e-5)
+    assert_same(*out, **TOLERANCE[np.float32])
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 @pytest.mark.parametrize("key", rules_for("sgd_mom"))  # a state per term
 def test_two_dot_terms(key, batch_size):
+    """Training, then scoring and predicting with the trained kernel (a forward pass after training runs it)."""
     out = run_both("LinearRegressionOutput", key, batch_size, True, "roll_over", np.float64, n_terms=2)
-    assert_same(*out, rtol=1e-9, atol=1e-11)
+    assert_same(*out, **TOLERANCE[np.float64])
+    runner, _, weights, bias, reference, _, _ = out
+    _, terms, label, *_ = build("LinearRegressionOutput", key, batch_size, True, np.float64, n_terms=2)
+    order, bp = schedules(N_ROWS, 4, "pad", 1, np.random.default_rng(1))[0]
+    metrics = METRICS_BY_OUTPUT["LinearRegressionOutput"]
+    res = runner.score(terms, label, order, bp, weights, bias, metrics)
+    sums, _ = reference.epoch(order, bp, metrics, train=False)
+    np.testing.assert_allclose(res.metric_sums, sums, rtol=1e-10)
+    np.testing.assert_allclose(runner.predict(terms, weights, bias, batch_size=5),
+                               reference.forward(np.arange(N_ROWS)), rtol=1e-10)
 
 
 def test_regression_with_several_outputs():
@@ -378,8 +391,10 @@ def test_fused_updates_equal_optimizer_class_updates():
 
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_score_and_predict(output):
-    rng, terms, label, w0, b0, name, opt_kw, k = build(output, "sgd", 4, True, np.float64, n_terms=2)
-    runner = LinearEpochRunner(output, [15, 8], k, dtype=np.float64)
+    # one dot term: a fresh runner's forward pass runs sgd's float64 batch loop, which the matrix compiles (two
+    # terms: test_two_dot_terms)
+    rng, terms, label, w0, b0, name, opt_kw, k = build(output, "sgd", 4, True, np.float64)
+    runner = LinearEpochRunner(output, [15], k, dtype=np.float64)
     weights, bias = [NDArray(w.copy()) for w in w0], NDArray(b0.copy())
     reference = Reference(terms, label, w0, b0, output, "sgd", opt_kw)
     order, bp = schedules(N_ROWS, 4, "pad", 1, rng)[0]
