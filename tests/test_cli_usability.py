@@ -558,16 +558,6 @@ def test_evaluate_of_rows_that_all_weigh_nothing_is_named(tmp_path):
     assert res.exit_code == 1 and one_error_line(res.stderr) == f"error: {evaluated}: {ALL_WEIGHTS_ZERO}"
 
 
-def test_a_streamed_vw_file_whose_weights_are_all_zero_is_named(tmp_path):
-    data = tmp_path / "w.vw"
-    data.write_text("1 0 |f a b\n0 0 |f c\n1 0 |f a\n")
-    config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{train: {data}, hash_bits: 4, batch_size: 2, cache: stream}}\n"
-                      "model: {preset: logistic}\ntrain: {epochs: 1}\n")
-    res = cli("fit", config, "-q", "--output", tmp_path / "r")
-    assert one_error_line(res.stderr) == f"error: {data}: {ALL_WEIGHTS_ZERO}"
-
-
 def test_a_storage_fallback_in_a_gradient_names_the_config_s_node(tmp_path):
     # the warning named the internal node: "storage fallback at node '_backward__reduce_like1' (_reduce_like)"
     res = cli("fit", ROOT / "configs" / "logreg.yaml", "-q", "--epochs", 1, "--output", tmp_path / "r",

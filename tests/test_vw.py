@@ -137,3 +137,19 @@ def test_unlabeled_lines_are_rows_labelled_nan_only_when_asked(tmp_path):
     p.write_text("'r1 extra|u alice\n")  # a tag, then more: still malformed
     with pytest.raises(DataFormatError, match="more than label"):
         load_vw(p, 20, unlabeled=True)
+
+
+def test_a_streamed_vw_file_whose_weights_are_all_zero_is_named(tmp_path):
+    # (here, not with the CSV cases in test_cli_usability: the default run reaches this file after
+    # tests/_prewarm.py has compiled the VW parser, and test_cli_usability before)
+    from test_cli_errors import cli, one_error_line
+
+    from sparsetrain.io.base import ALL_WEIGHTS_ZERO
+
+    data = tmp_path / "w.vw"
+    data.write_text("1 0 |f a b\n0 0 |f c\n1 0 |f a\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}, hash_bits: 4, batch_size: 2, cache: stream}}\n"
+                      "model: {preset: logistic}\ntrain: {epochs: 1}\n")
+    res = cli("fit", config, "-q", "--output", tmp_path / "r")
+    assert one_error_line(res.stderr) == f"error: {data}: {ALL_WEIGHTS_ZERO}"
