@@ -276,10 +276,7 @@ def _streamed_config(kind: str, batch: int, cache: str, lr: float):
 
         path = raw_data.data_file(1_000_000)
         if kind == "vw":
-            vw = os.path.splitext(path)[0] + ".vw"
-            if not os.path.exists(vw):
-                raw_data.to_vw(path, vw)
-            path = vw
+            path = raw_data.vw_file(path)
         cfg = raw_data._train_config(path, 20, lr, WORK, cache, "csv" if kind == "tsv" else "vw")
     cfg.data.batch_size, cfg.data.cache, cfg.data.last_batch = batch, cache, "discard"
     cfg.train.epochs = 2  # (one epoch in file order would stream whatever data.cache says: make_iter's `once`)
