@@ -344,3 +344,18 @@ def test_an_interrupt_a_finalizer_drops_still_stops_the_run_after_its_epoch(tmp_
     line = one_error_line(res.stderr)
     assert line.startswith("error: interrupted; the last complete checkpoint is ") and "model-0001.params" in line
     assert state(tmp_path / "r")["epoch"] == 1 and signal.getsignal(signal.SIGINT) == before  # put back
+
+
+def test_a_run_that_fails_before_writing_leaves_no_directory_it_made(tmp_path, monkeypatch):
+    # a mistyped --set (a usage error, exit 2) left an empty runs/linreg/ in the working directory
+    monkeypatch.chdir(tmp_path)
+    bad = ("--set", "data.train=nope.libsvm")
+    assert cli("fit", LINREG, *bad).exit_code == 2 and list(tmp_path.iterdir()) == []
+    assert cli("fit", LINREG, *bad, "--output", tmp_path / "a" / "b").exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()  # a directory the user made stays
+    assert cli("fit", LINREG, *bad, "--output", tmp_path / "mine").exit_code == 2 and (tmp_path / "mine").is_dir()
+    # after a run (default naming) a failed one makes and removes runs/linreg-2/, the first run stays
+    assert cli("fit", LINREG, *FAST, "--set", "train.target={}").exit_code == 0
+    assert cli("fit", LINREG, *bad).exit_code == 2
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["linreg"]

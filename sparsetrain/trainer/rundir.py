@@ -82,11 +82,29 @@ def _not_over_the_config(cfg, path: str) -> None:
                           "choose another directory with --output")
 
 
-def _make_run_dir(path: str) -> None:
+def _make_run_dir(path: str) -> str | None:
+    """Make ``path`` (and its missing parents); the top-most directory this made, ``None`` if it existed."""
+    made, parent = None, path
+    while parent and not os.path.isdir(parent):
+        made, parent = parent, os.path.dirname(parent)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:  # (it said "/proc/x: file not found")
         raise OutputError(e.errno, f"cannot create the run directory ({e.strerror})", path) from None
+    return made
+
+
+def _remove_if_empty(path: str, top: str) -> None:
+    """Remove ``path`` and its parents up to ``top`` while they are empty (a run that failed before writing
+    anything leaves no ``runs/NAME/`` it made: a mistyped ``--set`` did)."""
+    while True:
+        try:
+            os.rmdir(path)
+        except OSError:  # not empty (the run wrote files), or gone
+            return
+        if path == top:
+            return
+        path = os.path.dirname(path)
 
 
 def _has_checkpoint(path: str) -> bool:
@@ -160,8 +178,10 @@ def _holder(path: str) -> str:
 class RunDir:
     """A locked run directory. Make one with :meth:`open`; ``close()`` (or ``with``) releases it."""
 
-    def __init__(self, path: str, lock_fd: int, *, fresh: bool, note: str | None = None, keep: int | None = 2):
+    def __init__(self, path: str, lock_fd: int, *, fresh: bool, note: str | None = None, keep: int | None = 2,
+                 made: str | None = None):
         self.path = path
+        self._made = made  # the top-most directory open() made for this run (removed by close() while empty)
         self.prefix = os.path.join(path, CHECKPOINT_PREFIX)
         self.note = note  # why the run went here (default naming), for the header
         self.fresh = fresh
@@ -194,12 +214,12 @@ class RunDir:
             path, note = _latest_run(base), None
         else:
             return cls._open_next_free(base, keep)
-        _make_run_dir(path)
+        made = _make_run_dir(path)
         fd = _lock(path)
         if fd is None:
             raise RunDirectoryLocked(f"{path}: another sparsetrain run ({_holder(path)}) is using this run "
                                      "directory; wait for it or choose another --output")
-        run = cls(path, fd, fresh=not resume, note=note, keep=keep)
+        run = cls(path, fd, fresh=not resume, note=note, keep=keep, made=made)
         try:
             run._remove_temporaries()
             if resume:
@@ -229,7 +249,7 @@ class RunDir:
             k += 1
             if holds_run(path):
                 continue
-            _make_run_dir(path)
+            made = _make_run_dir(path)
             fd = _lock(path)
             if fd is None:
                 continue
@@ -237,15 +257,17 @@ class RunDir:
                 _unlock(path, fd)
                 continue
             note = None if path == base else f"{base} holds an earlier run; this run goes to {path}"
-            run = cls(path, fd, fresh=True, note=note, keep=keep)
+            run = cls(path, fd, fresh=True, note=note, keep=keep, made=made)
             run._remove_temporaries()
             return run
 
     def close(self) -> None:
-        """Release the lock (and remove the lock file)."""
+        """Release the lock (and remove the lock file, and the directories open() made if nothing was written)."""
         if self._lock_fd is not None:
             _unlock(self.path, self._lock_fd)
             self._lock_fd = None
+            if self._made is not None:
+                _remove_if_empty(self.path, self._made)
 
     def __enter__(self):
         return self
