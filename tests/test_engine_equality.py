@@ -136,6 +136,16 @@ def test_matcher_accepts_two_dots_summed():
     assert mod.choose_engine("auto", it)[0] == "compiled"
 
 
+def test_the_engine_line_names_a_parameter_s_multipliers():
+    # fit's 'engine compiled (...)' line lists the parameters: with their lr_mult / wd_mult other than 1
+    a = st.sym.Variable("data", stype="csr")
+    w = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1), lr_mult=0.5)
+    pred = st.sym.broadcast_add(st.sym.sparse.dot(a, w), st.sym.Variable("bias", shape=(1,), wd_mult=0))
+    mod, it = _module_for(st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label")))
+    assert mod.choose_engine("auto", it) == (
+        "compiled", "LinearRegressionOutput(dot(data, weight (lr_mult 0.5)) + bias (wd_mult 0))")
+
+
 def test_compiled_engine_stops_on_nan_with_epoch_and_batch():
     st.random.seed(0)
     x, y = _data("regression")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...symbol.graph import format_parameter, multipliers
 from ..base import Unsupported
 from .kernels import OUTPUTS  # the output layers the kernels implement
 
@@ -97,7 +98,12 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
     out = loss.op.name
-    desc = " + ".join(f"dot({x}, {w})" for x, w in terms) + (f" + {bias}" if bias else "")
+    attrs = symbol.attr_dict()  # a parameter as the engine line names it: with its lr_mult / wd_mult other than 1
+
+    def named(p):
+        return format_parameter(p, *multipliers(attrs.get(p, {})))
+
+    desc = " + ".join(f"dot({x}, {named(w)})" for x, w in terms) + (f" + {named(bias)}" if bias else "")
     return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
 
 
