@@ -4,8 +4,9 @@
 directory (compressed when the name ends in ``.gz`` or ``.bz2``), which is renamed into place
 only when the ``with`` block ends without an error; on any error it is removed. Failures are
 :class:`~sparsetrain.base.OutputError` naming the path asked for (never the temporary name):
-a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload,
-:func:`write_npz` an uncompressed ``.npz`` of arrays (checkpoints) straight into the file.
+a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload (:func:`write_changed`:
+unless the file holds it already), :func:`write_npz` an uncompressed ``.npz`` of arrays (checkpoints)
+straight into the file.
 
 A symbolic link is followed (the file it names is replaced; the link stays), and a target that
 is not a regular file — a device such as ``/dev/stdout`` or ``/dev/null``, a named pipe
@@ -35,7 +36,7 @@ from .base import ConfigError, OutputError
 DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
                       zlib.error, struct.error)
 
-__all__ = ["open_atomic", "write_atomic", "write_npz"]
+__all__ = ["open_atomic", "write_atomic", "write_changed", "write_npz"]
 
 
 def refuse_to_replace(path, force: bool) -> None:
@@ -183,6 +184,19 @@ def write_atomic(path: str, payload: bytes | str, *, compress: bool = False) -> 
     user's output named ``.gz``/``.bz2``)."""
     with open_atomic(path, compress=compress, make_dirs=True, fsync=True) as f:
         f.write(payload.encode("utf-8") if isinstance(payload, str) else payload)
+
+
+def write_changed(path: str, payload: bytes) -> None:
+    """:func:`write_atomic`, unless ``path`` holds exactly ``payload`` already (then nothing is written
+    or synced: a file there was synced before it was renamed into place). A checkpoint's symbol file,
+    the same every epoch."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(payload) + 1) == payload:
+                return
+    except OSError:
+        pass
+    write_atomic(path, payload)
 
 
 def write_npz(path: str, arrays: dict) -> None:

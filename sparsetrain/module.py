@@ -16,7 +16,7 @@ from . import optimizer as opt_mod
 from .base import ShapeError, SparseTrainError
 from .base_module import BaseModule, BatchEndParam  # noqa: F401 (BatchEndParam: MXNet's place for it)
 from .engines.base import ModuleView
-from .fileio import write_atomic
+from .fileio import write_changed
 from .io.base import DataDesc
 from .metric import update_metric
 from .ndarray.ndarray import BaseArray, NDArray, RowSparseNDArray, cast_storage
@@ -407,7 +407,7 @@ class Module(BaseModule):
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False):
         """Write ``prefix-symbol.json``, ``prefix-%04d.params`` (and ``.states``), each atomically."""
-        write_atomic(f"{prefix}-symbol.json", self._symbol.tojson().encode())
+        write_changed(f"{prefix}-symbol.json", self._symbol.tojson().encode())
         self.save_params(f"{prefix}-{epoch:04d}.params")
         if save_optimizer_states:
             self.save_optimizer_states(f"{prefix}-{epoch:04d}.states")

@@ -203,3 +203,19 @@ def test_every_single_byte_flip_and_truncation_is_clean_or_harmless(trained, tmp
             assert res.stdout == clean
         else:
             assert res.exit_code == 1 and "internal error" not in res.stderr and str(target) in res.stderr
+
+
+def test_the_symbol_file_is_written_only_when_it_changes(tmp_path):
+    """Every epoch's checkpoint writes the same ``model-symbol.json``: once there, it is not rewritten (no
+    write, no fsync); other bytes replace it."""
+    from sparsetrain.fileio import write_changed
+
+    path = tmp_path / "model-symbol.json"
+    write_changed(str(path), b'{"nodes": []}')
+    first = path.stat().st_ino
+    write_changed(str(path), b'{"nodes": []}')
+    assert path.stat().st_ino == first  # (write_atomic renames a new file into place)
+    write_changed(str(path), b'{"nodes": [1]}')
+    assert path.read_bytes() == b'{"nodes": [1]}' and path.stat().st_ino != first
+    write_changed(str(path), b'{"nodes": ')  # a prefix of what is there is other bytes too
+    assert path.read_bytes() == b'{"nodes": '

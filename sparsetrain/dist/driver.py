@@ -409,10 +409,10 @@ class _ClusterEpochs:
         return record
 
     def save(self, prefix: str, epoch: int) -> None:
-        from ..fileio import write_atomic
+        from ..fileio import write_changed
         from ..module import save_params
 
-        write_atomic(f"{prefix}-symbol.json", self.module.symbol.tojson().encode())
+        write_changed(f"{prefix}-symbol.json", self.module.symbol.tojson().encode())
         save_params(f"{prefix}-{epoch:04d}.params", self._params, {})
         optimizer_states.save(f"{prefix}-{epoch:04d}.states", self._states, self._progress)
 
