@@ -1,7 +1,7 @@
 """Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
 
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
-                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV ...]
+                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV ...] [--trace]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
@@ -26,6 +26,12 @@ that used CPU ("parsers": the parser threads) on a core and waiting for one; the
 CPU; and
 the core-seconds no process used (cores × wall less the machine's busy time). ``--ahead N``: chunks
 in flight beyond one per parser thread (``io/pipeline.py``'s ``AHEAD``), to try a deeper pipeline.
+``--trace``: each streamed epoch's threads are traced (timestamps around every parse, every piece's
+training and the trainer's sleeps) and the idle core-milliseconds (the cores less the threads with work:
+the trainer unless asleep, a thread inside a parse) are printed by phase (median over the epochs): before
+the first piece trains, while chunks parse, after the last parse ends (the trainer alone with what is
+left), with the trainer's wall time split into training, parsing, sleeping and the rest (cutting pieces,
+the engine's Python between calls); the trace itself costs a little CPU.
 ``--against REV [REV ...]``: the LibSVM kernel modules of each git revision (copied as
 ``benchmarks.parse_kernel`` does) parse a further interleaved variant of the streamed epoch (and a
 parse-alone line of its own): kernel changes A/B'd inside the streamed epoch, in one process.
@@ -130,6 +136,87 @@ def _where(before: dict, after: dict, wall: float, cpu: float, machine_busy, cor
     return out
 
 
+class _Trace:
+    """``--trace``: timestamps of a streamed epoch's parses, pieces' training and the trainer's sleeps (the
+    functions wrapped in place: this is a benchmark)."""
+
+    def __init__(self):
+        from sparsetrain.engines.compiled import stream
+        from sparsetrain.io import pipeline
+
+        self.events: list = []  # (thread id, kind, start, end)
+        self.on = False
+        trace = self
+        execute, run_epoch = pipeline._Task.execute, stream.run_epoch
+
+        def traced_execute(task):
+            t0 = time.perf_counter()
+            try:
+                return execute(task)
+            finally:
+                trace.add("parse", t0)
+
+        def traced_run_epoch(train_data, run_piece, *args, **kw):
+            def piece(*a):
+                t0 = time.perf_counter()
+                try:
+                    return run_piece(*a)
+                finally:
+                    trace.add("train", t0)
+            return run_epoch(train_data, piece, *args, **kw)
+
+        class Condition(threading.Condition):
+            def wait(self, timeout=None):
+                t0 = time.perf_counter()
+                try:
+                    return super().wait(timeout)
+                finally:
+                    trace.add("sleep", t0)
+
+        pipeline._Task.execute, stream.run_epoch = traced_execute, traced_run_epoch
+        pipeline.CORE_SHARE._cond = Condition()  # (nothing waits on it between epochs)
+
+    def add(self, kind: str, t0: float) -> None:
+        if self.on:
+            self.events.append((threading.get_native_id(), kind, t0, time.perf_counter()))
+
+    def epoch(self, start: float, end: float, cores: int) -> dict:
+        """Idle core-ms by phase and the trainer's ms by activity of the epoch in ``[start, end]``."""
+        me = threading.get_native_id()
+        events, self.events = self.events, []
+        points, spent = [], {"training": 0.0, "parsing": 0.0, "asleep": 0.0}
+        for tid, kind, a, b in events:
+            if tid == me:
+                spent[{"train": "training", "parse": "parsing", "sleep": "asleep"}[kind]] += b - a
+                if kind == "sleep":
+                    points += [(a, -1), (b, 1)]
+            elif kind == "parse":
+                points += [(a, 1), (b, -1)]
+        trains = [a for tid, kind, a, b in events if kind == "train"]
+        parses = [b for tid, kind, a, b in events if kind == "parse"]
+        if not trains or not parses:
+            return {}
+        phases = (("before the first piece trains", start, min(trains)), ("while chunks parse", min(trains), max(parses)),
+                  ("after the last parse", max(parses), end))
+        idle = dict.fromkeys((name for name, _, _ in phases), 0.0)
+        busy, last = 1, start  # the trainer has work unless asleep
+
+        def account(t0, t1):
+            for name, lo, hi in phases:
+                if min(t1, hi) > max(t0, lo):
+                    idle[name] += (min(t1, hi) - max(t0, lo)) * max(0, cores - busy)
+
+        for t, d in sorted(points):
+            t = min(max(t, start), end)
+            account(last, t)
+            last, busy = t, busy + d
+        account(last, end)
+        out = {f"idle core-ms {k}": 1e3 * v for k, v in idle.items()}
+        out.update({f"trainer ms {k}": 1e3 * v for k, v in spent.items()})
+        out["trainer ms on the rest"] = 1e3 * (end - start) - sum(out[f"trainer ms {k}"] for k in spent)
+        return out
+
+
 def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
     """Best CPU seconds of reading the file through the streaming reader (printed with MB/s)."""
     import sparsetrain as st
@@ -161,6 +248,7 @@ def speed(args) -> None:
     from .threads import cpu_clock, foreign_seconds
 
     path = args.file or _file(args.rows, args.features)
+    trace = _Trace() if args.trace else None
     if args.ahead is not None:
         pipeline.AHEAD = args.ahead
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
@@ -212,13 +300,20 @@ def speed(args) -> None:
         reasons = {}
         foreign = {name: [] for name in iters}
         where: dict = {}
+        traced: dict = {}
         for _ in range(args.repeat):
             for name in iters:  # interleaved: a burst of load hits every kind alike
                 CORE_SHARE.any_thread = name != "parser threads only"
                 libsvm_parse.K = kernel.get(name, libsvm_parse.K)
+                if trace is not None:
+                    trace.on = name == "stream"
                 c0, start, threads0, w0 = time.process_time(), cpu_clock(), _schedstat(), time.perf_counter()
                 seconds, samples, reasons[name] = _epoch(mods[name], iters[name], waits if name == "stream" else None)
                 wall, threads1, end = time.perf_counter() - w0, _schedstat(), cpu_clock()
+                if trace is not None and name == "stream":
+                    trace.on = False
+                    for k, v in trace.epoch(w0, w0 + wall, cores).items():
+                        traced.setdefault(k, []).append(v)
                 cpu[name].append(time.process_time() - c0)
                 foreign[name].append(foreign_seconds(start))
                 if name == "stream":
@@ -260,6 +355,9 @@ def speed(args) -> None:
         if where:
             print("            where a streamed epoch's time went (s, median): " + ", ".join(
                 f"{k} {np.median(v):.3f}" for k, v in where.items()))
+        if traced:
+            print("            traced streamed epochs (median): " + ", ".join(
+                f"{k} {np.median(v):.1f}" for k, v in traced.items()))
         print(f"            streamed engine: {reasons['stream']}")
 
 
@@ -315,6 +413,7 @@ def main(argv=None) -> None:
     p.add_argument("--against", nargs="+", metavar="REV",
                    help="git revisions whose LibSVM kernels parse further streamed variants (one each)")
     p.add_argument("--repeat", type=int, default=4)
+    p.add_argument("--trace", action="store_true", help="trace the streamed epochs' threads: idle cores by phase")
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
     p.add_argument("--rss-files", nargs="+", help="existing zero-based LibSVM files instead of generated ones")
