@@ -39,7 +39,8 @@ def _init(data, task, preset, out, force, label) -> int:
     with reading(data, "reading"):  # init reads the whole file: a large one takes seconds
         _, summary = write_starter_config(data, task, out, preset=preset, force=force, command=command, label=label)
     click.echo(f"wrote {out}: {summary.format}, {summary.rows} rows, {summary.num_features} features, "
-               f"{summary.distinct_labels} label value(s); train it with: sparsetrain fit {out}")
+               f"{summary.distinct_labels} label value{'' if summary.distinct_labels == 1 else 's'}; train it with: "
+               f"sparsetrain fit {out}")
     if task in ("binary", "multiclass") and summary.distinct_labels == 1:  # (legal: fit maps it; but say so)
         click.echo(f"warning: {data} has one label value {summary.label_text()}: a binary model learns from "
                    "rows of both classes" if task == "binary" else

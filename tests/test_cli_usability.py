@@ -516,6 +516,7 @@ def test_init_warns_when_a_classifier_s_data_has_one_label_value(tmp_path):
     res = cli("init", data, "--task", "binary", "--out", tmp_path / "p.yaml")
     assert res.exit_code == 0, res.stderr
     assert f"warning: {data} has one label value {{1}}: a binary model learns from rows of both classes" in res.stderr
+    assert ", 1 label value; train it with" in res.stdout  # (it said '1 label value(s)')
 
 
 def test_an_export_written_compressed_reads_back(trained, tmp_path):
