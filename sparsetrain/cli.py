@@ -332,11 +332,13 @@ def main():
     graph of sparse ops) on LibSVM, CSV/TSV or Vowpal Wabbit data, from a YAML config.
 
     \b
-      sparsetrain init data/binary.libsvm --task binary --out my.yaml   write a config for your data
-      sparsetrain fit my.yaml                      train it (runs/my/: metrics, checkpoints)
+      # a config for your data; train it (runs/my/: metrics, checkpoints); predict with it
+      sparsetrain init data/binary.libsvm --task binary --out my.yaml
+      sparsetrain fit my.yaml
       sparsetrain predict runs/my data/binary_eval.libsvm --out preds.csv
-      sparsetrain fit configs/linreg.yaml          train the seed model to MSE < 1
-      sparsetrain infer-stypes configs/linreg.yaml show each node's storage types
+      # the seed model to MSE < 1; each node's storage types; synthetic data
+      sparsetrain fit configs/linreg.yaml
+      sparsetrain infer-stypes configs/linreg.yaml
       sparsetrain gen-data --rows 1000 --features 100 --density 0.01 --out data/x.libsvm
     """
 
