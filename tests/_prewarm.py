@@ -8,8 +8,9 @@ Wabbit parsers in float32 and float64, the engine kernels of the shipped configs
 them; ``sparsetrain.trainer.warmup.warm_up``, as a first ``fit``'s warm-up child does), and the generated
 plans of tests/test_plan.py, test_sample_weight.py, test_stream_engine.py and test_threads.py, a plan
 per model structure and rule, by running those files here (their results are ignored: the run runs them
-itself). The run then loads what it
-needs from the caches. On a warm cache (the CSV parser compiled) it stops at once. Nothing depends on
+itself), the files only when the steps before them compiled something: on a warm cache (the kernels
+cached for the sources as they are) those steps only load, and the run loads everything it needs from
+the caches. Nothing depends on
 this: a kernel the run reaches first it compiles itself, as without this script; the run ends it when it
 ends (the kernel, when pytest is killed outright: :func:`end_with_parent`). ``SPARSETRAIN_TEST_PREWARM=0``
 turns it off.
@@ -73,28 +74,12 @@ def run_tests(tmp: pathlib.Path, files) -> None:
 def steps(tmp: pathlib.Path) -> list:
     """``(name, call)`` in the order the default run needs them: test_cli (the CSV parser for criteo_like,
     the configs), test_csv (float64 CSV), test_disk_cache (Vowpal Wabbit), then ``PLAN_TESTS`` (float64
-    Vowpal Wabbit in test_sample_weight)."""
+    Vowpal Wabbit in test_sample_weight), the last only after an earlier step compiled (see :func:`main`)."""
     return [("csv float32", lambda: parse_csv(tmp, "float32")),
             *((f"config {n}", lambda n=n: warm_config(n)) for n in CONFIGS),
             ("csv float64", lambda: parse_csv(tmp, "float64")), ("vw float32", lambda: parse_vw(tmp, "float32")),
             ("vw float64", lambda: parse_vw(tmp, "float64")),
             ("tests " + " ".join(PLAN_TESTS), lambda: run_tests(tmp, PLAN_TESTS))]
-
-
-def cold() -> bool:
-    """Whether numba's cache lacks the CSV parser, the first step's kernel: a warm cache has it, and then
-    the run loads everything it needs from the caches and this process has nothing to do. Raises when
-    the parser's kernel (named in trainer.warmup, which asks the same) is not a numba kernel."""
-    import importlib
-
-    from sparsetrain.engines.compiled.numba_cache import in_disk_cache
-    from sparsetrain.trainer.warmup import _PARSERS
-
-    module, name = _PARSERS["csv"]
-    kernel = getattr(importlib.import_module(module), name)
-    if not hasattr(kernel, "py_func"):  # in_disk_cache would say "cached" (it cannot tell)
-        raise TypeError(f"{module}.{name} is not a numba kernel")
-    return not in_disk_cache(kernel)
 
 
 def report(name: str, e: Exception) -> None:
@@ -119,20 +104,27 @@ def end_with_parent() -> None:
 
 
 def main(argv=None) -> int:
+    """Run :func:`steps`; the last (the test files, whose run costs tens of seconds even when they compile
+    nothing) only when an earlier step compiled a kernel: on a warm cache the earlier steps load theirs in a
+    second or two, and the run loads everything from the caches."""
+    from sparsetrain.engines.compiled.numba_cache import CompileWatch
+
     tmp = pathlib.Path((sys.argv[1:] if argv is None else argv)[0])
     failed = 0
-    try:
-        if not cold():
-            return 0
-    except Exception as e:  # noqa: BLE001 - reported; compile as on a cold cache
-        failed += 1
-        report("cache check", e)
-    for name, call in steps(tmp):
+    *first, last = steps(tmp)
+    with CompileWatch() as watch:
+        for name, call in first:
+            try:
+                call()
+            except Exception as e:  # noqa: BLE001 - reported, the others still run
+                failed += 1
+                report(name, e)
+    if watch.compilations or failed:
         try:
-            call()
-        except Exception as e:  # noqa: BLE001 - reported, the others still run
+            last[1]()
+        except Exception as e:  # noqa: BLE001 - reported
             failed += 1
-            report(name, e)
+            report(last[0], e)
     return 1 if failed else 0
 
 

@@ -97,3 +97,36 @@ def test_the_prewarm_ends_when_pytest_is_killed_outright():
     finally:
         if _running(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_prewarm_runs_the_test_files_only_after_an_earlier_step_compiled(tmp_path, monkeypatch, capsys):
+    """On a warm cache the parser and config steps only load their kernels, and the test files (tens of
+    seconds even when they compile nothing) are not run a second time; after a step compiled (a cold cache,
+    or a kernel's source edited since), or failed, they are."""
+    from numba import njit
+
+    import _prewarm
+
+    ran = []
+
+    def compiles():
+        @njit(cache=False)
+        def kernel(x):
+            return x + 1
+
+        kernel(1)
+        ran.append("compiles")
+
+    def fails():
+        ran.append("fails")
+        raise RuntimeError("no")
+
+    for first, code, expected in (([("a", lambda: ran.append("loads"))], 0, ["loads"]),
+                                  ([("a", lambda: ran.append("loads")), ("b", compiles)], 0,
+                                   ["loads", "compiles", "files"]),
+                                  ([("a", fails)], 1, ["fails", "files"])):
+        ran.clear()
+        monkeypatch.setattr(_prewarm, "steps", lambda tmp: [*first, ("tests", lambda: ran.append("files"))])
+        assert _prewarm.main([str(tmp_path)]) == code
+        assert ran == expected
+    assert capsys.readouterr().err.startswith("a: RuntimeError: no")
