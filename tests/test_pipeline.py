@@ -268,3 +268,30 @@ def test_a_training_thread_waiting_for_its_chunk_parses_the_next_meanwhile():
     assert run(trains=False) == [(1, "parser"), (2, me)]  # parsed only when asked for, after the first
     assert not share.trains_here()
 
+
+def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monkeypatch):
+    """A streaming pass over a plain file asks the OS to map each chunk's pages in one call
+    (``MADV_POPULATE_READ``, page-aligned, covering the chunk) before the chunk is parsed; not for a
+    compressed file's chunks (read into buffers) nor a whole-file load; a kernel that refuses the
+    advice turns it off for good, and the rows are the same either way."""
+    from sparsetrain.io import chunks, load_libsvm
+
+    path = _libsvm(tmp_path, rows=3000)
+    calls = []
+    monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: calls.append((addr, length, advice)) or 0)
+    reader = LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)
+    spans = [(b.offset, b.end) for b in reader]
+    assert len(spans) > 5 and len(calls) == len(spans)
+    base = min(addr for addr, _, _ in calls)  # the map's first page: the file's byte 0
+    for (begin, end), (addr, length, advice) in sorted(zip(spans, sorted(calls))):
+        assert advice == chunks._MADV_POPULATE_READ and addr % chunks.mmap.PAGESIZE == 0
+        assert addr - base == begin - begin % chunks.mmap.PAGESIZE and addr + length - base == end
+    gz = tmp_path / "x.libsvm.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    calls.clear()
+    X, _ = load_libsvm(path, num_features=20, zero_based=False)
+    assert sum(b.nnz for b in LibSVMReader(gz, num_features=20, zero_based=False, chunk_size=4096)) == X.nnz
+    assert calls == []
+    monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: calls.append(advice) or -1)  # EINVAL
+    assert np.array_equal(np.concatenate([b.indices for b in reader]), X.indices)
+    assert 1 <= len(calls) < len(spans) and chunks._madvise is False  # (parses already past the check: a few)

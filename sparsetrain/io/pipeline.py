@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..base import DataFormatError
-from .chunks import ChunkSource
+from .chunks import ChunkSource, populate
 
 __all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "cancel", "default_workers", "executor", "parse_chunks",
            "room", "submit", "training"]
@@ -385,6 +385,11 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     ahead = workers + AHEAD  # chunks in flight (submitted, parsing or parsed) beyond the one handed out
     # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more
     chunks = source.chunks(begin, end_hint, release_after=ahead + 2)
+
+    def parse(job):  # on the thread that parses: the pages of a mapped chunk in one call (chunks.populate)
+        populate(job.buf)
+        return run(job)
+
     pending: collections.deque = collections.deque()
     lines_before = 0
     source_error = None
@@ -402,7 +407,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     source_error = e
                     exhausted = True
                     break
-                pending.append(submit(run, make_job(buf, offset, first), workers))
+                pending.append(submit(parse, make_job(buf, offset, first), workers))
                 first = False
             if not pending:
                 if source_error is not None:
