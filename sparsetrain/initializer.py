@@ -196,10 +196,13 @@ def _fill(arr, values) -> None:
     if stype == "default":
         arr._data[...] = values
     elif stype == "row_sparse":
-        full = np.empty(arr.shape, dtype=arr.dtype)
-        full[...] = values
+        if np.isscalar(values) and values == 0:
+            full = np.zeros(arr.shape, dtype=arr.dtype)  # calloc'd: the kernel zeroes pages on first touch
+        else:
+            full = np.empty(arr.shape, dtype=arr.dtype)
+            full[...] = values
         arr._data = full
-        arr._indices = np.arange(arr.shape[0], dtype=np.int64)
+        arr._indices = None  # every row; the ids are made only if something reads them
     elif stype == "csr":
         raise StorageTypeError("cannot initialize a csr array as a parameter; declare it 'default' or 'row_sparse'")
     elif isinstance(arr, np.ndarray):

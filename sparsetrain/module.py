@@ -434,7 +434,7 @@ def _assign_param(name, target: BaseArray, value: BaseArray):
         raise ShapeError(f"parameter {name!r}: cannot load shape {tuple(value.shape)} into {tuple(target.shape)}")
     if target.stype == "row_sparse" and value.stype == "row_sparse":
         target._data = np.array(value._data, dtype=target.dtype)
-        target._indices = np.array(value._indices)
+        target._indices = value._ids_copy()
     else:
         target[:] = value if value.stype == target.stype else cast_storage(value, target.stype)
 

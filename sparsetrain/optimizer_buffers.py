@@ -14,7 +14,7 @@ from typing import NoReturn
 import numpy as np
 
 from .base import StorageTypeError
-from .ndarray import INDEX_DTYPE, BaseArray, NDArray, RowSparseNDArray
+from .ndarray import BaseArray, NDArray, RowSparseNDArray
 
 __all__ = ["weight_buffer", "grad_parts", "state_buffer", "state_parts", "rule_state_buffers", "densify",
            "zeros_like_weight", "KERNEL_DTYPES", "refuse_update"]
@@ -25,7 +25,7 @@ def _make_full(weight: RowSparseNDArray) -> None:
     full = np.zeros(weight.shape, dtype=weight._data.dtype)
     full[weight._indices] = weight._data
     weight._data = full
-    weight._indices = np.arange(weight.shape[0], dtype=INDEX_DTYPE)
+    weight._indices = None  # every row
 
 
 def weight_buffer(weight) -> np.ndarray:

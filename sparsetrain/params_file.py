@@ -29,18 +29,12 @@ def save_params(path: str, arg_params: dict, aux_params: dict | None = None) -> 
             arrays[key + ":stype"] = np.array(arr.stype)
             arrays[key + ":shape"] = np.array(arr.shape, dtype=np.int64)
             arrays[key + ":data"] = arr._data
-            if arr.stype == "row_sparse" and not _every_row(arr):
+            if arr.stype == "row_sparse" and not arr._every_row:
                 arrays[key + ":indices"] = _narrow(arr._indices, arr.shape[0])
             if arr.stype == "csr":
                 arrays[key + ":indices"] = _narrow(arr._indices, arr.shape[1])
                 arrays[key + ":indptr"] = arr._indptr
     write_npz(path, arrays)
-
-
-def _every_row(arr: RowSparseNDArray) -> bool:
-    """Whether the row ids (sorted and unique) are all of ``0 .. rows - 1``."""
-    ids, rows = arr._indices, arr.shape[0]
-    return len(ids) == rows and (rows == 0 or (ids[0] == 0 and ids[-1] == rows - 1))
 
 
 def _narrow(ids: np.ndarray, bound: int) -> np.ndarray:
@@ -87,8 +81,10 @@ def _checked_array(name, stype, shape, data, indices=None, indptr=None) -> BaseA
         if data.shape != shape:
             raise ValueError(f"parameter {name!r}: {data.shape} values for shape {shape}")
         return NDArray(data)
-    if indices is None and stype == "row_sparse":  # every row (see the module docstring)
-        indices = np.arange(shape[0] if shape else 0, dtype=INDEX_DTYPE)
+    if indices is None and stype == "row_sparse":  # every row (see the module docstring); no ids are made
+        if not shape or data.shape != shape:
+            raise ValueError(f"parameter {name!r}: {data.shape} values for every row of shape {shape}")
+        return RowSparseNDArray(data, None, shape)
     if indices is None or indices.ndim != 1 or indices.dtype.kind not in "iu":
         raise ValueError(f"parameter {name!r}: missing or bad indices")
     indices = indices.astype(INDEX_DTYPE, copy=False)

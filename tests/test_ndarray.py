@@ -316,3 +316,74 @@ def test_row_sparse_indexing_is_whole_array_only():
     assert x[:] is x
     with pytest.raises(IndexError, match=r"whole array x\[:\] as an index"):
         x[1]
+
+
+# -- a row-sparse array holding every row keeps no row ids -----------------------------------
+
+def _full_rsp(rows=5, cols=2):
+    return nd.RowSparseNDArray(np.arange(rows * cols, dtype=np.float32).reshape(rows, cols), None, (rows, cols))
+
+
+def test_a_full_row_sparse_array_makes_its_ids_only_when_read(tmp_path):
+    from sparsetrain.params_file import load_params, save_params
+
+    a = _full_rsp()
+    assert a._every_row and a._ids is None
+    np.testing.assert_array_equal(a.asnumpy(), a._data)
+    b = a.copy()
+    a.check_format()
+    (tmp_path / "p").mkdir()
+    save_params(str(tmp_path / "p" / "x.params"), {"w": a})
+    assert a._ids is None and b._ids is None  # neither the copy, the check nor the checkpoint made ids
+    assert load_params(str(tmp_path / "p" / "x.params"))[0]["w"]._ids is None
+    np.testing.assert_array_equal(a._indices, np.arange(5))  # made on first read, int64, kept
+    assert a._indices.dtype == np.int64 and a._indices is a._indices
+    np.testing.assert_array_equal(a.retain(nd.array([1, 3])).asnumpy(), b.retain(nd.array([1, 3])).asnumpy())
+    with pytest.raises(nd.sparse.SparseFormatError, match="every row"):
+        nd.RowSparseNDArray(np.zeros((4, 2), np.float32), None, (5, 2)).check_format(full_check=False)
+
+
+def test_initialised_row_sparse_weight_has_no_ids_until_read():
+    from sparsetrain import initializer
+
+    for init in (initializer.Zero(), initializer.Uniform(0.1)):
+        w = nd.zeros((6, 3), stype="row_sparse")
+        init(initializer.InitDesc("w_weight"), w)
+        assert w._ids is None and w._data.shape == (6, 3) and w._every_row
+        assert (w.asnumpy() == 0).all() == isinstance(init, initializer.Zero)
+
+
+def test_a_compiled_streamed_fit_never_makes_a_full_weights_ids(tmp_path, monkeypatch):
+    """Train, checkpoint: nothing reads the row ids of the weight (every row), so none are made."""
+    from sparsetrain.config import config_from_dict
+    from sparsetrain.module import Module
+    from sparsetrain.trainer import train
+
+    made = []
+    prop = nd.RowSparseNDArray._indices
+
+    def read(self):
+        if self._ids is None:
+            made.append(self.shape)
+        return prop.fget(self)
+
+    monkeypatch.setattr(nd.RowSparseNDArray, "_indices", property(read, prop.fset))
+    modules, init_params = [], Module.init_params
+    monkeypatch.setattr(Module, "init_params", lambda self, *a, **k: (modules.append(self), init_params(self, *a, **k)))
+    rng = np.random.default_rng(0)
+    rows = [f"{int(c < 3)}\t{c}" for c in rng.integers(0, 6, 200)]
+    (tmp_path / "d.tsv").write_text("\n".join(rows) + "\n")
+    doc = {"data": {"train": "d.tsv", "format": "csv", "csv": {"columns": ["y", "c"]}, "label": "y",
+                    "categorical": ["c"], "hash_bits": 6, "batch_size": 1, "cache": "stream"},
+           "model": {"variables": {"data": {"stype": "csr"}, "label": {},
+                                   "weight": {"stype": "row_sparse", "shape": [64, 1], "init": "zero"},
+                                   "bias": {"shape": [1]}},
+                     "ops": [{"name": "dot", "op": "sparse.dot", "inputs": ["data", "weight"]},
+                             {"name": "pred", "op": "broadcast_add", "inputs": ["dot", "bias"]}],
+                     "loss": {"name": "out", "op": "LogisticRegressionOutput", "data": "pred", "label": "label"}},
+           "optimizer": {"name": "adagrad", "learning_rate": 0.1},
+           "train": {"epochs": 1, "metrics": ["log_loss"], "engine": "compiled"}}
+    result = train(config_from_dict(doc, source=str(tmp_path / "c.yaml")), output_dir=str(tmp_path / "run"))
+    assert result.engine == "compiled" and result.final["log_loss"] < 0.6
+    weight = modules[0]._arg_params["weight"]
+    assert made == [] and weight._ids is None and weight.asnumpy().any()  # trained, still without ids

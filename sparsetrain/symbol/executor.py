@@ -255,6 +255,6 @@ def _store_grad(target: BaseArray, value: BaseArray, req: str):
         np.copyto(target._data, value._data, casting="unsafe")
     elif target.stype == "row_sparse":
         target._data = value._data if value._data.dtype == target.dtype else value._data.astype(target.dtype)
-        target._indices = value._indices
+        target._indices = value._ids
     else:
         target[:] = value
