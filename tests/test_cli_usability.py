@@ -566,3 +566,21 @@ def test_a_storage_fallback_in_a_gradient_names_the_config_s_node(tmp_path):
     assert res.exit_code == 0, res.stderr
     assert "warning: storage fallback at the gradient of node 'pred' (broadcast_add), _reduce_like: no kernel" \
         in res.stderr and "_backward_" not in res.stderr
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    """``python -m sparsetrain`` is the ``sparsetrain`` command: its help names it so, and a bad config is
+    the same one-line error with exit code 2."""
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-m", "sparsetrain", "--help"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Usage: sparsetrain ")
+    bad = subprocess.run([sys.executable, "-m", "sparsetrain", "fit", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "none.yaml" in bad.stderr
