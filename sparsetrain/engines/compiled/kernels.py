@@ -562,11 +562,14 @@ def csr_check(indices, indptr, num_cols, num_rows):
 def max_batch_nnz(indptr, order, batch_ptr) -> int:
     """The most stored entries of one batch (batch ``b``: rows ``order[batch_ptr[b]:batch_ptr[b + 1]]``,
     no batch empty), in numpy."""
-    if batch_ptr.shape[0] < 2:
+    n = batch_ptr.shape[0] - 1
+    if n < 1:
         return 0
-    rows = order[batch_ptr[0]:batch_ptr[-1]]
+    rows = order[batch_ptr[0]:batch_ptr[n]]
     lengths = indptr[rows + 1] - indptr[rows]
-    if batch_ptr.shape[0] - 1 == rows.shape[0]:  # batches of one row
+    if n == 1:  # one batch (a streamed piece's batch spanning two chunks)
+        return int(lengths.sum())
+    if n == rows.shape[0]:  # batches of one row
         return int(lengths.max())
     return int(np.add.reduceat(lengths, batch_ptr[:-1] - batch_ptr[0]).max())
 

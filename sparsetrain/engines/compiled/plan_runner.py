@@ -185,7 +185,7 @@ class PlanRunner:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer
         indices = [view.index(p.name) for p in self.spec.params]
-        rule, hyper = opt.rule, opt.hyper()
+        rule, hyper, _ = opt._rule_and_hyper()  # kept until an optimizer attribute changes
         weighted = sw is not None
         fn = self._fns.get((rule.name, weighted))
         if fn is None:

@@ -316,6 +316,7 @@ class LinearEpochRunner:
         self._trained_rule = None
         self._one_batch = np.zeros(2, INDEX_DTYPE)
         self._checked: dict = {}  # id(buffer) -> weakref, for inputs validated/converted once
+        self._codes: dict = {}  # metric names -> (names, codes): see _metric_codes
 
     # -- input preparation -------------------------------------------------------------------
     def _remember(self, key, source, value):
@@ -397,16 +398,24 @@ class LinearEpochRunner:
         return lab
 
     def _prepare_schedule(self, order, batch_ptr, nrows):
+        """``(order, batch_ptr, largest batch)`` as the kernels take them, checked."""
         order = np.ascontiguousarray(order, dtype=INDEX_DTYPE)
         batch_ptr = np.ascontiguousarray(batch_ptr, dtype=INDEX_DTYPE)
         if batch_ptr.ndim != 1 or batch_ptr.shape[0] < 1:
             raise ValueError("batch_ptr must be a 1-D array of at least one boundary")
-        if batch_ptr[0] < 0 or batch_ptr[-1] > order.shape[0] or np.any(np.diff(batch_ptr) <= 0):
+        n = batch_ptr.shape[0] - 1
+        lo, hi = int(batch_ptr[0]), int(batch_ptr[n])
+        # a streamed epoch's piece is often one batch: its size needs no array operation
+        smallest = largest = hi - lo
+        if n > 1:
+            sizes = batch_ptr[1:] - batch_ptr[:-1]
+            smallest, largest = int(sizes.min()), int(sizes.max())
+        if lo < 0 or hi > order.shape[0] or (n and smallest <= 0):
             raise ValueError("batch_ptr must be increasing boundaries within order (no empty batch)")
-        used = order[batch_ptr[0]:batch_ptr[-1]]
+        used = order[lo:hi]
         if used.size and (used.min() < 0 or used.max() >= nrows):
             raise ValueError(f"order holds row ids outside [0, {nrows})")
-        return order, batch_ptr
+        return order, batch_ptr, largest if n else 0
 
     def _prepare_weights(self, weights, bias):
         if len(weights) != len(self.num_features):
@@ -429,10 +438,10 @@ class LinearEpochRunner:
             b = self._empty1
         return tuple(bufs), b
 
-    def _ensure_scratch(self, indptrs, order, batch_ptr):
-        max_bs = int(np.diff(batch_ptr).max()) if batch_ptr.shape[0] > 1 else 0
+    def _ensure_scratch(self, indptrs, order, batch_ptr, max_bs):
+        """Scratch for the batches ``batch_ptr`` of ``order`` (``max_bs``: rows of the largest)."""
         # stored entries of the largest batch: bounds the distinct gradient rows of one term
-        need = max((int(max_batch_nnz(ptr, order, batch_ptr)) for ptr in indptrs), default=0)
+        need = max((max_batch_nnz(ptr, order, batch_ptr) for ptr in indptrs), default=0)
         self._grow_scratch(max_bs, need)
 
     def _grow_scratch(self, max_bs, need):
@@ -452,6 +461,15 @@ class LinearEpochRunner:
             self._htable = np.full(size, -1, INDEX_DTYPE)
 
     def _metric_codes(self, metrics):
+        """``(names, codes)`` of the metric names ``metrics`` (checked against this output; kept per tuple of
+        names: a streamed epoch asks once a piece)."""
+        key = tuple(metrics)
+        known = self._codes.get(key)
+        if known is None:
+            known = self._codes[key] = self._check_metrics(key)
+        return known
+
+    def _check_metrics(self, metrics):
         names = list(metrics)
         codes = []
         for name in names:
@@ -500,18 +518,18 @@ class LinearEpochRunner:
              checked_csr=False):
         datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember, checked_csr)
         lab = self._prepare_label(label, nrows, remember)
-        order, batch_ptr = self._prepare_schedule(order, batch_ptr, nrows)
+        order, batch_ptr, max_bs = self._prepare_schedule(order, batch_ptr, nrows)
         sw = row_weights(sample_weight, nrows)
         sw = self._empty_weights if sw is None else sw
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
         self._check_label_domain(names, codes, lab)
-        self._ensure_scratch(indptrs, order, batch_ptr)
+        self._ensure_scratch(indptrs, order, batch_ptr, max_bs)
         n_batches = batch_ptr.shape[0] - 1
         n_params = len(w_bufs) + (1 if self.has_bias else 0)
         sums = np.zeros(len(codes), np.float64)
         counts_m = np.zeros(len(codes), np.float64)
-        scores = np.empty(order.shape[0] if M_AUC in codes else 0, np.float64)
+        scores = np.empty(order.shape[0] if M_AUC in codes.tolist() else 0, np.float64)
 
         empty2, empty1 = self._empty2, self._empty1
         if train:
@@ -521,7 +539,7 @@ class LinearEpochRunner:
             if param_indices is None or len(param_indices) != n_params:
                 raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
             param_indices = list(param_indices)
-            rule, hyper = opt.rule, opt.hyper()
+            rule, hyper, _ = opt._rule_and_hyper()  # kept until an optimizer attribute changes
             self._trained_rule = rule
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
