@@ -454,9 +454,7 @@ class LinearEpochRunner:
             self._rows_buf = np.empty(need, INDEX_DTYPE)
             self._slots_buf = np.empty(need, INDEX_DTYPE)
             self._acc_buf = np.empty((need, k), self.dtype)
-        size = 16
-        while size < 2 * need:
-            size *= 2
+        size = max(16, 1 << (2 * need - 1).bit_length())  # a power of two, at least 2 * need
         if self._htable.shape[0] < size:
             self._htable = np.full(size, -1, INDEX_DTYPE)
 
