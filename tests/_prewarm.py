@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     """Run :func:`steps`; the last (the test files, whose run costs tens of seconds even when they compile
     nothing) only when an earlier step compiled a kernel: on a warm cache the earlier steps load theirs in a
     second or two, and the run loads everything from the caches."""
-    from sparsetrain.engines.compiled.numba_cache import CompileWatch
+    from sparsetrain.kernels.numba_cache import CompileWatch
 
     tmp = pathlib.Path((sys.argv[1:] if argv is None else argv)[0])
     failed = 0

@@ -18,22 +18,6 @@ os.environ.setdefault("SPARSETRAIN_CACHE_DIR", _DISK_CACHE)
 atexit.register(shutil.rmtree, _DISK_CACHE, ignore_errors=True)
 
 
-def _drop_stale_parser_caches() -> None:
-    """numba keys a cached kernel on its own file: after an edit of a helper the parsers call from another file
-    (the number parser, the hashing, the scans), a warm cache would run the parsers compiled with the old one,
-    and the suite pass here where CI's cold cache fails (``numba_cache.drop_stale_callers``)."""
-    import importlib
-    import importlib.util
-
-    from sparsetrain.engines.compiled.numba_cache import drop_stale_callers
-
-    io_dir = pathlib.Path(importlib.util.find_spec("sparsetrain.io").origin).parent
-    drop_stale_callers([importlib.import_module(f"sparsetrain.io.{path.stem}")
-                        for path in sorted(io_dir.glob("_*kernels.py"))])
-
-
-_drop_stale_parser_caches()
-
 # A run of the whole default suite starts tests/_prewarm.py beside it: on a cold numba cache it compiles the
 # heaviest kernels the run reaches later (the parsers, the shipped configs' engine kernels, the generated plans
 # of test_plan and three other files) on the second core while this process works through the tests before them;

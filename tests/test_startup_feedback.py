@@ -13,7 +13,7 @@ from numba import njit
 from rich.console import Console
 
 from sparsetrain.cli import COMPILING, StatusLine, main
-from sparsetrain.engines.compiled.numba_cache import CompileWatch
+from sparsetrain.kernels.numba_cache import CompileWatch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LINREG = ROOT / "configs" / "linreg.yaml"
@@ -131,7 +131,7 @@ def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_p
     said 'cached' after an edit of the parser, and the first run compiled it alone)."""
     import importlib.util
 
-    from sparsetrain.engines.compiled.numba_cache import in_disk_cache
+    from sparsetrain.kernels.numba_cache import in_disk_cache
 
     source = tmp_path / "kern.py"
     source.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
@@ -151,14 +151,18 @@ def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_p
 
 def test_a_kernel_is_compiled_again_after_an_edit_of_a_kernel_it_calls_from_another_file(tmp_path, monkeypatch):
     """numba's cache of ``g`` knows only g's file: after an edit of ``f`` (another file) it loads g compiled
-    with the old f, unless drop_stale_callers drops it (as the suite does for the parsers, which call the
-    number parser and the hashing in other files)."""
+    with the old f, unless drop_stale_callers drops it, as the DropStaleOnImport hook does when the module is
+    imported (sparsetrain.io installs it for its parser kernel modules, which call the number parser, the
+    hashing and the scans in other files)."""
     import importlib
     import os
     import sys
 
-    from sparsetrain.engines.compiled.numba_cache import drop_stale_callers
+    import sparsetrain.io
+    from sparsetrain.kernels.numba_cache import DropStaleOnImport
 
+    hooks = [f.prefix for f in sys.meta_path if isinstance(f, DropStaleOnImport)]
+    assert hooks == [sparsetrain.io.__name__ + "._"]  # the product's: any process importing a parser kernel
     package = tmp_path / "stalepkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -167,16 +171,17 @@ def test_a_kernel_is_compiled_again_after_an_edit_of_a_kernel_it_calls_from_anot
     (package / "user.py").write_text("from numba import njit\n\nfrom .helper import f\n\n\n"
                                      "@njit(cache=True)\ndef g(x):\n    return f(x) * 10\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    plain = list(sys.meta_path)
 
-    def fresh_user(drop: bool):  # the modules as a new process imports them
+    def fresh_user(hook: bool):  # the modules as a new process imports them
         for name in ("stalepkg.user", "stalepkg.helper", "stalepkg"):
             sys.modules.pop(name, None)
-        user = importlib.import_module("stalepkg.user")
-        if drop:
-            drop_stale_callers([user])
-        return user
+        monkeypatch.setattr(sys, "meta_path", list(plain))
+        if hook:
+            DropStaleOnImport.install("stalepkg.")
+        return importlib.import_module("stalepkg.user")
 
-    assert fresh_user(False).g(1) == 20  # compiled and cached
+    assert fresh_user(True).g(1) == 20  # compiled and cached
     helper.write_text(helper.read_text().replace("x + 1", "x + 2"))
     later = os.path.getmtime(helper) + 10  # (a file system's coarse timestamps: surely after the cache)
     os.utime(helper, (later, later))

@@ -64,7 +64,7 @@ the arrays' dtype (float32 or float64). Row ids must be non-negative and in rang
 
 numba invalidates a cached kernel only when its own source file changes; the fused loops of the
 compiled engine that inline these steps therefore drop their cache index when this file is newer
-(``engines.compiled.numba_cache.drop_stale_cache``).
+(``kernels.numba_cache.drop_stale_cache``).
 """
 from __future__ import annotations
 

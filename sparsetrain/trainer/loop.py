@@ -98,7 +98,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
                eval_iter=None, compile_watch=None) -> list[dict]:
     """Epochs ``run.start_epoch .. train.epochs - 1`` (see the module docstring); returns ``history``.
 
-    ``compile_watch``: a :class:`~sparsetrain.engines.compiled.numba_cache.CompileWatch` entered for
+    ``compile_watch``: a :class:`~sparsetrain.kernels.numba_cache.CompileWatch` entered for
     the run; time numba spends compiling is then taken out of an epoch's ``seconds`` (so samples/s
     is the training speed) and reported as ``compile_seconds``: the compilation since the previous
     record (the first record includes what compiled while the data loaded).
@@ -305,7 +305,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     (see :mod:`.warmstart`).
     """
     from .. import random as st_random
-    from ..engines.compiled.numba_cache import CompileWatch
+    from ..kernels.numba_cache import CompileWatch
     from ..module import Module
     from . import warmup
     from ..ops import set_strict_stypes

@@ -37,7 +37,7 @@ _ROWS = 4  # batches of the synthetic epoch (of data.batch_size rows each)
 
 def _cached(module: str, name: str) -> bool:
     """Whether numba's on-disk cache holds kernel ``module.name`` (unknown: True)."""
-    from ..engines.compiled.numba_cache import in_disk_cache
+    from ..kernels.numba_cache import in_disk_cache
 
     try:
         return in_disk_cache(getattr(importlib.import_module(module), name))

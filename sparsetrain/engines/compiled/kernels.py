@@ -46,7 +46,7 @@ This module holds the numba kernels only. Use :class:`~.runner.LinearEpochRunner
 it validates inputs once, keeps the scratch buffers between calls, takes the optimizer's states
 from an :class:`~sparsetrain.optimizer.Updater` (shared with the graph engine, so checkpoints and
 engine switches see one set of states) and keeps the optimizer's update counts and learning-rate
-schedule in step. :mod:`.numba_cache` keeps numba's on-disk cache of these kernels honest.
+schedule in step. :mod:`sparsetrain.kernels.numba_cache` keeps numba's on-disk cache of these kernels honest.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the en
     metric_inst_weighted,
     metric_value,
 )
-from .numba_cache import drop_stale_cache
+from ...kernels.numba_cache import drop_stale_cache
 
 __all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "EPOCH_KERNELS"]
 

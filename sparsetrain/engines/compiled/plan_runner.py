@@ -29,7 +29,7 @@ from ..base import Unsupported
 from . import kernels as compiled_kernels
 from . import plan_kernels
 from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
-from .numba_cache import drop_stale_cache
+from ...kernels.numba_cache import drop_stale_cache
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
 from .runner import EpochResult, _state_arrays, account, row_weights, run_in_chunks  # noqa: F401 (account: also read from here)

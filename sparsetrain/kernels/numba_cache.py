@@ -94,6 +94,43 @@ def drop_stale_callers(modules) -> None:
             drop_stale_cache(cached, seen)
 
 
+class DropStaleOnImport:
+    """An import hook (``sys.meta_path``): each module named ``prefix...`` gets :func:`drop_stale_callers` as
+    soon as it is executed, before any of its kernels can be called. ``sparsetrain.io`` installs it for its
+    kernel modules, so every process (a run, the suite, a benchmark, a library user) drops a parser cached with
+    an older number parser, hashing or scan; a module without cached kernels that call another file costs a
+    look at its names."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def find_spec(self, name, path, target=None):
+        if not name.startswith(self.prefix):
+            return None
+        import importlib.machinery
+        import sys
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            if "numba.core.dispatcher" in sys.modules:  # (a module that imports no numba has no kernels)
+                drop_stale_callers([module])
+        spec.loader.exec_module = exec_module  # this spec's own loader (one per file)
+        return spec
+
+    @classmethod
+    def install(cls, prefix: str) -> None:
+        """Put a hook for ``prefix`` first in ``sys.meta_path`` (once)."""
+        import sys
+
+        if not any(isinstance(f, cls) and f.prefix == prefix for f in sys.meta_path):
+            sys.meta_path.insert(0, cls(prefix))
+
+
 class CompileWatch:
     """Notices numba compiling (a kernel missing from the on-disk cache) while it is entered.
 
