@@ -36,9 +36,7 @@ def to_numpy_full(value) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return np.array(value)
     if isinstance(value, RowSparseNDArray):
-        full = np.zeros(value.shape, dtype=value._data.dtype)
-        full[value._indices] = value._data
-        return full
+        return value.asnumpy()  # a copy; one holding every row reads no row ids
     if isinstance(value, BaseArray) and value.stype == "default":
         return np.array(value._data)
     raise StorageTypeError(f"kvstore values must be dense or row_sparse, got {getattr(value, 'stype', type(value))}")
