@@ -151,6 +151,24 @@ def test_preset_errors_name_the_yaml_key(model, data, message):
     assert str(e.value).startswith(message), str(e.value)
 
 
+@pytest.mark.parametrize("data, rows", [
+    ({"format": "csv", "train": "x.csv"}, 2 ** 18 + 1),                   # hash_bits at its default
+    ({"train": "x.tsv"}, 2 ** 18 + 1),                                     # csv by the file name
+    ({"format": "csv", "train": "x.csv", "hash_bits": 4}, 2 ** 4 + 1),
+    ({"train": ["x.vw"], "numeric": None}, 2 ** 18),
+])
+def test_a_preset_on_hashed_data_sizes_weights_from_the_default_hash_bits(data, rows):
+    """CSV/TSV and VW data hash into ``2**hash_bits`` buckets, 18 bits when not given (the reader's default):
+    a preset sizes its weights by that without data.num_features or hash_bits in the config."""
+    doc = _with_model("logreg.yaml", {"preset": "logistic"})
+    doc["data"] = {"label": "y", "numeric": ["a"], "csv": {"header": True}, **data}
+    doc.pop("train", None)  # (logreg.yaml's target reads its eval data)
+    if doc["data"]["numeric"] is None:
+        del doc["data"]["numeric"], doc["data"]["label"], doc["data"]["csv"]
+    cfg = _load(doc)
+    assert list(cfg.model.variables["weight"].shape) == [rows, 1]
+
+
 def test_a_missing_weight_shape_speaks_yaml_not_python():
     doc = _doc("logreg.yaml")
     del doc["model"]["variables"]["weight"]["shape"]

@@ -3,7 +3,8 @@
 A preset writes the graph a user would otherwise write by hand (the configs in ``configs/``):
 the data input is a CSR variable, weights that a ``sparse.dot`` reads are ``row_sparse`` (lazy
 updates of the rows a batch touches), every weight is sized by ``data.num_features`` (or
-``data.generate.features``, or ``2^data.hash_bits`` plus a CSV file's ``data.numeric`` columns).
+``data.generate.features``, or ``2^data.hash_bits`` (its default when not given, for CSV/TSV and VW data) plus a CSV
+file's ``data.numeric`` columns).
 ``variables``, ``ops`` and ``loss`` given beside the preset extend it: a variable of the same name has its given keys replaced (e.g.
 ``weight: {init: zero}``), an op of the same name is replaced and other ops are added, and the
 keys of ``loss`` replace the preset's (``loss: {op: LinearRegressionOutput}`` makes an ``fm``
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
-from .schema import PresetOptions
+from .schema import DataConfig, PresetOptions, named_format
 
 # Which options each preset reads (others given beside it are an error).
 _OPTIONS = {"linear": (), "logistic": (), "softmax": ("classes",), "fm": ("k",), "wide_deep": ("hidden",)}
@@ -93,6 +94,17 @@ def _build(name: str, d: int, opts: PresetOptions):
     return _wide_deep(d, opts)
 
 
+def _hashed(data: dict) -> bool:
+    """The training data is CSV/TSV or VW (its features hashed): ``data.format``, or under ``auto`` what the
+    training file's name says."""
+    fmt = data.get("format", "auto")
+    if fmt != "auto":
+        return fmt in ("csv", "vw")
+    train = data.get("train")
+    first = train[0] if isinstance(train, list) and train else train
+    return isinstance(first, str) and named_format(first) in ("csv", "vw")
+
+
 def _num_features(doc: dict) -> int:
     data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
     gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
@@ -102,6 +114,8 @@ def _num_features(doc: dict) -> int:
                 raise ConfigError(f"{key}: must be a positive integer (got {value!r})")
             return value
     bits = data.get("hash_bits")
+    if bits is None and _hashed(data):
+        bits = DataConfig.model_fields["hash_bits"].default  # what the reader hashes into when it is not given
     if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 32:
         numeric = data.get("numeric")  # CSV/TSV only (validate_data refuses it for other formats)
         return 2 ** bits + (len(numeric) if isinstance(numeric, list) else 0)

@@ -259,6 +259,8 @@ class PresetOptions(_Strict):
                                             "`logistic` (binary), `softmax` (`classes` classes), `fm` (a "
                                             "factorization machine with `k` factors, binary) or `wide_deep` (a "
                                             "linear part plus an embedding MLP of `hidden` widths, binary). "
+                                            "Its weights have `data.num_features` rows (CSV/TSV and VW: "
+                                            "`2**data.hash_bits`, 18 bits unless given, plus the numeric columns). "
                                             "`variables`, `ops` and `loss` given beside it extend or replace its "
                                             "parts by name; `infer-stypes` shows the expanded graph.")
     classes: int | None = Field(None, ge=2, description="Number of classes of the `softmax` preset.")
