@@ -346,7 +346,7 @@ def main():
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
-@click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (overrides train.epochs).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (default: the config's train.epochs).")
 @click.option("--output", type=click.Path(file_okay=False), help="Run directory for metrics.jsonl, config.yaml and "
               "checkpoints (default: the config's `output`, else runs/<config name>/).")
 @click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in the run directory; "
@@ -356,10 +356,10 @@ def main():
 @click.option("--verbose-stypes", is_flag=True, help="Log every node's storage types and dispatch when binding "
               "(also SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1).")
 @click.option("--strict-stypes", is_flag=True, help="Fail instead of falling back to dense kernels.")
-@click.option("--engine", type=click.Choice(["auto", "compiled", "graph"]), help="Execution engine (overrides "
-              "train.engine): compiled (whole epochs as fused numba kernels: linear, logistic, softmax, FM, wide & "
-              "deep, any graph whose ops have a fused form), graph (the general interpreter), or auto.")
-@click.option("--seed", type=int, help="Random seed (overrides train.seed).")
+@click.option("--engine", type=click.Choice(["auto", "compiled", "graph"]), help="Execution engine (default: the "
+              "config's train.engine): compiled (whole epochs as fused numba kernels: linear, logistic, softmax, FM, "
+              "wide & deep, any graph whose ops have a fused form), graph (the general interpreter), or auto.")
+@click.option("--seed", type=int, help="Random seed (default: the config's train.seed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, engine line or final table; only the "
               "per-epoch lines, errors, and what was asked for (--verbose-stypes, resume notice).")
 @click.option("--workers", type=click.IntRange(min=1), help="Distributed training on Ray with N data-parallel "

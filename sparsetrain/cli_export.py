@@ -37,7 +37,7 @@ def _export(run, fmt, out, top, epoch, last):
               "(default: from --out's extension, else json).")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default or '-': stdout).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the K rows of largest magnitude (L2 norm) of each "
-              "weight matrix; biases are always written whole.")
+              "weight matrix (default: every non-zero row); biases are always written whole.")
 @click.option("--epoch", type=click.IntRange(min=1), help="Checkpoint N of the run (default: the best epoch).")
 @click.option("--last", is_flag=True, help="The run's last checkpoint instead of its best one.")
 def export(run, fmt, out, top, epoch, last):

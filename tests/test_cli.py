@@ -428,6 +428,28 @@ def test_help_explains_every_command():
     assert res.exit_code == 2 and "No such command" in one_error_line(res.stderr)
 
 
+# options whose absence turns their feature off, or one of two alternatives gen-data requires
+NO_DEFAULT = {("fit", "--set"), ("infer-stypes", "--set"), ("fit", "--address"), ("fit", "--init-from"),
+              ("gen-data", "--features"), ("gen-data", "--density"), ("gen-data", "--nnz-per-row")}
+
+
+def test_every_option_of_every_command_is_explained_with_its_default():
+    import click
+
+    missing = []
+    for name, cmd in main.commands.items():
+        ctx = click.Context(cmd, info_name=name, parent=click.Context(main))
+        for p in cmd.get_params(ctx):  # gen-data's schema options too (added on first use)
+            if not isinstance(p, click.Option) or p.name == "help":
+                continue
+            if not p.help:
+                missing.append(f"{name} {p.opts[0]}: no help")
+            elif not (p.is_flag or p.required or (name, p.opts[0]) in NO_DEFAULT
+                      or (p.show_default and p.default is not None) or "default" in p.help):
+                missing.append(f"{name} {p.opts[0]}: no default shown")
+    assert not missing, missing
+
+
 def test_fit_fallback_warns_once_per_node_and_strict_makes_it_an_error(tmp_path):
     res = cli("fit", LINREG, "--set", FALLBACK_OPS, "--epochs", 1, "--engine", "graph", "-q",
               "--output", tmp_path / "warn")
