@@ -78,7 +78,8 @@ class _Strict(BaseModel):
 class GenerateConfig(SyntheticOptions):
     """Synthetic data written by ``sparsetrain gen-data`` before training (regenerated when options change)."""
 
-    path: str = Field(description="LibSVM file to write (the true weights go beside it).")
+    path: str = Field(description="File to write: LibSVM rows (the true weights go beside it) or, with "
+                      "`format: csv`, a TSV or CSV file (its planted model goes beside it).")
 
     @model_validator(mode="after")
     def _only_what_is_read(self):
@@ -107,7 +108,8 @@ class DataConfig(_Strict):
                             "kept with `cache: disk`; see `cache`). Give this or `generate`.")
     generate: GenerateConfig | None = Field(None, description="Generate the training data (gen-data options "
                                             "plus `path`) instead of reading `train`.")
-    eval: PathList = Field(None, description="Evaluation LibSVM file(s), scored after every epoch.")
+    eval: PathList = Field(None, description="Evaluation data file(s) in the training data's format (a path, a "
+                           "list of paths or a glob), scored after every epoch.")
     num_features: int | None = Field(None, gt=0, description="Number of features; defaults to "
                                      "`generate.features`, else to what the model's declared shapes imply, else "
                                      "(LibSVM) to the training files' largest index + 1 (one pass, said in the log).")
