@@ -32,7 +32,7 @@ from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from ...kernels.numba_cache import drop_stale_cache
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
-from .runner import EpochResult, _state_arrays, account, row_weights, run_in_chunks  # noqa: F401 (account: also read from here)
+from .runner import EpochResult, _state_arrays, account, nonfinite, row_weights, run_in_chunks  # noqa: F401 (account: also read from here)
 
 # the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
 PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss", "auc")
@@ -213,7 +213,7 @@ class PlanRunner:
             result.weights = sw[ran] if weighted else None
         opt.advance_update_counts(indices, done)
         if check_params:
-            result.nonfinite_params = [i for i, (buf, *_) in zip(indices, bufs) if not np.isfinite(buf).all()]
+            result.nonfinite_params = nonfinite(indices, [buf for buf, *_ in bufs])
         return result
 
 

@@ -171,9 +171,15 @@ def params_not_finite(view, indices, epoch: int, batch: int) -> NonFiniteError:
     return NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch, batch=batch)
 
 
+def nonfinite(indices, bufs) -> list:
+    """Those of ``indices`` whose buffer (``bufs``, in the same order) holds a NaN or inf: the one
+    parameter scan of the compiled runners (an in-memory epoch's, a plan's, a streamed epoch's)."""
+    return [i for i, buf in zip(indices, bufs) if not np.isfinite(buf).all()]
+
+
 def nonfinite_params(view, indices) -> list:
-    """Those of the parameters ``indices`` (optimizer indices) that hold a NaN or inf."""
-    return [i for i in indices if not np.isfinite(_dense_buffer(view.arrays[view.param_names[i]], "")).all()]
+    """Those of the parameters ``indices`` (optimizer indices) of ``view`` that hold a NaN or inf."""
+    return nonfinite(indices, (_dense_buffer(view.arrays[view.param_names[i]], "") for i in indices))
 
 
 def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, epoch=0) -> EpochStats:
@@ -585,9 +591,7 @@ class LinearEpochRunner:
         if train:
             opt.advance_update_counts(param_indices, done)
             if check_params:
-                bufs = list(w_bufs) + ([b_buf] if self.has_bias else [])
-                result.nonfinite_params = [param_indices[p] for p, buf in enumerate(bufs)
-                                           if not np.isfinite(buf).all()]
+                result.nonfinite_params = nonfinite(param_indices, list(w_bufs) + ([b_buf] if self.has_bias else []))
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
