@@ -88,6 +88,10 @@ def did_you_mean(name, choices) -> str:
 
 STYPES = ("default", "csr", "row_sparse")
 
+#: The variable attributes that carry a parameter's learning-rate / weight-decay multipliers (MXNet's
+#: names): ``sym.Variable(lr_mult=..., wd_mult=...)`` writes them; an optimizer given the symbol reads them.
+LR_MULT_ATTR, WD_MULT_ATTR = "__lr_mult__", "__wd_mult__"
+
 
 def check_stype(stype: str) -> str:
     if stype not in STYPES:

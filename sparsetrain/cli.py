@@ -199,7 +199,7 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
     cfg = _load(config_path, overrides)
     plan, rows, grads, params = cfg.describe(batch_size=batch_size, backward=backward)
     out = Console(highlight=False, soft_wrap=True)
-    # the parameters with their lr_mult / wd_mult (model.variables.NAME.lr_mult) other than 1
+    # the parameters with the lr_mult / wd_mult they train with (model.variables.NAME.lr_mult) other than 1
     named = "parameters: " + ", ".join(format_parameter(p["name"], p["lr_mult"], p["wd_mult"]) for p in params)
     if fmt == "json":
         doc = {"nodes": [_json_row(r) for r in rows], "parameters": params}
@@ -211,7 +211,8 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
             click.echo(line)
         click.echo(named)
     elif fmt == "dot":
-        click.echo(plan.to_dot(backward, {r["name"]: r["hint"] for r in rows if r["hint"]}))
+        click.echo(plan.to_dot(backward, {r["name"]: r["hint"] for r in rows if r["hint"]},
+                               {p["name"]: (p["lr_mult"], p["wd_mult"]) for p in params}))
     else:
         table = Table(title=f"{cfg.name}: storage types (batch size {batch_size or cfg.data.batch_size})")
         for col in ("#", "node", "op", "dispatch", "inputs", "outputs"):

@@ -26,7 +26,8 @@ zeros) the first time it is updated. States are dense ``NDArray``\\ s of the wei
 truthy value and its kernels ignore negative ones).
 
 ``param_idx2name`` follows MXNet: when given, parameters whose names end neither in ``_weight``
-nor in ``_gamma`` get ``wd_mult = 0`` unless ``set_wd_mult`` says otherwise.
+nor in ``_gamma`` get ``wd_mult = 0`` unless ``set_wd_mult`` says otherwise (:func:`default_wd_mult`).
+:meth:`Optimizer.multipliers` is the ``(lr_mult, wd_mult)`` a parameter trains with.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import warnings
 
 import numpy as np
 
+from .base import LR_MULT_ATTR, WD_MULT_ATTR
 from .optimizer_buffers import (
     KERNEL_DTYPES,
     densify,
@@ -48,7 +50,7 @@ from .updater import Updater, get_updater, state_from_numpy, state_to_numpy
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "Adam", "FTRL", "Ftrl", "Updater", "get_updater", "create", "register",
-    "default_rescale_grad", "weight_buffer", "state_buffer", "state_to_numpy", "state_from_numpy",
+    "default_rescale_grad", "default_wd_mult", "weight_buffer", "state_buffer", "state_to_numpy", "state_from_numpy",
 ]
 
 
@@ -56,6 +58,12 @@ def default_rescale_grad(batch_size: int, sync_workers: int = 1) -> float:
     """MXNet's default gradient scale: one over the examples summed into one update (a batch on
     each of ``sync_workers`` workers whose gradients a synchronous store adds up)."""
     return 1.0 / (batch_size * sync_workers)
+
+
+def default_wd_mult(name: str) -> float:
+    """MXNet's weight-decay multiplier of a parameter an optimizer knows by name (``param_idx2name``) when
+    nothing else sets one: 1 for names ending in ``_weight`` or ``_gamma``, else 0 (biases are not decayed)."""
+    return 1.0 if name.endswith(("_weight", "_gamma")) else 0.0
 
 
 # -- base class --------------------------------------------------------------------------------
@@ -169,13 +177,14 @@ class Optimizer:
 
     def set_lr_mult(self, args_lr_mult):
         """Per-parameter learning-rate multipliers, by name or index (symbol ``__lr_mult__`` attributes first)."""
-        self.lr_mult = self._symbol_mults("__lr_mult__")
+        self.lr_mult = self._symbol_mults(LR_MULT_ATTR)
         self.lr_mult.update(args_lr_mult)
 
     def set_wd_mult(self, args_wd_mult):
-        """Per-parameter weight-decay multipliers (0 for names not ending in ``_weight``/``_gamma``)."""
-        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not (n.endswith("_weight") or n.endswith("_gamma"))}
-        self.wd_mult.update(self._symbol_mults("__wd_mult__"))
+        """Per-parameter weight-decay multipliers, by name or index (over the symbol's ``__wd_mult__``
+        attributes, over :func:`default_wd_mult` of the names in ``param_idx2name``)."""
+        self.wd_mult = {n: default_wd_mult(n) for n in self.idx2name.values()}
+        self.wd_mult.update(self._symbol_mults(WD_MULT_ATTR))
         self.wd_mult.update(args_wd_mult)
 
     def _symbol_mults(self, key: str) -> dict:
@@ -202,6 +211,11 @@ class Optimizer:
             return lr * self._lr_mult_of(index), self._get_wd(index), count
         return lr, self.wd, count
 
+    def multipliers(self, index) -> tuple[float, float]:
+        """``(lr_mult, wd_mult)`` parameter ``index`` (an update index, or a parameter name) trains with: a
+        ``param_dict`` entry's own, else ``set_lr_mult``/``set_wd_mult``'s (see there), else 1."""
+        return self._lr_mult_of(index), self._wd_mult_of(index)
+
     def _lr_mult_of(self, index) -> float:
         if index in self.param_dict:
             return self.param_dict[index].lr_mult
@@ -217,15 +231,17 @@ class Optimizer:
             lr *= self._lr_mult_of(index)
         return lr
 
-    def _get_wd(self, index):
-        wd = self.wd
+    def _wd_mult_of(self, index) -> float:
         if index in self.param_dict:
-            wd *= self.param_dict[index].wd_mult
-        elif index in self.wd_mult:
-            wd *= self.wd_mult[index]
-        elif index in self.idx2name:
-            wd *= self.wd_mult.get(self.idx2name[index], 1.0)
-        return wd
+            return self.param_dict[index].wd_mult
+        if index in self.wd_mult:
+            return self.wd_mult[index]
+        if index in self.idx2name:
+            return self.wd_mult.get(self.idx2name[index], 1.0)
+        return 1.0
+
+    def _get_wd(self, index):
+        return self.wd * self._wd_mult_of(index)
 
     # -- the update rule ---------------------------------------------------------------------
     #: Name of this optimizer's rule in :data:`sparsetrain.kernels.optim.RULES` (``None``: none).

@@ -136,14 +136,22 @@ def test_matcher_accepts_two_dots_summed():
     assert mod.choose_engine("auto", it)[0] == "compiled"
 
 
-def test_the_engine_line_names_a_parameter_s_multipliers():
-    # fit's 'engine compiled (...)' line lists the parameters: with their lr_mult / wd_mult other than 1
+def test_the_engine_line_names_the_multipliers_a_parameter_trains_with():
+    # fit's 'engine compiled (...)' line lists the parameters with the lr_mult / wd_mult other than 1 their
+    # optimizer applies (Optimizer.multipliers): the symbol's, and with a Module's named optimizer MXNet's
+    # name rule (wd_mult 0 for a name ending neither in _weight nor in _gamma: 'weight', 'bias')
     a = st.sym.Variable("data", stype="csr")
     w = st.sym.Variable("weight", stype="row_sparse", shape=(20, 1), lr_mult=0.5)
-    pred = st.sym.broadcast_add(st.sym.sparse.dot(a, w), st.sym.Variable("bias", shape=(1,), wd_mult=0))
+    v = st.sym.Variable("fc_weight", stype="row_sparse", shape=(20, 1), wd_mult=2)
+    pred = st.sym.broadcast_add(st.sym.elemwise_add(st.sym.sparse.dot(a, w), st.sym.sparse.dot(a, v)),
+                                st.sym.Variable("bias", shape=(1,)))
     mod, it = _module_for(st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label")))
-    assert mod.choose_engine("auto", it) == (
-        "compiled", "LinearRegressionOutput(dot(data, weight (lr_mult 0.5)) + bias (wd_mult 0))")
+    assert mod.choose_engine("auto", it) == ("compiled", "LinearRegressionOutput(dot(data, weight (lr_mult 0.5, "
+                                             "wd_mult 0)) + dot(data, fc_weight (wd_mult 2)) + bias (wd_mult 0))")
+    # an optimizer object (as the CLI's) knows no names when made: the symbol's multipliers only; the line follows
+    mod.init_optimizer(optimizer=st.optimizer.SGD(sym=mod.symbol), force_init=True)
+    assert mod.choose_engine("auto", it)[1] == ("LinearRegressionOutput(dot(data, weight (lr_mult 0.5)) + "
+                                                "dot(data, fc_weight (wd_mult 2)) + bias)")
 
 
 def test_compiled_engine_stops_on_nan_with_epoch_and_batch():

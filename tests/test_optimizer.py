@@ -656,6 +656,26 @@ def test_variable_multipliers_scale_lr_and_wd_as_mxnet():
     np.testing.assert_allclose(b.asnumpy(), 2.0 - 0.4 * 0.5, rtol=1e-6)  # no _weight suffix: wd_mult 0
 
 
+def test_multipliers_are_the_ones_the_updates_apply():
+    # Optimizer.multipliers: what infer-stypes and the engine line show; _get_lr/_get_wd and the fused loops use it
+    symbol = _linear_symbol(lr_mult=0.25, wd_mult=3.0)
+    named = opt_mod.SGD(learning_rate=0.4, wd=0.1, sym=symbol, param_idx2name={0: "weight", 1: "bias"})
+    assert named.multipliers(0) == named.multipliers("weight") == (0.25, 3.0)
+    assert named.multipliers(1) == named.multipliers("bias") == (1.0, 0.0)  # MXNet's name rule: default_wd_mult
+    assert [opt_mod.default_wd_mult(n) for n in ("fc_weight", "bn_gamma", "fc_bias", "weight", "bn_beta")] == [
+        1.0, 1.0, 0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(named.weight_decays([0, 1]), [0.1 * 3.0, 0.0])
+    np.testing.assert_array_equal(named.scheduled_learning_rates([0, 1], 1, compact=True), [[0.4 * 0.25, 0.4]])
+    # made without names (the CLI's optimizer, config.make_optimizer) and given them later by Module.init_optimizer:
+    # no name rule, the same by name before as by index after
+    plain = opt_mod.SGD(learning_rate=0.4, wd=0.1, sym=symbol)
+    before = [plain.multipliers(n) for n in ("weight", "bias")]
+    plain.idx2name = {0: "weight", 1: "bias"}
+    assert [plain.multipliers(i) for i in (0, 1)] == before == [(0.25, 3.0), (1.0, 1.0)]
+    plain.set_wd_mult({1: 0.5})
+    assert plain.multipliers(1) == (1.0, 0.5) and plain._get_wd(1) == 0.1 * 0.5
+
+
 def _module_run(engine, symbol, epochs=3):
     import sparsetrain as sp
 

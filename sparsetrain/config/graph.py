@@ -135,7 +135,9 @@ def _missing_shape(cfg, symbol, shapes, grad_req) -> None:
 
 def describe(cfg, batch_size: int | None = None, backward: bool = False):
     """What ``infer-stypes`` prints: ``(plan, rows, gradients, parameters)`` (see ``Config.describe``)."""
-    from ..symbol.graph import multipliers
+    import warnings
+
+    from .factories import make_optimizer
 
     the_plan = plan(cfg, batch_size=batch_size, for_training=True)
     params = {n.name: n.params for n in the_plan.forward + the_plan.backward if n.op is not None}
@@ -151,9 +153,12 @@ def describe(cfg, batch_size: int | None = None, backward: bool = False):
                           "shape": list(the_plan.shapes.get((node.uid, i)) or ()),
                           "node": node.name if node.op is not None else None})
     names = set(cfg.param_names)
+    with warnings.catch_warnings():  # built to ask it (validation built it): its warnings come when training builds it
+        warnings.simplefilter("ignore")
+        optimizer = make_optimizer(cfg)  # the multipliers a parameter trains with are the optimizer's
     parameters = [{"name": n.name, "stype": the_plan.stypes[(n.uid, 0)],
-                   "shape": list(the_plan.shapes.get((n.uid, 0)) or ()), **dict(zip(("lr_mult", "wd_mult"),
-                                                                                   multipliers(n.attrs)))}
+                   "shape": list(the_plan.shapes.get((n.uid, 0)) or ()),
+                   **dict(zip(("lr_mult", "wd_mult"), optimizer.multipliers(n.name)))}
                   for n in the_plan.args if n.name in names]
     return the_plan, rows, grads, parameters
 

@@ -492,7 +492,8 @@ class Config(_Strict):
 
         ``rows`` are ``Plan.describe`` records plus ``hint`` (for fallback nodes: which input stype
         to change to get a kernel); ``gradients`` lists each parameter's gradient stype and shape (with
-        ``backward``); ``parameters`` each parameter's name, stype, shape, ``lr_mult`` and ``wd_mult``.
+        ``backward``); ``parameters`` each parameter's name, stype, shape, ``lr_mult`` and ``wd_mult`` (those
+        the run's optimizer applies: :meth:`~sparsetrain.optimizer.Optimizer.multipliers`).
         """
         return graph.describe(self, batch_size=batch_size, backward=backward)
 

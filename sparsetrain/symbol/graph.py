@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..base import ShapeError, SparseTrainError, check_stype, did_you_mean
+from ..base import LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, check_stype, did_you_mean
 from ..ops import registry
 from ..ops.registry import GradientContext, infer_storage, merge_shape
 from .symbol import Node, Symbol, topo_order
@@ -207,16 +207,17 @@ class Plan:
         """The verbose storage-type log (MXNet's ``MXNET_INFER_STORAGE_TYPE_VERBOSE_LOGGING``)."""
         return format_log(self.describe(with_backward))
 
-    def to_dot(self, with_backward: bool = False, hints: dict | None = None) -> str:
+    def to_dot(self, with_backward: bool = False, hints: dict | None = None, mults: dict | None = None) -> str:
         """The graph in Graphviz: op boxes coloured by dispatch (fallbacks red), edges labelled with
-        stype and shape. ``hints``: ``{node name: how to avoid its fallback}``, written as comments."""
+        stype and shape. ``hints``: ``{node name: how to avoid its fallback}``, written as comments;
+        ``mults``: ``{parameter: (lr_mult, wd_mult)}`` to label it with (default: those its attributes give)."""
         lines = ["digraph sparsetrain {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
         forward = {n.uid for n in self.forward}
         shown = {r["name"] for r in self.describe(with_backward)}
         for node in self.forward + (self.backward if with_backward else []):
             uid = f"n{node.uid}"
             if node.op is None:
-                name = format_parameter(node.name, *multipliers(node.attrs))
+                name = format_parameter(node.name, *(mults or {}).get(node.name, multipliers(node.attrs)))
                 lines.append(f'  {uid} [label="{name}\\n{self.stypes[(node.uid, 0)]}", shape=ellipse];')
                 continue
             if node.name not in shown:
@@ -252,7 +253,7 @@ def multipliers(attrs: dict) -> tuple[float, float]:
     """``(lr_mult, wd_mult)`` given on a variable whose attributes are ``attrs`` (a node's, or its entry of
     ``Symbol.attr_dict()``): ``Variable(lr_mult=...)``, a config's ``model.variables.NAME.lr_mult``, the
     ``__lr_mult__`` / ``__wd_mult__`` attributes an optimizer given the symbol reads; 1 where none is given."""
-    return tuple(float(attrs.get(key, 1.0)) for key in ("__lr_mult__", "__wd_mult__"))
+    return tuple(float(attrs.get(key, 1.0)) for key in (LR_MULT_ATTR, WD_MULT_ATTR))
 
 
 def format_parameter(name: str, lr_mult: float = 1.0, wd_mult: float = 1.0) -> str:

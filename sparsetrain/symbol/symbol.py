@@ -5,7 +5,7 @@ import itertools
 import json
 import numbers
 
-from ..base import ShapeError, SparseTrainError, check_stype
+from ..base import LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, check_stype
 from ..ndarray.arith import BINARY_OPS
 from ..ops import registry
 from ..ops.signature import parse_call
@@ -331,9 +331,9 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
             init = initializer.create(init)
         attrs["init"] = init
     if lr_mult is not None:  # MXNet's attribute names, which the optimizer reads (``sym=``)
-        attrs["__lr_mult__"] = float(lr_mult)
+        attrs[LR_MULT_ATTR] = float(lr_mult)
     if wd_mult is not None:
-        attrs["__wd_mult__"] = float(wd_mult)
+        attrs[WD_MULT_ATTR] = float(wd_mult)
     attrs.update(kwargs)
     return Symbol([(Node(None, name, attrs=attrs), 0)])
 

@@ -57,7 +57,18 @@ def fused_metric_names(metric):
 
 def match_view(view: ModuleView) -> Match:
     """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside)."""
-    return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
+    return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes,
+                        lambda p: parameter_label(view, p))
+
+
+def parameter_label(view: ModuleView, name: str) -> str:
+    """Parameter ``name`` as the engine line names it: with the multipliers other than 1 it trains with
+    (the optimizer's :meth:`~sparsetrain.optimizer.Optimizer.multipliers`, MXNet's name rule for wd_mult
+    included; before an optimizer is set, those the symbol gives)."""
+    opt = view.optimizer
+    if opt is not None and hasattr(opt, "multipliers"):
+        return format_parameter(name, *opt.multipliers(view.index(name)))
+    return format_parameter(name, *multipliers(view.symbol.attr_dict().get(name, {})))
 
 
 # The hand-fused epoch kernels an output layer's fused form can name (``FusedForm.epoch_kernels``, on
@@ -71,9 +82,9 @@ def compile_model(view: ModuleView) -> Match:
     metrics aside). A hand-fused epoch kernel that the loss's fused form names (``epoch_kernels``) when
     the graph is the kernel's pattern; else the generated plan of the graph (:func:`.plan.lower`); else
     a :class:`Match` naming what has no fused form. Kept in ``view.engine_state`` (the graph, its stypes
-    and shapes decide it)."""
-    cached = view.engine_state.get("compiled_model")
-    if cached is not None:
+    and shapes decide it; the optimizer, the multipliers its reason names)."""
+    cached, optimizer = view.engine_state.get("compiled_model", (None, None))
+    if cached is not None and optimizer is view.optimizer:
         return cached
     outputs = view.symbol._outputs
     loss = outputs[0][0] if len(outputs) == 1 else None
@@ -86,7 +97,7 @@ def compile_model(view: ModuleView) -> Match:
             break
     if found is None:
         found = _plan_target(view)
-    view.engine_state["compiled_model"] = found
+    view.engine_state["compiled_model"] = (found, view.optimizer)
     return found
 
 
@@ -101,8 +112,7 @@ def _plan_target(view: ModuleView) -> Match:
         view.engine_state["plan_spec"] = spec
     if isinstance(spec, str):
         return Match(False, spec, unsupported=[Unsupported("op" if spec.startswith("op ") else "graph", "", spec)])
-    attrs = view.symbol.attr_dict()
-    params = ", ".join(format_parameter(p.name, *multipliers(attrs.get(p.name, {}))) for p in spec.params)
+    params = ", ".join(parameter_label(view, p.name) for p in spec.params)
     return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output, label=spec.label,
                  loss_params=spec.loss_params, plan=spec)
 

@@ -37,8 +37,9 @@ def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
 _PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
-def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> Match:
-    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types."""
+def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, named=None) -> Match:
+    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types; ``named(p)``:
+    parameter ``p`` as the reason names it (default: with the multipliers the symbol gives it other than 1)."""
     outputs = symbol._outputs
     if len(outputs) != 1:
         return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
@@ -98,10 +99,11 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
     out = loss.op.name
-    attrs = symbol.attr_dict()  # a parameter as the engine line names it: with its lr_mult / wd_mult other than 1
+    if named is None:
+        attrs = symbol.attr_dict()
 
-    def named(p):
-        return format_parameter(p, *multipliers(attrs.get(p, {})))
+        def named(p):
+            return format_parameter(p, *multipliers(attrs.get(p, {})))
 
     desc = " + ".join(f"dot({x}, {named(w)})" for x, w in terms) + (f" + {named(bias)}" if bias else "")
     return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
