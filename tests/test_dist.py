@@ -474,6 +474,26 @@ def test_cli_fit_with_workers_writes_one_metrics_file_and_a_checkpoint(tmp_path)
     assert (out / "checkpoints" / "model-0002.params").exists()
 
 
+def test_the_driver_resolves_sync_every_once_for_every_worker(tmp_path, monkeypatch):
+    # train.sync_every: auto estimates the file's rows (a compressed file: its first chunk decompressed): the
+    # driver does it once a run and the workers train with its number (they estimated it each, every restart)
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+    from sparsetrain.dist import blocks
+
+    calls = []
+
+    def once(sync_every, batch_size, path, num_workers):
+        calls.append((sync_every, batch_size, path, num_workers))
+        return 7  # not auto's 6 (test above): what the workers train with is the driver's
+    monkeypatch.setattr(blocks, "batches_per_block", once)
+    res = CliRunner().invoke(main, ["fit", LINREG, "--workers", "2", "--epochs", "1", "--set", "data.batch_size=10",
+                                    "--output", str(tmp_path / "run")])
+    assert "dist_sync, 2 workers, 1 server, sync_every 7 batches" in res.output, res.output
+    assert len(calls) == 1 and calls[0][:2] == ("auto", 10) and calls[0][2].endswith("linreg.libsvm") and calls[0][3] == 2
+
+
 def test_joining_a_cluster_with_too_few_cpus_for_the_workers_fails_at_once(tmp_path):
     from sparsetrain.base import SparseTrainError
 

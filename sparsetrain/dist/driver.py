@@ -108,8 +108,8 @@ def _to_params(module, values_by_key) -> dict:
 class _Cluster:
     """The actors of one attempt: servers holding the parameters, workers training."""
 
-    def __init__(self, ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg, opt_states, engine,
-                 actor_cpus, opt_progress=None, reuse=False):
+    def __init__(self, ray, cfg, cfg_yaml, source, mode, workers, servers, layout, sync_every, names, arg, opt_states,
+                 engine, actor_cpus, opt_progress=None, reuse=False):
         from ..config import make_optimizer
         from .kvstore import DistKVStore, ServerDied, start_server
         from .worker import Worker
@@ -131,7 +131,8 @@ class _Cluster:
             # the workers' processes start while the servers take the values
             cls = ray.remote(Worker)
             self.workers = self._actors(
-                "workers", [(cfg_yaml, source, r, workers, self.servers, mode, layout, engine) for r in range(workers)],
+                "workers", [(cfg_yaml, source, r, workers, self.servers, mode, layout, sync_every, engine)
+                            for r in range(workers)],
                 lambda args: cls.options(num_cpus=actor_cpus, max_restarts=0, max_concurrency=2).remote(*args))
             self.what = [f"worker {r}" for r in range(workers)]
             self.kv = DistKVStore(mode, self.servers, 0, workers, role="driver")
@@ -268,6 +269,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                            run_epochs, run_info, target_misses)
     from ..trainer.loop import check_init_from, checkpoint_hint
     from ..trainer.warmstart import warm_start
+    from . import blocks as blk
     from .kvstore import ensure_ray
 
     ray = require_ray()
@@ -318,6 +320,9 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     initial_states, initial_progress, _ = optimizer_states.loads(f.read(), states_path)
         initial, _ = module.get_params()
         layout = _layout(module)
+        # train.sync_every in batches, once a run (auto estimates the file's rows: a compressed file's first
+        # chunk decompressed): every worker, and every restart, trains with this number
+        sync_every = blk.batches_per_block(cfg.train.sync_every, cfg.data.batch_size, files[0], workers)
         names = list(module.view().param_names)
         eval_files = cfg.eval_files()
         eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
@@ -345,8 +350,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
                     arg, opt_states, opt_progress, history = initial, initial_states, initial_progress, []
                 cluster = None
                 try:
-                    cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, names, arg,
-                                       opt_states, engine, actor_cpus, opt_progress, reuse=not started)
+                    cluster = _Cluster(ray, cfg, cfg_yaml, source, mode, workers, servers, layout, sync_every, names,
+                                       arg, opt_states, engine, actor_cpus, opt_progress, reuse=not started)
                     if not announced:
                         w0 = cluster.info[0]
                         staleness = f", max_staleness {cfg.train.max_staleness}" if mode == "dist_async" else ""

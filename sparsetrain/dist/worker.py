@@ -45,7 +45,9 @@ from . import blocks as blk
 
 class Worker(ReusableActor):
     def __init__(self, config_yaml: str, source: str, rank: int, num_workers: int, servers, mode: str,
-                 layout: dict, engine: str = "auto"):
+                 layout: dict, sync_every: int, engine: str = "auto"):
+        """``sync_every``: the run's batches per block (``train.sync_every`` resolved once by the driver:
+        :func:`~.blocks.batches_per_block`, whose ``auto`` estimates the file's rows)."""
         import yaml
 
         from ..config import config_from_dict, make_optimizer
@@ -74,8 +76,7 @@ class Worker(ReusableActor):
             self.kv.declare(key, shape, sparse)
         self.keys = {key: (self.names[key], shape, sparse) for key, (shape, sparse) in layout.items()}
         self.table = blk.LocalRows(view.arrays, view.updater, self.keys)
-        self.sync_every = blk.batches_per_block(cfg.train.sync_every, cfg.data.batch_size, cfg.train_files()[0],
-                                                num_workers)
+        self.sync_every = int(sync_every)
         # the part in memory after the first pass (cut into blocks, with the rows each needs), or streamed
         # every epoch (data.cache: stream / disk, a part over the memory budget, last_batch: roll_over)
         from ..trainer import cache_mode
