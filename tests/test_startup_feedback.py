@@ -151,42 +151,51 @@ def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_p
 
 def test_a_kernel_is_compiled_again_after_an_edit_of_a_kernel_it_calls_from_another_file(tmp_path, monkeypatch):
     """numba's cache of ``g`` knows only g's file: after an edit of ``f`` (another file) it loads g compiled
-    with the old f, unless drop_stale_callers drops it, as the DropStaleOnImport hook does when the module is
-    imported (sparsetrain.io installs it for its parser kernel modules, which call the number parser, the
-    hashing and the scans in other files)."""
+    with the old f, unless g's module ends with ``drop_stale_callers(__name__)``, as each parser kernel module
+    that calls the number parser, the hashing or the scans in another file does (test below)."""
     import importlib
     import os
     import sys
 
-    import sparsetrain.io
-    from sparsetrain.kernels.numba_cache import DropStaleOnImport
-
-    hooks = [f.prefix for f in sys.meta_path if isinstance(f, DropStaleOnImport)]
-    assert hooks == [sparsetrain.io.__name__ + "._"]  # the product's: any process importing a parser kernel
     package = tmp_path / "stalepkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
     helper = package / "helper.py"
-    helper.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
-    (package / "user.py").write_text("from numba import njit\n\nfrom .helper import f\n\n\n"
-                                     "@njit(cache=True)\ndef g(x):\n    return f(x) * 10\n")
+    helper.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef g_helper(x):\n    return x + 1\n")
+    # the same file with and without the call (an edit of it would make numba compile g again anyway)
+    (package / "user.py").write_text(
+        "import os\n\nfrom numba import njit\n\nfrom sparsetrain.kernels.numba_cache import drop_stale_callers\n"
+        "from .helper import g_helper\n\n\n@njit(cache=True)\ndef g(x):\n    return g_helper(x) * 10\n\n\n"
+        "if os.environ.get('STALEPKG_DROP'):\n    drop_stale_callers(__name__)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    plain = list(sys.meta_path)
 
-    def fresh_user(hook: bool):  # the modules as a new process imports them
+    def fresh_user(drop: bool):  # the modules as a new process imports them
         for name in ("stalepkg.user", "stalepkg.helper", "stalepkg"):
             sys.modules.pop(name, None)
-        monkeypatch.setattr(sys, "meta_path", list(plain))
-        if hook:
-            DropStaleOnImport.install("stalepkg.")
+        monkeypatch.setenv("STALEPKG_DROP", "1" if drop else "")
         return importlib.import_module("stalepkg.user")
 
     assert fresh_user(True).g(1) == 20  # compiled and cached
     helper.write_text(helper.read_text().replace("x + 1", "x + 2"))
     later = os.path.getmtime(helper) + 10  # (a file system's coarse timestamps: surely after the cache)
     os.utime(helper, (later, later))
-    assert fresh_user(False).g(1) == 20  # numba alone: the old f
+    assert fresh_user(False).g(1) == 20  # numba alone: the old helper
     assert fresh_user(True).g(1) == 30
+
+
+def test_every_parser_kernel_module_that_calls_another_file_drops_its_stale_cache():
+    # the explicit last line of each io kernel module whose cached kernels call kernels of another file
+    import importlib
+
+    from sparsetrain.kernels.numba_cache import _kernels, kernel_callees
+
+    calling = []
+    for path in sorted((ROOT / "sparsetrain" / "io").glob("_*.py")):
+        module = importlib.import_module(f"sparsetrain.io.{path.stem}")
+        if kernel_callees(module) and any(hasattr(getattr(k, "_cache", None), "_cache_file") for k in _kernels(module)):
+            calling.append(path.stem)
+            assert path.read_text().rstrip().endswith("\ndrop_stale_callers(__name__)"), path.name
+    assert {"_libsvm_kernels", "_csv_kernels", "_vw_kernels"} <= set(calling)
 
 
 def test_a_first_run_waits_for_the_warm_up_and_trains_as_without_it(tmp_path, monkeypatch):

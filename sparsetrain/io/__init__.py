@@ -5,12 +5,6 @@ The names below load on first use, so that importing one light submodule (``io.b
 """
 import importlib
 
-from ..kernels.numba_cache import DropStaleOnImport
-
-# numba keys a cached kernel on its own file: a parser kernel module drops its cache, as it is imported, when a
-# helper it calls from another file (the number parser, the hashing, the scans) is newer
-DropStaleOnImport.install(__name__ + "._")
-
 _LAZY = {
     "DataDesc": "base", "DataBatch": "base", "DataIter": "base",
     "LibSVMReader": "libsvm", "LibSVMBlock": "libsvm", "load_libsvm": "libsvm", "dump_libsvm": "libsvm",

@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
@@ -632,3 +633,7 @@ def parse_reference(text: str, columns, label, numeric, categorical, crosses, ha
                 row[size + k] = math.copysign(math.log1p(abs(x)), x) if c in log1p else x
         rows.append(row)
     return (labels, rows) if weight_column is None else (labels, rows, weights)
+
+
+# numba keys a cached kernel on its own file: drop this module's when a kernel it calls from another file is newer
+drop_stale_callers(__name__)

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
 from ._libsvm_simd import LANES, convert_pairs
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
@@ -673,3 +674,7 @@ def parse_reference(text: bytes, n_labels=0, zero_based=AUTO_BASED, index_limit=
         "max": int(ind.max()) if len(ind) else -1,
         "n_labels": nl,
     }
+
+
+# numba keys a cached kernel on its own file: drop this module's when a kernel it calls from another file is newer
+drop_stale_callers(__name__)

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, mm_start
 from . import _csv_kernels as CK
@@ -534,3 +535,7 @@ def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf,
         weights.append(weight)
         rows.append(row)
     return labels, weights, rows
+
+
+# numba keys a cached kernel on its own file: drop this module's when a kernel it calls from another file is newer
+drop_stale_callers(__name__)

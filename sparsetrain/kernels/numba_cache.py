@@ -54,81 +54,54 @@ def drop_stale_cache(dispatchers, dependencies) -> None:
         pass
 
 
-def drop_stale_callers(modules) -> None:
-    """:func:`drop_stale_cache` for the kernels of each module of ``modules``, against every module of its
-    package whose kernels it calls, directly or through another (found in its names: a kernel, a numba
-    intrinsic or a module imported from there). After an edit of a shared helper (the parsers' number
-    parser, the hashing), numba would otherwise load the parsers compiled with the old one."""
+def _kernels(module) -> list:
+    """The numba kernels (and intrinsics) ``module`` defines."""
+    from numba.core.dispatcher import Dispatcher
+    from numba.core.extending import _Intrinsic
+
+    return [v for v in vars(module).values() if isinstance(v, (Dispatcher, _Intrinsic))
+            and getattr(v, "__module__", None) == module.__name__]
+
+
+def kernel_callees(module) -> set:
+    """The modules of ``module``'s package with kernels that ``module`` may call: found in its names (a kernel,
+    a numba intrinsic, or a module imported from there)."""
     import inspect
     import sys
 
     from numba.core.dispatcher import Dispatcher
     from numba.core.extending import _Intrinsic
 
-    def kernels(module) -> list:
-        return [v for v in vars(module).values() if isinstance(v, (Dispatcher, _Intrinsic))
-                and getattr(v, "__module__", None) == module.__name__]
-
-    def callees(module) -> set:
-        package, found = module.__name__.split(".")[0], set()
-        for value in vars(module).values():
-            if inspect.ismodule(value):
-                other = value
-            elif isinstance(value, (Dispatcher, _Intrinsic)):
-                other = sys.modules.get(getattr(value, "__module__", None) or "")
-            else:
-                continue
-            if other is not None and other is not module and other.__name__.split(".")[0] == package \
-                    and kernels(other):
-                found.add(other)
-        return found
-
-    for module in modules:
-        seen, todo = set(), [module]
-        while todo:
-            for other in callees(todo.pop()) - seen - {module}:
-                seen.add(other)
-                todo.append(other)
-        cached = [k for k in kernels(module) if hasattr(getattr(k, "_cache", None), "_cache_file")]
-        if seen and cached:
-            drop_stale_cache(cached, seen)
+    package, found = module.__name__.split(".")[0], set()
+    for value in vars(module).values():
+        if inspect.ismodule(value):
+            other = value
+        elif isinstance(value, (Dispatcher, _Intrinsic)):
+            other = sys.modules.get(getattr(value, "__module__", None) or "")
+        else:
+            continue
+        if other is not None and other is not module and other.__name__.split(".")[0] == package and _kernels(other):
+            found.add(other)
+    return found
 
 
-class DropStaleOnImport:
-    """An import hook (``sys.meta_path``): each module named ``prefix...`` gets :func:`drop_stale_callers` as
-    soon as it is executed, before any of its kernels can be called. ``sparsetrain.io`` installs it for its
-    kernel modules, so every process (a run, the suite, a benchmark, a library user) drops a parser cached with
-    an older number parser, hashing or scan; a module without cached kernels that call another file costs a
-    look at its names."""
+def drop_stale_callers(name: str) -> None:
+    """:func:`drop_stale_cache` for the cached kernels of module ``name`` against every module whose kernels
+    they call, directly or through another (:func:`kernel_callees`). A kernel module that calls kernels of
+    another file calls this as its last line, ``drop_stale_callers(__name__)`` (before any of its kernels can
+    run): after an edit of a shared helper (the parsers' number parser, the hashing, the scans), numba would
+    otherwise load the kernels compiled with the old one. On a cold cache there is no index to drop."""
+    import sys
 
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def find_spec(self, name, path, target=None):
-        if not name.startswith(self.prefix):
-            return None
-        import importlib.machinery
-        import sys
-
-        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
-        if spec is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module):
-            execute(module)
-            if "numba.core.dispatcher" in sys.modules:  # (a module that imports no numba has no kernels)
-                drop_stale_callers([module])
-        spec.loader.exec_module = exec_module  # this spec's own loader (one per file)
-        return spec
-
-    @classmethod
-    def install(cls, prefix: str) -> None:
-        """Put a hook for ``prefix`` first in ``sys.meta_path`` (once)."""
-        import sys
-
-        if not any(isinstance(f, cls) and f.prefix == prefix for f in sys.meta_path):
-            sys.meta_path.insert(0, cls(prefix))
+    module = sys.modules[name]
+    seen, todo = set(), [module]
+    while todo:
+        for other in kernel_callees(todo.pop()) - seen - {module}:
+            seen.add(other)
+            todo.append(other)
+    cached = [k for k in _kernels(module) if hasattr(getattr(k, "_cache", None), "_cache_file")]
+    if seen and cached:
+        drop_stale_cache(cached, seen)
 
 
 class CompileWatch:
