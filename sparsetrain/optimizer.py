@@ -208,40 +208,33 @@ class Optimizer:
             self.__dict__["num_update"] = count  # past __setattr__: the hot path
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
-            return lr * self._lr_mult_of(index), self._get_wd(index), count
+            return lr * self._mult_of(index, "lr_mult"), self._get_wd(index), count
         return lr, self.wd, count
 
     def multipliers(self, index) -> tuple[float, float]:
         """``(lr_mult, wd_mult)`` parameter ``index`` (an update index, or a parameter name) trains with: a
         ``param_dict`` entry's own, else ``set_lr_mult``/``set_wd_mult``'s (see there), else 1."""
-        return self._lr_mult_of(index), self._wd_mult_of(index)
+        return self._mult_of(index, "lr_mult"), self._mult_of(index, "wd_mult")
 
-    def _lr_mult_of(self, index) -> float:
+    def _mult_of(self, index, which: str) -> float:
+        """``which`` (``"lr_mult"`` / ``"wd_mult"``) of parameter ``index``: see :meth:`multipliers`."""
         if index in self.param_dict:
-            return self.param_dict[index].lr_mult
-        if index in self.lr_mult:
-            return self.lr_mult[index]
+            return getattr(self.param_dict[index], which)
+        given = self.lr_mult if which == "lr_mult" else self.wd_mult
+        if index in given:
+            return given[index]
         if index in self.idx2name:
-            return self.lr_mult.get(self.idx2name[index], 1.0)
+            return given.get(self.idx2name[index], 1.0)
         return 1.0
 
     def _get_lr(self, index):
         lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
         if self.lr_mult or self.param_dict or self.idx2name:
-            lr *= self._lr_mult_of(index)
+            lr *= self._mult_of(index, "lr_mult")
         return lr
 
-    def _wd_mult_of(self, index) -> float:
-        if index in self.param_dict:
-            return self.param_dict[index].wd_mult
-        if index in self.wd_mult:
-            return self.wd_mult[index]
-        if index in self.idx2name:
-            return self.wd_mult.get(self.idx2name[index], 1.0)
-        return 1.0
-
     def _get_wd(self, index):
-        return self.wd * self._wd_mult_of(index)
+        return self.wd * self._mult_of(index, "wd_mult")
 
     # -- the update rule ---------------------------------------------------------------------
     #: Name of this optimizer's rule in :data:`sparsetrain.kernels.optim.RULES` (``None``: none).
@@ -371,9 +364,7 @@ class Optimizer:
         """
         indices = list(indices)
         if compact and self.lr_scheduler is None:
-            mults = [self._lr_mult_of(i) for i in indices] if (self.lr_mult or self.param_dict or self.idx2name) \
-                else [1.0] * len(indices)
-            return np.array([[self.lr * m for m in mults]], dtype=np.float64)
+            return np.array([[self.lr * self._mult_of(i, "lr_mult") for i in indices]], dtype=np.float64)
         counts = self.update_counts(indices)
         steps = np.arange(1, num_steps + 1, dtype=np.int64)[:, None]
         running = np.maximum.accumulate(counts)[None, :] + steps  # max over params updated so far this round
@@ -386,7 +377,7 @@ class Optimizer:
             base = np.full(nu.shape[0], self.lr, dtype=np.float64)
         lrs = base.reshape(num_steps, len(indices))
         if self.lr_mult or self.param_dict or self.idx2name:
-            lrs = lrs * np.array([self._lr_mult_of(i) for i in indices], dtype=np.float64)[None, :]
+            lrs = lrs * np.array([self._mult_of(i, "lr_mult") for i in indices], dtype=np.float64)[None, :]
         return np.ascontiguousarray(lrs)
 
     def advance_update_counts(self, indices, num_steps) -> None:
