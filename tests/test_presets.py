@@ -125,6 +125,28 @@ def test_five_lines_of_yaml_train_a_logistic_regression(tmp_path):
     assert result.final["accuracy"] > 0.85
 
 
+def test_a_preset_on_hashed_data_exports_only_the_rows_its_data_trained(tmp_path):
+    """The linear presets start at zero (as the shipped configs do), so a hashed model's export lists the
+    features the data has, not 2**18 rows of initial noise; model.init given still wins."""
+    from sparsetrain.io.hashing import feature_id
+    from sparsetrain.trainer import fit
+    from sparsetrain.trainer.export import read_export
+    from test_cli import cli
+
+    (tmp_path / "t.vw").write_text("".join(f"{1 if i % 3 else -1} |u a{i % 5} |v b{i % 2}\n" for i in range(60)))
+    path = tmp_path / "p.yaml"
+    path.write_text("data: {train: t.vw, batch_size: 4}\nmodel: {preset: logistic}\n"
+                    "optimizer: {name: adagrad, learning_rate: 0.1}\ntrain: {epochs: 1}\n")
+    fit(load_config(str(path)), output_dir=str(tmp_path / "run"))
+    assert cli("export", tmp_path / "run", "--out", tmp_path / "w.json").exit_code == 0
+    weight = read_export(str(tmp_path / "w.json"))["weight"]
+    trained = {feature_id(f"u^a{j}", 18) for j in range(5)} | {feature_id(f"v^b{j}", 18) for j in range(2)}
+    assert set(np.flatnonzero(weight[:, 0])) == trained
+    given = load_config(str(path), ['model.init={normal: {sigma: 0.1}}'])
+    assert given.model.init == {"normal": {"sigma": 0.1}}
+    assert load_config(str(path), ["model.preset=wide_deep"]).model.init != "zero"  # its layers need random starts
+
+
 def test_the_label_variable_need_not_be_declared():
     doc = _doc("logreg.yaml")
     del doc["model"]["variables"]["label"]

@@ -29,6 +29,11 @@ from .schema import DataConfig, PresetOptions, named_format
 
 # Which options each preset reads (others given beside it are an error).
 _OPTIONS = {"linear": (), "logistic": (), "softmax": ("classes",), "fm": ("k",), "wide_deep": ("hidden",)}
+# Presets whose parameters start at zero unless model.init says otherwise (fm's factors have their own
+# init), as the shipped configs and VW/scikit-learn start: a row no training row touches stays zero, so
+# `export` lists the rows the data trained, not 2**18 hashed rows of initial noise. wide_deep's layers
+# need random starts (model.init's default).
+ZERO_START = ("linear", "logistic", "softmax", "fm")
 
 
 def _linear(d: int, k: int, loss_op: str):
@@ -145,6 +150,8 @@ def expand(doc: dict) -> dict:
     if name == "softmax" and opts.classes is None:
         raise ConfigError("model.classes: the softmax preset needs the number of classes (2 or more)")
     if name is not None:
+        if name in ZERO_START:
+            model.setdefault("init", "zero")
         variables, ops, loss = _build(name, _num_features(doc), opts)
         model["variables"] = _merge_variables(variables, model.get("variables"))
         model["ops"] = _merge_ops(ops, model.get("ops"))

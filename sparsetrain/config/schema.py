@@ -264,7 +264,10 @@ class PresetOptions(_Strict):
                                             "Its weights have `data.num_features` rows (CSV/TSV and VW: "
                                             "`2**data.hash_bits`, 18 bits unless given, plus the numeric columns). "
                                             "`variables`, `ops` and `loss` given beside it extend or replace its "
-                                            "parts by name; `infer-stypes` shows the expanded graph.")
+                                            "parts by name; `infer-stypes` shows the expanded graph. The "
+                                            "parameters of `linear`, `logistic`, `softmax` and `fm` (but its "
+                                            "factors) start at zero unless `model.init` is given, so that `export` "
+                                            "lists the rows training touched.")
     classes: int | None = Field(None, ge=2, description="Number of classes of the `softmax` preset.")
     k: int = Field(8, gt=0, description="Factors per feature of the `fm` preset.")
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [8], min_length=1,
@@ -282,7 +285,8 @@ class ModelConfig(PresetOptions):
     loss: LossConfig = Field(description="The loss / output layer. Not needed with a `preset`.")
     init: str | dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(initializer.DEFAULT),
                                        description="Initializer of parameters without their own `init` "
-                                       "(MXNet Module's default); names ending in `bias` start at zero.")
+                                       "(MXNet Module's default; `zero` under every `preset` but `wide_deep`); "
+                                       "names ending in `bias` start at zero.")
 
 
 class OptimizerConfig(BaseModel):
