@@ -344,7 +344,7 @@ def main():
     """
 
 
-@main.command()
+@main.command(short_help="Train the model a YAML config describes.")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (default: the config's train.epochs).")
@@ -390,7 +390,7 @@ def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, st
                   strict_stypes, workers, servers, address, max_restarts, init_from, init_states, plot))
 
 
-@main.command("infer-stypes")
+@main.command("infer-stypes", short_help="Show each node's shapes, storage types and dispatch.")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "log", "json", "dot"]), default="table",
@@ -431,7 +431,8 @@ class _LazyOptionsCommand(click.Command):
         return super().get_params(ctx)
 
 
-@main.command("gen-data", cls=_LazyOptionsCommand, add_options=_synthetic_options)
+@main.command("gen-data", cls=_LazyOptionsCommand, add_options=_synthetic_options,
+              short_help="Write synthetic LibSVM or Criteo-like TSV data.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write; the true "
               "weights (libsvm) or the planted model (csv) are written beside it.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
@@ -458,7 +459,7 @@ _LAST_HELP = "Use the run's last checkpoint instead of its best one."
 _DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
-@main.command()
+@main.command(short_help="Write a trained model's predictions for DATA.")
 @click.argument("model", type=click.Path())
 @click.argument("data", type=_DATA)
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the predictions here "
@@ -474,7 +475,7 @@ def predict(model, data, out, fmt, epoch, last):
     sys.exit(_run(_predict, model, data, out, fmt, epoch, last))
 
 
-@main.command()
+@main.command(short_help="Print a trained model's metrics on DATA.")
 @click.argument("model", type=click.Path())
 @click.argument("data", type=_DATA)
 @click.option("--metric", "metrics", multiple=True, help="Metric to compute (repeatable; default: the run's "

@@ -29,7 +29,7 @@ def _export(run, fmt, out, top, epoch, last):
     return 0
 
 
-@click.command("export")
+@click.command("export", short_help="Write a run's trained weights as JSON or CSV.")
 @click.argument("run", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]),
               help="json: one document with the model config and every parameter's non-zero rows; csv: one line "

@@ -9,7 +9,7 @@ import sys
 import click
 
 
-@click.command("init")
+@click.command("init", short_help="Write a starter config for a data file.")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--task", required=True, metavar="TASK",
               help="binary (two label values: of numbers the larger, of CSV/TSV texts a name such as yes/click "

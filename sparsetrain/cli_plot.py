@@ -31,7 +31,7 @@ def _plot(run, out):
     return 0
 
 
-@click.command("plot")
+@click.command("plot", short_help="Draw a run's metrics per epoch.")
 @click.argument("run", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Image file to write, in the format its extension names (.png, .pdf, .svg, ...; default: "

@@ -428,6 +428,13 @@ def test_help_explains_every_command():
     assert res.exit_code == 2 and "No such command" in one_error_line(res.stderr)
 
 
+def test_the_command_list_says_what_each_command_does_without_cutting_it():
+    out = invoke("--help").output
+    listed = out[out.index("Commands:"):].splitlines()[1:]
+    assert sorted(line.split()[0] for line in listed if line.strip()) == sorted(main.commands)
+    assert not [line for line in listed if line.rstrip().endswith("...")], out  # (click cut each first sentence)
+
+
 # options whose absence turns their feature off, or one of two alternatives gen-data requires
 NO_DEFAULT = {("fit", "--set"), ("infer-stypes", "--set"), ("fit", "--address"), ("fit", "--init-from"),
               ("gen-data", "--features"), ("gen-data", "--density"), ("gen-data", "--nnz-per-row")}
