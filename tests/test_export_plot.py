@@ -114,6 +114,19 @@ def test_fit_plot_and_plot_write_a_png_that_decodes(runs, tmp_path):
     assert not list(runs["logreg"].glob(".tmp-*"))  # written atomically
 
 
+def test_plot_marks_whole_epochs_only(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from sparsetrain.trainer.plot import plot_metrics
+
+    closed = []
+    monkeypatch.setattr(plt, "close", closed.append)  # keep the figure to look at its axis
+    history = [{"epoch": e, "log_loss": 1.0 / (e + 1), "samples": 10} for e in range(3)]
+    plot_metrics(history, str(tmp_path / "m.png"), best_epoch=3)
+    ticks = [t for t in closed[-1].axes[-1].get_xticks() if 0 <= t <= 2]
+    assert ticks and all(t == int(t) for t in ticks), ticks  # (0.25, 0.5, ... on a 3-epoch run)
+
+
 def test_plot_without_matplotlib_is_one_line(runs, tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None; from sparsetrain.cli import main; "
             f"main(['plot', {str(runs['logreg'])!r}, '--out', {str(tmp_path / 'x.png')!r}])")

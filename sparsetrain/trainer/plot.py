@@ -57,6 +57,8 @@ def plot_metrics(history: list[dict], path: str, best_epoch: int | None = None, 
     ``progressive_`` and ``eval_`` curves; ``best_epoch`` (a checkpoint number: the record of epoch
     ``best_epoch - 1``) is marked. Written atomically."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fmt = _image_format(plt, path)
     keys = list(dict.fromkeys(k for r in history for k in record_metrics(r)))
     names = list(dict.fromkeys(_base_name(k) for k in keys))
@@ -77,6 +79,7 @@ def plot_metrics(history: list[dict], path: str, best_epoch: int | None = None, 
             ax.grid(True, alpha=0.3)
             ax.legend(loc="best", fontsize="small")
         axes[-1, 0].set_xlabel("epoch")
+        axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # (not epoch 0.25, 0.5, ...)
         if title:
             fig.suptitle(title, fontsize="medium")
         fig.tight_layout()
