@@ -33,6 +33,15 @@ class ShapeError(SparseTrainError, ValueError):
     """Shapes that cannot work together; the message names the node or argument."""
 
 
+def quoted(text: str) -> str:
+    """Text of a data file (:func:`sparsetrain.io.base.token_text`) in quotes, as messages show it: as
+    ``repr`` but for backslashes, which stay single (a byte that is not UTF-8 shows ``'x\\xff2'``, not
+    ``'x\\\\xff2'``); control characters escaped."""
+    body = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    q = '"' if "'" in body and '"' not in body else "'"
+    return q + body + q
+
+
 class OutputError(SparseTrainError, OSError):
     """A file could not be written (missing directory, disk full, no permission). An OSError
     with the cause's ``errno``; ``filename`` is the path the caller asked for."""

@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import ConfigError, DataFormatError
+from .base import ConfigError, DataFormatError, quoted
 
 #: The task of each loss operator: which label convention it reads.
 TASKS = {"LogisticRegressionOutput": "binary", "SoftmaxOutput": "multiclass",
@@ -114,7 +114,7 @@ def binary_pair(a, b) -> tuple:
 def third_value(value, values) -> str:
     """The message for a label outside a binary model's two values."""
     neg, pos = values
-    shown = repr(value) if isinstance(value, str) else _fmt(value)
+    shown = quoted(value) if isinstance(value, str) else _fmt(value)
     return f"label {shown} is a third value; this binary model's labels are {_fmt(neg)} (→ 0) and {_fmt(pos)} (→ 1)"
 
 

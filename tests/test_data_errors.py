@@ -25,7 +25,11 @@ from sparsetrain.base import DataFormatError, OutputError
 from sparsetrain.cli import main
 from sparsetrain.fileio import open_atomic, write_atomic
 from sparsetrain.io import LibSVMIter, LibSVMReader, dump_libsvm, load_libsvm
+from sparsetrain.io.base import token_text
+from sparsetrain.io.csv_reader import CSVSchema, load_csv
+from sparsetrain.io.vw_reader import load_vw
 from sparsetrain.io.synthetic import generate_libsvm
+from sparsetrain.labels import third_value
 
 LINREG = os.path.join(os.path.dirname(__file__), "..", "configs", "linreg.yaml")
 TEXT = b"".join(b"%d 1:%d.5 7:2\n" % (i % 5, i) for i in range(20_000))
@@ -300,3 +304,31 @@ def test_csv_and_vw_name_a_bad_line_deep_in_a_gz_and_a_truncated_gz(tmp_path, fm
     cut.write_bytes(whole[: len(whole) * 3 // 4])
     with pytest.raises(DataFormatError, match="^" + re.escape(f"{cut}: corrupt or truncated gzip data after line ")):
         load(str(cut))
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("a.libsvm", b"1 0:1 1:x\xff2\n", r"a.libsvm:1: feature value 'x\xff2' is not a number"),
+    ("a.vw", b"1 | x:x\xff2\n", r"a.vw:1: feature 'x:x\xff2': the value after ':' is not a number"),
+    ("a.csv", b"y,a\n1,x\xff2\n", r"a.csv:2: column 'a': 'x\xff2' is not a number"),
+    ("l.csv", b"y,a\nx\xff2,1\n", r"l.csv:2: label column 'y': 'x\xff2' is not a number"),
+    ("q.csv", b'y,a\n"x\xff2,1\n', r"""q.csv:2: column 'y': unterminated quoted field '"x\xff2,1'"""),
+    ("c.libsvm", b"1 0:1 1:\x01\xc3\xa9'\n", r"""c.libsvm:1: feature value "\x01é'" is not a number"""),
+])
+def test_a_byte_that_is_not_utf8_shows_as_one_escape_in_a_message(tmp_path, name, text, message):
+    # the token was decoded with backslashreplace and then shown with repr: 'x\\xff2' (each reader's own code)
+    (tmp_path / name).write_bytes(text)
+    with pytest.raises(DataFormatError) as err:
+        if name.endswith(".libsvm"):
+            load_libsvm(tmp_path / name)
+        elif name.endswith(".vw"):
+            load_vw(tmp_path / name)
+        else:
+            load_csv(tmp_path / name, CSVSchema(header=True, label="y", numeric=["a"]))
+    assert str(err.value).startswith(f"{tmp_path / name}:") and message in str(err.value)
+
+
+def test_a_text_label_value_keeps_its_decoding_and_shows_one_escape():
+    # label values are read with the decode's \xNN text (the same label every time); the message shows it once
+    value = token_text(b"m\xff", 0, 2)
+    assert value == "m\\xff"
+    assert third_value(value, ("no", "yes")).startswith(r"label 'm\xff' is a third value")

@@ -37,6 +37,14 @@ def display_name(path) -> str:
     return STDIN_NAME if path in ("-", STDIN_PATH) else path
 
 
+def token_text(buf, start: int, end: int, limit: int = 60) -> str:
+    """Bytes ``start:end`` of a data file's buffer as text: UTF-8, a byte that is not UTF-8 as ``\\xNN``
+    (text label values are read this way too; messages show it :func:`~sparsetrain.base.quoted`), cut to
+    ``limit`` characters (``...`` at the end)."""
+    text = bytes(buf[start:end]).decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
     """Name and shape of one input, as MXNet's ``DataDesc`` (dtype and layout are extra fields)."""
 

@@ -23,15 +23,14 @@ import stat
 
 import numpy as np
 
-from ..base import ConfigError, DataFormatError
+from ..base import ConfigError, DataFormatError, quoted
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
-from .base import STDIN_PATH, display_name
+from .base import STDIN_PATH, display_name, token_text
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, opened_data
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
-from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
-                            token_text)
+from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks)
 
 __all__ = ["CSVSchema", "CSVReader", "TEXT_LABEL", "load_csv", "read_header", "scored_columns"]
 
@@ -209,8 +208,8 @@ class CSVReader(HashedTextReader):
         h = murmurhash3_32(text)
         other = self.label_names.setdefault(h, text)
         if other != text:
-            raise DataFormatError(f"{where()}: the labels {other!r} and {text!r} have the same hash (MurmurHash3), so "
-                                  "they cannot be told apart; rename one of them")
+            raise DataFormatError(f"{where()}: the labels {quoted(other)} and {quoted(text)} have the same hash "
+                                  "(MurmurHash3), so they cannot be told apart; rename one of them")
 
     def _text_labels(self, job: TextJob, texts: dict, begin: int, cache: dict) -> None:
         """Text labels of the chunk (``texts``: row -> (text, raw start) of the rows the kernel listed) as
@@ -225,7 +224,7 @@ class CSVReader(HashedTextReader):
         if texts and spec.task not in ("binary", "any"):
             row = min(texts)
             text, start = texts[row]
-            raise DataFormatError(f"{where(start)}: label column {col!r}: {text!r} is not a number "
+            raise DataFormatError(f"{where(start)}: label column {col!r}: {quoted(text)} is not a number "
                                   f"({spec.why_not_text()})")
         if spec.task != "binary" or spec.values is None:
             return
@@ -258,14 +257,15 @@ class CSVReader(HashedTextReader):
             v = float(raw)
             if not math.isfinite(v) or abs(v) >= finite_limit(self.dtype):
                 line = line_of(self.source, begin, job, int(start), cache)
-                raise DataFormatError(f"{self.display}:{line}: value {raw!r} is out of range for {self.dtype.name}")
+                raise DataFormatError(f"{self.display}:{line}: value {quoted(raw)} is out of range for "
+                                      f"{self.dtype.name}")
             if kind == CK.SLOW_LABEL:
                 job.labels[pos] = v
             elif kind == CK.SLOW_WEIGHT:
                 if v < 0:
                     line = line_of(self.source, begin, job, int(start), cache)
                     raise DataFormatError(f"{self.display}:{line}: weight column {plan.columns[plan.weight_col]!r}: "
-                                          f"{raw!r} is not a finite number >= 0")
+                                          f"{quoted(raw)} is not a finite number >= 0")
                 job.weights[pos] = v
             else:
                 k = int(job.indices[pos]) - self.schema.hash_size
@@ -281,24 +281,24 @@ class CSVReader(HashedTextReader):
 
     def _message(self, code, buf, start, end, aux) -> str:
         cols = self.plan().columns
-        tok = token_text(buf, start, end)
+        tok = quoted(token_text(buf, start, end))
         if code == CK.E_QUOTE:
-            return f"column {cols[aux]!r}: unterminated quoted field {tok!r} (a quoted field cannot span lines)"
+            return f"column {cols[aux]!r}: unterminated quoted field {tok} (a quoted field cannot span lines)"
         if code == CK.E_FIELDS:
             return f"more than the {aux} columns of the schema ({', '.join(cols[:6])}{', ...' if len(cols) > 6 else ''})"
         if code == CK.E_LABEL_MISSING:
             return f"label column {cols[aux]!r} is empty or missing"
         if code == CK.E_LABEL:
-            return (f"label column {cols[aux]!r}: {tok!r} is not a number (labels are read as numbers: map string "
+            return (f"label column {cols[aux]!r}: {tok} is not a number (labels are read as numbers: map string "
                     "labels to numbers first, e.g. 0 and 1)")
         if code in (CK.E_LABEL_NONFINITE, CK.E_VALUE_NONFINITE):
-            return f"column {cols[aux]!r}: {tok!r} is not finite"
+            return f"column {cols[aux]!r}: {tok} is not finite"
         if code in (CK.E_LABEL_RANGE, CK.E_VALUE_RANGE):
-            return f"column {cols[aux]!r}: {tok!r} is too large for {self.dtype.name}"
+            return f"column {cols[aux]!r}: {tok} is too large for {self.dtype.name}"
         if code == CK.E_VALUE:
-            return f"column {cols[aux]!r}: {tok!r} is not a number"
+            return f"column {cols[aux]!r}: {tok} is not a number"
         if code in (CK.E_WEIGHT, CK.E_WEIGHT_NEGATIVE):
-            return f"weight column {cols[aux]!r}: {tok!r} is not a finite number >= 0"
+            return f"weight column {cols[aux]!r}: {tok} is not a finite number >= 0"
         if code == CK.E_LINE_TOO_LONG:
             return f"line is longer than max_line_bytes={aux}"
         return f"malformed line (error {code})"

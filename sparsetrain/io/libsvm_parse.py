@@ -24,8 +24,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..base import DataFormatError
+from ..base import DataFormatError, quoted
 from . import _libsvm_kernels as K
+from .base import token_text
 from .chunks import ChunkSource
 from .pipeline import BufferPool, ChunkJob, ParsedChunk, cancel, default_workers, executor, parse_chunks, room, submit
 
@@ -104,11 +105,6 @@ def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = Non
     return job
 
 
-def _token_text(buf, start: int, end: int) -> str:
-    text = bytes(buf[start:end]).decode("ascii", "backslashreplace")
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _plural(k: int, word: str) -> str:
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
@@ -132,7 +128,7 @@ _MESSAGES = {
 
 
 def _message(code: int, tok: str, aux: int, ctx: "_ParseContext") -> str:
-    q = f"'{tok}'"
+    q = quoted(tok)
     if code == K.E_LABEL:
         hint = " (is the label missing?)" if ":" in tok else ""
         return f"label {q} is not a number{hint}"
@@ -168,7 +164,7 @@ class _ParseContext:
         return self.lines_before_part() + job.lines_before + K.count_newlines(job.buf[:pos]) + 1
 
     def error(self, job: _Job, code, start, end, aux) -> DataFormatError:
-        msg = _message(code, _token_text(job.buf, start, end), aux, self)
+        msg = _message(code, token_text(job.buf, start, end), aux, self)
         return DataFormatError(f"{self.path}:{self.line_of(job, start)}: {msg}")
 
 
@@ -234,7 +230,7 @@ def _meta(job: _Job, ctx: _ParseContext, want_boundary: bool) -> BlockMeta:
     bound = None
     if want_boundary and info[K.I_BOUND_START] >= 0:
         s, e = int(info[K.I_BOUND_START]), int(info[K.I_BOUND_END])
-        bound = (ctx.line_of(job, s), _token_text(job.buf, s, e))
+        bound = (ctx.line_of(job, s), token_text(job.buf, s, e))
     return BlockMeta(int(info[K.I_MIN]), int(info[K.I_MAX]), bound)
 
 
@@ -290,7 +286,7 @@ def settings_for(mode: int, num_features: int | None, dtype, max_line_bytes: int
 
 def range_error(path, line, token, num_features) -> DataFormatError:
     return DataFormatError(
-        f"{os.fspath(path)}:{line}: feature index '{token}' is out of range for "
+        f"{os.fspath(path)}:{line}: feature index {quoted(token)} is out of range for "
         f"num_features={num_features} (the file has index 0, so it is zero-based)"
     )
 

@@ -1,7 +1,7 @@
 """What the hashed text formats (CSV/TSV, Vowpal Wabbit) share on top of the one chunk
 pipeline (:func:`~sparsetrain.io.pipeline.parse_chunks`, which LibSVM uses too): the reader
-base class (path or stdin, parts, iterating parsed chunks as blocks), line numbers and token
-text for messages, and concatenating blocks into one CSR matrix.
+base class (path or stdin, parts, iterating parsed chunks as blocks), line numbers for messages, and
+concatenating blocks into one CSR matrix.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .chunks import ChunkSource
 from .libsvm_parse import LibSVMBlock
 from .pipeline import BufferPool, ChunkJob, default_workers, parse_chunks, room
 
-__all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "token_text", "BlockStack",
+__all__ = ["HashedTextReader", "TextJob", "job_block", "keep_parsed", "line_of", "BlockStack",
            "concat_blocks", "load_blocks", "finite_limit"]
 
 
@@ -111,11 +111,6 @@ def line_of(source: ChunkSource, begin: int, job: TextJob, pos: int, cache: dict
     if "before" not in cache:
         cache["before"] = 0 if begin == 0 else source.newlines_before(begin)
     return cache["before"] + job.lines_before + LK.count_newlines(job.buf[:pos]) + 1
-
-
-def token_text(buf, start: int, end: int, limit: int = 60) -> str:
-    text = bytes(buf[start:end]).decode("utf-8", "backslashreplace")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def keep_parsed(job: TextJob, indptr, rows: int, nnz: int) -> None:

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..base import ConfigError, DataFormatError
+from ..base import ConfigError, DataFormatError, quoted
 from . import _vw_kernels as VK
+from .base import token_text
 from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES
-from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks,
-                            token_text)
+from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks)
 
 __all__ = ["VWReader", "load_vw"]
 
@@ -118,7 +118,7 @@ class VWReader(HashedTextReader):
             raise AssertionError("parse_vw_chunk needs a buffer that ends with a newline")
         start, end, aux = int(info[VK.I_ERR_START]), int(info[VK.I_ERR_END]), int(info[VK.I_ERR_AUX])
         token = token_text(job.buf, start, end)
-        msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=repr(token), aux=aux,
+        msg = _MESSAGES.get(code, "malformed line (error {code})").format(q=quoted(token), aux=aux,
                                                                           dtype=self.dtype.name, code=code)
         raise DataFormatError(f"{self.display}:{line_of(self.source, begin, job, start, cache)}: {msg}")
 
