@@ -104,6 +104,17 @@ def test_a_number_that_is_not_finite_is_a_usage_error_naming_the_option(tmp_path
     assert not (tmp_path / "x.libsvm").exists()
 
 
+@pytest.mark.parametrize("fmt, out", [("libsvm", "x.libsvm"), ("csv", "x.tsv")])
+def test_noise_that_makes_float32_labels_inf_is_a_usage_error(tmp_path, fmt, out):
+    # --noise 1e39 (> float32's largest) wrote -inf labels (libsvm) or labels no float32 reader takes (csv)
+    shape = ["--features", 5, "--density", 0.5] if fmt == "libsvm" else []
+    res = _cli("--format", fmt, "--rows", 10, *shape, "--noise", "1e39", "--out", tmp_path / out)
+    assert res.exit_code == 2
+    assert _error_line(res).startswith("error: --noise: must be at most 1e+36: labels are float32 numbers")
+    assert not (tmp_path / out).exists()
+    assert _cli("--format", fmt, "--rows", 10, *shape, "--noise", "1e36", "--out", tmp_path / out).exit_code == 0
+
+
 def test_config_generate_section_is_the_same_schema():
     assert issubclass(GenerateConfig, SyntheticOptions)
     assert set(GenerateConfig.model_fields) == set(SyntheticOptions.model_fields) | {"path"}

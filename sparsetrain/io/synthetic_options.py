@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..base import ConfigError
 from ..validation import check_fits_memory, format_validation_error
@@ -27,6 +27,9 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 _WEIGHT_BYTES = 8
 #: The options only the csv format reads (and only it; the rest are libsvm's, shared: rows, task, noise, seed, zipf_a).
 CSV_ONLY = ("numeric", "categorical", "cardinality", "vocabulary", "missing")
+#: The largest label noise: labels are float32 numbers (at most 3.4e38), and a Gaussian draw of a larger
+#: standard deviation can overflow to inf (1e39 wrote -inf labels); 340 standard deviations of 1e36 do not.
+MAX_NOISE = 1e36
 LIBSVM_ONLY = ("features", "density", "nnz_per_row", "classes", "target", "columns", "zero_based")
 
 
@@ -48,7 +51,7 @@ class SyntheticOptions(BaseModel):
     classes: Int = Field(2, ge=2, description="Number of classes for `multiclass`.")
     target: Literal["arange", "random"] = Field("arange", description="True weights: `arange` is the seed's "
                                                 "[1..D]; `random` draws them.")
-    noise: float = Field(0.0, ge=0, description="Standard deviation of Gaussian label noise.")
+    noise: float = Field(0.0, ge=0, description=f"Standard deviation of Gaussian label noise (at most {MAX_NOISE:g}).")
     columns: Literal["uniform", "zipf"] = Field("uniform", description="Column distribution of the non-zeros.")
     zipf_a: float = Field(1.2, gt=1, description="Zipf exponent when `columns` is zipf.")
     seed: Int = Field(0, ge=0, description="Random seed of the generator.")
@@ -60,6 +63,14 @@ class SyntheticOptions(BaseModel):
                                                     "exponent `zipf_a`).")
     vocabulary: Int = Field(1000, gt=0, description="csv: distinct values per categorical column.")
     missing: float = Field(0.1, ge=0, lt=1, description="csv: fraction of empty numeric and categorical fields.")
+
+    @field_validator("noise")
+    @classmethod
+    def _noise_fits_float32(cls, v):
+        if v > MAX_NOISE:
+            raise ValueError(f"must be at most {MAX_NOISE:g}: labels are float32 numbers, and "
+                             "noise this large makes some of them inf")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self):
