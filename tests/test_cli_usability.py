@@ -130,6 +130,20 @@ def test_a_binary_model_on_a_file_without_rows_says_so_streamed_or_not(tmp_path,
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
 
 
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_fewer_rows_than_a_discarded_batch_is_the_error_alone(tmp_path, monkeypatch, cache):
+    # the engine and threads header ('threads 1 (auto: 0 rows < 10,000)') came first, though nothing would train
+    monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    one = tmp_path / "one.libsvm"
+    one.write_text("1 0:1 3:2\n")
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--set", f"data.train={one}", "--set", "data.batch_size=4",
+              "--set", f"data.cache={cache}")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == ("error: epoch 0 had no batches: the training data has fewer rows than "
+                                  "data.batch_size (4) with last_batch 'discard'")
+    assert not (tmp_path / "r").exists()
+
+
 # -- label conventions in predict's table -------------------------------------------------------------------
 
 def test_predict_names_softmax_classes_as_the_file_does_with_label_base_1(tmp_path):

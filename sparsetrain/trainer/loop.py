@@ -94,6 +94,11 @@ def is_interrupt(e: BaseException) -> bool:
     return False
 
 
+def no_batches(epoch: int, batch_rows: str) -> SparseTrainError:
+    """The error of an epoch without a batch (``batch_rows``: the executor's words for a batch)."""
+    return SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than {batch_rows}")
+
+
 def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: list[dict],
                eval_iter=None, compile_watch=None) -> list[dict]:
     """Epochs ``run.start_epoch .. train.epochs - 1`` (see the module docstring); returns ``history``.
@@ -123,8 +128,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
                 raise NonFiniteError(f"{e}; {checkpoint_hint(run)}", epoch=e.epoch, batch=e.batch) from None
             raise_if_interrupted()  # before this epoch's checkpoint, as if it had stopped the epoch
             if record["samples"] == 0:
-                raise SparseTrainError(f"epoch {epoch} had no batches: the training data has fewer rows than "
-                                       f"{executor.batch_rows}")
+                raise no_batches(epoch, executor.batch_rows)
             bad = [k for k, v in record_metrics(record).items() if not math.isfinite(v)]
             if bad:
                 raise NonFiniteError(f"metric {bad[0]} became non-finite in epoch {epoch}; {checkpoint_hint(run)}",
@@ -230,7 +234,7 @@ class LocalEpochs:
         self.names = cfg.metrics
         self.metric = make_metric(cfg.metrics)
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
-        self.batch_rows = f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
+        self.batch_rows = self.batch_words(cfg)
         from ..engines.compiled.threads import choose_threads
 
         self._threads_given = (cfg.train.threads, cfg.train.deterministic)
@@ -238,6 +242,10 @@ class LocalEpochs:
         # what train.threads: auto decided from: chosen again once either changes (_rechoose)
         self._rows_known, self._parses = rows is not None, parses_next_epoch(train_iter)
         self._use(choose_threads(cfg.train.threads, rows, estimated, self._parses))
+
+    @staticmethod
+    def batch_words(cfg: Config) -> str:
+        return f"data.batch_size ({cfg.data.batch_size}) with last_batch {cfg.data.last_batch!r}"
 
     def _use(self, chosen: tuple[int, str]) -> None:
         self.threads_chosen = chosen  # (threads, why): the header's
@@ -376,6 +384,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                 if hasattr(train_iter, "set_roll_over_state"):  # last_batch roll_over: the rows owed to this epoch
                     train_iter.set_roll_over_state(run.state.get("roll_over"))
                 history = run.read_metrics(run.start_epoch)
+            if epoch_rows == 0:  # (last_batch discard) said before the header, as nothing will train
+                raise no_batches(run.start_epoch, LocalEpochs.batch_words(cfg))
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
             # the engine that will really run (it depends on the metrics too); an engine asked for by
             # name that cannot run the model is refused here, before the run directory is touched
