@@ -487,9 +487,31 @@ def test_training_files_of_two_formats_are_named(tmp_path):
     res = cli("fit", logreg, "--set", f"data.train=[{ROOT / 'data' / 'binary.libsvm'}, {tsv}]")
     assert res.exit_code == 2  # it said "data.csv: give `columns` (the names in file order) or `header: true`"
     assert one_error_line(res.stderr) == (f"error: data.train: '{tsv}' reads as csv data by its name, the training "
-                                          "data as libsvm; give files of one format (or set data.format)")
+                                          "data as libsvm; give files of one format")
     res = cli("fit", logreg, "--set", f"data.eval={tsv}")
     assert res.exit_code == 2 and one_error_line(res.stderr).startswith(f"error: data.eval: '{tsv}' reads as csv")
+
+
+def test_a_file_named_as_another_format_than_data_format_is_named(tmp_path):
+    # data.format: csv read the .libsvm eval file as CSV ('data.numeric: no column 'a' in the header of e.libsvm')
+    (tmp_path / "t.csv").write_text("y,a\n1,2\n0,1\n")
+    (tmp_path / "e.libsvm").write_text("1 0:1\n")
+    (tmp_path / "e.txt").write_text("y,a\n1,2\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {train: t.csv, eval: e.libsvm, format: csv, csv: {header: true}, numeric: [a], "
+                      "hash_bits: 4}\nmodel: {preset: linear}\ntrain: {epochs: 1}\n")
+    res = cli("fit", config, "--output", tmp_path / "r")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == ("error: data.eval: 'e.libsvm' is named as libsvm data, but data.format is "
+                                          "csv; give csv files (data.format applies to every file whose name says no "
+                                          "other format)")
+    # a name that says no format is read as data.format says; under auto, as libsvm (the hint says data.format)
+    txt = tmp_path / "e.txt"
+    assert cli("fit", config, "-q", "--output", tmp_path / "r", "--set", f"data.eval={txt}").exit_code == 0
+    res = cli("fit", config, "--output", tmp_path / "r2", "--set", f"data.eval={txt}", "--set", "data.format=auto")
+    assert res.exit_code == 2 and one_error_line(res.stderr).endswith(
+        f"'{txt}' reads as libsvm data by its name, the training data as csv; give files of one format "
+        "(or set data.format: csv)")
 
 
 def test_an_index_out_of_range_in_a_zero_based_file_does_not_say_one_based(tmp_path):

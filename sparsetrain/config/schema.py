@@ -146,7 +146,10 @@ class DataConfig(_Strict):
                        "parameter (those have an init or a name ending in `weight`/`bias`).")
     format: Literal["auto", "libsvm", "csv", "vw"] = Field("auto", description="File format; `auto` decides "
                                                             "from the file name: `.csv`/`.tsv` → csv, `.vw` → "
-                                                            "vw, else libsvm (`.gz`/`.bz2` suffixes ignored).")
+                                                            "vw, else libsvm (`.gz`/`.bz2` suffixes ignored). A "
+                                                            "format given applies to every train and eval file; "
+                                                            "one named as another format (`x.libsvm` under csv) "
+                                                            "is an error.")
     csv: CSVConfig = Field(default_factory=CSVConfig, description="CSV/TSV field splitting.")
     label: str | None = Field(None, description="CSV/TSV: the label column (default the first column).")
     weight_column: str | None = Field(None, description="CSV/TSV: a column of per-row importance weights "

@@ -11,6 +11,7 @@ from ..initializer import NAME_RULE_SUFFIXES, PARAMETER_STYPES
 from ..validation import check_fits_memory, join_path, message
 from . import factories
 from .graph import build_symbol, canonical_op, locate_shape_error, make_initializer, multipliers, op_order
+from .schema import named_format
 
 
 def _public_ops() -> list[str]:
@@ -231,11 +232,16 @@ def validate_data(cfg) -> None:
     d = cfg.data
     fmt = cfg.data_format()
     for key, paths in (("data.train", d.train), ("data.eval", d.eval)):
-        named = {p: d.format_of(p) for p in paths or () if p != "-"}
-        if len(set(named.values()) | {fmt}) > 1:  # one schema reads them all: one format
-            odd = next(p for p, f in named.items() if f != fmt)
+        # one schema reads them all: one format; a name saying another than data.format is a mistake too
+        named = {p: named_format(p) or d.format_of(p) for p in paths or () if p != "-"}
+        odd = next((p for p, f in named.items() if f != fmt), None)
+        if odd is not None and d.format != "auto":
+            raise ConfigError(f"{key}: {odd!r} is named as {named[odd]} data, but data.format is {fmt}; give {fmt} "
+                              "files (data.format applies to every file whose name says no other format)")
+        if odd is not None:
+            hint = "" if named_format(odd) else f" (or set data.format: {fmt})"
             raise ConfigError(f"{key}: {odd!r} reads as {named[odd]} data by its name, the training data as {fmt}; "
-                              "give files of one format (or set data.format)")
+                              f"give files of one format{hint}")
     # a key set to something else than its default (a dumped and reloaded config sets every key)
     given = {k for k in _HASHED_KEYS + ("crosses",) if getattr(d, k) != type(d).model_fields[k].get_default(
         call_default_factory=True)}
