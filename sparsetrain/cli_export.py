@@ -19,13 +19,11 @@ def _export(run, fmt, out, top, epoch, last):
     run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
     with reading(model.params_path, "exporting"):  # a model of a million rows takes seconds
         doc = export_model(model, run_path, top)
-        text = write_export(doc, out, fmt)
+        write_export(doc, out, fmt)
     if out and out != "-":
         rows = sum(len(p.get("rows", p.get("values", []))) for p in doc["parameters"].values())
         click.echo(f"wrote {len(doc['parameters'])} parameters ({rows} rows) of {model.params_path} to {out}",
                    err=True)
-    else:
-        sys.stdout.write(text)
     return 0
 
 

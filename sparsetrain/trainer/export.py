@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
+import sys
 
 import numpy as np
 
 from ..base import ConfigError, DataFormatError
-from ..fileio import write_atomic
+from ..fileio import open_atomic
 from .data import FEATURE_NAMES_FILE
 from .rundir import load_run_config
 
@@ -62,10 +64,49 @@ def _rows(value) -> tuple[np.ndarray, np.ndarray]:
     return idx[keep], data[keep]
 
 
+class ExportRows(list):
+    """The exported rows of one weight matrix (``[{"index", "feature"?, "values"}]``), each made as it is
+    read: a list to ``json`` (its encoder writes them one by one) and to callers, never held whole (a
+    million-row weight as dicts took hundreds of MB)."""
+
+    def __init__(self, indices: np.ndarray, values: np.ndarray, order: np.ndarray, names: dict):
+        super().__init__()
+        self._indices, self._values, self._order, self._names = indices, values, order, names
+
+    def _row(self, k) -> dict:
+        index = int(self._indices[k])
+        row = {"index": index}
+        if index in self._names:
+            row["feature"] = "|".join(self._names[index])
+        row["values"] = [float(t) for t in _texts(self._values[k])]
+        return row
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self):
+        return (self._row(k) for k in self._order)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._row(k) for k in self._order[i]]
+        return self._row(self._order[i])
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def __repr__(self) -> str:
+        return f"ExportRows({len(self)} rows)"
+
+
 def export_model(model, run_path: str | None = None, top: int | None = None) -> dict:
     """The export document (see the module docstring) of a :class:`~.predict.TrainedModel`; ``run_path``:
     its run directory (the model config and the name map come from there), ``top``: keep only the
-    ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole)."""
+    ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole). A weight's ``rows`` are
+    an :class:`ExportRows`, made as they are read."""
     from ..module import load_params
 
     if top is not None and top < 1:
@@ -83,21 +124,13 @@ def export_model(model, run_path: str | None = None, top: int | None = None) -> 
             order = np.arange(len(idx))
             if top is not None:
                 order = np.argsort(-np.linalg.norm(rows.astype(np.float64), axis=1), kind="stable")[:top]
-            named = value.shape[0] == model.num_features and names
-            out = []
-            for k in order:
-                row = {"index": int(idx[k])}
-                if named and int(idx[k]) in names:
-                    row["feature"] = "|".join(names[int(idx[k])])
-                row["values"] = [float(t) for t in _texts(rows[k])]
-                out.append(row)
-            entry["rows"] = out
+            entry["rows"] = ExportRows(idx, rows, order, names if value.shape[0] == model.num_features else {})
         params[name] = entry
     return {"checkpoint": model.params_path, "epoch": model.epoch, "num_features": model.num_features,
             "model": model_cfg, "parameters": params}
 
 
-def to_csv(doc: dict) -> str:
+def _csv_chunks(doc: dict):
     import yaml
 
     buf = io.StringIO()
@@ -118,17 +151,48 @@ def to_csv(doc: dict) -> str:
         for row in p["rows"]:
             for j, v in enumerate(row["values"]):
                 writer.writerow([name, row["index"], row.get("feature", ""), j, repr(v)])
-    return buf.getvalue()
+            if buf.tell() >= _PIECE:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+    yield buf.getvalue()
 
 
-def write_export(doc: dict, out: str | None, fmt: str) -> str:
-    """The document as ``fmt`` text, written to ``out`` (atomically) when given; returns the text."""
+def _pieces(chunks):
+    """``chunks`` of text joined into pieces of about :data:`_PIECE` characters."""
+    pending, size = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _PIECE:
+            yield "".join(pending)
+            pending, size = [], 0
+    yield "".join(pending)
+
+
+_PIECE = 1 << 16  # characters written at a time
+
+
+def export_text(doc: dict, fmt: str):
+    """The document as ``fmt`` (json: as ``json.dumps(doc, indent=1)``, and a newline) in pieces of text."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else to_csv(doc)
-    if out and out != "-":
-        write_atomic(out, text, compress=True)
-    return text
+    if fmt == "csv":
+        return _csv_chunks(doc)
+    return _pieces(itertools.chain(json.JSONEncoder(indent=1).iterencode(doc), ["\n"]))
+
+
+def write_export(doc: dict, out: str | None, fmt: str) -> None:
+    """The document as ``fmt`` text, written as it is made (memory stays bounded) to ``out`` (atomically:
+    an error leaves no partial file), or stdout when ``out`` is None or ``-``."""
+    pieces = export_text(doc, fmt)
+    if not out or out == "-":
+        for piece in pieces:
+            sys.stdout.write(piece)
+        return
+    with open_atomic(out, compress=True, make_dirs=True, fsync=True) as f:
+        for piece in pieces:
+            f.write(piece.encode("utf-8"))
 
 
 def read_export(path: str) -> dict[str, np.ndarray]:
