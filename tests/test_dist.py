@@ -579,18 +579,25 @@ def test_dist_benchmark_runs_on_a_tiny_file(tmp_path, monkeypatch):
     assert len(list((tmp_path / "work").glob("dist-results-*.json"))) == 1
 
 
-def test_the_raylets_notices_stay_off_stdout(capsys):
+def test_the_raylets_notices_stay_off_stdout_while_a_run_uses_ray(capsys):
     # a dead worker put Ray's "(raylet) A worker died or was killed ..." (one long line in colour) on fit's
-    # stdout, among the epoch lines, before the driver's own one-line error
+    # stdout, among the epoch lines, before the driver's own one-line error; the quiet then lasted for the
+    # whole process (a program's own Ray use after a fit lost them too): the driver restores Ray's printing
     from ray._private import worker
 
     from sparsetrain.dist.kvstore import quiet_raylet_notices
 
-    quiet_raylet_notices()  # (ensure_ray does it, once)
-    quiet_raylet_notices()
-    worker.print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False},
-                              ignore_prefix=False)
-    worker.print_to_stdstream({"lines": ["a task's print"], "pid": 4321, "ip": "", "is_err": False},
-                              ignore_prefix=False)
-    out = capsys.readouterr().out
+    def shown():
+        worker.print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False},
+                                  ignore_prefix=False)
+        worker.print_to_stdstream({"lines": ["a task's print"], "pid": 4321, "ip": "", "is_err": False},
+                                  ignore_prefix=False)
+        return capsys.readouterr().out
+
+    ray_own = worker.print_to_stdstream
+    unquiet = quiet_raylet_notices()
+    quiet_raylet_notices()()  # (quiet already: nothing to undo)
+    out = shown()
     assert "A worker died" not in out and "a task's print" in out
+    unquiet()
+    assert worker.print_to_stdstream is ray_own and "A worker died" in shown()

@@ -270,7 +270,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     from ..trainer.loop import check_init_from, checkpoint_hint
     from ..trainer.warmstart import warm_start
     from . import blocks as blk
-    from .kvstore import ensure_ray
+    from .kvstore import ensure_ray, quiet_raylet_notices
 
     ray = require_ray()
     cfg = config
@@ -331,6 +331,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         source = os.path.join(run.path, CONFIG_FILE)
 
         started = ensure_ray(address, num_cpus, object_store_memory)
+        unquiet = quiet_raylet_notices()  # while this run's actors may die
         actor_cpus = 1 if address else 0  # a local run shares the machine's cores; a cluster gets one each
         restarts = 0
         fault = dict(_fault) if _fault else None
@@ -384,6 +385,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
 
                 gc.collect()  # what still holds Ray's buffers lets go of them while Ray is up
                 ray.shutdown()
+            unquiet()
     missed = target_misses(cfg.train.target, history[-1]) if history else []
     return TrainResult(run.path, history, missed, mode, f"{_count(workers, 'worker')}, {_count(servers, 'server')}",
                        resumed_from, run.checkpoint, dict(cfg.train.target), restarts,

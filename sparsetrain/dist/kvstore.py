@@ -59,27 +59,32 @@ def ensure_ray(address=None, num_cpus=None, object_store_memory=None) -> bool:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1,
                  object_store_memory=object_store_memory or DEFAULT_OBJECT_STORE,
                  _system_config={"max_direct_call_object_size": DIRECT_CALL_BYTES}, **quiet)
-    quiet_raylet_notices()
     return True
 
 
-def quiet_raylet_notices() -> None:
+def quiet_raylet_notices():
     """Keep the raylet's notices (``(raylet) A worker died or was killed ...``, one long line in colour)
-    off stdout, where Ray's driver prints them whatever ``log_to_driver`` says: a dead actor is one
-    ``error:`` line from the driver (or a restart), and ``fit``'s stdout holds the epoch lines. Only for a
-    Ray this process started or joined (:func:`ensure_ray`); a program's own Ray prints as it did."""
+    off stdout, where Ray's driver prints them whatever ``log_to_driver`` says, until the returned function
+    is called: a distributed ``fit`` (the driver) holds them off while it runs, as a dead actor is one
+    ``error:`` line from the driver (or a restart), and ``fit``'s stdout holds the epoch lines. Before and
+    after, and in a program's own use of Ray, Ray prints them as it does."""
     from ray._private import worker
 
     show = getattr(worker, "print_to_stdstream", None)
-    if show is None or getattr(show, "keeps_raylet_quiet", False):
-        return
+    if show is None or getattr(show, "keeps_raylet_quiet", False):  # (not this Ray's, or quiet already)
+        return lambda: None
 
     def print_to_stdstream(data, *args, **kwargs):
         if data.get("pid") != "raylet":
             show(data, *args, **kwargs)
 
+    def restore():
+        if worker.print_to_stdstream is print_to_stdstream:
+            worker.print_to_stdstream = show
+
     print_to_stdstream.keeps_raylet_quiet = True
     worker.print_to_stdstream = print_to_stdstream
+    return restore
 
 
 #: A local Ray passes call arguments and results up to this size straight between the processes instead of
