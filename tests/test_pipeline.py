@@ -1,5 +1,7 @@
 """The one chunk pipeline (io/pipeline.py): every format's chunks come back in file order, with
 the byte range they cover (what a streamed epoch's progress counts) and their rows."""
+import ctypes
+import errno
 import gzip
 
 import numpy as np
@@ -272,8 +274,9 @@ def test_a_training_thread_waiting_for_its_chunk_parses_the_next_meanwhile():
 def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monkeypatch):
     """A streaming pass over a plain file asks the OS to map each chunk's pages in one call
     (``MADV_POPULATE_READ``, page-aligned, covering the chunk) before the chunk is parsed; not for a
-    compressed file's chunks (read into buffers) nor a whole-file load; a kernel that refuses the
-    advice turns it off for good, and the rows are the same either way."""
+    compressed file's chunks (read into buffers) nor a whole-file load; a kernel that does not know the
+    advice (EINVAL) turns it off for good, another failure (EIO) only for its chunk (it turned it off for
+    the process too), and the rows are the same either way."""
     from sparsetrain.io import chunks, load_libsvm
 
     path = _libsvm(tmp_path, rows=3000)
@@ -292,6 +295,17 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
     X, _ = load_libsvm(path, num_features=20, zero_based=False)
     assert sum(b.nnz for b in LibSVMReader(gz, num_features=20, zero_based=False, chunk_size=4096)) == X.nnz
     assert calls == []
-    monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: calls.append(advice) or -1)  # EINVAL
+    def failing(code):
+        def madvise(addr, length, advice):
+            calls.append(advice)
+            ctypes.set_errno(code)
+            return -1
+        return madvise
+
+    monkeypatch.setattr(chunks, "_madvise", failing(errno.EIO))
+    assert np.array_equal(np.concatenate([b.indices for b in reader]), X.indices)
+    assert len(calls) == len(spans) and chunks._madvise is not False
+    calls.clear()
+    monkeypatch.setattr(chunks, "_madvise", failing(errno.EINVAL))
     assert np.array_equal(np.concatenate([b.indices for b in reader]), X.indices)
     assert 1 <= len(calls) < len(spans) and chunks._madvise is False  # (parses already past the check: a few)

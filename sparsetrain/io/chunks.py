@@ -24,6 +24,7 @@ import bz2
 import collections
 import contextlib
 import ctypes
+import errno
 import gzip
 import io
 import mmap
@@ -103,7 +104,9 @@ def populate(view) -> None:
     it is parsed: a streaming reader maps every page of the file again on every pass (its pages are
     released after parsing), and one ``MADV_POPULATE_READ`` costs less CPU than the page faults the
     parse would take instead (session 33 of benchmarks/RESULTS.md). Nothing for a buffer that is not
-    a view of a map, nor where the advice is unknown."""
+    a view of a map, nor where the advice is unknown: a kernel that does not know it (EINVAL, ENOSYS)
+    turns it off for the process; another failure (an I/O error reading this file's pages) is this
+    chunk's, whose parse then faults its pages in (and meets the error) as without the advice."""
     global _madvise
     if _madvise is None:
         _madvise = False
@@ -118,8 +121,9 @@ def populate(view) -> None:
         return
     start = view.ctypes.data
     lo = start - start % mmap.PAGESIZE
-    if _madvise(lo, start + len(view) - lo, _MADV_POPULATE_READ) != 0:
-        _madvise = False  # an older kernel (EINVAL): the parse faults the pages in as it reads them
+    if _madvise(lo, start + len(view) - lo, _MADV_POPULATE_READ) != 0 and ctypes.get_errno() in (errno.EINVAL,
+                                                                                                 errno.ENOSYS):
+        _madvise = False  # an older kernel: the parse faults the pages in as it reads them
 
 
 def open_data(path):
