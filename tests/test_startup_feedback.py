@@ -149,6 +149,43 @@ def test_a_kernel_cached_for_an_older_source_file_is_not_in_the_disk_cache(tmp_p
     assert not in_disk_cache(load())
 
 
+def test_load_cached_loads_the_signatures_in_the_disk_cache_without_a_call(tmp_path):
+    """A streamed run loads its parser's kernel before the first epoch (load_parser): the first chunk waited for
+    the load (most of a second), which the epoch's data_seconds counted as data time."""
+    import importlib.util
+
+    from sparsetrain.kernels.numba_cache import load_cached
+
+    source = tmp_path / "kern2.py"
+    source.write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+
+    def load():  # the module as a new process would import it
+        spec = importlib.util.spec_from_file_location("kern2", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.f
+
+    fresh = load()
+    load_cached(fresh)  # nothing cached yet: nothing loaded, nothing compiled
+    assert not fresh.overloads
+    fresh(1), fresh(1.5)  # compiled and cached: two signatures
+    fresh = load()
+    load_cached(fresh)
+    assert len(fresh.overloads) == 2 and not fresh.stats.cache_misses
+
+
+def test_a_streamed_run_loads_its_parser_before_the_first_epoch(tmp_path, monkeypatch):
+    from sparsetrain.trainer import warmup
+
+    calls = []
+    monkeypatch.setattr(warmup, "load_parser", lambda cfg: calls.append(cfg.data.cache))
+    for cache in ("stream", "memory"):
+        res = CliRunner().invoke(main, ["fit", str(LINREG), "-q", "--epochs", "1", "--output", str(tmp_path / cache),
+                                        "--set", f"data.cache={cache}", "--set", "train.target={}"])
+        assert res.exit_code == 0, res.output
+    assert calls == ["stream"]  # (data read into memory loads it as it is parsed)
+
+
 def test_a_kernel_is_compiled_again_after_an_edit_of_a_kernel_it_calls_from_another_file(tmp_path, monkeypatch):
     """numba's cache of ``g`` knows only g's file: after an edit of ``f`` (another file) it loads g compiled
     with the old f, unless g's module ends with ``drop_stale_callers(__name__)``, as each parser kernel module

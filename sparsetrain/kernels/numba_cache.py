@@ -6,7 +6,8 @@ hash of its contents in recent versions). The fused
 epoch kernels call the optimizer's step functions in :mod:`sparsetrain.kernels.optim`; after an
 edit there, numba would still load the old compiled epoch loop. :func:`drop_stale_cache` removes
 the cache index of such kernels when a dependency is newer. It reads a private attribute of
-numba's dispatcher (``_cache._cache_file._index_path``, and its ``_load_index()`` behind :func:`in_disk_cache`):
+numba's dispatcher (``_cache._cache_file._index_path``, and its ``_load_index()`` behind :func:`in_disk_cache`
+and :func:`load_cached`):
 this module is the one place that does,
 and any failure (a numba version without it) leaves the cache alone.
 """
@@ -35,6 +36,19 @@ def in_disk_cache(dispatcher) -> bool:
         return True
     except (OSError, EOFError, ValueError, pickle.UnpicklingError):  # a damaged index: numba compiles again
         return False
+
+
+def load_cached(dispatcher) -> None:
+    """Load every signature of ``dispatcher`` that numba's on-disk cache holds for this machine, as its
+    first call would (a big kernel's first load takes most of a second in a fresh process). Nothing
+    when there are none, or when that cannot be read (a numba version without the attributes)."""
+    try:
+        magic = dispatcher.targetctx.codegen().magic_tuple()
+        signatures = [key[0] for key in dispatcher._cache._cache_file._load_index() if key[1] == magic]
+    except (AttributeError, IndexError, TypeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
+        return
+    for sig in signatures:
+        dispatcher.compile(sig)
 
 
 def drop_stale_cache(dispatchers, dependencies) -> None:

@@ -341,6 +341,8 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             stdin_keys = stdin_names(cfg)  # stdin's feature names are collected as it is read; a file's now
             train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note,
                                                names=stdin_keys)
+            if parses_next_epoch(train_iter):
+                warmup.load_parser(cfg)
         if cfg.data.keep_feature_names and stdin_keys is None:
             reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()

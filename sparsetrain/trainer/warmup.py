@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ["Warmup", "start", "started", "warm_up"]
+__all__ = ["Warmup", "load_parser", "start", "started", "warm_up"]
 
 # the kernel that parses each text format: when it is in numba's cache, the parser is warm
 _PARSERS = {"libsvm": ("sparsetrain.io._libsvm_kernels", "_parse_lines"),
@@ -43,6 +43,17 @@ def _cached(module: str, name: str) -> bool:
         return in_disk_cache(getattr(importlib.import_module(module), name))
     except (AttributeError, ImportError):
         return True
+
+
+def load_parser(cfg) -> None:
+    """Load the training data's parser kernel from numba's cache now, before a streamed run's first epoch:
+    its load (most of a second in a fresh process) was counted in that epoch's ``data_seconds``, as the
+    first chunk waited for it. (Data read into memory loads it as it is parsed, before training.)"""
+    from ..kernels.numba_cache import load_cached
+
+    parser = _PARSERS.get(cfg.data_format())
+    if parser is not None:
+        load_cached(getattr(importlib.import_module(parser[0]), parser[1]))
 
 
 class Warmup:
