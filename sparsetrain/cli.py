@@ -249,7 +249,7 @@ def _json_row(row) -> dict:
 
 def _gen_data(options, out, quiet, force, given=()):
     from .cli_schema import cli_text
-    from .config.schema import format_from_name
+    from .config.schema import named_format
     from .fileio import refuse_to_replace
     from .io import synthetic
     from .io.synthetic_options import SyntheticOptions, check_given, check_options
@@ -260,9 +260,9 @@ def _gen_data(options, out, quiet, force, given=()):
     except ConfigError as e:  # (a message led by a field's name, `noise: ...`, names the option: --noise)
         raise click.UsageError(cli_text(re.sub(r"^(\w+):", r"`\1`:", str(e)), SyntheticOptions)) from None
     options = checked.generator_kwargs()
-    read_as = format_from_name(out)
-    if read_as != options["format"] and (read_as != "libsvm" or options["format"] != "csv"):
-        # (fit, init and predict would read it as another format; a csv file of another name needs data.format)
+    read_as = named_format(out)
+    if read_as not in (None, options["format"]):
+        # (fit, init and predict would read it as another format; a csv file named as no format needs data.format)
         raise click.UsageError(f"--out {out}: the name reads as {read_as} data (as fit, init and predict read it), "
                                f"but --format {options['format']} writes {options['format']} rows; "
                                + ("name it .csv or .tsv" if options["format"] == "csv" else

@@ -514,6 +514,25 @@ def test_a_file_named_as_another_format_than_data_format_is_named(tmp_path):
         "(or set data.format: csv)")
 
 
+@pytest.mark.parametrize("data, message", [
+    # a preset on generated CSV asked for data.num_features (not the hashed buckets, as for a .tsv file); a name
+    # that reads as another format than data.generate.format was read so ('data.num_features: required ...')
+    ("{generate: {format: csv, rows: 10, path: g.tsv}}", "data.csv: give `columns`"),
+    ("{generate: {format: csv, rows: 10, path: g.libsvm}}", "data.generate.path: 'g.libsvm' is named as libsvm "
+     "data, but data.generate.format writes csv rows; name it .csv or .tsv"),
+    ("{generate: {format: csv, rows: 10, path: g.dat}}", "data.generate.path: 'g.dat' reads as libsvm data by its "
+     "name, but data.generate.format writes csv rows; name it .csv or .tsv (or set data.format: csv)"),
+    ("{format: csv, generate: {rows: 10, features: 3, density: 0.5, path: g.dat}}", "data.format: csv, but "
+     "data.generate.format writes libsvm rows; set data.format: libsvm (or auto)"),
+])
+def test_generated_data_is_read_in_the_format_it_is_written(tmp_path, data, message):
+    config = tmp_path / "g.yaml"
+    config.write_text(f"data: {data}\nmodel: {{preset: logistic}}\ntrain: {{epochs: 1}}\n")
+    res = cli("fit", config, "--output", tmp_path / "r")
+    assert res.exit_code == 2 and one_error_line(res.stderr).startswith(f"error: {message}")
+    assert not (tmp_path / "g.tsv").exists() and not (tmp_path / "g.libsvm").exists()
+
+
 def test_an_index_out_of_range_in_a_zero_based_file_does_not_say_one_based(tmp_path):
     from sparsetrain.base import DataFormatError
     from sparsetrain.io import load_libsvm

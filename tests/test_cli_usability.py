@@ -235,6 +235,9 @@ def test_gen_data_csv_writes_the_delimiter_its_name_is_read_with(tmp_path):
     (("--format", "csv", "--out", "x.vw"),
      "--out x.vw: the name reads as vw data (as fit, init and predict read it), but --format csv writes "
      "csv rows; name it .csv or .tsv"),
+    (("--format", "csv", "--out", "x.libsvm"),  # (written: data.format csv then refuses a file named so)
+     "--out x.libsvm: the name reads as libsvm data (as fit, init and predict read it), but --format csv writes "
+     "csv rows; name it .csv or .tsv"),
     (("--features", 5, "--density", 0.5, "--numeric", 3, "--out", "x.libsvm"),
      "--numeric: only for --format csv data"),
     (("--format", "csv", "--zero-based", "--out", "x.tsv"), "--zero-based: only for --format libsvm data"),

@@ -101,10 +101,12 @@ def _build(name: str, d: int, opts: PresetOptions):
 
 def _hashed(data: dict) -> bool:
     """The training data is CSV/TSV or VW (its features hashed): ``data.format``, or under ``auto`` what the
-    training file's name says."""
+    training file's name says, or the format ``data.generate`` writes."""
     fmt = data.get("format", "auto")
     if fmt != "auto":
         return fmt in ("csv", "vw")
+    if isinstance(data.get("generate"), dict):
+        return data["generate"].get("format") == "csv"
     train = data.get("train")
     first = train[0] if isinstance(train, list) and train else train
     return isinstance(first, str) and named_format(first) in ("csv", "vw")

@@ -242,6 +242,17 @@ def validate_data(cfg) -> None:
             hint = "" if named_format(odd) else f" (or set data.format: {fmt})"
             raise ConfigError(f"{key}: {odd!r} reads as {named[odd]} data by its name, the training data as {fmt}; "
                               f"give files of one format{hint}")
+    gen = d.generate
+    if gen is not None:  # the file written is read back in data.format: gen-data's --out name rule, for a config
+        if d.format not in ("auto", gen.format):
+            raise ConfigError(f"data.format: {d.format}, but data.generate.format writes {gen.format} rows; set "
+                              f"data.format: {gen.format} (or auto)")
+        named = named_format(gen.path)
+        if named not in (None, gen.format) or d.format_of(gen.path) != gen.format:
+            how = f"is named as {named} data" if named else f"reads as {d.format_of(gen.path)} data by its name"
+            to = "name it .csv or .tsv" if gen.format == "csv" else "name it another way"
+            raise ConfigError(f"data.generate.path: {gen.path!r} {how}, but data.generate.format writes "
+                              f"{gen.format} rows; {to}" + ("" if named else f" (or set data.format: {gen.format})"))
     # a key set to something else than its default (a dumped and reloaded config sets every key)
     given = {k for k in _HASHED_KEYS + ("crosses",) if getattr(d, k) != type(d).model_fields[k].get_default(
         call_default_factory=True)}
