@@ -240,7 +240,8 @@ class LabelMap:
                 r = _first_row(bad)
                 value = y.reshape(y.shape[0], -1)[r][bad.reshape(bad.shape[0], -1)[r]][0]
                 top = f"{self.base + self.classes - 1}" if self.classes is not None else "K"
-                hint = "" if self.base else "; for labels 1..K set data.label_base: 1"
+                # (K itself, of labels 1..K; not a fraction, a negative or a larger number)
+                hint = "; for labels 1..K set data.label_base: 1" if not self.base and value == self.classes else ""
                 raise DataFormatError(f"{locate(first_row + r)}: label {_fmt(value)} is not a class id "
                                       f"{self.base}..{top}{hint}")
             return ids

@@ -138,7 +138,7 @@ def test_softmax_label_out_of_range_names_file_and_line(tmp_path, cache):
     lines = bad.read_text().splitlines()
     lines[41] = "1.5" + lines[41][1:]
     bad.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataFormatError, match=rf"^{bad}:42: label 1.5 is not a class id 0..4"):
+    with pytest.raises(DataFormatError, match=rf"^{bad}:42: label 1.5 is not a class id 0..4$"):
         fit(_config("softmax.yaml", bad, cache=cache), output_dir=str(tmp_path / "r"))
 
 
