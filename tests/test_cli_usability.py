@@ -320,6 +320,14 @@ def test_export_takes_its_format_from_the_out_extension(trained, tmp_path):
     assert one_error_line(res.stderr) == (f"error: --out {tmp_path}/w.parquet: export writes json, csv (by the "
                                           "extension: .json, .csv; none: json), not .parquet; or give --format")
     assert cli("export", trained, "--format", "csv", "--out", tmp_path / "w.txt").exit_code == 0  # as asked
+    # a --format that the name contradicts wrote CSV into w.json (and predict tabs into p.csv)
+    for command, args, name in (("export", ("--format", "csv"), "w2.json"),
+                                ("predict", (ROOT / "data" / "linreg.libsvm", "--format", "tsv"), "p.csv.gz")):
+        res = cli(command, trained, *args, "--out", tmp_path / name)
+        assert res.exit_code == 2 and not (tmp_path / name).exists()
+        said, asked = name.split(".")[1], args[-1]
+        assert one_error_line(res.stderr) == (f"error: --out {tmp_path / name}: the name says {said}, but --format "
+                                              f"is {asked}; give --format {said} or another name")
 
 
 def test_predict_out_may_be_compressed(trained, tmp_path):

@@ -88,20 +88,24 @@ def _npy(cols: dict) -> bytes:
 
 def format_for(out: str | None, fmt: str | None, formats=FORMATS, command: str = "predict") -> str:
     """``fmt``, else from ``out``'s extension (one of ``formats``, ``.gz``/``.bz2`` looked through: the
-    writer compresses; another one is an error), else the first of ``formats``; ``command`` writes them."""
+    writer compresses; another one is an error), else the first of ``formats``; ``command`` writes them.
+    A ``fmt`` that ``out``'s extension contradicts (``--format csv --out w.json``) is an error too."""
+    ext = ""
+    if out and out != "-":
+        ext = os.path.splitext(out.lower().removesuffix(".gz").removesuffix(".bz2"))[1]
     if fmt is not None:
         if fmt not in formats:
             raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(formats)}")
+        if ext[1:] in formats and ext[1:] != fmt:  # (w.json holding CSV)
+            raise ConfigError(f"--out {out}: the name says {ext[1:]}, but --format is {fmt}; give --format "
+                              f"{ext[1:]} or another name")
         return fmt
-    if out and out != "-":
-        name = out.lower().removesuffix(".gz").removesuffix(".bz2")
-        ext = os.path.splitext(name)[1]
-        if ext[1:] in formats:
-            return ext[1:]
-        if ext:  # a name that promises another format (.parquet, .json) would hold CSV
-            raise ConfigError(f"--out {out}: {command} writes {', '.join(formats)} (by the extension: "
-                              f"{', '.join('.' + f for f in formats)}; none: {formats[0]}), not {ext}; or give "
-                              "--format")
+    if ext[1:] in formats:
+        return ext[1:]
+    if ext:  # a name that promises another format (.parquet, .json) would hold CSV
+        raise ConfigError(f"--out {out}: {command} writes {', '.join(formats)} (by the extension: "
+                          f"{', '.join('.' + f for f in formats)}; none: {formats[0]}), not {ext}; or give "
+                          "--format")
     return formats[0]
 
 
