@@ -17,13 +17,14 @@ def _export(run, fmt, out, top, epoch, last):
     fmt = format_for(out, fmt, FORMATS, "export")
     model = load_trained(run, epoch=epoch, last=last)
     run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
+    doc = export_model(model, run_path, top)  # (its rows are made as they are written)
+    if not out or out == "-":  # the text streams out as it is made: no status line among it on a terminal
+        write_export(doc, None, fmt)
+        return 0
     with reading(model.params_path, "exporting"):  # a model of a million rows takes seconds
-        doc = export_model(model, run_path, top)
         write_export(doc, out, fmt)
-    if out and out != "-":
-        rows = sum(len(p.get("rows", p.get("values", []))) for p in doc["parameters"].values())
-        click.echo(f"wrote {len(doc['parameters'])} parameters ({rows} rows) of {model.params_path} to {out}",
-                   err=True)
+    rows = sum(len(p.get("rows", p.get("values", []))) for p in doc["parameters"].values())
+    click.echo(f"wrote {len(doc['parameters'])} parameters ({rows} rows) of {model.params_path} to {out}", err=True)
     return 0
 
 

@@ -59,6 +59,8 @@ def test_a_slow_export_shows_a_status_line(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(cli_fit_display, "BUSY_AFTER", 0.0)  # (as a large model: writing takes over a second)
     res = cli("export", runs["logreg"], "--out", tmp_path / "w.json")
     assert res.exit_code == 0 and "exporting " in res.stderr and "model-0003.params (" in res.stderr, res.stderr
+    res = cli("export", runs["logreg"])  # to stdout: the text streams out as it is made, no status line among it
+    assert res.exit_code == 0 and res.stdout.startswith("{") and "exporting" not in res.stderr, res.stderr
 
 
 def test_export_json_has_config_rows_and_the_best_epoch(runs):
