@@ -41,13 +41,15 @@ class SyntheticOptions(BaseModel):
 
     format: Literal["libsvm", "csv"] = Field("libsvm", description="`libsvm` rows, or a Criteo-like TSV "
                                              "(label, `numeric` integer and `categorical` string columns, "
-                                             "a header line) with a planted logistic model.")
+                                             "a header line) with a planted model: logistic for a binary `task`, "
+                                             "its score plus `noise` for regression.")
     rows: Int = Field(gt=0, description="Number of rows.")
     features: Int | None = Field(None, gt=0, description="libsvm: number of features (columns); required.")
     density: float | None = Field(None, gt=0, le=1, description="Fraction of non-zeros per row "
                                   "(give this or `nnz_per_row`).")
     nnz_per_row: Int | None = Field(None, gt=0, description="Non-zeros per row (instead of `density`).")
-    task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type.")
+    task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type "
+                                                                  "(csv: binary or regression).")
     classes: Int = Field(2, ge=2, description="Number of classes for `multiclass`.")
     target: Literal["arange", "random"] = Field("arange", description="True weights: `arange` is the seed's "
                                                 "[1..D]; `random` draws them.")
