@@ -48,6 +48,15 @@ def test_cli_options_are_the_schema_fields_with_its_defaults_and_help():
     assert params["zero_based"].secondary_opts == ["--one-based"]
 
 
+def test_the_help_of_an_option_one_format_reads_names_that_format():
+    from sparsetrain.io.synthetic_options import CSV_ONLY, LIBSVM_ONLY
+
+    fields = SyntheticOptions.model_fields
+    unmarked = [k for fmt, keys in (("libsvm", LIBSVM_ONLY), ("csv", CSV_ONLY))
+                for k in keys if not fields[k].description.startswith(f"{fmt}: ")]
+    assert not unmarked, unmarked  # (--density, --target, --columns, --zero-based ... were refused for csv unsaid)
+
+
 def test_library_takes_its_option_defaults_from_the_schema(tmp_path):
     # generate_libsvm writes no option default down: its signature names none of the schema's fields
     # besides the two it requires, and calling it without them is calling it with the schema defaults

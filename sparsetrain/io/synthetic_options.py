@@ -45,19 +45,21 @@ class SyntheticOptions(BaseModel):
                                              "its score plus `noise` for regression.")
     rows: Int = Field(gt=0, description="Number of rows.")
     features: Int | None = Field(None, gt=0, description="libsvm: number of features (columns); required.")
-    density: float | None = Field(None, gt=0, le=1, description="Fraction of non-zeros per row "
+    density: float | None = Field(None, gt=0, le=1, description="libsvm: fraction of non-zeros per row "
                                   "(give this or `nnz_per_row`).")
-    nnz_per_row: Int | None = Field(None, gt=0, description="Non-zeros per row (instead of `density`).")
+    nnz_per_row: Int | None = Field(None, gt=0, description="libsvm: non-zeros per row (instead of `density`).")
     task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type "
                                                                   "(csv: binary or regression).")
-    classes: Int = Field(2, ge=2, description="Number of classes for `multiclass`.")
-    target: Literal["arange", "random"] = Field("arange", description="True weights: `arange` is the seed's "
-                                                "[1..D]; `random` draws them.")
+    classes: Int = Field(2, ge=2, description="libsvm: number of classes for `multiclass`.")
+    target: Literal["arange", "random"] = Field("arange", description="libsvm: true weights: `arange` is the "
+                                                "seed's [1..D]; `random` draws them.")
     noise: float = Field(0.0, ge=0, description=f"Standard deviation of Gaussian label noise (at most {MAX_NOISE:g}).")
-    columns: Literal["uniform", "zipf"] = Field("uniform", description="Column distribution of the non-zeros.")
-    zipf_a: float = Field(1.2, gt=1, description="Zipf exponent when `columns` is zipf.")
+    columns: Literal["uniform", "zipf"] = Field("uniform", description="libsvm: column distribution of the "
+                                                 "non-zeros.")
+    zipf_a: float = Field(1.2, gt=1, description="Zipf exponent when `columns` (libsvm) or `cardinality` (csv) "
+                          "is zipf.")
     seed: Int = Field(0, ge=0, description="Random seed of the generator.")
-    zero_based: bool = Field(True, description="Write zero-based feature indices.")
+    zero_based: bool = Field(True, description="libsvm: write zero-based feature indices.")
     numeric: Int = Field(13, ge=0, description="csv: integer-count columns `i1`, `i2`, ... (empty when missing).")
     categorical: Int = Field(26, ge=0, description="csv: string columns `c1`, `c2`, ... (8 hex digits).")
     cardinality: Literal["uniform", "zipf"] = Field("uniform", description="csv: distribution of the values "
