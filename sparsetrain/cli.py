@@ -394,8 +394,8 @@ def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, st
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "log", "json", "dot"]), default="table",
-              show_default=True, help="table (rich), log (the verbose binding log), json (one object per node) or "
-              "dot (Graphviz; fallback nodes in red).")
+              show_default=True, help="table (rich), log (the verbose binding log), json (one document: an object per "
+              "node, the parameters, with --backward the gradients) or dot (Graphviz; fallback nodes in red).")
 @click.option("--backward", is_flag=True, help="Include the gradient nodes and each parameter's gradient stype.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size for the shapes (default: "
               "data.batch_size).")
