@@ -284,11 +284,18 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
     monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: calls.append((addr, length, advice)) or 0)
     reader = LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)
     spans = [(b.offset, b.end) for b in reader]
+    # the pages of the chunks the reader is done with leave the process on the parsing threads (MADV_DONTNEED)
+    released = [c for c in calls if c[2] == chunks.mmap.MADV_DONTNEED]
+    calls = [c for c in calls if c[2] != chunks.mmap.MADV_DONTNEED]
     assert len(spans) > 5 and len(calls) == len(spans)
     base = min(addr for addr, _, _ in calls)  # the map's first page: the file's byte 0
     for (begin, end), (addr, length, advice) in sorted(zip(spans, sorted(calls))):
         assert advice == chunks._MADV_POPULATE_READ and addr % chunks.mmap.PAGESIZE == 0
         assert addr - base == begin - begin % chunks.mmap.PAGESIZE and addr + length - base == end
+    released.sort()
+    assert released and released[0][0] == base and all(a % chunks.mmap.PAGESIZE == 0 for a, _, _ in released)
+    assert all(a + n == b for (a, n, _), (b, _, _) in zip(released, released[1:]))  # no page twice, none skipped
+    assert released[-1][0] + released[-1][1] - base <= spans[-1][0]  # only chunks parsed and checked
     gz = tmp_path / "x.libsvm.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     calls.clear()

@@ -91,12 +91,33 @@ _MADV_POPULATE_READ = 22
 _madvise = None  # libc's madvise (through ctypes, which lets other threads run meanwhile), or False
 
 
-def _of_a_map(view) -> bool:
-    """Whether ``view`` (np.uint8) is a view of a memory map (a plain file's chunk)."""
+def _libc_madvise():
+    """libc's ``madvise`` (Linux), or False (also once ``MADV_POPULATE_READ`` proved unknown: an older
+    kernel, where the parse faults the pages in and the consumer releases them through the map)."""
+    global _madvise
+    if _madvise is None:
+        _madvise = False
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes, fn.restype = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int
+                _madvise = fn
+            except (OSError, AttributeError):
+                pass
+    return _madvise
+
+
+def _map_of(view) -> mmap.mmap | None:
+    """The memory map ``view`` (np.uint8) is a view of (a plain file's chunk), or None."""
     base = view.base
     while isinstance(base, np.ndarray):
         base = base.base
-    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    return base.obj if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) else None
+
+
+def _of_a_map(view) -> bool:
+    """Whether ``view`` (np.uint8) is a view of a memory map (a plain file's chunk)."""
+    return _map_of(view) is not None
 
 
 def populate(view) -> None:
@@ -108,22 +129,26 @@ def populate(view) -> None:
     turns it off for the process; another failure (an I/O error reading this file's pages) is this
     chunk's, whose parse then faults its pages in (and meets the error) as without the advice."""
     global _madvise
-    if _madvise is None:
-        _madvise = False
-        if sys.platform.startswith("linux"):
-            try:
-                fn = ctypes.CDLL(None, use_errno=True).madvise
-                fn.argtypes, fn.restype = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int
-                _madvise = fn
-            except (OSError, AttributeError):
-                pass
-    if not _madvise or not len(view) or not _of_a_map(view):
+    if not _libc_madvise() or not len(view) or not _of_a_map(view):
         return
     start = view.ctypes.data
     lo = start - start % mmap.PAGESIZE
     if _madvise(lo, start + len(view) - lo, _MADV_POPULATE_READ) != 0 and ctypes.get_errno() in (errno.EINVAL,
                                                                                                  errno.ENOSYS):
         _madvise = False  # an older kernel: the parse faults the pages in as it reads them
+
+
+def release(view) -> None:
+    """Take the pages of ``view``, page-aligned bytes of a memory-mapped file that its reader is done
+    with, out of the process (``MADV_DONTNEED``; read again, they come back from the file unchanged).
+    :meth:`ChunkSource.chunks` hands such views to a ``release`` of its caller where libc's ``madvise``
+    is at hand: a streaming pipeline's parser threads call this, rather than its consumer (a streamed
+    epoch's trainer) unmapping ~1,000 pages a chunk itself."""
+    fn = _madvise
+    if fn and fn(view.ctypes.data, len(view), mmap.MADV_DONTNEED) == 0:
+        return
+    mm = _map_of(view)  # libc's madvise turned off meanwhile (or refused): the map's own
+    mm.madvise(mmap.MADV_DONTNEED, view.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data, len(view))
 
 
 def open_data(path):
@@ -351,20 +376,21 @@ class ChunkSource:
         return begin, e
 
     # -- chunks ----------------------------------------------------------------------------
-    def chunks(self, begin: int = 0, end_hint: int | None = None, release_after: int = 0):
+    def chunks(self, begin: int = 0, end_hint: int | None = None, release_after: int = 0, release=None):
         """Yield ``(buf, offset)``: np.uint8 buffers of whole lines from ``begin`` on, each
         ending with a newline. With ``end_hint`` the chunks stop after the line that holds
         byte ``end_hint - 1``. Raises DataFormatError for a line longer than
         ``max_line_bytes`` (only where it does not fit in a chunk: parsers check the rest)
         and for corrupt compressed data. ``release_after`` > 0 (a streaming reader that is done
         with a chunk once ``release_after`` more were handed out): the pages of a memory-mapped
-        file's older chunks leave the process, so its resident memory does not grow with the file."""
+        file's older chunks leave the process, so its resident memory does not grow with the file;
+        ``release(view)``: who takes them out (:func:`release` on another thread), else this generator."""
         if end_hint is not None and end_hint <= begin:
             return
         r = self._open()
         try:
             if r.mappable():
-                yield from self._mapped_chunks(r, begin, end_hint, release_after)
+                yield from self._mapped_chunks(r, begin, end_hint, release_after, release if _libc_madvise() else None)
             else:
                 yield from self._read_chunks(r, begin, end_hint)
         finally:
@@ -388,7 +414,7 @@ class ChunkSource:
             raise self._line_too_long(K.count_newlines(arr[:pos]) + 1)
         return stop if j < 0 else j + 1
 
-    def _mapped_chunks(self, r: _Reader, begin: int, end_hint: int | None, release_after: int = 0):
+    def _mapped_chunks(self, r: _Reader, begin: int, end_hint: int | None, release_after: int = 0, release=None):
         """Views of a memory map of a plain file, no copies. (A copy-on-write mapping, so that
         the views are ordinary writable arrays for the kernels; nothing writes to them, so a
         released page that were read again would come back from the file unchanged.)"""
@@ -418,7 +444,10 @@ class ChunkSource:
                     starts.popleft()  # that chunk is parsed and checked: its pages can go
                     upto = starts[0] - starts[0] % mmap.PAGESIZE
                     if upto > released:
-                        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                        if release is None:
+                            mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                        else:
+                            release(arr[released:upto])
                         released = upto
                 pos = end
         finally:

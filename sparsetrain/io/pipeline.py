@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..base import DataFormatError
-from .chunks import ChunkSource, populate
+from .chunks import ChunkSource, populate, release
 
 __all__ = ["BufferPool", "ChunkJob", "ParsedChunk", "cancel", "default_workers", "executor", "parse_chunks",
            "room", "submit", "training"]
@@ -314,7 +314,9 @@ class ParsedChunk:
     ``data``, ``indices`` (int64 column ids, zero-based) and ``indptr`` (int64, starting at 0)
     are CSR arrays; ``labels`` is float64 of shape (rows, labels per row); ``weights`` the
     per-row sample weights of formats that have them (Vowpal Wabbit's importance), else None.
-    ``offset``/``end``: the chunk's bytes in the (decompressed) file.
+    ``offset``/``end``: the chunk's bytes in the (decompressed) file. ``spare``: ``data``, ``indices``
+    and ``indptr`` are the start of arrays nothing else uses (a :class:`BufferPool`'s), whose room
+    after them a consumer may write to (a streamed epoch joins a batch spanning two chunks there).
     """
 
     data: np.ndarray
@@ -325,6 +327,7 @@ class ParsedChunk:
     weights: np.ndarray | None = None
     offset: int = 0
     end: int = 0
+    spare: bool = False
 
     @property
     def num_rows(self) -> int:
@@ -383,10 +386,18 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     thread (in file order), ``run(job)`` parses it on a worker thread. An error of the source
     (corrupt compressed data, a line too long) is raised after the jobs before it."""
     ahead = workers + AHEAD  # chunks in flight (submitted, parsing or parsed) beyond the one handed out
-    # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more
-    chunks = source.chunks(begin, end_hint, release_after=ahead + 2)
+    # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more; its pages
+    # leave the process on the next thread to start a parse (chunks.release), not on the consumer's
+    done: collections.deque = collections.deque()
+    chunks = source.chunks(begin, end_hint, release_after=ahead + 2, release=done.append)
 
     def parse(job):  # on the thread that parses: the pages of a mapped chunk in one call (chunks.populate)
+        while done:
+            try:
+                pages = done.popleft()
+            except IndexError:  # another thread took the last
+                break
+            release(pages)
         populate(job.buf)
         return run(job)
 
@@ -419,4 +430,5 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
             lines_before += job.lines
     finally:
         cancel(pending)
+        done.clear()  # (views of the map, which closes with the chunks)
         chunks.close()
