@@ -131,6 +131,35 @@ def test_streamed_epoch_counts_and_progress(tmp_path):
     assert total == path.stat().st_size and done == total
 
 
+@pytest.mark.parametrize("room", [True, False])
+def test_a_batch_spanning_chunks_opens_the_next_chunks_piece(tmp_path, monkeypatch, room):
+    """A batch whose rows span chunks joins the piece of the chunk that completes it (its earlier rows
+    written after that chunk's, in the room of the parsed arrays): one piece a chunk, its rows as
+    batch-by-batch iteration gives them. Without such room it is a piece of its own (a copy)."""
+    from sparsetrain.io import libsvm_iter
+
+    if not room:
+        monkeypatch.setattr(libsvm_iter, "_room", lambda a, n: None)
+    path = _write(tmp_path)
+    it = _stream(path, 4, "pad", chunk=150)  # 2-8 rows a chunk
+    chunks = sum(1 for _ in it._data_reader)
+    it.reset()
+    batches, pieces = [], 0
+    for piece in it.epoch_pieces():
+        pieces += 1
+        x, y = piece.data[0][1].asnumpy(), piece.label[0][1].asnumpy()
+        for b in range(len(piece.batch_ptr) - 1):
+            rows = piece.order[piece.batch_ptr[b]:piece.batch_ptr[b + 1]]
+            batches.append((x[rows], y[rows]))
+    assert chunks > 5 and len(batches) == -(-ROWS // 4)
+    assert pieces == chunks + 1 if room else pieces > chunks + 1  # (+ the padded last batch's)
+    it.reset()
+    for (x, y), batch in zip(batches, it, strict=True):
+        np.testing.assert_array_equal(x, batch.data[0].asnumpy())
+        np.testing.assert_array_equal(y, batch.label[0].asnumpy())
+    _assert_equal(_train(_stream(path, 4, "pad", chunk=150), "compiled"), _train(_memory(path, 4, "pad"), "compiled"))
+
+
 def _diverge(it, engine):
     data = st.sym.Variable("data", stype="csr")
     w = st.sym.Variable("weight", stype="row_sparse", shape=(FEATURES, 1))

@@ -95,15 +95,28 @@ class EpochPiece:
         return self.order, self.batch_ptr, self.pad
 
 
+def _room(a: np.ndarray, n: int):
+    """The array ``a`` is the start of, when it has room for ``n`` elements (else None)."""
+    base = a.base
+    if (isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == a.dtype and base.flags.c_contiguous
+            and base.flags.writeable and len(base) >= n and a.ndim == 1
+            and a.__array_interface__["data"][0] == base.__array_interface__["data"][0]):
+        return base
+    return None
+
+
 class _Rows:
     """CSR rows with dense labels (and importance weights, or None): the unit batches are cut from."""
 
-    __slots__ = ("data", "indices", "indptr", "labels", "end", "weights")
+    __slots__ = ("data", "indices", "indptr", "labels", "end", "weights", "spare")
 
-    def __init__(self, data, indices, indptr, labels, end: int = 0, weights=None):
+    def __init__(self, data, indices, indptr, labels, end: int = 0, weights=None, spare: bool = False):
         self.data, self.indices, self.indptr, self.labels = data, indices, indptr, labels
         self.end = end  # byte offset in the file just past these rows' chunk (0: not from the file)
         self.weights = weights  # importance weights (VW), None when every row counts once
+        # the CSR arrays start arrays that nothing else uses, with room after them (a parsed chunk's:
+        # ParsedChunk.spare), where joined() may write rows
+        self.spare = spare
 
     @property
     def n(self) -> int:
@@ -114,6 +127,26 @@ class _Rows:
         w = None if self.weights is None else self.weights[r0:r1]
         return _Rows(self.data[lo:hi], self.indices[lo:hi], self.indptr[r0 : r1 + 1] - lo, self.labels[r0:r1],
                      weights=w)
+
+    def joined(self, tail: "_Rows") -> "_Rows | None":
+        """These rows, then ``tail``'s, written after these rows in the room of their arrays (``spare``):
+        no copy of these rows. None where there is no such room."""
+        if not self.spare:
+            return None
+        n, k = self.n, tail.n
+        nnz, m = int(self.indptr[n]), int(tail.indptr[k])
+        if self.indptr[0] != 0 or len(self.data) != nnz or len(self.indices) != nnz or tail.indptr[0] != 0:
+            return None
+        data, indices, indptr = _room(self.data, nnz + m), _room(self.indices, nnz + m), _room(self.indptr, n + k + 1)
+        if data is None or indices is None or indptr is None:
+            return None
+        data[nnz:nnz + m] = tail.data[:m]
+        indices[nnz:nnz + m] = tail.indices[:m]
+        np.add(tail.indptr[1:], nnz, out=indptr[n + 1:n + k + 1])
+        weights = None if self.weights is None and tail.weights is None else np.concatenate(
+            [np.ones(p.n) if p.weights is None else p.weights for p in (self, tail)])
+        return _Rows(data[:nnz + m], indices[:nnz + m], indptr[:n + k + 1], np.concatenate([self.labels, tail.labels]),
+                     self.end, weights)
 
     def copy(self) -> "_Rows":
         w = None if self.weights is None else self.weights.copy()
@@ -308,7 +341,8 @@ class LibSVMIter(DataIter):
                 weights = getattr(block, "weights", None)  # VW importance: None when all are 1
                 if weights is not None and np.all(weights == 1.0):
                     weights = None
-                yield _Rows(block.data, block.indices, block.indptr, labels, block.end, weights)
+                yield _Rows(block.data, block.indices, block.indptr, labels, block.end, weights,
+                            getattr(block, "spare", False))
             return
         if self._label_reader is None:
             self._label_reader = LibSVMReader(
@@ -524,7 +558,10 @@ class LibSVMIter(DataIter):
         """This epoch (from the last :meth:`reset`) as :class:`EpochPiece` s: runs of whole batches
         over the rows of one parsed chunk (or, where a batch spans chunks, a copy of its rows),
         exactly the batches :meth:`next` would give — padding, ``discard``, ``roll_over`` and a
-        short last batch included — consumed as iteration would consume them."""
+        short last batch included — consumed as iteration would consume them. A batch that spans
+        chunks opens the piece of the chunk that completes it, its earlier rows written after that
+        chunk's in the room of its arrays (``_Rows.joined``: one engine call a chunk), or, without
+        such room, is a piece of its own (a copy of its rows)."""
         bs = self.batch_size
         pending: list[_Rows] = []  # rows of a batch that spans chunks (fewer than bs)
         have = 0
@@ -532,21 +569,27 @@ class LibSVMIter(DataIter):
             rows = self._queue.pop(0) if self._queue else self._pull()
             if rows is None:
                 break
-            pos = 0
+            pos = lead = 0
             if have:
                 pos = min(bs - have, rows.n)
-                pending.append(rows.slice(0, pos))
-                have += pos
-                if have < bs:
+                if have + pos < bs:  # the batch spans further chunks
+                    pending.append(rows.slice(0, pos))
+                    have += pos
                     continue
-                yield self._piece(_Rows.concat(pending), 1, 0)
+                joined = rows.joined(_Rows.concat(pending))
+                if joined is None:
+                    pending.append(rows.slice(0, pos))
+                    yield self._piece(_Rows.concat(pending), 1, 0)
+                else:  # the spanning batch is the piece's first: the earlier rows (after the chunk's), then these
+                    rows, lead = joined, have
                 pending, have = [], 0
-            full = (rows.n - pos) // bs
-            if full:
-                yield self._piece(rows, full, 0, pos)
-            rest = rows.n - pos - full * bs
+            full = (rows.n - lead - pos) // bs
+            if full or lead:
+                yield self._piece(rows, full + (lead > 0), 0, -lead if lead else pos, lead=lead)
+            rest = rows.n - lead - pos - full * bs
             if rest:
-                pending, have = [rows.slice(rows.n - rest, rows.n)], rest
+                end = rows.n - lead
+                pending, have = [rows.slice(end - rest, end)], rest
         self._cur, self._pos, self._current_batch = None, 0, None
         if not have or self._last == "discard":
             return
@@ -566,9 +609,14 @@ class LibSVMIter(DataIter):
         reader = self._data_reader
         return any(getattr(r, "importance_weights", False) for r in getattr(reader, "readers", [reader]))
 
-    def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
+    def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None,
+               lead: int = 0) -> "EpochPiece":
+        """``batches`` batches of ``size`` rows from row ``first`` of ``rows`` on; ``lead`` > 0: ``first`` is
+        ``-lead`` and the first ``lead`` rows are the last of ``rows`` (a batch spanning chunks, joined)."""
         size = size or self.batch_size
         order = np.arange(first, first + batches * size, dtype=np.int64)
+        if lead:
+            order[:lead] += rows.n
         batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
         x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
         y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))

@@ -264,7 +264,7 @@ def iter_parsed(
         meta = _meta(job, ctx, want_boundary=not boundary_seen)
         boundary_seen = boundary_seen or meta.boundary is not None
         block = LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(job.rows, job.n_labels),
-                            offset=job.offset, end=job.end)
+                            offset=job.offset, end=job.end, spare=pool is not None)
         job.buf = None  # done with the bytes
         yield block, meta
 
