@@ -1,7 +1,7 @@
 """Streamed epochs against in-memory epochs on the compiled engine, and the memory streaming takes.
 
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
-                                [--chunk-mb MiB] [--workers N] [--ahead N] [--against REV ...] [--trace]
+                                [--chunk-mb MiB] [--also-chunk-mb MiB ...] [--workers N] [--ahead N] [--against REV ...] [--trace]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
@@ -32,7 +32,9 @@ the trainer unless asleep, a thread inside a parse) are printed by phase (median
 the first piece trains, while chunks parse, after the last parse ends (the trainer alone with what is
 left), with the trainer's wall time split into training, parsing, sleeping and the rest (cutting pieces,
 the engine's Python between calls); the trace itself costs a little CPU.
-``--against REV [REV ...]``: the LibSVM kernel modules of each git revision (copied as
+``--also-chunk-mb MiB [MiB ...]``: further streamed variants reading chunks of these sizes, interleaved with
+the others in the same process (the parse kernel's speed moves from one process to the next: chunk sizes
+compared across processes are not). ``--against REV [REV ...]``: the LibSVM kernel modules of each git revision (copied as
 ``benchmarks.parse_kernel`` does) parse a further interleaved variant of the streamed epoch (and a
 parse-alone line of its own): kernel changes A/B'd inside the streamed epoch, in one process.
 
@@ -290,6 +292,10 @@ def speed(args) -> None:
         iters = {"memory": memory, "stream": streamed, "disk": disk, "parser threads only": streamed}
         for rev in args.against or []:
             iters[f"stream at {rev}"] = streamed
+        for mb in args.also_chunk_mb or []:
+            iters[f"stream, {mb:g} MiB chunks"] = st.io.LibSVMIter(
+                path, (args.features,), batch_size=batch, label_name="label", zero_based=True,
+                last_batch_handle="discard", workers=args.workers, **_chunk(mb))
         mods = {name: _module(it, args.features, batch) for name, it in iters.items()}
         for name in mods:  # warm-up: kernels loaded, page cache warm
             libsvm_parse.K = kernel.get(name, libsvm_parse.K)
@@ -342,6 +348,11 @@ def speed(args) -> None:
             print(f"            streamed with the kernel at {rev}: {a:>11,.0f}/s  ratio {a / m:.2f} (median of the "
                   f"rounds' {med[name]:.2f}), CPU s/epoch {ac:.3f} (this tree's {sc:.3f}); parse alone "
                   f"{other_parse_cpu[rev]:.3f} CPU s (this tree's {parse_cpu:.3f})")
+        for mb in args.also_chunk_mb or []:
+            name = f"stream, {mb:g} MiB chunks"
+            a, ac = max(times[name]), min(cpu[name])
+            print(f"            streamed with {mb:g} MiB chunks: {a:>11,.0f}/s  ratio {a / m:.2f} (median of the rounds' "
+                  f"{med[name]:.2f}), CPU s/epoch {ac:.3f} (the default chunks' {sc:.3f})")
         print(f"            the streamed epoch's training thread waited {min(waits):.3f}s for parsed chunks (best epoch)")
         if foreign["stream"][0] is not None:
             # a round counts where no other process took CPU beside this variant's epoch or the in-memory one
@@ -409,6 +420,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1])
     p.add_argument("--chunk-mb", type=float, help="LibSVMIter's chunk_size in MiB (default: its default)")
     p.add_argument("--workers", type=int, help="parser threads (default: LibSVMIter's, one per core)")
+    p.add_argument("--also-chunk-mb", type=float, nargs="+", metavar="MiB",
+                   help="further streamed variants with these chunk sizes, interleaved in the same process")
     p.add_argument("--ahead", type=int, help="chunks in flight beyond one per parser thread (io/pipeline.py's AHEAD)")
     p.add_argument("--against", nargs="+", metavar="REV",
                    help="git revisions whose LibSVM kernels parse further streamed variants (one each)")
