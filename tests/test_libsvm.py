@@ -443,6 +443,43 @@ def test_fast_path_rows_match_reference_parser(tmp_path, rows, dtype, limit, chu
     _assert_same_outcome(got, _outcome_reference(text, dtype=dtype, zero_based=K.ZERO_BASED, index_limit=limit))
 
 
+def test_fast_path_long_rows_match_reference_parser(tmp_path):
+    """Rows longer than the fast path's position lists (``POSITIONS``: converted in parts), valid or with a
+    pair it must refuse in a later part, read as the reference parser reads them."""
+    rng = np.random.default_rng(3)
+
+    def row(n, label="0.5"):
+        idx = np.sort(rng.choice(10 ** 7, n, replace=False))
+        return [f"{i}:{v}" for i, v in zip(idx, rng.integers(0, 10 ** 6, n) / 10 ** rng.integers(0, 7, n))]
+
+    rows = []
+    for n in (K.POSITIONS // 2 - 1, K.POSITIONS // 2, K.POSITIONS // 2 + 1, 300, 1000):
+        rows.append("1 " + " ".join(row(n)))
+        rows.append("2 " + " ".join(row(n)) + " ")
+        rows.append("3 " + " ".join(row(n)) + "\r")
+    for n, at, bad in ((1000, 700, "5:x"), (1000, 999, "1:1"), (400, 250, "7:1  8:1"), (500, 300, "1e3:1")):
+        pairs = row(n)
+        pairs[at] = bad
+        rows.append("4 " + " ".join(pairs))
+    valid = len(rows) - 4
+    for r in rows[:valid]:  # the fast path reads the valid ones itself, not only the byte loop
+        text = ("12345678 " + r[2:] + "\n").encode()  # (the fast path reads 8 bytes before a colon)
+        buf = np.frombuffer(text, np.uint8).copy()
+        want = K.parse_reference(text, zero_based=K.ZERO_BASED)
+        out_i, out_v = np.empty(len(text), np.int64), np.empty(len(text), np.float32)
+        cpos, spos = np.empty((2, K._POS_ROOM), np.int64)
+        ok, end, prev, nnz = K._fast_row(buf, np.int64(9), np.int64(-1), np.int64(0), np.int64(0), K._NO_LIMIT,
+                                         np.int64(-1), out_i, out_v, cpos, spos)
+        assert ok and end == len(text) - 1 and nnz == len(want["indices"]) and prev == want["indices"][-1]
+        assert out_i[:nnz].tolist() == want["indices"].tolist()
+        assert out_v[:nnz].tolist() == want["data"].astype(np.float32).tolist()
+    for n, want in enumerate([rows[:valid]] + [[rows[0], bad] for bad in rows[valid:]]):
+        text = ("\n".join(want) + "\n").encode()
+        path = write(tmp_path, text, f"x{n}.libsvm")
+        got = _outcome_kernel(path, 1 << 20, mode=K.ZERO_BASED, index_limit=-1, dtype=np.float32)
+        _assert_same_outcome(got, _outcome_reference(text, dtype=np.float32, zero_based=K.ZERO_BASED, index_limit=-1))
+
+
 def test_fast_path_records_the_boundary_index_span():
     """parse_chunk's I_BOUND_START/END: the byte span of the first index equal to boundary_index, whichever
     of its paths reads the row."""

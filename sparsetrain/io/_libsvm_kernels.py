@@ -9,8 +9,8 @@ the qid are ``[+-]digits``.
 :func:`parse_chunk` never raises: it stops at the first malformed token and reports an error
 code with the token's byte span, and the caller builds the message (file, line, token).
 A row whose features are all short ``digits:digits[.digits]`` pairs takes a fast path (separators
-by 64-byte bit masks, 16 pairs converted at once: ``_libsvm_simd``); other rows are read byte
-by byte. Numbers are converted exactly (correctly rounded to binary64, then cast to the output
+by 64-byte bit masks, their positions listed, 8 pairs converted at once: ``_libsvm_simd``); other
+rows are read byte by byte. Numbers are converted exactly (correctly rounded to binary64, then cast to the output
 dtype, as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
 tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
 for bit.
@@ -30,10 +30,10 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
-from ._libsvm_simd import LANES, convert_pairs
+from ._libsvm_simd import LANES, convert_pairs, popcount
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
     I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
-    eq_mask64, first_newline, is_space, last_newline, load_u64, record_error,
+    eq_mask64, first_newline, is_space, last_newline, record_error,
 )
 
 # Error codes reported by parse_chunk and parse_reference (OK = 0: none).
@@ -164,86 +164,129 @@ def count_newlines_colons(buf):
     return a + c + e, b + d + f
 
 
-# ---- the fast path of parse_chunk: a row's feature pairs found by 64-byte separator masks and
-# converted LANES at a time (``_libsvm_simd.convert_pairs``)
+# ---- the fast path of parse_chunk: a row's separators found by 64-byte masks, their positions listed,
+# its pairs converted LANES at a time from the positions (``_libsvm_simd.convert_pairs``)
+
+#: room for the separators' positions a row's fast path lists before it converts the pairs listed
+#: (a longer row is converted in parts); +64 for a block's, +LANES + 1 read beyond by convert_pairs
+POSITIONS = 192
+_POS_ROOM = POSITIONS + 64 + LANES + 8
 
 
 @njit(cache=True, nogil=True)
-def _pair_seps_tail(buf, b):
-    """:func:`_pair_seps` of a block that runs past the buffer's end (its bytes there count as none)."""
-    m = np.uint64(0)
+def _masks_tail(buf, b):
+    """The colon, space and newline masks (bit ``k``: ``buf[b + k]``) of a block that runs past the
+    buffer's end (its bytes there count as none)."""
+    colons = np.uint64(0)
+    spaces = np.uint64(0)
+    newlines = np.uint64(0)
     for k in range(len(buf) - b):
         c = buf[_U(b + k)]
-        m |= np.uint64((c == 32) | (c == 58) | (c == 10)) << np.uint64(k)
-    return m
+        bit = np.uint64(1) << np.uint64(k)
+        if c == 58:
+            colons |= bit
+        elif c == 32:
+            spaces |= bit
+        elif c == 10:
+            newlines |= bit
+    return colons, spaces, newlines
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pair_seps(buf, b):
-    """Bit ``k`` set where ``buf[b + k]`` is a space, a colon or a newline, for the 64 bytes from ``b``
-    (a loop of constant length, which LLVM vectorizes; the last, partial block is a call)."""
-    if b + 64 > len(buf):
-        return _pair_seps_tail(buf, b)
-    return eq_mask64(buf, b, 32, 58, 10)
+def _flatten(m, base, pos, n):
+    """Write ``base + k`` for each bit ``k`` set in ``m`` to ``pos[n:]``, ascending; returns ``n`` plus
+    their count. Branch-free in 8s (as simdjson lists its structural characters): up to 7 positions
+    past the last are written with garbage, so ``pos`` needs room for ``n + 64``."""
+    count = popcount(m)
+    i = 0
+    while True:
+        for _ in range(8):
+            pos[_U(n + i)] = base + np.int64(trailing_zeros(m))
+            m &= m - np.uint64(1)
+            i += 1
+        if i >= count:
+            break
+    return n + count
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _next_sep(buf, b, m):
-    """The next separator's index and the cursor ``(block start, its bits not yet taken)`` after it
-    (the buffer ends with a newline, so there is one)."""
-    while m == 0:
-        b += 64
-        m = _pair_seps(buf, b)
-    return b + np.int64(trailing_zeros(m)), b, m & (m - np.uint64(1))
+def _convert(buf, cpos, spos, count, prev, nnz, lo, hi, boundary, indices, data):
+    """Pairs ``0..count-1`` of the position lists converted (LANES at a time) into ``indices``/``data``
+    from ``nnz``: ``(ok, prev)``, ``prev`` the last index stored."""
+    j = 0
+    while j < count:
+        k = min(LANES, count - j)
+        if convert_pairs(buf, cpos, spos, j, k, indices, data, nnz + j, prev, lo, hi, boundary) != 0:
+            return False, prev
+        j += k
+        prev = indices[_U(nnz + j - 1)]
+    return True, prev
 
 
 @njit(cache=True, nogil=True)
-def _fast_row(buf, p, sb, sm, prev, nnz, lo, hi, boundary, indices, data, words_i, words_v, len_i, len_v):
-    """parse_chunk's fast path: the features of the row from ``p`` to its newline when every one is a
-    pair ``digits:digits[.digits]`` of at most 8 bytes each, one space apart (a space or a CR before the
-    newline allowed), the indices ascending in ``[lo, hi)`` and none equal to ``boundary``. The
-    separators come from 64-byte masks (``(sb, sm)``: a block's start and its bits not yet taken), the
-    pairs' last 8 bytes go to ``words_i``/``words_v`` and their lengths to ``len_i``/``len_v``, LANES
-    pairs at a time converted by :func:`convert_pairs` into ``indices``/``data`` from ``nnz``.
-    Returns ``(ok, p, sb, sm, prev, nnz)``, ``p`` at the newline; when not ``ok``, ``prev`` and ``nnz``
-    are as given and the entries stored past ``nnz`` are garbage: the byte loop reads the row."""
-    if p < sb or p >= sb + 64:
-        sb = p - (p & 63)
-        sm = _pair_seps(buf, sb)
-    sm &= ~((np.uint64(1) << np.uint64(p - sb)) - np.uint64(1))
-    start = p  # the pair's
-    k = 0  # pairs waiting for conversion
-    n0 = nnz
+def _fast_row(buf, p, prev, nnz, lo, hi, boundary, indices, data, cpos, spos):
+    """parse_chunk's fast path: the features of the row from ``p`` (>= 8) to its newline when every one is
+    a pair ``digits:digits[.digits]`` of at most 8 bytes each, one space apart (a space or a CR before the
+    newline allowed), the indices ascending in ``[lo, hi)`` and none equal to ``boundary``. Each 64-byte
+    block's colons and spaces/newline (up to the row's newline) come from bit masks; their positions go to
+    ``cpos`` (colons) and ``spos`` (pair ends, after ``p - 1``), which :func:`convert_pairs` reads: any
+    pair not two tokens of digits (so any other separator, or two in a row) breaks its rules. A long
+    row's pairs are converted whenever POSITIONS are listed. Returns ``(ok, p, prev, nnz)``, ``p`` at the
+    newline; when not ``ok``, ``prev`` and ``nnz`` are as given and the entries stored past ``nnz`` are
+    garbage: the byte loop reads the row."""
+    n = len(buf)
     prev0 = prev
+    n0 = nnz
+    b = p - (p & 63)
+    below = (np.uint64(1) << np.uint64(p - b)) - np.uint64(1)  # the first block's bytes before p
+    nc = 0  # colons listed
+    spos[0] = p - 1
+    ns = 1  # pair ends listed, after the one before the first pair
     while True:
-        colon, sb, sm = _next_sep(buf, sb, sm)
-        t = buf[_U(colon)]
-        if t == 58:
-            end, sb, sm = _next_sep(buf, sb, sm)
-            t = buf[_U(end)]
-            if t == 58:
-                return False, p, sb, sm, prev0, n0
-            last = t == 10
-            e = end - 1 if last and buf[_U(end - 1)] == 13 else end
-            words_i[k] = load_u64(buf, colon - 8)
-            words_v[k] = load_u64(buf, e - 8)
-            len_i[k] = colon - start
-            len_v[k] = e - colon - 1
-            k += 1
-        elif t == 10 and colon == start:  # a space before the newline
-            end = colon
-            last = True
+        if b + 64 <= n:
+            colons = eq_mask64(buf, b, 58, 58, 58) & ~below
+            spaces = eq_mask64(buf, b, 32, 32, 32) & ~below
+            newlines = eq_mask64(buf, b, 10, 10, 10) & ~below
         else:
-            return False, p, sb, sm, prev0, n0
-        if k == LANES or (last and k > 0):
-            if convert_pairs(words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary) != 0:
-                return False, p, sb, sm, prev0, n0
-            nnz += k
-            prev = indices[_U(nnz - 1)]
-            k = 0
+            colons, spaces, newlines = _masks_tail(buf, b)
+            colons &= ~below
+            spaces &= ~below
+            newlines &= ~below
+        below = np.uint64(0)
+        last = newlines != 0
         if last:
-            return True, end, sb, sm, prev, nnz
-        start = end + 1
+            newline = newlines & (~newlines + np.uint64(1))  # the row's, the block's first
+            colons &= newline - np.uint64(1)
+            spaces = (spaces & (newline - np.uint64(1))) | newline
+        nc = _flatten(colons, b, cpos, nc)
+        ns = _flatten(spaces, b, spos, ns)
+        if last:
+            break
+        b += 64
+        if nc > POSITIONS or ns > POSITIONS:  # a long row: convert the pairs whose end is listed
+            done = ns - 1
+            if nc < done or nc > done + 1:
+                return False, p, prev0, n0
+            ok, prev = _convert(buf, cpos, spos, done, prev, nnz, lo, hi, boundary, indices, data)
+            if not ok:
+                return False, p, prev0, n0
+            nnz += done
+            spos[0] = spos[_U(done)]
+            cpos[0] = cpos[_U(done)]
+            nc -= done
+            ns = 1
+    end = spos[_U(ns - 1)]  # the newline
+    c = buf[_U(end - 1)]
+    if c == 13:  # a CR before it: the last value ends there
+        spos[_U(ns - 1)] = end - 1
+    elif c == 32 and ns == nc + 2:  # a space before it: the last value ends at the space
+        ns -= 1
+    if ns != nc + 1:
+        return False, p, prev0, n0
+    ok, prev = _convert(buf, cpos, spos, nc, prev, nnz, lo, hi, boundary, indices, data)
+    if not ok:
+        return False, p, prev0, n0
+    return True, end, prev, nnz + nc
 
 
 @njit(cache=True, nogil=True)
@@ -285,25 +328,24 @@ def parse_chunk(
     exceeds ``k`` the caller must parse again with a larger table.
 
     Returns ``info`` (see the I_* slots); on a malformed token it stops there with I_ERR set.
-    A Python function: it allocates ``info`` and the fast path's scratch arrays, and the compiled loop
+    A Python function: it allocates ``info`` and the fast path's position lists, and the compiled loop
     (:func:`_parse_lines`) fills the caller's arrays, so that nothing is allocated or reference-counted
     inside the loop.
     """
     info = np.zeros(N_INFO, np.int64)
-    words = np.empty((2, LANES), np.uint64)  # the fast path's pairs waiting for conversion
-    lengths = np.empty((2, LANES), np.int64)
+    positions = np.empty((2, _POS_ROOM), np.int64)  # the fast path's colons and pair ends
     _parse_lines(buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data,
-                 indices, row_ends, labels, slow, info, words[0], words[1], lengths[0], lengths[1])
+                 indices, row_ends, labels, slow, info, positions[0], positions[1])
     return info
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _parse_lines(
     buf, n_labels, zero_based, index_limit, boundary_index, value_limit, max_line, nnz_base, data, indices,
-    row_ends, labels, slow, info, words_i, words_v, len_i, len_v,
+    row_ends, labels, slow, info, cpos, spos,
 ):
-    """:func:`parse_chunk`'s loop over the lines, given ``info`` (zeroed) and the fast path's scratch
-    (``words_i``/``words_v``: uint64, ``len_i``/``len_v``: int64, LANES each). Compiled without numba's
+    """:func:`parse_chunk`'s loop over the lines, given ``info`` (zeroed) and the fast path's position
+    lists (``cpos``/``spos``: int64, ``_POS_ROOM`` each). Compiled without numba's
     reference counts (``_nrt=False``: it allocates nothing), as the CSV and VW kernels' loops: with them,
     each row's call of the fast path cost an atomic add and subtract.
     The final newline is a sentinel that ends every scanning loop, so they need no bounds
@@ -337,8 +379,6 @@ def _parse_lines(
     # and would compile parse_float, parse_int and _token_end once more for a Literal[int](0) position
     p = np.int64(0)
     line_start = 0
-    sb = np.int64(-64)  # the fast path's separator cursor: a block's start and its bits not yet taken
-    sm = np.uint64(0)
     misses = 0  # rows the fast path left to the byte loop (it stops trying when they are many)
     while p < n:
         c = buf[_U(p)]
@@ -469,14 +509,13 @@ def _parse_lines(
                 break
             # ---- a row's first feature: the fast path (_fast_row) reads the whole row when it can. Its
             # token ends come from separator bit masks, not a branch per byte (the byte loop below
-            # mispredicts the end of about every index), and it converts 16 pairs at a time; a row
+            # mispredicts the end of about every index), and it converts 8 pairs at a time; a row
             # it cannot read (a sign, an exponent, a longer number, other whitespace, a comment, an
             # error) is read by the byte loop from here, with the same result. When many rows of a
             # chunk are such, it stops trying (each try costs about what reading the row does).
             if p >= 8 and nnz == row_start and misses * 8 <= rows + 64:
-                ok, q, sb, sm, prev_f, nnz_f = _fast_row(buf, p, sb, sm, prev, nnz, lo, hi,
-                                                         boundary_index if bound_start < 0 else -1,
-                                                         indices, data, words_i, words_v, len_i, len_v)
+                ok, q, prev_f, nnz_f = _fast_row(buf, p, prev, nnz, lo, hi, boundary_index if bound_start < 0 else -1,
+                                                 indices, data, cpos, spos)
                 if ok:
                     p = q
                     prev = prev_f

@@ -1,15 +1,17 @@
 """LibSVM feature pairs converted :data:`LANES` at a time: :func:`convert_pairs`, a numba intrinsic in
-LLVM vector IR (``<16 x i64>``: on x86 with AVX-512 two registers per quantity, with AVX2 four).
+LLVM vector IR (``<8 x i64>``: on x86 with AVX-512 one register per quantity, with AVX2 two).
 
-``parse_chunk``'s fast path (``_libsvm_kernels._fast_row``) finds a row's pairs ``index:value`` by
-separator masks and hands over, per pair, the 8 bytes that end just before the colon and just before
-the value's end, and the two tokens' lengths. Here, for each pair at once: the tokens' bytes are
-selected from the top of their words; the value's decimal point (the first) is found and the bytes
-below it move up one; each token must then be 1 to 8 digits (SWAR check); the digits become numbers
-by Lemire's three multiplications (as ``fast_float`` parses eight digits); the value is
-``mantissa / 10**fraction_digits`` in binary64, correctly rounded (both exact below 2**53: the
-same division as the byte loop's, hence the same result), then the output dtype. The index must
-ascend from the previous one, lie in ``[lo, hi)`` and differ from ``boundary``.
+``parse_chunk``'s fast path (``_libsvm_kernels._fast_row``) finds a row's separators by 64-byte masks
+and writes their positions into two arrays: the colons, and the pairs' ends (spaces, the newline). Here,
+for each pair at once: the index's length is its colon less the previous pair's end, the value's its
+end less its colon; the 8 bytes that end at the colon and at the value's end are gathered from the
+text; the tokens' bytes are selected from the top of their words; the value's decimal point (the
+first) is found and the bytes below it move up one; each token must then be 1 to 8 digits (SWAR
+check: so the separators alternate, colon then end, and nothing else is in a pair); the digits become
+numbers by Lemire's three multiplications (as ``fast_float`` parses eight digits); the value is
+``mantissa / 10**fraction_digits`` in binary64, correctly rounded (both exact below 2**53: the same
+division as the byte loop's, hence the same result), then the output dtype. The index must ascend
+from the previous one, lie in ``[lo, hi)`` and differ from ``boundary``.
 
 Nothing branches per pair: the result is a bit mask of the pairs that broke a rule (0: all stored),
 and the caller reads the row with the byte loop when it is not 0.
@@ -23,8 +25,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: pairs a call converts (16 rather than 8: fewer calls a row, 8-12 % less CPU in the parse kernel's A/B)
-LANES = 16
+#: pairs a call converts (8: with the pairs' words gathered here, less CPU than 16 or 32 on the benchmark
+#: file's rows of ~23 pairs, whose last call converts fewer)
+LANES = 8
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _V = ir.VectorType(_I64, LANES)
@@ -51,14 +54,28 @@ def _masked_store(b, vec, ptr, align: int, mask) -> None:
 
 
 @intrinsic
-def convert_pairs(typingctx, words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary):
-    """Convert pairs ``0..k-1`` (k <= LANES) of the pair arrays (``words_i``/``words_v``: uint64, the 8
-    bytes ending just before an index's colon / a value's end, little-endian; ``len_i``/``len_v``: int64,
-    the tokens' lengths) into ``indices[nnz:nnz + k]`` (int64) and ``data[nnz:nnz + k]`` (float32 or
+def popcount(typingctx, x):
+    """The number of bits set in the unsigned integer ``x``, as an int64 (LLVM's ``ctpop``)."""
+    if not (isinstance(x, types.Integer) and x.bitwidth == 64 and not x.signed):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ctpop(args[0])
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def convert_pairs(typingctx, buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary):
+    """Convert pairs ``j0..j0+k-1`` (k <= LANES) of the text ``buf`` (uint8) given by positions (int64
+    arrays): pair ``j``'s colon at ``cpos[j]``, its value's end at ``spos[j + 1]`` and its index's start
+    at ``spos[j] + 1``, into ``indices[nnz:nnz + k]`` (int64) and ``data[nnz:nnz + k]`` (float32 or
     float64). Returns the int64 bit mask of the pairs that broke a rule (see the module); the stores
-    happen either way. Lanes from ``k`` on are computed from whatever the arrays hold and discarded."""
-    arrays = (words_i, words_v, len_i, len_v)
-    if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype.bitwidth == 64 for a in arrays)
+    happen either way. Both arrays are read for LANES (+1) positions from ``j0``: lanes from ``k`` on are
+    computed from whatever they hold (no text is read for them) and discarded. The caller keeps every
+    position of the ``k`` pairs at least 8."""
+    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8 and buf.ndim == 1
+            and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.int64 for a in (cpos, spos))
             and isinstance(indices, types.Array) and indices.dtype == types.int64
             and isinstance(data, types.Array) and data.dtype in (types.float32, types.float64)):
         return None
@@ -76,11 +93,27 @@ def convert_pairs(typingctx, words_i, words_v, len_i, len_v, k, indices, data, n
             zeros = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
             return b.shuffle_vector(v, ir.Constant(_V, ir.Undefined), zeros)
 
-        def load(i):
-            return b.load(b.bitcast(arr[i].data, _V.as_pointer()), align=8)
+        def load(i, at):
+            return b.load(b.bitcast(b.gep(arr[i].data, [at]), _V.as_pointer()), align=8)
 
         active = b.icmp_signed("<", ir.Constant(_V, list(range(LANES))), splat(scalar(4)))
-        w_i, w_v, n_i, n_v = (load(i) for i in range(4))
+        j = scalar(3)
+        colon = load(1, j)
+        n_i = b.sub(b.sub(colon, load(2, j)), _c(1))  # the index's length: from the previous end
+        end = load(2, b.add(j, ir.Constant(_I64, 1)))
+        n_v = b.sub(b.sub(end, colon), _c(1))
+        # the 8 bytes before the colon / the value's end: a masked gather (inactive lanes read nothing)
+        text = splat(b.ptrtoint(arr[0].data, _I64))
+        pointers = ir.VectorType(_I64.as_pointer() if _TYPED_POINTERS else ir.PointerType(), LANES)
+        suffix = f"v{LANES}p0i64" if _TYPED_POINTERS else f"v{LANES}p0"
+        gather = cgutils.get_or_insert_function(
+            b.module, ir.FunctionType(_V, [pointers, _I32, active.type, _V]), f"llvm.masked.gather.v{LANES}i64.{suffix}")
+
+        def words(at):
+            return b.call(gather, [b.inttoptr(b.add(text, b.sub(at, _c(8))), pointers), ir.Constant(_I32, 1), active,
+                                   _c(0)])
+
+        w_i, w_v = words(colon), words(end)
         ones = _c(-1)
 
         def clamp(x):  # into [1, 8]; a length outside is an error
@@ -91,7 +124,6 @@ def convert_pairs(typingctx, words_i, words_v, len_i, len_v, k, indices, data, n
         bad = b.or_(b.icmp_signed("!=", n_i, c_i), b.icmp_signed("!=", n_v, c_v))
         keep_i = b.shl(ones, b.sub(_c(64), b.mul(_c(8), c_i)))  # the token's bytes: the word's top ones
         keep_v = b.shl(ones, b.sub(_c(64), b.mul(_c(8), c_v)))
-
         def digits(w, keep):
             """(the number, a lane mask of tokens with a byte not a digit); bytes not kept are zeros."""
             v = b.or_(b.and_(w, keep), b.and_(_c(0x3030303030303030), b.xor(keep, ones)))
@@ -145,4 +177,4 @@ def convert_pairs(typingctx, words_i, words_v, len_i, len_v, k, indices, data, n
         _masked_store(b, value, b.gep(arr[6].data, [at_nnz]), sig.args[6].dtype.bitwidth // 8, active)
         return b.zext(b.bitcast(bad, ir.IntType(LANES)), _I64)
 
-    return types.int64(words_i, words_v, len_i, len_v, k, indices, data, nnz, prev, lo, hi, boundary), codegen
+    return types.int64(buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary), codegen
