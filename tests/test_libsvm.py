@@ -480,6 +480,27 @@ def test_fast_path_long_rows_match_reference_parser(tmp_path):
         _assert_same_outcome(got, _outcome_reference(text, dtype=np.float32, zero_based=K.ZERO_BASED, index_limit=-1))
 
 
+def test_flatten_lists_the_bits_of_a_mask():
+    """The fast path's two ways of listing a block's separator positions (the vector compress where the
+    CPU has one, the tzcnt loop elsewhere) list every bit set, ascending, after the positions already there."""
+    from numba import njit
+
+    from sparsetrain.io import _libsvm_simd as S
+
+    ways = [njit(lambda m, base, pos, n: K._flatten_scalar(m, base, pos, n))]
+    if S.COMPRESS:
+        ways.append(njit(lambda m, base, pos, n: S.flatten_bits(m, base, pos, n)))
+    rng = np.random.default_rng(5)
+    masks = [0, 1, 1 << 63, (1 << 64) - 1, 0x5555555555555555] + [int(x) for x in rng.integers(0, 1 << 63, 20)]
+    masks += [int(x) & int(y) & int(z) for x, y, z in rng.integers(0, 1 << 63, (20, 3))]
+    for flatten in ways:
+        for m in masks:
+            pos = np.full(3 + 64, -7, np.int64)
+            n = flatten(np.uint64(m), np.int64(1000), pos, np.int64(3))
+            want = [1000 + k for k in range(64) if m >> k & 1]
+            assert n == 3 + len(want) and pos[3:n].tolist() == want and pos[:3].tolist() == [-7] * 3
+
+
 def test_fast_path_records_the_boundary_index_span():
     """parse_chunk's I_BOUND_START/END: the byte span of the first index equal to boundary_index, whichever
     of its paths reads the row."""

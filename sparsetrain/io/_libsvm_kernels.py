@@ -30,7 +30,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
-from ._libsvm_simd import LANES, convert_pairs, popcount
+from ._libsvm_simd import COMPRESS, LANES, convert_pairs, flatten_bits, popcount
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
     I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
     eq_mask64, first_newline, is_space, last_newline, record_error,
@@ -193,10 +193,9 @@ def _masks_tail(buf, b):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _flatten(m, base, pos, n):
-    """Write ``base + k`` for each bit ``k`` set in ``m`` to ``pos[n:]``, ascending; returns ``n`` plus
-    their count. Branch-free in 8s (as simdjson lists its structural characters): up to 7 positions
-    past the last are written with garbage, so ``pos`` needs room for ``n + 64``."""
+def _flatten_scalar(m, base, pos, n):
+    """:func:`_libsvm_simd.flatten_bits` where the CPU has no one-instruction compress: branch-free in 8s
+    (as simdjson lists its structural characters), one ``tzcnt`` a bit."""
     count = popcount(m)
     i = 0
     while True:
@@ -207,6 +206,11 @@ def _flatten(m, base, pos, n):
         if i >= count:
             break
     return n + count
+
+
+#: ``_flatten(m, base, pos, n)``: ``base + k`` for each bit ``k`` of ``m`` to ``pos[n:]`` (and up to 7
+#: positions of garbage after them, then ``pos`` needs room for ``n + 64``); returns ``n`` + the count
+_flatten = flatten_bits if COMPRESS else _flatten_scalar
 
 
 @njit(cache=True, nogil=True, inline="always")
