@@ -488,7 +488,7 @@ def test_flatten_lists_the_bits_of_a_mask():
     from sparsetrain.io import _libsvm_simd as S
 
     ways = [njit(lambda m, base, pos, n: K._flatten_scalar(m, base, pos, n))]
-    if S.COMPRESS:
+    if S.VBMI:
         ways.append(njit(lambda m, base, pos, n: S.flatten_bits(m, base, pos, n)))
     rng = np.random.default_rng(5)
     masks = [0, 1, 1 << 63, (1 << 64) - 1, 0x5555555555555555] + [int(x) for x in rng.integers(0, 1 << 63, 20)]
@@ -499,6 +499,46 @@ def test_flatten_lists_the_bits_of_a_mask():
             n = flatten(np.uint64(m), np.int64(1000), pos, np.int64(3))
             want = [1000 + k for k in range(64) if m >> k & 1]
             assert n == 3 + len(want) and pos[3:n].tolist() == want and pos[:3].tolist() == [-7] * 3
+
+
+def test_convert_pairs_gather_and_permute_agree():
+    """The fast path's two conversions of LANES pairs (words by a byte permute where the CPU has AVX-512
+    VBMI, by a gather elsewhere): the same entries and the same mask of broken pairs, for every window."""
+    from numba import njit
+
+    from sparsetrain.io import _libsvm_simd as S
+
+    @njit
+    def gather(buf, cpos, spos, j0, k, out_i, out_v):
+        return S.convert_pairs_gather(buf, cpos, spos, j0, k, out_i, out_v, 0, -1, 0, 10 ** 6, -1)
+
+    @njit
+    def permute(buf, cpos, spos, j0, k, out_i, out_v):
+        return S.convert_pairs_permute(buf, cpos, spos, j0, k, out_i, out_v, 0, -1, 0, 10 ** 6, -1)
+
+    calls = [gather] + ([permute] if S.VBMI else [])
+    rng = np.random.default_rng(7)
+    pairs = [f"{i}:{v}" for i, v in zip(np.sort(rng.choice(10 ** 6, 40, replace=False)), rng.integers(0, 10 ** 6, 40) / 1e3)]
+    pairs[17] = "12:5"  # not ascending
+    pairs[30] = pairs[30].split(":")[0] + ":x"
+    text = ("12345678 " + " ".join(pairs) + "\n").encode()
+    buf = np.frombuffer(text, np.uint8).copy()
+    cpos = np.flatnonzero(buf == 58).astype(np.int64)
+    spos = np.concatenate([[8], np.flatnonzero((buf == 32) | (buf == 10))[1:]]).astype(np.int64)
+    cpos, spos = np.concatenate([cpos, np.zeros(S.LANES, np.int64)]), np.concatenate([spos, np.zeros(S.LANES, np.int64)])
+    for j0 in range(0, 40, 3):
+        k = min(S.LANES, 40 - j0)
+        got = []
+        for call in calls:
+            out_i, out_v = np.zeros(64, np.int64), np.zeros(64, np.float32)
+            bad = call(buf, cpos, spos, j0, k, out_i, out_v)
+            got.append((bad, out_i[:k].tolist(), out_v[:k].tolist()))
+        want_bad = sum(1 << q for q in range(k) if j0 + q in (17, 30))
+        assert got[0][0] == want_bad and all(g == got[0] for g in got), (j0, got)
+        for q in range(k):
+            if not want_bad >> q & 1:
+                i, v = pairs[j0 + q].split(":")
+                assert (got[0][1][q], got[0][2][q]) == (int(i), float(np.float32(float(v)))), (j0, q)
 
 
 def test_fast_path_records_the_boundary_index_span():

@@ -30,7 +30,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
-from ._libsvm_simd import COMPRESS, LANES, convert_pairs, flatten_bits, popcount
+from ._libsvm_simd import LANES, VBMI, convert_pairs, flatten_bits, popcount
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
     I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
     eq_mask64, first_newline, is_space, last_newline, record_error,
@@ -210,7 +210,7 @@ def _flatten_scalar(m, base, pos, n):
 
 #: ``_flatten(m, base, pos, n)``: ``base + k`` for each bit ``k`` of ``m`` to ``pos[n:]`` (and up to 7
 #: positions of garbage after them, then ``pos`` needs room for ``n + 64``); returns ``n`` + the count
-_flatten = flatten_bits if COMPRESS else _flatten_scalar
+_flatten = flatten_bits if VBMI else _flatten_scalar
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -220,6 +220,10 @@ def _convert(buf, cpos, spos, count, prev, nnz, lo, hi, boundary, indices, data)
     j = 0
     while j < count:
         k = min(LANES, count - j)
+        while spos[_U(j + k)] > cpos[_U(j)] + 120:  # the pairs' text within 128 bytes (for convert_pairs_permute)
+            k -= 1
+            if k == 0:  # a value of ~100 bytes
+                return False, prev
         if convert_pairs(buf, cpos, spos, j, k, indices, data, nnz + j, prev, lo, hi, boundary) != 0:
             return False, prev
         j += k
