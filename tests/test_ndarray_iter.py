@@ -290,3 +290,27 @@ def test_epoch_rows_matches_iteration(mode, shuffle):
         np.testing.assert_array_equal(order, iterated[epoch])
         assert batch_ptr[-1] == len(order) and np.all(np.diff(batch_ptr) == 4)
         assert pad == (2 if mode == "pad" else 0)
+
+
+def test_a_csr_epoch_is_laid_out_only_when_iterated(monkeypatch):
+    """The compiled engine reads ``epoch_rows`` and the original arrays: a shuffled CSR epoch it runs
+    copies no rows (``csr_take_rows``) and builds no batch windows; iterating lays it out once, and
+    yields the rows of the epoch's order."""
+    import sparsetrain as st
+    from sparsetrain.io import ndarray_iter
+
+    calls = []
+    real = ndarray_iter.csr_take_rows
+    monkeypatch.setattr(ndarray_iter, "csr_take_rows", lambda *a: calls.append(1) or real(*a))
+    dense = np.arange(1, 41, dtype=np.float32).reshape(10, 4)
+    st.random.seed(3)
+    it = st.io.NDArrayIter(st.nd.array(dense).tostype("csr"), np.arange(10), batch_size=2, shuffle=True)
+    for _ in range(2):
+        it.reset()
+        it.epoch_rows()
+    assert calls == []
+    it.reset()
+    order = it.idx
+    rows = [b.data[0].asnumpy() for b in it]
+    assert calls == [1]
+    np.testing.assert_array_equal(np.concatenate(rows), dense[order])

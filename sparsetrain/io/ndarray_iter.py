@@ -146,7 +146,7 @@ class _Source:
     """One input (data or label) and its arrays for the current epoch."""
 
     __slots__ = ("name", "orig", "is_csr", "values", "indices", "indptr", "windows", "lo", "hi",
-                 "row_shape", "ncols", "batch_shape")
+                 "row_shape", "ncols", "batch_shape", "_layout")
 
     def __init__(self, name: str, orig: BaseArray):
         self.name = name
@@ -155,14 +155,24 @@ class _Source:
         self.row_shape = tuple(orig.shape[1:])
         self.ncols = orig.shape[1] if self.is_csr else None
         self.batch_shape = None
+        self._layout = None
 
     def arrange(self, order, start: int, n_windows: int, batch_size: int) -> None:
-        """Lay the epoch out: rows in ``order`` (None: as stored), windows from ``start``."""
+        """Lay the epoch out: rows in ``order`` (None: as stored), windows from ``start``. A CSR input's
+        windows are made when the first batch is iterated (:meth:`window`): the compiled engine reads
+        :meth:`NDArrayIter.epoch_rows` and the original arrays, so an epoch it runs copies nothing
+        (500k rows at batch 1: ~10 ms an epoch; shuffled, the whole matrix)."""
         o = self.orig
         if not self.is_csr:
             self.values = o._data if order is None else o._data[order]
             return
         self.batch_shape = (int(batch_size), int(self.ncols))
+        self._layout = (order, start, n_windows, batch_size)
+
+    def _lay_out(self) -> None:
+        order, start, n_windows, batch_size = self._layout
+        self._layout = None
+        o = self.orig
         if order is None:
             self.values, self.indices, self.indptr = o._data, o._indices, o._indptr
         else:
@@ -176,6 +186,8 @@ class _Source:
     def window(self, j: int, pos: int, batch_size: int) -> BaseArray:
         if not self.is_csr:
             return NDArray(self.values[pos : pos + batch_size])
+        if self._layout is not None:
+            self._lay_out()
         lo, hi = self.lo.item(j), self.hi.item(j)
         return _csr_view(self.values[lo:hi], self.indices[lo:hi], self.windows[j], self.batch_shape)
 
