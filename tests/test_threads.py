@@ -1,4 +1,5 @@
 """train.threads / train.deterministic: several threads training one model on the compiled engine."""
+import contextlib
 import pathlib
 
 import numpy as np
@@ -470,8 +471,8 @@ def test_a_small_hogwild_block_runs_on_the_calling_thread():
         for rows, pieces in ((2 * MIN_PIECE_ROWS - 1, 1), (4 * MIN_PIECE_ROWS, 4), (64 * MIN_PIECE_ROWS, 16)):
             calls = []
             batch_ptr = np.arange(rows + 1, dtype=np.int64)
-            status, samples = team._execute([], np.arange(rows), batch_ptr,
-                                            lambda j, b0, b1: calls.append((j, b0, b1)) or (-1, b1 - b0))
+            status, samples = team._execute([], np.arange(rows), batch_ptr, lambda j: contextlib.nullcontext(
+                lambda b0, b1, j=j: calls.append((j, b0, b1)) or (-1, b1 - b0)))
             assert (status, samples) == (-1, rows) and len(calls) == pieces
             assert sorted((b0, b1) for _, b0, b1 in calls)[0][0] == 0
             assert all(b1 - b0 >= MIN_PIECE_ROWS for _, b0, b1 in calls)
@@ -484,7 +485,7 @@ def test_a_small_hogwild_block_runs_on_the_calling_thread():
 @pytest.mark.parametrize("model,batch_size", [("linear", 1), ("fm", 8)])
 def test_hogwild_keeps_every_update_of_the_rows_every_sample_writes(model, batch_size):
     """Hogwild trains the bias (the linear batch-1 loop: also the weight's head rows, here all 400) on
-    each thread's own copy and adds the change to the shared values after each piece: no update of
+    each thread's own copy and adds the change to the shared values (every SYNC_ROWS rows): no update of
     those rows is lost (the fm's factor rows stay shared and may lose some). AdaGrad with lr 0: their
     histories (sums of squared gradients) are one thread's."""
     _, _, _, one = _train(model, "adagrad", batch_size, learning_rate=0.0, epochs=1)
@@ -590,3 +591,30 @@ def test_a_block_too_small_to_share_trains_as_one_thread(model, opt, batch_size)
     two = _train(model, opt, batch_size, threads=2, data=data, shuffle=False, epochs=1)[0]
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_a_hogwild_thread_folds_its_copies_every_sync_rows_and_at_the_end(monkeypatch):
+    """A thread's copies of the rows every sample writes go back to the shared rows before a piece
+    once it trained SYNC_ROWS rows on them (and it starts again from the shared values, with the
+    other threads' changes), and when it leaves the block: not after every piece."""
+    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.kernels.optim import RULES
+
+    monkeypatch.setattr(th, "SYNC_ROWS", 100)
+    team = th.ThreadTeam(2)
+    try:
+        shared = (np.zeros(3), np.zeros(3), np.zeros(0))
+        with team._own(0, [("bias", shared)], RULES["adagrad"]) as own:
+            (weight, history, _), = own.copies
+            seen = []
+            for rows in (60, 60, 60, 60):  # pieces of 60 rows: a fold before the third
+                own.before(rows)
+                weight += 1.0
+                history += 2.0
+                shared[0][0] += 10.0  # another thread's change meanwhile
+                seen.append((shared[0].tolist(), weight.tolist()))
+        assert seen[1] == ([20.0, 0, 0], [2.0, 2, 2])  # two pieces on the copy, nothing folded yet
+        assert seen[2] == ([32.0, 2, 2], [23.0, 3, 3])  # folded (+2), the copy taken again (+ the other's 20)
+        assert shared[0].tolist() == [42.0 + 2.0, 4, 4] and shared[1].tolist() == [8.0] * 3  # the last fold
+    finally:
+        team.close()

@@ -55,13 +55,20 @@ PIECES_PER_THREAD = 8
 # (the seed's 1,000-row epoch: 2.7 µs/step on one thread, several times that in two under load).
 MIN_PIECE_ROWS = 512
 # Hogwild at batch 1: the weight's first HEAD_ROWS rows train on each thread's own copy (folded into
-# the shared rows after each piece, as the bias) when at least HEAD_SHARE of a block's stored entries
+# the shared rows every SYNC_ROWS rows, as the bias) when at least HEAD_SHARE of a block's stored entries
 # fall there (zipf columns numbered by frequency, a vocabulary sorted by counts): the rows every
 # sample writes, whose cache lines two cores would otherwise pass back and forth for every sample
 HEAD_ROWS = 4096
 HEAD_SHARE = 0.1
 # rows of a block whose entries are counted for HEAD_SHARE
 HEAD_SAMPLE_ROWS = 1024
+# Hogwild: a thread folds its copies of the rows every sample writes (the bias, the head rows) into the
+# shared ones, and takes them again, before a piece once it trained this many rows on them, and when it
+# leaves the block. benchmarks/threads.py's 500k x 1M file at batch 1 (RESULTS.md session 34): a fold before
+# every piece (~4,096 rows) 1.43x one thread, every 16,384 rows 1.48x, once per block 1.49x; the final
+# log-loss -0.28 / -0.62 / -0.74 % against one thread's after 5 epochs (the staler copies' summed changes
+# step further on the hot rows: -1.5 % / -1.8 % after the first epoch at 16,384 / per block)
+SYNC_ROWS = 16384
 
 __all__ = ["ThreadTeam", "available_cores", "resolve_threads", "choose_threads", "describe_threads", "team_for",
            "head_rows"]
@@ -195,6 +202,31 @@ class _Group:
         self.indices, self.indptr = indices, indptr
 
 
+class _Owned:
+    """Hogwild: thread ``j``'s copies of ``parts`` (:meth:`ThreadTeam._own`): ``copies`` (each part's
+    arrays), trained in place of the shared ones; :meth:`before` each piece folds them every
+    :data:`SYNC_ROWS` rows and starts them again from the shared values."""
+
+    def __init__(self, team, j, parts, rule):
+        self.team, self.j, self.parts, self.rule = team, j, parts, rule
+        self.pairs = [team._own_dense(j, key, arrays) for key, arrays in parts]
+        self.copies = [mine for mine, _ in self.pairs]
+        self.rows = 0  # trained since the copies were taken
+
+    def before(self, rows: int) -> None:
+        """A piece of ``rows`` rows is about to train."""
+        if self.rows >= SYNC_ROWS and self.parts:
+            self.fold()
+            for key, arrays in self.parts:  # the same buffers, the shared values again
+                self.team._own_dense(self.j, key, arrays)
+            self.rows = 0
+        self.rows += rows
+
+    def fold(self) -> None:
+        for (_, arrays), (mine, start) in zip(self.parts, self.pairs):
+            self.team._fold_dense(arrays, mine, start, self.rule)
+
+
 class ThreadTeam:
     """``threads`` threads (the caller's and ``threads - 1`` pool threads) sharing epoch kernels."""
 
@@ -220,6 +252,14 @@ class ThreadTeam:
             self._scratch[(j, key)] = buf
         return buf
 
+    @staticmethod
+    def _once(thread):
+        """``call(j, b0, b1)``: ``thread(j)``'s piece on the batches ``b0:b1``, alone."""
+        def call(j, b0, b1):
+            with thread(j) as piece:
+                return piece(b0, b1)
+        return call
+
     def _run(self, shares, call):
         """``call(j, b0, b1)`` for every share, share 0 on this thread; the results in share order."""
         futures = [self._pool.submit(call, j, b0, b1) for j, (b0, b1) in enumerate(shares) if j > 0]
@@ -239,17 +279,23 @@ class ThreadTeam:
             cuts.append(min(max(e, b + 1), n))
         return list(zip(cuts, cuts[1:]))
 
-    def _pulled(self, pieces, call):
+    def _pulled(self, pieces, thread):
         """Hogwild: each thread takes the next piece until none is left (a thread that gets less CPU
-        on a busy machine does fewer); the results in piece order."""
+        on a busy machine does fewer), entering ``thread(j)`` (a context yielding ``piece(*args)``) at
+        its first piece and leaving it after its last: its set-up and its copies of the rows every
+        sample writes once per block, not per piece; the results in piece order."""
         taken = itertools.count()  # next() is atomic under the GIL
         results = [None] * len(pieces)
 
         def work(j):
-            for i in iter(lambda: next(taken), None):
-                if i >= len(pieces):
-                    return
-                results[i] = call(j, *pieces[i])
+            with contextlib.ExitStack() as stack:
+                piece = None
+                for i in iter(lambda: next(taken), None):
+                    if i >= len(pieces):
+                        return
+                    if piece is None:
+                        piece = stack.enter_context(thread(j))
+                    results[i] = piece(*pieces[i])
 
         futures = [self._pool.submit(work, j) for j in range(1, self.threads)]
         work(0)
@@ -257,16 +303,20 @@ class ThreadTeam:
             f.result()
         return results
 
-    def _execute(self, groups, order, batch_ptr, call):
+    def _execute(self, groups, order, batch_ptr, thread):
         """Every round of the block in threads: ``(status, samples)``, ``status`` the block index of
-        the first batch whose output or metric was non-finite (the rounds after it do not run), else -1."""
+        the first batch whose output or metric was non-finite (the rounds after it do not run), else -1.
+        ``thread(j)``: thread ``j``'s context for its pieces (its set-up; Hogwild: its copies of the rows
+        every sample writes, folded into the shared ones when it leaves), yielding ``piece(b0, b1) ->
+        (status, samples)`` that trains the batches ``b0:b1``."""
+        call = self._once(thread)
         samples = 0
         for r0, r1 in self._rounds(batch_ptr):
             if not self.deterministic:
                 rows = int(batch_ptr[-1] - batch_ptr[0])
                 shares = _shares(batch_ptr, min(self.threads * PIECES_PER_THREAD, max(1, rows // MIN_PIECE_ROWS)))
                 self._width = min(self.threads, len(shares))
-                results = [call(0, *shares[0])] if len(shares) < 2 else self._pulled(shares, call)
+                results = [call(0, *shares[0])] if len(shares) < 2 else self._pulled(shares, thread)
             else:
                 shares = [(r0 + a, r0 + b) for a, b in _shares(batch_ptr[r0:r1 + 1], self.threads)]
                 results = [call(0, r0, r1)] if len(shares) < 2 else self._merged(groups, order, batch_ptr, shares,
@@ -329,12 +379,12 @@ class ThreadTeam:
     @contextlib.contextmanager
     def _own(self, j, parts, rule):
         """Hogwild: thread ``j``'s own copies of ``parts`` (``[(key, arrays)]``: a parameter and its states
-        that every sample writes), yielded in order for a piece to train; then each copy's change is
-        folded into the shared arrays (:meth:`_fold_dense`)."""
-        copies = [self._own_dense(j, key, arrays) for key, arrays in parts]
-        yield [mine for mine, _ in copies]
-        for (_, arrays), (mine, start) in zip(parts, copies):
-            self._fold_dense(arrays, mine, start, rule)
+        that every sample writes) for its pieces of a block to train, as an :class:`_Owned` (``copies``
+        in order); each copy's change is folded into the shared arrays (:meth:`_fold_dense`) every
+        :data:`SYNC_ROWS` rows (:meth:`_Owned.before`) and when the thread leaves the block."""
+        owned = _Owned(self, j, parts, rule)
+        yield owned
+        owned.fold()
 
     # -- the linear family's kernels (runner.LinearEpochRunner) -------------------------------
     def _head(self, one_sample, batches, model, update, rule) -> int:
@@ -350,8 +400,9 @@ class ThreadTeam:
 
     def run_linear(self, kernel, batches, model, update, metrics, scratch, pred, rule):
         """``kernel(batches, model, update, metrics, scratch, pred)`` over the block, in threads
-        (``rule``: the optimizer rule the kernel is bound to). Hogwild: each piece trains the bias
-        and the head rows (:data:`HEAD_ROWS`) on the thread's own copy, added to the shared ones after."""
+        (``rule``: the optimizer rule the kernel is bound to). Hogwild: each thread trains the bias and
+        the head rows (:data:`HEAD_ROWS`) on its own copy, added to the shared ones every
+        :data:`SYNC_ROWS` rows and after its last piece of the block."""
         groups = []
         loop, one_sample = kernel.select(batches, model, update, metrics, scratch, pred)  # once per block
         head = self._head(one_sample, batches, model, update, rule)
@@ -362,7 +413,8 @@ class ThreadTeam:
                 groups.append(_Group(rule, (model.bias, model.bias_s1, model.bias_s2)))
         sums, counts = self._metric_sums(metrics.sums, metrics.counts)
 
-        def call(j, b0, b1):
+        @contextlib.contextmanager
+        def thread(j):
             mine = model
             if j > 0 and self.deterministic:
                 nt = len(model.weights)
@@ -376,9 +428,8 @@ class ThreadTeam:
                                       bias_s2=bias[2])
             own = scratch if j == 0 and self.deterministic else type(scratch)(*(
                 self._buffer(j, ("scratch", i), a, -1 if i == 0 else None) for i, a in enumerate(scratch)))
-            lrs = update.lrs[b0:b1] if update.lrs.shape[0] > 1 else update.lrs
             step = self._buffer(j, "counts", update.counts)  # written every batch: a line of its own
-            np.add(update.counts, b0, out=step)
+            mets = metrics._replace(sums=sums[j], counts=counts[j])
             # Hogwild: the rows every sample writes (the bias, the head rows) on this thread's copies
             owned = []  # (the model's fields, the shared arrays)
             if not self.deterministic and model.has_bias and update.train:
@@ -386,14 +437,20 @@ class ThreadTeam:
             if head:
                 owned.append((("head", "head_s1", "head_s2"), tuple(a[:head] if a.size else a for a in (
                     model.weights[0], model.states1[0], model.states2[0]))))
-            with self._own(j, [(fields[0], shared) for fields, shared in owned], rule) as copies:
-                for (fields, _), copy in zip(owned, copies):
+            with self._own(j, [(fields[0], shared) for fields, shared in owned], rule) as own_rows:
+                for (fields, _), copy in zip(owned, own_rows.copies):
                     mine = mine._replace(**dict(zip(fields, copy)))
-                return loop(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
-                            update._replace(lrs=lrs, counts=step), metrics._replace(sums=sums[j], counts=counts[j]),
-                            own, pred)
 
-        result = self._execute(groups, batches.order, batches.batch_ptr, call)
+                def piece(b0, b1):
+                    own_rows.before(int(batches.batch_ptr[b1] - batches.batch_ptr[b0]))
+                    lrs = update.lrs[b0:b1] if update.lrs.shape[0] > 1 else update.lrs
+                    np.add(update.counts, b0, out=step)
+                    return loop(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
+                                update._replace(lrs=lrs, counts=step), mets, own, pred)
+
+                yield piece
+
+        result = self._execute(groups, batches.order, batches.batch_ptr, thread)
         self._add_metric_sums(sums, counts, metrics.sums, metrics.counts)
         return result
 
@@ -416,12 +473,10 @@ class ThreadTeam:
         dense = [] if self.deterministic or not args[at["train"]] else [
             t for t in range(n_params) if args[at[f"rows{t}"]].shape[0] > 0]
 
-        def call(j, b0, b1):
+        @contextlib.contextmanager
+        def thread(j):
             mine = list(args)
-            mine[at["batch_ptr"]] = batch_ptr[b0:b1 + 1]
-            mine[at["lrs"]] = lrs[b0:b1] if lrs.shape[0] > 1 else lrs
-            mine[at["counts"]] = self._buffer(j, "counts", counts)  # written every batch: a line of its own
-            np.add(counts, b0, out=mine[at["counts"]])
+            step = mine[at["counts"]] = self._buffer(j, "counts", counts)  # written every batch: a line of its own
             mine[at["msums"]], mine[at["mcounts"]] = msums[j], mcounts[j]
             if j > 0 or not self.deterministic:
                 mine[at["slot"]] = self._buffer(j, "slot", args[at["slot"]], -1)
@@ -431,13 +486,21 @@ class ThreadTeam:
                     for p, arr in zip(_TRIO, trio):
                         mine[at[f"{p}{t}"]] = arr
             parts = [(("plan", t), tuple(args[at[f"{p}{t}"]] for p in _TRIO)) for t in dense]
-            with self._own(j, parts, rule) as copies:
-                for t, copy in zip(dense, copies):
+            with self._own(j, parts, rule) as own_rows:
+                for t, copy in zip(dense, own_rows.copies):
                     for p, arr in zip(_TRIO, copy):
                         mine[at[f"{p}{t}"]] = arr
-                return fn(*mine)
 
-        result = self._execute(groups, args[at["order"]], batch_ptr, call)
+                def piece(b0, b1):
+                    own_rows.before(int(batch_ptr[b1] - batch_ptr[b0]))
+                    mine[at["batch_ptr"]] = batch_ptr[b0:b1 + 1]
+                    mine[at["lrs"]] = lrs[b0:b1] if lrs.shape[0] > 1 else lrs
+                    np.add(counts, b0, out=step)
+                    return fn(*mine)
+
+                yield piece
+
+        result = self._execute(groups, args[at["order"]], batch_ptr, thread)
         self._add_metric_sums(msums, mcounts, args[at["msums"]], args[at["mcounts"]])
         return result
 
@@ -460,7 +523,7 @@ class ThreadTeam:
 
     def _each(self, tasks):
         """Run the callables ``tasks`` in the team's threads (each touches its own arrays)."""
-        self._pulled([(i,) for i in range(len(tasks))], lambda j, i: tasks[i]())
+        self._pulled([(i,) for i in range(len(tasks))], lambda j: contextlib.nullcontext(lambda i: tasks[i]()))
 
     def _merged(self, groups, order, batch_ptr, shares, call):
         """Run ``call`` for every share; with ``groups`` (deterministic), thread ``j > 0`` on its
