@@ -332,3 +332,22 @@ def test_a_text_label_value_keeps_its_decoding_and_shows_one_escape():
     value = token_text(b"m\xff", 0, 2)
     assert value == "m\\xff"
     assert third_value(value, ("no", "yes")).startswith(r"label 'm\xff' is a third value")
+
+
+@pytest.mark.parametrize("name, text, first", [
+    ("c.txt", b"y,a,b\n1,2,3\n", "c.txt:1: label 'y,a,b' is not a number"),
+    ("v.dat", b"1 |a x y\n0 |a z\n", "v.dat:1: feature '|a' has no ':' between index and value"),
+])
+def test_another_formats_file_read_as_libsvm_says_it_was_read_as_libsvm(tmp_path, name, text, first):
+    # a CSV or VW file of a name that says no format was read as LibSVM: the message said only 'label ...'
+    (tmp_path / name).write_bytes(text)
+    with pytest.raises(DataFormatError) as err:
+        load_libsvm(tmp_path / name)
+    assert str(err.value) == (f"{tmp_path / first} (read as LibSVM; CSV/TSV or Vowpal Wabbit data is read as such "
+                              "when named .csv, .tsv or .vw, or with data.format)")
+    (tmp_path / "x.libsvm").write_bytes(text)  # named LibSVM: no hint; a later line: none either
+    (tmp_path / "later.txt").write_bytes(b"1 0:1\n" + text)
+    for other in ("x.libsvm", "later.txt"):
+        with pytest.raises(DataFormatError) as err:
+            load_libsvm(tmp_path / other)
+        assert "read as LibSVM" not in str(err.value)

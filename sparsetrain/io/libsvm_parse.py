@@ -26,7 +26,7 @@ import numpy as np
 
 from ..base import DataFormatError, quoted
 from . import _libsvm_kernels as K
-from .base import token_text
+from .base import plain_name, token_text
 from .chunks import ChunkSource
 from .pipeline import BufferPool, ChunkJob, ParsedChunk, cancel, default_workers, executor, parse_chunks, room, submit
 
@@ -127,6 +127,13 @@ _MESSAGES = {
 }
 
 
+# a first line that is no LibSVM at all: another format's file read as LibSVM (a CSV file named x.txt: "label
+# 'y,a,b' is not a number", a Vowpal Wabbit one: "feature '|a' has no ':'")
+_OTHER_FORMAT_CODES = (K.E_LABEL, K.E_MISSING_COLON, K.E_INDEX_NOT_INT, K.E_VALUE)
+_OTHER_FORMAT = ("read as LibSVM; CSV/TSV or Vowpal Wabbit data is read as such when named .csv, .tsv or .vw, "
+                 "or with data.format")
+
+
 def _message(code: int, tok: str, aux: int, ctx: "_ParseContext") -> str:
     q = quoted(tok)
     if code == K.E_LABEL:
@@ -165,7 +172,10 @@ class _ParseContext:
 
     def error(self, job: _Job, code, start, end, aux) -> DataFormatError:
         msg = _message(code, token_text(job.buf, start, end), aux, self)
-        return DataFormatError(f"{self.path}:{self.line_of(job, start)}: {msg}")
+        line = self.line_of(job, start)
+        if line == 1 and code in _OTHER_FORMAT_CODES and not plain_name(self.path).endswith((".libsvm", ".svm")):
+            msg += f" ({_OTHER_FORMAT})"
+        return DataFormatError(f"{self.path}:{line}: {msg}")
 
 
 def _label_token_span(buf, start):
