@@ -9,7 +9,7 @@ import os
 import re
 import typing
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from .base import did_you_mean
 
@@ -109,6 +109,35 @@ def _model_in(ann):
         if found is not None:
             return found
     return None
+
+
+def _numbers(ann) -> bool:
+    """Whether the annotation ``ann`` takes numbers and nothing else (``int``, ``float | None``, constrained)."""
+    if typing.get_origin(ann) is typing.Annotated:
+        return _numbers(typing.get_args(ann)[0])
+    kinds = [a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)]
+    return bool(kinds) and all(k in (int, float) for k in kinds)
+
+
+def _list_of_numbers(ann) -> bool:
+    kinds = [a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)]
+    return any(typing.get_origin(k) is list and _numbers(typing.get_args(k)[0]) for k in kinds)
+
+
+class NumbersNotBools(BaseModel):
+    """A base of the schemas: a number field (or a list of numbers) refuses ``true``/``false``, which pydantic
+    takes as 1 and 0 (``epochs: yes`` trained one epoch, ``learning_rate: true`` at 1.0)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_bool(cls, v, info):
+        ann = cls.model_fields[info.field_name].annotation
+        if isinstance(v, bool) and _numbers(ann):
+            raise ValueError("must be a number, not true/false")
+        if isinstance(v, list) and any(isinstance(x, bool) for x in v) and _list_of_numbers(ann):
+            shown = ", ".join(str(x).lower() if isinstance(x, bool) else repr(x) for x in v)
+            raise ValueError(f"must be numbers, not true/false (got [{shown}])")
+        return v
 
 
 def physical_memory() -> int | None:

@@ -290,3 +290,20 @@ def test_cli_set_overrides_give_usage_errors_or_work(data):
 @given(st.data())
 def test_cli_set_overrides_deep(data):
     _check_cli_override(data)
+
+
+@pytest.mark.parametrize("override, message", [
+    # pydantic took true/false as 1/0: `epochs: yes` trained one epoch, `learning_rate: true` at 1.0
+    ("train.epochs=yes", "train.epochs: must be a number, not true/false (got True)"),
+    ("optimizer.learning_rate=true", "optimizer.learning_rate: must be a number, not true/false (got True)"),
+    ("optimizer.momentum=false", "optimizer.momentum: must be a number, not true/false (got False)"),
+    ("data.num_features=true", "data.num_features: must be a number, not true/false (got True)"),
+    ("model.variables.weight.shape=[true, 1]", "model.variables.weight.shape: must be numbers, not true/false "
+     "(got [true, 1])"),
+    ("train.threads=true", "train.threads: must be auto or a whole number of threads >= 1 (got True)"),  # its own
+])
+def test_true_or_false_for_a_number_is_named(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(LINREG), [override])
+    assert _one_line(str(e.value)) == message
+    assert load_config(str(LINREG), ["data.shuffle=true", "train.epochs=3"]).train.epochs == 3

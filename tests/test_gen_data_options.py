@@ -153,7 +153,7 @@ def test_one_of_density_and_nnz_per_row_names_the_options():
 
 @pytest.mark.parametrize("override,expected", [
     ("data.generate.nnz_per_row=20", "data.generate: `nnz_per_row` (20) exceeds `features` (10)"),
-    ("data.generate.rows=true", "data.generate.rows: must be an integer, not a boolean"),
+    ("data.generate.rows=true", "data.generate.rows: must be a number, not true/false"),
     ("data.generate.seed=-1", "data.generate.seed:"),
 ])
 def test_config_generate_section_reports_the_same_checks(override, expected):
@@ -166,7 +166,7 @@ def test_config_generate_section_reports_the_same_checks(override, expected):
 
 
 def test_check_options_rejects_booleans_and_negative_seeds():
-    with pytest.raises(ConfigError, match="rows: must be an integer"):
+    with pytest.raises(ConfigError, match="rows: must be a number, not true/false"):
         check_options(rows=True, features=3, density=0.5)
     with pytest.raises(ConfigError, match="seed"):
         check_options(rows=3, features=3, density=0.5, seed=-1)

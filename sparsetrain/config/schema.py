@@ -17,6 +17,7 @@ from .. import initializer
 from ..base import ConfigError
 from ..io.base import DEFAULT_MAX_LINE_BYTES, plain_name
 from ..io.synthetic_options import SyntheticOptions, check_given, not_read
+from ..validation import NumbersNotBools
 from . import factories, graph
 
 
@@ -70,8 +71,8 @@ Threads = Annotated[Literal["auto"] | int, BeforeValidator(_auto_or_count("threa
 SyncEvery = Annotated[Literal["auto"] | int, BeforeValidator(_auto_or_count("batches"))]
 
 
-class _Strict(BaseModel):
-    # a number is finite everywhere (`learning_rate: .inf` trained until the loss was NaN)
+class _Strict(NumbersNotBools):
+    # a number is finite everywhere (`learning_rate: .inf` trained until the loss was NaN), and no true/false
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -292,7 +293,7 @@ class ModelConfig(PresetOptions):
                                        "names ending in `bias` start at zero.")
 
 
-class OptimizerConfig(BaseModel):
+class OptimizerConfig(NumbersNotBools):
     """The optimizer; keys besides these are passed on to it and checked by it (e.g. `beta1`, `lamda1`)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)

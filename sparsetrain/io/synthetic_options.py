@@ -6,22 +6,12 @@
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..base import ConfigError
-from ..validation import check_fits_memory, format_validation_error
-
-
-
-def _not_bool(v):
-    if isinstance(v, bool):
-        raise ValueError("must be an integer, not a boolean")
-    return v
-
-
-Int = Annotated[int, BeforeValidator(_not_bool)]
+from ..validation import NumbersNotBools, check_fits_memory, format_validation_error
 
 # bytes per element of the true weights, held whole while the rows are streamed
 _WEIGHT_BYTES = 8
@@ -33,7 +23,7 @@ MAX_NOISE = 1e36
 LIBSVM_ONLY = ("features", "density", "nnz_per_row", "classes", "target", "columns", "zero_based")
 
 
-class SyntheticOptions(BaseModel):
+class SyntheticOptions(NumbersNotBools):
     """Synthetic data: LibSVM (the seed's ``y = X · [1..D]`` and friends) or a Criteo-like TSV."""
 
     # a number is finite (--noise inf wrote -inf labels, which no reader takes; --zipf-a inf: an internal error)
@@ -43,14 +33,14 @@ class SyntheticOptions(BaseModel):
                                              "(label, `numeric` integer and `categorical` string columns, "
                                              "a header line) with a planted model: logistic for a binary `task`, "
                                              "its score plus `noise` for regression.")
-    rows: Int = Field(gt=0, description="Number of rows.")
-    features: Int | None = Field(None, gt=0, description="libsvm: number of features (columns); required.")
+    rows: int = Field(gt=0, description="Number of rows.")
+    features: int | None = Field(None, gt=0, description="libsvm: number of features (columns); required.")
     density: float | None = Field(None, gt=0, le=1, description="libsvm: fraction of non-zeros per row "
                                   "(give this or `nnz_per_row`).")
-    nnz_per_row: Int | None = Field(None, gt=0, description="libsvm: non-zeros per row (instead of `density`).")
+    nnz_per_row: int | None = Field(None, gt=0, description="libsvm: non-zeros per row (instead of `density`).")
     task: Literal["regression", "binary", "multiclass"] = Field("regression", description="Label type "
                                                                   "(csv: binary or regression).")
-    classes: Int = Field(2, ge=2, description="libsvm: number of classes for `multiclass`.")
+    classes: int = Field(2, ge=2, description="libsvm: number of classes for `multiclass`.")
     target: Literal["arange", "random"] = Field("arange", description="libsvm: true weights: `arange` is the "
                                                 "seed's [1..D]; `random` draws them.")
     noise: float = Field(0.0, ge=0, description=f"Standard deviation of Gaussian label noise (at most {MAX_NOISE:g}).")
@@ -58,14 +48,14 @@ class SyntheticOptions(BaseModel):
                                                  "non-zeros.")
     zipf_a: float = Field(1.2, gt=1, description="Zipf exponent when `columns` (libsvm) or `cardinality` (csv) "
                           "is zipf.")
-    seed: Int = Field(0, ge=0, description="Random seed of the generator.")
+    seed: int = Field(0, ge=0, description="Random seed of the generator.")
     zero_based: bool = Field(True, description="libsvm: write zero-based feature indices.")
-    numeric: Int = Field(13, ge=0, description="csv: integer-count columns `i1`, `i2`, ... (empty when missing).")
-    categorical: Int = Field(26, ge=0, description="csv: string columns `c1`, `c2`, ... (8 hex digits).")
+    numeric: int = Field(13, ge=0, description="csv: integer-count columns `i1`, `i2`, ... (empty when missing).")
+    categorical: int = Field(26, ge=0, description="csv: string columns `c1`, `c2`, ... (8 hex digits).")
     cardinality: Literal["uniform", "zipf"] = Field("uniform", description="csv: distribution of the values "
                                                     "of a categorical column over its `vocabulary` (zipf: "
                                                     "exponent `zipf_a`).")
-    vocabulary: Int = Field(1000, gt=0, description="csv: distinct values per categorical column.")
+    vocabulary: int = Field(1000, gt=0, description="csv: distinct values per categorical column.")
     missing: float = Field(0.1, ge=0, lt=1, description="csv: fraction of empty numeric and categorical fields.")
 
     @field_validator("noise")
