@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 import typing
 
 from pydantic import BaseModel, ValidationError, field_validator
@@ -80,7 +81,7 @@ def _closest_choice(error) -> str:
 
 
 def _short(value, limit: int = 80) -> str:
-    text = repr(value)
+    text = str(value).lower() if isinstance(value, bool) else repr(value)  # (as YAML writes it: true, not True)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -111,22 +112,42 @@ def _model_in(ann):
     return None
 
 
+def _kinds(ann) -> list:
+    """The types an annotation admits besides None (a union's members; ``Annotated``'s type)."""
+    if typing.get_origin(ann) is typing.Annotated:
+        return _kinds(typing.get_args(ann)[0])
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        return [k for a in typing.get_args(ann) for k in _kinds(a)]
+    return [] if ann is type(None) else [ann]
+
+
 def _numbers(ann) -> bool:
     """Whether the annotation ``ann`` takes numbers and nothing else (``int``, ``float | None``, constrained)."""
-    if typing.get_origin(ann) is typing.Annotated:
-        return _numbers(typing.get_args(ann)[0])
-    kinds = [a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)]
+    kinds = _kinds(ann)
     return bool(kinds) and all(k in (int, float) for k in kinds)
 
 
-def _list_of_numbers(ann) -> bool:
-    kinds = [a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)]
-    return any(typing.get_origin(k) is list and _numbers(typing.get_args(k)[0]) for k in kinds)
+def _holds_numbers(ann) -> bool:
+    """Whether ``ann`` is a list of numbers or a mapping to numbers (``shape``, ``train.target``), or None."""
+    return any(typing.get_origin(k) in (list, dict) and _numbers(typing.get_args(k)[-1]) for k in _kinds(ann))
+
+
+def refuse_bools(value, path: str) -> None:
+    """A ``ConfigError`` naming the key path (below ``path``, a joined one) of the first true/false in ``value``
+    (a mapping or list of numbers and names, such as an initializer's or a scheduler's parameters, none of
+    which is a switch): Python takes them as 1 and 0."""
+    from .base import ConfigError
+
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(item, bool):
+            raise ConfigError(f"{join_path([key], path)}: must be a number, not true/false (got {str(item).lower()})")
+        refuse_bools(item, join_path([key], path))
 
 
 class NumbersNotBools(BaseModel):
-    """A base of the schemas: a number field (or a list of numbers) refuses ``true``/``false``, which pydantic
-    takes as 1 and 0 (``epochs: yes`` trained one epoch, ``learning_rate: true`` at 1.0)."""
+    """A base of the schemas: a number field (or a list of numbers, a mapping to them) refuses ``true``/``false``,
+    which pydantic takes as 1 and 0 (``epochs: yes`` trained one epoch, ``learning_rate: true`` at 1.0)."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -134,9 +155,11 @@ class NumbersNotBools(BaseModel):
         ann = cls.model_fields[info.field_name].annotation
         if isinstance(v, bool) and _numbers(ann):
             raise ValueError("must be a number, not true/false")
-        if isinstance(v, list) and any(isinstance(x, bool) for x in v) and _list_of_numbers(ann):
-            shown = ", ".join(str(x).lower() if isinstance(x, bool) else repr(x) for x in v)
-            raise ValueError(f"must be numbers, not true/false (got [{shown}])")
+        if isinstance(v, (list, dict)) and _holds_numbers(ann):
+            bad = next((k for k, x in (v.items() if isinstance(v, dict) else enumerate(v)) if isinstance(x, bool)),
+                       None)
+            if bad is not None:
+                raise ValueError(f"must be numbers, not true/false (got {str(v[bad]).lower()} at {join_path([bad])})")
         return v
 
 

@@ -294,13 +294,17 @@ def test_cli_set_overrides_deep(data):
 
 @pytest.mark.parametrize("override, message", [
     # pydantic took true/false as 1/0: `epochs: yes` trained one epoch, `learning_rate: true` at 1.0
-    ("train.epochs=yes", "train.epochs: must be a number, not true/false (got True)"),
-    ("optimizer.learning_rate=true", "optimizer.learning_rate: must be a number, not true/false (got True)"),
-    ("optimizer.momentum=false", "optimizer.momentum: must be a number, not true/false (got False)"),
-    ("data.num_features=true", "data.num_features: must be a number, not true/false (got True)"),
+    ("train.epochs=yes", "train.epochs: must be a number, not true/false (got true)"),
+    ("optimizer.learning_rate=true", "optimizer.learning_rate: must be a number, not true/false (got true)"),
+    ("optimizer.momentum=false", "optimizer.momentum: must be a number, not true/false (got false)"),
+    ("data.num_features=true", "data.num_features: must be a number, not true/false (got true)"),
     ("model.variables.weight.shape=[true, 1]", "model.variables.weight.shape: must be numbers, not true/false "
-     "(got [true, 1])"),
-    ("train.threads=true", "train.threads: must be auto or a whole number of threads >= 1 (got True)"),  # its own
+     "(got true at [0])"),
+    ("train.target={mse: true}", "train.target: must be numbers, not true/false (got true at mse)"),
+    ("model.init={normal: {sigma: true}}", "model.init.normal.sigma: must be a number, not true/false (got true)"),
+    ("optimizer.lr_scheduler={factor: {step: true}}", "optimizer.lr_scheduler.factor.step: must be a number, not "
+     "true/false (got true)"),
+    ("train.threads=true", "train.threads: must be auto or a whole number of threads >= 1 (got true)"),  # its own
 ])
 def test_true_or_false_for_a_number_is_named(override, message):
     with pytest.raises(ConfigError) as e:

@@ -7,7 +7,9 @@ inference), each parameter's initializer and size against the machine's memory â
 :class:`Config`. Every problem is a :class:`sparsetrain.ConfigError` whose message starts with the
 key path, e.g. ``model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean 'weight'?)``.
 Anchors, aliases and ``<<`` merge keys work; a number in exponent form is a number as in YAML 1.2
-(``1e-8``, which YAML 1.1 reads as a string); a key given twice in one mapping, and a document that
+(``1e-8``, which YAML 1.1 reads as a string), and a number key (or a number in an initializer's or
+scheduler's parameters) given ``true``/``false`` (or YAML 1.1's ``yes``/``no``) is an error, not 1 or 0;
+a key given twice in one mapping, and a document that
 expands past a million nodes through aliases, are errors naming the file and line.
 
 Paths written inside a config file (``data.train``, ``data.eval``, ``data.generate.path``,

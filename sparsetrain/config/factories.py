@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 
 from ..base import ConfigError, did_you_mean
-from ..validation import join_path, message
+from ..validation import join_path, message, refuse_bools
 
 LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorScheduler", "poly": "PolyScheduler",
                  "cosine": "CosineScheduler"}
@@ -89,6 +89,7 @@ def make_lr_scheduler(spec: dict, base_lr: float):
     if cls_name is None:
         raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
                           f"allowed: {', '.join(LR_SCHEDULERS)}")
+    refuse_bools(params, join_path(["optimizer", "lr_scheduler", kind]))  # (no scheduler parameter is a switch)
     try:
         return getattr(lr_scheduler, cls_name)(**{"base_lr": base_lr, **(params or {})})
     except (TypeError, ValueError) as e:

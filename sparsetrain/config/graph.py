@@ -9,7 +9,7 @@ import itertools
 import re
 
 from ..base import ConfigError, ShapeError, SparseTrainError
-from ..validation import join_path, message
+from ..validation import join_path, message, refuse_bools
 
 
 def canonical_op(name: str) -> str:
@@ -63,6 +63,7 @@ def make_initializer(spec, path: str):
     """The initializer ``spec`` names (``zero``, ``{normal: {sigma: 0.01}}``, ...); errors name ``path``."""
     from .. import initializer as init_mod
 
+    refuse_bools(spec, path)  # (no initializer parameter is a switch)
     try:
         return init_mod.create(spec)
     except (ValueError, TypeError, KeyError, SparseTrainError) as e:
