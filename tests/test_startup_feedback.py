@@ -172,6 +172,9 @@ def test_load_cached_loads_the_signatures_in_the_disk_cache_without_a_call(tmp_p
     fresh = load()
     load_cached(fresh)
     assert len(fresh.overloads) == 2 and not fresh.stats.cache_misses
+    fresh = load()
+    load_cached(fresh, lambda sig: str(sig[0]) == "float64")  # (a run loads its data dtype's only)
+    assert [str(sig[0]) for sig in fresh.overloads] == ["float64"]
 
 
 def test_a_streamed_run_loads_its_parser_before_the_first_epoch(tmp_path, monkeypatch):

@@ -38,17 +38,19 @@ def in_disk_cache(dispatcher) -> bool:
         return False
 
 
-def load_cached(dispatcher) -> None:
-    """Load every signature of ``dispatcher`` that numba's on-disk cache holds for this machine, as its
-    first call would (a big kernel's first load takes most of a second in a fresh process). Nothing
-    when there are none, or when that cannot be read (a numba version without the attributes)."""
+def load_cached(dispatcher, keep=None) -> None:
+    """Load the signatures of ``dispatcher`` that numba's on-disk cache holds for this machine (those
+    ``keep(signature)`` is true of: a tuple of numba types), as its first call would (a big kernel's first
+    load takes most of a second in a fresh process). Nothing when there are none, or when that cannot be
+    read (a numba version without the attributes)."""
     try:
         magic = dispatcher.targetctx.codegen().magic_tuple()
         signatures = [key[0] for key in dispatcher._cache._cache_file._load_index() if key[1] == magic]
     except (AttributeError, IndexError, TypeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
         return
     for sig in signatures:
-        dispatcher.compile(sig)
+        if keep is None or keep(sig):
+            dispatcher.compile(sig)
 
 
 def drop_stale_cache(dispatchers, dependencies) -> None:

@@ -48,12 +48,23 @@ def _cached(module: str, name: str) -> bool:
 def load_parser(cfg) -> None:
     """Load the training data's parser kernel from numba's cache now, before a streamed run's first epoch:
     its load (most of a second in a fresh process) was counted in that epoch's ``data_seconds``, as the
-    first chunk waited for it. (Data read into memory loads it as it is parsed, before training.)"""
+    first chunk waited for it. (Data read into memory loads it as it is parsed, before training.) Only the
+    signature of the run's data dtype: the other's load costs tens of ms (its floating arrays: the data's
+    dtype and float64 for the labels)."""
+    from numba import types
+
     from ..kernels.numba_cache import load_cached
+    from .data import _data_dtype
 
     parser = _PARSERS.get(cfg.data_format())
-    if parser is not None:
-        load_cached(getattr(importlib.import_module(parser[0]), parser[1]))
+    if parser is None:
+        return
+    floats = {"float64", _data_dtype(cfg)}
+
+    def of_the_run(sig) -> bool:
+        return {str(a.dtype) for a in sig if isinstance(a, types.Array) and isinstance(a.dtype, types.Float)} == floats
+
+    load_cached(getattr(importlib.import_module(parser[0]), parser[1]), of_the_run)
 
 
 class Warmup:
