@@ -362,7 +362,8 @@ def main():
               "wide & deep, any graph whose ops have a fused form), graph (the general interpreter), or auto.")
 @click.option("--seed", type=int, help="Random seed (default: the config's train.seed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, engine line or final table; only the "
-              "per-epoch lines, errors, and what was asked for (--verbose-stypes, resume notice).")
+              "per-epoch lines, errors, what was asked for (--verbose-stypes) and what changes what the lines "
+              "mean (the run directory taken, resuming, an early stop).")
 @click.option("--workers", type=click.IntRange(min=1), help="Distributed training on Ray with N data-parallel "
               "workers (default 2 when train.kvstore is dist_sync/dist_async; with kvstore local this switches "
               "to dist_sync). Needs the dist extra: pip install 'sparsetrain[dist]'.")

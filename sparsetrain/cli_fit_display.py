@@ -267,6 +267,9 @@ class _FitReporter:
     def note(self, text):
         self.err.print(text)
 
+    def stopped_early(self, text):  # said even with --quiet: the epoch lines end before train.epochs
+        click.echo(text, err=True)
+
     def close(self):
         self._stop()
         self.status.clear()

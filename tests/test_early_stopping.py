@@ -119,3 +119,12 @@ def test_early_stopping_config_errors_name_the_key(tmp_path, setting, message):
               f"train.early_stopping={setting}", "--set", "train.target={}")
     assert res.exit_code == 2
     assert message in one_error_line(res.stderr)
+
+
+def test_quiet_still_says_that_early_stopping_ended_the_run(tmp_path, half_labels):
+    # with -q the epoch lines just ended before train.epochs, without a word
+    args = [a for o in stopping_overrides(half_labels) for a in ("--set", o)]
+    res = cli("fit", LINREG, *args, "--output", tmp_path / "run", "-q")
+    assert res.exit_code == 0, res.stderr
+    assert "early stopping after epoch" in res.stderr and "the best is epoch" in res.stderr
+    assert "engine " not in res.stderr  # (the rest of -q's silence holds)

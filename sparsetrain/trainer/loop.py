@@ -115,7 +115,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
         best.update(record)
     run.best = best
     if best.stop:
-        reporter.note(_stopped_note(best, history))
+        reporter.stopped_early(_stopped_note(best, history))
         return history
     try:
         for epoch in range(run.start_epoch, cfg.train.epochs):
@@ -150,7 +150,7 @@ def run_epochs(cfg: Config, run: RunDir, executor, reporter: Reporter, history: 
             if cfg.train.plot:
                 write_plot(run.path, history, best.epoch if best.key else None)
             if best.stop:
-                reporter.note(_stopped_note(best, history))
+                reporter.stopped_early(_stopped_note(best, history))
                 break
         raise_if_interrupted()
     except RunInterrupted:

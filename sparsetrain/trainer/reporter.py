@@ -37,6 +37,11 @@ class Reporter:
 
     def note(self, text: str) -> None: ...
 
+    def stopped_early(self, text: str) -> None:
+        """Early stopping ended the run before ``train.epochs``: ``text`` says at which epoch and why (a
+        front end shows it even where it keeps other notes back: the epoch lines end early)."""
+        self.note(text)
+
     def busy(self, text: str):
         """A context manager around something that may take a while before the first epoch (loading a
         file): a front end shows ``text`` as a status line when it lasts more than about a second."""
