@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...symbol.graph import format_parameter, multipliers
 from ..base import Unsupported
 from .kernels import OUTPUTS  # the output layers the kernels implement
 
@@ -37,9 +36,9 @@ def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
 _PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
-def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, named=None) -> Match:
+def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, named) -> Match:
     """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types; ``named(p)``:
-    parameter ``p`` as the reason names it (default: with the multipliers the symbol gives it other than 1)."""
+    parameter ``p`` as the reason names it (``parameter_label``: with the multipliers it trains with)."""
     outputs = symbol._outputs
     if len(outputs) != 1:
         return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
@@ -99,12 +98,6 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, nam
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
     out = loss.op.name
-    if named is None:
-        attrs = symbol.attr_dict()
-
-        def named(p):
-            return format_parameter(p, *multipliers(attrs.get(p, {})))
-
     desc = " + ".join(f"dot({x}, {named(w)})" for x, w in terms) + (f" + {named(bias)}" if bias else "")
     return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
 
