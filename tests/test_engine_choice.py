@@ -133,3 +133,17 @@ def test_choose_compiles_a_subclass_that_keeps_its_rule():
     mod, it = _linear_module()
     mod.init_optimizer(optimizer=Renamed(), force_init=True)
     assert choose("auto", mod.view(), it, st.metric.create("mse"))[0] == "compiled"
+
+
+def test_the_config_and_fit_offer_every_registered_engine():
+    # a new engine is an entry of engines.ENGINES; train.engine's choices (config/schema.py) and fit's --engine
+    # (cli.py, which imports no engine to stay light) are written out: they must name the same engines
+    import typing
+
+    from sparsetrain.config.schema import TrainConfig
+    from sparsetrain.engines import ENGINES
+
+    want = {"auto", "graph", *ENGINES}
+    assert set(typing.get_args(TrainConfig.model_fields["engine"].annotation)) == want
+    option = next(p for p in main.commands["fit"].params if p.name == "engine")
+    assert set(option.type.choices) == want
