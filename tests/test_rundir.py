@@ -115,6 +115,20 @@ def test_resume_without_a_checkpoint_exits_2(tmp_path):
     assert not (tmp_path / "empty" / "metrics.jsonl").exists()
 
 
+def test_resume_with_another_config_says_both_values_and_the_runs_own_config(finished):
+    # it said only 'model.init differs ...; resume with the same config': after an upgrade that changed a
+    # default (presets start at zero since session 34), the same config file differed and nothing said how
+    res = cli("fit", LINREG, "--output", finished, "--resume", *FAST, "--set", "data.batch_size=7")
+    assert res.exit_code == 2
+    own = finished / "config.yaml"
+    assert one_error_line(res.stderr) == (
+        f"error: --resume: data.batch_size differs from the run's {own} (100 there, 7 here); resume with the same "
+        f"config (only train.epochs may change), e.g. the run's own: sparsetrain fit {own} --output {finished} "
+        "--resume")
+    assert cli("fit", own, "--output", finished, "--resume", "--epochs", "3", "-q").exit_code == 1  # (mse < 1 missed)
+    assert state(finished)["epoch"] == 3
+
+
 def test_resume_with_checkpoint_json_missing_is_refused_and_keeps_the_checkpoints(finished):
     (finished / "checkpoint.json").unlink()
     before = snapshot(finished)

@@ -327,8 +327,12 @@ class RunDir:
             a, b = saved.get(section), now.get(section)
             if a != b:
                 keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
-                raise ConfigError(f"--resume: {section}.{keys[0] if keys else ''} differs from the run's {path}; "
-                                  "resume with the same config (only train.epochs may change)")
+                key = keys[0] if keys else ""
+                there, here = ((doc or {}).get(key) if key else doc for doc in (a, b))
+                # (a default that changed since the run began differs too: the run's own config resumes it)
+                raise ConfigError(f"--resume: {section}.{key} differs from the run's {path} ({_flow(there)} there, "
+                                  f"{_flow(here)} here); resume with the same config (only train.epochs may "
+                                  f"change), e.g. the run's own: sparsetrain fit {path} --output {self.path} --resume")
 
     @property
     def start_epoch(self) -> int:
@@ -535,6 +539,14 @@ def _with_defaults(saved: dict, now: dict) -> dict:
 
     fill(saved, filled, now)
     return saved
+
+
+def _flow(value, limit: int = 60) -> str:
+    """A config value as one short line of YAML (``{uniform: {scale: 0.01}}``, ``zero``, ``null``)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _comparable(doc: dict) -> dict:
