@@ -243,3 +243,15 @@ def test_init_regression_learning_rates_follow_the_label_scale(tmp_path):
                  tmp_path / "l.yaml").exit_code == 0
     doc = yaml.safe_load((tmp_path / "l.yaml").read_text())
     assert doc["optimizer"]["learning_rate"] == 1.2 and doc["model"]["variables"] == {"factors": {"lr_mult": 0.17}}
+
+
+def test_init_help_names_every_task_and_preset():
+    # the help is written out (sparsetrain starts without the library); it must keep up with both lists
+    import re
+
+    from sparsetrain.config.schema import PRESETS
+    from sparsetrain.labels import TASKS
+
+    text = " ".join(CliRunner().invoke(main, ["init", "--help"]).output.split())
+    words = set(re.findall(r"[a-z_]+", text))
+    assert set(TASKS.values()) <= words and set(PRESETS) <= words, text
