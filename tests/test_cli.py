@@ -64,6 +64,31 @@ def linreg_run(tmp_path_factory):
     return out, res
 
 
+def readme_block(after: str) -> list[str]:
+    """The lines of the README's code block that starts with the line ``after``."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(after + "\n") + len(after) + 1
+    return text[start:text.index("```", start)].splitlines()
+
+
+def test_the_readme_walk_through_shows_what_the_commands_print(linreg_run):
+    """README's seed walk-through: infer-stypes' log as is; fit's header, and each epoch's mse as printed
+    (samples/s and times vary)."""
+    log = invoke("infer-stypes", LINREG, "--format", "log", "--backward").output.splitlines()
+    assert readme_block("$ sparsetrain infer-stypes configs/linreg.yaml --format log --backward") == log
+    shown = readme_block("$ sparsetrain fit configs/linreg.yaml")
+    res = linreg_run[1]
+    engine, threads = res.stderr.splitlines()[:2]  # (the tests set $SPARSETRAIN_THREADS: threads' reason differs)
+    assert [ln for ln in shown if ln.startswith("engine ")] == [engine]
+    assert [ln.split(" (")[0] for ln in shown if ln.startswith("threads ")] == [threads.split(" (")[0]]
+    mse = [ln.split("  samples/s")[0] for ln in shown if ln.startswith("epoch ")]
+    assert mse == [ln.split("  samples/s")[0] for ln in res.stdout.splitlines() if ln.startswith("epoch ")]
+    use = readme_block("$ sparsetrain evaluate runs/linreg data/linreg.libsvm")
+    data = ROOT / "data" / "linreg.libsvm"
+    assert use[0] == invoke("evaluate", linreg_run[0], data).output.strip()
+    assert use[4:8] == invoke("predict", linreg_run[0], data).output.splitlines()[:4]
+
+
 # -- fit --------------------------------------------------------------------------------------------
 
 def test_fit_seed_config_reaches_target_and_writes_the_run_directory(linreg_run):
