@@ -46,14 +46,21 @@ _TYPED_POINTERS = not getattr(llvmlite, "opaque_pointers_enabled", llvm_version_
 
 def _byte_permutes() -> bool:
     """Whether :func:`flatten_bits` and :func:`convert_pairs_permute` can be used: LLVM has a vector
-    compress (19+) and numba compiles for this CPU (no NUMBA_CPU_NAME), which has AVX-512 VBMI and VBMI2:
+    compress (19+) and numba compiles for this CPU (no NUMBA_CPU_NAME; NUMBA_CPU_FEATURES, when set, decides),
+    which has AVX-512 VBMI and VBMI2:
     a 64-byte compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per
     byte, slower than the scalar loop) and a byte permute across two registers (``vpermi2b``)."""
     from numba.core import config
 
     if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
         return False
-    features = get_host_cpu_features()
+    if config.CPU_FEATURES is not None:  # NUMBA_CPU_FEATURES: compiled with these
+        given = set(config.CPU_FEATURES.split(","))
+        return {"+avx512vbmi", "+avx512vbmi2"} <= given
+    try:
+        features = get_host_cpu_features()
+    except RuntimeError:  # (LLVM cannot tell on this platform)
+        return False
     return bool(features.get("avx512vbmi", False) and features.get("avx512vbmi2", False))
 
 
