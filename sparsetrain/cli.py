@@ -479,8 +479,8 @@ def predict(model, data, out, fmt, epoch, last):
 @main.command(short_help="Print a trained model's metrics on DATA.")
 @click.argument("model", type=click.Path())
 @click.argument("data", type=_DATA)
-@click.option("--metric", "metrics", multiple=True, help="Metric to compute (repeatable; default: the run's "
-              "train.metrics).")
+@click.option("--metric", "metrics", multiple=True, help="Metric to compute: mse, rmse, mae, accuracy, "
+              "cross-entropy (ce), log_loss or auc (repeatable; default: the run's train.metrics).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
 @click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
 @click.option("--last", is_flag=True, help=_LAST_HELP)

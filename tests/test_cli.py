@@ -528,3 +528,11 @@ def test_fit_notes_print_square_brackets_as_written(capsys):
 
     _FitReporter(quiet=False).note("set data.label_values: [negative, positive] to choose; [bold]x[/bold]")
     assert "set data.label_values: [negative, positive] to choose; [bold]x[/bold]" in capsys.readouterr().err
+
+
+def test_evaluate_help_names_every_metric_of_the_catalogue():
+    # the help is written out (sparsetrain starts without the library); it must keep up with the catalogue
+    from sparsetrain.metric_catalogue import catalogue
+
+    text = next(p.help for p in main.commands["evaluate"].params if p.name == "metrics")
+    assert [m.name for m in catalogue() if m.name != "composite" and m.name not in text] == []
