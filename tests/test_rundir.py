@@ -115,6 +115,31 @@ def test_resume_without_a_checkpoint_exits_2(tmp_path):
     assert not (tmp_path / "empty" / "metrics.jsonl").exists()
 
 
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # (a Ray start: ~10 s)
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_the_directory_as_it_found_it(tmp_path, workers):
+    # a bad line in the first epoch (or a distributed run's workers refusing the data, or a NaN loss) left
+    # config.yaml and an empty checkpoints/, and the same command then said "holds a run that stopped before
+    # its first checkpoint: start it again with --overwrite"
+    if workers:
+        pytest.importorskip("ray")
+    bad = tmp_path / "bad.libsvm"
+    lines = DATA.read_text().splitlines()
+    lines[699] = "1 7:x"
+    bad.write_text("\n".join(lines) + "\n")
+    new, held = tmp_path / "new", tmp_path / "held"
+    held.mkdir()
+    (held / "notes.txt").write_text("mine")
+    dist = ["--workers", workers] if workers else ["--set", "data.cache=stream"]
+    for out in (new, held) if not workers else (new,):
+        res = cli("fit", LINREG, "--output", out, *FAST, *dist, "--set", f"data.train={bad}")
+        assert res.exit_code == 1 and ":700: feature value 'x' is not a number" in one_error_line(res.stderr)
+    assert not new.exists()
+    if not workers:
+        assert sorted(p.name for p in held.iterdir()) == ["notes.txt"]
+        assert cli("fit", LINREG, "--output", held, *FAST).exit_code == 1  # trains (2 epochs miss mse < 1)
+        assert (held / "checkpoint.json").exists() and (held / "notes.txt").exists()
+
+
 def test_resume_with_another_config_says_both_values_and_the_runs_own_config(finished):
     # it said only 'model.init differs ...; resume with the same config': after an upgrade that changed a
     # default (presets start at zero since session 34), the same config file differed and nothing said how

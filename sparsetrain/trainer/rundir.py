@@ -22,6 +22,7 @@ how many epochs' checkpoint files are kept, besides the best epoch's.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import fcntl
 import glob
@@ -190,6 +191,7 @@ class RunDir:
         self.checkpoint: str | None = None  # the .params file of the last complete checkpoint
         self.best = None  # the run loop's metrics.BestEpoch
         self._lock_fd = lock_fd
+        self._begun = False  # begin() wrote config.yaml
 
     # life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -262,8 +264,15 @@ class RunDir:
             return run
 
     def close(self) -> None:
-        """Release the lock (and remove the lock file, and the directories open() made if nothing was written)."""
+        """Release the lock (and remove the lock file, and the directories open() made if nothing was written).
+        A new run that ends before its first checkpoint or metrics line (an error, a Ctrl-C) first removes what
+        :meth:`begin` wrote: the same command runs again once the cause is fixed (a bad line in the first
+        epoch, a distributed run's workers refusing the data, left a run that only ``--overwrite`` replaced)."""
         if self._lock_fd is not None:
+            if self._begun and self.fresh and self._holds_only_the_config():
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.path, CONFIG_FILE))
+                    os.rmdir(os.path.dirname(self.prefix))
             _unlock(self.path, self._lock_fd)
             self._lock_fd = None
             if self._made is not None:
@@ -274,6 +283,14 @@ class RunDir:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _holds_only_the_config(self) -> bool:
+        """Whether the run wrote nothing after :meth:`begin`: no checkpoint, no metrics line."""
+        try:
+            return not os.listdir(os.path.dirname(self.prefix)) and not any(
+                os.path.exists(os.path.join(self.path, n)) for n in (METRICS_FILE, STATE_FILE))
+        except OSError:
+            return False
 
     def begin(self, config_yaml: str) -> None:
         """Write ``config.yaml``; a fresh run first removes an earlier run's files (``overwrite``).
@@ -289,6 +306,7 @@ class RunDir:
         path = os.path.join(self.path, CONFIG_FILE)
         with writing(path):
             write_atomic(path, config_yaml)
+        self._begun = True
 
     # resume ------------------------------------------------------------------------------------------------
     def _resume_state(self) -> dict:
