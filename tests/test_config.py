@@ -267,3 +267,10 @@ def test_a_field_aware_fm_is_expressible_and_computes_its_formula():
     from sparsetrain import ops
 
     assert ops.get("slice_axis").fused is None  # (when it gets one, the README's sentence changes)
+
+
+def test_the_config_module_command_answers_help(capsys):
+    from sparsetrain.config.__main__ import main
+
+    assert main(["--help"]) == 0 and capsys.readouterr().out.startswith("usage: python -m sparsetrain.config")
+    assert main([]) == 2

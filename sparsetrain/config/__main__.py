@@ -8,8 +8,14 @@ from .load import load_config
 from .reference import markdown_reference
 
 
+USAGE = "usage: python -m sparsetrain.config --markdown | CONFIG [KEY=VALUE ...]\n"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):  # (it read --help as a config file: 'cannot read config')
+        sys.stdout.write(USAGE)
+        return 0
     if argv[:1] == ["--markdown"]:
         sys.stdout.write(markdown_reference() + "\n")
         return 0
@@ -21,7 +27,7 @@ def main(argv=None) -> int:
             return 2
         sys.stdout.write(cfg.to_yaml())
         return 0
-    sys.stderr.write("usage: python -m sparsetrain.config --markdown | CONFIG [KEY=VALUE ...]\n")
+    sys.stderr.write(USAGE)
     return 2
 
 
