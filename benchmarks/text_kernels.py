@@ -147,7 +147,7 @@ def phases(mb: float, repeat: int) -> None:
 
     @njit(cache=False, nogil=True, _nrt=False)  # as the kernel's loop: no reference counts (session 31)
     def stages(buf, upto, delim, quote, ncols, cat_cols, states, cross_a, cross_b, mid, mid_off, hash_bits,
-               indices, data, keys, buckets, fs, fe):
+               indices, data, keys, buckets, fs, fe, pos):
         """Stage ``upto``: 1 split, 2 + hashes, 3 + sort; returns entries (to keep the work alive)."""
         mask = (np.int64(1) << hash_bits) - 1
         p = 0
@@ -156,9 +156,8 @@ def phases(mb: float, repeat: int) -> None:
         p += 1
         nnz = 0
         total = 0
-        sb, sm = CK._seps_from(buf, p, delim)
         while p < len(buf):
-            e, status, sb, sm = CK._split_bits(buf, p, delim, quote, fs, fe, ncols, sb, sm)
+            e, status = CK._split_line(buf, p, delim, quote, fs, fe, ncols, pos)
             total += fe[ncols - 1]
             if upto >= 2:
                 start = nnz
@@ -191,6 +190,7 @@ def phases(mb: float, repeat: int) -> None:
     indices, data = np.empty(room, np.int64), np.empty(room, np.float32)
     keys, buckets = np.empty(64, np.int64), np.empty(64, np.int64)
     fs, fe = np.empty(len(plan.roles), np.int64), np.empty(len(plan.roles), np.int64)
+    pos = np.empty(len(plan.roles) + 80, np.int64)
 
     def stage(k):
         cpu = 0.0
@@ -201,7 +201,7 @@ def phases(mb: float, repeat: int) -> None:
             else:
                 stages(buf, k, ord(plan.delimiter), ord('"'), len(plan.roles), plan.cat_cols, plan.prefix_states,
                        plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, 20, indices, data, keys,
-                       buckets, fs, fe)
+                       buckets, fs, fe, pos)
             cpu += time.thread_time() - t
         return cpu
 

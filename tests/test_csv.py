@@ -107,6 +107,30 @@ def test_long_fields_across_64_byte_blocks_equal_the_reference(tmp_path):
         np.testing.assert_array_equal(_dense(X), X_ref)
 
 
+def test_a_field_starting_with_a_quote_is_seen_at_every_offset_of_a_block(tmp_path):
+    """The split finds a quote that starts a field from bit masks (one past a separator, or the line's
+    start), also across a 64-byte block's end; a line with more fields than columns is an error
+    wherever its fields end."""
+    text = ""
+    for r, target in enumerate(list(range(64)) * 2):  # the line's one quoted field starts at byte `target` of a block
+        head, n2, quoted = f"{r % 2},{target},", str(r % 5), '"x,""y"' if r < 64 else '"q"z'
+        pad = (target - len(text) - len(head) - len(n2) - 2) % 64
+        text += head + "a" * pad + "," + n2 + "," + quoted + ",b\n"
+        assert (len(text) - len(quoted) - 3) % 64 == target
+    p = tmp_path / "q.csv"
+    p.write_bytes(text.encode())
+    y_ref, X_ref = _reference_dense(text, _schema(bits=12), ",")
+    for chunk in (1 << 20, 333):
+        X, y, _ = load_csv(p, _schema(bits=12), dtype="float64", chunk_size=chunk)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(_dense(X), X_ref)
+    for pad in (0, 50, 61, 62, 63, 64, 65, 130):
+        bad = tmp_path / f"bad{pad}.csv"
+        bad.write_text("1,2,a,3,b,c\n" + "1," + "9" * pad + ",a,3,b,c,extra,more\n")
+        with pytest.raises(DataFormatError, match=r":2: more than the 6 columns"):
+            load_csv(bad, _schema())
+
+
 def test_ids_are_scikit_learn_murmurhash_of_column_equals_value(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text('y,n1,c1,n2,c2,skip\n1,3,"x,""y",,é☃,zz\n', encoding="utf-8")

@@ -44,8 +44,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, murmurhash3_32
+from ._libsvm_kernels import _flatten
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, record_error)
+                            I_ROWS, N_COMMON, eq_mask64, record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -232,7 +233,7 @@ def _sep_bits(buf, b, delim):
 @njit(cache=True, nogil=True, inline="always")
 def _seps_from(buf, p, delim):
     """The separator cursor at ``buf[p]``: ``(block start, bits of the block's separators at or
-    after p)``; see :func:`_split_bits`."""
+    after p)``, which :func:`_next_sep` walks (the Vowpal Wabbit kernel's newlines)."""
     b = p - (p & 63)
     return b, _sep_bits(buf, b, delim) & ~((np.uint64(1) << np.uint64(p - b)) - np.uint64(1))
 
@@ -248,41 +249,82 @@ def _next_sep(buf, b, m, delim):
     return q, b, m & (m - np.uint64(1))
 
 
+@njit(cache=True, nogil=True)
+def _line_masks_tail(buf, b, delim, quote):
+    """:func:`_split_line`'s masks of a block that runs past the buffer's end (its bytes there count as none)."""
+    seps = newlines = quotes = np.uint64(0)
+    for k in range(len(buf) - b):
+        c = buf[np.uint64(b + k)]
+        bit = np.uint64(1) << np.uint64(k)
+        if c == delim or c == 10:
+            seps |= bit
+        if c == 10:
+            newlines |= bit
+        if c == quote:
+            quotes |= bit
+    return seps, newlines, quotes
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _split_bits(buf, p, delim, quote, fs, fe, ncols, b, m):
+def _split_line(buf, p, delim, quote, fs, fe, ncols, pos):
     """Split the line at ``buf[p:]`` into the field spans ``fs``/``fe`` (in ``buf``) when no field
-    starts with a quote, from the separator cursor ``(b, m)`` at ``p`` (:func:`_seps_from`): the
-    field ends are the set bits of 64-byte blocks' separator masks, found by ``trailing_zeros``
-    (no branch per byte, and none whose outcome depends on a field's length: 141 -> 65 ns a row
-    of the benchmark's TSV, split alone). Returns ``(newline index, status, b, m)``: status 0 ok,
-    1 a field starts with a quote (the index is that quote's: split the line again with
-    :func:`_split_quoted`, and make a new cursor at the next line), 2 more fields than columns;
-    ``(b, m)`` the cursor after the newline. Missing trailing fields are empty; a ``\\r`` before the
-    newline is dropped."""
-    col = 0
-    q = p
-    start = p
+    starts with a quote. Each 64-byte block's separators (the delimiter, the newline), newlines and
+    quotes are bit masks (``eq_mask64``); the separators' positions up to the line's newline are listed
+    into ``pos`` (the LibSVM kernel's ``_flatten``: branch-free, 8 at a time), and the fields are the
+    spans between them. A field starts with a quote where a quote bit is at the line's start or one
+    past a separator (the masks say it, no load a field). Nothing branches per field, nor on where
+    a block ends within a line (a branch per field, a mispredicted one where the separators of a
+    block ran out, was the split before session 34). Returns ``(newline index, status)``: status 0
+    ok, 1 a field starts with a quote (split the line again with :func:`_split_quoted`), 2 more fields
+    than columns. Missing trailing fields are empty; a ``\\r`` before the newline is dropped.
+    ``pos``: room for ``ncols + 80`` positions."""
+    n = len(buf)
+    u = np.uint64
+    one = u(1)
+    b = p - (p & 63)
+    below = (one << u(p - b)) - one  # the first block's bytes before the line
+    start = one << u(p - b)  # where a field starts: the line's start, one past each separator
+    at_quote = u(0)
+    k = 0
     while True:
-        start = q
-        if buf[np.uint64(start)] == quote:
-            return start, 1, b, m
-        q, b, m = _next_sep(buf, b, m, delim)
-        if col >= ncols:
-            while buf[np.uint64(q)] != 10:
-                q, b, m = _next_sep(buf, b, m, delim)
-            return q, 2, b, m
-        fs[np.uint64(col)] = start
-        fe[np.uint64(col)] = q
-        col += 1
-        if buf[np.uint64(q)] == 10:
+        if b + 64 <= n:
+            seps = eq_mask64(buf, b, delim, 10, 10)
+            newlines = eq_mask64(buf, b, 10, 10, 10)
+            quotes = eq_mask64(buf, b, quote, quote, quote)
+        else:
+            seps, newlines, quotes = _line_masks_tail(buf, b, delim, quote)
+        seps &= ~below
+        newlines &= ~below
+        starts = (seps << one) | start
+        start = seps >> u(63)  # the next block's first byte starts a field after this one's last separator
+        last = newlines != 0
+        if last:
+            newline = newlines & (~newlines + one)  # the line's: the block's first
+            seps &= (newline << one) - one  # (0 - 1: every bit, when the newline is bit 63)
+            starts &= newline - one
+        at_quote |= quotes & starts
+        k = _flatten(seps, b, pos, k)
+        if last:
             break
-        q += 1
-    if q > p and buf[q - 1] == 13:
-        fe[col - 1] -= 1
-    for c in range(col, ncols):
-        fs[c] = 0
-        fe[c] = 0
-    return q, 0, b, m
+        k = min(k, ncols + 1)  # more fields than columns: only the newline's position is wanted now
+        b += 64
+        below = u(0)
+    e = pos[u(k - 1)]
+    if at_quote != 0:
+        return e, 1
+    if k > ncols:
+        return e, 2
+    fs[0] = p
+    fe[0] = pos[0]
+    for c in range(1, k):
+        fs[u(c)] = pos[u(c - 1)] + 1
+        fe[u(c)] = pos[u(c)]
+    if e > p and buf[u(e - 1)] == 13:
+        fe[u(k - 1)] -= 1
+    for c in range(k, ncols):
+        fs[u(c)] = 0
+        fe[u(c)] = 0
+    return e, 0
 
 
 @njit(cache=True, nogil=True)
@@ -508,12 +550,13 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     re_ = np.empty(ncols, np.int64)
     keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int64)  # a row's hashed entries, to sort
     buckets = np.empty(64, np.int64)
+    pos = np.empty(ncols + 80, np.int64)  # a line's separator positions (_split_line)
     texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
     text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
     _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
                  prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
                  row_ends, labels, labels.view(np.uint64), nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_,
-                 keys, buckets, texts, text_bytes)
+                 keys, buckets, texts, text_bytes, pos)
     return info
 
 
@@ -521,7 +564,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
 def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
                  prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
                  row_ends, labels, label_bits, nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_, keys,
-                 buckets, texts, text_bytes):
+                 buckets, texts, text_bytes, pos):
     """:func:`parse_csv_chunk`'s loop over the lines, given its scratch arrays (``fs`` ... ``text_bytes``).
     Compiled without numba's reference counts (``_nrt=False``: it allocates nothing). With them, the
     inlined helpers' array arguments (the row emitter's 20, the split's 3) cost an atomic add and
@@ -540,14 +583,9 @@ def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col
             p += 1
         p += 1
         lines = 1
-    sb, sm = _seps_from(buf, p, delim)
     while p < n:
         line_start = p
-        e, status, sb, sm = _split_bits(buf, p, delim, quote, fs, fe, ncols, sb, sm)
-        if status == 1:
-            while buf[e] != 10:
-                e += 1
-            sb, sm = _seps_from(buf, e + 1, delim)
+        e, status = _split_line(buf, p, delim, quote, fs, fe, ncols, pos)
         if e - line_start > max_line:
             record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, nslow)
             return
