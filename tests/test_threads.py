@@ -618,3 +618,19 @@ def test_a_hogwild_thread_folds_its_copies_every_sync_rows_and_at_the_end(monkey
         assert shared[0].tolist() == [42.0 + 2.0, 4, 4] and shared[1].tolist() == [8.0] * 3  # the last fold
     finally:
         team.close()
+
+
+def test_more_threads_than_cores_is_said_in_the_header(monkeypatch):
+    """``train.threads: 64`` on 2 cores runs as asked, and the run header's threads line says it is more
+    than the cores (a note: a user may mean it); as many as the cores says nothing more."""
+    from sparsetrain.engines.compiled import threads as th
+
+    monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
+    monkeypatch.setattr(th, "available_cores", lambda: 2)
+    count, why = th.choose_threads(64)
+    assert (count, why) == (64, "more than the 2 cores this process may use")
+    assert describe_threads(count, False, "compiled", why=why) == (
+        "64 (more than the 2 cores this process may use), Hogwild (lock-free)")
+    assert th.choose_threads(2) == (2, "")
+    monkeypatch.setenv("SPARSETRAIN_THREADS", "3")
+    assert th.choose_threads("auto") == (3, "auto: $SPARSETRAIN_THREADS; more than the 2 cores this process may use")

@@ -96,16 +96,17 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False,
     lines), else, when the epoch is ``streamed`` (its text parsed beside training), the cores the parse
     leaves (:data:`STREAMED_SHARE`: one of two), else :func:`available_cores` (``rows`` None: not known
     upfront, stdin or a compressed stream longer than its first chunk; the trainer chooses again once an
-    epoch has counted them). A number is taken as it is."""
+    epoch has counted them). A number is taken as it is; more than the cores is said (a note: the
+    threads then share cores)."""
     if threads != "auto":
-        return int(threads), ""
+        return int(threads), _beyond_cores(int(threads))
     env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             from ...base import ConfigError
 
             raise ConfigError(f"SPARSETRAIN_THREADS must be a whole number of threads >= 1, got {env!r}")
-        return int(env), "auto: $SPARSETRAIN_THREADS"
+        return int(env), "; ".join(filter(None, ("auto: $SPARSETRAIN_THREADS", _beyond_cores(int(env)))))
     cores = available_cores()
     count = None if rows is None else f"{'about ' if estimated else ''}{rows:,} row{'s' if rows != 1 else ''}"
     if cores > 1 and rows is not None and rows < AUTO_MIN_ROWS:
@@ -117,6 +118,11 @@ def choose_threads(threads, rows: int | None = None, estimated: bool = False,
     if rows is None:
         return cores, f"auto: {_cores(cores)}; the rows are not known upfront"
     return cores, f"auto: {_cores(cores)}, {count}" + (f" >= {AUTO_MIN_ROWS:,}" if cores > 1 else "")
+
+
+def _beyond_cores(threads: int) -> str:
+    cores = available_cores()
+    return f"more than the {_cores(cores)} this process may use" if threads > cores else ""
 
 
 def _cores(n: int) -> str:
