@@ -200,12 +200,16 @@ def test_a_header_read_as_one_column_names_the_delimiter(tmp_path):
                                           "data.csv.delimiter: \"\\t\")")
 
 
-def test_a_shape_that_fails_in_the_gradient_names_the_op_s_config_key():
+def test_a_shape_that_fails_in_the_gradient_names_the_variable_s_shape_key():
     # a 1-D weight under sparse.dot: 'model: node '_backward_dot3' (dot): dot: transpose_a/transpose_b
-    # need 2-D inputs' named a node the config does not have
-    res = cli("infer-stypes", ROOT / "configs" / "logreg.yaml", "--set", "model.variables.weight.shape=[200]")
-    assert res.exit_code == 2
-    assert one_error_line(res.stderr).startswith("error: model.ops[0] (dot, dot): in its gradient: ")
+    # need 2-D inputs' named a node the config does not have; then 'model.ops[0] (dot, dot): in its
+    # gradient: ...', about transposes the config has none of
+    for command in ("infer-stypes", "fit"):
+        res = cli(command, ROOT / "configs" / "logreg.yaml", "--set", "model.variables.weight.shape=[200]")
+        assert res.exit_code == 2
+        assert one_error_line(res.stderr) == (
+            "error: model.variables.weight.shape: [200] is 1-D: dot's gradient needs 2-D inputs (e.g. [200, 1]); "
+            "it is input 1 of node 'dot' (dot)")
 
 
 # -- gen-data ---------------------------------------------------------------------------------------------------

@@ -146,6 +146,21 @@ def test_incompatible_shapes_name_the_node():
         mx.sym.negative(a).simple_bind(a=(5, 5))
 
 
+def test_a_dot_input_its_gradient_cannot_take_is_refused_at_bind_naming_it():
+    """dot's forward takes a 1-D rhs ((n, k) · (k,)), its gradient does not (2-D dots): binding for
+    training names the input (the rule is dot's ``gradient_shapes``), and binding without gradients works."""
+    x, w = mx.sym.var("x", shape=(3, 4)), mx.sym.var("w", shape=(4,))
+    with pytest.raises(ShapeError, match=re.escape("argument 'w': [4] is 1-D: dot's gradient needs 2-D inputs "
+                                                   "(e.g. [4, 1]); it is input 1 of node 'scores' (dot)")):
+        mx.sym.dot(x, w, name="scores").simple_bind(grad_req={"w": "write"})
+    with pytest.raises(ShapeError, match=re.escape("node 'scores' (dot): input 0 (flat_output) [12] is 1-D: dot's "
+                                                   "gradient needs 2-D inputs (e.g. [1, 12])")):
+        mx.sym.dot(mx.sym.reshape(x, shape=(-1,), name="flat"), mx.sym.var("v", shape=(12, 1)),
+                   name="scores").simple_bind(grad_req={"v": "write"})
+    ex = mx.sym.dot(x, w, name="scores").simple_bind(grad_req="null")
+    assert ex.forward()[0].shape == (3,)
+
+
 def test_shape_of_unknown_argument_is_a_bind_error():
     with pytest.raises(BindError, match=r"cannot infer the shape of argument\(s\) \['data'\]"):
         mx.sym.negative(mx.sym.var("data")).simple_bind()

@@ -192,6 +192,9 @@ def fallback_hint(op_name: str, params: dict, inputs: list[dict], variables=()) 
 
 def locate_shape_error(cfg, text: str) -> str:
     """A shape/stype inference error re-addressed to the config key of the node it names."""
+    argument = re.match(r"^argument '([^']*)': ", text)  # a declared shape (against the batch's, an op's rule)
+    if argument and argument[1] in cfg.model.variables:
+        return f"{join_path(['model', 'variables', argument[1], 'shape'])}: {text[argument.end():]}"
     for i, spec in enumerate(cfg.model.ops):
         if f"node {spec.name!r}" in text:
             text = re.sub(rf"^node {re.escape(repr(spec.name))} \([^)]*\): ", "", text)
@@ -199,7 +202,4 @@ def locate_shape_error(cfg, text: str) -> str:
     if f"node {cfg.model.loss.name!r}" in text:
         text = re.sub(rf"^node {re.escape(repr(cfg.model.loss.name))} \([^)]*\): ", "", text)
         return f"model.loss ({cfg.model.loss.name}): {text}"
-    argument = re.match(r"^argument '([^']*)': ", text)  # a declared shape against the batch's
-    if argument and argument[1] in cfg.model.variables:
-        return f"{join_path(['model', 'variables', argument[1], 'shape'])}: {text[argument.end():]}"
     return f"model: {text}"

@@ -101,13 +101,25 @@ def _gradient(g):
             g.apply("dot", og, a, transpose_a=True, transpose_b=True)]
 
 
+def _gradient_shapes(in_shapes, p):
+    """The gradient is 2-D dots (transposed): an input of another known rank has none (the forward's
+    N-D ``tensordot`` does)."""
+    for k, shape in enumerate(in_shapes):
+        if shape is not None and len(shape) != 2:
+            hint = ""
+            if len(shape) == 1:
+                hint = f" (e.g. {[1, shape[0]] if k == 0 else [shape[0], 1]})"
+            return k, f"is {len(shape)}-D: dot's gradient needs 2-D inputs{hint}"
+    return None
+
+
 register(Op(
     name="dot", input_names=("lhs", "rhs"),
     params={"transpose_a": False, "transpose_b": False, "forward_stype": None},
     dense=_dense_dot, infer_shape=_infer_shape, kernels=_KERNELS,
     forced_stypes=lambda p: (check_stype(p["forward_stype"]),) if p["forward_stype"] else None,
     storage=lambda s, p: (s[0], s[1], bool(p["transpose_a"]), bool(p["transpose_b"])),
-    gradient=_gradient,
+    gradient=_gradient, gradient_shapes=_gradient_shapes,
     fused=FusedForm("dot", check=lambda p: ("a transposed input" if p["transpose_a"] or p["transpose_b"]
                                             else "forward_stype" if p["forward_stype"] else None)),
     doc="d,d->d; csr,d->d; csr,rsp->d; csrᵀ,d->rsp; anything else falls back to dense; "

@@ -11,6 +11,9 @@ As in MXNet/NNVM, an operator is a bundle of named attributes:
   It serves all-dense inputs and every storage fallback.
 - ``gradient(g)``: builds the backward graph through ``g.apply(op_name, *inputs, **params)``; see
   ``GradientContext``.
+- ``gradient_shapes(in_shapes, params)`` -> ``(input index, why)`` or ``None``: input shapes the forward
+  takes but the gradient cannot (dot's N-D forward; its gradient is 2-D dots), refused when the gradient
+  is built, naming the input (a variable: its declared shape) before any training.
 - ``default_metrics`` (loss operators): the metrics a run reports when it names none (names from
   :mod:`sparsetrain.metric`'s catalogue).
 - ``fused`` (a :class:`FusedForm`): how the compiled engine's plan compiler
@@ -71,6 +74,8 @@ class Op:
     kernels: dict = field(default_factory=dict)
     storage: Callable | None = None
     gradient: Callable | None = None
+    # in_shapes, params -> (input index, why) when the gradient cannot take these shapes, else None
+    gradient_shapes: Callable | None = None
     num_outputs: int = 1
     variadic: bool = False
     is_loss: bool = False

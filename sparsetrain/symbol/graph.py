@@ -154,6 +154,7 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict, shape
             continue
         if node.op.gradient is None:
             raise SparseTrainError(f"operator {node.op.name} (node {node.name!r}) has no gradient")
+        _check_gradient_shapes(node, shape_of)
         differentiating[0] = (node.name, node.op.name)
         ogs = [total(g) if g else None for g in ogs]
         ctx = GradientContext(list(node.inputs), [(node, i) for i in range(node.op.num_outputs)], ogs,
@@ -168,6 +169,23 @@ def build_backward(outputs, nodes, needs_grad_args: set, head_grads: dict, shape
     # keep only what the gradients need, in an order that respects dependencies
     backward_nodes = [n for n in topo_order(list(grad_entries.values())) if n.attrs.get("backward")]
     return grad_entries, backward_nodes
+
+
+def _check_gradient_shapes(node: Node, shape_of) -> None:
+    """The op's ``gradient_shapes`` rule, as a ``ShapeError`` on the input it refuses: a variable as
+    ``argument 'NAME': ...`` (a config's ``model.variables.NAME.shape``), else the node."""
+    if node.op.gradient_shapes is None:
+        return
+    refused = node.op.gradient_shapes([shape_of(entry) for entry in node.inputs], node.params)
+    if refused is None:
+        return
+    k, why = refused
+    child, i = node.inputs[k]
+    shape = list(shape_of((child, i)))
+    if child.is_variable:
+        raise ShapeError(f"argument {child.name!r}: {shape} {why}; it is input {k} of node {node.name!r} "
+                         f"({node.op.name})")
+    raise ShapeError(f"node {node.name!r} ({node.op.name}): input {k} ({child.output_name(i)}) {shape} {why}")
 
 
 # -- the plan ----------------------------------------------------------------------------------
