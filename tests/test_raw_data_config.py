@@ -52,6 +52,30 @@ def _cfg(tmp_path, doc):
     return config_from_dict(doc, source=str(tmp_path / "c.yaml"))
 
 
+def test_gen_data_s_csv_reads_with_the_obvious_config(tmp_path):
+    """gen-data writes a header line; ``csv.header`` defaults to true unless ``columns`` names the fields,
+    so a config naming its columns and nothing of ``data.csv`` reads it (it said 'data.csv: give `columns`
+    (the names in file order) or `header: true`')."""
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+    from sparsetrain.io.csv_reader import load_csv
+
+    out = tmp_path / "g.csv"
+    res = CliRunner().invoke(main, ["gen-data", "--format", "csv", "--rows", "20", "--numeric", "2",
+                                    "--categorical", "2", "--task", "binary", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    doc = _doc(str(out), label="label", numeric=["i1", "i2"], categorical=["c1", "c2"], crosses=[])
+    del doc["data"]["csv"]
+    doc["model"]["variables"]["weight"]["shape"] = [2**BITS + 2, 1]
+    cfg = _cfg(tmp_path, doc)
+    assert cfg.data.csv.header is None and cfg.csv_schema().header
+    X, y, _ = load_csv(str(out), cfg.csv_schema())
+    assert X.shape[0] == 20 and set(np.unique(y)) <= {0.0, 1.0}
+    doc["data"]["csv"] = {"columns": ["label", "i1", "i2", "c1", "c2"]}  # columns given: the first line is data
+    assert not _cfg(tmp_path, doc).csv_schema().header
+
+
 def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
     _write_tsv(tmp_path / "d.tsv")
     cfg = _cfg(tmp_path, _doc("d.tsv"))
@@ -64,7 +88,7 @@ def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
 
 @pytest.mark.parametrize("change, words", [
     ({"train": "d.libsvm"}, "data.label: only for csv or vw data"),
-    ({"csv": {}}, "data.csv: give `columns`"),
+    ({"csv": {"header": False}}, "data.csv: give `columns`"),
     ({"crosses": [["c1", "n"]]}, r"data.crosses\[0\]: 'n' is not one of data.categorical"),
     ({"categorical": ["c1", "c2", "c9"]}, "data.categorical: no column 'c9' in data.csv.columns"),
     ({"weight_column": "wt"}, "data.weight_column: no column 'wt' in data.csv.columns"),

@@ -97,8 +97,13 @@ class CSVConfig(_Strict):
     delimiter: str | None = Field(None, description="Field separator, one character; default tab for `.tsv` "
                                   "files, else comma.")
     quote: str = Field('"', description="Quote character (`\"\"` inside a quoted field is one quote).")
-    header: bool = Field(False, description="The first line holds the column names (and is no data).")
+    header: bool | None = Field(None, description="The first line holds the column names (and is no data); "
+                                "default: true unless `columns` names the fields (`gen-data` writes a header line).")
     columns: list[str] | None = Field(None, description="Column names in file order (instead of a header).")
+
+    def has_header(self) -> bool:
+        """``header``, or its default: a header line unless ``columns`` names the fields."""
+        return self.columns is None if self.header is None else self.header
 
 
 class DataConfig(_Strict):
@@ -468,7 +473,7 @@ class Config(_Strict):
         d = self.data
         return CSVSchema(columns=d.csv.columns, label=d.label, numeric=d.numeric, categorical=d.categorical,
                          crosses=d.crosses, hash_bits=d.hash_bits, log1p=d.log1p, delimiter=d.csv.delimiter,
-                         quote=d.csv.quote, header=d.csv.header, weight_column=d.weight_column,
+                         quote=d.csv.quote, header=d.csv.has_header(), weight_column=d.weight_column,
                          id_column=d.id_column, key="data")
 
     def train_files(self) -> list[str]:

@@ -269,7 +269,7 @@ def validate_data(cfg) -> None:
                                   f"set data.format: {formats}")
     elif fmt == "csv":
         cfg.csv_schema().check()
-        if d.csv.columns is None and not d.csv.header:
+        if d.csv.columns is None and not d.csv.has_header():
             raise ConfigError("data.csv: give `columns` (the names in file order) or `header: true`")
         if d.csv.columns is not None:
             cfg.csv_schema().check_columns(d.csv.columns, "data.csv.columns")

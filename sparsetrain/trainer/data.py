@@ -499,7 +499,7 @@ def row_locator(cfg: Config, path: str):
     if path == "-":
         return lambda row: f"{STDIN_NAME} (row {row + 1})"
     locate = labels_mod.libsvm_locator(path, cfg.data.max_line_bytes)
-    if cfg.data.format_of(path) == "csv" and cfg.data.csv.header:
+    if cfg.data.format_of(path) == "csv" and cfg.data.csv.has_header():
         return lambda row: locate(row + 1)
     return locate
 
