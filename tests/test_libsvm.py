@@ -443,9 +443,26 @@ def test_fast_path_rows_match_reference_parser(tmp_path, rows, dtype, limit, chu
     _assert_same_outcome(got, _outcome_reference(text, dtype=dtype, zero_based=K.ZERO_BASED, index_limit=limit))
 
 
+def _fast_rows():
+    """``K._fast_row`` as this CPU compiles it and, where that is the AVX-512 VBMI path
+    (``_libsvm_simd.VBMI``), also compiled with the other CPUs' primitives (the tzcnt listing, the gather)."""
+    from types import FunctionType
+
+    from numba import njit
+
+    from sparsetrain.io import _libsvm_simd as S
+
+    if not S.VBMI:
+        return [K._fast_row]
+    g = dict(vars(K), _flatten=K._flatten_scalar, convert_pairs=S.convert_pairs_gather)
+    g["_convert"] = njit(inline="always")(FunctionType(K._convert.py_func.__code__, g))
+    return [K._fast_row, njit(FunctionType(K._fast_row.py_func.__code__, g))]
+
+
 def test_fast_path_long_rows_match_reference_parser(tmp_path):
     """Rows longer than the fast path's position lists (``POSITIONS``: converted in parts), valid or with a
-    pair it must refuse in a later part, read as the reference parser reads them."""
+    pair it must refuse in a later part, read as the reference parser reads them (by every path of
+    ``_fast_rows``)."""
     rng = np.random.default_rng(3)
 
     def row(n, label="0.5"):
@@ -462,17 +479,21 @@ def test_fast_path_long_rows_match_reference_parser(tmp_path):
         pairs[at] = bad
         rows.append("4 " + " ".join(pairs))
     valid = len(rows) - 4
-    for r in rows[:valid]:  # the fast path reads the valid ones itself, not only the byte loop
-        text = ("12345678 " + r[2:] + "\n").encode()  # (the fast path reads 8 bytes before a colon)
-        buf = np.frombuffer(text, np.uint8).copy()
-        want = K.parse_reference(text, zero_based=K.ZERO_BASED)
-        out_i, out_v = np.empty(len(text), np.int64), np.empty(len(text), np.float32)
-        cpos, spos = np.empty((2, K._POS_ROOM), np.int64)
-        ok, end, prev, nnz = K._fast_row(buf, np.int64(9), np.int64(-1), np.int64(0), np.int64(0), K._NO_LIMIT,
-                                         np.int64(-1), out_i, out_v, cpos, spos)
-        assert ok and end == len(text) - 1 and nnz == len(want["indices"]) and prev == want["indices"][-1]
-        assert out_i[:nnz].tolist() == want["indices"].tolist()
-        assert out_v[:nnz].tolist() == want["data"].astype(np.float32).tolist()
+    for fast_row in _fast_rows():  # each path reads the valid ones itself, not only the byte loop
+        for n, r in enumerate(rows):
+            text = ("12345678 " + r[2:] + "\n").encode()  # (the fast path reads 8 bytes before a colon)
+            buf = np.frombuffer(text, np.uint8).copy()
+            out_i, out_v = np.empty(len(text), np.int64), np.empty(len(text), np.float32)
+            cpos, spos = np.empty((2, K._POS_ROOM), np.int64)
+            ok, end, prev, nnz = fast_row(buf, np.int64(9), np.int64(-1), np.int64(0), np.int64(0), K._NO_LIMIT,
+                                          np.int64(-1), out_i, out_v, cpos, spos)
+            if n >= valid:
+                assert not ok and prev == -1 and nnz == 0
+                continue
+            want = K.parse_reference(text, zero_based=K.ZERO_BASED)
+            assert ok and end == len(text) - 1 and nnz == len(want["indices"]) and prev == want["indices"][-1]
+            assert out_i[:nnz].tolist() == want["indices"].tolist()
+            assert out_v[:nnz].tolist() == want["data"].astype(np.float32).tolist()
     for n, want in enumerate([rows[:valid]] + [[rows[0], bad] for bad in rows[valid:]]):
         text = ("\n".join(want) + "\n").encode()
         path = write(tmp_path, text, f"x{n}.libsvm")
@@ -539,6 +560,28 @@ def test_convert_pairs_gather_and_permute_agree():
             if not want_bad >> q & 1:
                 i, v = pairs[j0 + q].split(":")
                 assert (got[0][1][q], got[0][2][q]) == (int(i), float(np.float32(float(v)))), (j0, q)
+
+
+def test_vbmi_path_only_where_numba_compiles_with_vbmi():
+    """``_libsvm_simd.VBMI`` (the byte-permute path, which LLVM cannot compile without AVX-512 VBMI: it
+    aborts the process) follows the features numba compiles with, not the host's alone: the host,
+    NUMBA_ENABLE_AVX=0, NUMBA_CPU_FEATURES without VBMI, NUMBA_CPU_NAME (each a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    from numba.core.codegen import get_host_cpu_features
+
+    host = get_host_cpu_features()
+    no_vbmi = ",".join(f for f in host.split(",") if f not in ("+avx512vbmi", "+avx512vbmi2")) + ",-avx512vbmi"
+    script = ("from numba.core.registry import cpu_target; from sparsetrain.io._libsvm_simd import VBMI; "
+              "print(VBMI, cpu_target.target_context.codegen().magic_tuple()[2])")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU_", "NUMBA_ENABLE_AVX"))}
+    for env in ({}, {"NUMBA_ENABLE_AVX": "0"}, {"NUMBA_CPU_FEATURES": no_vbmi}, {"NUMBA_CPU_NAME": "haswell"}):
+        out = subprocess.run([sys.executable, "-c", script], env={**base, **env}, capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(K.__file__)))).stdout.split()
+        features = out[1].split(",") if len(out) > 1 else []
+        has = "+avx512vbmi" in features and "+avx512vbmi2" in features and "-avx512vbmi" not in features
+        assert out[0] == str(has and "NUMBA_CPU_NAME" not in env), (env, out[0])
 
 
 def test_fast_path_records_the_boundary_index_span():

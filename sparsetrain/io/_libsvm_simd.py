@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import llvmlite
 import llvmlite.ir as ir
-from llvmlite.binding import get_host_cpu_features, llvm_version_info
+from llvmlite.binding import llvm_version_info
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -46,22 +46,22 @@ _TYPED_POINTERS = not getattr(llvmlite, "opaque_pointers_enabled", llvm_version_
 
 def _byte_permutes() -> bool:
     """Whether :func:`flatten_bits` and :func:`convert_pairs_permute` can be used: LLVM has a vector
-    compress (19+) and numba compiles for this CPU (no NUMBA_CPU_NAME; NUMBA_CPU_FEATURES, when set, decides),
-    which has AVX-512 VBMI and VBMI2:
-    a 64-byte compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per
-    byte, slower than the scalar loop) and a byte permute across two registers (``vpermi2b``)."""
+    compress (19+), numba compiles for this CPU (no NUMBA_CPU_NAME) and with AVX-512 VBMI and VBMI2, as
+    the features it compiles with say (the host's, or NUMBA_CPU_FEATURES, less AVX under
+    NUMBA_ENABLE_AVX=0; its cache is keyed on them, so a cache read on another CPU agrees): a 64-byte
+    compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per byte,
+    slower than the scalar loop) and a byte permute across two registers (``vpermi2b``; elsewhere LLVM
+    cannot compile it)."""
     from numba.core import config
+    from numba.core.registry import cpu_target
 
     if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
         return False
-    if config.CPU_FEATURES is not None:  # NUMBA_CPU_FEATURES: compiled with these
-        given = set(config.CPU_FEATURES.split(","))
-        return {"+avx512vbmi", "+avx512vbmi2"} <= given
-    try:
-        features = get_host_cpu_features()
-    except RuntimeError:  # (LLVM cannot tell on this platform)
-        return False
-    return bool(features.get("avx512vbmi", False) and features.get("avx512vbmi2", False))
+    features = {}
+    for f in cpu_target.target_context.codegen().magic_tuple()[2].split(","):  # "+name,-name,...": the last wins
+        if f[:1] in "+-" and f[1:]:
+            features[f[1:]] = f[0] == "+"
+    return features.get("avx512vbmi", False) and features.get("avx512vbmi2", False)
 
 
 #: whether the LibSVM fast path lists separator positions with :func:`flatten_bits` and converts pairs
