@@ -101,13 +101,16 @@ def _convert_pairs_typer(buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, h
 
 @intrinsic
 def convert_pairs_gather(typingctx, buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary):
-    """Convert pairs ``j0..j0+k-1`` (k <= LANES) of the text ``buf`` (uint8) given by positions (int64
+    """Convert pairs ``j0..j0+k-1`` (1 <= k <= LANES) of the text ``buf`` (uint8) given by positions (int64
     arrays): pair ``j``'s colon at ``cpos[j]``, its value's end at ``spos[j + 1]`` and its index's start
     at ``spos[j] + 1``, into ``indices[nnz:nnz + k]`` (int64) and ``data[nnz:nnz + k]`` (float32 or
     float64). Returns the int64 bit mask of the pairs that broke a rule (see the module); the stores
     happen either way. Both arrays are read for LANES (+1) positions from ``j0``: lanes from ``k`` on are
-    computed from whatever they hold (no text is read for them) and discarded. The caller keeps every
-    position of the ``k`` pairs at least 8. The pairs' words come from a masked gather."""
+    computed from whatever they hold (their words are pair ``j0``'s) and discarded. The caller keeps every
+    position of the ``k`` pairs at least 8. The pairs' words come from a scalar load each, not a
+    masked gather: as fast compiled for AVX2 and faster for AVX-512 on this VM (benchmarks/RESULTS.md,
+    session 34, portable), and no gather instruction, microcoded and slow on some CPUs (AMD Zen 1/2; Intel
+    Skylake to Tiger Lake since the Gather Data Sampling fix), or scalarized with a branch a lane (no AVX2)."""
     sig = _convert_pairs_typer(buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary)
     return None if sig is None else (sig, _convert_codegen(False))
 
@@ -171,19 +174,20 @@ def _convert_codegen(permute: bool):
             def words(at):  # lane j's byte t: the window's byte at - 8 - first + t
                 offsets = b.add(b.mul(b.sub(at, base), _c(0x0101010101010101)), _c(0x0706050403020100))
                 return b.bitcast(b.call(permute2, [halves[0], b.bitcast(offsets, v64), halves[1]]), _V)
-        else:  # a masked gather (inactive lanes read nothing)
-            text = splat(b.ptrtoint(arr[0].data, _I64))
-            pointers = ir.VectorType(_I64.as_pointer() if _TYPED_POINTERS else ir.PointerType(), LANES)
-            suffix = f"v{LANES}p0i64" if _TYPED_POINTERS else f"v{LANES}p0"
-            gather = cgutils.get_or_insert_function(
-                b.module, ir.FunctionType(_V, [pointers, _I32, active.type, _V]),
-                f"llvm.masked.gather.v{LANES}i64.{suffix}")
+        else:  # a scalar load a lane (lanes from k on load pair j0's word)
+            text8 = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
 
-            def words(at):
-                return b.call(gather, [b.inttoptr(b.add(text, b.sub(at, _c(8))), pointers), ir.Constant(_I32, 1),
-                                       active, _c(0)])
+            def words(i, off):  # the words that end before position array i's entries j0 + off + lane
+                v = ir.Constant(_V, ir.Undefined)
+                for q in range(LANES):
+                    lane = b.select(b.icmp_signed("<", ir.Constant(_I64, q), scalar(4)), ir.Constant(_I64, q),
+                                    ir.Constant(_I64, 0))
+                    pos = b.load(b.gep(arr[i].data, [b.add(b.add(j, lane), ir.Constant(_I64, off))]))
+                    ptr = b.bitcast(b.gep(text8, [b.sub(pos, ir.Constant(_I64, 8))]), _I64.as_pointer())
+                    v = b.insert_element(v, b.load(ptr, align=1), ir.Constant(_I32, q))
+                return v
 
-        w_i, w_v = words(colon), words(end)
+        w_i, w_v = (words(colon), words(end)) if permute else (words(1, 0), words(2, 1))
         ones = _c(-1)
 
         def clamp(x):  # into [1, 8]; a length outside is an error
