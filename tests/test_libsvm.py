@@ -524,7 +524,7 @@ def test_flatten_lists_the_bits_of_a_mask():
 
 def test_convert_pairs_gather_and_permute_agree():
     """The fast path's two conversions of LANES pairs (words by a byte permute where the CPU has AVX-512
-    VBMI, by a gather elsewhere): the same entries and the same mask of broken pairs, for every window."""
+    VBMI, by a scalar load each elsewhere): the same entries and the same mask of broken pairs, for every window."""
     from numba import njit
 
     from sparsetrain.io import _libsvm_simd as S
