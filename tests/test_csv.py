@@ -52,6 +52,16 @@ _number = st.one_of(st.integers(-1000, 10**6).map(str), st.floats(-1e6, 1e6, all
                     st.just(""), st.just("0"), st.just(" 2 "))
 
 
+def _assert_reads_as_reference(path, text, chunks):
+    """``text`` written to ``path`` loads (12 hash bits, in chunks of each size) as the reference reads it."""
+    path.write_bytes(text.encode())
+    y_ref, X_ref = _reference_dense(text, _schema(bits=12), ",")
+    for chunk in chunks:
+        X, y, _ = load_csv(path, _schema(bits=12), dtype="float64", chunk_size=chunk)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(_dense(X), X_ref)
+
+
 @st.composite
 def _table(draw):
     rows = []
@@ -98,13 +108,7 @@ def test_long_fields_across_64_byte_blocks_equal_the_reference(tmp_path):
             row[2] = '"' + cells[0] + ',""q"""'
         lines.append(",".join(row[: int(rng.integers(2, 7))]) + ("\r\n" if i % 5 == 1 else "\n"))
     text = "".join(lines)
-    p = tmp_path / "long.csv"
-    p.write_bytes(text.encode())
-    y_ref, X_ref = _reference_dense(text, _schema(bits=12), ",")
-    for chunk in (1 << 20, 977):
-        X, y, _ = load_csv(p, _schema(bits=12), dtype="float64", chunk_size=chunk)
-        np.testing.assert_array_equal(y, y_ref)
-        np.testing.assert_array_equal(_dense(X), X_ref)
+    _assert_reads_as_reference(tmp_path / "long.csv", text, chunks=(1 << 20, 977))
 
 
 def test_a_field_starting_with_a_quote_is_seen_at_every_offset_of_a_block(tmp_path):
@@ -117,13 +121,7 @@ def test_a_field_starting_with_a_quote_is_seen_at_every_offset_of_a_block(tmp_pa
         pad = (target - len(text) - len(head) - len(n2) - 2) % 64
         text += head + "a" * pad + "," + n2 + "," + quoted + ",b\n"
         assert (len(text) - len(quoted) - 3) % 64 == target
-    p = tmp_path / "q.csv"
-    p.write_bytes(text.encode())
-    y_ref, X_ref = _reference_dense(text, _schema(bits=12), ",")
-    for chunk in (1 << 20, 333):
-        X, y, _ = load_csv(p, _schema(bits=12), dtype="float64", chunk_size=chunk)
-        np.testing.assert_array_equal(y, y_ref)
-        np.testing.assert_array_equal(_dense(X), X_ref)
+    _assert_reads_as_reference(tmp_path / "q.csv", text, chunks=(1 << 20, 333))
     for pad in (0, 50, 61, 62, 63, 64, 65, 130):
         bad = tmp_path / f"bad{pad}.csv"
         bad.write_text("1,2,a,3,b,c\n" + "1," + "9" * pad + ",a,3,b,c,extra,more\n")
