@@ -27,7 +27,7 @@ file, per batch size, epochs interleaved (enough of them for about 2M rows per v
 
 ``--streamed KIND ...``: one thread against N Hogwild threads where the parse may need a core
 (``train.threads: auto`` on a streamed epoch, ``threads.choose_threads``): the trainer's own iterators
-(``trainer.data.make_iter``) over a text file with ``data.cache: stream`` (parsed every epoch, beside
+(``trainer.iterators.make_iter``) over a text file with ``data.cache: stream`` (parsed every epoch, beside
 training), ``disk`` (the disk cache, memory-mapped) and ``memory``, each trained by ``Module.run_epoch``
 with 1 and with N threads, each its own model; epochs interleaved (the two threads variants in turn
 first), after one untimed epoch each. KIND: ``libsvm`` (``benchmarks/stream.py``'s 500k × 1M
@@ -313,7 +313,7 @@ class StreamedVariant:
 def streamed(kinds, batch_sizes=(1,), caches=("stream", "disk", "memory"), epochs=4, lr=0.05, threads=2) -> None:
     """One thread against ``threads`` Hogwild threads on streamed, disk-cached and in-memory epochs of
     the ``kinds`` workloads (see the module's doc)."""
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     os.environ.setdefault("SPARSETRAIN_CACHE_DIR", os.path.join(WORK, "cache"))  # as benchmarks/stream.py
     print(f"AdaGrad lr {lr}; {epochs} timed epochs per variant; {load_average()} (before)", flush=True)

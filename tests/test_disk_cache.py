@@ -391,7 +391,7 @@ def _stdin_config(tmp_path, **data):
 
 def test_stdin_epoch_one_trains_while_its_disk_cache_is_written(tmp_path, monkeypatch):
     from sparsetrain.io import chunks
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
     text = _write(tmp_path / "d.libsvm", rows=400).read_text()
@@ -419,7 +419,7 @@ def test_stdin_epoch_one_trains_while_its_disk_cache_is_written(tmp_path, monkey
 
 def test_an_interrupted_first_epoch_leaves_no_stdin_cache(tmp_path, monkeypatch):
     from sparsetrain.io import chunks
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     monkeypatch.setattr(chunks, "STREAM_CHUNK_SIZE", 256)
     text = _write(tmp_path / "d.libsvm", rows=400).read_text()
@@ -435,7 +435,7 @@ def test_an_interrupted_first_epoch_leaves_no_stdin_cache(tmp_path, monkeypatch)
 
 
 def test_what_needs_every_row_first_is_said(tmp_path):
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     text = _write(tmp_path / "d.libsvm", rows=20).read_text()
     notes = []
@@ -457,7 +457,7 @@ def test_empty_stdin_is_named_as_stdin(tmp_path, cache):
 def _binary_stdin(tmp_path, cache, labels, zero_based="false"):
     """make_iter over stdin holding rows with ``labels`` (4 rows a 256-byte chunk; one-based ids), a logistic
     model without data.label_values; ``(iterator, config)``."""
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     from sparsetrain.config import load_config
 

@@ -338,7 +338,7 @@ def test_every_streamed_format_reads_the_stream_chunk_size(tmp_path):
 
     from sparsetrain.config import load_config
     from sparsetrain.io.chunks import STREAM_CHUNK_SIZE
-    from sparsetrain.trainer.data import make_iter
+    from sparsetrain.trainer.iterators import make_iter
 
     linreg = pathlib.Path(__file__).resolve().parents[1] / "configs" / "linreg.yaml"
     a, b = _write(tmp_path), _write(tmp_path / "..", seed=1)

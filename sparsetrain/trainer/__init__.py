@@ -7,7 +7,8 @@ One job per module:
   ``metrics.jsonl``, checkpoints, ``checkpoint.json`` and the checks before resuming;
 * :mod:`.loop` -- the one epoch loop (``run_epochs``), the single-process run (``train``) and
   ``fit``; the distributed driver (:mod:`sparsetrain.dist.driver`) plugs its cluster into the loop;
-* :mod:`.data` -- the training data as iterators (memory or stream, generated when asked);
+* :mod:`.data` -- the training data: generated when asked, files read whole or by readers, labels mapped;
+  :mod:`.iterators` -- the iterators over it (memory, disk cache or stream, as ``data.cache`` decides);
 * :mod:`.metrics` -- metric objects, epoch records, targets, bests, the best epoch and early
   stopping (``BestEpoch``), progressive validation (``Progressive``);
 * :mod:`.reporter` -- the progress events a front end (the CLI) renders;
@@ -16,7 +17,8 @@ One job per module:
 * :mod:`.warmstart` -- ``--init-from``: a new run from trained parameters (and optimizer states);
 * :mod:`.export` -- the weights readably (``sparsetrain export``); :mod:`.plot` -- ``metrics.png``.
 """
-from .data import cache_mode, ensure_generated, label_map, label_transform, make_iter
+from .data import ensure_generated, label_map, label_transform
+from .iterators import cache_mode, make_iter
 from .loop import LocalEpochs, RunInterrupted, TrainResult, fit, is_interrupt, run_epochs, run_info, train
 from .metrics import RECORD_FIELDS, best_values, make_metric, metric_values, record_metrics, target_misses
 from .predict import TrainedModel, load_trained

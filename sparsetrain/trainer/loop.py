@@ -25,7 +25,8 @@ from ..base import (ConfigError, DataFormatError, NonFiniteError, OutputError, S
 from ..config import Config, make_optimizer
 from ..config.graph import locate_shape_error
 from ..interrupts import handling_interrupts, raise_if_interrupted
-from .data import ensure_generated, make_iter, stdin_names, write_feature_names
+from .data import ensure_generated, stdin_names, write_feature_names
+from .iterators import make_iter
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
 from .plot import require_matplotlib, write_plot

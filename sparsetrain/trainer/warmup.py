@@ -54,12 +54,12 @@ def load_parser(cfg) -> None:
     from numba import types
 
     from ..kernels.numba_cache import load_cached
-    from .data import _data_dtype
+    from .data import data_dtype
 
     parser = _PARSERS.get(cfg.data_format())
     if parser is None:
         return
-    floats = {"float64", _data_dtype(cfg)}
+    floats = {"float64", data_dtype(cfg)}
 
     def of_the_run(sig) -> bool:
         return {str(a.dtype) for a in sig if isinstance(a, types.Array) and isinstance(a.dtype, types.Float)} == floats
@@ -140,11 +140,11 @@ def warm_up(cfg, engine: str = "auto") -> str:
     from ..io import NDArrayIter
     from ..module import Module
     from ..ndarray import sparse
-    from .data import _data_dtype
+    from .data import data_dtype
     from .metrics import make_metric
 
     rows = _ROWS * cfg.data.batch_size
-    dtype = np.dtype(_data_dtype(cfg))
+    dtype = np.dtype(data_dtype(cfg))
     cols = np.arange(rows, dtype=np.int64) % cfg.num_features
     x = sparse.csr_matrix((np.full(rows, 0.5, dtype), cols, np.arange(rows + 1, dtype=np.int64)),
                           shape=(rows, cfg.num_features), dtype=dtype)
