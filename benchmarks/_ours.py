@@ -117,7 +117,7 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     import numpy as np
 
     opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray = _runner_api()
-    from sparsetrain.engines.compiled.runner import CHUNK_ROWS, EpochResult
+    from sparsetrain.engines.compiled.epoch_loop import CHUNK_ROWS, EpochResult
     from sparsetrain.engines.compiled.threads import ThreadTeam, resolve_threads
 
     data, indices, indptr, y, (n, d) = _data.load_arrays(path)
@@ -156,7 +156,7 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
 
     w, weight, bias, updater = params()
     times, progressive = [], []
-    # in calls of CHUNK_ROWS rows, as the engine's epoch loop (runner.run_in_chunks) makes them
+    # in calls of CHUNK_ROWS rows, as the engine's epoch loop (epoch_loop.run_in_chunks) makes them
     per_call = max(1, CHUNK_ROWS // batch_size)
     calls = [(b0, min(b0 + per_call, len(batch_ptr) - 1)) for b0 in range(0, len(batch_ptr) - 1, per_call)]
     for _ in range(epochs):

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from sparsetrain import lr_scheduler as lrs
 from sparsetrain import optimizer as opt_mod
-from sparsetrain.engines.compiled.runner import EpochResult, LinearEpochRunner, nonfinite, optimizer_fusable
+from sparsetrain.engines.compiled.epoch_loop import EpochResult, nonfinite
+from sparsetrain.engines.compiled.runner import LinearEpochRunner, optimizer_fusable
 from sparsetrain.kernels import optim_reference as ref
 from sparsetrain.ndarray import NDArray, RowSparseNDArray
 
@@ -491,7 +492,7 @@ def test_nan_params_after_last_batch_are_flagged():
 
 
 def test_the_parameter_scan_names_each_buffer_with_a_nan_or_inf_by_its_index():
-    # runner.nonfinite: the one scan of the in-memory, plan and streamed epochs; a huge finite value is finite
+    # epoch_loop.nonfinite: the one scan of the in-memory, plan and streamed epochs; a huge finite value is finite
     big = np.full((3, 2), np.finfo(np.float64).max)
     bufs = [np.zeros(4, np.float32), np.array([1.0, np.nan]), big, np.array([[0.0], [-np.inf]]), np.empty((0, 2))]
     assert nonfinite([7, 3, 5, 0, 9], bufs) == [3, 0]

@@ -293,10 +293,10 @@ def test_compiled_sgd_at_batch_one_steps_weight_two_as_twice_the_gradient():
 
 
 def test_both_compiled_runners_take_one_float64_weight_per_row():
-    # one check (runner.row_weights) for the hand kernels and the generated plans: a ShapeError naming the
+    # one check (epoch_loop.row_weights) for the hand kernels and the generated plans: a ShapeError naming the
     # counts, and any numeric weights as float64 rows
     from sparsetrain.engines import compiled
-    from sparsetrain.engines.compiled.runner import row_weights
+    from sparsetrain.engines.compiled.epoch_loop import row_weights
 
     assert row_weights(None, 3) is None
     sw = row_weights(np.array([[1], [2], [3]], np.int32), 3)

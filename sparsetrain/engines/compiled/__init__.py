@@ -28,8 +28,8 @@ from ...symbol.graph import format_parameter, multipliers
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
-from .runner import (CHUNK_ROWS, LinearEpochRunner, nonfinite_params, optimizer_fusable,  # noqa: F401 (CHUNK_ROWS: read from here)
-                     params_not_finite, run_in_chunks)
+from .epoch_loop import params_not_finite, run_in_chunks
+from .runner import LinearEpochRunner, nonfinite_params, optimizer_fusable
 from .threads import team_for
 
 def unsupported_metrics(metric) -> list:
@@ -224,7 +224,7 @@ class LinearKernel:
 
     def run_epoch(self, view: ModuleView, train_data, metric, batch_end_callback=None, epoch=0, progressive=None,
                   check_params=True, parallel=None, remember=True) -> EpochStats:
-        """One epoch of an in-memory ``train_data`` (or a streamed piece) through :func:`~.runner.run_in_chunks`;
+        """One epoch of an in-memory ``train_data`` (or a streamed piece) through :func:`~.epoch_loop.run_in_chunks`;
         see :func:`run_found`."""
         found, runner = self.found, self.runner
         names = plan_runner.metric_names(metric)

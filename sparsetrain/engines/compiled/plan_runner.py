@@ -32,7 +32,8 @@ from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from ...kernels.numba_cache import drop_stale_cache
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
-from .runner import EpochResult, _state_arrays, account, nonfinite, row_weights, run_in_chunks  # noqa: F401 (account: also read from here)
+from .epoch_loop import EpochResult, nonfinite, row_weights, run_in_chunks
+from .runner import _state_arrays
 
 # the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
 PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss", "auc")
@@ -252,7 +253,7 @@ def metric_codes(names) -> np.ndarray:
 def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_callback=None, epoch=0,
               check_params=True, parallel=None, remember=True) -> EpochStats:
     """One epoch of ``train_data`` (an iterator with ``epoch_rows``) through ``runner``
-    (:func:`~.runner.run_in_chunks`); ``check_params``: scan the parameters for NaN/inf at the end (a
+    (:func:`~.epoch_loop.run_in_chunks`); ``check_params``: scan the parameters for NaN/inf at the end (a
     streamed epoch does so after its last piece); ``parallel``, ``remember``: see :meth:`PlanRunner.fit`."""
     codes = metric_codes(names)
     checked = getattr(train_data, "checked_csr", False)  # a parsed chunk's rows (see EpochPiece)
