@@ -33,7 +33,7 @@ def measure(calls: int, rounds: int, batch: int, features: int = 1_000_000, nnz:
     from sparsetrain.engines import compiled
     from sparsetrain.engines.compiled import kernels
     from sparsetrain.io import DataDesc
-    from sparsetrain.io.libsvm_iter import EpochPiece
+    from sparsetrain.io.stream_rows import EpochPiece
     from sparsetrain.ndarray import CSRNDArray, NDArray
 
     rng = np.random.default_rng(0)

@@ -136,10 +136,10 @@ def test_a_batch_spanning_chunks_opens_the_next_chunks_piece(tmp_path, monkeypat
     """A batch whose rows span chunks joins the piece of the chunk that completes it (its earlier rows
     written after that chunk's, in the room of the parsed arrays): one piece a chunk, its rows as
     batch-by-batch iteration gives them. Without such room it is a piece of its own (a copy)."""
-    from sparsetrain.io import libsvm_iter
+    from sparsetrain.io import stream_rows
 
     if not room:
-        monkeypatch.setattr(libsvm_iter, "_room", lambda a, n: None)
+        monkeypatch.setattr(stream_rows, "_room", lambda a, n: None)
     path = _write(tmp_path)
     it = _stream(path, 4, "pad", chunk=150)  # 2-8 rows a chunk
     chunks = sum(1 for _ in it._data_reader)

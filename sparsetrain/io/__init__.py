@@ -8,7 +8,7 @@ import importlib
 _LAZY = {
     "DataDesc": "base", "DataBatch": "base", "DataIter": "base",
     "LibSVMReader": "libsvm", "LibSVMBlock": "libsvm", "load_libsvm": "libsvm", "dump_libsvm": "libsvm",
-    "LibSVMIter": "libsvm_iter", "ChainedReader": "libsvm_iter",
+    "LibSVMIter": "libsvm_iter", "ChainedReader": "stream_rows",
     "NDArrayIter": "ndarray_iter",  # owned by the core iterator work (sparsetrain/io/ndarray_iter.py)
 }
 

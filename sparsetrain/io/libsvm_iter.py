@@ -29,155 +29,11 @@ from ..ndarray import CSRNDArray, NDArray
 from .base import ALL_WEIGHTS_ZERO, STDIN_NAME, DataBatch, DataDesc, DataIter, display_name
 from .chunks import STREAM_CHUNK_SIZE
 from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
-from .ndarray_iter import csr_take_rows
+from .stream_rows import ChainedReader, EpochPiece, Rows
 
-__all__ = ["ChainedReader", "EpochPiece", "LibSVMIter"]
+__all__ = ["LibSVMIter"]
 
 _LAST_BATCH = ("pad", "discard", "roll_over")
-
-
-class ChainedReader:
-    """The blocks of several readers (one per file: ``LibSVMReader``, ``CSVReader``, ``VWReader``)
-    one file after the other, as one stream; ``locate(row)`` is ``"file:line"`` of a row of the
-    current pass (for the label checks' messages)."""
-
-    def __init__(self, readers, names):
-        self.readers = list(readers)
-        self.names = [os.fspath(n) for n in names]
-        self.num_features = getattr(self.readers[0], "num_features", None)
-        self._starts: list[int] = []  # first row of each file begun in this pass
-
-    def __iter__(self):
-        self._starts = []
-        rows = 0
-        for reader in self.readers:
-            self._starts.append(rows)
-            for block in reader:
-                rows += block.num_rows
-                yield block
-
-    def rows_before(self) -> int:
-        return 0
-
-    @property
-    def rows_checked(self) -> bool:
-        """Whether every reader vouches for its blocks (see ``LibSVMReader.rows_checked``)."""
-        return all(getattr(r, "rows_checked", False) for r in self.readers)
-
-    def locate(self, row: int) -> str:
-        k = max(i for i, start in enumerate(self._starts) if start <= row)
-        reader, local = self.readers[k], row - self._starts[k]
-        if hasattr(reader, "line_of_row"):
-            line = reader.line_of_row(local)
-        else:
-            source = getattr(reader, "source", None)
-            line = source.line_of_row(local) if source is not None else None
-        return f"{self.names[k]} (row {local + 1})" if line is None else f"{self.names[k]}:{line}"
-
-
-class EpochPiece:
-    """A run of whole batches of a streamed epoch, in the form of ``NDArrayIter.epoch_rows``:
-    ``data``/``label`` as ``[(name, array)]``, and ``order[batch_ptr[b]:batch_ptr[b+1]]`` the rows
-    of batch ``b``; ``pad`` rows of padding end the last batch; ``sample_weight``: the rows' importance
-    weights (float64, by row), or None."""
-
-    __slots__ = ("data", "label", "order", "batch_ptr", "pad", "sample_weight", "checked_csr")
-
-    def __init__(self, data, label, order, batch_ptr, pad, sample_weight=None, checked_csr=False):
-        self.data, self.label, self.order, self.batch_ptr, self.pad = data, label, order, batch_ptr, pad
-        self.sample_weight = sample_weight
-        self.checked_csr = checked_csr
-
-    def reset(self) -> None:
-        pass
-
-    def epoch_rows(self):
-        return self.order, self.batch_ptr, self.pad
-
-
-def _room(a: np.ndarray, n: int):
-    """The array ``a`` is the start of, when it has room for ``n`` elements (else None)."""
-    base = a.base
-    if (isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == a.dtype and base.flags.c_contiguous
-            and base.flags.writeable and len(base) >= n and a.ndim == 1
-            and a.__array_interface__["data"][0] == base.__array_interface__["data"][0]):
-        return base
-    return None
-
-
-class _Rows:
-    """CSR rows with dense labels (and importance weights, or None): the unit batches are cut from."""
-
-    __slots__ = ("data", "indices", "indptr", "labels", "end", "weights", "spare")
-
-    def __init__(self, data, indices, indptr, labels, end: int = 0, weights=None, spare: bool = False):
-        self.data, self.indices, self.indptr, self.labels = data, indices, indptr, labels
-        self.end = end  # byte offset in the file just past these rows' chunk (0: not from the file)
-        self.weights = weights  # importance weights (VW), None when every row counts once
-        # the CSR arrays start arrays that nothing else uses, with room after them (a parsed chunk's:
-        # ParsedChunk.spare), where joined() may write rows
-        self.spare = spare
-
-    @property
-    def n(self) -> int:
-        return len(self.indptr) - 1
-
-    def slice(self, r0: int, r1: int) -> "_Rows":
-        lo, hi = self.indptr[r0], self.indptr[r1]
-        w = None if self.weights is None else self.weights[r0:r1]
-        return _Rows(self.data[lo:hi], self.indices[lo:hi], self.indptr[r0 : r1 + 1] - lo, self.labels[r0:r1],
-                     weights=w)
-
-    def joined(self, tail: "_Rows") -> "_Rows | None":
-        """These rows, then ``tail``'s, written after these rows in the room of their arrays (``spare``):
-        no copy of these rows. None where there is no such room."""
-        if not self.spare:
-            return None
-        n, k = self.n, tail.n
-        nnz, m = int(self.indptr[n]), int(tail.indptr[k])
-        if self.indptr[0] != 0 or len(self.data) != nnz or len(self.indices) != nnz or tail.indptr[0] != 0:
-            return None
-        data, indices, indptr = _room(self.data, nnz + m), _room(self.indices, nnz + m), _room(self.indptr, n + k + 1)
-        if data is None or indices is None or indptr is None:
-            return None
-        data[nnz:nnz + m] = tail.data[:m]
-        indices[nnz:nnz + m] = tail.indices[:m]
-        np.add(tail.indptr[1:], nnz, out=indptr[n + 1:n + k + 1])
-        weights = None if self.weights is None and tail.weights is None else np.concatenate(
-            [np.ones(p.n) if p.weights is None else p.weights for p in (self, tail)])
-        return _Rows(data[:nnz + m], indices[:nnz + m], indptr[:n + k + 1], np.concatenate([self.labels, tail.labels]),
-                     self.end, weights)
-
-    def copy(self) -> "_Rows":
-        w = None if self.weights is None else self.weights.copy()
-        return _Rows(self.data.copy(), self.indices.copy(), self.indptr.copy(), self.labels.copy(), weights=w)
-
-    def take(self, rows: np.ndarray) -> "_Rows":
-        """These rows in the order ``rows`` (a copy)."""
-        data, indices, indptr = csr_take_rows(self.data, self.indices, self.indptr, rows)
-        w = None if self.weights is None else self.weights[rows]
-        return _Rows(data, indices, indptr, self.labels[rows], self.end, w)
-
-    @staticmethod
-    def concat(parts: list["_Rows"]) -> "_Rows":
-        if len(parts) == 1:
-            return parts[0]
-        indptr = np.empty(sum(p.n for p in parts) + 1, np.int64)
-        indptr[0] = 0
-        r = 0
-        off = 0
-        for p in parts:
-            indptr[r + 1 : r + p.n + 1] = p.indptr[1:] + off
-            r += p.n
-            off += int(p.indptr[-1])
-        return _Rows(
-            np.concatenate([p.data for p in parts]),
-            np.concatenate([p.indices for p in parts]),
-            indptr,
-            np.concatenate([p.labels for p in parts]),
-            weights=None if all(p.weights is None for p in parts) else
-            np.concatenate([np.ones(p.n) if p.weights is None else p.weights for p in parts]),
-        )
 
 
 def _densify(block: LibSVMBlock, width: int, dtype) -> np.ndarray:
@@ -304,11 +160,11 @@ class LibSVMIter(DataIter):
         self._chunk_size = chunk_size
         self._workers = workers
         self._max_line_bytes = max_line_bytes
-        self._head: _Rows | None = None  # the part's first rows, for padding
-        self._carry: _Rows | None = None  # roll_over leftovers
+        self._head: Rows | None = None  # the part's first rows, for padding
+        self._carry: Rows | None = None  # roll_over leftovers
         self._stream = None
-        self._queue: list[_Rows] = []  # rows to batch before pulling more from the file
-        self._cur: _Rows | None = None  # the rows being batched, from ``_pos`` on
+        self._queue: list[Rows] = []  # rows to batch before pulling more from the file
+        self._cur: Rows | None = None  # the rows being batched, from ``_pos`` on
         self._pos = 0
         self._seen_rows = 0
         self._weighted = False  # a row of this pass had a non-zero importance weight
@@ -330,7 +186,7 @@ class LibSVMIter(DataIter):
 
     # -- streaming -------------------------------------------------------------------------
     def _row_stream(self):
-        """Yield ``_Rows`` in file order (one per parsed chunk), labels already dense."""
+        """Yield ``Rows`` in file order (one per parsed chunk), labels already dense."""
         if self.label_libsvm is None:
             done = 0  # rows of this part read so far
             for block in self._data_reader:
@@ -341,7 +197,7 @@ class LibSVMIter(DataIter):
                 weights = getattr(block, "weights", None)  # VW importance: None when all are 1
                 if weights is not None and np.all(weights == 1.0):
                     weights = None
-                yield _Rows(block.data, block.indices, block.indptr, labels, block.end, weights,
+                yield Rows(block.data, block.indices, block.indptr, labels, block.end, weights,
                             getattr(block, "spare", False))
             return
         if self._label_reader is None:
@@ -368,7 +224,7 @@ class LibSVMIter(DataIter):
                 stacked = np.concatenate(buffered) if len(buffered) > 1 else buffered[0]
                 labels, rest = stacked[: block.num_rows], stacked[block.num_rows :]
                 buffered, have = ([rest] if len(rest) else []), len(rest)
-                yield _Rows(block.data, block.indices, block.indptr, labels, block.end)
+                yield Rows(block.data, block.indices, block.indptr, labels, block.end)
             if last_part and (have or next(label_blocks, None) is not None):
                 raise DataFormatError(
                     f"{os.fspath(self.label_libsvm)}: has more rows than {os.fspath(self.data_libsvm)}"
@@ -377,7 +233,7 @@ class LibSVMIter(DataIter):
     def _windows(self, stream, rng):
         """The rows of ``stream`` in consecutive windows of ``shuffle_window`` rows, each shuffled."""
         w = self.shuffle_window
-        parts: list[_Rows] = []
+        parts: list[Rows] = []
         have = 0
         try:
             for rows in stream:
@@ -398,8 +254,8 @@ class LibSVMIter(DataIter):
             stream.close()
 
     @staticmethod
-    def _shuffled(parts: list[_Rows], rng) -> _Rows:
-        window = _Rows.concat(parts)
+    def _shuffled(parts: list[Rows], rng) -> Rows:
+        window = Rows.concat(parts)
         out = window.take(rng.permutation(window.n).astype(np.int64, copy=False))
         out.end = parts[-1].end
         return out
@@ -415,7 +271,7 @@ class LibSVMIter(DataIter):
         name = display_name(self.data_libsvm)  # (stdin, '-', is <stdin>)
         return f"{name} (row {row + 1})" if line is None else f"{name}:{line}"
 
-    def _pull(self) -> _Rows | None:
+    def _pull(self) -> Rows | None:
         """The next parsed rows of the file, remembering the part's first rows for padding."""
         if self._exhausted:
             return None
@@ -431,7 +287,7 @@ class LibSVMIter(DataIter):
             return None
         if self._seen_rows < self.batch_size:  # (re)build the head from this pass's first rows
             take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
-            self._head = take if self._seen_rows == 0 else _Rows.concat([self._head, take])
+            self._head = take if self._seen_rows == 0 else Rows.concat([self._head, take])
         self._seen_rows += rows.n
         self._weighted = self._weighted or rows.weights is None or bool(rows.weights.any())
         self._bytes_done = max(self._bytes_done, rows.end)
@@ -462,7 +318,7 @@ class LibSVMIter(DataIter):
             self._carry = None
             return
         labels = np.asarray(state["labels"], dtype=self.dtype)
-        self._carry = _Rows(np.asarray(state["data"], dtype=self.dtype), np.asarray(state["indices"], np.int64),
+        self._carry = Rows(np.asarray(state["data"], dtype=self.dtype), np.asarray(state["indices"], np.int64),
                             np.asarray(state["indptr"], np.int64), labels,
                             weights=None if state.get("weights") is None else np.asarray(state["weights"], np.float64))
 
@@ -513,7 +369,7 @@ class LibSVMIter(DataIter):
             w = None if cur.weights is None else cur.weights[r0:r1]
             return self._batch(cur.data[lo:hi], cur.indices[lo:hi], ip[r0 : r1 + 1] - lo, cur.labels[r0:r1], 0, w)
         need = self.batch_size
-        parts: list[_Rows] = []
+        parts: list[Rows] = []
         while need and self._current():
             k = min(need, self._cur.n - self._pos)
             parts.append(self._cur.slice(self._pos, self._pos + k))
@@ -524,19 +380,19 @@ class LibSVMIter(DataIter):
             if need == self.batch_size or self._last == "discard":
                 raise StopIteration
             if self._last == "roll_over":
-                self._carry = _Rows.concat(parts).copy()
+                self._carry = Rows.concat(parts).copy()
                 raise StopIteration
             if self._last == "pad":
                 parts.append(self._padding(need))
                 pad = need
-        batch = _Rows.concat(parts)
+        batch = Rows.concat(parts)
         return self._batch(batch.data, batch.indices, batch.indptr, batch.labels, pad, batch.weights)
 
-    def _padding(self, need: int) -> _Rows:
+    def _padding(self, need: int) -> Rows:
         """``need`` rows from the start of the pass (cycling), to pad the last batch."""
         head = self._head
         reps = -(-need // head.n)
-        filler = _Rows.concat([head] * reps) if reps > 1 else head
+        filler = Rows.concat([head] * reps) if reps > 1 else head
         return filler.slice(0, need)
 
     # -- whole runs of batches, for the compiled engine --------------------------------------
@@ -560,10 +416,10 @@ class LibSVMIter(DataIter):
         exactly the batches :meth:`next` would give — padding, ``discard``, ``roll_over`` and a
         short last batch included — consumed as iteration would consume them. A batch that spans
         chunks opens the piece of the chunk that completes it, its earlier rows written after that
-        chunk's in the room of its arrays (``_Rows.joined``: one engine call a chunk), or, without
+        chunk's in the room of its arrays (``Rows.joined``: one engine call a chunk), or, without
         such room, is a piece of its own (a copy of its rows)."""
         bs = self.batch_size
-        pending: list[_Rows] = []  # rows of a batch that spans chunks (fewer than bs)
+        pending: list[Rows] = []  # rows of a batch that spans chunks (fewer than bs)
         have = 0
         while True:
             rows = self._queue.pop(0) if self._queue else self._pull()
@@ -576,10 +432,10 @@ class LibSVMIter(DataIter):
                     pending.append(rows.slice(0, pos))
                     have += pos
                     continue
-                joined = rows.joined(_Rows.concat(pending))
+                joined = rows.joined(Rows.concat(pending))
                 if joined is None:
                     pending.append(rows.slice(0, pos))
-                    yield self._piece(_Rows.concat(pending), 1, 0)
+                    yield self._piece(Rows.concat(pending), 1, 0)
                 else:  # the spanning batch is the piece's first: the earlier rows (after the chunk's), then these
                     rows, lead = joined, have
                 pending, have = [], 0
@@ -593,11 +449,11 @@ class LibSVMIter(DataIter):
         self._cur, self._pos, self._current_batch = None, 0, None
         if not have or self._last == "discard":
             return
-        left = _Rows.concat(pending)
+        left = Rows.concat(pending)
         if self._last == "roll_over":
             self._carry = left.copy()
         elif self._last == "pad":
-            yield self._piece(_Rows.concat([left, self._padding(bs - have)]), 1, bs - have)
+            yield self._piece(Rows.concat([left, self._padding(bs - have)]), 1, bs - have)
         else:  # a short last batch
             yield self._piece(left, 1, 0, size=have)
 
@@ -609,7 +465,7 @@ class LibSVMIter(DataIter):
         reader = self._data_reader
         return any(getattr(r, "importance_weights", False) for r in getattr(reader, "readers", [reader]))
 
-    def _piece(self, rows: _Rows, batches: int, pad: int, first: int = 0, size: int | None = None,
+    def _piece(self, rows: Rows, batches: int, pad: int, first: int = 0, size: int | None = None,
                lead: int = 0) -> "EpochPiece":
         """``batches`` batches of ``size`` rows from row ``first`` of ``rows`` on; ``lead`` > 0: ``first`` is
         ``-lead`` and the first ``lead`` rows are the last of ``rows`` (a batch spanning chunks, joined)."""

@@ -197,7 +197,7 @@ class _StdinCacheEpochs:
         if self._cached is None:
             yield from self._first.epoch_pieces()
             return
-        from ..io.libsvm_iter import EpochPiece
+        from ..io.stream_rows import EpochPiece
 
         it = self._cached
         order, batch_ptr, pad = it.epoch_rows()
