@@ -249,7 +249,7 @@ def _json_row(row) -> dict:
 
 def _gen_data(options, out, quiet, force, given=()):
     from .cli_schema import cli_text
-    from .config.schema import named_format
+    from .io.base import named_format
     from .fileio import refuse_to_replace
     from .io import synthetic
     from .io.synthetic_options import SyntheticOptions, check_given, check_options

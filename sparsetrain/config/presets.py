@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
-from .schema import DataConfig, PresetOptions, named_format
+from ..io.base import named_format
+from .schema import DataConfig, PresetOptions
 
 # Which options each preset reads (others given beside it are an error).
 _OPTIONS = {"linear": (), "logistic": (), "softmax": ("classes",), "fm": ("k",), "wide_deep": ("hidden",)}

@@ -15,18 +15,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .. import initializer
 from ..base import ConfigError
-from ..io.base import DEFAULT_MAX_LINE_BYTES, plain_name
+from ..io.base import DEFAULT_MAX_LINE_BYTES, named_format
 from ..io.synthetic_options import SyntheticOptions, check_given, not_read
 from ..validation import NumbersNotBools
 from . import factories, graph
-
-
-def named_format(path: str) -> str | None:
-    """The format a data file's extension names: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``), ``libsvm``
-    (``.libsvm``/``.svm``), else None; ``.gz``/``.bz2`` looked through."""
-    name = plain_name(path)
-    return next((fmt for fmt, exts in (("csv", (".csv", ".tsv")), ("vw", (".vw",)), ("libsvm", (".libsvm", ".svm")))
-                 if name.endswith(exts)), None)
 
 
 def format_from_name(path: str) -> str:

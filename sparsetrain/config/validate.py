@@ -11,7 +11,7 @@ from ..initializer import NAME_RULE_SUFFIXES, PARAMETER_STYPES
 from ..validation import check_fits_memory, join_path, message
 from . import factories
 from .graph import build_symbol, canonical_op, locate_shape_error, make_initializer, multipliers, op_order
-from .schema import named_format
+from ..io.base import named_format
 
 
 def _public_ops() -> list[str]:

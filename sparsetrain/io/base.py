@@ -31,6 +31,14 @@ def plain_name(path) -> str:
     return name
 
 
+def named_format(path: str) -> str | None:
+    """The format a data file's extension names: ``csv`` (``.csv``/``.tsv``), ``vw`` (``.vw``), ``libsvm``
+    (``.libsvm``/``.svm``), else None; ``.gz``/``.bz2`` looked through."""
+    name = plain_name(path)
+    return next((fmt for fmt, exts in (("csv", (".csv", ".tsv")), ("vw", (".vw",)), ("libsvm", (".libsvm", ".svm")))
+                 if name.endswith(exts)), None)
+
+
 def display_name(path) -> str:
     """A data file as messages name it: stdin (``-``, opened as :data:`STDIN_PATH`) is :data:`STDIN_NAME`."""
     path = os.fspath(path)

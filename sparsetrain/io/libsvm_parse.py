@@ -26,7 +26,7 @@ import numpy as np
 
 from ..base import DataFormatError, quoted
 from . import _libsvm_kernels as K
-from .base import plain_name, token_text
+from .base import named_format, token_text
 from .chunks import ChunkSource
 from .pipeline import BufferPool, ChunkJob, ParsedChunk, cancel, default_workers, executor, parse_chunks, room, submit
 
@@ -173,7 +173,7 @@ class _ParseContext:
     def error(self, job: _Job, code, start, end, aux) -> DataFormatError:
         msg = _message(code, token_text(job.buf, start, end), aux, self)
         line = self.line_of(job, start)
-        if line == 1 and code in _OTHER_FORMAT_CODES and not plain_name(self.path).endswith((".libsvm", ".svm")):
+        if line == 1 and code in _OTHER_FORMAT_CODES and named_format(self.path) != "libsvm":
             msg += f" ({_OTHER_FORMAT})"
         return DataFormatError(f"{self.path}:{line}: {msg}")
 

@@ -83,7 +83,7 @@ class TrainedModel:
         if self.config is not None:  # the training data's format (CSV schema, hashing), '-' for stdin
             from .data import load_file, row_locator
 
-            from ..config.schema import named_format
+            from ..io.base import named_format
 
             # data.format: auto reads a file by its name; a name that says another format is a mistake anyway
             trained, named = self.config.data_format(), self.config.data.format_of(path)
