@@ -441,7 +441,7 @@ class LibSVMIter(DataIter):
                 pending, have = [], 0
             full = (rows.n - lead - pos) // bs
             if full or lead:
-                yield self._piece(rows, full + (lead > 0), 0, -lead if lead else pos, lead=lead)
+                yield self._piece(rows, full + (lead > 0), 0, -lead if lead else pos)
             rest = rows.n - lead - pos - full * bs
             if rest:
                 end = rows.n - lead
@@ -465,14 +465,13 @@ class LibSVMIter(DataIter):
         reader = self._data_reader
         return any(getattr(r, "importance_weights", False) for r in getattr(reader, "readers", [reader]))
 
-    def _piece(self, rows: Rows, batches: int, pad: int, first: int = 0, size: int | None = None,
-               lead: int = 0) -> "EpochPiece":
-        """``batches`` batches of ``size`` rows from row ``first`` of ``rows`` on; ``lead`` > 0: ``first`` is
-        ``-lead`` and the first ``lead`` rows are the last of ``rows`` (a batch spanning chunks, joined)."""
+    def _piece(self, rows: Rows, batches: int, pad: int, first: int = 0, size: int | None = None) -> "EpochPiece":
+        """``batches`` batches of ``size`` rows from row ``first`` of ``rows`` on; a negative ``first``: the first
+        ``-first`` rows are the last of ``rows`` (a batch spanning chunks, joined)."""
         size = size or self.batch_size
         order = np.arange(first, first + batches * size, dtype=np.int64)
-        if lead:
-            order[:lead] += rows.n
+        if first < 0:
+            order[:-first] += rows.n
         batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
         x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
         y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))

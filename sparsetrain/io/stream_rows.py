@@ -119,10 +119,8 @@ class Rows:
         data[nnz:nnz + m] = tail.data[:m]
         indices[nnz:nnz + m] = tail.indices[:m]
         np.add(tail.indptr[1:], nnz, out=indptr[n + 1:n + k + 1])
-        weights = None if self.weights is None and tail.weights is None else np.concatenate(
-            [np.ones(p.n) if p.weights is None else p.weights for p in (self, tail)])
         return Rows(data[:nnz + m], indices[:nnz + m], indptr[:n + k + 1], np.concatenate([self.labels, tail.labels]),
-                     self.end, weights)
+                     self.end, _weights([self, tail]))
 
     def copy(self) -> "Rows":
         w = None if self.weights is None else self.weights.copy()
@@ -151,6 +149,12 @@ class Rows:
             np.concatenate([p.indices for p in parts]),
             indptr,
             np.concatenate([p.labels for p in parts]),
-            weights=None if all(p.weights is None for p in parts) else
-            np.concatenate([np.ones(p.n) if p.weights is None else p.weights for p in parts]),
+            weights=_weights(parts),
         )
+
+
+def _weights(parts: list[Rows]) -> np.ndarray | None:
+    """The importance weights of ``parts`` one after another (1 for a part without), None if none has any."""
+    if all(p.weights is None for p in parts):
+        return None
+    return np.concatenate([np.ones(p.n) if p.weights is None else p.weights for p in parts])
