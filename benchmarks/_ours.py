@@ -117,7 +117,8 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     import numpy as np
 
     opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray = _runner_api()
-    from sparsetrain.engines.compiled.epoch_loop import CHUNK_ROWS, EpochResult
+    from sparsetrain.engines.compiled.epoch_loop import CHUNK_ROWS, EpochResult, nonfinite
+    from sparsetrain.optimizer_buffers import weight_buffer
     from sparsetrain.engines.compiled.threads import ThreadTeam, resolve_threads
 
     data, indices, indptr, y, (n, d) = _data.load_arrays(path)
@@ -162,8 +163,8 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     for _ in range(epochs):
         t0 = time.perf_counter()
         parts = [runner.fit_epoch([X], yv, order, batch_ptr[b0:b1 + 1], [weight], bias, updater, [0, 1],
-                                  metrics=(metric,), parallel=team, check_params=b1 == calls[-1][1])
-                 for b0, b1 in calls]
+                                  metrics=(metric,), parallel=team) for b0, b1 in calls]
+        nonfinite([0, 1], [weight_buffer(weight), weight_buffer(bias)])  # the epoch loop's end-of-epoch scan
         times.append(time.perf_counter() - t0)
         progressive.append(float(EpochResult.combine(parts).metrics[metric]))
     if team is not None:

@@ -158,14 +158,14 @@ class _Trace:
             finally:
                 trace.add("parse", t0)
 
-        def traced_run_epoch(train_data, run_piece, *args, **kw):
+        def traced_run_epoch(view, train_data, run_piece, *args, **kw):
             def piece(*a):
                 t0 = time.perf_counter()
                 try:
                     return run_piece(*a)
                 finally:
                     trace.add("train", t0)
-            return run_epoch(train_data, piece, *args, **kw)
+            return run_epoch(view, train_data, piece, *args, **kw)
 
         class Condition(threading.Condition):
             def wait(self, timeout=None):

@@ -235,7 +235,7 @@ def test_only_weighted_data_generates_the_weighted_plan():
 
 
 def test_a_parameter_gone_non_finite_by_the_epoch_end_stops_a_plan_as_the_hand_kernels():
-    # a plan scans the parameters it trained once, after its last batch (epoch_loop.nonfinite, the hand kernels'
+    # a plan scans the parameters it trained once, after its last batch (epoch_loop.check_params, the hand kernels'
     # scan): an inf in the factor row of a feature no row has never reaches a prediction, only that scan
     x, y = _data("LogisticRegressionOutput", 1)
     dense = x.asnumpy()

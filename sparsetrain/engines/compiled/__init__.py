@@ -28,8 +28,8 @@ from ...symbol.graph import format_parameter, multipliers
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
 from .plan import NotFused, lower
-from .epoch_loop import params_not_finite, run_in_chunks
-from .runner import LinearEpochRunner, nonfinite_params, optimizer_fusable
+from .epoch_loop import run_in_chunks
+from .runner import LinearEpochRunner, optimizer_fusable
 from .threads import team_for
 
 def unsupported_metrics(metric) -> list:
@@ -233,7 +233,7 @@ class LinearKernel:
         checked = getattr(train_data, "checked_csr", False)
         labels = None
 
-        def fit_chunk(order, batch_ptr, real, last):
+        def fit_chunk(order, batch_ptr, real):
             nonlocal labels
             sources = dict(train_data.data)
             label = dict(train_data.label).get(found.label)
@@ -241,16 +241,16 @@ class LinearKernel:
             outputs = None if progressive is None else np.empty((len(order), weights[0].shape[1]), weights[0].dtype)
             res = runner.fit_epoch([sources[x] for x, _ in found.terms], label, order, batch_ptr, weights,
                                    view.arrays[found.bias] if found.bias else None, view.updater, indices,
-                                   metrics=names, check_params=check_params and last, predictions=outputs,
-                                   parallel=parallel, remember=remember, sample_weight=sample_weight,
-                                   checked_csr=checked)
+                                   metrics=names, predictions=outputs, parallel=parallel, remember=remember,
+                                   sample_weight=sample_weight, checked_csr=checked)
             if progressive is not None and res.nonfinite_batch is None:
                 labels = label.asnumpy() if labels is None else labels
                 rows = order[:real]
                 progressive.update(labels[rows], outputs[:real], None if sample_weight is None else sample_weight[rows])
             return res
 
-        return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch)
+        return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch,
+                             indices if check_params else None)
 
 
 def trained_indices(view: ModuleView, found: Match) -> list:
@@ -292,16 +292,9 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     if not found.ok:
         raise ValueError(f"the compiled engine cannot run this module: {found.reason}")
     if stream.streams(train_data):
-        # the pieces train unchecked; the trained parameters are scanned once after the last (which is
-        # known only when the stream ends: a look ahead would wait for the next chunk's parse)
-        def check(batches):
-            bad = nonfinite_params(view, trained_indices(view, found))
-            if bad:
-                raise params_not_finite(view, bad, epoch, batches - 1)
-
-        return stream.run_epoch(train_data, lambda piece, callback: run_found(
+        return stream.run_epoch(view, train_data, lambda piece, callback: run_found(
             view, found, piece, metric, callback, epoch, progressive, check_params=False, team=team, remember=False),
-            check, batch_end_callback, epoch, threads=1 if team is None else team.threads)
+            trained_indices(view, found), batch_end_callback, epoch, threads=1 if team is None else team.threads)
     return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 

@@ -1,11 +1,12 @@
 """The epoch loop both compiled runners share (the hand kernels' :class:`~.runner.LinearEpochRunner` and the
 generated plans' :mod:`.plan_runner`): :func:`run_in_chunks` makes an epoch's kernel calls of :data:`CHUNK_ROWS`
-rows, each returning an :class:`EpochResult`, whose metrics and non-finite batches or parameters :func:`account`
-takes in; :func:`row_weights` checks the sample weights every runner takes."""
+rows, each returning an :class:`EpochResult`, whose metrics and non-finite batch :func:`account` takes in,
+and scans the trained parameters for NaN/inf once at the epoch's end (:func:`check_params`, also a streamed
+epoch's end); :func:`row_weights` checks the sample weights every runner takes."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ from ...base import NonFiniteError, ShapeError
 from ...kernels.metrics import EPOCH_METRICS, FUSED_METRICS, M_AUC
 from ...metric import info as metric_info
 from ...metric import info_of, roc_auc, update_metric
+from ...optimizer_buffers import weight_buffer
 from ..base import EpochStats, batch_not_finite, metric_leaves
 
 # Rows handed to a kernel per call (both runners: hand kernels and generated plans): bounds the
@@ -39,8 +41,8 @@ class EpochResult:
 
     ``metrics`` maps each requested metric name to ``sum / num_inst`` over the batches run;
     ``nonfinite_batch`` is the index (in ``batch_ptr``) of the batch whose prediction or loss was
-    NaN/inf — training stopped there, before applying it; ``nonfinite_params`` names parameters
-    (by optimizer index) that hold NaN/inf after the last batch.
+    NaN/inf — training stopped there, before applying it (the parameters are scanned once an epoch,
+    by :func:`check_params`).
     """
 
     metric_names: list
@@ -49,7 +51,6 @@ class EpochResult:
     num_batches: int
     num_samples: int
     nonfinite_batch: int | None = None
-    nonfinite_params: list = field(default_factory=list)
     labels: np.ndarray | None = None  # with an epoch metric (auc): the label and score of every sample run
     scores: np.ndarray | None = None
     weights: np.ndarray | None = None  # and its sample weight (None: unweighted)
@@ -61,7 +62,7 @@ class EpochResult:
 
     @property
     def ok(self) -> bool:
-        return self.nonfinite_batch is None and not self.nonfinite_params
+        return self.nonfinite_batch is None
 
     @classmethod
     def combine(cls, results: Sequence["EpochResult"]) -> "EpochResult":
@@ -74,7 +75,6 @@ class EpochResult:
             out.num_samples += r.num_samples
             if r.nonfinite_batch is not None and out.nonfinite_batch is None:
                 out.nonfinite_batch = r.nonfinite_batch
-            out.nonfinite_params.extend(p for p in r.nonfinite_params if p not in out.nonfinite_params)
         if first.scores is not None:
             out.labels = np.concatenate([r.labels for r in results])
             out.scores = np.concatenate([r.scores for r in results])
@@ -95,10 +95,10 @@ def row_weights(sample_weight, nrows: int):
     return sw
 
 
-def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_batches: int) -> None:
+def account(leaves, res: EpochResult, epoch: int, first_batch: int) -> None:
     """Add a kernel call's metrics to the metric ``leaves`` (sums; an epoch metric — auc — updates
-    from the collected labels and scores); raise where a batch or a parameter went non-finite
-    (``first_batch``: the call's first batch in the epoch). Both compiled runners account here."""
+    from the collected labels and scores); raise where a batch went non-finite (``first_batch``: the
+    call's first batch in the epoch). Both compiled runners account here."""
     for leaf, s, c in zip(leaves, res.metric_sums, res.metric_counts):  # the batches that ran
         if info_of(leaf).fused in EPOCH_METRICS:
             update_metric(leaf, [res.labels], [res.scores], res.weights)
@@ -107,32 +107,36 @@ def account(view, leaves, res: EpochResult, epoch: int, first_batch: int, num_ba
         leaf.num_inst += int(c) if float(c).is_integer() else float(c)  # a weight sum may be fractional
     if res.nonfinite_batch is not None:
         raise batch_not_finite(epoch, first_batch + res.nonfinite_batch)
-    if res.nonfinite_params:
-        raise params_not_finite(view, res.nonfinite_params, epoch, num_batches - 1)
 
 
-def params_not_finite(view, indices, epoch: int, batch: int) -> NonFiniteError:
-    """The error for the parameters ``indices`` (optimizer indices) found NaN/inf after ``batch``, the
-    epoch's last (the compiled runners scan the parameters they train once an epoch, at its end)."""
-    bad = [view.param_names[i] for i in indices]
-    return NonFiniteError(f"parameters {bad} became non-finite during epoch {epoch}", epoch=epoch, batch=batch)
+def check_params(view, indices, epoch: int, batches: int) -> None:
+    """The compiled engine's one parameter scan, at the end of an epoch of ``batches`` batches (in memory,
+    a generated plan's, a streamed one's after its last piece): raise :class:`~sparsetrain.base.NonFiniteError`
+    naming those of the trained parameters ``indices`` (optimizer indices of ``view``) that hold a NaN or
+    inf. O(size of the parameters); an epoch without batches changed nothing and is not scanned."""
+    if not batches:
+        return
+    bad = nonfinite(indices, [weight_buffer(view.arrays[view.param_names[i]]) for i in indices])
+    if bad:
+        names = [view.param_names[i] for i in bad]
+        raise NonFiniteError(f"parameters {names} became non-finite during epoch {epoch}", epoch=epoch,
+                             batch=batches - 1)
 
 
 def nonfinite(indices, bufs) -> list:
-    """Those of ``indices`` whose buffer (``bufs``, in the same order) holds a NaN or inf: the one
-    parameter scan of the compiled runners (an in-memory epoch's, a plan's, a streamed epoch's)."""
+    """Those of ``indices`` whose buffer (``bufs``, in the same order) holds a NaN or inf."""
     return [i for i, buf in zip(indices, bufs) if not np.isfinite(buf).all()]
 
 
-def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, epoch=0) -> EpochStats:
+def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, epoch=0, params=None) -> EpochStats:
     """One epoch of ``train_data`` (an iterator with ``epoch_rows``: in memory, or a streamed piece) through
     a compiled runner, in calls of about :data:`CHUNK_ROWS` rows — the one epoch loop of both runners.
 
-    ``fit_chunk(order, batch_ptr, real, last) -> EpochResult`` trains one call's batches: ``order`` their
-    rows, ``batch_ptr`` their boundaries within it, ``real`` its rows that are not padding, ``last``
-    whether it is the epoch's last call. Each result's metrics go to ``metric``'s leaves
-    (:func:`account`, which raises for a non-finite batch or parameter); ``batch_end_callback`` gets the
-    rows done so far."""
+    ``fit_chunk(order, batch_ptr, real) -> EpochResult`` trains one call's batches: ``order`` their
+    rows, ``batch_ptr`` their boundaries within it, ``real`` its rows that are not padding. Each result's
+    metrics go to ``metric``'s leaves (:func:`account`, which raises for a non-finite batch);
+    ``batch_end_callback`` gets the rows done so far. ``params``: the optimizer indices of the trained
+    parameters, scanned at the end (:func:`check_params`), or None (a streamed piece: its epoch's end scans)."""
     start = time.perf_counter()
     train_data.reset()
     order, batch_ptr, pad = train_data.epoch_rows()
@@ -144,10 +148,11 @@ def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, 
     for b0 in range(0, num_batches, per_call):
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
-        last = b1 == num_batches
-        real = hi - (pad if last else 0)
-        res = fit_chunk(order[lo:hi], batch_ptr[b0:b1 + 1] - lo, real - lo, last)
-        account(view, leaves, res, epoch, b0, num_batches)
+        real = hi - (pad if b1 == num_batches else 0)
+        res = fit_chunk(order[lo:hi], batch_ptr[b0:b1 + 1] - lo, real - lo)
+        account(leaves, res, epoch, b0)
         if batch_end_callback is not None:
             batch_end_callback(real)
+    if params is not None:
+        check_params(view, params, epoch, num_batches)
     return EpochStats(len(order) - pad, num_batches, time.perf_counter() - start, data_seconds, "compiled")

@@ -32,7 +32,7 @@ from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from ...kernels.numba_cache import drop_stale_cache
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
-from .epoch_loop import EpochResult, nonfinite, row_weights, run_in_chunks
+from .epoch_loop import EpochResult, row_weights, run_in_chunks
 from .runner import _state_arrays
 
 # the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
@@ -172,8 +172,8 @@ class PlanRunner:
             out.append((buf, s1, s2, rows))
         return out
 
-    def fit(self, view, data, label, order, batch_ptr, codes, check_params=True, parallel=None,
-            remember=True, checked_csr=False, sample_weight=None) -> EpochResult:
+    def fit(self, view, data, label, order, batch_ptr, codes, parallel=None, remember=True, checked_csr=False,
+            sample_weight=None) -> EpochResult:
         """Train the batches ``batch_ptr`` of ``order`` (see :class:`~.runner.LinearEpochRunner`, also for
         ``remember``, ``checked_csr`` and ``sample_weight``); ``parallel``: a :class:`~.threads.ThreadTeam`
         (``train.threads``)."""
@@ -213,8 +213,6 @@ class PlanRunner:
             result.labels, result.scores = lab[ran, 0].astype(np.float64), scores[:len(ran)].copy()
             result.weights = sw[ran] if weighted else None
         opt.advance_update_counts(indices, done)
-        if check_params:
-            result.nonfinite_params = nonfinite(indices, [buf for buf, *_ in bufs])
         return result
 
 
@@ -259,10 +257,11 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
     checked = getattr(train_data, "checked_csr", False)  # a parsed chunk's rows (see EpochPiece)
     sample_weight = getattr(train_data, "sample_weight", None)  # Batches.sample_weight (None: unweighted)
 
-    def fit_chunk(order, batch_ptr, real, last):
+    def fit_chunk(order, batch_ptr, real):
         data = dict(train_data.data)[runner.spec.data]
         label = dict(train_data.label)[runner.spec.label]
-        return runner.fit(view, data, label, order, batch_ptr, codes, check_params=check_params and last,
-                          parallel=parallel, remember=remember, checked_csr=checked, sample_weight=sample_weight)
+        return runner.fit(view, data, label, order, batch_ptr, codes, parallel=parallel, remember=remember,
+                          checked_csr=checked, sample_weight=sample_weight)
 
-    return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch)
+    params = [view.index(p.name) for p in runner.spec.params] if check_params else None
+    return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch, params)

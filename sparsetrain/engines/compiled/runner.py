@@ -20,7 +20,7 @@ from ...metric import catalogue
 from ...metric import info as metric_info
 from ...ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
 from ...kernels.metrics import FUSED_METRICS, M_ACCURACY, M_AUC, M_LOG_LOSS
-from .epoch_loop import EpochResult, nonfinite, row_weights
+from .epoch_loop import EpochResult, row_weights
 from .kernels import (
     OUT_LOGISTIC,
     OUT_SOFTMAX,
@@ -65,11 +65,6 @@ def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices
             return False, (f"{type(optimizer).__name__} updates every row of parameter {index} "
                            f"because {why}; the fused kernel updates only the batch's rows")
     return True, ""
-
-
-def nonfinite_params(view, indices) -> list:
-    """Those of the parameters ``indices`` (optimizer indices) of ``view`` that hold a NaN or inf."""
-    return nonfinite(indices, (_dense_buffer(view.arrays[view.param_names[i]], "") for i in indices))
 
 
 def _csr_parts(x):
@@ -379,8 +374,7 @@ class LinearEpochRunner:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, terms, label, order, batch_ptr, weights, bias, metrics, train, updater, param_indices,
-             predictions=None, check_params=True, parallel=None, remember=True, sample_weight=None,
-             checked_csr=False):
+             predictions=None, parallel=None, remember=True, sample_weight=None, checked_csr=False):
         datas, indices, indptrs, canonical, nrows = self._prepare_terms(terms, remember, checked_csr)
         lab = self._prepare_label(label, nrows, remember)
         order, batch_ptr, max_bs = self._prepare_schedule(order, batch_ptr, nrows)
@@ -451,13 +445,11 @@ class LinearEpochRunner:
             result.weights = sw[order[ran]] if sw.shape[0] else None
         if train:
             opt.advance_update_counts(param_indices, done)
-            if check_params:
-                result.nonfinite_params = nonfinite(param_indices, list(w_bufs) + ([b_buf] if self.has_bias else []))
         return result
 
     def fit_epoch(self, terms, label, order, batch_ptr, weights, bias, updater, param_indices,
-                  metrics=("mse",), check_params=True, predictions=None, parallel=None, remember=True,
-                  sample_weight=None, checked_csr=False) -> EpochResult:
+                  metrics=("mse",), predictions=None, parallel=None, remember=True, sample_weight=None,
+                  checked_csr=False) -> EpochResult:
         """Train over the batches ``batch_ptr`` of ``order``, updating weights, bias and states in place.
 
         ``terms``: one CSR input per dot term (``CSRNDArray``, scipy CSR, or ``(data, indices,
@@ -465,7 +457,7 @@ class LinearEpochRunner:
         ``weights``: ``(D_t, K)`` arrays (``NDArray``, full ``RowSparseNDArray`` or numpy);
         ``bias``: ``(K,)`` or ``None``. ``updater``: the :class:`~sparsetrain.optimizer.Updater`
         whose optimizer and states to use; ``param_indices``: its indices of the weights, then
-        the bias. ``check_params`` scans the parameters for NaN/inf after the run (O(size)).
+        the bias (their NaN/inf scan is the epoch loop's, :func:`~.epoch_loop.check_params`).
         ``predictions``: a ``(len(order), K)`` array that receives each row's output before its
         batch's update (by position in ``order``); the batch-1 fast path is not taken then. ``parallel``:
         a :class:`~.threads.ThreadTeam` that trains the batches in several threads (``train.threads``).
@@ -475,8 +467,8 @@ class LinearEpochRunner:
         are canonical CSR within their shapes (a parsed chunk), so their O(nnz) check is skipped.
         """
         return self._run(terms, label, order, batch_ptr, weights, bias, metrics, True, updater,
-                         param_indices, predictions=predictions, check_params=check_params, parallel=parallel,
-                         remember=remember, sample_weight=sample_weight, checked_csr=checked_csr)
+                         param_indices, predictions=predictions, parallel=parallel, remember=remember,
+                         sample_weight=sample_weight, checked_csr=checked_csr)
 
     def score(self, terms, label, order, batch_ptr, weights, bias, metrics=("mse",),
               sample_weight=None) -> EpochResult:

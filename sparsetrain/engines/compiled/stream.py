@@ -18,6 +18,7 @@ import time
 from ...base import NonFiniteError
 from ...io.pipeline import training
 from ..base import EpochStats, Unsupported
+from .epoch_loop import check_params
 
 __all__ = ["iterator_unsupported", "run_epoch", "streams"]
 
@@ -59,12 +60,15 @@ def _shifted(e: NonFiniteError, epoch: int, batches_before: int) -> NonFiniteErr
     return NonFiniteError(text, epoch=e.epoch, batch=batch)
 
 
-def run_epoch(train_data, run_piece, check, batch_end_callback=None, epoch: int = 0, threads: int = 1) -> EpochStats:
-    """One streamed epoch of ``train_data`` (an iterator with ``epoch_pieces``).
+def run_epoch(view, train_data, run_piece, params, batch_end_callback=None, epoch: int = 0,
+              threads: int = 1) -> EpochStats:
+    """One streamed epoch of ``train_data`` (an iterator with ``epoch_pieces``) of the module ``view``.
 
     ``run_piece(piece, batch_end_callback)`` trains one piece as an in-memory epoch (without the
-    parameters' NaN/inf scan) and returns its :class:`~..base.EpochStats`; ``check(batches)`` scans the
-    parameters after the last piece, as an in-memory epoch's end does; ``batch_end_callback(samples)``
+    parameters' NaN/inf scan) and returns its :class:`~..base.EpochStats`; the trained parameters
+    ``params`` (optimizer indices) are scanned after the last piece (:func:`~.epoch_loop.check_params`,
+    as an in-memory epoch's end; which piece is the last is known only when the stream ends: a look ahead
+    would wait for the next chunk's parse); ``batch_end_callback(samples)``
     receives the samples done in the whole epoch so far; ``threads``: how many threads train a piece
     (``train.threads``), the cores the parser threads leave to training while it trains."""
     start = time.perf_counter()
@@ -95,6 +99,5 @@ def run_epoch(train_data, run_piece, check, batch_end_callback=None, epoch: int 
                 batches += stats.batches
         finally:
             pieces.close()
-    if batches:
-        check(batches)
+    check_params(view, params, epoch, batches)
     return EpochStats(samples, batches, time.perf_counter() - start, waited, "compiled")
