@@ -445,16 +445,17 @@ def test_fast_path_rows_match_reference_parser(tmp_path, rows, dtype, limit, chu
 
 def _fast_rows():
     """``K._fast_row`` as this CPU compiles it and, where that is the AVX-512 VBMI path
-    (``_libsvm_simd.VBMI``), also compiled with the other CPUs' primitives (the tzcnt listing, the gather)."""
+    (``_scan_kernels.VBMI``), also compiled with the other CPUs' primitives (the tzcnt listing, the gather)."""
     from types import FunctionType
 
     from numba import njit
 
     from sparsetrain.io import _libsvm_simd as S
+    from sparsetrain.io import _scan_kernels as SK
 
-    if not S.VBMI:
+    if not SK.VBMI:
         return [K._fast_row]
-    g = dict(vars(K), _flatten=K._flatten_scalar, convert_pairs=S.convert_pairs_gather)
+    g = dict(vars(K), flatten=SK.flatten_scalar, convert_pairs=S.convert_pairs_gather, VBMI=False)
     g["_convert"] = njit(inline="always")(FunctionType(K._convert.py_func.__code__, g))
     return [K._fast_row, njit(FunctionType(K._fast_row.py_func.__code__, g))]
 
@@ -506,11 +507,11 @@ def test_flatten_lists_the_bits_of_a_mask():
     CPU has one, the tzcnt loop elsewhere) list every bit set, ascending, after the positions already there."""
     from numba import njit
 
-    from sparsetrain.io import _libsvm_simd as S
+    from sparsetrain.io import _scan_kernels as SK
 
-    ways = [njit(lambda m, base, pos, n: K._flatten_scalar(m, base, pos, n))]
-    if S.VBMI:
-        ways.append(njit(lambda m, base, pos, n: S.flatten_bits(m, base, pos, n)))
+    ways = [njit(lambda m, base, pos, n: SK.flatten_scalar(m, base, pos, n))]
+    if SK.VBMI:
+        ways.append(njit(lambda m, base, pos, n: SK.flatten_bits(m, base, pos, n)))
     rng = np.random.default_rng(5)
     masks = [0, 1, 1 << 63, (1 << 64) - 1, 0x5555555555555555] + [int(x) for x in rng.integers(0, 1 << 63, 20)]
     masks += [int(x) & int(y) & int(z) for x, y, z in rng.integers(0, 1 << 63, (20, 3))]
@@ -520,6 +521,24 @@ def test_flatten_lists_the_bits_of_a_mask():
             n = flatten(np.uint64(m), np.int64(1000), pos, np.int64(3))
             want = [1000 + k for k in range(64) if m >> k & 1]
             assert n == 3 + len(want) and pos[3:n].tolist() == want and pos[:3].tolist() == [-7] * 3
+
+
+def test_eq_masks_of_a_block():
+    """``eq_mask64`` (a whole 64-byte block) and ``eq_mask_tail`` (a block that runs past the buffer's end,
+    whose bytes there count as none): bit k set where the block's byte k is any of the three values."""
+    from numba import njit
+
+    from sparsetrain.io import _scan_kernels as SK
+
+    @njit
+    def mask(buf, b):
+        return SK.eq_mask64(buf, b, 58, 32, 10) if b + 64 <= len(buf) else SK.eq_mask_tail(buf, b, 58, 32, 10)
+
+    rng = np.random.default_rng(7)
+    buf = rng.choice(np.array([58, 32, 10, 48, 49, 0, 255], np.uint8), 200)
+    for b in (0, 5, 64, 100, 136, 150, 199, 200):
+        want = sum(1 << k for k in range(min(64, len(buf) - b)) if buf[b + k] in (58, 32, 10))
+        assert mask(buf, np.int64(b)) == want, b
 
 
 def test_convert_pairs_gather_and_permute_agree():
@@ -537,7 +556,7 @@ def test_convert_pairs_gather_and_permute_agree():
     def permute(buf, cpos, spos, j0, k, out_i, out_v):
         return S.convert_pairs_permute(buf, cpos, spos, j0, k, out_i, out_v, 0, -1, 0, 10 ** 6, -1)
 
-    calls = [gather] + ([permute] if S.VBMI else [])
+    calls = [gather] + ([permute] if K.VBMI else [])
     rng = np.random.default_rng(7)
     pairs = [f"{i}:{v}" for i, v in zip(np.sort(rng.choice(10 ** 6, 40, replace=False)), rng.integers(0, 10 ** 6, 40) / 1e3)]
     pairs[17] = "12:5"  # not ascending
@@ -563,7 +582,7 @@ def test_convert_pairs_gather_and_permute_agree():
 
 
 def test_vbmi_path_only_where_numba_compiles_with_vbmi():
-    """``_libsvm_simd.VBMI`` (the byte-permute path, which LLVM cannot compile without AVX-512 VBMI: it
+    """``_scan_kernels.VBMI`` (the byte-permute path, which LLVM cannot compile without AVX-512 VBMI: it
     aborts the process) follows the features numba compiles with, not the host's alone: the host,
     NUMBA_ENABLE_AVX=0, NUMBA_CPU_FEATURES without VBMI, NUMBA_CPU_NAME (each a fresh interpreter)."""
     import subprocess
@@ -573,7 +592,7 @@ def test_vbmi_path_only_where_numba_compiles_with_vbmi():
 
     host = get_host_cpu_features()
     no_vbmi = ",".join(f for f in host.split(",") if f not in ("+avx512vbmi", "+avx512vbmi2")) + ",-avx512vbmi"
-    script = ("from numba.core.registry import cpu_target; from sparsetrain.io._libsvm_simd import VBMI; "
+    script = ("from numba.core.registry import cpu_target; from sparsetrain.io._scan_kernels import VBMI; "
               "print(VBMI, cpu_target.target_context.codegen().magic_tuple()[2])")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU_", "NUMBA_ENABLE_AVX"))}
     for env in ({}, {"NUMBA_ENABLE_AVX": "0"}, {"NUMBA_CPU_FEATURES": no_vbmi}, {"NUMBA_CPU_NAME": "haswell"}):

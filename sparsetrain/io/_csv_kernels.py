@@ -44,9 +44,8 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, murmurhash3_32
-from ._libsvm_kernels import _flatten
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, eq_mask64, record_error)
+                            I_ROWS, N_COMMON, eq_mask64, flatten, record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -270,7 +269,7 @@ def _split_line(buf, p, delim, quote, fs, fe, ncols, pos):
     """Split the line at ``buf[p:]`` into the field spans ``fs``/``fe`` (in ``buf``) when no field
     starts with a quote. Each 64-byte block's separators (the delimiter, the newline), newlines and
     quotes are bit masks (``eq_mask64``); the separators' positions up to the line's newline are listed
-    into ``pos`` (the LibSVM kernel's ``_flatten``: branch-free, 8 at a time), and the fields are the
+    into ``pos`` (``_scan_kernels.flatten``, shared with the LibSVM kernel), and the fields are the
     spans between them. A field starts with a quote where a quote bit is at the line's start or one
     past a separator (the masks say it, no load a field). Nothing branches per field, nor on where
     a block ends within a line (a branch per field, a mispredicted one where the separators of a
@@ -303,7 +302,7 @@ def _split_line(buf, p, delim, quote, fs, fe, ncols, pos):
             seps &= (newline << one) - one  # (0 - 1: every bit, when the newline is bit 63)
             starts &= newline - one
         at_quote |= quotes & starts
-        k = _flatten(seps, b, pos, k)
+        k = flatten(seps, b, pos, k)
         if last:
             break
         k = min(k, ncols + 1)  # more fields than columns: only the newline's position is wanted now

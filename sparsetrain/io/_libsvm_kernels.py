@@ -9,7 +9,8 @@ the qid are ``[+-]digits``.
 :func:`parse_chunk` never raises: it stops at the first malformed token and reports an error
 code with the token's byte span, and the caller builds the message (file, line, token).
 A row whose features are all short ``digits:digits[.digits]`` pairs takes a fast path (separators
-by 64-byte bit masks, their positions listed, 8 pairs converted at once: ``_libsvm_simd``); other
+by 64-byte bit masks, their positions listed: ``_scan_kernels.flatten``, 8 pairs converted at once:
+``_libsvm_simd``); other
 rows are read byte by byte. Numbers are converted exactly (correctly rounded to binary64, then cast to the output
 dtype, as scikit-learn does); the rare ones with more than 18 significant digits are listed as *slow*
 tokens for the caller to convert with Python's ``float``. So results equal scikit-learn's bit
@@ -26,14 +27,13 @@ import re
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import _U, NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float, parse_int
-from ._libsvm_simd import LANES, VBMI, convert_pairs, flatten_bits, popcount
+from ._libsvm_simd import LANES, convert_pairs
 from ._scan_kernels import (  # noqa: F401 (the chunk readers' newline scans, re-exported)
-    I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, count_newlines,
-    eq_mask64, first_newline, is_space, last_newline, record_error,
+    I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW, I_ROWS, N_COMMON, OK, VBMI, count_newlines,
+    eq_mask64, eq_mask_tail, first_newline, flatten, is_space, last_newline, record_error,
 )
 
 # Error codes reported by parse_chunk and parse_reference (OK = 0: none).
@@ -173,46 +173,6 @@ POSITIONS = 192
 _POS_ROOM = POSITIONS + 64 + LANES + 8
 
 
-@njit(cache=True, nogil=True)
-def _masks_tail(buf, b):
-    """The colon, space and newline masks (bit ``k``: ``buf[b + k]``) of a block that runs past the
-    buffer's end (its bytes there count as none)."""
-    colons = np.uint64(0)
-    spaces = np.uint64(0)
-    newlines = np.uint64(0)
-    for k in range(len(buf) - b):
-        c = buf[_U(b + k)]
-        bit = np.uint64(1) << np.uint64(k)
-        if c == 58:
-            colons |= bit
-        elif c == 32:
-            spaces |= bit
-        elif c == 10:
-            newlines |= bit
-    return colons, spaces, newlines
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _flatten_scalar(m, base, pos, n):
-    """:func:`_libsvm_simd.flatten_bits` where the CPU has no one-instruction compress: branch-free in 8s
-    (as simdjson lists its structural characters), one ``tzcnt`` a bit."""
-    count = popcount(m)
-    i = 0
-    while True:
-        for _ in range(8):
-            pos[_U(n + i)] = base + np.int64(trailing_zeros(m))
-            m &= m - np.uint64(1)
-            i += 1
-        if i >= count:
-            break
-    return n + count
-
-
-#: ``_flatten(m, base, pos, n)``: ``base + k`` for each bit ``k`` of ``m`` to ``pos[n:]`` (and up to 7
-#: positions of garbage after them, then ``pos`` needs room for ``n + 64``); returns ``n`` + the count
-_flatten = flatten_bits if VBMI else _flatten_scalar
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _convert(buf, cpos, spos, count, prev, nnz, lo, hi, boundary, indices, data):
     """Pairs ``0..count-1`` of the position lists converted (LANES at a time) into ``indices``/``data``
@@ -220,10 +180,11 @@ def _convert(buf, cpos, spos, count, prev, nnz, lo, hi, boundary, indices, data)
     j = 0
     while j < count:
         k = min(LANES, count - j)
-        while spos[_U(j + k)] > cpos[_U(j)] + 120:  # the pairs' text within 128 bytes (for convert_pairs_permute)
-            k -= 1
-            if k == 0:  # a value of ~100 bytes
-                return False, prev
+        if VBMI:  # convert_pairs_permute: the pairs' text within the 128 bytes from 8 before the first colon
+            while spos[_U(j + k)] > cpos[_U(j)] + 120:
+                k -= 1
+                if k == 0:  # a value of ~100 bytes
+                    return False, prev
         if convert_pairs(buf, cpos, spos, j, k, indices, data, nnz + j, prev, lo, hi, boundary) != 0:
             return False, prev
         j += k
@@ -252,22 +213,24 @@ def _fast_row(buf, p, prev, nnz, lo, hi, boundary, indices, data, cpos, spos):
     ns = 1  # pair ends listed, after the one before the first pair
     while True:
         if b + 64 <= n:
-            colons = eq_mask64(buf, b, 58, 58, 58) & ~below
-            spaces = eq_mask64(buf, b, 32, 32, 32) & ~below
-            newlines = eq_mask64(buf, b, 10, 10, 10) & ~below
-        else:
-            colons, spaces, newlines = _masks_tail(buf, b)
-            colons &= ~below
-            spaces &= ~below
-            newlines &= ~below
+            colons = eq_mask64(buf, b, 58, 58, 58)
+            spaces = eq_mask64(buf, b, 32, 32, 32)
+            newlines = eq_mask64(buf, b, 10, 10, 10)
+        else:  # the buffer's last block
+            colons = eq_mask_tail(buf, b, 58, 58, 58)
+            spaces = eq_mask_tail(buf, b, 32, 32, 32)
+            newlines = eq_mask_tail(buf, b, 10, 10, 10)
+        colons &= ~below
+        spaces &= ~below
+        newlines &= ~below
         below = np.uint64(0)
         last = newlines != 0
         if last:
             newline = newlines & (~newlines + np.uint64(1))  # the row's, the block's first
             colons &= newline - np.uint64(1)
             spaces = (spaces & (newline - np.uint64(1))) | newline
-        nc = _flatten(colons, b, cpos, nc)
-        ns = _flatten(spaces, b, spos, ns)
+        nc = flatten(colons, b, cpos, nc)
+        ns = flatten(spaces, b, spos, ns)
         if last:
             break
         b += 64

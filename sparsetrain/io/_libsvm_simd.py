@@ -25,6 +25,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._scan_kernels import VBMI
+
 #: pairs a call converts (8: with the pairs' words gathered here, less CPU than 16 or 32 on the benchmark
 #: file's rows of ~23 pairs, whose last call converts fewer)
 LANES = 8
@@ -44,31 +46,6 @@ def _c(x: int) -> ir.Constant:
 _TYPED_POINTERS = not getattr(llvmlite, "opaque_pointers_enabled", llvm_version_info[0] >= 15)
 
 
-def _byte_permutes() -> bool:
-    """Whether :func:`flatten_bits` and :func:`convert_pairs_permute` can be used: LLVM has a vector
-    compress (19+), numba compiles for this CPU (no NUMBA_CPU_NAME) and with AVX-512 VBMI and VBMI2, as
-    the features it compiles with say (the host's, or NUMBA_CPU_FEATURES, less AVX under
-    NUMBA_ENABLE_AVX=0; its cache is keyed on them, so a cache read on another CPU agrees): a 64-byte
-    compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per byte,
-    slower than the scalar loop) and a byte permute across two registers (``vpermi2b``; elsewhere LLVM
-    cannot compile it)."""
-    from numba.core import config
-    from numba.core.registry import cpu_target
-
-    if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
-        return False
-    features = {}
-    for f in cpu_target.target_context.codegen().magic_tuple()[2].split(","):  # "+name,-name,...": the last wins
-        if f[:1] in "+-" and f[1:]:
-            features[f[1:]] = f[0] == "+"
-    return features.get("avx512vbmi", False) and features.get("avx512vbmi2", False)
-
-
-#: whether the LibSVM fast path lists separator positions with :func:`flatten_bits` and converts pairs
-#: with :func:`convert_pairs_permute` (else the scalar listing and :func:`convert_pairs_gather`)
-VBMI = _byte_permutes()
-
-
 def _masked_store(b, vec, ptr, align: int, mask) -> None:
     elem = {"i64": "i64", "float": "f32", "double": "f64"}[str(vec.type.element)]
     vptr = b.bitcast(ptr, vec.type.as_pointer())
@@ -76,18 +53,6 @@ def _masked_store(b, vec, ptr, align: int, mask) -> None:
     fnty = ir.FunctionType(ir.VoidType(), [vec.type, vptr.type, _I32, mask.type])
     fn = cgutils.get_or_insert_function(b.module, fnty, f"llvm.masked.store.v{LANES}{elem}.{suffix}")
     b.call(fn, [vec, vptr, ir.Constant(_I32, align), mask])
-
-
-@intrinsic
-def popcount(typingctx, x):
-    """The number of bits set in the unsigned integer ``x``, as an int64 (LLVM's ``ctpop``)."""
-    if not (isinstance(x, types.Integer) and x.bitwidth == 64 and not x.signed):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.ctpop(args[0])
-
-    return types.int64(x), codegen
 
 
 def _convert_pairs_typer(buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary):
@@ -117,7 +82,7 @@ def convert_pairs_gather(typingctx, buf, cpos, spos, j0, k, indices, data, nnz, 
 
 @intrinsic
 def convert_pairs_permute(typingctx, buf, cpos, spos, j0, k, indices, data, nnz, prev, lo, hi, boundary):
-    """:func:`convert_pairs_gather` where the CPU has AVX-512 VBMI (:data:`VBMI`): the 128 bytes from 8
+    """:func:`convert_pairs_gather` where the CPU has AVX-512 VBMI (``_scan_kernels.VBMI``): the 128 bytes from 8
     before the first colon are loaded (masked at the buffer's end) and each pair's two words taken from
     them by a byte permute (``vpermi2b``), which costs far less than a gather (on this Zen 5 VM a row's
     six 8-lane gathers took ~40 of its ~90 ns). The caller keeps the ``k`` pairs' ends within those 128
@@ -254,45 +219,5 @@ def _convert_codegen(permute: bool):
     return codegen
 
 
-#: the LibSVM fast path's conversion of LANES pairs (see :data:`VBMI`)
+#: the LibSVM fast path's conversion of LANES pairs (see ``_scan_kernels.VBMI``)
 convert_pairs = convert_pairs_permute if VBMI else convert_pairs_gather
-
-
-@intrinsic
-def flatten_bits(typingctx, m, base, pos, n):
-    """Write ``base + k`` for each bit ``k`` set in the uint64 ``m`` to the int64 array ``pos`` from ``n``,
-    ascending; returns ``n`` plus their count. The bits' offsets are compressed into the low bytes of
-    a 64-byte vector (``llvm.experimental.vector.compress``: one ``vpcompressb``), then stored 8 at a
-    time (widened to int64, ``base`` added) while any are left: up to 7 positions past the last are
-    written with garbage, so ``pos`` needs room for ``n + 64``. Nothing is checked."""
-    if not (isinstance(m, types.Integer) and m.bitwidth == 64 and isinstance(base, types.Integer)
-            and isinstance(pos, types.Array) and pos.dtype == types.int64 and pos.ndim == 1
-            and isinstance(n, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        b = builder
-        v64 = ir.VectorType(ir.IntType(8), 64)
-        v8 = ir.VectorType(_I64, 8)
-        mask = b.bitcast(args[0], ir.VectorType(ir.IntType(1), 64))
-        compress = cgutils.get_or_insert_function(b.module, ir.FunctionType(v64, [v64, mask.type, v64]),
-                                                  "llvm.experimental.vector.compress.v64i8")
-        offsets = b.call(compress, [ir.Constant(v64, list(range(64))), mask, ir.Constant(v64, ir.Undefined)])
-        count = b.ctpop(args[0])
-        array = context.make_array(sig.args[2])(context, b, args[2])
-        n = context.cast(b, args[3], sig.args[3], types.int64)
-        first = b.insert_element(ir.Constant(v8, ir.Undefined), context.cast(b, args[1], sig.args[1], types.int64),
-                                 ir.Constant(_I32, 0))
-        base_v = b.shuffle_vector(first, ir.Constant(v8, ir.Undefined), ir.Constant(ir.VectorType(_I32, 8), [0] * 8))
-        for g in range(8):
-            part = b.shuffle_vector(offsets, ir.Constant(v64, ir.Undefined),
-                                    ir.Constant(ir.VectorType(_I32, 8), list(range(8 * g, 8 * g + 8))))
-            at = b.bitcast(b.gep(array.data, [b.add(n, ir.Constant(_I64, 8 * g))]), v8.as_pointer())
-            if g == 0:
-                b.store(b.add(b.zext(part, v8), base_v), at, align=8)
-            else:
-                with b.if_then(b.icmp_unsigned(">", count, ir.Constant(_I64, 8 * g))):
-                    b.store(b.add(b.zext(part, v8), base_v), at, align=8)
-        return b.add(n, count)
-
-    return types.int64(m, base, pos, n), codegen

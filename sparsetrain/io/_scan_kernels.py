@@ -1,7 +1,9 @@
 """The pieces every text parser's kernel shares (LibSVM, CSV, VW): the ``info`` vector's common
-slots, the one error recorder, the grammar-free line scanning of byte buffers, and two loads
+slots, the one error recorder, the grammar-free line scanning of byte buffers, two loads
 wider than a byte (numba intrinsics): :func:`load_u64` (8 bytes as one word) and
-:func:`eq_mask64` (a 64-byte block's bytes equal to any of three values, as a bit mask).
+:func:`eq_mask64` (a 64-byte block's bytes equal to any of three values, as a bit mask; a block at
+the buffer's end: :func:`eq_mask_tail`), and :func:`flatten`, which lists a mask's bits as positions
+(a vector compress where numba compiles with AVX-512 VBMI2: :data:`VBMI`).
 
 A parser kernel never raises: it returns an int64 ``info`` vector whose first :data:`N_COMMON`
 slots mean the same in every parser (rows, entries and lines parsed, the error code with the
@@ -21,7 +23,11 @@ from __future__ import annotations
 import sys
 
 import llvmlite.ir as ir
+import numpy as np
+from llvmlite.binding import llvm_version_info
 from numba import njit, types
+from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 # Slots of the int64 ``info`` vector common to the parser kernels (each parser's own follow).
@@ -112,6 +118,119 @@ def eq_mask64(typingctx, buf, b, c0, c1, c2):
         return builder.bitcast(hits, i64)
 
     return types.uint64(buf, b, c0, c1, c2), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def eq_mask_tail(buf, b, c0, c1, c2):
+    """:func:`eq_mask64` of a block that runs past the buffer's end (its bytes there count as none): a
+    loop over the bytes left, for the last block of a buffer. Inlined (``inline="always"``) like
+    :func:`record_error`: its callers pass the bytes as literals."""
+    m = np.uint64(0)
+    for k in range(len(buf) - b):
+        c = buf[np.uint64(b + k)]
+        m |= np.uint64((c == c0) | (c == c1) | (c == c2)) << np.uint64(k)
+    return m
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """The number of bits set in the unsigned integer ``x``, as an int64 (LLVM's ``ctpop``)."""
+    if not (isinstance(x, types.Integer) and x.bitwidth == 64 and not x.signed):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ctpop(args[0])
+
+    return types.int64(x), codegen
+
+
+def _byte_permutes() -> bool:
+    """Whether :func:`flatten_bits` (and the LibSVM kernel's ``_libsvm_simd.convert_pairs_permute``) can be
+    used: LLVM has a vector compress (19+), numba compiles for this CPU (no NUMBA_CPU_NAME) and with AVX-512
+    VBMI and VBMI2, as the features it compiles with say (the host's, or NUMBA_CPU_FEATURES, less AVX under
+    NUMBA_ENABLE_AVX=0; its cache is keyed on them, so a cache read on another CPU agrees): a 64-byte
+    compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per byte, slower
+    than the scalar loop) and a byte permute across two registers (``vpermi2b``; elsewhere LLVM cannot
+    compile it)."""
+    from numba.core import config
+    from numba.core.registry import cpu_target
+
+    if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
+        return False
+    features = {}
+    for f in cpu_target.target_context.codegen().magic_tuple()[2].split(","):  # "+name,-name,...": the last wins
+        if f[:1] in "+-" and f[1:]:
+            features[f[1:]] = f[0] == "+"
+    return features.get("avx512vbmi", False) and features.get("avx512vbmi2", False)
+
+
+#: whether numba compiles with AVX-512 VBMI and VBMI2: :func:`flatten` is :func:`flatten_bits` (else
+#: :func:`flatten_scalar`), and the LibSVM fast path converts pairs by a byte permute
+VBMI = _byte_permutes()
+
+
+@intrinsic
+def flatten_bits(typingctx, m, base, pos, n):
+    """Write ``base + k`` for each bit ``k`` set in the uint64 ``m`` to the int64 array ``pos`` from ``n``,
+    ascending; returns ``n`` plus their count. The bits' offsets are compressed into the low bytes of
+    a 64-byte vector (``llvm.experimental.vector.compress``: one ``vpcompressb``), then stored 8 at a
+    time (widened to int64, ``base`` added) while any are left: up to 7 positions past the last are
+    written with garbage, so ``pos`` needs room for ``n + 64``. Nothing is checked. Only where
+    :data:`VBMI`."""
+    if not (isinstance(m, types.Integer) and m.bitwidth == 64 and isinstance(base, types.Integer)
+            and isinstance(pos, types.Array) and pos.dtype == types.int64 and pos.ndim == 1
+            and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        v64 = ir.VectorType(ir.IntType(8), 64)
+        v8 = ir.VectorType(i64, 8)
+        mask = b.bitcast(args[0], ir.VectorType(ir.IntType(1), 64))
+        compress = cgutils.get_or_insert_function(b.module, ir.FunctionType(v64, [v64, mask.type, v64]),
+                                                  "llvm.experimental.vector.compress.v64i8")
+        offsets = b.call(compress, [ir.Constant(v64, list(range(64))), mask, ir.Constant(v64, ir.Undefined)])
+        count = b.ctpop(args[0])
+        array = context.make_array(sig.args[2])(context, b, args[2])
+        n = context.cast(b, args[3], sig.args[3], types.int64)
+        first = b.insert_element(ir.Constant(v8, ir.Undefined), context.cast(b, args[1], sig.args[1], types.int64),
+                                 ir.Constant(i32, 0))
+        base_v = b.shuffle_vector(first, ir.Constant(v8, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+        for g in range(8):
+            part = b.shuffle_vector(offsets, ir.Constant(v64, ir.Undefined),
+                                    ir.Constant(ir.VectorType(i32, 8), list(range(8 * g, 8 * g + 8))))
+            at = b.bitcast(b.gep(array.data, [b.add(n, ir.Constant(i64, 8 * g))]), v8.as_pointer())
+            if g == 0:
+                b.store(b.add(b.zext(part, v8), base_v), at, align=8)
+            else:
+                with b.if_then(b.icmp_unsigned(">", count, ir.Constant(i64, 8 * g))):
+                    b.store(b.add(b.zext(part, v8), base_v), at, align=8)
+        return b.add(n, count)
+
+    return types.int64(m, base, pos, n), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def flatten_scalar(m, base, pos, n):
+    """:func:`flatten_bits` where the CPU has no one-instruction compress: branch-free in 8s (as simdjson
+    lists its structural characters), one ``tzcnt`` a bit."""
+    count = popcount(m)
+    i = 0
+    while True:
+        for _ in range(8):
+            pos[np.uint64(n + i)] = base + np.int64(trailing_zeros(m))
+            m &= m - np.uint64(1)
+            i += 1
+        if i >= count:
+            break
+    return n + count
+
+
+#: ``flatten(m, base, pos, n)``: ``base + k`` for each bit ``k`` of ``m`` to ``pos[n:]`` (and up to 7
+#: positions of garbage after them, then ``pos`` needs room for ``n + 64``); returns ``n`` + the count.
+#: Format-neutral: the LibSVM fast path lists a row's separators with it, the CSV kernel a line's.
+flatten = flatten_bits if VBMI else flatten_scalar
 
 
 # ---------------------------------------------------------------------------------------
