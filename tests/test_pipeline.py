@@ -304,16 +304,17 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
     assert calls == []
     def failing(code):
         def madvise(addr, length, advice):
-            if advice == chunks._MADV_POPULATE_READ:  # (a release refused goes through the map's own madvise)
+            if advice == chunks._MADV_POPULATE_READ:  # (a release refused leaves the pages until the map closes)
                 calls.append(advice)
             ctypes.set_errno(code)
             return -1
         return madvise
 
+    monkeypatch.setattr(chunks, "_populate", True)  # (restored after the test)
     monkeypatch.setattr(chunks, "_madvise", failing(errno.EIO))
     assert np.array_equal(np.concatenate([b.indices for b in reader]), X.indices)
-    assert len(calls) == len(spans) and chunks._madvise is not False
+    assert len(calls) == len(spans) and chunks._populate
     calls.clear()
     monkeypatch.setattr(chunks, "_madvise", failing(errno.EINVAL))
     assert np.array_equal(np.concatenate([b.indices for b in reader]), X.indices)
-    assert 1 <= len(calls) < len(spans) and chunks._madvise is False  # (parses already past the check: a few)
+    assert 1 <= len(calls) < len(spans) and chunks._populate is False  # (parses already past the check: a few)

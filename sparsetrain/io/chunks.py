@@ -89,11 +89,11 @@ _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 #: page would, in one call instead of one page fault per few pages.
 _MADV_POPULATE_READ = 22
 _madvise = None  # libc's madvise (through ctypes, which lets other threads run meanwhile), or False
+_populate = True  # False once MADV_POPULATE_READ proved unknown (an older kernel: the parse faults the pages in)
 
 
 def _libc_madvise():
-    """libc's ``madvise`` (Linux), or False (also once ``MADV_POPULATE_READ`` proved unknown: an older
-    kernel, where the parse faults the pages in and the consumer releases them through the map)."""
+    """libc's ``madvise`` (Linux), or False."""
     global _madvise
     if _madvise is None:
         _madvise = False
@@ -107,17 +107,12 @@ def _libc_madvise():
     return _madvise
 
 
-def _map_of(view) -> mmap.mmap | None:
-    """The memory map ``view`` (np.uint8) is a view of (a plain file's chunk), or None."""
+def _of_a_map(view) -> bool:
+    """Whether ``view`` (np.uint8) is a view of a memory map (a plain file's chunk)."""
     base = view.base
     while isinstance(base, np.ndarray):
         base = base.base
-    return base.obj if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) else None
-
-
-def _of_a_map(view) -> bool:
-    """Whether ``view`` (np.uint8) is a view of a memory map (a plain file's chunk)."""
-    return _map_of(view) is not None
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
 
 
 def populate(view) -> None:
@@ -128,27 +123,24 @@ def populate(view) -> None:
     a view of a map, nor where the advice is unknown: a kernel that does not know it (EINVAL, ENOSYS)
     turns it off for the process; another failure (an I/O error reading this file's pages) is this
     chunk's, whose parse then faults its pages in (and meets the error) as without the advice."""
-    global _madvise
-    if not _libc_madvise() or not len(view) or not _of_a_map(view):
+    global _populate
+    if not _populate or not _libc_madvise() or not len(view) or not _of_a_map(view):
         return
     start = view.ctypes.data
     lo = start - start % mmap.PAGESIZE
     if _madvise(lo, start + len(view) - lo, _MADV_POPULATE_READ) != 0 and ctypes.get_errno() in (errno.EINVAL,
                                                                                                  errno.ENOSYS):
-        _madvise = False  # an older kernel: the parse faults the pages in as it reads them
+        _populate = False  # an older kernel: the parse faults the pages in as it reads them
 
 
 def release(view) -> None:
     """Take the pages of ``view``, page-aligned bytes of a memory-mapped file that its reader is done
-    with, out of the process (``MADV_DONTNEED``; read again, they come back from the file unchanged).
-    :meth:`ChunkSource.chunks` hands such views to a ``release`` of its caller where libc's ``madvise``
-    is at hand: a streaming pipeline's parser threads call this, rather than its consumer (a streamed
-    epoch's trainer) unmapping ~1,000 pages a chunk itself."""
-    fn = _madvise
-    if fn and fn(view.ctypes.data, len(view), mmap.MADV_DONTNEED) == 0:
-        return
-    mm = _map_of(view)  # libc's madvise turned off meanwhile (or refused): the map's own
-    mm.madvise(mmap.MADV_DONTNEED, view.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data, len(view))
+    with, out of the process (libc's ``MADV_DONTNEED``; read again, they come back from the file
+    unchanged). :meth:`ChunkSource.chunks` hands such views to a ``release`` of its caller where libc's
+    ``madvise`` is at hand: a streaming pipeline's parser threads call this, rather than its consumer (a
+    streamed epoch's trainer) unmapping ~1,000 pages a chunk itself. (Refused, which Linux does not do for
+    these pages, they would stay until the pass ends and its map closes.)"""
+    _madvise(view.ctypes.data, len(view), mmap.MADV_DONTNEED)
 
 
 def open_data(path):
