@@ -3,6 +3,7 @@ the byte range they cover (what a streamed epoch's progress counts) and their ro
 import ctypes
 import errno
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -282,6 +283,8 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
     path = _libsvm(tmp_path, rows=3000)
     calls = []
     monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: calls.append((addr, length, advice)) or 0)
+    align = 4 * chunks.mmap.PAGESIZE  # where pages are released (2 MiB huge pages in use: more than this file)
+    monkeypatch.setattr(chunks, "_RELEASE_ALIGN", align)
     reader = LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)
     spans = [(b.offset, b.end) for b in reader]
     # the pages of the chunks the reader is done with leave the process on the parsing threads (MADV_DONTNEED)
@@ -293,9 +296,16 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
         assert advice == chunks._MADV_POPULATE_READ and addr % chunks.mmap.PAGESIZE == 0
         assert addr - base == begin - begin % chunks.mmap.PAGESIZE and addr + length - base == end
     released.sort()
-    assert released and released[0][0] == base and all(a % chunks.mmap.PAGESIZE == 0 for a, _, _ in released)
+    assert released and released[0][0] == base and all((a - base) % align == (n % align) == 0 for a, n, _ in released)
     assert all(a + n == b for (a, n, _), (b, _, _) in zip(released, released[1:]))  # no page twice, none skipped
     assert released[-1][0] + released[-1][1] - base <= spans[-1][0]  # only chunks parsed and checked
+    if hasattr(chunks.mmap, "MADV_HUGEPAGE") and os.path.exists("/proc/self/smaps"):  # the map asks for huge pages
+        blocks = iter(reader)
+        next(blocks)
+        with open("/proc/self/smaps") as f:
+            vma = f.read().split(str(path), 1)[1]
+        assert "hg" in vma[vma.index("VmFlags:"):].split("\n", 1)[0].split()
+        blocks.close()
     gz = tmp_path / "x.libsvm.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     calls.clear()
