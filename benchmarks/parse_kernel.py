@@ -2,6 +2,7 @@
 
     python -m benchmarks.parse_kernel [--against REV] [--mb 48] [--chunk-mb 4] [--rounds 4] [--repeat 7]
                                       [--shape file|binary|negative|long|crlf]
+    python -m benchmarks.parse_kernel --page-cache show|cold [FILE]
 
 The first ``--mb`` MB of the streamed-epoch benchmark's file (``benchmarks.stream``: 500k × 1M,
 zipf, 23 nnz/row, float32 values) are read into memory and cut into ``--chunk-mb`` chunks ending at
@@ -11,6 +12,15 @@ in ``--rounds`` alternating rounds. ``--against REV``: the kernel modules (``_li
 ``_libsvm_simd``, ``_decimal_kernels``, ``_scan_kernels``) of git revision REV, copied into a temporary package, as
 variant B; both variants' outputs must be equal, byte for byte (checked on every chunk). Prints
 ns per row and MB/s per core for each. Nothing here is a test: no timing is asserted.
+
+``--page-cache``: a streamed pass maps the file's pages into the process and releases them behind it (every
+epoch), which costs per page-table entry: ~18 ms of CPU a pass of the benchmark's 142 MiB file when its page
+cache holds 4 KiB pages, ~1 ms when it holds 2 MiB ones (benchmarks/RESULTS.md, session 35, pipe). How the
+cache holds a file depends on how it was read into it (sparsetrain's map asks for huge pages; this VM's DAMON
+pageout splits and evicts cold ones over hours), so a streamed-epoch number means little without it: ``show``
+prints the share of FILE (default: the stream benchmark's) that maps as 2 MiB pages; ``cold`` drops the file's
+cached pages (``POSIX_FADV_DONTNEED``) and reads it back through a sparsetrain chunk pass, as a first run of
+sparsetrain on a file not in the cache does, then shows the share.
 """
 from __future__ import annotations
 
@@ -100,6 +110,47 @@ def _digest(K, chunks, out) -> list:
     return res
 
 
+def huge_share(path: str) -> float:
+    """The share of ``path``'s bytes that its page cache maps as 2 MiB pages (Linux: ``FilePmdMapped`` of a
+    fresh map of it, all its pages mapped; 0 where that cannot be read)."""
+    import ctypes
+    import mmap
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        buf = np.frombuffer(mm, np.uint8)
+        madvise = ctypes.CDLL(None).madvise
+        madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        madvise(buf.ctypes.data, size - size % mmap.PAGESIZE, 22)  # MADV_POPULATE_READ
+        start = f"{buf.ctypes.data:x}-"
+        del buf
+        with open("/proc/self/smaps") as f:
+            vma = f.read().split("\n" + start, 1)[1]
+        kb = int(vma.split("FilePmdMapped:", 1)[1].split()[0])
+        return kb * 1024 / size
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    finally:
+        mm.close()
+
+
+def read_cold(path: str) -> None:
+    """Drop ``path``'s pages from the page cache and read it back through a streaming chunk pass of
+    sparsetrain's (a map asking for huge pages, each chunk populated and released), as the first run of
+    sparsetrain on a file not in the cache reads it."""
+    from sparsetrain.io.chunks import STREAM_CHUNK_SIZE, ChunkSource, populate
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    for buf, _ in ChunkSource(path, STREAM_CHUNK_SIZE).chunks(release_after=2):
+        populate(buf)
+
+
 def main(argv=None) -> int:
     from sparsetrain.io import _libsvm_kernels as current
 
@@ -113,7 +164,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="file",
                     help="the text rewritten: binary values, negative ones, 15-digit ones, CRLF line ends")
+    ap.add_argument("--page-cache", choices=("show", "cold"),
+                    help="show the share of FILE cached as 2 MiB pages; cold: drop its cache, read it back as sparsetrain does")
+    ap.add_argument("file", nargs="?", help="--page-cache's file (default: the stream benchmark's)")
     args = ap.parse_args(argv)
+    if args.page_cache:
+        path = args.file or _file(500_000, 1_000_000)
+        if args.page_cache == "cold":
+            read_cold(path)
+        print(f"{path}: {huge_share(path):.0%} of its bytes cached as 2 MiB pages")
+        return 0
     chunks = _chunks(_file(500_000, 1_000_000), args.mb, args.chunk_mb, args.shape)
     size = sum(len(c) for c in chunks)
     n = max(len(c) for c in chunks)
