@@ -41,7 +41,9 @@ parse-alone line of its own): kernel changes A/B'd inside the streamed epoch, in
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
 the parse CPU plus the in-memory epoch's CPU, so its time is at least the larger of the training
-alone and (parse CPU + training CPU) / cores; the bound on the ratio is printed beside it.
+alone and (parse CPU + training CPU) / cores; the bound on the ratio is printed beside it. Then the share
+of the file its page cache holds in 2 MiB pages: mapping the file's pages into the process and out again
+costs ~0.02 CPU s a pass of this file more in 4 KiB pages (``benchmarks.parse_kernel --page-cache``).
 
 Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
 process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
@@ -247,6 +249,7 @@ def speed(args) -> None:
     from sparsetrain.io import libsvm_parse, pipeline
     from sparsetrain.io.pipeline import CORE_SHARE
 
+    from .parse_kernel import huge_share
     from .threads import cpu_clock, foreign_seconds
 
     path = args.file or _file(args.rows, args.features)
@@ -266,6 +269,8 @@ def speed(args) -> None:
         "float32", args.features)
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
     parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
+    # the mapping's share of the parse CPU follows it (benchmarks.parse_kernel --page-cache)
+    print(f"page cache: {huge_share(path):.0%} of the file in 2 MiB pages")
     kernel = {}  # the variant -> the kernel module its chunks parse with (--against)
     other_parse_cpu = {}
     if args.against:
