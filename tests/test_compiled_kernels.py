@@ -658,3 +658,26 @@ def test_csr_check_and_max_batch_nnz_against_loops():
             best = max(sum(int(indptr[r + 1] - indptr[r]) for r in order[a:b]) for a, b in zip(cuts, cuts[1:]))
             assert max_batch_nnz(indptr, order, cuts.astype(np.int64)) == best
     assert seen == {0, 1, 2}
+
+
+def test_an_in_memory_epochs_scratch_bound_covers_every_batch():
+    """A remembered buffer's scratch is sized once per batch size from its longest rows: at least the
+    entries of the distinct rows of any batch (a batch may repeat a row: padding); a chunk seen once
+    (remember=False) counts its largest batch, as before."""
+    from sparsetrain.engines.compiled.kernels import max_batch_nnz
+    from sparsetrain.engines.compiled.runner import LinearEpochRunner
+
+    rng = np.random.default_rng(3)
+    runner = LinearEpochRunner("LinearRegressionOutput", [50], 1)
+    for _ in range(200):
+        rows = int(rng.integers(1, 40))
+        indptr = np.concatenate([[0], np.cumsum(rng.integers(0, 12, rows))]).astype(np.int64)
+        order = rng.integers(0, rows, int(rng.integers(1, 60))).astype(np.int64)
+        cuts = np.unique(np.concatenate([[0, order.size], rng.integers(1, order.size + 1, 5)])).astype(np.int64)
+        max_bs = int(np.diff(cuts).max())
+        distinct = max(sum(int(indptr[r + 1] - indptr[r]) for r in set(order[a:b].tolist()))
+                       for a, b in zip(cuts, cuts[1:]))
+        bound = runner._batch_entries(indptr, order, cuts, max_bs, True)
+        assert distinct <= bound <= int(np.sort(np.diff(indptr))[::-1][:max_bs].sum())
+        assert runner._batch_entries(indptr, order, cuts, max_bs, True) == bound  # remembered
+        assert runner._batch_entries(indptr, order, cuts, max_bs, False) == max_batch_nnz(indptr, order, cuts)

@@ -300,11 +300,26 @@ class LinearEpochRunner:
             b = self._empty1
         return tuple(bufs), b
 
-    def _ensure_scratch(self, indptrs, order, batch_ptr, max_bs):
+    def _ensure_scratch(self, indptrs, order, batch_ptr, max_bs, remember):
         """Scratch for the batches ``batch_ptr`` of ``order`` (``max_bs``: rows of the largest)."""
-        # stored entries of the largest batch: bounds the distinct gradient rows of one term
-        need = max((max_batch_nnz(ptr, order, batch_ptr) for ptr in indptrs), default=0)
+        need = max((self._batch_entries(ptr, order, batch_ptr, max_bs, remember) for ptr in indptrs), default=0)
         self._grow_scratch(max_bs, need)
+
+    def _batch_entries(self, indptr, order, batch_ptr, max_bs, remember) -> int:
+        """At least the stored entries of any batch ``batch_ptr`` of ``order`` (bounds one term's distinct
+        gradient rows). A remembered buffer (an in-memory epoch's, called once per block): the entries of
+        its ``max_bs`` longest rows, counted once per buffer and batch size, which no batch of up to
+        ``max_bs`` rows exceeds; else (a streamed chunk, seen once) the largest batch's, counted."""
+        if not remember:
+            return max_batch_nnz(indptr, order, batch_ptr)
+        key = ("entries", id(indptr), max_bs)
+        need = self._recall(key, indptr)
+        if need is None:
+            lengths = indptr[1:] - indptr[:-1]
+            k = min(max_bs, lengths.shape[0])
+            need = int(np.partition(lengths, lengths.shape[0] - k)[lengths.shape[0] - k:].sum()) if k else 0
+            self._remember(key, indptr, need)
+        return need
 
     def _grow_scratch(self, max_bs, need):
         """Scratch for batches of up to ``max_bs`` rows and ``need`` stored entries per term."""
@@ -348,16 +363,18 @@ class LinearEpochRunner:
             codes.append(code)
         return names, np.asarray(codes, dtype=np.int64)
 
-    def _check_label_domain(self, names, codes, lab):
+    def _check_label_domain(self, names, codes, lab, remember):
         """log_loss and accuracy of a single-output model read labels as 0/1: refuse others, as the
-        graph engine's metrics do (softmax class ids are checked by ``_prepare_label``)."""
-        if self.output_kind == OUT_SOFTMAX:
+        graph engine's metrics do (softmax class ids are checked by ``_prepare_label``). Once per
+        remembered label buffer (an in-memory epoch's blocks share it)."""
+        binary = [name for name, code in zip(names, codes) if code in (M_LOG_LOSS, M_ACCURACY)]
+        if self.output_kind == OUT_SOFTMAX or not binary or (remember and self._recall(("binary", id(lab)), lab)):
             return
-        for name, code in zip(names, codes):
-            if code in (M_LOG_LOSS, M_ACCURACY):
-                why = binary_domain_error(name, lab)
-                if why:
-                    raise ValueError(why)
+        why = binary_domain_error(binary[0], lab)
+        if why:
+            raise ValueError(why)
+        if remember:
+            self._remember(("binary", id(lab)), lab, True)
 
     def _model(self, weights, states1, states2, bias, bias_s1, bias_s2):
         return Model(weights, states1, states2, bias, bias_s1, bias_s2, self.has_bias, self.output_kind,
@@ -382,8 +399,8 @@ class LinearEpochRunner:
         sw = self._empty_weights if sw is None else sw
         w_bufs, b_buf = self._prepare_weights(weights, bias)
         names, codes = self._metric_codes(metrics)
-        self._check_label_domain(names, codes, lab)
-        self._ensure_scratch(indptrs, order, batch_ptr, max_bs)
+        self._check_label_domain(names, codes, lab, remember)
+        self._ensure_scratch(indptrs, order, batch_ptr, max_bs, remember)
         n_batches = batch_ptr.shape[0] - 1
         n_params = len(w_bufs) + (1 if self.has_bias else 0)
         sums = np.zeros(len(codes), np.float64)

@@ -171,7 +171,8 @@ def _shares(batch_ptr, threads: int) -> list:
     lo, hi = int(batch_ptr[0]), int(batch_ptr[-1])
     cuts = [0]
     for j in range(1, threads):
-        b = int(np.searchsorted(batch_ptr, lo + (hi - lo) * j / threads, side="left"))
+        # the first boundary at or past j/threads of the rows, sought as an int (a float casts batch_ptr, O(batches))
+        b = int(np.searchsorted(batch_ptr, lo - (lo - hi) * j // threads, side="left"))
         cuts.append(min(max(b, cuts[-1]), n))
     cuts.append(n)
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
