@@ -111,15 +111,16 @@ def train(path: str, task: str, lr: float, batch_size: int, epochs: int = 1,
     loaded/compiled by a throw-away call on separate parameters before the timed epoch. Every row
     is used (the last batch is short: it keeps ``rescale_grad = 1/batch`` as MXNet's pad would).
     ``threads``: as ``train.threads`` — ``"auto"`` (the product's default: one thread per core,
-    Hogwild, :mod:`sparsetrain.engines.compiled.threads`; one thread on fewer rows than its
-    ``AUTO_MIN_ROWS``) or a number (1: the one-thread kernel).
+    Hogwild, :mod:`sparsetrain.engines.compiled.threads`; one thread on fewer rows than
+    :mod:`~sparsetrain.engines.compiled.thread_count`'s ``AUTO_MIN_ROWS``) or a number (1: the one-thread kernel).
     """
     import numpy as np
 
     opt_mod, LinearEpochRunner, NDArray, RowSparseNDArray = _runner_api()
     from sparsetrain.engines.compiled.epoch_loop import CHUNK_ROWS, EpochResult, nonfinite
     from sparsetrain.optimizer_buffers import weight_buffer
-    from sparsetrain.engines.compiled.threads import ThreadTeam, resolve_threads
+    from sparsetrain.engines.compiled.thread_count import resolve_threads
+    from sparsetrain.engines.compiled.threads import ThreadTeam
 
     data, indices, indptr, y, (n, d) = _data.load_arrays(path)
     n_threads = resolve_threads(threads, rows=n)  # as fit: auto is one thread on a small file

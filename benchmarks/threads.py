@@ -21,12 +21,12 @@ takes a core from 2 threads, from none of 1: what makes the speed-ups vary betwe
 nothing here asserts on time.
 
 ``--sweep-rows N ...``: where Hogwild starts to pay (``train.threads: auto``'s row threshold,
-``threads.AUTO_MIN_ROWS``): one thread against N Hogwild threads on the first ``N`` rows of the
+``thread_count.AUTO_MIN_ROWS``): one thread against N Hogwild threads on the first ``N`` rows of the
 file, per batch size, epochs interleaved (enough of them for about 2M rows per variant, at least
 ``--epochs``); prints the best epoch of each, their ratio and the time two threads save per epoch.
 
 ``--streamed KIND ...``: one thread against N Hogwild threads where the parse may need a core
-(``train.threads: auto`` on a streamed epoch, ``threads.choose_threads``): the trainer's own iterators
+(``train.threads: auto`` on a streamed epoch, ``thread_count.choose_threads``): the trainer's own iterators
 (``trainer.iterators.make_iter``) over a text file with ``data.cache: stream`` (parsed every epoch, beside
 training), ``disk`` (the disk cache, memory-mapped) and ``memory``, each trained by ``Module.run_epoch``
 with 1 and with N threads, each its own model; epochs interleaved (the two threads variants in turn
@@ -217,7 +217,7 @@ def sweep(sizes, rows=500_000, features=1_000_000, nnz=23, batch_sizes=(1, 32, 2
 
 def run(rows=500_000, features=1_000_000, nnz=23, batch_sizes=(256, 1), epochs=4, model="linear",
         optimizer="adagrad", lr=0.05, threads=2, drop_head=0) -> dict:
-    from sparsetrain.engines.compiled.threads import available_cores
+    from sparsetrain.engines.compiled.thread_count import available_cores
 
     result = {"rows": rows, "features": features, "nnz_per_row": nnz, "model": model, "drop_head": drop_head,
               "optimizer": f"{optimizer}(lr={lr})", "cores": available_cores(), "load_before": load_average(),

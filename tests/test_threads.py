@@ -9,7 +9,8 @@ import scipy.sparse as sp
 import sparsetrain as st
 from sparsetrain.base import ConfigError
 from sparsetrain.engines.compiled import thread_kernels as tk
-from sparsetrain.engines.compiled.threads import ROUND_ROWS, _shares, describe_threads
+from sparsetrain.engines.compiled.thread_count import describe_threads
+from sparsetrain.engines.compiled.threads import ROUND_ROWS, _shares
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LINREG, LOGREG = str(ROOT / "configs" / "linreg.yaml"), str(ROOT / "configs" / "logreg.yaml")
@@ -315,7 +316,7 @@ def test_cli_fit_with_threads(tmp_path):
 
 
 def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
-    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.engines.compiled import thread_count as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     assert th.resolve_threads("auto") == th.available_cores() >= 1  # rows not known: the cores
@@ -329,7 +330,7 @@ def test_auto_is_the_cores_unless_the_environment_says(monkeypatch):
 
 def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
     from sparsetrain.config.schema import TrainConfig
-    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.engines.compiled import thread_count as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     monkeypatch.setattr(th, "available_cores", lambda: 4)
@@ -350,7 +351,7 @@ def test_auto_is_one_thread_below_the_row_threshold(monkeypatch):
 def test_auto_leaves_the_parse_its_cores_on_a_streamed_epoch(monkeypatch):
     """A streamed epoch parses beside training: auto trains on half the cores (one of two), after the
     small-epoch rule; a number and $SPARSETRAIN_THREADS are taken as they are."""
-    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.engines.compiled import thread_count as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     cores = []
@@ -420,7 +421,7 @@ def test_auto_trains_small_data_on_one_thread_and_says_so(tmp_path, monkeypatch)
     """README command 1's data (1,000 rows) with the default threads: one thread whatever the cores,
     the same parameters run after run, the header says why, for data in memory, on disk or streamed;
     a number of threads is honoured, and auto on enough rows is the cores."""
-    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.engines.compiled import thread_count as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     monkeypatch.setattr(th, "available_cores", lambda: 2)
@@ -623,7 +624,7 @@ def test_a_hogwild_thread_folds_its_copies_every_sync_rows_and_at_the_end(monkey
 def test_more_threads_than_cores_is_said_in_the_header(monkeypatch):
     """``train.threads: 64`` on 2 cores runs as asked, and the run header's threads line says it is more
     than the cores (a note: a user may mean it); as many as the cores says nothing more."""
-    from sparsetrain.engines.compiled import threads as th
+    from sparsetrain.engines.compiled import thread_count as th
 
     monkeypatch.delenv("SPARSETRAIN_THREADS", raising=False)
     monkeypatch.setattr(th, "available_cores", lambda: 2)

@@ -183,7 +183,7 @@ def run_info(cfg: Config, run: RunDir, engine: str, reason: str, threads: tuple[
     """What ``Reporter.run_start`` receives; ``threads``: the threads that train and why
     (:attr:`LocalEpochs.threads_chosen`), else ``train.threads`` without a row count (a distributed
     run: one thread per worker)."""
-    from ..engines.compiled.threads import choose_threads, describe_threads
+    from ..engines.compiled.thread_count import choose_threads, describe_threads
 
     count, why = threads or choose_threads(cfg.train.threads)
     threads = describe_threads(count, cfg.train.deterministic, engine, distributed=cfg.train.kvstore != "local",
@@ -236,7 +236,7 @@ class LocalEpochs:
         self.metric = make_metric(cfg.metrics)
         self.progressive = Progressive(cfg.metrics) if cfg.train.progressive else None
         self.batch_rows = self.batch_words(cfg)
-        from ..engines.compiled.threads import choose_threads
+        from ..engines.compiled.thread_count import choose_threads
 
         self._threads_given = (cfg.train.threads, cfg.train.deterministic)
         rows, estimated = (epoch_rows, False) if epoch_rows is not None else (streamed_rows(cfg), True)
@@ -256,7 +256,7 @@ class LocalEpochs:
         """``train.threads: auto`` again before ``epoch`` when what it was decided from has changed since:
         the rows, not known upfront (stdin), now counted; the epoch no longer parses (stdin's disk cache,
         complete). A different count is said as the header says it."""
-        from ..engines.compiled.threads import choose_threads, describe_threads
+        from ..engines.compiled.thread_count import choose_threads, describe_threads
 
         parses = parses_next_epoch(self.train_iter)
         if self._rows_known and parses == self._parses:

@@ -21,30 +21,17 @@ metric instances are counted once.
   a given ``N``, and one thread's when the shares touch disjoint rows.
 
 One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
-result bit for bit.
+result bit for bit. How many threads train (``train.threads: auto``) is :mod:`.thread_count`'s.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# train.threads: auto: an epoch of fewer rows trains on one thread, the same result run after run.
-# benchmarks/threads.py --sweep-rows (2 cores, logistic, AdaGrad, RESULTS.md session 32): on 1,000-8,000
-# rows two Hogwild threads were 0.78-1.07x as fast as one at batch 1 and saved at most 0.56 ms per
-# epoch at batch 32/256; from 16,000 rows they were 1.12-1.64x faster at every batch size; at batch 1
-# they start to pay between 10,000 and 12,000 rows (1.03x -> 1.11x)
-AUTO_MIN_ROWS = 10_000
-# train.threads: auto on a streamed epoch (its text parsed again beside training, every epoch): the parse
-# takes cores too. Per row it costs about as much CPU as the training or more (RESULTS.md session 33:
-# LibSVM 500k x 1M, TSV 1M rows), so half the cores train (at least one), the parse keeps the rest: one
-# thread on 2 cores, which trained a streamed epoch as fast as two or faster at batch 1 and 256 while two
-# threads stayed faster on the same data in memory (benchmarks/threads.py --streamed)
-STREAMED_SHARE = 2
 # deterministic: rows each thread trains on its private copy between two merges
 ROUND_ROWS = 8192
 # Hogwild: pieces of a block per thread, taken in turn (small enough to balance a busy machine's
@@ -70,76 +57,7 @@ HEAD_SAMPLE_ROWS = 1024
 # step further on the hot rows: -1.5 % / -1.8 % after the first epoch at 16,384 / per block)
 SYNC_ROWS = 16384
 
-__all__ = ["ThreadTeam", "available_cores", "resolve_threads", "choose_threads", "describe_threads", "team_for",
-           "head_rows"]
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_threads(threads, rows: int | None = None, estimated: bool = False, streamed: bool = False) -> int:
-    """``train.threads`` as a number (:func:`choose_threads`)."""
-    return choose_threads(threads, rows, estimated, streamed)[0]
-
-
-def choose_threads(threads, rows: int | None = None, estimated: bool = False,
-                   streamed: bool = False) -> tuple[int, str]:
-    """``(threads, why)``: ``train.threads`` as a number, and for ``auto`` why (the run header's words).
-
-    ``auto`` is ``$SPARSETRAIN_THREADS`` when set, else one thread when the epoch has fewer than
-    :data:`AUTO_MIN_ROWS` rows (``rows``; ``estimated``: a streamed file's, from its size and its first
-    lines), else, when the epoch is ``streamed`` (its text parsed beside training), the cores the parse
-    leaves (:data:`STREAMED_SHARE`: one of two), else :func:`available_cores` (``rows`` None: not known
-    upfront, stdin or a compressed stream longer than its first chunk; the trainer chooses again once an
-    epoch has counted them). A number is taken as it is; more than the cores is said (a note: the
-    threads then share cores)."""
-    if threads != "auto":
-        return int(threads), _beyond_cores(int(threads))
-    env = os.environ.get("SPARSETRAIN_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            from ...base import ConfigError
-
-            raise ConfigError(f"SPARSETRAIN_THREADS must be a whole number of threads >= 1, got {env!r}")
-        return int(env), "; ".join(filter(None, ("auto: $SPARSETRAIN_THREADS", _beyond_cores(int(env)))))
-    cores = available_cores()
-    count = None if rows is None else f"{'about ' if estimated else ''}{rows:,} row{'s' if rows != 1 else ''}"
-    if cores > 1 and rows is not None and rows < AUTO_MIN_ROWS:
-        return 1, f"auto: {count} < {AUTO_MIN_ROWS:,}"
-    if cores > 1 and streamed:
-        train = max(1, cores // STREAMED_SHARE)
-        parse = "a core" if cores - train == 1 else f"{cores - train} of {_cores(cores)}"
-        return train, f"auto: streamed, the parse takes {parse}"
-    if rows is None:
-        return cores, f"auto: {_cores(cores)}; the rows are not known upfront"
-    return cores, f"auto: {_cores(cores)}, {count}" + (f" >= {AUTO_MIN_ROWS:,}" if cores > 1 else "")
-
-
-def _beyond_cores(threads: int) -> str:
-    cores = available_cores()
-    return f"more than the {_cores(cores)} this process may use" if threads > cores else ""
-
-
-def _cores(n: int) -> str:
-    return f"{n} core{'s' if n != 1 else ''}"
-
-
-def describe_threads(threads: int, deterministic: bool, engine: str, distributed: bool = False, why: str = "") -> str:
-    """The run header's threads line: what really runs (``why``: :func:`choose_threads`'s reason)."""
-    if distributed:
-        return "1 per worker (train.threads applies to training in one process)" if threads > 1 else "1 per worker"
-    if threads > 1 and engine != "compiled":
-        return f"1 (the {engine} engine runs one thread; train.threads: {threads} applies to the compiled engine)"
-    said = f"{threads} ({why})" if why else f"{threads}"
-    if threads == 1:
-        return said
-    mode = "deterministic (private rows, merged in thread order)" if deterministic else "Hogwild (lock-free)"
-    return f"{said}, {mode}"
+__all__ = ["ThreadTeam", "team_for", "head_rows"]
 
 
 def team_for(view, threads: int, deterministic: bool):
@@ -211,14 +129,22 @@ class _Group:
 
 class _Owned:
     """Hogwild: thread ``j``'s copies of ``parts`` (:meth:`ThreadTeam._own`): ``copies`` (each part's
-    arrays), trained in place of the shared ones; :meth:`before` each piece folds them every
-    :data:`SYNC_ROWS` rows and starts them again from the shared values."""
+    arrays), trained in place of the shared ones; :meth:`before` each piece (:meth:`trains`) folds them
+    every :data:`SYNC_ROWS` rows and starts them again from the shared values."""
 
     def __init__(self, team, j, parts, rule):
         self.team, self.j, self.parts, self.rule = team, j, parts, rule
         self.pairs = [team._own_dense(j, key, arrays) for key, arrays in parts]
         self.copies = [mine for mine, _ in self.pairs]
         self.rows = 0  # trained since the copies were taken
+
+    def trains(self, piece, batch_ptr):
+        """``piece(b0, b1)`` (training the batches ``b0:b1`` of ``batch_ptr`` on :attr:`copies`) with
+        :meth:`before` each call."""
+        def call(b0, b1):
+            self.before(int(batch_ptr[b1] - batch_ptr[b0]))
+            return piece(b0, b1)
+        return call
 
     def before(self, rows: int) -> None:
         """A piece of ``rows`` rows is about to train."""
@@ -449,13 +375,12 @@ class ThreadTeam:
                     mine = mine._replace(**dict(zip(fields, copy)))
 
                 def piece(b0, b1):
-                    own_rows.before(int(batches.batch_ptr[b1] - batches.batch_ptr[b0]))
                     lrs = update.lrs[b0:b1] if update.lrs.shape[0] > 1 else update.lrs
                     np.add(update.counts, b0, out=step)
                     return loop(batches._replace(batch_ptr=batches.batch_ptr[b0:b1 + 1]), mine,
                                 update._replace(lrs=lrs, counts=step), mets, own, pred)
 
-                yield piece
+                yield own_rows.trains(piece, batches.batch_ptr)
 
         result = self._execute(groups, batches.order, batches.batch_ptr, thread)
         self._add_metric_sums(sums, counts, metrics.sums, metrics.counts)
@@ -499,13 +424,12 @@ class ThreadTeam:
                         mine[at[f"{p}{t}"]] = arr
 
                 def piece(b0, b1):
-                    own_rows.before(int(batch_ptr[b1] - batch_ptr[b0]))
                     mine[at["batch_ptr"]] = batch_ptr[b0:b1 + 1]
                     mine[at["lrs"]] = lrs[b0:b1] if lrs.shape[0] > 1 else lrs
                     np.add(counts, b0, out=step)
                     return fn(*mine)
 
-                yield piece
+                yield own_rows.trains(piece, batch_ptr)
 
         result = self._execute(groups, args[at["order"]], batch_ptr, thread)
         self._add_metric_sums(msums, mcounts, args[at["msums"]], args[at["mcounts"]])
