@@ -318,6 +318,29 @@ def test_a_streamed_pass_parses_into_the_arrays_of_chunks_no_longer_held(tmp_pat
     np.testing.assert_array_equal(np.vstack([b.to_csr(X.shape[1]).asscipy().toarray() for b in held]), _dense(X))
 
 
+def test_a_streamed_batch_spanning_chunks_is_written_after_the_next_chunks_rows(tmp_path):
+    """A CSV chunk's arrays are its own (``spare``, as a LibSVM chunk's): a batch that spans two chunks
+    opens the piece of the chunk completing it, one piece a chunk, with the batches iteration gives."""
+    from sparsetrain.io import LibSVMIter
+
+    p = tmp_path / "a.csv"
+    p.write_text("".join(f"{i % 2},{i},v{i % 7},{i % 3},w{i % 5},\n" for i in range(300)))
+    make = lambda: LibSVMIter(p, (_schema().num_features,), batch_size=7, label_name="y",  # noqa: E731
+                              reader=CSVReader(p, _schema(), chunk_size=1024, workers=1))
+    it = make()
+    chunks = sum(1 for _ in it._data_reader)
+    it.reset()
+    got = []
+    for piece in it.epoch_pieces():
+        x, y = piece.data[0][1].asnumpy(), piece.label[0][1].asnumpy()
+        got += [(x[piece.order[a:b]], y[piece.order[a:b]]) for a, b in zip(piece.batch_ptr, piece.batch_ptr[1:])]
+        chunks -= 1
+    assert chunks == -1  # one piece a chunk, and the padded last batch's
+    for (x, y), batch in zip(got, make(), strict=True):
+        np.testing.assert_array_equal(x, batch.data[0].asnumpy())
+        np.testing.assert_array_equal(y, batch.label[0].asnumpy())
+
+
 @pytest.mark.parametrize("header", [True, False])
 @pytest.mark.parametrize("opener", [open, gzip.open])
 def test_a_byte_order_mark_is_no_part_of_the_first_line(tmp_path, header, opener):

@@ -124,9 +124,12 @@ def keep_parsed(job: TextJob, indptr, rows: int, nnz: int) -> None:
 
 
 def job_block(job: TextJob, num_features: int) -> LibSVMBlock:
-    """The job's rows as a block (labels as (rows, 1); ``weights`` when the format has them)."""
+    """The job's rows as a block (labels as (rows, 1); ``weights`` when the format has them). Its CSR
+    arrays start arrays only this chunk uses (its reader's pool's, or the kernel's own when it needed
+    more room), so the block is ``spare``: a streamed epoch may write a batch spanning two chunks
+    after its rows (``stream_rows.Rows.joined``), as for a LibSVM chunk."""
     return LibSVMBlock(job.data, job.indices, job.indptr, job.labels.reshape(-1, 1), num_features,
-                       weights=job.weights, offset=job.offset, end=job.end)
+                       weights=job.weights, offset=job.offset, end=job.end, spare=True)
 
 
 class BlockStack:
