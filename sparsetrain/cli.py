@@ -466,8 +466,9 @@ _DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the predictions here "
               "(default or '-': stdout).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy"]), help="Output format (default: from "
-              "--out's extension, else csv): a header row, then row, label, and prediction (regression) or "
-              "probability and class (classifiers; one probability per class for softmax).")
+              "--out's extension, else csv): a header row, then row, label, prediction (the score before the "
+              "output's link: the value for regression, the log-odds for logistic, one logit per class for "
+              "softmax), and for classifiers probability (one per class for softmax) and class.")
 @click.option("--epoch", type=click.IntRange(min=1), help=_EPOCH_HELP)
 @click.option("--last", is_flag=True, help=_LAST_HELP)
 def predict(model, data, out, fmt, epoch, last):

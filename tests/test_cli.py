@@ -307,14 +307,15 @@ def test_every_small_config_trains_to_its_target(tmp_path, name):
         header = lines[0].split(",")
         preds = np.loadtxt(lines[1:], delimiter=",")
         if cfg["model"]["loss"]["op"] == "SoftmaxOutput":
-            assert header == ["row", "label"] + [f"probability_{k}" for k in range(5)] + ["class"]
-            assert preds.shape == (500, 8)
-            np.testing.assert_allclose(preds[:, 2:7].sum(axis=1), 1.0, rtol=1e-4)
-            np.testing.assert_array_equal(preds[:, 7], preds[:, 2:7].argmax(axis=1))
+            assert header == (["row", "label"] + [f"prediction_{k}" for k in range(5)]
+                              + [f"probability_{k}" for k in range(5)] + ["class"])
+            assert preds.shape == (500, 13)
+            np.testing.assert_allclose(preds[:, 7:12].sum(axis=1), 1.0, rtol=1e-4)
+            np.testing.assert_array_equal(preds[:, 12], preds[:, 7:12].argmax(axis=1))
         else:
-            assert header == ["row", "label", "probability", "class"]
-            assert preds.shape == (500, 4) and ((preds[:, 2] >= 0) & (preds[:, 2] <= 1)).all()
-            np.testing.assert_array_equal(preds[:, 3], preds[:, 2] > 0.5)
+            assert header == ["row", "label", "prediction", "probability", "class"]
+            assert preds.shape == (500, 5) and ((preds[:, 3] >= 0) & (preds[:, 3] <= 1)).all()
+            np.testing.assert_array_equal(preds[:, 4], preds[:, 3] > 0.5)
         np.testing.assert_array_equal(preds[:, 0], np.arange(500))
 
 

@@ -258,14 +258,14 @@ def test_predict_writes_the_csv_id_column_instead_of_the_row_number(tmp_path):
     res = cli("predict", tmp_path / "r", tmp_path / "d.csv")
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert lines[0] == "id,label,probability,class"
+    assert lines[0] == "id,label,prediction,probability,class"
     import csv
     import io
 
     import numpy as np
 
     table = list(csv.reader(io.StringIO(res.stdout)))
-    assert [r[0] for r in table[1:]] == ["a,1", "b2", "  c3 ", "d4"] and {len(r) for r in table} == {4}
+    assert [r[0] for r in table[1:]] == ["a,1", "b2", "  c3 ", "d4"] and {len(r) for r in table} == {5}
     assert cli("predict", tmp_path / "r", tmp_path / "d.csv", "--out", tmp_path / "p.npy").exit_code == 0
     assert np.load(tmp_path / "p.npy")["id"].tolist() == ["a,1", "b2", "  c3 ", "d4"]
     res_stdin = cli("predict", tmp_path / "r", "-", input=(tmp_path / "d.csv").read_text())
@@ -290,7 +290,7 @@ def test_init_makes_an_id_header_column_the_id_column_not_a_feature(tmp_path):
     assert (data["id_column"], data["label"], data["categorical"], data["numeric"]) == ("Id", "click", ["c1"], ["n1"])
     assert cli("fit", config, "-q", "--epochs", 1, "--output", tmp_path / "r").exit_code == 0
     res = cli("predict", tmp_path / "r", tmp_path / "d.csv")
-    assert res.stdout.splitlines()[0] == "Id,label,probability,class" and res.stdout.splitlines()[2].startswith("r1,")
+    assert res.stdout.splitlines()[0] == "Id,label,prediction,probability,class" and res.stdout.splitlines()[2].startswith("r1,")
 
 
 def test_label_values_read_as_yaml_booleans_are_refused():

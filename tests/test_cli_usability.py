@@ -159,7 +159,8 @@ def test_predict_names_softmax_classes_as_the_file_does_with_label_base_1(tmp_pa
     res = cli("predict", tmp_path / "r", data)
     assert res.exit_code == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0] == "row,label,probability_1,probability_2,probability_3,class"
+    assert lines[0] == ("row,label,prediction_1,prediction_2,prediction_3,probability_1,probability_2,probability_3,"
+                        "class")
     assert [ln.split(",")[-1] for ln in lines[1:4]] == ["1", "2", "3"]  # (trained to fit)
     assert [ln.split(",")[1] for ln in lines[1:4]] == ["1.0", "2.0", "3.0"]
 

@@ -17,24 +17,60 @@ LINREG = str(ROOT / "configs" / "linreg.yaml")
 DATA = ROOT / "data" / "linreg.libsvm"
 
 
-@pytest.mark.parametrize("loss,outputs,labels,expected", [
-    ("LinearRegressionOutput", [[1.5], [2.5]], [1.0, 3.0],
+@pytest.mark.parametrize("loss,outputs,scores,labels,expected", [
+    ("LinearRegressionOutput", [[1.5], [2.5]], None, [1.0, 3.0],
      {"row": [0, 1], "label": [1.0, 3.0], "prediction": [1.5, 2.5]}),
-    ("MAERegressionOutput", [1.5, 2.5], None, {"row": [0, 1], "prediction": [1.5, 2.5]}),
-    ("LogisticRegressionOutput", [[0.2], [0.7]], [0.0, 1.0],
-     {"row": [0, 1], "label": [0.0, 1.0], "probability": [0.2, 0.7], "class": [0, 1]}),
-    ("LogisticRegressionOutput", [[0.2, 0.9], [0.7, 0.4]], [[0, 1], [1, 0]],
-     {"row": [0, 1], "label_0": [0, 1], "label_1": [1, 0], "probability_0": [0.2, 0.7], "class_0": [0, 1],
-      "probability_1": [0.9, 0.4], "class_1": [1, 0]}),
-    ("SoftmaxOutput", [[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], [1.0, 2.0],
-     {"row": [0, 1], "label": [1.0, 2.0], "probability_0": [0.1, 0.5], "probability_1": [0.6, 0.2],
+    ("MAERegressionOutput", [1.5, 2.5], None, None, {"row": [0, 1], "prediction": [1.5, 2.5]}),
+    ("LogisticRegressionOutput", [[0.2], [0.7]], [[-1.4], [0.8]], [0.0, 1.0],
+     {"row": [0, 1], "label": [0.0, 1.0], "prediction": [-1.4, 0.8], "probability": [0.2, 0.7], "class": [0, 1]}),
+    ("LogisticRegressionOutput", [[0.2, 0.9], [0.7, 0.4]], [[-1.4, 2.2], [0.8, -0.4]], [[0, 1], [1, 0]],
+     {"row": [0, 1], "label_0": [0, 1], "label_1": [1, 0], "prediction_0": [-1.4, 0.8], "probability_0": [0.2, 0.7],
+      "class_0": [0, 1], "prediction_1": [2.2, -0.4], "probability_1": [0.9, 0.4], "class_1": [1, 0]}),
+    ("SoftmaxOutput", [[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], [[0.0, 1.8, 1.1], [1.0, 0.1, 0.5]], [1.0, 2.0],
+     {"row": [0, 1], "label": [1.0, 2.0], "prediction_0": [0.0, 1.0], "prediction_1": [1.8, 0.1],
+      "prediction_2": [1.1, 0.5], "probability_0": [0.1, 0.5], "probability_1": [0.6, 0.2],
       "probability_2": [0.3, 0.3], "class": [1, 0]}),
 ])
-def test_columns_for_each_loss(loss, outputs, labels, expected):
-    cols = prediction_columns(loss, np.array(outputs), None if labels is None else np.array(labels))
+def test_columns_for_each_loss(loss, outputs, scores, labels, expected):
+    cols = prediction_columns(loss, np.array(outputs), None if labels is None else np.array(labels),
+                              scores=None if scores is None else np.array(scores))
     assert list(cols) == list(expected)
     for name, values in expected.items():
         np.testing.assert_array_equal(cols[name], values, err_msg=name)
+
+
+def test_a_classifier_table_needs_the_scores():
+    with pytest.raises(ValueError, match="scores before the link"):
+        prediction_columns("SoftmaxOutput", np.array([[0.4, 0.6]]))
+
+
+@pytest.mark.parametrize("config,data", [("logreg.yaml", "binary_eval.libsvm"), ("fm.yaml", "binary_eval.libsvm"),
+                                         ("softmax.yaml", "multiclass_eval.libsvm")])
+def test_a_classifier_prediction_is_its_score_before_the_link(config, data, tmp_path):
+    # SPEC §11: row, label, prediction, then the classifier's probability and class; prediction is the loss
+    # layer's input (log-odds, per-class logits), so the probabilities are its sigmoid/softmax
+    run = tmp_path / "run"
+    assert cli("fit", ROOT / "configs" / config, "--output", run, "-q", "--epochs", "1",
+               "--set", "train.target={}").exit_code == 0
+    res = cli("predict", run, ROOT / "data" / data, "--format", "npy", "--out", tmp_path / "p.npy")
+    assert res.exit_code == 0, res.stderr
+    arr = np.load(tmp_path / "p.npy", allow_pickle=False)
+    names = arr.dtype.names
+    if config == "softmax.yaml":
+        k = sum(n.startswith("probability_") for n in names)
+        assert k == 5 and names == ("row", "label", *[f"prediction_{j}" for j in range(k)],
+                                    *[f"probability_{j}" for j in range(k)], "class")
+        score = np.stack([arr[f"prediction_{j}"] for j in range(k)], axis=1).astype(np.float64)
+        prob = np.exp(score - score.max(axis=1, keepdims=True))
+        prob /= prob.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(prob, np.stack([arr[f"probability_{j}"] for j in range(k)], axis=1), atol=1e-6)
+        np.testing.assert_array_equal(arr["class"], score.argmax(axis=1))
+    else:
+        assert names == ("row", "label", "prediction", "probability", "class")
+        score = arr["prediction"].astype(np.float64)
+        assert score.min() < -1 and score.max() > 1  # a margin, not a probability
+        np.testing.assert_allclose(1 / (1 + np.exp(-score)), arr["probability"], atol=1e-6)
+        np.testing.assert_array_equal(arr["class"], (score > 0).astype(int))
 
 
 def test_an_id_column_replaces_the_row_number():

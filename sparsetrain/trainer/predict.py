@@ -38,13 +38,17 @@ class TrainedModel:
     def params_path(self) -> str:
         return f"{self.prefix}-{self.epoch:04d}.params"
 
-    def _module(self, data_iter, path: str):
+    def _module(self, data_iter, path: str, scores: bool = False):
+        """A bound module; ``scores``: a second output, the loss layer's input (see :meth:`_scored`)."""
         from ..base import DataFormatError, ShapeError
         from ..io.base import display_name
         from ..module import Module
+        from ..symbol import Group
         from ..symbol import load as load_symbol
 
         sym = load_symbol(f"{self.prefix}-symbol.json")
+        if scores:
+            sym = Group([sym, sym.get_children()[0]])
         mod = Module(sym, data_names=[self.data_name], label_names=[self.label_name])
         names = [a for a in sym.list_arguments() if a not in (self.data_name, self.label_name)]
         arg, aux = checked_params(self.params_path, names)
@@ -144,6 +148,21 @@ class TrainedModel:
         out = self._module(it, path).predict(it)
         return out.asnumpy() if hasattr(out, "asnumpy") else np.zeros((0, 1))
 
+    def _scored(self, it, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs, scores)``: the model's output and its score before the loss layer's link (the
+        loss layer's input: a regression output's own value, logistic regression's log-odds, softmax's
+        logits); a head that is no loss layer is its own score."""
+        from ..ops import registry
+
+        if not (registry.exists(self.loss_op) and registry.get(self.loss_op).is_loss):
+            out = self._outputs(it, path)
+            return out, out
+        outs = self._module(it, path, scores=True).predict(it, always_output_list=True)
+        if not outs:
+            return np.zeros((0, 1)), np.zeros((0, 1))
+        out, score = (o.asnumpy() for o in outs)
+        return out, score.reshape(out.shape)
+
     def predict(self, path: str) -> np.ndarray:
         """Model outputs for every row of a LibSVM file: ``(rows,)`` or ``(rows, classes)``."""
         arr = self._outputs(self._iter(path), path)
@@ -157,13 +176,13 @@ class TrainedModel:
 
         names: dict = {}
         data = self.read(path, with_ids=True, label_names=names)
-        outputs = self._outputs(self._iter(path, data=data), path)
+        outputs, scores = self._scored(self._iter(path, data=data), path)
         if data[2] is not None:
             id_name = self.config.data.id_column
         y = data[1]
         unlabeled = np.isnan(y).all() and not names and len(y)  # a file without labels: no label column
         return prediction_columns(self.loss_op, outputs, None if unlabeled else shown_labels(y, names), data[2],
-                                  id_name, label_base=self.label_base)
+                                  id_name, label_base=self.label_base, scores=scores)
 
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod

@@ -5,12 +5,16 @@ Columns, in order:
 * ``row`` -- the data row (0-based, blank and comment lines not counted); a reader that knows an id
   column (CSV input) passes its values as ``ids`` and the column is named after it instead;
 * ``label`` (``label_0``, ``label_1``, ... for multi-column labels) -- when the data has labels;
-* regression models: ``prediction`` (``prediction_0``, ... for several outputs);
-* ``LogisticRegressionOutput``: ``probability`` (of class 1) and ``class`` (1 when ``probability``
-  is above 0.5), one pair per output (``probability_k``/``class_k``) for multi-label models;
-* ``SoftmaxOutput``: ``probability_0`` ... ``probability_{K-1}`` and ``class`` (the most probable),
-  numbered as the data's class ids: ``probability_1`` ... ``probability_K`` and ``class`` 1..K with
-  ``data.label_base: 1``.
+* ``prediction`` -- every model: its score before the output layer's link, that is the loss layer's
+  input (``prediction_0``, ... for several outputs): a regression output's value itself, logistic
+  regression's log-odds (margin), softmax's logits, one per class -- Vowpal Wabbit's raw predictions
+  and scikit-learn's ``decision_function``;
+* ``LogisticRegressionOutput``: then ``probability`` (of class 1, the sigmoid of ``prediction``) and
+  ``class`` (1 when ``probability`` is above 0.5); for multi-label models ``prediction_k``,
+  ``probability_k`` and ``class_k`` per output;
+* ``SoftmaxOutput``: ``prediction_0`` ... ``prediction_{K-1}``, ``probability_0`` ...
+  ``probability_{K-1}`` and ``class`` (the most probable), numbered as the data's class ids (``_1`` ...
+  ``_K`` and ``class`` 1..K with ``data.label_base: 1``).
 """
 from __future__ import annotations
 
@@ -27,12 +31,16 @@ FORMATS = ("csv", "tsv", "npy")
 
 
 def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | None = None, ids=None,
-                       id_name: str = "row", label_base: int = 0) -> dict:
-    """``{column name: 1-D array}`` in output order (see the module docstring); ``label_base``: a softmax
-    model's first class id in the data."""
+                       id_name: str = "row", label_base: int = 0, scores: np.ndarray | None = None) -> dict:
+    """``{column name: 1-D array}`` in output order (see the module docstring); ``scores``: the loss
+    layer's input, shaped as ``outputs`` (``None``: ``outputs`` itself, right for regression outputs
+    only); ``label_base``: a softmax model's first class id in the data."""
     out = np.asarray(outputs)
     if out.ndim == 1:
         out = out.reshape(-1, 1)
+    if scores is None and loss_op in ("SoftmaxOutput", "LogisticRegressionOutput"):
+        raise ValueError(f"{loss_op}: predict's table needs the scores before the link")
+    score = out if scores is None else np.asarray(scores).reshape(out.shape)
     n, k = out.shape
     cols: dict[str, np.ndarray] = {id_name: np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)}
     if labels is not None:
@@ -44,15 +52,16 @@ def prediction_columns(loss_op: str, outputs: np.ndarray, labels: np.ndarray | N
         else:
             cols.update({f"label_{j}": lab[:, j] for j in range(lab.shape[1])})
     if loss_op == "SoftmaxOutput":
+        cols.update({f"prediction_{j + label_base}": score[:, j] for j in range(k)})
         cols.update({f"probability_{j + label_base}": out[:, j] for j in range(k)})
         cols["class"] = out.argmax(axis=1).astype(np.int64) + label_base
-    elif loss_op == "LogisticRegressionOutput":
-        for j in range(k):
-            suffix = "" if k == 1 else f"_{j}"
+        return cols
+    for j in range(k):
+        suffix = "" if k == 1 else f"_{j}"
+        cols[f"prediction{suffix}"] = score[:, j]
+        if loss_op == "LogisticRegressionOutput":
             cols[f"probability{suffix}"] = out[:, j]
             cols[f"class{suffix}"] = (out[:, j] > 0.5).astype(np.int64)
-    else:
-        cols.update({"prediction": out[:, 0]} if k == 1 else {f"prediction_{j}": out[:, j] for j in range(k)})
     return cols
 
 
