@@ -106,14 +106,16 @@ def test_a_damaged_symbol_file_is_named(trained, tmp_path):
 
 # -- empty data --------------------------------------------------------------------------------------------
 
-def test_an_empty_file_with_a_disk_cache_says_it_has_no_rows(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cache", ["disk", "stream"])
+def test_an_empty_file_with_a_disk_cache_says_it_has_no_rows(tmp_path, monkeypatch, cache):
     # memory said 'no data rows'; disk said 'epoch 0 had no batches: the training data has fewer rows
-    # than data.batch_size (100) with last_batch 'pad'' (with pad, one row makes a batch)
+    # than data.batch_size (100) with last_batch 'pad'' (with pad, one row makes a batch); streamed
+    # (linreg discards), the same error must not become 'no batches'
     monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))
     empty = tmp_path / "empty.libsvm"
     empty.write_text("")
     res = cli("fit", LINREG, "--output", tmp_path / "r", *FAST, "--set", f"data.train={empty}",
-              "--set", "data.cache=disk")
+              "--set", f"data.cache={cache}")
     assert res.exit_code == 1
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
 
@@ -130,9 +132,10 @@ def test_a_binary_model_on_a_file_without_rows_says_so_streamed_or_not(tmp_path,
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
 
 
-@pytest.mark.parametrize("cache", ["memory", "disk"])
+@pytest.mark.parametrize("cache", ["memory", "disk", "stream"])
 def test_fewer_rows_than_a_discarded_batch_is_the_error_alone(tmp_path, monkeypatch, cache):
-    # the engine and threads header ('threads 1 (auto: 0 rows < 10,000)') came first, though nothing would train
+    # the engine and threads header ('threads 1 (auto: 0 rows < 10,000)') came first, though nothing would train;
+    # streamed, it came until the stream's first chunks were parsed before it
     monkeypatch.setenv("SPARSETRAIN_CACHE_DIR", str(tmp_path / "cache"))
     one = tmp_path / "one.libsvm"
     one.write_text("1 0:1 3:2\n")

@@ -137,6 +137,45 @@ def test_discard_and_roll_over(tmp_path):
         LibSVMIter(path, (50,), last_batch_handle="wrap")
 
 
+class _Once:
+    """A reader that can be read once (stdin): a second pass is an error."""
+
+    def __init__(self, reader):
+        self.reader, self.passes = reader, 0
+
+    def __iter__(self):
+        self.passes += 1
+        assert self.passes == 1, "read twice"
+        return iter(self.reader)
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+
+@pytest.mark.parametrize("n,window", [(4, 0), (11, 0), (4, 3)])
+def test_has_rows_parses_ahead_and_the_next_pass_replays_it(tmp_path, n, window):
+    # (fit asks before its header whether a streamed epoch that discards a short batch has a batch at all)
+    from sparsetrain.io.libsvm import LibSVMReader
+
+    path, _ = rows_file(tmp_path, 10)
+    once = _Once(LibSVMReader(path, num_features=50, zero_based=True, chunk_size=16))
+    it = LibSVMIter(path, (50,), batch_size=4, last_batch_handle="discard", reader=once, shuffle_window=window)
+    assert it.has_rows(n) is (n <= 10)
+    assert it.has_rows(n) is (n <= 10)  # asked again: nothing more read
+    it.reset()
+    labels = [lab.astype(int).tolist() for _, lab, _ in epoch(it)]
+    assert once.passes == 1 and len(labels) == 2
+    flat = sum(labels, [])
+    if window:  # windows of 3 rows, each shuffled: rows 0..5 fill the first two windows, then two of 6..8
+        assert len(set(flat)) == 8 and set(range(6)) <= set(flat) <= set(range(9))
+    else:
+        assert labels == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    empty = tmp_path / "empty.libsvm"
+    empty.write_text("# only a comment\n")
+    with pytest.raises(DataFormatError, match="no data rows"):
+        LibSVMIter(str(empty), (50,), batch_size=4).has_rows(4)
+
+
 @pytest.mark.parametrize("num_parts", [1, 2, 3, 5, 8, 40])
 def test_parts_cover_every_row_once(tmp_path, num_parts):
     path, dense = rows_file(tmp_path, 101)

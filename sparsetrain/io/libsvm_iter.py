@@ -163,6 +163,7 @@ class LibSVMIter(DataIter):
         self._head: Rows | None = None  # the part's first rows, for padding
         self._carry: Rows | None = None  # roll_over leftovers
         self._stream = None
+        self._peeked: tuple[list[Rows], object] | None = None  # (rows parsed ahead, the rest of their pass)
         self._queue: list[Rows] = []  # rows to batch before pulling more from the file
         self._cur: Rows | None = None  # the rows being batched, from ``_pos`` on
         self._pos = 0
@@ -278,12 +279,10 @@ class LibSVMIter(DataIter):
         rows = next(self._stream, None)
         if rows is None:
             self._exhausted = True
-            name = display_name(self.data_libsvm)  # stdin: as a stdin read into the disk cache says it
             if self._seen_rows == 0 and self.num_parts == 1:
-                raise DataFormatError(f"{name}: no data rows" + ("" if name == STDIN_NAME else
-                                                                 " (the file is empty or only has comments)"))
+                raise self._no_rows()
             if self.refuse_zero_weights and not self._weighted and self.num_parts == 1:
-                raise DataFormatError(f"{name}: {ALL_WEIGHTS_ZERO}")
+                raise DataFormatError(f"{display_name(self.data_libsvm)}: {ALL_WEIGHTS_ZERO}")
             return None
         if self._seen_rows < self.batch_size:  # (re)build the head from this pass's first rows
             take = rows.slice(0, min(rows.n, self.batch_size - self._seen_rows)).copy()
@@ -322,10 +321,43 @@ class LibSVMIter(DataIter):
                             np.asarray(state["indptr"], np.int64), labels,
                             weights=None if state.get("weights") is None else np.asarray(state["weights"], np.float64))
 
+    def has_rows(self, n: int) -> bool:
+        """Whether a pass over the data holds ``n`` rows, found by parsing its first chunks now (a
+        malformed line among them raises here); the next :meth:`reset`'s pass replays them, so
+        nothing is parsed twice (nor stdin read twice)."""
+        if self._peeked is None:
+            self._peeked = ([], self._row_stream())
+        ahead, rest = self._peeked
+        have = sum(r.n for r in ahead)
+        while have < n:
+            rows = next(rest, None)
+            if rows is None:
+                if not have and self.num_parts == 1:
+                    raise self._no_rows()
+                break
+            ahead.append(rows)
+            have += rows.n
+        return have >= n
+
+    def _no_rows(self) -> DataFormatError:
+        name = display_name(self.data_libsvm)  # stdin: as a stdin read into the disk cache says it
+        return DataFormatError(f"{name}: no data rows" + ("" if name == STDIN_NAME else
+                                                          " (the file is empty or only has comments)"))
+
+    def _replay(self, ahead: list[Rows], rest):
+        """The rows :meth:`has_rows` parsed ahead, then the rest of their pass."""
+        try:
+            yield from ahead
+            ahead.clear()
+            yield from rest
+        finally:
+            rest.close()
+
     def reset(self) -> None:
         if self._stream is not None:
             self._stream.close()
-        self._stream = self._row_stream()
+        self._stream = self._row_stream() if self._peeked is None else self._replay(*self._peeked)
+        self._peeked = None
         if self.shuffle_window > 1:
             from ..random import generator
 
