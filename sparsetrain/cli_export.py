@@ -6,7 +6,7 @@ import sys
 import click
 
 
-def _export(run, fmt, out, top, epoch, last):
+def _export(run, fmt, out, top, epoch, last, all_rows=False):
     import os
 
     from .cli_fit_display import reading
@@ -17,7 +17,10 @@ def _export(run, fmt, out, top, epoch, last):
     fmt = format_for(out, fmt, FORMATS, "export")
     model = load_trained(run, epoch=epoch, last=last)
     run_path = run if os.path.isdir(run) else os.path.dirname(os.path.dirname(os.path.abspath(model.prefix)))
-    doc = export_model(model, run_path, top)  # (its rows are made as they are written)
+    doc = export_model(model, run_path, top, all_rows)  # (its rows are made as they are written)
+    for name, p in doc["parameters"].items():
+        if "left_out" in p:
+            click.echo(f"note: {name}: left out {p['left_out']}", err=True)
     if not out or out == "-":  # the text streams out as it is made: no status line among it on a terminal
         write_export(doc, None, fmt)
         return 0
@@ -36,13 +39,16 @@ def _export(run, fmt, out, top, epoch, last):
               "(default: from --out's extension, else json).")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), help="Write here (default or '-': stdout).")
 @click.option("--top", type=click.IntRange(min=1), help="Only the K rows of largest magnitude (L2 norm) of each "
-              "weight matrix (default: every non-zero row); biases are always written whole.")
+              "weight matrix (default: every non-zero row, none of a matrix that starts random); biases are always "
+              "written whole.")
+@click.option("--all", "all_rows", is_flag=True, help="Also every row of a weight matrix that starts non-zero (an "
+              "FM's or wide&deep's random factors), which the default leaves out: trained or not, each row is non-zero.")
 @click.option("--epoch", type=click.IntRange(min=1), help="Checkpoint N of the run (default: the best epoch).")
 @click.option("--last", is_flag=True, help="The run's last checkpoint instead of its best one.")
-def export(run, fmt, out, top, epoch, last):
+def export(run, fmt, out, top, epoch, last, all_rows):
     """Write the trained weights of RUN (a run directory, config or checkpoint prefix) readably: the
     non-zero rows of every parameter with their feature index (and name, when the run kept
     feature_names.json), the biases, and the model's expanded config."""
     from .cli import _run
 
-    sys.exit(_run(_export, run, fmt, out, top, epoch, last))
+    sys.exit(_run(_export, run, fmt, out, top, epoch, last, all_rows))

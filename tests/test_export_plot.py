@@ -43,7 +43,7 @@ def runs(tmp_path_factory):
 def test_export_round_trips_to_the_checkpoint(runs, tmp_path, name, fmt):
     run = runs[name]
     path = tmp_path / f"w.{fmt}"
-    res = cli("export", run, "--format", fmt, "--out", path, "--last")
+    res = cli("export", run, "--format", fmt, "--out", path, "--last", "--all")  # (softmax's weight starts random)
     assert res.exit_code == 0, res.stderr
     want = checkpoint(run, 3)
     got = read_export(str(path))
@@ -65,7 +65,7 @@ def test_a_slow_export_shows_a_status_line(runs, tmp_path, monkeypatch):
 
 def test_export_json_has_config_rows_and_the_best_epoch(runs):
     run = runs["softmax"]
-    doc = json.loads(cli("export", run).stdout)
+    doc = json.loads(cli("export", run, "--all").stdout)
     best = json.loads((run / "checkpoint.json").read_text())["best"]["epoch"]
     assert doc["epoch"] == best and doc["checkpoint"].endswith(f"model-{best:04d}.params")
     assert doc["model"]["loss"]["op"] == "SoftmaxOutput"
@@ -74,6 +74,33 @@ def test_export_json_has_config_rows_and_the_best_epoch(runs):
     assert all(any(v != 0 for v in r["values"]) for r in weight["rows"])  # non-zero rows only
     assert [r["index"] for r in weight["rows"]] == sorted(r["index"] for r in weight["rows"])
     assert len(doc["parameters"]["bias"]["values"]) == weight["shape"][1]
+
+
+def test_export_leaves_out_the_rows_of_a_weight_that_starts_random(tmp_path):
+    # an FM's factors start normal(0.01): every row is non-zero, trained or not, so export listed all
+    # 2**18 rows of a hashed model's table; the zero-started linear weight lists the rows training touched
+    run = tmp_path / "fm"
+    assert cli("fit", ROOT / "configs" / "fm.yaml", "--output", run, "-q", "--epochs", "1",
+               "--set", "train.target={}").exit_code == 0
+    res = cli("export", run)
+    assert res.exit_code == 0, res.stderr
+    params = json.loads(res.stdout)["parameters"]
+    assert params["factors"]["rows"] == [] and params["factors"]["left_out"].startswith("200 rows: ")
+    assert params["linear_weight"]["rows"] and "left_out" not in params["linear_weight"]
+    assert res.stderr.strip().splitlines() == [
+        "note: factors: left out 200 rows: each starts non-zero (its init), trained or not; --top K writes the K "
+        "largest, --all every row"]
+    csv_text = cli("export", run, "--format", "csv").stdout
+    assert "# parameter factors: shape [200, 8] stype row_sparse (left out: 200 rows: " in csv_text
+    assert not any(line.startswith("factors,") for line in csv_text.splitlines())
+    top = json.loads(cli("export", run, "--top", "3").stdout)["parameters"]["factors"]
+    assert len(top["rows"]) == 3 and "left_out" not in top
+    path = tmp_path / "all.csv"
+    assert cli("export", run, "--all", "--out", path).exit_code == 0
+    want = checkpoint(run, 1)
+    got = read_export(str(path))
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
 def test_export_top_k_by_magnitude_with_feature_names(runs, tmp_path):

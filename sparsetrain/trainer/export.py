@@ -7,8 +7,13 @@ The name map is ``<run>/feature_names.json`` (``data.keep_feature_names``; its f
 It labels the rows of every parameter with one row per feature
 (first dimension ``num_features``).
 
+A weight matrix the run starts non-zero (random factors of an FM or wide&deep model: their own
+``init`` or ``model.init``) has every row non-zero whether training touched it or not: by default its
+rows are left out, and its entry says so in ``"left_out"`` (``--top K`` writes its K largest rows,
+``all_rows`` every one).
+
 JSON: ``{"checkpoint", "epoch", "num_features", "model", "parameters": {name: {"shape", "stype",
-"rows": [{"index", "feature"?, "values": [...]}]}}}``; a 1-D parameter (a bias) has ``"values"``
+"rows": [{"index", "feature"?, "values": [...]}], "left_out"?}}}``; a 1-D parameter (a bias) has ``"values"``
 (every element) instead of ``"rows"``. CSV: ``#`` comment lines with the model config (YAML) and each
 parameter's shape and stype, then ``parameter,index,feature,output,value``, one line per element of
 each exported row (a bias: ``index`` is the element, ``output`` 0). :func:`read_export` reads
@@ -102,11 +107,34 @@ class ExportRows(list):
         return f"ExportRows({len(self)} rows)"
 
 
-def export_model(model, run_path: str | None = None, top: int | None = None) -> dict:
+def starting_nonzero(model) -> set[str]:
+    """The parameters of ``model`` (a :class:`~.predict.TrainedModel` of a run directory) with one row
+    per feature whose rows start non-zero, as the run's initializers fill them (a variable's own
+    ``init``, else ``model.init`` by its name): there, rows no training row touched are non-zero too."""
+    from ..initializer import InitDesc
+
+    if getattr(model, "config", None) is None:  # (a checkpoint prefix: no config to say)
+        return set()
+    sym = model.config.build_symbol()
+    shapes = dict(zip(sym.list_arguments(), sym.infer_shape_partial(**{model.data_name: (1, model.num_features)})[0]))
+    init, found = model.config.initializer(), set()
+    for name, v in model.config.model.variables.items():
+        shape = shapes.get(name)
+        if name in (model.data_name, model.label_name) or not shape or len(shape) != 2 or shape[0] != model.num_features:
+            continue
+        probe = np.zeros((16, int(shape[1])), np.float32)
+        init(InitDesc(name, {} if v.init is None else {"init": v.init}), probe)
+        if probe.any():
+            found.add(name)
+    return found
+
+
+def export_model(model, run_path: str | None = None, top: int | None = None, all_rows: bool = False) -> dict:
     """The export document (see the module docstring) of a :class:`~.predict.TrainedModel`; ``run_path``:
     its run directory (the model config and the name map come from there), ``top``: keep only the
-    ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole). A weight's ``rows`` are
-    an :class:`ExportRows`, made as they are read."""
+    ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole); ``all_rows``: also the
+    rows of a weight that starts non-zero (:func:`starting_nonzero`). A weight's ``rows`` are an
+    :class:`ExportRows`, made as they are read."""
     from ..module import load_params
 
     if top is not None and top < 1:
@@ -114,6 +142,7 @@ def export_model(model, run_path: str | None = None, top: int | None = None) -> 
     arg, _ = load_params(model.params_path)
     names = read_feature_names(run_path) if run_path else {}
     model_cfg = (load_run_config(run_path) or {}).get("model") if run_path else None
+    random_start = starting_nonzero(model) if top is None and not all_rows else set()
     params = {}
     for name, value in arg.items():
         entry = {"shape": list(value.shape), "stype": value.stype}
@@ -124,6 +153,10 @@ def export_model(model, run_path: str | None = None, top: int | None = None) -> 
             order = np.arange(len(idx))
             if top is not None:
                 order = np.argsort(-np.linalg.norm(rows.astype(np.float64), axis=1), kind="stable")[:top]
+            elif name in random_start:
+                entry["left_out"] = (f"{len(idx)} rows: each starts non-zero (its init), trained or not; --top K "
+                                     "writes the K largest, --all every row")
+                order = order[:0]
             entry["rows"] = ExportRows(idx, rows, order, names if value.shape[0] == model.num_features else {})
         params[name] = entry
     return {"checkpoint": model.params_path, "epoch": model.epoch, "num_features": model.num_features,
@@ -140,7 +173,8 @@ def _csv_chunks(doc: dict):
             buf.write(f"#   {line}\n")
     buf.write(f"# checkpoint: {doc['checkpoint']} (epoch {doc['epoch']})\n")
     for name, p in doc["parameters"].items():
-        buf.write(f"# parameter {name}: shape {json.dumps(p['shape'])} stype {p['stype']}\n")
+        left_out = f" (left out: {p['left_out']})" if "left_out" in p else ""
+        buf.write(f"# parameter {name}: shape {json.dumps(p['shape'])} stype {p['stype']}{left_out}\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["parameter", "index", "feature", "output", "value"])
     for name, p in doc["parameters"].items():
@@ -216,7 +250,7 @@ def read_export(path: str) -> dict[str, np.ndarray]:
     for line in lines:
         if line.startswith("# parameter "):
             head, _, rest = line[len("# parameter "):].partition(": shape ")
-            arrays[head] = np.zeros(json.loads(rest.split(" stype ")[0]), np.float32)
+            arrays[head] = np.zeros(json.loads(rest.split(" stype ")[0]), np.float32)  # (then " (left out: ...)")
     for rec in csv.DictReader(line for line in lines if not line.startswith("#")):
         arr = arrays[rec["parameter"]]
         if arr.ndim == 1:
