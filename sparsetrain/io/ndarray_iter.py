@@ -19,7 +19,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..base import ShapeError
-from ..ndarray.ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray, array
+from ..ndarray.creation import array
+from ..ndarray.ndarray import INDEX_DTYPE, BaseArray, CSRNDArray, NDArray, RowSparseNDArray
 from ..ndarray.sparse import csr_matrix
 from .base import DataBatch, DataDesc, DataIter
 

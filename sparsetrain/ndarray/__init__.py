@@ -1,25 +1,8 @@
 """Storage types: dense ``NDArray``, ``CSRNDArray`` and ``RowSparseNDArray``."""
 from . import sparse
-from .ndarray import (
-    DEFAULT_DTYPE,
-    INDEX_DTYPE,
-    BaseArray,
-    BaseSparseNDArray,
-    CSRNDArray,
-    NDArray,
-    RowSparseNDArray,
-    arange,
-    array,
-    cast_storage,
-    concat,
-    empty,
-    full,
-    ones,
-    ones_like,
-    waitall,
-    zeros,
-    zeros_like,
-)
+from .creation import arange, array, concat, empty, full, ones, ones_like, waitall, zeros, zeros_like
+from .ndarray import DEFAULT_DTYPE, INDEX_DTYPE, BaseArray, BaseSparseNDArray, CSRNDArray, NDArray, RowSparseNDArray
+from .storage import cast_storage
 
 __all__ = [
     "BaseArray", "BaseSparseNDArray", "NDArray", "CSRNDArray", "RowSparseNDArray", "sparse", "array", "zeros", "ones",

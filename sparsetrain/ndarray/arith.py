@@ -6,7 +6,8 @@ import numbers
 
 import numpy as np
 
-from .ndarray import BaseArray, array
+from .creation import array
+from .ndarray import BaseArray
 
 # kind -> (op for two arrays of one shape, op that broadcasts, op(x, scalar), op(scalar, x))
 BINARY_OPS = {

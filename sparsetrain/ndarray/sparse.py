@@ -16,10 +16,9 @@ from .ndarray import (
     _as_index,
     _shape_tuple,
     cast_storage,
-    is_scipy_sparse,
     placed,
-    zeros as _zeros,
 )
+from .creation import is_scipy_sparse, zeros as _zeros
 
 
 def _values(a, dtype):

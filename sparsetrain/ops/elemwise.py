@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index, zeros
+from ..ndarray.creation import zeros
+from ..ndarray.ndarray import CSRNDArray, NDArray, RowSparseNDArray, _as_index
 from ..ndarray.sparse import sum_rows
 from .registry import FusedForm, Op, merge_shape, register
 

@@ -7,7 +7,8 @@ import os
 import numpy as np
 
 from ..base import ShapeError, StorageTypeError
-from ..ndarray.ndarray import BaseArray, NDArray, cast_storage, zeros
+from ..ndarray.creation import zeros
+from ..ndarray.ndarray import BaseArray, NDArray, cast_storage
 from ..ops.imperative import make_runner
 from ..ops.registry import DISPATCH_FALLBACK, fallback_message, strict_stypes
 from .graph import BindError, Plan, build_plan, grad_stype
