@@ -261,3 +261,21 @@ def test_a_first_run_waits_for_the_warm_up_and_trains_as_without_it(tmp_path, mo
     assert not pathlib.Path(started[0].config_path).exists()
     assert [r["mse"] for r in warmed.history] == [r["mse"] for r in plain.history]
     assert warmed.history[0]["compile_seconds"] > 0
+
+
+def test_the_loading_status_line_names_stdin_as_messages_do(tmp_path):
+    # it said 'loading -' (errors and predict's status line say <stdin>); a process of its own: stdin is fd 0
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sparsetrain.cli_fit_display as d; d.BUSY_AFTER = 0.0\n"
+            "from sparsetrain.cli import main; main()")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-c", code, "fit", str(LINREG), "--epochs", "1", "--output",
+                          str(tmp_path / "r"), "--set", "data.train=[-]", "--set", "data.zero_based=true", "--set",
+                          "train.target={}"], input=(ROOT / "data" / "linreg.libsvm").read_bytes(),
+                         capture_output=True, env=env)
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert "loading <stdin>" in err and "loading -" not in err, err

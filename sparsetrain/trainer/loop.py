@@ -315,6 +315,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
     """
     from .. import random as st_random
     from ..kernels.numba_cache import CompileWatch
+    from ..io.base import display_name
     from ..module import Module
     from . import warmup
     from ..ops import set_strict_stypes
@@ -338,7 +339,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         if cfg.data.generate is not None:
             ensure_generated(cfg, reporter)
         st_random.seed(cfg.train.seed)  # before the iterators: one that shuffles draws from this stream
-        with reporter.busy(f"loading {', '.join(cfg.train_files())}"):
+        with reporter.busy(f"loading {', '.join(map(display_name, cfg.train_files()))}"):  # (stdin: <stdin>)
             stdin_keys = stdin_names(cfg)  # stdin's feature names are collected as it is read; a file's now
             train_iter, epoch_rows = make_iter(cfg, cfg.train_files(), for_training=True, note=reporter.note,
                                                names=stdin_keys)
@@ -347,7 +348,7 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
         if cfg.data.keep_feature_names and stdin_keys is None:
             reporter.note(f"feature names in {write_feature_names(cfg, run.path)}")
         eval_files = cfg.eval_files()
-        with reporter.busy(f"loading {', '.join(eval_files)}"):
+        with reporter.busy(f"loading {', '.join(map(display_name, eval_files))}"):
             eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
         if eval_iter is not None:  # (else the first eval pass failed in the module's forward)
             per_row = [it.provide_label[0].shape[1:] for it in (train_iter, eval_iter)]
