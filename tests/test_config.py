@@ -50,7 +50,7 @@ def test_symbol_is_built_through_public_api_and_weight_gradient_is_row_sparse():
 BAD = [
     (["model.ops[1].inputs[0]=wieght"], "model.ops[1].inputs[0]: unknown symbol 'wieght' (did you mean 'weight'?)"),
     (["model.ops.0.inputs.1=wieght"], "model.ops[0].inputs[1]: unknown symbol 'wieght'"),
-    (["model.ops[0].op=sparse.dto"], "model.ops[0].op: unknown operator 'sparse.dto' (did you mean 'dot'?)"),
+    (["model.ops[0].op=sparse.dto"], "model.ops[0].op: unknown operator 'sparse.dto' (did you mean 'sparse.dot'?)"),
     (["data.batchsize=3"], "data.batchsize: unknown key (did you mean 'batch_size'?)"),
     (["data.batch_size=abc"], "data.batch_size:"),
     (["data.batch_size=0"], "data.batch_size:"),

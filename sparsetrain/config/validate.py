@@ -26,8 +26,8 @@ def _check_op(name: str, path: str, want_loss: bool):
     ops = all_ops()
     op = ops.get(canonical_op(name))
     if op is None or op.hidden:
-        choices = _public_ops()
-        hint = did_you_mean(canonical_op(name), choices)
+        prefix = "sparse." if name.startswith("sparse.") else ""  # (the hint spelled as the config does)
+        hint = did_you_mean(name, [prefix + c for c in _public_ops()])
         raise ConfigError(f"{path}: unknown operator {name!r}{hint}")
     if want_loss and not op.is_loss:
         losses = [n for n, o in ops.items() if o.is_loss]
