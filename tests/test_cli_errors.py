@@ -756,3 +756,15 @@ def test_a_reduction_axis_that_is_not_an_integer_is_a_config_error():
     res = cli("fit", ROOT / "configs" / "fm.yaml", "--set", "model.ops[7].params.axis=0.0")
     assert res.exit_code == 2 and one_error_line(res.stderr) == (
         "error: model.ops[7] (pairwise, sum): axis must be an integer or a list of integers (got 0.0)")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+def test_a_model_path_that_is_no_run_is_a_usage_error(tmp_path, command):
+    # exit 1 (as a failure of the data or the run) where plot and --init-from exit 2 for a missing path;
+    # a data file given as MODEL (the arguments swapped) is the same mistake
+    data = ROOT / "data" / "linreg.libsvm"
+    for model in (tmp_path / "nodir", data):
+        res = cli(command, model, *([data] if command != "export" else []))
+        assert res.exit_code == 2, res.stderr
+        assert one_error_line(res.stderr) == (f"error: {model}: not a run directory, config or checkpoint prefix "
+                                              f"({model}-symbol.json not found)")

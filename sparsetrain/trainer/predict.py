@@ -259,9 +259,9 @@ def load_trained(path: str, epoch: int | None = None, last: bool = False) -> Tra
     if path.endswith(".params"):
         prefix, _, num = path[: -len(".params")].rpartition("-")
         m = int(num) if num.isdigit() else m
-    if not os.path.exists(f"{prefix}-symbol.json"):
-        raise SparseTrainError(f"{path}: not a run directory, config or checkpoint prefix "
-                               f"({prefix}-symbol.json not found)")
+    if not os.path.exists(f"{prefix}-symbol.json"):  # a usage error (exit 2), as plot's missing RUN
+        raise ConfigError(f"{path}: not a run directory, config or checkpoint prefix "
+                          f"({prefix}-symbol.json not found)")
     if m is None:
         epochs = _epochs(prefix)
         if not epochs:
