@@ -698,19 +698,25 @@ def test_a_csv_with_a_byte_order_mark_reads_its_header_names_as_written(tmp_path
     assert res.exit_code == 0 and "  label: label " in (tmp_path / "i.yaml").read_text()
 
 
-@pytest.mark.parametrize("kind", ["xz", "zip"])
+@pytest.mark.parametrize("kind", ["xz", "zip", "utf-16", "utf-32"])
 def test_data_compressed_in_a_format_not_read_is_named(tmp_path, kind):
+    # (UTF-16 text, as Windows tools save it, said "label '\xff\xfe1\x00' is not a number")
     import lzma
     import zipfile
 
     raw = (ROOT / "data" / "binary.libsvm").read_bytes()[:5000]
     path = tmp_path / f"d.libsvm.{kind}"
+    fix = "decompress it first"
     if kind == "xz":
         path.write_bytes(lzma.compress(raw))
-    else:
+    elif kind == "zip":
         with zipfile.ZipFile(path, "w") as z:
             z.writestr("d.libsvm", raw)
-    want = f"error: {path}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress it first"
+    else:
+        path.write_bytes(raw.decode().encode(kind))  # with its byte order mark
+        fix = f"save it as UTF-8 (iconv -f {kind.upper()} -t UTF-8)"
+    what = f"{kind} data" if "utf" not in kind else f"{kind.upper()} text"
+    want = f"error: {path}: {what}; sparsetrain reads UTF-8 text, .gz and .bz2: {fix}"
     res = cli("fit", ROOT / "configs" / "logreg.yaml", "--set", f"data.train={path}", "--set", "data.eval=null",
               "--set", "train.target={}", "--output", tmp_path / "r")
     assert res.exit_code == 1 and one_error_line(res.stderr) == want  # it said "label '\xfd7zXZ...' is not a number"

@@ -50,9 +50,16 @@ STREAM_CHUNK_SIZE = 4 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"
-# archives and compressions not read: named, instead of "label '\xfd7zXZ...' is not a number"
-_UNREAD_MAGIC = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip",
-                 b"7z\xbc\xaf\x27\x1c": "7z", b"\x04\x22\x4d\x18": "lz4"}
+# archives, compressions and text encodings not read: named, instead of "label '\xfd7zXZ...' is not a
+# number" (a byte order mark of UTF-32 before UTF-16's, which it starts with)
+_DECOMPRESS = "decompress it first"
+_UNREAD_MAGIC = {b"\xfd7zXZ\x00": ("xz data", _DECOMPRESS), b"\x28\xb5\x2f\xfd": ("zstd data", _DECOMPRESS),
+                 b"PK\x03\x04": ("zip data", _DECOMPRESS), b"7z\xbc\xaf\x27\x1c": ("7z data", _DECOMPRESS),
+                 b"\x04\x22\x4d\x18": ("lz4 data", _DECOMPRESS),
+                 b"\xff\xfe\x00\x00": ("UTF-32 text", "save it as UTF-8 (iconv -f UTF-32 -t UTF-8)"),
+                 b"\x00\x00\xfe\xff": ("UTF-32 text", "save it as UTF-8 (iconv -f UTF-32 -t UTF-8)"),
+                 b"\xff\xfe": ("UTF-16 text", "save it as UTF-8 (iconv -f UTF-16 -t UTF-8)"),
+                 b"\xfe\xff": ("UTF-16 text", "save it as UTF-8 (iconv -f UTF-16 -t UTF-8)")}
 
 
 def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
@@ -79,10 +86,9 @@ def estimate_rows(path: str, sample: int = 1 << 16) -> int | None:
 
 
 def _refuse_unread(path, head: bytes) -> None:
-    for magic, kind in _UNREAD_MAGIC.items():
+    for magic, (kind, fix) in _UNREAD_MAGIC.items():
         if head.startswith(magic):
-            raise DataFormatError(f"{display_name(path)}: {kind} data; sparsetrain reads plain text, .gz and .bz2: decompress "
-                                  "it first")
+            raise DataFormatError(f"{display_name(path)}: {kind}; sparsetrain reads UTF-8 text, .gz and .bz2: {fix}")
 _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 
 #: ``madvise``'s advice to map a range's pages into the process now (Linux 5.14+), as reading each
