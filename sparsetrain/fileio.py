@@ -20,6 +20,7 @@ import bz2
 import contextlib
 import errno
 import gzip
+import io
 import os
 import stat
 import struct
@@ -60,20 +61,28 @@ def _output_error(e: OSError, path: str) -> OutputError:
 
 
 class _Output:
-    """The file :func:`open_atomic` yields: a write that fails is an OutputError naming the path."""
+    """The file :func:`open_atomic` yields: a call that fails to write (``write``, or ``flush``/``seek``
+    writing the buffer: np.savez's zip writer calls them) is an OutputError naming the path; an
+    operation the file does not support stays ``io.UnsupportedOperation`` (callers test with it)."""
 
     def __init__(self, f, path: str):
         self._f = f
         self._path = path
 
-    def write(self, data) -> int:
-        try:
-            return self._f.write(data)
-        except OSError as e:
-            raise _output_error(e, self._path) from e
-
     def __getattr__(self, name):
-        return getattr(self._f, name)
+        attr = getattr(self._f, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except io.UnsupportedOperation:
+                raise
+            except OSError as e:
+                raise _output_error(e, self._path) from e
+
+        return call
 
 
 def _compressor(raw, path: str, compress: bool):

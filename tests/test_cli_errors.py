@@ -45,6 +45,20 @@ def test_a_named_pipe_is_written_into_not_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left beside it
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_at_a_flush_names_the_file():
+    # gen-data --format csv on a full disk said 'error: <stdout>: No space left on device': np.savez's zip
+    # writer flushed the planted model's file, and the flush's error named no file
+    import numpy as np
+
+    from sparsetrain.base import OutputError
+    from sparsetrain.fileio import open_atomic
+
+    with pytest.raises(OutputError, match="^/dev/full: cannot write \\(no space left on device\\)"):
+        with open_atomic("/dev/full") as f:
+            np.savez(f, a=np.zeros(10))
+
+
 def test_a_symbolic_link_stays_a_link_and_its_file_gets_the_content(tmp_path):
     (tmp_path / "real").mkdir()
     target = tmp_path / "real" / "preds.csv"
