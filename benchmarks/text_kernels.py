@@ -143,7 +143,7 @@ def phases(mb: float, repeat: int) -> None:
 
     from sparsetrain.io import _csv_kernels as CK
     from sparsetrain.io import _libsvm_kernels as LK
-    from sparsetrain.io._hash_kernels import mm_feed, mm_feed_words, mm_finish
+    from sparsetrain.io._hash_kernels import PAD, mm_feed_padded, mm_finish
 
     @njit(cache=False, nogil=True, _nrt=False)  # as the kernel's loop: no reference counts (session 31)
     def stages(buf, upto, delim, quote, ncols, cat_cols, states, cross_a, cross_b, mid, mid_off, hash_bits,
@@ -170,8 +170,8 @@ def phases(mb: float, repeat: int) -> None:
                     a = np.uint64(cross_a[i])
                     b = np.uint64(cross_b[i])
                     h, cr, nc, ln = CK._hash_field(states, a, buf, fs[a], fe[a])
-                    h, cr, nc, ln = mm_feed(h, cr, nc, ln, mid, mid_off[i], mid_off[i + 1])
-                    h, cr, nc, ln = mm_feed_words(h, cr, nc, ln, buf, fs[b], fe[b])
+                    h, cr, nc, ln = mm_feed_padded(h, cr, nc, ln, mid, mid_off[i], mid_off[i + 1])
+                    h, cr, nc, ln = mm_feed_padded(h, cr, nc, ln, buf, fs[b], fe[b])
                     indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
                     nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
                 if upto >= 3:
@@ -183,8 +183,11 @@ def phases(mb: float, repeat: int) -> None:
         return nnz + total
 
     path, chunks = _prefix("csv", mb)
+    # the field hash reads up to PAD bytes past a field: each chunk a view of a longer array
+    chunks = [np.concatenate([b, np.zeros(PAD, np.uint8)])[: len(b)] for b in chunks]
     reader = _reader("csv", path)
     plan = reader.plan()
+    mid = np.concatenate([plan.cross_mid, np.zeros(PAD, np.uint8)])
     n_rows = sum(int(LK.count_newlines(b)) for b in chunks) - 1
     room = max(len(b) for b in chunks)
     indices, data = np.empty(room, np.int64), np.empty(room, np.float32)
@@ -200,7 +203,7 @@ def phases(mb: float, repeat: int) -> None:
                 LK.count_newlines(buf)
             else:
                 stages(buf, k, ord(plan.delimiter), ord('"'), len(plan.roles), plan.cat_cols, plan.prefix_states,
-                       plan.cross_a, plan.cross_b, plan.cross_mid, plan.cross_mid_off, 20, indices, data, keys,
+                       plan.cross_a, plan.cross_b, mid, plan.cross_mid_off, 20, indices, data, keys,
                        buckets, fs, fe, pos)
             cpu += time.thread_time() - t
         return cpu

@@ -52,3 +52,21 @@ def test_feeding_by_words_equals_feeding_by_bytes(prefix, body, data):
     by_words = HK.mm_feed_words(*state, buf, start, end)
     assert [int(x) for x in by_words] == [int(x) for x in by_bytes]
     assert HK.mm_finish(*by_words) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=9), st.binary(min_size=1, max_size=40), st.binary(min_size=HK.PAD, max_size=HK.PAD),
+       st.data())
+def test_feeding_padded_equals_feeding_by_bytes(prefix, body, pad, data):
+    """``mm_feed_padded`` (the CSV kernel's field hash: unrolled blocks, reads up to ``PAD`` bytes past
+    the span) gives ``mm_feed``'s state for any pending bytes and non-empty span, whatever the
+    bytes after the span are."""
+    buf = np.frombuffer(body + pad, np.uint8)
+    start = data.draw(st.integers(0, len(body) - 1))
+    end = data.draw(st.integers(start + 1, len(body)))
+    pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
+    state = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
+    by_bytes = HK.mm_feed(*state, buf, start, end)
+    padded = HK.mm_feed_padded(*state, buf, start, end)
+    assert [int(x) for x in padded] == [int(x) for x in by_bytes]
+    assert HK.mm_finish(*padded) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))

@@ -43,7 +43,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
-from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, murmurhash3_32
+from ._hash_kernels import PAD, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
                             I_ROWS, N_COMMON, eq_mask64, flatten, record_error)
 
@@ -124,12 +124,14 @@ def _count_value(buf, s, e):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _hash_field(states, c, scratch, s, e):
-    """The murmur state after column ``c``'s ``name=`` prefix and ``scratch[s:e]``. This, the field
-    split, the row sort and the row emitter are inlined into the kernel's loop: as calls (27 of
-    this one a row, each passing its arrays) they cost the kernel ~17 % (A/B, same output)."""
-    h, cr, nc, ln = mm_feed_words(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
-                                  scratch, s, e)
+def _hash_field(states, c, src, s, e):
+    """The murmur state after column ``c``'s ``name=`` prefix and ``src[s:e]``, which has ``PAD``
+    bytes after ``e`` (the line loop sees to it); for an empty field, a state of no meaning (its
+    entry is not kept). This, the field split, the row sort and the row emitter are inlined into
+    the kernel's loop: as calls (27 of this one a row, each passing its arrays) they cost the
+    kernel ~17 % (A/B, same output)."""
+    h, cr, nc, ln = mm_feed_padded(np.uint64(states[c, 0]), np.uint64(states[c, 1]), states[c, 2], states[c, 3],
+                                   src, s, e)
     return h, cr, nc, ln
 
 
@@ -484,8 +486,8 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         a = np.uint64(cross_a[i])
         b = np.uint64(cross_b[i])
         h, cr, nc, ln = _hash_field(prefix_states, a, src, fs[a], fe[a])
-        h, cr, nc, ln = mm_feed(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
-        h, cr, nc, ln = mm_feed_words(h, cr, nc, ln, src, fs[b], fe[b])
+        h, cr, nc, ln = mm_feed_padded(h, cr, nc, ln, cross_mid, cross_mid_off[i], cross_mid_off[i + 1])
+        h, cr, nc, ln = mm_feed_padded(h, cr, nc, ln, src, fs[b], fe[b])
         indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
         nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
     nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
@@ -525,7 +527,8 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     feature order (with ``log1p`` flags); cat_cols: the categorical columns; prefix_states:
     (columns, 4) murmur states after ``name=`` (``_hash_kernels``); crosses: column pairs
     ``cross_a[i]``, ``cross_b[i]`` and the bytes ``^b=`` between the two values in
-    ``cross_mid[cross_mid_off[i]:cross_mid_off[i + 1]]``. scratch: room for one line.
+    ``cross_mid[cross_mid_off[i]:cross_mid_off[i + 1]]``. scratch: room for ``len(buf) + PAD`` bytes
+    (a smaller one is replaced by a fresh array).
     data/indices: room for rows * (numeric + categorical + crosses) entries; row_ends: room for
     the rows (``indptr[1:]``, offset by ``nnz_base``); labels: room for the rows; weight_col: the
     weight column (-1: none) and ``weights`` room for the rows (or empty). slow:
@@ -533,7 +536,8 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     skip_first: the first line is a header. Returns ``info`` (I_* slots).
 
     A line in which no field starts with a quote is split in place (its fields are spans of
-    ``buf``); one with a quoted field is unquoted into ``scratch`` first.
+    ``buf``); one with a quoted field, or one that ends less than ``PAD`` bytes before the buffer's
+    end (the field hash reads up to ``PAD`` bytes past a field), is unquoted into ``scratch`` first.
     """
     n = len(buf)
     info = np.zeros(N_INFO, np.int64)
@@ -550,10 +554,14 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
     keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int64)  # a row's hashed entries, to sort
     buckets = np.empty(64, np.int64)
     pos = np.empty(ncols + 80, np.int64)  # a line's separator positions (_split_line)
+    if len(scratch) < n + PAD:
+        scratch = np.empty(n + PAD, np.uint8)
+    mid = np.zeros(len(cross_mid) + PAD, np.uint8)  # the crosses' middle bytes, padded for the field hash
+    mid[:len(cross_mid)] = cross_mid
     texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
     text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
     _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
-                 prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
+                 prefix_states, cross_a, cross_b, mid, cross_mid_off, hash_bits, scratch, data, indices,
                  row_ends, labels, labels.view(np.uint64), nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_,
                  keys, buckets, texts, text_bytes, pos)
     return info
@@ -598,6 +606,8 @@ def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col
         if status == 2:
             record_error(info, E_FIELDS, line_start, le, ncols, rows, nslow)
             return
+        if e + PAD > n:  # the buffer's last line(s): split (copied) into scratch, which has PAD to spare
+            status = 1
         # one call of the (inlined) row emitter for both kinds of line: its fields are spans of
         # ``buf``, or of ``scratch`` once unquoted (two inlined copies doubled the compile time)
         src, raw_s, raw_e = buf, fs, fe

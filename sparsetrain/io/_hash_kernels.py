@@ -105,6 +105,38 @@ def mm_feed_words(h, carry, ncarry, length, buf, start, end):
     return h, carry, r, length + n
 
 
+#: The bytes :func:`mm_feed_padded` may read past its range's end.
+PAD = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mm_feed_padded(h, carry, ncarry, length, buf, start, end):
+    """:func:`mm_feed` of a non-empty ``buf[start:end]`` where the buffer holds ``PAD`` bytes past
+    ``end`` (the caller checks that once, e.g. per line): no check here. The pending bytes and
+    the range are one stream of 4-byte blocks: block 0 is the carry joined to the first word by a
+    shift, block ``i >= 1`` the word at ``start - ncarry + 4 * i``, the last partial block is the
+    masked word after the last whole one. The first two blocks are mixed unrolled (a short key's
+    blocks; a loop whose trip count varies by row mispredicts), each kept when the stream has it.
+    For an empty range the state returned is not the state given (any state of the same shape):
+    callers that drop an empty field's hash (the CSV kernel) do not branch on it."""
+    u = np.uint64
+    h = u(h)
+    n = end - start
+    total = ncarry + n
+    nb = total >> 2  # whole blocks of the stream
+    base = start - ncarry
+    w0 = (u(carry) | (load32(buf, start) << u(8 * ncarry))) & _M
+    h = _mix_h(h, w0) if nb >= 1 or n == 0 else h
+    h = _mix_h(h, load32(buf, base + 4)) if nb >= 2 or n == 0 else h
+    i = 2
+    while i < nb:
+        h = _mix_h(h, load32(buf, base + 4 * i))
+        i += 1
+    r = total & 3
+    tail = load32(buf, base + 4 * max(nb, 1)) if nb != 0 or n == 0 else w0
+    return h, tail & ((u(1) << u(8 * r)) - u(1)), r, length + n
+
+
 @njit(cache=True, nogil=True, inline="always")
 def mm_finish(h, carry, ncarry, length):
     """The 32-bit hash (as an int64 in [0, 2**32)) of the bytes fed."""

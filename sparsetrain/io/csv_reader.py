@@ -179,7 +179,7 @@ class CSVReader(HashedTextReader):
         # chunk-sized: a fresh array a chunk was a fresh 4 MiB of a streamed epoch's address space)
         job.data, job.indices, indptr, job.labels, job.weights, scratch = self._room(
             ((rows * plan.per_row, self.dtype), (rows * plan.per_row, np.int64), (rows + 1, np.int64),
-             (rows, np.float64), (rows if weighted else 0, np.float64), (len(buf) + 1, np.uint8)))
+             (rows, np.float64), (rows if weighted else 0, np.float64), (len(buf) + CK.PAD, np.uint8)))
         indptr[0] = 0
         # the header line (names from it or from csv.columns), unless already read from a pipe
         skip = bool(job.first and s.header and not self._header_consumed)
