@@ -300,6 +300,26 @@ def test_the_row_sort_orders_ids_and_sums_repeats_as_numpy_does(bits):
                 assert (indices[0], indices[-1], data[0], data[-1]) == (-7, -9, 5.0, 6.0)
 
 
+@pytest.mark.parametrize("bits", [1, 20, 31])
+def test_the_sorting_network_orders_ids_and_flags_repeats(bits):
+    """``sort_ids`` (the CSV kernel's bitonic network, rows of up to SORT_LANES ids) sorts as numpy,
+    stores nothing outside its span and says whether an id repeats."""
+    from numba import njit
+
+    sort = njit(lambda a, start, n: CK.sort_ids(a, start, n))
+    rng = np.random.default_rng(bits)
+    for n in range(CK.SORT_LANES + 1):
+        for _ in range(10):
+            ids = rng.integers(0, 2**bits, n)
+            if n > 2 and rng.random() < 0.3:
+                ids[rng.integers(0, n)] = ids[rng.integers(0, n)]
+            indices = np.concatenate([[-7], ids, [-9] * 40])
+            repeats = sort(indices, 1, n)
+            np.testing.assert_array_equal(indices[1:1 + n], np.sort(ids))
+            assert indices[0] == -7 and (indices[1 + n:] == -9).all()
+            assert repeats == (len(np.unique(ids)) < n)
+
+
 def test_a_streamed_pass_parses_into_the_arrays_of_chunks_no_longer_held(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text("".join(f"{i % 2},{i},v{i % 7},{i % 3},w{i % 5},\n" for i in range(3000)))

@@ -37,9 +37,12 @@ import csv
 import io
 import math
 
+import llvmlite.ir as ir
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
@@ -204,6 +207,66 @@ def sort_row(indices, data, a, b, keys, vals, buckets, id_bits, unit):
             data[u(j + 1)] = v
             w += 1
     return w
+
+
+#: the most hashed ids a row's :func:`sort_ids` sorts (more: :func:`sort_row` alone)
+SORT_LANES = 32
+
+
+@intrinsic
+def sort_ids(typingctx, indices, a, n):
+    """Sort ``indices[a:a + n]`` (int64 ids below ``2**31``, ``n <= SORT_LANES``) in place by a bitonic
+    sorting network on one ``<32 x i32>`` vector (LLVM IR: on AVX-512 two registers, 15 steps of a
+    permute, an unsigned min and max and a blend each; nothing branches on the ids); the lanes past
+    ``n`` hold ``2**32 - 1``, above every id, and are not stored. Returns 1 when an id repeats (the
+    caller merges those with :func:`sort_row`), else 0. A CSV row's 27 hashed ids: about half the
+    CPU of the counting and insertion sort (isolated, 54 against 104-110 ns a row)."""
+    if not (isinstance(indices, types.Array) and indices.dtype == types.int64 and indices.ndim == 1
+            and isinstance(a, types.Integer) and isinstance(n, types.Integer)):
+        return None
+    sig = types.int64(indices, a, n)
+
+    def codegen(context, builder, sig, args):
+        b = builder
+        w = SORT_LANES
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        v32, v64, vmask = ir.VectorType(i32, w), ir.VectorType(i64, w), ir.VectorType(ir.IntType(1), w)
+
+        def splat(x):
+            v = b.insert_element(ir.Constant(v64, ir.Undefined), x, ir.Constant(i32, 0))
+            return b.shuffle_vector(v, ir.Constant(v64, ir.Undefined), ir.Constant(v32, [0] * w))
+
+        def lanes_to(v, order):  # a constant permutation (or, with a second vector, a blend)
+            return b.shuffle_vector(v[0], v[1] if len(v) > 1 else ir.Constant(v32, ir.Undefined),
+                                    ir.Constant(v32, order))
+
+        arr = context.make_array(sig.args[0])(context, b, args[0])
+        start, count = (context.cast(b, args[i], sig.args[i], types.int64) for i in (1, 2))
+        ptr = b.gep(arr.data, [start])
+        lane = ir.Constant(v64, list(range(w)))
+        active = b.icmp_signed("<", lane, splat(count))
+        load = cgutils.get_or_insert_function(b.module, ir.FunctionType(v64, [ptr.type, i32, vmask, v64]),
+                                              f"llvm.masked.load.v{w}i64.p0")
+        v = b.trunc(b.call(load, [ptr, ir.Constant(i32, 8), active, ir.Constant(v64, [0xFFFFFFFF] * w)]), v32)
+        k = 2
+        while k <= w:  # bitonic: lane i meets lane i ^ j and keeps the min where its k-block ascends
+            j = k // 2
+            while j >= 1:
+                other = lanes_to([v], [i ^ j for i in range(w)])
+                lt = b.icmp_unsigned("<", v, other)
+                lo, hi = b.select(lt, v, other), b.select(lt, other, v)
+                v = lanes_to([lo, hi], [i if ((i & j) == 0) == ((i & k) == 0) else w + i for i in range(w)])
+                j //= 2
+            k *= 2
+        after = lanes_to([v], [min(i + 1, w - 1) for i in range(w)])
+        repeats = b.and_(b.icmp_unsigned("==", v, after),
+                         b.icmp_signed("<", lane, splat(b.sub(count, ir.Constant(i64, 1)))))
+        store = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.VoidType(), [v64, ptr.type, i32, vmask]),
+                                               f"llvm.masked.store.v{w}i64.p0")
+        b.call(store, [b.zext(v, v64), ptr, ir.Constant(i32, 8), active])
+        return b.zext(b.icmp_unsigned("!=", b.bitcast(repeats, i32), ir.Constant(i32, 0)), i64)
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
@@ -490,7 +553,13 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         h, cr, nc, ln = mm_feed_padded(h, cr, nc, ln, src, fs[b], fe[b])
         indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
         nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
-    nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
+    repeats = True
+    if nnz - row_start <= SORT_LANES:
+        repeats = sort_ids(indices, row_start, nnz - row_start) != 0
+        for i in range(row_start, nnz):
+            data[np.uint64(i)] = 1.0
+    if repeats:  # (rare: ~3e-4 of the benchmark's rows) or a row of more than SORT_LANES ids
+        nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
     # ---- numeric columns, after every hashed id (a value 0 is written and not kept, as above)
     for k in range(len(num_cols)):
         c = np.uint64(num_cols[k])
