@@ -143,11 +143,11 @@ def phases(mb: float, repeat: int) -> None:
 
     from sparsetrain.io import _csv_kernels as CK
     from sparsetrain.io import _libsvm_kernels as LK
-    from sparsetrain.io._hash_kernels import PAD, mm_feed_padded, mm_finish
+    from sparsetrain.io._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish
 
     @njit(cache=False, nogil=True, _nrt=False)  # as the kernel's loop: no reference counts (session 31)
     def stages(buf, upto, delim, quote, ncols, cat_cols, states, cross_a, cross_b, mid, mid_off, hash_bits,
-               indices, data, keys, buckets, fs, fe, pos):
+               indices, data, keys, buckets, fs, fe, pos, lanes):
         """Stage ``upto``: 1 split, 2 + hashes, 3 + sort; returns entries (to keep the work alive)."""
         mask = (np.int64(1) << hash_bits) - 1
         p = 0
@@ -161,10 +161,11 @@ def phases(mb: float, repeat: int) -> None:
             total += fe[ncols - 1]
             if upto >= 2:
                 start = nnz
+                for g in range(0, len(cat_cols), LANES):  # (the benchmark's fields all fit two blocks)
+                    hash_lanes(buf, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, lanes[5], mask)
                 for i in range(len(cat_cols)):
                     c = np.uint64(cat_cols[i])
-                    h, cr, nc, ln = CK._hash_field(states, c, buf, fs[c], fe[c])
-                    indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
+                    indices[np.uint64(nnz)] = lanes[5, i]
                     nnz += fe[c] > fs[c]
                 for i in range(len(cross_a)):
                     a = np.uint64(cross_a[i])
@@ -175,7 +176,8 @@ def phases(mb: float, repeat: int) -> None:
                     indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
                     nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
                 if upto >= 3:
-                    nnz = CK.sort_row(indices, data, start, nnz, keys, data, buckets, hash_bits, True)
+                    if nnz - start > CK.SORT_LANES or CK.sort_ids(indices, start, nnz - start):
+                        nnz = CK.sort_row(indices, data, start, nnz, keys, data, buckets, hash_bits, True)
                 else:
                     nnz = start  # the same slots again: no more memory than the sort stage touches
                     total += indices[np.uint64(nnz)]
@@ -194,6 +196,7 @@ def phases(mb: float, repeat: int) -> None:
     keys, buckets = np.empty(64, np.int64), np.empty(64, np.int64)
     fs, fe = np.empty(len(plan.roles), np.int64), np.empty(len(plan.roles), np.int64)
     pos = np.empty(len(plan.roles) + 80, np.int64)
+    lanes = CK.hash_lane_table(plan.cat_cols, plan.prefix_states)
 
     def stage(k):
         cpu = 0.0
@@ -204,7 +207,7 @@ def phases(mb: float, repeat: int) -> None:
             else:
                 stages(buf, k, ord(plan.delimiter), ord('"'), len(plan.roles), plan.cat_cols, plan.prefix_states,
                        plan.cross_a, plan.cross_b, mid, plan.cross_mid_off, 20, indices, data, keys,
-                       buckets, fs, fe, pos)
+                       buckets, fs, fe, pos, lanes)
             cpu += time.thread_time() - t
         return cpu
 

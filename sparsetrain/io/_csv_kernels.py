@@ -46,7 +46,7 @@ from numba.extending import intrinsic
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
-from ._hash_kernels import PAD, mm_feed_padded, mm_finish, murmurhash3_32
+from ._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
                             I_ROWS, N_COMMON, eq_mask64, flatten, record_error)
 
@@ -499,10 +499,12 @@ def _text_label(src, s, e, raw_s, raw_e, row, label_bits, texts, text_bytes, slo
 
 @njit(cache=True, nogil=True, inline="always")
 def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
-              prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
+              prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, lanes, data, indices, labels, rows,
               nnz, slow, nslow, keys, buckets, hash_bits, weight_col, weights):
     """The label and entries of one split row (fields ``src[fs[c]:fe[c]]``, raw spans ``rs``/``re_``
-    in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``."""
+    in the chunk for messages and slow numbers): ``(code, err_start, err_end, aux, nnz, nslow)``.
+    (30 arguments at most: CPython passes more as a tuple, which numba's inliner cannot take.)"""
+    hash_size = np.int64(1) << hash_bits
     mask = hash_size - 1
     # ---- the label (label_col -1: the file has none, rows scored without labels: NaN)
     if label_col < 0:
@@ -540,10 +542,21 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     row_start = nnz
     # (an empty field is hashed too and its entry not kept: no branch per field, whose outcome
     # varies from row to row, i.e. mispredicts)
-    for i in range(len(cat_cols)):
+    ncat = len(cat_cols)
+    hashed = lanes[5]
+    for g in range(0, ncat, LANES):  # LANES fields at once; a field too long for that, one at a time
+        long_ = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, hashed, mask)
+        if ncat - g < LANES:
+            long_ &= (np.int64(1) << (ncat - g)) - 1
+        while long_ != 0:
+            i = np.uint64(g + trailing_zeros(long_))
+            c = np.uint64(cat_cols[i])
+            h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
+            hashed[i] = mm_finish(h, cr, nc, ln) & mask
+            long_ &= long_ - 1
+    for i in range(ncat):
         c = np.uint64(cat_cols[i])
-        h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
-        indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
+        indices[np.uint64(nnz)] = hashed[np.uint64(i)]
         nnz += fe[c] > fs[c]
     for i in range(len(cross_a)):
         a = np.uint64(cross_a[i])
@@ -587,6 +600,22 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
 
 
 @njit(cache=True, nogil=True)
+def hash_lane_table(cat_cols, prefix_states):
+    """The categorical columns as :func:`hash_lanes`' lanes, a multiple of ``LANES`` (the last group's
+    spare lanes hash the first column again): rows column, its prefix state's h, carry, ncarry,
+    length, and a row for the hashes."""
+    ncat = len(cat_cols)
+    nl = (ncat + LANES - 1) // LANES * LANES
+    lanes = np.empty((6, nl), np.int64)
+    for i in range(nl):
+        c = cat_cols[i if i < ncat else 0]
+        lanes[0, i] = c
+        for k in range(4):
+            lanes[1 + k, i] = prefix_states[c, k]
+    return lanes
+
+
+@njit(cache=True, nogil=True)
 def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles, label_col, num_cols, log1p,
                     cat_cols, prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits,
                     scratch, data, indices, row_ends, labels, nnz_base, slow, weight_col, weights):
@@ -627,12 +656,13 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         scratch = np.empty(n + PAD, np.uint8)
     mid = np.zeros(len(cross_mid) + PAD, np.uint8)  # the crosses' middle bytes, padded for the field hash
     mid[:len(cross_mid)] = cross_mid
+    lanes = hash_lane_table(cat_cols, prefix_states)
     texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
     text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
     _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
                  prefix_states, cross_a, cross_b, mid, cross_mid_off, hash_bits, scratch, data, indices,
                  row_ends, labels, labels.view(np.uint64), nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_,
-                 keys, buckets, texts, text_bytes, pos)
+                 keys, buckets, texts, text_bytes, pos, lanes)
     return info
 
 
@@ -640,7 +670,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
 def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
                  prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_bits, scratch, data, indices,
                  row_ends, labels, label_bits, nnz_base, slow, weight_col, weights, info, fs, fe, rs, re_, keys,
-                 buckets, texts, text_bytes, pos):
+                 buckets, texts, text_bytes, pos, lanes):
     """:func:`parse_csv_chunk`'s loop over the lines, given its scratch arrays (``fs`` ... ``text_bytes``).
     Compiled without numba's reference counts (``_nrt=False``: it allocates nothing). With them, the
     inlined helpers' array arguments (the row emitter's 20, the split's 3) cost an atomic add and
@@ -648,7 +678,6 @@ def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col
     ~60 a row, ~30 % of the kernel's CPU (A/B, same output)."""
     n = len(buf)
     ncols = len(fs)
-    hash_size = np.int64(1) << hash_bits
     nslow = 0
     rows = 0
     nnz = 0
@@ -688,7 +717,7 @@ def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col
         if code == OK:
             code, es, ee, aux, nnz, nslow = _emit_row(
                 src, fs, fe, raw_s, raw_e, line_start, le, value_limit, label_col, num_cols, log1p, cat_cols,
-                prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, hash_size, data, indices, labels, rows,
+                prefix_states, cross_a, cross_b, cross_mid, cross_mid_off, lanes, data, indices, labels, rows,
                 nnz, slow, nslow, keys, buckets, hash_bits, weight_col, weights)
         if code != OK:
             record_error(info, code, es, ee, aux, rows, nslow)
