@@ -163,7 +163,8 @@ def test_long_numbers_are_converted_as_python_float(tmp_path):
 def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
     """The kernel's digits-only fast path and its fallbacks (spaces, signs, fractions, 16+ digits)."""
     cells = ["", " ", "0", "-0", "007", " 12 ", "-3", "+4", "1e2", "0.0", "-0.0", "9" * 15, "9" * 16, "1" * 19,
-             "0000000000000000000005", "9" * 20, "3.", "\t8", "12345678", "99999999", "1234567", "123456789"]
+             "0000000000000000000005", "9" * 20, "3.", "\t8", "12345678", "99999999", "1234567", "123456789",
+             "1023", "1024", "5000", "00001024"]
     text = "".join(f"1,{a},u,{b},v,\n" for a, b in zip(cells, cells[::-1]))
     p = tmp_path / "a.csv"
     p.write_text(text)
