@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from sparsetrain.base import ConfigError, DataFormatError
 from sparsetrain.engines.compiled.kernels import csr_check
@@ -301,13 +302,15 @@ def test_the_row_sort_orders_ids_and_sums_repeats_as_numpy_does(bits):
                 assert (indices[0], indices[-1], data[0], data[-1]) == (-7, -9, 5.0, 6.0)
 
 
+@njit
+def _sort_ids(indices, start, n):
+    return CK.sort_ids(indices, start, n)
+
+
 @pytest.mark.parametrize("bits", [1, 20, 31])
 def test_the_sorting_network_orders_ids_and_flags_repeats(bits):
     """``sort_ids`` (the CSV kernel's bitonic network, rows of up to SORT_LANES ids) sorts as numpy,
     stores nothing outside its span and says whether an id repeats."""
-    from numba import njit
-
-    sort = njit(lambda a, start, n: CK.sort_ids(a, start, n))
     rng = np.random.default_rng(bits)
     for n in range(CK.SORT_LANES + 1):
         for _ in range(10):
@@ -315,7 +318,7 @@ def test_the_sorting_network_orders_ids_and_flags_repeats(bits):
             if n > 2 and rng.random() < 0.3:
                 ids[rng.integers(0, n)] = ids[rng.integers(0, n)]
             indices = np.concatenate([[-7], ids, [-9] * 40])
-            repeats = sort(indices, 1, n)
+            repeats = _sort_ids(indices, 1, n)
             np.testing.assert_array_equal(indices[1:1 + n], np.sort(ids))
             assert indices[0] == -7 and (indices[1 + n:] == -9).all()
             assert repeats == (len(np.unique(ids)) < n)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from sparsetrain.io import _hash_kernels as HK
 from sparsetrain.io.hashing import HASH_SEED, feature_id, hash_strings, murmurhash3_32
@@ -72,6 +73,11 @@ def test_feeding_padded_equals_feeding_by_bytes(prefix, body, pad, data):
     assert HK.mm_finish(*padded) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))
 
 
+@njit
+def _hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask):
+    return HK.hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.binary(max_size=6), st.binary(max_size=14)), min_size=1, max_size=2 * HK.LANES),
        st.binary(min_size=HK.PAD, max_size=HK.PAD))
@@ -79,9 +85,6 @@ def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
     """``hash_lanes`` (the CSV kernel's categorical hashes, LANES fields at once): each lane is the
     murmur hash of its prefix then its field, or is flagged as too long for two blocks (exactly
     those), whatever bytes follow the fields; an empty field's lane is not checked (not used)."""
-    from numba import njit
-
-    hash_lanes = njit(lambda *a: HK.hash_lanes(*a))
     body = b"".join(field for _, field in pairs)
     buf = np.frombuffer(body + pad, np.uint8)
     ends = np.cumsum([len(f) for _, f in pairs])
@@ -98,7 +101,7 @@ def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
     out = np.zeros(nl, np.int64)
     mask = 2**20 - 1
     for g in range(0, nl, HK.LANES):
-        long_ = hash_lanes(buf, fs, fe, cols, states[0].copy(), states[1].copy(), states[2].copy(), states[3].copy(),
+        long_ = _hash_lanes(buf, fs, fe, cols, states[0].copy(), states[1].copy(), states[2].copy(), states[3].copy(),
                            g, out, mask)
         for lane in range(min(HK.LANES, len(pairs) - g)):
             prefix, field = pairs[g + lane]
