@@ -48,7 +48,7 @@ from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, eq_mask64, flatten, record_error)
+                            I_ROWS, N_COMMON, eq_mask64, eq_mask_tail, flatten, record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -269,29 +269,13 @@ def sort_ids(typingctx, indices, a, n):
     return sig, codegen
 
 
-@njit(cache=True, nogil=True)
-def _sep_bits_tail(buf, b, delim):
-    """:func:`_sep_bits` of a block that runs past the buffer's end (its bytes there count as none)."""
-    m = np.uint64(0)
-    for k in range(len(buf) - b):
-        c = buf[np.uint64(b + k)]
-        m |= np.uint64((c == delim) | (c == 10)) << np.uint64(k)
-    return m
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _sep_bits(buf, b, delim):
-    """Bit ``k`` set where ``buf[b + k]`` is ``delim`` or a newline, for the 64 bytes from ``b``.
-    A whole block is a loop of constant length that LLVM vectorizes (~12 ns a row of the
-    benchmark's TSV); the last, partial block is a call (a loop of variable length here kept
-    the whole split from being vectorized: 6x slower)."""
+    """Bit ``k`` set where ``buf[b + k]`` is ``delim`` or a newline, for the 64 bytes from ``b``
+    (``_scan_kernels.eq_mask64``; the last, partial block ``eq_mask_tail``)."""
     if b + 64 > len(buf):
-        return _sep_bits_tail(buf, b, delim)
-    m = np.uint64(0)
-    for k in range(64):
-        c = buf[np.uint64(b + k)]
-        m |= np.uint64((c == delim) | (c == 10)) << np.uint64(k)
-    return m
+        return eq_mask_tail(buf, b, delim, 10, 10)
+    return eq_mask64(buf, b, delim, 10, 10)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -311,22 +295,6 @@ def _next_sep(buf, b, m, delim):
         m = _sep_bits(buf, b, delim)
     q = b + np.int64(trailing_zeros(m))
     return q, b, m & (m - np.uint64(1))
-
-
-@njit(cache=True, nogil=True)
-def _line_masks_tail(buf, b, delim, quote):
-    """:func:`_split_line`'s masks of a block that runs past the buffer's end (its bytes there count as none)."""
-    seps = newlines = quotes = np.uint64(0)
-    for k in range(len(buf) - b):
-        c = buf[np.uint64(b + k)]
-        bit = np.uint64(1) << np.uint64(k)
-        if c == delim or c == 10:
-            seps |= bit
-        if c == 10:
-            newlines |= bit
-        if c == quote:
-            quotes |= bit
-    return seps, newlines, quotes
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -355,8 +323,10 @@ def _split_line(buf, p, delim, quote, fs, fe, ncols, pos):
             seps = eq_mask64(buf, b, delim, 10, 10)
             newlines = eq_mask64(buf, b, 10, 10, 10)
             quotes = eq_mask64(buf, b, quote, quote, quote)
-        else:
-            seps, newlines, quotes = _line_masks_tail(buf, b, delim, quote)
+        else:  # the buffer's last, partial block
+            seps = eq_mask_tail(buf, b, delim, 10, 10)
+            newlines = eq_mask_tail(buf, b, 10, 10, 10)
+            quotes = eq_mask_tail(buf, b, quote, quote, quote)
         seps &= ~below
         newlines &= ~below
         starts = (seps << one) | start

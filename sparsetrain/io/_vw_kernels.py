@@ -83,8 +83,9 @@ def _token_bits_tail(buf, b):
 @njit(cache=True, nogil=True, inline="always")
 def _token_bits(buf, b):
     """Bit masks of the 64 bytes from ``b``: where a feature token ends (whitespace, ``|``, a newline)
-    and where a ``:`` is; a loop of constant length that LLVM vectorizes, as the CSV kernel's
-    ``_sep_bits`` (the last, partial block is a call, for the same reason)."""
+    and where a ``:`` is; a loop of constant length that LLVM vectorizes (the last, partial block is a
+    call: a loop of variable length inlined here kept LLVM from vectorizing the scan, as it once did
+    the CSV kernel's split)."""
     if b + 64 > len(buf):
         return _token_bits_tail(buf, b)
     ends = np.uint64(0)
