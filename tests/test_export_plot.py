@@ -95,6 +95,8 @@ def test_export_leaves_out_the_rows_of_a_weight_that_starts_random(tmp_path):
     assert not any(line.startswith("factors,") for line in csv_text.splitlines())
     top = json.loads(cli("export", run, "--top", "3").stdout)["parameters"]["factors"]
     assert len(top["rows"]) == 3 and "left_out" not in top
+    res = cli("export", run, "--top", "3", "--all")
+    assert res.exit_code == 2 and one_error_line(res.stderr) == "error: --top and --all exclude each other"
     path = tmp_path / "all.csv"
     assert cli("export", run, "--all", "--out", path).exit_code == 0
     want = checkpoint(run, 1)

@@ -139,6 +139,8 @@ def export_model(model, run_path: str | None = None, top: int | None = None, all
 
     if top is not None and top < 1:
         raise ConfigError(f"--top {top}: must be at least 1")
+    if top is not None and all_rows:
+        raise ConfigError("--top and --all exclude each other")
     arg, _ = load_params(model.params_path)
     names = read_feature_names(run_path) if run_path else {}
     model_cfg = (load_run_config(run_path) or {}).get("model") if run_path else None
