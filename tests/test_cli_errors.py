@@ -788,3 +788,20 @@ def test_a_model_path_that_is_no_run_is_a_usage_error(tmp_path, command):
         assert res.exit_code == 2, res.stderr
         assert one_error_line(res.stderr) == (f"error: {model}: not a run directory, config or checkpoint prefix "
                                               f"({model}-symbol.json not found)")
+
+
+def test_a_csv_error_on_stdin_names_the_line_counting_the_header(tmp_path):
+    # the header line of a pipe is read before its chunks, which counted their lines from 1: line 4 was
+    # '<stdin>:3' (streamed, or read into a disk cache: the same reader)
+    import subprocess
+    import sys
+
+    config = tmp_path / "m.yaml"
+    config.write_text("data: {train: '-', format: csv, label: y, categorical: [a], numeric: [b], hash_bits: 4}\n"
+                      "model: {preset: logistic}\noptimizer: {name: sgd, learning_rate: 0.1}\ntrain: {epochs: 1}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "fit", str(config), "-q", "--output",
+                          str(tmp_path / "r")],
+                         input=b"y,a,b\n1,x,2\n0,y,1\n1,y,abc\n", capture_output=True, env=env)
+    assert res.returncode == 1
+    assert one_error_line(res.stderr.decode()) == "error: <stdin>:4: column 'b': 'abc' is not a number"

@@ -248,6 +248,8 @@ class CSVReader(HashedTextReader):
 
     def _check(self, job: TextJob, begin: int, cache: dict) -> None:
         info, buf, plan = job.info, job.buf, self.plan()
+        if self._header_consumed:  # a pipe's header, read before its chunks: their lines count from line 2
+            cache.setdefault("before", 1)
         texts = {}
         for kind, pos, start, end in job.slow[: int(info[CK.I_NSLOW])]:
             raw = _unquote(token_text(buf, int(start), int(end), 10**6), plan.delimiter, self.schema.quote)
