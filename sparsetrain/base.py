@@ -88,10 +88,12 @@ Context.default_ctx = cpu()  # MXNet's class-level default context (always the C
 
 
 def did_you_mean(name, choices) -> str:
-    """`` (did you mean 'x'?)`` for the choice closest to ``name``, or ``""`` when none is close."""
+    """`` (did you mean 'x'?)`` for the choice closest to ``name`` (one that differs in case only first:
+    a column ``Y`` for ``y``, which difflib does not find close), or ``""`` when none is close."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    texts = [str(c) for c in choices]
+    close = [c for c in texts if c.lower() == str(name).lower()] or difflib.get_close_matches(str(name), texts, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

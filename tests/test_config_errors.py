@@ -311,3 +311,17 @@ def test_true_or_false_for_a_number_is_named(override, message):
         load_config(str(LINREG), [override])
     assert _one_line(str(e.value)) == message
     assert load_config(str(LINREG), ["data.shuffle=true", "train.epochs=3"]).train.epochs == 3
+
+
+def test_a_name_that_differs_in_case_is_suggested(tmp_path):
+    # difflib finds nothing close to a one-letter name: `label: Y` for a column `y` got no hint
+    from sparsetrain.base import did_you_mean
+
+    assert did_you_mean("Y", ["a", "y", "b"]) == " (did you mean 'y'?)"
+    assert did_you_mean("Batch_Size", ["batch_size", "shuffle"]) == " (did you mean 'batch_size'?)"
+    assert did_you_mean("q", ["a", "b"]) == ""
+    (tmp_path / "d.csv").write_text("y,a\n1,x\n0,z\n")
+    (tmp_path / "m.yaml").write_text("data: {train: d.csv, label: Y, categorical: [a]}\nmodel: {preset: logistic}\n")
+    res = _cli("fit", tmp_path / "m.yaml", "--output", tmp_path / "r")
+    assert res.exit_code == 2
+    assert res.stderr == f"error: data.label: no column 'Y' in the header of {tmp_path / 'd.csv'} (did you mean 'y'?)\n"
