@@ -648,6 +648,10 @@ def test_accuracy_on_a_regression_model_is_a_usage_error_not_an_internal_one(tmp
     assert res.exit_code == 2 and one_error_line(res.stderr) == (
         "error: metric 'accuracy' does not apply to a LinearRegressionOutput model (it scores "
         "LogisticRegressionOutput, SoftmaxOutput)")  # (not "metric: metric 'accuracy' ...")
+    bad = tmp_path / "bad.libsvm"  # the usage error comes before the data is read (it read all of it first)
+    bad.write_text("1 0:1\n2 x:1\n")
+    res = cli("evaluate", tmp_path / "r", bad, "--metric", "accuracy")
+    assert res.exit_code == 2 and "metric 'accuracy' does not apply" in one_error_line(res.stderr)
 
 
 def test_plot_writes_the_format_its_out_extension_names(tmp_path):

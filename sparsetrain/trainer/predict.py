@@ -192,13 +192,13 @@ class TrainedModel:
             metric = make_metric(names)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"metric: {e}") from None
-        it = self._iter(path, with_labels=True)
-        mod = self._module(it, path)
-        shape = mod.output_shapes[0][1]
+        outputs = self._classes() or 1  # (from the symbol: known before the data is read)
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
-            why = metric_mod.not_applicable(n, self.loss_op, int(shape[-1]) if len(shape) > 1 else 1)
+            why = metric_mod.not_applicable(n, self.loss_op, outputs)
             if why:
                 raise ConfigError(why)  # ("metric 'auc' does not apply to ...": it names the metric)
+        it = self._iter(path, with_labels=True)
+        mod = self._module(it, path)
         mod.score(it, metric)
         return metric_values(names, metric)
 
