@@ -10,7 +10,7 @@ import click
 
 
 @click.command("init", short_help="Write a starter config for a data file.")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--task", required=True, metavar="TASK",
               help="binary (two label values: of numbers the larger, of CSV/TSV texts a name such as yes/click "
                    "or else the later in sorted order, is the positive class), regression, or multiclass "
@@ -31,8 +31,13 @@ def init_command(data, task, preset, out, force, label):
 
 
 def _init(data, task, preset, out, force, label) -> int:
+    from .base import ConfigError
     from .cli_fit_display import reading
     from .config.starter import write_starter_config
+
+    if data == "-":  # (click said "File '-' does not exist")
+        raise ConfigError("DATA: init reads a file, not stdin ('-'): the config it writes names the file to train "
+                          "on; save the data to a file first (a config may still train on stdin: data.train: '-')")
 
     command = " ".join(["sparsetrain init", data, "--task", task] + (["--preset", preset] if preset else [])
                        + (["--label", label] if label else []) + ["--out", out])

@@ -120,6 +120,15 @@ def test_init_usage_errors(tmp_path, args, message):
     assert not (tmp_path / "x.yaml").exists()
 
 
+def test_init_of_stdin_says_it_needs_a_file(tmp_path):
+    # click said "Invalid value for 'DATA': File '-' does not exist"
+    result = CliRunner().invoke(main, ["init", "-", "--task", "binary", "--out", str(tmp_path / "x.yaml")],
+                                input=(DATA / "binary.libsvm").read_bytes())
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: DATA: init reads a file, not stdin ('-'): ")
+    assert not (tmp_path / "x.yaml").exists()
+
+
 def test_init_as_a_subprocess(tmp_path):
     config = tmp_path / "model.yaml"
     proc = subprocess.run([sys.executable, "-m", "sparsetrain.cli", "init", str(DATA / "multiclass.libsvm"),
