@@ -112,14 +112,18 @@ def _digest(K, chunks, out) -> list:
 
 def huge_share(path: str) -> float:
     """The share of ``path``'s bytes that its page cache maps as 2 MiB pages (Linux: ``FilePmdMapped`` of a
-    fresh map of it, all its pages mapped; 0 where that cannot be read)."""
+    fresh map of it, all its pages mapped; 0 where that cannot be read). Pages not cached are read in as a
+    sparsetrain pass reads them (the map asks for huge pages)."""
     import ctypes
     import mmap
+
+    from sparsetrain.io.chunks import _huge_pages
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
+        _huge_pages(mm)
         buf = np.frombuffer(mm, np.uint8)
         madvise = ctypes.CDLL(None).madvise
         madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
