@@ -325,3 +325,16 @@ def test_a_name_that_differs_in_case_is_suggested(tmp_path):
     res = _cli("fit", tmp_path / "m.yaml", "--output", tmp_path / "r")
     assert res.exit_code == 2
     assert res.stderr == f"error: data.label: no column 'Y' in the header of {tmp_path / 'd.csv'} (did you mean 'y'?)\n"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.train=[a, b", "--set data.train: '[a, b' is not a YAML list or mapping (expected ',' or ']', but got "
+                         "'<stream end>')"),
+    ("optimizer={name: sgd", "--set optimizer: '{name: sgd' is not a YAML list or mapping (expected ',' or '}', "
+                             "but got '<stream end>')"),
+])
+def test_a_set_list_or_mapping_that_is_no_yaml_is_named(override, message):
+    # it became the text '[a, b' (data.train: "no file matches '.../[a, b'")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(LINREG), [override])
+    assert str(info.value) == message
