@@ -254,6 +254,20 @@ def test_disk_full_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path
     assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
 
 
+def test_a_full_disk_at_the_first_checkpoint_json_leaves_a_run_to_start_again(tmp_path, monkeypatch):
+    # the epoch's .params/.states stayed without checkpoint.json: the error said 'no checkpoint was written', and
+    # --resume then called the directory incomplete ('restore the file, or start over')
+    out = tmp_path / "full"
+    _disk_full_at(monkeypatch, "checkpoint.json")
+    res = cli("fit", LINREG, "--output", out, "--epochs", 2, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code == 1 and one_error_line(res.stderr).endswith("no checkpoint was written")
+    assert not list((out / "checkpoints").glob("model-0*"))
+    monkeypatch.undo()
+    res = cli("fit", LINREG, "--output", out, "--resume", "--epochs", 2, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code == 2 and "has no checkpoint to resume from (its run stopped before the first one)" in (
+        one_error_line(res.stderr))
+
+
 def test_disk_full_from_the_first_write_names_the_file(tmp_path, monkeypatch):
     _disk_full_at(monkeypatch, "config.yaml")
     res = cli("fit", LINREG, "--output", tmp_path / "full", *FAST)

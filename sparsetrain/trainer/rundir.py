@@ -383,12 +383,20 @@ class RunDir:
     def write_checkpoint(self, epoch: int, save, state: dict) -> str:
         """``save(prefix, epoch)`` writes the checkpoint files; then ``checkpoint.json`` (``state`` plus
         ``epoch`` and ``prefix``), then older checkpoints beyond ``keep`` are removed. Returns the
-        ``.params`` path."""
-        with writing(self.params_path(epoch)):
-            save(self.prefix, epoch)
+        ``.params`` path. A failure (a full disk, Ctrl-C) removes what this checkpoint wrote: files that
+        ``checkpoint.json`` does not name made ``--resume`` call a first checkpoint's directory incomplete."""
         path = os.path.join(self.path, STATE_FILE)
-        with writing(path):
-            write_atomic(path, json.dumps({"epoch": epoch, "prefix": CHECKPOINT_PREFIX, **state}))
+        try:
+            with writing(self.params_path(epoch)):
+                save(self.prefix, epoch)
+            with writing(path):
+                write_atomic(path, json.dumps({"epoch": epoch, "prefix": CHECKPOINT_PREFIX, **state}))
+        except BaseException:
+            for p, e in _checkpoint_files(self.path).items():
+                if e == epoch:
+                    with contextlib.suppress(OSError):
+                        os.unlink(p)
+            raise
         self.checkpoint = self.params_path(epoch)
         self._prune(epoch, (state.get("best") or {}).get("epoch"))
         return self.checkpoint
