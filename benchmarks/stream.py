@@ -3,6 +3,7 @@
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
                                 [--chunk-mb MiB] [--also-chunk-mb MiB ...] [--workers N] [--ahead N] [--against REV ...] [--trace]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
+    python -m benchmarks.stream --beside [--batch-sizes 1] [--repeat 7]
 
 Speed (samples/s of streamed and disk-cached epochs against in-memory ones): one LibSVM file (``benchmarks/_work/reg_full_<rows>x<features>.libsvm``, made with
 ``generate_libsvm`` as ``benchmarks.run`` makes it; zipf columns, 23 nnz/row); a linear regression
@@ -48,6 +49,12 @@ costs ~0.02 CPU s a pass of this file more in 4 KiB pages (``benchmarks.parse_ke
 Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
 process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
 and momentum, float32). The target: peak ≤ model + 300 MB, and the same for both sizes.
+What the other core's work costs the training (``--beside``): the training thread's CPU seconds of in-memory
+epochs alone and with another thread busy beside them the whole epoch, in turn each round: parsing the file
+(``LibSVMReader``, one parser thread), a loop of arithmetic on registers (no memory traffic: what two busy cores
+cost each other on this machine, e.g. a lower clock or shared execution units), and a loop reading a 64 MiB
+array (memory and shared-cache traffic). A streamed epoch trains beside the parse: its training thread's CPU
+for the same rows is the "parse" line's, not the "alone" one's.
 Nothing here is a test: no timing is asserted anywhere.
 """
 from __future__ import annotations
@@ -219,6 +226,65 @@ class _Trace:
         out.update({f"trainer ms {k}": 1e3 * v for k, v in spent.items()})
         out["trainer ms on the rest"] = 1e3 * (end - start) - sum(out[f"trainer ms {k}"] for k in spent)
         return out
+
+
+def beside(args) -> None:
+    """``--beside``: the training thread's CPU of in-memory epochs alone and beside other work (see the module's doc)."""
+    from numba import njit
+
+    import sparsetrain as st
+
+    @njit(nogil=True)
+    def arithmetic(n):
+        x = 1.0
+        for _ in range(n):
+            x = x * 1.0000001 + 1e-9
+        return x
+
+    @njit(nogil=True)
+    def read(a):
+        s = 0.0
+        for i in range(0, a.shape[0], 8):  # a float64 per 64-byte line
+            s += a[i]
+        return s
+
+    path = args.file or _file(args.rows, args.features)
+    X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
+    big = np.ones(64 << 17)
+    arithmetic(10), read(big[:8])
+    reader = st.io.LibSVMReader(path, num_features=args.features, zero_based=True, num_labels=1, workers=1)
+    stop = threading.Event()
+    work = {"arithmetic": lambda: arithmetic(2_000_000), "memory": lambda: read(big),
+            "parse": lambda: all(not stop.is_set() for _ in reader)}
+
+    def busy(kind):
+        while not stop.is_set():
+            work[kind]()
+
+    for batch in args.batch_sizes:
+        it = st.io.NDArrayIter(X, y, batch, last_batch_handle="discard", label_name="label")
+        mod = _module(it, args.features, batch)
+        metric = st.metric.create("mse")
+        mod.run_epoch(it, metric, engine="compiled")
+        cpu = {kind: [] for kind in ("alone", "parse", "arithmetic", "memory")}
+        for _ in range(args.repeat):
+            for kind in cpu:
+                thread = None
+                if kind != "alone":
+                    stop.clear()
+                    thread = threading.Thread(target=busy, args=(kind,))
+                    thread.start()
+                    time.sleep(0.02)  # under way before the epoch starts
+                c0 = time.thread_time()
+                mod.run_epoch(it, metric, engine="compiled")
+                cpu[kind].append(time.thread_time() - c0)
+                if thread is not None:
+                    stop.set()
+                    thread.join()
+        alone = np.median(cpu["alone"])
+        print(f"batch {batch:>4}: the training thread's CPU s per in-memory epoch (median of {args.repeat}, min): "
+              + ", ".join(f"{kind} {np.median(v):.4f} ({min(v):.4f}, {np.median(v) / alone:.2f}x)" for kind, v in cpu.items())
+              + f"   load {os.getloadavg()[0]:.1f}")
 
 
 def _parse_speed(path, features, chunk_mb, repeat, workers=None) -> float:
@@ -432,6 +498,8 @@ def main(argv=None) -> None:
                    help="git revisions whose LibSVM kernels parse further streamed variants (one each)")
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--trace", action="store_true", help="trace the streamed epochs' threads: idle cores by phase")
+    p.add_argument("--beside", action="store_true",
+                   help="the training thread's CPU of in-memory epochs alone and beside a parse or other work")
     p.add_argument("--rss", action="store_true")
     p.add_argument("--rss-gb", type=float, nargs="+", default=[0.75, 1.5])
     p.add_argument("--rss-files", nargs="+", help="existing zero-based LibSVM files instead of generated ones")
@@ -441,6 +509,8 @@ def main(argv=None) -> None:
         _child(args.child, args.features, args.chunk_mb)
     elif args.rss:
         rss(args)
+    elif args.beside:
+        beside(args)
     else:
         speed(args)
 
