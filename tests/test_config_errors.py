@@ -338,3 +338,17 @@ def test_a_set_list_or_mapping_that_is_no_yaml_is_named(override, message):
     with pytest.raises(ConfigError) as info:
         load_config(str(LINREG), [override])
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("text, line", [
+    ("data:\n  train: -\n  num_features: 100\nmodel: {preset: linear}\n", 2),
+    ("data:\n  num_features: 100\n  train: -   # stdin\nmodel: {preset: linear}\n", 3),
+])
+def test_a_bare_dash_for_stdin_says_to_quote_it(tmp_path, text, line):
+    # `train: -` (as `--set data.train=-` reads) is a YAML list in a file: 'sequence entries are not allowed here'
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(info.value) == (f"{path}:{line}: invalid YAML: sequence entries are not allowed here (a bare - "
+                               "starts a list; stdin is written in quotes: train: \"-\")")

@@ -29,7 +29,7 @@ def load_config(path: str, overrides=(), *, check_files: bool = False) -> Config
     try:
         doc = parse_yaml(text, path)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{yaml_error_text(e, path)}{init}") from None
+        raise ConfigError(f"{yaml_error_text(e, path)}{_bare_dash_hint(text, e)}{init}") from None
     if doc is None:
         raise ConfigError(f"{path}: the config is empty; it needs data and model keys at least (`sparsetrain init "
                           "DATA --task ... --out CONFIG` writes one for your data)")
@@ -102,6 +102,18 @@ def _count_features_for_preset(doc: dict, base_dir: str) -> tuple[dict, list[str
         return doc, []
     n, note = counted
     return {**doc, "data": {**data, "num_features": n}}, [note]
+
+
+def _bare_dash_hint(text: str, e: yaml.YAMLError) -> str:
+    """What to write when the line of a YAML error is ``key: -``: a bare dash opens a list (stdin is ``"-"``)."""
+    import re
+
+    mark = getattr(e, "problem_mark", None)
+    lines = text.splitlines()
+    if mark is None or mark.line >= len(lines):
+        return ""
+    m = re.match(r"\s*([\w.-]+):\s+-\s*(#.*)?$", lines[mark.line])
+    return f" (a bare - starts a list; stdin is written in quotes: {m[1]}: \"-\")" if m else ""
 
 
 def apply_override(doc: dict, item: str) -> None:
