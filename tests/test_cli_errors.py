@@ -809,3 +809,18 @@ def test_a_csv_error_on_stdin_names_the_line_counting_the_header(tmp_path):
                          input=b"y,a,b\n1,x,2\n0,y,1\n1,y,abc\n", capture_output=True, env=env)
     assert res.returncode == 1
     assert one_error_line(res.stderr.decode()) == "error: <stdin>:4: column 'b': 'abc' is not a number"
+
+
+def test_a_csv_file_without_a_header_read_with_one_says_so(tmp_path):
+    # its first data line became the header: "data.label: no column 'y' in the header of d.csv (columns: 1, x, 2)"
+    (tmp_path / "d.csv").write_text("1,x,2\n0,y,1\n")
+    config = tmp_path / "m.yaml"
+    config.write_text("data: {train: d.csv, label: y, categorical: [a], numeric: [b], hash_bits: 4}\n"
+                      "model: {preset: logistic}\n")
+    res = cli("fit", config, "--output", tmp_path / "r")
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr) == (
+        f"error: data.label: no column 'y' in the header of {tmp_path / 'd.csv'} (columns: 1, x, 2: the first line "
+        "looks like data; a file without a header needs data.csv.header: false and data.csv.columns: [...])")
+    res = cli("fit", config, "--output", tmp_path / "r", "-q", "--set", "data.csv={header: false, columns: [y, a, b]}")
+    assert res.exit_code == 0, res.stderr

@@ -24,6 +24,15 @@ def _yaml_char(c: str) -> str:
     return '"\\t"' if c == "\t" else repr(c)
 
 
+def _number(text: str) -> bool:
+    """Whether a header field is a number (a data line read as the header)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class CSVSchema:
     """What the columns of a CSV/TSV file are.
@@ -124,4 +133,8 @@ class CSVSchema:
                 if delimiter is not None and len(columns) == 1 and other:  # (a TSV named .csv, say)
                     hint = (f" (it reads as one column, split by {k}.csv.delimiter {delimiter!r}; it holds "
                             f"{_OTHER_DELIMITERS[other]}: set {k}.csv.delimiter: {_yaml_char(other)})")
+                elif delimiter is not None and not did_you_mean(n, columns) and any(map(_number, columns)):
+                    hint = (f" (columns: {', '.join(columns[:6])}{', ...' if len(columns) > 6 else ''}: the first "
+                            f"line looks like data; a file without a header needs {k}.csv.header: false and "
+                            f"{k}.csv.columns: [...])")
                 raise ConfigError(f"{k}.{role}: no column {n!r} in {where}{hint}")
