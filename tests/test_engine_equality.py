@@ -152,6 +152,11 @@ def test_the_engine_line_names_the_multipliers_a_parameter_trains_with():
     mod.init_optimizer(optimizer=st.optimizer.SGD(sym=mod.symbol), force_init=True)
     assert mod.choose_engine("auto", it)[1] == ("LinearRegressionOutput(dot(data, weight (lr_mult 0.5)) + "
                                                 "dot(data, fc_weight (wd_mult 2)) + bias)")
+    # the compile step's target (kept per binding, whatever the optimizer) names them plainly
+    from sparsetrain.engines import compiled
+
+    assert compiled.compile_model(mod.view()).reason == ("LinearRegressionOutput(dot(data, weight) + "
+                                                         "dot(data, fc_weight) + bias)")
 
 
 def test_compiled_engine_stops_on_nan_with_epoch_and_batch():

@@ -57,8 +57,7 @@ def fused_metric_names(metric):
 
 def match_view(view: ModuleView) -> Match:
     """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside)."""
-    return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes,
-                        lambda p: parameter_label(view, p))
+    return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
 
 
 def parameter_label(view: ModuleView, name: str) -> str:
@@ -82,9 +81,9 @@ def compile_model(view: ModuleView) -> Match:
     metrics aside). A hand-fused epoch kernel that the loss's fused form names (``epoch_kernels``) when
     the graph is the kernel's pattern; else the generated plan of the graph (:func:`.plan.lower`); else
     a :class:`Match` naming what has no fused form. Kept in ``view.engine_state`` (the graph, its stypes
-    and shapes decide it; the optimizer, the multipliers its reason names)."""
-    cached, optimizer = view.engine_state.get("compiled_model", (None, None))
-    if cached is not None and optimizer is view.optimizer:
+    and shapes decide it; its ``reason`` names the parameters plainly, :func:`match` as the engine line does)."""
+    cached = view.engine_state.get("compiled_model")
+    if cached is not None:
         return cached
     outputs = view.symbol._outputs
     loss = outputs[0][0] if len(outputs) == 1 else None
@@ -97,7 +96,7 @@ def compile_model(view: ModuleView) -> Match:
             break
     if found is None:
         found = _plan_target(view)
-    view.engine_state["compiled_model"] = (found, view.optimizer)
+    view.engine_state["compiled_model"] = found
     return found
 
 
@@ -112,9 +111,7 @@ def _plan_target(view: ModuleView) -> Match:
         view.engine_state["plan_spec"] = spec
     if isinstance(spec, str):
         return Match(False, spec, unsupported=[Unsupported("op" if spec.startswith("op ") else "graph", "", spec)])
-    params = ", ".join(parameter_label(view, p.name) for p in spec.params)
-    return Match(True, f"generated plan: {spec.output}, parameters {params}", spec.output, label=spec.label,
-                 loss_params=spec.loss_params, plan=spec)
+    return Match(True, output=spec.output, label=spec.label, loss_params=spec.loss_params, plan=spec)
 
 
 def match(view: ModuleView, train_data=None, metric=None, progressive: bool = False) -> Match:
@@ -122,7 +119,8 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
 
     :func:`compile_model` chooses what runs the graph (a hand kernel or a generated plan); then that
     target's optimizer, data and metric checks. When it cannot run, ``unsupported`` lists every op,
-    output, optimizer, metric or data property in the way, and ``reason`` says them in one line.
+    output, optimizer, metric or data property in the way, and ``reason`` says them in one line; when it
+    can, ``reason`` says what runs, each parameter with the multipliers it trains with (:func:`parameter_label`).
     """
     target = compile_model(view)
     if not target.ok:
@@ -134,8 +132,9 @@ def match(view: ModuleView, train_data=None, metric=None, progressive: bool = Fa
         if found.ok and progressive:
             item = Unsupported("option", "train.progressive", "is not computed by generated plans")
             return Match(False, describe_unsupported([item]), unsupported=[item])
-    if found.ok and stream.streams(train_data):
-        found = dataclasses.replace(found, reason=f"{found.reason}; {stream.HEADER}")
+    if found.ok:
+        shown = found.describe(lambda p: parameter_label(view, p))
+        found = dataclasses.replace(found, reason=f"{shown}; {stream.HEADER}" if stream.streams(train_data) else shown)
     return found
 
 
@@ -266,11 +265,12 @@ def prepare(view: ModuleView, found: Match):
     :class:`~.plan_runner.PlanRunner`, one interface), kept in ``view.engine_state``."""
     if found.plan is not None:
         return prepare_plan(view, found)
+    key = found.describe()  # the kernel's pattern, its parameters plainly named (not the engine line's labels)
     cached = view.engine_state.get("compiled")
-    if cached is not None and cached[0] == found.reason:
+    if cached is not None and cached[0] == key:
         return cached[1]
     runner = LinearKernel(view, found)
-    view.engine_state["compiled"] = (found.reason, runner)
+    view.engine_state["compiled"] = (key, runner)
     return runner
 
 

@@ -17,8 +17,12 @@ from .kernels import OUTPUTS  # the output layers the kernels implement
 
 @dataclass
 class Match:
+    """What the compile step found: a target (``ok``; a linear kernel's ``terms``/``bias``, or a generated
+    ``plan``) or what keeps the graph off (``unsupported``). ``reason``: that in one line; a target's
+    names its parameters plainly — what the compiled code depends on — and :meth:`describe` names them
+    as the engine line shows them (with the multipliers they train with)."""
     ok: bool
-    reason: str
+    reason: str = ""
     output: str = ""  # the output layer (loss operator) name, one of OUTPUTS
     terms: list = field(default_factory=list)  # [(data name, weight name)]
     bias: str | None = None
@@ -26,6 +30,17 @@ class Match:
     loss_params: dict = field(default_factory=dict)
     unsupported: list = field(default_factory=list)  # [Unsupported]: what keeps the model off the engine
     plan: object = None  # a generated plan's PlanSpec (engines/compiled/plan.py) when not the linear family
+
+    def __post_init__(self):
+        if self.ok and not self.reason:
+            self.reason = self.describe()
+
+    def describe(self, named=str) -> str:
+        """What this target runs, in one line, each parameter ``p`` as ``named(p)`` says it."""
+        if self.plan is not None:
+            return f"generated plan: {self.output}, parameters {', '.join(named(p.name) for p in self.plan.params)}"
+        terms = " + ".join(f"dot({x}, {named(w)})" for x, w in self.terms)
+        return f"{self.output}({terms}{f' + {named(self.bias)}' if self.bias else ''})"
 
 
 def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
@@ -36,9 +51,8 @@ def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
 _PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
-def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, named) -> Match:
-    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types; ``named(p)``:
-    parameter ``p`` as the reason names it (``parameter_label``: with the multipliers it trains with)."""
+def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> Match:
+    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types."""
     outputs = symbol._outputs
     if len(outputs) != 1:
         return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
@@ -97,9 +111,7 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, nam
     extra = [p for p in param_names if p not in used]
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
-    out = loss.op.name
-    desc = " + ".join(f"dot({x}, {named(w)})" for x, w in terms) + (f" + {named(bias)}" if bias else "")
-    return Match(True, f"{loss.op.name}({desc})", out, terms, bias, label.name, dict(loss.params))
+    return Match(True, output=loss.op.name, terms=terms, bias=bias, label=label.name, loss_params=dict(loss.params))
 
 
 def match_optimizer(optimizer) -> Unsupported | None:
