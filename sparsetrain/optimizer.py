@@ -380,6 +380,16 @@ class Optimizer:
             lrs = lrs * np.array([self._mult_of(i, "lr_mult") for i in indices], dtype=np.float64)[None, :]
         return np.ascontiguousarray(lrs)
 
+    def fused_arguments(self, indices, num_steps) -> tuple:
+        """What a fused epoch loop takes to apply ``num_steps`` rounds of updates of ``indices`` (in that order)
+        by this optimizer's rule, as :meth:`update` would: ``(rule, hyper, lrs, wds, counts)`` — the
+        :attr:`rule` (whose step function is the formula), its packed hyper-parameters (:meth:`hyper`, kept
+        until an attribute changes), :meth:`scheduled_learning_rates` (compact), :meth:`weight_decays` and
+        :meth:`update_counts`. Call :meth:`advance_update_counts` with the rounds applied."""
+        rule, hyper, _ = self._rule_and_hyper()
+        return (rule, hyper, self.scheduled_learning_rates(indices, num_steps, compact=True),
+                self.weight_decays(indices), self.update_counts(indices))
+
     def advance_update_counts(self, indices, num_steps) -> None:
         """Record ``num_steps`` rounds of updates of ``indices`` done outside :meth:`update`."""
         if num_steps <= 0:

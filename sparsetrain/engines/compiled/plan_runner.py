@@ -186,15 +186,12 @@ class PlanRunner:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer
         indices = [view.index(p.name) for p in self.spec.params]
-        rule, hyper, _ = opt._rule_and_hyper()  # kept until an optimizer attribute changes
+        n_batches = len(batch_ptr) - 1
+        rule, hyper, lrs, wds, counts = opt.fused_arguments(indices, n_batches)
         weighted = sw is not None
         fn = self._fns.get((rule.name, weighted))
         if fn is None:
             fn = self._fns[(rule.name, weighted)] = load(self.spec, rule.name, weighted)
-        n_batches = len(batch_ptr) - 1
-        lrs = opt.scheduled_learning_rates(indices, n_batches, compact=True)
-        wds = opt.weight_decays(indices)
-        counts = opt.update_counts(indices)
         sums = np.zeros(len(codes), np.float64)
         nums = np.zeros(len(codes), np.float64)
         scores = np.empty(len(order) if metric_kernels.M_AUC in codes else 0, np.float64)

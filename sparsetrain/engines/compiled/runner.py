@@ -415,7 +415,7 @@ class LinearEpochRunner:
             if param_indices is None or len(param_indices) != n_params:
                 raise ValueError(f"param_indices must name the {n_params} parameters (weights, then bias)")
             param_indices = list(param_indices)
-            rule, hyper, _ = opt._rule_and_hyper()  # kept until an optimizer attribute changes
+            rule, hyper, lrs, wds, counts = opt.fused_arguments(param_indices, n_batches)
             self._trained_rule = rule
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
@@ -429,9 +429,6 @@ class LinearEpochRunner:
                 s1, s2 = _state_arrays(state, buf, empty2 if p < len(w_bufs) else empty1)
                 s1s.append(s1)
                 s2s.append(s2)
-            lrs = opt.scheduled_learning_rates(param_indices, n_batches, compact=True)
-            wds = opt.weight_decays(param_indices)
-            counts = opt.update_counts(param_indices)
         else:
             # not applied (train is False); the hyper-parameters' count keeps the kernel's signature
             rule = self._trained_rule or _SCORE_RULE
