@@ -158,16 +158,11 @@ class PlanRunner:
 
     def _params(self, view):
         """Per parameter: the 2-D weight buffer, its two state buffers, its dense-update rows."""
-        updater, opt = view.updater, view.optimizer
         out = []
         for p in self.spec.params:
             weight = view.arrays[p.name]
             buf = weight_buffer(weight).reshape(p.rows, p.cols)
-            index = view.index(p.name)
-            if index not in updater.states:
-                updater.states[index] = opt.create_state_multi_precision(index, weight)
-                updater.states_synced[index] = True
-            s1, s2 = _state_arrays(updater.states[index], buf, self._empty)
+            s1, s2 = _state_arrays(view.updater.state(view.index(p.name), weight), buf, self._empty)
             rows = self._no_rows if p.row_sparse else np.arange(p.rows, dtype=INDEX_DTYPE)
             out.append((buf, s1, s2, rows))
         return out

@@ -420,13 +420,8 @@ class LinearEpochRunner:
             objs = list(weights) + ([bias] if self.has_bias else [])
             s1s, s2s = [], []
             for p, index in enumerate(param_indices):
-                state = updater.states.get(index)
-                if index not in updater.states:
-                    state = opt.create_state_multi_precision(index, objs[p])
-                    updater.states[index] = state
-                    updater.states_synced[index] = True
                 buf = w_bufs[p] if p < len(w_bufs) else b_buf
-                s1, s2 = _state_arrays(state, buf, empty2 if p < len(w_bufs) else empty1)
+                s1, s2 = _state_arrays(updater.state(index, objs[p]), buf, empty2 if p < len(w_bufs) else empty1)
                 s1s.append(s1)
                 s2s.append(s2)
         else:
