@@ -5,7 +5,8 @@ that the output layer's fused form names (``FusedForm.epoch_kernels`` on the op'
 today the linear family ``Σ dot(csr, row_sparse) [+ bias]``, :mod:`.kernels`, its pattern in
 :mod:`.matcher`) when the graph is that kernel's pattern, else the generated plan of the graph
 (:mod:`.plan`, :mod:`.plan_runner`). Both are run through one runner interface
-(``prepare(view, found).run_epoch(...)``: :class:`LinearKernel`, :class:`~.plan_runner.PlanRunner`).
+(``prepare(view, found).run_epoch(...)`` and ``.trained_indices(view)``: :class:`LinearKernel`,
+:class:`~.plan_runner.PlanRunner`).
 :func:`why_not_fused` names what keeps a model off.
 
 An engine of :mod:`sparsetrain.engines`: ``match(view, train_data, metric)`` decides whether a
@@ -210,7 +211,8 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
 
 class LinearKernel:
     """The linear family's hand kernels (:class:`~.runner.LinearEpochRunner`) behind the runner interface
-    every compile target has: ``run_epoch(view, train_data, metric, ...)`` (as :class:`~.plan_runner.PlanRunner`)."""
+    every compile target has: ``run_epoch(view, train_data, metric, ...)`` and ``trained_indices(view)`` (as
+    :class:`~.plan_runner.PlanRunner`)."""
 
     def __init__(self, view: ModuleView, found: Match):
         self.found = found
@@ -227,7 +229,7 @@ class LinearKernel:
         see :func:`run_found`."""
         found, runner = self.found, self.runner
         names = plan_runner.metric_names(metric)
-        indices = trained_indices(view, found)
+        indices = self.trained_indices(view)
         sample_weight = getattr(train_data, "sample_weight", None)
         checked = getattr(train_data, "checked_csr", False)
         labels = None
@@ -251,13 +253,11 @@ class LinearKernel:
         return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch,
                              indices if check_params else None)
 
-
-def trained_indices(view: ModuleView, found: Match) -> list:
-    """The optimizer indices of the parameters the kernels of ``found`` (a successful :func:`match`)
-    train: a linear kernel's weights, then its bias; a generated plan's parameters."""
-    if found.plan is not None:
-        return [view.index(p.name) for p in found.plan.params]
-    return [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
+    def trained_indices(self, view: ModuleView) -> list:
+        """The optimizer indices of the parameters the kernels train, in the order they take them: the
+        weights, then the bias (the runner interface, as :meth:`~.plan_runner.PlanRunner.trained_indices`)."""
+        found = self.found
+        return [view.index(w) for _, w in found.terms] + ([view.index(found.bias)] if found.bias else [])
 
 
 def prepare(view: ModuleView, found: Match):
@@ -294,7 +294,8 @@ def run_epoch(view: ModuleView, train_data, metric, batch_end_callback=None, epo
     if stream.streams(train_data):
         return stream.run_epoch(view, train_data, lambda piece, callback: run_found(
             view, found, piece, metric, callback, epoch, progressive, check_params=False, team=team, remember=False),
-            trained_indices(view, found), batch_end_callback, epoch, threads=1 if team is None else team.threads)
+            prepare(view, found).trained_indices(view), batch_end_callback, epoch,
+            threads=1 if team is None else team.threads)
     return run_found(view, found, train_data, metric, batch_end_callback, epoch, progressive, team=team)
 
 

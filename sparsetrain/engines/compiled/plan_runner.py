@@ -103,6 +103,11 @@ class PlanRunner:
         return run_epoch(view, self, metric_names(metric), train_data, metric, batch_end_callback, epoch,
                          check_params, parallel=parallel, remember=remember)
 
+    def trained_indices(self, view) -> list:
+        """The optimizer indices of the plan's parameters, in its order (the runner interface, as
+        :meth:`~sparsetrain.engines.compiled.LinearKernel.trained_indices`)."""
+        return [view.index(p.name) for p in self.spec.params]
+
     def _once(self, key, source, make, remember=True):
         if not remember:  # an input seen once (a streamed chunk): nothing keeps it alive
             return make()
@@ -180,7 +185,7 @@ class PlanRunner:
         if self._slot.shape[0] != num_features:
             self._slot = np.full(num_features, -1, INDEX_DTYPE)
         opt = view.optimizer
-        indices = [view.index(p.name) for p in self.spec.params]
+        indices = self.trained_indices(view)
         n_batches = len(batch_ptr) - 1
         rule, hyper, lrs, wds, counts = opt.fused_arguments(indices, n_batches)
         weighted = sw is not None
@@ -255,5 +260,5 @@ def run_epoch(view, runner: PlanRunner, names, train_data, metric, batch_end_cal
         return runner.fit(view, data, label, order, batch_ptr, codes, parallel=parallel, remember=remember,
                           checked_csr=checked, sample_weight=sample_weight)
 
-    params = [view.index(p.name) for p in runner.spec.params] if check_params else None
-    return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch, params)
+    return run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback, epoch,
+                         runner.trained_indices(view) if check_params else None)
