@@ -70,7 +70,7 @@ def make_initializer(spec, path: str):
         raise ConfigError(f"{path}: {message(e)}") from None
 
 
-def multipliers(v) -> dict:
+def multiplier_keywords(v) -> dict:
     """A variable's ``lr_mult`` / ``wd_mult`` that differ from the schema's default (1: none), as
     ``sym.Variable`` keywords: the graph carries the multipliers a config sets, as the Python API's."""
     fields = type(v).model_fields
@@ -86,7 +86,7 @@ def build_symbol(cfg):
     for name, v in m.variables.items():
         init = None if v.init is None else make_initializer(v.init, join_path(["model", "variables", name, "init"]))
         handles[name] = sym.Variable(name, stype=v.stype, shape=tuple(v.shape) if v.shape else None,
-                                     init=init, dtype=v.dtype, **multipliers(v))
+                                     init=init, dtype=v.dtype, **multiplier_keywords(v))
     for i in op_order(cfg):
         spec = m.ops[i]
         fn = getattr(sym, canonical_op(spec.op))

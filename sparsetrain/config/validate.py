@@ -10,7 +10,7 @@ from ..base import ConfigError, ShapeError, SparseTrainError, did_you_mean
 from ..initializer import NAME_RULE_SUFFIXES, PARAMETER_STYPES
 from ..validation import check_fits_memory, join_path, message
 from . import factories
-from .graph import build_symbol, canonical_op, locate_shape_error, make_initializer, multipliers, op_order
+from .graph import build_symbol, canonical_op, locate_shape_error, make_initializer, multiplier_keywords, op_order
 from ..io.base import named_format
 
 
@@ -116,7 +116,7 @@ def validate_graph(cfg) -> None:
                               f"{did_you_mean(name, used & set(m.variables))}")
     for name, v in m.variables.items():
         if name in (cfg.data.input, m.loss.label):
-            for key in multipliers(v):
+            for key in multiplier_keywords(v):
                 raise ConfigError(f"{join_path(['model', 'variables', name, key])}: {name!r} is the model's "
                                   f"{'data input' if name == cfg.data.input else 'label'}, not a trained parameter")
             continue

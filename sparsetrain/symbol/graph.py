@@ -228,14 +228,15 @@ class Plan:
     def to_dot(self, with_backward: bool = False, hints: dict | None = None, mults: dict | None = None) -> str:
         """The graph in Graphviz: op boxes coloured by dispatch (fallbacks red), edges labelled with
         stype and shape. ``hints``: ``{node name: how to avoid its fallback}``, written as comments;
-        ``mults``: ``{parameter: (lr_mult, wd_mult)}`` to label it with (default: those its attributes give)."""
+        ``mults``: ``{parameter: (lr_mult, wd_mult)}`` to label it with (those its optimizer applies:
+        :meth:`~sparsetrain.optimizer.Optimizer.multipliers`); a variable not in it is named plainly."""
         lines = ["digraph sparsetrain {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
         forward = {n.uid for n in self.forward}
         shown = {r["name"] for r in self.describe(with_backward)}
         for node in self.forward + (self.backward if with_backward else []):
             uid = f"n{node.uid}"
             if node.op is None:
-                name = format_parameter(node.name, *(mults or {}).get(node.name, multipliers(node.attrs)))
+                name = format_parameter(node.name, *(mults or {}).get(node.name, ()))
                 lines.append(f'  {uid} [label="{name}\\n{self.stypes[(node.uid, 0)]}", shape=ellipse];')
                 continue
             if node.name not in shown:
