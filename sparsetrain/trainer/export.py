@@ -22,7 +22,6 @@ either back into dense arrays.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 import os
@@ -165,33 +164,36 @@ def export_model(model, run_path: str | None = None, top: int | None = None, all
             "model": model_cfg, "parameters": params}
 
 
+class _Lines(list):
+    """What :class:`csv.writer` writes to: the lines it writes, kept in this list."""
+
+    write = list.append
+
+
 def _csv_chunks(doc: dict):
+    """The CSV document as lines of text (:func:`_pieces` joins them)."""
     import yaml
 
-    buf = io.StringIO()
     if doc.get("model") is not None:
-        buf.write("# model (expanded config):\n")
+        yield "# model (expanded config):\n"
         for line in yaml.safe_dump(doc["model"], sort_keys=False, default_flow_style=None).splitlines():
-            buf.write(f"#   {line}\n")
-    buf.write(f"# checkpoint: {doc['checkpoint']} (epoch {doc['epoch']})\n")
+            yield f"#   {line}\n"
+    yield f"# checkpoint: {doc['checkpoint']} (epoch {doc['epoch']})\n"
     for name, p in doc["parameters"].items():
         left_out = f" (left out: {p['left_out']})" if "left_out" in p else ""
-        buf.write(f"# parameter {name}: shape {json.dumps(p['shape'])} stype {p['stype']}{left_out}\n")
-    writer = csv.writer(buf, lineterminator="\n")
+        yield f"# parameter {name}: shape {json.dumps(p['shape'])} stype {p['stype']}{left_out}\n"
+    lines = _Lines()
+    writer = csv.writer(lines, lineterminator="\n")
     writer.writerow(["parameter", "index", "feature", "output", "value"])
     for name, p in doc["parameters"].items():
         if "values" in p:
-            for i, v in enumerate(p["values"]):
-                writer.writerow([name, i, "", 0, repr(v)])
-            continue
-        for row in p["rows"]:
-            for j, v in enumerate(row["values"]):
-                writer.writerow([name, row["index"], row.get("feature", ""), j, repr(v)])
-            if buf.tell() >= _PIECE:
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
-    yield buf.getvalue()
+            writer.writerows([name, i, "", 0, repr(v)] for i, v in enumerate(p["values"]))
+        for row in p.get("rows", ()):
+            feature = row.get("feature", "")
+            writer.writerows([name, row["index"], feature, j, repr(v)] for j, v in enumerate(row["values"]))
+            yield from lines
+            lines.clear()
+    yield from lines
 
 
 def _pieces(chunks):
@@ -213,9 +215,8 @@ def export_text(doc: dict, fmt: str):
     """The document as ``fmt`` (json: as ``json.dumps(doc, indent=1)``, and a newline) in pieces of text."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "csv":
-        return _csv_chunks(doc)
-    return _pieces(itertools.chain(json.JSONEncoder(indent=1).iterencode(doc), ["\n"]))
+    chunks = _csv_chunks(doc) if fmt == "csv" else itertools.chain(json.JSONEncoder(indent=1).iterencode(doc), ["\n"])
+    return _pieces(chunks)
 
 
 def write_export(doc: dict, out: str | None, fmt: str) -> None:
