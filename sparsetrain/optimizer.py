@@ -130,6 +130,7 @@ class Optimizer:
             attr_dict = getattr(sym, "attr_dict", None)
             self.sym_info = (attr_dict() if callable(attr_dict) else {}, sym.list_arguments())
         self.param_dict = param_dict if param_dict else {}
+        self._accepted: dict = {}  # index -> (weight buffer, gradient dtype) the update kernels were checked to take
         self.set_lr_mult({})
         self.set_wd_mult({})
 
@@ -271,6 +272,7 @@ class Optimizer:
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_packed", None)  # holds numba functions: rebuilt on first use
+        state["_accepted"] = {}  # holds weight buffers: checked again on first use
         return state
 
     # -- states and updates ------------------------------------------------------------------
@@ -303,8 +305,9 @@ class Optimizer:
         rule, h, lazy = self.__dict__.get("_packed") or self._rule_and_hyper()
         w = weight_buffer(weight)
         rows, values = grad_parts(grad)
-        if w.dtype.char not in KERNEL_DTYPES or values.dtype.char not in KERNEL_DTYPES or not w.flags.c_contiguous:
-            refuse_update(self._param_name(index), w, values)
+        accepted = self._accepted.get(index)
+        if accepted is None or accepted[0] is not w or accepted[1] is not values.dtype:
+            self._accept(index, w, values)
         lr, wd, t = self._count_lr_wd(index)
         s1, s2 = rule_state_buffers(rule, state, w)
         if rows is not None and not lazy:
@@ -312,6 +315,14 @@ class Optimizer:
         if not values.flags.c_contiguous:  # a strided gradient: a contiguous copy (numba 0.60 raised a bare
             values = np.ascontiguousarray(values)  # TypeError at typing for it, later a TypingError)
         _apply(rule, w, s1, s2, rows, values, lr, wd, t, h)
+
+    def _accept(self, index, w: np.ndarray, values: np.ndarray) -> None:
+        """Refuse a weight buffer ``w`` or gradient ``values`` of parameter ``index`` the update kernels do not
+        take (:func:`~sparsetrain.optimizer_buffers.refuse_update`); else remember them: the check runs once per
+        parameter, weight buffer and gradient dtype, not at every update."""
+        if w.dtype.char not in KERNEL_DTYPES or values.dtype.char not in KERNEL_DTYPES or not w.flags.c_contiguous:
+            refuse_update(self._param_name(index), w, values)
+        self._accepted[index] = (w, values.dtype)
 
     def _param_name(self, index) -> str:
         """Parameter ``index`` as an error names it: its name when the optimizer knows it."""
