@@ -192,18 +192,12 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
         items.extend(unsupported_metrics(metric))
         if found.ok:
             k = view.arrays[found.terms[0][1]].shape[1]
-            # a K-output LogisticRegressionOutput is K independent binary outputs (multi-label); the
-            # kernel's accuracy / log_loss / ce / auc read K > 1 as K classes: only elementwise metrics fuse
             for leaf in metric_leaves(metric):
                 record = info_of(leaf)
-                if (found.output == "LogisticRegressionOutput" and k > 1 and record is not None
-                        and record.fused in ("accuracy", "log_loss", "auc")):
-                    items.append(Unsupported("metric", record.name, f"on a {k}-output (multi-label) "
-                                             "LogisticRegressionOutput has no fused form"))
-                elif record is not None and record.fused == "auc" and found.output != "LogisticRegressionOutput" \
-                        and not (found.output == "SoftmaxOutput" and k == 2):
-                    items.append(Unsupported("metric", record.name, f"needs a binary output, not {found.output} "
-                                             f"with {k} outputs"))
+                item = None if record is None else plan_runner.output_metric_unsupported(record.name, record.fused,
+                                                                                         found.output, k)
+                if item is not None:
+                    items.append(item)
     if items:
         return Match(False, describe_unsupported(items), unsupported=items)
     return found

@@ -220,18 +220,27 @@ def unsupported_plan_metrics(metric, output: str, k: int) -> list:
         record = info_of(leaf)
         name = record.name if record is not None else getattr(leaf, "name", type(leaf).__name__)
         fused = record.fused if record is not None else None
+        on_output = output_metric_unsupported(name, fused, output, k)
         if fused not in PLAN_METRICS or (fused == "accuracy" and getattr(leaf, "axis", 1) != 1):
             items.append(Unsupported("metric", name, "has no fused form in generated plans"))
-        elif output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
-            items.append(Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput "
-                                     "has no fused form"))
+        elif on_output is not None:
+            items.append(on_output)
         elif fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
             items.append(Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)"))
-        elif fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
-            items.append(Unsupported("metric", name, f"needs a binary output, not {output} with {k} outputs"))
         elif fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
             items.append(Unsupported("metric", name, f"with {output} needs a single output"))
     return items
+
+
+def output_metric_unsupported(name: str, fused, output: str, k: int) -> Unsupported | None:
+    """Why metric ``name`` (its catalogue ``fused`` id) has no fused form on the output layer ``output`` with
+    ``k`` outputs, under the hand kernels and generated plans alike; None when the output allows it."""
+    if output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
+        # K independent binary outputs (multi-label): the kernels' accuracy / log_loss / auc read K > 1 as K classes
+        return Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput has no fused form")
+    if fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
+        return Unsupported("metric", name, f"needs a binary output, not {output} with {k} outputs")
+    return None
 
 
 def metric_names(metric) -> list:
