@@ -54,17 +54,13 @@ def _run_shape_pass(nodes, shapes, backward_too=True):
                 forward = node.attrs.get("forward")  # a gradient node: named by the node it differentiates
                 raise ShapeError(f"node {node.name!r} ({node.op.name}): {e}" if forward is None else
                                  f"node {forward[0]!r} ({forward[1]}): in its gradient: {e}") from None
-            for (c, i), old, new in zip(node.inputs, ins, new_in):
+            edges = [("input", (c.uid, i), old, new) for (c, i), old, new in zip(node.inputs, ins, new_in)]
+            edges += [("output", (node.uid, i), old, new) for i, (old, new) in enumerate(zip(outs, new_out))]
+            for side, key, old, new in edges:
                 if new is not None and new != old:
-                    merged = merge_shape(old, tuple(new), f"input of node {node.name!r} ({node.op.name})")
+                    merged = merge_shape(old, tuple(new), f"{side} of node {node.name!r} ({node.op.name})")
                     if merged != old:
-                        shapes[(c.uid, i)] = merged
-                        changed = True
-            for i, (old, new) in enumerate(zip(outs, new_out)):
-                if new is not None and new != old:
-                    merged = merge_shape(old, tuple(new), f"output of node {node.name!r} ({node.op.name})")
-                    if merged != old:
-                        shapes[(node.uid, i)] = merged
+                        shapes[key] = merged
                         changed = True
         if not changed or not backward_too:
             return shapes
