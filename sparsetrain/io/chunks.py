@@ -43,10 +43,12 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_LINE_BYTES", "STREAM_CHUNK_SIZE", 
 
 #: Bytes per chunk of a streaming iterator: small enough that the chunks in flight (parsed ahead,
 #: and the pieces built from them) stay a small, fixed share of memory whatever the file size
-#: (streaming peaks ~25 MiB higher than with 2 MiB chunks), large enough that the per-chunk work on
-#: the training thread (a kernel call's set-up, the hand-over between threads) stays small: 4 MiB
-#: took 5-10 % less CPU per streamed epoch than 2 MiB (benchmarks/stream.py --chunk-mb).
-STREAM_CHUNK_SIZE = 4 << 20
+#: (streaming one epoch peaks 260-275 MiB above the model, 30-45 more than with 4 MiB chunks; the
+#: target is 300), large enough that the per-chunk work on the training thread (a kernel call's
+#: set-up, cutting pieces, the hand-over between threads) stays small: with the parse in 2 MiB pages
+#: the trainer is a batch-1 epoch's longer side, and 8 MiB chunks took 1.5-2 ms less of its CPU and
+#: were faster than 4 MiB in 6 of 7 processes at batch 1, 4 of 5 at batch 256 (RESULTS.md, session 35).
+STREAM_CHUNK_SIZE = 8 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"

@@ -353,7 +353,7 @@ def stream_labels(cfg: Config, path: str):
                           "labels first: give the two label values, e.g. data.label_values: [0, 1], or set "
                           "data.cache: disk (or auto) to read it once into a disk cache")
     # small chunks on one parser thread: the first rows usually hold both values, and a streamed
-    # epoch's chunks (4 MiB, two in flight) would parse ~35k rows into fresh arrays before training starts
+    # epoch's chunks (8 MiB, two in flight) would parse ~70k rows into fresh arrays before training starts
     if cfg.data.format_of(path) != "libsvm":
         reader = reader_for(cfg, path, chunk_size=LABEL_CHUNK_SIZE)
         reader.workers = 1
