@@ -183,8 +183,10 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
     """``out[g + l] = murmurhash3_32(prefix_l + src[fs[c]:fe[c]]) & mask`` for the ``LANES`` lanes ``l``,
     ``c = cols[g + l]``, where lane ``l``'s prefix is the murmur state ``(h0, carry0, ncarry0, length0)[g
     + l]`` (the column's ``name=``): :func:`mm_feed_padded` and :func:`mm_finish` on ``<16 x i32>``
-    vectors (LLVM IR), the fields' bounds and words by masked gathers. Reads up to ``PAD`` bytes past a
-    field; an empty field's lane holds no meaning (the CSV kernel drops its entry). Returns the bit mask
+    vectors (LLVM IR), the fields' bounds and words by a scalar load a lane (as fast as masked gathers
+    here, and gather instructions are slow on some CPUs: AMD Zen 1/2, Intel since the Gather Data
+    Sampling fix). Reads up to ``PAD`` bytes past a field; an empty field's lane holds no meaning (the
+    CSV kernel drops its entry). Returns the bit mask
     of the lanes whose key has more than two whole blocks (a field longer than 8 bytes less its
     prefix's pending bytes): their ``out`` is not the hash, the caller hashes them one at a time. Every
     array is C-contiguous; ``cols``, the states and ``out`` hold ``g + LANES`` entries (pad with a
@@ -199,9 +201,8 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
 
     def codegen(context, b, sig, args):
         lanes = LANES
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
-        v32, v64, vbits = ir.VectorType(i32, lanes), ir.VectorType(i64, lanes), ir.VectorType(i1, lanes)
-        vptr = ir.VectorType(ir.PointerType(), lanes)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        v32, v64 = ir.VectorType(i32, lanes), ir.VectorType(i64, lanes)
         arr = [context.make_array(t)(context, b, a) if isinstance(t, types.Array) else None
                for t, a in zip(sig.args, args)]
         at = context.cast(b, args[8], sig.args[8], types.int64)
@@ -219,14 +220,13 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
         def row(k):  # lanes g .. g + LANES - 1 of the int64 array argument k
             return b.load(b.bitcast(b.gep(arr[k].data, [at]), v64.as_pointer()), align=8)
 
-        every = ir.Constant(vbits, [1] * lanes)
-
-        def gather(k, index, scale, vt, align):  # array k's elements (bytes at index * scale), vt lanes
-            base = splat(b.ptrtoint(arr[k].data, i64))
-            ptrs = b.inttoptr(b.add(base, b.mul(index, c64(scale))), vptr)
-            fn = cgutils.get_or_insert_function(b.module, ir.FunctionType(vt, [vptr, i32, vbits, vt]),
-                                                f"llvm.masked.gather.v{lanes}i{vt.element.width}.v{lanes}p0")
-            return b.call(fn, [ptrs, ir.Constant(i32, align), every, ir.Constant(vt, ir.Undefined)])
+        def gather(k, index, vt, align):  # array k's elements at ``index`` (of its own type's size)
+            ptr = b.bitcast(arr[k].data, vt.element.as_pointer()) if k == 0 else arr[k].data
+            v = ir.Constant(vt, ir.Undefined)
+            for q in range(lanes):  # a scalar load a lane, not a gather instruction (slow on some CPUs)
+                at_q = b.extract_element(index, ir.Constant(i32, q))
+                v = b.insert_element(v, b.load(b.gep(ptr, [at_q]), align=align), ir.Constant(i32, q))
+            return v
 
         def rotl(x, r):
             return b.or_(b.shl(x, c32(r)), b.lshr(x, c32(32 - r)))
@@ -238,15 +238,21 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
             return b.add(b.mul(rotl(b.xor(h, mix_k(k)), 13), c32(5)), c32(0xE6546B64))
 
         cols_ = row(3)
-        s, e = gather(1, cols_, 8, v64, 8), gather(2, cols_, 8, v64, 8)
+        s, e = gather(1, cols_, v64, 8), gather(2, cols_, v64, 8)
         h, ncarry = b.trunc(row(4), v32), row(6)
         n = b.sub(e, s)
         total = b.add(ncarry, n)
         nb = b.ashr(total, c64(2))  # whole blocks of the key after the prefix's full ones
         base = b.sub(s, ncarry)  # block i >= 1 at base + 4 i
 
-        def word(pos):
-            return gather(0, pos, 1, v32, 1)
+        text = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
+
+        def word(pos):  # the 4 bytes at each lane's position
+            v = ir.Constant(v32, ir.Undefined)
+            for q in range(lanes):
+                ptr = b.bitcast(b.gep(text, [b.extract_element(pos, ir.Constant(i32, q))]), i32.as_pointer())
+                v = b.insert_element(v, b.load(ptr, align=1), ir.Constant(i32, q))
+            return v
 
         empty = b.icmp_signed("==", n, c64(0))
         w0 = b.or_(b.trunc(row(5), v32), b.shl(word(s), b.trunc(b.mul(ncarry, c64(8)), v32)))
