@@ -1,6 +1,6 @@
 """Raw click data: parse + hash throughput and training from the text file, against peers, one run.
 
-    python -m benchmarks.raw_data [--rows 1000000] [--bits 20] [--only parse|train] [--repeat 2] [--pairs 3]
+    python -m benchmarks.raw_data [--rows 1000000] [--bits 20] [--only parse|train] [--repeat 2] [--pairs 3] [--page-cache fresh|keep]
 
 Data: ``gen-data --format csv`` (``sparsetrain.io.synthetic_csv``), a Criteo-like TSV with a header,
 label + 13 integer + 26 categorical columns (zipf over 10,000 values per column, 10 % missing),
@@ -42,6 +42,14 @@ buckets and one quadratic interaction (the cross of ``c1`` and ``c2``):
 - ours on that same VW file (``data.format: vw``, ``crosses: [[a, b]]``, ``2**bits`` buckets; the
   numeric columns hashed as VW does, ``n^i1`` with value ``log1p(x)``), streamed: both tools read
   the same bytes.
+
+The page cache: a streamed pass maps every page of the file into the process and releases it behind
+the parse, one entry per page: a file cached in 4 KiB pages costs ~0.04 CPU s a pass of the TSV more
+than one in 2 MiB pages. A file just written or read cold is cached mostly in 2 MiB pages; on this VM
+a kernel thread (DAMON) splits and evicts cold page-cache pages over hours, so the benchmark's TSV sat
+at 1 % in 2 MiB pages (session 35). ``--page-cache fresh`` (the default) drops both data files' cache
+and reads them back first (the TSV through sparsetrain's chunk pass, as a first run on the file reads
+it), ``keep`` leaves the cache as it is; each run prints the share in 2 MiB pages.
 
 The ratio: VW's wall moves a lot from minute to minute on a shared VM (1.6–3.3 s in one hour of
 session 34) and ours less, so one pair of runs says little. ``--pairs N`` (default 3) runs ours
@@ -259,10 +267,23 @@ def vw_train(vw_path, bits):
     return time.perf_counter() - t, loss
 
 
-def bench_train(path, bits, lr, pairs=3):
+def page_cache(path, mode):
+    """Make ``path``'s page cache warm: ``fresh`` drops it and reads the file back through a streaming chunk
+    pass of sparsetrain's (as a first read leaves it: mostly 2 MiB pages), ``keep`` reads it as it is cached;
+    prints the share the cache holds in 2 MiB pages (a streamed pass maps and releases every page of the file:
+    ~0.04 CPU s more a pass of the TSV in 4 KiB pages, see benchmarks.parse_kernel --page-cache)."""
+    from .parse_kernel import huge_share, read_cold
+
+    if mode == "fresh":
+        read_cold(path)
+    _warm(path)
+    print(f"  page cache ({mode}): {huge_share(path):.0%} of {os.path.basename(path)} in 2 MiB pages")
+
+
+def bench_train(path, bits, lr, pairs=3, cache_mode="fresh"):
     small = data_file(20_000)
     ours_train(small, bits, lr)  # compile into numba's cache
-    _warm(path)
+    page_cache(path, cache_mode)
     runs = {}
     for name, cache, threads in (("stream", "stream", "auto"), ("stream, 1 thread", "stream", 1), ("memory", "memory", "auto")):
         c0 = time.process_time()
@@ -282,6 +303,7 @@ def bench_train(path, bits, lr, pairs=3):
         return
     vw_path, small_vw = vw_file(path), vw_file(small)
     ours_train(small_vw, bits, lr, fmt="vw")  # numba's cache for the VW kernel
+    page_cache(vw_path, cache_mode)
     c0 = time.process_time()
     ws, wloss, wengine, wrecord = ours_train(vw_path, bits, lr, "stream", "vw")
     wcpu = time.process_time() - c0
@@ -322,6 +344,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--only", choices=["parse", "train"])
     ap.add_argument("--pairs", type=int, default=3, help="runs of ours (TSV, stream) and VW one after the other")
+    ap.add_argument("--page-cache", choices=("fresh", "keep"), default="fresh",
+                    help="train: the data files' page cache dropped and read back first (fresh), or as it is (keep)")
     a = ap.parse_args(argv)
     path = data_file(a.rows)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -330,7 +354,7 @@ def main(argv=None):
         bench_parse(path, a.bits, a.repeat)
     if a.only in (None, "train"):
         print(f"logistic regression, batch 1, one epoch from the text file, 2**{a.bits} buckets, cross c1 x c2:")
-        bench_train(path, a.bits, a.lr, a.pairs)
+        bench_train(path, a.bits, a.lr, a.pairs, a.page_cache)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
