@@ -663,7 +663,7 @@ def test_csr_check_and_max_batch_nnz_against_loops():
 def test_an_in_memory_epochs_scratch_bound_covers_every_batch():
     """A remembered buffer's scratch is sized once per batch size from its longest rows: at least the
     entries of the distinct rows of any batch (a batch may repeat a row: padding); a chunk seen once
-    (remember=False) counts its largest batch, as before."""
+    (remember=False) counts its largest batch."""
     from sparsetrain.engines.compiled.kernels import max_batch_nnz
     from sparsetrain.engines.compiled.runner import LinearEpochRunner
 
@@ -679,5 +679,27 @@ def test_an_in_memory_epochs_scratch_bound_covers_every_batch():
                        for a, b in zip(cuts, cuts[1:]))
         bound = runner._batch_entries(indptr, order, cuts, max_bs, True)
         assert distinct <= bound <= int(np.sort(np.diff(indptr))[::-1][:max_bs].sum())
-        assert runner._batch_entries(indptr, order, cuts, max_bs, True) == bound  # remembered
         assert runner._batch_entries(indptr, order, cuts, max_bs, False) == max_batch_nnz(indptr, order, cuts)
+
+
+def test_what_a_runner_remembers_is_a_buffers_not_one_of_its_size():
+    """The scratch bound and the 0/1 label check an in-memory epoch's blocks share are kept per buffer
+    object: another dataset of the same size (an eval set, the next run in one process) is counted and
+    checked again, not given the first one's bound or pass."""
+    from sparsetrain.engines.compiled.runner import LinearEpochRunner
+
+    runner = LinearEpochRunner("LogisticRegressionOutput", [50], 1)
+    order, cuts = np.arange(4, dtype=np.int64), np.array([0, 2, 4], np.int64)
+    short = np.array([0, 1, 2, 3, 4], np.int64)
+    long = np.array([0, 9, 18, 27, 36], np.int64)
+    assert runner._batch_entries(short, order, cuts, 2, True) == 2
+    assert runner._batch_entries(long, order, cuts, 2, True) == 18
+    assert runner._batch_entries(short, order, cuts, 2, True) == 2
+    names, codes = runner._metric_codes(("log_loss",))
+    good, bad = np.array([[0.0], [1.0], [1.0], [0.0]]), np.array([[0.0], [1.0], [-1.0], [0.0]])
+    runner._check_label_domain(names, codes, good, True)
+    with pytest.raises(ValueError, match="log_loss needs labels 0 or 1, got -1"):
+        runner._check_label_domain(names, codes, bad, True)
+    runner._check_label_domain(names, codes, good, True)
+    with pytest.raises(ValueError, match="got -1"):  # refused again: a failed check is not remembered
+        runner._check_label_domain(names, codes, bad, True)
