@@ -272,6 +272,39 @@ def test_a_training_thread_waiting_for_its_chunk_parses_the_next_meanwhile():
     assert not share.trains_here()
 
 
+def _huge_pages_advised() -> bool:
+    """Whether this kernel takes ``MADV_HUGEPAGE`` (not one built without transparent huge pages)."""
+    import mmap
+
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    m = mmap.mmap(-1, mmap.PAGESIZE)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+        return True
+    except OSError:
+        return False
+    finally:
+        m.close()
+
+
+def test_a_mapped_file_read_where_huge_pages_are_refused_or_unknown(tmp_path, monkeypatch):
+    """A kernel that refuses ``MADV_HUGEPAGE`` (EINVAL: built without transparent huge pages) or a Python
+    without the constant: the chunks are the same, nothing is said."""
+    from sparsetrain.io import chunks, load_libsvm
+
+    path = _libsvm(tmp_path, rows=300)
+    X, _ = load_libsvm(path, num_features=20, zero_based=False)
+    monkeypatch.setattr(chunks.mmap, "MADV_HUGEPAGE", -1, raising=False)  # an advice no kernel knows: EINVAL
+    with pytest.raises(OSError):
+        chunks.mmap.mmap(-1, chunks.mmap.PAGESIZE).madvise(-1)
+    got = np.concatenate([b.indices for b in LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)])
+    assert np.array_equal(got, X.indices)
+    monkeypatch.delattr(chunks.mmap, "MADV_HUGEPAGE")
+    got = np.concatenate([b.indices for b in LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)])
+    assert np.array_equal(got, X.indices)
+
+
 def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monkeypatch):
     """A streaming pass over a plain file asks the OS to map each chunk's pages in one call
     (``MADV_POPULATE_READ``, page-aligned, covering the chunk) before the chunk is parsed; not for a
@@ -299,7 +332,7 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
     assert released and released[0][0] == base and all((a - base) % align == (n % align) == 0 for a, n, _ in released)
     assert all(a + n == b for (a, n, _), (b, _, _) in zip(released, released[1:]))  # no page twice, none skipped
     assert released[-1][0] + released[-1][1] - base <= spans[-1][0]  # only chunks parsed and checked
-    if hasattr(chunks.mmap, "MADV_HUGEPAGE") and os.path.exists("/proc/self/smaps"):  # the map asks for huge pages
+    if _huge_pages_advised() and os.path.exists("/proc/self/smaps"):  # the map asks for huge pages
         blocks = iter(reader)
         next(blocks)
         with open("/proc/self/smaps") as f:
