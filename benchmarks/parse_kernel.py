@@ -114,10 +114,9 @@ def huge_share(path: str) -> float:
     """The share of ``path``'s bytes that its page cache maps as 2 MiB pages (Linux: ``FilePmdMapped`` of a
     fresh map of it, all its pages mapped; 0 where that cannot be read). Pages not cached are read in as a
     sparsetrain pass reads them (the map asks for huge pages)."""
-    import ctypes
     import mmap
 
-    from sparsetrain.io.chunks import _huge_pages
+    from sparsetrain.io.chunks import _huge_pages, populate
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -125,9 +124,7 @@ def huge_share(path: str) -> float:
     try:
         _huge_pages(mm)
         buf = np.frombuffer(mm, np.uint8)
-        madvise = ctypes.CDLL(None).madvise
-        madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        madvise(buf.ctypes.data, size - size % mmap.PAGESIZE, 22)  # MADV_POPULATE_READ
+        populate(buf)  # every page mapped, as a streamed pass maps its chunks
         start = f"{buf.ctypes.data:x}-"
         del buf
         with open("/proc/self/smaps") as f:
