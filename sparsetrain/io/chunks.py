@@ -91,6 +91,8 @@ def _refuse_unread(path, head: bytes) -> None:
     for magic, (kind, fix) in _UNREAD_MAGIC.items():
         if head.startswith(magic):
             raise DataFormatError(f"{display_name(path)}: {kind}; sparsetrain reads UTF-8 text, .gz and .bz2: {fix}")
+
+
 _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 
 #: ``madvise``'s advice to map a range's pages into the process now (Linux 5.14+), as reading each
