@@ -231,6 +231,24 @@ def test_shares_split_rows_evenly_and_cover_the_block():
     assert ROUND_ROWS >= 1
 
 
+def test_shares_cut_at_the_first_boundary_at_or_past_each_share_of_the_rows():
+    """``_shares`` on blocks of any batch sizes, also a round's slice of the boundaries (not starting at 0):
+    cut ``j`` is the first boundary with at least ``j / threads`` of the rows before it, by exact integer
+    arithmetic (its int target rounds a fraction up)."""
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        sizes = rng.integers(1, 50, int(rng.integers(1, 40)))
+        ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64) + int(rng.integers(0, 1000))
+        threads = int(rng.integers(1, 10))
+        lo, hi, n = int(ptr[0]), int(ptr[-1]), len(ptr) - 1
+        cuts = [0]
+        for j in range(1, threads):
+            b = next(i for i in range(n + 1) if (int(ptr[i]) - lo) * threads >= (hi - lo) * j)
+            cuts.append(min(max(b, cuts[-1]), n))
+        cuts.append(n)
+        assert _shares(ptr, threads) == [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a], (ptr, threads)
+
+
 def test_merge_kernels_match_the_numpy_reference():
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
