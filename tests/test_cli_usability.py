@@ -132,6 +132,18 @@ def test_a_binary_model_on_a_file_without_rows_says_so_streamed_or_not(tmp_path,
     assert one_error_line(res.stderr) == f"error: {empty}: no data rows (the file is empty or only has comments)"
 
 
+@pytest.mark.parametrize("text, message", [("1 0:1\n2 x:1\n", ":2: feature index 'x' is not an integer"),
+                                           ("", ": no data rows (the file is empty or only has comments)")])
+def test_a_streamed_error_in_the_first_chunk_comes_alone_as_in_memory(tmp_path, text, message):
+    # streamed, the engine and threads header came first ('threads 1 (auto: about 0 rows < 10,000)')
+    data = tmp_path / "d.libsvm"
+    data.write_text(text)
+    res = cli("fit", LINREG, "--output", tmp_path / "r", "--set", f"data.train={data}", "--set", "data.cache=stream",
+              "--set", "data.last_batch=pad")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"error: {data}{message}"
+
+
 @pytest.mark.parametrize("cache", ["memory", "disk", "stream"])
 def test_fewer_rows_than_a_discarded_batch_is_the_error_alone(tmp_path, monkeypatch, cache):
     # the engine and threads header ('threads 1 (auto: 0 rows < 10,000)') came first, though nothing would train;

@@ -389,9 +389,10 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                     train_iter.set_roll_over_state(run.state.get("roll_over"))
                 history = run.read_metrics(run.start_epoch)
             # (last_batch discard) said before the header, as nothing will train; a stream parses its first
-            # chunks to know (its first epoch replays them)
-            if epoch_rows == 0 or (epoch_rows is None and cfg.data.last_batch == "discard"
-                                   and not train_iter.has_rows(cfg.data.batch_size)):
+            # chunks to know (its first epoch replays them), so that a malformed line or an empty file among
+            # them is an error before the header too, as in memory
+            need = cfg.data.batch_size if cfg.data.last_batch == "discard" else 1
+            if epoch_rows == 0 or (epoch_rows is None and not train_iter.has_rows(need)):
                 raise no_batches(run.start_epoch, LocalEpochs.batch_words(cfg))
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
             # the engine that will really run (it depends on the metrics too); an engine asked for by
