@@ -126,6 +126,21 @@ def test_choose_names_an_optimizer_without_fused_form():
     assert "overrides update()" in reason
 
 
+def test_a_dense_update_of_a_row_sparse_weight_keeps_both_fused_forms_off():
+    # SGD with momentum and lazy_update=False updates every row (the momentum of untouched rows too): neither the
+    # hand kernel nor a generated plan (which updates a batch's rows) reproduces it; without momentum they do
+    from sparsetrain.engines import compiled
+
+    mod, it = _linear_module()
+    mod.init_optimizer(optimizer=st.optimizer.SGD(momentum=0.9, lazy_update=False), force_init=True)
+    want = [Unsupported("optimizer", "SGD", "updates every row of parameter 0 because lazy_update=False; the fused "
+                        "kernel updates only the batch's rows")]
+    for found in (compiled.match_linear(mod.view(), it), compiled.match_plan(mod.view(), it)):
+        assert not found.ok and found.unsupported == want, found.reason
+    mod.init_optimizer(optimizer=st.optimizer.SGD(lazy_update=False), force_init=True)
+    assert compiled.match_linear(mod.view(), it).ok and compiled.match_plan(mod.view(), it).ok
+
+
 def test_choose_compiles_a_subclass_that_keeps_its_rule():
     class Renamed(st.optimizer.SGD):  # same rule, same update: the fused kernel runs it exactly
         pass

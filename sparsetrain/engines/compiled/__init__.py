@@ -145,6 +145,21 @@ def why_not_fused(view: ModuleView, train_data=None, metric=None, progressive: b
     return "" if found.ok else found.reason
 
 
+def optimizer_unsupported(view: ModuleView, weights) -> Unsupported | None:
+    """What keeps the bound optimizer off the fused kernels that train the row-sparse parameters ``weights``
+    (names) lazily: a rule they lack (:func:`.matcher.match_optimizer`) or a dense update of every row
+    (:func:`.runner.optimizer_fusable`); None when they reproduce its update, or before an optimizer is set."""
+    opt = view.optimizer
+    if opt is None:
+        return None
+    item = match_optimizer(opt)
+    if item is not None:
+        return item
+    ok, why = optimizer_fusable(opt, [view.grad_stypes.get(w) == "row_sparse" for w in weights],
+                                [view.index(w) for w in weights])
+    return None if ok else Unsupported("optimizer", type(opt).__name__, why)
+
+
 def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
     """Whether a generated plan can train the bound model (see :mod:`.plan`), and why not (also for a
     model the compile step gives a hand kernel: benchmarks compare the two)."""
@@ -152,19 +167,9 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
     if not target.ok:
         return target
     spec = target.plan
-    items = []
-    if view.optimizer is not None:
-        item = match_optimizer(view.optimizer)
-        if item is None:
-            sparse = [p.name for p in spec.params if p.row_sparse]
-            ok, why = optimizer_fusable(view.optimizer, [view.grad_stypes.get(w) == "row_sparse" for w in sparse],
-                                        [view.index(w) for w in sparse])
-            item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
-        if item is not None:
-            items.append(item)
-    item = stream.iterator_unsupported(train_data, [spec.data], ids=spec.ids)
-    if item is not None:
-        items.append(item)
+    items = [optimizer_unsupported(view, [p.name for p in spec.params if p.row_sparse]),
+             stream.iterator_unsupported(train_data, [spec.data], ids=spec.ids)]
+    items = [item for item in items if item is not None]
     if metric is not None:
         items.extend(plan_runner.unsupported_plan_metrics(metric, spec.output, spec.out_width))
     if items:
@@ -176,14 +181,9 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
     """Whether the linear family's hand kernels can train the bound model, and why not."""
     found = match_view(view)
     items = list(found.unsupported)
-    if view.optimizer is not None:
-        item = match_optimizer(view.optimizer)
-        if item is None and found.ok:
-            rsp = [view.grad_stypes.get(w) == "row_sparse" for _, w in found.terms]
-            ok, why = optimizer_fusable(view.optimizer, rsp, [view.index(w) for _, w in found.terms])
-            item = None if ok else Unsupported("optimizer", type(view.optimizer).__name__, why)
-        if item is not None:
-            items.append(item)
+    item = optimizer_unsupported(view, [w for _, w in found.terms])
+    if item is not None:
+        items.append(item)
     if found.ok:
         item = stream.iterator_unsupported(train_data, [x for x, _ in found.terms])
         if item is not None:

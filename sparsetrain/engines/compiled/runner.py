@@ -42,7 +42,8 @@ _SCORE_RULE = RULES["sgd"]  # the kernel a forward-only pass (no update) runs be
 
 
 def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices: Sequence[int]):
-    """``(True, "")`` if the fused kernel reproduces ``optimizer.update`` for the dot-term weights.
+    """``(True, "")`` if the fused kernel reproduces ``optimizer.update`` for the dot-term weights, else
+    ``(False, why)``, ``why`` said after the optimizer's name (``updates every row of parameter 2 because ...``).
 
     ``grad_row_sparse[t]``: whether the graph engine hands weight ``t`` (optimizer index
     ``weight_indices[t]``) a row-sparse gradient. The fused kernel updates only the rows a batch
@@ -62,8 +63,8 @@ def optimizer_fusable(optimizer, grad_row_sparse: Sequence[bool], weight_indices
             continue
         if not optimizer.lazy_equals_dense(index):
             why = "lazy_update=False" if rsp else "its gradient is dense (declare the weight row_sparse)"
-            return False, (f"{type(optimizer).__name__} updates every row of parameter {index} "
-                           f"because {why}; the fused kernel updates only the batch's rows")
+            return False, (f"updates every row of parameter {index} because {why}; the fused kernel updates "
+                           "only the batch's rows")
     return True, ""
 
 
