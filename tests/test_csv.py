@@ -20,7 +20,7 @@ from sparsetrain.base import ConfigError, DataFormatError
 from sparsetrain.engines.compiled.kernels import csr_check
 from sparsetrain.io import _csv_kernels as CK
 from sparsetrain.io.csv_reader import CSVReader, CSVSchema, load_csv
-from sparsetrain.io.hashing import feature_id
+from sparsetrain.io.hashing import HASH_SEED, feature_id
 
 sk_murmur = pytest.importorskip("sklearn.utils").murmurhash3_32
 
@@ -426,3 +426,129 @@ def test_blocks_stack_into_the_arrays_concatenation_gives(total_bytes):
     np.testing.assert_array_equal(weights, np.concatenate([b.weights[:b.num_rows] if b.weights is not None
                                                            else np.ones(b.num_rows) for b in blocks]))
     assert concat_blocks(iter(blocks[:2]), 50)[4] is None  # no block with weights: none
+
+
+def _guarded(nbytes: int):
+    """``(mapping, array)``: ``nbytes`` of writable memory that end exactly where an inaccessible page
+    starts (an anonymous mapping whose last page is ``mprotect``-ed to PROT_NONE): a read past the
+    array's end is a segfault, not a read of whatever memory follows."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    pages = -(-nbytes // page) + 1
+    mm = mmap.mmap(-1, pages * page)
+    whole = np.frombuffer(mm, np.uint8)
+    libc = ctypes.CDLL(None, use_errno=True)
+    guard = ctypes.c_void_p(whole.ctypes.data + (pages - 1) * page)
+    assert libc.mprotect(guard, ctypes.c_size_t(page), 0) == 0, ctypes.get_errno()
+    return mm, whole[(pages - 1) * page - nbytes: (pages - 1) * page]
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "PAGESIZE") or __import__("sys").platform != "linux",
+                    reason="mprotect through ctypes: Linux")
+def test_fields_at_the_very_end_of_a_buffer_read_nothing_past_it():
+    """The field hash reads up to ``PAD`` bytes past a field (``_hash_kernels.mm_feed_padded`` and
+    ``hash_lanes``); the kernel sends a buffer's last lines through its scratch (``len(buf) + PAD``) so
+    that no read leaves the buffer: a buffer (and the scratch) ending at an inaccessible page, its last
+    fields categorical and crossed, short, empty, missing, 8 bytes and longer, parse as the reference
+    does (a read past the end would end this process with a segfault). The same texts followed by
+    other bytes (a buffer that is a slice of a longer one, as a chunk of a mapped file) give the same
+    ids: no byte past a field is hashed. In process: the kernel compiled once for the whole file."""
+    from sparsetrain.io.csv_reader import _Plan
+
+    columns = ["y", "n1", "c1", "n2", "c2"]  # the last field of a line is categorical
+    schema = CSVSchema(columns=columns, label="y", numeric=["n1", "n2"], categorical=["c1", "c2"],
+                       crosses=[["c1", "c2"], ["c2", "c1"]], hash_bits=20)
+    plan = _Plan(schema, columns, ",")
+    tails = ["", "a", "ab", "abc", "abcd", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmnopq"]
+    texts = []
+    for t in tails:
+        for last in (f"1,2,x{t},3,{t}\n", f"0,2,{t}\n", f"1,,{t},,\n", f"1,5,{t}ij,0,{t}\n"):
+            texts.append("0,1,u,2,vvvvvvvvvvv\n1,3,w,4," + t[::-1] + "\n" + last)
+            texts.append(last)
+    for text in texts:
+        raw = text.encode()
+        n = len(raw)
+        labels_ref, rows_ref = CK.parse_reference(text, columns, "y", ["n1", "n2"], ["c1", "c2"],
+                                                  schema.crosses, 20)
+        _, buf = _guarded(n)  # (each mapping is unmapped when its arrays go)
+        _, scratch = _guarded(n + CK.PAD)
+        buf[:] = np.frombuffer(raw, np.uint8)
+        longer = np.full(n + 4 * CK.PAD, 0x5A, np.uint8)  # the text, then other bytes
+        longer[:n] = buf
+        for b, s in ((buf, scratch), (longer[:n], np.zeros(n + CK.PAD, np.uint8))):
+            rows = len(rows_ref)
+            data, indices = np.empty(rows * plan.per_row), np.empty(rows * plan.per_row, np.int64)
+            row_ends, labels = np.empty(rows, np.int64), np.empty(rows)
+            info = CK.parse_csv_chunk(b, 44, 34, False, 1 << 20, 1e300, plan.roles, plan.label_col, plan.num_cols,
+                                      plan.log1p, plan.cat_cols, plan.prefix_states, plan.cross_a, plan.cross_b,
+                                      plan.cross_mid, plan.cross_mid_off, 20, s, data, indices, row_ends,
+                                      labels, 0, np.empty((8, 4), np.int64), -1, np.empty(0))
+            assert info[CK.I_ERR] == CK.OK and info[CK.I_ROWS] == rows, (text, info)
+            starts = np.concatenate([[0], row_ends[:-1]])
+            got = [dict(zip(indices[a:e].tolist(), data[a:e].tolist())) for a, e in zip(starts, row_ends)]
+            assert got == rows_ref and labels.tolist() == labels_ref, text
+
+
+_VECTOR_CHILD = """
+import json, sys
+import numpy as np
+from numba import njit
+from sparsetrain.io import _csv_kernels as CK, _hash_kernels as HK
+from numba.core.registry import cpu_target
+
+hash_lanes = njit(lambda *a: HK.hash_lanes(*a))
+sort_ids = njit(lambda indices, a, n: CK.sort_ids(indices, a, n))
+fields = [f.encode() for f in json.loads(sys.argv[1])]
+prefixes = [np.frombuffer(p.encode(), np.uint8) for p in json.loads(sys.argv[2])]
+buf = np.frombuffer(b"".join(fields) + bytes(HK.PAD), np.uint8)
+fe = np.cumsum([len(f) for f in fields]).astype(np.int64)
+fs = fe - [len(f) for f in fields]
+states = np.array([HK.mm_feed(*HK.mm_start(int(sys.argv[3])), p, 0, len(p)) for p in prefixes], np.int64).T.copy()
+cols, out = np.arange(len(fields), dtype=np.int64), np.zeros(len(fields), np.int64)
+longs = [hash_lanes(buf, fs, fe, cols, *states, g, out, 2**31 - 1) for g in range(0, len(fields), HK.LANES)]
+sorted_, repeats = [], []
+for ids in json.loads(sys.argv[4]):
+    a = np.array([-7] + ids + [-9] * 40, np.int64)
+    repeats.append(int(sort_ids(a, 1, len(ids))))
+    sorted_.append(a.tolist())
+print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], out.tolist(), longs, sorted_, repeats]))
+"""
+
+
+@pytest.mark.parametrize("cpu", ["x86-64", "haswell"])
+def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu):
+    """``hash_lanes`` (``<16 x i32>``, masked gathers) and ``sort_ids`` (``<32 x i32>``, masked load and
+    store) are LLVM IR written for AVX-512 registers; LLVM must lower them for any CPU numba compiles for
+    (NUMBA_CPU_NAME; a cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for
+    haswell (AVX2) in a fresh interpreter, each lane the murmur hash of its prefix and field (or flagged
+    long), each row of ids sorted as numpy with its repeat flag."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(11)
+    n = 2 * CK.LANES
+    fields = ["".join(rng.choice(list("abcxyz019é"), int(rng.integers(0, 15)))) for _ in range(n)]
+    prefixes = [f"c{i}" * int(rng.integers(1, 4)) + "=" for i in range(n)]
+    rows = [rng.integers(0, 2**31, k).tolist() for k in (0, 1, 2, 5, 16, 17, 31, 32)]
+    rows.append([5, 3, 5, 1] * 8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU_", "NUMBA_ENABLE_AVX"))}
+    env.update(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="")
+    seed = HASH_SEED
+    proc = subprocess.run([sys.executable, "-c", _VECTOR_CHILD, json.dumps(fields), json.dumps(prefixes), str(seed),
+                           json.dumps(rows)], env=env, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(CK.__file__))))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    target, out, longs, sorted_, repeats = json.loads(proc.stdout)
+    assert target == cpu
+    for i, (p, f) in enumerate(zip(prefixes, fields)):
+        key = (p + f).encode()
+        is_long = (len(p.encode()) % 4 + len(f.encode())) // 4 > 2
+        assert bool(longs[i // CK.LANES] >> (i % CK.LANES) & 1) == is_long, i
+        if f and not is_long:
+            assert out[i] == sk_murmur(key, seed, positive=True) & (2**31 - 1), i
+    for ids, got, rep in zip(rows, sorted_, repeats):
+        assert got == [-7] + sorted(ids) + [-9] * 40 and rep == (len(set(ids)) < len(ids))
