@@ -513,17 +513,19 @@ for ids in json.loads(sys.argv[4]):
     a = np.array([-7] + ids + [-9] * 40, np.int64)
     repeats.append(int(sort_ids(a, 1, len(ids))))
     sorted_.append(a.tolist())
-print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], out.tolist(), longs, sorted_, repeats]))
+print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, out.tolist(), longs, sorted_,
+                  repeats]))
 """
 
 
-@pytest.mark.parametrize("cpu", ["x86-64", "haswell"])
-def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu):
+@pytest.mark.parametrize("cpu, features, wide", [("x86-64", "", False), ("haswell", "+avx2", True)])
+def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide):
     """``hash_lanes`` (``<16 x i32>``, masked gathers) and ``sort_ids`` (``<32 x i32>``, masked load and
     store) are LLVM IR written for AVX-512 registers; LLVM must lower them for any CPU numba compiles for
     (NUMBA_CPU_NAME; a cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for
     haswell (AVX2) in a fresh interpreter, each lane the murmur hash of its prefix and field (or flagged
-    long), each row of ids sorted as numpy with its repeat flag."""
+    long), each row of ids sorted as numpy with its repeat flag. The kernel uses them (``WIDE``) only
+    where the features numba compiles with include AVX2."""
     import json
     import os
     import subprocess
@@ -536,14 +538,14 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu):
     rows = [rng.integers(0, 2**31, k).tolist() for k in (0, 1, 2, 5, 16, 17, 31, 32)]
     rows.append([5, 3, 5, 1] * 8)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU_", "NUMBA_ENABLE_AVX"))}
-    env.update(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="")
+    env.update(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features)
     seed = HASH_SEED
     proc = subprocess.run([sys.executable, "-c", _VECTOR_CHILD, json.dumps(fields), json.dumps(prefixes), str(seed),
                            json.dumps(rows)], env=env, capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(CK.__file__))))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    target, out, longs, sorted_, repeats = json.loads(proc.stdout)
-    assert target == cpu
+    target, used, out, longs, sorted_, repeats = json.loads(proc.stdout)
+    assert target == cpu and used == wide
     for i, (p, f) in enumerate(zip(prefixes, fields)):
         key = (p + f).encode()
         is_long = (len(p.encode()) % 4 + len(f.encode())) // 4 > 2

@@ -48,7 +48,7 @@ from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, eq_mask64, eq_mask_tail, flatten, record_error)
+                            I_ROWS, N_COMMON, compile_features, eq_mask64, eq_mask_tail, flatten, record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -211,6 +211,14 @@ def sort_row(indices, data, a, b, keys, vals, buckets, id_bits, unit):
 
 #: the most hashed ids a row's :func:`sort_ids` sorts (more: :func:`sort_row` alone)
 SORT_LANES = 32
+
+#: whether numba compiles with AVX2 (``_scan_kernels.compile_features``: the host's features, or
+#: NUMBA_CPU_FEATURES; a cache is keyed on them): the row emitter hashes the categorical columns LANES at
+#: a time (``hash_lanes``) and sorts a row by the network (:func:`sort_ids`). Without AVX2 LLVM lowers
+#: their masked loads, stores and gathers a lane at a time (SSE 4.2: a branch a lane) and SSE2 has no
+#: unsigned 32-bit min/max: one field at a time and :func:`sort_row` are faster there (RESULTS.md,
+#: session 35, portable2).
+WIDE = compile_features().get("avx2", False)
 
 
 @intrinsic
@@ -514,8 +522,11 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     # varies from row to row, i.e. mispredicts)
     ncat = len(cat_cols)
     hashed = lanes[5]
-    for g in range(0, ncat, LANES):  # LANES fields at once; a field too long for that, one at a time
-        long_ = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, hashed, mask)
+    for g in range(0, ncat, LANES):  # LANES fields at once (WIDE); a field too long for that, one at a time
+        if WIDE:
+            long_ = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, hashed, mask)
+        else:
+            long_ = (np.int64(1) << LANES) - 1
         if ncat - g < LANES:
             long_ &= (np.int64(1) << (ncat - g)) - 1
         while long_ != 0:
@@ -537,7 +548,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
         nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
     repeats = True
-    if nnz - row_start <= SORT_LANES:
+    if WIDE and nnz - row_start <= SORT_LANES:
         repeats = sort_ids(indices, row_start, nnz - row_start) != 0
         for i in range(row_start, nnz):
             data[np.uint64(i)] = 1.0

@@ -144,23 +144,31 @@ def popcount(typingctx, x):
     return types.int64(x), codegen
 
 
-def _byte_permutes() -> bool:
-    """Whether :func:`flatten_bits` (and the LibSVM kernel's ``_libsvm_simd.convert_pairs_permute``) can be
-    used: LLVM has a vector compress (19+), numba compiles for this CPU (no NUMBA_CPU_NAME) and with AVX-512
-    VBMI and VBMI2, as the features it compiles with say (the host's, or NUMBA_CPU_FEATURES, less AVX under
-    NUMBA_ENABLE_AVX=0; its cache is keyed on them, so a cache read on another CPU agrees): a 64-byte
-    compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per byte, slower
-    than the scalar loop) and a byte permute across two registers (``vpermi2b``; elsewhere LLVM cannot
-    compile it)."""
-    from numba.core import config
+def compile_features() -> dict:
+    """The CPU features numba compiles with, ``{name: on}``: its codegen's (``magic_tuple()``: the host's,
+    or NUMBA_CPU_FEATURES, less AVX under NUMBA_ENABLE_AVX=0), what its cache is keyed on, so a path
+    chosen from them is never loaded from a cache on a CPU without them."""
     from numba.core.registry import cpu_target
 
-    if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
-        return False
     features = {}
     for f in cpu_target.target_context.codegen().magic_tuple()[2].split(","):  # "+name,-name,...": the last wins
         if f[:1] in "+-" and f[1:]:
             features[f[1:]] = f[0] == "+"
+    return features
+
+
+def _byte_permutes() -> bool:
+    """Whether :func:`flatten_bits` (and the LibSVM kernel's ``_libsvm_simd.convert_pairs_permute``) can be
+    used: LLVM has a vector compress (19+), numba compiles for this CPU (no NUMBA_CPU_NAME) and with AVX-512
+    VBMI and VBMI2 (:func:`compile_features`): a 64-byte
+    compress in one instruction (``vpcompressb``; elsewhere LLVM expands it into a store per byte, slower
+    than the scalar loop) and a byte permute across two registers (``vpermi2b``; elsewhere LLVM cannot
+    compile it)."""
+    from numba.core import config
+
+    if llvm_version_info[0] < 19 or config.CPU_NAME not in (None, "host"):
+        return False
+    features = compile_features()
     return features.get("avx512vbmi", False) and features.get("avx512vbmi2", False)
 
 
