@@ -87,6 +87,8 @@ def test_export_leaves_out_the_rows_of_a_weight_that_starts_random(tmp_path):
     params = json.loads(res.stdout)["parameters"]
     assert params["factors"]["rows"] == [] and params["factors"]["left_out"].startswith("200 rows: ")
     assert params["linear_weight"]["rows"] and "left_out" not in params["linear_weight"]
+    # named by its checkpoint prefix, the run is the same: its config says the factors start random
+    assert json.loads(cli("export", run / "checkpoints" / "model").stdout)["parameters"] == params
     assert res.stderr.strip().splitlines() == [
         "note: factors: left out 200 rows: each starts non-zero (its init), trained or not; --top K writes the K "
         "largest, --all every row"]

@@ -32,7 +32,7 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from ..fileio import open_atomic
 from .data import FEATURE_NAMES_FILE
-from .rundir import load_run_config
+from .rundir import CONFIG_FILE, load_run_config
 
 FORMATS = ("json", "csv")
 
@@ -106,18 +106,19 @@ class ExportRows(list):
         return f"ExportRows({len(self)} rows)"
 
 
-def starting_nonzero(model) -> set[str]:
-    """The parameters of ``model`` (a :class:`~.predict.TrainedModel` of a run directory) with one row
-    per feature whose rows start non-zero, as the run's initializers fill them (a variable's own
-    ``init``, else ``model.init`` by its name): there, rows no training row touched are non-zero too."""
+def starting_nonzero(model, cfg) -> set[str]:
+    """The parameters of ``model`` (a :class:`~.predict.TrainedModel`) with one row per feature whose rows
+    start non-zero, as the initializers of ``cfg`` (its run's :class:`~sparsetrain.config.Config`; None:
+    unknown, none) fill them (a variable's own ``init``, else ``model.init`` by its name): there, rows no
+    training row touched are non-zero too."""
     from ..initializer import InitDesc
 
-    if getattr(model, "config", None) is None:  # (a checkpoint prefix: no config to say)
+    if cfg is None:
         return set()
-    sym = model.config.build_symbol()
+    sym = cfg.build_symbol()
     shapes = dict(zip(sym.list_arguments(), sym.infer_shape_partial(**{model.data_name: (1, model.num_features)})[0]))
-    init, found = model.config.initializer(), set()
-    for name, v in model.config.model.variables.items():
+    init, found = cfg.initializer(), set()
+    for name, v in cfg.model.variables.items():
         shape = shapes.get(name)
         if name in (model.data_name, model.label_name) or not shape or len(shape) != 2 or shape[0] != model.num_features:
             continue
@@ -134,6 +135,7 @@ def export_model(model, run_path: str | None = None, top: int | None = None, all
     ``top`` rows of largest L2 norm of each 2-D parameter (biases are kept whole); ``all_rows``: also the
     rows of a weight that starts non-zero (:func:`starting_nonzero`). A weight's ``rows`` are an
     :class:`ExportRows`, made as they are read."""
+    from ..config import config_from_dict
     from ..module import load_params
 
     if top is not None and top < 1:
@@ -142,8 +144,14 @@ def export_model(model, run_path: str | None = None, top: int | None = None, all
         raise ConfigError("--top and --all exclude each other")
     arg, _ = load_params(model.params_path)
     names = read_feature_names(run_path) if run_path else {}
-    model_cfg = (load_run_config(run_path) or {}).get("model") if run_path else None
-    random_start = starting_nonzero(model) if top is None and not all_rows else set()
+    run_doc = load_run_config(run_path) if run_path else None
+    model_cfg = (run_doc or {}).get("model")
+    random_start = set()
+    if top is None and not all_rows:
+        cfg = getattr(model, "config", None)  # a checkpoint prefix has none: its run directory's, as model_cfg
+        if cfg is None and run_doc is not None:
+            cfg = config_from_dict(run_doc, source=os.path.join(run_path, CONFIG_FILE))
+        random_start = starting_nonzero(model, cfg)
     params = {}
     for name, value in arg.items():
         entry = {"shape": list(value.shape), "stype": value.stype}
