@@ -35,7 +35,7 @@ def _init(data, task, preset, out, force, label) -> int:
     from .cli_fit_display import reading
     from .config.starter import write_starter_config
 
-    if data == "-":  # (click said "File '-' does not exist")
+    if data == "-":  # (DATA allows '-' to say this, where click would say "File '-' does not exist")
         raise ConfigError("DATA: init reads a file, not stdin ('-'): the config it writes names the file to train "
                           "on; save the data to a file first (a config may still train on stdin: data.train: '-')")
 

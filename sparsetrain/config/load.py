@@ -127,7 +127,7 @@ def apply_override(doc: dict, item: str) -> None:
         else:
             value = parse_yaml(raw, "--set", join_path(_split_key(key.strip(), item))) if raw.strip() else None
     except yaml.YAMLError as e:
-        if raw.lstrip()[:1] in ("[", "{"):  # meant as a list or mapping (it became a file name '[a, b')
+        if raw.lstrip()[:1] in ("[", "{"):  # meant as a list or mapping, not as text (a file name '[a, b')
             why = getattr(e, "problem", None) or str(e).splitlines()[0]
             raise ConfigError(f"--set {key.strip()}: {raw!r} is not a YAML list or mapping ({why})") from None
         value = raw  # (text YAML cannot read, as a file name may be)

@@ -384,7 +384,7 @@ class RunDir:
         """``save(prefix, epoch)`` writes the checkpoint files; then ``checkpoint.json`` (``state`` plus
         ``epoch`` and ``prefix``), then older checkpoints beyond ``keep`` are removed. Returns the
         ``.params`` path. A failure (a full disk, Ctrl-C) removes what this checkpoint wrote: files that
-        ``checkpoint.json`` does not name made ``--resume`` call a first checkpoint's directory incomplete."""
+        ``checkpoint.json`` does not name would make ``--resume`` call the directory incomplete."""
         path = os.path.join(self.path, STATE_FILE)
         try:
             with writing(self.params_path(epoch)):
