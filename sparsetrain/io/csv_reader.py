@@ -175,8 +175,9 @@ class CSVReader(HashedTextReader):
         buf = job.buf
         rows = int(count_newlines(buf))
         weighted = plan.weight_col >= 0
-        # (scratch: where the kernel unquotes a line with a quoted field; pooled with the output, as it is
-        # chunk-sized: a fresh array a chunk was a fresh 4 MiB of a streamed epoch's address space)
+        # (scratch: where the kernel unquotes a line with a quoted field, and copies the lines ending within
+        # PAD bytes of the buffer's end (its field hash reads PAD bytes past a field); pooled with the output,
+        # as it is chunk-sized: a fresh array a chunk would be a fresh 4 MiB of a streamed epoch's address space)
         job.data, job.indices, indptr, job.labels, job.weights, scratch = self._room(
             ((rows * plan.per_row, self.dtype), (rows * plan.per_row, np.int64), (rows + 1, np.int64),
              (rows, np.float64), (rows if weighted else 0, np.float64), (len(buf) + CK.PAD, np.uint8)))
