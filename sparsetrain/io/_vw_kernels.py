@@ -84,8 +84,7 @@ def _token_bits_tail(buf, b):
 def _token_bits(buf, b):
     """Bit masks of the 64 bytes from ``b``: where a feature token ends (whitespace, ``|``, a newline)
     and where a ``:`` is; a loop of constant length that LLVM vectorizes (the last, partial block is a
-    call: a loop of variable length inlined here kept LLVM from vectorizing the scan, as it once did
-    the CSV kernel's split)."""
+    call: a loop of variable length inlined here keeps LLVM from vectorizing the scan)."""
     if b + 64 > len(buf):
         return _token_bits_tail(buf, b)
     ends = np.uint64(0)
