@@ -520,7 +520,7 @@ print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE,
 
 @pytest.mark.parametrize("cpu, features, wide", [("x86-64", "", False), ("haswell", "+avx2", True)])
 def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide):
-    """``hash_lanes`` (``<16 x i32>``, masked gathers) and ``sort_ids`` (``<32 x i32>``, masked load and
+    """``hash_lanes`` (``<16 x i32>``, a scalar load a lane) and ``sort_ids`` (``<32 x i32>``, masked load and
     store) are LLVM IR written for AVX-512 registers; LLVM must lower them for any CPU numba compiles for
     (NUMBA_CPU_NAME; a cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for
     haswell (AVX2) in a fresh interpreter, each lane the murmur hash of its prefix and field (or flagged
