@@ -39,6 +39,16 @@ def test_feeding_in_pieces_equals_hashing_the_whole(data, cuts):
     assert HK.mm_finish(*state) == sk_murmur(data, 7, positive=True)
 
 
+def _agrees_with_mm_feed(feed, prefix: bytes, buf, start: int, end: int) -> None:
+    """``feed`` (a variant of ``mm_feed``), after ``prefix``'s bytes are pending, gives ``mm_feed``'s state for
+    ``buf[start:end]``, and its hash is scikit-learn's of the bytes fed."""
+    pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
+    state = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
+    ours = feed(*state, buf, start, end)
+    assert [int(x) for x in ours] == [int(x) for x in HK.mm_feed(*state, buf, start, end)]
+    assert HK.mm_finish(*ours) == murmurhash3_32(bytes(prefix) + bytes(buf[start:end]))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=9), st.binary(max_size=40), st.data())
 def test_feeding_by_words_equals_feeding_by_bytes(prefix, body, data):
@@ -47,12 +57,7 @@ def test_feeding_by_words_equals_feeding_by_bytes(prefix, body, data):
     buf = np.frombuffer(body, np.uint8) if body else np.zeros(0, np.uint8)
     start = data.draw(st.integers(0, len(buf)))
     end = data.draw(st.integers(start, len(buf)))
-    pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
-    state = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
-    by_bytes = HK.mm_feed(*state, buf, start, end)
-    by_words = HK.mm_feed_words(*state, buf, start, end)
-    assert [int(x) for x in by_words] == [int(x) for x in by_bytes]
-    assert HK.mm_finish(*by_words) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))
+    _agrees_with_mm_feed(HK.mm_feed_words, prefix, buf, start, end)
 
 
 @settings(max_examples=300, deadline=None)
@@ -65,12 +70,7 @@ def test_feeding_padded_equals_feeding_by_bytes(prefix, body, pad, data):
     buf = np.frombuffer(body + pad, np.uint8)
     start = data.draw(st.integers(0, len(body) - 1))
     end = data.draw(st.integers(start + 1, len(body)))
-    pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
-    state = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
-    by_bytes = HK.mm_feed(*state, buf, start, end)
-    padded = HK.mm_feed_padded(*state, buf, start, end)
-    assert [int(x) for x in padded] == [int(x) for x in by_bytes]
-    assert HK.mm_finish(*padded) == murmurhash3_32(bytes(prefix) + bytes(body[start:end]))
+    _agrees_with_mm_feed(HK.mm_feed_padded, prefix, buf, start, end)
 
 
 @njit
