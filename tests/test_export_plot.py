@@ -89,6 +89,16 @@ def test_export_leaves_out_the_rows_of_a_weight_that_starts_random(tmp_path):
     assert params["linear_weight"]["rows"] and "left_out" not in params["linear_weight"]
     # named by its checkpoint prefix, the run is the same: its config says the factors start random
     assert json.loads(cli("export", run / "checkpoints" / "model").stdout)["parameters"] == params
+    # finding that out draws from the initializers, not from a library caller's random stream
+    from sparsetrain import random as st_random
+    from sparsetrain.trainer.export import export_model
+    from sparsetrain.trainer.predict import load_trained
+
+    st_random.seed(7)
+    export_model(load_trained(str(run)), str(run))
+    after_export = st_random.generator().random(3)
+    st_random.seed(7)
+    np.testing.assert_array_equal(after_export, st_random.generator().random(3))
     assert res.stderr.strip().splitlines() == [
         "note: factors: left out 200 rows: each starts non-zero (its init), trained or not; --top K writes the K "
         "largest, --all every row"]

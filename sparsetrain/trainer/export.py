@@ -110,22 +110,29 @@ def starting_nonzero(model, cfg) -> set[str]:
     """The parameters of ``model`` (a :class:`~.predict.TrainedModel`) with one row per feature whose rows
     start non-zero, as the initializers of ``cfg`` (its run's :class:`~sparsetrain.config.Config`; None:
     unknown, none) fill them (a variable's own ``init``, else ``model.init`` by its name): there, rows no
-    training row touched are non-zero too."""
+    training row touched are non-zero too. The probes' draws leave sparsetrain's random stream as it was."""
     from ..initializer import InitDesc
+    from ..random import generator
 
     if cfg is None:
         return set()
     sym = cfg.build_symbol()
     shapes = dict(zip(sym.list_arguments(), sym.infer_shape_partial(**{model.data_name: (1, model.num_features)})[0]))
     init, found = cfg.initializer(), set()
-    for name, v in cfg.model.variables.items():
-        shape = shapes.get(name)
-        if name in (model.data_name, model.label_name) or not shape or len(shape) != 2 or shape[0] != model.num_features:
-            continue
-        probe = np.zeros((16, int(shape[1])), np.float32)
-        init(InitDesc(name, {} if v.init is None else {"init": v.init}), probe)
-        if probe.any():
-            found.add(name)
+    stream = generator().bit_generator
+    drawn_from = stream.state
+    try:
+        for name, v in cfg.model.variables.items():
+            shape = shapes.get(name)
+            if (name in (model.data_name, model.label_name) or not shape or len(shape) != 2
+                    or shape[0] != model.num_features):
+                continue
+            probe = np.zeros((16, int(shape[1])), np.float32)
+            init(InitDesc(name, {} if v.init is None else {"init": v.init}), probe)
+            if probe.any():
+                found.add(name)
+    finally:
+        stream.state = drawn_from
     return found
 
 
