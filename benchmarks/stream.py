@@ -2,6 +2,7 @@
 
     python -m benchmarks.stream [--rows 500000] [--features 1000000] [--batch-sizes 256 1] [--repeat 4]
                                 [--chunk-mb MiB] [--also-chunk-mb MiB ...] [--workers N] [--ahead N] [--against REV ...] [--trace]
+                                [--page-cache fresh|keep]
     python -m benchmarks.stream --rss [--rss-gb 0.75 1.5]
     python -m benchmarks.stream --beside [--batch-sizes 1] [--repeat 7]
 
@@ -39,12 +40,18 @@ compared across processes are not). ``--against REV [REV ...]``: the LibSVM kern
 ``benchmarks.parse_kernel`` does) parse a further interleaved variant of the streamed epoch (and a
 parse-alone line of its own): kernel changes A/B'd inside the streamed epoch, in one process.
 
+The page cache: a streamed epoch maps the file's pages into the process and out again every pass, which
+costs ~0.02 CPU s a pass of this file more when its page cache holds it in 4 KiB pages than in 2 MiB ones
+(``benchmarks.parse_kernel --page-cache``; this VM's DAMON splits and evicts cold page-cache pages over hours,
+so a file's state depends on when it was last read cold). ``--page-cache fresh`` (the default) first drops the
+file's cached pages and reads them back as a first sparsetrain run on the file does (mostly 2 MiB pages), before
+anything else reads it, so that runs compare; ``keep`` leaves the cache as found. The share in 2 MiB pages is
+printed as found, after that and at the end (every variant's epochs run interleaved, in that same state).
+
 Parse speed inside the pipeline: the file read through ``LibSVMReader`` (the streamed epoch's
 chunk size and parser threads), wall and CPU, and what two cores allow: a streamed epoch needs
 the parse CPU plus the in-memory epoch's CPU, so its time is at least the larger of the training
-alone and (parse CPU + training CPU) / cores; the bound on the ratio is printed beside it. Then the share
-of the file its page cache holds in 2 MiB pages: mapping the file's pages into the process and out again
-costs ~0.02 CPU s a pass of this file more in 4 KiB pages (``benchmarks.parse_kernel --page-cache``).
+alone and (parse CPU + training CPU) / cores; the bound on the ratio is printed beside it.
 
 Memory (``--rss``): files of the given sizes (GB of text) are generated, and for each a child
 process streams one epoch; its peak RSS (``ru_maxrss``) is printed against the model's size (the weight,
@@ -228,6 +235,17 @@ class _Trace:
         return out
 
 
+def _page_cache(path: str, mode: str) -> None:
+    """``--page-cache``: the file's page cache made fresh (dropped and read back as sparsetrain reads a file not
+    cached) or kept; prints the share in 2 MiB pages as found and now (see the module's doc)."""
+    from .parse_kernel import huge_share, read_cold
+
+    found = huge_share(path)
+    if mode == "fresh":
+        read_cold(path)
+    print(f"page cache ({mode}): {found:.0%} of the file in 2 MiB pages as found, {huge_share(path):.0%} now")
+
+
 def beside(args) -> None:
     """``--beside``: the training thread's CPU of in-memory epochs alone and beside other work (see the module's doc)."""
     from numba import njit
@@ -249,6 +267,7 @@ def beside(args) -> None:
         return s
 
     path = args.file or _file(args.rows, args.features)
+    _page_cache(path, args.page_cache)
     X, y = st.io.load_libsvm(path, num_features=args.features, zero_based=True)
     big = np.ones(64 << 17)
     arithmetic(10), read(big[:8])
@@ -319,6 +338,7 @@ def speed(args) -> None:
     from .threads import cpu_clock, foreign_seconds
 
     path = args.file or _file(args.rows, args.features)
+    _page_cache(path, args.page_cache)
     trace = _Trace() if args.trace else None
     if args.ahead is not None:
         pipeline.AHEAD = args.ahead
@@ -335,8 +355,6 @@ def speed(args) -> None:
         "float32", args.features)
     print(f"disk cache ready in {time.perf_counter() - t0:.2f}s (built on the first run)")
     parse_cpu = _parse_speed(path, args.features, args.chunk_mb, args.repeat, args.workers)
-    # the mapping's share of the parse CPU follows it (benchmarks.parse_kernel --page-cache)
-    print(f"page cache: {huge_share(path):.0%} of the file in 2 MiB pages")
     kernel = {}  # the variant -> the kernel module its chunks parse with (--against)
     other_parse_cpu = {}
     if args.against:
@@ -441,6 +459,7 @@ def speed(args) -> None:
             print("            traced streamed epochs (median): " + ", ".join(
                 f"{k} {np.median(v):.1f}" for k, v in traced.items()))
         print(f"            streamed engine: {reasons['stream']}")
+    print(f"page cache at the end: {huge_share(path):.0%} of the file in 2 MiB pages")
 
 
 def _chunk(chunk_mb) -> dict:
@@ -497,6 +516,8 @@ def main(argv=None) -> None:
     p.add_argument("--against", nargs="+", metavar="REV",
                    help="git revisions whose LibSVM kernels parse further streamed variants (one each)")
     p.add_argument("--repeat", type=int, default=4)
+    p.add_argument("--page-cache", choices=("fresh", "keep"), default="fresh",
+                   help="the file's page cache dropped and read back first, as a first read leaves it (fresh), or as found")
     p.add_argument("--trace", action="store_true", help="trace the streamed epochs' threads: idle cores by phase")
     p.add_argument("--beside", action="store_true",
                    help="the training thread's CPU of in-memory epochs alone and beside a parse or other work")
