@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from sparsetrain.io import LibSVMReader
+from sparsetrain.io import LibSVMReader, pipeline
 from sparsetrain.io.csv_reader import CSVReader, CSVSchema
 from sparsetrain.io.vw_reader import VWReader
 
@@ -305,6 +305,34 @@ def test_a_mapped_file_read_where_huge_pages_are_refused_or_unknown(tmp_path, mo
     assert np.array_equal(got, X.indices)
 
 
+def test_a_streaming_pass_releases_the_pages_it_is_done_with_when_its_source_ends(tmp_path, monkeypatch):
+    """The pages a pass is done with when its source ends, where no parse is left to take them out (every
+    chunk here is parsed as soon as it is submitted), leave the process then, not with the map at the
+    pass's end."""
+    from sparsetrain.io import chunks
+
+    path = _libsvm(tmp_path, rows=3000)
+    released = []
+    monkeypatch.setattr(chunks, "_madvise", lambda addr, length, advice: (
+        advice == chunks.mmap.MADV_DONTNEED and released.append((addr, length))) or 0)
+    align = 4 * chunks.mmap.PAGESIZE
+    monkeypatch.setattr(chunks, "_RELEASE_ALIGN", align)
+    submit = pipeline.submit
+
+    def parsed_at_once(fn, job, workers):
+        task = submit(fn, job, workers)
+        if pipeline.CORE_SHARE.claim(task, wait=True):
+            task.execute()
+        return task
+
+    monkeypatch.setattr(pipeline, "submit", parsed_at_once)
+    reader = LibSVMReader(path, num_features=20, zero_based=False, chunk_size=4096)
+    starts = [b.offset for b in reader]
+    base = min(a for a, _ in released)  # the file's byte 0 (the first release starts there)
+    last = base + starts[-(reader.workers + pipeline.AHEAD + 2)]
+    assert len(starts) > 8 and max(a + n for a, n in released) == last - last % align
+
+
 def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monkeypatch):
     """A streaming pass over a plain file asks the OS to map each chunk's pages in one call
     (``MADV_POPULATE_READ``, page-aligned, covering the chunk) before the chunk is parsed; not for a
@@ -329,9 +357,12 @@ def test_a_streamed_mapped_file_maps_each_chunk_before_its_parse(tmp_path, monke
         assert advice == chunks._MADV_POPULATE_READ and addr % chunks.mmap.PAGESIZE == 0
         assert addr - base == begin - begin % chunks.mmap.PAGESIZE and addr + length - base == end
     released.sort()
-    assert released and released[0][0] == base and all((a - base) % align == (n % align) == 0 for a, n, _ in released)
+    # whole huge pages of the process's addresses (the map's start, the file's byte 0, may fall inside one)
+    assert released and released[0][0] == base and all((a + n) % align == 0 for a, n, _ in released)
     assert all(a + n == b for (a, n, _), (b, _, _) in zip(released, released[1:]))  # no page twice, none skipped
-    assert released[-1][0] + released[-1][1] - base <= spans[-1][0]  # only chunks parsed and checked
+    # only chunks parsed and checked, up to the last chunk a pass releases (the last ones go with the map)
+    last = base + spans[-(reader.workers + pipeline.AHEAD + 2)][0]
+    assert released[-1][0] + released[-1][1] == last - last % align
     if _huge_pages_advised() and os.path.exists("/proc/self/smaps"):  # the map asks for huge pages
         blocks = iter(reader)
         next(blocks)

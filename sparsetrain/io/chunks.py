@@ -153,9 +153,10 @@ def release(view) -> None:
     _madvise(view.ctypes.data, len(view), mmap.MADV_DONTNEED)
 
 
-#: where a streaming pass releases a mapped file's pages (file offsets, hence addresses: the map starts at the
-#: file's byte 0 and the kernel aligns it for huge pages): at whole 2 MiB huge pages, whose one-entry mapping a
-#: release that ends inside would split into 512 small ones
+#: where a streaming pass releases a mapped file's pages: at the boundaries of whole 2 MiB huge pages in the
+#: process's addresses, whose one-entry mapping a release that ends inside would split into 512 small ones.
+#: (Linux places a map of 2 MiB or more at such a boundary, so they are the file's 2 MiB offsets, where its
+#: page cache's huge folios start; a map placed elsewhere maps no huge page whole, and any boundary does.)
 _RELEASE_ALIGN = 2 << 20
 
 
@@ -454,7 +455,12 @@ class ChunkSource:
                 stop = size if j < 0 else j + 1
             pos = begin or r.start
             starts: collections.deque = collections.deque()
-            released = begin - begin % _RELEASE_ALIGN
+            shift = arr.ctypes.data % _RELEASE_ALIGN  # the map's start past a huge page boundary (0 as a rule)
+
+            def boundary(offset):  # the last huge page boundary at or before ``offset`` (in the map)
+                return max(0, offset - (offset + shift) % _RELEASE_ALIGN)
+
+            released = boundary(begin)
             while pos < stop:
                 end = self._chunk_end(arr, pos, stop)
                 piece = arr[pos:end]
@@ -466,7 +472,7 @@ class ChunkSource:
                 starts.append(pos)
                 if release_after and len(starts) > release_after:
                     starts.popleft()  # that chunk is parsed and checked: its pages can go
-                    upto = starts[0] - starts[0] % _RELEASE_ALIGN
+                    upto = boundary(starts[0])
                     if upto > released:
                         if release is None:
                             mm.madvise(mmap.MADV_DONTNEED, released, upto - released)

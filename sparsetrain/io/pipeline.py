@@ -387,17 +387,21 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
     (corrupt compressed data, a line too long) is raised after the jobs before it."""
     ahead = workers + AHEAD  # chunks in flight (submitted, parsing or parsed) beyond the one handed out
     # a chunk is done with once the consumer asks past it: in flight are at most `ahead` more; its pages
-    # leave the process on the next thread to start a parse (chunks.release), not on the consumer's
+    # leave the process on the next thread to start a parse (chunks.release), not on the consumer's; those
+    # queued when the source ends (no parse follows: one release a pass) on the consumer's
     done: collections.deque = collections.deque()
     chunks = source.chunks(begin, end_hint, release_after=ahead + 2, release=done.append)
 
-    def parse(job):  # on the thread that parses: the pages of a mapped chunk in one call (chunks.populate)
+    def release_done():
         while done:
             try:
                 pages = done.popleft()
             except IndexError:  # another thread took the last
                 break
             release(pages)
+
+    def parse(job):  # on the thread that parses: the pages of a mapped chunk in one call (chunks.populate)
+        release_done()
         populate(job.buf)
         return run(job)
 
@@ -413,6 +417,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     buf, offset = next(chunks)
                 except StopIteration:
                     exhausted = True
+                    release_done()
                     break
                 except DataFormatError as e:  # raised in file order, after the chunks before it
                     source_error = e
