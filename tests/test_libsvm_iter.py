@@ -176,6 +176,18 @@ def test_has_rows_parses_ahead_and_the_next_pass_replays_it(tmp_path, n, window)
         LibSVMIter(str(empty), (50,), batch_size=4).has_rows(4)
 
 
+def test_an_iterator_let_go_closes_the_pass_has_rows_parsed_ahead(tmp_path):
+    # (its parses cancelled and its map closed then, not whenever the garbage collector breaks the cycle
+    # between the iterator and its generators)
+    path, _ = rows_file(tmp_path, 10)
+    it = LibSVMIter(path, (50,), batch_size=4, chunk_size=16, zero_based=True)
+    assert it.has_rows(4)
+    ahead = it._peeked[1]
+    assert ahead.gi_frame is not None
+    it.__del__()
+    assert ahead.gi_frame is None
+
+
 @pytest.mark.parametrize("num_parts", [1, 2, 3, 5, 8, 40])
 def test_parts_cover_every_row_once(tmp_path, num_parts):
     path, dense = rows_file(tmp_path, 101)

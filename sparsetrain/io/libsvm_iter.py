@@ -511,7 +511,9 @@ class LibSVMIter(DataIter):
                           self._rows_checked)
 
     def __del__(self):
-        stream = getattr(self, "_stream", None)
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
+        # the pass under way and one parsed ahead by has_rows: their parses cancelled, their maps closed
+        peeked = getattr(self, "_peeked", None)
+        for stream in (getattr(self, "_stream", None), peeked and peeked[1]):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
