@@ -11,7 +11,7 @@ def _plot(run, out):
 
     from .base import SparseTrainError
     from .trainer.plot import plot_metrics
-    from .trainer.rundir import METRICS_FILE, latest_default_run, load_metrics, load_state
+    from .trainer.runfiles import METRICS_FILE, latest_default_run, load_metrics, load_state
 
     if os.path.isfile(run) and run.endswith((".yaml", ".yml")):  # a config: its run directory, as predict takes
         from .config import load_config

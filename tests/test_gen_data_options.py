@@ -16,7 +16,7 @@ from sparsetrain.cli_schema import option_name
 from sparsetrain.config import GenerateConfig, config_from_dict, load_config
 from sparsetrain.io.synthetic import generate_libsvm
 from sparsetrain.io.synthetic_options import SyntheticOptions, check_options
-from sparsetrain.trainer.rundir import load_run_config
+from sparsetrain.trainer.runfiles import load_run_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LINREG = ROOT / "configs" / "linreg.yaml"

@@ -425,7 +425,7 @@ class _ClusterEpochs:
 
     def checkpoint_fields(self) -> dict:
         from .. import random as st_random
-        from ..trainer.rundir import checkpoint_state
+        from ..trainer.runfiles import checkpoint_state
 
         return checkpoint_state(st_random.get_state(), kvstore=self.cluster.kv.type, workers=len(self.cluster.workers),
                                 servers=len(self.cluster.servers))

@@ -23,7 +23,8 @@ from .loop import LocalEpochs, RunInterrupted, TrainResult, fit, is_interrupt, r
 from .metrics import RECORD_FIELDS, best_values, make_metric, metric_values, record_metrics, target_misses
 from .predict import TrainedModel, load_trained
 from .reporter import Reporter
-from .rundir import CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE, RunDir, RunDirectoryLocked
+from .rundir import RunDir, RunDirectoryLocked
+from .runfiles import CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE
 
 __all__ = ["fit", "train", "TrainResult", "Reporter", "RunInterrupted", "is_interrupt", "load_trained", "TrainedModel",
            "make_iter", "label_map", "label_transform",

@@ -32,7 +32,7 @@ import numpy as np
 from ..base import ConfigError, DataFormatError
 from ..fileio import open_atomic
 from .data import FEATURE_NAMES_FILE
-from .rundir import CONFIG_FILE, load_run_config
+from .runfiles import CONFIG_FILE, load_run_config
 
 FORMATS = ("json", "csv")
 

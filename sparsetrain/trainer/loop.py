@@ -30,7 +30,8 @@ from .iterators import make_iter
 from .metrics import BestEpoch, Progressive, best_values, make_metric, metric_values, record_metrics, target_misses
 from .reporter import Reporter
 from .plot import require_matplotlib, write_plot
-from .rundir import RunDir, checked_params, checkpoint_state, rng_from_json
+from .rundir import RunDir
+from .runfiles import checked_params, checkpoint_state, rng_from_json
 from .warmstart import warm_start
 
 

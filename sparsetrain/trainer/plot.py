@@ -12,7 +12,8 @@ from ..base import ConfigError, SparseTrainError
 from ..fileio import write_atomic
 from ..metric_catalogue import RECORD_PREFIXES as _PREFIXES
 from .metrics import record_metrics
-from .rundir import PLOT_FILE, writing
+from .rundir import writing
+from .runfiles import PLOT_FILE
 
 def require_matplotlib() -> None:
     """A ``SparseTrainError`` saying how to install matplotlib when it is missing."""

@@ -12,8 +12,8 @@ from ..base import ConfigError, SparseTrainError
 from ..config import config_from_dict
 from ..labels import TextLabels
 from .metrics import make_metric, metric_values
-from .rundir import (CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_run_config,
-                     load_state)
+from .runfiles import (CHECKPOINT_PREFIX, CONFIG_FILE, STATE_FILE, checked_params, latest_default_run, load_run_config,
+                       load_state)
 
 
 

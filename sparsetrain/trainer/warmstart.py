@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..base import ConfigError
-from .rundir import checked_params, load_state
+from .runfiles import checked_params, load_state
 
 
 def init_files(source: str) -> tuple[str, str]:
