@@ -410,11 +410,18 @@ def load_spec(obj) -> Initializer:
     return _build(name, kwargs)
 
 
-def _build(name: str, kwargs: dict) -> Initializer:
+def registered(name: str) -> type:
+    """The initializer class :func:`create` makes for ``name`` (case-insensitive); ``ValueError`` naming the
+    known ones."""
     klass = _REGISTRY.get(name.lower())
     if klass is None:
         raise ValueError(f"unknown initializer {name!r}{did_you_mean(name.lower(), _REGISTRY)}; known: "
                          f"{', '.join(sorted(_REGISTRY))}")
+    return klass
+
+
+def _build(name: str, kwargs: dict) -> Initializer:
+    klass = registered(name)
     try:
         return klass(**kwargs)
     except TypeError as e:

@@ -5,6 +5,7 @@ checks that turn an absurd size into an error naming the key instead of a ``Memo
 """
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import types
@@ -143,6 +144,34 @@ def refuse_bools(value, path: str) -> None:
         if isinstance(item, bool):
             raise ConfigError(f"{join_path([key], path)}: must be a number, not true/false (got {str(item).lower()})")
         refuse_bools(item, join_path([key], path))
+
+
+def keyword_names(cls) -> set[str]:
+    """The keyword parameters ``cls(...)`` takes: those its ``__init__`` names and its bases' (a subclass
+    passes ``**kwargs`` on to them)."""
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None and klass is not object:
+            names |= {p.name for p in list(inspect.signature(init).parameters.values())[1:]
+                      if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return names
+
+
+def refuse_unknown_keywords(cls, params, path: str, what: str, allowed: bool = True) -> None:
+    """A ``ConfigError`` naming the key path (below ``path``) of the first key of the mapping ``params`` that
+    ``cls`` does not take, ``not a parameter of WHAT``, with the closest one and (``allowed``) the list; the
+    constructor's own ``unexpected keyword argument`` said neither the key path nor what was meant."""
+    from .base import ConfigError
+
+    if not isinstance(params, dict):
+        return
+    accepted = keyword_names(cls)
+    for key in params:
+        if key not in accepted:
+            listed = f"; allowed: {', '.join(sorted(accepted))}" if allowed else ""
+            raise ConfigError(f"{join_path([key], path)}: not a parameter of {what}{did_you_mean(key, accepted)}"
+                              f"{listed}")
 
 
 class NumbersNotBools(BaseModel):

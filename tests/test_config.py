@@ -75,7 +75,8 @@ BAD = [
     (["data.cache=stream", "data.shuffle=true", "data.shuffle_window=1"], "data.shuffle: a stream is shuffled"),
     (["data.cache=stream", "data.shuffle_window=1000"], "data.shuffle_window: 1000 shuffles only with data.shuffle"),
     (["data.shuffle_window=-1"], "data.shuffle_window:"),
-    (["model.variables.weight.init={normal: {sigmaa: 1}}"], "model.variables.weight.init:"),
+    (["model.variables.weight.init={normal: {sigmaa: 1}}"], "model.variables.weight.init.normal.sigmaa: not a "
+                                                           "parameter of initializer 'normal' (did you mean 'sigma'?)"),
     (["foo=1"], "foo: unknown key"),
     (["model.variables.weight.stypo=csr"], "model.variables.weight.stypo: unknown key (did you mean 'stype'?); "
                                            "allowed: stype, shape, init, dtype"),

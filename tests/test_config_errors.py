@@ -313,6 +313,25 @@ def test_true_or_false_for_a_number_is_named(override, message):
     assert load_config(str(LINREG), ["data.shuffle=true", "train.epochs=3"]).train.epochs == 3
 
 
+@pytest.mark.parametrize("override, message", [
+    # the constructors' own words: "model.init: bad arguments {'sigma': 0.01, 'sigm': 0.1} for initializer 'normal':
+    # Normal.__init__() got an unexpected keyword argument 'sigm'", "optimizer.lr_scheduler.factor:
+    # FactorScheduler.__init__() got an unexpected keyword argument 'stp'": no key path to the key, no suggestion
+    ("model.variables.weight.init={normal: {sigm: 0.1}}", "model.variables.weight.init.normal.sigm: not a parameter "
+     "of initializer 'normal' (did you mean 'sigma'?); allowed: sigma"),
+    ("model.init={Xavier: {magnitud: 2}}", "model.init.Xavier.magnitud: not a parameter of initializer 'Xavier' (did "
+     "you mean 'magnitude'?); allowed: factor_type, magnitude, rnd_type"),
+    ("optimizer.lr_scheduler={factor: {stp: 10}}", "optimizer.lr_scheduler.factor.stp: not a parameter of the factor "
+     "scheduler (did you mean 'step'?); allowed: base_lr, factor, step, stop_factor_lr, warmup_begin_lr, "
+     "warmup_mode, warmup_steps"),
+    ("optimizer.beta1=0.9", "optimizer.beta1: not a parameter of sgd"),  # (the same check, without the list)
+])
+def test_an_unknown_initializer_or_scheduler_parameter_is_named_with_a_suggestion(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(LINREG), [override])
+    assert _one_line(str(e.value)) == message
+
+
 def test_a_name_that_differs_in_case_is_suggested(tmp_path):
     # difflib finds nothing close to a one-letter name: `label: Y` for a column `y` got no hint
     from sparsetrain.base import did_you_mean

@@ -1,10 +1,8 @@
 """Objects the config describes: the optimizer and its learning-rate scheduler."""
 from __future__ import annotations
 
-import inspect
-
 from ..base import ConfigError, did_you_mean
-from ..validation import join_path, message, refuse_bools
+from ..validation import join_path, message, refuse_bools, refuse_unknown_keywords
 
 LR_SCHEDULERS = {"factor": "FactorScheduler", "multifactor": "MultiFactorScheduler", "poly": "PolyScheduler",
                  "cosine": "CosineScheduler"}
@@ -60,16 +58,10 @@ def make_optimizer(cfg, sync_workers: int = 1):
     from .. import optimizer as opt_mod
 
     cls = optimizer_class(cfg.optimizer.name)
-    accepted = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            accepted |= {p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")}
     params = cfg.optimizer.optimizer_params(cfg.data.batch_size, sync_workers)
+    # (its parameters beside MXNet's internal ones, sym and param_idx2name, too many to list)
+    refuse_unknown_keywords(cls, params, "optimizer", cfg.optimizer.name, allowed=False)
     for key in params:
-        if key not in accepted:
-            raise ConfigError(f"{join_path(['optimizer', key])}: not a parameter of {cfg.optimizer.name}"
-                              f"{did_you_mean(key, accepted)}")
         ok, allowed = _PARAM_RANGES.get(key, (None, None))
         value = params[key]
         if ok is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and ok(value)):
@@ -89,8 +81,10 @@ def make_lr_scheduler(spec: dict, base_lr: float):
     if cls_name is None:
         raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
                           f"allowed: {', '.join(LR_SCHEDULERS)}")
-    refuse_bools(params, join_path(["optimizer", "lr_scheduler", kind]))  # (no scheduler parameter is a switch)
+    path = join_path(["optimizer", "lr_scheduler", kind])
+    refuse_bools(params, path)  # (no scheduler parameter is a switch)
+    refuse_unknown_keywords(getattr(lr_scheduler, cls_name), params, path, f"the {kind} scheduler")
     try:
         return getattr(lr_scheduler, cls_name)(**{"base_lr": base_lr, **(params or {})})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: {message(e)}") from None
+        raise ConfigError(f"{path}: {message(e)}") from None

@@ -9,7 +9,7 @@ import itertools
 import re
 
 from ..base import ConfigError, ShapeError, SparseTrainError
-from ..validation import join_path, message, refuse_bools
+from ..validation import join_path, message, refuse_bools, refuse_unknown_keywords
 
 
 def canonical_op(name: str) -> str:
@@ -65,7 +65,13 @@ def make_initializer(spec, path: str):
 
     refuse_bools(spec, path)  # (no initializer parameter is a switch)
     try:
+        if isinstance(spec, dict) and len(spec) == 1:
+            ((name, params),) = spec.items()
+            refuse_unknown_keywords(init_mod.registered(str(name)), params, join_path([name], path),
+                                    f"initializer {name!r}")
         return init_mod.create(spec)
+    except ConfigError:
+        raise
     except (ValueError, TypeError, KeyError, SparseTrainError) as e:
         raise ConfigError(f"{path}: {message(e)}") from None
 
