@@ -24,6 +24,7 @@ import io
 import os
 import stat
 import struct
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -37,7 +38,7 @@ from .base import ConfigError, OutputError
 DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
                       zlib.error, struct.error)
 
-__all__ = ["open_atomic", "write_atomic", "write_changed", "write_npz"]
+__all__ = ["open_atomic", "write_atomic", "write_changed", "write_npz", "write_stdout"]
 
 
 def refuse_to_replace(path, force: bool) -> None:
@@ -214,3 +215,27 @@ def write_npz(path: str, arrays: dict) -> None:
     the file (no copy of it in memory: a checkpoint's arrays are tens of MB)."""
     with open_atomic(path, compress=False, make_dirs=True, fsync=True) as f:
         np.savez(f, **arrays)
+
+
+def write_stdout(payload: str | bytes) -> None:
+    """Write ``payload`` to stdout whole, or raise (a nameless ``OSError``: the CLI says ``<stdout>``).
+
+    Under ``PYTHONUNBUFFERED`` (``python -u``; container images often set it) stdout's binary layer is
+    the raw file, whose ``write`` may take only part of the bytes (a disk that fills up mid-write), and
+    the text layer drops the rest without an error: ``predict ... > p.csv`` on a full disk exited 0 with
+    the file cut short. So the bytes go to the binary layer until it has taken them all."""
+    out = sys.stdout
+    buf = getattr(out, "buffer", None)
+    if buf is None:  # (a text-only stream put in its place)
+        out.write(payload if isinstance(payload, str) else payload.decode(out.encoding or "utf-8"))
+        out.flush()
+        return
+    data = payload if isinstance(payload, bytes) else payload.encode(out.encoding or "utf-8", out.errors or "strict")
+    out.flush()
+    view = memoryview(data)
+    while view:
+        n = buf.write(view)
+        if not n:  # (None: a non-blocking stdout that takes nothing now)
+            raise OSError(errno.EIO, "stdout took no more bytes")
+        view = view[n:]
+    buf.flush()

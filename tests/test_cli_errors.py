@@ -2,9 +2,12 @@
 odd output targets, each through the command line (click's CliRunner) where it can be."""
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pathlib
 import stat
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -387,6 +390,45 @@ def test_a_full_stdout_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(predictions, "write_predictions", full)
     res = cli("predict", run, ROOT / "data" / "linreg.libsvm")
     assert res.exit_code == 1 and one_error_line(res.stderr) == "error: <stdout>: No space left on device"
+
+
+class _DiskFillingUp(io.RawIOBase):
+    """A file on a disk with ``room`` bytes free: a write takes what fits (a short write), the next one fails."""
+
+    def __init__(self, room):
+        self.room, self.data = room, bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        if not self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = min(len(b), self.room)
+        self.data += bytes(b[:n])
+        self.room -= n
+        return n
+
+
+@pytest.mark.parametrize("what", ["predictions", "predictions npy", "export"])
+def test_stdout_of_python_u_on_a_disk_that_fills_up_is_an_error_not_a_cut_file(monkeypatch, what):
+    # under PYTHONUNBUFFERED (python -u, as container images set it) stdout's binary layer is the raw file:
+    # `predict ... > p.csv` on a disk that filled up mid-write exited 0 with p.csv cut short
+    import numpy as np
+
+    from sparsetrain.trainer.export import write_export
+    from sparsetrain.trainer.predictions import write_predictions
+
+    raw = _DiskFillingUp(1000)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8", write_through=True))  # as -u makes
+    cols = {"row": np.arange(500), "prediction": np.linspace(0, 1, 500, dtype=np.float32)}
+    with pytest.raises(OSError) as e:
+        if what == "export":
+            write_export({"parameters": {"w": {"values": list(range(500))}}}, None, "json")
+        else:
+            write_predictions(cols, None, "npy" if what.endswith("npy") else "csv")
+    assert e.value.errno == errno.ENOSPC and e.value.filename is None  # the CLI says "error: <stdout>: ..."
+    assert len(raw.data) == 1000
 
 
 def test_a_disk_cache_write_that_fails_at_a_close_closes_every_file(tmp_path, monkeypatch):

@@ -25,12 +25,11 @@ import csv
 import itertools
 import json
 import os
-import sys
 
 import numpy as np
 
 from ..base import ConfigError, DataFormatError
-from ..fileio import open_atomic
+from ..fileio import open_atomic, write_stdout
 from .data import FEATURE_NAMES_FILE
 from .runfiles import CONFIG_FILE, load_run_config
 
@@ -240,7 +239,7 @@ def write_export(doc: dict, out: str | None, fmt: str) -> None:
     pieces = export_text(doc, fmt)
     if not out or out == "-":
         for piece in pieces:
-            sys.stdout.write(piece)
+            write_stdout(piece)
         return
     with open_atomic(out, compress=True, make_dirs=True, fsync=True) as f:
         for piece in pieces:

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from ..base import ConfigError, SparseTrainError
-from ..fileio import write_atomic
+from ..fileio import write_atomic, write_stdout
 
 FORMATS = ("csv", "tsv", "npy")
 
@@ -122,13 +122,8 @@ def write_predictions(cols: dict, out: str | None, fmt: str = "csv") -> None:
     """Write the table to ``out`` (atomically) or to stdout (``None`` or ``-``)."""
     payload = _npy(cols) if fmt == "npy" else _text(cols, "\t" if fmt == "tsv" else ",")
     if out is None or out == "-":
-        if isinstance(payload, bytes):
-            if sys.stdout.isatty():
-                raise ConfigError("--format npy writes binary data; give --out FILE or redirect stdout")
-            sys.stdout.buffer.write(payload)
-            sys.stdout.buffer.flush()
-        else:
-            sys.stdout.write(payload)
-            sys.stdout.flush()
+        if isinstance(payload, bytes) and sys.stdout.isatty():
+            raise ConfigError("--format npy writes binary data; give --out FILE or redirect stdout")
+        write_stdout(payload)
         return
     write_atomic(out, payload, compress=True)
