@@ -106,10 +106,38 @@ def _restore_scheduler(current, saved: dict | None, source: str):
 
 
 def optimizer_progress(opt) -> dict:
-    """Update counts (per index and the maximum) and the scheduler's position."""
+    """Update counts (per index and the maximum), the scheduler's position, and the update rule whose
+    states these are (:func:`check_states`)."""
     return {"num_update": int(opt.num_update), "begin_num_update": int(opt.begin_num_update),
             "index_update_count": _plain(dict(opt._index_update_count)),
-            "lr_scheduler": scheduler_state(opt.lr_scheduler)}
+            "lr_scheduler": scheduler_state(opt.lr_scheduler), "rule": opt.rule_name}
+
+
+def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
+    """That ``states`` (and ``progress``) are states ``opt`` keeps: saved by the same update rule (a file
+    that names it), with as many arrays per parameter as the rule keeps (any file).
+
+    ``fit --init-from RUN --init-states`` with another optimizer than RUN's took AdaGrad's history as
+    momentum without a word, and gave Adam (two arrays a parameter) AdaGrad's one: its compiled kernel
+    wrote past the end ("free(): invalid next size", exit 134). Another rule is a ``ConfigError``; another
+    count (a file without the rule's name: older, or damaged) a ``DataFormatError``."""
+    from .base import ConfigError
+
+    saved = (progress or {}).get("rule")
+    if saved is not None and saved != opt.rule_name:
+        raise ConfigError(f"{source}: these are the optimizer states of the {saved!r} update rule; this run's "
+                          f"optimizer ({type(opt).__name__}) applies {opt.rule_name!r}: give the same optimizer "
+                          "(and momentum), or start its states fresh (fit: without --init-states)")
+    if getattr(opt, "multi_precision", False):
+        return  # (a float16 weight's state holds its float32 master copy besides the rule's arrays)
+    keeps = len(opt.rule.states) if opt.rule_name is not None else 0
+    for index, state in states.items():
+        n = 0 if state is None else len(state) if isinstance(state, (tuple, list)) else 1
+        if n != keeps:
+            name = getattr(opt, "idx2name", {}).get(index, index)
+            raise DataFormatError(f"{source}: parameter {name!r} has {n} optimizer state arrays; this run's "
+                                  f"optimizer ({type(opt).__name__}) keeps {keeps}: the file is damaged or was "
+                                  "saved by another optimizer")
 
 
 def restore_progress(opt, progress: dict, source: str) -> None:

@@ -106,6 +106,7 @@ class Updater:
         loaded, progress, config = F.loads(states, source)
         if config is not None:
             self.optimizer = F.optimizer_from_config(config, self.optimizer, source)
+        F.check_states(self.optimizer, loaded, progress, source)
         if progress is not None:
             F.restore_progress(self.optimizer, progress, source)
         for index, value in loaded.items():

@@ -87,3 +87,28 @@ def test_init_flags_misused_are_usage_errors(tmp_path, trained):
     assert res.exit_code == 2 and "give one of them" in one_error_line(res.stderr)
     res = cli("fit", LINREG, "--output", tmp_path / "b", "--init-from", LINREG)
     assert res.exit_code == 2 and "expected a run directory or a .params file" in one_error_line(res.stderr)
+
+
+def test_states_of_another_optimizer_are_refused_before_training(tmp_path, trained):
+    # SGD's momentum went on as AdaGrad's history without a word; and Adam (two arrays a parameter) given
+    # one array ran its compiled kernel past the end of it: "free(): invalid next size", exit 134
+    from sparsetrain import optimizer_states
+
+    res = cli("fit", LINREG, "--output", tmp_path / "a", "--init-from", trained, "--init-states", "--set",
+              "train.target={}", "--set", "optimizer={name: adagrad, learning_rate: 0.1}")
+    assert res.exit_code == 2 and one_error_line(res.stderr).endswith(
+        "model-0001.states: these are the optimizer states of the 'sgd_mom' update rule; this run's optimizer "
+        "(AdaGrad) applies 'adagrad': give the same optimizer (and momentum), or start its states fresh (fit: "
+        "without --init-states)")
+    # a file that does not name its rule (older, or damaged): the arrays are counted
+    source = trained / "checkpoints" / "model-0001"
+    (tmp_path / "m.params").write_bytes(source.with_suffix(".params").read_bytes())
+    states, progress, config = optimizer_states.loads(source.with_suffix(".states").read_bytes())
+    del progress["rule"]
+    (tmp_path / "m.states").write_bytes(optimizer_states.dumps(states, progress, config))
+    res = cli("fit", LINREG, "--output", tmp_path / "b", "--init-from", tmp_path / "m.params", "--init-states",
+              "--engine", "graph", "--set", "train.target={}", "--set", "optimizer={name: adam}")
+    assert res.exit_code == 1 and one_error_line(res.stderr).endswith(
+        "m.states: parameter 'weight' has 1 optimizer state arrays; this run's optimizer (Adam) keeps 2: the file "
+        "is damaged or was saved by another optimizer")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -263,6 +263,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
     itself (or server 0) there, once (for tests). Returns a :class:`sparsetrain.trainer.TrainResult`.
     """
     from .. import random as st_random
+    from ..config import make_optimizer
     from ..io import LibSVMIter
     from ..module import Module, load_params
     from ..trainer import (CONFIG_FILE, Reporter, RunDir, TrainResult, ensure_generated, label_transform, make_iter,
@@ -318,6 +319,7 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
             if states_path:
                 with open(states_path, "rb") as f:
                     initial_states, initial_progress, _ = optimizer_states.loads(f.read(), states_path)
+                optimizer_states.check_states(make_optimizer(cfg), initial_states, initial_progress, states_path)
         initial, _ = module.get_params()
         layout = _layout(module)
         # train.sync_every in batches, once a run (auto estimates the file's rows: a compressed file's first
