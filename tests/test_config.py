@@ -58,6 +58,7 @@ BAD = [
     (["model.variables.weight.stype=rsp"], "model.variables.weight.stype:"),
     (["model.ops[0].inputs=[data, pred]"], "model.ops[0]: cycle: dot -> pred -> dot"),
     (["model.ops[0].params.transpose_x=true"], "model.ops[0].params.transpose_x: unknown parameter of dot"),
+    (["model.ops[0].params.forward_stype=bogus"], "model.ops[0] (dot, dot): unknown storage type 'bogus'"),  # (was 'model: ...')
     (["model.ops[0].inputs=[data]"], "model.ops[0].inputs: dot takes 2 input(s)"),
     (["model.variables.extra={}"], "model.variables.extra: declared but not used"),
     (["model.loss.op=dot"], "model.loss.op: 'dot' is not a loss operator"),

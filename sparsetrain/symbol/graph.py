@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..base import LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, check_stype, did_you_mean
+from ..base import (LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, UnknownStorageTypeError, check_stype,
+                    did_you_mean)
 from ..ops import registry
 from ..ops.registry import GradientContext, infer_storage, merge_shape
 from .symbol import Node, Symbol, topo_order
@@ -346,7 +347,12 @@ def _known(shape) -> bool:
 
 
 def _infer_node_stype(node, stype_of, dispatch):
-    d = infer_storage(node.op, [stype_of[(c.uid, i)] for c, i in node.inputs], node.params)
+    try:
+        d = infer_storage(node.op, [stype_of[(c.uid, i)] for c, i in node.inputs], node.params)
+    except UnknownStorageTypeError as e:  # a parameter naming one (dot's forward_stype): which node's, as for shapes
+        forward = node.attrs.get("forward")
+        raise UnknownStorageTypeError(f"node {node.name!r} ({node.op.name}): {e}" if forward is None else
+                                      f"node {forward[0]!r} ({forward[1]}): in its gradient: {e}") from None
     dispatch[node.uid] = d
     for i, s in enumerate(d.out_stypes):
         stype_of[(node.uid, i)] = s
