@@ -581,6 +581,27 @@ def test_a_dense_parameter_gets_the_mean_of_concurrent_changes_under_plain_sgd()
         team.close()
 
 
+def test_a_diverged_piece_folds_in_without_a_numpy_warning():
+    # two Hogwild threads on a diverging run printed "warning: invalid value encountered in subtract"
+    # before the one line saying the loss became non-finite
+    import warnings
+
+    from sparsetrain.engines.compiled.threads import ThreadTeam
+    from sparsetrain.kernels.optim import RULES
+
+    team = ThreadTeam(2)
+    team._width = 2
+    try:
+        shared = (np.full(1, np.inf), np.zeros(0), np.zeros(0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            team._fold_dense(shared, (np.full(1, np.inf), np.zeros(0), np.zeros(0)), (np.full(1, np.inf),) * 3,
+                             RULES["sgd"])
+        assert not np.isfinite(shared[0][0])
+    finally:
+        team.close()
+
+
 def test_deterministic_merges_a_weight_by_the_mean_of_its_changes_under_plain_sgd():
     """Rows several shares touched: under plain SGD the weight gets the mean of the shares' changes (a
     hot row converges within a share at SGD's fixed step, and the sum of two shares' changes lands it

@@ -297,8 +297,9 @@ class ThreadTeam:
         pieces' changes from the same start, both added, land it past its optimum by as much as it
         was off (large-b1 regression mse +10 to +95 % over one thread, by how the threads were
         scheduled; the mean: −5 to −1 %). A running average (momentum, Adam's moments) takes the
-        thread's value, as the last writer's would be."""
-        with self._fold:
+        thread's value, as the last writer's would be. A diverged piece (inf - inf) folds in as NaN without
+        numpy's warning: the loss check stops the epoch with its one line."""
+        with self._fold, np.errstate(invalid="ignore", over="ignore"):
             for i, (a, m, s) in enumerate(zip(arrays, mine, start)):
                 if not a.size:
                     continue
