@@ -259,6 +259,22 @@ def test_gen_data_on_a_full_disk_is_one_line(tmp_path, full_disk):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("command", [["predict", "{run}", "{data}"], ["export", "{run}", "--all"],
+                                     ["export", "{run}", "--all", "--format", "csv"]])
+def test_predict_and_export_on_a_full_disk_are_one_line_and_keep_the_old_file(tmp_path, monkeypatch, command):
+    run, data = tmp_path / "run", os.path.join(os.path.dirname(LINREG), "..", "data", "linreg.libsvm")
+    assert _cli("fit", LINREG, "--output", run, "--epochs", 1, "-q").exit_code == 1  # (mse < 1 missed)
+    out = tmp_path / ("p.csv" if command[0] == "predict" else "w.csv" if "csv" in command else "w.json")
+    out.write_text("old")
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **kw: _FullDisk(fd, "w") if "w" in mode
+                        else real(fd, mode, *a, **kw))
+    res = _cli(*[a.format(run=run, data=data) for a in command], "--out", out)
+    assert res.exit_code == 1
+    assert _one_error_line(res.stderr) == f"error: {out}: cannot write (no space left on device)"
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "run"])
+
+
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress])
 def test_compressed_stdin_is_a_data_error_naming_stdin(compress):
     # stdin is opened as /dev/stdin; every message names it <stdin> (this one said /dev/stdin, as an
