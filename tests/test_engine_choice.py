@@ -162,3 +162,33 @@ def test_the_config_and_fit_offer_every_registered_engine():
     assert set(typing.get_args(TrainConfig.model_fields["engine"].annotation)) == want
     option = next(p for p in main.commands["fit"].params if p.name == "engine")
     assert set(option.type.choices) == want
+
+
+def _biased_module(model, **bind):
+    """A model with a bias on ``data`` (csr): the linear family's (a hand kernel) or, for ``square``, a
+    generated plan's; bound with ``bind`` (e.g. ``grad_req``)."""
+    data = st.sym.Variable("data", stype="csr")
+    pred = st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(20, 1)))
+    if model == "square":
+        pred = st.sym.square(pred)
+    pred = st.sym.broadcast_add(pred, st.sym.Variable("bias", shape=(1,)))
+    loss = st.sym.LogisticRegressionOutput(data=pred, label=st.sym.Variable("label"))
+    it = st.io.NDArrayIter(st.nd.sparse.csr_matrix(np.eye(8, 20, dtype=np.float32)), np.ones(8, np.float32), 2,
+                           label_name="label")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label, **bind)
+    mod.init_params(st.initializer.Zero())
+    mod.init_optimizer(optimizer="sgd")
+    return mod, it
+
+
+@pytest.mark.parametrize("model", ["linear", "square"])
+def test_a_fixed_parameter_keeps_the_model_off_the_compiled_engine(model):
+    # was: the linear family's kernels trained every parameter of the pattern, a fixed bias too
+    mod, it = _biased_module(model, grad_req={"bias": "null"})
+    name, reason, _ = choose("auto", mod.view(), it, st.metric.create("mse"))
+    assert (name, reason) == ("graph", "compiled engine: parameter 'bias' is not trained (fixed parameters are "
+                                       "not fused)")
+    mod.run_epoch(it, st.metric.create("mse"))
+    assert mod.get_params()[0]["bias"].asnumpy().tolist() == [0.0]
+

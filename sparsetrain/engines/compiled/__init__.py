@@ -57,8 +57,15 @@ def fused_metric_names(metric):
 
 
 def match_view(view: ModuleView) -> Match:
-    """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside)."""
-    return match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
+    """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside) with every
+    parameter trained: the kernels update each parameter they take, so a fixed one (``grad_req`` null,
+    ``fixed_param_names``) keeps the model off them, as it keeps it off a plan (:func:`.plan.lower`)."""
+    found = match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
+    fixed = [p for p in view.param_names if view.grad_stypes.get(p) is None]
+    if found.ok and fixed:
+        item = Unsupported("graph", "", f"parameter {fixed[0]!r} is not trained (fixed parameters are not fused)")
+        return Match(False, str(item), unsupported=[item])
+    return found
 
 
 def parameter_label(view: ModuleView, name: str) -> str:
