@@ -69,7 +69,7 @@ class Module(BaseModule):
         self._data_shapes: list[DataDesc] = []
         self._label_shapes: list[DataDesc] = []
         self._engine_choice = ("graph", "not decided until training starts")
-        self._engine_state: dict = {}  # engines keep prepared objects here (ModuleView.engine_state)
+        self._engine_state: dict = {}  # engines keep prepared objects here per binding (ModuleView.engine_state)
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -147,6 +147,7 @@ class Module(BaseModule):
             else:
                 self._grad_req[name] = "null"
         self._execs = {}
+        self._engine_state = {}  # what an engine prepared was for the old binding's graph, stypes and arrays
         self._exec = self._bind_for(self._data_shapes, self._label_shapes)
         self.binded = True
         if self._pending_params is not None and self.params_initialized:

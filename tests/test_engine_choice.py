@@ -192,3 +192,14 @@ def test_a_fixed_parameter_keeps_the_model_off_the_compiled_engine(model):
     mod.run_epoch(it, st.metric.create("mse"))
     assert mod.get_params()[0]["bias"].asnumpy().tolist() == [0.0]
 
+
+@pytest.mark.parametrize("model", ["linear", "square"])
+def test_a_rebind_compiles_the_model_again(model):
+    # the engine's prepared target is kept per binding: was per Module, so a plan compiled before a rebind that
+    # fixes the bias went on training it
+    mod, it = _biased_module(model)
+    assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "compiled"
+    mod.bind(it.provide_data, it.provide_label, force_rebind=True, grad_req={"bias": "null"})
+    assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "graph"
+    mod.bind(it.provide_data, it.provide_label, force_rebind=True)
+    assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "compiled"

@@ -63,7 +63,7 @@ class ModuleView:
     ``arg_stypes``: every argument's storage type in the bound plan; ``grad_stypes``: each
     parameter's gradient stype (``None``: no gradient); ``grads``: the current executor's gradient
     arrays (after ``Module.backward``). ``engine_state``: a dict the Module keeps for engines
-    between calls (e.g. a prepared kernel runner), keyed by engine.
+    between calls (e.g. a prepared kernel runner), keyed by engine; a new binding starts it empty.
     """
 
     symbol: object
