@@ -32,6 +32,7 @@ nor in ``_gamma`` get ``wd_mult = 0`` unless ``set_wd_mult`` says otherwise (:fu
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
@@ -130,7 +131,9 @@ class Optimizer:
             attr_dict = getattr(sym, "attr_dict", None)
             self.sym_info = (attr_dict() if callable(attr_dict) else {}, sym.list_arguments())
         self.param_dict = param_dict if param_dict else {}
-        self._accepted: dict = {}  # index -> (weight buffer, gradient dtype) the update kernels were checked to take
+        # index -> (a weak reference to the weight buffer, the gradient dtype) the update kernels were checked to
+        # take; weak: a buffer the parameter no longer uses is freed, not kept until its next update
+        self._accepted: dict = {}
         self.set_lr_mult({})
         self.set_wd_mult({})
 
@@ -272,7 +275,7 @@ class Optimizer:
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_packed", None)  # holds numba functions: rebuilt on first use
-        state["_accepted"] = {}  # holds weight buffers: checked again on first use
+        state["_accepted"] = {}  # weak references do not pickle: checked again on first use
         return state
 
     # -- states and updates ------------------------------------------------------------------
@@ -306,7 +309,7 @@ class Optimizer:
         w = weight_buffer(weight)
         rows, values = grad_parts(grad)
         accepted = self._accepted.get(index)
-        if accepted is None or accepted[0] is not w or accepted[1] is not values.dtype:
+        if accepted is None or accepted[0]() is not w or accepted[1] is not values.dtype:
             self._accept(index, w, values)
         lr, wd, t = self._count_lr_wd(index)
         s1, s2 = rule_state_buffers(rule, state, w)
@@ -322,7 +325,7 @@ class Optimizer:
         parameter, weight buffer and gradient dtype, not at every update."""
         if w.dtype.char not in KERNEL_DTYPES or values.dtype.char not in KERNEL_DTYPES or not w.flags.c_contiguous:
             refuse_update(self._param_name(index), w, values)
-        self._accepted[index] = (w, values.dtype)
+        self._accepted[index] = (weakref.ref(w), values.dtype)
 
     def _param_name(self, index) -> str:
         """Parameter ``index`` as an error names it: its name when the optimizer knows it."""

@@ -264,6 +264,26 @@ def test_a_weight_or_gradient_the_kernels_cannot_take_is_refused_naming_the_para
         sgd.update(3, strided, NDArray(np.ones((D, C), np.float32)), None)
 
 
+
+def test_the_kernel_dtype_check_keeps_no_weight_buffer_alive():
+    """Optimizer._accepted remembers which weight buffer was checked; it held the buffer itself, so a buffer a
+    parameter had replaced (set_params, a rebind) lived on until the parameter's next update."""
+    import gc
+    import weakref
+
+    opt = opt_mod.SGD(learning_rate=0.1)
+    weight = NDArray(np.ones((D, C), np.float32))
+    opt.update(0, weight, NDArray(np.ones((D, C), np.float32)), None)
+    old = weakref.ref(weight._data)
+    weight._data = np.ones((D, C), np.float32)  # the parameter's buffer replaced
+    gc.collect()
+    assert old() is None
+    opt.update(0, weight, NDArray(np.ones((D, C), np.float32)), None)  # the new buffer is checked and updated
+    np.testing.assert_allclose(weight.asnumpy(), 0.9)
+    weight._data = np.ones((D, 2 * C), np.float32)[:, ::2]  # ... and one the kernels refuse is refused
+    with pytest.raises(StorageTypeError, match="strided"):
+        opt.update(0, weight, NDArray(np.ones((D, C), np.float32)), None)
+
 def test_csr_gradient_is_rejected():
     weight = NDArray(np.zeros((2, 2), np.float32))
     csr = CSRNDArray(np.ones(1, np.float32), np.zeros(1, np.int64), np.array([0, 1, 1], np.int64), (2, 2))
