@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from sparsetrain.trainer.predict import load_trained
 from sparsetrain.trainer.predictions import prediction_columns
 from test_cli import cli
 
@@ -48,7 +49,8 @@ def test_a_classifier_table_needs_the_scores():
                                          ("softmax.yaml", "multiclass_eval.libsvm")])
 def test_a_classifier_prediction_is_its_score_before_the_link(config, data, tmp_path):
     # SPEC §11: row, label, prediction, then the classifier's probability and class; prediction is the loss
-    # layer's input (log-odds, per-class logits), so the probabilities are its sigmoid/softmax
+    # layer's input (log-odds, per-class logits), so the probabilities — the model's output, here predicted
+    # apart from the table — are its sigmoid/softmax (whatever size the scores have after one epoch)
     run = tmp_path / "run"
     assert cli("fit", ROOT / "configs" / config, "--output", run, "-q", "--epochs", "1",
                "--set", "train.target={}").exit_code == 0
@@ -63,14 +65,16 @@ def test_a_classifier_prediction_is_its_score_before_the_link(config, data, tmp_
         score = np.stack([arr[f"prediction_{j}"] for j in range(k)], axis=1).astype(np.float64)
         prob = np.exp(score - score.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
-        np.testing.assert_allclose(prob, np.stack([arr[f"probability_{j}"] for j in range(k)], axis=1), atol=1e-6)
+        probability = np.stack([arr[f"probability_{j}"] for j in range(k)], axis=1)
         np.testing.assert_array_equal(arr["class"], score.argmax(axis=1))
     else:
         assert names == ("row", "label", "prediction", "probability", "class")
         score = arr["prediction"].astype(np.float64)
-        assert score.min() < -1 and score.max() > 1  # a margin, not a probability
-        np.testing.assert_allclose(1 / (1 + np.exp(-score)), arr["probability"], atol=1e-6)
+        prob = 1 / (1 + np.exp(-score))
+        probability = arr["probability"]
         np.testing.assert_array_equal(arr["class"], (score > 0).astype(int))
+    np.testing.assert_allclose(probability, load_trained(str(run)).predict(str(ROOT / "data" / data)), atol=1e-6)
+    np.testing.assert_allclose(prob, probability, atol=1e-6)
 
 
 def test_an_id_column_replaces_the_row_number():
