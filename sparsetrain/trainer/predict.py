@@ -118,7 +118,8 @@ class TrainedModel:
                 found = labels.BinaryValues()
                 found.add(y)
                 values = found.values(path)
-            mapping = labels.label_map(task, values, self.label_base, self._classes() if task == "multiclass" else None)
+            classes = self._output_columns() if task == "multiclass" else None
+            mapping = labels.label_map(task, values, self.label_base, classes)
             y = mapping.apply(y, locate)
         return X, y, ids, weights
 
@@ -136,13 +137,17 @@ class TrainedModel:
                                  last_batch_handle="pad", data_name=self.data_name, label_name=self.label_name,
                                  sample_weight=weights)
 
-    def _classes(self) -> int | None:
+    def _output_columns(self) -> int | None:
+        """How many columns the model outputs a row (a multiclass model's classes; 1 for a one-dimensional
+        output), from its symbol before any data is read; None when the symbol does not say."""
         from ..symbol import load as load_symbol
 
         sym = load_symbol(f"{self.prefix}-symbol.json")
         _, out_shapes, _ = sym.infer_shape_partial(**{self.data_name: (1, self.num_features)})
         shape = out_shapes[0] if out_shapes else None
-        return int(shape[-1]) if shape and len(shape) > 1 and shape[-1] else None
+        if not shape or (len(shape) > 1 and not shape[-1]):
+            return None
+        return int(shape[-1]) if len(shape) > 1 else 1
 
     def _outputs(self, it, path: str) -> np.ndarray:
         out = self._module(it, path).predict(it)
@@ -192,9 +197,9 @@ class TrainedModel:
             metric = make_metric(names)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"metric: {e}") from None
-        outputs = self._classes() or 1  # (from the symbol: known before the data is read)
+        columns = self._output_columns()
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
-            why = metric_mod.not_applicable(n, self.loss_op, outputs)
+            why = metric_mod.not_applicable(n, self.loss_op, columns)
             if why:
                 raise ConfigError(why)  # ("metric 'auc' does not apply to ...": it names the metric)
         it = self._iter(path, with_labels=True)
