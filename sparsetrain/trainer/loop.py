@@ -391,9 +391,10 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
                 history = run.read_metrics(run.start_epoch)
             # (last_batch discard) said before the header, as nothing will train; a stream parses its first
             # chunks to know (its first epoch replays them), so that a malformed line or an empty file among
-            # them is an error before the header too, as in memory
+            # them is an error before the header too, as in memory — unless a resume has no epoch left to train
             need = cfg.data.batch_size if cfg.data.last_batch == "discard" else 1
-            if epoch_rows == 0 or (epoch_rows is None and not train_iter.has_rows(need)):
+            if run.start_epoch < cfg.train.epochs and (
+                    epoch_rows == 0 or (epoch_rows is None and not train_iter.has_rows(need))):
                 raise no_batches(run.start_epoch, LocalEpochs.batch_words(cfg))
             executor = LocalEpochs(cfg, module, train_iter, engine, epoch_rows)
             # the engine that will really run (it depends on the metrics too); an engine asked for by
