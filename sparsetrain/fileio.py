@@ -70,10 +70,10 @@ class _Output:
         self._f = f
         self._path = path
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # (only for a name not found on the instance: a method wrapped once, kept)
         attr = getattr(self._f, name)
         if not callable(attr):
-            return attr
+            return attr  # (not kept: e.g. ``closed`` changes)
 
         def call(*args, **kwargs):
             try:
@@ -83,6 +83,7 @@ class _Output:
             except OSError as e:
                 raise _output_error(e, self._path) from e
 
+        self.__dict__[name] = call
         return call
 
 
