@@ -203,3 +203,26 @@ def test_a_rebind_compiles_the_model_again(model):
     assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "graph"
     mod.bind(it.provide_data, it.provide_label, force_rebind=True)
     assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "compiled"
+
+
+@pytest.mark.parametrize("model", ["linear", "square"])
+def test_a_metric_the_output_layer_cannot_give_keeps_both_fused_forms_off(model):
+    # one check of the metrics for the hand kernels and generated plans: the hand kernels' match took log_loss on a
+    # regression output, and the run then failed in the kernel ("needs probabilities") instead of running the graph
+    data = st.sym.Variable("data", stype="csr")
+    pred = st.sym.sparse.dot(data, st.sym.Variable("weight", stype="row_sparse", shape=(20, 1)))
+    if model == "square":
+        pred = st.sym.square(pred)
+    loss = st.sym.LinearRegressionOutput(data=pred, label=st.sym.Variable("label"))
+    it = st.io.NDArrayIter(st.nd.sparse.csr_matrix(np.eye(8, 20, dtype=np.float32)), np.ones(8, np.float32), 2,
+                           label_name="label")
+    mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(st.initializer.Zero())
+    mod.init_optimizer(optimizer="sgd")
+    assert mod.choose_engine("auto", it, st.metric.create(["mse", "log_loss"])) == (
+        "graph", "compiled engine: metric 'log_loss' needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
+    metric = st.metric.create("log_loss")
+    mod.run_epoch(it, metric)
+    assert mod.engine_choice[0] == "graph" and np.isfinite(metric.get()[1])
+    assert mod.choose_engine("auto", it, st.metric.create("mse"))[0] == "compiled"

@@ -33,17 +33,25 @@ from .epoch_loop import run_in_chunks
 from .runner import LinearEpochRunner, optimizer_fusable
 from .threads import team_for
 
-def unsupported_metrics(metric) -> list:
-    """What in ``metric`` (a metric or composite) the fused kernels cannot compute: a list of
-    :class:`~..base.Unsupported`, empty when every leaf has a fused formula."""
+def unsupported_metrics(metric, output: str | None = None, k: int = 1) -> list:
+    """What in ``metric`` (a metric or composite) the fused kernels — hand kernels and generated plans, which
+    share their metric code — cannot compute: a list of :class:`~..base.Unsupported`, empty when every leaf
+    has a fused formula and, given the output layer ``output`` with ``k`` outputs, applies to it
+    (:func:`~.plan_runner.output_metric_unsupported`)."""
     items = []
     for leaf in metric_leaves(metric):
         record = info_of(leaf)
         name = record.name if record is not None else getattr(leaf, "name", type(leaf).__name__)
-        if record is None or record.fused not in FUSED_METRICS:
-            items.append(Unsupported("metric", name))
-        elif record.fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
-            items.append(Unsupported("metric", name, "with axis != 1 has no fused form"))
+        fused = record.fused if record is not None else None
+        item = None
+        if fused not in FUSED_METRICS:
+            item = Unsupported("metric", name)
+        elif fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
+            item = Unsupported("metric", name, "with axis != 1 has no fused form")
+        elif output is not None:
+            item = plan_runner.output_metric_unsupported(name, fused, output, k)
+        if item is not None:
+            items.append(item)
     return items
 
 
@@ -178,7 +186,7 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
              stream.iterator_unsupported(train_data, [spec.data], ids=spec.ids)]
     items = [item for item in items if item is not None]
     if metric is not None:
-        items.extend(plan_runner.unsupported_plan_metrics(metric, spec.output, spec.out_width))
+        items.extend(unsupported_metrics(metric, spec.output, spec.out_width))
     if items:
         return Match(False, describe_unsupported(items), unsupported=items)
     return target
@@ -196,15 +204,8 @@ def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
         if item is not None:
             items.append(item)
     if metric is not None:
-        items.extend(unsupported_metrics(metric))
-        if found.ok:
-            k = view.arrays[found.terms[0][1]].shape[1]
-            for leaf in metric_leaves(metric):
-                record = info_of(leaf)
-                item = None if record is None else plan_runner.output_metric_unsupported(record.name, record.fused,
-                                                                                         found.output, k)
-                if item is not None:
-                    items.append(item)
+        output = (found.output, view.arrays[found.terms[0][1]].shape[1]) if found.ok else (None, 1)
+        items.extend(unsupported_metrics(metric, *output))
     if items:
         return Match(False, describe_unsupported(items), unsupported=items)
     return found

@@ -35,9 +35,6 @@ from .plan_source import generate, plan_args, plan_key
 from .epoch_loop import EpochResult, row_weights, run_in_chunks
 from .runner import _state_arrays
 
-# the metrics a plan computes (kernels.batch_metrics), by catalogue ``fused`` id; auc from the scores it collects
-PLAN_METRICS = ("mse", "rmse", "mae", "accuracy", "log_loss", "auc")
-
 _loaded: dict = {}  # key -> plan_epoch
 
 
@@ -213,33 +210,19 @@ class PlanRunner:
         return result
 
 
-def unsupported_plan_metrics(metric, output: str, k: int) -> list:
-    """What in ``metric`` a plan with this output layer (``k`` outputs) cannot accumulate."""
-    items = []
-    for leaf in metric_leaves(metric):
-        record = info_of(leaf)
-        name = record.name if record is not None else getattr(leaf, "name", type(leaf).__name__)
-        fused = record.fused if record is not None else None
-        on_output = output_metric_unsupported(name, fused, output, k)
-        if fused not in PLAN_METRICS or (fused == "accuracy" and getattr(leaf, "axis", 1) != 1):
-            items.append(Unsupported("metric", name, "has no fused form in generated plans"))
-        elif on_output is not None:
-            items.append(on_output)
-        elif fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
-            items.append(Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)"))
-        elif fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
-            items.append(Unsupported("metric", name, f"with {output} needs a single output"))
-    return items
-
-
 def output_metric_unsupported(name: str, fused, output: str, k: int) -> Unsupported | None:
     """Why metric ``name`` (its catalogue ``fused`` id) has no fused form on the output layer ``output`` with
-    ``k`` outputs, under the hand kernels and generated plans alike; None when the output allows it."""
+    ``k`` outputs, under the hand kernels and generated plans alike (the kernels' metric code,
+    :mod:`sparsetrain.kernels.metrics`, is theirs); None when the output allows it."""
     if output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
         # K independent binary outputs (multi-label): the kernels' accuracy / log_loss / auc read K > 1 as K classes
         return Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput has no fused form")
     if fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
         return Unsupported("metric", name, f"needs a binary output, not {output} with {k} outputs")
+    if fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
+        return Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
+    if fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
+        return Unsupported("metric", name, f"with {output} needs a single output")
     return None
 
 
