@@ -198,22 +198,23 @@ class Optimizer:
         attr, arg_names = self.sym_info
         return {name: float(attr[name][key]) for name in arg_names if name in attr and key in attr[name]}
 
-    def _update_count(self, index):
-        count = self._index_update_count.get(index, self.begin_num_update) + 1
+    def _update_count(self, index, steps: int = 1) -> int:
+        """Count ``steps`` updates of parameter ``index`` (MXNet's method, which counts one); ``num_update`` is
+        the largest count. The one counter: :meth:`update` and :meth:`advance_update_counts` count here.
+        Returns the parameter's count."""
+        count = self._index_update_count.get(index, self.begin_num_update) + steps
         self._index_update_count[index] = count
         if count > self.num_update:
-            self.num_update = count
+            self.__dict__["num_update"] = count  # past __setattr__ (no hyper-parameter changes): the hot path
+        return count
 
     def _count_lr_wd(self, index):
-        """``_update_count(index)``, then ``(_get_lr(index), _get_wd(index), the new count)`` in one cheap call."""
-        count = self._index_update_count.get(index, self.begin_num_update) + 1
-        self._index_update_count[index] = count
-        if count > self.num_update:
-            self.__dict__["num_update"] = count  # past __setattr__: the hot path
-        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        """``_update_count(index)``, then ``(_get_lr(index), _get_wd(index), the new count)``; without
+        multipliers, in fewer calls (:meth:`update` runs per parameter and step)."""
+        count = self._update_count(index)
         if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
-            return lr * self._mult_of(index, "lr_mult"), self._get_wd(index), count
-        return lr, self.wd, count
+            return self._get_lr(index), self._get_wd(index), count
+        return self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr, self.wd, count
 
     def multipliers(self, index) -> tuple[float, float]:
         """``(lr_mult, wd_mult)`` parameter ``index`` (an update index, or a parameter name) trains with: a
@@ -410,9 +411,7 @@ class Optimizer:
             return
         old = self.num_update
         for i in indices:
-            count = self._index_update_count.get(i, self.begin_num_update) + num_steps
-            self._index_update_count[i] = count
-            self.num_update = max(self.num_update, count)
+            self._update_count(i, num_steps)
         if self.lr_scheduler is not None:
             # bring a stateful scheduler to where per-step calls would have left it
             advance = getattr(self.lr_scheduler, "advance", None)
