@@ -192,17 +192,23 @@ def _row(r):
     return np.uint64(r)
 
 
+def _step_at(weight, s1, s2, at, g, lr, wd, h):
+    """The element ``at`` (an index of the arrays) of ``weight`` and of the states the rule has stepped by
+    gradient ``g``, in place: the one place a loop reads and writes the states around ``step``."""
+    a = s1[at] if n_states > 0 else 0.0  # noqa: F821 (bound per rule)
+    b = s2[at] if n_states > 1 else 0.0  # noqa: F821
+    w, a, b = step(weight[at], a, b, g, lr, wd, h)  # noqa: F821
+    weight[at] = w
+    if n_states > 0:  # noqa: F821
+        s1[at] = a
+    if n_states > 1:  # noqa: F821
+        s2[at] = b
+
+
 def _flat(weight, s1, s2, grad, lr, wd, h):
     """Dense update of a 1-D ``weight`` (states: 1-D like it, or empty when the rule has fewer)."""
     for i in range(weight.shape[0]):
-        a = s1[i] if n_states > 0 else 0.0  # noqa: F821 (bound per rule)
-        b = s2[i] if n_states > 1 else 0.0  # noqa: F821
-        w, a, b = step(weight[i], a, b, grad[i], lr, wd, h)  # noqa: F821
-        weight[i] = w
-        if n_states > 0:  # noqa: F821
-            s1[i] = a
-        if n_states > 1:  # noqa: F821
-            s2[i] = b
+        step_at(weight, s1, s2, i, grad[i], lr, wd, h)  # noqa: F821
 
 
 def _rows_2d(weight, s1, s2, rows, grad_rows, lr, wd, h):
@@ -211,14 +217,7 @@ def _rows_2d(weight, s1, s2, rows, grad_rows, lr, wd, h):
     for i in range(rows.shape[0]):
         r = _row(rows[i])
         for j in range(ncol):
-            a = s1[r, j] if n_states > 0 else 0.0  # noqa: F821
-            b = s2[r, j] if n_states > 1 else 0.0  # noqa: F821
-            w, a, b = step(weight[r, j], a, b, grad_rows[i, j], lr, wd, h)  # noqa: F821
-            weight[r, j] = w
-            if n_states > 0:  # noqa: F821
-                s1[r, j] = a
-            if n_states > 1:  # noqa: F821
-                s2[r, j] = b
+            step_at(weight, s1, s2, (r, j), grad_rows[i, j], lr, wd, h)  # noqa: F821
 
 
 def _outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, h):
@@ -236,28 +235,13 @@ def _outer_rows(weight, s1, s2, rows, coef, lo, hi, g_row, lr, wd, h):
         g0 = g_row[0]
         plain = (h[H_RESCALE], -1.0) + h[2:]
         for p in range(lo, hi):
-            r = _row(rows[p])
-            a = s1[r, 0] if n_states > 0 else 0.0  # noqa: F821
-            b = s2[r, 0] if n_states > 1 else 0.0  # noqa: F821
-            w, a, b = step(weight[r, 0], a, b, coef[p] * g0, lr, 0.0, plain)  # noqa: F821
-            weight[r, 0] = w
-            if n_states > 0:  # noqa: F821
-                s1[r, 0] = a
-            if n_states > 1:  # noqa: F821
-                s2[r, 0] = b
+            step_at(weight, s1, s2, (_row(rows[p]), 0), coef[p] * g0, lr, 0.0, plain)  # noqa: F821
         return
     for p in range(lo, hi):
         r = _row(rows[p])
         v = coef[p]
         for j in range(ncol):
-            a = s1[r, j] if n_states > 0 else 0.0  # noqa: F821
-            b = s2[r, j] if n_states > 1 else 0.0  # noqa: F821
-            w, a, b = step(weight[r, j], a, b, v * g_row[j], lr, wd, h)  # noqa: F821
-            weight[r, j] = w
-            if n_states > 0:  # noqa: F821
-                s1[r, j] = a
-            if n_states > 1:  # noqa: F821
-                s2[r, j] = b
+            step_at(weight, s1, s2, (r, j), v * g_row[j], lr, wd, h)  # noqa: F821
 
 
 # -- entry points: C-contiguous arrays of any rank -------------------------------------------------
@@ -312,7 +296,8 @@ class Rule:
     reference: Callable
     sums: tuple = ()
     adaptive: bool = False
-    # the loops and entry points bound to this rule's step (module doc)
+    # the loops and entry points bound to this rule's step (module doc), and the step at one element they call
+    step_at: Callable = field(init=False, repr=False, compare=False)
     flat: Callable = field(init=False, repr=False, compare=False)
     rows_2d: Callable = field(init=False, repr=False, compare=False)
     outer_rows: Callable = field(init=False, repr=False, compare=False)
@@ -326,6 +311,7 @@ class Rule:
             raise SparseTrainError(f"rule {self.name!r}: sums {self.sums} must name states of {self.states}")
         # the three loops allocate nothing: compiled without reference counts, which LLVM would inline into
         # their callers' loops (each call: an atomic add and subtract per array argument)
+        object.__setattr__(self, "step_at", self.bind(_step_at, inline=True))  # (inlined into the loops)
         for name, template, refcounts in (("flat", _flat, False), ("rows_2d", _rows_2d, False),
                                           ("outer_rows", _outer_rows, False), ("update_dense", _update_dense, True),
                                           ("update_rows", _update_rows, True)):
@@ -334,12 +320,12 @@ class Rule:
     def globals(self) -> dict:
         """The names a loop bound to this rule sees: ``step``, ``rate``, ``n_states`` and the loops bound so far."""
         names = {"step": self.step, "rate": self.rate, "n_states": len(self.states)}
-        for loop in ("flat", "rows_2d", "outer_rows", "update_dense", "update_rows"):
+        for loop in ("step_at", "flat", "rows_2d", "outer_rows", "update_dense", "update_rows"):
             if loop in self.__dict__:
                 names[loop] = self.__dict__[loop]
         return names
 
-    def bind(self, template, refcounts=True, **names):
+    def bind(self, template, refcounts=True, inline=False, **names):
         """``template`` (a plain Python function) jitted with this rule's :meth:`globals` (and ``names``);
         ``refcounts=False``: compiled without numba's reference counts (a loop that allocates nothing:
         each call it makes with arrays otherwise costs an atomic add and subtract per array).
@@ -354,6 +340,8 @@ class Rule:
         fn.__qualname__ = f"{template.__qualname__}__{self.name}"
         fn.__doc__ = template.__doc__
         fn.__module__ = template.__module__
+        if inline:  # a piece of the loops, inlined into each (as the steps are)
+            return njit(cache=True, inline="always")(fn)
         return njit(cache=True, nogil=True, _nrt=refcounts)(fn)  # nogil: train.threads runs kernels in parallel threads
 
     def pack(self, rescale_grad, clip_gradient, *values) -> tuple:
