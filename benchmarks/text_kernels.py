@@ -196,7 +196,7 @@ def phases(mb: float, repeat: int) -> None:
     keys, buckets = np.empty(64, np.int64), np.empty(64, np.int64)
     fs, fe = np.empty(len(plan.roles), np.int64), np.empty(len(plan.roles), np.int64)
     pos = np.empty(len(plan.roles) + 80, np.int64)
-    lanes = CK.hash_lane_table(plan.cat_cols, plan.prefix_states)
+    lanes = CK.lane_table(plan.cat_cols, plan.prefix_states, plan.num_cols, plan.log1p)
 
     def stage(k):
         cpu = 0.0

@@ -173,6 +173,42 @@ def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
     np.testing.assert_array_equal(_dense(X), _reference_dense(text, _schema())[1])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numeric_columns_in_lane_groups_equal_the_reference(tmp_path, dtype):
+    """More numeric columns than one lane group (``LANES``: ``count_lanes`` where ``WIDE``), listed in another
+    order than the file's, log1p on every third: rows of counts only (the lanes' path), rows with a log1p of a
+    count beyond the table, and rows with one field of any other shape in either group (that group one field
+    at a time) equal the reference; a bad field in the second group names its column."""
+    rng = np.random.default_rng(5)
+    n = CK.LANES + 5
+    columns = ["y"] + [f"n{k}" for k in range(n)] + ["c"]
+    numeric = [f"n{k}" for k in rng.permutation(n)]
+    schema = CSVSchema(columns=columns, label="y", numeric=numeric, categorical=["c"], hash_bits=10,
+                       log1p=numeric[::3])
+    counts = ["", "0", "1", "7", "42", "1023", "1024", "5000", "12345678", "99999999", "00000000", "007"]
+    other = [" 3", "-2", "1.5", "123456789", "1e3", "4 ", "0.0"]
+    lines = []
+    for i in range(60):
+        cells = [counts[j] for j in rng.integers(0, len(counts), n)]
+        if i % 3 == 2:
+            cells[int(rng.integers(0, n))] = other[int(rng.integers(0, len(other)))]
+        lines.append(",".join([str(i % 2)] + cells + ["u"]) + "\n")
+    text = "".join(lines)
+    p = tmp_path / "wide.csv"
+    p.write_text(text)
+    X, y, _ = load_csv(p, schema, dtype=dtype)
+    y_ref, X_ref = _reference_dense(text, schema)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(_dense(X), X_ref.astype(dtype))
+    bad = numeric[CK.LANES + 1]
+    cells = ["1"] * n
+    cells[columns.index(bad) - 1] = "x1"
+    p.write_text(text + ",".join(["0"] + cells + ["u"]) + "\n")
+    with pytest.raises(DataFormatError) as e:
+        load_csv(p, schema)
+    assert "wide.csv:61:" in str(e.value) and f"column '{bad}': 'x1' is not a number" in str(e.value)
+
+
 @pytest.mark.parametrize("text, line, words", [
     ("1,2,a,3,b,c\n1,2,a,3,b,c,extra\n", 2, "more than the 6 columns"),
     ("1,2,a\nx,2,a\n", 2, "label column 'y': 'x' is not a number"),
@@ -513,19 +549,31 @@ for ids in json.loads(sys.argv[4]):
     a = np.array([-7] + ids + [-9] * 40, np.int64)
     repeats.append(int(sort_ids(a, 1, len(ids))))
     sorted_.append(a.tolist())
+counts = [c.encode() for c in json.loads(sys.argv[5])]
+text = np.frombuffer(b"".join(counts) + bytes(HK.PAD), np.uint8)
+ce = np.cumsum([len(c) for c in counts]).astype(np.int64)
+lanes = CK.lane_table(cols[:0], states.T, np.arange(len(counts), dtype=np.int64), np.arange(len(counts)) % 2 == 1)
+count_lanes = njit(lambda *a: CK.count_lanes(*a))
+entries = []
+for g in range(0, len(counts), HK.LANES):
+    indices, data = np.full(HK.LANES, -1, np.int64), np.full(HK.LANES, -1.0, np.float32)
+    got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[6], lanes[7], g, min(HK.LANES, len(counts) - g),
+                      CK._LOG1P_INTS, lanes[8], indices, data, 0, 100 + g)
+    entries.append([got, indices.tolist(), data.tolist()])
 print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, out.tolist(), longs, sorted_,
-                  repeats]))
+                  repeats, entries]))
 """
 
 
 @pytest.mark.parametrize("cpu, features, wide", [("x86-64", "", False), ("haswell", "+avx2", True)])
 def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide):
-    """``hash_lanes`` (``<16 x i32>``, a scalar load a lane) and ``sort_ids`` (``<32 x i32>``, masked load and
-    store) are LLVM IR written for AVX-512 registers; LLVM must lower them for any CPU numba compiles for
-    (NUMBA_CPU_NAME; a cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for
-    haswell (AVX2) in a fresh interpreter, each lane the murmur hash of its prefix and field (or flagged
-    long), each row of ids sorted as numpy with its repeat flag. The kernel uses them (``WIDE``) only
-    where the features numba compiles with include AVX2."""
+    """``hash_lanes`` (``<16 x i32>``, a scalar load a lane), ``sort_ids`` (``<32 x i32>``, masked load and
+    store) and ``count_lanes`` (``<16 x i64>``, compressed 8 lanes at a time) are LLVM IR written for AVX-512
+    registers; LLVM must lower them for any CPU numba compiles for (NUMBA_CPU_NAME; a cache is never read
+    across CPUs): compiled for generic x86-64 (SSE2) and for haswell (AVX2) in a fresh interpreter, each
+    lane the murmur hash of its prefix and field (or flagged long), each row of ids sorted as numpy with its
+    repeat flag, each count's entry as the kernel writes it, in lane order, nothing written past them. The
+    kernel uses them (``WIDE``) only where the features numba compiles with include AVX2."""
     import json
     import os
     import subprocess
@@ -540,11 +588,14 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wi
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU_", "NUMBA_ENABLE_AVX"))}
     env.update(NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features)
     seed = HASH_SEED
+    counts = ["", "0", "1", "42", "1023", "1024", "12345678", "99999999", "123456789", "-1", " 2", "1.5"]
+    counts = [counts[i] for i in rng.integers(0, len(counts), 2 * CK.LANES + 3)]
+    counts[:CK.LANES] = ["5", "5000", "", "77", "1", "0", "3", "99999999", "1023", "1024", "", "8", "0", "", "9", "12"]
     proc = subprocess.run([sys.executable, "-c", _VECTOR_CHILD, json.dumps(fields), json.dumps(prefixes), str(seed),
-                           json.dumps(rows)], env=env, capture_output=True, text=True,
+                           json.dumps(rows), json.dumps(counts)], env=env, capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(CK.__file__))))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    target, used, out, longs, sorted_, repeats = json.loads(proc.stdout)
+    target, used, out, longs, sorted_, repeats, entries = json.loads(proc.stdout)
     assert target == cpu and used == wide
     for i, (p, f) in enumerate(zip(prefixes, fields)):
         key = (p + f).encode()
@@ -554,3 +605,16 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wi
             assert out[i] == sk_murmur(key, seed, positive=True) & (2**31 - 1), i
     for ids, got, rep in zip(rows, sorted_, repeats):
         assert got == [-7] + sorted(ids) + [-9] * 40 and rep == (len(set(ids)) < len(ids))
+    for g, (got, indices, data) in zip(range(0, len(counts), CK.LANES), entries):
+        group = counts[g:g + CK.LANES]
+        odd = sum(1 << k for k, c in enumerate(group) if not (c == "" or len(c) <= 8 and c.isdigit()))
+        assert got >> 2 * CK.LANES == odd, g
+        if odd:
+            continue  # (the kernel writes such a group again, one field at a time)
+        kept = [(k, int(c)) for k, c in enumerate(group) if c and int(c)]
+        beyond = [k for k, v in kept if (g + k) % 2 and v >= len(CK._LOG1P_INTS)]  # (their log1p: the kernel's)
+        assert (got >> CK.LANES) & (2**CK.LANES - 1) == sum(1 << k for k in beyond), g
+        assert indices == [100 + g + k for k, _ in kept] + [-1] * (CK.LANES - len(kept)), g
+        assert data[len(kept):] == [-1] * (CK.LANES - len(kept)), g
+        for (k, v), d in zip(kept, data):
+            assert k in beyond or d == np.float32(math.log1p(v) if (g + k) % 2 else v), (g, k)

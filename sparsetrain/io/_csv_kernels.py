@@ -48,7 +48,8 @@ from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, compile_features, eq_mask64, eq_mask_tail, flatten, record_error)
+                            I_ROWS, N_COMMON, compile_features, eq_mask64, eq_mask_tail, flatten, popcount,
+                            record_error)
 
 ROLE_SKIP = 0
 ROLE_LABEL = 1
@@ -273,6 +274,122 @@ def sort_ids(typingctx, indices, a, n):
                                                f"llvm.masked.store.v{w}i64.p0")
         b.call(store, [b.zext(v, v64), ptr, ir.Constant(i32, 8), active])
         return b.zext(b.icmp_unsigned("!=", b.bitcast(repeats, i32), ir.Constant(i32, 0)), i64)
+
+    return sig, codegen
+
+
+@intrinsic
+def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0):
+    """The entries of the numeric fields ``src[fs[c]:fe[c]]``, ``c = cols[g + l]``, for the first ``active``
+    of the ``LANES`` lanes ``l`` (LLVM IR on ``<16 x i64>``), written as a row's are: id ``id0 + l`` and the
+    field's value, a field whose value is 0 (or empty) skipped, the kept ones compressed to ``indices[nnz:]``
+    / ``data[nnz:]`` in lane order. A field of 0 to 8 digits is the integer they make (SWAR: the field's bytes
+    moved to the word's top, ``0`` bytes below, checked at once and converted by three multiplications), or
+    where ``logs[g + l]`` is not 0 its ``log1p``, ``table[integer]`` below ``len(table)``. The fields' bounds,
+    words and table entries by a scalar load a lane (gather instructions are slow on some CPUs); reads up to
+    ``PAD`` bytes past a field's start. ``ints[g + l]``: the lanes' integers. Returns three lane masks: bits
+    0-15 the lanes kept, 16-31 those kept whose value is a ``log1p`` beyond the table (the caller writes
+    it), 32-47 the active lanes whose field is not such a count (a sign, a point, spaces, more digits, not
+    a number): the caller then writes the whole group again, one field at a time. ``cols``, ``logs`` and
+    ``ints`` hold ``g + LANES`` entries."""
+    ints_ = (fs, fe, cols, logs, ints, indices)
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and src.layout == "C"
+            and all(isinstance(a, types.Array) and a.dtype == types.int64 and a.ndim == 1 and a.layout == "C"
+                    for a in ints_)
+            and isinstance(table, types.Array) and table.dtype == types.float64 and table.layout == "C"
+            and isinstance(data, types.Array) and data.dtype in (types.float32, types.float64)
+            and data.ndim == 1 and data.layout == "C"
+            and all(isinstance(x, types.Integer) for x in (g, active, nnz, id0))):
+        return None
+    sig = types.int64(src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0)
+
+    def codegen(context, b, sig, args):
+        lanes = LANES
+        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        f64 = ir.DoubleType()
+        ft = context.get_value_type(sig.args[10].dtype)
+        v32, v64, vf, vout, vbits = (ir.VectorType(t, lanes) for t in (i32, i64, f64, ft, i1))
+        arr = [context.make_array(t)(context, b, a) if isinstance(t, types.Array) else None
+               for t, a in zip(sig.args, args)]
+        at, count, start, first = (context.cast(b, args[k], sig.args[k], types.int64) for k in (5, 6, 11, 12))
+
+        def c64(x):
+            return ir.Constant(v64, [x if x < 1 << 63 else x - (1 << 64)] * lanes)
+
+        def splat(x, vt=v64):
+            v = b.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(i32, 0))
+            every = ir.Constant(ir.VectorType(i32, vt.count), [0] * vt.count)
+            return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), every)
+
+        def row(k):  # lanes g .. g + LANES - 1 of the int64 array argument k
+            return b.bitcast(b.gep(arr[k].data, [at]), v64.as_pointer())
+
+        def load_lanes(ptr, index, vt, align):  # ptr[index[q]] for every lane q, a scalar load each
+            v = ir.Constant(vt, ir.Undefined)
+            for q in range(lanes):
+                at_q = b.extract_element(index, ir.Constant(i32, q))
+                v = b.insert_element(v, b.load(b.gep(ptr, [at_q]), align=align), ir.Constant(i32, q))
+            return v
+
+        cols_ = b.load(row(3), align=8)
+        s = load_lanes(arr[1].data, cols_, v64, 8)
+        n = b.sub(load_lanes(arr[2].data, cols_, v64, 8), s)
+        text = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
+        word = ir.Constant(v64, ir.Undefined)
+        for q in range(lanes):
+            ptr = b.bitcast(b.gep(text, [b.extract_element(s, ir.Constant(i32, q))]), i64.as_pointer())
+            word = b.insert_element(word, b.load(ptr, align=1), ir.Constant(i32, q))
+        short = b.icmp_unsigned("<=", n, c64(8))
+        half = b.mul(b.sub(c64(8), b.select(short, n, c64(8))), c64(4))  # two shifts: one of 64 is poison
+        below = b.shl(b.shl(c64(-1), half), half)  # the field's bytes, once moved to the top
+        w = b.or_(b.shl(b.shl(word, half), half), b.and_(b.xor(below, c64(-1)), c64(0x3030303030303030)))
+        high = c64(0xF0F0F0F0F0F0F0F0)
+        checked = b.or_(b.and_(w, high), b.lshr(b.and_(b.add(w, c64(0x0606060606060606)), high), c64(4)))
+        ok = b.and_(short, b.icmp_unsigned("==", checked, c64(0x3333333333333333)))
+        v = b.lshr(b.mul(b.and_(w, c64(0x0F0F0F0F0F0F0F0F)), c64(2561)), c64(8))
+        v = b.lshr(b.mul(b.and_(v, c64(0x00FF00FF00FF00FF)), c64(6553601)), c64(16))
+        v = b.lshr(b.mul(b.and_(v, c64(0x0000FFFF0000FFFF)), c64(42949672960001)), c64(32))
+        b.store(v, row(8), align=8)
+        logged = b.icmp_signed("!=", b.load(row(4), align=8), c64(0))
+        inside = b.icmp_unsigned("<", v, splat(b.extract_value(arr[7].shape, 0)))
+        logs_ = load_lanes(arr[7].data, b.select(inside, v, c64(0)), vf, 8)
+        value = b.select(logged, logs_, b.uitofp(v, vf))
+        if ft != f64:
+            value = b.fptrunc(value, vout)
+        lane = ir.Constant(v64, list(range(lanes)))
+        on = b.icmp_signed("<", lane, splat(count))
+        keep = b.and_(b.and_(on, ok), b.icmp_unsigned("!=", v, c64(0)))
+        fix = b.and_(keep, b.and_(logged, b.xor(inside, ir.Constant(vbits, [1] * lanes))))
+        slow = b.and_(on, b.xor(ok, ir.Constant(vbits, [1] * lanes)))
+        bits = [b.zext(b.bitcast(m, ir.IntType(lanes)), i64) for m in (keep, fix, slow)]
+        # the kept lanes compressed 8 at a time: one AVX-512 register each (vpcompressq / vcompressps; a
+        # 16-lane llvm.experimental.vector.compress, which LLVM splits, crashed the process in a test)
+        half = lanes // 2
+        h32, h64, hbits = ir.VectorType(i32, half), ir.VectorType(i64, half), ir.VectorType(i1, half)
+        hout = ir.VectorType(ft, half)
+        wide = ft == f64
+        ctpop = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.IntType(half), [ir.IntType(half)]),
+                                               f"llvm.ctpop.i{half}")
+        ids = b.add(splat(first), lane)
+        offset = start
+        for part in range(2):
+            order = ir.Constant(h32, list(range(part * half, (part + 1) * half)))
+            keep_h = b.shuffle_vector(keep, ir.Constant(vbits, ir.Undefined), order)
+            kept = b.zext(b.call(ctpop, [b.bitcast(keep_h, ir.IntType(half))]), i64)
+            stored = b.icmp_signed("<", ir.Constant(h64, list(range(half))), splat(kept, h64))
+            for k, vt, x, name, align in ((9, h64, ids, "i64", 8),
+                                          (10, hout, value, "f64" if wide else "f32", 8 if wide else 4)):
+                x = b.shuffle_vector(x, ir.Constant(x.type, ir.Undefined), order)
+                compress = cgutils.get_or_insert_function(b.module, ir.FunctionType(vt, [vt, hbits, vt]),
+                                                          f"llvm.experimental.vector.compress.v{half}{name}")
+                packed = b.call(compress, [x, keep_h, ir.Constant(vt, ir.Undefined)])
+                ptr = b.bitcast(b.gep(arr[k].data, [offset]), vt.as_pointer())
+                store_type = ir.FunctionType(ir.VoidType(), [vt, ptr.type, i32, hbits])
+                store = cgutils.get_or_insert_function(b.module, store_type, f"llvm.masked.store.v{half}{name}.p0")
+                b.call(store, [packed, ptr, ir.Constant(i32, align), stored])
+            offset = b.add(offset, kept)
+        return b.or_(bits[0], b.or_(b.shl(bits[1], ir.Constant(i64, lanes)),
+                                    b.shl(bits[2], ir.Constant(i64, 2 * lanes))))
 
     return sig, codegen
 
@@ -554,45 +671,70 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
             data[np.uint64(i)] = 1.0
     if repeats:  # (rare: ~3e-4 of the benchmark's rows) or a row of more than SORT_LANES ids
         nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
-    # ---- numeric columns, after every hashed id (a value 0 is written and not kept, as above)
-    for k in range(len(num_cols)):
-        c = np.uint64(num_cols[k])
-        iv, plain = _count_value(src, fs[c], fe[c])
-        if plain:
-            v = _int_feature(iv, log1p[k])
-        else:
-            vs, ve = _strip(src, fs[c], fe[c])
-            iv, plain = plain_int(src, vs, ve)
-            if vs == ve:
-                v = 0.0
-            elif plain:
-                v = _int_feature(iv, log1p[k])
-            else:
-                v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz, slow,
-                                               nslow, E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
-                if code != OK:
-                    return code, rs[c], re_[c], c, nnz, nslow
-                if log1p[k]:
-                    v = _signed_log1p(v)
-        indices[np.uint64(nnz)] = hash_size + k
-        data[np.uint64(nnz)] = v
-        nnz += v != 0.0
+    # ---- numeric columns, after every hashed id: LANES fields at once (WIDE); a group with a field that is not
+    # a count of at most 8 digits again one field at a time (a value 0 is written and not kept, as above)
+    nnum = len(num_cols)
+    every = (np.int64(1) << LANES) - 1
+    for g in range(0, nnum, LANES):
+        end = min(g + LANES, nnum)
+        odd = every
+        if WIDE:
+            got = count_lanes(src, fs, fe, lanes[6], lanes[7], g, end - g, _LOG1P_INTS, lanes[8], indices, data, nnz,
+                              hash_size + g)
+            odd = got >> (2 * LANES)
+            if odd == 0:
+                kept = np.uint64(got & every)
+                fix = (got >> LANES) & every
+                while fix != 0:  # a log1p beyond the table's counts
+                    i = np.uint64(trailing_zeros(fix))
+                    at = nnz + popcount(kept & ((np.uint64(1) << i) - np.uint64(1)))
+                    data[np.uint64(at)] = _signed_log1p(float(lanes[8, np.uint64(g) + i]))
+                    fix &= fix - 1
+                nnz += popcount(kept)
+        if odd != 0:
+            for k in range(g, end):
+                c = np.uint64(num_cols[k])
+                iv, plain = _count_value(src, fs[c], fe[c])
+                if plain:
+                    v = _int_feature(iv, log1p[k])
+                else:
+                    vs, ve = _strip(src, fs[c], fe[c])
+                    iv, plain = plain_int(src, vs, ve)
+                    if vs == ve:
+                        v = 0.0
+                    elif plain:
+                        v = _int_feature(iv, log1p[k])
+                    else:
+                        v, code, nslow = _field_number(src, vs, ve, value_limit, rs[c], re_[c], SLOW_VALUE, nnz,
+                                                       slow, nslow, E_VALUE, E_VALUE_NONFINITE, E_VALUE_RANGE)
+                        if code != OK:
+                            return code, rs[c], re_[c], c, nnz, nslow
+                        if log1p[k]:
+                            v = _signed_log1p(v)
+                indices[np.uint64(nnz)] = hash_size + k
+                data[np.uint64(nnz)] = v
+                nnz += v != 0.0
     return OK, 0, 0, 0, nnz, nslow
 
 
 @njit(cache=True, nogil=True)
-def hash_lane_table(cat_cols, prefix_states):
-    """The categorical columns as :func:`hash_lanes`' lanes, a multiple of ``LANES`` (the last group's
-    spare lanes hash the first column again): rows column, its prefix state's h, carry, ncarry,
-    length, and a row for the hashes."""
-    ncat = len(cat_cols)
-    nl = (ncat + LANES - 1) // LANES * LANES
-    lanes = np.empty((6, nl), np.int64)
+def lane_table(cat_cols, prefix_states, num_cols, log1p):
+    """The columns as lanes of :func:`hash_lanes` and :func:`count_lanes`, a multiple of ``LANES`` (a last
+    group's spare lanes repeat the first column): rows 0-5 the categorical columns, their prefix states' h,
+    carry, ncarry, length and a row for the hashes; rows 6-8 the numeric columns, their log1p flags and a
+    row for their integers."""
+    ncat, nnum = len(cat_cols), len(num_cols)
+    nl = (max(ncat, nnum) + LANES - 1) // LANES * LANES
+    lanes = np.zeros((9, nl), np.int64)
     for i in range(nl):
-        c = cat_cols[i if i < ncat else 0]
-        lanes[0, i] = c
-        for k in range(4):
-            lanes[1 + k, i] = prefix_states[c, k]
+        if ncat > 0:
+            c = cat_cols[i if i < ncat else 0]
+            lanes[0, i] = c
+            for k in range(4):
+                lanes[1 + k, i] = prefix_states[c, k]
+        if nnum > 0:
+            lanes[6, i] = num_cols[i if i < nnum else 0]
+            lanes[7, i] = log1p[i] if i < nnum else False
     return lanes
 
 
@@ -637,7 +779,7 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         scratch = np.empty(n + PAD, np.uint8)
     mid = np.zeros(len(cross_mid) + PAD, np.uint8)  # the crosses' middle bytes, padded for the field hash
     mid[:len(cross_mid)] = cross_mid
-    lanes = hash_lane_table(cat_cols, prefix_states)
+    lanes = lane_table(cat_cols, prefix_states, num_cols, log1p)
     texts = np.zeros(1 + 2 * _TEXTS_TRACKED, np.int64)
     text_bytes = np.empty((_TEXTS_TRACKED, _TEXT_BYTES), np.uint8)
     _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col, num_cols, log1p, cat_cols,
