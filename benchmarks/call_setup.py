@@ -7,8 +7,10 @@ batch spanning two chunks in a call of its own (~71 calls an epoch of the 500k-r
 This times those calls as the streamed epoch makes them (``engines.compiled.run_found`` on an
 ``EpochPiece``, unchecked, not remembered): a linear regression over 1M features (row-sparse weight and a
 bias, SGD, mse) on one-batch pieces of fresh CSR rows (23 uniformly drawn columns a row, built before the
-timing), ``--calls`` a round. Printed per round, median and range over the rounds: µs per call, and µs per
-call outside the compiled loop's call (the Python set-up; the loop's call itself includes numba's dispatch).
+timing), ``--calls`` a round; ``--rows R``: pieces of R rows in batches of ``--batch`` instead (a streamed chunk
+at batch 1 is one piece of ~29,000 one-row batches). Printed per round, median and range over the rounds: the
+calling thread's CPU µs per call, and per call outside the compiled loop's call (the Python set-up; the loop's call
+itself includes numba's dispatch). Thread CPU, not wall time: another process's load does not count.
 ``--against REV``: the same in a child process over ``git archive`` copies of ``sparsetrain/`` at each
 revision, in turn with this tree (one child per tree and pass). Nothing here is a test: no timing is asserted.
 """
@@ -27,8 +29,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure(calls: int, rounds: int, batch: int, features: int = 1_000_000, nnz: int = 23) -> dict:
-    """``{"total": [...], "setup": [...]}``: µs per call of each round."""
+def measure(calls: int, rounds: int, batch: int, rows: int = 0, features: int = 1_000_000, nnz: int = 23) -> dict:
+    """``{"total": [...], "setup": [...]}``: µs per call of each round (pieces of ``rows`` rows in batches of
+    ``batch``; 0 rows: one batch)."""
     import sparsetrain as st
     from sparsetrain.engines import compiled
     from sparsetrain.engines.compiled import kernels
@@ -48,13 +51,15 @@ def measure(calls: int, rounds: int, batch: int, features: int = 1_000_000, nnz:
     metric = st.metric.create("mse")
     view = mod.view()
 
+    n = rows or batch
+
     def piece():
-        cols = np.sort(rng.integers(0, features, size=(batch, nnz)), axis=1).astype(np.int64).reshape(-1)
-        x = CSRNDArray(rng.random(batch * nnz, dtype=np.float32), cols,
-                       np.arange(batch + 1, dtype=np.int64) * nnz, (batch, features))
-        y = NDArray(rng.random(batch, dtype=np.float32))
-        return EpochPiece([("data", x)], [("label", y)], np.arange(batch, dtype=np.int64),
-                          np.array([0, batch], np.int64), 0, None, True)
+        cols = np.sort(rng.integers(0, features, size=(n, nnz)), axis=1).astype(np.int64).reshape(-1)
+        x = CSRNDArray(rng.random(n * nnz, dtype=np.float32), cols,
+                       np.arange(n + 1, dtype=np.int64) * nnz, (n, features))
+        y = NDArray(rng.random(n, dtype=np.float32))
+        return EpochPiece([("data", x)], [("label", y)], np.arange(n, dtype=np.int64),
+                          np.arange(n // batch + 1, dtype=np.int64) * batch, 0, None, True)
 
     warm = [piece() for _ in range(20)]
     found = compiled.match(view, warm[0], metric)
@@ -73,9 +78,9 @@ def measure(calls: int, rounds: int, batch: int, features: int = 1_000_000, nnz:
         loop, one = select(self, *args)
 
         def timed(*a):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = loop(*a)
-            in_loop[0] += time.perf_counter() - t0
+            in_loop[0] += time.thread_time() - t0
             return out
         return timed, one
 
@@ -84,9 +89,9 @@ def measure(calls: int, rounds: int, batch: int, features: int = 1_000_000, nnz:
     for _ in range(rounds):
         pieces = [piece() for _ in range(calls)]
         in_loop[0] = 0.0
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         run(pieces)
-        t = time.perf_counter() - t0
+        t = time.thread_time() - t0
         total.append(t / calls * 1e6)
         setup.append((t - in_loop[0]) / calls * 1e6)
     kernels.EpochKernel.select = select
@@ -104,16 +109,19 @@ def main(argv=None) -> None:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--rows", type=int, default=0,
+                    help="rows a piece, in batches of --batch (default: one batch; a streamed chunk at batch 1: ~29000)")
     ap.add_argument("--against", nargs="*", default=[])
     ap.add_argument("--passes", type=int, default=2, help="with --against: children per tree, in turn")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.json:
-        print(json.dumps(measure(args.calls, args.rounds, args.batch)))
+        print(json.dumps(measure(args.calls, args.rounds, args.batch, args.rows)))
         return
-    print(f"load {os.getloadavg()[0]:.2f}; one-batch pieces of {args.batch} rows, {args.calls} calls x {args.rounds} rounds")
+    shape = f"pieces of {args.rows} rows in batches of {args.batch}" if args.rows else f"one-batch pieces of {args.batch} rows"
+    print(f"load {os.getloadavg()[0]:.2f}; {shape}, {args.calls} calls x {args.rounds} rounds")
     if not args.against:
-        print(_line("this tree", measure(args.calls, args.rounds, args.batch)))
+        print(_line("this tree", measure(args.calls, args.rounds, args.batch, args.rows)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT}
@@ -126,7 +134,7 @@ def main(argv=None) -> None:
             trees[rev] = dest
         # run as a script: its folder, not the repository, leads sys.path, so PYTHONPATH picks the tree
         cmd = [sys.executable, os.path.abspath(__file__), "--json", "--calls", str(args.calls),
-               "--rounds", str(args.rounds), "--batch", str(args.batch)]
+               "--rounds", str(args.rounds), "--batch", str(args.batch), "--rows", str(args.rows)]
         for _ in range(args.passes):
             for name, path in trees.items():
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, ROOT]))

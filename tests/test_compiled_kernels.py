@@ -660,6 +660,22 @@ def test_csr_check_and_max_batch_nnz_against_loops():
     assert seen == {0, 1, 2}
 
 
+def test_the_batch_1_loop_sizes_no_scratch():
+    """A call that runs the batch-1 loop (one-row batches, one canonical term, K = 1) sizes none of the batch
+    loop's scratch (a streamed chunk seen once would count its rows for it); a call of larger batches does."""
+    runner = LinearEpochRunner("LinearRegressionOutput", [20], 1)
+    x = sp.csr_matrix(np.arange(1, 61, dtype=np.float32).reshape(6, 10) % 7, shape=(6, 20))
+    weights, bias = [np.zeros((20, 1), np.float32)], np.zeros(1, np.float32)
+    updater = opt_mod.get_updater(opt_mod.create("sgd", learning_rate=0.1))
+    label, order = np.ones(6, np.float32), np.arange(6, dtype=np.int64)
+    runner.fit_epoch([x], label, order, np.arange(7, dtype=np.int64), weights, bias, updater, [0, 1],
+                     remember=False, checked_csr=True)
+    assert runner._acc_buf.shape[0] == runner._out.shape[0] == 0
+    runner.fit_epoch([x], label, order, np.array([0, 3, 6], np.int64), weights, bias, updater, [0, 1],
+                     remember=False, checked_csr=True)
+    assert runner._out.shape[0] == 3 and runner._acc_buf.shape[0] >= int(np.diff(x.indptr)[:3].sum())
+
+
 def test_an_in_memory_epochs_scratch_bound_covers_every_batch():
     """A remembered buffer's scratch is sized once per batch size from its longest rows: at least the
     entries of the distinct rows of any batch (a batch may repeat a row: padding); a chunk seen once

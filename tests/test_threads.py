@@ -553,8 +553,8 @@ def test_the_loop_is_chosen_once_per_block(monkeypatch):
     from sparsetrain.engines.compiled import kernels
 
     calls = []
-    real = kernels.EpochKernel.one_sample
-    monkeypatch.setattr(kernels.EpochKernel, "one_sample", staticmethod(lambda *a: calls.append(1) or real(*a)))
+    real = kernels.EpochKernel.select
+    monkeypatch.setattr(kernels.EpochKernel, "select", lambda self, *a: calls.append(1) or real(self, *a))
     _, _, stats, _ = _train("linear", "adagrad", 1, threads=2, epochs=1)
     assert stats[0].samples == ROWS and len(calls) == 1  # 6,000 rows: one block, cut into 11 pieces
 

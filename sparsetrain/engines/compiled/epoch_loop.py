@@ -149,7 +149,8 @@ def run_in_chunks(view, train_data, metric, fit_chunk, batch_end_callback=None, 
         b1 = min(num_batches, b0 + per_call)
         lo, hi = int(batch_ptr[b0]), int(batch_ptr[b1])
         real = hi - (pad if b1 == num_batches else 0)
-        res = fit_chunk(order[lo:hi], batch_ptr[b0:b1 + 1] - lo, real - lo)
+        bounds = batch_ptr[b0:b1 + 1]
+        res = fit_chunk(order[lo:hi], bounds - lo if lo else bounds, real - lo)
         account(leaves, res, epoch, b0)
         if batch_end_callback is not None:
             batch_end_callback(real)
