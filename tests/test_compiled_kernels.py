@@ -501,6 +501,8 @@ def test_bad_inputs_raise_clear_errors():
         runner.fit_epoch([x], y, np.array([0, 5]), np.array([0, 2]), [w], b, up, [0, 1])
     with pytest.raises(ValueError, match="increasing boundaries"):
         runner.fit_epoch([x], y, np.array([0, 1]), np.array([0, 0, 2]), [w], b, up, [0, 1])
+    with pytest.raises(ValueError, match="increasing boundaries"):  # as many batches as rows, one of them empty
+        runner.fit_epoch([x], y, np.arange(3), np.array([0, 2, 2, 3]), [w], b, up, [0, 1])
     with pytest.raises(Exception, match="columns"):
         runner.fit_epoch([sp.csr_matrix(np.eye(3, 4, dtype=np.float32))], y, np.arange(3), np.array([0, 3]),
                          [w], b, up, [0, 1])

@@ -270,12 +270,13 @@ class LinearEpochRunner:
         n = batch_ptr.shape[0] - 1
         lo, hi = int(batch_ptr[0]), int(batch_ptr[n])
         # a streamed epoch's piece is often one batch: its size needs no array operation; n batches over n rows
-        # (batch 1) are all of one row when none is empty
+        # (batch 1) are all of one row when none is empty, which a bool temporary tells (no int64 one of n)
         smallest = largest = hi - lo
-        if n > 1:
+        if n > 1 and hi - lo == n:
+            smallest = largest = 1 if bool((batch_ptr[1:] > batch_ptr[:-1]).all()) else 0
+        elif n > 1:
             sizes = batch_ptr[1:] - batch_ptr[:-1]
-            smallest = int(sizes.min())
-            largest = 1 if hi - lo == n else int(sizes.max())
+            smallest, largest = int(sizes.min()), int(sizes.max())
         if lo < 0 or hi > order.shape[0] or (n and smallest <= 0):
             raise ValueError("batch_ptr must be increasing boundaries within order (no empty batch)")
         used = order[lo:hi]
