@@ -36,8 +36,8 @@ floats ``(rescale_grad, clip_gradient, *the rule's own)`` (:meth:`Rule.pack`; ``
 ≤ 0 means "no clip"). Steps are plain ``@njit`` functions marked ``inline="always"``: a loop that
 calls one as a *global* gets the formula inlined.
 
-Each loop shape is written once, calling ``step`` (and ``rate``) as globals, and bound to each
-rule by :meth:`Rule.bind`: a copy of the loop with the rule's functions as its globals, jitted and
+Each loop shape is written once, calling ``step`` (through ``step_at``, which reads and writes an
+element's states around it, inlined) and ``rate`` as globals, and bound to each rule by :meth:`Rule.bind`: a copy of the loop with the rule's functions as its globals, jitted and
 cached on disk per rule. Binding, not passing the step or a loop as a function argument, is what
 keeps this free: a version that passed the rule's loops into the compiled engine's kernels as
 arguments made its batch-1 SGD epoch ~1.5× slower (0.073-0.125 s against 0.035-0.052 s per
