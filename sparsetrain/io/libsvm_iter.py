@@ -29,7 +29,7 @@ from ..ndarray import CSRNDArray, NDArray
 from .base import ALL_WEIGHTS_ZERO, STDIN_NAME, DataBatch, DataDesc, DataIter, display_name
 from .chunks import STREAM_CHUNK_SIZE
 from .libsvm import DEFAULT_MAX_LINE_BYTES, LibSVMBlock, LibSVMReader
-from .stream_rows import ChainedReader, EpochPiece, Rows
+from .stream_rows import ChainedReader, EpochPiece, Rows, counting
 
 __all__ = ["LibSVMIter"]
 
@@ -501,10 +501,12 @@ class LibSVMIter(DataIter):
         """``batches`` batches of ``size`` rows from row ``first`` of ``rows`` on; a negative ``first``: the first
         ``-first`` rows are the last of ``rows`` (a batch spanning chunks, joined)."""
         size = size or self.batch_size
-        order = np.arange(first, first + batches * size, dtype=np.int64)
         if first < 0:
+            order = np.arange(first, first + batches * size, dtype=np.int64)
             order[:-first] += rows.n
-        batch_ptr = np.arange(batches + 1, dtype=np.int64) * size
+        else:
+            order = counting(first + batches * size)[first:]
+        batch_ptr = counting(batches + 1) if size == 1 else np.arange(batches + 1, dtype=np.int64) * size
         x = CSRNDArray(rows.data, rows.indices, rows.indptr, (rows.n, self.data_shape[0]))
         y = NDArray(np.ascontiguousarray(rows.labels, dtype=self.dtype).reshape(self._label_batch_shape(rows.n)))
         return EpochPiece([(self.data_name, x)], [(self.label_name, y)], order, batch_ptr, pad, rows.weights,

@@ -9,7 +9,7 @@ import numpy as np
 
 from .ndarray_iter import csr_take_rows
 
-__all__ = ["ChainedReader", "EpochPiece", "Rows"]
+__all__ = ["ChainedReader", "EpochPiece", "Rows", "counting"]
 
 
 class ChainedReader:
@@ -69,6 +69,20 @@ class EpochPiece:
 
     def epoch_rows(self):
         return self.order, self.batch_ptr, self.pad
+
+
+_COUNTING = np.arange(1 << 16, dtype=np.int64)
+
+
+def counting(n: int) -> np.ndarray:
+    """``0, 1, ..., n - 1`` (int64) as a view of one array kept for it (grown as needed): a streamed epoch's
+    pieces are runs of consecutive rows (and at batch size 1 of consecutive batch boundaries), ~30k a chunk,
+    without two new arrays a chunk. Nothing may write to it (the engine reads ``order`` and ``batch_ptr``)."""
+    global _COUNTING
+    counts = _COUNTING
+    if len(counts) < n:
+        counts = _COUNTING = np.arange(max(n, 2 * len(counts)), dtype=np.int64)
+    return counts[:n]
 
 
 def _room(a: np.ndarray, n: int):
