@@ -160,6 +160,14 @@ def release(view) -> None:
 _RELEASE_ALIGN = 2 << 20
 
 
+#: a streaming pass's first chunk is this share of the chunk size (the others whole). Nothing trains before the
+#: first chunk is parsed, on the training thread as a rule (it waits for it; 8 MiB took ~2.8 ms at batch 1); a
+#: parser thread parses the second meanwhile, and a second chunk up to twice the first is parsed by the time the
+#: trainer is done with the first (parsing and training a byte take about as long at batch 1): half a chunk
+#: first halves the wait and adds one chunk a pass (benchmarks/RESULTS.md, session 36)
+_FIRST_STREAM_CHUNK = 0.5
+
+
 def _huge_pages(mm: mmap.mmap) -> None:
     """Ask for ``mm``'s file pages in huge pages (``MADV_HUGEPAGE``, Linux): pages read from the file
     through the map from now on (not yet in the page cache) are read in 2 MiB folios, which map into the
@@ -407,8 +415,9 @@ class ChunkSource:
         ``max_line_bytes`` (only where it does not fit in a chunk: parsers check the rest)
         and for corrupt compressed data. ``release_after`` > 0 (a streaming reader that is done
         with a chunk once ``release_after`` more were handed out): the pages of a memory-mapped
-        file's older chunks leave the process, so its resident memory does not grow with the file;
-        ``release(view)``: who takes them out (:func:`release` on another thread), else this generator."""
+        file's older chunks leave the process, so its resident memory does not grow with the file (and its
+        first chunk is smaller: :data:`_FIRST_STREAM_CHUNK`); ``release(view)``: who takes them out
+        (:func:`release` on another thread), else this generator."""
         if end_hint is not None and end_hint <= begin:
             return
         r = self._open()
@@ -423,10 +432,10 @@ class ChunkSource:
     def _line_too_long(self, line: int) -> DataFormatError:
         return DataFormatError(f"{self.name}:{line}: line is longer than max_line_bytes={self.max_line_bytes}")
 
-    def _chunk_end(self, arr, pos: int, stop: int) -> int:
+    def _chunk_end(self, arr, pos: int, stop: int, size: int | None = None) -> int:
         """Where the chunk of ``arr`` that starts at line start ``pos`` ends: after the last
-        newline within ``chunk_size`` bytes, or after the line that does not fit."""
-        target = pos + self.chunk_size
+        newline within ``size`` bytes (``chunk_size``), or after the line that does not fit."""
+        target = pos + (size or self.chunk_size)
         if target >= stop:
             return stop
         j = K.last_newline(arr[pos:target])
@@ -461,8 +470,10 @@ class ChunkSource:
                 return max(0, offset - (offset + shift) % _RELEASE_ALIGN)
 
             released = boundary(begin)
+            size = max(1, int(self.chunk_size * _FIRST_STREAM_CHUNK)) if release_after else self.chunk_size
             while pos < stop:
-                end = self._chunk_end(arr, pos, stop)
+                end = self._chunk_end(arr, pos, stop, size)
+                size = self.chunk_size
                 piece = arr[pos:end]
                 if piece[-1] != 10:  # the last line lacks its newline: add one to a copy
                     if end - pos > self.max_line_bytes:
