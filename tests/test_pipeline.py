@@ -227,6 +227,28 @@ def test_a_parse_no_parser_thread_has_started_runs_on_the_thread_that_needs_or_w
     assert got == [30] and ran[-1] == (3, "parser")
 
 
+@pytest.mark.parametrize("any_thread", [True, False])
+def test_a_pass_parses_its_first_chunk_on_the_consumers_thread(tmp_path, monkeypatch, any_thread):
+    """The consumer waits for a pass's first chunk anyway: it parses it itself, and no parser thread is offered
+    it (the parser threads take the next ones meanwhile); with only the parser threads parsing
+    (``CORE_SHARE.any_thread`` off, benchmarks/stream.py's comparison) a parser thread does."""
+    import threading
+
+    from sparsetrain.io.chunks import ChunkSource
+
+    monkeypatch.setattr(pipeline.CORE_SHARE, "any_thread", any_thread)
+    path = _libsvm(tmp_path, rows=400)
+    threads = {}
+
+    def run(job):
+        threads[job.offset] = threading.get_ident()
+        return job
+
+    jobs = list(pipeline.parse_chunks(ChunkSource(path, 600), 0, None, run, 2))
+    assert len(jobs) > 5 and sorted(threads) == [j.offset for j in jobs]
+    assert (threads[0] == threading.get_ident()) is any_thread
+
+
 def test_a_training_thread_waiting_for_its_chunk_parses_the_next_meanwhile():
     """A streamed epoch's trainer (inside ``training``) whose next chunk a parser thread is still parsing
     runs the next waiting parse on its own thread instead of sleeping; a thread outside ``training``
@@ -321,8 +343,8 @@ def test_a_streaming_pass_releases_the_pages_it_is_done_with_when_its_source_end
     monkeypatch.setattr(chunks, "_RELEASE_ALIGN", align)
     submit = pipeline.submit
 
-    def parsed_at_once(fn, job, workers):
-        task = submit(fn, job, workers)
+    def parsed_at_once(fn, job, workers, **kw):
+        task = submit(fn, job, workers, **kw)
         if pipeline.CORE_SHARE.claim(task, wait=True):
             task.execute()
         return task

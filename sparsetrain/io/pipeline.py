@@ -4,8 +4,9 @@ A :class:`~sparsetrain.io.chunks.ChunkSource` cuts a file (or a byte-range part 
 chunks of whole lines; :func:`parse_chunks` hands each chunk to a format's compiled kernel on a
 process-wide pool of parser threads (the kernels release the GIL, so parsing runs beside
 training) and gives the parsed jobs back in file order, with their byte range and the lines
-before them. A parse no parser thread has started yet runs on the thread that needs it next, or
-on a training thread that waits for its next chunk (a streamed epoch's trainer), rather
+before them. A pass's first chunk is parsed by the thread that consumes it (it waits for it anyway), the
+others by the parser threads; a parse no parser thread has started yet runs on the thread that needs it
+next, or on a training thread that waits for its next chunk (a streamed epoch's trainer), rather
 than that thread sleeping: fewer threads runnable at once, none idle while a parse waits. While threads train beside them (``training``: a streamed epoch's piece), no more
 chunks parse at once than the cores those threads leave (``CORE_SHARE``). Up to ``workers + 1`` chunks are in flight, so memory stays bounded by a few
 chunks and their output, whatever the file size.
@@ -67,13 +68,14 @@ class _Task:
     free), or a training thread that would otherwise wait (:meth:`_CoreShare.help_until`: a streamed
     epoch's trainer waiting for its next chunk). A thread claims a parse only when :class:`_CoreShare` lets one more start."""
 
-    __slots__ = ("fn", "job", "workers", "share", "state", "counted", "value", "error")
+    __slots__ = ("fn", "job", "workers", "share", "state", "counted", "value", "error", "here")
 
     def __init__(self, fn, job, workers: int, share: "_CoreShare"):
         self.fn, self.job, self.workers, self.share = fn, job, workers, share
         self.state = WAITING
         self.counted = True  # among the parses CORE_SHARE limits (not a training thread's own)
         self.value = self.error = None
+        self.here = False  # offered to no parser thread: its consumer parses it (a pass's first chunk)
 
     def execute(self) -> None:
         """Run the claimed parse on this thread (errors are kept for :meth:`result`)."""
@@ -96,7 +98,7 @@ class _Task:
         parses the waiting chunks meanwhile: :meth:`_CoreShare.help_until`)."""
         if self.share.trains_here():
             self.share.help_until(lambda: self.state == DONE, first=self)
-        elif self.share.any_thread and self.share.claim(self, wait=True):
+        elif self.share.any_thread and self.share.claim(self, wait=not self.here, slot=not self.here):
             self.execute()
         self.share.wait_done(self)
         value, error = self.value, self.error
@@ -140,10 +142,15 @@ class _CoreShare:
         while self._open and self._open[0].state != WAITING:
             self._open.popleft()
 
-    def claim(self, task: _Task, wait: bool) -> bool:
+    def claim(self, task: _Task, wait: bool, slot: bool = True) -> bool:
         """Claim ``task`` for this thread once a parse may start; False when another thread has
-        claimed it first (or it was cancelled), or, without ``wait``, when no parse may start now."""
+        claimed it first (or it was cancelled), or, without ``wait``, when no parse may start now.
+        Without ``slot``: at once, not counted among the parses allowed (as a waiting trainer's)."""
         with self._cond:
+            if not slot and task.state == WAITING:
+                task.state = RUNNING
+                task.counted = False
+                return True
             while task.state == WAITING:
                 if self._parsing < self._allowed(task.workers):
                     task.state = RUNNING
@@ -232,12 +239,16 @@ def training(threads: int = 1):
     return CORE_SHARE.training(threads)
 
 
-def submit(fn: Callable[[ChunkJob], ChunkJob], job: ChunkJob, workers: int) -> _Task:
+def submit(fn: Callable[[ChunkJob], ChunkJob], job: ChunkJob, workers: int, here: bool = False) -> _Task:
     """Queue the parse ``fn(job)``: a parser thread of the pool runs it, or the thread that asks for its
-    :meth:`~_Task.result` first, or a waiting trainer (see :class:`_Task`)."""
+    :meth:`~_Task.result` first, or a waiting trainer (see :class:`_Task`). ``here``: no parser thread is
+    offered it; the thread that asks for its result parses it, at once (a pass's first chunk, which that
+    thread waits for anyway: the parser threads parse the next ones meanwhile)."""
     task = _Task(fn, job, workers, CORE_SHARE)
+    task.here = here and CORE_SHARE.any_thread
     CORE_SHARE.submit(task)
-    executor(workers).submit(task.run_claimed)
+    if not task.here:
+        executor(workers).submit(task.run_claimed)
     return task
 
 
@@ -406,6 +417,7 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
         return run(job)
 
     pending: collections.deque = collections.deque()
+    submitted = False
     lines_before = 0
     source_error = None
     first = begin == 0
@@ -423,8 +435,11 @@ def parse_chunks(source: ChunkSource, begin: int, end_hint: int | None, run: Cal
                     source_error = e
                     exhausted = True
                     break
-                pending.append(submit(parse, make_job(buf, offset, first), workers))
+                # the pass's first chunk is parsed by the consumer, which waits for it (a streamed epoch's
+                # trainer: half a chunk, chunks._FIRST_STREAM_CHUNK), the next ones by the parser threads
+                pending.append(submit(parse, make_job(buf, offset, first), workers, here=not submitted))
                 first = False
+                submitted = True
             if not pending:
                 if source_error is not None:
                     raise source_error
