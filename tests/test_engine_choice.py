@@ -78,6 +78,16 @@ def test_a_fused_model_says_and_runs_compiled(tmp_path):
     assert {r["engine"] for r in records(tmp_path / "r")} == {"compiled"}
 
 
+def test_a_linear_model_of_mixed_dtypes_runs_graph_and_says_why(tmp_path):
+    # the linear kernels took a float64 weight beside a float32 bias, and the run stopped at its first
+    # batch with "error: bias must be a C-contiguous float64 array of shape (1,)"
+    res = cli("fit", logreg_config(tmp_path), "--output", tmp_path / "r", "--epochs", 1, "--set",
+              "model.variables.weight.dtype=float64")
+    assert res.exit_code == 0, res.output
+    assert header(res) == ("engine graph (compiled engine: parameters of dtypes ['float32', 'float64'] (one of "
+                           "float32, float64 is fused))")
+
+
 def test_auc_keeps_a_linear_model_compiled_and_the_header_says_so(tmp_path):
     res = cli("fit", logreg_config(tmp_path, metrics=["auc", "log_loss"]), "--output", tmp_path / "r",
               "--epochs", 2)

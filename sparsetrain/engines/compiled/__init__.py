@@ -68,7 +68,8 @@ def match_view(view: ModuleView) -> Match:
     """Whether the bound model's graph has the linear pattern (optimizer, data and metric aside) with every
     parameter trained: the kernels update each parameter they take, so a fixed one (``grad_req`` null,
     ``fixed_param_names``) keeps the model off them, as it keeps it off a plan (:func:`.plan.lower`)."""
-    found = match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes)
+    found = match_symbol(view.symbol, view.data_names, view.label_names, view.param_names, view.arg_stypes,
+                         {name: view.arrays[name].dtype for name in view.param_names})
     fixed = [p for p in view.param_names if view.grad_stypes.get(p) is None]
     if found.ok and fixed:
         item = Unsupported("graph", "", f"parameter {fixed[0]!r} is not trained (fixed parameters are not fused)")

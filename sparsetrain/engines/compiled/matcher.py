@@ -51,8 +51,9 @@ def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
 _PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
-def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> Match:
-    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types."""
+def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, dtypes: dict | None = None) -> Match:
+    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types, ``dtypes`` (when
+    known) the parameters to their dtypes: the kernels take one dtype for them all."""
     outputs = symbol._outputs
     if len(outputs) != 1:
         return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
@@ -111,6 +112,12 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict) -> 
     extra = [p for p in param_names if p not in used]
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
+    # (a float64 weight beside a float32 bias was taken, and the run stopped with "bias must be a C-contiguous
+    # float64 array of shape (1,)")
+    kinds = {p: str(dtypes[p]) for p in weights + ([bias] if bias else []) if p in (dtypes or {})}
+    if len(set(kinds.values())) > 1:
+        return _no("graph", "", f"parameters of dtypes {sorted(set(kinds.values()))} (one of float32, float64 is "
+                   "fused)")  # (as the generated plan says it)
     return Match(True, output=loss.op.name, terms=terms, bias=bias, label=label.name, loss_params=dict(loss.params))
 
 
