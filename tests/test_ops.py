@@ -272,6 +272,18 @@ def test_unknown_op_argument_has_a_hint():
 
 # -- the numba kernels of sparse dot against their scipy/numpy reference ------------------------
 
+def test_a_score_that_overflows_the_logistic_link_gives_0_without_a_warning():
+    # predict of a row scoring -1e37 printed numpy's "RuntimeWarning: overflow encountered in exp" and its
+    # source line on stderr; fit's eval set one "warning:" line
+    import warnings
+
+    x = np.array([[-1e37], [-100.0], [0.0], [100.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = nd.LogisticRegressionOutput(nd.array(x), nd.zeros((4,))).asnumpy()
+    np.testing.assert_array_equal(got[:, 0], [0.0, 0.0, 0.5, 1.0])  # (float32: exp(100) is inf)
+
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -144,8 +144,11 @@ def _sparse_unary(fn):
 
 
 def sigmoid(x):
-    """The logistic function (``sigmoid`` and ``LogisticRegressionOutput`` share it)."""
-    return 1.0 / (1.0 + np.exp(-x))
+    """The logistic function (``sigmoid`` and ``LogisticRegressionOutput`` share it). A score below about
+    -88 (float32) overflows ``exp`` to inf and gives 0, as it should, without numpy's warning (``predict``
+    printed "RuntimeWarning: overflow encountered in exp" and its source line)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 # name -> (f, derivative from (x, y), f(0) == 0)
