@@ -91,14 +91,17 @@ def _error(message: str) -> None:
 
 
 def _run(fn, *args, **kwargs) -> int:
-    """Call the library; turn its errors into one line and an exit code. SIGTERM ends every command as
-    Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file beside the
-    real name), not at once."""
+    """Call the library; turn its errors into one line and an exit code, its warnings into one line each
+    (predict printed numpy's warnings with their source lines; only fit said them in one). SIGTERM ends
+    every command as Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file
+    beside the real name), not at once."""
     if os.environ.get("SPARSETRAIN_DEBUG"):
         with handling_interrupts(sigterm=True):
             return fn(*args, **kwargs)
     try:
-        with handling_interrupts(sigterm=True):
+        with handling_interrupts(sigterm=True), warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
             return fn(*args, **kwargs)
     except click.ClickException:
         raise
@@ -159,14 +162,11 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
         cfg.train.engine = engine
     reporter = _FitReporter(quiet)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            warnings.showwarning = _show_warning
-            # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
-            result = trainer.fit(cfg, output_dir=output, resume=resume, overwrite=overwrite, engine=engine,
-                                 verbose_stypes=verbose_stypes and not _env_verbose(), reporter=reporter,
-                                 workers=workers, servers=servers, address=address, max_restarts=max_restarts,
-                                 init_from=init_from, init_states=init_states)
+        # SPARSETRAIN_INFER_STORAGE_TYPE_VERBOSE_LOGGING=1 is honoured by the executor itself at bind
+        result = trainer.fit(cfg, output_dir=output, resume=resume, overwrite=overwrite, engine=engine,
+                             verbose_stypes=verbose_stypes and not _env_verbose(), reporter=reporter,
+                             workers=workers, servers=servers, address=address, max_restarts=max_restarts,
+                             init_from=init_from, init_states=init_states)
     finally:
         reporter.close()
     if not quiet:
@@ -180,7 +180,8 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Warnings (e.g. a storage fallback, once per node) as one ``warning:`` line on stderr."""
+    """Warnings (e.g. a storage fallback, once per node) as one ``warning:`` line on stderr (every command:
+    :func:`_run`)."""
     click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 
 

@@ -392,6 +392,20 @@ def test_a_full_stdout_is_named(tmp_path, monkeypatch):
     assert res.exit_code == 1 and one_error_line(res.stderr) == "error: <stdout>: No space left on device"
 
 
+def test_every_commands_warnings_are_one_line_each(tmp_path):
+    # predict and evaluate printed Python's own form, ".../executor.py:178: StorageFallbackWarning: ..." and the
+    # source line below it; only fit said "warning: ..."
+    run = tmp_path / "r"
+    cli("fit", LINREG, "--output", run, "--epochs", 1, "-q", "--set", "model.variables.data.stype=default")
+    data = ROOT / "data" / "linreg.libsvm"
+    for args in (["predict", run, data, "--out", tmp_path / "p.csv"], ["evaluate", run, data]):
+        res = cli(*args)
+        assert res.exit_code == 0, res.stderr
+        lines = res.stderr.splitlines()
+        assert lines[0].startswith("warning: storage fallback at node 'dot' (dot): no kernel for input stypes")
+        assert not [ln for ln in lines if "Warning" in ln or ".py:" in ln or ln.startswith(" ")], res.stderr
+
+
 class _DiskFillingUp(io.RawIOBase):
     """A file on a disk with ``room`` bytes free: a write takes what fits (a short write), the next one fails."""
 
