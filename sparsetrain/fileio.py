@@ -22,6 +22,7 @@ import errno
 import gzip
 import io
 import os
+import socket
 import stat
 import struct
 import sys
@@ -117,7 +118,7 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
     elif not os.path.isdir(directory):
         raise OutputError(errno.ENOENT, f"cannot write: the directory {directory} does not exist", path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)[:80]}.", dir=directory)
+        fd, tmp = _temporary(path, directory)
     except OSError as e:
         raise _output_error(e, path) from None
     try:
@@ -146,6 +147,34 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_HOST = socket.gethostname()[:40].replace(".", "_") or "host"
+
+
+def _temporary(path: str, directory: str) -> tuple[int, str]:
+    """A new temporary file for ``path`` in ``directory`` (``.tmp-NAME.HOST-PID.XXXXXXXX``), after removing
+    those that processes of this machine which are gone left for the same name: a SIGKILL, the OOM killer
+    (nothing ran to remove them; a gen-data killed so left its 250 MB beside the output for good). Another
+    machine's (a shared file system) and a live process's are left alone."""
+    prefix = f".tmp-{os.path.basename(path)[:80]}.{_HOST}-"
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            pid = entry.name[len(prefix):].split(".", 1)[0] if entry.name.startswith(prefix) else ""
+            if pid.isdigit() and not _running(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", dir=directory)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's
+        pass
+    return True
 
 
 def _not_a_regular_file(path: str) -> bool:

@@ -232,6 +232,26 @@ def test_a_full_disk_names_the_path_and_leaves_no_partial_file(tmp_path, full_di
     assert os.listdir(tmp_path) == []
 
 
+def test_a_write_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
+    # a gen-data killed with SIGKILL (or by the OOM killer) left '.tmp-g.libsvm.*', 250 MB, beside its output
+    # for good: nothing ran to remove it, and later writes of the file left it there
+    import subprocess
+    import sys
+
+    from sparsetrain import fileio
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    prefix = f".tmp-g.libsvm.{fileio._HOST}-"
+    dead = int(gone.stdout)
+    left = {"dead": f"{prefix}{dead}.x1", "live": f"{prefix}{os.getpid()}.x2",
+            "another machine's": ".tmp-g.libsvm.elsewhere-1.x3",
+            "another file's": f".tmp-h.libsvm.{fileio._HOST}-{dead}.x4"}
+    for name in left.values():
+        (tmp_path / name).write_bytes(b"half")
+    write_atomic(str(tmp_path / "g.libsvm"), b"1 0:1\n")
+    assert sorted(os.listdir(tmp_path)) == sorted(["g.libsvm"] + [n for k, n in left.items() if k != "dead"])
+
+
 def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
     path = tmp_path / "keep.txt"
     path.write_bytes(b"old")
