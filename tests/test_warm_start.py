@@ -112,3 +112,15 @@ def test_states_of_another_optimizer_are_refused_before_training(tmp_path, train
         "m.states: parameter 'weight' has 1 optimizer state arrays; this run's optimizer (Adam) keeps 2: the file "
         "is damaged or was saved by another optimizer")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_states_of_another_dtype_are_refused_before_training(tmp_path, trained):
+    # float64 states for a float32 model stopped the first batch with "optimizer state of shape (100, 1) and
+    # dtype float64 does not match its weight", naming no file
+    res = cli("fit", LINREG, "--output", tmp_path / "a", "--init-from", trained, "--init-states", "--set",
+              "train.target={}", "--set", "model.variables.weight.dtype=float64")
+    assert res.exit_code == 2 and one_error_line(res.stderr).endswith(
+        "model-0001.states: the optimizer states of parameter 'weight' are float32 (100, 1); the model's parameter "
+        "is float64 (100, 1)")
+    assert not (tmp_path / "a").exists()
+

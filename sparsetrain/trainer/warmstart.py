@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..base import ConfigError
+from ..optimizer_buffers import state_parts
 from .runfiles import checked_params, load_state
 
 
@@ -62,5 +63,11 @@ def warm_start(module, source: str, with_states: bool = False) -> tuple[str, str
     if not os.path.exists(states):
         raise ConfigError(f"--init-states: {states} not found (the optimizer states saved with {params})")
     with open(states, "rb") as f:
-        loads(f.read(), states)  # a damaged or pickled file is one clean error before training starts
+        loaded = loads(f.read(), states)[0]  # a damaged or pickled file is one clean error before training starts
+    for name in names:  # (float64 states for a float32 model stopped the first batch, naming no file)
+        want = view.arrays[name]
+        for part in state_parts(loaded.get(view.index(name))):
+            if part.dtype != want.dtype or part.size != want.size:
+                raise ConfigError(f"--init-states {states}: the optimizer states of parameter {name!r} are "
+                                  f"{part.dtype} {part.shape}; the model's parameter is {want.dtype} {tuple(want.shape)}")
     return params, states
