@@ -157,7 +157,7 @@ def phases(mb: float, repeat: int) -> None:
         nnz = 0
         total = 0
         while p < len(buf):
-            e, status = CK._split_line(buf, p, delim, quote, fs, fe, ncols, pos)
+            e, status = CK.split_line(buf, p, delim, quote, fs, fe, ncols, pos)
             total += fe[ncols - 1]
             if upto >= 2:
                 start = nnz

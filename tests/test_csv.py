@@ -558,7 +558,7 @@ entries = []
 for g in range(0, len(counts), HK.LANES):
     indices, data = np.full(HK.LANES, -1, np.int64), np.full(HK.LANES, -1.0, np.float32)
     got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[6], lanes[7], g, min(HK.LANES, len(counts) - g),
-                      CK._LOG1P_INTS, lanes[8], indices, data, 0, 100 + g)
+                      CK.LOG1P_INTS, lanes[8], indices, data, 0, 100 + g)
     entries.append([got, indices.tolist(), data.tolist()])
 print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, out.tolist(), longs, sorted_,
                   repeats, entries]))
@@ -612,7 +612,7 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wi
         if odd:
             continue  # (the kernel writes such a group again, one field at a time)
         kept = [(k, int(c)) for k, c in enumerate(group) if c and int(c)]
-        beyond = [k for k, v in kept if (g + k) % 2 and v >= len(CK._LOG1P_INTS)]  # (their log1p: the kernel's)
+        beyond = [k for k, v in kept if (g + k) % 2 and v >= len(CK.LOG1P_INTS)]  # (their log1p: the kernel's)
         assert (got >> CK.LANES) & (2**CK.LANES - 1) == sum(1 << k for k in beyond), g
         assert indices == [100 + g + k for k, _ in kept] + [-1] * (CK.LANES - len(kept)), g
         assert data[len(kept):] == [-1] * (CK.LANES - len(kept)), g

@@ -2,8 +2,9 @@
 slots, the one error recorder, the grammar-free line scanning of byte buffers, two loads
 wider than a byte (numba intrinsics): :func:`load_u64` (8 bytes as one word) and
 :func:`eq_mask64` (a 64-byte block's bytes equal to any of three values, as a bit mask; a block at
-the buffer's end: :func:`eq_mask_tail`), and :func:`flatten`, which lists a mask's bits as positions
-(a vector compress where numba compiles with AVX-512 VBMI2: :data:`VBMI`).
+the buffer's end: :func:`eq_mask_tail`), :func:`flatten`, which lists a mask's bits as positions
+(a vector compress where numba compiles with AVX-512 VBMI2: :data:`VBMI`), and a cursor over a
+buffer's separators (:func:`seps_from`, :func:`next_sep`).
 
 A parser kernel never raises: it returns an int64 ``info`` vector whose first :data:`N_COMMON`
 slots mean the same in every parser (rows, entries and lines parsed, the error code with the
@@ -271,3 +272,31 @@ def count_newlines(buf):
         if buf[i] == 10:
             c += 1
     return c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sep_bits(buf, b, delim):
+    """Bit ``k`` set where ``buf[b + k]`` is ``delim`` or a newline, for the 64 bytes from ``b``
+    (:func:`eq_mask64`; the last, partial block :func:`eq_mask_tail`)."""
+    if b + 64 > len(buf):
+        return eq_mask_tail(buf, b, delim, 10, 10)
+    return eq_mask64(buf, b, delim, 10, 10)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def seps_from(buf, p, delim):
+    """The separator cursor at ``buf[p]``: ``(block start, bits of the block's separators at or
+    after p)``, which :func:`next_sep` walks (the Vowpal Wabbit kernel's newlines)."""
+    b = p - (p & 63)
+    return b, _sep_bits(buf, b, delim) & ~((np.uint64(1) << np.uint64(p - b)) - np.uint64(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def next_sep(buf, b, m, delim):
+    """The next separator's index and the cursor after it (the buffer ends with a newline, so
+    there is one)."""
+    while m == 0:
+        b += 64
+        m = _sep_bits(buf, b, delim)
+    q = b + np.int64(trailing_zeros(m))
+    return q, b, m & (m - np.uint64(1))

@@ -35,9 +35,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ..kernels.numba_cache import drop_stale_callers
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, POW10, SLOW, parse_float
 from ._hash_kernels import mm_feed, mm_feed_words, mm_finish, mm_start
-from . import _csv_kernels as CK
-from ._csv_kernels import _next_sep, _seps_from, sort_row
-from ._scan_kernels import is_space, record_error
+from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
+                            I_ROWS, N_COMMON, is_space, next_sep, record_error, seps_from)
+from ._sort_kernels import sort_row
 
 OK = 0
 E_NO_BAR = 1  # a line without '|'
@@ -52,12 +52,10 @@ E_ROOM = 9  # the output arrays are full: parse again with more room (I_ROOM say
 E_NO_NEWLINE = 10
 E_NO_LABEL = 11  # no label: the header is empty or starts with a tag (span: the header; ``unlabeled`` reads NaN)
 
-# info slots: those of the CSV kernel, plus the room needed after E_ROOM
-I_ROWS, I_NNZ, I_LINES, I_ERR, I_ERR_START, I_ERR_END, I_ERR_AUX = (CK.I_ROWS, CK.I_NNZ, CK.I_LINES, CK.I_ERR,
-                                                                    CK.I_ERR_START, CK.I_ERR_END, CK.I_ERR_AUX)
-I_SLOW = CK.I_NSLOW  # numbers of more than 18 digits seen
-I_ROOM = CK.N_INFO
-N_INFO = CK.N_INFO + 1
+# info slots: the parsers' common ones (``_scan_kernels``), plus the room needed after E_ROOM
+I_SLOW = I_NSLOW  # numbers of more than 18 digits seen
+I_ROOM = N_COMMON
+N_INFO = N_COMMON + 1
 
 _SEED = 0
 _CARET = np.frombuffer(b"^", np.uint8).copy()
@@ -231,13 +229,13 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
     need = 0
     slow = 0
     p = 0
-    nl_b, nl_m = _seps_from(buf, 0, 10)  # the newline cursor (64-byte blocks' newline bits)
+    nl_b, nl_m = seps_from(buf, 0, 10)  # the newline cursor (64-byte blocks' newline bits)
     tb = -64  # the block of the token masks
     t_ends = np.uint64(0)
     t_colons = np.uint64(0)
     while p < n:
         line_start = p
-        e, nl_b, nl_m = _next_sep(buf, nl_b, nl_m, 10)
+        e, nl_b, nl_m = next_sep(buf, nl_b, nl_m, 10)
         if e - line_start > max_line:
             record_error(info, E_LINE_TOO_LONG, line_start, e, max_line, rows, slow)
             return
