@@ -6,7 +6,7 @@ only when the ``with`` block ends without an error; on any error it is removed. 
 :class:`~sparsetrain.base.OutputError` naming the path asked for (never the temporary name):
 a missing directory, a full disk, no permission. :func:`write_atomic` writes a payload (:func:`write_changed`:
 unless the file holds it already), :func:`write_npz` an uncompressed ``.npz`` of arrays (checkpoints)
-straight into the file.
+straight into the file. :class:`Syncs` lets several synced writes wait for the disk at once.
 
 A symbolic link is followed (the file it names is replaced; the link stays), and a target that
 is not a regular file — a device such as ``/dev/stdout`` or ``/dev/null``, a named pipe
@@ -27,6 +27,7 @@ import stat
 import struct
 import sys
 import tempfile
+import threading
 import zipfile
 import zlib
 
@@ -39,7 +40,7 @@ from .base import ConfigError, OutputError
 DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
                       zlib.error, struct.error)
 
-__all__ = ["open_atomic", "write_atomic", "write_changed", "write_npz", "write_stdout"]
+__all__ = ["Syncs", "open_atomic", "write_atomic", "write_changed", "write_npz", "write_stdout"]
 
 
 def refuse_to_replace(path, force: bool) -> None:
@@ -141,7 +142,23 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
             raw.close()
             os.replace(tmp, os.path.realpath(path))
 
-        with _writing(f, raw, path, finish) as out:
+        syncs = getattr(_deferring, "syncs", None) if fsync else None
+        if syncs is not None:  # the content is written now (a full disk says so now), the fsync and rename later
+            def finish_later():
+                try:
+                    finish()
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        raw.close()
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+
+            def hand_off():
+                raw.flush()
+                syncs.start(finish_later, path)
+
+        with _writing(f, raw, path, finish if syncs is None else hand_off) as out:
             yield out
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -269,3 +286,54 @@ def write_stdout(payload: str | bytes) -> None:
             raise OSError(errno.EIO, "stdout took no more bytes")
         view = view[n:]
     buf.flush()
+
+
+_deferring = threading.local()  # .syncs: the Syncs whose deferring() block this thread is in
+
+
+class Syncs:
+    """Waits for the disk, overlapped: each step (an ``fsync``, then a rename into place) runs on a thread of its
+    own, so that several files' waits overlap each other and whatever the caller does meanwhile (a run's
+    checkpoint archives, its ``metrics.jsonl`` line: one wait instead of one after the other; its ``config.yaml``:
+    under its first epoch). :meth:`wait` joins them and raises the first failure, an ``OutputError`` naming its
+    file. Inside :meth:`deferring`, the synced atomic writes of this module (:func:`write_atomic`,
+    :func:`write_npz`, ``open_atomic(fsync=True)``) write their content in the block as ever, and hand their
+    fsync and rename to this object: the file appears (complete and synced) only then, and a failure there
+    removes its temporary file, as a failure in the block does."""
+
+    def __init__(self):
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+
+    def start(self, step, path: str) -> None:
+        """Run ``step()`` on a thread of its own; an ``OSError`` of it is an ``OutputError`` naming ``path``."""
+        def run():
+            try:
+                step()
+            except OSError as e:
+                self._errors.append(e if isinstance(e, OutputError) else _output_error(e, path))
+            except BaseException as e:  # (kept for wait(): a thread's exception would be printed and lost)
+                self._errors.append(e)
+
+        thread = threading.Thread(target=run, name=f"sync {os.path.basename(path)}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @contextlib.contextmanager
+    def deferring(self):
+        """The synced atomic writes in the block finish on this object's threads (see the class docstring)."""
+        outer = getattr(_deferring, "syncs", None)
+        _deferring.syncs = self
+        try:
+            yield self
+        finally:
+            _deferring.syncs = outer
+
+    def wait(self) -> None:
+        """Join every step started; then raise the first failure, if any (the others are dropped)."""
+        while self._threads:
+            self._threads[0].join()
+            del self._threads[0]
+        if self._errors:
+            error, self._errors = self._errors[0], []
+            raise error

@@ -219,3 +219,77 @@ def test_the_symbol_file_is_written_only_when_it_changes(tmp_path):
     assert path.read_bytes() == b'{"nodes": [1]}' and path.stat().st_ino != first
     write_changed(str(path), b'{"nodes": ')  # a prefix of what is there is other bytes too
     assert path.read_bytes() == b'{"nodes": '
+
+
+def test_checkpoint_json_is_written_after_the_files_it_names_are_synced(tmp_path, monkeypatch):
+    """The checkpoint's archives and the epoch's metrics line wait for the disk at once, on threads of their own
+    (``config.yaml`` under the epoch); ``checkpoint.json`` is renamed into place only after all are synced."""
+    import os
+    import threading
+
+    from sparsetrain.config import load_config
+    from sparsetrain.fileio import write_npz
+    from sparsetrain.trainer.rundir import RunDir
+
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        real_fsync(fd)
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        events.append(("fsync", name.split(".tmp-")[-1].split(".")[0], threading.current_thread().name))
+
+    def replace(src, dst, *a, **kw):
+        real_replace(src, dst, *a, **kw)
+        events.append(("replace", os.path.basename(dst), threading.current_thread().name))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+
+    def save(prefix, epoch):
+        for ext in ("params", "states"):
+            write_npz(f"{prefix}-{epoch:04d}.{ext}", {"w": np.arange(1000.0)})
+
+    cfg = load_config(LINREG)
+    with RunDir.open(cfg, str(tmp_path / "r")) as run:
+        run.begin(cfg.to_yaml(run.path))
+        run.append_metrics({"epoch": 0, "mse": 1.0})
+        run.write_checkpoint(1, save, {})
+    after = [e for e in events if e[0] == "replace" and e[1] == "checkpoint.json"]
+    last = events.index(after[0])
+    synced = {name for kind, name, _ in events[:last] if kind == "fsync"}
+    assert {"config", "metrics", "model-0001"} <= synced  # (model-0001: both archives' temporary files)
+    assert sum(1 for kind, name, _ in events[:last] if kind == "fsync" and name == "model-0001") == 2
+    assert all(thread != "MainThread" for kind, name, thread in events[:last] if name != "checkpoint")
+    assert np.load(tmp_path / "r" / "checkpoints" / "model-0001.states")["w"][-1] == 999.0
+    assert (tmp_path / "r" / "config.yaml").read_text() == cfg.to_yaml(str(tmp_path / "r"))
+    assert not list((tmp_path / "r").rglob(".tmp-*"))
+
+
+def test_a_write_finishing_on_a_thread_that_fails_names_its_file_and_leaves_nothing(tmp_path, monkeypatch):
+    """:class:`fileio.Syncs`: a file whose rename fails (a full disk) is an ``OutputError`` naming it at ``wait``,
+    its temporary file removed; the other files of the batch are in place."""
+    import errno
+    import os
+
+    from sparsetrain.base import OutputError
+    from sparsetrain.fileio import Syncs, write_atomic, write_npz
+
+    real = os.replace
+
+    def replace(src, dst, *a, **kw):
+        if str(dst).endswith("b.npz"):
+            raise OSError(errno.ENOSPC, "No space left on device", src)
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    syncs = Syncs()
+    with syncs.deferring():
+        write_atomic(str(tmp_path / "a.txt"), "a")
+        write_npz(str(tmp_path / "b.npz"), {"x": np.zeros(3)})
+    with pytest.raises(OutputError) as e:
+        syncs.wait()
+    assert e.value.filename == str(tmp_path / "b.npz") and "no space left on device" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    syncs.wait()  # (the failure is raised once)
+    write_atomic(str(tmp_path / "c.txt"), "c")  # outside the block: written and renamed at once, as ever
+    assert (tmp_path / "c.txt").read_text() == "c"

@@ -329,7 +329,8 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         eval_files = cfg.eval_files()
         eval_iter = make_iter(cfg, eval_files, for_training=False)[0] if eval_files else None
         cfg_yaml = cfg.to_yaml(run.path)
-        run.begin(cfg_yaml)  # the workers read the config from the run directory
+        run.begin(cfg_yaml)
+        run.wait_for_writes()  # the workers read the config from the run directory
         source = os.path.join(run.path, CONFIG_FILE)
 
         started = ensure_ray(address, num_cpus, object_store_memory)

@@ -6,8 +6,10 @@ Rules: one process per run directory (an exclusive ``flock`` on ``.lock``; the k
 the holder dies, so a stale lock never blocks). A directory that holds a run is never cleared by
 surprise: a new run there needs ``overwrite``; ``resume`` continues it. With the default naming
 (no ``--output``, no ``output:`` key) a new run goes to ``runs/<name>-2/``, ``-3/``, ... instead.
-Every file is written atomically; ``checkpoint.json`` is written after the files it points to, so
-a run killed at any moment resumes from a complete checkpoint. ``train.keep_checkpoints`` bounds
+Every file is written atomically; ``checkpoint.json`` is written after the files it points to are
+synced to the disk, so a run killed at any moment resumes from a complete checkpoint. The waits for the
+disk overlap (:class:`~sparsetrain.fileio.Syncs`): ``config.yaml``'s under the first epoch, a checkpoint's
+files' and the epoch's ``metrics.jsonl`` line's with each other. ``train.keep_checkpoints`` bounds
 how many epochs' checkpoint files are kept, besides the best epoch's.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 from contextlib import contextmanager
 
 from ..base import ConfigError, OutputError, SparseTrainError
-from ..fileio import write_atomic
+from ..fileio import Syncs, write_atomic
 from ..interrupts import deferred
 from .runfiles import (CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE, STATE_FILE, checkpoint_files, has_checkpoint,
                        holds_run, latest_run, load_metrics, load_run_config, load_state)
@@ -157,6 +159,7 @@ class RunDir:
         self.best = None  # the run loop's metrics.BestEpoch
         self._lock_fd = lock_fd
         self._begun = False  # begin() wrote config.yaml
+        self._syncs = Syncs()  # files written whose fsync (and rename) is still running
 
     # life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -232,7 +235,10 @@ class RunDir:
         """Release the lock (and remove the lock file, and the directories open() made if nothing was written).
         A new run that ends before its first checkpoint or metrics line (an error, a Ctrl-C) first removes what
         :meth:`begin` wrote: the same command runs again once the cause is fixed (a bad line in the first
-        epoch, a distributed run's workers refusing the data, left a run that only ``--overwrite`` replaced)."""
+        epoch, a distributed run's workers refusing the data, left a run that only ``--overwrite`` replaced).
+        Writes still finishing are waited for first (their failures dropped: see :meth:`__exit__`)."""
+        with contextlib.suppress(Exception):
+            self._syncs.wait()
         if self._lock_fd is not None:
             if self._begun and self.fresh and self._holds_only_the_config():
                 with contextlib.suppress(OSError):
@@ -246,8 +252,16 @@ class RunDir:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        try:
+            if exc_type is None:  # (a run that trained nothing, its config.yaml's write still finishing)
+                self.wait_for_writes()
+        finally:
+            self.close()
+
+    def wait_for_writes(self) -> None:
+        """Wait until every file written so far is in place and synced; a failure is an ``OutputError``."""
+        self._syncs.wait()
 
     def _holds_only_the_config(self) -> bool:
         """Whether the run wrote nothing after :meth:`begin`: no checkpoint, no metrics line."""
@@ -261,7 +275,8 @@ class RunDir:
         """Write ``config.yaml``; a fresh run first removes an earlier run's files (``overwrite``).
 
         Called once the data is loaded and the model built, so a run that fails before that leaves
-        the directory as it was."""
+        the directory as it was. The file is written here; its fsync and rename run under the first epoch
+        (:meth:`wait_for_writes`: before anything else is written, and by a caller that reads it)."""
         if self.fresh:
             earlier = [os.path.join(self.path, n) for n in (STATE_FILE, METRICS_FILE)]
             for p in list(checkpoint_files(self.path)) + earlier:
@@ -269,7 +284,7 @@ class RunDir:
                     os.unlink(p)
         os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
         path = os.path.join(self.path, CONFIG_FILE)
-        with writing(path):
+        with writing(path), self._syncs.deferring():
             write_atomic(path, config_yaml)
         self._begun = True
 
@@ -339,24 +354,43 @@ class RunDir:
         return kept
 
     def append_metrics(self, record: dict) -> None:
+        """Append the epoch's record; its fsync runs beside the checkpoint's (:meth:`write_checkpoint` waits)."""
         path = os.path.join(self.path, METRICS_FILE)
-        with writing(path), open(path, "a", encoding="utf-8") as f:
-            f.write(_metrics_line(record))
-            f.flush()
-            os.fsync(f.fileno())
+        self.wait_for_writes()
+        with writing(path):
+            f = open(path, "a", encoding="utf-8")
+            try:
+                f.write(_metrics_line(record))
+                f.flush()
+            except BaseException:
+                f.close()
+                raise
+
+        def sync():
+            try:
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+
+        self._syncs.start(sync, path)
 
     def write_checkpoint(self, epoch: int, save, state: dict) -> str:
-        """``save(prefix, epoch)`` writes the checkpoint files; then ``checkpoint.json`` (``state`` plus
-        ``epoch`` and ``prefix``), then older checkpoints beyond ``keep`` are removed. Returns the
-        ``.params`` path. A failure (a full disk, Ctrl-C) removes what this checkpoint wrote: files that
-        ``checkpoint.json`` does not name would make ``--resume`` call the directory incomplete."""
+        """``save(prefix, epoch)`` writes the checkpoint files (their fsyncs overlap, and the metrics line's);
+        once they are synced and in place, ``checkpoint.json`` (``state`` plus ``epoch`` and ``prefix``),
+        then older checkpoints beyond ``keep`` are removed. Returns the ``.params`` path. A failure (a full
+        disk, Ctrl-C) removes what this checkpoint wrote: files that ``checkpoint.json`` does not name
+        would make ``--resume`` call the directory incomplete."""
         path = os.path.join(self.path, STATE_FILE)
         try:
             with writing(self.params_path(epoch)):
-                save(self.prefix, epoch)
+                with self._syncs.deferring():
+                    save(self.prefix, epoch)
+                self.wait_for_writes()
             with writing(path):
                 write_atomic(path, json.dumps({"epoch": epoch, "prefix": CHECKPOINT_PREFIX, **state}))
         except BaseException:
+            with contextlib.suppress(Exception):  # (none may land after the removal)
+                self._syncs.wait()
             for p, e in checkpoint_files(self.path).items():
                 if e == epoch:
                     with contextlib.suppress(OSError):
