@@ -518,7 +518,13 @@ class Config(_Strict):
             doc["model"].pop(key, None)
         doc["train"]["metrics"] = self.metrics
         doc["output"] = os.path.abspath(output_dir or self.output_dir())
-        return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+        return yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, default_flow_style=None)
+
+
+# libyaml's emitter where PyYAML was built with it (a run writes its config.yaml: ~4x faster than the Python
+# emitter); the same documents (it folds long quoted strings elsewhere)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def resolve_path(base_dir: str, path: str) -> str:
     """A path from a config, made absolute against the config file's directory ``base_dir``."""
