@@ -1,6 +1,7 @@
 """Raw click data: parse + hash throughput and training from the text file, against peers, one run.
 
     python -m benchmarks.raw_data [--rows 1000000] [--bits 20] [--only parse|train] [--repeat 2] [--pairs 3] [--page-cache fresh|keep]
+                                  [--commands]
 
 Data: ``gen-data --format csv`` (``sparsetrain.io.synthetic_csv``), a Criteo-like TSV with a header,
 label + 13 integer + 26 categorical columns (zipf over 10,000 values per column, 10 % missing),
@@ -53,8 +54,21 @@ it), ``keep`` leaves the cache as it is; each run prints the share in 2 MiB page
 
 The ratio: VW's wall moves a lot from minute to minute on a shared VM (1.6–3.3 s in one hour of
 session 34) and ours less, so one pair of runs says little. ``--pairs N`` (default 3) runs ours
-(TSV, ``stream``, default threads) and VW one after the other N times and prints every pair's
-ratio, their range and median.
+(TSV, ``stream``, default threads) and VW one after the other N times, in turn first (ours first in
+odd pairs, VW in even ones), and prints every pair's ratio, their range and median. Each run of a
+pair also prints its own CPU and the CPU other processes used meanwhile (``/proc/stat``'s busy time
+less ours): a run is *clean* when others used under 5 % of a core over it, and the ratio is given
+again over the pairs whose two runs were clean (on this shared VM other work took a core for
+minutes: both sides slowed, VW's two threads and our two cores unevenly). VW runs in this process
+through its Python module, ``Workspace("-d FILE ...")``, which runs the same driver as the ``vw``
+command (parser thread + learner, no cache file: one pass over the text, as a user runs it), after
+one untimed run on the 20,000-row file (as ours after its warm-up: the first run in a process
+pays first touches of its memory).
+
+``--commands`` (train) also times both tools as whole commands, each a new process as a user starts
+it: ``python -m sparsetrain fit bench.yaml`` (the same config; Python's start-up, imports, numba's
+cache loads and the run directory included) against ``python -m vowpalwabbit -d FILE ...`` (the
+pip package's command line: the same driver, Python's start-up and the module's import included).
 
 Prints the numbers, the ratios, and the machine's load average (other work on the machine slows
 both sides; the ratios are the point).
@@ -175,6 +189,10 @@ def bench_parse(path, bits, repeat):
 def _train_config(path, bits, lr, tmp, cache="stream", fmt="csv", threads="auto"):
     from sparsetrain.config import config_from_dict
 
+    return config_from_dict(_train_doc(path, bits, lr, tmp, cache, fmt, threads), source=os.path.join(tmp, "bench.yaml"))
+
+
+def _train_doc(path, bits, lr, tmp, cache="stream", fmt="csv", threads="auto"):
     if fmt == "csv":
         d = 2**bits + NUMERIC
         data = {"format": "csv", "csv": {"header": True}, "label": "label",
@@ -195,7 +213,7 @@ def _train_config(path, bits, lr, tmp, cache="stream", fmt="csv", threads="auto"
         "train": {"epochs": 1, "metrics": ["log_loss"], "engine": "compiled", "threads": threads},
         "output": tmp,
     }
-    return config_from_dict(doc, source=os.path.join(tmp, "bench.yaml"))
+    return doc
 
 
 def ours_train(path, bits, lr, cache="stream", fmt="csv", threads="auto"):
@@ -256,15 +274,98 @@ def vw_file(path) -> str:
     return vw_path
 
 
+def _vw_args(vw_path, bits):
+    return ["-d", vw_path, "--loss_function", "logistic", "-b", str(bits), "-q", "ab", "--quiet"]
+
+
 def vw_train(vw_path, bits):
+    """One pass of VW over ``vw_path``: ``Workspace`` with ``-d`` runs the ``vw`` command's driver (parse and
+    learn, to the end of the file) before it returns."""
     import vowpalwabbit
 
     t = time.perf_counter()
-    ws = vowpalwabbit.Workspace(f"-d {vw_path} --loss_function logistic -b {bits} -q ab --quiet")
-    ws.run_parser()
+    ws = vowpalwabbit.Workspace(arg_list=_vw_args(vw_path, bits))
     loss = ws.get_sum_loss() / ws.get_weighted_examples()
     ws.finish()
     return time.perf_counter() - t, loss
+
+
+def _busy_seconds() -> float:
+    """CPU seconds every core of the machine has been busy, all processes (``/proc/stat``; nan elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return math.nan
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # (less idle and iowait)
+
+
+def timed(fn):
+    """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile)``."""
+    import resource
+
+    def ours():
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
+
+    b0, c0, t0 = _busy_seconds(), ours(), time.perf_counter()
+    result = fn()
+    wall, cpu = time.perf_counter() - t0, ours() - c0
+    return result, wall, cpu, max(_busy_seconds() - b0 - cpu, 0.0)
+
+
+def _clean(wall, others) -> bool:
+    return others < 0.05 * wall  # other processes used under 5 % of a core over the run
+
+
+def _ratios_line(ratios, what):
+    return f"{min(ratios):.1f}x .. {max(ratios):.1f}x, median {statistics.median(ratios):.1f}x wall over {what}"
+
+
+def bench_pairs(path, vw_path, bits, lr, pairs):
+    """``pairs`` runs of ours (TSV, stream) and VW, in turn first; every pair's ratio, and over the clean ones."""
+    sides = {"ours": lambda: ours_train(path, bits, lr, "stream")[:2], "vw": lambda: vw_train(vw_path, bits)}
+    ratios, clean = [], []
+    for k in range(pairs):
+        runs = {}
+        for name in (("ours", "vw") if k % 2 == 0 else ("vw", "ours")):
+            runs[name] = timed(sides[name])
+        ((s, loss), _, cpu, oth), ((vs, vloss), _, vcpu, voth) = runs["ours"], runs["vw"]  # (walls: the calls')
+        ratios.append(vs / s)
+        ok = _clean(s, oth) and _clean(vs, voth)
+        if ok:
+            clean.append(vs / s)
+        print(f"  pair {k + 1} ({'ours' if k % 2 == 0 else 'VW'} first): ours (TSV, stream) {s:5.2f} s wall, {cpu:5.2f} s CPU "
+              f"(others {oth:4.2f}); vowpalwabbit {vs:5.2f} s wall, {vcpu:5.2f} s CPU (others {voth:4.2f}); ratio "
+              f"{vs / s:.1f}x wall{'' if ok else ' (not clean)'}; log-loss ours/vw - 1: {100 * (loss / vloss - 1):+.1f} %")
+    over_clean = _ratios_line(clean, f"the {len(clean)} clean pairs") if clean else "no pair clean"
+    print(f"  ratio vw / ours (TSV, stream): {_ratios_line(ratios, f'{pairs} pairs')}; {over_clean}  (issue target >= 5x)")
+
+
+def bench_commands(path, vw_path, bits, lr, pairs):
+    """Both tools as whole commands, each run a new process, in turn first."""
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "bench.yaml")
+        with open(config, "w") as f:
+            yaml.safe_dump(_train_doc(path, bits, lr, tmp), f)
+        commands = {"ours": [sys.executable, "-m", "sparsetrain", "fit", config, "--output", os.path.join(tmp, "run"),
+                             "--overwrite", "-q"],
+                    "vw": [sys.executable, "-m", "vowpalwabbit", *_vw_args(vw_path, bits)]}
+        ratios = []
+        for k in range(pairs):
+            runs = {}
+            for name in (("ours", "vw") if k % 2 == 0 else ("vw", "ours")):
+                runs[name] = timed(lambda: subprocess.run(commands[name], capture_output=True, check=True))
+            (_, s, cpu, oth), (_, vs, vcpu, voth) = runs["ours"], runs["vw"]
+            ratios.append(vs / s)
+            print(f"  command pair {k + 1}: sparsetrain fit {s:5.2f} s wall, {cpu:5.2f} s CPU (others {oth:4.2f}); "
+                  f"python -m vowpalwabbit {vs:5.2f} s wall, {vcpu:5.2f} s CPU (others {voth:4.2f}); ratio {vs / s:.1f}x")
+        print(f"  ratio vw / ours as whole commands: {_ratios_line(ratios, f'{pairs} pairs')}")
 
 
 def page_cache(path, mode):
@@ -280,7 +381,7 @@ def page_cache(path, mode):
     print(f"  page cache ({mode}): {huge_share(path):.0%} of {os.path.basename(path)} in 2 MiB pages")
 
 
-def bench_train(path, bits, lr, pairs=3, cache_mode="fresh"):
+def bench_train(path, bits, lr, pairs=3, cache_mode="fresh", commands=False):
     small = data_file(20_000)
     ours_train(small, bits, lr)  # compile into numba's cache
     page_cache(path, cache_mode)
@@ -303,6 +404,7 @@ def bench_train(path, bits, lr, pairs=3, cache_mode="fresh"):
         return
     vw_path, small_vw = vw_file(path), vw_file(small)
     ours_train(small_vw, bits, lr, fmt="vw")  # numba's cache for the VW kernel
+    vw_train(small_vw, bits)  # VW's first run in this process (its memory), as ours' warm-up
     page_cache(vw_path, cache_mode)
     c0 = time.process_time()
     ws, wloss, wengine, wrecord = ours_train(vw_path, bits, lr, "stream", "vw")
@@ -315,20 +417,10 @@ def bench_train(path, bits, lr, pairs=3, cache_mode="fresh"):
     print(f"  vowpalwabbit (text, 1 pass)              {vs:7.2f} s wall, {vcpu:6.2f} s CPU  log_loss {vloss:.4f}")
     print(f"  ratio vw / ours (TSV, stream): {vs / s:.1f}x wall, {vcpu / cpu:.1f}x CPU  (issue target >= 5x); log-loss "
           f"ours/vw - 1: {100 * (loss / vloss - 1):+.1f} %  (target within 2 %)")
-    ratios = [vs / s]
-    for k in range(1, pairs):  # more pairs: ours, then VW, each pair's ratio
-        c0 = time.process_time()
-        s_k = ours_train(path, bits, lr, "stream")[0]
-        cpu_k = time.process_time() - c0
-        c0 = time.process_time()
-        vs_k = vw_train(vw_path, bits)[0]
-        vcpu_k = time.process_time() - c0
-        ratios.append(vs_k / s_k)
-        print(f"  pair {k + 1}: ours (TSV, stream) {s_k:5.2f} s wall, {cpu_k:5.2f} s CPU; vowpalwabbit {vs_k:5.2f} s wall, "
-              f"{vcpu_k:5.2f} s CPU; ratio {ratios[-1]:.1f}x wall")
-    if pairs > 1:
-        print(f"  ratio vw / ours (TSV, stream) over {pairs} pairs: {min(ratios):.1f}x .. {max(ratios):.1f}x, median "
-              f"{statistics.median(ratios):.1f}x wall  (issue target >= 5x)")
+    if pairs > 0:
+        bench_pairs(path, vw_path, bits, lr, pairs)
+    if commands:
+        bench_commands(path, vw_path, bits, lr, max(pairs, 1))
     s1, cpu1, loss1, _, _ = runs["stream, 1 thread"]
     print(f"  ratio vw / ours (TSV, stream, train.threads: 1): {vs / s1:.1f}x wall, {vcpu / cpu1:.1f}x CPU; log-loss "
           f"ours/vw - 1: {100 * (loss1 / vloss - 1):+.1f} %")
@@ -344,6 +436,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--only", choices=["parse", "train"])
     ap.add_argument("--pairs", type=int, default=3, help="runs of ours (TSV, stream) and VW one after the other")
+    ap.add_argument("--commands", action="store_true", help="train: also both tools as whole commands, --pairs times")
     ap.add_argument("--page-cache", choices=("fresh", "keep"), default="fresh",
                     help="train: the data files' page cache dropped and read back first (fresh), or as it is (keep)")
     a = ap.parse_args(argv)
@@ -354,7 +447,7 @@ def main(argv=None):
         bench_parse(path, a.bits, a.repeat)
     if a.only in (None, "train"):
         print(f"logistic regression, batch 1, one epoch from the text file, 2**{a.bits} buckets, cross c1 x c2:")
-        bench_train(path, a.bits, a.lr, a.pairs, a.page_cache)
+        bench_train(path, a.bits, a.lr, a.pairs, a.page_cache, a.commands)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
