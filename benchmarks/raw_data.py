@@ -300,17 +300,30 @@ def _busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # (less idle and iowait)
 
 
+def _read_from_disk() -> int:
+    """Bytes this process has had read from the disk, not the page cache (``/proc/self/io``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/io") as f:
+            return int(next(line for line in f if line.startswith("read_bytes:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def timed(fn):
-    """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile)``."""
+    """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile)``;
+    says so when the run read from the disk (its data not in the page cache)."""
     import resource
 
     def ours():
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return time.process_time() + kids.ru_utime + kids.ru_stime
 
-    b0, c0, t0 = _busy_seconds(), ours(), time.perf_counter()
+    b0, c0, d0, t0 = _busy_seconds(), ours(), _read_from_disk(), time.perf_counter()
     result = fn()
     wall, cpu = time.perf_counter() - t0, ours() - c0
+    disk = _read_from_disk() - d0
+    if disk > 1 << 20:
+        print(f"  (the next run read {disk / 1e6:.0f} MB from the disk)")
     return result, wall, cpu, max(_busy_seconds() - b0 - cpu, 0.0)
 
 
