@@ -57,13 +57,16 @@ session 34) and ours less, so one pair of runs says little. ``--pairs N`` (defau
 (TSV, ``stream``, default threads) and VW one after the other N times, in turn first (ours first in
 odd pairs, VW in even ones), and prints every pair's ratio, their range and median. Each run of a
 pair also prints its own CPU and the CPU other processes used meanwhile (``/proc/stat``'s busy time
-less ours): a run is *clean* when others used under 5 % of a core over it, and the ratio is given
-again over the pairs whose two runs were clean (on this shared VM other work took a core for
+less ours; when not clean, the process that used the most and what the run read from the disk): a run
+is *clean* when others used under 5 % of a core over it and its data came from the page cache, and the
+ratio is given again over the pairs whose two runs were clean (on this shared VM other work took a core for
 minutes: both sides slowed, VW's two threads and our two cores unevenly). VW runs in this process
 through its Python module, ``Workspace("-d FILE ...")``, which runs the same driver as the ``vw``
 command (parser thread + learner, no cache file: one pass over the text, as a user runs it), after
 one untimed run on the 20,000-row file (as ours after its warm-up: the first run in a process
-pays first touches of its memory).
+pays first touches of its memory). Each run of the pairs starts just after its file was read whole
+(this VM's DAMON pages out file pages it sampled idle for a minute, by a sampled guess: VW's 396 MB
+text was read from the disk by a run right after a full read, session 36).
 
 ``--commands`` (train) also times both tools as whole commands, each a new process as a user starts
 it: ``python -m sparsetrain fit bench.yaml`` (the same config; Python's start-up, imports, numba's
@@ -309,26 +312,52 @@ def _read_from_disk() -> int:
         return 0
 
 
+def _process_times() -> dict:
+    """``{pid: (command, CPU s)}`` of the machine's processes (``/proc``; empty elsewhere)."""
+    tick, found = os.sysconf("SC_CLK_TCK"), {}
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            found[pid] = (command or stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
 def timed(fn):
-    """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile)``;
-    says so when the run read from the disk (its data not in the page cache)."""
+    """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile, the
+    bytes read from the disk (the data not in the page cache), the process that used the most CPU meanwhile)``."""
     import resource
 
     def ours():
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return time.process_time() + kids.ru_utime + kids.ru_stime
 
+    p0 = _process_times()
     b0, c0, d0, t0 = _busy_seconds(), ours(), _read_from_disk(), time.perf_counter()
     result = fn()
     wall, cpu = time.perf_counter() - t0, ours() - c0
-    disk = _read_from_disk() - d0
-    if disk > 1 << 20:
-        print(f"  (the next run read {disk / 1e6:.0f} MB from the disk)")
-    return result, wall, cpu, max(_busy_seconds() - b0 - cpu, 0.0)
+    disk, others = _read_from_disk() - d0, max(_busy_seconds() - b0 - cpu, 0.0)
+    used = sorted(((t - p0.get(pid, ("", 0.0))[1], command) for pid, (command, t) in _process_times().items()),
+                  reverse=True)
+    top = f"{used[0][1][:60]} {used[0][0]:.2f} s" if used and used[0][0] > 0 else ""
+    return result, wall, cpu, others, disk, top
 
 
-def _clean(wall, others) -> bool:
-    return others < 0.05 * wall  # other processes used under 5 % of a core over the run
+def _clean(wall, others, disk) -> bool:
+    return others < 0.05 * wall and disk < 1 << 20  # others used under 5 % of a core, the data came from the cache
+
+
+def _run_line(name, wall, cpu, others, disk, top) -> str:
+    line = f"{name} {wall:5.2f} s wall, {cpu:5.2f} s CPU (others {others:4.2f}"
+    if not _clean(wall, others, disk):
+        line += f"{f'; most: {top}' if top else ''}{f'; {disk / 1e6:.0f} MB read from the disk' if disk >= 1 << 20 else ''}"
+    return line + ")"
 
 
 def _ratios_line(ratios, what):
@@ -336,21 +365,24 @@ def _ratios_line(ratios, what):
 
 
 def bench_pairs(path, vw_path, bits, lr, pairs):
-    """``pairs`` runs of ours (TSV, stream) and VW, in turn first; every pair's ratio, and over the clean ones."""
-    sides = {"ours": lambda: ours_train(path, bits, lr, "stream")[:2], "vw": lambda: vw_train(vw_path, bits)}
+    """``pairs`` runs of ours (TSV, stream) and VW, in turn first, each just after its file was read (this VM
+    pages out file pages idle for a minute, a sampled guess: VW's file was read from the disk right after a
+    read); every pair's ratio, and over the clean ones."""
+    sides = {"ours": (path, lambda: ours_train(path, bits, lr, "stream")[:2]), "vw": (vw_path, lambda: vw_train(vw_path, bits))}
     ratios, clean = [], []
     for k in range(pairs):
         runs = {}
         for name in (("ours", "vw") if k % 2 == 0 else ("vw", "ours")):
-            runs[name] = timed(sides[name])
-        ((s, loss), _, cpu, oth), ((vs, vloss), _, vcpu, voth) = runs["ours"], runs["vw"]  # (walls: the calls')
+            _warm(sides[name][0])
+            runs[name] = timed(sides[name][1])
+        ((s, loss), _, *o), ((vs, vloss), _, *v) = runs["ours"], runs["vw"]  # (walls: the calls')
         ratios.append(vs / s)
-        ok = _clean(s, oth) and _clean(vs, voth)
+        ok = _clean(s, *o[1:3]) and _clean(vs, *v[1:3])
         if ok:
             clean.append(vs / s)
-        print(f"  pair {k + 1} ({'ours' if k % 2 == 0 else 'VW'} first): ours (TSV, stream) {s:5.2f} s wall, {cpu:5.2f} s CPU "
-              f"(others {oth:4.2f}); vowpalwabbit {vs:5.2f} s wall, {vcpu:5.2f} s CPU (others {voth:4.2f}); ratio "
-              f"{vs / s:.1f}x wall{'' if ok else ' (not clean)'}; log-loss ours/vw - 1: {100 * (loss / vloss - 1):+.1f} %")
+        print(f"  pair {k + 1} ({'ours' if k % 2 == 0 else 'VW'} first): {_run_line('ours (TSV, stream)', s, *o)}; "
+              f"{_run_line('vowpalwabbit', vs, *v)}; ratio {vs / s:.1f}x wall{'' if ok else ' (not clean)'}; "
+              f"log-loss ours/vw - 1: {100 * (loss / vloss - 1):+.1f} %")
     over_clean = _ratios_line(clean, f"the {len(clean)} clean pairs") if clean else "no pair clean"
     print(f"  ratio vw / ours (TSV, stream): {_ratios_line(ratios, f'{pairs} pairs')}; {over_clean}  (issue target >= 5x)")
 
@@ -373,11 +405,12 @@ def bench_commands(path, vw_path, bits, lr, pairs):
         for k in range(pairs):
             runs = {}
             for name in (("ours", "vw") if k % 2 == 0 else ("vw", "ours")):
+                _warm(path if name == "ours" else vw_path)
                 runs[name] = timed(lambda: subprocess.run(commands[name], capture_output=True, check=True))
-            (_, s, cpu, oth), (_, vs, vcpu, voth) = runs["ours"], runs["vw"]
+            (_, s, *o), (_, vs, *v) = runs["ours"], runs["vw"]
             ratios.append(vs / s)
-            print(f"  command pair {k + 1}: sparsetrain fit {s:5.2f} s wall, {cpu:5.2f} s CPU (others {oth:4.2f}); "
-                  f"python -m vowpalwabbit {vs:5.2f} s wall, {vcpu:5.2f} s CPU (others {voth:4.2f}); ratio {vs / s:.1f}x")
+            print(f"  command pair {k + 1}: {_run_line('sparsetrain fit', s, *o)}; {_run_line('python -m vowpalwabbit', vs, *v)}; "
+                  f"ratio {vs / s:.1f}x")
         print(f"  ratio vw / ours as whole commands: {_ratios_line(ratios, f'{pairs} pairs')}")
 
 
