@@ -6,31 +6,25 @@ Exit codes: 0 success; 1 runtime failure (bad data, NaN/inf loss, missed ``train
 """
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
 import re
-import signal
 import sys
-import warnings
 
 import click
 
-from .base import ConfigError, DataFormatError, NonFiniteError, SparseTrainError
+from .base import ConfigError
 from .cli_export import export as export_command
 from .cli_fit_display import (  # fit's rendering (StatusLine, COMPILING: also for tests)
     COMPILING, StatusLine, _describe_generated, _final_table, _FitReporter, _stderr_console, reading)
 from .cli_init import init_command
 from .cli_plot import plot as plot_command
-from .interrupts import handling_interrupts
+from .cli_run import EXIT_RUNTIME, EXIT_USAGE, interrupted, run_command, say_error
 
 # What this module imports at the top is what every command (``--help`` included) pays for: click, the
 # error types and the commands' light modules. rich, the schema-generated options and the library load
 # inside the commands that use them (tests/test_import_hygiene.py).
-
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
 
 
 class _Stopped(Exception):
@@ -56,85 +50,22 @@ class _Main(click.Group):
             rv = EXIT_USAGE
         except click.UsageError as e:
             cmd = e.ctx.command_path if e.ctx is not None else "sparsetrain"
-            _error(f"{e.format_message()} (see '{cmd} --help')")
+            say_error(f"{e.format_message()} (see '{cmd} --help')")
             rv = EXIT_USAGE
         except click.Abort as e:  # click's answer to Ctrl-C; a run's interruption says where to resume from
-            rv = _interrupted(str(e.__cause__ or ""))
+            rv = interrupted(str(e.__cause__ or ""))
         except click.ClickException as e:
-            _error(e.format_message())
+            say_error(e.format_message())
             rv = e.exit_code
         except (KeyboardInterrupt, _Stopped) as e:  # Ctrl-C or SIGTERM; a run says where to resume from
-            rv = _interrupted(str(e))
+            rv = interrupted(str(e))
         except OSError as e:  # writing --help or --version to a full or closed stdout
-            _error(f"<stdout>: {e.strerror or e}")
+            say_error(f"<stdout>: {e.strerror or e}")
             rv = EXIT_RUNTIME
         rv = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(rv)
         return rv
-
-
-def _interrupted(where: str) -> int:
-    """One line for a run stopped by SIGINT (exit 130) or SIGTERM (exit 143)."""
-    from .interrupts import stopped_by
-
-    what, code = stopped_by()
-    if code == 128 + signal.SIGINT and sys.stderr.isatty():
-        click.echo(err=True)  # after the terminal's ^C
-    _error(f"{what}; {where}" if where else what)
-    return code
-
-
-def _error(message: str) -> None:
-    text = " ".join(str(message).split("\n")).strip()
-    click.echo(f"error: {text}", err=True)
-
-
-def _run(fn, *args, **kwargs) -> int:
-    """Call the library; turn its errors into one line and an exit code, its warnings into one line each
-    (predict printed numpy's warnings with their source lines; only fit said them in one). SIGTERM ends
-    every command as Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file
-    beside the real name), not at once."""
-    if os.environ.get("SPARSETRAIN_DEBUG"):
-        with handling_interrupts(sigterm=True):
-            return fn(*args, **kwargs)
-    try:
-        with handling_interrupts(sigterm=True), warnings.catch_warnings():
-            warnings.simplefilter("default")
-            warnings.showwarning = _show_warning
-            return fn(*args, **kwargs)
-    except click.ClickException:
-        raise
-    except BrokenPipeError:  # `sparsetrain predict ... | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except ConfigError as e:
-        _error(e)
-        return EXIT_USAGE
-    except (DataFormatError, NonFiniteError, SparseTrainError) as e:
-        _error(e)
-        return EXIT_RUNTIME
-    except FileNotFoundError as e:
-        _error(f"{e.filename}: file not found")
-        return EXIT_RUNTIME
-    except OSError as e:  # (sparsetrain's own files are OutputErrors naming them: a nameless full disk is stdout)
-        name = e.filename or ("<stdout>" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "")
-        _error(f"{name}: {e.strerror or e}".lstrip(": "))
-        return EXIT_RUNTIME
-    except SystemError as e:
-        from .trainer import is_interrupt
-
-        if is_interrupt(e):  # Ctrl-C inside a numba kernel call surfaces as a SystemError
-            raise KeyboardInterrupt from None
-        _error(f"internal error: {type(e).__name__}: {e} (run with SPARSETRAIN_DEBUG=1 for the traceback)")
-        return EXIT_RUNTIME
-    except MemoryError:
-        _error("out of memory; try data.cache: stream or a smaller batch_size")
-        return EXIT_RUNTIME
-    except Exception as e:  # a bug: still one line, but say how to get the traceback
-        _error(f"internal error: {type(e).__name__}: {e} (run with SPARSETRAIN_DEBUG=1 for the traceback)")
-        return EXIT_RUNTIME
 
 
 def _load(config_path, overrides):
@@ -174,15 +105,9 @@ def _fit(config_path, overrides, epochs, output, resume, overwrite, verbose_styp
 
         Console(highlight=False).print(_final_table(result))
     if result.missed_targets:
-        _error("; ".join(result.missed_targets))
+        say_error("; ".join(result.missed_targets))
         return EXIT_RUNTIME
     return 0
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Warnings (e.g. a storage fallback, once per node) as one ``warning:`` line on stderr (every command:
-    :func:`_run`)."""
-    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 
 
 def _env_verbose() -> bool:
@@ -388,7 +313,7 @@ def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, st
     With train.kvstore dist_sync/dist_async (or --workers N) the run is distributed on Ray:
     parameter servers hold the weights, workers train on parts of the LibSVM file.
     """
-    sys.exit(_run(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
+    sys.exit(run_command(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
                   strict_stypes, workers, servers, address, max_restarts, init_from, init_states, plot))
 
 
@@ -403,7 +328,7 @@ def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, st
               "data.batch_size).")
 def infer_stypes(config, overrides, fmt, backward, batch_size):
     """Infer every node's shapes, storage types and dispatch (sparse, dense or fallback) without data."""
-    sys.exit(_run(_infer_stypes, config, overrides, fmt, backward, batch_size))
+    sys.exit(run_command(_infer_stypes, config, overrides, fmt, backward, batch_size))
 
 
 def _synthetic_options(command):
@@ -452,7 +377,7 @@ def gen_data(out, force, quiet, **options):
     ctx = click.get_current_context()
     given = {k for k in options if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
                                                                        ParameterSource.DEFAULT_MAP)}
-    sys.exit(_run(_gen_data, options, out, quiet, force, given))
+    sys.exit(run_command(_gen_data, options, out, quiet, force, given))
 
 
 _EPOCH_HELP = ("Use checkpoint N of a run directory (model-000N.params, written after N epochs; default: the "
@@ -475,7 +400,7 @@ _DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
 def predict(model, data, out, fmt, epoch, last):
     """Predict DATA (in the run's data format: LibSVM, CSV/TSV or Vowpal Wabbit; '-' reads stdin) with
     MODEL: a run directory, a config (its run directory) or a checkpoint prefix."""
-    sys.exit(_run(_predict, model, data, out, fmt, epoch, last))
+    sys.exit(run_command(_predict, model, data, out, fmt, epoch, last))
 
 
 @main.command(short_help="Print a trained model's metrics on DATA.")
@@ -489,7 +414,7 @@ def predict(model, data, out, fmt, epoch, last):
 def evaluate(model, data, metrics, as_json, epoch, last):
     """Score MODEL (run directory, config or checkpoint prefix) on DATA (in the run's data format:
     LibSVM, CSV/TSV or Vowpal Wabbit; '-' reads stdin) and print the metrics."""
-    sys.exit(_run(_evaluate, model, data, metrics, as_json, epoch, last))
+    sys.exit(run_command(_evaluate, model, data, metrics, as_json, epoch, last))
 
 
 main.add_command(init_command)

@@ -49,6 +49,6 @@ def export(run, fmt, out, top, epoch, last, all_rows):
     """Write the trained weights of RUN (a run directory, config or checkpoint prefix) readably: the
     non-zero rows of every parameter with their feature index (and name, when the run kept
     feature_names.json), the biases, and the model's expanded config."""
-    from .cli import _run
+    from .cli_run import run_command
 
-    sys.exit(_run(_export, run, fmt, out, top, epoch, last, all_rows))
+    sys.exit(run_command(_export, run, fmt, out, top, epoch, last, all_rows))

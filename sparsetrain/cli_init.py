@@ -25,9 +25,9 @@ def init_command(data, task, preset, out, force, label):
     """Look at DATA (LibSVM: rows, features, index base, label values; CSV/TSV: also the delimiter,
     header, label column and numeric vs categorical columns; Vowpal Wabbit: the namespaces) and
     write a commented config that `sparsetrain fit` runs as is."""
-    from .cli import _run
+    from .cli_run import run_command
 
-    sys.exit(_run(_init, data, task, preset, out, force, label))
+    sys.exit(run_command(_init, data, task, preset, out, force, label))
 
 
 def _init(data, task, preset, out, force, label) -> int:

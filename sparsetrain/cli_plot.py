@@ -40,6 +40,6 @@ def plot(run, out):
     """Draw every metric of RUN (a run directory, or a config: its run directory) per epoch (train,
     progressive and eval curves; the best epoch marked) into an image (PNG by default). Needs
     matplotlib: pip install 'sparsetrain[plot]'."""
-    from .cli import _run
+    from .cli_run import run_command
 
-    sys.exit(_run(_plot, run, out))
+    sys.exit(run_command(_plot, run, out))
