@@ -31,7 +31,6 @@ on ``chunk_rows`` either.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -39,50 +38,19 @@ import scipy.sparse as sp
 
 from ..fileio import open_atomic
 from ._libsvm_format import format_rows_fixed
-from .synthetic_options import check_options
+from .synthetic_csv import generate_csv
+from .synthetic_options import BLOCK_ROWS, SyntheticResult, check_call
 
 __all__ = ["BLOCK_ROWS", "SyntheticResult", "generate", "generate_libsvm", "weights_path_for"]
 
-#: Rows drawn from one random stream.
-BLOCK_ROWS = 8192
 #: Values are ``k / 10**VALUE_DECIMALS`` with ``k`` uniform in ``[1, 10**VALUE_DECIMALS]``.
 VALUE_DECIMALS = 6
 _PILOT_ROWS = 20_000
 
 
-@dataclass
-class SyntheticResult:
-    """What :func:`generate_libsvm` (or ``generate_csv``) wrote."""
-
-    path: str
-    rows: int
-    features: int | None  # libsvm columns (None for csv)
-    nnz: int  # libsvm non-zeros; csv non-empty fields besides the label
-    bytes: int  # size of the data file
-    weights_path: str  # the true weights (libsvm) or the planted model (csv)
-    task: str = "regression"
-    threshold: float | None = None  # binary labels: 1 when the score exceeds it
-    format: str = "libsvm"
-    numeric: int = 0  # csv columns
-    categorical: int = 0
-    planted_log_loss: float | None = None  # csv binary: the planted model's log-loss on the rows written
-
-
 def weights_path_for(path) -> str:
     """Where :func:`generate_libsvm` saves the true weights of the data file ``path``."""
     return os.fspath(path) + ".weights.npy"
-
-
-def _check(chunk_rows, dtype, **options):
-    """The options checked against their one schema (:mod:`.synthetic_options`), then this
-    function's own; returns ``(options, dtype)``."""
-    opts = check_options(**options)
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return opts, dt
 
 
 class _RowSampler:
@@ -178,8 +146,6 @@ def generate(path, *, progress: Callable[[int], None] | None = None, **options):
     """Write synthetic data of ``options["format"]`` (libsvm by default) to ``path``: see
     :func:`generate_libsvm` and :func:`~sparsetrain.io.synthetic_csv.generate_csv`."""
     if options.get("format", "libsvm") == "csv":
-        from .synthetic_csv import generate_csv
-
         return generate_csv(path, progress=progress, **options)
     return generate_libsvm(path, progress=progress, **options)
 
@@ -205,7 +171,7 @@ def generate_libsvm(
     names and renamed into place (``fileio.open_atomic``): a missing directory or a full disk
     is an ``OutputError`` naming the path, and no partial file is left.
     """
-    o, dt = _check(chunk_rows, dtype, rows=rows, features=features, **options)
+    o, dt = check_call(chunk_rows, dtype, rows=rows, features=features, **options)
     if o.format != "libsvm":
         raise ValueError(f"generate_libsvm writes libsvm data, got format={o.format!r} (use generate)")
     density, nnz_per_row, task, classes, target = o.density, o.nnz_per_row, o.task, o.classes, o.target

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..fileio import open_atomic
 from .csv_schema import default_delimiter
-from .synthetic import BLOCK_ROWS, SyntheticResult, _check
+from .synthetic_options import BLOCK_ROWS, SyntheticResult, check_call
 
 __all__ = ["generate_csv", "model_path_for", "column_names"]
 
@@ -96,7 +96,7 @@ def generate_csv(path, rows: int, *, chunk_rows: int = 100_000, progress: Callab
     fields (``numeric``, ``categorical``, ``cardinality``, ``vocabulary``, ``missing``, ``task``,
     ``noise``, ``zipf_a``, ``seed``); ``format`` must be csv."""
     options["format"] = "csv"
-    o, _ = _check(chunk_rows, "float64", rows=rows, **options)
+    o, _ = check_call(chunk_rows, "float64", rows=rows, **options)
     path = os.fspath(path)
     model = _Planted(np.random.default_rng(np.random.SeedSequence(o.seed, spawn_key=(0,))), o.numeric,
                      o.categorical, o.vocabulary)

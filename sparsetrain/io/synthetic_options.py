@@ -3,10 +3,14 @@
 ``sparsetrain gen-data``'s command-line options are generated from :class:`SyntheticOptions`,
 ``data.generate`` in a config extends it with ``path``, and :func:`~sparsetrain.io.synthetic.generate`
 (``generate_libsvm``, ``synthetic_csv.generate_csv``) checks its arguments with :func:`check_options`: nothing else writes a default or a range down.
+What both generators share lives here too: :func:`check_call`, ``BLOCK_ROWS``, :class:`SyntheticResult`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -121,3 +125,37 @@ def check_options(**values) -> SyntheticOptions:
         return SyntheticOptions.model_validate(values)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, SyntheticOptions)) from None
+
+
+#: Rows drawn from one random stream.
+BLOCK_ROWS = 8192
+
+
+@dataclass
+class SyntheticResult:
+    """What :func:`~sparsetrain.io.synthetic.generate_libsvm` (or ``synthetic_csv.generate_csv``) wrote."""
+
+    path: str
+    rows: int
+    features: int | None  # libsvm columns (None for csv)
+    nnz: int  # libsvm non-zeros; csv non-empty fields besides the label
+    bytes: int  # size of the data file
+    weights_path: str  # the true weights (libsvm) or the planted model (csv)
+    task: str = "regression"
+    threshold: float | None = None  # binary labels: 1 when the score exceeds it
+    format: str = "libsvm"
+    numeric: int = 0  # csv columns
+    categorical: int = 0
+    planted_log_loss: float | None = None  # csv binary: the planted model's log-loss on the rows written
+
+
+def check_call(chunk_rows, dtype, **options):
+    """A generator's arguments: ``options`` checked against their one schema (:func:`check_options`),
+    then ``chunk_rows`` and ``dtype``; returns ``(options, dtype)``."""
+    opts = check_options(**options)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return opts, dt
