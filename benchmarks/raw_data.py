@@ -57,7 +57,8 @@ session 34) and ours less, so one pair of runs says little. ``--pairs N`` (defau
 (TSV, ``stream``, default threads) and VW one after the other N times, in turn first (ours first in
 odd pairs, VW in even ones), and prints every pair's ratio, their range and median. Each run of a
 pair also prints its own CPU and the CPU other processes used meanwhile (``/proc/stat``'s busy time
-less ours; when not clean, the process that used the most and what the run read from the disk): a run
+less ours; when not clean, the process that used the most and what the run read from the disk), and its
+system CPU and page faults (first touches of new memory cost this VM a few µs to ~60 µs a page): a run
 is *clean* when others used under 5 % of a core over it (+ 0.03 s: ``/proc/stat`` counts 10 ms ticks) and
 its data came from the page cache, and the
 ratio is given again over the pairs whose two runs were clean (on this shared VM other work took a core for
@@ -332,22 +333,25 @@ def _process_times() -> dict:
 
 def timed(fn):
     """``fn()``'s ``(result, wall s, our CPU s (this process and its children), others' CPU s meanwhile, the
-    bytes read from the disk (the data not in the page cache), the process that used the most CPU meanwhile)``."""
+    bytes read from the disk (the data not in the page cache), the process that used the most CPU meanwhile,
+    (our system CPU s, our page faults))``."""
     import resource
 
     def ours():
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.process_time() + kids.ru_utime + kids.ru_stime
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (time.process_time() + kids.ru_utime + kids.ru_stime, me.ru_stime + kids.ru_stime,
+                me.ru_minflt + kids.ru_minflt)
 
     p0 = _process_times()
-    b0, c0, d0, t0 = _busy_seconds(), ours(), _read_from_disk(), time.perf_counter()
+    b0, (c0, s0, f0), d0, t0 = _busy_seconds(), ours(), _read_from_disk(), time.perf_counter()
     result = fn()
-    wall, cpu = time.perf_counter() - t0, ours() - c0
+    wall, (c1, s1, f1) = time.perf_counter() - t0, ours()
+    cpu = c1 - c0
     disk, others = _read_from_disk() - d0, max(_busy_seconds() - b0 - cpu, 0.0)
     used = sorted(((t - p0.get(pid, ("", 0.0))[1], command) for pid, (command, t) in _process_times().items()),
                   reverse=True)
     top = f"{used[0][1][:60]} {used[0][0]:.2f} s" if used and used[0][0] > 0 else ""
-    return result, wall, cpu, others, disk, top
+    return result, wall, cpu, others, disk, top, (s1 - s0, f1 - f0)
 
 
 def _clean(wall, others, disk) -> bool:
@@ -355,8 +359,8 @@ def _clean(wall, others, disk) -> bool:
     return others < 0.05 * wall + 0.03 and disk < 1 << 20
 
 
-def _run_line(name, wall, cpu, others, disk, top) -> str:
-    line = f"{name} {wall:5.2f} s wall, {cpu:5.2f} s CPU (others {others:4.2f}"
+def _run_line(name, wall, cpu, others, disk, top, faults) -> str:
+    line = f"{name} {wall:5.2f} s wall, {cpu:5.2f} s CPU ({faults[0]:4.2f} system, {faults[1] / 1e3:.1f}k page faults; others {others:4.2f}"
     if not _clean(wall, others, disk):
         line += f"{f'; most: {top}' if top else ''}{f'; {disk / 1e6:.0f} MB read from the disk' if disk >= 1 << 20 else ''}"
     return line + ")"
@@ -379,7 +383,7 @@ def bench_pairs(path, vw_path, bits, lr, pairs):
             runs[name] = timed(sides[name][1])
         ((s, loss), _, *o), ((vs, vloss), _, *v) = runs["ours"], runs["vw"]  # (walls: the calls')
         ratios.append(vs / s)
-        ok = _clean(s, *o[1:3]) and _clean(vs, *v[1:3])
+        ok = _clean(s, *o[1:3]) and _clean(vs, *v[1:3])  # (o, v: CPU, others, disk, top, faults)
         if ok:
             clean.append(vs / s)
         print(f"  pair {k + 1} ({'ours' if k % 2 == 0 else 'VW'} first): {_run_line('ours (TSV, stream)', s, *o)}; "
