@@ -47,7 +47,7 @@ from ._csv_field_kernels import (LOG1P_INTS, count_lanes, count_value, int_featu
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
 from ._hash_kernels import LANES, PAD, hash_lanes, mm_feed_padded, mm_finish, murmurhash3_32
 from ._scan_kernels import (I_ERR, I_ERR_AUX, I_ERR_END, I_ERR_START, I_LINES, I_NNZ, I_NSLOW,  # noqa: F401
-                            I_ROWS, N_COMMON, compile_features, popcount, record_error)
+                            I_ROWS, N_COMMON, compiles_avx2, popcount, record_error)
 from ._sort_kernels import SORT_LANES, sort_ids, sort_row
 
 ROLE_SKIP = 0
@@ -97,14 +97,14 @@ def _hash_field(states, c, src, s, e):
     return h, cr, nc, ln
 
 
-#: whether numba compiles with AVX2 (``_scan_kernels.compile_features``: the host's features, or
-#: NUMBA_CPU_FEATURES; a cache is keyed on them): the row emitter hashes the categorical columns LANES at
+#: whether the code numba compiles uses AVX2 (``_scan_kernels.compiles_avx2``: LLVM asked, for numba's CPU
+#: name and features, on which its cache is keyed): the row emitter hashes the categorical columns LANES at
 #: a time (``hash_lanes``), reads the numeric ones LANES at a time (``count_lanes``) and sorts a row by the
 #: network (``sort_ids``). Without AVX2 LLVM lowers ``sort_ids``' masked load and store and ``count_lanes``'
 #: compress a lane at a time (SSE 4.2: a branch a lane) and SSE2 has no unsigned 32-bit min/max: compiled
 #: for SSE2 the kernel took 44 % more CPU with them than with the scalar loops and ``sort_row`` (RESULTS.md,
 #: session 35, portable2).
-WIDE = compile_features().get("avx2", False)
+WIDE = compiles_avx2()
 
 
 @njit(cache=True, nogil=True, inline="always")

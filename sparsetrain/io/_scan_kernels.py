@@ -21,6 +21,7 @@ compiles or loads it when the module is imported.)
 """
 from __future__ import annotations
 
+import re
 import sys
 
 import llvmlite.ir as ir
@@ -156,6 +157,24 @@ def compile_features() -> dict:
         if f[:1] in "+-" and f[1:]:
             features[f[1:]] = f[0] == "+"
     return features
+
+
+def compiles_avx2() -> bool:
+    """Whether the code numba compiles uses AVX2, as LLVM sees it: for numba's CPU name and feature string
+    (its codegen's ``magic_tuple()``, what its cache is keyed on) LLVM adds two ``<8 x i32>`` vectors with
+    one ``vpaddd`` on ``ymm`` registers. Not :func:`compile_features`' list: a CPU name brings the
+    features it implies (``NUMBA_CPU_NAME=haswell`` with an empty ``NUMBA_CPU_FEATURES`` compiles AVX2
+    code, and the string lists nothing), and a later feature can imply one switched off before it (under
+    ``NUMBA_ENABLE_AVX=0`` a host with VAES still compiles AVX2 code: ``+vaes`` implies ``+avx2``). A
+    target machine and a few lines of assembly, once (~2 ms)."""
+    import llvmlite.binding as ll
+    from numba.core.registry import cpu_target
+
+    triple, name, features = cpu_target.target_context.codegen().magic_tuple()
+    machine = ll.Target.from_triple(triple).create_target_machine(cpu=name, features=features)
+    module = ll.parse_assembly("define <8 x i32> @f(<8 x i32> %a, <8 x i32> %b) {\n"
+                               "  %c = add <8 x i32> %a, %b\n  ret <8 x i32> %c\n}\n")
+    return re.search(r"vpaddd\s+%ymm", machine.emit_assembly(module)) is not None
 
 
 def _byte_permutes() -> bool:
