@@ -176,6 +176,18 @@ def test_has_rows_parses_ahead_and_the_next_pass_replays_it(tmp_path, n, window)
         LibSVMIter(str(empty), (50,), batch_size=4).has_rows(4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streamed_labels_in_the_iterators_dtype_as_parsed(tmp_path, dtype):
+    # (the parser threads cast a chunk's labels; the ones the kernel leaves to Python are written in after)
+    texts = ["0.12345678901234567890123", "1e-40", "7", "-2.5e10", "16777217", "0.1", "-0", "3.4e38"]
+    path = tmp_path / "labels.libsvm"
+    path.write_text("".join(f"{t} 1:1\n" for t in texts) * 3)
+    it = LibSVMIter(str(path), (5,), batch_size=8, dtype=dtype, chunk_size=64, zero_based=False)
+    got = np.concatenate([b.label[0].asnumpy() for b in it])
+    want = np.array([float(t) for t in texts] * 3).astype(dtype)
+    assert got.dtype == np.dtype(dtype) and got.tobytes() == want.tobytes()
+
+
 def test_an_iterator_let_go_closes_the_pass_has_rows_parsed_ahead(tmp_path):
     # (its parses cancelled and its map closed then, not whenever the garbage collector breaks the cycle
     # between the iterator and its generators)

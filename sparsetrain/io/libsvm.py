@@ -169,6 +169,8 @@ class LibSVMReader:
         which costs one extra pass over a one-based file (stopping early at the first index 0
         of a zero-based one). Pass True or False to avoid it.
     max_line_bytes: a longer line is an error naming it (see :func:`load_libsvm`).
+    label_dtype: the blocks' labels in this dtype (cast on the parser threads, off the consumer's),
+        float64 by default.
     """
 
     def __init__(
@@ -185,8 +187,10 @@ class LibSVMReader:
         start_row: int = 0,
         workers: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        label_dtype=None,
     ):
         self.path = path
+        self.label_dtype = label_dtype
         self.num_features = _num_features(num_features)
         self._mode = _zero_based_mode(zero_based)
         self.dtype = _float_dtype(dtype)
@@ -285,6 +289,7 @@ class LibSVMReader:
         for block, _ in iter_parsed(
             self.source, begin=begin, end_hint=end_hint, n_labels=self.num_labels or 0,
             num_features=self.num_features, settings=self._settings(mode), workers=self.workers, pool=self._pool,
+            label_dtype=self.label_dtype,
         ):
             if not zero_based:
                 block.indices -= 1

@@ -147,7 +147,7 @@ class LibSVMIter(DataIter):
             data_libsvm, num_features=data_shape[0], zero_based=zero_based, dtype=self.dtype,
             num_labels=None if label_libsvm is not None else self._label_width,
             chunk_size=chunk_size, num_parts=num_parts, part_index=part_index, workers=workers,
-            max_line_bytes=max_line_bytes,
+            max_line_bytes=max_line_bytes, label_dtype=self.dtype if label_libsvm is None else None,
         )
         # rows the parser vouches for (canonical, ids within data_shape) need no check in the engine
         self._rows_checked = bool(getattr(self._data_reader, "rows_checked", False)) and (

@@ -84,15 +84,21 @@ def _run_kernel(job: _Job, s: Settings) -> _Job:
     return job
 
 
-def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = None) -> _Job:
+def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = None, label_dtype=None) -> _Job:
     """Streaming: room by upper bounds that need no counting pass (an entry takes at least 4
     bytes, a row at least 2 per label), from ``pool`` (arrays an earlier chunk used, already
     resident) or fresh; the job's arrays are views of the rows and entries parsed. Untouched
-    pages of fresh allocations never become resident, so memory use follows the output."""
+    pages of fresh allocations never become resident, so memory use follows the output.
+    ``label_dtype``: the labels are handed over in it (cast here, on the parsing thread; the
+    numbers the kernel leaves to Python are written into them by :func:`_check`)."""
     n = len(job.buf)
-    spec = ((room(n // 4 + 1), s.dtype), (room(n // 4 + 1), np.int64), (room(n // 2 + 2), np.int64),
-            (room(n // 2 + 1), np.float64))
-    data, indices, indptr, labels = pool.take(spec) if pool is not None else [np.empty(k, dt) for k, dt in spec]
+    spec = [(room(n // 4 + 1), s.dtype), (room(n // 4 + 1), np.int64), (room(n // 2 + 2), np.int64),
+            (room(n // 2 + 1), np.float64)]
+    cast = label_dtype is not None and np.dtype(label_dtype) != np.float64
+    if cast:
+        spec.append((room(n // 2 + 1), label_dtype))
+    arrays = pool.take(spec) if pool is not None else [np.empty(k, dt) for k, dt in spec]
+    data, indices, indptr, labels = arrays[:4]
     indptr[0] = 0
     job.data, job.indices, job.row_ends, job.labels = data, indices, indptr[1:], labels
     _run_kernel(job, s)
@@ -101,6 +107,10 @@ def _parse_into_own_arrays(job: _Job, s: Settings, pool: BufferPool | None = Non
         job.data, job.indices = data[: job.nnz], indices[: job.nnz]
         indptr = indptr[: job.rows + 1]
         job.labels = labels[: job.rows * job.n_labels]
+        if cast:
+            out = arrays[4][: len(job.labels)]
+            np.copyto(out, job.labels)
+            job.labels = out
     job.indptr = indptr
     return job
 
@@ -254,12 +264,14 @@ def iter_parsed(
     settings: Settings,
     workers: int,
     pool: BufferPool | None = None,
+    label_dtype=None,
 ) -> Iterator[tuple[LibSVMBlock, BlockMeta]]:
     """Parse the lines of ``[begin, end)`` chunk by chunk; yields blocks in file order with
     raw (unshifted) indices. Up to ``workers + 1`` chunks are parsed ahead of the consumer.
     ``n_labels`` 0 takes the count from the first data row. An error of the source (corrupt
     compressed data, a line too long) is raised after the blocks before it. ``pool``: where the
-    blocks' arrays come from (see :class:`~.pipeline.BufferPool`); fresh arrays without one."""
+    blocks' arrays come from (see :class:`~.pipeline.BufferPool`); fresh arrays without one.
+    ``label_dtype``: the blocks' labels in this dtype (cast on the parser threads), float64 without."""
     ctx = _ParseContext(source, num_features, settings.mode, n_labels, begin, settings.dtype)
 
     def make_job(buf, offset, first):
@@ -268,7 +280,7 @@ def iter_parsed(
         return _Job(buf, 0, ctx.n_labels or 1, offset)
 
     boundary_seen = False
-    run = functools.partial(_parse_into_own_arrays, s=settings, pool=pool)
+    run = functools.partial(_parse_into_own_arrays, s=settings, pool=pool, label_dtype=label_dtype)
     for job in parse_chunks(source, begin, end_hint, run, workers, make_job):
         _check(job, ctx, settings)
         meta = _meta(job, ctx, want_boundary=not boundary_seen)
