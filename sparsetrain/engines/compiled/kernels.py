@@ -2,19 +2,7 @@
 
 The model is ``pred = dot(X_1, W_1) + ... + dot(X_T, W_T) [+ b]`` with every ``X_t`` a CSR
 matrix over the same rows, ``W_t`` of shape ``(D_t, K)`` (stored in full), ``b`` of shape
-``(K,)``, followed by one output layer:
-
-==========================  =====================================  ===============================================
-output                      forward ``out``                        gradient w.r.t. ``pred``
-==========================  =====================================  ===============================================
-LinearRegressionOutput      ``pred``                               ``grad_scale/K * (out - label)``
-MAERegressionOutput         ``pred``                               ``grad_scale/K * sign(out - label)``
-LogisticRegressionOutput    ``sigmoid(pred)``                      ``grad_scale/K * (out - label)``
-SoftmaxOutput               ``softmax(pred)`` over the K classes   ``grad_scale * (out - onehot(label))``
-==========================  =====================================  ===============================================
-
-(MXNet's ``num_output`` is the label's size per sample, ``K``; ``SoftmaxOutput`` with
-``normalization='null'`` does not divide by the batch, with ``'batch'``/``'valid'`` it does.)
+``(K,)``, followed by one output layer (:mod:`.outputs`: their codes and formulas).
 
 Per batch the kernel runs forward, accumulates the metrics on the forward output (before the
 update), then back-propagates: ``grad_W_t = X_tᵀ · grad`` restricted to the rows of ``W_t`` whose
@@ -27,6 +15,7 @@ which does not materialise the gradient). The epoch kernels are written once, ca
 loops by name, and bound to every rule of :data:`~sparsetrain.kernels.optim.RULES`
 (:meth:`~sparsetrain.kernels.optim.Rule.bind`): :data:`EPOCH_KERNELS` holds one compiled
 ``linear_epoch`` per rule, with that rule's step inlined — no dispatch on the optimizer inside.
+One-sample batches run the batch-1 loop of :mod:`.batch1` instead (:class:`EpochKernel` chooses).
 
 The distinct gradient rows of a batch are found with a small open-addressing table sized by the
 largest batch (it stays in cache); no scratch grows with the number of features.
@@ -42,7 +31,7 @@ score for the metric's own update).
 The epoch value of a metric is ``sum / num_inst`` (``auc``'s: from the collected scores). A non-finite prediction or batch metric stops
 the kernel at once, before that batch's update, and is reported with its batch index.
 
-This module holds the numba kernels only. Use :class:`~.runner.LinearEpochRunner` from Python:
+This module holds the batch loop, the arguments both loops take and the registry. Use :class:`~.runner.LinearEpochRunner` from Python:
 it validates inputs once, keeps the scratch buffers between calls, takes the optimizer's states
 from an :class:`~sparsetrain.optimizer.Updater` (shared with the graph engine, so checkpoints and
 engine switches see one set of states) and keeps the optimizer's update counts and learning-rate
@@ -63,37 +52,24 @@ from ...kernels.prefetch import prefetch_row
 from ...kernels import prefetch as prefetch_kernels
 from ...kernels.metrics import (  # FUSED_METRICS: also read from here by the engine's other modules
     FUSED_METRICS,
-    M_ACCURACY,
-    M_AUC,
-    M_LOG_LOSS,
-    M_MAE,
-    M_MSE,
-    M_RMSE,
     NUM_CODES,
     batch_metrics,
     batch_metrics_weighted,
-    metric_elem,
     metric_inst,
-    metric_inst_weighted,
-    metric_value,
 )
-from ...kernels.numba_cache import drop_stale_cache
+from ...kernels.numba_cache import drop_stale_cache, drop_stale_callers
+from . import outputs as output_kernels
+from .batch1 import _batch1_epoch
+from .outputs import (  # the output layers' names, also read from here by the engine's other modules
+    OUT_LOGISTIC,
+    OUT_SOFTMAX,
+    OUTPUTS,
+    STATUS_OK,
+    activation,
+    output_grad,
+)
 
 __all__ = ["OUTPUTS", "FUSED_METRICS", "Batches", "Model", "Update", "Metrics", "Scratch", "EPOCH_KERNELS"]
-
-OUT_LINEAR = 0
-OUT_MAE = 1
-OUT_LOGISTIC = 2
-OUT_SOFTMAX = 3
-OUTPUTS = {
-    "LinearRegressionOutput": OUT_LINEAR,
-    "MAERegressionOutput": OUT_MAE,
-    "LogisticRegressionOutput": OUT_LOGISTIC,
-    "SoftmaxOutput": OUT_SOFTMAX,
-}
-
-# kernel status codes
-STATUS_OK = -1
 
 
 # -- what the kernels take ---------------------------------------------------------------------
@@ -135,25 +111,6 @@ stored entries; left all -1), ``slots``/``rows``/``acc`` (at least the largest b
 entries; ``acc`` × K), ``out``/``grad`` (largest batch × K), ``tmp``/``gb`` (K)."""
 
 # -- numba kernels ------------------------------------------------------------------------------
-
-# One definition of each element-wise formula, shared by the batch path and the single-sample path.
-
-@njit(cache=True, inline="always")
-def _activation(output_kind, x):
-    """The output layer on one element (SoftmaxOutput is handled over the row)."""
-    if output_kind == OUT_LOGISTIC:
-        return 1.0 / (1.0 + math.exp(-float(x)))
-    return x
-
-
-@njit(cache=True, inline="always")
-def _elem_grad(output_kind, out, label, scale):
-    """``scale * (out - label)`` (``sign(out - label)`` for MAERegressionOutput)."""
-    d = float(out) - float(label)
-    if output_kind == OUT_MAE:
-        d = 1.0 if d > 0.0 else (-1.0 if d < 0.0 else 0.0)
-    return scale * d
-
 
 # _forward_batch asks for the weight rows of the sample _AHEAD positions on in ``order`` while it
 # computes this one (prefetch_row: a hint, no result changes). Large-b256 (500k x 1M, zipf columns,
@@ -215,7 +172,7 @@ def _forward_batch(x_data, x_indices, x_indptr, weights, bias, has_bias, order, 
                 out[i, k] = math.exp(float(out[i, k]) - m) / s
         elif output_kind == OUT_LOGISTIC:
             for k in range(k_out):
-                out[i, k] = _activation(output_kind, out[i, k])
+                out[i, k] = activation(output_kind, out[i, k])
 
 
 @njit(cache=True, inline="always")
@@ -228,22 +185,6 @@ def _bias_grad(grad, n, out):
             out[k] += grad[i, k]
 
 
-@njit(cache=True)
-def _output_grad(out, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad):
-    """``grad[:n]``: the output layer's gradient w.r.t. its input."""
-    k_out = out.shape[1]
-    if output_kind == OUT_SOFTMAX:
-        scale = grad_scale / n if softmax_batch_norm else grad_scale
-        for i in range(n):
-            cls = int(label[order[lo + i], 0])
-            for k in range(k_out):
-                grad[i, k] = _elem_grad(output_kind, out[i, k], 1.0 if k == cls else 0.0, scale)
-        return
-    scale = grad_scale / k_out
-    for i in range(n):
-        r = order[lo + i]
-        for k in range(k_out):
-            grad[i, k] = _elem_grad(output_kind, out[i, k], label[r, k], scale)
 
 
 _FIB = np.uint64(11400714819323198485)  # 2**64 / golden ratio: Fibonacci hashing
@@ -318,144 +259,6 @@ def _gather_grad_rows(data, ind, ptr, canonical, order, lo, n, grad, htable, slo
     return nq
 
 
-def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
-    """:func:`_linear_epoch` for batches of one sample each, one dot term with canonical rows, K = 1,
-    no softmax, no predictions written (see :class:`EpochKernel`): ``(status, samples)``.
-
-    The same formulas as the batch loop, with the running values in registers; ``scratch.tmp``
-    (1 element of the weights' dtype) rounds them as the batch loop's buffers do and ``scratch.gb``
-    holds the sample's output gradient. A canonical row's columns are its gradient's rows, so the
-    update runs the rule's ``outer_rows`` over the row itself (no gradient is materialised). On a
-    non-finite output or metric, returns that batch's index with the metrics and updates of the
-    batches before it applied.
-    """
-    data, ind, ptr = batches.data[0], batches.indices[0], batches.indptr[0]
-    label, order, batch_ptr, sample_weight = batches.label, batches.order, batches.batch_ptr, batches.sample_weight
-    weighted = sample_weight.shape[0] > 0
-    w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
-    hw, hs1, hs2 = model.head, model.head_s1, model.head_s2
-    n_head = hw.shape[0]  # columns below it: the row's first entries (canonical), read and updated in ``hw``
-    bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
-    output_kind, grad_scale = model.output_kind, model.grad_scale
-    train, hyper, lrs, wds, counts = update
-    metric_codes, metric_sums, metric_counts, scores = metrics
-    scalar, g_row = scratch.tmp, scratch.gb
-    n_metrics = metric_codes.shape[0]
-    n_batches = batch_ptr.shape[0] - 1
-    lr_step = 1 if lrs.shape[0] > 1 else 0  # one row of rates when they do not change
-    scalar[0] = 0
-    zero = scalar[0]
-    # Metric sums are kept in registers (per code) and added to ``metric_sums`` when the run ends.
-    want_mse = want_rmse = want_mae = want_acc = want_ll = want_auc = False
-    for m in range(n_metrics):
-        code = metric_codes[m]
-        want_mse = want_mse or code == M_MSE
-        want_rmse = want_rmse or code == M_RMSE
-        want_mae = want_mae or code == M_MAE
-        want_acc = want_acc or code == M_ACCURACY
-        want_ll = want_ll or code == M_LOG_LOSS
-        want_auc = want_auc or code == M_AUC
-    s_mse = 0.0
-    s_rmse = 0.0
-    s_mae = 0.0
-    s_acc = 0.0
-    s_ll = 0.0
-    c_weight = 0.0  # weighted: the samples' total weight, and the samples of weight > 0
-    c_rows = 0.0
-    status = STATUS_OK
-    b = 0
-    while b < n_batches:
-        lo = batch_ptr[b]
-        r = order[lo]
-        if b + 1 < n_batches:  # ask for the next sample's weight rows now (a hint: ~1.5x at batch 1 on 1M features)
-            r_next = order[batch_ptr[b + 1]]
-            for p in range(ptr[r_next], ptr[r_next + 1]):
-                prefetch_row(w, ind[p])
-            # and its optimizer states' rows, which the update reads: without this, the load of
-            # AdaGrad's state was half the batch-1 loop's samples (perf of the streamed TSV run)
-            if s1.shape[0] > 0:
-                for p in range(ptr[r_next], ptr[r_next + 1]):
-                    prefetch_row(s1, ind[p])
-            if s2.shape[0] > 0:
-                for p in range(ptr[r_next], ptr[r_next + 1]):
-                    prefetch_row(s2, ind[p])
-        p0, p1 = ptr[r], ptr[r + 1]
-        mid = p0
-        while mid < p1 and ind[mid] < n_head:
-            mid += 1
-        acc = zero
-        for p in range(p0, mid):  # in column order, as below: the same sum as from one table
-            acc += data[p] * hw[np.uint64(ind[p]), 0]
-        for p in range(mid, p1):
-            acc += data[p] * w[np.uint64(ind[p]), 0]  # unsigned: no wrap-around check
-        if has_bias:
-            acc = acc + bias[0]
-        scalar[0] = _activation(output_kind, acc)
-        out = scalar[0]
-        y = label[r, 0]
-        # a batch of one element: the batch loop's per-batch values, e.g. mse = d*d / (1*1)
-        v_mse = metric_value(M_MSE, metric_elem(M_MSE, out, y), 1, 1) if want_mse else 0.0
-        v_rmse = metric_value(M_RMSE, metric_elem(M_RMSE, out, y), 1, 1) if want_rmse else 0.0
-        v_mae = metric_value(M_MAE, metric_elem(M_MAE, out, y), 1, 1) if want_mae else 0.0
-        v_acc = metric_elem(M_ACCURACY, out, y) if want_acc else 0.0
-        v_ll = metric_elem(M_LOG_LOSS, out, y) if want_ll else 0.0
-        if not (math.isfinite(out) and math.isfinite(v_mse) and math.isfinite(v_rmse) and math.isfinite(v_mae)
-                and math.isfinite(v_acc) and math.isfinite(v_ll)):
-            status = b
-            break
-        if want_auc:
-            scores[lo] = out
-        if weighted:  # a one-row batch's weighted mean is its value when its weight is > 0
-            wr = sample_weight[r]
-            counted = 1.0 if wr > 0.0 else 0.0
-            s_mse += counted * v_mse
-            s_rmse += counted * v_rmse
-            s_mae += counted * v_mae
-            s_acc += wr * v_acc
-            s_ll += wr * v_ll
-            c_weight += wr
-            c_rows += counted
-        else:
-            s_mse += v_mse
-            s_rmse += v_rmse
-            s_mae += v_mae
-            s_acc += v_acc
-            s_ll += v_ll
-        b += 1
-        if not train:
-            continue
-        bb = b - 1  # this batch
-        g_row[0] = _elem_grad(output_kind, out, y, grad_scale)
-        if weighted:
-            g_row[0] = g_row[0] * sample_weight[r]
-        counts[0] += 1
-        lr_w = rate(lrs[bb * lr_step, 0], counts[0], hyper)  # noqa: F821
-        if mid > p0:
-            outer_rows(hw, hs1, hs2, ind, data, p0, mid, g_row, lr_w, wds[0], hyper)  # noqa: F821
-        outer_rows(w, s1, s2, ind, data, mid, p1, g_row, lr_w, wds[0], hyper)  # noqa: F821
-        if has_bias:
-            counts[1] += 1
-            flat(bias, bias_s1, bias_s2, g_row, rate(lrs[bb * lr_step, 1], counts[1], hyper), wds[1], hyper)  # noqa: F821
-    done = b
-    for m in range(n_metrics):
-        code = metric_codes[m]
-        if code == M_MSE:
-            metric_sums[m] += s_mse
-        elif code == M_RMSE:
-            metric_sums[m] += s_rmse
-        elif code == M_MAE:
-            metric_sums[m] += s_mae
-        elif code == M_ACCURACY:
-            metric_sums[m] += s_acc
-        elif code == M_LOG_LOSS:
-            metric_sums[m] += s_ll
-        if weighted:
-            metric_counts[m] += metric_inst_weighted(code, c_weight, c_rows)
-        else:
-            metric_counts[m] += metric_inst(code, 1) * done
-    return status, done
-
-
 def _linear_epoch(batches, model, update, metrics, scratch, predictions):
     """Run the batches of ``batches``; returns ``(status, samples_done)``.
 
@@ -516,7 +319,7 @@ def _linear_epoch(batches, model, update, metrics, scratch, predictions):
             continue
 
         bb = b - 1  # this batch
-        _output_grad(out_buf, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
+        output_grad(out_buf, label, order, lo, n, output_kind, grad_scale, softmax_batch_norm, grad_buf)
         if weighted:
             for i in range(n):
                 wr = sample_weight[order[lo + i]]
@@ -595,7 +398,7 @@ class EpochKernel:
             # ``outer_rows``/``flat`` (5 arrays each) spare ~10 atomic adds and subtracts a sample
             fn = self._loops[template] = self.rule.bind(template, refcounts=template is not _batch1_epoch)
             # numba invalidates a cached kernel when its own file changes, not when a kernel it inlines does
-            drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels])
+            drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels, output_kernels])
         return fn
 
     @staticmethod
@@ -623,3 +426,5 @@ class EpochKernel:
 
 #: an :class:`EpochKernel` per rule name of :data:`~sparsetrain.kernels.optim.RULES` (see :func:`_linear_epoch`).
 EPOCH_KERNELS = {name: EpochKernel(rule) for name, rule in RULES.items()}
+
+drop_stale_callers(__name__)  # the batch loop's own kernels inline the output layers' formulas

@@ -5,6 +5,6 @@ from __future__ import annotations
 from ...kernels.metrics import batch_metrics, batch_metrics_weighted, metric_inst
 from ...kernels.optim import RULES
 from ...kernels.prefetch import prefetch_row
-from .kernels import _output_grad as output_grad
+from .outputs import output_grad
 
 __all__ = ["RULES", "batch_metrics", "batch_metrics_weighted", "metric_inst", "output_grad", "prefetch_row"]

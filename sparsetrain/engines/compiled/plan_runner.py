@@ -27,6 +27,7 @@ from ...kernels import prefetch as prefetch_kernels
 from ...metric import info_of
 from ..base import Unsupported
 from . import kernels as compiled_kernels
+from . import outputs as output_kernels
 from . import plan_kernels
 from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
 from ...kernels.numba_cache import drop_stale_cache
@@ -66,7 +67,7 @@ def load(spec: PlanSpec, rule: str, weighted: bool = False):
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     fn = module.plan_epoch
-    drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels, compiled_kernels, plan_kernels])
+    drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels, output_kernels, plan_kernels])
     _loaded[key] = fn
     return fn
 
