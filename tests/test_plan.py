@@ -495,3 +495,21 @@ def test_a_config_with_embedding_runs_compiled_and_says_so(tmp_path):
     assert [r["engine"] for r in runs["auto"]] == ["compiled"] * 2
     for got, want in zip(runs["auto"], runs["graph"]):  # float32: the same to rounding
         assert got["log_loss"] == pytest.approx(want["log_loss"], rel=1e-5)
+
+
+def test_the_plan_cache_is_an_installations_own(tmp_path, monkeypatch):
+    """Two installations (virtualenvs, checkouts) sharing a plan cache keep their plans apart: numba's code for a
+    plan refers to the kernels of the installation that compiled it (one with a module the other lacks failed
+    with ModuleNotFoundError), and the staleness check compares only file times."""
+    import os
+
+    from sparsetrain.engines.compiled import plan_runner
+
+    monkeypatch.setenv("SPARSETRAIN_PLAN_CACHE", str(tmp_path))
+    here = plan_runner.cache_dir()
+    package = os.path.dirname(st.__file__)
+    assert os.path.dirname(here) == str(tmp_path)
+    assert os.path.basename(here) == plan_runner.installation_tag(package)
+    assert plan_runner.installation_tag(str(tmp_path / "other" / "sparsetrain")) != plan_runner.installation_tag(package)
+    monkeypatch.setattr(st, "__version__", "0.0.0-other")
+    assert plan_runner.cache_dir() != here

@@ -1,14 +1,15 @@
 """Runs generated plans (:mod:`.plan`): the source cache on disk, loading, and one training epoch.
 
 The generated source is written once to the plan cache — ``$SPARSETRAIN_PLAN_CACHE``, else
-``$NUMBA_CACHE_DIR/sparsetrain-plans``, else ``~/.cache/sparsetrain/plans`` — as
-``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output
+``$NUMBA_CACHE_DIR/sparsetrain-plans``, else ``~/.cache/sparsetrain/plans``, in a directory of the
+installation's own (:func:`installation_tag`) — as ``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output
 layer); numba caches its machine code beside it (``cache=True``), so a second run of the same
 model compiles nothing. The optimizer rule, its hyper-parameters, learning rates, metrics and the
 loss parameters are arguments, not part of the key.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -40,14 +41,26 @@ _loaded: dict = {}  # key -> plan_epoch
 
 
 def cache_dir() -> str:
-    """Where generated plans (and numba's code for them) are kept."""
-    explicit = os.environ.get("SPARSETRAIN_PLAN_CACHE")
-    if explicit:
-        return explicit
-    numba_dir = os.environ.get("NUMBA_CACHE_DIR")
-    if numba_dir:
-        return os.path.join(numba_dir, "sparsetrain-plans")
-    return os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans")
+    """Where generated plans (and numba's code for them) are kept: a directory of this installation's
+    own (:func:`installation_tag`) under the plan cache."""
+    base = os.environ.get("SPARSETRAIN_PLAN_CACHE")
+    if not base:
+        numba_dir = os.environ.get("NUMBA_CACHE_DIR")
+        base = (os.path.join(numba_dir, "sparsetrain-plans") if numba_dir
+                else os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans"))
+    return os.path.join(base, installation_tag(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+
+
+def installation_tag(package_dir: str) -> str:
+    """A name for the sparsetrain installed at ``package_dir`` (its path and version). Plans compiled by
+    another installation (another virtualenv, another checkout) sharing the cache are not loaded:
+    numba's code for a plan refers to the kernels of the installation that compiled it, and the
+    staleness check (:func:`~sparsetrain.kernels.numba_cache.drop_stale_cache`) compares only times,
+    so one installed earlier would load code compiled by one installed later."""
+    from ... import __version__
+
+    digest = hashlib.sha256(f"{os.path.realpath(package_dir)}\0{__version__}".encode()).hexdigest()
+    return f"{__version__}-{digest[:12]}"
 
 
 def load(spec: PlanSpec, rule: str, weighted: bool = False):
