@@ -140,6 +140,23 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypat
         load_config(str(path), check_files=True)
 
 
+def test_a_file_named_like_a_glob_is_that_file(tmp_path):
+    # 'train[2024].libsvm' said "data.train[0]: no file matches", and so did the run's config.yaml for --resume,
+    # evaluate and predict (it lists the files found)
+    (tmp_path / "d[1]").mkdir()
+    (tmp_path / "d[1]" / "a.libsvm").write_text("1 0:1\n")
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / "b.libsvm").write_text("1 0:1\n")
+    doc = _doc()
+    doc["data"]["train"] = "d[1]/a.libsvm"
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert load_config(str(path)).train_files() == [str(tmp_path / "d[1]" / "a.libsvm")]
+    doc["data"]["train"] = "d[1]/*.libsvm"  # no such file: a glob ([1] matching 'd1')
+    path.write_text(yaml.safe_dump(doc))
+    assert load_config(str(path)).train_files() == [str(tmp_path / "d1" / "b.libsvm")]
+
+
 def test_num_features_is_inferred_from_declared_shapes():
     doc = _doc()
     del doc["data"]["num_features"]

@@ -533,15 +533,16 @@ def resolve_path(base_dir: str, path: str) -> str:
 
 
 def expand_paths(base_dir: str, paths, key: str) -> list[str]:
-    """Config paths made absolute against ``base_dir``, globs expanded; a missing file is a
-    ``ConfigError`` naming ``key[k]``."""
+    """Config paths made absolute against ``base_dir``, globs expanded (a path that names a file as it is
+    stays that file: 'train[2024].csv' said "no file matches", and so did the run's own config.yaml, which
+    lists the files found); a missing file is a ``ConfigError`` naming ``key[k]``."""
     out = []
     for k, p in enumerate(paths):
         if p == "-":  # stdin
             out.append(p)
             continue
         full = resolve_path(base_dir, p)
-        if _glob.has_magic(full):
+        if _glob.has_magic(full) and not os.path.exists(full):  # (a file named 'x[1].csv' is that file)
             matches = sorted(_glob.glob(full))
             if not matches:
                 where = "" if full == p else f" (resolved to {full})"
