@@ -118,6 +118,7 @@ def _env_verbose() -> bool:
 
 def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
     from rich.console import Console
+    from rich.markup import escape as rich_escape
     from rich.table import Table
 
     from .symbol.graph import format_log, format_parameter, format_shape
@@ -125,6 +126,7 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
     cfg = _load(config_path, overrides)
     plan, rows, grads, params = cfg.describe(batch_size=batch_size, backward=backward)
     out = Console(highlight=False, soft_wrap=True)
+    esc = rich_escape  # (a name or file name with [brackets] is text, not rich markup that rich drops)
     # the parameters with the lr_mult / wd_mult they train with (model.variables.NAME.lr_mult) other than 1
     named = "parameters: " + ", ".join(format_parameter(p["name"], p["lr_mult"], p["wd_mult"]) for p in params)
     if fmt == "json":
@@ -140,26 +142,26 @@ def _infer_stypes(config_path, overrides, fmt, backward, batch_size):
         click.echo(plan.to_dot(backward, {r["name"]: r["hint"] for r in rows if r["hint"]},
                                {p["name"]: (p["lr_mult"], p["wd_mult"]) for p in params}))
     else:
-        table = Table(title=f"{cfg.name}: storage types (batch size {batch_size or cfg.data.batch_size})")
+        table = Table(title=f"{esc(cfg.name)}: storage types (batch size {batch_size or cfg.data.batch_size})")
         for col in ("#", "node", "op", "dispatch", "inputs", "outputs"):
             table.add_column(col)
         for row in rows:
-            ins = "\n".join(f"{e['name'].removesuffix('_output')}: {e['stype']} {format_shape(e['shape'])}"
+            ins = "\n".join(f"{esc(e['name'].removesuffix('_output'))}: {e['stype']} {format_shape(e['shape'])}"
                             for e in row["inputs"])
             outs = "\n".join(f"{e['stype']} {format_shape(e['shape'])}" for e in row["outputs"])
             dispatch = row["dispatch"]
             if dispatch == "fallback":
-                dispatch = f"[bold red]FALLBACK[/bold red]\n{row['hint']}"
-            name = f"[dim]{row['name']}[/dim]" if row["backward"] else row["name"]
+                dispatch = f"[bold red]FALLBACK[/bold red]\n{esc(row['hint'])}"
+            name = f"[dim]{esc(row['name'])}[/dim]" if row["backward"] else esc(row["name"])
             table.add_row(str(row["index"]), name, row["op"], dispatch, ins, outs)
         out.print(table)
-        out.print(named)
+        out.print(esc(named))
         for g in grads:
-            out.print(f"gradient of {g['argument']}: {g['stype']} {format_shape(g['shape'])}")
+            out.print(f"gradient of {esc(g['argument'])}: {g['stype']} {format_shape(g['shape'])}")
         fallbacks = [r for r in rows if r["dispatch"] == "fallback"]
         if fallbacks:
             out.print(f"[bold red]{len(fallbacks)} fallback node(s)[/bold red]: "
-                      + "; ".join(f"{r['name']}: {r['hint']}" for r in fallbacks))
+                      + esc("; ".join(f"{r['name']}: {r['hint']}" for r in fallbacks)))
     return 0
 
 

@@ -276,13 +276,14 @@ class _FitReporter:
 
 
 def _final_table(result):
+    from rich.markup import escape
     from rich.table import Table
 
     from .trainer import record_metrics
 
     n = len(result.history)
     table = Table(title=f"{n} epoch{'' if n == 1 else 's'}, engine {result.engine}",
-                  caption=f"run directory: {result.output_dir}")
+                  caption=f"run directory: {escape(str(result.output_dir))}")  # ('runs/[x]' is no markup)
     table.add_column("metric")
     table.add_column("final", justify="right")
     table.add_column("best", justify="right")

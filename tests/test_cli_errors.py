@@ -406,6 +406,17 @@ def test_every_commands_warnings_are_one_line_each(tmp_path):
         assert not [ln for ln in lines if "Warning" in ln or ".py:" in ln or ln.startswith(" ")], res.stderr
 
 
+def test_names_with_brackets_are_printed_as_they_are(tmp_path):
+    # rich read '[red]' in a config's name and '[bold]' in a run directory as markup: infer-stypes titled
+    # 'lin[red].yaml' "lin: storage types", and fit's table said "run directory: .../x" for '.../[bold]x'
+    config = tmp_path / "lin[red].yaml"
+    config.write_text(pathlib.Path(LINREG).read_text().replace("../data/", f"{ROOT}/data/"))
+    res = cli("infer-stypes", config)
+    assert res.exit_code == 0 and res.stdout.splitlines()[0].strip() == "lin[red]: storage types (batch size 1)"
+    res = cli("fit", config, "--output", tmp_path / "[bold]x", "--epochs", 1)
+    assert "run directory:" in res.stdout and "/[bold]x" in res.stdout  # (the caption wraps the long path)
+
+
 class _DiskFillingUp(io.RawIOBase):
     """A file on a disk with ``room`` bytes free: a write takes what fits (a short write), the next one fails."""
 
