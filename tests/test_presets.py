@@ -234,3 +234,10 @@ def test_infer_stypes_shows_the_expanded_graph(tmp_path):
     nodes = json.loads(result.output)["nodes"]
     assert [n["name"] for n in nodes] == ["linear", "xv", "xv_sq", "x_sq", "v_sq", "x2v2", "pair", "pairwise",
                                           "sum", "pred", "output"]
+
+
+def test_every_preset_of_the_schema_has_a_builder():
+    from sparsetrain.config.presets import BUILDERS
+    from sparsetrain.config.schema import PRESETS
+
+    assert sorted(BUILDERS) == sorted(PRESETS)

@@ -13,9 +13,10 @@ a regression model). The expanded document is what the run directory's ``config.
 Independently of presets, the loss's label variable need not be declared: it is added as
 ``{}`` (its shape comes from the data).
 
-To add a preset: a name in ``schema.PRESETS`` (and its options in ``schema.PresetOptions``), a
-builder here returning ``(variables, ops, loss)``, and a test in ``tests/test_presets.py`` that
-compares it with a hand-written graph.
+To add a preset: a name in ``schema.PRESETS`` (and its options in ``schema.PresetOptions``), its
+builder returning ``(variables, ops, loss)`` and the options it reads in :data:`BUILDERS` here, and a
+test in ``tests/test_presets.py`` that compares it with a hand-written graph (docs/ARCHITECTURE.md
+lists what else names the presets).
 """
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ from ..validation import format_validation_error, join_path
 from ..io.base import named_format
 from .schema import DataConfig, PresetOptions
 
-# Which options each preset reads (others given beside it are an error).
-_OPTIONS = {"linear": (), "logistic": (), "softmax": ("classes",), "fm": ("k",), "wide_deep": ("hidden",)}
 # Presets whose parameters start at zero unless model.init says otherwise (fm's factors have their own
 # init), as the shipped configs and VW/scikit-learn start: a row no training row touches stays zero, so
 # `export` lists the rows the data trained, not 2**18 hashed rows of initial noise. wide_deep's layers
@@ -88,16 +87,16 @@ def _wide_deep(d: int, opts: PresetOptions):
     return variables, ops, {"op": "LogisticRegressionOutput", "data": "pred", "label": "label"}
 
 
-def _build(name: str, d: int, opts: PresetOptions):
-    if name == "linear":
-        return _linear(d, 1, "LinearRegressionOutput")
-    if name == "logistic":
-        return _linear(d, 1, "LogisticRegressionOutput")
-    if name == "softmax":
-        return _linear(d, opts.classes, "SoftmaxOutput")
-    if name == "fm":
-        return _fm(d, opts)
-    return _wide_deep(d, opts)
+# Each preset of ``schema.PRESETS`` (tests/test_presets.py holds the two to each other): its builder,
+# ``(num_features, options) -> (variables, ops, loss)``, and the options it reads (others given beside it
+# are an error).
+BUILDERS = {
+    "linear": (lambda d, opts: _linear(d, 1, "LinearRegressionOutput"), ()),
+    "logistic": (lambda d, opts: _linear(d, 1, "LogisticRegressionOutput"), ()),
+    "softmax": (lambda d, opts: _linear(d, opts.classes, "SoftmaxOutput"), ("classes",)),
+    "fm": (_fm, ("k",)),
+    "wide_deep": (_wide_deep, ("hidden",)),
+}
 
 
 def _hashed(data: dict) -> bool:
@@ -146,8 +145,8 @@ def expand(doc: dict) -> dict:
         raise ConfigError(format_validation_error(e, PresetOptions, ["model"])) from None
     name = opts.preset
     for key in given:
-        if key != "preset" and (name is None or key not in _OPTIONS[name]):
-            users = [p for p, keys in _OPTIONS.items() if key in keys]
+        if key != "preset" and (name is None or key not in BUILDERS[name][1]):
+            users = [p for p, (_, keys) in BUILDERS.items() if key in keys]
             raise ConfigError(f"{join_path(['model', key])}: only read by the {' / '.join(users)} preset"
                               + (f", not {name}" if name else "; set model.preset"))
     if name == "softmax" and opts.classes is None:
@@ -155,7 +154,7 @@ def expand(doc: dict) -> dict:
     if name is not None:
         if name in ZERO_START:
             model.setdefault("init", "zero")
-        variables, ops, loss = _build(name, _num_features(doc), opts)
+        variables, ops, loss = BUILDERS[name][0](_num_features(doc), opts)
         model["variables"] = _merge_variables(variables, model.get("variables"))
         model["ops"] = _merge_ops(ops, model.get("ops"))
         model["loss"] = _merge_mapping(loss, model.get("loss"), "model.loss")
