@@ -315,8 +315,8 @@ def fit(config, overrides, epochs, output, resume, overwrite, verbose_stypes, st
     With train.kvstore dist_sync/dist_async (or --workers N) the run is distributed on Ray:
     parameter servers hold the weights, workers train on parts of the LibSVM file.
     """
-    sys.exit(run_command(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed, quiet,
-                  strict_stypes, workers, servers, address, max_restarts, init_from, init_states, plot))
+    sys.exit(run_command(_fit, config, overrides, epochs, output, resume, overwrite, verbose_stypes, engine, seed,
+                         quiet, strict_stypes, workers, servers, address, max_restarts, init_from, init_states, plot))
 
 
 @main.command("infer-stypes", short_help="Show each node's shapes, storage types and dispatch.")

@@ -3,8 +3,10 @@
 ``fit(config)`` trains in this process or on Ray; ``load_trained(run)`` predicts and evaluates.
 One job per module:
 
-* :mod:`.rundir` -- the run directory: where a run goes, its lock, ``config.yaml``,
+* :mod:`.rundir` -- the run directory a run writes: where it goes, its lock, ``config.yaml``,
   ``metrics.jsonl``, checkpoints, ``checkpoint.json`` and the checks before resuming;
+  :mod:`.runfiles` -- the run directory's file names and their readers (predict, export, plot,
+  warm starts, resume);
 * :mod:`.loop` -- the one epoch loop (``run_epochs``), the single-process run (``train``) and
   ``fit``; the distributed driver (:mod:`sparsetrain.dist.driver`) plugs its cluster into the loop;
 * :mod:`.data` -- the training data: generated when asked, files read whole or by readers, labels mapped;

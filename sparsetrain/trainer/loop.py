@@ -12,7 +12,7 @@ the checkpoint through the :class:`~.rundir.RunDir`. An executor has:
 * ``epoch_rows``: rows per epoch if known (for the progress bar), ``batch_rows``: what a batch
   needs, for the "no batches" message;
 * ``save(prefix, epoch)``: write the checkpoint files; ``checkpoint_fields()``: the rest of
-  ``checkpoint.json`` (:func:`~.rundir.checkpoint_state`).
+  ``checkpoint.json`` (:func:`~.runfiles.checkpoint_state`).
 """
 from __future__ import annotations
 
