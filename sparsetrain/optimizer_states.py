@@ -122,6 +122,7 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
     wrote past the end ("free(): invalid next size", exit 134). Another rule is a ``ConfigError``; another
     count (a file without the rule's name: older, or damaged) a ``DataFormatError``."""
     from .base import ConfigError
+    from .optimizer_buffers import state_parts
 
     saved = (progress or {}).get("rule")
     if saved is not None and saved != opt.rule_name:
@@ -132,7 +133,7 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
         return  # (a float16 weight's state holds its float32 master copy besides the rule's arrays)
     keeps = len(opt.rule.states) if opt.rule_name is not None else 0
     for index, state in states.items():
-        n = 0 if state is None else len(state) if isinstance(state, (tuple, list)) else 1
+        n = len(state_parts(state))
         if n != keeps:
             name = getattr(opt, "idx2name", {}).get(index, index)
             raise DataFormatError(f"{source}: parameter {name!r} has {n} optimizer state arrays; this run's "
