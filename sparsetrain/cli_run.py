@@ -35,7 +35,7 @@ def say_error(message: str) -> None:
 
 def run_command(fn, *args, **kwargs) -> int:
     """Call the library; turn its errors into one line and an exit code, its warnings into one line each
-    (predict printed numpy's warnings with their source lines; only fit said them in one). SIGTERM ends
+    (not Python's form: the source file, line and code below it). SIGTERM ends
     every command as Ctrl-C does (its temporary files removed: a killed gen-data left a partial data file
     beside the real name), not at once."""
     if os.environ.get("SPARSETRAIN_DEBUG"):

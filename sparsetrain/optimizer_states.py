@@ -117,10 +117,9 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
     """That ``states`` (and ``progress``) are states ``opt`` keeps: saved by the same update rule (a file
     that names it), with as many arrays per parameter as the rule keeps (any file).
 
-    ``fit --init-from RUN --init-states`` with another optimizer than RUN's took AdaGrad's history as
-    momentum without a word, and gave Adam (two arrays a parameter) AdaGrad's one: its compiled kernel
-    wrote past the end ("free(): invalid next size", exit 134). Another rule is a ``ConfigError``; another
-    count (a file without the rule's name: older, or damaged) a ``DataFormatError``."""
+    Unchecked, another rule's states would train on as this rule's (AdaGrad's history as momentum), and
+    too few arrays would let a compiled kernel write past their end. Another rule is a ``ConfigError``;
+    another count (a file without the rule's name: older, or damaged) a ``DataFormatError``."""
     from .base import ConfigError
     from .optimizer_buffers import state_parts
 

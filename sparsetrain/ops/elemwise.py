@@ -145,8 +145,8 @@ def _sparse_unary(fn):
 
 def sigmoid(x):
     """The logistic function (``sigmoid`` and ``LogisticRegressionOutput`` share it). A score below about
-    -88 (float32) overflows ``exp`` to inf and gives 0, as it should, without numpy's warning (``predict``
-    printed "RuntimeWarning: overflow encountered in exp" and its source line)."""
+    -88 (float32) overflows ``exp`` to inf and gives 0, as it should, without numpy's overflow warning (a
+    saturated probability is no fault of the data)."""
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-x))
 

@@ -64,10 +64,11 @@ def warm_start(module, source: str, with_states: bool = False) -> tuple[str, str
         raise ConfigError(f"--init-states: {states} not found (the optimizer states saved with {params})")
     with open(states, "rb") as f:
         loaded = loads(f.read(), states)[0]  # a damaged or pickled file is one clean error before training starts
-    for name in names:  # (float64 states for a float32 model stopped the first batch, naming no file)
+    for name in names:  # here, as the update would refuse them at the first batch naming no file
         want = view.arrays[name]
         for part in state_parts(loaded.get(view.index(name))):
             if part.dtype != want.dtype or part.size != want.size:
                 raise ConfigError(f"--init-states {states}: the optimizer states of parameter {name!r} are "
-                                  f"{part.dtype} {part.shape}; the model's parameter is {want.dtype} {tuple(want.shape)}")
+                                  f"{part.dtype} {part.shape}; the model's parameter is {want.dtype} "
+                                  f"{tuple(want.shape)}")
     return params, states

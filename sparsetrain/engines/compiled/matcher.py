@@ -112,12 +112,11 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, dty
     extra = [p for p in param_names if p not in used]
     if extra:
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
-    # (a float64 weight beside a float32 bias was taken, and the run stopped with "bias must be a C-contiguous
-    # float64 array of shape (1,)")
-    kinds = {p: str(dtypes[p]) for p in weights + ([bias] if bias else []) if p in (dtypes or {})}
-    if len(set(kinds.values())) > 1:
-        return _no("graph", "", f"parameters of dtypes {sorted(set(kinds.values()))} (one of float32, float64 is "
-                   "fused)")  # (as the generated plan says it)
+    # the runner's buffers all have the model's one dtype: a float64 weight beside a float32 bias would stop the
+    # first batch
+    kinds = sorted({str(dtypes[p]) for p in weights + ([bias] if bias else []) if p in (dtypes or {})})
+    if len(kinds) > 1:
+        return _no("graph", "", f"parameters of dtypes {kinds} (one of float32, float64 is fused)")  # (a plan's words)
     return Match(True, output=loss.op.name, terms=terms, bias=bias, label=label.name, loss_params=dict(loss.params))
 
 
