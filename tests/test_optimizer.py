@@ -264,7 +264,6 @@ def test_a_weight_or_gradient_the_kernels_cannot_take_is_refused_naming_the_para
         sgd.update(3, strided, NDArray(np.ones((D, C), np.float32)), None)
 
 
-
 def test_the_kernel_dtype_check_keeps_no_weight_buffer_alive():
     """Optimizer._accepted remembers which weight buffer was checked; it held the buffer itself, so a buffer a
     parameter had replaced (set_params, a rebind) lived on until the parameter's next update."""
@@ -283,6 +282,7 @@ def test_the_kernel_dtype_check_keeps_no_weight_buffer_alive():
     weight._data = np.ones((D, 2 * C), np.float32)[:, ::2]  # ... and one the kernels refuse is refused
     with pytest.raises(StorageTypeError, match="strided"):
         opt.update(0, weight, NDArray(np.ones((D, C), np.float32)), None)
+
 
 def test_csr_gradient_is_rejected():
     weight = NDArray(np.zeros((2, 2), np.float32))

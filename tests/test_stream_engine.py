@@ -267,7 +267,6 @@ def test_a_malformed_line_mid_stream_names_file_line_and_keeps_the_last_checkpoi
     assert json.loads(before)["epoch"] == 1
 
 
-
 def test_a_resume_with_no_epoch_left_parses_none_of_the_stream(tmp_path):
     # was: the trainer parsed the stream's first chunks to see it held a batch before finding nothing to train
     from sparsetrain.trainer import fit
@@ -278,6 +277,7 @@ def test_a_resume_with_no_epoch_left_parses_none_of_the_stream(tmp_path):
     path.write_text("")  # parsed, an empty file is an error ("no data rows")
     result = fit(_config(path, "train.epochs=1"), output_dir=str(out), resume=True)
     assert result.resumed_from == 1 and len(result.history) == 1
+
 
 def test_several_files_stream_one_after_the_other_as_in_memory(tmp_path):
     from sparsetrain.trainer import fit
