@@ -128,9 +128,11 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
         raise ConfigError(f"{source}: these are the optimizer states of the {saved!r} update rule; this run's "
                           f"optimizer ({type(opt).__name__}) applies {opt.rule_name!r}: give the same optimizer "
                           "(and momentum), or start its states fresh (fit: without --init-states)")
+    if opt.rule_name is None:
+        return  # (an optimizer without a rule, e.g. a Python one of MXNet's API, keeps what its create_state makes)
     if getattr(opt, "multi_precision", False):
         return  # (a float16 weight's state holds its float32 master copy besides the rule's arrays)
-    keeps = len(opt.rule.states) if opt.rule_name is not None else 0
+    keeps = len(opt.rule.states)
     for index, state in states.items():
         n = len(state_parts(state))
         if n != keeps:

@@ -640,6 +640,27 @@ def test_states_round_trip_update_counts_and_scheduler():
     np.testing.assert_array_equal(resumed.asnumpy(), straight.asnumpy())
 
 
+def test_the_states_of_an_optimizer_without_a_rule_restore():
+    """An optimizer of MXNet's API written in Python (no rule; its own create_state and update) restores the states
+    it saved: they are checked against no rule's count."""
+    class PyMomentum(opt_mod.Optimizer):
+        def create_state(self, index, weight):
+            return NDArray(np.zeros(weight.shape, weight.dtype))
+
+        def update(self, index, weight, grad, state):
+            self._update_count(index)
+            state._data[:] = 0.5 * state._data + grad.asnumpy()
+            weight._data[:] -= state._data
+
+    up1 = opt_mod.get_updater(PyMomentum())
+    weight = NDArray(np.ones(3, np.float32))
+    up1(0, NDArray(np.ones(3, np.float32)), weight)
+    up2 = opt_mod.get_updater(PyMomentum())
+    up2.set_states(up1.get_states())
+    np.testing.assert_array_equal(up2.states[0].asnumpy(), [1.0, 1.0, 1.0])
+    assert up2.optimizer._index_update_count == {0: 1}
+
+
 def test_pickled_states_are_refused():
     up = opt_mod.get_updater(opt_mod.SGD(momentum=0.9))
     with pytest.raises(DataFormatError, match="x.states is an old pickled optimizer-state file"):
