@@ -10,7 +10,8 @@ code. The file is a zip written by ``np.savez`` and read back with ``np.load(all
 * ``s<i>_<j>``: part ``j`` of the ``i``-th listed state.
 
 ``progress`` is what exact resume needs besides the arrays: the optimizer's update counts per
-index (Adam's bias-correction step), ``num_update`` and its learning-rate scheduler's position.
+index (Adam's bias-correction step), ``num_update``, its learning-rate scheduler's position, and the
+name of the update rule the states belong to (``rule``: :func:`check_states` refuses another's).
 ``optimizer`` (with ``dump_optimizer``) holds the optimizer's class and plain attributes, to
 rebuild it without unpickling. A pickled file of an older version is refused with one line.
 """
