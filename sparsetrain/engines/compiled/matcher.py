@@ -51,9 +51,9 @@ def _no(kind: str, name: str, why: str = "has no fused form") -> Match:
 _PATTERN = "the compiled engine runs sum(dot(csr, row_sparse)) [+ bias] into one output"
 
 
-def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, dtypes: dict | None = None) -> Match:
-    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types, ``dtypes`` (when
-    known) the parameters to their dtypes: the kernels take one dtype for them all."""
+def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, dtypes: dict) -> Match:
+    """Match the graph of ``symbol``; ``stypes`` maps argument names to their storage types, ``dtypes`` the
+    parameters to their dtypes: the kernels take one dtype for them all."""
     outputs = symbol._outputs
     if len(outputs) != 1:
         return _no("graph", "", f"the model has {len(outputs)} outputs; the compiled engine handles one loss")
@@ -114,7 +114,7 @@ def match_symbol(symbol, data_names, label_names, param_names, stypes: dict, dty
         return _no("graph", "", f"parameters {extra} are outside the linear pattern")
     # the runner's buffers all have the model's one dtype: a float64 weight beside a float32 bias would stop the
     # first batch
-    kinds = sorted({str(dtypes[p]) for p in weights + ([bias] if bias else []) if p in (dtypes or {})})
+    kinds = sorted({str(dtypes[p]) for p in weights + ([bias] if bias else [])})
     if len(kinds) > 1:
         return _no("graph", "", f"parameters of dtypes {kinds} (one of float32, float64 is fused)")  # (a plan's words)
     return Match(True, output=loss.op.name, terms=terms, bias=bias, label=label.name, loss_params=dict(loss.params))
