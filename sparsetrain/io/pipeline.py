@@ -374,17 +374,6 @@ class ChunkJob:
         self.info = None
         self.slow = None
 
-    def trim(self, indptr, rows: int, nnz: int, weights: bool) -> None:
-        """Cut the output arrays, allocated for the worst case, to what the kernel wrote (``rows``
-        rows, ``nnz`` entries; ``weights``: the per-row weights too) and keep ``indptr``."""
-        self.data.resize(nnz, refcheck=False)
-        self.indices.resize(nnz, refcheck=False)
-        indptr.resize(rows + 1, refcheck=False)
-        self.labels.resize(rows, refcheck=False)
-        if weights:
-            self.weights.resize(rows, refcheck=False)
-        self.indptr = indptr
-
 
 #: Chunks in flight beyond one per worker (each: its bytes and its parsed arrays, a few MiB).
 AHEAD = 1
