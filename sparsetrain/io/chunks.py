@@ -432,10 +432,10 @@ class ChunkSource:
     def _line_too_long(self, line: int) -> DataFormatError:
         return DataFormatError(f"{self.name}:{line}: line is longer than max_line_bytes={self.max_line_bytes}")
 
-    def _chunk_end(self, arr, pos: int, stop: int, size: int | None = None) -> int:
+    def _chunk_end(self, arr, pos: int, stop: int, size: int) -> int:
         """Where the chunk of ``arr`` that starts at line start ``pos`` ends: after the last
-        newline within ``size`` bytes (``chunk_size``), or after the line that does not fit."""
-        target = pos + (size or self.chunk_size)
+        newline within ``size`` bytes, or after the line that does not fit."""
+        target = pos + size
         if target >= stop:
             return stop
         j = K.last_newline(arr[pos:target])
@@ -470,10 +470,10 @@ class ChunkSource:
                 return max(0, offset - (offset + shift) % _RELEASE_ALIGN)
 
             released = boundary(begin)
-            size = max(1, int(self.chunk_size * _FIRST_STREAM_CHUNK)) if release_after else self.chunk_size
+            chunk = max(1, int(self.chunk_size * _FIRST_STREAM_CHUNK)) if release_after else self.chunk_size
             while pos < stop:
-                end = self._chunk_end(arr, pos, stop, size)
-                size = self.chunk_size
+                end = self._chunk_end(arr, pos, stop, chunk)
+                chunk = self.chunk_size
                 piece = arr[pos:end]
                 if piece[-1] != 10:  # the last line lacks its newline: add one to a copy
                     if end - pos > self.max_line_bytes:
