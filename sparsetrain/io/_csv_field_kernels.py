@@ -185,11 +185,10 @@ def split_line(buf, p, delim, quote, fs, fe, ncols, pos):
     into ``pos`` (``_scan_kernels.flatten``, shared with the LibSVM kernel), and the fields are the
     spans between them. A field starts with a quote where a quote bit is at the line's start or one
     past a separator (the masks say it, no load a field). Nothing branches per field, nor on where
-    a block ends within a line (a branch per field, a mispredicted one where the separators of a
-    block ran out, was the split before session 34). Returns ``(newline index, status)``: status 0
-    ok, 1 a field starts with a quote (split the line again with :func:`split_quoted`), 2 more fields
-    than columns. Missing trailing fields are empty; a ``\\r`` before the newline is dropped.
-    ``pos``: room for ``ncols + 80`` positions."""
+    a block ends within a line (the branch where a block's separators run out mispredicts).
+    Returns ``(newline index, status)``: status 0 ok, 1 a field starts with a quote (split the line
+    again with :func:`split_quoted`), 2 more fields than columns. Missing trailing fields are empty;
+    a ``\\r`` before the newline is dropped. ``pos``: room for ``ncols + 80`` positions."""
     n = len(buf)
     u = np.uint64
     one = u(1)
