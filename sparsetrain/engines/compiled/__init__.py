@@ -28,7 +28,7 @@ from ...kernels.metrics import FUSED_METRICS
 from ...symbol.graph import format_parameter, multipliers
 from . import plan_runner, stream
 from .matcher import Match, match_optimizer, match_symbol
-from .plan import NotFused, lower
+from .plan import NotFused, lower, not_trained
 from .epoch_loop import run_in_chunks
 from .runner import LinearEpochRunner, optimizer_fusable
 from .threads import team_for
@@ -72,7 +72,7 @@ def match_view(view: ModuleView) -> Match:
                          {name: view.arrays[name].dtype for name in view.param_names})
     fixed = [p for p in view.param_names if view.grad_stypes.get(p) is None]
     if found.ok and fixed:
-        item = Unsupported("graph", "", f"parameter {fixed[0]!r} is not trained (fixed parameters are not fused)")
+        item = Unsupported("graph", "", not_trained(fixed[0]))
         return Match(False, str(item), unsupported=[item])
     return found
 

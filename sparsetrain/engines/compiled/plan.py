@@ -42,6 +42,12 @@ class NotFused(Exception):
     """Why a graph has no fused plan (one line, naming the op, metric or optimizer)."""
 
 
+def not_trained(name: str) -> str:
+    """Why a fixed parameter (``grad_req`` null, ``fixed_param_names``) keeps a graph off the compiled engine,
+    a plan and a hand kernel alike: they update every parameter they take."""
+    return f"parameter {name!r} is not trained (fixed parameters are not fused)"
+
+
 @dataclass
 class Param:
     name: str
@@ -176,7 +182,7 @@ class _Lowering:
             return Value("label")
         if node.name in view.param_names:
             if view.grad_stypes.get(node.name) is None:
-                raise NotFused(f"parameter {node.name!r} is not trained (fixed parameters are not fused)")
+                raise NotFused(not_trained(node.name))
             return self.param_value(node.name)
         raise NotFused(f"variable {node.name!r} is neither data, label nor a parameter")
 
