@@ -598,7 +598,8 @@ def test_a_file_named_as_another_format_than_data_format_is_named(tmp_path):
 @pytest.mark.parametrize("data, message", [
     # a preset on generated CSV asked for data.num_features (not the hashed buckets, as for a .tsv file); a name
     # that reads as another format than data.generate.format was read so ('data.num_features: required ...')
-    ("{generate: {format: csv, rows: 10, path: g.tsv}, csv: {header: false}}", "data.csv: give `columns`"),
+    ("{generate: {format: csv, rows: 10, path: g.tsv}, numeric: [i1], csv: {header: false}}",
+     "data.csv: give `columns`"),
     ("{generate: {format: csv, rows: 10, path: g.libsvm}}", "data.generate.path: 'g.libsvm' is named as libsvm "
      "data, but data.generate.format writes csv rows; name it .csv or .tsv"),
     ("{generate: {format: csv, rows: 10, path: g.dat}}", "data.generate.path: 'g.dat' reads as libsvm data by its "

@@ -278,6 +278,11 @@ def test_schema_errors_name_the_key():
         _schema(log1p=["c1"]).check()
     with pytest.raises(ConfigError, match=r"data.categorical: column 'n1' is already in data.numeric"):
         _schema(categorical=["n1"]).check()
+    with pytest.raises(ConfigError, match=r"data.numeric, data.categorical: both empty, so the rows would have no "
+                                          r"features; name the feature columns"):
+        _schema(numeric=[], categorical=[], crosses=[], log1p=[]).check()
+    _schema(numeric=[], crosses=[], log1p=[]).check()  # hashed columns alone
+    _schema(categorical=[], crosses=[]).check()  # numeric columns alone
 
 
 # ---- a weight column: per-row importance weights

@@ -196,6 +196,15 @@ def test_init_refuses_csv_it_cannot_read(tmp_path):
     assert result.exit_code == 1 and "e.csv:5: the label column 'label' is empty" in result.output
     result = _init(tmp_path / "d.csv", "--task", "binary", "--label", "z", "--out", tmp_path / "x.yaml")
     assert result.exit_code == 2 and "--label: no column 'z'" in result.output
+    # no feature column: it wrote a config that trained the bias alone
+    (tmp_path / "f.csv").write_text("y,id,note\n1,a,\n0,b,\n")
+    result = _init(tmp_path / "f.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1 and ("f.csv: no feature column besides the label 'y' and the row ids 'id' (no "
+                                      "feature): 'note' is empty in the first 2 rows") in result.output
+    (tmp_path / "g.csv").write_text("y,id\n1,a\n0,b\n")
+    result = _init(tmp_path / "g.csv", "--task", "binary", "--out", tmp_path / "x.yaml")
+    assert result.exit_code == 1 and "g.csv: no feature column besides the label 'y' and the row ids 'id' (no " \
+        "feature)\n" in result.output
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -94,6 +94,9 @@ def test_csv_num_features_is_hash_buckets_plus_numeric_columns(tmp_path):
     ({"weight_column": "wt"}, "data.weight_column: no column 'wt' in data.csv.columns"),
     ({"weight_column": "n"}, "data.numeric: column 'n' is already in data.weight_column"),
     ({"hash_bits": 40}, "data.hash_bits"),
+    # a schema of no feature column trained a model of its bias alone, silently
+    ({"numeric": [], "categorical": [], "crosses": []}, r"data.numeric, data.categorical: both empty, so the rows "
+                                                        r"would have no features; name the feature columns"),
     ({"train": "-", "format": "csv", "cache": "memory"}, "data.cache: memory: stdin is read once"),
     ({"train": "-", "format": "csv", "shuffle": True, "cache": "stream"}, "data.shuffle: .* data.cache: disk"),
 ])
@@ -168,7 +171,7 @@ def test_fit_reads_stdin_once_in_a_subprocess(tmp_path):
 def test_a_stream_is_read_once(tmp_path):
     from sparsetrain.io.csv_reader import CSVReader, CSVSchema
 
-    r = CSVReader("-", CSVSchema(columns=["y"]))
+    r = CSVReader("-", CSVSchema(columns=["y", "x"], numeric=["x"]))
     r._stdin_read = True
     with pytest.raises(DataFormatError, match="<stdin>: a stream can be read once"):
         list(r)

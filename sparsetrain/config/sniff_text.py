@@ -10,7 +10,7 @@ no values of their columns below, with a name empty or repeated, is an error nam
 column (a header name such as ``label``/``click``/``target``, else the first column), a row id column
 (a header name such as ``id``: ``predict``'s ids, no feature), and each other column's type: numeric
 when every non-empty sample value is a number, else categorical (hashed); count-like numeric columns
-(integers >= 0 reaching 100) get ``log1p``. :func:`sniff_vw_namespaces` lists the named namespaces
+(integers >= 0 reaching 100) get ``log1p``; a file of no such column is an error. :func:`sniff_vw_namespaces` lists the named namespaces
 of a Vowpal Wabbit sample. Fields are split by Python's ``csv`` module, as the CSV reader does.
 """
 from __future__ import annotations
@@ -191,6 +191,11 @@ def sniff_csv(path: str, label: str | None = None) -> CSVLayout:
         else:
             layout.categorical.append(name)
             values.update((i, v) for v in seen)
+    if not layout.numeric and not layout.categorical:  # a config of no feature trains its bias alone
+        ids = f" and the row ids {layout.id_column!r} (no feature)" if layout.id_column else ""
+        why = (f": {', '.join(map(repr, layout.ignored))} {'is' if len(layout.ignored) == 1 else 'are'} empty in "
+               f"the first {len(body)} rows" if layout.ignored else "")
+        raise DataFormatError(f"{path}: no feature column besides the label {label!r}{ids}{why}")
     layout.distinct = len(values)
     # about 4 buckets per distinct value seen (more values come after the sample), at least 2**18
     layout.hash_bits = min(24, max(DEFAULT_HASH_BITS, math.ceil(math.log2(max(1, 4 * len(values))))))

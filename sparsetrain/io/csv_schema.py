@@ -48,7 +48,8 @@ class CSVSchema:
     weight_column: a column of per-row importance weights (numbers >= 0, empty: 1), applied as
         Vowpal Wabbit's importance (each row's gradient and metrics scaled by it).
     id_column: a column of row ids, no feature: ``predict`` writes it instead of the row number.
-    Columns not named in label/numeric/categorical are ignored.
+    Columns not named in label/numeric/categorical are ignored; at least one of numeric and
+    categorical names a column (:meth:`check`).
     """
 
     columns: Sequence[str] | None = None
@@ -101,6 +102,10 @@ class CSVSchema:
                 if n == self.label:
                     raise ConfigError(f"{k}.{role}: column {n!r} is the label")
                 seen[n] = role
+        if not self.numeric and not self.categorical:  # (rows of no feature: a model of its bias alone)
+            raise ConfigError(f"{k}.numeric, {k}.categorical: both empty, so the rows would have no features; name "
+                              f"the feature columns (numbers in {k}.numeric, strings to hash in {k}.categorical; "
+                              "`sparsetrain init DATA` writes them)")
         for i, pair in enumerate(self.crosses):
             if len(pair) != 2:
                 raise ConfigError(f"{k}.crosses[{i}]: a cross is a pair of columns, got {list(pair)}")
