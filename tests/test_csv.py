@@ -1,5 +1,6 @@
 """CSV/TSV with a schema: the compiled chunk parser against a reference built on Python's csv
-module (hypothesis tables with quoting, empty fields, unicode, CRLF), errors with file:line,
+module and against pandas + scikit-learn's murmurhash (hypothesis tables with quoting, empty fields,
+unicode, CRLF), errors with file:line,
 parts, compression and training from CSV."""
 from __future__ import annotations
 
@@ -95,6 +96,49 @@ def test_kernel_equals_csv_module_reference(tmp_path_factory, rows, delim, newli
     S = X.asscipy()
     # canonical rows with ids in range: what CSVReader.rows_checked promises the compiled engine
     assert csr_check(S.indices.astype(np.int64), S.indptr.astype(np.int64), S.shape[1], S.shape[0]) == 2
+
+
+def _pandas_reference(path, schema, delimiter, header):
+    """The rows of ``path`` as ``(labels, dense matrix)`` from an independent reference: the fields as
+    ``pandas.read_csv`` reads them (quoting, CRLF, blank lines, missing trailing fields), the hashed ids as
+    scikit-learn's ``murmurhash3_32(key, seed=0, positive=True) % 2**hash_bits``, repeats summed."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(path, sep=delimiter, header=0 if header else None, names=list(COLUMNS), dtype=str,
+                        na_filter=False, quotechar='"', doublequote=True, encoding="utf-8", engine="c")
+    size = 1 << schema.hash_bits
+    X = np.zeros((len(frame), schema.num_features))
+    for i, row in enumerate(frame.itertuples(index=False)):
+        vals = dict(zip(COLUMNS, row))  # (a missing trailing field is "" under na_filter=False)
+        keys = [f"{c}={vals[c]}" for c in schema.categorical if vals[c]]
+        keys += [f"{a}={vals[a]}^{b}={vals[b]}" for a, b in schema.crosses if vals[a] and vals[b]]
+        for key in keys:
+            X[i, sk_murmur(key, seed=0, positive=True) % size] += 1.0
+        for k, c in enumerate(schema.numeric):
+            x = float(vals[c]) if vals[c].strip(" \t") else 0.0
+            X[i, size + k] = math.copysign(math.log1p(abs(x)), x) if c in schema.log1p else x
+    return frame[schema.label].astype(float).to_numpy(), X
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_table(), st.sampled_from([",", "\t", ";"]), st.sampled_from(["\n", "\r\n"]),
+       st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]), st.booleans(), st.integers(1, 64))
+def test_kernel_equals_a_pandas_and_scikit_learn_reference(tmp_path_factory, rows, delim, newline, quoting, header,
+                                                           chunk):
+    """Issue 18's test: hypothesis tables (quoted fields, doubled quotes, empty and missing trailing fields,
+    unicode, CRLF) read as pandas splits them and scikit-learn hashes them — a reference that shares no
+    code with the parser or its own ``parse_reference``."""
+    out = io.StringIO(newline="")
+    w = csv.writer(out, delimiter=delim, lineterminator=newline, quoting=quoting)
+    if header:
+        w.writerow(COLUMNS)
+    w.writerows(rows)
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_bytes(out.getvalue().encode("utf-8"))
+    schema = _schema(bits=10, delimiter=delim, header=header, columns=None if header else COLUMNS)
+    y_ref, X_ref = _pandas_reference(path, schema, delim, header)
+    X, y, _ = load_csv(path, schema, dtype="float64", chunk_size=chunk)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(_dense(X), X_ref, rtol=1e-15, atol=0)
 
 
 def test_long_fields_across_64_byte_blocks_equal_the_reference(tmp_path):
