@@ -28,6 +28,11 @@ from .outputs import STATUS_OK, activation, elem_grad
 
 __all__ = ["_batch1_epoch"]
 
+# The batch-1 loop asks for the weight and state rows of the sample _AHEAD batches on while it trains this
+# one (prefetch_row: a hint, no result changes). See benchmarks/RESULTS.md, session 37 (train3): 4 made the
+# in-memory SGD epoch faster but the AdaGrad epoch on hashed rows (the streamed TSV run's) slower.
+_AHEAD = 1
+
 
 def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
     """:func:`.kernels._linear_epoch` for batches of one sample each, one dot term with canonical rows, K = 1,
@@ -45,6 +50,7 @@ def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
     weighted = sample_weight.shape[0] > 0
     w, s1, s2 = model.weights[0], model.states1[0], model.states2[0]
     hw, hs1, hs2 = model.head, model.head_s1, model.head_s2
+    has_s1, has_s2 = s1.shape[0] > 0, s2.shape[0] > 0
     n_head = hw.shape[0]  # columns below it: the row's first entries (canonical), read and updated in ``hw``
     bias, bias_s1, bias_s2, has_bias = model.bias, model.bias_s1, model.bias_s2, model.has_bias
     output_kind, grad_scale = model.output_kind, model.grad_scale
@@ -78,18 +84,17 @@ def _batch1_epoch(batches, model, update, metrics, scratch, predictions):
     while b < n_batches:
         lo = batch_ptr[b]
         r = order[lo]
-        if b + 1 < n_batches:  # ask for the next sample's weight rows now (a hint: ~1.5x at batch 1 on 1M features)
-            r_next = order[batch_ptr[b + 1]]
+        if b + _AHEAD < n_batches:  # ask for a later sample's rows now (a hint: ~1.5x at batch 1 on 1M features)
+            r_next = order[batch_ptr[b + _AHEAD]]
             for p in range(ptr[r_next], ptr[r_next + 1]):
-                prefetch_row(w, ind[p])
-            # and its optimizer states' rows, which the update reads: without this, the load of
-            # AdaGrad's state was half the batch-1 loop's samples (perf of the streamed TSV run)
-            if s1.shape[0] > 0:
-                for p in range(ptr[r_next], ptr[r_next + 1]):
-                    prefetch_row(s1, ind[p])
-            if s2.shape[0] > 0:
-                for p in range(ptr[r_next], ptr[r_next + 1]):
-                    prefetch_row(s2, ind[p])
+                c = ind[p]
+                prefetch_row(w, c)
+                # and its optimizer states' rows, which the update reads: without this, the load of
+                # AdaGrad's state was half the batch-1 loop's samples (perf of the streamed TSV run)
+                if has_s1:
+                    prefetch_row(s1, c)
+                if has_s2:
+                    prefetch_row(s2, c)
         p0, p1 = ptr[r], ptr[r + 1]
         mid = p0
         while mid < p1 and ind[mid] < n_head:
