@@ -583,6 +583,7 @@ from numba import njit
 from sparsetrain.io import _csv_kernels as CK, _hash_kernels as HK
 from numba.core.registry import cpu_target
 
+HK.GATHER = sys.argv[6] == "1"  # (read when the intrinsics below are compiled)
 hash_lanes = njit(lambda *a: HK.hash_lanes(*a))
 sort_ids = njit(lambda indices, a, n: CK.sort_ids(indices, a, n))
 fields = [f.encode() for f in json.loads(sys.argv[1])]
@@ -609,17 +610,19 @@ for g in range(0, len(counts), HK.LANES):
     got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[6], lanes[7], g, min(HK.LANES, len(counts) - g),
                       CK.LOG1P_INTS, lanes[8], indices, data, 0, 100 + g)
     entries.append([got, indices.tolist(), data.tolist()])
-print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, out.tolist(), longs, sorted_,
-                  repeats, entries]))
+print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, HK.fast_gathers(), out.tolist(),
+                  longs, sorted_, repeats, entries]))
 """
 
 
-@pytest.mark.parametrize("cpu, features, wide", [("x86-64", "", False), ("haswell", "", True)])
-def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide):
-    """``hash_lanes`` (``<16 x i32>``, a scalar load a lane), ``sort_ids`` (``<32 x i32>``, masked load and
-    store) and ``count_lanes`` (``<16 x i64>``, compressed 8 lanes at a time) are LLVM IR written for AVX-512
-    registers; LLVM must lower them for any CPU numba compiles for (NUMBA_CPU_NAME; a cache is never read
-    across CPUs): compiled for generic x86-64 (SSE2) and for haswell (AVX2) in a fresh interpreter, each
+@pytest.mark.parametrize("cpu, features, wide, gather", [("x86-64", "", False, False), ("haswell", "", True, False),
+                                                          ("haswell", "", True, True)])
+def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide, gather):
+    """``hash_lanes`` (``<16 x i32>``), ``sort_ids`` (``<32 x i32>``, masked load and store) and ``count_lanes``
+    (``<16 x i64>``, compressed 8 lanes at a time) are LLVM IR written for AVX-512 registers, their lanes'
+    loads gathers or a scalar load a lane (``_hash_kernels.GATHER``, by the CPU: neither CPU here has fast
+    gathers, so the test sets it); LLVM must lower them for any CPU numba compiles for (NUMBA_CPU_NAME; a
+    cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for haswell (AVX2) in a fresh interpreter, each
     lane the murmur hash of its prefix and field (or flagged long), each row of ids sorted as numpy with its
     repeat flag, each count's entry as the kernel writes it, in lane order, nothing written past them. The
     kernel uses them (``WIDE``) only where the code numba compiles uses AVX2: haswell's name implies it
@@ -642,11 +645,12 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wi
     counts = [counts[i] for i in rng.integers(0, len(counts), 2 * CK.LANES + 3)]
     counts[:CK.LANES] = ["5", "5000", "", "77", "1", "0", "3", "99999999", "1023", "1024", "", "8", "0", "", "9", "12"]
     proc = subprocess.run([sys.executable, "-c", _VECTOR_CHILD, json.dumps(fields), json.dumps(prefixes), str(seed),
-                           json.dumps(rows), json.dumps(counts)], env=env, capture_output=True, text=True,
+                           json.dumps(rows), json.dumps(counts), str(int(gather))], env=env, capture_output=True,
+                          text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(CK.__file__))))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    target, used, out, longs, sorted_, repeats, entries = json.loads(proc.stdout)
-    assert target == cpu and used == wide
+    target, used, fast, out, longs, sorted_, repeats, entries = json.loads(proc.stdout)
+    assert target == cpu and used == wide and not fast
     for i, (p, f) in enumerate(zip(prefixes, fields)):
         key = (p + f).encode()
         is_long = (len(p.encode()) % 4 + len(f.encode())) // 4 > 2

@@ -17,6 +17,7 @@ from numba.extending import intrinsic
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._hash_kernels import LANES
+from ._hash_kernels import load_lanes as _load_lanes
 from ._scan_kernels import eq_mask64, eq_mask_tail, flatten
 
 
@@ -69,7 +70,7 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
     / ``data[nnz:]`` in lane order. A field of 0 to 8 digits is the integer they make (SWAR: the field's bytes
     moved to the word's top, ``0`` bytes below, checked at once and converted by three multiplications), or
     where ``logs[g + l]`` is not 0 its ``log1p``, ``table[integer]`` below ``len(table)``. The fields' bounds,
-    words and table entries by a scalar load a lane (gather instructions are slow on some CPUs); reads up to
+    words and table entries by ``_hash_kernels.load_lanes`` (gathers where they are fast); reads up to
     ``PAD`` bytes past a field's start. ``ints[g + l]``: the lanes' integers. Returns three lane masks: bits
     0-15 the lanes kept, 16-31 those kept whose value is a ``log1p`` beyond the table (the caller writes
     it), 32-47 the active lanes whose field is not such a count (a sign, a point, spaces, more digits, not
@@ -107,21 +108,14 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
         def row(k):  # lanes g .. g + LANES - 1 of the int64 array argument k
             return b.bitcast(b.gep(arr[k].data, [at]), v64.as_pointer())
 
-        def load_lanes(ptr, index, vt, align):  # ptr[index[q]] for every lane q, a scalar load each
-            v = ir.Constant(vt, ir.Undefined)
-            for q in range(lanes):
-                at_q = b.extract_element(index, ir.Constant(i32, q))
-                v = b.insert_element(v, b.load(b.gep(ptr, [at_q]), align=align), ir.Constant(i32, q))
-            return v
+        def load_lanes(ptr, index, vt, align):  # ptr[index[q]] for every lane q
+            return _load_lanes(b, ptr, index, vt, align)
 
         cols_ = b.load(row(3), align=8)
         s = load_lanes(arr[1].data, cols_, v64, 8)
         n = b.sub(load_lanes(arr[2].data, cols_, v64, 8), s)
         text = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
-        word = ir.Constant(v64, ir.Undefined)
-        for q in range(lanes):
-            ptr = b.bitcast(b.gep(text, [b.extract_element(s, ir.Constant(i32, q))]), i64.as_pointer())
-            word = b.insert_element(word, b.load(ptr, align=1), ir.Constant(i32, q))
+        word = _load_lanes(b, text, s, v64, 1, bytes_=True)
         short = b.icmp_unsigned("<=", n, c64(8))
         half = b.mul(b.sub(c64(8), b.select(short, n, c64(8))), c64(4))  # two shifts: one of 64 is poison
         below = b.shl(b.shl(c64(-1), half), half)  # the field's bytes, once moved to the top

@@ -174,6 +174,57 @@ def hash_many(buf, offsets, seed, mask):
     return out
 
 
+#: Intel cores (LLVM's CPU names) whose gather instructions are fast: no Gather Data Sampling microcode
+#: (which makes them slow on Skylake to Ice Lake and Tiger Lake); AMD's are slower than a scalar load a lane
+#: (Zen 1/2 by far; on Zen 5 the CSV kernel took 218-252 ns a row with them against 203-210 without,
+#: RESULTS.md session 35, hash). On Emerald Rapids it takes ~17 % less CPU with them (session 37, hash3).
+FAST_GATHER_CPUS = frozenset({"sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d",
+                              "diamondrapids"})
+
+
+def fast_gathers() -> bool:
+    """Whether numba compiles for a CPU in :data:`FAST_GATHER_CPUS` (its codegen's CPU name, which its cache
+    is keyed on: a cache compiled with gathers is never loaded for another CPU)."""
+    from numba.core.registry import cpu_target
+
+    return cpu_target.target_context.codegen().magic_tuple()[1] in FAST_GATHER_CPUS
+
+
+#: whether :func:`load_lanes` loads a vector's lanes by a gather instruction (else a scalar load a lane);
+#: read when a kernel using it is compiled
+GATHER = fast_gathers()
+
+
+def load_lanes(b, ptr, index, vt, align, bytes_=False):
+    """LLVM IR (builder ``b``): the vector ``vt`` of ``ptr[index[q]]`` for the lanes ``q`` of ``index`` (an i64
+    vector; ``ptr`` points to ``vt``'s element type, or with ``bytes_`` to bytes, ``index`` then byte offsets
+    of unaligned elements): one ``llvm.masked.gather`` where :data:`GATHER`, else a scalar load a lane."""
+    lanes = vt.count
+    i32 = ir.IntType(32)
+    if GATHER:
+        i64 = ir.IntType(64)
+        size = 1 if bytes_ else 8 if isinstance(vt.element, ir.DoubleType) else vt.element.width // 8
+        base = b.insert_element(ir.Constant(ir.VectorType(i64, lanes), ir.Undefined), b.ptrtoint(ptr, i64),
+                                ir.Constant(i32, 0))
+        base = b.shuffle_vector(base, ir.Constant(base.type, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes),
+                                                                                         [0] * lanes))
+        at = b.add(base, b.mul(index, ir.Constant(index.type, [size] * lanes)) if size > 1 else index)
+        ptrs = b.inttoptr(at, ir.VectorType(vt.element.as_pointer(), lanes))
+        name = "f64" if isinstance(vt.element, ir.DoubleType) else f"i{vt.element.width}"
+        fn = cgutils.get_or_insert_function(
+            b.module, ir.FunctionType(vt, [ptrs.type, i32, ir.VectorType(ir.IntType(1), lanes), vt]),
+            f"llvm.masked.gather.v{lanes}{name}.v{lanes}p0")
+        return b.call(fn, [ptrs, ir.Constant(i32, align), ir.Constant(ir.VectorType(ir.IntType(1), lanes), [1] * lanes),
+                           ir.Constant(vt, ir.Undefined)])
+    v = ir.Constant(vt, ir.Undefined)
+    for q in range(lanes):  # a scalar load a lane, not a gather instruction (slow on some CPUs)
+        at_q = b.gep(ptr, [b.extract_element(index, ir.Constant(i32, q))])
+        if bytes_:
+            at_q = b.bitcast(at_q, vt.element.as_pointer())
+        v = b.insert_element(v, b.load(at_q, align=align), ir.Constant(i32, q))
+    return v
+
+
 #: fields :func:`hash_lanes` hashes at once (``<16 x i32>``: one AVX-512 register)
 LANES = 16
 
@@ -183,9 +234,8 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
     """``out[g + l] = murmurhash3_32(prefix_l + src[fs[c]:fe[c]]) & mask`` for the ``LANES`` lanes ``l``,
     ``c = cols[g + l]``, where lane ``l``'s prefix is the murmur state ``(h0, carry0, ncarry0, length0)[g
     + l]`` (the column's ``name=``): :func:`mm_feed_padded` and :func:`mm_finish` on ``<16 x i32>``
-    vectors (LLVM IR), the fields' bounds and words by a scalar load a lane (as fast as masked gathers
-    here, and gather instructions are slow on some CPUs: AMD Zen 1/2, Intel since the Gather Data
-    Sampling fix). Reads up to ``PAD`` bytes past a field; an empty field's lane holds no meaning (the
+    vectors (LLVM IR), the fields' bounds and words by :func:`load_lanes` (gather instructions where
+    they are fast, else a scalar load a lane). Reads up to ``PAD`` bytes past a field; an empty field's lane holds no meaning (the
     CSV kernel drops its entry). Returns the bit mask
     of the lanes whose key has more than two whole blocks (a field longer than 8 bytes less its
     prefix's pending bytes): their ``out`` is not the hash, the caller hashes them one at a time. Every
@@ -222,11 +272,7 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
 
         def gather(k, index, vt, align):  # array k's elements at ``index`` (of its own type's size)
             ptr = b.bitcast(arr[k].data, vt.element.as_pointer()) if k == 0 else arr[k].data
-            v = ir.Constant(vt, ir.Undefined)
-            for q in range(lanes):  # a scalar load a lane, not a gather instruction (slow on some CPUs)
-                at_q = b.extract_element(index, ir.Constant(i32, q))
-                v = b.insert_element(v, b.load(b.gep(ptr, [at_q]), align=align), ir.Constant(i32, q))
-            return v
+            return load_lanes(b, ptr, index, vt, align)
 
         def rotl(x, r):
             return b.or_(b.shl(x, c32(r)), b.lshr(x, c32(32 - r)))
@@ -248,11 +294,7 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
         text = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
 
         def word(pos):  # the 4 bytes at each lane's position
-            v = ir.Constant(v32, ir.Undefined)
-            for q in range(lanes):
-                ptr = b.bitcast(b.gep(text, [b.extract_element(pos, ir.Constant(i32, q))]), i32.as_pointer())
-                v = b.insert_element(v, b.load(ptr, align=1), ir.Constant(i32, q))
-            return v
+            return load_lanes(b, text, pos, v32, 1, bytes_=True)
 
         empty = b.icmp_signed("==", n, c64(0))
         w0 = b.or_(b.trunc(row(5), v32), b.shl(word(s), b.trunc(b.mul(ncarry, c64(8)), v32)))
