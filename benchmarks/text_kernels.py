@@ -162,11 +162,8 @@ def phases(mb: float, repeat: int) -> None:
             if upto >= 2:
                 start = nnz
                 for g in range(0, len(cat_cols), LANES):  # (the benchmark's fields all fit two blocks)
-                    hash_lanes(buf, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, lanes[5], mask)
-                for i in range(len(cat_cols)):
-                    c = np.uint64(cat_cols[i])
-                    indices[np.uint64(nnz)] = lanes[5, i]
-                    nnz += fe[c] > fs[c]
+                    nnz += hash_lanes(buf, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g,
+                                      min(LANES, len(cat_cols) - g), indices, nnz, mask) & 0xFFFFFFFF
                 for i in range(len(cross_a)):
                     a = np.uint64(cross_a[i])
                     b = np.uint64(cross_b[i])
@@ -176,7 +173,7 @@ def phases(mb: float, repeat: int) -> None:
                     indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
                     nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
                 if upto >= 3:
-                    if nnz - start > CK.SORT_LANES or CK.sort_ids(indices, start, nnz - start):
+                    if nnz - start > CK.SORT_LANES or CK.sort_ids(indices, data, start, nnz - start):
                         nnz = CK.sort_row(indices, data, start, nnz, keys, data, buckets, hash_bits, True)
                 else:
                     nnz = start  # the same slots again: no more memory than the sort stage touches

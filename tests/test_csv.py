@@ -388,14 +388,15 @@ def test_the_row_sort_orders_ids_and_sums_repeats_as_numpy_does(bits):
 
 
 @njit
-def _sort_ids(indices, start, n):
-    return CK.sort_ids(indices, start, n)
+def _sort_ids(indices, data, start, n):
+    return CK.sort_ids(indices, data, start, n)
 
 
 @pytest.mark.parametrize("bits", [1, 20, 31])
 def test_the_sorting_network_orders_ids_and_flags_repeats(bits):
-    """``sort_ids`` (the CSV kernel's bitonic network, rows of up to SORT_LANES ids) sorts as numpy,
-    stores nothing outside its span and says whether an id repeats."""
+    """``sort_ids`` (the CSV kernel's bitonic network, rows of up to SORT_LANES ids) sorts as numpy, sets
+    the span's values to 1 (float32 and float64), stores nothing outside its span and says whether an id
+    repeats."""
     rng = np.random.default_rng(bits)
     for n in range(CK.SORT_LANES + 1):
         for _ in range(10):
@@ -403,9 +404,11 @@ def test_the_sorting_network_orders_ids_and_flags_repeats(bits):
             if n > 2 and rng.random() < 0.3:
                 ids[rng.integers(0, n)] = ids[rng.integers(0, n)]
             indices = np.concatenate([[-7], ids, [-9] * 40])
-            repeats = _sort_ids(indices, 1, n)
+            data = np.full(len(indices), 5.0, np.float32 if n % 2 else np.float64)
+            repeats = _sort_ids(indices, data, 1, n)
             np.testing.assert_array_equal(indices[1:1 + n], np.sort(ids))
             assert indices[0] == -7 and (indices[1 + n:] == -9).all()
+            assert data.tolist() == [5.0] + [1.0] * n + [5.0] * 40
             assert repeats == (len(np.unique(ids)) < n)
 
 
@@ -585,20 +588,26 @@ from numba.core.registry import cpu_target
 
 HK.GATHER = sys.argv[6] == "1"  # (read when the intrinsics below are compiled)
 hash_lanes = njit(lambda *a: HK.hash_lanes(*a))
-sort_ids = njit(lambda indices, a, n: CK.sort_ids(indices, a, n))
+sort_ids = njit(lambda indices, data, a, n: CK.sort_ids(indices, data, a, n))
 fields = [f.encode() for f in json.loads(sys.argv[1])]
 prefixes = [np.frombuffer(p.encode(), np.uint8) for p in json.loads(sys.argv[2])]
 buf = np.frombuffer(b"".join(fields) + bytes(HK.PAD), np.uint8)
 fe = np.cumsum([len(f) for f in fields]).astype(np.int64)
 fs = fe - [len(f) for f in fields]
 states = np.array([HK.mm_feed(*HK.mm_start(int(sys.argv[3])), p, 0, len(p)) for p in prefixes], np.int64).T.copy()
-cols, out = np.arange(len(fields), dtype=np.int64), np.zeros(len(fields), np.int64)
-longs = [hash_lanes(buf, fs, fe, cols, *states, g, out, 2**31 - 1) for g in range(0, len(fields), HK.LANES)]
+cols = np.arange(len(fields), dtype=np.int64)
+out, longs = [], []
+for g in range(0, len(fields), HK.LANES):
+    ids = np.full(HK.LANES + 1, -1, np.int64)
+    got = hash_lanes(buf, fs, fe, cols, *states, g, min(HK.LANES, len(fields) - g), ids, 1, 2**31 - 1)
+    out.append(ids.tolist())
+    longs.append(got)
 sorted_, repeats = [], []
 for ids in json.loads(sys.argv[4]):
     a = np.array([-7] + ids + [-9] * 40, np.int64)
-    repeats.append(int(sort_ids(a, 1, len(ids))))
-    sorted_.append(a.tolist())
+    ones = np.zeros(len(a), np.float32)
+    repeats.append(int(sort_ids(a, ones, 1, len(ids))))
+    sorted_.append(a.tolist() + ones.tolist())
 counts = [c.encode() for c in json.loads(sys.argv[5])]
 text = np.frombuffer(b"".join(counts) + bytes(HK.PAD), np.uint8)
 ce = np.cumsum([len(c) for c in counts]).astype(np.int64)
@@ -607,10 +616,10 @@ count_lanes = njit(lambda *a: CK.count_lanes(*a))
 entries = []
 for g in range(0, len(counts), HK.LANES):
     indices, data = np.full(HK.LANES, -1, np.int64), np.full(HK.LANES, -1.0, np.float32)
-    got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[6], lanes[7], g, min(HK.LANES, len(counts) - g),
-                      CK.LOG1P_INTS, lanes[8], indices, data, 0, 100 + g)
+    got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[5], lanes[6], g, min(HK.LANES, len(counts) - g),
+                      CK.LOG1P_INTS, lanes[7], indices, data, 0, 100 + g)
     entries.append([got, indices.tolist(), data.tolist()])
-print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, HK.fast_gathers(), out.tolist(),
+print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, HK.fast_gathers(), out,
                   longs, sorted_, repeats, entries]))
 """
 
@@ -618,13 +627,14 @@ print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE,
 @pytest.mark.parametrize("cpu, features, wide, gather", [("x86-64", "", False, False), ("haswell", "", True, False),
                                                           ("haswell", "", True, True)])
 def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wide, gather):
-    """``hash_lanes`` (``<16 x i32>``), ``sort_ids`` (``<32 x i32>``, masked load and store) and ``count_lanes``
-    (``<16 x i64>``, compressed 8 lanes at a time) are LLVM IR written for AVX-512 registers, their lanes'
-    loads gathers or a scalar load a lane (``_hash_kernels.GATHER``, by the CPU: neither CPU here has fast
-    gathers, so the test sets it); LLVM must lower them for any CPU numba compiles for (NUMBA_CPU_NAME; a
-    cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for haswell (AVX2) in a fresh interpreter, each
-    lane the murmur hash of its prefix and field (or flagged long), each row of ids sorted as numpy with its
-    repeat flag, each count's entry as the kernel writes it, in lane order, nothing written past them. The
+    """``hash_lanes`` (``<16 x i32>``, stored compressed 8 lanes at a time), ``sort_ids`` (``<32 x i32>``, masked
+    load and stores) and ``count_lanes`` (``<16 x i64>``, compressed likewise) are LLVM IR written for AVX-512
+    registers, their lanes' loads gathers or a scalar load a lane (``_hash_kernels.GATHER``, by the CPU: neither
+    CPU here has fast gathers, so the test sets it); LLVM must lower them for any CPU numba compiles for
+    (NUMBA_CPU_NAME; a cache is never read across CPUs): compiled for generic x86-64 (SSE2) and for haswell
+    (AVX2) in a fresh interpreter, the stored lanes the murmur hashes of their prefix and field (or flagged
+    long), each row of ids sorted as numpy with its repeat flag and values 1, each count's entry as the kernel
+    writes it, in lane order, nothing written past them. The
     kernel uses them (``WIDE``) only where the code numba compiles uses AVX2: haswell's name implies it
     (an empty NUMBA_CPU_FEATURES lists nothing), generic x86-64's does not."""
     import json
@@ -651,14 +661,20 @@ def test_the_vector_intrinsics_compile_and_agree_on_other_cpus(cpu, features, wi
     assert proc.returncode == 0, proc.stderr[-2000:]
     target, used, fast, out, longs, sorted_, repeats, entries = json.loads(proc.stdout)
     assert target == cpu and used == wide and not fast
-    for i, (p, f) in enumerate(zip(prefixes, fields)):
-        key = (p + f).encode()
-        is_long = (len(p.encode()) % 4 + len(f.encode())) // 4 > 2
-        assert bool(longs[i // CK.LANES] >> (i % CK.LANES) & 1) == is_long, i
-        if f and not is_long:
-            assert out[i] == sk_murmur(key, seed, positive=True) & (2**31 - 1), i
+    for g in range(0, n, CK.LANES):
+        want, is_long = [], 0
+        for i, (p, f) in enumerate(zip(prefixes[g:g + CK.LANES], fields[g:g + CK.LANES])):
+            if (len(p.encode()) % 4 + len(f.encode())) // 4 > 2:
+                is_long |= 1 << i
+            elif f:
+                want.append(sk_murmur((p + f).encode(), seed, positive=True) & (2**31 - 1))
+        got = longs[g // CK.LANES]
+        assert (got >> 32, got & 0xFFFFFFFF) == (is_long, len(want)), g
+        assert out[g // CK.LANES] == [-1] + want + [-1] * (CK.LANES - len(want)), g
     for ids, got, rep in zip(rows, sorted_, repeats):
-        assert got == [-7] + sorted(ids) + [-9] * 40 and rep == (len(set(ids)) < len(ids))
+        n_ids = len(ids) + 41
+        assert got[:n_ids] == [-7] + sorted(ids) + [-9] * 40 and rep == (len(set(ids)) < len(ids))
+        assert got[n_ids:] == [0.0] + [1.0] * len(ids) + [0.0] * 40
     for g, (got, indices, data) in zip(range(0, len(counts), CK.LANES), entries):
         group = counts[g:g + CK.LANES]
         odd = sum(1 << k for k, c in enumerate(group) if not (c == "" or len(c) <= 8 and c.isdigit()))

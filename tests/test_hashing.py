@@ -74,17 +74,19 @@ def test_feeding_padded_equals_feeding_by_bytes(prefix, body, pad, data):
 
 
 @njit
-def _hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask):
-    return HK.hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask)
+def _hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask):
+    return HK.hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.binary(max_size=6), st.binary(max_size=14)), min_size=1, max_size=2 * HK.LANES),
        st.binary(min_size=HK.PAD, max_size=HK.PAD))
 def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
-    """``hash_lanes`` (the CSV kernel's categorical hashes, LANES fields at once): each lane is the
-    murmur hash of its prefix then its field, or is flagged as too long for two blocks (exactly
-    those), whatever bytes follow the fields; an empty field's lane is not checked (not used)."""
+    """``hash_lanes`` (the CSV kernel's categorical hashes, LANES fields at once): the lanes of non-empty
+    fields store the murmur hash of their prefix then their field, in lane order after the entries before
+    them, or are flagged as too long for two blocks (exactly those, and not stored), whatever bytes follow
+    the fields; an empty field's lane stores nothing, nor do the lanes past ``active``, nor anything past
+    the count returned."""
     body = b"".join(field for _, field in pairs)
     buf = np.frombuffer(body + pad, np.uint8)
     ends = np.cumsum([len(f) for _, f in pairs])
@@ -98,13 +100,15 @@ def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
         pre = np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8)
         states[:, i] = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
     cols = np.arange(nl, dtype=np.int64)
-    out = np.zeros(nl, np.int64)
     mask = 2**20 - 1
     for g in range(0, nl, HK.LANES):
-        long_ = _hash_lanes(buf, fs, fe, cols, states[0].copy(), states[1].copy(), states[2].copy(), states[3].copy(),
-                           g, out, mask)
-        for lane in range(min(HK.LANES, len(pairs) - g)):
-            prefix, field = pairs[g + lane]
-            assert bool(long_ >> lane & 1) == ((len(prefix) % 4 + len(field)) // 4 > 2)
-            if field and not long_ >> lane & 1:
-                assert out[g + lane] == sk_murmur(prefix + field, HASH_SEED, positive=True) & mask
+        active = min(HK.LANES, len(pairs) - g)
+        out = np.full(3 + HK.LANES + 3, -1, np.int64)
+        got = _hash_lanes(buf, fs, fe, cols, states[0].copy(), states[1].copy(), states[2].copy(), states[3].copy(),
+                          g, active, out, 3, mask)
+        longs = [(len(prefix) % 4 + len(field)) // 4 > 2 for prefix, field in pairs[g:g + active]]
+        assert got >> 32 == sum(1 << lane for lane, is_long in enumerate(longs) if is_long)
+        want = [sk_murmur(prefix + field, HASH_SEED, positive=True) & mask
+                for (prefix, field), is_long in zip(pairs[g:g + active], longs) if field and not is_long]
+        assert got & 0xFFFFFFFF == len(want)
+        assert out.tolist() == [-1] * 3 + want + [-1] * (HK.LANES + 3 - len(want))

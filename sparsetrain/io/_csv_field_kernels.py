@@ -12,11 +12,11 @@ import math
 import llvmlite.ir as ir
 import numpy as np
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._hash_kernels import LANES
+from ._hash_kernels import compress_store
 from ._hash_kernels import load_lanes as _load_lanes
 from ._scan_kernels import eq_mask64, eq_mask_tail, flatten
 
@@ -139,32 +139,8 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
         fix = b.and_(keep, b.and_(logged, b.xor(inside, ir.Constant(vbits, [1] * lanes))))
         slow = b.and_(on, b.xor(ok, ir.Constant(vbits, [1] * lanes)))
         bits = [b.zext(b.bitcast(m, ir.IntType(lanes)), i64) for m in (keep, fix, slow)]
-        # the kept lanes compressed 8 at a time: one AVX-512 register each (vpcompressq / vcompressps; a
-        # 16-lane llvm.experimental.vector.compress, which LLVM splits, crashed the process in a test)
-        half = lanes // 2
-        h32, h64, hbits = ir.VectorType(i32, half), ir.VectorType(i64, half), ir.VectorType(i1, half)
-        hout = ir.VectorType(ft, half)
-        wide = ft == f64
-        ctpop = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.IntType(half), [ir.IntType(half)]),
-                                               f"llvm.ctpop.i{half}")
-        ids = b.add(splat(first), lane)
-        offset = start
-        for part in range(2):
-            order = ir.Constant(h32, list(range(part * half, (part + 1) * half)))
-            keep_h = b.shuffle_vector(keep, ir.Constant(vbits, ir.Undefined), order)
-            kept = b.zext(b.call(ctpop, [b.bitcast(keep_h, ir.IntType(half))]), i64)
-            stored = b.icmp_signed("<", ir.Constant(h64, list(range(half))), splat(kept, h64))
-            for k, vt, x, name, align in ((9, h64, ids, "i64", 8),
-                                          (10, hout, value, "f64" if wide else "f32", 8 if wide else 4)):
-                x = b.shuffle_vector(x, ir.Constant(x.type, ir.Undefined), order)
-                compress = cgutils.get_or_insert_function(b.module, ir.FunctionType(vt, [vt, hbits, vt]),
-                                                          f"llvm.experimental.vector.compress.v{half}{name}")
-                packed = b.call(compress, [x, keep_h, ir.Constant(vt, ir.Undefined)])
-                ptr = b.bitcast(b.gep(arr[k].data, [offset]), vt.as_pointer())
-                store_type = ir.FunctionType(ir.VoidType(), [vt, ptr.type, i32, hbits])
-                store = cgutils.get_or_insert_function(b.module, store_type, f"llvm.masked.store.v{half}{name}.p0")
-                b.call(store, [packed, ptr, ir.Constant(i32, align), stored])
-            offset = b.add(offset, kept)
+        compress_store(b, b.add(splat(first), lane), keep, arr[9].data, start, 8)
+        compress_store(b, value, keep, arr[10].data, start, 8 if ft == f64 else 4)
         return b.or_(bits[0], b.or_(b.shl(bits[1], ir.Constant(i64, lanes)),
                                     b.shl(bits[2], ir.Constant(i64, 2 * lanes))))
 

@@ -208,25 +208,23 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
     row_start = nnz
     # (an empty field is hashed too and its entry not kept: no branch per field, whose outcome
     # varies from row to row, i.e. mispredicts)
+    # (the row's ids are sorted below: stored in any order)
     ncat = len(cat_cols)
-    hashed = lanes[5]
     for g in range(0, ncat, LANES):  # LANES fields at once (WIDE); a field too long for that, one at a time
+        active = min(LANES, ncat - g)
         if WIDE:
-            long_ = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, hashed, mask)
+            got = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, active, indices, nnz,
+                             mask)
+            nnz += got & 0xFFFFFFFF
+            long_ = got >> 32
         else:
-            long_ = (np.int64(1) << LANES) - 1
-        if ncat - g < LANES:
-            long_ &= (np.int64(1) << (ncat - g)) - 1
+            long_ = (np.int64(1) << active) - 1
         while long_ != 0:
-            i = np.uint64(g + trailing_zeros(long_))
-            c = np.uint64(cat_cols[i])
+            c = np.uint64(cat_cols[np.uint64(g + trailing_zeros(long_))])
             h, cr, nc, ln = _hash_field(prefix_states, c, src, fs[c], fe[c])
-            hashed[i] = mm_finish(h, cr, nc, ln) & mask
+            indices[np.uint64(nnz)] = mm_finish(h, cr, nc, ln) & mask
+            nnz += fe[c] > fs[c]
             long_ &= long_ - 1
-    for i in range(ncat):
-        c = np.uint64(cat_cols[i])
-        indices[np.uint64(nnz)] = hashed[np.uint64(i)]
-        nnz += fe[c] > fs[c]
     for i in range(len(cross_a)):
         a = np.uint64(cross_a[i])
         b = np.uint64(cross_b[i])
@@ -237,9 +235,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         nnz += (fe[a] > fs[a]) & (fe[b] > fs[b])
     repeats = True
     if WIDE and nnz - row_start <= SORT_LANES:
-        repeats = sort_ids(indices, row_start, nnz - row_start) != 0
-        for i in range(row_start, nnz):
-            data[np.uint64(i)] = 1.0
+        repeats = sort_ids(indices, data, row_start, nnz - row_start) != 0
     if repeats:  # (rare: ~3e-4 of the benchmark's rows) or a row of more than SORT_LANES ids
         nnz = sort_row(indices, data, row_start, nnz, keys, data, buckets, hash_bits, True)
     # ---- numeric columns, after every hashed id: LANES fields at once (WIDE); a group with a field that is not
@@ -250,7 +246,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         end = min(g + LANES, nnum)
         odd = every
         if WIDE:
-            got = count_lanes(src, fs, fe, lanes[6], lanes[7], g, end - g, LOG1P_INTS, lanes[8], indices, data, nnz,
+            got = count_lanes(src, fs, fe, lanes[5], lanes[6], g, end - g, LOG1P_INTS, lanes[7], indices, data, nnz,
                               hash_size + g)
             odd = got >> (2 * LANES)
             if odd == 0:
@@ -259,7 +255,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
                 while fix != 0:  # a log1p beyond the table's counts
                     i = np.uint64(trailing_zeros(fix))
                     at = nnz + popcount(kept & ((np.uint64(1) << i) - np.uint64(1)))
-                    data[np.uint64(at)] = signed_log1p(float(lanes[8, np.uint64(g) + i]))
+                    data[np.uint64(at)] = signed_log1p(float(lanes[7, np.uint64(g) + i]))
                     fix &= fix - 1
                 nnz += popcount(kept)
         if odd != 0:
@@ -291,12 +287,11 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
 @njit(cache=True, nogil=True)
 def lane_table(cat_cols, prefix_states, num_cols, log1p):
     """The columns as lanes of :func:`hash_lanes` and :func:`count_lanes`, a multiple of ``LANES`` (a last
-    group's spare lanes repeat the first column): rows 0-5 the categorical columns, their prefix states' h,
-    carry, ncarry, length and a row for the hashes; rows 6-8 the numeric columns, their log1p flags and a
-    row for their integers."""
+    group's spare lanes repeat the first column): rows 0-4 the categorical columns and their prefix states'
+    h, carry, ncarry, length; rows 5-7 the numeric columns, their log1p flags and a row for their integers."""
     ncat, nnum = len(cat_cols), len(num_cols)
     nl = (max(ncat, nnum) + LANES - 1) // LANES * LANES
-    lanes = np.zeros((9, nl), np.int64)
+    lanes = np.zeros((8, nl), np.int64)
     for i in range(nl):
         if ncat > 0:
             c = cat_cols[i if i < ncat else 0]
@@ -304,8 +299,8 @@ def lane_table(cat_cols, prefix_states, num_cols, log1p):
             for k in range(4):
                 lanes[1 + k, i] = prefix_states[c, k]
         if nnum > 0:
-            lanes[6, i] = num_cols[i if i < nnum else 0]
-            lanes[7, i] = log1p[i] if i < nnum else False
+            lanes[5, i] = num_cols[i if i < nnum else 0]
+            lanes[6, i] = log1p[i] if i < nnum else False
     return lanes
 
 

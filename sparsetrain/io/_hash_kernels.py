@@ -225,29 +225,62 @@ def load_lanes(b, ptr, index, vt, align, bytes_=False):
     return v
 
 
+def compress_store(b, x, keep, ptr, offset, align):
+    """LLVM IR (builder ``b``): store the lanes of the vector ``x`` (``LANES`` of them) where ``keep`` (an
+    ``<N x i1>``) is set, in lane order, to ``ptr[offset:]`` (``ptr`` points to ``x``'s element type); returns
+    the offset after them. Eight lanes at a time: one AVX-512 register each (``vpcompressq`` /
+    ``vcompressps``; a 16-lane ``llvm.experimental.vector.compress``, which LLVM splits, crashed the process
+    in a test)."""
+    lanes = x.type.count
+    half = lanes // 2
+    i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+    el = x.type.element
+    name = "f64" if isinstance(el, ir.DoubleType) else "f32" if isinstance(el, ir.FloatType) else f"i{el.width}"
+    vt, hbits = ir.VectorType(el, half), ir.VectorType(i1, half)
+    ctpop = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.IntType(half), [ir.IntType(half)]),
+                                           f"llvm.ctpop.i{half}")
+    compress = cgutils.get_or_insert_function(b.module, ir.FunctionType(vt, [vt, hbits, vt]),
+                                              f"llvm.experimental.vector.compress.v{half}{name}")
+    store = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, hbits]),
+                                           f"llvm.masked.store.v{half}{name}.p0")
+    for part in range(lanes // half):
+        order = ir.Constant(ir.VectorType(i32, half), list(range(part * half, (part + 1) * half)))
+        keep_h = b.shuffle_vector(keep, ir.Constant(keep.type, ir.Undefined), order)
+        kept = b.zext(b.call(ctpop, [b.bitcast(keep_h, ir.IntType(half))]), i64)
+        count = b.insert_element(ir.Constant(ir.VectorType(i64, half), ir.Undefined), kept, ir.Constant(i32, 0))
+        count = b.shuffle_vector(count, ir.Constant(count.type, ir.Undefined), ir.Constant(ir.VectorType(i32, half),
+                                                                                           [0] * half))
+        stored = b.icmp_signed("<", ir.Constant(ir.VectorType(i64, half), list(range(half))), count)
+        packed = b.call(compress, [b.shuffle_vector(x, ir.Constant(x.type, ir.Undefined), order), keep_h,
+                                   ir.Constant(vt, ir.Undefined)])
+        b.call(store, [packed, b.bitcast(b.gep(ptr, [offset]), vt.as_pointer()), ir.Constant(i32, align), stored])
+        offset = b.add(offset, kept)
+    return offset
+
+
 #: fields :func:`hash_lanes` hashes at once (``<16 x i32>``: one AVX-512 register)
 LANES = 16
 
 
 @intrinsic
-def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask):
-    """``out[g + l] = murmurhash3_32(prefix_l + src[fs[c]:fe[c]]) & mask`` for the ``LANES`` lanes ``l``,
-    ``c = cols[g + l]``, where lane ``l``'s prefix is the murmur state ``(h0, carry0, ncarry0, length0)[g
-    + l]`` (the column's ``name=``): :func:`mm_feed_padded` and :func:`mm_finish` on ``<16 x i32>``
-    vectors (LLVM IR), the fields' bounds and words by :func:`load_lanes` (gather instructions where
-    they are fast, else a scalar load a lane). Reads up to ``PAD`` bytes past a field; an empty field's lane holds no meaning (the
-    CSV kernel drops its entry). Returns the bit mask
-    of the lanes whose key has more than two whole blocks (a field longer than 8 bytes less its
-    prefix's pending bytes): their ``out`` is not the hash, the caller hashes them one at a time. Every
-    array is C-contiguous; ``cols``, the states and ``out`` hold ``g + LANES`` entries (pad with a
-    column of the row). A row's 26 categorical hashes of the benchmark's TSV: ~50 against ~140 ns
-    one field at a time (isolated, not quiet)."""
-    ints = (fs, fe, cols, h0, carry0, ncarry0, length0, out)
+def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask):
+    """The hashed ids ``murmurhash3_32(prefix_l + src[fs[c]:fe[c]]) & mask`` of the first ``active`` of the
+    ``LANES`` lanes ``l``, ``c = cols[g + l]``, where lane ``l``'s prefix is the murmur state ``(h0, carry0,
+    ncarry0, length0)[g + l]`` (the column's ``name=``), written as a row's are: those of the non-empty
+    fields stored to ``indices[nnz:]`` in lane order (``compress_store``; a row's ids are sorted after).
+    :func:`mm_feed_padded` and :func:`mm_finish` on ``<16 x i32>`` vectors (LLVM IR), the fields' bounds and
+    words by :func:`load_lanes` (gather instructions where they are fast, else a scalar load a lane). Reads
+    up to ``PAD`` bytes past a field. A lane whose key has more than two whole blocks (a field longer than 8
+    bytes less its prefix's pending bytes) is not stored: the caller hashes it alone. Returns the count
+    stored, plus the bit mask of those long lanes shifted left by 32. Every array is C-contiguous; ``cols``
+    and the states hold ``g + LANES`` entries (pad with a column of the row). A row's 26 categorical hashes
+    of the benchmark's TSV: ~50 against ~140 ns one field at a time (session 35, Zen 5)."""
+    ints = (fs, fe, cols, h0, carry0, ncarry0, length0, indices)
     if not (isinstance(src, types.Array) and src.dtype == types.uint8 and src.layout == "C"
             and all(isinstance(a, types.Array) and a.dtype == types.int64 and a.ndim == 1 and a.layout == "C"
-                    for a in ints) and isinstance(g, types.Integer) and isinstance(mask, types.Integer)):
+                    for a in ints) and all(isinstance(x, types.Integer) for x in (g, active, nnz, mask))):
         return None
-    sig = types.int64(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, out, mask)
+    sig = types.int64(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask)
 
     def codegen(context, b, sig, args):
         lanes = LANES
@@ -255,7 +288,7 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
         v32, v64 = ir.VectorType(i32, lanes), ir.VectorType(i64, lanes)
         arr = [context.make_array(t)(context, b, a) if isinstance(t, types.Array) else None
                for t, a in zip(sig.args, args)]
-        at = context.cast(b, args[8], sig.args[8], types.int64)
+        at, count, start, mask = (context.cast(b, args[k], sig.args[k], types.int64) for k in (8, 9, 11, 12))
 
         def c32(x):
             return ir.Constant(v32, [x & 0xFFFFFFFF] * lanes)
@@ -270,10 +303,6 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
         def row(k):  # lanes g .. g + LANES - 1 of the int64 array argument k
             return b.load(b.bitcast(b.gep(arr[k].data, [at]), v64.as_pointer()), align=8)
 
-        def gather(k, index, vt, align):  # array k's elements at ``index`` (of its own type's size)
-            ptr = b.bitcast(arr[k].data, vt.element.as_pointer()) if k == 0 else arr[k].data
-            return load_lanes(b, ptr, index, vt, align)
-
         def rotl(x, r):
             return b.or_(b.shl(x, c32(r)), b.lshr(x, c32(32 - r)))
 
@@ -284,7 +313,7 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
             return b.add(b.mul(rotl(b.xor(h, mix_k(k)), 13), c32(5)), c32(0xE6546B64))
 
         cols_ = row(3)
-        s, e = gather(1, cols_, v64, 8), gather(2, cols_, v64, 8)
+        s, e = load_lanes(b, arr[1].data, cols_, v64, 8), load_lanes(b, arr[2].data, cols_, v64, 8)
         h, ncarry = b.trunc(row(4), v32), row(6)
         n = b.sub(e, s)
         total = b.add(ncarry, n)
@@ -309,8 +338,12 @@ def hash_lanes(typingctx, src, fs, fe, cols, h0, carry0, ncarry0, length0, g, ou
         h = b.mul(b.xor(h, b.lshr(h, c32(16))), c32(0x85EBCA6B))
         h = b.mul(b.xor(h, b.lshr(h, c32(13))), c32(0xC2B2AE35))
         h = b.xor(h, b.lshr(h, c32(16)))
-        m = splat(context.cast(b, args[10], sig.args[10], types.int64))
-        b.store(b.and_(b.zext(h, v64), m), b.bitcast(b.gep(arr[9].data, [at]), v64.as_pointer()), align=8)
-        return b.zext(b.bitcast(b.icmp_signed(">", nb, c64(2)), ir.IntType(lanes)), i64)
+        on = b.icmp_signed("<", ir.Constant(v64, list(range(lanes))), splat(count))
+        long_ = b.and_(on, b.icmp_signed(">", nb, c64(2)))
+        keep = b.and_(b.and_(on, b.xor(empty, ir.Constant(empty.type, [1] * lanes))),
+                      b.xor(long_, ir.Constant(long_.type, [1] * lanes)))
+        end = compress_store(b, b.and_(b.zext(h, v64), splat(mask)), keep, arr[10].data, start, 8)
+        longs = b.zext(b.bitcast(long_, ir.IntType(lanes)), i64)
+        return b.or_(b.sub(end, start), b.shl(longs, ir.Constant(i64, 32)))
 
     return sig, codegen
