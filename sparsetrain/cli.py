@@ -179,7 +179,6 @@ def _gen_data(options, out, quiet, force, given=()):
     from .cli_schema import cli_text
     from .io.base import named_format
     from .fileio import refuse_to_replace
-    from .io import synthetic
     from .io.synthetic_options import SyntheticOptions, check_given, check_options
 
     try:
@@ -197,6 +196,8 @@ def _gen_data(options, out, quiet, force, given=()):
                                   "name it another way or give --format csv" if read_as == "csv" else
                                   "name it another way (gen-data writes no vw data)"))
     refuse_to_replace(out, force)
+    from .io import synthetic  # (numba and scipy.sparse: only once the options are good)
+
     rows = options["rows"]
     err = _stderr_console(quiet)
     progress = None

@@ -88,3 +88,77 @@ def test_reading_libsvm_into_an_iterator_imports_no_scipy_sparse():
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [False]
 
+
+
+# -- whole commands, as a user runs them ------------------------------------------------------------------
+# A light command (any command's --help, --version, infer-stypes, one stopped by a usage or configuration
+# error) starts without numba, scipy, llvmlite or ray: they load only when a command reads data or trains.
+# Each case is a new process running the `sparsetrain` command (`python -m sparsetrain` as runpy runs it);
+# at exit it writes which of those it loaded. The command's own output and exit code are checked too, so a
+# case cannot pass by failing early.
+NOT_AT_STARTUP = ("numba", "llvmlite", "scipy", "ray")
+
+COMMAND = """
+import atexit, json, os, runpy, sys
+def report():
+    with open(os.environ["LOADED_REPORT"], "w") as f:
+        json.dump(sorted(m for m in {heavy!r} if m in sys.modules), f)
+atexit.register(report)
+sys.argv = ["sparsetrain", *{args!r}]
+runpy.run_module("sparsetrain", run_name="__main__", alter_sys=True)
+"""
+
+
+def command_loads(args: list[str], tmp_path, code: int = 0, expect: str = "") -> list[str]:
+    """What of :data:`NOT_AT_STARTUP` ``sparsetrain ARGS`` loaded (its exit code ``code``, ``expect`` in its
+    output)."""
+    report = tmp_path / "loaded.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "LOADED_REPORT": str(report)}
+    p = subprocess.run([sys.executable, "-c", COMMAND.format(heavy=NOT_AT_STARTUP, args=args)], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == code, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    assert expect in p.stdout + p.stderr, (expect, p.stdout[-2000:], p.stderr[-2000:])
+    return json.loads(report.read_text())
+
+
+def _command_names() -> list[str]:
+    from sparsetrain.cli import main
+
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], *([name, "--help"] for name in _command_names())],
+                         ids=" ".join)
+def test_every_commands_help_starts_without_numba_scipy_or_ray(args, tmp_path):
+    assert command_loads(args, tmp_path, expect="sparsetrain") == []
+
+
+@pytest.mark.parametrize("config, fmt", [("linreg.yaml", "table"), ("fm.yaml", "json"), ("wide.yaml", "log"),
+                                         ("criteo_like.yaml", "dot")])
+def test_infer_stypes_starts_without_numba_scipy_or_ray(config, fmt, tmp_path):
+    out = "digraph" if fmt == "dot" else "csr"
+    assert command_loads(["infer-stypes", str(ROOT / "configs" / config), "--format", fmt], tmp_path,
+                         expect=out) == []
+
+
+@pytest.mark.parametrize("args, code, expect", [
+    (["fit", "CONFIG", "--set", "optimizer.nme=0.1"], 2, "optimizer.nme"),  # a mistyped key
+    (["fit", "missing.yaml"], 2, "missing.yaml"),
+    (["gen-data", "--rows", "10", "--out", "x.libsvm"], 2, "--features"),  # an option missing for the format
+    (["predict", "no-run", "DATA"], 2, "no-run"),
+    (["export", "no-run"], 2, "no-run"),
+], ids=["fit-bad-key", "fit-no-config", "gen-data-usage", "predict-no-run", "export-no-run"])
+def test_a_command_stopped_by_bad_input_starts_without_numba_scipy_or_ray(args, code, expect, tmp_path):
+    args = [str(ROOT / "configs" / "linreg.yaml") if a == "CONFIG" else str(ROOT / "data" / "linreg.libsvm")
+            if a == "DATA" else a for a in args]
+    assert command_loads(args, tmp_path, code=code, expect=expect) == []
+
+
+def test_export_of_a_run_without_feature_names_starts_without_numba(tmp_path):
+    # writing the weights needs no data reader: numba loads only to read a run's kept feature names
+    run = tmp_path / "run"
+    command_loads(["fit", str(ROOT / "configs" / "linreg.yaml"), "-q", "--output", str(run)],
+                  tmp_path)
+    assert command_loads(["export", str(run), "--out", str(tmp_path / "w.csv")], tmp_path, expect="wrote") == []
+    assert (tmp_path / "w.csv").read_text().count("\n") > 2

@@ -39,11 +39,11 @@ FORMATS = ("json", "csv")
 def read_feature_names(run_path: str) -> dict[int, list[str]]:
     """``{feature index: [names]}`` from ``<run>/feature_names.json`` (format:
     :mod:`sparsetrain.io.feature_names`); empty when there is none."""
-    from ..io.feature_names import read_feature_names as read_names
-
     path = os.path.join(run_path, FEATURE_NAMES_FILE)
     if not os.path.exists(path):
         return {}
+    from ..io.feature_names import read_feature_names as read_names  # (numba, for its data reader: only when kept)
+
     try:
         return {int(k): [str(x) for x in v] for k, v in read_names(path).items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
