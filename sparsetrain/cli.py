@@ -26,6 +26,13 @@ from .cli_run import EXIT_RUNTIME, EXIT_USAGE, interrupted, run_command, say_err
 # error types and the commands' light modules. rich, the schema-generated options and the library load
 # inside the commands that use them (tests/test_import_hygiene.py).
 
+# OpenBLAS (numpy's and scipy's, one each; numba's BLAS check imports scipy's) starts a thread per core that
+# busy-waits 2^28 cycles (~0.1 s) after it starts, and after each call, before it sleeps: ~0.25 CPU s of
+# every command that trains or reads data, on the core our parser and training threads use. 2^4 cycles
+# lets those threads sleep at once; BLAS still runs on every core (OPENBLAS_NUM_THREADS is not touched; a
+# dense product's speed did not change). A value the user set is kept. Set before numpy loads it.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 
 class _Stopped(Exception):
     """A command's ``KeyboardInterrupt`` (Ctrl-C or SIGTERM), kept from click, which writes a blank line

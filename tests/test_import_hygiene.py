@@ -162,3 +162,17 @@ def test_export_of_a_run_without_feature_names_starts_without_numba(tmp_path):
                   tmp_path)
     assert command_loads(["export", str(run), "--out", str(tmp_path / "w.csv")], tmp_path, expect="wrote") == []
     assert (tmp_path / "w.csv").read_text().count("\n") > 2
+
+
+@pytest.mark.parametrize("given, kept", [(None, "4"), ("28", "28")])
+def test_the_command_lets_openblas_threads_sleep_unless_told_otherwise(given, kept):
+    # the command sets OpenBLAS's spin before numpy (and so OpenBLAS) loads; a value the user gave stays
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    if given is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = given
+    probe = ("import json, os, sys\nimport sparsetrain.cli\nbefore = 'numpy' in sys.modules\nimport numpy\n"
+             "print(json.dumps([before, os.environ.get('OPENBLAS_THREAD_TIMEOUT')]))")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [False, kept]
