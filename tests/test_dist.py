@@ -531,6 +531,62 @@ def test_a_distributed_run_warm_starts_from_a_trained_run(sync_run, tmp_path):
     assert warm.history[0]["mse"] < clean.history[-1]["mse"] < clean.history[0]["mse"]
 
 
+@pytest.mark.parametrize("flags,overrides,message", [
+    ([], ["data.num_features=120", "model.variables.weight.shape=[120, 1]"],
+     "model-0002.params: parameter 'weight' has shape (100, 1), the model's is (120, 1)"),
+    (["--init-states"], ["model.variables.weight.dtype=float64"],
+     "model-0002.states: the optimizer states of parameter 'weight' are float32 (100, 1); the model's parameter "
+     "is float64 (100, 1)"),
+    (["--init-states"], ["optimizer={name: adam}"],
+     "model-0002.states: these are the optimizer states of the 'sgd_mom' update rule; this run's optimizer (Adam) "
+     "applies 'adam'"),
+])
+def test_a_distributed_warm_start_from_a_file_that_does_not_fit_is_one_line_and_writes_nothing(
+        sync_run, tmp_path, flags, overrides, message):
+    # the driver checks the parameters and the optimizer states with the local trainer's one check
+    # (warmstart.check_states), before Ray or the run directory: the run's optimizer and its parameters' dtypes
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+    from test_cli import one_error_line
+
+    _, clean = sync_run
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["fit", LINREG, "--workers", "2", "--output", str(out), "--init-from",
+                                    clean.output_dir, *flags, *[x for o in SYNC + overrides for x in ("--set", o)]])
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.stderr)
+    assert message in line and clean.output_dir in line, line
+    assert not out.exists()
+
+
+def test_a_dead_worker_is_one_error_line_from_fit_naming_it_and_the_checkpoint(tmp_path, monkeypatch):
+    # worker 1's process killed before the second epoch: fit ends non-zero with the driver's one line (no Ray
+    # traceback, no raylet notice on stdout among the epoch lines), naming the worker and the checkpoint to resume
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+    from sparsetrain.dist import driver
+    from test_cli import one_error_line
+
+    run_epoch = driver._run_epoch
+
+    def killing(cluster, cfg, epoch, fault, reporter):
+        if epoch == 1:
+            ray.kill(cluster.workers[1])
+        return run_epoch(cluster, cfg, epoch, fault, reporter)
+    monkeypatch.setattr(driver, "_run_epoch", killing)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["fit", LINREG, "--workers", "2", "--output", str(out),
+                                    *[x for o in SYNC for x in ("--set", o)]])
+    assert res.exit_code == 1, res.output
+    line = one_error_line(res.stderr)
+    assert line.startswith("error: distributed run failed: worker 1 died (") and line.endswith(
+        f"the last complete checkpoint is {out / 'checkpoints' / 'model-0001.params'}; continue with --resume; "
+        "--max-restarts N recovers automatically"), line
+    assert "raylet" not in res.stdout and "epoch 0  mse" in res.stdout and "epoch 1  mse" not in res.stdout
+
+
 def test_an_unreachable_address_fails_at_once_with_one_line(tmp_path):
     import socket
     import subprocess

@@ -315,11 +315,9 @@ def train_distributed(config, output_dir: str | None = None, resume: bool = Fals
         module.init_params(initializer=cfg.initializer())
         initial_states, initial_progress = {}, None
         if init_from and run.state is None:
-            states_path = warm_start(module, init_from, init_states)[1]
-            if states_path:
-                with open(states_path, "rb") as f:
-                    initial_states, initial_progress, _ = optimizer_states.loads(f.read(), states_path)
-                optimizer_states.check_states(make_optimizer(cfg), initial_states, initial_progress, states_path)
+            # the parameters' and the states' one check, as on one machine (before anything is written)
+            warm = warm_start(module, init_from, make_optimizer(cfg) if init_states else None)
+            initial_states, initial_progress = warm.states or {}, warm.progress
         initial, _ = module.get_params()
         layout = _layout(module)
         # train.sync_every in batches, once a run (auto estimates the file's rows: a compressed file's first

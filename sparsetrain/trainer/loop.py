@@ -378,11 +378,12 @@ def train(config: Config, output_dir: str | None = None, resume: bool = False, e
             if verbose_stypes:
                 reporter.stypes(cfg.plan().log_lines())
             module.init_params(initializer=cfg.initializer())
-            states = warm_start(module, init_from, init_states)[1] if init_from else None
             # an optimizer object: the config's wd applies to every parameter, whatever its name
-            module.init_optimizer(kvstore="local", optimizer=make_optimizer(cfg))
-            if states:
-                module.load_optimizer_states(states)
+            optimizer = make_optimizer(cfg)
+            started_from = warm_start(module, init_from, optimizer if init_states else None) if init_from else None
+            module.init_optimizer(kvstore="local", optimizer=optimizer)
+            if started_from and started_from.states_path:
+                module.load_optimizer_states(started_from.states_path)
             history = []
             if run.state is not None:
                 st_random.set_state(rng_from_json(run.state["rng"]))

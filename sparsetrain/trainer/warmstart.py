@@ -2,7 +2,9 @@
 parameters (and, when asked, the optimizer states and update counts saved beside them)."""
 from __future__ import annotations
 
+import copy
 import os
+from typing import NamedTuple
 
 from ..base import ConfigError
 from ..optimizer_buffers import state_parts
@@ -31,11 +33,23 @@ def init_files(source: str) -> tuple[str, str]:
     return params, params[: -len(".params")] + ".states"
 
 
-def warm_start(module, source: str, with_states: bool = False) -> tuple[str, str | None]:
+class WarmStart(NamedTuple):
+    """What :func:`warm_start` loaded: the ``.params`` path and, with an optimizer, the ``.states`` path beside
+    it with its checked states (``{index: numpy state}``) and progress (update counts, scheduler position)."""
+
+    params: str
+    states_path: str | None = None
+    states: dict | None = None
+    progress: dict | None = None
+
+
+def warm_start(module, source: str, optimizer=None) -> WarmStart:
     """Load the parameters of ``source`` into the bound, initialized ``module``: every parameter must
-    be there with the model's shape and storage type (else one ``ConfigError`` naming it). Returns
-    ``(params path, states path or None)``; with ``with_states``, call
-    ``module.load_optimizer_states(states path)`` after ``init_optimizer``."""
+    be there with the model's shape and storage type (else one ``ConfigError`` naming it). With
+    ``optimizer`` (``--init-states``: the run's optimizer), also the optimizer states saved beside them,
+    checked by :func:`check_states` before anything trains; the local trainer then calls
+    ``module.load_optimizer_states(states_path)`` after ``init_optimizer``, the distributed driver hands
+    ``states`` and ``progress`` to the servers."""
     from ..optimizer_states import loads
 
     params, states = init_files(source)
@@ -58,17 +72,34 @@ def warm_start(module, source: str, with_states: bool = False) -> tuple[str, str
         if got.stype != want.stype:
             raise ConfigError(f"--init-from {params}: parameter {name!r} is {got.stype}, the model's is {want.stype}")
     module.set_params(arg, aux)
-    if not with_states:
-        return params, None
+    if optimizer is None:
+        return WarmStart(params)
     if not os.path.exists(states):
         raise ConfigError(f"--init-states: {states} not found (the optimizer states saved with {params})")
     with open(states, "rb") as f:
-        loaded = loads(f.read(), states)[0]  # a damaged or pickled file is one clean error before training starts
-    for name in names:  # here, as the update would refuse them at the first batch naming no file
+        loaded, progress, _ = loads(f.read(), states)  # a damaged or pickled file: one clean error, before training
+    check_states(optimizer, module, loaded, progress, states)
+    return WarmStart(params, states, loaded, progress)
+
+
+def check_states(optimizer, module, states: dict, progress: dict | None, source: str) -> None:
+    """The one check of the optimizer states a run starts from (``--init-states``, on one machine and on the
+    distributed driver alike), against the run's ``optimizer`` and ``module``'s parameters: saved by the same
+    update rule, as many arrays per parameter as the rule keeps (:func:`sparsetrain.optimizer_states.check_states`),
+    each array of its parameter's dtype and size. Otherwise the first update refuses them naming no file (a
+    dtype), or a compiled kernel writes past their end (a count). One line naming ``source`` and the parameter."""
+    from ..optimizer_states import check_states as check_rule
+
+    view = module.view()
+    names = list(view.param_names)
+    if getattr(optimizer, "idx2name", None) is not None and not optimizer.idx2name:
+        optimizer = copy.copy(optimizer)  # (the driver's has no names yet: its errors name the parameter too)
+        optimizer.idx2name = {view.index(name): name for name in names}
+    check_rule(optimizer, states, progress, source)
+    for name in names:
         want = view.arrays[name]
-        for part in state_parts(loaded.get(view.index(name))):
+        for part in state_parts(states.get(view.index(name))):
             if part.dtype != want.dtype or part.size != want.size:
-                raise ConfigError(f"--init-states {states}: the optimizer states of parameter {name!r} are "
+                raise ConfigError(f"--init-states {source}: the optimizer states of parameter {name!r} are "
                                   f"{part.dtype} {part.shape}; the model's parameter is {want.dtype} "
                                   f"{tuple(want.shape)}")
-    return params, states
