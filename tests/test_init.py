@@ -221,6 +221,20 @@ def test_init_reads_a_csv_whose_rows_leave_out_trailing_fields(tmp_path):
     assert "csv, 4 rows" in result.output
 
 
+def test_init_writes_unicode_names_as_they_are_and_fit_reads_them(tmp_path):
+    # the names were written escaped (numeric: ["Gr\xF6\xDFe"]), valid YAML that no user reads as their column
+    (tmp_path / "u.tsv").write_text("klick\tGröße\t名前 x\tweird\n1\t3\tа\tq\u2028r\n0\t5\tб\ts\n", encoding="utf-8")
+    config = tmp_path / "u.yaml"
+    result = _init(tmp_path / "u.tsv", "--task", "binary", "--label", "klick", "--out", config)
+    assert result.exit_code == 0, result.output
+    text = config.read_text(encoding="utf-8")
+    assert "  numeric: [Größe]" in text and "  categorical: [名前 x, " in text
+    data = yaml.safe_load(text)["data"]
+    assert (data["label"], data["numeric"], data["categorical"]) == ("klick", ["Größe"], ["名前 x", "weird"])
+    fit, records = _fit(config, tmp_path / "run", 1)
+    assert fit.exit_code == 0, fit.output
+
+
 def test_init_regression_learning_rates_follow_the_label_scale(tmp_path):
     # y = X·[1..20] (std 7.6), 3 non-zeros a row: AdaGrad moves a weight by about the learning rate per
     # update, so init trains linear weights and biases at 0.5 × the labels' std; fm's factors (whose

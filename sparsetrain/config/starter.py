@@ -390,9 +390,16 @@ def _data_path(data: str, out: str) -> str:
 
 
 def _yaml(value: str) -> str:
+    """``value`` as one line of YAML: unicode as it is (a column ``Größe``, not ``"Gr\\xF6\\xDFe"``), escaped
+    where PyYAML would write a character that reads back otherwise (NEL, the unicode line separators)."""
     import yaml
 
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+    for unicode in (True, False):
+        text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=unicode, width=1 << 30)
+        text = text.strip().removesuffix("\n...").strip()
+        if yaml.safe_load(text) == value:
+            break
+    return text
 
 
 def write_starter_config(data: str, task: str, out: str, preset: str | None = None, force: bool = False,
