@@ -209,6 +209,34 @@ def test_keep_feature_names_writes_the_id_to_names_map(tmp_path):
     assert vw_feature_keys(tmp_path / "a.vw", [["u", "i"]]) == {"u^x", "u^y", "i^z", "w", "u^x^i^z", "u^y^i^z"}
 
 
+def test_export_names_each_hashed_row_with_every_key_that_hashes_to_it(tmp_path):
+    """keep_feature_names, then ``export`` as a user runs them: with 16 buckets the 6 + 3 values and 18 crosses
+    collide, and each exported row names the keys scikit-learn's murmurhash3_32 puts in its bucket."""
+    import json
+
+    from click.testing import CliRunner
+
+    from sparsetrain.cli import main
+
+    sk_murmur = pytest.importorskip("sklearn.utils").murmurhash3_32
+    _write_tsv(tmp_path / "d.tsv", rows=200)
+    doc = _doc("d.tsv", keep_feature_names=True, hash_bits=4)
+    doc["model"] = {"preset": "logistic"}
+    train(_cfg(tmp_path, doc), output_dir=str(tmp_path / "run"))
+    keys = ([f"c1={a}" for a in "abcdef"] + [f"c2={b}" for b in "xyz"]
+            + [f"c1={a}^c2={b}" for a in "abcdef" for b in "xyz"])
+    buckets: dict[int, set] = {}
+    for k in keys:
+        buckets.setdefault(sk_murmur(k, seed=0, positive=True) % 16, set()).add(k)
+    saved = json.loads((tmp_path / "run" / "feature_names.json").read_text())
+    assert saved["collisions"] == sorted(i for i, ks in buckets.items() if len(ks) > 1) and saved["collisions"]
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--all"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["parameters"]["weight"]["rows"]
+    named = {r["index"]: set(r["feature"].split("|")) for r in rows}
+    assert named == {**{i: ks for i, ks in buckets.items()}, 16: {"n"}}
+
+
 def test_vw_training_with_importance_and_tags_in_memory_and_streamed(tmp_path):
     # importance weights themselves: tests/test_sample_weight.py
     (tmp_path / "d.vw").write_text("1 |u a b\n0 |u c\n1 2 |u a\n1 1 'tag|u a\n")
