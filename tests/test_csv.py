@@ -487,6 +487,38 @@ def test_a_byte_order_mark_is_no_part_of_the_first_line(tmp_path, header, opener
         load_libsvm(str(tmp_path / "bom.libsvm"))
 
 
+def _read_stdin_pipe(data: bytes, schema):
+    """The rows ``CSVReader('-', schema)`` reads from a pipe on fd 0 holding ``data``."""
+    import os
+
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    saved = os.dup(0)
+    os.dup2(r, 0)
+    os.close(r)
+    try:
+        return sum(b.num_rows for b in CSVReader("-", schema))
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+@pytest.mark.parametrize("compress, words", [
+    (gzip.compress, "compressed data from a pipe is not supported; pipe it through zcat/bzcat or give the file"),
+    (bz2.compress, "compressed data from a pipe is not supported; pipe it through zcat/bzcat or give the file"),
+    (lambda b: __import__("lzma").compress(b), "xz data; sparsetrain reads UTF-8 text, .gz and .bz2: decompress it"),
+], ids=["gz", "bz2", "xz"])
+def test_a_compressed_pipe_with_a_header_is_named_as_the_other_readers_name_it(compress, words):
+    # the header line was read from the pipe as names: "data.label: no column 'y' in the header of <stdin>
+    # (columns: \x1f\x8b...)", where LibSVM and headerless CSV said what the bytes are
+    text = b"y,n,c\n" + b"".join(b"%d,%d,c%d\n" % (i % 2, i, i % 3) for i in range(50))
+    schema = CSVSchema(header=True, label="y", numeric=["n"], categorical=["c"], delimiter=",", hash_bits=6)
+    assert _read_stdin_pipe(text, schema) == 50
+    with pytest.raises(DataFormatError, match=f"^<stdin>: {words}"):
+        _read_stdin_pipe(compress(text), schema)
+
+
 @pytest.mark.parametrize("total_bytes", [None, 10, 400, 10**6])  # unknown, under, about right, far over
 def test_blocks_stack_into_the_arrays_concatenation_gives(total_bytes):
     from sparsetrain.io.libsvm_parse import LibSVMBlock

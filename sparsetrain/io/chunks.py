@@ -93,6 +93,16 @@ def _refuse_unread(path, head: bytes) -> None:
             raise DataFormatError(f"{display_name(path)}: {kind}; sparsetrain reads UTF-8 text, .gz and .bz2: {fix}")
 
 
+def refuse_unread_pipe(path, head: bytes) -> None:
+    """A ``DataFormatError`` for a pipe whose first bytes (``head``: 6, or all of a shorter pipe) are
+    compressed (a pipe is read once: not decompressed) or of a format not read; also called by a reader
+    that reads a pipe's first line itself (the CSV header)."""
+    if head[:2] == _GZIP_MAGIC or head[:3] == _BZ2_MAGIC:
+        raise DataFormatError(f"{display_name(path)}: compressed data from a pipe is not supported; "
+                              "pipe it through zcat/bzcat or give the file")
+    _refuse_unread(path, head)
+
+
 _SCAN_CHUNK = 8 << 20  # chunk size of the counting passes
 
 #: ``madvise``'s advice to map a range's pages into the process now (Linux 5.14+), as reading each
@@ -207,9 +217,7 @@ def _open_data(path):
         else:  # a pipe: look at the first bytes without consuming them
             f = io.BufferedReader(raw)
             head = f.peek(6)[:6]
-            if head[:2] == _GZIP_MAGIC or head[:3] == _BZ2_MAGIC:
-                raise DataFormatError(f"{display_name(path)}: compressed data from a pipe is not supported; "
-                                      "pipe it through zcat/bzcat or give the file")
+            refuse_unread_pipe(path, head)
         _refuse_unread(path, head)
     except BaseException:
         raw.close()

@@ -27,7 +27,7 @@ from ..base import ConfigError, DataFormatError, quoted
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
 from .base import STDIN_PATH, display_name, token_text
-from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, opened_data
+from .chunks import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_BYTES, UTF8_BOM, opened_data, refuse_unread_pipe
 from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks)
@@ -166,6 +166,8 @@ class CSVReader(HashedTextReader):
                 line += b
         finally:
             os.close(fd)
+        # as the chunks' pipe: gzip read as names said "no column 'y' in the header of <stdin> (columns: \x1f..."
+        refuse_unread_pipe(self.path, bytes(line[:6]))
         self._header_consumed = True
         line = bytes(line).removeprefix(UTF8_BOM)  # (open_data skips it; these bytes are read here)
         return _header_fields(line.decode("utf-8", "replace"), delim, self.schema.quote, sniff, self.display)
