@@ -315,6 +315,26 @@ def test_tsv_files_default_to_tab_and_header_names_are_checked(tmp_path):
         load_csv(p, CSVSchema(header=True, label="y", numeric=["zz"], hash_bits=3))
 
 
+def test_a_header_line_read_as_data_says_to_set_header(tmp_path):
+    # csv.columns given for a file whose first line names them: line 1 is data, and its error says why
+    from sparsetrain.labels import TextLabels
+
+    p = tmp_path / "h.csv"
+    p.write_text("click,n,c\nyes,2,q\nno,3,r\n")
+    hint = r" \(if line 1 holds the column names, set data.csv.header: true\)$"
+    named = dict(columns=["y", "n1", "c1"], label="y", categorical=["c1"], hash_bits=3)
+    with pytest.raises(DataFormatError, match=r"h.csv:1: column 'n1': 'n' is not a number" + hint):
+        load_csv(p, CSVSchema(numeric=["n1"], **named))
+    with pytest.raises(DataFormatError, match=r"h.csv:1: label column 'y': 'click' is not a number \(a regression "
+                                              r"label must be a number\)" + hint):
+        load_csv(p, CSVSchema(**named), labels=TextLabels("regression"))
+    with pytest.raises(DataFormatError, match=r"h.csv:1: label 'click' is a third value; .*" + hint):
+        load_csv(p, CSVSchema(**named), labels=TextLabels("binary", ("no", "yes")))
+    p.write_text("0,2,q\n1,x,r\n")  # (a later line: no hint)
+    with pytest.raises(DataFormatError, match=r"h.csv:2: column 'n1': 'x' is not a number$"):
+        load_csv(p, CSVSchema(numeric=["n1"], **named))
+
+
 def test_schema_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"data.crosses\[0\]: 'n1' is not one of data.categorical"):
         _schema(crosses=[["n1", "c1"]]).check()

@@ -221,7 +221,8 @@ class CSVReader(HashedTextReader):
         from .. import labels as L
 
         spec, y = self.labels, job.labels[: int(job.info[CK.I_ROWS])]
-        where = lambda start: f"{self.display}:{line_of(self.source, begin, job, start, cache)}"  # noqa: E731
+        at = lambda start: line_of(self.source, begin, job, start, cache)  # noqa: E731
+        where = lambda start: f"{self.display}:{at(start)}"  # noqa: E731
         if self.plan().label_col < 0:  # no labels: the NaNs are no text
             return
         col = self.plan().columns[self.plan().label_col]
@@ -229,13 +230,14 @@ class CSVReader(HashedTextReader):
             row = min(texts)
             text, start = texts[row]
             raise DataFormatError(f"{where(start)}: label column {col!r}: {quoted(text)} is not a number "
-                                  f"({spec.why_not_text()})")
+                                  f"({spec.why_not_text()}){self._header_hint(at(start))}")
         if spec.task != "binary" or spec.values is None:
             return
         if not spec.maps:
             if texts:
                 text, start = texts[min(texts)]
-                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}")
+                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}"
+                                      f"{self._header_hint(at(start))}")
             return
         out = spec.apply(y)
         bad = np.flatnonzero(out < 0)
@@ -243,7 +245,8 @@ class CSVReader(HashedTextReader):
             r = int(bad[0])
             if r in texts:
                 text, start = texts[r]
-                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}")
+                raise DataFormatError(f"{where(start)}: {L.third_value(text, spec.values)}"
+                                      f"{self._header_hint(at(start))}")
             line = line_of(self.source, begin, job, _row_start(job.buf, r, job.first and self.schema.header
                                                                 and not self._header_consumed), cache)
             raise DataFormatError(f"{self.display}:{line}: {L.third_value(float(y[r]), spec.values)}")
@@ -283,7 +286,15 @@ class CSVReader(HashedTextReader):
             return
         start, end, aux = int(info[CK.I_ERR_START]), int(info[CK.I_ERR_END]), int(info[CK.I_ERR_AUX])
         line = line_of(self.source, begin, job, start, cache)
-        raise DataFormatError(f"{self.display}:{line}: {self._message(code, buf, start, end, aux)}")
+        hint = self._header_hint(line) if code in (CK.E_VALUE, CK.E_LABEL, CK.E_FIELDS) else ""
+        raise DataFormatError(f"{self.display}:{line}: {self._message(code, buf, start, end, aux)}{hint}")
+
+    def _header_hint(self, line: int) -> str:
+        """What to add to an error on line 1 of a file read without a header line: ``csv.columns`` given
+        for a file whose first line names them read it as data."""
+        if line != 1 or self.schema.header:
+            return ""
+        return f" (if line 1 holds the column names, set {self.schema.key}.csv.header: true)"
 
     def _message(self, code, buf, start, end, aux) -> str:
         cols = self.plan().columns
