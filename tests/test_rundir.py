@@ -254,18 +254,29 @@ def test_disk_full_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path
     assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
 
 
-def test_a_full_disk_at_the_first_checkpoint_json_leaves_a_run_to_start_again(tmp_path, monkeypatch):
-    # the epoch's .params/.states stayed without checkpoint.json: the error said 'no checkpoint was written', and
-    # --resume then called the directory incomplete ('restore the file, or start over')
+@pytest.mark.parametrize("full_at", ["model-symbol.json", "model-0001.params", "model-0001.states", "checkpoint.json"])
+def test_a_full_disk_at_the_first_checkpoint_leaves_nothing_that_blocks_the_same_command(tmp_path, monkeypatch, full_at):
+    # the epoch's .params/.states stayed without checkpoint.json ('no checkpoint was written', and --resume then
+    # called the directory incomplete); later config.yaml, metrics.jsonl and model-symbol.json stayed, and the
+    # same command was refused ('holds a run that stopped before its first checkpoint: ... --overwrite')
     out = tmp_path / "full"
-    _disk_full_at(monkeypatch, "checkpoint.json")
+    _disk_full_at(monkeypatch, full_at)
     res = cli("fit", LINREG, "--output", out, "--epochs", 2, "-q", "--set", "data.batch_size=100")
-    assert res.exit_code == 1 and one_error_line(res.stderr).endswith("no checkpoint was written")
-    assert not list((out / "checkpoints").glob("model-0*"))
+    assert res.exit_code == 1 and one_error_line(res.stderr).endswith(
+        f"{full_at}: cannot write (no space left on device); no checkpoint was written")
+    assert not out.exists()  # (fit made it)
     monkeypatch.undo()
-    res = cli("fit", LINREG, "--output", out, "--resume", "--epochs", 2, "-q", "--set", "data.batch_size=100")
-    assert res.exit_code == 2 and "has no checkpoint to resume from (its run stopped before the first one)" in (
-        one_error_line(res.stderr))
+    res = cli("fit", LINREG, "--output", out, "--epochs", 2, "-q", "--set", "data.batch_size=100")
+    assert res.exit_code == 1 and state(out)["epoch"] == 2  # (trains; mse < 1 missed)
+
+
+def test_a_full_disk_at_the_first_checkpoint_keeps_an_existing_directory_and_its_other_files(tmp_path, monkeypatch):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    _disk_full_at(monkeypatch, "model-0001.params")
+    assert cli("fit", LINREG, "--output", out, "--epochs", 2, "-q", "--set", "data.batch_size=100").exit_code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 def test_disk_full_from_the_first_write_names_the_file(tmp_path, monkeypatch):

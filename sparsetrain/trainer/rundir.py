@@ -233,17 +233,16 @@ class RunDir:
 
     def close(self) -> None:
         """Release the lock (and remove the lock file, and the directories open() made if nothing was written).
-        A new run that ends before its first checkpoint or metrics line (an error, a Ctrl-C) first removes what
-        :meth:`begin` wrote: the same command runs again once the cause is fixed (a bad line in the first
-        epoch, a distributed run's workers refusing the data, left a run that only ``--overwrite`` replaced).
+        A new run that ends before its first complete checkpoint (an error, a Ctrl-C, a full disk at the first
+        checkpoint) first removes what it wrote since :meth:`begin`: the same command runs again once the cause is
+        fixed (a bad line in the first epoch, a distributed run's workers refusing the data, a full disk at the
+        first checkpoint's files, left a run that only ``--overwrite`` replaced). Nothing there could be resumed.
         Writes still finishing are waited for first (their failures dropped: see :meth:`__exit__`)."""
         with contextlib.suppress(Exception):
             self._syncs.wait()
         if self._lock_fd is not None:
-            if self._begun and self.fresh and self._holds_only_the_config():
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.path, CONFIG_FILE))
-                    os.rmdir(os.path.dirname(self.prefix))
+            if self._begun and self.fresh and not has_checkpoint(self.path):
+                self._remove_unfinished()
             _unlock(self.path, self._lock_fd)
             self._lock_fd = None
             if self._made is not None:
@@ -263,13 +262,15 @@ class RunDir:
         """Wait until every file written so far is in place and synced; a failure is an ``OutputError``."""
         self._syncs.wait()
 
-    def _holds_only_the_config(self) -> bool:
-        """Whether the run wrote nothing after :meth:`begin`: no checkpoint, no metrics line."""
-        try:
-            return not os.listdir(os.path.dirname(self.prefix)) and not any(
-                os.path.exists(os.path.join(self.path, n)) for n in (METRICS_FILE, STATE_FILE))
-        except OSError:
-            return False
+    def _remove_unfinished(self) -> None:
+        """What a new run that wrote no checkpoint leaves: its ``config.yaml``, the metrics line of an epoch whose
+        checkpoint failed, the checkpoint's symbol file (its ``.params``/``.states`` are gone: :meth:`write_checkpoint`)."""
+        checkpoints = os.path.dirname(self.prefix)
+        for p in (os.path.join(self.path, METRICS_FILE), os.path.join(self.path, CONFIG_FILE), f"{self.prefix}-symbol.json"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+        with contextlib.suppress(OSError):  # (unless something else is in it)
+            os.rmdir(checkpoints)
 
     def begin(self, config_yaml: str) -> None:
         """Write ``config.yaml``; a fresh run first removes an earlier run's files (``overwrite``).
