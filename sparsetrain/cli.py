@@ -243,8 +243,15 @@ def _predict(model_path, data_path, out, fmt, epoch, last):
 
 
 def _evaluate(model_path, data_path, metrics, as_json, epoch=None, last=False):
+    from . import metric  # noqa: F401 (its metrics enter the catalogue)
+    from .metric_catalogue import scoring_info
     from .trainer import load_trained
 
+    for name in metrics:  # (the option's name, not the library call's argument)
+        try:
+            scoring_info(name)
+        except ValueError as e:
+            raise ConfigError(f"--metric {name}: {e}") from None
     model = load_trained(model_path, epoch=epoch, last=last)
     with reading(data_path, "scoring"):
         values = model.evaluate(data_path, list(metrics) or None)

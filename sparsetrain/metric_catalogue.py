@@ -97,8 +97,31 @@ def info(name: str) -> MetricInfo:
     key = str(name).lower()
     record = _REGISTRY.get(key)
     if record is None:
-        raise ValueError(f"unknown metric {name!r}{did_you_mean(key, _REGISTRY)}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown metric {name!r}{did_you_mean(key, _REGISTRY)}; known: {known_text()}")
     return record
+
+
+#: The metric that holds others (MXNet's ``create('composite')``): no metric of a config or of ``evaluate``.
+_HOLDER = "composite"
+
+
+def scoring_info(name: str) -> MetricInfo:
+    """:func:`info` of a metric that scores predictions, as ``train.metrics`` and ``evaluate --metric`` name them:
+    ``composite`` (a holder of other metrics, which scored nothing) is a ``ValueError`` too."""
+    record = info(name)
+    if record.name == _HOLDER:
+        raise ValueError(f"{name!r} holds other metrics and scores nothing: list the metrics; known: {known_text()}")
+    return record
+
+
+def known_text() -> str:
+    """The metrics a config or ``evaluate`` names, each with its short aliases: ``accuracy (acc), ...``."""
+    out = []
+    for record in catalogue():
+        if record.name != _HOLDER:
+            aliases = [a for a in record.aliases if a != record.klass.__name__.lower()]
+            out.append(record.name + (f" ({', '.join(aliases)})" if aliases else ""))
+    return ", ".join(out)
 
 
 def info_of(metric) -> MetricInfo | None:

@@ -332,6 +332,22 @@ def test_evaluate_checks_metric_names_before_reading_the_data(tmp_path, monkeypa
     assert res.exit_code == 2 and "unknown metric 'msee' (did you mean 'mse'?)" in one_error_line(res.stderr)
 
 
+@pytest.mark.parametrize("name,why", [("bogus", "unknown metric 'bogus'"), ("acuracy", "unknown metric 'acuracy' (did you "
+                                      "mean 'accuracy'?)"), ("composite", "'composite' holds other metrics")])
+def test_evaluate_metric_errors_name_the_option_and_the_metrics_it_takes(tmp_path, name, why):
+    # it said 'error: metric: unknown metric ...' as if metric were a config key, and listed composite (which
+    # evaluated nothing, exit 0) and class names among the known metrics; train.metrics took composite too
+    run = tmp_path / "r"
+    assert cli("fit", LINREG, "--output", run, *FAST).exit_code == 1
+    res = cli("evaluate", run, ROOT / "data" / "linreg.libsvm", "--metric", "mse", "--metric", name)
+    assert res.exit_code == 2
+    assert one_error_line(res.stderr).startswith(f"error: --metric {name}: {why}")
+    assert one_error_line(res.stderr).endswith("; known: mse, rmse, mae, accuracy (acc), cross-entropy (ce, "
+                                               "cross_entropy), log_loss (binary_cross_entropy), auc")
+    res = cli("fit", LINREG, "--output", tmp_path / "c", *FAST, "--set", f"train.metrics=[{name}]")
+    assert res.exit_code == 2 and one_error_line(res.stderr).startswith(f"error: train.metrics[0]: {why}")
+
+
 # -- progress ----------------------------------------------------------------------------------------------
 
 def test_a_streamed_epoch_bar_counts_bytes_from_the_start_with_an_eta(monkeypatch):

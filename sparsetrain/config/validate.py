@@ -173,10 +173,11 @@ def _reachable(cfg) -> set:
 def validate_training(cfg) -> None:
     """Metrics, targets, cache/shuffle, the optimizer and the initializer (built once to check them)."""
     from .. import metric as metric_mod
+    from ..metric_catalogue import scoring_info
 
     for k, name in enumerate(cfg.metrics):
         try:
-            metric_mod.create(name)
+            scoring_info(name)
             why = metric_mod.not_applicable(name, canonical_op(cfg.model.loss.op))
         except (ValueError, KeyError, TypeError, SparseTrainError) as e:
             raise ConfigError(f"train.metrics[{k}]: {message(e)}") from None

@@ -192,11 +192,15 @@ class TrainedModel:
     def evaluate(self, path: str, metrics: list[str] | None = None) -> dict:
         from .. import metric as metric_mod
 
+        from ..metric_catalogue import scoring_info
+
         names = list(metrics or self.metrics)
-        try:  # before reading the data: a mistyped name fails at once
-            metric = make_metric(names)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"metric: {e}") from None
+        for k, name in enumerate(names):  # before reading the data: a mistyped name fails at once
+            try:
+                scoring_info(name)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"metrics[{k}]: {e}") from None
+        metric = make_metric(names)
         columns = self._output_columns()
         for n in names:  # e.g. auc on a regression model: a usage error, not a failure inside the metric
             why = metric_mod.not_applicable(n, self.loss_op, columns)
