@@ -185,7 +185,7 @@ def _json_row(row) -> dict:
 def _gen_data(options, out, quiet, force, given=()):
     from .cli_schema import cli_text
     from .io.base import named_format
-    from .fileio import refuse_to_replace
+    from .fileio import directories_for, refuse_to_replace
     from .io.synthetic_options import SyntheticOptions, check_given, check_options
 
     try:
@@ -217,8 +217,9 @@ def _gen_data(options, out, quiet, force, given=()):
         progress.start()
         task_id = progress.add_task("rows", total=rows)
     try:
-        result = synthetic.generate(
-            out, **options, progress=(lambda done, *_: progress.update(task_id, completed=done)) if progress else None)
+        with directories_for(out):  # (as predict, export and init make their --out's)
+            result = synthetic.generate(out, **options, progress=(lambda done, *_: progress.update(task_id, completed=done))
+                                        if progress else None)
     finally:
         if progress is not None:
             progress.stop()

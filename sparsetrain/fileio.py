@@ -40,13 +40,40 @@ from .base import ConfigError, OutputError
 DAMAGED_NPZ_ERRORS = (OSError, ValueError, EOFError, OverflowError, NotImplementedError, zipfile.BadZipFile,
                       zlib.error, struct.error)
 
-__all__ = ["Syncs", "open_atomic", "write_atomic", "write_changed", "write_npz", "write_stdout"]
+__all__ = ["Syncs", "directories_for", "open_atomic", "write_atomic", "write_changed", "write_npz", "write_stdout"]
 
 
 def refuse_to_replace(path, force: bool) -> None:
     """A command's ``--out`` file that exists is replaced only with ``--force`` (``init``, ``gen-data``)."""
     if not force and os.path.exists(path):
         raise ConfigError(f"--out: {os.fspath(path)} exists; pass --force to replace it")
+
+
+@contextlib.contextmanager
+def directories_for(path):
+    """The missing directories of ``path``'s directory, made for the block (``mkdir -p``; a failure is an
+    ``OutputError`` naming ``path``) and removed again while empty if the block fails: a command's output
+    (``gen-data --out new/x.libsvm``, as ``predict``/``export``/``init --out`` and a run directory)."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    made = []
+    parent = directory
+    while not os.path.isdir(parent) and parent != os.path.dirname(parent):
+        made.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise OutputError(e.errno, f"cannot create the directory {directory} ({e.strerror or e})", os.fspath(path)) \
+            from None
+    try:
+        yield
+    except BaseException:
+        for d in made:  # (deepest first)
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        raise
 
 
 def _umask() -> int:

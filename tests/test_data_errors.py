@@ -263,12 +263,29 @@ def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["keep.txt"]
 
 
-def test_gen_data_into_a_missing_directory_is_one_line(tmp_path):
-    out = tmp_path / "nope" / "x.libsvm"
-    res = _cli("gen-data", "--rows", 10, "--features", 5, "--density", 0.5, "--out", out)
+@pytest.mark.parametrize("fmt", ["libsvm", "csv"])
+def test_gen_data_makes_a_missing_directory_as_predict_export_and_init_do(tmp_path, fmt):
+    # it said 'error: .../x.libsvm: cannot write: the directory ... does not exist'
+    out = tmp_path / "new" / "deeper" / ("x.libsvm" if fmt == "libsvm" else "x.tsv")
+    options = ["--features", 5, "--density", 0.5] if fmt == "libsvm" else ["--format", "csv"]
+    res = _cli("gen-data", "--rows", 10, *options, "--out", out, "-q")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, out.name + (
+        ".weights.npy" if fmt == "libsvm" else ".model.npz")])
+
+
+def test_gen_data_that_fails_removes_the_directories_it_made(tmp_path, full_disk):
+    out = tmp_path / "new" / "deeper" / "x.libsvm"
+    res = _cli("gen-data", "--rows", 2000, "--features", 50, "--density", 0.2, "--out", out)
     assert res.exit_code == 1
-    line = _one_error_line(res.stderr)
-    assert line == f"error: {out}: cannot write: the directory {out.parent} does not exist"
+    assert _one_error_line(res.stderr) == f"error: {out}: cannot write (no space left on device)"
+    assert os.listdir(tmp_path) == []
+    file = tmp_path / "file"
+    file.write_text("")
+    res = _cli("gen-data", "--rows", 10, "--features", 5, "--density", 0.5, "--out", file / "x.libsvm")
+    assert res.exit_code == 1
+    assert _one_error_line(res.stderr) == (f"error: {file / 'x.libsvm'}: cannot create the directory {file} (File "
+                                           "exists)")
 
 
 def test_gen_data_on_a_full_disk_is_one_line(tmp_path, full_disk):
