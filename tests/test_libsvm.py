@@ -239,6 +239,20 @@ def test_bad_arguments(tmp_path):
         load_libsvm(str(tmp_path / "missing.libsvm"))
 
 
+@pytest.mark.parametrize("dtype,shown", [("int32", "int32"), (int, "int64"), ("float16", "float16"), ("U5", "<U5"),
+                                         ("bogus", "'bogus'")])
+def test_a_dtype_or_label_dtype_that_is_no_float32_or_float64_is_named(tmp_path, dtype, shown):
+    # LibSVMReader(label_dtype=...) was not checked: 'U5' handed out the labels as text, float16 as float16, and
+    # int32 failed at the first block in numpy's 'Cannot cast array data from dtype('float64') to dtype('int32')'
+    path = write(tmp_path, b"1 1:1\n")
+    with pytest.raises(ValueError, match=re.escape(f"label_dtype must be float32 or float64, got {shown}")):
+        LibSVMReader(path, 2, True, label_dtype=dtype)
+    with pytest.raises(ValueError, match=re.escape(f"dtype must be float32 or float64, got {shown}")):
+        LibSVMReader(path, 2, True, dtype=dtype)
+    with pytest.raises(ValueError, match=re.escape(f"dtype must be float32 or float64, got {shown}")):
+        load_libsvm(path, dtype=dtype)
+
+
 # ------------------------------------------------------------------------------------------
 # Kernel vs the pure-Python reference parser, and chunk-split invariance
 

@@ -62,10 +62,14 @@ def _zero_based_mode(zero_based) -> int:
     raise ValueError(f"zero_based must be True, False or 'auto', got {zero_based!r}")
 
 
-def _float_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
+def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``dtype`` as np.float32 or np.float64; another (or no dtype: ``'bogus'``) is a ValueError naming ``name``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
     if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+        raise ValueError(f"{name} must be float32 or float64, got {repr(dtype) if dt is None else dt}")
     return dt
 
 
@@ -190,7 +194,7 @@ class LibSVMReader:
         label_dtype=None,
     ):
         self.path = path
-        self.label_dtype = label_dtype
+        self.label_dtype = None if label_dtype is None else _float_dtype(label_dtype, "label_dtype")
         self.num_features = _num_features(num_features)
         self._mode = _zero_based_mode(zero_based)
         self.dtype = _float_dtype(dtype)
