@@ -555,6 +555,22 @@ def test_eq_masks_of_a_block():
         assert mask(buf, np.int64(b)) == want, b
 
 
+def test_newlines_counted_by_blocks():
+    """``count_newlines`` (64-byte blocks' masks counted, the last partial block byte by byte) counts as
+    ``bytes.count`` for buffers of every length around the block size, of slices starting anywhere, and of
+    buffers of nothing but newlines or none."""
+    from sparsetrain.io import _scan_kernels as SK
+
+    rng = np.random.default_rng(9)
+    buf = rng.choice(np.array([10, 9, 48, 0, 255], np.uint8), 600)
+    for a in (0, 1, 63, 64, 65):
+        for n in (0, 1, 63, 64, 65, 127, 128, 129, 200, 535):
+            part = buf[a:a + n]
+            assert SK.count_newlines(part) == part.tobytes().count(b"\n"), (a, n)
+    for fill in (10, 11):
+        assert SK.count_newlines(np.full(300, fill, np.uint8)) == (300 if fill == 10 else 0)
+
+
 def test_convert_pairs_gather_and_permute_agree():
     """The fast path's two conversions of LANES pairs (words by a byte permute where the CPU has AVX-512
     VBMI, by a scalar load each elsewhere): the same entries and the same mask of broken pairs, for every window."""

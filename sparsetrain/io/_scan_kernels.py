@@ -285,11 +285,17 @@ def first_newline(buf, start):
 
 @njit(cache=True, nogil=True)
 def count_newlines(buf):
-    """The number of b'\\n' in ``buf``."""
+    """The number of b'\\n' in ``buf``: 64-byte blocks' newline masks (:func:`eq_mask64`) counted by
+    :func:`popcount`, the last, partial block byte by byte (the byte loop LLVM vectorizes widened every
+    byte to a 64-bit count: 2.6x the CPU on the CSV benchmark's chunks, session 37)."""
+    n = len(buf)
     c = 0
-    for i in range(len(buf)):
-        if buf[i] == 10:
-            c += 1
+    b = 0
+    while b + 64 <= n:
+        c += popcount(eq_mask64(buf, b, 10, 10, 10))
+        b += 64
+    for i in range(b, n):
+        c += buf[i] == 10
     return c
 
 
