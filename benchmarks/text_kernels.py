@@ -163,7 +163,7 @@ def phases(mb: float, repeat: int) -> None:
                 start = nnz
                 for g in range(0, len(cat_cols), LANES):  # (the benchmark's fields all fit two blocks)
                     nnz += hash_lanes(buf, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g,
-                                      min(LANES, len(cat_cols) - g), indices, nnz, mask) & 0xFFFFFFFF
+                                      min(LANES, len(cat_cols) - g), indices, nnz, mask, lanes[8, g]) & 0xFFFFFFFF
                 for i in range(len(cross_a)):
                     a = np.uint64(cross_a[i])
                     b = np.uint64(cross_b[i])
@@ -191,7 +191,7 @@ def phases(mb: float, repeat: int) -> None:
     room = max(len(b) for b in chunks)
     indices, data = np.empty(room, np.int64), np.empty(room, np.float32)
     keys, buckets = np.empty(64, np.int64), np.empty(64, np.int64)
-    fs, fe = np.empty(len(plan.roles), np.int64), np.empty(len(plan.roles), np.int64)
+    fs, fe = np.zeros(len(plan.roles) + LANES, np.int64), np.zeros(len(plan.roles) + LANES, np.int64)
     pos = np.empty(len(plan.roles) + 80, np.int64)
     lanes = CK.lane_table(plan.cat_cols, plan.prefix_states, plan.num_cols, plan.log1p)
 

@@ -217,6 +217,22 @@ def test_numeric_fields_of_every_shape_equal_the_reference(tmp_path):
     np.testing.assert_array_equal(_dense(X), _reference_dense(text, _schema())[1])
 
 
+def test_lane_groups_of_consecutive_columns_are_flagged():
+    """``lane_table``'s rows 8 (categorical) and 9 (numeric): at each group's first lane, 1 where the group's
+    columns are consecutive and ascending (the kernel then loads their field spans at once), else 0."""
+    states = np.zeros((60, 4), np.int64)
+    cases = [(np.arange(3, 29), [1, 1, 0]), (np.array([5, 6, 8]), [0, 0, 0]), (np.array([6, 5]), [0, 0, 0]),
+             (np.array([7]), [1, 0, 0]), (np.r_[np.arange(10, 26), [40, 41]], [1, 1, 0]),
+             (np.r_[np.arange(10, 26), [41, 40]], [1, 0, 0]), (np.r_[np.arange(10, 25), [30]], [0, 0, 0])]
+    for cols, want in cases:
+        cols = cols.astype(np.int64)
+        for cat, num in ((cols, cols[:0]), (cols[:0], cols)):
+            lanes = CK.lane_table(cat, states, num, np.zeros(len(num), np.bool_))
+            got = [int(lanes[8 if len(cat) else 9, g]) if g < lanes.shape[1] else 0 for g in (0, 16, 32)]
+            assert got == want, cols
+            assert not lanes[9 if len(cat) else 8].any()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numeric_columns_in_lane_groups_equal_the_reference(tmp_path, dtype):
     """More numeric columns than one lane group (``LANES``: ``count_lanes`` where ``WIDE``), listed in another
@@ -651,7 +667,10 @@ cols = np.arange(len(fields), dtype=np.int64)
 out, longs = [], []
 for g in range(0, len(fields), HK.LANES):
     ids = np.full(HK.LANES + 1, -1, np.int64)
-    got = hash_lanes(buf, fs, fe, cols, *states, g, min(HK.LANES, len(fields) - g), ids, 1, 2**31 - 1)
+    got = hash_lanes(buf, fs, fe, cols, *states, g, min(HK.LANES, len(fields) - g), ids, 1, 2**31 - 1, 0)
+    ids2 = np.full(HK.LANES + 1, -1, np.int64)  # the spans read as consecutive columns: the same
+    assert hash_lanes(buf, fs, fe, cols, *states, g, min(HK.LANES, len(fields) - g), ids2, 1, 2**31 - 1, 1) == got
+    assert (ids2 == ids).all()
     out.append(ids.tolist())
     longs.append(got)
 sorted_, repeats = [], []
@@ -666,11 +685,16 @@ ce = np.cumsum([len(c) for c in counts]).astype(np.int64)
 lanes = CK.lane_table(cols[:0], states.T, np.arange(len(counts), dtype=np.int64), np.arange(len(counts)) % 2 == 1)
 count_lanes = njit(lambda *a: CK.count_lanes(*a))
 entries = []
+cs = np.concatenate([ce - [len(c) for c in counts], np.zeros(HK.LANES, np.int64)])  # (room for a group's load)
+ce = np.concatenate([ce, np.zeros(HK.LANES, np.int64)])
 for g in range(0, len(counts), HK.LANES):
-    indices, data = np.full(HK.LANES, -1, np.int64), np.full(HK.LANES, -1.0, np.float32)
-    got = count_lanes(text, ce - [len(c) for c in counts], ce, lanes[5], lanes[6], g, min(HK.LANES, len(counts) - g),
-                      CK.LOG1P_INTS, lanes[7], indices, data, 0, 100 + g)
-    entries.append([got, indices.tolist(), data.tolist()])
+    got = []
+    for contiguous in (0, 1):  # the spans gathered by column, or read as consecutive columns: the same
+        indices, data = np.full(HK.LANES, -1, np.int64), np.full(HK.LANES, -1.0, np.float32)
+        got.append([count_lanes(text, cs, ce, lanes[5], lanes[6], g, min(HK.LANES, len(counts) - g), CK.LOG1P_INTS,
+                                lanes[7], indices, data, 0, 100 + g, contiguous), indices.tolist(), data.tolist()])
+    assert got[0] == got[1]
+    entries.append(got[0])
 print(json.dumps([cpu_target.target_context.codegen().magic_tuple()[1], CK.WIDE, HK.fast_gathers(), out,
                   longs, sorted_, repeats, entries]))
 """

@@ -74,8 +74,8 @@ def test_feeding_padded_equals_feeding_by_bytes(prefix, body, pad, data):
 
 
 @njit
-def _hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask):
-    return HK.hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask)
+def _hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask, contiguous):
+    return HK.hash_lanes(src, fs, fe, cols, h0, carry0, ncarry0, length0, g, active, indices, nnz, mask, contiguous)
 
 
 @settings(max_examples=100, deadline=None)
@@ -86,7 +86,7 @@ def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
     fields store the murmur hash of their prefix then their field, in lane order after the entries before
     them, or are flagged as too long for two blocks (exactly those, and not stored), whatever bytes follow
     the fields; an empty field's lane stores nothing, nor do the lanes past ``active``, nor anything past
-    the count returned."""
+    the count returned. The fields' spans gathered by column and read as consecutive columns alike."""
     body = b"".join(field for _, field in pairs)
     buf = np.frombuffer(body + pad, np.uint8)
     ends = np.cumsum([len(f) for _, f in pairs])
@@ -101,11 +101,11 @@ def test_hash_lanes_equal_murmur_of_prefix_and_field(pairs, pad):
         states[:, i] = HK.mm_feed(*HK.mm_start(HASH_SEED), pre, 0, len(pre))
     cols = np.arange(nl, dtype=np.int64)
     mask = 2**20 - 1
-    for g in range(0, nl, HK.LANES):
+    for g, contiguous in ((g, c) for g in range(0, nl, HK.LANES) for c in (0, 1)):
         active = min(HK.LANES, len(pairs) - g)
         out = np.full(3 + HK.LANES + 3, -1, np.int64)
         got = _hash_lanes(buf, fs, fe, cols, states[0].copy(), states[1].copy(), states[2].copy(), states[3].copy(),
-                          g, active, out, 3, mask)
+                          g, active, out, 3, mask, contiguous)
         longs = [(len(prefix) % 4 + len(field)) // 4 > 2 for prefix, field in pairs[g:g + active]]
         assert got >> 32 == sum(1 << lane for lane, is_long in enumerate(longs) if is_long)
         want = [sk_murmur(prefix + field, HASH_SEED, positive=True) & mask

@@ -16,7 +16,7 @@ from numba.extending import intrinsic
 
 from ..kernels.numba_cache import drop_stale_callers
 from ._hash_kernels import LANES
-from ._hash_kernels import compress_store
+from ._hash_kernels import compress_store, field_bounds
 from ._hash_kernels import load_lanes as _load_lanes
 from ._scan_kernels import eq_mask64, eq_mask_tail, flatten
 
@@ -63,14 +63,15 @@ def count_value(buf, s, e):
 
 
 @intrinsic
-def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0):
+def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0, contiguous):
     """The entries of the numeric fields ``src[fs[c]:fe[c]]``, ``c = cols[g + l]``, for the first ``active``
     of the ``LANES`` lanes ``l`` (LLVM IR on ``<16 x i64>``), written as a row's are: id ``id0 + l`` and the
     field's value, a field whose value is 0 (or empty) skipped, the kept ones compressed to ``indices[nnz:]``
     / ``data[nnz:]`` in lane order. A field of 0 to 8 digits is the integer they make (SWAR: the field's bytes
     moved to the word's top, ``0`` bytes below, checked at once and converted by three multiplications), or
-    where ``logs[g + l]`` is not 0 its ``log1p``, ``table[integer]`` below ``len(table)``. The fields' bounds,
-    words and table entries by ``_hash_kernels.load_lanes`` (gathers where they are fast); reads up to
+    where ``logs[g + l]`` is not 0 its ``log1p``, ``table[integer]`` below ``len(table)``. The fields' bounds
+    by ``_hash_kernels.field_bounds`` (``contiguous``: the columns are ``cols[g] + l``), words and table entries
+    by ``_hash_kernels.load_lanes`` (gathers where they are fast); reads up to
     ``PAD`` bytes past a field's start. ``ints[g + l]``: the lanes' integers. Returns three lane masks: bits
     0-15 the lanes kept, 16-31 those kept whose value is a ``log1p`` beyond the table (the caller writes
     it), 32-47 the active lanes whose field is not such a count (a sign, a point, spaces, more digits, not
@@ -83,9 +84,9 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
             and isinstance(table, types.Array) and table.dtype == types.float64 and table.layout == "C"
             and isinstance(data, types.Array) and data.dtype in (types.float32, types.float64)
             and data.ndim == 1 and data.layout == "C"
-            and all(isinstance(x, types.Integer) for x in (g, active, nnz, id0))):
+            and all(isinstance(x, types.Integer) for x in (g, active, nnz, id0, contiguous))):
         return None
-    sig = types.int64(src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0)
+    sig = types.int64(src, fs, fe, cols, logs, g, active, table, ints, indices, data, nnz, id0, contiguous)
 
     def codegen(context, b, sig, args):
         lanes = LANES
@@ -95,7 +96,8 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
         v32, v64, vf, vout, vbits = (ir.VectorType(t, lanes) for t in (i32, i64, f64, ft, i1))
         arr = [context.make_array(t)(context, b, a) if isinstance(t, types.Array) else None
                for t, a in zip(sig.args, args)]
-        at, count, start, first = (context.cast(b, args[k], sig.args[k], types.int64) for k in (5, 6, 11, 12))
+        at, count, start, first, contiguous = (context.cast(b, args[k], sig.args[k], types.int64)
+                                               for k in (5, 6, 11, 12, 13))
 
         def c64(x):
             return ir.Constant(v64, [x if x < 1 << 63 else x - (1 << 64)] * lanes)
@@ -111,9 +113,10 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
         def load_lanes(ptr, index, vt, align):  # ptr[index[q]] for every lane q
             return _load_lanes(b, ptr, index, vt, align)
 
-        cols_ = b.load(row(3), align=8)
-        s = load_lanes(arr[1].data, cols_, v64, 8)
-        n = b.sub(load_lanes(arr[2].data, cols_, v64, 8), s)
+        lane = ir.Constant(v64, list(range(lanes)))
+        on = b.icmp_signed("<", lane, splat(count))
+        s, e = field_bounds(b, arr[1].data, arr[2].data, b.load(row(3), align=8), contiguous, on)
+        n = b.sub(e, s)
         text = b.bitcast(arr[0].data, ir.IntType(8).as_pointer())
         word = _load_lanes(b, text, s, v64, 1, bytes_=True)
         short = b.icmp_unsigned("<=", n, c64(8))
@@ -133,8 +136,6 @@ def count_lanes(typingctx, src, fs, fe, cols, logs, g, active, table, ints, indi
         value = b.select(logged, logs_, b.uitofp(v, vf))
         if ft != f64:
             value = b.fptrunc(value, vout)
-        lane = ir.Constant(v64, list(range(lanes)))
-        on = b.icmp_signed("<", lane, splat(count))
         keep = b.and_(b.and_(on, ok), b.icmp_unsigned("!=", v, c64(0)))
         fix = b.and_(keep, b.and_(logged, b.xor(inside, ir.Constant(vbits, [1] * lanes))))
         slow = b.and_(on, b.xor(ok, ir.Constant(vbits, [1] * lanes)))

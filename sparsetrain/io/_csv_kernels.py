@@ -214,7 +214,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         active = min(LANES, ncat - g)
         if WIDE:
             got = hash_lanes(src, fs, fe, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], g, active, indices, nnz,
-                             mask)
+                             mask, lanes[8, np.uint64(g)])
             nnz += got & 0xFFFFFFFF
             long_ = got >> 32
         else:
@@ -247,7 +247,7 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
         odd = every
         if WIDE:
             got = count_lanes(src, fs, fe, lanes[5], lanes[6], g, end - g, LOG1P_INTS, lanes[7], indices, data, nnz,
-                              hash_size + g)
+                              hash_size + g, lanes[9, np.uint64(g)])
             odd = got >> (2 * LANES)
             if odd == 0:
                 kept = np.uint64(got & every)
@@ -288,10 +288,19 @@ def _emit_row(src, fs, fe, rs, re_, line_start, le, value_limit, label_col, num_
 def lane_table(cat_cols, prefix_states, num_cols, log1p):
     """The columns as lanes of :func:`hash_lanes` and :func:`count_lanes`, a multiple of ``LANES`` (a last
     group's spare lanes repeat the first column): rows 0-4 the categorical columns and their prefix states'
-    h, carry, ncarry, length; rows 5-7 the numeric columns, their log1p flags and a row for their integers."""
+    h, carry, ncarry, length; rows 5-7 the numeric columns, their log1p flags and a row for their integers;
+    rows 8 and 9 at each group's first lane: 1 where the group's categorical (8) or numeric (9) columns are
+    consecutive (the field spans read by one vector load each, not gathered)."""
     ncat, nnum = len(cat_cols), len(num_cols)
     nl = (max(ncat, nnum) + LANES - 1) // LANES * LANES
-    lanes = np.zeros((8, nl), np.int64)
+    lanes = np.zeros((10, nl), np.int64)
+    for g in range(0, nl, LANES):
+        for row, cols in ((8, cat_cols), (9, num_cols)):
+            end = min(g + LANES, len(cols))
+            lanes[row, g] = end > g
+            for i in range(g + 1, end):
+                if cols[i] != cols[g] + (i - g):
+                    lanes[row, g] = 0
     for i in range(nl):
         if ncat > 0:
             c = cat_cols[i if i < ncat else 0]
@@ -334,8 +343,8 @@ def parse_csv_chunk(buf, delim, quote, skip_first, max_line, value_limit, roles,
         info[I_ERR] = E_NO_NEWLINE
         return info
     ncols = len(roles)
-    fs = np.empty(ncols, np.int64)  # field spans (in buf, or in scratch for a quoted line)
-    fe = np.empty(ncols, np.int64)
+    fs = np.zeros(ncols + LANES, np.int64)  # field spans (in buf, or in scratch for a quoted line; LANES spare:
+    fe = np.zeros(ncols + LANES, np.int64)  # ``hash_lanes``, ``count_lanes`` load a group of columns at once)
     rs = np.empty(ncols, np.int64)  # raw spans in buf (for messages)
     re_ = np.empty(ncols, np.int64)
     keys = np.empty(len(cat_cols) + len(cross_a) + 1, np.int64)  # a row's hashed entries, to sort
@@ -366,7 +375,7 @@ def _parse_lines(buf, delim, quote, skip_first, max_line, value_limit, label_col
     subtract each per row, which numba's pruning of reference counts leaves in this loop's branches:
     ~60 a row, ~30 % of the kernel's CPU (A/B, same output)."""
     n = len(buf)
-    ncols = len(fs)
+    ncols = len(rs)
     nslow = 0
     rows = 0
     nnz = 0
