@@ -130,6 +130,10 @@ def shown_labels(y: np.ndarray, names: dict) -> np.ndarray:
                      for v, t, h in zip(flat.tolist(), text, hashes)])
 
 
+#: The bits of a text label in the float64 labels the CSV reader yields before mapping them (a quiet NaN;
+#: the low 32 bits, :data:`_HASH_BITS`, hold the text's MurmurHash3), see :class:`TextLabels`. The CSV
+#: kernel (``io/_csv_kernels.py``) writes them; the readers and this module read them.
+TEXT_LABEL = np.uint64(0x7FF8_0001_0000_0000)
 _HASH_BITS = np.uint64(0xFFFFFFFF)
 
 
@@ -141,16 +145,13 @@ def text_labels_of(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     text = np.isnan(flat)
     if not text.any():
         return text, np.zeros(flat.shape, np.uint64)
-    from .io.csv_reader import TEXT_LABEL
-
     bits = flat.view(np.uint64)
     text &= (bits & ~_HASH_BITS) == TEXT_LABEL
     return text, bits & _HASH_BITS
 
 
 def text_label_bits(text: str) -> np.uint64:
-    """The bits of the text label ``text`` in the CSV reader's float64 labels (``csv_reader.TEXT_LABEL``)."""
-    from .io.csv_reader import TEXT_LABEL
+    """The bits of the text label ``text`` in the CSV reader's float64 labels (:data:`TEXT_LABEL`)."""
     from .io.hashing import murmurhash3_32
 
     return TEXT_LABEL | np.uint64(murmurhash3_32(text))

@@ -42,6 +42,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..kernels.numba_cache import drop_stale_callers
+from ..labels import TEXT_LABEL  # (the bits of a text label: a label convention)
 from ._csv_field_kernels import (LOG1P_INTS, count_lanes, count_value, int_feature, signed_log1p, split_line,
                                  split_quoted, strip)
 from ._decimal_kernels import NONFINITE, NOT_A_NUMBER, SLOW, parse_float, plain_int
@@ -79,8 +80,6 @@ SLOW_VALUE = 1
 SLOW_WEIGHT = 2
 SLOW_LABEL_TEXT = 3  # the first row of a text label in the chunk (the row's label: TEXT_LABEL | hash)
 
-#: The bits of a text label (a quiet NaN; the low 32 bits hold the text's hash)
-TEXT_LABEL = np.uint64(0x7FF8_0001_0000_0000)
 _TEXTS_TRACKED = 8  # distinct text labels a chunk lists once; further ones are listed at every row
 _TEXT_BYTES = 64  # (as is a text label longer than this)
 

@@ -23,6 +23,7 @@ import stat
 
 import numpy as np
 
+from .. import labels as L
 from ..base import ConfigError, DataFormatError, quoted
 from . import _csv_kernels as CK
 from . import _hash_kernels as HK
@@ -32,11 +33,7 @@ from .csv_schema import CSVSchema
 from .hashing import HASH_SEED
 from .text_pipeline import (HashedTextReader, TextJob, count_newlines, finite_limit, keep_parsed, line_of, load_blocks)
 
-__all__ = ["CSVSchema", "CSVReader", "TEXT_LABEL", "load_csv", "read_header", "scored_columns"]
-
-#: The bits of a text label in the labels the reader yields before mapping them (a NaN; the low 32
-#: bits: the text's MurmurHash3), see :class:`~sparsetrain.labels.TextLabels`.
-TEXT_LABEL = CK.TEXT_LABEL
+__all__ = ["CSVSchema", "CSVReader", "load_csv", "read_header", "scored_columns"]
 
 _SLOW_ROWS = 64
 
@@ -106,14 +103,12 @@ class CSVReader(HashedTextReader):
     def __init__(self, path, schema: CSVSchema, dtype="float32", *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  num_parts: int = 1, part_index: int = 0, workers: int | None = None,
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, labels=None, unlabeled: bool = False):
-        from ..labels import TextLabels
-
         schema.check()
         self.schema = schema
         # a file without the (named) label column is read with labels NaN (rows scored by predict):
         # a header that lacks it, or a first data line one field short of ``columns`` (them minus the label)
         self.unlabeled = unlabeled
-        self.labels = labels if labels is not None else TextLabels()
+        self.labels = labels if labels is not None else L.TextLabels()
         # hash -> text of the text labels read (and of the label values)
         self.label_names: dict[int, str] = self.labels.names if self.labels.names is not None else {}
         for v in self.labels.values or ():
@@ -218,8 +213,6 @@ class CSVReader(HashedTextReader):
     def _text_labels(self, job: TextJob, texts: dict, begin: int, cache: dict) -> None:
         """Text labels of the chunk (``texts``: row -> (text, raw start) of the rows the kernel listed) as
         :class:`~sparsetrain.labels.TextLabels` says: an error, kept, or every label mapped to 0/1."""
-        from .. import labels as L
-
         spec, y = self.labels, job.labels[: int(job.info[CK.I_ROWS])]
         at = lambda start: line_of(self.source, begin, job, start, cache)  # noqa: E731
         where = lambda start: f"{self.display}:{at(start)}"  # noqa: E731
