@@ -22,8 +22,9 @@ import json
 
 import numpy as np
 
-from .base import DataFormatError
+from .base import ConfigError, DataFormatError
 from .fileio import DAMAGED_NPZ_ERRORS, write_npz
+from .optimizer_buffers import state_parts
 
 FORMAT = "sparsetrain-optimizer-states"
 VERSION = 1
@@ -121,9 +122,6 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
     Unchecked, another rule's states would train on as this rule's (AdaGrad's history as momentum), and
     too few arrays would let a compiled kernel write past their end. Another rule is a ``ConfigError``;
     another count (a file without the rule's name: older, or damaged) a ``DataFormatError``."""
-    from .base import ConfigError
-    from .optimizer_buffers import state_parts
-
     saved = (progress or {}).get("rule")
     if saved is not None and saved != opt.rule_name:
         raise ConfigError(f"{source}: these are the optimizer states of the {saved!r} update rule; this run's "
@@ -173,10 +171,9 @@ def optimizer_config(opt) -> dict:
 
 
 def optimizer_from_config(config: dict, current, source: str):
-    """An optimizer as :func:`optimizer_config` saved it; ``current`` supplies what was not plain data."""
-    from .optimizer import Optimizer
-
-    cls = Optimizer.opt_registry.get(str(config["class"]).lower())
+    """An optimizer as :func:`optimizer_config` saved it; ``current`` (the optimizer it replaces) supplies what was
+    not plain data, and its ``opt_registry`` (every registered optimizer class by name) the saved class."""
+    cls = current.opt_registry.get(str(config["class"]).lower())
     if cls is None:
         raise DataFormatError(f"{source}: unknown optimizer {config['class']!r}")
     opt = current if type(current) is cls else cls()

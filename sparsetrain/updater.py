@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import optimizer_states as F
 from .ndarray import BaseArray, NDArray
 from .optimizer_buffers import state_buffer, state_parts
 
@@ -78,19 +79,13 @@ class Updater:
     def get_states(self, dump_optimizer=False) -> bytes:
         """The states as data-only bytes (:mod:`sparsetrain.optimizer_states`): the arrays, the
         optimizer's update counts and scheduler position, and with ``dump_optimizer`` its settings."""
-        from . import optimizer_states as F
-
         return F.dumps(*self._saved(dump_optimizer))
 
     def save_states(self, path: str, dump_optimizer=False) -> None:
         """What :meth:`get_states` returns, written atomically to the file ``path``."""
-        from . import optimizer_states as F
-
         F.save(path, *self._saved(dump_optimizer))
 
     def _saved(self, dump_optimizer: bool) -> tuple:
-        from . import optimizer_states as F
-
         states = {k: state_to_numpy(v, copy=False) for k, v in self.states.items()}  # (written out at once)
         return states, F.optimizer_progress(self.optimizer), F.optimizer_config(self.optimizer) if dump_optimizer else None
 
@@ -101,8 +96,6 @@ class Updater:
         optimizer saved with ``dump_optimizer`` replaces this one. ``source`` names the file in
         errors. Never unpickles: an old pickled file raises :class:`~sparsetrain.base.DataFormatError`.
         """
-        from . import optimizer_states as F
-
         loaded, progress, config = F.loads(states, source)
         if config is not None:
             self.optimizer = F.optimizer_from_config(config, self.optimizer, source)
