@@ -3,6 +3,9 @@
 ``build_plan`` runs them once (at bind) and returns a ``Plan``: the joint forward + backward node
 list with every entry's shape and stype and every node's dispatch. The executor and the
 ``infer-stypes`` report both read the plan; nothing is inferred again per step.
+
+Every pass takes a ``Symbol`` as ``sym`` and reads only its output entries over :mod:`.node`'s nodes
+(``symbol.py`` builds on this module, so nothing here imports it).
 """
 from __future__ import annotations
 
@@ -14,14 +17,14 @@ from ..base import (LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, Un
                     did_you_mean)
 from ..ops import registry
 from ..ops.registry import GradientContext, infer_storage, merge_shape
-from .symbol import Node, Symbol, topo_order
+from .node import Node, topo_order
 
 
 class BindError(SparseTrainError, ValueError):
     """Arguments given at bind that the symbol does not have, or shapes that cannot be inferred."""
 
 
-def _check_names(sym: Symbol, given: dict, what: str):
+def _check_names(sym, given: dict, what: str):
     args = sym.list_arguments()
     for name in given:
         if name not in args:
@@ -68,7 +71,7 @@ def _run_shape_pass(nodes, shapes, backward_too=True):
     return shapes
 
 
-def infer_graph_shapes(sym: Symbol, given: dict, complete=False):
+def infer_graph_shapes(sym, given: dict, complete=False):
     _check_names(sym, given, "infer_shape")
     nodes = topo_order(sym._outputs)
     shapes = {}
@@ -87,7 +90,7 @@ def _var_stype(node: Node, given: dict) -> str:
     return check_stype(given.get(node.name) or node.attrs.get("stype") or "default")
 
 
-def infer_graph_stypes(sym: Symbol, given: dict):
+def infer_graph_stypes(sym, given: dict):
     _check_names(sym, given, "infer_storage_type")
     nodes = topo_order(sym._outputs)
     stypes = {}
@@ -189,7 +192,7 @@ def _check_gradient_shapes(node: Node, shape_of) -> None:
 
 @dataclass
 class Plan:
-    symbol: Symbol
+    symbol: object  # the Symbol planned
     forward: list  # op and variable nodes of the forward graph, topological
     backward: list  # op nodes of the backward graph, topological
     shapes: dict  # (uid, i) -> shape
@@ -296,7 +299,7 @@ def format_log(rows: list[dict], gradients: list[dict] = ()) -> list[str]:
     return lines
 
 
-def build_plan(sym: Symbol, shapes: dict, stypes: dict | None = None, grad_req: dict | None = None,
+def build_plan(sym, shapes: dict, stypes: dict | None = None, grad_req: dict | None = None,
                require_shapes=True) -> Plan:
     stypes = stypes or {}
     grad_req = grad_req or {}

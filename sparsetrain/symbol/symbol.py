@@ -1,7 +1,6 @@
 """Symbols: immutable DAGs of variables and operator nodes, composed through the op registry."""
 from __future__ import annotations
 
-import itertools
 import json
 import numbers
 
@@ -9,35 +8,9 @@ from ..base import LR_MULT_ATTR, WD_MULT_ATTR, ShapeError, SparseTrainError, che
 from ..ndarray.arith import BINARY_OPS
 from ..ops import registry
 from ..ops.signature import parse_call
-
-_uid = itertools.count()
-
-
-class Node:
-    """One graph node: a variable (``op is None``) or an operator applied to input entries."""
-
-    __slots__ = ("op", "name", "inputs", "params", "attrs", "uid")
-
-    def __init__(self, op, name, inputs=(), params=None, attrs=None):
-        self.op = op
-        self.name = name
-        self.inputs = tuple(inputs)  # (Node, output index) entries
-        self.params = params or {}
-        self.attrs = attrs or {}
-        self.uid = next(_uid)
-
-    @property
-    def is_variable(self) -> bool:
-        return self.op is None
-
-    @property
-    def num_outputs(self) -> int:
-        return 1 if self.op is None else self.op.num_outputs
-
-    def output_name(self, i: int) -> str:
-        if self.op is None:
-            return self.name
-        return f"{self.name}_output" if self.op.num_outputs == 1 else f"{self.name}_output{i}"
+from .executor import Executor
+from .graph import infer_graph_shapes, infer_graph_stypes
+from .node import Node, topo_order
 
 
 class NameManager:
@@ -56,27 +29,6 @@ class NameManager:
 
 
 _names = NameManager()
-
-
-def topo_order(entries) -> list[Node]:
-    """Nodes reachable from ``entries`` in depth-first post-order (inputs before users)."""
-    order, seen = [], set()
-    for root, _ in entries:
-        if root.uid in seen:
-            continue
-        stack = [(root, iter(root.inputs))]
-        seen.add(root.uid)
-        while stack:
-            node, it = stack[-1]
-            for child, _ in it:
-                if child.uid not in seen:
-                    seen.add(child.uid)
-                    stack.append((child, iter(child.inputs)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    return order
 
 
 class Symbol:
@@ -197,15 +149,11 @@ class Symbol:
 
     # -- inference ------------------------------------------------------------------------------
     def infer_shape_partial(self, *args, **kwargs):
-        from .graph import infer_graph_shapes
-
         shapes = _positional(self, args, kwargs, "shape")
         return infer_graph_shapes(self, shapes, complete=False)
 
     def infer_shape(self, *args, **kwargs):
         """``(arg_shapes, out_shapes, aux_shapes)``; ``(None, None, None)`` if some shape stays unknown."""
-        from .graph import infer_graph_shapes
-
         shapes = _positional(self, args, kwargs, "shape")
         arg_shapes, out_shapes, aux = infer_graph_shapes(self, shapes, complete=False)
         if not all(s is not None and all(s) for s in arg_shapes + out_shapes):
@@ -213,22 +161,16 @@ class Symbol:
         return arg_shapes, out_shapes, aux
 
     def infer_storage_type(self, *args, **kwargs):
-        from .graph import infer_graph_stypes
-
         stypes = _positional(self, args, kwargs, "stype")
         return infer_graph_stypes(self, stypes)
 
     # -- binding ------------------------------------------------------------------------------
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, stype_dict=None,
                     strict_stypes=None, verbose_stypes=None, **shapes):
-        from .executor import Executor
-
         return Executor.simple_bind(self, grad_req=grad_req, type_dict=type_dict, stype_dict=stype_dict,
                                     strict_stypes=strict_stypes, verbose_stypes=verbose_stypes, shapes=shapes)
 
     def bind(self, ctx=None, args=None, args_grad=None, grad_req="write", aux_states=None, **kwargs):
-        from .executor import Executor
-
         return Executor.bind(self, args=args, args_grad=args_grad, grad_req=grad_req)
 
     # -- serialisation ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...ops.registry import infer_storage
-from ...symbol.symbol import topo_order
+from ...symbol.node import topo_order
 
 # bump when the generated code changes in a way its source text does not show
 FORMAT = 5
