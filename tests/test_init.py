@@ -281,7 +281,7 @@ def test_init_help_names_every_task_and_preset():
     # the help is written out (sparsetrain starts without the library); it must keep up with both lists
     import re
 
-    from sparsetrain.config.schema import PRESETS
+    from sparsetrain.config.presets import PRESETS
     from sparsetrain.labels import TASKS
 
     text = " ".join(CliRunner().invoke(main, ["init", "--help"]).output.split())

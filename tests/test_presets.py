@@ -235,8 +235,18 @@ def test_infer_stypes_shows_the_expanded_graph(tmp_path):
                                           "sum", "pred", "output"]
 
 
-def test_every_preset_of_the_schema_has_a_builder():
-    from sparsetrain.config.presets import BUILDERS
-    from sparsetrain.config.schema import PRESETS
+def test_the_schema_takes_the_builders_names_and_describes_each():
+    # config/presets.py's BUILDERS is the one list of preset names: model.preset's choices and description
+    import pydantic
 
-    assert sorted(BUILDERS) == sorted(PRESETS)
+    from sparsetrain.config.presets import BUILDERS
+    from sparsetrain.config.schema import ModelConfig, PresetOptions
+
+    for name in BUILDERS:
+        assert PresetOptions.model_validate({"preset": name}).preset == name
+    with pytest.raises(pydantic.ValidationError) as e:
+        PresetOptions.model_validate({"preset": "wide"})
+    assert all(repr(name) in str(e.value) for name in BUILDERS), str(e.value)
+    about = ModelConfig.model_fields["preset"].description
+    assert all(f"`{name}` ({preset.about})" in about for name, preset in BUILDERS.items()), about
+    assert "`zero` under every `preset` but `wide_deep`" in ModelConfig.model_fields["init"].description

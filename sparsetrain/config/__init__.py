@@ -22,8 +22,9 @@ The package, one job per module: ``schema`` (the pydantic models, the single sou
 ``load`` (YAML, ``--set`` overrides), ``errors`` (one-line error text), ``validate`` (checks beyond
 the schema), ``graph`` (op order, symbol, shape/stype plan), ``factories`` (optimizer, scheduler),
 ``reference`` (the README's reference: ``python -m sparsetrain.config --markdown``), ``presets``
-(``model.preset`` expanded into variables/ops/loss before validation), ``starter`` (``sparsetrain
-init``: a commented config written from a look at the data).
+(the graph of each ``model.preset``: the one list of their names), ``expand`` (``model.preset``
+expanded into variables/ops/loss before validation), ``starter`` (``sparsetrain init``: a commented
+config written from a look at the data).
 """
 from .factories import LR_SCHEDULERS, make_lr_scheduler, make_optimizer, optimizer_params
 from .graph import fallback_hint

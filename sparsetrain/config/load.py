@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ..base import ConfigError
 from ..validation import format_validation_error, join_path
-from .presets import expand as expand_preset
+from .expand import expand as expand_preset
 from .schema import Config, DataConfig
 from .validate import count_num_features, resolve_num_features, validate_data, validate_graph, validate_parameters, validate_training
 from .yaml_doc import parse_yaml, yaml_error_text

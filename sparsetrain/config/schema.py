@@ -19,6 +19,7 @@ from ..io.base import DEFAULT_MAX_LINE_BYTES, named_format
 from ..io.synthetic_options import SyntheticOptions, check_given, not_read
 from ..validation import NumbersNotBools
 from . import factories, graph
+from .presets import BUILDERS, PRESETS, ZERO_START, listed
 
 
 def format_from_name(path: str) -> str:
@@ -251,24 +252,20 @@ class LossConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Loss parameters, e.g. `{grad_scale: 1}`.")
 
 
-PRESETS = ("linear", "logistic", "softmax", "fm", "wide_deep")
-
-
 class PresetOptions(_Strict):
-    """A model preset and its options (``config/presets.py`` expands them into ``variables``, ``ops``
+    """A model preset and its options (``config/expand.py`` expands them into ``variables``, ``ops``
     and ``loss``; the weights are sized by ``data.num_features``)."""
 
-    preset: Literal[PRESETS] | None = Field(None, description="A ready-made model: `linear` (regression), "
-                                            "`logistic` (binary), `softmax` (`classes` classes), `fm` (a "
-                                            "factorization machine with `k` factors, binary) or `wide_deep` (a "
-                                            "linear part plus an embedding MLP of `hidden` widths, binary). "
+    preset: Literal[PRESETS] | None = Field(None, description="A ready-made model: " + listed(
+                                            f"`{name}` ({p.about})" for name, p in BUILDERS.items()) + ". "
                                             "Its weights have `data.num_features` rows (CSV/TSV and VW: "
                                             "`2**data.hash_bits`, 18 bits unless given, plus the numeric columns). "
                                             "`variables`, `ops` and `loss` given beside it extend or replace its "
                                             "parts by name; `infer-stypes` shows the expanded graph. The "
-                                            "parameters of `linear`, `logistic`, `softmax` and `fm` (but its "
-                                            "factors) start at zero unless `model.init` is given, so that `export` "
-                                            "lists the rows training touched.")
+                                            "parameters of " + listed((f"`{n}`" for n in ZERO_START), "and") +
+                                            " (those with an `init` of their own aside) start at zero unless "
+                                            "`model.init` is given, so that `export` lists the rows training "
+                                            "touched.")
     classes: int | None = Field(None, ge=2, description="Number of classes of the `softmax` preset.")
     k: int = Field(8, gt=0, description="Factors per feature of the `fm` preset.")
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [8], min_length=1,
@@ -286,7 +283,8 @@ class ModelConfig(PresetOptions):
     loss: LossConfig = Field(description="The loss / output layer. Not needed with a `preset`.")
     init: str | dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(initializer.DEFAULT),
                                        description="Initializer of parameters without their own `init` "
-                                       "(MXNet Module's default; `zero` under every `preset` but `wide_deep`); "
+                                       f"(MXNet Module's default; `zero` under every `preset` but "
+                                       f"{listed(f'`{n}`' for n in PRESETS if n not in ZERO_START)}); "
                                        "names ending in `bias` start at zero.")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..base import ConfigError, DataFormatError
 from ..labels import binary_pair, text_labels_of
+from .presets import PRESETS
 from .schema import format_from_name
 
 TASKS = ("binary", "regression", "multiclass")
@@ -201,7 +202,6 @@ def _check_task_and_preset(task: str, preset: str | None) -> str:
     """The preset to write (the task's default for ``None``); a ``ConfigError`` for an unknown task or
     preset, or a preset that does not fit the task."""
     from ..base import did_you_mean
-    from .schema import PRESETS
 
     if task not in TASKS:
         hint = did_you_mean(task, TASKS).replace(" (", "; ").rstrip(")")
@@ -252,7 +252,7 @@ def starter_config(s: DataSummary, task: str, preset: str, out: str, command: st
         "  batch_size: 32",
         _line("  shuffle: true", "needs the data in memory (data.cache: auto keeps what fits)"),
         "model:",
-        _line(f"  preset: {preset}", "linear | logistic | softmax | fm | wide_deep; variables/ops/loss extend it"),
+        _line(f"  preset: {preset}", f"{' | '.join(PRESETS)}; variables/ops/loss extend it"),
     ]
     if preset == "softmax":
         lines.append(_line(f"  classes: {keys['classes']}", "class ids found in the data"))
