@@ -208,14 +208,6 @@ class Optimizer:
             self.__dict__["num_update"] = count  # past __setattr__ (no hyper-parameter changes): the hot path
         return count
 
-    def _count_lr_wd(self, index):
-        """``_update_count(index)``, then ``(_get_lr(index), _get_wd(index), the new count)``; without
-        multipliers, in fewer calls (:meth:`update` runs per parameter and step)."""
-        count = self._update_count(index)
-        if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
-            return self._get_lr(index), self._get_wd(index), count
-        return self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr, self.wd, count
-
     def multipliers(self, index) -> tuple[float, float]:
         """``(lr_mult, wd_mult)`` parameter ``index`` (an update index, or a parameter name) trains with: a
         ``param_dict`` entry's own, else ``set_lr_mult``/``set_wd_mult``'s (see there), else 1."""
@@ -233,7 +225,7 @@ class Optimizer:
         return 1.0
 
     def _get_lr(self, index):
-        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        lr = self.learning_rate
         if self.lr_mult or self.param_dict or self.idx2name:
             lr *= self._mult_of(index, "lr_mult")
         return lr
@@ -312,7 +304,11 @@ class Optimizer:
         accepted = self._accepted.get(index)
         if accepted is None or accepted[0]() is not w or accepted[1] is not values.dtype:
             self._accept(index, w, values)
-        lr, wd, t = self._count_lr_wd(index)
+        t = self._update_count(index)
+        if self.lr_mult or self.wd_mult or self.param_dict or self.idx2name:
+            lr, wd = self._get_lr(index), self._get_wd(index)
+        else:  # (the same, in fewer calls: this runs per parameter and step)
+            lr, wd = self.learning_rate, self.wd
         s1, s2 = rule_state_buffers(rule, state, w)
         if rows is not None and not lazy:
             rows, values = None, densify(w.shape, rows, values)

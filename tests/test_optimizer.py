@@ -555,10 +555,10 @@ def test_scheduled_learning_rates_equal_per_step_calls(make, counts):
     opt.set_lr_mult({1: 0.5})
     for index, n in enumerate(counts):
         for _ in range(n):
-            opt._count_lr_wd(index)
+            opt._update_count(index)
     planned = opt.scheduled_learning_rates([0, 1], 30)
     live = copy.deepcopy(opt)
-    per_step = np.array([[live._count_lr_wd(i)[0] for i in (0, 1)] for _ in range(30)])
+    per_step = np.array([[(live._update_count(i), live._get_lr(i))[1] for i in (0, 1)] for _ in range(30)])  # (update's order)
     np.testing.assert_array_equal(planned, per_step)
     # planning changed nothing; advancing brings the optimizer where the per-step calls left it
     opt.advance_update_counts([0, 1], 30)
