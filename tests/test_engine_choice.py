@@ -151,6 +151,22 @@ def test_a_dense_update_of_a_row_sparse_weight_keeps_both_fused_forms_off():
     assert compiled.match_linear(mod.view(), it).ok and compiled.match_plan(mod.view(), it).ok
 
 
+def test_the_linear_pattern_is_matched_once_per_binding(monkeypatch):
+    # the compile step and match_linear's checks share one match of the graph (match_view walks it)
+    from sparsetrain.engines import compiled
+
+    calls = []
+    real = compiled.match_view
+    monkeypatch.setattr(compiled, "match_view", lambda view: calls.append(1) or real(view))
+    mod, it = _linear_module()
+    for _ in range(2):
+        assert compiled.match(mod.view(), it, st.metric.create("mse")).ok
+        assert compiled.match_linear(mod.view(), it).ok
+    assert len(calls) == 1
+    mod.bind(data_shapes=it.provide_data, label_shapes=it.provide_label, force_rebind=True)
+    assert compiled.match_linear(mod.view(), it).ok and len(calls) == 2  # (a new binding matches anew)
+
+
 def test_choose_compiles_a_subclass_that_keeps_its_rule():
     class Renamed(st.optimizer.SGD):  # same rule, same update: the fused kernel runs it exactly
         pass

@@ -90,7 +90,16 @@ def parameter_label(view: ModuleView, name: str) -> str:
 # The hand-fused epoch kernels an output layer's fused form can name (``FusedForm.epoch_kernels``, on
 # the op's registration): name -> the recogniser of the model pattern the kernel implements (a
 # :class:`Match` for the bound graph). Today one: the linear family (:mod:`.matcher`, :mod:`.kernels`).
-EPOCH_KERNEL_PATTERNS = {"linear": lambda view: match_view(view)}
+EPOCH_KERNEL_PATTERNS = {"linear": lambda view: _linear_target(view)}
+
+
+def _linear_target(view: ModuleView) -> Match:
+    """:func:`match_view` of the bound graph, matched once per binding (the compile step and
+    :func:`match_linear` both ask)."""
+    found = view.engine_state.get("linear_match")
+    if found is None:
+        found = view.engine_state["linear_match"] = match_view(view)
+    return found
 
 
 def compile_model(view: ModuleView) -> Match:
@@ -195,7 +204,7 @@ def match_plan(view: ModuleView, train_data=None, metric=None) -> Match:
 
 def match_linear(view: ModuleView, train_data=None, metric=None) -> Match:
     """Whether the linear family's hand kernels can train the bound model, and why not."""
-    found = match_view(view)
+    found = _linear_target(view)
     items = list(found.unsupported)
     item = optimizer_unsupported(view, [w for _, w in found.terms])
     if item is not None:
