@@ -508,8 +508,32 @@ def test_the_plan_cache_is_an_installations_own(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSETRAIN_PLAN_CACHE", str(tmp_path))
     here = plan_runner.cache_dir()
     package = os.path.dirname(st.__file__)
-    assert os.path.dirname(here) == str(tmp_path)
-    assert os.path.basename(here) == plan_runner.installation_tag(package)
+    installation, kernels = os.path.split(os.path.relpath(here, tmp_path))
+    assert installation == plan_runner.installation_tag(package) and kernels == f"kernels-{plan_runner.kernels_digest()}"
     assert plan_runner.installation_tag(str(tmp_path / "other" / "sparsetrain")) != plan_runner.installation_tag(package)
     monkeypatch.setattr(st, "__version__", "0.0.0-other")
     assert plan_runner.cache_dir() != here
+
+
+def test_plans_compiled_against_other_kernels_are_kept_apart(tmp_path, monkeypatch):
+    """Within one installation, the plan cache's directory is named by the content of every module whose kernels
+    a plan calls (the modules plan_kernels names and, transitively, theirs), not by file times: an edit of any
+    of them makes the plans anew, whatever the times say (a checkout, a copy, a wheel set them)."""
+    import os
+    import shutil
+
+    from sparsetrain.engines.compiled import plan_runner
+
+    digest = plan_runner.kernels_digest()
+    assert plan_runner.kernels_digest() is digest  # (read once per process)
+    for module in plan_runner.PLAN_CALLS:
+        plan_runner.kernels_digest.cache_clear()
+        copy = tmp_path / f"{module.__name__}.py"
+        shutil.copy2(module.__file__, copy)  # the same times
+        copy.write_bytes(copy.read_bytes() + b"\n# edited\n")
+        os.utime(copy, ns=(os.stat(module.__file__).st_atime_ns, os.stat(module.__file__).st_mtime_ns))
+        monkeypatch.setattr(module, "__file__", str(copy))
+        assert plan_runner.kernels_digest() != digest, module.__name__
+        monkeypatch.undo()
+    plan_runner.kernels_digest.cache_clear()
+    assert plan_runner.kernels_digest() == digest

@@ -2,13 +2,14 @@
 
 The generated source is written once to the plan cache — ``$SPARSETRAIN_PLAN_CACHE``, else
 ``$NUMBA_CACHE_DIR/sparsetrain-plans``, else ``~/.cache/sparsetrain/plans``, in a directory of the
-installation's own (:func:`installation_tag`) — as ``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output
-layer); numba caches its machine code beside it (``cache=True``), so a second run of the same
-model compiles nothing. The optimizer rule, its hyper-parameters, learning rates, metrics and the
+installation's own (:func:`installation_tag`) and of the kernels a plan calls (:func:`kernels_digest`) — as
+``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output layer); numba
+caches its machine code beside it (``cache=True``), so a second run of the same model compiles nothing. The optimizer rule, its hyper-parameters, learning rates, metrics and the
 loss parameters are arguments, not part of the key.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -31,7 +32,7 @@ from . import kernels as compiled_kernels
 from . import outputs as output_kernels
 from . import plan_kernels
 from .kernels import FUSED_METRICS, OUT_SOFTMAX, OUTPUTS
-from ...kernels.numba_cache import drop_stale_cache
+from ...kernels.numba_cache import kernel_callees
 from .plan import PlanSpec
 from .plan_source import generate, plan_args, plan_key
 from .epoch_loop import EpochResult, row_weights, run_in_chunks
@@ -42,25 +43,48 @@ _loaded: dict = {}  # key -> plan_epoch
 
 def cache_dir() -> str:
     """Where generated plans (and numba's code for them) are kept: a directory of this installation's
-    own (:func:`installation_tag`) under the plan cache."""
+    own (:func:`installation_tag`) under the plan cache, and in it one of the kernels they call
+    (:func:`kernels_digest`)."""
     base = os.environ.get("SPARSETRAIN_PLAN_CACHE")
     if not base:
         numba_dir = os.environ.get("NUMBA_CACHE_DIR")
         base = (os.path.join(numba_dir, "sparsetrain-plans") if numba_dir
                 else os.path.join(os.path.expanduser("~"), ".cache", "sparsetrain", "plans"))
-    return os.path.join(base, installation_tag(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
+    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    return os.path.join(base, installation_tag(package_dir), f"kernels-{kernels_digest()}")
 
 
 def installation_tag(package_dir: str) -> str:
     """A name for the sparsetrain installed at ``package_dir`` (its path and version). Plans compiled by
     another installation (another virtualenv, another checkout) sharing the cache are not loaded:
-    numba's code for a plan refers to the kernels of the installation that compiled it, and the
-    staleness check (:func:`~sparsetrain.kernels.numba_cache.drop_stale_cache`) compares only times,
-    so one installed earlier would load code compiled by one installed later."""
+    numba's code for a plan refers to the kernels of the installation that compiled it (by module:
+    one without a module the other has failed with ``ModuleNotFoundError``)."""
     from ... import __version__
 
     digest = hashlib.sha256(f"{os.path.realpath(package_dir)}\0{__version__}".encode()).hexdigest()
     return f"{__version__}-{digest[:12]}"
+
+
+#: The modules whose kernels generated code calls (``plan_kernels`` names them for it).
+PLAN_CALLS = (plan_kernels, optim_kernels, metric_kernels, prefetch_kernels, output_kernels)
+
+
+@functools.cache
+def kernels_digest() -> str:
+    """A digest of the source text of every module whose kernels a plan's compiled code holds: :data:`PLAN_CALLS`
+    and, transitively, the modules their kernels call (:func:`~sparsetrain.kernels.numba_cache.kernel_callees`).
+    Plans compiled against other kernels are in another directory of the cache (:func:`cache_dir`), however the
+    files' times compare (a checkout, a copy, an install from a wheel set them). Read once per process."""
+    seen, todo = set(PLAN_CALLS), list(PLAN_CALLS)
+    while todo:
+        for other in kernel_callees(todo.pop()) - seen:
+            seen.add(other)
+            todo.append(other)
+    digest = hashlib.sha256()
+    for module in sorted(seen, key=lambda m: m.__name__):
+        with open(module.__file__, "rb") as f:
+            digest.update(f"{module.__name__}\0".encode() + f.read() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def load(spec: PlanSpec, rule: str, weighted: bool = False):
@@ -73,14 +97,14 @@ def load(spec: PlanSpec, rule: str, weighted: bool = False):
         return fn
     path = os.path.join(cache_dir(), f"plan_{key}.py")
     if not os.path.exists(path):
-        write_atomic(path, source)  # never rewritten: numba's cache is keyed on the file's timestamp
+        write_atomic(path, source)  # never rewritten: numba's cache is keyed on the file's timestamp (and the
+        # directory on the kernels the plan calls: an edit of one of them makes the plans anew, cache_dir)
     name = f"sparsetrain_plan_{key}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     fn = module.plan_epoch
-    drop_stale_cache([fn], [optim_kernels, metric_kernels, prefetch_kernels, output_kernels, plan_kernels])
     _loaded[key] = fn
     return fn
 
