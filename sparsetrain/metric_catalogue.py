@@ -14,7 +14,7 @@ from .base import did_you_mean
 __all__ = [
     "REGRESSION", "BINARY", "MULTICLASS", "ANY_OUTPUT", "MetricInfo", "register", "entry", "catalogue",
     "names", "info", "info_of", "lower_is_better", "best", "target_relation", "target_met", "unreachable",
-    "not_applicable", "default_metrics",
+    "not_applicable", "fused_not_applicable", "default_metrics",
 ]
 
 # The loss output layers (operator names) a metric can be asked for, by the kind of prediction they make.
@@ -190,6 +190,22 @@ def not_applicable(name: str, loss_op: str, num_outputs: int | None = None) -> s
         return f"metric {name!r} does not apply to a {loss_op} model (it scores {allowed})"
     if record.binary and num_outputs is not None and num_outputs > 2:
         return f"metric {name!r} needs a binary prediction; this {loss_op} model has {num_outputs} outputs"
+    return None
+
+
+def fused_not_applicable(fused: str, output: str, k: int) -> str | None:
+    """Why the compiled engine's kernel formula ``fused`` (a record's ``fused``; the hand kernels and generated
+    plans share it, :mod:`sparsetrain.kernels.metrics`) cannot score the output layer ``output`` with ``k``
+    outputs, though the metric itself may (:func:`not_applicable`); ``None`` when it can."""
+    if output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
+        # K independent binary outputs (multi-label): the kernels' accuracy / log_loss / auc read K > 1 as K classes
+        return f"on a {k}-output (multi-label) LogisticRegressionOutput has no fused form"
+    if fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
+        return f"needs a binary output, not {output} with {k} outputs"
+    if fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
+        return "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)"
+    if fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
+        return f"with {output} needs a single output"
     return None
 
 

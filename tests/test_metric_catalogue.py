@@ -136,3 +136,49 @@ def test_evaluate_with_a_metric_that_does_not_fit_the_model_is_a_usage_error(tmp
     assert res.exit_code == 2, res.output
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"metric {metric_name!r} does not apply" in errors[0], res.stderr
+
+
+def _predictions(output: str, k: int, n: int, rng):
+    """``(prediction (n, k) float32, labels)`` of the output layer ``output`` with ``k`` outputs: as its kernel
+    reads the labels (rows, 1 or k) and as the metric class takes them."""
+    if output == "SoftmaxOutput":
+        p = rng.random((n, k)) + 0.05
+        label = rng.integers(0, k, (n, 1)).astype(np.float32)
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32), label, label[:, 0]
+    if output == "LogisticRegressionOutput":
+        label = rng.integers(0, 2, (n, k)).astype(np.float32)
+        return rng.uniform(0.05, 0.95, (n, k)).astype(np.float32), label, label
+    label = rng.normal(size=(n, k)).astype(np.float32)
+    return rng.normal(size=(n, k)).astype(np.float32), label, label
+
+
+FUSED_CASES = [(r.name, output, k) for r in SCORED if r.fused and r.fused != "auc"  # (auc: an epoch metric)
+               for output in sorted(metric.ANY_OUTPUT) for k in (1, 2, 3)
+               if not (output == "SoftmaxOutput" and k == 1) and metric.not_applicable(r.name, output, k) is None
+               and metric_catalogue.fused_not_applicable(r.fused, output, k) is None]
+
+
+@pytest.mark.parametrize("name,output,k", FUSED_CASES)
+def test_where_the_catalogue_fuses_a_metric_the_kernel_computes_the_metric(name, output, k):
+    # fused_not_applicable is the one answer to which output layer a kernel formula scores: where it (and
+    # not_applicable) let one, the fused kernel equals the metric class
+    from sparsetrain.kernels.metrics import FUSED_METRICS, NUM_CODES, batch_metrics, metric_inst
+
+    out, label, shown = _predictions(output, k, 40, np.random.default_rng(7))
+    code = FUSED_METRICS[metric.info(name).fused]
+    values = np.zeros(NUM_CODES)
+    order = np.arange(len(out), dtype=np.int64)
+    assert batch_metrics(out, label, order, 0, len(out), np.array([code], np.int64), values, np.full(len(out), np.nan))
+    ref = metric.create(name)
+    ref.update([shown], [out])
+    assert metric_inst(code, len(out)) == ref.num_inst
+    np.testing.assert_allclose(values[0], ref.sum_metric, rtol=1e-6)
+
+
+def test_fused_not_applicable_names_the_kernels_limits():
+    assert "multi-label" in metric_catalogue.fused_not_applicable("log_loss", "LogisticRegressionOutput", 2)
+    assert "needs probabilities" in metric_catalogue.fused_not_applicable("log_loss", "LinearRegressionOutput", 1)
+    assert "binary output" in metric_catalogue.fused_not_applicable("auc", "SoftmaxOutput", 3)
+    assert metric_catalogue.fused_not_applicable("auc", "SoftmaxOutput", 2) is None
+    assert "single output" in metric_catalogue.fused_not_applicable("accuracy", "LinearRegressionOutput", 2)
+    assert metric_catalogue.fused_not_applicable("mse", "SoftmaxOutput", 3) is None

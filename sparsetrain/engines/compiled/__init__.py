@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from ...metric import info_of
+from ...metric_catalogue import fused_not_applicable
 from ..base import EpochStats, ModuleView, Unsupported, describe_unsupported, metric_leaves
 from ...kernels.metrics import FUSED_METRICS
 from ...symbol.graph import format_parameter, multipliers
@@ -37,7 +38,7 @@ def unsupported_metrics(metric, output: str | None = None, k: int = 1) -> list:
     """What in ``metric`` (a metric or composite) the fused kernels — hand kernels and generated plans, which
     share their metric code — cannot compute: a list of :class:`~..base.Unsupported`, empty when every leaf
     has a fused formula and, given the output layer ``output`` with ``k`` outputs, applies to it
-    (:func:`~.plan_runner.output_metric_unsupported`)."""
+    (the catalogue's :func:`~sparsetrain.metric_catalogue.fused_not_applicable`)."""
     items = []
     for leaf in metric_leaves(metric):
         record = info_of(leaf)
@@ -49,7 +50,8 @@ def unsupported_metrics(metric, output: str | None = None, k: int = 1) -> list:
         elif fused == "accuracy" and getattr(leaf, "axis", 1) != 1:
             item = Unsupported("metric", name, "with axis != 1 has no fused form")
         elif output is not None:
-            item = plan_runner.output_metric_unsupported(name, fused, output, k)
+            why = fused_not_applicable(fused, output, k)
+            item = Unsupported("metric", name, why) if why else None
         if item is not None:
             items.append(item)
     return items

@@ -27,7 +27,6 @@ from ..base import EpochStats, metric_leaves
 from ...kernels import metrics as metric_kernels
 from ...kernels import prefetch as prefetch_kernels
 from ...metric import info_of
-from ..base import Unsupported
 from . import kernels as compiled_kernels
 from . import outputs as output_kernels
 from . import plan_kernels
@@ -246,22 +245,6 @@ class PlanRunner:
             result.weights = sw[ran] if weighted else None
         opt.advance_update_counts(indices, done)
         return result
-
-
-def output_metric_unsupported(name: str, fused, output: str, k: int) -> Unsupported | None:
-    """Why metric ``name`` (its catalogue ``fused`` id) has no fused form on the output layer ``output`` with
-    ``k`` outputs, under the hand kernels and generated plans alike (the kernels' metric code,
-    :mod:`sparsetrain.kernels.metrics`, is theirs); None when the output allows it."""
-    if output == "LogisticRegressionOutput" and k > 1 and fused in ("accuracy", "log_loss", "auc"):
-        # K independent binary outputs (multi-label): the kernels' accuracy / log_loss / auc read K > 1 as K classes
-        return Unsupported("metric", name, f"on a {k}-output (multi-label) LogisticRegressionOutput has no fused form")
-    if fused == "auc" and output != "LogisticRegressionOutput" and not (output == "SoftmaxOutput" and k == 2):
-        return Unsupported("metric", name, f"needs a binary output, not {output} with {k} outputs")
-    if fused == "log_loss" and output not in ("LogisticRegressionOutput", "SoftmaxOutput"):
-        return Unsupported("metric", name, "needs probabilities (LogisticRegressionOutput or SoftmaxOutput)")
-    if fused == "accuracy" and output != "SoftmaxOutput" and k != 1:
-        return Unsupported("metric", name, f"with {output} needs a single output")
-    return None
 
 
 def metric_names(metric) -> list:
