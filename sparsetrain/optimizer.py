@@ -284,11 +284,21 @@ class Optimizer:
     # where the float32 master copy sits in a multi-precision state (MXNet: first; SGD: last)
     _master_first = True
 
+    def has_master_copy(self, dtype) -> bool:
+        """Whether a weight of ``dtype`` trains through a float32 master copy kept in its state (MXNet's
+        ``multi_precision``: a float16 weight)."""
+        return bool(self.multi_precision) and np.dtype(dtype) == np.float16
+
+    def state_dtype(self, dtype) -> np.dtype:
+        """The dtype of every state array of a weight of ``dtype`` (and so of a states file's arrays for it):
+        float32 under a master copy (:meth:`has_master_copy`: the copy and the rule's states of it), else ``dtype``."""
+        return np.dtype(np.float32) if self.has_master_copy(dtype) else np.dtype(dtype)
+
     def create_state_multi_precision(self, index, weight):
         """As MXNet: with ``multi_precision`` a float16 weight gets a float32 master copy, and the
         state is ``(master, create_state(index, master))`` (SGD: the other way round)."""
-        if self.multi_precision and weight.dtype == np.float16:
-            master = weight.astype(np.float32)
+        if self.has_master_copy(weight.dtype):
+            master = weight.astype(self.state_dtype(weight.dtype))
             state = (master, self.create_state(index, master))
             return state if self._master_first else state[::-1]
         return self.create_state(index, weight)
@@ -330,7 +340,7 @@ class Optimizer:
         return f"{name!r}" if name is not None else f"parameter {index!r}"
 
     def update_multi_precision(self, index, weight, grad, state):
-        if self.multi_precision and weight.dtype == np.float16:
+        if self.multi_precision and self.has_master_copy(weight.dtype):  # (no call without multi_precision)
             # update the float32 master copy, then store it back in float16 (MXNet's wrapper)
             master, inner = state if self._master_first else state[::-1]
             self.update(index, master, grad.astype(np.float32), inner)

@@ -76,6 +76,16 @@ def state_parts(state) -> tuple:
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
+def state_arrays(state) -> list:
+    """Every array of one parameter's state: a tuple inside it (a float16 weight's master copy beside the rule's
+    states) taken apart, ``None`` parts left out."""
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [a for part in state for a in state_arrays(part)]
+    return [state]
+
+
 _EMPTY = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # by dtype.char: "no such state"
 
 

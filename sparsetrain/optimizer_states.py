@@ -6,7 +6,9 @@ code. The file is a zip written by ``np.savez`` and read back with ``np.load(all
 * ``meta``: UTF-8 JSON (as a uint8 array) —
   ``{"format": "sparsetrain-optimizer-states", "version": 1, "states": [...], "progress": ...,
   "optimizer": ...}``; ``states`` lists each parameter's ``index`` (int or str) and how its state
-  is structured (``None``, one array, or a tuple of ``parts`` arrays);
+  is structured (``None``, one array, or a tuple of ``parts`` arrays; a tuple with a ``None`` or a
+  tuple inside — a float16 weight's master copy beside the rule's states — also its ``layout``:
+  a list of each part's position, ``null`` or such a list);
 * ``s<i>_<j>``: part ``j`` of the ``i``-th listed state.
 
 ``progress`` is what exact resume needs besides the arrays: the optimizer's update counts per
@@ -198,6 +200,24 @@ def save(path: str, states: dict, progress: dict | None = None, optimizer: dict 
     write_npz(path, _entries(states, progress, optimizer))
 
 
+def _layout(state, parts: list):
+    """How ``state`` (an array, ``None``, or a tuple of them, nested) is made of its arrays, appended to ``parts``:
+    an array's position in ``parts``, ``None``, or a list of its parts' layouts."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return [_layout(s, parts) for s in state]
+    parts.append(np.asarray(state))
+    return len(parts) - 1
+
+
+def _rebuilt(layout, parts: tuple):
+    """The state :func:`_layout` described."""
+    if isinstance(layout, list):
+        return tuple(_rebuilt(x, parts) for x in layout)
+    return None if layout is None else parts[layout]
+
+
 def _entries(states: dict, progress: dict | None, optimizer: dict | None) -> dict:
     """The npz entries of the file (see the module docstring)."""
     arrays, listed = {}, []
@@ -207,10 +227,14 @@ def _entries(states: dict, progress: dict | None, optimizer: dict | None) -> dic
         if state is None:
             listed.append({"index": _plain(index), "parts": None})
             continue
-        parts = state if isinstance(state, (tuple, list)) else (state,)
+        parts: list = []
+        layout = _layout(state, parts)
         for j, part in enumerate(parts):
-            arrays[f"s{i}_{j}"] = np.asarray(part)
-        listed.append({"index": _plain(index), "parts": len(parts), "tuple": isinstance(state, (tuple, list))})
+            arrays[f"s{i}_{j}"] = part
+        entry = {"index": _plain(index), "parts": len(parts), "tuple": isinstance(state, (tuple, list))}
+        if isinstance(layout, list) and layout != list(range(len(parts))):
+            entry["layout"] = layout  # (a nested or None part: a float16 weight's master copy beside its states)
+        listed.append(entry)
     meta = {"format": FORMAT, "version": VERSION, "states": listed, "progress": progress, "optimizer": optimizer}
     return {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays}
 
@@ -240,7 +264,10 @@ def loads(blob: bytes, source: str = "optimizer states"):
                     states[index] = None
                     continue
                 parts = tuple(np.array(z[f"s{i}_{j}"]) for j in range(entry["parts"]))
-                states[index] = parts if entry.get("tuple") else parts[0]
+                if "layout" in entry:
+                    states[index] = _rebuilt(entry["layout"], parts)
+                else:
+                    states[index] = parts if entry.get("tuple") else parts[0]
     except DataFormatError:
         raise
     except (KeyError, TypeError, IndexError) + DAMAGED_NPZ_ERRORS as e:

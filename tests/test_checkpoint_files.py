@@ -293,3 +293,21 @@ def test_a_write_finishing_on_a_thread_that_fails_names_its_file_and_leaves_noth
     syncs.wait()  # (the failure is raised once)
     write_atomic(str(tmp_path / "c.txt"), "c")  # outside the block: written and renamed at once, as ever
     assert (tmp_path / "c.txt").read_text() == "c"
+
+
+def test_nested_optimizer_states_round_trip():
+    # multi_precision: a float16 weight's state is (master, rule states) — Adam's a tuple in a tuple, SGD's without
+    # momentum (None, master); the file kept one level (a tuple inside was stacked into one array, a None refused)
+    from sparsetrain import optimizer_states as F
+
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.random((3, 2)).astype(np.float32) for _ in range(3))
+    states = {0: (a, (b, c)), 1: (None, a), 2: (a, b), 3: a, 4: None, "w": ((a,), None, (b, (c, None)))}
+    loaded = F.loads(F.dumps(states), "x")[0]
+
+    def same(x, y):
+        if isinstance(x, tuple):
+            return isinstance(y, tuple) and len(x) == len(y) and all(same(p, q) for p, q in zip(x, y))
+        return y is None if x is None else isinstance(y, np.ndarray) and np.array_equal(x, y) and x.dtype == y.dtype
+
+    assert loaded.keys() == states.keys() and all(same(states[k], loaded[k]) for k in states), loaded

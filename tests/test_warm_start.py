@@ -124,3 +124,47 @@ def test_states_of_another_dtype_are_refused_before_training(tmp_path, trained):
         "is float64 (100, 1)")
     assert not (tmp_path / "a").exists()
 
+
+
+def test_init_states_of_a_float16_weight_under_multi_precision_are_float32(tmp_path):
+    # a float16 weight under multi_precision keeps a float32 master copy and float32 states: the optimizer's
+    # state_dtype is the file's rule (the check compared them with the weight's float16 and refused the file)
+    import sparsetrain as st
+    from sparsetrain.base import ConfigError
+    from sparsetrain.trainer.warmstart import warm_start
+
+    def module():
+        data, w = st.sym.Variable("data"), st.sym.Variable("weight", shape=(5, 1), dtype="float16")
+        loss = st.sym.LinearRegressionOutput(data=st.sym.dot(data, w), label=st.sym.Variable("label"))
+        rng = np.random.default_rng(0)
+        it = st.io.NDArrayIter(rng.random((8, 5)).astype(np.float16), rng.random(8).astype(np.float16), 4,
+                               label_name="label")
+        mod = st.mod.Module(loss, data_names=["data"], label_names=["label"])
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(st.initializer.Uniform(0.1))
+        return mod, it
+
+    mod, it = module()
+    mod.init_optimizer(optimizer=st.optimizer.Adam(multi_precision=True))
+    for batch in it:
+        mod.forward(batch, is_train=True)
+        mod.backward()
+        mod.update()
+    mod.save_params(str(tmp_path / "m.params"))
+    mod.save_optimizer_states(str(tmp_path / "m.states"))
+    def arrays(state) -> list:
+        return [a for part in state for a in arrays(part)] if isinstance(state, tuple) else [state.asnumpy()]
+
+    saved = arrays(mod._updater.states[0])
+    assert mod.get_params()[0]["weight"].dtype == np.float16 and [a.dtype for a in saved] == [np.float32] * 3
+
+    warm, _ = module()
+    adam = st.optimizer.Adam(multi_precision=True)
+    assert warm_start(warm, str(tmp_path / "m.params"), adam).states_path == str(tmp_path / "m.states")
+    warm.init_optimizer(optimizer=adam)
+    warm.load_optimizer_states(str(tmp_path / "m.states"))
+    for a, b in zip(arrays(warm._updater.states[0]), saved, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match=r"states of parameter 'weight' are float32 \(5, 1\); the model's "
+                                          r"parameter is float16 \(5, 1\)$"):
+        warm_start(module()[0], str(tmp_path / "m.params"), st.optimizer.Adam())

@@ -7,7 +7,7 @@ import os
 from typing import NamedTuple
 
 from ..base import ConfigError
-from ..optimizer_buffers import state_parts
+from ..optimizer_buffers import state_arrays
 from .runfiles import checked_params, load_state
 
 
@@ -86,8 +86,10 @@ def check_states(optimizer, module, states: dict, progress: dict | None, source:
     """The one check of the optimizer states a run starts from (``--init-states``, on one machine and on the
     distributed driver alike), against the run's ``optimizer`` and ``module``'s parameters: saved by the same
     update rule, as many arrays per parameter as the rule keeps (:func:`sparsetrain.optimizer_states.check_states`),
-    each array of its parameter's dtype and size. Otherwise the first update refuses them naming no file (a
-    dtype), or a compiled kernel writes past their end (a count). One line naming ``source`` and the parameter."""
+    each array of its parameter's size and of the dtype the optimizer keeps its states in
+    (``Optimizer.state_dtype``: the parameter's, float32 for a float16 weight under ``multi_precision``).
+    Otherwise the first update refuses them naming no file (a dtype), or a compiled kernel writes past their
+    end (a count). One line naming ``source`` and the parameter."""
     from ..optimizer_states import check_states as check_rule
 
     view = module.view()
@@ -98,8 +100,10 @@ def check_states(optimizer, module, states: dict, progress: dict | None, source:
     check_rule(optimizer, states, progress, source)
     for name in names:
         want = view.arrays[name]
-        for part in state_parts(states.get(view.index(name))):
-            if part.dtype != want.dtype or part.size != want.size:
+        dtype = optimizer.state_dtype(want.dtype) if hasattr(optimizer, "state_dtype") else want.dtype
+        for part in state_arrays(states.get(view.index(name))):
+            if part.dtype != dtype or part.size != want.size:
+                kept = "" if dtype == want.dtype else f" (its states {dtype}: the optimizer's multi_precision)"
                 raise ConfigError(f"--init-states {source}: the optimizer states of parameter {name!r} are "
                                   f"{part.dtype} {part.shape}; the model's parameter is {want.dtype} "
-                                  f"{tuple(want.shape)}")
+                                  f"{tuple(want.shape)}{kept}")
