@@ -340,7 +340,8 @@ class Constant(Initializer):
         try:
             value = np.asarray(self.value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"Constant initializer: value {self.value!r} is not a number or a list of numbers") from None
+            raise ValueError(f"Constant initializer: value {self.value!r} is not a number or a list of "
+                             "numbers") from None
         try:
             return np.broadcast_to(value, shape)
         except ValueError:

@@ -260,7 +260,8 @@ class LabelMap:
             return (f"labels: {_fmt(pos)} → 1, {_fmt(neg)} → 0 (a binary model maps the larger of its two label "
                     "values to 1; set data.label_values to choose)")
         if self.task == "multiclass" and self.base:
-            return f"labels: class ids {self.base}..{self.base + (self.classes or 0) - 1} → 0..{(self.classes or 1) - 1}"
+            last = self.base + (self.classes or 0) - 1
+            return f"labels: class ids {self.base}..{last} → 0..{(self.classes or 1) - 1}"
         return None
 
 

@@ -217,7 +217,8 @@ class Module(BaseModule):
             if arg_params and name in arg_params:
                 _assign_param(name, arr, arg_params[name])
             elif arg_params and not allow_missing:
-                raise ValueError(f"init_params: {name!r} is missing from arg_params (allow_missing=True initializes it)")
+                raise ValueError(f"init_params: {name!r} is missing from arg_params "
+                                 "(allow_missing=True initializes it)")
             else:
                 initializer(init_mod.InitDesc(name, attrs.get(name, {})), arr)
         self.params_initialized = True
@@ -360,8 +361,9 @@ class Module(BaseModule):
         keys, outs, ids = [], [], []
         for name, rows in wanted.items():
             keys.append(self._param_names.index(name))
-            outs.append(RowSparseNDArray(np.zeros((0,) + tuple(self._exec.arg_dict[name].shape[1:]), self._exec.arg_dict[name].dtype),
-                                         np.zeros(0, np.int64), self._exec.arg_dict[name].shape))
+            arg = self._exec.arg_dict[name]
+            outs.append(RowSparseNDArray(np.zeros((0,) + tuple(arg.shape[1:]), arg.dtype), np.zeros(0, np.int64),
+                                         arg.shape))
             ids.append(rows)
         if not keys:
             return

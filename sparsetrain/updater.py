@@ -87,7 +87,8 @@ class Updater:
 
     def _saved(self, dump_optimizer: bool) -> tuple:
         states = {k: state_to_numpy(v, copy=False) for k, v in self.states.items()}  # (written out at once)
-        return states, F.optimizer_progress(self.optimizer), F.optimizer_config(self.optimizer) if dump_optimizer else None
+        config = F.optimizer_config(self.optimizer) if dump_optimizer else None
+        return states, F.optimizer_progress(self.optimizer), config
 
     def set_states(self, states: bytes, source: str = "optimizer states") -> None:
         """Restore what :meth:`get_states` returned; existing state objects are refilled in place.

@@ -1,4 +1,5 @@
-"""``python -m sparsetrain.config --markdown`` prints the reference; ``... CONFIG [KEY=VALUE ...]`` the resolved config."""
+"""``python -m sparsetrain.config --markdown`` prints the reference; ``... CONFIG [KEY=VALUE ...]`` the resolved
+config."""
 from __future__ import annotations
 
 import sys

@@ -1,11 +1,11 @@
 """``model.preset`` expanded into ``variables``, ``ops`` and ``loss`` before validation.
 
 A preset's graph (:mod:`.presets`) has every weight sized by ``data.num_features`` (or
-``data.generate.features``, or ``2^data.hash_bits`` (its default when not given, for CSV/TSV and VW data) plus a CSV
-file's ``data.numeric`` columns).
-``variables``, ``ops`` and ``loss`` given beside the preset extend it: a variable of the same name has its given keys replaced (e.g.
-``weight: {init: zero}``), an op of the same name is replaced and other ops are added, and the
-keys of ``loss`` replace the preset's (``loss: {op: LinearRegressionOutput}`` makes an ``fm``
+``data.generate.features``, or ``2^data.hash_bits`` (its default when not given, for CSV/TSV and VW
+data) plus a CSV file's ``data.numeric`` columns). ``variables``, ``ops`` and ``loss`` given beside
+the preset extend it: a variable of the same name has its given keys replaced (e.g. ``weight:
+{init: zero}``), an op of the same name is replaced and other ops are added, and the keys of
+``loss`` replace the preset's (``loss: {op: LinearRegressionOutput}`` makes an ``fm``
 a regression model). The expanded document is what the run directory's ``config.yaml`` holds.
 
 Independently of presets, the loss's label variable need not be declared: it is added as
@@ -40,7 +40,8 @@ def _hashed(data: dict) -> bool:
 def _num_features(doc: dict) -> int:
     data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
     gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
-    for key, value in (("data.num_features", data.get("num_features")), ("data.generate.features", gen.get("features"))):
+    for key, value in (("data.num_features", data.get("num_features")),
+                       ("data.generate.features", gen.get("features"))):
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}: must be a positive integer (got {value!r})")

@@ -79,7 +79,8 @@ def make_lr_scheduler(spec: dict, base_lr: float):
     (kind, params), = spec.items()
     cls_name = LR_SCHEDULERS.get(kind)
     if cls_name is None:
-        raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: unknown scheduler{did_you_mean(kind, LR_SCHEDULERS)}; "
+        raise ConfigError(f"{join_path(['optimizer', 'lr_scheduler', kind])}: unknown scheduler"
+                          f"{did_you_mean(kind, LR_SCHEDULERS)}; "
                           f"allowed: {', '.join(LR_SCHEDULERS)}")
     path = join_path(["optimizer", "lr_scheduler", kind])
     refuse_bools(params, path)  # (no scheduler parameter is a switch)

@@ -126,7 +126,8 @@ def _convert_codegen(permute: bool):
             room8 = b.insert_element(ir.Constant(v64, ir.Undefined), b.trunc(
                 b.select(b.icmp_signed(">", room, ir.Constant(_I64, 128)), ir.Constant(_I64, 128), room),
                 ir.IntType(8)), ir.Constant(_I32, 0))
-            room8 = b.shuffle_vector(room8, ir.Constant(v64, ir.Undefined), ir.Constant(ir.VectorType(_I32, 64), [0] * 64))
+            room8 = b.shuffle_vector(room8, ir.Constant(v64, ir.Undefined),
+                                     ir.Constant(ir.VectorType(_I32, 64), [0] * 64))
             halves = []
             for h in range(2):
                 inside = b.icmp_unsigned("<", ir.Constant(v64, list(range(64 * h, 64 * h + 64))), room8)

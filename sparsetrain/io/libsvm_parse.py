@@ -414,7 +414,8 @@ def _load_mapped(source: ChunkSource, num_features, settings, workers):
                 data[nnz_off : nnz_off + z] = data[nnz_room : nnz_room + z]
                 indices[nnz_off : nnz_off + z] = indices[nnz_room : nnz_room + z]
                 indptr[1 + row_off : 1 + row_off + r] = indptr[1 + row_room : 1 + row_room + r] - (nnz_room - nnz_off)
-                labels[row_off * n_labels : (row_off + r) * n_labels] = labels[row_room * n_labels : (row_room + r) * n_labels]
+                kept = labels[row_room * n_labels : (row_room + r) * n_labels]
+                labels[row_off * n_labels : (row_off + r) * n_labels] = kept
             row_off += r
             nnz_off += z
             row_room += newlines

@@ -89,7 +89,10 @@ class _RowSampler:
     def sample(self, rng, n):
         """(indptr, columns, numerators) of ``n`` rows; values are numerators / 10**6."""
         D = self.D
-        counts = np.full(n, self.k, np.int64) if self.k is not None else rng.binomial(D, self.density, n).astype(np.int64)
+        if self.k is not None:
+            counts = np.full(n, self.k, np.int64)
+        else:
+            counts = rng.binomial(D, self.density, n).astype(np.int64)
         # Rows with more than half the columns are drawn directly; the others by drawing with
         # replacement and redrawing duplicates, which converges fast when rows are sparse.
         dense_rows = np.flatnonzero(counts > D // 2)

@@ -2,7 +2,8 @@
 
 ``sparsetrain gen-data``'s command-line options are generated from :class:`SyntheticOptions`,
 ``data.generate`` in a config extends it with ``path``, and :func:`~sparsetrain.io.synthetic.generate`
-(``generate_libsvm``, ``synthetic_csv.generate_csv``) checks its arguments with :func:`check_options`: nothing else writes a default or a range down.
+(``generate_libsvm``, ``synthetic_csv.generate_csv``) checks its arguments with :func:`check_options`:
+nothing else writes a default or a range down.
 What both generators share lives here too: :func:`check_call`, ``BLOCK_ROWS``, :class:`SyntheticResult`.
 """
 from __future__ import annotations

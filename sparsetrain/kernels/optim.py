@@ -37,8 +37,9 @@ floats ``(rescale_grad, clip_gradient, *the rule's own)`` (:meth:`Rule.pack`; ``
 calls one as a *global* gets the formula inlined.
 
 Each loop shape is written once, calling ``step`` (through ``step_at``, which reads and writes an
-element's states around it, inlined) and ``rate`` as globals, and bound to each rule by :meth:`Rule.bind`: a copy of the loop with the rule's functions as its globals, jitted and
-cached on disk per rule. Binding, not passing the step or a loop as a function argument, is what
+element's states around it, inlined) and ``rate`` as globals, and bound to each rule by
+:meth:`Rule.bind`: a copy of the loop with the rule's functions as its globals, jitted and cached on
+disk per rule. Binding, not passing the step or a loop as a function argument, is what
 keeps this free: a version that passed the rule's loops into the compiled engine's kernels as
 arguments made its batch-1 SGD epoch ~1.5× slower (0.073-0.125 s against 0.035-0.052 s per
 200k-row epoch); bound, the fused epochs match the per-optimizer loops and ``if kind ==`` chains
@@ -281,9 +282,9 @@ class Rule:
     ``adaptive``: its step shrinks with a coordinate's own gradient history (AdaGrad, Adam, FTRL), so
     a row trained for a while on a stale copy overshoots little when its change is added back —
     Hogwild trains the head rows on per-thread copies only for such rules (plain SGD on a squared loss
-    ended +26 % above one thread that way: benchmarks/RESULTS.md, session 29). ``hyper``: names of its own hyper-parameters, packed
-    after ``rescale_grad`` and ``clip_gradient`` into ``h`` (the optimizer attributes of those
-    names, see :meth:`sparsetrain.optimizer.Optimizer.hyper`). ``reference``: the plain-numpy
+    ended +26 % above one thread that way: benchmarks/RESULTS.md, session 29). ``hyper``: names of its
+    own hyper-parameters, packed after ``rescale_grad`` and ``clip_gradient`` into ``h`` (the optimizer
+    attributes of those names, see :meth:`sparsetrain.optimizer.Optimizer.hyper`). ``reference``: the plain-numpy
     step, ``reference(w, states, g, lr, wd, t, h) -> (w, *states)`` in float64 (``lr`` the
     scheduled rate: the reference applies the rate itself).
     """
@@ -355,10 +356,11 @@ class Rule:
 RULES = {r.name: r for r in (
     Rule("sgd", sgd_step, scheduled_rate, (), (), _ref.sgd_rule),
     Rule("sgd_mom", sgd_mom_step, scheduled_rate, ("momentum",), ("momentum",), _ref.sgd_mom_rule),
-    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule, sums=("history",),
-         adaptive=True),
+    Rule("adagrad", adagrad_step, scheduled_rate, ("history",), ("float_stable_eps",), _ref.adagrad_rule,
+         sums=("history",), adaptive=True),
     Rule("adam", adam_step, adam_rate, ("mean", "var"), ("beta1", "beta2", "epsilon"), _ref.adam_rule, adaptive=True),
-    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule, sums=("z", "n"), adaptive=True),
+    Rule("ftrl", ftrl_step, scheduled_rate, ("z", "n"), ("lamda1", "beta"), _ref.ftrl_rule, sums=("z", "n"),
+         adaptive=True),
 )}
 
 

@@ -219,7 +219,8 @@ class NDArray(BaseArray):
 
     def reshape(self, *shape, **kwargs):
         """A reshaped view; as in MXNet, ``0`` copies the input's dimension and ``-1`` is inferred."""
-        shape = kwargs.get("shape", shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape)
+        one = len(shape) == 1 and not isinstance(shape[0], numbers.Integral)  # reshape((2, 3)), not reshape(2, 3)
+        shape = kwargs.get("shape", shape[0] if one else shape)
         shape = _shape_tuple(shape) if isinstance(shape, numbers.Integral) else tuple(int(s) for s in shape)
         target = tuple(self.shape[i] if d == 0 and i < self.ndim else d for i, d in enumerate(shape))
         try:

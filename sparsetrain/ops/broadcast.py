@@ -117,7 +117,8 @@ def _backward_power(x, p):
         out = np.power(a, b)
         ga = og * b * np.power(a, b - 1)
         gb = og * out * np.log(np.where(a > 0, a, 1))
-    return [sum_to_shape(ga, a.shape).astype(a.dtype, copy=False), sum_to_shape(gb, b.shape).astype(b.dtype, copy=False)]
+    return [sum_to_shape(ga, a.shape).astype(a.dtype, copy=False),
+            sum_to_shape(gb, b.shape).astype(b.dtype, copy=False)]
 
 
 def _power_gradient(g):

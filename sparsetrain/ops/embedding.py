@@ -60,7 +60,8 @@ def _embedding_grad(x, p):
 
 def _backward_embedding_rsp(x, p):
     rows, values = _embedding_grad([x[0]._data, x[1].asnumpy()], p)
-    return [RowSparseNDArray(values, np.ascontiguousarray(rows, dtype=INDEX_DTYPE), (int(p["input_dim"]), int(p["output_dim"])))]
+    shape = (int(p["input_dim"]), int(p["output_dim"]))
+    return [RowSparseNDArray(values, np.ascontiguousarray(rows, dtype=INDEX_DTYPE), shape)]
 
 
 def _backwardembedding_dense(x, p):

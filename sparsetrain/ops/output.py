@@ -60,7 +60,8 @@ for _name, (_f, _kind, _metrics) in _REGRESSION.items():
         name=_name, input_names=("data", "label"), params={"grad_scale": 1.0}, is_loss=True, default_metrics=_metrics,
         dense=lambda x, p, f=_f: [np.asarray(f(x[0]), dtype=x[0].dtype)],
         infer_shape=_regression_infer(_name),
-        gradient=lambda g, n=_name: [g.apply("_backward_" + n, g.outputs[0], g.inputs[1], grad_scale=g.params["grad_scale"]), None],
+        gradient=lambda g, n=_name: [g.apply("_backward_" + n, g.outputs[0], g.inputs[1],
+                                             grad_scale=g.params["grad_scale"]), None],
         doc="regression output layer", fused=FusedForm("output", _name, epoch_kernels=LINEAR_KERNEL),
     ))
     register(Op(

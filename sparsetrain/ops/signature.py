@@ -33,7 +33,8 @@ def parse_call(op, args, kwargs) -> tuple[list, dict]:
             params[k] = v
         else:
             allowed = list(op.input_names) + list(op.params)
-            raise ArgumentError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}")
+            raise ArgumentError(f"{op.name}: unknown argument {k!r}{did_you_mean(k, allowed)}; "
+                                f"allowed: {', '.join(allowed)}")
     if not op.variadic:
         kept = op.inputs_for(params)
         for name, x in zip(op.input_names, inputs):

@@ -28,7 +28,8 @@ def _check_names(sym, given: dict, what: str):
     args = sym.list_arguments()
     for name in given:
         if name not in args:
-            raise BindError(f"unknown argument {name!r} in {what}{did_you_mean(name, args)}; the symbol's arguments are {args}")
+            raise BindError(f"unknown argument {name!r} in {what}{did_you_mean(name, args)}; "
+                            f"the symbol's arguments are {args}")
 
 
 def _declared_shape(node: Node, given: dict):

@@ -231,8 +231,8 @@ def _stdin_cache_epochs(cfg: Config, batch_size: int, last_batch: str, note, rea
 def make_iter(cfg: Config, paths: list[str], *, for_training: bool, batch_size: int | None = None, note=None,
               names=None):
     """A data iterator over ``paths`` (LibSVM, CSV/TSV or Vowpal Wabbit; ``-`` is stdin) as the config
-    describes; ``(iter, rows or None)``; ``names``: stdin's :func:`~sparsetrain.trainer.data.stdin_names`, collecting the feature
-    names as stdin passes.
+    describes; ``(iter, rows or None)``; ``names``: stdin's :func:`~sparsetrain.trainer.data.stdin_names`,
+    collecting the feature names as stdin passes.
 
     Labels are mapped as :mod:`sparsetrain.labels` says; the training iterator (``for_training``)
     fixes a binary model's ``data.label_values`` from its data when the config does not give them

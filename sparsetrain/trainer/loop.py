@@ -266,7 +266,8 @@ class LocalEpochs:
         count, why = choose_threads(self._threads_given[0], self.epoch_rows, False, parses)
         engine = self.module.engine_choice[0]
         if count != self.threads_chosen[0] and engine == "compiled":
-            reporter.note(f"from epoch {epoch}: threads {describe_threads(count, self._threads_given[1], engine, why=why)}")
+            threads = describe_threads(count, self._threads_given[1], engine, why=why)
+            reporter.note(f"from epoch {epoch}: threads {threads}")
         self._use((count, why))
 
     def run_epoch(self, epoch: int, reporter: Reporter) -> dict:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 # Keys of a ``metrics.jsonl`` record that are not metric values (the rest are, e.g. ``mse``, ``eval_mse``).
-RECORD_FIELDS = ("epoch", "samples", "seconds", "data_seconds", "compile_seconds", "engine", "kvstore", "workers", "servers",
-                 "steps", "bytes", "bytes_per_step", "sync_every", "blocks", "batches", "bytes_per_block", "worker_seconds",
-                 "wait_seconds", "train_seconds", "worker_cpu_seconds", "server_cpu_seconds")
+RECORD_FIELDS = ("epoch", "samples", "seconds", "data_seconds", "compile_seconds", "engine", "kvstore", "workers",
+                 "servers", "steps", "bytes", "bytes_per_step", "sync_every", "blocks", "batches", "bytes_per_block",
+                 "worker_seconds", "wait_seconds", "train_seconds", "worker_cpu_seconds", "server_cpu_seconds")
 
 
 def make_metric(names: list[str]):

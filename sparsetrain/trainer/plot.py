@@ -75,7 +75,8 @@ def plot_metrics(history: list[dict], path: str, best_epoch: int | None = None, 
                     label = {name: "train"}.get(key, key[: -len(name) - 1])
                     ax.plot(xs, ys, marker="o", markersize=3, label=label)
             if best_epoch is not None:
-                ax.axvline(best_epoch - 1, color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best_epoch - 1})")
+                ax.axvline(best_epoch - 1, color="grey", linestyle="--", linewidth=1,
+                           label=f"best (epoch {best_epoch - 1})")
             ax.set_ylabel(name)
             ax.grid(True, alpha=0.3)
             ax.legend(loc="best", fontsize="small")

@@ -55,7 +55,8 @@ class TrainedModel:
         try:
             mod.bind(data_iter.provide_data, data_iter.provide_label, for_training=False)
         except ShapeError as e:  # e.g. two labels per row for a one-output model: a fact about the file
-            raise DataFormatError(f"{display_name(path)}: its rows do not fit the model: {getattr(e, 'detail', e)}") from None
+            raise DataFormatError(f"{display_name(path)}: its rows do not fit the model: "
+                                  f"{getattr(e, 'detail', e)}") from None
         try:
             mod.set_params(arg, aux, allow_extra=True)
         except ShapeError as e:

@@ -323,5 +323,6 @@ def run_found(view: ModuleView, found: Match, train_data, metric, batch_end_call
                                           check_params=check_params, parallel=team, remember=remember)
 
 
-__all__ = ["compile_model", "match", "match_linear", "match_plan", "why_not_fused", "prepare_plan", "match_view", "prepare",
-           "run_epoch", "fused_metric_names", "unsupported_metrics", "Match", "LinearKernel", "LinearEpochRunner"]
+__all__ = ["compile_model", "match", "match_linear", "match_plan", "why_not_fused", "prepare_plan", "match_view",
+           "prepare", "run_epoch", "fused_metric_names", "unsupported_metrics", "Match", "LinearKernel",
+           "LinearEpochRunner"]

@@ -128,7 +128,8 @@ def match_optimizer(optimizer) -> Unsupported | None:
 
     name = type(optimizer).__name__
     if getattr(optimizer, "rule_name", None) not in RULES:
-        return Unsupported("optimizer", name, f"has no update rule the fused kernel can run (rules: {', '.join(RULES)})")
+        return Unsupported("optimizer", name,
+                           f"has no update rule the fused kernel can run (rules: {', '.join(RULES)})")
     for method in ("update", "update_multi_precision"):
         if getattr(type(optimizer), method, None) is not getattr(Optimizer, method):
             return Unsupported("optimizer", name, f"overrides {method}(); the fused kernel runs only its rule")

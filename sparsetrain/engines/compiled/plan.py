@@ -3,10 +3,11 @@
 :func:`lower` walks the forward graph of a bound Module (seen through its
 :class:`~sparsetrain.engines.base.ModuleView`) and reads each op's ``fused`` attribute
 (:class:`~sparsetrain.ops.registry.FusedForm`, registered in the op's own file) into a
-:class:`PlanSpec`; :func:`.plan_source.generate` writes the Python source of one ``@njit(cache=True)`` function that trains many batches per call:
-forward, output layer, metrics, backward, and the optimizer's update — lazy on the rows a batch
-touches for a row-sparse parameter — through :func:`sparsetrain.kernels.optim.apply_rows`, the
-rules every engine uses. :mod:`.plan_runner` caches the source on disk and runs it.
+:class:`PlanSpec`; :func:`.plan_source.generate` writes the Python source of one ``@njit(cache=True)``
+function that trains many batches per call: forward, output layer, metrics, backward, and the
+optimizer's update — lazy on the rows a batch touches for a row-sparse parameter — through
+:func:`sparsetrain.kernels.optim.apply_rows`, the rules every engine uses. :mod:`.plan_runner` caches
+the source on disk and runs it.
 
 Every value of the graph is one of three things, decided by what it depends on:
 
@@ -23,8 +24,9 @@ Every value of the graph is one of three things, decided by what it depends on:
   (``fields`` = F), which element-wise ops keep and ``sum``/``mean`` over axis 1 or 2 reduce.
 
 A parameter with a row-sparse gradient (reached through ``dot(csr expression, ...)`` or an
-``Embedding`` with ``sparse_grad``) gets its gradient on the batch's columns (or ids) only (the rows of the graph engine's row-sparse gradient) and a lazy update;
-a dense parameter a dense gradient and a dense update, as on the graph engine.
+``Embedding`` with ``sparse_grad``) gets its gradient on the batch's columns (or ids) only (the rows
+of the graph engine's row-sparse gradient) and a lazy update; a dense parameter a dense gradient and
+a dense update, as on the graph engine.
 """
 from __future__ import annotations
 

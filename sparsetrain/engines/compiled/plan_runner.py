@@ -4,8 +4,9 @@ The generated source is written once to the plan cache — ``$SPARSETRAIN_PLAN_C
 ``$NUMBA_CACHE_DIR/sparsetrain-plans``, else ``~/.cache/sparsetrain/plans``, in a directory of the
 installation's own (:func:`installation_tag`) and of the kernels a plan calls (:func:`kernels_digest`) — as
 ``plan_<key>.py``, the key a hash of the source (graph structure, stypes, dtypes, widths, output layer); numba
-caches its machine code beside it (``cache=True``), so a second run of the same model compiles nothing. The optimizer rule, its hyper-parameters, learning rates, metrics and the
-loss parameters are arguments, not part of the key.
+caches its machine code beside it (``cache=True``), so a second run of the same model compiles nothing.
+The optimizer rule, its hyper-parameters, learning rates, metrics and the loss parameters are
+arguments, not part of the key.
 """
 from __future__ import annotations
 

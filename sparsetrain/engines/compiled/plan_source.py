@@ -114,7 +114,8 @@ def generate(spec: PlanSpec, rule: str, weighted: bool = False) -> str:
             body += [f"g{name[1:]}[:n] = zero"]
     body += [f"output_grad(aout, label, order, lo, n, out_kind, grad_scale, softmax_norm, {pred_g})"]
     if weighted:  # each row's loss gradient scaled by its weight
-        body += ["for i in range(n):", "    wr = sample_weight[order[lo + i]]", f"    for j in range({spec.out_width}):",
+        body += ["for i in range(n):", "    wr = sample_weight[order[lo + i]]",
+                 f"    for j in range({spec.out_width}):",
                  f"        {pred_g}[i, j] = {pred_g}[i, j] * wr"]
     if sparse:
         # a one-sample batch with strictly increasing columns: they are the gradient's rows as they are
