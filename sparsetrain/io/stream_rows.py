@@ -77,7 +77,12 @@ _COUNTING = np.arange(1 << 16, dtype=np.int64)
 def counting(n: int) -> np.ndarray:
     """``0, 1, ..., n - 1`` (int64) as a view of one array kept for it (grown as needed): a streamed epoch's
     pieces are runs of consecutive rows (and at batch size 1 of consecutive batch boundaries), ~30k a chunk,
-    without two new arrays a chunk. Nothing may write to it (the engine reads ``order`` and ``batch_ptr``)."""
+    without two new arrays a chunk. Nothing may write to it (the engine reads ``order`` and ``batch_ptr``).
+
+    It is not marked read-only: numba types a read-only array apart (``Array(int64, 1, 'C', readonly=True)``),
+    so every epoch kernel and plan a streamed piece reaches would compile a second variant beside the one an
+    in-memory epoch (and the warm-up child, ``trainer/warmup.py``) compiles, in the foreground of a first
+    streamed run."""
     global _COUNTING
     counts = _COUNTING
     if len(counts) < n:
