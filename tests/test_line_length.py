@@ -22,6 +22,7 @@ KNOWN = {
     "sparsetrain/engines/compiled/runner.py": 2,
     "sparsetrain/engines/compiled/threads.py": 1,
     "sparsetrain/io/_vw_kernels.py": 2,
+    "sparsetrain/io/_sort_kernels.py": 1,
     "sparsetrain/io/chunks.py": 1,
     "sparsetrain/io/csv_reader.py": 2,
     "sparsetrain/io/csv_schema.py": 1,
