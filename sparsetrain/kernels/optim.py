@@ -60,8 +60,14 @@ they replace (interleaved A/B, 200k rows, best of 3 epochs, 6 pairs: batch 1 ×1
   rule's rate to the scheduled ``lr`` and the update count ``t``.
 
 An absent state is an empty array (size 0) of the weight's dtype. In the loops ``lr`` is already
-the rate the step uses (``rule.rate(lr, t, h)``). Arithmetic runs in float64 and is stored back in
-the arrays' dtype (float32 or float64). Row ids must be non-negative and in range (not checked).
+the rate the step uses (``rule.rate(lr, t, h)``). A step computes in its weight's dtype, as MXNet's
+kernels compute in ``DType``: its states, gradient, rate, weight decay and ``h`` are taken as that
+float type (:func:`like`) before any arithmetic, so a float32 weight's square roots and divisions are
+float32 ones (``vsqrtss``/``vdivss``, about twice the throughput of the double ones: the AdaGrad
+epoch at batch 1, benchmarks/RESULTS.md session 37 f32step) and a float64 weight's float64; a
+multi-precision float16 weight steps its float32 master copy. The results then differ from a
+float64 computation at float32 rounding (the float64 references of :mod:`.optim_reference` agree
+within the tests' float32 tolerances). Row ids must be non-negative and in range (not checked).
 
 numba invalidates a cached kernel only when its own source file changes; the fused loops of the
 compiled engine that inline these steps therefore drop their cache index when this file is newer
@@ -76,11 +82,13 @@ from typing import Callable
 
 import numpy as np
 from numba import njit
+from numba import types as nbtypes
+from numba.extending import overload
 
 from ..base import SparseTrainError, did_you_mean
 from . import optim_reference as _ref
 
-__all__ = ["Rule", "RULES", "rule", "clip_value", "prepare_grad", "adam_bias_corrected_lr", "sgd_step",
+__all__ = ["Rule", "RULES", "rule", "like", "clip_value", "prepare_grad", "adam_bias_corrected_lr", "sgd_step",
            "sgd_mom_step", "adagrad_step", "adam_step", "ftrl_step", "H_RESCALE", "H_CLIP"]
 
 # Positions in the packed hyper-parameter tuple ``h`` that every rule shares; a rule's own follow.
@@ -89,6 +97,18 @@ H_CLIP = 1
 
 
 # -- scalar rules ----------------------------------------------------------------------------
+
+def like(x, w):
+    """``x`` as a value of ``w``'s float type (float32 or float64): a step computes in its weight's dtype."""
+    return type(w)(x)
+
+
+@overload(like, inline="always")
+def _like_impl(x, w):
+    if isinstance(w, nbtypes.Float) and w.bitwidth == 32:
+        return lambda x, w: np.float32(x)
+    return lambda x, w: np.float64(x)
+
 
 @njit(cache=True, inline="always")
 def clip_value(x, bound):
@@ -102,9 +122,9 @@ def clip_value(x, bound):
 
 @njit(cache=True, inline="always")
 def prepare_grad(g, rescale_grad, clip_gradient):
-    """``rescale_grad * g``, clipped to ``±clip_gradient`` when ``clip_gradient > 0``."""
+    """``rescale_grad * g``, clipped to ``±clip_gradient`` when ``clip_gradient > 0`` (all one float type)."""
     r = rescale_grad * g
-    if clip_gradient > 0.0:
+    if clip_gradient > 0:
         r = clip_value(r, clip_gradient)
     return r
 
@@ -112,25 +132,28 @@ def prepare_grad(g, rescale_grad, clip_gradient):
 @njit(cache=True, inline="always")
 def sgd_step(w, s1, s2, g, lr, wd, h):
     """``h = (rescale_grad, clip_gradient)``; no state."""
-    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
-    if wd == 0.0:  # bit for bit the general form ((1 - lr*0) * w == w), with less work
+    g, lr, wd = like(g, w), like(lr, w), like(wd, w)
+    r = prepare_grad(g, like(h[H_RESCALE], w), like(h[H_CLIP], w))
+    if wd == 0:  # bit for bit the general form ((1 - lr*0) * w == w), with less work
         return w - lr * r, s1, s2
-    return (1.0 - lr * wd) * w - lr * r, s1, s2
+    return (like(1.0, w) - lr * wd) * w - lr * r, s1, s2
 
 
 @njit(cache=True, inline="always")
 def sgd_mom_step(w, mom, s2, g, lr, wd, h):
     """``h = (rescale_grad, clip_gradient, momentum)``; state: momentum."""
-    m = h[2] * mom - lr * wd * w - lr * prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    mom, g, lr, wd = like(mom, w), like(g, w), like(lr, w), like(wd, w)
+    m = like(h[2], w) * mom - lr * wd * w - lr * prepare_grad(g, like(h[H_RESCALE], w), like(h[H_CLIP], w))
     return w + m, m, s2
 
 
 @njit(cache=True, inline="always")
 def adagrad_step(w, hist, s2, g, lr, wd, h):
     """``h = (rescale_grad, clip_gradient, eps)``; state: history."""
-    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    hist, g, lr, wd = like(hist, w), like(g, w), like(lr, w), like(wd, w)
+    r = prepare_grad(g, like(h[H_RESCALE], w), like(h[H_CLIP], w))
     hist = hist + r * r
-    div = r / math.sqrt(hist + h[2])
+    div = r / math.sqrt(hist + like(h[2], w))
     return w + (div + w * wd) * -lr, hist, s2
 
 
@@ -140,27 +163,28 @@ def adam_step(w, m, v, g, lr_t, wd, h):
 
     ``lr_t`` is the bias-corrected rate (:func:`adam_rate`).
     """
-    beta1 = h[2]
-    beta2 = h[3]
-    r = g * h[H_RESCALE] + w * wd
-    if h[H_CLIP] > 0.0:
-        r = clip_value(r, h[H_CLIP])
-    m = beta1 * m + (1.0 - beta1) * r
-    v = beta2 * v + (1.0 - beta2) * r * r
-    return w - lr_t * m / (math.sqrt(v) + h[4]), m, v
+    m, v, g, lr_t, wd = like(m, w), like(v, w), like(g, w), like(lr_t, w), like(wd, w)
+    beta1, beta2, clip, one = like(h[2], w), like(h[3], w), like(h[H_CLIP], w), like(1.0, w)
+    r = g * like(h[H_RESCALE], w) + w * wd
+    if clip > 0:
+        r = clip_value(r, clip)
+    m = beta1 * m + (one - beta1) * r
+    v = beta2 * v + (one - beta2) * r * r
+    return w - lr_t * m / (math.sqrt(v) + like(h[4], w)), m, v
 
 
 @njit(cache=True, inline="always")
 def ftrl_step(w, z, n, g, lr, wd, h):
     """``h = (rescale_grad, clip_gradient, lamda1, beta)``; states: z, n."""
-    lamda1 = h[2]
-    r = prepare_grad(g, h[H_RESCALE], h[H_CLIP])
+    z, n, g, lr, wd = like(z, w), like(n, w), like(g, w), like(lr, w), like(wd, w)
+    lamda1 = like(h[2], w)
+    r = prepare_grad(g, like(h[H_RESCALE], w), like(h[H_CLIP], w))
     z = z + r - (math.sqrt(n + r * r) - math.sqrt(n)) * w / lr
     n = n + r * r
     # mshadow's sign: sign(0) = sign(NaN) = 0; the indicator multiplies (so NaN stays NaN).
-    sign_z = 1.0 if z > 0.0 else (-1.0 if z < 0.0 else 0.0)
-    keep = 1.0 if abs(z) > lamda1 else 0.0
-    w = (sign_z * lamda1 - z) / ((h[3] + math.sqrt(n)) / lr + wd) * keep
+    sign_z = like(1.0 if z > 0 else (-1.0 if z < 0 else 0.0), w)
+    keep = like(1.0 if abs(z) > lamda1 else 0.0, w)
+    w = (sign_z * lamda1 - z) / ((like(h[3], w) + math.sqrt(n)) / lr + wd) * keep
     return w, z, n
 
 
