@@ -22,17 +22,21 @@ _value = st.one_of(st.integers(-5, 5).map(str), st.floats(-100, 100, allow_nan=F
 @st.composite
 def _line(draw):
     head = [draw(st.sampled_from(["1", "-1", "0", "0.25", "3e2"]))]
-    kind = draw(st.integers(0, 3))
-    if kind >= 1:
+    if draw(st.booleans()):
         head.append(draw(st.sampled_from(["2", "0.5", "0", "1"])))
-    if kind >= 2:
-        head.append(draw(st.sampled_from(["'t1", "tag", "'x"])))
     text = " ".join(head)
-    for _ in range(draw(st.integers(1, 3))):
+    tag = draw(st.sampled_from([None, "'t1", "tag", "'x", "7"]))  # VW's tag: starts with ' or touches the '|'
+    if tag is None:
+        text += draw(st.sampled_from([" ", "  ", "\t"]))
+    elif tag.startswith("'"):
+        text += " " + tag + draw(st.sampled_from(["", " "]))
+    else:
+        text += " " + tag
+    for k in range(draw(st.integers(1, 3))):
         ns = draw(st.sampled_from(["", "a", "b", "user"]))
         if ns and draw(st.integers(0, 4)) == 0:
             ns += ":" + draw(st.sampled_from(["2", "0.5", "-1"]))
-        text += draw(st.sampled_from(["|", " |"])) + ns
+        text += ("|" if k == 0 else draw(st.sampled_from(["|", " |"]))) + ns
         for _ in range(draw(st.integers(0, 4))):
             f = draw(_name)
             if draw(st.booleans()):
@@ -80,6 +84,11 @@ def test_keys_are_namespace_caret_feature_and_crosses_join_them(tmp_path):
     ("1 |a x\n\nabc |a x\n", 3, "label 'abc' is not a number"),
     ("1 -2 |a x\n", 1, "importance weight '-2'"),
     ("1 2 tag extra |a x\n", 1, "more than label, importance and tag"),
+    ("1 2 tag |a x\n", 1, "more than label, importance and tag before the first '|': '1 2 tag '"),
+    ("1 tag |a x\n", 1, "importance weight 'tag' is not a number >= 0 (a tag starts with ' or touches the '|')"),
+    ("1 |a x\n1 2 3 |a x\n", 2, "base (initial prediction) '3' is not supported: sparsetrain has no per-row offset"),
+    ("1 2 0 'r7|a x\n", 1, "base (initial prediction) '0' is not supported"),
+    ("1 |a x\n1|a x\n", 2, "the line has no label: '1' touches the '|', so it is the tag, as in Vowpal Wabbit"),
     ("1 |a x:y\n", 1, "feature 'x:y'"),
     ("1 |a:q x\n", 1, "namespace scale 'q'"),
     ("1 |a x:nan\n", 1, "not finite"),
@@ -91,6 +100,46 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
     with pytest.raises(DataFormatError) as e:
         load_vw(p, 10)
     assert f"bad.vw:{line}:" in str(e.value) and words in str(e.value)
+
+
+@pytest.mark.parametrize("head, label, weight", [
+    ("1 2 'x|", 1.0, 2.0), ("1 x|", 1.0, 1.0), ("1 2 x|", 1.0, 2.0), ("1 |", 1.0, 1.0),
+    ("1 2|", 1.0, 1.0),  # ``2`` touches the '|': VW's tag, not the importance
+    ("1 2 |", 1.0, 2.0), ("1 'x |", 1.0, 1.0), ("-1 0.5 'x y|", None, None), ("0.5\t3 |", 0.5, 3.0),
+])
+def test_tags_as_vw_reads_them(tmp_path, head, label, weight):
+    """The last token before the first '|' is the tag when it starts with ' or touches the '|'
+    (Vowpal Wabbit's parser); the tokens before it are label and importance."""
+    p = tmp_path / "t.vw"
+    text = f"{head}a f g:2\n"
+    p.write_text(text)
+    if label is None:  # four tokens: the tag and three before it, of which ``'x`` is not a base
+        with pytest.raises(DataFormatError, match="more than label, importance and tag"):
+            load_vw(p, 10)
+        with pytest.raises(VK.VWReferenceError):
+            VK.parse_reference(text, 10)
+        return
+    X, y, w = load_vw(p, 10, dtype="float64")
+    labels, weights, rows = VK.parse_reference(text, 10)
+    assert y.tolist() == labels == [label] and w.tolist() == weights == [weight]
+    S = X.asscipy()
+    assert dict(zip(S.indices.tolist(), S.data.tolist())) == rows[0] and len(rows[0]) == 2
+
+
+@pytest.mark.parametrize("text", ["1 2 3 |a x\n", "1 2 3 'r|a x\n", "1|a x\n", "1 2 3 4 |a x\n", "1 tag |a x\n"])
+def test_the_reference_refuses_what_the_kernel_refuses(text):
+    with pytest.raises(VK.VWReferenceError):
+        VK.parse_reference(text, 10)
+
+
+def test_init_on_a_file_with_a_base_names_its_line(tmp_path):
+    from test_cli_errors import cli, one_error_line
+
+    data = tmp_path / "b.vw"
+    data.write_text("1 |a x\n0 1 0.5 |a y\n")
+    res = cli("init", data, "--task", "binary", "--out", tmp_path / "c.yaml")
+    assert res.exit_code == 1 and not (tmp_path / "c.yaml").exists()  # a data error, as every command's
+    assert one_error_line(res.stderr).startswith(f"error: {data}:2: base (initial prediction) '0.5' is not supported")
 
 
 def test_long_numbers_take_the_exact_path(tmp_path):
@@ -134,8 +183,8 @@ def test_unlabeled_lines_are_rows_labelled_nan_only_when_asked(tmp_path):
     assert np.isnan(labels).all() and weights == [1.0, 1.0] and rows == VK.parse_reference(labelled, 20, [["u", "i"]])[2]
     with pytest.raises(DataFormatError, match=r"a\.vw:1: the line has no label \(fit"):  # (said: label "'r1" is not a number)
         load_vw(p, 20)
-    p.write_text("'r1 extra|u alice\n")  # a tag, then more: still malformed
-    with pytest.raises(DataFormatError, match="more than label"):
+    p.write_text("'r1 extra|u alice\n")  # the tag is the last token (``extra``): the label is "'r1"
+    with pytest.raises(DataFormatError, match="label \"'r1\" is not a number"):
         load_vw(p, 20, unlabeled=True)
 
 

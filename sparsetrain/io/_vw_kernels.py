@@ -3,10 +3,13 @@ pure-Python reference.
 
 Grammar (one line; blank lines are skipped)::
 
-    label [importance] [tag]|namespace[:scale] feature[:value] ... |namespace2 ...
+    [label [importance]] [tag]|namespace[:scale] feature[:value] ... |namespace2 ...
 
-- before the first ``|``: the label (a number), an optional importance weight (a number >= 0,
-  default 1) and an optional tag (any other token, e.g. ``'row17``; ignored); a line with no
+- before the first ``|``, split at whitespace as Vowpal Wabbit splits it: the last token is the
+  tag (ignored) when it starts with ``'`` or touches the ``|`` (``1 2 'x|a``, ``1 x|a``,
+  ``1 2 x|a``; ``1|a`` is a tag ``1`` and no label, ``1 2|a`` a tag ``2``); the tokens before it
+  are the label (a number), an optional importance weight (a number >= 0, default 1) and VW's
+  base (an initial prediction: not supported, an error, as is a fourth token). A line with no
   label (``|a x``, ``'row17|a x``) is an error, or a row labelled NaN when asked (``unlabeled``:
   rows ``predict`` scores);
 - ``|`` directly followed by a name starts that namespace (``|user``); a ``|`` followed by
@@ -43,14 +46,16 @@ OK = 0
 E_NO_BAR = 1  # a line without '|'
 E_LABEL = 2  # label not a number (span: the token)
 E_IMPORTANCE = 3  # importance not a number >= 0
-E_HEADER = 4  # more than label, importance, tag before the first '|'
+E_HEADER = 4  # more than label, importance, base, tag before the first '|' (or a base not a number)
 E_VALUE = 5  # feature value not a number (span: the token)
 E_SCALE = 6  # namespace scale not a number
 E_NONFINITE = 7  # a nan/inf or out-of-range number (span: the token)
 E_LINE_TOO_LONG = 8
 E_ROOM = 9  # the output arrays are full: parse again with more room (I_ROOM says how much)
 E_NO_NEWLINE = 10
-E_NO_LABEL = 11  # no label: the header is empty or starts with a tag (span: the header; ``unlabeled`` reads NaN)
+E_NO_LABEL = 11  # no label: the header is empty or only a tag (span: the header; ``unlabeled`` reads NaN)
+E_BASE = 12  # a third number before the tag: VW's base (initial prediction), not supported (span: the token)
+E_LABEL_IS_TAG = 13  # E_NO_LABEL where the only token is a number touching the '|' (``1|a``: VW's tag; span: it)
 
 # info slots: the parsers' common ones (``_scan_kernels``), plus the room needed after E_ROOM
 I_SLOW = I_NSLOW  # numbers of more than 18 digits seen
@@ -252,11 +257,11 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
         if bar == e:
             record_error(info, E_NO_BAR, line_start, e, 0, rows, slow)
             return
-        # ---- header: label [importance] [tag]
+        # ---- header: [label [importance [base]]] [tag], as VW splits it: the last token is the tag
+        # when it starts with ``'`` or touches the ``|``; the rest are the simple label's numbers
         ntok = 0
-        tagged = False
-        label = 0.0
-        weight = 1.0
+        s0 = e0 = s1 = e1 = s2 = e2 = 0
+        ls = le = 0
         t = q
         while t < bar:
             while t < bar and is_space(buf[u(t)]):
@@ -267,46 +272,53 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
             while t < bar and not is_space(buf[u(t)]):
                 t += 1
             if ntok == 0:
-                v, st = _number(buf, ts, t, value_limit)
-                if st == 2 and buf[u(ts)] == 39:  # ``'tag|``: no label, a tag
-                    if not unlabeled:
-                        record_error(info, E_NO_LABEL, q, bar, 0, rows, slow)
-                        return
-                    v, st = np.nan, 0
-                    tagged = True
-                    ntok += 1
-                elif st == 2:
-                    record_error(info, E_LABEL, ts, t, 0, rows, slow)
-                    return
-                if st == 3:
-                    record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
-                    return
-                slow += st == 1
-                label = v
+                s0, e0 = ts, t
             elif ntok == 1:
-                if buf[u(ts)] == 39:
-                    tagged = True
-                else:
-                    v, st = _number(buf, ts, t, value_limit)
-                    if st == 3:
-                        record_error(info, E_NONFINITE, ts, t, 0, rows, slow)
-                        return
-                    if st == 2:
-                        tagged = True  # not a number: the tag
-                    elif v < 0:
-                        record_error(info, E_IMPORTANCE, ts, t, 0, rows, slow)
-                        return
-                    else:
-                        slow += st == 1
-                        weight = v
-            elif ntok >= 3 or tagged:
-                record_error(info, E_HEADER, q, bar, 0, rows, slow)
-                return
+                s1, e1 = ts, t
+            elif ntok == 2:
+                s2, e2 = ts, t
+            ls, le = ts, t
             ntok += 1
-        if ntok == 0 and unlabeled:
-            label = np.nan
-        elif ntok == 0:
-            record_error(info, E_NO_LABEL, q, bar, 0, rows, slow)
+        tagged = ntok > 0 and (le == bar or buf[u(ls)] == 39)
+        nw = ntok - 1 if tagged else ntok
+        label = np.nan
+        weight = 1.0
+        if nw == 0 and not unlabeled:
+            v, st = _number(buf, ls, le, value_limit)
+            if tagged and le == bar and st != 2:  # ``1|a x``: VW reads the ``1`` as the tag
+                record_error(info, E_LABEL_IS_TAG, ls, le, 0, rows, slow)
+            else:
+                record_error(info, E_NO_LABEL, q, bar, 0, rows, slow)
+            return
+        if nw > 3:
+            record_error(info, E_HEADER, q, bar, 0, rows, slow)
+            return
+        if nw >= 1:
+            v, st = _number(buf, s0, e0, value_limit)
+            if st == 2:
+                record_error(info, E_LABEL, s0, e0, 0, rows, slow)
+                return
+            if st == 3:
+                record_error(info, E_NONFINITE, s0, e0, 0, rows, slow)
+                return
+            slow += st == 1
+            label = v
+        if nw >= 2:
+            v, st = _number(buf, s1, e1, value_limit)
+            if st == 3:
+                record_error(info, E_NONFINITE, s1, e1, 0, rows, slow)
+                return
+            if st == 2 or v < 0:
+                record_error(info, E_IMPORTANCE, s1, e1, 0, rows, slow)
+                return
+            slow += st == 1
+            weight = v
+        if nw == 3:
+            v, st = _number(buf, s2, e2, value_limit)
+            if st == 2:
+                record_error(info, E_HEADER, q, bar, 0, rows, slow)
+            else:
+                record_error(info, E_BASE, s2, e2, 0, rows, slow)
             return
         # ---- namespaces and features
         nf = 0
@@ -448,6 +460,7 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
 # Pure-Python reference (also the exact path for chunks with very long numbers)
 
 _NUM_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_SPACES = re.compile(r"[ \t\r\x0b\x0c]+")
 
 
 class VWReferenceError(Exception):
@@ -481,25 +494,23 @@ def parse_reference(text: str, hash_bits: int, crosses=(), value_limit=math.inf,
         if "|" not in line:
             raise VWReferenceError(lineno, "no '|' (a line is: label [importance] [tag]|namespace features...)")
         head, _, rest = line.partition("|")
-        toks = head.split()
-        no_label = unlabeled and (not toks or toks[0].startswith("'"))
-        if not toks and not no_label:
+        toks = _SPACES.split(head.strip(" \t\r\x0b\x0c")) if head.strip(" \t\r\x0b\x0c") else []
+        if toks and (not head[-1] in " \t\r\x0b\x0c" or toks[-1].startswith("'")):
+            tag = toks.pop()  # VW's tag: starts with ' or touches the '|'
+            if not toks and not unlabeled and not tag.startswith("'") and _NUM_RE.match(tag):
+                raise VWReferenceError(lineno, f"label {tag!r} touches the '|', so it is the tag")
+        if not toks and not unlabeled:
             raise VWReferenceError(lineno, "label is missing")
-        label = math.nan if no_label else _ref_number(toks[0], "label", lineno, value_limit)
+        if len(toks) > 3:
+            raise VWReferenceError(lineno, "more than label, importance, base and tag before '|'")
+        label = _ref_number(toks[0], "label", lineno, value_limit) if toks else math.nan
         weight = 1.0
-        extra = toks if no_label else toks[1:]
-        if len(extra) > 2:
-            raise VWReferenceError(lineno, "more than label, importance and tag before '|'")
-        if extra:
-            t1 = extra[0]
-            if re.fullmatch(r"[+-]?(nan|inf|infinity)", t1, re.IGNORECASE):
-                raise VWReferenceError(lineno, f"importance {t1!r} is not finite or out of range")
-            if not t1.startswith("'") and _NUM_RE.match(t1):
-                weight = _ref_number(t1, "importance", lineno, value_limit)
-                if weight < 0:
-                    raise VWReferenceError(lineno, f"importance {t1!r} is negative")
-            elif len(extra) > 1:
-                raise VWReferenceError(lineno, "more than label, importance and tag before '|'")
+        if len(toks) >= 2:
+            weight = _ref_number(toks[1], "importance", lineno, value_limit)
+            if weight < 0:
+                raise VWReferenceError(lineno, f"importance {toks[1]!r} is negative")
+        if len(toks) == 3:
+            raise VWReferenceError(lineno, f"base {toks[2]!r} is not supported")
         feats = []  # (namespace, name, value)
         for seg in ("|" + rest).split("|")[1:]:
             seg = seg.rstrip("\r")

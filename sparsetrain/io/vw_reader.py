@@ -22,10 +22,15 @@ __all__ = ["VWReader", "load_vw"]
 
 _MESSAGES = {
     VK.E_NO_BAR: "no '|' in the line (expected: label [importance] [tag]|namespace feature[:value] ...)",
+    VK.E_BASE: ("base (initial prediction) {q} is not supported: sparsetrain has no per-row offset on the margin "
+                "(drop the third number before '|'; a tag starts with ' or touches the '|')"),
+    VK.E_LABEL_IS_TAG: ("the line has no label: {q} touches the '|', so it is the tag, as in Vowpal Wabbit "
+                        "(put a space before the '|')"),
     VK.E_LABEL: "label {q} is not a number",
     VK.E_NO_LABEL: "the line has no label (fit and evaluate need one; predict scores such lines)",
-    VK.E_IMPORTANCE: "importance weight {q} is not a number >= 0",
-    VK.E_HEADER: "more than label, importance and tag before the first '|': {q}",
+    VK.E_IMPORTANCE: "importance weight {q} is not a number >= 0 (a tag starts with ' or touches the '|')",
+    VK.E_HEADER: ("more than label, importance and tag before the first '|': {q} "
+                  "(a tag starts with ' or touches the '|')"),
     VK.E_VALUE: "feature {q}: the value after ':' is not a number",
     VK.E_SCALE: "namespace scale {q} is not a number",
     VK.E_NONFINITE: "{q} is not finite (or too large for {dtype})",
