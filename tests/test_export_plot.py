@@ -129,7 +129,7 @@ def test_export_top_k_by_magnitude_with_feature_names(runs, tmp_path):
     norms = sorted((abs(r["values"][0]) for r in full), reverse=True)
     assert [abs(r["values"][0]) for r in top] == norms[:5]
     named = {r["index"]: r.get("feature") for r in full}
-    assert named[3] == "age" and named[7] == "c1=a|c2=b" and named.get(4) is None
+    assert named[3] == ["age"] and named[7] == ["c1=a", "c2=b"] and named.get(4) is None
     assert "feature" not in next(r for r in full if r["index"] not in (3, 7))
 
 
@@ -226,3 +226,23 @@ def test_export_memory_does_not_grow_with_the_rows(tmp_path, fmt):
         tracemalloc.stop()
     assert peak < 5 * 2**20
     np.testing.assert_array_equal(read_export(str(tmp_path / f"w.{fmt}"))["weight"], values)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_colliding_names_with_a_bar_inside_read_back_as_they_were(runs, tmp_path, fmt):
+    from sparsetrain.trainer.export import feature_cell, read_export_names, split_feature_cell
+
+    run = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(runs["logreg"], run)
+    names = {3: ["c1=a|b", "c2=x"], 7: ["c1=a", "c2=b|", "c3=back\\slash\\|"], 9: ['q="1,2"\r\nz'], 11: ["|"]}
+    (run / "feature_names.json").write_text(json.dumps({"format": "sparsetrain-feature-names/1", "names": {
+        str(k): v for k, v in names.items()}}))
+    out = tmp_path / f"e.{fmt}"
+    assert cli("export", run, "--all", "--out", out).exit_code == 0
+    got = read_export_names(str(out))
+    assert {k: got[k] for k in names if k in got} == {k: v for k, v in names.items() if k in got} and got
+    for v in names.values():
+        assert split_feature_cell(feature_cell(v)) == v
+    assert feature_cell(["c1=a|b", "c2=x"]) == "c1=a\\|b|c2=x" and split_feature_cell("") == []

@@ -233,7 +233,7 @@ def test_export_names_each_hashed_row_with_every_key_that_hashes_to_it(tmp_path)
     res = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--all"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["parameters"]["weight"]["rows"]
-    named = {r["index"]: set(r["feature"].split("|")) for r in rows}
+    named = {r["index"]: set(r["feature"]) for r in rows}
     assert named == {**{i: ks for i, ks in buckets.items()}, 16: {"n"}}
 
 

@@ -14,14 +14,17 @@ rows are left out, and its entry says so in ``"left_out"`` (``--top K`` writes i
 
 JSON: ``{"checkpoint", "epoch", "num_features", "model", "parameters": {name: {"shape", "stype",
 "rows": [{"index", "feature"?, "values": [...]}], "left_out"?}}}``; a 1-D parameter (a bias) has ``"values"``
-(every element) instead of ``"rows"``. CSV: ``#`` comment lines with the model config (YAML) and each
-parameter's shape and stype, then ``parameter,index,feature,output,value``, one line per element of
-each exported row (a bias: ``index`` is the element, ``output`` 0). :func:`read_export` reads
-either back into dense arrays.
+(every element) instead of ``"rows"``; ``feature`` is the list of the names hashed to the row (several where
+they collide). CSV: ``#`` comment lines with the model config (YAML) and each parameter's shape and stype,
+then ``parameter,index,feature,output,value``, one line per element of each exported row (a bias:
+``index`` is the element, ``output`` 0); ``feature`` is the names joined by ``|``, a ``|`` or ``\`` inside a
+name escaped by a ``\`` (:func:`feature_cell`, :func:`split_feature_cell`). :func:`read_export` reads
+either back into dense arrays, :func:`read_export_names` the names of each index.
 """
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -80,7 +83,7 @@ class ExportRows(list):
         index = int(self._indices[k])
         row = {"index": index}
         if index in self._names:
-            row["feature"] = "|".join(self._names[index])
+            row["feature"] = list(self._names[index])
         row["values"] = [float(t) for t in _texts(self._values[k])]
         return row
 
@@ -178,6 +181,34 @@ def export_model(model, run_path: str | None = None, top: int | None = None, all
             "model": model_cfg, "parameters": params}
 
 
+def feature_cell(names) -> str:
+    """The CSV ``feature`` cell of a row's names: joined by ``|``, each name's ``\\`` and ``|`` escaped
+    by a ``\\`` (``c=a|b`` and ``d`` -> ``c=a\\|b|d``), so that :func:`split_feature_cell` reads the
+    names back whatever they hold."""
+    return "|".join(n.replace("\\", "\\\\").replace("|", "\\|") for n in names)
+
+
+def split_feature_cell(cell: str) -> list[str]:
+    """The names of a CSV ``feature`` cell (:func:`feature_cell`'s inverse; ``""`` is none)."""
+    if not cell:
+        return []
+    names, cur, k = [], [], 0
+    while k < len(cell):
+        c = cell[k]
+        if c == "\\" and k + 1 < len(cell):
+            cur.append(cell[k + 1])
+            k += 2
+            continue
+        if c == "|":
+            names.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        k += 1
+    names.append("".join(cur))
+    return names
+
+
 class _Lines(list):
     """What :class:`csv.writer` writes to: the lines it writes, kept in this list."""
 
@@ -203,7 +234,7 @@ def _csv_chunks(doc: dict):
         if "values" in p:
             writer.writerows([name, i, "", 0, repr(v)] for i, v in enumerate(p["values"]))
         for row in p.get("rows", ()):
-            feature = row.get("feature", "")
+            feature = feature_cell(row.get("feature", ()))
             writer.writerows([name, row["index"], feature, j, repr(v)] for j, v in enumerate(row["values"]))
             yield from lines
             lines.clear()
@@ -246,12 +277,46 @@ def write_export(doc: dict, out: str | None, fmt: str) -> None:
             f.write(piece.encode("utf-8"))
 
 
-def read_export(path: str) -> dict[str, np.ndarray]:
-    """``{parameter: dense float32 array}`` from an exported JSON or CSV file (rows not exported are zero)."""
+def _export_text(path: str) -> str:
     from ..io.chunks import opened_data
 
     with opened_data(path) as f:  # (export --out NAME.gz/.bz2 writes it compressed)
-        text = f.read().decode("utf-8")
+        return f.read().decode("utf-8")
+
+
+def _csv_records(text: str):
+    """``(comment lines, csv.DictReader of the rest)`` of an exported CSV file: the ``#`` lines are its
+    head; the records after them are split only where the csv module splits them (a name may hold a
+    quoted newline, ``\\r`` or ``\\x85``, which ``str.splitlines`` splits at)."""
+    lines = io.StringIO(text, newline="\n")
+    comments = []
+    for line in lines:
+        if not line.startswith("#"):
+            return comments, csv.DictReader(itertools.chain([line], lines))
+        comments.append(line)
+    return comments, csv.DictReader([])
+
+
+def read_export_names(path: str) -> dict[int, list[str]]:
+    """``{feature index: [names]}`` of the named rows of an exported JSON or CSV file (export of a run that
+    kept its feature names)."""
+    text = _export_text(path)
+    names: dict[int, list[str]] = {}
+    if text.lstrip().startswith("{"):
+        for p in json.loads(text)["parameters"].values():
+            for row in p.get("rows", []):
+                if "feature" in row:
+                    names[row["index"]] = row["feature"]
+        return names
+    for rec in _csv_records(text)[1]:
+        if rec["feature"]:
+            names[int(rec["index"])] = split_feature_cell(rec["feature"])
+    return names
+
+
+def read_export(path: str) -> dict[str, np.ndarray]:
+    """``{parameter: dense float32 array}`` from an exported JSON or CSV file (rows not exported are zero)."""
+    text = _export_text(path)
     arrays: dict[str, np.ndarray] = {}
     if text.lstrip().startswith("{"):
         doc = json.loads(text)
@@ -263,12 +328,12 @@ def read_export(path: str) -> dict[str, np.ndarray]:
                 arr[row["index"]] = np.asarray(row["values"], np.float32).reshape(arr.shape[1:])
             arrays[name] = arr
         return arrays
-    lines = text.splitlines()
-    for line in lines:
+    comments, records = _csv_records(text)
+    for line in comments:
         if line.startswith("# parameter "):
-            head, _, rest = line[len("# parameter "):].partition(": shape ")
+            head, _, rest = line[len("# parameter "):].rstrip("\r\n").partition(": shape ")
             arrays[head] = np.zeros(json.loads(rest.split(" stype ")[0]), np.float32)  # (then " (left out: ...)")
-    for rec in csv.DictReader(line for line in lines if not line.startswith("#")):
+    for rec in records:
         arr = arrays[rec["parameter"]]
         if arr.ndim == 1:
             arr[int(rec["index"])] = float(rec["value"])
