@@ -21,8 +21,6 @@ KNOWN = {
     "sparsetrain/engines/compiled/kernels.py": 3,
     "sparsetrain/engines/compiled/runner.py": 2,
     "sparsetrain/engines/compiled/threads.py": 1,
-    "sparsetrain/io/_vw_kernels.py": 2,
-    "sparsetrain/io/_sort_kernels.py": 1,
     "sparsetrain/io/chunks.py": 1,
     "sparsetrain/io/csv_reader.py": 2,
     "sparsetrain/io/csv_schema.py": 1,

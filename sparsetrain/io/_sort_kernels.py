@@ -145,8 +145,9 @@ def sort_ids(typingctx, indices, data, a, n):
         values = context.make_array(sig.args[1])(context, b, args[1])
         vf = ir.VectorType(ft, w)
         at = b.gep(values.data, [start])
+        name = f"v{w}f{32 if isinstance(ft, ir.FloatType) else 64}"
         store = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.VoidType(), [vf, at.type, i32, vmask]),
-                                               f"llvm.masked.store.v{w}f{32 if isinstance(ft, ir.FloatType) else 64}.p0")
+                                               f"llvm.masked.store.{name}.p0")
         b.call(store, [ir.Constant(vf, [1.0] * w), at, ir.Constant(i32, 4), active])
         return b.zext(b.icmp_unsigned("!=", b.bitcast(repeats, i32), ir.Constant(i32, 0)), i64)
 

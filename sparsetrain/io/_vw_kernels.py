@@ -78,7 +78,8 @@ def _token_bits_tail(buf, b):
     colons = np.uint64(0)
     for k in range(len(buf) - b):
         c = buf[np.uint64(b + k)]
-        ends |= np.uint64((c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)) << np.uint64(k)
+        end = (c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)
+        ends |= np.uint64(end) << np.uint64(k)
         colons |= np.uint64(c == 58) << np.uint64(k)
     return ends, colons
 
@@ -94,7 +95,8 @@ def _token_bits(buf, b):
     colons = np.uint64(0)
     for k in range(64):
         c = buf[np.uint64(b + k)]
-        ends |= np.uint64((c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)) << np.uint64(k)
+        end = (c == 32) | (c == 9) | (c == 13) | (c == 11) | (c == 12) | (c == 124) | (c == 10)
+        ends |= np.uint64(end) << np.uint64(k)
         colons |= np.uint64(c == 58) << np.uint64(k)
     return ends, colons
 
