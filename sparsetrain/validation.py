@@ -65,11 +65,41 @@ def format_validation_error(e: ValidationError, root: type[BaseModel], prefix=()
         msg = re.sub(r" or instance of \w+", "", first["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        if "input" in first and kind not in ("model_type",) and not isinstance(first["input"], (dict, list)):
+        if first.get("input", ...) is None:  # (a key left empty in YAML)
+            msg += f" (got null{_default_text(root, loc)})"
+        elif "input" in first and kind not in ("model_type",) and not isinstance(first["input"], (dict, list)):
             msg += f" (got {_short(first['input'])}{_closest_choice(first)})"
     more = len({tuple(x["loc"]) for x in errors}) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
     return f"{path}: {msg}{suffix}" if path else f"{msg}{suffix}"
+
+
+def _default_text(root: type[BaseModel], loc) -> str:
+    """``; leave the key out for its default, 32`` for the field at ``loc`` under ``root`` (``""`` for none)."""
+    model = _model_at(root, loc[:-1])
+    field = (getattr(model, "model_fields", None) or {}).get(loc[-1]) if loc else None
+    if field is None or field.is_required() or field.default_factory is not None:
+        return ""
+    default = field.default
+    shown = str(default).lower() if isinstance(default, bool) else "null" if default is None else default
+    return f"; leave the key out for its default, {shown}"
+
+
+def _model_at(root: type[BaseModel], loc):
+    """The schema model at ``loc`` under ``root`` (None when ``loc`` leads elsewhere)."""
+    model: typing.Any = root
+    mapping = False  # the previous key was a ``dict[str, Model]`` field: this part is a user's name
+    for part in loc:
+        if isinstance(part, int) or mapping:
+            mapping = False
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        ann = fields[part].annotation
+        mapping = typing.get_origin(ann) is dict
+        model = _model_in(ann)
+    return model
 
 
 def _closest_choice(error) -> str:
@@ -88,19 +118,7 @@ def _short(value, limit: int = 80) -> str:
 
 def allowed_keys(root: type[BaseModel], loc) -> list[str]:
     """Field names of the schema model at ``loc`` under ``root`` (for "did you mean" on unknown keys)."""
-    model: typing.Any = root
-    mapping = False  # the previous key was a ``dict[str, Model]`` field: this part is a user's name
-    for part in loc:
-        if isinstance(part, int) or mapping:
-            mapping = False
-            continue
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return []
-        ann = fields[part].annotation
-        mapping = typing.get_origin(ann) is dict
-        model = _model_in(ann)
-    return list(getattr(model, "model_fields", {}) or [])
+    return list(getattr(_model_at(root, loc), "model_fields", {}) or [])
 
 
 def _model_in(ann):
@@ -190,6 +208,32 @@ class NumbersNotBools(BaseModel):
             if bad is not None:
                 raise ValueError(f"must be numbers, not true/false (got {str(v[bad]).lower()} at {join_path([bad])})")
         return v
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, v, info):
+        """``null`` (YAML's empty value: ``target:`` with its entries commented out) for a section, list or mapping
+        that takes no null is its default, as if the key were left out (``lr_scheduler: null`` and
+        ``early_stopping: null`` were the default, ``target: null`` and ``csv: null`` errors); a named section of
+        a mapping (``variables: {label: null}``) is its defaults. A value that takes no null stays an error
+        (:func:`format_validation_error` says the default)."""
+        field = cls.model_fields[info.field_name]
+        if v is None and field.default_factory is not None and type(None) not in _kinds_with_none(field.annotation):
+            return field.default_factory()
+        if isinstance(v, dict) and None in v.values():
+            of = [typing.get_args(k)[1] for k in _kinds(field.annotation) if typing.get_origin(k) is dict]
+            if of and isinstance(of[0], type) and issubclass(of[0], BaseModel):
+                return {k: {} if x is None else x for k, x in v.items()}
+        return v
+
+
+def _kinds_with_none(ann) -> list:
+    """The types an annotation admits, None included."""
+    if typing.get_origin(ann) is typing.Annotated:
+        return _kinds_with_none(typing.get_args(ann)[0])
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        return [k for a in typing.get_args(ann) for k in _kinds_with_none(a)]
+    return [ann]
 
 
 def physical_memory() -> int | None:

@@ -371,3 +371,44 @@ def test_a_bare_dash_for_stdin_says_to_quote_it(tmp_path, text, line):
         load_config(str(path))
     assert str(info.value) == (f"{path}:{line}: invalid YAML: sequence entries are not allowed here (a bare - "
                                "starts a list; stdin is written in quotes: train: \"-\")")
+
+
+# -- null ------------------------------------------------------------------------------------------------------
+
+LOGREG = ROOT / "configs" / "logreg.yaml"
+
+
+@pytest.mark.parametrize("key", ["train.target", "data.csv", "data.numeric", "data.crosses", "optimizer", "train",
+                                 "model.ops[0].params", "model.loss.params", "model.variables.label"])
+def test_null_for_a_section_list_or_mapping_is_its_default(key):
+    # lr_scheduler: null and early_stopping: null were the default, but train.target: null said 'train.target: Input
+    # should be a valid dictionary (got None)', data.csv: null and optimizer: null likewise; `target:` with its
+    # entries commented out is null in YAML
+    cfg = load_config(str(LOGREG), [f"{key}=null"])
+    parent, name = cfg, key
+    if "." in key:
+        section, name = key.rsplit(".", 1)
+        for part in section.replace("[0]", ".0").split("."):
+            parent = parent[int(part)] if part.isdigit() else getattr(parent, part)
+    value = parent[name] if isinstance(parent, dict) else getattr(parent, name)
+    field = None if isinstance(parent, dict) else type(parent).model_fields[name]
+    assert value == (type(value)() if field is None else field.default_factory())
+
+
+@pytest.mark.parametrize("key,message", [
+    ("data.batch_size", "data.batch_size: Input should be a valid integer (got null; leave the key out for its "
+                        "default, 32)"),
+    ("data.shuffle", "data.shuffle: Input should be a valid boolean (got null; leave the key out for its default, "
+                     "false)"),
+    ("data.zero_based", "data.zero_based: must be auto, true or false (got null; leave the key out for its default, "
+                        "auto)"),
+    ("model.loss.op", "model.loss.op: Input should be a valid string (got null)")])
+def test_null_for_a_value_that_takes_none_names_the_key_and_its_default(key, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(str(LOGREG), [f"{key}=null"])
+    assert _one_line(str(e.value)) == message
+
+
+def test_null_keeps_its_meaning_where_it_has_one():
+    cfg = load_config(str(LOGREG), ["train.keep_checkpoints=null", "optimizer.lr_scheduler=null"])
+    assert cfg.train.keep_checkpoints is None and cfg.optimizer.lr_scheduler is None

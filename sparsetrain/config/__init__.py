@@ -10,7 +10,13 @@ Anchors, aliases and ``<<`` merge keys work; a number in exponent form is a numb
 (``1e-8``, which YAML 1.1 reads as a string), and a number key (or a number in an initializer's or
 scheduler's parameters) given ``true``/``false`` (or YAML 1.1's ``yes``/``no``) is an error, not 1 or 0;
 a key given twice in one mapping, and a document that
-expands past a million nodes through aliases, are errors naming the file and line.
+expands past a million nodes through aliases, are errors naming the file and line. A key set to
+``null`` (or left empty: ``target:`` with its entries commented out) is, for a section, list or
+mapping, its default as if left out (``train.target: null`` is no target, ``data.csv: null`` the
+default splitting, a variable ``label:`` declared with no keys); where ``null`` has a meaning of
+its own the table says so (``keep_checkpoints``); a value that takes no ``null`` is an error
+naming the key and its default (``data.batch_size: ... (got null; leave the key out for its
+default, 32)``).
 
 Paths written inside a config file (``data.train``, ``data.eval``, ``data.generate.path``,
 ``output``) are resolved against the directory that holds the config file, so a config works
