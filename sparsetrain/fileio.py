@@ -183,7 +183,11 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
 
             def hand_off():
                 raw.flush()
-                syncs.start(finish_later, path)
+                try:
+                    syncs.start(finish_later, path)
+                except BaseException:  # (no thread: the file is not finished; its temporary goes below)
+                    raw.close()
+                    raise
 
         with _writing(f, raw, path, finish if syncs is None else hand_off) as out:
             yield out
@@ -193,7 +197,14 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
         raise
 
 
-_HOST = socket.gethostname()[:40].replace(".", "_") or "host"
+def _host_tag(name: str) -> str:
+    """This machine in a temporary file's name: its host name (shortened, no dots: they end a name's parts)
+    and a digest of the whole name, so that two hosts whose shortened names agree (``node-a.x`` and
+    ``node-a_x``, or long names alike in their first characters) never take each other's files for theirs."""
+    return f"{name[:24].replace('.', '_') or 'host'}_{zlib.crc32(name.encode()):08x}"
+
+
+_HOST = _host_tag(socket.gethostname())
 
 
 def _temporary(path: str, directory: str) -> tuple[int, str]:
@@ -331,10 +342,17 @@ class Syncs:
     def __init__(self):
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
+        self._last: dict[str, threading.Thread] = {}  # path -> the thread of its latest step
 
     def start(self, step, path: str) -> None:
-        """Run ``step()`` on a thread of its own; an ``OSError`` of it is an ``OutputError`` naming ``path``."""
+        """Run ``step()`` on a thread of its own; an ``OSError`` of it is an ``OutputError`` naming ``path``.
+        Steps for one path run in the order they were started (two writes of one file: the later one is the
+        file), steps for different paths at once."""
+        before = self._last.get(path)
+
         def run():
+            if before is not None:
+                before.join()
             try:
                 step()
             except OSError as e:
@@ -345,6 +363,7 @@ class Syncs:
         thread = threading.Thread(target=run, name=f"sync {os.path.basename(path)}", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self._last[path] = thread
 
     @contextlib.contextmanager
     def deferring(self):
@@ -361,6 +380,7 @@ class Syncs:
         while self._threads:
             self._threads[0].join()
             del self._threads[0]
+        self._last.clear()
         if self._errors:
             error, self._errors = self._errors[0], []
             raise error

@@ -311,3 +311,47 @@ def test_nested_optimizer_states_round_trip():
         return y is None if x is None else isinstance(y, np.ndarray) and np.array_equal(x, y) and x.dtype == y.dtype
 
     assert loaded.keys() == states.keys() and all(same(states[k], loaded[k]) for k in states), loaded
+
+
+def test_two_deferred_writes_of_one_file_end_with_the_later_one(tmp_path, monkeypatch):
+    # each write's fsync and rename ran on a thread of its own: the first write, slower to sync, was renamed
+    # into place after the second and left the older content
+    import os
+    import threading
+    import time
+
+    from sparsetrain.fileio import Syncs, write_atomic
+
+    real, first = os.fsync, threading.Event()
+
+    def fsync(fd):
+        if not first.is_set():
+            first.set()
+            time.sleep(0.3)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "config.yaml"
+    syncs = Syncs()
+    with syncs.deferring():
+        write_atomic(str(path), "first")
+        write_atomic(str(path), "second")
+        write_atomic(str(tmp_path / "other"), "x")  # (another file's does not wait for them)
+    syncs.wait()
+    assert path.read_text() == "second" and sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "other"]
+
+
+def test_a_sync_thread_that_cannot_start_leaves_no_open_file_nor_temporary(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from sparsetrain.fileio import Syncs, write_atomic
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    fds = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError), Syncs().deferring():
+        write_atomic(str(tmp_path / "a.txt"), "a")
+    assert len(os.listdir("/proc/self/fd")) == fds and os.listdir(tmp_path) == []

@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import re
+import socket
 
 import numpy as np
 import pytest
@@ -250,6 +251,26 @@ def test_a_write_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
         (tmp_path / name).write_bytes(b"half")
     write_atomic(str(tmp_path / "g.libsvm"), b"1 0:1\n")
     assert sorted(os.listdir(tmp_path)) == sorted(["g.libsvm"] + [n for k, n in left.items() if k != "dead"])
+
+
+def test_a_temporary_file_of_another_host_is_left_alone_whatever_its_pid(tmp_path):
+    # the host part of the name was the host name's first 40 characters with '.' as '_': 'node-a.x' and
+    # 'node-a_x' (or long names alike at the start) took each other's live writers' files for their own dead ones'
+    import subprocess
+    import sys
+
+    from sparsetrain import fileio
+
+    here = socket.gethostname()
+    others = [here.replace(".", "_") if "." in here else here + "_", here[:40] + "-other-host-of-a-long-name"]
+    assert len({fileio._host_tag(n) for n in [here, *others]}) == 3
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    left = [f".tmp-g.libsvm.{fileio._host_tag(n)}-{dead}.x{k}" for k, n in enumerate(others)]
+    for name in left:
+        (tmp_path / name).write_bytes(b"half")
+    write_atomic(str(tmp_path / "g.libsvm"), b"1 0:1\n")
+    assert sorted(os.listdir(tmp_path)) == sorted(["g.libsvm", *left])
 
 
 def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
