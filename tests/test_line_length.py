@@ -19,8 +19,6 @@ KNOWN = {
     "sparsetrain/dist/driver.py": 1,
     "sparsetrain/engines/compiled/batch1.py": 1,
     "sparsetrain/engines/compiled/kernels.py": 3,
-    "sparsetrain/engines/compiled/runner.py": 2,
-    "sparsetrain/engines/compiled/threads.py": 1,
     "sparsetrain/io/chunks.py": 1,
     "sparsetrain/io/csv_reader.py": 2,
     "sparsetrain/io/csv_schema.py": 1,

@@ -79,7 +79,8 @@ def _csr_parts(x):
         data, indices, indptr = x[:3]
         shape = x[3] if len(x) == 4 else (len(indptr) - 1, None)
         return np.asarray(data), np.asarray(indices), np.asarray(indptr), shape
-    raise StorageTypeError(f"expected a CSR input (CSRNDArray, scipy csr or (data, indices, indptr)), got {type(x).__name__}")
+    raise StorageTypeError("expected a CSR input (CSRNDArray, scipy csr or (data, indices, indptr)), "
+                           f"got {type(x).__name__}")
 
 
 def _dense_buffer(x, what):
@@ -291,7 +292,8 @@ class LinearEpochRunner:
         for t, w in enumerate(weights):
             buf = _dense_buffer(w, f"weight {t}")
             if buf.shape != (self.num_features[t], self.num_outputs):
-                raise ShapeError(f"weight {t} has shape {buf.shape}, expected {(self.num_features[t], self.num_outputs)}")
+                raise ShapeError(f"weight {t} has shape {buf.shape}, "
+                                 f"expected {(self.num_features[t], self.num_outputs)}")
             if buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise StorageTypeError(f"weight {t} must be a C-contiguous {self.dtype} array, got {buf.dtype}")
             bufs.append(buf)

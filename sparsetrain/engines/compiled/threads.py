@@ -17,8 +17,9 @@ metric instances are counted once.
   thread ``j > 0`` on a private copy of the rows its share touches. After the round a row one
   share touched is copied back as that share left it; a row several shares touched gets the sum
   of their changes (a weight under an adaptive rule, a state the rule sums: ``Rule.sums``) or
-  their mean (a running average; a weight under plain SGD), added in thread order (:mod:`.thread_kernels`): the same parameters on every run for
-  a given ``N``, and one thread's when the shares touch disjoint rows.
+  their mean (a running average; a weight under plain SGD), added in thread order
+  (:mod:`.thread_kernels`): the same parameters on every run for a given ``N``, and one thread's when
+  the shares touch disjoint rows.
 
 One thread runs the kernel as it always did (the team is not used), so ``threads: 1`` is today's
 result bit for bit. How many threads train (``train.threads: auto``) is :mod:`.thread_count`'s.
