@@ -182,3 +182,22 @@ def test_fused_not_applicable_names_the_kernels_limits():
     assert metric_catalogue.fused_not_applicable("auc", "SoftmaxOutput", 2) is None
     assert "single output" in metric_catalogue.fused_not_applicable("accuracy", "LinearRegressionOutput", 2)
     assert metric_catalogue.fused_not_applicable("mse", "SoftmaxOutput", 3) is None
+
+
+@pytest.mark.parametrize("names,why", [
+    (["mse", "msee"], r"metrics\[1\]: unknown metric 'msee' \(did you mean 'mse'\?\)"),
+    (["composite"], r"metrics\[0\]: 'composite' holds other metrics"),
+])
+def test_the_librarys_evaluate_names_the_list_entry_before_reading_the_data(tmp_path, names, why):
+    # Model.evaluate's own check (the library call's, behind evaluate --metric's): the entry of its list, before
+    # the data is opened (the path here does not exist)
+    from sparsetrain.base import ConfigError
+    from sparsetrain.cli import main
+    from sparsetrain.trainer import load_trained
+
+    out = tmp_path / "r"
+    fit = CliRunner().invoke(main, ["fit", str(ROOT / "configs" / "linreg.yaml"), "--output", str(out),
+                                    "--set", "train.epochs=1", "--set", "train.target={}"])
+    assert fit.exit_code == 0, fit.output
+    with pytest.raises(ConfigError, match=why):
+        load_trained(str(out)).evaluate(str(tmp_path / "missing.libsvm"), names)
