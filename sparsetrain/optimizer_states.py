@@ -26,7 +26,7 @@ import numpy as np
 
 from .base import ConfigError, DataFormatError
 from .fileio import DAMAGED_NPZ_ERRORS, write_npz
-from .optimizer_buffers import state_parts
+from .optimizer_buffers import state_arrays, state_parts
 
 FORMAT = "sparsetrain-optimizer-states"
 VERSION = 1
@@ -119,7 +119,8 @@ def optimizer_progress(opt) -> dict:
 
 def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
     """That ``states`` (and ``progress``) are states ``opt`` keeps: saved by the same update rule (a file
-    that names it), with as many arrays per parameter as the rule keeps (any file).
+    that names it), with as many arrays per parameter as the rule keeps (any file; under ``multi_precision``
+    one more where a float16 weight's master copy is kept beside them).
 
     Unchecked, another rule's states would train on as this rule's (AdaGrad's history as momentum), and
     too few arrays would let a compiled kernel write past their end. Another rule is a ``ConfigError``;
@@ -131,15 +132,17 @@ def check_states(opt, states: dict, progress: dict | None, source: str) -> None:
                           "(and momentum), or start its states fresh (fit: without --init-states)")
     if opt.rule_name is None:
         return  # (an optimizer without a rule, e.g. a Python one of MXNet's API, keeps what its create_state makes)
-    if getattr(opt, "multi_precision", False):
-        return  # (a float16 weight's state holds its float32 master copy besides the rule's arrays)
     keeps = len(opt.rule.states)
+    # under multi_precision a float16 weight's state is (its float32 master copy, the rule's states), nested:
+    # its arrays counted (the file does not say the weight's dtype: the rule's count, or one more)
+    master = bool(getattr(opt, "multi_precision", False))
     for index, state in states.items():
-        n = len(state_parts(state))
-        if n != keeps:
+        n = len(state_arrays(state)) if master else len(state_parts(state))
+        if n != keeps and not (master and n == keeps + 1):
             name = getattr(opt, "idx2name", {}).get(index, index)
+            kept = f"{keeps} (and a float16 weight its float32 master copy)" if master else f"{keeps}"
             raise DataFormatError(f"{source}: parameter {name!r} has {n} optimizer state arrays; this run's "
-                                  f"optimizer ({type(opt).__name__}) keeps {keeps}: the file is damaged or was "
+                                  f"optimizer ({type(opt).__name__}) keeps {kept}: the file is damaged or was "
                                   "saved by another optimizer")
 
 

@@ -355,3 +355,25 @@ def test_a_sync_thread_that_cannot_start_leaves_no_open_file_nor_temporary(tmp_p
     with pytest.raises(RuntimeError), Syncs().deferring():
         write_atomic(str(tmp_path / "a.txt"), "a")
     assert len(os.listdir("/proc/self/fd")) == fds and os.listdir(tmp_path) == []
+
+
+def test_the_state_count_is_checked_under_multi_precision_too():
+    # a float16 weight's state is (master, the rule's states): one array more than the rule keeps; a float32
+    # weight's, the rule's alone. The check was skipped under multi_precision (a state of too few arrays, e.g.
+    # Adam's mean alone, went on to the update)
+    import sparsetrain as st
+    from sparsetrain import optimizer_states as F
+    from sparsetrain.base import DataFormatError
+
+    a = np.zeros((3, 1), np.float32)
+    for opt, good, bad in [
+        (st.optimizer.Adam(multi_precision=True), [(a, (a, a)), (a, a)], [a, (a,), (a, (a, a, a))]),
+        (st.optimizer.SGD(multi_precision=True), [(None, a), None], [(None, (a, a))]),
+        (st.optimizer.SGD(momentum=0.9, multi_precision=True), [(a, a), a], [None, (None, a, a, a)]),
+    ]:
+        F.check_states(opt, dict(enumerate(good)), {"rule": opt.rule_name}, "m.states")
+        for state in bad:
+            with pytest.raises(DataFormatError, match=r"^m.states: parameter 0 has \d optimizer state arrays; this "
+                                                      r"run's optimizer \(\w+\) keeps \d \(and a float16 weight its "
+                                                      r"float32 master copy\): the file is damaged"):
+                F.check_states(opt, {0: state}, {"rule": opt.rule_name}, "m.states")
