@@ -214,11 +214,11 @@ def _open_data(path):
             head = raw.read(6)
             raw.seek(0)
             f = raw
+            _refuse_unread(path, head)
         else:  # a pipe: look at the first bytes without consuming them
             f = io.BufferedReader(raw)
             head = f.peek(6)[:6]
-            refuse_unread_pipe(path, head)
-        _refuse_unread(path, head)
+            refuse_unread_pipe(path, head)  # (_refuse_unread's checks too)
     except BaseException:
         raw.close()
         raise
