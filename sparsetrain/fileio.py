@@ -137,6 +137,9 @@ def open_atomic(path, *, compress: bool = True, make_dirs: bool = False, fsync: 
         with _open_in_place(path, compress) as f:
             yield f
         return
+    if path.endswith((os.sep, os.altsep or os.sep)):  # ("out/" of no directory: realpath drops the "/", and the
+        # rename wrote a file "out", as open("out/", "wb") would not)
+        raise _output_error(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), path)
     directory = os.path.dirname(os.path.realpath(path))  # a link's target is replaced, not the link
     if make_dirs:
         try:

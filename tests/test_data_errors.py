@@ -233,6 +233,27 @@ def test_a_full_disk_names_the_path_and_leaves_no_partial_file(tmp_path, full_di
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("writer", ["dump_libsvm", "generate_libsvm", "write_atomic"])
+def test_a_name_ending_in_a_slash_is_refused_not_written_as_a_file(tmp_path, writer):
+    # "out/" where no directory "out" is: the rename wrote the file "out" (predict --out out/ said 'wrote 3
+    # predictions to out/'; gen-data wrote "out", then failed at its weights file, leaving it)
+    path = f"{tmp_path / 'out'}/"
+    with pytest.raises(OutputError) as e:
+        _writers(path)[writer]()
+    assert str(e.value) == f"{path}: cannot write (Is a directory)"
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "out").mkdir()  # (a directory that is there: as before, the same words)
+    with pytest.raises(OutputError, match=re.escape(f"{path}: cannot write (Is a directory)")):
+        _writers(path)[writer]()
+
+
+def test_gen_data_and_predict_to_a_name_ending_in_a_slash_write_nothing(tmp_path):
+    res = _cli("gen-data", "--rows", 10, "--features", 5, "--density", 0.5, "--out", f"{tmp_path / 'new' / 'out'}/")
+    assert res.exit_code == 1
+    assert _one_error_line(res.stderr) == f"error: {tmp_path / 'new' / 'out'}/: cannot write (Is a directory)"
+    assert os.listdir(tmp_path) == []  # (nor the directory gen-data made for it)
+
+
 def test_a_write_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
     # a gen-data killed with SIGKILL (or by the OOM killer) left '.tmp-g.libsvm.*', 250 MB, beside its output
     # for good: nothing ran to remove it, and later writes of the file left it there
