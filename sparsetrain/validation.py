@@ -131,13 +131,18 @@ def _model_in(ann):
     return None
 
 
-def _kinds(ann) -> list:
-    """The types an annotation admits besides None (a union's members; ``Annotated``'s type)."""
+def _members(ann) -> list:
+    """The types an annotation admits, None included (a union's members; ``Annotated``'s type)."""
     if typing.get_origin(ann) is typing.Annotated:
-        return _kinds(typing.get_args(ann)[0])
+        return _members(typing.get_args(ann)[0])
     if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        return [k for a in typing.get_args(ann) for k in _kinds(a)]
-    return [] if ann is type(None) else [ann]
+        return [k for a in typing.get_args(ann) for k in _members(a)]
+    return [ann]
+
+
+def _kinds(ann) -> list:
+    """The types an annotation admits besides None."""
+    return [k for k in _members(ann) if k is not type(None)]
 
 
 def _numbers(ann) -> bool:
@@ -218,22 +223,13 @@ class NumbersNotBools(BaseModel):
         a mapping (``variables: {label: null}``) is its defaults. A value that takes no null stays an error
         (:func:`format_validation_error` says the default)."""
         field = cls.model_fields[info.field_name]
-        if v is None and field.default_factory is not None and type(None) not in _kinds_with_none(field.annotation):
+        if v is None and field.default_factory is not None and type(None) not in _members(field.annotation):
             return field.default_factory()
         if isinstance(v, dict) and None in v.values():
             of = [typing.get_args(k)[1] for k in _kinds(field.annotation) if typing.get_origin(k) is dict]
             if of and isinstance(of[0], type) and issubclass(of[0], BaseModel):
                 return {k: {} if x is None else x for k, x in v.items()}
         return v
-
-
-def _kinds_with_none(ann) -> list:
-    """The types an annotation admits, None included."""
-    if typing.get_origin(ann) is typing.Annotated:
-        return _kinds_with_none(typing.get_args(ann)[0])
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        return [k for a in typing.get_args(ann) for k in _kinds_with_none(a)]
-    return [ann]
 
 
 def physical_memory() -> int | None:
