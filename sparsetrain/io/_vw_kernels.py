@@ -154,6 +154,20 @@ def _number(buf, s, e, limit):
     return v, 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _field_number(buf, s, e, limit, bad, bs, info, rows, slow):
+    """The number at ``buf[s:e]`` as (value, status) — status 0 ok, 1 slow — or, where it is not a number
+    (error ``bad``) or not finite (``E_NONFINITE``), the error recorded at ``buf[bs:e]`` and status -1."""
+    v, st = _number(buf, s, e, limit)
+    if st == 2:
+        record_error(info, bad, bs, e, 0, rows, slow)
+        return v, -1
+    if st == 3:
+        record_error(info, E_NONFINITE, bs, e, 0, rows, slow)
+        return v, -1
+    return v, st
+
+
 @njit(cache=True, nogil=True)
 def _ns_id(buf, s, e, names, offs):
     """The index of namespace ``buf[s:e]`` in the cross namespace list, or -1."""
@@ -296,21 +310,16 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
             record_error(info, E_HEADER, q, bar, 0, rows, slow)
             return
         if nw >= 1:
-            v, st = _number(buf, s0, e0, value_limit)
-            if st == 2:
-                record_error(info, E_LABEL, s0, e0, 0, rows, slow)
-                return
-            if st == 3:
-                record_error(info, E_NONFINITE, s0, e0, 0, rows, slow)
+            v, st = _field_number(buf, s0, e0, value_limit, E_LABEL, s0, info, rows, slow)
+            if st < 0:
                 return
             slow += st == 1
             label = v
         if nw >= 2:
-            v, st = _number(buf, s1, e1, value_limit)
-            if st == 3:
-                record_error(info, E_NONFINITE, s1, e1, 0, rows, slow)
+            v, st = _field_number(buf, s1, e1, value_limit, E_IMPORTANCE, s1, info, rows, slow)
+            if st < 0:
                 return
-            if st == 2 or v < 0:
+            if v < 0:
                 record_error(info, E_IMPORTANCE, s1, e1, 0, rows, slow)
                 return
             slow += st == 1
@@ -344,12 +353,8 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
                     ss = t
                     while t < e and not is_space(buf[u(t)]) and buf[u(t)] != 124:
                         t += 1
-                    v, st = _number(buf, ss, t, value_limit)
-                    if st == 2:
-                        record_error(info, E_SCALE, ss, t, 0, rows, slow)
-                        return
-                    if st == 3:
-                        record_error(info, E_NONFINITE, ss, t, 0, rows, slow)
+                    v, st = _field_number(buf, ss, t, value_limit, E_SCALE, ss, info, rows, slow)
+                    if st < 0:
                         return
                     slow += st == 1
                     scale = v
@@ -383,12 +388,8 @@ def _parse_lines(buf, hash_bits, max_line, value_limit, cross_names, cross_offs,
             nm_e = t
             if colon >= 0:
                 nm_e = colon
-                v, st = _number(buf, colon + 1, t, value_limit)
-                if st == 2:
-                    record_error(info, E_VALUE, fs, t, 0, rows, slow)
-                    return
-                if st == 3:
-                    record_error(info, E_NONFINITE, fs, t, 0, rows, slow)
+                v, st = _field_number(buf, colon + 1, t, value_limit, E_VALUE, fs, info, rows, slow)
+                if st < 0:
                     return
                 slow += st == 1
             v *= scale
